@@ -1,0 +1,8 @@
+// One line per area; each area's bindings live in their own register_<area>.cpp.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void register_areas(py::module_& m) {
+  (void)m;
+}

@@ -1,0 +1,14 @@
+// Stand-in for cuda/gpu_status.cu when the build has no CUDA.
+#include "cairn/build_info.hpp"
+
+namespace cairn {
+
+bool cuda_compiled() { return false; }
+
+GpuStatus gpu_status() {
+  GpuStatus status;
+  status.reason = "this build of cairn has no CUDA kernels (no CUDA compiler at build time, or CAIRN_CUDA=OFF)";
+  return status;
+}
+
+}  // namespace cairn
