@@ -1,0 +1,1 @@
+"""Gateway: the one public port. Routes /api/v1/<service>/..., health, status, event stream."""

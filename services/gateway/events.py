@@ -1,0 +1,54 @@
+"""Server-sent events: the event log, filtered by project and type, resumable by sequence."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+from collections.abc import AsyncIterator
+
+from nats.js import api as js_api
+
+from cairn.kernel.envelope import H_TYPE, SUBJECT_PREFIX, Event
+from cairn.kernel.eventlog import EventLog
+
+HEARTBEAT_S = 15.0
+
+
+def type_matcher(types: str | None) -> list[str]:
+    return [t.strip() for t in (types or "").split(",") if t.strip()]
+
+
+def matches(event_type: str, patterns: list[str]) -> bool:
+    return not patterns or any(fnmatch.fnmatchcase(event_type, p) for p in patterns)
+
+
+async def event_stream(event_log: EventLog, *, project: str | None, types: str | None,
+                       after: int | None) -> AsyncIterator[bytes]:
+    """Yield SSE frames (``id: <sequence>``) for events after ``after`` (new ones only if None)."""
+    patterns = type_matcher(types)
+    subject = f"{SUBJECT_PREFIX}.{project}.>" if project else f"{SUBJECT_PREFIX}.>"
+    if after is None:
+        config = js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.NEW)
+    else:
+        config = js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
+                                       opt_start_seq=after + 1)
+    sub = await event_log.js.subscribe(subject, ordered_consumer=True, config=config,
+                                       stream=event_log.stream)
+    try:
+        yield b": connected\n\n"
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=HEARTBEAT_S)
+            except (asyncio.TimeoutError, Exception) as err:  # nats raises its own TimeoutError
+                if "Timeout" not in type(err).__name__:
+                    raise
+                yield b": keep-alive\n\n"
+                continue
+            if not matches((msg.headers or {}).get(H_TYPE, ""), patterns):
+                continue
+            event = Event.from_message(msg.data, msg.metadata.sequence.stream, msg.headers)
+            body = json.dumps(event.to_dict(), separators=(",", ":"))
+            yield f"id: {event.sequence}\nevent: {event.type}\ndata: {body}\n\n".encode()
+    finally:
+        await sub.unsubscribe()

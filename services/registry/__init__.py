@@ -1,0 +1,1 @@
+"""Registry service: projects, experiments, runs, models, model versions and aliases."""

@@ -1,0 +1,27 @@
+"""Registry service wiring: settings, projection, routes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from cairn.kernel.service import create_service_app
+from cairn.kernel.settings import ServiceSettings
+from cairn.services.registry.api import router
+from cairn.services.registry.projection import apply_event
+from cairn.services.registry.store import RegistryStore
+
+
+class RegistrySettings(ServiceSettings):
+    """Environment: CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT."""
+
+
+def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    settings = settings or RegistrySettings()
+    return create_service_app(
+        "registry",
+        settings,
+        make_store=lambda s: RegistryStore(s.data_dir / "registry" / "registry.sqlite3"),
+        handler=apply_event,
+        routers=[router],
+        description="Projects, experiments, runs, models, model versions and aliases.",
+    )

@@ -1,0 +1,237 @@
+"""Registry read model: events -> SQLite tables. One handler per event type; the aggregate state
+snapshot used by the command side is folded in the same transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from cairn.kernel.envelope import Event
+from cairn.kernel.store import load_state, record_idempotency, save_state
+from cairn.services.registry.domain import EVOLVERS
+
+Handler = Callable[[sqlite3.Connection, Event], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*event_types: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for event_type in event_types:
+            HANDLERS[event_type] = fn
+        return fn
+    return register
+
+
+def apply_event(conn: sqlite3.Connection, event: Event) -> None:
+    """The projection's entry point: fold the aggregate snapshot, then update the views."""
+    evolve = EVOLVERS.get(event.aggregate)
+    handler = HANDLERS.get(event.type)
+    if evolve is None or handler is None:
+        return  # an event of another service
+    _, state = load_state(conn, event.subject)
+    save_state(conn, event.subject, event.sequence, evolve(state, event.type, event.data))
+    record_idempotency(conn, event)
+    handler(conn, event)
+
+
+# --- projects and experiments ------------------------------------------------------------------
+
+@handles("project.created")
+def _project_created(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute(
+        "INSERT INTO projects(name, description, archived, created_at, updated_at, created_by) "
+        "VALUES(?, ?, 0, ?, ?, ?)", (e.project, e.data["description"], e.time, e.time, e.actor))
+    conn.execute(
+        "INSERT INTO experiments(id, project, name, description, archived, created_at, updated_at, "
+        "created_by, created_seq) VALUES(?, ?, 'default', '', 0, ?, ?, ?, ?)",
+        (e.data["default_experiment_id"], e.project, e.time, e.time, e.actor, e.sequence))
+
+
+@handles("project.updated")
+def _project_updated(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE projects SET description=?, updated_at=? WHERE name=?",
+                 (e.data["description"], e.time, e.project))
+
+
+@handles("project.archived", "project.restored")
+def _project_archived(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE projects SET archived=?, updated_at=? WHERE name=?",
+                 (int(e.type == "project.archived"), e.time, e.project))
+
+
+@handles("experiment.created")
+def _experiment_created(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute(
+        "INSERT INTO experiments(id, project, name, description, archived, created_at, updated_at, "
+        "created_by, created_seq) VALUES(?, ?, ?, ?, 0, ?, ?, ?, ?)",
+        (e.data["experiment_id"], e.project, e.data["name"], e.data["description"], e.time, e.time,
+         e.actor, e.sequence))
+
+
+@handles("experiment.updated")
+def _experiment_updated(conn: sqlite3.Connection, e: Event) -> None:
+    for column in ("name", "description"):
+        if column in e.data:
+            conn.execute(f"UPDATE experiments SET {column}=?, updated_at=? WHERE id=?",
+                         (e.data[column], e.time, e.data["experiment_id"]))
+
+
+@handles("experiment.archived", "experiment.restored")
+def _experiment_archived(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE experiments SET archived=?, updated_at=? WHERE id=?",
+                 (int(e.type == "experiment.archived"), e.time, e.data["experiment_id"]))
+
+
+@handles("experiment.tag_set")
+def _experiment_tag_set(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute(
+        "INSERT INTO experiment_tags(experiment_id, key, value) VALUES(?, ?, ?) "
+        "ON CONFLICT(experiment_id, key) DO UPDATE SET value=excluded.value",
+        (e.data["experiment_id"], e.data["key"], e.data["value"]))
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+@handles("run.created")
+def _run_created(conn: sqlite3.Connection, e: Event) -> None:
+    d = e.data
+    started = e.time if d["status"] == "running" else None
+    conn.execute(
+        "INSERT INTO runs(id, project, experiment_id, name, status, description, archived, "
+        "created_at, updated_at, started_at, created_by) VALUES(?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+        (e.aggregate_id, e.project, d["experiment_id"], d["name"], d["status"], d["description"],
+         e.time, e.time, started, e.actor))
+    conn.executemany("INSERT INTO run_params(run_id, key, value) VALUES(?, ?, ?)",
+                     [(e.aggregate_id, k, v) for k, v in d["params"].items()])
+    conn.executemany("INSERT INTO run_tags(run_id, key, value) VALUES(?, ?, ?)",
+                     [(e.aggregate_id, k, v) for k, v in d["tags"].items()])
+
+
+@handles("run.started")
+def _run_started(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE runs SET status='running', started_at=?, updated_at=? WHERE id=?",
+                 (e.time, e.time, e.aggregate_id))
+
+
+@handles("run.finished")
+def _run_finished(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE runs SET status=?, status_message=?, ended_at=?, updated_at=? WHERE id=?",
+                 (e.data["status"], e.data["message"], e.time, e.time, e.aggregate_id))
+
+
+@handles("run.params_logged")
+def _run_params_logged(conn: sqlite3.Connection, e: Event) -> None:
+    conn.executemany("INSERT OR IGNORE INTO run_params(run_id, key, value) VALUES(?, ?, ?)",
+                     [(e.aggregate_id, k, v) for k, v in e.data["params"].items()])
+    conn.execute("UPDATE runs SET updated_at=? WHERE id=?", (e.time, e.aggregate_id))
+
+
+@handles("run.tag_set")
+def _run_tag_set(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute(
+        "INSERT INTO run_tags(run_id, key, value) VALUES(?, ?, ?) "
+        "ON CONFLICT(run_id, key) DO UPDATE SET value=excluded.value",
+        (e.aggregate_id, e.data["key"], e.data["value"]))
+    conn.execute("UPDATE runs SET updated_at=? WHERE id=?", (e.time, e.aggregate_id))
+
+
+@handles("run.tag_deleted")
+def _run_tag_deleted(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("DELETE FROM run_tags WHERE run_id=? AND key=?", (e.aggregate_id, e.data["key"]))
+    conn.execute("UPDATE runs SET updated_at=? WHERE id=?", (e.time, e.aggregate_id))
+
+
+@handles("run.updated")
+def _run_updated(conn: sqlite3.Connection, e: Event) -> None:
+    for column in ("name", "description"):
+        if column in e.data:
+            conn.execute(f"UPDATE runs SET {column}=?, updated_at=? WHERE id=?",
+                         (e.data[column], e.time, e.aggregate_id))
+
+
+@handles("run.archived", "run.restored")
+def _run_archived(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE runs SET archived=?, updated_at=? WHERE id=?",
+                 (int(e.type == "run.archived"), e.time, e.aggregate_id))
+
+
+# --- models ------------------------------------------------------------------------------------
+
+@handles("model.created")
+def _model_created(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute(
+        "INSERT INTO models(id, project, name, description, archived, created_at, updated_at, "
+        "created_by, created_seq) VALUES(?, ?, ?, ?, 0, ?, ?, ?, ?)",
+        (e.data["model_id"], e.project, e.data["name"], e.data["description"], e.time, e.time, e.actor,
+         e.sequence))
+
+
+@handles("model.updated")
+def _model_updated(conn: sqlite3.Connection, e: Event) -> None:
+    for column in ("name", "description"):
+        if column in e.data:
+            conn.execute(f"UPDATE models SET {column}=?, updated_at=? WHERE id=?",
+                         (e.data[column], e.time, e.data["model_id"]))
+
+
+@handles("model.archived", "model.restored")
+def _model_archived(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE models SET archived=?, updated_at=? WHERE id=?",
+                 (int(e.type == "model.archived"), e.time, e.data["model_id"]))
+
+
+@handles("model.tag_set")
+def _model_tag_set(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute(
+        "INSERT INTO model_tags(model_id, key, value) VALUES(?, ?, ?) "
+        "ON CONFLICT(model_id, key) DO UPDATE SET value=excluded.value",
+        (e.data["model_id"], e.data["key"], e.data["value"]))
+
+
+@handles("model_version.created")
+def _version_created(conn: sqlite3.Connection, e: Event) -> None:
+    d = e.data
+    conn.execute(
+        "INSERT INTO model_versions(model_id, version, run_id, artifact_digest, description, "
+        "archived, created_at, updated_at, created_by, created_seq) VALUES(?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+        (e.aggregate_id, d["version"], d["run_id"], d["artifact_digest"], d["description"], e.time,
+         e.time, e.actor, e.sequence))
+    conn.execute("UPDATE models SET updated_at=? WHERE id=?", (e.time, e.aggregate_id))
+
+
+@handles("model_version.updated")
+def _version_updated(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE model_versions SET description=?, updated_at=? WHERE model_id=? AND version=?",
+                 (e.data["description"], e.time, e.aggregate_id, e.data["version"]))
+
+
+@handles("model_version.archived", "model_version.restored")
+def _version_archived(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE model_versions SET archived=?, updated_at=? WHERE model_id=? AND version=?",
+                 (int(e.type == "model_version.archived"), e.time, e.aggregate_id, e.data["version"]))
+
+
+@handles("model_version.tag_set")
+def _version_tag_set(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute(
+        "INSERT INTO model_version_tags(model_id, version, key, value) VALUES(?, ?, ?, ?) "
+        "ON CONFLICT(model_id, version, key) DO UPDATE SET value=excluded.value",
+        (e.aggregate_id, e.data["version"], e.data["key"], e.data["value"]))
+
+
+@handles("model_version.alias_set", "model_version.alias_removed")
+def _alias_changed(conn: sqlite3.Connection, e: Event) -> None:
+    d = e.data
+    if e.type == "model_version.alias_set":
+        conn.execute(
+            "INSERT INTO model_aliases(model_id, alias, version, updated_at) VALUES(?, ?, ?, ?) "
+            "ON CONFLICT(model_id, alias) DO UPDATE SET version=excluded.version, "
+            "updated_at=excluded.updated_at", (e.aggregate_id, d["alias"], d["version"], e.time))
+    else:
+        conn.execute("DELETE FROM model_aliases WHERE model_id=? AND alias=?", (e.aggregate_id, d["alias"]))
+    conn.execute(
+        "INSERT INTO alias_history(seq, model_id, alias, action, version, previous_version, time, actor) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+        (e.sequence, e.aggregate_id, d["alias"], "set" if e.type.endswith("alias_set") else "removed",
+         d["version"], d.get("previous_version"), e.time, e.actor))
+

@@ -1,0 +1,110 @@
+"""Entry point of the ``cairn`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
+from cairn.cli.registry import experiments, models, projects, runs
+from cairn.kernel.settings import DEFAULT_DATA_DIR
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", envvar="CAIRN_URL", help="Gateway URL (default $CAIRN_URL or http://127.0.0.1:8080).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.version_option(package_name="cairn-mlops")
+@click.pass_context
+def cli(click_ctx: click.Context, url: str | None, as_json: bool) -> None:
+    """Cairn: reproducible runs, a shared hub, scalable jobs, continuous delivery.
+
+    Example: cairn up   (then, in another shell)   cairn runs list -p demo
+    """
+    click_ctx.obj = Ctx(url, as_json)
+
+
+@cli.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR, show_default=True,
+              envvar="CAIRN_DATA_DIR", help="Where the event log and projections live.")
+@click.option("--port", default=8080, show_default=True, help="Gateway port (the one public port).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the gateway listens on.")
+@click.option("--nats-url", help="Use this NATS server instead of starting one.")
+@click.option("--nats-port", default=4222, show_default=True, help="Port for the NATS server we start.")
+def up(data_dir: Path, port: int, host: str, nats_url: str | None, nats_port: int) -> None:
+    """Start the whole platform on this machine and supervise it until Ctrl-C.
+
+    Example: cairn up --data-dir ./cairn-data --port 8080
+    """
+    from cairn import up as supervisor
+
+    supervisor.run(data_dir.expanduser().resolve(), port, host, nats_url, nats_port)
+
+
+@cli.command()
+@pass_ctx
+@api_errors
+def status(ctx: Ctx) -> None:
+    """Each service's health, the stream sequence and projection lag. Example: cairn status --json"""
+    report = ctx.client.status()
+    if ctx.as_json:
+        emit(ctx, report)
+        return
+    log = report["event_log"]
+    click.echo(f"event log: {'connected' if log.get('connected') else 'DOWN'}  last_seq={log.get('last_seq')}")
+    rows = [{"service": name, **item} for name, item in report["services"].items()]
+    emit(ctx, rows, columns=["service", "ready", "applied_seq", "lag", "url", "error"])
+    if not report["ready"]:
+        sys.exit(1)
+
+
+@cli.group()
+def admin() -> None:
+    """Operations: rebuild projections. Example: cairn admin rebuild registry"""
+
+
+@admin.command("rebuild")
+@click.argument("service")
+@pass_ctx
+@api_errors
+def admin_rebuild(ctx: Ctx, service: str) -> None:
+    """Drop a service's projection and replay the event log into it. Example: cairn admin rebuild registry"""
+    started = time.monotonic()
+    result = ctx.client.rebuild(service)
+    result["wall_seconds"] = round(time.monotonic() - started, 3)
+    emit(ctx, result)
+
+
+@cli.group()
+def events() -> None:
+    """The event log. Example: cairn events tail --project vision --type 'run.*'"""
+
+
+@events.command("tail")
+@click.option("--project", "-p", help="Only this project's events.")
+@click.option("--type", "types", multiple=True, help="Event type glob, e.g. run.* (repeatable).")
+@click.option("--since", type=int, help="Replay from after this stream sequence, then follow.")
+@pass_ctx
+@api_errors
+def events_tail(ctx: Ctx, project: str | None, types: tuple[str, ...], since: int | None) -> None:
+    """Print events live as they are appended. Example: cairn events tail -p vision --type 'model_version.*'"""
+    try:
+        for event in ctx.client.events(project=project, types=",".join(types) or None, since=since):
+            if ctx.as_json:
+                click.echo(json.dumps(event, separators=(",", ":")))
+            else:
+                click.echo(f"{event['sequence']:>8}  {event['time']}  {event['project']}  {event['type']:<28} "
+                           f"{event['aggregate']}/{event['aggregate_id']}  by {event['actor']}  "
+                           f"{json.dumps(event['data'], separators=(',', ':'))[:120]}")
+    except KeyboardInterrupt:
+        pass
+
+
+for group in (projects, experiments, runs, models):
+    cli.add_command(group)
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,1 @@
+"""The shared kernel: event envelope, event log client, projections, errors, settings, HTTP glue."""

@@ -1,0 +1,145 @@
+"""Command handling: load an aggregate's state, decide events, append with optimistic
+concurrency and idempotency, and answer once the projection shows the result."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cairn.kernel.envelope import Event, subject_for
+from cairn.kernel.errors import ConcurrencyConflict
+from cairn.kernel.eventlog import EventLog
+from cairn.kernel.projection import ProjectionRunner
+from cairn.kernel.schemas import validate_event
+from cairn.kernel.store import SqliteStore
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who asked, and how to tie the resulting events to the request."""
+
+    actor: str = "anonymous"
+    correlation_id: str | None = None
+    idempotency_key: str | None = None
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command did: the event it appended (or found, for a repeated request)."""
+
+    sequence: int
+    aggregate_id: str
+    type: str
+    duplicate: bool = False
+
+
+# decide(state) -> (event type, data); may raise a CairnError; returns None for a no-op.
+Decision = tuple[str, dict[str, Any]] | None
+Decide = Callable[[dict[str, Any] | None], Decision]
+
+
+class CommandHandler:
+    """Runs commands against one service's aggregates."""
+
+    def __init__(self, event_log: EventLog, store: SqliteStore, runner: ProjectionRunner) -> None:
+        self.log = event_log
+        self.store = store
+        self.runner = runner
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    def _scoped_key(self, ctx: CommandContext, project: str) -> str | None:
+        if not ctx.idempotency_key:
+            return None
+        return f"{ctx.actor}:{project}:{ctx.idempotency_key}"
+
+    def _remembered(self, key: str | None) -> Outcome | None:
+        if key is None:
+            return None
+        row = self.store.query_one(
+            "SELECT seq, aggregate_id, type FROM idempotency WHERE key=?", (key,)
+        )
+        if row is None:
+            return None
+        return Outcome(row["seq"], row["aggregate_id"], row["type"], duplicate=True)
+
+    async def execute(
+        self,
+        ctx: CommandContext,
+        *,
+        project: str,
+        aggregate: str,
+        aggregate_id: str,
+        decide: Decide,
+    ) -> Outcome:
+        """Decide and append one event for an aggregate; 409 after bounded conflicting retries."""
+        subject = subject_for(project, aggregate, aggregate_id)
+        key = self._scoped_key(ctx, project)
+        async with self._lock(key or subject), self._lock(subject) if key else _nullcontext():
+            for _attempt in range(MAX_ATTEMPTS):
+                remembered = self._remembered(key)
+                if remembered is not None:
+                    return remembered
+                last_seq, state = self._state(subject)
+                decision = decide(state)
+                if decision is None:
+                    return Outcome(last_seq, aggregate_id, "noop")
+                event_type, data = decision
+                event = Event(
+                    type=event_type,
+                    project=project,
+                    aggregate=aggregate,
+                    aggregate_id=aggregate_id,
+                    data=data,
+                    actor=ctx.actor,
+                    correlation_id=ctx.correlation_id,
+                    traceparent=ctx.traceparent,
+                )
+                validate_event(event)
+                try:
+                    appended = await self.log.append(
+                        event, expected_last_subject_seq=last_seq, msg_id=key
+                    )
+                except ConcurrencyConflict:
+                    # Someone else wrote first: catch up with the log, then decide again.
+                    target = await self.log.last_subject_sequence(subject)
+                    await self.runner.wait_for(target)
+                    continue
+                await self.runner.wait_for(appended.sequence)
+                if appended.duplicate:
+                    remembered = self._remembered(key)
+                    if remembered is not None:
+                        return remembered
+                return Outcome(appended.sequence, aggregate_id, event_type)
+        raise ConcurrencyConflict(
+            f"{aggregate} {aggregate_id} is being changed by other requests; "
+            f"gave up after {MAX_ATTEMPTS} attempts, retry later",
+            details={"aggregate": aggregate, "id": aggregate_id},
+        )
+
+    def _state(self, subject: str) -> tuple[int, dict[str, Any] | None]:
+        row = self.store.query_one("SELECT last_seq, state FROM aggregates WHERE subject=?", (subject,))
+        if row is None:
+            return 0, None
+        return int(row["last_seq"]), json.loads(row["state"])
+
+
+class _nullcontext:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,91 @@
+"""The event envelope: what every event of record looks like on the log and in projections."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from cairn.kernel.ids import event_id
+
+SUBJECT_PREFIX = "cairn.evt"
+
+# Headers that carry envelope fields, so consumers can filter without parsing bodies.
+H_TYPE = "Cairn-Type"
+H_VERSION = "Cairn-Version"
+H_EVENT_ID = "Cairn-Event-Id"
+H_ACTOR = "Cairn-Actor"
+H_CORRELATION = "Cairn-Correlation-Id"
+H_CAUSATION = "Cairn-Causation-Id"
+H_TRACEPARENT = "traceparent"
+H_MSG_ID = "Nats-Msg-Id"
+H_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+
+
+def subject_for(project: str, aggregate: str, aggregate_id: str) -> str:
+    return f"{SUBJECT_PREFIX}.{project}.{aggregate}.{aggregate_id}"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event of record. ``sequence`` is the stream sequence, known once the log has it."""
+
+    type: str
+    project: str
+    aggregate: str
+    aggregate_id: str
+    data: dict[str, Any]
+    actor: str = "anonymous"
+    version: int = 1
+    id: str = field(default_factory=event_id)
+    time: str = field(default_factory=utc_now)
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    sequence: int = 0
+    # Transport-only fields: they travel as headers, not in the stored body.
+    traceparent: str | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return subject_for(self.project, self.aggregate, self.aggregate_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body.pop("traceparent")
+        body.pop("idempotency_key")
+        return body
+
+    def to_json(self) -> bytes:
+        body = self.to_dict()
+        body.pop("sequence")  # the log assigns it
+        return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            H_TYPE: self.type,
+            H_VERSION: str(self.version),
+            H_EVENT_ID: self.id,
+            H_ACTOR: self.actor,
+        }
+        if self.correlation_id:
+            headers[H_CORRELATION] = self.correlation_id
+        if self.causation_id:
+            headers[H_CAUSATION] = self.causation_id
+        if self.traceparent:
+            headers[H_TRACEPARENT] = self.traceparent
+        return headers
+
+    @classmethod
+    def from_message(cls, data: bytes, sequence: int, headers: dict[str, str] | None) -> "Event":
+        body = json.loads(data)
+        body["sequence"] = sequence
+        headers = headers or {}
+        body["traceparent"] = headers.get(H_TRACEPARENT)
+        body["idempotency_key"] = headers.get(H_MSG_ID)
+        return cls(**body)

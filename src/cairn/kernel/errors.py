@@ -1,0 +1,83 @@
+"""One error tree for the whole platform, translated to HTTP once, at the edge.
+
+Every error carries a stable ``code`` and a message that says what was wrong and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CairnError(Exception):
+    """Base of every error Cairn raises on purpose."""
+
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class InvalidInput(CairnError):
+    """The request is malformed or breaks a rule; nothing was changed."""
+
+    status = 422
+    code = "invalid_input"
+
+
+class BadRequest(CairnError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(CairnError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(CairnError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(CairnError):
+    status = 404
+    code = "not_found"
+
+
+class AlreadyExists(CairnError):
+    status = 409
+    code = "already_exists"
+
+
+class Conflict(CairnError):
+    """The command contradicts the current state (e.g. changing an immutable param)."""
+
+    status = 409
+    code = "conflict"
+
+
+class ConcurrencyConflict(Conflict):
+    """Another writer changed the aggregate first and retries did not get through."""
+
+    code = "concurrent_modification"
+
+
+class PayloadTooLarge(CairnError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unavailable(CairnError):
+    status = 503
+    code = "unavailable"
+
+
+class UpstreamError(CairnError):
+    status = 502
+    code = "bad_gateway"

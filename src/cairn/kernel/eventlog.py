@@ -1,0 +1,140 @@
+"""The event log: a JetStream stream of events of record, appended with optimistic concurrency
+and idempotency keys.
+
+Subjects are ``cairn.evt.<project>.<aggregate>.<id>``; each append names the sequence the writer
+last saw on that subject (``Nats-Expected-Last-Subject-Sequence``, 0 for a new aggregate) and an
+idempotency key (``Nats-Msg-Id``), so a stale writer gets a conflict and a retried command appends
+once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+from nats.js.errors import BadRequestError, NotFoundError
+
+from cairn.kernel.envelope import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, SUBJECT_PREFIX, Event
+from cairn.kernel.errors import ConcurrencyConflict, Unavailable
+
+log = logging.getLogger(__name__)
+
+EVENTS_STREAM = "CAIRN_EVENTS"
+WRONG_LAST_SEQUENCE = 10071
+# How long the server remembers idempotency keys. Projections remember applied keys for good.
+DUPLICATE_WINDOW_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Appended:
+    """Where an event landed. ``duplicate`` means the idempotency key was seen before."""
+
+    sequence: int
+    duplicate: bool
+
+
+async def wait_for_port(url: str, timeout: float = 30.0) -> None:
+    """Wait until something listens at the NATS URL (nats.connect would retry for minutes)."""
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 4222
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError:
+            if loop.time() > deadline:
+                raise Unavailable(f"no NATS server answers at {url}") from None
+            await asyncio.sleep(0.05)
+
+
+async def connect(url: str, *, name: str = "cairn", timeout: float = 30.0) -> NATS:
+    """Connect to NATS, waiting for the port first; reconnect forever once connected."""
+    await wait_for_port(url, timeout)
+    return await nats.connect(
+        url,
+        name=name,
+        connect_timeout=5,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.2,
+        allow_reconnect=True,
+    )
+
+
+class EventLog:
+    """Client for the events-of-record stream."""
+
+    def __init__(self, nc: NATS, *, stream: str = EVENTS_STREAM, replicas: int = 1) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=10)
+        self.stream = stream
+        self.replicas = replicas
+
+    @classmethod
+    async def open(cls, url: str, *, name: str = "cairn", replicas: int = 1) -> "EventLog":
+        nc = await connect(url, name=name)
+        event_log = cls(nc, replicas=replicas)
+        await event_log.ensure_stream()
+        return event_log
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            await self.nc.drain()
+
+    async def ensure_stream(self) -> None:
+        config = js_api.StreamConfig(
+            name=self.stream,
+            subjects=[f"{SUBJECT_PREFIX}.>"],
+            storage=js_api.StorageType.FILE,
+            retention=js_api.RetentionPolicy.LIMITS,
+            duplicate_window=DUPLICATE_WINDOW_S,
+            num_replicas=self.replicas,
+            allow_direct=True,
+        )
+        try:
+            await self.js.stream_info(self.stream)
+        except NotFoundError:
+            try:
+                await self.js.add_stream(config)
+            except BadRequestError as err:  # created concurrently by another process
+                if "already in use" not in str(err):
+                    raise
+
+    async def append(
+        self, event: Event, *, expected_last_subject_seq: int | None, msg_id: str | None = None
+    ) -> Appended:
+        """Append one event. Raises ConcurrencyConflict when the subject moved on."""
+        headers = event.headers()
+        if expected_last_subject_seq is not None:
+            headers[H_EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last_subject_seq)
+        headers[H_MSG_ID] = msg_id or event.id
+        try:
+            ack = await self.js.publish(event.subject, event.to_json(), headers=headers)
+        except BadRequestError as err:
+            if err.err_code == WRONG_LAST_SEQUENCE:
+                raise ConcurrencyConflict(
+                    f"{event.aggregate} {event.aggregate_id} was changed by another request; retry",
+                    details={"aggregate": event.aggregate, "id": event.aggregate_id},
+                ) from None
+            raise
+        return Appended(sequence=ack.seq, duplicate=bool(ack.duplicate))
+
+    async def last_sequence(self) -> int:
+        info = await self.js.stream_info(self.stream)
+        return int(info.state.last_seq)
+
+    async def last_subject_sequence(self, subject: str) -> int:
+        """The stream sequence of the last event on ``subject`` (0 when there is none)."""
+        try:
+            msg = await self.js.get_last_msg(self.stream, subject, direct=True)
+        except NotFoundError:
+            return 0
+        return int(msg.seq or 0)

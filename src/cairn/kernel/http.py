@@ -1,0 +1,69 @@
+"""HTTP glue shared by every service: one JSON error shape, the request context, settings."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cairn.kernel.commands import CommandContext
+from cairn.kernel.errors import CairnError
+from cairn.kernel.ids import new_id
+
+log = logging.getLogger(__name__)
+
+ACTOR_HEADER = "X-Cairn-Actor"
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "(body)"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map the error tree, validation errors and HTTP errors to ``{"error": {...}}``."""
+
+    @app.exception_handler(CairnError)
+    async def _cairn_error(_: Request, err: CairnError) -> JSONResponse:
+        if err.status >= 500:
+            log.error("error code=%s message=%s", err.code, err.message)
+        return JSONResponse(err.to_body(), status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, err: RequestValidationError) -> JSONResponse:
+        problems = [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")}
+                    for e in err.errors()]
+        first = problems[0] if problems else {"field": "(body)", "message": "invalid"}
+        message = f"{first['field']}: {first['message']}"
+        if len(problems) > 1:
+            message += f" (and {len(problems) - 1} more problem(s))"
+        return JSONResponse(error_body("invalid_input", message, {"problems": problems}), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
+        return JSONResponse(error_body(code, str(err.detail)), status_code=err.status_code,
+                            headers=getattr(err, "headers", None))
+
+
+def command_context(
+    x_cairn_actor: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    x_request_id: Annotated[str | None, Header(max_length=200)] = None,
+    traceparent: Annotated[str | None, Header(max_length=200)] = None,
+) -> CommandContext:
+    """Who is asking (set by the gateway), the idempotency key and the correlation id."""
+    return CommandContext(
+        actor=x_cairn_actor or "local",
+        idempotency_key=idempotency_key,
+        correlation_id=x_request_id or new_id(),
+        traceparent=traceparent,
+    )

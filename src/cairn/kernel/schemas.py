@@ -1,0 +1,59 @@
+"""JSON Schemas for events: ``schemas/events/<type>.v<version>.json`` describes an event's data,
+``schemas/events/envelope.v1.json`` the envelope. A published schema is never edited: a new
+version is added instead, with an upcaster."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from cairn.kernel.envelope import Event
+from cairn.kernel.errors import CairnError
+
+
+class SchemaViolation(CairnError):
+    """The code tried to emit an event its schema does not allow (a bug, not bad input)."""
+
+    status = 500
+    code = "event_schema_violation"
+
+
+def _events_dir() -> Any:
+    return resources.files("cairn.schemas").joinpath("events")
+
+
+@lru_cache(maxsize=None)
+def known_schemas() -> dict[str, dict[str, Any]]:
+    """Every event schema by file stem (``run.created.v1``)."""
+    schemas = {}
+    for entry in _events_dir().iterdir():
+        if entry.name.endswith(".json"):
+            schemas[entry.name[: -len(".json")]] = json.loads(entry.read_text())
+    return schemas
+
+
+@lru_cache(maxsize=None)
+def _validator(stem: str) -> jsonschema.protocols.Validator:
+    schema = known_schemas().get(stem)
+    if schema is None:
+        raise SchemaViolation(f"no schema for event {stem}; add schemas/events/{stem}.json")
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def validate_event(event: Event) -> None:
+    """Raise SchemaViolation unless the envelope and the data match their schemas."""
+    for stem, instance in (
+        ("envelope.v1", event.to_dict()),
+        (f"{event.type}.v{event.version}", event.data),
+    ):
+        errors = sorted(_validator(stem).iter_errors(instance), key=lambda e: list(e.path))
+        if errors:
+            first = errors[0]
+            where = "/".join(str(p) for p in first.path) or "(root)"
+            raise SchemaViolation(f"event {stem} breaks its schema at {where}: {first.message}")

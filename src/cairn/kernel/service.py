@@ -1,0 +1,107 @@
+"""What every service process shares: the event log connection, its projection, health and
+admin routes, and how it is run (``python -m cairn.services.<name>``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+
+from cairn.kernel.commands import CommandHandler
+from cairn.kernel.eventlog import EventLog
+from cairn.kernel.http import install_error_handlers
+from cairn.kernel.projection import ProjectionRunner
+from cairn.kernel.settings import ServiceSettings
+from cairn.kernel.store import EventHandler, SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    """A service's live parts, kept on ``app.state.runtime``."""
+
+    def __init__(self, name: str, event_log: EventLog, store: SqliteStore, runner: ProjectionRunner) -> None:
+        self.name = name
+        self.log = event_log
+        self.store = store
+        self.runner = runner
+        self.commands = CommandHandler(event_log, store, runner)
+
+
+def create_service_app(
+    name: str,
+    settings: ServiceSettings,
+    *,
+    make_store: Callable[[ServiceSettings], SqliteStore],
+    handler: EventHandler,
+    routers: list[APIRouter],
+    description: str,
+) -> FastAPI:
+    """A FastAPI app for one service with its projection running in the background."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        event_log = await EventLog.open(settings.nats_url, name=f"cairn-{name}")
+        store = make_store(settings)
+        runner = ProjectionRunner(event_log, store, handler, durable=f"projection-{name}")
+        await runner.start()
+        app.state.runtime = ServiceRuntime(name, event_log, store, runner)
+        try:
+            yield
+        finally:
+            await runner.stop()
+            await event_log.close()
+            store.close()
+
+    app = FastAPI(title=f"cairn {name}", description=description, version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> dict[str, Any]:
+        """Ready when connected to the event log and the projection is running."""
+        runtime: ServiceRuntime = request.app.state.runtime
+        return {
+            "service": name,
+            "ready": runtime.log.nc.is_connected and runtime.runner.last_error is None,
+            "applied_seq": runtime.runner.applied,
+            "error": runtime.runner.last_error,
+            "pid": os.getpid(),
+        }
+
+    @app.post("/admin/rebuild", tags=["ops"])
+    async def rebuild(request: Request) -> dict[str, Any]:
+        """Drop the projection and replay the whole event log into it."""
+        runtime: ServiceRuntime = request.app.state.runtime
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        reached = await runtime.runner.rebuild()
+        return {"service": name, "applied_seq": reached, "seconds": round(loop.time() - started, 3),
+                "content_hash": runtime.store.content_hash()}
+
+    @app.get("/admin/content-hash", tags=["ops"])
+    async def content_hash(request: Request) -> dict[str, Any]:
+        """A hash of the whole read model (equal read models hash equal)."""
+        runtime: ServiceRuntime = request.app.state.runtime
+        return {"applied_seq": runtime.runner.applied, "content_hash": runtime.store.content_hash()}
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run a service until SIGTERM/SIGINT; the port 0 default asks the OS for one."""
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                            access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+    server.run()

@@ -1,0 +1,27 @@
+"""Settings shared by services: environment variables with the CAIRN_ prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path.home() / ".cairn"
+
+
+class CommonSettings(BaseSettings):
+    """What every process needs: where the event log is and where its files go."""
+
+    model_config = SettingsConfigDict(env_prefix="CAIRN_", extra="ignore")
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    data_dir: Path = DEFAULT_DATA_DIR
+    log_level: str = "info"
+
+
+class ServiceSettings(CommonSettings):
+    """A service: the common settings plus its own loopback address."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)

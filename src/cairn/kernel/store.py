@@ -1,0 +1,147 @@
+"""SQLite storage for projections: the read model and its tracking position in one database,
+updated in one transaction per batch, so a crash neither loses nor double-applies an event."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cairn.kernel.envelope import Event
+
+KERNEL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS aggregates (
+    subject TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, seq INTEGER NOT NULL, subject TEXT NOT NULL, aggregate_id TEXT NOT NULL,
+    type TEXT NOT NULL);
+"""
+
+EventHandler = Callable[[sqlite3.Connection, Event], None]
+
+
+class SqliteStore:
+    """A projection's SQLite database: one writer connection, a connection per reading thread."""
+
+    def __init__(self, path: str | os.PathLike[str], schema: str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.schema = schema
+        self._local = threading.local()
+        self._writer = self._connect()
+        self._create()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _create(self) -> None:
+        self._writer.executescript(KERNEL_SCHEMA + self.schema)
+
+    def reader(self) -> sqlite3.Connection:
+        """A connection for the calling thread (readers never block the writer in WAL mode)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        return self.reader().execute(sql, tuple(params)).fetchall()
+
+    def query_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        return self.reader().execute(sql, tuple(params)).fetchone()
+
+    def last_sequence(self, name: str = "main") -> int:
+        row = self._writer.execute("SELECT last_seq FROM tracking WHERE name=?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def apply(self, events: list[Event], handler: EventHandler, name: str = "main") -> int:
+        """Apply events newer than the tracking position, and move it, in one transaction."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT last_seq FROM tracking WHERE name=?", (name,)).fetchone()
+            last = int(row[0]) if row else 0
+            for event in events:
+                if event.sequence <= last:
+                    continue  # already applied before a crash: never apply twice
+                handler(conn, event)
+                last = event.sequence
+            conn.execute(
+                "INSERT INTO tracking(name, last_seq) VALUES(?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET last_seq=excluded.last_seq",
+                (name, last),
+            )
+        return last
+
+    def reset(self) -> None:
+        """Drop every table and create the schema again (for a rebuild by replay)."""
+        with self.transaction() as conn:
+            tables = [r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+            for table in tables:
+                conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+        self._create()
+
+    def content_hash(self) -> str:
+        """A hash of every table's sorted rows: equal read models give equal hashes."""
+        digest = hashlib.sha256()
+        conn = self._writer
+        tables = sorted(r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"))
+        for table in tables:
+            digest.update(table.encode())
+            rows = [json.dumps(list(r), default=str) for r in conn.execute(f'SELECT * FROM "{table}"')]
+            for row in sorted(rows):
+                digest.update(row.encode())
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+# Helpers the projections use for the kernel tables.
+
+def load_state(conn: sqlite3.Connection, subject: str) -> tuple[int, dict[str, Any] | None]:
+    row = conn.execute("SELECT last_seq, state FROM aggregates WHERE subject=?", (subject,)).fetchone()
+    if row is None:
+        return 0, None
+    return int(row[0]), json.loads(row[1])
+
+
+def save_state(conn: sqlite3.Connection, subject: str, seq: int, state: dict[str, Any]) -> None:
+    conn.execute(
+        "INSERT INTO aggregates(subject, last_seq, state) VALUES(?, ?, ?) "
+        "ON CONFLICT(subject) DO UPDATE SET last_seq=excluded.last_seq, state=excluded.state",
+        (subject, seq, json.dumps(state, separators=(",", ":"), sort_keys=True)),
+    )
+
+
+def record_idempotency(conn: sqlite3.Connection, event: Event) -> None:
+    if event.idempotency_key and event.idempotency_key != event.id:
+        conn.execute(
+            "INSERT OR IGNORE INTO idempotency(key, seq, subject, aggregate_id, type) "
+            "VALUES(?, ?, ?, ?, ?)",
+            (event.idempotency_key, event.sequence, event.subject, event.aggregate_id, event.type),
+        )

@@ -1,0 +1,243 @@
+"""HTTP client for the gateway. Mutations carry an Idempotency-Key and are retried on transient
+failures (connection errors, 502, 503) with the same key, so a retry never applies twice."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+RETRY_STATUSES = {502, 503, 504}
+
+
+class ApiError(Exception):
+    """An error answer from the API, with its status, code and message."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def _default_token() -> str | None:
+    token = os.environ.get("CAIRN_TOKEN")
+    if token:
+        return token
+    data_dir = Path(os.environ.get("CAIRN_DATA_DIR", Path.home() / ".cairn"))
+    token_file = data_dir / "admin.token"
+    try:
+        return token_file.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _q(part: str) -> str:
+    return quote(part, safe="")
+
+
+class Client:
+    """``Client(url, token=None)``: talk to a Cairn gateway (default ``$CAIRN_URL`` or :8080)."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
+                 retries: int = 5) -> None:
+        self.url = (url or os.environ.get("CAIRN_URL") or DEFAULT_URL).rstrip("/")
+        self.token = token or _default_token()
+        self.retries = retries
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transport -----------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+                idempotency_key: str | None = None) -> Any:
+        """Send a request; mutations get an Idempotency-Key and are retried on transient errors."""
+        headers = {}
+        if method != "GET":
+            headers["Idempotency-Key"] = idempotency_key or uuid.uuid4().hex
+        delay = 0.1
+        for attempt in range(self.retries + 1):
+            try:
+                resp = self._http.request(method, path, json=json, params=params, headers=headers)
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    raise
+            else:
+                if resp.status_code not in RETRY_STATUSES or attempt == self.retries:
+                    return self._answer(resp)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _answer(resp: httpx.Response) -> Any:
+        if resp.status_code >= 400:
+            try:
+                err = resp.json()["error"]
+                raise ApiError(resp.status_code, err.get("code", "error"), err.get("message", ""),
+                               err.get("details"))
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(resp.status_code, "error", resp.text[:500]) from None
+        if resp.status_code == 204 or not resp.content:
+            return None
+        return resp.json()
+
+    def _reg(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, f"/api/v1/registry{path}", **kwargs)
+
+    # --- platform ------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        resp = self._http.get("/healthz")
+        return resp.json()
+
+    def status(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/status")
+
+    def rebuild(self, service: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/{_q(service)}/admin/rebuild")
+
+    def events(self, *, project: str | None = None, types: str | None = None,
+               since: int | None = None, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """Yield events live from the gateway's event stream (server-sent events)."""
+        import json as jsonlib
+
+        params = {k: v for k, v in {"project": project, "types": types, "since": since}.items() if v is not None}
+        with self._http.stream("GET", "/api/v1/events/stream", params=params,
+                               timeout=httpx.Timeout(timeout or 30.0, read=timeout)) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                self._answer(resp)
+            for line in resp.iter_lines():
+                if line.startswith("data: "):
+                    yield jsonlib.loads(line[6:])
+
+    # --- projects and experiments ----------------------------------------------------------------
+
+    def create_project(self, name: str, description: str = "") -> dict[str, Any]:
+        return self._reg("POST", "/projects", json={"name": name, "description": description})
+
+    def get_project(self, name: str) -> dict[str, Any]:
+        return self._reg("GET", f"/projects/{_q(name)}")
+
+    def list_projects(self, include_archived: bool = False) -> list[dict[str, Any]]:
+        return self._reg("GET", "/projects", params={"include_archived": include_archived})["projects"]
+
+    def ensure_project(self, name: str) -> dict[str, Any]:
+        try:
+            return self.get_project(name)
+        except ApiError as err:
+            if err.status != 404:
+                raise
+        try:
+            return self.create_project(name)
+        except ApiError as err:
+            if err.status != 409:
+                raise
+            return self.get_project(name)
+
+    def create_experiment(self, project: str, name: str, description: str = "") -> dict[str, Any]:
+        return self._reg("POST", f"/projects/{_q(project)}/experiments",
+                         json={"name": name, "description": description})
+
+    def list_experiments(self, project: str, include_archived: bool = False) -> list[dict[str, Any]]:
+        return self._reg("GET", f"/projects/{_q(project)}/experiments",
+                         params={"include_archived": include_archived})["experiments"]
+
+    def get_experiment_by_name(self, project: str, name: str) -> dict[str, Any] | None:
+        found = self._reg("GET", f"/projects/{_q(project)}/experiments", params={"name": name})["experiments"]
+        return found[0] if found else None
+
+    def ensure_experiment(self, project: str, name: str) -> dict[str, Any]:
+        found = self.get_experiment_by_name(project, name)
+        if found is not None:
+            return found
+        try:
+            return self.create_experiment(project, name)
+        except ApiError as err:
+            if err.status != 409:
+                raise
+            found = self.get_experiment_by_name(project, name)
+            assert found is not None
+            return found
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    def create_run(self, project: str, *, experiment: str | None = None, experiment_id: str | None = None,
+                   name: str | None = None, params: dict[str, Any] | None = None,
+                   tags: dict[str, str] | None = None, description: str = "", start: bool = True) -> dict[str, Any]:
+        body = {"experiment": experiment, "experiment_id": experiment_id, "name": name,
+                "params": params or {}, "tags": tags or {}, "description": description, "start": start}
+        return self._reg("POST", f"/projects/{_q(project)}/runs", json={k: v for k, v in body.items() if v is not None})
+
+    def get_run(self, project: str, run_id: str) -> dict[str, Any]:
+        return self._reg("GET", f"/projects/{_q(project)}/runs/{_q(run_id)}")
+
+    def search_runs(self, project: str, *, filter: str | None = None, experiment_ids: list[str] | None = None,
+                    order_by: list[str] | None = None, page_size: int = 100, page_token: str | None = None,
+                    include_archived: bool = False) -> dict[str, Any]:
+        body = {"filter": filter, "experiment_ids": experiment_ids, "order_by": order_by, "page_size": page_size,
+                "page_token": page_token, "include_archived": include_archived}
+        return self._reg("POST", f"/projects/{_q(project)}/runs/search",
+                         json={k: v for k, v in body.items() if v is not None})
+
+    def log_params(self, project: str, run_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._reg("POST", f"/projects/{_q(project)}/runs/{_q(run_id)}/params", json={"params": params})
+
+    def set_run_tag(self, project: str, run_id: str, key: str, value: str) -> dict[str, Any]:
+        return self._reg("PUT", f"/projects/{_q(project)}/runs/{_q(run_id)}/tags/{_q(key)}", json={"value": value})
+
+    def delete_run_tag(self, project: str, run_id: str, key: str) -> dict[str, Any]:
+        return self._reg("DELETE", f"/projects/{_q(project)}/runs/{_q(run_id)}/tags/{_q(key)}")
+
+    def update_run(self, project: str, run_id: str, *, name: str | None = None,
+                   description: str | None = None) -> dict[str, Any]:
+        body = {k: v for k, v in {"name": name, "description": description}.items() if v is not None}
+        return self._reg("PATCH", f"/projects/{_q(project)}/runs/{_q(run_id)}", json=body)
+
+    def finish_run(self, project: str, run_id: str, status: str = "finished", message: str = "") -> dict[str, Any]:
+        return self._reg("POST", f"/projects/{_q(project)}/runs/{_q(run_id)}/finish",
+                         json={"status": status, "message": message})
+
+    # --- models --------------------------------------------------------------------------------
+
+    def create_model(self, project: str, name: str, description: str = "") -> dict[str, Any]:
+        return self._reg("POST", f"/projects/{_q(project)}/models", json={"name": name, "description": description})
+
+    def get_model(self, project: str, name: str) -> dict[str, Any]:
+        return self._reg("GET", f"/projects/{_q(project)}/models/{_q(name)}")
+
+    def list_models(self, project: str) -> list[dict[str, Any]]:
+        return self._reg("GET", f"/projects/{_q(project)}/models")["models"]
+
+    def create_model_version(self, project: str, model: str, *, run_id: str, artifact_digest: str,
+                             description: str = "") -> dict[str, Any]:
+        return self._reg("POST", f"/projects/{_q(project)}/models/{_q(model)}/versions",
+                         json={"run_id": run_id, "artifact_digest": artifact_digest, "description": description})
+
+    def set_alias(self, project: str, model: str, alias: str, version: int) -> dict[str, Any]:
+        return self._reg("PUT", f"/projects/{_q(project)}/models/{_q(model)}/aliases/{_q(alias)}",
+                         json={"version": version})
+
+    def get_alias(self, project: str, model: str, alias: str) -> dict[str, Any]:
+        return self._reg("GET", f"/projects/{_q(project)}/models/{_q(model)}/aliases/{_q(alias)}")
+
+    def alias_history(self, project: str, model: str, alias: str) -> list[dict[str, Any]]:
+        return self._reg("GET", f"/projects/{_q(project)}/models/{_q(model)}/aliases/{_q(alias)}/history")["history"]
