@@ -40,6 +40,36 @@ def _is_loopback(host: str | None) -> bool:
         return host in ("localhost", "testclient")
 
 
+class LoopbackOnly:
+    """Pure ASGI middleware: refuse non-loopback clients (until access control is configured),
+    and give every request an id (``X-Request-Id``), echoed in the response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        if not _is_loopback(client[0] if client else None):
+            body = error_body("forbidden", "this gateway only accepts requests from loopback "
+                              "until access control is configured")
+            await JSONResponse(body, status_code=403)(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = (headers.get(b"x-request-id") or b"").decode("latin-1")[:200] or new_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
 
@@ -47,28 +77,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.log = await EventLog.open(settings.nats_url, name="cairn-gateway")
         app.state.proxy = ServiceProxy(settings.services)
+        app.state.http = httpx.AsyncClient(timeout=5.0)
         try:
             yield
         finally:
             await app.state.proxy.close()
+            await app.state.http.aclose()
             await app.state.log.close()
 
     app = FastAPI(title="cairn", version="0.1.0", lifespan=lifespan,
                   description="Cairn API gateway: /api/v1/<service>/... routes to the services.")
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def loopback_only(request: Request, call_next: Any) -> Any:
-        # Until tokens and roles exist, only clients on this machine are trusted.
-        client = request.client.host if request.client else None
-        if not _is_loopback(client):
-            body = error_body("forbidden", "this gateway only accepts requests from loopback "
-                              "until access control is configured")
-            return JSONResponse(body, status_code=403)
-        request.state.request_id = request.headers.get("x-request-id") or new_id()
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request.state.request_id
-        return response
+    app.add_middleware(LoopbackOnly)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> JSONResponse:
@@ -127,7 +148,7 @@ async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
 
     async def probe(name: str, url: str) -> tuple[str, dict[str, Any]]:
         try:
-            resp = await app.state.proxy.client.get(f"{url}/healthz", timeout=2.0)
+            resp = await app.state.http.get(f"{url}/healthz", timeout=2.0)
             body = resp.json()
             ready = resp.status_code == 200 and bool(body.get("ready"))
             applied = body.get("applied_seq")

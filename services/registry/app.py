@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from cairn.kernel.service import create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.registry.api import router
-from cairn.services.registry.projection import apply_event
+from cairn.services.registry.projection import RegistryProjection
 from cairn.services.registry.store import RegistryStore
 
 
@@ -21,7 +21,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         "registry",
         settings,
         make_store=lambda s: RegistryStore(s.data_dir / "registry" / "registry.sqlite3"),
-        handler=apply_event,
+        handler=RegistryProjection(),
         routers=[router],
         description="Projects, experiments, runs, models, model versions and aliases.",
     )

@@ -8,10 +8,13 @@ committed. ``wait_for(seq)`` lets a command handler answer only once its event i
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from nats.errors import TimeoutError as NatsTimeoutError
+from nats.aio.msg import Msg
 from nats.js import api as js_api
 from nats.js.errors import NotFoundError
 
@@ -23,6 +26,7 @@ from cairn.kernel.store import EventHandler, SqliteStore
 log = logging.getLogger(__name__)
 
 BATCH = 512
+MAX_IN_FLIGHT = 4096
 
 
 class ProjectionRunner:
@@ -46,9 +50,11 @@ class ProjectionRunner:
         self.after_batch = after_batch
         self.applied = store.last_sequence()
         self.last_error: str | None = None
-        self._cond = asyncio.Condition()
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # heap by sequence
+        self._waiter_ids = itertools.count()
         self._task: asyncio.Task[None] | None = None
-        self._sub = None
+        self._sub: Any = None
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
 
     async def start(self) -> None:
         await self._bind()
@@ -70,7 +76,14 @@ class ProjectionRunner:
             self._sub = None
 
     async def _bind(self) -> None:
+        """(Re)create the durable push consumer from the committed position."""
         js = self.log.js
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - the old subscription may be gone already
+                pass
+        self._queue = asyncio.Queue()
         start = self.store.last_sequence()
         self.applied = start
         try:
@@ -78,39 +91,43 @@ class ProjectionRunner:
         except NotFoundError:
             pass
         config = js_api.ConsumerConfig(
-            durable_name=self.durable,
             ack_policy=js_api.AckPolicy.ALL,
-            filter_subject=self.filter_subject,
-            max_ack_pending=-1,
+            max_ack_pending=MAX_IN_FLIGHT,
             ack_wait=60,
             deliver_policy=(
                 js_api.DeliverPolicy.BY_START_SEQUENCE if start else js_api.DeliverPolicy.ALL
             ),
             opt_start_seq=start + 1 if start else None,
         )
-        await js.add_consumer(self.log.stream, config)
-        self._sub = await js.pull_subscribe_bind(self.durable, self.log.stream)
+        queue = self._queue
+
+        async def enqueue(msg: Msg) -> None:
+            queue.put_nowait(msg)
+
+        self._sub = await js.subscribe(self.filter_subject, durable=self.durable, stream=self.log.stream,
+                                       config=config, cb=enqueue, manual_ack=True,
+                                       pending_msgs_limit=MAX_IN_FLIGHT * 2)
+
+    async def _next_batch(self) -> list[Msg]:
+        """Wait up to a second for one message, then take whatever else has already arrived."""
+        queue = self._queue
+        first = await asyncio.wait_for(queue.get(), timeout=1.0)
+        batch = [first]
+        while len(batch) < BATCH and not queue.empty():
+            batch.append(queue.get_nowait())
+        return batch
 
     async def _run(self) -> None:
         idle = 0
         while True:
             try:
-                msgs = await self._sub.fetch(BATCH, timeout=1.0)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+                msgs = await self._next_batch()
+            except asyncio.TimeoutError:
                 idle += 1
                 if idle % 5 == 0:
                     await self._check_stalled()
                 continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # noqa: BLE001 - keep the projection alive across blips
-                self.last_error = f"fetch failed: {err!r}"
-                log.warning("projection=%s fetch_error=%r", self.durable, err)
-                await asyncio.sleep(0.5)
-                continue
-            events = [
-                Event.from_message(m.data, m.metadata.sequence.stream, m.headers) for m in msgs
-            ]
+            events = [Event.from_message(m.data, m.metadata.sequence.stream, m.headers) for m in msgs]
             try:
                 applied = await asyncio.to_thread(self.store.apply, events, self.handler)
             except Exception as err:  # noqa: BLE001 - a bad batch must not kill the service
@@ -122,11 +139,16 @@ class ProjectionRunner:
             self.last_error = None
             idle = 0
             await msgs[-1].ack()
-            async with self._cond:
-                self.applied = applied
-                self._cond.notify_all()
+            self.applied = applied
+            self._wake(applied)
             if self.after_batch is not None:
                 await self.after_batch(events)
+
+    def _wake(self, applied: int) -> None:
+        while self._waiters and self._waiters[0][0] <= applied:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
 
     async def _check_stalled(self) -> None:
         """Idle but behind the stream: the consumer lost its place, so bind it again."""
@@ -145,11 +167,10 @@ class ProjectionRunner:
         """Return once the projection has applied ``sequence``."""
         if self.applied >= sequence:
             return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (sequence, next(self._waiter_ids), future))
         try:
-            async with self._cond:
-                await asyncio.wait_for(
-                    self._cond.wait_for(lambda: self.applied >= sequence), timeout
-                )
+            await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             raise Unavailable(
                 f"projection {self.durable} did not reach sequence {sequence} in {timeout:.0f}s "

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cairn.kernel.envelope import Event
 
@@ -25,6 +25,14 @@ CREATE TABLE IF NOT EXISTS idempotency (
 """
 
 EventHandler = Callable[[sqlite3.Connection, Event], None]
+
+
+class BatchAware(Protocol):
+    """A handler that also wants to write once per batch (e.g. cached aggregate snapshots)."""
+
+    def begin_batch(self) -> None: ...
+
+    def end_batch(self, conn: sqlite3.Connection) -> None: ...
 
 
 class SqliteStore:
@@ -83,11 +91,17 @@ class SqliteStore:
         with self.transaction() as conn:
             row = conn.execute("SELECT last_seq FROM tracking WHERE name=?", (name,)).fetchone()
             last = int(row[0]) if row else 0
+            begin_batch = getattr(handler, "begin_batch", None)
+            if begin_batch is not None:
+                begin_batch()  # drop anything cached by a batch that was rolled back
             for event in events:
                 if event.sequence <= last:
                     continue  # already applied before a crash: never apply twice
                 handler(conn, event)
                 last = event.sequence
+            end_batch = getattr(handler, "end_batch", None)
+            if end_batch is not None:
+                end_batch(conn)
             conn.execute(
                 "INSERT INTO tracking(name, last_seq) VALUES(?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET last_seq=excluded.last_seq",
@@ -134,7 +148,7 @@ def save_state(conn: sqlite3.Connection, subject: str, seq: int, state: dict[str
     conn.execute(
         "INSERT INTO aggregates(subject, last_seq, state) VALUES(?, ?, ?) "
         "ON CONFLICT(subject) DO UPDATE SET last_seq=excluded.last_seq, state=excluded.state",
-        (subject, seq, json.dumps(state, separators=(",", ":"), sort_keys=True)),
+        (subject, seq, json.dumps(state, separators=(",", ":"))),
     )
 
 
