@@ -3,12 +3,11 @@
 #include "cairn/blake3.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <stdexcept>
-#include <thread>
 
 #include "blake3_impl.hpp"
+#include "cairn/parallel.hpp"
 
 namespace cairn::blake3 {
 
@@ -142,30 +141,7 @@ void subtree_output(HashManyFn hash_many, const std::uint8_t* data, std::size_t 
   reduce_cvs(hash_many, cvs, n, root, out);
 }
 
-// Runs task(i) for i in [0, n) on up to `threads` threads (the caller's included).
-template <class Task>
-void parallel_for(std::size_t n, unsigned threads, const Task& task) {
-  const std::size_t workers = std::min<std::size_t>(threads, n);
-  if (workers <= 1) {
-    for (std::size_t i = 0; i < n; ++i) task(i);
-    return;
-  }
-  std::atomic<std::size_t> next{0};
-  auto work = [&]() {
-    for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) task(i);
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(workers - 1);
-  for (std::size_t t = 1; t < workers; ++t) pool.emplace_back(work);
-  work();
-  for (auto& th : pool) th.join();
-}
-
-unsigned resolve_threads(unsigned threads) {
-  if (threads != 0) return threads;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : hw;
-}
+unsigned resolve_threads(unsigned threads) { return threads != 0 ? threads : hardware_threads(); }
 
 // Below this many bytes per thread, starting threads costs more than it saves.
 constexpr std::size_t kMinBytesPerThread = 128 * 1024;
@@ -181,9 +157,10 @@ void subtree_output_threaded(HashManyFn hash_many, const std::uint8_t* data, std
     return;
   }
   threads = static_cast<unsigned>(std::min<std::size_t>(threads, len / kMinBytesPerThread));
-  // About four pieces per thread, for balance; at least 64 chunks each.
+  // About sixteen pieces per thread, so that a thread slowed by other load is balanced by the
+  // others; at least 64 chunks each.
   std::size_t piece_chunks = 64;
-  while (piece_chunks * 2 * kChunkLen * 4 * threads <= len) piece_chunks *= 2;
+  while (piece_chunks * 2 * kChunkLen * 16 * threads <= len) piece_chunks *= 2;
   const std::size_t piece = piece_chunks * kChunkLen;
   const std::size_t pieces = (len - 1) / piece + 1;  // the last one holds 1..piece bytes
   std::vector<std::uint8_t> cvs(pieces * kOutLen);

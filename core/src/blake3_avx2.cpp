@@ -52,7 +52,9 @@ inline void transpose8(const __m256i rows[8], __m256i m[8]) {
   }
 }
 
-void hash8(const std::uint8_t* base, std::size_t stride, std::size_t blocks,
+// Hashes inputs [0, lanes) of a batch (lanes <= 8); missing lanes repeat input 0 and their
+// outputs are dropped, so a short batch costs a full one but needs no slower kernel.
+void hash8(const std::uint8_t* base, std::size_t stride, std::size_t lanes, std::size_t blocks,
            std::uint64_t counter, bool increment_counter, std::uint8_t flags,
            std::uint8_t flags_start, std::uint8_t flags_end, std::uint8_t* out) {
   alignas(32) std::uint32_t lo[8];
@@ -68,11 +70,14 @@ void hash8(const std::uint8_t* base, std::size_t stride, std::size_t blocks,
   for (int i = 0; i < 8; ++i) h[i] = _mm256_set1_epi32(static_cast<int>(kIV[i]));
   const __m256i block_len = _mm256_set1_epi32(64);
 
+  const std::uint8_t* inputs[8];
+  for (std::size_t i = 0; i < 8; ++i) inputs[i] = base + (i < lanes ? i : 0) * stride;
+
   for (std::size_t b = 0; b < blocks; ++b) {
     __m256i lo_rows[8];
     __m256i hi_rows[8];
     for (int i = 0; i < 8; ++i) {
-      const std::uint8_t* p = base + static_cast<std::size_t>(i) * stride + b * 64;
+      const std::uint8_t* p = inputs[i] + b * 64;
       lo_rows[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
       hi_rows[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
       _mm_prefetch(reinterpret_cast<const char*>(p + 256), _MM_HINT_T0);
@@ -95,7 +100,7 @@ void hash8(const std::uint8_t* base, std::size_t stride, std::size_t blocks,
 
   alignas(32) std::uint32_t words[8][8];
   for (int i = 0; i < 8; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(words[i]), h[i]);
-  for (int lane = 0; lane < 8; ++lane) {
+  for (std::size_t lane = 0; lane < lanes; ++lane) {
     std::uint32_t cv[8];
     for (int i = 0; i < 8; ++i) cv[i] = words[i][lane];
     std::memcpy(out + 32 * lane, cv, 32);
@@ -109,15 +114,16 @@ void hash_many_avx2(const std::uint8_t* base, std::size_t stride, std::size_t n_
                     std::uint8_t flags, std::uint8_t flags_start, std::uint8_t flags_end,
                     std::uint8_t* out) {
   while (n_inputs >= 8) {
-    hash8(base, stride, blocks, counter, increment_counter, flags, flags_start, flags_end, out);
+    hash8(base, stride, 8, blocks, counter, increment_counter, flags, flags_start, flags_end,
+          out);
     base += 8 * stride;
     out += 8 * 32;
     if (increment_counter) counter += 8;
     n_inputs -= 8;
   }
   if (n_inputs > 0) {
-    hash_many_portable(base, stride, n_inputs, blocks, counter, increment_counter, flags,
-                       flags_start, flags_end, out);
+    hash8(base, stride, n_inputs, blocks, counter, increment_counter, flags, flags_start, flags_end,
+          out);
   }
 }
 

@@ -58,7 +58,9 @@ inline void transpose16(const __m512i rows[16], __m512i m[16]) {
   }
 }
 
-void hash16(const std::uint8_t* base, std::size_t stride, std::size_t blocks,
+// Hashes inputs [0, lanes) of a batch (lanes <= 16); missing lanes repeat input 0 and their
+// outputs are dropped, so a short batch costs a full one but needs no slower kernel.
+void hash16(const std::uint8_t* base, std::size_t stride, std::size_t lanes, std::size_t blocks,
             std::uint64_t counter, bool increment_counter, std::uint8_t flags,
             std::uint8_t flags_start, std::uint8_t flags_end, std::uint8_t* out) {
   alignas(64) std::uint32_t lo[16];
@@ -74,10 +76,13 @@ void hash16(const std::uint8_t* base, std::size_t stride, std::size_t blocks,
   for (int i = 0; i < 8; ++i) h[i] = _mm512_set1_epi32(static_cast<int>(kIV[i]));
   const __m512i block_len = _mm512_set1_epi32(64);
 
+  const std::uint8_t* inputs[16];
+  for (std::size_t i = 0; i < 16; ++i) inputs[i] = base + (i < lanes ? i : 0) * stride;
+
   for (std::size_t b = 0; b < blocks; ++b) {
     __m512i rows[16];
     for (int i = 0; i < 16; ++i) {
-      const std::uint8_t* p = base + static_cast<std::size_t>(i) * stride + b * 64;
+      const std::uint8_t* p = inputs[i] + b * 64;
       rows[i] = _mm512_loadu_si512(p);
       _mm_prefetch(reinterpret_cast<const char*>(p + 256), _MM_HINT_T0);
     }
@@ -98,7 +103,7 @@ void hash16(const std::uint8_t* base, std::size_t stride, std::size_t blocks,
 
   alignas(64) std::uint32_t words[8][16];
   for (int i = 0; i < 8; ++i) _mm512_store_si512(words[i], h[i]);
-  for (int lane = 0; lane < 16; ++lane) {
+  for (std::size_t lane = 0; lane < lanes; ++lane) {
     std::uint32_t cv[8];
     for (int i = 0; i < 8; ++i) cv[i] = words[i][lane];
     std::memcpy(out + 32 * lane, cv, 32);
@@ -112,15 +117,16 @@ void hash_many_avx512(const std::uint8_t* base, std::size_t stride, std::size_t 
                       std::uint8_t flags, std::uint8_t flags_start, std::uint8_t flags_end,
                       std::uint8_t* out) {
   while (n_inputs >= 16) {
-    hash16(base, stride, blocks, counter, increment_counter, flags, flags_start, flags_end, out);
+    hash16(base, stride, 16, blocks, counter, increment_counter, flags, flags_start, flags_end,
+           out);
     base += 16 * stride;
     out += 16 * 32;
     if (increment_counter) counter += 16;
     n_inputs -= 16;
   }
   if (n_inputs > 0) {
-    hash_many_avx2(base, stride, n_inputs, blocks, counter, increment_counter, flags,
-                   flags_start, flags_end, out);
+    hash16(base, stride, n_inputs, blocks, counter, increment_counter, flags, flags_start, flags_end,
+           out);
   }
 }
 

@@ -206,3 +206,12 @@ def test_file_subtrees_of_empty_and_single_leaf_files(tmp_path) -> None:
         subtrees = core.file_subtrees(path, leaf_size=1 << 16)
         assert subtrees.cvs == ()
         assert subtrees.hexdigest == reference.blake3(path.read_bytes()).hexdigest()
+
+
+def test_concurrent_callers_share_the_worker_pool_correctly(big: memoryview) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sizes = [(1 << 20) * k + 17 * k for k in range(1, 13)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        digests = list(pool.map(lambda n: core.blake3(big[:n], threads=None), sizes))
+    assert digests == [oracle(big[:n]) for n in sizes]
