@@ -16,8 +16,7 @@ from collections.abc import Callable
 import blake3 as reference
 import numpy as np
 
-import cairn.core as core
-from cairn import _core
+from cairn import _core, core
 
 
 def best_seconds(fn: Callable[[], object], repeat: int) -> float:
@@ -49,17 +48,19 @@ def main() -> None:
     view = memoryview(buf)
     assert core.blake3(view) == reference.blake3(view).digest()
     cores = os.cpu_count() or 1
-    gbps = lambda seconds: size / seconds / 1e9  # noqa: E731
+    gbps = lambda seconds: size / seconds / 1e9
 
-    print(f"BLAKE3, {args.size_mb} MiB buffer, best of {args.repeat}; "
-          f"{platform.processor() or platform.machine()}, {cores} CPUs, "
-          f"cairn SIMD level {core.build_info()['simd']}, blake3 package {reference.__version__}")
+    print(
+        f"BLAKE3, {args.size_mb} MiB buffer, best of {args.repeat}; "
+        f"{platform.processor() or platform.machine()}, {cores} CPUs, "
+        f"cairn SIMD level {core.build_info()['simd']}, blake3 package {reference.__version__}"
+    )
     print(f"{'threads':>8} {'cairn GB/s':>11} {'blake3 GB/s':>12} {'ratio':>7}")
     for threads in sorted({1, cores}):
         ours, theirs = best_seconds_interleaved(
             [
-                lambda: core.blake3(view, threads=threads),
-                lambda: reference.blake3(view, max_threads=threads).digest(),
+                lambda threads=threads: core.blake3(view, threads=threads),
+                lambda threads=threads: reference.blake3(view, max_threads=threads).digest(),
             ],
             args.repeat,
         )
@@ -67,7 +68,9 @@ def main() -> None:
 
     print("cairn, forced SIMD level, 1 thread:")
     for level in _core._blake3_levels():
-        seconds = best_seconds(lambda: _core._blake3_with_level(view, level, 1), max(1, args.repeat // 2))
+        seconds = best_seconds(
+            lambda level=level: _core._blake3_with_level(view, level, 1), max(1, args.repeat // 2)
+        )
         print(f"{level:>10} {gbps(seconds):>7.2f} GB/s")
 
 

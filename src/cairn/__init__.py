@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__all__ = ["__version__", "fingerprint", "fingerprint_table"]
 
 if TYPE_CHECKING:
     from cairn.core import fingerprint_table

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cairn.core as core
-from cairn import _core
+from cairn import _core, core
 
 MAX_RANDOM = 40 << 20
 
@@ -29,7 +28,7 @@ def big() -> memoryview:
 
 EDGE_LENGTHS = sorted(
     {0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 2049, 3072, 16 * 1024 + 1}
-    | {n for k in range(0, 25) for n in (2**k - 1, 2**k, 2**k + 1)}
+    | {n for k in range(25) for n in (2**k - 1, 2**k, 2**k + 1)}
 )
 
 
@@ -58,7 +57,11 @@ def test_every_thread_count_gives_the_same_digest(big: memoryview, length: int) 
 def lane_lengths() -> list[int]:
     """Chunk counts around the 8- and 16-lane batches, full and partial last chunks."""
     counts = list(range(1, 41)) + [63, 64, 65, 511, 512, 513, 1024, 1500]
-    return [c * 1024 for c in counts] + [c * 1024 - 1 for c in counts] + [c * 1024 + 513 for c in counts]
+    return (
+        [c * 1024 for c in counts]
+        + [c * 1024 - 1 for c in counts]
+        + [c * 1024 + 513 for c in counts]
+    )
 
 
 @pytest.mark.parametrize("level", _core._blake3_levels())

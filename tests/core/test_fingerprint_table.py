@@ -8,9 +8,9 @@ import io
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
+from pyarrow import feather
 
 import cairn
 from cairn.core import UnsupportedTypeError, fingerprint_table
@@ -31,17 +31,24 @@ def table() -> pa.Table:
             "flag": pa.array([bool(i % 3) if i % 7 else None for i in range(N)]),
             "name": pa.array([f"name-{i}" * (i % 4) if i % 11 else None for i in range(N)]),
             "big": pa.array([b"\x00\xff" * (i % 5) for i in range(N)], pa.large_binary()),
-            "ts": pa.array([dt.datetime(2024, 1, 1) + dt.timedelta(seconds=i) for i in range(N)],
-                           pa.timestamp("us", tz="UTC")),
+            "ts": pa.array(
+                [dt.datetime(2024, 1, 1) + dt.timedelta(seconds=i) for i in range(N)],
+                pa.timestamp("us", tz="UTC"),
+            ),
             "day": pa.array([dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(N)]),
             "price": pa.array([decimal.Decimal(i) / 100 for i in range(N)], pa.decimal128(12, 2)),
-            "tags": pa.array([[f"t{j}" for j in range(i % 3)] if i % 13 else None for i in range(N)]),
-            "point": pa.array([{"x": i, "y": None if i % 2 else f"{i}"} if i % 17 else None
-                               for i in range(N)]),
-            "attrs": pa.array([[("k", i)] if i % 19 else None for i in range(N)],
-                              pa.map_(pa.string(), pa.int64())),
-            "pair": pa.array([[i, i + 1] if i % 23 else None for i in range(N)],
-                             pa.list_(pa.int32(), 2)),
+            "tags": pa.array(
+                [[f"t{j}" for j in range(i % 3)] if i % 13 else None for i in range(N)]
+            ),
+            "point": pa.array(
+                [{"x": i, "y": None if i % 2 else f"{i}"} if i % 17 else None for i in range(N)]
+            ),
+            "attrs": pa.array(
+                [[("k", i)] if i % 19 else None for i in range(N)], pa.map_(pa.string(), pa.int64())
+            ),
+            "pair": pa.array(
+                [[i, i + 1] if i % 23 else None for i in range(N)], pa.list_(pa.int32(), 2)
+            ),
             "cat": pa.array([["red", "green", None][i % 3] for i in range(N)]).dictionary_encode(),
         }
     )
@@ -77,16 +84,21 @@ def test_fingerprint_is_hex_blake3_and_reachable_from_cairn(table: pa.Table) -> 
         pytest.param(lambda t: t.combine_chunks(), id="combined"),
         pytest.param(lambda t: pa.concat_tables([t.slice(0, 401), t.slice(401)]), id="slices"),
         pytest.param(lambda t: pa.Table.from_batches([t.to_batches()[0]]), id="batch"),
-        pytest.param(lambda t: parquet_round_trip(t, row_group_size=100, compression="zstd"),
-                     id="parquet-zstd-rg100"),
-        pytest.param(lambda t: parquet_round_trip(t, row_group_size=999, compression="none"),
-                     id="parquet-plain-rg999"),
+        pytest.param(
+            lambda t: parquet_round_trip(t, row_group_size=100, compression="zstd"),
+            id="parquet-zstd-rg100",
+        ),
+        pytest.param(
+            lambda t: parquet_round_trip(t, row_group_size=999, compression="none"),
+            id="parquet-plain-rg999",
+        ),
         pytest.param(lambda t: parquet_round_trip(t, use_dictionary=False), id="parquet-no-dict"),
         pytest.param(lambda t: feather_round_trip(t, compression="lz4"), id="feather-lz4"),
-        pytest.param(lambda t: feather_round_trip(t, compression="uncompressed", chunksize=64),
-                     id="feather-chunks"),
-        pytest.param(lambda t: t.replace_schema_metadata({"written-by": "someone"}),
-                     id="metadata"),
+        pytest.param(
+            lambda t: feather_round_trip(t, compression="uncompressed", chunksize=64),
+            id="feather-chunks",
+        ),
+        pytest.param(lambda t: t.replace_schema_metadata({"written-by": "someone"}), id="metadata"),
     ],
 )
 def test_fingerprint_ignores_how_the_table_is_stored(table: pa.Table, transform) -> None:
@@ -128,8 +140,9 @@ def changed_value(t: pa.Table, name: str, row: int, value: object) -> pa.Table:
         ("cat", 0, "green"),
     ],
 )
-def test_fingerprint_changes_with_any_value_or_null(table: pa.Table, column: str, row: int,
-                                                    value: object) -> None:
+def test_fingerprint_changes_with_any_value_or_null(
+    table: pa.Table, column: str, row: int, value: object
+) -> None:
     assert table.column(column)[row].as_py() != value
     changed = changed_value(table, column, row, value)
     assert fingerprint_table(changed) != fingerprint_table(table)
@@ -143,8 +156,9 @@ def test_fingerprint_changes_with_names_types_order_and_rows(table: pa.Table) ->
     fewer = table.slice(0, N - 1)
     shuffled = table.take(np.r_[1, 0, np.arange(2, N)])
     decoded = with_column(table, "cat", table.column("cat").cast(pa.string()))
-    fingerprints = [fingerprint_table(t) for t in (renamed, retyped, reordered, fewer, shuffled,
-                                                   decoded)]
+    fingerprints = [
+        fingerprint_table(t) for t in (renamed, retyped, reordered, fewer, shuffled, decoded)
+    ]
     assert base not in fingerprints
     assert len(set(fingerprints)) == len(fingerprints)
 
@@ -152,7 +166,9 @@ def test_fingerprint_changes_with_names_types_order_and_rows(table: pa.Table) ->
 def test_bytes_under_nulls_and_string_offsets_do_not_matter() -> None:
     clean = pa.array([1, None, 3], pa.int64())
     garbage = pa.Array.from_buffers(
-        pa.int64(), 3, [clean.buffers()[0], pa.py_buffer(np.array([1, 999, 3], np.int64))],
+        pa.int64(),
+        3,
+        [clean.buffers()[0], pa.py_buffer(np.array([1, 999, 3], np.int64))],
         null_count=1,
     )
     assert fingerprint_table(pa.table({"a": garbage})) == fingerprint_table(pa.table({"a": clean}))
@@ -180,7 +196,8 @@ def test_empty_tables_fingerprint_by_schema() -> None:
 
 
 def test_unsupported_types_are_refused_by_name() -> None:
-    union = pa.UnionArray.from_sparse(pa.array([0, 1], pa.int8()),
-                                      [pa.array([1, 2]), pa.array(["a", "b"])])
+    union = pa.UnionArray.from_sparse(
+        pa.array([0, 1], pa.int8()), [pa.array([1, 2]), pa.array(["a", "b"])]
+    )
     with pytest.raises(UnsupportedTypeError, match="'u'"):
         fingerprint_table(pa.table({"u": union}))

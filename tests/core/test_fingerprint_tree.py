@@ -11,8 +11,7 @@ import blake3 as reference
 import pytest
 
 import cairn
-import cairn.core as core
-from cairn import _core
+from cairn import _core, core
 from cairn.core.fingerprint_cache import RACY_WINDOW_NS
 from cairn.core.manifest import MANIFEST_HEADER
 
@@ -107,7 +106,9 @@ def test_a_single_file_is_a_manifest_of_one_entry(tree: Path) -> None:
     assert [(e.path, e.size) for e in manifest] == [("a.txt", 5)]
 
 
-def test_cache_hits_skip_rehashing(tree: Path, tmp_path: Path, count_file_hashes: list[str]) -> None:
+def test_cache_hits_skip_rehashing(
+    tree: Path, tmp_path: Path, count_file_hashes: list[str]
+) -> None:
     cache = tmp_path / "cache.sqlite"
     first = core.fingerprint_tree(tree, cache=cache)
     assert len(count_file_hashes) == 4
@@ -117,7 +118,9 @@ def test_cache_hits_skip_rehashing(tree: Path, tmp_path: Path, count_file_hashes
     assert second == first
 
 
-def test_touching_mtime_rehashes_the_file(tree: Path, tmp_path: Path, count_file_hashes: list[str]) -> None:
+def test_touching_mtime_rehashes_the_file(
+    tree: Path, tmp_path: Path, count_file_hashes: list[str]
+) -> None:
     cache = tmp_path / "cache.sqlite"
     core.fingerprint_tree(tree, cache=cache)
     count_file_hashes.clear()
@@ -128,7 +131,9 @@ def test_touching_mtime_rehashes_the_file(tree: Path, tmp_path: Path, count_file
     assert manifest["a.txt"].digest == reference.blake3(b"ALPHA").hexdigest()
 
 
-def test_an_edit_keeping_size_and_mtime_is_not_seen_through_the_cache(tree: Path, tmp_path: Path) -> None:
+def test_an_edit_keeping_size_and_mtime_is_not_seen_through_the_cache(
+    tree: Path, tmp_path: Path
+) -> None:
     """The documented blind spot of any (dev, inode, size, mtime) cache."""
     cache = tmp_path / "cache.sqlite"
     before = core.fingerprint_tree(tree, cache=cache)
@@ -137,7 +142,9 @@ def test_an_edit_keeping_size_and_mtime_is_not_seen_through_the_cache(tree: Path
     assert core.fingerprint_tree(tree).digest != before.digest
 
 
-def test_files_modified_just_now_are_not_cached(tmp_path: Path, count_file_hashes: list[str]) -> None:
+def test_files_modified_just_now_are_not_cached(
+    tmp_path: Path, count_file_hashes: list[str]
+) -> None:
     root = tmp_path / "fresh"
     write(root, "new", b"just written", old=False)
     cache = tmp_path / "cache.sqlite"

@@ -192,4 +192,6 @@ def _leaf_cvs_reusing(
 
 def _check_leaf_size(leaf_size: int) -> None:
     if leaf_size < 1024 or leaf_size & (leaf_size - 1):
-        raise ValueError(f"leaf_size must be a power of two of at least 1024 bytes, got {leaf_size}")
+        raise ValueError(
+            f"leaf_size must be a power of two of at least 1024 bytes, got {leaf_size}"
+        )

@@ -113,7 +113,7 @@ class FingerprintCache:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def __enter__(self) -> FingerprintCache:
+    def __enter__(self) -> FingerprintCache:  # noqa: PYI034 (3.10 has no typing.Self)
         return self
 
     def __exit__(

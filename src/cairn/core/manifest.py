@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Literal
 
 from cairn import _core
@@ -63,12 +64,10 @@ class Manifest:
     skipped: tuple[str, ...] = field(default=())
 
     @classmethod
-    def from_entries(
-        cls, entries: list[ManifestEntry], skipped: tuple[str, ...] = ()
-    ) -> Manifest:
+    def from_entries(cls, entries: list[ManifestEntry], skipped: tuple[str, ...] = ()) -> Manifest:
         """Sorts the entries canonically and computes the digest."""
         ordered = tuple(sorted(entries, key=ManifestEntry.sort_key))
-        for a, b in zip(ordered, ordered[1:]):
+        for a, b in pairwise(ordered):
             if a.path == b.path:
                 raise ValueError(f"duplicate manifest path {a.path!r}")
         return cls(ordered, _core.blake3(encode_manifest(ordered), 0).hex(), skipped)

@@ -26,8 +26,6 @@ fingerprint differently, as any type change does.
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,7 +37,7 @@ __all__ = ["fingerprint_table"]
 
 _HEADER = b"cairn-table/1\n"
 
-Sections = list[Union[bytes, np.ndarray]]
+Sections = list[bytes | np.ndarray]
 
 
 def fingerprint_table(table: pa.Table | pa.RecordBatch) -> str:
@@ -165,8 +163,13 @@ def _is_fixed_width(arr: pa.Array) -> bool:
 
 def _encode_binary(arr: pa.Array, offset_type: type[np.signedinteger], out: Sections) -> None:
     if arr.null_count:
-        arr = pc.fill_null(arr, pa.scalar(b"" if pa.types.is_binary(arr.type) or
-                                          pa.types.is_large_binary(arr.type) else "", arr.type))
+        arr = pc.fill_null(
+            arr,
+            pa.scalar(
+                b"" if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type) else "",
+                arr.type,
+            ),
+        )
     n = len(arr)
     _validity_buf, offsets_buf, data_buf = arr.buffers()
     if n == 0 or offsets_buf is None:
@@ -175,5 +178,7 @@ def _encode_binary(arr: pa.Array, offset_type: type[np.signedinteger], out: Sect
         return
     offsets = np.frombuffer(offsets_buf, dtype=offset_type, count=arr.offset + n + 1)[arr.offset :]
     out.append(np.diff(offsets).astype("<i8"))
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    )
     out.append(np.ascontiguousarray(data[offsets[0] : offsets[-1]]))

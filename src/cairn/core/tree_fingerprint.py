@@ -96,7 +96,9 @@ def _scan(root: str, on_special: OnSpecial) -> tuple[list[_File], list[ManifestE
                 elif entry.is_dir(follow_symlinks=False):
                     pending.append((entry.path, rel + "/"))
                 elif entry.is_file(follow_symlinks=False):
-                    files.append(_File(rel, entry.path, FileKey.of(entry.stat(follow_symlinks=False))))
+                    files.append(
+                        _File(rel, entry.path, FileKey.of(entry.stat(follow_symlinks=False)))
+                    )
                 else:
                     kind = _kind(entry.stat(follow_symlinks=False).st_mode)
                     if on_special == "error":
