@@ -14,6 +14,8 @@
 namespace py = pybind11;
 namespace b3 = cairn::blake3;
 
+constexpr std::size_t kDigestLen = b3::kOutLen;
+
 namespace {
 
 // A read-only, C-contiguous view of any object with the buffer protocol, released on scope exit.
@@ -95,6 +97,29 @@ void register_blake3(py::module_& m) {
       },
       py::arg("path"), py::arg("threads") = 0,
       "(digest, bytes hashed) of a file; OSError when it cannot be opened or read.");
+
+  m.def(
+      "blake3_files",
+      [](const std::vector<std::string>& paths, unsigned threads) {
+        std::vector<b3::FileDigest> results;
+        {
+          py::gil_scoped_release release;
+          results = b3::hash_files(paths, threads);
+        }
+        py::list out(results.size());
+        for (std::size_t i = 0; i < results.size(); ++i) {
+          if (results[i].error != 0) {
+            errno = results[i].error;
+            PyErr_SetFromErrnoWithFilename(PyExc_OSError, paths[i].c_str());
+            throw py::error_already_set();
+          }
+          out[i] = py::make_tuple(as_bytes(results[i].digest.data(), kDigestLen), results[i].size);
+        }
+        return out;
+      },
+      py::arg("paths"), py::arg("threads") = 0,
+      "[(digest, bytes hashed)] of many files, hashed in parallel one thread per file; OSError "
+      "naming the first file that could not be read.");
 
   m.def(
       "leaf_cvs",

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cairn/blake3.hpp"
+#include "cairn/parallel.hpp"
 
 namespace cairn::blake3 {
 
@@ -36,10 +37,11 @@ class File {
   int fd_;
 };
 
-// Reads to end of file (the size from fstat is only a hint: the file may be growing, or be a
-// pseudo-file that reports 0).
-std::vector<std::uint8_t> read_all(int fd, std::size_t hint, const std::string& path) {
-  std::vector<std::uint8_t> buf(hint + 1);
+// Reads to end of file into `buf` (the size from fstat is only a hint: the file may be growing,
+// or be a pseudo-file that reports 0); returns the number of bytes read.
+std::size_t read_all(int fd, std::size_t hint, const std::string& path,
+                     std::vector<std::uint8_t>& buf) {
+  if (buf.size() < hint + 1) buf.resize(hint + 1);
   std::size_t used = 0;
   for (;;) {
     if (used == buf.size()) buf.resize(buf.size() * 2);
@@ -51,9 +53,26 @@ std::vector<std::uint8_t> read_all(int fd, std::size_t hint, const std::string& 
     if (got == 0) break;
     used += static_cast<std::size_t>(got);
   }
-  buf.resize(used);
-  return buf;
+  return used;
 }
+
+// Unmaps on scope exit.
+class Mapping {
+ public:
+  Mapping(int fd, std::size_t size, const std::string& path) : size_(size) {
+    data_ = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (data_ == MAP_FAILED) throw_errno("cannot mmap", path);
+    ::madvise(data_, size, MADV_WILLNEED);
+  }
+  ~Mapping() { ::munmap(data_, size_); }
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  const void* data() const { return data_; }
+
+ private:
+  void* data_;
+  std::size_t size_;
+};
 
 }  // namespace
 
@@ -66,19 +85,33 @@ Digest hash_file(const std::string& path, unsigned threads, std::uint64_t* size_
   }
   const auto size = static_cast<std::size_t>(st.st_size);
   if (!S_ISREG(st.st_mode) || size < kMmapThreshold) {
-    const std::vector<std::uint8_t> buf = read_all(file.fd(), size, path);
-    if (size_out) *size_out = buf.size();
-    return hash(buf.data(), buf.size(), threads);
+    // Small files: one buffer per thread, reused from file to file.
+    thread_local std::vector<std::uint8_t> buf;
+    const std::size_t used = read_all(file.fd(), size, path, buf);
+    const Digest d = hash(buf.data(), used, threads);
+    if (buf.size() > 4 * kMmapThreshold) buf = std::vector<std::uint8_t>();  // keep it small
+    if (size_out) *size_out = used;
+    return d;
   }
   // A file truncated by another process while mapped raises SIGBUS; fingerprints are taken of
   // files that are not being written.
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, file.fd(), 0);
-  if (map == MAP_FAILED) throw_errno("cannot mmap", path);
-  ::madvise(map, size, MADV_WILLNEED);
-  const Digest d = hash(map, size, threads);
-  ::munmap(map, size);
+  const Mapping map(file.fd(), size, path);
   if (size_out) *size_out = size;
-  return d;
+  return hash(map.data(), size, threads);
+}
+
+std::vector<FileDigest> hash_files(const std::vector<std::string>& paths, unsigned threads) {
+  std::vector<FileDigest> out(paths.size());
+  parallel_for(paths.size(), threads == 0 ? hardware_threads() : threads, [&](std::size_t i) {
+    try {
+      out[i].digest = hash_file(paths[i], 1, &out[i].size);
+    } catch (const std::system_error& e) {
+      out[i].error = e.code().value();
+    } catch (const std::exception&) {
+      out[i].error = EIO;
+    }
+  });
+  return out;
 }
 
 }  // namespace cairn::blake3

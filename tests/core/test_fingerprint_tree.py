@@ -41,13 +41,18 @@ def tree(tmp_path: Path) -> Path:
 def count_file_hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records every path the core reads to hash a file."""
     seen: list[str] = []
-    real = _core.blake3_file
+    one, many = _core.blake3_file, _core.blake3_files
 
-    def counting(path: str, threads: int = 0) -> tuple[bytes, int]:
+    def counting_one(path: str, threads: int = 0) -> tuple[bytes, int]:
         seen.append(path)
-        return real(path, threads)
+        return one(path, threads)
 
-    monkeypatch.setattr(_core, "blake3_file", counting)
+    def counting_many(paths: list[str], threads: int = 0) -> list[tuple[bytes, int]]:
+        seen.extend(paths)
+        return many(paths, threads)
+
+    monkeypatch.setattr(_core, "blake3_file", counting_one)
+    monkeypatch.setattr(_core, "blake3_files", counting_many)
     return seen
 
 

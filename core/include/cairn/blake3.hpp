@@ -57,6 +57,15 @@ Digest root_from_leaves(const ChainingValue* cvs, std::size_t n_cvs, const void*
 // number of bytes hashed.
 Digest hash_file(const std::string& path, unsigned threads = 0, std::uint64_t* size_out = nullptr);
 
+// Digests of many files, hashed in parallel (one thread per file). A file that cannot be read
+// gets `error` (an errno value) instead of a digest.
+struct FileDigest {
+  Digest digest{};
+  std::uint64_t size = 0;
+  int error = 0;
+};
+std::vector<FileDigest> hash_files(const std::vector<std::string>& paths, unsigned threads = 0);
+
 std::string to_hex(const std::uint8_t* bytes, std::size_t len);
 
 }  // namespace cairn::blake3

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, NamedTuple, Union
 
 from cairn import _core
@@ -29,7 +28,7 @@ StrPath = Union[str, "os.PathLike[str]"]
 OnSpecial = Literal["error", "skip"]
 
 # Files at least this large are hashed one at a time with every thread; smaller ones in parallel,
-# one thread each.
+# one thread each, in a single call into the core (no per-file Python overhead).
 _LARGE_FILE = 64 << 20
 
 
@@ -138,21 +137,17 @@ def _digests(files: list[_File], cache: FingerprintCache | None, workers: int) -
     large = [f for f in todo if f.key.size >= _LARGE_FILE]
     small = [f for f in todo if f.key.size < _LARGE_FILE]
 
-    def hash_one(f: _File, threads: int) -> str:
-        digest, size = _core.blake3_file(f.path, threads)
+    def check(f: _File, size: int) -> None:
         if size != f.key.size:
             raise FileChangedError(f.path, f.key.size, size)
-        return digest.hex()
 
     for f in large:
-        digests[f.rel] = hash_one(f, workers)
-    if workers > 1 and len(small) > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            hashed = list(pool.map(lambda f: hash_one(f, 1), small))
-    else:
-        hashed = [hash_one(f, 1) for f in small]
-    for f, d in zip(small, hashed):
-        digests[f.rel] = d
+        digest, size = _core.blake3_file(f.path, workers)
+        check(f, size)
+        digests[f.rel] = digest.hex()
+    for f, (digest, size) in zip(small, _core.blake3_files([f.path for f in small], workers)):
+        check(f, size)
+        digests[f.rel] = digest.hex()
     if cache is not None:
         for f in todo:
             cache.put(f.key, digests[f.rel])
