@@ -133,6 +133,7 @@ SUBTREE_CASES = [
     (3 * 65536, 65536),
     (5 * (1 << 20) + 77, 1 << 20),
     (5 * (1 << 20) + 77, 1 << 16),
+    (4 * (1 << 20) - 5, 1 << 20),  # a tail large enough to be hashed on several threads
 ]
 
 

@@ -224,3 +224,22 @@ def test_invalid_arguments_are_refused(tree: Path) -> None:
         core.fingerprint_tree(tree, threads=0)
     with pytest.raises(FileNotFoundError):
         core.fingerprint_tree(tree / "absent")
+
+
+def test_manifest_round_trips_through_its_dict_form(tmp_path: Path) -> None:
+    write(tmp_path, "d/file", b"data")
+    os.symlink("d/file", tmp_path / "link")
+    manifest = core.fingerprint_tree(tmp_path)
+    again = core.Manifest.from_dict(manifest.as_dict())
+    assert again == manifest
+    tampered = manifest.as_dict()
+    tampered["entries"][0]["size"] += 1
+    with pytest.raises(ValueError, match="does not match"):
+        core.Manifest.from_dict(tampered)
+
+
+@pytest.mark.parametrize("path", ["../x", "/etc/passwd", "a/../b", "a//b", "./a", "", "a/"])
+def test_manifests_refuse_paths_that_leave_the_tree(path: str) -> None:
+    entry = core.ManifestEntry(path, "file", 0, "0" * 64)
+    with pytest.raises(ValueError, match="plain relative path"):
+        core.Manifest.from_entries([entry])

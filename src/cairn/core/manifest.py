@@ -20,11 +20,17 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 
 from cairn import _core
 
-__all__ = ["MANIFEST_HEADER", "Manifest", "ManifestEntry", "encode_manifest"]
+__all__ = [
+    "MANIFEST_HEADER",
+    "Manifest",
+    "ManifestEntry",
+    "check_relative_path",
+    "encode_manifest",
+]
 
 MANIFEST_HEADER = b"cairn-manifest/1\n"
 
@@ -65,12 +71,44 @@ class Manifest:
 
     @classmethod
     def from_entries(cls, entries: list[ManifestEntry], skipped: tuple[str, ...] = ()) -> Manifest:
-        """Sorts the entries canonically and computes the digest."""
+        """Sorts the entries canonically and computes the digest; refuses unsafe paths."""
+        for e in entries:
+            check_relative_path(e.path)
         ordered = tuple(sorted(entries, key=ManifestEntry.sort_key))
         for a, b in pairwise(ordered):
             if a.path == b.path:
                 raise ValueError(f"duplicate manifest path {a.path!r}")
         return cls(ordered, _core.blake3(encode_manifest(ordered), 0).hex(), skipped)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """Rebuilds a manifest from :meth:`as_dict` output, checking paths and the digest."""
+        entries = [
+            ManifestEntry(e["path"], e["kind"], int(e["size"]), e["digest"], e.get("target"))
+            for e in data["entries"]
+        ]
+        manifest = cls.from_entries(entries, tuple(data.get("skipped", ())))
+        if "digest" in data and data["digest"] != manifest.digest:
+            raise ValueError(
+                f"manifest digest {data['digest']} does not match its entries ({manifest.digest})"
+            )
+        return manifest
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"digest", "entries": [{"path", "kind", "size", "digest"[, "target"]}],
+        "skipped"}``."""
+        entries: list[dict[str, Any]] = []
+        for e in self.entries:
+            item: dict[str, Any] = {
+                "path": e.path,
+                "kind": e.kind,
+                "size": e.size,
+                "digest": e.digest,
+            }
+            if e.target is not None:
+                item["target"] = e.target
+            entries.append(item)
+        return {"digest": self.digest, "entries": entries, "skipped": list(self.skipped)}
 
     def encode(self) -> bytes:
         """The canonical encoding (see the module docstring); its BLAKE3 is ``digest``."""
@@ -92,6 +130,16 @@ class Manifest:
             if e.path == path:
                 return e
         raise KeyError(path)
+
+
+def check_relative_path(path: str) -> None:
+    """Refuses paths that could land outside a tree: absolute, empty, '.', '..' or empty parts."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in path:
+        raise ValueError(
+            f"manifest path {path!r} is not a plain relative path ('/'-separated names, no '.', "
+            "'..' or empty parts, not absolute)"
+        )
 
 
 def encode_manifest(entries: tuple[ManifestEntry, ...] | list[ManifestEntry]) -> bytes:
