@@ -3,6 +3,8 @@
 // and waits only for workers already inside it.
 #include "cairn/parallel.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -28,12 +30,12 @@ struct Loop {
 
 class Pool {
  public:
-  explicit Pool(unsigned workers) {
+  void start(unsigned workers) {
     for (unsigned i = 0; i < workers; ++i) std::thread([this] { work(); }).detach();
-    size_ = workers;
+    size_.store(workers);
   }
 
-  unsigned size() const { return size_; }
+  unsigned size() const { return size_.load(); }
 
   void run(Loop& loop, unsigned helpers) {
     {
@@ -70,13 +72,28 @@ class Pool {
   std::condition_variable wake_;
   std::condition_variable done_;
   std::deque<Loop*> queue_;
-  unsigned size_ = 0;
+  std::atomic<unsigned> size_{0};
 };
 
-// Never destroyed: detached workers may outlive static destruction at interpreter exit.
+// The pool is never destroyed: detached workers may outlive static destruction at interpreter
+// exit. A child process made by fork() has none of the parent's threads (and maybe a copy of a
+// locked mutex), so it forgets the parent's pool and starts its own on first use.
+std::atomic<Pool*> g_pool{nullptr};
+
+void forget_pool_in_child() { g_pool.store(nullptr); }
+
 Pool& pool() {
-  static Pool* instance = new Pool(hardware_threads() - 1);
-  return *instance;
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, forget_pool_in_child) == 0;
+  (void)registered;
+  Pool* current = g_pool.load();
+  if (current != nullptr) return *current;
+  auto* fresh = new Pool();
+  if (g_pool.compare_exchange_strong(current, fresh)) {
+    fresh->start(hardware_threads() - 1);
+    return *fresh;
+  }
+  delete fresh;  // another thread installed one first; ours has no threads yet
+  return *current;
 }
 
 }  // namespace

@@ -219,3 +219,18 @@ def test_concurrent_callers_share_the_worker_pool_correctly(big: memoryview) -> 
     with ThreadPoolExecutor(max_workers=4) as pool:
         digests = list(pool.map(lambda n: core.blake3(big[:n], threads=None), sizes))
     assert digests == [oracle(big[:n]) for n in sizes]
+
+
+def test_a_forked_child_hashes_on_threads_of_its_own(big: memoryview) -> None:
+    data = big[: 8 << 20]
+    expected = oracle(data)
+    assert core.blake3(data, threads=2) == expected  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # child: exit 0 only if the digest is right; never hang the suite
+        import signal
+
+        signal.alarm(20)
+        ok = all(core.blake3(data, threads=2) == expected for _ in range(3))
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
