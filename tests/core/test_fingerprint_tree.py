@@ -243,3 +243,28 @@ def test_manifests_refuse_paths_that_leave_the_tree(path: str) -> None:
     entry = core.ManifestEntry(path, "file", 0, "0" * 64)
     with pytest.raises(ValueError, match="plain relative path"):
         core.Manifest.from_entries([entry])
+
+
+def test_progress_reports_bytes_hashed_up_to_the_total(tree: Path, tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    core.fingerprint_tree(tree, progress=lambda done, total: calls.append((done, total)))
+    total = sum(p.stat().st_size for p in tree.rglob("*") if p.is_file())
+    assert calls[-1] == (total, total)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+    cache = tmp_path / "cache.sqlite"
+    core.fingerprint_tree(tree, cache=cache)
+    calls.clear()
+    core.fingerprint_tree(tree, cache=cache, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(0, 0)]  # everything came from the cache
+
+
+def test_small_files_are_hashed_in_batches(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cairn.core import tree_fingerprint
+
+    whole = core.fingerprint_tree(tree)
+    monkeypatch.setattr(tree_fingerprint, "_BATCH_FILES", 1)
+    calls: list[int] = []
+    batched = core.fingerprint_tree(tree, progress=lambda done, total: calls.append(done))
+    assert batched == whole
+    assert len(calls) == len(whole)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable, Iterator
 from typing import Literal, NamedTuple, Union
 
 from cairn import _core
@@ -26,10 +27,13 @@ __all__ = ["fingerprint_tree"]
 
 StrPath = Union[str, "os.PathLike[str]"]
 OnSpecial = Literal["error", "skip"]
+Progress = Callable[[int, int], None]
 
 # Files at least this large are hashed one at a time with every thread; smaller ones in parallel,
-# one thread each, in a single call into the core (no per-file Python overhead).
+# one thread each, a batch per call into the core (no per-file Python overhead).
 _LARGE_FILE = 64 << 20
+_BATCH_BYTES = 256 << 20
+_BATCH_FILES = 2048
 
 
 class _File(NamedTuple):
@@ -44,11 +48,14 @@ def fingerprint_tree(
     threads: int | None = None,
     cache: StrPath | FingerprintCache | None = None,
     on_special: OnSpecial = "error",
+    progress: Progress | None = None,
 ) -> Manifest:
     """Manifest of a directory tree (or of a single file) with its dataset digest.
 
     ``cache`` is a FingerprintCache or the path of its SQLite file (created if absent).
-    ``threads=None`` uses every core.
+    ``threads=None`` uses every core. ``progress(done, total)``, if given, is called with the
+    bytes hashed so far and the bytes to hash (cache hits excluded), after each large file and
+    each batch of small ones, and once at the end.
     """
     if on_special not in ("error", "skip"):
         raise ValueError(f"on_special must be 'error' or 'skip', got {on_special!r}")
@@ -61,7 +68,7 @@ def fingerprint_tree(
     owned = isinstance(cache, (str, os.PathLike))
     store = FingerprintCache(cache) if isinstance(cache, (str, os.PathLike)) else cache
     try:
-        digests = _digests(files, store, workers)
+        digests = _digests(files, store, workers, progress)
     finally:
         if store is not None and owned:
             store.close()
@@ -124,7 +131,9 @@ def _kind(mode: int) -> str:
     return "special file"
 
 
-def _digests(files: list[_File], cache: FingerprintCache | None, workers: int) -> dict[str, str]:
+def _digests(
+    files: list[_File], cache: FingerprintCache | None, workers: int, progress: Progress | None
+) -> dict[str, str]:
     """Hex digest of every file: from the cache where it matches, else hashed (and cached)."""
     digests: dict[str, str] = {}
     todo: list[_File] = []
@@ -136,19 +145,42 @@ def _digests(files: list[_File], cache: FingerprintCache | None, workers: int) -
             digests[f.rel] = hit
     large = [f for f in todo if f.key.size >= _LARGE_FILE]
     small = [f for f in todo if f.key.size < _LARGE_FILE]
+    total = sum(f.key.size for f in todo)
+    done = 0
 
-    def check(f: _File, size: int) -> None:
+    def record(f: _File, digest: bytes, size: int) -> None:
+        nonlocal done
         if size != f.key.size:
             raise FileChangedError(f.path, f.key.size, size)
+        digests[f.rel] = digest.hex()
+        done += size
 
     for f in large:
-        digest, size = _core.blake3_file(f.path, workers)
-        check(f, size)
-        digests[f.rel] = digest.hex()
-    for f, (digest, size) in zip(small, _core.blake3_files([f.path for f in small], workers)):
-        check(f, size)
-        digests[f.rel] = digest.hex()
+        record(f, *_core.blake3_file(f.path, workers))
+        if progress is not None:
+            progress(done, total)
+    for batch in _batches(small):
+        for f, (digest, size) in zip(batch, _core.blake3_files([f.path for f in batch], workers)):
+            record(f, digest, size)
+        if progress is not None:
+            progress(done, total)
+    if progress is not None and not todo:
+        progress(0, 0)
     if cache is not None:
         for f in todo:
             cache.put(f.key, digests[f.rel])
     return digests
+
+
+def _batches(files: list[_File]) -> Iterator[list[_File]]:
+    """Consecutive runs of files of at most _BATCH_BYTES or _BATCH_FILES (at least one file)."""
+    batch: list[_File] = []
+    size = 0
+    for f in files:
+        if batch and (size + f.key.size > _BATCH_BYTES or len(batch) == _BATCH_FILES):
+            yield batch
+            batch, size = [], 0
+        batch.append(f)
+        size += f.key.size
+    if batch:
+        yield batch
