@@ -55,7 +55,7 @@ def fingerprint_tree(
     ``cache`` is a FingerprintCache or the path of its SQLite file (created if absent).
     ``threads=None`` uses every core. ``progress(done, total)``, if given, is called with the
     bytes hashed so far and the bytes to hash (cache hits excluded), after each large file and
-    each batch of small ones, and once at the end.
+    each batch of small ones; once with (0, 0) when the cache covers every file.
     """
     if on_special not in ("error", "skip"):
         raise ValueError(f"on_special must be 'error' or 'skip', got {on_special!r}")
