@@ -38,6 +38,12 @@ py::bytes as_bytes(const std::uint8_t* p, std::size_t n) {
   return py::bytes(reinterpret_cast<const char*>(p), n);
 }
 
+// Paths arrive as file-system bytes (os.fsencode), so names that are not UTF-8 work; a NUL would
+// silently cut the path short, so it is refused as Python's open() does.
+void check_path(const std::string& path) {
+  if (path.find('\0') != std::string::npos) throw py::value_error("embedded null byte in path");
+}
+
 cairn::SimdLevel parse_level(const std::string& name) {
   for (auto level : {cairn::SimdLevel::Portable, cairn::SimdLevel::SSE41, cairn::SimdLevel::AVX2,
                      cairn::SimdLevel::AVX512}) {
@@ -83,6 +89,7 @@ void register_blake3(py::module_& m) {
   m.def(
       "blake3_file",
       [](const std::string& path, unsigned threads) {
+        check_path(path);
         b3::Digest d;
         std::uint64_t size = 0;
         try {
@@ -101,6 +108,7 @@ void register_blake3(py::module_& m) {
   m.def(
       "blake3_files",
       [](const std::vector<std::string>& paths, unsigned threads) {
+        for (const auto& path : paths) check_path(path);
         std::vector<b3::FileDigest> results;
         {
           py::gil_scoped_release release;

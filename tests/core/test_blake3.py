@@ -112,6 +112,12 @@ def test_fingerprint_file_equals_reference(tmp_path, big: memoryview, length: in
     assert core.fingerprint_file(str(path), threads=1) == reference.blake3(big[:length]).hexdigest()
 
 
+def test_fingerprint_file_refuses_paths_with_nul(tmp_path) -> None:
+    (tmp_path / "a").write_bytes(b"x")
+    with pytest.raises(ValueError, match="null"):
+        core.fingerprint_file(str(tmp_path / "a") + "\0suffix")
+
+
 def test_fingerprint_file_reports_missing_files_and_directories(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
         core.fingerprint_file(tmp_path / "absent")

@@ -43,12 +43,12 @@ def count_file_hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     one, many = _core.blake3_file, _core.blake3_files
 
-    def counting_one(path: str, threads: int = 0) -> tuple[bytes, int]:
-        seen.append(path)
+    def counting_one(path: bytes, threads: int = 0) -> tuple[bytes, int]:
+        seen.append(os.fsdecode(path))
         return one(path, threads)
 
-    def counting_many(paths: list[str], threads: int = 0) -> list[tuple[bytes, int]]:
-        seen.extend(paths)
+    def counting_many(paths: list[bytes], threads: int = 0) -> list[tuple[bytes, int]]:
+        seen.extend(os.fsdecode(p) for p in paths)
         return many(paths, threads)
 
     monkeypatch.setattr(_core, "blake3_file", counting_one)
@@ -268,3 +268,15 @@ def test_small_files_are_hashed_in_batches(tree: Path, monkeypatch: pytest.Monke
     batched = core.fingerprint_tree(tree, progress=lambda done, total: calls.append(done))
     assert batched == whole
     assert len(calls) == len(whole)
+
+
+def test_names_that_are_not_utf8_are_hashed_and_encoded_as_their_bytes(tmp_path: Path) -> None:
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9")
+    with open(raw, "wb") as f:
+        f.write(b"latin-1 name")
+    manifest = core.fingerprint_tree(tmp_path)
+    (entry,) = manifest.entries
+    assert os.fsencode(entry.path) == b"caf\xe9"
+    assert entry.digest == reference.blake3(b"latin-1 name").hexdigest()
+    assert b"f 4:caf\xe9 12 " in manifest.encode()
+    assert core.fingerprint_file(os.fsdecode(raw)) == entry.digest

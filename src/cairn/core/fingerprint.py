@@ -63,7 +63,7 @@ def fingerprint_file(path: StrPath, *, threads: int | None = None) -> str:
 
     Raises OSError (FileNotFoundError, IsADirectoryError, ...) when the file cannot be read.
     """
-    digest, _size = _core.blake3_file(os.fspath(path), _threads(threads))
+    digest, _size = _core.blake3_file(os.fsencode(path), _threads(threads))
     return digest.hex()
 
 

@@ -156,11 +156,13 @@ def _digests(
         done += size
 
     for f in large:
-        record(f, *_core.blake3_file(f.path, workers))
+        record(f, *_core.blake3_file(os.fsencode(f.path), workers))
         if progress is not None:
             progress(done, total)
     for batch in _batches(small):
-        for f, (digest, size) in zip(batch, _core.blake3_files([f.path for f in batch], workers)):
+        for f, (digest, size) in zip(
+            batch, _core.blake3_files([os.fsencode(f.path) for f in batch], workers)
+        ):
             record(f, digest, size)
         if progress is not None:
             progress(done, total)
