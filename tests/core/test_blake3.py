@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
 
 import blake3 as reference
 import numpy as np
@@ -110,6 +112,17 @@ def test_fingerprint_file_equals_reference(tmp_path, big: memoryview, length: in
     path.write_bytes(big[:length])
     assert core.fingerprint_file(path) == reference.blake3(big[:length]).hexdigest()
     assert core.fingerprint_file(str(path), threads=1) == reference.blake3(big[:length]).hexdigest()
+
+
+@pytest.mark.skipif(shutil.which("b3sum") is None, reason="b3sum is not installed")
+def test_fingerprint_file_equals_b3sum(tmp_path, big: memoryview) -> None:
+    paths = []
+    for length in (0, 1025, 3 << 20):
+        paths.append(tmp_path / f"f{length}")
+        paths[-1].write_bytes(big[:length])
+    out = subprocess.run(["b3sum", *map(str, paths)], capture_output=True, text=True, check=True)
+    expected = {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in out.stdout.splitlines()}
+    assert {str(p): core.fingerprint_file(p) for p in paths} == expected
 
 
 def test_fingerprint_file_refuses_paths_with_nul(tmp_path) -> None:
