@@ -11,7 +11,6 @@
 #include <deque>
 #include <mutex>
 #include <thread>
-#include <vector>
 
 namespace cairn {
 

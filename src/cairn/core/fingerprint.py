@@ -16,7 +16,7 @@ import mmap
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 from cairn import _core
 
@@ -33,9 +33,9 @@ __all__ = [
     "subtree_cvs",
 ]
 
-# Anything with the buffer protocol (bytes, bytearray, memoryview, numpy arrays, mmap, ...).
-# typing.Buffer arrives in Python 3.12; until then the protocol cannot be spelled statically.
-Buffer = Union[bytes, bytearray, memoryview, "mmap.mmap", object]
+# Anything C-contiguous with the buffer protocol (bytes, bytearray, memoryview, numpy arrays,
+# mmap, ...). collections.abc.Buffer arrives in Python 3.12; until then it cannot be spelled.
+Buffer = Any
 StrPath = Union[str, "os.PathLike[str]"]
 
 DEFAULT_LEAF_SIZE = 1 << 20
