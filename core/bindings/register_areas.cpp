@@ -3,6 +3,8 @@
 
 namespace py = pybind11;
 
+void register_blake3(py::module_& m);
+
 void register_areas(py::module_& m) {
-  (void)m;
+  register_blake3(m);
 }

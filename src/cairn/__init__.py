@@ -7,18 +7,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn.sdk import ActiveRun, ApiError, Client, start_run
 
 __version__ = "0.1.0"
-__all__ = ["ActiveRun", "ApiError", "Client", "__version__", "start_run"]
+__all__ = ["ActiveRun", "ApiError", "Client", "__version__", "fingerprint", "fingerprint_table", "start_run"]
+
+if TYPE_CHECKING:
+    from cairn.core import fingerprint_table
+    from cairn.core import fingerprint_tree as fingerprint
+
+# The core extension is imported on first use, so that `import cairn` stays light.
+_LAZY = {"fingerprint": "fingerprint_tree", "fingerprint_table": "fingerprint_table"}
 
 
 def __getattr__(name: str) -> Any:
-    # The core extension loads only when a fingerprint function is first used.
-    if name in ("fingerprint", "fingerprint_table"):
-        from cairn import core
+    if name in _LAZY:
+        import cairn.core
 
-        return getattr(core, name)
+        return getattr(cairn.core, _LAZY[name])
     raise AttributeError(f"module 'cairn' has no attribute {name!r}")

@@ -5,13 +5,68 @@ This typed module is the public face of the private extension ``cairn._core``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn import _core
+from cairn.core.errors import (
+    FileChangedError,
+    FingerprintError,
+    SpecialFileError,
+    UnsupportedTypeError,
+)
+from cairn.core.fingerprint import (
+    DEFAULT_LEAF_SIZE,
+    FileSubtrees,
+    blake3,
+    file_subtrees,
+    fingerprint_file,
+    leaf_count,
+    leaf_cv,
+    refingerprint,
+    refresh_file_subtrees,
+    subtree_cvs,
+)
+from cairn.core.fingerprint_cache import FingerprintCache
+from cairn.core.manifest import Manifest, ManifestEntry
+from cairn.core.tree_fingerprint import fingerprint_tree
 
-__all__ = ["build_info"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "DEFAULT_LEAF_SIZE",
+    "FileChangedError",
+    "FileSubtrees",
+    "FingerprintCache",
+    "FingerprintError",
+    "Manifest",
+    "ManifestEntry",
+    "SpecialFileError",
+    "UnsupportedTypeError",
+    "blake3",
+    "build_info",
+    "file_subtrees",
+    "fingerprint_file",
+    "fingerprint_table",
+    "fingerprint_tree",
+    "leaf_count",
+    "leaf_cv",
+    "refingerprint",
+    "refresh_file_subtrees",
+    "subtree_cvs",
+]
 
 
 def build_info() -> dict[str, Any]:
     """Facts about this build: version, compiler, SIMD level, CUDA compiled, GPU usable (and why not)."""
     return dict(_core.build_info())
+
+
+def fingerprint_table(table: pa.Table | pa.RecordBatch) -> str:
+    """Hex content fingerprint of an Arrow table, independent of chunking and storage format.
+
+    See :mod:`cairn.core.table_fingerprint` for what it covers. Imports pyarrow on first use.
+    """
+    from cairn.core.table_fingerprint import fingerprint_table as _fingerprint_table
+
+    return _fingerprint_table(table)
