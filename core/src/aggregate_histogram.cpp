@@ -1,0 +1,81 @@
+// Per-segment histograms over given edges, with underflow, overflow and NaN counts.
+#include <stdexcept>
+#include <string>
+
+#include "aggregate_internal.hpp"
+
+namespace cairn::agg {
+
+namespace {
+
+// Counts for one segment's (piece of) values, written into the given row.
+template <class T>
+void count_into(const T* values, int64_t a, int64_t b, const double* edges, int64_t nedges, int64_t* row,
+                int64_t& under, int64_t& over, int64_t& nan) {
+  const double lo = edges[0], hi = edges[nedges - 1];
+  const int64_t last_bin = nedges - 2;
+  for (int64_t i = a; i < b; ++i) {
+    const double v = static_cast<double>(values[i]);
+    if (v != v) {
+      ++nan;
+    } else if (v < lo) {
+      ++under;
+    } else if (v > hi) {
+      ++over;
+    } else if (v == hi) {
+      ++row[last_bin];
+    } else {
+      ++row[(std::upper_bound(edges, edges + nedges, v) - edges) - 1];
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void segment_histogram(const T* values, int64_t n, const int64_t* offsets, int64_t nseg,
+                       const double* edges, int64_t nedges, int64_t* counts, int64_t* underflow,
+                       int64_t* overflow, int64_t* nan_count, int threads) {
+  validate_offsets(offsets, nseg, n);
+  if (nedges < 2) throw std::invalid_argument("edges must have at least 2 entries");
+  for (int64_t k = 0; k < nedges; ++k) {
+    if (!std::isfinite(edges[k])) throw std::invalid_argument("edges must be finite");
+    if (k > 0 && !(edges[k] > edges[k - 1])) throw std::invalid_argument("edges must be strictly increasing");
+  }
+  const int64_t nbins = nedges - 1;
+  std::fill(counts, counts + nseg * nbins, int64_t{0});
+  std::fill(underflow, underflow + nseg, int64_t{0});
+  std::fill(overflow, overflow + nseg, int64_t{0});
+  std::fill(nan_count, nan_count + nseg, int64_t{0});
+  const int64_t begin = offsets[0], end = offsets[nseg];
+  std::mutex shared_rows;  // guards rows of segments cut across parts (integer sums: order-free)
+  detail::parallel_for(detail::part_count(begin, end), resolve_threads(threads), [&](int64_t part, int) {
+    const int64_t p0 = begin + part * kPartSize;
+    const int64_t p1 = std::min(end, p0 + kPartSize);
+    std::vector<int64_t> local;
+    for (int64_t s = detail::first_segment_after(offsets, nseg, p0); s < nseg && offsets[s] < p1; ++s) {
+      const int64_t a = std::max(offsets[s], p0), b = std::min(offsets[s + 1], p1);
+      if (a >= b) continue;
+      if (offsets[s] >= p0 && offsets[s + 1] <= p1) {
+        count_into(values, a, b, edges, nedges, counts + s * nbins, underflow[s], overflow[s], nan_count[s]);
+        continue;
+      }
+      local.assign(static_cast<size_t>(nbins), 0);
+      int64_t under = 0, over = 0, nan = 0;
+      count_into(values, a, b, edges, nedges, local.data(), under, over, nan);
+      std::lock_guard<std::mutex> lock(shared_rows);
+      int64_t* row = counts + s * nbins;
+      for (int64_t k = 0; k < nbins; ++k) row[k] += local[static_cast<size_t>(k)];
+      underflow[s] += under;
+      overflow[s] += over;
+      nan_count[s] += nan;
+    }
+  });
+}
+
+template void segment_histogram<float>(const float*, int64_t, const int64_t*, int64_t, const double*, int64_t,
+                                       int64_t*, int64_t*, int64_t*, int64_t*, int);
+template void segment_histogram<double>(const double*, int64_t, const int64_t*, int64_t, const double*,
+                                        int64_t, int64_t*, int64_t*, int64_t*, int64_t*, int);
+
+}  // namespace cairn::agg
