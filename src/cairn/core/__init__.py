@@ -8,8 +8,26 @@ from __future__ import annotations
 from typing import Any
 
 from cairn import _core
+from cairn.core.aggregate import (
+    SegmentHistogram,
+    downsample_minmax,
+    lttb,
+    rolling,
+    segment_histogram,
+    segment_quantiles,
+    segment_reduce,
+)
 
 __all__ = ["build_info"]
+__all__ += [
+    "SegmentHistogram",
+    "downsample_minmax",
+    "lttb",
+    "rolling",
+    "segment_histogram",
+    "segment_quantiles",
+    "segment_reduce",
+]
 
 
 def build_info() -> dict[str, Any]:
