@@ -79,6 +79,7 @@ Layout<T> make_layout(const py::array& values, const std::optional<py::array>& o
     if (ids->ndim() != 1 || ids->shape(0) != layout.n) {
       throw py::value_error("segment_ids must have one entry per value");
     }
+    if (nseg < 0) throw py::value_error("num_segments must be >= 0");
     group(layout, *ids, nseg, want_order, threads);
   } else {
     throw py::value_error("give offsets or segment_ids");
@@ -105,16 +106,27 @@ py::dict segment_reduce(const py::array& values, const std::optional<py::array>&
   check_ops(ops, kReduceOps);
   return by_value_dtype(values, [&](auto tag) {
     using T = decltype(tag);
-    Layout<T> layout = make_layout<T>(values, offsets, ids, nseg, false, threads);
+    const T* v = view<T>(values, "values");
+    const int64_t n = values.shape(0);
+    if (offsets) {
+      nseg = offsets->shape(0) - 1;
+      if (nseg < 0) throw py::value_error("offsets must have at least one entry");
+    } else if (!ids) {
+      throw py::value_error("give offsets or segment_ids");
+    } else if (ids->ndim() != 1 || ids->shape(0) != n) {
+      throw py::value_error("segment_ids must have one entry per value");
+    } else if (nseg < 0) {
+      throw py::value_error("num_segments must be >= 0");
+    }
     py::dict result;
     agg::ReduceOutputs out;
     for (const auto& op : ops) {
       if (op == "count" || op == "nan_count") {
-        auto a = int64s(layout.nseg);
+        auto a = int64s(nseg);
         (op == "count" ? out.count : out.nan_count) = a.mutable_data();
         result[op.c_str()] = a;
       } else {
-        auto a = doubles(layout.nseg);
+        auto a = doubles(nseg);
         double* p = a.mutable_data();
         if (op == "sum") out.sum = p;
         if (op == "min") out.min = p;
@@ -127,8 +139,19 @@ py::dict segment_reduce(const py::array& values, const std::optional<py::array>&
         result[op.c_str()] = a;
       }
     }
-    py::gil_scoped_release release;
-    agg::segment_reduce(layout.values, layout.n, layout.offsets, layout.nseg, out, ddof, threads);
+    if (offsets) {
+      const int64_t* offs = view<int64_t>(*offsets, "offsets");
+      py::gil_scoped_release release;
+      agg::segment_reduce(v, n, offs, nseg, out, ddof, threads);
+    } else if (has_dtype<int32_t>(*ids)) {
+      const int32_t* id = view<int32_t>(*ids, "segment_ids");
+      py::gil_scoped_release release;
+      agg::segment_reduce_by_ids(v, n, id, nseg, out, ddof, threads);
+    } else {
+      const int64_t* id = view<int64_t>(*ids, "segment_ids");
+      py::gil_scoped_release release;
+      agg::segment_reduce_by_ids(v, n, id, nseg, out, ddof, threads);
+    }
     return result;
   });
 }

@@ -51,13 +51,12 @@ void parallel_for(int64_t ntasks, int threads, F&& fn) {
   if (error) std::rethrow_exception(error);
 }
 
-// Neumaier compensated addition; the compensation is left alone once the sum is not finite, so
-// infinities come out as infinities rather than inf - inf = NaN.
+// Neumaier compensated addition. Once the sum is not finite the compensation is meaningless
+// (possibly NaN) and total() ignores it, so infinities come out as infinities; a sum never
+// becomes finite again once it is not.
 inline void compensated_add(double& sum, double& comp, double x) {
   const double t = sum + x;
-  if (std::isfinite(t)) {
-    comp += std::fabs(sum) >= std::fabs(x) ? (sum - t) + x : (x - t) + sum;
-  }
+  comp += std::fabs(sum) >= std::fabs(x) ? (sum - t) + x : (x - t) + sum;
   sum = t;
 }
 
@@ -74,7 +73,7 @@ struct Moments {
   double first = kNaN;
   double last = kNaN;
 
-  double total() const { return sum + comp; }
+  double total() const { return std::isfinite(sum) ? sum + comp : sum; }
 };
 
 // Appends b (which follows a in index order) to a: Chan et al.'s pairwise update.
@@ -99,6 +98,26 @@ inline void merge_into(Moments& a, const Moments& b) {
   a.max = b.max > a.max ? b.max : a.max;
   a.last = b.last;
   a.count += b.count;
+}
+
+// Writes the finished statistics of segment s wherever an output is wanted.
+inline void write_result(const ReduceOutputs& out, int64_t s, const Moments& m, int ddof) {
+  const bool any = m.count > 0;
+  const double n = static_cast<double>(m.count);
+  const double sum = any ? m.total() : 0.0;
+  if (out.count) out.count[s] = m.count;
+  if (out.nan_count) out.nan_count[s] = m.nan_count;
+  if (out.sum) out.sum[s] = sum;
+  if (out.min) out.min[s] = any ? m.min : kNaN;
+  if (out.max) out.max[s] = any ? m.max : kNaN;
+  if (out.mean) out.mean[s] = any ? sum / n : kNaN;
+  if (out.var || out.std) {
+    const double var = m.count - ddof > 0 ? m.m2 / static_cast<double>(m.count - ddof) : kNaN;
+    if (out.var) out.var[s] = var;
+    if (out.std) out.std[s] = std::sqrt(var);
+  }
+  if (out.first) out.first[s] = any ? m.first : kNaN;
+  if (out.last) out.last[s] = any ? m.last : kNaN;
 }
 
 // Exact moments of one block (at most kBlockSize values): a first pass for count, sum, min and

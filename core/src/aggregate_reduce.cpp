@@ -1,4 +1,4 @@
-// Segmented reductions (count, sum, min, max, mean, var, std, first, last) and grouping by ids.
+// Segmented reductions over CSR offsets, and grouping of values by segment id.
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -38,25 +38,6 @@ void validate_offsets(const int64_t* offsets, int64_t nseg, int64_t n) {
 
 namespace {
 
-void write_result(const ReduceOutputs& out, int64_t s, const Moments& m, int ddof) {
-  const bool any = m.count > 0;
-  const double n = static_cast<double>(m.count);
-  const double sum = any ? m.total() : 0.0;
-  if (out.count) out.count[s] = m.count;
-  if (out.nan_count) out.nan_count[s] = m.nan_count;
-  if (out.sum) out.sum[s] = sum;
-  if (out.min) out.min[s] = any ? m.min : detail::kNaN;
-  if (out.max) out.max[s] = any ? m.max : detail::kNaN;
-  if (out.mean) out.mean[s] = any ? sum / n : detail::kNaN;
-  if (out.var || out.std) {
-    const double var = m.count - ddof > 0 ? m.m2 / static_cast<double>(m.count - ddof) : detail::kNaN;
-    if (out.var) out.var[s] = var;
-    if (out.std) out.std[s] = std::sqrt(var);
-  }
-  if (out.first) out.first[s] = any ? m.first : detail::kNaN;
-  if (out.last) out.last[s] = any ? m.last : detail::kNaN;
-}
-
 // A piece of a segment cut by a part boundary, waiting to be merged with its neighbours.
 struct Piece {
   int64_t segment = -1;
@@ -73,7 +54,7 @@ void segment_reduce(const T* values, int64_t n, const int64_t* offsets, int64_t 
   const bool want_m2 = out.var != nullptr || out.std != nullptr;
   const Moments empty;
   for (int64_t s = 0; s < nseg; ++s) {
-    if (offsets[s] == offsets[s + 1]) write_result(out, s, empty, ddof);
+    if (offsets[s] == offsets[s + 1]) detail::write_result(out, s, empty, ddof);
   }
   const int64_t begin = offsets[0];
   const int64_t end = offsets[nseg];
@@ -91,7 +72,7 @@ void segment_reduce(const T* values, int64_t n, const int64_t* offsets, int64_t 
       if (a >= b) continue;
       Moments m = detail::range_moments(values, a, b, want_m2);
       if (offsets[s] >= p0 && offsets[s + 1] <= p1) {
-        write_result(out, s, m, ddof);
+        detail::write_result(out, s, m, ddof);
       } else {
         cut[static_cast<size_t>(2 * part + ncut)] = Piece{s, m};
         ++ncut;
@@ -102,13 +83,13 @@ void segment_reduce(const T* values, int64_t n, const int64_t* offsets, int64_t 
   for (const Piece& piece : cut) {
     if (piece.segment < 0) continue;
     if (piece.segment != open.segment) {
-      if (open.segment >= 0) write_result(out, open.segment, open.moments, ddof);
+      if (open.segment >= 0) detail::write_result(out, open.segment, open.moments, ddof);
       open = piece;
     } else {
       detail::merge_into(open.moments, piece.moments);
     }
   }
-  if (open.segment >= 0) write_result(out, open.segment, open.moments, ddof);
+  if (open.segment >= 0) detail::write_result(out, open.segment, open.moments, ddof);
 }
 
 template <class T, class Id>
@@ -158,19 +139,10 @@ Grouped<T> group_by_ids(const T* values, int64_t n, const Id* ids, int64_t nseg,
   return g;
 }
 
-template <class T, class Id>
-void segment_reduce_by_ids(const T* values, int64_t n, const Id* ids, int64_t nseg,
-                           const ReduceOutputs& out, int ddof, int threads) {
-  const Grouped<T> g = group_by_ids(values, n, ids, nseg, false, threads);
-  segment_reduce(g.values.data(), n, g.offsets.data(), nseg, out, ddof, threads);
-}
-
 template void segment_reduce<float>(const float*, int64_t, const int64_t*, int64_t, const ReduceOutputs&, int, int);
 template void segment_reduce<double>(const double*, int64_t, const int64_t*, int64_t, const ReduceOutputs&, int, int);
-#define CAIRN_AGG_IDS(T, Id)                                                                          \
-  template Grouped<T> group_by_ids<T, Id>(const T*, int64_t, const Id*, int64_t, bool, int);          \
-  template void segment_reduce_by_ids<T, Id>(const T*, int64_t, const Id*, int64_t, const ReduceOutputs&, \
-                                             int, int);
+#define CAIRN_AGG_IDS(T, Id) \
+  template Grouped<T> group_by_ids<T, Id>(const T*, int64_t, const Id*, int64_t, bool, int);
 CAIRN_AGG_IDS(float, int32_t)
 CAIRN_AGG_IDS(float, int64_t)
 CAIRN_AGG_IDS(double, int32_t)

@@ -86,7 +86,7 @@ def test_reduce_matches_numpy_on_random_segments(dtype: type, seed: int) -> None
 
 def test_many_tiny_segments_including_empty() -> None:
     rng = np.random.default_rng(7)
-    lengths = rng.integers(0, 4, size=50_000)
+    lengths = rng.integers(0, 4, size=20_000)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     values = rng.standard_normal(int(offsets[-1]))
     got = segment_reduce(values, offsets=offsets, ops=ALL_OPS)
@@ -118,9 +118,9 @@ def test_results_are_identical_for_every_thread_count() -> None:
 
 
 @pytest.mark.parametrize("id_dtype", [np.int32, np.int64])
-def test_segment_ids_equal_offsets_on_stably_sorted_values(id_dtype: type) -> None:
+@pytest.mark.parametrize("nseg", [300, 70_000])  # folded directly / regrouped by counting sort
+def test_segment_ids_match_the_reference_on_stably_sorted_values(id_dtype: type, nseg: int) -> None:
     rng = np.random.default_rng(5)
-    nseg = 300
     ids = rng.integers(0, nseg - 10, size=200_000).astype(id_dtype)  # some segments stay empty
     values = rng.standard_normal(len(ids))
     values[rng.random(len(ids)) < 0.01] = np.nan
@@ -128,9 +128,30 @@ def test_segment_ids_equal_offsets_on_stably_sorted_values(id_dtype: type) -> No
     offsets = np.searchsorted(ids[order], np.arange(nseg + 1)).astype(np.int64)
     by_ids = segment_reduce(values, segment_ids=ids, num_segments=nseg, ops=ALL_OPS)
     by_offsets = segment_reduce(values[order], offsets=offsets, ops=ALL_OPS)
-    for op in ALL_OPS:
+    regrouped = nseg > 65_536  # then the CSR kernel runs on the regrouped values: equal bit for bit
+    exact = ALL_OPS if regrouped else ("count", "nan_count", "min", "max", "first", "last")
+    for op in exact:
         np.testing.assert_array_equal(by_ids[op], by_offsets[op], err_msg=op)
-    assert_matches_reference(values[order], offsets, by_ids)
+    if not regrouped:
+        assert_matches_reference(values[order], offsets, by_ids)
+
+
+def test_segment_ids_results_are_identical_for_every_thread_count() -> None:
+    rng = np.random.default_rng(6)
+    ids = rng.integers(0, 50, size=3_500_000)  # several fixed chunks
+    values = rng.standard_normal(len(ids))
+    base = segment_reduce(values, segment_ids=ids, ops=ALL_OPS, threads=1)
+    for threads in (2, 3):
+        got = segment_reduce(values, segment_ids=ids, ops=ALL_OPS, threads=threads)
+        for op in ALL_OPS:
+            np.testing.assert_array_equal(got[op], base[op], err_msg=f"{op} threads={threads}")
+
+
+def test_one_huge_segment_by_ids_is_accurate() -> None:
+    values = np.random.default_rng(8).standard_normal(3_000_000) + 1e9
+    ids = np.zeros(len(values), dtype=np.int32)
+    got = segment_reduce(values, segment_ids=ids, ops=ALL_OPS)
+    assert_matches_reference(values, np.array([0, len(values)]), got)
 
 
 def test_empty_and_all_nan_segments_follow_the_nan_rules() -> None:
@@ -215,6 +236,9 @@ def test_property_reduce_matches_reference(values: list[float], cuts: list[int],
     offsets = np.array([0, *sorted(min(c, len(vals)) for c in cuts), len(vals)], dtype=np.int64)
     got = segment_reduce(vals, offsets=offsets, ops=ALL_OPS, threads=threads)
     assert_matches_reference(vals, offsets, got)
+    ids = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    got_by_ids = segment_reduce(vals, segment_ids=ids, num_segments=len(offsets) - 1, ops=ALL_OPS)
+    assert_matches_reference(vals, offsets, got_by_ids)
 
 
 # ---------------------------------------------------------------------------------------------

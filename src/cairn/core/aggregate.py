@@ -113,6 +113,8 @@ def _segment_args(
             raise ValueError(f"segment_ids has {len(ids)} entries for {n} values")
         if num_segments is None:
             num_segments = int(ids.max()) + 1 if len(ids) else 0
+        if num_segments < 0:
+            raise ValueError(f"num_segments must be >= 0, got {num_segments}")
         return None, ids, int(num_segments)
     if offsets is None:
         return np.array([0, n], dtype=np.int64), None, 1
