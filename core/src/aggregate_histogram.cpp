@@ -8,12 +8,40 @@ namespace cairn::agg {
 
 namespace {
 
+// Finds the bin of a value inside [edges[0], edges[nedges-1]). When the edges are (nearly) evenly
+// spaced, the bin is guessed arithmetically and then corrected against the edges themselves, so
+// the answer is exactly the binary search's; otherwise it is a binary search.
+struct BinFinder {
+  const double* edges;
+  int64_t nedges;
+  bool uniform;
+  double lo, scale;
+
+  BinFinder(const double* e, int64_t n) : edges(e), nedges(n), lo(e[0]) {
+    const double width = (e[n - 1] - e[0]) / static_cast<double>(n - 1);
+    scale = 1.0 / width;
+    uniform = true;
+    for (int64_t k = 0; k < n && uniform; ++k) {
+      uniform = std::fabs(e[k] - (lo + static_cast<double>(k) * width)) <= 1e-6 * width;
+    }
+  }
+
+  int64_t operator()(double v) const {  // lo <= v < edges[nedges-1]
+    if (!uniform) return (std::upper_bound(edges, edges + nedges, v) - edges) - 1;
+    int64_t b = static_cast<int64_t>((v - lo) * scale);
+    b = std::min(std::max(b, int64_t{0}), nedges - 2);
+    while (v < edges[b]) --b;
+    while (v >= edges[b + 1]) ++b;
+    return b;
+  }
+};
+
 // Counts for one segment's (piece of) values, written into the given row.
 template <class T>
-void count_into(const T* values, int64_t a, int64_t b, const double* edges, int64_t nedges, int64_t* row,
-                int64_t& under, int64_t& over, int64_t& nan) {
-  const double lo = edges[0], hi = edges[nedges - 1];
-  const int64_t last_bin = nedges - 2;
+void count_into(const T* values, int64_t a, int64_t b, const BinFinder& bins, int64_t* row, int64_t& under,
+                int64_t& over, int64_t& nan) {
+  const double lo = bins.edges[0], hi = bins.edges[bins.nedges - 1];
+  const int64_t last_bin = bins.nedges - 2;
   for (int64_t i = a; i < b; ++i) {
     const double v = static_cast<double>(values[i]);
     if (v != v) {
@@ -25,7 +53,7 @@ void count_into(const T* values, int64_t a, int64_t b, const double* edges, int6
     } else if (v == hi) {
       ++row[last_bin];
     } else {
-      ++row[(std::upper_bound(edges, edges + nedges, v) - edges) - 1];
+      ++row[bins(v)];
     }
   }
 }
@@ -43,6 +71,7 @@ void segment_histogram(const T* values, int64_t n, const int64_t* offsets, int64
     if (k > 0 && !(edges[k] > edges[k - 1])) throw std::invalid_argument("edges must be strictly increasing");
   }
   const int64_t nbins = nedges - 1;
+  const BinFinder bins(edges, nedges);
   std::fill(counts, counts + nseg * nbins, int64_t{0});
   std::fill(underflow, underflow + nseg, int64_t{0});
   std::fill(overflow, overflow + nseg, int64_t{0});
@@ -57,12 +86,12 @@ void segment_histogram(const T* values, int64_t n, const int64_t* offsets, int64
       const int64_t a = std::max(offsets[s], p0), b = std::min(offsets[s + 1], p1);
       if (a >= b) continue;
       if (offsets[s] >= p0 && offsets[s + 1] <= p1) {
-        count_into(values, a, b, edges, nedges, counts + s * nbins, underflow[s], overflow[s], nan_count[s]);
+        count_into(values, a, b, bins, counts + s * nbins, underflow[s], overflow[s], nan_count[s]);
         continue;
       }
       local.assign(static_cast<size_t>(nbins), 0);
       int64_t under = 0, over = 0, nan = 0;
-      count_into(values, a, b, edges, nedges, local.data(), under, over, nan);
+      count_into(values, a, b, bins, local.data(), under, over, nan);
       std::lock_guard<std::mutex> lock(shared_rows);
       int64_t* row = counts + s * nbins;
       for (int64_t k = 0; k < nbins; ++k) row[k] += local[static_cast<size_t>(k)];

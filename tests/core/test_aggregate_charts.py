@@ -213,3 +213,13 @@ def test_histograms_by_segment_ids_and_bad_edges() -> None:
         segment_histogram([1.0], [0.0, 0.0, 1.0])
     with pytest.raises(ValueError, match="finite"):
         segment_histogram([1.0], [0.0, np.inf])
+
+
+@pytest.mark.parametrize("edges", [np.linspace(-1.0, 1.0, 11), np.linspace(0.1, 0.7, 7), np.geomspace(1e-3, 1.0, 9)])
+def test_histogram_values_on_and_next_to_edges_land_in_numpys_bins(edges: np.ndarray) -> None:
+    rng = np.random.default_rng(12)
+    near = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])
+    values = np.concatenate([near, rng.uniform(edges[0] - 0.1, edges[-1] + 0.1, size=10_000)])
+    got = segment_histogram(values, edges)
+    np.testing.assert_array_equal(got.counts[0], np.histogram(values, edges)[0])
+    assert got.underflow[0] + got.overflow[0] + got.counts.sum() == len(values)
