@@ -33,14 +33,28 @@ OPS = ("count", "sum", "min", "max", "mean", "var")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=100_000_000, help="number of values (default 1e8)")
-    parser.add_argument("--segments", type=int, default=10_000, help="number of segments (default 1e4)")
-    parser.add_argument("--repeat", type=int, default=5, help="rounds; each tool's best round counts")
-    parser.add_argument("--threads", type=int, default=None, help="cairn/duckdb threads (default: all cores)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["pandas", "duckdb"], help="tools to skip")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--kernels", action="store_true", help="only time the other kernels (see kernel_timings)")
+    parser.add_argument(
+        "--segments", type=int, default=10_000, help="number of segments (default 1e4)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="rounds; each tool's best round counts"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="cairn/duckdb threads (default: all cores)"
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["pandas", "duckdb"], help="tools to skip"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a table"
+    )
+    parser.add_argument(
+        "--kernels", action="store_true", help="only time the other kernels (see kernel_timings)"
+    )
     args = parser.parse_args()
     if args.kernels:
         kernel_timings(args.repeat, args.threads)
@@ -60,12 +74,19 @@ def main() -> None:
     # machine slows every tool alike, and the best round of each counts.
     tools: dict[str, tuple[Callable[[], Any], Callable[[Any], dict[str, np.ndarray]]]] = {
         "cairn, offsets": (
-            lambda: segment_reduce(sorted_values, offsets=offsets, ops=OPS, ddof=1, threads=args.threads),
+            lambda: segment_reduce(
+                sorted_values, offsets=offsets, ops=OPS, ddof=1, threads=args.threads
+            ),
             lambda r: r,
         ),
         "cairn, ids": (
             lambda: segment_reduce(
-                values, segment_ids=ids, num_segments=args.segments, ops=OPS, ddof=1, threads=args.threads
+                values,
+                segment_ids=ids,
+                num_segments=args.segments,
+                ops=OPS,
+                ddof=1,
+                threads=args.threads,
             ),
             lambda r: r,
         ),
@@ -90,7 +111,10 @@ def main() -> None:
             "SELECT k, count(v) AS count, sum(v) AS sum, min(v) AS min, max(v) AS max, avg(v) AS mean, "
             "var_samp(v) AS var FROM t GROUP BY k ORDER BY k"
         )
-        tools["duckdb"] = (lambda: con.execute(sql).fetchnumpy(), lambda r: {op: r[op] for op in OPS})
+        tools["duckdb"] = (
+            lambda: con.execute(sql).fetchnumpy(),
+            lambda r: {op: r[op] for op in OPS},
+        )
 
     seconds = {name: float("inf") for name in tools}
     results: dict[str, dict[str, np.ndarray]] = {}
@@ -124,10 +148,14 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{args.n:,} float64 values, {args.segments:,} segments, ops {', '.join(OPS)} (var ddof=1), "
-          f"best of {args.repeat} rounds")
+    print(
+        f"{args.n:,} float64 values, {args.segments:,} segments, ops {', '.join(OPS)} (var ddof=1), "
+        f"best of {args.repeat} rounds"
+    )
     print("ratio = tool seconds / cairn seconds (how many times faster cairn is)")
-    print(f"{'tool':<16} {'seconds':>9} {'Mvalues/s':>10} {'/ cairn ids':>12} {'/ cairn offsets':>16} {'max rel diff':>13}")
+    print(
+        f"{'tool':<16} {'seconds':>9} {'Mvalues/s':>10} {'/ cairn ids':>12} {'/ cairn offsets':>16} {'max rel diff':>13}"
+    )
     for name, s in seconds.items():
         print(
             f"{name:<16} {s:9.3f} {args.n / s / 1e6:10.0f} {s / base:12.2f} {s / seconds['cairn, offsets']:16.2f}"
@@ -158,17 +186,35 @@ def kernel_timings(repeat: int, threads: int | None) -> None:
         return best
 
     rows = [
-        ("downsample_minmax 1M -> 1,000", timed(lambda: downsample_minmax(steps, series, 1_000)), None),
+        (
+            "downsample_minmax 1M -> 1,000",
+            timed(lambda: downsample_minmax(steps, series, 1_000)),
+            None,
+        ),
         ("lttb 1M -> 1,000", timed(lambda: lttb(steps, series, 1_000)), None),
         (
             "quantiles 0.5,0.9,0.99 10M/1k seg",
-            timed(lambda: segment_quantiles(values, [0.5, 0.9, 0.99], offsets=offsets, threads=threads)),
-            timed(lambda: pd.DataFrame({"k": ids, "v": values}).groupby("k")["v"].quantile([0.5, 0.9, 0.99])),
+            timed(
+                lambda: segment_quantiles(
+                    values, [0.5, 0.9, 0.99], offsets=offsets, threads=threads
+                )
+            ),
+            timed(
+                lambda: (
+                    pd.DataFrame({"k": ids, "v": values})
+                    .groupby("k")["v"]
+                    .quantile([0.5, 0.9, 0.99])
+                )
+            ),
         ),
         (
             "rolling mean/std/min/max w=100 10M",
             timed(lambda: rolling(values, 100, ops=("mean", "std", "min", "max"), threads=threads)),
-            timed(lambda: pd.Series(values).rolling(100, min_periods=1).agg(["mean", "std", "min", "max"])),
+            timed(
+                lambda: (
+                    pd.Series(values).rolling(100, min_periods=1).agg(["mean", "std", "min", "max"])
+                )
+            ),
         ),
         (
             "histogram 20 bins 10M/1k seg",
@@ -178,7 +224,9 @@ def kernel_timings(repeat: int, threads: int | None) -> None:
     ]
     print(f"{'kernel':<36} {'cairn s':>9} {'pandas s':>9} {'ratio':>7}")
     for name, ours, theirs in rows:
-        extra = f"{theirs:9.3f} {theirs / ours:7.1f}" if theirs is not None else f"{'-':>9} {'-':>7}"
+        extra = (
+            f"{theirs:9.3f} {theirs / ours:7.1f}" if theirs is not None else f"{'-':>9} {'-':>7}"
+        )
         print(f"{name:<36} {ours:9.4f} {extra}")
 
 

@@ -66,8 +66,11 @@ struct Moments {
   int64_t nan_count = 0;
   double sum = 0.0;
   double comp = 0.0;  // Neumaier compensation of sum
-  double mean = 0.0;
-  double m2 = 0.0;    // sum of squared deviations from mean
+  // Variance state, kept relative to a shift (a value of the data itself, the first one seen) so
+  // that means stay small and Chan's update keeps its precision when |mean| >> std.
+  double shift = 0.0;
+  double mean = 0.0;  // mean of (x - shift)
+  double m2 = 0.0;    // sum of squared deviations from the mean
   double min = kInf;
   double max = -kInf;
   double first = kNaN;
@@ -89,7 +92,7 @@ inline void merge_into(Moments& a, const Moments& b) {
   const double na = static_cast<double>(a.count);
   const double nb = static_cast<double>(b.count);
   const double n = na + nb;
-  const double delta = b.mean - a.mean;
+  const double delta = (b.shift - a.shift) + (b.mean - a.mean);
   a.mean += delta * (nb / n);
   a.m2 += b.m2 + delta * delta * (na * nb / n);
   compensated_add(a.sum, a.comp, b.sum);
@@ -98,6 +101,26 @@ inline void merge_into(Moments& a, const Moments& b) {
   a.max = b.max > a.max ? b.max : a.max;
   a.last = b.last;
   a.count += b.count;
+}
+
+// Adds one value with Welford's update (in the shifted frame); NaN is only counted.
+inline void add_value(Moments& m, double v, bool want_m2) {
+  if (v != v) {
+    ++m.nan_count;
+    return;
+  }
+  if (m.count == 0) m.first = m.shift = v;
+  m.last = v;
+  ++m.count;
+  compensated_add(m.sum, m.comp, v);
+  m.min = v < m.min ? v : m.min;
+  m.max = v > m.max ? v : m.max;
+  if (want_m2) {
+    const double d = v - m.shift;
+    const double delta = d - m.mean;
+    m.mean += delta / static_cast<double>(m.count);
+    m.m2 += delta * (d - m.mean);
+  }
 }
 
 // Writes the finished statistics of segment s wherever an output is wanted.
@@ -168,7 +191,6 @@ Moments block_moments(const T* x, int64_t len, bool want_m2) {
   m.sum = s[0];
   m.min = mn[0];
   m.max = mx[0];
-  m.mean = s[0] / static_cast<double>(c[0]);
   for (int64_t k = 0; k < len; ++k) {
     const double v = static_cast<double>(x[k]);
     if (v == v) {
@@ -183,27 +205,41 @@ Moments block_moments(const T* x, int64_t len, bool want_m2) {
       break;
     }
   }
+  m.shift = m.first;
   if (want_m2) {
-    double q[L];
-    for (int j = 0; j < L; ++j) q[j] = 0.0;
-    const double mean = m.mean;
+    // Corrected two-pass about the shifted block mean (Chan, Golub and LeVeque): e = x - shift - m0
+    // is small and exact-ish, and sum(e) repairs the rounding in m0.
+    double q[L], r[L];
+    for (int j = 0; j < L; ++j) q[j] = r[j] = 0.0;
+    const double shift = m.shift;
+    const double m0 = m.sum / static_cast<double>(m.count) - shift;
     int64_t k = 0;
     for (; k + L <= len; k += L) {
       for (int j = 0; j < L; ++j) {
         const double v = static_cast<double>(x[k + j]);
-        const double d = v - mean;
-        q[j] += v == v ? d * d : 0.0;
+        const double e = (v - shift) - m0;
+        const bool ok = v == v;
+        r[j] += ok ? e : 0.0;
+        q[j] += ok ? e * e : 0.0;
       }
     }
     for (int j = 0; k < len; ++k, ++j) {
       const double v = static_cast<double>(x[k]);
-      const double d = v - mean;
-      q[j] += v == v ? d * d : 0.0;
+      const double e = (v - shift) - m0;
+      const bool ok = v == v;
+      r[j] += ok ? e : 0.0;
+      q[j] += ok ? e * e : 0.0;
     }
     for (int w = L / 2; w >= 1; w /= 2) {
-      for (int j = 0; j < w; ++j) q[j] += q[j + w];
+      for (int j = 0; j < w; ++j) {
+        q[j] += q[j + w];
+        r[j] += r[j + w];
+      }
     }
-    m.m2 = q[0];
+    const double n = static_cast<double>(m.count);
+    m.mean = m0 + r[0] / n;
+    const double m2 = q[0] - r[0] * r[0] / n;
+    m.m2 = m2 < 0.0 ? 0.0 : m2;  // NaN (from an infinity) stays NaN
   }
   return m;
 }

@@ -13,18 +13,21 @@ namespace {
 struct Running {
   int64_t count = 0;
   double sum = 0.0;
+  double shift = 0.0;  // first value added; mean is the mean of (x - shift), as in Moments
   double mean = 0.0;
   double m2 = 0.0;
   double min = detail::kInf;
   double max = -detail::kInf;
 
-  void add(double v) {  // Welford's update; NaN skipped
+  void add(double v) {  // Welford's update, shifted; NaN skipped
     if (v != v) return;
+    if (count == 0) shift = v;
     ++count;
     sum += v;
-    const double delta = v - mean;
+    const double d = v - shift;
+    const double delta = d - mean;
     mean += delta / static_cast<double>(count);
-    m2 += delta * (v - mean);
+    m2 += delta * (d - mean);
     min = v < min ? v : min;
     max = v > max ? v : max;
   }
@@ -35,9 +38,10 @@ Running merged(const Running& a, const Running& b) {  // Chan et al.
   if (b.count == 0) return a;
   Running r;
   const double na = static_cast<double>(a.count), nb = static_cast<double>(b.count);
-  const double delta = b.mean - a.mean;
+  const double delta = (b.shift - a.shift) + (b.mean - a.mean);
   r.count = a.count + b.count;
   r.sum = a.sum + b.sum;
+  r.shift = a.shift;
   r.mean = a.mean + delta * (nb / (na + nb));
   r.m2 = a.m2 + b.m2 + delta * delta * (na * nb / (na + nb));
   r.min = b.min < a.min ? b.min : a.min;

@@ -7,6 +7,8 @@ var and std within rtol 1e-9. Every kernel is bit-identical for any thread count
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -19,10 +21,12 @@ from cairn.core import segment_quantiles, segment_reduce
 ALL_OPS = ("count", "nan_count", "sum", "min", "max", "mean", "var", "std", "first", "last")
 
 
-def reference_reduce(values: np.ndarray, offsets: np.ndarray, ddof: int = 0) -> dict[str, np.ndarray]:
+def reference_reduce(
+    values: np.ndarray, offsets: np.ndarray, ddof: int = 0
+) -> dict[str, np.ndarray]:
     """Segment by segment with numpy in float64, NaN skipped."""
     cols: dict[str, list[float]] = {op: [] for op in ALL_OPS}
-    for a, b in zip(offsets[:-1], offsets[1:]):
+    for a, b in itertools.pairwise(offsets):
         seg = values[a:b].astype(np.float64)
         ok = seg[~np.isnan(seg)]
         k = len(ok)
@@ -50,7 +54,9 @@ def abs_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return csum[offsets[1:]] - csum[offsets[:-1]]
 
 
-def assert_matches_reference(values: np.ndarray, offsets: np.ndarray, got: dict[str, np.ndarray], ddof: int = 0) -> None:
+def assert_matches_reference(
+    values: np.ndarray, offsets: np.ndarray, got: dict[str, np.ndarray], ddof: int = 0
+) -> None:
     ref = reference_reduce(values, offsets, ddof)
     for op in ("count", "nan_count"):
         np.testing.assert_array_equal(got[op], ref[op], err_msg=op)
@@ -64,7 +70,9 @@ def assert_matches_reference(values: np.ndarray, offsets: np.ndarray, got: dict[
     sq = np.nan_to_num(values.astype(np.float64), nan=0.0) ** 2
     tiny = 1e-13 * (sq.max() if len(sq) else 0.0)
     for op in ("var", "std"):
-        np.testing.assert_allclose(got[op], ref[op], rtol=1e-9, atol=np.sqrt(tiny) if op == "std" else tiny, err_msg=op)
+        np.testing.assert_allclose(
+            got[op], ref[op], rtol=1e-9, atol=np.sqrt(tiny) if op == "std" else tiny, err_msg=op
+        )
 
 
 def random_offsets(rng: np.random.Generator, n: int, nseg: int) -> np.ndarray:
@@ -118,7 +126,8 @@ def test_results_are_identical_for_every_thread_count() -> None:
 
 
 @pytest.mark.parametrize("id_dtype", [np.int32, np.int64])
-@pytest.mark.parametrize("nseg", [300, 70_000])  # folded directly / regrouped by counting sort
+# regrouped per window / folded value by value / regrouped by counting sort
+@pytest.mark.parametrize("nseg", [300, 5_000, 70_000])
 def test_segment_ids_match_the_reference_on_stably_sorted_values(id_dtype: type, nseg: int) -> None:
     rng = np.random.default_rng(5)
     ids = rng.integers(0, nseg - 10, size=200_000).astype(id_dtype)  # some segments stay empty
@@ -154,6 +163,23 @@ def test_one_huge_segment_by_ids_is_accurate() -> None:
     assert_matches_reference(values, np.array([0, len(values)]), got)
 
 
+@pytest.mark.parametrize("nseg", [1, 200, 5_000])
+def test_variance_stays_accurate_when_the_mean_dwarfs_the_spread(nseg: int) -> None:
+    # (mean / std)^2 = 1e18: a naive sum-of-squares loses every digit, plain Welford/Chan on
+    # unshifted means loses about half of them.
+    rng = np.random.default_rng(13)
+    values = rng.standard_normal(1_000_000) * 1e-3 + 1e6
+    ids = rng.integers(0, nseg, size=len(values))
+    order = np.argsort(ids, kind="stable")
+    offsets = np.searchsorted(ids[order], np.arange(nseg + 1)).astype(np.int64)
+    grouped = values[order]
+    ref = np.array([np.var(grouped[a:b]) for a, b in itertools.pairwise(offsets)])
+    by_offsets = segment_reduce(grouped, offsets=offsets, ops=("var",))["var"]
+    by_ids = segment_reduce(values, segment_ids=ids, num_segments=nseg, ops=("var",))["var"]
+    np.testing.assert_allclose(by_offsets, ref, rtol=1e-9)
+    np.testing.assert_allclose(by_ids, ref, rtol=1e-9)
+
+
 def test_empty_and_all_nan_segments_follow_the_nan_rules() -> None:
     values = np.array([np.nan, np.nan, 1.0, np.nan])
     got = segment_reduce(values, offsets=[0, 0, 2, 3, 4], ops=ALL_OPS)
@@ -169,7 +195,9 @@ def test_no_values_at_all() -> None:
     got = segment_reduce(np.array([], dtype=np.float64), ops=ALL_OPS)
     assert got["count"].tolist() == [0] and got["sum"].tolist() == [0.0]
     assert np.isnan(got["mean"][0])
-    assert segment_reduce(np.array([]), segment_ids=np.array([], dtype=np.int64))["count"].shape == (0,)
+    assert segment_reduce(np.array([]), segment_ids=np.array([], dtype=np.int64))[
+        "count"
+    ].shape == (0,)
 
 
 def test_infinities_propagate() -> None:
@@ -230,8 +258,12 @@ maybe_nan = st.one_of(finite, st.just(float("nan")))
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(maybe_nan, max_size=300), st.lists(st.integers(0, 300), max_size=20), st.integers(1, 4))
-def test_property_reduce_matches_reference(values: list[float], cuts: list[int], threads: int) -> None:
+@given(
+    st.lists(maybe_nan, max_size=300), st.lists(st.integers(0, 300), max_size=20), st.integers(1, 4)
+)
+def test_property_reduce_matches_reference(
+    values: list[float], cuts: list[int], threads: int
+) -> None:
     vals = np.array(values, dtype=np.float64)
     offsets = np.array([0, *sorted(min(c, len(vals)) for c in cuts), len(vals)], dtype=np.int64)
     got = segment_reduce(vals, offsets=offsets, ops=ALL_OPS, threads=threads)
@@ -273,7 +305,9 @@ def test_quantiles_scalar_q_ids_and_validation() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(maybe_nan, min_size=1, max_size=200), st.lists(st.floats(0, 1), min_size=1, max_size=5))
+@given(
+    st.lists(maybe_nan, min_size=1, max_size=200), st.lists(st.floats(0, 1), min_size=1, max_size=5)
+)
 def test_property_quantiles_match_numpy(values: list[float], qs: list[float]) -> None:
     vals = np.array(values)
     got = segment_quantiles(vals, qs)

@@ -3,6 +3,7 @@ histograms, against small pure-Python/numpy references."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -23,7 +24,10 @@ def reference_minmax(x: np.ndarray, y: np.ndarray, n_out: int) -> list[int]:
         bucket = [(int(v) - x0) * nb // width for v in x]
     else:
         span = float(x[-1]) - float(x[0])
-        bucket = [0 if span <= 0 else min(nb - 1, math.floor((float(v) - float(x[0])) / span * nb)) for v in x]
+        bucket = [
+            0 if span <= 0 else min(nb - 1, math.floor((float(v) - float(x[0])) / span * nb))
+            for v in x
+        ]
     picked: list[int] = []
     for b in sorted(set(bucket)):
         idx = [i for i in range(n) if bucket[i] == b]
@@ -39,7 +43,10 @@ def reference_lttb(x: np.ndarray, y: np.ndarray, n_out: int) -> list[int]:
     n = len(x)
     if n <= n_out:
         return list(range(n))
-    xs = [float(int(v) - int(x[0])) if np.issubdtype(x.dtype, np.integer) else float(v) - float(x[0]) for v in x]
+    xs = [
+        float(int(v) - int(x[0])) if np.issubdtype(x.dtype, np.integer) else float(v) - float(x[0])
+        for v in x
+    ]
     ys = [float(v) for v in y]
     nbuckets = n_out - 2
 
@@ -129,11 +136,13 @@ def test_downsampling_rejects_bad_x_and_n(fn) -> None:  # type: ignore[no-untype
 # Rolling windows
 
 
-def reference_rolling(values: np.ndarray, offsets: np.ndarray, window: int, min_periods: int, ddof: int) -> dict:
+def reference_rolling(
+    values: np.ndarray, offsets: np.ndarray, window: int, min_periods: int, ddof: int
+) -> dict:
     n = len(values)
     out = {k: np.full(n, np.nan) for k in ("sum", "mean", "var", "min", "max")}
     out["count"] = np.zeros(n, dtype=np.int64)
-    for a, b in zip(offsets[:-1], offsets[1:]):
+    for a, b in itertools.pairwise(offsets):
         for i in range(a, b):
             w = values[max(a, i - window + 1) : i + 1].astype(np.float64)
             w = w[~np.isnan(w)]
@@ -145,14 +154,18 @@ def reference_rolling(values: np.ndarray, offsets: np.ndarray, window: int, min_
     return out
 
 
-@pytest.mark.parametrize(("window", "min_periods", "ddof"), [(1, 1, 0), (3, 1, 0), (7, 4, 1), (50, 1, 0), (500, 2, 1)])
+@pytest.mark.parametrize(
+    ("window", "min_periods", "ddof"), [(1, 1, 0), (3, 1, 0), (7, 4, 1), (50, 1, 0), (500, 2, 1)]
+)
 def test_rolling_matches_reference_per_segment(window: int, min_periods: int, ddof: int) -> None:
     rng = np.random.default_rng(window)
     values = rng.standard_normal(3_000) * 100 + 1e6
     values[rng.random(len(values)) < 0.05] = np.nan
     offsets = np.array([0, 0, 10, 1_000, 1_001, 2_900, 3_000], dtype=np.int64)
     ops = ("count", "sum", "mean", "var", "std", "min", "max")
-    got = rolling(values, window, offsets=offsets, ops=ops, min_periods=min_periods, ddof=ddof, threads=2)
+    got = rolling(
+        values, window, offsets=offsets, ops=ops, min_periods=min_periods, ddof=ddof, threads=2
+    )
     ref = reference_rolling(values, offsets, window, min_periods, ddof)
     np.testing.assert_array_equal(got["count"], ref["count"])
     np.testing.assert_array_equal(got["min"], ref["min"])
@@ -168,6 +181,13 @@ def test_rolling_forgets_an_infinity_once_it_leaves_the_window() -> None:
     np.testing.assert_array_equal(got["mean"], [np.inf, np.inf, 1.5, 2.5, 5e299, 5e299, 4.5, 5.5])
     assert np.isnan(got["var"][:2]).all()
     np.testing.assert_array_equal(got["var"][[2, 3, 6, 7]], [0.25, 0.25, 0.25, 0.25])
+
+
+def test_rolling_variance_stays_accurate_when_the_mean_dwarfs_the_spread() -> None:
+    values = np.random.default_rng(14).standard_normal(5_000) * 1e-3 + 1e6
+    got = rolling(values, 1_000, ops=("var",), min_periods=1_000)["var"]
+    ref = np.array([np.var(values[i - 999 : i + 1]) for i in range(999, len(values))])
+    np.testing.assert_allclose(got[999:], ref, rtol=1e-9)
 
 
 def test_rolling_is_identical_for_every_thread_count() -> None:
@@ -206,7 +226,9 @@ def test_histograms_match_numpy_with_under_over_and_nan(dtype: type) -> None:
 
 
 def test_histograms_by_segment_ids_and_bad_edges() -> None:
-    got = segment_histogram([0.5, 1.5, 0.1, 9.0], [0.0, 1.0, 2.0], segment_ids=np.array([1, 0, 1, 1], np.int32))
+    got = segment_histogram(
+        [0.5, 1.5, 0.1, 9.0], [0.0, 1.0, 2.0], segment_ids=np.array([1, 0, 1, 1], np.int32)
+    )
     np.testing.assert_array_equal(got.counts, [[0, 1], [2, 0]])
     np.testing.assert_array_equal(got.overflow, [0, 1])
     with pytest.raises(ValueError, match="strictly increasing"):
@@ -215,7 +237,9 @@ def test_histograms_by_segment_ids_and_bad_edges() -> None:
         segment_histogram([1.0], [0.0, np.inf])
 
 
-@pytest.mark.parametrize("edges", [np.linspace(-1.0, 1.0, 11), np.linspace(0.1, 0.7, 7), np.geomspace(1e-3, 1.0, 9)])
+@pytest.mark.parametrize(
+    "edges", [np.linspace(-1.0, 1.0, 11), np.linspace(0.1, 0.7, 7), np.geomspace(1e-3, 1.0, 9)]
+)
 def test_histogram_values_on_and_next_to_edges_land_in_numpys_bins(edges: np.ndarray) -> None:
     rng = np.random.default_rng(12)
     near = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])

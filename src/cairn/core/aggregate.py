@@ -20,7 +20,7 @@ Semantics (the full contract is in docs/core-aggregation.md):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +28,7 @@ import numpy.typing as npt
 from cairn import _core
 
 try:  # pyarrow is a dependency, but the kernels work without it
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover
     pa = None
 
@@ -44,7 +44,8 @@ __all__ = [
     "segment_reduce",
 ]
 
-ArrayLike = Union[npt.ArrayLike, Any]  # numpy array, pyarrow Array/ChunkedArray, sequence
+# A numpy array, a pyarrow Array/ChunkedArray or a sequence of numbers.
+ArrayLike: TypeAlias = Any
 
 REDUCE_OPS = ("count", "nan_count", "sum", "min", "max", "mean", "var", "std", "first", "last")
 ROLLING_OPS = ("count", "sum", "mean", "var", "std", "min", "max")
@@ -180,7 +181,9 @@ def segment_quantiles(
 
 def _xy(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     xs = _as_numpy(x, "x")
-    xs = np.ascontiguousarray(xs, dtype=np.int64 if np.issubdtype(xs.dtype, np.integer) else np.float64)
+    xs = np.ascontiguousarray(
+        xs, dtype=np.int64 if np.issubdtype(xs.dtype, np.integer) else np.float64
+    )
     ys = _values(y, "y")
     if len(xs) != len(ys):
         raise ValueError(f"x has {len(xs)} points but y has {len(ys)}")
@@ -223,10 +226,14 @@ def rolling(
     window holds fewer than ``min_periods`` non-NaN values every statistic but ``count`` is NaN.
     """
     vals = _values(values)
-    offs = np.array([0, len(vals)], dtype=np.int64) if offsets is None else _int64(offsets, "offsets")
+    offs = (
+        np.array([0, len(vals)], dtype=np.int64) if offsets is None else _int64(offsets, "offsets")
+    )
     if window < 1:
         raise ValueError("window must be >= 1")
-    result = _core.rolling(vals, offs, int(window), int(min_periods), int(ddof), list(ops), _threads(threads))
+    result = _core.rolling(
+        vals, offs, int(window), int(min_periods), int(ddof), list(ops), _threads(threads)
+    )
     return {op: result[op] for op in ops}
 
 
