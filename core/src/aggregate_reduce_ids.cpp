@@ -29,11 +29,6 @@ struct WindowScratch {
   std::vector<T> grouped;
 };
 
-// Folds values[a, b) into table (one state per segment). Each window of kWindow values is
-// regrouped by segment in cache (stable), then every segment's run is summarised at once: exact
-// two-pass block moments for long runs, Welford for short ones, and merged into the table with
-// Chan's update. Long runs (few segments, or one huge one) thus vectorise and stay as accurate as
-// the CSR path.
 // With many segments the runs inside a window are too short to pay for regrouping: values are
 // then added one by one to their segment's state (Welford, shifted).
 template <class T, class Id>
@@ -49,6 +44,11 @@ void fold_values(const T* values, const Id* ids, int64_t a, int64_t b, int64_t n
   }
 }
 
+// Folds values[a, b) into table (one state per segment). Each window of kWindow values is
+// regrouped by segment in cache (stable), then every segment's run is summarised at once: exact
+// two-pass block moments for long runs, Welford for short ones, and merged into the table with
+// Chan's update. Long runs (few segments, or one huge one) thus vectorise and stay as accurate as
+// the CSR path.
 template <class T, class Id>
 void fold_chunk(const T* values, const Id* ids, int64_t a, int64_t b, int64_t nseg, detail::Moments* table,
                 bool want_m2, WindowScratch<T>& w) {

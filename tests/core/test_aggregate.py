@@ -191,6 +191,13 @@ def test_empty_and_all_nan_segments_follow_the_nan_rules() -> None:
     np.testing.assert_array_equal(got["var"], [np.nan, np.nan, 0.0, np.nan])
 
 
+def test_values_outside_the_offsets_belong_to_no_segment() -> None:
+    values = np.arange(10.0)
+    got = segment_reduce(values, offsets=[2, 5, 7], ops=ALL_OPS)
+    assert_matches_reference(values, np.array([2, 5, 7]), got)
+    np.testing.assert_array_equal(got["sum"], [9.0, 11.0])
+
+
 def test_no_values_at_all() -> None:
     got = segment_reduce(np.array([], dtype=np.float64), ops=ALL_OPS)
     assert got["count"].tolist() == [0] and got["sum"].tolist() == [0.0]

@@ -176,6 +176,12 @@ def test_rolling_matches_reference_per_segment(window: int, min_periods: int, dd
     np.testing.assert_allclose(got["std"], np.sqrt(ref["var"]), rtol=1e-9, atol=1e-9)
 
 
+def test_rolling_outside_the_offsets_is_empty() -> None:
+    got = rolling(np.arange(6.0), 2, offsets=[1, 3, 4], ops=("count", "mean"))
+    np.testing.assert_array_equal(got["count"], [0, 1, 2, 1, 0, 0])
+    np.testing.assert_array_equal(got["mean"], [np.nan, 1.0, 1.5, 3.0, np.nan, np.nan])
+
+
 def test_rolling_forgets_an_infinity_once_it_leaves_the_window() -> None:
     got = rolling([np.inf, 1.0, 2.0, 3.0, 1e300, 4.0, 5.0, 6.0], 2, ops=("mean", "var"))
     np.testing.assert_array_equal(got["mean"], [np.inf, np.inf, 1.5, 2.5, 5e299, 5e299, 4.5, 5.5])

@@ -15,7 +15,7 @@
 // is NaN; var of a segment holding an infinity is NaN).
 //
 // Determinism. Every kernel gives bit-identical results for any thread count: work is cut at
-// fixed positions of the value array (kPartSize values), never at positions that depend on the
+// positions that depend on the data size only (kPartSize parts, fixed chunks), never on the
 // number of threads, and partial results are merged in index order.
 //
 // Errors. Invalid arguments throw std::invalid_argument with a message saying what was wrong.
@@ -27,8 +27,9 @@ namespace cairn::agg {
 
 // Values are processed in parts of this many elements (the unit of parallel work).
 constexpr int64_t kPartSize = int64_t{1} << 16;
-// Inside a part, moments are computed exactly (two passes) over blocks of this many elements and
-// the blocks are merged with Chan et al.'s pairwise update.
+// Inside a part, moments are computed by a corrected two-pass over blocks of this many elements,
+// relative to a shift (the block's first non-NaN value), and the blocks are merged with Chan et
+// al.'s pairwise update.
 constexpr int64_t kBlockSize = 2048;
 
 // threads <= 0 means: the CAIRN_THREADS environment variable if set, else all hardware threads.
@@ -56,8 +57,10 @@ template <class T>
 void segment_reduce(const T* values, int64_t n, const int64_t* offsets, int64_t nseg,
                     const ReduceOutputs& out, int ddof, int threads);
 
-// Segmented reductions over per-value segment ids (Id is int32_t or int64_t). Equal, bit for
-// bit, to segment_reduce over the values stably sorted by id.
+// Segmented reductions over per-value segment ids (Id is int32_t or int64_t). count, nan_count,
+// min, max, first and last equal segment_reduce's over the values stably sorted by id; sum, mean,
+// var and std agree within the documented tolerance (bit for bit above 65,536 segments, where the
+// values are regrouped by a stable counting sort and reduced by segment_reduce).
 template <class T, class Id>
 void segment_reduce_by_ids(const T* values, int64_t n, const Id* ids, int64_t nseg,
                            const ReduceOutputs& out, int ddof, int threads);
