@@ -199,12 +199,20 @@ py::array_t<int64_t> downsample(const py::array& x, const py::array& y, int64_t 
   throw py::type_error("y must be float32 or float64");
 }
 
-py::dict rolling(const py::array& values, const py::array& offsets, int64_t window, int64_t min_periods,
+py::dict rolling(const py::array& values, const std::optional<py::array>& offsets,
+                 const std::optional<py::array>& ids, int64_t nseg, int64_t window, int64_t min_periods,
                  int ddof, const std::vector<std::string>& ops, int threads) {
   check_ops(ops, kRollingOps);
-  const int64_t* offs = view<int64_t>(offsets, "offsets");
-  const int64_t nseg = offsets.shape(0) - 1;
-  if (nseg < 0) throw py::value_error("offsets must have at least one entry");
+  if (offsets) {
+    nseg = offsets->shape(0) - 1;
+    if (nseg < 0) throw py::value_error("offsets must have at least one entry");
+  } else if (!ids) {
+    throw py::value_error("give offsets or segment_ids");
+  } else if (ids->ndim() != 1 || ids->shape(0) != values.shape(0)) {
+    throw py::value_error("segment_ids must have one entry per value");
+  } else if (nseg < 0) {
+    throw py::value_error("num_segments must be >= 0");
+  }
   return by_value_dtype(values, [&](auto tag) {
     using T = decltype(tag);
     const T* v = view<T>(values, "values");
@@ -228,8 +236,19 @@ py::dict rolling(const py::array& values, const py::array& offsets, int64_t wind
       if (op == "max") out.max = p;
       result[op.c_str()] = a;
     }
-    py::gil_scoped_release release;
-    agg::rolling(v, n, offs, nseg, window, min_periods, ddof, out, threads);
+    if (offsets) {
+      const int64_t* offs = view<int64_t>(*offsets, "offsets");
+      py::gil_scoped_release release;
+      agg::rolling(v, n, offs, nseg, window, min_periods, ddof, out, threads);
+    } else if (has_dtype<int32_t>(*ids)) {
+      const int32_t* id = view<int32_t>(*ids, "segment_ids");
+      py::gil_scoped_release release;
+      agg::rolling_by_ids(v, n, id, nseg, window, min_periods, ddof, out, threads);
+    } else {
+      const int64_t* id = view<int64_t>(*ids, "segment_ids");
+      py::gil_scoped_release release;
+      agg::rolling_by_ids(v, n, id, nseg, window, min_periods, ddof, out, threads);
+    }
     return result;
   });
 }
@@ -269,7 +288,8 @@ void register_aggregate(py::module_& m) {
         "Indices of min/max/last points per x bucket.");
   m.def("lttb", &downsample<true>, py::arg("x"), py::arg("y"), py::arg("n_out"),
         "Indices chosen by largest-triangle-three-buckets.");
-  m.def("rolling", &rolling, py::arg("values"), py::arg("offsets"), py::arg("window"),
+  m.def("rolling", &rolling, py::arg("values"), py::arg("offsets"), py::arg("segment_ids"),
+        py::arg("num_segments"), py::arg("window"),
         py::arg("min_periods"), py::arg("ddof"), py::arg("ops"), py::arg("threads"),
         "Trailing-window statistics per segment; returns {op: array}.");
   m.def("segment_histogram", &segment_histogram, py::arg("values"), py::arg("offsets"),

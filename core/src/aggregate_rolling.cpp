@@ -122,9 +122,45 @@ void rolling(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, i
   });
 }
 
+template <class T, class Id>
+void rolling_by_ids(const T* values, int64_t n, const Id* ids, int64_t nseg, int64_t window,
+                    int64_t min_periods, int ddof, const RollingOutputs& out, int threads) {
+  const Grouped<T> g = group_by_ids(values, n, ids, nseg, true, threads);
+  // Outputs are computed in grouped order, then scattered back to the values' positions.
+  std::vector<int64_t> count(out.count ? static_cast<size_t>(n) : 0);
+  std::vector<double> grouped[6];
+  double* const targets[6] = {out.sum, out.mean, out.var, out.std, out.min, out.max};
+  RollingOutputs tmp;
+  tmp.count = out.count ? count.data() : nullptr;
+  double** slots[6] = {&tmp.sum, &tmp.mean, &tmp.var, &tmp.std, &tmp.min, &tmp.max};
+  for (int k = 0; k < 6; ++k) {
+    if (targets[k]) {
+      grouped[k].resize(static_cast<size_t>(n));
+      *slots[k] = grouped[k].data();
+    }
+  }
+  rolling(g.values.data(), n, g.offsets.data(), nseg, window, min_periods, ddof, tmp, threads);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t dst = g.order[static_cast<size_t>(i)];
+    if (out.count) out.count[dst] = count[static_cast<size_t>(i)];
+    for (int k = 0; k < 6; ++k) {
+      if (targets[k]) targets[k][dst] = grouped[k][static_cast<size_t>(i)];
+    }
+  }
+}
+
 template void rolling<float>(const float*, int64_t, const int64_t*, int64_t, int64_t, int64_t, int,
                              const RollingOutputs&, int);
 template void rolling<double>(const double*, int64_t, const int64_t*, int64_t, int64_t, int64_t, int,
                               const RollingOutputs&, int);
+
+#define CAIRN_AGG_ROLLING_IDS(T, Id)                                                                      \
+  template void rolling_by_ids<T, Id>(const T*, int64_t, const Id*, int64_t, int64_t, int64_t, int, \
+                                      const RollingOutputs&, int);
+CAIRN_AGG_ROLLING_IDS(float, int32_t)
+CAIRN_AGG_ROLLING_IDS(float, int64_t)
+CAIRN_AGG_ROLLING_IDS(double, int32_t)
+CAIRN_AGG_ROLLING_IDS(double, int64_t)
+#undef CAIRN_AGG_ROLLING_IDS
 
 }  // namespace cairn::agg

@@ -176,6 +176,20 @@ def test_rolling_matches_reference_per_segment(window: int, min_periods: int, dd
     np.testing.assert_allclose(got["std"], np.sqrt(ref["var"]), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("id_dtype", [np.int32, np.int64])
+def test_rolling_by_segment_ids_puts_each_output_at_its_value(id_dtype: type) -> None:
+    rng = np.random.default_rng(15)
+    ids = rng.integers(0, 7, size=2_000).astype(id_dtype)
+    values = rng.standard_normal(len(ids))
+    ops = ("count", "sum", "mean", "var", "std", "min", "max")
+    got = rolling(values, 5, segment_ids=ids, ops=ops, min_periods=2, ddof=1)
+    order = np.argsort(ids, kind="stable")
+    offsets = np.searchsorted(ids[order], np.arange(8)).astype(np.int64)
+    by_offsets = rolling(values[order], 5, offsets=offsets, ops=ops, min_periods=2, ddof=1)
+    for op in ops:
+        np.testing.assert_array_equal(got[op][order], by_offsets[op], err_msg=op)
+
+
 def test_rolling_outside_the_offsets_is_empty() -> None:
     got = rolling(np.arange(6.0), 2, offsets=[1, 3, 4], ops=("count", "mean"))
     np.testing.assert_array_equal(got["count"], [0, 1, 2, 1, 0, 0])

@@ -129,6 +129,12 @@ template <class T>
 void rolling(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, int64_t window,
              int64_t min_periods, int ddof, const RollingOutputs& out, int threads);
 
+// rolling over per-value segment ids: each segment's values in index order form its series, and
+// every output lands at the position of its value (outputs have length n, like values).
+template <class T, class Id>
+void rolling_by_ids(const T* values, int64_t n, const Id* ids, int64_t nseg, int64_t window,
+                    int64_t min_periods, int ddof, const RollingOutputs& out, int threads);
+
 // Per-segment histograms over given edges (finite, strictly increasing, nedges >= 2). Bin j holds
 // edges[j] <= v < edges[j+1], the last bin also holds v == edges[nedges-1] (numpy's rule).
 // v < edges[0] (including -inf) counts in underflow, v > edges[nedges-1] (including +inf) in

@@ -29,7 +29,9 @@ def downsample_minmax(x: np.ndarray, y: np.ndarray, n_out: int) -> npt.NDArray[n
 def lttb(x: np.ndarray, y: np.ndarray, n_out: int) -> npt.NDArray[np.int64]: ...
 def rolling(
     values: np.ndarray,
-    offsets: npt.NDArray[np.int64],
+    offsets: np.ndarray | None,
+    segment_ids: np.ndarray | None,
+    num_segments: int,
     window: int,
     min_periods: int,
     ddof: int,

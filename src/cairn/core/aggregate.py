@@ -215,24 +215,34 @@ def rolling(
     values: ArrayLike,
     window: int,
     offsets: ArrayLike | None = None,
+    segment_ids: ArrayLike | None = None,
+    num_segments: int | None = None,
     ops: Sequence[str] = ("mean", "std", "min", "max"),
     min_periods: int = 1,
     ddof: int = 0,
     threads: int | None = None,
 ) -> dict[str, npt.NDArray[Any]]:
-    """Trailing-window statistics over the last ``window`` points, restarting at each segment.
+    """Trailing-window statistics over the last ``window`` points of each segment.
 
-    Returns ``{op: array of len(values)}`` for ops in ROLLING_OPS. NaN values are skipped; where a
-    window holds fewer than ``min_periods`` non-NaN values every statistic but ``count`` is NaN.
+    Returns ``{op: array of len(values)}`` for ops in ROLLING_OPS, each output at its value's
+    position. With ``segment_ids`` a segment's series is its values in index order. NaN values are
+    skipped; where a window holds fewer than ``min_periods`` non-NaN values every statistic but
+    ``count`` is NaN.
     """
     vals = _values(values)
-    offs = (
-        np.array([0, len(vals)], dtype=np.int64) if offsets is None else _int64(offsets, "offsets")
-    )
+    offs, ids, nseg = _segment_args(len(vals), offsets, segment_ids, num_segments)
     if window < 1:
         raise ValueError("window must be >= 1")
     result = _core.rolling(
-        vals, offs, int(window), int(min_periods), int(ddof), list(ops), _threads(threads)
+        vals,
+        offs,
+        ids,
+        nseg,
+        int(window),
+        int(min_periods),
+        int(ddof),
+        list(ops),
+        _threads(threads),
     )
     return {op: result[op] for op in ops}
 
