@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cairn import _core
-from cairn.core import segment_quantiles, segment_reduce
+from cairn.core import aggregate, segment_quantiles, segment_reduce
 
 ALL_OPS = ("count", "nan_count", "sum", "min", "max", "mean", "var", "std", "first", "last")
 
@@ -234,6 +234,13 @@ def test_pyarrow_input_is_accepted_and_nulls_count_as_nan() -> None:
     np.testing.assert_array_equal(got["sum"], [1.0, 7.0])
     no_nulls = pa.array(np.arange(5, dtype=np.float32))
     assert segment_reduce(no_nulls, ops=("sum",))["sum"][0] == 10.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_and_null_free_arrow_values_reach_the_core_without_a_copy(dtype: type) -> None:
+    values = np.arange(10, dtype=dtype)
+    for source in (values, pa.array(values), pa.chunked_array([pa.array(values)])):
+        assert np.shares_memory(aggregate._values(source), values)
 
 
 def test_the_extension_refuses_arrays_it_would_have_to_copy() -> None:
