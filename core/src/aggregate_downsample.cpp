@@ -24,6 +24,11 @@ void check_x(const X* x, int64_t n, int64_t n_out) {
                                   std::to_string(i - 1) + "]");
     }
   }
+  if constexpr (std::is_floating_point_v<X>) {
+    if (n > 0 && !std::isfinite(x[n - 1] - x[0])) {
+      throw std::invalid_argument("x spans more than the largest float64 (x[-1] - x[0] overflows)");
+    }
+  }
 }
 
 std::vector<int64_t> all_indices(int64_t n) {

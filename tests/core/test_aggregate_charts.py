@@ -128,6 +128,8 @@ def test_downsampling_rejects_bad_x_and_n(fn) -> None:  # type: ignore[no-untype
         fn(np.array([0, 2, 1]), np.zeros(3), 3)
     with pytest.raises(ValueError, match="finite"):
         fn(np.array([0.0, np.nan, 1.0]), np.zeros(3), 3)
+    with pytest.raises(ValueError, match="overflows"):
+        fn(np.array([-1e308, 0.0, 1e308]), np.zeros(3), 3)
     with pytest.raises(ValueError, match=">= 3"):
         fn(np.arange(10), np.zeros(10), 2)
 
