@@ -31,7 +31,8 @@ void segment_quantiles(const T* values, int64_t n, const int64_t* offsets, int64
   std::vector<int64_t> by_q(static_cast<size_t>(nq));
   std::iota(by_q.begin(), by_q.end(), int64_t{0});
   std::stable_sort(by_q.begin(), by_q.end(), [&](int64_t a, int64_t b) { return q[a] < q[b]; });
-  const int nthreads = resolve_threads(threads);
+  // Small inputs are not worth starting threads for.
+  const int nthreads = offsets[nseg] - offsets[0] < kPartSize ? 1 : resolve_threads(threads);
   std::vector<std::vector<double>> scratch(static_cast<size_t>(nthreads));
   detail::parallel_for(nseg, nthreads, [&](int64_t s, int worker) {
     std::vector<double>& buf = scratch[static_cast<size_t>(worker)];

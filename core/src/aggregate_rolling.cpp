@@ -93,7 +93,7 @@ void rolling(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, i
       runs.push_back(BlockRun{offsets[s], offsets[s + 1], b, std::min(nblocks, b + blocks_per_run)});
     }
   }
-  const int nthreads = resolve_threads(threads);
+  const int nthreads = offsets[nseg] - offsets[0] < kPartSize ? 1 : resolve_threads(threads);
   std::vector<std::vector<Running>> suffixes(static_cast<size_t>(nthreads));
   detail::parallel_for(static_cast<int64_t>(runs.size()), nthreads, [&](int64_t r, int worker) {
     const BlockRun& run = runs[static_cast<size_t>(r)];
