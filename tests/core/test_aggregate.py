@@ -232,6 +232,8 @@ def test_pyarrow_input_is_accepted_and_nulls_count_as_nan() -> None:
     np.testing.assert_array_equal(got["count"], [1, 2])
     np.testing.assert_array_equal(got["nan_count"], [1, 0])
     np.testing.assert_array_equal(got["sum"], [1.0, 7.0])
+    with pytest.raises(ValueError, match="1 nulls"):
+        segment_reduce([1.0, 2.0], segment_ids=pa.array([0, None]))
     no_nulls = pa.array(np.arange(5, dtype=np.float32))
     assert segment_reduce(no_nulls, ops=("sum",))["sum"][0] == 10.0
 

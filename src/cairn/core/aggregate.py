@@ -61,7 +61,7 @@ class SegmentHistogram(NamedTuple):
     nan_count: npt.NDArray[np.int64]
 
 
-def _as_numpy(data: ArrayLike, name: str) -> np.ndarray:
+def _as_numpy(data: ArrayLike, name: str, nulls_as_nan: bool = False) -> np.ndarray:
     if pa is not None and isinstance(data, pa.ChunkedArray):
         data = data.chunk(0) if data.num_chunks == 1 else data.combine_chunks()
     if pa is not None and isinstance(data, pa.Array):
@@ -70,6 +70,8 @@ def _as_numpy(data: ArrayLike, name: str) -> np.ndarray:
                 return data.to_numpy(zero_copy_only=True)
             except pa.ArrowInvalid:
                 return data.to_numpy(zero_copy_only=False)
+        if not nulls_as_nan:
+            raise ValueError(f"{name} has {data.null_count} nulls; it must have none")
         if pa.types.is_integer(data.type) or pa.types.is_floating(data.type):
             return data.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls -> NaN
         raise TypeError(f"{name}: unsupported Arrow type {data.type}")
@@ -80,7 +82,7 @@ def _as_numpy(data: ArrayLike, name: str) -> np.ndarray:
 
 
 def _values(data: ArrayLike, name: str = "values") -> np.ndarray:
-    arr = _as_numpy(data, name)
+    arr = _as_numpy(data, name, nulls_as_nan=True)
     if arr.dtype not in _VALUE_DTYPES:
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
             raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
