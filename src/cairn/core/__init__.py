@@ -56,6 +56,26 @@ __all__ = [
     "subtree_cvs",
 ]
 
+from cairn.core.aggregate import (  # noqa: E402
+    SegmentHistogram,
+    downsample_minmax,
+    lttb,
+    rolling,
+    segment_histogram,
+    segment_quantiles,
+    segment_reduce,
+)
+
+__all__ += [
+    "SegmentHistogram",
+    "downsample_minmax",
+    "lttb",
+    "rolling",
+    "segment_histogram",
+    "segment_quantiles",
+    "segment_reduce",
+]
+
 
 def build_info() -> dict[str, Any]:
     """Facts about this build: version, compiler, SIMD level, CUDA compiled, GPU usable (and why not)."""
