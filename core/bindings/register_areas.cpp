@@ -3,6 +3,8 @@
 
 namespace py = pybind11;
 
+void register_gpu(py::module_& m);
+
 void register_areas(py::module_& m) {
-  (void)m;
+  register_gpu(m);
 }

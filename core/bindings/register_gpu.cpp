@@ -1,0 +1,97 @@
+// Bindings of the GPU area: BLAKE3 on CUDA (device memory, host buffers, files) and its host
+// emulation for tests. Long calls release the GIL.
+#include <Python.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "cairn/blake3_gpu.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+// A contiguous read-only view of any buffer-protocol object, released on scope exit.
+class ByteView {
+ public:
+  explicit ByteView(const py::object& obj) {
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+  }
+  ~ByteView() { PyBuffer_Release(&view_); }
+  ByteView(const ByteView&) = delete;
+  ByteView& operator=(const ByteView&) = delete;
+  const void* data() const { return view_.buf; }
+  uint64_t size() const { return static_cast<uint64_t>(view_.len); }
+
+ private:
+  Py_buffer view_{};
+};
+
+py::bytes digest_bytes(const cairn::gpu::Digest& d) {
+  return py::bytes(reinterpret_cast<const char*>(d.data()), d.size());
+}
+
+}  // namespace
+
+void register_gpu(py::module_& m) {
+  m.def(
+      "blake3_cuda_device",
+      [](uintptr_t ptr, uint64_t nbytes, uintptr_t stream) {
+        cairn::gpu::Digest d;
+        {
+          py::gil_scoped_release release;
+          d = cairn::gpu::blake3_device(reinterpret_cast<const void*>(ptr), nbytes, stream);
+        }
+        return digest_bytes(d);
+      },
+      py::arg("ptr"), py::arg("nbytes"), py::arg("stream") = 0,
+      "BLAKE3 digest (32 bytes) of nbytes of CUDA device memory at ptr, queued on stream "
+      "(a cudaStream_t as int; 0 = legacy default stream).");
+  m.def(
+      "blake3_cuda_host",
+      [](const py::object& buffer) {
+        ByteView view(buffer);
+        cairn::gpu::Digest d;
+        {
+          py::gil_scoped_release release;
+          d = cairn::gpu::blake3_host(view.data(), view.size());
+        }
+        return digest_bytes(d);
+      },
+      py::arg("buffer"),
+      "BLAKE3 digest of a contiguous host buffer, streamed to the GPU through pinned staging.");
+  m.def(
+      "blake3_cuda_file",
+      [](const std::string& path) {
+        cairn::gpu::Digest d;
+        {
+          py::gil_scoped_release release;
+          d = cairn::gpu::blake3_file(path);
+        }
+        return digest_bytes(d);
+      },
+      py::arg("path"), "BLAKE3 digest of a file, read into pinned buffers and hashed on the GPU.");
+  m.def(
+      "blake3_cuda_device_seconds",
+      [](uintptr_t ptr, uint64_t nbytes, int repeats) {
+        py::gil_scoped_release release;
+        return cairn::gpu::blake3_device_seconds(reinterpret_cast<const void*>(ptr), nbytes,
+                                                 repeats);
+      },
+      py::arg("ptr"), py::arg("nbytes"), py::arg("repeats") = 5,
+      "Benchmark helper: mean seconds per device-resident hash (CUDA events, after a warm-up).");
+  m.def(
+      "_blake3_gpu_host_emulation",
+      [](const py::object& buffer, unsigned block_log2_chunks) {
+        ByteView view(buffer);
+        cairn::gpu::Digest d;
+        {
+          py::gil_scoped_release release;
+          d = cairn::gpu::blake3_host_emulation(view.data(), view.size(), block_log2_chunks);
+        }
+        return digest_bytes(d);
+      },
+      py::arg("buffer"), py::arg("block_log2_chunks") = 0,
+      "Tests only: the GPU path's chunk and tree code run on the CPU (0 = one device pass, "
+      "k > 0 = staged blocks of 2^k chunks combined on the host).");
+}
