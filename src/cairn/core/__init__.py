@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from cairn import _core
+from cairn.core.gpu import GpuUnavailableError, blake3_gpu, blake3_gpu_file, gpu_available
 
-__all__ = ["build_info"]
+__all__ = ["GpuUnavailableError", "blake3_gpu", "blake3_gpu_file", "build_info", "gpu_available"]
 
 
 def build_info() -> dict[str, Any]:
