@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "cairn/aggregate_gpu.hpp"
 #include "cairn/blake3_gpu.hpp"
 
 namespace py = pybind11;
@@ -32,6 +33,26 @@ py::bytes digest_bytes(const cairn::gpu::Digest& d) {
 }
 
 }  // namespace
+
+// Output pointers of segment_reduce_cuda from a {name: device pointer or None} dict.
+cairn::gpu::SegmentOutputs segment_outputs(const py::dict& outputs) {
+  cairn::gpu::SegmentOutputs out;
+  for (const auto& item : outputs) {
+    const std::string name = py::cast<std::string>(item.first);
+    if (item.second.is_none()) continue;
+    const auto ptr = py::cast<uintptr_t>(item.second);
+    if (name == "count") out.count = reinterpret_cast<int64_t*>(ptr);
+    else if (name == "nan_count") out.nan_count = reinterpret_cast<int64_t*>(ptr);
+    else if (name == "sum") out.sum = reinterpret_cast<double*>(ptr);
+    else if (name == "min") out.min = reinterpret_cast<double*>(ptr);
+    else if (name == "max") out.max = reinterpret_cast<double*>(ptr);
+    else if (name == "mean") out.mean = reinterpret_cast<double*>(ptr);
+    else if (name == "var") out.var = reinterpret_cast<double*>(ptr);
+    else throw py::value_error("unknown segment output '" + name +
+                               "' (count, nan_count, sum, min, max, mean, var)");
+  }
+  return out;
+}
 
 void register_gpu(py::module_& m) {
   m.def(
@@ -94,4 +115,22 @@ void register_gpu(py::module_& m) {
       py::arg("buffer"), py::arg("block_log2_chunks") = 0,
       "Tests only: the GPU path's chunk and tree code run on the CPU (0 = one device pass, "
       "k > 0 = staged blocks of 2^k chunks combined on the host).");
+  m.def(
+      "segment_reduce_cuda",
+      [](uintptr_t values, const std::string& dtype, int64_t n, uintptr_t offsets, int64_t nseg,
+         const py::dict& outputs, int ddof, uintptr_t stream) {
+        cairn::gpu::ValueType type;
+        if (dtype == "float32") type = cairn::gpu::ValueType::Float32;
+        else if (dtype == "float64") type = cairn::gpu::ValueType::Float64;
+        else throw py::value_error("values must be float32 or float64, not " + dtype);
+        const cairn::gpu::SegmentOutputs out = segment_outputs(outputs);
+        py::gil_scoped_release release;
+        cairn::gpu::segment_reduce_device(reinterpret_cast<const void*>(values), type, n,
+                                          reinterpret_cast<const int64_t*>(offsets), nseg, out,
+                                          ddof, stream);
+      },
+      py::arg("values"), py::arg("dtype"), py::arg("n"), py::arg("offsets"), py::arg("nseg"),
+      py::arg("outputs"), py::arg("ddof") = 0, py::arg("stream") = 0,
+      "Segmented reductions on the GPU over device pointers; outputs maps count, nan_count (int64) "
+      "and sum, min, max, mean, var (float64) to device pointers of nseg elements, or None.");
 }

@@ -8,9 +8,22 @@ from __future__ import annotations
 from typing import Any
 
 from cairn import _core
-from cairn.core.gpu import GpuUnavailableError, blake3_gpu, blake3_gpu_file, gpu_available
+from cairn.core.gpu import (
+    GpuUnavailableError,
+    blake3_gpu,
+    blake3_gpu_file,
+    gpu_available,
+    segment_reduce_gpu,
+)
 
-__all__ = ["GpuUnavailableError", "blake3_gpu", "blake3_gpu_file", "build_info", "gpu_available"]
+__all__ = [
+    "GpuUnavailableError",
+    "blake3_gpu",
+    "blake3_gpu_file",
+    "build_info",
+    "gpu_available",
+    "segment_reduce_gpu",
+]
 
 
 def build_info() -> dict[str, Any]:
