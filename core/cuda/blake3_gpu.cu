@@ -14,7 +14,6 @@
 #include <cstring>
 #include <exception>
 #include <functional>
-#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -451,8 +450,9 @@ class Staging {
   FillPool pool_;
 };
 
+// Deliberately never destroyed at exit: CUDA may already be torn down by then.
 std::mutex g_staging_mu;
-std::unique_ptr<Staging> g_staging;
+Staging* g_staging = nullptr;
 
 // Runs fn(staging) for the current device, creating the staging buffers on first use.
 template <class Fn>
@@ -461,9 +461,10 @@ Digest with_staging(Fn&& fn) {
   int device = 0;
   check_cuda(cudaGetDevice(&device), "cudaGetDevice");
   std::lock_guard<std::mutex> lock(g_staging_mu);
-  if (!g_staging || g_staging->device() != device) {
-    g_staging.reset();
-    g_staging = std::make_unique<Staging>(device);
+  if (g_staging == nullptr || g_staging->device() != device) {
+    delete g_staging;
+    g_staging = nullptr;
+    g_staging = new Staging(device);
   }
   return fn(*g_staging);
 }

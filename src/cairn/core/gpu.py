@@ -36,12 +36,10 @@ def gpu_available() -> bool:
     return bool(_core.build_info()["gpu_usable"])
 
 
-def _require_gpu() -> None:
+def _require_gpu(fallback: str) -> None:
     info = _core.build_info()
     if not info["gpu_usable"]:
-        raise GpuUnavailableError(
-            f"no usable CUDA GPU: {info['gpu_reason']}; hash on the CPU instead"
-        )
+        raise GpuUnavailableError(f"no usable CUDA GPU: {info['gpu_reason']}; {fallback}")
 
 
 def _device_buffer(obj: Any) -> tuple[int, int, int] | None:
@@ -90,7 +88,7 @@ def blake3_gpu(data: Any) -> bytes:
     pinned staging buffers). The digest is that of the raw bytes in memory order, so
     ``blake3_gpu(x) == blake3(x.tobytes())``.
     """
-    _require_gpu()
+    _require_gpu("hash on the CPU instead")
     device = _device_buffer(data)
     if device is not None:
         ptr, nbytes, stream = device
@@ -100,7 +98,7 @@ def blake3_gpu(data: Any) -> bytes:
 
 def blake3_gpu_file(path: str | os.PathLike[str]) -> bytes:
     """BLAKE3 digest (32 bytes) of a file's contents, read in large blocks and hashed on the GPU."""
-    _require_gpu()
+    _require_gpu("hash on the CPU instead")
     return _core.blake3_cuda_file(os.fspath(path))
 
 
@@ -130,7 +128,7 @@ def segment_reduce_gpu(
     NumPy reference within a relative 1e-9. Returns ``{stat: array}`` as CuPy arrays, or NumPy
     arrays with ``out="numpy"``.
     """
-    _require_gpu()
+    _require_gpu("reduce on the CPU instead")
     if out not in ("cupy", "numpy"):
         raise ValueError(f"out must be 'cupy' or 'numpy', not {out!r}")
     unknown = set(stats) - set(SEGMENT_STATS)
