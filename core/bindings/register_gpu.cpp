@@ -1,6 +1,7 @@
 // Bindings of the GPU area: BLAKE3 on CUDA (device memory, host buffers, files) and its host
 // emulation for tests. Long calls release the GIL.
 #include <Python.h>
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <string>
@@ -133,4 +134,46 @@ void register_gpu(py::module_& m) {
       py::arg("outputs"), py::arg("ddof") = 0, py::arg("stream") = 0,
       "Segmented reductions on the GPU over device pointers; outputs maps count, nan_count (int64) "
       "and sum, min, max, mean, var (float64) to device pointers of nseg elements, or None.");
+  m.def(
+      "_segment_reduce_gpu_host_emulation",
+      [](py::array values, py::array_t<int64_t, py::array::c_style | py::array::forcecast> offsets,
+         int ddof) {
+        cairn::gpu::ValueType type;
+        if (values.dtype().is(py::dtype::of<float>())) type = cairn::gpu::ValueType::Float32;
+        else if (values.dtype().is(py::dtype::of<double>())) type = cairn::gpu::ValueType::Float64;
+        else throw py::type_error("values must be float32 or float64");
+        if (!(values.flags() & py::array::c_style) || values.ndim() != 1) {
+          throw py::value_error("values must be a contiguous 1-D array");
+        }
+        if (offsets.ndim() != 1 || offsets.size() < 1) {
+          throw py::value_error("offsets must be 1-D with nseg + 1 >= 1 elements");
+        }
+        const int64_t nseg = static_cast<int64_t>(offsets.size()) - 1;
+        py::array_t<int64_t> count(nseg), nan_count(nseg);
+        py::array_t<double> sum(nseg), min(nseg), max(nseg), mean(nseg), var(nseg);
+        cairn::gpu::SegmentOutputs out;
+        out.count = count.mutable_data();
+        out.nan_count = nan_count.mutable_data();
+        out.sum = sum.mutable_data();
+        out.min = min.mutable_data();
+        out.max = max.mutable_data();
+        out.mean = mean.mutable_data();
+        out.var = var.mutable_data();
+        {
+          py::gil_scoped_release release;
+          cairn::gpu::segment_reduce_host_emulation(values.data(), type, values.size(),
+                                                    offsets.data(), nseg, out, ddof);
+        }
+        py::dict result;
+        result["count"] = count;
+        result["nan_count"] = nan_count;
+        result["sum"] = sum;
+        result["min"] = min;
+        result["max"] = max;
+        result["mean"] = mean;
+        result["var"] = var;
+        return result;
+      },
+      py::arg("values"), py::arg("offsets"), py::arg("ddof") = 0,
+      "Tests only: the GPU segmented-reduction decomposition run on the CPU (NumPy in and out).");
 }

@@ -15,83 +15,14 @@
 #include <string>
 
 #include "cairn/aggregate_gpu.hpp"
+#include "cairn/segments_gpu_state.hpp"
 #include "cuda_check.cuh"
 
 namespace cairn::gpu {
 
 namespace {
 
-constexpr int kTileThreads = 256;
-constexpr int kWarpsPerBlock = 8;
-
-// Moments of some values: count, NaN count, float64 sum, mean, M2 (sum of squared deviations).
-struct State {
-  int64_t n;
-  int64_t nan;
-  double sum;
-  double mean;
-  double m2;
-  double min;
-  double max;
-};
-
-__device__ __forceinline__ State empty_state() {
-  return {0, 0, 0.0, 0.0, 0.0, HUGE_VAL,
-          -HUGE_VAL};
-}
-
-// Chan et al.'s pairwise update: a followed by b.
-__device__ __forceinline__ State merge(const State& a, const State& b) {
-  if (b.n == 0) return {a.n, a.nan + b.nan, a.sum, a.mean, a.m2, a.min, a.max};
-  if (a.n == 0) return {b.n, a.nan + b.nan, b.sum, b.mean, b.m2, b.min, b.max};
-  const int64_t n = a.n + b.n;
-  const double na = static_cast<double>(a.n), nb = static_cast<double>(b.n);
-  const double inv = 1.0 / static_cast<double>(n);
-  const double delta = b.mean - a.mean;
-  State r;
-  r.n = n;
-  r.nan = a.nan + b.nan;
-  r.sum = a.sum + b.sum;
-  r.mean = a.mean + delta * (nb * inv);
-  r.m2 = a.m2 + b.m2 + delta * delta * (na * nb * inv);
-  r.min = fmin(a.min, b.min);
-  r.max = fmax(a.max, b.max);
-  return r;
-}
-
-// One thread's running sums over its values, shifted by its first value for accuracy.
-struct Accumulator {
-  int64_t n = 0, nan = 0;
-  double shift = 0, s1 = 0, s2 = 0, sum = 0;
-  double lo = HUGE_VAL;
-  double hi = -HUGE_VAL;
-
-  __device__ __forceinline__ void add(double x) {
-    if (x != x) {
-      ++nan;
-      return;
-    }
-    if (n == 0) shift = x;
-    ++n;
-    const double d = x - shift;
-    s1 += d;
-    s2 = fma(d, d, s2);
-    sum += x;
-    lo = fmin(lo, x);
-    hi = fmax(hi, x);
-  }
-
-  __device__ __forceinline__ State state() const {
-    if (n == 0) {
-      State s = empty_state();
-      s.nan = nan;
-      return s;
-    }
-    const double dn = static_cast<double>(n);
-    const double m2 = s2 - s1 * (s1 / dn);
-    return {n, nan, sum, shift + s1 / dn, m2 > 0 ? m2 : 0.0, lo, hi};
-  }
-};
+using namespace cairn::gpu::segments;
 
 __device__ __forceinline__ State shfl_xor(const State& s, int mask) {
   State r;
@@ -116,18 +47,6 @@ __device__ __forceinline__ State warp_merge(State s) {
   return s;
 }
 
-__device__ __forceinline__ void write_results(const State& s, int64_t seg, int ddof,
-                                              const SegmentOutputs& out) {
-  const double nan = CUDART_NAN;
-  if (out.count) out.count[seg] = s.n;
-  if (out.nan_count) out.nan_count[seg] = s.nan;
-  if (out.sum) out.sum[seg] = s.n ? s.sum : 0.0;
-  if (out.min) out.min[seg] = s.n ? s.min : nan;
-  if (out.max) out.max[seg] = s.n ? s.max : nan;
-  if (out.mean) out.mean[seg] = s.n ? s.sum / static_cast<double>(s.n) : nan;
-  if (out.var) out.var[seg] = s.n > ddof ? s.m2 / static_cast<double>(s.n - ddof) : nan;
-}
-
 template <class T>
 __device__ __forceinline__ double load(const T* p) {
   return static_cast<double>(__ldg(p));
@@ -143,7 +62,7 @@ __global__ void plan_kernel(const int64_t* __restrict__ offsets, int64_t nseg, i
   if (begin < 0 || end > n) atomicOr(error, 2);
   if (end < begin) atomicOr(error, 1);
   const int64_t len = end - begin;
-  tiles[s] = len > kWarpSegmentMax ? (len + kTileValues - 1) / kTileValues : 0;
+  tiles[s] = tiles_for(len);
 }
 
 // One warp per segment; long segments are skipped (tile_kernel and merge_kernel take them).

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import cairn.core
+from cairn import _core
 from cairn.core import gpu
 
 GPU_USABLE = bool(cairn.core.build_info()["gpu_usable"])
@@ -57,6 +58,44 @@ def mixed_lengths(rng: np.random.Generator) -> np.ndarray:
     edges = [0, 1, 2, 31, 32, 33, 127, 128, 129, 2047, 2048, 2049, 8191, 8192, 8193, 16385,
              100_000, 0, 0, 3]
     return np.concatenate([edges, rng.integers(0, 300, size=3000), rng.integers(2049, 40_000, size=20)])
+
+
+# ------------------------------------------------------------------------------------------------
+# Everywhere: the kernels' decomposition (lanes, tiles, merge order) emulated on the CPU.
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ddof", [0, 1])
+def test_emulated_kernels_match_reference_on_mixed_sizes(dtype, ddof: int) -> None:
+    rng = np.random.default_rng(3)
+    lengths = mixed_lengths(rng)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    values = rng.normal(3.0, 2.0, size=offsets[-1]).astype(dtype)
+    values[rng.random(values.size) < 0.01] = np.nan
+    values[offsets[5]:offsets[6]] = np.nan
+    got = _core._segment_reduce_gpu_host_emulation(values, offsets, ddof)
+    assert_matches(got, reference(values, offsets, ddof))
+    assert got["count"][5] == 0 and got["sum"][5] == 0 and np.isnan(got["var"][5])
+
+
+def test_emulated_kernels_match_pairwise_float64_on_one_long_segment() -> None:
+    n = 3_000_017  # 367 tiles: several per merging lane
+    values = (np.random.default_rng(9).standard_normal(n) + 1e4).astype(np.float32)
+    got = _core._segment_reduce_gpu_host_emulation(values, np.array([0, n]), 0)
+    host = values.astype(np.float64)
+    np.testing.assert_allclose(got["sum"][0], host.sum(), rtol=RTOL)
+    np.testing.assert_allclose(got["var"][0], host.var(), rtol=RTOL)
+    assert got["min"][0] == host.min() and got["max"][0] == host.max()
+
+
+def test_emulated_kernels_handle_partial_offsets_and_refuse_bad_ones() -> None:
+    values = np.random.default_rng(5).random(50_000)
+    offsets = np.array([100, 100, 2500, 2600, 30_000, 49_000], dtype=np.int64)
+    assert_matches(_core._segment_reduce_gpu_host_emulation(values, offsets, 0),
+                   reference(values, offsets))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        _core._segment_reduce_gpu_host_emulation(values, np.array([0, 5, 3]), 0)
+    with pytest.raises(ValueError, match=r"\[0, len\(values\)\]"):
+        _core._segment_reduce_gpu_host_emulation(values, np.array([0, 50_001]), 0)
 
 
 def test_without_gpu_segment_reduce_raises_a_clear_error() -> None:

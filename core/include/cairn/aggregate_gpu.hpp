@@ -38,4 +38,10 @@ struct SegmentOutputs {
 void segment_reduce_device(const void* values, ValueType type, int64_t n, const int64_t* offsets,
                            int64_t nseg, const SegmentOutputs& out, int ddof, uintptr_t stream);
 
+// Tests only: the kernels' decomposition (warp lanes, tiles, merge order) run on the CPU over host
+// pointers, so a machine without a GPU can check it. Always compiled.
+void segment_reduce_host_emulation(const void* values, ValueType type, int64_t n,
+                                   const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
+                                   int ddof);
+
 }  // namespace cairn::gpu

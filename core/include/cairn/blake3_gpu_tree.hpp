@@ -11,15 +11,19 @@
 #include <cstdint>
 #include <cstring>
 
+#ifndef CAIRN_HD
 #if defined(__CUDACC__)
 #define CAIRN_HD __host__ __device__ __forceinline__
 #else
 #define CAIRN_HD inline
 #endif
+#endif
+#ifndef CAIRN_UNROLL
 #if defined(__CUDA_ARCH__)
 #define CAIRN_UNROLL _Pragma("unroll")
 #else
 #define CAIRN_UNROLL
+#endif
 #endif
 
 namespace cairn::blake3_tree {
