@@ -1,9 +1,10 @@
 // Segmented reductions on the GPU (see cairn/aggregate_gpu.hpp for the contract).
 //
-// 1. plan_kernel: per segment, validates its offsets and counts its tiles (0 for a segment short
-//    enough for one warp); an exclusive scan (CUB) gives each long segment its first tile.
-// 2. warp_kernel: one warp per short segment, writes its results directly.
-// 3. tile_kernel: one block per tile of a long segment, writes a partial state.
+// 1. plan_kernel: per segment, validates its offsets and counts its tiles (0 for a short segment),
+//    and sums the short segments' lengths; an exclusive scan (CUB) gives each long segment its
+//    first tile. One small read-back (errors, tile total, mean short length) picks the launches.
+// 2. group_kernel<G>: G lanes per short segment, results written directly.
+// 3. owner_kernel + tile_kernel: one block per tile of a long segment writes a partial state.
 // 4. merge_kernel: one warp per long segment merges its tiles' states in order and writes results.
 #include <cuda_runtime.h>
 
@@ -36,11 +37,11 @@ __device__ __forceinline__ State shfl_xor(const State& s, int mask) {
   return r;
 }
 
-// Merges the 32 lanes' states; every lane gets the result. Lower lanes' values come first.
-__device__ __forceinline__ State warp_merge(State s) {
+// Butterfly merge over groups of `group` lanes (a power of two); every lane of a group gets its
+// group's result, lower lanes' values first. All 32 lanes must call it.
+__device__ __forceinline__ State group_merge(State s, int group) {
   const int lane = threadIdx.x & 31;
-#pragma unroll
-  for (int mask = 1; mask < 32; mask <<= 1) {
+  for (int mask = 1; mask < group; mask <<= 1) {
     const State other = shfl_xor(s, mask);
     s = (lane & mask) ? merge(other, s) : merge(s, other);
   }
@@ -52,99 +53,123 @@ __device__ __forceinline__ double load(const T* p) {
   return static_cast<double>(__ldg(p));
 }
 
-// Per segment: 0 tiles if it is short (the warp kernel takes it), else its tile count. Flags bad
-// offsets in *error (1: decreasing, 2: out of [0, n]).
-__global__ void plan_kernel(const int64_t* __restrict__ offsets, int64_t nseg, int64_t n,
-                            int64_t* __restrict__ tiles, int* __restrict__ error) {
+// Adds values [begin, end) taken every `stride`-th from `first`, in increasing index order, with
+// `kBatch` independent loads in flight.
+template <int kBatch, class T>
+__device__ __forceinline__ void accumulate(Accumulator& acc, const T* __restrict__ values,
+                                           int64_t first, int64_t end, int64_t stride) {
+  for (int64_t base = first; base < end; base += kBatch * stride) {
+    double x[kBatch];
+#pragma unroll
+    for (int k = 0; k < kBatch; ++k) {
+      const int64_t i = base + k * stride;
+      x[k] = i < end ? load(values + i) : 0.0;
+    }
+#pragma unroll
+    for (int k = 0; k < kBatch; ++k) {
+      if (base + k * stride < end) acc.add(x[k]);
+    }
+  }
+}
+
+// Per segment: its tile count (0 for a short segment). Also sums the short segments' lengths and
+// count into stats[0..1] (for the group size) and flags bad offsets in *error (1: decreasing,
+// 2: out of [0, n]).
+__global__ void __launch_bounds__(256)
+    plan_kernel(const int64_t* __restrict__ offsets, int64_t nseg, int64_t n,
+                int64_t* __restrict__ tiles, unsigned long long* __restrict__ stats,
+                int* __restrict__ error) {
+  __shared__ unsigned long long block_sums[2][8];
   const int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (s >= nseg) return;
-  const int64_t begin = offsets[s], end = offsets[s + 1];
-  if (begin < 0 || end > n) atomicOr(error, 2);
-  if (end < begin) atomicOr(error, 1);
-  const int64_t len = end - begin;
-  tiles[s] = tiles_for(len);
+  unsigned short_len = 0, is_short = 0;
+  if (s < nseg) {
+    const int64_t begin = offsets[s], end = offsets[s + 1];
+    if (begin < 0 || end > n) atomicOr(error, 2);
+    if (end < begin) atomicOr(error, 1);
+    const int64_t len = end - begin;
+    tiles[s] = tiles_for(len);
+    if (len >= 0 && len <= kWarpSegmentMax) {
+      short_len = static_cast<unsigned>(len);
+      is_short = 1;
+    }
+  }
+  const unsigned warp_len = __reduce_add_sync(0xffffffffu, short_len);
+  const unsigned warp_short = __reduce_add_sync(0xffffffffu, is_short);
+  if ((threadIdx.x & 31) == 0) {
+    block_sums[0][threadIdx.x >> 5] = warp_len;
+    block_sums[1][threadIdx.x >> 5] = warp_short;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned long long a = 0, b = 0;
+    for (int w = 0; w < 8; ++w) {
+      a += block_sums[0][w];
+      b += block_sums[1][w];
+    }
+    if (a) atomicAdd(stats, a);
+    if (b) atomicAdd(stats + 1, b);
+  }
 }
 
-// One warp per segment; long segments are skipped (tile_kernel and merge_kernel take them).
-template <class T>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock)
-    warp_kernel(const T* __restrict__ values, const int64_t* __restrict__ offsets, int64_t nseg,
-                int ddof, SegmentOutputs out) {
-  const int64_t seg = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
-  if (seg >= nseg) return;
-  const int lane = threadIdx.x & 31;
-  const int64_t begin = offsets[seg], end = offsets[seg + 1];
-  if (end - begin > kWarpSegmentMax) return;
+// Groups of G lanes per short segment (32/G segments per warp); long segments are skipped.
+template <class T, int G>
+__global__ void __launch_bounds__(256)
+    group_kernel(const T* __restrict__ values, const int64_t* __restrict__ offsets, int64_t nseg,
+                 int ddof, SegmentOutputs out) {
+  const int64_t thread = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t seg = thread / G;
+  const int sub = static_cast<int>(threadIdx.x % G);
   Accumulator acc;
-  int64_t i = begin + lane;
-  for (; i + 96 < end; i += 128) {  // four independent loads in flight
-    const double a = load(values + i), b = load(values + i + 32), c = load(values + i + 64),
-                 d = load(values + i + 96);
-    acc.add(a);
-    acc.add(b);
-    acc.add(c);
-    acc.add(d);
+  bool mine = false;
+  if (seg < nseg) {
+    const int64_t begin = offsets[seg], end = offsets[seg + 1];
+    mine = end - begin <= kWarpSegmentMax;
+    if (mine) accumulate<4>(acc, values, begin + sub, end, G);
   }
-  for (; i < end; i += 32) acc.add(load(values + i));
-  const State s = warp_merge(acc.state());
-  if (lane == 0) write_results(s, seg, ddof, out);
+  const State s = group_merge(acc.state(), G);  // every lane takes part in the shuffles
+  if (mine && sub == 0) write_results(s, seg, ddof, out);
 }
 
-// Finds the segment that owns `tile`: the last s with first_tile[s] <= tile and tiles[s] > 0.
-__device__ int64_t owner_of(const int64_t* first_tile, int64_t nseg, int64_t tile) {
-  int64_t lo = 0, hi = nseg - 1;  // first_tile is non-decreasing; answer is the last s with <=
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo + 1) / 2;
-    if (first_tile[mid] <= tile) lo = mid; else hi = mid - 1;
-  }
-  return lo;
+// Tile index -> owning segment, one warp per long segment.
+__global__ void __launch_bounds__(256)
+    owner_kernel(const int64_t* __restrict__ tiles, const int64_t* __restrict__ first_tile,
+                 int64_t nseg, int64_t* __restrict__ owner) {
+  const int64_t seg = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  if (seg >= nseg) return;
+  const int64_t count = tiles[seg], first = first_tile[seg];
+  for (int64_t k = threadIdx.x & 31; k < count; k += 32) owner[first + k] = seg;
 }
 
 // One block per tile of a long segment: the partial state of kTileValues values (fewer at its end).
 template <class T>
 __global__ void __launch_bounds__(kTileThreads)
     tile_kernel(const T* __restrict__ values, const int64_t* __restrict__ offsets,
-                const int64_t* __restrict__ first_tile, int64_t nseg, State* __restrict__ partial) {
+                const int64_t* __restrict__ first_tile, const int64_t* __restrict__ owner,
+                State* __restrict__ partial) {
   __shared__ State warp_states[kTileThreads / 32];
-  __shared__ int64_t range[2];
   const int64_t tile = blockIdx.x;
-  if (threadIdx.x == 0) {
-    const int64_t seg = owner_of(first_tile, nseg, tile);
-    const int64_t begin = offsets[seg] + (tile - first_tile[seg]) * kTileValues;
-    const int64_t end = offsets[seg + 1];
-    range[0] = begin;
-    range[1] = end - begin < kTileValues ? end : begin + kTileValues;
-  }
-  __syncthreads();
-  const int64_t begin = range[0], end = range[1];
+  const int64_t seg = owner[tile];
+  const int64_t begin = offsets[seg] + (tile - first_tile[seg]) * kTileValues;
+  const int64_t seg_end = offsets[seg + 1];
+  const int64_t end = seg_end - begin < kTileValues ? seg_end : begin + kTileValues;
   Accumulator acc;
-  int64_t i = begin + threadIdx.x;
-  constexpr int kStride = kTileThreads;
-  for (; i + 7 * kStride < end; i += 8 * kStride) {  // eight independent loads in flight
-    double x[8];
-#pragma unroll
-    for (int k = 0; k < 8; ++k) x[k] = load(values + i + k * kStride);
-#pragma unroll
-    for (int k = 0; k < 8; ++k) acc.add(x[k]);
-  }
-  for (; i < end; i += kStride) acc.add(load(values + i));
-  // Thread order within the tile does not follow value order; any fixed order merges exactly the
-  // same values, so results are deterministic.
-  const State s = warp_merge(acc.state());
+  accumulate<8>(acc, values, begin + threadIdx.x, end, kTileThreads);
+  // Thread t holds values t, t + 256, ...; any fixed merge order gives deterministic results.
+  const State s = group_merge(acc.state(), 32);
   if ((threadIdx.x & 31) == 0) warp_states[threadIdx.x >> 5] = s;
   __syncthreads();
   if (threadIdx.x < 32) {
     State t = threadIdx.x < kTileThreads / 32 ? warp_states[threadIdx.x] : empty_state();
-    t = warp_merge(t);
+    t = group_merge(t, 32);
     if (threadIdx.x == 0) partial[tile] = t;
   }
 }
 
 // One warp per long segment: merges its tiles' partial states and writes the results.
-__global__ void __launch_bounds__(32 * kWarpsPerBlock)
+__global__ void __launch_bounds__(256)
     merge_kernel(const int64_t* __restrict__ tiles, const int64_t* __restrict__ first_tile,
                  int64_t nseg, const State* __restrict__ partial, int ddof, SegmentOutputs out) {
-  const int64_t seg = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  const int64_t seg = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   if (seg >= nseg) return;
   const int64_t count = tiles[seg];
   if (count == 0) return;
@@ -153,9 +178,24 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock)
   // Lane l merges tiles l*per .. (l+1)*per - 1 in order, so lanes hold consecutive runs.
   const int64_t per = (count + 31) / 32;
   State s = empty_state();
-  for (int64_t k = lane * per; k < count && k < (lane + 1) * per; ++k) s = merge(s, partial[first + k]);
-  s = warp_merge(s);
+  for (int64_t k = lane * per; k < count && k < (lane + 1) * per; ++k) {
+    s = merge(s, partial[first + k]);
+  }
+  s = group_merge(s, 32);
   if (lane == 0) write_results(s, seg, ddof, out);
+}
+
+template <class T>
+void launch_groups(int group, unsigned blocks, const T* values, const int64_t* offsets,
+                   int64_t nseg, int ddof, const SegmentOutputs& out, cudaStream_t stream) {
+  switch (group) {
+    case 1: group_kernel<T, 1><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    case 2: group_kernel<T, 2><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    case 4: group_kernel<T, 4><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    case 8: group_kernel<T, 8><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    case 16: group_kernel<T, 16><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    default: group_kernel<T, 32><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+  }
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -163,60 +203,70 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 template <class T>
 void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
          int ddof, cudaStream_t stream) {
-  // Scratch: tiles[nseg], first_tile[nseg], error flag + total, CUB temp.
+  // Scratch: tiles[nseg], first_tile[nseg], {error, short values, short count}, CUB temp.
   size_t cub_bytes = 0;
   check_cuda(cub::DeviceScan::ExclusiveSum(nullptr, cub_bytes, static_cast<int64_t*>(nullptr),
                                            static_cast<int64_t*>(nullptr), nseg, stream),
              "sizing the segment scan");
   const size_t index_bytes = static_cast<size_t>(nseg) * sizeof(int64_t);
   const size_t cub_offset = (2 * index_bytes + 32 + 255) / 256 * 256;  // CUB wants 256-byte alignment
-  const size_t scratch_bytes = cub_offset + cub_bytes;
   char* scratch = nullptr;
-  check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&scratch), scratch_bytes, stream),
+  check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&scratch), cub_offset + cub_bytes, stream),
              "allocating segment scratch on the GPU");
-  State* partial = nullptr;
+  char* tile_scratch = nullptr;  // owner[total], partial[total]
   auto release = [&] {
-    if (partial) cudaFreeAsync(partial, stream);
+    if (tile_scratch) cudaFreeAsync(tile_scratch, stream);
     cudaFreeAsync(scratch, stream);
   };
   try {
     auto* tiles = reinterpret_cast<int64_t*>(scratch);
     auto* first_tile = tiles + nseg;
-    auto* flags = reinterpret_cast<int64_t*>(scratch + 2 * index_bytes);  // [error, total]
+    auto* flags = reinterpret_cast<unsigned long long*>(scratch + 2 * index_bytes);
     void* cub_temp = scratch + cub_offset;
-    check_cuda(cudaMemsetAsync(flags, 0, 16, stream), "cudaMemsetAsync");
+    check_cuda(cudaMemsetAsync(flags, 0, 32, stream), "cudaMemsetAsync");
     const unsigned plan_blocks = static_cast<unsigned>(ceil_div(nseg, 256));
-    plan_kernel<<<plan_blocks, 256, 0, stream>>>(offsets, nseg, n, tiles,
+    plan_kernel<<<plan_blocks, 256, 0, stream>>>(offsets, nseg, n, tiles, flags + 1,
                                                  reinterpret_cast<int*>(flags));
     check_cuda(cudaGetLastError(), "launching the segment plan kernel");
     check_cuda(cub::DeviceScan::ExclusiveSum(cub_temp, cub_bytes, tiles, first_tile, nseg, stream),
                "scanning segment tiles");
-    // total tiles = first_tile[nseg - 1] + tiles[nseg - 1], read back with the error flag.
-    int64_t host[3] = {0, 0, 0};
-    check_cuda(cudaMemcpyAsync(&host[0], flags, 8, cudaMemcpyDeviceToHost, stream), "copy");
-    check_cuda(cudaMemcpyAsync(&host[1], first_tile + nseg - 1, 8, cudaMemcpyDeviceToHost, stream),
-               "copy");
-    check_cuda(cudaMemcpyAsync(&host[2], tiles + nseg - 1, 8, cudaMemcpyDeviceToHost, stream),
+    // flags: error, short values, short count; total tiles = first_tile[last] + tiles[last].
+    unsigned long long host_flags[4] = {0, 0, 0, 0};
+    int64_t host_last[2] = {0, 0};
+    check_cuda(cudaMemcpyAsync(host_flags, flags, 32, cudaMemcpyDeviceToHost, stream), "copy");
+    check_cuda(cudaMemcpyAsync(&host_last[0], first_tile + nseg - 1, 8, cudaMemcpyDeviceToHost,
+                               stream), "copy");
+    check_cuda(cudaMemcpyAsync(&host_last[1], tiles + nseg - 1, 8, cudaMemcpyDeviceToHost, stream),
                "copy");
     check_cuda(cudaStreamSynchronize(stream), "planning segments");
-    const int error = static_cast<int>(host[0]);
+    const int error = static_cast<int>(host_flags[0] & 0xffffffffu);
     if (error & 2) throw std::invalid_argument("segment offsets must lie in [0, len(values)]");
     if (error & 1) throw std::invalid_argument("segment offsets must be non-decreasing");
-    const int64_t total_tiles = host[1] + host[2];
+    const int64_t total_tiles = host_last[0] + host_last[1];
     if (total_tiles >= (int64_t{1} << 31)) throw std::invalid_argument("too many values for one call");
+    const int64_t short_count = static_cast<int64_t>(host_flags[2]);
 
-    const unsigned seg_blocks = static_cast<unsigned>(ceil_div(nseg, kWarpsPerBlock));
-    warp_kernel<T><<<seg_blocks, 32 * kWarpsPerBlock, 0, stream>>>(values, offsets, nseg, ddof, out);
-    check_cuda(cudaGetLastError(), "launching the segment warp kernel");
+    if (short_count > 0) {
+      const int group = group_size_for(static_cast<int64_t>(host_flags[1]), short_count);
+      const unsigned blocks = static_cast<unsigned>(ceil_div(nseg * group, 256));
+      launch_groups(group, blocks, values, offsets, nseg, ddof, out, stream);
+      check_cuda(cudaGetLastError(), "launching the segment group kernel");
+    }
     if (total_tiles > 0) {
-      check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&partial),
-                                 static_cast<size_t>(total_tiles) * sizeof(State), stream),
+      const size_t owner_bytes = static_cast<size_t>(total_tiles) * sizeof(int64_t);
+      check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&tile_scratch),
+                                 owner_bytes + static_cast<size_t>(total_tiles) * sizeof(State),
+                                 stream),
                  "allocating tile states on the GPU");
+      auto* owner = reinterpret_cast<int64_t*>(tile_scratch);
+      auto* partial = reinterpret_cast<State*>(tile_scratch + owner_bytes);
+      const unsigned warp_blocks = static_cast<unsigned>(ceil_div(nseg, kWarpsPerBlock));
+      owner_kernel<<<warp_blocks, 256, 0, stream>>>(tiles, first_tile, nseg, owner);
+      check_cuda(cudaGetLastError(), "launching the segment owner kernel");
       tile_kernel<T><<<static_cast<unsigned>(total_tiles), kTileThreads, 0, stream>>>(
-          values, offsets, first_tile, nseg, partial);
+          values, offsets, first_tile, owner, partial);
       check_cuda(cudaGetLastError(), "launching the segment tile kernel");
-      merge_kernel<<<seg_blocks, 32 * kWarpsPerBlock, 0, stream>>>(tiles, first_tile, nseg, partial,
-                                                                   ddof, out);
+      merge_kernel<<<warp_blocks, 256, 0, stream>>>(tiles, first_tile, nseg, partial, ddof, out);
       check_cuda(cudaGetLastError(), "launching the segment merge kernel");
     }
     check_cuda(cudaStreamSynchronize(stream), "running the segment kernels");

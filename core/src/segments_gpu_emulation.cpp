@@ -12,28 +12,31 @@ namespace cairn::gpu {
 namespace {
 using namespace cairn::gpu::segments;
 
-// The warp shuffle butterfly of the kernels: every lane ends with the same state.
-State warp_merge(State lanes[32]) {
-  for (int mask = 1; mask < 32; mask <<= 1) {
+// The shuffle butterfly of the kernels over `group` lanes: every lane ends with the same state.
+State group_merge(State* lanes, int group) {
+  for (int mask = 1; mask < group; mask <<= 1) {
     State next[32];
-    for (int lane = 0; lane < 32; ++lane) {
+    for (int lane = 0; lane < group; ++lane) {
       const State& other = lanes[lane ^ mask];
       next[lane] = (lane & mask) ? merge(other, lanes[lane]) : merge(lanes[lane], other);
     }
-    for (int lane = 0; lane < 32; ++lane) lanes[lane] = next[lane];
+    for (int lane = 0; lane < group; ++lane) lanes[lane] = next[lane];
   }
   return lanes[0];
 }
 
+State warp_merge(State lanes[32]) { return group_merge(lanes, 32); }
+
+// group_kernel: lane `sub` of a group of G takes values begin + sub, begin + sub + G, ...
 template <class T>
-State warp_segment(const T* values, int64_t begin, int64_t end) {
+State group_segment(const T* values, int64_t begin, int64_t end, int group) {
   State lanes[32];
-  for (int lane = 0; lane < 32; ++lane) {
+  for (int sub = 0; sub < group; ++sub) {
     Accumulator acc;
-    for (int64_t i = begin + lane; i < end; i += 32) acc.add(static_cast<double>(values[i]));
-    lanes[lane] = acc.state();
+    for (int64_t i = begin + sub; i < end; i += group) acc.add(static_cast<double>(values[i]));
+    lanes[sub] = acc.state();
   }
-  return warp_merge(lanes);
+  return group_merge(lanes, group);
 }
 
 template <class T>
@@ -65,11 +68,20 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
       throw std::invalid_argument("segment offsets must be non-decreasing");
     }
   }
+  int64_t short_values = 0, short_count = 0;
+  for (int64_t s = 0; s < nseg; ++s) {
+    const int64_t len = offsets[s + 1] - offsets[s];
+    if (len <= kWarpSegmentMax) {
+      short_values += len;
+      ++short_count;
+    }
+  }
+  const int group = group_size_for(short_values, short_count);
   for (int64_t s = 0; s < nseg; ++s) {
     const int64_t begin = offsets[s], end = offsets[s + 1];
     const int64_t count = tiles_for(end - begin);
     if (count == 0) {
-      write_results(warp_segment(values, begin, end), s, ddof, out);
+      write_results(group_segment(values, begin, end, group), s, ddof, out);
       continue;
     }
     std::vector<State> partial(count);

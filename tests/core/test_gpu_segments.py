@@ -77,6 +77,17 @@ def test_emulated_kernels_match_reference_on_mixed_sizes(dtype, ddof: int) -> No
     assert got["count"][5] == 0 and got["sum"][5] == 0 and np.isnan(got["var"][5])
 
 
+@pytest.mark.parametrize("high", [2, 12, 60, 300, 2049])  # lanes per segment: 1, 1, 2, 16, 32
+def test_emulated_kernels_match_reference_for_each_group_size(high: int) -> None:
+    rng = np.random.default_rng(high)
+    lengths = rng.integers(0, high, size=20_000 if high < 300 else 2_000)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    values = rng.normal(-5.0, 3.0, size=offsets[-1])
+    values[rng.random(values.size) < 0.05] = np.nan
+    assert_matches(_core._segment_reduce_gpu_host_emulation(values, offsets, 1),
+                   reference(values, offsets, 1))
+
+
 def test_emulated_kernels_match_pairwise_float64_on_one_long_segment() -> None:
     n = 3_000_017  # 367 tiles: several per merging lane
     values = (np.random.default_rng(9).standard_normal(n) + 1e4).astype(np.float32)

@@ -7,16 +7,18 @@
 // combined with Chan et al.'s pairwise update, in a fixed order (results are deterministic).
 // They match a float64 two-pass reference to about 1e-12 relative (tests use rtol 1e-9).
 //
-// Strategy, by segment length: a warp per segment up to kWarpSegmentMax values; longer segments
-// are cut into tiles of kTileValues values, one thread block per tile, and the tiles of each
-// segment are merged by one warp. Work is ordered on `stream` (a cudaStream_t as an integer).
+// Strategy, by segment length: segments of up to kWarpSegmentMax values get a group of G lanes
+// each (G = 1..32 lanes, a power of two chosen from the mean length of these segments, so that a
+// warp serves 32/G segments and each lane has about 16 values); longer segments are cut into tiles
+// of kTileValues values, one thread block per tile, and the tiles of each segment are merged by one
+// warp. Work is ordered on `stream` (a cudaStream_t as an integer).
 #pragma once
 #include <cstdint>
 
 namespace cairn::gpu {
 
 constexpr int64_t kWarpSegmentMax = 2048;
-constexpr int64_t kTileValues = 8192;
+constexpr int64_t kTileValues = 16384;
 
 enum class ValueType { Float32, Float64 };
 

@@ -104,4 +104,15 @@ CAIRN_HD int64_t tiles_for(int64_t len) {
   return len > kWarpSegmentMax ? (len + kTileValues - 1) / kTileValues : 0;
 }
 
+// Lanes per short segment (a power of two, 1..32) from the short segments' total length and count:
+// about 16 values per lane.
+CAIRN_HD int group_size_for(int64_t short_values, int64_t short_segments) {
+  if (short_segments <= 0) return 32;
+  const int64_t per_lane = 16;
+  const int64_t lanes = (short_values + short_segments * per_lane - 1) / (short_segments * per_lane);
+  int g = 1;
+  while (g < lanes && g < 32) g <<= 1;
+  return g;
+}
+
 }  // namespace cairn::gpu::segments
