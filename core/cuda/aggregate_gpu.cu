@@ -49,21 +49,21 @@ __device__ __forceinline__ State group_merge(State s, int group) {
 }
 
 template <class T>
-__device__ __forceinline__ double load(const T* p) {
-  return static_cast<double>(__ldg(p));
+__device__ __forceinline__ T load(const T* p) {
+  return __ldg(p);
 }
 
 // Adds values [begin, end) taken every `stride`-th from `first`, in increasing index order, with
 // `kBatch` independent loads in flight.
 template <int kBatch, class T>
-__device__ __forceinline__ void accumulate(Accumulator& acc, const T* __restrict__ values,
+__device__ __forceinline__ void accumulate(Accumulator<T>& acc, const T* __restrict__ values,
                                            int64_t first, int64_t end, int64_t stride) {
   for (int64_t base = first; base < end; base += kBatch * stride) {
-    double x[kBatch];
+    T x[kBatch];
 #pragma unroll
     for (int k = 0; k < kBatch; ++k) {
       const int64_t i = base + k * stride;
-      x[k] = i < end ? load(values + i) : 0.0;
+      x[k] = i < end ? load(values + i) : T(0);
     }
 #pragma unroll
     for (int k = 0; k < kBatch; ++k) {
@@ -119,7 +119,7 @@ __global__ void __launch_bounds__(256)
   const int64_t thread = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t seg = thread / G;
   const int sub = static_cast<int>(threadIdx.x % G);
-  Accumulator acc;
+  Accumulator<T> acc;
   bool mine = false;
   if (seg < nseg) {
     const int64_t begin = offsets[seg], end = offsets[seg + 1];
@@ -152,7 +152,7 @@ __global__ void __launch_bounds__(kTileThreads)
   const int64_t begin = offsets[seg] + (tile - first_tile[seg]) * kTileValues;
   const int64_t seg_end = offsets[seg + 1];
   const int64_t end = seg_end - begin < kTileValues ? seg_end : begin + kTileValues;
-  Accumulator acc;
+  Accumulator<T> acc;
   accumulate<8>(acc, values, begin + threadIdx.x, end, kTileThreads);
   // Thread t holds values t, t + 256, ...; any fixed merge order gives deterministic results.
   const State s = group_merge(acc.state(), 32);

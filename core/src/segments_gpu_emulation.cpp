@@ -32,8 +32,8 @@ template <class T>
 State group_segment(const T* values, int64_t begin, int64_t end, int group) {
   State lanes[32];
   for (int sub = 0; sub < group; ++sub) {
-    Accumulator acc;
-    for (int64_t i = begin + sub; i < end; i += group) acc.add(static_cast<double>(values[i]));
+    Accumulator<T> acc;
+    for (int64_t i = begin + sub; i < end; i += group) acc.add(values[i]);
     lanes[sub] = acc.state();
   }
   return group_merge(lanes, group);
@@ -46,10 +46,8 @@ State tile(const T* values, int64_t begin, int64_t end) {
   for (int w = 0; w < kTileThreads / 32; ++w) {
     State lanes[32];
     for (int lane = 0; lane < 32; ++lane) {
-      Accumulator acc;
-      for (int64_t i = begin + w * 32 + lane; i < end; i += kTileThreads) {
-        acc.add(static_cast<double>(values[i]));
-      }
+      Accumulator<T> acc;
+      for (int64_t i = begin + w * 32 + lane; i < end; i += kTileThreads) acc.add(values[i]);
       lanes[lane] = acc.state();
     }
     warp_states[w] = warp_merge(lanes);

@@ -88,6 +88,22 @@ def test_emulated_kernels_match_reference_for_each_group_size(high: int) -> None
                    reference(values, offsets, 1))
 
 
+def infinite_values() -> tuple[np.ndarray, np.ndarray]:
+    """Segments holding +inf, -inf, both, and inf at a lane's first value; long and short."""
+    values = np.random.default_rng(4).random(40_000)
+    values[[3, 10, 11, 25, 30_000]] = [np.inf, -np.inf, np.inf, np.inf, -np.inf]
+    values[20] = np.inf
+    offsets = np.array([0, 8, 16, 20, 24, 26, 5_000, 40_000], dtype=np.int64)
+    return values, offsets
+
+
+def test_emulated_kernels_propagate_infinities_like_ieee() -> None:
+    values, offsets = infinite_values()
+    got = _core._segment_reduce_gpu_host_emulation(values, offsets, 0)
+    assert_matches(got, reference(values, offsets))
+    assert got["sum"][0] == np.inf and np.isnan(got["sum"][1]) and np.isnan(got["var"][0])
+
+
 def test_emulated_kernels_match_pairwise_float64_on_one_long_segment() -> None:
     n = 3_000_017  # 367 tiles: several per merging lane
     values = (np.random.default_rng(9).standard_normal(n) + 1e4).astype(np.float32)
@@ -185,6 +201,14 @@ def test_results_are_cupy_arrays_by_default_and_deterministic(cupy) -> None:
     assert isinstance(first["sum"], cupy.ndarray)
     for name in first:
         assert cupy.array_equal(first[name], second[name], equal_nan=True), name
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_infinities_propagate_like_ieee(cupy) -> None:
+    values, offsets = infinite_values()
+    got = cairn.core.segment_reduce_gpu(cupy.asarray(values), cupy.asarray(offsets), out="numpy")
+    assert_matches(got, reference(values, offsets))
 
 
 @pytest.mark.gpu

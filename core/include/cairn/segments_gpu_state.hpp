@@ -54,26 +54,30 @@ CAIRN_HD State merge(const State& a, const State& b) {
   return r;
 }
 
-// One thread's running sums over its values, shifted by its first value for accuracy.
+// One thread's running sums over its values (of type T), shifted by its first value: d = x - shift
+// is small, so s1 = sum(d) and s2 = sum(d^2) in float64 lose little. The plain float64 sum is kept
+// too, so that infinities propagate as IEEE arithmetic says. NaN checks and min/max stay in T.
+template <class T>
 struct Accumulator {
   int64_t n = 0, nan = 0;
   double shift = 0, s1 = 0, s2 = 0, sum = 0;
-  double lo = HUGE_VAL;
-  double hi = -HUGE_VAL;
+  T lo = static_cast<T>(HUGE_VAL);
+  T hi = static_cast<T>(-HUGE_VAL);
 
-  CAIRN_HD void add(double x) {
+  CAIRN_HD void add(T x) {
     if (x != x) {
       ++nan;
       return;
     }
-    if (n == 0) shift = x;
+    const double xd = static_cast<double>(x);
+    if (n == 0) shift = xd;
     ++n;
-    const double d = x - shift;
+    const double d = xd - shift;
     s1 += d;
     s2 = ::fma(d, d, s2);
-    sum += x;
-    lo = ::fmin(lo, x);
-    hi = ::fmax(hi, x);
+    sum += xd;
+    lo = x < lo ? x : lo;
+    hi = x > hi ? x : hi;
   }
 
   CAIRN_HD State state() const {
@@ -84,7 +88,8 @@ struct Accumulator {
     }
     const double dn = static_cast<double>(n);
     const double m2 = s2 - s1 * (s1 / dn);
-    return {n, nan, sum, shift + s1 / dn, m2 > 0 ? m2 : 0.0, lo, hi};
+    return {n, nan, sum, shift + s1 / dn, m2 < 0 ? 0.0 : m2,  // NaN (from inf) stays
+            static_cast<double>(lo), static_cast<double>(hi)};
   }
 };
 
