@@ -16,7 +16,8 @@ import os
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -104,8 +105,11 @@ def main() -> int:
         pageable = np.ones(n, dtype=np.uint8)
         s2 = wall_seconds(lambda: (dev.set(pageable), cupy.cuda.Device().synchronize()), 1)
         ceilings["pageable_h2d_GBps"] = n / s2 / 1e9
-        return {"bytes": n, "pinned_GBps": round(n / s / 1e9, 1),
-                "pageable_GBps": round(n / s2 / 1e9, 1)}
+        return {
+            "bytes": n,
+            "pinned_GBps": round(n / s / 1e9, 1),
+            "pageable_GBps": round(n / s2 / 1e9, 1),
+        }
 
     section("device_copy", device_copy)
     section("host_to_device_copy", host_to_device_copy)
@@ -120,8 +124,12 @@ def main() -> int:
             s = _core.blake3_cuda_device_seconds(data.data.ptr, n, reps)
             digest_t0 = time.perf_counter()
             cairn.core.blake3_gpu(data)
-            out[label] = {"bytes": n, "TBps": round(n / s / 1e12, 3), "kernel_ms": round(s * 1e3, 3),
-                          "python_call_ms": round((time.perf_counter() - digest_t0) * 1e3, 3)}
+            out[label] = {
+                "bytes": n,
+                "TBps": round(n / s / 1e12, 3),
+                "kernel_ms": round(s * 1e3, 3),
+                "python_call_ms": round((time.perf_counter() - digest_t0) * 1e3, 3),
+            }
             del data
             cupy.get_default_memory_pool().free_all_blocks()
         out["target_TBps"] = 1.2
@@ -136,8 +144,12 @@ def main() -> int:
         pageable = np.full(n, 0x33, dtype=np.uint8)
         s2 = wall_seconds(lambda: cairn.core.blake3_gpu(pageable), 2)
         h2d = ceilings.get("pinned_h2d_GBps")
-        out = {"bytes": n, "pinned_GBps": round(n / s / 1e9, 1),
-               "pageable_GBps": round(n / s2 / 1e9, 1), "target_GBps": 40}
+        out = {
+            "bytes": n,
+            "pinned_GBps": round(n / s / 1e9, 1),
+            "pageable_GBps": round(n / s2 / 1e9, 1),
+            "target_GBps": 40,
+        }
         if h2d:
             out["pinned_pct_of_h2d_copy"] = round(100 * n / s / 1e9 / h2d, 1)
         if hasattr(cairn.core, "blake3"):
@@ -152,8 +164,7 @@ def main() -> int:
         try:
             block = np.random.default_rng(1).integers(0, 256, size=64 << 20, dtype=np.uint8)
             with open(path, "wb") as f:
-                for _ in range(n // block.size):
-                    f.write(block.data)
+                f.writelines(block.data for _ in range(n // block.size))
                 f.write(block.data[: n % block.size])
             s = wall_seconds(lambda: cairn.core.blake3_gpu_file(path), 2)
             out = {"bytes": n, "page_cache_GBps": round(n / s / 1e9, 1)}
@@ -181,11 +192,14 @@ def main() -> int:
         for nseg in (1_000, 10_000_000):
             nseg = min(nseg, n)
             offsets = cupy.linspace(0, n, nseg + 1).astype(cupy.int64)
-            s = gpu_seconds(lambda: gpu.segment_reduce_gpu(values, offsets, out="cupy"), 3)
+            s = gpu_seconds(lambda o=offsets: gpu.segment_reduce_gpu(values, o, out="cupy"), 3)
             # Bytes moved: values and offsets read, seven nseg-long outputs written.
             moved = n * 4 + (nseg + 1) * 8 + 7 * 8 * nseg
-            entry = {"ms": round(s * 1e3, 3), "values_GBps": round(n * 4 / s / 1e9, 1),
-                     "moved_GBps": round(moved / s / 1e9, 1)}
+            entry = {
+                "ms": round(s * 1e3, 3),
+                "values_GBps": round(n * 4 / s / 1e9, 1),
+                "moved_GBps": round(moved / s / 1e9, 1),
+            }
             if copy:
                 entry["pct_of_device_copy"] = round(100 * moved / s / 1e9 / copy, 1)
             out[f"{nseg}_segments"] = entry

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import struct
 
-IV = (0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19)
+IV = (
+    0x6A09E667,
+    0xBB67AE85,
+    0x3C6EF372,
+    0xA54FF53A,
+    0x510E527F,
+    0x9B05688C,
+    0x1F83D9AB,
+    0x5BE0CD19,
+)
 MSG_PERMUTATION = (2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8)
 CHUNK_LEN = 1024
 BLOCK_LEN = 64
@@ -31,7 +40,9 @@ def _g(s: list[int], a: int, b: int, c: int, d: int, mx: int, my: int) -> None:
     s[b] = _rotr(s[b] ^ s[c], 7)
 
 
-def _compress(cv: tuple[int, ...], block: bytes, counter: int, block_len: int, flags: int) -> tuple[int, ...]:
+def _compress(
+    cv: tuple[int, ...], block: bytes, counter: int, block_len: int, flags: int
+) -> tuple[int, ...]:
     """The compression function truncated to the 8-word chaining value."""
     m = list(struct.unpack("<16I", block.ljust(BLOCK_LEN, b"\0")))
     s = list(cv) + list(IV[:4]) + [counter & MASK, (counter >> 32) & MASK, block_len, flags]

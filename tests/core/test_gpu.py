@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+import blake3_reference
 import numpy as np
 import pytest
 
@@ -18,15 +19,16 @@ import cairn.core
 from cairn import _core
 from cairn.core import gpu
 
-import blake3_reference
-
 DATA = Path(__file__).parent / "data"
-OFFICIAL = {int(n): bytes.fromhex(h) for n, h in json.loads(
-    (DATA / "blake3_official_input.json").read_text())["digests"].items()}
+OFFICIAL = {
+    int(n): bytes.fromhex(h)
+    for n, h in json.loads((DATA / "blake3_official_input.json").read_text())["digests"].items()
+}
 
 GPU_USABLE = bool(cairn.core.build_info()["gpu_usable"])
-needs_gpu = pytest.mark.skipif(not GPU_USABLE, reason="no usable CUDA GPU: "
-                               f"{cairn.core.build_info()['gpu_reason']}")
+needs_gpu = pytest.mark.skipif(
+    not GPU_USABLE, reason=f"no usable CUDA GPU: {cairn.core.build_info()['gpu_reason']}"
+)
 
 try:  # the reference package, when installed (it is not on the GPU machine)
     import blake3 as blake3_package
@@ -35,9 +37,11 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 # Lengths around every boundary the kernels have: blocks, chunks, 256-chunk thread-block groups,
 # 2^16-chunk second-level groups and 32 MiB staged blocks.
-EDGE_LENGTHS = sorted({0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 2049, 3 * 1024, 3 * 1024 + 1}
-                      | {(1 << k) + d for k in range(1, 25) for d in (-1, 0, 1)}
-                      | {(1 << 20) + 1, 256 * 1024 * 3 + 5, 257 * 1024})
+EDGE_LENGTHS = sorted(
+    {0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 2049, 3 * 1024, 3 * 1024 + 1}
+    | {(1 << k) + d for k in range(1, 25) for d in (-1, 0, 1)}
+    | {(1 << 20) + 1, 256 * 1024 * 3 + 5, 257 * 1024}
+)
 LARGE_LENGTHS = [(32 << 20) - 1, 32 << 20, (32 << 20) + 1, (64 << 20) + 1024, (100 << 20) + 3]
 
 
@@ -57,6 +61,7 @@ def random_bytes(n: int, seed: int = 7) -> bytes:
 
 # ------------------------------------------------------------------------------------------------
 # Everywhere: the kernels' tree logic, emulated on the CPU, and the no-GPU error.
+
 
 @pytest.mark.parametrize("n", sorted(OFFICIAL))
 def test_reference_matches_official_input_digests(n: int) -> None:
@@ -102,6 +107,7 @@ def test_without_gpu_blake3_gpu_raises_a_clear_error() -> None:
 
 # ------------------------------------------------------------------------------------------------
 # On a GPU.
+
 
 @pytest.fixture(scope="module")
 def cupy():
@@ -165,7 +171,9 @@ def test_unaligned_device_memory_hashes_correctly(cupy, offset: int) -> None:
     data = random_bytes(300 * 1024 + 77, seed=offset)
     device = cupy.asarray(np.frombuffer(data, np.uint8))
     for n in (0, 1, 1024, 1025, 64 * 1024, len(data) - offset):
-        assert cairn.core.blake3_gpu(device[offset:offset + n]) == oracle(data[offset:offset + n])
+        assert cairn.core.blake3_gpu(device[offset : offset + n]) == oracle(
+            data[offset : offset + n]
+        )
 
 
 @pytest.mark.gpu
@@ -243,8 +251,14 @@ class _FakeDeviceArray:
     """Stands in for a device array: only its __cuda_array_interface__ is read."""
 
     def __init__(self, shape: tuple[int, ...], typestr: str, strides=None, stream=None) -> None:
-        self.__cuda_array_interface__ = {"shape": shape, "typestr": typestr, "data": (4096, False),
-                                         "strides": strides, "version": 3, "stream": stream}
+        self.__cuda_array_interface__ = {
+            "shape": shape,
+            "typestr": typestr,
+            "data": (4096, False),
+            "strides": strides,
+            "version": 3,
+            "stream": stream,
+        }
 
 
 def test_device_array_interface_gives_pointer_size_and_stream() -> None:

@@ -22,7 +22,7 @@ def reference(values: np.ndarray, offsets: np.ndarray, ddof: int = 0) -> dict[st
     nseg = len(offsets) - 1
     lengths = np.diff(offsets)
     ids = np.repeat(np.arange(nseg), lengths)
-    seg = values[offsets[0]:offsets[-1]].astype(np.float64)
+    seg = values[offsets[0] : offsets[-1]].astype(np.float64)
     ok = ~np.isnan(seg)
     count = np.bincount(ids[ok], minlength=nseg)
     nan_count = np.bincount(ids[~ok], minlength=nseg)
@@ -41,27 +41,58 @@ def reference(values: np.ndarray, offsets: np.ndarray, ddof: int = 0) -> dict[st
         hi[nonempty] = np.fmax.reduceat(seg, starts)
     lo[count == 0] = np.nan
     hi[count == 0] = np.nan
-    return {"count": count, "nan_count": nan_count, "sum": total, "min": lo, "max": hi,
-            "mean": mean, "var": var}
+    return {
+        "count": count,
+        "nan_count": nan_count,
+        "sum": total,
+        "min": lo,
+        "max": hi,
+        "mean": mean,
+        "var": var,
+    }
 
 
 def assert_matches(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
     for name in ("count", "nan_count"):
         np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
     for name in ("sum", "min", "max", "mean", "var"):
-        np.testing.assert_allclose(got[name], expected[name], rtol=RTOL, atol=0, equal_nan=True,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            got[name], expected[name], rtol=RTOL, atol=0, equal_nan=True, err_msg=name
+        )
 
 
 def mixed_lengths(rng: np.random.Generator) -> np.ndarray:
     # Every side of the warp/tile boundary (2048 values) and of the tile size (8192 values).
-    edges = [0, 1, 2, 31, 32, 33, 127, 128, 129, 2047, 2048, 2049, 8191, 8192, 8193, 16385,
-             100_000, 0, 0, 3]
-    return np.concatenate([edges, rng.integers(0, 300, size=3000), rng.integers(2049, 40_000, size=20)])
+    edges = [
+        0,
+        1,
+        2,
+        31,
+        32,
+        33,
+        127,
+        128,
+        129,
+        2047,
+        2048,
+        2049,
+        8191,
+        8192,
+        8193,
+        16385,
+        100_000,
+        0,
+        0,
+        3,
+    ]
+    return np.concatenate(
+        [edges, rng.integers(0, 300, size=3000), rng.integers(2049, 40_000, size=20)]
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # Everywhere: the kernels' decomposition (lanes, tiles, merge order) emulated on the CPU.
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ddof", [0, 1])
@@ -71,7 +102,7 @@ def test_emulated_kernels_match_reference_on_mixed_sizes(dtype, ddof: int) -> No
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     values = rng.normal(3.0, 2.0, size=offsets[-1]).astype(dtype)
     values[rng.random(values.size) < 0.01] = np.nan
-    values[offsets[5]:offsets[6]] = np.nan
+    values[offsets[5] : offsets[6]] = np.nan
     got = _core._segment_reduce_gpu_host_emulation(values, offsets, ddof)
     assert_matches(got, reference(values, offsets, ddof))
     assert got["count"][5] == 0 and got["sum"][5] == 0 and np.isnan(got["var"][5])
@@ -84,8 +115,9 @@ def test_emulated_kernels_match_reference_for_each_group_size(high: int) -> None
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     values = rng.normal(-5.0, 3.0, size=offsets[-1])
     values[rng.random(values.size) < 0.05] = np.nan
-    assert_matches(_core._segment_reduce_gpu_host_emulation(values, offsets, 1),
-                   reference(values, offsets, 1))
+    assert_matches(
+        _core._segment_reduce_gpu_host_emulation(values, offsets, 1), reference(values, offsets, 1)
+    )
 
 
 def infinite_values() -> tuple[np.ndarray, np.ndarray]:
@@ -117,8 +149,9 @@ def test_emulated_kernels_match_pairwise_float64_on_one_long_segment() -> None:
 def test_emulated_kernels_handle_partial_offsets_and_refuse_bad_ones() -> None:
     values = np.random.default_rng(5).random(50_000)
     offsets = np.array([100, 100, 2500, 2600, 30_000, 49_000], dtype=np.int64)
-    assert_matches(_core._segment_reduce_gpu_host_emulation(values, offsets, 0),
-                   reference(values, offsets))
+    assert_matches(
+        _core._segment_reduce_gpu_host_emulation(values, offsets, 0), reference(values, offsets)
+    )
     with pytest.raises(ValueError, match="non-decreasing"):
         _core._segment_reduce_gpu_host_emulation(values, np.array([0, 5, 3]), 0)
     with pytest.raises(ValueError, match=r"\[0, len\(values\)\]"):
@@ -149,9 +182,10 @@ def test_mixed_segment_sizes_match_reference(cupy, dtype, ddof: int) -> None:
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     values = rng.normal(3.0, 2.0, size=offsets[-1]).astype(dtype)
     values[rng.random(values.size) < 0.01] = np.nan
-    values[offsets[5]:offsets[6]] = np.nan  # a segment of NaN only
-    got = cairn.core.segment_reduce_gpu(cupy.asarray(values), cupy.asarray(offsets), ddof=ddof,
-                                        out="numpy")
+    values[offsets[5] : offsets[6]] = np.nan  # a segment of NaN only
+    got = cairn.core.segment_reduce_gpu(
+        cupy.asarray(values), cupy.asarray(offsets), ddof=ddof, out="numpy"
+    )
     assert_matches(got, reference(values, offsets, ddof))
     assert got["count"][5] == 0 and np.isnan(got["mean"][5]) and got["sum"][5] == 0
 

@@ -106,7 +106,9 @@ def _cupy() -> Any:
     try:
         import cupy
     except ImportError as exc:
-        raise GpuUnavailableError("segment_reduce_gpu needs CuPy (pip install cupy-cuda13x)") from exc
+        raise GpuUnavailableError(
+            "segment_reduce_gpu needs CuPy (pip install cupy-cuda13x)"
+        ) from exc
     return cupy
 
 
@@ -151,8 +153,14 @@ def segment_reduce_gpu(
     }
     stream = cupy.cuda.get_current_stream().ptr
     _core.segment_reduce_cuda(
-        vals.data.ptr, str(vals.dtype), vals.size, offs.data.ptr, nseg,
-        {name: arr.data.ptr for name, arr in result.items()}, ddof, stream,
+        vals.data.ptr,
+        str(vals.dtype),
+        vals.size,
+        offs.data.ptr,
+        nseg,
+        {name: arr.data.ptr for name, arr in result.items()},
+        ddof,
+        stream,
     )
     if out == "numpy":
         return {name: cupy.asnumpy(arr) for name, arr in result.items()}
