@@ -31,10 +31,18 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     args = parser.parse_args()
 
-    import cupy
+    try:
+        import cupy
 
-    import cairn.core
-    from cairn import _core
+        import cairn.core
+        from cairn import _core
+    except ImportError as exc:  # still leave a report behind
+        report = {"error": f"cannot run the GPU benchmarks: {exc}"}
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(report, f)
+        print(json.dumps(report))
+        return 2
 
     start = time.perf_counter()
     info = cairn.core.build_info()
