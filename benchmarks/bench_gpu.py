@@ -189,7 +189,33 @@ def main() -> int:
         finally:
             os.unlink(path)
 
+    def blake3_sizes() -> dict[str, Any]:
+        """Per-call wall time by size, for the cpu/cuda crossover of device="auto"."""
+        out: dict[str, Any] = {}
+        for log2 in (12, 16, 20, 24, 28):
+            n = 1 << log2
+            host = np.full(n, 7, dtype=np.uint8)
+            dev = cupy.asarray(host)
+            reps = 20 if log2 <= 20 else 3
+            row = {
+                "device_us": round(
+                    wall_seconds(lambda d=dev: cairn.core.blake3_gpu(d), reps) * 1e6, 1
+                ),
+                "host_us": round(
+                    wall_seconds(lambda h=host: cairn.core.blake3_gpu(h), reps) * 1e6, 1
+                ),
+            }
+            if hasattr(cairn.core, "blake3"):
+                try:
+                    cpu = wall_seconds(lambda h=host: cairn.core.blake3(h), reps)
+                    row["cpu_us"] = round(cpu * 1e6, 1)
+                except Exception as exc:  # noqa: BLE001 - keep the GPU figures
+                    row["cpu_error"] = f"{type(exc).__name__}: {exc}"
+            out[f"2^{log2}"] = row
+        return out
+
     section("blake3_device", blake3_device)
+    section("blake3_sizes", blake3_sizes)
     section("blake3_host", blake3_host)
     section("blake3_file", blake3_file)
 
