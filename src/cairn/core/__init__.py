@@ -27,6 +27,13 @@ from cairn.core.fingerprint import (
     subtree_cvs,
 )
 from cairn.core.fingerprint_cache import FingerprintCache
+from cairn.core.gpu import (
+    GpuUnavailableError,
+    blake3_gpu,
+    blake3_gpu_file,
+    gpu_available,
+    segment_reduce_gpu,
+)
 from cairn.core.manifest import Manifest, ManifestEntry
 from cairn.core.tree_fingerprint import fingerprint_tree
 
@@ -67,6 +74,11 @@ from cairn.core.aggregate import (  # noqa: E402
 )
 
 __all__ += [
+    "GpuUnavailableError",
+    "blake3_gpu",
+    "blake3_gpu_file",
+    "gpu_available",
+    "segment_reduce_gpu",
     "SegmentHistogram",
     "downsample_minmax",
     "lttb",

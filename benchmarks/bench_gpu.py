@@ -1,0 +1,259 @@
+"""GPU benchmarks of the core: BLAKE3 (device, host pinned/pageable, file) and segmented reductions.
+
+Each figure is set beside the ceiling it is bounded by, measured in the same run on the same card:
+device copy bandwidth (bytes read + written per second), pinned host->device copy bandwidth.
+Prints one JSON summary (also written to --json after every section, so a killed run keeps what it
+measured). Needs CuPy and a GPU; sections that fail record their error and the rest go on.
+
+    python benchmarks/bench_gpu.py --json bench.json [--budget-s 120] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+GiB = 1 << 30
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", default=None, help="write the summary here too")
+    parser.add_argument("--budget-s", type=float, default=120.0, help="skip sections past this")
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    args = parser.parse_args()
+
+    try:
+        import cupy
+
+        import cairn.core
+        from cairn import _core
+    except ImportError as exc:  # still leave a report behind
+        report = {"error": f"cannot run the GPU benchmarks: {exc}"}
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(report, f)
+        print(json.dumps(report))
+        return 2
+
+    start = time.perf_counter()
+    info = cairn.core.build_info()
+    results: dict[str, Any] = {"card": info.get("gpu_name"), "build_info": info, "sections": {}}
+    scale = 1 / 64 if args.quick else 1.0
+
+    def save() -> None:
+        text = json.dumps(results, indent=1, default=str)
+        if args.json:
+            tmp = args.json + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, args.json)
+
+    def section(name: str, fn: Callable[[], dict[str, Any]]) -> None:
+        elapsed = time.perf_counter() - start
+        if elapsed > args.budget_s:
+            results["sections"][name] = {"skipped": f"time budget spent ({elapsed:.0f}s)"}
+        else:
+            t0 = time.perf_counter()
+            try:
+                results["sections"][name] = fn()
+            except Exception as exc:  # noqa: BLE001 - a failing section must not hide the others
+                results["sections"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+            results["sections"][name]["section_s"] = round(time.perf_counter() - t0, 2)
+            cupy.get_default_memory_pool().free_all_blocks()
+            cupy.get_default_pinned_memory_pool().free_all_blocks()
+        print(name, json.dumps(results["sections"][name], default=str), flush=True)
+        save()
+
+    def gpu_seconds(fn: Callable[[], Any], repeats: int) -> float:
+        """Mean seconds of fn on the current stream after one warm-up, by CUDA events."""
+        fn()
+        begin, end = cupy.cuda.Event(), cupy.cuda.Event()
+        begin.record()
+        for _ in range(repeats):
+            fn()
+        end.record()
+        end.synchronize()
+        return cupy.cuda.get_elapsed_time(begin, end) / 1e3 / repeats
+
+    def wall_seconds(fn: Callable[[], Any], repeats: int) -> float:
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        return (time.perf_counter() - t0) / repeats
+
+    ceilings: dict[str, float] = {}
+
+    # -- ceilings ------------------------------------------------------------------------------
+    def device_copy() -> dict[str, Any]:
+        n = int(4 * GiB * scale)
+        src = cupy.ones(n, dtype=cupy.uint8)
+        dst = cupy.empty_like(src)
+        s = gpu_seconds(lambda: cupy.copyto(dst, src), 10)
+        ceilings["device_copy_GBps"] = 2 * n / s / 1e9
+        return {"bytes": n, "read_plus_write_GBps": round(2 * n / s / 1e9, 1)}
+
+    def host_to_device_copy() -> dict[str, Any]:
+        n = int(4 * GiB * scale)
+        pinned = cupy.cuda.alloc_pinned_memory(n)
+        dev = cupy.empty(n, dtype=cupy.uint8)
+        host = np.frombuffer(pinned, np.uint8, n)
+        host[:] = 1
+        s = wall_seconds(lambda: (dev.set(host), cupy.cuda.Device().synchronize()), 3)
+        ceilings["pinned_h2d_GBps"] = n / s / 1e9
+        pageable = np.ones(n, dtype=np.uint8)
+        s2 = wall_seconds(lambda: (dev.set(pageable), cupy.cuda.Device().synchronize()), 1)
+        ceilings["pageable_h2d_GBps"] = n / s2 / 1e9
+        return {
+            "bytes": n,
+            "pinned_GBps": round(n / s / 1e9, 1),
+            "pageable_GBps": round(n / s2 / 1e9, 1),
+        }
+
+    section("device_copy", device_copy)
+    section("host_to_device_copy", host_to_device_copy)
+
+    # -- BLAKE3 ----------------------------------------------------------------------------------
+    def blake3_device() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for label, n, reps in (("1GiB", GiB, 10), ("8GiB", 8 * GiB, 3)):
+            n = int(n * scale)
+            data = cupy.empty(n, dtype=cupy.uint8)
+            data[:] = 0x5A
+            s = _core.blake3_cuda_device_seconds(data.data.ptr, n, reps)
+            digest_t0 = time.perf_counter()
+            cairn.core.blake3_gpu(data)
+            out[label] = {
+                "bytes": n,
+                "TBps": round(n / s / 1e12, 3),
+                "kernel_ms": round(s * 1e3, 3),
+                "python_call_ms": round((time.perf_counter() - digest_t0) * 1e3, 3),
+            }
+            del data
+            cupy.get_default_memory_pool().free_all_blocks()
+        out["target_TBps"] = 1.2
+        return out
+
+    def blake3_host() -> dict[str, Any]:
+        n = int(4 * GiB * scale)
+        pinned_mem = cupy.cuda.alloc_pinned_memory(n)
+        pinned = np.frombuffer(pinned_mem, np.uint8, n)
+        pinned[:] = 0x33
+        s = wall_seconds(lambda: cairn.core.blake3_gpu(pinned), 3)
+        pageable = np.full(n, 0x33, dtype=np.uint8)
+        s2 = wall_seconds(lambda: cairn.core.blake3_gpu(pageable), 2)
+        h2d = ceilings.get("pinned_h2d_GBps")
+        out = {
+            "bytes": n,
+            "pinned_GBps": round(n / s / 1e9, 1),
+            "pageable_GBps": round(n / s2 / 1e9, 1),
+            "target_GBps": 40,
+        }
+        if h2d:
+            out["pinned_pct_of_h2d_copy"] = round(100 * n / s / 1e9 / h2d, 1)
+        if hasattr(cairn.core, "blake3"):  # the CPU path, where this build has it
+            try:
+                s3 = wall_seconds(lambda: cairn.core.blake3(pageable), 2)
+                out["cpu_blake3_GBps"] = round(n / s3 / 1e9, 1)
+            except Exception as exc:  # noqa: BLE001 - keep the GPU figures
+                out["cpu_blake3_error"] = f"{type(exc).__name__}: {exc}"
+        return out
+
+    def blake3_file() -> dict[str, Any]:
+        n = int(3 * GiB * scale)
+        with tempfile.NamedTemporaryFile(dir="/tmp", prefix="cairn-bench-", delete=False) as f:
+            path = f.name
+        try:
+            block = np.random.default_rng(1).integers(0, 256, size=64 << 20, dtype=np.uint8)
+            with open(path, "wb") as f:
+                f.writelines(block.data for _ in range(n // block.size))
+                f.write(block.data[: n % block.size])
+            s = wall_seconds(lambda: cairn.core.blake3_gpu_file(path), 2)
+            out = {"bytes": n, "page_cache_GBps": round(n / s / 1e9, 1)}
+            if hasattr(cairn.core, "fingerprint_file"):
+                try:
+                    s2 = wall_seconds(lambda: cairn.core.fingerprint_file(path), 2)
+                    out["cpu_fingerprint_file_GBps"] = round(n / s2 / 1e9, 1)
+                except Exception as exc:  # noqa: BLE001 - keep the GPU figures
+                    out["cpu_fingerprint_file_error"] = f"{type(exc).__name__}: {exc}"
+            return out
+        finally:
+            os.unlink(path)
+
+    def blake3_sizes() -> dict[str, Any]:
+        """Per-call wall time by size, for the cpu/cuda crossover of device="auto"."""
+        out: dict[str, Any] = {}
+        for log2 in (12, 16, 20, 24, 28):
+            n = 1 << log2
+            host = np.full(n, 7, dtype=np.uint8)
+            dev = cupy.asarray(host)
+            reps = 20 if log2 <= 20 else 3
+            row = {
+                "device_us": round(
+                    wall_seconds(lambda d=dev: cairn.core.blake3_gpu(d), reps) * 1e6, 1
+                ),
+                "host_us": round(
+                    wall_seconds(lambda h=host: cairn.core.blake3_gpu(h), reps) * 1e6, 1
+                ),
+            }
+            if hasattr(cairn.core, "blake3"):
+                try:
+                    cpu = wall_seconds(lambda h=host: cairn.core.blake3(h), reps)
+                    row["cpu_us"] = round(cpu * 1e6, 1)
+                except Exception as exc:  # noqa: BLE001 - keep the GPU figures
+                    row["cpu_error"] = f"{type(exc).__name__}: {exc}"
+            out[f"2^{log2}"] = row
+        return out
+
+    section("blake3_device", blake3_device)
+    section("blake3_sizes", blake3_sizes)
+    section("blake3_host", blake3_host)
+    section("blake3_file", blake3_file)
+
+    # -- segmented reductions ---------------------------------------------------------------------
+    def segment_reduce() -> dict[str, Any]:
+        from cairn.core import gpu
+
+        if not hasattr(gpu, "segment_reduce_gpu"):
+            return {"skipped": "segment_reduce_gpu is not in this build"}
+        n = int(1_000_000_000 * scale)
+        values = cupy.random.random(n, dtype=cupy.float32)
+        out: dict[str, Any] = {"values": n, "dtype": "float32"}
+        copy = ceilings.get("device_copy_GBps")
+        for nseg in (1_000, 10_000_000):
+            nseg = min(nseg, n)
+            offsets = cupy.linspace(0, n, nseg + 1).astype(cupy.int64)
+            s = gpu_seconds(lambda o=offsets: gpu.segment_reduce_gpu(values, o, out="cupy"), 3)
+            # Bytes moved: values and offsets read, seven nseg-long outputs written.
+            moved = n * 4 + (nseg + 1) * 8 + 7 * 8 * nseg
+            entry = {
+                "ms": round(s * 1e3, 3),
+                "values_GBps": round(n * 4 / s / 1e9, 1),
+                "moved_GBps": round(moved / s / 1e9, 1),
+            }
+            if copy:
+                entry["pct_of_device_copy"] = round(100 * moved / s / 1e9 / copy, 1)
+            out[f"{nseg}_segments"] = entry
+        out["target_pct_of_device_copy"] = 60
+        return out
+
+    section("segment_reduce", segment_reduce)
+
+    results["total_s"] = round(time.perf_counter() - start, 1)
+    save()
+    print(json.dumps(results, indent=1, default=str))
+    failed = [k for k, v in results["sections"].items() if "error" in v]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+// Bindings of the GPU area: BLAKE3 on CUDA (device memory, host buffers, files) and its host
+// emulation for tests. Long calls release the GIL.
+#include <Python.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "cairn/aggregate_gpu.hpp"
+#include "cairn/blake3_gpu.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+// A contiguous read-only view of any buffer-protocol object, released on scope exit.
+class ByteView {
+ public:
+  explicit ByteView(const py::object& obj) {
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+  }
+  ~ByteView() { PyBuffer_Release(&view_); }
+  ByteView(const ByteView&) = delete;
+  ByteView& operator=(const ByteView&) = delete;
+  const void* data() const { return view_.buf; }
+  uint64_t size() const { return static_cast<uint64_t>(view_.len); }
+
+ private:
+  Py_buffer view_{};
+};
+
+py::bytes digest_bytes(const cairn::gpu::Digest& d) {
+  return py::bytes(reinterpret_cast<const char*>(d.data()), d.size());
+}
+
+}  // namespace
+
+// Output pointers of segment_reduce_cuda from a {name: device pointer or None} dict.
+cairn::gpu::SegmentOutputs segment_outputs(const py::dict& outputs) {
+  cairn::gpu::SegmentOutputs out;
+  for (const auto& item : outputs) {
+    const std::string name = py::cast<std::string>(item.first);
+    if (item.second.is_none()) continue;
+    const auto ptr = py::cast<uintptr_t>(item.second);
+    if (name == "count") out.count = reinterpret_cast<int64_t*>(ptr);
+    else if (name == "nan_count") out.nan_count = reinterpret_cast<int64_t*>(ptr);
+    else if (name == "sum") out.sum = reinterpret_cast<double*>(ptr);
+    else if (name == "min") out.min = reinterpret_cast<double*>(ptr);
+    else if (name == "max") out.max = reinterpret_cast<double*>(ptr);
+    else if (name == "mean") out.mean = reinterpret_cast<double*>(ptr);
+    else if (name == "var") out.var = reinterpret_cast<double*>(ptr);
+    else throw py::value_error("unknown segment output '" + name +
+                               "' (count, nan_count, sum, min, max, mean, var)");
+  }
+  return out;
+}
+
+void register_gpu(py::module_& m) {
+  m.def(
+      "blake3_cuda_device",
+      [](uintptr_t ptr, uint64_t nbytes, uintptr_t stream) {
+        cairn::gpu::Digest d;
+        {
+          py::gil_scoped_release release;
+          d = cairn::gpu::blake3_device(reinterpret_cast<const void*>(ptr), nbytes, stream);
+        }
+        return digest_bytes(d);
+      },
+      py::arg("ptr"), py::arg("nbytes"), py::arg("stream") = 0,
+      "BLAKE3 digest (32 bytes) of nbytes of CUDA device memory at ptr, queued on stream "
+      "(a cudaStream_t as int; 0 = legacy default stream).");
+  m.def(
+      "blake3_cuda_host",
+      [](const py::object& buffer) {
+        ByteView view(buffer);
+        cairn::gpu::Digest d;
+        {
+          py::gil_scoped_release release;
+          d = cairn::gpu::blake3_host(view.data(), view.size());
+        }
+        return digest_bytes(d);
+      },
+      py::arg("buffer"),
+      "BLAKE3 digest of a contiguous host buffer, streamed to the GPU through pinned staging.");
+  m.def(
+      "blake3_cuda_file",
+      [](const std::string& path) {
+        cairn::gpu::Digest d;
+        {
+          py::gil_scoped_release release;
+          d = cairn::gpu::blake3_file(path);
+        }
+        return digest_bytes(d);
+      },
+      py::arg("path"), "BLAKE3 digest of a file, read into pinned buffers and hashed on the GPU.");
+  m.def(
+      "blake3_cuda_device_seconds",
+      [](uintptr_t ptr, uint64_t nbytes, int repeats) {
+        py::gil_scoped_release release;
+        return cairn::gpu::blake3_device_seconds(reinterpret_cast<const void*>(ptr), nbytes,
+                                                 repeats);
+      },
+      py::arg("ptr"), py::arg("nbytes"), py::arg("repeats") = 5,
+      "Benchmark helper: mean seconds per device-resident hash (CUDA events, after a warm-up).");
+  m.def(
+      "_blake3_gpu_host_emulation",
+      [](const py::object& buffer, unsigned block_log2_chunks) {
+        ByteView view(buffer);
+        cairn::gpu::Digest d;
+        {
+          py::gil_scoped_release release;
+          d = cairn::gpu::blake3_host_emulation(view.data(), view.size(), block_log2_chunks);
+        }
+        return digest_bytes(d);
+      },
+      py::arg("buffer"), py::arg("block_log2_chunks") = 0,
+      "Tests only: the GPU path's chunk and tree code run on the CPU (0 = one device pass, "
+      "k > 0 = staged blocks of 2^k chunks combined on the host).");
+  m.def(
+      "segment_reduce_cuda",
+      [](uintptr_t values, const std::string& dtype, int64_t n, uintptr_t offsets, int64_t nseg,
+         const py::dict& outputs, int ddof, uintptr_t stream) {
+        cairn::gpu::ValueType type;
+        if (dtype == "float32") type = cairn::gpu::ValueType::Float32;
+        else if (dtype == "float64") type = cairn::gpu::ValueType::Float64;
+        else throw py::value_error("values must be float32 or float64, not " + dtype);
+        const cairn::gpu::SegmentOutputs out = segment_outputs(outputs);
+        py::gil_scoped_release release;
+        cairn::gpu::segment_reduce_device(reinterpret_cast<const void*>(values), type, n,
+                                          reinterpret_cast<const int64_t*>(offsets), nseg, out,
+                                          ddof, stream);
+      },
+      py::arg("values"), py::arg("dtype"), py::arg("n"), py::arg("offsets"), py::arg("nseg"),
+      py::arg("outputs"), py::arg("ddof") = 0, py::arg("stream") = 0,
+      "Segmented reductions on the GPU over device pointers; outputs maps count, nan_count (int64) "
+      "and sum, min, max, mean, var (float64) to device pointers of nseg elements, or None.");
+  m.def(
+      "_segment_reduce_gpu_host_emulation",
+      [](py::array values, py::array_t<int64_t, py::array::c_style | py::array::forcecast> offsets,
+         int ddof) {
+        cairn::gpu::ValueType type;
+        if (values.dtype().is(py::dtype::of<float>())) type = cairn::gpu::ValueType::Float32;
+        else if (values.dtype().is(py::dtype::of<double>())) type = cairn::gpu::ValueType::Float64;
+        else throw py::type_error("values must be float32 or float64");
+        if (!(values.flags() & py::array::c_style) || values.ndim() != 1) {
+          throw py::value_error("values must be a contiguous 1-D array");
+        }
+        if (offsets.ndim() != 1 || offsets.size() < 1) {
+          throw py::value_error("offsets must be 1-D with nseg + 1 >= 1 elements");
+        }
+        const int64_t nseg = static_cast<int64_t>(offsets.size()) - 1;
+        py::array_t<int64_t> count(nseg), nan_count(nseg);
+        py::array_t<double> sum(nseg), min(nseg), max(nseg), mean(nseg), var(nseg);
+        cairn::gpu::SegmentOutputs out;
+        out.count = count.mutable_data();
+        out.nan_count = nan_count.mutable_data();
+        out.sum = sum.mutable_data();
+        out.min = min.mutable_data();
+        out.max = max.mutable_data();
+        out.mean = mean.mutable_data();
+        out.var = var.mutable_data();
+        {
+          py::gil_scoped_release release;
+          cairn::gpu::segment_reduce_host_emulation(values.data(), type, values.size(),
+                                                    offsets.data(), nseg, out, ddof);
+        }
+        py::dict result;
+        result["count"] = count;
+        result["nan_count"] = nan_count;
+        result["sum"] = sum;
+        result["min"] = min;
+        result["max"] = max;
+        result["mean"] = mean;
+        result["var"] = var;
+        return result;
+      },
+      py::arg("values"), py::arg("offsets"), py::arg("ddof") = 0,
+      "Tests only: the GPU segmented-reduction decomposition run on the CPU (NumPy in and out).");
+}

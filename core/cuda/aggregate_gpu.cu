@@ -1,0 +1,297 @@
+// Segmented reductions on the GPU (see cairn/aggregate_gpu.hpp for the contract).
+//
+// 1. plan_kernel: per segment, validates its offsets and counts its tiles (0 for a short segment),
+//    and sums the short segments' lengths; an exclusive scan (CUB) gives each long segment its
+//    first tile. One small read-back (errors, tile total, mean short length) picks the launches.
+// 2. group_kernel<G>: G lanes per short segment, results written directly.
+// 3. owner_kernel + tile_kernel: one block per tile of a long segment writes a partial state.
+// 4. merge_kernel: one warp per long segment merges its tiles' states in order and writes results.
+#include <cuda_runtime.h>
+
+#include <math_constants.h>
+
+#include <cmath>
+#include <cub/device/device_scan.cuh>
+#include <stdexcept>
+#include <string>
+
+#include "cairn/aggregate_gpu.hpp"
+#include "cairn/segments_gpu_state.hpp"
+#include "cuda_check.cuh"
+
+namespace cairn::gpu {
+
+namespace {
+
+using namespace cairn::gpu::segments;
+
+__device__ __forceinline__ State shfl_xor(const State& s, int mask) {
+  State r;
+  r.n = __shfl_xor_sync(0xffffffffu, s.n, mask);
+  r.nan = __shfl_xor_sync(0xffffffffu, s.nan, mask);
+  r.sum = __shfl_xor_sync(0xffffffffu, s.sum, mask);
+  r.mean = __shfl_xor_sync(0xffffffffu, s.mean, mask);
+  r.m2 = __shfl_xor_sync(0xffffffffu, s.m2, mask);
+  r.min = __shfl_xor_sync(0xffffffffu, s.min, mask);
+  r.max = __shfl_xor_sync(0xffffffffu, s.max, mask);
+  return r;
+}
+
+// Butterfly merge over groups of `group` lanes (a power of two); every lane of a group gets its
+// group's result, lower lanes' values first. All 32 lanes must call it.
+__device__ __forceinline__ State group_merge(State s, int group) {
+  const int lane = threadIdx.x & 31;
+  for (int mask = 1; mask < group; mask <<= 1) {
+    const State other = shfl_xor(s, mask);
+    s = (lane & mask) ? merge(other, s) : merge(s, other);
+  }
+  return s;
+}
+
+template <class T>
+__device__ __forceinline__ T load(const T* p) {
+  return __ldg(p);
+}
+
+// Adds values [begin, end) taken every `stride`-th from `first`, in increasing index order, with
+// `kBatch` independent loads in flight.
+template <int kBatch, class T>
+__device__ __forceinline__ void accumulate(Accumulator<T>& acc, const T* __restrict__ values,
+                                           int64_t first, int64_t end, int64_t stride) {
+  for (int64_t base = first; base < end; base += kBatch * stride) {
+    T x[kBatch];
+#pragma unroll
+    for (int k = 0; k < kBatch; ++k) {
+      const int64_t i = base + k * stride;
+      x[k] = i < end ? load(values + i) : T(0);
+    }
+#pragma unroll
+    for (int k = 0; k < kBatch; ++k) {
+      if (base + k * stride < end) acc.add(x[k]);
+    }
+  }
+}
+
+// Per segment: its tile count (0 for a short segment). Also sums the short segments' lengths and
+// count into stats[0..1] (for the group size) and flags bad offsets in *error (1: decreasing,
+// 2: out of [0, n]).
+__global__ void __launch_bounds__(256)
+    plan_kernel(const int64_t* __restrict__ offsets, int64_t nseg, int64_t n,
+                int64_t* __restrict__ tiles, unsigned long long* __restrict__ stats,
+                int* __restrict__ error) {
+  __shared__ unsigned long long block_sums[2][8];
+  const int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  unsigned short_len = 0, is_short = 0;
+  if (s < nseg) {
+    const int64_t begin = offsets[s], end = offsets[s + 1];
+    if (begin < 0 || end > n) atomicOr(error, 2);
+    if (end < begin) atomicOr(error, 1);
+    const int64_t len = end - begin;
+    tiles[s] = tiles_for(len);
+    if (len >= 0 && len <= kWarpSegmentMax) {
+      short_len = static_cast<unsigned>(len);
+      is_short = 1;
+    }
+  }
+  const unsigned warp_len = __reduce_add_sync(0xffffffffu, short_len);
+  const unsigned warp_short = __reduce_add_sync(0xffffffffu, is_short);
+  if ((threadIdx.x & 31) == 0) {
+    block_sums[0][threadIdx.x >> 5] = warp_len;
+    block_sums[1][threadIdx.x >> 5] = warp_short;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned long long a = 0, b = 0;
+    for (int w = 0; w < 8; ++w) {
+      a += block_sums[0][w];
+      b += block_sums[1][w];
+    }
+    if (a) atomicAdd(stats, a);
+    if (b) atomicAdd(stats + 1, b);
+  }
+}
+
+// Groups of G lanes per short segment (32/G segments per warp); long segments are skipped.
+template <class T, int G>
+__global__ void __launch_bounds__(256)
+    group_kernel(const T* __restrict__ values, const int64_t* __restrict__ offsets, int64_t nseg,
+                 int ddof, SegmentOutputs out) {
+  const int64_t thread = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t seg = thread / G;
+  const int sub = static_cast<int>(threadIdx.x % G);
+  Accumulator<T> acc;
+  bool mine = false;
+  if (seg < nseg) {
+    const int64_t begin = offsets[seg], end = offsets[seg + 1];
+    mine = end - begin <= kWarpSegmentMax;
+    if (mine) accumulate<4>(acc, values, begin + sub, end, G);
+  }
+  const State s = group_merge(acc.state(), G);  // every lane takes part in the shuffles
+  if (mine && sub == 0) write_results(s, seg, ddof, out);
+}
+
+// Tile index -> owning segment, one warp per long segment.
+__global__ void __launch_bounds__(256)
+    owner_kernel(const int64_t* __restrict__ tiles, const int64_t* __restrict__ first_tile,
+                 int64_t nseg, int64_t* __restrict__ owner) {
+  const int64_t seg = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  if (seg >= nseg) return;
+  const int64_t count = tiles[seg], first = first_tile[seg];
+  for (int64_t k = threadIdx.x & 31; k < count; k += 32) owner[first + k] = seg;
+}
+
+// One block per tile of a long segment: the partial state of kTileValues values (fewer at its end).
+template <class T>
+__global__ void __launch_bounds__(kTileThreads)
+    tile_kernel(const T* __restrict__ values, const int64_t* __restrict__ offsets,
+                const int64_t* __restrict__ first_tile, const int64_t* __restrict__ owner,
+                State* __restrict__ partial) {
+  __shared__ State warp_states[kTileThreads / 32];
+  const int64_t tile = blockIdx.x;
+  const int64_t seg = owner[tile];
+  const int64_t begin = offsets[seg] + (tile - first_tile[seg]) * kTileValues;
+  const int64_t seg_end = offsets[seg + 1];
+  const int64_t end = seg_end - begin < kTileValues ? seg_end : begin + kTileValues;
+  Accumulator<T> acc;
+  accumulate<8>(acc, values, begin + threadIdx.x, end, kTileThreads);
+  // Thread t holds values t, t + 256, ...; any fixed merge order gives deterministic results.
+  const State s = group_merge(acc.state(), 32);
+  if ((threadIdx.x & 31) == 0) warp_states[threadIdx.x >> 5] = s;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    State t = threadIdx.x < kTileThreads / 32 ? warp_states[threadIdx.x] : empty_state();
+    t = group_merge(t, 32);
+    if (threadIdx.x == 0) partial[tile] = t;
+  }
+}
+
+// One warp per long segment: merges its tiles' partial states and writes the results.
+__global__ void __launch_bounds__(256)
+    merge_kernel(const int64_t* __restrict__ tiles, const int64_t* __restrict__ first_tile,
+                 int64_t nseg, const State* __restrict__ partial, int ddof, SegmentOutputs out) {
+  const int64_t seg = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  if (seg >= nseg) return;
+  const int64_t count = tiles[seg];
+  if (count == 0) return;
+  const int lane = threadIdx.x & 31;
+  const int64_t first = first_tile[seg];
+  // Lane l merges tiles l*per .. (l+1)*per - 1 in order, so lanes hold consecutive runs.
+  const int64_t per = (count + 31) / 32;
+  State s = empty_state();
+  for (int64_t k = lane * per; k < count && k < (lane + 1) * per; ++k) {
+    s = merge(s, partial[first + k]);
+  }
+  s = group_merge(s, 32);
+  if (lane == 0) write_results(s, seg, ddof, out);
+}
+
+template <class T>
+void launch_groups(int group, unsigned blocks, const T* values, const int64_t* offsets,
+                   int64_t nseg, int ddof, const SegmentOutputs& out, cudaStream_t stream) {
+  switch (group) {
+    case 1: group_kernel<T, 1><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    case 2: group_kernel<T, 2><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    case 4: group_kernel<T, 4><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    case 8: group_kernel<T, 8><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    case 16: group_kernel<T, 16><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    default: group_kernel<T, 32><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+  }
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+template <class T>
+void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
+         int ddof, cudaStream_t stream) {
+  // Scratch: tiles[nseg], first_tile[nseg], {error, short values, short count}, CUB temp.
+  size_t cub_bytes = 0;
+  check_cuda(cub::DeviceScan::ExclusiveSum(nullptr, cub_bytes, static_cast<int64_t*>(nullptr),
+                                           static_cast<int64_t*>(nullptr), nseg, stream),
+             "sizing the segment scan");
+  const size_t index_bytes = static_cast<size_t>(nseg) * sizeof(int64_t);
+  const size_t cub_offset = (2 * index_bytes + 32 + 255) / 256 * 256;  // CUB wants 256-byte alignment
+  char* scratch = nullptr;
+  check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&scratch), cub_offset + cub_bytes, stream),
+             "allocating segment scratch on the GPU");
+  char* tile_scratch = nullptr;  // owner[total], partial[total]
+  auto release = [&] {
+    if (tile_scratch) cudaFreeAsync(tile_scratch, stream);
+    cudaFreeAsync(scratch, stream);
+  };
+  try {
+    auto* tiles = reinterpret_cast<int64_t*>(scratch);
+    auto* first_tile = tiles + nseg;
+    auto* flags = reinterpret_cast<unsigned long long*>(scratch + 2 * index_bytes);
+    void* cub_temp = scratch + cub_offset;
+    check_cuda(cudaMemsetAsync(flags, 0, 32, stream), "cudaMemsetAsync");
+    const unsigned plan_blocks = static_cast<unsigned>(ceil_div(nseg, 256));
+    plan_kernel<<<plan_blocks, 256, 0, stream>>>(offsets, nseg, n, tiles, flags + 1,
+                                                 reinterpret_cast<int*>(flags));
+    check_cuda(cudaGetLastError(), "launching the segment plan kernel");
+    check_cuda(cub::DeviceScan::ExclusiveSum(cub_temp, cub_bytes, tiles, first_tile, nseg, stream),
+               "scanning segment tiles");
+    // flags: error, short values, short count; total tiles = first_tile[last] + tiles[last].
+    unsigned long long host_flags[4] = {0, 0, 0, 0};
+    int64_t host_last[2] = {0, 0};
+    check_cuda(cudaMemcpyAsync(host_flags, flags, 32, cudaMemcpyDeviceToHost, stream), "copy");
+    check_cuda(cudaMemcpyAsync(&host_last[0], first_tile + nseg - 1, 8, cudaMemcpyDeviceToHost,
+                               stream), "copy");
+    check_cuda(cudaMemcpyAsync(&host_last[1], tiles + nseg - 1, 8, cudaMemcpyDeviceToHost, stream),
+               "copy");
+    check_cuda(cudaStreamSynchronize(stream), "planning segments");
+    const int error = static_cast<int>(host_flags[0] & 0xffffffffu);
+    if (error & 2) throw std::invalid_argument("segment offsets must lie in [0, len(values)]");
+    if (error & 1) throw std::invalid_argument("segment offsets must be non-decreasing");
+    const int64_t total_tiles = host_last[0] + host_last[1];
+    if (total_tiles >= (int64_t{1} << 31)) throw std::invalid_argument("too many values for one call");
+    const int64_t short_count = static_cast<int64_t>(host_flags[2]);
+
+    if (short_count > 0) {
+      const int group = group_size_for(static_cast<int64_t>(host_flags[1]), short_count);
+      const unsigned blocks = static_cast<unsigned>(ceil_div(nseg * group, 256));
+      launch_groups(group, blocks, values, offsets, nseg, ddof, out, stream);
+      check_cuda(cudaGetLastError(), "launching the segment group kernel");
+    }
+    if (total_tiles > 0) {
+      const size_t owner_bytes = static_cast<size_t>(total_tiles) * sizeof(int64_t);
+      check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&tile_scratch),
+                                 owner_bytes + static_cast<size_t>(total_tiles) * sizeof(State),
+                                 stream),
+                 "allocating tile states on the GPU");
+      auto* owner = reinterpret_cast<int64_t*>(tile_scratch);
+      auto* partial = reinterpret_cast<State*>(tile_scratch + owner_bytes);
+      const unsigned warp_blocks = static_cast<unsigned>(ceil_div(nseg, kWarpsPerBlock));
+      owner_kernel<<<warp_blocks, 256, 0, stream>>>(tiles, first_tile, nseg, owner);
+      check_cuda(cudaGetLastError(), "launching the segment owner kernel");
+      tile_kernel<T><<<static_cast<unsigned>(total_tiles), kTileThreads, 0, stream>>>(
+          values, offsets, first_tile, owner, partial);
+      check_cuda(cudaGetLastError(), "launching the segment tile kernel");
+      merge_kernel<<<warp_blocks, 256, 0, stream>>>(tiles, first_tile, nseg, partial, ddof, out);
+      check_cuda(cudaGetLastError(), "launching the segment merge kernel");
+    }
+    check_cuda(cudaStreamSynchronize(stream), "running the segment kernels");
+  } catch (...) {
+    release();
+    throw;
+  }
+  release();
+}
+
+}  // namespace
+
+void segment_reduce_device(const void* values, ValueType type, int64_t n, const int64_t* offsets,
+                           int64_t nseg, const SegmentOutputs& out, int ddof, uintptr_t stream) {
+  require_gpu();
+  if (n < 0 || nseg < 0) throw std::invalid_argument("n and nseg must be >= 0");
+  if (ddof < 0) throw std::invalid_argument("ddof must be >= 0");
+  if (nseg == 0) return;
+  if (nseg >= (int64_t{1} << 31) * kWarpsPerBlock) throw std::invalid_argument("too many segments");
+  const auto s = reinterpret_cast<cudaStream_t>(stream);
+  if (type == ValueType::Float32) {
+    run(static_cast<const float*>(values), n, offsets, nseg, out, ddof, s);
+  } else {
+    run(static_cast<const double*>(values), n, offsets, nseg, out, ddof, s);
+  }
+}
+
+}  // namespace cairn::gpu
