@@ -30,7 +30,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 @pytest.fixture(scope="module")
 def api(platform: Platform) -> Iterator[httpx.Client]:
     """An HTTP client for the gateway's registry routes."""
-    with httpx.Client(base_url=f"{platform.gateway}/api/v1/registry", timeout=30) as client:
+    with httpx.Client(base_url=f"{platform.gateway}/api/v1/registry", timeout=30,
+                      headers=platform.headers) as client:
         yield client
 
 

@@ -25,6 +25,13 @@ class Platform:
     nats: subprocess.Popen[bytes] | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    token: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The site admin's bearer token (created by the gateway on first start)."""
+        return {"Authorization": f"Bearer {self.token}"}
 
     @property
     def gateway(self) -> str:
@@ -40,11 +47,18 @@ class Platform:
         self.start_service("registry")
         self.start_service("gateway")
         self.wait_healthy()
+        token_file = self.root / "data" / "admin.token"
+        deadline = time.monotonic() + 30
+        while not token_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.token = token_file.read_text().strip()
         return self
 
     def _env(self, name: str) -> dict[str, str]:
         env = {**os.environ, "CAIRN_NATS_URL": self.nats_url, "CAIRN_DATA_DIR": str(self.root / "data"),
-               "CAIRN_PORT": str(self.ports[name]), "CAIRN_HOST": "127.0.0.1", "CAIRN_LOG_LEVEL": "warning"}
+               "CAIRN_PORT": str(self.ports[name]), "CAIRN_HOST": "127.0.0.1", "CAIRN_LOG_LEVEL": "warning",
+               "CAIRN_RATE_LIMIT": "0", "CAIRN_WEBHOOKS_ALLOW_PRIVATE": "true", "CAIRN_WEBHOOK_BACKOFF_S": "0.05",
+               "CAIRN_WEBHOOK_ATTEMPTS": "4", **self.env}
         if name == "gateway":
             env["CAIRN_SERVICES"] = json.dumps({"registry": self.service_url("registry")})
         return env
@@ -91,7 +105,8 @@ class Platform:
 
 
 def stream_last_seq(plat: Platform) -> int:
-    return int(httpx.get(f"{plat.gateway}/api/v1/status", timeout=10).json()["event_log"]["last_seq"])
+    return int(httpx.get(f"{plat.gateway}/api/v1/status", headers=plat.headers,
+                         timeout=10).json()["event_log"]["last_seq"])
 
 
 def read_all_events(nats_url: str) -> list[dict]:

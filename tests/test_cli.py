@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from platform_harness import Platform
 
 @pytest.fixture()
 def run_cli(platform: Platform):  # type: ignore[no-untyped-def]
-    runner = CliRunner()
+    runner = CliRunner(env={"CAIRN_TOKEN": platform.token})
 
     def invoke(*args: str, ok: bool = True) -> object:
         result = runner.invoke(cli, ["--url", platform.gateway, "--json", *args], catch_exceptions=False)
@@ -63,7 +64,7 @@ def test_events_tail_prints_events(platform: Platform, run_cli) -> None:  # type
     run_cli("projects", "create", "tailme")
     proc = subprocess.Popen([sys.executable, "-c", "from cairn.cli.main import cli; cli()", "--url", platform.gateway,
                              "--json", "events", "tail", "--project", "tailme", "--since", "0"],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "CAIRN_TOKEN": platform.token})
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
     finally:

@@ -10,7 +10,7 @@ from platform_harness import Platform
 
 
 def _read_events(platform: Platform, count: int, **params: str) -> tuple[list[dict], list[int]]:
-    headers = {}
+    headers = dict(platform.headers)
     if "last_event_id" in params:
         headers["Last-Event-ID"] = params.pop("last_event_id")
     events, ids = [], []
@@ -45,5 +45,5 @@ def test_stream_filters_and_resumes_without_gaps(platform: Platform, api: httpx.
 
 def test_bad_stream_parameters_are_422(platform: Platform) -> None:
     base = f"{platform.gateway}/api/v1/events/stream"
-    assert httpx.get(base, params={"project": "Bad Name"}).status_code == 422
-    assert httpx.get(base, headers={"Last-Event-ID": "abc"}).status_code == 422
+    assert httpx.get(base, params={"project": "Bad Name"}, headers=platform.headers).status_code == 422
+    assert httpx.get(base, headers={"Last-Event-ID": "abc", **platform.headers}).status_code == 422

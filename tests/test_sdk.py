@@ -10,7 +10,7 @@ from platform_harness import Platform, stream_last_seq
 
 @pytest.fixture()
 def client(platform: Platform) -> cairn.Client:
-    with cairn.Client(platform.gateway) as c:
+    with cairn.Client(platform.gateway, token=platform.token) as c:
         yield c
 
 

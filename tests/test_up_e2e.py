@@ -56,7 +56,9 @@ def test_cairn_up_end_to_end(tmp_path: Path) -> None:
         state = json.loads((data_dir / "run" / "state.json").read_text())
         pids = [state["nats_pid"]] + [s["pid"] for s in state["services"].values()]
 
-        client = cairn.Client(url)
+        token_file = data_dir / "admin.token"
+        assert token_file.stat().st_mode & 0o777 == 0o600, "the first admin token is private to its owner"
+        client = cairn.Client(url, token=token_file.read_text().strip())
         with cairn.start_run(project="e2e", experiment="smoke", params={"lr": 0.1}, client=client) as run:
             run.set_tag("stage", "test")
         assert client.get_run("e2e", run.id)["status"] == "finished"

@@ -1,48 +1,202 @@
-"""Gateway wiring: one public port in front of every service."""
+"""Gateway wiring: the one public port in front of every service.
+
+Authenticates every request (bearer tokens), authorizes it by project role, routes
+``/api/v1/<service>/...`` to the services, and serves tokens, members, audit, webhooks, health,
+status and the event stream.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-from fastapi import FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import Field
 
-from cairn.kernel.errors import Forbidden, InvalidInput
+from cairn.kernel.commands import CommandContext, CommandHandler
+from cairn.kernel.errors import InvalidInput, NotFound
 from cairn.kernel.eventlog import EventLog
-from cairn.kernel.http import error_body, install_error_handlers
+from cairn.kernel.http import install_error_handlers
 from cairn.kernel.ids import NAME_RE, new_id
+from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.settings import ServiceSettings
+from cairn.services.gateway import domain
+from cairn.services.gateway.api import router as access_router
+from cairn.services.gateway.auth import Principal, authenticate, authorize_service_route, new_token
 from cairn.services.gateway.events import event_stream
+from cairn.services.gateway.limits import TokenBuckets, check_body_size
 from cairn.services.gateway.proxy import ServiceProxy
+from cairn.services.gateway.store import GatewayStore, apply_event
+from cairn.services.gateway.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
+ADMIN_TOKEN_FILE = "admin.token"
 
 
 class GatewaySettings(ServiceSettings):
-    """CAIRN_PORT (8080), CAIRN_HOST, CAIRN_NATS_URL and CAIRN_SERVICES (JSON name -> URL)."""
+    """CAIRN_PORT (8080), CAIRN_HOST, CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_SERVICES (JSON name -> URL),
+    CAIRN_RATE_LIMIT (requests/s per token, 0 = off), CAIRN_WEBHOOKS_ALLOW_PRIVATE,
+    CAIRN_WEBHOOK_ATTEMPTS, CAIRN_WEBHOOK_BACKOFF_S."""
 
     port: int = Field(default=8080, ge=0, le=65535)
     services: dict[str, str] = Field(default_factory=dict)
+    rate_limit: float = 200.0
+    rate_burst: float = 400.0
+    webhooks_allow_private: bool = False
+    webhook_attempts: int = Field(default=6, ge=1, le=20)
+    webhook_backoff_s: float = Field(default=1.0, ge=0.0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
 
 
-def _is_loopback(host: str | None) -> bool:
-    try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host in ("localhost", "testclient")
+class GatewayRuntime:
+    def __init__(self, event_log: EventLog, store: GatewayStore, runner: ProjectionRunner) -> None:
+        self.log = event_log
+        self.store = store
+        self.runner = runner
+        self.commands = CommandHandler(event_log, store, runner)
 
 
-class LoopbackOnly:
-    """Pure ASGI middleware: refuse non-loopback clients (until access control is configured),
-    and give every request an id (``X-Request-Id``), echoed in the response."""
+async def bootstrap_admin_token(rt: GatewayRuntime, data_dir: Path) -> None:
+    """On first start (no token anywhere), create a site-admin token for user ``admin`` and write
+    it to ``<data dir>/admin.token``, readable only by its owner. No default passwords."""
+    await rt.runner.wait_for(await rt.log.last_sequence(), timeout=120)
+    if rt.store.any_token():
+        return
+    token_id, token, secret_hash = new_token()
+    await rt.commands.execute(CommandContext(actor="cairn-up"), project=domain.SITE, aggregate="user",
+                              aggregate_id="admin", decide=lambda s: domain.create_token(
+                                  s, user="admin", token_id=token_id, secret_hash=secret_hash, kind="user",
+                                  site_admin=True, expires_at=None, description="first site admin (cairn up)"))
+    path = data_dir / ADMIN_TOKEN_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    log.info("first site-admin token written to %s", path)
+
+
+def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """Authenticate the bearer token and count the request against the token's rate."""
+    principal = authenticate(request.app.state.rt.store, authorization)
+    request.app.state.buckets.take(principal.token_id)
+    request.state.principal = principal
+    return principal
+
+
+Caller = Annotated[Principal, Depends(caller)]
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        event_log = await EventLog.open(settings.nats_url, name="cairn-gateway")
+        store = GatewayStore(settings.data_dir / "gateway" / "gateway.sqlite3")
+        runner = ProjectionRunner(event_log, store, apply_event, durable="projection-gateway")
+        await runner.start()
+        rt = GatewayRuntime(event_log, store, runner)
+        app.state.rt = rt
+        app.state.log = event_log
+        app.state.proxy = ServiceProxy(settings.services)
+        app.state.http = httpx.AsyncClient(timeout=5.0)
+        await bootstrap_admin_token(rt, settings.data_dir)
+        dispatcher = WebhookDispatcher(event_log, store, rt.commands, data_dir=settings.data_dir,
+                                       attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s,
+                                       timeout_s=settings.webhook_timeout_s)
+        await dispatcher.start()
+        try:
+            yield
+        finally:
+            await dispatcher.stop()
+            await runner.stop()
+            await app.state.proxy.close()
+            await app.state.http.aclose()
+            await event_log.close()
+            store.close()
+
+    app = FastAPI(title="cairn", version="0.1.0", lifespan=lifespan,
+                  description="Cairn API: /api/v1/<service>/... routes to the services. "
+                              "Send 'Authorization: Bearer cairn_...' with every request.")
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestId)
+    app.state.buckets = TokenBuckets(settings.rate_limit, settings.rate_burst)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> JSONResponse:
+        """200 only when the event log and every service are ready (no token needed)."""
+        report = await _health(request.app, settings)
+        return JSONResponse({"ready": report["ready"]}, status_code=200 if report["ready"] else 503)
+
+    @app.get("/api/v1/status", tags=["ops"])
+    async def status(request: Request, _: Caller) -> dict[str, Any]:
+        """Each service's health, the stream's last sequence and each projection's lag."""
+        return await _health(request.app, settings)
+
+    @app.get("/api/v1/whoami", tags=["access"])
+    def whoami(principal: Caller) -> dict[str, Any]:
+        return {"user": principal.user, "token_id": principal.token_id, "kind": principal.kind,
+                "site_admin": principal.site_admin, "projects": principal.roles}
+
+    @app.get("/api/v1/events/stream", tags=["events"])
+    async def stream(
+        request: Request,
+        principal: Caller,
+        project: Annotated[str | None, Query(description="only this project's events")] = None,
+        types: Annotated[str | None, Query(description="comma-separated globs, e.g. run.*,model_version.*")] = None,
+        since: Annotated[int | None, Query(ge=0, description="resume after this stream sequence")] = None,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ) -> StreamingResponse:
+        """Server-sent events you may see, resumable with Last-Event-ID (the stream sequence)."""
+        if project is not None:
+            if not NAME_RE.match(project):
+                raise InvalidInput(f"project {project!r} is not a valid project name", details={"field": "project"})
+            principal.require(project, "viewer")
+        after = since
+        if last_event_id:
+            if not last_event_id.isdigit():
+                raise InvalidInput("Last-Event-ID must be a stream sequence number",
+                                   details={"field": "Last-Event-ID"})
+            after = int(last_event_id)
+        visible = None if principal.site_admin else (lambda p: p in request.app.state.rt.store.roles_of(principal.user))
+        frames = event_stream(request.app.state.log, project=project, types=types, after=after, visible=visible)
+        return StreamingResponse(frames, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    app.include_router(access_router, dependencies=[Depends(caller)])
+
+    @app.api_route("/api/v1/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
+                   include_in_schema=False)
+    async def route(service: str, path: str, request: Request, principal: Caller) -> Response:
+        request.app.state.proxy.url_of(service)  # 404 for an unknown service before anything else
+        rest = path.split("/")
+        authorize_service_route(principal, request.method, rest)
+        check_body_size(service, request.headers.get("content-length"))
+        response = await request.app.state.proxy.forward(
+            service, path, request, actor=principal.actor, request_id=request.state.request_id)
+        if rest == ["projects"] or rest == ["projects", ""]:
+            return await _projects_response(request, principal, response)
+        return response
+
+    _merge_openapi(app, settings)
+    return app
+
+
+class RequestId:
+    """Pure ASGI middleware: every request gets an id (``X-Request-Id``), echoed in the response."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -51,88 +205,38 @@ class LoopbackOnly:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        if not _is_loopback(client[0] if client else None):
-            body = error_body("forbidden", "this gateway only accepts requests from loopback "
-                              "until access control is configured")
-            await JSONResponse(body, status_code=403)(scope, receive, send)
-            return
         headers = dict(scope.get("headers") or [])
         request_id = (headers.get(b"x-request-id") or b"").decode("latin-1")[:200] or new_id()
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         await self.app(scope, receive, send_with_id)
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    settings = settings or GatewaySettings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.log = await EventLog.open(settings.nats_url, name="cairn-gateway")
-        app.state.proxy = ServiceProxy(settings.services)
-        app.state.http = httpx.AsyncClient(timeout=5.0)
-        try:
-            yield
-        finally:
-            await app.state.proxy.close()
-            await app.state.http.aclose()
-            await app.state.log.close()
-
-    app = FastAPI(title="cairn", version="0.1.0", lifespan=lifespan,
-                  description="Cairn API gateway: /api/v1/<service>/... routes to the services.")
-    install_error_handlers(app)
-
-    app.add_middleware(LoopbackOnly)
-
-    @app.get("/healthz", tags=["ops"])
-    async def healthz(request: Request) -> JSONResponse:
-        """200 only when the event log and every service are ready."""
-        report = await _health(request.app, settings)
-        return JSONResponse(report, status_code=200 if report["ready"] else 503)
-
-    @app.get("/api/v1/status", tags=["ops"])
-    async def status(request: Request) -> dict[str, Any]:
-        """Each service's health, the stream's last sequence and each projection's lag."""
-        return await _health(request.app, settings)
-
-    @app.get("/api/v1/events/stream", tags=["events"])
-    async def stream(
-        request: Request,
-        project: Annotated[str | None, Query(description="only this project's events")] = None,
-        types: Annotated[str | None, Query(description="comma-separated globs, e.g. run.*,model_version.*")] = None,
-        since: Annotated[int | None, Query(ge=0, description="resume after this stream sequence")] = None,
-        last_event_id: Annotated[str | None, Header()] = None,
-    ) -> StreamingResponse:
-        """Server-sent events, resumable with Last-Event-ID (the stream sequence)."""
-        if project is not None and not NAME_RE.match(project):
-            raise InvalidInput(f"project {project!r} is not a valid project name", details={"field": "project"})
-        after = since
-        if last_event_id:
-            if not last_event_id.isdigit():
-                raise InvalidInput("Last-Event-ID must be a stream sequence number",
-                                   details={"field": "Last-Event-ID"})
-            after = int(last_event_id)
-        frames = event_stream(request.app.state.log, project=project, types=types, after=after)
-        return StreamingResponse(frames, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
-    @app.api_route("/api/v1/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                   include_in_schema=False)
-    async def route(service: str, path: str, request: Request) -> StreamingResponse:
-        if path.startswith("admin/") and not _is_loopback(request.client.host if request.client else None):
-            raise Forbidden("admin routes are for site admins")
-        return await request.app.state.proxy.forward(
-            service, path, request, actor="local", request_id=request.state.request_id)
-
-    _merge_openapi(app, settings)
-    return app
+async def _projects_response(request: Request, principal: Principal, response: StreamingResponse) -> Response:
+    """``/projects``: list only the caller's projects; a creator becomes the project's admin."""
+    body = b"".join([chunk async for chunk in response.body_iterator])
+    if response.background is not None:
+        await response.background()
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
+    if response.status_code == 201 and request.method == "POST":
+        created = json.loads(body)
+        if not principal.site_admin:
+            rt = request.app.state.rt
+            await rt.commands.execute(
+                CommandContext(actor=principal.actor, correlation_id=request.state.request_id),
+                project=created["name"], aggregate="membership", aggregate_id=created["name"],
+                decide=lambda s: domain.add_member(s, project=created["name"], user=principal.user, role="admin"))
+    elif response.status_code == 200 and request.method == "GET" and not principal.site_admin:
+        listing = json.loads(body)
+        roles = request.app.state.rt.store.roles_of(principal.user)
+        listing["projects"] = [p for p in listing.get("projects", []) if p["name"] in roles]
+        body = json.dumps(listing).encode()
+    return Response(body, status_code=response.status_code, headers=headers, media_type="application/json")
 
 
 async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
@@ -145,6 +249,10 @@ async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
         report["ready"] = False
         report["event_log"] = {"connected": False, "error": str(err)}
         last = None
+    runner = app.state.rt.runner
+    report["services"]["gateway"] = {"ready": runner.last_error is None, "applied_seq": runner.applied,
+                                     "lag": (last - runner.applied) if last is not None else None,
+                                     "url": None, "error": runner.last_error}
 
     async def probe(name: str, url: str) -> tuple[str, dict[str, Any]]:
         try:
@@ -161,7 +269,7 @@ async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
     results = await asyncio.gather(*(probe(n, u) for n, u in settings.services.items()))
     for name, item in results:
         report["services"][name] = item
-        report["ready"] = report["ready"] and item["ready"]
+    report["ready"] = report["ready"] and all(s["ready"] for s in report["services"].values())
     return report
 
 
@@ -189,8 +297,14 @@ def _merge_openapi(app: FastAPI, settings: GatewaySettings) -> None:
                 schema["paths"][f"/api/v1/{name}{path}"] = item
             for kind, entries in sub.get("components", {}).items():
                 schema.setdefault("components", {}).setdefault(kind, {}).update(entries)
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http", "scheme": "bearer"}
+        schema["security"] = [{"bearer": []}]
         app.openapi_schema = schema
         app.state.openapi_complete = complete
         return schema
 
     app.openapi = merged  # type: ignore[method-assign]
+
+
+__all__ = ["GatewaySettings", "NotFound", "create_app"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from nats.js import api as js_api
 
@@ -24,7 +24,8 @@ def matches(event_type: str, patterns: list[str]) -> bool:
 
 
 async def event_stream(event_log: EventLog, *, project: str | None, types: str | None,
-                       after: int | None) -> AsyncIterator[bytes]:
+                       after: int | None,
+                       visible: Callable[[str], bool] | None = None) -> AsyncIterator[bytes]:
     """Yield SSE frames (``id: <sequence>``) for events after ``after`` (new ones only if None)."""
     patterns = type_matcher(types)
     subject = f"{SUBJECT_PREFIX}.{project}.>" if project else f"{SUBJECT_PREFIX}.>"
@@ -48,6 +49,8 @@ async def event_stream(event_log: EventLog, *, project: str | None, types: str |
             if not matches((msg.headers or {}).get(H_TYPE, ""), patterns):
                 continue
             event = Event.from_message(msg.data, msg.metadata.sequence.stream, msg.headers)
+            if visible is not None and not visible(event.project):
+                continue
             body = json.dumps(event.to_dict(), separators=(",", ":"))
             yield f"id: {event.sequence}\nevent: {event.type}\ndata: {body}\n\n".encode()
     finally:

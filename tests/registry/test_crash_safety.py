@@ -33,7 +33,7 @@ def test_sigkill_during_1000_commands_loses_nothing_acknowledged(platform: Platf
 
     async def storm() -> None:
         limits = httpx.Limits(max_connections=100)
-        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        async with httpx.AsyncClient(timeout=30, limits=limits, headers=platform.headers) as client:
             tasks = [asyncio.create_task(command(client, i)) for i in range(1000)]
             while len(acked_runs) + len(acked_tags) < 150:
                 await asyncio.sleep(0.01)
@@ -48,7 +48,7 @@ def test_sigkill_during_1000_commands_loses_nothing_acknowledged(platform: Platf
     platform.wait_healthy()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        status = httpx.get(f"{platform.gateway}/api/v1/status").json()
+        status = httpx.get(f"{platform.gateway}/api/v1/status", headers=platform.headers).json()
         if status["services"]["registry"]["lag"] == 0:
             break
         time.sleep(0.1)

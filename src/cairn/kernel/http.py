@@ -35,7 +35,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _cairn_error(_: Request, err: CairnError) -> JSONResponse:
         if err.status >= 500:
             log.error("error code=%s message=%s", err.code, err.message)
-        return JSONResponse(err.to_body(), status_code=err.status)
+        headers = {"Retry-After": str(err.details["retry_after"])} if "retry_after" in err.details else None
+        return JSONResponse(err.to_body(), status_code=err.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, err: RequestValidationError) -> JSONResponse:

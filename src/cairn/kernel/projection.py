@@ -41,6 +41,7 @@ class ProjectionRunner:
         durable: str,
         filter_subject: str = f"{SUBJECT_PREFIX}.>",
         after_batch: Callable[[list[Event]], Awaitable[None]] | None = None,
+        before_apply: Callable[[list[Event]], Awaitable[None]] | None = None,
     ) -> None:
         self.log = event_log
         self.store = store
@@ -48,6 +49,7 @@ class ProjectionRunner:
         self.durable = durable
         self.filter_subject = filter_subject
         self.after_batch = after_batch
+        self.before_apply = before_apply  # side effects that must happen before the position moves
         self.applied = store.last_sequence()
         self.last_error: str | None = None
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # heap by sequence
@@ -129,6 +131,8 @@ class ProjectionRunner:
                 continue
             events = [Event.from_message(m.data, m.metadata.sequence.stream, m.headers) for m in msgs]
             try:
+                if self.before_apply is not None:
+                    await self.before_apply(events)
                 applied = await asyncio.to_thread(self.store.apply, events, self.handler)
             except Exception as err:  # noqa: BLE001 - a bad batch must not kill the service
                 self.last_error = f"apply failed at seq {events[0].sequence}: {err!r}"

@@ -1,0 +1,67 @@
+"""Audit: who did what and when, read from the event log itself."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+from datetime import datetime
+from typing import Any
+
+from nats.js import api as js_api
+
+from cairn.kernel.envelope import H_ACTOR, H_TYPE, SUBJECT_PREFIX, Event
+from cairn.kernel.errors import InvalidInput
+from cairn.kernel.eventlog import EventLog
+
+MAX_SCAN = 200_000
+
+
+async def audit_page(log: EventLog, *, project: str | None, actor: str | None, types: str | None,
+                     since: str | None, after: int, limit: int) -> dict[str, Any]:
+    """Events matching the filters, oldest first, after stream sequence ``after``."""
+    patterns = [t.strip() for t in (types or "").split(",") if t.strip()]
+    last = await log.last_sequence()
+    if after >= last:
+        return {"events": [], "next_cursor": None}
+    config = js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1)
+    if since:
+        try:
+            start = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput("since must be an ISO 8601 time such as 2026-11-26T08:00:00Z",
+                               details={"field": "since"}) from None
+        if after == 0:
+            config = js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.BY_START_TIME,
+                                           opt_start_time=start.isoformat())
+    subject = f"{SUBJECT_PREFIX}.{project}.>" if project else f"{SUBJECT_PREFIX}.>"
+    sub = await log.js.subscribe(subject, ordered_consumer=True, config=config, stream=log.stream)
+    events: list[dict[str, Any]] = []
+    cursor = after
+    try:
+        for _ in range(MAX_SCAN):
+            try:
+                msg = await sub.next_msg(timeout=2.0)
+            except (asyncio.TimeoutError, Exception) as err:  # nats' own TimeoutError
+                if "Timeout" not in type(err).__name__:
+                    raise
+                return {"events": events, "next_cursor": None}
+            meta = msg.metadata
+            cursor = meta.sequence.stream
+            headers = msg.headers or {}
+            if _matches(headers, actor, patterns):
+                events.append(Event.from_message(msg.data, cursor, headers).to_dict())
+            if meta.num_pending == 0:
+                return {"events": events, "next_cursor": None}
+            if len(events) >= limit:
+                return {"events": events, "next_cursor": cursor}
+        return {"events": events, "next_cursor": cursor}
+    finally:
+        await sub.unsubscribe()
+
+
+def _matches(headers: dict[str, str], actor: str | None, patterns: list[str]) -> bool:
+    if actor:
+        who = headers.get(H_ACTOR, "")
+        if who != actor and not who.startswith(f"{actor}:"):
+            return False
+    return not patterns or any(fnmatch.fnmatchcase(headers.get(H_TYPE, ""), p) for p in patterns)

@@ -1,0 +1,133 @@
+"""Access control and subscriptions as pure functions: users with tokens (hashed), project
+memberships with roles, webhooks. Commands return one event (type, data); ``evolve`` folds it.
+
+Aggregates: ``user`` (project ``_site``, id = user name), ``membership`` (id = project name),
+``webhook`` (id = webhook id).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cairn.kernel.commands import Decision
+from cairn.kernel.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+
+State = dict[str, Any] | None
+SITE = "_site"
+ROLES = ("viewer", "editor", "admin")
+USER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def role_rank(role: str | None) -> int:
+    return ROLES.index(role) + 1 if role in ROLES else 0
+
+
+def check_user(name: str) -> str:
+    if not isinstance(name, str) or not USER_RE.match(name):
+        raise InvalidInput(f"user name {name!r} is not valid: 1-63 of a-z, 0-9, '-', '_'",
+                           details={"field": "user"})
+    return name
+
+
+# --- users and tokens --------------------------------------------------------------------------
+
+def create_token(state: State, *, user: str, token_id: str, secret_hash: str, kind: str, site_admin: bool,
+                 expires_at: str | None, description: str) -> Decision:
+    check_user(user)
+    if kind not in ("user", "service"):
+        raise InvalidInput("kind must be 'user' or 'service'", details={"field": "kind"})
+    if state is not None and state["kind"] != kind:
+        raise Conflict(f"user {user!r} is a {state['kind']} account, not a {kind} account")
+    return "token.created", {"user": user, "token_id": token_id, "secret_hash": secret_hash, "kind": kind,
+                             "site_admin": site_admin, "expires_at": expires_at, "description": description}
+
+
+def revoke_token(state: State, *, user: str, token_id: str) -> Decision:
+    tokens = (state or {}).get("tokens", {})
+    if token_id not in tokens:
+        raise NotFound(f"user {user!r} has no token {token_id!r}")
+    if tokens[token_id]["revoked"]:
+        return None
+    return "token.revoked", {"user": user, "token_id": token_id}
+
+
+def evolve_user(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    state = state or {"kind": data.get("kind", "user"), "tokens": {}}
+    if event_type == "token.created":
+        state["tokens"][data["token_id"]] = {"revoked": False}
+    elif event_type == "token.revoked":
+        state["tokens"][data["token_id"]]["revoked"] = True
+    return state
+
+
+# --- memberships -------------------------------------------------------------------------------
+
+def add_member(state: State, *, project: str, user: str, role: str) -> Decision:
+    check_user(user)
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}, not {role!r}", details={"field": "role"})
+    if (state or {}).get("members", {}).get(user) == role:
+        return None
+    return "member.added", {"user": user, "role": role}
+
+
+def remove_member(state: State, *, project: str, user: str) -> Decision:
+    if user not in (state or {}).get("members", {}):
+        raise NotFound(f"user {user!r} is not a member of project {project!r}")
+    return "member.removed", {"user": user}
+
+
+def evolve_membership(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    state = state or {"members": {}}
+    if event_type == "member.added":
+        state["members"][data["user"]] = data["role"]
+    elif event_type == "member.removed":
+        state["members"].pop(data["user"], None)
+    return state
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+def create_webhook(state: State, *, webhook_id: str, url: str, types: list[str], secret: str) -> Decision:
+    if state is not None:
+        raise AlreadyExists(f"webhook {webhook_id!r} already exists")
+    if not types or any(not t or len(t) > 100 for t in types):
+        raise InvalidInput("types must be a non-empty list of event type globs such as 'run.*'",
+                           details={"field": "types"})
+    return "webhook.created", {"webhook_id": webhook_id, "url": url, "types": types, "secret": secret}
+
+
+def delete_webhook(state: State, *, webhook_id: str) -> Decision:
+    if state is None or state["deleted"]:
+        raise NotFound(f"webhook {webhook_id!r} does not exist")
+    return "webhook.deleted", {"webhook_id": webhook_id}
+
+
+def dead_letter(state: State, *, webhook_id: str, sequence: int, error: str, attempts: int) -> Decision:
+    if state is None:
+        raise NotFound(f"webhook {webhook_id!r} does not exist")
+    return "webhook.delivery_failed", {"webhook_id": webhook_id, "sequence": sequence, "error": error[:2000],
+                                       "attempts": attempts}
+
+
+def replay_dead_letters(state: State, *, webhook_id: str) -> Decision:
+    if state is None or state["deleted"]:
+        raise NotFound(f"webhook {webhook_id!r} does not exist")
+    if not state["dead"]:
+        return None
+    return "webhook.replay_requested", {"webhook_id": webhook_id, "sequences": sorted(state["dead"])}
+
+
+def evolve_webhook(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    state = state or {"deleted": False, "dead": []}
+    if event_type == "webhook.deleted":
+        state["deleted"] = True
+    elif event_type == "webhook.delivery_failed":
+        state["dead"] = sorted(set(state["dead"]) | {data["sequence"]})
+    elif event_type == "webhook.replay_requested":
+        state["dead"] = sorted(set(state["dead"]) - set(data["sequences"]))
+    return state
+
+
+EVOLVERS = {"user": evolve_user, "membership": evolve_membership, "webhook": evolve_webhook}

@@ -1,0 +1,151 @@
+"""The gateway's read model: tokens (hashes only), memberships, webhooks and dead letters."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cairn.kernel.envelope import Event
+from cairn.kernel.store import SqliteStore, load_state, record_idempotency, save_state
+from cairn.services.gateway.domain import EVOLVERS
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    token_id TEXT PRIMARY KEY, user TEXT NOT NULL, kind TEXT NOT NULL, site_admin INTEGER NOT NULL,
+    secret_hash TEXT NOT NULL, expires_at TEXT, description TEXT NOT NULL, revoked INTEGER NOT NULL,
+    created_at TEXT NOT NULL, created_by TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens(user);
+CREATE TABLE IF NOT EXISTS members (
+    project TEXT NOT NULL, user TEXT NOT NULL, role TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (project, user));
+CREATE INDEX IF NOT EXISTS members_by_user ON members(user);
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY, project TEXT NOT NULL, url TEXT NOT NULL, types TEXT NOT NULL,
+    secret TEXT NOT NULL, deleted INTEGER NOT NULL, created_at TEXT NOT NULL, created_by TEXT NOT NULL,
+    created_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    webhook_id TEXT NOT NULL, sequence INTEGER NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL,
+    time TEXT NOT NULL, PRIMARY KEY (webhook_id, sequence));
+"""
+
+Handler = Callable[[sqlite3.Connection, Event], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*types: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for t in types:
+            HANDLERS[t] = fn
+        return fn
+    return register
+
+
+def apply_event(conn: sqlite3.Connection, e: Event) -> None:
+    evolve, handler = EVOLVERS.get(e.aggregate), HANDLERS.get(e.type)
+    if evolve is None or handler is None:
+        return
+    _, state = load_state(conn, e.subject)
+    save_state(conn, e.subject, e.sequence, evolve(state, e.type, e.data))
+    record_idempotency(conn, e)
+    handler(conn, e)
+
+
+@handles("token.created")
+def _token_created(conn: sqlite3.Connection, e: Event) -> None:
+    d = e.data
+    conn.execute("INSERT INTO tokens VALUES(?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                 (d["token_id"], d["user"], d["kind"], int(d["site_admin"]), d["secret_hash"], d["expires_at"],
+                  d["description"], e.time, e.actor))
+
+
+@handles("token.revoked")
+def _token_revoked(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE tokens SET revoked=1 WHERE token_id=?", (e.data["token_id"],))
+
+
+@handles("member.added")
+def _member_added(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("INSERT INTO members VALUES(?, ?, ?, ?) ON CONFLICT(project, user) DO UPDATE SET "
+                 "role=excluded.role, updated_at=excluded.updated_at", (e.project, e.data["user"], e.data["role"], e.time))
+
+
+@handles("member.removed")
+def _member_removed(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("DELETE FROM members WHERE project=? AND user=?", (e.project, e.data["user"]))
+
+
+@handles("webhook.created")
+def _webhook_created(conn: sqlite3.Connection, e: Event) -> None:
+    d = e.data
+    conn.execute("INSERT INTO webhooks VALUES(?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                 (d["webhook_id"], e.project, d["url"], json.dumps(d["types"]), d["secret"], e.time, e.actor,
+                  e.sequence))
+
+
+@handles("webhook.deleted")
+def _webhook_deleted(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE webhooks SET deleted=1 WHERE id=?", (e.data["webhook_id"],))
+
+
+@handles("webhook.delivery_failed")
+def _delivery_failed(conn: sqlite3.Connection, e: Event) -> None:
+    d = e.data
+    conn.execute("INSERT OR REPLACE INTO dead_letters VALUES(?, ?, ?, ?, ?)",
+                 (d["webhook_id"], d["sequence"], d["error"], d["attempts"], e.time))
+
+
+@handles("webhook.replay_requested")
+def _replay_requested(conn: sqlite3.Connection, e: Event) -> None:
+    conn.executemany("DELETE FROM dead_letters WHERE webhook_id=? AND sequence=?",
+                     [(e.data["webhook_id"], s) for s in e.data["sequences"]])
+
+
+class GatewayStore(SqliteStore):
+    """Queries over the gateway's read model."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path, SCHEMA)
+
+    def token(self, token_id: str) -> dict[str, Any] | None:
+        row = self.query_one("SELECT * FROM tokens WHERE token_id=?", (token_id,))
+        return dict(row) if row else None
+
+    def tokens(self, user: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT token_id, user, kind, site_admin, expires_at, description, revoked, created_at, " \
+              "created_by FROM tokens"
+        rows = self.query(sql + (" WHERE user=?" if user else "") + " ORDER BY created_at",
+                          (user,) if user else ())
+        return [{**dict(r), "site_admin": bool(r["site_admin"]), "revoked": bool(r["revoked"])} for r in rows]
+
+    def any_token(self) -> bool:
+        return self.query_one("SELECT 1 FROM tokens LIMIT 1") is not None
+
+    def roles_of(self, user: str) -> dict[str, str]:
+        return {r["project"]: r["role"] for r in self.query("SELECT project, role FROM members WHERE user=?", (user,))}
+
+    def members(self, project: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.query(
+            "SELECT user, role, updated_at FROM members WHERE project=? ORDER BY user", (project,))]
+
+    def webhooks(self, project: str | None = None, *, with_secret: bool = False) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM webhooks WHERE deleted=0" + (" AND project=?" if project else "")
+                          + " ORDER BY created_at", (project,) if project else ())
+        out = []
+        for r in rows:
+            item = {**dict(r), "types": json.loads(r["types"]), "deleted": bool(r["deleted"])}
+            if not with_secret:
+                item.pop("secret")
+            out.append(item)
+        return out
+
+    def webhook(self, webhook_id: str) -> dict[str, Any] | None:
+        row = self.query_one("SELECT * FROM webhooks WHERE id=?", (webhook_id,))
+        return {**dict(row), "types": json.loads(row["types"])} if row else None
+
+    def dead_letters(self, webhook_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.query(
+            "SELECT sequence, error, attempts, time FROM dead_letters WHERE webhook_id=? ORDER BY sequence",
+            (webhook_id,))]
