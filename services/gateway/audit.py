@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from nats.js import api as js_api
@@ -24,9 +24,12 @@ async def audit_page(log: EventLog, *, project: str | None, actor: str | None, t
     if after >= last:
         return {"events": [], "next_cursor": None}
     config = js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1)
+    start = None
     if since:
         try:
             start = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=timezone.utc)
         except ValueError:
             raise InvalidInput("since must be an ISO 8601 time such as 2026-11-26T08:00:00Z",
                                details={"field": "since"}) from None
@@ -49,7 +52,9 @@ async def audit_page(log: EventLog, *, project: str | None, actor: str | None, t
             cursor = meta.sequence.stream
             headers = msg.headers or {}
             if _matches(headers, actor, patterns):
-                events.append(Event.from_message(msg.data, cursor, headers).to_dict())
+                event = Event.from_message(msg.data, cursor, headers)
+                if start is None or datetime.fromisoformat(event.time.replace("Z", "+00:00")) >= start:
+                    events.append(event.to_dict())
             if meta.num_pending == 0:
                 return {"events": events, "next_cursor": None}
             if len(events) >= limit:

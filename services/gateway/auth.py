@@ -18,6 +18,7 @@ from cairn.services.gateway.store import GatewayStore
 
 TOKEN_PREFIX = "cairn_"
 ADMIN_ONLY_ALIASES = {"production"}
+READ_ONLY_POSTS = {"search", "missing"}  # POSTs that only read (queries with a body)
 
 
 def new_token() -> tuple[str, str, str]:
@@ -101,7 +102,7 @@ def authorize_service_route(principal: Principal, method: str, rest: list[str]) 
 
 
 def _project_role(method: str, rest: list[str]) -> str:
-    if method in ("GET", "HEAD"):
+    if method in ("GET", "HEAD") or (method == "POST" and rest and rest[-1] in READ_ONLY_POSTS):
         return "viewer"
     if method == "DELETE" or (rest and rest[-1] in ("archive", "restore")):
         return "admin"
