@@ -76,7 +76,27 @@ def test_events_tail_prints_events(platform: Platform, run_cli) -> None:  # type
 
 def test_every_command_has_help() -> None:
     runner = CliRunner()
-    groups = [[], ["projects"], ["experiments"], ["runs"], ["models"], ["events"], ["admin"]]
+    groups = [[], ["projects"], ["experiments"], ["runs"], ["models"], ["events"], ["admin"], ["tokens"],
+              ["members"], ["webhooks"], ["audit"], ["whoami"]]
     for group in groups:
         result = runner.invoke(cli, [*group, "--help"])
         assert result.exit_code == 0 and "Example" in result.output, group
+
+
+def test_access_commands(run_cli) -> None:  # type: ignore[no-untyped-def]
+    run_cli("projects", "create", "acl")
+    made = run_cli("tokens", "create", "--user", "cli-user", "--description", "from the cli")
+    assert made["token"].startswith("cairn_") and made["user"] == "cli-user"
+    assert any(t["token_id"] == made["token_id"] for t in run_cli("tokens", "list"))
+    assert run_cli("members", "add", "-p", "acl", "cli-user", "editor")[-1]["role"] in ("admin", "editor")
+    assert {m["user"] for m in run_cli("members", "list", "-p", "acl")} >= {"cli-user"}
+    page = run_cli("audit", "-p", "acl", "--type", "member.*")
+    assert [e["type"] for e in page["events"]] == ["member.added"]
+    hook = run_cli("webhooks", "create", "-p", "acl", "--url", "http://127.0.0.1:9/x", "--types", "run.*")
+    assert hook["secret"].startswith("whsec_")
+    assert [h["id"] for h in run_cli("webhooks", "list", "-p", "acl")] == [hook["id"]]
+    assert run_cli("webhooks", "dead-letters", "-p", "acl", hook["id"]) == []
+    run_cli("webhooks", "delete", "-p", "acl", hook["id"])
+    assert run_cli("members", "remove", "-p", "acl", "cli-user") == []
+    assert run_cli("tokens", "revoke", made["token_id"])["revoked"] is True
+    assert run_cli("whoami")["site_admin"] is True

@@ -44,7 +44,59 @@ def _q(part: str) -> str:
     return quote(part, safe="")
 
 
-class Client:
+class AccessMixin:
+    """Tokens, members, audit and webhooks (gateway routes)."""
+
+    request: Any
+
+    def whoami(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/whoami")
+
+    def create_token(self, user: str | None = None, *, kind: str = "user", site_admin: bool = False,
+                     expires_in_days: float | None = None, description: str = "") -> dict[str, Any]:
+        body = {"user": user, "kind": kind, "site_admin": site_admin, "expires_in_days": expires_in_days,
+                "description": description}
+        return self.request("POST", "/api/v1/tokens", json={k: v for k, v in body.items() if v is not None})
+
+    def list_tokens(self, user: str | None = None) -> list[dict[str, Any]]:
+        return self.request("GET", "/api/v1/tokens", params={"user": user} if user else None)["tokens"]
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return self.request("DELETE", f"/api/v1/tokens/{_q(token_id)}")
+
+    def add_member(self, project: str, user: str, role: str) -> list[dict[str, Any]]:
+        return self.request("POST", f"/api/v1/projects/{_q(project)}/members",
+                            json={"user": user, "role": role})["members"]
+
+    def remove_member(self, project: str, user: str) -> list[dict[str, Any]]:
+        return self.request("DELETE", f"/api/v1/projects/{_q(project)}/members/{_q(user)}")["members"]
+
+    def list_members(self, project: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/api/v1/projects/{_q(project)}/members")["members"]
+
+    def audit(self, *, project: str | None = None, actor: str | None = None, types: str | None = None,
+              since: str | None = None, cursor: int = 0, limit: int = 100) -> dict[str, Any]:
+        params = {"project": project, "actor": actor, "type": types, "since": since, "cursor": cursor, "limit": limit}
+        return self.request("GET", "/api/v1/audit", params={k: v for k, v in params.items() if v is not None})
+
+    def create_webhook(self, project: str, url: str, types: list[str]) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/projects/{_q(project)}/webhooks", json={"url": url, "types": types})
+
+    def list_webhooks(self, project: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/api/v1/projects/{_q(project)}/webhooks")["webhooks"]
+
+    def delete_webhook(self, project: str, webhook_id: str) -> None:
+        self.request("DELETE", f"/api/v1/projects/{_q(project)}/webhooks/{_q(webhook_id)}")
+
+    def dead_letters(self, project: str, webhook_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/api/v1/projects/{_q(project)}/webhooks/{_q(webhook_id)}/dead-letters")[
+            "dead_letters"]
+
+    def replay_webhook(self, project: str, webhook_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/projects/{_q(project)}/webhooks/{_q(webhook_id)}/replay")
+
+
+class Client(AccessMixin):
     """``Client(url, token=None)``: talk to a Cairn gateway (default ``$CAIRN_URL`` or :8080)."""
 
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
@@ -241,3 +293,4 @@ class Client:
 
     def alias_history(self, project: str, model: str, alias: str) -> list[dict[str, Any]]:
         return self._reg("GET", f"/projects/{_q(project)}/models/{_q(model)}/aliases/{_q(alias)}/history")["history"]
+
