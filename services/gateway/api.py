@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import Forbidden, InvalidInput, NotFound
 from cairn.kernel.ids import NAME_RE, new_id
+from cairn.kernel.telemetry import current_traceparent
 from cairn.services.gateway import domain
 from cairn.services.gateway.audit import audit_page
 from cairn.services.gateway.auth import Principal, new_token
@@ -30,7 +31,7 @@ Caller = Annotated[Principal, Depends(principal)]
 def _ctx(request: Request, caller: Principal) -> CommandContext:
     return CommandContext(actor=caller.actor, correlation_id=request.state.request_id,
                           idempotency_key=request.headers.get("idempotency-key"),
-                          traceparent=request.headers.get("traceparent"))
+                          traceparent=current_traceparent())
 
 
 def _project(name: str) -> str:

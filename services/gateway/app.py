@@ -36,6 +36,7 @@ from cairn.services.gateway.limits import TokenBuckets, check_body_size
 from cairn.services.gateway.proxy import ServiceProxy
 from cairn.services.gateway.store import GatewayStore, apply_event
 from cairn.services.gateway.webhooks import WebhookDispatcher
+from cairn.kernel.telemetry import TracingMiddleware, setup_tracing, traced
 
 log = logging.getLogger(__name__)
 ADMIN_TOKEN_FILE = "admin.token"
@@ -105,7 +106,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         event_log = await EventLog.open(settings.nats_url, name="cairn-gateway")
         store = GatewayStore(settings.data_dir / "gateway" / "gateway.sqlite3")
-        runner = ProjectionRunner(event_log, store, apply_event, durable="projection-gateway")
+        runner = ProjectionRunner(event_log, store, traced(apply_event, "gateway"), durable="projection-gateway")
         await runner.start()
         rt = GatewayRuntime(event_log, store, runner)
         app.state.rt = rt
@@ -132,6 +133,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                               "Send 'Authorization: Bearer cairn_...' with every request.")
     app.state.settings = settings
     install_error_handlers(app)
+    setup_tracing("gateway")
+    app.add_middleware(TracingMiddleware, service="gateway")
     app.add_middleware(RequestId)
     app.state.buckets = TokenBuckets(settings.rate_limit, settings.rate_burst)
 

@@ -15,6 +15,7 @@ from starlette.background import BackgroundTask
 
 from cairn.kernel.errors import NotFound, Unavailable
 from cairn.kernel.http import ACTOR_HEADER
+from cairn.kernel.telemetry import inject
 
 SMALL_BODY = 1 << 20
 CHUNK = 1 << 16
@@ -54,7 +55,8 @@ class ServiceProxy:
         url = f"{self.url_of(service)}/{path}"
         headers = [(k, v) for k, v in request.headers.items()
                    if k.lower() not in HOP_BY_HOP and k.lower() != ACTOR_HEADER.lower()]
-        headers += [(ACTOR_HEADER, actor), ("X-Request-Id", request_id)]
+        headers = [(k, v) for k, v in headers if k.lower() != "traceparent"]
+        headers += [(ACTOR_HEADER, actor), ("X-Request-Id", request_id), *inject().items()]
         data: bytes | AsyncIterator[bytes] | None = None
         if request.method not in ("GET", "HEAD"):
             length = request.headers.get("content-length")

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import CairnError
 from cairn.kernel.ids import new_id
+from cairn.kernel.telemetry import current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -66,5 +67,5 @@ def command_context(
         actor=x_cairn_actor or "local",
         idempotency_key=idempotency_key,
         correlation_id=x_request_id or new_id(),
-        traceparent=traceparent,
+        traceparent=current_traceparent() or traceparent,
     )

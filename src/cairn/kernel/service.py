@@ -20,6 +20,7 @@ from cairn.kernel.http import install_error_handlers
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.settings import ServiceSettings
 from cairn.kernel.store import EventHandler, SqliteStore
+from cairn.kernel.telemetry import TraceIdFilter, TracingMiddleware, setup_tracing, traced
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         event_log = await EventLog.open(settings.nats_url, name=f"cairn-{name}")
         store = make_store(settings)
-        runner = ProjectionRunner(event_log, store, handler, durable=f"projection-{name}")
+        runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}")
         await runner.start()
         app.state.runtime = ServiceRuntime(name, event_log, store, runner)
         try:
@@ -62,6 +63,8 @@ def create_service_app(
 
     app = FastAPI(title=f"cairn {name}", description=description, version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    setup_tracing(name)
+    app.add_middleware(TracingMiddleware, service=name)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:
@@ -99,7 +102,9 @@ def create_service_app(
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run a service until SIGTERM/SIGINT; the port 0 default asks the OS for one."""
     logging.basicConfig(level=settings.log_level.upper(),
-                        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+                        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s trace_id=%(trace_id)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(TraceIdFilter())
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             access_log=False, lifespan="on")
     server = uvicorn.Server(config)
