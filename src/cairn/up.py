@@ -121,6 +121,9 @@ class Supervisor:
         self.write_state()
         self._wait_healthy()
         self.say(f"Cairn is up: http://{self.host}:{self.port}  (data: {self.data_dir}; Ctrl-C stops)")
+        token_file = self.data_dir / "admin.token"
+        if token_file.exists():
+            self.say(f"site-admin token: {token_file} (readable only by you; the CLI and SDK use it)")
 
     def _wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
