@@ -48,7 +48,9 @@ def main() -> None:
     view = memoryview(buf)
     assert core.blake3(view) == reference.blake3(view).digest()
     cores = os.cpu_count() or 1
-    gbps = lambda seconds: size / seconds / 1e9
+
+    def gbps(seconds: float) -> float:
+        return size / seconds / 1e9
 
     print(
         f"BLAKE3, {args.size_mb} MiB buffer, best of {args.repeat}; "

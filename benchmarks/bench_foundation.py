@@ -20,10 +20,10 @@ import aiohttp
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from platform_harness import Platform  # noqa: E402
-
 from cairn.kernel.envelope import Event  # noqa: E402
 from cairn.kernel.eventlog import EventLog  # noqa: E402
+
+from platform_harness import Platform  # noqa: E402
 
 
 async def raw_append(nats_url: str, n: int, batch: int, window: int) -> tuple[float, float]:

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cairn.cli.main import cli
+
 from platform_harness import Platform
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import cairn
+
 from platform_harness import Platform, stream_last_seq
 
 

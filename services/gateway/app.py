@@ -28,6 +28,7 @@ from cairn.kernel.http import install_error_handlers
 from cairn.kernel.ids import NAME_RE, new_id
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.settings import ServiceSettings
+from cairn.kernel.telemetry import TracingMiddleware, setup_tracing, traced
 from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.auth import Principal, authenticate, authorize_service_route, new_token
@@ -36,7 +37,6 @@ from cairn.services.gateway.limits import TokenBuckets, check_body_size
 from cairn.services.gateway.proxy import ServiceProxy
 from cairn.services.gateway.store import GatewayStore, apply_event
 from cairn.services.gateway.webhooks import WebhookDispatcher
-from cairn.kernel.telemetry import TracingMiddleware, setup_tracing, traced
 
 log = logging.getLogger(__name__)
 ADMIN_TOKEN_FILE = "admin.token"

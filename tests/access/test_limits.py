@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from cairn.services.gateway.limits import RateLimited, TokenBuckets
+
 from platform_harness import Platform
 
 

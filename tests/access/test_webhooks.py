@@ -12,6 +12,7 @@ import pytest
 
 from cairn.kernel.errors import InvalidInput
 from cairn.services.gateway.webhooks import check_url, verify
+
 from platform_harness import Platform
 
 

@@ -11,13 +11,14 @@ import json
 import os
 from pathlib import Path
 
-import blake3_reference
 import numpy as np
 import pytest
 
 import cairn.core
 from cairn import _core
 from cairn.core import gpu
+
+import blake3_reference
 
 DATA = Path(__file__).parent / "data"
 OFFICIAL = {

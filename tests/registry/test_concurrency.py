@@ -8,6 +8,7 @@ import httpx
 import jsonschema
 
 from cairn.kernel.schemas import known_schemas
+
 from platform_harness import Platform, read_all_events, stream_last_seq
 
 
