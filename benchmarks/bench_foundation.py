@@ -53,14 +53,14 @@ async def raw_append(nats_url: str, n: int, batch: int, window: int) -> tuple[fl
     return single, pipelined
 
 
-async def gateway_commands(gateway: str, n: int, concurrency: int) -> float:
+async def gateway_commands(gateway: str, headers: dict[str, str], n: int, concurrency: int) -> float:
     """Create a run with params through the gateway, ``concurrency`` clients at once.
 
     The load generator is aiohttp: httpx's pool costs milliseconds of CPU per request at this
     concurrency and would measure itself rather than the gateway.
     """
     base = f"{gateway}/api/v1/registry"
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), headers=headers) as session:
         async with session.post(f"{base}/projects", json={"name": "bench-gw"}) as resp:
             await resp.read()
         sem = asyncio.Semaphore(concurrency)
@@ -86,14 +86,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        plat = Platform(Path(tmp)).start()
+        plat = Platform(Path(tmp), env={"CAIRN_RATE_LIMIT": "0"}).start()
         try:
             single_rate, append_rate = asyncio.run(raw_append(plat.nats_url, args.events, args.batch,
                                                               args.window))
-            command_rate = asyncio.run(gateway_commands(plat.gateway, args.commands, args.concurrency))
-            total = httpx.get(f"{plat.gateway}/api/v1/status").json()["event_log"]["last_seq"]
+            command_rate = asyncio.run(gateway_commands(plat.gateway, plat.headers, args.commands, args.concurrency))
+            total = httpx.get(f"{plat.gateway}/api/v1/status", headers=plat.headers).json()["event_log"]["last_seq"]
             start = time.perf_counter()
-            rebuilt = httpx.post(f"{plat.gateway}/api/v1/registry/admin/rebuild", timeout=600).json()
+            rebuilt = httpx.post(f"{plat.gateway}/api/v1/registry/admin/rebuild", headers=plat.headers, timeout=600).json()
             rebuild_rate = rebuilt["applied_seq"] / (time.perf_counter() - start)
         finally:
             plat.stop()
