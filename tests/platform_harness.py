@@ -18,13 +18,15 @@ from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
 
 @dataclass
 class Platform:
-    """NATS + registry + gateway, each its own process, data under ``root``."""
+    """NATS + registry + artifacts + gateway, each its own process, data under ``root``.
+    ``extra_env`` adds environment for every service (e.g. the artifact backend)."""
 
     root: Path
     nats_url: str = ""
     nats: subprocess.Popen[bytes] | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def gateway(self) -> str:
@@ -36,17 +38,20 @@ class Platform:
     def start(self) -> "Platform":
         self.root.mkdir(parents=True, exist_ok=True)
         self.nats, self.nats_url = start_nats_server(self.root / "nats")
-        self.ports = {"registry": free_port(), "gateway": free_port()}
+        self.ports = {"registry": free_port(), "artifacts": free_port(), "gateway": free_port()}
         self.start_service("registry")
+        self.start_service("artifacts")
         self.start_service("gateway")
         self.wait_healthy()
         return self
 
     def _env(self, name: str) -> dict[str, str]:
         env = {**os.environ, "CAIRN_NATS_URL": self.nats_url, "CAIRN_DATA_DIR": str(self.root / "data"),
-               "CAIRN_PORT": str(self.ports[name]), "CAIRN_HOST": "127.0.0.1", "CAIRN_LOG_LEVEL": "warning"}
+               "CAIRN_PORT": str(self.ports[name]), "CAIRN_HOST": "127.0.0.1", "CAIRN_LOG_LEVEL": "warning",
+               **self.extra_env}
         if name == "gateway":
-            env["CAIRN_SERVICES"] = json.dumps({"registry": self.service_url("registry")})
+            env["CAIRN_SERVICES"] = json.dumps({"registry": self.service_url("registry"),
+                                                "artifacts": self.service_url("artifacts")})
         return env
 
     def start_service(self, name: str) -> None:

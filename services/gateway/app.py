@@ -123,7 +123,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return StreamingResponse(frames, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
-    @app.api_route("/api/v1/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    @app.api_route("/api/v1/{service}/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
                    include_in_schema=False)
     async def route(service: str, path: str, request: Request) -> StreamingResponse:
         if path.startswith("admin/") and not _is_loopback(request.client.host if request.client else None):
