@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
+from cairn.cli.datasets import artifacts, datasets
 from cairn.cli.registry import experiments, models, projects, runs
 from cairn.kernel.settings import DEFAULT_DATA_DIR
 
@@ -103,7 +104,7 @@ def events_tail(ctx: Ctx, project: str | None, types: tuple[str, ...], since: in
         pass
 
 
-for group in (projects, experiments, runs, models):
+for group in (projects, experiments, runs, models, datasets, artifacts):
     cli.add_command(group)
 
 if __name__ == "__main__":
