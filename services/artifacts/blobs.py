@@ -99,10 +99,10 @@ class BlobStore:
                     f"uploaded bytes hash to {actual}, not {digest}; nothing was stored. "
                     "Re-hash the file (it may have changed while uploading) and retry",
                     details={"expected": digest, "actual": actual, "size": size})
-            if await asyncio.to_thread(self.backend.exists, digest):
-                return size, False
+            # Verified bytes replace whatever is stored: that is how a corrupted blob is repaired.
+            existed = await asyncio.to_thread(self.backend.exists, digest)
             await asyncio.to_thread(self.backend.put_file, digest, tmp)
-            return size, True
+            return size, not existed
         finally:
             tmp.unlink(missing_ok=True)
 
