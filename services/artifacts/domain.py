@@ -113,5 +113,8 @@ def evolve_dataset_use(state: State, event_type: str, data: dict[str, Any]) -> d
     return current
 
 
+# The event schemas this service owns (schemas/events/<type>.v1.json).
+EVENT_SCHEMAS = ("dataset.version_created.v1", "run.artifact_logged.v1", "run.dataset_used.v1")
+
 EVOLVERS = {"dataset": evolve_dataset, "artifact_set": evolve_artifact_set,
             "dataset_use": evolve_dataset_use}

@@ -216,6 +216,23 @@ def test_runs_record_inputs_and_artifacts_as_events(platform: Platform, client: 
     assert "dataset.version_created" in types
 
 
+def test_every_artifact_event_matches_its_schema(platform: Platform) -> None:
+    """Runs after the tests above have emitted each of this service's event types."""
+    import jsonschema
+
+    from cairn.kernel.schemas import known_schemas
+    from cairn.services.artifacts.domain import EVENT_SCHEMAS
+
+    schemas = known_schemas()
+    seen = set()
+    for event in read_all_events(platform.nats_url):
+        stem = f"{event['type']}.v{event['version']}"
+        jsonschema.validate(event, schemas["envelope.v1"])
+        jsonschema.validate(event["data"], schemas[stem])
+        seen.add(stem)
+    assert set(EVENT_SCHEMAS) <= seen
+
+
 def test_gc_never_deletes_a_referenced_blob(platform: Platform, blobs: httpx.Client, client: Client,
                                             project: str, tmp_path: Path) -> None:
     import cairn

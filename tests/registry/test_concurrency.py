@@ -8,6 +8,7 @@ import httpx
 import jsonschema
 
 from cairn.kernel.schemas import known_schemas
+from cairn.services.artifacts.domain import EVENT_SCHEMAS as ARTIFACT_EVENT_SCHEMAS
 from platform_harness import Platform, read_all_events, stream_last_seq
 
 
@@ -99,4 +100,6 @@ def test_every_event_in_the_log_matches_its_schema(platform: Platform, project: 
         jsonschema.validate(event, schemas["envelope.v1"])
         jsonschema.validate(event["data"], schemas[f"{event['type']}.v{event['version']}"])
         seen.add(f"{event['type']}.v{event['version']}")
-    assert seen == set(schemas) - {"envelope.v1"}, "every schema is exercised and nothing lacks a schema"
+    # The artifact store's own events are exercised (and checked the same way) in tests/artifacts.
+    registry_schemas = set(schemas) - {"envelope.v1"} - set(ARTIFACT_EVENT_SCHEMAS)
+    assert seen == registry_schemas, "every schema is exercised and nothing lacks a schema"
