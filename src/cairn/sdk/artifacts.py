@@ -118,7 +118,7 @@ class Artifacts:
                 if resp.status_code >= 400:
                     resp.read()
                     self.client._answer(resp)  # noqa: SLF001 - raises ApiError
-                for chunk in resp.iter_bytes(CHUNK):
+                for chunk in resp.iter_raw(CHUNK):
                     out.write(chunk)
                     if progress is not None:
                         progress(len(chunk))
