@@ -1,7 +1,8 @@
 """``python -m cairn.services.artifacts``: run the artifact store service."""
 
-from cairn.kernel.service import serve
 from cairn.services.artifacts.app import ArtifactsSettings, create_app
+
+from cairn.kernel.service import serve
 
 if __name__ == "__main__":
     settings = ArtifactsSettings()

@@ -6,6 +6,12 @@ import asyncio
 import re
 from typing import Annotated, Any, Literal
 
+from cairn.services.artifacts import domain
+from cairn.services.artifacts.api_blobs import Blobs, Runtime
+from cairn.services.artifacts.diff import diff_manifests
+from cairn.services.artifacts.gc import collect_garbage
+from cairn.services.artifacts.manifests import decode_manifest, manifest_from_request
+from cairn.services.artifacts.store import ArtifactsStore
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,12 +21,6 @@ from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.http import command_context
 from cairn.kernel.ids import check_token
-from cairn.services.artifacts import domain
-from cairn.services.artifacts.api_blobs import Blobs, Runtime
-from cairn.services.artifacts.diff import diff_manifests
-from cairn.services.artifacts.gc import collect_garbage
-from cairn.services.artifacts.manifests import decode_manifest, manifest_from_request
-from cairn.services.artifacts.store import ArtifactsStore
 
 router = APIRouter()
 Ctx = Annotated[CommandContext, Depends(command_context)]

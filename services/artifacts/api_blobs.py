@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
+from cairn.services.artifacts.blobs import BlobStore, check_digest
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.errors import CairnError
 from cairn.kernel.service import ServiceRuntime
-from cairn.services.artifacts.blobs import BlobStore, check_digest
 
 router = APIRouter(tags=["blobs"])
 READ_CHUNK = 1 << 20
@@ -87,7 +87,8 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-async def _file_chunks(path: FsPath, start: int, end: int, stack: ExitStack) -> AsyncIterator[bytes]:
+def _file_chunks(path: FsPath, start: int, end: int, stack: ExitStack) -> Iterator[bytes]:
+    """A plain generator: Starlette runs it in its thread pool, so reads never block the loop."""
     try:
         with open(path, "rb") as f:
             f.seek(start)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from fastapi import FastAPI
-
-from cairn.kernel.service import create_service_app
-from cairn.kernel.settings import ServiceSettings
 from cairn.services.artifacts.api import router
 from cairn.services.artifacts.api_blobs import router as blob_router
 from cairn.services.artifacts.backends import BlobBackend, FsBackend, S3Backend
 from cairn.services.artifacts.blobs import BlobStore
 from cairn.services.artifacts.projection import ArtifactsProjection
 from cairn.services.artifacts.store import ArtifactsStore
+from fastapi import FastAPI
+
+from cairn.kernel.service import create_service_app
+from cairn.kernel.settings import ServiceSettings
 
 
 class ArtifactsSettings(ServiceSettings):

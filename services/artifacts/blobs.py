@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cairn.services.artifacts.backends import BlobBackend
+
 from cairn.core import fingerprint_file
 from cairn.kernel.errors import CairnError, InvalidInput, NotFound, PayloadTooLarge
-from cairn.services.artifacts.backends import BlobBackend
 
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 WRITE_BUFFER = 4 << 20
@@ -89,10 +90,10 @@ class BlobStore:
                             "raise CAIRN_ARTIFACTS_MAX_BLOB_BYTES or split the file")
                     buffer += chunk
                     if len(buffer) >= WRITE_BUFFER:
-                        out.write(buffer)
+                        await asyncio.to_thread(out.write, buffer)
                         buffer.clear()
                 out.write(buffer)
-                os.fsync(out.fileno())
+                await asyncio.to_thread(os.fsync, out.fileno())
             actual = await asyncio.to_thread(fingerprint_file, tmp)
             if actual != digest:
                 raise DigestMismatch(

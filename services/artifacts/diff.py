@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cairn.core import Manifest
 from cairn.services.artifacts.blobs import BlobStore
+
+from cairn.core import Manifest
 
 TABULAR = {".parquet": "parquet", ".pq": "parquet", ".feather": "feather", ".arrow": "feather",
            ".csv": "csv"}
@@ -23,7 +24,7 @@ def _table_info(path: Path, fmt: str) -> tuple[dict[str, str], int]:
         meta = pq.ParquetFile(path)
         schema, rows = meta.schema_arrow, meta.metadata.num_rows
     elif fmt == "feather":
-        import pyarrow.ipc as ipc
+        from pyarrow import ipc
 
         with pa.memory_map(str(path)) as source:
             try:

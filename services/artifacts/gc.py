@@ -15,10 +15,11 @@ import asyncio
 import time
 from typing import Any
 
-from cairn.kernel.service import ServiceRuntime
 from cairn.services.artifacts.blobs import BlobStore
 from cairn.services.artifacts.manifests import decode_manifest, is_manifest
 from cairn.services.artifacts.store import ArtifactsStore
+
+from cairn.kernel.service import ServiceRuntime
 
 
 def live_digests(store: ArtifactsStore, blobs: BlobStore) -> set[str]:

@@ -8,9 +8,10 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from cairn.services.artifacts.domain import EVOLVERS
+
 from cairn.kernel.envelope import Event
 from cairn.kernel.store import load_state, record_idempotency, save_state
-from cairn.services.artifacts.domain import EVOLVERS
 
 Handler = Callable[[sqlite3.Connection, Event], None]
 HANDLERS: dict[str, Handler] = {}

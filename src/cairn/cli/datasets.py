@@ -7,8 +7,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
-from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from cairn.cli.output import Ctx, api_errors, console, emit, pass_ctx
 from cairn.cli.registry import project_option

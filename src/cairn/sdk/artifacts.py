@@ -68,7 +68,7 @@ class Artifacts:
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        self.http: httpx.Client = client._http  # noqa: SLF001 - same package, shared connection pool
+        self.http: httpx.Client = client._http
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.client.request(method, f"{BASE}{path}", **kwargs)
@@ -99,7 +99,7 @@ class Artifacts:
                                               "Content-Type": "application/octet-stream"},
                                      timeout=httpx.Timeout(60.0, write=None))
                 if resp.status_code not in (502, 503, 504) or attempt == self.client.retries:
-                    return self.client._answer(resp)  # noqa: SLF001
+                    return self.client._answer(resp)
             except httpx.TransportError:
                 if attempt == self.client.retries:
                     raise
@@ -117,7 +117,7 @@ class Artifacts:
                                                               timeout=httpx.Timeout(60.0)) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    self.client._answer(resp)  # noqa: SLF001 - raises ApiError
+                    self.client._answer(resp)
                 for chunk in resp.iter_raw(CHUNK):
                     out.write(chunk)
                     if progress is not None:
@@ -134,7 +134,7 @@ class Artifacts:
         """Bytes ``start..end`` (inclusive) of a blob, verified server-side before serving."""
         resp = self.http.get(f"{BASE}/blobs/{digest}", headers={"Range": f"bytes={start}-{end}"})
         if resp.status_code >= 400:
-            self.client._answer(resp)  # noqa: SLF001
+            self.client._answer(resp)
         return resp.content
 
     def upload_tree(self, manifest: Manifest, root: Path,
