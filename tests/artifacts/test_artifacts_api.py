@@ -113,6 +113,27 @@ def test_second_push_of_same_tree_uploads_nothing(client: Client, project: str, 
     assert [v["version"] for v in client.artifacts.dataset(project, "dedup")["versions"]] == [1, 2]
 
 
+def test_cli_push_then_pull_round_trips(platform: Platform, project: str, tmp_path: Path) -> None:
+    import json
+
+    def cli(*args: str) -> dict:
+        out = subprocess.run([sys.executable, "-m", "cairn.cli.main", "--url", platform.gateway, "--json",
+                              *args], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    root = _tree(tmp_path / "cli", {"a.txt": b"alpha", "b/c.bin": os.urandom(5000)})
+    first = cli("datasets", "push", str(root), "--project", project, "--name", "clids")
+    assert (first["version"], first["uploaded_bytes"]) == (1, 5005)
+    assert cli("datasets", "push", str(root), "--project", project, "--name", "clids")["uploaded_bytes"] == 0
+    pulled = cli("datasets", "pull", "clids@v1", str(tmp_path / "back"), "--project", project)
+    assert pulled["manifest_digest"] == fingerprint_tree(tmp_path / "back").digest == first["manifest_digest"]
+    assert [d["name"] for d in cli("datasets", "list", "--project", project)] == ["clids"]
+    missing = subprocess.run([sys.executable, "-m", "cairn.cli.main", "--url", platform.gateway, "datasets",
+                              "pull", "clids@v9", str(tmp_path / "x"), "-p", project], capture_output=True, text=True)
+    assert missing.returncode == 1 and "has no version 9; latest is 1" in missing.stderr
+
+
 def test_pull_restores_identical_bytes(client: Client, project: str, tmp_path: Path) -> None:
     files = {"x/y/z.bin": os.urandom(1 << 20), "empty": b"", "same1": b"twin", "same2": b"twin",
              "name with spaces.txt": b"s"}
