@@ -25,9 +25,9 @@ from cairn.kernel.service import ServiceRuntime
 def live_digests(store: ArtifactsStore, blobs: BlobStore) -> set[str]:
     """Every referenced digest, manifests expanded to their files (a manifest that cannot be read
     stops GC: without it we cannot know what it protects)."""
-    roots = store.referenced_digests()
+    roots, maybe_manifests = store.referenced_digests()
     live = set(roots)
-    for digest in roots:
+    for digest in sorted(maybe_manifests):
         if not blobs.backend.exists(digest):
             continue
         with blobs.open_verified(digest) as path:

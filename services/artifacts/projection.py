@@ -25,8 +25,9 @@ def handles(*event_types: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def _ref(conn: sqlite3.Connection, digest: str, source: str) -> None:
-    conn.execute("INSERT OR IGNORE INTO blob_refs(digest, source) VALUES(?, ?)", (digest, source))
+def _ref(conn: sqlite3.Connection, digest: str, source: str, may_be_manifest: bool) -> None:
+    conn.execute("INSERT OR IGNORE INTO blob_refs(digest, source, may_be_manifest) VALUES(?, ?, ?)",
+                 (digest, source, int(may_be_manifest)))
 
 
 class ArtifactsProjection:
@@ -64,7 +65,7 @@ def _version_created(conn: sqlite3.Connection, e: Event) -> None:
         "description, created_at, created_by, seq) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (e.project, e.aggregate_id, d["version"], d["manifest_digest"], d["files"], d["total_size"],
          d["description"], e.time, e.actor, e.sequence))
-    _ref(conn, d["manifest_digest"], f"dataset:{e.project}/{e.aggregate_id}@v{d['version']}")
+    _ref(conn, d["manifest_digest"], f"dataset:{e.project}/{e.aggregate_id}@v{d['version']}", True)
 
 
 @handles("run.artifact_logged")
@@ -75,7 +76,7 @@ def _artifact_logged(conn: sqlite3.Connection, e: Event) -> None:
         "created_by, seq) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (e.project, e.aggregate_id, d["name"], d["digest"], d["kind"], d["size"], d["files"], e.time,
          e.actor, e.sequence))
-    _ref(conn, d["digest"], f"artifact:{e.project}/{e.aggregate_id}/{d['name']}")
+    _ref(conn, d["digest"], f"artifact:{e.project}/{e.aggregate_id}/{d['name']}", d["kind"] != "file")
 
 
 @handles("run.dataset_used")
@@ -89,4 +90,6 @@ def _dataset_used(conn: sqlite3.Connection, e: Event) -> None:
 
 @handles("model_version.created")
 def _model_version_created(conn: sqlite3.Connection, e: Event) -> None:
-    _ref(conn, e.data["artifact_digest"], f"model_version:{e.project}/{e.aggregate_id}@v{e.data['version']}")
+    # A model version may point at a single file or at a directory's manifest: look at it.
+    _ref(conn, e.data["artifact_digest"],
+         f"model_version:{e.project}/{e.aggregate_id}@v{e.data['version']}", True)

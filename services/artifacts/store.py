@@ -24,8 +24,10 @@ CREATE TABLE IF NOT EXISTS dataset_uses (
     manifest_digest TEXT NOT NULL, created_at TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (project, run_id, dataset, version));
 -- Every blob digest some event points at (GC roots); a manifest's files are expanded at GC time.
+-- may_be_manifest: 0 when the event says it is a plain file, so GC need not open it.
 CREATE TABLE IF NOT EXISTS blob_refs (
-    digest TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (digest, source));
+    digest TEXT NOT NULL, source TEXT NOT NULL, may_be_manifest INTEGER NOT NULL,
+    PRIMARY KEY (digest, source));
 """
 
 
@@ -79,8 +81,10 @@ class ArtifactsStore(SqliteStore):
             "SELECT dataset, version, manifest_digest, created_at FROM dataset_uses "
             "WHERE project=? AND run_id=? ORDER BY seq", (project, run_id))]
 
-    def referenced_digests(self) -> set[str]:
-        return {r["digest"] for r in self.query("SELECT DISTINCT digest FROM blob_refs")}
+    def referenced_digests(self) -> tuple[set[str], set[str]]:
+        """(every referenced digest, those that may be manifests)."""
+        rows = self.query("SELECT digest, MAX(may_be_manifest) AS m FROM blob_refs GROUP BY digest")
+        return {r["digest"] for r in rows}, {r["digest"] for r in rows if r["m"]}
 
     def version_by_seq(self, seq: int) -> dict[str, Any]:
         return _row(self.query_one("SELECT * FROM dataset_versions WHERE seq=?", (seq,)))

@@ -261,8 +261,10 @@ def test_gc_never_deletes_a_referenced_blob(platform: Platform, blobs: httpx.Cli
     root = _tree(tmp_path / "ds", {"f1": os.urandom(1000), "f2": os.urandom(1000)})
     client.artifacts.push_dataset(project, "kept", root)
     (tmp_path / "weights.pt").write_bytes(os.urandom(2000))
+    model_dir = _tree(tmp_path / "model_dir", {"w.bin": os.urandom(1500)})
     with cairn.start_run(project, client=client) as run:
         run.log_artifact(tmp_path / "weights.pt")
+        run.log_artifact(model_dir, kind="model")
     model_blob = _put(blobs, b"model registered from a run")
     client.create_model(project, "m")
     client.create_model_version(project, "m", run_id=run.id, artifact_digest=model_blob)
@@ -274,7 +276,8 @@ def test_gc_never_deletes_a_referenced_blob(platform: Platform, blobs: httpx.Cli
     assert orphan in result["removed"] and blobs.head(f"/blobs/{orphan}").status_code == 404
     referenced = [blake3((root / "f1").read_bytes()).hex(), blake3((root / "f2").read_bytes()).hex(),
                   fingerprint_tree(root).digest, blake3((tmp_path / "weights.pt").read_bytes()).hex(),
-                  model_blob]
+                  model_blob, fingerprint_tree(model_dir).digest,
+                  blake3((model_dir / "w.bin").read_bytes()).hex()]
     assert blobs.post("/blobs/missing", json={"digests": referenced}).json() == {"missing": []}
     assert client.artifacts.pull_dataset(project, "kept", tmp_path / "back")["version"] == 1
 
