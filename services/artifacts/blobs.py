@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cairn.services.artifacts.backends import BlobBackend
 
-from cairn.core import fingerprint_file
+from cairn.core import blake3, fingerprint_file
 from cairn.kernel.errors import CairnError, InvalidInput, NotFound, PayloadTooLarge
 
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -131,8 +131,6 @@ class BlobStore:
 
     async def put_bytes(self, data: bytes) -> str:
         """Store bytes the service made itself (manifests); returns their digest."""
-        from cairn.core import blake3
-
         digest = blake3(data).hex()
 
         async def one() -> AsyncIterator[bytes]:
