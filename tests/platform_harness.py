@@ -18,7 +18,8 @@ from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
 
 @dataclass
 class Platform:
-    """NATS + registry + gateway, each its own process, data under ``root``."""
+    """NATS + registry + artifacts + gateway, each its own process, data under ``root``.
+    ``extra_env`` adds environment for every service (e.g. the artifact backend)."""
 
     root: Path
     nats_url: str = ""
@@ -32,6 +33,7 @@ class Platform:
     def headers(self) -> dict[str, str]:
         """The site admin's bearer token (created by the gateway on first start)."""
         return {"Authorization": f"Bearer {self.token}"}
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def gateway(self) -> str:
@@ -43,8 +45,9 @@ class Platform:
     def start(self) -> "Platform":
         self.root.mkdir(parents=True, exist_ok=True)
         self.nats, self.nats_url = start_nats_server(self.root / "nats")
-        self.ports = {"registry": free_port(), "gateway": free_port()}
+        self.ports = {"registry": free_port(), "artifacts": free_port(), "gateway": free_port()}
         self.start_service("registry")
+        self.start_service("artifacts")
         self.start_service("gateway")
         self.wait_healthy()
         token_file = self.root / "data" / "admin.token"
@@ -58,9 +61,10 @@ class Platform:
         env = {**os.environ, "CAIRN_NATS_URL": self.nats_url, "CAIRN_DATA_DIR": str(self.root / "data"),
                "CAIRN_PORT": str(self.ports[name]), "CAIRN_HOST": "127.0.0.1", "CAIRN_LOG_LEVEL": "warning",
                "CAIRN_RATE_LIMIT": "0", "CAIRN_WEBHOOKS_ALLOW_PRIVATE": "true", "CAIRN_WEBHOOK_BACKOFF_S": "0.05",
-               "CAIRN_WEBHOOK_ATTEMPTS": "4", **self.env}
+               "CAIRN_WEBHOOK_ATTEMPTS": "4", **self.env, **self.extra_env}
         if name == "gateway":
-            env["CAIRN_SERVICES"] = json.dumps({"registry": self.service_url("registry")})
+            env["CAIRN_SERVICES"] = json.dumps({"registry": self.service_url("registry"),
+                                                "artifacts": self.service_url("artifacts")})
         return env
 
     def start_service(self, name: str) -> None:

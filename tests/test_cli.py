@@ -79,6 +79,9 @@ def test_every_command_has_help() -> None:
     runner = CliRunner()
     groups = [[], ["projects"], ["experiments"], ["runs"], ["models"], ["events"], ["admin"], ["tokens"],
               ["members"], ["webhooks"], ["audit"], ["whoami"]]
+    groups += [["datasets"], ["artifacts"]]
+    groups += [["datasets", c] for c in ("push", "pull", "list", "show", "diff")]
+    groups += [["artifacts", c] for c in ("log", "list", "get", "gc")]
     for group in groups:
         result = runner.invoke(cli, [*group, "--help"])
         assert result.exit_code == 0 and "Example" in result.output, group

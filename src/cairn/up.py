@@ -22,7 +22,7 @@ import httpx
 
 from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
 
-SERVICES = ("registry",)
+SERVICES = ("registry", "artifacts")
 PR_SET_PDEATHSIG = 1
 
 

@@ -76,6 +76,9 @@ def api_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except OSError as err:
             click.echo(f"error: cannot reach Cairn: {err}", err=True)
             sys.exit(1)
+        except ValueError as err:  # bad references, unsafe manifests, failed verification
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
 
     return wrapper
 

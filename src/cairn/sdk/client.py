@@ -8,10 +8,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
+
+if TYPE_CHECKING:
+    from cairn.sdk.artifacts import Artifacts
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 RETRY_STATUSES = {502, 503, 504}
@@ -153,6 +156,13 @@ class Client(AccessMixin):
 
     def _reg(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, f"/api/v1/registry{path}", **kwargs)
+
+    @property
+    def artifacts(self) -> "Artifacts":
+        """Blobs, datasets and run artifacts (see :mod:`cairn.sdk.artifacts`)."""
+        from cairn.sdk.artifacts import Artifacts
+
+        return Artifacts(self)
 
     # --- platform ------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import TracebackType
 from typing import Any
 
@@ -33,6 +34,17 @@ class ActiveRun:
 
     def set_notes(self, text: str) -> None:
         self.record = self.client.update_run(self.project, self.id, description=text)
+
+    def use_dataset(self, ref: str) -> dict[str, Any]:
+        """Declare a dataset version (``"mnist@v3"``, or ``"mnist"`` for the latest) as an input;
+        recorded as a ``run.dataset_used`` event. Returns the resolved version."""
+        return self.client.artifacts.use_dataset(self.project, self.id, ref)
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None,
+                     kind: str | None = None) -> dict[str, Any]:
+        """Upload a file or directory (only blobs the store lacks) and record it on the run
+        under ``name`` (default: the base name); ``kind`` is file, directory or model."""
+        return self.client.artifacts.log_artifact(self.project, self.id, path, name, kind)
 
     def refresh(self) -> dict[str, Any]:
         self.record = self.client.get_run(self.project, self.id)

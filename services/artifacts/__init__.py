@@ -1,0 +1,1 @@
+"""Artifact store service: content-addressed blobs, dataset versions, run artifacts, GC."""

@@ -1,0 +1,235 @@
+"""Dataset, run-artifact and GC routes: thin, over the domain (commands) and the read model."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from cairn.core import Manifest
+from cairn.kernel.commands import CommandContext
+from cairn.kernel.errors import InvalidInput
+from cairn.kernel.http import command_context
+from cairn.kernel.ids import check_token
+from cairn.services.artifacts import domain
+from cairn.services.artifacts.api_blobs import Blobs, Runtime
+from cairn.services.artifacts.diff import diff_manifests
+from cairn.services.artifacts.gc import collect_garbage
+from cairn.services.artifacts.manifests import decode_manifest, manifest_from_request
+from cairn.services.artifacts.store import ArtifactsStore
+
+router = APIRouter()
+Ctx = Annotated[CommandContext, Depends(command_context)]
+ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="project name")]
+DatasetName = Annotated[str, Path(pattern=domain.DATASET_NAME_RE.pattern, description="dataset name")]
+RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+DIGEST = r"^[0-9a-f]{64}$"
+REF_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_-]{0,127})(?:@v?(?P<version>\d+|latest))?$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VersionCreate(Strict):
+    manifest: dict[str, Any] = Field(description="Manifest.as_dict(): digest, entries, skipped")
+    description: str = Field(default="", max_length=8000)
+
+
+class ManifestPut(Strict):
+    manifest: dict[str, Any]
+
+
+class ArtifactLog(Strict):
+    name: str = Field(min_length=1, max_length=250)
+    digest: str = Field(pattern=DIGEST)
+    kind: Literal["file", "directory", "model"] = "file"
+
+
+class DatasetUse(Strict):
+    dataset: str = Field(min_length=1, max_length=140, examples=["mnist@v3", "mnist"])
+
+
+def _store(request: Request) -> ArtifactsStore:
+    store = request.app.state.runtime.store
+    assert isinstance(store, ArtifactsStore)
+    return store
+
+
+Store = Annotated[ArtifactsStore, Depends(_store)]
+
+
+def _gc_lock(request: Request) -> asyncio.Lock:
+    return request.app.state.gc_lock
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``name``, ``name@v3``, ``name@3`` or ``name@latest`` -> (name, version or None)."""
+    match = REF_RE.match(ref)
+    if match is None:
+        raise InvalidInput(f"dataset reference {ref!r} is not valid: use NAME or NAME@vN",
+                           details={"field": "dataset"})
+    version = match.group("version")
+    return match.group("name"), None if version in (None, "latest") else int(version)
+
+
+async def _store_manifest(request: Request, blobs: Any, manifest: Manifest) -> None:
+    """Refuse a manifest naming files that are not uploaded; store it as a blob."""
+    files = sorted({e.digest for e in manifest.entries if e.kind == "file"})
+    missing = await asyncio.to_thread(blobs.missing, files)
+    if missing:
+        raise InvalidInput(f"{len(missing)} file blob(s) of the manifest are not uploaded; upload "
+                           "them first (POST /blobs/missing lists them)",
+                           details={"missing": missing[:100], "missing_count": len(missing)})
+    await blobs.put_bytes(manifest.encode())
+
+
+def _manifest_of(blobs: Any, digest: str) -> Manifest:
+    return decode_manifest(blobs.read_verified(digest))
+
+
+# --- manifests ----------------------------------------------------------------------------------
+
+@router.post("/manifests", status_code=201, tags=["blobs"])
+async def put_manifest(body: ManifestPut, request: Request, blobs: Blobs) -> dict[str, Any]:
+    """Store a directory manifest (its files must be uploaded); returns its digest."""
+    manifest = manifest_from_request(body.manifest)
+    async with _gc_lock(request):
+        await _store_manifest(request, blobs, manifest)
+    return {"digest": manifest.digest, "files": len(manifest), "total_size": manifest.total_size}
+
+
+@router.get("/manifests/{digest}", tags=["blobs"])
+async def get_manifest(digest: Annotated[str, Path(pattern=DIGEST)], blobs: Blobs) -> dict[str, Any]:
+    """A stored manifest's entries (verified)."""
+    return (await asyncio.to_thread(_manifest_of, blobs, digest)).as_dict()
+
+
+# --- datasets -----------------------------------------------------------------------------------
+
+@router.post("/projects/{project}/datasets/{name}/versions", status_code=201, tags=["datasets"])
+async def create_version(project: ProjectName, name: DatasetName, body: VersionCreate,
+                         request: Request, rt: Runtime, blobs: Blobs, store: Store,
+                         ctx: Ctx) -> JSONResponse:
+    """A new dataset version from a manifest whose file blobs are uploaded (200 and the latest
+    version when it is identical to the latest)."""
+    manifest = manifest_from_request(body.manifest)
+    async with _gc_lock(request):
+        await _store_manifest(request, blobs, manifest)
+        outcome = await rt.commands.execute(
+            ctx, project=project, aggregate="dataset", aggregate_id=name,
+            decide=lambda s: domain.create_dataset_version(
+                s, manifest_digest=manifest.digest, files=len(manifest),
+                total_size=manifest.total_size, description=body.description))
+    if outcome.type == "noop":
+        return JSONResponse(store.dataset_version(project, name, None), status_code=200)
+    return JSONResponse(store.version_by_seq(outcome.sequence), status_code=201)
+
+
+@router.get("/projects/{project}/datasets", tags=["datasets"])
+async def list_datasets(project: ProjectName, store: Store) -> dict[str, Any]:
+    return {"datasets": store.datasets(project)}
+
+
+@router.get("/projects/{project}/datasets/{name}", tags=["datasets"])
+async def show_dataset(project: ProjectName, name: DatasetName, store: Store) -> dict[str, Any]:
+    return {"name": name, "versions": store.dataset_versions(project, name)}
+
+
+@router.get("/projects/{project}/datasets/{name}/versions/{version}", tags=["datasets"])
+async def get_version(project: ProjectName, name: DatasetName, store: Store, blobs: Blobs,
+                      version: Annotated[str, Path(pattern=r"^(v?\d+|latest)$")]) -> dict[str, Any]:
+    """One version with its manifest (``latest`` or a number)."""
+    number = None if version == "latest" else int(version.lstrip("v"))
+    record = store.dataset_version(project, name, number)
+    manifest = await asyncio.to_thread(_manifest_of, blobs, record["manifest_digest"])
+    return {**record, "manifest": manifest.as_dict()}
+
+
+@router.get("/projects/{project}/datasets/{name}/diff", tags=["datasets"])
+async def diff_versions(project: ProjectName, name: DatasetName, store: Store, blobs: Blobs,
+                        from_version: Annotated[int, Query(alias="from", ge=1)],
+                        to_version: Annotated[int | None, Query(alias="to", ge=1)] = None,
+                        ) -> dict[str, Any]:
+    """Files added, removed and changed between two versions; schema and row-count changes of
+    tabular files."""
+    old = store.dataset_version(project, name, from_version)
+    new = store.dataset_version(project, name, to_version)
+
+    def compute() -> dict[str, Any]:
+        return diff_manifests(blobs, _manifest_of(blobs, old["manifest_digest"]),
+                              _manifest_of(blobs, new["manifest_digest"]))
+
+    result = await asyncio.to_thread(compute)
+    return {"dataset": name, "from": old["version"], "to": new["version"], **result}
+
+
+# --- runs: artifacts and inputs -----------------------------------------------------------------
+
+@router.post("/projects/{project}/runs/{run_id}/artifacts", status_code=201, tags=["runs"])
+async def log_artifact(project: ProjectName, run_id: RunId, body: ArtifactLog, request: Request,
+                       rt: Runtime, blobs: Blobs, store: Store, ctx: Ctx) -> dict[str, Any]:
+    """Record an uploaded blob (file) or stored manifest (directory, model) under a name."""
+    async with _gc_lock(request):
+        if not await asyncio.to_thread(blobs.exists, body.digest):
+            raise InvalidInput(f"blob {body.digest} is not uploaded; upload it first",
+                               details={"missing": [body.digest]})
+        size, files = await asyncio.to_thread(_measure, blobs, body.digest, body.kind)
+        await rt.commands.execute(
+            ctx, project=project, aggregate="artifact_set", aggregate_id=check_token(run_id, "run id"),
+            decide=lambda s: domain.log_artifact(s, name=body.name, digest=body.digest,
+                                                 kind=body.kind, size=size, files=files))
+    return store.run_artifact(project, run_id, body.name)
+
+
+def _measure(blobs: Any, digest: str, kind: str) -> tuple[int, int]:
+    """(size, files) of an artifact; a directory or model must be a manifest."""
+    with blobs.open_verified(digest) as path:
+        data = path.read_bytes() if kind != "file" else b""
+        if kind == "file":
+            return path.stat().st_size, 1
+    try:
+        manifest = decode_manifest(data)
+    except ValueError:
+        raise InvalidInput(f"a {kind} artifact must point at a manifest (POST /manifests); "
+                           f"blob {digest} is not one", details={"field": "digest"}) from None
+    return manifest.total_size, len(manifest)
+
+
+@router.get("/projects/{project}/runs/{run_id}/artifacts", tags=["runs"])
+async def list_artifacts(project: ProjectName, run_id: RunId, store: Store) -> dict[str, Any]:
+    return {"artifacts": store.run_artifacts(project, run_id)}
+
+
+@router.post("/projects/{project}/runs/{run_id}/datasets", status_code=201, tags=["runs"])
+async def use_dataset(project: ProjectName, run_id: RunId, body: DatasetUse, rt: Runtime,
+                      store: Store, ctx: Ctx) -> dict[str, Any]:
+    """Declare a dataset version (``NAME@vN``, or NAME for the latest) as an input of a run."""
+    name, version = parse_ref(body.dataset)
+    record = store.dataset_version(project, name, version)
+    await rt.commands.execute(
+        ctx, project=project, aggregate="dataset_use", aggregate_id=check_token(run_id, "run id"),
+        decide=lambda s: domain.use_dataset(s, dataset=name, version=record["version"],
+                                            manifest_digest=record["manifest_digest"]))
+    return {"run_id": run_id, "dataset": name, "version": record["version"],
+            "manifest_digest": record["manifest_digest"]}
+
+
+@router.get("/projects/{project}/runs/{run_id}/datasets", tags=["runs"])
+async def list_dataset_uses(project: ProjectName, run_id: RunId, store: Store) -> dict[str, Any]:
+    return {"datasets": store.dataset_uses(project, run_id)}
+
+
+# --- admin --------------------------------------------------------------------------------------
+
+@router.post("/admin/gc", tags=["ops"])
+async def gc(request: Request, rt: Runtime, blobs: Blobs,
+             grace_seconds: Annotated[float | None, Query(ge=0)] = None,
+             dry_run: bool = False) -> dict[str, Any]:
+    """Delete blobs no event references, older than ``grace_seconds`` (default from settings)."""
+    grace = request.app.state.settings.artifacts_gc_grace_seconds if grace_seconds is None else grace_seconds
+    return await collect_garbage(rt, blobs, _gc_lock(request), grace_seconds=grace, dry_run=dry_run)

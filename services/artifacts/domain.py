@@ -1,0 +1,120 @@
+"""Artifact-store aggregates as pure functions: commands check state and return one event;
+``evolve`` folds an event into state. No I/O here.
+
+Aggregates (all owned by this service):
+- dataset (id = dataset name): numbered versions, each a manifest digest;
+- artifact_set (id = run id): a run's logged artifacts by name (immutable once logged);
+- dataset_use (id = run id): the dataset versions a run declared as inputs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cairn.kernel.commands import Decision
+from cairn.kernel.errors import Conflict, InvalidInput, NotFound
+
+State = dict[str, Any] | None
+
+DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+ARTIFACT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-./ ]{0,249}$")
+ARTIFACT_KINDS = ("file", "directory", "model")
+
+
+def check_dataset_name(name: str) -> str:
+    if not DATASET_NAME_RE.match(name):
+        raise InvalidInput(f"dataset name {name!r} is not valid: use 1-128 letters, digits, '-' and "
+                           "'_', starting with a letter or digit", details={"field": "name"})
+    return name
+
+
+def check_artifact_name(name: str) -> str:
+    if not ARTIFACT_NAME_RE.match(name) or ".." in name.split("/"):
+        raise InvalidInput(f"artifact name {name!r} is not valid: use 1-250 letters, digits, spaces "
+                           "and '_-./', no '..'", details={"field": "name"})
+    return name
+
+
+# --- dataset ------------------------------------------------------------------------------------
+
+def create_dataset_version(state: State, *, manifest_digest: str, files: int, total_size: int,
+                           description: str) -> Decision:
+    """A new version, unless the latest version already has this exact manifest (no-op)."""
+    versions = state["versions"] if state else []
+    if versions and versions[-1] == manifest_digest:
+        return None
+    return "dataset.version_created", {
+        "version": len(versions) + 1, "manifest_digest": manifest_digest, "files": files,
+        "total_size": total_size, "description": description,
+    }
+
+
+def resolve_version(state: State, name: str, version: int | None) -> tuple[int, str]:
+    """(version, manifest digest) of ``name@v<version>`` (latest when None)."""
+    versions = state["versions"] if state else []
+    if not versions:
+        raise NotFound(f"dataset {name!r} does not exist; push it with: cairn datasets push DIR "
+                       f"--name {name}")
+    if version is None:
+        version = len(versions)
+    if not 1 <= version <= len(versions):
+        raise NotFound(f"dataset {name!r} has no version {version}; latest is {len(versions)}")
+    return version, versions[version - 1]
+
+
+def evolve_dataset(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    current = state or {"versions": []}
+    if event_type == "dataset.version_created":
+        current = {"versions": [*current["versions"], data["manifest_digest"]]}
+    return current
+
+
+# --- artifact_set -------------------------------------------------------------------------------
+
+def log_artifact(state: State, *, name: str, digest: str, kind: str, size: int, files: int) -> Decision:
+    """Record an artifact under a name; the same name again with other bytes is a conflict."""
+    check_artifact_name(name)
+    if kind not in ARTIFACT_KINDS:
+        raise InvalidInput(f"artifact kind {kind!r} is not one of {', '.join(ARTIFACT_KINDS)}",
+                           details={"field": "kind"})
+    logged = (state or {}).get("artifacts", {})
+    if name in logged:
+        if logged[name] == digest:
+            return None
+        raise Conflict(f"artifact {name!r} is already logged for this run with digest "
+                       f"{logged[name]}; artifacts are immutable, log it under another name",
+                       details={"name": name, "digest": logged[name]})
+    return "run.artifact_logged", {"name": name, "digest": digest, "kind": kind, "size": size,
+                                   "files": files}
+
+
+def evolve_artifact_set(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    current = state or {"artifacts": {}}
+    if event_type == "run.artifact_logged":
+        current = {"artifacts": {**current["artifacts"], data["name"]: data["digest"]}}
+    return current
+
+
+# --- dataset_use --------------------------------------------------------------------------------
+
+def use_dataset(state: State, *, dataset: str, version: int, manifest_digest: str) -> Decision:
+    key = f"{dataset}@v{version}"
+    if key in (state or {}).get("used", []):
+        return None
+    return "run.dataset_used", {"dataset": dataset, "version": version,
+                                "manifest_digest": manifest_digest}
+
+
+def evolve_dataset_use(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    current = state or {"used": []}
+    if event_type == "run.dataset_used":
+        current = {"used": [*current["used"], f"{data['dataset']}@v{data['version']}"]}
+    return current
+
+
+# The event schemas this service owns (schemas/events/<type>.v1.json).
+EVENT_SCHEMAS = ("dataset.version_created.v1", "run.artifact_logged.v1", "run.dataset_used.v1")
+
+EVOLVERS = {"dataset": evolve_dataset, "artifact_set": evolve_artifact_set,
+            "dataset_use": evolve_dataset_use}

@@ -1,0 +1,274 @@
+"""Blobs, datasets and run artifacts from Python: ``client.artifacts`` (an :class:`Artifacts`).
+
+Uploads ask the server which blobs are missing first and send only those, streamed from disk;
+downloads land in a temp file next to their destination, are hashed, and are renamed into place
+only if they match their digest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from cairn.core import Manifest, fingerprint_file, fingerprint_tree
+from cairn.core.manifest import check_relative_path
+
+if TYPE_CHECKING:
+    from cairn.sdk.client import Client
+
+Progress = Callable[[int], None] | None
+CHUNK = 1 << 20
+BASE = "/api/v1/artifacts"
+
+
+class IntegrityError(ValueError):
+    """Downloaded bytes do not match their digest, or a manifest would write outside its target."""
+
+
+@dataclass
+class PushResult:
+    """What a push did: the manifest, the version record and how much was actually sent."""
+
+    manifest: Manifest
+    record: dict[str, Any]
+    uploaded_files: int
+    uploaded_bytes: int
+
+
+def _q(part: str) -> str:
+    return quote(part, safe="")
+
+
+def _file_chunks(path: Path, progress: Progress) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            if progress is not None:
+                progress(len(chunk))
+            yield chunk
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``name@v3`` -> ("name", "3"); ``name`` -> ("name", "latest")."""
+    name, _, version = ref.partition("@")
+    version = version.lstrip("v") or "latest"
+    return name, version
+
+
+class Artifacts:
+    """Artifact-store calls made through a :class:`~cairn.sdk.client.Client`."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.http: httpx.Client = client._http
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.client.request(method, f"{BASE}{path}", **kwargs)
+
+    # --- blobs ---------------------------------------------------------------------------------
+
+    def missing(self, digests: list[str]) -> list[str]:
+        """The digests the server does not have yet."""
+        out: list[str] = []
+        for start in range(0, len(digests), 50_000):
+            out += self._call("POST", "/blobs/missing", json={"digests": digests[start:start + 50_000]})["missing"]
+        return out
+
+    def exists(self, digest: str) -> bool:
+        return self.http.head(f"{BASE}/blobs/{digest}").status_code == 200
+
+    def upload_blob(self, path: str | os.PathLike[str], digest: str | None = None,
+                    progress: Progress = None) -> dict[str, Any]:
+        """Stream one file to the store (its digest is computed if not given)."""
+        path = Path(path)
+        digest = digest or fingerprint_file(path)
+        size = path.stat().st_size
+        delay = 0.2
+        for attempt in range(self.client.retries + 1):
+            try:
+                resp = self.http.put(f"{BASE}/blobs/{digest}", content=_file_chunks(path, progress),
+                                     headers={"Content-Length": str(size),
+                                              "Content-Type": "application/octet-stream"},
+                                     timeout=httpx.Timeout(60.0, write=None))
+                if resp.status_code not in (502, 503, 504) or attempt == self.client.retries:
+                    return self.client._answer(resp)
+            except httpx.TransportError:
+                if attempt == self.client.retries:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
+    def download_blob(self, digest: str, dest: str | os.PathLike[str], progress: Progress = None) -> Path:
+        """Download a blob to ``dest`` (temp file + verify + rename); IntegrityError on mismatch."""
+        dest = Path(dest)
+        fd, name = tempfile.mkstemp(prefix=".cairn-", dir=dest.parent)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out, self.http.stream("GET", f"{BASE}/blobs/{digest}",
+                                                              timeout=httpx.Timeout(60.0)) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    self.client._answer(resp)
+                for chunk in resp.iter_raw(CHUNK):
+                    out.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            actual = fingerprint_file(tmp)
+            if actual != digest:
+                raise IntegrityError(f"downloaded bytes for {dest} hash to {actual}, not {digest}")
+            os.replace(tmp, dest)
+            return dest
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def read_range(self, digest: str, start: int, end: int) -> bytes:
+        """Bytes ``start..end`` (inclusive) of a blob, verified server-side before serving."""
+        resp = self.http.get(f"{BASE}/blobs/{digest}", headers={"Range": f"bytes={start}-{end}"})
+        if resp.status_code >= 400:
+            self.client._answer(resp)
+        return resp.content
+
+    def upload_tree(self, manifest: Manifest, root: Path,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+        """Upload the manifest's files the server lacks; returns (files, bytes) sent.
+        ``progress(advance_bytes, total_bytes_to_send)``."""
+        by_digest = {e.digest: e for e in manifest.entries if e.kind == "file"}
+        missing = self.missing(sorted(by_digest))
+        total = sum(by_digest[d].size for d in missing)
+        sent = 0
+        for digest in missing:
+            entry = by_digest[digest]
+            source = root / entry.path if root.is_dir() else root
+            self.upload_blob(source, digest, (lambda n: progress(n, total)) if progress else None)
+            sent += entry.size
+        return len(missing), sent
+
+    # --- datasets ------------------------------------------------------------------------------
+
+    def push_dataset(self, project: str, name: str, path: str | os.PathLike[str], *, description: str = "",
+                     progress: Callable[[int, int], None] | None = None) -> PushResult:
+        """Fingerprint a directory, upload the missing blobs, create a version."""
+        root = Path(path)
+        manifest = fingerprint_tree(root)
+        files, sent = self.upload_tree(manifest, root, progress)
+        record = self._call("POST", f"/projects/{_q(project)}/datasets/{_q(name)}/versions",
+                            json={"manifest": manifest.as_dict(), "description": description})
+        return PushResult(manifest, record, files, sent)
+
+    def list_datasets(self, project: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/projects/{_q(project)}/datasets")["datasets"]
+
+    def dataset(self, project: str, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/projects/{_q(project)}/datasets/{_q(name)}")
+
+    def dataset_version(self, project: str, ref: str) -> dict[str, Any]:
+        """A version and its manifest: ``name@v3`` or ``name`` (latest)."""
+        name, version = split_ref(ref)
+        return self._call("GET", f"/projects/{_q(project)}/datasets/{_q(name)}/versions/{_q(version)}")
+
+    def diff(self, project: str, ref_a: str, ref_b: str) -> dict[str, Any]:
+        name_a, va = split_ref(ref_a)
+        name_b, vb = split_ref(ref_b)
+        if name_a != name_b:
+            raise ValueError(f"diff compares versions of one dataset, got {name_a!r} and {name_b!r}")
+        if va == "latest":
+            raise ValueError(f"name the first version explicitly, e.g. {name_a}@v1")
+        params = {"from": va} | ({} if vb == "latest" else {"to": vb})
+        return self._call("GET", f"/projects/{_q(project)}/datasets/{_q(name_a)}/diff", params=params)
+
+    def pull_dataset(self, project: str, ref: str, dest: str | os.PathLike[str], *,
+                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Restore a version's exact bytes under ``dest`` (verified); returns the version record."""
+        record = self.dataset_version(project, ref)
+        manifest = Manifest.from_dict(record["manifest"])  # re-checks paths and the digest
+        restore_tree(self, manifest, Path(dest), progress)
+        return record
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    def log_artifact(self, project: str, run_id: str, path: str | os.PathLike[str], name: str | None = None,
+                     kind: str | None = None) -> dict[str, Any]:
+        """Upload a file or directory and record it on the run under ``name``."""
+        path = Path(path)
+        if path.is_dir():
+            manifest = fingerprint_tree(path)
+            self.upload_tree(manifest, path)
+            digest = self._call("POST", "/manifests", json={"manifest": manifest.as_dict()})["digest"]
+            kind = kind or "directory"
+        else:
+            digest = fingerprint_file(path)
+            if self.missing([digest]):
+                self.upload_blob(path, digest)
+            kind = kind or "file"
+        return self._call("POST", f"/projects/{_q(project)}/runs/{_q(run_id)}/artifacts",
+                          json={"name": name or path.name, "digest": digest, "kind": kind})
+
+    def list_artifacts(self, project: str, run_id: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/projects/{_q(project)}/runs/{_q(run_id)}/artifacts")["artifacts"]
+
+    def download_artifact(self, record: dict[str, Any], dest: str | os.PathLike[str]) -> Path:
+        """Restore an artifact record (file to ``dest``, directory under ``dest``)."""
+        dest = Path(dest)
+        if record["kind"] == "file":
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            return self.download_blob(record["digest"], dest)
+        manifest = Manifest.from_dict(self._call("GET", f"/manifests/{record['digest']}"))
+        restore_tree(self, manifest, dest, None)
+        return dest
+
+    def use_dataset(self, project: str, run_id: str, ref: str) -> dict[str, Any]:
+        return self._call("POST", f"/projects/{_q(project)}/runs/{_q(run_id)}/datasets", json={"dataset": ref})
+
+    def gc(self, grace_seconds: float | None = None, dry_run: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] = {"dry_run": dry_run}
+        if grace_seconds is not None:
+            params["grace_seconds"] = grace_seconds
+        return self._call("POST", "/admin/gc", params=params)
+
+
+def _inside(root: Path, path: Path) -> bool:
+    return os.path.realpath(path).startswith(os.path.realpath(root) + os.sep)
+
+
+def restore_tree(api: Artifacts, manifest: Manifest, dest: Path,
+                 progress: Callable[[int, int], None] | None) -> None:
+    """Write every manifest entry under ``dest``; refuses anything that would land outside it
+    (unsafe paths, parents that are links, links pointing out of the tree)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    total = manifest.total_size
+    done: dict[str, Path] = {}
+    for entry in manifest.entries:
+        check_relative_path(entry.path)
+        target = dest / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not _inside(dest, target.parent / "x"):
+            raise IntegrityError(f"{entry.path!r} would be written outside {dest}")
+        if entry.kind == "symlink":
+            continue
+        if target.is_file() and not target.is_symlink() and target.stat().st_size == entry.size \
+                and fingerprint_file(target) == entry.digest:
+            done.setdefault(entry.digest, target)
+        elif entry.digest in done:
+            shutil.copyfile(done[entry.digest], target)
+        else:
+            api.download_blob(entry.digest, target, (lambda n: progress(n, total)) if progress else None)
+            done[entry.digest] = target
+    for entry in manifest.entries:
+        if entry.kind != "symlink":
+            continue
+        assert entry.target is not None
+        link = dest / entry.path
+        if os.path.isabs(entry.target) or not _inside(dest, link.parent / entry.target):
+            raise IntegrityError(f"link {entry.path!r} -> {entry.target!r} points outside {dest}")
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(entry.target, link)

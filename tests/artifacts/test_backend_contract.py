@@ -1,0 +1,119 @@
+"""One contract suite, run against every blob backend: the local file system and S3 (a real
+SeaweedFS server). Each test goes through BlobStore, which adds the digest checks on top."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cairn.core import blake3
+from cairn.kernel.errors import NotFound
+from cairn.services.artifacts import backends
+from cairn.services.artifacts.backends import FsBackend, S3Backend
+from cairn.services.artifacts.blobs import BlobCorrupt, BlobStore, DigestMismatch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from seaweed import SeaweedS3  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["fs", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    if request.param == "fs":
+        backend: backends.BlobBackend = FsBackend(tmp_path / "blobs")
+    else:
+        server: SeaweedS3 = request.getfixturevalue("seaweed")
+        backend = S3Backend(endpoint=server.endpoint, bucket=server.bucket, access_key="test",
+                            secret_key="test", prefix=f"{tmp_path.name}/", spool_dir=tmp_path / "spool")
+    return BlobStore(backend, tmp_path / "tmp", max_blob_bytes=1 << 30)
+
+
+async def _chunks(data: bytes, size: int = 1 << 16):  # type: ignore[no-untyped-def]
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+def _corrupt(store: BlobStore, digest: str, data: bytes) -> None:
+    """Change a stored blob's bytes behind the store's back (bit rot, a bad disk, a bad bucket)."""
+    backend = store.backend
+    if isinstance(backend, FsBackend):
+        backend.path_of(digest).write_bytes(data)
+    else:
+        assert isinstance(backend, S3Backend)
+        backend.s3.put_object(Bucket=backend.bucket, Key=backend._key(digest), Body=data)
+
+
+async def test_stored_blob_reads_back_identical(store: BlobStore) -> None:
+    data = os.urandom(300_000)
+    digest = blake3(data).hex()
+    assert store.missing([digest, digest]) == [digest]
+    size, created = await store.receive(digest, _chunks(data))
+    assert (size, created) == (len(data), True)
+    assert store.exists(digest) and store.missing([digest]) == []
+    assert store.read_verified(digest) == data
+    assert [b.digest for b in store.backend.list()] == [digest]
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+async def test_same_blob_twice_is_not_stored_again(store: BlobStore) -> None:
+    data = b"dedup me"
+    digest = blake3(data).hex()
+    assert (await store.receive(digest, _chunks(data)))[1] is True
+    assert (await store.receive(digest, _chunks(data)))[1] is False
+
+
+async def test_wrong_digest_stores_nothing(store: BlobStore) -> None:
+    data = os.urandom(10_000)
+    claimed = blake3(b"something else").hex()
+    with pytest.raises(DigestMismatch) as err:
+        await store.receive(claimed, _chunks(data))
+    assert err.value.details["actual"] == blake3(data).hex()
+    assert not store.exists(claimed)
+    assert list(store.backend.list()) == []
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+async def test_corrupted_blob_is_detected_on_read(store: BlobStore) -> None:
+    data = os.urandom(50_000)
+    digest = blake3(data).hex()
+    await store.receive(digest, _chunks(data))
+    _corrupt(store, digest, data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(BlobCorrupt):
+        store.read_verified(digest)
+
+
+async def test_missing_blob_is_not_found_and_delete_is_idempotent(store: BlobStore) -> None:
+    digest = blake3(b"never stored").hex()
+    with pytest.raises(NotFound):
+        store.read_verified(digest)
+    store.backend.delete(digest)
+    data = b"to delete"
+    stored = blake3(data).hex()
+    await store.receive(stored, _chunks(data))
+    store.backend.delete(stored)
+    assert not store.exists(stored)
+
+
+async def test_large_blob_round_trips(store: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the multipart threshold (lowered to S3's 5 MiB minimum part size for the test)."""
+    if isinstance(store.backend, S3Backend):
+        from boto3.s3.transfer import TransferConfig
+
+        store.backend.transfer = TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20)
+    data = os.urandom(12 << 20)
+    digest = blake3(data).hex()
+    await store.receive(digest, _chunks(data, 1 << 20))
+    assert store.read_verified(digest) == data
+    assert [b.size for b in store.backend.list()] == [len(data)]
