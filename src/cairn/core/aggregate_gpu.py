@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from cairn import _core
 from cairn.core.gpu import _cupy
 
@@ -33,7 +35,7 @@ def values_array(data: Any, name: str = "values") -> Any:
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.dtype not in (cp.float32, cp.float64):
-        if not (cp.issubdtype(arr.dtype, cp.number) or arr.dtype == cp.bool_):
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
             raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
         arr = arr.astype(cp.float64)
     return cp.ascontiguousarray(arr)
@@ -66,7 +68,7 @@ def segments(
         raise ValueError("give offsets or segment_ids, not both")
     if segment_ids is not None:
         ids = cp.asarray(segment_ids)
-        if not cp.issubdtype(ids.dtype, cp.integer):
+        if not np.issubdtype(ids.dtype, np.integer):
             raise TypeError(f"segment_ids must be integers, got dtype {ids.dtype}")
         ids = ids.astype(cp.int64, copy=False)
         if ids.size != n:
@@ -82,12 +84,12 @@ def segments(
         order = cp.argsort(ids * max(n, 1) + cp.arange(n, dtype=cp.int64))
         offs = cp.zeros(nseg + 1, dtype=cp.int64)
         if nseg:
-            cp.cumsum(cp.bincount(ids, minlength=nseg), out=offs[1:])
+            offs[1:] = cp.cumsum(cp.bincount(ids, minlength=nseg))
         return cp.ascontiguousarray(vals[order]), offs
     if offsets is None:
         return vals, cp.asarray([0, n], dtype=cp.int64)
     offs = cp.asarray(offsets)
-    if offs.size and not cp.issubdtype(offs.dtype, cp.integer):
+    if offs.size and not np.issubdtype(offs.dtype, np.integer):
         raise TypeError(f"offsets must be integers, got dtype {offs.dtype}")
     offs = cp.ascontiguousarray(offs, dtype=cp.int64)
     _check_offsets(offs, n)
@@ -172,7 +174,7 @@ def xy(x: Any, y: Any, n_out: int) -> tuple[Any, Any]:
     if xs.ndim != 1:
         raise ValueError(f"x must be 1-D, got shape {xs.shape}")
     xs = cp.ascontiguousarray(
-        xs, dtype=cp.int64 if cp.issubdtype(xs.dtype, cp.integer) else cp.float64
+        xs, dtype=cp.int64 if np.issubdtype(xs.dtype, np.integer) else cp.float64
     )
     ys = values_array(y, "y")
     if xs.size != ys.size:
@@ -188,7 +190,7 @@ def xy(x: Any, y: Any, n_out: int) -> tuple[Any, Any]:
         if bad.size:
             k = int(bad[0]) + 1
             raise ValueError(f"x must be sorted ascending; x[{k}] < x[{k - 1}]")
-    if xs.dtype == cp.float64 and xs.size and not cp.isfinite(xs[-1] - xs[0]):
+    if xs.dtype == cp.float64 and xs.size and not bool(cp.isfinite(xs[-1] - xs[0])):
         raise ValueError("x spans more than the largest float64 (x[-1] - x[0] overflows)")
     return xs, ys
 
