@@ -134,8 +134,52 @@ static void register_gpu_charts(py::module_& m) {
       "The n_out indices LTTB keeps, on the GPU (needs n > n_out >= 3).");
 }
 
+// Tests only: the chart/histogram kernels' decomposition emulated on the CPU (float64 y/values).
+static void register_gpu_charts_emulation(py::module_& m) {
+  using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+  using I64 = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+  m.def(
+      "_segment_histogram_gpu_host_emulation",
+      [](const F64& values, const I64& offsets, const F64& edges) {
+        const int64_t nseg = offsets.size() - 1, nedges = edges.size();
+        py::array_t<int64_t> counts({nseg, nedges - 1});
+        py::array_t<int64_t> under(nseg), over(nseg), nan(nseg);
+        cairn::gpu::segment_histogram_host_emulation(
+            values.data(), offsets.data(), nseg, edges.data(), nedges, counts.mutable_data(),
+            under.mutable_data(), over.mutable_data(), nan.mutable_data());
+        return py::make_tuple(counts, under, over, nan);
+      },
+      py::arg("values"), py::arg("offsets"), py::arg("edges"));
+  m.def(
+      "_downsample_minmax_gpu_host_emulation",
+      [](const py::array& x, const F64& y, int64_t n_out) {
+        const bool ints = py::dtype::of<int64_t>().is(x.dtype());
+        const py::array xs = ints ? py::array(I64::ensure(x)) : py::array(F64::ensure(x));
+        const int64_t nb = n_out / 3;
+        py::array_t<int64_t> triples({nb, int64_t{3}});
+        cairn::gpu::downsample_minmax_host_emulation(
+            xs.data(), ints ? cairn::gpu::XType::Int64 : cairn::gpu::XType::Float64, y.data(),
+            y.size(), n_out, triples.mutable_data());
+        return triples;
+      },
+      py::arg("x"), py::arg("y"), py::arg("n_out"));
+  m.def(
+      "_lttb_gpu_host_emulation",
+      [](const py::array& x, const F64& y, int64_t n_out) {
+        const bool ints = py::dtype::of<int64_t>().is(x.dtype());
+        const py::array xs = ints ? py::array(I64::ensure(x)) : py::array(F64::ensure(x));
+        py::array_t<int64_t> out(n_out);
+        cairn::gpu::lttb_host_emulation(
+            xs.data(), ints ? cairn::gpu::XType::Int64 : cairn::gpu::XType::Float64, y.data(),
+            y.size(), n_out, out.mutable_data());
+        return out;
+      },
+      py::arg("x"), py::arg("y"), py::arg("n_out"));
+}
+
 void register_gpu(py::module_& m) {
   register_gpu_charts(m);
+  register_gpu_charts_emulation(m);
   m.def(
       "blake3_cuda_device",
       [](uintptr_t ptr, uint64_t nbytes, uintptr_t stream) {

@@ -13,11 +13,14 @@
 #include <type_traits>
 
 #include "cairn/charts_gpu.hpp"
+#include "cairn/charts_gpu_logic.hpp"
 #include "cuda_check.cuh"
 
 namespace cairn::gpu {
 
 namespace {
+
+using namespace cairn::gpu::charts;
 
 constexpr unsigned kFull = 0xffffffffu;
 
@@ -65,47 +68,6 @@ __global__ void first_last_kernel(const T* __restrict__ values, const int64_t* _
 
 // ---- histograms: tiles of values; a tile inside one segment counts in shared memory ----------
 
-constexpr int kHistThreads = 256;
-constexpr int64_t kHistTile = 8192;
-constexpr int64_t kSharedSlots = 8192;  // bins + underflow, overflow, NaN that fit in shared memory
-
-// Segment s with offsets[s] <= i < offsets[s + 1], searched in [lo, hi] (s is the last such).
-__device__ __forceinline__ int64_t segment_of(const int64_t* offsets, int64_t lo, int64_t hi,
-                                              int64_t i) {
-  // upper_bound of i in offsets[lo .. hi + 1), minus one
-  int64_t first = lo, count = hi - lo + 1;
-  while (count > 0) {
-    const int64_t step = count / 2, mid = first + step;
-    if (offsets[mid] <= i) {
-      first = mid + 1;
-      count -= step + 1;
-    } else {
-      count = step;
-    }
-  }
-  return first - 1;
-}
-
-// Slot of v: bin j in [0, nbins), nbins = underflow, nbins + 1 = overflow, nbins + 2 = NaN.
-__device__ __forceinline__ int64_t slot_of(double v, const double* edges, int64_t nedges) {
-  const int64_t nbins = nedges - 1;
-  const double lo = edges[0], hi = edges[nedges - 1];
-  if (v != v) return nbins + 2;
-  if (v < lo) return nbins;
-  if (v > hi) return nbins + 1;
-  if (v == hi) return nbins - 1;
-  int64_t first = 0, count = nedges;  // upper_bound(edges, v) - 1
-  while (count > 0) {
-    const int64_t step = count / 2, mid = first + step;
-    if (edges[mid] <= v) {
-      first = mid + 1;
-      count -= step + 1;
-    } else {
-      count = step;
-    }
-  }
-  return first - 1;
-}
 
 __device__ __forceinline__ void count_slot(int64_t seg, int64_t slot, int64_t nbins,
                                            int64_t* counts, int64_t* under, int64_t* over,
@@ -163,68 +125,15 @@ __global__ void histogram_kernel(const T* __restrict__ values, int64_t begin, in
 
 // ---- downsampling: bucket starts by binary search, then one block per bucket --------------------
 
-struct BucketOfInt {
-  int64_t x0;
-  unsigned __int128 width;  // x[n-1] - x[0] + 1
-  int64_t nb;
-  __device__ int64_t operator()(int64_t x) const {
-    const uint64_t dx = static_cast<uint64_t>(x) - static_cast<uint64_t>(x0);
-    return static_cast<int64_t>((static_cast<unsigned __int128>(dx) * static_cast<uint64_t>(nb)) /
-                                width);
-  }
-};
-
-struct BucketOfFloat {
-  double x0;
-  double span;
-  int64_t nb;
-  __device__ int64_t operator()(double x) const {
-    if (span <= 0.0) return 0;
-    const double q = __ddiv_rn(__dsub_rn(x, x0), span);
-    const double b = floor(__dmul_rn(q, static_cast<double>(nb)));
-    return min(nb - 1, static_cast<int64_t>(b));
-  }
-};
-
 // starts[b] = first index whose bucket is >= b, for b in [0, nb]; bucket(x) is non-decreasing.
 template <class X, class Bucket>
 __global__ void bucket_starts_kernel(const X* __restrict__ x, int64_t n, Bucket bucket_of,
                                      int64_t* starts) {
   const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b > bucket_of.nb) return;
-  int64_t first = 0, count = n;
-  while (count > 0) {
-    const int64_t step = count / 2, mid = first + step;
-    if (bucket_of(x[mid]) < b) {
-      first = mid + 1;
-      count -= step + 1;
-    } else {
-      count = step;
-    }
-  }
-  starts[b] = first;
+  starts[b] = bucket_start(x, n, bucket_of, b);
 }
 
-constexpr int kPickThreads = 256;
-
-struct Pick {
-  double v;
-  int64_t i;  // -1: nothing
-};
-
-// Smaller v wins, then smaller index; -1 loses.
-__device__ __forceinline__ Pick lower(Pick a, Pick b) {
-  if (a.i < 0) return b;
-  if (b.i < 0) return a;
-  if (b.v < a.v || (b.v == a.v && b.i < a.i)) return b;
-  return a;
-}
-__device__ __forceinline__ Pick higher(Pick a, Pick b) {
-  if (a.i < 0) return b;
-  if (b.i < 0) return a;
-  if (b.v > a.v || (b.v == a.v && b.i < a.i)) return b;
-  return a;
-}
 
 template <class Y>
 __global__ void minmax_kernel(const Y* __restrict__ y, const int64_t* __restrict__ starts,
@@ -256,20 +165,6 @@ __global__ void minmax_kernel(const Y* __restrict__ y, const int64_t* __restrict
 
 // ---- LTTB ---------------------------------------------------------------------------------------
 
-template <class X>
-__device__ __forceinline__ double x_offset(const X* x, int64_t i) {
-  if constexpr (std::is_integral_v<X>) {  // int64: subtract exactly, then round
-    return static_cast<double>(static_cast<uint64_t>(x[i]) - static_cast<uint64_t>(x[0]));
-  } else {
-    return __dsub_rn(static_cast<double>(x[i]), static_cast<double>(x[0]));
-  }
-}
-
-__device__ __forceinline__ int64_t lttb_start(int64_t b, int64_t inner, int64_t nbuckets) {
-  const unsigned __int128 scaled = static_cast<unsigned __int128>(b) * static_cast<uint64_t>(inner);
-  return 1 + static_cast<int64_t>(scaled / static_cast<uint64_t>(nbuckets));
-}
-
 // Per bucket b: the mean x of the next bucket (or the last point) and the mean of its non-NaN y
 // (has_y = 0 when there is none), summed left to right as the CPU does.
 template <class X, class Y>
@@ -283,26 +178,15 @@ __global__ void lttb_corners_kernel(const X* __restrict__ x, const Y* __restrict
   double sx = 0.0, sy = 0.0;
   int64_t ny = 0;
   for (int64_t k = nlo; k < nhi; ++k) {
-    sx = __dadd_rn(sx, x_offset(x, k));
+    sx = add_rn(sx, x_offset(x, k));
     const double v = at(y, k);
-    if (v == v) sy = __dadd_rn(sy, v), ++ny;
+    if (v == v) sy = add_rn(sy, v), ++ny;
   }
-  cx[b] = __ddiv_rn(sx, static_cast<double>(nhi - nlo));
-  cy[b] = ny > 0 ? __ddiv_rn(sy, static_cast<double>(ny)) : 0.0;
+  cx[b] = div_rn(sx, static_cast<double>(nhi - nlo));
+  cy[b] = ny > 0 ? div_rn(sy, static_cast<double>(ny)) : 0.0;
   has_y[b] = ny > 0;
 }
 
-constexpr int kLttbThreads = 512;
-
-struct Area {
-  double a;   // -1: none yet (NaN areas never count)
-  int64_t k;
-};
-
-__device__ __forceinline__ Area larger(Area p, Area q) {
-  if (q.a > p.a || (q.a == p.a && q.k < p.k)) return q;
-  return p;
-}
 
 // One block walks the buckets in order: the previous pick is the next triangle's first corner.
 template <class X, class Y>
@@ -320,12 +204,9 @@ __global__ void lttb_pick_kernel(const X* __restrict__ x, const Y* __restrict__ 
     const int64_t lo = lttb_start(b, inner, nbuckets), hi = lttb_start(b + 1, inner, nbuckets);
     const double ax = x_offset(x, a), ay = at(y, a);
     const double cx = cxs[b], cy = has_y[b] ? cys[b] : ay;
-    const double dxc = __dsub_rn(ax, cx), dyc = __dsub_rn(cy, ay);
     Area best{-1.0, INT64_MAX};
     for (int64_t k = lo + threadIdx.x; k < hi; k += blockDim.x) {
-      const double t1 = __dmul_rn(dxc, __dsub_rn(at(y, k), ay));
-      const double t2 = __dmul_rn(__dsub_rn(ax, x_offset(x, k)), dyc);
-      const double area = fabs(__dsub_rn(t1, t2));
+      const double area = lttb_area(ax, ay, cx, cy, x_offset(x, k), at(y, k));
       if (area > best.a) best = Area{area, k};  // NaN never wins; ties keep the earlier k
     }
     for (int d = 16; d > 0; d >>= 1) {

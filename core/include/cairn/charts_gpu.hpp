@@ -36,4 +36,15 @@ void downsample_minmax_device(const void* x, XType xtype, const void* y, ValueTy
 void lttb_device(const void* x, XType xtype, const void* y, ValueType ytype, int64_t n,
                  int64_t n_out, int64_t* indices, uintptr_t stream);
 
+// Tests only: the kernels' decomposition (tiles, shared-memory privatisation, bucket searches,
+// per-thread picks and their merge) run on the CPU over host pointers with the same device/host
+// code (cairn/charts_gpu_logic.hpp). Always compiled. y and values are float64 here.
+void segment_histogram_host_emulation(const double* values, const int64_t* offsets, int64_t nseg,
+                                      const double* edges, int64_t nedges, int64_t* counts,
+                                      int64_t* underflow, int64_t* overflow, int64_t* nan_count);
+void downsample_minmax_host_emulation(const void* x, XType xtype, const double* y, int64_t n,
+                                      int64_t n_out, int64_t* triples);
+void lttb_host_emulation(const void* x, XType xtype, const double* y, int64_t n, int64_t n_out,
+                         int64_t* indices);
+
 }  // namespace cairn::gpu
