@@ -263,7 +263,8 @@ def main() -> int:
             for i in range(files):
                 with open(os.path.join(root, f"part-{i}.bin"), "wb") as f:
                     for k in range(size // block.size):
-                        block[:8] = k + i * 1000  # distinct contents
+                        # distinct contents per block and file
+                        block[:8] = np.array([k + i * 1000], dtype="<i8").view(np.uint8)
                         f.write(block.data)
                     f.write(block.data[: size % block.size])
             total = files * size

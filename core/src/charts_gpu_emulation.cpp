@@ -58,7 +58,9 @@ void minmax_emulation(const X* x, const double* y, int64_t n, const Bucket& buck
                       int64_t* triples) {
   const int64_t nb = bucket_of.nb;
   std::vector<int64_t> starts(static_cast<size_t>(nb + 1));
-  for (int64_t b = 0; b <= nb; ++b) starts[static_cast<size_t>(b)] = bucket_start(x, n, bucket_of, b);
+  for (int64_t b = 0; b <= nb; ++b) {
+    starts[static_cast<size_t>(b)] = bucket_start(x, n, bucket_of, b);
+  }
   for (int64_t b = 0; b < nb; ++b) {  // one block
     const int64_t s = starts[static_cast<size_t>(b)], e = starts[static_cast<size_t>(b + 1)];
     Pick lo{0.0, -1}, hi{0.0, -1};

@@ -96,6 +96,7 @@ def is_pinned_host(buffer: Any) -> bool:
         if view.size == 0:
             return False
         attrs = cupy.cuda.runtime.pointerGetAttributes(view.ctypes.data)
-        return int(attrs.type) == 1  # cudaMemoryTypeHost
+        kind = getattr(attrs, "type", getattr(attrs, "memoryType", -1))
+        return int(kind) == 1  # cudaMemoryTypeHost
     except Exception:  # noqa: BLE001 - any doubt means "not pinned", i.e. the CPU
         return False
