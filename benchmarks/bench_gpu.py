@@ -322,6 +322,49 @@ def main() -> int:
 
     section("charts", charts)
 
+    # -- experimental float4 tile loads for segment reduce (opt-in; last: a fault cannot hide the
+    # sections above) ----------------------------------------------------------------------------
+    def segment_reduce_vector() -> dict[str, Any]:
+        from cairn.core import gpu
+
+        n = int(1_000_000_000 * scale)
+        values = cupy.random.random(n, dtype=cupy.float32)
+        out: dict[str, Any] = {"values": n, "dtype": "float32"}
+        copy = ceilings.get("device_copy_GBps")
+        flag = "CAIRN_GPU_SEGMENT_VECTOR_LOADS"
+        for nseg in (1_000, 10_000_000):
+            nseg = min(nseg, n)
+            offsets = cupy.linspace(0, n, nseg + 1).astype(cupy.int64)
+            entry: dict[str, Any] = {}
+            results = {}
+
+            def run(o: Any = offsets) -> dict[str, Any]:
+                return gpu.segment_reduce_gpu(values, o, out="cupy")
+
+            for path, value in (("scalar", "0"), ("vector", "1")):
+                os.environ[flag] = value
+                try:
+                    s = gpu_seconds(run, 3)
+                    results[path] = run()
+                finally:
+                    os.environ.pop(flag, None)
+                moved = n * 4 + (nseg + 1) * 8 + 7 * 8 * nseg
+                entry[f"{path}_ms"] = round(s * 1e3, 3)
+                if copy:
+                    entry[f"{path}_pct_of_device_copy"] = round(100 * moved / s / 1e9 / copy, 1)
+            a, b = results["scalar"], results["vector"]
+            entry["same_count_min_max"] = all(
+                bool(cupy.array_equal(a[k], b[k])) for k in ("count", "nan_count", "min", "max")
+            )
+            entry["max_rel_diff_sum_var"] = max(
+                float(cupy.nanmax(cupy.abs(a[k] - b[k]) / cupy.maximum(cupy.abs(a[k]), 1e-300)))
+                for k in ("sum", "var")
+            )
+            out[f"{nseg}_segments"] = entry
+        return out
+
+    section("segment_reduce_vector", segment_reduce_vector)
+
     results["total_s"] = round(time.perf_counter() - start, 1)
     save()
     print(json.dumps(results, indent=1, default=str))

@@ -246,3 +246,18 @@ def test_downsampling_short_series_and_bad_x_like_the_cpu(cupy) -> None:
         lttb(x[::-1].copy(), y, 5)
     with pytest.raises(ValueError, match="n_out must be >= 3"):
         downsample_minmax(x, y, 2)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("start", [0, 1, 2, 3, 5])
+def test_experimental_vector_tile_loads_match_cpu(cupy, monkeypatch, start: int) -> None:
+    """CAIRN_GPU_SEGMENT_VECTOR_LOADS=1: float4 loads in the long-segment tiles, any alignment."""
+    monkeypatch.setenv("CAIRN_GPU_SEGMENT_VECTOR_LOADS", "1")
+    rng = np.random.default_rng(start)
+    v = with_nans(rng, 400_003, np.float32)
+    offs = np.array([start, start + 3, 16_384 * 2 + 7, 200_001, 400_003], dtype=np.int64)
+    ops = ("count", "nan_count", "sum", "min", "max", "mean", "var")
+    cpu = segment_reduce(v, offsets=offs, ops=ops, device="cpu")
+    gpu = segment_reduce(cupy.asarray(v), offsets=cupy.asarray(offs), ops=ops, out="numpy")
+    assert_reduce_equal(gpu, cpu)
