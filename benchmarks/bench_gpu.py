@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 GiB = 1 << 30
+MiB = 1 << 20
 
 
 def main() -> int:
@@ -207,8 +209,11 @@ def main() -> int:
             }
             if hasattr(cairn.core, "blake3"):
                 try:
-                    cpu = wall_seconds(lambda h=host: cairn.core.blake3(h), reps)
+                    cpu = wall_seconds(lambda h=host: cairn.core.blake3(h, device="cpu"), reps)
                     row["cpu_us"] = round(cpu * 1e6, 1)
+                    # what device="auto" does below its threshold: copy to the host, hash there
+                    back = wall_seconds(lambda d=dev: cairn.core.blake3(d, device="cpu"), reps)
+                    row["device_to_cpu_us"] = round(back * 1e6, 1)
                 except Exception as exc:  # noqa: BLE001 - keep the GPU figures
                     row["cpu_error"] = f"{type(exc).__name__}: {exc}"
             out[f"2^{log2}"] = row
@@ -247,6 +252,118 @@ def main() -> int:
         return out
 
     section("segment_reduce", segment_reduce)
+
+    # -- fingerprint_tree: a tree of large files in the page cache, CPU vs GPU ---------------------
+    def fingerprint_tree() -> dict[str, Any]:
+        files, size = 8, int(512 * MiB * scale)
+        root = tempfile.mkdtemp(dir="/tmp", prefix="cairn-bench-tree-")
+        try:
+            rng = np.random.default_rng(2)
+            block = rng.integers(0, 256, size=min(size, 64 << 20), dtype=np.uint8)
+            for i in range(files):
+                with open(os.path.join(root, f"part-{i}.bin"), "wb") as f:
+                    for k in range(size // block.size):
+                        # distinct contents per block and file
+                        block[:8] = np.array([k + i * 1000], dtype="<i8").view(np.uint8)
+                        f.write(block.data)
+                    f.write(block.data[: size % block.size])
+            total = files * size
+            cpu = wall_seconds(lambda: cairn.core.fingerprint_tree(root, device="cpu"), 2)
+            gpu_s = wall_seconds(lambda: cairn.core.fingerprint_tree(root, device="cuda"), 2)
+            same = (
+                cairn.core.fingerprint_tree(root, device="cpu").digest
+                == cairn.core.fingerprint_tree(root, device="cuda").digest
+            )
+            return {
+                "files": files,
+                "bytes": total,
+                "cpu_GBps": round(total / cpu / 1e9, 1),
+                "cuda_GBps": round(total / gpu_s / 1e9, 1),
+                "same_digest": same,
+            }
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    section("fingerprint_tree", fingerprint_tree)
+
+    # -- charts and histograms: GPU (device-resident input) vs CPU (NumPy input) -----------------
+    def charts() -> dict[str, Any]:
+        from cairn.core import downsample_minmax, lttb, segment_histogram
+
+        n = int(100_000_000 * scale)
+        rng = np.random.default_rng(3)
+        x = np.arange(n, dtype=np.float64)
+        y = rng.standard_normal(n)
+        gx, gy = cupy.asarray(x), cupy.asarray(y)
+        edges = np.linspace(-4, 4, 101)
+        offsets = np.linspace(0, n, 1001).astype(np.int64)
+        goffsets = cupy.asarray(offsets)
+        out: dict[str, Any] = {"points": n}
+        cases = {
+            "downsample_minmax_3000": (
+                lambda: downsample_minmax(gx, gy, 3000),
+                lambda: downsample_minmax(x, y, 3000),
+            ),
+            "lttb_3000": (lambda: lttb(gx, gy, 3000), lambda: lttb(x, y, 3000)),
+            "histogram_1000seg_100bins": (
+                lambda: segment_histogram(gy, edges, offsets=goffsets),
+                lambda: segment_histogram(y, edges, offsets=offsets),
+            ),
+        }
+        for name, (on_gpu, on_cpu) in cases.items():
+            g = wall_seconds(on_gpu, 3)
+            c = wall_seconds(on_cpu, 2)
+            got, expected = on_gpu(), on_cpu()
+            if not isinstance(expected, tuple):
+                got, expected = (got,), (expected,)
+            same = all(np.array_equal(cupy.asnumpy(a), b) for a, b in zip(got, expected))
+            out[name] = {"gpu_ms": round(g * 1e3, 2), "cpu_ms": round(c * 1e3, 2), "same": same}
+        return out
+
+    section("charts", charts)
+
+    # -- experimental float4 tile loads for segment reduce (opt-in; last: a fault cannot hide the
+    # sections above) ----------------------------------------------------------------------------
+    def segment_reduce_vector() -> dict[str, Any]:
+        from cairn.core import gpu
+
+        n = int(1_000_000_000 * scale)
+        values = cupy.random.random(n, dtype=cupy.float32)
+        out: dict[str, Any] = {"values": n, "dtype": "float32"}
+        copy = ceilings.get("device_copy_GBps")
+        flag = "CAIRN_GPU_SEGMENT_VECTOR_LOADS"
+        for nseg in (1_000, 10_000_000):
+            nseg = min(nseg, n)
+            offsets = cupy.linspace(0, n, nseg + 1).astype(cupy.int64)
+            entry: dict[str, Any] = {}
+            results = {}
+
+            def run(o: Any = offsets) -> dict[str, Any]:
+                return gpu.segment_reduce_gpu(values, o, out="cupy")
+
+            for path, value in (("scalar", "0"), ("vector", "1")):
+                os.environ[flag] = value
+                try:
+                    s = gpu_seconds(run, 3)
+                    results[path] = run()
+                finally:
+                    os.environ.pop(flag, None)
+                moved = n * 4 + (nseg + 1) * 8 + 7 * 8 * nseg
+                entry[f"{path}_ms"] = round(s * 1e3, 3)
+                if copy:
+                    entry[f"{path}_pct_of_device_copy"] = round(100 * moved / s / 1e9 / copy, 1)
+            a, b = results["scalar"], results["vector"]
+            entry["same_count_min_max"] = all(
+                bool(cupy.array_equal(a[k], b[k])) for k in ("count", "nan_count", "min", "max")
+            )
+            entry["max_rel_diff_sum_var"] = max(
+                float(cupy.nanmax(cupy.abs(a[k] - b[k]) / cupy.maximum(cupy.abs(a[k]), 1e-300)))
+                for k in ("sum", "var")
+            )
+            out[f"{nseg}_segments"] = entry
+        return out
+
+    section("segment_reduce_vector", segment_reduce_vector)
 
     results["total_s"] = round(time.perf_counter() - start, 1)
     save()

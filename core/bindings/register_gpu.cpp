@@ -8,6 +8,7 @@
 
 #include "cairn/aggregate_gpu.hpp"
 #include "cairn/blake3_gpu.hpp"
+#include "cairn/charts_gpu.hpp"
 
 namespace py = pybind11;
 
@@ -28,6 +29,23 @@ class ByteView {
  private:
   Py_buffer view_{};
 };
+
+cairn::gpu::ValueType value_type(const std::string& dtype, const char* name) {
+  if (dtype == "float32") return cairn::gpu::ValueType::Float32;
+  if (dtype == "float64") return cairn::gpu::ValueType::Float64;
+  throw py::value_error(std::string(name) + " must be float32 or float64, not " + dtype);
+}
+
+cairn::gpu::XType x_type(const std::string& dtype) {
+  if (dtype == "int64") return cairn::gpu::XType::Int64;
+  if (dtype == "float64") return cairn::gpu::XType::Float64;
+  throw py::value_error("x must be int64 or float64, not " + dtype);
+}
+
+template <class T>
+T* device_ptr(uintptr_t p) {
+  return reinterpret_cast<T*>(p);
+}
 
 py::bytes digest_bytes(const cairn::gpu::Digest& d) {
   return py::bytes(reinterpret_cast<const char*>(d.data()), d.size());
@@ -55,7 +73,113 @@ cairn::gpu::SegmentOutputs segment_outputs(const py::dict& outputs) {
   return out;
 }
 
+static void register_gpu_charts(py::module_& m) {
+  m.def(
+      "segment_first_last_cuda",
+      [](uintptr_t values, const std::string& dtype, uintptr_t offsets, int64_t nseg,
+         uintptr_t first, uintptr_t last, uintptr_t stream) {
+        const auto type = value_type(dtype, "values");
+        py::gil_scoped_release release;
+        cairn::gpu::segment_first_last_device(device_ptr<const void>(values), type,
+                                              device_ptr<const int64_t>(offsets), nseg,
+                                              device_ptr<double>(first), device_ptr<double>(last),
+                                              stream);
+      },
+      py::arg("values"), py::arg("dtype"), py::arg("offsets"), py::arg("nseg"), py::arg("first"),
+      py::arg("last"), py::arg("stream") = 0,
+      "First and last non-NaN value per segment on the GPU (device pointers; 0 = not wanted).");
+  m.def(
+      "segment_histogram_cuda",
+      [](uintptr_t values, const std::string& dtype, uintptr_t offsets, int64_t nseg,
+         uintptr_t edges, int64_t nedges, uintptr_t counts, uintptr_t underflow,
+         uintptr_t overflow, uintptr_t nan_count, uintptr_t stream) {
+        const auto type = value_type(dtype, "values");
+        py::gil_scoped_release release;
+        cairn::gpu::segment_histogram_device(
+            device_ptr<const void>(values), type, device_ptr<const int64_t>(offsets), nseg,
+            device_ptr<const double>(edges), nedges, device_ptr<int64_t>(counts),
+            device_ptr<int64_t>(underflow), device_ptr<int64_t>(overflow),
+            device_ptr<int64_t>(nan_count), stream);
+      },
+      py::arg("values"), py::arg("dtype"), py::arg("offsets"), py::arg("nseg"), py::arg("edges"),
+      py::arg("nedges"), py::arg("counts"), py::arg("underflow"), py::arg("overflow"),
+      py::arg("nan_count"), py::arg("stream") = 0,
+      "Per-segment histograms on the GPU over device pointers (validated inputs).");
+  m.def(
+      "downsample_minmax_cuda",
+      [](uintptr_t x, const std::string& xdtype, uintptr_t y, const std::string& ydtype, int64_t n,
+         int64_t n_out, uintptr_t triples, uintptr_t stream) {
+        const auto xt = x_type(xdtype);
+        const auto yt = value_type(ydtype, "y");
+        py::gil_scoped_release release;
+        cairn::gpu::downsample_minmax_device(device_ptr<const void>(x), xt,
+                                             device_ptr<const void>(y), yt, n, n_out,
+                                             device_ptr<int64_t>(triples), stream);
+      },
+      py::arg("x"), py::arg("xdtype"), py::arg("y"), py::arg("ydtype"), py::arg("n"),
+      py::arg("n_out"), py::arg("triples"), py::arg("stream") = 0,
+      "(min, max, last) index per bucket (-1: none) on the GPU; 3 * (n_out // 3) entries.");
+  m.def(
+      "lttb_cuda",
+      [](uintptr_t x, const std::string& xdtype, uintptr_t y, const std::string& ydtype, int64_t n,
+         int64_t n_out, uintptr_t indices, uintptr_t stream) {
+        const auto xt = x_type(xdtype);
+        const auto yt = value_type(ydtype, "y");
+        py::gil_scoped_release release;
+        cairn::gpu::lttb_device(device_ptr<const void>(x), xt, device_ptr<const void>(y), yt, n,
+                                n_out, device_ptr<int64_t>(indices), stream);
+      },
+      py::arg("x"), py::arg("xdtype"), py::arg("y"), py::arg("ydtype"), py::arg("n"),
+      py::arg("n_out"), py::arg("indices"), py::arg("stream") = 0,
+      "The n_out indices LTTB keeps, on the GPU (needs n > n_out >= 3).");
+}
+
+// Tests only: the chart/histogram kernels' decomposition emulated on the CPU (float64 y/values).
+static void register_gpu_charts_emulation(py::module_& m) {
+  using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+  using I64 = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+  m.def(
+      "_segment_histogram_gpu_host_emulation",
+      [](const F64& values, const I64& offsets, const F64& edges) {
+        const int64_t nseg = offsets.size() - 1, nedges = edges.size();
+        py::array_t<int64_t> counts({nseg, nedges - 1});
+        py::array_t<int64_t> under(nseg), over(nseg), nan(nseg);
+        cairn::gpu::segment_histogram_host_emulation(
+            values.data(), offsets.data(), nseg, edges.data(), nedges, counts.mutable_data(),
+            under.mutable_data(), over.mutable_data(), nan.mutable_data());
+        return py::make_tuple(counts, under, over, nan);
+      },
+      py::arg("values"), py::arg("offsets"), py::arg("edges"));
+  m.def(
+      "_downsample_minmax_gpu_host_emulation",
+      [](const py::array& x, const F64& y, int64_t n_out) {
+        const bool ints = py::dtype::of<int64_t>().is(x.dtype());
+        const py::array xs = ints ? py::array(I64::ensure(x)) : py::array(F64::ensure(x));
+        const int64_t nb = n_out / 3;
+        py::array_t<int64_t> triples({nb, int64_t{3}});
+        cairn::gpu::downsample_minmax_host_emulation(
+            xs.data(), ints ? cairn::gpu::XType::Int64 : cairn::gpu::XType::Float64, y.data(),
+            y.size(), n_out, triples.mutable_data());
+        return triples;
+      },
+      py::arg("x"), py::arg("y"), py::arg("n_out"));
+  m.def(
+      "_lttb_gpu_host_emulation",
+      [](const py::array& x, const F64& y, int64_t n_out) {
+        const bool ints = py::dtype::of<int64_t>().is(x.dtype());
+        const py::array xs = ints ? py::array(I64::ensure(x)) : py::array(F64::ensure(x));
+        py::array_t<int64_t> out(n_out);
+        cairn::gpu::lttb_host_emulation(
+            xs.data(), ints ? cairn::gpu::XType::Int64 : cairn::gpu::XType::Float64, y.data(),
+            y.size(), n_out, out.mutable_data());
+        return out;
+      },
+      py::arg("x"), py::arg("y"), py::arg("n_out"));
+}
+
 void register_gpu(py::module_& m) {
+  register_gpu_charts(m);
+  register_gpu_charts_emulation(m);
   m.def(
       "blake3_cuda_device",
       [](uintptr_t ptr, uint64_t nbytes, uintptr_t stream) {

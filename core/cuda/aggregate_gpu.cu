@@ -11,6 +11,7 @@
 #include <math_constants.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cub/device/device_scan.cuh>
 #include <stdexcept>
 #include <string>
@@ -140,12 +141,56 @@ __global__ void __launch_bounds__(256)
   for (int64_t k = threadIdx.x & 31; k < count; k += 32) owner[first + k] = seg;
 }
 
+// Experimental (opt-in, CAIRN_GPU_SEGMENT_VECTOR_LOADS=1, float32 only): a tile read with 16-byte
+// float4 loads, 4 in flight per thread; the unaligned head and the tail are read value by value.
+// Each thread adds its values in increasing index order, so results stay deterministic; they
+// differ from the scalar path only by the partition (within the documented tolerance).
+__device__ __forceinline__ bool accumulate_vector(Accumulator<float>& acc,
+                                                  const float* __restrict__ values, int64_t begin,
+                                                  int64_t end) {
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(values + begin);
+  if ((addr & 3) != 0) return false;
+  int64_t head = static_cast<int64_t>(((16 - (addr & 15)) & 15) / 4);
+  if (head > end - begin) head = end - begin;
+  if (threadIdx.x < head) acc.add(load(values + begin + threadIdx.x));
+  const int64_t vbegin = begin + head;
+  const int64_t nvec = (end - vbegin) / 4;
+  const float4* __restrict__ v4 = reinterpret_cast<const float4*>(values + vbegin);
+  constexpr int kVecBatch = 4;
+  for (int64_t q = threadIdx.x; q < nvec; q += kVecBatch * blockDim.x) {
+    float4 x[kVecBatch];
+#pragma unroll
+    for (int k = 0; k < kVecBatch; ++k) {
+      const int64_t idx = q + static_cast<int64_t>(k) * blockDim.x;
+      x[k] = idx < nvec ? __ldg(v4 + idx) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+#pragma unroll
+    for (int k = 0; k < kVecBatch; ++k) {
+      if (q + static_cast<int64_t>(k) * blockDim.x < nvec) {
+        acc.add(x[k].x);
+        acc.add(x[k].y);
+        acc.add(x[k].z);
+        acc.add(x[k].w);
+      }
+    }
+  }
+  const int64_t tail = vbegin + nvec * 4;
+  if (tail + threadIdx.x < end) acc.add(load(values + tail + threadIdx.x));
+  return true;
+}
+
+template <class T>
+__device__ __forceinline__ bool accumulate_vector(Accumulator<T>&, const T* __restrict__, int64_t,
+                                                  int64_t) {
+  return false;  // float64 keeps the scalar path
+}
+
 // One block per tile of a long segment: the partial state of kTileValues values (fewer at its end).
 template <class T>
 __global__ void __launch_bounds__(kTileThreads)
     tile_kernel(const T* __restrict__ values, const int64_t* __restrict__ offsets,
                 const int64_t* __restrict__ first_tile, const int64_t* __restrict__ owner,
-                State* __restrict__ partial) {
+                State* __restrict__ partial, bool vector_loads) {
   __shared__ State warp_states[kTileThreads / 32];
   const int64_t tile = blockIdx.x;
   const int64_t seg = owner[tile];
@@ -153,7 +198,9 @@ __global__ void __launch_bounds__(kTileThreads)
   const int64_t seg_end = offsets[seg + 1];
   const int64_t end = seg_end - begin < kTileValues ? seg_end : begin + kTileValues;
   Accumulator<T> acc;
-  accumulate<8>(acc, values, begin + threadIdx.x, end, kTileThreads);
+  if (!(vector_loads && accumulate_vector(acc, values, begin, end))) {
+    accumulate<8>(acc, values, begin + threadIdx.x, end, kTileThreads);
+  }
   // Thread t holds values t, t + 256, ...; any fixed merge order gives deterministic results.
   const State s = group_merge(acc.state(), 32);
   if ((threadIdx.x & 31) == 0) warp_states[threadIdx.x >> 5] = s;
@@ -199,6 +246,13 @@ void launch_groups(int group, unsigned blocks, const T* values, const int64_t* o
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The experimental float4 tile path, asked for with CAIRN_GPU_SEGMENT_VECTOR_LOADS=1 (read per call
+// so that a benchmark can compare both paths in one process).
+bool vector_loads_requested() {
+  const char* flag = std::getenv("CAIRN_GPU_SEGMENT_VECTOR_LOADS");
+  return flag != nullptr && flag[0] == '1';
+}
 
 template <class T>
 void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
@@ -264,7 +318,7 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
       owner_kernel<<<warp_blocks, 256, 0, stream>>>(tiles, first_tile, nseg, owner);
       check_cuda(cudaGetLastError(), "launching the segment owner kernel");
       tile_kernel<T><<<static_cast<unsigned>(total_tiles), kTileThreads, 0, stream>>>(
-          values, offsets, first_tile, owner, partial);
+          values, offsets, first_tile, owner, partial, vector_loads_requested());
       check_cuda(cudaGetLastError(), "launching the segment tile kernel");
       merge_kernel<<<warp_blocks, 256, 0, stream>>>(tiles, first_tile, nseg, partial, ddof, out);
       check_cuda(cudaGetLastError(), "launching the segment merge kernel");

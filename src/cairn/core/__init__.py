@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cairn import _core
+from cairn.core.device import DEVICES, Device
 from cairn.core.errors import (
     FileChangedError,
     FingerprintError,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_LEAF_SIZE",
+    "DEVICES",
     "FileChangedError",
     "FileSubtrees",
     "FingerprintCache",
@@ -94,11 +96,12 @@ def build_info() -> dict[str, Any]:
     return dict(_core.build_info())
 
 
-def fingerprint_table(table: pa.Table | pa.RecordBatch) -> str:
+def fingerprint_table(table: pa.Table | pa.RecordBatch, *, device: Device = "auto") -> str:
     """Hex content fingerprint of an Arrow table, independent of chunking and storage format.
 
-    See :mod:`cairn.core.table_fingerprint` for what it covers. Imports pyarrow on first use.
+    See :mod:`cairn.core.table_fingerprint` for what it covers and for ``device``. Imports pyarrow
+    on first use.
     """
     from cairn.core.table_fingerprint import fingerprint_table as _fingerprint_table
 
-    return _fingerprint_table(table)
+    return _fingerprint_table(table, device=device)

@@ -26,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from cairn import _core
+from cairn.core import device as _device
+from cairn.core.device import Device
 
 try:  # pyarrow is a dependency, but the kernels work without it
     import pyarrow as pa  # type: ignore[import-untyped]
@@ -59,6 +61,47 @@ class SegmentHistogram(NamedTuple):
     underflow: npt.NDArray[np.int64]
     overflow: npt.NDArray[np.int64]
     nan_count: npt.NDArray[np.int64]
+
+
+def _placement(
+    what: str, device: str, out: str | None, *inputs: ArrayLike
+) -> tuple[bool, str]:
+    """(run on the GPU?, "numpy" or "cupy" for the results) for the device rule of
+    :mod:`cairn.core.device`: ``auto`` takes the GPU only for device-resident inputs."""
+    _device.check_device(device)
+    if out not in (None, "numpy", "cupy"):
+        raise ValueError(f"out must be 'numpy', 'cupy' or None (as the input), not {out!r}")
+    on_device = any(_device.is_device_array(a) for a in inputs if a is not None)
+    if device == "cuda":
+        _device.require_gpu(what)
+        use_gpu = True
+    else:
+        use_gpu = device == "auto" and on_device and _device.gpu_usable()
+    return use_gpu, out or ("cupy" if on_device else "numpy")
+
+
+def _host(data: ArrayLike) -> ArrayLike:
+    """NumPy copy of a device array (for the CPU path); anything else unchanged."""
+    if data is None or not _device.is_device_array(data):
+        return data
+    from cairn.core.aggregate_gpu import cupy_module
+
+    cp = cupy_module()
+    arr = cp.asarray(data) if hasattr(data, "__cuda_array_interface__") else cp.from_dlpack(data)
+    return cp.asnumpy(arr)
+
+
+def _deliver(result: Any, kind: str) -> Any:
+    """Converts an array (or a dict of them) to NumPy or CuPy."""
+    if isinstance(result, dict):
+        return {k: _deliver(v, kind) for k, v in result.items()}
+    is_numpy = isinstance(result, np.ndarray)
+    if kind == "numpy" and is_numpy or kind == "cupy" and not is_numpy:
+        return result
+    from cairn.core.aggregate_gpu import cupy_module
+
+    cp = cupy_module()
+    return cp.asnumpy(result) if kind == "numpy" else cp.asarray(result)
 
 
 def _as_numpy(data: ArrayLike, name: str, nulls_as_nan: bool = False) -> np.ndarray:
@@ -141,22 +184,40 @@ def segment_reduce(
     ops: Sequence[str] = ("count", "sum", "min", "max", "mean", "var"),
     ddof: int = 0,
     threads: int | None = None,
-) -> dict[str, npt.NDArray[Any]]:
+    device: Device = "auto",
+    out: str | None = None,
+) -> dict[str, Any]:
     """Reduce each segment of ``values``; returns ``{op: array of length num_segments}``.
 
     ``ops`` are any of REDUCE_OPS. ``count``/``nan_count`` are int64, the rest float64 (values
     accumulate in float64). ``var``/``std`` divide by ``count - ddof`` and are NaN when that is
     <= 0. ``first``/``last`` are the first/last non-NaN value in index order.
 
+    ``device``: ``"cpu"``, ``"cuda"`` (GpuUnavailableError without a usable GPU) or ``"auto"``
+    (the GPU only when the inputs are device arrays, e.g. CuPy; see :mod:`cairn.core.device`).
+    Device arrays are copied to the host for the CPU, NumPy arrays to the GPU for CUDA. ``out``:
+    ``"numpy"``, ``"cupy"`` or None (the kind of ``values``). GPU results match the CPU's exactly
+    for counts, min, max, first and last, and within rtol 1e-9 for sum, mean, var and std.
+
     >>> segment_reduce([1.0, 2.0, 4.0], offsets=[0, 2, 3], ops=("sum", "mean"))["mean"]
     array([1.5, 4. ])
     """
-    vals = _values(values)
-    offs, ids, nseg = _segment_args(len(vals), offsets, segment_ids, num_segments)
+    use_gpu, kind = _placement("segment_reduce", device, out, values, offsets, segment_ids)
     if ddof < 0:
         raise ValueError("ddof must be >= 0")
+    for op in ops:
+        if op not in REDUCE_OPS:
+            raise ValueError(f"unknown op {op!r}; choose from {', '.join(REDUCE_OPS)}")
+    if use_gpu:
+        from cairn.core import aggregate_gpu
+
+        gvals = aggregate_gpu.values_array(values)
+        gvals, goffs = aggregate_gpu.segments(gvals, offsets, segment_ids, num_segments)
+        return _deliver(aggregate_gpu.segment_reduce(gvals, goffs, list(ops), int(ddof)), kind)
+    vals = _values(_host(values))
+    offs, ids, nseg = _segment_args(len(vals), _host(offsets), _host(segment_ids), num_segments)
     result = _core.segment_reduce(vals, offs, ids, nseg, list(ops), int(ddof), _threads(threads))
-    return {op: result[op] for op in ops}
+    return _deliver({op: result[op] for op in ops}, kind)
 
 
 def segment_quantiles(
@@ -192,25 +253,43 @@ def _xy(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
-def downsample_minmax(x: ArrayLike, y: ArrayLike, n: int) -> npt.NDArray[np.int64]:
+def downsample_minmax(
+    x: ArrayLike, y: ArrayLike, n: int, *, device: Device = "auto", out: str | None = None
+) -> Any:
     """Indices (ascending) of at most ``n`` points: per bucket of equal x range, the min y, the
     max y and the last point, so that no spike is ever hidden.
 
     ``x`` must be ascending and finite (int steps or float times); ``n >= 3``; ``n // 3`` buckets.
-    Every index is returned when ``len(x) <= n``.
+    Every index is returned when ``len(x) <= n``. ``device``/``out``: see :func:`segment_reduce`;
+    the GPU returns the same indices.
     """
-    xs, ys = _xy(x, y)
-    return _core.downsample_minmax(xs, ys, int(n))
+    use_gpu, kind = _placement("downsample_minmax", device, out, x, y)
+    if use_gpu:
+        from cairn.core import aggregate_gpu
+
+        gx, gy = aggregate_gpu.xy(x, y, int(n))
+        return _deliver(aggregate_gpu.downsample_minmax(gx, gy, int(n)), kind)
+    xs, ys = _xy(_host(x), _host(y))
+    return _deliver(_core.downsample_minmax(xs, ys, int(n)), kind)
 
 
-def lttb(x: ArrayLike, y: ArrayLike, n: int) -> npt.NDArray[np.int64]:
+def lttb(
+    x: ArrayLike, y: ArrayLike, n: int, *, device: Device = "auto", out: str | None = None
+) -> Any:
     """Indices (ascending) of ``n`` points chosen by largest-triangle-three-buckets.
 
     The first and last points are always kept; the rest are cut into ``n - 2`` buckets of equal
-    point count. ``x`` must be ascending and finite; ``n >= 3``.
+    point count. ``x`` must be ascending and finite; ``n >= 3``. ``device``/``out``: see
+    :func:`segment_reduce`; the GPU returns the same indices (its float64 areas are never fused).
     """
-    xs, ys = _xy(x, y)
-    return _core.lttb(xs, ys, int(n))
+    use_gpu, kind = _placement("lttb", device, out, x, y)
+    if use_gpu:
+        from cairn.core import aggregate_gpu
+
+        gx, gy = aggregate_gpu.xy(x, y, int(n))
+        return _deliver(aggregate_gpu.lttb(gx, gy, int(n)), kind)
+    xs, ys = _xy(_host(x), _host(y))
+    return _deliver(_core.lttb(xs, ys, int(n)), kind)
 
 
 def rolling(
@@ -256,15 +335,25 @@ def segment_histogram(
     segment_ids: ArrayLike | None = None,
     num_segments: int | None = None,
     threads: int | None = None,
+    device: Device = "auto",
+    out: str | None = None,
 ) -> SegmentHistogram:
     """Histogram of each segment over fixed ``edges`` (finite, strictly increasing).
 
     Bins are half-open ``[e_j, e_j+1)`` except the last, which is closed (numpy's rule); values
     below ``edges[0]`` count in ``underflow``, above ``edges[-1]`` in ``overflow``, NaN in
-    ``nan_count``.
+    ``nan_count``. ``device``/``out``: see :func:`segment_reduce`; counts are the same on the GPU.
     """
-    vals = _values(values)
-    offs, ids, nseg = _segment_args(len(vals), offsets, segment_ids, num_segments)
-    e = np.ascontiguousarray(_as_numpy(edges, "edges"), dtype=np.float64)
+    use_gpu, kind = _placement("segment_histogram", device, out, values, offsets, segment_ids)
+    if use_gpu:
+        from cairn.core import aggregate_gpu
+
+        gvals = aggregate_gpu.values_array(values)
+        gvals, goffs = aggregate_gpu.segments(gvals, offsets, segment_ids, num_segments)
+        parts = aggregate_gpu.segment_histogram(gvals, goffs, edges)
+        return SegmentHistogram(*(_deliver(p, kind) for p in parts))
+    vals = _values(_host(values))
+    offs, ids, nseg = _segment_args(len(vals), _host(offsets), _host(segment_ids), num_segments)
+    e = np.ascontiguousarray(_as_numpy(_host(edges), "edges"), dtype=np.float64)
     counts, under, over, nan = _core.segment_histogram(vals, offs, ids, nseg, e, _threads(threads))
-    return SegmentHistogram(counts, under, over, nan)
+    return SegmentHistogram(*(_deliver(p, kind) for p in (counts, under, over, nan)))

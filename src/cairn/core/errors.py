@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["FileChangedError", "FingerprintError", "SpecialFileError", "UnsupportedTypeError"]
+__all__ = [
+    "FileChangedError",
+    "FingerprintError",
+    "GpuUnavailableError",
+    "SpecialFileError",
+    "UnsupportedTypeError",
+]
 
 
 class FingerprintError(Exception):
@@ -34,3 +40,7 @@ class FileChangedError(FingerprintError):
 
 class UnsupportedTypeError(FingerprintError, TypeError):
     """An Arrow column has a type the table fingerprint does not define an encoding for."""
+
+
+class GpuUnavailableError(RuntimeError):
+    """No CUDA GPU is usable in this process (no CUDA in the build, no driver, or no device)."""

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from cairn import _core
+from cairn.core import device as _device
+from cairn.core.device import Device
 
 __all__ = [
     "DEFAULT_LEAF_SIZE",
@@ -50,20 +52,62 @@ def _threads(threads: int | None) -> int:
     return threads
 
 
-def blake3(buffer: Buffer, *, threads: int | None = None) -> bytes:
+def blake3(buffer: Buffer, *, threads: int | None = None, device: Device = "auto") -> bytes:
     """BLAKE3 digest (32 bytes) of a C-contiguous buffer, read zero-copy with the GIL released.
 
-    ``threads=None`` uses every core for large inputs; the digest never depends on it.
+    ``buffer`` is anything with the buffer protocol, or a device array (CuPy, PyTorch, anything
+    with ``__cuda_array_interface__`` or DLPack). ``device``: ``"cpu"``, ``"cuda"`` (raises
+    GpuUnavailableError without a usable GPU) or ``"auto"`` (the rule in :mod:`cairn.core.device`:
+    the GPU for device arrays of 64 KiB or more and pinned host buffers of 1 GiB or more, else the
+    CPU). ``threads=None`` uses every core for large inputs; the digest depends on neither.
     """
-    return _core.blake3(buffer, _threads(threads))
+    t = _threads(threads)
+    _device.check_device(device)
+    on_device = _device.is_device_array(buffer)
+    if device == "auto":
+        device = _auto_for_buffer(buffer, on_device)
+    if device == "cuda":
+        _device.require_gpu("blake3")
+        from cairn.core.gpu import blake3_gpu
+
+        return blake3_gpu(buffer)
+    if on_device:
+        from cairn.core.gpu import device_bytes_to_host
+
+        buffer = device_bytes_to_host(buffer)
+    return _core.blake3(buffer, t)
 
 
-def fingerprint_file(path: StrPath, *, threads: int | None = None) -> str:
+def _auto_for_buffer(buffer: Buffer, on_device: bool) -> str:
+    """``auto``'s choice for one buffer (the rule and its figures: :mod:`cairn.core.device`)."""
+    if on_device:
+        if not _device.gpu_usable():
+            return "cpu"
+        from cairn.core.gpu import device_nbytes, host_copy_possible
+
+        small = device_nbytes(buffer) < _device.AUTO_DEVICE_MIN_BYTES
+        return "cpu" if small and host_copy_possible() else "cuda"
+    nbytes = memoryview(buffer).nbytes
+    if nbytes < _device.AUTO_PINNED_MIN_BYTES:
+        return "cpu"  # decided without asking the driver
+    if _device.gpu_usable() and _device.is_pinned_host(buffer):
+        return "cuda"
+    return "cpu"
+
+
+def fingerprint_file(path: StrPath, *, threads: int | None = None, device: Device = "auto") -> str:
     """Hex BLAKE3 digest of a file's bytes (large files are memory-mapped and hashed in parallel).
 
+    ``device="cuda"`` reads the file into pinned buffers and hashes it on the GPU (raises
+    GpuUnavailableError without one); ``"auto"`` and ``"cpu"`` hash on the CPU, which was faster
+    for files from the page cache (see :mod:`cairn.core.device`). The digest is the same.
     Raises OSError (FileNotFoundError, IsADirectoryError, ...) when the file cannot be read.
     """
-    digest, _size = _core.blake3_file(os.fsencode(path), _threads(threads))
+    t = _threads(threads)
+    if _device.check_device(device) == "cuda":
+        _device.require_gpu("fingerprint_file")
+        return _core.blake3_cuda_file(os.fspath(path)).hex()
+    digest, _size = _core.blake3_file(os.fsencode(path), t)
     return digest.hex()
 
 

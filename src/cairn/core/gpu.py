@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from cairn import _core
+from cairn.core.errors import GpuUnavailableError
 
 __all__ = [
     "GpuUnavailableError",
@@ -25,10 +26,6 @@ SEGMENT_STATS = ("count", "nan_count", "sum", "min", "max", "mean", "var")
 
 # DLPack device types that CUDA kernels can read (kDLCUDA, kDLCUDAManaged).
 _DLPACK_CUDA_DEVICES = (2, 13)
-
-
-class GpuUnavailableError(RuntimeError):
-    """No CUDA GPU is usable in this process (no CUDA in the build, no driver, or no device)."""
 
 
 def gpu_available() -> bool:
@@ -96,19 +93,45 @@ def blake3_gpu(data: Any) -> bytes:
     return _core.blake3_cuda_host(data)
 
 
+def device_nbytes(obj: Any) -> int:
+    """Size in bytes of a device array (C-contiguous; ValueError otherwise)."""
+    device = _device_buffer(obj)
+    if device is None:
+        raise TypeError(f"{type(obj).__name__} is not a CUDA device array")
+    return device[1]
+
+
+def host_copy_possible() -> bool:
+    """Whether device arrays can be copied to the host here (it takes CuPy)."""
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def device_bytes_to_host(obj: Any) -> Any:
+    """A host (NumPy) copy of a C-contiguous device array's bytes, in memory order."""
+    _device_buffer(obj)  # refuses strided views, as the GPU path does
+    cupy = _cupy("hashing a device array on the CPU")
+    if hasattr(obj, "__cuda_array_interface__"):
+        arr = cupy.asarray(obj)
+    else:
+        arr = cupy.from_dlpack(obj)
+    return cupy.asnumpy(arr.reshape(-1).view(cupy.uint8))
+
+
 def blake3_gpu_file(path: str | os.PathLike[str]) -> bytes:
     """BLAKE3 digest (32 bytes) of a file's contents, read in large blocks and hashed on the GPU."""
     _require_gpu("hash on the CPU instead")
     return _core.blake3_cuda_file(os.fspath(path))
 
 
-def _cupy() -> Any:
+def _cupy(what: str = "segment_reduce_gpu") -> Any:
     try:
         import cupy
     except ImportError as exc:
-        raise GpuUnavailableError(
-            "segment_reduce_gpu needs CuPy (pip install cupy-cuda13x)"
-        ) from exc
+        raise GpuUnavailableError(f"{what} needs CuPy (pip install cupy-cuda13x)") from exc
     return cupy
 
 

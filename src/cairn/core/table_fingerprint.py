@@ -30,7 +30,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from collections.abc import Callable
+
 from cairn import _core
+from cairn.core import device as _device
+from cairn.core.device import Device
 from cairn.core.errors import UnsupportedTypeError
 
 __all__ = ["fingerprint_table"]
@@ -40,8 +44,27 @@ _HEADER = b"cairn-table/1\n"
 Sections = list[bytes | np.ndarray]
 
 
-def fingerprint_table(table: pa.Table | pa.RecordBatch) -> str:
-    """Hex BLAKE3 content fingerprint of an Arrow table (see the module docstring for the rules)."""
+Hasher = Callable[[object], bytes]
+
+
+def _cpu_hash(data: object) -> bytes:
+    return _core.blake3(data, 0)
+
+
+def _gpu_hash(data: object) -> bytes:
+    return _core.blake3_cuda_host(data)
+
+
+def fingerprint_table(table: pa.Table | pa.RecordBatch, *, device: Device = "auto") -> str:
+    """Hex BLAKE3 content fingerprint of an Arrow table (see the module docstring for the rules).
+
+    ``device="cuda"`` hashes the sections on the GPU (GpuUnavailableError without one); ``"auto"``
+    and ``"cpu"`` hash them on the CPU: they are host buffers, which the CPU hashes faster than
+    they can be copied to the GPU (see :mod:`cairn.core.device`). The fingerprint is the same.
+    """
+    if _device.check_device(device) == "cuda":
+        _device.require_gpu("fingerprint_table")
+    digest = _gpu_hash if device == "cuda" else _cpu_hash
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     parts = [_HEADER, b"%d\n" % table.num_rows]
@@ -49,8 +72,8 @@ def fingerprint_table(table: pa.Table | pa.RecordBatch) -> str:
         name = f.name.encode("utf-8")
         parts.append(b"%d:%s:%s\n" % (len(name), name, _type_key(f.type).encode("utf-8")))
     for f, column in zip(table.schema, table.columns):
-        parts.append(_column_digest(f.name, column))
-    return _core.blake3(b"".join(parts), 0).hex()
+        parts.append(_column_digest(f.name, column, digest))
+    return digest(b"".join(parts)).hex()
 
 
 def _type_key(t: pa.DataType) -> str:
@@ -74,14 +97,14 @@ def _type_key(t: pa.DataType) -> str:
     return str(t)
 
 
-def _column_digest(name: str, column: pa.ChunkedArray) -> bytes:
+def _column_digest(name: str, column: pa.ChunkedArray, digest: Hasher) -> bytes:
     chunks = [_normalize(name, c) for c in column.chunks]
     if not chunks:
         chunks = [_normalize(name, pa.array([], type=column.type))]
     arr = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
     sections: Sections = []
     _encode(name, arr, sections)
-    return _core.blake3(b"".join(_core.blake3(s, 0) for s in sections), 1)
+    return digest(b"".join(digest(s) for s in sections))
 
 
 def _normalize(name: str, arr: pa.Array) -> pa.Array:
