@@ -26,11 +26,11 @@ fingerprint differently, as any type change does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from collections.abc import Callable
 
 from cairn import _core
 from cairn.core import device as _device
