@@ -232,7 +232,11 @@ def main() -> int:
             return {"skipped": "segment_reduce_gpu is not in this build"}
         n = int(1_000_000_000 * scale)
         values = cupy.random.random(n, dtype=cupy.float32)
-        out: dict[str, Any] = {"values": n, "dtype": "float32"}
+        out: dict[str, Any] = {
+            "values": n,
+            "dtype": "float32",
+            "path": "default: float4 loads (tiles and short-segment groups)",
+        }
         copy = ceilings.get("device_copy_GBps")
         for nseg in (1_000, 10_000_000):
             nseg = min(nseg, n)
@@ -322,14 +326,20 @@ def main() -> int:
 
     section("charts", charts)
 
-    # -- experimental float4 tile loads for segment reduce (opt-in; last: a fault cannot hide the
-    # sections above) ----------------------------------------------------------------------------
-    def segment_reduce_vector() -> dict[str, Any]:
+    # -- segment reduce, both kernel families: "scalar" = CAIRN_GPU_SEGMENT_VECTOR_LOADS=0 (the
+    # value-by-value tile and group kernels), "vector" = the float4 default (last: a fault cannot
+    # hide the sections above) ------------------------------------------------------------------
+    def segment_reduce_paths() -> dict[str, Any]:
         from cairn.core import gpu
 
         n = int(1_000_000_000 * scale)
         values = cupy.random.random(n, dtype=cupy.float32)
-        out: dict[str, Any] = {"values": n, "dtype": "float32"}
+        out: dict[str, Any] = {
+            "values": n,
+            "dtype": "float32",
+            "scalar": "CAIRN_GPU_SEGMENT_VECTOR_LOADS=0",
+            "vector": "default (float4 tiles and float4 short-segment groups)",
+        }
         copy = ceilings.get("device_copy_GBps")
         flag = "CAIRN_GPU_SEGMENT_VECTOR_LOADS"
         for nseg in (1_000, 10_000_000):
@@ -363,7 +373,7 @@ def main() -> int:
             out[f"{nseg}_segments"] = entry
         return out
 
-    section("segment_reduce_vector", segment_reduce_vector)
+    section("segment_reduce_paths", segment_reduce_paths)
 
     results["total_s"] = round(time.perf_counter() - start, 1)
     save()

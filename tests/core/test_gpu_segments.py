@@ -291,3 +291,31 @@ def test_emulated_vector_group_kernel_unaligned_pointer_falls_back() -> None:
     offsets = np.arange(0, 40_001, 37, dtype=np.int64)
     got = _core._segment_reduce_gpu_host_emulation(values, offsets, 0, vector_loads=True)
     assert_matches(got, reference(values, offsets, 0))
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("start", [0, 1, 2, 3])
+@pytest.mark.parametrize("high", [3, 9, 60, 200, 2049])  # lanes per segment: 1, 1, 4, 8, 32
+def test_short_segment_paths_match_reference_at_every_alignment(
+    cupy, monkeypatch, start: int, high: int
+) -> None:
+    """float32 short segments: the float4 group kernel (default) and the scalar one (=0)."""
+    rng = np.random.default_rng(200 + high + start)
+    lengths = rng.integers(0, high, size=20_000 if high < 300 else 2_000)
+    offsets = start + np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    values = rng.normal(-5.0, 3.0, size=offsets[-1] + 5).astype(np.float32)
+    values[rng.random(values.size) < 0.05] = np.nan
+    gv, go = cupy.asarray(values), cupy.asarray(offsets)
+    expected = reference(values, offsets, 1)
+    results = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("CAIRN_GPU_SEGMENT_VECTOR_LOADS", flag)
+        results[flag] = cairn.core.segment_reduce_gpu(gv, go, ddof=1, out="numpy")
+        assert_matches(results[flag], expected)
+    monkeypatch.delenv("CAIRN_GPU_SEGMENT_VECTOR_LOADS")
+    default = cairn.core.segment_reduce_gpu(gv, go, ddof=1, out="numpy")
+    for key in results["1"]:
+        np.testing.assert_array_equal(default[key], results["1"][key], err_msg=key)
+    for key in ("count", "nan_count", "min", "max"):
+        np.testing.assert_array_equal(results["0"][key], results["1"][key], err_msg=key)
