@@ -326,6 +326,37 @@ def main() -> int:
 
     section("charts", charts)
 
+    # -- segment_quantiles: GPU (device-resident input) vs CPU (NumPy input), identical values ----
+    def quantiles() -> dict[str, Any]:
+        from cairn.core import segment_quantiles
+
+        n = int(10_000_000 * scale)
+        rng = np.random.default_rng(4)
+        values = rng.standard_normal(n)
+        values[rng.random(n) < 0.01] = np.nan
+        qs = [0.5, 0.9, 0.99]
+        out: dict[str, Any] = {"values": n, "q": qs}
+        for nseg in (1_000, 100_000):
+            offsets = np.linspace(0, n, nseg + 1).astype(np.int64)
+            gv, go = cupy.asarray(values), cupy.asarray(offsets)
+            g = wall_seconds(lambda gv=gv, go=go: segment_quantiles(gv, qs, offsets=go), 3)
+            c = wall_seconds(lambda o=offsets: segment_quantiles(values, qs, offsets=o), 2)
+            same = bool(
+                np.array_equal(
+                    cupy.asnumpy(segment_quantiles(gv, qs, offsets=go)),
+                    segment_quantiles(values, qs, offsets=offsets),
+                    equal_nan=True,
+                )
+            )
+            out[f"{nseg}_segments"] = {
+                "gpu_ms": round(g * 1e3, 2),
+                "cpu_ms": round(c * 1e3, 2),
+                "same": same,
+            }
+        return out
+
+    section("segment_quantiles", quantiles)
+
     # -- segment reduce, both kernel families: "scalar" = CAIRN_GPU_SEGMENT_VECTOR_LOADS=0 (the
     # value-by-value tile and group kernels), "vector" = the float4 default (last: a fault cannot
     # hide the sections above) ------------------------------------------------------------------
