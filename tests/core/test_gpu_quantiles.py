@@ -116,3 +116,11 @@ def test_segment_quantiles_gpu_returns_cupy(cupy) -> None:
     got = cairn.core.segment_quantiles_gpu(cupy.arange(10.0), [0.5], cupy.asarray([0, 4, 10]))
     assert isinstance(got, cupy.ndarray)
     np.testing.assert_array_equal(cupy.asnumpy(got), [[1.5], [6.5]])
+
+
+def test_gpu_algorithm_all_nan_and_single_values(numpy_as_cupy) -> None:
+    values = np.array([np.nan, np.nan, np.nan, 4.0], dtype=np.float32)
+    offsets = np.array([0, 2, 3, 4], dtype=np.int64)
+    got = aggregate_gpu.segment_quantiles(values, offsets, QS)
+    assert np.isnan(got[:2]).all() and (got[2] == 4.0).all()
+    np.testing.assert_array_equal(got, segment_quantiles(values, QS, offsets=offsets, device="cpu"))

@@ -164,8 +164,10 @@ def segment_quantiles(vals: Any, offs: Any, qs: np.ndarray) -> Any:
     order = cp.argsort(key, kind="stable")
     order = order[cp.argsort(ids[order], kind="stable")]
     ordered = key[order].astype(cp.float64)
-    m = cp.bincount(ids[~nan], minlength=nseg).astype(cp.int64)
     base = offs[:-1] - start
+    valid = cp.zeros(end - start + 1, dtype=cp.int64)  # non-NaN values before each index
+    valid[1:] = cp.cumsum(~nan, dtype=cp.int64)
+    m = valid[offs[1:] - start] - valid[base]
     has = m > 0
     last = cp.maximum(m - 1, 0)
     for k, q in enumerate(qs):
