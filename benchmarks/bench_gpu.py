@@ -232,7 +232,11 @@ def main() -> int:
             return {"skipped": "segment_reduce_gpu is not in this build"}
         n = int(1_000_000_000 * scale)
         values = cupy.random.random(n, dtype=cupy.float32)
-        out: dict[str, Any] = {"values": n, "dtype": "float32"}
+        out: dict[str, Any] = {
+            "values": n,
+            "dtype": "float32",
+            "path": "default: float4 loads (tiles and short-segment groups)",
+        }
         copy = ceilings.get("device_copy_GBps")
         for nseg in (1_000, 10_000_000):
             nseg = min(nseg, n)
@@ -322,14 +326,51 @@ def main() -> int:
 
     section("charts", charts)
 
-    # -- experimental float4 tile loads for segment reduce (opt-in; last: a fault cannot hide the
-    # sections above) ----------------------------------------------------------------------------
-    def segment_reduce_vector() -> dict[str, Any]:
+    # -- segment_quantiles: GPU (device-resident input) vs CPU (NumPy input), identical values ----
+    def quantiles() -> dict[str, Any]:
+        from cairn.core import segment_quantiles
+
+        n = int(10_000_000 * scale)
+        rng = np.random.default_rng(4)
+        values = rng.standard_normal(n)
+        values[rng.random(n) < 0.01] = np.nan
+        qs = [0.5, 0.9, 0.99]
+        out: dict[str, Any] = {"values": n, "q": qs}
+        for nseg in (1_000, 100_000):
+            offsets = np.linspace(0, n, nseg + 1).astype(np.int64)
+            gv, go = cupy.asarray(values), cupy.asarray(offsets)
+            g = gpu_seconds(lambda gv=gv, go=go: segment_quantiles(gv, qs, offsets=go), 3)
+            c = wall_seconds(lambda o=offsets: segment_quantiles(values, qs, offsets=o), 2)
+            same = bool(
+                np.array_equal(
+                    cupy.asnumpy(segment_quantiles(gv, qs, offsets=go)),
+                    segment_quantiles(values, qs, offsets=offsets),
+                    equal_nan=True,
+                )
+            )
+            out[f"{nseg}_segments"] = {
+                "gpu_ms": round(g * 1e3, 2),
+                "cpu_ms": round(c * 1e3, 2),
+                "same": same,
+            }
+        return out
+
+    section("segment_quantiles", quantiles)
+
+    # -- segment reduce, both kernel families: "scalar" = CAIRN_GPU_SEGMENT_VECTOR_LOADS=0 (the
+    # value-by-value tile and group kernels), "vector" = the float4 default (last: a fault cannot
+    # hide the sections above) ------------------------------------------------------------------
+    def segment_reduce_paths() -> dict[str, Any]:
         from cairn.core import gpu
 
         n = int(1_000_000_000 * scale)
         values = cupy.random.random(n, dtype=cupy.float32)
-        out: dict[str, Any] = {"values": n, "dtype": "float32"}
+        out: dict[str, Any] = {
+            "values": n,
+            "dtype": "float32",
+            "scalar": "CAIRN_GPU_SEGMENT_VECTOR_LOADS=0",
+            "vector": "default (float4 tiles and float4 short-segment groups)",
+        }
         copy = ceilings.get("device_copy_GBps")
         flag = "CAIRN_GPU_SEGMENT_VECTOR_LOADS"
         for nseg in (1_000, 10_000_000):
@@ -363,7 +404,7 @@ def main() -> int:
             out[f"{nseg}_segments"] = entry
         return out
 
-    section("segment_reduce_vector", segment_reduce_vector)
+    section("segment_reduce_paths", segment_reduce_paths)
 
     results["total_s"] = round(time.perf_counter() - start, 1)
     save()

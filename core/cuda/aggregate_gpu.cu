@@ -1,9 +1,11 @@
 // Segmented reductions on the GPU (see cairn/aggregate_gpu.hpp for the contract).
 //
 // 1. plan_kernel: per segment, validates its offsets and counts its tiles (0 for a short segment),
-//    and sums the short segments' lengths; an exclusive scan (CUB) gives each long segment its
-//    first tile. One small read-back (errors, tile total, mean short length) picks the launches.
-// 2. group_kernel<G>: G lanes per short segment, results written directly.
+//    and sums the short segments' lengths and all tiles. One small read-back (errors, tile total,
+//    mean short length) picks the launches; only when there are tiles does an exclusive scan (CUB)
+//    give each long segment its first tile.
+// 2. group_kernel<G> (group_vector_kernel<G>: float32 with float4 loads, the default): G lanes per
+//    short segment, results written directly.
 // 3. owner_kernel + tile_kernel: one block per tile of a long segment writes a partial state.
 // 4. merge_kernel: one warp per long segment merges its tiles' states in order and writes results.
 #include <cuda_runtime.h>
@@ -74,7 +76,8 @@ __device__ __forceinline__ void accumulate(Accumulator<T>& acc, const T* __restr
 }
 
 // Per segment: its tile count (0 for a short segment). Also sums the short segments' lengths and
-// count into stats[0..1] (for the group size) and flags bad offsets in *error (1: decreasing,
+// count into stats[0..1] (for the group size), all tiles into stats[2] (so the scan is skipped when
+// every segment is short) and flags bad offsets in *error (1: decreasing,
 // 2: out of [0, n]).
 __global__ void __launch_bounds__(256)
     plan_kernel(const int64_t* __restrict__ offsets, int64_t nseg, int64_t n,
@@ -88,7 +91,9 @@ __global__ void __launch_bounds__(256)
     if (begin < 0 || end > n) atomicOr(error, 2);
     if (end < begin) atomicOr(error, 1);
     const int64_t len = end - begin;
-    tiles[s] = tiles_for(len);
+    const int64_t t = tiles_for(len);
+    tiles[s] = t;
+    if (t > 0) atomicAdd(stats + 2, static_cast<unsigned long long>(t));
     if (len >= 0 && len <= kWarpSegmentMax) {
       short_len = static_cast<unsigned>(len);
       is_short = 1;
@@ -131,6 +136,62 @@ __global__ void __launch_bounds__(256)
   if (mine && sub == 0) write_results(s, seg, ddof, out);
 }
 
+// float32 default (CAIRN_GPU_SEGMENT_VECTOR_LOADS=0 turns it off): as group_kernel, but a group's
+// lanes read the segment's 16-byte aligned part with float4 loads (lane sub takes float4s sub,
+// sub + G, ..., 4 in flight), the unaligned head and the tail value by value (see vector_head).
+// The offsets are read once per group and shuffled to its other lanes.
+template <int G>
+__global__ void __launch_bounds__(256)
+    group_vector_kernel(const float* __restrict__ values, const int64_t* __restrict__ offsets,
+                        int64_t nseg, int ddof, SegmentOutputs out) {
+  const int64_t thread = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t seg = thread / G;
+  const int sub = static_cast<int>(threadIdx.x % G);
+  const int lane = static_cast<int>(threadIdx.x & 31);
+  int64_t begin = 0, end = 0;
+  if (seg < nseg && sub == 0) {
+    begin = offsets[seg];
+    end = offsets[seg + 1];
+  }
+  const int leader = lane & ~(G - 1);
+  begin = __shfl_sync(0xffffffffu, begin, leader);
+  end = __shfl_sync(0xffffffffu, end, leader);
+  Accumulator<float> acc;
+  const bool mine = seg < nseg && end - begin <= kWarpSegmentMax;
+  if (mine) {
+    const int64_t head = vector_head(reinterpret_cast<uintptr_t>(values + begin), end - begin);
+    if (head < 0) {
+      accumulate<4>(acc, values, begin + sub, end, G);
+    } else {
+      for (int64_t i = begin + sub; i < begin + head; i += G) acc.add(load(values + i));
+      const int64_t vbegin = begin + head;
+      const int64_t nvec = (end - vbegin) / 4;
+      const float4* __restrict__ v4 = reinterpret_cast<const float4*>(values + vbegin);
+      constexpr int kVecBatch = 4;
+      for (int64_t q = sub; q < nvec; q += kVecBatch * G) {
+        float4 x[kVecBatch];
+#pragma unroll
+        for (int k = 0; k < kVecBatch; ++k) {
+          const int64_t idx = q + static_cast<int64_t>(k) * G;
+          x[k] = idx < nvec ? __ldg(v4 + idx) : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+#pragma unroll
+        for (int k = 0; k < kVecBatch; ++k) {
+          if (q + static_cast<int64_t>(k) * G < nvec) {
+            acc.add(x[k].x);
+            acc.add(x[k].y);
+            acc.add(x[k].z);
+            acc.add(x[k].w);
+          }
+        }
+      }
+      for (int64_t i = vbegin + nvec * 4 + sub; i < end; i += G) acc.add(load(values + i));
+    }
+  }
+  const State s = group_merge(acc.state(), G);  // every lane takes part in the shuffles
+  if (mine && sub == 0) write_results(s, seg, ddof, out);
+}
+
 // Tile index -> owning segment, one warp per long segment.
 __global__ void __launch_bounds__(256)
     owner_kernel(const int64_t* __restrict__ tiles, const int64_t* __restrict__ first_tile,
@@ -141,7 +202,7 @@ __global__ void __launch_bounds__(256)
   for (int64_t k = threadIdx.x & 31; k < count; k += 32) owner[first + k] = seg;
 }
 
-// Experimental (opt-in, CAIRN_GPU_SEGMENT_VECTOR_LOADS=1, float32 only): a tile read with 16-byte
+// Default for float32 (CAIRN_GPU_SEGMENT_VECTOR_LOADS=0 turns it off): a tile read with 16-byte
 // float4 loads, 4 in flight per thread; the unaligned head and the tail are read value by value.
 // Each thread adds its values in increasing index order, so results stay deterministic; they
 // differ from the scalar path only by the partition (within the documented tolerance).
@@ -234,7 +295,8 @@ __global__ void __launch_bounds__(256)
 
 template <class T>
 void launch_groups(int group, unsigned blocks, const T* values, const int64_t* offsets,
-                   int64_t nseg, int ddof, const SegmentOutputs& out, cudaStream_t stream) {
+                   int64_t nseg, int ddof, const SegmentOutputs& out, cudaStream_t stream,
+                   bool /*vector_loads*/) {
   switch (group) {
     case 1: group_kernel<T, 1><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
     case 2: group_kernel<T, 2><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
@@ -245,19 +307,38 @@ void launch_groups(int group, unsigned blocks, const T* values, const int64_t* o
   }
 }
 
+void launch_groups(int group, unsigned blocks, const float* values, const int64_t* offsets,
+                   int64_t nseg, int ddof, const SegmentOutputs& out, cudaStream_t stream,
+                   bool vector_loads) {
+  if (!vector_loads) {
+    launch_groups<float>(group, blocks, values, offsets, nseg, ddof, out, stream, false);
+    return;
+  }
+  switch (group) {
+    case 1: group_vector_kernel<1><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    case 2: group_vector_kernel<2><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    case 4: group_vector_kernel<4><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    case 8: group_vector_kernel<8><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    case 16: group_vector_kernel<16><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+    default: group_vector_kernel<32><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
+  }
+}
+
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// The experimental float4 tile path, asked for with CAIRN_GPU_SEGMENT_VECTOR_LOADS=1 (read per call
-// so that a benchmark can compare both paths in one process).
+// The float4 tile path is the default for float32 (measured faster on an H200 with identical
+// count/min/max); CAIRN_GPU_SEGMENT_VECTOR_LOADS=0 turns it off (read per call so that a benchmark
+// can compare both paths in one process).
 bool vector_loads_requested() {
   const char* flag = std::getenv("CAIRN_GPU_SEGMENT_VECTOR_LOADS");
-  return flag != nullptr && flag[0] == '1';
+  return !(flag != nullptr && flag[0] == '0');
 }
 
 template <class T>
 void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
          int ddof, cudaStream_t stream) {
-  // Scratch: tiles[nseg], first_tile[nseg], {error, short values, short count}, CUB temp.
+  const bool vector_loads = vector_loads_requested();
+  // Scratch: tiles[nseg], first_tile[nseg], {error, short values, short count, tiles}, CUB temp.
   size_t cub_bytes = 0;
   check_cuda(cub::DeviceScan::ExclusiveSum(nullptr, cub_bytes, static_cast<int64_t*>(nullptr),
                                            static_cast<int64_t*>(nullptr), nseg, stream),
@@ -282,31 +363,26 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
     plan_kernel<<<plan_blocks, 256, 0, stream>>>(offsets, nseg, n, tiles, flags + 1,
                                                  reinterpret_cast<int*>(flags));
     check_cuda(cudaGetLastError(), "launching the segment plan kernel");
-    check_cuda(cub::DeviceScan::ExclusiveSum(cub_temp, cub_bytes, tiles, first_tile, nseg, stream),
-               "scanning segment tiles");
-    // flags: error, short values, short count; total tiles = first_tile[last] + tiles[last].
+    // flags: error, short values, short count, total tiles.
     unsigned long long host_flags[4] = {0, 0, 0, 0};
-    int64_t host_last[2] = {0, 0};
     check_cuda(cudaMemcpyAsync(host_flags, flags, 32, cudaMemcpyDeviceToHost, stream), "copy");
-    check_cuda(cudaMemcpyAsync(&host_last[0], first_tile + nseg - 1, 8, cudaMemcpyDeviceToHost,
-                               stream), "copy");
-    check_cuda(cudaMemcpyAsync(&host_last[1], tiles + nseg - 1, 8, cudaMemcpyDeviceToHost, stream),
-               "copy");
     check_cuda(cudaStreamSynchronize(stream), "planning segments");
     const int error = static_cast<int>(host_flags[0] & 0xffffffffu);
     if (error & 2) throw std::invalid_argument("segment offsets must lie in [0, len(values)]");
     if (error & 1) throw std::invalid_argument("segment offsets must be non-decreasing");
-    const int64_t total_tiles = host_last[0] + host_last[1];
-    if (total_tiles >= (int64_t{1} << 31)) throw std::invalid_argument("too many values for one call");
+    if (host_flags[3] >= (1ull << 31)) throw std::invalid_argument("too many values for one call");
+    const int64_t total_tiles = static_cast<int64_t>(host_flags[3]);
     const int64_t short_count = static_cast<int64_t>(host_flags[2]);
 
     if (short_count > 0) {
       const int group = group_size_for(static_cast<int64_t>(host_flags[1]), short_count);
       const unsigned blocks = static_cast<unsigned>(ceil_div(nseg * group, 256));
-      launch_groups(group, blocks, values, offsets, nseg, ddof, out, stream);
+      launch_groups(group, blocks, values, offsets, nseg, ddof, out, stream, vector_loads);
       check_cuda(cudaGetLastError(), "launching the segment group kernel");
     }
     if (total_tiles > 0) {
+      check_cuda(cub::DeviceScan::ExclusiveSum(cub_temp, cub_bytes, tiles, first_tile, nseg, stream),
+                 "scanning segment tiles");
       const size_t owner_bytes = static_cast<size_t>(total_tiles) * sizeof(int64_t);
       check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&tile_scratch),
                                  owner_bytes + static_cast<size_t>(total_tiles) * sizeof(State),
@@ -318,7 +394,7 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
       owner_kernel<<<warp_blocks, 256, 0, stream>>>(tiles, first_tile, nseg, owner);
       check_cuda(cudaGetLastError(), "launching the segment owner kernel");
       tile_kernel<T><<<static_cast<unsigned>(total_tiles), kTileThreads, 0, stream>>>(
-          values, offsets, first_tile, owner, partial, vector_loads_requested());
+          values, offsets, first_tile, owner, partial, vector_loads);
       check_cuda(cudaGetLastError(), "launching the segment tile kernel");
       merge_kernel<<<warp_blocks, 256, 0, stream>>>(tiles, first_tile, nseg, partial, ddof, out);
       check_cuda(cudaGetLastError(), "launching the segment merge kernel");

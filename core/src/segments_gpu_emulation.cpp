@@ -1,6 +1,7 @@
 // Host emulation of the CUDA segmented reductions (tests only): the same per-lane value order,
 // warp butterfly merges, tiles and tile merge order as cuda/aggregate_gpu.cu, computed with the
 // shared code of cairn/segments_gpu_state.hpp.
+#include <cstdint>
 #include <stdexcept>
 #include <vector>
 
@@ -39,6 +40,36 @@ State group_segment(const T* values, int64_t begin, int64_t end, int group) {
   return group_merge(lanes, group);
 }
 
+// group_vector_kernel (float32): head value by value, float4s q = sub, sub + G, ..., tail.
+State group_segment_vector(const float* values, int64_t begin, int64_t end, int group) {
+  const int64_t head = vector_head(reinterpret_cast<uintptr_t>(values + begin), end - begin);
+  if (head < 0) return group_segment(values, begin, end, group);
+  State lanes[32];
+  const int64_t vbegin = begin + head;
+  const int64_t nvec = (end - vbegin) / 4;
+  for (int sub = 0; sub < group; ++sub) {
+    Accumulator<float> acc;
+    for (int64_t i = begin + sub; i < vbegin; i += group) acc.add(values[i]);
+    for (int64_t q = sub; q < nvec; q += group) {
+      for (int k = 0; k < 4; ++k) acc.add(values[vbegin + 4 * q + k]);
+    }
+    for (int64_t i = vbegin + nvec * 4 + sub; i < end; i += group) acc.add(values[i]);
+    lanes[sub] = acc.state();
+  }
+  return group_merge(lanes, group);
+}
+
+template <class T>
+State group_segment_path(const T* values, int64_t begin, int64_t end, int group, bool) {
+  return group_segment(values, begin, end, group);
+}
+
+State group_segment_path(const float* values, int64_t begin, int64_t end, int group,
+                         bool vector_loads) {
+  return vector_loads ? group_segment_vector(values, begin, end, group)
+                      : group_segment(values, begin, end, group);
+}
+
 template <class T>
 State tile(const T* values, int64_t begin, int64_t end) {
   State warp_states[32];
@@ -57,7 +88,7 @@ State tile(const T* values, int64_t begin, int64_t end) {
 
 template <class T>
 void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
-         int ddof) {
+         int ddof, bool vector_loads) {
   for (int64_t s = 0; s < nseg; ++s) {
     if (offsets[s] < 0 || offsets[s + 1] > n) {
       throw std::invalid_argument("segment offsets must lie in [0, len(values)]");
@@ -79,7 +110,7 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
     const int64_t begin = offsets[s], end = offsets[s + 1];
     const int64_t count = tiles_for(end - begin);
     if (count == 0) {
-      write_results(group_segment(values, begin, end, group), s, ddof, out);
+      write_results(group_segment_path(values, begin, end, group, vector_loads), s, ddof, out);
       continue;
     }
     std::vector<State> partial(count);
@@ -101,12 +132,12 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
 
 void segment_reduce_host_emulation(const void* values, ValueType type, int64_t n,
                                    const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
-                                   int ddof) {
+                                   int ddof, bool vector_loads) {
   if (n < 0 || nseg < 0 || ddof < 0) throw std::invalid_argument("n, nseg and ddof must be >= 0");
   if (type == ValueType::Float32) {
-    run(static_cast<const float*>(values), n, offsets, nseg, out, ddof);
+    run(static_cast<const float*>(values), n, offsets, nseg, out, ddof, vector_loads);
   } else {
-    run(static_cast<const double*>(values), n, offsets, nseg, out, ddof);
+    run(static_cast<const double*>(values), n, offsets, nseg, out, ddof, false);
   }
 }
 

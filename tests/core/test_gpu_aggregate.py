@@ -251,9 +251,11 @@ def test_downsampling_short_series_and_bad_x_like_the_cpu(cupy) -> None:
 @pytest.mark.gpu
 @needs_gpu
 @pytest.mark.parametrize("start", [0, 1, 2, 3, 5])
-def test_experimental_vector_tile_loads_match_cpu(cupy, monkeypatch, start: int) -> None:
-    """CAIRN_GPU_SEGMENT_VECTOR_LOADS=1: float4 loads in the long-segment tiles, any alignment."""
-    monkeypatch.setenv("CAIRN_GPU_SEGMENT_VECTOR_LOADS", "1")
+@pytest.mark.parametrize("flag", ["1", "0"])
+def test_vector_and_scalar_tile_loads_match_cpu(cupy, monkeypatch, start: int, flag: str) -> None:
+    """float4 loads in the long-segment tiles (default for float32, CAIRN_GPU_SEGMENT_VECTOR_LOADS=1)
+    and the scalar tiles (=0), any alignment."""
+    monkeypatch.setenv("CAIRN_GPU_SEGMENT_VECTOR_LOADS", flag)
     rng = np.random.default_rng(start)
     v = with_nans(rng, 400_003, np.float32)
     offs = np.array([start, start + 3, 16_384 * 2 + 7, 200_001, 400_003], dtype=np.int64)

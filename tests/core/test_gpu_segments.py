@@ -264,3 +264,58 @@ def test_bad_inputs_are_refused_with_reasons(cupy) -> None:
         cairn.core.segment_reduce_gpu(cupy.zeros(10, cupy.int32), cupy.asarray([0, 10]))
     with pytest.raises(ValueError, match="out must be"):
         cairn.core.segment_reduce_gpu(values, cupy.asarray([0, 10]), out="torch")
+
+
+@pytest.mark.parametrize("start", [0, 1, 2, 3])
+@pytest.mark.parametrize("high", [2, 7, 60, 300, 2049])  # lanes per segment: 1, 1, 4, 16, 32
+def test_emulated_vector_group_kernel_matches_reference(start: int, high: int) -> None:
+    """The float4 short-segment path (float32 default): unaligned heads, tails, every group size."""
+    rng = np.random.default_rng(100 + high + start)
+    lengths = rng.integers(0, high, size=5_000 if high < 300 else 1_000)
+    offsets = start + np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    values = rng.normal(-5.0, 3.0, size=offsets[-1] + 3).astype(np.float32)
+    values[rng.random(values.size) < 0.05] = np.nan
+    values[offsets[3] : offsets[4]] = np.nan
+    got = _core._segment_reduce_gpu_host_emulation(values, offsets, 1, vector_loads=True)
+    assert_matches(got, reference(values, offsets, 1))
+    # The kernel's lane partition differs from the scalar one only in the summation order.
+    scalar = _core._segment_reduce_gpu_host_emulation(values, offsets, 1)
+    for key in ("count", "nan_count", "min", "max"):
+        np.testing.assert_array_equal(got[key], scalar[key])
+
+
+def test_emulated_vector_group_kernel_unaligned_pointer_falls_back() -> None:
+    raw = np.random.default_rng(8).random(40_001).astype(np.float32)
+    buf = np.frombuffer(raw.tobytes() + b"\0", dtype=np.uint8)[1:]  # 1-byte-offset float32 view
+    values = buf[: raw.nbytes].view(np.float32) if buf.ctypes.data % 4 else raw
+    offsets = np.arange(0, 40_001, 37, dtype=np.int64)
+    got = _core._segment_reduce_gpu_host_emulation(values, offsets, 0, vector_loads=True)
+    assert_matches(got, reference(values, offsets, 0))
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("start", [0, 1, 2, 3])
+@pytest.mark.parametrize("high", [3, 9, 60, 200, 2049])  # lanes per segment: 1, 1, 4, 8, 32
+def test_short_segment_paths_match_reference_at_every_alignment(
+    cupy, monkeypatch, start: int, high: int
+) -> None:
+    """float32 short segments: the float4 group kernel (default) and the scalar one (=0)."""
+    rng = np.random.default_rng(200 + high + start)
+    lengths = rng.integers(0, high, size=20_000 if high < 300 else 2_000)
+    offsets = start + np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    values = rng.normal(-5.0, 3.0, size=offsets[-1] + 5).astype(np.float32)
+    values[rng.random(values.size) < 0.05] = np.nan
+    gv, go = cupy.asarray(values), cupy.asarray(offsets)
+    expected = reference(values, offsets, 1)
+    results = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("CAIRN_GPU_SEGMENT_VECTOR_LOADS", flag)
+        results[flag] = cairn.core.segment_reduce_gpu(gv, go, ddof=1, out="numpy")
+        assert_matches(results[flag], expected)
+    monkeypatch.delenv("CAIRN_GPU_SEGMENT_VECTOR_LOADS")
+    default = cairn.core.segment_reduce_gpu(gv, go, ddof=1, out="numpy")
+    for key in results["1"]:
+        np.testing.assert_array_equal(default[key], results["1"][key], err_msg=key)
+    for key in ("count", "nan_count", "min", "max"):
+        np.testing.assert_array_equal(results["0"][key], results["1"][key], err_msg=key)

@@ -41,9 +41,11 @@ void segment_reduce_device(const void* values, ValueType type, int64_t n, const 
                            int64_t nseg, const SegmentOutputs& out, int ddof, uintptr_t stream);
 
 // Tests only: the kernels' decomposition (warp lanes, tiles, merge order) run on the CPU over host
-// pointers, so a machine without a GPU can check it. Always compiled.
+// pointers, so a machine without a GPU can check it. Always compiled. `vector_loads` (float32
+// only) emulates the float4 short-segment kernel (group_vector_kernel); long-segment tiles keep
+// the scalar partition here (the float4 tiles are checked on the GPU at every alignment).
 void segment_reduce_host_emulation(const void* values, ValueType type, int64_t n,
                                    const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
-                                   int ddof);
+                                   int ddof, bool vector_loads = false);
 
 }  // namespace cairn::gpu

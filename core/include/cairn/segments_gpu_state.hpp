@@ -111,6 +111,16 @@ CAIRN_HD int64_t tiles_for(int64_t len) {
 
 // Lanes per short segment (a power of two, 1..32) from the short segments' total length and count:
 // about 16 values per lane.
+// float32 float4 paths: the values before the first 16-byte boundary of a range starting at `addr`
+// (at most 3, at most len), or -1 when `addr` is not 4-byte aligned (then the scalar path is used).
+// A lane `sub` of a group of G then takes head values begin + sub, begin + sub + G, ...; float4s
+// q = sub, sub + G, ... of the aligned part (4 values each, in order); tail values likewise.
+CAIRN_HD int64_t vector_head(uintptr_t addr, int64_t len) {
+  if ((addr & 3) != 0) return -1;
+  const int64_t head = static_cast<int64_t>(((16 - (addr & 15)) & 15) / 4);
+  return head < len ? head : len;
+}
+
 CAIRN_HD int group_size_for(int64_t short_values, int64_t short_segments) {
   if (short_segments <= 0) return 32;
   const int64_t per_lane = 16;

@@ -33,6 +33,7 @@ from cairn.core.gpu import (
     blake3_gpu,
     blake3_gpu_file,
     gpu_available,
+    segment_quantiles_gpu,
     segment_reduce_gpu,
 )
 from cairn.core.manifest import Manifest, ManifestEntry
@@ -80,6 +81,7 @@ __all__ += [
     "blake3_gpu",
     "blake3_gpu_file",
     "gpu_available",
+    "segment_quantiles_gpu",
     "segment_reduce_gpu",
     "SegmentHistogram",
     "downsample_minmax",

@@ -63,9 +63,7 @@ class SegmentHistogram(NamedTuple):
     nan_count: npt.NDArray[np.int64]
 
 
-def _placement(
-    what: str, device: str, out: str | None, *inputs: ArrayLike
-) -> tuple[bool, str]:
+def _placement(what: str, device: str, out: str | None, *inputs: ArrayLike) -> tuple[bool, str]:
     """(run on the GPU?, "numpy" or "cupy" for the results) for the device rule of
     :mod:`cairn.core.device`: ``auto`` takes the GPU only for device-resident inputs."""
     _device.check_device(device)
@@ -227,19 +225,32 @@ def segment_quantiles(
     segment_ids: ArrayLike | None = None,
     num_segments: int | None = None,
     threads: int | None = None,
-) -> npt.NDArray[np.float64]:
+    *,
+    device: Device = "auto",
+    out: str | None = None,
+) -> Any:
     """Exact quantiles of each segment (NaN skipped), numpy's default 'linear' interpolation.
 
     Returns shape (num_segments,) for a scalar ``q`` and (num_segments, len(q)) otherwise; empty
-    segments give NaN. Equals ``np.nanquantile`` of each segment.
+    segments give NaN. Equals ``np.nanquantile`` of each segment. ``device``/``out``: see
+    :func:`segment_reduce`; the GPU (a segmented sort, then gathers) gives the CPU's values
+    exactly.
     """
-    vals = _values(values)
-    offs, ids, nseg = _segment_args(len(vals), offsets, segment_ids, num_segments)
-    qs = np.ascontiguousarray(np.atleast_1d(np.asarray(q, dtype=np.float64)))
+    use_gpu, kind = _placement("segment_quantiles", device, out, values, offsets, segment_ids)
+    qs = np.ascontiguousarray(np.atleast_1d(np.asarray(_host(q), dtype=np.float64)))
     if qs.ndim != 1:
         raise ValueError("q must be a scalar or a 1-D sequence")
-    out = _core.segment_quantiles(vals, offs, ids, nseg, qs, _threads(threads))
-    return out[:, 0] if np.ndim(q) == 0 else out
+    if use_gpu:
+        from cairn.core import aggregate_gpu
+
+        gvals = aggregate_gpu.values_array(values)
+        gvals, goffs = aggregate_gpu.segments(gvals, offsets, segment_ids, num_segments)
+        result = aggregate_gpu.segment_quantiles(gvals, goffs, qs)
+    else:
+        vals = _values(_host(values))
+        offs, ids, nseg = _segment_args(len(vals), _host(offsets), _host(segment_ids), num_segments)
+        result = _core.segment_quantiles(vals, offs, ids, nseg, qs, _threads(threads))
+    return _deliver(result[:, 0] if np.ndim(q) == 0 else result, kind)
 
 
 def _xy(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

@@ -139,6 +139,53 @@ def segment_reduce(vals: Any, offs: Any, ops: Sequence[str], ddof: int) -> dict[
     return {op: result[op] for op in ops}
 
 
+def segment_quantiles(vals: Any, offs: Any, qs: np.ndarray) -> Any:
+    """(nseg, len(qs)) float64 quantiles, the CPU's rule exactly: NaN skipped, numpy's "linear"
+    interpolation (its _lerp), NaN for a segment without values.
+
+    One stable sort of the values (NaN as +inf, so the m non-NaN values of a segment come first)
+    and a stable sort of that order by segment id give every segment's values ascending; each
+    quantile is then two gathers and the lerp, done as separate CuPy operations so that nothing
+    is fused into an FMA (the CPU rounds every step).
+    """
+    cp = cupy_module()
+    for q in qs:
+        if not (q >= 0.0 and q <= 1.0):
+            raise ValueError(f"quantile {q:f} is outside [0, 1]")
+    nseg = int(offs.size) - 1
+    out = cp.full((nseg, len(qs)), cp.nan, dtype=cp.float64)
+    start, end = (int(offs[0]), int(offs[-1])) if nseg > 0 else (0, 0)
+    if nseg == 0 or len(qs) == 0 or end == start:
+        return out
+    seg = vals[start:end]
+    ids = cp.searchsorted(offs, cp.arange(start, end, dtype=cp.int64), side="right") - 1
+    nan = cp.isnan(seg)
+    key = cp.where(nan, cp.asarray(np.inf, dtype=seg.dtype), seg)
+    order = cp.argsort(key, kind="stable")
+    order = order[cp.argsort(ids[order], kind="stable")]
+    ordered = key[order].astype(cp.float64)
+    base = offs[:-1] - start
+    valid = cp.zeros(end - start + 1, dtype=cp.int64)  # non-NaN values before each index
+    valid[1:] = cp.cumsum(~nan, dtype=cp.int64)
+    m = valid[offs[1:] - start] - valid[base]
+    has = m > 0
+    last = cp.maximum(m - 1, 0)
+    for k, q in enumerate(qs):
+        h = float(q) * last.astype(cp.float64)
+        lo = cp.minimum(cp.floor(h).astype(cp.int64), last)
+        t = h - lo.astype(cp.float64)
+        a = ordered[cp.where(has, base + lo, 0)]
+        step = has & (t > 0.0) & (lo + 1 < m)
+        b = cp.where(step, ordered[cp.where(step, base + lo + 1, 0)], a)
+        diff = b - a
+        low = a + diff * t  # two kernels: no fused multiply-add
+        high = b - diff * (1.0 - t)
+        value = cp.where(t < 0.5, low, high)
+        value = cp.where((t == 0.0) | (a == b), a, value)
+        out[:, k] = cp.where(has, value, cp.nan)
+    return out
+
+
 def segment_histogram(vals: Any, offs: Any, edges: Any) -> tuple[Any, Any, Any, Any]:
     cp = cupy_module()
     e = cp.ascontiguousarray(cp.asarray(edges, dtype=cp.float64))
@@ -203,7 +250,13 @@ def downsample_minmax(xs: Any, ys: Any, n_out: int) -> Any:
     nb = n_out // 3
     triples = cp.empty((nb, 3), cp.int64)
     _core.downsample_minmax_cuda(
-        xs.data.ptr, str(xs.dtype), ys.data.ptr, str(ys.dtype), n, n_out, triples.data.ptr,
+        xs.data.ptr,
+        str(xs.dtype),
+        ys.data.ptr,
+        str(ys.dtype),
+        n,
+        n_out,
+        triples.data.ptr,
         _stream(),
     )
     # Per bucket: its picks ascending without repeats; buckets are disjoint and in order.

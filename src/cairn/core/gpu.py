@@ -19,6 +19,7 @@ __all__ = [
     "blake3_gpu",
     "blake3_gpu_file",
     "gpu_available",
+    "segment_quantiles_gpu",
     "segment_reduce_gpu",
 ]
 
@@ -188,3 +189,14 @@ def segment_reduce_gpu(
     if out == "numpy":
         return {name: cupy.asnumpy(arr) for name, arr in result.items()}
     return result
+
+
+def segment_quantiles_gpu(values: Any, q: Any, offsets: Any, *, out: str = "cupy") -> Any:
+    """Per-segment quantiles of ``values`` on the GPU: ``cairn.core.segment_quantiles`` with
+    ``device="cuda"`` (NaN skipped, numpy's linear interpolation, NaN for an empty segment; the
+    CPU's values exactly). CuPy result, or NumPy with ``out="numpy"``."""
+    if out not in ("cupy", "numpy"):
+        raise ValueError(f"out must be 'cupy' or 'numpy', not {out!r}")
+    from cairn.core.aggregate import segment_quantiles
+
+    return segment_quantiles(values, q, offsets=offsets, device="cuda", out=out)
