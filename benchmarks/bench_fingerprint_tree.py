@@ -6,20 +6,27 @@ one --big-gb file, with old mtimes so that a cache applies. Then times, in one r
 - cairn.core.fingerprint_tree without a cache, and again with a cache that already holds every
   file (the "nothing changed" case);
 - hashlib MD5 over the same files (1 MiB reads, one thread: how DVC hashes);
-- b3sum over the same files, if it is on PATH (the Rust reference, same algorithm).
+- b3sum over the same files, if it is on PATH (the Rust reference, same algorithm);
+- with --dvc BINARY (or --dvc-venv DIR holding bin/dvc): command line against command line, in a
+  temporary git + dvc repository holding a copy of the same tree under data/ (page cache warm):
+  `dvc add data/`, then `dvc status` on the unchanged tree, against `cairn fingerprint data/
+  --cache X` twice (the first run fills the cache, the second is all cache hits).
 
 "Cold" runs first drop each file from the page cache with posix_fadvise(DONTNEED) (the VM's
 host may still cache the disk). Usage:
     python benchmarks/bench_fingerprint_tree.py [--root DIR] [--files 5000] [--total-gb 2]
+        [--dvc-venv /work/venv-dvc | --dvc PATH/TO/dvc] [--cairn PATH/TO/cairn]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -83,13 +90,100 @@ def timed(fn: Callable[[], object], before: Callable[[], None] | None = None) ->
     return time.perf_counter() - t0
 
 
+def run_cmd(argv: list[str], cwd: str, env: dict[str, str] | None = None) -> float:
+    """Wall seconds of one subprocess run (output discarded; fails loudly on a non-zero exit)."""
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout.decode()[-2000:]}")
+    return elapsed
+
+
+def find_cairn(given: str | None) -> str:
+    """The cairn entry point: --cairn, else next to this interpreter, else on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "cairn")
+    found = given or (beside if os.path.exists(beside) else shutil.which("cairn"))
+    if not found:
+        raise SystemExit("cairn command not found: pip install -e . or pass --cairn")
+    return found
+
+
+def bench_dvc(args: argparse.Namespace, dvc: str) -> None:
+    """dvc add / dvc status vs cairn fingerprint [--cache], each a command-line subprocess."""
+    cairn = find_cairn(args.cairn)
+    repo = tempfile.mkdtemp(prefix="cairn-dvc-bench-", dir=args.dvc_workdir)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_TERMINAL_PROMPT": "0"}
+    data = os.path.join(repo, "data")
+    try:
+        print(f"dvc: {subprocess.run([dvc, '--version'], capture_output=True, text=True).stdout.strip()}"
+              f" ({dvc}); cairn: {cairn}; repo {repo}", flush=True)
+        # The same tree (same seed and sizes), written again: dvc add must not touch args.root.
+        generate(data, args.files, int(args.total_gb * 1e9), int(args.big_gb * 1e9))
+        os.sync()  # no write-back of the fresh copy competing with the timed runs
+        paths = all_files(data)
+        total = sum(os.path.getsize(p) for p in paths)
+        run_cmd(["git", "init", "-q"], repo, env)
+        run_cmd([dvc, "init", "-q"], repo, env)
+        run_cmd([dvc, "config", "core.analytics", "false"], repo, env)
+        cache = os.path.join(repo, "cairn-cache.sqlite")
+        fp = [cairn, "fingerprint", "data"]
+        # Warm the page cache (and the interpreter's files) with one cairn run without a cache.
+        run_cmd(fp, repo, env)
+        no_cache = min(run_cmd(fp, repo, env) for _ in range(3))
+        dvc_add = run_cmd([dvc, "add", "-q", "data"], repo, env)
+        status_first = run_cmd([dvc, "status", "-q"], repo, env)
+        status = min(status_first, *(run_cmd([dvc, "status", "-q"], repo, env) for _ in range(2)))
+        fills = []
+        for _ in range(2):  # the filling run, twice, each time from an empty cache
+            if os.path.exists(cache):
+                os.remove(cache)
+            fills.append(run_cmd([*fp, "--cache", cache], repo, env))
+        fill = min(fills)
+        hits = [run_cmd([*fp, "--cache", cache], repo, env) for _ in range(3)]
+        out = subprocess.run([*fp, "--cache", cache, "--json"], cwd=repo, env=env, capture_output=True,
+                             text=True, check=True)
+        hashed = json.loads(out.stdout)["hashed_bytes"]
+        startup = min(run_cmd([cairn, "fingerprint", "--help"], repo, env) for _ in range(3))
+    finally:
+        if not args.keep_dvc_repo:
+            subprocess.run(["chmod", "-R", "u+w", repo], check=False)
+            shutil.rmtree(repo, ignore_errors=True)
+
+    print(f"\ncommand line vs command line, {len(paths)} files, {total / 1e9:.2f} GB, page cache warm:")
+    print(f"  dvc add data                               {dvc_add:8.3f} s")
+    print(f"  cairn fingerprint data (no cache)          {no_cache:8.3f} s   "
+          f"dvc add / cairn = {dvc_add / no_cache:.1f}x (target >= 15x)")
+    print(f"  cairn fingerprint data --cache (filling)   {fill:8.3f} s   "
+          f"dvc add / cairn = {dvc_add / fill:.1f}x")
+    print(f"  dvc status (unchanged; first {status_first:.3f} s)     {status:8.3f} s")
+    print(f"  cairn fingerprint data --cache (all hits)  {min(hits):8.3f} s   "
+          f"dvc status / cairn = {status / min(hits):.2f}x (target > 1x); runs "
+          + ", ".join(f"{h:.3f}" for h in hits) + f"; bytes read on a hit run: {hashed}")
+    print(f"  cairn fingerprint --help (CLI startup)     {startup:8.3f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "cairn-bench-tree"))
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--total-gb", type=float, default=2.0)
     parser.add_argument("--big-gb", type=float, default=1.0)
+    parser.add_argument("--dvc", help="dvc executable: also time dvc add / dvc status vs cairn fingerprint")
+    parser.add_argument("--dvc-venv", help="virtual environment holding dvc (its bin/dvc is used)")
+    parser.add_argument("--dvc-workdir", help="where the temporary git+dvc repository goes (default: temp)")
+    parser.add_argument("--keep-dvc-repo", action="store_true", help="leave the git+dvc repository behind")
+    parser.add_argument("--cairn", help="cairn executable (default: next to this Python, else on PATH)")
+    parser.add_argument("--only-dvc", action="store_true", help="skip the in-process measurements")
     args = parser.parse_args()
+    dvc = args.dvc or (os.path.join(args.dvc_venv, "bin", "dvc") if args.dvc_venv else None)
+    if dvc and not os.access(dvc, os.X_OK):
+        raise SystemExit(f"dvc not executable: {dvc}")
+    if args.only_dvc:
+        if not dvc:
+            raise SystemExit("--only-dvc needs --dvc or --dvc-venv")
+        bench_dvc(args, dvc)
+        return
 
     if not os.path.isdir(args.root):
         print(f"generating {args.root} ...", flush=True)
@@ -127,6 +221,8 @@ def main() -> None:
     if not b3sum:
         print("b3sum: not on PATH, skipped")
     print(f"cairn, unchanged tree, all cache hits (in process): {cached * 1e3:.1f} ms")
+    if dvc:
+        bench_dvc(args, dvc)
 
 
 if __name__ == "__main__":
