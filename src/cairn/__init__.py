@@ -9,20 +9,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cairn.sdk import ActiveRun, ApiError, Client, start_run
-
 __version__ = "0.1.0"
 __all__ = ["ActiveRun", "ApiError", "Client", "__version__", "fingerprint", "fingerprint_table", "start_run"]
 
 if TYPE_CHECKING:
     from cairn.core import fingerprint_table
     from cairn.core import fingerprint_tree as fingerprint
+    from cairn.sdk import ActiveRun, ApiError, Client, start_run
 
-# The core extension is imported on first use, so that `import cairn` stays light.
+# Imported on first use, so that `import cairn` (and the CLI's start) stays light.
 _LAZY = {"fingerprint": "fingerprint_tree", "fingerprint_table": "fingerprint_table"}
+_SDK = {"ActiveRun", "ApiError", "Client", "start_run"}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SDK:
+        import cairn.sdk
+
+        return getattr(cairn.sdk, name)
     if name in _LAZY:
         import cairn.core
 
