@@ -18,7 +18,7 @@ from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
 
 @dataclass
 class Platform:
-    """NATS + registry + gateway, each its own process, data under ``root``."""
+    """NATS + registry + metrics + gateway, each its own process, data under ``root``."""
 
     root: Path
     nats_url: str = ""
@@ -43,8 +43,9 @@ class Platform:
     def start(self) -> "Platform":
         self.root.mkdir(parents=True, exist_ok=True)
         self.nats, self.nats_url = start_nats_server(self.root / "nats")
-        self.ports = {"registry": free_port(), "gateway": free_port()}
+        self.ports = {"registry": free_port(), "metrics": free_port(), "gateway": free_port()}
         self.start_service("registry")
+        self.start_service("metrics")
         self.start_service("gateway")
         self.wait_healthy()
         token_file = self.root / "data" / "admin.token"
@@ -60,7 +61,10 @@ class Platform:
                "CAIRN_RATE_LIMIT": "0", "CAIRN_WEBHOOKS_ALLOW_PRIVATE": "true", "CAIRN_WEBHOOK_BACKOFF_S": "0.05",
                "CAIRN_WEBHOOK_ATTEMPTS": "4", **self.env}
         if name == "gateway":
-            env["CAIRN_SERVICES"] = json.dumps({"registry": self.service_url("registry")})
+            env["CAIRN_SERVICES"] = json.dumps({"registry": self.service_url("registry"),
+                                                "metrics": self.service_url("metrics")})
+        if name == "metrics":
+            env["CAIRN_REGISTRY_URL"] = self.service_url("registry")
         return env
 
     def start_service(self, name: str) -> None:

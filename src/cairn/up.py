@@ -22,7 +22,7 @@ import httpx
 
 from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
 
-SERVICES = ("registry",)
+SERVICES = ("registry", "metrics")
 PR_SET_PDEATHSIG = 1
 
 
@@ -104,8 +104,9 @@ class Supervisor:
             port = free_port(self.host)
             url = f"http://{self.host}:{port}"
             services[name] = url
+            extra = {"CAIRN_REGISTRY_URL": services["registry"]} if name == "metrics" else {}
             self.children.append(Child(name, [sys.executable, "-m", f"cairn.services.{name}"],
-                                       {**env, "CAIRN_HOST": self.host, "CAIRN_PORT": str(port)}, url=url,
+                                       {**env, **extra, "CAIRN_HOST": self.host, "CAIRN_PORT": str(port)}, url=url,
                                        log_path=self.data_dir / "logs" / f"{name}.log"))
         self.children.append(Child("gateway", [sys.executable, "-m", "cairn.services.gateway"],
                                    {**env, "CAIRN_HOST": self.host, "CAIRN_PORT": str(self.port),
