@@ -40,7 +40,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             await writer.stop()
             await app.state.metrics.http.aclose()
             if not nc.is_closed:
-                await nc.drain()
+                await nc.close()  # not drain: a pending pull would hold shutdown for seconds
             store.close()
 
     app = FastAPI(title="cairn metrics", version="0.1.0", lifespan=lifespan,

@@ -145,10 +145,27 @@ class MetricsWriter:
 
     async def start(self) -> None:
         self.remove_orphans()
-        config = js_api.ConsumerConfig(ack_policy=js_api.AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=20_000)
+        # A short ack_wait: batches a killed process had fetched come back within seconds.
+        config = js_api.ConsumerConfig(ack_policy=js_api.AckPolicy.EXPLICIT, ack_wait=5, max_ack_pending=20_000)
         self.sub = await self.js.pull_subscribe(f"{SUBJECT_PREFIX}.>", durable=DURABLE, stream=METRICS_STREAM,
                                                 config=config)
+        await self.reload_tail()
         self._task = asyncio.create_task(self._loop())
+
+    async def reload_tail(self) -> None:
+        """Put acked-by-the-stream but unwritten batches back in the tail, so reads after a restart
+        see them before the writer gets to them."""
+        floor = (await self.js.consumer_info(METRICS_STREAM, DURABLE)).ack_floor
+        last = (await self.js.stream_info(METRICS_STREAM)).state.last_seq
+        for seq in range((floor.stream_seq if floor else 0) + 1, last + 1):
+            try:
+                msg = await self.js.get_msg(METRICS_STREAM, seq)
+            except NotFoundError:
+                continue
+            msg_id = (msg.headers or {}).get("Nats-Msg-Id") or f"seq-{seq}"
+            if not self.store.applied_ids([msg_id]) and msg.subject and msg.data:
+                _, _, project, run_id = msg.subject.split(".", 3)
+                self.tail.add(seq, project, run_id, from_ipc(msg.data))
 
     async def stop(self) -> None:
         if self._task is not None:
