@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Any
 
 from cairn.sdk.client import Client
+from cairn.sdk.metrics import MetricsLogger
 
 
 class ActiveRun:
@@ -16,6 +17,7 @@ class ActiveRun:
         self.project = project
         self.record = record
         self._owns_client = owns_client
+        self._metrics: MetricsLogger | None = None
 
     @property
     def id(self) -> str:
@@ -27,6 +29,25 @@ class ActiveRun:
     def log_params(self, params: dict[str, Any]) -> None:
         """Log params; params are immutable, so a different value for a logged key is an error."""
         self.record = self.client.log_params(self.project, self.id, params)
+
+    @property
+    def metrics(self) -> MetricsLogger:
+        """The run's background metric sender (started on first use)."""
+        if self._metrics is None:
+            self._metrics = MetricsLogger(self.client.url, self.client.token, self.project, self.id)
+        return self._metrics
+
+    def log_metric(self, key: str, value: float, step: int | None = None, timestamp: float | None = None) -> None:
+        """Queue a point; returns at once (sent in the background, see cairn.sdk.metrics)."""
+        self.metrics.log(key, value, step, timestamp)
+
+    def log_metrics(self, values: dict[str, float], step: int | None = None, timestamp: float | None = None) -> None:
+        for key, value in values.items():
+            self.metrics.log(key, value, step, timestamp)
+
+    def flush(self, timeout: float | None = 60.0) -> bool:
+        """Wait until every logged point was accepted by the platform."""
+        return self._metrics.flush(timeout) if self._metrics is not None else True
 
     def set_tag(self, key: str, value: str) -> None:
         self.record = self.client.set_run_tag(self.project, self.id, key, str(value))
@@ -47,6 +68,8 @@ class ActiveRun:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         try:
+            if self._metrics is not None:
+                self._metrics.close()
             if exc_type is None:
                 self.finish("finished")
             elif issubclass(exc_type, KeyboardInterrupt):
