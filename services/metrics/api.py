@@ -7,15 +7,15 @@ import json
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from cairn.services.metrics.batches import ARROW_STREAM, parse_arrow, parse_json, to_ipc
+from cairn.services.metrics.queries import cross_run_aggregate, downsample, json_float, load_series
+from cairn.services.metrics.runtime import MetricsRuntime
+from cairn.services.metrics.writer import SUBJECT_PREFIX, summarize
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge, Unavailable
-from cairn.services.metrics.batches import ARROW_STREAM, parse_arrow, parse_json, to_ipc
-from cairn.services.metrics.queries import cross_run_aggregate, downsample, json_float, load_series
-from cairn.services.metrics.runtime import MetricsRuntime
-from cairn.services.metrics.writer import SUBJECT_PREFIX, summarize
 
 router = APIRouter()
 ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="project name")]

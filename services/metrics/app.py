@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from cairn.services.metrics.api import router
+from cairn.services.metrics.runtime import MetricsRuntime, MetricsSettings
+from cairn.services.metrics.store import MetricsStore
+from cairn.services.metrics.writer import MetricsWriter, Tail, ensure_stream
 from fastapi import FastAPI, Request
 
 from cairn.kernel.eventlog import connect
 from cairn.kernel.http import install_error_handlers
 from cairn.kernel.telemetry import TracingMiddleware, setup_tracing
-from cairn.services.metrics.api import router
-from cairn.services.metrics.runtime import MetricsRuntime, MetricsSettings
-from cairn.services.metrics.store import MetricsStore
-from cairn.services.metrics.writer import MetricsWriter, Tail, ensure_stream
 
 __all__ = ["MetricsSettings", "create_app"]
 

@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-from cairn.core import downsample_minmax, lttb, segment_quantiles, segment_reduce
 from cairn.services.metrics.store import MetricsStore
 from cairn.services.metrics.writer import Tail
+
+from cairn.core import downsample_minmax, lttb, segment_quantiles, segment_reduce
 
 COLUMNS = ["step", "value", "timestamp"]
 
@@ -28,7 +28,7 @@ class Series:
     values: np.ndarray
     timestamps: np.ndarray
 
-    def take(self, index: np.ndarray) -> "Series":
+    def take(self, index: np.ndarray) -> Series:
         return Series(self.steps[index], self.values[index], self.timestamps[index])
 
     def to_json(self) -> dict[str, list[Any]]:

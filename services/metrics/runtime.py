@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from cairn.services.metrics.store import MetricsStore
+from cairn.services.metrics.writer import MetricsWriter, Tail
 from nats.aio.client import Client as NATS
 
 from cairn.kernel.errors import NotFound, Unavailable
 from cairn.kernel.settings import ServiceSettings
-from cairn.services.metrics.store import MetricsStore
-from cairn.services.metrics.writer import MetricsWriter, Tail
 
 
 class MetricsSettings(ServiceSettings):

@@ -107,7 +107,7 @@ class MetricsStore:
         self.db.execute("INSERT OR REPLACE INTO summaries VALUES (?,?,?,?,?,?,?,?,?)",
                         (project, run_id, s["key"], count, _num(lo), _num(hi), _num(last), last_step, last_seq))
 
-    def _tx(self) -> "_Transaction":
+    def _tx(self) -> _Transaction:
         return _Transaction(self.db)
 
 
@@ -124,5 +124,5 @@ class _Transaction:
     def __enter__(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from cairn.services.metrics.batches import from_ipc
+from cairn.services.metrics.store import MetricsStore
 from nats.aio.client import Client as NATS
 from nats.js import api as js_api
 from nats.js.errors import NotFoundError
 
 from cairn.kernel.errors import Unavailable
-from cairn.services.metrics.batches import from_ipc
-from cairn.services.metrics.store import MetricsStore
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class MetricsWriter:
                 self.last_error = None
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # noqa: BLE001 - unacked messages come back after ack_wait
+            except Exception as err:
                 log.exception("writing metric batches failed")
                 self.last_error = f"write: {err}"
                 await asyncio.sleep(0.5)

@@ -10,7 +10,6 @@ import uuid
 import httpx
 import pyarrow as pa
 import pytest
-
 from platform_harness import Platform
 
 

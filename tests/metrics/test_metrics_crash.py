@@ -7,7 +7,6 @@ import threading
 import time
 
 import httpx
-
 from platform_harness import Platform
 
 BATCHES = 50

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-import cairn
 from platform_harness import Platform
+
+import cairn
 
 
 def test_log_metric_batches_in_background_and_flushes_on_exit(platform: Platform) -> None:
@@ -30,15 +31,15 @@ def test_log_metric_batches_in_background_and_flushes_on_exit(platform: Platform
 
 
 def test_batches_survive_a_gateway_restart(platform: Platform) -> None:
-    with cairn.Client(platform.gateway, token=platform.token) as client:
-        with cairn.start_run(project="sdkm", client=client) as run:
-            run.log_metric("x", 0.0, step=0)
-            assert run.flush()
-            platform.kill("gateway")
-            for step in range(1, 3000):
-                run.log_metric("x", float(step), step=step)  # never blocks while the gateway is down
-            platform.start_service("gateway")
-            platform.wait_healthy()
-            assert run.flush(30)
-            history = client.metric_history("sdkm", run.id, "x")
-            assert history["total"] == 3000 and history["steps"] == list(range(3000))
+    with cairn.Client(platform.gateway, token=platform.token) as client, \
+            cairn.start_run(project="sdkm", client=client) as run:
+        run.log_metric("x", 0.0, step=0)
+        assert run.flush()
+        platform.kill("gateway")
+        for step in range(1, 3000):
+            run.log_metric("x", float(step), step=step)  # never blocks while the gateway is down
+        platform.start_service("gateway")
+        platform.wait_healthy()
+        assert run.flush(30)
+        history = client.metric_history("sdkm", run.id, "x")
+        assert history["total"] == 3000 and history["steps"] == list(range(3000))
