@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 from platform_harness import Platform
 
@@ -43,3 +44,15 @@ def test_batches_survive_a_gateway_restart(platform: Platform) -> None:
         assert run.flush(30)
         history = client.metric_history("sdkm", run.id, "x")
         assert history["total"] == 3000 and history["steps"] == list(range(3000))
+
+
+def test_system_metrics_are_sampled_and_can_be_switched_off(platform: Platform) -> None:
+    with cairn.Client(platform.gateway, token=platform.token) as client:
+        with cairn.start_run(project="sdkm", client=client, system_metrics_interval_s=0.1) as run:
+            time.sleep(0.35)
+        summary = client.metric_summary("sdkm", run.id)
+        assert summary["system/cpu_percent"]["count"] >= 2
+        assert "system/memory_used_bytes" in summary and "system/net_recv_bytes_per_s" in summary
+        with cairn.start_run(project="sdkm", client=client, system_metrics=False) as quiet:
+            quiet.log_metric("only", 1.0)
+        assert list(client.metric_summary("sdkm", quiet.id)) == ["only"]

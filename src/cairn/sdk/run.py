@@ -7,6 +7,7 @@ from typing import Any
 
 from cairn.sdk.client import Client
 from cairn.sdk.metrics import MetricsLogger
+from cairn.sdk.system_metrics import SystemMetricsSampler, enabled_by_default
 
 
 class ActiveRun:
@@ -18,6 +19,15 @@ class ActiveRun:
         self.record = record
         self._owns_client = owns_client
         self._metrics: MetricsLogger | None = None
+        self._system: SystemMetricsSampler | None = None
+
+    def start_system_metrics(self, interval_s: float | None = None) -> None:
+        """Sample CPU, memory, I/O and GPUs as ``system/*`` metrics (no-op without psutil)."""
+        if self._system is None:
+            try:
+                self._system = SystemMetricsSampler(self.metrics, interval_s)
+            except ImportError:
+                pass
 
     @property
     def id(self) -> str:
@@ -68,6 +78,8 @@ class ActiveRun:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         try:
+            if self._system is not None:
+                self._system.stop()
             if self._metrics is not None:
                 self._metrics.close()
             if exc_type is None:
@@ -83,12 +95,17 @@ class ActiveRun:
 
 def start_run(project: str, experiment: str = "default", *, name: str | None = None,
               params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
-              description: str = "", client: Client | None = None, url: str | None = None) -> ActiveRun:
-    """Start a run (creating the project and experiment if they do not exist yet)."""
+              description: str = "", client: Client | None = None, url: str | None = None,
+              system_metrics: bool | None = None, system_metrics_interval_s: float | None = None) -> ActiveRun:
+    """Start a run (creating the project and experiment if they do not exist yet). System metrics
+    are sampled unless ``system_metrics=False`` or ``CAIRN_SYSTEM_METRICS=0``."""
     owns = client is None
     client = client or Client(url)
     client.ensure_project(project)
     client.ensure_experiment(project, experiment)
     record = client.create_run(project, experiment=experiment, name=name, params=params, tags=tags,
                                description=description)
-    return ActiveRun(client, project, record, owns_client=owns)
+    run = ActiveRun(client, project, record, owns_client=owns)
+    if enabled_by_default() if system_metrics is None else system_metrics:
+        run.start_system_metrics(system_metrics_interval_s)
+    return run
