@@ -111,6 +111,18 @@ async def run_summary(project: ProjectName, run_id: RunId, rt: Runtime) -> dict[
     return {"run_id": run_id, "summaries": summaries}
 
 
+@router.get("/projects/{project}/metrics/summaries", tags=["metrics"])
+async def key_summaries(project: ProjectName, rt: Runtime, key: Annotated[str, Query(min_length=1, max_length=250)],
+                        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+                        after: Annotated[str, Query(max_length=128, description="last run id of the previous page")] = ""
+                        ) -> dict[str, Any]:
+    """One key's summary (count, last, min, max) for every run that logged it, as written to Parquet
+    (points still in the tail are left out here), paged by run id: the feed for run search."""
+    rows = rt.store.key_summaries(project, key, limit, after)
+    summaries = [{**r, "last": _j(r["last"]), "min": _j(r["min"]), "max": _j(r["max"])} for r in rows]
+    return {"key": key, "summaries": summaries, "next_after": rows[-1]["run_id"] if len(rows) == limit else None}
+
+
 def _j(value: float | None) -> float | str | None:
     return None if value is None else json_float(value)
 

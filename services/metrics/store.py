@@ -93,6 +93,13 @@ class MetricsStore:
         return [{"key": k, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last), "last_step": step}
                 for k, c, lo, hi, last, step in rows]
 
+    def key_summaries(self, project: str, key: str, limit: int, after: str = "") -> list[dict[str, Any]]:
+        """One key's summary for every run of a project that logged it, by run id (paged)."""
+        rows = self.db.execute("SELECT run_id, count, min, max, last, last_step FROM summaries WHERE project=? "
+                               "AND key=? AND run_id > ? ORDER BY run_id LIMIT ?", (project, key, after, limit)).fetchall()
+        return [{"run_id": r, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last), "last_step": step}
+                for r, c, lo, hi, last, step in rows]
+
     def _merge_summary(self, project: str, run_id: str, s: dict[str, Any]) -> None:
         row = self.db.execute("SELECT count, min, max, last, last_step, last_seq FROM summaries "
                               "WHERE project=? AND run_id=? AND key=?", (project, run_id, s["key"])).fetchone()

@@ -81,6 +81,8 @@ def test_nan_and_infinities_round_trip_and_summaries(platform: Platform, api: ht
         assert summary["y"]["last"] == 7.0 and summary["y"]["count"] == 1
         _wait_written(platform)
     assert _history(mx, project, run, "x")["values"] == [3.0, "NaN", "Infinity", "-Infinity", 2.0]
+    per_key = mx.get(f"/projects/{project}/metrics/summaries", params={"key": "x"}).json()
+    assert per_key["summaries"] == [{"run_id": run, **{k: v for k, v in expected_x.items() if k != "key"}}]
 
 
 def _wait_written(platform: Platform) -> None:
