@@ -65,6 +65,8 @@ class Platform:
                                                 "metrics": self.service_url("metrics")})
         if name == "metrics":
             env["CAIRN_REGISTRY_URL"] = self.service_url("registry")
+        if name == "registry":
+            env["CAIRN_METRICS_URL"] = self.service_url("metrics")
         return env
 
     def start_service(self, name: str) -> None:

@@ -146,3 +146,16 @@ def test_viewer_can_read_but_not_log(platform: Platform, api: httpx.Client, mx: 
     assert denied.status_code == 403
     assert httpx.get(f"{url}/runs/{run}/metrics", params={"key": "a"}, headers=viewer).status_code == 200
     assert httpx.post(f"{url}/metrics/search", headers=viewer, json={"key": "a", "run_ids": [run]}).status_code == 200
+
+
+def test_registry_run_search_filters_and_sorts_by_metric_summaries(platform: Platform, api: httpx.Client,
+                                                                   mx: httpx.Client, project: str) -> None:
+    runs = [_run(api, project) for _ in range(4)]
+    for run, last in zip(runs[:3], [0.1, 0.5, 0.2]):
+        pts = [{"key": "val_loss", "value": 9.0, "step": 0}, {"key": "val_loss", "value": last, "step": 5}]
+        assert _post(mx, project, run, pts).status_code == 202
+    _wait_written(platform)
+    hits = api.get(f"/projects/{project}/runs", params={"filter": "metrics.val_loss < 0.3"}).json()["runs"]
+    assert sorted(r["id"] for r in hits) == sorted([runs[0], runs[2]])
+    ordered = api.post(f"/projects/{project}/runs/search", json={"order_by": ["metrics.val_loss DESC"]}).json()
+    assert [r["id"] for r in ordered["runs"]] == [runs[1], runs[2], runs[0], runs[3]]  # no value: last
