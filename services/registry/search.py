@@ -162,7 +162,8 @@ def compile_search(project: str, *, experiment_ids: list[str] | None, filter_tex
 
     if not 1 <= page_size <= MAX_PAGE:
         raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE}", details={"field": "page_size"})
-    where, args = ["runs.project = ?"], [project]
+    where: list[str] = ["runs.project = ?"]
+    args: list[Any] = [project]
     if experiment_ids:
         where.append(f"runs.experiment_id IN ({', '.join('?' for _ in experiment_ids)})")
         args.extend(experiment_ids)
