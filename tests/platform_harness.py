@@ -18,7 +18,7 @@ from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
 
 @dataclass
 class Platform:
-    """NATS + registry + artifacts + gateway, each its own process, data under ``root``.
+    """NATS + registry + artifacts + metrics + gateway, each its own process, data under ``root``.
     ``extra_env`` adds environment for every service (e.g. the artifact backend)."""
 
     root: Path
@@ -45,9 +45,11 @@ class Platform:
     def start(self) -> "Platform":
         self.root.mkdir(parents=True, exist_ok=True)
         self.nats, self.nats_url = start_nats_server(self.root / "nats")
-        self.ports = {"registry": free_port(), "artifacts": free_port(), "gateway": free_port()}
+        self.ports = {"registry": free_port(), "artifacts": free_port(), "metrics": free_port(),
+                      "gateway": free_port()}
         self.start_service("registry")
         self.start_service("artifacts")
+        self.start_service("metrics")
         self.start_service("gateway")
         self.wait_healthy()
         token_file = self.root / "data" / "admin.token"
@@ -64,7 +66,12 @@ class Platform:
                "CAIRN_WEBHOOK_ATTEMPTS": "4", **self.env, **self.extra_env}
         if name == "gateway":
             env["CAIRN_SERVICES"] = json.dumps({"registry": self.service_url("registry"),
-                                                "artifacts": self.service_url("artifacts")})
+                                                "artifacts": self.service_url("artifacts"),
+                                                "metrics": self.service_url("metrics")})
+        if name == "metrics":
+            env["CAIRN_REGISTRY_URL"] = self.service_url("registry")
+        if name == "registry":
+            env["CAIRN_METRICS_URL"] = self.service_url("metrics")
         return env
 
     def start_service(self, name: str) -> None:

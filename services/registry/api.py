@@ -235,7 +235,7 @@ async def create_run(project: ProjectName, body: RunCreate, rt: Runtime, ctx: Ct
 
 
 @router.get("/projects/{project}/runs", tags=["runs"])
-def list_runs(project: ProjectName, rt: Runtime,
+def list_runs(project: ProjectName, rt: Runtime, request: Request,
               experiment_id: Annotated[list[str] | None, Query()] = None,
               filter: Annotated[str | None, Query(max_length=4000)] = None,
               order_by: Annotated[list[str] | None, Query()] = None,
@@ -243,22 +243,24 @@ def list_runs(project: ProjectName, rt: Runtime,
               page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
               page_token: str | None = None) -> dict[str, Any]:
     """Search runs: by experiment, a filter (``params.lr = '0.1' and status = 'finished'``), sorted."""
-    return _search(rt, project, RunSearch(experiment_ids=experiment_id, filter=filter, order_by=order_by,
-                                          include_archived=include_archived, page_size=page_size,
-                                          page_token=page_token))
+    return _search(rt, request, project, RunSearch(experiment_ids=experiment_id, filter=filter,
+                                                   order_by=order_by, include_archived=include_archived,
+                                                   page_size=page_size, page_token=page_token))
 
 
 @router.post("/projects/{project}/runs/search", tags=["runs"])
-def search_runs(project: ProjectName, body: RunSearch, rt: Runtime) -> dict[str, Any]:
-    return _search(rt, project, body)
+def search_runs(project: ProjectName, body: RunSearch, rt: Runtime, request: Request) -> dict[str, Any]:
+    return _search(rt, request, project, body)
 
 
-def _search(rt: ServiceRuntime, project: str, q: RunSearch) -> dict[str, Any]:
+def _search(rt: ServiceRuntime, request: Request, project: str, q: RunSearch) -> dict[str, Any]:
     store = _store(rt)
     store.project(project)
+    summaries = request.app.state.metric_summaries
     sql, args, offset = compile_search(project, experiment_ids=q.experiment_ids, filter_text=q.filter,
                                        include_archived=q.include_archived, order_by=q.order_by,
-                                       page_size=q.page_size, page_token=q.page_token)
+                                       page_size=q.page_size, page_token=q.page_token,
+                                       metric_values=lambda key: summaries.last_values(project, key))
     ids = [r["id"] for r in store.query(sql, args)]
     more = len(ids) > q.page_size
     ids = ids[: q.page_size]

@@ -7,17 +7,21 @@ from fastapi import FastAPI
 from cairn.kernel.service import create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.registry.api import router
+from cairn.services.registry.metric_summaries import MetricSummaries
 from cairn.services.registry.projection import RegistryProjection
 from cairn.services.registry.store import RegistryStore
 
 
 class RegistrySettings(ServiceSettings):
-    """Environment: CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT."""
+    """Environment: CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT, CAIRN_METRICS_URL (run
+    search by ``metrics.<key>``; empty turns it off)."""
+
+    metrics_url: str = ""
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     settings = settings or RegistrySettings()
-    return create_service_app(
+    app = create_service_app(
         "registry",
         settings,
         make_store=lambda s: RegistryStore(s.data_dir / "registry" / "registry.sqlite3"),
@@ -25,3 +29,5 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         routers=[router],
         description="Projects, experiments, runs, models, model versions and aliases.",
     )
+    app.state.metric_summaries = MetricSummaries(settings.metrics_url)
+    return app

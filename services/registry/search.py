@@ -3,7 +3,8 @@
     params.lr = '0.01' and tags.team != 'vision' and status IN ('finished', 'failed')
     name LIKE 'bert-%' and params.epochs >= 10
 
-Identifiers: ``params.<key>``, ``tags.<key>``, ``attributes.<name>`` or a bare attribute
+Identifiers: ``params.<key>``, ``tags.<key>``, ``metrics.<key>`` (the run's last value, from the
+metrics service), ``attributes.<name>`` or a bare attribute
 (status, name, experiment_id, run_id, created_at, started_at, ended_at, created_by). Keys with
 spaces or dots go in backquotes. Comparisons are on strings, except ``< <= > >=`` with a number,
 which compare numerically. ``!=`` on a param or tag needs the key to be present (as in MLflow).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +38,7 @@ _TOKEN = re.compile(r"""
 
 @dataclass(frozen=True)
 class Clause:
-    kind: str   # "param" | "tag" | "attr"
+    kind: str   # "param" | "tag" | "attr" | "metric"
     key: str
     op: str
     value: Any
@@ -74,8 +76,7 @@ def _identifier(raw: str) -> tuple[str, str]:
     if prefix in ("tags", "tag"):
         return "tag", key
     if prefix in ("metrics", "metric"):
-        raise InvalidInput("filtering runs by metrics needs the metrics service; use params, tags or "
-                           "attributes", details={"field": "filter"})
+        return "metric", key
     name = key if prefix in ("attributes", "attribute", "attr", "") else raw
     if name not in ATTRIBUTES:
         raise InvalidInput(f"unknown run attribute {name!r}; use one of {', '.join(sorted(ATTRIBUTES))}, "
@@ -147,11 +148,22 @@ def _compare(column: str, op: str, value: Any, args: list[Any]) -> str:
 
 def compile_search(project: str, *, experiment_ids: list[str] | None, filter_text: str | None,
                    include_archived: bool, order_by: list[str] | None, page_size: int,
-                   page_token: str | None) -> tuple[str, list[Any], int]:
-    """SQL selecting matching run ids, its arguments, and the offset it starts at."""
+                   page_token: str | None,
+                   metric_values: Callable[[str], dict[str, float]] | None = None) -> tuple[str, list[Any], int]:
+    """SQL selecting matching run ids, its arguments, and the offset it starts at. ``metrics.<key>``
+    is the run's last value of that metric, given by ``metric_values(key)`` as ``{run_id: value}``
+    and passed to SQLite as one JSON argument."""
+
+    def metric_json(key: str) -> str:
+        if metric_values is None:
+            raise InvalidInput("filtering runs by metrics needs the metrics service; use params, tags or "
+                               "attributes", details={"field": "filter"})
+        return json.dumps(metric_values(key))
+
     if not 1 <= page_size <= MAX_PAGE:
         raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE}", details={"field": "page_size"})
-    where, args = ["runs.project = ?"], [project]
+    where: list[str] = ["runs.project = ?"]
+    args: list[Any] = [project]
     if experiment_ids:
         where.append(f"runs.experiment_id IN ({', '.join('?' for _ in experiment_ids)})")
         args.extend(experiment_ids)
@@ -160,6 +172,12 @@ def compile_search(project: str, *, experiment_ids: list[str] | None, filter_tex
     for clause in parse_filter(filter_text):
         if clause.kind == "attr":
             where.append(_compare(f"runs.{clause.key}", clause.op, clause.value, args))
+        elif clause.kind == "metric":
+            if clause.op not in OPS or isinstance(clause.value, (str, list)):
+                raise InvalidInput(f"metrics.{clause.key} compares with = != < <= > >= and a number",
+                                   details={"field": "filter"})
+            args.extend([metric_json(clause.key), float(clause.value)])
+            where.append(f"EXISTS (SELECT 1 FROM json_each(?) m WHERE m.key = runs.id AND m.value {clause.op} ?)")
         else:
             table = "run_params" if clause.kind == "param" else "run_tags"
             args.append(clause.key)
@@ -175,6 +193,10 @@ def compile_search(project: str, *, experiment_ids: list[str] | None, filter_tex
         kind, key = _identifier(parts[0])
         if kind == "attr":
             order.append(f"runs.{key} {direction}")
+        elif kind == "metric":
+            joins.append(f"LEFT JOIN json_each(?) o{n} ON o{n}.key = runs.id")
+            args.insert(len(joins) - 1, metric_json(key))
+            order.append(f"(o{n}.value IS NULL), o{n}.value {direction}")
         else:
             table = "run_params" if kind == "param" else "run_tags"
             joins.append(f"LEFT JOIN {table} o{n} ON o{n}.run_id = runs.id AND o{n}.key = ?")

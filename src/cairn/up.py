@@ -22,7 +22,7 @@ import httpx
 
 from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
 
-SERVICES = ("registry", "artifacts")
+SERVICES = ("registry", "artifacts", "metrics")
 PR_SET_PDEATHSIG = 1
 
 
@@ -99,13 +99,15 @@ class Supervisor:
             self.say(f"nats: {self.nats_url} (JetStream store in {self.data_dir / 'nats'})")
         env = {**os.environ, "CAIRN_NATS_URL": self.nats_url, "CAIRN_DATA_DIR": str(self.data_dir),
                "PYTHONUNBUFFERED": "1"}
-        services: dict[str, str] = {}
+        services = {name: f"http://{self.host}:{free_port(self.host)}" for name in SERVICES}
+        wiring = {"metrics": {"CAIRN_REGISTRY_URL": services["registry"]},
+                  "registry": {"CAIRN_METRICS_URL": services["metrics"]}}
         for name in SERVICES:
-            port = free_port(self.host)
-            url = f"http://{self.host}:{port}"
-            services[name] = url
+            url = services[name]
+            port = int(url.rsplit(":", 1)[1])
+            extra = wiring.get(name, {})
             self.children.append(Child(name, [sys.executable, "-m", f"cairn.services.{name}"],
-                                       {**env, "CAIRN_HOST": self.host, "CAIRN_PORT": str(port)}, url=url,
+                                       {**env, **extra, "CAIRN_HOST": self.host, "CAIRN_PORT": str(port)}, url=url,
                                        log_path=self.data_dir / "logs" / f"{name}.log"))
         self.children.append(Child("gateway", [sys.executable, "-m", "cairn.services.gateway"],
                                    {**env, "CAIRN_HOST": self.host, "CAIRN_PORT": str(self.port),

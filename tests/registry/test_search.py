@@ -53,7 +53,7 @@ def test_order_and_pages(api: httpx.Client, project: str, runs: dict) -> None:
 
 
 @pytest.mark.parametrize("bad", ["params.lr ~ 1", "nonsense = 'x'", "params.lr = ", "name = 'a' or name = 'b'",
-                                 "metrics.loss < 1", "name IN ('a'"])
+                                 "metrics.loss LIKE 'x'", "name IN ('a'"])
 def test_bad_filters_are_422(api: httpx.Client, project: str, bad: str) -> None:
     resp = api.post(f"/projects/{project}/runs/search", json={"filter": bad})
     assert resp.status_code == 422, resp.text

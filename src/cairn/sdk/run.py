@@ -7,6 +7,8 @@ from types import TracebackType
 from typing import Any
 
 from cairn.sdk.client import Client
+from cairn.sdk.metrics import MetricsLogger
+from cairn.sdk.system_metrics import SystemMetricsSampler, enabled_by_default
 
 
 class ActiveRun:
@@ -17,6 +19,16 @@ class ActiveRun:
         self.project = project
         self.record = record
         self._owns_client = owns_client
+        self._metrics: MetricsLogger | None = None
+        self._system: SystemMetricsSampler | None = None
+
+    def start_system_metrics(self, interval_s: float | None = None) -> None:
+        """Sample CPU, memory, I/O and GPUs as ``system/*`` metrics (no-op without psutil)."""
+        if self._system is None:
+            try:
+                self._system = SystemMetricsSampler(self.metrics, interval_s)
+            except ImportError:
+                pass
 
     @property
     def id(self) -> str:
@@ -28,6 +40,25 @@ class ActiveRun:
     def log_params(self, params: dict[str, Any]) -> None:
         """Log params; params are immutable, so a different value for a logged key is an error."""
         self.record = self.client.log_params(self.project, self.id, params)
+
+    @property
+    def metrics(self) -> MetricsLogger:
+        """The run's background metric sender (started on first use)."""
+        if self._metrics is None:
+            self._metrics = MetricsLogger(self.client.url, self.client.token, self.project, self.id)
+        return self._metrics
+
+    def log_metric(self, key: str, value: float, step: int | None = None, timestamp: float | None = None) -> None:
+        """Queue a point; returns at once (sent in the background, see cairn.sdk.metrics)."""
+        self.metrics.log(key, value, step, timestamp)
+
+    def log_metrics(self, values: dict[str, float], step: int | None = None, timestamp: float | None = None) -> None:
+        for key, value in values.items():
+            self.metrics.log(key, value, step, timestamp)
+
+    def flush(self, timeout: float | None = 60.0) -> bool:
+        """Wait until every logged point was accepted by the platform."""
+        return self._metrics.flush(timeout) if self._metrics is not None else True
 
     def set_tag(self, key: str, value: str) -> None:
         self.record = self.client.set_run_tag(self.project, self.id, key, str(value))
@@ -59,6 +90,10 @@ class ActiveRun:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         try:
+            if self._system is not None:
+                self._system.stop()
+            if self._metrics is not None:
+                self._metrics.close()
             if exc_type is None:
                 self.finish("finished")
             elif issubclass(exc_type, KeyboardInterrupt):
@@ -72,12 +107,17 @@ class ActiveRun:
 
 def start_run(project: str, experiment: str = "default", *, name: str | None = None,
               params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
-              description: str = "", client: Client | None = None, url: str | None = None) -> ActiveRun:
-    """Start a run (creating the project and experiment if they do not exist yet)."""
+              description: str = "", client: Client | None = None, url: str | None = None,
+              system_metrics: bool | None = None, system_metrics_interval_s: float | None = None) -> ActiveRun:
+    """Start a run (creating the project and experiment if they do not exist yet). System metrics
+    are sampled unless ``system_metrics=False`` or ``CAIRN_SYSTEM_METRICS=0``."""
     owns = client is None
     client = client or Client(url)
     client.ensure_project(project)
     client.ensure_experiment(project, experiment)
     record = client.create_run(project, experiment=experiment, name=name, params=params, tags=tags,
                                description=description)
-    return ActiveRun(client, project, record, owns_client=owns)
+    run = ActiveRun(client, project, record, owns_client=owns)
+    if enabled_by_default() if system_metrics is None else system_metrics:
+        run.start_system_metrics(system_metrics_interval_s)
+    return run

@@ -1,0 +1,1 @@
+"""Metrics service: metric batches through a JetStream stream into Parquet, with queries."""

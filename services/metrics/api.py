@@ -1,0 +1,141 @@
+"""Metrics HTTP API: ingest batches (JSON or Arrow IPC), read one key of one run (full or
+downsampled), many runs with a cross-run aggregate, and summaries per run and key."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from cairn.kernel.errors import InvalidInput, PayloadTooLarge, Unavailable
+from cairn.services.metrics.batches import ARROW_STREAM, parse_arrow, parse_json, to_ipc
+from cairn.services.metrics.queries import cross_run_aggregate, downsample, json_float, load_series
+from cairn.services.metrics.runtime import MetricsRuntime
+from cairn.services.metrics.writer import SUBJECT_PREFIX, summarize
+
+router = APIRouter()
+ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="project name")]
+RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$", description="run id")]
+Method = Literal["minmax", "lttb"]
+
+
+def _runtime(request: Request) -> MetricsRuntime:
+    return request.app.state.metrics
+
+
+Runtime = Annotated[MetricsRuntime, Depends(_runtime)]
+
+
+class MetricsSearch(BaseModel):
+    """Query for one key across many runs."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=1, max_length=250)
+    run_ids: list[str] = Field(min_length=1, max_length=1000)
+    points: int | None = Field(default=1000, ge=3, le=100_000, description="downsample each run to this")
+    method: Method = "minmax"
+    aggregate: bool = True
+
+
+@router.post("/projects/{project}/runs/{run_id}/metrics", status_code=202, tags=["metrics"])
+async def log_batch(project: ProjectName, run_id: RunId, request: Request, rt: Runtime,
+                    batch_id: Annotated[str | None, Query(description="batch id for Arrow bodies")] = None
+                    ) -> JSONResponse:
+    """Accept a batch; 202 once it is durable in the metrics stream. A repeated batch id counts once."""
+    body = await request.body()
+    if len(body) > rt.settings.max_batch_bytes:
+        raise PayloadTooLarge(f"the batch is {len(body)} bytes; send at most {rt.settings.max_batch_bytes}",
+                              details={"limit": rt.settings.max_batch_bytes})
+    if request.headers.get("content-type", "").split(";")[0].strip() == ARROW_STREAM:
+        batch_id, table = parse_arrow(body, batch_id or request.headers.get("x-cairn-batch-id"),
+                                      rt.settings.max_batch_points)
+    else:
+        try:
+            document = json.loads(body, parse_constant=lambda name: name)  # bare NaN/Infinity too
+        except ValueError as err:
+            raise InvalidInput(f"the body is not JSON ({err}); send JSON or {ARROW_STREAM}") from None
+        batch_id, table = parse_json(document, rt.settings.max_batch_points)
+    await rt.check_run(project, run_id)
+    if rt.tail.rows > rt.settings.max_tail_points:
+        raise Unavailable("the metrics writer is behind; retry this batch shortly", details={"retry_after": 1})
+    payload = to_ipc(table)
+    if len(payload) > rt.nc.max_payload:
+        raise PayloadTooLarge(f"the batch encodes to {len(payload)} bytes; the stream takes at most "
+                              f"{rt.nc.max_payload}: send fewer points per batch", details={"limit": rt.nc.max_payload})
+    headers = {"Nats-Msg-Id": f"{project}/{run_id}/{batch_id}"}
+    try:
+        ack = await rt.js.publish(f"{SUBJECT_PREFIX}.{project}.{run_id}", payload, headers=headers, timeout=10)
+    except Exception as err:  # noqa: BLE001 - any failure means "not durable": the client retries
+        raise Unavailable(f"the metrics stream did not take the batch ({type(err).__name__}); retry it "
+                          "with the same batch_id", details={"retry_after": 1}) from None
+    if not ack.duplicate:
+        rt.tail.add(ack.seq, project, run_id, table)
+    return JSONResponse({"batch_id": batch_id, "points": table.num_rows, "sequence": ack.seq,
+                         "duplicate": bool(ack.duplicate)}, status_code=202)
+
+
+@router.get("/projects/{project}/runs/{run_id}/metrics", tags=["metrics"])
+async def metric_history(project: ProjectName, run_id: RunId, rt: Runtime,
+                         key: Annotated[str, Query(min_length=1, max_length=250)],
+                         points: Annotated[int | None, Query(ge=3, le=1_000_000, description="downsample to N")] = None,
+                         method: Method = "minmax") -> dict[str, Any]:
+    """One key's history: every point, or ``points`` of them chosen by ``method``."""
+    series = load_series(rt.store, rt.root, rt.tail, project, run_id, key)
+    shown = downsample(series, points, method)
+    return {"run_id": run_id, "key": key, "total": int(series.steps.size),
+            "method": method if points is not None and series.steps.size > points else "full", **shown.to_json()}
+
+
+@router.get("/projects/{project}/runs/{run_id}/metrics/summary", tags=["metrics"])
+async def run_summary(project: ProjectName, run_id: RunId, rt: Runtime) -> dict[str, Any]:
+    """Per key: count, last (at the highest step), min and max (NaN skipped), including unwritten points."""
+    merged = {s["key"]: s for s in rt.store.summaries(project, run_id)}
+    for table in rt.tail.of_run(project, run_id):
+        for s in summarize(table, np.zeros(table.num_rows, dtype=np.int64)):
+            old = merged.get(s["key"])
+            if old is None:
+                merged[s["key"]] = s
+                continue
+            old["count"] += s["count"]
+            for name, pick in (("min", min), ("max", max)):
+                values = [v for v in (old[name], s[name]) if v is not None]
+                old[name] = pick(values) if values else None
+            if s["last_step"] >= old["last_step"]:
+                old["last"], old["last_step"] = s["last"], s["last_step"]
+    summaries = [{"key": k, "count": s["count"], "last": _j(s["last"]), "last_step": s["last_step"],
+                  "min": _j(s["min"]), "max": _j(s["max"])} for k, s in sorted(merged.items())]
+    return {"run_id": run_id, "summaries": summaries}
+
+
+@router.get("/projects/{project}/metrics/summaries", tags=["metrics"])
+async def key_summaries(project: ProjectName, rt: Runtime, key: Annotated[str, Query(min_length=1, max_length=250)],
+                        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+                        after: Annotated[str, Query(max_length=128, description="last run id of the previous page")] = ""
+                        ) -> dict[str, Any]:
+    """One key's summary (count, last, min, max) for every run that logged it, as written to Parquet
+    (points still in the tail are left out here), paged by run id: the feed for run search."""
+    rows = rt.store.key_summaries(project, key, limit, after)
+    summaries = [{**r, "last": _j(r["last"]), "min": _j(r["min"]), "max": _j(r["max"])} for r in rows]
+    return {"key": key, "summaries": summaries, "next_after": rows[-1]["run_id"] if len(rows) == limit else None}
+
+
+def _j(value: float | None) -> float | str | None:
+    return None if value is None else json_float(value)
+
+
+@router.post("/projects/{project}/metrics/search", tags=["metrics"])
+async def search_metrics(project: ProjectName, query: MetricsSearch, rt: Runtime) -> dict[str, Any]:
+    """The same key for up to 1,000 runs, each downsampled, plus a cross-run aggregate by step."""
+    series = [load_series(rt.store, rt.root, rt.tail, project, run_id, query.key) for run_id in query.run_ids]
+    runs = []
+    for run_id, s in zip(query.run_ids, series):
+        runs.append({"run_id": run_id, "total": int(s.steps.size), **downsample(s, query.points, query.method).to_json()})
+    out: dict[str, Any] = {"key": query.key, "runs": runs}
+    if query.aggregate:
+        out["aggregate"] = cross_run_aggregate(series, query.points)
+    return out
+

@@ -1,0 +1,61 @@
+"""Metrics service wiring: NATS, the metrics stream, the Parquet writer, routes and health."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from cairn.kernel.eventlog import connect
+from cairn.kernel.http import install_error_handlers
+from cairn.kernel.telemetry import TracingMiddleware, setup_tracing
+from cairn.services.metrics.api import router
+from cairn.services.metrics.runtime import MetricsRuntime, MetricsSettings
+from cairn.services.metrics.store import MetricsStore
+from cairn.services.metrics.writer import MetricsWriter, Tail, ensure_stream
+
+__all__ = ["MetricsSettings", "create_app"]
+
+
+def create_app(settings: MetricsSettings | None = None) -> FastAPI:
+    """The metrics service: ingest into the CAIRN_METRICS stream, Parquet under data_dir/metrics."""
+    settings = settings or MetricsSettings()
+    root = settings.data_dir / "metrics"
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nc = await connect(settings.nats_url, name="cairn-metrics")
+        await ensure_stream(nc)
+        store = MetricsStore(root / "metrics.sqlite3")
+        tail = Tail()
+        writer = MetricsWriter(nc, store, root, tail, compact_after=settings.compact_after)
+        await writer.start()
+        app.state.metrics = MetricsRuntime(settings, nc, store, writer, tail, root)
+        try:
+            yield
+        finally:
+            await writer.stop()
+            await app.state.metrics.http.aclose()
+            if not nc.is_closed:
+                await nc.close()  # not drain: a pending pull would hold shutdown for seconds
+            store.close()
+
+    app = FastAPI(title="cairn metrics", version="0.1.0", lifespan=lifespan,
+                  description="Metric points: batched ingest, Parquet storage, downsampled and cross-run queries.")
+    install_error_handlers(app)
+    setup_tracing("metrics")
+    app.add_middleware(TracingMiddleware, service="metrics")
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> dict[str, Any]:
+        """Ready when connected to NATS and the writer is not failing."""
+        rt: MetricsRuntime = request.app.state.metrics
+        return {"service": "metrics", "ready": rt.nc.is_connected and rt.writer.last_error is None,
+                "applied_seq": None, "written_seq": rt.writer.written_seq, "tail_points": rt.tail.rows,
+                "error": rt.writer.last_error, "pid": os.getpid()}
+
+    app.include_router(router)
+    return app

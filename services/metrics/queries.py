@@ -1,0 +1,101 @@
+"""Reading metrics: one key of one run (full or downsampled), many runs, and the cross-run
+aggregate by step. Parts listed in SQLite plus the in-memory tail, so reads see every acked point."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from cairn.core import downsample_minmax, lttb, segment_quantiles, segment_reduce
+from cairn.services.metrics.store import MetricsStore
+from cairn.services.metrics.writer import Tail
+
+COLUMNS = ["step", "value", "timestamp"]
+
+
+@dataclass
+class Series:
+    """One key of one run, ordered by step (points with equal steps in the order they arrived)."""
+
+    steps: np.ndarray
+    values: np.ndarray
+    timestamps: np.ndarray
+
+    def take(self, index: np.ndarray) -> Series:
+        return Series(self.steps[index], self.values[index], self.timestamps[index])
+
+    def to_json(self) -> dict[str, list[Any]]:
+        return {"steps": self.steps.tolist(), "values": [json_float(v) for v in self.values.tolist()],
+                "timestamps": self.timestamps.tolist()}
+
+
+def json_float(value: float) -> float | str:
+    """JSON has no NaN or infinities: they travel as the strings "NaN", "Infinity", "-Infinity"."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def load_series(store: MetricsStore, root: Path, tail: Tail, project: str, run_id: str, key: str) -> Series:
+    """Every point of ``key`` in the run. Runs without awaiting, so compaction cannot swap files
+    between listing the parts and opening them."""
+    files = [str(root / project / run_id / f) for f in store.parts(project, run_id)]
+    tables = []
+    if files:
+        tables.append(pq.read_table(files, columns=COLUMNS, filters=[("key", "=", key)]))
+    for batch in tail.of_run(project, run_id):
+        tables.append(batch.filter(pc.equal(batch.column("key"), key)).select(COLUMNS))
+    if not tables:
+        empty = np.empty(0)
+        return Series(empty.astype(np.int64), empty, empty)
+    table = pa.concat_tables([t.cast(pa.schema([("step", pa.int64()), ("value", pa.float64()),
+                                                ("timestamp", pa.float64())])) for t in tables])
+    steps = table.column("step").to_numpy()
+    order = np.argsort(steps, kind="stable")
+    return Series(steps[order], table.column("value").to_numpy()[order], table.column("timestamp").to_numpy()[order])
+
+
+def downsample(series: Series, points: int | None, method: str) -> Series:
+    """Deterministic downsampling to at most ``points``: minmax (no spike hidden) or LTTB."""
+    if points is None or series.steps.size <= points:
+        return series
+    pick = downsample_minmax if method == "minmax" else lttb
+    return series.take(np.asarray(pick(series.steps, series.values, points)))
+
+
+def cross_run_aggregate(series: list[Series], points: int | None) -> dict[str, list[Any]]:
+    """Mean, std, min, max and median across runs at each step (a run's last value at a step)."""
+    per_run = []
+    for s in series:
+        if s.steps.size:
+            last = np.r_[s.steps[1:] != s.steps[:-1], True]  # last point of each step
+            per_run.append((s.steps[last], s.values[last]))
+    if not per_run:
+        return {"steps": [], "mean": [], "std": [], "min": [], "max": [], "median": [], "count": []}
+    steps = np.concatenate([p[0] for p in per_run])
+    values = np.concatenate([p[1] for p in per_run])
+    order = np.argsort(steps, kind="stable")
+    steps, values = steps[order], values[order]
+    starts = np.flatnonzero(np.r_[True, steps[1:] != steps[:-1]])
+    offsets = np.r_[starts, steps.size].astype(np.int64)
+    stats = segment_reduce(values, offsets=offsets, ops=("count", "mean", "std", "min", "max"))
+    median = segment_quantiles(values, 0.5, offsets=offsets)
+    unique = steps[starts]
+    index = np.arange(unique.size)
+    if points is not None and unique.size > points:
+        index = np.asarray(downsample_minmax(unique, np.nan_to_num(stats["mean"]), points))
+    out: dict[str, list[Any]] = {"steps": unique[index].tolist()}
+    for name, column in (("mean", stats["mean"]), ("std", stats["std"]), ("min", stats["min"]),
+                         ("max", stats["max"]), ("median", median)):
+        out[name] = [json_float(v) for v in np.asarray(column)[index].tolist()]
+    out["count"] = np.asarray(stats["count"])[index].tolist()
+    return out

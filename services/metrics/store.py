@@ -1,0 +1,135 @@
+"""The metrics read model's bookkeeping in SQLite: which stream messages were written (by message
+id, so a redelivered or retried batch is written once), which Parquet parts make up each run, and
+summaries (last, min, max, count) per run and key.
+
+The SQLite commit is the commit point of a write: a Parquet part renamed into place but not yet
+listed here is an orphan and is deleted on start (its messages were never acked, so they come back).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS applied (msg_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS parts (
+  project TEXT NOT NULL, run_id TEXT NOT NULL, file TEXT NOT NULL, seq_lo INTEGER NOT NULL,
+  seq_hi INTEGER NOT NULL, rows INTEGER NOT NULL, PRIMARY KEY (project, run_id, file));
+CREATE TABLE IF NOT EXISTS summaries (
+  project TEXT NOT NULL, run_id TEXT NOT NULL, key TEXT NOT NULL, count INTEGER NOT NULL,
+  min REAL, max REAL, last REAL, last_step INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+  PRIMARY KEY (project, run_id, key));
+"""
+
+
+def _num(value: float | None) -> float | None | str:
+    """SQLite stores NaN as NULL; keep NaN and infinities distinct by storing them as text."""
+    if value is None:
+        return None
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _back(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class MetricsStore:
+    """SQLite next to the Parquet files (WAL, synchronous=FULL: a commit is durable)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def applied_ids(self, msg_ids: list[str]) -> set[str]:
+        """Which of these message ids were already written."""
+        found: set[str] = set()
+        for start in range(0, len(msg_ids), 500):
+            chunk = msg_ids[start:start + 500]
+            rows = self.db.execute(f"SELECT msg_id FROM applied WHERE msg_id IN ({','.join('?' * len(chunk))})",
+                                   chunk).fetchall()
+            found.update(r[0] for r in rows)
+        return found
+
+    def commit_part(self, project: str, run_id: str, file: str, seq_lo: int, seq_hi: int, rows: int,
+                    applied: list[tuple[str, int]], summaries: list[dict[str, Any]]) -> None:
+        """Record a new part, the messages it holds and the updated summaries, in one transaction."""
+        with self._tx():
+            self.db.execute("INSERT INTO parts VALUES (?,?,?,?,?,?)", (project, run_id, file, seq_lo, seq_hi, rows))
+            self.db.executemany("INSERT OR IGNORE INTO applied VALUES (?,?)", applied)
+            for s in summaries:
+                self._merge_summary(project, run_id, s)
+
+    def replace_parts(self, project: str, run_id: str, old: list[str], new: tuple[str, int, int, int]) -> None:
+        """Swap compacted parts for the merged one, atomically."""
+        with self._tx():
+            self.db.executemany("DELETE FROM parts WHERE project=? AND run_id=? AND file=?",
+                                [(project, run_id, f) for f in old])
+            self.db.execute("INSERT INTO parts VALUES (?,?,?,?,?,?)", (project, run_id, *new))
+
+    def parts(self, project: str, run_id: str) -> list[str]:
+        rows = self.db.execute("SELECT file FROM parts WHERE project=? AND run_id=? ORDER BY seq_lo",
+                               (project, run_id)).fetchall()
+        return [r[0] for r in rows]
+
+    def all_parts(self) -> set[tuple[str, str, str]]:
+        return {tuple(r) for r in self.db.execute("SELECT project, run_id, file FROM parts")}  # type: ignore[misc]
+
+    def summaries(self, project: str, run_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT key, count, min, max, last, last_step FROM summaries "
+                               "WHERE project=? AND run_id=? ORDER BY key", (project, run_id)).fetchall()
+        return [{"key": k, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last), "last_step": step}
+                for k, c, lo, hi, last, step in rows]
+
+    def key_summaries(self, project: str, key: str, limit: int, after: str = "") -> list[dict[str, Any]]:
+        """One key's summary for every run of a project that logged it, by run id (paged)."""
+        rows = self.db.execute("SELECT run_id, count, min, max, last, last_step FROM summaries WHERE project=? "
+                               "AND key=? AND run_id > ? ORDER BY run_id LIMIT ?", (project, key, after, limit)).fetchall()
+        return [{"run_id": r, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last), "last_step": step}
+                for r, c, lo, hi, last, step in rows]
+
+    def _merge_summary(self, project: str, run_id: str, s: dict[str, Any]) -> None:
+        row = self.db.execute("SELECT count, min, max, last, last_step, last_seq FROM summaries "
+                              "WHERE project=? AND run_id=? AND key=?", (project, run_id, s["key"])).fetchone()
+        count, lo, hi, last, last_step, last_seq = s["count"], s["min"], s["max"], s["last"], s["last_step"], s["last_seq"]
+        if row is not None:
+            count += row[0]
+            old_lo, old_hi = _back(row[1]), _back(row[2])
+            lo = _minmax(min, lo, old_lo)
+            hi = _minmax(max, hi, old_hi)
+            if (row[4], row[5]) > (last_step, last_seq):  # the later step wins; ties go to the later batch
+                last, last_step, last_seq = _back(row[3]), row[4], row[5]
+        self.db.execute("INSERT OR REPLACE INTO summaries VALUES (?,?,?,?,?,?,?,?,?)",
+                        (project, run_id, s["key"], count, _num(lo), _num(hi), _num(last), last_step, last_seq))
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self.db)
+
+
+def _minmax(pick: Any, a: float | None, b: float | None) -> float | None:
+    """min/max that skip None and NaN (a summary's min of all-NaN values is None)."""
+    values = [v for v in (a, b) if v is not None and not math.isnan(v)]
+    return pick(values) if values else None
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")

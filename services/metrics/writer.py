@@ -1,0 +1,253 @@
+"""The metrics stream and its writer: batches go into JetStream (``cairn.metrics.<project>.<run>``),
+and one durable consumer writes them to Parquet per run, then records them in SQLite, then acks.
+
+Order of a write: Parquet part to a temp file, fsync, rename, fsync the folder -> SQLite commit
+(part listed, message ids marked applied, summaries merged) -> drop from the in-memory tail -> ack.
+A crash before the commit leaves an orphan part (deleted on start) and unacked messages (redelivered);
+a crash after it leaves acked-or-not messages that are skipped by message id. So every acknowledged
+point is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from nats.aio.client import Client as NATS
+from nats.js import api as js_api
+from nats.js.errors import NotFoundError
+
+from cairn.kernel.errors import Unavailable
+from cairn.services.metrics.batches import from_ipc
+from cairn.services.metrics.store import MetricsStore
+
+log = logging.getLogger(__name__)
+
+METRICS_STREAM = "CAIRN_METRICS"
+SUBJECT_PREFIX = "cairn.metrics"
+DURABLE = "metrics-writer"
+STREAM_NAME_IN_USE = 10058
+
+
+async def ensure_stream(nc: NATS, replicas: int = 1) -> None:
+    """Create the metrics stream (file storage, 1 h duplicate window) unless it exists."""
+    js = nc.jetstream(timeout=10)
+    try:
+        await js.stream_info(METRICS_STREAM)
+        return
+    except NotFoundError:
+        pass
+    config = js_api.StreamConfig(
+        name=METRICS_STREAM, subjects=[f"{SUBJECT_PREFIX}.>"], storage=js_api.StorageType.FILE,
+        retention=js_api.RetentionPolicy.LIMITS, duplicate_window=3600.0, num_replicas=replicas,
+    ).as_dict()
+    reply = await nc.request(f"$JS.API.STREAM.CREATE.{METRICS_STREAM}", json.dumps(config).encode(), timeout=10)
+    error = json.loads(reply.data).get("error")
+    if error and error.get("err_code") != STREAM_NAME_IN_USE:
+        raise Unavailable(f"cannot create stream {METRICS_STREAM}: {error.get('description')}")
+
+
+@dataclass
+class Tail:
+    """Acknowledged points not yet in Parquet, by stream sequence, so reads see them at once."""
+
+    batches: dict[int, tuple[str, str, pa.Table]] = field(default_factory=dict)
+    rows: int = 0
+
+    def add(self, seq: int, project: str, run_id: str, table: pa.Table) -> None:
+        if seq not in self.batches:
+            self.batches[seq] = (project, run_id, table)
+            self.rows += table.num_rows
+
+    def drop(self, seqs: list[int]) -> None:
+        for seq in seqs:
+            entry = self.batches.pop(seq, None)
+            if entry is not None:
+                self.rows -= entry[2].num_rows
+
+    def of_run(self, project: str, run_id: str) -> list[pa.Table]:
+        return [t for _, (p, r, t) in sorted(self.batches.items()) if p == project and r == run_id]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_part(path: Path, table: pa.Table) -> None:
+    """Write a Parquet file so that it is either whole and durable or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def summarize(table: pa.Table, seqs: np.ndarray) -> list[dict[str, Any]]:
+    """Per key: count, min and max (NaN skipped), last value at the highest step."""
+    keys = table.column("key").to_numpy(zero_copy_only=False)
+    values = table.column("value").to_numpy()
+    steps = table.column("step").to_numpy()
+    out = []
+    for key in np.unique(keys):
+        mask = keys == key
+        v, s, q = values[mask], steps[mask], seqs[mask]
+        finite = v[~np.isnan(v)]
+        last = int(np.flatnonzero(s == s.max())[-1])
+        out.append({"key": str(key), "count": int(v.size),
+                    "min": float(finite.min()) if finite.size else None,
+                    "max": float(finite.max()) if finite.size else None,
+                    "last": float(v[last]), "last_step": int(s[last]), "last_seq": int(q[last])})
+    return out
+
+
+class MetricsWriter:
+    """Pulls metric batches from the stream and writes them down (see the module docstring)."""
+
+    def __init__(self, nc: NATS, store: MetricsStore, root: Path, tail: Tail, *,
+                 compact_after: int = 8, compact_max_rows: int = 2_000_000) -> None:
+        self.nc = nc
+        self.js = nc.jetstream(timeout=10)
+        self.store = store
+        self.root = root
+        self.tail = tail
+        self.compact_after = compact_after
+        self.compact_max_rows = compact_max_rows
+        self.last_error: str | None = None
+        self.written_seq = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def run_dir(self, project: str, run_id: str) -> Path:
+        return self.root / project / run_id
+
+    def remove_orphans(self) -> None:
+        """Delete temp files and parts that SQLite does not list (a crash before the commit)."""
+        listed = self.store.all_parts()
+        for path in self.root.glob("*/*/*"):
+            project, run_id = path.parent.parent.name, path.parent.name
+            if path.name.endswith(".tmp") or (project, run_id, path.name) not in listed:
+                log.warning("removing orphan metrics file %s", path)
+                path.unlink()
+
+    async def start(self) -> None:
+        self.remove_orphans()
+        # A short ack_wait: batches a killed process had fetched come back within seconds.
+        config = js_api.ConsumerConfig(ack_policy=js_api.AckPolicy.EXPLICIT, ack_wait=5, max_ack_pending=20_000)
+        self.sub = await self.js.pull_subscribe(f"{SUBJECT_PREFIX}.>", durable=DURABLE, stream=METRICS_STREAM,
+                                                config=config)
+        await self.reload_tail()
+        self._task = asyncio.create_task(self._loop())
+
+    async def reload_tail(self) -> None:
+        """Put acked-by-the-stream but unwritten batches back in the tail, so reads after a restart
+        see them before the writer gets to them."""
+        floor = (await self.js.consumer_info(METRICS_STREAM, DURABLE)).ack_floor
+        last = (await self.js.stream_info(METRICS_STREAM)).state.last_seq
+        for seq in range((floor.stream_seq if floor else 0) + 1, last + 1):
+            try:
+                msg = await self.js.get_msg(METRICS_STREAM, seq)
+            except NotFoundError:
+                continue
+            msg_id = (msg.headers or {}).get("Nats-Msg-Id") or f"seq-{seq}"
+            if not self.store.applied_ids([msg_id]) and msg.subject and msg.data:
+                _, _, project, run_id = msg.subject.split(".", 3)
+                self.tail.add(seq, project, run_id, from_ipc(msg.data))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                msgs = await self.sub.fetch(batch=500, timeout=0.2)
+            except (TimeoutError, asyncio.TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - keep pulling after NATS hiccups
+                self.last_error = f"fetch: {err}"
+                await asyncio.sleep(0.2)
+                continue
+            try:
+                await self.write(msgs)
+                self.last_error = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.exception("writing metric batches failed")
+                self.last_error = f"write: {err}"
+                await asyncio.sleep(0.5)
+
+    async def write(self, msgs: list[Any]) -> None:
+        groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for msg in msgs:
+            _, _, project, run_id = msg.subject.split(".", 3)
+            groups[(project, run_id)].append(msg)
+        for (project, run_id), group in groups.items():
+            await self._write_run(project, run_id, group)
+
+    async def _write_run(self, project: str, run_id: str, msgs: list[Any]) -> None:
+        ids = [(msg.headers or {}).get("Nats-Msg-Id") or f"seq-{msg.metadata.sequence.stream}" for msg in msgs]
+        done = self.store.applied_ids(ids)
+        fresh: list[tuple[str, int, pa.Table]] = []
+        seen = set(done)
+        for msg, msg_id in zip(msgs, ids):
+            if msg_id not in seen:
+                seen.add(msg_id)
+                fresh.append((msg_id, msg.metadata.sequence.stream, from_ipc(msg.data)))
+        all_seqs = [msg.metadata.sequence.stream for msg in msgs]
+        if fresh:
+            table = pa.concat_tables([t for _, _, t in fresh])
+            seqs = np.concatenate([np.full(t.num_rows, s, dtype=np.int64) for _, s, t in fresh])
+            table = table.append_column("seq", pa.array(seqs))
+            lo, hi = fresh[0][1], fresh[-1][1]
+            name = f"part-{lo:012d}-{hi:012d}.parquet"
+            await asyncio.to_thread(write_part, self.run_dir(project, run_id) / name, table)
+            self.store.commit_part(project, run_id, name, lo, hi, table.num_rows,
+                                   [(i, s) for i, s, _ in fresh], summarize(table, seqs))
+        self.tail.drop(all_seqs)  # no await between commit and drop: reads never see a point twice
+        for msg in msgs:
+            await msg.ack()
+        self.written_seq = max(self.written_seq, *all_seqs)
+        if fresh:
+            await self.compact(project, run_id)
+
+    async def compact(self, project: str, run_id: str) -> None:
+        """Merge a run's small parts into one once there are ``compact_after`` of them."""
+        rows = self.store.db.execute(
+            "SELECT file, seq_lo, seq_hi, rows FROM parts WHERE project=? AND run_id=? AND rows < ? ORDER BY seq_lo",
+            (project, run_id, self.compact_max_rows // 4)).fetchall()
+        if len(rows) < self.compact_after:
+            return
+        folder = self.run_dir(project, run_id)
+        old = [r[0] for r in rows]
+        lo, hi, total = min(r[1] for r in rows), max(r[2] for r in rows), sum(r[3] for r in rows)
+        name = f"part-{lo:012d}-{hi:012d}-c.parquet"
+
+        def merge() -> None:
+            table = pa.concat_tables([pq.read_table(folder / f) for f in old])
+            write_part(folder / name, table)
+
+        await asyncio.to_thread(merge)
+        self.store.replace_parts(project, run_id, old, (name, lo, hi, total))
+        for file in old:  # no await since the swap: a read lists and opens files without yielding
+            (folder / file).unlink(missing_ok=True)

@@ -1,0 +1,45 @@
+"""Metric summaries for run search, read from the metrics service's HTTP API: one key's last value
+per run, so ``metrics.val_loss < 0.3`` and ``order_by metrics.val_loss`` work in the registry."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+
+from cairn.kernel.errors import InvalidInput, Unavailable
+
+PAGE = 10_000
+
+
+class MetricSummaries:
+    """Fetches ``{run_id: last value}`` for one key of a project (NaN and infinities left out)."""
+
+    def __init__(self, metrics_url: str, timeout: float = 10.0) -> None:
+        self.metrics_url = metrics_url.rstrip("/")
+        self.timeout = timeout
+
+    def last_values(self, project: str, key: str) -> dict[str, float]:
+        if not self.metrics_url:
+            raise InvalidInput("filtering runs by metrics needs the metrics service (CAIRN_METRICS_URL); "
+                               "use params, tags or attributes", details={"field": "filter"})
+        out: dict[str, float] = {}
+        after = ""
+        with httpx.Client(timeout=self.timeout) as http:
+            while True:
+                try:
+                    resp = http.get(f"{self.metrics_url}/projects/{project}/metrics/summaries",
+                                    params={"key": key, "limit": PAGE, "after": after},
+                                    headers={"X-Cairn-Actor": "service:registry"})
+                    resp.raise_for_status()
+                except httpx.HTTPError as err:
+                    raise Unavailable(f"the metrics service did not answer for metric {key!r} "
+                                      f"({type(err).__name__}); retry shortly", details={"retry_after": 1}) from None
+                body = resp.json()
+                for row in body["summaries"]:
+                    last = row["last"]
+                    if isinstance(last, (int, float)) and math.isfinite(last):
+                        out[row["run_id"]] = float(last)
+                if not body.get("next_after"):
+                    return out
+                after = body["next_after"]

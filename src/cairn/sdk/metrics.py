@@ -1,0 +1,175 @@
+"""Metric logging for the SDK: points go into a bounded in-memory buffer and a background thread
+sends them to the gateway in batches, so the training loop never waits on the network.
+
+Policy when the buffer is full (the gateway is down for long): **drop the oldest points** and count
+them in ``MetricsLogger.dropped`` (a warning is logged once). Memory stays bounded at
+``max_buffered`` points (about 100 bytes each). Each batch gets its id once; a failed send is
+retried with the same id, so a gateway or metrics-service restart counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+import httpx
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+RETRY_STATUSES = {429, 502, 503, 504}
+SCHEMA = pa.schema([("key", pa.string()), ("value", pa.float64()), ("step", pa.int64()),
+                    ("timestamp", pa.float64())])
+
+
+class MetricsLogger:
+    """Buffers points for one run and ships them in batches from a daemon thread."""
+
+    def __init__(self, url: str, token: str | None, project: str, run_id: str, *, batch_size: int = 5000,
+                 interval_s: float = 1.0, max_buffered: int = 1_000_000, timeout: float = 30.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        self._path = f"/api/v1/metrics/projects/{project}/runs/{run_id}/metrics"
+        self.batch_size = batch_size
+        self.interval_s = interval_s
+        self._buffer: deque[tuple[str, float, int, float]] = deque(maxlen=max_buffered)
+        self._steps: dict[str, int] = {}
+        self._lock = threading.Condition()
+        self._inflight = 0
+        self._closed = False
+        self.dropped = 0
+        self.sent_points = 0
+        self.last_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name=f"cairn-metrics-{run_id}", daemon=True)
+        self._thread.start()
+
+    def log(self, key: str, value: float, step: int | None = None, timestamp: float | None = None) -> None:
+        """Queue one point; ``step`` defaults to the key's previous step + 1 (0 first)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"metric {key!r}: value {value!r} is not a number")
+        with self._lock:
+            if step is None:
+                step = self._steps.get(key, -1) + 1
+            self._steps[key] = max(step, self._steps.get(key, step))
+            if len(self._buffer) == self._buffer.maxlen:
+                self.dropped += 1
+                if self.dropped == 1:
+                    log.warning("metrics buffer full (%d points): dropping the oldest points; is the "
+                                "gateway reachable?", self._buffer.maxlen)
+            self._buffer.append((key, float(value), int(step), time.time() if timestamp is None else timestamp))
+            if len(self._buffer) >= self.batch_size:
+                self._lock.notify_all()
+
+    def flush(self, timeout: float | None = 60.0) -> bool:
+        """Wait until every queued point was accepted; False if ``timeout`` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            self._lock.notify_all()
+            while self._buffer or self._inflight:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._lock.wait(0.05 if left is None else min(left, 0.05))
+        return True
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        """Flush, then stop the thread."""
+        self.flush(timeout)
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+        self._thread.join(timeout=5)
+        self._http.close()
+
+    def _take(self) -> list[tuple[str, float, int, float]] | None:
+        with self._lock:
+            while not self._buffer and not self._closed:
+                self._lock.wait(self.interval_s)
+            if not self._buffer:
+                return None
+            if len(self._buffer) < self.batch_size and not self._closed:
+                self._lock.wait(self.interval_s / 10)  # let a few more points join the batch
+            batch = [self._buffer.popleft() for _ in range(min(self.batch_size, len(self._buffer)))]
+            self._inflight = len(batch)
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            try:
+                self._send(batch)
+            finally:
+                with self._lock:
+                    self._inflight = 0
+                    self._lock.notify_all()
+
+    def _send(self, batch: list[tuple[str, float, int, float]]) -> None:
+        """Send until accepted, with one batch id for every try; give up only on a client error."""
+        body = _encode(batch)
+        batch_id = uuid.uuid4().hex
+        delay = 0.1
+        while True:
+            try:
+                resp = self._http.post(self._path, content=body, params={"batch_id": batch_id},
+                                       headers={"Content-Type": ARROW_STREAM})
+                if resp.status_code == 202:
+                    self.sent_points += len(batch)
+                    return
+                if resp.status_code not in RETRY_STATUSES:
+                    self.last_error = f"{resp.status_code}: {resp.text[:500]}"
+                    log.error("metrics batch of %d points rejected: %s", len(batch), self.last_error)
+                    return
+                self.last_error = f"{resp.status_code} (retrying)"
+            except httpx.TransportError as err:
+                self.last_error = f"{type(err).__name__} (retrying)"
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _encode(batch: list[tuple[str, float, int, float]]) -> bytes:
+    keys, values, steps, stamps = zip(*batch)
+    table = pa.table([list(keys), list(values), list(steps), list(stamps)], schema=SCHEMA)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, SCHEMA) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def decode_value(value: Any) -> float:
+    """The API's JSON carries NaN and infinities as strings; turn them back into floats."""
+    return float(value) if isinstance(value, str) else value if not isinstance(value, int) else float(value)
+
+
+class MetricsQueries:
+    """Reading metrics back (mixed into ``Client``)."""
+
+    request: Any
+
+    def metric_history(self, project: str, run_id: str, key: str, *, points: int | None = None,
+                       method: str = "minmax") -> dict[str, Any]:
+        """One key's history; ``points`` downsamples (``method`` minmax or lttb). Values are floats."""
+        params: dict[str, Any] = {"key": key, "method": method}
+        if points is not None:
+            params["points"] = points
+        body = self.request("GET", f"/api/v1/metrics/projects/{project}/runs/{run_id}/metrics", params=params)
+        body["values"] = [decode_value(v) for v in body["values"]]
+        return body
+
+    def metric_summary(self, project: str, run_id: str) -> dict[str, dict[str, Any]]:
+        """Per key: count, last, last_step, min, max."""
+        body = self.request("GET", f"/api/v1/metrics/projects/{project}/runs/{run_id}/metrics/summary")
+        return {s["key"]: s for s in body["summaries"]}
+
+    def compare_metric(self, project: str, key: str, run_ids: list[str], *, points: int = 1000,
+                       method: str = "minmax", aggregate: bool = True) -> dict[str, Any]:
+        """The same key for many runs (downsampled) and a cross-run aggregate by step."""
+        return self.request("POST", f"/api/v1/metrics/projects/{project}/metrics/search",
+                            json={"key": key, "run_ids": run_ids, "points": points, "method": method,
+                                  "aggregate": aggregate})

@@ -1,0 +1,81 @@
+"""Metrics pieces without processes: batch parsing, SQLite summaries and dedupe, orphan cleanup,
+the in-memory tail and the cross-run aggregate."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from cairn.kernel.errors import InvalidInput, PayloadTooLarge
+from cairn.services.metrics.batches import SCHEMA, parse_arrow, parse_json, to_ipc
+from cairn.services.metrics.queries import Series, cross_run_aggregate, load_series
+from cairn.services.metrics.store import MetricsStore
+from cairn.services.metrics.writer import MetricsWriter, Tail, summarize, write_part
+
+
+def test_json_batch_accepts_special_floats_and_names_bad_points() -> None:
+    _, table = parse_json({"batch_id": "b", "points": [{"key": "a", "value": "NaN", "step": 1},
+                                                       {"key": "a", "value": "-Infinity", "step": 2}]}, 10)
+    values = table.column("value").to_pylist()
+    assert math.isnan(values[0]) and values[1] == -math.inf
+    with pytest.raises(InvalidInput, match="point 1: value True"):
+        parse_json({"batch_id": "b", "points": [{"key": "a", "value": 1}, {"key": "a", "value": True}]}, 10)
+    with pytest.raises(InvalidInput, match="point 0: step"):
+        parse_json({"batch_id": "b", "points": [{"key": "a", "value": 1, "step": 1.5}]}, 10)
+    with pytest.raises(PayloadTooLarge):
+        parse_json({"batch_id": "b", "points": [{"key": "a", "value": 1}] * 11}, 10)
+    with pytest.raises(InvalidInput, match="batch_id"):
+        parse_json({"points": [{"key": "a", "value": 1}]}, 10)
+
+
+def test_arrow_batch_is_cast_and_checked() -> None:
+    table = pa.table({"key": ["a", "b"], "value": [1, 2], "step": [0, 1]})
+    _, parsed = parse_arrow(to_ipc(table), "b1", 10)
+    assert parsed.schema == SCHEMA and parsed.column("value").to_pylist() == [1.0, 2.0]
+    with pytest.raises(InvalidInput, match="lacks column"):
+        parse_arrow(to_ipc(pa.table({"key": ["a"]})), "b1", 10)
+    with pytest.raises(InvalidInput, match="not an Arrow"):
+        parse_arrow(b"nonsense", "b1", 10)
+
+
+def test_summaries_merge_across_parts_and_keep_nan_and_inf(tmp_path: Path) -> None:
+    store = MetricsStore(tmp_path / "m.sqlite3")
+    first = pa.table({"key": ["x", "x"], "value": [math.nan, 5.0], "step": [0, 3], "timestamp": [0.0, 0.0]})
+    second = pa.table({"key": ["x"], "value": [math.inf], "step": [2], "timestamp": [0.0]})
+    store.commit_part("p", "r", "a", 1, 1, 2, [("m1", 1)], summarize(first, np.array([1, 1])))
+    store.commit_part("p", "r", "b", 2, 2, 1, [("m2", 2)], summarize(second, np.array([2])))
+    (summary,) = store.summaries("p", "r")
+    assert summary == {"key": "x", "count": 3, "min": 5.0, "max": math.inf, "last": 5.0, "last_step": 3}
+    assert store.applied_ids(["m1", "m3"]) == {"m1"}
+    assert store.parts("p", "r") == ["a", "b"]
+
+
+def test_orphan_parts_are_removed_and_listed_parts_kept(tmp_path: Path) -> None:
+    store = MetricsStore(tmp_path / "m.sqlite3")
+    table = pa.table({"key": ["x"], "value": [1.0], "step": [0], "timestamp": [0.0]})
+    write_part(tmp_path / "p" / "r" / "kept.parquet", table)
+    write_part(tmp_path / "p" / "r" / "orphan.parquet", table)
+    (tmp_path / "p" / "r" / "half.parquet.tmp").write_bytes(b"x")
+    store.commit_part("p", "r", "kept.parquet", 1, 1, 1, [("m", 1)], summarize(table, np.array([1])))
+    writer = MetricsWriter.__new__(MetricsWriter)
+    writer.store, writer.root = store, tmp_path
+    writer.remove_orphans()
+    assert sorted(p.name for p in (tmp_path / "p" / "r").iterdir()) == ["kept.parquet"]
+    tail = Tail()
+    tail.add(7, "p", "r", pa.table({"key": ["x"], "value": [2.0], "step": [1], "timestamp": [0.0]}))
+    series = load_series(store, tmp_path, tail, "p", "r", "x")
+    assert series.steps.tolist() == [0, 1] and series.values.tolist() == [1.0, 2.0]
+    tail.drop([7])
+    assert tail.rows == 0
+
+
+def test_cross_run_aggregate_uses_each_runs_last_value_per_step() -> None:
+    a = Series(np.array([0, 0, 1]), np.array([9.0, 1.0, 2.0]), np.zeros(3))
+    b = Series(np.array([0, 1]), np.array([3.0, math.nan]), np.zeros(2))
+    agg = cross_run_aggregate([a, b], None)
+    assert agg["steps"] == [0, 1] and agg["mean"] == [2.0, 2.0] and agg["count"] == [2, 1]
+    assert agg["median"] == [2.0, 2.0] and agg["min"] == [1.0, 2.0]
