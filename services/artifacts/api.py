@@ -21,6 +21,7 @@ from cairn.services.artifacts.diff import diff_manifests
 from cairn.services.artifacts.gc import collect_garbage
 from cairn.services.artifacts.manifests import decode_manifest, manifest_from_request
 from cairn.services.artifacts.store import ArtifactsStore
+from cairn.services.artifacts.visibility import check_readable
 
 router = APIRouter()
 Ctx = Annotated[CommandContext, Depends(command_context)]
@@ -104,8 +105,10 @@ async def put_manifest(body: ManifestPut, request: Request, blobs: Blobs) -> dic
 
 
 @router.get("/manifests/{digest}", tags=["blobs"])
-async def get_manifest(digest: Annotated[str, Path(pattern=DIGEST)], blobs: Blobs) -> dict[str, Any]:
-    """A stored manifest's entries (verified)."""
+async def get_manifest(digest: Annotated[str, Path(pattern=DIGEST)], blobs: Blobs,
+                       request: Request) -> dict[str, Any]:
+    """A stored manifest's entries (verified); only manifests the caller's projects reference."""
+    await asyncio.to_thread(check_readable, request, request.app.state.runtime.store, blobs, digest)
     return (await asyncio.to_thread(_manifest_of, blobs, digest)).as_dict()
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cairn.kernel.errors import CairnError
 from cairn.kernel.service import ServiceRuntime
 from cairn.services.artifacts.blobs import BlobStore, check_digest
+from cairn.services.artifacts.visibility import check_readable
 
 router = APIRouter(tags=["blobs"])
 READ_CHUNK = 1 << 20
@@ -104,11 +105,13 @@ def _file_chunks(path: FsPath, start: int, end: int, stack: ExitStack) -> Iterat
 
 
 @router.get("/blobs/{digest}")
-async def get_blob(digest: Digest, blobs: Blobs,
+async def get_blob(digest: Digest, blobs: Blobs, request: Request, rt: Runtime,
                    range_header: Annotated[str | None, Header(alias="Range")] = None) -> StreamingResponse:
     """Stream a blob, verified in full before the first byte; ``Range: bytes=a-b`` gives 206.
-    A corrupted blob is a 500 ``blob_corrupt``, never served."""
+    A corrupted blob is a 500 ``blob_corrupt``, never served. Only blobs that the caller's
+    projects reference can be read (404 otherwise)."""
     check_digest(digest)
+    await asyncio.to_thread(check_readable, request, rt.store, blobs, digest)
     stack = ExitStack()
     try:
         path: FsPath = await asyncio.to_thread(stack.enter_context, blobs.open_verified(digest))

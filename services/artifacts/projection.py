@@ -25,8 +25,9 @@ def handles(*event_types: str) -> Callable[[Handler], Handler]:
 
 
 def _ref(conn: sqlite3.Connection, digest: str, source: str, may_be_manifest: bool) -> None:
-    conn.execute("INSERT OR IGNORE INTO blob_refs(digest, source, may_be_manifest) VALUES(?, ?, ?)",
-                 (digest, source, int(may_be_manifest)))
+    project = source.split(":", 1)[1].split("/", 1)[0]  # sources are "<kind>:<project>/..."
+    conn.execute("INSERT OR IGNORE INTO blob_refs(digest, source, may_be_manifest, project) VALUES(?, ?, ?, ?)",
+                 (digest, source, int(may_be_manifest), project))
 
 
 class ArtifactsProjection:

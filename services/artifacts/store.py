@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS dataset_uses (
 -- may_be_manifest: 0 when the event says it is a plain file, so GC need not open it.
 CREATE TABLE IF NOT EXISTS blob_refs (
     digest TEXT NOT NULL, source TEXT NOT NULL, may_be_manifest INTEGER NOT NULL,
-    PRIMARY KEY (digest, source));
+    project TEXT NOT NULL, PRIMARY KEY (digest, source));
+CREATE INDEX IF NOT EXISTS blob_refs_by_project ON blob_refs(project, may_be_manifest);
 """
 
 
@@ -85,6 +86,18 @@ class ArtifactsStore(SqliteStore):
         """(every referenced digest, those that may be manifests)."""
         rows = self.query("SELECT digest, MAX(may_be_manifest) AS m FROM blob_refs GROUP BY digest")
         return {r["digest"] for r in rows}, {r["digest"] for r in rows if r["m"]}
+
+    def referenced_in(self, digest: str, projects: list[str]) -> bool:
+        """Whether an event of one of ``projects`` points at ``digest`` directly."""
+        marks = ", ".join("?" for _ in projects)
+        return self.query_one(f"SELECT 1 FROM blob_refs WHERE digest=? AND project IN ({marks}) LIMIT 1",
+                              (digest, *projects)) is not None
+
+    def manifests_in(self, projects: list[str]) -> list[str]:
+        """Digests that may be manifests, referenced by events of ``projects``."""
+        marks = ", ".join("?" for _ in projects)
+        return [r["digest"] for r in self.query(
+            f"SELECT DISTINCT digest FROM blob_refs WHERE may_be_manifest=1 AND project IN ({marks})", projects)]
 
     def version_by_seq(self, seq: int) -> dict[str, Any]:
         return _row(self.query_one("SELECT * FROM dataset_versions WHERE seq=?", (seq,)))

@@ -188,8 +188,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         rest = path.split("/")
         authorize_service_route(principal, request.method, rest)
         check_body_size(service, request.headers.get("content-length"))
+        projects = "*" if principal.site_admin else ",".join(sorted(principal.roles))
         response = await request.app.state.proxy.forward(
-            service, path, request, actor=principal.actor, request_id=request.state.request_id)
+            service, path, request, actor=principal.actor, request_id=request.state.request_id, projects=projects)
         if rest == ["projects"] or rest == ["projects", ""]:
             return await _projects_response(request, principal, response)
         return response

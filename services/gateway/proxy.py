@@ -19,6 +19,7 @@ from cairn.kernel.telemetry import inject
 
 SMALL_BODY = 1 << 20
 CHUNK = 1 << 16
+PROJECTS_HEADER = "x-cairn-projects"  # the caller's projects ("*" = all), for content-addressed routes
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailers", "transfer-encoding", "upgrade", "host"}
 
@@ -51,12 +52,13 @@ class ServiceProxy:
         return base
 
     async def forward(self, service: str, path: str, request: Request, *, actor: str,
-                      request_id: str) -> StreamingResponse:
+                      request_id: str, projects: str = "*") -> StreamingResponse:
         url = f"{self.url_of(service)}/{path}"
         headers = [(k, v) for k, v in request.headers.items()
-                   if k.lower() not in HOP_BY_HOP and k.lower() != ACTOR_HEADER.lower()]
+                   if k.lower() not in HOP_BY_HOP and k.lower() not in (ACTOR_HEADER.lower(), PROJECTS_HEADER)]
         headers = [(k, v) for k, v in headers if k.lower() != "traceparent"]
-        headers += [(ACTOR_HEADER, actor), ("X-Request-Id", request_id), *inject().items()]
+        headers += [(ACTOR_HEADER, actor), ("X-Request-Id", request_id), (PROJECTS_HEADER, projects),
+                    *inject().items()]
         data: bytes | AsyncIterator[bytes] | None = None
         if request.method not in ("GET", "HEAD"):
             length = request.headers.get("content-length")
