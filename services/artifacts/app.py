@@ -13,7 +13,7 @@ from cairn.services.artifacts.api import router
 from cairn.services.artifacts.api_blobs import router as blob_router
 from cairn.services.artifacts.backends import BlobBackend, FsBackend, S3Backend
 from cairn.services.artifacts.blobs import BlobStore
-from cairn.services.artifacts.projection import ArtifactsProjection
+from cairn.services.artifacts.projection import projection
 from cairn.services.artifacts.store import ArtifactsStore
 
 
@@ -50,7 +50,7 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
         "artifacts",
         settings,
         make_store=lambda s: ArtifactsStore(s.data_dir / "artifacts" / "artifacts.sqlite3"),
-        handler=ArtifactsProjection(),
+        handler=projection(),
         routers=[blob_router, router],
         description="Content-addressed blobs, dataset versions, run artifacts and GC.",
     )

@@ -5,56 +5,24 @@ aggregate snapshots the command side reads, folded in the same transaction. Mode
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from typing import Any
 
 from cairn.kernel.envelope import Event
-from cairn.kernel.store import load_state, record_idempotency, save_state
+from cairn.kernel.store import EventHandlers, SnapshotProjection
 from cairn.services.artifacts.domain import EVOLVERS
 
-Handler = Callable[[sqlite3.Connection, Event], None]
-HANDLERS: dict[str, Handler] = {}
+HANDLERS = EventHandlers()
+handles = HANDLERS.handles
 
 
-def handles(*event_types: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        for event_type in event_types:
-            HANDLERS[event_type] = fn
-        return fn
-    return register
+def projection() -> SnapshotProjection:
+    """A fresh entry point for one service instance (its batch cache is its own)."""
+    return SnapshotProjection(EVOLVERS, HANDLERS)
 
 
 def _ref(conn: sqlite3.Connection, digest: str, source: str, may_be_manifest: bool) -> None:
     project = source.split(":", 1)[1].split("/", 1)[0]  # sources are "<kind>:<project>/..."
     conn.execute("INSERT OR IGNORE INTO blob_refs(digest, source, may_be_manifest, project) VALUES(?, ?, ?, ?)",
                  (digest, source, int(may_be_manifest), project))
-
-
-class ArtifactsProjection:
-    """Entry point: snapshots cached per batch (written once at its end) and the views."""
-
-    def __init__(self) -> None:
-        self._snapshots: dict[str, tuple[int, dict[str, Any]]] = {}
-
-    def __call__(self, conn: sqlite3.Connection, event: Event) -> None:
-        handler = HANDLERS.get(event.type)
-        if handler is None:
-            return  # another service's event
-        evolve = EVOLVERS.get(event.aggregate)
-        if evolve is not None:
-            cached = self._snapshots.get(event.subject)
-            state = cached[1] if cached is not None else load_state(conn, event.subject)[1]
-            self._snapshots[event.subject] = (event.sequence, evolve(state, event.type, event.data))
-            record_idempotency(conn, event)
-        handler(conn, event)
-
-    def begin_batch(self) -> None:
-        self._snapshots.clear()
-
-    def end_batch(self, conn: sqlite3.Connection) -> None:
-        for subject, (sequence, state) in self._snapshots.items():
-            save_state(conn, subject, sequence, state)
-        self._snapshots.clear()
 
 
 @handles("dataset.version_created")

@@ -35,7 +35,7 @@ from cairn.services.gateway.auth import Principal, authenticate, authorize_servi
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import TokenBuckets, check_body_size
 from cairn.services.gateway.proxy import ServiceProxy
-from cairn.services.gateway.store import GatewayStore, apply_event
+from cairn.services.gateway.store import GatewayStore, projection
 from cairn.services.gateway.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         event_log = await EventLog.open(settings.nats_url, name="cairn-gateway")
         store = GatewayStore(settings.data_dir / "gateway" / "gateway.sqlite3")
-        runner = ProjectionRunner(event_log, store, traced(apply_event, "gateway"), durable="projection-gateway")
+        runner = ProjectionRunner(event_log, store, traced(projection(), "gateway"), durable="projection-gateway")
         await runner.start()
         rt = GatewayRuntime(event_log, store, runner)
         app.state.rt = rt

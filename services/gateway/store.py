@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cairn.kernel.envelope import Event
-from cairn.kernel.store import SqliteStore, load_state, record_idempotency, save_state
+from cairn.kernel.store import EventHandlers, SnapshotProjection, SqliteStore
 from cairn.services.gateway.domain import EVOLVERS
 
 SCHEMA = """
@@ -31,26 +30,13 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     time TEXT NOT NULL, PRIMARY KEY (webhook_id, sequence));
 """
 
-Handler = Callable[[sqlite3.Connection, Event], None]
-HANDLERS: dict[str, Handler] = {}
+HANDLERS = EventHandlers()
+handles = HANDLERS.handles
 
 
-def handles(*types: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        for t in types:
-            HANDLERS[t] = fn
-        return fn
-    return register
-
-
-def apply_event(conn: sqlite3.Connection, e: Event) -> None:
-    evolve, handler = EVOLVERS.get(e.aggregate), HANDLERS.get(e.type)
-    if evolve is None or handler is None:
-        return
-    _, state = load_state(conn, e.subject)
-    save_state(conn, e.subject, e.sequence, evolve(state, e.type, e.data))
-    record_idempotency(conn, e)
-    handler(conn, e)
+def projection() -> SnapshotProjection:
+    """A fresh entry point for one gateway instance (its batch cache is its own)."""
+    return SnapshotProjection(EVOLVERS, HANDLERS)
 
 
 @handles("token.created")

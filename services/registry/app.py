@@ -8,7 +8,7 @@ from cairn.kernel.service import create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.registry.api import router
 from cairn.services.registry.metric_summaries import MetricSummaries
-from cairn.services.registry.projection import RegistryProjection
+from cairn.services.registry.projection import projection
 from cairn.services.registry.store import RegistryStore
 
 
@@ -25,7 +25,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         "registry",
         settings,
         make_store=lambda s: RegistryStore(s.data_dir / "registry" / "registry.sqlite3"),
-        handler=RegistryProjection(),
+        handler=projection(),
         routers=[router],
         description="Projects, experiments, runs, models, model versions and aliases.",
     )

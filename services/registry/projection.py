@@ -4,50 +4,18 @@ snapshot used by the command side is folded in the same transaction."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from typing import Any
 
 from cairn.kernel.envelope import Event
-from cairn.kernel.store import load_state, record_idempotency, save_state
+from cairn.kernel.store import EventHandlers, SnapshotProjection
 from cairn.services.registry.domain import EVOLVERS
 
-Handler = Callable[[sqlite3.Connection, Event], None]
-HANDLERS: dict[str, Handler] = {}
+HANDLERS = EventHandlers()
+handles = HANDLERS.handles
 
 
-def handles(*event_types: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        for event_type in event_types:
-            HANDLERS[event_type] = fn
-        return fn
-    return register
-
-
-class RegistryProjection:
-    """The projection's entry point: folds aggregate snapshots (cached for the length of a
-    batch and written once at its end, in the same transaction) and updates the views."""
-
-    def __init__(self) -> None:
-        self._snapshots: dict[str, tuple[int, dict[str, Any]]] = {}
-
-    def __call__(self, conn: sqlite3.Connection, event: Event) -> None:
-        evolve = EVOLVERS.get(event.aggregate)
-        handler = HANDLERS.get(event.type)
-        if evolve is None or handler is None:
-            return  # an event of another service
-        cached = self._snapshots.get(event.subject)
-        state = cached[1] if cached is not None else load_state(conn, event.subject)[1]
-        self._snapshots[event.subject] = (event.sequence, evolve(state, event.type, event.data))
-        record_idempotency(conn, event)
-        handler(conn, event)
-
-    def begin_batch(self) -> None:
-        self._snapshots.clear()
-
-    def end_batch(self, conn: sqlite3.Connection) -> None:
-        for subject, (sequence, state) in self._snapshots.items():
-            save_state(conn, subject, sequence, state)
-        self._snapshots.clear()
+def projection() -> SnapshotProjection:
+    """A fresh entry point for one service instance (its batch cache is its own)."""
+    return SnapshotProjection(EVOLVERS, HANDLERS)
 
 
 # --- projects and experiments ------------------------------------------------------------------

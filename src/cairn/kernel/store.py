@@ -159,3 +159,48 @@ def record_idempotency(conn: sqlite3.Connection, event: Event) -> None:
             "VALUES(?, ?, ?, ?, ?)",
             (event.idempotency_key, event.sequence, event.subject, event.aggregate_id, event.type),
         )
+
+
+class EventHandlers(dict[str, EventHandler]):
+    """A service's view handlers by event type, filled with the ``handles`` decorator."""
+
+    def handles(self, *event_types: str) -> Callable[[EventHandler], EventHandler]:
+        def register(fn: EventHandler) -> EventHandler:
+            for event_type in event_types:
+                self[event_type] = fn
+            return fn
+
+        return register
+
+
+class SnapshotProjection:
+    """A projection's entry point: for each event with a handler, fold the aggregate snapshot
+    (when the service owns the aggregate: it has an evolver), remember the idempotency key, then
+    update the views. Snapshots are cached for the length of a batch and written once at its
+    end, in the same transaction; events without a handler belong to other services."""
+
+    def __init__(self, evolvers: dict[str, Callable[[dict[str, Any] | None, str, dict[str, Any]], dict[str, Any]]],
+                 handlers: EventHandlers) -> None:
+        self.evolvers = evolvers
+        self.handlers = handlers
+        self._snapshots: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def __call__(self, conn: sqlite3.Connection, event: Event) -> None:
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            return
+        evolve = self.evolvers.get(event.aggregate)
+        if evolve is not None:
+            cached = self._snapshots.get(event.subject)
+            state = cached[1] if cached is not None else load_state(conn, event.subject)[1]
+            self._snapshots[event.subject] = (event.sequence, evolve(state, event.type, event.data))
+            record_idempotency(conn, event)
+        handler(conn, event)
+
+    def begin_batch(self) -> None:
+        self._snapshots.clear()
+
+    def end_batch(self, conn: sqlite3.Connection) -> None:
+        for subject, (sequence, state) in self._snapshots.items():
+            save_state(conn, subject, sequence, state)
+        self._snapshots.clear()
