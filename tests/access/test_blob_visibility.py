@@ -10,6 +10,7 @@ import httpx
 
 import cairn
 from cairn.core import blake3
+
 from platform_harness import Platform
 
 

@@ -19,6 +19,7 @@ from cairn import _core
 from cairn.core import gpu
 
 import blake3_reference
+from gpu_marks import GPU_USABLE, needs_gpu
 
 DATA = Path(__file__).parent / "data"
 OFFICIAL = {
@@ -26,10 +27,6 @@ OFFICIAL = {
     for n, h in json.loads((DATA / "blake3_official_input.json").read_text())["digests"].items()
 }
 
-GPU_USABLE = bool(cairn.core.build_info()["gpu_usable"])
-needs_gpu = pytest.mark.skipif(
-    not GPU_USABLE, reason=f"no usable CUDA GPU: {cairn.core.build_info()['gpu_reason']}"
-)
 
 try:  # the reference package, when installed (it is not on the GPU machine)
     import blake3 as blake3_package
@@ -110,11 +107,6 @@ def test_without_gpu_blake3_gpu_raises_a_clear_error() -> None:
 # On a GPU.
 
 
-@pytest.fixture(scope="module")
-def cupy():
-    if not GPU_USABLE:
-        pytest.skip("no usable CUDA GPU")
-    return pytest.importorskip("cupy")
 
 
 @pytest.mark.gpu

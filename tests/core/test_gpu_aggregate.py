@@ -10,13 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import cairn.core
 from cairn.core import downsample_minmax, lttb, segment_histogram, segment_reduce
 from cairn.core.errors import GpuUnavailableError
 
-GPU_USABLE = bool(cairn.core.build_info()["gpu_usable"])
-needs_gpu = pytest.mark.skipif(not GPU_USABLE, reason="no usable CUDA GPU")
-no_gpu = pytest.mark.skipif(GPU_USABLE, reason="a GPU is usable here")
+from gpu_marks import needs_gpu, no_gpu
+
 RTOL = 1e-9
 EXACT = ("count", "nan_count", "min", "max", "first", "last")
 ALL_OPS = ("count", "nan_count", "sum", "min", "max", "mean", "var", "std", "first", "last")
@@ -81,11 +79,6 @@ def test_cuda_without_gpu_says_why(name: str) -> None:
 # On a GPU.
 
 
-@pytest.fixture(scope="module")
-def cupy():
-    if not GPU_USABLE:
-        pytest.skip("no usable CUDA GPU")
-    return pytest.importorskip("cupy")
 
 
 def mixed_segments(rng: np.random.Generator, nseg: int) -> np.ndarray:

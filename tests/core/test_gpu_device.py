@@ -16,9 +16,7 @@ import cairn.core
 from cairn.core import device as core_device
 from cairn.core.errors import GpuUnavailableError
 
-GPU_USABLE = bool(cairn.core.build_info()["gpu_usable"])
-needs_gpu = pytest.mark.skipif(not GPU_USABLE, reason="no usable CUDA GPU")
-no_gpu = pytest.mark.skipif(GPU_USABLE, reason="a GPU is usable here")
+from gpu_marks import needs_gpu, no_gpu
 
 
 def payload(n: int, seed: int = 3) -> bytes:
@@ -158,11 +156,6 @@ def test_unpinned_memory_is_not_reported_pinned() -> None:
 # On a GPU.
 
 
-@pytest.fixture(scope="module")
-def cupy():
-    if not GPU_USABLE:
-        pytest.skip("no usable CUDA GPU")
-    return pytest.importorskip("cupy")
 
 
 @pytest.mark.gpu

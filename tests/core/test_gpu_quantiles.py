@@ -13,8 +13,8 @@ import pytest
 import cairn.core
 from cairn.core import aggregate_gpu, segment_quantiles
 
-GPU_USABLE = bool(cairn.core.build_info()["gpu_usable"])
-needs_gpu = pytest.mark.skipif(not GPU_USABLE, reason="no usable CUDA GPU")
+from gpu_marks import GPU_USABLE, needs_gpu
+
 QS = np.array([0.0, 0.01, 0.1, 0.25, 1 / 3, 0.5, 0.75, 0.9, 0.99, 1.0])
 
 
@@ -63,11 +63,6 @@ def test_gpu_algorithm_edge_cases(numpy_as_cupy) -> None:
         aggregate_gpu.segment_quantiles(values, np.array([0, 3], dtype=np.int64), np.array([1.5]))
 
 
-@pytest.fixture(scope="module")
-def cupy():
-    if not GPU_USABLE:
-        pytest.skip("no usable CUDA GPU")
-    return pytest.importorskip("cupy")
 
 
 @pytest.mark.gpu

@@ -12,8 +12,8 @@ import cairn.core
 from cairn import _core
 from cairn.core import gpu
 
-GPU_USABLE = bool(cairn.core.build_info()["gpu_usable"])
-needs_gpu = pytest.mark.skipif(not GPU_USABLE, reason="no usable CUDA GPU")
+from gpu_marks import GPU_USABLE, needs_gpu
+
 RTOL = 1e-9  # float64 accumulation, shifted per-thread sums and Chan merges: ~1e-13 in practice
 
 
@@ -165,11 +165,6 @@ def test_without_gpu_segment_reduce_raises_a_clear_error() -> None:
         cairn.core.segment_reduce_gpu(np.zeros(3, np.float32), np.array([0, 3]))
 
 
-@pytest.fixture(scope="module")
-def cupy():
-    if not GPU_USABLE:
-        pytest.skip("no usable CUDA GPU")
-    return pytest.importorskip("cupy")
 
 
 @pytest.mark.gpu
