@@ -264,6 +264,18 @@ def _xy(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
+def _select_points(name: str, x: ArrayLike, y: ArrayLike, n: int, device: Device, out: str | None) -> Any:
+    """Run the point-selection kernel ``name`` (downsample_minmax or lttb) where it belongs."""
+    use_gpu, kind = _placement(name, device, out, x, y)
+    if use_gpu:
+        from cairn.core import aggregate_gpu
+
+        gx, gy = aggregate_gpu.xy(x, y, int(n))
+        return _deliver(getattr(aggregate_gpu, name)(gx, gy, int(n)), kind)
+    xs, ys = _xy(_host(x), _host(y))
+    return _deliver(getattr(_core, name)(xs, ys, int(n)), kind)
+
+
 def downsample_minmax(
     x: ArrayLike, y: ArrayLike, n: int, *, device: Device = "auto", out: str | None = None
 ) -> Any:
@@ -274,14 +286,7 @@ def downsample_minmax(
     Every index is returned when ``len(x) <= n``. ``device``/``out``: see :func:`segment_reduce`;
     the GPU returns the same indices.
     """
-    use_gpu, kind = _placement("downsample_minmax", device, out, x, y)
-    if use_gpu:
-        from cairn.core import aggregate_gpu
-
-        gx, gy = aggregate_gpu.xy(x, y, int(n))
-        return _deliver(aggregate_gpu.downsample_minmax(gx, gy, int(n)), kind)
-    xs, ys = _xy(_host(x), _host(y))
-    return _deliver(_core.downsample_minmax(xs, ys, int(n)), kind)
+    return _select_points("downsample_minmax", x, y, n, device, out)
 
 
 def lttb(
@@ -293,14 +298,7 @@ def lttb(
     point count. ``x`` must be ascending and finite; ``n >= 3``. ``device``/``out``: see
     :func:`segment_reduce`; the GPU returns the same indices (its float64 areas are never fused).
     """
-    use_gpu, kind = _placement("lttb", device, out, x, y)
-    if use_gpu:
-        from cairn.core import aggregate_gpu
-
-        gx, gy = aggregate_gpu.xy(x, y, int(n))
-        return _deliver(aggregate_gpu.lttb(gx, gy, int(n)), kind)
-    xs, ys = _xy(_host(x), _host(y))
-    return _deliver(_core.lttb(xs, ys, int(n)), kind)
+    return _select_points("lttb", x, y, n, device, out)
 
 
 def rolling(
