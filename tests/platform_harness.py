@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
+from cairn.up import SERVICES, service_wiring
 
 
 @dataclass
@@ -45,12 +45,9 @@ class Platform:
     def start(self) -> "Platform":
         self.root.mkdir(parents=True, exist_ok=True)
         self.nats, self.nats_url = start_nats_server(self.root / "nats")
-        self.ports = {"registry": free_port(), "artifacts": free_port(), "metrics": free_port(),
-                      "gateway": free_port()}
-        self.start_service("registry")
-        self.start_service("artifacts")
-        self.start_service("metrics")
-        self.start_service("gateway")
+        self.ports = {name: free_port() for name in (*SERVICES, "gateway")}
+        for name in (*SERVICES, "gateway"):
+            self.start_service(name)
         self.wait_healthy()
         token_file = self.root / "data" / "admin.token"
         deadline = time.monotonic() + 30
@@ -64,14 +61,8 @@ class Platform:
                "CAIRN_PORT": str(self.ports[name]), "CAIRN_HOST": "127.0.0.1", "CAIRN_LOG_LEVEL": "warning",
                "CAIRN_RATE_LIMIT": "0", "CAIRN_WEBHOOKS_ALLOW_PRIVATE": "true", "CAIRN_WEBHOOK_BACKOFF_S": "0.05",
                "CAIRN_WEBHOOK_ATTEMPTS": "4", **self.env, **self.extra_env}
-        if name == "gateway":
-            env["CAIRN_SERVICES"] = json.dumps({"registry": self.service_url("registry"),
-                                                "artifacts": self.service_url("artifacts"),
-                                                "metrics": self.service_url("metrics")})
-        if name == "metrics":
-            env["CAIRN_REGISTRY_URL"] = self.service_url("registry")
-        if name == "registry":
-            env["CAIRN_METRICS_URL"] = self.service_url("metrics")
+        wiring = service_wiring({service: self.service_url(service) for service in SERVICES})
+        env.update(wiring.get(name, {}))
         return env
 
     def start_service(self, name: str) -> None:

@@ -23,6 +23,17 @@ import httpx
 from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
 
 SERVICES = ("registry", "artifacts", "metrics")
+
+
+def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Extra environment per service: the URLs of the other services it calls over HTTP.
+
+    ``services`` maps every name in SERVICES to its URL. ``cairn up`` and the test harness both use
+    this, so a new service is wired in one place.
+    """
+    return {"metrics": {"CAIRN_REGISTRY_URL": services["registry"]},
+            "registry": {"CAIRN_METRICS_URL": services["metrics"]},
+            "gateway": {"CAIRN_SERVICES": json.dumps(services)}}
 PR_SET_PDEATHSIG = 1
 
 
@@ -100,8 +111,7 @@ class Supervisor:
         env = {**os.environ, "CAIRN_NATS_URL": self.nats_url, "CAIRN_DATA_DIR": str(self.data_dir),
                "PYTHONUNBUFFERED": "1"}
         services = {name: f"http://{self.host}:{free_port(self.host)}" for name in SERVICES}
-        wiring = {"metrics": {"CAIRN_REGISTRY_URL": services["registry"]},
-                  "registry": {"CAIRN_METRICS_URL": services["metrics"]}}
+        wiring = service_wiring(services)
         for name in SERVICES:
             url = services[name]
             port = int(url.rsplit(":", 1)[1])
@@ -110,8 +120,8 @@ class Supervisor:
                                        {**env, **extra, "CAIRN_HOST": self.host, "CAIRN_PORT": str(port)}, url=url,
                                        log_path=self.data_dir / "logs" / f"{name}.log"))
         self.children.append(Child("gateway", [sys.executable, "-m", "cairn.services.gateway"],
-                                   {**env, "CAIRN_HOST": self.host, "CAIRN_PORT": str(self.port),
-                                    "CAIRN_SERVICES": json.dumps(services)},
+                                   {**env, **wiring["gateway"], "CAIRN_HOST": self.host,
+                                    "CAIRN_PORT": str(self.port)},
                                    url=f"http://{self.host}:{self.port}",
                                    log_path=self.data_dir / "logs" / "gateway.log"))
         for child in self.children:
