@@ -31,7 +31,14 @@ from cairn.kernel.settings import ServiceSettings
 from cairn.kernel.telemetry import TracingMiddleware, setup_tracing, traced
 from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
-from cairn.services.gateway.auth import Principal, authenticate, authorize_service_route, new_token
+from cairn.services.gateway.auth import (
+    Principal,
+    authenticate,
+    authorize_agent_route,
+    authorize_service_route,
+    is_agent_route,
+    new_token,
+)
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import TokenBuckets, check_body_size
 from cairn.services.gateway.proxy import ServiceProxy
@@ -186,7 +193,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def route(service: str, path: str, request: Request, principal: Caller) -> Response:
         request.app.state.proxy.url_of(service)  # 404 for an unknown service before anything else
         rest = path.split("/")
-        authorize_service_route(principal, request.method, rest)
+        if is_agent_route(service, rest):
+            authorize_agent_route(principal, request.method)
+        else:
+            authorize_service_route(principal, request.method, rest)
         check_body_size(service, request.headers.get("content-length"))
         projects = "*" if principal.site_admin else ",".join(sorted(principal.roles))
         response = await request.app.state.proxy.forward(

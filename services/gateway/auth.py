@@ -101,6 +101,17 @@ def authorize_service_route(principal: Principal, method: str, rest: list[str]) 
     return None
 
 
+def is_agent_route(service: str, rest: list[str]) -> bool:
+    return service == "scheduler" and rest[:1] == ["agents"]
+
+
+def authorize_agent_route(principal: Principal, method: str) -> None:
+    """Scheduler agents (``/api/v1/scheduler/agents...``): anyone signed in may list them;
+    registering needs a site-admin or a service-account token."""
+    if method not in ("GET", "HEAD") and not (principal.site_admin or principal.kind == "service"):
+        raise Forbidden("agents need a site-admin or service-account token (cairn tokens create --kind service)")
+
+
 def _project_role(method: str, rest: list[str]) -> str:
     if method in ("GET", "HEAD") or (method == "POST" and rest and rest[-1] in READ_ONLY_POSTS):
         return "viewer"

@@ -22,7 +22,7 @@ import httpx
 
 from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
 
-SERVICES = ("registry", "artifacts", "metrics")
+SERVICES = ("registry", "artifacts", "metrics", "scheduler")
 
 
 def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -33,6 +33,7 @@ def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:
     """
     return {"metrics": {"CAIRN_REGISTRY_URL": services["registry"]},
             "registry": {"CAIRN_METRICS_URL": services["metrics"]},
+            "scheduler": {"CAIRN_REGISTRY_URL": services["registry"]},
             "gateway": {"CAIRN_SERVICES": json.dumps(services)}}
 PR_SET_PDEATHSIG = 1
 

@@ -12,6 +12,7 @@ import click
 from cairn.cli.access import audit, members, tokens, webhooks, whoami
 from cairn.cli.datasets import artifacts, datasets
 from cairn.cli.fingerprint import fingerprint
+from cairn.cli.jobs import agent, jobs
 from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
 from cairn.cli.registry import experiments, models, projects, runs
 from cairn.kernel.settings import DEFAULT_DATA_DIR
@@ -107,7 +108,7 @@ def events_tail(ctx: Ctx, project: str | None, types: tuple[str, ...], since: in
 
 
 for group in (projects, experiments, runs, models, tokens, members, audit, webhooks, whoami, datasets,
-              artifacts, fingerprint):
+              artifacts, fingerprint, jobs, agent):
     cli.add_command(group)
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
+from cairn.sdk.jobs import JobsMixin
 from cairn.sdk.metrics import MetricsQueries
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class AccessMixin:
         return self.request("POST", f"/api/v1/projects/{_q(project)}/webhooks/{_q(webhook_id)}/replay")
 
 
-class Client(AccessMixin, MetricsQueries):
+class Client(AccessMixin, MetricsQueries, JobsMixin):
     """``Client(url, token=None)``: talk to a Cairn gateway (default ``$CAIRN_URL`` or :8080)."""
 
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,

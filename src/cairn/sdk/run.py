@@ -14,8 +14,10 @@ from cairn.sdk.system_metrics import SystemMetricsSampler, enabled_by_default
 class ActiveRun:
     """A run in progress. Leaving the ``with`` block finishes it (``failed`` on an exception)."""
 
-    def __init__(self, client: Client, project: str, record: dict[str, Any], *, owns_client: bool) -> None:
+    def __init__(self, client: Client, project: str, record: dict[str, Any], *, owns_client: bool,
+                 attached: bool = False) -> None:
         self.client = client
+        self.attached = attached  # a job's run: the scheduler finishes it when the job ends
         self.project = project
         self.record = record
         self._owns_client = owns_client
@@ -94,7 +96,11 @@ class ActiveRun:
                 self._system.stop()
             if self._metrics is not None:
                 self._metrics.close()
-            if exc_type is None:
+            if self.attached:
+                if exc_type is not None:  # the job's exit status tells the scheduler; say why here
+                    self.client.set_run_tag(self.project, self.id, "cairn.error",
+                                            f"{exc_type.__name__}: {exc}"[:8000])
+            elif exc_type is None:
                 self.finish("finished")
             elif issubclass(exc_type, KeyboardInterrupt):
                 self.finish("killed", "interrupted")
@@ -105,14 +111,31 @@ class ActiveRun:
                 self.client.close()
 
 
-def start_run(project: str, experiment: str = "default", *, name: str | None = None,
+def start_run(project: str | None = None, experiment: str = "default", *, name: str | None = None,
               params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
               description: str = "", client: Client | None = None, url: str | None = None,
               system_metrics: bool | None = None, system_metrics_interval_s: float | None = None) -> ActiveRun:
     """Start a run (creating the project and experiment if they do not exist yet). System metrics
-    are sampled unless ``system_metrics=False`` or ``CAIRN_SYSTEM_METRICS=0``."""
+    are sampled unless ``system_metrics=False`` or ``CAIRN_SYSTEM_METRICS=0``.
+
+    Inside a job (``CAIRN_RUN_ID`` and ``CAIRN_PROJECT`` set by the agent, and ``project`` is the
+    job's project or omitted) this attaches to the job's run instead of creating one: params and
+    tags are added to it, and the scheduler finishes it when the job ends."""
     owns = client is None
     client = client or Client(url)
+    job_project, job_run = os.environ.get("CAIRN_PROJECT"), os.environ.get("CAIRN_RUN_ID")
+    if job_run and job_project and project in (None, job_project):
+        record = client.get_run(job_project, job_run)
+        run = ActiveRun(client, job_project, record, owns_client=owns, attached=True)
+        if params:
+            run.log_params(params)
+        for key, value in (tags or {}).items():
+            run.set_tag(key, value)
+        if enabled_by_default() if system_metrics is None else system_metrics:
+            run.start_system_metrics(system_metrics_interval_s)
+        return run
+    if project is None:
+        raise ValueError("start_run needs a project (or run inside a Cairn job)")
     client.ensure_project(project)
     client.ensure_experiment(project, experiment)
     record = client.create_run(project, experiment=experiment, name=name, params=params, tags=tags,

@@ -1,0 +1,151 @@
+"""Scheduler routes: jobs per project (submit, list, show, logs, cancel) and agents (register,
+list). Routes are thin: specs are checked in spec.py, decisions made in domain.py."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from cairn.kernel.commands import CommandContext
+from cairn.kernel.http import command_context
+from cairn.kernel.ids import check_project_name, check_token, new_id
+from cairn.services.scheduler import domain
+from cairn.services.scheduler.core import (
+    HEARTBEAT_SUBJECT,
+    REPORT_SUBJECT,
+    SchedulerCore,
+    agent_subject,
+)
+from cairn.services.scheduler.logs import LOGS_STREAM, log_chunks, log_subject
+from cairn.services.scheduler.spec import parse_spec
+from cairn.services.scheduler.store import SchedulerStore
+
+router = APIRouter()
+Ctx = Annotated[CommandContext, Depends(command_context)]
+
+
+def _core(request: Request) -> SchedulerCore:
+    return request.app.state.core
+
+
+def _store(request: Request) -> SchedulerStore:
+    return request.app.state.runtime.store
+
+
+def _project(project: str) -> str:
+    return check_project_name(project)
+
+
+Core = Annotated[SchedulerCore, Depends(_core)]
+Store = Annotated[SchedulerStore, Depends(_store)]
+ProjectName = Annotated[str, Depends(_project)]
+
+
+@router.post("/projects/{project}/jobs", status_code=201, tags=["jobs"])
+async def submit_job(project: ProjectName, core: Core, store: Store, ctx: Ctx,
+                     spec: Annotated[dict[str, Any], Body(description="the job spec (see docs/scheduler.md)")]
+                     ) -> dict[str, Any]:
+    """Submit a job: creates its run in the registry (scheduled), then queues the job."""
+    normalised = parse_spec(spec)
+    job_id = new_id()
+    key = ctx.idempotency_key or new_id()
+    tags = {"cairn.job_id": job_id, "cairn.queue": normalised["queue"]}
+    if normalised["seed"] is not None:
+        tags["cairn.seed"] = str(normalised["seed"])
+    run = await core.registry.create_run(
+        project, experiment=normalised["experiment"], name=normalised["name"] or f"job-{job_id[-8:]}",
+        params=normalised["params"], tags=tags, actor=ctx.actor, key=f"job-run:{key}")
+    outcome = await core.execute(ctx, project, "job", job_id, lambda s: domain.submit_job(
+        s, job_id=job_id, run_id=run["id"], project=project, spec=normalised))
+    return store.job(project, outcome.aggregate_id)
+
+
+@router.get("/projects/{project}/jobs", tags=["jobs"])
+def list_jobs(project: ProjectName, store: Store,
+              status: Annotated[str | None, Query(max_length=32)] = None,
+              queue: Annotated[str | None, Query(max_length=64)] = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    return {"jobs": store.jobs(project, status=status, queue=queue, limit=limit)}
+
+
+@router.get("/projects/{project}/jobs/{job_id}", tags=["jobs"])
+def get_job(project: ProjectName, job_id: str, store: Store) -> dict[str, Any]:
+    """A job with its spec, current attempt, ranks and event history."""
+    return store.job(project, check_token(job_id, "job id"))
+
+
+@router.post("/projects/{project}/jobs/{job_id}/cancel", tags=["jobs"])
+async def cancel_job(project: ProjectName, job_id: str, core: Core, store: Store, ctx: Ctx) -> dict[str, Any]:
+    """Cancel: a queued job ends at once; a running one is stopped (SIGTERM, then SIGKILL)."""
+    store.job(project, check_token(job_id, "job id"))
+    await core.cancel(ctx, project, job_id)
+    return store.job(project, job_id)
+
+
+@router.get("/projects/{project}/jobs/{job_id}/logs", tags=["jobs"])
+async def job_logs(project: ProjectName, job_id: str, request: Request, store: Store,
+                   attempt: Annotated[int | None, Query(ge=1)] = None,
+                   follow: bool = False) -> StreamingResponse:
+    """The output of an attempt (default: the current one), stdout and stderr interleaved;
+    ``follow=true`` streams it live until the attempt ends."""
+    job = store.job(project, check_token(job_id, "job id"))
+    which = attempt or job["attempt"]
+
+    def finished() -> bool:
+        now = store.job_by_id(job_id)
+        return now is None or now["status"] in domain.FINAL or now["attempt"] != which
+
+    nc = request.app.state.runtime.log.nc
+    chunks = log_chunks(nc, log_subject(project, job_id, which), follow=follow, finished=finished)
+    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8",
+                             headers={"Cache-Control": "no-store", "X-Cairn-Attempt": str(which)})
+
+
+# --- agents ----------------------------------------------------------------------------------------
+
+class Capacity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cpus: float = Field(ge=0, le=100000)
+    memory_mib: int = Field(ge=0)
+    gpus: int = Field(default=0, ge=0, le=1024)
+    gpu_types: list[str] = Field(default_factory=list, max_length=1024)
+
+
+class AgentRegister(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=256)
+    queue: str = Field(default="default", max_length=63)
+    host: str = Field(min_length=1, max_length=256)
+    capacity: Capacity
+
+
+@router.post("/agents", tags=["agents"])
+async def register_agent(body: AgentRegister, request: Request, core: Core, store: Store, ctx: Ctx) -> dict[str, Any]:
+    """An agent announces itself (needs a site-admin or service-account token); the answer says
+    where to listen for assignments and how often to send heartbeats."""
+    check_token(body.agent_id, "agent_id")
+    check_project_name(body.queue)
+    capacity = body.capacity.model_dump()
+    await core.execute(ctx, domain.SITE, "agent", body.agent_id, lambda s: domain.register_agent(
+        s, agent_id=body.agent_id, name=body.name, queue=body.queue, host=body.host, capacity=capacity))
+    core.renew(body.agent_id)
+    settings = request.app.state.settings
+    return {"agent": store.agent(body.agent_id), "nats_url": settings.scheduler_agent_nats_url or settings.nats_url,
+            "subject": agent_subject(body.agent_id), "report_subject": REPORT_SUBJECT,
+            "heartbeat_subject": HEARTBEAT_SUBJECT, "logs_stream": LOGS_STREAM,
+            "lease_s": core.lease_s, "heartbeat_s": settings.scheduler_heartbeat_s}
+
+
+@router.get("/agents", tags=["agents"])
+def list_agents(store: Store, core: Core, include_lost: bool = False) -> dict[str, Any]:
+    live = core.live_agents()
+    agents = store.agents(include_lost=include_lost)
+    for agent in agents:
+        agent["live"] = agent["id"] in live
+    return {"agents": agents}

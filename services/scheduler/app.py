@@ -1,0 +1,61 @@
+"""Scheduler wiring: settings, projection, the live core (dispatcher, leases, reports), routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from pydantic import Field
+
+from cairn.kernel.service import create_service_app
+from cairn.kernel.settings import ServiceSettings
+from cairn.services.scheduler.api import router
+from cairn.services.scheduler.core import SchedulerCore
+from cairn.services.scheduler.logs import ensure_logs_stream
+from cairn.services.scheduler.projection import projection
+from cairn.services.scheduler.registry_client import RegistryClient
+from cairn.services.scheduler.store import SchedulerStore
+
+
+class SchedulerSettings(ServiceSettings):
+    """Environment: CAIRN_REGISTRY_URL, CAIRN_SCHEDULER_LEASE_S (an agent silent this long is
+    lost), CAIRN_SCHEDULER_HEARTBEAT_S (how often agents beat), CAIRN_SCHEDULER_AGENT_NATS_URL (the
+    NATS URL agents on other machines should use; default: CAIRN_NATS_URL), plus the common ones."""
+
+    registry_url: str = ""
+    scheduler_lease_s: float = Field(default=15.0, gt=0)
+    scheduler_heartbeat_s: float = Field(default=3.0, gt=0)
+    scheduler_agent_nats_url: str = ""
+
+
+def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
+    settings = settings or SchedulerSettings()
+    app = create_service_app(
+        "scheduler",
+        settings,
+        make_store=lambda s: SchedulerStore(s.data_dir / "scheduler" / "scheduler.sqlite3"),
+        handler=projection(),
+        routers=[router],
+        description="Queues, jobs, attempts and agents.",
+    )
+    app.state.settings = settings
+    service_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_lifespan(app):
+            runtime = app.state.runtime
+            await ensure_logs_stream(runtime.log.nc)
+            registry = RegistryClient(settings.registry_url)
+            core = SchedulerCore(runtime, registry, lease_s=settings.scheduler_lease_s)
+            app.state.core = core
+            await core.start()
+            try:
+                yield
+            finally:
+                await core.stop()
+                await registry.close()
+
+    app.router.lifespan_context = lifespan
+    return app

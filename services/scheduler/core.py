@@ -1,0 +1,283 @@
+"""The scheduler's live side: agent leases (heartbeats over plain NATS, not events of record),
+the dispatcher (assignments pushed to ``cairn.sched.agent.<id>``), and agents' reports
+(``cairn.sched.report``, request/reply), all turned into events through the command handler,
+so every decision is appended with optimistic concurrency on the job's subject."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import Counter
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from cairn.kernel.commands import CommandContext, Outcome
+from cairn.kernel.envelope import Event, subject_for
+from cairn.kernel.errors import CairnError
+from cairn.kernel.service import ServiceRuntime
+from cairn.services.scheduler import domain
+from cairn.services.scheduler.dispatch import AgentSlot, free_slots, plan
+from cairn.services.scheduler.registry_client import RUN_STATUS, RegistryClient
+
+log = logging.getLogger(__name__)
+
+REPORT_SUBJECT = "cairn.sched.report"
+HEARTBEAT_SUBJECT = "cairn.sched.heartbeat"
+WAKE_TYPES = {"job.submitted", "job.retried", "job.succeeded", "job.failed", "job.cancelled", "agent.registered",
+              "job.lost"}
+SCHEDULER = CommandContext(actor="scheduler")
+
+
+def agent_subject(agent_id: str) -> str:
+    return f"cairn.sched.agent.{agent_id}"
+
+
+class SchedulerCore:
+    def __init__(self, rt: ServiceRuntime, registry: RegistryClient, *, lease_s: float,
+                 rng: random.Random | None = None) -> None:
+        self.rt = rt
+        self.registry = registry
+        self.lease_s = lease_s
+        self.rng = rng or random.Random()
+        self.leases: dict[str, float] = {}
+        self.wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subs: list[Any] = []
+
+    @property
+    def nc(self) -> Any:
+        return self.rt.log.nc
+
+    async def start(self) -> None:
+        await self.rt.runner.wait_for(await self.rt.log.last_sequence(), timeout=300)  # decide on today's state
+        now = time.monotonic()
+        for agent in self.rt.store.agents():  # a restarted scheduler gives every agent a fresh lease
+            self.leases[agent["id"]] = now + self.lease_s
+        self._subs.append(await self.nc.subscribe(REPORT_SUBJECT, queue="scheduler", cb=self._on_report))
+        self._subs.append(await self.nc.subscribe(HEARTBEAT_SUBJECT, cb=self._on_heartbeat))
+        self.rt.runner.after_batch = self._after_batch
+        await self.reconcile()
+        self._tasks = [asyncio.create_task(self._dispatch_loop(), name="dispatch"),
+                       asyncio.create_task(self._lease_loop(), name="leases")]
+        self.wake.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        for sub in self._subs:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - the connection may be closing
+                pass
+
+    async def _after_batch(self, events: list[Event]) -> None:
+        if any(e.type in WAKE_TYPES for e in events):
+            self.wake.set()
+
+    async def execute(self, ctx: CommandContext, project: str, aggregate: str, aggregate_id: str,
+                      decide: Any) -> Outcome:
+        return await self.rt.commands.execute(ctx, project=project, aggregate=aggregate,
+                                              aggregate_id=aggregate_id, decide=decide)
+
+    def job_state(self, project: str, job_id: str) -> dict[str, Any] | None:
+        row = self.rt.store.query_one("SELECT state FROM aggregates WHERE subject=?",
+                                      (subject_for(project, "job", job_id),))
+        return json.loads(row["state"]) if row else None
+
+    # --- publishing to agents ------------------------------------------------------------------
+
+    async def send(self, agent_id: str, message: dict[str, Any]) -> None:
+        await self.nc.publish(agent_subject(agent_id), json.dumps(message).encode())
+
+    async def send_assignment(self, job: dict[str, Any]) -> None:
+        spec = job["spec"] if isinstance(job["spec"], dict) else json.loads(job["spec"])
+        for rank in job["ranks"]:
+            await self.send(rank["agent_id"], {
+                "type": "assign", "job_id": job["id"], "project": job["project"], "run_id": job["run_id"],
+                "attempt": job["attempt"], "rank": rank["rank"], "world_size": len(job["ranks"]),
+                "master_addr": job["master_addr"], "master_port": job["master_port"], "spec": spec})
+
+    async def send_stop(self, job_id: str, attempt: int, agent_ids: list[str], reason: str) -> None:
+        for agent_id in agent_ids:
+            await self.send(agent_id, {"type": "stop", "job_id": job_id, "attempt": attempt, "reason": reason})
+
+    # --- dispatching ---------------------------------------------------------------------------
+
+    def live_agents(self) -> set[str]:
+        now = time.monotonic()
+        return {agent_id for agent_id, deadline in self.leases.items() if deadline > now}
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            try:
+                await self.dispatch_round()
+            except Exception:  # noqa: BLE001 - the next wake-up tries again
+                log.exception("dispatch round failed")
+                await asyncio.sleep(0.5)
+                self.wake.set()
+
+    async def dispatch_round(self) -> None:
+        store = self.rt.store
+        queued = store.queued_jobs()
+        if not queued:
+            return
+        active = store.active_jobs()
+        slots = free_slots(store.agents(), active, self.live_agents())
+        decisions = plan(queued, slots, Counter(j["project"] for j in active))
+        if decisions:
+            await asyncio.gather(*(self.assign(job, chosen) for job, chosen in decisions))
+
+    async def assign(self, job: dict[str, Any], chosen: list[AgentSlot]) -> None:
+        ranks = [{"rank": i, "agent_id": s.agent_id, "host": s.host} for i, s in enumerate(chosen)]
+        port = self.rng.randrange(29500, 60000)
+        try:
+            outcome = await self.execute(SCHEDULER, job["project"], "job", job["id"], lambda s: domain.assign_job(
+                s, job_id=job["id"], attempt=job["attempt"], ranks=ranks, master_addr=chosen[0].host,
+                master_port=port))
+        except CairnError as err:
+            log.warning("job=%s assign_failed=%s", job["id"], err.message)
+            return
+        if outcome.type == "job.assigned":
+            full = self.rt.store.job_by_id(job["id"])
+            if full is not None:
+                await self.send_assignment(full)
+
+    # --- reports from agents ---------------------------------------------------------------------
+
+    async def _on_report(self, msg: Msg) -> None:
+        try:
+            report = json.loads(msg.data)
+            answer = await self.handle_report(report)
+        except CairnError as err:
+            answer = {"ok": False, "code": err.code, "message": err.message}
+        except Exception as err:  # noqa: BLE001 - the agent retries
+            log.exception("report failed")
+            answer = {"ok": False, "code": "internal", "message": repr(err), "retry": True}
+        if msg.reply:
+            await msg.respond(json.dumps(answer).encode())
+
+    async def handle_report(self, report: dict[str, Any]) -> dict[str, Any]:
+        project, job_id = report["project"], report["job_id"]
+        attempt, agent_id, rank = int(report["attempt"]), report["agent_id"], int(report["rank"])
+        ctx = CommandContext(actor=f"agent:{agent_id}")
+        state = self.job_state(project, job_id)
+        if report["kind"] == "started":
+            domain.start_job(state, job_id=job_id, attempt=attempt, agent_id=agent_id, rank=rank,
+                             started_at=0.0)  # raises StaleReport before any side effect
+            if state and state["status"] == "assigned":
+                await self.registry.start_run(project, state["run_id"], actor=ctx.actor)
+            await self.execute(ctx, project, "job", job_id, lambda s: domain.start_job(
+                s, job_id=job_id, attempt=attempt, agent_id=agent_id, rank=rank,
+                started_at=float(report["started_at"])))
+            return {"ok": True}
+        exit_code = report.get("exit_code")
+        reason, message = report.get("reason", "exit"), str(report.get("message", ""))
+
+        def decide(s: domain.State) -> Any:
+            return domain.finish_rank(s, job_id=job_id, attempt=attempt, agent_id=agent_id, rank=rank,
+                                      exit_code=exit_code, reason=reason, message=message)
+
+        await self._finish_with(ctx, project, job_id, state, decide)
+        return {"ok": True}
+
+    async def _finish_with(self, ctx: CommandContext, project: str, job_id: str, state: domain.State,
+                           decide: Any) -> Outcome:
+        """Finish the job's run in the registry first when the decision ends the job (the registry
+        call is idempotent), then append; stop the other ranks of a failed multi-node attempt."""
+        first = decide(state)
+        if first is not None and first[0] in RUN_STATUS and state is not None:
+            await self.registry.finish_run(project, state["run_id"], RUN_STATUS[first[0]],
+                                           first[1].get("message", ""), actor=ctx.actor)
+        outcome = await self.execute(ctx, project, "job", job_id, decide)
+        if state is not None and outcome.type in ("job.retried", "job.failed", "job.cancelled") and state["ranks"]:
+            await self.send_stop(job_id, state["attempt"], [r["agent_id"] for r in state["ranks"]],
+                                 outcome.type.split(".", 1)[1])
+        return outcome
+
+    # --- cancellation ----------------------------------------------------------------------------
+
+    async def cancel(self, ctx: CommandContext, project: str, job_id: str) -> None:
+        state = self.job_state(project, job_id)
+        await self._finish_with(ctx, project, job_id, state, lambda s: domain.cancel_job(s, job_id=job_id))
+        state = self.job_state(project, job_id)
+        if state and state.get("cancel_requested") and state["status"] in domain.ACTIVE:
+            await self.send_stop(job_id, state["attempt"], [r["agent_id"] for r in state["ranks"]], "cancel")
+
+    # --- leases ------------------------------------------------------------------------------------
+
+    def renew(self, agent_id: str) -> None:
+        self.leases[agent_id] = time.monotonic() + self.lease_s
+        self.wake.set()
+
+    async def _on_heartbeat(self, msg: Msg) -> None:
+        try:
+            beat = json.loads(msg.data)
+            agent_id = beat["agent_id"]
+        except (ValueError, KeyError, TypeError):
+            return
+        agent = self.rt.store.agent(agent_id)
+        if agent is None or agent["status"] != "active":
+            await self.send(agent_id, {"type": "reregister"})
+            return
+        was_live = self.leases.get(agent_id, 0.0) > time.monotonic()
+        self.leases[agent_id] = time.monotonic() + self.lease_s
+        if not was_live:
+            self.wake.set()
+        for item in beat.get("running", []):  # fence: stop whatever is no longer current
+            state = self.job_state(item["project"], item["job_id"])
+            current = state is not None and state["attempt"] == item["attempt"] and state["status"] in domain.ACTIVE \
+                and any(r["agent_id"] == agent_id and r["rank"] == item["rank"] for r in state["ranks"])
+            if not current:
+                await self.send_stop(item["job_id"], item["attempt"], [agent_id], "stale attempt")
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.lease_s / 4))
+            try:
+                await self.expire_leases()
+                await self.reconcile_lost()
+            except Exception:  # noqa: BLE001 - retried on the next tick
+                log.exception("lease check failed")
+
+    async def expire_leases(self) -> None:
+        now = time.monotonic()
+        for agent_id, deadline in list(self.leases.items()):
+            if deadline > now:
+                continue
+            del self.leases[agent_id]
+            await self.execute(SCHEDULER, domain.SITE, "agent", agent_id, lambda s, a=agent_id: domain.lose_agent(
+                s, agent_id=a, message=f"no heartbeat for {self.lease_s:g}s"))
+            for job in self.rt.store.active_jobs():
+                if any(r["agent_id"] == agent_id for r in job["ranks"]):
+                    await self.execute(SCHEDULER, job["project"], "job", job["id"], lambda s, j=job, a=agent_id: domain.lose_attempt(
+                        s, job_id=j["id"], attempt=j["attempt"], agent_id=a))
+
+    async def reconcile_lost(self) -> None:
+        for job in self.rt.store.lost_jobs():
+            state = self.job_state(job["project"], job["id"])
+            await self._finish_with(SCHEDULER, job["project"], job["id"], state,
+                                    lambda s, j=job: domain.requeue_lost(s, job_id=j["id"]))
+
+    async def reconcile(self) -> None:
+        """After a (re)start: resend assignments and cancellations agents may have missed, and
+        settle lost attempts. Agents ignore an assignment they already run."""
+        for job in self.rt.store.active_jobs():
+            full = self.rt.store.job_by_id(job["id"])
+            if full is None:
+                continue
+            if job["cancel_requested"]:
+                await self.send_stop(job["id"], job["attempt"], [r["agent_id"] for r in job["ranks"]], "cancel")
+            elif job["status"] == "assigned":
+                await self.send_assignment(full)
+        await self.reconcile_lost()

@@ -1,0 +1,223 @@
+"""The agent process: registers with the scheduler (HTTP, through the gateway, with a site-admin
+or service-account token), takes assignments pushed over NATS, runs them, reports back over NATS
+(request/reply, retried until the scheduler answers), and sends heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import uuid
+from pathlib import Path
+from typing import Any
+
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from cairn.agent.attempt import Attempt
+from cairn.agent.workspace import Workspace
+from cairn.kernel.eventlog import connect
+from cairn.sdk.client import ApiError, Client
+from cairn.services.scheduler.logs import END_HEADER, ensure_logs_stream
+
+log = logging.getLogger("cairn.agent")
+
+
+class Agent:
+    def __init__(self, client: Client, *, queue: str, capacity: dict[str, Any], name: str | None = None,
+                 work_dir: Path, host: str | None = None, nats_url: str | None = None, grace_s: float = 10.0,
+                 system_metrics_s: float = 10.0) -> None:
+        self.client = client
+        self.queue = queue
+        self.capacity = capacity
+        self.name = name or socket.gethostname()
+        self.agent_id = f"{self._slug(self.name)}-{uuid.uuid4().hex[:10]}"
+        self.work_dir = work_dir
+        self.host = host or "127.0.0.1"
+        self.nats_url = nats_url
+        self.grace_s = grace_s
+        self.system_metrics_s = system_metrics_s
+        self.workspace = Workspace(work_dir, client)
+        self.attempts: dict[tuple[str, int, int], Attempt] = {}
+        self.seen: set[tuple[str, int, int]] = set()
+        self.nc: Any = None
+        self.config: dict[str, Any] = {}
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def _slug(name: str) -> str:
+        slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.lower())[:40]
+        return slug or "agent"
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def register(self) -> dict[str, Any]:
+        return self.client.request("POST", "/api/v1/scheduler/agents", json={
+            "agent_id": self.agent_id, "name": self.name, "queue": self.queue, "host": self.host,
+            "capacity": self.capacity})
+
+    async def run(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.loop = asyncio.get_running_loop()
+        self._logs: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
+        self.config = await asyncio.to_thread(self.register)
+        self.nc = await connect(self.nats_url or self.config["nats_url"], name=f"cairn-agent-{self.agent_id}")
+        await ensure_logs_stream(self.nc)
+        await self.nc.subscribe(self.config["subject"], cb=self._on_message)
+        await self.nc.flush()
+        await asyncio.to_thread(self.register)  # again, now that we listen: the scheduler may resend
+        log.info("agent=%s queue=%s capacity=%s registered", self.agent_id, self.queue, self.capacity)
+        print(f"cairn agent {self.agent_id} on queue {self.queue!r} ready", flush=True)
+        beat = asyncio.create_task(self._heartbeats())
+        publisher = asyncio.create_task(self._publish_logs())
+        try:
+            await self._stopping.wait()
+        finally:
+            beat.cancel()
+            for attempt in list(self.attempts.values()):
+                attempt.stop("agent stopping")
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=self.grace_s + 10)
+            while not self._logs.empty():
+                await asyncio.sleep(0.05)
+            publisher.cancel()
+            await self.nc.drain()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def _heartbeats(self) -> None:
+        while True:
+            beat = {"agent_id": self.agent_id, "running": [a.describe() for a in self.attempts.values()]}
+            try:
+                await self.nc.publish(self.config["heartbeat_subject"], json.dumps(beat).encode())
+            except Exception as err:  # noqa: BLE001 - NATS reconnects; the next beat goes through
+                log.warning("heartbeat failed: %r", err)
+            await asyncio.sleep(float(self.config["heartbeat_s"]))
+
+    # --- messages from the scheduler -------------------------------------------------------------
+
+    async def _on_message(self, msg: Any) -> None:
+        try:
+            message = json.loads(msg.data)
+        except ValueError:
+            return
+        kind = message.get("type")
+        if kind == "assign":
+            key = (message["job_id"], int(message["attempt"]), int(message["rank"]))
+            if key in self.seen:
+                return  # a resent assignment we already run (or ran)
+            self.seen.add(key)
+            attempt = Attempt(self, message)
+            self.attempts[key] = attempt
+            task = asyncio.create_task(self._run_attempt(attempt))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif kind == "stop":
+            for key, attempt in list(self.attempts.items()):
+                if key[0] == message["job_id"] and key[1] == int(message["attempt"]):
+                    attempt.stop(message.get("reason", "stop"))
+        elif kind == "reregister":
+            try:
+                await asyncio.to_thread(self.register)
+            except (ApiError, OSError) as err:
+                log.warning("re-registering failed: %s", err)
+
+    # --- running attempts ------------------------------------------------------------------------
+
+    def publish_log(self, subject: str, data: bytes, *, end: bool = False) -> None:
+        """Queue a log chunk (callable from any thread); one task publishes them in order."""
+        self.loop.call_soon_threadsafe(self._logs.put_nowait, (subject, data, end))
+
+    async def _publish_logs(self) -> None:
+        while True:
+            subject, data, end = await self._logs.get()
+            try:
+                await self.nc.publish(subject, data, headers={END_HEADER: "1"} if end else None)
+            except Exception as err:  # noqa: BLE001 - the log file (kept as an artifact) has it all
+                log.warning("log publish failed: %r", err)
+
+    async def _run_attempt(self, attempt: Attempt) -> None:
+        sampler = None
+        try:
+            if attempt.a["rank"] == 0 and self.system_metrics_s > 0:
+                sampler = await asyncio.to_thread(self._start_system_metrics, attempt)
+            result = await attempt.run()
+        except Exception as err:  # noqa: BLE001 - the scheduler must hear about every end
+            log.exception("attempt %s failed", attempt.key)
+            result = {"exit_code": None, "reason": "error", "message": f"agent error: {err!r}"}
+        finally:
+            if sampler is not None:
+                await asyncio.to_thread(self._stop_system_metrics, sampler)
+        attempt.finish_log()
+        try:
+            await asyncio.to_thread(self._keep_log, attempt)
+        except Exception as err:  # noqa: BLE001 - a log upload failure must not lose the result
+            log.warning("keeping the log of %s failed: %r", attempt.key, err)
+        await self.report(attempt, {"kind": "exited", **result})
+        self.attempts.pop(attempt.key, None)
+
+    def _start_system_metrics(self, attempt: Attempt) -> Any:
+        from cairn.sdk.metrics import MetricsLogger
+        from cairn.sdk.system_metrics import SystemMetricsSampler
+
+        logger = MetricsLogger(self.client.url, self.client.token, attempt.a["project"], attempt.a["run_id"])
+        try:
+            return logger, SystemMetricsSampler(logger, self.system_metrics_s)
+        except ImportError:
+            logger.close()
+            return None
+
+    @staticmethod
+    def _stop_system_metrics(sampler: Any) -> None:
+        logger, system = sampler
+        system.stop()
+        logger.close(timeout=30)
+
+    def _keep_log(self, attempt: Attempt) -> None:
+        if attempt.log_path.exists() and attempt.log_path.stat().st_size:
+            suffix = f"-rank-{attempt.a['rank']}" if attempt.a["world_size"] > 1 else ""
+            self.client.artifacts.log_artifact(attempt.a["project"], attempt.a["run_id"], attempt.log_path,
+                                               name=f"logs/attempt-{attempt.a['attempt']}{suffix}.log")
+
+    async def report_started(self, attempt: Attempt, started_at: float) -> None:
+        answer = await self.report(attempt, {"kind": "started", "started_at": started_at})
+        if not answer.get("ok"):
+            attempt.stop(answer.get("code", "refused"))
+
+    async def report(self, attempt: Attempt, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a report until the scheduler answers (it may be restarting); a refusal (a stale
+        attempt) is an answer too."""
+        payload = json.dumps({**attempt.describe(), "agent_id": self.agent_id, **body}).encode()
+        delay = 0.1
+        while True:
+            try:
+                reply = await self.nc.request(self.config["report_subject"], payload, timeout=10)
+                answer = json.loads(reply.data)
+                if not answer.get("retry"):
+                    if not answer.get("ok"):
+                        log.warning("report %s refused: %s", attempt.key, answer.get("message"))
+                    return answer
+            except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
+                pass
+            except Exception as err:  # noqa: BLE001 - keep trying while NATS reconnects
+                log.warning("report %s failed: %r", attempt.key, err)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def run_agent(agent: Agent) -> None:
+    logging.basicConfig(level=os.environ.get("CAIRN_LOG_LEVEL", "info").upper(),
+                        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, agent.request_stop)
+        await agent.run()
+
+    asyncio.run(main())

@@ -1,0 +1,81 @@
+"""Jobs end to end: submit -> a real agent runs it -> succeeded, with logs, metrics, an artifact
+and params on the job's run; failures retried up to max_retries; bad specs refused."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cairn.sdk.client import ApiError, Client
+
+JOB_SCRIPT = textwrap.dedent('''
+    import os, pathlib, cairn
+    print("hello from the job", os.environ["CAIRN_JOB_ID"], "attempt", os.environ["CAIRN_ATTEMPT"])
+    print("lr is", os.environ["CAIRN_PARAM_LR"], "seed", os.environ["CAIRN_SEED"])
+    with cairn.start_run() as run:
+        assert run.id == os.environ["CAIRN_RUN_ID"]
+        for step in range(3):
+            run.log_metric("loss", 1.0 / (step + 1), step=step)
+        pathlib.Path("model.txt").write_text("weights")
+        run.log_artifact("model.txt")
+        run.flush()
+    print("done")
+''')
+
+
+def write_code(folder: Path, script: str = JOB_SCRIPT) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.py").write_text(script)
+    return folder
+
+
+def test_job_runs_on_an_agent_and_its_run_gets_logs_metrics_artifacts_params(
+        client: Client, agents, project: str, queue: str, tmp_path: Path) -> None:
+    agents.start(queue)
+    code = write_code(tmp_path / "code")
+    job = client.submit_job({"command": "python train.py", "code": str(code), "queue": queue,
+                             "params": {"lr": 0.01}, "seed": 7, "resources": {"cpus": 1, "memory": "256Mi"}},
+                            project)
+    assert job["status"] == "queued" and job["run_id"]
+    done = client.wait_job(project, job["id"], timeout=120)
+    assert done["status"] == "succeeded", (done, client.job_logs(project, job["id"]))
+    logs = client.job_logs(project, job["id"])
+    assert f"hello from the job {job['id']} attempt 1" in logs
+    assert "lr is 0.01 seed 7" in logs and "done" in logs
+    run = client.get_run(project, job["run_id"])
+    assert run["status"] == "finished"
+    assert run["params"]["lr"] == "0.01"
+    assert run["tags"]["cairn.job_id"] == job["id"]
+    names = {a["name"] for a in client.artifacts.list_artifacts(project, job["run_id"])}
+    assert {"model.txt", "logs/attempt-1.log"} <= names
+    summary = client.metric_summary(project, job["run_id"])
+    assert summary["loss"]["last"] == pytest.approx(1.0 / 3)
+    assert any(key.startswith("system/") for key in summary)
+    history = [h["type"] for h in client.get_job(project, job["id"])["history"]]
+    assert history == ["job.submitted", "job.assigned", "job.started", "job.succeeded"]
+
+
+def test_a_failing_job_is_retried_up_to_max_retries_then_fails(
+        client: Client, agents, project: str, queue: str) -> None:
+    agents.start(queue)
+    job = client.submit_job({"command": ["sh", "-c", "echo attempt $CAIRN_ATTEMPT; exit 3"], "code": "none",
+                             "queue": queue, "max_retries": 2}, project)
+    done = client.wait_job(project, job["id"], timeout=120)
+    assert done["status"] == "failed"
+    assert done["attempt"] == 3 and done["exit_code"] == 3
+    history = [h["type"] for h in done["history"]]
+    assert history.count("job.retried") == 2 and history[-1] == "job.failed"
+    assert "attempt 2" in client.job_logs(project, job["id"], attempt=2)
+    assert client.get_run(project, job["run_id"])["status"] == "failed"
+
+
+def test_a_bad_spec_is_refused_with_the_field_to_fix(client: Client, project: str) -> None:
+    for spec, field in [({"command": []}, "command"), ({"command": "x", "resources": {"memory": "lots"}},
+                                                       "resources.memory"),
+                        ({"command": "x", "nodes": 0}, "nodes"), ({"command": "x", "datasets": ["a b"]}, "datasets")]:
+        with pytest.raises(ApiError) as err:
+            client.submit_job({**spec, "code": "none"}, project)
+        assert err.value.status == 422 and field in err.value.message
+    assert client.list_jobs(project) == []
