@@ -5,6 +5,7 @@ on cancel (SIGTERM, then SIGKILL after a grace period), keep the log as a run ar
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import re
@@ -20,6 +21,16 @@ if TYPE_CHECKING:
     from cairn.agent.agent import Agent
 
 CHUNK = 64 * 1024
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_agent() -> None:
+    """In the child before exec: if the agent dies (SIGKILL), the job's process gets SIGKILL
+    too, so a lost agent leaves no job running that could race its retry."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def param_env_name(key: str) -> str:
@@ -117,7 +128,8 @@ class Attempt:
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *spec["command"], cwd=self.code_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_agent)
         except OSError as err:
             self.write(f"[cairn-agent] cannot start {spec['command'][0]!r}: {err}\n".encode())
             return {"exit_code": 127, "reason": "exit", "message": f"cannot start the command: {err}"}
