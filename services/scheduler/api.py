@@ -99,7 +99,8 @@ async def job_logs(project: ProjectName, job_id: str, request: Request, store: S
         return now is None or now["status"] in domain.FINAL or now["attempt"] != which
 
     nc = request.app.state.runtime.log.nc
-    chunks = log_chunks(nc, log_subject(project, job_id, which), follow=follow, finished=finished)
+    chunks = log_chunks(nc, log_subject(project, job_id, which), follow=follow, writers=job["nodes"],
+                        finished=finished)
     return StreamingResponse(chunks, media_type="text/plain; charset=utf-8",
                              headers={"Cache-Control": "no-store", "X-Cairn-Attempt": str(which)})
 
@@ -135,6 +136,7 @@ async def register_agent(body: AgentRegister, request: Request, core: Core, stor
     await core.execute(ctx, domain.SITE, "agent", body.agent_id, lambda s: domain.register_agent(
         s, agent_id=body.agent_id, name=body.name, queue=body.queue, host=body.host, capacity=capacity))
     core.renew(body.agent_id)
+    await core.resend_missing(body.agent_id, [], min_age_s=0.0)
     settings = request.app.state.settings
     return {"agent": store.agent(body.agent_id), "nats_url": settings.scheduler_agent_nats_url or settings.nats_url,
             "subject": agent_subject(body.agent_id), "report_subject": REPORT_SUBJECT,

@@ -44,6 +44,7 @@ class SchedulerCore:
         self.lease_s = lease_s
         self.rng = rng or random.Random()
         self.leases: dict[str, float] = {}
+        self.sent_at: dict[tuple[str, int], float] = {}  # when an assignment was last pushed
         self.wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: list[Any] = []
@@ -98,9 +99,12 @@ class SchedulerCore:
     async def send(self, agent_id: str, message: dict[str, Any]) -> None:
         await self.nc.publish(agent_subject(agent_id), json.dumps(message).encode())
 
-    async def send_assignment(self, job: dict[str, Any]) -> None:
+    async def send_assignment(self, job: dict[str, Any], only_agent: str | None = None) -> None:
         spec = job["spec"] if isinstance(job["spec"], dict) else json.loads(job["spec"])
+        self.sent_at[(job["id"], job["attempt"])] = time.monotonic()
         for rank in job["ranks"]:
+            if only_agent is not None and rank["agent_id"] != only_agent:
+                continue
             await self.send(rank["agent_id"], {
                 "type": "assign", "job_id": job["id"], "project": job["project"], "run_id": job["run_id"],
                 "attempt": job["attempt"], "rank": rank["rank"], "world_size": len(job["ranks"]),
@@ -234,12 +238,30 @@ class SchedulerCore:
         self.leases[agent_id] = time.monotonic() + self.lease_s
         if not was_live:
             self.wake.set()
+        await self.resend_missing(agent_id, beat.get("running", []))
         for item in beat.get("running", []):  # fence: stop whatever is no longer current
             state = self.job_state(item["project"], item["job_id"])
             current = state is not None and state["attempt"] == item["attempt"] and state["status"] in domain.ACTIVE \
                 and any(r["agent_id"] == agent_id and r["rank"] == item["rank"] for r in state["ranks"])
             if not current:
                 await self.send_stop(item["job_id"], item["attempt"], [agent_id], "stale attempt")
+
+    async def resend_missing(self, agent_id: str, running: list[dict[str, Any]], min_age_s: float = 2.0) -> None:
+        """Push again an assignment the agent does not run (it may have missed the message, e.g.
+        while it subscribed) and whose rank has not exited; the agent ignores one it has seen."""
+        have = {(r["job_id"], r["attempt"]) for r in running}
+        stale = time.monotonic() - min_age_s
+        for job in self.rt.store.active_jobs():
+            key = (job["id"], job["attempt"])
+            mine = [r["rank"] for r in job["ranks"] if r["agent_id"] == agent_id]
+            if not mine or key in have or self.sent_at.get(key, 0.0) > stale:
+                continue
+            state = self.job_state(job["project"], job["id"]) or {}
+            if all(rank in state.get("ranks_done", []) for rank in mine):
+                continue
+            full = self.rt.store.job_by_id(job["id"])
+            if full is not None:
+                await self.send_assignment(full, only_agent=agent_id)
 
     async def _lease_loop(self) -> None:
         while True:

@@ -31,10 +31,10 @@ async def ensure_logs_stream(nc: NATS) -> None:
         raise RuntimeError(f"cannot create stream {LOGS_STREAM}: {error.get('description')}")
 
 
-async def log_chunks(nc: NATS, subject: str, *, follow: bool,
+async def log_chunks(nc: NATS, subject: str, *, follow: bool, writers: int = 1,
                      finished: Callable[[], bool] | None = None) -> AsyncIterator[bytes]:
-    """Yield an attempt's log chunks in order; with ``follow``, keep going until its end marker
-    (or, should the agent have died, until ``finished()`` says the attempt is over)."""
+    """Yield an attempt's log chunks in order; with ``follow``, keep going until every writer
+    (one per rank) sent its end marker, or, should an agent have died, until ``finished()``."""
     js = nc.jetstream()
     try:
         last = await js.get_last_msg(LOGS_STREAM, subject, direct=True)
@@ -53,10 +53,10 @@ async def log_chunks(nc: NATS, subject: str, *, follow: bool,
                     return
                 continue
             if msg.headers and msg.headers.get(END_HEADER):
-                if msg.data:
-                    yield msg.data
-                return
-            if msg.data:
+                writers -= 1
+                if writers <= 0:
+                    return
+            elif msg.data:
                 yield msg.data
             if not follow and msg.metadata.sequence.stream >= last_seq:
                 return
