@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import site
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +30,16 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _share_agent_packages(env_dir: Path) -> None:
+    """Make the agent's own packages (cairn among them, even an editable install) importable in
+    the job's venv, after the venv's own: ``--system-site-packages`` alone only shares the base
+    interpreter's, not those of a venv the agent may run in."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    own = env_dir / "lib" / version / "site-packages"
+    lines = "".join(f"import site; site.addsitedir({path!r})\n" for path in site.getsitepackages())
+    (own / "_cairn_agent_packages.pth").write_text(lines)
 
 
 class Workspace:
@@ -73,8 +84,12 @@ class Workspace:
                 return env_dir
             shutil.rmtree(env_dir, ignore_errors=True)
             log(f"[cairn-agent] creating python env {key} for {len(requirements)} requirement(s)\n".encode())
-            steps = [[sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)],
-                     [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
+            done = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)],
+                                  capture_output=True, timeout=600)
+            if done.returncode != 0:
+                raise RuntimeError(f"creating the venv failed: {done.stderr.decode(errors='replace')[-2000:]}")
+            _share_agent_packages(env_dir)
+            steps = [[str(env_dir / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
                       *requirements]]
             for argv in steps:
                 done = subprocess.run(argv, cwd=cwd, capture_output=True, timeout=3600)
