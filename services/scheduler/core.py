@@ -48,6 +48,7 @@ class SchedulerCore:
         self.wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: list[Any] = []
+        self._inflight: set[asyncio.Task[None]] = set()
 
     @property
     def nc(self) -> Any:
@@ -160,6 +161,13 @@ class SchedulerCore:
     # --- reports from agents ---------------------------------------------------------------------
 
     async def _on_report(self, msg: Msg) -> None:
+        """NATS runs a subscription's callbacks one at a time: handle each report in its own task,
+        so one report's registry call and append do not hold up the others."""
+        task = asyncio.create_task(self._answer_report(msg))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _answer_report(self, msg: Msg) -> None:
         try:
             report = json.loads(msg.data)
             answer = await self.handle_report(report)

@@ -1,0 +1,132 @@
+"""Dispatch benchmark: how fast no-op jobs go from submit to a started process.
+
+Starts its own platform (nats-server, services, gateway; like the tests) and --agents real
+``cairn agent`` processes on this machine, then submits --jobs no-op jobs (``true``, no code,
+0.25 CPU each) from --clients concurrent submitters. For every job, latency = the agent's
+process start time (``job.started``) minus the moment the client began its submit request;
+throughput = jobs / (last start - first submit). Targets from the issue: >= 100 jobs/s,
+p50 < 200 ms.
+
+    python benchmarks/bench_dispatch.py                      # 1000 jobs, 4 agents, 16 clients
+    python benchmarks/bench_dispatch.py --jobs 300 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform as pyplatform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from platform_harness import Platform  # noqa: E402
+
+
+def start_agents(plat: Platform, root: Path, count: int, queue: str) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for i in range(count):
+        log = open(root / f"agent-{i}.log", "ab")  # noqa: SIM115 - the child owns it
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "cairn.cli.main", "--url", plat.gateway, "agent", "--queue", queue,
+             "--cpus", "8", "--memory", "8Gi", "--gpus", "0", "--name", f"bench-{i}", "--work-dir", str(root / f"a{i}"),
+             "--token", plat.token, "--system-metrics-interval", "0"],
+            stdout=log, stderr=log, env={**os.environ, "CAIRN_LOG_LEVEL": "warning"}))
+    with httpx.Client(base_url=plat.gateway, headers=plat.headers, timeout=10) as http:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            live = [a for a in http.get("/api/v1/scheduler/agents").json()["agents"] if a["live"]]
+            if len(live) >= count:
+                return procs
+            time.sleep(0.2)
+    raise RuntimeError("agents did not register")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--agents", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=16, help="concurrent submitters")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cairn-bench-dispatch-") as tmp:
+        root = Path(tmp)
+        plat = Platform(root / "platform", env={"CAIRN_RATE_LIMIT": "0"}).start()
+        agents: list[subprocess.Popen[bytes]] = []
+        try:
+            project, queue = "bench", "bench"
+            with httpx.Client(base_url=plat.gateway, headers=plat.headers, timeout=60) as http:
+                http.post("/api/v1/registry/projects", json={"name": project}).raise_for_status()
+            agents = start_agents(plat, root, args.agents, queue)
+            spec = {"command": ["true"], "code": None, "queue": queue, "resources": {"cpus": 0.25}}
+            url = f"{plat.gateway}/api/v1/scheduler/projects/{project}/jobs"
+
+            def submit(n: int, http: httpx.Client) -> tuple[str, float]:
+                began = time.time()
+                resp = http.post(url, json=spec, headers={"Idempotency-Key": f"bench-{n}"})
+                resp.raise_for_status()
+                return resp.json()["id"], began
+
+            clients = [httpx.Client(headers=plat.headers, timeout=60) for _ in range(args.clients)]
+            began_all = time.time()
+            with ThreadPoolExecutor(args.clients) as pool:
+                submitted = list(pool.map(lambda n: submit(n, clients[n % args.clients]), range(args.jobs)))
+            submit_rate = args.jobs / (time.time() - began_all)
+            for c in clients:
+                c.close()
+            started: dict[str, float] = {}
+            with httpx.Client(base_url=plat.gateway, headers=plat.headers, timeout=60) as http:
+                deadline = time.monotonic() + 600
+                for job_id, _ in submitted:
+                    while time.monotonic() < deadline:
+                        job = http.get(f"/api/v1/scheduler/projects/{project}/jobs/{job_id}").json()
+                        starts = [h["data"]["started_at"] for h in job["history"] if h["type"] == "job.started"]
+                        if starts and job["status"] in ("succeeded", "failed", "cancelled"):
+                            started[job_id] = starts[0]
+                            break
+                        time.sleep(0.05)
+            latencies = [(started[j] - began) * 1000 for j, began in submitted if j in started]
+            span = max(started.values()) - min(b for _, b in submitted)
+            result = {
+                "machine": f"{pyplatform.machine()} {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}",
+                "jobs": args.jobs, "agents": args.agents, "clients": args.clients, "started": len(started),
+                "jobs_per_s": round(len(started) / span, 1), "submits_per_s": round(submit_rate, 1),
+                "submit_to_started_ms": {"p50": round(statistics.median(latencies), 1),
+                                         "p99": round(percentile(latencies, 0.99), 1),
+                                         "max": round(max(latencies), 1)},
+            }
+        finally:
+            for proc in agents:
+                proc.terminate()
+            for proc in agents:
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            plat.stop()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['machine']}: {result['jobs']} no-op jobs, {result['agents']} agents, "
+              f"{result['clients']} submitters")
+        print(f"  throughput submit->started: {result['jobs_per_s']} jobs/s "
+              f"(submits alone: {result['submits_per_s']}/s)")
+        lat = result["submit_to_started_ms"]
+        print(f"  latency submit->started: p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms")
+
+
+if __name__ == "__main__":
+    main()
