@@ -83,6 +83,7 @@ class Attempt:
         self.proc: asyncio.subprocess.Process | None = None
         self._stopped = asyncio.Event()
         self._log_file: Any = None
+        self._partial = b""
 
     def describe(self) -> dict[str, Any]:
         return {"project": self.a["project"], "job_id": self.a["job_id"], "attempt": self.a["attempt"],
@@ -93,9 +94,14 @@ class Attempt:
         or every rank's lines prefixed with the rank for multi-node jobs)."""
         if not data:
             return
-        if self.a["world_size"] > 1:
+        if self.a["world_size"] > 1:  # whole lines only, so ranks' lines do not run together
+            data, self._partial = self._partial + data, b""
+            cut = data.rfind(b"\n") + 1
+            data, self._partial = data[:cut], data[cut:]
             prefix = f"[rank {self.a['rank']}] ".encode()
             data = b"".join(prefix + line for line in data.splitlines(keepends=True))
+            if not data:
+                return
         if self._log_file is not None:
             self._log_file.write(data)
         for start in range(0, len(data), CHUNK):
@@ -113,6 +119,8 @@ class Attempt:
         try:
             return await self._run()
         finally:
+            if self._partial:
+                self.write(b"\n")  # complete the last line
             self._log_file.close()
             self._log_file = None
 
