@@ -4,10 +4,11 @@ create the job's run, start it when the job starts, finish it when the job ends.
 from __future__ import annotations
 
 import asyncio
+import json as json_lib
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 
 from cairn.kernel.errors import CairnError, InvalidInput, NotFound, Unavailable
 from cairn.kernel.http import ACTOR_HEADER
@@ -20,16 +21,43 @@ def _q(part: str) -> str:
     return quote(part, safe="")
 
 
+class Answer:
+    """A registry answer, read whole (they are small)."""
+
+    def __init__(self, status_code: int, body: bytes) -> None:
+        self.status_code = status_code
+        self.body = body
+
+    def json(self) -> Any:
+        return json_lib.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+
 class RegistryClient:
+    """aiohttp rather than httpx: httpx's pool costs milliseconds of CPU per request under
+    concurrency (see benchmarks/README.md, foundation)."""
+
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        self.http = httpx.AsyncClient(base_url=self.url, timeout=30.0)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
+                timeout=aiohttp.ClientTimeout(total=30.0))
+        return self._session
 
     async def close(self) -> None:
-        await self.http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def _call(self, method: str, path: str, *, actor: str, json: Any = None,
-                    key: str | None = None) -> httpx.Response:
+                    key: str | None = None) -> Answer:
         if not self.url:
             raise Unavailable("the scheduler has no registry URL (set CAIRN_REGISTRY_URL)")
         headers = {ACTOR_HEADER: actor}
@@ -38,8 +66,9 @@ class RegistryClient:
         delay = 0.1
         for attempt in range(8):
             try:
-                resp = await self.http.request(method, path, json=json, headers=headers)
-            except httpx.TransportError:
+                async with self.session.request(method, self.url + path, json=json, headers=headers) as raw:
+                    resp = Answer(raw.status, await raw.read())
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
                 if attempt == 7:
                     raise Unavailable("the registry is not reachable; retry shortly") from None
             else:
@@ -50,7 +79,7 @@ class RegistryClient:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _raise(resp: httpx.Response, what: str) -> None:
+    def _raise(resp: Answer, what: str) -> None:
         try:
             err = resp.json()["error"]
             message, code = err["message"], err["code"]
