@@ -74,10 +74,13 @@ def main() -> None:
             spec = {"command": ["true"], "code": None, "queue": queue, "resources": {"cpus": 0.25}}
             url = f"{plat.gateway}/api/v1/scheduler/projects/{project}/jobs"
 
+            answered: dict[str, float] = {}
+
             def submit(n: int, http: httpx.Client) -> tuple[str, float]:
                 began = time.time()
                 resp = http.post(url, json=spec, headers={"Idempotency-Key": f"bench-{n}"})
                 resp.raise_for_status()
+                answered[resp.json()["id"]] = time.time()
                 return resp.json()["id"], began
 
             clients = [httpx.Client(headers=plat.headers, timeout=60) for _ in range(args.clients)]
@@ -99,6 +102,7 @@ def main() -> None:
                             break
                         time.sleep(0.05)
             latencies = [(started[j] - began) * 1000 for j, began in submitted if j in started]
+            after_answer = [(started[j] - answered[j]) * 1000 for j, _ in submitted if j in started]
             span = max(started.values()) - min(b for _, b in submitted)
             result = {
                 "machine": f"{pyplatform.machine()} {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}",
@@ -107,6 +111,8 @@ def main() -> None:
                 "submit_to_started_ms": {"p50": round(statistics.median(latencies), 1),
                                          "p99": round(percentile(latencies, 0.99), 1),
                                          "max": round(max(latencies), 1)},
+                "submit_answered_to_started_ms": {"p50": round(statistics.median(after_answer), 1),
+                                                  "p99": round(percentile(after_answer, 0.99), 1)},
             }
         finally:
             for proc in agents:
@@ -126,6 +132,9 @@ def main() -> None:
               f"(submits alone: {result['submits_per_s']}/s)")
         lat = result["submit_to_started_ms"]
         print(f"  latency submit->started: p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms")
+        after = result["submit_answered_to_started_ms"]
+        print(f"  of which after the submit was answered (queue, dispatch, spawn): p50 {after['p50']} ms, "
+              f"p99 {after['p99']} ms")
 
 
 if __name__ == "__main__":
