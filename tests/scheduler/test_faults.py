@@ -4,6 +4,7 @@ with SIGKILL and restarted loses and duplicates no job."""
 
 from __future__ import annotations
 
+import signal
 import textwrap
 import time
 from collections import Counter
@@ -120,3 +121,29 @@ def test_a_scheduler_killed_and_restarted_loses_and_duplicates_no_job(
         assert counts[(job_id, "job.succeeded")] == 1
         assert counts[(job_id, "job.started")] == 1 + counts[(job_id, "job.retried")]
     assert len(client.list_jobs(project)) == len(ids)
+
+
+def test_a_paused_agent_that_comes_back_late_is_fenced_and_the_job_counts_once(
+        client: Client, agents, platform, project: str, queue: str) -> None:
+    late = agents.start(queue)
+    job = client.submit_job({"command": ["sh", "-c", "echo start $CAIRN_ATTEMPT; sleep 5; echo end $CAIRN_ATTEMPT"],
+                             "code": "none", "queue": queue}, project)
+    wait_until(lambda: client.get_job(project, job["id"])["status"] == "running", what="attempt 1 to run")
+    other = agents.start(queue)
+    late.proc.send_signal(signal.SIGSTOP)  # silent, not dead: its job process keeps going
+    try:
+        wait_until(lambda: client.get_job(project, job["id"])["attempt"] == 2
+                   and client.get_job(project, job["id"])["status"] == "running", timeout=60,
+                   what="attempt 2 to run on the other agent")
+    finally:
+        late.proc.send_signal(signal.SIGCONT)  # back: it will report attempt 1 as done
+    done = client.wait_job(project, job["id"], timeout=60)
+    assert done["status"] == "succeeded" and done["attempt"] == 2
+    assert done["ranks"][0]["agent_id"] == other.agent_id
+    events = [e for e in read_all_events(platform.nats_url) if e["aggregate_id"] == job["id"]]
+    assert [e["type"] for e in events].count("job.succeeded") == 1
+    assert all(e["data"].get("attempt") != 1 for e in events if e["type"] in ("job.succeeded", "job.failed"))
+    wait_until(lambda: "refused" in late.log.read_text(), timeout=30, what="the late report to be refused")
+    wait_until(lambda: any(a["id"] == late.agent_id and a["status"] == "active"
+                           for a in client.list_agents(include_lost=True)), timeout=30,
+               what="the late agent to register again")
