@@ -82,6 +82,11 @@ class SchedulerCore:
                 pass
 
     async def _after_batch(self, events: list[Event]) -> None:
+        for e in events:
+            if e.type in ("job.succeeded", "job.failed", "job.cancelled", "job.lost"):
+                self.sent_at.pop((e.aggregate_id, e.data.get("attempt")), None)
+            elif e.type == "job.retried":
+                self.sent_at.pop((e.aggregate_id, e.data.get("previous_attempt")), None)
         if any(e.type in WAKE_TYPES for e in events):
             self.wake.set()
 
@@ -267,6 +272,12 @@ class SchedulerCore:
             state = self.job_state(job["project"], job["id"]) or {}
             if all(rank in state.get("ranks_done", []) for rank in mine):
                 continue
+            if state.get("cancel_requested"):  # cancelled before this agent ever ran it: done
+                await self._finish_with(SCHEDULER, job["project"], job["id"], state, lambda s, j=job, r=mine[0]:
+                                        domain.finish_rank(s, job_id=j["id"], attempt=j["attempt"], agent_id=agent_id,
+                                                           rank=r, exit_code=None, reason="exit",
+                                                           message="cancelled before it started"))
+                continue
             full = self.rt.store.job_by_id(job["id"])
             if full is not None:
                 await self.send_assignment(full, only_agent=agent_id)
@@ -281,17 +292,22 @@ class SchedulerCore:
                 log.exception("lease check failed")
 
     async def expire_leases(self) -> None:
+        """Mark agents silent for their lease lost, then every active attempt on an agent that is
+        not active (also those a crash left behind) lost. Each step is idempotent, so a failure
+        half-way is finished on the next tick."""
         now = time.monotonic()
         for agent_id, deadline in list(self.leases.items()):
             if deadline > now:
                 continue
-            del self.leases[agent_id]
             await self.execute(SCHEDULER, domain.SITE, "agent", agent_id, lambda s, a=agent_id: domain.lose_agent(
                 s, agent_id=a, message=f"no heartbeat for {self.lease_s:g}s"))
-            for job in self.rt.store.active_jobs():
-                if any(r["agent_id"] == agent_id for r in job["ranks"]):
-                    await self.execute(SCHEDULER, job["project"], "job", job["id"], lambda s, j=job, a=agent_id: domain.lose_attempt(
-                        s, job_id=j["id"], attempt=j["attempt"], agent_id=a))
+            del self.leases[agent_id]
+        active_agents = {a["id"] for a in self.rt.store.agents()}
+        for job in self.rt.store.active_jobs():
+            gone = [r["agent_id"] for r in job["ranks"] if r["agent_id"] not in active_agents]
+            if gone:
+                await self.execute(SCHEDULER, job["project"], "job", job["id"], lambda s, j=job, a=gone[0]:
+                                   domain.lose_attempt(s, job_id=j["id"], attempt=j["attempt"], agent_id=a))
 
     async def reconcile_lost(self) -> None:
         for job in self.rt.store.lost_jobs():

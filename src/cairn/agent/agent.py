@@ -42,7 +42,8 @@ class Agent:
         self.system_metrics_s = system_metrics_s
         self.workspace = Workspace(work_dir, client)
         self.attempts: dict[tuple[str, int, int], Attempt] = {}
-        self.seen: set[tuple[str, int, int]] = set()
+        self.seen: dict[tuple[str, int, int], None] = {}  # assignments taken (bounded, oldest dropped)
+        self.stopped: dict[tuple[str, int], None] = {}  # attempts stopped before their assignment came
         self.nc: Any = None
         self.config: dict[str, Any] = {}
         self._stopping = asyncio.Event()
@@ -109,15 +110,16 @@ class Agent:
         kind = message.get("type")
         if kind == "assign":
             key = (message["job_id"], int(message["attempt"]), int(message["rank"]))
-            if key in self.seen:
-                return  # a resent assignment we already run (or ran)
-            self.seen.add(key)
+            if key in self.seen or key[:2] in self.stopped:
+                return  # a resent assignment we already run (or ran), or one stopped already
+            _remember(self.seen, key)
             attempt = Attempt(self, message)
             self.attempts[key] = attempt
             task = asyncio.create_task(self._run_attempt(attempt))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif kind == "stop":
+            _remember(self.stopped, (message["job_id"], int(message["attempt"])))
             for key, attempt in list(self.attempts.items()):
                 if key[0] == message["job_id"] and key[1] == int(message["attempt"]):
                     attempt.stop(message.get("reason", "stop"))
@@ -208,6 +210,12 @@ class Agent:
                 log.warning("report %s failed: %r", attempt.key, err)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _remember(seen: dict[Any, None], key: Any, limit: int = 100_000) -> None:
+    seen[key] = None
+    if len(seen) > limit:
+        del seen[next(iter(seen))]
 
 
 def run_agent(agent: Agent) -> None:
