@@ -185,6 +185,12 @@ class SchedulerCore:
             await msg.respond(json.dumps(answer).encode())
 
     async def handle_report(self, report: dict[str, Any]) -> dict[str, Any]:
+        if report["kind"] == "leaving":  # an agent shutting down: no new work; its attempts are lost
+            agent_id = report["agent_id"]
+            await self.execute(CommandContext(actor=f"agent:{agent_id}"), domain.SITE, "agent", agent_id,
+                               lambda s: domain.lose_agent(s, agent_id=agent_id, message="the agent stopped"))
+            self.leases.pop(agent_id, None)
+            return {"ok": True}
         project, job_id = report["project"], report["job_id"]
         attempt, agent_id, rank = int(report["attempt"]), report["agent_id"], int(report["rank"])
         ctx = CommandContext(actor=f"agent:{agent_id}")

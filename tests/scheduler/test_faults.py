@@ -147,3 +147,18 @@ def test_a_paused_agent_that_comes_back_late_is_fenced_and_the_job_counts_once(
     wait_until(lambda: any(a["id"] == late.agent_id and a["status"] == "active"
                            for a in client.list_agents(include_lost=True)), timeout=30,
                what="the late agent to register again")
+
+
+def test_an_agent_stopped_gracefully_hands_its_job_back_without_using_up_retries(
+        client: Client, agents, project: str, queue: str, tmp_path: Path) -> None:
+    leaving = agents.start(queue)
+    script = f"echo $CAIRN_ATTEMPT > {tmp_path}/$CAIRN_ATTEMPT; if [ $CAIRN_ATTEMPT = 1 ]; then exec sleep 600; fi"
+    job = client.submit_job({"command": ["sh", "-c", script], "code": "none", "queue": queue, "max_retries": 0},
+                            project)
+    wait_until(lambda: (tmp_path / "1").exists(), what="attempt 1 to start")
+    staying = agents.start(queue)
+    leaving.stop()  # SIGTERM: the agent stops its job's process group and reports
+    done = client.wait_job(project, job["id"], timeout=90)
+    assert done["status"] == "succeeded" and done["attempt"] == 2
+    assert done["ranks"][0]["agent_id"] == staying.agent_id
+    assert done["failures"] == 0 and done["losses"] == 1

@@ -17,7 +17,7 @@ from typing import Any
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from cairn.agent.attempt import Attempt
+from cairn.agent.attempt import AGENT_STOPPING, Attempt
 from cairn.agent.workspace import Workspace
 from cairn.kernel.eventlog import connect
 from cairn.sdk.client import ApiError, Client
@@ -79,14 +79,23 @@ class Agent:
             await self._stopping.wait()
         finally:
             beat.cancel()
+            await self._say_leaving()
             for attempt in list(self.attempts.values()):
-                attempt.stop("agent stopping")
+                attempt.stop(AGENT_STOPPING)
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.grace_s + 10)
             while not self._logs.empty():
                 await asyncio.sleep(0.05)
             publisher.cancel()
             await self.nc.drain()
+
+    async def _say_leaving(self) -> None:
+        """Tell the scheduler first, so it assigns nothing more here while we stop."""
+        payload = json.dumps({"kind": "leaving", "agent_id": self.agent_id}).encode()
+        try:
+            await self.nc.request(self.config["report_subject"], payload, timeout=5)
+        except Exception as err:  # noqa: BLE001 - the lease runs out anyway
+            log.warning("could not say goodbye: %r", err)
 
     def request_stop(self) -> None:
         self._stopping.set()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 CHUNK = 64 * 1024
 PR_SET_PDEATHSIG = 1
+AGENT_STOPPING = "agent stopping"
 
 
 def _die_with_agent() -> None:
@@ -132,7 +133,8 @@ class Attempt:
             self.write(f"[cairn-agent] preparing the job failed: {err}\n".encode())
             return {"exit_code": None, "reason": "error", "message": f"preparing the job failed: {err}"}
         if self.stop_reason:
-            return {"exit_code": None, "reason": "error", "message": f"stopped before start: {self.stop_reason}"}
+            reason = "lost" if self.stop_reason == AGENT_STOPPING else "error"
+            return {"exit_code": None, "reason": reason, "message": f"stopped before start: {self.stop_reason}"}
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *spec["command"], cwd=self.code_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -163,8 +165,9 @@ class Attempt:
             return {"exit_code": code, "reason": "timeout", "message": f"timed out after {spec['timeout']:g}s"}
         if reason == "stopped":
             self.write(f"\n[cairn-agent] stopped ({self.stop_reason}); process group stopped\n".encode())
-            return {"exit_code": code, "reason": "exit" if self.stop_reason == "cancel" else "error",
-                    "message": f"stopped: {self.stop_reason}"}
+            # an agent shutting down is the platform's doing: retried like a lost attempt
+            reason = {"cancel": "exit", AGENT_STOPPING: "lost"}.get(self.stop_reason or "", "error")
+            return {"exit_code": code, "reason": reason, "message": f"stopped: {self.stop_reason}"}
         return {"exit_code": code, "reason": "exit", "message": "" if code == 0 else f"exited with {code}"}
 
     def _prepare(self) -> dict[str, str]:
