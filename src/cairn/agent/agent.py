@@ -117,6 +117,8 @@ class Agent:
         except ValueError:
             return
         kind = message.get("type")
+        if self._stopping.is_set() and kind in ("assign", "reregister"):
+            return  # leaving: take no new work
         if kind == "assign":
             key = (message["job_id"], int(message["attempt"]), int(message["rank"]))
             if key in self.seen or key[:2] in self.stopped:
