@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conftest import wait_until
+from agent_pool import wait_until
 
 from cairn.sdk.client import Client
 

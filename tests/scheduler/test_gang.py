@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
+from agent_pool import wait_until
 
 from cairn.sdk.client import Client
 
