@@ -1,0 +1,115 @@
+"""What a sweep controller needs from the rest of the platform, as small protocols, and the real
+adapters that do not depend on the scheduler's internals: the event sink (the event log) and the
+metric reader (the metrics service's HTTP API). The job submitter is the scheduler's own job
+submission; the scheduler implements it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol, TypedDict
+
+import httpx
+
+from cairn.kernel.envelope import Event, subject_for
+from cairn.kernel.errors import Unavailable
+from cairn.kernel.eventlog import EventLog
+from cairn.kernel.schemas import validate_event
+
+SweepEvent = tuple[str, dict[str, Any]]
+
+
+class SubmittedJob(TypedDict):
+    job_id: str
+    run_id: str
+
+
+class JobSubmitter(Protocol):
+    """Submits and cancels the trials' jobs (the scheduler's job submission)."""
+
+    async def submit(self, project: str, spec: dict[str, Any], *, idempotency_key: str,
+                     tags: dict[str, str]) -> SubmittedJob:
+        """Queue a job; the same ``idempotency_key`` must return the same job, not a second one.
+        ``tags`` go on the job's run (sweep id and trial number: the child-run link)."""
+        ...
+
+    async def cancel(self, project: str, job_id: str, *, reason: str) -> None:
+        """Cancel a job; a job that already ended is left as it is."""
+        ...
+
+
+class MetricReader(Protocol):
+    """Reads a run's metric history."""
+
+    async def history(self, project: str, run_id: str, key: str) -> list[tuple[int, float]]:
+        """Every (step, value) of ``key`` in the run, ordered by step."""
+        ...
+
+
+class SweepEventSink(Protocol):
+    """Appends a sweep's events, in order, or raises (ConcurrencyConflict if the sweep moved on)."""
+
+    async def append(self, project: str, sweep_id: str, events: list[SweepEvent]) -> None: ...
+
+
+class EventLogSink:
+    """Appends sweep events to the event log with optimistic concurrency on the sweep's subject:
+    a controller that missed an event (say ``sweep.stopped`` from the API) gets a conflict and is
+    rebuilt from the log instead of overwriting history."""
+
+    def __init__(self, event_log: EventLog, *, actor: str = "service:scheduler") -> None:
+        self.log = event_log
+        self.actor = actor
+        self._last: dict[str, int] = {}
+
+    async def append(self, project: str, sweep_id: str, events: list[SweepEvent]) -> None:
+        subject = subject_for(project, "sweep", sweep_id)
+        last = self._last.get(subject)
+        if last is None:
+            last = await self.log.last_subject_sequence(subject)
+        try:
+            for event_type, data in events:
+                event = Event(type=event_type, project=project, aggregate="sweep", aggregate_id=sweep_id,
+                              data=data, actor=self.actor)
+                validate_event(event)
+                appended = await self.log.append(event, expected_last_subject_seq=last)
+                last = appended.sequence
+        except BaseException:
+            self._last.pop(subject, None)
+            raise
+        self._last[subject] = last
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, str):  # the metrics API sends NaN and infinities as strings
+        return float(value)
+    return float(value)
+
+
+class HttpMetricReader:
+    """Reads metric histories from the metrics service (``GET /projects/{p}/runs/{r}/metrics``)."""
+
+    def __init__(self, metrics_url: str, *, timeout: float = 10.0, actor: str = "service:scheduler") -> None:
+        self.url = metrics_url.rstrip("/")
+        self._http = httpx.AsyncClient(timeout=timeout, headers={"X-Cairn-Actor": actor})
+
+    async def history(self, project: str, run_id: str, key: str) -> list[tuple[int, float]]:
+        try:
+            resp = await self._http.get(f"{self.url}/projects/{project}/runs/{run_id}/metrics",
+                                        params={"key": key})
+            resp.raise_for_status()
+        except httpx.HTTPError as err:
+            raise Unavailable(f"the metrics service did not answer for run {run_id!r} metric {key!r} "
+                              f"({type(err).__name__}); retry shortly", details={"retry_after": 1}) from None
+        body = resp.json()
+        points: dict[int, float] = {}
+        for step, value in zip(body["steps"], body["values"]):
+            points[int(step)] = _number(value)  # several points at one step: the last one counts
+        return sorted(points.items())
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+def finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: events carry a non-finite metric value as null."""
+    return value if math.isfinite(value) else None
