@@ -77,6 +77,9 @@ class SimulatedScheduler:
             job.status = "cancelled"
             self._ended.append((job_id, "cancelled"))  # the scheduler's job.cancelled, later
 
+    async def status(self, project: str, job_id: str) -> str:
+        return self.jobs[job_id].status
+
     async def history(self, project: str, run_id: str, key: str) -> list[tuple[int, float]]:
         job = next(j for j in self.jobs.values() if j.run_id == run_id)
         return list(job.points)

@@ -29,6 +29,7 @@ from cairn.services.scheduler.sweeps.study import SweepStudy
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
+JOB_FINAL = ("succeeded", "failed", "cancelled")
 
 
 def _epoch(iso: str) -> float:
@@ -113,7 +114,11 @@ class SweepController:
             await self._complete("max_duration")
             return
         for trial in domain.running_trials(self.state):
-            await self._check_pruning(trial)
+            status = await self.jobs.status(self.project, trial["job_id"])
+            if status in JOB_FINAL:
+                await self._finish_trial(trial, status, None)  # its job event was missed or is late
+            else:
+                await self._check_pruning(trial)
         limit = self.spec.budget.max_failed_trials
         if limit is not None and domain.trial_counts(self.state)["failed"] >= limit:
             await self._cancel_running(f"{limit} trials failed")
@@ -125,10 +130,15 @@ class SweepController:
             await self._complete("grid_exhausted" if self.spec.method == "grid" else "max_trials")
 
     async def on_job_finished(self, job_id: str, status: str, error: str | None = None) -> None:
-        """React to a trial's job reaching a final state: succeeded, failed or cancelled."""
+        """React to a trial's job reaching a final state (succeeded, failed, cancelled), then tick.
+        Optional: ``tick`` finds ended jobs by itself; this only makes the sweep react sooner."""
         trial = self.trial_of_job(job_id)
         if trial is None or trial["state"] != "running":
             return  # not ours, or already pruned / cancelled by us
+        await self._finish_trial(trial, status, error)
+        await self.tick()
+
+    async def _finish_trial(self, trial: dict[str, Any], status: str, error: str | None) -> None:
         number = trial["number"]
         points = await self._new_points(trial)
         events: list[SweepEvent] = []
@@ -146,7 +156,6 @@ class SweepController:
                                                   "is missing or not finite")
         self.study.finish(number, finished["state"], finished["value"])
         await self._record([*events, ("sweep.trial_finished", finished)])
-        await self.tick()
 
     async def _new_points(self, trial: dict[str, Any]) -> list[tuple[int, float | None]]:
         """The trial's metric points after the last step the study was shown."""

@@ -36,6 +36,10 @@ class JobSubmitter(Protocol):
         """Cancel a job; a job that already ended is left as it is."""
         ...
 
+    async def status(self, project: str, job_id: str) -> str:
+        """The job's status; the controller acts on the final ones: succeeded, failed, cancelled."""
+        ...
+
 
 class MetricReader(Protocol):
     """Reads a run's metric history."""
@@ -79,12 +83,6 @@ class EventLogSink:
         self._last[subject] = last
 
 
-def _number(value: Any) -> float:
-    if isinstance(value, str):  # the metrics API sends NaN and infinities as strings
-        return float(value)
-    return float(value)
-
-
 class HttpMetricReader:
     """Reads metric histories from the metrics service (``GET /projects/{p}/runs/{r}/metrics``)."""
 
@@ -103,7 +101,8 @@ class HttpMetricReader:
         body = resp.json()
         points: dict[int, float] = {}
         for step, value in zip(body["steps"], body["values"]):
-            points[int(step)] = _number(value)  # several points at one step: the last one counts
+            # NaN and infinities arrive as strings; float() reads both. At a repeated step the last point counts.
+            points[int(step)] = float(value)
         return sorted(points.items())
 
     async def close(self) -> None:
