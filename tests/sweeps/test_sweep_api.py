@@ -23,7 +23,12 @@ from cairn.natsserver import start_nats_server
 from cairn.services.scheduler.sweeps.api import router
 from cairn.services.scheduler.sweeps.driver import SweepDriver
 from cairn.services.scheduler.sweeps.ports import EventLogSink
-from cairn.services.scheduler.sweeps.projection import SWEEP_EVOLVERS, SWEEP_HANDLERS, SWEEP_SCHEMA, SweepQueries
+from cairn.services.scheduler.sweeps.projection import (
+    SWEEP_EVOLVERS,
+    SWEEP_HANDLERS,
+    SWEEP_SCHEMA,
+    SweepQueries,
+)
 
 
 @pytest.fixture(scope="module")
