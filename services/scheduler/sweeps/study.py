@@ -54,9 +54,11 @@ class SweepGridSampler(GridSampler):
 
 
 def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
-    """optuna distributions for the spec's parameters (grid search: the grid's values)."""
+    """optuna distributions for the spec's parameters (grid search: the grid's values), in name
+    order: the event log stores the spec with sorted keys, and the order params are sampled in
+    must not depend on whether a controller was made from the request or from the log."""
     out: dict[str, BaseDistribution] = {}
-    for name, p in spec.parameters.items():
+    for name, p in sorted(spec.parameters.items()):
         if spec.method == "grid":
             out[name] = CategoricalDistribution(p.grid_values() or [])
         elif p.type == "categorical":
