@@ -126,14 +126,15 @@ class Clock:
 
 
 def new_sweep(doc: dict[str, Any], sim: SimulatedScheduler, sink: RecordingSink | None = None,
-              clock: Clock | None = None) -> SweepController:
+              clock: Clock | None = None, metrics: Any = None) -> SweepController:
     """A controller for a freshly created sweep (its sweep.created already on the sink)."""
     sink = sink if sink is not None else RecordingSink()
-    spec = parse_sweep_spec(doc, project="demo")
+    spec = parse_sweep_spec(doc, project=doc.get("project") or "demo")
     decision = domain.create_sweep(None, sweep_id="s1", spec=spec, created_at=CREATED_AT)
     assert decision is not None
     sink.events.append(decision)
-    return SweepController("demo", decision[1], jobs=sim, metrics=sim, sink=sink, clock=clock or Clock())
+    return SweepController(spec.project or "demo", decision[1], jobs=sim, metrics=metrics or sim, sink=sink,
+                           clock=clock or Clock())
 
 
 async def run_to_end(controller: SweepController, sim: SimulatedScheduler, *, max_rounds: int = 10_000,
