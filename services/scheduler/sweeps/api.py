@@ -82,7 +82,7 @@ def list_sweeps(project: ProjectName, rt: Runtime,
                 after: Annotated[int | None, Query(ge=0, description="created_seq of the previous page's last")] = None
                 ) -> dict[str, Any]:
     """The project's sweeps, newest first, with trial counts and the best trial so far."""
-    sweeps = _queries(rt).list(project, status=status, limit=limit, after=after)
+    sweeps = _queries(rt).sweeps(project, status=status, limit=limit, after=after)
     return {"sweeps": sweeps, "next_after": sweeps[-1]["created_seq"] if len(sweeps) == limit else None}
 
 

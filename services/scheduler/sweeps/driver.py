@@ -9,6 +9,7 @@ missed or the process dies: a controller rebuilt from the log asks the job's sta
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -58,6 +59,11 @@ class SweepDriver:
             log.warning("sweep=%s/%s step failed, rebuilding from the log next time: %s", project, sweep_id,
                         getattr(err, "message", err))
             return
+        except Exception:  # noqa: BLE001 - a bug in one sweep must not stall the others
+            self.controllers.pop((project, sweep_id), None)
+            log.exception("sweep=%s/%s step failed unexpectedly; rebuilding from the log next time",
+                          project, sweep_id)
+            return
         if controller.status != "running" and not _has_running(controller):
             self.controllers.pop((project, sweep_id), None)  # done: nothing left to drive
 
@@ -65,6 +71,15 @@ class SweepDriver:
         """One step of every sweep that still has work."""
         for project, sweep_id in self.queries.running():
             await self._step(project, sweep_id, None)
+
+    async def run(self, interval_s: float = 1.0) -> None:
+        """Tick every ``interval_s`` until cancelled (the scheduler runs this as a task)."""
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # noqa: BLE001 - one bad sweep must not stop the others for good
+                log.exception("sweep driver tick failed; trying again in %.1fs", interval_s)
+            await asyncio.sleep(interval_s)
 
     async def on_job_finished(self, job_id: str, status: str, error: str | None = None) -> None:
         """A job reached a final state; if it is a sweep's trial, record it and start the next."""

@@ -67,7 +67,7 @@ class SweepQueries:
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
 
-    def list(self, project: str, *, status: str | None, limit: int, after: int | None) -> list[dict[str, Any]]:
+    def sweeps(self, project: str, *, status: str | None, limit: int, after: int | None) -> list[dict[str, Any]]:
         """Newest first, paged by ``created_seq``."""
         sql = ("SELECT project, id, name, method, metric, goal, status, reason, created_at, created_by, "
                "updated_at, created_seq, state FROM sweeps WHERE project=?")

@@ -73,7 +73,7 @@ def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
 
 
 def trial_seed(spec: SweepSpec, number: int) -> int:
-    return (spec.seed * 1_000_003 + number) % 2**32
+    return int((spec.seed * 1_000_003 + number) % 2**32)
 
 
 def make_sampler(spec: SweepSpec, number: int) -> BaseSampler:
@@ -109,7 +109,8 @@ class SweepStudy:
         self.spec = spec
         self.distributions = distributions(spec)
         self._grid_sampler = make_sampler(spec, 0) if spec.method == "grid" else None
-        direction = "minimize" if spec.metric.goal == "minimize" else "maximize"
+        direction = optuna.study.StudyDirection.MINIMIZE if spec.metric.goal == "minimize" \
+            else optuna.study.StudyDirection.MAXIMIZE
         self.study = optuna.create_study(storage=InMemoryStorage(), study_name=f"sweep-{sweep_id}",
                                          direction=direction, sampler=make_sampler(spec, 0),
                                          pruner=make_pruner(spec))
