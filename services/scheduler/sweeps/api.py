@@ -87,11 +87,7 @@ def list_sweeps(project: ProjectName, rt: Runtime,
 
 
 def _show(rt: ServiceRuntime, project: str, sweep_id: str) -> dict[str, Any]:
-    sweep = _queries(rt).get(project, sweep_id)
-    state = sweep.pop("state")
-    sweep["spec"] = state["spec"]
-    sweep["trials"] = [state["trials"][k] for k in sorted(state["trials"], key=int)]
-    return sweep
+    return _queries(rt).get(project, sweep_id)
 
 
 @router.get("/projects/{project}/sweeps/{sweep_id}", tags=["sweeps"])
@@ -104,8 +100,7 @@ def get_sweep(project: ProjectName, sweep_id: SweepId, rt: Runtime) -> dict[str,
 def sweep_table(project: ProjectName, sweep_id: SweepId, rt: Runtime) -> dict[str, Any]:
     """One row per trial (params, metric value, state) and one dimension per parameter: the
     input of a parallel-coordinates plot."""
-    state = _queries(rt).get(project, sweep_id)["state"]
-    return domain.parallel_coordinates(state)
+    return _queries(rt).table(project, sweep_id)
 
 
 @router.post("/projects/{project}/sweeps/{sweep_id}/stop", tags=["sweeps"])

@@ -9,13 +9,14 @@ The controller does no I/O of its own: jobs, metrics, events and the clock are p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from cairn.kernel.errors import CairnError
+from cairn.kernel.errors import CairnError, Unavailable
 from cairn.services.scheduler.sweeps import domain
 from cairn.services.scheduler.sweeps.ports import (
     JobSubmitter,
@@ -48,6 +49,7 @@ class SweepController:
         self.state: dict[str, Any] = domain.evolve_sweep(None, "sweep.created", created)
         self.study = SweepStudy(self.spec, self.sweep_id)
         self.version = 1  # events folded so far, sweep.created included
+        self._lock = asyncio.Lock()  # one step at a time: a tick and a job's end never interleave
         self.deadline = (_epoch(created["created_at"]) + self.spec.budget.max_duration_s
                          if self.spec.budget.max_duration_s else None)
 
@@ -104,6 +106,10 @@ class SweepController:
 
     async def tick(self) -> None:
         """One step: cancel if stopped, prune, enforce the budget, start trials, complete."""
+        async with self._lock:
+            await self._tick()
+
+    async def _tick(self) -> None:
         if self.status == "stopped":
             await self._cancel_running("the sweep was stopped")
             return
@@ -132,11 +138,12 @@ class SweepController:
     async def on_job_finished(self, job_id: str, status: str, error: str | None = None) -> None:
         """React to a trial's job reaching a final state (succeeded, failed, cancelled), then tick.
         Optional: ``tick`` finds ended jobs by itself; this only makes the sweep react sooner."""
-        trial = self.trial_of_job(job_id)
-        if trial is None or trial["state"] != "running":
-            return  # not ours, or already pruned / cancelled by us
-        await self._finish_trial(trial, status, error)
-        await self.tick()
+        async with self._lock:
+            trial = self.trial_of_job(job_id)
+            if trial is None or trial["state"] != "running":
+                return  # not ours, or already pruned / cancelled by us
+            await self._finish_trial(trial, status, error)
+            await self._tick()
 
     async def _finish_trial(self, trial: dict[str, Any], status: str, error: str | None) -> None:
         number = trial["number"]
@@ -166,7 +173,11 @@ class SweepController:
         return [(int(step), finite_or_none(value)) for step, value in history if step > seen]
 
     async def _check_pruning(self, trial: dict[str, Any]) -> None:
-        points = await self._new_points(trial)
+        try:
+            points = await self._new_points(trial)
+        except Unavailable as err:  # nothing changed yet: look again next tick
+            log.warning("sweep=%s trial=%d metrics unavailable: %s", self.sweep_id, trial["number"], err.message)
+            return
         if not points:
             return
         number = trial["number"]

@@ -81,6 +81,18 @@ def evolve_sweep(state: State, event_type: str, data: dict[str, Any]) -> dict[st
     return state
 
 
+def evolve_sweep_record(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The command side's snapshot of a sweep (all that create and stop decide on): its status,
+    kept small so the snapshot is not rewritten with every trial's details."""
+    if event_type == "sweep.created":
+        return {"sweep_id": data["sweep_id"], "status": "running", "reason": None}
+    assert state is not None, f"{event_type} before sweep.created"
+    if event_type in ("sweep.completed", "sweep.stopped"):
+        state = {**state, "status": "completed" if event_type == "sweep.completed" else "stopped",
+                 "reason": data["reason"]}
+    return state
+
+
 def _best_number(state: dict[str, Any]) -> int | None:
     best = best_trial(state)
     return None if best is None else best["number"]

@@ -37,7 +37,8 @@ class JobSubmitter(Protocol):
         ...
 
     async def status(self, project: str, job_id: str) -> str:
-        """The job's status; the controller acts on the final ones: succeeded, failed, cancelled."""
+        """The job's status. Say succeeded, failed or cancelled only once the job will not run
+        again (a failed attempt that is retried is not final): the controller ends the trial then."""
         ...
 
 
