@@ -17,7 +17,7 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cairn.kernel.errors import InvalidInput
 
@@ -123,7 +123,7 @@ class JobTemplate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     command: str | list[str]
-    code: dict[str, Any] | None = None
+    code: dict[str, Any] | None = Field(default=None, description="a code snapshot record; the CLI makes it")
     requirements: list[str] = Field(default_factory=list)
     resources: dict[str, Any] = Field(default_factory=dict)
     datasets: list[str] = Field(default_factory=list)
@@ -135,6 +135,16 @@ class JobTemplate(BaseModel):
     max_retries: int = 0
     nodes: int = 1
     env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _code(cls, value: Any) -> Any:
+        if value is None or value is False or (isinstance(value, str) and value.lower() == "none"):
+            return None
+        if isinstance(value, str):
+            raise ValueError(f"code {value!r} is a folder: send the uploaded snapshot record instead "
+                             "(`cairn sweeps create` uploads the folder for you), or 'none'")
+        return value
 
 
 class SweepSpec(Strict):
