@@ -5,6 +5,7 @@ event log (optimistic concurrency on the sweep's subject)."""
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -39,9 +40,9 @@ class RunBackedScheduler(SimulatedScheduler):
     """The simulated scheduler, but each job's run is a real registry run and its curve is logged
     with the SDK to the real metrics service (the metric port is the real HTTP reader)."""
 
-    def __init__(self, client: cairn.Client, project: str, steps: int) -> None:
+    def __init__(self, client: cairn.Client, project: str, steps: int, runs: ExitStack) -> None:
         super().__init__(steps=steps)
-        self.client, self.project = client, project
+        self.client, self.project, self.stack = client, project, runs
         self.runs: dict[str, ActiveRun] = {}
         self.logged: dict[str, int] = {}
 
@@ -50,7 +51,7 @@ class RunBackedScheduler(SimulatedScheduler):
         if idempotency_key not in self.by_key:
             run = cairn.start_run(self.project, client=self.client, params=spec["params"], tags=tags,
                                   system_metrics=False)
-            self.runs[idempotency_key] = run
+            self.runs[idempotency_key] = self.stack.enter_context(run)  # closed (and finished) at the end
         answer = await super().submit(project, spec, idempotency_key=idempotency_key, tags=tags)
         job = self.jobs[answer["job_id"]]
         job.run_id = self.runs[idempotency_key].id
@@ -70,9 +71,9 @@ class RunBackedScheduler(SimulatedScheduler):
 
 async def test_a_sweep_prunes_and_picks_its_best_from_real_metrics(platform: Platform) -> None:
     reader = HttpMetricReader(platform.service_url("metrics"))
-    with cairn.Client(platform.gateway, token=platform.token) as client:
+    with cairn.Client(platform.gateway, token=platform.token) as client, ExitStack() as runs:
         client.ensure_project("sweepr")
-        sim = RunBackedScheduler(client, "sweepr", steps=6)
+        sim = RunBackedScheduler(client, "sweepr", steps=6, runs=runs)
         sink = RecordingSink()
         doc = base_doc(project="sweepr", max_parallel=2, budget={"max_trials": 6},
                        early_stopping={"type": "median", "warmup_trials": 2, "min_steps": 1})
@@ -82,8 +83,6 @@ async def test_a_sweep_prunes_and_picks_its_best_from_real_metrics(platform: Pla
             for job_id, status in sim.advance():
                 await controller.on_job_finished(job_id, status)
             await controller.tick()
-        for run in sim.runs.values():
-            run.finish("finished", "")
     await reader.close()
     started = [d for t, d in sink.events if t == "sweep.trial_started"]
     assert len(started) == 6 and {d["run_id"] for d in started} == {r.id for r in sim.runs.values()}
