@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from cairn.kernel.envelope import Event
+from cairn.kernel.errors import InvalidInput
 from cairn.kernel.schemas import validate_event
 from cairn.services.scheduler.sweeps import domain
 from cairn.services.scheduler.sweeps.controller import SweepController
@@ -54,6 +55,7 @@ class SimulatedScheduler:
         self.max_running = 0
         self.fail_params: Callable[[dict[str, Any]], bool] = lambda params: False
         self._ended: list[tuple[str, str]] = []
+        self.refuse: str | None = None  # when set, submit refuses every job with this message
 
     def running(self) -> list[SimJob]:
         return [j for j in self.jobs.values() if j.status == "running"]
@@ -61,6 +63,8 @@ class SimulatedScheduler:
     async def submit(self, project: str, spec: dict[str, Any], *, idempotency_key: str,
                      tags: dict[str, str]) -> dict[str, str]:
         self.submissions.append(idempotency_key)
+        if self.refuse is not None:
+            raise InvalidInput(self.refuse)
         if idempotency_key in self.by_key:
             job = self.jobs[self.by_key[idempotency_key]]
             return {"job_id": job.job_id, "run_id": job.run_id}

@@ -156,6 +156,22 @@ async def test_failed_jobs_fail_their_trials_and_the_failure_budget_stops_the_sw
     assert len(sim.jobs) < 10
 
 
+async def test_refused_submissions_fail_one_trial_per_tick_until_the_failure_budget() -> None:
+    sim, sink = SimulatedScheduler(steps=9), RecordingSink()
+    sim.refuse = "queue 'gpu-xl' does not exist"
+    controller = new_sweep(base_doc(max_parallel=4, budget={"max_trials": 50, "max_failed_trials": 3}), sim, sink)
+    await controller.tick()
+    assert len(_of_type(sink, "sweep.trial_finished")) == 1
+    for _ in range(3):
+        await controller.tick()
+    assert controller.status == "completed"
+    failed = _of_type(sink, "sweep.trial_finished")
+    assert len(failed) == 3 and all("queue 'gpu-xl' does not exist" in d["error"] for d in failed)
+    assert [d["job_id"] for d in _of_type(sink, "sweep.trial_started")] == [None] * 3
+    assert _of_type(sink, "sweep.completed")[0] == {"reason": "max_failed_trials", "best_trial": None,
+                                                    "best_value": None}
+
+
 async def test_a_stopped_sweep_cancels_its_running_trials() -> None:
     sim, sink = SimulatedScheduler(steps=9), RecordingSink()
     controller = new_sweep(base_doc(), sim, sink)

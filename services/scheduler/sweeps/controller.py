@@ -189,10 +189,12 @@ class SweepController:
         step, value = points[-1]
         self.study.finish(number, "pruned", None)
         events.append(("sweep.trial_pruned", {"number": number, "step": step, "value": value}))
-        await self._record(events)
+        # Cancel before recording: if the append then fails, the rebuilt controller finds the job
+        # cancelled and ends the trial; the other order could leave a pruned trial's job running.
         rule = self.spec.early_stopping.type if self.spec.early_stopping else "early-stopping"
         await self.jobs.cancel(self.project, trial["job_id"], reason=f"pruned by the sweep's {rule} rule "
                                f"at step {step}")
+        await self._record(events)
 
     async def _start_trials(self) -> None:
         budget = self.spec.max_trials()
@@ -214,20 +216,17 @@ class SweepController:
                                     ("sweep.trial_finished", {"number": number, "state": "failed",
                                                               "value": None, "step": None,
                                                               "error": f"job submission failed: {err.message}"[:2000]})])
-                if self.spec.budget.max_failed_trials is None:
-                    return  # do not burn the budget in one tick; the next tick tries again
-                continue
+                return  # one failed submission per tick: the failure budget is checked before the next
             started.update(job_id=job["job_id"], run_id=job["run_id"])
             await self._record([("sweep.trial_started", started)])
 
     async def _cancel_running(self, reason: str) -> None:
         for trial in domain.running_trials(self.state):
             number = trial["number"]
+            await self.jobs.cancel(self.project, trial["job_id"], reason=reason)  # first, as for pruning
             self.study.finish(number, "cancelled", None)
             await self._record([("sweep.trial_finished", {"number": number, "state": "cancelled", "value": None,
                                                           "step": trial["step"], "error": reason})])
-            if trial["job_id"] is not None:
-                await self.jobs.cancel(self.project, trial["job_id"], reason=reason)
 
     async def _complete(self, reason: str) -> None:
         best = domain.best_trial(self.state)
