@@ -70,6 +70,16 @@ def test_grid_budget_is_the_grid_size_unless_smaller() -> None:
     assert parse_sweep_spec({**doc, "budget": {"max_trials": 4}}).max_trials() == 4
 
 
+@pytest.mark.parametrize("parameter", [
+    {"type": "int", "min": -10**18, "max": 10**18},
+    {"type": "float", "min": 0, "max": 1e300, "step": 1e-300},
+    {"type": "float", "min": 0, "max": 1, "step": 5e-324},
+])
+def test_a_huge_grid_is_refused_without_listing_it(parameter: dict[str, Any]) -> None:
+    err = _error(base_doc(method="grid", budget={}, parameters={"x": parameter}))
+    assert "at most 10000 are allowed" in err.message
+
+
 def test_a_spec_for_another_project_is_refused() -> None:
     err = _error(base_doc(project="other"), project="demo")
     assert "project 'other'" in err.message and err.details["field"] == "project"

@@ -55,7 +55,7 @@ def check_job_template(spec: SweepSpec) -> None:
         from cairn.services.scheduler.spec import parse_spec as parse_job_spec
     except ImportError:  # the sweeps package used without the scheduler (its own tests)
         return
-    sample = {name: (p.grid_values() or [p.min])[0] for name, p in spec.parameters.items()}
+    sample = {name: p.sample_value() for name, p in spec.parameters.items()}
     try:
         parse_job_spec(trial_job_spec(spec, 0, sample))
     except InvalidInput as err:

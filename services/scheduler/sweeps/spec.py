@@ -64,6 +64,8 @@ class Parameter(Strict):
                 raise ValueError("a categorical parameter takes only 'values'")
             if len({(type(v), v) for v in self.values}) != len(self.values):
                 raise ValueError("'values' has duplicates")
+            if any(isinstance(v, float) and not math.isfinite(v) for v in self.values):
+                raise ValueError("'values' must be finite numbers, strings or booleans")
             return self
         if self.values is not None:
             raise ValueError(f"a {self.type} range takes min and max, not 'values' (use type: categorical)")
@@ -73,6 +75,8 @@ class Parameter(Strict):
             raise ValueError(f"'min' must not exceed 'max' (got min={self.min}, max={self.max})")
         if self.log and self.min <= 0:
             raise ValueError(f"a log-scaled range needs min > 0 (got {self.min})")
+        if self.step is not None and not math.isfinite(self.step):
+            raise ValueError(f"'step' must be a finite number (got {self.step})")
         if self.log and self.step is not None:
             raise ValueError("'step' and 'log' cannot be combined")
         if self.type == "int":
@@ -81,17 +85,38 @@ class Parameter(Strict):
                     raise ValueError(f"an int parameter needs a whole '{name}' (got {value})")
         return self
 
-    def grid_values(self) -> list[ParamValue] | None:
-        """Every value grid search tries, or None for a continuous range."""
+    def grid_count(self) -> int | None:
+        """How many values grid search would try (None for a continuous range), without making
+        them: a range like 0..10**18 is counted, not listed."""
         if self.values is not None:
-            return list(self.values)
+            return len(self.values)
         assert self.min is not None and self.max is not None
         if self.type == "int":
-            return list(range(int(self.min), int(self.max) + 1, int(self.step or 1)))
+            return (int(self.max) - int(self.min)) // int(self.step or 1) + 1
         if self.step is None:
             return None
-        count = int(math.floor((self.max - self.min) / self.step + 1e-9)) + 1
+        ratio = (self.max - self.min) / self.step
+        return int(math.floor(ratio + 1e-9)) + 1 if math.isfinite(ratio) else MAX_GRID + 1
+
+    def grid_values(self) -> list[ParamValue] | None:
+        """Every value grid search tries, or None for a continuous range (call grid_count first)."""
+        count = self.grid_count()
+        if count is None:
+            return None
+        if self.values is not None:
+            return list(self.values)
+        assert self.min is not None
+        if self.type == "int":
+            return [int(self.min) + i * int(self.step or 1) for i in range(count)]
+        assert self.step is not None
         return [round(self.min + i * self.step, 12) for i in range(count)]
+
+    def sample_value(self) -> ParamValue:
+        """Some value of the parameter (to check the job template with)."""
+        if self.values is not None:
+            return self.values[0]
+        assert self.min is not None
+        return int(self.min) if self.type == "int" else self.min
 
 
 class Budget(Strict):
@@ -169,11 +194,11 @@ class SweepSpec(Strict):
         if self.method == "grid":
             size = 1
             for name, parameter in self.parameters.items():
-                values = parameter.grid_values()
-                if values is None:
+                count = parameter.grid_count()
+                if count is None:
                     raise ValueError(f"grid search needs a finite set for parameter {name!r}: give "
                                      "'values', an int range, or a float range with 'step'")
-                size *= len(values)
+                size *= count
             if size > MAX_GRID:
                 raise ValueError(f"the grid has {size} points; at most {MAX_GRID} are allowed")
         elif self.budget.max_trials is None and self.budget.max_duration_s is None:
@@ -186,7 +211,7 @@ class SweepSpec(Strict):
         return {name: p.grid_values() or [] for name, p in self.parameters.items()}
 
     def grid_size(self) -> int:
-        return math.prod(len(v) for v in self.grid().values())
+        return math.prod(p.grid_count() or 0 for p in self.parameters.values())
 
     def max_trials(self) -> int | None:
         """The trial budget: the spec's, capped by the grid's size for grid search."""
