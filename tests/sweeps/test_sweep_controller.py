@@ -5,11 +5,14 @@ controller appends is checked against its JSON Schema."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import statistics
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from simulated_scheduler import (
     Clock,
     RecordingSink,
@@ -214,3 +217,30 @@ async def test_a_controller_rebuilt_from_its_events_carries_on_as_if_never_stopp
         await rebuilt.tick()
     assert sink.events == straight.events  # same trials, params, prunings, results
     assert len(sim.jobs) == len(straight_sim.jobs) == len(_of_type(sink, "sweep.trial_started"))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 1000), method=st.sampled_from(["random", "bayes"]),
+       rule=st.sampled_from([None, "median", "asha", "hyperband"]), parallel=st.integers(1, 4),
+       restart_after=st.integers(0, 30))
+def test_any_restart_point_gives_the_same_sweep(seed: int, method: str, rule: str | None, parallel: int,
+                                                restart_after: int) -> None:
+    doc = base_doc(method=method, seed=seed, max_parallel=parallel, budget={"max_trials": 8},
+                   parameters={"x": {"type": "float", "min": -4, "max": 6}, "opt": {"values": ["adam", "sgd"]}})
+    if rule is not None:
+        doc["early_stopping"] = {"type": rule, "max_resource": 9} if rule == "hyperband" else {"type": rule}
+
+    async def scenario() -> None:
+        _, _, straight = await _run(doc)
+        sim, sink = SimulatedScheduler(steps=9), RecordingSink()
+        controller = new_sweep(doc, sim, sink)
+        await run_to_end(controller, sim, stop_after=restart_after)
+        controller = SweepController.rebuild("demo", list(sink.events), jobs=sim, metrics=sim, sink=sink,
+                                             clock=Clock())
+        while controller.status == "running":
+            for job_id, status in sim.advance():
+                await controller.on_job_finished(job_id, status)
+            await controller.tick()
+        assert sink.events == straight.events
+
+    asyncio.run(scenario())
