@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from cairn.kernel.envelope import Event
-from cairn.kernel.errors import InvalidInput
+from cairn.kernel.errors import ConcurrencyConflict, InvalidInput
 from cairn.kernel.schemas import validate_event
 from cairn.services.scheduler.sweeps import domain
 from cairn.services.scheduler.sweeps.controller import SweepController
@@ -104,16 +104,21 @@ class SimulatedScheduler:
 
 
 class RecordingSink:
-    """Keeps the appended events and checks each against its JSON Schema, as the event log would."""
+    """Keeps the appended events and, as the event log would, checks each against its JSON Schema
+    and refuses an append that does not expect the sweep's last event (optimistic concurrency)."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    async def append(self, project: str, sweep_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+    async def append(self, project: str, sweep_id: str, events: list[tuple[str, dict[str, Any]]], *,
+                     expected_sequence: int) -> int:
+        if expected_sequence != len(self.events):  # the position in this list plays the log sequence
+            raise ConcurrencyConflict(f"sweep {sweep_id} is at {len(self.events)}, not {expected_sequence}")
         for event_type, data in events:
             validate_event(Event(type=event_type, project=project, aggregate="sweep", aggregate_id=sweep_id,
                                  data=data))
         self.events.extend((t, _copy(d)) for t, d in events)
+        return len(self.events)
 
 
 def _copy(data: dict[str, Any]) -> dict[str, Any]:
@@ -137,8 +142,8 @@ def new_sweep(doc: dict[str, Any], sim: SimulatedScheduler, sink: RecordingSink 
     decision = domain.create_sweep(None, sweep_id="s1", spec=spec, created_at=CREATED_AT)
     assert decision is not None
     sink.events.append(decision)
-    return SweepController(spec.project or "demo", decision[1], jobs=sim, metrics=metrics or sim, sink=sink,
-                           clock=clock or Clock())
+    return SweepController(spec.project or "demo", decision[1], sequence=len(sink.events), jobs=sim,
+                           metrics=metrics or sim, sink=sink, clock=clock or Clock())
 
 
 async def run_to_end(controller: SweepController, sim: SimulatedScheduler, *, max_rounds: int = 10_000,

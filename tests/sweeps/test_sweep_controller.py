@@ -23,6 +23,7 @@ from simulated_scheduler import (
     run_to_end,
 )
 
+from cairn.kernel.errors import ConcurrencyConflict
 from cairn.services.scheduler.sweeps import domain
 from cairn.services.scheduler.sweeps.controller import SweepController
 
@@ -175,6 +176,21 @@ async def test_refused_submissions_fail_one_trial_per_tick_until_the_failure_bud
                                                     "best_value": None}
 
 
+async def test_a_controller_rebuilt_from_a_lagging_history_cannot_append() -> None:
+    """A read model that had not applied the controller's last events yields a stale controller;
+    its first append expects an old position and is refused, so it never writes blind."""
+    sim, sink = SimulatedScheduler(steps=9), RecordingSink()
+    controller = new_sweep(base_doc(), sim, sink)
+    await run_to_end(controller, sim, stop_after=4)
+    lagging = sink.events[:-3]
+    stale = SweepController.rebuild("demo", lagging, sequence=len(lagging), jobs=sim, metrics=sim, sink=sink,
+                                    clock=Clock())
+    sim.advance()
+    with pytest.raises(ConcurrencyConflict):
+        await stale.tick()
+    assert len(sink.events) == controller.sequence  # nothing was appended by the stale one
+
+
 async def test_a_stopped_sweep_cancels_its_running_trials() -> None:
     sim, sink = SimulatedScheduler(steps=9), RecordingSink()
     controller = new_sweep(base_doc(), sim, sink)
@@ -182,7 +198,8 @@ async def test_a_stopped_sweep_cancels_its_running_trials() -> None:
     stop = domain.stop_sweep(controller.state, sweep_id="s1", reason="enough")
     assert stop is not None
     sink.events.append(stop)  # as the API appends it; the driver then rebuilds the controller
-    controller = SweepController.rebuild("demo", sink.events, jobs=sim, metrics=sim, sink=sink, clock=Clock())
+    controller = SweepController.rebuild("demo", sink.events, sequence=len(sink.events), jobs=sim, metrics=sim,
+                                         sink=sink, clock=Clock())
     await controller.tick()
     assert controller.status == "stopped"
     assert not sim.running()
@@ -206,7 +223,8 @@ async def test_a_controller_rebuilt_from_its_events_carries_on_as_if_never_stopp
     controller = new_sweep(doc, sim, sink)
     await run_to_end(controller, sim, stop_after=restart_after)
     assert controller.status == "running"
-    rebuilt = SweepController.rebuild("demo", list(sink.events), jobs=sim, metrics=sim, sink=sink, clock=Clock())
+    rebuilt = SweepController.rebuild("demo", list(sink.events), sequence=len(sink.events), jobs=sim, metrics=sim,
+                                      sink=sink, clock=Clock())
     assert rebuilt.state == controller.state
     assert rebuilt.study.size == controller.study.size
     rounds = 0
@@ -235,8 +253,8 @@ def test_any_restart_point_gives_the_same_sweep(seed: int, method: str, rule: st
         sim, sink = SimulatedScheduler(steps=9), RecordingSink()
         controller = new_sweep(doc, sim, sink)
         await run_to_end(controller, sim, stop_after=restart_after)
-        controller = SweepController.rebuild("demo", list(sink.events), jobs=sim, metrics=sim, sink=sink,
-                                             clock=Clock())
+        controller = SweepController.rebuild("demo", list(sink.events), sequence=len(sink.events), jobs=sim,
+                                             metrics=sim, sink=sink, clock=Clock())
         while controller.status == "running":
             for job_id, status in sim.advance():
                 await controller.on_job_finished(job_id, status)

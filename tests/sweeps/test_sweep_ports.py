@@ -97,15 +97,17 @@ async def test_a_sweep_prunes_and_picks_its_best_from_real_metrics(platform: Pla
 
 async def test_the_event_sink_refuses_to_write_over_events_it_has_not_seen(platform: Platform) -> None:
     log = await EventLog.open(platform.nats_url)
-    first, second = EventLogSink(log), EventLogSink(log)
+    sink = EventLogSink(log)
     created = domain.create_sweep(None, sweep_id="occ", spec=new_sweep(base_doc(), SimulatedScheduler()).spec,
                                   created_at="2026-01-01T00:00:00Z")
     assert created is not None
-    await first.append("sweepocc", "occ", [created])
-    await second.append("sweepocc", "occ", [("sweep.stopped", {"reason": "by the API"})])
-    with pytest.raises(ConcurrencyConflict):
-        await first.append("sweepocc", "occ", [("sweep.completed", {"reason": "max_trials", "best_trial": None,
-                                                                     "best_value": None})])
-    await first.append("sweepocc", "occ", [("sweep.stopped", {"reason": "after catching up"})])
-    assert await log.last_subject_sequence("cairn.evt.sweepocc.sweep.occ") > 0
+    first = await sink.append("sweepocc", "occ", [created], expected_sequence=0)
+    stopped = await sink.append("sweepocc", "occ", [("sweep.stopped", {"reason": "by the API"})],
+                                expected_sequence=first)
+    with pytest.raises(ConcurrencyConflict):  # a controller that saw only sweep.created
+        await sink.append("sweepocc", "occ", [("sweep.completed", {"reason": "max_trials", "best_trial": None,
+                                                                    "best_value": None})], expected_sequence=first)
+    later = await sink.append("sweepocc", "occ", [("sweep.stopped", {"reason": "after catching up"})] * 2,
+                              expected_sequence=stopped)
+    assert later == await log.last_subject_sequence("cairn.evt.sweepocc.sweep.occ") > stopped
     await log.close()

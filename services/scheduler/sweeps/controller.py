@@ -40,26 +40,27 @@ def _epoch(iso: str) -> float:
 class SweepController:
     """One sweep's driver. Not thread-safe: call it from one task."""
 
-    def __init__(self, project: str, created: dict[str, Any], *, jobs: JobSubmitter, metrics: MetricReader,
-                 sink: SweepEventSink, clock: Clock = time.time) -> None:
+    def __init__(self, project: str, created: dict[str, Any], *, sequence: int, jobs: JobSubmitter,
+                 metrics: MetricReader, sink: SweepEventSink, clock: Clock = time.time) -> None:
         self.project = project
         self.sweep_id = created["sweep_id"]
         self.spec = SweepSpec.model_validate(created["spec"])
         self.jobs, self.metrics, self.sink, self.clock = jobs, metrics, sink, clock
         self.state: dict[str, Any] = domain.evolve_sweep(None, "sweep.created", created)
         self.study = SweepStudy(self.spec, self.sweep_id)
-        self.version = 1  # events folded so far, sweep.created included
+        self.sequence = sequence  # where the last event it folded is in the log: its next append expects it
         self._lock = asyncio.Lock()  # one step at a time: a tick and a job's end never interleave
         self.deadline = (_epoch(created["created_at"]) + self.spec.budget.max_duration_s
                          if self.spec.budget.max_duration_s else None)
 
     @classmethod
-    def rebuild(cls, project: str, history: list[SweepEvent], **ports: Any) -> SweepController:
-        """A controller from the sweep's events in log order (the first one is sweep.created)."""
+    def rebuild(cls, project: str, history: list[SweepEvent], *, sequence: int, **ports: Any) -> SweepController:
+        """A controller from the sweep's events in log order (the first one is sweep.created);
+        ``sequence`` is the log position of the last of them."""
         first_type, created = history[0]
         if first_type != "sweep.created":
             raise ValueError(f"a sweep's history starts with sweep.created, not {first_type}")
-        controller = cls(project, created, **ports)
+        controller = cls(project, created, sequence=sequence, **ports)
         for event_type, data in history[1:]:
             controller._replay(event_type, data)
         return controller
@@ -80,13 +81,14 @@ class SweepController:
 
     def _fold(self, event_type: str, data: dict[str, Any]) -> None:
         self.state = domain.evolve_sweep(self.state, event_type, data)
-        self.version += 1
 
     async def _record(self, events: list[SweepEvent]) -> None:
-        """Append, then fold into the state (the study was already told, live)."""
+        """Append (expecting the log to be where this controller last saw it), then fold into the
+        state (the study was already told, live)."""
         if not events:
             return
-        await self.sink.append(self.project, self.sweep_id, events)
+        self.sequence = await self.sink.append(self.project, self.sweep_id, events,
+                                               expected_sequence=self.sequence)
         for event_type, data in events:
             self._fold(event_type, data)
 

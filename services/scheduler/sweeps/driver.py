@@ -34,13 +34,14 @@ class SweepDriver:
     def _controller(self, project: str, sweep_id: str) -> SweepController | None:
         key = (project, sweep_id)
         controller = self.controllers.get(key)
-        recorded = self.queries.journal_length(project, sweep_id)
-        if controller is not None and recorded <= controller.version:
-            return controller  # it wrote everything the log has (the projection may lag behind it)
-        history = self.queries.journal(project, sweep_id)
+        if controller is not None and self.queries.last_sequence(project, sweep_id) <= controller.sequence:
+            return controller  # nobody else wrote to the sweep (the read model may lag behind it)
+        history, sequence = self.queries.journal(project, sweep_id)
         if not history:
             return None
-        controller = SweepController.rebuild(project, history, **self.ports)
+        # If the read model lags behind the log, this controller is stale: its first append
+        # conflicts (it expects ``sequence``) and it is rebuilt again, never writing blind.
+        controller = SweepController.rebuild(project, history, sequence=sequence, **self.ports)
         self.controllers[key] = controller
         return controller
 

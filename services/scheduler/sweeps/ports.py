@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypedDict
 
 import httpx
 
-from cairn.kernel.envelope import Event, subject_for
+from cairn.kernel.envelope import Event
 from cairn.kernel.errors import Unavailable
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.schemas import validate_event
@@ -51,37 +51,32 @@ class MetricReader(Protocol):
 
 
 class SweepEventSink(Protocol):
-    """Appends a sweep's events, in order, or raises (ConcurrencyConflict if the sweep moved on)."""
+    """Appends a sweep's events in order, the first expecting the sweep's last event to be at
+    ``expected_sequence`` (ConcurrencyConflict if the sweep moved on); returns the last one's."""
 
-    async def append(self, project: str, sweep_id: str, events: list[SweepEvent]) -> None: ...
+    async def append(self, project: str, sweep_id: str, events: list[SweepEvent], *,
+                     expected_sequence: int) -> int: ...
 
 
 class EventLogSink:
     """Appends sweep events to the event log with optimistic concurrency on the sweep's subject:
-    a controller that missed an event (say ``sweep.stopped`` from the API) gets a conflict and is
-    rebuilt from the log instead of overwriting history."""
+    a controller that missed an event (``sweep.stopped`` from the API, or its own events that the
+    read model it was rebuilt from had not applied yet) gets a conflict and is rebuilt, instead of
+    writing over history it has not seen."""
 
     def __init__(self, event_log: EventLog, *, actor: str = "service:scheduler") -> None:
         self.log = event_log
         self.actor = actor
-        self._last: dict[str, int] = {}
 
-    async def append(self, project: str, sweep_id: str, events: list[SweepEvent]) -> None:
-        subject = subject_for(project, "sweep", sweep_id)
-        last = self._last.get(subject)
-        if last is None:
-            last = await self.log.last_subject_sequence(subject)
-        try:
-            for event_type, data in events:
-                event = Event(type=event_type, project=project, aggregate="sweep", aggregate_id=sweep_id,
-                              data=data, actor=self.actor)
-                validate_event(event)
-                appended = await self.log.append(event, expected_last_subject_seq=last)
-                last = appended.sequence
-        except BaseException:
-            self._last.pop(subject, None)
-            raise
-        self._last[subject] = last
+    async def append(self, project: str, sweep_id: str, events: list[SweepEvent], *,
+                     expected_sequence: int) -> int:
+        last = expected_sequence
+        for event_type, data in events:
+            event = Event(type=event_type, project=project, aggregate="sweep", aggregate_id=sweep_id,
+                          data=data, actor=self.actor)
+            validate_event(event)
+            last = (await self.log.append(event, expected_last_subject_seq=last)).sequence
+        return last
 
 
 class HttpMetricReader:

@@ -192,16 +192,18 @@ class SweepQueries:
                  "trials": {str(t["number"]): t for t in sweep["trials"]}}
         return domain.parallel_coordinates(state)
 
-    def journal(self, project: str, sweep_id: str) -> list[tuple[str, dict[str, Any]]]:
-        """The sweep's events in log order (what a controller is rebuilt from)."""
-        rows = self.store.query("SELECT type, data FROM sweep_journal WHERE project=? AND sweep_id=? ORDER BY seq",
-                                (project, sweep_id))
-        return [(row["type"], json.loads(row["data"])) for row in rows]
+    def journal(self, project: str, sweep_id: str) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+        """The sweep's events in log order (what a controller is rebuilt from) and the log
+        sequence of the last one."""
+        rows = self.store.query("SELECT seq, type, data FROM sweep_journal WHERE project=? AND sweep_id=? "
+                                "ORDER BY seq", (project, sweep_id))
+        return [(row["type"], json.loads(row["data"])) for row in rows], (rows[-1]["seq"] if rows else 0)
 
-    def journal_length(self, project: str, sweep_id: str) -> int:
-        row = self.store.query_one("SELECT COUNT(*) FROM sweep_journal WHERE project=? AND sweep_id=?",
+    def last_sequence(self, project: str, sweep_id: str) -> int:
+        """The log sequence of the sweep's last event the read model has applied (0: none)."""
+        row = self.store.query_one("SELECT MAX(seq) FROM sweep_journal WHERE project=? AND sweep_id=?",
                                    (project, sweep_id))
-        return int(row[0]) if row else 0
+        return int(row[0]) if row and row[0] is not None else 0
 
     def running(self) -> list[tuple[str, str]]:
         """(project, sweep id) of every sweep a driver must tick."""
