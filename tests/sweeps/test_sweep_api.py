@@ -31,8 +31,9 @@ from cairn.services.scheduler.sweeps.projection import (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh event log per test, so an app's projection replays only its own test's events."""
     proc, url = start_nats_server(Path(tmp_path_factory.mktemp("nats")))
     yield url
     proc.terminate()
