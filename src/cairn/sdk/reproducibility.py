@@ -128,3 +128,36 @@ def setup_reproducibility(run: ActiveRun, *, record: bool | None = None, seed: i
             run.client.record_run_environment(run.project, run.id, seeds=seeds)
         except Exception as err:
             warnings.warn(f"cairn: could not record the seed of run {run.id}: {err}", stacklevel=2)
+
+
+def code_diff(client: Client, digest_a: str, digest_b: str) -> str:
+    """The unified diff between two code archives in the artifact store (downloaded and verified)."""
+    from cairn.sdk.code_snapshot import diff_snapshots, read_snapshot
+
+    with tempfile.TemporaryDirectory(prefix="cairn-diff-") as tmp:
+        files = []
+        for name, digest in (("a", digest_a), ("b", digest_b)):
+            path = client.artifacts.download_blob(digest, Path(tmp) / f"{name}.tar.gz")
+            files.append(read_snapshot(path))
+        return diff_snapshots(files[0], files[1], label_old="a", label_new="b")
+
+
+def diff_runs_with_code(client: Client, a: str, b: str, *, tolerance: float = 0.0, relative: bool = False,
+                        code: bool = True) -> dict[str, Any]:
+    """``GET /runs/diff`` plus, with ``code``, the unified diff of the two runs' code archives
+    (``code.unified_diff``; ``code.unified_diff_error`` says why when it cannot be made)."""
+    out = client.diff_runs(a, b, tolerance=tolerance, relative=relative)
+    section = out["code"]
+    digests = [(s or {}).get("archive_digest") for s in (section["a"], section["b"])]
+    if not code:
+        return out
+    if not all(digests):
+        section["unified_diff_error"] = "a run has no code archive"
+    elif section["same_archive"]:
+        section["unified_diff"] = ""
+    else:
+        try:
+            section["unified_diff"] = code_diff(client, str(digests[0]), str(digests[1]))
+        except (ApiError, OSError, ValueError) as err:
+            section["unified_diff_error"] = str(err)
+    return out
