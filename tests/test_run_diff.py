@@ -90,3 +90,10 @@ def test_diff_runs_puts_each_difference_in_its_place() -> None:
     assert math.isclose(out["metrics"]["metrics"]["loss"]["delta"], -0.1)
     assert out["seeds"] == {"added": {}, "removed": {}, "changed": {}} and out["command"]["same"] is True
     assert (out["a"]["project"], out["b"]["project"]) == ("p", "q")
+
+
+def test_system_metrics_are_left_out_unless_asked_for() -> None:
+    run = {"run": {"id": "r", "params": {}}, "metrics": {"loss": 1.0, "system/cpu_percent": 50.0}}
+    other = {"run": {"id": "s", "params": {}}, "metrics": {"loss": 1.0, "system/cpu_percent": 80.0}}
+    assert set(diff_runs(run, other)["metrics"]["metrics"]) == {"loss"}
+    assert set(diff_runs(run, other, system_metrics=True)["metrics"]["metrics"]) == {"loss", "system/cpu_percent"}

@@ -82,9 +82,11 @@ def get_environment(project: ProjectName, run_id: str, rt: Runtime) -> dict[str,
 
 @router.get("/runs/diff", tags=["runs"])
 async def diff(request: Request, rt: Runtime, a: RunRef, b: RunRef,
-               tolerance: Annotated[float, Query(ge=0)] = 0.0, relative: bool = False) -> dict[str, Any]:
+               tolerance: Annotated[float, Query(ge=0)] = 0.0, relative: bool = False,
+               system_metrics: bool = False) -> dict[str, Any]:
     """What differs between runs ``a`` and ``b`` (possibly in different projects): params, code,
-    environment (packages, hardware, drivers, env vars), datasets, final metrics, seeds, command."""
+    environment (packages, hardware, drivers, env vars), datasets, final metrics (``system/*`` only
+    with ``system_metrics=true``), seeds, command. ``tolerance`` is absolute, or relative to a's value."""
     store = _store(rt)
     visible = _visible_projects(request)
     summaries = request.app.state.metric_summaries
@@ -94,4 +96,5 @@ async def diff(request: Request, rt: Runtime, a: RunRef, b: RunRef,
         metrics = await asyncio.to_thread(summaries.run_last_values, project, run_id)
         bundles.append({"run": store.run(project, run_id), "record": read_record(store, project, run_id),
                         "datasets": run_datasets(store, project, run_id), "metrics": metrics})
-    return diff_runs(bundles[0], bundles[1], tolerance=tolerance, relative=relative)
+    return diff_runs(bundles[0], bundles[1], tolerance=tolerance, relative=relative,
+                     system_metrics=system_metrics)

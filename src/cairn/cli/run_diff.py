@@ -92,17 +92,19 @@ def print_diff(diff: dict[str, Any], max_diff_lines: int) -> None:
               help="Metric deltas up to this are 'within tolerance' (absolute, or a fraction with --relative).")
 @click.option("--relative", is_flag=True, help="Tolerance is a fraction of run A's value.")
 @click.option("--no-code", "no_code", is_flag=True, help="Do not download the code archives to diff them.")
+@click.option("--system-metrics", is_flag=True, help="Also compare system/* metrics (CPU, memory, GPU use).")
 @click.option("--max-diff-lines", type=int, default=400, show_default=True)
 @pass_ctx
 @api_errors
 def runs_diff(ctx: Ctx, run_a: str, run_b: str, tolerance: float, relative: bool, no_code: bool,
-              max_diff_lines: int) -> None:
+              system_metrics: bool, max_diff_lines: int) -> None:
     """What differs between two runs (any of your projects): params, code (with the unified diff of
     the code snapshots), packages, hardware and drivers, env vars, datasets, final metrics, seeds.
 
     Example: cairn runs diff 0190ab12 0190ab34 --tolerance 0.01
     """
-    diff = diff_runs_with_code(ctx.client, run_a, run_b, tolerance=tolerance, relative=relative, code=not no_code)
+    diff = diff_runs_with_code(ctx.client, run_a, run_b, tolerance=tolerance, relative=relative,
+                               code=not no_code, system_metrics=system_metrics)
     if ctx.as_json:
         emit(ctx, diff)
     else:

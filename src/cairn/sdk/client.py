@@ -292,10 +292,12 @@ class Client(AccessMixin, MetricsQueries):
         """A run's reproducibility record (404 ApiError when none was recorded)."""
         return self._reg("GET", f"/projects/{_q(project)}/runs/{_q(run_id)}/environment")
 
-    def diff_runs(self, a: str, b: str, *, tolerance: float = 0.0, relative: bool = False) -> dict[str, Any]:
+    def diff_runs(self, a: str, b: str, *, tolerance: float = 0.0, relative: bool = False,
+                  system_metrics: bool = False) -> dict[str, Any]:
         """What differs between two runs (by id, any of your projects); see cairn.sdk.run_diff."""
         return self._reg("GET", "/runs/diff", params={"a": a, "b": b, "tolerance": tolerance,
-                                                      "relative": str(relative).lower()})
+                                                      "relative": str(relative).lower(),
+                                                      "system_metrics": str(system_metrics).lower()})
 
     # --- models --------------------------------------------------------------------------------
 

@@ -143,10 +143,10 @@ def code_diff(client: Client, digest_a: str, digest_b: str) -> str:
 
 
 def diff_runs_with_code(client: Client, a: str, b: str, *, tolerance: float = 0.0, relative: bool = False,
-                        code: bool = True) -> dict[str, Any]:
+                        code: bool = True, system_metrics: bool = False) -> dict[str, Any]:
     """``GET /runs/diff`` plus, with ``code``, the unified diff of the two runs' code archives
     (``code.unified_diff``; ``code.unified_diff_error`` says why when it cannot be made)."""
-    out = client.diff_runs(a, b, tolerance=tolerance, relative=relative)
+    out = client.diff_runs(a, b, tolerance=tolerance, relative=relative, system_metrics=system_metrics)
     section = out["code"]
     digests = [(s or {}).get("archive_digest") for s in (section["a"], section["b"])]
     if not code:

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+SYSTEM_METRIC_PREFIX = "system/"  # CPU, memory, GPU use sampled by the SDK: not a result of the run
 CODE_FIELDS = ("commit", "branch", "remote", "dirty", "archive_digest", "files", "diff_truncated")
 
 
@@ -142,19 +143,25 @@ def _datasets(uses: list[Mapping[str, Any]] | None) -> dict[str, Any]:
     return out
 
 
+def result_metrics(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The metrics that are results of a run: ``system/*`` samples (CPU, memory, GPU use) left out."""
+    return {k: v for k, v in (metrics or {}).items() if not k.startswith(SYSTEM_METRIC_PREFIX)}
+
+
 def diff_runs(a: Mapping[str, Any], b: Mapping[str, Any], *, tolerance: float | Mapping[str, float] = 0.0,
-              relative: bool = False) -> dict[str, Any]:
+              relative: bool = False, system_metrics: bool = False) -> dict[str, Any]:
     """The whole diff of two run bundles ``{"run", "record", "datasets", "metrics"}``: ``record`` is
     the run's reproducibility record (environment, code, seeds, command) or None, ``metrics`` the
-    final value per key."""
+    final value per key (``system/*`` keys only with ``system_metrics``)."""
     ra, rb = a.get("record") or {}, b.get("record") or {}
+    pick = (lambda m: dict(m or {})) if system_metrics else result_metrics
     return {
         "a": _run_head(a["run"]), "b": _run_head(b["run"]),
         "params": diff_mapping(a["run"].get("params"), b["run"].get("params")),
         "code": compare_code(ra.get("code"), rb.get("code")),
         "environment": compare_environments(ra.get("environment"), rb.get("environment")),
         "datasets": diff_mapping(_datasets(a.get("datasets")), _datasets(b.get("datasets"))),
-        "metrics": metric_deltas(a.get("metrics") or {}, b.get("metrics") or {}, tolerance, relative=relative),
+        "metrics": metric_deltas(pick(a.get("metrics")), pick(b.get("metrics")), tolerance, relative=relative),
         "seeds": diff_mapping(ra.get("seeds"), rb.get("seeds")),
         "command": {"a": ra.get("command"), "b": rb.get("command"), "same": ra.get("command") == rb.get("command")},
     }
