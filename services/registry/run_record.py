@@ -17,6 +17,7 @@ from cairn.kernel.commands import Decision
 from cairn.kernel.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 
 SECTIONS = ("environment", "code", "command")
+MAX_SEED_KEY = 250
 MAX_RECORD_BYTES = 768 * 1024  # an event must fit a NATS message (1 MiB by default) with its envelope
 
 
@@ -47,6 +48,9 @@ def record_environment(state: dict[str, Any] | None, *, run_id: str, environment
         data[section] = value
     known_seeds = known.get("seeds") or {}
     for key, value in sorted((seeds or {}).items()):
+        if not 1 <= len(key) <= MAX_SEED_KEY or (isinstance(value, str) and len(value) > MAX_SEED_KEY):
+            raise InvalidInput(f"seed names and string seeds must be 1-{MAX_SEED_KEY} characters",
+                               details={"field": "seeds"})
         if key in known_seeds and known_seeds[key] != value:
             raise Conflict(f"seed {key!r} of run {run_id!r} is already {known_seeds[key]!r}; seeds are immutable "
                            f"(cannot set it to {value!r})", details={"field": f"seeds.{key}"})

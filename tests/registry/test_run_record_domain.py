@@ -57,3 +57,8 @@ def test_empty_record_unknown_run_and_oversized_record_are_refused() -> None:
         record_environment(None, run_id="nope", environment={"x": 1}, code=None, command=None, seeds=None)
     with pytest.raises(PayloadTooLarge, match="inline git diff"):
         _record(_run(), code={"diff": "x" * (800 * 1024)})
+
+
+def test_seed_names_are_bounded() -> None:
+    with pytest.raises(InvalidInput, match="seed names"):
+        _record(_run(), seeds={"s" * 251: 1})

@@ -105,6 +105,7 @@ def metric_deltas(a_metrics: Mapping[str, Any], b_metrics: Mapping[str, Any],
             continue
         finite = math.isfinite(va) and math.isfinite(vb)
         delta = vb - va if finite else None
+        delta = delta if delta is not None and math.isfinite(delta) else None  # 1e308 - -1e308
         metrics[key] = {"a": a_metrics[key], "b": b_metrics[key], "delta": delta,
                         "relative": delta / abs(va) if delta is not None and va != 0 else None,
                         "within_tolerance": _within(va, vb, tol(key), relative)}
