@@ -114,3 +114,13 @@ def test_cli_diff_tables_for_people(platform: Platform, world: dict) -> None:
     assert result.exit_code == 0, result.output
     for part in ("params", "lr", "commit", "packages: same", "final metrics", "loss", "+    return 'v2'"):
         assert part in result.output, part
+
+
+def test_cli_environment_shows_the_record(platform: Platform, world: dict) -> None:
+    runner = CliRunner(env={"CAIRN_TOKEN": world["tokens"]["both-u"]})
+    args = ["--url", platform.gateway, "runs", "environment", "-p", "diff-a", world["runs"]["a"]]
+    result = runner.invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "mnist@v1" in result.output and "seed=42" in result.output and "main" in result.output
+    as_json = json.loads(runner.invoke(cli, [args[0], args[1], "--json", *args[2:]], catch_exceptions=False).output)
+    assert as_json["code"]["commit"] == git(world["repo"], "rev-parse", "HEAD~1")

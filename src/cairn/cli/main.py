@@ -14,7 +14,7 @@ from cairn.cli.datasets import artifacts, datasets
 from cairn.cli.fingerprint import fingerprint
 from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
 from cairn.cli.registry import experiments, models, projects, runs
-from cairn.cli.run_diff import runs_diff
+from cairn.cli.reproducibility import runs_diff, runs_environment
 from cairn.kernel.settings import DEFAULT_DATA_DIR
 
 
@@ -111,6 +111,7 @@ for group in (projects, experiments, runs, models, tokens, members, audit, webho
               artifacts, fingerprint):
     cli.add_command(group)
 runs.add_command(runs_diff)
+runs.add_command(runs_environment)
 
 if __name__ == "__main__":
     cli()

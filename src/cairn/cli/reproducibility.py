@@ -1,4 +1,5 @@
-"""``cairn runs diff A B``: what differs between two runs, as tables (or ``--json``)."""
+"""``cairn runs diff A B`` (what differs between two runs) and ``cairn runs environment`` (a run's
+reproducibility record), as tables or ``--json``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from cairn.cli.output import Ctx, api_errors, console, emit, pass_ctx
+from cairn.cli.registry import project_option
 from cairn.sdk.reproducibility import diff_runs_with_code
 
 ENV_SECTIONS = ("python", "os", "host", "hardware", "drivers", "frameworks", "env")
@@ -109,3 +111,36 @@ def runs_diff(ctx: Ctx, run_a: str, run_b: str, tolerance: float, relative: bool
         emit(ctx, diff)
     else:
         print_diff(diff, max_diff_lines)
+
+
+@click.command("environment")
+@project_option
+@click.argument("run_id")
+@click.option("--packages", "show_packages", is_flag=True, help="List every installed package too.")
+@pass_ctx
+@api_errors
+def runs_environment(ctx: Ctx, project: str, run_id: str, show_packages: bool) -> None:
+    """A run's reproducibility record: code, command, seeds, datasets, and what it ran on.
+
+    Example: cairn runs environment -p vision 01a2...ff --packages
+    """
+    record = ctx.client.get_run_environment(project, run_id)
+    if ctx.as_json:
+        emit(ctx, record)
+        return
+    code = record.get("code") or {}
+    env = record.get("environment") or {}
+    gpu = env.get("gpu") or {}
+    rows = [
+        ("commit", code.get("commit")), ("branch", code.get("branch")), ("remote", code.get("remote")),
+        ("dirty", code.get("dirty")), ("code archive", code.get("archive_digest")),
+        ("command", " ".join(record.get("command") or [])), ("seeds", record.get("seeds")),
+        ("datasets", [f"{d['dataset']}@v{d['version']}" for d in record.get("datasets", [])]),
+        ("python", (env.get("python") or {}).get("version")), ("os", (env.get("os") or {}).get("distro")),
+        ("host", env.get("hostname")), ("cpu", f"{(env.get('cpu') or {}).get('model')} x{(env.get('cpu') or {}).get('count')}"),
+        ("gpus", [d.get("name") for d in gpu.get("devices") or []]), ("driver", gpu.get("driver")),
+        ("cuda", gpu.get("cuda") or gpu.get("cuda_driver")), ("cudnn", gpu.get("cudnn")),
+        ("frameworks", env.get("frameworks")), ("env", env.get("env")),
+        ("packages", env.get("packages") if show_packages else f"{len(env.get('packages') or [])} (--packages lists them)"),
+    ]
+    _table(f"run {run_id}", [(k, _text(v)) for k, v in rows], ("", "value"))
