@@ -127,3 +127,20 @@ def test_record_survives_a_projection_rebuild(client: cairn.Client, repo: Path,
     before = client.get_run_environment("repro", run.id)
     client.rebuild("registry")
     assert client.get_run_environment("repro", run.id) == before
+
+
+def test_code_archive_is_kept_by_gc_and_hidden_from_other_projects(platform: Platform, client: cairn.Client,
+                                                                    repo: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    monkeypatch.chdir(repo)
+    with cairn.start_run(project="repro-gc", client=client) as run:
+        pass
+    digest = client.get_run_environment("repro-gc", run.id)["code"]["archive_digest"]
+    client.artifacts.gc(grace_seconds=0)
+    assert client.artifacts.download_blob(digest, tmp_path / "kept.tar.gz").exists()
+    client.ensure_project("repro-elsewhere")
+    outsider = client.create_token("repro-outsider")["token"]
+    client.add_member("repro-elsewhere", "repro-outsider", "admin")
+    resp = httpx.get(f"{platform.gateway}/api/v1/artifacts/blobs/{digest}",
+                     headers={"Authorization": f"Bearer {outsider}"})
+    assert resp.status_code == 404
