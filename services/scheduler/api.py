@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.http import command_context
-from cairn.kernel.ids import check_project_name, check_token, new_id
+from cairn.kernel.ids import check_project_name, check_token
 from cairn.services.scheduler import domain
 from cairn.services.scheduler.core import (
     HEARTBEAT_SUBJECT,
@@ -20,7 +20,6 @@ from cairn.services.scheduler.core import (
     agent_subject,
 )
 from cairn.services.scheduler.logs import LOGS_STREAM, log_chunks, log_subject
-from cairn.services.scheduler.spec import parse_spec
 from cairn.services.scheduler.store import SchedulerStore
 
 router = APIRouter()
@@ -49,18 +48,7 @@ async def submit_job(project: ProjectName, core: Core, store: Store, ctx: Ctx,
                      spec: Annotated[dict[str, Any], Body(description="the job spec (see docs/scheduler.md)")]
                      ) -> dict[str, Any]:
     """Submit a job: creates its run in the registry (scheduled), then queues the job."""
-    normalised = parse_spec(spec)
-    job_id = new_id()
-    key = ctx.idempotency_key or new_id()
-    tags = {"cairn.job_id": job_id, "cairn.queue": normalised["queue"]}
-    if normalised["seed"] is not None:
-        tags["cairn.seed"] = str(normalised["seed"])
-    run = await core.registry.create_run(
-        project, experiment=normalised["experiment"], name=normalised["name"] or f"job-{job_id[-8:]}",
-        params=normalised["params"], tags=tags, actor=ctx.actor, key=f"job-run:{key}")
-    outcome = await core.execute(ctx, project, "job", job_id, lambda s: domain.submit_job(
-        s, job_id=job_id, run_id=run["id"], project=project, spec=normalised))
-    return store.job(project, outcome.aggregate_id)
+    return store.job(project, await core.submit(ctx, project, spec))
 
 
 @router.get("/projects/{project}/jobs", tags=["jobs"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,14 +17,21 @@ from cairn.services.scheduler.logs import ensure_logs_stream
 from cairn.services.scheduler.projection import projection
 from cairn.services.scheduler.registry_client import RegistryClient
 from cairn.services.scheduler.store import SchedulerStore
+from cairn.services.scheduler.sweep_jobs import SchedulerJobs
+from cairn.services.scheduler.sweeps.api import router as sweeps_router
+from cairn.services.scheduler.sweeps.driver import SweepDriver
+from cairn.services.scheduler.sweeps.ports import EventLogSink, HttpMetricReader
+from cairn.services.scheduler.sweeps.projection import SweepQueries
 
 
 class SchedulerSettings(ServiceSettings):
     """Environment: CAIRN_REGISTRY_URL, CAIRN_SCHEDULER_LEASE_S (an agent silent this long is
     lost), CAIRN_SCHEDULER_HEARTBEAT_S (how often agents beat), CAIRN_SCHEDULER_AGENT_NATS_URL (the
-    NATS URL agents on other machines should use; default: CAIRN_NATS_URL), plus the common ones."""
+    NATS URL agents on other machines should use; default: CAIRN_NATS_URL), CAIRN_METRICS_URL (sweeps
+read their trials' metrics there), plus the common ones."""
 
     registry_url: str = ""
+    metrics_url: str = ""
     scheduler_lease_s: float = Field(default=15.0, gt=0)
     scheduler_heartbeat_s: float = Field(default=3.0, gt=0)
     scheduler_agent_nats_url: str = ""
@@ -36,7 +44,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: SchedulerStore(s.data_dir / "scheduler" / "scheduler.sqlite3"),
         handler=projection(),
-        routers=[router],
+        routers=[router, sweeps_router],
         description="Queues, jobs, attempts and agents.",
     )
     app.state.settings = settings
@@ -51,9 +59,14 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             core = SchedulerCore(runtime, registry, lease_s=settings.scheduler_lease_s)
             app.state.core = core
             await core.start()
+            driver = SweepDriver(SweepQueries(runtime.store), jobs=SchedulerJobs(core),
+                                 metrics=HttpMetricReader(settings.metrics_url), sink=EventLogSink(runtime.log))
+            core.on_job_final.append(driver.on_job_finished)
+            sweeps = asyncio.create_task(driver.run(interval_s=1.0), name="sweeps")
             try:
                 yield
             finally:
+                sweeps.cancel()
                 await core.stop()
                 await registry.close()
 

@@ -18,10 +18,12 @@ from nats.aio.msg import Msg
 from cairn.kernel.commands import CommandContext, Outcome
 from cairn.kernel.envelope import Event, subject_for
 from cairn.kernel.errors import CairnError
+from cairn.kernel.ids import new_id
 from cairn.kernel.service import ServiceRuntime
 from cairn.services.scheduler import domain
 from cairn.services.scheduler.dispatch import AgentSlot, free_slots, plan
 from cairn.services.scheduler.registry_client import RUN_STATUS, RegistryClient
+from cairn.services.scheduler.spec import parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class SchedulerCore:
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: list[Any] = []
         self._inflight: set[asyncio.Task[None]] = set()
+        self.on_job_final: list[Any] = []  # async callbacks (job_id, status, message), e.g. sweeps
 
     @property
     def nc(self) -> Any:
@@ -89,6 +92,13 @@ class SchedulerCore:
                 self.sent_at.pop((e.aggregate_id, e.data.get("previous_attempt")), None)
         if any(e.type in WAKE_TYPES for e in events):
             self.wake.set()
+        for e in events:  # in tasks: a callback may append and wait for this very projection
+            if e.type in ("job.succeeded", "job.failed", "job.cancelled"):
+                for callback in self.on_job_final:
+                    task = asyncio.create_task(callback(e.aggregate_id, e.type.split(".", 1)[1],
+                                                        e.data.get("message") or None))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
 
     async def execute(self, ctx: CommandContext, project: str, aggregate: str, aggregate_id: str,
                       decide: Any) -> Outcome:
@@ -99,6 +109,23 @@ class SchedulerCore:
         row = self.rt.store.query_one("SELECT state FROM aggregates WHERE subject=?",
                                       (subject_for(project, "job", job_id),))
         return json.loads(row["state"]) if row else None
+
+    async def submit(self, ctx: CommandContext, project: str, spec: dict[str, Any], *,
+                     tags: dict[str, str] | None = None) -> str:
+        """Create the job's run (scheduled), then append ``job.submitted``; returns the job id. The
+        idempotency key (if any) makes a repeated submit return the first job and run."""
+        normalised = parse_spec(spec)
+        job_id = new_id()
+        key = ctx.idempotency_key or new_id()
+        run_tags = {**(tags or {}), "cairn.job_id": job_id, "cairn.queue": normalised["queue"]}
+        if normalised["seed"] is not None:
+            run_tags["cairn.seed"] = str(normalised["seed"])
+        run = await self.registry.create_run(
+            project, experiment=normalised["experiment"], name=normalised["name"] or f"job-{job_id[-8:]}",
+            params=normalised["params"], tags=run_tags, actor=ctx.actor, key=f"job-run:{key}")
+        outcome = await self.execute(ctx, project, "job", job_id, lambda s: domain.submit_job(
+            s, job_id=job_id, run_id=run["id"], project=project, spec=normalised))
+        return outcome.aggregate_id
 
     # --- publishing to agents ------------------------------------------------------------------
 

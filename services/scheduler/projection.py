@@ -9,13 +9,15 @@ import sqlite3
 from cairn.kernel.envelope import Event
 from cairn.kernel.store import EventHandlers, SnapshotProjection
 from cairn.services.scheduler.domain import EVOLVERS
+from cairn.services.scheduler.sweeps.projection import SWEEP_EVOLVERS, SWEEP_HANDLERS
 
 HANDLERS = EventHandlers()
 handles = HANDLERS.handles
 
 
 def projection() -> SnapshotProjection:
-    return SnapshotProjection(EVOLVERS, HANDLERS)
+    """Job and agent events, and the sweeps' (they live in the same read model)."""
+    return SnapshotProjection({**EVOLVERS, **SWEEP_EVOLVERS}, EventHandlers({**HANDLERS, **SWEEP_HANDLERS}))
 
 
 def _history(conn: sqlite3.Connection, e: Event) -> None:

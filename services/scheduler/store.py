@@ -9,6 +9,7 @@ from typing import Any
 
 from cairn.kernel.errors import NotFound
 from cairn.kernel.store import SqliteStore
+from cairn.services.scheduler.sweeps.projection import SWEEP_SCHEMA
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -48,7 +49,7 @@ def _job(row: Any, *, with_spec: bool = False) -> dict[str, Any]:
 
 class SchedulerStore(SqliteStore):
     def __init__(self, path: str | Path) -> None:
-        super().__init__(path, SCHEMA)
+        super().__init__(path, SCHEMA + SWEEP_SCHEMA)
 
     def job(self, project: str, job_id: str) -> dict[str, Any]:
         row = self.query_one(f"SELECT {JOB_COLUMNS}, spec FROM jobs WHERE id=? AND project=?", (job_id, project))
