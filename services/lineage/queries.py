@@ -1,0 +1,197 @@
+"""Graph queries over the lineage read model: resolve a reference, walk upstream or downstream
+with a recursive CTE (keyed by node, so each node is visited once, at its shortest depth), and
+collect the edges between what was found. Every query takes the caller's projects (None = all):
+only edges recorded by events of those projects are followed, so a blob shared by content with
+another project never leads into it. ``as_of`` (a sequence or a time) keeps only the edges that
+existed then."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from cairn.kernel.errors import InvalidInput, NotFound
+from cairn.services.lineage.domain import STRUCTURAL, VERSION_OF, node_id
+from cairn.services.lineage.refs import NodeRef, display_ref, parse_ref
+from cairn.services.lineage.store import LineageStore
+
+IMPACT_KINDS = ("run", "model_version", "alias", "deployment", "dataset_version", "job")
+NODE_FIELDS = """n.nid, n.kind, n.project, coalesce(p.name, n.name) AS name, n.version, n.title, n.status,
+                 n.seq, n.time"""
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """A point in the log: a stream sequence or a time (UTC)."""
+
+    seq: int | None = None
+    time: datetime | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> "AsOf | None":
+        if text is None or text == "":
+            return None
+        if text.isdigit():
+            return cls(seq=int(text))
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(f"as_of {text!r} is neither a sequence number nor an ISO time "
+                               "(e.g. 1234 or 2026-11-26T09:30:00Z)", details={"field": "as_of"}) from None
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)  # stored times are UTC
+        return cls(time=moment)
+
+    def edge_filter(self, alias: str) -> tuple[str, list[Any]]:
+        if self.seq is not None:
+            return (f" AND {alias}.seq <= ? AND ({alias}.until_seq IS NULL OR {alias}.until_seq > ?)",
+                    [self.seq, self.seq])
+        return (f" AND {alias}.time <= ? AND ({alias}.until_time IS NULL OR {alias}.until_time > ?)",
+                [self.time, self.time])
+
+    def node_visible(self, seq: int, time: datetime) -> bool:
+        return seq <= self.seq if self.seq is not None else time <= self.time  # type: ignore[operator]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq} if self.seq is not None else {"time": self.time.isoformat() + "Z"}  # type: ignore[union-attr]
+
+
+def _filters(alias: str, projects: list[str] | None, as_of: AsOf | None) -> tuple[str, list[Any]]:
+    sql, params = "", []
+    if projects is not None:
+        sql += f" AND list_contains(?::VARCHAR[], {alias}.project)"
+        params.append(projects)
+    if as_of is None:
+        sql += f" AND {alias}.until_seq IS NULL"  # the graph as it is now
+    else:
+        more, values = as_of.edge_filter(alias)
+        sql += more
+        params += values
+    return sql, params
+
+
+def node_json(row: tuple[Any, ...], depth: int | None = None) -> dict[str, Any]:
+    _, kind, project, name, version, title, status, seq, time = row[:9]
+    out = {"ref": display_ref(kind, name, version), "kind": kind, "project": project, "title": title,
+           "status": status, "seq": seq, "time": time.isoformat() + "Z"}
+    if depth is not None:
+        out["depth"] = depth
+    return out
+
+
+class LineageQueries:
+    """Read-side queries; each call uses the calling thread's cursor."""
+
+    def __init__(self, store: LineageStore) -> None:
+        self.store = store
+
+    def _node_row(self, nid: int) -> tuple[Any, ...] | None:
+        rows = self.store.query(f"SELECT {NODE_FIELDS} FROM nodes n LEFT JOIN nodes p ON p.nid = n.parent "
+                                "WHERE n.nid = ?", [nid])
+        return rows[0] if rows else None
+
+    def _key(self, ref: NodeRef) -> str:
+        if ref.project is None:
+            return f"{ref.kind}:{ref.name}"
+        if ref.kind == "dataset":
+            return (f"dataset_version:{ref.project}/{ref.name}@v{ref.version}" if ref.version is not None
+                    else f"dataset:{ref.project}/{ref.name}")
+        if ref.kind != "model":
+            return f"{ref.kind}:{ref.project}/{ref.name}"
+        found = self.store.query("SELECT key FROM nodes WHERE kind = 'model' AND project = ? AND name = ? "
+                                 "ORDER BY seq DESC LIMIT 1", [ref.project, ref.name])
+        if not found:
+            raise NotFound(f"model {ref.name!r} does not exist in project {ref.project!r}")
+        model_id = found[0][0].split("/", 1)[1]
+        if ref.version is not None:
+            return f"model_version:{ref.project}/{model_id}@v{ref.version}"
+        if ref.alias is not None:
+            return f"alias:{ref.project}/{model_id}@{ref.alias}"
+        return f"model:{ref.project}/{model_id}"
+
+    def resolve(self, text: str, project: str | None, projects: list[str] | None,
+                as_of: AsOf | None = None) -> tuple[int, dict[str, Any]]:
+        """(node id, node) for a reference the caller may see, or NotFound."""
+        ref = parse_ref(text, project)
+        if ref.project is not None and projects is not None and ref.project not in projects:
+            raise NotFound(f"project {ref.project!r} does not exist or you are not a member")
+        nid = node_id(self._key(ref))
+        row = self._node_row(nid)
+        if row is None or (as_of is not None and not as_of.node_visible(row[7], row[8])):
+            when = " at that point" if as_of is not None else ""
+            raise NotFound(f"no lineage node {text!r}{when}; the lineage graph knows datasets, runs, models, "
+                           "aliases and blobs once their events are in the log")
+        if row[2] is None and projects is not None:  # a shared node: visible through an edge of yours
+            sql, params = _filters("e", projects, as_of)
+            if not self.store.query(f"SELECT 1 FROM edges e WHERE (e.src = ? OR e.dst = ?){sql} LIMIT 1",
+                                    [nid, nid, *params]):
+                raise NotFound(f"no lineage node {text!r} in your projects")
+        return nid, node_json(row)
+
+    def walk(self, nid: int, direction: str, *, depth: int | None, projects: list[str] | None,
+             as_of: AsOf | None) -> list[dict[str, Any]]:
+        """Every node reachable from ``nid`` (its versions, for a dataset or model), nearest first."""
+        this, other = ("dst", "src") if direction == "upstream" else ("src", "dst")
+        sql, params = _filters("e", projects, as_of)
+        seed_sql, seed_params = _filters("v", projects, as_of)
+        depth_sql = " AND w.depth < ?" if depth is not None else ""
+        skip = ", ".join(f"'{t}'" for t in STRUCTURAL)
+        query = f"""
+        WITH RECURSIVE walk(nid, depth) USING KEY (nid) AS (
+            SELECT nid, 0 FROM (SELECT ?::BIGINT AS nid UNION
+                                SELECT v.src FROM edges v WHERE v.dst = ? AND v.type = '{VERSION_OF}'{seed_sql})
+            UNION
+            SELECT e.{other}, w.depth + 1 FROM walk w JOIN edges e ON e.{this} = w.nid
+            WHERE e.type NOT IN ({skip}){depth_sql}{sql}
+              AND e.{other} NOT IN (SELECT nid FROM recurring.walk)
+        )
+        SELECT {NODE_FIELDS}, w.depth FROM walk w JOIN nodes n ON n.nid = w.nid
+        LEFT JOIN nodes p ON p.nid = n.parent WHERE w.depth > 0 ORDER BY w.depth, n.kind, n.seq"""
+        args = [nid, nid, *seed_params, *([depth] if depth is not None else []), *params]
+        return [dict(node_json(row, row[9]), nid=row[0]) for row in self.store.query(query, args)]
+
+    def edges_among(self, nids: list[int], projects: list[str] | None, as_of: AsOf | None) -> list[tuple[Any, ...]]:
+        sql, params = _filters("e", projects, as_of)
+        return self.store.query(
+            "SELECT e.src, e.dst, e.type, e.label, e.seq, e.until_seq FROM edges e "
+            f"WHERE list_contains(?::BIGINT[], e.src) AND list_contains(?::BIGINT[], e.dst){sql} "
+            "ORDER BY e.seq, e.src, e.dst", [nids, nids, *params])
+
+    def graph(self, nid: int, node: dict[str, Any], direction: str, *, depth: int | None,
+              projects: list[str] | None, as_of: AsOf | None) -> dict[str, Any]:
+        """Nodes and edges around one node: upstream, downstream or both."""
+        found: dict[int, dict[str, Any]] = {nid: dict(node, depth=0, nid=nid)}
+        for way in (("upstream", "downstream") if direction == "both" else (direction,)):
+            for item in self.walk(nid, way, depth=depth, projects=projects, as_of=as_of):
+                found.setdefault(item["nid"], item)
+        refs = {k: f"{v['project']}/{v['ref']}" if v["project"] else v["ref"] for k, v in found.items()}
+        edges = [{"src": refs[s], "dst": refs[d], "type": t, "label": label, "seq": seq, "until_seq": until}
+                 for s, d, t, label, seq, until in self.edges_among(list(found), projects, as_of)]
+        nodes = [dict((k, v) for k, v in item.items() if k != "nid") | {"id": refs[key]}
+                 for key, item in found.items()]
+        return {"node": node, "direction": direction, "nodes": nodes, "edges": edges}
+
+    def run_io(self, nid: int, projects: list[str] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(inputs, outputs) of a run: dataset versions it used; blobs it produced and what they
+        became (dataset and model versions), plus model versions registered from it."""
+        sql, params = _filters("e", projects, None)
+        rows = self.store.query(
+            f"""SELECT 'in' AS way, {NODE_FIELDS}, e.label FROM edges e JOIN nodes n ON n.nid = e.src
+                LEFT JOIN nodes p ON p.nid = n.parent WHERE e.dst = ? AND e.type = 'used'{sql}
+                UNION ALL
+                SELECT 'out', {NODE_FIELDS}, e.label FROM edges e JOIN nodes n ON n.nid = e.dst
+                LEFT JOIN nodes p ON p.nid = n.parent WHERE e.src = ? AND e.type = 'produced'{sql}
+                UNION ALL
+                SELECT 'out', {NODE_FIELDS}, e.label FROM edges e JOIN edges c ON c.src = e.dst
+                JOIN nodes n ON n.nid = c.dst LEFT JOIN nodes p ON p.nid = n.parent
+                WHERE e.src = ? AND e.type = 'produced' AND c.type = 'content_of'{sql}{sql.replace('e.', 'c.')}
+                ORDER BY 1, 9, 3""",
+            [nid, *params, nid, *params, nid, *params, *params])
+        inputs = [dict(node_json(r[1:10]), label=r[10]) for r in rows if r[0] == "in"]
+        outputs = [dict(node_json(r[1:10]), label=r[10]) for r in rows if r[0] == "out"]
+        return inputs, outputs
+
+    def runs_in(self, project: str, limit: int) -> list[int]:
+        return [r[0] for r in self.store.query(
+            "SELECT nid FROM nodes WHERE kind = 'run' AND project = ? ORDER BY seq LIMIT ?", [project, limit])]
