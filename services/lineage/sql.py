@@ -57,7 +57,7 @@ def run_sql(store: LineageStore, sql: str, *, max_rows: int = 1000, timeout_s: f
     query = check_select(sql)
     max_rows = max(1, min(max_rows, MAX_ROWS))
     timeout_s = max(0.01, min(timeout_s, MAX_SECONDS))
-    cur = store.con.cursor()
+    cur = store.cursor()
     timer = threading.Timer(timeout_s, cur.interrupt)
     started = time.monotonic()
     try:

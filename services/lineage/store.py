@@ -75,25 +75,30 @@ class LineageStore:
         """A cursor for the calling thread: its own connection to the same database."""
         cur = getattr(self._local, "cur", None)
         if cur is None:
-            cur = self._local.cur = self.con.cursor()
+            cur = self._local.cur = self.cursor()
         return cur
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new connection to this database (made while the writer is not mid-batch)."""
+        with self._lock:
+            return self.con.cursor()
 
     def query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return self.reader().execute(sql, list(params)).fetchall()
 
     def last_sequence(self, name: str = "main") -> int:
         with self._lock:
-            row = self.con.execute("SELECT last_seq FROM tracking WHERE name=?", [name]).fetchone()
-        return int(row[0]) if row else 0
+            rows = self.con.execute("SELECT last_seq FROM tracking WHERE name=?", [name]).fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def apply(self, events: list[Event], handler: BatchHandler, name: str = "main") -> int:
         """Apply events newer than the tracking position, and move it, in one transaction."""
         with self._lock:
             con = self.con
-            con.execute("BEGIN TRANSACTION")
+            _run(con, "BEGIN TRANSACTION")
             try:
-                row = con.execute("SELECT last_seq FROM tracking WHERE name=?", [name]).fetchone()
-                last = int(row[0]) if row else 0
+                rows = _run(con, "SELECT last_seq FROM tracking WHERE name=?", [name])
+                last = int(rows[0][0]) if rows else 0
                 batch = GraphBatch()
                 for event in events:
                     if event.sequence <= last:
@@ -101,27 +106,27 @@ class LineageStore:
                     handler(batch, event)
                     last = event.sequence
                 self._write(con, batch)
-                con.execute("INSERT INTO tracking VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
+                _run(con, "INSERT INTO tracking VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
                             "last_seq = excluded.last_seq", [name, last])
-                con.execute("COMMIT")
+                _run(con, "COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _run(con, "ROLLBACK")
                 raise
         return last
 
     def _write(self, con: duckdb.DuckDBPyConnection, batch: GraphBatch) -> None:
         for (dst, edge_type), (seq, time) in batch.closes.items():
-            con.execute("UPDATE edges SET until_seq = ?, until_time = CAST(? AS TIMESTAMP) "
+            _run(con, "UPDATE edges SET until_seq = ?, until_time = CAST(? AS TIMESTAMP) "
                         "WHERE dst = ? AND type = ? AND until_seq IS NULL", [seq, time, dst, edge_type])
         if batch.nodes:
             _register(con, "new_nodes", pa.table(batch.columns(list(batch.nodes.values()), NODE_COLUMNS)))
-            con.execute("INSERT INTO nodes SELECT b.nid, b.key, b.kind, b.project, b.name, b.version, b.parent, "
+            _run(con, "INSERT INTO nodes SELECT b.nid, b.key, b.kind, b.project, b.name, b.version, b.parent, "
                         "b.title, b.seq, CAST(b.time AS TIMESTAMP), NULL, NULL, NULL "
                         "FROM new_nodes b ANTI JOIN nodes n ON n.nid = b.nid")
         if batch.edges:
             _register(con, "new_edges", pa.table(batch.columns(batch.edges, EDGE_COLUMNS), schema=_EDGE_SCHEMA))
             # An edge already open with the same ends and type is the same fact told again.
-            con.execute("INSERT INTO edges SELECT b.src, b.dst, b.type, b.project, b.label, b.seq, "
+            _run(con, "INSERT INTO edges SELECT b.src, b.dst, b.type, b.project, b.label, b.seq, "
                         "CAST(b.time AS TIMESTAMP), b.until_seq, CAST(b.until_time AS TIMESTAMP) "
                         "FROM (SELECT * FROM new_edges QUALIFY row_number() OVER "
                         "      (PARTITION BY src, dst, type, until_seq IS NULL ORDER BY seq) = 1 "
@@ -130,18 +135,18 @@ class LineageStore:
                         "e.src = b.src AND e.dst = b.dst AND e.type = b.type AND e.until_seq IS NULL)")
         if batch.renames:
             _register(con, "renames", pa.table({"nid": list(batch.renames), "name": list(batch.renames.values())}))
-            con.execute("UPDATE nodes SET name = r.name FROM renames r WHERE nodes.nid = r.nid")
+            _run(con, "UPDATE nodes SET name = r.name FROM renames r WHERE nodes.nid = r.nid")
         if batch.statuses:
             items = list(batch.statuses.items())
             _register(con, "statuses", pa.table({"nid": [k for k, _ in items], "status": [v[0] for _, v in items],
                                                  "seq": [v[1] for _, v in items], "time": [v[2] for _, v in items]}))
-            con.execute("UPDATE nodes SET status = s.status, status_seq = s.seq, "
+            _run(con, "UPDATE nodes SET status = s.status, status_seq = s.seq, "
                         "status_time = CAST(s.time AS TIMESTAMP) FROM statuses s WHERE nodes.nid = s.nid")
         if batch.types:
             _register(con, "counts", pa.table({"type": [t for t, _ in batch.types],
                                                "mapped": [m for _, m in batch.types],
                                                "events": list(batch.types.values())}))
-            con.execute("INSERT INTO event_types SELECT type, mapped, events FROM counts "
+            _run(con, "INSERT INTO event_types SELECT type, mapped, events FROM counts "
                         "ON CONFLICT (type) DO UPDATE SET events = event_types.events + excluded.events")
 
         for name in ("new_nodes", "new_edges", "renames", "statuses", "counts"):
@@ -159,7 +164,7 @@ class LineageStore:
     def content_hash(self) -> str:
         """A hash of every table's sorted rows: equal read models give equal hashes."""
         digest = hashlib.sha256()
-        cur = self.con.cursor()
+        cur = self.cursor()
         try:
             for table in sorted(TABLES):
                 digest.update(table.encode())
@@ -172,6 +177,11 @@ class LineageStore:
     def close(self) -> None:
         with self._lock:
             self.con.close()
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Execute and consume the result: DuckDB keeps a connection busy until its result is read."""
+    return con.execute(sql, params or []).fetchall()
 
 
 def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

@@ -4,35 +4,19 @@ runs, an alias moved; upstream, impact and as-of answers asserted exactly; rebui
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from lineage_support import refs, wait_for_lineage
 
 import cairn
 from cairn.sdk.lineage import Lineage
 
-from platform_harness import Platform, stream_last_seq
+from platform_harness import Platform
 
 P = "lin-shop"
-
-
-def wait_for_lineage(platform: Platform) -> int:
-    """Until the lineage projection has applied everything in the log; returns that sequence."""
-    target = stream_last_seq(platform)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{platform.gateway}/api/v1/status", headers=platform.headers, timeout=10).json()
-        if (status["services"]["lineage"].get("applied_seq") or 0) >= target:
-            return target
-        time.sleep(0.05)
-    raise TimeoutError("the lineage projection did not catch up")
-
-
-def refs(answer: dict[str, Any]) -> set[str]:
-    return {node["ref"] for node in answer["nodes"]}
 
 
 def write(root: Path, name: str, files: dict[str, bytes]) -> Path:
