@@ -4,14 +4,17 @@ runs, an alias moved; upstream, impact and as-of answers asserted exactly; rebui
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from lineage_support import refs, wait_for_lineage
 
 import cairn
+from cairn.cli.main import cli
 from cairn.sdk.lineage import Lineage
 
 from platform_harness import Platform
@@ -162,3 +165,27 @@ def test_rebuild_gives_an_identical_database(shop: dict[str, Any], platform: Pla
     stats = admin.get("/stats").json()
     assert stats["nodes"]["run"] >= 3 and stats["edges"]["promoted_to"] == 2
     assert any(not t["mapped"] and t["type"] == "project.created" for t in stats["event_types"])
+
+
+def test_cli_lineage_commands(shop: dict[str, Any], platform: Platform) -> None:
+    runner = CliRunner(env={"CAIRN_TOKEN": platform.token})
+
+    def cli_json(*args: str) -> Any:
+        result = runner.invoke(cli, ["--url", platform.gateway, "--json", "lineage", *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    assert refs(cli_json("impact", "dataset:reviews@v1", "-p", P)) == {f"run:{shop['r1']}", "model:churn@v1"}
+    assert refs(cli_json("upstream", "model:churn@v2", "-p", P, "--depth", "1")) == {
+        f"run:{shop['r4']}", f"blob:{shop['m4']}"}
+    assert cli_json("sql", "SELECT count(*) AS n FROM lineage_nodes WHERE kind = 'alias'")["rows"] == [[1]]
+    text = runner.invoke(cli, ["--url", platform.gateway, "lineage", "graph", "model:churn@2", "-p", P,
+                               "--format", "dot"])
+    assert text.exit_code == 0 and text.output.startswith("digraph lineage {")
+    bad = runner.invoke(cli, ["--url", platform.gateway, "lineage", "upstream", "dataset:nope@v1", "-p", P])
+    assert bad.exit_code == 1 and "no lineage node" in bad.output
+    lines = runner.invoke(cli, ["--url", platform.gateway, "lineage", "openlineage", "-p", P, "--run", shop["r1"]])
+    assert [json.loads(line)["eventType"] for line in lines.output.splitlines()] == ["START", "COMPLETE"]
+    for command in ([], ["upstream"], ["downstream"], ["impact"], ["graph"], ["sql"], ["openlineage"]):
+        result = runner.invoke(cli, ["lineage", *command, "--help"])
+        assert result.exit_code == 0 and "Example" in result.output, command

@@ -12,6 +12,7 @@ import click
 from cairn.cli.access import audit, members, tokens, webhooks, whoami
 from cairn.cli.datasets import artifacts, datasets
 from cairn.cli.fingerprint import fingerprint
+from cairn.cli.lineage import lineage
 from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
 from cairn.cli.registry import experiments, models, projects, runs
 from cairn.kernel.settings import DEFAULT_DATA_DIR
@@ -109,6 +110,7 @@ def events_tail(ctx: Ctx, project: str | None, types: tuple[str, ...], since: in
 for group in (projects, experiments, runs, models, tokens, members, audit, webhooks, whoami, datasets,
               artifacts, fingerprint):
     cli.add_command(group)
+cli.add_command(lineage)
 
 if __name__ == "__main__":
     cli()
