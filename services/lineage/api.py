@@ -107,8 +107,8 @@ def _run_events(q: LineageQueries, project: str, projects: list[str] | None, nid
     row = q._node_row(nid)
     assert row is not None
     run = node_json(row)
-    status_time = q.store.query("SELECT status_time FROM nodes WHERE nid = ?", [nid])[0][0]
-    run["status_time"] = status_time.isoformat() + "Z" if status_time else None
+    status = q.statuses([nid]).get(nid)
+    run["status"], run["status_time"] = (status[0], status[2].isoformat() + "Z") if status else (None, None)
     inputs, outputs = q.run_io(nid, projects)
     return openlineage_events(project, run, inputs, outputs)
 

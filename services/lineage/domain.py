@@ -31,7 +31,8 @@ RAN_IN = "ran_in"            # job -> run: the run is the job's execution
 PART_OF = "part_of"          # sweep -> job / run: a trial of the sweep
 DEPLOYED_AS = "deployed_as"  # model_version / alias -> deployment
 EDGE_TYPES = (USED, PRODUCED, CONTENT_OF, VERSION_OF, PROMOTED_TO, RAN_WITH, RAN_IN, PART_OF, DEPLOYED_AS)
-STRUCTURAL = (VERSION_OF,)  # shown in graphs, not followed by upstream/impact walks
+STRUCTURAL = (VERSION_OF,)
+CLOSABLE = (PROMOTED_TO, DEPLOYED_AS)  # edges that end when what they point at moves on  # shown in graphs, not followed by upstream/impact walks
 
 
 def node_id(key: str) -> int:

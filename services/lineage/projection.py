@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cairn.kernel.envelope import Event
-from cairn.services.lineage.domain import MAPPING, EventMapping, NodeSpec, node_id
+from cairn.services.lineage.domain import (
+    CLOSABLE,
+    MAPPING,
+    STRUCTURAL,
+    EventMapping,
+    NodeSpec,
+    node_id,
+)
 
 NODE_COLUMNS = ("nid", "key", "kind", "project", "name", "version", "parent", "title", "seq", "time")
 EDGE_COLUMNS = ("src", "dst", "type", "project", "label", "seq", "time", "until_seq", "until_time")
@@ -20,18 +27,20 @@ class GraphBatch:
     """Everything one batch of events changes, in application order where order matters."""
 
     nodes: dict[int, tuple[Any, ...]] = field(default_factory=dict)
-    edges: list[list[Any]] = field(default_factory=list)
-    open_edges: dict[tuple[int, str], list[int]] = field(default_factory=dict)  # (dst, type) -> edge rows
+    edges: list[tuple[Any, ...]] = field(default_factory=list)  # edges that never end
+    structure_edges: list[tuple[Any, ...]] = field(default_factory=list)  # not walked (STRUCTURAL)
+    interval_edges: list[list[Any]] = field(default_factory=list)  # edges that may end (CLOSABLE)
+    open_edges: dict[tuple[int, str], list[int]] = field(default_factory=dict)  # (dst, type) -> rows
     closes: dict[tuple[int, str], tuple[int, str]] = field(default_factory=dict)  # first close per (dst, type)
     renames: dict[int, str] = field(default_factory=dict)
-    statuses: dict[int, tuple[str, int, str]] = field(default_factory=dict)
+    statuses: list[tuple[int, str, int, str]] = field(default_factory=list)
     types: Counter[tuple[str, bool]] = field(default_factory=Counter)
-    _ids: dict[str, int] = field(default_factory=dict)
+    ids: dict[str, int] = field(default_factory=dict)  # key -> node id, may be shared between batches
 
     def nid(self, key: str) -> int:
-        found = self._ids.get(key)
+        found = self.ids.get(key)
         if found is None:
-            found = self._ids[key] = node_id(key)
+            found = self.ids[key] = node_id(key)
         return found
 
     def node(self, spec: NodeSpec, event: Event) -> int:
@@ -43,13 +52,19 @@ class GraphBatch:
         return nid
 
     def edge(self, src: int, dst: int, edge_type: str, event: Event, label: str | None = None) -> None:
-        self.edges.append([src, dst, edge_type, event.project, label, event.sequence, event.time, None, None])
-        self.open_edges.setdefault((dst, edge_type), []).append(len(self.edges) - 1)
+        row = (src, dst, edge_type, event.project, label, event.sequence, event.time, None, None)
+        if edge_type in CLOSABLE:
+            self.interval_edges.append(list(row))
+            self.open_edges.setdefault((dst, edge_type), []).append(len(self.interval_edges) - 1)
+        elif edge_type in STRUCTURAL:
+            self.structure_edges.append(row)
+        else:
+            self.edges.append(row)
 
     def close_edges_into(self, dst: int, edge_type: str, event: Event) -> None:
         """End every open ``edge_type`` edge into ``dst`` at this event (an alias moving away)."""
         for index in self.open_edges.pop((dst, edge_type), []):
-            self.edges[index][7:9] = [event.sequence, event.time]
+            self.interval_edges[index][7:9] = [event.sequence, event.time]
         # Edges from earlier batches: the first close in a batch ends them (later ones find none).
         self.closes.setdefault((dst, edge_type), (event.sequence, event.time))
 
@@ -60,7 +75,7 @@ class GraphBatch:
         self.renames[nid] = name
 
     def set_status(self, nid: int, status: str, event: Event) -> None:
-        self.statuses[nid] = (status, event.sequence, event.time)
+        self.statuses.append((nid, status, event.sequence, event.time))
 
     def columns(self, rows: list[Any], names: tuple[str, ...]) -> dict[str, list[Any]]:
         return {name: list(col) for name, col in zip(names, zip(*rows))} if rows else {n: [] for n in names}
@@ -69,8 +84,16 @@ class GraphBatch:
 class LineageProjection:
     """The projection's entry point: count every event's type, apply those the graph maps."""
 
-    def __init__(self, mapping: EventMapping = MAPPING) -> None:
+    def __init__(self, mapping: EventMapping = MAPPING, cached_ids: int = 200_000) -> None:
         self.mapping = mapping
+        self.cached_ids = cached_ids
+        self._ids: dict[str, int] = {}
+
+    def new_batch(self) -> GraphBatch:
+        """An empty batch that shares this projection's cache of node ids (ids are pure hashes)."""
+        if len(self._ids) > self.cached_ids:
+            self._ids.clear()
+        return GraphBatch(ids=self._ids)
 
     def __call__(self, batch: GraphBatch, event: Event) -> None:
         handler = self.mapping.handler_for(event.type)

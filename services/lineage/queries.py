@@ -7,18 +7,20 @@ existed then."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from cairn.kernel.errors import InvalidInput, NotFound
-from cairn.services.lineage.domain import STRUCTURAL, VERSION_OF, node_id
+from cairn.services.lineage.domain import node_id
 from cairn.services.lineage.refs import NodeRef, display_ref, parse_ref
 from cairn.services.lineage.store import LineageStore
 
+PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 IMPACT_KINDS = ("run", "model_version", "alias", "deployment", "dataset_version", "job")
-NODE_FIELDS = """n.nid, n.kind, n.project, coalesce(p.name, n.name) AS name, n.version, n.title, n.status,
-                 n.seq, n.time"""
+NODE_FIELDS = """n.nid, n.kind, n.project, coalesce(p.name, n.name) AS name, n.version, n.title,
+                 NULL AS status, n.seq, n.time"""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,26 @@ def _filters(alias: str, projects: list[str] | None, as_of: AsOf | None) -> tupl
     return sql, params
 
 
+def _walk_edges(projects: list[str] | None, as_of: AsOf | None, table: str | None = None) -> tuple[str, list[Any]]:
+    """The edges a walk may follow, as a subquery with its filters pushed into the scans: project
+    names go in as literals (checked against the project-name pattern first) so DuckDB can skip
+    data by them; sequences and times are parameters."""
+    where = ""
+    if projects is not None:
+        safe = [p for p in projects if PROJECT_RE.match(p)]
+        where = f" AND project IN ({', '.join(repr(p) for p in safe)})" if safe else " AND FALSE"
+    if as_of is None:
+        ever, ended, params_ever, params_ended = "", " AND until_seq IS NULL", [], []
+    else:
+        col, value = ("seq", as_of.seq) if as_of.seq is not None else ("time", as_of.time)
+        ever, params_ever = f" AND {col} <= ?", [value]
+        ended, params_ended = f" AND {col} <= ? AND (until_{col} IS NULL OR until_{col} > ?)", [value, value]
+    if table is not None:
+        return f"(SELECT src, dst FROM {table} WHERE TRUE{where}{ever})", params_ever
+    return (f"(SELECT src, dst FROM flow_edges WHERE TRUE{where}{ever} "
+            f"UNION ALL SELECT src, dst FROM interval_edges WHERE TRUE{where}{ended})", params_ever + params_ended)
+
+
 def node_json(row: tuple[Any, ...], depth: int | None = None) -> dict[str, Any]:
     _, kind, project, name, version, title, status, seq, time = row[:9]
     out = {"ref": display_ref(kind, name, version), "kind": kind, "project": project, "title": title,
@@ -90,6 +112,23 @@ class LineageQueries:
         rows = self.store.query(f"SELECT {NODE_FIELDS} FROM nodes n LEFT JOIN nodes p ON p.nid = n.parent "
                                 "WHERE n.nid = ?", [nid])
         return rows[0] if rows else None
+
+    def statuses(self, nids: list[int], as_of: AsOf | None = None) -> dict[int, tuple[str, int, datetime]]:
+        """The latest status (and its sequence and time) of each of ``nids`` that has one."""
+        if not nids:
+            return {}
+        sql, params = "", []
+        if as_of is not None:
+            sql, params = (" AND seq <= ?", [as_of.seq]) if as_of.seq is not None else (" AND time <= ?", [as_of.time])
+        rows = self.store.query("SELECT nid, arg_max(status, seq), max(seq), arg_max(time, seq) FROM statuses "
+                                f"WHERE list_contains(?::BIGINT[], nid){sql} GROUP BY nid", [nids, *params])
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def _fill_status(self, items: list[dict[str, Any]], nids: list[int], as_of: AsOf | None) -> None:
+        found = self.statuses([n for n, i in zip(nids, items) if i["kind"] == "run"], as_of)
+        for nid, item in zip(nids, items):
+            if nid in found:
+                item["status"] = found[nid][0]
 
     def _key(self, ref: NodeRef) -> str:
         if ref.project is None:
@@ -127,36 +166,43 @@ class LineageQueries:
             if not self.store.query(f"SELECT 1 FROM edges e WHERE (e.src = ? OR e.dst = ?){sql} LIMIT 1",
                                     [nid, nid, *params]):
                 raise NotFound(f"no lineage node {text!r} in your projects")
-        return nid, node_json(row)
+        node = node_json(row)
+        self._fill_status([node], [nid], as_of)
+        return nid, node
 
     def walk(self, nid: int, direction: str, *, depth: int | None, projects: list[str] | None,
              as_of: AsOf | None) -> list[dict[str, Any]]:
-        """Every node reachable from ``nid`` (its versions, for a dataset or model), nearest first."""
+        """Every node reachable from ``nid`` (its versions, for a dataset or model), nearest first.
+
+        Each step is a semi-join of the frontier against the walkable edges (so the small side is
+        hashed and the edges are scanned once per level), keyed by node so a node is visited once.
+        """
         this, other = ("dst", "src") if direction == "upstream" else ("src", "dst")
-        sql, params = _filters("e", projects, as_of)
-        seed_sql, seed_params = _filters("v", projects, as_of)
-        depth_sql = " AND w.depth < ?" if depth is not None else ""
-        skip = ", ".join(f"'{t}'" for t in STRUCTURAL)
+        edges, edge_params = _walk_edges(projects, as_of)
+        seed, seed_params = _walk_edges(projects, as_of, table="structure_edges")
+        depth_sql = " WHERE depth < ?" if depth is not None else ""
         query = f"""
         WITH RECURSIVE walk(nid, depth) USING KEY (nid) AS (
-            SELECT nid, 0 FROM (SELECT ?::BIGINT AS nid UNION
-                                SELECT v.src FROM edges v WHERE v.dst = ? AND v.type = '{VERSION_OF}'{seed_sql})
+            SELECT nid, 0 FROM (SELECT ?::BIGINT AS nid UNION SELECT v.src FROM {seed} v WHERE v.dst = ?)
             UNION
-            SELECT e.{other}, w.depth + 1 FROM walk w JOIN edges e ON e.{this} = w.nid
-            WHERE e.type NOT IN ({skip}){depth_sql}{sql}
+            SELECT DISTINCT e.{other}, (SELECT max(depth) FROM walk) + 1 FROM {edges} e
+            WHERE e.{this} IN (SELECT nid FROM walk{depth_sql})
               AND e.{other} NOT IN (SELECT nid FROM recurring.walk)
         )
         SELECT {NODE_FIELDS}, w.depth FROM walk w JOIN nodes n ON n.nid = w.nid
         LEFT JOIN nodes p ON p.nid = n.parent WHERE w.depth > 0 ORDER BY w.depth, n.kind, n.seq"""
-        args = [nid, nid, *seed_params, *([depth] if depth is not None else []), *params]
-        return [dict(node_json(row, row[9]), nid=row[0]) for row in self.store.query(query, args)]
+        args = [nid, *seed_params, nid, *edge_params, *([depth] if depth is not None else [])]
+        rows = self.store.query(query, args)
+        items = [dict(node_json(row, row[9]), nid=row[0]) for row in rows]
+        self._fill_status(items, [row[0] for row in rows], as_of)
+        return items
 
     def edges_among(self, nids: list[int], projects: list[str] | None, as_of: AsOf | None) -> list[tuple[Any, ...]]:
         sql, params = _filters("e", projects, as_of)
         return self.store.query(
-            "SELECT e.src, e.dst, e.type, e.label, e.seq, e.until_seq FROM edges e "
+            "SELECT e.src, e.dst, e.type, min(e.label), min(e.seq), max(e.until_seq) FROM edges e "
             f"WHERE list_contains(?::BIGINT[], e.src) AND list_contains(?::BIGINT[], e.dst){sql} "
-            "ORDER BY e.seq, e.src, e.dst", [nids, nids, *params])
+            "GROUP BY e.src, e.dst, e.type ORDER BY 5, 1, 2", [nids, nids, *params])
 
     def graph(self, nid: int, node: dict[str, Any], direction: str, *, depth: int | None,
               projects: list[str] | None, as_of: AsOf | None) -> dict[str, Any]:

@@ -23,17 +23,31 @@ from cairn.kernel.envelope import Event
 from cairn.services.lineage.projection import EDGE_COLUMNS, NODE_COLUMNS, GraphBatch
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS tracking (name VARCHAR PRIMARY KEY, last_seq BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS tracking (name VARCHAR NOT NULL, last_seq BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (
     nid BIGINT PRIMARY KEY, key VARCHAR NOT NULL, kind VARCHAR NOT NULL, project VARCHAR,
     name VARCHAR NOT NULL, version VARCHAR, parent BIGINT, title VARCHAR,
-    seq BIGINT NOT NULL, time TIMESTAMP NOT NULL,
-    status VARCHAR, status_seq BIGINT, status_time TIMESTAMP);
-CREATE TABLE IF NOT EXISTS edges (
+    seq BIGINT NOT NULL, time TIMESTAMP NOT NULL);
+-- Edges in three tables by how they are used: flow edges (walked, never end: most of them),
+-- interval edges (walked, may end: an alias moving away; small, so ending one scans little) and
+-- structure edges (version_of: shown, not walked). A walk scans only what it may follow.
+CREATE TABLE IF NOT EXISTS flow_edges (
+    src BIGINT NOT NULL, dst BIGINT NOT NULL, type VARCHAR NOT NULL, project VARCHAR NOT NULL,
+    label VARCHAR, seq BIGINT NOT NULL, time TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS structure_edges (
+    src BIGINT NOT NULL, dst BIGINT NOT NULL, type VARCHAR NOT NULL, project VARCHAR NOT NULL,
+    label VARCHAR, seq BIGINT NOT NULL, time TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS interval_edges (
     src BIGINT NOT NULL, dst BIGINT NOT NULL, type VARCHAR NOT NULL, project VARCHAR NOT NULL,
     label VARCHAR, seq BIGINT NOT NULL, time TIMESTAMP NOT NULL, until_seq BIGINT, until_time TIMESTAMP);
-CREATE TABLE IF NOT EXISTS event_types (
-    type VARCHAR PRIMARY KEY, mapped BOOLEAN NOT NULL, events BIGINT NOT NULL);
+CREATE OR REPLACE VIEW edges AS
+    SELECT *, NULL::BIGINT AS until_seq, NULL::TIMESTAMP AS until_time FROM flow_edges
+    UNION ALL SELECT *, NULL::BIGINT, NULL::TIMESTAMP FROM structure_edges
+    UNION ALL SELECT * FROM interval_edges;
+-- Status changes (runs), appended; the latest by sequence is the status.
+CREATE TABLE IF NOT EXISTS statuses (nid BIGINT NOT NULL, status VARCHAR NOT NULL, seq BIGINT NOT NULL,
+    time TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS event_types (type VARCHAR NOT NULL, mapped BOOLEAN NOT NULL, events BIGINT NOT NULL);
 """
 
 # The documented views for `cairn lineage sql` (docs/lineage.md): readable references, no ids.
@@ -41,22 +55,24 @@ VIEWS = """
 CREATE OR REPLACE VIEW lineage_nodes AS
 SELECT n.kind, n.project, n.key,
        CASE WHEN n.parent IS NOT NULL THEN coalesce(p.name, n.name) || '@' || n.version ELSE n.name END AS label,
-       n.title, n.status, n.seq, n.time
-FROM nodes n LEFT JOIN nodes p ON p.nid = n.parent;
+       n.title, s.status, n.seq, n.time
+FROM nodes n LEFT JOIN nodes p ON p.nid = n.parent
+LEFT JOIN (SELECT nid, arg_max(status, seq) AS status FROM statuses GROUP BY nid) s ON s.nid = n.nid;
 CREATE OR REPLACE VIEW lineage_edges AS
 SELECT s.key AS src, e.type, d.key AS dst, e.project, e.label, e.seq, e.time, e.until_seq, e.until_time
 FROM edges e JOIN nodes s ON s.nid = e.src JOIN nodes d ON d.nid = e.dst;
 CREATE OR REPLACE VIEW lineage_event_types AS SELECT type, mapped, events FROM event_types;
 """
 
-TABLES = ("tracking", "nodes", "edges", "event_types")
+TABLES = ("tracking", "nodes", "flow_edges", "structure_edges", "interval_edges", "statuses", "event_types")
+VIEWS_DROP = ("lineage_nodes", "lineage_edges", "lineage_event_types", "edges")
 BatchHandler = Callable[[GraphBatch, Event], None]
 
 
 class LineageStore:
     """A lineage database file. ``apply`` is called from one writer thread at a time."""
 
-    def __init__(self, path: str | os.PathLike[str], *, threads: int = 2, memory_limit: str = "1GB") -> None:
+    def __init__(self, path: str | os.PathLike[str], *, threads: int = 1, memory_limit: str = "1GB") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # No reading or writing of files from SQL: the admin SQL route runs on this database.
@@ -99,15 +115,18 @@ class LineageStore:
             try:
                 rows = _run(con, "SELECT last_seq FROM tracking WHERE name=?", [name])
                 last = int(rows[0][0]) if rows else 0
-                batch = GraphBatch()
+                new_batch = getattr(handler, "new_batch", None)
+                batch = new_batch() if new_batch is not None else GraphBatch()
                 for event in events:
                     if event.sequence <= last:
                         continue  # already applied before a crash: never apply twice
                     handler(batch, event)
                     last = event.sequence
                 self._write(con, batch)
-                _run(con, "INSERT INTO tracking VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
-                            "last_seq = excluded.last_seq", [name, last])
+                if rows:
+                    _run(con, "UPDATE tracking SET last_seq = ? WHERE name = ?", [last, name])
+                else:
+                    _run(con, "INSERT INTO tracking VALUES (?, ?)", [name, last])
                 _run(con, "COMMIT")
             except BaseException:
                 _run(con, "ROLLBACK")
@@ -115,47 +134,61 @@ class LineageStore:
         return last
 
     def _write(self, con: duckdb.DuckDBPyConnection, batch: GraphBatch) -> None:
-        for (dst, edge_type), (seq, time) in batch.closes.items():
-            _run(con, "UPDATE edges SET until_seq = ?, until_time = CAST(? AS TIMESTAMP) "
-                        "WHERE dst = ? AND type = ? AND until_seq IS NULL", [seq, time, dst, edge_type])
+        tables = {}
+        if batch.closes:
+            items = list(batch.closes.items())
+            tables["closes"] = pa.table({"dst": [k[0] for k, _ in items], "type": [k[1] for k, _ in items],
+                                         "seq": [v[0] for _, v in items], "time": [v[1] for _, v in items]})
         if batch.nodes:
-            _register(con, "new_nodes", pa.table(batch.columns(list(batch.nodes.values()), NODE_COLUMNS)))
-            _run(con, "INSERT INTO nodes SELECT b.nid, b.key, b.kind, b.project, b.name, b.version, b.parent, "
-                        "b.title, b.seq, CAST(b.time AS TIMESTAMP), NULL, NULL, NULL "
-                        "FROM new_nodes b ANTI JOIN nodes n ON n.nid = b.nid")
-        if batch.edges:
-            _register(con, "new_edges", pa.table(batch.columns(batch.edges, EDGE_COLUMNS), schema=_EDGE_SCHEMA))
-            # An edge already open with the same ends and type is the same fact told again.
-            _run(con, "INSERT INTO edges SELECT b.src, b.dst, b.type, b.project, b.label, b.seq, "
-                        "CAST(b.time AS TIMESTAMP), b.until_seq, CAST(b.until_time AS TIMESTAMP) "
-                        "FROM (SELECT * FROM new_edges QUALIFY row_number() OVER "
-                        "      (PARTITION BY src, dst, type, until_seq IS NULL ORDER BY seq) = 1 "
-                        "      OR until_seq IS NOT NULL) b "
-                        "WHERE b.until_seq IS NOT NULL OR NOT EXISTS (SELECT 1 FROM edges e WHERE "
-                        "e.src = b.src AND e.dst = b.dst AND e.type = b.type AND e.until_seq IS NULL)")
+            tables["new_nodes"] = pa.table(batch.columns(list(batch.nodes.values()), NODE_COLUMNS))
+        for name, rows in (("new_flow_edges", batch.edges), ("new_structure_edges", batch.structure_edges)):
+            if rows:
+                tables[name] = pa.table(batch.columns(rows, EDGE_COLUMNS[:7]), schema=_FLOW_SCHEMA)
+        if batch.interval_edges:
+            tables["new_interval_edges"] = pa.table(batch.columns(batch.interval_edges, EDGE_COLUMNS),
+                                                    schema=_EDGE_SCHEMA)
         if batch.renames:
-            _register(con, "renames", pa.table({"nid": list(batch.renames), "name": list(batch.renames.values())}))
-            _run(con, "UPDATE nodes SET name = r.name FROM renames r WHERE nodes.nid = r.nid")
+            tables["renames"] = pa.table({"nid": list(batch.renames), "name": list(batch.renames.values())})
         if batch.statuses:
-            items = list(batch.statuses.items())
-            _register(con, "statuses", pa.table({"nid": [k for k, _ in items], "status": [v[0] for _, v in items],
-                                                 "seq": [v[1] for _, v in items], "time": [v[2] for _, v in items]}))
-            _run(con, "UPDATE nodes SET status = s.status, status_seq = s.seq, "
-                        "status_time = CAST(s.time AS TIMESTAMP) FROM statuses s WHERE nodes.nid = s.nid")
-        if batch.types:
-            _register(con, "counts", pa.table({"type": [t for t, _ in batch.types],
-                                               "mapped": [m for _, m in batch.types],
-                                               "events": list(batch.types.values())}))
-            _run(con, "INSERT INTO event_types SELECT type, mapped, events FROM counts "
-                        "ON CONFLICT (type) DO UPDATE SET events = event_types.events + excluded.events")
-
-        for name in ("new_nodes", "new_edges", "renames", "statuses", "counts"):
-            con.unregister(name)
+            tables["new_statuses"] = pa.table(batch.columns(batch.statuses, ("nid", "status", "seq", "time")))
+        tables["counts"] = pa.table({"type": [t for t, _ in batch.types], "mapped": [m for _, m in batch.types],
+                                     "events": list(batch.types.values())},
+                                    schema=pa.schema([("type", pa.string()), ("mapped", pa.bool_()),
+                                                      ("events", pa.int64())]))
+        for name, table in tables.items():
+            con.register(name, table)
+        try:
+            if "closes" in tables:  # edges from earlier batches; this batch's own were ended in memory
+                _run(con, "UPDATE interval_edges SET until_seq = c.seq, until_time = CAST(c.time AS TIMESTAMP) "
+                          "FROM closes c WHERE interval_edges.dst = c.dst AND interval_edges.type = c.type "
+                          "AND interval_edges.until_seq IS NULL")
+            if "new_nodes" in tables:
+                _run(con, "INSERT OR IGNORE INTO nodes SELECT nid, key, kind, project, name, version, parent, "
+                          "title, seq, CAST(time AS TIMESTAMP) FROM new_nodes")
+            for name in ("flow_edges", "structure_edges"):
+                if f"new_{name}" in tables:
+                    _run(con, f"INSERT INTO {name} SELECT src, dst, type, project, label, seq, "
+                              f"CAST(time AS TIMESTAMP) FROM new_{name}")
+            if "new_interval_edges" in tables:
+                _run(con, "INSERT INTO interval_edges SELECT src, dst, type, project, label, seq, "
+                          "CAST(time AS TIMESTAMP), until_seq, CAST(until_time AS TIMESTAMP) FROM new_interval_edges")
+            if "renames" in tables:
+                _run(con, "UPDATE nodes SET name = r.name FROM renames r WHERE nodes.nid = r.nid")
+            if "new_statuses" in tables:
+                _run(con, "INSERT INTO statuses SELECT nid, status, seq, CAST(time AS TIMESTAMP) FROM new_statuses")
+            if batch.types:
+                _run(con, "UPDATE event_types SET events = event_types.events + c.events FROM counts c "
+                          "WHERE event_types.type = c.type")
+                _run(con, "INSERT INTO event_types SELECT c.* FROM counts c ANTI JOIN event_types t "
+                          "ON t.type = c.type")
+        finally:
+            for name in tables:
+                con.unregister(name)
 
     def reset(self) -> None:
         """Drop every table and create the schema again (for a rebuild by replay)."""
         with self._lock:
-            for view in ("lineage_nodes", "lineage_edges", "lineage_event_types"):
+            for view in VIEWS_DROP:
                 self.con.execute(f"DROP VIEW IF EXISTS {view}")
             for table in TABLES:
                 self.con.execute(f"DROP TABLE IF EXISTS {table}")
@@ -184,10 +217,9 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = No
     return con.execute(sql, params or []).fetchall()
 
 
-def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
-    con.register(name, table)
-
-
+_FLOW_SCHEMA = pa.schema([("src", pa.int64()), ("dst", pa.int64()), ("type", pa.string()),
+                          ("project", pa.string()), ("label", pa.string()), ("seq", pa.int64()),
+                          ("time", pa.string())])
 _EDGE_SCHEMA = pa.schema([("src", pa.int64()), ("dst", pa.int64()), ("type", pa.string()),
                           ("project", pa.string()), ("label", pa.string()), ("seq", pa.int64()),
                           ("time", pa.string()), ("until_seq", pa.int64()), ("until_time", pa.string())])

@@ -93,7 +93,8 @@ def test_graph_edges_and_counts(tmp_path: Path) -> None:
     assert ("commit:c0ffee", "ran_with", "run:p/r1") in edges
     assert ("job:p/j1", "ran_in", "run:p/r1") in edges and ("sweep:p/s1", "part_of", "job:p/j1") in edges
     assert any(s.startswith("environment:") and t == "ran_with" for s, t, _ in edges)
-    assert len([e for e in edges if e[1] == "used"]) == 1  # told twice, recorded once
+    used = store.query("SELECT seq FROM lineage_edges WHERE type = 'used' ORDER BY seq")
+    assert used == [(3,), (4,)]  # told twice: two facts, one edge in every answer
     counts = {t: (m, n) for t, m, n in store.query("SELECT * FROM lineage_event_types")}
     assert counts["metrics.logged"] == (False, 1) and counts["run.dataset_used"] == (True, 2)
     # The alias moved: one closed edge from v1, one open from v2; the rename shows through.
@@ -104,8 +105,8 @@ def test_graph_edges_and_counts(tmp_path: Path) -> None:
     up = _refs(q.walk(q.resolve("run:r1", "p", None)[0], "upstream", depth=None, projects=None, as_of=None))
     assert up == {"dataset:reviews@v1", f"blob:{D1}", "commit:c0ffee", "job:j1", "sweep:s1",
                   next(r for r in up if r.startswith("environment:"))}
-    status = store.query("SELECT status, status_seq FROM nodes WHERE key = 'run:p/r1'")
-    assert status == [("finished", 16)]
+    assert q.statuses([nid_r1 := q.resolve("run:r1", "p", None)[0]])[nid_r1][:2] == ("finished", 16)
+    assert q.statuses([nid_r1], AsOf(seq=15))[nid_r1][:2] == ("running", 2)
 
 
 def test_as_of_a_time(tmp_path: Path) -> None:
