@@ -189,3 +189,19 @@ def test_cli_lineage_commands(shop: dict[str, Any], platform: Platform) -> None:
     for command in ([], ["upstream"], ["downstream"], ["impact"], ["graph"], ["sql"], ["openlineage"]):
         result = runner.invoke(cli, ["lineage", *command, "--help"])
         assert result.exit_code == 0 and "Example" in result.output, command
+
+
+def test_sigkilled_lineage_catches_up_on_restart_and_matches_a_rebuild(shop: dict[str, Any], platform: Platform,
+                                                                     lineage: Lineage) -> None:
+    platform.kill("lineage")
+    with cairn.Client(platform.gateway, token=platform.token) as client:
+        late = cairn.start_run(P, "shop", name="while-down", client=client, system_metrics=False)
+        late.use_dataset("reviews@v2")
+        late.finish()
+    platform.start_service("lineage")
+    platform.wait_healthy()
+    wait_for_lineage(platform)
+    assert refs(lineage.impact(P, "dataset:reviews@v2")) == {f"run:{late.id}"}
+    admin = httpx.Client(base_url=f"{platform.gateway}/api/v1/lineage", headers=platform.headers, timeout=120)
+    before = admin.get("/admin/content-hash").json()["content_hash"]
+    assert admin.post("/admin/rebuild").json()["content_hash"] == before
