@@ -29,11 +29,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import psutil
 
 from cairn.kernel.envelope import Event
 from cairn.services.lineage.domain import node_id
 from cairn.services.lineage.projection import projection
-from cairn.services.lineage.queries import LineageQueries
+from cairn.services.lineage.queries import IMPACT_KINDS, LineageQueries
 from cairn.services.lineage.store import LineageStore
 
 PROJECT = "bench"
@@ -89,10 +90,10 @@ def generate(runs: int, seed: int) -> list[Event]:
         for _ in range(rng.randint(1, 5)):  # recent versions are used most (fan-in and fan-out)
             name, v = versions[max(0, len(versions) - 1 - int(rng.expovariate(1 / 15)))]
             emit("run.dataset_used", "run", run_id, {"dataset": name, "version": v, "manifest_digest": "0" * 64})
-        for k in range(rng.randint(20, 60)):
+        for k in range(rng.randint(25, 65)):
             emit("run.params_logged" if k % 2 else "run.tag_set", "run", run_id,
                  {"params": {f"p{k}": "1"}} if k % 2 else {"key": f"t{k}", "value": "x"})
-        for k in range(rng.randint(30, 60)):
+        for k in range(rng.randint(35, 65)):
             d = digest(rng)
             recent_artifacts.append(d)
             emit("run.artifact_logged", "run", run_id, {"name": f"ckpt-{k}.pt", "digest": d, "kind": "file",
@@ -163,6 +164,7 @@ class DictGraph:
         self.up[dst].add(src)
 
     def walk(self, start: str, direction: str, depth: int) -> dict[str, int]:
+        """BFS to ``depth``; "impact" is downstream without blobs (as the lineage service answers)."""
         adjacency = self.up if direction == "upstream" else self.down
         seen = {start: 0}
         frontier = [start]
@@ -177,6 +179,8 @@ class DictGraph:
             if not frontier:
                 break
         del seen[start]
+        if direction == "impact":
+            return {k: v for k, v in seen.items() if not k.startswith("blob:")}
         return seen
 
 
@@ -208,9 +212,11 @@ def main() -> None:
                                       "SELECT 'edges', count(*) FROM edges"))
             print(f"build: {len(events) / seconds:,.0f} events/s ({seconds:.1f}s, batch {size}; "
                   f"{counts['nodes']:,} nodes, {counts['edges']:,} edges; {os.path.getsize(path) / 1e6:.0f} MB)")
+        rss = psutil.Process().memory_info().rss
         started = time.perf_counter()
         graph = DictGraph(events)
-        print(f"python dict graph built in {time.perf_counter() - started:.1f}s")
+        print(f"python dict graph built in {time.perf_counter() - started:.1f}s, "
+              f"+{(psutil.Process().memory_info().rss - rss) / 1e6:.0f} MB resident")
 
         rng = random.Random(args.seed + 1)
         q = LineageQueries(store)
@@ -219,7 +225,7 @@ def main() -> None:
         cases = {
             "upstream of a model version": [("upstream", f"model_version:{PROJECT}/{m}@v{v}", f"mv:{PROJECT}/{m}@{v}")
                                             for m, v in rng.sample(mvs, min(args.queries, len(mvs)))],
-            "impact of a dataset version": [("downstream", f"dataset_version:{PROJECT}/{n}@v{v}",
+            "impact of a dataset version": [("impact", f"dataset_version:{PROJECT}/{n}@v{v}",
                                              f"dv:{PROJECT}/{n}@{v}")
                                             for n, v in rng.sample(dvs, min(args.queries, len(dvs)))],
         }
@@ -229,7 +235,9 @@ def main() -> None:
             duck, py, sizes = [], [], []
             for direction, key, dict_key in items:
                 t0 = time.perf_counter()
-                found = q.walk(node_id(key), direction, depth=args.depth, projects=[PROJECT], as_of=None)
+                found = q.walk(node_id(key), "upstream" if direction == "upstream" else "downstream",
+                               depth=args.depth, projects=[PROJECT], as_of=None,
+                               kinds=IMPACT_KINDS if direction == "impact" else None)
                 duck.append((time.perf_counter() - t0) * 1000)
                 t0 = time.perf_counter()
                 expected = graph.walk(dict_key, direction, args.depth)

@@ -57,9 +57,7 @@ def _walk(q: LineageQueries, project: str | None, projects: list[str] | None, no
           depth: int | None, as_of: str | None, kinds: tuple[str, ...] | None = None) -> dict[str, Any]:
     point = AsOf.parse(as_of)
     nid, found = q.resolve(node, project, projects, point)
-    items = q.walk(nid, direction, depth=depth, projects=projects, as_of=point)
-    if kinds is not None:
-        items = [i for i in items if i["kind"] in kinds]
+    items = q.walk(nid, direction, depth=depth, projects=projects, as_of=point, kinds=kinds)
     for item in items:
         item.pop("nid")
     return {"node": found, "direction": "impact" if kinds else direction, "depth": depth,
@@ -146,7 +144,7 @@ def stats(request: Request, projects: Projects) -> dict[str, Any]:
     store = _store(request)
     if projects is not None:
         raise Forbidden("lineage statistics cover every project: this needs a site admin token")
-    return {"nodes": dict(store.query("SELECT kind, count(*) FROM nodes GROUP BY 1 ORDER BY 1")),
+    return {"nodes": dict(store.query("SELECT kind, count(*) FROM all_nodes GROUP BY 1 ORDER BY 1")),
             "edges": dict(store.query("SELECT type, count(*) FROM edges GROUP BY 1 ORDER BY 1")),
             "event_types": [{"type": t, "mapped": m, "events": n} for t, m, n in store.query(
                 "SELECT type, mapped, events FROM event_types ORDER BY type")]}

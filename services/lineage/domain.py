@@ -35,9 +35,20 @@ STRUCTURAL = (VERSION_OF,)
 CLOSABLE = (PROMOTED_TO, DEPLOYED_AS)  # edges that end when what they point at moves on  # shown in graphs, not followed by upstream/impact walks
 
 
+KIND_CODES = {kind: code for code, kind in enumerate(NODE_KINDS, start=1)}
+_HASH_BITS = 56
+
+
 def node_id(key: str) -> int:
-    """A node's 64-bit id: a hash of its key, so a rebuild gives every node the same id."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+    """A node's 64-bit id: its kind in the top byte, then 56 bits of a hash of its key, so a
+    rebuild gives every node the same id and a reader knows a node's kind from its id alone."""
+    code = KIND_CODES[key.split(":", 1)[0]]
+    low = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=7).digest(), "big")
+    return (code << _HASH_BITS) | low
+
+
+def kind_of(nid: int) -> str:
+    return NODE_KINDS[(nid >> _HASH_BITS) - 1]
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cairn.kernel.errors import InvalidInput, NotFound
-from cairn.services.lineage.domain import node_id
+from cairn.services.lineage.domain import kind_of, node_id
 from cairn.services.lineage.refs import NodeRef, display_ref, parse_ref
 from cairn.services.lineage.store import LineageStore
 
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 IMPACT_KINDS = ("run", "model_version", "alias", "deployment", "dataset_version", "job")
-NODE_FIELDS = """n.nid, n.kind, n.project, coalesce(p.name, n.name) AS name, n.version, n.title,
-                 NULL AS status, n.seq, n.time"""
 
 
 @dataclass(frozen=True)
@@ -109,8 +107,7 @@ class LineageQueries:
         self.store = store
 
     def _node_row(self, nid: int) -> tuple[Any, ...] | None:
-        rows = self.store.query(f"SELECT {NODE_FIELDS} FROM nodes n LEFT JOIN nodes p ON p.nid = n.parent "
-                                "WHERE n.nid = ?", [nid])
+        rows = self.nodes([nid])
         return rows[0] if rows else None
 
     def statuses(self, nids: list[int], as_of: AsOf | None = None) -> dict[int, tuple[str, int, datetime]]:
@@ -121,7 +118,7 @@ class LineageQueries:
         if as_of is not None:
             sql, params = (" AND seq <= ?", [as_of.seq]) if as_of.seq is not None else (" AND time <= ?", [as_of.time])
         rows = self.store.query("SELECT nid, arg_max(status, seq), max(seq), arg_max(time, seq) FROM statuses "
-                                f"WHERE list_contains(?::BIGINT[], nid){sql} GROUP BY nid", [nids, *params])
+                                f"WHERE nid IN (SELECT unnest(?::BIGINT[])){sql} GROUP BY nid", [nids, *params])
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def _fill_status(self, items: list[dict[str, Any]], nids: list[int], as_of: AsOf | None) -> None:
@@ -171,7 +168,7 @@ class LineageQueries:
         return nid, node
 
     def walk(self, nid: int, direction: str, *, depth: int | None, projects: list[str] | None,
-             as_of: AsOf | None) -> list[dict[str, Any]]:
+             as_of: AsOf | None, kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         """Every node reachable from ``nid`` (its versions, for a dataset or model), nearest first.
 
         Each step is a semi-join of the frontier against the walkable edges (so the small side is
@@ -189,19 +186,39 @@ class LineageQueries:
             WHERE e.{this} IN (SELECT nid FROM walk{depth_sql})
               AND e.{other} NOT IN (SELECT nid FROM recurring.walk)
         )
-        SELECT {NODE_FIELDS}, w.depth FROM walk w JOIN nodes n ON n.nid = w.nid
-        LEFT JOIN nodes p ON p.nid = n.parent WHERE w.depth > 0 ORDER BY w.depth, n.kind, n.seq"""
+        SELECT nid, depth FROM walk WHERE depth > 0"""
         args = [nid, *seed_params, nid, *edge_params, *([depth] if depth is not None else [])]
-        rows = self.store.query(query, args)
-        items = [dict(node_json(row, row[9]), nid=row[0]) for row in rows]
+        depths = dict(self.store.query(query, args))
+        if kinds is not None:  # ids carry their kind: nodes of other kinds are never looked up
+            depths = {n: d for n, d in depths.items() if kind_of(n) in kinds}
+        # The nodes found are looked up in a second step: joining the walk to the nodes table in the
+        # same query made DuckDB hash the whole nodes table; a semi-join on the found ids does not.
+        rows = self.nodes(list(depths))
+        rows.sort(key=lambda row: (depths[row[0]], row[1], row[7]))
+        items = [dict(node_json(row, depths[row[0]]), nid=row[0]) for row in rows]
         self._fill_status(items, [row[0] for row in rows], as_of)
         return items
+
+    def nodes(self, nids: list[int]) -> list[tuple[Any, ...]]:
+        """Node rows (nid, kind, project, name, version, title, status, seq, time) for ``nids``; a
+        version or alias is named after its container (a renamed model renames its versions)."""
+        blobs = [n for n in nids if kind_of(n) == "blob"]
+        others = [n for n in nids if kind_of(n) != "blob"]
+        rows = self.store.query("SELECT nid, kind, project, name, version, title, NULL, seq, time, parent FROM nodes "
+                                "WHERE nid IN (SELECT unnest(?::BIGINT[]))", [others]) if others else []
+        if blobs:
+            rows += self.store.query("SELECT nid, 'blob', NULL, digest, NULL, NULL, NULL, seq, time, NULL FROM blobs "
+                                     "WHERE nid IN (SELECT unnest(?::BIGINT[]))", [blobs])
+        parents = {r[9] for r in rows if r[9] is not None}
+        names = dict(self.store.query("SELECT nid, name FROM nodes WHERE nid IN (SELECT unnest(?::BIGINT[]))",
+                                      [list(parents)])) if parents else {}
+        return [(*r[:3], names.get(r[9], r[3]), *r[4:9]) for r in rows]
 
     def edges_among(self, nids: list[int], projects: list[str] | None, as_of: AsOf | None) -> list[tuple[Any, ...]]:
         sql, params = _filters("e", projects, as_of)
         return self.store.query(
             "SELECT e.src, e.dst, e.type, min(e.label), min(e.seq), max(e.until_seq) FROM edges e "
-            f"WHERE list_contains(?::BIGINT[], e.src) AND list_contains(?::BIGINT[], e.dst){sql} "
+            f"WHERE e.src IN (SELECT unnest(?::BIGINT[])) AND e.dst IN (SELECT unnest(?::BIGINT[])){sql} "
             "GROUP BY e.src, e.dst, e.type ORDER BY 5, 1, 2", [nids, nids, *params])
 
     def graph(self, nid: int, node: dict[str, Any], direction: str, *, depth: int | None,
@@ -222,20 +239,17 @@ class LineageQueries:
         """(inputs, outputs) of a run: dataset versions it used; blobs it produced and what they
         became (dataset and model versions), plus model versions registered from it."""
         sql, params = _filters("e", projects, None)
-        rows = self.store.query(
-            f"""SELECT 'in' AS way, {NODE_FIELDS}, e.label FROM edges e JOIN nodes n ON n.nid = e.src
-                LEFT JOIN nodes p ON p.nid = n.parent WHERE e.dst = ? AND e.type = 'used'{sql}
-                UNION ALL
-                SELECT 'out', {NODE_FIELDS}, e.label FROM edges e JOIN nodes n ON n.nid = e.dst
-                LEFT JOIN nodes p ON p.nid = n.parent WHERE e.src = ? AND e.type = 'produced'{sql}
-                UNION ALL
-                SELECT 'out', {NODE_FIELDS}, e.label FROM edges e JOIN edges c ON c.src = e.dst
-                JOIN nodes n ON n.nid = c.dst LEFT JOIN nodes p ON p.nid = n.parent
+        links = self.store.query(
+            f"""SELECT 'in', e.src, e.label, e.seq FROM edges e WHERE e.dst = ? AND e.type = 'used'{sql}
+                UNION ALL SELECT 'out', e.dst, e.label, e.seq FROM edges e
+                WHERE e.src = ? AND e.type = 'produced'{sql}
+                UNION ALL SELECT 'out', c.dst, e.label, e.seq FROM edges e JOIN edges c ON c.src = e.dst
                 WHERE e.src = ? AND e.type = 'produced' AND c.type = 'content_of'{sql}{sql.replace('e.', 'c.')}
-                ORDER BY 1, 9, 3""",
+                ORDER BY 1, 4, 2""",
             [nid, *params, nid, *params, nid, *params, *params])
-        inputs = [dict(node_json(r[1:10]), label=r[10]) for r in rows if r[0] == "in"]
-        outputs = [dict(node_json(r[1:10]), label=r[10]) for r in rows if r[0] == "out"]
+        rows = {row[0]: row for row in self.nodes(list({link[1] for link in links}))}
+        inputs = [dict(node_json(rows[n]), label=label) for way, n, label, _ in links if way == "in" and n in rows]
+        outputs = [dict(node_json(rows[n]), label=label) for way, n, label, _ in links if way == "out" and n in rows]
         return inputs, outputs
 
     def runs_in(self, project: str, limit: int) -> list[int]:

@@ -28,6 +28,13 @@ CREATE TABLE IF NOT EXISTS nodes (
     nid BIGINT PRIMARY KEY, key VARCHAR NOT NULL, kind VARCHAR NOT NULL, project VARCHAR,
     name VARCHAR NOT NULL, version VARCHAR, parent BIGINT, title VARCHAR,
     seq BIGINT NOT NULL, time TIMESTAMP NOT NULL);
+-- Blobs are most of the nodes and carry nothing but their digest: a table of their own keeps the
+-- lookups of every other kind small.
+CREATE TABLE IF NOT EXISTS blobs (nid BIGINT PRIMARY KEY, digest VARCHAR NOT NULL, seq BIGINT NOT NULL,
+    time TIMESTAMP NOT NULL);
+CREATE OR REPLACE VIEW all_nodes AS
+    SELECT nid, key, kind, project, name, version, parent, title, seq, time FROM nodes
+    UNION ALL SELECT nid, 'blob:' || digest, 'blob', NULL, digest, NULL, NULL, NULL, seq, time FROM blobs;
 -- Edges in three tables by how they are used: flow edges (walked, never end: most of them),
 -- interval edges (walked, may end: an alias moving away; small, so ending one scans little) and
 -- structure edges (version_of: shown, not walked). A walk scans only what it may follow.
@@ -56,16 +63,16 @@ CREATE OR REPLACE VIEW lineage_nodes AS
 SELECT n.kind, n.project, n.key,
        CASE WHEN n.parent IS NOT NULL THEN coalesce(p.name, n.name) || '@' || n.version ELSE n.name END AS label,
        n.title, s.status, n.seq, n.time
-FROM nodes n LEFT JOIN nodes p ON p.nid = n.parent
+FROM all_nodes n LEFT JOIN nodes p ON p.nid = n.parent
 LEFT JOIN (SELECT nid, arg_max(status, seq) AS status FROM statuses GROUP BY nid) s ON s.nid = n.nid;
 CREATE OR REPLACE VIEW lineage_edges AS
 SELECT s.key AS src, e.type, d.key AS dst, e.project, e.label, e.seq, e.time, e.until_seq, e.until_time
-FROM edges e JOIN nodes s ON s.nid = e.src JOIN nodes d ON d.nid = e.dst;
+FROM edges e JOIN all_nodes s ON s.nid = e.src JOIN all_nodes d ON d.nid = e.dst;
 CREATE OR REPLACE VIEW lineage_event_types AS SELECT type, mapped, events FROM event_types;
 """
 
-TABLES = ("tracking", "nodes", "flow_edges", "structure_edges", "interval_edges", "statuses", "event_types")
-VIEWS_DROP = ("lineage_nodes", "lineage_edges", "lineage_event_types", "edges")
+TABLES = ("tracking", "nodes", "blobs", "flow_edges", "structure_edges", "interval_edges", "statuses", "event_types")
+VIEWS_DROP = ("lineage_nodes", "lineage_edges", "lineage_event_types", "edges", "all_nodes")
 BatchHandler = Callable[[GraphBatch, Event], None]
 
 
@@ -139,8 +146,12 @@ class LineageStore:
             items = list(batch.closes.items())
             tables["closes"] = pa.table({"dst": [k[0] for k, _ in items], "type": [k[1] for k, _ in items],
                                          "seq": [v[0] for _, v in items], "time": [v[1] for _, v in items]})
-        if batch.nodes:
-            tables["new_nodes"] = pa.table(batch.columns(list(batch.nodes.values()), NODE_COLUMNS))
+        blobs = [(r[0], r[4], r[8], r[9]) for r in batch.nodes.values() if r[2] == "blob"]
+        others = [r for r in batch.nodes.values() if r[2] != "blob"]
+        if others:
+            tables["new_nodes"] = pa.table(batch.columns(others, NODE_COLUMNS))
+        if blobs:
+            tables["new_blobs"] = pa.table(batch.columns(blobs, ("nid", "digest", "seq", "time")))
         for name, rows in (("new_flow_edges", batch.edges), ("new_structure_edges", batch.structure_edges)):
             if rows:
                 tables[name] = pa.table(batch.columns(rows, EDGE_COLUMNS[:7]), schema=_FLOW_SCHEMA)
@@ -165,6 +176,8 @@ class LineageStore:
             if "new_nodes" in tables:
                 _run(con, "INSERT OR IGNORE INTO nodes SELECT nid, key, kind, project, name, version, parent, "
                           "title, seq, CAST(time AS TIMESTAMP) FROM new_nodes")
+            if "new_blobs" in tables:
+                _run(con, "INSERT OR IGNORE INTO blobs SELECT nid, digest, seq, CAST(time AS TIMESTAMP) FROM new_blobs")
             for name in ("flow_edges", "structure_edges"):
                 if f"new_{name}" in tables:
                     _run(con, f"INSERT INTO {name} SELECT src, dst, type, project, label, seq, "
