@@ -12,9 +12,11 @@ from cairn.kernel.envelope import Event
 from cairn.services.lineage.domain import (
     CLOSABLE,
     MAPPING,
+    PRODUCED,
     STRUCTURAL,
     EventMapping,
     NodeSpec,
+    kind_of,
     node_id,
 )
 
@@ -29,6 +31,7 @@ class GraphBatch:
     nodes: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     edges: list[tuple[Any, ...]] = field(default_factory=list)  # edges that never end
     structure_edges: list[tuple[Any, ...]] = field(default_factory=list)  # not walked (STRUCTURAL)
+    artifact_edges: list[tuple[Any, ...]] = field(default_factory=list)  # run -> blob (store.py)
     interval_edges: list[list[Any]] = field(default_factory=list)  # edges that may end (CLOSABLE)
     open_edges: dict[tuple[int, str], list[int]] = field(default_factory=dict)  # (dst, type) -> rows
     closes: dict[tuple[int, str], tuple[int, str]] = field(default_factory=dict)  # first close per (dst, type)
@@ -58,6 +61,8 @@ class GraphBatch:
             self.open_edges.setdefault((dst, edge_type), []).append(len(self.interval_edges) - 1)
         elif edge_type in STRUCTURAL:
             self.structure_edges.append(row)
+        elif edge_type == PRODUCED and kind_of(dst) == "blob":
+            self.artifact_edges.append(row)
         else:
             self.edges.append(row)
 

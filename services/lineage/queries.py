@@ -71,7 +71,8 @@ def _filters(alias: str, projects: list[str] | None, as_of: AsOf | None) -> tupl
     return sql, params
 
 
-def _walk_edges(projects: list[str] | None, as_of: AsOf | None, table: str | None = None) -> tuple[str, list[Any]]:
+def _walk_edges(projects: list[str] | None, as_of: AsOf | None, table: str | None = None,
+                with_artifacts: bool = False) -> tuple[str, list[Any]]:
     """The edges a walk may follow, as a subquery with its filters pushed into the scans: project
     names go in as literals (checked against the project-name pattern first) so DuckDB can skip
     data by them; sequences and times are parameters."""
@@ -87,8 +88,11 @@ def _walk_edges(projects: list[str] | None, as_of: AsOf | None, table: str | Non
         ended, params_ended = f" AND {col} <= ? AND (until_{col} IS NULL OR until_{col} > ?)", [value, value]
     if table is not None:
         return f"(SELECT src, dst FROM {table} WHERE TRUE{where}{ever})", params_ever
+    artifacts, params_artifacts = (f" UNION ALL SELECT src, dst FROM artifact_edges WHERE TRUE{where}{ever}",
+                                   params_ever) if with_artifacts else ("", [])
     return (f"(SELECT src, dst FROM flow_edges WHERE TRUE{where}{ever} "
-            f"UNION ALL SELECT src, dst FROM interval_edges WHERE TRUE{where}{ended})", params_ever + params_ended)
+            f"UNION ALL SELECT src, dst FROM interval_edges WHERE TRUE{where}{ended}{artifacts})",
+            params_ever + params_ended + params_artifacts)
 
 
 def node_json(row: tuple[Any, ...], depth: int | None = None) -> dict[str, Any]:
@@ -175,9 +179,22 @@ class LineageQueries:
         hashed and the edges are scanned once per level), keyed by node so a node is visited once.
         """
         this, other = ("dst", "src") if direction == "upstream" else ("src", "dst")
-        edges, edge_params = _walk_edges(projects, as_of)
+        # Artifact edges are walked only from a blob; blobs nothing was made from are the leaves
+        # of a downstream walk, added in one step at the end (unless the answer leaves blobs out).
+        from_blob = kind_of(nid) == "blob"
+        edges, edge_params = _walk_edges(projects, as_of, with_artifacts=from_blob)
         seed, seed_params = _walk_edges(projects, as_of, table="structure_edges")
+        leaves, leaf_params = _walk_edges(projects, as_of, table="artifact_edges")
         depth_sql = " WHERE depth < ?" if depth is not None else ""
+        depth_args = [depth] if depth is not None else []
+        final = "SELECT nid, depth FROM walk WHERE depth > 0"
+        final_args: list[Any] = []
+        if direction == "downstream" and not from_blob and (kinds is None or "blob" in kinds):
+            final += f"""
+        UNION ALL SELECT a.dst, min(w.depth) + 1 FROM {leaves} a JOIN walk w ON a.src = w.nid
+        WHERE a.dst NOT IN (SELECT nid FROM walk){" AND w.depth < ?" if depth is not None else ""}
+        GROUP BY a.dst"""
+            final_args = [*leaf_params, *depth_args]
         query = f"""
         WITH RECURSIVE walk(nid, depth) USING KEY (nid) AS (
             SELECT nid, 0 FROM (SELECT ?::BIGINT AS nid UNION SELECT v.src FROM {seed} v WHERE v.dst = ?)
@@ -186,8 +203,8 @@ class LineageQueries:
             WHERE e.{this} IN (SELECT nid FROM walk{depth_sql})
               AND e.{other} NOT IN (SELECT nid FROM recurring.walk)
         )
-        SELECT nid, depth FROM walk WHERE depth > 0"""
-        args = [nid, *seed_params, nid, *edge_params, *([depth] if depth is not None else [])]
+        {final}"""
+        args = [nid, *seed_params, nid, *edge_params, *depth_args, *final_args]
         depths = dict(self.store.query(query, args))
         if kinds is not None:  # ids carry their kind: nodes of other kinds are never looked up
             depths = {n: d for n, d in depths.items() if kind_of(n) in kinds}

@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from cairn.kernel.envelope import Event
+from cairn.services.lineage.domain import CONTENT_OF, KIND_CODES
 from cairn.services.lineage.projection import EDGE_COLUMNS, NODE_COLUMNS, GraphBatch
 
 SCHEMA = """
@@ -35,9 +36,16 @@ CREATE TABLE IF NOT EXISTS blobs (nid BIGINT PRIMARY KEY, digest VARCHAR NOT NUL
 CREATE OR REPLACE VIEW all_nodes AS
     SELECT nid, key, kind, project, name, version, parent, title, seq, time FROM nodes
     UNION ALL SELECT nid, 'blob:' || digest, 'blob', NULL, digest, NULL, NULL, NULL, seq, time FROM blobs;
--- Edges in three tables by how they are used: flow edges (walked, never end: most of them),
--- interval edges (walked, may end: an alias moving away; small, so ending one scans little) and
--- structure edges (version_of: shown, not walked). A walk scans only what it may follow.
+-- Edges in tables by how walks use them, so a walk scans little:
+-- * artifact_edges: every run -> blob `produced` edge (by far the most edges);
+-- * flow_edges: the other edges that never end, plus a copy of each artifact edge whose blob is
+--   the content of something (a derived dataset, a model version): walks scan only this table
+--   and interval_edges level by level; blobs nothing was made from are added in one last step;
+-- * interval_edges: edges that may end (an alias moving away), small, so ending one scans little;
+-- * structure_edges: version_of, shown in graphs, not walked.
+CREATE TABLE IF NOT EXISTS artifact_edges (
+    src BIGINT NOT NULL, dst BIGINT NOT NULL, type VARCHAR NOT NULL, project VARCHAR NOT NULL,
+    label VARCHAR, seq BIGINT NOT NULL, time TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS flow_edges (
     src BIGINT NOT NULL, dst BIGINT NOT NULL, type VARCHAR NOT NULL, project VARCHAR NOT NULL,
     label VARCHAR, seq BIGINT NOT NULL, time TIMESTAMP NOT NULL);
@@ -48,7 +56,9 @@ CREATE TABLE IF NOT EXISTS interval_edges (
     src BIGINT NOT NULL, dst BIGINT NOT NULL, type VARCHAR NOT NULL, project VARCHAR NOT NULL,
     label VARCHAR, seq BIGINT NOT NULL, time TIMESTAMP NOT NULL, until_seq BIGINT, until_time TIMESTAMP);
 CREATE OR REPLACE VIEW edges AS
-    SELECT *, NULL::BIGINT AS until_seq, NULL::TIMESTAMP AS until_time FROM flow_edges
+    SELECT *, NULL::BIGINT AS until_seq, NULL::TIMESTAMP AS until_time FROM artifact_edges
+    UNION ALL SELECT *, NULL::BIGINT, NULL::TIMESTAMP FROM flow_edges
+        WHERE NOT (type = 'produced' AND dst >> 56 = {blob_code})  -- not the copies
     UNION ALL SELECT *, NULL::BIGINT, NULL::TIMESTAMP FROM structure_edges
     UNION ALL SELECT * FROM interval_edges;
 -- Status changes (runs), appended; the latest by sequence is the status.
@@ -71,7 +81,7 @@ FROM edges e JOIN all_nodes s ON s.nid = e.src JOIN all_nodes d ON d.nid = e.dst
 CREATE OR REPLACE VIEW lineage_event_types AS SELECT type, mapped, events FROM event_types;
 """
 
-TABLES = ("tracking", "nodes", "blobs", "flow_edges", "structure_edges", "interval_edges", "statuses", "event_types")
+TABLES = ("tracking", "nodes", "blobs", "artifact_edges", "flow_edges", "structure_edges", "interval_edges", "statuses", "event_types")
 VIEWS_DROP = ("lineage_nodes", "lineage_edges", "lineage_event_types", "edges", "all_nodes")
 BatchHandler = Callable[[GraphBatch, Event], None]
 
@@ -91,7 +101,7 @@ class LineageStore:
 
     def _create(self) -> None:
         with self._lock:
-            self.con.execute(SCHEMA)
+            self.con.execute(SCHEMA.replace("{blob_code}", str(KIND_CODES["blob"])))
             self.con.execute(VIEWS)
 
     def reader(self) -> duckdb.DuckDBPyConnection:
@@ -152,7 +162,8 @@ class LineageStore:
             tables["new_nodes"] = pa.table(batch.columns(others, NODE_COLUMNS))
         if blobs:
             tables["new_blobs"] = pa.table(batch.columns(blobs, ("nid", "digest", "seq", "time")))
-        for name, rows in (("new_flow_edges", batch.edges), ("new_structure_edges", batch.structure_edges)):
+        for name, rows in (("new_flow_edges", batch.edges), ("new_structure_edges", batch.structure_edges),
+                           ("new_artifact_edges", batch.artifact_edges)):
             if rows:
                 tables[name] = pa.table(batch.columns(rows, EDGE_COLUMNS[:7]), schema=_FLOW_SCHEMA)
         if batch.interval_edges:
@@ -178,10 +189,11 @@ class LineageStore:
                           "title, seq, CAST(time AS TIMESTAMP) FROM new_nodes")
             if "new_blobs" in tables:
                 _run(con, "INSERT OR IGNORE INTO blobs SELECT nid, digest, seq, CAST(time AS TIMESTAMP) FROM new_blobs")
-            for name in ("flow_edges", "structure_edges"):
+            for name in ("flow_edges", "structure_edges", "artifact_edges"):
                 if f"new_{name}" in tables:
                     _run(con, f"INSERT INTO {name} SELECT src, dst, type, project, label, seq, "
                               f"CAST(time AS TIMESTAMP) FROM new_{name}")
+            self._copy_walked_artifacts(con, tables, batch)
             if "new_interval_edges" in tables:
                 _run(con, "INSERT INTO interval_edges SELECT src, dst, type, project, label, seq, "
                           "CAST(time AS TIMESTAMP), until_seq, CAST(until_time AS TIMESTAMP) FROM new_interval_edges")
@@ -197,6 +209,21 @@ class LineageStore:
         finally:
             for name in tables:
                 con.unregister(name)
+
+    @staticmethod
+    def _copy_walked_artifacts(con: duckdb.DuckDBPyConnection, tables: dict[str, Any], batch: GraphBatch) -> None:
+        """Copy into flow_edges the artifact edges whose blob is the content of something: new
+        artifact edges of such blobs, and old ones of blobs that became content in this batch."""
+        new_content = "new_flow_edges" in tables and any(r[2] == CONTENT_OF for r in batch.edges)
+        if not batch.artifact_edges and not new_content:
+            return
+        first = min(r[5] for r in (*batch.artifact_edges, *batch.edges))
+        became = ("OR a.dst IN (SELECT src FROM new_flow_edges WHERE type = 'content_of')" if new_content else "")
+        _run(con, f"""INSERT INTO flow_edges SELECT a.* FROM artifact_edges a
+            WHERE (a.seq >= ? {became})
+              AND a.dst IN (SELECT src FROM flow_edges WHERE type = 'content_of')
+              AND NOT EXISTS (SELECT 1 FROM flow_edges f WHERE f.type = 'produced' AND f.seq = a.seq
+                              AND f.src = a.src AND f.dst = a.dst)""", [first])
 
     def reset(self) -> None:
         """Drop every table and create the schema again (for a rebuild by replay)."""

@@ -116,3 +116,28 @@ def test_as_of_a_time(tmp_path: Path) -> None:
     at = AsOf.parse("2026-01-01T00:00:12.500000Z")
     assert _refs(q.walk(nid, "upstream", depth=1, projects=None, as_of=at)) == {"model:churn-v2@v1"}
     assert AsOf.parse("2026-01-01T01:00:12+01:00") == at.__class__(time=at.time.replace(microsecond=0))  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("size", [1, 2, 100])
+def test_an_artifact_logged_after_a_version_with_its_content_links_them(tmp_path: Path, size: int) -> None:
+    made = [("dataset.version_created", "dataset", "clean", {"version": 1, "manifest_digest": D2, "files": 1,
+                                                             "total_size": 3, "description": ""}),
+            ("run.created", "run", "r9", {"experiment_id": "e", "name": "prep", "params": {}, "tags": {},
+                                          "description": "", "status": "running"}),
+            ("run.artifact_logged", "run", "r9", {"name": "clean", "digest": D2, "kind": "directory", "size": 3,
+                                                  "files": 1}),
+            ("run.artifact_logged", "run", "r9", {"name": "log.txt", "digest": ART, "kind": "file", "size": 3,
+                                                  "files": 1})]
+    evs = [Event(t, "p", a, i, d, sequence=n + 1, time=f"2026-01-01T00:00:0{n}.000000Z")
+           for n, (t, a, i, d) in enumerate(made)]
+    store = build(tmp_path / f"l{size}.duckdb", [evs[i:i + size] for i in range(0, len(evs), size)])
+    q = LineageQueries(store)
+    dv = q.resolve("dataset:clean@v1", "p", None)[0]
+    assert _refs(q.walk(dv, "upstream", depth=None, projects=None, as_of=None)) == {f"blob:{D2}", "run:r9"}
+    r9 = q.resolve("run:r9", "p", None)[0]
+    down = q.walk(r9, "downstream", depth=None, projects=None, as_of=None)
+    assert {(i["ref"], i["depth"]) for i in down} == {(f"blob:{D2}", 1), (f"blob:{ART}", 1), ("dataset:clean@v1", 2)}
+    assert _refs(q.walk(r9, "downstream", depth=1, projects=None, as_of=None)) == {f"blob:{D2}", f"blob:{ART}"}
+    leaf = q.resolve(f"blob:{ART}", None, None)[0]
+    assert _refs(q.walk(leaf, "upstream", depth=None, projects=None, as_of=None)) == {"run:r9"}
+    assert len(store.query("SELECT * FROM lineage_edges WHERE type = 'produced'")) == 2  # copies not shown
