@@ -221,15 +221,14 @@ class LineageQueries:
         version or alias is named after its container (a renamed model renames its versions)."""
         blobs = [n for n in nids if kind_of(n) == "blob"]
         others = [n for n in nids if kind_of(n) != "blob"]
-        rows = self.store.query("SELECT nid, kind, project, name, version, title, NULL, seq, time, parent FROM nodes "
-                                "WHERE nid IN (SELECT unnest(?::BIGINT[]))", [others]) if others else []
+        rows = self.store.query(
+            "SELECT n.nid, n.kind, n.project, coalesce(p.name, n.name), n.version, n.title, NULL, n.seq, n.time "
+            "FROM nodes n LEFT JOIN nodes p ON p.nid = n.parent WHERE n.nid IN (SELECT unnest(?::BIGINT[]))",
+            [others]) if others else []
         if blobs:
-            rows += self.store.query("SELECT nid, 'blob', NULL, digest, NULL, NULL, NULL, seq, time, NULL FROM blobs "
+            rows += self.store.query("SELECT nid, 'blob', NULL, digest, NULL, NULL, NULL, seq, time FROM blobs "
                                      "WHERE nid IN (SELECT unnest(?::BIGINT[]))", [blobs])
-        parents = {r[9] for r in rows if r[9] is not None}
-        names = dict(self.store.query("SELECT nid, name FROM nodes WHERE nid IN (SELECT unnest(?::BIGINT[]))",
-                                      [list(parents)])) if parents else {}
-        return [(*r[:3], names.get(r[9], r[3]), *r[4:9]) for r in rows]
+        return rows
 
     def edges_among(self, nids: list[int], projects: list[str] | None, as_of: AsOf | None) -> list[tuple[Any, ...]]:
         sql, params = _filters("e", projects, as_of)
