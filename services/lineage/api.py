@@ -85,7 +85,12 @@ def impact(project: ProjectName, node: NodeParam, q: Queries, projects: Projects
     return _walk(q, project, projects, node, "downstream", depth, as_of, IMPACT_KINDS)
 
 
-@router.get("/projects/{project}/graph", tags=["lineage"], response_model=None)
+GRAPH_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {
+    "application/json": {"schema": {"type": "object"}}, "text/vnd.graphviz": {"schema": {"type": "string"}},
+    "text/plain": {"schema": {"type": "string"}}}}}
+
+
+@router.get("/projects/{project}/graph", tags=["lineage"], response_model=None, responses=GRAPH_RESPONSES)
 def graph(project: ProjectName, node: NodeParam, q: Queries, projects: Projects,
           direction: Literal["upstream", "downstream", "both"] = "upstream",
           format: Literal["json", "dot", "mermaid"] = "json",
