@@ -118,9 +118,10 @@ class LineageQueries:
         """The latest status (and its sequence and time) of each of ``nids`` that has one."""
         if not nids:
             return {}
-        sql, params = "", []
+        sql, params = "", list[Any]()
         if as_of is not None:
-            sql, params = (" AND seq <= ?", [as_of.seq]) if as_of.seq is not None else (" AND time <= ?", [as_of.time])
+            sql = " AND seq <= ?" if as_of.seq is not None else " AND time <= ?"
+            params = [as_of.seq if as_of.seq is not None else as_of.time]
         rows = self.store.query("SELECT nid, arg_max(status, seq), max(seq), arg_max(time, seq) FROM statuses "
                                 f"WHERE nid IN (SELECT unnest(?::BIGINT[])){sql} GROUP BY nid", [nids, *params])
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
