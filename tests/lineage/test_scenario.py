@@ -113,6 +113,9 @@ def test_as_of_before_and_after_the_alias_move(shop: dict[str, Any], lineage: Li
     assert refs(lineage.impact(P, "dataset:reviews@v3", as_of=before)) == {
         f"run:{shop['r3']}", "dataset:clean@v1", f"run:{shop['r4']}", "model:churn@v2"}
     assert "model:churn@v1" in refs(lineage.upstream(P, "model:churn@production", as_of=before))
+    set_at = lineage.upstream(P, "model:churn@production")["node"]["time"]  # when the alias was first set
+    at_time = lineage.upstream(P, "model:churn@production", as_of=set_at, depth=1)
+    assert refs(at_time) == {"model:churn@v1"} and at_time["as_of"] == {"time": set_at}
     assert "model:churn@v1" not in refs(lineage.upstream(P, "model:churn@production"))
     with pytest.raises(cairn.ApiError) as err:  # the derived dataset did not exist at sequence 1
         lineage.upstream(P, "dataset:clean@v1", as_of=1)
