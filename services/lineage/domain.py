@@ -242,14 +242,21 @@ def _get(data: dict[str, Any], *paths: str) -> Any:
 
 @maps("run.environment_recorded")
 def _environment_recorded(g: GraphChanges, e: Event) -> None:
+    """code.commit -> a commit node; code.archive_digest (the code snapshot) -> its blob; the Python
+    environment (interpreter version and installed packages, not the hardware) -> an environment
+    node named by a hash of both, so runs with the same packages share it."""
     target = g.node(run(e.project, e.aggregate_id), e)
     sha = _get(e.data, "code.commit", "git.commit", "commit")
     if isinstance(sha, str):
         g.edge(g.node(commit(sha, _get(e.data, "code.remote", "git.remote")), e), target, RAN_WITH, e)
-    env = _get(e.data, "environment_digest", "packages_digest")
-    packages = _get(e.data, "packages")
+    archive = _get(e.data, "code.archive_digest")
+    if isinstance(archive, str):
+        g.edge(g.node(blob(archive), e), target, RAN_WITH, e, label="code")
+    env = _get(e.data, "environment_digest")
+    packages = _get(e.data, "environment.packages", "packages")
     if env is None and packages:
-        env = hashlib.sha256(json.dumps(packages, sort_keys=True).encode()).hexdigest()
+        python = _get(e.data, "environment.python.version")
+        env = hashlib.sha256(json.dumps({"python": python, "packages": packages}, sort_keys=True).encode()).hexdigest()
     if isinstance(env, str):
         g.edge(g.node(environment(env), e), target, RAN_WITH, e)
 

@@ -53,15 +53,19 @@ def test_a_viewer_sees_no_node_of_another_project_through_a_shared_blob(
     digest = two_projects["digest-lin-a"]
     assert digest == two_projects["digest-lin-b"]
     assert refs(vic.downstream("lin-a", f"run:{two_projects['lin-a']}")) == {f"blob:{digest}"}
-    shared = vic.shared(f"blob:{digest}", direction="upstream")
+    shared = vic.shared(f"blob:{digest}", direction="upstream", depth=1)
     assert refs(shared) == {f"run:{two_projects['lin-a']}"}
     assert refs(vic.shared(f"blob:{digest}", direction="downstream")) == set()
+    # Both runs recorded the same Python environment: a shared node, seen only through lin-a.
+    env = next(n["ref"] for n in vic.upstream("lin-a", f"run:{two_projects['lin-a']}", depth=1)["nodes"]
+               if n["kind"] == "environment")
+    assert refs(vic.shared(env, depth=1)) == {f"run:{two_projects['lin-a']}"}
     # The site admin sees the blob lead into both projects.
     with cairn.Client(platform.gateway, token=platform.token) as client:
         every = Lineage(client).shared(f"blob:{digest}", direction="downstream")
     assert "model:secret-model@v1" in refs(every)
     with cairn.Client(platform.gateway, token=platform.token) as client:
-        upstream = refs(Lineage(client).shared(f"blob:{digest}", direction="upstream"))
+        upstream = refs(Lineage(client).shared(f"blob:{digest}", direction="upstream", depth=1))
     assert upstream == {f"run:{two_projects['lin-a']}", f"run:{two_projects['lin-b']}"}
 
 

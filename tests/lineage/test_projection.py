@@ -27,8 +27,10 @@ def events() -> list[Event]:
         ("run.dataset_used", "run", "r1", {"dataset": "reviews", "version": 1, "manifest_digest": D1}),
         ("run.artifact_logged", "run", "r1", {"name": "model.bin", "digest": ART, "kind": "file", "size": 1,
                                               "files": 1}),
-        ("run.environment_recorded", "run", "r1", {"code": {"commit": "c0ffee", "remote": "git@x:y.git"},
-                                                   "packages": {"numpy": "2.1.0"}}),
+        ("run.environment_recorded", "run", "r1", {
+            "code": {"commit": "c0ffee", "remote": "git@x:y.git", "archive_digest": "c" * 64, "dirty": False},
+            "environment": {"python": {"version": "3.11.7"}, "packages": ["numpy==2.1.0"]},
+            "seeds": {}, "command": ["python", "train.py"]}),
         ("job.submitted", "job", "j1", {"name": "nightly", "run_id": "r1", "sweep_id": "s1"}),
         ("metrics.logged", "metrics", "r1", {"points": 3}),
         ("project.created", "project", "p", {"name": "p"}),
@@ -93,6 +95,7 @@ def test_graph_edges_and_counts(tmp_path: Path) -> None:
     assert ("commit:c0ffee", "ran_with", "run:p/r1") in edges
     assert ("job:p/j1", "ran_in", "run:p/r1") in edges and ("sweep:p/s1", "part_of", "job:p/j1") in edges
     assert any(s.startswith("environment:") and t == "ran_with" for s, t, _ in edges)
+    assert (f"blob:{'c' * 64}", "ran_with", "run:p/r1") in edges  # the code snapshot
     used = store.query("SELECT seq FROM lineage_edges WHERE type = 'used' ORDER BY seq")
     assert used == [(3,), (4,)]  # told twice: two facts, one edge in every answer
     counts = {t: (m, n) for t, m, n in store.query("SELECT * FROM lineage_event_types")}
@@ -103,7 +106,7 @@ def test_graph_edges_and_counts(tmp_path: Path) -> None:
     assert _refs(q.walk(nid, "upstream", depth=1, projects=None, as_of=None)) == {"model:churn-v2@v2"}
     assert _refs(q.walk(nid, "upstream", depth=1, projects=None, as_of=AsOf(seq=13))) == {"model:churn-v2@v1"}
     up = _refs(q.walk(q.resolve("run:r1", "p", None)[0], "upstream", depth=None, projects=None, as_of=None))
-    assert up == {"dataset:reviews@v1", f"blob:{D1}", "commit:c0ffee", "job:j1", "sweep:s1",
+    assert up == {"dataset:reviews@v1", f"blob:{D1}", "commit:c0ffee", "job:j1", "sweep:s1", f"blob:{'c' * 64}",
                   next(r for r in up if r.startswith("environment:"))}
     assert q.statuses([nid_r1 := q.resolve("run:r1", "p", None)[0]])[nid_r1][:2] == ("finished", 16)
     assert q.statuses([nid_r1], AsOf(seq=15))[nid_r1][:2] == ("running", 2)

@@ -77,17 +77,31 @@ def lineage(platform: Platform) -> Any:
         yield Lineage(client)
 
 
+def environments(lineage: Lineage, *run_ids: str) -> set[str]:
+    """The Python environments the SDK recorded for these runs (run.environment_recorded)."""
+    return {n["ref"] for r in run_ids for n in lineage.upstream(P, f"run:{r}", depth=1)["nodes"]
+            if n["kind"] == "environment"}
+
+
+def test_runs_link_to_the_environment_they_recorded(shop: dict[str, Any], lineage: Lineage) -> None:
+    # One process ran every run of the scenario: one environment node, shared by all of them.
+    assert len(environments(lineage, shop["r1"], shop["r3"], shop["r4"])) == 1
+    env = environments(lineage, shop["r1"]).pop()
+    assert {f"run:{shop[r]}" for r in ("r1", "r3", "r4")} <= refs(lineage.shared(env))
+
+
 def test_a_derived_dataset_is_linked_to_the_run_that_produced_it(shop: dict[str, Any], lineage: Lineage) -> None:
     assert shop["clean"] == shop["clean_manifest"]
     answer = lineage.upstream(P, "dataset:clean@v1")
     assert refs(answer) == {f"blob:{shop['clean']}", f"run:{shop['r3']}", "dataset:reviews@v3",
-                            f"blob:{shop['manifests'][3]}"}
+                            f"blob:{shop['manifests'][3]}"} | environments(lineage, shop["r3"])
     assert {n["ref"]: n["depth"] for n in answer["nodes"]}[f"run:{shop['r3']}"] == 2
 
 
 def test_upstream_of_a_model_version_is_everything_it_came_from(shop: dict[str, Any], lineage: Lineage) -> None:
     expected = {f"run:{shop['r4']}", f"blob:{shop['m4']}", "dataset:clean@v1", f"blob:{shop['clean']}",
                 f"run:{shop['r3']}", "dataset:reviews@v3", f"blob:{shop['manifests'][3]}"}
+    expected |= environments(lineage, shop["r3"], shop["r4"])
     assert refs(lineage.upstream(P, "model:churn@2")) == expected
     assert refs(lineage.upstream(P, "model:churn@v2", depth=1)) == {f"run:{shop['r4']}", f"blob:{shop['m4']}"}
     # The alias reaches the same history through the version it points at now.
