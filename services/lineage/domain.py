@@ -279,11 +279,16 @@ def _sweep_created(g: GraphChanges, e: Event) -> None:
 
 @maps("sweep.trial_added", "sweep.trial_started", "sweep.trial_created")
 def _sweep_trial(g: GraphChanges, e: Event) -> None:
+    """A trial's job and run are part of the sweep; the run is the job's execution."""
     nid = g.node(sweep(e.project, e.aggregate_id), e)
-    for key, make in (("job_id", job), ("run_id", run)):
-        value = _get(e.data, key)
-        if isinstance(value, str):
-            g.edge(nid, g.node(make(e.project, value), e), PART_OF, e)
+    job_id, run_id = _get(e.data, "job_id"), _get(e.data, "run_id")
+    job_nid = g.node(job(e.project, job_id), e) if isinstance(job_id, str) else None
+    run_nid = g.node(run(e.project, run_id), e) if isinstance(run_id, str) else None
+    for member in (job_nid, run_nid):
+        if member is not None:
+            g.edge(nid, member, PART_OF, e)
+    if job_nid is not None and run_nid is not None:
+        g.edge(job_nid, run_nid, RAN_IN, e)
 
 
 @maps("deployment.created", "deployment.updated")

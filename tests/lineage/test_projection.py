@@ -144,3 +144,22 @@ def test_an_artifact_logged_after_a_version_with_its_content_links_them(tmp_path
     leaf = q.resolve(f"blob:{ART}", None, None)[0]
     assert _refs(q.walk(leaf, "upstream", depth=None, projects=None, as_of=None)) == {"run:r9"}
     assert len(store.query("SELECT * FROM lineage_edges WHERE type = 'produced'")) == 2  # copies not shown
+
+
+def test_sweep_trials_link_the_sweep_to_their_jobs_and_runs(tmp_path: Path) -> None:
+    made = [("sweep.created", "sweep", "s7", {"sweep_id": "s7", "name": "lr-search", "created_at": "x", "spec": {}}),
+            ("sweep.trial_started", "sweep", "s7", {"number": 0, "params": {"lr": 0.1}, "system_attrs": {},
+                                                    "job_id": "j3", "run_id": "r3"}),
+            ("sweep.trial_started", "sweep", "s7", {"number": 1, "params": {"lr": 0.2}, "system_attrs": {},
+                                                    "job_id": None, "run_id": None}),
+            ("sweep.trial_finished", "sweep", "s7", {"number": 0, "state": "complete", "value": 0.5, "step": 3})]
+    evs = [Event(t, "p", a, i, d, sequence=n + 1, time=f"2026-01-01T00:00:0{n}.000000Z")
+           for n, (t, a, i, d) in enumerate(made)]
+    store = build(tmp_path / "s.duckdb", [evs])
+    q = LineageQueries(store)
+    nid, node = q.resolve("sweep:s7", "p", None)
+    assert node["title"] == "lr-search"
+    assert _refs(q.walk(nid, "downstream", depth=None, projects=None, as_of=None)) == {"job:j3", "run:r3"}
+    assert ("job:p/j3", "ran_in", "run:p/r3") in set(store.query("SELECT src, type, dst FROM lineage_edges"))
+    counts = {t: m for t, m, _ in store.query("SELECT * FROM lineage_event_types")}
+    assert counts == {"sweep.created": True, "sweep.trial_started": True, "sweep.trial_finished": False}
