@@ -31,6 +31,9 @@ class Series:
     def take(self, index: np.ndarray) -> Series:
         return Series(self.steps[index], self.values[index], self.timestamps[index])
 
+    def to_arrow(self, metadata: dict[str, str]) -> pa.Table:
+        return pa.table({"step": self.steps, "value": self.values, "timestamp": self.timestamps}).replace_schema_metadata(metadata)
+
     def to_json(self) -> dict[str, list[Any]]:
         return {"steps": self.steps.tolist(), "values": [json_float(v) for v in self.values.tolist()],
                 "timestamps": self.timestamps.tolist()}

@@ -39,21 +39,37 @@ STREAM_NAME_IN_USE = 10058
 
 
 async def ensure_stream(nc: NATS, replicas: int = 1) -> None:
-    """Create the metrics stream (file storage, 1 h duplicate window) unless it exists."""
+    """Create the metrics stream unless it exists: file storage, 1 h duplicate window, and work-queue
+    retention, so a batch stays in the stream until the writer acks it (after the Parquet write is
+    durable) and is deleted then: durable until written, never growing without bound.
+
+    A stream made by an older build with limits retention cannot become a work queue in place
+    (JetStream forbids it); it is switched to interest retention, which with the writer's one
+    durable consumer deletes a batch at the same moment."""
     js = nc.jetstream(timeout=10)
     try:
-        await js.stream_info(METRICS_STREAM)
-        return
+        info = await js.stream_info(METRICS_STREAM)
     except NotFoundError:
-        pass
+        info = None
+    if info is not None:
+        if info.config.retention == js_api.RetentionPolicy.LIMITS:
+            config = info.config.as_dict()
+            config["retention"] = js_api.RetentionPolicy.INTEREST.value
+            await _stream_request(nc, "UPDATE", config)
+            log.warning("metrics stream %s switched from limits to interest retention", METRICS_STREAM)
+        return
     config = js_api.StreamConfig(
         name=METRICS_STREAM, subjects=[f"{SUBJECT_PREFIX}.>"], storage=js_api.StorageType.FILE,
-        retention=js_api.RetentionPolicy.LIMITS, duplicate_window=3600.0, num_replicas=replicas,
+        retention=js_api.RetentionPolicy.WORK_QUEUE, duplicate_window=3600.0, num_replicas=replicas,
     ).as_dict()
-    reply = await nc.request(f"$JS.API.STREAM.CREATE.{METRICS_STREAM}", json.dumps(config).encode(), timeout=10)
+    await _stream_request(nc, "CREATE", config)
+
+
+async def _stream_request(nc: NATS, verb: str, config: dict[str, Any]) -> None:
+    reply = await nc.request(f"$JS.API.STREAM.{verb}.{METRICS_STREAM}", json.dumps(config).encode(), timeout=10)
     error = json.loads(reply.data).get("error")
     if error and error.get("err_code") != STREAM_NAME_IN_USE:
-        raise Unavailable(f"cannot create stream {METRICS_STREAM}: {error.get('description')}")
+        raise Unavailable(f"cannot {verb.lower()} stream {METRICS_STREAM}: {error.get('description')}")
 
 
 @dataclass
@@ -156,16 +172,20 @@ class MetricsWriter:
         """Put acked-by-the-stream but unwritten batches back in the tail, so reads after a restart
         see them before the writer gets to them."""
         floor = (await self.js.consumer_info(METRICS_STREAM, DURABLE)).ack_floor
-        last = (await self.js.stream_info(METRICS_STREAM)).state.last_seq
-        for seq in range((floor.stream_seq if floor else 0) + 1, last + 1):
+        state = (await self.js.stream_info(METRICS_STREAM)).state
+        left = state.messages  # written batches were deleted (work queue): what is left is unwritten
+        seq = max((floor.stream_seq if floor else 0) + 1, state.first_seq)
+        while left > 0 and seq <= state.last_seq:
             try:
-                msg = await self.js.get_msg(METRICS_STREAM, seq)
+                msg = await self.js.get_msg(METRICS_STREAM, seq, subject=f"{SUBJECT_PREFIX}.>", next=True)
             except NotFoundError:
-                continue
-            msg_id = (msg.headers or {}).get("Nats-Msg-Id") or f"seq-{seq}"
+                break
+            seq = msg.seq + 1
+            left -= 1
+            msg_id = (msg.headers or {}).get("Nats-Msg-Id") or f"seq-{msg.seq}"
             if not self.store.applied_ids([msg_id]) and msg.subject and msg.data:
                 _, _, project, run_id = msg.subject.split(".", 3)
-                self.tail.add(seq, project, run_id, from_ipc(msg.data))
+                self.tail.add(msg.seq, project, run_id, from_ipc(msg.data))
 
     async def stop(self) -> None:
         if self._task is not None:
