@@ -34,8 +34,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import cairn  # noqa: E402
 from mlflow_side import mlflow_server  # noqa: E402
+
+import cairn  # noqa: E402
 
 from platform_harness import Platform  # noqa: E402
 

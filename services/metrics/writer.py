@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from nats.aio.client import Client as NATS
 from nats.js import api as js_api
@@ -102,11 +103,25 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+ROW_GROUP_ROWS = 128 * 1024
+# Measured on 1M points (benchmarks/README.md): Parquet's default dictionary encoding of every
+# column made reads 15x slower than delta-packed steps and byte-stream-split floats with LZ4,
+# at about the same size as zstd.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "lz4", "use_dictionary": ["key"],
+    "column_encoding": {"step": "DELTA_BINARY_PACKED", "seq": "DELTA_BINARY_PACKED",
+                        "value": "BYTE_STREAM_SPLIT", "timestamp": "BYTE_STREAM_SPLIT"},
+}
+
+
 def write_part(path: Path, table: pa.Table) -> None:
-    """Write a Parquet file so that it is either whole and durable or absent."""
+    """Write a Parquet file so that it is either whole and durable or absent. Rows are sorted by key
+    (stable, so each key keeps its arrival order) in row groups of ``ROW_GROUP_ROWS``, so a read of
+    one key skips other keys' groups by their statistics."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
+    table = table.take(pc.sort_indices(table, [("key", "ascending")]))  # Arrow's sort is stable
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
