@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 import psutil
 import pytest
 
@@ -122,3 +123,27 @@ def test_without_nvml_gpus_system_metrics_leave_gpu_keys_out(platform: Platform)
             time.sleep(0.15)
         summary = client.metric_summary("sdkm", run.id)
     assert "system/cpu_percent" in summary and not [k for k in summary if k.startswith("system/gpu")]
+
+
+def test_long_keys_in_full_batches_still_arrive(platform: Platform) -> None:
+    key = "k" * 250  # the longest key: 10,000 of them are 2.5 MB of text before compression
+    with cairn.Client(platform.gateway, token=platform.token) as client, \
+            cairn.start_run(project="sdkm", client=client, system_metrics=False) as run:
+        run.metrics.batch_size = 10_000
+        for step in range(20_000):
+            run.log_metric(key, float(step), step=step)
+        assert run.flush(60), run.metrics.last_error
+        assert run.metrics.last_error is None
+        assert client.metric_history("sdkm", run.id, key, points=10)["total"] == 20_000
+
+
+def test_numpy_scalars_are_numbers_and_strings_are_refused(platform: Platform) -> None:
+    with cairn.Client(platform.gateway, token=platform.token) as client, \
+            cairn.start_run(project="sdkm", client=client, system_metrics=False) as run:
+        run.log_metrics({"f32": np.float32(0.5), "i64": np.int64(3)}, step=7)
+        with pytest.raises(TypeError, match="'high' is not a number"):
+            run.log_metrics({"ok": 1.0, "bad": "high"}, step=8)  # nothing of this call is queued
+        assert run.flush()
+        summary = client.metric_summary("sdkm", run.id)
+    assert sorted(summary) == ["f32", "i64"]
+    assert summary["f32"]["last"] == 0.5 and summary["i64"]["last"] == 3.0 and summary["i64"]["last_step"] == 7

@@ -14,6 +14,8 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
+from numbers import Real
 from typing import Any
 
 import httpx
@@ -30,7 +32,7 @@ SCHEMA = pa.schema([("key", pa.string()), ("value", pa.float64()), ("step", pa.i
 class MetricsLogger:
     """Buffers points for one run and ships them in batches from a daemon thread."""
 
-    def __init__(self, url: str, token: str | None, project: str, run_id: str, *, batch_size: int = 5000,
+    def __init__(self, url: str, token: str | None, project: str, run_id: str, *, batch_size: int = 10_000,
                  interval_s: float = 1.0, max_buffered: int = 1_000_000, timeout: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
@@ -50,19 +52,29 @@ class MetricsLogger:
 
     def log(self, key: str, value: float, step: int | None = None, timestamp: float | None = None) -> None:
         """Queue one point; ``step`` defaults to the key's previous step + 1 (0 first)."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"metric {key!r}: value {value!r} is not a number")
+        self.log_many({key: value}, step, timestamp)
+
+    def log_many(self, values: Mapping[str, float], step: int | None = None, timestamp: float | None = None) -> None:
+        """Queue one point per key, all at ``step`` (each key's next step when None) and one
+        timestamp. Any real number is taken (NumPy scalars too); a non-number raises TypeError
+        and queues nothing."""
+        for key, value in values.items():
+            if type(value) is not float and (isinstance(value, bool) or not isinstance(value, Real)):
+                raise TypeError(f"metric {key!r}: value {value!r} is not a number")
+        stamp = time.time() if timestamp is None else float(timestamp)
+        buffer, steps = self._buffer, self._steps
         with self._lock:
-            if step is None:
-                step = self._steps.get(key, -1) + 1
-            self._steps[key] = max(step, self._steps.get(key, step))
-            if len(self._buffer) == self._buffer.maxlen:
-                self.dropped += 1
-                if self.dropped == 1:
-                    log.warning("metrics buffer full (%d points): dropping the oldest points; is the "
-                                "gateway reachable?", self._buffer.maxlen)
-            self._buffer.append((key, float(value), int(step), time.time() if timestamp is None else timestamp))
-            if len(self._buffer) >= self.batch_size:
+            for key, value in values.items():
+                at = steps.get(key, -1) + 1 if step is None else int(step)
+                if at > steps.get(key, at - 1):
+                    steps[key] = at
+                if len(buffer) == buffer.maxlen:
+                    self.dropped += 1
+                    if self.dropped == 1:
+                        log.warning("metrics buffer full (%d points): dropping the oldest points; is the "
+                                    "gateway reachable?", buffer.maxlen)
+                buffer.append((key, float(value), at, stamp))
+            if len(buffer) >= self.batch_size:
                 self._lock.notify_all()
 
     def flush(self, timeout: float | None = 60.0) -> bool:
@@ -111,7 +123,8 @@ class MetricsLogger:
                     self._lock.notify_all()
 
     def _send(self, batch: list[tuple[str, float, int, float]]) -> None:
-        """Send until accepted, with one batch id for every try; give up only on a client error."""
+        """Send until accepted, with one batch id for every try; a batch too large for the server
+        (413) is split in halves; give up only on another client error."""
         body = _encode(batch)
         batch_id = uuid.uuid4().hex
         delay = 0.1
@@ -121,6 +134,11 @@ class MetricsLogger:
                                        headers={"Content-Type": ARROW_STREAM})
                 if resp.status_code == 202:
                     self.sent_points += len(batch)
+                    return
+                if resp.status_code == 413 and len(batch) > 1:  # too big for this server: nothing kept
+                    half = len(batch) // 2
+                    self._send(batch[:half])
+                    self._send(batch[half:])
                     return
                 if resp.status_code not in RETRY_STATUSES:
                     self.last_error = f"{resp.status_code}: {resp.text[:500]}"
@@ -137,7 +155,7 @@ def _encode(batch: list[tuple[str, float, int, float]]) -> bytes:
     keys, values, steps, stamps = zip(*batch)
     table = pa.table([list(keys), list(values), list(steps), list(stamps)], schema=SCHEMA)
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, SCHEMA) as writer:
+    with pa.ipc.new_stream(sink, SCHEMA, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 
