@@ -19,6 +19,7 @@ Usage: python benchmarks/bench_metrics.py [--steps 100000] [--keys 10] [--long 1
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform as pyplatform
@@ -31,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mlflow_side import mlflow_server  # noqa: E402
 
 import cairn  # noqa: E402
+from cairn.services.metrics.writer import METRICS_STREAM  # noqa: E402
 
 from platform_harness import Platform  # noqa: E402
 
@@ -97,6 +100,16 @@ def run_mlflow(workdir: Path, keys: int, steps: int, repeat: int) -> dict[str, A
     return result
 
 
+async def stream_state(nats_url: str) -> tuple[int, int]:
+    """Messages and bytes left in the metrics stream (written batches are deleted)."""
+    nc = await nats.connect(nats_url)
+    try:
+        state = (await nc.jetstream().stream_info(METRICS_STREAM)).state
+        return int(state.messages), int(state.bytes)
+    finally:
+        await nc.close()
+
+
 def wait_written(plat: Platform, timeout: float = 600) -> float:
     """Seconds until the metrics writer has every acked point in Parquet."""
     start = time.perf_counter()
@@ -140,7 +153,7 @@ def run_cairn(root: Path, keys: int, steps: int, long_points: int, repeat: int) 
             out["sampled_points"] = len(body["steps"])
             folder = plat.root / "data" / "metrics" / "bench" / run_id
             out["storage_bytes"] = dir_bytes(folder)
-            out["stream_bytes"] = dir_bytes(plat.root / "nats")
+            out["stream_messages"], out["stream_bytes"] = asyncio.run(stream_state(plat.nats_url))
             if long_points:
                 with cairn.start_run(project="bench", client=client, system_metrics=False) as long_run:
                     start = time.perf_counter()
@@ -168,8 +181,8 @@ def print_cairn(c: dict[str, Any], steps: int, long_points: int) -> None:
     print(f"cairn: full history {steps:,} points best {best(c['full_s']) * 1e3:.0f} ms "
           f"(median {statistics.median(c['full_s']) * 1e3:.0f} ms)")
     print(f"cairn: downsampled to {c['sampled_points']} points best {best(c['sampled_s']) * 1e3:.1f} ms")
-    print(f"cairn: storage {c['storage_bytes'] / c['points']:.1f} bytes/point (Parquet, zstd); "
-          f"stream folder after writes {c['stream_bytes']:,} bytes")
+    print(f"cairn: storage {c['storage_bytes'] / c['points']:.1f} bytes/point (Parquet, LZ4); "
+          f"metrics stream after writes: {c['stream_messages']} messages, {c['stream_bytes']:,} bytes")
     if long_points:
         print(f"cairn: {long_points:,}-point key: ingest {long_points / c['long_ingest_s']:,.0f} points/s; "
               f"1,000-point minmax best {best(c['long_minmax_s']) * 1e3:.1f} ms "
