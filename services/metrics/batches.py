@@ -84,6 +84,10 @@ def parse_json(body: Any, max_points: int) -> tuple[str, pa.Table]:
     return batch_id, pa.table([keys, values, steps, stamps], schema=SCHEMA)
 
 
+def _is_number(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_floating(kind) or pa.types.is_integer(kind))
+
+
 def parse_arrow(data: bytes, batch_id: str | None, max_points: int) -> tuple[str, pa.Table]:
     """An Arrow IPC stream with columns key, value, step, timestamp; the batch id comes from the
     ``batch_id`` query parameter."""
@@ -96,6 +100,11 @@ def parse_arrow(data: bytes, batch_id: str | None, max_points: int) -> tuple[str
     if missing:
         raise InvalidInput(f"the Arrow batch lacks column(s) {missing}; send key, value, step, timestamp")
     _check_size(table.num_rows, max_points)
+    for name, kind_ok, kind in (("value", _is_number, "a number"), ("step", pa.types.is_integer, "an integer"),
+                                ("timestamp", _is_number, "a number")):
+        if name in table.column_names and not kind_ok(table.schema.field(name).type):
+            raise InvalidInput(f"the Arrow column {name!r} is {table.schema.field(name).type}; each {name} must be "
+                               f"{kind} (send float64 values and timestamps, int64 steps)")
     if "timestamp" not in table.column_names:
         table = table.append_column("timestamp", pa.array([time.time()] * table.num_rows, pa.float64()))
     try:

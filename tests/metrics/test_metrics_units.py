@@ -40,6 +40,15 @@ def test_arrow_batch_is_cast_and_checked() -> None:
         parse_arrow(to_ipc(pa.table({"key": ["a"]})), "b1", 10)
     with pytest.raises(InvalidInput, match="not an Arrow"):
         parse_arrow(b"nonsense", "b1", 10)
+    with pytest.raises(InvalidInput, match="'value' is string; each value must be a number"):
+        parse_arrow(to_ipc(pa.table({"key": ["a"], "value": ["1.5"], "step": [0]})), "b1", 10)
+    with pytest.raises(InvalidInput, match="'step' is double"):
+        parse_arrow(to_ipc(pa.table({"key": ["a"], "value": [1.5], "step": [0.5]})), "b1", 10)
+    with pytest.raises(PayloadTooLarge):
+        parse_arrow(to_ipc(pa.table({"key": ["a"] * 11, "value": [1.0] * 11, "step": list(range(11))})), "b1", 10)
+    special = to_ipc(pa.table({"key": ["a"] * 3, "value": [math.nan, math.inf, -math.inf], "step": [0, 1, 2]}))
+    values = parse_arrow(special, "b1", 10)[1].column("value").to_pylist()
+    assert math.isnan(values[0]) and values[1:] == [math.inf, -math.inf]
 
 
 def test_summaries_merge_across_parts_and_keep_nan_and_inf(tmp_path: Path) -> None:
