@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge
+from cairn.services.metrics import writer as writer_module
 from cairn.services.metrics.batches import SCHEMA, parse_arrow, parse_json, to_ipc
-from cairn.services.metrics.queries import Series, cross_run_aggregate, load_series
+from cairn.services.metrics.queries import Series, cross_run_aggregate, load_series, read_key
 from cairn.services.metrics.store import MetricsStore
 from cairn.services.metrics.writer import MetricsWriter, Tail, summarize, write_part
 
@@ -88,3 +90,21 @@ def test_cross_run_aggregate_uses_each_runs_last_value_per_step() -> None:
     agg = cross_run_aggregate([a, b], None)
     assert agg["steps"] == [0, 1] and agg["mean"] == [2.0, 2.0] and agg["count"] == [2, 1]
     assert agg["median"] == [2.0, 2.0] and agg["min"] == [1.0, 2.0]
+
+
+def test_parts_are_sorted_by_key_and_one_key_reads_back_in_arrival_order(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_module, "ROW_GROUP_ROWS", 4)  # many row groups from a small part
+    n = 30
+    keys = ["b", "a", "c"] * (n // 3)
+    table = pa.table({"key": keys, "value": [float(i) for i in range(n)], "step": [i // 3 for i in range(n)],
+                      "timestamp": [0.0] * n, "seq": [1] * n})
+    path = tmp_path / "part.parquet"
+    write_part(path, table)
+    part = pq.ParquetFile(path)
+    assert part.metadata.num_row_groups == 8
+    assert part.read(columns=["key"]).column("key").to_pylist() == sorted(keys)
+    b = read_key(str(path), "b")
+    assert b is not None and b.column("step").to_pylist() == list(range(10))
+    assert b.column("value").to_pylist() == [float(i) for i in range(0, n, 3)]
+    assert read_key(str(path), "zzz") is None
