@@ -133,8 +133,8 @@ def _j(value: float | None) -> float | str | None:
     return None if value is None else json_float(value)
 
 
-@router.post("/projects/{project}/metrics/search", tags=["metrics"])
-async def search_metrics(project: ProjectName, query: MetricsSearch, rt: Runtime) -> dict[str, Any]:
+@router.post("/projects/{project}/metrics/search", tags=["metrics"], response_model=None)
+async def search_metrics(project: ProjectName, query: MetricsSearch, rt: Runtime) -> JSONResponse:
     """The same key for up to 1,000 runs, each downsampled, plus a cross-run aggregate by step."""
     series = [load_series(rt.store, rt.root, rt.tail, project, run_id, query.key) for run_id in query.run_ids]
     runs = []
@@ -143,5 +143,5 @@ async def search_metrics(project: ProjectName, query: MetricsSearch, rt: Runtime
     out: dict[str, Any] = {"key": query.key, "runs": runs}
     if query.aggregate:
         out["aggregate"] = cross_run_aggregate(series, query.points)
-    return out
+    return JSONResponse(out)  # plain lists already: no per-value pass of FastAPI's encoder
 

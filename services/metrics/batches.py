@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge
 
@@ -41,6 +42,13 @@ def _value(raw: Any, index: int) -> float:
         return SPECIAL[raw]
     raise InvalidInput(f"point {index}: value {raw!r} is not a number (use a number, or \"NaN\", "
                        "\"Infinity\", \"-Infinity\")", details={"point": index})
+
+
+def _timestamp(raw: Any, index: int) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        raise InvalidInput(f"point {index}: timestamp {raw!r} must be a finite number of seconds since the "
+                           "epoch (or left out)", details={"point": index})
+    return float(raw)
 
 
 def _step(raw: Any, index: int) -> int:
@@ -80,7 +88,7 @@ def parse_json(body: Any, max_points: int) -> tuple[str, pa.Table]:
         values.append(_value(point.get("value"), i))
         steps.append(_step(point.get("step", 0), i))
         stamp = point.get("timestamp")
-        stamps.append(now if stamp is None else _value(stamp, i))
+        stamps.append(now if stamp is None else _timestamp(stamp, i))
     return batch_id, pa.table([keys, values, steps, stamps], schema=SCHEMA)
 
 
@@ -112,6 +120,11 @@ def parse_arrow(data: bytes, batch_id: str | None, max_points: int) -> tuple[str
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
         raise InvalidInput(f"the Arrow batch has the wrong column types ({err}); key is a string, value "
                            "and timestamp floats, step an integer") from None
+    finite = pc.is_finite(table.column("timestamp"))
+    if not pc.all(finite).as_py():
+        index = finite.to_pylist().index(False)
+        raise InvalidInput(f"point {index}: timestamp must be a finite number of seconds since the epoch",
+                           details={"point": index})
     for name in SCHEMA.names:
         nulls = table.column(name).null_count
         if nulls:

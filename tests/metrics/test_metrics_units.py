@@ -30,6 +30,8 @@ def test_json_batch_accepts_special_floats_and_names_bad_points() -> None:
         parse_json({"batch_id": "b", "points": [{"key": "a", "value": 1, "step": 1.5}]}, 10)
     with pytest.raises(PayloadTooLarge):
         parse_json({"batch_id": "b", "points": [{"key": "a", "value": 1}] * 11}, 10)
+    with pytest.raises(InvalidInput, match="point 0: timestamp 'NaN' must be a finite number"):
+        parse_json({"batch_id": "b", "points": [{"key": "a", "value": 1, "timestamp": "NaN"}]}, 10)
     with pytest.raises(InvalidInput, match="batch_id"):
         parse_json({"points": [{"key": "a", "value": 1}]}, 10)
 
@@ -48,6 +50,9 @@ def test_arrow_batch_is_cast_and_checked() -> None:
         parse_arrow(to_ipc(pa.table({"key": ["a"], "value": [1.5], "step": [0.5]})), "b1", 10)
     with pytest.raises(PayloadTooLarge):
         parse_arrow(to_ipc(pa.table({"key": ["a"] * 11, "value": [1.0] * 11, "step": list(range(11))})), "b1", 10)
+    with pytest.raises(InvalidInput, match="point 1: timestamp must be a finite"):
+        parse_arrow(to_ipc(pa.table({"key": ["a"] * 2, "value": [1.0] * 2, "step": [0, 1],
+                                     "timestamp": [0.0, math.inf]})), "b1", 10)
     special = to_ipc(pa.table({"key": ["a"] * 3, "value": [math.nan, math.inf, -math.inf], "step": [0, 1, 2]}))
     values = parse_arrow(special, "b1", 10)[1].column("value").to_pylist()
     assert math.isnan(values[0]) and values[1:] == [math.inf, -math.inf]
