@@ -1,4 +1,5 @@
-"""The metrics stream keeps a batch until it is written to Parquet, then drops it; small Parquet
+"""The metrics stream keeps a batch until it is written to Parquet, then drops it; a restart reloads
+only unwritten batches into the tail; small Parquet
 parts of a run are compacted into one without losing or doubling a point."""
 
 from __future__ import annotations
@@ -10,10 +11,19 @@ from pathlib import Path
 
 import httpx
 import nats
+import pyarrow as pa
 from nats.js import api as js_api
 
 from cairn.natsserver import start_nats_server
-from cairn.services.metrics.writer import METRICS_STREAM, ensure_stream
+from cairn.services.metrics.batches import to_ipc
+from cairn.services.metrics.store import MetricsStore
+from cairn.services.metrics.writer import (
+    DURABLE,
+    METRICS_STREAM,
+    MetricsWriter,
+    Tail,
+    ensure_stream,
+)
 
 from platform_harness import Platform
 
@@ -127,3 +137,35 @@ def test_small_parts_are_compacted_and_history_stays_whole(platform: Platform, a
         summary = mx.get(f"/projects/{project}/runs/{run}/metrics/summary").json()["summaries"][0]
     assert body["total"] == 450 and body["steps"] == list(range(450))
     assert summary["count"] == 450 and summary["last"] == 449.0
+
+
+def test_restart_reloads_only_unwritten_batches_into_the_tail(tmp_path: Path) -> None:
+    server, url = start_nats_server(tmp_path / "nats")
+    store = MetricsStore(tmp_path / "metrics" / "metrics.sqlite3")
+
+    async def scenario() -> Tail:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        await ensure_stream(nc)
+        for b in range(5):
+            table = pa.table({"key": ["x"], "value": [float(b)], "step": [b], "timestamp": [0.0]})
+            await js.publish("cairn.metrics.p.r", to_ipc(table), headers={"Nats-Msg-Id": f"p/r/b{b}"})
+        sub = await js.pull_subscribe("cairn.metrics.>", durable=DURABLE, stream=METRICS_STREAM)
+        for msg in await sub.fetch(2):  # written and acked: deleted from the stream
+            await msg.ack_sync()
+        # b2 was written (SQLite committed) but the process died before its ack
+        store.commit_part("p", "r", "part-b2.parquet", 3, 3, 1, [("p/r/b2", 3)], [])
+        tail = Tail()
+        writer = MetricsWriter(nc, store, tmp_path / "metrics", tail)
+        await writer.reload_tail()
+        await nc.close()
+        return tail
+
+    try:
+        tail = asyncio.run(scenario())
+    finally:
+        server.terminate()
+        server.wait()
+        store.close()
+    assert sorted(tail.batches) == [4, 5] and tail.rows == 2
+    assert [t.column("step").to_pylist() for t in tail.of_run("p", "r")] == [[3], [4]]
