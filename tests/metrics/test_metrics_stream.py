@@ -1,6 +1,6 @@
-"""The metrics stream keeps a batch until it is written to Parquet, then drops it; a restart reloads
-only unwritten batches into the tail; small Parquet
-parts of a run are compacted into one without losing or doubling a point."""
+"""The metrics stream keeps a batch until it is written to Parquet, then drops it; a restart
+reloads only unwritten batches into the tail; small Parquet parts of a run are compacted into one
+without losing or doubling a point."""
 
 from __future__ import annotations
 
