@@ -195,12 +195,13 @@ class MetricsWriter:
                 msg = await self.js.get_msg(METRICS_STREAM, seq, subject=f"{SUBJECT_PREFIX}.>", next=True)
             except NotFoundError:
                 break
-            seq = msg.seq + 1
+            found = int(msg.seq or seq)
+            seq = found + 1
             left -= 1
-            msg_id = (msg.headers or {}).get("Nats-Msg-Id") or f"seq-{msg.seq}"
+            msg_id = (msg.headers or {}).get("Nats-Msg-Id") or f"seq-{found}"
             if not self.store.applied_ids([msg_id]) and msg.subject and msg.data:
                 _, _, project, run_id = msg.subject.split(".", 3)
-                self.tail.add(msg.seq, project, run_id, from_ipc(msg.data))
+                self.tail.add(found, project, run_id, from_ipc(msg.data))
 
     async def stop(self) -> None:
         if self._task is not None:
