@@ -129,17 +129,22 @@ def write_part(path: Path, table: pa.Table) -> None:
 
 
 def summarize(table: pa.Table, seqs: np.ndarray) -> list[dict[str, Any]]:
-    """Per key: count, min and max (NaN skipped), last value at the highest step."""
-    keys = table.column("key").to_numpy(zero_copy_only=False)
-    values = table.column("value").to_numpy()
-    steps = table.column("step").to_numpy()
+    """Per key: count, min and max (NaN skipped), last value at the highest step (ties: the later row)."""
+    encoded = pc.dictionary_encode(table.column("key").combine_chunks())
+    names = encoded.dictionary.to_pylist()
+    ids = encoded.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(ids, kind="stable")  # rows grouped by key, each key's rows in arrival order
+    bounds = np.searchsorted(ids[order], np.arange(len(names) + 1))
+    values = table.column("value").to_numpy()[order]
+    steps = table.column("step").to_numpy()[order]
+    seqs = np.asarray(seqs)[order]
     out = []
-    for key in np.unique(keys):
-        mask = keys == key
-        v, s, q = values[mask], steps[mask], seqs[mask]
+    for k in sorted(range(len(names)), key=names.__getitem__):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        v, s, q = values[lo:hi], steps[lo:hi], seqs[lo:hi]
         finite = v[~np.isnan(v)]
         last = int(np.flatnonzero(s == s.max())[-1])
-        out.append({"key": str(key), "count": int(v.size),
+        out.append({"key": str(names[k]), "count": int(v.size),
                     "min": float(finite.min()) if finite.size else None,
                     "max": float(finite.max()) if finite.size else None,
                     "last": float(v[last]), "last_step": int(s[last]), "last_seq": int(q[last])})
