@@ -30,10 +30,13 @@ SCHEMA = pa.schema([("key", pa.string()), ("value", pa.float64()), ("step", pa.i
 
 
 class MetricsLogger:
-    """Buffers points for one run and ships them in batches from a daemon thread."""
+    """Buffers points for one run and ships them in batches from daemon threads: one sends whatever
+    is there at least every ``interval_s``; the other ``senders - 1`` send only full batches, so
+    while one batch waits for its acknowledgement (a disk sync in the stream) the next is on its way."""
 
     def __init__(self, url: str, token: str | None, project: str, run_id: str, *, batch_size: int = 10_000,
-                 interval_s: float = 1.0, max_buffered: int = 1_000_000, timeout: float = 30.0) -> None:
+                 interval_s: float = 1.0, max_buffered: int = 1_000_000, timeout: float = 30.0,
+                 senders: int = 2) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
         self._path = f"/api/v1/metrics/projects/{project}/runs/{run_id}/metrics"
@@ -47,8 +50,10 @@ class MetricsLogger:
         self.dropped = 0
         self.sent_points = 0
         self.last_error: str | None = None
-        self._thread = threading.Thread(target=self._run, name=f"cairn-metrics-{run_id}", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(i == 0,), name=f"cairn-metrics-{run_id}-{i}",
+                                          daemon=True) for i in range(max(1, senders))]
+        for thread in self._threads:
+            thread.start()
 
     def log(self, key: str, value: float, step: int | None = None, timestamp: float | None = None) -> None:
         """Queue one point; ``step`` defaults to the key's previous step + 1 (0 first)."""
@@ -95,31 +100,42 @@ class MetricsLogger:
         with self._lock:
             self._closed = True
             self._lock.notify_all()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
         self._http.close()
 
-    def _take(self) -> list[tuple[str, float, int, float]] | None:
+    def _take(self, primary: bool) -> list[tuple[str, float, int, float]] | None:
         with self._lock:
-            while not self._buffer and not self._closed:
-                self._lock.wait(self.interval_s)
-            if not self._buffer:
-                return None
-            if len(self._buffer) < self.batch_size and not self._closed:
-                self._lock.wait(self.interval_s / 10)  # let a few more points join the batch
+            if primary:
+                while not self._buffer and not self._closed:
+                    self._lock.wait(self.interval_s)
+                if not self._buffer:
+                    return None
+                if len(self._buffer) < self.batch_size and not self._closed:
+                    self._lock.wait(self.interval_s / 10)  # let a few more points join the batch
+                if not self._buffer:
+                    return []  # another sender took them meanwhile
+            else:
+                while len(self._buffer) < self.batch_size and not self._closed:
+                    self._lock.wait(self.interval_s)
+                if len(self._buffer) < self.batch_size:
+                    return None
             batch = [self._buffer.popleft() for _ in range(min(self.batch_size, len(self._buffer)))]
-            self._inflight = len(batch)
+            self._inflight += len(batch)
             return batch
 
-    def _run(self) -> None:
+    def _run(self, primary: bool) -> None:
         while True:
-            batch = self._take()
+            batch = self._take(primary)
             if batch is None:
                 return
+            if not batch:
+                continue
             try:
                 self._send(batch)
             finally:
                 with self._lock:
-                    self._inflight = 0
+                    self._inflight -= len(batch)
                     self._lock.notify_all()
 
     def _send(self, batch: list[tuple[str, float, int, float]]) -> None:
@@ -133,7 +149,8 @@ class MetricsLogger:
                 resp = self._http.post(self._path, content=body, params={"batch_id": batch_id},
                                        headers={"Content-Type": ARROW_STREAM})
                 if resp.status_code == 202:
-                    self.sent_points += len(batch)
+                    with self._lock:
+                        self.sent_points += len(batch)
                     return
                 if resp.status_code == 413 and len(batch) > 1:  # too big for this server: nothing kept
                     half = len(batch) // 2
