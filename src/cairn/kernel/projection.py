@@ -133,7 +133,7 @@ class ProjectionRunner:
             try:
                 if self.before_apply is not None:
                     await self.before_apply(events)
-                applied = await asyncio.to_thread(self.store.apply, events, self.handler)
+                applied = await self._apply(events)
             except Exception as err:  # noqa: BLE001 - a bad batch must not kill the service
                 self.last_error = f"apply failed at seq {events[0].sequence}: {err!r}"
                 log.exception("projection=%s apply_error", self.durable)
@@ -147,6 +147,16 @@ class ProjectionRunner:
             self._wake(applied)
             if self.after_batch is not None:
                 await self.after_batch(events)
+
+    async def _apply(self, events: list[Event]) -> int:
+        """Apply a batch in a worker thread. Cancelling (stop, rebuild) waits for the thread to
+        finish its transaction: the store must not be reset or closed under it."""
+        applying = asyncio.ensure_future(asyncio.to_thread(self.store.apply, events, self.handler))
+        try:
+            return await asyncio.shield(applying)
+        except asyncio.CancelledError:
+            await asyncio.wait([applying])
+            raise
 
     def _wake(self, applied: int) -> None:
         while self._waiters and self._waiters[0][0] <= applied:
