@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 METRICS_STREAM = "CAIRN_METRICS"
 SUBJECT_PREFIX = "cairn.metrics"
 DURABLE = "metrics-writer"
+FETCH_BATCHES = 500
 STREAM_NAME_IN_USE = 10058
 
 
@@ -155,7 +156,7 @@ class MetricsWriter:
     """Pulls metric batches from the stream and writes them down (see the module docstring)."""
 
     def __init__(self, nc: NATS, store: MetricsStore, root: Path, tail: Tail, *,
-                 compact_after: int = 8, compact_max_rows: int = 2_000_000) -> None:
+                 compact_after: int = 8, compact_max_rows: int = 2_000_000, write_interval_s: float = 0.0) -> None:
         self.nc = nc
         self.js = nc.jetstream(timeout=10)
         self.store = store
@@ -163,6 +164,7 @@ class MetricsWriter:
         self.tail = tail
         self.compact_after = compact_after
         self.compact_max_rows = compact_max_rows
+        self.write_interval_s = write_interval_s
         self.last_error: str | None = None
         self.written_seq = 0
         self._task: asyncio.Task[None] | None = None
@@ -219,7 +221,7 @@ class MetricsWriter:
     async def _loop(self) -> None:
         while True:
             try:
-                msgs = await self.sub.fetch(batch=500, timeout=0.2)
+                msgs = await self.sub.fetch(batch=FETCH_BATCHES, timeout=0.2)
             except (TimeoutError, asyncio.TimeoutError):
                 continue
             except asyncio.CancelledError:
@@ -231,6 +233,9 @@ class MetricsWriter:
             try:
                 await self.write(msgs)
                 self.last_error = None
+                if len(msgs) < FETCH_BATCHES and self.write_interval_s:
+                    # not behind: let batches gather, so that several share one part and its disk syncs
+                    await asyncio.sleep(self.write_interval_s)
             except asyncio.CancelledError:
                 raise
             except Exception as err:
