@@ -42,6 +42,7 @@ class ProjectionRunner:
         filter_subject: str = f"{SUBJECT_PREFIX}.>",
         after_batch: Callable[[list[Event]], Awaitable[None]] | None = None,
         before_apply: Callable[[list[Event]], Awaitable[None]] | None = None,
+        batch: int = BATCH,
     ) -> None:
         self.log = event_log
         self.store = store
@@ -50,6 +51,7 @@ class ProjectionRunner:
         self.filter_subject = filter_subject
         self.after_batch = after_batch
         self.before_apply = before_apply  # side effects that must happen before the position moves
+        self.batch = min(batch, MAX_IN_FLIGHT)  # events per apply, at most what may be in flight
         self.applied = store.last_sequence()
         self.last_error: str | None = None
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # heap by sequence
@@ -115,7 +117,7 @@ class ProjectionRunner:
         queue = self._queue
         first = await asyncio.wait_for(queue.get(), timeout=1.0)
         batch = [first]
-        while len(batch) < BATCH and not queue.empty():
+        while len(batch) < self.batch and not queue.empty():
             batch.append(queue.get_nowait())
         return batch
 

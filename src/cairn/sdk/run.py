@@ -56,8 +56,8 @@ class ActiveRun:
         self.metrics.log(key, value, step, timestamp)
 
     def log_metrics(self, values: dict[str, float], step: int | None = None, timestamp: float | None = None) -> None:
-        for key, value in values.items():
-            self.metrics.log(key, value, step, timestamp)
+        """Queue one point per key at ``step``; returns at once."""
+        self.metrics.log_many(values, step, timestamp)
 
     def flush(self, timeout: float | None = 60.0) -> bool:
         """Wait until every logged point was accepted by the platform."""
