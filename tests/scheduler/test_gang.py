@@ -80,7 +80,7 @@ TORCH_JOB = textwrap.dedent('''
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None,
-                    reason="torch is not installed (pip install 'cairn-mlops[dist]' installs torch==2.13.0)")
+                    reason="torch is not installed (the test extra installs torch==2.13.0)")
 def test_two_agents_run_a_torch_distributed_job_that_all_reduces_gradients(
         client: Client, agents, project: str, queue: str, tmp_path: Path) -> None:
     agents.start(queue)
