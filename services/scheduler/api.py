@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.commands import CommandContext
+from cairn.kernel.errors import InvalidInput
 from cairn.kernel.http import command_context
 from cairn.kernel.ids import check_project_name, check_token
 from cairn.services.scheduler import domain
@@ -47,8 +48,13 @@ ProjectName = Annotated[str, Depends(_project)]
 async def submit_job(project: ProjectName, core: Core, store: Store, ctx: Ctx,
                      spec: Annotated[dict[str, Any], Body(description="the job spec (see docs/scheduler.md)")]
                      ) -> dict[str, Any]:
-    """Submit a job: creates its run in the registry (scheduled), then queues the job."""
-    return store.job(project, await core.submit(ctx, project, spec))
+    """Submit a job: creates its run in the registry (scheduled), then queues the job. An optional
+    ``run_tags`` mapping (string -> string) is set on the job's run."""
+    spec = dict(spec)
+    tags = spec.pop("run_tags", None) or {}
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+        raise InvalidInput("run_tags must map tag names to strings, e.g. {'team': 'vision'}")
+    return store.job(project, await core.submit(ctx, project, spec, tags=tags))
 
 
 @router.get("/projects/{project}/jobs", tags=["jobs"])

@@ -123,6 +123,10 @@ class SchedulerCore:
         run = await self.registry.create_run(
             project, experiment=normalised["experiment"], name=normalised["name"] or f"job-{job_id[-8:]}",
             params=normalised["params"], tags=run_tags, actor=ctx.actor, key=f"job-run:{key}")
+        seeds = {"seed": normalised["seed"]} if normalised["seed"] is not None else {}
+        await self.registry.record_run_inputs(project, run["id"], code=normalised["code"],
+                                              command=normalised["command"], seeds=seeds, actor=ctx.actor,
+                                              key=f"job-record:{key}")
         outcome = await self.execute(ctx, project, "job", job_id, lambda s: domain.submit_job(
             s, job_id=job_id, run_id=run["id"], project=project, spec=normalised))
         return outcome.aggregate_id

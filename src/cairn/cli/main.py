@@ -16,6 +16,7 @@ from cairn.cli.jobs import agent, jobs
 from cairn.cli.lineage import lineage
 from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
 from cairn.cli.registry import experiments, models, projects, runs
+from cairn.cli.reproduce import runs_reproduce
 from cairn.cli.reproducibility import runs_diff, runs_environment
 from cairn.cli.sweeps import sweeps
 from cairn.kernel.settings import DEFAULT_DATA_DIR
@@ -116,6 +117,7 @@ for group in (projects, experiments, runs, models, tokens, members, audit, webho
 cli.add_command(lineage)
 runs.add_command(runs_diff)
 runs.add_command(runs_environment)
+runs.add_command(runs_reproduce)
 
 if __name__ == "__main__":
     cli()
