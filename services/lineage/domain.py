@@ -263,7 +263,7 @@ def _environment_recorded(g: GraphChanges, e: Event) -> None:
 
 @maps("job.submitted", "job.started", "job.run_created")
 def _job(g: GraphChanges, e: Event) -> None:
-    nid = g.node(job(e.project, e.aggregate_id, _get(e.data, "name")), e)
+    nid = g.node(job(e.project, e.aggregate_id, _get(e.data, "name", "spec.name")), e)
     run_id = _get(e.data, "run_id")
     if isinstance(run_id, str):
         g.edge(nid, g.node(run(e.project, run_id), e), RAN_IN, e)
