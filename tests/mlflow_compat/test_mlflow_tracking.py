@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from mlflow_scripts import run_script
+
 from platform_harness import Platform, read_all_events
 
 TRAINING_SCRIPT = """
