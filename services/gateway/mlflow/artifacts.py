@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from collections import OrderedDict
 from typing import Any
 
 from fastapi import Request
@@ -70,7 +71,7 @@ async def upload(call: Call, run_id: str, rel: str, request: Request) -> dict[st
     """Hash the body (BLAKE3), send the blob unless the store has it, record it on the run."""
     if not rel:
         raise invalid("an artifact upload needs a file path after .../artifacts/")
-    await call.registry("GET", f"/runs/{run_id}")  # the run must exist in this project
+    await _check_run(call, run_id)
     buffer = bytearray()
     spill: Any = None
     try:
@@ -88,19 +89,31 @@ async def upload(call: Call, run_id: str, rel: str, request: Request) -> dict[st
             digest = await asyncio.to_thread(fingerprint_file, spill.name)
         else:
             digest = (await asyncio.to_thread(blake3, bytes(buffer))).hex()
-        present = await _blob_present(call, digest)
-        if not present:
-            if spill is not None:
-                with open(spill.name, "rb") as f:
-                    await call.artifacts("PUT", f"/blobs/{digest}", data=f)
-            else:
-                await call.artifacts("PUT", f"/blobs/{digest}", data=bytes(buffer))
+        if spill is None:  # small: send it (the store keeps one copy per digest)
+            await call.artifacts("PUT", f"/blobs/{digest}", data=bytes(buffer))
+        elif not await _blob_present(call, digest):  # large: send only what the store lacks
+            with open(spill.name, "rb") as f:
+                await call.artifacts("PUT", f"/blobs/{digest}", data=f)
     finally:
         if spill is not None:
             os.unlink(spill.name)
     await call.artifacts("POST", f"/projects/{call.project}/runs/{run_id}/artifacts",
                          body={"name": rel, "digest": digest, "kind": "file"})
     return {}
+
+
+_KNOWN_RUNS: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+
+async def _check_run(call: Call, run_id: str) -> None:
+    """The run must exist in the call's project (runs are never removed, so a hit is cached)."""
+    key = (call.project, run_id)
+    if key in _KNOWN_RUNS:
+        return
+    await call.registry("GET", f"/runs/{run_id}")
+    _KNOWN_RUNS[key] = None
+    if len(_KNOWN_RUNS) > 10_000:
+        _KNOWN_RUNS.popitem(last=False)
 
 
 async def _blob_present(call: Call, digest: str) -> bool:

@@ -7,7 +7,10 @@ import asyncio
 import hashlib
 import json
 import math
+import time
 from typing import Any
+
+import pyarrow as pa
 
 from cairn.services.gateway.mlflow.calls import (
     HIDDEN_TAG_PREFIX,
@@ -24,7 +27,8 @@ STATUS_TO_MLFLOW = {"running": "RUNNING", "scheduled": "SCHEDULED", "finished": 
                     "failed": "FAILED", "killed": "KILLED"}
 LOGGED_MODEL_TAG = f"{HIDDEN_TAG_PREFIX}logged_model."
 DATASET_TAG = f"{HIDDEN_TAG_PREFIX}dataset."
-SUMMARY_CONCURRENCY = 32
+METRIC_SCHEMA = pa.schema([("key", pa.string()), ("value", pa.float64()), ("step", pa.int64()),
+                           ("timestamp", pa.float64())])
 
 
 def _number(value: Any) -> float:
@@ -93,19 +97,22 @@ async def get(call: Call) -> dict[str, Any]:
 
 @endpoint("POST", "runs/update", role="editor")
 async def update(call: Call) -> dict[str, Any]:
+    """Rename, and end a run (FINISHED, FAILED, KILLED: ``run.finished``; ending twice the same
+    way is a no-op, ending an ended run another way is refused)."""
     run_id = _run_id(call)
     name, status = call.arg("run_name"), call.arg("status")
+    run = None
     if name:
-        await call.registry("PATCH", f"/runs/{run_id}", body={"name": str(name)})
-    run = await load_run(call, run_id)
-    if status and status not in ("RUNNING", "SCHEDULED") and STATUS_TO_MLFLOW.get(run["status"]) != status:
-        cairn_status = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}.get(str(status))
-        if cairn_status is None:
-            raise invalid(f"status must be RUNNING, SCHEDULED, FINISHED, FAILED or KILLED, not {status!r}")
-        run = await call.registry("POST", f"/runs/{run_id}/finish", body={"status": cairn_status})
-    elif status == "RUNNING" and run["status"] == "scheduled":
-        run = await call.registry("POST", f"/runs/{run_id}/start")
-    return {"run_info": run_json(call, run, [])["info"]}
+        run = await call.registry("PATCH", f"/runs/{run_id}", body={"name": str(name)})
+    if status in ("FINISHED", "FAILED", "KILLED"):
+        run = await call.registry("POST", f"/runs/{run_id}/finish", body={"status": str(status).lower()})
+    elif status == "RUNNING":
+        run = await load_run(call, run_id)
+        if run["status"] == "scheduled":
+            run = await call.registry("POST", f"/runs/{run_id}/start")
+    elif status not in (None, "", "SCHEDULED"):
+        raise invalid(f"status must be RUNNING, SCHEDULED, FINISHED, FAILED or KILLED, not {status!r}")
+    return {"run_info": run_json(call, run or await load_run(call, run_id), [])["info"]}
 
 
 @endpoint("POST", "runs/delete", role="admin")
@@ -121,22 +128,26 @@ async def restore(call: Call) -> dict[str, Any]:
 
 
 async def log_metrics(call: Call, run_id: str, metrics: list[dict[str, Any]]) -> None:
-    """Send MLflow metrics (ms timestamps) to the metrics service as one batch. The batch id is a
-    hash of its content, so a retried request is counted once."""
+    """Send MLflow metrics (ms timestamps) to the metrics service as one Arrow batch. The batch id
+    is a hash of the points, so a retried request is counted once."""
     if not metrics:
         return
-    points = []
-    for m in metrics:
-        if not isinstance(m, dict) or "key" not in m or "value" not in m:
-            raise invalid("each metric needs a 'key' and a 'value'")
-        stamp = m.get("timestamp")
-        points.append({"key": m["key"], "value": _number(m["value"]), "step": int(m.get("step") or 0),
-                       "timestamp": None if stamp in (None, "") else int(stamp) / 1000})
-    body = json.dumps(points, sort_keys=True, default=str).encode()
-    batch_id = "mlflow-" + hashlib.sha256(run_id.encode() + body).hexdigest()[:48]
-    await call.metrics("POST", f"/runs/{run_id}/metrics",
-                       data=json.dumps({"batch_id": batch_id, "points": points}),
-                       headers={"Content-Type": "application/json"})
+    try:
+        keys = [str(m["key"]) for m in metrics]
+        values = [_number(m["value"]) for m in metrics]
+        steps = [int(m.get("step") or 0) for m in metrics]
+        now = time.time()
+        stamps = [now if m.get("timestamp") in (None, "") else int(m["timestamp"]) / 1000 for m in metrics]
+    except (KeyError, TypeError, ValueError):
+        raise invalid("each metric needs a 'key', a numeric 'value' and integer 'timestamp' and 'step'") from None
+    table = pa.table([keys, values, steps, stamps], schema=METRIC_SCHEMA)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, METRIC_SCHEMA) as writer:
+        writer.write_table(table)
+    payload = sink.getvalue().to_pybytes()
+    batch_id = "mlflow-" + hashlib.sha256(run_id.encode() + payload).hexdigest()[:48]
+    await call.metrics("POST", f"/runs/{run_id}/metrics", data=payload, params={"batch_id": batch_id},
+                       headers={"Content-Type": "application/vnd.apache.arrow.stream"})
 
 
 async def set_tags(call: Call, run_id: str, tags: dict[str, str]) -> None:
@@ -229,13 +240,11 @@ async def search(call: Call) -> dict[str, Any]:
     runs = found["runs"]
     if view == "DELETED_ONLY":
         runs = [r for r in runs if r["archived"]]
-    limit = asyncio.Semaphore(SUMMARY_CONCURRENCY)
-
-    async def with_metrics(run: dict[str, Any]) -> dict[str, Any]:
-        async with limit:
-            return run_json(call, run, await summaries_of(call, run["id"]))
-
-    out: dict[str, Any] = {"runs": await asyncio.gather(*(with_metrics(r) for r in runs))}
+    summaries: dict[str, list[dict[str, Any]]] = {}
+    if runs:
+        summaries = (await call.metrics("POST", "/metrics/summaries/runs",
+                                        body={"run_ids": [r["id"] for r in runs]}))["runs"]
+    out: dict[str, Any] = {"runs": [run_json(call, r, summaries.get(r["id"], [])) for r in runs]}
     if found.get("next_page_token"):
         out["next_page_token"] = found["next_page_token"]
     return out
