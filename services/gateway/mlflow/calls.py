@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import Request
 
-from cairn.kernel.errors import CairnError
 from cairn.services.gateway.auth import Principal
 from cairn.services.gateway.mlflow.backend import Services
 from cairn.services.gateway.mlflow.errors import invalid
@@ -111,6 +110,3 @@ def key_values(items: Any, what: str) -> dict[str, str]:
         out[str(item["key"])] = "" if item.get("value") is None else str(item["value"])
     return out
 
-
-def as_cairn_error(err: Exception) -> CairnError | None:
-    return err if isinstance(err, CairnError) else None

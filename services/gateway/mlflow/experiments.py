@@ -114,7 +114,7 @@ def compare_text(actual: str | None, op: str, value: str) -> bool:
     if op == "!=":
         return actual != value
     pattern = "^" + re.escape(value).replace("%", ".*").replace("_", ".") + "$"
-    return re.match(pattern, actual, re.IGNORECASE if op == "ILIKE" else 0 | re.DOTALL) is not None
+    return re.match(pattern, actual, (re.IGNORECASE if op == "ILIKE" else 0) | re.DOTALL) is not None
 
 
 @endpoint("POST", "experiments/update", role="editor")

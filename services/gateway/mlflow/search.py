@@ -22,8 +22,10 @@ UNSUPPORTED = {"artifact_uri", "lifecycle_stage"}
 _IDENT = re.compile(r"""(?P<prefix>metrics|metric|params|param|parameters|parameter|tags|tag|attributes|attribute|attr)
     \.(?P<key>`[^`]+`|"[^"]+"|[A-Za-z0-9_\-./:]+)""", re.VERBOSE)
 _BARE = re.compile(r"^(?P<name>[A-Za-z_]+)$")
-_CLAUSE = re.compile(r"""^\s*(?P<ident>\S+?)\s*(?P<op>!=|<=|>=|=|<|>|\s+LIKE\s+|\s+ILIKE\s+|\s+NOT\s+IN\s+|\s+IN\s+)
+_FIELD = r"""(?:[A-Za-z_]+\.)?(?:`[^`]+`|"[^"]+"|[^\s=!<>`"]+)"""
+_CLAUSE = re.compile(r"""^\s*(?P<ident>""" + _FIELD + r""")\s*(?P<op>!=|<=|>=|=|<|>|\s+LIKE\s+|\s+ILIKE\s+|\s+NOT\s+IN\s+|\s+IN\s+)
     \s*(?P<value>.+?)\s*$""", re.VERBOSE | re.IGNORECASE | re.DOTALL)
+_ORDER = re.compile(r"""^\s*(?P<ident>""" + _FIELD + r""")(?:\s+(?P<direction>ASC|DESC))?\s*$""", re.IGNORECASE)
 _AND = re.compile(r"""\s+AND\s+(?=(?:[^'"]*['"][^'"]*['"])*[^'"]*$)""", re.IGNORECASE)
 
 
@@ -84,9 +86,9 @@ def translate_filter(text: str | None) -> str | None:
 def translate_order_by(items: list[str]) -> list[str]:
     out = []
     for item in items:
-        words = str(item).strip().split()
-        if not words or len(words) > 2:
+        m = _ORDER.match(str(item))
+        if m is None:
             raise invalid(f"cannot read order_by {item!r}; use '<field> [ASC|DESC]'")
-        ident, _ = _identifier(words[0])
-        out.append(" ".join([ident, *words[1:]]))
+        ident, _ = _identifier(m["ident"])
+        out.append(f"{ident} {m['direction'].upper()}" if m["direction"] else ident)
     return out
