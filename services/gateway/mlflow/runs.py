@@ -32,8 +32,12 @@ METRIC_SCHEMA = pa.schema([("key", pa.string()), ("value", pa.float64()), ("step
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, str):
-        return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(value, math.nan)
+    """A metric value: a number, or the strings protobuf's JSON uses for NaN and the infinities."""
+    special = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+    if isinstance(value, str) and value in special:
+        return special[value]
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{value!r} is not a number")
     return float(value)
 
 
