@@ -61,3 +61,11 @@ def _model_version_created(conn: sqlite3.Connection, e: Event) -> None:
     # A model version may point at a single file or at a directory's manifest: look at it.
     _ref(conn, e.data["artifact_digest"],
          f"model_version:{e.project}/{e.aggregate_id}@v{e.data['version']}", True)
+
+
+@handles("run.environment_recorded")
+def _code_recorded(conn: sqlite3.Connection, e: Event) -> None:
+    # A run's code archive (registry event): keep it from GC and readable by the run's project.
+    digest = (e.data.get("code") or {}).get("archive_digest")
+    if digest:
+        _ref(conn, digest, f"code:{e.project}/{e.aggregate_id}", False)

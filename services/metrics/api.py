@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge, Unavailable
@@ -78,16 +78,22 @@ async def log_batch(project: ProjectName, run_id: RunId, request: Request, rt: R
                          "duplicate": bool(ack.duplicate)}, status_code=202)
 
 
-@router.get("/projects/{project}/runs/{run_id}/metrics", tags=["metrics"])
-async def metric_history(project: ProjectName, run_id: RunId, rt: Runtime,
+@router.get("/projects/{project}/runs/{run_id}/metrics", tags=["metrics"], response_model=None)
+async def metric_history(project: ProjectName, run_id: RunId, rt: Runtime, request: Request,
                          key: Annotated[str, Query(min_length=1, max_length=250)],
                          points: Annotated[int | None, Query(ge=3, le=1_000_000, description="downsample to N")] = None,
-                         method: Method = "minmax") -> dict[str, Any]:
-    """One key's history: every point, or ``points`` of them chosen by ``method``."""
+                         method: Method = "minmax") -> dict[str, Any] | Response:
+    """One key's history: every point, or ``points`` of them chosen by ``method``. JSON, or an Arrow
+    IPC stream (columns step, value, timestamp; total and method in the schema metadata) when the
+    request accepts ``application/vnd.apache.arrow.stream``."""
     series = load_series(rt.store, rt.root, rt.tail, project, run_id, key)
     shown = downsample(series, points, method)
-    return {"run_id": run_id, "key": key, "total": int(series.steps.size),
-            "method": method if points is not None and series.steps.size > points else "full", **shown.to_json()}
+    used = method if points is not None and series.steps.size > points else "full"
+    if ARROW_STREAM in request.headers.get("accept", ""):
+        meta = {"run_id": run_id, "key": key, "total": str(series.steps.size), "method": used}
+        return Response(to_ipc(shown.to_arrow(meta)), media_type=ARROW_STREAM)
+    return JSONResponse({"run_id": run_id, "key": key, "total": int(series.steps.size), "method": used,
+                         **shown.to_json()})
 
 
 @router.get("/projects/{project}/runs/{run_id}/metrics/summary", tags=["metrics"])
@@ -141,8 +147,8 @@ def _j(value: float | None) -> float | str | None:
     return None if value is None else json_float(value)
 
 
-@router.post("/projects/{project}/metrics/search", tags=["metrics"])
-async def search_metrics(project: ProjectName, query: MetricsSearch, rt: Runtime) -> dict[str, Any]:
+@router.post("/projects/{project}/metrics/search", tags=["metrics"], response_model=None)
+async def search_metrics(project: ProjectName, query: MetricsSearch, rt: Runtime) -> JSONResponse:
     """The same key for up to 1,000 runs, each downsampled, plus a cross-run aggregate by step."""
     series = [load_series(rt.store, rt.root, rt.tail, project, run_id, query.key) for run_id in query.run_ids]
     runs = []
@@ -151,5 +157,5 @@ async def search_metrics(project: ProjectName, query: MetricsSearch, rt: Runtime
     out: dict[str, Any] = {"key": query.key, "runs": runs}
     if query.aggregate:
         out["aggregate"] = cross_run_aggregate(series, query.points)
-    return out
+    return JSONResponse(out)  # plain lists already: no per-value pass of FastAPI's encoder
 

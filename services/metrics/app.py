@@ -31,7 +31,8 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         await ensure_stream(nc)
         store = MetricsStore(root / "metrics.sqlite3")
         tail = Tail()
-        writer = MetricsWriter(nc, store, root, tail, compact_after=settings.compact_after)
+        writer = MetricsWriter(nc, store, root, tail, compact_after=settings.compact_after,
+                              write_interval_s=settings.write_interval_s)
         await writer.start()
         app.state.metrics = MetricsRuntime(settings, nc, store, writer, tail, root)
         try:

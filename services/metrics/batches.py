@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge
 
@@ -41,6 +42,13 @@ def _value(raw: Any, index: int) -> float:
         return SPECIAL[raw]
     raise InvalidInput(f"point {index}: value {raw!r} is not a number (use a number, or \"NaN\", "
                        "\"Infinity\", \"-Infinity\")", details={"point": index})
+
+
+def _timestamp(raw: Any, index: int) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        raise InvalidInput(f"point {index}: timestamp {raw!r} must be a finite number of seconds since the "
+                           "epoch (or left out)", details={"point": index})
+    return float(raw)
 
 
 def _step(raw: Any, index: int) -> int:
@@ -80,8 +88,12 @@ def parse_json(body: Any, max_points: int) -> tuple[str, pa.Table]:
         values.append(_value(point.get("value"), i))
         steps.append(_step(point.get("step", 0), i))
         stamp = point.get("timestamp")
-        stamps.append(now if stamp is None else _value(stamp, i))
+        stamps.append(now if stamp is None else _timestamp(stamp, i))
     return batch_id, pa.table([keys, values, steps, stamps], schema=SCHEMA)
+
+
+def _is_number(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_floating(kind) or pa.types.is_integer(kind))
 
 
 def parse_arrow(data: bytes, batch_id: str | None, max_points: int) -> tuple[str, pa.Table]:
@@ -96,6 +108,11 @@ def parse_arrow(data: bytes, batch_id: str | None, max_points: int) -> tuple[str
     if missing:
         raise InvalidInput(f"the Arrow batch lacks column(s) {missing}; send key, value, step, timestamp")
     _check_size(table.num_rows, max_points)
+    for name, kind_ok, kind in (("value", _is_number, "a number"), ("step", pa.types.is_integer, "an integer"),
+                                ("timestamp", _is_number, "a number")):
+        if name in table.column_names and not kind_ok(table.schema.field(name).type):
+            raise InvalidInput(f"the Arrow column {name!r} is {table.schema.field(name).type}; each {name} must be "
+                               f"{kind} (send float64 values and timestamps, int64 steps)")
     if "timestamp" not in table.column_names:
         table = table.append_column("timestamp", pa.array([time.time()] * table.num_rows, pa.float64()))
     try:
@@ -103,6 +120,11 @@ def parse_arrow(data: bytes, batch_id: str | None, max_points: int) -> tuple[str
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
         raise InvalidInput(f"the Arrow batch has the wrong column types ({err}); key is a string, value "
                            "and timestamp floats, step an integer") from None
+    finite = pc.is_finite(table.column("timestamp"))
+    if not pc.all(finite).as_py():
+        index = finite.to_pylist().index(False)
+        raise InvalidInput(f"point {index}: timestamp must be a finite number of seconds since the epoch",
+                           details={"point": index})
     for name in SCHEMA.names:
         nulls = table.column(name).null_count
         if nulls:
@@ -115,9 +137,10 @@ def parse_arrow(data: bytes, batch_id: str | None, max_points: int) -> tuple[str
     return batch_id, table
 
 
-def to_ipc(table: pa.Table) -> bytes:
+def to_ipc(table: pa.Table, compression: str | None = "lz4") -> bytes:
+    """An Arrow IPC stream, its buffers LZ4-compressed (repeated keys shrink to almost nothing)."""
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 

@@ -18,6 +18,7 @@ from cairn.services.metrics.store import MetricsStore
 from cairn.services.metrics.writer import Tail
 
 COLUMNS = ["step", "value", "timestamp"]
+DTYPES = (("step", np.int64), ("value", np.float64), ("timestamp", np.float64))
 
 
 @dataclass
@@ -30,6 +31,9 @@ class Series:
 
     def take(self, index: np.ndarray) -> Series:
         return Series(self.steps[index], self.values[index], self.timestamps[index])
+
+    def to_arrow(self, metadata: dict[str, str]) -> pa.Table:
+        return pa.table({"step": self.steps, "value": self.values, "timestamp": self.timestamps}).replace_schema_metadata(metadata)
 
     def to_json(self) -> dict[str, list[Any]]:
         return {"steps": self.steps.tolist(), "values": [json_float(v) for v in self.values.tolist()],
@@ -45,23 +49,52 @@ def json_float(value: float) -> float | str:
     return value
 
 
+def read_key(path: str, key: str) -> pa.Table | None:
+    """One key's rows of a Parquet part. Parts are sorted by key, so row-group statistics skip the
+    groups of other keys, and groups holding only this key are read without the key column."""
+    part = pq.ParquetFile(path)
+    meta = part.metadata
+    key_index = part.schema_arrow.get_field_index("key")
+    groups, only_key = [], True
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(key_index).statistics
+        if stats is None or not stats.has_min_max:
+            groups.append(i)
+            only_key = False
+        elif stats.min <= key <= stats.max:
+            groups.append(i)
+            only_key = only_key and stats.min == stats.max == key
+    if not groups:
+        return None
+    if only_key:
+        return part.read_row_groups(groups, columns=COLUMNS)
+    table = part.read_row_groups(groups, columns=["key", *COLUMNS])
+    return table.filter(pc.equal(table.column("key"), key)).select(COLUMNS)
+
+
 def load_series(store: MetricsStore, root: Path, tail: Tail, project: str, run_id: str, key: str) -> Series:
     """Every point of ``key`` in the run. Runs without awaiting, so compaction cannot swap files
     between listing the parts and opening them."""
-    files = [str(root / project / run_id / f) for f in store.parts(project, run_id)]
     tables = []
-    if files:
-        tables.append(pq.read_table(files, columns=COLUMNS, filters=[("key", "=", key)]))
+    for name in store.parts(project, run_id):
+        table = read_key(str(root / project / run_id / name), key)
+        if table is not None:
+            tables.append(table)
     for batch in tail.of_run(project, run_id):
         tables.append(batch.filter(pc.equal(batch.column("key"), key)).select(COLUMNS))
-    if not tables:
-        empty = np.empty(0)
-        return Series(empty.astype(np.int64), empty, empty)
-    table = pa.concat_tables([t.cast(pa.schema([("step", pa.int64()), ("value", pa.float64()),
-                                                ("timestamp", pa.float64())])) for t in tables])
-    steps = table.column("step").to_numpy()
-    order = np.argsort(steps, kind="stable")
-    return Series(steps[order], table.column("value").to_numpy()[order], table.column("timestamp").to_numpy()[order])
+    steps, values, stamps = (_concat(tables, name, dtype) for name, dtype in DTYPES)
+    if steps.size > 1 and not bool(np.all(steps[1:] >= steps[:-1])):  # usually in order already
+        order = np.argsort(steps, kind="stable")
+        steps, values, stamps = steps[order], values[order], stamps[order]
+    return Series(steps, values, stamps)
+
+
+def _concat(tables: list[pa.Table], name: str, dtype: type) -> np.ndarray:
+    """One column of many tables as one array, copied once."""
+    chunks = [chunk.to_numpy(zero_copy_only=False) for t in tables for chunk in t.column(name).chunks]
+    if not chunks:
+        return np.empty(0, dtype=dtype)
+    return np.concatenate(chunks).astype(dtype, copy=False)
 
 
 def downsample(series: Series, points: int | None, method: str) -> Series:

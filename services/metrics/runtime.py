@@ -17,13 +17,16 @@ class MetricsSettings(ServiceSettings):
     """Environment: CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT, CAIRN_REGISTRY_URL (runs are
     checked there; empty skips the check), CAIRN_MAX_BATCH_POINTS, CAIRN_MAX_BATCH_BYTES,
     CAIRN_MAX_TAIL_POINTS (acked but unwritten points held for reads before ingest answers 503),
-    CAIRN_COMPACT_AFTER (small parts per run that trigger a merge)."""
+    CAIRN_COMPACT_AFTER (small parts per run that trigger a merge), CAIRN_WRITE_INTERVAL_S (how long
+    the writer lets batches gather between Parquet writes when it is not behind; reads see the
+    batches meanwhile)."""
 
     registry_url: str = ""
     max_batch_points: int = 10_000
     max_batch_bytes: int = 4 << 20
     max_tail_points: int = 2_000_000
     compact_after: int = 8
+    write_interval_s: float = 0.2
 
 
 class MetricsRuntime:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from nats.aio.client import Client as NATS
 from nats.js import api as js_api
@@ -35,25 +36,42 @@ log = logging.getLogger(__name__)
 METRICS_STREAM = "CAIRN_METRICS"
 SUBJECT_PREFIX = "cairn.metrics"
 DURABLE = "metrics-writer"
+FETCH_BATCHES = 500
 STREAM_NAME_IN_USE = 10058
 
 
 async def ensure_stream(nc: NATS, replicas: int = 1) -> None:
-    """Create the metrics stream (file storage, 1 h duplicate window) unless it exists."""
+    """Create the metrics stream unless it exists: file storage, 1 h duplicate window, and work-queue
+    retention, so a batch stays in the stream until the writer acks it (after the Parquet write is
+    durable) and is deleted then: durable until written, never growing without bound.
+
+    A stream made by an older build with limits retention cannot become a work queue in place
+    (JetStream forbids it); it is switched to interest retention, which with the writer's one
+    durable consumer deletes a batch at the same moment."""
     js = nc.jetstream(timeout=10)
     try:
-        await js.stream_info(METRICS_STREAM)
-        return
+        info = await js.stream_info(METRICS_STREAM)
     except NotFoundError:
-        pass
+        info = None
+    if info is not None:
+        if info.config.retention == js_api.RetentionPolicy.LIMITS:
+            config = info.config.as_dict()
+            config["retention"] = js_api.RetentionPolicy.INTEREST.value
+            await _stream_request(nc, "UPDATE", config)
+            log.warning("metrics stream %s switched from limits to interest retention", METRICS_STREAM)
+        return
     config = js_api.StreamConfig(
         name=METRICS_STREAM, subjects=[f"{SUBJECT_PREFIX}.>"], storage=js_api.StorageType.FILE,
-        retention=js_api.RetentionPolicy.LIMITS, duplicate_window=3600.0, num_replicas=replicas,
+        retention=js_api.RetentionPolicy.WORK_QUEUE, duplicate_window=3600.0, num_replicas=replicas,
     ).as_dict()
-    reply = await nc.request(f"$JS.API.STREAM.CREATE.{METRICS_STREAM}", json.dumps(config).encode(), timeout=10)
+    await _stream_request(nc, "CREATE", config)
+
+
+async def _stream_request(nc: NATS, verb: str, config: dict[str, Any]) -> None:
+    reply = await nc.request(f"$JS.API.STREAM.{verb}.{METRICS_STREAM}", json.dumps(config).encode(), timeout=10)
     error = json.loads(reply.data).get("error")
     if error and error.get("err_code") != STREAM_NAME_IN_USE:
-        raise Unavailable(f"cannot create stream {METRICS_STREAM}: {error.get('description')}")
+        raise Unavailable(f"cannot {verb.lower()} stream {METRICS_STREAM}: {error.get('description')}")
 
 
 @dataclass
@@ -86,11 +104,25 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+ROW_GROUP_ROWS = 128 * 1024
+# Measured on 1M points (benchmarks/README.md): Parquet's default dictionary encoding of every
+# column made reads 15x slower than delta-packed steps and byte-stream-split floats with LZ4,
+# at about the same size as zstd.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "lz4", "use_dictionary": ["key"],
+    "column_encoding": {"step": "DELTA_BINARY_PACKED", "seq": "DELTA_BINARY_PACKED",
+                        "value": "BYTE_STREAM_SPLIT", "timestamp": "BYTE_STREAM_SPLIT"},
+}
+
+
 def write_part(path: Path, table: pa.Table) -> None:
-    """Write a Parquet file so that it is either whole and durable or absent."""
+    """Write a Parquet file so that it is either whole and durable or absent. Rows are sorted by key
+    (stable, so each key keeps its arrival order) in row groups of ``ROW_GROUP_ROWS``, so a read of
+    one key skips other keys' groups by their statistics."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
+    table = table.take(pc.sort_indices(table, [("key", "ascending")]))  # Arrow's sort is stable
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -98,17 +130,22 @@ def write_part(path: Path, table: pa.Table) -> None:
 
 
 def summarize(table: pa.Table, seqs: np.ndarray) -> list[dict[str, Any]]:
-    """Per key: count, min and max (NaN skipped), last value at the highest step."""
-    keys = table.column("key").to_numpy(zero_copy_only=False)
-    values = table.column("value").to_numpy()
-    steps = table.column("step").to_numpy()
+    """Per key: count, min and max (NaN skipped), last value at the highest step (ties: the later row)."""
+    encoded = pc.dictionary_encode(table.column("key").combine_chunks())
+    names = encoded.dictionary.to_pylist()
+    ids = encoded.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(ids, kind="stable")  # rows grouped by key, each key's rows in arrival order
+    bounds = np.searchsorted(ids[order], np.arange(len(names) + 1))
+    values = table.column("value").to_numpy()[order]
+    steps = table.column("step").to_numpy()[order]
+    seqs = np.asarray(seqs)[order]
     out = []
-    for key in np.unique(keys):
-        mask = keys == key
-        v, s, q = values[mask], steps[mask], seqs[mask]
+    for k in sorted(range(len(names)), key=names.__getitem__):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        v, s, q = values[lo:hi], steps[lo:hi], seqs[lo:hi]
         finite = v[~np.isnan(v)]
         last = int(np.flatnonzero(s == s.max())[-1])
-        out.append({"key": str(key), "count": int(v.size),
+        out.append({"key": str(names[k]), "count": int(v.size),
                     "min": float(finite.min()) if finite.size else None,
                     "max": float(finite.max()) if finite.size else None,
                     "last": float(v[last]), "last_step": int(s[last]), "last_seq": int(q[last])})
@@ -119,7 +156,7 @@ class MetricsWriter:
     """Pulls metric batches from the stream and writes them down (see the module docstring)."""
 
     def __init__(self, nc: NATS, store: MetricsStore, root: Path, tail: Tail, *,
-                 compact_after: int = 8, compact_max_rows: int = 2_000_000) -> None:
+                 compact_after: int = 8, compact_max_rows: int = 2_000_000, write_interval_s: float = 0.0) -> None:
         self.nc = nc
         self.js = nc.jetstream(timeout=10)
         self.store = store
@@ -127,6 +164,7 @@ class MetricsWriter:
         self.tail = tail
         self.compact_after = compact_after
         self.compact_max_rows = compact_max_rows
+        self.write_interval_s = write_interval_s
         self.last_error: str | None = None
         self.written_seq = 0
         self._task: asyncio.Task[None] | None = None
@@ -156,16 +194,21 @@ class MetricsWriter:
         """Put acked-by-the-stream but unwritten batches back in the tail, so reads after a restart
         see them before the writer gets to them."""
         floor = (await self.js.consumer_info(METRICS_STREAM, DURABLE)).ack_floor
-        last = (await self.js.stream_info(METRICS_STREAM)).state.last_seq
-        for seq in range((floor.stream_seq if floor else 0) + 1, last + 1):
+        state = (await self.js.stream_info(METRICS_STREAM)).state
+        left = state.messages  # written batches were deleted (work queue): what is left is unwritten
+        seq = max((floor.stream_seq if floor else 0) + 1, state.first_seq)
+        while left > 0 and seq <= state.last_seq:
             try:
-                msg = await self.js.get_msg(METRICS_STREAM, seq)
+                msg = await self.js.get_msg(METRICS_STREAM, seq, subject=f"{SUBJECT_PREFIX}.>", next=True)
             except NotFoundError:
-                continue
-            msg_id = (msg.headers or {}).get("Nats-Msg-Id") or f"seq-{seq}"
+                break
+            found = int(msg.seq or seq)
+            seq = found + 1
+            left -= 1
+            msg_id = (msg.headers or {}).get("Nats-Msg-Id") or f"seq-{found}"
             if not self.store.applied_ids([msg_id]) and msg.subject and msg.data:
                 _, _, project, run_id = msg.subject.split(".", 3)
-                self.tail.add(seq, project, run_id, from_ipc(msg.data))
+                self.tail.add(found, project, run_id, from_ipc(msg.data))
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -178,7 +221,7 @@ class MetricsWriter:
     async def _loop(self) -> None:
         while True:
             try:
-                msgs = await self.sub.fetch(batch=500, timeout=0.2)
+                msgs = await self.sub.fetch(batch=FETCH_BATCHES, timeout=0.2)
             except (TimeoutError, asyncio.TimeoutError):
                 continue
             except asyncio.CancelledError:
@@ -190,6 +233,9 @@ class MetricsWriter:
             try:
                 await self.write(msgs)
                 self.last_error = None
+                if len(msgs) < FETCH_BATCHES and self.write_interval_s:
+                    # not behind: let batches gather, so that several share one part and its disk syncs
+                    await asyncio.sleep(self.write_interval_s)
             except asyncio.CancelledError:
                 raise
             except Exception as err:

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from cairn.kernel.service import create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.registry.api import router
+from cairn.services.registry.api_run_record import router as run_record_router
 from cairn.services.registry.metric_summaries import MetricSummaries
 from cairn.services.registry.projection import projection
 from cairn.services.registry.store import RegistryStore
@@ -26,7 +27,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: RegistryStore(s.data_dir / "registry" / "registry.sqlite3"),
         handler=projection(),
-        routers=[router],
+        routers=[router, run_record_router],
         description="Projects, experiments, runs, models, model versions and aliases.",
     )
     app.state.metric_summaries = MetricSummaries(settings.metrics_url)

@@ -15,6 +15,7 @@ from typing import Any
 
 from cairn.kernel.commands import Decision
 from cairn.kernel.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from cairn.services.registry.run_record import evolve_record
 
 State = dict[str, Any] | None
 
@@ -346,6 +347,8 @@ def evolve_run(state: State, event_type: str, data: dict[str, Any]) -> dict[str,
         state.update({k: data[k] for k in ("name", "description") if k in data})
     elif event_type in ("run.archived", "run.restored"):
         state["archived"] = event_type == "run.archived"
+    elif event_type == "run.environment_recorded":
+        evolve_record(state, data)
     return state
 
 

@@ -44,3 +44,17 @@ class MetricSummaries:
             if not body.get("next_after"):
                 return out
             after = body["next_after"]
+
+    def run_last_values(self, project: str, run_id: str) -> dict[str, float | str | None]:
+        """Every key's last value for one run (``{}`` without a metrics service); NaN and infinities
+        come as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``."""
+        if not self.metrics_url:
+            return {}
+        try:
+            resp = self._http.get(f"{self.metrics_url}/projects/{project}/runs/{run_id}/metrics/summary",
+                                  headers={"X-Cairn-Actor": "service:registry"})
+            resp.raise_for_status()
+        except httpx.HTTPError as err:
+            raise Unavailable(f"the metrics service did not answer for run {run_id!r} ({type(err).__name__}); "
+                              "retry shortly", details={"retry_after": 1}) from None
+        return {row["key"]: row["last"] for row in resp.json()["summaries"]}

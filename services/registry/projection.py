@@ -8,6 +8,7 @@ import sqlite3
 from cairn.kernel.envelope import Event
 from cairn.kernel.store import EventHandlers, SnapshotProjection
 from cairn.services.registry.domain import EVOLVERS
+from cairn.services.registry.run_record_view import RECORD_HANDLERS
 
 HANDLERS = EventHandlers()
 handles = HANDLERS.handles
@@ -219,3 +220,5 @@ def _alias_changed(conn: sqlite3.Connection, e: Event) -> None:
         (e.sequence, e.aggregate_id, d["alias"], "set" if e.type.endswith("alias_set") else "removed",
          d["version"], d.get("previous_version"), e.time, e.actor))
 
+
+HANDLERS.update(RECORD_HANDLERS)  # reproducibility records and dataset uses (run_record_view.py)

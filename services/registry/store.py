@@ -8,6 +8,7 @@ from typing import Any
 
 from cairn.kernel.errors import NotFound
 from cairn.kernel.store import SqliteStore
+from cairn.services.registry.run_record_view import RECORD_SCHEMA
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -68,7 +69,7 @@ class RegistryStore(SqliteStore):
     """The registry's read model."""
 
     def __init__(self, path: str | Path) -> None:
-        super().__init__(path, SCHEMA)
+        super().__init__(path, SCHEMA + RECORD_SCHEMA)
 
     # projects
     def project(self, name: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import httpx
 
 from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
 
-SERVICES = ("registry", "artifacts", "metrics")
+SERVICES = ("registry", "artifacts", "metrics", "lineage")
 
 
 def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:

@@ -48,6 +48,9 @@ def _routes(world: dict) -> list[tuple[str, str, object, str]]:
         ("POST", f"/registry/projects/perm/runs/{r}/params", "fresh-param", "editor"),
         ("PATCH", f"/registry/projects/perm/runs/{r}", "fresh-name", "editor"),
         ("POST", "/registry/projects/perm/experiments", "fresh-experiment", "editor"),
+        ("PUT", f"/registry/projects/perm/runs/{r}/environment", "fresh-seed", "editor"),
+        ("GET", f"/registry/projects/perm/runs/{r}/environment", None, "viewer"),
+        ("GET", f"/registry/runs/diff?a={r}&b={r}", None, "viewer"),
         ("PUT", "/registry/projects/perm/models/m/aliases/staging", {"version": 1}, "editor"),
         ("PUT", "/registry/projects/perm/models/m/aliases/production", {"version": 1}, "admin"),
         ("DELETE", f"/registry/projects/perm/runs/{r}/tags/gone", "tag-first", "admin"),
@@ -78,7 +81,8 @@ def test_permission_matrix(platform: Platform, world: dict) -> None:
             if body == "tag-first":
                 world["admin"].put(f"/registry/projects/perm/runs/{world['run']}/tags/gone", json={"value": "x"})
             payload = {"fresh-param": {"params": {f"p{next(_n)}": 1}}, "fresh-name": {"name": f"n{next(_n)}"},
-                       "fresh-experiment": {"name": f"e{next(_n)}"}, "tag-first": None}.get(body, body) \
+                       "fresh-experiment": {"name": f"e{next(_n)}"}, "tag-first": None,
+                       "fresh-seed": {"seeds": {f"s{next(_n)}": 1}}}.get(body, body) \
                 if isinstance(body, str) else body
             token = world["tokens"][role]
             headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
+import psutil
+import pytest
+
 import cairn
 
 from platform_harness import Platform
@@ -56,3 +60,90 @@ def test_system_metrics_are_sampled_and_can_be_switched_off(platform: Platform) 
         with cairn.start_run(project="sdkm", client=client, system_metrics=False) as quiet:
             quiet.log_metric("only", 1.0)
         assert list(client.metric_summary("sdkm", quiet.id)) == ["only"]
+
+
+def test_logged_points_are_readable_without_a_flush(platform: Platform) -> None:
+    with cairn.Client(platform.gateway, token=platform.token) as client, \
+            cairn.start_run(project="sdkm", client=client, system_metrics=False) as run:
+        for step in range(10):
+            run.log_metric("live", float(step), step=step)
+        deadline = time.monotonic() + 10  # sent within interval_s (1 s), visible once accepted
+        while client.metric_history("sdkm", run.id, "live")["total"] < 10:
+            assert time.monotonic() < deadline, "points logged without flush never became readable"
+            time.sleep(0.05)
+        assert client.metric_history("sdkm", run.id, "live")["steps"] == list(range(10))
+
+
+def test_system_metrics_follow_the_environment(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    with cairn.Client(platform.gateway, token=platform.token) as client:
+        monkeypatch.setenv("CAIRN_SYSTEM_METRICS", "0")
+        with cairn.start_run(project="sdkm", client=client) as quiet:
+            quiet.log_metric("only", 1.0)
+        assert list(client.metric_summary("sdkm", quiet.id)) == ["only"]
+        monkeypatch.delenv("CAIRN_SYSTEM_METRICS")
+        monkeypatch.setenv("CAIRN_SYSTEM_METRICS_INTERVAL_S", "0.1")
+        with cairn.start_run(project="sdkm", client=client) as sampled:
+            assert sampled._system is not None and sampled._system.interval_s == 0.1
+            time.sleep(0.35)
+        summary = client.metric_summary("sdkm", sampled.id)
+    assert summary["system/cpu_percent"]["count"] >= 2
+    if psutil.disk_io_counters() is not None:  # containers without block devices report none
+        assert "system/disk_read_bytes_per_s" in summary and "system/disk_write_bytes_per_s" in summary
+
+
+def _nvml_gpus() -> int:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return int(pynvml.nvmlDeviceGetCount())
+    except Exception:  # noqa: BLE001 - no library, no driver or no device: no GPU metrics
+        return 0
+
+
+GPUS = _nvml_gpus()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(GPUS == 0, reason="no GPU visible through NVML (nvidia-ml-py and a driver)")
+def test_gpu_utilisation_memory_and_power_are_sampled_with_nvml(platform: Platform) -> None:
+    with cairn.Client(platform.gateway, token=platform.token) as client:
+        with cairn.start_run(project="sdkm", client=client, system_metrics_interval_s=0.1) as run:
+            time.sleep(0.25)
+        summary = client.metric_summary("sdkm", run.id)
+    for index in range(GPUS):
+        for name in ("utilization_percent", "memory_used_bytes", "power_watts"):
+            assert summary[f"system/gpu{index}/{name}"]["count"] >= 1
+
+
+@pytest.mark.skipif(GPUS > 0, reason="a GPU is visible through NVML")
+def test_without_nvml_gpus_system_metrics_leave_gpu_keys_out(platform: Platform) -> None:
+    with cairn.Client(platform.gateway, token=platform.token) as client:
+        with cairn.start_run(project="sdkm", client=client, system_metrics_interval_s=0.1) as run:
+            time.sleep(0.15)
+        summary = client.metric_summary("sdkm", run.id)
+    assert "system/cpu_percent" in summary and not [k for k in summary if k.startswith("system/gpu")]
+
+
+def test_long_keys_in_full_batches_still_arrive(platform: Platform) -> None:
+    key = "k" * 250  # the longest key: 10,000 of them are 2.5 MB of text before compression
+    with cairn.Client(platform.gateway, token=platform.token) as client, \
+            cairn.start_run(project="sdkm", client=client, system_metrics=False) as run:
+        run.metrics.batch_size = 10_000
+        for step in range(20_000):
+            run.log_metric(key, float(step), step=step)
+        assert run.flush(60), run.metrics.last_error
+        assert run.metrics.last_error is None
+        assert client.metric_history("sdkm", run.id, key, points=10)["total"] == 20_000
+
+
+def test_numpy_scalars_are_numbers_and_strings_are_refused(platform: Platform) -> None:
+    with cairn.Client(platform.gateway, token=platform.token) as client, \
+            cairn.start_run(project="sdkm", client=client, system_metrics=False) as run:
+        run.log_metrics({"f32": np.float32(0.5), "i64": np.int64(3)}, step=7)
+        with pytest.raises(TypeError, match="'high' is not a number"):
+            run.log_metrics({"ok": 1.0, "bad": "high"}, step=8)  # nothing of this call is queued
+        assert run.flush()
+        summary = client.metric_summary("sdkm", run.id)
+    assert sorted(summary) == ["f32", "i64"]
+    assert summary["f32"]["last"] == 0.5 and summary["i64"]["last"] == 3.0 and summary["i64"]["last_step"] == 7

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge
+from cairn.services.metrics import writer as writer_module
 from cairn.services.metrics.batches import SCHEMA, parse_arrow, parse_json, to_ipc
-from cairn.services.metrics.queries import Series, cross_run_aggregate, load_series
+from cairn.services.metrics.queries import Series, cross_run_aggregate, load_series, read_key
 from cairn.services.metrics.store import MetricsStore
 from cairn.services.metrics.writer import MetricsWriter, Tail, summarize, write_part
 
@@ -28,6 +30,8 @@ def test_json_batch_accepts_special_floats_and_names_bad_points() -> None:
         parse_json({"batch_id": "b", "points": [{"key": "a", "value": 1, "step": 1.5}]}, 10)
     with pytest.raises(PayloadTooLarge):
         parse_json({"batch_id": "b", "points": [{"key": "a", "value": 1}] * 11}, 10)
+    with pytest.raises(InvalidInput, match="point 0: timestamp 'NaN' must be a finite number"):
+        parse_json({"batch_id": "b", "points": [{"key": "a", "value": 1, "timestamp": "NaN"}]}, 10)
     with pytest.raises(InvalidInput, match="batch_id"):
         parse_json({"points": [{"key": "a", "value": 1}]}, 10)
 
@@ -40,6 +44,18 @@ def test_arrow_batch_is_cast_and_checked() -> None:
         parse_arrow(to_ipc(pa.table({"key": ["a"]})), "b1", 10)
     with pytest.raises(InvalidInput, match="not an Arrow"):
         parse_arrow(b"nonsense", "b1", 10)
+    with pytest.raises(InvalidInput, match="'value' is string; each value must be a number"):
+        parse_arrow(to_ipc(pa.table({"key": ["a"], "value": ["1.5"], "step": [0]})), "b1", 10)
+    with pytest.raises(InvalidInput, match="'step' is double"):
+        parse_arrow(to_ipc(pa.table({"key": ["a"], "value": [1.5], "step": [0.5]})), "b1", 10)
+    with pytest.raises(PayloadTooLarge):
+        parse_arrow(to_ipc(pa.table({"key": ["a"] * 11, "value": [1.0] * 11, "step": list(range(11))})), "b1", 10)
+    with pytest.raises(InvalidInput, match="point 1: timestamp must be a finite"):
+        parse_arrow(to_ipc(pa.table({"key": ["a"] * 2, "value": [1.0] * 2, "step": [0, 1],
+                                     "timestamp": [0.0, math.inf]})), "b1", 10)
+    special = to_ipc(pa.table({"key": ["a"] * 3, "value": [math.nan, math.inf, -math.inf], "step": [0, 1, 2]}))
+    values = parse_arrow(special, "b1", 10)[1].column("value").to_pylist()
+    assert math.isnan(values[0]) and values[1:] == [math.inf, -math.inf]
 
 
 def test_summaries_merge_across_parts_and_keep_nan_and_inf(tmp_path: Path) -> None:
@@ -79,3 +95,21 @@ def test_cross_run_aggregate_uses_each_runs_last_value_per_step() -> None:
     agg = cross_run_aggregate([a, b], None)
     assert agg["steps"] == [0, 1] and agg["mean"] == [2.0, 2.0] and agg["count"] == [2, 1]
     assert agg["median"] == [2.0, 2.0] and agg["min"] == [1.0, 2.0]
+
+
+def test_parts_are_sorted_by_key_and_one_key_reads_back_in_arrival_order(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_module, "ROW_GROUP_ROWS", 4)  # many row groups from a small part
+    n = 30
+    keys = ["b", "a", "c"] * (n // 3)
+    table = pa.table({"key": keys, "value": [float(i) for i in range(n)], "step": [i // 3 for i in range(n)],
+                      "timestamp": [0.0] * n, "seq": [1] * n})
+    path = tmp_path / "part.parquet"
+    write_part(path, table)
+    part = pq.ParquetFile(path)
+    assert part.metadata.num_row_groups == 8
+    assert part.read(columns=["key"]).column("key").to_pylist() == sorted(keys)
+    b = read_key(str(path), "b")
+    assert b is not None and b.column("step").to_pylist() == list(range(10))
+    assert b.column("value").to_pylist() == [float(i) for i in range(0, n, 3)]
+    assert read_key(str(path), "zzz") is None

@@ -78,6 +78,7 @@ def test_every_event_in_the_log_matches_its_schema(platform: Platform, project: 
         ("put", f"{base}/tags/k", {"value": "v"}), ("delete", f"{base}/tags/k", None),
         ("patch", base, {"name": "n", "description": "d"}), ("post", f"{base}/archive", None),
         ("post", f"{base}/restore", None), ("post", f"{base}/finish", {"status": "killed"}),
+        ("put", f"{base}/environment", {"command": ["python", "train.py"], "seeds": {"seed": 1}}),
         ("post", f"/projects/{project}/models", {"name": "m"}),
         ("patch", f"/projects/{project}/models/m", {"description": "d"}),
         ("put", f"/projects/{project}/models/m/tags/k", {"value": "v"}),

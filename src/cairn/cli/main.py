@@ -12,8 +12,11 @@ import click
 from cairn.cli.access import audit, members, tokens, webhooks, whoami
 from cairn.cli.datasets import artifacts, datasets
 from cairn.cli.fingerprint import fingerprint
+from cairn.cli.lineage import lineage
 from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
 from cairn.cli.registry import experiments, models, projects, runs
+from cairn.cli.reproducibility import runs_diff, runs_environment
+from cairn.cli.sweeps import sweeps
 from cairn.kernel.settings import DEFAULT_DATA_DIR
 
 
@@ -107,8 +110,11 @@ def events_tail(ctx: Ctx, project: str | None, types: tuple[str, ...], since: in
 
 
 for group in (projects, experiments, runs, models, tokens, members, audit, webhooks, whoami, datasets,
-              artifacts, fingerprint):
+              artifacts, fingerprint, sweeps):
     cli.add_command(group)
+cli.add_command(lineage)
+runs.add_command(runs_diff)
+runs.add_command(runs_environment)
 
 if __name__ == "__main__":
     cli()

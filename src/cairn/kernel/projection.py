@@ -42,6 +42,7 @@ class ProjectionRunner:
         filter_subject: str = f"{SUBJECT_PREFIX}.>",
         after_batch: Callable[[list[Event]], Awaitable[None]] | None = None,
         before_apply: Callable[[list[Event]], Awaitable[None]] | None = None,
+        batch: int = BATCH,
     ) -> None:
         self.log = event_log
         self.store = store
@@ -50,6 +51,7 @@ class ProjectionRunner:
         self.filter_subject = filter_subject
         self.after_batch = after_batch
         self.before_apply = before_apply  # side effects that must happen before the position moves
+        self.batch = min(batch, MAX_IN_FLIGHT)  # events per apply, at most what may be in flight
         self.applied = store.last_sequence()
         self.last_error: str | None = None
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # heap by sequence
@@ -115,7 +117,7 @@ class ProjectionRunner:
         queue = self._queue
         first = await asyncio.wait_for(queue.get(), timeout=1.0)
         batch = [first]
-        while len(batch) < BATCH and not queue.empty():
+        while len(batch) < self.batch and not queue.empty():
             batch.append(queue.get_nowait())
         return batch
 
@@ -133,7 +135,7 @@ class ProjectionRunner:
             try:
                 if self.before_apply is not None:
                     await self.before_apply(events)
-                applied = await asyncio.to_thread(self.store.apply, events, self.handler)
+                applied = await self._apply(events)
             except Exception as err:  # noqa: BLE001 - a bad batch must not kill the service
                 self.last_error = f"apply failed at seq {events[0].sequence}: {err!r}"
                 log.exception("projection=%s apply_error", self.durable)
@@ -147,6 +149,16 @@ class ProjectionRunner:
             self._wake(applied)
             if self.after_batch is not None:
                 await self.after_batch(events)
+
+    async def _apply(self, events: list[Event]) -> int:
+        """Apply a batch in a worker thread. Cancelling (stop, rebuild) waits for the thread to
+        finish its transaction: the store must not be reset or closed under it."""
+        applying = asyncio.ensure_future(asyncio.to_thread(self.store.apply, events, self.handler))
+        try:
+            return await asyncio.shield(applying)
+        except asyncio.CancelledError:
+            await asyncio.wait([applying])
+            raise
 
     def _wake(self, applied: int) -> None:
         while self._waiters and self._waiters[0][0] <= applied:

@@ -44,6 +44,7 @@ def create_service_app(
     handler: EventHandler,
     routers: list[APIRouter],
     description: str,
+    projection_batch: int | None = None,
 ) -> FastAPI:
     """A FastAPI app for one service with its projection running in the background."""
 
@@ -51,7 +52,8 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         event_log = await EventLog.open(settings.nats_url, name=f"cairn-{name}")
         store = make_store(settings)
-        runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}")
+        extra = {"batch": projection_batch} if projection_batch else {}
+        runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}", **extra)
         await runner.start()
         app.state.runtime = ServiceRuntime(name, event_log, store, runner)
         try:

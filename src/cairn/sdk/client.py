@@ -280,6 +280,25 @@ class Client(AccessMixin, MetricsQueries):
         return self._reg("POST", f"/projects/{_q(project)}/runs/{_q(run_id)}/finish",
                          json={"status": status, "message": message})
 
+    def record_run_environment(self, project: str, run_id: str, *, environment: dict[str, Any] | None = None,
+                               code: dict[str, Any] | None = None, command: list[str] | None = None,
+                               seeds: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record a run's environment, code snapshot record, command and seeds (see docs/reproducibility.md)."""
+        body = {"environment": environment, "code": code, "command": command, "seeds": seeds}
+        return self._reg("PUT", f"/projects/{_q(project)}/runs/{_q(run_id)}/environment",
+                         json={k: v for k, v in body.items() if v is not None})
+
+    def get_run_environment(self, project: str, run_id: str) -> dict[str, Any]:
+        """A run's reproducibility record (404 ApiError when none was recorded)."""
+        return self._reg("GET", f"/projects/{_q(project)}/runs/{_q(run_id)}/environment")
+
+    def diff_runs(self, a: str, b: str, *, tolerance: float = 0.0, relative: bool = False,
+                  system_metrics: bool = False) -> dict[str, Any]:
+        """What differs between two runs (by id, any of your projects); see cairn.sdk.run_diff."""
+        return self._reg("GET", "/runs/diff", params={"a": a, "b": b, "tolerance": tolerance,
+                                                      "relative": str(relative).lower(),
+                                                      "system_metrics": str(system_metrics).lower()})
+
     # --- models --------------------------------------------------------------------------------
 
     def create_model(self, project: str, name: str, description: str = "") -> dict[str, Any]:

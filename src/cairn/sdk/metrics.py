@@ -14,6 +14,8 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
+from numbers import Real
 from typing import Any
 
 import httpx
@@ -28,10 +30,13 @@ SCHEMA = pa.schema([("key", pa.string()), ("value", pa.float64()), ("step", pa.i
 
 
 class MetricsLogger:
-    """Buffers points for one run and ships them in batches from a daemon thread."""
+    """Buffers points for one run and ships them in batches from daemon threads: one sends whatever
+    is there at least every ``interval_s``; the other ``senders - 1`` send only full batches, so
+    while one batch waits for its acknowledgement (a disk sync in the stream) the next is on its way."""
 
-    def __init__(self, url: str, token: str | None, project: str, run_id: str, *, batch_size: int = 5000,
-                 interval_s: float = 1.0, max_buffered: int = 1_000_000, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, token: str | None, project: str, run_id: str, *, batch_size: int = 10_000,
+                 interval_s: float = 1.0, max_buffered: int = 1_000_000, timeout: float = 30.0,
+                 senders: int = 2) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
         self._path = f"/api/v1/metrics/projects/{project}/runs/{run_id}/metrics"
@@ -45,24 +50,36 @@ class MetricsLogger:
         self.dropped = 0
         self.sent_points = 0
         self.last_error: str | None = None
-        self._thread = threading.Thread(target=self._run, name=f"cairn-metrics-{run_id}", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(i == 0,), name=f"cairn-metrics-{run_id}-{i}",
+                                          daemon=True) for i in range(max(1, senders))]
+        for thread in self._threads:
+            thread.start()
 
     def log(self, key: str, value: float, step: int | None = None, timestamp: float | None = None) -> None:
         """Queue one point; ``step`` defaults to the key's previous step + 1 (0 first)."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"metric {key!r}: value {value!r} is not a number")
+        self.log_many({key: value}, step, timestamp)
+
+    def log_many(self, values: Mapping[str, float], step: int | None = None, timestamp: float | None = None) -> None:
+        """Queue one point per key, all at ``step`` (each key's next step when None) and one
+        timestamp. Any real number is taken (NumPy scalars too); a non-number raises TypeError
+        and queues nothing."""
+        for key, value in values.items():
+            if type(value) is not float and (isinstance(value, bool) or not isinstance(value, Real)):
+                raise TypeError(f"metric {key!r}: value {value!r} is not a number")
+        stamp = time.time() if timestamp is None else float(timestamp)
+        buffer, steps = self._buffer, self._steps
         with self._lock:
-            if step is None:
-                step = self._steps.get(key, -1) + 1
-            self._steps[key] = max(step, self._steps.get(key, step))
-            if len(self._buffer) == self._buffer.maxlen:
-                self.dropped += 1
-                if self.dropped == 1:
-                    log.warning("metrics buffer full (%d points): dropping the oldest points; is the "
-                                "gateway reachable?", self._buffer.maxlen)
-            self._buffer.append((key, float(value), int(step), time.time() if timestamp is None else timestamp))
-            if len(self._buffer) >= self.batch_size:
+            for key, value in values.items():
+                at = steps.get(key, -1) + 1 if step is None else int(step)
+                if at > steps.get(key, at - 1):
+                    steps[key] = at
+                if len(buffer) == buffer.maxlen:
+                    self.dropped += 1
+                    if self.dropped == 1:
+                        log.warning("metrics buffer full (%d points): dropping the oldest points; is the "
+                                    "gateway reachable?", buffer.maxlen)
+                buffer.append((key, float(value), at, stamp))
+            if len(buffer) >= self.batch_size:
                 self._lock.notify_all()
 
     def flush(self, timeout: float | None = 60.0) -> bool:
@@ -83,35 +100,47 @@ class MetricsLogger:
         with self._lock:
             self._closed = True
             self._lock.notify_all()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
         self._http.close()
 
-    def _take(self) -> list[tuple[str, float, int, float]] | None:
+    def _take(self, primary: bool) -> list[tuple[str, float, int, float]] | None:
         with self._lock:
-            while not self._buffer and not self._closed:
-                self._lock.wait(self.interval_s)
-            if not self._buffer:
-                return None
-            if len(self._buffer) < self.batch_size and not self._closed:
-                self._lock.wait(self.interval_s / 10)  # let a few more points join the batch
+            if primary:
+                while not self._buffer and not self._closed:
+                    self._lock.wait(self.interval_s)
+                if not self._buffer:
+                    return None
+                if len(self._buffer) < self.batch_size and not self._closed:
+                    self._lock.wait(self.interval_s / 10)  # let a few more points join the batch
+                if not self._buffer:
+                    return []  # another sender took them meanwhile
+            else:
+                while len(self._buffer) < self.batch_size and not self._closed:
+                    self._lock.wait(self.interval_s)
+                if len(self._buffer) < self.batch_size:
+                    return None
             batch = [self._buffer.popleft() for _ in range(min(self.batch_size, len(self._buffer)))]
-            self._inflight = len(batch)
+            self._inflight += len(batch)
             return batch
 
-    def _run(self) -> None:
+    def _run(self, primary: bool) -> None:
         while True:
-            batch = self._take()
+            batch = self._take(primary)
             if batch is None:
                 return
+            if not batch:
+                continue
             try:
                 self._send(batch)
             finally:
                 with self._lock:
-                    self._inflight = 0
+                    self._inflight -= len(batch)
                     self._lock.notify_all()
 
     def _send(self, batch: list[tuple[str, float, int, float]]) -> None:
-        """Send until accepted, with one batch id for every try; give up only on a client error."""
+        """Send until accepted, with one batch id for every try; a batch too large for the server
+        (413) is split in halves; give up only on another client error."""
         body = _encode(batch)
         batch_id = uuid.uuid4().hex
         delay = 0.1
@@ -120,7 +149,13 @@ class MetricsLogger:
                 resp = self._http.post(self._path, content=body, params={"batch_id": batch_id},
                                        headers={"Content-Type": ARROW_STREAM})
                 if resp.status_code == 202:
-                    self.sent_points += len(batch)
+                    with self._lock:
+                        self.sent_points += len(batch)
+                    return
+                if resp.status_code == 413 and len(batch) > 1:  # too big for this server: nothing kept
+                    half = len(batch) // 2
+                    self._send(batch[:half])
+                    self._send(batch[half:])
                     return
                 if resp.status_code not in RETRY_STATUSES:
                     self.last_error = f"{resp.status_code}: {resp.text[:500]}"
@@ -137,30 +172,50 @@ def _encode(batch: list[tuple[str, float, int, float]]) -> bytes:
     keys, values, steps, stamps = zip(*batch)
     table = pa.table([list(keys), list(values), list(steps), list(stamps)], schema=SCHEMA)
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, SCHEMA) as writer:
+    with pa.ipc.new_stream(sink, SCHEMA, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
-
-
-def decode_value(value: Any) -> float:
-    """The API's JSON carries NaN and infinities as strings; turn them back into floats."""
-    return float(value) if isinstance(value, str) else value if not isinstance(value, int) else float(value)
 
 
 class MetricsQueries:
     """Reading metrics back (mixed into ``Client``)."""
 
     request: Any
+    _http: httpx.Client
+    _answer: Any
 
-    def metric_history(self, project: str, run_id: str, key: str, *, points: int | None = None,
-                       method: str = "minmax") -> dict[str, Any]:
-        """One key's history; ``points`` downsamples (``method`` minmax or lttb). Values are floats."""
+    def metric_table(self, project: str, run_id: str, key: str, *, points: int | None = None,
+                     method: str = "minmax") -> pa.Table:
+        """One key's history as an Arrow table (step, value, timestamp; ``total`` and ``method`` in
+        the schema metadata), fetched as Arrow IPC: the fast path for long series."""
         params: dict[str, Any] = {"key": key, "method": method}
         if points is not None:
             params["points"] = points
-        body = self.request("GET", f"/api/v1/metrics/projects/{project}/runs/{run_id}/metrics", params=params)
-        body["values"] = [decode_value(v) for v in body["values"]]
-        return body
+        path = f"/api/v1/metrics/projects/{project}/runs/{run_id}/metrics"
+        for attempt in range(4):
+            try:
+                resp = self._http.get(path, params=params, headers={"Accept": ARROW_STREAM})
+            except httpx.TransportError:
+                if attempt == 3:
+                    raise
+            else:
+                if resp.status_code not in RETRY_STATUSES or attempt == 3:
+                    break
+            time.sleep(0.1 * 2 ** attempt)
+        if resp.status_code != 200 or resp.headers.get("content-type", "").split(";")[0] != ARROW_STREAM:
+            self._answer(resp)  # raises ApiError with the service's message
+            raise ValueError(f"expected an Arrow stream, got {resp.headers.get('content-type')!r}")
+        return pa.ipc.open_stream(resp.content).read_all()
+
+    def metric_history(self, project: str, run_id: str, key: str, *, points: int | None = None,
+                       method: str = "minmax") -> dict[str, Any]:
+        """One key's history; ``points`` downsamples (``method`` minmax or lttb). Values are floats
+        (NaN and infinities included)."""
+        table = self.metric_table(project, run_id, key, points=points, method=method)
+        meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+        return {"run_id": run_id, "key": key, "total": int(meta.get("total", table.num_rows)),
+                "method": meta.get("method", "full"), "steps": table.column("step").to_pylist(),
+                "values": table.column("value").to_pylist(), "timestamps": table.column("timestamp").to_pylist()}
 
     def metric_summary(self, project: str, run_id: str) -> dict[str, dict[str, Any]]:
         """Per key: count, last, last_step, min, max."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from cairn.sdk.client import Client
 from cairn.sdk.metrics import MetricsLogger
+from cairn.sdk.reproducibility import seed_everything, setup_reproducibility
 from cairn.sdk.system_metrics import SystemMetricsSampler, enabled_by_default
 
 
@@ -53,8 +54,8 @@ class ActiveRun:
         self.metrics.log(key, value, step, timestamp)
 
     def log_metrics(self, values: dict[str, float], step: int | None = None, timestamp: float | None = None) -> None:
-        for key, value in values.items():
-            self.metrics.log(key, value, step, timestamp)
+        """Queue one point per key at ``step``; returns at once."""
+        self.metrics.log_many(values, step, timestamp)
 
     def flush(self, timeout: float | None = 60.0) -> bool:
         """Wait until every logged point was accepted by the platform."""
@@ -76,6 +77,13 @@ class ActiveRun:
         """Upload a file or directory (only blobs the store lacks) and record it on the run
         under ``name`` (default: the base name); ``kind`` is file, directory or model."""
         return self.client.artifacts.log_artifact(self.project, self.id, path, name, kind)
+
+    def set_seed(self, seed: int, name: str = "seed", *, apply: bool = True) -> list[str]:
+        """Record a seed on the run (immutable once recorded, like params) and, with ``apply``, seed
+        random, numpy and torch (when imported) with it. Returns what was seeded."""
+        seeded = seed_everything(seed) if apply else []
+        self.client.record_run_environment(self.project, self.id, seeds={name: seed})
+        return seeded
 
     def refresh(self) -> dict[str, Any]:
         self.record = self.client.get_run(self.project, self.id)
@@ -108,9 +116,12 @@ class ActiveRun:
 def start_run(project: str, experiment: str = "default", *, name: str | None = None,
               params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
               description: str = "", client: Client | None = None, url: str | None = None,
-              system_metrics: bool | None = None, system_metrics_interval_s: float | None = None) -> ActiveRun:
+              system_metrics: bool | None = None, system_metrics_interval_s: float | None = None,
+              record_environment: bool | None = None, seed: int | None = None) -> ActiveRun:
     """Start a run (creating the project and experiment if they do not exist yet). System metrics
-    are sampled unless ``system_metrics=False`` or ``CAIRN_SYSTEM_METRICS=0``."""
+    are sampled unless ``system_metrics=False`` or ``CAIRN_SYSTEM_METRICS=0``. The environment, code
+    snapshot, command and seeds are recorded unless ``record_environment=False`` or
+    ``CAIRN_RECORD_ENVIRONMENT=0``; ``seed`` seeds random/numpy/torch and is recorded."""
     owns = client is None
     client = client or Client(url)
     client.ensure_project(project)
@@ -118,6 +129,7 @@ def start_run(project: str, experiment: str = "default", *, name: str | None = N
     record = client.create_run(project, experiment=experiment, name=name, params=params, tags=tags,
                                description=description)
     run = ActiveRun(client, project, record, owns_client=owns)
+    setup_reproducibility(run, record=record_environment, seed=seed)
     if enabled_by_default() if system_metrics is None else system_metrics:
         run.start_system_metrics(system_metrics_interval_s)
     return run

@@ -74,8 +74,8 @@ class SystemMetricsSampler:
             values["system/net_recv_bytes_per_s"] = (net.bytes_recv - old_net.bytes_recv) / dt
         self._last = (now, disk, net)
         values.update(_gpu_values(self._gpus))
-        for key, value in values.items():
-            self.metrics.log(key, float(value), self._step)
+        values = {key: float(value) for key, value in values.items()}
+        self.metrics.log_many(values, self._step)
         self._step += 1
         return values
 

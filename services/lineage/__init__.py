@@ -1,0 +1,1 @@
+"""Lineage service: a DuckDB graph of everything that produced everything."""

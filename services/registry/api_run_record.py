@@ -1,0 +1,100 @@
+"""Registry HTTP API for reproducibility: a run's environment record and the diff of two runs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from cairn.kernel.errors import NotFound
+from cairn.sdk.run_diff import diff_runs
+from cairn.services.registry import run_record
+from cairn.services.registry.api import Ctx, ProjectName, Runtime, _run_cmd, _store
+from cairn.services.registry.run_record_view import project_of_run, run_datasets
+from cairn.services.registry.run_record_view import run_record as read_record
+
+router = APIRouter()
+PROJECTS_HEADER = "x-cairn-projects"
+RunRef = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class CodeRecord(BaseModel):
+    """A code snapshot's record (``CodeSnapshot.record()``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    archive_digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    archive_bytes: int | None = Field(default=None, ge=0)
+    files: int | None = Field(default=None, ge=0)
+    commit: str | None = Field(default=None, max_length=64)
+    branch: str | None = Field(default=None, max_length=1000)
+    remote: str | None = Field(default=None, max_length=2000)
+    dirty: bool = False
+    diff: str = ""
+    diff_truncated: bool = False
+    untracked: list[str] = Field(default_factory=list, max_length=100_000)
+
+
+class RunRecordPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    environment: dict[str, Any] | None = Field(default=None, description="capture_environment() output")
+    code: CodeRecord | None = None
+    command: list[str] | None = Field(default=None, max_length=10_000)
+    seeds: dict[str, int | str] | None = None
+
+
+def _visible_projects(request: Request) -> list[str] | None:
+    header = request.headers.get(PROJECTS_HEADER)
+    if header is None or header == "*":
+        return None  # a site admin, or a trusted caller on the service network
+    return [p for p in header.split(",") if p]
+
+
+@router.put("/projects/{project}/runs/{run_id}/environment", tags=["runs"])
+@router.post("/projects/{project}/runs/{run_id}/environment", tags=["runs"])
+async def record_environment(project: ProjectName, run_id: str, body: RunRecordPut, rt: Runtime,
+                             ctx: Ctx) -> dict[str, Any]:
+    """Record a run's environment, code snapshot, command and seeds (each once; the same again is a
+    no-op, a different one 409; seeds add key by key)."""
+    code = body.code.model_dump() if body.code is not None else None
+    await _run_cmd(rt, ctx, project, run_id, lambda s: run_record.record_environment(
+        s, run_id=run_id, environment=body.environment, code=code, command=body.command, seeds=body.seeds))
+    return _record_or_404(rt, project, run_id)
+
+
+def _record_or_404(rt: Any, project: str, run_id: str) -> dict[str, Any]:
+    store = _store(rt)
+    store.run(project, run_id)
+    found = read_record(store, project, run_id)
+    if found is None:
+        raise NotFound(f"run {run_id!r} has no environment record (cairn.start_run records one unless "
+                       "record_environment=False or CAIRN_RECORD_ENVIRONMENT=0)")
+    found["datasets"] = run_datasets(store, project, run_id)
+    return found
+
+
+@router.get("/projects/{project}/runs/{run_id}/environment", tags=["runs"])
+def get_environment(project: ProjectName, run_id: str, rt: Runtime) -> dict[str, Any]:
+    """A run's reproducibility record plus the dataset versions it used."""
+    return _record_or_404(rt, project, run_id)
+
+
+@router.get("/runs/diff", tags=["runs"])
+async def diff(request: Request, rt: Runtime, a: RunRef, b: RunRef,
+               tolerance: Annotated[float, Query(ge=0)] = 0.0, relative: bool = False,
+               system_metrics: bool = False) -> dict[str, Any]:
+    """What differs between runs ``a`` and ``b`` (possibly in different projects): params, code,
+    environment (packages, hardware, drivers, env vars), datasets, final metrics (``system/*`` only
+    with ``system_metrics=true``), seeds, command. ``tolerance`` is absolute, or relative to a's value."""
+    store = _store(rt)
+    visible = _visible_projects(request)
+    summaries = request.app.state.metric_summaries
+    bundles = []
+    for run_id in (a, b):
+        project = project_of_run(store, run_id, visible)
+        metrics = await asyncio.to_thread(summaries.run_last_values, project, run_id)
+        bundles.append({"run": store.run(project, run_id), "record": read_record(store, project, run_id),
+                        "datasets": run_datasets(store, project, run_id), "metrics": metrics})
+    return diff_runs(bundles[0], bundles[1], tolerance=tolerance, relative=relative,
+                     system_metrics=system_metrics)

@@ -1,0 +1,1 @@
+"""The scheduler service: queues, jobs, attempts and agents."""

@@ -1,0 +1,199 @@
+"""Code snapshots: the exact source a run or job ran with, as one content-addressed archive.
+
+A snapshot is the git commit, branch, remote and uncommitted diff (when the folder is a git work
+tree), plus a deterministic tar.gz of the files as they are on disk: tracked files and untracked
+files git does not ignore (or, outside git, every file under the folder but caches and venvs). The
+same tree always gives the same bytes (sorted names, zeroed times and owners), so identical code
+is stored once in the artifact store and two snapshots can be diffed file by file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import io
+import os
+import subprocess
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from cairn.core import fingerprint_file
+
+if TYPE_CHECKING:
+    from cairn.sdk.client import Client
+
+MAX_BYTES = int(os.environ.get("CAIRN_CODE_MAX_BYTES", str(200 * 1024 * 1024)))
+MAX_INLINE_DIFF = 256 * 1024
+SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+             "node_modules", ".tox", "build", "dist"}
+
+
+class CodeSnapshotError(ValueError):
+    """The code cannot be snapshotted (too large, unreadable) or an archive is unsafe to extract."""
+
+
+@dataclass
+class CodeSnapshot:
+    """A snapshot made on disk; ``record()`` is what goes into a run's or job's record."""
+
+    archive: Path
+    digest: str
+    size: int
+    files: int
+    commit: str | None = None
+    branch: str | None = None
+    remote: str | None = None
+    dirty: bool = False
+    diff: str = ""
+    untracked: list[str] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        inline = len(self.diff.encode()) <= MAX_INLINE_DIFF
+        return {"archive_digest": self.digest, "archive_bytes": self.size, "files": self.files,
+                "commit": self.commit, "branch": self.branch, "remote": self.remote, "dirty": self.dirty,
+                "diff": self.diff if inline else "", "diff_truncated": not inline,
+                "untracked": self.untracked}
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _strip_credentials(url: str | None) -> str | None:
+    """``https://user:secret@host/x`` -> ``https://host/x``: a remote URL never carries a secret."""
+    if not url or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{rest.split('@', 1)[1]}"
+
+
+def _listed_files(root: Path) -> tuple[list[str], bool]:
+    """Relative POSIX paths to archive, and whether the list came from git."""
+    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if listed is not None:
+        names = sorted({n for n in listed.split("\0") if n and (root / n).is_file()})
+        return names, True
+    names = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info"))
+        for name in filenames:
+            full = Path(dirpath) / name
+            if full.is_file() and not full.is_symlink():
+                names.append(full.relative_to(root).as_posix())
+    return sorted(names), False
+
+
+def _write_archive(root: Path, names: list[str], dest: Path) -> int:
+    total = 0
+    with open(dest, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in names:
+            full = root / name
+            size = full.stat().st_size
+            total += size
+            if total > MAX_BYTES:
+                raise CodeSnapshotError(f"the code under {root} is over {MAX_BYTES} bytes; add large files to "
+                                        ".gitignore or raise CAIRN_CODE_MAX_BYTES")
+            info = tarfile.TarInfo(name)
+            info.size = size
+            info.mode = 0o755 if os.access(full, os.X_OK) else 0o644
+            with open(full, "rb") as f:
+                tar.addfile(info, f)
+    return total
+
+
+def snapshot_code(path: str | os.PathLike[str], dest_dir: str | os.PathLike[str]) -> CodeSnapshot:
+    """Snapshot the code under ``path`` into an archive in ``dest_dir`` (named by its digest)."""
+    root = Path(path).resolve()
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is not None:
+        root = Path(top.strip())
+    names, in_git = _listed_files(root)
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = dest_dir / f".code-{os.getpid()}.tar.gz"
+    _write_archive(root, names, tmp)
+    digest = fingerprint_file(tmp)
+    archive = dest_dir / f"{digest}.tar.gz"
+    os.replace(tmp, archive)
+    snap = CodeSnapshot(archive=archive, digest=digest, size=archive.stat().st_size, files=len(names))
+    if in_git:
+        snap.commit = (_git(root, "rev-parse", "HEAD") or "").strip() or None
+        branch = (_git(root, "rev-parse", "--abbrev-ref", "HEAD") or "").strip()
+        snap.branch = branch if branch and branch != "HEAD" else None
+        snap.remote = _strip_credentials((_git(root, "remote", "get-url", "origin") or "").strip() or None)
+        snap.diff = _git(root, "diff", "HEAD", "--no-color", "--no-ext-diff") or ""
+        untracked = _git(root, "ls-files", "-z", "--others", "--exclude-standard") or ""
+        snap.untracked = sorted(n for n in untracked.split("\0") if n)
+        snap.dirty = bool(snap.diff or snap.untracked)
+    return snap
+
+
+def upload_snapshot(client: Client, snap: CodeSnapshot) -> dict[str, Any]:
+    """Upload the archive to the artifact store (skipped when the server has it); returns the record."""
+    if not client.artifacts.exists(snap.digest):
+        client.artifacts.upload_blob(snap.archive, snap.digest)
+    return snap.record()
+
+
+def _safe_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    members = []
+    for member in tar.getmembers():
+        parts = PurePosixPath(member.name).parts
+        if not member.isfile() or member.name.startswith("/") or ".." in parts:
+            raise CodeSnapshotError(f"unsafe entry {member.name!r} in code archive")
+        members.append(member)
+    return members
+
+
+def extract_snapshot(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Unpack a snapshot archive under ``dest`` (regular files only, no path leaves ``dest``)."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in _safe_members(tar):
+            target = dest / member.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src = tar.extractfile(member)
+            assert src is not None
+            with src, open(target, "wb") as out:
+                out.write(src.read())
+            os.chmod(target, member.mode & 0o755)
+    return dest
+
+
+def read_snapshot(archive: str | os.PathLike[str]) -> dict[str, bytes]:
+    """File name -> bytes for every file in a snapshot archive."""
+    with tarfile.open(archive, "r:gz") as tar:
+        out = {}
+        for member in _safe_members(tar):
+            src = tar.extractfile(member)
+            assert src is not None
+            out[member.name] = src.read()
+        return out
+
+
+def diff_snapshots(old: dict[str, bytes], new: dict[str, bytes], *, label_old: str = "a",
+                   label_new: str = "b") -> str:
+    """A unified diff between two snapshots (as from :func:`read_snapshot`); binary files by name."""
+    out = io.StringIO()
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        if a == b:
+            continue
+        try:
+            a_lines = (a or b"").decode().splitlines(keepends=True)
+            b_lines = (b or b"").decode().splitlines(keepends=True)
+        except UnicodeDecodeError:
+            out.write(f"Binary files {label_old}/{name} and {label_new}/{name} differ\n")
+            continue
+        out.writelines(difflib.unified_diff(a_lines, b_lines,
+                                            f"{label_old}/{name}" if a is not None else "/dev/null",
+                                            f"{label_new}/{name}" if b is not None else "/dev/null"))
+    return out.getvalue()

@@ -1,0 +1,97 @@
+"""Code snapshots: deterministic archives of a git work tree or a plain folder, safe extraction, diffs."""
+
+from __future__ import annotations
+
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from cairn.sdk.code_snapshot import (
+    CodeSnapshotError,
+    diff_snapshots,
+    extract_snapshot,
+    read_snapshot,
+    snapshot_code,
+)
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                   check=True, capture_output=True)
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    (root / "pkg").mkdir(parents=True)
+    (root / "train.py").write_text("print('v1')\n")
+    (root / "pkg" / "model.py").write_text("LAYERS = 2\n")
+    (root / ".gitignore").write_text("data/\n")
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", ".")
+    _git(root, "commit", "-qm", "first")
+    _git(root, "remote", "add", "origin", "https://user:secret@example.com/team/repo.git")
+    return root
+
+
+def test_clean_repo_records_commit_branch_and_remote_without_credentials(repo: Path, tmp_path: Path) -> None:
+    snap = snapshot_code(repo / "pkg", tmp_path / "out")
+    rec = snap.record()
+    assert len(rec["commit"]) == 40 and rec["branch"] == "main"
+    assert rec["remote"] == "https://example.com/team/repo.git"
+    assert rec["dirty"] is False and rec["diff"] == "" and rec["files"] == 3
+    assert set(read_snapshot(snap.archive)) == {".gitignore", "train.py", "pkg/model.py"}
+
+
+def test_same_tree_gives_the_same_archive_digest(repo: Path, tmp_path: Path) -> None:
+    first = snapshot_code(repo, tmp_path / "a")
+    (repo / "train.py").touch()  # a new mtime must not change the bytes
+    second = snapshot_code(repo, tmp_path / "b")
+    assert first.digest == second.digest
+    assert first.archive.read_bytes() == second.archive.read_bytes()
+
+
+def test_uncommitted_changes_and_untracked_files_are_captured_but_ignored_files_are_not(
+        repo: Path, tmp_path: Path) -> None:
+    (repo / "train.py").write_text("print('v2')\n")
+    (repo / "notes.txt").write_text("new\n")
+    (repo / "data").mkdir()
+    (repo / "data" / "big.bin").write_bytes(b"x" * 1000)
+    snap = snapshot_code(repo, tmp_path / "out")
+    assert snap.dirty and "-print('v1')" in snap.diff and "+print('v2')" in snap.diff
+    assert snap.untracked == ["notes.txt"]
+    files = read_snapshot(snap.archive)
+    assert files["train.py"] == b"print('v2')\n" and "notes.txt" in files
+    assert not any(name.startswith("data/") for name in files)
+
+
+def test_folder_outside_git_is_archived_without_caches(tmp_path: Path) -> None:
+    root = tmp_path / "plain"
+    (root / "__pycache__").mkdir(parents=True)
+    (root / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    (root / "run.py").write_text("pass\n")
+    snap = snapshot_code(root, tmp_path / "out")
+    assert snap.commit is None and set(read_snapshot(snap.archive)) == {"run.py"}
+
+
+def test_extract_round_trips_and_refuses_entries_that_escape(repo: Path, tmp_path: Path) -> None:
+    snap = snapshot_code(repo, tmp_path / "out")
+    dest = extract_snapshot(snap.archive, tmp_path / "x")
+    assert (dest / "pkg" / "model.py").read_text() == "LAYERS = 2\n"
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        tar.add(repo / "train.py", arcname="../escape.py")
+    with pytest.raises(CodeSnapshotError, match="unsafe entry"):
+        extract_snapshot(evil, tmp_path / "y")
+    assert not (tmp_path / "escape.py").exists()
+
+
+def test_diff_between_snapshots_is_a_unified_diff_per_changed_file(repo: Path, tmp_path: Path) -> None:
+    old = read_snapshot(snapshot_code(repo, tmp_path / "a").archive)
+    (repo / "pkg" / "model.py").write_text("LAYERS = 3\n")
+    new = read_snapshot(snapshot_code(repo, tmp_path / "b").archive)
+    text = diff_snapshots(old, new)
+    assert "--- a/pkg/model.py" in text and "-LAYERS = 2" in text and "+LAYERS = 3" in text
+    assert "train.py" not in text
