@@ -104,7 +104,7 @@ def test_mlflow_reads_back_what_it_logged(trained: dict, run_mlflow) -> None:
 
 def test_search_runs_matches_cairn_search(run_mlflow, cairn: httpx.Client) -> None:
     out = run_mlflow("""
-        import json, mlflow
+        import json, time, mlflow
         experiment = mlflow.set_experiment("sweep")
         for i in range(6):
             with mlflow.start_run(run_name=f"trial-{i}"):
@@ -112,6 +112,11 @@ def test_search_runs_matches_cairn_search(run_mlflow, cairn: httpx.Client) -> No
                 mlflow.log_param("opt", "adam" if i % 2 else "sgd")
                 mlflow.set_tag("group", "a" if i < 3 else "b")
                 mlflow.log_metric("val_loss", 1.0 - i * 0.1, step=0)
+        # metric filters see points once the metrics service has written them (well under a second)
+        deadline = time.time() + 30
+        while len(mlflow.search_runs([experiment.experiment_id], "metrics.val_loss > -1")) < 6:
+            assert time.time() < deadline
+            time.sleep(0.1)
         found = mlflow.search_runs(experiment_ids=[experiment.experiment_id],
                                    filter_string="metrics.val_loss < 0.85 and params.opt = 'adam' and tags.group != 'x'",
                                    order_by=["metrics.val_loss DESC"])
