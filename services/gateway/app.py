@@ -41,6 +41,7 @@ from cairn.services.gateway.auth import (
 )
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import TokenBuckets, check_body_size
+from cairn.services.gateway.mlflow import router as mlflow_router
 from cairn.services.gateway.proxy import ServiceProxy
 from cairn.services.gateway.store import GatewayStore, projection
 from cairn.services.gateway.webhooks import WebhookDispatcher
@@ -187,6 +188,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     app.include_router(access_router, dependencies=[Depends(caller)])
+    app.include_router(mlflow_router)  # MLflow-compatible API: /api/2.0/mlflow/..., /mlflow/<project>/...
 
     @app.api_route("/api/v1/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
                    include_in_schema=False)

@@ -99,6 +99,21 @@ async def metric_history(project: ProjectName, run_id: RunId, rt: Runtime, reque
 @router.get("/projects/{project}/runs/{run_id}/metrics/summary", tags=["metrics"])
 async def run_summary(project: ProjectName, run_id: RunId, rt: Runtime) -> dict[str, Any]:
     """Per key: count, last (at the highest step), min and max (NaN skipped), including unwritten points."""
+    return {"run_id": run_id, "summaries": _run_summaries(rt, project, run_id)}
+
+
+class RunsSummaryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]] = Field(min_length=1, max_length=1000)
+
+
+@router.post("/projects/{project}/metrics/summaries/runs", tags=["metrics"])
+async def runs_summaries(project: ProjectName, query: RunsSummaryQuery, rt: Runtime) -> dict[str, Any]:
+    """The per-run summary of up to 1,000 runs in one call (for run listings such as MLflow's search)."""
+    return {"runs": {run_id: _run_summaries(rt, project, run_id) for run_id in dict.fromkeys(query.run_ids)}}
+
+
+def _run_summaries(rt: MetricsRuntime, project: str, run_id: str) -> list[dict[str, Any]]:
     merged = {s["key"]: s for s in rt.store.summaries(project, run_id)}
     for table in rt.tail.of_run(project, run_id):
         for s in summarize(table, np.zeros(table.num_rows, dtype=np.int64)):
@@ -112,9 +127,8 @@ async def run_summary(project: ProjectName, run_id: RunId, rt: Runtime) -> dict[
                 old[name] = pick(values) if values else None
             if s["last_step"] >= old["last_step"]:
                 old["last"], old["last_step"] = s["last"], s["last_step"]
-    summaries = [{"key": k, "count": s["count"], "last": _j(s["last"]), "last_step": s["last_step"],
-                  "min": _j(s["min"]), "max": _j(s["max"])} for k, s in sorted(merged.items())]
-    return {"run_id": run_id, "summaries": summaries}
+    return [{"key": k, "count": s["count"], "last": _j(s["last"]), "last_step": s["last_step"],
+             "min": _j(s["min"]), "max": _j(s["max"])} for k, s in sorted(merged.items())]
 
 
 @router.get("/projects/{project}/metrics/summaries", tags=["metrics"])

@@ -18,6 +18,7 @@ class MetricSummaries:
     def __init__(self, metrics_url: str, timeout: float = 10.0) -> None:
         self.metrics_url = metrics_url.rstrip("/")
         self.timeout = timeout
+        self._http = httpx.Client(timeout=timeout)  # kept: a new client per search cost ~10 ms
 
     def last_values(self, project: str, key: str) -> dict[str, float]:
         if not self.metrics_url:
@@ -25,24 +26,24 @@ class MetricSummaries:
                                "use params, tags or attributes", details={"field": "filter"})
         out: dict[str, float] = {}
         after = ""
-        with httpx.Client(timeout=self.timeout) as http:
-            while True:
-                try:
-                    resp = http.get(f"{self.metrics_url}/projects/{project}/metrics/summaries",
-                                    params={"key": key, "limit": PAGE, "after": after},
-                                    headers={"X-Cairn-Actor": "service:registry"})
-                    resp.raise_for_status()
-                except httpx.HTTPError as err:
-                    raise Unavailable(f"the metrics service did not answer for metric {key!r} "
-                                      f"({type(err).__name__}); retry shortly", details={"retry_after": 1}) from None
-                body = resp.json()
-                for row in body["summaries"]:
-                    last = row["last"]
-                    if isinstance(last, (int, float)) and math.isfinite(last):
-                        out[row["run_id"]] = float(last)
-                if not body.get("next_after"):
-                    return out
-                after = body["next_after"]
+        http = self._http
+        while True:
+            try:
+                resp = http.get(f"{self.metrics_url}/projects/{project}/metrics/summaries",
+                                params={"key": key, "limit": PAGE, "after": after},
+                                headers={"X-Cairn-Actor": "service:registry"})
+                resp.raise_for_status()
+            except httpx.HTTPError as err:
+                raise Unavailable(f"the metrics service did not answer for metric {key!r} "
+                                  f"({type(err).__name__}); retry shortly", details={"retry_after": 1}) from None
+            body = resp.json()
+            for row in body["summaries"]:
+                last = row["last"]
+                if isinstance(last, (int, float)) and math.isfinite(last):
+                    out[row["run_id"]] = float(last)
+            if not body.get("next_after"):
+                return out
+            after = body["next_after"]
 
     def run_last_values(self, project: str, run_id: str) -> dict[str, float | str | None]:
         """Every key's last value for one run (``{}`` without a metrics service); NaN and infinities
@@ -50,10 +51,9 @@ class MetricSummaries:
         if not self.metrics_url:
             return {}
         try:
-            with httpx.Client(timeout=self.timeout) as http:
-                resp = http.get(f"{self.metrics_url}/projects/{project}/runs/{run_id}/metrics/summary",
-                                headers={"X-Cairn-Actor": "service:registry"})
-                resp.raise_for_status()
+            resp = self._http.get(f"{self.metrics_url}/projects/{project}/runs/{run_id}/metrics/summary",
+                                  headers={"X-Cairn-Actor": "service:registry"})
+            resp.raise_for_status()
         except httpx.HTTPError as err:
             raise Unavailable(f"the metrics service did not answer for run {run_id!r} ({type(err).__name__}); "
                               "retry shortly", details={"retry_after": 1}) from None

@@ -177,7 +177,8 @@ def compile_search(project: str, *, experiment_ids: list[str] | None, filter_tex
                 raise InvalidInput(f"metrics.{clause.key} compares with = != < <= > >= and a number",
                                    details={"field": "filter"})
             args.extend([metric_json(clause.key), float(clause.value)])
-            where.append(f"EXISTS (SELECT 1 FROM json_each(?) m WHERE m.key = runs.id AND m.value {clause.op} ?)")
+            # uncorrelated: SQLite evaluates it once (a correlated EXISTS rescanned the JSON per run)
+            where.append(f"runs.id IN (SELECT m.key FROM json_each(?) m WHERE m.value {clause.op} ?)")
         else:
             table = "run_params" if clause.kind == "param" else "run_tags"
             args.append(clause.key)
@@ -194,7 +195,7 @@ def compile_search(project: str, *, experiment_ids: list[str] | None, filter_tex
         if kind == "attr":
             order.append(f"runs.{key} {direction}")
         elif kind == "metric":
-            joins.append(f"LEFT JOIN json_each(?) o{n} ON o{n}.key = runs.id")
+            joins.append(f"LEFT JOIN (SELECT key, value FROM json_each(?)) o{n} ON o{n}.key = runs.id")  # auto-indexed
             args.insert(len(joins) - 1, metric_json(key))
             order.append(f"(o{n}.value IS NULL), o{n}.value {direction}")
         else:

@@ -1,0 +1,98 @@
+"""The MLflow client workload of bench_mlflow_api.py: plain MLflow code, run with the side venv's
+python against whatever MLFLOW_TRACKING_URI (and MLFLOW_TRACKING_TOKEN) point at. Prints one JSON
+object of timings. Not a test and not imported by Cairn: it needs only ``mlflow``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+
+def timed(fn):  # noqa: ANN001, ANN201 - a tiny helper for a script
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def main() -> None:
+    params_n, metrics_n, steps = 100, 10, int(os.environ.get("BENCH_STEPS", "10000"))
+    artifacts_n, artifact_mb = 20, 1
+    search_runs = int(os.environ.get("BENCH_SEARCH_RUNS", "1000"))
+    client = MlflowClient()
+    warm = client.create_experiment(f"bench-warmup-{os.getpid()}-{time.time_ns()}")
+    for _ in range(5):  # first requests (server workers starting, caches filling) are not measured
+        r = client.create_run(warm)
+        client.log_batch(r.info.run_id, params=[Param("p", "1")], metrics=[Metric("m", 1.0, 0, 0)])
+        client.set_terminated(r.info.run_id)
+        client.search_runs([warm], filter_string="metrics.m > 0")
+    experiment_id = client.create_experiment(f"bench-{os.getpid()}-{time.time_ns()}")
+    result: dict[str, float] = {}
+
+    seconds, run = timed(lambda: client.create_run(experiment_id))
+    run_id = run.info.run_id
+    result["create_run_s"] = seconds
+    params = [Param(f"param_{i}", str(i * 0.5)) for i in range(params_n)]
+    result["log_100_params_s"], _ = timed(lambda: client.log_batch(run_id, params=params))
+
+    now = int(time.time() * 1000)
+    points = [Metric(f"metric_{k}", float(s) * 0.001 + k, now + s, s) for s in range(steps) for k in range(metrics_n)]
+
+    def log_metrics() -> None:
+        for i in range(0, len(points), 1000):  # MLflow's limit: 1,000 metrics per log_batch
+            client.log_batch(run_id, metrics=points[i:i + 1000])
+
+    seconds, _ = timed(log_metrics)
+    result["log_metrics_s"] = seconds
+    result["metric_points_per_s"] = len(points) / seconds
+    seconds, history = timed(lambda: client.get_metric_history(run_id, "metric_3"))
+    assert len(history) == steps, len(history)
+    result["metric_history_s"] = seconds
+
+    with tempfile.TemporaryDirectory() as folder:
+        files = []
+        for i in range(artifacts_n):
+            path = os.path.join(folder, f"artifact_{i}.bin")
+            with open(path, "wb") as f:
+                f.write(os.urandom(artifact_mb << 20))
+            files.append(path)
+        seconds, _ = timed(lambda: [client.log_artifact(run_id, p, "files") for p in files])
+        result["upload_artifacts_s"] = seconds
+        result["upload_mb_per_s"] = artifacts_n * artifact_mb * 1.048576 / seconds
+        out = os.path.join(folder, "down")
+        os.makedirs(out)
+        seconds, _ = timed(lambda: client.download_artifacts(run_id, "files", out))
+        result["download_artifacts_s"] = seconds
+        result["download_mb_per_s"] = artifacts_n * artifact_mb * 1.048576 / seconds
+    client.set_terminated(run_id)
+
+    search_experiment = client.create_experiment(f"bench-search-{os.getpid()}-{time.time_ns()}")
+
+    def make_runs() -> None:
+        for i in range(search_runs):
+            r = client.create_run(search_experiment)
+            stamp = int(time.time() * 1000)
+            client.log_batch(r.info.run_id, params=[Param(f"p{j}", str((i + j) % 7)) for j in range(5)],
+                             metrics=[Metric(f"m{j}", ((i * 37 + j) % 1000) / 1000, stamp, 0) for j in range(5)])
+            client.set_terminated(r.info.run_id)
+
+    seconds, _ = timed(make_runs)
+    result["create_runs_per_s"] = search_runs / seconds
+    query = dict(experiment_ids=[search_experiment], filter_string="metrics.m0 > 0.5 and params.p1 != '3'",
+                 order_by=["metrics.m1 DESC"], max_results=1000)
+    client.search_runs(**query)  # warm
+    best = min(timed(lambda: client.search_runs(**query))[0] for _ in range(3))
+    found = client.search_runs(**query)
+    result["search_runs_s"] = best
+    result["search_found"] = len(found)
+    print(json.dumps(result))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

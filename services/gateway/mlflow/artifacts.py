@@ -1,0 +1,152 @@
+"""MLflow's artifact proxy (``/api/2.0/mlflow-artifacts/artifacts/<path>``) over Cairn's artifact
+store. Paths are ``<project>/<run id>/artifacts/<name>``: each uploaded file becomes a
+content-addressed blob (uploaded once, whoever sends it again) recorded on its run as
+``run.artifact_logged`` under its relative path. Directory and model artifacts logged with Cairn's
+SDK (manifests) are listed and downloaded file by file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections import OrderedDict
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+from cairn.core import Manifest, blake3, fingerprint_file
+from cairn.kernel.ids import NAME_RE
+from cairn.services.gateway.mlflow.calls import Call, endpoint
+from cairn.services.gateway.mlflow.errors import invalid, not_found
+
+IN_MEMORY_LIMIT = 64 << 20
+
+
+def split_artifact_path(path: str) -> tuple[str, str, str]:
+    """``<project>/<run id>/artifacts[/<rel>]`` -> (project, run id, rel)."""
+    parts = path.strip("/").split("/", 3)
+    if len(parts) < 3 or parts[2] != "artifacts" or not NAME_RE.match(parts[0]):
+        raise invalid(f"artifact path {path!r} is not one Cairn issued; expected <project>/<run id>/artifacts/<path>")
+    rel = parts[3] if len(parts) == 4 else ""
+    if ".." in rel.split("/"):
+        raise invalid(f"artifact path {path!r} must not contain '..'")
+    return parts[0], parts[1], rel.strip("/")
+
+
+async def run_files(call: Call, run_id: str) -> dict[str, dict[str, Any]]:
+    """Every file of a run by relative path: ``{path: {digest, size}}``, with the files of
+    directory/model artifacts expanded from their manifests."""
+    listed = (await call.artifacts("GET", f"/projects/{call.project}/runs/{run_id}/artifacts"))["artifacts"]
+    files: dict[str, dict[str, Any]] = {}
+    for item in listed:
+        if item["kind"] == "file":
+            files[item["name"]] = {"digest": item["digest"], "size": item["size"]}
+            continue
+        manifest = Manifest.from_dict(await call.artifacts("GET", f"/manifests/{item['digest']}"))
+        for entry in manifest.entries:
+            if entry.kind == "file":
+                files[f"{item['name']}/{entry.path}"] = {"digest": entry.digest, "size": entry.size}
+    return files
+
+
+def children(files: dict[str, dict[str, Any]], rel: str) -> list[dict[str, Any]]:
+    """Immediate children of directory ``rel`` (relative names), or the file ``rel`` itself."""
+    if rel in files:
+        return [{"path": rel.rsplit("/", 1)[-1], "is_dir": False, "file_size": files[rel]["size"]}]
+    prefix = f"{rel}/" if rel else ""
+    seen: dict[str, dict[str, Any]] = {}
+    for name, info in files.items():
+        if not name.startswith(prefix):
+            continue
+        head, _, rest = name[len(prefix):].partition("/")
+        if rest:
+            seen.setdefault(head, {"path": head, "is_dir": True})
+        else:
+            seen[head] = {"path": head, "is_dir": False, "file_size": info["size"]}
+    return [seen[k] for k in sorted(seen)]
+
+
+async def upload(call: Call, run_id: str, rel: str, request: Request) -> dict[str, Any]:
+    """Hash the body (BLAKE3), send the blob unless the store has it, record it on the run."""
+    if not rel:
+        raise invalid("an artifact upload needs a file path after .../artifacts/")
+    await _check_run(call, run_id)
+    buffer = bytearray()
+    spill: Any = None
+    try:
+        async for chunk in request.stream():
+            if spill is None and len(buffer) + len(chunk) > IN_MEMORY_LIMIT:
+                spill = tempfile.NamedTemporaryFile(prefix="cairn-mlflow-", delete=False)  # noqa: SIM115
+                spill.write(buffer)
+                buffer = bytearray()
+            if spill is not None:
+                await asyncio.to_thread(spill.write, chunk)
+            else:
+                buffer.extend(chunk)
+        if spill is not None:
+            spill.close()
+            digest = await asyncio.to_thread(fingerprint_file, spill.name)
+        else:
+            digest = (await asyncio.to_thread(blake3, bytes(buffer))).hex()
+        if spill is None:  # small: send it (the store keeps one copy per digest)
+            await call.artifacts("PUT", f"/blobs/{digest}", data=bytes(buffer))
+        elif not await _blob_present(call, digest):  # large: send only what the store lacks
+            with open(spill.name, "rb") as f:
+                await call.artifacts("PUT", f"/blobs/{digest}", data=f)
+    finally:
+        if spill is not None:
+            os.unlink(spill.name)
+    await call.artifacts("POST", f"/projects/{call.project}/runs/{run_id}/artifacts",
+                         body={"name": rel, "digest": digest, "kind": "file"})
+    return {}
+
+
+_KNOWN_RUNS: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+
+async def _check_run(call: Call, run_id: str) -> None:
+    """The run must exist in the call's project (runs are never removed, so a hit is cached)."""
+    key = (call.project, run_id)
+    if key in _KNOWN_RUNS:
+        return
+    await call.registry("GET", f"/runs/{run_id}")
+    _KNOWN_RUNS[key] = None
+    if len(_KNOWN_RUNS) > 10_000:
+        _KNOWN_RUNS.popitem(last=False)
+
+
+async def _blob_present(call: Call, digest: str) -> bool:
+    try:
+        missing = await call.artifacts("POST", "/blobs/missing", body={"digests": [digest]})
+    except Exception:  # noqa: BLE001 - when unsure, upload (the store dedups by digest anyway)
+        return False
+    return not missing["missing"]
+
+
+async def download(call: Call, run_id: str, rel: str) -> Response:
+    files = await run_files(call, run_id)
+    info = files.get(rel)
+    if info is None:
+        raise not_found(f"run {run_id!r} has no artifact {rel!r}")
+    resp, chunks = await call.services.stream("artifacts", f"/blobs/{info['digest']}")
+    return StreamingResponse(chunks, media_type="application/octet-stream",
+                             headers={"Content-Length": str(info["size"])})
+
+
+async def list_path(call: Call, run_id: str, rel: str) -> dict[str, Any]:
+    return {"files": children(await run_files(call, run_id), rel)}
+
+
+@endpoint("GET", "artifacts/list")
+async def list_run_artifacts(call: Call) -> dict[str, Any]:
+    """The tracking API's listing: paths relative to the run's artifact root."""
+    run_id = str(call.arg("run_id") or call.arg("run_uuid") or call.arg("run_id", required=True))
+    await call.registry("GET", f"/runs/{run_id}")
+    rel = str(call.arg("path", "")).strip("/")
+    files = await run_files(call, run_id)
+    if rel in files:
+        listed = [{"path": rel, "is_dir": False, "file_size": files[rel]["size"]}]
+    else:
+        listed = [{**c, "path": f"{rel}/{c['path']}" if rel else c["path"]} for c in children(files, rel)]
+    return {"root_uri": call.artifact_root(run_id), "files": listed}

@@ -1,0 +1,157 @@
+"""MLflow 3 logged models, kept on their source run: the record is a hidden run tag and the
+files are the run's artifacts under the model's name, the layout MLflow 2 used
+(``runs:/<run>/<name>``). A logged model therefore needs a run (``mlflow.<flavor>.log_model``
+inside ``mlflow.start_run`` or with autolog, the usual case). Ids are ``m-<run id>-<8 hex>``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from typing import Any
+
+from cairn.services.gateway.mlflow.calls import Call, endpoint, key_values
+from cairn.services.gateway.mlflow.errors import invalid, not_found
+from cairn.services.gateway.mlflow.experiments import experiment_id_of
+from cairn.services.gateway.mlflow.runs import LOGGED_MODEL_TAG
+
+MODEL_ID_RE = re.compile(r"^m-(?P<run>[0-9a-f]{32})-[0-9a-f]{8}$")
+STATUSES = {"LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"}
+
+
+def run_of(model_id: str) -> str:
+    m = MODEL_ID_RE.match(model_id)
+    if m is None:
+        raise not_found(f"Logged model with ID '{model_id}' not found")
+    return m["run"]
+
+
+async def load(call: Call, model_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(record, run) of a logged model."""
+    run = await call.registry("GET", f"/runs/{run_of(model_id)}")
+    raw = run["tags"].get(LOGGED_MODEL_TAG + model_id)
+    if raw is None:
+        raise not_found(f"Logged model with ID '{model_id}' not found")
+    return json.loads(raw), run
+
+
+async def save(call: Call, model_id: str, record: dict[str, Any]) -> None:
+    record["last_updated_timestamp_ms"] = int(time.time() * 1000)
+    text = json.dumps(record, sort_keys=True)
+    if len(text) > 8000:
+        raise invalid("the logged model's params and tags are too large for Cairn (8,000 characters in all)")
+    await call.registry("PUT", f"/runs/{run_of(model_id)}/tags/{LOGGED_MODEL_TAG}{model_id}", body={"value": text})
+
+
+def model_json(call: Call, model_id: str, record: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    info = {"model_id": model_id, "experiment_id": run["experiment_id"], "name": record["name"],
+            "artifact_uri": f"{call.artifact_root(run['id'])}/{record['name']}",
+            "status": record["status"], "creation_timestamp_ms": record["creation_timestamp_ms"],
+            "last_updated_timestamp_ms": record["last_updated_timestamp_ms"],
+            "source_run_id": run["id"], "model_type": record.get("model_type", ""),
+            "tags": [{"key": k, "value": v} for k, v in sorted(record["tags"].items())]}
+    return {"info": info, "data": {"params": [{"key": k, "value": v} for k, v in sorted(record["params"].items())],
+                                   "metrics": []}}
+
+
+@endpoint("POST", "logged-models", role="editor")
+async def create(call: Call) -> dict[str, Any]:
+    run_id = call.arg("source_run_id")
+    if not run_id:
+        raise invalid("Cairn keeps logged models on a run: log the model inside mlflow.start_run() "
+                      "(source_run_id is required)")
+    run = await call.registry("GET", f"/runs/{run_id}")
+    if call.arg("experiment_id") is not None and await experiment_id_of(call, call.arg("experiment_id")) != run["experiment_id"]:
+        raise invalid(f"run {run_id!r} is not in experiment {call.arg('experiment_id')!r}")
+    name = str(call.arg("name") or "model")
+    model_id = f"m-{run_id}-{os.urandom(4).hex()}"
+    now = int(time.time() * 1000)
+    record = {"name": name, "model_type": str(call.arg("model_type", "")), "status": "LOGGED_MODEL_PENDING",
+              "creation_timestamp_ms": now, "tags": key_values(call.arg("tags", []), "tag"),
+              "params": key_values(call.arg("params", []), "param")}
+    await save(call, model_id, record)
+    return {"model": model_json(call, model_id, record, run)}
+
+
+@endpoint("GET", "logged-models/{id}")
+async def get(call: Call) -> dict[str, Any]:
+    model_id = str(call.args["id"])
+    record, run = await load(call, model_id)
+    if record["status"] == "deleted":
+        raise not_found(f"Logged model with ID '{model_id}' not found")
+    return {"model": model_json(call, model_id, record, run)}
+
+
+@endpoint("PATCH", "logged-models/{id}", role="editor")
+async def finalize(call: Call) -> dict[str, Any]:
+    model_id = str(call.args["id"])
+    record, run = await load(call, model_id)
+    status = str(call.arg("status", required=True))
+    if status not in STATUSES:
+        raise invalid(f"status must be one of {sorted(STATUSES)}")
+    record["status"] = status
+    await save(call, model_id, record)
+    return {"model": model_json(call, model_id, record, run)}
+
+
+@endpoint("PATCH", "logged-models/{id}/tags", role="editor")
+async def set_tags(call: Call) -> dict[str, Any]:
+    model_id = str(call.args["id"])
+    record, _ = await load(call, model_id)
+    record["tags"].update(key_values(call.arg("tags", []), "tag"))
+    await save(call, model_id, record)
+    return {}
+
+
+@endpoint("DELETE", "logged-models/{id}/tags/{key}", role="editor")
+async def delete_tag(call: Call) -> dict[str, Any]:
+    model_id = str(call.args["id"])
+    record, _ = await load(call, model_id)
+    record["tags"].pop(str(call.args["key"]), None)
+    await save(call, model_id, record)
+    return {}
+
+
+@endpoint("POST", "logged-models/{id}/params", role="editor")
+async def log_params(call: Call) -> dict[str, Any]:
+    model_id = str(call.args["id"])
+    record, _ = await load(call, model_id)
+    record["params"].update(key_values(call.arg("params", []), "param"))
+    await save(call, model_id, record)
+    return {}
+
+
+@endpoint("DELETE", "logged-models/{id}", role="editor")
+async def delete(call: Call) -> dict[str, Any]:
+    model_id = str(call.args["id"])
+    record, _ = await load(call, model_id)
+    record["status"] = "deleted"
+    await save(call, model_id, record)
+    return {}
+
+
+_NAME_FILTER = re.compile(r"^\s*name\s*=\s*'(?P<name>[^']*)'\s*$")
+
+
+@endpoint("POST", "logged-models/search")
+async def search(call: Call) -> dict[str, Any]:
+    """Logged models of the runs in the given experiments; the filter may be ``name = '<name>'``."""
+    text = call.arg("filter")
+    wanted = None
+    if text:
+        m = _NAME_FILTER.match(str(text))
+        if m is None:
+            raise invalid("Cairn searches logged models by name only: filter_string=\"name = '<name>'\"")
+        wanted = m["name"]
+    experiment_ids = [await experiment_id_of(call, e) for e in call.list_arg("experiment_ids")]
+    found = await call.registry("POST", "/runs/search", body={"experiment_ids": experiment_ids or None,
+                                                              "page_size": 1000})
+    models = []
+    for run in found["runs"]:
+        for key, raw in run["tags"].items():
+            if key.startswith(LOGGED_MODEL_TAG):
+                record = json.loads(raw)
+                if record["status"] != "deleted" and (wanted is None or record["name"] == wanted):
+                    models.append(model_json(call, key[len(LOGGED_MODEL_TAG):], record, run))
+    return {"models": models}
