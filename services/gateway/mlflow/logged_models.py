@@ -9,6 +9,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cairn.services.gateway.mlflow.calls import Call, endpoint, key_values
@@ -95,31 +96,28 @@ async def finalize(call: Call) -> dict[str, Any]:
     return {"model": model_json(call, model_id, record, run)}
 
 
-@endpoint("PATCH", "logged-models/{id}/tags", role="editor")
-async def set_tags(call: Call) -> dict[str, Any]:
+async def _edit(call: Call, change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """Load the logged model named in the path, apply ``change`` to its record, save it."""
     model_id = str(call.args["id"])
     record, _ = await load(call, model_id)
-    record["tags"].update(key_values(call.arg("tags", []), "tag"))
+    change(record)
     await save(call, model_id, record)
     return {}
+
+
+@endpoint("PATCH", "logged-models/{id}/tags", role="editor")
+async def set_tags(call: Call) -> dict[str, Any]:
+    return await _edit(call, lambda record: record["tags"].update(key_values(call.arg("tags", []), "tag")))
 
 
 @endpoint("DELETE", "logged-models/{id}/tags/{key}", role="editor")
 async def delete_tag(call: Call) -> dict[str, Any]:
-    model_id = str(call.args["id"])
-    record, _ = await load(call, model_id)
-    record["tags"].pop(str(call.args["key"]), None)
-    await save(call, model_id, record)
-    return {}
+    return await _edit(call, lambda record: record["tags"].pop(str(call.args["key"]), None))
 
 
 @endpoint("POST", "logged-models/{id}/params", role="editor")
 async def log_params(call: Call) -> dict[str, Any]:
-    model_id = str(call.args["id"])
-    record, _ = await load(call, model_id)
-    record["params"].update(key_values(call.arg("params", []), "param"))
-    await save(call, model_id, record)
-    return {}
+    return await _edit(call, lambda record: record["params"].update(key_values(call.arg("params", []), "param")))
 
 
 @endpoint("DELETE", "logged-models/{id}", role="editor")
