@@ -110,7 +110,22 @@ class RegistryStore(SqliteStore):
         return out
 
     def runs_by_ids(self, project: str, run_ids: list[str]) -> list[dict[str, Any]]:
-        return [self.run(project, run_id) for run_id in run_ids]
+        """The runs with these ids, in this order (a search page): three queries, not three per run."""
+        if not run_ids:
+            return []
+        marks = ",".join("?" * len(run_ids))
+        rows = {r["id"]: _row(r) for r in self.query(
+            f"SELECT * FROM runs WHERE project=? AND id IN ({marks})", (project, *run_ids))}
+        missing = [run_id for run_id in run_ids if run_id not in rows]
+        if missing:
+            raise NotFound(f"run {missing[0]!r} does not exist in project {project!r}")
+        for table, field in (("run_params", "params"), ("run_tags", "tags")):
+            for run in rows.values():
+                run[field] = {}
+            for r in self.query(f"SELECT run_id, key, value FROM {table} WHERE run_id IN ({marks}) ORDER BY key",
+                                tuple(run_ids)):
+                rows[r["run_id"]][field][r["key"]] = r["value"]
+        return [rows[run_id] for run_id in run_ids]
 
     # models
     def model(self, project: str, name: str) -> dict[str, Any]:
