@@ -5,6 +5,7 @@ runs, an alias moved; upstream, impact and as-of answers asserted exactly; rebui
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,14 @@ def shop(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         manifests[v] = pushed.manifest.digest
 
     def run(name: str) -> Any:
-        return cairn.start_run(P, "shop", name=name, client=client, system_metrics=False)
+        # Started in a folder that is not a git work tree, so no code snapshot is recorded and the
+        # expected sets do not depend on where pytest runs (a clone of the repo would add commit nodes).
+        here = os.getcwd()
+        os.chdir(root)
+        try:
+            return cairn.start_run(P, "shop", name=name, client=client, system_metrics=False)
+        finally:
+            os.chdir(here)
 
     r1 = run("train-v1")
     r1.use_dataset("reviews@v1")
