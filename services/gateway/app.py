@@ -235,7 +235,8 @@ class RequestId:
 
 async def _projects_response(request: Request, principal: Principal, response: StreamingResponse) -> Response:
     """``/projects``: list only the caller's projects; a creator becomes the project's admin."""
-    body = b"".join([chunk async for chunk in response.body_iterator])
+    body = b"".join([bytes(chunk) if not isinstance(chunk, str) else chunk.encode()
+                     async for chunk in response.body_iterator])
     if response.background is not None:
         await response.background()
     headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}

@@ -35,7 +35,7 @@ async def audit_page(log: EventLog, *, project: str | None, actor: str | None, t
                                details={"field": "since"}) from None
         if after == 0:
             config = js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.BY_START_TIME,
-                                           opt_start_time=start.isoformat())
+                                           opt_start_time=start.isoformat())  # type: ignore[arg-type]  # the server takes RFC 3339 text
     subject = f"{SUBJECT_PREFIX}.{project}.>" if project else f"{SUBJECT_PREFIX}.>"
     sub = await log.js.subscribe(subject, ordered_consumer=True, config=config, stream=log.stream)
     events: list[dict[str, Any]] = []

@@ -127,7 +127,7 @@ class WebhookDispatcher:
             return
         for sequence in event.data["sequences"]:
             msg = await self.log.js.get_msg(self.log.stream, sequence)
-            original = Event.from_message(msg.data, sequence, msg.headers)
+            original = Event.from_message(msg.data or b"", sequence, msg.headers)
             await self._deliver(hook, original)
 
     async def _deliver(self, hook: dict[str, Any], event: Event) -> None:

@@ -47,15 +47,15 @@ def record_environment(state: dict[str, Any] | None, *, run_id: str, environment
             continue
         data[section] = value
     known_seeds = known.get("seeds") or {}
-    for key, value in sorted((seeds or {}).items()):
-        if not 1 <= len(key) <= MAX_SEED_KEY or (isinstance(value, str) and len(value) > MAX_SEED_KEY):
+    for key, seed in sorted((seeds or {}).items()):
+        if not 1 <= len(key) <= MAX_SEED_KEY or (isinstance(seed, str) and len(seed) > MAX_SEED_KEY):
             raise InvalidInput(f"seed names and string seeds must be 1-{MAX_SEED_KEY} characters",
                                details={"field": "seeds"})
-        if key in known_seeds and known_seeds[key] != value:
+        if key in known_seeds and known_seeds[key] != seed:
             raise Conflict(f"seed {key!r} of run {run_id!r} is already {known_seeds[key]!r}; seeds are immutable "
-                           f"(cannot set it to {value!r})", details={"field": f"seeds.{key}"})
+                           f"(cannot set it to {seed!r})", details={"field": f"seeds.{key}"})
         if key not in known_seeds:
-            data.setdefault("seeds", {})[key] = value
+            data.setdefault("seeds", {})[key] = seed
     if not data:
         return None
     size = len(json.dumps(data, separators=(",", ":")).encode())

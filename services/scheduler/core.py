@@ -24,6 +24,7 @@ from cairn.services.scheduler import domain
 from cairn.services.scheduler.dispatch import AgentSlot, free_slots, plan
 from cairn.services.scheduler.registry_client import RUN_STATUS, RegistryClient
 from cairn.services.scheduler.spec import parse_spec
+from cairn.services.scheduler.store import SchedulerStore
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,18 @@ class SchedulerCore:
         self.on_job_final: list[Any] = []  # async callbacks (job_id, status, message), e.g. sweeps
 
     @property
+    def store(self) -> SchedulerStore:
+        assert isinstance(self.rt.store, SchedulerStore)
+        return self.rt.store
+
+    @property
     def nc(self) -> Any:
         return self.rt.log.nc
 
     async def start(self) -> None:
         await self.rt.runner.wait_for(await self.rt.log.last_sequence(), timeout=300)  # decide on today's state
         now = time.monotonic()
-        for agent in self.rt.store.agents():  # a restarted scheduler gives every agent a fresh lease
+        for agent in self.store.agents():  # a restarted scheduler gives every agent a fresh lease
             self.leases[agent["id"]] = now + self.lease_s
         self._subs.append(await self.nc.subscribe(REPORT_SUBJECT, queue="scheduler", cb=self._on_report))
         self._subs.append(await self.nc.subscribe(HEARTBEAT_SUBJECT, cb=self._on_heartbeat))
@@ -87,9 +93,9 @@ class SchedulerCore:
     async def _after_batch(self, events: list[Event]) -> None:
         for e in events:
             if e.type in ("job.succeeded", "job.failed", "job.cancelled", "job.lost"):
-                self.sent_at.pop((e.aggregate_id, e.data.get("attempt")), None)
+                self.sent_at.pop((e.aggregate_id, int(e.data.get("attempt") or 0)), None)
             elif e.type == "job.retried":
-                self.sent_at.pop((e.aggregate_id, e.data.get("previous_attempt")), None)
+                self.sent_at.pop((e.aggregate_id, int(e.data.get("previous_attempt") or 0)), None)
         if any(e.type in WAKE_TYPES for e in events):
             self.wake.set()
         for e in events:  # in tasks: a callback may append and wait for this very projection
@@ -169,7 +175,7 @@ class SchedulerCore:
                 self.wake.set()
 
     async def dispatch_round(self) -> None:
-        store = self.rt.store
+        store = self.store
         queued = store.queued_jobs()
         if not queued:
             return
@@ -190,7 +196,7 @@ class SchedulerCore:
             log.warning("job=%s assign_failed=%s", job["id"], err.message)
             return
         if outcome.type == "job.assigned":
-            full = self.rt.store.job_by_id(job["id"])
+            full = self.store.job_by_id(job["id"])
             if full is not None:
                 await self.send_assignment(full)
 
@@ -280,7 +286,7 @@ class SchedulerCore:
             agent_id = beat["agent_id"]
         except (ValueError, KeyError, TypeError):
             return
-        agent = self.rt.store.agent(agent_id)
+        agent = self.store.agent(agent_id)
         if agent is None or agent["status"] != "active":
             await self.send(agent_id, {"type": "reregister"})
             return
@@ -301,7 +307,7 @@ class SchedulerCore:
         while it subscribed) and whose rank has not exited; the agent ignores one it has seen."""
         have = {(r["job_id"], r["attempt"]) for r in running}
         stale = time.monotonic() - min_age_s
-        for job in self.rt.store.active_jobs():
+        for job in self.store.active_jobs():
             key = (job["id"], job["attempt"])
             mine = [r["rank"] for r in job["ranks"] if r["agent_id"] == agent_id]
             if not mine or key in have or self.sent_at.get(key, 0.0) > stale:
@@ -315,7 +321,7 @@ class SchedulerCore:
                                                            rank=r, exit_code=None, reason="exit",
                                                            message="cancelled before it started"))
                 continue
-            full = self.rt.store.job_by_id(job["id"])
+            full = self.store.job_by_id(job["id"])
             if full is not None:
                 await self.send_assignment(full, only_agent=agent_id)
 
@@ -339,15 +345,15 @@ class SchedulerCore:
             await self.execute(SCHEDULER, domain.SITE, "agent", agent_id, lambda s, a=agent_id: domain.lose_agent(
                 s, agent_id=a, message=f"no heartbeat for {self.lease_s:g}s"))
             del self.leases[agent_id]
-        active_agents = {a["id"] for a in self.rt.store.agents()}
-        for job in self.rt.store.active_jobs():
+        active_agents = {a["id"] for a in self.store.agents()}
+        for job in self.store.active_jobs():
             gone = [r["agent_id"] for r in job["ranks"] if r["agent_id"] not in active_agents]
             if gone:
                 await self.execute(SCHEDULER, job["project"], "job", job["id"], lambda s, j=job, a=gone[0]:
                                    domain.lose_attempt(s, job_id=j["id"], attempt=j["attempt"], agent_id=a))
 
     async def reconcile_lost(self) -> None:
-        for job in self.rt.store.lost_jobs():
+        for job in self.store.lost_jobs():
             state = self.job_state(job["project"], job["id"])
             await self._finish_with(SCHEDULER, job["project"], job["id"], state,
                                     lambda s, j=job: domain.requeue_lost(s, job_id=j["id"]))
@@ -355,8 +361,8 @@ class SchedulerCore:
     async def reconcile(self) -> None:
         """After a (re)start: resend assignments and cancellations agents may have missed, and
         settle lost attempts. Agents ignore an assignment they already run."""
-        for job in self.rt.store.active_jobs():
-            full = self.rt.store.job_by_id(job["id"])
+        for job in self.store.active_jobs():
+            full = self.store.job_by_id(job["id"])
             if full is None:
                 continue
             if job["cancel_requested"]:

@@ -129,8 +129,8 @@ class Supervisor:
             child.start()
             self.write_state()
             if child.url:
-                host, port = child.url.rsplit(":", 1)
-                wait_for_tcp(host.removeprefix("http://"), int(port), timeout=60)
+                host, port_text = child.url.rsplit(":", 1)
+                wait_for_tcp(host.removeprefix("http://"), int(port_text), timeout=60)
         self.write_state()
         self._wait_healthy()
         self.say(f"Cairn is up: http://{self.host}:{self.port}  (data: {self.data_dir}; Ctrl-C stops)")
@@ -171,6 +171,7 @@ class Supervisor:
                     self.write_state()
             if self.nats is not None and self.nats.poll() is not None and not self.stopping:
                 self.say("nats-server exited; restarting it")
+                assert self.nats_url is not None  # set when this supervisor started the server
                 self.nats, _ = start_nats_server(self.data_dir / "nats", int(self.nats_url.rsplit(":", 1)[1]),
                                                  log_file=self.data_dir / "logs" / "nats.log",
                                                  preexec_fn=_die_with_parent)

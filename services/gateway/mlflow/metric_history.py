@@ -41,7 +41,7 @@ async def get_history_bulk_interval(call: Call) -> dict[str, Any]:
     key = str(call.arg("metric_key", required=True))
     size = call.int_arg("max_results", 320) or 320
     start, end = call.int_arg("start_step"), call.int_arg("end_step")
-    out = []
+    out: list[dict[str, Any]] = []
     for run_id in run_ids:
         points = await _history(call, run_id, key)
         points = [p for p in points if (start is None or p["step"] >= start) and (end is None or p["step"] <= end)]

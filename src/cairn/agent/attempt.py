@@ -67,8 +67,8 @@ def job_environment(assignment: dict[str, Any], *, url: str, token: str | None, 
         env["CAIRN_SEED"] = str(spec["seed"])
     for key, value in spec["params"].items():
         env[param_env_name(key)] = str(value).lower() if isinstance(value, bool) else str(value)
-    for ref, path in datasets.items():
-        env["CAIRN_DATASET_" + re.sub(r"[^A-Za-z0-9]", "_", ref.split("@")[0]).upper()] = str(path)
+    for ref, folder in datasets.items():
+        env["CAIRN_DATASET_" + re.sub(r"[^A-Za-z0-9]", "_", ref.split("@")[0]).upper()] = str(folder)
     return env
 
 

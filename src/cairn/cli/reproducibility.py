@@ -3,6 +3,7 @@ reproducibility record), as tables or ``--json``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -33,7 +34,7 @@ def _rows(diff: dict[str, Any]) -> list[tuple[str, str, str]]:
     return sorted(rows)
 
 
-def _table(title: str, rows: list[tuple[str, ...]], columns: tuple[str, ...] = ("key", "a", "b")) -> None:
+def _table(title: str, rows: Sequence[tuple[str, ...]], columns: tuple[str, ...] = ("key", "a", "b")) -> None:
     if not rows:
         console.print(f"[bold]{title}[/bold]: same")
         return
@@ -46,7 +47,7 @@ def _table(title: str, rows: list[tuple[str, ...]], columns: tuple[str, ...] = (
 
 
 def _metric_rows(metrics: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for key, m in metrics["metrics"].items():
         delta = "-" if m["delta"] is None else f"{m['delta']:+.6g}"
         rows.append((key, _text(m["a"]), _text(m["b"]), delta, "yes" if m["within_tolerance"] else "NO"))

@@ -78,7 +78,7 @@ def blake3(buffer: Buffer, *, threads: int | None = None, device: Device = "auto
     return _core.blake3(buffer, t)
 
 
-def _auto_for_buffer(buffer: Buffer, on_device: bool) -> str:
+def _auto_for_buffer(buffer: Buffer, on_device: bool) -> Device:
     """``auto``'s choice for one buffer (the rule and its figures: :mod:`cairn.core.device`)."""
     if on_device:
         if not _device.gpu_usable():

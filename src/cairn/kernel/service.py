@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from cairn.kernel.commands import CommandHandler
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.http import install_error_handlers
+from cairn.kernel.projection import BATCH as PROJECTION_BATCH
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.settings import ServiceSettings
 from cairn.kernel.store import EventHandler, SqliteStore
@@ -52,8 +53,8 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         event_log = await EventLog.open(settings.nats_url, name=f"cairn-{name}")
         store = make_store(settings)
-        extra = {"batch": projection_batch} if projection_batch else {}
-        runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}", **extra)
+        runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}",
+                                  batch=projection_batch or PROJECTION_BATCH)
         await runner.start()
         app.state.runtime = ServiceRuntime(name, event_log, store, runner)
         try:
