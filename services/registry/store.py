@@ -101,13 +101,7 @@ class RegistryStore(SqliteStore):
 
     # runs
     def run(self, project: str, run_id: str) -> dict[str, Any]:
-        row = self.query_one("SELECT * FROM runs WHERE id=? AND project=?", (run_id, project))
-        if row is None:
-            raise NotFound(f"run {run_id!r} does not exist in project {project!r}")
-        out = _row(row)
-        out["params"] = self._tags("run_params", "run_id", run_id)
-        out["tags"] = self._tags("run_tags", "run_id", run_id)
-        return out
+        return self.runs_by_ids(project, [run_id])[0]
 
     def runs_by_ids(self, project: str, run_ids: list[str]) -> list[dict[str, Any]]:
         """The runs with these ids, in this order (a search page): three queries, not three per run."""

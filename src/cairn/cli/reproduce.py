@@ -38,8 +38,11 @@ def runs_reproduce(ctx: Ctx, project: str, run_id: str, queue: str | None, comma
     except CannotReproduce as err:
         raise click.ClickException(str(err)) from None
     if not wait:
-        emit(ctx, job) if ctx.as_json else console.print(
-            f"queued job {job['id']} (run {job['run_id']}); `cairn jobs logs -p {project} {job['id']} -f` follows it")
+        if ctx.as_json:
+            emit(ctx, job)
+        else:
+            console.print(f"queued job {job['id']} (run {job['run_id']}); "
+                          f"`cairn jobs logs -p {project} {job['id']} -f` follows it")
         return
     if not ctx.as_json:
         console.print(f"queued job {job['id']} (run {job['run_id']}); waiting for it to end...")

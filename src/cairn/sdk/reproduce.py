@@ -85,7 +85,7 @@ def reproduce(client: Client, project: str, run_id: str, *, queue: str | None = 
               command: list[str] | None = None) -> dict[str, Any]:
     """Queue the re-run; returns the new job (with its ``run_id``)."""
     spec = reproduction_spec(client, project, run_id, queue=queue, command=command)
-    return client._sched("POST", f"/projects/{project}/jobs", json=spec)  # type: ignore[attr-defined]
+    return client.submit_job(spec, project)
 
 
 def report(client: Client, original: str, reproduced: str, *, tolerance: float = 0.0,
