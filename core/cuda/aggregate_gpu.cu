@@ -4,8 +4,9 @@
 //    and sums the short segments' lengths and all tiles. One small read-back (errors, tile total,
 //    mean short length) picks the launches; only when there are tiles does an exclusive scan (CUB)
 //    give each long segment its first tile.
-// 2. group_kernel<G> (group_vector_kernel<G>: float32 with float4 loads, the default): G lanes per
-//    short segment, results written directly.
+// 2. short_kernel<G>: G lanes per short segment (float32: float4 loads by default), their sums
+//    brought to a common shift and added; results written directly. A resident grid walks the
+//    segments.
 // 3. owner_kernel + tile_kernel: one block per tile of a long segment writes a partial state.
 // 4. merge_kernel: one warp per long segment merges its tiles' states in order and writes results.
 #include <cuda_runtime.h>
@@ -117,79 +118,122 @@ __global__ void __launch_bounds__(256)
   }
 }
 
-// Groups of G lanes per short segment (32/G segments per warp); long segments are skipped.
-template <class T, int G>
-__global__ void __launch_bounds__(256)
-    group_kernel(const T* __restrict__ values, const int64_t* __restrict__ offsets, int64_t nseg,
-                 int ddof, SegmentOutputs out) {
-  const int64_t thread = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t seg = thread / G;
-  const int sub = static_cast<int>(threadIdx.x % G);
-  Accumulator<T> acc;
-  bool mine = false;
-  if (seg < nseg) {
-    const int64_t begin = offsets[seg], end = offsets[seg + 1];
-    mine = end - begin <= kWarpSegmentMax;
-    if (mine) accumulate<4>(acc, values, begin + sub, end, G);
-  }
-  const State s = group_merge(acc.state(), G);  // every lane takes part in the shuffles
-  if (mine && sub == 0) write_results(s, seg, ddof, out);
+// Lane `sub` of a group of G adds the segment's values begin + sub, begin + sub + G, ...
+template <class T>
+__device__ __forceinline__ void accumulate_short(Accumulator<T>& acc, const T* __restrict__ values,
+                                                 int64_t begin, int64_t end, int sub, int group) {
+  accumulate<4>(acc, values, begin + sub, end, group);
 }
 
-// float32 default (CAIRN_GPU_SEGMENT_VECTOR_LOADS=0 turns it off): as group_kernel, but a group's
-// lanes read the segment's 16-byte aligned part with float4 loads (lane sub takes float4s sub,
-// sub + G, ..., 4 in flight), the unaligned head and the tail value by value (see vector_head).
-// The offsets are read once per group and shuffled to its other lanes.
-template <int G>
-__global__ void __launch_bounds__(256)
-    group_vector_kernel(const float* __restrict__ values, const int64_t* __restrict__ offsets,
-                        int64_t nseg, int ddof, SegmentOutputs out) {
-  const int64_t thread = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t seg = thread / G;
-  const int sub = static_cast<int>(threadIdx.x % G);
-  const int lane = static_cast<int>(threadIdx.x & 31);
-  int64_t begin = 0, end = 0;
-  if (seg < nseg && sub == 0) {
-    begin = offsets[seg];
-    end = offsets[seg + 1];
+// float32 with float4 loads: the values before the first 16-byte boundary value by value (lane sub
+// takes head values sub, sub + G, ...), then float4s q = sub, sub + G, ... of the aligned part, 4 in
+// flight, then the tail value by value (see vector_head); an unaligned pointer takes the scalar way.
+__device__ __forceinline__ void accumulate_short_vector(Accumulator<float>& acc,
+                                                        const float* __restrict__ values,
+                                                        int64_t begin, int64_t end, int sub,
+                                                        int group) {
+  const int64_t head = vector_head(reinterpret_cast<uintptr_t>(values + begin), end - begin);
+  if (head < 0) {
+    accumulate<4>(acc, values, begin + sub, end, group);
+    return;
   }
-  const int leader = lane & ~(G - 1);
-  begin = __shfl_sync(0xffffffffu, begin, leader);
-  end = __shfl_sync(0xffffffffu, end, leader);
-  Accumulator<float> acc;
-  const bool mine = seg < nseg && end - begin <= kWarpSegmentMax;
-  if (mine) {
-    const int64_t head = vector_head(reinterpret_cast<uintptr_t>(values + begin), end - begin);
-    if (head < 0) {
-      accumulate<4>(acc, values, begin + sub, end, G);
-    } else {
-      for (int64_t i = begin + sub; i < begin + head; i += G) acc.add(load(values + i));
-      const int64_t vbegin = begin + head;
-      const int64_t nvec = (end - vbegin) / 4;
-      const float4* __restrict__ v4 = reinterpret_cast<const float4*>(values + vbegin);
-      constexpr int kVecBatch = 4;
-      for (int64_t q = sub; q < nvec; q += kVecBatch * G) {
-        float4 x[kVecBatch];
+  for (int64_t i = begin + sub; i < begin + head; i += group) acc.add(load(values + i));
+  const int64_t vbegin = begin + head;
+  const int64_t nvec = (end - vbegin) / 4;
+  const float4* __restrict__ v4 = reinterpret_cast<const float4*>(values + vbegin);
+  constexpr int kVecBatch = 4;
+  for (int64_t q = sub; q < nvec; q += kVecBatch * group) {
+    float4 x[kVecBatch];
 #pragma unroll
-        for (int k = 0; k < kVecBatch; ++k) {
-          const int64_t idx = q + static_cast<int64_t>(k) * G;
-          x[k] = idx < nvec ? __ldg(v4 + idx) : make_float4(0.f, 0.f, 0.f, 0.f);
-        }
+    for (int k = 0; k < kVecBatch; ++k) {
+      const int64_t idx = q + static_cast<int64_t>(k) * group;
+      x[k] = idx < nvec ? __ldg(v4 + idx) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
 #pragma unroll
-        for (int k = 0; k < kVecBatch; ++k) {
-          if (q + static_cast<int64_t>(k) * G < nvec) {
-            acc.add(x[k].x);
-            acc.add(x[k].y);
-            acc.add(x[k].z);
-            acc.add(x[k].w);
-          }
-        }
+    for (int k = 0; k < kVecBatch; ++k) {
+      if (q + static_cast<int64_t>(k) * group < nvec) {
+        acc.add(x[k].x);
+        acc.add(x[k].y);
+        acc.add(x[k].z);
+        acc.add(x[k].w);
       }
-      for (int64_t i = vbegin + nvec * 4 + sub; i < end; i += G) acc.add(load(values + i));
     }
   }
-  const State s = group_merge(acc.state(), G);  // every lane takes part in the shuffles
-  if (mine && sub == 0) write_results(s, seg, ddof, out);
+  for (int64_t i = vbegin + nvec * 4 + sub; i < end; i += group) acc.add(load(values + i));
+}
+
+// The group's sums brought to a common shift and added over a butterfly (see Sums); every lane of
+// the group gets the result. All 32 lanes must call it.
+template <class T, int G>
+__device__ __forceinline__ State group_reduce(const Accumulator<T>& acc) {
+  const int lane = threadIdx.x & 31;
+  const int leader = lane & ~(G - 1);
+  const unsigned have = __ballot_sync(0xffffffffu, acc.n > 0);
+  const unsigned mine = G == 32 ? have : (have >> leader) & ((1u << G) - 1u);
+  const int source = mine ? leader + __ffs(static_cast<int>(mine)) - 1 : leader;
+  const double c = __shfl_sync(0xffffffffu, acc.shift, source);
+  Sums<T> s = rebased(acc, c);
+#pragma unroll
+  for (int mask = 1; mask < G; mask <<= 1) {
+    Sums<T> o;
+    o.n = __shfl_xor_sync(0xffffffffu, s.n, mask);
+    o.nan = __shfl_xor_sync(0xffffffffu, s.nan, mask);
+    o.s1 = __shfl_xor_sync(0xffffffffu, s.s1, mask);
+    o.s2 = __shfl_xor_sync(0xffffffffu, s.s2, mask);
+    o.sum = __shfl_xor_sync(0xffffffffu, s.sum, mask);
+    o.lo = __shfl_xor_sync(0xffffffffu, s.lo, mask);
+    o.hi = __shfl_xor_sync(0xffffffffu, s.hi, mask);
+    s = add(s, o);
+  }
+  return finish(s, c);
+}
+
+// Groups of G lanes per short segment (32/G segments per warp, long segments skipped). The grid
+// may be smaller than the segments (a resident grid, see short_grid): a warp then takes its next
+// 32/G segments `stride` groups further on, with their offsets loaded before the current ones are
+// reduced. kVector: float32 float4 loads. kChan: the previous merge (per-lane states combined by
+// Chan's update, with divisions) instead of the common-shift sums; kept to compare the two.
+// kMinBlocks > 1 asks the compiler for that many resident blocks per multiprocessor (fewer
+// registers, more warps in flight).
+template <class T, int G, bool kVector, bool kChan, int kMinBlocks>
+__global__ void __launch_bounds__(256, kMinBlocks)
+    short_kernel(const T* __restrict__ values, const int64_t* __restrict__ offsets, int64_t nseg,
+                 int ddof, SegmentOutputs out) {
+  const int lane = static_cast<int>(threadIdx.x & 31);
+  const int sub = lane % G;
+  const int leader = lane & ~(G - 1);
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * (blockDim.x / G);
+  int64_t seg = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / G;
+  int64_t next_begin = 0, next_end = 0;
+  if (sub == 0 && seg < nseg) {
+    next_begin = offsets[seg];
+    next_end = offsets[seg + 1];
+  }
+  // Warp-uniform trip count: every lane runs while its warp's first segment is in range.
+  for (int64_t first = seg - lane / G; first < nseg; first += stride, seg += stride) {
+    const int64_t begin = __shfl_sync(0xffffffffu, next_begin, leader);
+    const int64_t end = __shfl_sync(0xffffffffu, next_end, leader);
+    if (sub == 0 && seg + stride < nseg) {
+      next_begin = offsets[seg + stride];
+      next_end = offsets[seg + stride + 1];
+    }
+    Accumulator<T> acc;
+    const bool mine = seg < nseg && end - begin <= kWarpSegmentMax;
+    if (mine) {
+      if constexpr (kVector) {
+        accumulate_short_vector(acc, values, begin, end, sub, G);
+      } else {
+        accumulate_short(acc, values, begin, end, sub, G);
+      }
+    }
+    State s;
+    if constexpr (kChan) {
+      s = group_merge(acc.state(), G);
+    } else {
+      s = group_reduce<T, G>(acc);
+    }
+    if (mine && sub == 0) write_results(s, seg, ddof, out);
+  }
 }
 
 // Tile index -> owning segment, one warp per long segment.
@@ -293,38 +337,94 @@ __global__ void __launch_bounds__(256)
   if (lane == 0) write_results(s, seg, ddof, out);
 }
 
-template <class T>
-void launch_groups(int group, unsigned blocks, const T* values, const int64_t* offsets,
-                   int64_t nseg, int ddof, const SegmentOutputs& out, cudaStream_t stream,
-                   bool /*vector_loads*/) {
-  switch (group) {
-    case 1: group_kernel<T, 1><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
-    case 2: group_kernel<T, 2><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
-    case 4: group_kernel<T, 4><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
-    case 8: group_kernel<T, 8><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
-    case 16: group_kernel<T, 16><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
-    default: group_kernel<T, 32><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
-  }
-}
-
-void launch_groups(int group, unsigned blocks, const float* values, const int64_t* offsets,
-                   int64_t nseg, int ddof, const SegmentOutputs& out, cudaStream_t stream,
-                   bool vector_loads) {
-  if (!vector_loads) {
-    launch_groups<float>(group, blocks, values, offsets, nseg, ddof, out, stream, false);
-    return;
-  }
-  switch (group) {
-    case 1: group_vector_kernel<1><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
-    case 2: group_vector_kernel<2><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
-    case 4: group_vector_kernel<4><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
-    case 8: group_vector_kernel<8><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
-    case 16: group_vector_kernel<16><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
-    default: group_vector_kernel<32><<<blocks, 256, 0, stream>>>(values, offsets, nseg, ddof, out); break;
-  }
-}
-
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Short-segment kernel choices, read per call so that a benchmark or test can compare them in one
+// process: CAIRN_GPU_SEGMENT_SHORT_MERGE=chan (the previous per-lane Chan merge),
+// CAIRN_GPU_SEGMENT_GRID=full (one group per segment instead of a resident grid) and
+// CAIRN_GPU_SEGMENT_MAX_BLOCKS=k (a smaller grid, so tests reach the grid-stride loop),
+// CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY=6 (registers bounded for 6 resident blocks per multiprocessor).
+struct ShortOptions {
+  bool chan = false;
+  bool full_grid = false;
+  bool occupancy = false;
+  int64_t max_blocks = 0;
+};
+
+ShortOptions short_options() {
+  ShortOptions o;
+  const char* merge = std::getenv("CAIRN_GPU_SEGMENT_SHORT_MERGE");
+  o.chan = merge != nullptr && std::string(merge) == "chan";
+  const char* grid = std::getenv("CAIRN_GPU_SEGMENT_GRID");
+  o.full_grid = grid != nullptr && std::string(grid) == "full";
+  const char* cap = std::getenv("CAIRN_GPU_SEGMENT_MAX_BLOCKS");
+  if (cap != nullptr) o.max_blocks = std::strtoll(cap, nullptr, 10);
+  const char* occupancy = std::getenv("CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY");
+  o.occupancy = occupancy != nullptr && std::string(occupancy) == "6";
+  return o;
+}
+
+// Blocks for a short kernel: one group per segment, or (default) no more than can be resident at
+// once on this device.
+template <class Kernel>
+unsigned short_grid(Kernel kernel, int64_t nseg, int group, const ShortOptions& o) {
+  int64_t blocks = ceil_div(nseg * group, 256);
+  if (!o.full_grid) {
+    int device = 0, sms = 0, per_sm = 0;
+    check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+    check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+               "reading the GPU's multiprocessor count");
+    check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 256, 0),
+               "reading the segment kernel's occupancy");
+    const int64_t resident = static_cast<int64_t>(sms) * (per_sm > 0 ? per_sm : 1);
+    if (blocks > resident) blocks = resident;
+  }
+  if (o.max_blocks > 0 && blocks > o.max_blocks) blocks = o.max_blocks;
+  return static_cast<unsigned>(blocks < 1 ? 1 : blocks);
+}
+
+template <class T, int G, bool kVector>
+void launch_short(const T* values, const int64_t* offsets, int64_t nseg, int ddof,
+                  const SegmentOutputs& out, cudaStream_t stream, const ShortOptions& o) {
+  if (o.chan) {
+    auto kernel = short_kernel<T, G, kVector, true, 1>;
+    kernel<<<short_grid(kernel, nseg, G, o), 256, 0, stream>>>(values, offsets, nseg, ddof, out);
+  } else if (o.occupancy) {
+    auto kernel = short_kernel<T, G, kVector, false, 6>;
+    kernel<<<short_grid(kernel, nseg, G, o), 256, 0, stream>>>(values, offsets, nseg, ddof, out);
+  } else {
+    auto kernel = short_kernel<T, G, kVector, false, 1>;
+    kernel<<<short_grid(kernel, nseg, G, o), 256, 0, stream>>>(values, offsets, nseg, ddof, out);
+  }
+}
+
+template <class T, bool kVector>
+void launch_short(int group, const T* values, const int64_t* offsets, int64_t nseg, int ddof,
+                  const SegmentOutputs& out, cudaStream_t stream, const ShortOptions& o) {
+  switch (group) {
+    case 1: launch_short<T, 1, kVector>(values, offsets, nseg, ddof, out, stream, o); break;
+    case 2: launch_short<T, 2, kVector>(values, offsets, nseg, ddof, out, stream, o); break;
+    case 4: launch_short<T, 4, kVector>(values, offsets, nseg, ddof, out, stream, o); break;
+    case 8: launch_short<T, 8, kVector>(values, offsets, nseg, ddof, out, stream, o); break;
+    case 16: launch_short<T, 16, kVector>(values, offsets, nseg, ddof, out, stream, o); break;
+    default: launch_short<T, 32, kVector>(values, offsets, nseg, ddof, out, stream, o); break;
+  }
+}
+
+template <class T>
+void launch_groups(int group, const T* values, const int64_t* offsets, int64_t nseg, int ddof,
+                   const SegmentOutputs& out, cudaStream_t stream, bool /*vector_loads*/) {
+  launch_short<T, false>(group, values, offsets, nseg, ddof, out, stream, short_options());
+}
+
+void launch_groups(int group, const float* values, const int64_t* offsets, int64_t nseg, int ddof,
+                   const SegmentOutputs& out, cudaStream_t stream, bool vector_loads) {
+  if (vector_loads) {
+    launch_short<float, true>(group, values, offsets, nseg, ddof, out, stream, short_options());
+  } else {
+    launch_short<float, false>(group, values, offsets, nseg, ddof, out, stream, short_options());
+  }
+}
 
 // The float4 tile path is the default for float32 (measured faster on an H200 with identical
 // count/min/max); CAIRN_GPU_SEGMENT_VECTOR_LOADS=0 turns it off (read per call so that a benchmark
@@ -376,8 +476,7 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
 
     if (short_count > 0) {
       const int group = group_size_for(static_cast<int64_t>(host_flags[1]), short_count);
-      const unsigned blocks = static_cast<unsigned>(ceil_div(nseg * group, 256));
-      launch_groups(group, blocks, values, offsets, nseg, ddof, out, stream, vector_loads);
+      launch_groups(group, values, offsets, nseg, ddof, out, stream, vector_loads);
       check_cuda(cudaGetLastError(), "launching the segment group kernel");
     }
     if (total_tiles > 0) {

@@ -28,46 +28,64 @@ State group_merge(State* lanes, int group) {
 
 State warp_merge(State lanes[32]) { return group_merge(lanes, 32); }
 
-// group_kernel: lane `sub` of a group of G takes values begin + sub, begin + sub + G, ...
+// short_kernel's group reduction: the previous Chan merge of the lanes' states, or (default) the
+// lanes' sums brought to the shift of the first lane with a value and added over the butterfly.
 template <class T>
-State group_segment(const T* values, int64_t begin, int64_t end, int group) {
-  State lanes[32];
-  for (int sub = 0; sub < group; ++sub) {
-    Accumulator<T> acc;
-    for (int64_t i = begin + sub; i < end; i += group) acc.add(values[i]);
-    lanes[sub] = acc.state();
+State group_reduce(const Accumulator<T>* acc, int group, bool chan) {
+  if (chan) {
+    State lanes[32];
+    for (int sub = 0; sub < group; ++sub) lanes[sub] = acc[sub].state();
+    return group_merge(lanes, group);
   }
-  return group_merge(lanes, group);
+  int source = 0;
+  while (source < group && acc[source].n == 0) ++source;
+  const double c = source < group ? acc[source].shift : acc[0].shift;
+  Sums<T> lanes[32];
+  for (int sub = 0; sub < group; ++sub) lanes[sub] = rebased(acc[sub], c);
+  for (int mask = 1; mask < group; mask <<= 1) {
+    Sums<T> next[32];
+    for (int sub = 0; sub < group; ++sub) next[sub] = add(lanes[sub], lanes[sub ^ mask]);
+    for (int sub = 0; sub < group; ++sub) lanes[sub] = next[sub];
+  }
+  return finish(lanes[0], c);
 }
 
-// group_vector_kernel (float32): head value by value, float4s q = sub, sub + G, ..., tail.
-State group_segment_vector(const float* values, int64_t begin, int64_t end, int group) {
+// short_kernel, scalar loads: lane `sub` of a group of G takes values begin + sub, begin + sub + G.
+template <class T>
+State group_segment(const T* values, int64_t begin, int64_t end, int group, bool chan) {
+  Accumulator<T> acc[32];
+  for (int sub = 0; sub < group; ++sub) {
+    for (int64_t i = begin + sub; i < end; i += group) acc[sub].add(values[i]);
+  }
+  return group_reduce(acc, group, chan);
+}
+
+// short_kernel, float4 loads (float32): head value by value, float4s q = sub, sub + G, ..., tail.
+State group_segment_vector(const float* values, int64_t begin, int64_t end, int group, bool chan) {
   const int64_t head = vector_head(reinterpret_cast<uintptr_t>(values + begin), end - begin);
-  if (head < 0) return group_segment(values, begin, end, group);
-  State lanes[32];
+  if (head < 0) return group_segment(values, begin, end, group, chan);
+  Accumulator<float> acc[32];
   const int64_t vbegin = begin + head;
   const int64_t nvec = (end - vbegin) / 4;
   for (int sub = 0; sub < group; ++sub) {
-    Accumulator<float> acc;
-    for (int64_t i = begin + sub; i < vbegin; i += group) acc.add(values[i]);
+    for (int64_t i = begin + sub; i < vbegin; i += group) acc[sub].add(values[i]);
     for (int64_t q = sub; q < nvec; q += group) {
-      for (int k = 0; k < 4; ++k) acc.add(values[vbegin + 4 * q + k]);
+      for (int k = 0; k < 4; ++k) acc[sub].add(values[vbegin + 4 * q + k]);
     }
-    for (int64_t i = vbegin + nvec * 4 + sub; i < end; i += group) acc.add(values[i]);
-    lanes[sub] = acc.state();
+    for (int64_t i = vbegin + nvec * 4 + sub; i < end; i += group) acc[sub].add(values[i]);
   }
-  return group_merge(lanes, group);
+  return group_reduce(acc, group, chan);
 }
 
 template <class T>
-State group_segment_path(const T* values, int64_t begin, int64_t end, int group, bool) {
-  return group_segment(values, begin, end, group);
+State group_segment_path(const T* values, int64_t begin, int64_t end, int group, bool, bool chan) {
+  return group_segment(values, begin, end, group, chan);
 }
 
 State group_segment_path(const float* values, int64_t begin, int64_t end, int group,
-                         bool vector_loads) {
-  return vector_loads ? group_segment_vector(values, begin, end, group)
-                      : group_segment(values, begin, end, group);
+                         bool vector_loads, bool chan) {
+  return vector_loads ? group_segment_vector(values, begin, end, group, chan)
+                      : group_segment(values, begin, end, group, chan);
 }
 
 template <class T>
@@ -88,7 +106,7 @@ State tile(const T* values, int64_t begin, int64_t end) {
 
 template <class T>
 void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
-         int ddof, bool vector_loads) {
+         int ddof, bool vector_loads, bool chan) {
   for (int64_t s = 0; s < nseg; ++s) {
     if (offsets[s] < 0 || offsets[s + 1] > n) {
       throw std::invalid_argument("segment offsets must lie in [0, len(values)]");
@@ -110,7 +128,7 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
     const int64_t begin = offsets[s], end = offsets[s + 1];
     const int64_t count = tiles_for(end - begin);
     if (count == 0) {
-      write_results(group_segment_path(values, begin, end, group, vector_loads), s, ddof, out);
+      write_results(group_segment_path(values, begin, end, group, vector_loads, chan), s, ddof, out);
       continue;
     }
     std::vector<State> partial(count);
@@ -132,12 +150,12 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
 
 void segment_reduce_host_emulation(const void* values, ValueType type, int64_t n,
                                    const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
-                                   int ddof, bool vector_loads) {
+                                   int ddof, bool vector_loads, bool chan_merge) {
   if (n < 0 || nseg < 0 || ddof < 0) throw std::invalid_argument("n, nseg and ddof must be >= 0");
   if (type == ValueType::Float32) {
-    run(static_cast<const float*>(values), n, offsets, nseg, out, ddof, vector_loads);
+    run(static_cast<const float*>(values), n, offsets, nseg, out, ddof, vector_loads, chan_merge);
   } else {
-    run(static_cast<const double*>(values), n, offsets, nseg, out, ddof, false);
+    run(static_cast<const double*>(values), n, offsets, nseg, out, ddof, false, chan_merge);
   }
 }
 

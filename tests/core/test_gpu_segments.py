@@ -108,16 +108,33 @@ def test_emulated_kernels_match_reference_on_mixed_sizes(dtype, ddof: int) -> No
     assert got["count"][5] == 0 and got["sum"][5] == 0 and np.isnan(got["var"][5])
 
 
+@pytest.mark.parametrize("chan", [False, True], ids=["common-shift", "chan"])
 @pytest.mark.parametrize("high", [2, 12, 60, 300, 2049])  # lanes per segment: 1, 1, 2, 16, 32
-def test_emulated_kernels_match_reference_for_each_group_size(high: int) -> None:
+def test_emulated_kernels_match_reference_for_each_group_size(high: int, chan: bool) -> None:
+    """Both merges of a short segment's lanes: common-shift sums (default) and Chan's update."""
     rng = np.random.default_rng(high)
     lengths = rng.integers(0, high, size=20_000 if high < 300 else 2_000)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     values = rng.normal(-5.0, 3.0, size=offsets[-1])
     values[rng.random(values.size) < 0.05] = np.nan
-    assert_matches(
-        _core._segment_reduce_gpu_host_emulation(values, offsets, 1), reference(values, offsets, 1)
-    )
+    got = _core._segment_reduce_gpu_host_emulation(values, offsets, 1, chan_merge=chan)
+    assert_matches(got, reference(values, offsets, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_emulated_short_segments_keep_precision_far_from_zero(dtype) -> None:
+    """Mean 1e6, spread 1e-2 (float64) or 1 (float32), NaN at some lanes' first values: the lanes'
+    sums are rebased on a value of the segment, so the variance keeps its digits (about 5e-14
+    relative here; the previous Chan merge of the lanes' means lost them, 3e-8 for float64)."""
+    rng = np.random.default_rng(21)
+    lengths = rng.integers(1, 700, size=3_000)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    spread = 1e-2 if dtype == np.float64 else 1.0
+    values = (1e6 + rng.normal(0.0, spread, size=offsets[-1])).astype(dtype)
+    values[offsets[:-1][::3]] = np.nan  # the first lane's first value of every third segment
+    values[rng.random(values.size) < 0.02] = np.nan
+    got = _core._segment_reduce_gpu_host_emulation(values, offsets, 1)
+    assert_matches(got, reference(values, offsets, 1))
 
 
 def infinite_values() -> tuple[np.ndarray, np.ndarray]:
@@ -314,3 +331,42 @@ def test_short_segment_paths_match_reference_at_every_alignment(
         np.testing.assert_array_equal(default[key], results["1"][key], err_msg=key)
     for key in ("count", "nan_count", "min", "max"):
         np.testing.assert_array_equal(results["0"][key], results["1"][key], err_msg=key)
+
+
+SHORT_KERNEL_OPTIONS = {
+    "resident grid": {},
+    "resident grid capped at 1 block": {"CAIRN_GPU_SEGMENT_MAX_BLOCKS": "1"},
+    "resident grid capped at 3 blocks": {"CAIRN_GPU_SEGMENT_MAX_BLOCKS": "3"},
+    "one group per segment": {"CAIRN_GPU_SEGMENT_GRID": "full"},
+    "6 blocks per multiprocessor": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "6"},
+    "chan merge": {"CAIRN_GPU_SEGMENT_SHORT_MERGE": "chan", "CAIRN_GPU_SEGMENT_GRID": "full"},
+    "scalar loads, capped at 2 blocks": {
+        "CAIRN_GPU_SEGMENT_VECTOR_LOADS": "0",
+        "CAIRN_GPU_SEGMENT_MAX_BLOCKS": "2",
+    },
+}
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("option", list(SHORT_KERNEL_OPTIONS))
+def test_every_short_kernel_option_matches_reference(cupy, monkeypatch, option, dtype) -> None:
+    """The short-segment kernel's grid (resident, capped so that warps loop over many segments, one
+    group per segment), occupancy bound, merge and loads: the same counts, min and max, and sums
+    and variances within the tolerance, with empty, NaN-only and infinite segments among them."""
+    rng = np.random.default_rng(31)
+    lengths = np.concatenate([rng.integers(0, 200, size=30_000), [0, 0, 5, 2049, 3000]])
+    offsets = 1 + np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    values = rng.normal(50.0, 4.0, size=offsets[-1] + 2).astype(dtype)
+    values[rng.random(values.size) < 0.03] = np.nan
+    values[offsets[7] : offsets[8]] = np.nan
+    values[offsets[11] + 1] = np.inf
+    for name, value in SHORT_KERNEL_OPTIONS[option].items():
+        monkeypatch.setenv(name, value)
+    got = cairn.core.segment_reduce_gpu(
+        cupy.asarray(values), cupy.asarray(offsets), ddof=1, out="numpy"
+    )
+    expected = reference(values, offsets, 1)
+    assert_matches(got, expected)
+    assert got["count"][7] == 0 and got["sum"][11] == np.inf and np.isnan(got["var"][11])

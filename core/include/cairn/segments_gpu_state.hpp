@@ -59,7 +59,7 @@ CAIRN_HD State merge(const State& a, const State& b) {
 // too, so that infinities propagate as IEEE arithmetic says. NaN checks and min/max stay in T.
 template <class T>
 struct Accumulator {
-  int64_t n = 0, nan = 0;
+  int n = 0, nan = 0;  // one thread adds at most kWarpSegmentMax values
   double shift = 0, s1 = 0, s2 = 0, sum = 0;
   T lo = static_cast<T>(HUGE_VAL);
   T hi = static_cast<T>(-HUGE_VAL);
@@ -92,6 +92,52 @@ struct Accumulator {
             static_cast<double>(lo), static_cast<double>(hi)};
   }
 };
+
+// Short segments (the group kernels' default): the lanes of a group bring their sums to one common
+// shift c, the shift of the group's first lane that has a value, so that they merge by plain
+// addition (no division per merge): over a lane's values, with d = shift - c,
+// sum (x - c) = s1 + n d and sum (x - c)^2 = s2 + d (2 s1 + n d). Addition is commutative, so every
+// lane of a butterfly ends with the same sums.
+template <class T>
+struct Sums {
+  int n, nan;
+  double s1, s2, sum;
+  T lo, hi;
+};
+
+template <class T>
+CAIRN_HD Sums<T> rebased(const Accumulator<T>& a, double c) {
+  Sums<T> s{a.n, a.nan, a.s1, a.s2, a.sum, a.lo, a.hi};
+  if (a.n > 0) {
+    const double d = a.shift - c;
+    const double nd = static_cast<double>(a.n) * d;
+    s.s2 = a.s2 + d * (2.0 * a.s1 + nd);
+    s.s1 = a.s1 + nd;
+  }
+  return s;
+}
+
+template <class T>
+CAIRN_HD Sums<T> add(const Sums<T>& a, const Sums<T>& b) {
+  return {a.n + b.n,         a.nan + b.nan,
+          a.s1 + b.s1,       a.s2 + b.s2,
+          a.sum + b.sum,     a.lo < b.lo ? a.lo : b.lo,
+          a.hi > b.hi ? a.hi : b.hi};
+}
+
+// The merged sums as a State (as Accumulator::state, with the common shift c).
+template <class T>
+CAIRN_HD State finish(const Sums<T>& s, double c) {
+  if (s.n == 0) {
+    State e = empty_state();
+    e.nan = s.nan;
+    return e;
+  }
+  const double dn = static_cast<double>(s.n);
+  const double m2 = s.s2 - s.s1 * (s.s1 / dn);
+  return {s.n, s.nan, s.sum, c + s.s1 / dn, m2 < 0 ? 0.0 : m2,  // NaN (from inf) stays
+          static_cast<double>(s.lo), static_cast<double>(s.hi)};
+}
 
 CAIRN_HD void write_results(const State& s, int64_t seg, int ddof, const SegmentOutputs& out) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
