@@ -366,8 +366,8 @@ def main() -> int:
 
     # -- segment reduce, kernel variants side by side (environment switches read per call): tiles
     # and short-segment groups with scalar loads (CAIRN_GPU_SEGMENT_VECTOR_LOADS=0) or float4 (the
-    # default); for short segments also the previous short kernel (Chan merge, one group per
-    # segment), the common-shift merge on a full grid, and a register bound for 6 blocks per SM.
+    # default); for short segments also one group per segment instead of the resident grid, a
+    # register bound for 4 blocks per SM, and groups sized for 8 or 32 values per lane.
     # Last: a fault cannot hide the sections above ----------------------------------------------
     def segment_reduce_paths() -> dict[str, Any]:
         from cairn.core import gpu
@@ -379,15 +379,17 @@ def main() -> int:
             "scalar_loads": {"CAIRN_GPU_SEGMENT_VECTOR_LOADS": "0"},
         }
         short_variants: dict[str, dict[str, str]] = {
-            "previous_chan_full_grid": {
-                "CAIRN_GPU_SEGMENT_SHORT_MERGE": "chan",
+            "full_grid": {"CAIRN_GPU_SEGMENT_GRID": "full"},
+            "occupancy_4": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "4"},
+            "occupancy_4_full_grid": {
+                "CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "4",
                 "CAIRN_GPU_SEGMENT_GRID": "full",
             },
-            "common_shift_full_grid": {"CAIRN_GPU_SEGMENT_GRID": "full"},
-            "occupancy_6": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "6"},
-            "occupancy_6_full_grid": {
-                "CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "6",
-                "CAIRN_GPU_SEGMENT_GRID": "full",
+            "values_per_lane_8": {"CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "8"},
+            "values_per_lane_32": {"CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "32"},
+            "values_per_lane_32_occupancy_4": {
+                "CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "32",
+                "CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "4",
             },
         }
         out: dict[str, Any] = {"values": n, "dtype": "float32", "variants": {**variants, **short_variants}}

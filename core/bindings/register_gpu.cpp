@@ -261,7 +261,7 @@ void register_gpu(py::module_& m) {
   m.def(
       "_segment_reduce_gpu_host_emulation",
       [](py::array values, py::array_t<int64_t, py::array::c_style | py::array::forcecast> offsets,
-         int ddof, bool vector_loads, bool chan_merge) {
+         int ddof, bool vector_loads) {
         cairn::gpu::ValueType type;
         if (values.dtype().is(py::dtype::of<float>())) type = cairn::gpu::ValueType::Float32;
         else if (values.dtype().is(py::dtype::of<double>())) type = cairn::gpu::ValueType::Float64;
@@ -286,8 +286,7 @@ void register_gpu(py::module_& m) {
         {
           py::gil_scoped_release release;
           cairn::gpu::segment_reduce_host_emulation(values.data(), type, values.size(),
-                                                    offsets.data(), nseg, out, ddof, vector_loads,
-                                                    chan_merge);
+                                                    offsets.data(), nseg, out, ddof, vector_loads);
         }
         py::dict result;
         result["count"] = count;
@@ -300,8 +299,6 @@ void register_gpu(py::module_& m) {
         return result;
       },
       py::arg("values"), py::arg("offsets"), py::arg("ddof") = 0, py::arg("vector_loads") = false,
-      py::arg("chan_merge") = false,
       "Tests only: the GPU segmented-reduction decomposition run on the CPU (NumPy in and out); "
-      "vector_loads=True emulates the float32 float4 short-segment kernel, chan_merge=True its "
-      "previous per-lane Chan merge.");
+      "vector_loads=True emulates the float32 float4 short-segment kernel.");
 }

@@ -28,85 +28,89 @@ State group_merge(State* lanes, int group) {
 
 State warp_merge(State lanes[32]) { return group_merge(lanes, 32); }
 
-// short_kernel's group reduction: the previous Chan merge of the lanes' states, or (default) the
-// lanes' sums brought to the shift of the first lane with a value and added over the butterfly.
+// The shift of values [begin, end): its first finite value, 0 when it has none (group_shift and
+// owner_kernel).
 template <class T>
-State group_reduce(const Accumulator<T>* acc, int group, bool chan) {
-  if (chan) {
-    State lanes[32];
-    for (int sub = 0; sub < group; ++sub) lanes[sub] = acc[sub].state();
-    return group_merge(lanes, group);
+T first_finite(const T* values, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    if (finite(values[i])) return values[i];
   }
-  int source = 0;
-  while (source < group && acc[source].n == 0) ++source;
-  const double c = source < group ? acc[source].shift : acc[0].shift;
-  Sums<T> lanes[32];
-  for (int sub = 0; sub < group; ++sub) lanes[sub] = rebased(acc[sub], c);
+  return T(0);
+}
+
+// The lanes' Sums summed over the butterfly of short_kernel / tile_kernel.
+template <class T>
+Sums<T> butterfly(Sums<T>* lanes, int group) {
   for (int mask = 1; mask < group; mask <<= 1) {
     Sums<T> next[32];
-    for (int sub = 0; sub < group; ++sub) next[sub] = add(lanes[sub], lanes[sub ^ mask]);
-    for (int sub = 0; sub < group; ++sub) lanes[sub] = next[sub];
+    for (int lane = 0; lane < group; ++lane) next[lane] = add(lanes[lane], lanes[lane ^ mask]);
+    for (int lane = 0; lane < group; ++lane) lanes[lane] = next[lane];
   }
-  return finish(lanes[0], c);
+  return lanes[0];
 }
 
 // short_kernel, scalar loads: lane `sub` of a group of G takes values begin + sub, begin + sub + G.
 template <class T>
-State group_segment(const T* values, int64_t begin, int64_t end, int group, bool chan) {
-  Accumulator<T> acc[32];
+State group_segment(const T* values, int64_t begin, int64_t end, int group) {
+  const T c = first_finite(values, begin, end);
+  const double cd = static_cast<double>(c);
+  Sums<T> lanes[32];
   for (int sub = 0; sub < group; ++sub) {
-    for (int64_t i = begin + sub; i < end; i += group) acc[sub].add(values[i]);
+    for (int64_t i = begin + sub; i < end; i += group) lanes[sub].add(values[i], c, cd);
   }
-  return group_reduce(acc, group, chan);
+  return finish(butterfly(lanes, group), cd);
 }
 
 // short_kernel, float4 loads (float32): head value by value, float4s q = sub, sub + G, ..., tail.
-State group_segment_vector(const float* values, int64_t begin, int64_t end, int group, bool chan) {
+State group_segment_vector(const float* values, int64_t begin, int64_t end, int group) {
   const int64_t head = vector_head(reinterpret_cast<uintptr_t>(values + begin), end - begin);
-  if (head < 0) return group_segment(values, begin, end, group, chan);
-  Accumulator<float> acc[32];
+  if (head < 0) return group_segment(values, begin, end, group);
+  const float c = first_finite(values, begin, end);
+  const double cd = static_cast<double>(c);
+  Sums<float> lanes[32];
   const int64_t vbegin = begin + head;
   const int64_t nvec = (end - vbegin) / 4;
   for (int sub = 0; sub < group; ++sub) {
-    for (int64_t i = begin + sub; i < vbegin; i += group) acc[sub].add(values[i]);
+    for (int64_t i = begin + sub; i < vbegin; i += group) lanes[sub].add(values[i], c, cd);
     for (int64_t q = sub; q < nvec; q += group) {
-      for (int k = 0; k < 4; ++k) acc[sub].add(values[vbegin + 4 * q + k]);
+      for (int k = 0; k < 4; ++k) lanes[sub].add(values[vbegin + 4 * q + k], c, cd);
     }
-    for (int64_t i = vbegin + nvec * 4 + sub; i < end; i += group) acc[sub].add(values[i]);
+    for (int64_t i = vbegin + nvec * 4 + sub; i < end; i += group) lanes[sub].add(values[i], c, cd);
   }
-  return group_reduce(acc, group, chan);
+  return finish(butterfly(lanes, group), cd);
 }
 
 template <class T>
-State group_segment_path(const T* values, int64_t begin, int64_t end, int group, bool, bool chan) {
-  return group_segment(values, begin, end, group, chan);
+State group_segment_path(const T* values, int64_t begin, int64_t end, int group, bool) {
+  return group_segment(values, begin, end, group);
 }
 
 State group_segment_path(const float* values, int64_t begin, int64_t end, int group,
-                         bool vector_loads, bool chan) {
-  return vector_loads ? group_segment_vector(values, begin, end, group, chan)
-                      : group_segment(values, begin, end, group, chan);
+                         bool vector_loads) {
+  return vector_loads ? group_segment_vector(values, begin, end, group)
+                      : group_segment(values, begin, end, group);
 }
 
+// tile_kernel, scalar loads: thread t of kTileThreads takes values begin + t, begin + t + 256, ...;
+// warps sum their lanes, then the first warp sums the warps.
 template <class T>
 State tile(const T* values, int64_t begin, int64_t end) {
-  State warp_states[32];
-  for (int w = 0; w < 32; ++w) warp_states[w] = empty_state();
+  const T c = first_finite(values, begin, end);
+  const double cd = static_cast<double>(c);
+  Sums<T> warps[32];
   for (int w = 0; w < kTileThreads / 32; ++w) {
-    State lanes[32];
+    Sums<T> lanes[32];
     for (int lane = 0; lane < 32; ++lane) {
-      Accumulator<T> acc;
-      for (int64_t i = begin + w * 32 + lane; i < end; i += kTileThreads) acc.add(values[i]);
-      lanes[lane] = acc.state();
+      for (int64_t i = begin + w * 32 + lane; i < end; i += kTileThreads) lanes[lane].add(values[i], c, cd);
     }
-    warp_states[w] = warp_merge(lanes);
+    warps[w] = butterfly(lanes, 32);
   }
-  return warp_merge(warp_states);
+  return finish(butterfly(warps, 32), cd);
 }
 
 template <class T>
 void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
-         int ddof, bool vector_loads, bool chan) {
+         int ddof, bool vector_loads) {
   for (int64_t s = 0; s < nseg; ++s) {
     if (offsets[s] < 0 || offsets[s + 1] > n) {
       throw std::invalid_argument("segment offsets must lie in [0, len(values)]");
@@ -128,7 +132,7 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
     const int64_t begin = offsets[s], end = offsets[s + 1];
     const int64_t count = tiles_for(end - begin);
     if (count == 0) {
-      write_results(group_segment_path(values, begin, end, group, vector_loads, chan), s, ddof, out);
+      write_results(group_segment_path(values, begin, end, group, vector_loads), s, ddof, out);
       continue;
     }
     std::vector<State> partial(count);
@@ -150,12 +154,12 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
 
 void segment_reduce_host_emulation(const void* values, ValueType type, int64_t n,
                                    const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
-                                   int ddof, bool vector_loads, bool chan_merge) {
+                                   int ddof, bool vector_loads) {
   if (n < 0 || nseg < 0 || ddof < 0) throw std::invalid_argument("n, nseg and ddof must be >= 0");
   if (type == ValueType::Float32) {
-    run(static_cast<const float*>(values), n, offsets, nseg, out, ddof, vector_loads, chan_merge);
+    run(static_cast<const float*>(values), n, offsets, nseg, out, ddof, vector_loads);
   } else {
-    run(static_cast<const double*>(values), n, offsets, nseg, out, ddof, false, chan_merge);
+    run(static_cast<const double*>(values), n, offsets, nseg, out, ddof, false);
   }
 }
 

@@ -71,7 +71,7 @@ def segment_reduce_cuda(
     outputs: dict[str, int | None], ddof: int = 0, stream: int = 0,
 ) -> None: ...
 def _segment_reduce_gpu_host_emulation(
-    values: Any, offsets: Any, ddof: int = 0, vector_loads: bool = False, chan_merge: bool = False
+    values: Any, offsets: Any, ddof: int = 0, vector_loads: bool = False
 ) -> dict[str, Any]: ...
 def segment_first_last_cuda(
     values: int, dtype: str, offsets: int, nseg: int, first: int, last: int, stream: int = 0

@@ -108,24 +108,22 @@ def test_emulated_kernels_match_reference_on_mixed_sizes(dtype, ddof: int) -> No
     assert got["count"][5] == 0 and got["sum"][5] == 0 and np.isnan(got["var"][5])
 
 
-@pytest.mark.parametrize("chan", [False, True], ids=["common-shift", "chan"])
 @pytest.mark.parametrize("high", [2, 12, 60, 300, 2049])  # lanes per segment: 1, 1, 2, 16, 32
-def test_emulated_kernels_match_reference_for_each_group_size(high: int, chan: bool) -> None:
-    """Both merges of a short segment's lanes: common-shift sums (default) and Chan's update."""
+def test_emulated_kernels_match_reference_for_each_group_size(high: int) -> None:
     rng = np.random.default_rng(high)
     lengths = rng.integers(0, high, size=20_000 if high < 300 else 2_000)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     values = rng.normal(-5.0, 3.0, size=offsets[-1])
     values[rng.random(values.size) < 0.05] = np.nan
-    got = _core._segment_reduce_gpu_host_emulation(values, offsets, 1, chan_merge=chan)
+    got = _core._segment_reduce_gpu_host_emulation(values, offsets, 1)
     assert_matches(got, reference(values, offsets, 1))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_emulated_short_segments_keep_precision_far_from_zero(dtype) -> None:
-    """Mean 1e6, spread 1e-2 (float64) or 1 (float32), NaN at some lanes' first values: the lanes'
-    sums are rebased on a value of the segment, so the variance keeps its digits (about 5e-14
-    relative here; the previous Chan merge of the lanes' means lost them, 3e-8 for float64)."""
+    """Mean 1e6, spread 1e-2 (float64) or 1 (float32), NaN first values: every lane adds about the
+    segment's first finite value, so the variance keeps its digits (about 5e-14 relative here; the
+    previous Chan merge of per-lane means lost them, 3e-8 for float64)."""
     rng = np.random.default_rng(21)
     lengths = rng.integers(1, 700, size=3_000)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -161,6 +159,41 @@ def test_emulated_kernels_match_pairwise_float64_on_one_long_segment() -> None:
     np.testing.assert_allclose(got["sum"][0], host.sum(), rtol=RTOL)
     np.testing.assert_allclose(got["var"][0], host.var(), rtol=RTOL)
     assert got["min"][0] == host.min() and got["max"][0] == host.max()
+
+
+def tiles_starting_with_nan_and_inf() -> tuple[np.ndarray, np.ndarray]:
+    """A long segment whose tiles (16,384 values) begin with NaN runs or an infinity, far from 0."""
+    rng = np.random.default_rng(12)
+    values = 1e5 + rng.normal(0.0, 0.5, size=120_000)
+    values[16_384 : 16_384 + 300] = np.nan  # the second tile's shift is its 301st value
+    values[2 * 16_384] = np.inf  # the third tile's shift is its second value
+    values[3 * 16_384 : 4 * 16_384] = np.nan  # the fourth tile has no value at all
+    offsets = np.array([0, 100_000, 120_000], dtype=np.int64)
+    return values, offsets
+
+
+def test_emulated_tiles_take_their_first_finite_value_as_shift() -> None:
+    values, offsets = tiles_starting_with_nan_and_inf()
+    got = _core._segment_reduce_gpu_host_emulation(values, offsets, 0)
+    assert_matches(got, reference(values, offsets))
+    assert got["sum"][0] == np.inf and np.isfinite(got["var"][1])
+
+
+def outliers_first() -> tuple[np.ndarray, np.ndarray]:
+    """Segments (short and long) whose first value, the shift, is a huge outlier cancelled by
+    another: the sum must not come from n * shift + sum(x - shift), which would lose it."""
+    rng = np.random.default_rng(13)
+    values = rng.random(60_000) + 1.0
+    offsets = np.array([0, 50, 300, 2_000, 60_000], dtype=np.int64)
+    for begin, end in zip(offsets[:-1], offsets[1:], strict=True):
+        values[begin], values[end - 1] = 1e6, -1e6
+    values[100] = np.nan
+    return values, offsets
+
+
+def test_emulated_sums_survive_an_outlier_as_shift() -> None:
+    values, offsets = outliers_first()
+    assert_matches(_core._segment_reduce_gpu_host_emulation(values, offsets, 1), reference(values, offsets, 1))
 
 
 def test_emulated_kernels_handle_partial_offsets_and_refuse_bad_ones() -> None:
@@ -224,6 +257,23 @@ def test_one_huge_segment_matches_pairwise_float64(cupy) -> None:
     np.testing.assert_allclose(got["mean"][0], host.mean(), rtol=RTOL)
     np.testing.assert_allclose(got["var"][0], host.var(), rtol=RTOL)
     assert got["min"][0] == host.min() and got["max"][0] == host.max()
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_tiles_take_their_first_finite_value_as_shift(cupy) -> None:
+    values, offsets = tiles_starting_with_nan_and_inf()
+    got = cairn.core.segment_reduce_gpu(cupy.asarray(values), cupy.asarray(offsets), out="numpy")
+    assert_matches(got, reference(values, offsets))
+    assert got["sum"][0] == np.inf and np.isfinite(got["var"][1])
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_sums_survive_an_outlier_as_shift(cupy) -> None:
+    values, offsets = outliers_first()
+    got = cairn.core.segment_reduce_gpu(cupy.asarray(values), cupy.asarray(offsets), ddof=1, out="numpy")
+    assert_matches(got, reference(values, offsets, 1))
 
 
 @pytest.mark.gpu
@@ -338,8 +388,11 @@ SHORT_KERNEL_OPTIONS = {
     "resident grid capped at 1 block": {"CAIRN_GPU_SEGMENT_MAX_BLOCKS": "1"},
     "resident grid capped at 3 blocks": {"CAIRN_GPU_SEGMENT_MAX_BLOCKS": "3"},
     "one group per segment": {"CAIRN_GPU_SEGMENT_GRID": "full"},
-    "6 blocks per multiprocessor": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "6"},
-    "chan merge": {"CAIRN_GPU_SEGMENT_SHORT_MERGE": "chan", "CAIRN_GPU_SEGMENT_GRID": "full"},
+    "4 blocks per multiprocessor": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "4"},
+    "32 values per lane, capped at 5 blocks": {
+        "CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "32",
+        "CAIRN_GPU_SEGMENT_MAX_BLOCKS": "5",
+    },
     "scalar loads, capped at 2 blocks": {
         "CAIRN_GPU_SEGMENT_VECTOR_LOADS": "0",
         "CAIRN_GPU_SEGMENT_MAX_BLOCKS": "2",
@@ -353,15 +406,19 @@ SHORT_KERNEL_OPTIONS = {
 @pytest.mark.parametrize("option", list(SHORT_KERNEL_OPTIONS))
 def test_every_short_kernel_option_matches_reference(cupy, monkeypatch, option, dtype) -> None:
     """The short-segment kernel's grid (resident, capped so that warps loop over many segments, one
-    group per segment), occupancy bound, merge and loads: the same counts, min and max, and sums
-    and variances within the tolerance, with empty, NaN-only and infinite segments among them."""
+    group per segment), occupancy bound, group size and loads: the same counts, min and max, and
+    sums and variances within the tolerance, with empty, NaN-only and infinite segments and
+    segments whose first values are NaN or infinite among them."""
     rng = np.random.default_rng(31)
     lengths = np.concatenate([rng.integers(0, 200, size=30_000), [0, 0, 5, 2049, 3000]])
+    lengths[20], lengths[21] = 150, 30
     offsets = 1 + np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     values = rng.normal(50.0, 4.0, size=offsets[-1] + 2).astype(dtype)
     values[rng.random(values.size) < 0.03] = np.nan
     values[offsets[7] : offsets[8]] = np.nan
     values[offsets[11] + 1] = np.inf
+    values[offsets[20] : offsets[20] + 40] = np.nan  # the shift is found past the first lanes
+    values[offsets[21]] = -np.inf
     for name, value in SHORT_KERNEL_OPTIONS[option].items():
         monkeypatch.setenv(name, value)
     got = cairn.core.segment_reduce_gpu(
@@ -370,3 +427,4 @@ def test_every_short_kernel_option_matches_reference(cupy, monkeypatch, option, 
     expected = reference(values, offsets, 1)
     assert_matches(got, expected)
     assert got["count"][7] == 0 and got["sum"][11] == np.inf and np.isnan(got["var"][11])
+    assert got["sum"][21] == -np.inf and np.isfinite(got["var"][20])

@@ -3,10 +3,10 @@
 // Semantics follow the CPU contract (cairn/aggregate.hpp on the aggregation branch): NaN values
 // are skipped and counted in nan_count; a segment with no non-NaN value has count 0, sum 0 and NaN
 // for min, max, mean and var; var is M2 / (count - ddof), NaN when count - ddof <= 0. Accumulation
-// is in float64: each thread sums its values shifted by its first value; the lanes of a short
-// segment's group bring their sums to one common shift and add them, and long segments' partial
-// results are combined with Chan et al.'s pairwise update, in a fixed order (results are
-// deterministic).
+// is in float64 about a shift, the first finite value of the segment (short segments) or of the
+// tile (long ones): the threads of a segment or tile add x - c and (x - c)^2 and sum these, and
+// long segments' tiles are combined with Chan et al.'s pairwise update, in a fixed order (results
+// are deterministic).
 // They match a float64 two-pass reference to about 1e-12 relative (tests use rtol 1e-9).
 //
 // Strategy, by segment length: segments of up to kWarpSegmentMax values get a group of G lanes
@@ -46,10 +46,9 @@ void segment_reduce_device(const void* values, ValueType type, int64_t n, const 
 // Tests only: the kernels' decomposition (warp lanes, tiles, merge order) run on the CPU over host
 // pointers, so a machine without a GPU can check it. Always compiled. `vector_loads` (float32
 // only) emulates the float4 short-segment kernel; long-segment tiles keep the scalar partition
-// here (the float4 tiles are checked on the GPU at every alignment). `chan_merge` emulates the
-// short kernel's previous per-lane Chan merge (CAIRN_GPU_SEGMENT_SHORT_MERGE=chan).
+// here (the float4 tiles are checked on the GPU at every alignment).
 void segment_reduce_host_emulation(const void* values, ValueType type, int64_t n,
                                    const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
-                                   int ddof, bool vector_loads = false, bool chan_merge = false);
+                                   int ddof, bool vector_loads = false);
 
 }  // namespace cairn::gpu
