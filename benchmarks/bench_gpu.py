@@ -366,8 +366,9 @@ def main() -> int:
 
     # -- segment reduce, kernel variants side by side (environment switches read per call): tiles
     # and short-segment groups with scalar loads (CAIRN_GPU_SEGMENT_VECTOR_LOADS=0) or float4 (the
-    # default); for short segments also one group per segment instead of the resident grid, a
-    # register bound for 4 blocks per SM, and groups sized for 8 or 32 values per lane.
+    # default); for short segments also one group per segment instead of the resident grid, no
+    # register bound (default: 4 blocks per SM), and groups sized for 16 or 64 values per lane
+    # (default 32).
     # Last: a fault cannot hide the sections above ----------------------------------------------
     def segment_reduce_paths() -> dict[str, Any]:
         from cairn.core import gpu
@@ -380,17 +381,9 @@ def main() -> int:
         }
         short_variants: dict[str, dict[str, str]] = {
             "full_grid": {"CAIRN_GPU_SEGMENT_GRID": "full"},
-            "occupancy_4": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "4"},
-            "occupancy_4_full_grid": {
-                "CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "4",
-                "CAIRN_GPU_SEGMENT_GRID": "full",
-            },
-            "values_per_lane_8": {"CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "8"},
-            "values_per_lane_32": {"CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "32"},
-            "values_per_lane_32_occupancy_4": {
-                "CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "32",
-                "CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "4",
-            },
+            "no_register_bound": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "0"},
+            "values_per_lane_16": {"CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "16"},
+            "values_per_lane_64": {"CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "64"},
         }
         out: dict[str, Any] = {"values": n, "dtype": "float32", "variants": {**variants, **short_variants}}
         copy = ceilings.get("device_copy_GBps")

@@ -346,13 +346,14 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // Short-segment kernel choices, read per call so that a benchmark or test can compare them in one
 // process: CAIRN_GPU_SEGMENT_GRID=full (one group per segment instead of a resident grid),
 // CAIRN_GPU_SEGMENT_MAX_BLOCKS=k (a smaller grid, so tests reach the grid-stride loop),
-// CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY=4 (registers bounded for 4 resident blocks per multiprocessor)
-// and CAIRN_GPU_SEGMENT_VALUES_PER_LANE (about how many values each lane of a group adds; 16).
+// CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY=0 (no register bound; by default the kernel is compiled for 4
+// resident blocks per multiprocessor) and CAIRN_GPU_SEGMENT_VALUES_PER_LANE (about how many values
+// each lane of a group adds; 32). The defaults were the fastest on an H200 (benchmarks/README.md).
 struct ShortOptions {
   bool full_grid = false;
-  bool occupancy = false;
+  bool bounded = true;
   int64_t max_blocks = 0;
-  int64_t per_lane = 16;
+  int64_t per_lane = kShortValuesPerLane;
 };
 
 ShortOptions short_options() {
@@ -362,7 +363,7 @@ ShortOptions short_options() {
   const char* cap = std::getenv("CAIRN_GPU_SEGMENT_MAX_BLOCKS");
   if (cap != nullptr) o.max_blocks = std::strtoll(cap, nullptr, 10);
   const char* occupancy = std::getenv("CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY");
-  o.occupancy = occupancy != nullptr && std::string(occupancy) == "4";
+  o.bounded = !(occupancy != nullptr && std::string(occupancy) == "0");
   const char* per_lane = std::getenv("CAIRN_GPU_SEGMENT_VALUES_PER_LANE");
   if (per_lane != nullptr && std::strtoll(per_lane, nullptr, 10) > 0) {
     o.per_lane = std::strtoll(per_lane, nullptr, 10);
@@ -392,7 +393,7 @@ unsigned short_grid(Kernel kernel, int64_t nseg, int group, const ShortOptions& 
 template <class T, int G, bool kVector>
 void launch_short(const T* values, const int64_t* offsets, int64_t nseg, int ddof,
                   const SegmentOutputs& out, cudaStream_t stream, const ShortOptions& o) {
-  if (o.occupancy) {
+  if (o.bounded) {
     auto kernel = short_kernel<T, G, kVector, 4>;
     kernel<<<short_grid(kernel, nseg, G, o), 256, 0, stream>>>(values, offsets, nseg, ddof, out);
   } else {

@@ -108,7 +108,8 @@ def test_emulated_kernels_match_reference_on_mixed_sizes(dtype, ddof: int) -> No
     assert got["count"][5] == 0 and got["sum"][5] == 0 and np.isnan(got["var"][5])
 
 
-@pytest.mark.parametrize("high", [2, 12, 60, 300, 2049])  # lanes per segment: 1, 1, 2, 16, 32
+# lanes per segment (about 32 values each): 1, 2, 4, 8, 16, 32
+@pytest.mark.parametrize("high", [12, 100, 200, 400, 800, 2049])
 def test_emulated_kernels_match_reference_for_each_group_size(high: int) -> None:
     rng = np.random.default_rng(high)
     lengths = rng.integers(0, high, size=20_000 if high < 300 else 2_000)
@@ -329,7 +330,7 @@ def test_bad_inputs_are_refused_with_reasons(cupy) -> None:
 
 
 @pytest.mark.parametrize("start", [0, 1, 2, 3])
-@pytest.mark.parametrize("high", [2, 7, 60, 300, 2049])  # lanes per segment: 1, 1, 4, 16, 32
+@pytest.mark.parametrize("high", [7, 100, 200, 400, 800, 2049])  # lanes: 1, 2, 4, 8, 16, 32
 def test_emulated_vector_group_kernel_matches_reference(start: int, high: int) -> None:
     """The float4 short-segment path (float32 default): unaligned heads, tails, every group size."""
     rng = np.random.default_rng(100 + high + start)
@@ -358,7 +359,7 @@ def test_emulated_vector_group_kernel_unaligned_pointer_falls_back() -> None:
 @pytest.mark.gpu
 @needs_gpu
 @pytest.mark.parametrize("start", [0, 1, 2, 3])
-@pytest.mark.parametrize("high", [3, 9, 60, 200, 2049])  # lanes per segment: 1, 1, 4, 8, 32
+@pytest.mark.parametrize("high", [9, 100, 200, 400, 800, 2049])  # lanes: 1, 2, 4, 8, 16, 32
 def test_short_segment_paths_match_reference_at_every_alignment(
     cupy, monkeypatch, start: int, high: int
 ) -> None:
@@ -388,9 +389,9 @@ SHORT_KERNEL_OPTIONS = {
     "resident grid capped at 1 block": {"CAIRN_GPU_SEGMENT_MAX_BLOCKS": "1"},
     "resident grid capped at 3 blocks": {"CAIRN_GPU_SEGMENT_MAX_BLOCKS": "3"},
     "one group per segment": {"CAIRN_GPU_SEGMENT_GRID": "full"},
-    "4 blocks per multiprocessor": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "4"},
-    "32 values per lane, capped at 5 blocks": {
-        "CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "32",
+    "no register bound": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "0"},
+    "8 values per lane, capped at 5 blocks": {
+        "CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "8",
         "CAIRN_GPU_SEGMENT_MAX_BLOCKS": "5",
     },
     "scalar loads, capped at 2 blocks": {
