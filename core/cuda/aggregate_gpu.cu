@@ -1,9 +1,9 @@
 // Segmented reductions on the GPU (see cairn/aggregate_gpu.hpp for the contract).
 //
-// 1. plan_kernel: per segment, validates its offsets and counts its tiles (0 for a short segment),
-//    and sums the short segments' lengths and all tiles. One small read-back (errors, tile total,
-//    mean short length) picks the launches; only when there are tiles does an exclusive scan (CUB)
-//    give each long segment its first tile.
+// 1. plan_kernel: validates the offsets and sums the short segments' lengths and the long ones'
+//    tiles. One small read-back (errors, tile total, mean short length) picks the launches; only
+//    when there are tiles do tiles_kernel and an exclusive scan (CUB) give each long segment its
+//    first tile.
 // 2. short_kernel<G>: G lanes per short segment (float32: float4 loads by default) add its values
 //    about one shift (its first finite value) and sum their sums; results written directly. A
 //    resident grid walks the segments, loading ahead.
@@ -160,13 +160,12 @@ __device__ __forceinline__ bool accumulate_vector(Sums<T>&, const T* __restrict_
   return false;  // float64 keeps the scalar path
 }
 
-// Per segment: its tile count (0 for a short segment). Also sums the short segments' lengths and
-// count into stats[0..1] (for the group size), all tiles into stats[2] (so the scan is skipped when
-// every segment is short) and flags bad offsets in *error (1: decreasing,
-// 2: out of [0, n]).
+// Sums the short segments' lengths and count into stats[0..1] (for the group size) and all tiles of
+// long segments into stats[2] (so tiles_kernel and the scan run only when some segment is long),
+// and flags bad offsets in *error (1: decreasing, 2: out of [0, n]). Writes nothing per segment.
 __global__ void __launch_bounds__(256)
     plan_kernel(const int64_t* __restrict__ offsets, int64_t nseg, int64_t n,
-                int64_t* __restrict__ tiles, unsigned long long* __restrict__ stats,
+                unsigned long long* __restrict__ stats,
                 int* __restrict__ error) {
   __shared__ unsigned long long block_sums[2][8];
   const int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -177,7 +176,6 @@ __global__ void __launch_bounds__(256)
     if (end < begin) atomicOr(error, 1);
     const int64_t len = end - begin;
     const int64_t t = tiles_for(len);
-    tiles[s] = t;
     if (t > 0) atomicAdd(stats + 2, static_cast<unsigned long long>(t));
     if (len >= 0 && len <= kWarpSegmentMax) {
       short_len = static_cast<unsigned>(len);
@@ -200,6 +198,13 @@ __global__ void __launch_bounds__(256)
     if (a) atomicAdd(stats, a);
     if (b) atomicAdd(stats + 1, b);
   }
+}
+
+// Per segment: its tile count (0 for a short one), only when some segment is long.
+__global__ void __launch_bounds__(256)
+    tiles_kernel(const int64_t* __restrict__ offsets, int64_t nseg, int64_t* __restrict__ tiles) {
+  const int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (s < nseg) tiles[s] = tiles_for(offsets[s + 1] - offsets[s]);
 }
 
 // Groups of G lanes per short segment (32/G segments per warp, long segments skipped). The grid
@@ -466,7 +471,7 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
     void* cub_temp = scratch + cub_offset;
     check_cuda(cudaMemsetAsync(flags, 0, 32, stream), "cudaMemsetAsync");
     const unsigned plan_blocks = static_cast<unsigned>(ceil_div(nseg, 256));
-    plan_kernel<<<plan_blocks, 256, 0, stream>>>(offsets, nseg, n, tiles, flags + 1,
+    plan_kernel<<<plan_blocks, 256, 0, stream>>>(offsets, nseg, n, flags + 1,
                                                  reinterpret_cast<int*>(flags));
     check_cuda(cudaGetLastError(), "launching the segment plan kernel");
     // flags: error, short values, short count, total tiles.
@@ -488,6 +493,8 @@ void run(const T* values, int64_t n, const int64_t* offsets, int64_t nseg, const
       check_cuda(cudaGetLastError(), "launching the segment group kernel");
     }
     if (total_tiles > 0) {
+      tiles_kernel<<<plan_blocks, 256, 0, stream>>>(offsets, nseg, tiles);
+      check_cuda(cudaGetLastError(), "launching the segment tiles kernel");
       check_cuda(cub::DeviceScan::ExclusiveSum(cub_temp, cub_bytes, tiles, first_tile, nseg, stream),
                  "scanning segment tiles");
       const size_t owner_bytes = static_cast<size_t>(total_tiles) * sizeof(int64_t);
