@@ -367,8 +367,8 @@ def main() -> int:
     # -- segment reduce, kernel variants side by side (environment switches read per call): tiles
     # and short-segment groups with scalar loads (CAIRN_GPU_SEGMENT_VECTOR_LOADS=0) or float4 (the
     # default); for short segments also one group per segment instead of the resident grid, no
-    # register bound (default: 4 blocks per SM), and groups sized for 16 or 64 values per lane
-    # (default 32).
+    # register bound (default: 4 blocks per SM), groups sized for 16 or 64 values per lane
+    # (default 32), and 8 loads in flight per lane (registers bounded for 3 blocks per SM).
     # Last: a fault cannot hide the sections above ----------------------------------------------
     def segment_reduce_paths() -> dict[str, Any]:
         from cairn.core import gpu
@@ -384,6 +384,15 @@ def main() -> int:
             "no_register_bound": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "0"},
             "values_per_lane_16": {"CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "16"},
             "values_per_lane_64": {"CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "64"},
+            "batch_8": {"CAIRN_GPU_SEGMENT_SHORT_BATCH": "8"},
+            "batch_8_no_register_bound": {
+                "CAIRN_GPU_SEGMENT_SHORT_BATCH": "8",
+                "CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "0",
+            },
+            "batch_8_values_per_lane_64": {
+                "CAIRN_GPU_SEGMENT_SHORT_BATCH": "8",
+                "CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "64",
+            },
         }
         out: dict[str, Any] = {"values": n, "dtype": "float32", "variants": {**variants, **short_variants}}
         copy = ceilings.get("device_copy_GBps")

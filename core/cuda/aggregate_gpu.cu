@@ -213,8 +213,9 @@ __global__ void __launch_bounds__(256)
 // another within an iteration: the offsets two segments ahead and the first value one segment
 // ahead (the shift, see group_shift) are read while the current segment is reduced. The group's
 // lanes add their values about that shift and sum their Sums. kVector: float32 float4 loads.
-// kMinBlocks > 1 asks the compiler for that many resident blocks per multiprocessor.
-template <class T, int G, bool kVector, int kMinBlocks>
+// kMinBlocks > 1 asks the compiler for that many resident blocks per multiprocessor; kBatch loads
+// (float4s or values) are in flight per lane.
+template <class T, int G, bool kVector, int kMinBlocks, int kBatch>
 __global__ void __launch_bounds__(256, kMinBlocks)
     short_kernel(const T* __restrict__ values, const int64_t* __restrict__ offsets, int64_t nseg,
                  int ddof, SegmentOutputs out) {
@@ -254,8 +255,8 @@ __global__ void __launch_bounds__(256, kMinBlocks)
     const double cd = static_cast<double>(c);
     Sums<T> acc;
     if (mine) {
-      if (!(kVector && accumulate_vector<4>(acc, values, begin, end, sub, G, c, cd))) {
-        accumulate<4>(acc, values, begin + sub, end, G, c, cd);
+      if (!(kVector && accumulate_vector<kBatch>(acc, values, begin, end, sub, G, c, cd))) {
+        accumulate<kBatch>(acc, values, begin + sub, end, G, c, cd);
       }
     }
     const Sums<T> total = group_add<G>(acc);
@@ -353,10 +354,12 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // CAIRN_GPU_SEGMENT_MAX_BLOCKS=k (a smaller grid, so tests reach the grid-stride loop),
 // CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY=0 (no register bound; by default the kernel is compiled for 4
 // resident blocks per multiprocessor) and CAIRN_GPU_SEGMENT_VALUES_PER_LANE (about how many values
-// each lane of a group adds; 32). The defaults were the fastest on an H200 (benchmarks/README.md).
+// each lane of a group adds; 32), CAIRN_GPU_SEGMENT_SHORT_BATCH=8 (8 loads in flight per lane
+// instead of 4; bounded for 3 blocks per multiprocessor). The defaults were the fastest on an H200 (benchmarks/README.md).
 struct ShortOptions {
   bool full_grid = false;
   bool bounded = true;
+  bool batch8 = false;
   int64_t max_blocks = 0;
   int64_t per_lane = kShortValuesPerLane;
 };
@@ -369,6 +372,8 @@ ShortOptions short_options() {
   if (cap != nullptr) o.max_blocks = std::strtoll(cap, nullptr, 10);
   const char* occupancy = std::getenv("CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY");
   o.bounded = !(occupancy != nullptr && std::string(occupancy) == "0");
+  const char* batch = std::getenv("CAIRN_GPU_SEGMENT_SHORT_BATCH");
+  o.batch8 = batch != nullptr && std::string(batch) == "8";
   const char* per_lane = std::getenv("CAIRN_GPU_SEGMENT_VALUES_PER_LANE");
   if (per_lane != nullptr && std::strtoll(per_lane, nullptr, 10) > 0) {
     o.per_lane = std::strtoll(per_lane, nullptr, 10);
@@ -398,11 +403,17 @@ unsigned short_grid(Kernel kernel, int64_t nseg, int group, const ShortOptions& 
 template <class T, int G, bool kVector>
 void launch_short(const T* values, const int64_t* offsets, int64_t nseg, int ddof,
                   const SegmentOutputs& out, cudaStream_t stream, const ShortOptions& o) {
-  if (o.bounded) {
-    auto kernel = short_kernel<T, G, kVector, 4>;
+  if (o.bounded && o.batch8) {
+    auto kernel = short_kernel<T, G, kVector, 3, 8>;
+    kernel<<<short_grid(kernel, nseg, G, o), 256, 0, stream>>>(values, offsets, nseg, ddof, out);
+  } else if (o.batch8) {
+    auto kernel = short_kernel<T, G, kVector, 1, 8>;
+    kernel<<<short_grid(kernel, nseg, G, o), 256, 0, stream>>>(values, offsets, nseg, ddof, out);
+  } else if (o.bounded) {
+    auto kernel = short_kernel<T, G, kVector, 4, 4>;
     kernel<<<short_grid(kernel, nseg, G, o), 256, 0, stream>>>(values, offsets, nseg, ddof, out);
   } else {
-    auto kernel = short_kernel<T, G, kVector, 1>;
+    auto kernel = short_kernel<T, G, kVector, 1, 4>;
     kernel<<<short_grid(kernel, nseg, G, o), 256, 0, stream>>>(values, offsets, nseg, ddof, out);
   }
 }

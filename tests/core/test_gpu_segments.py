@@ -390,6 +390,14 @@ SHORT_KERNEL_OPTIONS = {
     "resident grid capped at 3 blocks": {"CAIRN_GPU_SEGMENT_MAX_BLOCKS": "3"},
     "one group per segment": {"CAIRN_GPU_SEGMENT_GRID": "full"},
     "no register bound": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "0"},
+    "8 loads in flight, capped at 4 blocks": {
+        "CAIRN_GPU_SEGMENT_SHORT_BATCH": "8",
+        "CAIRN_GPU_SEGMENT_MAX_BLOCKS": "4",
+    },
+    "8 loads in flight, no register bound": {
+        "CAIRN_GPU_SEGMENT_SHORT_BATCH": "8",
+        "CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "0",
+    },
     "8 values per lane, capped at 5 blocks": {
         "CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "8",
         "CAIRN_GPU_SEGMENT_MAX_BLOCKS": "5",
