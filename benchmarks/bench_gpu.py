@@ -367,8 +367,8 @@ def main() -> int:
     # -- segment reduce, kernel variants side by side (environment switches read per call): tiles
     # and short-segment groups with scalar loads (CAIRN_GPU_SEGMENT_VECTOR_LOADS=0) or float4 (the
     # default); for short segments also one group per segment instead of the resident grid, no
-    # register bound (default: 4 blocks per SM), groups sized for 16 or 64 values per lane
-    # (default 32), and 8 loads in flight per lane (registers bounded for 3 blocks per SM).
+    # register bound (default: 3 blocks per SM), groups sized for 32 values per lane (default 64),
+    # and 4 loads in flight per lane (default 8).
     # Last: a fault cannot hide the sections above ----------------------------------------------
     def segment_reduce_paths() -> dict[str, Any]:
         from cairn.core import gpu
@@ -382,16 +382,11 @@ def main() -> int:
         short_variants: dict[str, dict[str, str]] = {
             "full_grid": {"CAIRN_GPU_SEGMENT_GRID": "full"},
             "no_register_bound": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "0"},
-            "values_per_lane_16": {"CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "16"},
-            "values_per_lane_64": {"CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "64"},
-            "batch_8": {"CAIRN_GPU_SEGMENT_SHORT_BATCH": "8"},
-            "batch_8_no_register_bound": {
-                "CAIRN_GPU_SEGMENT_SHORT_BATCH": "8",
-                "CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "0",
-            },
-            "batch_8_values_per_lane_64": {
-                "CAIRN_GPU_SEGMENT_SHORT_BATCH": "8",
-                "CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "64",
+            "values_per_lane_32": {"CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "32"},
+            "batch_4": {"CAIRN_GPU_SEGMENT_SHORT_BATCH": "4"},
+            "batch_4_values_per_lane_32": {
+                "CAIRN_GPU_SEGMENT_SHORT_BATCH": "4",
+                "CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "32",
             },
         }
         out: dict[str, Any] = {"values": n, "dtype": "float32", "variants": {**variants, **short_variants}}

@@ -352,14 +352,15 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // Short-segment kernel choices, read per call so that a benchmark or test can compare them in one
 // process: CAIRN_GPU_SEGMENT_GRID=full (one group per segment instead of a resident grid),
 // CAIRN_GPU_SEGMENT_MAX_BLOCKS=k (a smaller grid, so tests reach the grid-stride loop),
-// CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY=0 (no register bound; by default the kernel is compiled for 4
-// resident blocks per multiprocessor) and CAIRN_GPU_SEGMENT_VALUES_PER_LANE (about how many values
-// each lane of a group adds; 32), CAIRN_GPU_SEGMENT_SHORT_BATCH=8 (8 loads in flight per lane
-// instead of 4; bounded for 3 blocks per multiprocessor). The defaults were the fastest on an H200 (benchmarks/README.md).
+// CAIRN_GPU_SEGMENT_SHORT_BATCH=4 (4 loads in flight per lane instead of 8),
+// CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY=0 (no register bound; by default the kernel is compiled for 3
+// resident blocks per multiprocessor with 8 loads in flight, 4 with 4) and
+// CAIRN_GPU_SEGMENT_VALUES_PER_LANE (about how many values each lane of a group adds; 64). The
+// defaults were the fastest on an H200 (benchmarks/README.md).
 struct ShortOptions {
   bool full_grid = false;
   bool bounded = true;
-  bool batch8 = false;
+  bool batch8 = true;
   int64_t max_blocks = 0;
   int64_t per_lane = kShortValuesPerLane;
 };
@@ -373,7 +374,7 @@ ShortOptions short_options() {
   const char* occupancy = std::getenv("CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY");
   o.bounded = !(occupancy != nullptr && std::string(occupancy) == "0");
   const char* batch = std::getenv("CAIRN_GPU_SEGMENT_SHORT_BATCH");
-  o.batch8 = batch != nullptr && std::string(batch) == "8";
+  o.batch8 = !(batch != nullptr && std::string(batch) == "4");
   const char* per_lane = std::getenv("CAIRN_GPU_SEGMENT_VALUES_PER_LANE");
   if (per_lane != nullptr && std::strtoll(per_lane, nullptr, 10) > 0) {
     o.per_lane = std::strtoll(per_lane, nullptr, 10);

@@ -11,7 +11,7 @@
 //
 // Strategy, by segment length: segments of up to kWarpSegmentMax values get a group of G lanes
 // each (G = 1..32 lanes, a power of two chosen from the mean length of these segments, so that a
-// warp serves 32/G segments and each lane has about 32 values); longer segments are cut into tiles
+// warp serves 32/G segments and each lane has about 64 values); longer segments are cut into tiles
 // of kTileValues values, one thread block per tile, and the tiles of each segment are merged by one
 // warp. The short-segment kernel runs on a resident grid (as many blocks as fit on the GPU at once)
 // that walks the segments. Work is ordered on `stream` (a cudaStream_t as an integer).

@@ -155,9 +155,10 @@ CAIRN_HD int64_t vector_head(uintptr_t addr, int64_t len) {
   return head < len ? head : len;
 }
 
-// About this many values per lane of a short segment's group (on an H200 with 100-value segments,
-// 16 gave 44% and 32 gave 62% of the device copy bandwidth).
-constexpr int64_t kShortValuesPerLane = 32;
+// About this many values per lane of a short segment's group (on an H200 with 100-value segments
+// and 8 loads in flight per lane, 64 gave 69% of the device copy bandwidth; with 4 loads, 16 gave
+// 45% and 32 gave 58-63%).
+constexpr int64_t kShortValuesPerLane = 64;
 
 // Lanes per short segment (a power of two, 1..32) from the short segments' total length and count.
 CAIRN_HD int group_size_for(int64_t short_values, int64_t short_segments,
