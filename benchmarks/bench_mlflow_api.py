@@ -41,6 +41,9 @@ STEPS = [  # (key, label, higher is better)
     ("download_mb_per_s", "download them (MB/s)", True),
     ("create_runs_per_s", "create runs with 5 params + 5 metrics (runs/s)", True),
     ("search_runs_s", "search_runs over 1,000 runs, filter + order (s)", False),
+    ("search_http_s", "  of which the server's answer (plain HTTP, s)", False),
+    ("search_parse_s", "  of which the client parsing it (s)", False),
+    ("search_response_bytes", "  answer size (bytes)", False),
 ]
 
 
