@@ -83,7 +83,8 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: |")
     for key, label, higher in STEPS:
         ratio = ours[key] / theirs[key] if higher else theirs[key] / ours[key]
-        print(f"| {label} | {theirs[key]:,.3f} | {ours[key]:,.3f} | {ratio:.2f}x |")
+        digits = 0 if key.endswith("bytes") else 3
+        print(f"| {label} | {theirs[key]:,.{digits}f} | {ours[key]:,.{digits}f} | {ratio:.2f}x |")
     print("\n" + json.dumps({"mlflow": theirs, "cairn": ours}))
 
 
