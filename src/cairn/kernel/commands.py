@@ -52,6 +52,7 @@ class CommandHandler:
         self.log = event_log
         self.store = store
         self.runner = runner
+        self.appended = 0  # the last event appended by execute(wait=False)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, key: str) -> asyncio.Lock:
@@ -84,11 +85,16 @@ class CommandHandler:
         aggregate: str,
         aggregate_id: str,
         decide: Decide,
+        wait: bool = True,
     ) -> Outcome:
-        """Decide and append one event for an aggregate; 409 after bounded conflicting retries."""
+        """Decide and append one event for an aggregate; 409 after bounded conflicting retries.
+        With ``wait=False`` the answer comes once the event is durable in the log, before the
+        projection shows it: reads that must see it call :meth:`settled` first (and so does the
+        next command, before it decides)."""
         subject = subject_for(project, aggregate, aggregate_id)
         key = self._scoped_key(ctx, project)
         async with self._lock(key or subject), self._lock(subject) if key else _nullcontext():
+            await self.settled()
             for _attempt in range(MAX_ATTEMPTS):
                 remembered = self._remembered(key)
                 if remembered is not None:
@@ -118,6 +124,9 @@ class CommandHandler:
                     target = await self.log.last_subject_sequence(subject)
                     await self.runner.wait_for(target)
                     continue
+                if not wait and not appended.duplicate:
+                    self.appended = max(self.appended, appended.sequence)
+                    return Outcome(appended.sequence, aggregate_id, event_type)
                 await self.runner.wait_for(appended.sequence)
                 if appended.duplicate:
                     remembered = self._remembered(key)
@@ -129,6 +138,10 @@ class CommandHandler:
             f"gave up after {MAX_ATTEMPTS} attempts, retry later",
             details={"aggregate": aggregate, "id": aggregate_id},
         )
+
+    async def settled(self) -> None:
+        """Return once the projection shows every event appended with ``wait=False``."""
+        await self.runner.wait_for(self.appended)
 
     def _state(self, subject: str) -> tuple[int, dict[str, Any] | None]:
         row = self.store.query_one("SELECT last_seq, state FROM aggregates WHERE subject=?", (subject,))
