@@ -105,7 +105,7 @@ class BlobStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _finish(self, out: Any, rest: bytes, tmp: Path, expected: str | None, size: int) -> tuple[str, bool]:
+    def _finish(self, out: Any, rest: bytes | bytearray, tmp: Path, expected: str | None, size: int) -> tuple[str, bool]:
         out.write(rest)
         os.fsync(out.fileno())
         actual = fingerprint_file(tmp)

@@ -265,7 +265,12 @@ def _search(rt: ServiceRuntime, request: Request, project: str, q: RunSearch) ->
                               page_size=q.page_size, page_token=q.page_token, metric_values=metric_values)
 
     keys: list[str] = []
-    compile(lambda key: keys.append(key) or {})  # which metrics the search needs (and a 4xx for bad input)
+
+    def note_key(key: str) -> dict[str, float]:
+        keys.append(key)
+        return {}
+
+    compile(note_key)  # which metrics the search needs (and a 4xx for bad input)
     values = request.app.state.metric_summaries.many_last_values(project, keys)
     sql, args, offset = compile(values.__getitem__)
     ids = [r["id"] for r in store.query(sql, args)]
