@@ -96,7 +96,7 @@ async def bootstrap_admin_token(rt: GatewayRuntime, data_dir: Path) -> None:
     log.info("first site-admin token written to %s", path)
 
 
-def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
     """Authenticate the bearer token and count the request against the token's rate."""
     principal = authenticate(request.app.state.rt.store, authorization)
     request.app.state.buckets.take(principal.token_id)

@@ -32,7 +32,7 @@ class CommandContext:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a command did: the event it appended (or found, for a repeated request)."""
+    """What a command did: the (first) event it appended (or found, for a repeated request)."""
 
     sequence: int
     aggregate_id: str
@@ -40,8 +40,9 @@ class Outcome:
     duplicate: bool = False
 
 
-# decide(state) -> (event type, data); may raise a CairnError; returns None for a no-op.
-Decision = tuple[str, dict[str, Any]] | None
+# decide(state) -> (event type, data), or a list of them for events that must be appended together
+# (atomically, the first one the command's main event); may raise a CairnError; None for a no-op.
+Decision = tuple[str, dict[str, Any]] | list[tuple[str, dict[str, Any]]] | None
 Decide = Callable[[dict[str, Any] | None], Decision]
 
 
@@ -85,7 +86,7 @@ class CommandHandler:
         aggregate_id: str,
         decide: Decide,
     ) -> Outcome:
-        """Decide and append one event for an aggregate; 409 after bounded conflicting retries."""
+        """Decide and append an aggregate's event(s); 409 after bounded conflicting retries."""
         subject = subject_for(project, aggregate, aggregate_id)
         key = self._scoped_key(ctx, project)
         async with self._lock(key or subject), self._lock(subject) if key else _nullcontext():
@@ -95,23 +96,26 @@ class CommandHandler:
                     return remembered
                 last_seq, state = self._state(subject)
                 decision = decide(state)
-                if decision is None:
+                if not decision:
                     return Outcome(last_seq, aggregate_id, "noop")
-                event_type, data = decision
-                event = Event(
-                    type=event_type,
-                    project=project,
-                    aggregate=aggregate,
-                    aggregate_id=aggregate_id,
-                    data=data,
-                    actor=ctx.actor,
-                    correlation_id=ctx.correlation_id,
-                    traceparent=ctx.traceparent,
-                )
-                validate_event(event)
+                events = [
+                    Event(
+                        type=event_type,
+                        project=project,
+                        aggregate=aggregate,
+                        aggregate_id=aggregate_id,
+                        data=data,
+                        actor=ctx.actor,
+                        correlation_id=ctx.correlation_id,
+                        traceparent=ctx.traceparent,
+                    )
+                    for event_type, data in (decision if isinstance(decision, list) else [decision])
+                ]
+                for event in events:
+                    validate_event(event)
                 try:
-                    appended = await self.log.append(
-                        event, expected_last_subject_seq=last_seq, msg_id=key
+                    appended = await self.log.append_together(
+                        events, expected_last_subject_seq=last_seq, msg_id=key
                     )
                 except ConcurrencyConflict:
                     # Someone else wrote first: catch up with the log, then decide again.
@@ -123,7 +127,7 @@ class CommandHandler:
                     remembered = self._remembered(key)
                     if remembered is not None:
                         return remembered
-                return Outcome(appended.sequence, aggregate_id, event_type)
+                return Outcome(appended.first_sequence, aggregate_id, events[0].type)
         raise ConcurrencyConflict(
             f"{aggregate} {aggregate_id} is being changed by other requests; "
             f"gave up after {MAX_ATTEMPTS} attempts, retry later",

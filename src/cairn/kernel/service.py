@@ -46,6 +46,7 @@ def create_service_app(
     routers: list[APIRouter],
     description: str,
     projection_batch: int | None = None,
+    projection_interval_s: float = 0.0,
 ) -> FastAPI:
     """A FastAPI app for one service with its projection running in the background."""
 
@@ -54,7 +55,8 @@ def create_service_app(
         event_log = await EventLog.open(settings.nats_url, name=f"cairn-{name}")
         store = make_store(settings)
         runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}",
-                                  batch=projection_batch or PROJECTION_BATCH)
+                                  batch=projection_batch or PROJECTION_BATCH,
+                                  min_interval_s=projection_interval_s)
         await runner.start()
         app.state.runtime = ServiceRuntime(name, event_log, store, runner)
         try:
