@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 
 from cairn.kernel.commands import CommandHandler
+from cairn.kernel.envelope import aggregate_subjects
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.http import install_error_handlers
 from cairn.kernel.projection import BATCH as PROJECTION_BATCH
@@ -47,8 +48,11 @@ def create_service_app(
     description: str,
     projection_batch: int | None = None,
     projection_interval_s: float = 0.0,
+    projection_aggregates: Sequence[str] = (),
 ) -> FastAPI:
-    """A FastAPI app for one service with its projection running in the background."""
+    """A FastAPI app for one service with its projection running in the background; one that
+    reads only some aggregates' events names them (``projection_aggregates``), so the event log
+    delivers only those."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,7 +60,8 @@ def create_service_app(
         store = make_store(settings)
         runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}",
                                   batch=projection_batch or PROJECTION_BATCH,
-                                  min_interval_s=projection_interval_s)
+                                  min_interval_s=projection_interval_s,
+                                  filter_subjects=aggregate_subjects(projection_aggregates))
         await runner.start()
         app.state.runtime = ServiceRuntime(name, event_log, store, runner)
         try:
