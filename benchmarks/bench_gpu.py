@@ -31,6 +31,9 @@ def main() -> int:
     parser.add_argument("--json", default=None, help="write the summary here too")
     parser.add_argument("--budget-s", type=float, default=120.0, help="skip sections past this")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument(
+        "--sections", default="", help="comma-separated sections to run (default: all; device_copy always)"
+    )
     args = parser.parse_args()
 
     try:
@@ -59,8 +62,12 @@ def main() -> int:
                 f.write(text)
             os.replace(tmp, args.json)
 
+    chosen = {name for name in args.sections.split(",") if name} | {"device_copy"}
+
     def section(name: str, fn: Callable[[], dict[str, Any]]) -> None:
         elapsed = time.perf_counter() - start
+        if args.sections and name not in chosen:
+            return
         if elapsed > args.budget_s:
             results["sections"][name] = {"skipped": f"time budget spent ({elapsed:.0f}s)"}
         else:
@@ -357,22 +364,33 @@ def main() -> int:
 
     section("segment_quantiles", quantiles)
 
-    # -- segment reduce, both kernel families: "scalar" = CAIRN_GPU_SEGMENT_VECTOR_LOADS=0 (the
-    # value-by-value tile and group kernels), "vector" = the float4 default (last: a fault cannot
-    # hide the sections above) ------------------------------------------------------------------
+    # -- segment reduce, kernel variants side by side (environment switches read per call): tiles
+    # and short-segment groups with scalar loads (CAIRN_GPU_SEGMENT_VECTOR_LOADS=0) or float4 (the
+    # default); for short segments also one group per segment instead of the resident grid, no
+    # register bound (default: 3 blocks per SM), groups sized for 32 values per lane (default 64),
+    # and 4 loads in flight per lane (default 8).
+    # Last: a fault cannot hide the sections above ----------------------------------------------
     def segment_reduce_paths() -> dict[str, Any]:
         from cairn.core import gpu
 
         n = int(1_000_000_000 * scale)
         values = cupy.random.random(n, dtype=cupy.float32)
-        out: dict[str, Any] = {
-            "values": n,
-            "dtype": "float32",
-            "scalar": "CAIRN_GPU_SEGMENT_VECTOR_LOADS=0",
-            "vector": "default (float4 tiles and float4 short-segment groups)",
+        variants: dict[str, dict[str, str]] = {
+            "default": {},
+            "scalar_loads": {"CAIRN_GPU_SEGMENT_VECTOR_LOADS": "0"},
         }
+        short_variants: dict[str, dict[str, str]] = {
+            "full_grid": {"CAIRN_GPU_SEGMENT_GRID": "full"},
+            "no_register_bound": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "0"},
+            "values_per_lane_32": {"CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "32"},
+            "batch_4": {"CAIRN_GPU_SEGMENT_SHORT_BATCH": "4"},
+            "batch_4_values_per_lane_32": {
+                "CAIRN_GPU_SEGMENT_SHORT_BATCH": "4",
+                "CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "32",
+            },
+        }
+        out: dict[str, Any] = {"values": n, "dtype": "float32", "variants": {**variants, **short_variants}}
         copy = ceilings.get("device_copy_GBps")
-        flag = "CAIRN_GPU_SEGMENT_VECTOR_LOADS"
         for nseg in (1_000, 10_000_000):
             nseg = min(nseg, n)
             offsets = cupy.linspace(0, n, nseg + 1).astype(cupy.int64)
@@ -382,26 +400,34 @@ def main() -> int:
             def run(o: Any = offsets) -> dict[str, Any]:
                 return gpu.segment_reduce_gpu(values, o, out="cupy")
 
-            for path, value in (("scalar", "0"), ("vector", "1")):
-                os.environ[flag] = value
+            chosen_variants = dict(variants)
+            if n // nseg <= 2048:  # short segments: the group kernels run
+                chosen_variants.update(short_variants)
+            for path, env in chosen_variants.items():
+                os.environ.update(env)
                 try:
                     s = gpu_seconds(run, 3)
                     results[path] = run()
                 finally:
-                    os.environ.pop(flag, None)
+                    for name in env:
+                        os.environ.pop(name, None)
                 moved = n * 4 + (nseg + 1) * 8 + 7 * 8 * nseg
                 entry[f"{path}_ms"] = round(s * 1e3, 3)
                 if copy:
                     entry[f"{path}_pct_of_device_copy"] = round(100 * moved / s / 1e9 / copy, 1)
-            a, b = results["scalar"], results["vector"]
+            base = results["default"]
             entry["same_count_min_max"] = all(
-                bool(cupy.array_equal(a[k], b[k])) for k in ("count", "nan_count", "min", "max")
+                bool(cupy.array_equal(base[k], other[k]))
+                for other in results.values()
+                for k in ("count", "nan_count", "min", "max")
             )
             entry["max_rel_diff_sum_var"] = max(
-                float(cupy.nanmax(cupy.abs(a[k] - b[k]) / cupy.maximum(cupy.abs(a[k]), 1e-300)))
+                float(cupy.nanmax(cupy.abs(base[k] - other[k]) / cupy.maximum(cupy.abs(base[k]), 1e-300)))
+                for other in results.values()
                 for k in ("sum", "var")
             )
             out[f"{nseg}_segments"] = entry
+            del results, base
         return out
 
     section("segment_reduce_paths", segment_reduce_paths)

@@ -28,35 +28,56 @@ State group_merge(State* lanes, int group) {
 
 State warp_merge(State lanes[32]) { return group_merge(lanes, 32); }
 
-// group_kernel: lane `sub` of a group of G takes values begin + sub, begin + sub + G, ...
+// The shift of values [begin, end): its first finite value, 0 when it has none (group_shift and
+// owner_kernel).
 template <class T>
-State group_segment(const T* values, int64_t begin, int64_t end, int group) {
-  State lanes[32];
-  for (int sub = 0; sub < group; ++sub) {
-    Accumulator<T> acc;
-    for (int64_t i = begin + sub; i < end; i += group) acc.add(values[i]);
-    lanes[sub] = acc.state();
+T first_finite(const T* values, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    if (finite(values[i])) return values[i];
   }
-  return group_merge(lanes, group);
+  return T(0);
 }
 
-// group_vector_kernel (float32): head value by value, float4s q = sub, sub + G, ..., tail.
+// The lanes' Sums summed over the butterfly of short_kernel / tile_kernel.
+template <class T>
+Sums<T> butterfly(Sums<T>* lanes, int group) {
+  for (int mask = 1; mask < group; mask <<= 1) {
+    Sums<T> next[32];
+    for (int lane = 0; lane < group; ++lane) next[lane] = add(lanes[lane], lanes[lane ^ mask]);
+    for (int lane = 0; lane < group; ++lane) lanes[lane] = next[lane];
+  }
+  return lanes[0];
+}
+
+// short_kernel, scalar loads: lane `sub` of a group of G takes values begin + sub, begin + sub + G.
+template <class T>
+State group_segment(const T* values, int64_t begin, int64_t end, int group) {
+  const T c = first_finite(values, begin, end);
+  const double cd = static_cast<double>(c);
+  Sums<T> lanes[32];
+  for (int sub = 0; sub < group; ++sub) {
+    for (int64_t i = begin + sub; i < end; i += group) lanes[sub].add(values[i], c, cd);
+  }
+  return finish(butterfly(lanes, group), cd);
+}
+
+// short_kernel, float4 loads (float32): head value by value, float4s q = sub, sub + G, ..., tail.
 State group_segment_vector(const float* values, int64_t begin, int64_t end, int group) {
   const int64_t head = vector_head(reinterpret_cast<uintptr_t>(values + begin), end - begin);
   if (head < 0) return group_segment(values, begin, end, group);
-  State lanes[32];
+  const float c = first_finite(values, begin, end);
+  const double cd = static_cast<double>(c);
+  Sums<float> lanes[32];
   const int64_t vbegin = begin + head;
   const int64_t nvec = (end - vbegin) / 4;
   for (int sub = 0; sub < group; ++sub) {
-    Accumulator<float> acc;
-    for (int64_t i = begin + sub; i < vbegin; i += group) acc.add(values[i]);
+    for (int64_t i = begin + sub; i < vbegin; i += group) lanes[sub].add(values[i], c, cd);
     for (int64_t q = sub; q < nvec; q += group) {
-      for (int k = 0; k < 4; ++k) acc.add(values[vbegin + 4 * q + k]);
+      for (int k = 0; k < 4; ++k) lanes[sub].add(values[vbegin + 4 * q + k], c, cd);
     }
-    for (int64_t i = vbegin + nvec * 4 + sub; i < end; i += group) acc.add(values[i]);
-    lanes[sub] = acc.state();
+    for (int64_t i = vbegin + nvec * 4 + sub; i < end; i += group) lanes[sub].add(values[i], c, cd);
   }
-  return group_merge(lanes, group);
+  return finish(butterfly(lanes, group), cd);
 }
 
 template <class T>
@@ -70,20 +91,21 @@ State group_segment_path(const float* values, int64_t begin, int64_t end, int gr
                       : group_segment(values, begin, end, group);
 }
 
+// tile_kernel, scalar loads: thread t of kTileThreads takes values begin + t, begin + t + 256, ...;
+// warps sum their lanes, then the first warp sums the warps.
 template <class T>
 State tile(const T* values, int64_t begin, int64_t end) {
-  State warp_states[32];
-  for (int w = 0; w < 32; ++w) warp_states[w] = empty_state();
+  const T c = first_finite(values, begin, end);
+  const double cd = static_cast<double>(c);
+  Sums<T> warps[32];
   for (int w = 0; w < kTileThreads / 32; ++w) {
-    State lanes[32];
+    Sums<T> lanes[32];
     for (int lane = 0; lane < 32; ++lane) {
-      Accumulator<T> acc;
-      for (int64_t i = begin + w * 32 + lane; i < end; i += kTileThreads) acc.add(values[i]);
-      lanes[lane] = acc.state();
+      for (int64_t i = begin + w * 32 + lane; i < end; i += kTileThreads) lanes[lane].add(values[i], c, cd);
     }
-    warp_states[w] = warp_merge(lanes);
+    warps[w] = butterfly(lanes, 32);
   }
-  return warp_merge(warp_states);
+  return finish(butterfly(warps, 32), cd);
 }
 
 template <class T>

@@ -6,24 +6,24 @@ import asyncio
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.core import Manifest
-from cairn.kernel.commands import CommandContext
+from cairn.kernel.commands import CommandContext, Outcome
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.http import command_context
 from cairn.kernel.ids import check_token
 from cairn.services.artifacts import domain
-from cairn.services.artifacts.api_blobs import Blobs, Runtime
+from cairn.services.artifacts.api_blobs import Blobs, Runtime, settled_reads
 from cairn.services.artifacts.diff import diff_manifests
 from cairn.services.artifacts.gc import collect_garbage
 from cairn.services.artifacts.manifests import decode_manifest, manifest_from_request
 from cairn.services.artifacts.store import ArtifactsStore
 from cairn.services.artifacts.visibility import check_readable
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(settled_reads)])
 Ctx = Annotated[CommandContext, Depends(command_context)]
 ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="project name")]
 DatasetName = Annotated[str, Path(pattern=domain.DATASET_NAME_RE.pattern, description="dataset name")]
@@ -182,11 +182,38 @@ async def log_artifact(project: ProjectName, run_id: RunId, body: ArtifactLog, r
             raise InvalidInput(f"blob {body.digest} is not uploaded; upload it first",
                                details={"missing": [body.digest]})
         size, files = await asyncio.to_thread(_measure, blobs, body.digest, body.kind)
-        await rt.commands.execute(
-            ctx, project=project, aggregate="artifact_set", aggregate_id=check_token(run_id, "run id"),
-            decide=lambda s: domain.log_artifact(s, name=body.name, digest=body.digest,
-                                                 kind=body.kind, size=size, files=files))
+        await _record(rt, ctx, project, run_id, body.name, body.digest, body.kind, size, files)
     return store.run_artifact(project, run_id, body.name)
+
+
+@router.put("/projects/{project}/runs/{run_id}/files/{name:path}", status_code=201, tags=["runs"])
+async def upload_run_file(project: ProjectName, run_id: RunId, name: str, request: Request,
+                          rt: Runtime, blobs: Blobs, ctx: Ctx,
+                          digest: Annotated[str | None, Header(alias="X-Cairn-Digest", pattern=DIGEST)] = None,
+                          ) -> dict[str, Any]:
+    """Upload one file as the raw body and log it on the run under ``name``, in one request:
+    the bytes are hashed here once (checked against ``X-Cairn-Digest`` when sent) and stored
+    durably before ``run.artifact_logged`` refers to them; the answer comes once that event is
+    durable in the log (reads of this service wait for it to be projected)."""
+    domain.check_artifact_name(name)
+    check_token(run_id, "run id")
+    digest, size, _ = await blobs.receive_any(request.stream(), expected=digest)
+    async with _gc_lock(request):
+        if not await asyncio.to_thread(blobs.exists, digest):  # collected since: send it again
+            raise InvalidInput(f"blob {digest} was removed while it was being logged; upload it again",
+                               details={"missing": [digest]})
+        outcome = await _record(rt, ctx, project, run_id, name, digest, "file", size, 1, wait=False)
+    return {"project": project, "run_id": run_id, "name": name, "digest": digest, "kind": "file",
+            "size": size, "files": 1, "logged": outcome.type != "noop"}
+
+
+async def _record(rt: Any, ctx: CommandContext, project: str, run_id: str, name: str, digest: str,
+                  kind: str, size: int, files: int, *, wait: bool = True) -> Outcome:
+    """Append ``run.artifact_logged`` (a no-op when the run has this name with these bytes)."""
+    return await rt.commands.execute(
+        ctx, project=project, aggregate="artifact_set", aggregate_id=check_token(run_id, "run id"),
+        decide=lambda s: domain.log_artifact(s, name=name, digest=digest, kind=kind, size=size, files=files),
+        wait=wait)
 
 
 def _measure(blobs: Any, digest: str, kind: str) -> tuple[int, int]:

@@ -19,7 +19,15 @@ from cairn.kernel.service import ServiceRuntime
 from cairn.services.artifacts.blobs import BlobStore, check_digest
 from cairn.services.artifacts.visibility import check_readable
 
-router = APIRouter(tags=["blobs"])
+
+async def settled_reads(request: Request) -> None:
+    """A read sees every artifact this service has answered for: run files are answered once
+    their event is durable in the log (``wait=False``), so reads wait for the projection here."""
+    if request.method in ("GET", "HEAD"):
+        await request.app.state.runtime.commands.settled()
+
+
+router = APIRouter(tags=["blobs"], dependencies=[Depends(settled_reads)])
 READ_CHUNK = 1 << 20
 Digest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="BLAKE3 digest, hex")]
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from cairn.core import blake3, fingerprint_file
 from cairn.kernel.errors import CairnError, InvalidInput, NotFound, PayloadTooLarge
@@ -74,13 +75,20 @@ class BlobStore:
     async def receive(self, digest: str, chunks: AsyncIterator[bytes]) -> tuple[int, bool]:
         """Store a streamed upload under ``digest`` if its bytes hash to it; returns (size,
         created). Raises DigestMismatch (nothing stored) or PayloadTooLarge."""
-        check_digest(digest)
+        _, size, created = await self.receive_any(chunks, expected=check_digest(digest))
+        return size, created
+
+    async def receive_any(self, chunks: AsyncIterator[bytes], *,
+                          expected: str | None = None) -> tuple[str, int, bool]:
+        """Store a streamed upload under the digest of its bytes, hashed here once; returns
+        (digest, size, created). With ``expected``, bytes that hash to anything else are a
+        DigestMismatch and nothing is stored. The bytes are fsynced before they are stored."""
         fd, name = tempfile.mkstemp(prefix="upload-", dir=self.tmp_dir)
         tmp = Path(name)
         try:
-            size = 0
-            buffer = bytearray()
             with os.fdopen(fd, "wb", buffering=0) as out:
+                size = 0
+                buffer = bytearray()
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > self.max_blob_bytes:
@@ -90,21 +98,26 @@ class BlobStore:
                     buffer += chunk
                     if len(buffer) >= WRITE_BUFFER:
                         await asyncio.to_thread(out.write, buffer)
-                        buffer.clear()
-                out.write(buffer)
-                await asyncio.to_thread(os.fsync, out.fileno())
-            actual = await asyncio.to_thread(fingerprint_file, tmp)
-            if actual != digest:
-                raise DigestMismatch(
-                    f"uploaded bytes hash to {actual}, not {digest}; nothing was stored. "
-                    "Re-hash the file (it may have changed while uploading) and retry",
-                    details={"expected": digest, "actual": actual, "size": size})
-            # Verified bytes replace whatever is stored: that is how a corrupted blob is repaired.
-            existed = await asyncio.to_thread(self.backend.exists, digest)
-            await asyncio.to_thread(self.backend.put_file, digest, tmp)
-            return size, not existed
+                        buffer = bytearray()
+                # The rest of the bytes, fsync, hash and store: one trip to a worker thread.
+                digest, created = await asyncio.to_thread(self._finish, out, buffer, tmp, expected, size)
+            return digest, size, created
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _finish(self, out: Any, rest: bytes, tmp: Path, expected: str | None, size: int) -> tuple[str, bool]:
+        out.write(rest)
+        os.fsync(out.fileno())
+        actual = fingerprint_file(tmp)
+        if expected is not None and actual != expected:
+            raise DigestMismatch(
+                f"uploaded bytes hash to {actual}, not {expected}; nothing was stored. "
+                "Re-hash the file (it may have changed while uploading) and retry",
+                details={"expected": expected, "actual": actual, "size": size})
+        # Verified bytes replace whatever is stored: that is how a corrupted blob is repaired.
+        existed = self.backend.exists(actual)
+        self.backend.put_file(actual, tmp)
+        return actual, not existed
 
     @contextmanager
     def open_verified(self, digest: str) -> Iterator[Path]:

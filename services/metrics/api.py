@@ -7,6 +7,7 @@ import json
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -99,7 +100,7 @@ async def metric_history(project: ProjectName, run_id: RunId, rt: Runtime, reque
 @router.get("/projects/{project}/runs/{run_id}/metrics/summary", tags=["metrics"])
 async def run_summary(project: ProjectName, run_id: RunId, rt: Runtime) -> dict[str, Any]:
     """Per key: count, last (at the highest step), min and max (NaN skipped), including unwritten points."""
-    return {"run_id": run_id, "summaries": _run_summaries(rt, project, run_id)}
+    return {"run_id": run_id, "summaries": _merged(rt.store.summaries(project, run_id), rt.tail.of_run(project, run_id))}
 
 
 class RunsSummaryQuery(BaseModel):
@@ -107,15 +108,20 @@ class RunsSummaryQuery(BaseModel):
     run_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]] = Field(min_length=1, max_length=1000)
 
 
-@router.post("/projects/{project}/metrics/summaries/runs", tags=["metrics"])
-async def runs_summaries(project: ProjectName, query: RunsSummaryQuery, rt: Runtime) -> dict[str, Any]:
-    """The per-run summary of up to 1,000 runs in one call (for run listings such as MLflow's search)."""
-    return {"runs": {run_id: _run_summaries(rt, project, run_id) for run_id in dict.fromkeys(query.run_ids)}}
+@router.post("/projects/{project}/metrics/summaries/runs", tags=["metrics"], response_model=None)
+async def runs_summaries(project: ProjectName, query: RunsSummaryQuery, rt: Runtime) -> Response:
+    """The per-run summary of up to 1,000 runs in one call (for run listings such as MLflow's search):
+    one query for the written points and one pass over the tail, not one of each per run."""
+    run_ids = list(dict.fromkeys(query.run_ids))
+    stored = rt.store.runs_summaries(project, run_ids)
+    tails = rt.tail.of_runs(project, set(run_ids))
+    return _json({"runs": {run_id: _merged(stored.get(run_id, []), tails.get(run_id, [])) for run_id in run_ids}})
 
 
-def _run_summaries(rt: MetricsRuntime, project: str, run_id: str) -> list[dict[str, Any]]:
-    merged = {s["key"]: s for s in rt.store.summaries(project, run_id)}
-    for table in rt.tail.of_run(project, run_id):
+def _merged(stored: list[dict[str, Any]], tail: list[Any]) -> list[dict[str, Any]]:
+    """A run's stored summaries with the points still in the tail folded in, as JSON rows."""
+    merged = {s["key"]: s for s in stored}
+    for table in tail:
         for s in summarize(table, np.zeros(table.num_rows, dtype=np.int64)):
             old = merged.get(s["key"])
             if old is None:
@@ -131,16 +137,21 @@ def _run_summaries(rt: MetricsRuntime, project: str, run_id: str) -> list[dict[s
              "min": _j(s["min"]), "max": _j(s["max"])} for k, s in sorted(merged.items())]
 
 
-@router.get("/projects/{project}/metrics/summaries", tags=["metrics"])
+def _json(body: dict[str, Any]) -> Response:
+    """Plain rows already (NaN and infinities as strings): no pass of FastAPI's encoder."""
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+
+
+@router.get("/projects/{project}/metrics/summaries", tags=["metrics"], response_model=None)
 async def key_summaries(project: ProjectName, rt: Runtime, key: Annotated[str, Query(min_length=1, max_length=250)],
                         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                         after: Annotated[str, Query(max_length=128, description="last run id of the previous page")] = ""
-                        ) -> dict[str, Any]:
+                        ) -> Response:
     """One key's summary (count, last, min, max) for every run that logged it, as written to Parquet
     (points still in the tail are left out here), paged by run id: the feed for run search."""
     rows = rt.store.key_summaries(project, key, limit, after)
     summaries = [{**r, "last": _j(r["last"]), "min": _j(r["min"]), "max": _j(r["max"])} for r in rows]
-    return {"key": key, "summaries": summaries, "next_after": rows[-1]["run_id"] if len(rows) == limit else None}
+    return _json({"key": key, "summaries": summaries, "next_after": rows[-1]["run_id"] if len(rows) == limit else None})
 
 
 def _j(value: float | None) -> float | str | None:

@@ -93,6 +93,19 @@ class MetricsStore:
         return [{"key": k, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last), "last_step": step}
                 for k, c, lo, hi, last, step in rows]
 
+    def runs_summaries(self, project: str, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """:meth:`summaries` of many runs in one query: ``{run_id: [...]}`` (runs without metrics left out)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(run_ids), 500):  # well under SQLite's bound-parameter limit
+            chunk = run_ids[start:start + 500]
+            rows = self.db.execute(
+                "SELECT run_id, key, count, min, max, last, last_step FROM summaries WHERE project=? AND run_id IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY run_id, key", (project, *chunk)).fetchall()
+            for run_id, k, c, lo, hi, last, step in rows:
+                out.setdefault(run_id, []).append(
+                    {"key": k, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last), "last_step": step})
+        return out
+
     def key_summaries(self, project: str, key: str, limit: int, after: str = "") -> list[dict[str, Any]]:
         """One key's summary for every run of a project that logged it, by run id (paged)."""
         rows = self.db.execute("SELECT run_id, count, min, max, last, last_step FROM summaries WHERE project=? "

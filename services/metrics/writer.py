@@ -95,6 +95,14 @@ class Tail:
     def of_run(self, project: str, run_id: str) -> list[pa.Table]:
         return [t for _, (p, r, t) in sorted(self.batches.items()) if p == project and r == run_id]
 
+    def of_runs(self, project: str, run_ids: set[str]) -> dict[str, list[pa.Table]]:
+        """:meth:`of_run` for many runs in one pass over the tail."""
+        out: dict[str, list[pa.Table]] = {}
+        for _, (p, r, t) in sorted(self.batches.items()):
+            if p == project and r in run_ids:
+                out.setdefault(r, []).append(t)
+        return out
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)

@@ -4,8 +4,10 @@ per run, so ``metrics.val_loss < 0.3`` and ``order_by metrics.val_loss`` work in
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import orjson
 
 from cairn.kernel.errors import InvalidInput, Unavailable
 
@@ -36,7 +38,7 @@ class MetricSummaries:
             except httpx.HTTPError as err:
                 raise Unavailable(f"the metrics service did not answer for metric {key!r} "
                                   f"({type(err).__name__}); retry shortly", details={"retry_after": 1}) from None
-            body = resp.json()
+            body = orjson.loads(resp.content)
             for row in body["summaries"]:
                 last = row["last"]
                 if isinstance(last, (int, float)) and math.isfinite(last):
@@ -44,6 +46,14 @@ class MetricSummaries:
             if not body.get("next_after"):
                 return out
             after = body["next_after"]
+
+    def many_last_values(self, project: str, keys: list[str]) -> dict[str, dict[str, float]]:
+        """:meth:`last_values` of several keys, fetched at the same time: ``{key: {run_id: value}}``."""
+        keys = list(dict.fromkeys(keys))
+        if len(keys) <= 1:
+            return {key: self.last_values(project, key) for key in keys}
+        with ThreadPoolExecutor(max_workers=min(len(keys), 8)) as pool:
+            return dict(zip(keys, pool.map(lambda key: self.last_values(project, key), keys)))
 
     def run_last_values(self, project: str, run_id: str) -> dict[str, float | str | None]:
         """Every key's last value for one run (``{}`` without a metrics service); NaN and infinities

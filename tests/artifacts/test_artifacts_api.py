@@ -241,6 +241,41 @@ def test_runs_record_inputs_and_artifacts_as_events(platform: Platform, client: 
     assert "dataset.version_created" in types
 
 
+def test_file_upload_is_stored_and_logged_in_one_request(platform: Platform, blobs: httpx.Client,
+                                                         project: str) -> None:
+    data = os.urandom(3 << 20)  # streamed in pieces, hashed by the service
+    resp = blobs.put(f"/projects/{project}/runs/r1/files/out/model weights.bin",
+                     content=iter([data[: 1 << 20], data[1 << 20:]]))
+    assert resp.status_code == 201, resp.text
+    digest = blake3(data).hex()
+    assert resp.json() == {"project": project, "run_id": "r1", "name": "out/model weights.bin",
+                           "digest": digest, "kind": "file", "size": len(data), "files": 1, "logged": True}
+    # Answered once the event is in the log; the next read sees it.
+    logged = [e for e in read_all_events(platform.nats_url)
+              if e["project"] == project and e["type"] == "run.artifact_logged"]
+    assert [e["data"]["digest"] for e in logged] == [digest]
+    listed = blobs.get(f"/projects/{project}/runs/r1/artifacts").json()["artifacts"]
+    assert [(a["name"], a["digest"], a["size"]) for a in listed] == [("out/model weights.bin", digest, len(data))]
+    assert blobs.get(f"/blobs/{digest}").content == data
+    again = blobs.put(f"/projects/{project}/runs/r1/files/out/model weights.bin", content=data)
+    assert again.status_code == 201 and again.json()["logged"] is False  # same bytes: nothing new
+    other = blobs.put(f"/projects/{project}/runs/r1/files/out/model weights.bin", content=b"other")
+    assert other.status_code == 409 and other.json()["error"]["details"]["digest"] == digest
+
+
+def test_file_upload_with_wrong_digest_logs_nothing(platform: Platform, blobs: httpx.Client,
+                                                    project: str) -> None:
+    claimed = blake3(b"claimed").hex()
+    resp = blobs.put(f"/projects/{project}/runs/r2/files/a.txt", content=b"actual",
+                     headers={"X-Cairn-Digest": claimed})
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "digest_mismatch"
+    assert blobs.head(f"/blobs/{blake3(b'actual').hex()}").status_code == 404
+    assert blobs.get(f"/projects/{project}/runs/r2/artifacts").json() == {"artifacts": []}
+    bad = blobs.put(f"/projects/{project}/runs/r2/files/bad*name.txt", content=b"x")
+    assert bad.status_code == 422 and "artifact name" in bad.json()["error"]["message"]
+    assert not [e for e in read_all_events(platform.nats_url) if e["project"] == project and e["aggregate"] != "project"]
+
+
 def test_every_artifact_event_matches_its_schema(platform: Platform) -> None:
     """Runs after the tests above have emitted each of this service's event types."""
     import jsonschema

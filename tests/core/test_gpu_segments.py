@@ -108,16 +108,32 @@ def test_emulated_kernels_match_reference_on_mixed_sizes(dtype, ddof: int) -> No
     assert got["count"][5] == 0 and got["sum"][5] == 0 and np.isnan(got["var"][5])
 
 
-@pytest.mark.parametrize("high", [2, 12, 60, 300, 2049])  # lanes per segment: 1, 1, 2, 16, 32
+# lanes per segment (about 64 values each): 1, 2, 4, 8, 16, 32
+@pytest.mark.parametrize("high", [12, 100, 200, 400, 800, 2049])
 def test_emulated_kernels_match_reference_for_each_group_size(high: int) -> None:
     rng = np.random.default_rng(high)
-    lengths = rng.integers(0, high, size=20_000 if high < 300 else 2_000)
+    lengths = rng.integers(high // 2, high, size=20_000 if high < 300 else 2_000)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     values = rng.normal(-5.0, 3.0, size=offsets[-1])
     values[rng.random(values.size) < 0.05] = np.nan
-    assert_matches(
-        _core._segment_reduce_gpu_host_emulation(values, offsets, 1), reference(values, offsets, 1)
-    )
+    got = _core._segment_reduce_gpu_host_emulation(values, offsets, 1)
+    assert_matches(got, reference(values, offsets, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_emulated_short_segments_keep_precision_far_from_zero(dtype) -> None:
+    """Mean 1e6, spread 1e-2 (float64) or 1 (float32), NaN first values: every lane adds about the
+    segment's first finite value, so the variance keeps its digits (about 5e-14 relative here; the
+    previous Chan merge of per-lane means lost them, 3e-8 for float64)."""
+    rng = np.random.default_rng(21)
+    lengths = rng.integers(1, 700, size=3_000)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    spread = 1e-2 if dtype == np.float64 else 1.0
+    values = (1e6 + rng.normal(0.0, spread, size=offsets[-1])).astype(dtype)
+    values[offsets[:-1][::3]] = np.nan  # the first lane's first value of every third segment
+    values[rng.random(values.size) < 0.02] = np.nan
+    got = _core._segment_reduce_gpu_host_emulation(values, offsets, 1)
+    assert_matches(got, reference(values, offsets, 1))
 
 
 def infinite_values() -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +160,41 @@ def test_emulated_kernels_match_pairwise_float64_on_one_long_segment() -> None:
     np.testing.assert_allclose(got["sum"][0], host.sum(), rtol=RTOL)
     np.testing.assert_allclose(got["var"][0], host.var(), rtol=RTOL)
     assert got["min"][0] == host.min() and got["max"][0] == host.max()
+
+
+def tiles_starting_with_nan_and_inf() -> tuple[np.ndarray, np.ndarray]:
+    """A long segment whose tiles (16,384 values) begin with NaN runs or an infinity, far from 0."""
+    rng = np.random.default_rng(12)
+    values = 1e5 + rng.normal(0.0, 0.5, size=120_000)
+    values[16_384 : 16_384 + 300] = np.nan  # the second tile's shift is its 301st value
+    values[2 * 16_384] = np.inf  # the third tile's shift is its second value
+    values[3 * 16_384 : 4 * 16_384] = np.nan  # the fourth tile has no value at all
+    offsets = np.array([0, 100_000, 120_000], dtype=np.int64)
+    return values, offsets
+
+
+def test_emulated_tiles_take_their_first_finite_value_as_shift() -> None:
+    values, offsets = tiles_starting_with_nan_and_inf()
+    got = _core._segment_reduce_gpu_host_emulation(values, offsets, 0)
+    assert_matches(got, reference(values, offsets))
+    assert got["sum"][0] == np.inf and np.isfinite(got["var"][1])
+
+
+def outliers_first() -> tuple[np.ndarray, np.ndarray]:
+    """Segments (short and long) whose first value, the shift, is a huge outlier cancelled by
+    another: the sum must not come from n * shift + sum(x - shift), which would lose it."""
+    rng = np.random.default_rng(13)
+    values = rng.random(60_000) + 1.0
+    offsets = np.array([0, 50, 300, 2_000, 60_000], dtype=np.int64)
+    for begin, end in zip(offsets[:-1], offsets[1:], strict=True):
+        values[begin], values[end - 1] = 1e6, -1e6
+    values[100] = np.nan
+    return values, offsets
+
+
+def test_emulated_sums_survive_an_outlier_as_shift() -> None:
+    values, offsets = outliers_first()
+    assert_matches(_core._segment_reduce_gpu_host_emulation(values, offsets, 1), reference(values, offsets, 1))
 
 
 def test_emulated_kernels_handle_partial_offsets_and_refuse_bad_ones() -> None:
@@ -211,6 +262,23 @@ def test_one_huge_segment_matches_pairwise_float64(cupy) -> None:
 
 @pytest.mark.gpu
 @needs_gpu
+def test_tiles_take_their_first_finite_value_as_shift(cupy) -> None:
+    values, offsets = tiles_starting_with_nan_and_inf()
+    got = cairn.core.segment_reduce_gpu(cupy.asarray(values), cupy.asarray(offsets), out="numpy")
+    assert_matches(got, reference(values, offsets))
+    assert got["sum"][0] == np.inf and np.isfinite(got["var"][1])
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_sums_survive_an_outlier_as_shift(cupy) -> None:
+    values, offsets = outliers_first()
+    got = cairn.core.segment_reduce_gpu(cupy.asarray(values), cupy.asarray(offsets), ddof=1, out="numpy")
+    assert_matches(got, reference(values, offsets, 1))
+
+
+@pytest.mark.gpu
+@needs_gpu
 def test_many_tiny_segments(cupy) -> None:
     rng = np.random.default_rng(11)
     lengths = rng.integers(0, 12, size=1_000_000)
@@ -262,11 +330,11 @@ def test_bad_inputs_are_refused_with_reasons(cupy) -> None:
 
 
 @pytest.mark.parametrize("start", [0, 1, 2, 3])
-@pytest.mark.parametrize("high", [2, 7, 60, 300, 2049])  # lanes per segment: 1, 1, 4, 16, 32
+@pytest.mark.parametrize("high", [7, 100, 200, 400, 800, 2049])  # lanes: 1, 2, 4, 8, 16, 32
 def test_emulated_vector_group_kernel_matches_reference(start: int, high: int) -> None:
     """The float4 short-segment path (float32 default): unaligned heads, tails, every group size."""
     rng = np.random.default_rng(100 + high + start)
-    lengths = rng.integers(0, high, size=5_000 if high < 300 else 1_000)
+    lengths = rng.integers(high // 2, high, size=5_000 if high < 300 else 1_000)
     offsets = start + np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     values = rng.normal(-5.0, 3.0, size=offsets[-1] + 3).astype(np.float32)
     values[rng.random(values.size) < 0.05] = np.nan
@@ -291,13 +359,13 @@ def test_emulated_vector_group_kernel_unaligned_pointer_falls_back() -> None:
 @pytest.mark.gpu
 @needs_gpu
 @pytest.mark.parametrize("start", [0, 1, 2, 3])
-@pytest.mark.parametrize("high", [3, 9, 60, 200, 2049])  # lanes per segment: 1, 1, 4, 8, 32
+@pytest.mark.parametrize("high", [9, 100, 200, 400, 800, 2049])  # lanes: 1, 2, 4, 8, 16, 32
 def test_short_segment_paths_match_reference_at_every_alignment(
     cupy, monkeypatch, start: int, high: int
 ) -> None:
     """float32 short segments: the float4 group kernel (default) and the scalar one (=0)."""
     rng = np.random.default_rng(200 + high + start)
-    lengths = rng.integers(0, high, size=20_000 if high < 300 else 2_000)
+    lengths = rng.integers(high // 2, high, size=20_000 if high < 300 else 2_000)
     offsets = start + np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     values = rng.normal(-5.0, 3.0, size=offsets[-1] + 5).astype(np.float32)
     values[rng.random(values.size) < 0.05] = np.nan
@@ -314,3 +382,58 @@ def test_short_segment_paths_match_reference_at_every_alignment(
         np.testing.assert_array_equal(default[key], results["1"][key], err_msg=key)
     for key in ("count", "nan_count", "min", "max"):
         np.testing.assert_array_equal(results["0"][key], results["1"][key], err_msg=key)
+
+
+SHORT_KERNEL_OPTIONS = {
+    "resident grid": {},
+    "resident grid capped at 1 block": {"CAIRN_GPU_SEGMENT_MAX_BLOCKS": "1"},
+    "resident grid capped at 3 blocks": {"CAIRN_GPU_SEGMENT_MAX_BLOCKS": "3"},
+    "one group per segment": {"CAIRN_GPU_SEGMENT_GRID": "full"},
+    "no register bound": {"CAIRN_GPU_SEGMENT_SHORT_OCCUPANCY": "0"},
+    "4 loads in flight, capped at 4 blocks": {
+        "CAIRN_GPU_SEGMENT_SHORT_BATCH": "4",
+        "CAIRN_GPU_SEGMENT_MAX_BLOCKS": "4",
+    },
+    "4 loads in flight, 32 values per lane": {
+        "CAIRN_GPU_SEGMENT_SHORT_BATCH": "4",
+        "CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "32",
+    },
+    "8 values per lane, capped at 5 blocks": {
+        "CAIRN_GPU_SEGMENT_VALUES_PER_LANE": "8",
+        "CAIRN_GPU_SEGMENT_MAX_BLOCKS": "5",
+    },
+    "scalar loads, capped at 2 blocks": {
+        "CAIRN_GPU_SEGMENT_VECTOR_LOADS": "0",
+        "CAIRN_GPU_SEGMENT_MAX_BLOCKS": "2",
+    },
+}
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("option", list(SHORT_KERNEL_OPTIONS))
+def test_every_short_kernel_option_matches_reference(cupy, monkeypatch, option, dtype) -> None:
+    """The short-segment kernel's grid (resident, capped so that warps loop over many segments, one
+    group per segment), occupancy bound, group size and loads: the same counts, min and max, and
+    sums and variances within the tolerance, with empty, NaN-only and infinite segments and
+    segments whose first values are NaN or infinite among them."""
+    rng = np.random.default_rng(31)
+    lengths = np.concatenate([rng.integers(0, 200, size=30_000), [0, 0, 5, 2049, 3000]])
+    lengths[20], lengths[21] = 150, 30
+    offsets = 1 + np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    values = rng.normal(50.0, 4.0, size=offsets[-1] + 2).astype(dtype)
+    values[rng.random(values.size) < 0.03] = np.nan
+    values[offsets[7] : offsets[8]] = np.nan
+    values[offsets[11] + 1] = np.inf
+    values[offsets[20] : offsets[20] + 40] = np.nan  # the shift is found past the first lanes
+    values[offsets[21]] = -np.inf
+    for name, value in SHORT_KERNEL_OPTIONS[option].items():
+        monkeypatch.setenv(name, value)
+    got = cairn.core.segment_reduce_gpu(
+        cupy.asarray(values), cupy.asarray(offsets), ddof=1, out="numpy"
+    )
+    expected = reference(values, offsets, 1)
+    assert_matches(got, expected)
+    assert got["count"][7] == 0 and got["sum"][11] == np.inf and np.isnan(got["var"][11])
+    assert got["sum"][21] == -np.inf and np.isfinite(got["var"][20])

@@ -3,15 +3,18 @@
 // Semantics follow the CPU contract (cairn/aggregate.hpp on the aggregation branch): NaN values
 // are skipped and counted in nan_count; a segment with no non-NaN value has count 0, sum 0 and NaN
 // for min, max, mean and var; var is M2 / (count - ddof), NaN when count - ddof <= 0. Accumulation
-// is in float64: each thread sums its values shifted by its first value, and partial results are
-// combined with Chan et al.'s pairwise update, in a fixed order (results are deterministic).
+// is in float64 about a shift, the first finite value of the segment (short segments) or of the
+// tile (long ones): the threads of a segment or tile add x - c and (x - c)^2 and sum these, and
+// long segments' tiles are combined with Chan et al.'s pairwise update, in a fixed order (results
+// are deterministic).
 // They match a float64 two-pass reference to about 1e-12 relative (tests use rtol 1e-9).
 //
 // Strategy, by segment length: segments of up to kWarpSegmentMax values get a group of G lanes
 // each (G = 1..32 lanes, a power of two chosen from the mean length of these segments, so that a
-// warp serves 32/G segments and each lane has about 16 values); longer segments are cut into tiles
+// warp serves 32/G segments and each lane has about 64 values); longer segments are cut into tiles
 // of kTileValues values, one thread block per tile, and the tiles of each segment are merged by one
-// warp. Work is ordered on `stream` (a cudaStream_t as an integer).
+// warp. The short-segment kernel runs on a resident grid (as many blocks as fit on the GPU at once)
+// that walks the segments. Work is ordered on `stream` (a cudaStream_t as an integer).
 #pragma once
 #include <cstdint>
 
@@ -42,8 +45,8 @@ void segment_reduce_device(const void* values, ValueType type, int64_t n, const 
 
 // Tests only: the kernels' decomposition (warp lanes, tiles, merge order) run on the CPU over host
 // pointers, so a machine without a GPU can check it. Always compiled. `vector_loads` (float32
-// only) emulates the float4 short-segment kernel (group_vector_kernel); long-segment tiles keep
-// the scalar partition here (the float4 tiles are checked on the GPU at every alignment).
+// only) emulates the float4 short-segment kernel; long-segment tiles keep the scalar partition
+// here (the float4 tiles are checked on the GPU at every alignment).
 void segment_reduce_host_emulation(const void* values, ValueType type, int64_t n,
                                    const int64_t* offsets, int64_t nseg, const SegmentOutputs& out,
                                    int ddof, bool vector_loads = false);

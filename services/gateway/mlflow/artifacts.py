@@ -1,26 +1,22 @@
 """MLflow's artifact proxy (``/api/2.0/mlflow-artifacts/artifacts/<path>``) over Cairn's artifact
 store. Paths are ``<project>/<run id>/artifacts/<name>``: each uploaded file becomes a
-content-addressed blob (uploaded once, whoever sends it again) recorded on its run as
+content-addressed blob (stored once, whoever sends it again) recorded on its run as
 ``run.artifact_logged`` under its relative path. Directory and model artifacts logged with Cairn's
 SDK (manifests) are listed and downloaded file by file."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import tempfile
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
-from cairn.core import Manifest, blake3, fingerprint_file
+from cairn.core import Manifest
 from cairn.kernel.ids import NAME_RE
 from cairn.services.gateway.mlflow.calls import Call, endpoint
 from cairn.services.gateway.mlflow.errors import invalid, not_found
-
-IN_MEMORY_LIMIT = 64 << 20
 
 
 def split_artifact_path(path: str) -> tuple[str, str, str]:
@@ -68,37 +64,14 @@ def children(files: dict[str, dict[str, Any]], rel: str) -> list[dict[str, Any]]
 
 
 async def upload(call: Call, run_id: str, rel: str, request: Request) -> dict[str, Any]:
-    """Hash the body (BLAKE3), send the blob unless the store has it, record it on the run."""
+    """Stream the body to the artifacts service, which hashes it once, stores the blob durably
+    and then records it on the run (``run.artifact_logged``) before it answers."""
     if not rel:
         raise invalid("an artifact upload needs a file path after .../artifacts/")
     await _check_run(call, run_id)
-    buffer = bytearray()
-    spill: Any = None
-    try:
-        async for chunk in request.stream():
-            if spill is None and len(buffer) + len(chunk) > IN_MEMORY_LIMIT:
-                spill = tempfile.NamedTemporaryFile(prefix="cairn-mlflow-", delete=False)  # noqa: SIM115
-                spill.write(buffer)
-                buffer = bytearray()
-            if spill is not None:
-                await asyncio.to_thread(spill.write, chunk)
-            else:
-                buffer.extend(chunk)
-        if spill is not None:
-            spill.close()
-            digest = await asyncio.to_thread(fingerprint_file, spill.name)
-        else:
-            digest = (await asyncio.to_thread(blake3, bytes(buffer))).hex()
-        if spill is None:  # small: send it (the store keeps one copy per digest)
-            await call.artifacts("PUT", f"/blobs/{digest}", data=bytes(buffer))
-        elif not await _blob_present(call, digest):  # large: send only what the store lacks
-            with open(spill.name, "rb") as f:
-                await call.artifacts("PUT", f"/blobs/{digest}", data=f)
-    finally:
-        if spill is not None:
-            os.unlink(spill.name)
-    await call.artifacts("POST", f"/projects/{call.project}/runs/{run_id}/artifacts",
-                         body={"name": rel, "digest": digest, "kind": "file"})
+    length = request.headers.get("content-length")
+    await call.artifacts("PUT", f"/projects/{call.project}/runs/{run_id}/files/{quote(rel)}",
+                         data=request.stream(), headers={"Content-Length": length} if length else None)
     return {}
 
 
@@ -114,14 +87,6 @@ async def _check_run(call: Call, run_id: str) -> None:
     _KNOWN_RUNS[key] = None
     if len(_KNOWN_RUNS) > 10_000:
         _KNOWN_RUNS.popitem(last=False)
-
-
-async def _blob_present(call: Call, digest: str) -> bool:
-    try:
-        missing = await call.artifacts("POST", "/blobs/missing", body={"digests": [digest]})
-    except Exception:  # noqa: BLE001 - when unsure, upload (the store dedups by digest anyway)
-        return False
-    return not missing["missing"]
 
 
 async def download(call: Call, run_id: str, rel: str) -> Response:

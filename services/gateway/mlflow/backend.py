@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 
 from cairn.kernel.errors import Unavailable
 from cairn.kernel.http import ACTOR_HEADER
@@ -46,7 +46,7 @@ class Services:
             raise _service_error(status, raw)
         if status == 204 or not raw:
             return None
-        return json.loads(raw)
+        return orjson.loads(raw)
 
     async def stream(self, service: str, path: str) -> tuple[aiohttp.ClientResponse, AsyncIterator[bytes]]:
         """GET a body as a stream (the caller releases the response)."""
@@ -72,7 +72,7 @@ class Services:
 
 def _service_error(status: int, raw: bytes) -> ServiceError:
     try:
-        err = json.loads(raw)["error"]
+        err = orjson.loads(raw)["error"]
         return ServiceError(status, str(err.get("code", "internal")), str(err.get("message", "")))
     except (ValueError, KeyError, TypeError):
         if status == 422:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -115,9 +116,15 @@ async def _tracking(request: Request, project: str, path: str) -> Response:
         if principal_needs_project(call):
             await _ensure_project(call)
         call.require(handler.role)
-        return JSONResponse(await handler.handler(call))
+        return json_response(await handler.handler(call))
     except CairnError as err:
         return mlflow_error_response(_explain(err, project))
+
+
+def json_response(body: dict[str, Any]) -> Response:
+    """orjson: a search page of 1,000 runs encodes in a fraction of the json module's time."""
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS),
+                    media_type="application/json")
 
 
 def principal_needs_project(call: Call) -> bool:

@@ -43,12 +43,18 @@ def _number(value: Any) -> float:
 
 def run_json(call: Call, run: dict[str, Any], summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """A Cairn run (and its metric summaries) as MLflow's Run message."""
-    tags = {k: v for k, v in run["tags"].items() if not k.startswith(HIDDEN_TAG_PREFIX)}
+    user = run["created_by"].split(":")[0]
+    tags, hidden = {}, []
+    for k, v in run["tags"].items():
+        if k.startswith(HIDDEN_TAG_PREFIX):
+            hidden.append(k)
+        else:
+            tags[k] = v
     tags.setdefault("mlflow.runName", run["name"])
-    tags.setdefault("mlflow.user", run["created_by"].split(":")[0])
+    tags.setdefault("mlflow.user", user)
     info = {
         "run_id": run["id"], "run_uuid": run["id"], "run_name": run["name"],
-        "experiment_id": run["experiment_id"], "user_id": run["created_by"].split(":")[0],
+        "experiment_id": run["experiment_id"], "user_id": user,
         "status": STATUS_TO_MLFLOW.get(run["status"], "RUNNING"),
         "start_time": millis(run.get("started_at") or run["created_at"]),
         "artifact_uri": call.artifact_root(run["id"]),
@@ -58,9 +64,9 @@ def run_json(call: Call, run: dict[str, Any], summaries: list[dict[str, Any]]) -
         info["end_time"] = millis(run["ended_at"])
     metrics = [{"key": s["key"], "value": s["last"], "timestamp": 0, "step": s["last_step"]}
                for s in summaries if s.get("last") is not None]
-    datasets = [json.loads(v) for k, v in sorted(run["tags"].items()) if k.startswith(DATASET_TAG)]
-    models = [{"model_id": k[len(LOGGED_MODEL_TAG):], "step": 0}
-              for k in sorted(run["tags"]) if k.startswith(LOGGED_MODEL_TAG)]
+    hidden.sort()
+    datasets = [json.loads(run["tags"][k]) for k in hidden if k.startswith(DATASET_TAG)]
+    models = [{"model_id": k[len(LOGGED_MODEL_TAG):], "step": 0} for k in hidden if k.startswith(LOGGED_MODEL_TAG)]
     return {"info": info,
             "data": {"metrics": metrics, "params": [{"key": k, "value": v} for k, v in sorted(run["params"].items())],
                      "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())]},

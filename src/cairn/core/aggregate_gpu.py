@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from cairn import _core
-from cairn.core.gpu import _cupy
+from cairn.core.gpu import _cupy, reduce_segments_into_new
 
 KERNEL_STATS = ("count", "nan_count", "sum", "min", "max", "mean", "var")
 
@@ -103,21 +103,9 @@ def segment_reduce(vals: Any, offs: Any, ops: Sequence[str], ddof: int) -> dict[
     kernel = {s for s in KERNEL_STATS if s in wanted}
     if "std" in wanted:
         kernel.add("var")
-    result: dict[str, Any] = {
-        s: cp.empty(nseg, dtype=cp.int64 if s in ("count", "nan_count") else cp.float64)
-        for s in kernel
-    }
-    if kernel:
-        _core.segment_reduce_cuda(
-            vals.data.ptr,
-            str(vals.dtype),
-            vals.size,
-            offs.data.ptr,
-            nseg,
-            {s: a.data.ptr for s, a in result.items()},
-            int(ddof),
-            _stream(),
-        )
+    result: dict[str, Any] = (
+        reduce_segments_into_new(cp, vals, offs, sorted(kernel), ddof) if kernel else {}
+    )
     if "std" in wanted:
         result["std"] = cp.sqrt(result["var"])
     if wanted & {"first", "last"}:

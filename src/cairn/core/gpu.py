@@ -9,6 +9,7 @@ function raises :class:`GpuUnavailableError`, whose message says why (see ``buil
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from cairn import _core
@@ -150,7 +151,7 @@ def segment_reduce_gpu(
     arrays are copied to the GPU); ``offsets`` holds nseg + 1 int64 CSR offsets (segment s is
     ``values[offsets[s]:offsets[s+1]]``). NaN values are skipped and counted in ``nan_count``; an
     empty segment has count 0, sum 0 and NaN elsewhere; var is the population variance for
-    ``ddof=0``. Accumulation is in float64 with Chan's pairwise merge: results match a float64
+    ``ddof=0``. Accumulation is in float64 (see docs/gpu.md): results match a float64
     NumPy reference within a relative 1e-9. Returns ``{stat: array}`` as CuPy arrays, or NumPy
     arrays with ``out="numpy"``.
     """
@@ -170,12 +171,23 @@ def segment_reduce_gpu(
     offs = cupy.ascontiguousarray(cupy.asarray(offsets, dtype=cupy.int64))
     if offs.ndim != 1 or offs.size < 1:
         raise ValueError("offsets must be 1-D with nseg + 1 >= 1 elements")
+    result = reduce_segments_into_new(cupy, vals, offs, stats, ddof)
+    if out == "numpy":
+        return {name: cupy.asnumpy(arr) for name, arr in result.items()}
+    return result
+
+
+def reduce_segments_into_new(
+    cupy: Any, vals: Any, offs: Any, stats: Iterable[str], ddof: int
+) -> dict[str, Any]:
+    """Runs the segmented-reduction kernels on checked CuPy ``vals`` (float32/float64, contiguous)
+    and int64 ``offs`` on the current stream; returns new CuPy arrays, one per stat of
+    ``SEGMENT_STATS`` asked for (count and nan_count int64, the others float64)."""
     nseg = offs.size - 1
     result = {
         name: cupy.empty(nseg, dtype=cupy.int64 if name in ("count", "nan_count") else cupy.float64)
         for name in stats
     }
-    stream = cupy.cuda.get_current_stream().ptr
     _core.segment_reduce_cuda(
         vals.data.ptr,
         str(vals.dtype),
@@ -183,11 +195,9 @@ def segment_reduce_gpu(
         offs.data.ptr,
         nseg,
         {name: arr.data.ptr for name, arr in result.items()},
-        ddof,
-        stream,
+        int(ddof),
+        cupy.cuda.get_current_stream().ptr,
     )
-    if out == "numpy":
-        return {name: cupy.asnumpy(arr) for name, arr in result.items()}
     return result
 
 

@@ -53,6 +53,7 @@ class CommandHandler:
         self.log = event_log
         self.store = store
         self.runner = runner
+        self.appended = 0  # the last event appended by execute(wait=False)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, key: str) -> asyncio.Lock:
@@ -85,11 +86,16 @@ class CommandHandler:
         aggregate: str,
         aggregate_id: str,
         decide: Decide,
+        wait: bool = True,
     ) -> Outcome:
-        """Decide and append an aggregate's event(s); 409 after bounded conflicting retries."""
+        """Decide and append an aggregate's event(s); 409 after bounded conflicting retries.
+        With ``wait=False`` the answer comes once the events are durable in the log, before the
+        projection shows them: reads that must see them call :meth:`settled` first (and so does the
+        next command, before it decides)."""
         subject = subject_for(project, aggregate, aggregate_id)
         key = self._scoped_key(ctx, project)
         async with self._lock(key or subject), self._lock(subject) if key else _nullcontext():
+            await self.settled()
             for _attempt in range(MAX_ATTEMPTS):
                 remembered = self._remembered(key)
                 if remembered is not None:
@@ -122,6 +128,9 @@ class CommandHandler:
                     target = await self.log.last_subject_sequence(subject)
                     await self.runner.wait_for(target)
                     continue
+                if not wait and not appended.duplicate:
+                    self.appended = max(self.appended, appended.sequence)
+                    return Outcome(appended.first_sequence, aggregate_id, events[0].type)
                 await self.runner.wait_for(appended.sequence)
                 if appended.duplicate:
                     remembered = self._remembered(key)
@@ -133,6 +142,10 @@ class CommandHandler:
             f"gave up after {MAX_ATTEMPTS} attempts, retry later",
             details={"aggregate": aggregate, "id": aggregate_id},
         )
+
+    async def settled(self) -> None:
+        """Return once the projection shows every event appended with ``wait=False``."""
+        await self.runner.wait_for(self.appended)
 
     def _state(self, subject: str) -> tuple[int, dict[str, Any] | None]:
         row = self.store.query_one("SELECT last_seq, state FROM aggregates WHERE subject=?", (subject,))

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cairn import nvml
+
 FRAMEWORKS = ("torch", "tensorflow", "jax", "sklearn", "xgboost", "lightgbm", "numpy", "pandas")
 DEFAULT_ENV_ALLOWLIST = (
     "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "CUBLAS_WORKSPACE_CONFIG",
@@ -89,36 +91,6 @@ def _run(args: list[str], timeout: float = 10.0) -> str | None:
     return out.stdout if out.returncode == 0 else None
 
 
-def _gpus_from_nvml() -> tuple[list[dict[str, Any]], str | None]:
-    try:
-        import pynvml  # type: ignore[import-not-found]
-    except ImportError:
-        return [], None
-    try:
-        pynvml.nvmlInit()
-    except Exception:  # no driver: NVML raises its own error classes
-        return [], None
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        driver = driver.decode() if isinstance(driver, bytes) else driver
-        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
-        gpus = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            name = pynvml.nvmlDeviceGetName(handle)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle).total
-            gpus.append({"name": name.decode() if isinstance(name, bytes) else name, "driver": driver,
-                         "memory_mib": int(memory) // (1 << 20)})
-        return gpus, f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None
-    except Exception:
-        return [], None
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:
-            pass
-
-
 def capture_gpus() -> dict[str, Any]:
     """GPU models, driver and the driver's CUDA version (nvidia-smi, else NVML via pynvml)."""
     smi = shutil.which("nvidia-smi")
@@ -129,7 +101,7 @@ def capture_gpus() -> dict[str, Any]:
             cuda = parse_cuda_driver_version(_run([smi]) or "")
             return {"gpus": gpus, "driver": gpus[0]["driver"] if gpus else None, "cuda_driver": cuda,
                     "source": "nvidia-smi"}
-    gpus, cuda = _gpus_from_nvml()
+    gpus, cuda = nvml.inventory()
     if gpus:
         return {"gpus": gpus, "driver": gpus[0]["driver"], "cuda_driver": cuda, "source": "nvml"}
     return {"gpus": [], "driver": None, "cuda_driver": None, "source": None}

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+from cairn import nvml
 from cairn.sdk.metrics import MetricsLogger
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class SystemMetricsSampler:
         self._stop = threading.Event()
         self._step = 0
         self._last: tuple[float, Any, Any] | None = None
-        self._gpus = _open_nvml()
+        self._gpus = nvml.open_gpus()
         self._thread = threading.Thread(target=self._run, name="cairn-system-metrics", daemon=True)
         self._thread.start()
 
@@ -73,30 +74,8 @@ class SystemMetricsSampler:
             values["system/net_sent_bytes_per_s"] = (net.bytes_sent - old_net.bytes_sent) / dt
             values["system/net_recv_bytes_per_s"] = (net.bytes_recv - old_net.bytes_recv) / dt
         self._last = (now, disk, net)
-        values.update(_gpu_values(self._gpus))
+        values.update(nvml.sample(self._gpus))
         values = {key: float(value) for key, value in values.items()}
         self.metrics.log_many(values, self._step)
         self._step += 1
         return values
-
-
-def _open_nvml() -> list[Any]:
-    """GPU handles when pynvml (nvidia-ml-py) and a driver are present, else none."""
-    try:
-        import pynvml  # type: ignore[import-not-found]
-
-        pynvml.nvmlInit()
-        return [(pynvml, pynvml.nvmlDeviceGetHandleByIndex(i)) for i in range(pynvml.nvmlDeviceGetCount())]
-    except Exception:  # noqa: BLE001 - no NVML means no GPU metrics, nothing more
-        return []
-
-
-def _gpu_values(gpus: list[Any]) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for index, (nvml, handle) in enumerate(gpus):
-        util = nvml.nvmlDeviceGetUtilizationRates(handle)
-        memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-        values[f"system/gpu{index}/utilization_percent"] = float(util.gpu)
-        values[f"system/gpu{index}/memory_used_bytes"] = float(memory.used)
-        values[f"system/gpu{index}/power_watts"] = nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
-    return values
