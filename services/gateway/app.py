@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import Field
 
 from cairn.kernel.commands import CommandContext, CommandHandler
+from cairn.kernel.envelope import aggregate_subjects
 from cairn.kernel.errors import InvalidInput, NotFound
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.http import install_error_handlers
@@ -96,7 +97,7 @@ async def bootstrap_admin_token(rt: GatewayRuntime, data_dir: Path) -> None:
     log.info("first site-admin token written to %s", path)
 
 
-def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
     """Authenticate the bearer token and count the request against the token's rate."""
     principal = authenticate(request.app.state.rt.store, authorization)
     request.app.state.buckets.take(principal.token_id)
@@ -114,7 +115,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         event_log = await EventLog.open(settings.nats_url, name="cairn-gateway")
         store = GatewayStore(settings.data_dir / "gateway" / "gateway.sqlite3")
-        runner = ProjectionRunner(event_log, store, traced(projection(), "gateway"), durable="projection-gateway")
+        runner = ProjectionRunner(event_log, store, traced(projection(), "gateway"), durable="projection-gateway",
+                                  filter_subjects=aggregate_subjects(("user", "membership", "webhook")))
         await runner.start()
         rt = GatewayRuntime(event_log, store, runner)
         app.state.rt = rt

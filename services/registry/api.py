@@ -9,12 +9,13 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from cairn.kernel.commands import CommandContext, Decide, Outcome
+from cairn.kernel.commands import CommandContext, Decide, Decision, Outcome
 from cairn.kernel.errors import NotFound
 from cairn.kernel.http import command_context
 from cairn.kernel.ids import check_project_name, new_id
 from cairn.kernel.service import ServiceRuntime
-from cairn.services.registry import domain
+from cairn.services.registry import domain, run_record
+from cairn.services.registry.run_record_body import RunRecordPut
 from cairn.services.registry.search import compile_search, encode_token
 from cairn.services.registry.store import RegistryStore
 
@@ -24,7 +25,7 @@ ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", descrip
 ParamValue = str | int | float | bool
 
 
-def _runtime(request: Request) -> ServiceRuntime:
+async def _runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 
@@ -74,6 +75,8 @@ class RunCreate(Strict):
     tags: dict[str, str] = Field(default_factory=dict)
     description: str = Field(default="", max_length=8000)
     start: bool = True
+    record: RunRecordPut | None = Field(default=None, description=(
+        "the run's reproducibility record (as PUT .../environment), appended together with the run"))
 
 
 class RunFinish(Strict):
@@ -230,10 +233,25 @@ async def create_run(project: ProjectName, body: RunCreate, rt: Runtime, ctx: Ct
         experiment_id = found["id"]
     run_id = new_id()
     name = body.name or f"run-{run_id[-8:]}"
-    outcome = await _run_command(rt, ctx, project, "run", run_id, lambda s: domain.create_run(
-        s, run_id=run_id, experiment_id=experiment_id, name=name, params=body.params, tags=body.tags,
-        description=body.description, start=body.start))
+
+    def decide(state: domain.State) -> Decision:
+        created = domain.create_run(state, run_id=run_id, experiment_id=experiment_id, name=name,
+                                    params=body.params, tags=body.tags, description=body.description,
+                                    start=body.start)
+        return created if body.record is None else _with_record(created, run_id, body.record)
+
+    outcome = await _run_command(rt, ctx, project, "run", run_id, decide)
     return store.run(project, outcome.aggregate_id)
+
+
+def _with_record(created: tuple[str, dict[str, Any]], run_id: str, record: RunRecordPut) -> Decision:
+    """``run.created`` and then the run's first record, to append atomically (one command: a run
+    never exists without the record it was created with)."""
+    recorded = run_record.record_environment(
+        domain.evolve_run(None, *created), run_id=run_id, environment=record.environment,
+        code=record.code.model_dump() if record.code is not None else None, command=record.command,
+        seeds=record.seeds)
+    return [created, recorded] if recorded is not None else created
 
 
 @router.get("/projects/{project}/runs", tags=["runs"], response_model=None)

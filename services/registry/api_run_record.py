@@ -6,42 +6,18 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.errors import NotFound
 from cairn.sdk.run_diff import diff_runs
 from cairn.services.registry import run_record
 from cairn.services.registry.api import Ctx, ProjectName, Runtime, _run_cmd, _store
+from cairn.services.registry.run_record_body import RunRecordPut
 from cairn.services.registry.run_record_view import project_of_run, run_datasets
 from cairn.services.registry.run_record_view import run_record as read_record
 
 router = APIRouter()
 PROJECTS_HEADER = "x-cairn-projects"
 RunRef = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
-
-
-class CodeRecord(BaseModel):
-    """A code snapshot's record (``CodeSnapshot.record()``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    archive_digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    archive_bytes: int | None = Field(default=None, ge=0)
-    files: int | None = Field(default=None, ge=0)
-    commit: str | None = Field(default=None, max_length=64)
-    branch: str | None = Field(default=None, max_length=1000)
-    remote: str | None = Field(default=None, max_length=2000)
-    dirty: bool = False
-    diff: str = ""
-    diff_truncated: bool = False
-    untracked: list[str] = Field(default_factory=list, max_length=100_000)
-
-
-class RunRecordPut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    environment: dict[str, Any] | None = Field(default=None, description="capture_environment() output")
-    code: CodeRecord | None = None
-    command: list[str] | None = Field(default=None, max_length=10_000)
-    seeds: dict[str, int | str] | None = None
 
 
 def _visible_projects(request: Request) -> list[str] | None:

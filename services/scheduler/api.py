@@ -27,15 +27,15 @@ router = APIRouter()
 Ctx = Annotated[CommandContext, Depends(command_context)]
 
 
-def _core(request: Request) -> SchedulerCore:
+async def _core(request: Request) -> SchedulerCore:
     return request.app.state.core
 
 
-def _store(request: Request) -> SchedulerStore:
+async def _store(request: Request) -> SchedulerStore:
     return request.app.state.runtime.store
 
 
-def _project(project: str) -> str:
+async def _project(project: str) -> str:
     return check_project_name(project)
 
 

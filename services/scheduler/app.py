@@ -14,7 +14,7 @@ from cairn.kernel.settings import ServiceSettings
 from cairn.services.scheduler.api import router
 from cairn.services.scheduler.core import SchedulerCore
 from cairn.services.scheduler.logs import ensure_logs_stream
-from cairn.services.scheduler.projection import projection
+from cairn.services.scheduler.projection import AGGREGATES, projection
 from cairn.services.scheduler.registry_client import RegistryClient
 from cairn.services.scheduler.store import SchedulerStore
 from cairn.services.scheduler.sweep_jobs import SchedulerJobs
@@ -46,6 +46,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         handler=projection(),
         routers=[router, sweeps_router],
         description="Queues, jobs, attempts and agents.",
+        projection_aggregates=AGGREGATES,
     )
     app.state.settings = settings
     service_lifespan = app.router.lifespan_context

@@ -118,7 +118,8 @@ class SchedulerCore:
 
     async def submit(self, ctx: CommandContext, project: str, spec: dict[str, Any], *,
                      tags: dict[str, str] | None = None) -> str:
-        """Create the job's run (scheduled), then append ``job.submitted``; returns the job id. The
+        """Create the job's run (scheduled, with its code, command and seed recorded in the same
+        atomic append), then append ``job.submitted``; returns the job id. The
         idempotency key (if any) makes a repeated submit return the first job and run."""
         normalised = parse_spec(spec)
         job_id = new_id()
@@ -126,13 +127,14 @@ class SchedulerCore:
         run_tags = {**(tags or {}), "cairn.job_id": job_id, "cairn.queue": normalised["queue"]}
         if normalised["seed"] is not None:
             run_tags["cairn.seed"] = str(normalised["seed"])
+        record: dict[str, Any] = {"command": normalised["command"]}
+        if normalised["code"] is not None:
+            record["code"] = normalised["code"]
+        if normalised["seed"] is not None:
+            record["seeds"] = {"seed": normalised["seed"]}
         run = await self.registry.create_run(
             project, experiment=normalised["experiment"], name=normalised["name"] or f"job-{job_id[-8:]}",
-            params=normalised["params"], tags=run_tags, actor=ctx.actor, key=f"job-run:{key}")
-        seeds = {"seed": normalised["seed"]} if normalised["seed"] is not None else {}
-        await self.registry.record_run_inputs(project, run["id"], code=normalised["code"],
-                                              command=normalised["command"], seeds=seeds, actor=ctx.actor,
-                                              key=f"job-record:{key}")
+            params=normalised["params"], tags=run_tags, record=record, actor=ctx.actor, key=f"job-run:{key}")
         outcome = await self.execute(ctx, project, "job", job_id, lambda s: domain.submit_job(
             s, job_id=job_id, run_id=run["id"], project=project, spec=normalised))
         return outcome.aggregate_id

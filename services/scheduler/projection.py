@@ -15,6 +15,10 @@ HANDLERS = EventHandlers()
 handles = HANDLERS.handles
 
 
+# The aggregates whose events this read model is made of (the only ones the log delivers to it).
+AGGREGATES = ("job", "agent", "sweep")
+
+
 def projection() -> SnapshotProjection:
     """Job and agent events, and the sweeps' (they live in the same read model)."""
     return SnapshotProjection({**EVOLVERS, **SWEEP_EVOLVERS}, EventHandlers({**HANDLERS, **SWEEP_HANDLERS}))

@@ -94,8 +94,14 @@ class RegistryClient:
         raise error
 
     async def create_run(self, project: str, *, experiment: str, name: str, params: dict[str, Any],
-                         tags: dict[str, str], actor: str, key: str) -> dict[str, Any]:
+                         tags: dict[str, str], record: dict[str, Any] | None = None, actor: str,
+                         key: str) -> dict[str, Any]:
+        """Create the job's run (scheduled); ``record`` (code, command, seeds) is appended with it
+        in one atomic batch: its reproducibility record, to which the job's own
+        ``cairn.start_run`` then adds only the environment it ran in."""
         body = {"experiment": experiment, "name": name, "params": params, "tags": tags, "start": False}
+        if record is not None:
+            body["record"] = record
         path = f"/projects/{_q(project)}/runs"
         resp = await self._call("POST", path, actor=actor, json=body, key=key)
         if resp.status_code == 404 and experiment != "default":
@@ -107,18 +113,6 @@ class RegistryClient:
         if resp.status_code != 201:
             self._raise(resp, "creating the job's run")
         return resp.json()
-
-    async def record_run_inputs(self, project: str, run_id: str, *, code: dict[str, Any] | None,
-                                command: list[str], seeds: dict[str, int], actor: str, key: str) -> None:
-        """Record the job's code snapshot, command and seed on its run (the run's reproducibility
-        record); the job's own ``cairn.start_run`` then adds only the environment it ran in."""
-        body: dict[str, Any] = {"command": command, "seeds": seeds}
-        if code is not None:
-            body["code"] = code
-        resp = await self._call("PUT", f"/projects/{_q(project)}/runs/{_q(run_id)}/environment", actor=actor,
-                                json=body, key=key)
-        if resp.status_code >= 400:
-            self._raise(resp, "recording the job's code and command on its run")
 
     async def start_run(self, project: str, run_id: str, *, actor: str) -> None:
         resp = await self._call("POST", f"/projects/{_q(project)}/runs/{_q(run_id)}/start", actor=actor)

@@ -33,3 +33,11 @@ def test_schema_violations_are_caught() -> None:
         validate_event(_event(type="run.exploded"))
     with pytest.raises(SchemaViolation):
         validate_event(_event(project="Not Valid"))
+
+
+def test_every_event_schema_compiles_for_the_fast_validator() -> None:
+    from cairn.kernel.schemas import _fast_validator, known_schemas
+
+    for stem in known_schemas():
+        assert _fast_validator(stem) is not None
+    assert not _fast_validator("envelope.v1").is_valid({"type": "run.tag_set"})

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 CHUNK = 64 * 1024
 PR_SET_PDEATHSIG = 1
+SETPRIV = shutil.which("setpriv")  # util-linux: sets the parent-death signal, then execs the command
 AGENT_STOPPING = "agent stopping"
 
 
@@ -32,6 +35,26 @@ def _die_with_agent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
         pass
+
+
+def with_death_signal(command: list[str], *, cwd: str | os.PathLike[str] | None,
+                      env: dict[str, str]) -> tuple[list[str], Any]:
+    """The argv to start and the function to run in the child before exec (None: none needed).
+    With ``setpriv`` the child sets its parent-death signal itself, so Python starts it with vfork
+    instead of fork (which copies the agent's page tables under its event loop for every job);
+    the command is looked up first, so a missing one still fails to start rather than exiting 127."""
+    if SETPRIV is None:
+        return list(command), _die_with_agent
+    program = command[0]
+    if os.sep in program:
+        path = Path(cwd or ".", program)
+        if not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        if not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    return [SETPRIV, "--pdeathsig", "KILL", "--", *command], None
 
 
 def param_env_name(key: str) -> str:
@@ -136,10 +159,11 @@ class Attempt:
             reason = "lost" if self.stop_reason == AGENT_STOPPING else "error"
             return {"exit_code": None, "reason": reason, "message": f"stopped before start: {self.stop_reason}"}
         try:
+            argv, before_exec = with_death_signal(spec["command"], cwd=self.code_dir, env=env)
             self.proc = await asyncio.create_subprocess_exec(
-                *spec["command"], cwd=self.code_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
+                *argv, cwd=self.code_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_die_with_agent)
+                preexec_fn=before_exec)
         except OSError as err:
             self.write(f"[cairn-agent] cannot start {spec['command'][0]!r}: {err}\n".encode())
             return {"exit_code": 127, "reason": "exit", "message": f"cannot start the command: {err}"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -25,6 +26,11 @@ H_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 
 def subject_for(project: str, aggregate: str, aggregate_id: str) -> str:
     return f"{SUBJECT_PREFIX}.{project}.{aggregate}.{aggregate_id}"
+
+
+def aggregate_subjects(aggregates: Iterable[str]) -> list[str]:
+    """Subjects matching every event of these aggregates, in any project."""
+    return [f"{SUBJECT_PREFIX}.*.{aggregate}.>" for aggregate in aggregates]
 
 
 def utc_now() -> str:

@@ -56,7 +56,7 @@ def install_error_handlers(app: FastAPI) -> None:
                             headers=getattr(err, "headers", None))
 
 
-def command_context(
+async def command_context(
     x_cairn_actor: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     x_request_id: Annotated[str | None, Header(max_length=200)] = None,

@@ -5,11 +5,13 @@ version is added instead, with an upcaster."""
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 
 from cairn.kernel.envelope import Event
 from cairn.kernel.errors import CairnError
@@ -36,22 +38,42 @@ def known_schemas() -> dict[str, dict[str, Any]]:
     return schemas
 
 
-@lru_cache(maxsize=None)
-def _validator(stem: str) -> jsonschema.protocols.Validator:
+# The envelope's stored fields (``Event.to_dict`` without the deep copy): what its schema checks.
+ENVELOPE_FIELDS = tuple(f.name for f in fields(Event) if f.name not in ("traceparent", "idempotency_key"))
+
+
+def _schema(stem: str) -> dict[str, Any]:
     schema = known_schemas().get(stem)
     if schema is None:
         raise SchemaViolation(f"no schema for event {stem}; add schemas/events/{stem}.json")
+    return schema
+
+
+@lru_cache(maxsize=None)
+def _validator(stem: str) -> jsonschema.protocols.Validator:
+    schema = _schema(stem)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
 
 
+@lru_cache(maxsize=None)
+def _fast_validator(stem: str) -> Any:
+    _validator(stem)  # the schema itself checked once, as before
+    return jsonschema_rs.validator_for(_schema(stem))
+
+
 def validate_event(event: Event) -> None:
-    """Raise SchemaViolation unless the envelope and the data match their schemas."""
+    """Raise SchemaViolation unless the envelope and the data match their schemas. Every event a
+    command appends passes here, so a compiled validator answers first (tens of microseconds
+    instead of hundreds); ``jsonschema`` decides and words the error when it says no."""
+    envelope = {name: getattr(event, name) for name in ENVELOPE_FIELDS}
     for stem, instance in (
-        ("envelope.v1", event.to_dict()),
+        ("envelope.v1", envelope),
         (f"{event.type}.v{event.version}", event.data),
     ):
+        if _fast_validator(stem).is_valid(instance):
+            continue
         errors = sorted(_validator(stem).iter_errors(instance), key=lambda e: list(e.path))
         if errors:
             first = errors[0]

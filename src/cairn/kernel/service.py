@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 
 from cairn.kernel.commands import CommandHandler
+from cairn.kernel.envelope import aggregate_subjects
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.http import install_error_handlers
 from cairn.kernel.projection import BATCH as PROJECTION_BATCH
@@ -46,15 +47,21 @@ def create_service_app(
     routers: list[APIRouter],
     description: str,
     projection_batch: int | None = None,
+    projection_interval_s: float = 0.0,
+    projection_aggregates: Sequence[str] = (),
 ) -> FastAPI:
-    """A FastAPI app for one service with its projection running in the background."""
+    """A FastAPI app for one service with its projection running in the background; one that
+    reads only some aggregates' events names them (``projection_aggregates``), so the event log
+    delivers only those."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         event_log = await EventLog.open(settings.nats_url, name=f"cairn-{name}")
         store = make_store(settings)
         runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}",
-                                  batch=projection_batch or PROJECTION_BATCH)
+                                  batch=projection_batch or PROJECTION_BATCH,
+                                  min_interval_s=projection_interval_s,
+                                  filter_subjects=aggregate_subjects(projection_aggregates))
         await runner.start()
         app.state.runtime = ServiceRuntime(name, event_log, store, runner)
         try:
@@ -108,7 +115,8 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
                         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s trace_id=%(trace_id)s %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(TraceIdFilter())
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+    # loop "auto": uvloop (a dependency) where it is installed, which costs a third less CPU per request
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", loop="auto",
                             access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -48,7 +49,10 @@ def setup_tracing(service: str, exporter: str | None = None, *, processor: SpanP
     _configured = True
 
 
+@lru_cache(maxsize=1)
 def tracer() -> trace.Tracer:
+    """Cairn's tracer, made once: ``get_tracer`` builds a new one per call, and every request and
+    applied event asks (a tracer made before ``setup_tracing`` follows the provider set later)."""
     return trace.get_tracer("cairn")
 
 
