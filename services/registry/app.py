@@ -9,7 +9,7 @@ from cairn.kernel.settings import ServiceSettings
 from cairn.services.registry.api import router
 from cairn.services.registry.api_run_record import router as run_record_router
 from cairn.services.registry.metric_summaries import MetricSummaries
-from cairn.services.registry.projection import projection
+from cairn.services.registry.projection import AGGREGATES, projection
 from cairn.services.registry.store import RegistryStore
 
 
@@ -29,6 +29,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         handler=projection(),
         routers=[router, run_record_router],
         description="Projects, experiments, runs, models, model versions and aliases.",
+        projection_aggregates=AGGREGATES,
     )
     app.state.metric_summaries = MetricSummaries(settings.metrics_url)
     return app

@@ -13,6 +13,12 @@ from cairn.services.registry.run_record_view import RECORD_HANDLERS
 HANDLERS = EventHandlers()
 handles = HANDLERS.handles
 
+# The aggregates whose events this read model is made of (the only ones the log delivers to it):
+# project (project.*, experiment.*, model.*), run (run.* but run.artifact_logged, which is the
+# artifact store's artifact_set), model (model_version.*) and dataset_use (the artifact store's
+# run.dataset_used, which the registry serves as a run's datasets).
+AGGREGATES = ("project", "run", "model", "dataset_use")
+
 
 def projection() -> SnapshotProjection:
     """A fresh entry point for one service instance (its batch cache is its own)."""

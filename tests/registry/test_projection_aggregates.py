@@ -1,0 +1,68 @@
+"""The registry's projection reads only its aggregates (project, run, model, dataset_use): the
+event log never delivers it another aggregate's events, even those named ``run.*`` (the artifact
+store's ``run.artifact_logged``), and what it serves is built from its own as before."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cairn.kernel.envelope import Event, aggregate_subjects
+from cairn.kernel.eventlog import EventLog
+from cairn.natsserver import start_nats_server
+from cairn.services.registry.app import RegistrySettings, create_app
+from cairn.services.registry.projection import AGGREGATES
+
+DIGEST = "ab" * 32
+
+
+@pytest.fixture()
+def nats_url(tmp_path: Path) -> Iterator[str]:
+    proc, url = start_nats_server(tmp_path / "nats")
+    yield url
+    proc.terminate()
+    proc.wait()
+
+
+def _foreign(n: int) -> list[Event]:
+    """Events of aggregates the registry does not read: an artifact set's and a dataset's."""
+    return [
+        Event(type="run.artifact_logged", project="p", aggregate="artifact_set", aggregate_id=f"r{n}",
+              data={"name": f"a{n}", "digest": DIGEST, "kind": "file", "size": 1, "files": 1}),
+        Event(type="dataset.version_created", project="p", aggregate="dataset", aggregate_id="d",
+              data={"version": n, "manifest_digest": DIGEST, "files": 1, "total_size": 1, "description": ""}),
+    ]
+
+
+def test_the_registry_projection_never_reads_other_aggregates(nats_url: str, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        log = await EventLog.open(nats_url)
+
+        async def append(*events: Event) -> None:
+            for event in events:
+                await log.append(event, expected_last_subject_seq=None)
+
+        # before the registry starts (it replays) and while it runs (it follows)
+        await append(*_foreign(1),
+                     Event(type="project.created", project="p", aggregate="project", aggregate_id="p",
+                           data={"name": "p", "description": "", "default_experiment_id": "e0"}))
+        app = create_app(RegistrySettings(nats_url=nats_url, data_dir=tmp_path / "data"))
+        async with app.router.lifespan_context(app):
+            runtime = app.state.runtime
+            await append(*_foreign(2),
+                         Event(type="run.dataset_used", project="p", aggregate="dataset_use", aggregate_id="r1",
+                               data={"dataset": "d", "version": 1, "manifest_digest": DIGEST}),
+                         *_foreign(3))
+            await runtime.runner.wait_for(await log.last_sequence(), timeout=10)
+            info = await log.js.consumer_info(log.stream, "projection-registry")
+            assert sorted(info.config.filter_subjects or []) == sorted(aggregate_subjects(AGGREGATES))
+            assert info.delivered.consumer_seq == 2  # the project and the dataset use; none of the six others
+            assert [r["name"] for r in runtime.store.query("SELECT name FROM projects")] == ["p"]
+            used = runtime.store.query("SELECT run_id, dataset, version FROM run_datasets")
+            assert [(r["run_id"], r["dataset"], r["version"]) for r in used] == [("r1", "d", 1)]
+        await log.close()
+
+    asyncio.run(scenario())
