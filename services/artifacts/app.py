@@ -13,7 +13,7 @@ from cairn.services.artifacts.api import router
 from cairn.services.artifacts.api_blobs import router as blob_router
 from cairn.services.artifacts.backends import BlobBackend, FsBackend, S3Backend
 from cairn.services.artifacts.blobs import BlobStore
-from cairn.services.artifacts.projection import projection
+from cairn.services.artifacts.projection import AGGREGATES, projection
 from cairn.services.artifacts.store import ArtifactsStore
 
 
@@ -53,6 +53,7 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
         handler=projection(),
         routers=[blob_router, router],
         description="Content-addressed blobs, dataset versions, run artifacts and GC.",
+        projection_aggregates=AGGREGATES,
     )
     app.state.settings = settings
     app.state.blobs = BlobStore(make_backend(settings), settings.data_dir / "artifacts" / "tmp",

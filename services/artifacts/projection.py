@@ -13,6 +13,11 @@ from cairn.services.artifacts.domain import EVOLVERS
 HANDLERS = EventHandlers()
 handles = HANDLERS.handles
 
+# The aggregates whose events this read model is made of (the only ones the log delivers to it):
+# its own (dataset, artifact_set, dataset_use) and two of the registry's, model
+# (model_version.created) and run (run.environment_recorded), whose blobs it keeps.
+AGGREGATES = ("dataset", "artifact_set", "dataset_use", "model", "run")
+
 
 def projection() -> SnapshotProjection:
     """A fresh entry point for one service instance (its batch cache is its own)."""
