@@ -14,9 +14,21 @@ from cairn.kernel.envelope import Event, aggregate_subjects
 from cairn.kernel.eventlog import EventLog
 from cairn.natsserver import start_nats_server
 from cairn.services.registry.app import RegistrySettings, create_app
-from cairn.services.registry.projection import AGGREGATES
+from cairn.services.registry.projection import AGGREGATES, HANDLERS
 
 DIGEST = "ab" * 32
+
+# Where each event the registry applies is appended (the command that appends it names the aggregate).
+APPENDED_ON = {
+    **{f"project.{v}": "project" for v in ("created", "updated", "archived", "restored")},
+    **{f"experiment.{v}": "project" for v in ("created", "updated", "archived", "restored", "tag_set")},
+    **{f"model.{v}": "project" for v in ("created", "updated", "archived", "restored", "tag_set")},
+    **{f"run.{v}": "run" for v in ("created", "started", "finished", "params_logged", "tag_set", "tag_deleted",
+                                   "updated", "archived", "restored", "environment_recorded")},
+    **{f"model_version.{v}": "model" for v in ("created", "updated", "archived", "restored", "tag_set",
+                                               "alias_set", "alias_removed")},
+    "run.dataset_used": "dataset_use",  # the artifact store's
+}
 
 
 @pytest.fixture()
@@ -35,6 +47,13 @@ def _foreign(n: int) -> list[Event]:
         Event(type="dataset.version_created", project="p", aggregate="dataset", aggregate_id="d",
               data={"version": n, "manifest_digest": DIGEST, "files": 1, "total_size": 1, "description": ""}),
     ]
+
+
+def test_every_event_it_applies_is_on_an_aggregate_it_reads() -> None:
+    """A handler for a new event type must name where that event is appended (here), and its
+    aggregate must be one the projection reads, or the event would never reach it."""
+    assert set(HANDLERS) == set(APPENDED_ON)
+    assert set(APPENDED_ON.values()) == set(AGGREGATES)
 
 
 def test_the_registry_projection_never_reads_other_aggregates(nats_url: str, tmp_path: Path) -> None:
