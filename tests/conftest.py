@@ -47,3 +47,15 @@ def project(api: httpx.Client) -> str:
 @pytest.fixture()
 def tmp_data(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture()
+def nats_url(tmp_path: Path) -> Iterator[str]:
+    """A nats-server of this test's own (files under tmp_path); modules that share one server per
+    module define their own ``nats_url``."""
+    from cairn.natsserver import start_nats_server
+
+    proc, url = start_nats_server(tmp_path / "nats")
+    yield url
+    proc.terminate()
+    proc.wait()

@@ -6,26 +6,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from cairn.kernel.commands import CommandContext, CommandHandler
 from cairn.kernel.envelope import Event, subject_for
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.store import EventHandlers, SnapshotProjection, SqliteStore
-from cairn.natsserver import start_nats_server
-
-
-@pytest.fixture()
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    proc, url = start_nats_server(tmp_path / "nats")
-    yield url
-    proc.terminate()
-    proc.wait()
 
 
 def test_answer_before_projection_then_reads_and_next_command_wait(nats_url: str, tmp_path: Path) -> None:

@@ -5,26 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from cairn.kernel.envelope import Event, aggregate_subjects
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.store import SqliteStore
-from cairn.natsserver import start_nats_server
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS seen (aggregate TEXT, seq INTEGER);"
-
-
-@pytest.fixture()
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    proc, url = start_nats_server(tmp_path / "nats")
-    yield url
-    proc.terminate()
-    proc.wait()
 
 
 def _event(aggregate: str, n: int) -> Event:

@@ -7,24 +7,12 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from cairn.kernel.envelope import Event
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.store import SqliteStore
-from cairn.natsserver import start_nats_server
-
-
-@pytest.fixture()
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    proc, url = start_nats_server(tmp_path / "nats")
-    yield url
-    proc.terminate()
-    proc.wait()
 
 
 def test_stop_waits_for_the_batch_being_applied(nats_url: str, tmp_path: Path) -> None:

@@ -5,14 +5,10 @@ store's ``run.artifact_logged``), and what it serves is built from its own as be
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from cairn.kernel.envelope import Event, aggregate_subjects
 from cairn.kernel.eventlog import EventLog
-from cairn.natsserver import start_nats_server
 from cairn.services.registry.app import RegistrySettings, create_app
 from cairn.services.registry.projection import AGGREGATES, HANDLERS
 
@@ -29,14 +25,6 @@ APPENDED_ON = {
                                                "alias_set", "alias_removed")},
     "run.dataset_used": "dataset_use",  # the artifact store's
 }
-
-
-@pytest.fixture()
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    proc, url = start_nats_server(tmp_path / "nats")
-    yield url
-    proc.terminate()
-    proc.wait()
 
 
 def _foreign(n: int) -> list[Event]:

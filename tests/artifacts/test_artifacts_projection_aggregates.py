@@ -5,26 +5,14 @@ events (a project's, an experiment's), and the blobs it keeps are referenced as 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from cairn.kernel.envelope import Event, aggregate_subjects
 from cairn.kernel.eventlog import EventLog
-from cairn.natsserver import start_nats_server
 from cairn.services.artifacts.app import ArtifactsSettings, create_app
 from cairn.services.artifacts.projection import AGGREGATES
 
 MANIFEST, WEIGHTS, CODE = "aa" * 32, "bb" * 32, "cc" * 32
-
-
-@pytest.fixture()
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    proc, url = start_nats_server(tmp_path / "nats")
-    yield url
-    proc.terminate()
-    proc.wait()
 
 
 def _foreign(n: int) -> list[Event]:
