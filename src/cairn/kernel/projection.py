@@ -43,7 +43,6 @@ class ProjectionRunner:
         handler: EventHandler,
         *,
         durable: str,
-        filter_subject: str = f"{SUBJECT_PREFIX}.>",
         filter_subjects: Sequence[str] | None = None,
         after_batch: Callable[[list[Event]], Awaitable[None]] | None = None,
         before_apply: Callable[[list[Event]], Awaitable[None]] | None = None,
@@ -54,8 +53,7 @@ class ProjectionRunner:
         self.store = store
         self.handler = handler
         self.durable = durable
-        self.filter_subject = filter_subject
-        self.filter_subjects = list(filter_subjects or [])  # several subjects; then filter_subject is unused
+        self.filter_subjects = list(filter_subjects or [])  # none: every event
         self.after_batch = after_batch
         self.before_apply = before_apply  # side effects that must happen before the position moves
         self.batch = min(batch, MAX_IN_FLIGHT)  # events per apply, at most what may be in flight
@@ -119,7 +117,7 @@ class ProjectionRunner:
         async def enqueue(msg: Msg) -> None:
             queue.put_nowait(msg)
 
-        self._sub = await js.subscribe(self.filter_subject, durable=self.durable, stream=self.log.stream,
+        self._sub = await js.subscribe(f"{SUBJECT_PREFIX}.>", durable=self.durable, stream=self.log.stream,
                                        config=config, cb=enqueue, manual_ack=True,
                                        pending_msgs_limit=MAX_IN_FLIGHT * 2)
 
