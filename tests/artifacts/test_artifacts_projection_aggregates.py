@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
-from cairn.kernel.envelope import Event, aggregate_subjects
-from cairn.kernel.eventlog import EventLog
+from filtered_projection import follow
+
+from cairn.kernel.envelope import Event
 from cairn.services.artifacts.app import ArtifactsSettings, create_app
 from cairn.services.artifacts.projection import AGGREGATES
 
@@ -26,34 +28,23 @@ def _foreign(n: int) -> list[Event]:
 
 
 def test_the_artifacts_projection_never_reads_other_aggregates(nats_url: str, tmp_path: Path) -> None:
-    async def scenario() -> None:
-        log = await EventLog.open(nats_url)
+    # before the service starts (it replays) and while it runs (it follows)
+    before = [*_foreign(1),
+              Event(type="dataset.version_created", project="p", aggregate="dataset", aggregate_id="d",
+                    data={"version": 1, "manifest_digest": MANIFEST, "files": 1, "total_size": 1,
+                          "description": ""})]
+    during = [*_foreign(2),
+              Event(type="model_version.created", project="p", aggregate="model", aggregate_id="m",
+                    data={"version": 1, "run_id": "r", "artifact_digest": WEIGHTS, "description": ""}),
+              Event(type="run.environment_recorded", project="p", aggregate="run", aggregate_id="r",
+                    data={"code": {"archive_digest": CODE}}),
+              *_foreign(3)]
+    app = create_app(ArtifactsSettings(nats_url=nats_url, data_dir=tmp_path / "data"))
 
-        async def append(*events: Event) -> None:
-            for event in events:
-                await log.append(event, expected_last_subject_seq=None)
+    def read(store: Any) -> list[tuple[str, str]]:
+        refs = store.query("SELECT digest, source FROM blob_refs ORDER BY source")
+        return [(r["digest"], r["source"]) for r in refs]
 
-        # before the service starts (it replays) and while it runs (it follows)
-        await append(*_foreign(1),
-                     Event(type="dataset.version_created", project="p", aggregate="dataset", aggregate_id="d",
-                           data={"version": 1, "manifest_digest": MANIFEST, "files": 1, "total_size": 1,
-                                 "description": ""}))
-        app = create_app(ArtifactsSettings(nats_url=nats_url, data_dir=tmp_path / "data"))
-        async with app.router.lifespan_context(app):
-            runtime = app.state.runtime
-            await append(*_foreign(2),
-                         Event(type="model_version.created", project="p", aggregate="model", aggregate_id="m",
-                               data={"version": 1, "run_id": "r", "artifact_digest": WEIGHTS, "description": ""}),
-                         Event(type="run.environment_recorded", project="p", aggregate="run", aggregate_id="r",
-                               data={"code": {"archive_digest": CODE}}),
-                         *_foreign(3))
-            await runtime.runner.wait_for(await log.last_sequence(), timeout=10)
-            info = await log.js.consumer_info(log.stream, "projection-artifacts")
-            assert sorted(info.config.filter_subjects or []) == sorted(aggregate_subjects(AGGREGATES))
-            assert info.delivered.consumer_seq == 3  # its three; none of the six project events
-            refs = runtime.store.query("SELECT digest, source FROM blob_refs ORDER BY source")
-            assert [(r["digest"], r["source"]) for r in refs] == [
-                (CODE, "code:p/r"), (MANIFEST, "dataset:p/d@v1"), (WEIGHTS, "model_version:p/m@v1")]
-        await log.close()
-
-    asyncio.run(scenario())
+    refs, delivered = asyncio.run(follow(nats_url, app, "projection-artifacts", AGGREGATES, before, during, read))
+    assert delivered == 3  # its three; none of the six project events
+    assert refs == [(CODE, "code:p/r"), (MANIFEST, "dataset:p/d@v1"), (WEIGHTS, "model_version:p/m@v1")]

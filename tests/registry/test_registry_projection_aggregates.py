@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
-from cairn.kernel.envelope import Event, aggregate_subjects
-from cairn.kernel.eventlog import EventLog
+from filtered_projection import follow
+
+from cairn.kernel.envelope import Event
 from cairn.services.registry.app import RegistrySettings, create_app
 from cairn.services.registry.projection import AGGREGATES, HANDLERS
 
@@ -45,31 +47,21 @@ def test_every_event_it_applies_is_on_an_aggregate_it_reads() -> None:
 
 
 def test_the_registry_projection_never_reads_other_aggregates(nats_url: str, tmp_path: Path) -> None:
-    async def scenario() -> None:
-        log = await EventLog.open(nats_url)
+    # before the registry starts (it replays) and while it runs (it follows)
+    before = [*_foreign(1), Event(type="project.created", project="p", aggregate="project", aggregate_id="p",
+                                  data={"name": "p", "description": "", "default_experiment_id": "e0"})]
+    during = [*_foreign(2), Event(type="run.dataset_used", project="p", aggregate="dataset_use", aggregate_id="r1",
+                                  data={"dataset": "d", "version": 1, "manifest_digest": DIGEST}),
+              *_foreign(3)]
+    app = create_app(RegistrySettings(nats_url=nats_url, data_dir=tmp_path / "data"))
 
-        async def append(*events: Event) -> None:
-            for event in events:
-                await log.append(event, expected_last_subject_seq=None)
+    def read(store: Any) -> tuple[list[str], list[tuple[str, str, int]]]:
+        used = store.query("SELECT run_id, dataset, version FROM run_datasets")
+        return ([r["name"] for r in store.query("SELECT name FROM projects")],
+                [(r["run_id"], r["dataset"], r["version"]) for r in used])
 
-        # before the registry starts (it replays) and while it runs (it follows)
-        await append(*_foreign(1),
-                     Event(type="project.created", project="p", aggregate="project", aggregate_id="p",
-                           data={"name": "p", "description": "", "default_experiment_id": "e0"}))
-        app = create_app(RegistrySettings(nats_url=nats_url, data_dir=tmp_path / "data"))
-        async with app.router.lifespan_context(app):
-            runtime = app.state.runtime
-            await append(*_foreign(2),
-                         Event(type="run.dataset_used", project="p", aggregate="dataset_use", aggregate_id="r1",
-                               data={"dataset": "d", "version": 1, "manifest_digest": DIGEST}),
-                         *_foreign(3))
-            await runtime.runner.wait_for(await log.last_sequence(), timeout=10)
-            info = await log.js.consumer_info(log.stream, "projection-registry")
-            assert sorted(info.config.filter_subjects or []) == sorted(aggregate_subjects(AGGREGATES))
-            assert info.delivered.consumer_seq == 2  # the project and the dataset use; none of the six others
-            assert [r["name"] for r in runtime.store.query("SELECT name FROM projects")] == ["p"]
-            used = runtime.store.query("SELECT run_id, dataset, version FROM run_datasets")
-            assert [(r["run_id"], r["dataset"], r["version"]) for r in used] == [("r1", "d", 1)]
-        await log.close()
-
-    asyncio.run(scenario())
+    (projects, used), delivered = asyncio.run(
+        follow(nats_url, app, "projection-registry", AGGREGATES, before, during, read))
+    assert delivered == 2  # the project and the dataset use; none of the six others
+    assert projects == ["p"]
+    assert used == [("r1", "d", 1)]
