@@ -29,7 +29,7 @@ from cairn.kernel.http import install_error_handlers
 from cairn.kernel.ids import NAME_RE, new_id
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.settings import ServiceSettings
-from cairn.kernel.telemetry import TracingMiddleware, setup_tracing, traced
+from cairn.kernel.telemetry import traced, traced_app
 from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.auth import (
@@ -138,13 +138,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await event_log.close()
             store.close()
 
-    app = FastAPI(title="cairn", version="0.1.0", lifespan=lifespan,
-                  description="Cairn API: /api/v1/<service>/... routes to the services. "
-                              "Send 'Authorization: Bearer cairn_...' with every request.")
+    app = traced_app("gateway", title="cairn", version="0.1.0", lifespan=lifespan,
+                     description="Cairn API: /api/v1/<service>/... routes to the services. "
+                                 "Send 'Authorization: Bearer cairn_...' with every request.")
     app.state.settings = settings
     install_error_handlers(app)
-    setup_tracing("gateway")
-    app.add_middleware(TracingMiddleware, service="gateway")
     app.add_middleware(RequestId)
     app.state.buckets = TokenBuckets(settings.rate_limit, settings.rate_burst)
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 
 from cairn.kernel.eventlog import connect
 from cairn.kernel.http import install_error_handlers
-from cairn.kernel.telemetry import TracingMiddleware, setup_tracing
+from cairn.kernel.telemetry import traced_app
 from cairn.services.metrics.api import router
 from cairn.services.metrics.runtime import MetricsRuntime, MetricsSettings
 from cairn.services.metrics.store import MetricsStore
@@ -44,11 +44,10 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
                 await nc.close()  # not drain: a pending pull would hold shutdown for seconds
             store.close()
 
-    app = FastAPI(title="cairn metrics", version="0.1.0", lifespan=lifespan,
-                  description="Metric points: batched ingest, Parquet storage, downsampled and cross-run queries.")
+    app = traced_app("metrics", title="cairn metrics", version="0.1.0", lifespan=lifespan,
+                     description="Metric points: batched ingest, Parquet storage, downsampled and "
+                                 "cross-run queries.")
     install_error_handlers(app)
-    setup_tracing("metrics")
-    app.add_middleware(TracingMiddleware, service="metrics")
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:

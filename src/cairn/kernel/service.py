@@ -22,7 +22,7 @@ from cairn.kernel.projection import BATCH as PROJECTION_BATCH
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.settings import ServiceSettings
 from cairn.kernel.store import EventHandler, SqliteStore
-from cairn.kernel.telemetry import TraceIdFilter, TracingMiddleware, setup_tracing, traced
+from cairn.kernel.telemetry import TraceIdFilter, traced, traced_app
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,9 @@ def create_service_app(
             await event_log.close()
             store.close()
 
-    app = FastAPI(title=f"cairn {name}", description=description, version="0.1.0", lifespan=lifespan)
+    app = traced_app(name, title=f"cairn {name}", description=description, version="0.1.0",
+                     lifespan=lifespan)
     install_error_handlers(app)
-    setup_tracing(name)
-    app.add_middleware(TracingMiddleware, service=name)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:

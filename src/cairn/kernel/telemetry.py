@@ -7,23 +7,47 @@ Exporters by settings: ``CAIRN_TRACE_EXPORTER=none`` (default), ``console`` or `
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, DEFAULT_ON, Sampler, SamplingResult
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 PROPAGATOR = TraceContextTextMapPropagator()
 _configured = False
+
+
+class _RecordWhenExported(Sampler):
+    """OpenTelemetry's default sampling (parent-based, always on) once something receives spans;
+    until then no span objects are made: with no exporter every span would be built and dropped
+    (a few hundred microseconds per request and applied event). Trace ids still propagate, so
+    events carry a ``traceparent`` and log lines a ``trace_id`` either way."""
+
+    def __init__(self) -> None:
+        self.recording = False
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return (DEFAULT_ON if self.recording else ALWAYS_OFF).should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return f"RecordWhenExported{{{'on' if self.recording else 'off'}}}"
+
+
+_SAMPLER = _RecordWhenExported()
 
 
 def setup_tracing(service: str, exporter: str | None = None, *, processor: SpanProcessor | None = None) -> None:
@@ -34,18 +58,22 @@ def setup_tracing(service: str, exporter: str | None = None, *, processor: SpanP
     exporter = (exporter or os.environ.get("CAIRN_TRACE_EXPORTER", "none")).lower()
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
-        provider = TracerProvider(resource=Resource.create({"service.name": f"cairn-{service}"}))
+        provider = TracerProvider(resource=Resource.create({"service.name": f"cairn-{service}"}),
+                                  sampler=_SAMPLER)
         trace.set_tracer_provider(provider)
     if processor is not None:
         provider.add_span_processor(processor)
+        _SAMPLER.recording = True
     elif exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        _SAMPLER.recording = True
     elif exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         endpoint = os.environ.get("CAIRN_OTLP_ENDPOINT")
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint) if endpoint
                                                        else OTLPSpanExporter()))
+        _SAMPLER.recording = True
     _configured = True
 
 
@@ -87,6 +115,22 @@ class TraceIdFilter(logging.Filter):
         ctx = trace.get_current_span().get_span_context()
         record.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else "-"
         return True
+
+
+def traced_app(service: str, **kwargs: Any) -> FastAPI:
+    """A FastAPI app whose requests ``TracingMiddleware`` traces, one server span each.
+
+    FastAPI's own OpenTelemetry layer (in versions that have one) is turned off: it would make a
+    second span per request and look up providers on every call.
+    """
+    from fastapi import FastAPI
+
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        kwargs["telemetry"] = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(**kwargs)
+    setup_tracing(service)
+    app.add_middleware(TracingMiddleware, service=service)
+    return app
 
 
 class TracingMiddleware:
