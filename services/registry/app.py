@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from cairn.kernel.service import create_service_app
+from cairn.kernel.service_commands import CommandServer
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.registry.api import router
 from cairn.services.registry.api_run_record import router as run_record_router
+from cairn.services.registry.commands_nats import registry_commands
 from cairn.services.registry.metric_summaries import MetricSummaries
 from cairn.services.registry.projection import AGGREGATES, projection
 from cairn.services.registry.store import RegistryStore
@@ -32,4 +37,18 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         projection_aggregates=AGGREGATES,
     )
     app.state.metric_summaries = MetricSummaries(settings.metrics_url)
+    service_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_lifespan(app):
+            runtime = app.state.runtime
+            commands = CommandServer(runtime.log.nc, "registry", registry_commands(runtime))
+            await commands.start()
+            try:
+                yield
+            finally:
+                await commands.stop()
+
+    app.router.lifespan_context = lifespan
     return app

@@ -25,12 +25,11 @@ from cairn.services.scheduler.sweeps.projection import SweepQueries
 
 
 class SchedulerSettings(ServiceSettings):
-    """Environment: CAIRN_REGISTRY_URL, CAIRN_SCHEDULER_LEASE_S (an agent silent this long is
+    """Environment: CAIRN_SCHEDULER_LEASE_S (an agent silent this long is
     lost), CAIRN_SCHEDULER_HEARTBEAT_S (how often agents beat), CAIRN_SCHEDULER_AGENT_NATS_URL (the
     NATS URL agents on other machines should use; default: CAIRN_NATS_URL), CAIRN_METRICS_URL (sweeps
 read their trials' metrics there), plus the common ones."""
 
-    registry_url: str = ""
     metrics_url: str = ""
     scheduler_lease_s: float = Field(default=15.0, gt=0)
     scheduler_heartbeat_s: float = Field(default=3.0, gt=0)
@@ -56,7 +55,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         async with service_lifespan(app):
             runtime = app.state.runtime
             await ensure_logs_stream(runtime.log.nc)
-            registry = RegistryClient(settings.registry_url)
+            registry = RegistryClient(runtime.log.nc)
             core = SchedulerCore(runtime, registry, lease_s=settings.scheduler_lease_s)
             app.state.core = core
             await core.start()

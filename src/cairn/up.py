@@ -33,7 +33,7 @@ def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:
     """
     return {"metrics": {"CAIRN_REGISTRY_URL": services["registry"]},
             "registry": {"CAIRN_METRICS_URL": services["metrics"]},
-            "scheduler": {"CAIRN_REGISTRY_URL": services["registry"], "CAIRN_METRICS_URL": services["metrics"]},
+            "scheduler": {"CAIRN_METRICS_URL": services["metrics"]},
             "gateway": {"CAIRN_SERVICES": json.dumps(services)}}
 PR_SET_PDEATHSIG = 1
 

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -229,12 +230,27 @@ def _remember(seen: dict[Any, None], key: Any, limit: int = 100_000) -> None:
         del seen[next(iter(seen))]
 
 
+def _watch_children_with_pidfds(loop: asyncio.AbstractEventLoop) -> None:
+    """Python 3.11 waits for each child process in a thread of its own (a thread start per job);
+    a pidfd in the event loop does it without one (3.12 does this by itself)."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # a kernel before 5.3
+        return
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(loop)
+    asyncio.get_event_loop_policy().set_child_watcher(watcher)
+
+
 def run_agent(agent: Agent) -> None:
     logging.basicConfig(level=os.environ.get("CAIRN_LOG_LEVEL", "info").upper(),
                         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        _watch_children_with_pidfds(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, agent.request_stop)
         await agent.run()
