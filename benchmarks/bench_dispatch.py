@@ -2,18 +2,21 @@
 
 Starts its own platform (nats-server, services, gateway; like the tests) and --agents real
 ``cairn agent`` processes on this machine, then submits --jobs no-op jobs (``true``, no code,
-0.25 CPU each) from --clients concurrent submitters. For every job, latency = the agent's
-process start time (``job.started``) minus the moment the client began its submit request;
-throughput = jobs / (last start - first submit). Targets from the issue: >= 100 jobs/s,
+0.25 CPU each), either from --clients concurrent submitters (closed loop: each sends its next
+job when the last is answered) or at a fixed --rate (open loop). For every job, latency = the
+agent's process start time (``job.started``) minus the moment its submit began (open loop: was
+due); throughput = jobs / (last start - first submit). Targets from the issue: >= 100 jobs/s,
 p50 < 200 ms.
 
     python benchmarks/bench_dispatch.py                      # 1000 jobs, 4 agents, 16 clients
+    python benchmarks/bench_dispatch.py --rate 100 --jobs 3000   # latency at 100 jobs/s offered
     python benchmarks/bench_dispatch.py --jobs 300 --json
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform as pyplatform
@@ -22,9 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -50,6 +54,49 @@ def start_agents(plat: Platform, root: Path, count: int, queue: str) -> list[sub
     raise RuntimeError("agents did not register")
 
 
+async def submit_jobs(url: str, headers: dict[str, str], spec: dict[str, Any],
+                      args: argparse.Namespace) -> tuple[list[tuple[str, float]], dict[str, float]]:
+    """Submit ``args.jobs`` jobs; returns (job id, when its submit began) and when each was answered.
+
+    Closed loop (default): ``args.clients`` submitters, each sending its next job when the last one
+    is answered. Open loop (``--rate R``): a job every 1/R s whatever the answers, its latency
+    counted from when it was due (so a slow answer cannot hide the jobs queued behind it).
+    One aiohttp session on one event loop: the load generator shares this machine's CPUs with the
+    platform, so it should take as little of them as it can.
+    """
+    submitted: list[tuple[str, float]] = []
+    answered: dict[str, float] = {}
+    connector = aiohttp.TCPConnector(limit=0 if args.rate else args.clients)
+    async with aiohttp.ClientSession(headers=headers, connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=120)) as session:
+        async def submit(n: int, began: float) -> None:
+            async with session.post(url, json=spec, headers={"Idempotency-Key": f"bench-{n}"}) as resp:
+                body = await resp.json()
+                if resp.status != 201:
+                    raise RuntimeError(f"submit {n} answered {resp.status}: {body}")
+            answered[body["id"]] = time.time()
+            submitted.append((body["id"], began))
+
+        if args.rate:
+            loop = asyncio.get_running_loop()
+            start, wall = loop.time(), time.time()
+            tasks = []
+            for n in range(args.jobs):
+                due = n / args.rate
+                await asyncio.sleep(max(0.0, start + due - loop.time()))
+                tasks.append(asyncio.create_task(submit(n, wall + due)))
+            await asyncio.gather(*tasks)
+        else:
+            numbers = iter(range(args.jobs))
+
+            async def submitter() -> None:
+                for n in numbers:
+                    await submit(n, time.time())
+
+            await asyncio.gather(*(submitter() for _ in range(args.clients)))
+    return submitted, answered
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -59,7 +106,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--agents", type=int, default=4)
-    parser.add_argument("--clients", type=int, default=16, help="concurrent submitters")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent submitters (closed loop)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="open loop instead: submit this many jobs per second, whatever the answers")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cairn-bench-dispatch-") as tmp:
@@ -73,23 +122,9 @@ def main() -> None:
             agents = start_agents(plat, root, args.agents, queue)
             spec = {"command": ["true"], "code": None, "queue": queue, "resources": {"cpus": 0.25}}
             url = f"{plat.gateway}/api/v1/scheduler/projects/{project}/jobs"
-
-            answered: dict[str, float] = {}
-
-            def submit(n: int, http: httpx.Client) -> tuple[str, float]:
-                began = time.time()
-                resp = http.post(url, json=spec, headers={"Idempotency-Key": f"bench-{n}"})
-                resp.raise_for_status()
-                answered[resp.json()["id"]] = time.time()
-                return resp.json()["id"], began
-
-            clients = [httpx.Client(headers=plat.headers, timeout=60) for _ in range(args.clients)]
             began_all = time.time()
-            with ThreadPoolExecutor(args.clients) as pool:
-                submitted = list(pool.map(lambda n: submit(n, clients[n % args.clients]), range(args.jobs)))
+            submitted, answered = asyncio.run(submit_jobs(url, plat.headers, spec, args))
             submit_rate = args.jobs / (time.time() - began_all)
-            for c in clients:
-                c.close()
             started: dict[str, float] = {}
             with httpx.Client(base_url=plat.gateway, headers=plat.headers, timeout=60) as http:
                 deadline = time.monotonic() + 600
@@ -106,7 +141,9 @@ def main() -> None:
             span = max(started.values()) - min(b for _, b in submitted)
             result = {
                 "machine": f"{pyplatform.machine()} {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}",
-                "jobs": args.jobs, "agents": args.agents, "clients": args.clients, "started": len(started),
+                "jobs": args.jobs, "agents": args.agents,
+                "load": f"open loop, {args.rate:g} submits/s" if args.rate else f"closed loop, {args.clients} submitters",
+                "started": len(started),
                 "jobs_per_s": round(len(started) / span, 1), "submits_per_s": round(submit_rate, 1),
                 "submit_to_started_ms": {"p50": round(statistics.median(latencies), 1),
                                          "p99": round(percentile(latencies, 0.99), 1),
@@ -126,8 +163,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['machine']}: {result['jobs']} no-op jobs, {result['agents']} agents, "
-              f"{result['clients']} submitters")
+        print(f"{result['machine']}: {result['jobs']} no-op jobs, {result['agents']} agents, {result['load']}")
         print(f"  throughput submit->started: {result['jobs_per_s']} jobs/s "
               f"(submits alone: {result['submits_per_s']}/s)")
         lat = result["submit_to_started_ms"]

@@ -233,12 +233,15 @@ class RequestId:
         await self.app(scope, receive, send_with_id)
 
 
-async def _projects_response(request: Request, principal: Principal, response: StreamingResponse) -> Response:
+async def _projects_response(request: Request, principal: Principal, response: Response) -> Response:
     """``/projects``: list only the caller's projects; a creator becomes the project's admin."""
-    body = b"".join([bytes(chunk) if not isinstance(chunk, str) else chunk.encode()
-                     async for chunk in response.body_iterator])
-    if response.background is not None:
-        await response.background()
+    if isinstance(response, StreamingResponse):
+        body = b"".join([bytes(chunk) if not isinstance(chunk, str) else chunk.encode()
+                         async for chunk in response.body_iterator])
+        if response.background is not None:
+            await response.background()
+    else:
+        body = bytes(response.body)
     headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
     if response.status_code == 201 and request.method == "POST":
         created = json.loads(body)

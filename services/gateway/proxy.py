@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from cairn.kernel.errors import NotFound, Unavailable
@@ -18,6 +18,7 @@ from cairn.kernel.http import ACTOR_HEADER
 from cairn.kernel.telemetry import inject
 
 SMALL_BODY = 1 << 20
+SMALL_ANSWER = 1 << 16
 CHUNK = 1 << 16
 PROJECTS_HEADER = "x-cairn-projects"  # the caller's projects ("*" = all), for content-addressed routes
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
@@ -52,7 +53,7 @@ class ServiceProxy:
         return base
 
     async def forward(self, service: str, path: str, request: Request, *, actor: str,
-                      request_id: str, projects: str = "*") -> StreamingResponse:
+                      request_id: str, projects: str = "*") -> Response:
         url = f"{self.url_of(service)}/{path}"
         headers = [(k, v) for k, v in request.headers.items()
                    if k.lower() not in HOP_BY_HOP and k.lower() not in (ACTOR_HEADER.lower(), PROJECTS_HEADER)]
@@ -74,10 +75,19 @@ class ServiceProxy:
             raise Unavailable(f"service {service!r} is not reachable ({type(err).__name__}); "
                               "it may be restarting, retry shortly") from None
         out_headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
+        if response.content_length is not None and response.content_length <= SMALL_ANSWER:
+            try:  # most answers: read whole, without streaming's per-chunk machinery
+                body = await response.read()
+            finally:
+                response.release()
+            return Response(body, status_code=response.status, headers=out_headers)
 
-        async def body() -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncIterator[bytes]:
             async for chunk in response.content.iter_chunked(CHUNK):
                 yield chunk
 
-        return StreamingResponse(body(), status_code=response.status, headers=out_headers,
-                                 background=BackgroundTask(response.release))
+        async def release() -> None:  # async: a plain function would cost a thread-pool hop
+            response.release()
+
+        return StreamingResponse(chunks(), status_code=response.status, headers=out_headers,
+                                 background=BackgroundTask(release))

@@ -34,7 +34,8 @@ def test_answer_before_projection_then_reads_and_next_command_wait(nats_url: str
     async def scenario() -> None:
         log = await EventLog.open(nats_url)
         store = SqliteStore(tmp_path / "p.sqlite3", "CREATE TABLE IF NOT EXISTS tags (run TEXT, key TEXT);")
-        runner = ProjectionRunner(log, store, SnapshotProjection({"run": evolve}, handlers), durable="no-wait")
+        runner = ProjectionRunner(log, store, SnapshotProjection({"run": evolve}, handlers), durable="no-wait",
+                                  inline_batch=0)  # every batch in a worker thread, which the test holds
         await runner.start()
         commands = CommandHandler(log, store, runner)
         ctx, seen = CommandContext(actor="user:test"), []

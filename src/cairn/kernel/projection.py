@@ -30,6 +30,7 @@ from cairn.kernel.store import EventHandler, SqliteStore
 log = logging.getLogger(__name__)
 
 BATCH = 512
+INLINE_BATCH = 16  # batches up to this many events are applied on the event loop
 MAX_IN_FLIGHT = 4096
 
 
@@ -48,6 +49,7 @@ class ProjectionRunner:
         before_apply: Callable[[list[Event]], Awaitable[None]] | None = None,
         batch: int = BATCH,
         min_interval_s: float = 0.0,
+        inline_batch: int = INLINE_BATCH,
     ) -> None:
         self.log = event_log
         self.store = store
@@ -60,6 +62,7 @@ class ProjectionRunner:
         # A store whose transaction costs the same for 5 events or 5,000 (DuckDB) applies at most
         # this often, so a steady trickle of events comes in batches instead of one by one.
         self.min_interval_s = min_interval_s
+        self.inline_batch = inline_batch
         self.applied = store.last_sequence()
         self.last_error: str | None = None
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # heap by sequence
@@ -173,8 +176,11 @@ class ProjectionRunner:
                 await self.after_batch(events)
 
     async def _apply(self, events: list[Event]) -> int:
-        """Apply a batch in a worker thread. Cancelling (stop, rebuild) waits for the thread to
-        finish its transaction: the store must not be reset or closed under it."""
+        """Apply a batch: a small one right here (a worker thread's hand-off costs more than its
+        transaction), a larger one in a worker thread. Cancelling (stop, rebuild) waits for the
+        thread to finish its transaction: the store must not be reset or closed under it."""
+        if len(events) <= self.inline_batch:
+            return self.store.apply(events, self.handler)
         applying = asyncio.ensure_future(asyncio.to_thread(self.store.apply, events, self.handler))
         try:
             return await asyncio.shield(applying)
