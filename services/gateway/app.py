@@ -124,7 +124,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.proxy = ServiceProxy(settings.services)
         app.state.http = httpx.AsyncClient(timeout=5.0)
         await bootstrap_admin_token(rt, settings.data_dir)
-        dispatcher = WebhookDispatcher(event_log, store, rt.commands, data_dir=settings.data_dir,
+        dispatcher = WebhookDispatcher(event_log, store, rt.commands, projection=runner, data_dir=settings.data_dir,
                                        attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s,
                                        timeout_s=settings.webhook_timeout_s)
         await dispatcher.start()

@@ -127,6 +127,10 @@ class GatewayStore(SqliteStore):
             out.append(item)
         return out
 
+    def webhook_projects(self) -> set[str]:
+        """The projects with at least one live webhook."""
+        return {r["project"] for r in self.query("SELECT DISTINCT project FROM webhooks WHERE deleted=0")}
+
     def webhook(self, webhook_id: str) -> dict[str, Any] | None:
         row = self.query_one("SELECT * FROM webhooks WHERE id=?", (webhook_id,))
         return {**dict(row), "types": json.loads(row["types"])} if row else None

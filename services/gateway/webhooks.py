@@ -1,5 +1,7 @@
 """Webhook deliveries: signed, retried with exponential backoff, dead-lettered after the last try,
 replayable. A durable consumer walks the log; its position is kept with the gateway's read model.
+It reads only webhook events and the events of projects that have a live webhook (see
+``WebhookDispatcher``), so a platform without webhooks costs the gateway next to nothing.
 
 Each delivery is a POST of the event envelope as JSON with headers ``Cairn-Event-Type``,
 ``Cairn-Delivery`` (``<webhook id>:<sequence>``, stable across retries) and
@@ -24,7 +26,7 @@ from urllib.parse import urlparse
 import aiohttp
 
 from cairn.kernel.commands import CommandContext, CommandHandler
-from cairn.kernel.envelope import Event
+from cairn.kernel.envelope import SUBJECT_PREFIX, Event, aggregate_subjects
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.projection import ProjectionRunner
@@ -73,12 +75,21 @@ def check_url(url: str, *, allow_private: bool) -> str:
 
 
 class WebhookDispatcher:
-    """Delivers every event to the webhooks whose project and types match, in log order."""
+    """Delivers every event to the webhooks whose project and types match, in log order.
+
+    The consumer reads every project's webhook events plus all events of the projects that have a
+    live webhook. At a ``webhook.created`` or ``webhook.deleted`` that changes that set of projects
+    it is bound again from that event on with the new set, so a webhook created at sequence S still
+    sees every event after S. Webhooks are looked up in ``store``, fed by ``projection``: the
+    dispatcher waits for it to show each webhook event before reading past that event.
+    """
 
     def __init__(self, event_log: EventLog, store: GatewayStore, commands: CommandHandler, *,
-                 data_dir: Any, attempts: int, backoff_s: float, timeout_s: float) -> None:
+                 projection: ProjectionRunner, data_dir: Any, attempts: int, backoff_s: float,
+                 timeout_s: float) -> None:
         self.log = event_log
         self.store = store
+        self.projection = projection
         self.commands = commands
         self.attempts = attempts
         self.backoff_s = backoff_s
@@ -86,6 +97,8 @@ class WebhookDispatcher:
         self.position = SqliteStore(data_dir / "gateway" / "webhook-position.sqlite3", "")
         self.runner = ProjectionRunner(event_log, self.position, self._noop, durable="webhooks",
                                        before_apply=self._deliver_batch)
+        self.projects: set[str] = set()  # those with a live webhook, read whole by the consumer
+        self.filtering = False  # nats-server before 2.12 refuses overlapping filters: read everything
         self._session: aiohttp.ClientSession | None = None
 
     @staticmethod
@@ -94,7 +107,30 @@ class WebhookDispatcher:
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=self.timeout)
+        # Every webhook created up to our position must be in the store: their projects are read.
+        await self.projection.wait_for(self.position.last_sequence(), timeout=120)
+        version = self.log.nc.connected_server_version
+        self.filtering = (version.major, version.minor) >= (2, 12)
+        self.projects = self.store.webhook_projects()
+        self.runner.filter_subjects = self._subjects()
         await self.runner.start()
+
+    def _subjects(self) -> list[str]:
+        """Webhook events of every project (they overlap ``cairn.evt.<p>.>`` without either
+        containing the other, which nats-server accepts from 2.12 on) and each hooked project."""
+        if not self.filtering:
+            return []
+        return [*aggregate_subjects(["webhook"]), *(f"{SUBJECT_PREFIX}.{p}.>" for p in sorted(self.projects))]
+
+    def _refilter(self, upto: int) -> bool:
+        """Bind the consumer to the projects that now have live webhooks, from ``upto`` on."""
+        projects = self.store.webhook_projects()
+        if projects == self.projects or not self.filtering:
+            return False
+        log.info("webhooks: reading projects %s from seq %d", sorted(projects), upto)
+        self.projects = projects
+        self.runner.refilter(self._subjects(), upto=upto)
+        return True
 
     async def stop(self) -> None:
         await self.runner.stop()
@@ -109,6 +145,11 @@ class WebhookDispatcher:
         applied = self.position.last_sequence()
         for event in events:
             if event.sequence <= applied:
+                continue
+            if event.type in ("webhook.created", "webhook.deleted"):
+                await self.projection.wait_for(event.sequence)  # the store shows the change
+                if self._refilter(event.sequence):
+                    return  # what follows is read again under the new filter
                 continue
             if event.type == "webhook.replay_requested":
                 await self._replay(event)

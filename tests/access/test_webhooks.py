@@ -17,9 +17,9 @@ from platform_harness import Platform
 
 
 class Receiver:
-    """A real HTTP server that fails the first ``fail`` deliveries, then accepts."""
+    """A real HTTP server that fails the first ``fail`` deliveries, then accepts (``delay_s`` each)."""
 
-    def __init__(self, fail: int) -> None:
+    def __init__(self, fail: int, delay_s: float = 0.0) -> None:
         self.fail = fail
         self.received: list[tuple[dict, bytes, dict]] = []
         self.attempts = 0
@@ -28,6 +28,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(delay_s)
                 receiver.attempts += 1
                 if receiver.fail > 0:
                     receiver.fail -= 1
@@ -113,3 +114,125 @@ def test_bad_webhook_input_is_422(admin: httpx.Client) -> None:
     admin.post("/registry/projects", json={"name": "hook-bad"}).raise_for_status()
     assert admin.post("/projects/hook-bad/webhooks", json={"url": "ftp://x/y", "types": ["run.*"]}).status_code == 422
     assert admin.post("/projects/hook-bad/webhooks", json={"url": "http://x/y", "types": []}).status_code == 422
+
+
+# --- the dispatcher reads only what it can deliver -----------------------------------------------
+
+WEBHOOK_EVENTS = "cairn.evt.*.webhook.>"
+
+
+def _consumer(platform: Platform):  # type: ignore[no-untyped-def]
+    """The gateway's webhook consumer as nats-server has it (rebinding deletes and creates it)."""
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    async def read():  # type: ignore[no-untyped-def]
+        nc = await nats.connect(platform.nats_url)
+        try:
+            for _ in range(100):
+                try:
+                    return await nc.jetstream().consumer_info("CAIRN_EVENTS", "webhooks")
+                except NotFoundError:
+                    await asyncio.sleep(0.05)
+            raise AssertionError("no webhooks consumer")
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
+
+
+def _filter(platform: Platform) -> list[str]:
+    return list(_consumer(platform).config.filter_subjects or [])
+
+
+def _runs(receiver: Receiver) -> list[tuple[str, int]]:
+    return [(e["aggregate_id"], e["sequence"]) for e, _, _ in receiver.received if e["type"] == "run.created"]
+
+
+def test_consumer_reads_only_projects_with_live_webhooks(platform: Platform, admin: httpx.Client) -> None:
+    a, b = Receiver(fail=0), Receiver(fail=0)
+    try:
+        for name in ("filt-a", "filt-b"):
+            admin.post("/registry/projects", json={"name": name}).raise_for_status()
+        hook_a = admin.post("/projects/filt-a/webhooks", json={"url": a.url, "types": ["run.*"]}).json()
+        _wait(lambda: "cairn.evt.filt-a.>" in _filter(platform))
+        assert WEBHOOK_EVENTS in _filter(platform) and "cairn.evt.filt-b.>" not in _filter(platform)
+
+        admin.post("/registry/projects/filt-b/runs", json={"name": "before-hook"}).raise_for_status()
+        run_a = admin.post("/registry/projects/filt-a/runs", json={"name": "r"}).json()
+        _wait(lambda: len(_runs(a)) == 1)
+        assert _runs(a)[0][0] == run_a["id"]
+
+        admin.post("/projects/filt-b/webhooks", json={"url": b.url, "types": ["run.*"]}).raise_for_status()
+        _wait(lambda: "cairn.evt.filt-b.>" in _filter(platform))
+        run_b = admin.post("/registry/projects/filt-b/runs", json={"name": "after-hook"}).json()
+        _wait(lambda: len(_runs(b)) == 1)
+        assert _runs(b)[0][0] == run_b["id"]  # not the run from before the webhook
+
+        admin.delete(f"/projects/filt-a/webhooks/{hook_a['id']}").raise_for_status()
+        _wait(lambda: "cairn.evt.filt-a.>" not in _filter(platform))
+        assert "cairn.evt.filt-b.>" in _filter(platform)
+        admin.post("/registry/projects/filt-a/runs", json={"name": "after-delete"}).raise_for_status()
+        admin.post("/registry/projects/filt-b/runs", json={"name": "marker"}).raise_for_status()
+        _wait(lambda: len(_runs(b)) == 2)  # delivered in log order: A's run was passed over before it
+        assert [run for run, _ in _runs(a)] == [run_a["id"]]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_new_project_mid_stream_neither_loses_nor_repeats(platform: Platform, admin: httpx.Client) -> None:
+    # A slow receiver keeps the dispatcher behind, so the new project's webhook.created arrives in
+    # the middle of a batch of the busy project's events: the consumer is bound again from there.
+    busy, joined = Receiver(fail=0, delay_s=0.3), Receiver(fail=0)
+    try:
+        for name in ("filt-busy", "filt-join"):
+            admin.post("/registry/projects", json={"name": name}).raise_for_status()
+        admin.post("/projects/filt-busy/webhooks", json={"url": busy.url, "types": ["run.*"]}).raise_for_status()
+
+        def run(project: str, name: str) -> str:
+            return admin.post(f"/registry/projects/{project}/runs", json={"name": name}).json()["id"]
+
+        busy_runs = [run("filt-busy", f"b{i}") for i in range(4)]
+        admin.post("/projects/filt-join/webhooks", json={"url": joined.url, "types": ["run.*"]}).raise_for_status()
+        joined_runs = []
+        for i in range(4):
+            busy_runs.append(run("filt-busy", f"b{i + 4}"))
+            joined_runs.append(run("filt-join", f"j{i}"))
+        _wait(lambda: len(_runs(busy)) >= len(busy_runs) and len(_runs(joined)) >= len(joined_runs))
+        time.sleep(0.5)  # anything delivered twice would arrive by now
+        for receiver, runs in ((busy, busy_runs), (joined, joined_runs)):
+            assert [run for run, _ in _runs(receiver)] == runs  # each once, in log order
+    finally:
+        busy.close()
+        joined.close()
+
+
+def test_gateway_restart_keeps_the_filter_and_repeats_nothing(platform: Platform, admin: httpx.Client) -> None:
+    receiver = Receiver(fail=0)
+    try:
+        admin.post("/registry/projects", json={"name": "filt-restart"}).raise_for_status()
+        admin.post("/projects/filt-restart/webhooks", json={"url": receiver.url, "types": ["run.*"]}).raise_for_status()
+        _wait(lambda: "cairn.evt.filt-restart.>" in _filter(platform))
+        first = admin.post("/registry/projects/filt-restart/runs", json={"name": "r1"}).json()
+        _wait(lambda: len(_runs(receiver)) == 1)
+        _wait(lambda: _consumer_settled(platform))  # the delivery's position is committed
+        before = _filter(platform)
+
+        platform.restart("gateway")  # SIGKILL
+        platform.wait_healthy()
+        assert _filter(platform) == before
+        second = admin.post("/registry/projects/filt-restart/runs", json={"name": "r2"}).json()
+        _wait(lambda: len(_runs(receiver)) >= 2)
+        time.sleep(0.5)
+        assert [run for run, _ in _runs(receiver)] == [first["id"], second["id"]]
+    finally:
+        receiver.close()
+
+
+def _consumer_settled(platform: Platform) -> bool:
+    """Nothing pending and nothing unacknowledged (acks follow the position's commit)."""
+    info = _consumer(platform)
+    return info.num_pending == 0 and info.num_ack_pending == 0

@@ -53,3 +53,35 @@ def test_a_filtered_projection_sees_only_its_aggregates_and_waits_past_the_rest(
         await log.close()
 
     asyncio.run(scenario())
+
+
+def test_refilter_mid_batch_reads_on_from_the_cut_with_the_new_subjects(nats_url: str, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        log = await EventLog.open(nats_url)
+        store = SqliteStore(tmp_path / "r.sqlite3", SCHEMA)
+        handled: list[int] = []
+
+        async def before_apply(events: list[Event]) -> None:
+            for event in events:
+                if event.sequence <= store.last_sequence():
+                    continue
+                handled.append(event.sequence)
+                if event.aggregate_id == "mine-1" and "other" not in str(runner.filter_subjects):
+                    runner.refilter(aggregate_subjects(["mine", "other"]), upto=event.sequence)
+                    return  # the rest of the batch is read again under the new filter
+
+        appended = {}
+        for aggregate, n in (("mine", 0), ("other", 0), ("mine", 1), ("other", 1), ("mine", 2)):
+            appended[f"{aggregate}-{n}"] = (await log.append(_event(aggregate, n), expected_last_subject_seq=None)).sequence
+        runner = ProjectionRunner(log, store, _seen, durable="refiltered", filter_subjects=aggregate_subjects(["mine"]),
+                                  before_apply=before_apply)
+        await runner.start()
+        await runner.wait_for(appended["mine-2"], timeout=5)
+        expected = [appended[k] for k in ("mine-0", "mine-1", "other-1", "mine-2")]  # other-0 precedes the cut
+        assert handled == expected
+        assert [r["seq"] for r in store.query("SELECT seq FROM seen ORDER BY seq")] == expected
+        await runner.stop()
+        store.close()
+        await log.close()
+
+    asyncio.run(scenario())

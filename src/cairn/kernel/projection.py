@@ -7,6 +7,7 @@ committed. ``wait_for(seq)`` lets a command handler answer only once its event i
 A projection that reads only some aggregates names their subjects (``filter_subjects``): the
 server then delivers only those events, instead of every service decoding every event to drop
 most. Its ``applied`` position jumps over the others once the consumer has nothing pending.
+A ``before_apply`` callback may change the filter mid-batch with ``refilter``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class ProjectionRunner:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # heap by sequence
         self._waiter_ids = itertools.count()
         self._task: asyncio.Task[None] | None = None
+        self._cut: int | None = None  # set by refilter: the batch ends at this sequence
         self._sub: Any = None
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
 
@@ -89,6 +91,13 @@ class ProjectionRunner:
             except Exception:  # noqa: BLE001 - the connection may already be gone
                 pass
             self._sub = None
+
+    def refilter(self, subjects: Sequence[str], *, upto: int) -> None:
+        """Read ``subjects`` instead. Called from ``before_apply`` that handled the batch only up to
+        ``upto``: those events are committed, then the consumer is bound again from there, so all
+        that follows (the rest of the batch included) is read under the new filter."""
+        self.filter_subjects = list(subjects)
+        self._cut = upto
 
     async def _bind(self) -> None:
         """(Re)create the durable push consumer from the committed position."""
@@ -160,8 +169,12 @@ class ProjectionRunner:
             try:
                 if self.before_apply is not None:
                     await self.before_apply(events)
-                applied = await self._apply(events)
+                cut, self._cut = self._cut, None
+                if cut is not None:
+                    events = [e for e in events if e.sequence <= cut]
+                applied = await self._apply(events) if events else self.applied
             except Exception as err:  # noqa: BLE001 - a bad batch must not kill the service
+                self._cut = None
                 self.last_error = f"apply failed at seq {events[0].sequence}: {err!r}"
                 log.exception("projection=%s apply_error", self.durable)
                 await asyncio.sleep(1.0)
@@ -169,7 +182,12 @@ class ProjectionRunner:
                 continue
             self.last_error = None
             idle = 0
-            await msgs[-1].ack()
+            if cut is not None:
+                await self._bind()  # the new filter, from the position just committed
+                if not events:
+                    continue
+            else:
+                await msgs[-1].ack()
             self.applied = max(self.applied, applied)  # a caught-up check may have moved it further
             self._wake(self.applied)
             if self.after_batch is not None:
@@ -254,6 +272,7 @@ class ProjectionRunner:
     async def rebuild(self) -> int:
         """Drop the read model and replay the whole log into it; returns the sequence reached."""
         await self.stop()
+        self.applied = 0  # the read model is empty from here on: nobody may read it as caught up
         await asyncio.to_thread(self.store.reset)
         await self.start()
         target = await self.log.last_sequence()
