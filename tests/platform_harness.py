@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
+from cairn.natsserver import free_ports, start_nats_server, wait_for_tcp
 from cairn.up import SERVICES, service_wiring
 
 
@@ -45,10 +45,14 @@ class Platform:
     def start(self) -> "Platform":
         self.root.mkdir(parents=True, exist_ok=True)
         self.nats, self.nats_url = start_nats_server(self.root / "nats")
-        self.ports = {name: free_port() for name in (*SERVICES, "gateway")}
+        names = (*SERVICES, "gateway")
+        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         for name in (*SERVICES, "gateway"):
             self.start_service(name)
         self.wait_healthy()
+        exited = [name for name, proc in self.procs.items() if proc.poll() is not None]
+        if exited:  # e.g. its port was taken: something else answered the TCP check
+            raise RuntimeError(f"services exited at start: {exited}; logs in {self.root}")
         token_file = self.root / "data" / "admin.token"
         deadline = time.monotonic() + 30
         while not token_file.exists() and time.monotonic() < deadline:

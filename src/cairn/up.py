@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from cairn.natsserver import free_port, start_nats_server, wait_for_tcp
+from cairn.natsserver import free_ports, start_nats_server, wait_for_tcp
 
 SERVICES = ("registry", "artifacts", "metrics", "scheduler", "lineage")
 
@@ -111,7 +111,8 @@ class Supervisor:
             self.say(f"nats: {self.nats_url} (JetStream store in {self.data_dir / 'nats'})")
         env = {**os.environ, "CAIRN_NATS_URL": self.nats_url, "CAIRN_DATA_DIR": str(self.data_dir),
                "PYTHONUNBUFFERED": "1"}
-        services = {name: f"http://{self.host}:{free_port(self.host)}" for name in SERVICES}
+        services = {name: f"http://{self.host}:{port}"
+                    for name, port in zip(SERVICES, free_ports(len(SERVICES), self.host), strict=True)}
         wiring = service_wiring(services)
         for name in SERVICES:
             url = services[name]
