@@ -169,7 +169,8 @@ class Agent:
                 await asyncio.to_thread(self._stop_system_metrics, sampler)
         attempt.finish_log()
         try:
-            await asyncio.to_thread(self._keep_log, attempt)
+            if attempt.log_path.exists() and attempt.log_path.stat().st_size:  # no output: nothing to keep
+                await asyncio.to_thread(self._keep_log, attempt)
         except Exception as err:  # noqa: BLE001 - a log upload failure must not lose the result
             log.warning("keeping the log of %s failed: %r", attempt.key, err)
         await self.report(attempt, {"kind": "exited", **result})
@@ -193,10 +194,9 @@ class Agent:
         logger.close(timeout=30)
 
     def _keep_log(self, attempt: Attempt) -> None:
-        if attempt.log_path.exists() and attempt.log_path.stat().st_size:
-            suffix = f"-rank-{attempt.a['rank']}" if attempt.a["world_size"] > 1 else ""
-            self.client.artifacts.log_artifact(attempt.a["project"], attempt.a["run_id"], attempt.log_path,
-                                               name=f"logs/attempt-{attempt.a['attempt']}{suffix}.log")
+        suffix = f"-rank-{attempt.a['rank']}" if attempt.a["world_size"] > 1 else ""
+        self.client.artifacts.log_artifact(attempt.a["project"], attempt.a["run_id"], attempt.log_path,
+                                           name=f"logs/attempt-{attempt.a['attempt']}{suffix}.log")
 
     async def report_started(self, attempt: Attempt, started_at: float) -> None:
         answer = await self.report(attempt, {"kind": "started", "started_at": started_at})

@@ -151,7 +151,9 @@ class Attempt:
     async def _run(self) -> dict[str, Any]:
         spec = self.a["spec"]
         try:
-            env = await asyncio.to_thread(self._prepare)
+            # fetching code, datasets or a Python env blocks: a thread; a bare command does not
+            needs_fetch = spec.get("code") or spec["datasets"] or spec["requirements"]
+            env = await asyncio.to_thread(self._prepare) if needs_fetch else self._prepare()
         except Exception as err:  # noqa: BLE001 - any failure to prepare fails the attempt
             self.write(f"[cairn-agent] preparing the job failed: {err}\n".encode())
             return {"exit_code": None, "reason": "error", "message": f"preparing the job failed: {err}"}
