@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from cairn.kernel.envelope import Event
+from cairn.kernel.envelope import Event, embedded_record
 from cairn.kernel.store import EventHandlers, SnapshotProjection
 from cairn.services.artifacts.domain import EVOLVERS
 
@@ -68,9 +68,13 @@ def _model_version_created(conn: sqlite3.Connection, e: Event) -> None:
          f"model_version:{e.project}/{e.aggregate_id}@v{e.data['version']}", True)
 
 
-@handles("run.environment_recorded")
+@handles("run.environment_recorded", "run.created")
 def _code_recorded(conn: sqlite3.Connection, e: Event) -> None:
-    # A run's code archive (registry event): keep it from GC and readable by the run's project.
-    digest = (e.data.get("code") or {}).get("archive_digest")
+    # A run's code archive (registry event, or the record a run was created with): keep it from GC
+    # and readable by the run's project.
+    record = embedded_record(e) if e.type == "run.created" else e
+    if record is None:
+        return
+    digest = (record.data.get("code") or {}).get("archive_digest")
     if digest:
         _ref(conn, digest, f"code:{e.project}/{e.aggregate_id}", False)

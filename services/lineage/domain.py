@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cairn.kernel.envelope import Event
+from cairn.kernel.envelope import Event, embedded_record
 
 # Node kinds and edge types (docs/lineage.md has the table).
 NODE_KINDS = ("dataset", "dataset_version", "blob", "run", "model", "model_version", "alias", "commit",
@@ -187,6 +187,9 @@ def _artifact_logged(g: GraphChanges, e: Event) -> None:
 def _run_created(g: GraphChanges, e: Event) -> None:
     nid = g.node(run(e.project, e.aggregate_id, e.data.get("name") or None), e)
     g.set_status(nid, e.data.get("status", "running"), e)
+    record = embedded_record(e)
+    if record is not None:
+        _environment_recorded(g, record)
 
 
 @maps("run.started", "run.finished")

@@ -245,13 +245,17 @@ async def create_run(project: ProjectName, body: RunCreate, rt: Runtime, ctx: Ct
 
 
 def _with_record(created: tuple[str, dict[str, Any]], run_id: str, record: RunRecordPut) -> Decision:
-    """``run.created`` and then the run's first record, to append atomically (one command: a run
-    never exists without the record it was created with)."""
+    """``run.created`` carrying the run's first record (v2's ``record``: the data a
+    ``run.environment_recorded`` would have), so a run never exists without the record it was
+    created with. One event rather than an atomic batch of two: nats-server stages every atomic
+    batch in a temporary file store, which cost a job's dispatch more than anything else."""
     recorded = run_record.record_environment(
         domain.evolve_run(None, *created), run_id=run_id, environment=record.environment,
         code=record.code.model_dump() if record.code is not None else None, command=record.command,
         seeds=record.seeds)
-    return [created, recorded] if recorded is not None else created
+    if recorded is None:
+        return created
+    return created[0], {**created[1], "record": recorded[1]}
 
 
 @router.get("/projects/{project}/runs", tags=["runs"], response_model=None)

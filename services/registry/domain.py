@@ -330,8 +330,11 @@ def set_run_archived(state: State, *, run_id: str, archived: bool) -> Decision:
 
 def evolve_run(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     if event_type == "run.created":
-        return {"name": data["name"], "status": data["status"], "params": dict(data["params"]),
-                "tags": dict(data["tags"]), "description": data["description"], "archived": False}
+        created = {"name": data["name"], "status": data["status"], "params": dict(data["params"]),
+                   "tags": dict(data["tags"]), "description": data["description"], "archived": False}
+        if data.get("record"):  # v2: created with its first record
+            evolve_record(created, data["record"])
+        return created
     assert state is not None, f"{event_type} before run.created"
     if event_type == "run.started":
         state["status"] = "running"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from cairn.kernel.envelope import Event
+from cairn.kernel.envelope import Event, embedded_record
 from cairn.kernel.store import EventHandlers, SnapshotProjection
 from cairn.services.registry.domain import EVOLVERS
 from cairn.services.registry.run_record_view import RECORD_HANDLERS
@@ -96,6 +96,9 @@ def _run_created(conn: sqlite3.Connection, e: Event) -> None:
                      [(e.aggregate_id, k, v) for k, v in d["params"].items()])
     conn.executemany("INSERT INTO run_tags(run_id, key, value) VALUES(?, ?, ?)",
                      [(e.aggregate_id, k, v) for k, v in d["tags"].items()])
+    record = embedded_record(e)
+    if record is not None:
+        RECORD_HANDLERS[record.type](conn, record)
 
 
 @handles("run.started")

@@ -14,7 +14,7 @@ from cairn.kernel.envelope import Event, subject_for
 from cairn.kernel.errors import ConcurrencyConflict
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.projection import ProjectionRunner
-from cairn.kernel.schemas import validate_event
+from cairn.kernel.schemas import current_version, validate_event
 from cairn.kernel.store import SqliteStore
 
 MAX_ATTEMPTS = 5
@@ -107,6 +107,7 @@ class CommandHandler:
                 events = [
                     Event(
                         type=event_type,
+                        version=current_version(event_type),
                         project=project,
                         aggregate=aggregate,
                         aggregate_id=aggregate_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -95,3 +95,13 @@ class Event:
         body["traceparent"] = headers.get(H_TRACEPARENT)
         body["idempotency_key"] = headers.get(H_MSG_ID)
         return cls(**body)
+
+
+def embedded_record(event: Event) -> Event | None:
+    """The reproducibility record a ``run.created`` (v2) carries, as the ``run.environment_recorded``
+    its consumers apply right after the creation (same id, time, actor and sequence); None when the
+    event is anything else or was created without one. Every consumer of run records uses this, so
+    a run created with its record reads exactly like a run.created followed by that event."""
+    if event.type != "run.created" or not event.data.get("record"):
+        return None
+    return replace(event, type="run.environment_recorded", version=1, data=event.data["record"])

@@ -38,6 +38,15 @@ def known_schemas() -> dict[str, dict[str, Any]]:
     return schemas
 
 
+@lru_cache(maxsize=None)
+def current_version(event_type: str) -> int:
+    """The version new events of this type are written at: the highest schema there is. Older
+    versions stay readable: each consumer reads them as they were (a newer version may only add
+    optional fields, or it comes with an upcaster)."""
+    versions = [int(stem.rsplit(".v", 1)[1]) for stem in known_schemas() if stem.rsplit(".v", 1)[0] == event_type]
+    return max(versions, default=1)
+
+
 # The envelope's stored fields (``Event.to_dict`` without the deep copy): what its schema checks.
 ENVELOPE_FIELDS = tuple(f.name for f in fields(Event) if f.name not in ("traceparent", "idempotency_key"))
 
