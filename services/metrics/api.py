@@ -132,9 +132,10 @@ def _merged(stored: list[dict[str, Any]], tail: list[Any]) -> list[dict[str, Any
                 values = [v for v in (old[name], s[name]) if v is not None]
                 old[name] = pick(values) if values else None
             if s["last_step"] >= old["last_step"]:
-                old["last"], old["last_step"] = s["last"], s["last_step"]
+                old["last"], old["last_step"], old["last_time"] = s["last"], s["last_step"], s["last_time"]
     return [{"key": k, "count": s["count"], "last": _j(s["last"]), "last_step": s["last_step"],
-             "min": _j(s["min"]), "max": _j(s["max"])} for k, s in sorted(merged.items())]
+             "last_time": s.get("last_time"), "min": _j(s["min"]), "max": _j(s["max"])}
+            for k, s in sorted(merged.items())]
 
 
 def _json(body: dict[str, Any]) -> Response:

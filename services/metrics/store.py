@@ -1,6 +1,6 @@
 """The metrics read model's bookkeeping in SQLite: which stream messages were written (by message
 id, so a redelivered or retried batch is written once), which Parquet parts make up each run, and
-summaries (last, min, max, count) per run and key.
+summaries (last value with its step and time, min, max, count) per run and key.
 
 The SQLite commit is the commit point of a write: a Parquet part renamed into place but not yet
 listed here is an orphan and is deleted on start (its messages were never acked, so they come back).
@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS parts (
 CREATE TABLE IF NOT EXISTS summaries (
   project TEXT NOT NULL, run_id TEXT NOT NULL, key TEXT NOT NULL, count INTEGER NOT NULL,
   min REAL, max REAL, last REAL, last_step INTEGER NOT NULL, last_seq INTEGER NOT NULL,
-  PRIMARY KEY (project, run_id, key));
+  last_time REAL, PRIMARY KEY (project, run_id, key));
 """
 
 
@@ -49,6 +49,9 @@ class MetricsStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(summaries)")}
+        if "last_time" not in columns:  # a store made before summaries kept the last point's time
+            self.db.execute("ALTER TABLE summaries ADD COLUMN last_time REAL")
 
     def close(self) -> None:
         self.db.close()
@@ -88,10 +91,10 @@ class MetricsStore:
         return {tuple(r) for r in self.db.execute("SELECT project, run_id, file FROM parts")}  # type: ignore[misc]
 
     def summaries(self, project: str, run_id: str) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT key, count, min, max, last, last_step FROM summaries "
+        rows = self.db.execute("SELECT key, count, min, max, last, last_step, last_time FROM summaries "
                                "WHERE project=? AND run_id=? ORDER BY key", (project, run_id)).fetchall()
-        return [{"key": k, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last), "last_step": step}
-                for k, c, lo, hi, last, step in rows]
+        return [{"key": k, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last), "last_step": step,
+                 "last_time": at} for k, c, lo, hi, last, step, at in rows]
 
     def runs_summaries(self, project: str, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """:meth:`summaries` of many runs in one query: ``{run_id: [...]}`` (runs without metrics left out)."""
@@ -99,33 +102,38 @@ class MetricsStore:
         for start in range(0, len(run_ids), 500):  # well under SQLite's bound-parameter limit
             chunk = run_ids[start:start + 500]
             rows = self.db.execute(
-                "SELECT run_id, key, count, min, max, last, last_step FROM summaries WHERE project=? AND run_id IN "
+                "SELECT run_id, key, count, min, max, last, last_step, last_time FROM summaries WHERE project=? "
+                "AND run_id IN "
                 f"({','.join('?' * len(chunk))}) ORDER BY run_id, key", (project, *chunk)).fetchall()
-            for run_id, k, c, lo, hi, last, step in rows:
-                out.setdefault(run_id, []).append(
-                    {"key": k, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last), "last_step": step})
+            for run_id, k, c, lo, hi, last, step, at in rows:
+                out.setdefault(run_id, []).append({"key": k, "count": c, "min": _back(lo), "max": _back(hi),
+                                                   "last": _back(last), "last_step": step, "last_time": at})
         return out
 
     def key_summaries(self, project: str, key: str, limit: int, after: str = "") -> list[dict[str, Any]]:
         """One key's summary for every run of a project that logged it, by run id (paged)."""
-        rows = self.db.execute("SELECT run_id, count, min, max, last, last_step FROM summaries WHERE project=? "
-                               "AND key=? AND run_id > ? ORDER BY run_id LIMIT ?", (project, key, after, limit)).fetchall()
-        return [{"run_id": r, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last), "last_step": step}
-                for r, c, lo, hi, last, step in rows]
+        rows = self.db.execute("SELECT run_id, count, min, max, last, last_step, last_time FROM summaries "
+                               "WHERE project=? AND key=? AND run_id > ? ORDER BY run_id LIMIT ?",
+                               (project, key, after, limit)).fetchall()
+        return [{"run_id": r, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last), "last_step": step,
+                 "last_time": at} for r, c, lo, hi, last, step, at in rows]
 
     def _merge_summary(self, project: str, run_id: str, s: dict[str, Any]) -> None:
-        row = self.db.execute("SELECT count, min, max, last, last_step, last_seq FROM summaries "
+        row = self.db.execute("SELECT count, min, max, last, last_step, last_seq, last_time FROM summaries "
                               "WHERE project=? AND run_id=? AND key=?", (project, run_id, s["key"])).fetchone()
         count, lo, hi, last, last_step, last_seq = s["count"], s["min"], s["max"], s["last"], s["last_step"], s["last_seq"]
+        last_time = s.get("last_time")
         if row is not None:
             count += row[0]
             old_lo, old_hi = _back(row[1]), _back(row[2])
             lo = _minmax(min, lo, old_lo)
             hi = _minmax(max, hi, old_hi)
             if (row[4], row[5]) > (last_step, last_seq):  # the later step wins; ties go to the later batch
-                last, last_step, last_seq = _back(row[3]), row[4], row[5]
-        self.db.execute("INSERT OR REPLACE INTO summaries VALUES (?,?,?,?,?,?,?,?,?)",
-                        (project, run_id, s["key"], count, _num(lo), _num(hi), _num(last), last_step, last_seq))
+                last, last_step, last_seq, last_time = _back(row[3]), row[4], row[5], row[6]
+        self.db.execute("INSERT OR REPLACE INTO summaries(project, run_id, key, count, min, max, last, last_step, "
+                        "last_seq, last_time) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (project, run_id, s["key"], count, _num(lo), _num(hi), _num(last), last_step, last_seq,
+                         last_time))
 
     def _tx(self) -> _Transaction:
         return _Transaction(self.db)

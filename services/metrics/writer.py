@@ -138,7 +138,8 @@ def write_part(path: Path, table: pa.Table) -> None:
 
 
 def summarize(table: pa.Table, seqs: np.ndarray) -> list[dict[str, Any]]:
-    """Per key: count, min and max (NaN skipped), last value at the highest step (ties: the later row)."""
+    """Per key: count, min and max (NaN skipped), last value at the highest step (ties: the later row),
+    with that point's step, sequence and time."""
     encoded = pc.dictionary_encode(table.column("key").combine_chunks())
     names = encoded.dictionary.to_pylist()
     ids = encoded.indices.to_numpy(zero_copy_only=False)
@@ -146,6 +147,7 @@ def summarize(table: pa.Table, seqs: np.ndarray) -> list[dict[str, Any]]:
     bounds = np.searchsorted(ids[order], np.arange(len(names) + 1))
     values = table.column("value").to_numpy()[order]
     steps = table.column("step").to_numpy()[order]
+    times = table.column("timestamp").to_numpy()[order]
     seqs = np.asarray(seqs)[order]
     out = []
     for k in sorted(range(len(names)), key=names.__getitem__):
@@ -156,7 +158,8 @@ def summarize(table: pa.Table, seqs: np.ndarray) -> list[dict[str, Any]]:
         out.append({"key": str(names[k]), "count": int(v.size),
                     "min": float(finite.min()) if finite.size else None,
                     "max": float(finite.max()) if finite.size else None,
-                    "last": float(v[last]), "last_step": int(s[last]), "last_seq": int(q[last])})
+                    "last": float(v[last]), "last_step": int(s[last]), "last_seq": int(q[last]),
+                    "last_time": float(times[lo:hi][last])})
     return out
 
 

@@ -70,11 +70,13 @@ def test_arrow_batch_and_minmax_keeps_spikes_lttb_gives_n(api: httpx.Client, mx:
 
 def test_nan_and_infinities_round_trip_and_summaries(platform: Platform, api: httpx.Client, mx: httpx.Client, project: str) -> None:
     run = _run(api, project)
-    pts = [{"key": "x", "value": v, "step": i} for i, v in enumerate([3.0, "NaN", "Infinity", "-Infinity", 2.0])]
+    pts = [{"key": "x", "value": v, "step": i, "timestamp": 1_700_000_000 + i}
+           for i, v in enumerate([3.0, "NaN", "Infinity", "-Infinity", 2.0])]
     pts.append({"key": "y", "value": 7, "step": 0})
     assert _post(mx, project, run, pts).status_code == 202
     assert _history(mx, project, run, "x")["values"] == [3.0, "NaN", "Infinity", "-Infinity", 2.0]
-    expected_x = {"key": "x", "count": 5, "last": 2.0, "last_step": 4, "min": "-Infinity", "max": "Infinity"}
+    expected_x = {"key": "x", "count": 5, "last": 2.0, "last_step": 4, "last_time": 1_700_000_004.0,
+                  "min": "-Infinity", "max": "Infinity"}
     url = f"/projects/{project}/runs/{run}/metrics/summary"
     for _ in range(2):  # the same answer from the tail and after the writer put it in Parquet and SQLite
         summary = {s["key"]: s for s in mx.get(url).json()["summaries"]}

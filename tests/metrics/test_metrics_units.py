@@ -4,6 +4,7 @@ the in-memory tail and the cross-run aggregate."""
 from __future__ import annotations
 
 import math
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -60,12 +61,13 @@ def test_arrow_batch_is_cast_and_checked() -> None:
 
 def test_summaries_merge_across_parts_and_keep_nan_and_inf(tmp_path: Path) -> None:
     store = MetricsStore(tmp_path / "m.sqlite3")
-    first = pa.table({"key": ["x", "x"], "value": [math.nan, 5.0], "step": [0, 3], "timestamp": [0.0, 0.0]})
-    second = pa.table({"key": ["x"], "value": [math.inf], "step": [2], "timestamp": [0.0]})
+    first = pa.table({"key": ["x", "x"], "value": [math.nan, 5.0], "step": [0, 3], "timestamp": [10.0, 13.5]})
+    second = pa.table({"key": ["x"], "value": [math.inf], "step": [2], "timestamp": [20.0]})
     store.commit_part("p", "r", "a", 1, 1, 2, [("m1", 1)], summarize(first, np.array([1, 1])))
     store.commit_part("p", "r", "b", 2, 2, 1, [("m2", 2)], summarize(second, np.array([2])))
     (summary,) = store.summaries("p", "r")
-    assert summary == {"key": "x", "count": 3, "min": 5.0, "max": math.inf, "last": 5.0, "last_step": 3}
+    assert summary == {"key": "x", "count": 3, "min": 5.0, "max": math.inf, "last": 5.0, "last_step": 3,
+                       "last_time": 13.5}  # the last step's point, with its time
     assert store.applied_ids(["m1", "m3"]) == {"m1"}
     assert store.parts("p", "r") == ["a", "b"]
 
@@ -113,3 +115,18 @@ def test_parts_are_sorted_by_key_and_one_key_reads_back_in_arrival_order(tmp_pat
     assert b is not None and b.column("step").to_pylist() == list(range(10))
     assert b.column("value").to_pylist() == [float(i) for i in range(0, n, 3)]
     assert read_key(str(path), "zzz") is None
+
+
+def test_a_store_made_before_summaries_kept_times_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:  # the summaries table as it was
+        db.execute("CREATE TABLE summaries (project TEXT NOT NULL, run_id TEXT NOT NULL, key TEXT NOT NULL, "
+                   "count INTEGER NOT NULL, min REAL, max REAL, last REAL, last_step INTEGER NOT NULL, "
+                   "last_seq INTEGER NOT NULL, PRIMARY KEY (project, run_id, key))")
+        db.execute("INSERT INTO summaries VALUES ('p', 'r', 'x', 1, 1.0, 1.0, 1.0, 0, 1)")
+    store = MetricsStore(path)
+    assert store.summaries("p", "r")[0]["last_time"] is None  # unknown for old rows (MLflow gets 0)
+    later = pa.table({"key": ["x"], "value": [2.0], "step": [1], "timestamp": [42.0]})
+    store.commit_part("p", "r", "c", 2, 2, 1, [("m3", 2)], summarize(later, np.array([2])))
+    assert store.summaries("p", "r")[0] == {"key": "x", "count": 2, "min": 1.0, "max": 2.0, "last": 2.0,
+                                                 "last_step": 1, "last_time": 42.0}

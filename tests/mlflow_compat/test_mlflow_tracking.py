@@ -90,7 +90,9 @@ def test_mlflow_reads_back_what_it_logged(trained: dict, run_mlflow) -> None:
         print(json.dumps({{"status": run.info.status, "params": run.data.params, "tags": run.data.tags,
                           "loss": [(m.step, m.value) for m in history], "files": files,
                           "a": open(path).read(), "datasets": len(run.inputs.dataset_inputs),
-                          "metrics": run.data.metrics}}))
+                          "metrics": run.data.metrics,
+                          "times": {{m.key: m.timestamp for m in run.data._metric_objs}},
+                          "loss_last_time": max(history, key=lambda m: m.step).timestamp}}))
     """).result
     assert out["status"] == "FINISHED"
     assert out["params"]["C"] == "0.5" and out["tags"]["team"] == "vision"
@@ -100,6 +102,7 @@ def test_mlflow_reads_back_what_it_logged(trained: dict, run_mlflow) -> None:
     assert out["a"] == "a" * 1000
     assert out["datasets"] >= 1  # autolog's training dataset (log-inputs)
     assert out["metrics"]["loss"] == pytest.approx(0.2)
+    assert out["times"]["loss"] == out["loss_last_time"] > 0  # the last point's time, as MLflow sends it
 
 
 def test_search_runs_matches_cairn_search(run_mlflow, cairn: httpx.Client) -> None:

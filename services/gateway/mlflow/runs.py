@@ -31,6 +31,12 @@ METRIC_SCHEMA = pa.schema([("key", pa.string()), ("value", pa.float64()), ("step
                            ("timestamp", pa.float64())])
 
 
+
+def millis_of(seconds: float | None) -> int:
+    """A metric point's time (seconds, as the metrics service keeps it) in MLflow's milliseconds;
+    0 for a summary written before summaries kept the last point's time."""
+    return 0 if seconds is None else int(round(seconds * 1000))
+
 def _number(value: Any) -> float:
     """A metric value: a number, or the strings protobuf's JSON uses for NaN and the infinities."""
     special = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -62,7 +68,7 @@ def run_json(call: Call, run: dict[str, Any], summaries: list[dict[str, Any]]) -
     }
     if run.get("ended_at"):
         info["end_time"] = millis(run["ended_at"])
-    metrics = [{"key": s["key"], "value": s["last"], "timestamp": 0, "step": s["last_step"]}
+    metrics = [{"key": s["key"], "value": s["last"], "timestamp": millis_of(s.get("last_time")), "step": s["last_step"]}
                for s in summaries if s.get("last") is not None]
     hidden.sort()
     datasets = [json.loads(run["tags"][k]) for k in hidden if k.startswith(DATASET_TAG)]
