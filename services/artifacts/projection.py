@@ -15,7 +15,8 @@ handles = HANDLERS.handles
 
 # The aggregates whose events this read model is made of (the only ones the log delivers to it):
 # its own (dataset, artifact_set, dataset_use) and two of the registry's, model
-# (model_version.created) and run (run.environment_recorded), whose blobs it keeps.
+# (model_version.created) and run (run.environment_recorded, or the record run.created carries),
+# whose blobs it keeps.
 AGGREGATES = ("dataset", "artifact_set", "dataset_use", "model", "run")
 
 

@@ -76,7 +76,7 @@ class RunCreate(Strict):
     description: str = Field(default="", max_length=8000)
     start: bool = True
     record: RunRecordPut | None = Field(default=None, description=(
-        "the run's reproducibility record (as PUT .../environment), appended together with the run"))
+        "the run's reproducibility record (as PUT .../environment), recorded in the event that creates the run"))
 
 
 class RunFinish(Strict):

@@ -119,7 +119,7 @@ class SchedulerCore:
     async def submit(self, ctx: CommandContext, project: str, spec: dict[str, Any], *,
                      tags: dict[str, str] | None = None) -> str:
         """Create the job's run (scheduled, with its code, command and seed recorded in the same
-        atomic append), then append ``job.submitted``; returns the job id. The
+        event), then append ``job.submitted``; returns the job id. The
         idempotency key (if any) makes a repeated submit return the first job and run."""
         normalised = parse_spec(spec)
         job_id = new_id()

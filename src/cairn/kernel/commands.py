@@ -32,7 +32,7 @@ class CommandContext:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a command did: the (first) event it appended (or found, for a repeated request)."""
+    """What a command did: the event it appended (or found, for a repeated request)."""
 
     sequence: int
     aggregate_id: str
@@ -40,9 +40,10 @@ class Outcome:
     duplicate: bool = False
 
 
-# decide(state) -> (event type, data), or a list of them for events that must be appended together
-# (atomically, the first one the command's main event); may raise a CairnError; None for a no-op.
-Decision = tuple[str, dict[str, Any]] | list[tuple[str, dict[str, Any]]] | None
+# decide(state) -> (event type, data); may raise a CairnError; returns None for a no-op. Events that
+# belong together are one event (a run created with its record is one run.created): an atomic batch
+# of several costs nats-server a temporary file store per append.
+Decision = tuple[str, dict[str, Any]] | None
 Decide = Callable[[dict[str, Any] | None], Decision]
 
 
@@ -88,9 +89,9 @@ class CommandHandler:
         decide: Decide,
         wait: bool = True,
     ) -> Outcome:
-        """Decide and append an aggregate's event(s); 409 after bounded conflicting retries.
-        With ``wait=False`` the answer comes once the events are durable in the log, before the
-        projection shows them: reads that must see them call :meth:`settled` first (and so does the
+        """Decide and append one event for an aggregate; 409 after bounded conflicting retries.
+        With ``wait=False`` the answer comes once the event is durable in the log, before the
+        projection shows it: reads that must see it call :meth:`settled` first (and so does the
         next command, before it decides)."""
         subject = subject_for(project, aggregate, aggregate_id)
         key = self._scoped_key(ctx, project)
@@ -102,27 +103,24 @@ class CommandHandler:
                     return remembered
                 last_seq, state = self._state(subject)
                 decision = decide(state)
-                if not decision:
+                if decision is None:
                     return Outcome(last_seq, aggregate_id, "noop")
-                events = [
-                    Event(
-                        type=event_type,
-                        version=current_version(event_type),
-                        project=project,
-                        aggregate=aggregate,
-                        aggregate_id=aggregate_id,
-                        data=data,
-                        actor=ctx.actor,
-                        correlation_id=ctx.correlation_id,
-                        traceparent=ctx.traceparent,
-                    )
-                    for event_type, data in (decision if isinstance(decision, list) else [decision])
-                ]
-                for event in events:
-                    validate_event(event)
+                event_type, data = decision
+                event = Event(
+                    type=event_type,
+                    version=current_version(event_type),
+                    project=project,
+                    aggregate=aggregate,
+                    aggregate_id=aggregate_id,
+                    data=data,
+                    actor=ctx.actor,
+                    correlation_id=ctx.correlation_id,
+                    traceparent=ctx.traceparent,
+                )
+                validate_event(event)
                 try:
-                    appended = await self.log.append_together(
-                        events, expected_last_subject_seq=last_seq, msg_id=key
+                    appended = await self.log.append(
+                        event, expected_last_subject_seq=last_seq, msg_id=key
                     )
                 except ConcurrencyConflict:
                     # Someone else wrote first: catch up with the log, then decide again.
@@ -131,13 +129,13 @@ class CommandHandler:
                     continue
                 if not wait and not appended.duplicate:
                     self.appended = max(self.appended, appended.sequence)
-                    return Outcome(appended.first_sequence, aggregate_id, events[0].type)
+                    return Outcome(appended.sequence, aggregate_id, event_type)
                 await self.runner.wait_for(appended.sequence)
                 if appended.duplicate:
                     remembered = self._remembered(key)
                     if remembered is not None:
                         return remembered
-                return Outcome(appended.first_sequence, aggregate_id, events[0].type)
+                return Outcome(appended.sequence, aggregate_id, event_type)
         raise ConcurrencyConflict(
             f"{aggregate} {aggregate_id} is being changed by other requests; "
             f"gave up after {MAX_ATTEMPTS} attempts, retry later",

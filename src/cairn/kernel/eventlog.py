@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 EVENTS_STREAM = "CAIRN_EVENTS"
 WRONG_LAST_SEQUENCE = 10071
-BATCH_DUPLICATE_MSG_ID = 10201  # an atomic batch whose message id the server has seen
 STREAM_NAME_IN_USE = 10058
 MAX_ATOMIC_BATCH = 1000  # the server's default limit on messages in one atomic batch
 # How long the server remembers idempotency keys. Projections remember applied keys for good.
@@ -38,16 +37,10 @@ DUPLICATE_WINDOW_S = 3600.0
 
 @dataclass(frozen=True)
 class Appended:
-    """Where an event landed (the last one, for several appended together). ``duplicate`` means
-    the idempotency key was seen before; then ``sequence`` is one the first append is at or before."""
+    """Where an event landed. ``duplicate`` means the idempotency key was seen before."""
 
     sequence: int
     duplicate: bool
-    count: int = 1
-
-    @property
-    def first_sequence(self) -> int:
-        return self.sequence - self.count + 1
 
 
 async def wait_for_port(url: str, timeout: float = 30.0) -> None:
@@ -141,45 +134,6 @@ class EventLog:
                 ) from None
             raise
         return Appended(sequence=ack.seq, duplicate=bool(ack.duplicate))
-
-    async def append_together(
-        self, events: list[Event], *, expected_last_subject_seq: int | None, msg_id: str | None = None
-    ) -> Appended:
-        """Append a command's events (at most MAX_ATOMIC_BATCH, the first one's subject checked
-        for concurrency) as one atomic batch: all of them or none, with the first one carrying the
-        idempotency key, so a repeated command appends nothing. Raises ConcurrencyConflict like
-        ``append``."""
-        if len(events) == 1:
-            return await self.append(events[0], expected_last_subject_seq=expected_last_subject_seq, msg_id=msg_id)
-        if not 1 < len(events) <= MAX_ATOMIC_BATCH:
-            raise ValueError(f"append 1 to {MAX_ATOMIC_BATCH} events together, not {len(events)}")
-        batch_id = events[0].id
-        reply = None
-        for number, event in enumerate(events, 1):
-            headers = {**event.headers(), H_MSG_ID: event.id, "Nats-Batch-Id": batch_id,
-                       "Nats-Batch-Sequence": str(number)}
-            if number == 1:
-                headers[H_MSG_ID] = msg_id or event.id
-                if expected_last_subject_seq is not None:
-                    headers[H_EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last_subject_seq)
-            if number < len(events):
-                await self.nc.publish(event.subject, event.to_json(), headers=headers)
-                continue
-            headers["Nats-Batch-Commit"] = "1"
-            reply = await self.nc.request(event.subject, event.to_json(), headers=headers, timeout=10)
-        assert reply is not None
-        answer = json.loads(reply.data)
-        error = answer.get("error")
-        if error:
-            if error.get("err_code") == WRONG_LAST_SEQUENCE:
-                first = events[0]
-                raise ConcurrencyConflict(
-                    f"{first.aggregate} {first.aggregate_id} was changed by another request; retry",
-                    details={"aggregate": first.aggregate, "id": first.aggregate_id})
-            if error.get("err_code") == BATCH_DUPLICATE_MSG_ID:  # appended before: at or before the end
-                return Appended(sequence=await self.last_sequence(), duplicate=True, count=len(events))
-            raise Unavailable(f"atomic append failed: {error.get('description')}")
-        return Appended(sequence=int(answer["seq"]), duplicate=False, count=len(events))
 
     async def append_batch(self, events: list[Event]) -> list[int]:
         """Append events as JetStream atomic batches (all of a batch or none, one disk sync per
