@@ -19,7 +19,6 @@ from simulated_scheduler import SimulatedScheduler, base_doc, objective
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.kernel.store import SnapshotProjection, SqliteStore
-from cairn.natsserver import start_nats_server
 from cairn.services.scheduler.sweeps.api import router
 from cairn.services.scheduler.sweeps.driver import SweepDriver
 from cairn.services.scheduler.sweeps.ports import EventLogSink
@@ -29,15 +28,6 @@ from cairn.services.scheduler.sweeps.projection import (
     SWEEP_SCHEMA,
     SweepQueries,
 )
-
-
-@pytest.fixture()
-def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh event log per test, so an app's projection replays only its own test's events."""
-    proc, url = start_nats_server(Path(tmp_path_factory.mktemp("nats")))
-    yield url
-    proc.terminate()
-    proc.wait()
 
 
 def _app(nats_url: str, data_dir: Path) -> FastAPI:

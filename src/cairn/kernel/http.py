@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
@@ -29,6 +30,16 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(body)"
 
 
+def validation_error_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """pydantic's complaints as our 422 body: the first one in the message, every one in details."""
+    problems = [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in errors]
+    first = problems[0] if problems else {"field": "(body)", "message": "invalid"}
+    message = f"{first['field']}: {first['message']}"
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more problem(s))"
+    return error_body("invalid_input", message, {"problems": problems})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map the error tree, validation errors and HTTP errors to ``{"error": {...}}``."""
 
@@ -41,13 +52,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, err: RequestValidationError) -> JSONResponse:
-        problems = [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")}
-                    for e in err.errors()]
-        first = problems[0] if problems else {"field": "(body)", "message": "invalid"}
-        message = f"{first['field']}: {first['message']}"
-        if len(problems) > 1:
-            message += f" (and {len(problems) - 1} more problem(s))"
-        return JSONResponse(error_body("invalid_input", message, {"problems": problems}), status_code=422)
+        return JSONResponse(validation_error_body(err.errors()), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:

@@ -6,7 +6,7 @@ middleware. The handler behind a subject is the same function the service's HTTP
 validation, decisions and answers are the same. The caller's actor, idempotency key, correlation
 id and ``traceparent`` travel as headers; the answer is ``{"result": ...}`` or ``{"error": {...}}``
 with the HTTP status the route would have given. Like the agents' subjects, these trust whoever can
-publish on the NATS account (a private network; see docs/security.md).
+publish on the NATS account (a private network; see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -24,26 +24,22 @@ from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
 from cairn.kernel.commands import CommandContext
+from cairn.kernel.envelope import H_ACTOR, H_CORRELATION, H_TRACEPARENT
 from cairn.kernel.errors import CairnError, InvalidInput, Unavailable
+from cairn.kernel.http import validation_error_body
 from cairn.kernel.ids import new_id
 from cairn.kernel.telemetry import inject, span_from
 
 log = logging.getLogger(__name__)
 
 SUBJECT_PREFIX = "cairn.cmd"
-H_ACTOR, H_KEY, H_CORRELATION, H_TRACEPARENT = "Cairn-Actor", "Idempotency-Key", "Cairn-Correlation-Id", "traceparent"
+H_KEY = "Idempotency-Key"  # as on HTTP requests (events carry the key as Nats-Msg-Id)
 
 ServiceCommand = Callable[[dict[str, Any], CommandContext], Awaitable[Any]]
 
 
 def command_subject(service: str, name: str) -> str:
     return f"{SUBJECT_PREFIX}.{service}.{name}"
-
-
-def _problem(err: ValidationError) -> str:
-    first = err.errors()[0] if err.errors() else {"loc": (), "msg": "invalid"}
-    field = ".".join(str(p) for p in first.get("loc", ())) or "(body)"
-    return f"{field}: {first.get('msg', 'invalid')}"
 
 
 class CommandServer:
@@ -92,7 +88,7 @@ class CommandServer:
             except CairnError as err:
                 answer = {**err.to_body(), "status": err.status}
             except ValidationError as err:
-                answer = {"error": {"code": "invalid_input", "message": _problem(err), "details": {}}, "status": 422}
+                answer = {**validation_error_body(err.errors()), "status": 422}
             except orjson.JSONDecodeError:
                 answer = {"error": {"code": "invalid_input", "message": "the command's body is not JSON",
                                     "details": {}}, "status": 400}

@@ -61,19 +61,16 @@ def setup_tracing(service: str, exporter: str | None = None, *, processor: SpanP
         provider = TracerProvider(resource=Resource.create({"service.name": f"cairn-{service}"}),
                                   sampler=_SAMPLER)
         trace.set_tracer_provider(provider)
-    if processor is not None:
-        provider.add_span_processor(processor)
-        _SAMPLER.recording = True
-    elif exporter == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-        _SAMPLER.recording = True
-    elif exporter == "otlp":
+    if processor is None and exporter == "console":
+        processor = BatchSpanProcessor(ConsoleSpanExporter())
+    elif processor is None and exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         endpoint = os.environ.get("CAIRN_OTLP_ENDPOINT")
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint) if endpoint
-                                                       else OTLPSpanExporter()))
-        _SAMPLER.recording = True
+        processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter())
+    if processor is not None:
+        provider.add_span_processor(processor)
+        _SAMPLER.recording = True  # something receives spans now: make them
     _configured = True
 
 
