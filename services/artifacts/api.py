@@ -55,7 +55,7 @@ class DatasetUse(Strict):
     dataset: str = Field(min_length=1, max_length=140, examples=["mnist@v3", "mnist"])
 
 
-def _store(request: Request) -> ArtifactsStore:
+async def _store(request: Request) -> ArtifactsStore:
     store = request.app.state.runtime.store
     assert isinstance(store, ArtifactsStore)
     return store
@@ -197,9 +197,10 @@ async def upload_run_file(project: ProjectName, run_id: RunId, name: str, reques
     durable in the log (reads of this service wait for it to be projected)."""
     domain.check_artifact_name(name)
     check_token(run_id, "run id")
+    removals = blobs.removals
     digest, size, _ = await blobs.receive_any(request.stream(), expected=digest)
     async with _gc_lock(request):
-        if not await asyncio.to_thread(blobs.exists, digest):  # collected since: send it again
+        if blobs.removals != removals and not await asyncio.to_thread(blobs.exists, digest):  # collected since
             raise InvalidInput(f"blob {digest} was removed while it was being logged; upload it again",
                                details={"missing": [digest]})
         outcome = await _record(rt, ctx, project, run_id, name, digest, "file", size, 1, wait=False)

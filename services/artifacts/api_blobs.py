@@ -38,11 +38,11 @@ class RangeNotSatisfiable(CairnError):
     code = "range_not_satisfiable"
 
 
-def blob_store(request: Request) -> BlobStore:
+async def blob_store(request: Request) -> BlobStore:
     return request.app.state.blobs
 
 
-def _runtime(request: Request) -> ServiceRuntime:
+async def _runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 

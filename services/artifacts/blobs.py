@@ -1,20 +1,27 @@
 """Blob intake and verified reads, on top of any :class:`BlobBackend`.
 
-Uploads stream into a temp file next to the store (never buffered whole in memory), are fsynced,
-then fingerprinted with the core's multi-threaded BLAKE3 (``fingerprint_file``) before they are
-handed to the backend: a digest mismatch deletes the temp file and stores nothing. Reads hash the
-whole blob before the first byte is served (ranged reads included), so a blob corrupted at rest is
-reported as ``blob_corrupt`` and never served. Hashing runs at several GB/s, so verifying first
-costs far less than the transfer itself.
+Uploads stream into a temp file next to the store and are fsynced, then fingerprinted with the
+core's BLAKE3 before they are handed to the backend: a digest mismatch deletes the temp file and
+stores nothing. A body that fits in ``WRITE_BUFFER`` (most artifacts) is gathered in a page-aligned
+buffer, hashed from memory while it is written with ``O_DIRECT`` (straight to the disk, no page-cache
+pages to fill for a file nobody reads yet) and fsynced; a larger one is written through the page
+cache as it arrives and hashed from the file (``fingerprint_file``, multi-threaded). File systems
+without ``O_DIRECT`` get ordinary writes. Reads hash the whole blob before the first byte is served
+(ranged reads included), so a blob corrupted at rest is reported as ``blob_corrupt`` and never
+served. Hashing runs at several GB/s, so verifying first costs far less than the transfer itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import mmap
 import os
 import re
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +31,94 @@ from cairn.kernel.errors import CairnError, InvalidInput, NotFound, PayloadTooLa
 from cairn.services.artifacts.backends import BlobBackend
 
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
-WRITE_BUFFER = 4 << 20
+WRITE_BUFFER = 4 << 20  # bytes gathered before any is written; a whole body up to this is hashed from memory
+ALIGN = 4096  # O_DIRECT: buffer address, file offset and length in multiples of the block size
+O_DIRECT = getattr(os, "O_DIRECT", 0)
+_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="blob-hash")
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Write every byte of ``data`` to ``fd`` (a write may take fewer)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a worker thread; a cancelled caller still waits for it to finish, since it
+    uses the upload's file descriptor and buffer, which the caller then releases."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
+
+
+class Buffers:
+    """Page-aligned ``WRITE_BUFFER``-sized buffers, reused: a fresh one costs page faults per use."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep
+        self._free: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> mmap.mmap:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return mmap.mmap(-1, WRITE_BUFFER)
+
+    def give(self, buffer: mmap.mmap) -> None:
+        with self._lock:
+            if len(self._free) < self.keep:
+                self._free.append(buffer)
+                return
+        try:
+            buffer.close()
+        except BufferError:  # still exported somewhere: the garbage collector unmaps it later
+            pass
+
+
+def _open_upload(tmp_dir: Path) -> tuple[int, Path, bool]:
+    """A new temp file for an upload: (fd, path, opened with O_DIRECT)."""
+    path = tmp_dir / f"upload-{secrets.token_hex(8)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    if O_DIRECT:
+        try:
+            return os.open(path, flags | O_DIRECT, 0o600), path, True
+        except OSError as err:  # tmpfs and some others refuse O_DIRECT
+            if err.errno != errno.EINVAL:
+                raise
+    return os.open(path, flags, 0o600), path, False
+
+
+def _buffered(fd: int) -> None:
+    """Switch an O_DIRECT descriptor to ordinary (page-cache) writes."""
+    import fcntl
+
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~O_DIRECT)
+
+
+def write_direct(fd: int, buffer: mmap.mmap, size: int) -> None:
+    """Write ``buffer[:size]`` at offset 0 of an O_DIRECT file: whole blocks (the last one padded with
+    zeros), then the file is cut to ``size``. Falls back to ordinary writes where the file system
+    refuses (EINVAL)."""
+    padded = -(-size // ALIGN) * ALIGN
+    buffer[size:padded] = bytes(padded - size)
+    try:
+        written = 0
+        view = memoryview(buffer)[:padded]
+        while written < padded:
+            written += os.write(fd, view[written:])
+    except OSError as err:
+        if err.errno != errno.EINVAL:
+            raise
+        _buffered(fd)
+        os.lseek(fd, 0, os.SEEK_SET)
+        write_all(fd, memoryview(buffer)[:size])
+    if padded != size:
+        os.ftruncate(fd, size)
 
 
 class DigestMismatch(CairnError):
@@ -56,6 +150,12 @@ class BlobStore:
         self.tmp_dir = Path(tmp_dir)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.max_blob_bytes = max_blob_bytes
+        self.buffers = Buffers()
+        self.removals = 0  # blobs removed by this process (GC): an upload re-checks its blob only if this moved
+
+    def remove(self, digest: str) -> None:
+        self.removals += 1
+        self.backend.delete(digest)
 
     def exists(self, digest: str) -> bool:
         return self.backend.exists(check_digest(digest))
@@ -83,32 +183,55 @@ class BlobStore:
         """Store a streamed upload under the digest of its bytes, hashed here once; returns
         (digest, size, created). With ``expected``, bytes that hash to anything else are a
         DigestMismatch and nothing is stored. The bytes are fsynced before they are stored."""
-        fd, name = tempfile.mkstemp(prefix="upload-", dir=self.tmp_dir)
-        tmp = Path(name)
+        fd, tmp, direct = _open_upload(self.tmp_dir)
+        buffer = self.buffers.take()
         try:
-            with os.fdopen(fd, "wb", buffering=0) as out:
-                size = 0
-                buffer = bytearray()
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > self.max_blob_bytes:
-                        raise PayloadTooLarge(
-                            f"blob is larger than the limit of {self.max_blob_bytes} bytes; "
-                            "raise CAIRN_ARTIFACTS_MAX_BLOB_BYTES or split the file")
-                    buffer += chunk
-                    if len(buffer) >= WRITE_BUFFER:
-                        await asyncio.to_thread(out.write, buffer)
-                        buffer = bytearray()
-                # The rest of the bytes, fsync, hash and store: one trip to a worker thread.
-                digest, created = await asyncio.to_thread(self._finish, out, buffer, tmp, expected, size)
+            size = 0
+            held = 0  # bytes in ``buffer`` not yet written
+            spilled = False  # some bytes were written already: hash the file, not the buffer
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > self.max_blob_bytes:
+                    raise PayloadTooLarge(
+                        f"blob is larger than the limit of {self.max_blob_bytes} bytes; "
+                        "raise CAIRN_ARTIFACTS_MAX_BLOB_BYTES or split the file")
+                view = memoryview(chunk)
+                while view:
+                    n = min(len(view), WRITE_BUFFER - held)
+                    buffer[held:held + n] = view[:n]
+                    held += n
+                    view = view[n:]
+                    if held == WRITE_BUFFER:  # larger than the buffer: through the page cache from here
+                        if not spilled and direct:
+                            _buffered(fd)
+                        spilled = True
+                        await _in_thread(write_all, fd, memoryview(buffer)[:held])
+                        held = 0
+            # The rest of the bytes, fsync, hash and store: one trip to a worker thread.
+            digest, created = await _in_thread(self._finish, fd, buffer, held, spilled, direct, tmp,
+                                               expected, size)
             return digest, size, created
         finally:
+            os.close(fd)
+            self.buffers.give(buffer)
             tmp.unlink(missing_ok=True)
 
-    def _finish(self, out: Any, rest: bytes | bytearray, tmp: Path, expected: str | None, size: int) -> tuple[str, bool]:
-        out.write(rest)
-        os.fsync(out.fileno())
-        actual = fingerprint_file(tmp)
+    def _finish(self, fd: int, buffer: mmap.mmap, held: int, spilled: bool, direct: bool, tmp: Path,
+                expected: str | None, size: int) -> tuple[str, bool]:
+        if spilled:
+            write_all(fd, memoryview(buffer)[:held])
+            os.fsync(fd)
+            actual = fingerprint_file(tmp)
+        else:  # the whole body is in the buffer: hash it while it is written
+            hashing = _HASHING.submit(blake3, memoryview(buffer)[:held])
+            try:
+                if direct:
+                    write_direct(fd, buffer, held)
+                else:
+                    write_all(fd, memoryview(buffer)[:held])
+                os.fsync(fd)
+            finally:
+                actual = hashing.result().hex()  # the buffer is reused once this returns
         if expected is not None and actual != expected:
             raise DigestMismatch(
                 f"uploaded bytes hash to {actual}, not {expected}; nothing was stored. "

@@ -59,7 +59,7 @@ async def collect_garbage(rt: ServiceRuntime, blobs: BlobStore, lock: asyncio.Lo
                     kept_young += 1
                 else:
                     if not dry_run:
-                        blobs.backend.delete(blob.digest)
+                        blobs.remove(blob.digest)
                     removed.append(blob.digest)
                     freed += blob.size
             return {"removed": removed, "removed_count": len(removed), "freed_bytes": freed,

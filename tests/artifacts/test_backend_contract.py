@@ -3,6 +3,7 @@ SeaweedFS server). Each test goes through BlobStore, which adds the digest check
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from cairn.core import blake3
 from cairn.kernel.errors import NotFound
 from cairn.services.artifacts import backends
+from cairn.services.artifacts import blobs as blobs_module
 from cairn.services.artifacts.backends import FsBackend, S3Backend
 from cairn.services.artifacts.blobs import BlobCorrupt, BlobStore, DigestMismatch
 
@@ -117,3 +119,37 @@ async def test_large_blob_round_trips(store: BlobStore, monkeypatch: pytest.Monk
     await store.receive(digest, _chunks(data, 1 << 20))
     assert store.read_verified(digest) == data
     assert [b.size for b in store.backend.list()] == [len(data)]
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["o_direct", "page_cache"])
+async def test_sizes_around_block_and_buffer_edges_round_trip(store: BlobStore, direct: bool,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole-block writes with a padded last block (cut back to the size), the switch to page-cache
+    writes past WRITE_BUFFER, and buffers reused from one upload to the next (largest first, so a
+    stale tail would show). ``page_cache``: a file system without O_DIRECT."""
+    if not direct:
+        monkeypatch.setattr(blobs_module, "O_DIRECT", 0)
+    edge = blobs_module.WRITE_BUFFER
+    for size in (edge + 1, edge, edge - 1, 8193, 4097, 4096, 4095, 1, 0):
+        data = os.urandom(size)
+        digest = blake3(data).hex()
+        assert await store.receive(digest, _chunks(data, 100_000)) == (size, True)
+        assert store.read_verified(digest) == data
+    sizes = sorted(b.size for b in store.backend.list())
+    assert sizes == [0, 1, 4095, 4096, 4097, 8193, edge - 1, edge, edge + 1]
+    assert len(store.buffers._free) == 1  # one buffer, reused by every upload
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+async def test_uploads_at_the_same_time_each_get_their_own_buffer(store: BlobStore) -> None:
+    bodies = [os.urandom(300_000 + i) for i in range(6)]
+
+    async def slow_chunks(data: bytes):  # type: ignore[no-untyped-def]
+        for start in range(0, len(data), 50_000):
+            await asyncio.sleep(0)  # interleave with the other uploads
+            yield data[start:start + 50_000]
+
+    results = await asyncio.gather(*(store.receive(blake3(b).hex(), slow_chunks(b)) for b in bodies))
+    assert [size for size, _ in results] == [len(b) for b in bodies]
+    for body in bodies:
+        assert store.read_verified(blake3(body).hex()) == body
