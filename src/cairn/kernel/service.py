@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 
+from cairn.kernel.allocator import tune_allocator
 from cairn.kernel.commands import CommandHandler
 from cairn.kernel.envelope import aggregate_subjects
 from cairn.kernel.eventlog import EventLog
@@ -110,6 +111,7 @@ def create_service_app(
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run a service until SIGTERM/SIGINT; the port 0 default asks the OS for one."""
+    tune_allocator()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s trace_id=%(trace_id)s %(message)s")
     for handler in logging.getLogger().handlers:
