@@ -21,7 +21,7 @@ from cairn.services.gateway.webhooks import check_url
 router = APIRouter(prefix="/api/v1")
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
     return request.state.principal
 
 

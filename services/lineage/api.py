@@ -31,11 +31,11 @@ def _store(request: Request) -> LineageStore:
     return store
 
 
-def _queries(request: Request) -> LineageQueries:
+async def _queries(request: Request) -> LineageQueries:
     return LineageQueries(_store(request))
 
 
-def _projects(x_cairn_projects: Annotated[str | None, Header()] = None) -> list[str] | None:
+async def _projects(x_cairn_projects: Annotated[str | None, Header()] = None) -> list[str] | None:
     """The caller's projects from the gateway; None means every project."""
     if x_cairn_projects is None or x_cairn_projects == "*":
         return None

@@ -24,7 +24,7 @@ RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$", description="run 
 Method = Literal["minmax", "lttb"]
 
 
-def _runtime(request: Request) -> MetricsRuntime:
+async def _runtime(request: Request) -> MetricsRuntime:
     return request.app.state.metrics
 
 

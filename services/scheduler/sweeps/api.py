@@ -32,7 +32,7 @@ EXAMPLE = {"name": "lr-search", "method": "bayes", "seed": 1,
            "job": {"command": "python train.py", "params": {"epochs": 20}}}
 
 
-def _runtime(request: Request) -> ServiceRuntime:
+async def _runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 
