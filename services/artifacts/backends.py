@@ -33,6 +33,10 @@ class BlobBackend(Protocol):
 
     def exists(self, digest: str) -> bool: ...
 
+    def prepare(self, digest: str) -> None:
+        """Make ready (durably) whatever ``put_file(digest, ...)`` needs; may run while the file is
+        still being written, and any number of times."""
+
     def put_file(self, digest: str, path: Path) -> None:
         """Store the (already verified) file at ``path`` under ``digest``; consumes ``path``."""
 
@@ -58,6 +62,16 @@ class FsBackend:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        # The 256 first-level folders are made once, so an upload makes at most its second level.
+        made = False
+        for top in range(256):
+            try:
+                (self.root / f"{top:02x}").mkdir()
+                made = True
+            except FileExistsError:
+                pass
+        if made:
+            _fsync_dir(self.root)
 
     def path_of(self, digest: str) -> Path:
         return self.root / digest[:2] / digest[2:4] / digest
@@ -65,9 +79,24 @@ class FsBackend:
     def exists(self, digest: str) -> bool:
         return self.path_of(digest).is_file()
 
+    def prepare(self, digest: str) -> None:
+        """Create the blob's two directory levels; a directory created here is made durable by
+        syncing its parent, so a rename into it cannot be lost with the directory."""
+        created = []
+        folder = self.path_of(digest).parent
+        while not folder.is_dir():
+            created.append(folder)
+            folder = folder.parent
+        for folder in reversed(created):
+            try:
+                folder.mkdir()
+            except FileExistsError:  # made at the same time by another upload
+                pass
+            _fsync_dir(folder.parent)
+
     def put_file(self, digest: str, path: Path) -> None:
         target = self.path_of(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self.prepare(digest)
         # The caller fsynced the file; the rename is made durable by syncing the directory.
         os.replace(path, target)
         _fsync_dir(target.parent)
@@ -127,6 +156,9 @@ class S3Backend:
             if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise
+
+    def prepare(self, digest: str) -> None:
+        pass  # a bucket has no folders to make
 
     def put_file(self, digest: str, path: Path) -> None:
         try:

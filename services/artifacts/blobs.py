@@ -222,8 +222,8 @@ class BlobStore:
             write_all(fd, memoryview(buffer)[:held])
             os.fsync(fd)
             actual = fingerprint_file(tmp)
-        else:  # the whole body is in the buffer: hash it while it is written
-            hashing = _HASHING.submit(blake3, memoryview(buffer)[:held])
+        else:  # the whole body is in the buffer: hash it (and make its folder) while it is written
+            hashing = _HASHING.submit(self._hash_and_prepare, memoryview(buffer)[:held], expected)
             try:
                 if direct:
                     write_direct(fd, buffer, held)
@@ -231,7 +231,7 @@ class BlobStore:
                     write_all(fd, memoryview(buffer)[:held])
                 os.fsync(fd)
             finally:
-                actual = hashing.result().hex()  # the buffer is reused once this returns
+                actual = hashing.result()  # the buffer is reused once this returns
         if expected is not None and actual != expected:
             raise DigestMismatch(
                 f"uploaded bytes hash to {actual}, not {expected}; nothing was stored. "
@@ -241,6 +241,12 @@ class BlobStore:
         existed = self.backend.exists(actual)
         self.backend.put_file(actual, tmp)
         return actual, not existed
+
+    def _hash_and_prepare(self, body: memoryview, expected: str | None) -> str:
+        digest = blake3(body).hex()
+        if expected is None or digest == expected:
+            self.backend.prepare(digest)
+        return digest
 
     @contextmanager
     def open_verified(self, digest: str) -> Iterator[Path]:

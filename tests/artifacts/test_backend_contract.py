@@ -153,3 +153,14 @@ async def test_uploads_at_the_same_time_each_get_their_own_buffer(store: BlobSto
     assert [size for size, _ in results] == [len(b) for b in bodies]
     for body in bodies:
         assert store.read_verified(blake3(body).hex()) == body
+
+
+async def test_prepare_is_idempotent_and_precedes_a_store(store: BlobStore) -> None:
+    data = b"prepared"
+    digest = blake3(data).hex()
+    for _ in range(2):
+        store.backend.prepare(digest)
+    if isinstance(store.backend, FsBackend):
+        assert store.backend.path_of(digest).parent.is_dir()
+    assert await store.receive(digest, _chunks(data)) == (len(data), True)
+    assert store.read_verified(digest) == data
