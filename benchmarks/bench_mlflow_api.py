@@ -6,11 +6,15 @@ for both targets, so the client is identical): 1 run with 100 params (one log_ba
 back; 20 artifacts of 1 MiB uploaded with log_artifact (three rounds of 20 new files, the median
 round reported) and the first 20 downloaded again; 1,000 runs created
 with 5 params and 5 metrics each; search_runs over them with a metric and a param filter, ordered
-by a metric (best of 3).
+by a metric (best of 3). Then, with both servers up, the upload step once more in one window of
+time: ten rounds of 20 new files, MLflow and Cairn in turn, who goes first alternating, the median
+round per server reported (this VM's speed drifts by tens of percent over minutes, and a sequential
+run puts each server in a different period).
 
 MLflow: ``mlflow server`` from the side venv (benchmarks/mlflow_side.py), SQLite backend store,
 artifacts proxied from a local folder, 2 workers. Cairn: nats-server, the services and the gateway
-as the tests start them (tests/platform_harness.py), rate limit off, site-admin token.
+as the tests start them (tests/platform_harness.py), rate limit off, site-admin token. MLflow's
+server is measured first, alone; it stays up, idle, while Cairn is measured.
 Usage: python benchmarks/bench_mlflow_api.py [--search-runs 1000] [--steps 10000]
 """
 
@@ -20,6 +24,7 @@ import argparse
 import json
 import os
 import platform as pyplatform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +44,7 @@ STEPS = [  # (key, label, higher is better)
     ("metric_points_per_s", "log metrics, 10 x 10,000 steps (points/s)", True),
     ("metric_history_s", "read one metric's history, 10,000 points (s)", False),
     ("upload_mb_per_s", "upload 20 x 1 MiB artifacts, median of 3 rounds (MB/s)", True),
+    ("alternate_upload_mb_per_s", "  the same, 10 rounds alternating between the servers (MB/s)", True),
     ("download_mb_per_s", "download them (MB/s)", True),
     ("create_runs_per_s", "create runs with 5 params + 5 metrics (runs/s)", True),
     ("search_runs_s", "search_runs over 1,000 runs, filter + order (s)", False),
@@ -61,6 +67,17 @@ def workload(python: Path, uri: str, token: str | None, args: argparse.Namespace
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def alternating_uploads(python: Path, mlflow_uri: str, cairn_uri: str, token: str) -> dict[str, list[float]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(BENCH_MLFLOW_URI=mlflow_uri, BENCH_CAIRN_URI=cairn_uri, BENCH_CAIRN_TOKEN=token,
+               GIT_PYTHON_REFRESH="quiet")
+    proc = subprocess.run([str(python), str(HERE / "mlflow_workload.py"), "alternate"], env=env,
+                          capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"alternating uploads failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--search-runs", type=int, default=1000)
@@ -71,13 +88,17 @@ def main() -> None:
         with mlflow_server(root / "mlflow") as server:
             print(f"MLflow {server.version} at {server.url}", file=sys.stderr, flush=True)
             theirs = workload(server.python, server.url, None, args)
-            python = server.python
-        plat = Platform(root / "cairn").start()
-        try:
-            print(f"Cairn at {plat.gateway}", file=sys.stderr, flush=True)
-            ours = workload(python, plat.gateway, plat.token, args)
-        finally:
-            plat.stop()
+            plat = Platform(root / "cairn").start()  # MLflow's server stays up (idle) from here on
+            try:
+                print(f"Cairn at {plat.gateway}", file=sys.stderr, flush=True)
+                ours = workload(server.python, plat.gateway, plat.token, args)
+                print("uploads, rounds alternating between the two servers", file=sys.stderr, flush=True)
+                rounds = alternating_uploads(server.python, server.url, plat.gateway, plat.token)
+            finally:
+                plat.stop()
+    for side, mine in (("mlflow", theirs), ("cairn", ours)):
+        mine["alternate_rounds_s"] = rounds[side]
+        mine["alternate_upload_mb_per_s"] = 20 * 1.048576 / statistics.median(rounds[side])
     print(f"{date.today()} {pyplatform.machine()} {os.cpu_count()} CPUs, MLflow {server.version}; "
           f"search found {ours['search_found']} (Cairn) / {theirs['search_found']} (MLflow) runs\n")
     print("| step | MLflow | Cairn | Cairn faster by |")

@@ -132,5 +132,55 @@ def main() -> None:
     sys.stdout.flush()
 
 
+def alternating_uploads() -> None:
+    """The upload step against both servers in one window of time: rounds of 20 new 1 MiB files
+    go to MLflow and to Cairn in turn (who goes first alternates), so a slow or a fast period of a
+    shared VM falls on both. URIs from BENCH_MLFLOW_URI / BENCH_CAIRN_URI, Cairn's token from
+    BENCH_CAIRN_TOKEN; prints {"mlflow": [round seconds...], "cairn": [...]}."""
+    targets = {"mlflow": (os.environ["BENCH_MLFLOW_URI"], None),
+               "cairn": (os.environ["BENCH_CAIRN_URI"], os.environ["BENCH_CAIRN_TOKEN"])}
+    rounds = int(os.environ.get("BENCH_ALTERNATE_ROUNDS", "10"))
+
+    def as_target(name: str) -> None:  # the client reads the token from the environment per request
+        token = targets[name][1]
+        if token:
+            os.environ["MLFLOW_TRACKING_TOKEN"] = token
+        else:
+            os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
+
+    runs = {}
+    for name, (uri, _) in targets.items():
+        as_target(name)
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.create_experiment(f"bench-alternate-{os.getpid()}-{time.time_ns()}")
+        run_id = client.create_run(experiment).info.run_id
+        with tempfile.NamedTemporaryFile(suffix=".bin") as f:  # first upload (connection, caches): not timed
+            f.write(os.urandom(1 << 20))
+            f.flush()
+            client.log_artifact(run_id, f.name, "warm")
+        runs[name] = (client, run_id)
+    seconds: dict[str, list[float]] = {name: [] for name in targets}
+    with tempfile.TemporaryDirectory() as folder:
+        for r in range(rounds):
+            order = ["mlflow", "cairn"] if r % 2 == 0 else ["cairn", "mlflow"]
+            for name in order:
+                files = []
+                for i in range(20):
+                    path = os.path.join(folder, f"{name}-{r}", f"artifact_{i}.bin")
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    with open(path, "wb") as f:
+                        f.write(os.urandom(1 << 20))
+                    files.append(path)
+                client, run_id = runs[name]
+                as_target(name)
+                seconds[name].append(timed(lambda c=client, i=run_id, fs=files, into=f"round-{r}":
+                                           [c.log_artifact(i, p, into) for p in fs])[0])
+    print(json.dumps(seconds))
+    sys.stdout.flush()
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["alternate"]:
+        alternating_uploads()
+    else:
+        main()
