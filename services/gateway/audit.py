@@ -12,6 +12,7 @@ from nats.js import api as js_api
 from cairn.kernel.envelope import H_ACTOR, H_TYPE, SUBJECT_PREFIX, Event
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.eventlog import EventLog
+from cairn.services.gateway.events import public_dict
 
 MAX_SCAN = 200_000
 
@@ -54,7 +55,7 @@ async def audit_page(log: EventLog, *, project: str | None, actor: str | None, t
             if _matches(headers, actor, patterns):
                 event = Event.from_message(msg.data, cursor, headers)
                 if start is None or datetime.fromisoformat(event.time.replace("Z", "+00:00")) >= start:
-                    events.append(event.to_dict())
+                    events.append(public_dict(event))
             if meta.num_pending == 0:
                 return {"events": events, "next_cursor": None}
             if len(events) >= limit:

@@ -6,6 +6,7 @@ import asyncio
 import fnmatch
 import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from nats.js import api as js_api
 
@@ -13,6 +14,22 @@ from cairn.kernel.envelope import H_TYPE, SUBJECT_PREFIX, Event
 from cairn.kernel.eventlog import EventLog
 
 HEARTBEAT_S = 15.0
+
+# Fields that stay in the log (the gateway's projection is rebuilt from it) but never leave the
+# gateway: what an event stream, an audit page or a webhook delivery shows has them removed.
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {
+    "webhook.created": ("secret",),  # the webhook's signing secret, shown once to its creator
+    "token.created": ("secret_hash",),  # the hash the gateway checks tokens against
+}
+
+
+def public_dict(event: Event) -> dict[str, Any]:
+    """The event as it is shown outside the gateway (see :data:`SECRET_FIELDS`)."""
+    body = event.to_dict()
+    hidden = SECRET_FIELDS.get(event.type)
+    if hidden:
+        body["data"] = {k: v for k, v in body["data"].items() if k not in hidden}
+    return body
 
 
 def type_matcher(types: str | None) -> list[str]:
@@ -51,7 +68,7 @@ async def event_stream(event_log: EventLog, *, project: str | None, types: str |
             event = Event.from_message(msg.data, msg.metadata.sequence.stream, msg.headers)
             if visible is not None and not visible(event.project):
                 continue
-            body = json.dumps(event.to_dict(), separators=(",", ":"))
+            body = json.dumps(public_dict(event), separators=(",", ":"))
             yield f"id: {event.sequence}\nevent: {event.type}\ndata: {body}\n\n".encode()
     finally:
         await sub.unsubscribe()

@@ -32,6 +32,7 @@ from cairn.kernel.eventlog import EventLog
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.store import SqliteStore
 from cairn.services.gateway import domain
+from cairn.services.gateway.events import public_dict
 from cairn.services.gateway.store import GatewayStore
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ class WebhookDispatcher:
 
     async def _deliver(self, hook: dict[str, Any], event: Event) -> None:
         assert self._session is not None
-        body = json.dumps(event.to_dict(), separators=(",", ":")).encode()
+        body = json.dumps(public_dict(event), separators=(",", ":")).encode()
         error = ""
         delay = self.backoff_s
         for attempt in range(1, self.attempts + 1):
