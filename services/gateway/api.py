@@ -15,7 +15,7 @@ from cairn.kernel.ids import NAME_RE, new_id
 from cairn.kernel.telemetry import current_traceparent
 from cairn.services.gateway import domain
 from cairn.services.gateway.audit import audit_page
-from cairn.services.gateway.auth import Principal, new_token
+from cairn.services.gateway.auth import Principal, new_token, refuse_job_tokens
 from cairn.services.gateway.webhooks import check_url
 
 router = APIRouter(prefix="/api/v1")
@@ -68,6 +68,7 @@ class WebhookCreate(Strict):
 async def create_token(body: TokenCreate, request: Request, caller: Caller) -> dict[str, Any]:
     """Create a token (shown once). Site admins may create tokens for anyone, service accounts
     and other site admins; users create tokens for themselves."""
+    refuse_job_tokens(caller, "create tokens")
     user = body.user or caller.user
     if (user != caller.user or body.site_admin or body.kind != caller.kind) and not caller.site_admin:
         raise Forbidden("only a site admin can create tokens for others, service accounts or site admins")
@@ -86,6 +87,7 @@ async def create_token(body: TokenCreate, request: Request, caller: Caller) -> d
 @router.get("/tokens", tags=["access"])
 def list_tokens(request: Request, caller: Caller, user: str | None = None) -> dict[str, Any]:
     """Tokens (never their secrets): all for site admins, else your own."""
+    refuse_job_tokens(caller, "list tokens")
     if not caller.site_admin:
         if user not in (None, caller.user):
             raise Forbidden("only a site admin can list other users' tokens")
@@ -95,6 +97,7 @@ def list_tokens(request: Request, caller: Caller, user: str | None = None) -> di
 
 @router.delete("/tokens/{token_id}", tags=["access"])
 async def revoke_token(token_id: str, request: Request, caller: Caller) -> dict[str, Any]:
+    refuse_job_tokens(caller, "revoke tokens")
     rt = request.app.state.rt
     record = rt.store.token(token_id)
     if record is None or (record["user"] != caller.user and not caller.site_admin):

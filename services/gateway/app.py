@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import Field
 
+from cairn.kernel import jobtoken
 from cairn.kernel.commands import CommandContext, CommandHandler
 from cairn.kernel.envelope import aggregate_subjects
 from cairn.kernel.errors import InvalidInput, NotFound
@@ -33,6 +34,7 @@ from cairn.kernel.telemetry import traced, traced_app
 from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.auth import (
+    JOB_KIND,
     Principal,
     authenticate,
     authorize_agent_route,
@@ -99,7 +101,7 @@ async def bootstrap_admin_token(rt: GatewayRuntime, data_dir: Path) -> None:
 
 async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
     """Authenticate the bearer token and count the request against the token's rate."""
-    principal = authenticate(request.app.state.rt.store, authorization)
+    principal = authenticate(request.app.state.rt.store, authorization, request.app.state.job_key)
     request.app.state.buckets.take(principal.token_id)
     request.state.principal = principal
     return principal
@@ -121,6 +123,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         rt = GatewayRuntime(event_log, store, runner)
         app.state.rt = rt
         app.state.log = event_log
+        app.state.job_key = await jobtoken.shared_key(event_log.js)
         app.state.proxy = ServiceProxy(settings.services)
         app.state.http = httpx.AsyncClient(timeout=5.0)
         await bootstrap_admin_token(rt, settings.data_dir)
@@ -182,7 +185,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 raise InvalidInput("Last-Event-ID must be a stream sequence number",
                                    details={"field": "Last-Event-ID"})
             after = int(last_event_id)
-        visible = None if principal.site_admin else (lambda p: p in request.app.state.rt.store.roles_of(principal.user))
+        store = request.app.state.rt.store
+
+        def member_now(p: str) -> bool:  # memberships as they are now, for as long as the stream lasts
+            return p in store.roles_of(principal.user)
+
+        visible: Callable[[str], bool] | None = None
+        if principal.kind == JOB_KIND:
+            visible = principal.roles.__contains__  # its one project
+        elif not principal.site_admin:
+            visible = member_now
         frames = event_stream(request.app.state.log, project=project, types=types, after=after, visible=visible)
         return StreamingResponse(frames, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -253,8 +265,7 @@ async def _projects_response(request: Request, principal: Principal, response: R
                 decide=lambda s: domain.add_member(s, project=created["name"], user=principal.user, role="admin"))
     elif response.status_code == 200 and request.method == "GET" and not principal.site_admin:
         listing = json.loads(body)
-        roles = request.app.state.rt.store.roles_of(principal.user)
-        listing["projects"] = [p for p in listing.get("projects", []) if p["name"] in roles]
+        listing["projects"] = [p for p in listing.get("projects", []) if p["name"] in principal.roles]
         body = json.dumps(listing).encode()
     return Response(body, status_code=response.status_code, headers=headers, media_type="application/json")
 

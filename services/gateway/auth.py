@@ -12,11 +12,13 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from cairn.kernel import jobtoken
 from cairn.kernel.errors import Forbidden, NotFound, Unauthorized
 from cairn.services.gateway.domain import role_rank
 from cairn.services.gateway.store import GatewayStore
 
 TOKEN_PREFIX = "cairn_"
+JOB_KIND = "job"  # a job token's principal (cairn.kernel.jobtoken)
 ADMIN_ONLY_ALIASES = {"production"}
 READ_ONLY_POSTS = {"search", "missing"}  # POSTs that only read (queries with a body)
 
@@ -62,10 +64,12 @@ class Principal:
             raise Forbidden("this needs a site admin token")
 
 
-def authenticate(store: GatewayStore, authorization: str | None) -> Principal:
+def authenticate(store: GatewayStore, authorization: str | None, job_key: bytes | None = None) -> Principal:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized("send a token: 'Authorization: Bearer cairn_...' (see `cairn tokens create`)")
     token = authorization[7:].strip()
+    if token.startswith(jobtoken.PREFIX):
+        return _job_principal(job_key, token)
     parts = token.split("_", 2)
     if len(parts) != 3 or f"{parts[0]}_" != TOKEN_PREFIX:
         raise Unauthorized("the token is not a Cairn token (they start with 'cairn_')")
@@ -81,6 +85,22 @@ def authenticate(store: GatewayStore, authorization: str | None) -> Principal:
                      store.roles_of(record["user"]))
 
 
+def _job_principal(job_key: bytes | None, token: str) -> Principal:
+    """A job's token: its submitter, with the editor role in the job's project and nothing else."""
+    if job_key is None:
+        raise Unauthorized("job tokens are not accepted yet (the gateway is starting); retry shortly")
+    try:
+        claims = jobtoken.verify(job_key, token)
+    except jobtoken.InvalidJobToken as err:
+        raise Unauthorized(str(err)) from None
+    return Principal(claims.user, f"job-{claims.job_id}", JOB_KIND, False, {claims.project: "editor"})
+
+
+def refuse_job_tokens(principal: Principal, what: str) -> None:
+    if principal.kind == JOB_KIND:
+        raise Forbidden(f"a job's token cannot {what}; use a user or service-account token")
+
+
 def authorize_service_route(principal: Principal, method: str, rest: list[str]) -> str | None:
     """Check a request to ``/api/v1/<service>/<rest...>``; returns the project it is scoped to."""
     if rest and rest[0] == "admin":
@@ -91,8 +111,8 @@ def authorize_service_route(principal: Principal, method: str, rest: list[str]) 
         principal.require(project, _project_role(method, rest[2:]))
         return project
     if rest == ["projects"] or rest[:1] == ["projects"] and len(rest) == 2 and not rest[1]:
-        if method != "GET" and principal.kind == "service" and not principal.site_admin:
-            raise Forbidden("service accounts cannot create projects")
+        if method != "GET" and principal.kind in ("service", JOB_KIND) and not principal.site_admin:
+            raise Forbidden(f"{'jobs' if principal.kind == JOB_KIND else 'service accounts'} cannot create projects")
         return None
     if method in ("GET", "HEAD"):
         return None

@@ -15,6 +15,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
+from cairn.kernel import jobtoken
 from cairn.kernel.commands import CommandContext, Outcome
 from cairn.kernel.envelope import Event, subject_for
 from cairn.kernel.errors import CairnError
@@ -53,6 +54,7 @@ class SchedulerCore:
         self._subs: list[Any] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self.on_job_final: list[Any] = []  # async callbacks (job_id, status, message), e.g. sweeps
+        self.job_key: bytes | None = None  # signs each assignment's job token (cairn.kernel.jobtoken)
 
     @property
     def store(self) -> SchedulerStore:
@@ -64,6 +66,7 @@ class SchedulerCore:
         return self.rt.log.nc
 
     async def start(self) -> None:
+        self.job_key = await jobtoken.shared_key(self.rt.log.js)
         await self.rt.runner.wait_for(await self.rt.log.last_sequence(), timeout=300)  # decide on today's state
         now = time.monotonic()
         for agent in self.store.agents():  # a restarted scheduler gives every agent a fresh lease
@@ -147,13 +150,20 @@ class SchedulerCore:
     async def send_assignment(self, job: dict[str, Any], only_agent: str | None = None) -> None:
         spec = job["spec"] if isinstance(job["spec"], dict) else json.loads(job["spec"])
         self.sent_at[(job["id"], job["attempt"])] = time.monotonic()
+        token = None
+        if self.job_key is not None:  # the job's own CAIRN_TOKEN: its submitter, editor in its project only
+            token = jobtoken.mint(self.job_key, jobtoken.JobClaims(
+                user=job["submitted_by"].split(":")[0], project=job["project"], job_id=job["id"],
+                run_id=job["run_id"], attempt=job["attempt"],
+                expires_at=int(time.time() + jobtoken.lifetime_s(spec.get("timeout")))))
         for rank in job["ranks"]:
             if only_agent is not None and rank["agent_id"] != only_agent:
                 continue
             await self.send(rank["agent_id"], {
                 "type": "assign", "job_id": job["id"], "project": job["project"], "run_id": job["run_id"],
                 "attempt": job["attempt"], "rank": rank["rank"], "world_size": len(job["ranks"]),
-                "master_addr": job["master_addr"], "master_port": job["master_port"], "spec": spec})
+                "master_addr": job["master_addr"], "master_port": job["master_port"], "spec": spec,
+                "token": token})
 
     async def send_stop(self, job_id: str, attempt: int, agent_ids: list[str], reason: str) -> None:
         for agent_id in agent_ids:

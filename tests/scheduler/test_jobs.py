@@ -3,6 +3,7 @@ and params on the job's run; failures retried up to max_retries; bad specs refus
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -69,6 +70,47 @@ def test_a_failing_job_is_retried_up_to_max_retries_then_fails(
     assert history.count("job.retried") == 2 and history[-1] == "job.failed"
     assert "attempt 2" in client.job_logs(project, job["id"], attempt=2)
     assert client.get_run(project, job["run_id"])["status"] == "failed"
+
+
+TOKEN_SCRIPT = textwrap.dedent('''
+    import json, os, httpx
+    url, token = os.environ["CAIRN_URL"] + "/api/v1", os.environ["CAIRN_TOKEN"]
+    project, run, other = os.environ["CAIRN_PROJECT"], os.environ["CAIRN_RUN_ID"], os.environ["CAIRN_PARAM_OTHER"]
+
+    def status(method, path, token=token, **kw):
+        return httpx.request(method, url + path, headers={"Authorization": "Bearer " + token}, timeout=30, **kw).status_code
+
+    print("whoami", json.dumps(httpx.get(url + "/whoami", headers={"Authorization": "Bearer " + token}).json()))
+    print("own run tag", status("PUT", f"/registry/projects/{project}/runs/{run}/tags/from-job", json={"value": "yes"}))
+    print("other project", status("GET", f"/registry/projects/{other}/runs"))
+    print("new token", status("POST", "/tokens", json={}))
+    print("list tokens", status("GET", "/tokens"))
+    print("new project", status("POST", "/registry/projects", json={"name": "made-by-a-job"}))
+    print("members", status("POST", f"/projects/{project}/members", json={"user": "x", "role": "admin"}))
+    print("tampered", status("GET", f"/registry/projects/{project}/runs", token=token[:-1] + ("0" if token[-1] != "0" else "1")))
+''')
+
+
+def test_a_job_gets_a_token_of_its_own_scoped_to_its_project(
+        client: Client, agents, project: str, queue: str, tmp_path: Path) -> None:
+    other = client.create_project(f"{project}-other")["name"]
+    agents.start(queue)
+    code = write_code(tmp_path / "code", TOKEN_SCRIPT)
+    job = client.submit_job({"command": "python train.py", "code": str(code), "queue": queue,
+                             "params": {"other": other}}, project)
+    done = client.wait_job(project, job["id"], timeout=120)
+    logs = client.job_logs(project, job["id"])
+    assert done["status"] == "succeeded", (done, logs)
+    whoami = json.loads(next(line for line in logs.splitlines() if line.startswith("whoami "))[7:])
+    assert whoami == {"user": "admin", "token_id": f"job-{job['id']}", "kind": "job", "site_admin": False,
+                      "projects": {project: "editor"}}
+    assert "own run tag 200" in logs or "own run tag 201" in logs, logs
+    for line in ("other project 404", "new token 403", "list tokens 403", "new project 403", "members 403",
+                 "tampered 401"):
+        assert line in logs, logs
+    run = client.get_run(project, job["run_id"])
+    assert run["tags"]["from-job"] == "yes"
+    assert "made-by-a-job" not in {p["name"] for p in client.list_projects()}
 
 
 def test_a_bad_spec_is_refused_with_the_field_to_fix(client: Client, project: str) -> None:

@@ -36,7 +36,8 @@ _known_projects: set[str] = set()
 
 
 def _principal(request: Request) -> Principal:
-    principal = authenticate(request.app.state.rt.store, request.headers.get("authorization"))
+    principal = authenticate(request.app.state.rt.store, request.headers.get("authorization"),
+                             request.app.state.job_key)
     request.app.state.buckets.take(principal.token_id)
     request.state.principal = principal
     return principal

@@ -212,8 +212,10 @@ class Attempt:
             if self.a["rank"] == 0:
                 self.agent.client.artifacts.use_dataset(self.a["project"], self.a["run_id"], ref)
         venv = ws.python_env(spec["requirements"], self.code_dir, self.write)
-        return job_environment(self.a, url=self.agent.client.url, token=self.agent.client.token,
-                               datasets=datasets, venv=venv)
+        # the job's own token (minted by the scheduler for this job); a scheduler that sends none
+        # (an older one) leaves the job the agent's token, as before
+        token = self.a.get("token") or self.agent.client.token
+        return job_environment(self.a, url=self.agent.client.url, token=token, datasets=datasets, venv=venv)
 
     async def _pump(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
