@@ -123,7 +123,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         rt = GatewayRuntime(event_log, store, runner)
         app.state.rt = rt
         app.state.log = event_log
-        app.state.job_key = await jobtoken.shared_key(event_log.js)
+        app.state.job_key = await jobtoken.shared_key(event_log.js, replicas=event_log.replicas)
         app.state.proxy = ServiceProxy(settings.services)
         app.state.http = httpx.AsyncClient(timeout=5.0)
         await bootstrap_admin_token(rt, settings.data_dir)

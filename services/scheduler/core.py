@@ -66,7 +66,7 @@ class SchedulerCore:
         return self.rt.log.nc
 
     async def start(self) -> None:
-        self.job_key = await jobtoken.shared_key(self.rt.log.js)
+        self.job_key = await jobtoken.shared_key(self.rt.log.js, replicas=self.rt.log.replicas)
         await self.rt.runner.wait_for(await self.rt.log.last_sequence(), timeout=300)  # decide on today's state
         now = time.monotonic()
         for agent in self.store.agents():  # a restarted scheduler gives every agent a fresh lease

@@ -76,14 +76,15 @@ def verify(key: bytes, token: str, *, now: float | None = None) -> JobClaims:
     return claims
 
 
-async def shared_key(js: Any) -> bytes:
-    """The signing key from NATS (made here if it is not there yet; concurrent makers agree)."""
+async def shared_key(js: Any, *, replicas: int = 1) -> bytes:
+    """The signing key from NATS (made here if it is not there yet; concurrent makers agree).
+    ``replicas``: as many as the event stream has, so the key is as available as the log."""
     from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
 
     try:
         kv = await js.key_value(KEY_BUCKET)
     except BucketNotFoundError:
-        kv = await js.create_key_value(bucket=KEY_BUCKET, history=1,
+        kv = await js.create_key_value(bucket=KEY_BUCKET, history=1, replicas=replicas,
                                        description="keys shared by Cairn's services (job tokens)")
     try:
         await kv.create(KEY_NAME, secrets.token_bytes(32))
