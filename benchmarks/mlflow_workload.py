@@ -51,6 +51,18 @@ def search_parts(query: dict) -> dict[str, float]:
 UPLOAD_ROUNDS = 3
 
 
+def new_files(folder: str, count: int = 20, mib: int = 1) -> list[str]:
+    """``count`` files of ``mib`` MiB of fresh random bytes in ``folder`` (made if missing)."""
+    os.makedirs(folder, exist_ok=True)
+    files = []
+    for i in range(count):
+        path = os.path.join(folder, f"artifact_{i}.bin")
+        with open(path, "wb") as f:
+            f.write(os.urandom(mib << 20))
+        files.append(path)
+    return files
+
+
 def main() -> None:
     params_n, metrics_n, steps = 100, 10, int(os.environ.get("BENCH_STEPS", "10000"))
     artifacts_n, artifact_mb = 20, 1
@@ -88,13 +100,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         rounds = []  # three rounds of 20 new files each; the median round is reported
         for r in range(UPLOAD_ROUNDS):
-            files = []
-            for i in range(artifacts_n):
-                path = os.path.join(folder, f"round_{r}", f"artifact_{i}.bin")
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                with open(path, "wb") as f:
-                    f.write(os.urandom(artifact_mb << 20))
-                files.append(path)
+            files = new_files(os.path.join(folder, f"round_{r}"), artifacts_n, artifact_mb)
             into = "files" if r == 0 else f"files-{r}"
             rounds.append(timed(lambda files=files, into=into: [client.log_artifact(run_id, p, into) for p in files])[0])
         seconds = statistics.median(rounds)
@@ -164,13 +170,7 @@ def alternating_uploads() -> None:
         for r in range(rounds):
             order = ["mlflow", "cairn"] if r % 2 == 0 else ["cairn", "mlflow"]
             for name in order:
-                files = []
-                for i in range(20):
-                    path = os.path.join(folder, f"{name}-{r}", f"artifact_{i}.bin")
-                    os.makedirs(os.path.dirname(path), exist_ok=True)
-                    with open(path, "wb") as f:
-                        f.write(os.urandom(1 << 20))
-                    files.append(path)
+                files = new_files(os.path.join(folder, f"{name}-{r}"))
                 client, run_id = runs[name]
                 as_target(name)
                 seconds[name].append(timed(lambda c=client, i=run_id, fs=files, into=f"round-{r}":

@@ -36,7 +36,7 @@ from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.auth import (
     JOB_KIND,
     Principal,
-    authenticate,
+    authenticate_request,
     authorize_agent_route,
     authorize_service_route,
     is_agent_route,
@@ -101,10 +101,7 @@ async def bootstrap_admin_token(rt: GatewayRuntime, data_dir: Path) -> None:
 
 async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
     """Authenticate the bearer token and count the request against the token's rate."""
-    principal = authenticate(request.app.state.rt.store, authorization, request.app.state.job_key)
-    request.app.state.buckets.take(principal.token_id)
-    request.state.principal = principal
-    return principal
+    return authenticate_request(request, authorization)
 
 
 Caller = Annotated[Principal, Depends(caller)]

@@ -11,6 +11,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from cairn.kernel import jobtoken
 from cairn.kernel.errors import Forbidden, NotFound, Unauthorized
@@ -64,7 +65,17 @@ class Principal:
             raise Forbidden("this needs a site admin token")
 
 
-def authenticate(store: GatewayStore, authorization: str | None, job_key: bytes | None = None) -> Principal:
+def authenticate_request(request: Any, authorization: str | None) -> Principal:
+    """Who sends this request (its bearer token), counted against the token's rate; kept on
+    ``request.state.principal``. The gateway's own routes and the MLflow routes both come here."""
+    state = request.app.state
+    principal = authenticate(state.rt.store, authorization, state.job_key)
+    state.buckets.take(principal.token_id)
+    request.state.principal = principal
+    return principal
+
+
+def authenticate(store: GatewayStore, authorization: str | None, job_key: bytes) -> Principal:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized("send a token: 'Authorization: Bearer cairn_...' (see `cairn tokens create`)")
     token = authorization[7:].strip()
@@ -85,10 +96,8 @@ def authenticate(store: GatewayStore, authorization: str | None, job_key: bytes 
                      store.roles_of(record["user"]))
 
 
-def _job_principal(job_key: bytes | None, token: str) -> Principal:
+def _job_principal(job_key: bytes, token: str) -> Principal:
     """A job's token: its submitter, with the editor role in the job's project and nothing else."""
-    if job_key is None:
-        raise Unauthorized("job tokens are not accepted yet (the gateway is starting); retry shortly")
     try:
         claims = jobtoken.verify(job_key, token)
     except jobtoken.InvalidJobToken as err:

@@ -150,12 +150,11 @@ class SchedulerCore:
     async def send_assignment(self, job: dict[str, Any], only_agent: str | None = None) -> None:
         spec = job["spec"] if isinstance(job["spec"], dict) else json.loads(job["spec"])
         self.sent_at[(job["id"], job["attempt"])] = time.monotonic()
-        token = None
-        if self.job_key is not None:  # the job's own CAIRN_TOKEN: its submitter, editor in its project only
-            token = jobtoken.mint(self.job_key, jobtoken.JobClaims(
-                user=job["submitted_by"].split(":")[0], project=job["project"], job_id=job["id"],
-                run_id=job["run_id"], attempt=job["attempt"],
-                expires_at=int(time.time() + jobtoken.lifetime_s(spec.get("timeout")))))
+        assert self.job_key is not None, "start() loads the job-token key before anything is dispatched"
+        token = jobtoken.mint(self.job_key, jobtoken.JobClaims(  # the job's own CAIRN_TOKEN (editor in its project)
+            user=job["submitted_by"].split(":")[0], project=job["project"], job_id=job["id"],
+            run_id=job["run_id"], attempt=job["attempt"],
+            expires_at=int(time.time() + jobtoken.lifetime_s(spec.get("timeout")))))
         for rank in job["ranks"]:
             if only_agent is not None and rank["agent_id"] != only_agent:
                 continue

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from cairn.kernel.errors import CairnError, NotFound
-from cairn.services.gateway.auth import Principal, authenticate
+from cairn.services.gateway.auth import Principal, authenticate_request
 
 # Import the endpoint modules so that they register their handlers.
 from cairn.services.gateway.mlflow import (  # noqa: F401
@@ -36,11 +36,7 @@ _known_projects: set[str] = set()
 
 
 def _principal(request: Request) -> Principal:
-    principal = authenticate(request.app.state.rt.store, request.headers.get("authorization"),
-                             request.app.state.job_key)
-    request.app.state.buckets.take(principal.token_id)
-    request.state.principal = principal
-    return principal
+    return authenticate_request(request, request.headers.get("authorization"))
 
 
 async def _arguments(request: Request) -> tuple[dict[str, Any], dict[str, list[str]]]:
