@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,7 +11,7 @@ from nats.js import api as js_api
 from cairn.kernel.envelope import H_ACTOR, H_TYPE, SUBJECT_PREFIX, Event
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.eventlog import EventLog
-from cairn.services.gateway.events import public_dict
+from cairn.services.gateway.events import matches, public_dict, type_matcher
 
 MAX_SCAN = 200_000
 
@@ -20,7 +19,7 @@ MAX_SCAN = 200_000
 async def audit_page(log: EventLog, *, project: str | None, actor: str | None, types: str | None,
                      since: str | None, after: int, limit: int) -> dict[str, Any]:
     """Events matching the filters, oldest first, after stream sequence ``after``."""
-    patterns = [t.strip() for t in (types or "").split(",") if t.strip()]
+    patterns = type_matcher(types)
     last = await log.last_sequence()
     if after >= last:
         return {"events": [], "next_cursor": None}
@@ -70,4 +69,4 @@ def _matches(headers: dict[str, str], actor: str | None, patterns: list[str]) ->
         who = headers.get(H_ACTOR, "")
         if who != actor and not who.startswith(f"{actor}:"):
             return False
-    return not patterns or any(fnmatch.fnmatchcase(headers.get(H_TYPE, ""), p) for p in patterns)
+    return matches(headers.get(H_TYPE, ""), patterns)
