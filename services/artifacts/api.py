@@ -14,6 +14,7 @@ from cairn.core import Manifest
 from cairn.kernel.commands import CommandContext, Outcome
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.http import command_context
+from cairn.kernel.identity import EDITOR, SIGNED_IN, SITE_ADMIN, VIEWER, requires
 from cairn.kernel.ids import check_token
 from cairn.services.artifacts import domain
 from cairn.services.artifacts.api_blobs import Blobs, Runtime, settled_reads
@@ -95,7 +96,7 @@ def _manifest_of(blobs: Any, digest: str) -> Manifest:
 
 # --- manifests ----------------------------------------------------------------------------------
 
-@router.post("/manifests", status_code=201, tags=["blobs"])
+@router.post("/manifests", status_code=201, tags=["blobs"], **requires(SIGNED_IN))
 async def put_manifest(body: ManifestPut, request: Request, blobs: Blobs) -> dict[str, Any]:
     """Store a directory manifest (its files must be uploaded); returns its digest."""
     manifest = manifest_from_request(body.manifest)
@@ -104,7 +105,7 @@ async def put_manifest(body: ManifestPut, request: Request, blobs: Blobs) -> dic
     return {"digest": manifest.digest, "files": len(manifest), "total_size": manifest.total_size}
 
 
-@router.get("/manifests/{digest}", tags=["blobs"])
+@router.get("/manifests/{digest}", tags=["blobs"], **requires(SIGNED_IN))
 async def get_manifest(digest: Annotated[str, Path(pattern=DIGEST)], blobs: Blobs,
                        request: Request) -> dict[str, Any]:
     """A stored manifest's entries (verified); only manifests the caller's projects reference."""
@@ -114,7 +115,7 @@ async def get_manifest(digest: Annotated[str, Path(pattern=DIGEST)], blobs: Blob
 
 # --- datasets -----------------------------------------------------------------------------------
 
-@router.post("/projects/{project}/datasets/{name}/versions", status_code=201, tags=["datasets"])
+@router.post("/projects/{project}/datasets/{name}/versions", status_code=201, tags=["datasets"], **requires(EDITOR))
 async def create_version(project: ProjectName, name: DatasetName, body: VersionCreate,
                          request: Request, rt: Runtime, blobs: Blobs, store: Store,
                          ctx: Ctx) -> JSONResponse:
@@ -133,17 +134,17 @@ async def create_version(project: ProjectName, name: DatasetName, body: VersionC
     return JSONResponse(store.version_by_seq(outcome.sequence), status_code=201)
 
 
-@router.get("/projects/{project}/datasets", tags=["datasets"])
+@router.get("/projects/{project}/datasets", tags=["datasets"], **requires(VIEWER))
 async def list_datasets(project: ProjectName, store: Store) -> dict[str, Any]:
     return {"datasets": store.datasets(project)}
 
 
-@router.get("/projects/{project}/datasets/{name}", tags=["datasets"])
+@router.get("/projects/{project}/datasets/{name}", tags=["datasets"], **requires(VIEWER))
 async def show_dataset(project: ProjectName, name: DatasetName, store: Store) -> dict[str, Any]:
     return {"name": name, "versions": store.dataset_versions(project, name)}
 
 
-@router.get("/projects/{project}/datasets/{name}/versions/{version}", tags=["datasets"])
+@router.get("/projects/{project}/datasets/{name}/versions/{version}", tags=["datasets"], **requires(VIEWER))
 async def get_version(project: ProjectName, name: DatasetName, store: Store, blobs: Blobs,
                       version: Annotated[str, Path(pattern=r"^(v?\d+|latest)$")]) -> dict[str, Any]:
     """One version with its manifest (``latest`` or a number)."""
@@ -153,7 +154,7 @@ async def get_version(project: ProjectName, name: DatasetName, store: Store, blo
     return {**record, "manifest": manifest.as_dict()}
 
 
-@router.get("/projects/{project}/datasets/{name}/diff", tags=["datasets"])
+@router.get("/projects/{project}/datasets/{name}/diff", tags=["datasets"], **requires(VIEWER))
 async def diff_versions(project: ProjectName, name: DatasetName, store: Store, blobs: Blobs,
                         from_version: Annotated[int, Query(alias="from", ge=1)],
                         to_version: Annotated[int | None, Query(alias="to", ge=1)] = None,
@@ -173,7 +174,7 @@ async def diff_versions(project: ProjectName, name: DatasetName, store: Store, b
 
 # --- runs: artifacts and inputs -----------------------------------------------------------------
 
-@router.post("/projects/{project}/runs/{run_id}/artifacts", status_code=201, tags=["runs"])
+@router.post("/projects/{project}/runs/{run_id}/artifacts", status_code=201, tags=["runs"], **requires(EDITOR))
 async def log_artifact(project: ProjectName, run_id: RunId, body: ArtifactLog, request: Request,
                        rt: Runtime, blobs: Blobs, store: Store, ctx: Ctx) -> dict[str, Any]:
     """Record an uploaded blob (file) or stored manifest (directory, model) under a name."""
@@ -186,7 +187,7 @@ async def log_artifact(project: ProjectName, run_id: RunId, body: ArtifactLog, r
     return store.run_artifact(project, run_id, body.name)
 
 
-@router.put("/projects/{project}/runs/{run_id}/files/{name:path}", status_code=201, tags=["runs"])
+@router.put("/projects/{project}/runs/{run_id}/files/{name:path}", status_code=201, tags=["runs"], **requires(EDITOR))
 async def upload_run_file(project: ProjectName, run_id: RunId, name: str, request: Request,
                           rt: Runtime, blobs: Blobs, ctx: Ctx,
                           digest: Annotated[str | None, Header(alias="X-Cairn-Digest", pattern=DIGEST)] = None,
@@ -231,12 +232,12 @@ def _measure(blobs: Any, digest: str, kind: str) -> tuple[int, int]:
     return manifest.total_size, len(manifest)
 
 
-@router.get("/projects/{project}/runs/{run_id}/artifacts", tags=["runs"])
+@router.get("/projects/{project}/runs/{run_id}/artifacts", tags=["runs"], **requires(VIEWER))
 async def list_artifacts(project: ProjectName, run_id: RunId, store: Store) -> dict[str, Any]:
     return {"artifacts": store.run_artifacts(project, run_id)}
 
 
-@router.post("/projects/{project}/runs/{run_id}/datasets", status_code=201, tags=["runs"])
+@router.post("/projects/{project}/runs/{run_id}/datasets", status_code=201, tags=["runs"], **requires(EDITOR))
 async def use_dataset(project: ProjectName, run_id: RunId, body: DatasetUse, rt: Runtime,
                       store: Store, ctx: Ctx) -> dict[str, Any]:
     """Declare a dataset version (``NAME@vN``, or NAME for the latest) as an input of a run."""
@@ -250,14 +251,14 @@ async def use_dataset(project: ProjectName, run_id: RunId, body: DatasetUse, rt:
             "manifest_digest": record["manifest_digest"]}
 
 
-@router.get("/projects/{project}/runs/{run_id}/datasets", tags=["runs"])
+@router.get("/projects/{project}/runs/{run_id}/datasets", tags=["runs"], **requires(VIEWER))
 async def list_dataset_uses(project: ProjectName, run_id: RunId, store: Store) -> dict[str, Any]:
     return {"datasets": store.dataset_uses(project, run_id)}
 
 
 # --- admin --------------------------------------------------------------------------------------
 
-@router.post("/admin/gc", tags=["ops"])
+@router.post("/admin/gc", tags=["ops"], **requires(SITE_ADMIN))
 async def gc(request: Request, rt: Runtime, blobs: Blobs,
              grace_seconds: Annotated[float | None, Query(ge=0)] = None,
              dry_run: bool = False) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.errors import CairnError
+from cairn.kernel.identity import SIGNED_IN, requires
 from cairn.kernel.service import ServiceRuntime
 from cairn.services.artifacts.blobs import BlobStore, check_digest
 from cairn.services.artifacts.visibility import check_readable
@@ -55,7 +56,7 @@ class MissingQuery(BaseModel):
     digests: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(max_length=100_000)
 
 
-@router.put("/blobs/{digest}", status_code=201)
+@router.put("/blobs/{digest}", status_code=201, **requires(SIGNED_IN))
 async def put_blob(digest: Digest, request: Request, blobs: Blobs) -> JSONResponse:
     """Upload a blob's bytes as the raw request body; stored only if they hash to ``digest``
     (201 stored, 200 already present; 422 ``digest_mismatch`` stores nothing)."""
@@ -64,14 +65,14 @@ async def put_blob(digest: Digest, request: Request, blobs: Blobs) -> JSONRespon
                         status_code=201 if created else 200)
 
 
-@router.head("/blobs/{digest}")
+@router.head("/blobs/{digest}", **requires(SIGNED_IN))
 async def head_blob(digest: Digest, blobs: Blobs) -> Response:
     """200 if the blob is stored, 404 if not (no body either way)."""
     present = await asyncio.to_thread(blobs.exists, digest)
     return Response(status_code=200 if present else 404)
 
 
-@router.post("/blobs/missing")
+@router.post("/blobs/missing", **requires(SIGNED_IN))
 async def missing_blobs(query: MissingQuery, blobs: Blobs) -> dict[str, Any]:
     """Which of these digests are not stored: upload only those (dedup)."""
     return {"missing": await asyncio.to_thread(blobs.missing, query.digests)}
@@ -112,7 +113,7 @@ def _file_chunks(path: FsPath, start: int, end: int, stack: ExitStack) -> Iterat
         stack.close()
 
 
-@router.get("/blobs/{digest}")
+@router.get("/blobs/{digest}", **requires(SIGNED_IN))
 async def get_blob(digest: Digest, blobs: Blobs, request: Request, rt: Runtime,
                    range_header: Annotated[str | None, Header(alias="Range")] = None) -> StreamingResponse:
     """Stream a blob, verified in full before the first byte; ``Range: bytes=a-b`` gives 206.

@@ -1,7 +1,6 @@
 """Who may read a blob: blobs are shared by content across projects, so a read is allowed when
 an event of one of the caller's projects points at the blob, directly or as a file of a
-referenced manifest. The gateway names the caller's projects in ``X-Cairn-Projects`` (``*`` for
-site admins); requests that reach the service without it come from trusted loopback callers."""
+referenced manifest. Site admins and other services may read every blob."""
 
 from __future__ import annotations
 
@@ -11,10 +10,14 @@ from typing import Any
 from fastapi import Request
 
 from cairn.kernel.errors import CairnError, NotFound
+from cairn.kernel.identity import caller_of
 from cairn.services.artifacts.manifests import decode_manifest
 from cairn.services.artifacts.store import ArtifactsStore
 
-PROJECTS_HEADER = "x-cairn-projects"
+
+def caller_projects(request: Request) -> list[str] | None:
+    """The signed caller's projects; None for every project."""
+    return caller_of(request).projects
 
 
 _FILES: OrderedDict[str, frozenset[str]] = OrderedDict()  # content-addressed: the digest is the key
@@ -36,10 +39,9 @@ def _files_of(blobs: Any, manifest_digest: str) -> frozenset[str]:
 
 def check_readable(request: Request, store: ArtifactsStore, blobs: Any, digest: str) -> None:
     """404 (never 403: digests are not confirmed) unless the caller may read ``digest``."""
-    header = request.headers.get(PROJECTS_HEADER)
-    if header is None or header == "*":
+    projects = caller_projects(request)
+    if projects is None:
         return
-    projects = [p for p in header.split(",") if p]
     if projects and store.referenced_in(digest, projects):
         return
     if projects and any(digest in _files_of(blobs, m) for m in store.manifests_in(projects)):

@@ -6,16 +6,17 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.commands import CommandContext
-from cairn.kernel.errors import Forbidden, InvalidInput, NotFound
+from cairn.kernel.errors import Forbidden, NotFound
+from cairn.kernel.identity import ACCOUNT, ADMIN, VIEWER, requires
 from cairn.kernel.ids import NAME_RE, new_id
 from cairn.kernel.telemetry import current_traceparent
 from cairn.services.gateway import domain
 from cairn.services.gateway.audit import audit_page
-from cairn.services.gateway.auth import Principal, new_token, refuse_job_tokens
+from cairn.services.gateway.auth import Principal, new_token
 from cairn.services.gateway.webhooks import check_url
 
 router = APIRouter(prefix="/api/v1")
@@ -34,10 +35,7 @@ def _ctx(request: Request, caller: Principal) -> CommandContext:
                           traceparent=current_traceparent())
 
 
-def _project(name: str) -> str:
-    if not NAME_RE.match(name):
-        raise InvalidInput(f"project {name!r} is not a valid project name", details={"field": "project"})
-    return name
+ProjectName = Annotated[str, Path(pattern=NAME_RE.pattern, description="project name")]
 
 
 class Strict(BaseModel):
@@ -64,11 +62,10 @@ class WebhookCreate(Strict):
 
 # --- tokens ------------------------------------------------------------------------------------
 
-@router.post("/tokens", status_code=201, tags=["access"])
+@router.post("/tokens", status_code=201, tags=["access"], **requires(ACCOUNT))
 async def create_token(body: TokenCreate, request: Request, caller: Caller) -> dict[str, Any]:
     """Create a token (shown once). Site admins may create tokens for anyone, service accounts
     and other site admins; users create tokens for themselves."""
-    refuse_job_tokens(caller, "create tokens")
     user = body.user or caller.user
     if (user != caller.user or body.site_admin or body.kind != caller.kind) and not caller.site_admin:
         raise Forbidden("only a site admin can create tokens for others, service accounts or site admins")
@@ -84,10 +81,9 @@ async def create_token(body: TokenCreate, request: Request, caller: Caller) -> d
     return {**rt.store.token(token_id), "token": token, "secret_hash": None}
 
 
-@router.get("/tokens", tags=["access"])
+@router.get("/tokens", tags=["access"], **requires(ACCOUNT))
 def list_tokens(request: Request, caller: Caller, user: str | None = None) -> dict[str, Any]:
     """Tokens (never their secrets): all for site admins, else your own."""
-    refuse_job_tokens(caller, "list tokens")
     if not caller.site_admin:
         if user not in (None, caller.user):
             raise Forbidden("only a site admin can list other users' tokens")
@@ -95,9 +91,8 @@ def list_tokens(request: Request, caller: Caller, user: str | None = None) -> di
     return {"tokens": request.app.state.rt.store.tokens(user)}
 
 
-@router.delete("/tokens/{token_id}", tags=["access"])
+@router.delete("/tokens/{token_id}", tags=["access"], **requires(ACCOUNT))
 async def revoke_token(token_id: str, request: Request, caller: Caller) -> dict[str, Any]:
-    refuse_job_tokens(caller, "revoke tokens")
     rt = request.app.state.rt
     record = rt.store.token(token_id)
     if record is None or (record["user"] != caller.user and not caller.site_admin):
@@ -110,25 +105,22 @@ async def revoke_token(token_id: str, request: Request, caller: Caller) -> dict[
 
 # --- members -----------------------------------------------------------------------------------
 
-@router.get("/projects/{project}/members", tags=["access"])
-def list_members(project: str, request: Request, caller: Caller) -> dict[str, Any]:
-    caller.require(_project(project), "viewer")
+@router.get("/projects/{project}/members", tags=["access"], **requires(VIEWER))
+def list_members(project: ProjectName, request: Request, caller: Caller) -> dict[str, Any]:
     return {"members": request.app.state.rt.store.members(project)}
 
 
-@router.post("/projects/{project}/members", tags=["access"])
-async def add_member(project: str, body: MemberAdd, request: Request, caller: Caller) -> dict[str, Any]:
+@router.post("/projects/{project}/members", tags=["access"], **requires(ADMIN))
+async def add_member(project: ProjectName, body: MemberAdd, request: Request, caller: Caller) -> dict[str, Any]:
     """Give a user a role in a project (project admins and site admins)."""
-    caller.require(_project(project), "admin")
     rt = request.app.state.rt
     await rt.commands.execute(_ctx(request, caller), project=project, aggregate="membership", aggregate_id=project,
                               decide=lambda s: domain.add_member(s, project=project, user=body.user, role=body.role))
     return {"members": rt.store.members(project)}
 
 
-@router.delete("/projects/{project}/members/{user}", tags=["access"])
-async def remove_member(project: str, user: str, request: Request, caller: Caller) -> dict[str, Any]:
-    caller.require(_project(project), "admin")
+@router.delete("/projects/{project}/members/{user}", tags=["access"], **requires(ADMIN))
+async def remove_member(project: ProjectName, user: str, request: Request, caller: Caller) -> dict[str, Any]:
     rt = request.app.state.rt
     await rt.commands.execute(_ctx(request, caller), project=project, aggregate="membership", aggregate_id=project,
                               decide=lambda s: domain.remove_member(s, project=project, user=user))
@@ -137,26 +129,23 @@ async def remove_member(project: str, user: str, request: Request, caller: Calle
 
 # --- audit -------------------------------------------------------------------------------------
 
-@router.get("/audit", tags=["audit"])
-async def audit(request: Request, caller: Caller, project: str | None = None, actor: str | None = None,
+@router.get("/audit", tags=["audit"], **requires(ADMIN))
+async def audit(request: Request, caller: Caller,
+                project: Annotated[str | None, Query(pattern=NAME_RE.pattern)] = None, actor: str | None = None,
                 type: str | None = Query(default=None, description="event type globs, comma-separated"),
                 since: str | None = None, cursor: Annotated[int, Query(ge=0)] = 0,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    """Who did what and when, from the log: project admins for their projects, site admins for all."""
-    if project is None:
-        caller.require_site_admin()
-    else:
-        caller.require(_project(project), "admin")
+    """Who did what and when, from the log: project admins for their projects, site admins for all
+    (without ``project``)."""
     return await audit_page(request.app.state.rt.log, project=project, actor=actor, types=type, since=since,
                             after=cursor, limit=limit)
 
 
 # --- webhooks ----------------------------------------------------------------------------------
 
-@router.post("/projects/{project}/webhooks", status_code=201, tags=["webhooks"])
-async def create_webhook(project: str, body: WebhookCreate, request: Request, caller: Caller) -> dict[str, Any]:
+@router.post("/projects/{project}/webhooks", status_code=201, tags=["webhooks"], **requires(ADMIN))
+async def create_webhook(project: ProjectName, body: WebhookCreate, request: Request, caller: Caller) -> dict[str, Any]:
     """Subscribe a URL to a project's events; the response shows the signing secret once."""
-    caller.require(_project(project), "admin")
     rt = request.app.state.rt
     check_url(body.url, allow_private=request.app.state.settings.webhooks_allow_private)
     webhook_id, secret = new_id(), "whsec_" + secrets.token_urlsafe(32)
@@ -167,9 +156,8 @@ async def create_webhook(project: str, body: WebhookCreate, request: Request, ca
     return {**created, "secret": secret}
 
 
-@router.get("/projects/{project}/webhooks", tags=["webhooks"])
-def list_webhooks(project: str, request: Request, caller: Caller) -> dict[str, Any]:
-    caller.require(_project(project), "admin")
+@router.get("/projects/{project}/webhooks", tags=["webhooks"], **requires(ADMIN))
+def list_webhooks(project: ProjectName, request: Request, caller: Caller) -> dict[str, Any]:
     return {"webhooks": request.app.state.rt.store.webhooks(project)}
 
 
@@ -180,9 +168,8 @@ def _hook(request: Request, project: str, webhook_id: str) -> dict[str, Any]:
     return hook
 
 
-@router.delete("/projects/{project}/webhooks/{webhook_id}", status_code=204, tags=["webhooks"])
-async def delete_webhook(project: str, webhook_id: str, request: Request, caller: Caller) -> Response:
-    caller.require(_project(project), "admin")
+@router.delete("/projects/{project}/webhooks/{webhook_id}", status_code=204, tags=["webhooks"], **requires(ADMIN))
+async def delete_webhook(project: ProjectName, webhook_id: str, request: Request, caller: Caller) -> Response:
     _hook(request, project, webhook_id)
     await request.app.state.rt.commands.execute(
         _ctx(request, caller), project=project, aggregate="webhook", aggregate_id=webhook_id,
@@ -190,17 +177,15 @@ async def delete_webhook(project: str, webhook_id: str, request: Request, caller
     return Response(status_code=204)
 
 
-@router.get("/projects/{project}/webhooks/{webhook_id}/dead-letters", tags=["webhooks"])
-def dead_letters(project: str, webhook_id: str, request: Request, caller: Caller) -> dict[str, Any]:
-    caller.require(_project(project), "admin")
+@router.get("/projects/{project}/webhooks/{webhook_id}/dead-letters", tags=["webhooks"], **requires(ADMIN))
+def dead_letters(project: ProjectName, webhook_id: str, request: Request, caller: Caller) -> dict[str, Any]:
     _hook(request, project, webhook_id)
     return {"dead_letters": request.app.state.rt.store.dead_letters(webhook_id)}
 
 
-@router.post("/projects/{project}/webhooks/{webhook_id}/replay", tags=["webhooks"])
-async def replay(project: str, webhook_id: str, request: Request, caller: Caller) -> dict[str, Any]:
+@router.post("/projects/{project}/webhooks/{webhook_id}/replay", tags=["webhooks"], **requires(ADMIN))
+async def replay(project: ProjectName, webhook_id: str, request: Request, caller: Caller) -> dict[str, Any]:
     """Deliver the dead-lettered events again (in order)."""
-    caller.require(_project(project), "admin")
     _hook(request, project, webhook_id)
     pending = request.app.state.rt.store.dead_letters(webhook_id)
     await request.app.state.rt.commands.execute(

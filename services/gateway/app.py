@@ -27,21 +27,14 @@ from cairn.kernel.envelope import aggregate_subjects
 from cairn.kernel.errors import InvalidInput, NotFound
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.http import install_error_handlers
+from cairn.kernel.identity import SIGNED_IN, Signer, load_service_key
 from cairn.kernel.ids import NAME_RE, new_id
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.settings import ServiceSettings
 from cairn.kernel.telemetry import traced, traced_app
 from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
-from cairn.services.gateway.auth import (
-    JOB_KIND,
-    Principal,
-    authenticate_request,
-    authorize_agent_route,
-    authorize_service_route,
-    is_agent_route,
-    new_token,
-)
+from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_request, new_token
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import TokenBuckets, check_body_size
 from cairn.services.gateway.mlflow import router as mlflow_router
@@ -51,6 +44,7 @@ from cairn.services.gateway.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 ADMIN_TOKEN_FILE = "admin.token"
+SIGNED_IN_ROUTE = {"x-cairn-role": SIGNED_IN}  # routes that authenticate through their Caller parameter
 
 
 class GatewaySettings(ServiceSettings):
@@ -109,6 +103,7 @@ Caller = Annotated[Principal, Depends(caller)]
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
+    signer = Signer(load_service_key(settings.data_dir, settings.service_key_file), "gateway")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -121,7 +116,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.rt = rt
         app.state.log = event_log
         app.state.job_key = await jobtoken.shared_key(event_log.js, replicas=event_log.replicas)
-        app.state.proxy = ServiceProxy(settings.services)
+        app.state.proxy = ServiceProxy(settings.services, signer)
         app.state.http = httpx.AsyncClient(timeout=5.0)
         await bootstrap_admin_token(rt, settings.data_dir)
         dispatcher = WebhookDispatcher(event_log, store, rt.commands, projection=runner, data_dir=settings.data_dir,
@@ -152,17 +147,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         report = await _health(request.app, settings)
         return JSONResponse({"ready": report["ready"]}, status_code=200 if report["ready"] else 503)
 
-    @app.get("/api/v1/status", tags=["ops"])
+    @app.get("/api/v1/status", tags=["ops"], openapi_extra=SIGNED_IN_ROUTE)
     async def status(request: Request, _: Caller) -> dict[str, Any]:
         """Each service's health, the stream's last sequence and each projection's lag."""
         return await _health(request.app, settings)
 
-    @app.get("/api/v1/whoami", tags=["access"])
+    @app.get("/api/v1/whoami", tags=["access"], openapi_extra=SIGNED_IN_ROUTE)
     def whoami(principal: Caller) -> dict[str, Any]:
         return {"user": principal.user, "token_id": principal.token_id, "kind": principal.kind,
                 "site_admin": principal.site_admin, "projects": principal.roles}
 
-    @app.get("/api/v1/events/stream", tags=["events"])
+    @app.get("/api/v1/events/stream", tags=["events"], openapi_extra=SIGNED_IN_ROUTE)
     async def stream(
         request: Request,
         principal: Caller,
@@ -202,21 +197,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.api_route("/api/v1/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
                    include_in_schema=False)
     async def route(service: str, path: str, request: Request, principal: Caller) -> Response:
+        """Forward to the service as the signed caller; the service checks the role its route needs."""
         request.app.state.proxy.url_of(service)  # 404 for an unknown service before anything else
-        rest = path.split("/")
-        if is_agent_route(service, rest):
-            authorize_agent_route(principal, request.method)
-        else:
-            authorize_service_route(principal, request.method, rest)
         check_body_size(service, request.headers.get("content-length"))
-        projects = "*" if principal.site_admin else ",".join(sorted(principal.roles))
         response = await request.app.state.proxy.forward(
-            service, path, request, actor=principal.actor, request_id=request.state.request_id, projects=projects)
-        if rest == ["projects"] or rest == ["projects", ""]:
-            return await _projects_response(request, principal, response)
+            service, path, request, caller=principal, request_id=request.state.request_id)
+        if service == "registry" and path == "projects" and request.method == "POST" and response.status_code == 201:
+            return await _creator_becomes_admin(request, principal, response)
         return response
 
-    _merge_openapi(app, settings)
+    _merge_openapi(app, settings, signer)
     return app
 
 
@@ -242,8 +232,8 @@ class RequestId:
         await self.app(scope, receive, send_with_id)
 
 
-async def _projects_response(request: Request, principal: Principal, response: Response) -> Response:
-    """``/projects``: list only the caller's projects; a creator becomes the project's admin."""
+async def _creator_becomes_admin(request: Request, principal: Principal, response: Response) -> Response:
+    """A project made by someone who is not a site admin gets its creator as its first admin."""
     if isinstance(response, StreamingResponse):
         body = b"".join([bytes(chunk) if not isinstance(chunk, str) else chunk.encode()
                          async for chunk in response.body_iterator])
@@ -252,18 +242,13 @@ async def _projects_response(request: Request, principal: Principal, response: R
     else:
         body = bytes(response.body)
     headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
-    if response.status_code == 201 and request.method == "POST":
-        created = json.loads(body)
-        if not principal.site_admin:
-            rt = request.app.state.rt
-            await rt.commands.execute(
-                CommandContext(actor=principal.actor, correlation_id=request.state.request_id),
-                project=created["name"], aggregate="membership", aggregate_id=created["name"],
-                decide=lambda s: domain.add_member(s, project=created["name"], user=principal.user, role="admin"))
-    elif response.status_code == 200 and request.method == "GET" and not principal.site_admin:
-        listing = json.loads(body)
-        listing["projects"] = [p for p in listing.get("projects", []) if p["name"] in principal.roles]
-        body = json.dumps(listing).encode()
+    created = json.loads(body)
+    if not principal.site_admin:
+        rt = request.app.state.rt
+        await rt.commands.execute(
+            CommandContext(actor=principal.actor, correlation_id=request.state.request_id),
+            project=created["name"], aggregate="membership", aggregate_id=created["name"],
+            decide=lambda s: domain.add_member(s, project=created["name"], user=principal.user, role="admin"))
     return Response(body, status_code=response.status_code, headers=headers, media_type="application/json")
 
 
@@ -301,7 +286,7 @@ async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
     return report
 
 
-def _merge_openapi(app: FastAPI, settings: GatewaySettings) -> None:
+def _merge_openapi(app: FastAPI, settings: GatewaySettings, signer: Signer) -> None:
     """Serve one OpenAPI document: the gateway's routes plus every service's, prefixed."""
     base_openapi = app.openapi
 
@@ -312,7 +297,7 @@ def _merge_openapi(app: FastAPI, settings: GatewaySettings) -> None:
         complete = True
         for name, url in settings.services.items():
             try:
-                sub = httpx.get(f"{url}/openapi.json", timeout=2.0).json()
+                sub = httpx.get(f"{url}/openapi.json", timeout=2.0, headers=signer.internal()).json()
             except (httpx.HTTPError, ValueError):
                 complete = False
                 continue

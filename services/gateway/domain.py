@@ -12,15 +12,11 @@ from typing import Any
 
 from cairn.kernel.commands import Decision
 from cairn.kernel.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from cairn.kernel.identity import ROLES
 
 State = dict[str, Any] | None
 SITE = "_site"
-ROLES = ("viewer", "editor", "admin")
 USER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-def role_rank(role: str | None) -> int:
-    return ROLES.index(role) + 1 if role in ROLES else 0
 
 
 def check_user(name: str) -> str:

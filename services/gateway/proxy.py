@@ -14,22 +14,24 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from cairn.kernel.errors import NotFound, Unavailable
-from cairn.kernel.http import ACTOR_HEADER
+from cairn.kernel.identity import IDENTITY_HEADER, Caller, Signer
 from cairn.kernel.telemetry import inject
 
 SMALL_BODY = 1 << 20
 SMALL_ANSWER = 1 << 16
 CHUNK = 1 << 16
-PROJECTS_HEADER = "x-cairn-projects"  # the caller's projects ("*" = all), for content-addressed routes
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailers", "transfer-encoding", "upgrade", "host"}
+# never passed on from a client: the services believe only the identity the gateway signs
+NOT_FORWARDED = HOP_BY_HOP | {IDENTITY_HEADER.lower(), "authorization", "cookie", "traceparent"}
 
 
 class ServiceProxy:
     """Routes ``/api/v1/<service>/<path>`` to ``<service url>/<path>``."""
 
-    def __init__(self, services: dict[str, str], timeout: float = 60.0) -> None:
+    def __init__(self, services: dict[str, str], signer: Signer, timeout: float = 60.0) -> None:
         self.services = services
+        self.signer = signer
         self.timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -52,14 +54,15 @@ class ServiceProxy:
             raise NotFound(f"no service named {service!r}; services: {known}")
         return base
 
-    async def forward(self, service: str, path: str, request: Request, *, actor: str,
-                      request_id: str, projects: str = "*") -> Response:
+    def identity(self, caller: Caller) -> dict[str, str]:
+        """The header that tells a service who calls, signed by the gateway."""
+        return {IDENTITY_HEADER: self.signer.sign(caller)}
+
+    async def forward(self, service: str, path: str, request: Request, *, caller: Caller,
+                      request_id: str) -> Response:
         url = f"{self.url_of(service)}/{path}"
-        headers = [(k, v) for k, v in request.headers.items()
-                   if k.lower() not in HOP_BY_HOP and k.lower() not in (ACTOR_HEADER.lower(), PROJECTS_HEADER)]
-        headers = [(k, v) for k, v in headers if k.lower() != "traceparent"]
-        headers += [(ACTOR_HEADER, actor), ("X-Request-Id", request_id), (PROJECTS_HEADER, projects),
-                    *inject().items()]
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
+        headers += [*self.identity(caller).items(), ("X-Request-Id", request_id), *inject().items()]
         data: bytes | AsyncIterator[bytes] | None = None
         if request.method not in ("GET", "HEAD"):
             length = request.headers.get("content-length")

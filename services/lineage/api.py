@@ -1,17 +1,17 @@
 """Lineage routes: upstream, downstream, impact, graph (JSON, DOT, Mermaid), OpenLineage export,
-and read-only SQL for site admins. The gateway checks the project of project-scoped routes and
-names the caller's projects in ``X-Cairn-Projects`` (``*`` for site admins); requests that reach
-the service without it come from trusted loopback callers and see everything."""
+and read-only SQL for site admins. Each route declares the role it needs; walks show only the
+signed caller's projects (site admins and other services see everything)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.errors import Forbidden, InvalidInput
+from cairn.kernel.identity import SIGNED_IN, SITE_ADMIN, VIEWER, caller_of, requires
 from cairn.services.lineage.queries import IMPACT_KINDS, AsOf, LineageQueries, node_json
 from cairn.services.lineage.refs import EXAMPLES
 from cairn.services.lineage.render import openlineage_events, to_dot, to_mermaid
@@ -35,11 +35,9 @@ async def _queries(request: Request) -> LineageQueries:
     return LineageQueries(_store(request))
 
 
-async def _projects(x_cairn_projects: Annotated[str | None, Header()] = None) -> list[str] | None:
-    """The caller's projects from the gateway; None means every project."""
-    if x_cairn_projects is None or x_cairn_projects == "*":
-        return None
-    return [p for p in x_cairn_projects.split(",") if p]
+async def _projects(request: Request) -> list[str] | None:
+    """The caller's projects; None means every project."""
+    return caller_of(request).projects
 
 
 Queries = Annotated[LineageQueries, Depends(_queries)]
@@ -64,21 +62,21 @@ def _walk(q: LineageQueries, project: str | None, projects: list[str] | None, no
             "as_of": point.as_dict() if point else None, "count": len(items), "nodes": items}
 
 
-@router.get("/projects/{project}/upstream", tags=["lineage"])
+@router.get("/projects/{project}/upstream", tags=["lineage"], **requires(VIEWER))
 def upstream(project: ProjectName, node: NodeParam, q: Queries, projects: Projects,
              depth: DepthParam = None, as_of: AsOfParam = None) -> dict[str, Any]:
     """Everything the node came from (nearest first), optionally cut at a depth or taken as of a point."""
     return _walk(q, project, projects, node, "upstream", depth, as_of)
 
 
-@router.get("/projects/{project}/downstream", tags=["lineage"])
+@router.get("/projects/{project}/downstream", tags=["lineage"], **requires(VIEWER))
 def downstream(project: ProjectName, node: NodeParam, q: Queries, projects: Projects,
                depth: DepthParam = None, as_of: AsOfParam = None) -> dict[str, Any]:
     """Everything made from the node, blobs included."""
     return _walk(q, project, projects, node, "downstream", depth, as_of)
 
 
-@router.get("/projects/{project}/impact", tags=["lineage"])
+@router.get("/projects/{project}/impact", tags=["lineage"], **requires(VIEWER))
 def impact(project: ProjectName, node: NodeParam, q: Queries, projects: Projects,
            depth: DepthParam = None, as_of: AsOfParam = None) -> dict[str, Any]:
     """Every run, job, dataset version, model version, alias and deployment that depends on the node."""
@@ -90,7 +88,8 @@ GRAPH_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {
     "text/plain": {"schema": {"type": "string"}}}}}
 
 
-@router.get("/projects/{project}/graph", tags=["lineage"], response_model=None, responses=GRAPH_RESPONSES)
+@router.get("/projects/{project}/graph", tags=["lineage"], response_model=None, responses=GRAPH_RESPONSES,
+            **requires(VIEWER))
 def graph(project: ProjectName, node: NodeParam, q: Queries, projects: Projects,
           direction: Literal["upstream", "downstream", "both"] = "upstream",
           format: Literal["json", "dot", "mermaid"] = "json",
@@ -116,7 +115,7 @@ def _run_events(q: LineageQueries, project: str, projects: list[str] | None, nid
     return openlineage_events(project, run, inputs, outputs)
 
 
-@router.get("/projects/{project}/runs/{run_id}/openlineage", tags=["lineage"])
+@router.get("/projects/{project}/runs/{run_id}/openlineage", tags=["lineage"], **requires(VIEWER))
 def run_openlineage(project: ProjectName, run_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")],
                     q: Queries, projects: Projects) -> dict[str, Any]:
     """The run's lineage as OpenLineage run events (START, then COMPLETE / FAIL / ABORT once it ended)."""
@@ -124,7 +123,7 @@ def run_openlineage(project: ProjectName, run_id: Annotated[str, Path(pattern=r"
     return {"events": _run_events(q, project, projects, nid)}
 
 
-@router.get("/projects/{project}/openlineage", tags=["lineage"])
+@router.get("/projects/{project}/openlineage", tags=["lineage"], **requires(VIEWER))
 def project_openlineage(project: ProjectName, q: Queries, projects: Projects,
                         limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict[str, Any]:
     """OpenLineage run events for the project's runs, oldest first (at most ``limit`` runs)."""
@@ -134,7 +133,7 @@ def project_openlineage(project: ProjectName, q: Queries, projects: Projects,
     return {"events": events}
 
 
-@router.get("/node", tags=["lineage"])
+@router.get("/node", tags=["lineage"], **requires(SIGNED_IN))
 def shared_node(node: NodeParam, q: Queries, projects: Projects,
                 direction: Literal["upstream", "downstream"] = "downstream",
                 depth: DepthParam = None, as_of: AsOfParam = None) -> dict[str, Any]:
@@ -143,7 +142,7 @@ def shared_node(node: NodeParam, q: Queries, projects: Projects,
     return _walk(q, None, projects, node, direction, depth, as_of)
 
 
-@router.get("/stats", tags=["lineage"])
+@router.get("/stats", tags=["lineage"], **requires(SITE_ADMIN))
 def stats(request: Request, projects: Projects) -> dict[str, Any]:
     """Node and edge counts, and events seen by type (mapped into the graph or only counted)."""
     store = _store(request)
@@ -155,7 +154,7 @@ def stats(request: Request, projects: Projects) -> dict[str, Any]:
                 "SELECT type, mapped, events FROM event_types ORDER BY type")]}
 
 
-@router.post("/admin/sql", tags=["lineage"])
+@router.post("/admin/sql", tags=["lineage"], **requires(SITE_ADMIN))
 def sql(body: SqlQuery, request: Request, projects: Projects) -> dict[str, Any]:
     """Read-only SQL over the documented views (lineage_nodes, lineage_edges, lineage_event_types),
     site admins only, with a row cap and a time limit."""

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge, Unavailable
+from cairn.kernel.identity import EDITOR, VIEWER, requires
 from cairn.services.metrics.batches import ARROW_STREAM, parse_arrow, parse_json, to_ipc
 from cairn.services.metrics.queries import cross_run_aggregate, downsample, json_float, load_series
 from cairn.services.metrics.runtime import MetricsRuntime
@@ -42,7 +43,7 @@ class MetricsSearch(BaseModel):
     aggregate: bool = True
 
 
-@router.post("/projects/{project}/runs/{run_id}/metrics", status_code=202, tags=["metrics"])
+@router.post("/projects/{project}/runs/{run_id}/metrics", status_code=202, tags=["metrics"], **requires(EDITOR))
 async def log_batch(project: ProjectName, run_id: RunId, request: Request, rt: Runtime,
                     batch_id: Annotated[str | None, Query(description="batch id for Arrow bodies")] = None
                     ) -> JSONResponse:
@@ -79,7 +80,7 @@ async def log_batch(project: ProjectName, run_id: RunId, request: Request, rt: R
                          "duplicate": bool(ack.duplicate)}, status_code=202)
 
 
-@router.get("/projects/{project}/runs/{run_id}/metrics", tags=["metrics"], response_model=None)
+@router.get("/projects/{project}/runs/{run_id}/metrics", tags=["metrics"], response_model=None, **requires(VIEWER))
 async def metric_history(project: ProjectName, run_id: RunId, rt: Runtime, request: Request,
                          key: Annotated[str, Query(min_length=1, max_length=250)],
                          points: Annotated[int | None, Query(ge=3, le=1_000_000, description="downsample to N")] = None,
@@ -97,7 +98,7 @@ async def metric_history(project: ProjectName, run_id: RunId, rt: Runtime, reque
                          **shown.to_json()})
 
 
-@router.get("/projects/{project}/runs/{run_id}/metrics/summary", tags=["metrics"])
+@router.get("/projects/{project}/runs/{run_id}/metrics/summary", tags=["metrics"], **requires(VIEWER))
 async def run_summary(project: ProjectName, run_id: RunId, rt: Runtime) -> dict[str, Any]:
     """Per key: count, last (at the highest step), min and max (NaN skipped), including unwritten points."""
     return {"run_id": run_id, "summaries": _merged(rt.store.summaries(project, run_id), rt.tail.of_run(project, run_id))}
@@ -108,7 +109,7 @@ class RunsSummaryQuery(BaseModel):
     run_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]] = Field(min_length=1, max_length=1000)
 
 
-@router.post("/projects/{project}/metrics/summaries/runs", tags=["metrics"], response_model=None)
+@router.post("/projects/{project}/metrics/summaries/runs", tags=["metrics"], response_model=None, **requires(VIEWER))
 async def runs_summaries(project: ProjectName, query: RunsSummaryQuery, rt: Runtime) -> Response:
     """The per-run summary of up to 1,000 runs in one call (for run listings such as MLflow's search):
     one query for the written points and one pass over the tail, not one of each per run."""
@@ -143,7 +144,7 @@ def _json(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
-@router.get("/projects/{project}/metrics/summaries", tags=["metrics"], response_model=None)
+@router.get("/projects/{project}/metrics/summaries", tags=["metrics"], response_model=None, **requires(VIEWER))
 async def key_summaries(project: ProjectName, rt: Runtime, key: Annotated[str, Query(min_length=1, max_length=250)],
                         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                         after: Annotated[str, Query(max_length=128, description="last run id of the previous page")] = ""
@@ -159,7 +160,7 @@ def _j(value: float | None) -> float | str | None:
     return None if value is None else json_float(value)
 
 
-@router.post("/projects/{project}/metrics/search", tags=["metrics"], response_model=None)
+@router.post("/projects/{project}/metrics/search", tags=["metrics"], response_model=None, **requires(VIEWER))
 async def search_metrics(project: ProjectName, query: MetricsSearch, rt: Runtime) -> JSONResponse:
     """The same key for up to 1,000 runs, each downsampled, plus a cross-run aggregate by step."""
     series = [load_series(rt.store, rt.root, rt.tail, project, run_id, query.key) for run_id in query.run_ids]

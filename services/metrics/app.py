@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 
 from cairn.kernel.eventlog import connect
 from cairn.kernel.http import install_error_handlers
+from cairn.kernel.service import accept_only_services
 from cairn.kernel.telemetry import traced_app
 from cairn.services.metrics.api import router
 from cairn.services.metrics.runtime import MetricsRuntime, MetricsSettings
@@ -34,7 +35,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         writer = MetricsWriter(nc, store, root, tail, compact_after=settings.compact_after,
                               write_interval_s=settings.write_interval_s)
         await writer.start()
-        app.state.metrics = MetricsRuntime(settings, nc, store, writer, tail, root)
+        app.state.metrics = MetricsRuntime(settings, nc, store, writer, tail, root, app.state.signer)
         try:
             yield
         finally:
@@ -48,6 +49,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
                      description="Metric points: batched ingest, Parquet storage, downsampled and "
                                  "cross-run queries.")
     install_error_handlers(app)
+    accept_only_services(app, "metrics", settings)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:

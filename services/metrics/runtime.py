@@ -8,6 +8,7 @@ import httpx
 from nats.aio.client import Client as NATS
 
 from cairn.kernel.errors import NotFound, Unavailable
+from cairn.kernel.identity import Signer
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.metrics.store import MetricsStore
 from cairn.services.metrics.writer import MetricsWriter, Tail
@@ -33,8 +34,9 @@ class MetricsRuntime:
     """NATS, the SQLite bookkeeping, the tail of unwritten points, the writer, the run check."""
 
     def __init__(self, settings: MetricsSettings, nc: NATS, store: MetricsStore, writer: MetricsWriter,
-                 tail: Tail, root: Path) -> None:
+                 tail: Tail, root: Path, signer: Signer) -> None:
         self.settings = settings
+        self.signer = signer
         self.nc = nc
         self.js = nc.jetstream(timeout=10)
         self.store = store
@@ -50,7 +52,7 @@ class MetricsRuntime:
             return
         try:
             resp = await self.http.get(f"{self.settings.registry_url}/projects/{project}/runs/{run_id}",
-                                       headers={"X-Cairn-Actor": "service:metrics"})
+                                       headers=self.signer.internal())
         except httpx.HTTPError as err:
             raise Unavailable(f"the registry is not reachable to check run {run_id!r} ({type(err).__name__}); "
                               "retry shortly", details={"retry_after": 1}) from None

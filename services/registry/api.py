@@ -12,6 +12,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from cairn.kernel.commands import CommandContext, Decide, Decision, Outcome
 from cairn.kernel.errors import NotFound
 from cairn.kernel.http import command_context
+from cairn.kernel.identity import (
+    ADMIN,
+    ADMIN_ONLY_ALIASES,
+    EDITOR,
+    PERSON,
+    SIGNED_IN,
+    VIEWER,
+    caller_of,
+    check_requirement,
+    requires,
+)
 from cairn.kernel.ids import check_project_name, new_id
 from cairn.kernel.service import ServiceRuntime
 from cairn.services.registry import domain, run_record
@@ -129,7 +140,7 @@ def _model_id(rt: ServiceRuntime, project: str, name: str) -> str:
 
 # --- projects ----------------------------------------------------------------------------------
 
-@router.post("/projects", status_code=201, tags=["projects"])
+@router.post("/projects", status_code=201, tags=["projects"], **requires(PERSON))
 async def create_project(body: ProjectCreate, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     """Create a project (with an experiment named ``default``)."""
     check_project_name(body.name)
@@ -139,25 +150,31 @@ async def create_project(body: ProjectCreate, rt: Runtime, ctx: Ctx) -> dict[str
     return _store(rt).project(body.name)
 
 
-@router.get("/projects", tags=["projects"])
-def list_projects(rt: Runtime, include_archived: bool = False) -> dict[str, Any]:
-    return {"projects": _store(rt).projects(include_archived)}
+@router.get("/projects", tags=["projects"], **requires(SIGNED_IN))
+def list_projects(rt: Runtime, request: Request, include_archived: bool = False) -> dict[str, Any]:
+    """The projects the caller is a member of (every project for site admins)."""
+    projects = _store(rt).projects(include_archived)
+    mine = caller_of(request).projects
+    if mine is not None:
+        member = set(mine)
+        projects = [p for p in projects if p["name"] in member]
+    return {"projects": projects}
 
 
-@router.get("/projects/{project}", tags=["projects"])
+@router.get("/projects/{project}", tags=["projects"], **requires(VIEWER))
 def get_project(project: ProjectName, rt: Runtime) -> dict[str, Any]:
     return _store(rt).project(project)
 
 
-@router.patch("/projects/{project}", tags=["projects"])
+@router.patch("/projects/{project}", tags=["projects"], **requires(EDITOR))
 async def update_project(project: ProjectName, body: DescriptionUpdate, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     await _project_cmd(rt, ctx, project, lambda s: domain.update_project(
         s, project=project, description=body.description))
     return _store(rt).project(project)
 
 
-@router.post("/projects/{project}/archive", tags=["projects"])
-@router.post("/projects/{project}/restore", tags=["projects"])
+@router.post("/projects/{project}/archive", tags=["projects"], **requires(ADMIN))
+@router.post("/projects/{project}/restore", tags=["projects"], **requires(ADMIN))
 async def archive_project(project: ProjectName, request: Request, rt: Runtime,
                           ctx: Ctx) -> dict[str, Any]:
     await _project_cmd(rt, ctx, project, lambda s: domain.set_project_archived(
@@ -167,7 +184,7 @@ async def archive_project(project: ProjectName, request: Request, rt: Runtime,
 
 # --- experiments -------------------------------------------------------------------------------
 
-@router.post("/projects/{project}/experiments", status_code=201, tags=["experiments"])
+@router.post("/projects/{project}/experiments", status_code=201, tags=["experiments"], **requires(EDITOR))
 async def create_experiment(project: ProjectName, body: NamedCreate, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     experiment_id = new_id()
     outcome = await _project_cmd(rt, ctx, project, lambda s: domain.create_experiment(
@@ -176,7 +193,7 @@ async def create_experiment(project: ProjectName, body: NamedCreate, rt: Runtime
     return store.experiment(project, store.created_by_event("experiments", outcome.sequence)["id"])
 
 
-@router.get("/projects/{project}/experiments", tags=["experiments"])
+@router.get("/projects/{project}/experiments", tags=["experiments"], **requires(VIEWER))
 def list_experiments(project: ProjectName, rt: Runtime, include_archived: bool = False,
                      name: str | None = None) -> dict[str, Any]:
     store = _store(rt)
@@ -187,12 +204,12 @@ def list_experiments(project: ProjectName, rt: Runtime, include_archived: bool =
     return {"experiments": store.experiments(project, include_archived)}
 
 
-@router.get("/projects/{project}/experiments/{experiment_id}", tags=["experiments"])
+@router.get("/projects/{project}/experiments/{experiment_id}", tags=["experiments"], **requires(VIEWER))
 def get_experiment(project: ProjectName, experiment_id: str, rt: Runtime) -> dict[str, Any]:
     return _store(rt).experiment(project, experiment_id)
 
 
-@router.patch("/projects/{project}/experiments/{experiment_id}", tags=["experiments"])
+@router.patch("/projects/{project}/experiments/{experiment_id}", tags=["experiments"], **requires(EDITOR))
 async def update_experiment(project: ProjectName, experiment_id: str, body: NamedUpdate, rt: Runtime,
                             ctx: Ctx) -> dict[str, Any]:
     await _project_cmd(rt, ctx, project, lambda s: domain.update_experiment(
@@ -200,15 +217,15 @@ async def update_experiment(project: ProjectName, experiment_id: str, body: Name
     return _store(rt).experiment(project, experiment_id)
 
 
-@router.post("/projects/{project}/experiments/{experiment_id}/archive", tags=["experiments"])
-@router.post("/projects/{project}/experiments/{experiment_id}/restore", tags=["experiments"])
+@router.post("/projects/{project}/experiments/{experiment_id}/archive", tags=["experiments"], **requires(ADMIN))
+@router.post("/projects/{project}/experiments/{experiment_id}/restore", tags=["experiments"], **requires(ADMIN))
 async def archive_experiment(project: ProjectName, experiment_id: str, request: Request, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     await _project_cmd(rt, ctx, project, lambda s: domain.set_experiment_archived(
         s, project=project, experiment_id=experiment_id, archived=_archiving(request)))
     return _store(rt).experiment(project, experiment_id)
 
 
-@router.put("/projects/{project}/experiments/{experiment_id}/tags/{key}", tags=["experiments"])
+@router.put("/projects/{project}/experiments/{experiment_id}/tags/{key}", tags=["experiments"], **requires(EDITOR))
 async def set_experiment_tag(project: ProjectName, experiment_id: str, key: str, body: TagValue,
                              rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     await _project_cmd(rt, ctx, project, lambda s: domain.set_experiment_tag(
@@ -218,7 +235,7 @@ async def set_experiment_tag(project: ProjectName, experiment_id: str, key: str,
 
 # --- runs --------------------------------------------------------------------------------------
 
-@router.post("/projects/{project}/runs", status_code=201, tags=["runs"])
+@router.post("/projects/{project}/runs", status_code=201, tags=["runs"], **requires(EDITOR))
 async def create_run(project: ProjectName, body: RunCreate, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     """Create a run in an experiment (by id or name; the project's ``default`` when neither)."""
     store = _store(rt)
@@ -258,7 +275,7 @@ def _with_record(created: tuple[str, dict[str, Any]], run_id: str, record: RunRe
     return created[0], {**created[1], "record": recorded[1]}
 
 
-@router.get("/projects/{project}/runs", tags=["runs"], response_model=None)
+@router.get("/projects/{project}/runs", tags=["runs"], response_model=None, **requires(VIEWER))
 def list_runs(project: ProjectName, rt: Runtime, request: Request,
               experiment_id: Annotated[list[str] | None, Query()] = None,
               filter: Annotated[str | None, Query(max_length=4000)] = None,
@@ -272,7 +289,7 @@ def list_runs(project: ProjectName, rt: Runtime, request: Request,
                                                    page_size=page_size, page_token=page_token))
 
 
-@router.post("/projects/{project}/runs/search", tags=["runs"], response_model=None)
+@router.post("/projects/{project}/runs/search", tags=["runs"], response_model=None, **requires(VIEWER))
 def search_runs(project: ProjectName, body: RunSearch, rt: Runtime, request: Request) -> Response:
     return _search(rt, request, project, body)
 
@@ -302,7 +319,7 @@ def _search(rt: ServiceRuntime, request: Request, project: str, q: RunSearch) ->
     return Response(orjson.dumps(body), media_type="application/json")  # plain rows: no pass of FastAPI's encoder
 
 
-@router.get("/projects/{project}/runs/{run_id}", tags=["runs"])
+@router.get("/projects/{project}/runs/{run_id}", tags=["runs"], **requires(VIEWER))
 def get_run(project: ProjectName, run_id: str, rt: Runtime) -> dict[str, Any]:
     return _store(rt).run(project, run_id)
 
@@ -312,20 +329,20 @@ def _run_cmd(rt: ServiceRuntime, ctx: CommandContext, project: str, run_id: str,
     return _run_command(rt, ctx, project, "run", run_id, decide)
 
 
-@router.patch("/projects/{project}/runs/{run_id}", tags=["runs"])
+@router.patch("/projects/{project}/runs/{run_id}", tags=["runs"], **requires(EDITOR))
 async def update_run(project: ProjectName, run_id: str, body: NamedUpdate, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     await _run_cmd(rt, ctx, project, run_id, lambda s: domain.update_run(
         s, run_id=run_id, name=body.name, description=body.description))
     return _store(rt).run(project, run_id)
 
 
-@router.post("/projects/{project}/runs/{run_id}/start", tags=["runs"])
+@router.post("/projects/{project}/runs/{run_id}/start", tags=["runs"], **requires(EDITOR))
 async def start_run(project: ProjectName, run_id: str, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     await _run_cmd(rt, ctx, project, run_id, lambda s: domain.start_run(s, run_id=run_id))
     return _store(rt).run(project, run_id)
 
 
-@router.post("/projects/{project}/runs/{run_id}/finish", tags=["runs"])
+@router.post("/projects/{project}/runs/{run_id}/finish", tags=["runs"], **requires(EDITOR))
 async def finish_run(project: ProjectName, run_id: str, body: RunFinish, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     """End a run: ``finished``, ``failed`` or ``killed``."""
     await _run_cmd(rt, ctx, project, run_id, lambda s: domain.finish_run(
@@ -333,14 +350,14 @@ async def finish_run(project: ProjectName, run_id: str, body: RunFinish, rt: Run
     return _store(rt).run(project, run_id)
 
 
-@router.post("/projects/{project}/runs/{run_id}/params", tags=["runs"])
+@router.post("/projects/{project}/runs/{run_id}/params", tags=["runs"], **requires(EDITOR))
 async def log_params(project: ProjectName, run_id: str, body: ParamsLog, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     """Log params; a param already set to another value is a 409 (params are immutable)."""
     await _run_cmd(rt, ctx, project, run_id, lambda s: domain.log_params(s, run_id=run_id, params=body.params))
     return _store(rt).run(project, run_id)
 
 
-@router.put("/projects/{project}/runs/{run_id}/tags/{key}", tags=["runs"])
+@router.put("/projects/{project}/runs/{run_id}/tags/{key}", tags=["runs"], **requires(EDITOR))
 async def set_run_tag(project: ProjectName, run_id: str, key: str, body: TagValue, rt: Runtime,
                       ctx: Ctx) -> dict[str, Any]:
     await _run_cmd(rt, ctx, project, run_id, lambda s: domain.set_run_tag(
@@ -348,14 +365,14 @@ async def set_run_tag(project: ProjectName, run_id: str, key: str, body: TagValu
     return _store(rt).run(project, run_id)
 
 
-@router.delete("/projects/{project}/runs/{run_id}/tags/{key}", tags=["runs"])
+@router.delete("/projects/{project}/runs/{run_id}/tags/{key}", tags=["runs"], **requires(ADMIN))
 async def delete_run_tag(project: ProjectName, run_id: str, key: str, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     await _run_cmd(rt, ctx, project, run_id, lambda s: domain.delete_run_tag(s, run_id=run_id, key=key))
     return _store(rt).run(project, run_id)
 
 
-@router.post("/projects/{project}/runs/{run_id}/archive", tags=["runs"])
-@router.post("/projects/{project}/runs/{run_id}/restore", tags=["runs"])
+@router.post("/projects/{project}/runs/{run_id}/archive", tags=["runs"], **requires(ADMIN))
+@router.post("/projects/{project}/runs/{run_id}/restore", tags=["runs"], **requires(ADMIN))
 async def archive_run(project: ProjectName, run_id: str, request: Request, rt: Runtime,
                       ctx: Ctx) -> dict[str, Any]:
     await _run_cmd(rt, ctx, project, run_id, lambda s: domain.set_run_archived(
@@ -365,7 +382,7 @@ async def archive_run(project: ProjectName, run_id: str, request: Request, rt: R
 
 # --- models ------------------------------------------------------------------------------------
 
-@router.post("/projects/{project}/models", status_code=201, tags=["models"])
+@router.post("/projects/{project}/models", status_code=201, tags=["models"], **requires(EDITOR))
 async def create_model(project: ProjectName, body: NamedCreate, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     model_id = new_id()
     outcome = await _project_cmd(rt, ctx, project, lambda s: domain.create_model(
@@ -374,18 +391,18 @@ async def create_model(project: ProjectName, body: NamedCreate, rt: Runtime, ctx
     return store.model(project, store.created_by_event("models", outcome.sequence)["name"])
 
 
-@router.get("/projects/{project}/models", tags=["models"])
+@router.get("/projects/{project}/models", tags=["models"], **requires(VIEWER))
 def list_models(project: ProjectName, rt: Runtime, include_archived: bool = False) -> dict[str, Any]:
     _store(rt).project(project)
     return {"models": _store(rt).models(project, include_archived)}
 
 
-@router.get("/projects/{project}/models/{model}", tags=["models"])
+@router.get("/projects/{project}/models/{model}", tags=["models"], **requires(VIEWER))
 def get_model(project: ProjectName, model: str, rt: Runtime) -> dict[str, Any]:
     return _store(rt).model(project, model)
 
 
-@router.patch("/projects/{project}/models/{model}", tags=["models"])
+@router.patch("/projects/{project}/models/{model}", tags=["models"], **requires(EDITOR))
 async def update_model(project: ProjectName, model: str, body: NamedUpdate, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     model_id = _model_id(rt, project, model)
     await _project_cmd(rt, ctx, project, lambda s: domain.update_model(
@@ -393,8 +410,8 @@ async def update_model(project: ProjectName, model: str, body: NamedUpdate, rt: 
     return _store(rt).model(project, body.name or model)
 
 
-@router.post("/projects/{project}/models/{model}/archive", tags=["models"])
-@router.post("/projects/{project}/models/{model}/restore", tags=["models"])
+@router.post("/projects/{project}/models/{model}/archive", tags=["models"], **requires(ADMIN))
+@router.post("/projects/{project}/models/{model}/restore", tags=["models"], **requires(ADMIN))
 async def archive_model(project: ProjectName, model: str, request: Request, rt: Runtime,
                         ctx: Ctx) -> dict[str, Any]:
     model_id = _model_id(rt, project, model)
@@ -403,7 +420,7 @@ async def archive_model(project: ProjectName, model: str, request: Request, rt: 
     return _store(rt).model(project, model)
 
 
-@router.put("/projects/{project}/models/{model}/tags/{key}", tags=["models"])
+@router.put("/projects/{project}/models/{model}/tags/{key}", tags=["models"], **requires(EDITOR))
 async def set_model_tag(project: ProjectName, model: str, key: str, body: TagValue, rt: Runtime,
                         ctx: Ctx) -> dict[str, Any]:
     model_id = _model_id(rt, project, model)
@@ -412,7 +429,7 @@ async def set_model_tag(project: ProjectName, model: str, key: str, body: TagVal
     return _store(rt).model(project, model)
 
 
-@router.post("/projects/{project}/models/{model}/versions", status_code=201, tags=["models"])
+@router.post("/projects/{project}/models/{model}/versions", status_code=201, tags=["models"], **requires(EDITOR))
 async def create_model_version(project: ProjectName, model: str, body: VersionCreate, rt: Runtime,
                                ctx: Ctx) -> dict[str, Any]:
     """Register a version: it points at a run and an artifact digest; numbers count up from 1."""
@@ -425,17 +442,17 @@ async def create_model_version(project: ProjectName, model: str, body: VersionCr
     return store.model_version(project, model, version)
 
 
-@router.get("/projects/{project}/models/{model}/versions", tags=["models"])
+@router.get("/projects/{project}/models/{model}/versions", tags=["models"], **requires(VIEWER))
 def list_model_versions(project: ProjectName, model: str, rt: Runtime, include_archived: bool = False) -> dict[str, Any]:
     return {"versions": _store(rt).model_versions(project, model, include_archived)}
 
 
-@router.get("/projects/{project}/models/{model}/versions/{version}", tags=["models"])
+@router.get("/projects/{project}/models/{model}/versions/{version}", tags=["models"], **requires(VIEWER))
 def get_model_version(project: ProjectName, model: str, version: int, rt: Runtime) -> dict[str, Any]:
     return _store(rt).model_version(project, model, version)
 
 
-@router.patch("/projects/{project}/models/{model}/versions/{version}", tags=["models"])
+@router.patch("/projects/{project}/models/{model}/versions/{version}", tags=["models"], **requires(EDITOR))
 async def update_model_version(project: ProjectName, model: str, version: int, body: DescriptionUpdate,
                                rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     model_id = _model_id(rt, project, model)
@@ -444,8 +461,8 @@ async def update_model_version(project: ProjectName, model: str, version: int, b
     return _store(rt).model_version(project, model, version)
 
 
-@router.post("/projects/{project}/models/{model}/versions/{version}/archive", tags=["models"])
-@router.post("/projects/{project}/models/{model}/versions/{version}/restore", tags=["models"])
+@router.post("/projects/{project}/models/{model}/versions/{version}/archive", tags=["models"], **requires(ADMIN))
+@router.post("/projects/{project}/models/{model}/versions/{version}/restore", tags=["models"], **requires(ADMIN))
 async def archive_model_version(project: ProjectName, model: str, version: int,
                                 request: Request, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     model_id = _model_id(rt, project, model)
@@ -454,7 +471,7 @@ async def archive_model_version(project: ProjectName, model: str, version: int,
     return _store(rt).model_version(project, model, version)
 
 
-@router.put("/projects/{project}/models/{model}/versions/{version}/tags/{key}", tags=["models"])
+@router.put("/projects/{project}/models/{model}/versions/{version}/tags/{key}", tags=["models"], **requires(EDITOR))
 async def set_model_version_tag(project: ProjectName, model: str, version: int, key: str, body: TagValue,
                                 rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     model_id = _model_id(rt, project, model)
@@ -463,17 +480,20 @@ async def set_model_version_tag(project: ProjectName, model: str, version: int, 
     return _store(rt).model_version(project, model, version)
 
 
-@router.put("/projects/{project}/models/{model}/aliases/{alias}", tags=["models"])
+@router.put("/projects/{project}/models/{model}/aliases/{alias}", tags=["models"], **requires(EDITOR))
 async def set_alias(project: ProjectName, model: str, alias: str, body: AliasSet, rt: Runtime,
-                    ctx: Ctx) -> dict[str, Any]:
-    """Point an alias (``staging``, ``production``, any name) at a version; history is kept."""
+                    ctx: Ctx, request: Request) -> dict[str, Any]:
+    """Point an alias (``staging``, ``production``, any name) at a version; history is kept.
+    Moving ``production`` needs the admin role."""
+    if alias.lower() in ADMIN_ONLY_ALIASES:
+        check_requirement(caller_of(request), ADMIN, project)
     model_id = _model_id(rt, project, model)
     await _run_command(rt, ctx, project, "model", model_id, lambda s: domain.set_alias(
         s, model=model, alias=alias, version=body.version))
     return _store(rt).model_version(project, model, body.version)
 
 
-@router.get("/projects/{project}/models/{model}/aliases/{alias}", tags=["models"])
+@router.get("/projects/{project}/models/{model}/aliases/{alias}", tags=["models"], **requires(VIEWER))
 def get_alias(project: ProjectName, model: str, alias: str, rt: Runtime) -> dict[str, Any]:
     found = _store(rt).model(project, model)
     if alias not in found["aliases"]:
@@ -481,7 +501,8 @@ def get_alias(project: ProjectName, model: str, alias: str, rt: Runtime) -> dict
     return _store(rt).model_version(project, model, found["aliases"][alias])
 
 
-@router.delete("/projects/{project}/models/{model}/aliases/{alias}", status_code=204, tags=["models"])
+@router.delete("/projects/{project}/models/{model}/aliases/{alias}", status_code=204, tags=["models"],
+               **requires(ADMIN))
 async def remove_alias(project: ProjectName, model: str, alias: str, rt: Runtime, ctx: Ctx) -> Response:
     model_id = _model_id(rt, project, model)
     await _run_command(rt, ctx, project, "model", model_id, lambda s: domain.remove_alias(
@@ -489,6 +510,6 @@ async def remove_alias(project: ProjectName, model: str, alias: str, rt: Runtime
     return Response(status_code=204)
 
 
-@router.get("/projects/{project}/models/{model}/aliases/{alias}/history", tags=["models"])
+@router.get("/projects/{project}/models/{model}/aliases/{alias}/history", tags=["models"], **requires(VIEWER))
 def alias_history(project: ProjectName, model: str, alias: str, rt: Runtime) -> dict[str, Any]:
     return {"history": _store(rt).alias_history(project, model, alias)}

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from cairn.kernel.errors import NotFound
+from cairn.kernel.identity import EDITOR, SIGNED_IN, VIEWER, caller_of, requires
 from cairn.sdk.run_diff import diff_runs
 from cairn.services.registry import run_record
 from cairn.services.registry.api import Ctx, ProjectName, Runtime, _run_cmd, _store
@@ -16,19 +17,11 @@ from cairn.services.registry.run_record_view import project_of_run, run_datasets
 from cairn.services.registry.run_record_view import run_record as read_record
 
 router = APIRouter()
-PROJECTS_HEADER = "x-cairn-projects"
 RunRef = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-def _visible_projects(request: Request) -> list[str] | None:
-    header = request.headers.get(PROJECTS_HEADER)
-    if header is None or header == "*":
-        return None  # a site admin, or a trusted caller on the service network
-    return [p for p in header.split(",") if p]
-
-
-@router.put("/projects/{project}/runs/{run_id}/environment", tags=["runs"])
-@router.post("/projects/{project}/runs/{run_id}/environment", tags=["runs"])
+@router.put("/projects/{project}/runs/{run_id}/environment", tags=["runs"], **requires(EDITOR))
+@router.post("/projects/{project}/runs/{run_id}/environment", tags=["runs"], **requires(EDITOR))
 async def record_environment(project: ProjectName, run_id: str, body: RunRecordPut, rt: Runtime,
                              ctx: Ctx) -> dict[str, Any]:
     """Record a run's environment, code snapshot, command and seeds (each once; the same again is a
@@ -50,13 +43,13 @@ def _record_or_404(rt: Any, project: str, run_id: str) -> dict[str, Any]:
     return found
 
 
-@router.get("/projects/{project}/runs/{run_id}/environment", tags=["runs"])
+@router.get("/projects/{project}/runs/{run_id}/environment", tags=["runs"], **requires(VIEWER))
 def get_environment(project: ProjectName, run_id: str, rt: Runtime) -> dict[str, Any]:
     """A run's reproducibility record plus the dataset versions it used."""
     return _record_or_404(rt, project, run_id)
 
 
-@router.get("/runs/diff", tags=["runs"])
+@router.get("/runs/diff", tags=["runs"], **requires(SIGNED_IN))
 async def diff(request: Request, rt: Runtime, a: RunRef, b: RunRef,
                tolerance: Annotated[float, Query(ge=0)] = 0.0, relative: bool = False,
                system_metrics: bool = False) -> dict[str, Any]:
@@ -64,7 +57,7 @@ async def diff(request: Request, rt: Runtime, a: RunRef, b: RunRef,
     environment (packages, hardware, drivers, env vars), datasets, final metrics (``system/*`` only
     with ``system_metrics=true``), seeds, command. ``tolerance`` is absolute, or relative to a's value."""
     store = _store(rt)
-    visible = _visible_projects(request)
+    visible = caller_of(request).projects
     summaries = request.app.state.metric_summaries
     bundles = []
     for run_id in (a, b):

@@ -36,7 +36,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         description="Projects, experiments, runs, models, model versions and aliases.",
         projection_aggregates=AGGREGATES,
     )
-    app.state.metric_summaries = MetricSummaries(settings.metrics_url)
+    app.state.metric_summaries = MetricSummaries(settings.metrics_url, app.state.signer)
     service_lifespan = app.router.lifespan_context
 
     @asynccontextmanager

@@ -10,6 +10,7 @@ import httpx
 import orjson
 
 from cairn.kernel.errors import InvalidInput, Unavailable
+from cairn.kernel.identity import Signer
 
 PAGE = 10_000
 
@@ -17,8 +18,9 @@ PAGE = 10_000
 class MetricSummaries:
     """Fetches ``{run_id: last value}`` for one key of a project (NaN and infinities left out)."""
 
-    def __init__(self, metrics_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, metrics_url: str, signer: Signer, timeout: float = 10.0) -> None:
         self.metrics_url = metrics_url.rstrip("/")
+        self.signer = signer
         self.timeout = timeout
         self._http = httpx.Client(timeout=timeout)  # kept: a new client per search cost ~10 ms
 
@@ -33,7 +35,7 @@ class MetricSummaries:
             try:
                 resp = http.get(f"{self.metrics_url}/projects/{project}/metrics/summaries",
                                 params={"key": key, "limit": PAGE, "after": after},
-                                headers={"X-Cairn-Actor": "service:registry"})
+                                headers=self.signer.internal())
                 resp.raise_for_status()
             except httpx.HTTPError as err:
                 raise Unavailable(f"the metrics service did not answer for metric {key!r} "
@@ -62,7 +64,7 @@ class MetricSummaries:
             return {}
         try:
             resp = self._http.get(f"{self.metrics_url}/projects/{project}/runs/{run_id}/metrics/summary",
-                                  headers={"X-Cairn-Actor": "service:registry"})
+                                  headers=self.signer.internal())
             resp.raise_for_status()
         except httpx.HTTPError as err:
             raise Unavailable(f"the metrics service did not answer for run {run_id!r} ({type(err).__name__}); "

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.http import command_context
+from cairn.kernel.identity import AGENT, EDITOR, SIGNED_IN, VIEWER, requires
 from cairn.kernel.ids import check_project_name, check_token
 from cairn.services.scheduler import domain
 from cairn.services.scheduler.core import (
@@ -44,7 +45,7 @@ Store = Annotated[SchedulerStore, Depends(_store)]
 ProjectName = Annotated[str, Depends(_project)]
 
 
-@router.post("/projects/{project}/jobs", status_code=201, tags=["jobs"])
+@router.post("/projects/{project}/jobs", status_code=201, tags=["jobs"], **requires(EDITOR))
 async def submit_job(project: ProjectName, core: Core, store: Store, ctx: Ctx,
                      spec: Annotated[dict[str, Any], Body(description="the job spec (see docs/scheduler.md)")]
                      ) -> dict[str, Any]:
@@ -57,7 +58,7 @@ async def submit_job(project: ProjectName, core: Core, store: Store, ctx: Ctx,
     return store.job(project, await core.submit(ctx, project, spec, tags=tags))
 
 
-@router.get("/projects/{project}/jobs", tags=["jobs"])
+@router.get("/projects/{project}/jobs", tags=["jobs"], **requires(VIEWER))
 def list_jobs(project: ProjectName, store: Store,
               status: Annotated[str | None, Query(max_length=32)] = None,
               queue: Annotated[str | None, Query(max_length=64)] = None,
@@ -65,13 +66,13 @@ def list_jobs(project: ProjectName, store: Store,
     return {"jobs": store.jobs(project, status=status, queue=queue, limit=limit)}
 
 
-@router.get("/projects/{project}/jobs/{job_id}", tags=["jobs"])
+@router.get("/projects/{project}/jobs/{job_id}", tags=["jobs"], **requires(VIEWER))
 def get_job(project: ProjectName, job_id: str, store: Store) -> dict[str, Any]:
     """A job with its spec, current attempt, ranks and event history."""
     return store.job(project, check_token(job_id, "job id"))
 
 
-@router.post("/projects/{project}/jobs/{job_id}/cancel", tags=["jobs"])
+@router.post("/projects/{project}/jobs/{job_id}/cancel", tags=["jobs"], **requires(EDITOR))
 async def cancel_job(project: ProjectName, job_id: str, core: Core, store: Store, ctx: Ctx) -> dict[str, Any]:
     """Cancel: a queued job ends at once; a running one is stopped (SIGTERM, then SIGKILL)."""
     store.job(project, check_token(job_id, "job id"))
@@ -79,7 +80,7 @@ async def cancel_job(project: ProjectName, job_id: str, core: Core, store: Store
     return store.job(project, job_id)
 
 
-@router.get("/projects/{project}/jobs/{job_id}/logs", tags=["jobs"])
+@router.get("/projects/{project}/jobs/{job_id}/logs", tags=["jobs"], **requires(VIEWER))
 async def job_logs(project: ProjectName, job_id: str, request: Request, store: Store,
                    attempt: Annotated[int | None, Query(ge=1)] = None,
                    follow: bool = False) -> StreamingResponse:
@@ -120,7 +121,7 @@ class AgentRegister(BaseModel):
     capacity: Capacity
 
 
-@router.post("/agents", tags=["agents"])
+@router.post("/agents", tags=["agents"], **requires(AGENT))
 async def register_agent(body: AgentRegister, request: Request, core: Core, store: Store, ctx: Ctx) -> dict[str, Any]:
     """An agent announces itself (needs a site-admin or service-account token); the answer says
     where to listen for assignments and how often to send heartbeats."""
@@ -138,7 +139,7 @@ async def register_agent(body: AgentRegister, request: Request, core: Core, stor
             "lease_s": core.lease_s, "heartbeat_s": settings.scheduler_heartbeat_s}
 
 
-@router.get("/agents", tags=["agents"])
+@router.get("/agents", tags=["agents"], **requires(SIGNED_IN))
 def list_agents(store: Store, core: Core, include_lost: bool = False) -> dict[str, Any]:
     live = core.live_agents()
     agents = store.agents(include_lost=include_lost)

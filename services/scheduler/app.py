@@ -60,7 +60,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             app.state.core = core
             await core.start()
             driver = SweepDriver(SweepQueries(runtime.store), jobs=SchedulerJobs(core),
-                                 metrics=HttpMetricReader(settings.metrics_url), sink=EventLogSink(runtime.log))
+                                 metrics=HttpMetricReader(settings.metrics_url, app.state.signer), sink=EventLogSink(runtime.log))
             core.on_job_final.append(driver.on_job_finished)
             sweeps = asyncio.create_task(driver.run(interval_s=1.0), name="sweeps")
             try:

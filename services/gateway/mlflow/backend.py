@@ -10,11 +10,10 @@ import aiohttp
 import orjson
 
 from cairn.kernel.errors import Unavailable
-from cairn.kernel.http import ACTOR_HEADER
 from cairn.kernel.telemetry import inject
 from cairn.services.gateway.auth import Principal
 from cairn.services.gateway.mlflow.errors import ServiceError
-from cairn.services.gateway.proxy import PROJECTS_HEADER, ServiceProxy
+from cairn.services.gateway.proxy import ServiceProxy
 
 
 class Services:
@@ -26,9 +25,8 @@ class Services:
         self.request_id = request_id
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        projects = "*" if self.principal.site_admin else ",".join(sorted(self.principal.roles))
-        return {ACTOR_HEADER: self.principal.actor, "X-Request-Id": self.request_id,
-                PROJECTS_HEADER: projects, **inject(), **(extra or {})}
+        return {**self.proxy.identity(self.principal), "X-Request-Id": self.request_id,
+                **inject(), **(extra or {})}
 
     async def call(self, service: str, method: str, path: str, *, body: Any = None,
                    params: Any = None, data: Any = None, headers: dict[str, str] | None = None) -> Any:

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from cairn.core import Manifest, ManifestEntry
-from cairn.services.gateway.auth import ADMIN_ONLY_ALIASES
+from cairn.kernel.identity import ADMIN_ONLY_ALIASES
 from cairn.services.gateway.mlflow.artifacts import run_files, split_artifact_path
 from cairn.services.gateway.mlflow.calls import ARTIFACT_SCHEME, Call, endpoint, key_values, millis
 from cairn.services.gateway.mlflow.errors import MlflowError, invalid, not_found

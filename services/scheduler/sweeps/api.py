@@ -13,6 +13,7 @@ from cairn.kernel.commands import CommandContext
 from cairn.kernel.envelope import utc_now
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.http import command_context
+from cairn.kernel.identity import EDITOR, VIEWER, requires
 from cairn.kernel.ids import new_id
 from cairn.kernel.service import ServiceRuntime
 from cairn.services.scheduler.sweeps import domain
@@ -62,7 +63,7 @@ def check_job_template(spec: SweepSpec) -> None:
         raise InvalidInput(f"job.{err.message}", details={"field": f"job.{err.details.get('field', '')}"}) from None
 
 
-@router.post("/projects/{project}/sweeps", status_code=201, tags=["sweeps"])
+@router.post("/projects/{project}/sweeps", status_code=201, tags=["sweeps"], **requires(EDITOR))
 async def create_sweep(project: ProjectName, rt: Runtime, ctx: Ctx,
                        body: Annotated[dict[str, Any], Body(examples=[EXAMPLE])]) -> dict[str, Any]:
     """Create a sweep from its spec (see docs/sweeps.md); the scheduler starts its trials."""
@@ -75,7 +76,7 @@ async def create_sweep(project: ProjectName, rt: Runtime, ctx: Ctx,
     return _show(rt, project, outcome.aggregate_id)
 
 
-@router.get("/projects/{project}/sweeps", tags=["sweeps"])
+@router.get("/projects/{project}/sweeps", tags=["sweeps"], **requires(VIEWER))
 def list_sweeps(project: ProjectName, rt: Runtime,
                 status: Literal["running", "completed", "stopped"] | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -90,20 +91,20 @@ def _show(rt: ServiceRuntime, project: str, sweep_id: str) -> dict[str, Any]:
     return _queries(rt).get(project, sweep_id)
 
 
-@router.get("/projects/{project}/sweeps/{sweep_id}", tags=["sweeps"])
+@router.get("/projects/{project}/sweeps/{sweep_id}", tags=["sweeps"], **requires(VIEWER))
 def get_sweep(project: ProjectName, sweep_id: SweepId, rt: Runtime) -> dict[str, Any]:
     """A sweep: spec, status, trial counts, every trial and the best one."""
     return _show(rt, project, sweep_id)
 
 
-@router.get("/projects/{project}/sweeps/{sweep_id}/table", tags=["sweeps"])
+@router.get("/projects/{project}/sweeps/{sweep_id}/table", tags=["sweeps"], **requires(VIEWER))
 def sweep_table(project: ProjectName, sweep_id: SweepId, rt: Runtime) -> dict[str, Any]:
     """One row per trial (params, metric value, state) and one dimension per parameter: the
     input of a parallel-coordinates plot."""
     return _queries(rt).table(project, sweep_id)
 
 
-@router.post("/projects/{project}/sweeps/{sweep_id}/stop", tags=["sweeps"])
+@router.post("/projects/{project}/sweeps/{sweep_id}/stop", tags=["sweeps"], **requires(EDITOR))
 async def stop_sweep(project: ProjectName, sweep_id: SweepId, rt: Runtime, ctx: Ctx,
                      body: SweepStop | None = None) -> dict[str, Any]:
     """Stop a sweep: no new trials; its running trials' jobs are cancelled."""

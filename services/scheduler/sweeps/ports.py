@@ -13,6 +13,7 @@ import httpx
 from cairn.kernel.envelope import Event
 from cairn.kernel.errors import Unavailable
 from cairn.kernel.eventlog import EventLog
+from cairn.kernel.identity import Signer
 from cairn.kernel.schemas import validate_event
 
 SweepEvent = tuple[str, dict[str, Any]]
@@ -82,14 +83,15 @@ class EventLogSink:
 class HttpMetricReader:
     """Reads metric histories from the metrics service (``GET /projects/{p}/runs/{r}/metrics``)."""
 
-    def __init__(self, metrics_url: str, *, timeout: float = 10.0, actor: str = "service:scheduler") -> None:
+    def __init__(self, metrics_url: str, signer: Signer, *, timeout: float = 10.0) -> None:
         self.url = metrics_url.rstrip("/")
-        self._http = httpx.AsyncClient(timeout=timeout, headers={"X-Cairn-Actor": actor})
+        self.signer = signer
+        self._http = httpx.AsyncClient(timeout=timeout)
 
     async def history(self, project: str, run_id: str, key: str) -> list[tuple[int, float]]:
         try:
             resp = await self._http.get(f"{self.url}/projects/{project}/runs/{run_id}/metrics",
-                                        params={"key": key})
+                                        params={"key": key}, headers=self.signer.internal())
             resp.raise_for_status()
         except httpx.HTTPError as err:
             raise Unavailable(f"the metrics service did not answer for run {run_id!r} metric {key!r} "

@@ -13,13 +13,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import CairnError
+from cairn.kernel.identity import current_caller
 from cairn.kernel.ids import new_id
 from cairn.kernel.telemetry import current_traceparent
 
 log = logging.getLogger(__name__)
-
-ACTOR_HEADER = "X-Cairn-Actor"
-
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
@@ -62,14 +60,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def command_context(
-    x_cairn_actor: Annotated[str | None, Header()] = None,
+    request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     x_request_id: Annotated[str | None, Header(max_length=200)] = None,
     traceparent: Annotated[str | None, Header(max_length=200)] = None,
 ) -> CommandContext:
-    """Who is asking (set by the gateway), the idempotency key and the correlation id."""
+    """Who is asking (the signed caller), the idempotency key and the correlation id."""
     return CommandContext(
-        actor=x_cairn_actor or "local",
+        actor=(await current_caller(request)).actor,
         idempotency_key=idempotency_key,
         correlation_id=x_request_id or new_id(),
         traceparent=current_traceparent() or traceparent,

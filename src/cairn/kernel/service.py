@@ -19,6 +19,14 @@ from cairn.kernel.commands import CommandHandler
 from cairn.kernel.envelope import aggregate_subjects
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.http import install_error_handlers
+from cairn.kernel.identity import (
+    SITE_ADMIN,
+    ServiceAuth,
+    Signer,
+    Verifier,
+    load_service_key,
+    requires,
+)
 from cairn.kernel.projection import BATCH as PROJECTION_BATCH
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.settings import ServiceSettings
@@ -75,6 +83,7 @@ def create_service_app(
     app = traced_app(name, title=f"cairn {name}", description=description, version="0.1.0",
                      lifespan=lifespan)
     install_error_handlers(app)
+    accept_only_services(app, name, settings)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:
@@ -88,7 +97,7 @@ def create_service_app(
             "pid": os.getpid(),
         }
 
-    @app.post("/admin/rebuild", tags=["ops"])
+    @app.post("/admin/rebuild", tags=["ops"], **requires(SITE_ADMIN))
     async def rebuild(request: Request) -> dict[str, Any]:
         """Drop the projection and replay the whole event log into it."""
         runtime: ServiceRuntime = request.app.state.runtime
@@ -98,7 +107,7 @@ def create_service_app(
         return {"service": name, "applied_seq": reached, "seconds": round(loop.time() - started, 3),
                 "content_hash": runtime.store.content_hash()}
 
-    @app.get("/admin/content-hash", tags=["ops"])
+    @app.get("/admin/content-hash", tags=["ops"], **requires(SITE_ADMIN))
     async def content_hash(request: Request) -> dict[str, Any]:
         """A hash of the whole read model (equal read models hash equal)."""
         runtime: ServiceRuntime = request.app.state.runtime
@@ -107,6 +116,14 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def accept_only_services(app: FastAPI, name: str, settings: ServiceSettings) -> None:
+    """Answer only callers signed by the gateway or another service (401 otherwise, loopback
+    too); ``app.state.signer`` signs this service's own calls to the others."""
+    key = load_service_key(settings.data_dir, settings.service_key_file)
+    app.add_middleware(ServiceAuth, verifier=Verifier(key))
+    app.state.signer = Signer(key, name)
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

@@ -25,3 +25,4 @@ class ServiceSettings(CommonSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
+    service_key_file: Path | None = None  # default: <data dir>/secrets/service.key

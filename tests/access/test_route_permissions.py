@@ -1,0 +1,202 @@
+"""Every route of every service, read from the services' own OpenAPI documents, called through the
+gateway by every kind of caller, in the caller's project and in another one; each answer is
+checked against the role the route declares (``x-cairn-role``), and a refused call appends nothing.
+
+The expectations below are written out independently of the services' enforcement code: the test
+knows what each declared requirement means, not how a service checks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from cairn.kernel import jobtoken
+from cairn.kernel.eventlog import EventLog
+from cairn.kernel.identity import Signer, load_service_key
+from cairn.up import SERVICES
+from platform_harness import Platform, stream_last_seq
+
+MINE, OTHER = "perm-mine", "perm-other"
+RANK = {"viewer": 1, "editor": 2, "admin": 3}
+GATEWAY_OWN = ("/api/v1/tokens", "/api/v1/projects", "/api/v1/audit", "/api/v1/status", "/api/v1/whoami",
+               "/api/v1/events")
+PARAM_VALUES = {"digest": "0" * 64, "version": "1", "name": "none.txt", "token_id": "000000000000",
+                "user": "nobody", "alias": "staging", "key": "k"}
+
+
+@dataclass(frozen=True)
+class Who:
+    """A kind of caller: its token, its kind, and its roles (project -> role)."""
+
+    name: str
+    token: str | None
+    kind: str = "user"
+    site_admin: bool = False
+    roles: dict[str, str] = field(default_factory=dict)
+
+
+def allowed(who: Who, requirement: str, project: str | None) -> bool:
+    """What a declared requirement means, for a caller through the gateway."""
+    if who.token is None or requirement == "internal":
+        return False
+    if who.site_admin:
+        return True
+    if requirement in RANK:
+        if project is None:
+            return False  # a project role over every project: site admins only
+        return RANK.get(who.roles.get(project, ""), 0) >= RANK[requirement]
+    return {"signed-in": True, "person": who.kind == "user", "account": who.kind != "job",
+            "agent": who.kind == "service", "site-admin": False}[requirement]
+
+
+def refused(status: int, body: str) -> bool:
+    """A refusal: no or bad credentials, missing role, or the not-a-member 404 (which never
+    confirms that a project exists)."""
+    return status in (401, 403) or (status == 404 and "does not exist or you are not a member" in body)
+
+
+@pytest.fixture(scope="module")
+def callers(platform: Platform) -> dict[str, Who]:
+    admin = httpx.Client(base_url=f"{platform.gateway}/api/v1", headers=platform.headers, timeout=30)
+    for project in (MINE, OTHER):
+        admin.post("/registry/projects", json={"name": project}).raise_for_status()
+    who = {"anonymous": Who("anonymous", None), "site-admin": Who("site-admin", platform.token, site_admin=True)}
+    for role in ("viewer", "editor", "admin"):
+        token = admin.post("/tokens", json={"user": f"perm-{role}"}).json()["token"]
+        admin.post(f"/projects/{MINE}/members", json={"user": f"perm-{role}", "role": role}).raise_for_status()
+        who[role] = Who(role, token, roles={MINE: role})
+    who["outsider"] = Who("outsider", admin.post("/tokens", json={"user": "perm-outsider"}).json()["token"])
+    service = admin.post("/tokens", json={"user": "perm-bot", "kind": "service"}).json()["token"]
+    admin.post(f"/projects/{MINE}/members", json={"user": "perm-bot", "role": "editor"}).raise_for_status()
+    who["service"] = Who("service", service, kind="service", roles={MINE: "editor"})
+    who["job"] = Who("job", _job_token(platform, "perm-editor", MINE), kind="job", roles={MINE: "editor"})
+    return who
+
+
+def _job_token(platform: Platform, user: str, project: str) -> str:
+    async def key() -> bytes:
+        log = await EventLog.open(platform.nats_url, name="test-perm")
+        try:
+            return await jobtoken.shared_key(log.js)
+        finally:
+            await log.close()
+
+    claims = jobtoken.JobClaims(user=user, project=project, job_id="permjob", run_id="permrun", attempt=1,
+                                expires_at=int(time.time()) + 3600)
+    return jobtoken.mint(asyncio.run(key()), claims)
+
+
+def _service_routes(platform: Platform) -> list[tuple[str, str, str]]:
+    """(method, gateway path template, requirement) of every service route, /admin ones included."""
+    signer = Signer(load_service_key(platform.root / "data"), "gateway")
+    routes = []
+    for service in SERVICES:
+        doc = httpx.get(f"{platform.service_url(service)}/openapi.json", headers=signer.internal(), timeout=10).json()
+        for path, item in doc["paths"].items():
+            for method, op in item.items():
+                if path == "/healthz":
+                    continue
+                assert "x-cairn-role" in op, f"{service} {method.upper()} {path} declares no role"
+                routes.append((method.upper(), f"/api/v1/{service}{path}", op["x-cairn-role"]))
+    return routes
+
+
+def _gateway_routes(platform: Platform) -> list[tuple[str, str, str]]:
+    doc = httpx.get(f"{platform.gateway}/openapi.json", timeout=10).json()
+    routes = []
+    for path, item in doc["paths"].items():
+        if not path.startswith(GATEWAY_OWN):
+            continue
+        for method, op in item.items():
+            assert "x-cairn-role" in op, f"gateway {method.upper()} {path} declares no role"
+            routes.append((method.upper(), path, op["x-cairn-role"]))
+    return routes
+
+
+def _concrete(template: str, project: str) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1).split(":")[0]
+        return project if name == "project" else PARAM_VALUES.get(name, "zz0none")
+
+    return re.sub(r"\{([^}]+)\}", value, template)
+
+
+def _call(platform: Platform, who: Who, method: str, path: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {who.token}"} if who.token else {}
+    body = None
+    if method in ("POST", "PUT", "PATCH"):
+        body = {"kind": who.kind} if path == "/api/v1/tokens" else {}  # a token of one's own kind
+    return httpx.request(method, f"{platform.gateway}{path}", headers=headers, json=body, timeout=30)
+
+
+def test_every_route_declares_a_role_and_enforces_it(platform: Platform, callers: dict[str, Who]) -> None:
+    routes = _service_routes(platform) + _gateway_routes(platform)
+    assert len(routes) > 100  # every service answered with its document
+    failures: list[str] = []
+
+    def check(who: Who, method: str, path: str, requirement: str, want: bool) -> httpx.Response:
+        resp = _call(platform, who, method, path)
+        if resp.status_code >= 500:
+            failures.append(f"{who.name:10} {method:6} {path}: {resp.status_code} {resp.text[:100]}")
+        elif refused(resp.status_code, resp.text) == want:
+            failures.append(f"{who.name:10} {method:6} {path} [{requirement}]: {resp.status_code} "
+                            f"(want {'allowed' if want else 'refused'}) {resp.text[:100]}")
+        return resp
+
+    calls = []  # (who, method, path, requirement, allowed)
+    for method, template, requirement in routes:
+        if template.endswith("/events/stream"):
+            continue  # a stream that stays open: covered by tests/test_events_stream.py
+        for project in (MINE, OTHER) if "{project}" in template else (None,):
+            path = _concrete(template, project or MINE)
+            if template.startswith("/api/v1/audit"):
+                path, project = f"{path}?project={MINE}", MINE
+            calls += [(who, method, path, requirement, allowed(who, requirement, project)) for who in callers.values()]
+    before = stream_last_seq(platform)
+    with ThreadPoolExecutor(max_workers=4) as pool:  # the refusals first, all of them: they change nothing
+        list(pool.map(lambda call: check(*call), [call for call in calls if not call[4]]))
+    if stream_last_seq(platform) != before:
+        failures.append("refused calls appended events to the log")
+    for who, method, path, requirement, want in calls:  # then one at a time: these may change things
+        if want:
+            resp = check(who, method, path, requirement, True)
+            if path.endswith("/archive") and resp.status_code < 300:
+                httpx.post(f"{platform.gateway}{path.removesuffix('archive')}restore",
+                           headers=platform.headers, timeout=30).raise_for_status()
+    assert not failures, f"{len(failures)} wrong answers:\n" + "\n".join(failures)
+
+
+def test_a_service_refuses_requests_that_do_not_come_from_the_gateway(platform: Platform) -> None:
+    url = f"{platform.service_url('registry')}/projects"
+    assert httpx.get(url, timeout=10).status_code == 401
+    forged = {"X-Cairn-Actor": "admin:x", "X-Cairn-Projects": "*",
+              "X-Cairn-Identity": "gateway.eyJ1IjoiYWRtaW4ifQ.AAAA"}
+    resp = httpx.post(url, json={"name": "forged"}, headers=forged, timeout=10)
+    assert resp.status_code == 401, resp.text
+    other_key = Signer(b"\0" * 32, "gateway").internal()
+    assert httpx.post(url, json={"name": "forged"}, headers=other_key, timeout=10).status_code == 401
+    assert httpx.get(f"{platform.service_url('registry')}/healthz", timeout=10).status_code == 200
+    listing = httpx.get(f"{platform.gateway}/api/v1/registry/projects", headers=platform.headers, timeout=10).json()
+    assert "forged" not in [p["name"] for p in listing["projects"]]
+
+
+def test_an_identity_header_from_a_client_is_not_passed_on(platform: Platform, callers: dict[str, Who]) -> None:
+    """A viewer who sends a site admin's signed identity (e.g. one seen in a log) stays a viewer."""
+    signed = Signer(load_service_key(platform.root / "data"), "gateway").internal()
+    headers = {"Authorization": f"Bearer {callers['viewer'].token}", **signed}
+    resp = httpx.post(f"{platform.gateway}/api/v1/registry/projects/{MINE}/runs", json={}, headers=headers,
+                      timeout=10)
+    assert resp.status_code == 403, resp.text
+
+
+def test_the_service_key_file_is_readable_only_by_its_owner(platform: Platform) -> None:
+    path = platform.root / "data" / "secrets" / "service.key"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o077 == 0
