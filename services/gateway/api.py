@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -46,7 +46,9 @@ class TokenCreate(Strict):
     user: str | None = Field(default=None, description="whose token; default: yours")
     kind: Literal["user", "service"] = "user"
     site_admin: bool = False
-    expires_in_days: float | None = Field(default=None, gt=0, le=3650)
+    expires_in_days: float | None = Field(
+        default=None, gt=0, le=3650,
+        description="default: never; at most until the token you use expires")
     description: str = Field(default="", max_length=500)
 
 
@@ -65,19 +67,22 @@ class WebhookCreate(Strict):
 @router.post("/tokens", status_code=201, tags=["access"], **requires(ACCOUNT))
 async def create_token(body: TokenCreate, request: Request, caller: Caller) -> dict[str, Any]:
     """Create a token (shown once). Site admins may create tokens for anyone, service accounts
-    and other site admins; users create tokens for themselves."""
+    and other site admins; users create tokens for themselves. A token never outlives the token
+    that creates it: asking for a later expiry (or none) with an expiring token is a 422 that
+    says the latest allowed."""
     user = body.user or caller.user
     if (user != caller.user or body.site_admin or body.kind != caller.kind) and not caller.site_admin:
         raise Forbidden("only a site admin can create tokens for others, service accounts or site admins")
-    token_id, token, secret_hash = new_token()
-    expires = None
-    if body.expires_in_days is not None:
-        expires = (datetime.now(timezone.utc) + timedelta(days=body.expires_in_days)).isoformat()
     rt = request.app.state.rt
+    minted_by = rt.store.token(caller.token_id)
+    expires = domain.token_expiry(datetime.now(timezone.utc), body.expires_in_days,
+                                  minted_by["expires_at"] if minted_by else None)
+    token_id, token, secret_hash = new_token()
     await rt.commands.execute(_ctx(request, caller), project=domain.SITE, aggregate="user", aggregate_id=user,
                               decide=lambda s: domain.create_token(
                                   s, user=user, token_id=token_id, secret_hash=secret_hash, kind=body.kind,
-                                  site_admin=body.site_admin, expires_at=expires, description=body.description))
+                                  site_admin=body.site_admin, expires_at=expires, description=body.description,
+                                  parent_token_id=caller.token_id))
     return {**rt.store.token(token_id), "token": token, "secret_hash": None}
 
 

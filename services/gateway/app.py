@@ -36,7 +36,7 @@ from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_request, new_token
 from cairn.services.gateway.events import event_stream
-from cairn.services.gateway.limits import TokenBuckets, check_body_size
+from cairn.services.gateway.limits import check_body_size, request_limits
 from cairn.services.gateway.mlflow import router as mlflow_router
 from cairn.services.gateway.proxy import ServiceProxy
 from cairn.services.gateway.store import GatewayStore, projection
@@ -49,13 +49,17 @@ SIGNED_IN_ROUTE = {"x-cairn-role": SIGNED_IN}  # routes that authenticate throug
 
 class GatewaySettings(ServiceSettings):
     """CAIRN_PORT (8080), CAIRN_HOST, CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_SERVICES (JSON name -> URL),
-    CAIRN_RATE_LIMIT (requests/s per token, 0 = off), CAIRN_WEBHOOKS_ALLOW_PRIVATE,
+    CAIRN_RATE_LIMIT (requests/s per token, 0 = off), CAIRN_RATE_BURST, CAIRN_RATE_LIMIT_USER and
+    CAIRN_RATE_BURST_USER (per user, over all their tokens and jobs; default twice the token's, 0 = off),
+    CAIRN_WEBHOOKS_ALLOW_PRIVATE,
     CAIRN_WEBHOOK_ATTEMPTS, CAIRN_WEBHOOK_BACKOFF_S."""
 
     port: int = Field(default=8080, ge=0, le=65535)
     services: dict[str, str] = Field(default_factory=dict)
     rate_limit: float = 200.0
     rate_burst: float = 400.0
+    rate_limit_user: float | None = Field(default=None, ge=0)
+    rate_burst_user: float | None = Field(default=None, ge=0)
     webhooks_allow_private: bool = False
     webhook_attempts: int = Field(default=6, ge=1, le=20)
     webhook_backoff_s: float = Field(default=1.0, ge=0.0)
@@ -139,7 +143,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestId)
-    app.state.buckets = TokenBuckets(settings.rate_limit, settings.rate_burst)
+    app.state.buckets = request_limits(settings.rate_limit, settings.rate_burst, settings.rate_limit_user,
+                                       settings.rate_burst_user)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> JSONResponse:

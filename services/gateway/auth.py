@@ -41,7 +41,7 @@ def authenticate_request(request: Any, authorization: str | None) -> Principal:
     ``request.state.principal``. The gateway's own routes and the MLflow routes both come here."""
     state = request.app.state
     principal = authenticate(state.rt.store, authorization, state.job_key)
-    state.buckets.take(principal.token_id)
+    state.buckets.take(principal.token_id, principal.user)  # and the user's: limits.RequestLimits
     request.state.principal = principal
     request.state.caller = principal  # what requires(...) checks on the gateway's own routes
     return principal

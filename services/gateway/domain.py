@@ -7,7 +7,9 @@ Aggregates: ``user`` (project ``_site``, id = user name), ``membership`` (id = p
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from cairn.kernel.commands import Decision
@@ -28,15 +30,43 @@ def check_user(name: str) -> str:
 
 # --- users and tokens --------------------------------------------------------------------------
 
+def _instant(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def token_expiry(now: datetime, expires_in_days: float | None, minted_by_expires_at: str | None) -> str | None:
+    """When a new token expires: ``expires_in_days`` from ``now`` (None: never), but never after
+    the token that mints it (``minted_by_expires_at``), so an expiring token cannot extend itself
+    by minting a longer-lived one, and neither can a site admin's expiring token mint one for
+    someone else. A request past that is a 422 that says the latest expiry allowed; nothing is
+    capped silently, so a token never expires earlier than its creator asked."""
+    expires = None if expires_in_days is None else now + timedelta(days=expires_in_days)
+    if minted_by_expires_at is None:
+        return None if expires is None else expires.isoformat()
+    latest = _instant(minted_by_expires_at)
+    if expires is None or expires > latest:
+        days_left = max(0.0, math.floor((latest - now).total_seconds() / 86400 * 1e4) / 1e4)
+        asked = "a token that never expires" if expires is None else f"one that expires at {expires.isoformat()}"
+        raise InvalidInput(f"the token you use expires at {minted_by_expires_at} and cannot create a token that "
+                           f"outlives it (you asked for {asked}); ask for expires_in_days <= {days_left:g}, "
+                           "or use a longer-lived token",
+                           details={"field": "expires_in_days", "latest_expires_at": minted_by_expires_at,
+                                    "max_expires_in_days": days_left})
+    return expires.isoformat()
+
+
 def create_token(state: State, *, user: str, token_id: str, secret_hash: str, kind: str, site_admin: bool,
-                 expires_at: str | None, description: str) -> Decision:
+                 expires_at: str | None, description: str, parent_token_id: str | None = None) -> Decision:
+    """A token for ``user``; ``parent_token_id`` is the token that minted it (None for the first
+    site admin's). Its expiry comes from :func:`token_expiry`."""
     check_user(user)
     if kind not in ("user", "service"):
         raise InvalidInput("kind must be 'user' or 'service'", details={"field": "kind"})
     if state is not None and state["kind"] != kind:
         raise Conflict(f"user {user!r} is a {state['kind']} account, not a {kind} account")
     return "token.created", {"user": user, "token_id": token_id, "secret_hash": secret_hash, "kind": kind,
-                             "site_admin": site_admin, "expires_at": expires_at, "description": description}
+                             "site_admin": site_admin, "expires_at": expires_at, "description": description,
+                             "parent_token_id": parent_token_id}
 
 
 def revoke_token(state: State, *, user: str, token_id: str) -> Decision:

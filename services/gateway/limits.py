@@ -1,14 +1,16 @@
-"""Bounds: request rates per token (429 with Retry-After) and body sizes per service (413)."""
+"""Bounds: request rates per token and per user (429 with Retry-After) and body sizes per service (413)."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from cairn.kernel.errors import CairnError, PayloadTooLarge
 
 DEFAULT_MAX_BODY = 16 << 20
 MAX_BODY = {"artifacts": 1 << 40}
+SWEEP_AT = 10_000  # buckets kept before full ones are dropped (see TokenBuckets.spend)
 
 
 class RateLimited(CairnError):
@@ -17,25 +19,93 @@ class RateLimited(CairnError):
 
 
 class TokenBuckets:
-    """One bucket per token: ``rate`` requests per second on average, bursts up to ``burst``."""
+    """One bucket per key: ``rate`` requests per second on average, bursts up to ``burst``.
 
-    def __init__(self, rate: float, burst: float) -> None:
+    A key nobody used lately has a full bucket, and a full bucket answers exactly like a missing
+    one, so full buckets are dropped whenever the dict doubles: memory follows the keys used in the
+    last ``burst / rate`` seconds, not every token or user ever seen.
+    """
+
+    def __init__(self, rate: float, burst: float, *, clock: Callable[[], float] = time.monotonic,
+                 sweep_at: int = SWEEP_AT) -> None:
         self.rate = rate
         self.burst = burst
+        self.clock = clock
+        self._min_sweep = sweep_at
+        self._sweep_at = sweep_at
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def take(self, key: str) -> None:
-        if self.rate <= 0:
-            return
-        now = time.monotonic()
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def level(self, key: str, now: float) -> float:
+        """How many requests ``key`` may make at ``now`` (fractions count toward the next one)."""
         tokens, stamp = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - stamp) * self.rate)
-        if tokens < 1:
-            wait = math.ceil((1 - tokens) / self.rate)
-            self._buckets[key] = (tokens, now)
-            raise RateLimited(f"too many requests for this token; retry in {wait}s",
-                              details={"retry_after": wait})
-        self._buckets[key] = (tokens - 1, now)
+        return min(self.burst, tokens + max(0.0, now - stamp) * self.rate)
+
+    def retry_after(self, level: float) -> int:
+        """Whole seconds until a bucket at ``level`` holds one request again (at least 1)."""
+        return max(1, math.ceil((1 - level) / self.rate))
+
+    def spend(self, key: str, level: float, now: float) -> None:
+        """Take one request from a bucket whose level at ``now`` is ``level`` (>= 1)."""
+        self._buckets[key] = (level - 1, now)
+        if len(self._buckets) > self._sweep_at:
+            self._buckets = {k: v for k, v in self._buckets.items() if self.level(k, now) < self.burst}
+            self._sweep_at = max(self._min_sweep, 2 * len(self._buckets))
+
+    def take(self, key: str) -> None:
+        """Count one request against ``key``; RateLimited when its bucket is empty."""
+        if not self.enabled:
+            return
+        now = self.clock()
+        level = self.level(key, now)
+        if level < 1:
+            wait = self.retry_after(level)
+            raise RateLimited(f"too many requests for this key; retry in {wait}s", details={"retry_after": wait})
+        self.spend(key, level, now)
+
+
+class RequestLimits:
+    """The gateway's rate limits: every request takes one from its token's bucket and one from its
+    user's bucket (job tokens count against their submitter), so minting more tokens does not buy
+    a user more requests. Both are checked before either is spent: a refused request costs nothing."""
+
+    def __init__(self, per_token: TokenBuckets, per_user: TokenBuckets) -> None:
+        self.per_token = per_token
+        self.per_user = per_user
+
+    def take(self, token_id: str, user: str) -> None:
+        """Count one request of ``user`` through token ``token_id``; RateLimited (naming the limit
+        that is used up, with the seconds to wait) when either bucket is empty."""
+        now = self.per_token.clock()
+        checks = [(buckets, key, buckets.level(key, now))
+                  for buckets, key in ((self.per_token, token_id), (self.per_user, user)) if buckets.enabled]
+        empty = [(buckets, level) for buckets, _, level in checks if level < 1]
+        if empty:
+            wait = max(buckets.retry_after(level) for buckets, level in empty)
+            names = ["token" if buckets is self.per_token else "user" for buckets, _ in empty]
+            said = " and ".join(self._describe(name, user) for name in names)
+            raise RateLimited(f"too many requests: {said} {'is' if len(names) == 1 else 'are'} used up; "
+                              f"retry in {wait}s", details={"retry_after": wait, "limits": names})
+        for buckets, key, level in checks:
+            buckets.spend(key, level, now)
+
+    def _describe(self, name: str, user: str) -> str:
+        b = self.per_token if name == "token" else self.per_user
+        shared = "" if name == "token" else f"; shared by all of {user}'s tokens and jobs"
+        return f"the limit per {name} ({b.rate:g} requests/s, bursts of {b.burst:g}{shared})"
+
+
+def request_limits(rate: float, burst: float, rate_user: float | None, burst_user: float | None) -> RequestLimits:
+    """Limits from the gateway's settings; the user's default to twice the token's."""
+    user_rate = 2 * rate if rate_user is None else rate_user
+    user_burst = 2 * burst if burst_user is None else burst_user
+    return RequestLimits(TokenBuckets(rate, burst), TokenBuckets(user_rate, user_burst))
 
 
 def check_body_size(service: str, content_length: str | None) -> None:

@@ -15,7 +15,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
     token_id TEXT PRIMARY KEY, user TEXT NOT NULL, kind TEXT NOT NULL, site_admin INTEGER NOT NULL,
     secret_hash TEXT NOT NULL, expires_at TEXT, description TEXT NOT NULL, revoked INTEGER NOT NULL,
-    created_at TEXT NOT NULL, created_by TEXT NOT NULL);
+    created_at TEXT NOT NULL, created_by TEXT NOT NULL, parent_token_id TEXT);
 CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens(user);
 CREATE TABLE IF NOT EXISTS members (
     project TEXT NOT NULL, user TEXT NOT NULL, role TEXT NOT NULL, updated_at TEXT NOT NULL,
@@ -42,9 +42,10 @@ def projection() -> SnapshotProjection:
 @handles("token.created")
 def _token_created(conn: sqlite3.Connection, e: Event) -> None:
     d = e.data
-    conn.execute("INSERT INTO tokens VALUES(?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+    conn.execute("INSERT INTO tokens(token_id, user, kind, site_admin, secret_hash, expires_at, description, "
+                 "revoked, created_at, created_by, parent_token_id) VALUES(?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
                  (d["token_id"], d["user"], d["kind"], int(d["site_admin"]), d["secret_hash"], d["expires_at"],
-                  d["description"], e.time, e.actor))
+                  d["description"], e.time, e.actor, d.get("parent_token_id")))  # v1 events have none
 
 
 @handles("token.revoked")
@@ -94,6 +95,9 @@ class GatewayStore(SqliteStore):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path, SCHEMA)
+        columns = {r[1] for r in self._writer.execute("PRAGMA table_info(tokens)")}
+        if "parent_token_id" not in columns:  # a store made before tokens recorded who minted them
+            self._writer.execute("ALTER TABLE tokens ADD COLUMN parent_token_id TEXT")
 
     def token(self, token_id: str) -> dict[str, Any] | None:
         row = self.query_one("SELECT * FROM tokens WHERE token_id=?", (token_id,))
@@ -101,7 +105,7 @@ class GatewayStore(SqliteStore):
 
     def tokens(self, user: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT token_id, user, kind, site_admin, expires_at, description, revoked, created_at, " \
-              "created_by FROM tokens"
+              "created_by, parent_token_id FROM tokens"
         rows = self.query(sql + (" WHERE user=?" if user else "") + " ORDER BY created_at",
                           (user,) if user else ())
         return [{**dict(r), "site_admin": bool(r["site_admin"]), "revoked": bool(r["revoked"])} for r in rows]

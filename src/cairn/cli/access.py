@@ -27,7 +27,8 @@ def tokens() -> None:
 @click.option("--user", help="Whose token (default: yours; others need a site admin).")
 @click.option("--service", is_flag=True, help="A service account (for CI systems and agents).")
 @click.option("--site-admin", is_flag=True, help="A site-admin token (site admins only).")
-@click.option("--expires-in-days", type=float)
+@click.option("--expires-in-days", type=float,
+              help="Default: never. At most until the token you use expires (else an error says when).")
 @click.option("--description", default="")
 @pass_ctx
 @api_errors
