@@ -107,9 +107,9 @@ class ScriptedDns:
         while True:
             try:
                 query, client = self.sock.recvfrom(512)
+                self.sock.sendto(self._answer(query), client)
             except OSError:
-                return
-            self.sock.sendto(self._answer(query), client)
+                return  # closed
 
     def _answer(self, query: bytes) -> bytes:
         txid = query[:2]

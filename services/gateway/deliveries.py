@@ -160,7 +160,7 @@ class DeliveryQueues:
                 status = await self.egress.post(hook["url"], delivery.body, headers)
             except InvalidInput as err:
                 error = f"refused: {err.message}"
-            except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
                 error = f"{type(err).__name__}: {err}"
             else:
                 if 200 <= status < 300:
