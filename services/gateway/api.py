@@ -17,7 +17,6 @@ from cairn.kernel.telemetry import current_traceparent
 from cairn.services.gateway import domain
 from cairn.services.gateway.audit import audit_page
 from cairn.services.gateway.auth import Principal, new_token
-from cairn.services.gateway.webhooks import check_url
 
 router = APIRouter(prefix="/api/v1")
 
@@ -152,7 +151,7 @@ async def audit(request: Request, caller: Caller,
 async def create_webhook(project: ProjectName, body: WebhookCreate, request: Request, caller: Caller) -> dict[str, Any]:
     """Subscribe a URL to a project's events; the response shows the signing secret once."""
     rt = request.app.state.rt
-    check_url(body.url, allow_private=request.app.state.settings.webhooks_allow_private)
+    await request.app.state.egress.check_url(body.url)  # 422 naming the address and why, if refused
     webhook_id, secret = new_id(), "whsec_" + secrets.token_urlsafe(32)
     await rt.commands.execute(_ctx(request, caller), project=project, aggregate="webhook", aggregate_id=webhook_id,
                               decide=lambda s: domain.create_webhook(
@@ -163,7 +162,9 @@ async def create_webhook(project: ProjectName, body: WebhookCreate, request: Req
 
 @router.get("/projects/{project}/webhooks", tags=["webhooks"], **requires(ADMIN))
 def list_webhooks(project: ProjectName, request: Request, caller: Caller) -> dict[str, Any]:
-    return {"webhooks": request.app.state.rt.store.webhooks(project)}
+    dispatcher = request.app.state.webhooks
+    return {"webhooks": [{**hook, "pending": dispatcher.pending(hook["id"])}
+                         for hook in request.app.state.rt.store.webhooks(project)]}
 
 
 def _hook(request: Request, project: str, webhook_id: str) -> dict[str, Any]:

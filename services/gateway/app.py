@@ -8,6 +8,7 @@ status and the event stream.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cairn.kernel import jobtoken
 from cairn.kernel.commands import CommandContext, CommandHandler
@@ -32,9 +33,10 @@ from cairn.kernel.ids import NAME_RE, new_id
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.settings import ServiceSettings
 from cairn.kernel.telemetry import traced, traced_app
-from cairn.services.gateway import domain
+from cairn.services.gateway import dns, domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_request, new_token
+from cairn.services.gateway.egress import Egress
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import check_body_size, request_limits
 from cairn.services.gateway.mlflow import router as mlflow_router
@@ -52,7 +54,9 @@ class GatewaySettings(ServiceSettings):
     CAIRN_RATE_LIMIT (requests/s per token, 0 = off), CAIRN_RATE_BURST, CAIRN_RATE_LIMIT_USER and
     CAIRN_RATE_BURST_USER (per user, over all their tokens and jobs; default twice the token's, 0 = off),
     CAIRN_WEBHOOKS_ALLOW_PRIVATE,
-    CAIRN_WEBHOOK_ATTEMPTS, CAIRN_WEBHOOK_BACKOFF_S."""
+    CAIRN_WEBHOOK_ALLOW_NETWORKS (JSON list of CIDRs allowed besides globally routable addresses),
+    CAIRN_WEBHOOK_DNS_SERVER (address[:port] of a DNS server for webhook hosts; default: the system's),
+    CAIRN_WEBHOOK_ATTEMPTS, CAIRN_WEBHOOK_BACKOFF_S, CAIRN_WEBHOOK_TIMEOUT_S (per attempt, lookup included)."""
 
     port: int = Field(default=8080, ge=0, le=65535)
     services: dict[str, str] = Field(default_factory=dict)
@@ -64,6 +68,22 @@ class GatewaySettings(ServiceSettings):
     webhook_attempts: int = Field(default=6, ge=1, le=20)
     webhook_backoff_s: float = Field(default=1.0, ge=0.0)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_allow_networks: list[str] = Field(default_factory=list)
+    webhook_dns_server: str = ""
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+        return value
+
+    @field_validator("webhook_dns_server")
+    @classmethod
+    def _dns_server(cls, value: str) -> str:
+        if value:
+            dns.parse_server(value)
+        return value
 
 
 class GatewayRuntime:
@@ -124,9 +144,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.http = httpx.AsyncClient(timeout=5.0)
         await bootstrap_admin_token(rt, settings.data_dir)
         dispatcher = WebhookDispatcher(event_log, store, rt.commands, projection=runner, data_dir=settings.data_dir,
-                                       attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s,
-                                       timeout_s=settings.webhook_timeout_s)
+                                       egress=_egress(settings), attempts=settings.webhook_attempts,
+                                       backoff_s=settings.webhook_backoff_s)
         await dispatcher.start()
+        app.state.webhooks = dispatcher
         try:
             yield
         finally:
@@ -145,6 +166,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(RequestId)
     app.state.buckets = request_limits(settings.rate_limit, settings.rate_burst, settings.rate_limit_user,
                                        settings.rate_burst_user)
+    app.state.egress = _egress(settings)  # checks new webhooks' URLs; the dispatcher has its own
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> JSONResponse:
@@ -213,6 +235,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     _merge_openapi(app, settings, signer)
     return app
+
+
+def _egress(settings: GatewaySettings) -> Egress:
+    return Egress(allow_private=settings.webhooks_allow_private, allow_networks=settings.webhook_allow_networks,
+                  dns_server=settings.webhook_dns_server, timeout_s=settings.webhook_timeout_s)
 
 
 class RequestId:

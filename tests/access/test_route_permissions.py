@@ -21,6 +21,7 @@ from cairn.kernel import jobtoken
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.identity import Signer, load_service_key
 from cairn.up import SERVICES
+
 from platform_harness import Platform, stream_last_seq
 
 MINE, OTHER = "perm-mine", "perm-other"

@@ -1,59 +1,18 @@
-"""Webhooks: signed deliveries, retries, dead letters and replay, SSRF refusal."""
+"""Webhooks: signed deliveries, retries, dead letters and replay; per-webhook queues (a silent
+receiver delays only itself); exactly one delivery per event per attempt; names looked up once
+per attempt. The address guard has its own module (test_webhook_guard.py)."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from webhook_receivers import Receiver, Silent, wait_until
 
-from cairn.kernel.errors import InvalidInput
-from cairn.services.gateway.webhooks import check_url, verify
+from cairn.services.gateway.webhooks import verify
 
 from platform_harness import Platform
-
-
-class Receiver:
-    """A real HTTP server that fails the first ``fail`` deliveries, then accepts (``delay_s`` each)."""
-
-    def __init__(self, fail: int, delay_s: float = 0.0) -> None:
-        self.fail = fail
-        self.received: list[tuple[dict, bytes, dict]] = []
-        self.attempts = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                time.sleep(delay_s)
-                receiver.attempts += 1
-                if receiver.fail > 0:
-                    receiver.fail -= 1
-                    self.send_response(500)
-                else:
-                    receiver.received.append((json.loads(body), body, dict(self.headers)))
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
-def _wait(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 @pytest.fixture()
@@ -68,16 +27,19 @@ def test_delivery_after_three_failures_arrives_once_signed(platform: Platform, a
         admin.post("/registry/projects", json={"name": "hooked"}).raise_for_status()
         hook = admin.post("/projects/hooked/webhooks", json={"url": receiver.url, "types": ["run.*"]}).json()
         run = admin.post("/registry/projects/hooked/runs", json={"name": "r"}).json()
-        _wait(lambda: len(receiver.received) == 1)
-        time.sleep(0.5)
+        wait_until(lambda: len(receiver.received) == 1)
+        wait_until(lambda: _settled(platform, admin, "hooked"), what="the webhook's queue to empty")
         assert len(receiver.received) == 1 and receiver.attempts == 4
+        assert [h["Cairn-Delivery-Attempt"] for _, _, h in receiver.requests] == ["1", "2", "3", "4"]
         event, body, headers = receiver.received[0]
         assert (event["type"], event["aggregate_id"]) == ("run.created", run["id"])
         assert verify(hook["secret"], body, headers["Cairn-Signature"])
         assert not verify("wrong-secret", body, headers["Cairn-Signature"])
         assert not verify(hook["secret"], body, headers["Cairn-Signature"], now=time.time() + 3600)
         assert headers["Cairn-Delivery"] == f"{hook['id']}:{event['sequence']}"
-        assert "secret" not in admin.get("/projects/hooked/webhooks").json()["webhooks"][0]
+        assert headers["Host"] == f"127.0.0.1:{receiver.port}"
+        listed = admin.get("/projects/hooked/webhooks").json()["webhooks"][0]
+        assert "secret" not in listed and listed["pending"] == 0
     finally:
         receiver.close()
 
@@ -90,30 +52,104 @@ def test_always_failing_receiver_ends_in_dead_letters_and_replay_delivers(platfo
         hook = admin.post("/projects/deadly/webhooks", json={"url": receiver.url, "types": ["experiment.*"]}).json()
         admin.post("/registry/projects/deadly/experiments", json={"name": "e1"}).raise_for_status()
         letters = f"/projects/deadly/webhooks/{hook['id']}/dead-letters"
-        _wait(lambda: len(admin.get(letters).json()["dead_letters"]) == 1)
+        wait_until(lambda: len(admin.get(letters).json()["dead_letters"]) == 1)
         assert receiver.received == [] and receiver.attempts == 4
         assert "HTTP 500" in admin.get(letters).json()["dead_letters"][0]["error"]
         replay = admin.post(f"/projects/deadly/webhooks/{hook['id']}/replay").json()
         assert len(replay["replaying"]) == 1
-        _wait(lambda: len(receiver.received) == 1)
+        wait_until(lambda: len(receiver.received) == 1)
         assert receiver.received[0][0]["type"] == "experiment.created"
         assert admin.get(letters).json()["dead_letters"] == []
     finally:
         receiver.close()
 
 
-def test_private_targets_are_refused_unless_allowed() -> None:
-    for url in ("http://127.0.0.1/x", "http://10.1.2.3/x", "http://192.168.1.1/x", "http://169.254.169.254/x",
-                "http://localhost/x", "ftp://example.com/x", "not a url"):
-        with pytest.raises(InvalidInput):
-            check_url(url, allow_private=False)
-    assert check_url("http://127.0.0.1/x", allow_private=True) == "http://127.0.0.1/x"
+def test_a_name_is_looked_up_and_the_request_goes_to_its_address(platform: Platform, admin: httpx.Client) -> None:
+    # The platform allows loopback receivers (CAIRN_WEBHOOKS_ALLOW_PRIVATE), but a name still takes
+    # the same path: one lookup (here the system's resolver, /etc/hosts), a connection to a checked
+    # address (::1 first where localhost has it: refused, so the next address of the same lookup),
+    # and the name in the Host header.
+    receiver = Receiver()
+    try:
+        admin.post("/registry/projects", json={"name": "hook-name"}).raise_for_status()
+        url = f"http://localhost:{receiver.port}/hook"
+        admin.post("/projects/hook-name/webhooks", json={"url": url, "types": ["run.*"]}).raise_for_status()
+        run = admin.post("/registry/projects/hook-name/runs", json={"name": "r"}).json()
+        wait_until(lambda: len(receiver.received) == 1)
+        event, _, headers = receiver.received[0]
+        assert event["aggregate_id"] == run["id"] and headers["Host"] == f"localhost:{receiver.port}"
+    finally:
+        receiver.close()
 
 
 def test_bad_webhook_input_is_422(admin: httpx.Client) -> None:
     admin.post("/registry/projects", json={"name": "hook-bad"}).raise_for_status()
-    assert admin.post("/projects/hook-bad/webhooks", json={"url": "ftp://x/y", "types": ["run.*"]}).status_code == 422
+    for url in ("ftp://x/y", "not a url", "http://127.1/x", "http://2130706433/x"):
+        resp = admin.post("/projects/hook-bad/webhooks", json={"url": url, "types": ["run.*"]})
+        assert resp.status_code == 422, url
+        assert "url" in resp.json()["error"]["message"]
     assert admin.post("/projects/hook-bad/webhooks", json={"url": "http://x/y", "types": []}).status_code == 422
+    assert admin.get("/projects/hook-bad/webhooks").json()["webhooks"] == []
+
+
+# --- one queue per webhook, one delivery per event per attempt -----------------------------------
+
+def test_a_silent_receiver_delays_only_its_own_webhook(platform: Platform, admin: httpx.Client) -> None:
+    """A receiver that accepts and never answers holds its webhook's queue for attempts x timeout
+    (4 x 10 s here); another webhook of the same project and another project's webhook get their
+    deliveries while that first delivery is still pending."""
+    silent, neighbour, other = Silent(), Receiver(), Receiver()
+    try:
+        for name in ("hol-a", "hol-b"):
+            admin.post("/registry/projects", json={"name": name}).raise_for_status()
+        stuck = admin.post("/projects/hol-a/webhooks", json={"url": silent.url, "types": ["run.*"]}).json()
+        admin.post("/projects/hol-a/webhooks", json={"url": neighbour.url, "types": ["run.*"]}).raise_for_status()
+        admin.post("/projects/hol-b/webhooks", json={"url": other.url, "types": ["run.*"]}).raise_for_status()
+        first = admin.post("/registry/projects/hol-a/runs", json={"name": "a0"}).json()
+        wait_until(lambda: silent.accepted, what="the silent receiver to have a delivery in flight")
+
+        a_runs = [first["id"]] + [admin.post("/registry/projects/hol-a/runs", json={"name": f"a{i}"}).json()["id"]
+                                  for i in range(1, 3)]
+        b_runs = [admin.post("/registry/projects/hol-b/runs", json={"name": f"b{i}"}).json()["id"]
+                  for i in range(3)]
+        wait_until(lambda: len(_runs(neighbour)) == 3 and len(_runs(other)) == 3, timeout=20,
+                   what="the other webhooks' deliveries")
+        assert _pending(admin, "hol-a", stuck["id"]) == 3  # still trying the first, the rest queued behind it
+        assert [run for run, _ in _runs(neighbour)] == a_runs
+        assert [run for run, _ in _runs(other)] == b_runs
+    finally:
+        admin.delete(f"/projects/hol-a/webhooks/{stuck['id']}")  # its worker stops after the attempt
+        silent.close()
+        neighbour.close()
+        other.close()
+
+
+def test_each_delivery_is_sent_once_per_attempt(platform: Platform, admin: httpx.Client) -> None:
+    """Every delivery's first attempt fails and its second succeeds: each delivery id arrives
+    exactly twice, numbered 1 and 2, in event order, and nothing more once the queue is empty."""
+    first_tries: set[str] = set()
+
+    def first_fails(headers: dict[str, str]) -> int:
+        delivery = headers["Cairn-Delivery"]
+        if delivery in first_tries:
+            return 204
+        first_tries.add(delivery)
+        return 503
+
+    receiver = Receiver(status_for=first_fails)
+    try:
+        admin.post("/registry/projects", json={"name": "hook-once"}).raise_for_status()
+        admin.post("/projects/hook-once/webhooks", json={"url": receiver.url, "types": ["run.*"]}).raise_for_status()
+        runs = [admin.post("/registry/projects/hook-once/runs", json={"name": f"r{i}"}).json()["id"] for i in range(12)]
+        wait_until(lambda: len(receiver.received) == len(runs), what="every delivery")
+        wait_until(lambda: _settled(platform, admin, "hook-once"), what="the webhook's queue to empty")
+        seen: dict[str, list[str]] = {}
+        for _, _, headers in receiver.requests:
+            seen.setdefault(headers["Cairn-Delivery"], []).append(headers["Cairn-Delivery-Attempt"])
+        assert len(seen) == len(runs) and all(tries == ["1", "2"] for tries in seen.values()), seen
+        assert [event["aggregate_id"] for event, _, _ in receiver.received] == runs
+    finally:
+        receiver.close()
 
 
 # --- the dispatcher reads only what it can deliver -----------------------------------------------
@@ -157,26 +193,26 @@ def test_consumer_reads_only_projects_with_live_webhooks(platform: Platform, adm
         for name in ("filt-a", "filt-b"):
             admin.post("/registry/projects", json={"name": name}).raise_for_status()
         hook_a = admin.post("/projects/filt-a/webhooks", json={"url": a.url, "types": ["run.*"]}).json()
-        _wait(lambda: "cairn.evt.filt-a.>" in _filter(platform))
+        wait_until(lambda: "cairn.evt.filt-a.>" in _filter(platform))
         assert WEBHOOK_EVENTS in _filter(platform) and "cairn.evt.filt-b.>" not in _filter(platform)
 
         admin.post("/registry/projects/filt-b/runs", json={"name": "before-hook"}).raise_for_status()
         run_a = admin.post("/registry/projects/filt-a/runs", json={"name": "r"}).json()
-        _wait(lambda: len(_runs(a)) == 1)
+        wait_until(lambda: len(_runs(a)) == 1)
         assert _runs(a)[0][0] == run_a["id"]
 
         admin.post("/projects/filt-b/webhooks", json={"url": b.url, "types": ["run.*"]}).raise_for_status()
-        _wait(lambda: "cairn.evt.filt-b.>" in _filter(platform))
+        wait_until(lambda: "cairn.evt.filt-b.>" in _filter(platform))
         run_b = admin.post("/registry/projects/filt-b/runs", json={"name": "after-hook"}).json()
-        _wait(lambda: len(_runs(b)) == 1)
+        wait_until(lambda: len(_runs(b)) == 1)
         assert _runs(b)[0][0] == run_b["id"]  # not the run from before the webhook
 
         admin.delete(f"/projects/filt-a/webhooks/{hook_a['id']}").raise_for_status()
-        _wait(lambda: "cairn.evt.filt-a.>" not in _filter(platform))
+        wait_until(lambda: "cairn.evt.filt-a.>" not in _filter(platform))
         assert "cairn.evt.filt-b.>" in _filter(platform)
         admin.post("/registry/projects/filt-a/runs", json={"name": "after-delete"}).raise_for_status()
         admin.post("/registry/projects/filt-b/runs", json={"name": "marker"}).raise_for_status()
-        _wait(lambda: len(_runs(b)) == 2)  # delivered in log order: A's run was passed over before it
+        wait_until(lambda: len(_runs(b)) == 2)  # delivered in log order: A's run was passed over before it
         assert [run for run, _ in _runs(a)] == [run_a["id"]]
     finally:
         a.close()
@@ -184,8 +220,9 @@ def test_consumer_reads_only_projects_with_live_webhooks(platform: Platform, adm
 
 
 def test_new_project_mid_stream_neither_loses_nor_repeats(platform: Platform, admin: httpx.Client) -> None:
-    # A slow receiver keeps the dispatcher behind, so the new project's webhook.created arrives in
-    # the middle of a batch of the busy project's events: the consumer is bound again from there.
+    # The new project's webhook.created comes between the busy project's events (possibly in the
+    # middle of a batch): the consumer is bound again from there; the slow receiver holds back
+    # only its own queue.
     busy, joined = Receiver(fail=0, delay_s=0.3), Receiver(fail=0)
     try:
         for name in ("filt-busy", "filt-join"):
@@ -201,8 +238,8 @@ def test_new_project_mid_stream_neither_loses_nor_repeats(platform: Platform, ad
         for i in range(4):
             busy_runs.append(run("filt-busy", f"b{i + 4}"))
             joined_runs.append(run("filt-join", f"j{i}"))
-        _wait(lambda: len(_runs(busy)) >= len(busy_runs) and len(_runs(joined)) >= len(joined_runs))
-        time.sleep(0.5)  # anything delivered twice would arrive by now
+        wait_until(lambda: len(_runs(busy)) >= len(busy_runs) and len(_runs(joined)) >= len(joined_runs))
+        wait_until(lambda: _settled(platform, admin, "filt-busy") and _settled(platform, admin, "filt-join"))
         for receiver, runs in ((busy, busy_runs), (joined, joined_runs)):
             assert [run for run, _ in _runs(receiver)] == runs  # each once, in log order
     finally:
@@ -215,18 +252,18 @@ def test_gateway_restart_keeps_the_filter_and_repeats_nothing(platform: Platform
     try:
         admin.post("/registry/projects", json={"name": "filt-restart"}).raise_for_status()
         admin.post("/projects/filt-restart/webhooks", json={"url": receiver.url, "types": ["run.*"]}).raise_for_status()
-        _wait(lambda: "cairn.evt.filt-restart.>" in _filter(platform))
+        wait_until(lambda: "cairn.evt.filt-restart.>" in _filter(platform))
         first = admin.post("/registry/projects/filt-restart/runs", json={"name": "r1"}).json()
-        _wait(lambda: len(_runs(receiver)) == 1)
-        _wait(lambda: _consumer_settled(platform))  # the delivery's position is committed
+        wait_until(lambda: len(_runs(receiver)) == 1)
+        wait_until(lambda: _settled(platform, admin, "filt-restart"))  # queued, delivered, row removed
         before = _filter(platform)
 
         platform.restart("gateway")  # SIGKILL
         platform.wait_healthy()
         assert _filter(platform) == before
         second = admin.post("/registry/projects/filt-restart/runs", json={"name": "r2"}).json()
-        _wait(lambda: len(_runs(receiver)) >= 2)
-        time.sleep(0.5)
+        wait_until(lambda: len(_runs(receiver)) >= 2)
+        wait_until(lambda: _settled(platform, admin, "filt-restart"))
         assert [run for run, _ in _runs(receiver)] == [first["id"], second["id"]]
     finally:
         receiver.close()
@@ -236,3 +273,15 @@ def _consumer_settled(platform: Platform) -> bool:
     """Nothing pending and nothing unacknowledged (acks follow the position's commit)."""
     info = _consumer(platform)
     return info.num_pending == 0 and info.num_ack_pending == 0
+
+
+def _pending(admin: httpx.Client, project: str, webhook_id: str) -> int:
+    return next(h["pending"] for h in admin.get(f"/projects/{project}/webhooks").json()["webhooks"]
+                if h["id"] == webhook_id)
+
+
+def _settled(platform: Platform, admin: httpx.Client, project: str) -> bool:
+    """The consumer has queued everything (acks follow the commit) and the project's webhooks
+    have delivered it all: nothing more can be sent without a new event."""
+    return _consumer_settled(platform) and all(
+        h["pending"] == 0 for h in admin.get(f"/projects/{project}/webhooks").json()["webhooks"])

@@ -141,7 +141,7 @@ def webhooks_create(ctx: Ctx, project: str, url: str, types: str) -> None:
 @api_errors
 def webhooks_list(ctx: Ctx, project: str) -> None:
     """List webhooks. Example: cairn webhooks list -p vision"""
-    emit(ctx, ctx.client.list_webhooks(project), columns=["id", "url", "types", "created_at"])
+    emit(ctx, ctx.client.list_webhooks(project), columns=["id", "url", "types", "pending", "created_at"])
 
 
 @webhooks.command("delete")

@@ -1,0 +1,190 @@
+"""Per-webhook delivery queues: one slow or silent receiver delays only its own deliveries.
+
+The dispatcher's consumer never waits for a receiver. For each event it writes one row per
+matching webhook into an outbox table, in the same SQLite transaction that moves its log position
+(``webhook-position.sqlite3``), so an event is queued exactly once for each webhook: a redelivered
+NATS message is at or below the position and is skipped, and a crash rolls back both together.
+
+Each webhook with queued rows has one worker task that takes its rows oldest first (event order),
+tries each up to ``attempts`` times with exponential backoff, and removes the row once it is
+delivered or dead-lettered. One task per webhook means one attempt in flight per delivery, and
+never two copies of the same delivery at once. A crash after a receiver answered but before its
+row was removed sends that delivery again after the restart (at least once): receivers dedupe on
+``Cairn-Delivery``; ``Cairn-Delivery-Attempt`` numbers the tries of one delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from cairn.kernel.commands import CommandContext, CommandHandler
+from cairn.kernel.errors import InvalidInput
+from cairn.kernel.store import SqliteStore
+from cairn.services.gateway import domain
+from cairn.services.gateway.egress import Egress
+from cairn.services.gateway.signing import sign
+from cairn.services.gateway.store import GatewayStore
+
+log = logging.getLogger(__name__)
+
+OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, webhook_id TEXT NOT NULL, sequence INTEGER NOT NULL,
+    event_type TEXT NOT NULL, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_by_webhook ON outbox(webhook_id, id);
+"""
+DEAD_LETTER_RETRY_S = 5.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for one webhook: the body is the event as it leaves the gateway (no secrets)."""
+
+    webhook_id: str
+    sequence: int
+    event_type: str
+    body: bytes
+    row: int = 0  # the outbox row, once queued
+
+    @property
+    def delivery_id(self) -> str:
+        return f"{self.webhook_id}:{self.sequence}"
+
+
+def enqueue(conn: sqlite3.Connection, deliveries: Iterable[Delivery]) -> None:
+    """Queue deliveries inside the caller's transaction (the one that moves the log position)."""
+    conn.executemany("INSERT INTO outbox(webhook_id, sequence, event_type, body) VALUES(?, ?, ?, ?)",
+                     [(d.webhook_id, d.sequence, d.event_type, d.body) for d in deliveries])
+
+
+def drop(conn: sqlite3.Connection, webhook_id: str) -> None:
+    """A deleted webhook's queue goes with it."""
+    conn.execute("DELETE FROM outbox WHERE webhook_id=?", (webhook_id,))
+
+
+class DeliveryQueues:
+    """The outbox's workers: one task per webhook that has queued deliveries."""
+
+    def __init__(self, outbox: SqliteStore, store: GatewayStore, commands: CommandHandler, egress: Egress, *,
+                 attempts: int, backoff_s: float) -> None:
+        self.outbox = outbox
+        self.store = store
+        self.commands = commands
+        self.egress = egress
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    def waiting(self) -> set[str]:
+        """Webhooks with queued deliveries (at start: what a stop or crash left queued)."""
+        return {r["webhook_id"] for r in self.outbox.query("SELECT DISTINCT webhook_id FROM outbox")}
+
+    def pending(self, webhook_id: str) -> int:
+        """Deliveries queued for a webhook, the one in flight included."""
+        row = self.outbox.query_one("SELECT COUNT(*) FROM outbox WHERE webhook_id=?", (webhook_id,))
+        return int(row[0]) if row else 0
+
+    def wake(self, webhook_ids: Iterable[str]) -> None:
+        """Start a worker for each of these webhooks that has none (called after rows are committed)."""
+        for webhook_id in webhook_ids:
+            task = self._workers.get(webhook_id)
+            if task is None or task.done():
+                self._workers[webhook_id] = asyncio.create_task(self._drain(webhook_id), name=f"webhook-{webhook_id}")
+
+    async def stop(self) -> None:
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._workers.clear()
+
+    def _next(self, webhook_id: str) -> Delivery | None:
+        row = self.outbox.query_one("SELECT id, sequence, event_type, body FROM outbox WHERE webhook_id=? "
+                                    "ORDER BY id LIMIT 1", (webhook_id,))
+        if row is None:
+            return None
+        return Delivery(webhook_id, row["sequence"], row["event_type"], bytes(row["body"]), row=row["id"])
+
+    def _done(self, delivery: Delivery) -> None:
+        with self.outbox.transaction() as conn:
+            conn.execute("DELETE FROM outbox WHERE id=?", (delivery.row,))
+
+    def _live_hook(self, webhook_id: str) -> dict[str, Any] | None:
+        hook = self.store.webhook(webhook_id)
+        return hook if hook is not None and not hook["deleted"] else None
+
+    async def _drain(self, webhook_id: str) -> None:
+        """Deliver a webhook's queue in order; end when it is empty or the webhook is deleted.
+        Nothing awaits between finding the queue empty and leaving ``_workers``, so a wake after
+        new rows were committed always finds either this task still draining or no task."""
+        while True:
+            delivery = self._next(webhook_id)
+            hook = self._live_hook(webhook_id) if delivery is not None else None
+            if delivery is None or hook is None:
+                if delivery is not None:
+                    with self.outbox.transaction() as conn:
+                        drop(conn, webhook_id)
+                if self._workers.get(webhook_id) is asyncio.current_task():
+                    del self._workers[webhook_id]
+                return
+            try:
+                await self._deliver(hook, delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one bad delivery must not stop the webhook's queue
+                log.exception("webhook=%s seq=%d delivery_error", webhook_id, delivery.sequence)
+                await asyncio.sleep(DEAD_LETTER_RETRY_S)
+
+    async def _deliver(self, hook: dict[str, Any], delivery: Delivery) -> None:
+        """Try a delivery up to ``attempts`` times, then dead-letter it; the row goes either way."""
+        error = ""
+        delay = self.backoff_s
+        for attempt in range(1, self.attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(delay)
+                delay *= 2
+                if self._live_hook(hook["id"]) is None:
+                    return  # deleted while we waited: the next _drain turn drops its queue
+            headers = {"Content-Type": "application/json", "Cairn-Event-Type": delivery.event_type,
+                       "Cairn-Delivery": delivery.delivery_id, "Cairn-Delivery-Attempt": str(attempt),
+                       "Cairn-Signature": sign(hook["secret"], delivery.body, int(time.time()))}
+            try:
+                status = await self.egress.post(hook["url"], delivery.body, headers)
+            except InvalidInput as err:
+                error = f"refused: {err.message}"
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+                error = f"{type(err).__name__}: {err}"
+            else:
+                if 200 <= status < 300:
+                    self._done(delivery)
+                    return
+                error = f"HTTP {status}"
+            log.info("webhook=%s delivery=%s attempt=%d failed error=%s", hook["id"], delivery.delivery_id,
+                     attempt, error)
+        log.warning("webhook=%s seq=%d dead_lettered error=%s", hook["id"], delivery.sequence, error)
+        await self._dead_letter(hook, delivery, error)
+        self._done(delivery)
+
+    async def _dead_letter(self, hook: dict[str, Any], delivery: Delivery, error: str) -> None:
+        """Record the failure in the log; while the log is unreachable the delivery stays queued
+        (a restart in the meantime tries it again rather than losing it)."""
+        while True:
+            try:
+                await self.commands.execute(
+                    CommandContext(actor="gateway:webhooks"), project=hook["project"], aggregate="webhook",
+                    aggregate_id=hook["id"], decide=lambda s: domain.dead_letter(
+                        s, webhook_id=hook["id"], sequence=delivery.sequence, error=error, attempts=self.attempts))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - retried until the log takes it
+                log.warning("webhook=%s seq=%d dead_letter_error=%r", hook["id"], delivery.sequence, err)
+                await asyncio.sleep(DEAD_LETTER_RETRY_S)
