@@ -45,6 +45,7 @@ from cairn.services.gateway.auth import (
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import TokenBuckets, check_body_size
 from cairn.services.gateway.mlflow import router as mlflow_router
+from cairn.services.gateway.paths import PathGuard
 from cairn.services.gateway.proxy import ServiceProxy
 from cairn.services.gateway.store import GatewayStore, projection
 from cairn.services.gateway.webhooks import WebhookDispatcher
@@ -143,6 +144,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                  "Send 'Authorization: Bearer cairn_...' with every request.")
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(PathGuard)  # outside the router: paths are checked before any routing
     app.add_middleware(RequestId)
     app.state.buckets = TokenBuckets(settings.rate_limit, settings.rate_burst)
 

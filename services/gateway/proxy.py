@@ -12,10 +12,12 @@ import aiohttp
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
+from yarl import URL
 
 from cairn.kernel.errors import NotFound, Unavailable
 from cairn.kernel.http import ACTOR_HEADER
 from cairn.kernel.telemetry import inject
+from cairn.services.gateway.paths import encode_path
 
 SMALL_BODY = 1 << 20
 SMALL_ANSWER = 1 << 16
@@ -54,7 +56,7 @@ class ServiceProxy:
 
     async def forward(self, service: str, path: str, request: Request, *, actor: str,
                       request_id: str, projects: str = "*") -> Response:
-        url = f"{self.url_of(service)}/{path}"
+        url = URL(f"{self.url_of(service)}/{encode_path(path)}", encoded=True)  # exactly the checked path
         headers = [(k, v) for k, v in request.headers.items()
                    if k.lower() not in HOP_BY_HOP and k.lower() not in (ACTOR_HEADER.lower(), PROJECTS_HEADER)]
         headers = [(k, v) for k, v in headers if k.lower() != "traceparent"]
