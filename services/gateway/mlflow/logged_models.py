@@ -15,7 +15,7 @@ from typing import Any
 from cairn.services.gateway.mlflow.calls import Call, endpoint, key_values
 from cairn.services.gateway.mlflow.errors import invalid, not_found
 from cairn.services.gateway.mlflow.experiments import experiment_id_of
-from cairn.services.gateway.mlflow.identifiers import LOGGED_MODEL_ID, RUN_ID, escape
+from cairn.services.gateway.mlflow.identifiers import LOGGED_MODEL_ID, escape
 from cairn.services.gateway.mlflow.runs import LOGGED_MODEL_TAG, load_run, tag_path
 
 STATUSES = {"LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"}
@@ -60,7 +60,7 @@ async def create(call: Call) -> dict[str, Any]:
     if not run_id:
         raise invalid("Cairn keeps logged models on a run: log the model inside mlflow.start_run() "
                       "(source_run_id is required)")
-    run = await load_run(call, RUN_ID.check(run_id, "source_run_id"), parameter="source_run_id")
+    run = await load_run(call, run_id, parameter="source_run_id")  # checks the id, which the model id embeds
     if call.arg("experiment_id") is not None and await experiment_id_of(call, call.arg("experiment_id")) != run["experiment_id"]:
         raise invalid(f"run {run_id!r} is not in experiment {call.arg('experiment_id')!r}")
     name = str(call.arg("name") or "model")
