@@ -40,6 +40,7 @@ from cairn.services.gateway.egress import Egress
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import check_body_size, request_limits
 from cairn.services.gateway.mlflow import router as mlflow_router
+from cairn.services.gateway.paths import PathGuard
 from cairn.services.gateway.proxy import ServiceProxy
 from cairn.services.gateway.store import GatewayStore, projection
 from cairn.services.gateway.webhooks import WebhookDispatcher
@@ -163,6 +164,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                  "Send 'Authorization: Bearer cairn_...' with every request.")
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(PathGuard)  # outside the router: paths are checked before any routing
     app.add_middleware(RequestId)
     app.state.buckets = request_limits(settings.rate_limit, settings.rate_burst, settings.rate_limit_user,
                                        settings.rate_burst_user)

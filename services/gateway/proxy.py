@@ -12,10 +12,12 @@ import aiohttp
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
+from yarl import URL
 
 from cairn.kernel.errors import NotFound, Unavailable
 from cairn.kernel.identity import IDENTITY_HEADER, Caller, Signer
 from cairn.kernel.telemetry import inject
+from cairn.services.gateway.paths import encode_path
 
 SMALL_BODY = 1 << 20
 SMALL_ANSWER = 1 << 16
@@ -60,7 +62,7 @@ class ServiceProxy:
 
     async def forward(self, service: str, path: str, request: Request, *, caller: Caller,
                       request_id: str) -> Response:
-        url = f"{self.url_of(service)}/{path}"
+        url = URL(f"{self.url_of(service)}/{encode_path(path)}", encoded=True)  # exactly the checked path
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
         headers += [*self.identity(caller).items(), ("X-Request-Id", request_id), *inject().items()]
         data: bytes | AsyncIterator[bytes] | None = None

@@ -8,38 +8,41 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from cairn.core import Manifest
-from cairn.kernel.ids import NAME_RE
 from cairn.services.gateway.mlflow.calls import Call, endpoint
 from cairn.services.gateway.mlflow.errors import invalid, not_found
+from cairn.services.gateway.mlflow.identifiers import PROJECT, RUN_ID, artifact_path, check_relative, escape
 
 
 def split_artifact_path(path: str) -> tuple[str, str, str]:
-    """``<project>/<run id>/artifacts[/<rel>]`` -> (project, run id, rel)."""
+    """``<project>/<run id>/artifacts[/<rel>]`` -> (project, run id, rel), each part checked
+    (``rel`` segment by segment: none empty, ``.`` or ``..``)."""
     parts = path.strip("/").split("/", 3)
-    if len(parts) < 3 or parts[2] != "artifacts" or not NAME_RE.match(parts[0]):
+    if len(parts) < 3 or parts[2] != "artifacts":
         raise invalid(f"artifact path {path!r} is not one Cairn issued; expected <project>/<run id>/artifacts/<path>")
     rel = parts[3] if len(parts) == 4 else ""
-    if ".." in rel.split("/"):
-        raise invalid(f"artifact path {path!r} must not contain '..'")
-    return parts[0], parts[1], rel.strip("/")
+    return PROJECT.check(parts[0], "path"), RUN_ID.check(parts[1], "path"), check_relative(rel.strip("/"), "path")
+
+
+def run_artifacts_path(call: Call, run_id: str, rest: str) -> str:
+    """``/projects/<p>/runs/<run id><rest>`` on the artifacts service, the run id checked and escaped."""
+    return f"{call.project_path}/runs/{RUN_ID.segment(run_id, 'run_id')}{rest}"
 
 
 async def run_files(call: Call, run_id: str) -> dict[str, dict[str, Any]]:
     """Every file of a run by relative path: ``{path: {digest, size}}``, with the files of
     directory/model artifacts expanded from their manifests."""
-    listed = (await call.artifacts("GET", f"/projects/{call.project}/runs/{run_id}/artifacts"))["artifacts"]
+    listed = (await call.artifacts("GET", run_artifacts_path(call, run_id, "/artifacts")))["artifacts"]
     files: dict[str, dict[str, Any]] = {}
     for item in listed:
         if item["kind"] == "file":
             files[item["name"]] = {"digest": item["digest"], "size": item["size"]}
             continue
-        manifest = Manifest.from_dict(await call.artifacts("GET", f"/manifests/{item['digest']}"))
+        manifest = Manifest.from_dict(await call.artifacts("GET", f"/manifests/{escape(item['digest'])}"))
         for entry in manifest.entries:
             if entry.kind == "file":
                 files[f"{item['name']}/{entry.path}"] = {"digest": entry.digest, "size": entry.size}
@@ -70,7 +73,7 @@ async def upload(call: Call, run_id: str, rel: str, request: Request) -> dict[st
         raise invalid("an artifact upload needs a file path after .../artifacts/")
     await _check_run(call, run_id)
     length = request.headers.get("content-length")
-    await call.artifacts("PUT", f"/projects/{call.project}/runs/{run_id}/files/{quote(rel)}",
+    await call.artifacts("PUT", run_artifacts_path(call, run_id, f"/files/{artifact_path(rel)}"),
                          data=request.stream(), headers={"Content-Length": length} if length else None)
     return {}
 
@@ -83,7 +86,7 @@ async def _check_run(call: Call, run_id: str) -> None:
     key = (call.project, run_id)
     if key in _KNOWN_RUNS:
         return
-    await call.registry("GET", f"/runs/{run_id}")
+    await call.registry("GET", f"/runs/{RUN_ID.segment(run_id, 'run_id')}")
     _KNOWN_RUNS[key] = None
     if len(_KNOWN_RUNS) > 10_000:
         _KNOWN_RUNS.popitem(last=False)
@@ -94,7 +97,7 @@ async def download(call: Call, run_id: str, rel: str) -> Response:
     info = files.get(rel)
     if info is None:
         raise not_found(f"run {run_id!r} has no artifact {rel!r}")
-    resp, chunks = await call.services.stream("artifacts", f"/blobs/{info['digest']}")
+    resp, chunks = await call.services.stream("artifacts", f"/blobs/{escape(info['digest'])}")
     return StreamingResponse(chunks, media_type="application/octet-stream",
                              headers={"Content-Length": str(info["size"])})
 
@@ -106,8 +109,8 @@ async def list_path(call: Call, run_id: str, rel: str) -> dict[str, Any]:
 @endpoint("GET", "artifacts/list")
 async def list_run_artifacts(call: Call) -> dict[str, Any]:
     """The tracking API's listing: paths relative to the run's artifact root."""
-    run_id = str(call.arg("run_id") or call.arg("run_uuid") or call.arg("run_id", required=True))
-    await call.registry("GET", f"/runs/{run_id}")
+    run_id = RUN_ID.check(call.arg("run_id") or call.arg("run_uuid") or call.arg("run_id", required=True), "run_id")
+    await call.registry("GET", f"/runs/{escape(run_id)}")
     rel = str(call.arg("path", "")).strip("/")
     files = await run_files(call, run_id)
     if rel in files:

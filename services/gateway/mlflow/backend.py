@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from cairn.kernel.errors import Unavailable
 from cairn.kernel.telemetry import inject
@@ -30,8 +31,10 @@ class Services:
 
     async def call(self, service: str, method: str, path: str, *, body: Any = None,
                    params: Any = None, data: Any = None, headers: dict[str, str] | None = None) -> Any:
-        """JSON in, JSON out; a Cairn error body becomes a :class:`ServiceError`."""
-        url = f"{self.proxy.url_of(service)}{path}"
+        """JSON in, JSON out; a Cairn error body becomes a :class:`ServiceError`. ``path`` is sent
+        as it is (``encoded=True``: no re-quoting, no collapsing of ``..``); its identifiers were
+        checked and escaped by the caller (:mod:`identifiers`)."""
+        url = URL(f"{self.proxy.url_of(service)}{path}", encoded=True)
         try:
             async with self.proxy.session.request(
                     method, url, json=body, params=params, data=data,
@@ -48,7 +51,7 @@ class Services:
 
     async def stream(self, service: str, path: str) -> tuple[aiohttp.ClientResponse, AsyncIterator[bytes]]:
         """GET a body as a stream (the caller releases the response)."""
-        url = f"{self.proxy.url_of(service)}{path}"
+        url = URL(f"{self.proxy.url_of(service)}{path}", encoded=True)
         try:
             resp = await self.proxy.session.get(url, headers=self.headers())
         except (aiohttp.ClientConnectionError, TimeoutError) as err:

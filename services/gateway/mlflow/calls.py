@@ -13,6 +13,7 @@ from fastapi import Request
 from cairn.services.gateway.auth import Principal
 from cairn.services.gateway.mlflow.backend import Services
 from cairn.services.gateway.mlflow.errors import invalid
+from cairn.services.gateway.mlflow.identifiers import PROJECT
 
 ARTIFACT_SCHEME = "mlflow-artifacts:"
 HIDDEN_TAG_PREFIX = "mlflow.cairn."  # bookkeeping tags (logged models, dataset inputs): not shown as tags
@@ -60,10 +61,16 @@ class Call:
         self.principal.require(self.project, role)
 
     async def registry(self, method: str, path: str, **kw: Any) -> Any:
-        return await self.services.call("registry", method, f"/projects/{self.project}{path}", **kw)
+        """``path`` below the call's project; identifiers in it are checked and escaped by the
+        caller (:mod:`identifiers`)."""
+        return await self.services.call("registry", method, f"{self.project_path}{path}", **kw)
 
     async def metrics(self, method: str, path: str, **kw: Any) -> Any:
-        return await self.services.call("metrics", method, f"/projects/{self.project}{path}", **kw)
+        return await self.services.call("metrics", method, f"{self.project_path}{path}", **kw)
+
+    @property
+    def project_path(self) -> str:
+        return f"/projects/{PROJECT.segment(self.project, 'project')}"
 
     async def artifacts(self, method: str, path: str, **kw: Any) -> Any:
         return await self.services.call("artifacts", method, path, **kw)

@@ -6,22 +6,29 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from cairn.services.gateway.mlflow.calls import ARTIFACT_SCHEME, Call, endpoint, millis
+from cairn.services.gateway.mlflow.calls import ARTIFACT_SCHEME, Call, endpoint, key_values, millis
 from cairn.services.gateway.mlflow.errors import MlflowError, invalid, not_found
+from cairn.services.gateway.mlflow.identifiers import EXPERIMENT_ID, TAG_KEY
 from cairn.services.gateway.mlflow.paging import page, page_token_offset
 
 DEFAULT_EXPERIMENT_ID = "0"
 
 
-async def experiment_id_of(call: Call, experiment_id: Any) -> str:
-    """Cairn's id for an MLflow experiment id (``"0"`` is the project's ``default``)."""
-    experiment_id = str(experiment_id)
+async def experiment_id_of(call: Call, experiment_id: Any, parameter: str = "experiment_id") -> str:
+    """Cairn's id for an MLflow experiment id (``"0"`` is the project's ``default``), checked."""
+    if isinstance(experiment_id, int) and not isinstance(experiment_id, bool):
+        experiment_id = str(experiment_id)  # some clients send the default experiment as the number 0
     if experiment_id == DEFAULT_EXPERIMENT_ID:
         found = (await call.registry("GET", "/experiments", params={"name": "default"}))["experiments"]
         if not found:
             raise not_found(f"project {call.project!r} has no experiment named 'default'")
         return str(found[0]["id"])
-    return experiment_id
+    return EXPERIMENT_ID.check(experiment_id, parameter)
+
+
+def experiment_path(cairn_id: str, rest: str = "") -> str:
+    """``/experiments/<id><rest>`` with the id checked and escaped."""
+    return f"/experiments/{EXPERIMENT_ID.segment(cairn_id, 'experiment_id')}{rest}"
 
 
 def experiment_json(call: Call, e: dict[str, Any]) -> dict[str, Any]:
@@ -36,15 +43,16 @@ def experiment_json(call: Call, e: dict[str, Any]) -> dict[str, Any]:
 
 async def get_experiment(call: Call, experiment_id: Any) -> dict[str, Any]:
     cairn_id = await experiment_id_of(call, experiment_id)
-    return await call.registry("GET", f"/experiments/{cairn_id}")
+    return await call.registry("GET", experiment_path(cairn_id))
 
 
 @endpoint("POST", "experiments/create", role="editor")
 async def create(call: Call) -> dict[str, Any]:
     name = call.arg("name", required=True)
+    tags = {TAG_KEY.segment(k, "tags.key"): v for k, v in key_values(call.arg("tags", []), "tag").items()}
     created = await call.registry("POST", "/experiments", body={"name": str(name)})
-    for tag in call.arg("tags", []):
-        await call.registry("PUT", f"/experiments/{created['id']}/tags/{tag['key']}", body={"value": str(tag["value"])})
+    for key, value in tags.items():
+        await call.registry("PUT", experiment_path(created["id"], f"/tags/{key}"), body={"value": value})
     return {"experiment_id": created["id"]}
 
 
@@ -122,29 +130,29 @@ async def update(call: Call) -> dict[str, Any]:
     cairn_id = await experiment_id_of(call, call.arg("experiment_id", required=True))
     new_name = call.arg("new_name")
     if new_name:
-        await call.registry("PATCH", f"/experiments/{cairn_id}", body={"name": str(new_name)})
+        await call.registry("PATCH", experiment_path(cairn_id), body={"name": str(new_name)})
     return {}
 
 
 @endpoint("POST", "experiments/delete", role="admin")
 async def delete(call: Call) -> dict[str, Any]:
     cairn_id = await experiment_id_of(call, call.arg("experiment_id", required=True))
-    await call.registry("POST", f"/experiments/{cairn_id}/archive")
+    await call.registry("POST", experiment_path(cairn_id, "/archive"))
     return {}
 
 
 @endpoint("POST", "experiments/restore", role="admin")
 async def restore(call: Call) -> dict[str, Any]:
     cairn_id = await experiment_id_of(call, call.arg("experiment_id", required=True))
-    await call.registry("POST", f"/experiments/{cairn_id}/restore")
+    await call.registry("POST", experiment_path(cairn_id, "/restore"))
     return {}
 
 
 @endpoint("POST", "experiments/set-experiment-tag", role="editor")
 async def set_tag(call: Call) -> dict[str, Any]:
     cairn_id = await experiment_id_of(call, call.arg("experiment_id", required=True))
-    key = call.arg("key", required=True)
-    await call.registry("PUT", f"/experiments/{cairn_id}/tags/{key}", body={"value": str(call.arg("value", ""))})
+    key = TAG_KEY.segment(call.arg("key", required=True), "key")
+    await call.registry("PUT", experiment_path(cairn_id, f"/tags/{key}"), body={"value": str(call.arg("value", ""))})
     return {}
 
 

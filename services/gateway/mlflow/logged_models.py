@@ -15,22 +15,20 @@ from typing import Any
 from cairn.services.gateway.mlflow.calls import Call, endpoint, key_values
 from cairn.services.gateway.mlflow.errors import invalid, not_found
 from cairn.services.gateway.mlflow.experiments import experiment_id_of
-from cairn.services.gateway.mlflow.runs import LOGGED_MODEL_TAG
+from cairn.services.gateway.mlflow.identifiers import LOGGED_MODEL_ID, escape
+from cairn.services.gateway.mlflow.runs import LOGGED_MODEL_TAG, load_run, tag_path
 
-MODEL_ID_RE = re.compile(r"^m-(?P<run>[0-9a-f]{32})-[0-9a-f]{8}$")
 STATUSES = {"LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"}
 
 
 def run_of(model_id: str) -> str:
-    m = MODEL_ID_RE.match(model_id)
-    if m is None:
-        raise not_found(f"Logged model with ID '{model_id}' not found")
-    return m["run"]
+    """The run a logged model id (``m-<run id>-<8 hex>``, checked) belongs to."""
+    return LOGGED_MODEL_ID.check(model_id, "model_id")[2:34]
 
 
 async def load(call: Call, model_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(record, run) of a logged model."""
-    run = await call.registry("GET", f"/runs/{run_of(model_id)}")
+    run = await call.registry("GET", f"/runs/{escape(run_of(model_id))}")
     raw = run["tags"].get(LOGGED_MODEL_TAG + model_id)
     if raw is None:
         raise not_found(f"Logged model with ID '{model_id}' not found")
@@ -42,7 +40,7 @@ async def save(call: Call, model_id: str, record: dict[str, Any]) -> None:
     text = json.dumps(record, sort_keys=True)
     if len(text) > 8000:
         raise invalid("the logged model's params and tags are too large for Cairn (8,000 characters in all)")
-    await call.registry("PUT", f"/runs/{run_of(model_id)}/tags/{LOGGED_MODEL_TAG}{model_id}", body={"value": text})
+    await call.registry("PUT", tag_path(run_of(model_id), f"{LOGGED_MODEL_TAG}{model_id}"), body={"value": text})
 
 
 def model_json(call: Call, model_id: str, record: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +60,7 @@ async def create(call: Call) -> dict[str, Any]:
     if not run_id:
         raise invalid("Cairn keeps logged models on a run: log the model inside mlflow.start_run() "
                       "(source_run_id is required)")
-    run = await call.registry("GET", f"/runs/{run_id}")
+    run = await load_run(call, run_id, parameter="source_run_id")  # checks the id, which the model id embeds
     if call.arg("experiment_id") is not None and await experiment_id_of(call, call.arg("experiment_id")) != run["experiment_id"]:
         raise invalid(f"run {run_id!r} is not in experiment {call.arg('experiment_id')!r}")
     name = str(call.arg("name") or "model")

@@ -6,6 +6,7 @@ from typing import Any
 
 from cairn.services.gateway.mlflow.calls import Call, endpoint
 from cairn.services.gateway.mlflow.errors import invalid
+from cairn.services.gateway.mlflow.identifiers import RUN_ID, escape
 from cairn.services.gateway.mlflow.paging import page, page_token_offset
 
 MAX_BULK_RUNS = 100
@@ -15,15 +16,15 @@ async def _history(call: Call, run_id: str, key: str, points: int | None = None)
     params: dict[str, Any] = {"key": key}
     if points is not None:
         params["points"] = max(points, 3)
-    series = await call.metrics("GET", f"/runs/{run_id}/metrics", params=params)
+    series = await call.metrics("GET", f"/runs/{RUN_ID.segment(run_id, 'run_id')}/metrics", params=params)
     return [{"key": key, "value": v, "timestamp": int(float(t) * 1000), "step": s}
             for s, v, t in zip(series["steps"], series["values"], series["timestamps"])]
 
 
 @endpoint("GET", "metrics/get-history")
 async def get_history(call: Call) -> dict[str, Any]:
-    run_id = str(call.arg("run_id") or call.arg("run_uuid") or call.arg("run_id", required=True))
-    await call.registry("GET", f"/runs/{run_id}")  # an unknown run is RESOURCE_DOES_NOT_EXIST
+    run_id = RUN_ID.check(call.arg("run_id") or call.arg("run_uuid") or call.arg("run_id", required=True), "run_id")
+    await call.registry("GET", f"/runs/{escape(run_id)}")  # an unknown run is RESOURCE_DOES_NOT_EXIST
     points = await _history(call, run_id, str(call.arg("metric_key", required=True)))
     size = call.int_arg("max_results")
     if size is None:
@@ -35,7 +36,7 @@ async def get_history(call: Call) -> dict[str, Any]:
 @endpoint("GET", "metrics/get-history-bulk-interval")
 async def get_history_bulk_interval(call: Call) -> dict[str, Any]:
     """Up to ``max_results`` points per run (evenly downsampled), within [start_step, end_step]."""
-    run_ids = [str(r) for r in call.list_arg("run_ids")]
+    run_ids = [RUN_ID.check(r, "run_ids") for r in call.list_arg("run_ids")]
     if not run_ids or len(run_ids) > MAX_BULK_RUNS:
         raise invalid(f"run_ids must name 1 to {MAX_BULK_RUNS} runs")
     key = str(call.arg("metric_key", required=True))

@@ -18,6 +18,7 @@ from cairn.services.gateway.mlflow.artifacts import run_files, split_artifact_pa
 from cairn.services.gateway.mlflow.calls import ARTIFACT_SCHEME, Call, endpoint, key_values, millis
 from cairn.services.gateway.mlflow.errors import MlflowError, invalid, not_found
 from cairn.services.gateway.mlflow.experiments import compare_text
+from cairn.services.gateway.mlflow.identifiers import ALIAS, MODEL_NAME, RUN_ID, TAG_KEY, check_relative, escape
 from cairn.services.gateway.mlflow.logged_models import load as load_logged_model
 from cairn.services.gateway.mlflow.paging import page, page_token_offset
 
@@ -39,7 +40,7 @@ def version_json(call: Call, model: dict[str, Any], v: dict[str, Any]) -> dict[s
 
 
 async def model_json(call: Call, model: dict[str, Any]) -> dict[str, Any]:
-    versions = (await call.registry("GET", f"/models/{model['name']}/versions"))["versions"]
+    versions = (await call.registry("GET", f"/models/{escape(model['name'])}/versions"))["versions"]
     latest: dict[str, dict[str, Any]] = {}
     for v in versions:
         latest[version_json(call, model, v)["current_stage"]] = v
@@ -50,10 +51,24 @@ async def model_json(call: Call, model: dict[str, Any]) -> dict[str, Any]:
             "latest_versions": [version_json(call, model, v) for v in latest.values()]}
 
 
-async def get_model(call: Call, name: Any) -> dict[str, Any]:
+def model_path(name: Any, rest: str = "", parameter: str = "name") -> str:
+    """``/models/<name><rest>``, the name (from the caller) checked and escaped."""
+    return f"/models/{MODEL_NAME.segment(name, parameter)}{rest}"
+
+
+def version_path(name: Any, version: int, rest: str = "") -> str:
+    return model_path(name, f"/versions/{int(version)}{rest}")
+
+
+def tag_keys(tags: dict[str, str], parameter: str = "tags.key") -> dict[str, str]:
+    """``{escaped key: value}``, every key checked before anything is sent."""
+    return {TAG_KEY.segment(key, parameter): value for key, value in tags.items()}
+
+
+async def get_model(call: Call, name: Any, parameter: str = "name") -> dict[str, Any]:
     if not name:
-        raise invalid("Missing value for required parameter 'name'.")
-    return await call.registry("GET", f"/models/{name}")
+        raise invalid(f"Missing value for required parameter '{parameter}'.")
+    return await call.registry("GET", model_path(name, parameter=parameter))
 
 
 def _version_number(call: Call) -> int:
@@ -66,15 +81,16 @@ def _version_number(call: Call) -> int:
 
 async def get_version(call: Call, name: str, version: int) -> dict[str, Any]:
     model = await get_model(call, name)
-    return version_json(call, model, await call.registry("GET", f"/models/{name}/versions/{version}"))
+    return version_json(call, model, await call.registry("GET", version_path(name, version)))
 
 
 @endpoint("POST", "registered-models/create", role="editor")
 async def create(call: Call) -> dict[str, Any]:
-    name = call.arg("name", required=True)
-    model = await call.registry("POST", "/models", body={"name": str(name), "description": str(call.arg("description", ""))})
-    for key, value in key_values(call.arg("tags", []), "tag").items():
-        model = await call.registry("PUT", f"/models/{name}/tags/{key}", body={"value": value})
+    name = MODEL_NAME.check(call.arg("name", required=True), "name")
+    tags = tag_keys(key_values(call.arg("tags", []), "tag"))
+    model = await call.registry("POST", "/models", body={"name": name, "description": str(call.arg("description", ""))})
+    for key, value in tags.items():
+        model = await call.registry("PUT", model_path(name, f"/tags/{key}"), body={"value": value})
     return {"registered_model": await model_json(call, model)}
 
 
@@ -86,27 +102,27 @@ async def get(call: Call) -> dict[str, Any]:
 @endpoint("POST", "registered-models/rename", role="editor")
 async def rename(call: Call) -> dict[str, Any]:
     name, new_name = call.arg("name", required=True), call.arg("new_name", required=True)
-    model = await call.registry("PATCH", f"/models/{name}", body={"name": str(new_name)})
+    model = await call.registry("PATCH", model_path(name), body={"name": MODEL_NAME.check(new_name, "new_name")})
     return {"registered_model": await model_json(call, model)}
 
 
 @endpoint("PATCH", "registered-models/update", role="editor")
 async def update(call: Call) -> dict[str, Any]:
     name = call.arg("name", required=True)
-    model = await call.registry("PATCH", f"/models/{name}", body={"description": str(call.arg("description", ""))})
+    model = await call.registry("PATCH", model_path(name), body={"description": str(call.arg("description", ""))})
     return {"registered_model": await model_json(call, model)}
 
 
 @endpoint("DELETE", "registered-models/delete", role="admin")
 async def delete(call: Call) -> dict[str, Any]:
-    await call.registry("POST", f"/models/{call.arg('name', required=True)}/archive")
+    await call.registry("POST", model_path(call.arg("name", required=True), "/archive"))
     return {}
 
 
 @endpoint("POST", "registered-models/set-tag", role="editor")
 async def set_tag(call: Call) -> dict[str, Any]:
-    name, key = call.arg("name", required=True), call.arg("key", required=True)
-    await call.registry("PUT", f"/models/{name}/tags/{key}", body={"value": str(call.arg("value", ""))})
+    name, key = call.arg("name", required=True), TAG_KEY.segment(call.arg("key", required=True), "key")
+    await call.registry("PUT", model_path(name, f"/tags/{key}"), body={"value": str(call.arg("value", ""))})
     return {}
 
 
@@ -144,19 +160,19 @@ async def latest_versions(call: Call) -> dict[str, Any]:
 
 @endpoint("POST", "registered-models/alias", role="editor")
 async def set_alias(call: Call) -> dict[str, Any]:
-    name, alias = call.arg("name", required=True), str(call.arg("alias", required=True))
+    name, alias = call.arg("name", required=True), ALIAS.check(call.arg("alias", required=True), "alias")
     if alias.lower() in ADMIN_ONLY_ALIASES:
         call.require("admin")
-    await call.registry("PUT", f"/models/{name}/aliases/{alias}", body={"version": _version_number(call)})
+    await call.registry("PUT", model_path(name, f"/aliases/{escape(alias)}"), body={"version": _version_number(call)})
     return {}
 
 
 @endpoint("DELETE", "registered-models/alias", role="editor")
 async def delete_alias(call: Call) -> dict[str, Any]:
-    name, alias = call.arg("name", required=True), str(call.arg("alias", required=True))
+    name, alias = call.arg("name", required=True), ALIAS.check(call.arg("alias", required=True), "alias")
     if alias.lower() in ADMIN_ONLY_ALIASES:
         call.require("admin")
-    await call.registry("DELETE", f"/models/{name}/aliases/{alias}")
+    await call.registry("DELETE", model_path(name, f"/aliases/{escape(alias)}"))
     return {}
 
 
@@ -176,7 +192,7 @@ async def _resolve_source(call: Call, source: str, run_id: str | None, model_id:
         return run["id"], record["name"]
     if source.startswith("runs:/"):
         run, _, rel = source.removeprefix("runs:/").partition("/")
-        return run, rel.strip("/")
+        return RUN_ID.check(run, "source"), check_relative(rel.strip("/"), "source")
     if source.startswith(ARTIFACT_SCHEME):
         project, run, rel = split_artifact_path(source.removeprefix(ARTIFACT_SCHEME))
         if project != call.project:
@@ -188,7 +204,8 @@ async def _resolve_source(call: Call, source: str, run_id: str | None, model_id:
 
 @endpoint("POST", "model-versions/create", role="editor")
 async def create_version(call: Call) -> dict[str, Any]:
-    name, source = call.arg("name", required=True), str(call.arg("source", required=True))
+    name, source = MODEL_NAME.check(call.arg("name", required=True), "name"), str(call.arg("source", required=True))
+    tags = tag_keys(key_values(call.arg("tags", []), "tag"))
     run_id, rel = await _resolve_source(call, source, call.arg("run_id"), call.arg("model_id"))
     files = await run_files(call, run_id)
     prefix = f"{rel}/" if rel else ""
@@ -198,13 +215,12 @@ async def create_version(call: Call) -> dict[str, Any]:
         raise invalid(f"run {run_id!r} has no artifacts under {rel or '/'!r}; log the model first")
     manifest = Manifest.from_entries(entries)
     stored = await call.artifacts("POST", "/manifests", body={"manifest": manifest.as_dict()})
-    created = await call.registry("POST", f"/models/{name}/versions", body={
+    created = await call.registry("POST", model_path(name, "/versions"), body={
         "run_id": run_id, "artifact_digest": stored["digest"], "description": str(call.arg("description", ""))})
     number = created["version"]
     download = f"{call.artifact_root(run_id)}/{rel}" if rel else call.artifact_root(run_id)
-    tags = {SOURCE_TAG: download, **key_values(call.arg("tags", []), "tag")}
-    for key, value in tags.items():
-        await call.registry("PUT", f"/models/{name}/versions/{number}/tags/{key}", body={"value": value})
+    for key, value in {escape(SOURCE_TAG): download, **tags}.items():
+        await call.registry("PUT", version_path(name, number, f"/tags/{key}"), body={"value": value})
     return {"model_version": await get_version(call, name, number)}
 
 
@@ -216,20 +232,21 @@ async def get_model_version(call: Call) -> dict[str, Any]:
 @endpoint("PATCH", "model-versions/update", role="editor")
 async def update_version(call: Call) -> dict[str, Any]:
     name, number = call.arg("name", required=True), _version_number(call)
-    await call.registry("PATCH", f"/models/{name}/versions/{number}", body={"description": str(call.arg("description", ""))})
+    await call.registry("PATCH", version_path(name, number), body={"description": str(call.arg("description", ""))})
     return {"model_version": await get_version(call, name, number)}
 
 
 @endpoint("DELETE", "model-versions/delete", role="admin")
 async def delete_version(call: Call) -> dict[str, Any]:
-    await call.registry("POST", f"/models/{call.arg('name', required=True)}/versions/{_version_number(call)}/archive")
+    await call.registry("POST", version_path(call.arg("name", required=True), _version_number(call), "/archive"))
     return {}
 
 
 @endpoint("POST", "model-versions/set-tag", role="editor")
 async def set_version_tag(call: Call) -> dict[str, Any]:
     name, number, key = call.arg("name", required=True), _version_number(call), call.arg("key", required=True)
-    await call.registry("PUT", f"/models/{name}/versions/{number}/tags/{key}", body={"value": str(call.arg("value", ""))})
+    await call.registry("PUT", version_path(name, number, f"/tags/{TAG_KEY.segment(key, 'key')}"),
+                        body={"value": str(call.arg("value", ""))})
     return {}
 
 
@@ -243,11 +260,14 @@ async def search_versions(call: Call) -> dict[str, Any]:
         if m is None:
             raise invalid("Cairn searches model versions by name = '<model>' and run_id = '<run id>'")
         wanted[m["field"].lower()] = m["value"]
-    names = [wanted["name"]] if "name" in wanted else [m["name"] for m in (await call.registry("GET", "/models"))["models"]]
+    if "name" in wanted:
+        names = [MODEL_NAME.check(wanted["name"], "filter")]
+    else:
+        names = [m["name"] for m in (await call.registry("GET", "/models"))["models"]]
     out = []
     for name in names:
-        model = await get_model(call, name)
-        for v in (await call.registry("GET", f"/models/{name}/versions"))["versions"]:
+        model = await call.registry("GET", f"/models/{escape(name)}")
+        for v in (await call.registry("GET", f"/models/{escape(name)}/versions"))["versions"]:
             item = version_json(call, model, v)
             if all(item.get("source" if k == "source_path" else k) == x for k, x in wanted.items() if k != "name"):
                 out.append(item)
@@ -264,16 +284,16 @@ async def transition_stage(call: Call) -> dict[str, Any]:
         alias = STAGE_ALIASES[stage]
         if alias in ADMIN_ONLY_ALIASES:
             call.require("admin")
-        await call.registry("PUT", f"/models/{name}/aliases/{alias}", body={"version": number})
+        await call.registry("PUT", model_path(name, f"/aliases/{alias}"), body={"version": number})
     elif stage == "Archived":
-        await call.registry("POST", f"/models/{name}/versions/{number}/archive")
+        await call.registry("POST", version_path(name, number, "/archive"))
     elif stage == "None":
         for alias in STAGE_ALIASES.values():
             if model.get("aliases", {}).get(alias) == number:
                 if alias in ADMIN_ONLY_ALIASES:
                     call.require("admin")
-                await call.registry("DELETE", f"/models/{name}/aliases/{alias}")
-        await call.registry("POST", f"/models/{name}/versions/{number}/restore")
+                await call.registry("DELETE", model_path(name, f"/aliases/{alias}"))
+        await call.registry("POST", version_path(name, number, "/restore"))
     else:
         raise invalid(f"stage must be None, Staging, Production or Archived, not {stage!r}")
     return {"model_version": await get_version(call, name, number)}

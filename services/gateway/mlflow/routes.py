@@ -29,6 +29,7 @@ from cairn.services.gateway.mlflow.errors import (
     invalid,
     mlflow_error_response,
 )
+from cairn.services.gateway.mlflow.identifiers import PROJECT
 
 router = APIRouter(include_in_schema=False)
 METHODS = ["GET", "POST", "PATCH", "DELETE", "PUT"]
@@ -83,7 +84,7 @@ async def _ensure_project(call: Call) -> None:
     if call.project in _known_projects:
         return
     try:
-        await call.services.call("registry", "GET", f"/projects/{call.project}")
+        await call.services.call("registry", "GET", call.project_path)
     except ServiceError as err:
         if err.status != 404 or not call.principal.site_admin or call.project != default_project():
             raise
@@ -97,6 +98,7 @@ async def _ensure_project(call: Call) -> None:
 
 async def _call(request: Request, project: str) -> Call:
     principal = _principal(request)
+    PROJECT.check(project, "project")  # from the tracking URI (or CAIRN_MLFLOW_DEFAULT_PROJECT)
     args, multi = await _arguments(request)
     services = Services(request.app.state.proxy, principal, request.state.request_id)
     return Call(request, principal, project, services, args, multi)

@@ -21,6 +21,7 @@ from cairn.services.gateway.mlflow.calls import (
 )
 from cairn.services.gateway.mlflow.errors import invalid
 from cairn.services.gateway.mlflow.experiments import experiment_id_of
+from cairn.services.gateway.mlflow.identifiers import RUN_ID, TAG_KEY
 from cairn.services.gateway.mlflow.search import translate_filter, translate_order_by
 
 STATUS_TO_MLFLOW = {"running": "RUNNING", "scheduled": "SCHEDULED", "finished": "FINISHED",
@@ -80,16 +81,27 @@ def run_json(call: Call, run: dict[str, Any], summaries: list[dict[str, Any]]) -
             "outputs": {"model_outputs": models}}
 
 
+def run_path(run_id: str, rest: str = "", parameter: str = "run_id") -> str:
+    """``/runs/<run id><rest>`` with the run id checked and escaped."""
+    return f"/runs/{RUN_ID.segment(run_id, parameter)}{rest}"
+
+
+def tag_path(run_id: str, key: str) -> str:
+    return run_path(run_id, f"/tags/{TAG_KEY.segment(key, 'key')}")
+
+
 async def summaries_of(call: Call, run_id: str) -> list[dict[str, Any]]:
-    return (await call.metrics("GET", f"/runs/{run_id}/metrics/summary"))["summaries"]
+    return (await call.metrics("GET", run_path(run_id, "/metrics/summary")))["summaries"]
 
 
-async def load_run(call: Call, run_id: str) -> dict[str, Any]:
-    return await call.registry("GET", f"/runs/{run_id}")
+async def load_run(call: Call, run_id: str, parameter: str = "run_id") -> dict[str, Any]:
+    return await call.registry("GET", run_path(run_id, parameter=parameter))
 
 
 def _run_id(call: Call) -> str:
-    return str(call.arg("run_id") or call.arg("run_uuid") or call.arg("run_id", required=True))
+    """The call's run (``run_id``, or MLflow's older ``run_uuid``), checked."""
+    value = call.arg("run_id") or call.arg("run_uuid") or call.arg("run_id", required=True)
+    return RUN_ID.check(value, "run_id")
 
 
 @endpoint("POST", "runs/create", role="editor")
@@ -119,13 +131,13 @@ async def update(call: Call) -> dict[str, Any]:
     name, status = call.arg("run_name"), call.arg("status")
     run = None
     if name:
-        run = await call.registry("PATCH", f"/runs/{run_id}", body={"name": str(name)})
+        run = await call.registry("PATCH", run_path(run_id), body={"name": str(name)})
     if status in ("FINISHED", "FAILED", "KILLED"):
-        run = await call.registry("POST", f"/runs/{run_id}/finish", body={"status": str(status).lower()})
+        run = await call.registry("POST", run_path(run_id, "/finish"), body={"status": str(status).lower()})
     elif status == "RUNNING":
         run = await load_run(call, run_id)
         if run["status"] == "scheduled":
-            run = await call.registry("POST", f"/runs/{run_id}/start")
+            run = await call.registry("POST", run_path(run_id, "/start"))
     elif status not in (None, "", "SCHEDULED"):
         raise invalid(f"status must be RUNNING, SCHEDULED, FINISHED, FAILED or KILLED, not {status!r}")
     return {"run_info": run_json(call, run or await load_run(call, run_id), [])["info"]}
@@ -133,13 +145,13 @@ async def update(call: Call) -> dict[str, Any]:
 
 @endpoint("POST", "runs/delete", role="admin")
 async def delete(call: Call) -> dict[str, Any]:
-    await call.registry("POST", f"/runs/{_run_id(call)}/archive")
+    await call.registry("POST", run_path(_run_id(call), "/archive"))
     return {}
 
 
 @endpoint("POST", "runs/restore", role="admin")
 async def restore(call: Call) -> dict[str, Any]:
-    await call.registry("POST", f"/runs/{_run_id(call)}/restore")
+    await call.registry("POST", run_path(_run_id(call), "/restore"))
     return {}
 
 
@@ -162,15 +174,18 @@ async def log_metrics(call: Call, run_id: str, metrics: list[dict[str, Any]]) ->
         writer.write_table(table)
     payload = sink.getvalue().to_pybytes()
     batch_id = "mlflow-" + hashlib.sha256(run_id.encode() + payload).hexdigest()[:48]
-    await call.metrics("POST", f"/runs/{run_id}/metrics", data=payload, params={"batch_id": batch_id},
+    await call.metrics("POST", run_path(run_id, "/metrics"), data=payload, params={"batch_id": batch_id},
                        headers={"Content-Type": "application/vnd.apache.arrow.stream"})
 
 
 async def set_tags(call: Call, run_id: str, tags: dict[str, str]) -> None:
+    """Every key is checked before the first tag is set."""
+    for key in tags:
+        TAG_KEY.check(key, "key")
     for key, value in tags.items():
-        await call.registry("PUT", f"/runs/{run_id}/tags/{key}", body={"value": value})
+        await call.registry("PUT", tag_path(run_id, key), body={"value": value})
         if key == "mlflow.runName" and value:
-            await call.registry("PATCH", f"/runs/{run_id}", body={"name": value})
+            await call.registry("PATCH", run_path(run_id), body={"name": value})
 
 
 @endpoint("POST", "runs/log-metric", role="editor")
@@ -183,7 +198,7 @@ async def log_metric(call: Call) -> dict[str, Any]:
 @endpoint("POST", "runs/log-parameter", role="editor")
 async def log_param(call: Call) -> dict[str, Any]:
     key = str(call.arg("key", required=True))
-    await call.registry("POST", f"/runs/{_run_id(call)}/params", body={"params": {key: str(call.arg("value", ""))}})
+    await call.registry("POST", run_path(_run_id(call), "/params"), body={"params": {key: str(call.arg("value", ""))}})
     return {}
 
 
@@ -195,7 +210,7 @@ async def set_tag(call: Call) -> dict[str, Any]:
 
 @endpoint("POST", "runs/delete-tag", role="editor")
 async def delete_tag(call: Call) -> dict[str, Any]:
-    await call.registry("DELETE", f"/runs/{_run_id(call)}/tags/{call.arg('key', required=True)}")
+    await call.registry("DELETE", tag_path(_run_id(call), call.arg("key", required=True)))
     return {}
 
 
@@ -203,9 +218,12 @@ async def delete_tag(call: Call) -> dict[str, Any]:
 async def log_batch(call: Call) -> dict[str, Any]:
     run_id = _run_id(call)
     params = key_values(call.arg("params", []), "param")
+    tags = key_values(call.arg("tags", []), "tag")
+    for key in tags:
+        TAG_KEY.check(key, "tags.key")  # before the params, so that a bad key changes nothing
     if params:
-        await call.registry("POST", f"/runs/{run_id}/params", body={"params": params})
-    await set_tags(call, run_id, key_values(call.arg("tags", []), "tag"))
+        await call.registry("POST", run_path(run_id, "/params"), body={"params": params})
+    await set_tags(call, run_id, tags)
     await log_metrics(call, run_id, call.arg("metrics", []))
     return {}
 
@@ -221,7 +239,7 @@ async def log_inputs(call: Call) -> dict[str, Any]:
         if not name or not digest:
             raise invalid("each dataset input needs a dataset with a name and a digest")
         if dataset.get("source_type") == "cairn":
-            await call.artifacts("POST", f"/projects/{call.project}/runs/{run_id}/datasets",
+            await call.artifacts("POST", f"{call.project_path}{run_path(run_id, '/datasets')}",
                                  body={"dataset": str(dataset.get("source") or name)})
         record = {"dataset": {k: dataset[k] for k in ("name", "digest", "source_type", "source", "schema", "profile")
                               if k in dataset}, "tags": item.get("tags", [])}
@@ -231,7 +249,7 @@ async def log_inputs(call: Call) -> dict[str, Any]:
             record["dataset"].pop("profile", None)
             text = json.dumps(record)
         safe = "".join(c if c.isalnum() or c in "_-." else "_" for c in f"{name}.{digest}")[:200]
-        await call.registry("PUT", f"/runs/{run_id}/tags/{DATASET_TAG}{safe}", body={"value": text})
+        await call.registry("PUT", tag_path(run_id, f"{DATASET_TAG}{safe}"), body={"value": text})
     return {}
 
 
