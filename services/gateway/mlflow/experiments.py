@@ -156,6 +156,6 @@ async def set_tag(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("POST", "experiments/delete-experiment-tag", role="editor")
+@endpoint("POST", "experiments/delete-experiment-tag", role="admin")  # deletions: admin
 async def delete_tag(call: Call) -> dict[str, Any]:
     raise MlflowError("NOT_IMPLEMENTED", "Cairn keeps experiment tags; set the tag to another value instead")

@@ -108,7 +108,7 @@ async def set_tags(call: Call) -> dict[str, Any]:
     return await _edit(call, lambda record: record["tags"].update(key_values(call.arg("tags", []), "tag")))
 
 
-@endpoint("DELETE", "logged-models/{id}/tags/{key}", role="editor")
+@endpoint("DELETE", "logged-models/{id}/tags/{key}", role="admin")  # deletions: admin, as on the services
 async def delete_tag(call: Call) -> dict[str, Any]:
     return await _edit(call, lambda record: record["tags"].pop(str(call.args["key"]), None))
 
@@ -118,7 +118,7 @@ async def log_params(call: Call) -> dict[str, Any]:
     return await _edit(call, lambda record: record["params"].update(key_values(call.arg("params", []), "param")))
 
 
-@endpoint("DELETE", "logged-models/{id}", role="editor")
+@endpoint("DELETE", "logged-models/{id}", role="admin")
 async def delete(call: Call) -> dict[str, Any]:
     model_id = str(call.args["id"])
     record, _ = await load(call, model_id)

@@ -126,8 +126,8 @@ async def set_tag(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("DELETE", "registered-models/delete-tag", role="editor")
-@endpoint("DELETE", "model-versions/delete-tag", role="editor")
+@endpoint("DELETE", "registered-models/delete-tag", role="admin")  # deletions: admin, as on the services
+@endpoint("DELETE", "model-versions/delete-tag", role="admin")
 async def delete_tag(call: Call) -> dict[str, Any]:
     raise MlflowError("NOT_IMPLEMENTED", "Cairn keeps model tags; set the tag to another value instead")
 
@@ -167,11 +167,9 @@ async def set_alias(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("DELETE", "registered-models/alias", role="editor")
+@endpoint("DELETE", "registered-models/alias", role="admin")
 async def delete_alias(call: Call) -> dict[str, Any]:
     name, alias = call.arg("name", required=True), ALIAS.check(call.arg("alias", required=True), "alias")
-    if alias.lower() in ADMIN_ONLY_ALIASES:
-        call.require("admin")
     await call.registry("DELETE", model_path(name, f"/aliases/{escape(alias)}"))
     return {}
 

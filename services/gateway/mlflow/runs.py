@@ -208,7 +208,7 @@ async def set_tag(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("POST", "runs/delete-tag", role="editor")
+@endpoint("POST", "runs/delete-tag", role="admin")  # deletions: admin, as on the services
 async def delete_tag(call: Call) -> dict[str, Any]:
     await call.registry("DELETE", tag_path(_run_id(call), call.arg("key", required=True)))
     return {}
