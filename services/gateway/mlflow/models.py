@@ -197,7 +197,8 @@ async def create_version(call: Call) -> dict[str, Any]:
     if not entries:
         raise invalid(f"run {run_id!r} has no artifacts under {rel or '/'!r}; log the model first")
     manifest = Manifest.from_entries(entries)
-    stored = await call.artifacts("POST", "/manifests", body={"manifest": manifest.as_dict()})
+    stored = await call.artifacts("POST", f"/projects/{call.project}/manifests",
+                                  body={"manifest": manifest.as_dict()})
     created = await call.registry("POST", f"/models/{name}/versions", body={
         "run_id": run_id, "artifact_digest": stored["digest"], "description": str(call.arg("description", ""))})
     number = created["version"]
