@@ -73,13 +73,14 @@ class MissingQuery(BaseModel):
 async def put_blob(project: ProjectName, digest: Digest, request: Request, rt: Runtime, blobs: Blobs,
                    store: Store, ctx: Ctx) -> JSONResponse:
     """Upload a blob's bytes into a project as the raw request body; stored only if they hash to
-    ``digest`` (201 stored, 200 already stored; 422 ``digest_mismatch`` stores nothing). The bytes
-    are always received and hashed, even when the blob is stored already: that proves the project
-    holds them (``blob.possessed``, the first time), which is what lets it read the blob."""
-    size, created = await blobs.receive(digest, request.stream())
-    await record_possession(rt, ctx, store, project, digest, size, "upload")
-    return JSONResponse({"digest": digest, "size": size, "created": created},
-                        status_code=201 if created else 200)
+    ``digest`` (422 ``digest_mismatch`` stores nothing). The bytes are always received, hashed and
+    stored, even when the blob is stored already: that proves the project holds them
+    (``blob.possessed``, the first time), which is what lets it read the blob. 201 when the
+    project did not hold the blob before, 200 when it did: whether another project stored the
+    same bytes is not told (storage is shared, the answer is the project's own)."""
+    size, _ = await blobs.receive(digest, request.stream())
+    new = await record_possession(rt, ctx, store, project, digest, size, "upload")
+    return JSONResponse({"digest": digest, "size": size, "created": new}, status_code=201 if new else 200)
 
 
 @router.head("/blobs/{digest}")
