@@ -192,18 +192,20 @@ async def upload_run_file(project: ProjectName, run_id: RunId, name: str, reques
     """Upload one file as the raw body and log it on the run under ``name``, in one request:
     the bytes are hashed here once (checked against ``X-Cairn-Digest`` when sent) and stored
     durably before ``run.artifact_logged`` refers to them; the answer comes once that event is
-    durable in the log (reads of this service wait for it to be projected). The project then
-    holds the blob (``blob.possessed``, the first time)."""
+    durable in the log (reads of this service wait for it to be projected). That event (v2) is
+    also the project's proof that it holds the blob: no ``blob.possessed`` is appended, which
+    keeps a run file to one event."""
     domain.check_artifact_name(name)
     check_token(run_id, "run id")
     removals = blobs.removals
     digest, size, _ = await blobs.receive_any(request.stream(), expected=digest)
-    await record_possession(rt, ctx, store, project, digest, size, "upload")
     async with _gc_lock(request):
         if blobs.removals != removals and not await asyncio.to_thread(blobs.exists, digest):  # collected since
             raise InvalidInput(f"blob {digest} was removed while it was being logged; upload it again",
                                details={"missing": [digest]})
         outcome = await _record(rt, ctx, project, run_id, name, digest, "file", size, 1, wait=False)
+    if outcome.type == "noop":  # logged before (by a v1 event, the project may not hold it yet)
+        await record_possession(rt, ctx, store, project, digest, size, "upload")
     return {"project": project, "run_id": run_id, "name": name, "digest": digest, "kind": "file",
             "size": size, "files": 1, "logged": outcome.type != "noop"}
 

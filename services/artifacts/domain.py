@@ -138,7 +138,8 @@ def evolve_blob(state: State, event_type: str, data: dict[str, Any]) -> dict[str
 
 
 # The event schemas this service owns (schemas/events/<type>.v1.json).
-EVENT_SCHEMAS = ("dataset.version_created.v1", "run.artifact_logged.v1", "run.dataset_used.v1",
+# run.artifact_logged v2 = v1 appended after checking that the project holds the blob.
+EVENT_SCHEMAS = ("dataset.version_created.v1", "run.artifact_logged.v2", "run.dataset_used.v1",
                  "blob.possessed.v1")
 
 EVOLVERS = {"dataset": evolve_dataset, "artifact_set": evolve_artifact_set,

@@ -1,6 +1,11 @@
 """Artifact-store read model: events -> SQLite tables, one handler per event type, plus the
 aggregate snapshots the command side reads, folded in the same transaction. Model versions
-(registry events) are read too, only to keep the blobs they point at from being collected."""
+(registry events) are read too, only to keep the blobs they point at from being collected.
+
+Which projects hold which blobs (``blob_possessions``, what blob reads are checked against) comes
+from the events that prove it: ``blob.possessed``, ``dataset.version_created`` (its manifest) and
+``run.artifact_logged`` v2 (appended only after the check); never from events that merely name a
+digest (model versions, code records, v1 artifact records)."""
 
 from __future__ import annotations
 
@@ -64,6 +69,8 @@ def _artifact_logged(conn: sqlite3.Connection, e: Event) -> None:
         (e.project, e.aggregate_id, d["name"], d["digest"], d["kind"], d["size"], d["files"], e.time,
          e.actor, e.sequence))
     _ref(conn, d["digest"], f"artifact:{e.project}/{e.aggregate_id}/{d['name']}", d["kind"] != "file")
+    if e.version >= 2:  # appended once the project was seen to hold the blob (v1 was not checked)
+        _possess(conn, e.project, d["digest"], e.sequence)
 
 
 @handles("run.dataset_used")

@@ -164,6 +164,21 @@ def test_uploading_the_bytes_proves_possession_once(world: World) -> None:
     assert sorted(possessed) == [("vis-b", "upload"), ("vis-o", "upload")]  # one per project
 
 
+def test_a_run_file_upload_is_its_own_proof(world: World) -> None:
+    """What the MLflow artifact proxy uses: one request, one event (run.artifact_logged v2, which
+    is appended only for a blob the project holds), and the project may read the file."""
+    data = os.urandom(3000)
+    digest = blake3(data).hex()
+    with world.as_user("oz") as oz:
+        resp = oz.put("/projects/vis-o/runs/r3/files/out/model.bin", content=data)
+        assert resp.status_code == 201 and resp.json()["digest"] == digest, resp.text
+        assert oz.get(f"/blobs/{digest}").content == data
+    assert world.status("ann", "GET", f"/blobs/{digest}") == 404
+    events = [(e["type"], e["version"]) for e in read_all_events(world.platform.nats_url)
+              if e["data"].get("digest") == digest]
+    assert events == [("run.artifact_logged", 2)]
+
+
 def test_a_pushed_dataset_is_pulled_by_the_projects_members_only(world: World, tmp_path: Path) -> None:
     with cairn.Client(world.platform.gateway, token=world.tokens["vic"]) as vic:
         record = vic.artifacts.pull_dataset("vis-a", "private", tmp_path / "vic")
