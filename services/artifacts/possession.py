@@ -5,9 +5,10 @@ is already stored), or by pushing a manifest (dataset version, directory artifac
 holds: that manifest is content the request carried whole. A first proof appends
 ``blob.possessed`` once per project and blob (a run file's ``run.artifact_logged`` v2 and a
 dataset version's event are proofs themselves), so the read model (``blob_possessions``) is
-rebuilt by replay; a repeated proof is answered from the read model without an append. Storage is shared
-across projects, so bytes are kept once; a project that has not proved a blob uploads it anyway,
-which is what keeps a known digest from being a key to another project's bytes."""
+rebuilt by replay; a repeated proof is answered from the read model without an append.
+Storage is shared across projects, so bytes are kept once; a project that has not proved a blob
+uploads it anyway, which is what keeps a known digest from being a key to another project's
+bytes."""
 
 from __future__ import annotations
 
