@@ -32,6 +32,7 @@ from cairn.sdk import Client  # noqa: E402
 from platform_harness import Platform  # noqa: E402
 
 CHUNK = 1 << 20
+PROJECT = "bench"  # uploads go into a project (the first one of each blob appends blob.possessed)
 
 
 def make_files(root: Path, count: int, mib: int) -> list[tuple[Path, str]]:
@@ -50,7 +51,7 @@ def sdk_round(client: Client, files: list[tuple[Path, str]], out_dir: Path) -> t
     # A fresh data dir per round is not needed: delete the blobs so each upload really stores.
     start = time.perf_counter()
     for path, digest in files:
-        client.artifacts.upload_blob(path, digest)
+        client.artifacts.upload_blob(PROJECT, path, digest)
     up = total / (time.perf_counter() - start) / 1e6
     start = time.perf_counter()
     for path, digest in files:
@@ -59,11 +60,12 @@ def sdk_round(client: Client, files: list[tuple[Path, str]], out_dir: Path) -> t
     return up, down
 
 
-async def raw_round(base: str, files: list[tuple[Path, str]], concurrency: int) -> tuple[float, float]:
+async def raw_round(base: str, headers: dict[str, str], files: list[tuple[Path, str]],
+                    concurrency: int) -> tuple[float, float]:
     total = sum(p.stat().st_size for p, _ in files)
     sem = asyncio.Semaphore(concurrency)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=120)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
 
         async def put(path: Path, digest: str) -> None:
             async def body():  # type: ignore[no-untyped-def]
@@ -71,7 +73,7 @@ async def raw_round(base: str, files: list[tuple[Path, str]], concurrency: int) 
                     while chunk := f.read(CHUNK):
                         yield chunk
 
-            async with sem, session.put(f"{base}/blobs/{digest}", data=body(),
+            async with sem, session.put(f"{base}/projects/{PROJECT}/blobs/{digest}", data=body(),
                                         headers={"Content-Length": str(path.stat().st_size)}) as resp:
                 assert resp.status in (200, 201), await resp.text()
 
@@ -106,7 +108,8 @@ def main() -> None:
         try:
             base = f"{plat.gateway}/api/v1/artifacts"
             results: dict[str, list[float]] = {"sdk up": [], "sdk down": [], "raw up": [], "raw down": []}
-            with Client(plat.gateway) as client:
+            with Client(plat.gateway, token=plat.token) as client:
+                client.create_project(PROJECT)
                 for _ in range(args.repeat):
                     for _, digest in files:
                         (blob_dir / digest[:2] / digest[2:4] / digest).unlink(missing_ok=True)
@@ -115,7 +118,7 @@ def main() -> None:
                     results["sdk down"].append(down)
                     for _, digest in files:
                         (blob_dir / digest[:2] / digest[2:4] / digest).unlink(missing_ok=True)
-                    up, down = asyncio.run(raw_round(base, files, args.concurrency))
+                    up, down = asyncio.run(raw_round(base, plat.headers, files, args.concurrency))
                     results["raw up"].append(up)
                     results["raw down"].append(down)
         finally:

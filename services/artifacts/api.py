@@ -13,20 +13,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from cairn.core import Manifest
 from cairn.kernel.commands import CommandContext, Outcome
 from cairn.kernel.errors import InvalidInput
-from cairn.kernel.http import command_context
 from cairn.kernel.identity import EDITOR, SIGNED_IN, SITE_ADMIN, VIEWER, requires
 from cairn.kernel.ids import check_token
 from cairn.services.artifacts import domain
-from cairn.services.artifacts.api_blobs import Blobs, Runtime, settled_reads
+from cairn.services.artifacts.api_blobs import (
+    Blobs,
+    Ctx,
+    ProjectName,
+    Runtime,
+    Store,
+    settled_reads,
+)
 from cairn.services.artifacts.diff import diff_manifests
 from cairn.services.artifacts.gc import collect_garbage
 from cairn.services.artifacts.manifests import decode_manifest, manifest_from_request
+from cairn.services.artifacts.possession import record_possession, require_possessed
 from cairn.services.artifacts.store import ArtifactsStore
 from cairn.services.artifacts.visibility import check_readable
 
 router = APIRouter(dependencies=[Depends(settled_reads)])
-Ctx = Annotated[CommandContext, Depends(command_context)]
-ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="project name")]
 DatasetName = Annotated[str, Path(pattern=domain.DATASET_NAME_RE.pattern, description="dataset name")]
 RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 DIGEST = r"^[0-9a-f]{64}$"
@@ -56,15 +61,6 @@ class DatasetUse(Strict):
     dataset: str = Field(min_length=1, max_length=140, examples=["mnist@v3", "mnist"])
 
 
-async def _store(request: Request) -> ArtifactsStore:
-    store = request.app.state.runtime.store
-    assert isinstance(store, ArtifactsStore)
-    return store
-
-
-Store = Annotated[ArtifactsStore, Depends(_store)]
-
-
 def _gc_lock(request: Request) -> asyncio.Lock:
     return request.app.state.gc_lock
 
@@ -79,14 +75,11 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return match.group("name"), None if version in (None, "latest") else int(version)
 
 
-async def _store_manifest(request: Request, blobs: Any, manifest: Manifest) -> None:
-    """Refuse a manifest naming files that are not uploaded; store it as a blob."""
+async def _store_manifest(rt: Any, store: ArtifactsStore, blobs: Any, project: str, manifest: Manifest) -> None:
+    """Refuse a manifest naming files the project has not uploaded (whoever else did); store it
+    as a blob."""
     files = sorted({e.digest for e in manifest.entries if e.kind == "file"})
-    missing = await asyncio.to_thread(blobs.missing, files)
-    if missing:
-        raise InvalidInput(f"{len(missing)} file blob(s) of the manifest are not uploaded; upload "
-                           "them first (POST /blobs/missing lists them)",
-                           details={"missing": missing[:100], "missing_count": len(missing)})
+    await require_possessed(rt, store, blobs, project, files, "file blob(s) of the manifest are")
     await blobs.put_bytes(manifest.encode())
 
 
@@ -96,20 +89,24 @@ def _manifest_of(blobs: Any, digest: str) -> Manifest:
 
 # --- manifests ----------------------------------------------------------------------------------
 
-@router.post("/manifests", status_code=201, tags=["blobs"], **requires(SIGNED_IN))
-async def put_manifest(body: ManifestPut, request: Request, blobs: Blobs) -> dict[str, Any]:
-    """Store a directory manifest (its files must be uploaded); returns its digest."""
+@router.post("/projects/{project}/manifests", status_code=201, tags=["blobs"], **requires(EDITOR))
+async def put_manifest(project: ProjectName, body: ManifestPut, request: Request, rt: Runtime,
+                       blobs: Blobs, store: Store, ctx: Ctx) -> dict[str, Any]:
+    """Store a directory manifest whose files the project uploaded; the project then holds the
+    manifest (it sent it whole), so a run may log it as a directory or model. Returns its digest."""
     manifest = manifest_from_request(body.manifest)
     async with _gc_lock(request):
-        await _store_manifest(request, blobs, manifest)
+        await _store_manifest(rt, store, blobs, project, manifest)
+    encoded = manifest.encode()
+    await record_possession(rt, ctx, store, project, manifest.digest, len(encoded), "manifest")
     return {"digest": manifest.digest, "files": len(manifest), "total_size": manifest.total_size}
 
 
 @router.get("/manifests/{digest}", tags=["blobs"], **requires(SIGNED_IN))
-async def get_manifest(digest: Annotated[str, Path(pattern=DIGEST)], blobs: Blobs,
+async def get_manifest(digest: Annotated[str, Path(pattern=DIGEST)], blobs: Blobs, store: Store,
                        request: Request) -> dict[str, Any]:
-    """A stored manifest's entries (verified); only manifests the caller's projects reference."""
-    await asyncio.to_thread(check_readable, request, request.app.state.runtime.store, blobs, digest)
+    """A stored manifest's entries (verified); only manifests one of the caller's projects holds."""
+    check_readable(request, store, digest)
     return (await asyncio.to_thread(_manifest_of, blobs, digest)).as_dict()
 
 
@@ -119,11 +116,12 @@ async def get_manifest(digest: Annotated[str, Path(pattern=DIGEST)], blobs: Blob
 async def create_version(project: ProjectName, name: DatasetName, body: VersionCreate,
                          request: Request, rt: Runtime, blobs: Blobs, store: Store,
                          ctx: Ctx) -> JSONResponse:
-    """A new dataset version from a manifest whose file blobs are uploaded (200 and the latest
-    version when it is identical to the latest)."""
+    """A new dataset version from a manifest whose file blobs the project uploaded (200 and the
+    latest version when it is identical to the latest). The version gives the project the
+    manifest: the request carried it whole."""
     manifest = manifest_from_request(body.manifest)
     async with _gc_lock(request):
-        await _store_manifest(request, blobs, manifest)
+        await _store_manifest(rt, store, blobs, project, manifest)
         outcome = await rt.commands.execute(
             ctx, project=project, aggregate="dataset", aggregate_id=name,
             decide=lambda s: domain.create_dataset_version(
@@ -177,11 +175,11 @@ async def diff_versions(project: ProjectName, name: DatasetName, store: Store, b
 @router.post("/projects/{project}/runs/{run_id}/artifacts", status_code=201, tags=["runs"], **requires(EDITOR))
 async def log_artifact(project: ProjectName, run_id: RunId, body: ArtifactLog, request: Request,
                        rt: Runtime, blobs: Blobs, store: Store, ctx: Ctx) -> dict[str, Any]:
-    """Record an uploaded blob (file) or stored manifest (directory, model) under a name."""
+    """Record a blob (file) or manifest (directory, model) that the project uploaded under a
+    name. A digest the project has not uploaded is refused the same way whether or not another
+    project stored it: naming a digest proves nothing."""
     async with _gc_lock(request):
-        if not await asyncio.to_thread(blobs.exists, body.digest):
-            raise InvalidInput(f"blob {body.digest} is not uploaded; upload it first",
-                               details={"missing": [body.digest]})
+        await require_possessed(rt, store, blobs, project, [body.digest], f"blob {body.digest} is")
         size, files = await asyncio.to_thread(_measure, blobs, body.digest, body.kind)
         await _record(rt, ctx, project, run_id, body.name, body.digest, body.kind, size, files)
     return store.run_artifact(project, run_id, body.name)
@@ -189,13 +187,15 @@ async def log_artifact(project: ProjectName, run_id: RunId, body: ArtifactLog, r
 
 @router.put("/projects/{project}/runs/{run_id}/files/{name:path}", status_code=201, tags=["runs"], **requires(EDITOR))
 async def upload_run_file(project: ProjectName, run_id: RunId, name: str, request: Request,
-                          rt: Runtime, blobs: Blobs, ctx: Ctx,
+                          rt: Runtime, blobs: Blobs, store: Store, ctx: Ctx,
                           digest: Annotated[str | None, Header(alias="X-Cairn-Digest", pattern=DIGEST)] = None,
                           ) -> dict[str, Any]:
     """Upload one file as the raw body and log it on the run under ``name``, in one request:
     the bytes are hashed here once (checked against ``X-Cairn-Digest`` when sent) and stored
     durably before ``run.artifact_logged`` refers to them; the answer comes once that event is
-    durable in the log (reads of this service wait for it to be projected)."""
+    durable in the log (reads of this service wait for it to be projected). That event (v2) is
+    also the project's proof that it holds the blob: no ``blob.possessed`` is appended, which
+    keeps a run file to one event."""
     domain.check_artifact_name(name)
     check_token(run_id, "run id")
     removals = blobs.removals
@@ -205,6 +205,8 @@ async def upload_run_file(project: ProjectName, run_id: RunId, name: str, reques
             raise InvalidInput(f"blob {digest} was removed while it was being logged; upload it again",
                                details={"missing": [digest]})
         outcome = await _record(rt, ctx, project, run_id, name, digest, "file", size, 1, wait=False)
+    if outcome.type == "noop":  # logged before (by a v1 event, the project may not hold it yet)
+        await record_possession(rt, ctx, store, project, digest, size, "upload")
     return {"project": project, "run_id": run_id, "name": name, "digest": digest, "kind": "file",
             "size": size, "files": 1, "logged": outcome.type != "noop"}
 
@@ -227,7 +229,7 @@ def _measure(blobs: Any, digest: str, kind: str) -> tuple[int, int]:
     try:
         manifest = decode_manifest(data)
     except ValueError:
-        raise InvalidInput(f"a {kind} artifact must point at a manifest (POST /manifests); "
+        raise InvalidInput(f"a {kind} artifact must point at a manifest (POST /projects/PROJECT/manifests); "
                            f"blob {digest} is not one", details={"field": "digest"}) from None
     return manifest.total_size, len(manifest)
 

@@ -1,5 +1,6 @@
-"""Blob routes: streaming upload checked against its digest, existence, dedup query, and
-verified (optionally ranged) streaming download."""
+"""Blob routes: streaming upload into a project (checked against its digest; the project then
+holds the blob), what a project still has to upload, and existence and verified (optionally
+ranged) streaming download of blobs the caller's projects hold (services/artifacts/possession.py)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,15 @@ from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import CairnError
-from cairn.kernel.identity import SIGNED_IN, requires
+from cairn.kernel.http import command_context
+from cairn.kernel.identity import EDITOR, SIGNED_IN, VIEWER, requires
 from cairn.kernel.service import ServiceRuntime
 from cairn.services.artifacts.blobs import BlobStore, check_digest
-from cairn.services.artifacts.visibility import check_readable
+from cairn.services.artifacts.possession import missing_for, record_possession
+from cairn.services.artifacts.store import ArtifactsStore
+from cairn.services.artifacts.visibility import check_readable, may_read
 
 
 async def settled_reads(request: Request) -> None:
@@ -31,6 +36,7 @@ async def settled_reads(request: Request) -> None:
 router = APIRouter(tags=["blobs"], dependencies=[Depends(settled_reads)])
 READ_CHUNK = 1 << 20
 Digest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="BLAKE3 digest, hex")]
+ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="project name")]
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -47,8 +53,16 @@ async def _runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 
+async def _store(request: Request) -> ArtifactsStore:
+    store = request.app.state.runtime.store
+    assert isinstance(store, ArtifactsStore)
+    return store
+
+
 Blobs = Annotated[BlobStore, Depends(blob_store)]
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
+Store = Annotated[ArtifactsStore, Depends(_store)]
+Ctx = Annotated[CommandContext, Depends(command_context)]
 
 
 class MissingQuery(BaseModel):
@@ -56,26 +70,34 @@ class MissingQuery(BaseModel):
     digests: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(max_length=100_000)
 
 
-@router.put("/blobs/{digest}", status_code=201, **requires(SIGNED_IN))
-async def put_blob(digest: Digest, request: Request, blobs: Blobs) -> JSONResponse:
-    """Upload a blob's bytes as the raw request body; stored only if they hash to ``digest``
-    (201 stored, 200 already present; 422 ``digest_mismatch`` stores nothing)."""
-    size, created = await blobs.receive(digest, request.stream())
-    return JSONResponse({"digest": digest, "size": size, "created": created},
-                        status_code=201 if created else 200)
+@router.put("/projects/{project}/blobs/{digest}", status_code=201, **requires(EDITOR))
+async def put_blob(project: ProjectName, digest: Digest, request: Request, rt: Runtime, blobs: Blobs,
+                   store: Store, ctx: Ctx) -> JSONResponse:
+    """Upload a blob's bytes into a project as the raw request body; stored only if they hash to
+    ``digest`` (422 ``digest_mismatch`` stores nothing). The bytes are always received, hashed and
+    stored, even when the blob is stored already: that proves the project holds them
+    (``blob.possessed``, the first time), which is what lets it read the blob. 201 when the
+    project did not hold the blob before, 200 when it did: whether another project stored the
+    same bytes is not told (storage is shared, the answer is the project's own)."""
+    size, _ = await blobs.receive(digest, request.stream())
+    new = await record_possession(rt, ctx, store, project, digest, size, "upload")
+    return JSONResponse({"digest": digest, "size": size, "created": new}, status_code=201 if new else 200)
 
 
 @router.head("/blobs/{digest}", **requires(SIGNED_IN))
-async def head_blob(digest: Digest, blobs: Blobs) -> Response:
-    """200 if the blob is stored, 404 if not (no body either way)."""
-    present = await asyncio.to_thread(blobs.exists, digest)
+async def head_blob(digest: Digest, request: Request, blobs: Blobs, store: Store) -> Response:
+    """200 if one of the caller's projects holds the blob and it is stored; 404 otherwise, the
+    same for blobs that exist only in other projects (no body either way)."""
+    present = may_read(request, store, digest) and await asyncio.to_thread(blobs.exists, digest)
     return Response(status_code=200 if present else 404)
 
 
-@router.post("/blobs/missing", **requires(SIGNED_IN))
-async def missing_blobs(query: MissingQuery, blobs: Blobs) -> dict[str, Any]:
-    """Which of these digests are not stored: upload only those (dedup)."""
-    return {"missing": await asyncio.to_thread(blobs.missing, query.digests)}
+@router.post("/projects/{project}/blobs/missing", **requires(VIEWER))
+async def missing_blobs(project: ProjectName, query: MissingQuery, rt: Runtime, blobs: Blobs,
+                        store: Store) -> dict[str, Any]:
+    """Which of these digests the project has to upload: those it has not proved it holds (by
+    uploading them), whatever other projects stored. Storage still keeps each blob once."""
+    return {"missing": await missing_for(rt, store, blobs, project, query.digests)}
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -114,13 +136,13 @@ def _file_chunks(path: FsPath, start: int, end: int, stack: ExitStack) -> Iterat
 
 
 @router.get("/blobs/{digest}", **requires(SIGNED_IN))
-async def get_blob(digest: Digest, blobs: Blobs, request: Request, rt: Runtime,
+async def get_blob(digest: Digest, blobs: Blobs, request: Request, store: Store,
                    range_header: Annotated[str | None, Header(alias="Range")] = None) -> StreamingResponse:
     """Stream a blob, verified in full before the first byte; ``Range: bytes=a-b`` gives 206.
-    A corrupted blob is a 500 ``blob_corrupt``, never served. Only blobs that the caller's
-    projects reference can be read (404 otherwise)."""
+    A corrupted blob is a 500 ``blob_corrupt``, never served. Only blobs that one of the caller's
+    projects holds can be read (404 otherwise, as for a blob that does not exist)."""
     check_digest(digest)
-    await asyncio.to_thread(check_readable, request, rt.store, blobs, digest)
+    check_readable(request, store, digest)
     stack = ExitStack()
     try:
         path: FsPath = await asyncio.to_thread(stack.enter_context, blobs.open_verified(digest))

@@ -262,7 +262,7 @@ class BlobStore:
                         details={"expected": digest, "actual": actual})
                 yield path
         except FileNotFoundError:
-            raise NotFound(f"blob {digest} is not stored; upload it with PUT /blobs/{digest}",
+            raise NotFound(f"blob {digest} is not stored; upload it again (PUT /projects/PROJECT/blobs/{digest})",
                            details={"digest": digest}) from None
 
     def read_verified(self, digest: str) -> bytes:

@@ -4,7 +4,9 @@
 Aggregates (all owned by this service):
 - dataset (id = dataset name): numbered versions, each a manifest digest;
 - artifact_set (id = run id): a run's logged artifacts by name (immutable once logged);
-- dataset_use (id = run id): the dataset versions a run declared as inputs.
+- dataset_use (id = run id): the dataset versions a run declared as inputs;
+- blob (id = digest): the project proved it holds the blob's content (docs/security.md, "Blobs and
+  content addressing"); one event per project and blob, the first time.
 """
 
 from __future__ import annotations
@@ -113,8 +115,32 @@ def evolve_dataset_use(state: State, event_type: str, data: dict[str, Any]) -> d
     return current
 
 
+# --- blob (possession) --------------------------------------------------------------------------
+
+POSSESSION_PROOFS = ("upload", "manifest")
+
+
+def possess_blob(state: State, *, digest: str, size: int, proof: str) -> Decision:
+    """Record that the project proved it holds ``digest`` (the caller checked the proof: hashed
+    bytes, or a manifest of files the project holds); a no-op once recorded."""
+    if proof not in POSSESSION_PROOFS:
+        raise InvalidInput(f"possession proof {proof!r} is not one of {', '.join(POSSESSION_PROOFS)}",
+                           details={"field": "proof"})
+    if state is not None:
+        return None
+    return "blob.possessed", {"digest": digest, "size": size, "proof": proof}
+
+
+def evolve_blob(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    if event_type == "blob.possessed":
+        return {"size": data["size"]}
+    return state or {}
+
+
 # The event schemas this service owns (schemas/events/<type>.v1.json).
-EVENT_SCHEMAS = ("dataset.version_created.v1", "run.artifact_logged.v1", "run.dataset_used.v1")
+# run.artifact_logged v2 = v1 appended after checking that the project holds the blob.
+EVENT_SCHEMAS = ("dataset.version_created.v1", "run.artifact_logged.v2", "run.dataset_used.v1",
+                 "blob.possessed.v1")
 
 EVOLVERS = {"dataset": evolve_dataset, "artifact_set": evolve_artifact_set,
-            "dataset_use": evolve_dataset_use}
+            "dataset_use": evolve_dataset_use, "blob": evolve_blob}

@@ -1,6 +1,11 @@
 """Artifact-store read model: events -> SQLite tables, one handler per event type, plus the
 aggregate snapshots the command side reads, folded in the same transaction. Model versions
-(registry events) are read too, only to keep the blobs they point at from being collected."""
+(registry events) are read too, only to keep the blobs they point at from being collected.
+
+Which projects hold which blobs (``blob_possessions``, what blob reads are checked against) comes
+from the events that prove it: ``blob.possessed``, ``dataset.version_created`` (its manifest) and
+``run.artifact_logged`` v2 (appended only after the check); never from events that merely name a
+digest (model versions, code records, v1 artifact records)."""
 
 from __future__ import annotations
 
@@ -14,10 +19,10 @@ HANDLERS = EventHandlers()
 handles = HANDLERS.handles
 
 # The aggregates whose events this read model is made of (the only ones the log delivers to it):
-# its own (dataset, artifact_set, dataset_use) and two of the registry's, model
+# its own (dataset, artifact_set, dataset_use, blob) and two of the registry's, model
 # (model_version.created) and run (run.environment_recorded, or the record run.created carries),
 # whose blobs it keeps.
-AGGREGATES = ("dataset", "artifact_set", "dataset_use", "model", "run")
+AGGREGATES = ("dataset", "artifact_set", "dataset_use", "blob", "model", "run")
 
 
 def projection() -> SnapshotProjection:
@@ -40,6 +45,19 @@ def _version_created(conn: sqlite3.Connection, e: Event) -> None:
         (e.project, e.aggregate_id, d["version"], d["manifest_digest"], d["files"], d["total_size"],
          d["description"], e.time, e.actor, e.sequence))
     _ref(conn, d["manifest_digest"], f"dataset:{e.project}/{e.aggregate_id}@v{d['version']}", True)
+    # The request carried the manifest itself (and its files were checked as the project's): the
+    # project holds the manifest's content.
+    _possess(conn, e.project, d["manifest_digest"], e.sequence)
+
+
+def _possess(conn: sqlite3.Connection, project: str, digest: str, seq: int) -> None:
+    conn.execute("INSERT OR IGNORE INTO blob_possessions(project, digest, seq) VALUES(?, ?, ?)",
+                 (project, digest, seq))
+
+
+@handles("blob.possessed")
+def _blob_possessed(conn: sqlite3.Connection, e: Event) -> None:
+    _possess(conn, e.project, e.data["digest"], e.sequence)
 
 
 @handles("run.artifact_logged")
@@ -51,6 +69,8 @@ def _artifact_logged(conn: sqlite3.Connection, e: Event) -> None:
         (e.project, e.aggregate_id, d["name"], d["digest"], d["kind"], d["size"], d["files"], e.time,
          e.actor, e.sequence))
     _ref(conn, d["digest"], f"artifact:{e.project}/{e.aggregate_id}/{d['name']}", d["kind"] != "file")
+    if e.version >= 2:  # appended once the project was seen to hold the blob (v1 was not checked)
+        _possess(conn, e.project, d["digest"], e.sequence)
 
 
 @handles("run.dataset_used")
@@ -64,15 +84,16 @@ def _dataset_used(conn: sqlite3.Connection, e: Event) -> None:
 
 @handles("model_version.created")
 def _model_version_created(conn: sqlite3.Connection, e: Event) -> None:
-    # A model version may point at a single file or at a directory's manifest: look at it.
+    # A model version may point at a single file or at a directory's manifest: look at it. Only a
+    # GC root: naming a digest gives the project no right to read it (blob_possessions does).
     _ref(conn, e.data["artifact_digest"],
          f"model_version:{e.project}/{e.aggregate_id}@v{e.data['version']}", True)
 
 
 @handles("run.environment_recorded", "run.created")
 def _code_recorded(conn: sqlite3.Connection, e: Event) -> None:
-    # A run's code archive (registry event, or the record a run was created with): keep it from GC
-    # and readable by the run's project.
+    # A run's code archive (registry event, or the record a run was created with): keep it from GC.
+    # Readable by the run's project only if that project uploaded it (blob_possessions).
     record = embedded_record(e) if e.type == "run.created" else e
     if record is None:
         return

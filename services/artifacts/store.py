@@ -29,6 +29,11 @@ CREATE TABLE IF NOT EXISTS blob_refs (
     digest TEXT NOT NULL, source TEXT NOT NULL, may_be_manifest INTEGER NOT NULL,
     project TEXT NOT NULL, PRIMARY KEY (digest, source));
 CREATE INDEX IF NOT EXISTS blob_refs_by_project ON blob_refs(project, may_be_manifest);
+-- Which projects proved they hold a blob's content (blob.possessed; a dataset version's manifest,
+-- sent whole with it): what blob reads are checked against. Naming a digest adds nothing here.
+CREATE TABLE IF NOT EXISTS blob_possessions (
+    project TEXT NOT NULL, digest TEXT NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (project, digest)) WITHOUT ROWID;
 """
 
 
@@ -87,17 +92,23 @@ class ArtifactsStore(SqliteStore):
         rows = self.query("SELECT digest, MAX(may_be_manifest) AS m FROM blob_refs GROUP BY digest")
         return {r["digest"] for r in rows}, {r["digest"] for r in rows if r["m"]}
 
-    def referenced_in(self, digest: str, projects: list[str]) -> bool:
-        """Whether an event of one of ``projects`` points at ``digest`` directly."""
+    def possessed_by_any(self, digest: str, projects: list[str]) -> bool:
+        """Whether one of ``projects`` proved it holds ``digest``."""
+        if not projects:
+            return False
         marks = ", ".join("?" for _ in projects)
-        return self.query_one(f"SELECT 1 FROM blob_refs WHERE digest=? AND project IN ({marks}) LIMIT 1",
-                              (digest, *projects)) is not None
+        return self.query_one(f"SELECT 1 FROM blob_possessions WHERE project IN ({marks}) AND digest=? LIMIT 1",
+                              (*projects, digest)) is not None
 
-    def manifests_in(self, projects: list[str]) -> list[str]:
-        """Digests that may be manifests, referenced by events of ``projects``."""
-        marks = ", ".join("?" for _ in projects)
-        return [r["digest"] for r in self.query(
-            f"SELECT DISTINCT digest FROM blob_refs WHERE may_be_manifest=1 AND project IN ({marks})", projects)]
+    def possessed_of(self, project: str, digests: list[str]) -> set[str]:
+        """The ones of ``digests`` that ``project`` proved it holds."""
+        out: set[str] = set()
+        for start in range(0, len(digests), 500):
+            part = digests[start:start + 500]
+            marks = ", ".join("?" for _ in part)
+            out.update(r["digest"] for r in self.query(
+                f"SELECT digest FROM blob_possessions WHERE project=? AND digest IN ({marks})", (project, *part)))
+        return out
 
     def version_by_seq(self, seq: int) -> dict[str, Any]:
         return _row(self.query_one("SELECT * FROM dataset_versions WHERE seq=?", (seq,)))

@@ -45,17 +45,17 @@ def _tree(root: Path, files: dict[str, bytes]) -> Path:
     return root
 
 
-def _put(blobs: httpx.Client, data: bytes) -> str:
+def _put(blobs: httpx.Client, project: str, data: bytes) -> str:
     digest = blake3(data).hex()
-    resp = blobs.put(f"/blobs/{digest}", content=data)
+    resp = blobs.put(f"/projects/{project}/blobs/{digest}", content=data)
     assert resp.status_code in (200, 201), resp.text
     return digest
 
 
-def test_upload_with_wrong_digest_stores_nothing(platform: Platform, blobs: httpx.Client) -> None:
+def test_upload_with_wrong_digest_stores_nothing(platform: Platform, blobs: httpx.Client, project: str) -> None:
     data = os.urandom(2 << 20)  # streamed through the gateway, not sent whole
     claimed = blake3(b"not these bytes").hex()
-    resp = blobs.put(f"/blobs/{claimed}", content=iter([data[: 1 << 20], data[1 << 20:]]))
+    resp = blobs.put(f"/projects/{project}/blobs/{claimed}", content=iter([data[: 1 << 20], data[1 << 20:]]))
     assert resp.status_code == 422
     error = resp.json()["error"]
     assert error["code"] == "digest_mismatch"
@@ -63,20 +63,22 @@ def test_upload_with_wrong_digest_stores_nothing(platform: Platform, blobs: http
     assert blobs.head(f"/blobs/{claimed}").status_code == 404
     assert not _blob_path(platform, claimed).exists()
     assert list((platform.root / "data" / "artifacts" / "tmp").iterdir()) == []
+    assert blobs.post(f"/projects/{project}/blobs/missing", json={"digests": [claimed]}).json() == {
+        "missing": [claimed]}  # bytes that did not match prove nothing
 
 
-def test_missing_lists_only_blobs_not_stored(blobs: httpx.Client) -> None:
-    stored = _put(blobs, b"present")
+def test_missing_lists_only_blobs_the_project_has_not_uploaded(blobs: httpx.Client, project: str) -> None:
+    stored = _put(blobs, project, b"present")
     absent = blake3(b"absent").hex()
-    resp = blobs.post("/blobs/missing", json={"digests": [stored, absent, absent]})
+    resp = blobs.post(f"/projects/{project}/blobs/missing", json={"digests": [stored, absent, absent]})
     assert resp.json() == {"missing": [absent]}
     assert blobs.head(f"/blobs/{stored}").status_code == 200
-    assert blobs.post("/blobs/missing", json={"digests": ["xyz"]}).status_code == 422
+    assert blobs.post(f"/projects/{project}/blobs/missing", json={"digests": ["xyz"]}).status_code == 422
 
 
-def test_ranged_download_serves_exact_bytes(blobs: httpx.Client) -> None:
+def test_ranged_download_serves_exact_bytes(blobs: httpx.Client, project: str) -> None:
     data = os.urandom(3_000_001)
-    digest = _put(blobs, data)
+    digest = _put(blobs, project, data)
     whole = blobs.get(f"/blobs/{digest}")
     assert whole.status_code == 200 and whole.content == data
     assert whole.headers["accept-ranges"] == "bytes"
@@ -89,16 +91,17 @@ def test_ranged_download_serves_exact_bytes(blobs: httpx.Client) -> None:
     assert beyond.status_code == 416 and beyond.json()["error"]["code"] == "range_not_satisfiable"
 
 
-def test_blob_corrupted_on_disk_is_reported_not_served(platform: Platform, blobs: httpx.Client) -> None:
+def test_blob_corrupted_on_disk_is_reported_not_served(platform: Platform, blobs: httpx.Client,
+                                                       project: str) -> None:
     data = os.urandom(100_000)
-    digest = _put(blobs, data)
+    digest = _put(blobs, project, data)
     path = _blob_path(platform, digest)
     path.write_bytes(data[:500] + b"X" + data[501:])
     for headers in ({}, {"Range": "bytes=0-9"}):
         resp = blobs.get(f"/blobs/{digest}", headers=headers)
         assert resp.status_code == 500
         assert resp.json()["error"]["code"] == "blob_corrupt"
-    _put(blobs, data)  # uploading the original bytes again repairs it
+    _put(blobs, project, data)  # uploading the original bytes again repairs it
     assert blobs.get(f"/blobs/{digest}").content == data
 
 
@@ -156,9 +159,9 @@ def test_pull_restores_identical_bytes(client: Client, project: str, tmp_path: P
 
 @pytest.mark.parametrize("bad_path", ["../x", "/etc/passwd", "a/../../x", "a//b", "./a"])
 def test_path_traversal_in_manifest_is_refused(blobs: httpx.Client, project: str, bad_path: str) -> None:
-    digest = _put(blobs, b"payload")
+    digest = _put(blobs, project, b"payload")
     body = {"digest": "0" * 64, "entries": [{"path": bad_path, "kind": "file", "size": 7, "digest": digest}]}
-    for url in (f"/projects/{project}/datasets/evil/versions", "/manifests"):
+    for url in (f"/projects/{project}/datasets/evil/versions", f"/projects/{project}/manifests"):
         resp = blobs.post(url, json={"manifest": body})
         assert resp.status_code == 422, resp.text
         assert "manifest refused" in resp.json()["error"]["message"]
@@ -304,10 +307,10 @@ def test_gc_never_deletes_a_referenced_blob(platform: Platform, blobs: httpx.Cli
     with cairn.start_run(project, client=client) as run:
         run.log_artifact(tmp_path / "weights.pt")
         run.log_artifact(model_dir, kind="model")
-    model_blob = _put(blobs, b"model registered from a run")
+    model_blob = _put(blobs, project, b"model registered from a run")
     client.create_model(project, "m")
     client.create_model_version(project, "m", run_id=run.id, artifact_digest=model_blob)
-    orphan = _put(blobs, os.urandom(3000))
+    orphan = _put(blobs, project, os.urandom(3000))
 
     young = client.artifacts.gc(grace_seconds=3600)
     assert orphan not in young["removed"]
@@ -317,7 +320,7 @@ def test_gc_never_deletes_a_referenced_blob(platform: Platform, blobs: httpx.Cli
                   fingerprint_tree(root).digest, blake3((tmp_path / "weights.pt").read_bytes()).hex(),
                   model_blob, fingerprint_tree(model_dir).digest,
                   blake3((model_dir / "w.bin").read_bytes()).hex()]
-    assert blobs.post("/blobs/missing", json={"digests": referenced}).json() == {"missing": []}
+    assert blobs.post(f"/projects/{project}/blobs/missing", json={"digests": referenced}).json() == {"missing": []}
     assert client.artifacts.pull_dataset(project, "kept", tmp_path / "back")["version"] == 1
 
 

@@ -56,7 +56,7 @@ def test_s3_backed_service_keeps_every_guarantee(s3_platform: tuple[Platform, Se
             assert (out / rel).read_bytes() == data
 
         wrong = blake3(b"other").hex()
-        assert blobs.put(f"/blobs/{wrong}", content=b"payload").status_code == 422
+        assert blobs.put(f"/projects/s3proj/blobs/{wrong}", content=b"payload").status_code == 422
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="svc").get("Contents", [])]
         assert f"blobs/{wrong}" not in keys
 
@@ -69,7 +69,8 @@ def test_s3_backed_service_keeps_every_guarantee(s3_platform: tuple[Platform, Se
 
         orphan_data = os.urandom(1000)
         orphan = blake3(orphan_data).hex()
-        blobs.put(f"/blobs/{orphan}", content=orphan_data)
+        blobs.put(f"/projects/s3proj/blobs/{orphan}", content=orphan_data).raise_for_status()
         assert client.artifacts.gc(grace_seconds=0)["removed"] == [orphan]
         small = blake3(files["sub/small.txt"]).hex()
-        assert client.artifacts.missing([small, orphan]) == [orphan]
+        # s3proj uploaded both; the collected one is to be sent again
+        assert client.artifacts.missing("s3proj", [small, orphan]) == [orphan]

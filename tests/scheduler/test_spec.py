@@ -41,7 +41,7 @@ def test_bad_fields_are_named(raw: dict, field: str) -> None:
 def test_the_sdk_reads_a_requirements_file_and_code_none(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("numpy>=1.26  # arrays\n\n# comment\n./local-pkg\n")
     prepared = prepare_spec(None, {"command": "x", "code": "none", "requirements": "requirements.txt",
-                                   "project": "p"}, tmp_path)
+                                   "project": "p"}, tmp_path, "p")
     assert prepared == {"command": "x", "code": None, "requirements": ["numpy>=1.26", "./local-pkg"]}
 
 

@@ -1,7 +1,7 @@
 """MLflow's artifact proxy (``/api/2.0/mlflow-artifacts/artifacts/<path>``) over Cairn's artifact
 store. Paths are ``<project>/<run id>/artifacts/<name>``: each uploaded file becomes a
-content-addressed blob (stored once, whoever sends it again) recorded on its run as
-``run.artifact_logged`` under its relative path. Directory and model artifacts logged with Cairn's
+content-addressed blob (stored once, whoever sends it again; the run's project then holds it and
+may read it back) recorded on its run as ``run.artifact_logged`` under its relative path. Directory and model artifacts logged with Cairn's
 SDK (manifests) are listed and downloaded file by file."""
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ from fastapi.responses import Response, StreamingResponse
 from cairn.core import Manifest
 from cairn.services.gateway.mlflow.calls import Call, endpoint
 from cairn.services.gateway.mlflow.errors import invalid, not_found
-from cairn.services.gateway.mlflow.identifiers import PROJECT, RUN_ID, artifact_path, check_relative, escape
+from cairn.services.gateway.mlflow.identifiers import (
+    PROJECT,
+    RUN_ID,
+    artifact_path,
+    check_relative,
+    escape,
+)
 
 
 def split_artifact_path(path: str) -> tuple[str, str, str]:

@@ -18,7 +18,14 @@ from cairn.services.gateway.mlflow.artifacts import run_files, split_artifact_pa
 from cairn.services.gateway.mlflow.calls import ARTIFACT_SCHEME, Call, endpoint, key_values, millis
 from cairn.services.gateway.mlflow.errors import MlflowError, invalid, not_found
 from cairn.services.gateway.mlflow.experiments import compare_text
-from cairn.services.gateway.mlflow.identifiers import ALIAS, MODEL_NAME, RUN_ID, TAG_KEY, check_relative, escape
+from cairn.services.gateway.mlflow.identifiers import (
+    ALIAS,
+    MODEL_NAME,
+    RUN_ID,
+    TAG_KEY,
+    check_relative,
+    escape,
+)
 from cairn.services.gateway.mlflow.logged_models import load as load_logged_model
 from cairn.services.gateway.mlflow.paging import page, page_token_offset
 
@@ -212,7 +219,8 @@ async def create_version(call: Call) -> dict[str, Any]:
     if not entries:
         raise invalid(f"run {run_id!r} has no artifacts under {rel or '/'!r}; log the model first")
     manifest = Manifest.from_entries(entries)
-    stored = await call.artifacts("POST", "/manifests", body={"manifest": manifest.as_dict()})
+    stored = await call.artifacts("POST", f"/projects/{call.project}/manifests",
+                                  body={"manifest": manifest.as_dict()})
     created = await call.registry("POST", model_path(name, "/versions"), body={
         "run_id": run_id, "artifact_digest": stored["digest"], "description": str(call.arg("description", ""))})
     number = created["version"]

@@ -35,14 +35,14 @@ def load_spec(file: Path) -> dict[str, Any]:
     return doc
 
 
-def _prepare_job(ctx: Ctx, job: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+def _prepare_job(ctx: Ctx, job: dict[str, Any], base_dir: Path, project: str) -> dict[str, Any]:
     """Upload the job template's code once for every trial (as ``cairn jobs submit`` does: the
     work tree around the sweep file unless ``code: none``), and read a requirements file."""
     try:
         from cairn.sdk.jobs import prepare_spec  # comes with the scheduler's SDK
     except ImportError:
         return job
-    return prepare_spec(ctx.client, job, base_dir)
+    return prepare_spec(ctx.client, job, base_dir, project)
 
 
 @click.group()
@@ -66,7 +66,7 @@ def sweeps_create(ctx: Ctx, file: Path, project: str | None) -> None:
     doc = load_spec(file)
     project = _need(project or doc.get("project"))
     if isinstance(doc.get("job"), dict):
-        doc["job"] = _prepare_job(ctx, doc["job"], file.resolve().parent)
+        doc["job"] = _prepare_job(ctx, doc["job"], file.resolve().parent, project)
     sweep = ctx.client.request("POST", _path(project), json=doc)
     if ctx.as_json:
         emit(ctx, sweep)

@@ -1,8 +1,9 @@
 """Blobs, datasets and run artifacts from Python: ``client.artifacts`` (an :class:`Artifacts`).
 
-Uploads ask the server which blobs are missing first and send only those, streamed from disk;
-downloads land in a temp file next to their destination, are hashed, and are renamed into place
-only if they match their digest.
+Uploads go into a project: they ask the server which blobs that project has not uploaded yet
+and send only those, streamed from disk (a blob another project stored is sent again: sending the
+bytes is what lets a project read a blob; docs/security.md). Downloads land in a temp file next to
+their destination, are hashed, and are renamed into place only if they match their digest.
 """
 
 from __future__ import annotations
@@ -75,26 +76,29 @@ class Artifacts:
 
     # --- blobs ---------------------------------------------------------------------------------
 
-    def missing(self, digests: list[str]) -> list[str]:
-        """The digests the server does not have yet."""
+    def missing(self, project: str, digests: list[str]) -> list[str]:
+        """The digests ``project`` has not uploaded yet (whatever other projects stored)."""
         out: list[str] = []
         for start in range(0, len(digests), 50_000):
-            out += self._call("POST", "/blobs/missing", json={"digests": digests[start:start + 50_000]})["missing"]
+            out += self._call("POST", f"/projects/{_q(project)}/blobs/missing",
+                              json={"digests": digests[start:start + 50_000]})["missing"]
         return out
 
     def exists(self, digest: str) -> bool:
+        """Whether you may read the blob: one of your projects uploaded it and it is stored."""
         return self.http.head(f"{BASE}/blobs/{digest}").status_code == 200
 
-    def upload_blob(self, path: str | os.PathLike[str], digest: str | None = None,
+    def upload_blob(self, project: str, path: str | os.PathLike[str], digest: str | None = None,
                     progress: Progress = None) -> dict[str, Any]:
-        """Stream one file to the store (its digest is computed if not given)."""
+        """Stream one file into ``project`` (its digest is computed if not given)."""
         path = Path(path)
         digest = digest or fingerprint_file(path)
         size = path.stat().st_size
         delay = 0.2
         for attempt in range(self.client.retries + 1):
             try:
-                resp = self.http.put(f"{BASE}/blobs/{digest}", content=_file_chunks(path, progress),
+                resp = self.http.put(f"{BASE}/projects/{_q(project)}/blobs/{digest}",
+                                     content=_file_chunks(path, progress),
                                      headers={"Content-Length": str(size),
                                               "Content-Type": "application/octet-stream"},
                                      timeout=httpx.Timeout(60.0, write=None))
@@ -137,18 +141,18 @@ class Artifacts:
             self.client._answer(resp)
         return resp.content
 
-    def upload_tree(self, manifest: Manifest, root: Path,
+    def upload_tree(self, project: str, manifest: Manifest, root: Path,
                     progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
-        """Upload the manifest's files the server lacks; returns (files, bytes) sent.
+        """Upload the manifest's files ``project`` has not uploaded; returns (files, bytes) sent.
         ``progress(advance_bytes, total_bytes_to_send)``."""
         by_digest = {e.digest: e for e in manifest.entries if e.kind == "file"}
-        missing = self.missing(sorted(by_digest))
+        missing = self.missing(project, sorted(by_digest))
         total = sum(by_digest[d].size for d in missing)
         sent = 0
         for digest in missing:
             entry = by_digest[digest]
             source = root / entry.path if root.is_dir() else root
-            self.upload_blob(source, digest, (lambda n: progress(n, total)) if progress else None)
+            self.upload_blob(project, source, digest, (lambda n: progress(n, total)) if progress else None)
             sent += entry.size
         return len(missing), sent
 
@@ -159,7 +163,7 @@ class Artifacts:
         """Fingerprint a directory, upload the missing blobs, create a version."""
         root = Path(path)
         manifest = fingerprint_tree(root)
-        files, sent = self.upload_tree(manifest, root, progress)
+        files, sent = self.upload_tree(project, manifest, root, progress)
         record = self._call("POST", f"/projects/{_q(project)}/datasets/{_q(name)}/versions",
                             json={"manifest": manifest.as_dict(), "description": description})
         return PushResult(manifest, record, files, sent)
@@ -201,13 +205,14 @@ class Artifacts:
         path = Path(path)
         if path.is_dir():
             manifest = fingerprint_tree(path)
-            self.upload_tree(manifest, path)
-            digest = self._call("POST", "/manifests", json={"manifest": manifest.as_dict()})["digest"]
+            self.upload_tree(project, manifest, path)
+            digest = self._call("POST", f"/projects/{_q(project)}/manifests",
+                                json={"manifest": manifest.as_dict()})["digest"]
             kind = kind or "directory"
         else:
             digest = fingerprint_file(path)
-            if self.missing([digest]):
-                self.upload_blob(path, digest)
+            if self.missing(project, [digest]):
+                self.upload_blob(project, path, digest)
             kind = kind or "file"
         return self._call("POST", f"/projects/{_q(project)}/runs/{_q(run_id)}/artifacts",
                           json={"name": name or path.name, "digest": digest, "kind": kind})

@@ -135,10 +135,11 @@ def snapshot_code(path: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
     return snap
 
 
-def upload_snapshot(client: Client, snap: CodeSnapshot) -> dict[str, Any]:
-    """Upload the archive to the artifact store (skipped when the server has it); returns the record."""
-    if not client.artifacts.exists(snap.digest):
-        client.artifacts.upload_blob(snap.archive, snap.digest)
+def upload_snapshot(client: Client, project: str, snap: CodeSnapshot) -> dict[str, Any]:
+    """Upload the archive into ``project`` (skipped when the project has uploaded it before, so
+    its runs and agents may read it); returns the record."""
+    if client.artifacts.missing(project, [snap.digest]):
+        client.artifacts.upload_blob(project, snap.archive, snap.digest)
     return snap.record()
 
 

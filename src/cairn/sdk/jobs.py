@@ -35,9 +35,10 @@ def read_requirements(path: Path) -> list[str]:
     return [line for line in lines if line]
 
 
-def prepare_spec(client: Any, spec: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+def prepare_spec(client: Any, spec: dict[str, Any], base_dir: Path, project: str) -> dict[str, Any]:
     """Resolve the client-side parts of a spec: ``code`` (a folder to snapshot, default the work
-    tree around ``base_dir``; ``none`` for no code) and ``requirements`` given as a file."""
+    tree around ``base_dir``; ``none`` for no code; uploaded into ``project``) and
+    ``requirements`` given as a file."""
     spec = dict(spec)
     spec.pop("project", None)
     code = spec.get("code", ".")
@@ -48,7 +49,7 @@ def prepare_spec(client: Any, spec: dict[str, Any], base_dir: Path) -> dict[str,
         if not folder.is_dir():
             raise ValueError(f"code: {folder} is not a folder (use a path, or 'none' for no code)")
         with tempfile.TemporaryDirectory(prefix="cairn-code-") as tmp:
-            spec["code"] = upload_snapshot(client, snapshot_code(folder, tmp))
+            spec["code"] = upload_snapshot(client, project, snapshot_code(folder, tmp))
     requirements = spec.get("requirements")
     if isinstance(requirements, str):
         spec["requirements"] = read_requirements((base_dir / requirements).resolve())
@@ -75,7 +76,7 @@ class JobsMixin:
         project = project or raw.get("project")
         if not project:
             raise ValueError("say which project the job belongs to (project: in the spec, or --project)")
-        prepared = prepare_spec(self, raw, Path(base_dir) if base_dir else base)
+        prepared = prepare_spec(self, raw, Path(base_dir) if base_dir else base, project)
         return self._sched("POST", f"/projects/{_q(project)}/jobs", json=prepared)
 
     def list_jobs(self, project: str, *, status: str | None = None, queue: str | None = None,

@@ -66,9 +66,10 @@ def _git_root(path: Path) -> Path | None:
     return None
 
 
-def code_record(client: Client, code_dir: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+def code_record(client: Client, project: str,
+                code_dir: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
     """Snapshot the git work tree around ``code_dir`` (default: the working directory), upload the
-    archive, and return its record; None with a warning when that is not possible."""
+    archive into ``project``, and return its record; None with a warning when that is not possible."""
     start = Path(code_dir or os.getcwd()).resolve()
     if _git_root(start) is None:
         warnings.warn(f"cairn: {start} is not in a git work tree, so the run has no code snapshot "
@@ -76,7 +77,7 @@ def code_record(client: Client, code_dir: str | os.PathLike[str] | None = None) 
         return None
     with tempfile.TemporaryDirectory(prefix="cairn-code-") as tmp:
         snap = snapshot_code(start, tmp)
-        return upload_snapshot(client, snap)
+        return upload_snapshot(client, project, snap)
 
 
 def existing_record(client: Client, project: str, run_id: str) -> dict[str, Any] | None:
@@ -103,7 +104,7 @@ def record_run_environment(run: ActiveRun, *, seeds: dict[str, Any] | None = Non
             body["command"] = command
         if found.get("code") is None:
             try:
-                body["code"] = code_record(run.client, code_dir)
+                body["code"] = code_record(run.client, run.project, code_dir)
             except (CodeSnapshotError, OSError, ApiError) as err:
                 warnings.warn(f"cairn: no code snapshot for run {run.id}: {err}", stacklevel=2)
         body = {k: v for k, v in body.items() if v}
