@@ -12,8 +12,32 @@ from pathlib import Path
 
 import httpx
 
+from cairn.kernel.identity import IDENTITY_HEADER, Caller, Signer, load_service_key
 from cairn.natsserver import free_ports, start_nats_server, wait_for_tcp
 from cairn.up import SERVICES, service_wiring
+
+SITE_ADMIN = Caller("admin", "test", "user", True)
+
+
+def signed_headers(data_dir: Path, caller: Caller = SITE_ADMIN, signer: str = "gateway") -> dict[str, str]:
+    """The identity header the gateway would send for ``caller``, for tests that call a service
+    (or a service app in-process) directly: with the service key of ``data_dir``."""
+    return {IDENTITY_HEADER: Signer(load_service_key(data_dir), signer).sign(caller)}
+
+
+class SignedAsGateway:
+    """ASGI wrapper that stands in for the gateway in front of a bare service app: every request
+    gets a site admin's signed identity (tests that drive a service with the CLI or SDK)."""
+
+    def __init__(self, app: object, data_dir: Path) -> None:
+        self.app = app
+        name, value = next(iter(signed_headers(data_dir).items()))
+        self.header = (name.lower().encode(), value.encode())
+
+    async def __call__(self, scope: dict, receive: object, send: object) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "headers": [*scope.get("headers", []), self.header]}
+        await self.app(scope, receive, send)  # type: ignore[operator]
 
 
 @dataclass
@@ -41,6 +65,11 @@ class Platform:
 
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    @property
+    def service_headers(self) -> dict[str, str]:
+        """A site admin's identity as the gateway signs it, for calling a service directly."""
+        return signed_headers(self.root / "data")
 
     def start(self) -> "Platform":
         self.root.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ import httpx
 from cairn.core import blake3
 from cairn.services.artifacts.app import ArtifactsSettings, create_app
 
+from platform_harness import signed_headers
+
 
 async def _scenario(nats_url: str, data_dir: Path, *, collect: bool) -> tuple[httpx.Response, list[dict]]:
     app = create_app(ArtifactsSettings(nats_url=nats_url, data_dir=data_dir))
@@ -22,7 +24,8 @@ async def _scenario(nats_url: str, data_dir: Path, *, collect: bool) -> tuple[ht
     async with app.router.lifespan_context(app):
         blobs, lock = app.state.blobs, app.state.gc_lock
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://artifacts") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://artifacts",
+                                     headers=signed_headers(data_dir)) as client:
             await lock.acquire()  # a collection is running
             upload = asyncio.create_task(client.put(f"/projects/{project}/runs/{run}/files/model.bin",
                                                     content=body))

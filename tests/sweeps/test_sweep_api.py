@@ -29,11 +29,13 @@ from cairn.services.scheduler.sweeps.projection import (
     SweepQueries,
 )
 
+from platform_harness import signed_headers
+
 
 def _app(nats_url: str, data_dir: Path) -> FastAPI:
     settings = ServiceSettings(nats_url=nats_url, data_dir=data_dir)
     return create_service_app(
-        "sweeps-test", settings,
+        "scheduler", settings,
         make_store=lambda s: SqliteStore(s.data_dir / "sweeps.sqlite3", SWEEP_SCHEMA),
         handler=SnapshotProjection(SWEEP_EVOLVERS, SWEEP_HANDLERS), routers=[router],
         description="the sweep routes alone, as the scheduler includes them")
@@ -41,7 +43,7 @@ def _app(nats_url: str, data_dir: Path) -> FastAPI:
 
 @pytest.fixture()
 def client(nats_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(_app(nats_url, tmp_path)) as test_client:
+    with TestClient(_app(nats_url, tmp_path), headers=signed_headers(tmp_path)) as test_client:
         yield test_client
 
 

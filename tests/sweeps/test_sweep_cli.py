@@ -24,6 +24,8 @@ from cairn.natsserver import free_port, start_nats_server
 from cairn.services.scheduler.sweeps.api import router
 from cairn.services.scheduler.sweeps.projection import SWEEP_EVOLVERS, SWEEP_HANDLERS, SWEEP_SCHEMA
 
+from platform_harness import SignedAsGateway
+
 DOCS_EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "sweeps.md"
 
 
@@ -34,11 +36,11 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     prefixed = APIRouter(prefix="/api/v1/scheduler")
     prefixed.include_router(router)
     app = create_service_app(
-        "sweeps-cli", ServiceSettings(nats_url=nats_url, data_dir=data),
+        "scheduler", ServiceSettings(nats_url=nats_url, data_dir=data),
         make_store=lambda s: SqliteStore(s.data_dir / "sweeps.sqlite3", SWEEP_SCHEMA),
         handler=SnapshotProjection(SWEEP_EVOLVERS, SWEEP_HANDLERS), routers=[prefixed], description="test")
     port = free_port("127.0.0.1")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(SignedAsGateway(app, data), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

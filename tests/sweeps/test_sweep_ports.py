@@ -14,6 +14,7 @@ from simulated_scheduler import RecordingSink, SimulatedScheduler, base_doc, new
 import cairn
 from cairn.kernel.errors import ConcurrencyConflict
 from cairn.kernel.eventlog import EventLog
+from cairn.kernel.identity import Signer, load_service_key
 from cairn.sdk.run import ActiveRun
 from cairn.services.scheduler.sweeps import domain
 from cairn.services.scheduler.sweeps.ports import EventLogSink, HttpMetricReader
@@ -22,7 +23,7 @@ from platform_harness import Platform
 
 
 async def test_the_metric_reader_returns_what_the_sdk_logged(platform: Platform) -> None:
-    reader = HttpMetricReader(platform.service_url("metrics"))
+    reader = HttpMetricReader(platform.service_url("metrics"), Signer(load_service_key(platform.root / "data"), "scheduler"))
     with cairn.Client(platform.gateway, token=platform.token) as client:
         with cairn.start_run(project="sweepm", client=client, system_metrics=False) as run:
             for step, value in [(0, 3.0), (1, 2.0), (2, math.nan), (3, 1.0), (3, 0.5)]:
@@ -70,7 +71,7 @@ class RunBackedScheduler(SimulatedScheduler):
 
 
 async def test_a_sweep_prunes_and_picks_its_best_from_real_metrics(platform: Platform) -> None:
-    reader = HttpMetricReader(platform.service_url("metrics"))
+    reader = HttpMetricReader(platform.service_url("metrics"), Signer(load_service_key(platform.root / "data"), "scheduler"))
     with cairn.Client(platform.gateway, token=platform.token) as client, ExitStack() as runs:
         client.ensure_project("sweepr")
         sim = RunBackedScheduler(client, "sweepr", steps=6, runs=runs)
