@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import Field
 
 from cairn.kernel import jobtoken
+from cairn.kernel.bodylimit import BodyLimit
 from cairn.kernel.commands import CommandContext, CommandHandler
 from cairn.kernel.envelope import aggregate_subjects
 from cairn.kernel.errors import InvalidInput, NotFound
@@ -43,7 +44,7 @@ from cairn.services.gateway.auth import (
     new_token,
 )
 from cairn.services.gateway.events import event_stream
-from cairn.services.gateway.limits import TokenBuckets, check_body_size
+from cairn.services.gateway.limits import TokenBuckets, body_limits
 from cairn.services.gateway.mlflow import router as mlflow_router
 from cairn.services.gateway.proxy import ServiceProxy
 from cairn.services.gateway.store import GatewayStore, projection
@@ -143,6 +144,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                  "Send 'Authorization: Bearer cairn_...' with every request.")
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limits=body_limits(settings), service="gateway")
     app.add_middleware(RequestId)
     app.state.buckets = TokenBuckets(settings.rate_limit, settings.rate_burst)
 
@@ -208,7 +210,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             authorize_agent_route(principal, request.method)
         else:
             authorize_service_route(principal, request.method, rest)
-        check_body_size(service, request.headers.get("content-length"))
         projects = "*" if principal.site_admin else ",".join(sorted(principal.roles))
         response = await request.app.state.proxy.forward(
             service, path, request, actor=principal.actor, request_id=request.state.request_id, projects=projects)

@@ -1,14 +1,25 @@
-"""Bounds: request rates per token (429 with Retry-After) and body sizes per service (413)."""
+"""Bounds: request rates per token (429 with Retry-After) and body sizes by route (413)."""
 
 from __future__ import annotations
 
 import math
 import time
 
-from cairn.kernel.errors import CairnError, PayloadTooLarge
+from cairn.kernel.bodylimit import LARGE_BODY, MANIFEST_BODY, BodyLimits
+from cairn.kernel.errors import CairnError
+from cairn.kernel.settings import ServiceSettings
 
-DEFAULT_MAX_BODY = 16 << 20
-MAX_BODY = {"artifacts": 1 << 40}
+# The routes whose bodies may pass the default (CAIRN_MAX_BODY_BYTES, 16 MiB), enforced while the
+# body streams in (cairn.kernel.bodylimit); each service enforces its own limits again.
+BODY_LIMITS: dict[str, int | None] = {
+    "/api/v1/artifacts/blobs": LARGE_BODY,
+    "/api/v1/artifacts/blobs/missing": None,  # a JSON query: the default
+    "/api/v1/artifacts/projects/*/runs/*/files": LARGE_BODY,
+    "/api/v1/artifacts/manifests": MANIFEST_BODY,
+    "/api/v1/artifacts/projects/*/datasets/*/versions": MANIFEST_BODY,
+    "/api/2.0/mlflow-artifacts/artifacts": LARGE_BODY,
+    "/mlflow/*/api/2.0/mlflow-artifacts/artifacts": LARGE_BODY,
+}
 
 
 class RateLimited(CairnError):
@@ -38,8 +49,6 @@ class TokenBuckets:
         self._buckets[key] = (tokens - 1, now)
 
 
-def check_body_size(service: str, content_length: str | None) -> None:
-    limit = MAX_BODY.get(service, DEFAULT_MAX_BODY)
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-        raise PayloadTooLarge(f"the body is {int(content_length)} bytes; {service} accepts at most {limit}",
-                              details={"limit": limit})
+def body_limits(settings: ServiceSettings) -> BodyLimits:
+    """The gateway's body limits: :data:`BODY_LIMITS` under CAIRN_MAX_BODY_BYTES and CAIRN_BODY_LIMITS."""
+    return BodyLimits.from_settings(settings, BODY_LIMITS)
