@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import Forbidden, InvalidInput, NotFound
-from cairn.kernel.ids import NAME_RE, new_id
+from cairn.kernel.ids import NAME_RE, PROJECT_NAME_PATTERN, new_id
 from cairn.kernel.telemetry import current_traceparent
 from cairn.services.gateway import domain
 from cairn.services.gateway.audit import audit_page
@@ -45,7 +45,7 @@ class Strict(BaseModel):
 
 
 class TokenCreate(Strict):
-    user: str | None = Field(default=None, description="whose token; default: yours")
+    user: str | None = Field(default=None, pattern=PROJECT_NAME_PATTERN, description="whose token; default: yours")
     kind: Literal["user", "service"] = "user"
     site_admin: bool = False
     expires_in_days: float | None = Field(default=None, gt=0, le=3650)
@@ -53,7 +53,7 @@ class TokenCreate(Strict):
 
 
 class MemberAdd(Strict):
-    user: str = Field(min_length=1, max_length=63)
+    user: str = Field(pattern=PROJECT_NAME_PATTERN, description="user name: 1-63 of a-z, 0-9, '-', '_'")
     role: Literal["viewer", "editor", "admin"]
 
 

@@ -17,7 +17,7 @@ from cairn.services.gateway.mlflow.errors import invalid, not_found
 from cairn.services.gateway.mlflow.experiments import experiment_id_of
 from cairn.services.gateway.mlflow.runs import LOGGED_MODEL_TAG
 
-MODEL_ID_RE = re.compile(r"^m-(?P<run>[0-9a-f]{32})-[0-9a-f]{8}$")
+MODEL_ID_RE = re.compile(r"\Am-(?P<run>[0-9a-f]{32})-[0-9a-f]{8}\Z")
 STATUSES = {"LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"}
 
 
