@@ -26,16 +26,17 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "[key]")]
     return ".".join(parts) or "(body)"
 
 
 def _message(error: Any) -> str:
     """pydantic's message, but a shared name rule in words rather than as its regex."""
     rule = PATTERN_RULES.get((error.get("ctx") or {}).get("pattern", ""))
+    what = "the key " if tuple(error.get("loc", ()))[-1:] == ("[key]",) else ""  # a dict's key, not its value
     if error.get("type") == "string_pattern_mismatch" and rule is not None:
-        return f"{str(error.get('input'))[:80]!r} is not valid: use {rule}"
-    return str(error.get("msg", ""))
+        return f"{what}{str(error.get('input'))[:80]!r} is not valid: use {rule}"
+    return what + str(error.get("msg", ""))
 
 
 def validation_error_body(errors: Sequence[Any]) -> dict[str, Any]:
