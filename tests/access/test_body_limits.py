@@ -15,6 +15,7 @@ import pytest
 
 from cairn.core import blake3
 from cairn.kernel.bodylimit import BodyLimits
+from cairn.kernel.settings import ServiceSettings
 
 from platform_harness import Platform
 
@@ -131,3 +132,13 @@ def test_chunked_bodies_under_the_limit_and_large_blob_uploads_go_through(platfo
 def test_limits_by_path_take_the_most_specific_rule(path: str, limit: int) -> None:
     limits = BodyLimits(16 * MiB, {"/blobs": 1 << 40, "/blobs/missing": None, "/projects/*/runs/*/files": 1 << 40})
     assert limits.limit_for(path) == limit
+
+
+def test_settings_replace_the_default_and_add_or_replace_rules() -> None:
+    """CAIRN_MAX_BODY_BYTES is the default; CAIRN_BODY_LIMITS adds rules and overrides a service's."""
+    settings = ServiceSettings(max_body_bytes=MiB, body_limits={"/projects/*/runs": 32 * MiB, "/blobs": 2 * MiB})
+    limits = BodyLimits.from_settings(settings, {"/blobs": 1 << 40, "/blobs/missing": None})
+    assert limits.limit_for("/projects/p/runs") == 32 * MiB
+    assert limits.limit_for("/blobs/abc") == 2 * MiB
+    assert limits.limit_for("/blobs/missing") == MiB
+    assert limits.limit_for("/projects/p/experiments") == MiB
