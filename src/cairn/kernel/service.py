@@ -51,7 +51,7 @@ def create_service_app(
     projection_batch: int | None = None,
     projection_interval_s: float = 0.0,
     projection_aggregates: Sequence[str] = (),
-    body_limits: Mapping[str, int] | None = None,
+    body_limits: Mapping[str, int | None] | None = None,
 ) -> FastAPI:
     """A FastAPI app for one service with its projection running in the background; one that
     reads only some aggregates' events names them (``projection_aggregates``), so the event log
