@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -14,7 +13,14 @@ from cairn.core import Manifest
 from cairn.kernel.commands import CommandContext, Outcome
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.identity import EDITOR, SIGNED_IN, SITE_ADMIN, VIEWER, requires
-from cairn.kernel.ids import check_token
+from cairn.kernel.ids import (
+    DATASET_NAME,
+    DATASET_NAME_PATTERN,
+    DIGEST_PATTERN,
+    ID_PATTERN,
+    anchored,
+    check_token,
+)
 from cairn.services.artifacts import domain
 from cairn.services.artifacts.api_blobs import (
     Blobs,
@@ -32,10 +38,10 @@ from cairn.services.artifacts.store import ArtifactsStore
 from cairn.services.artifacts.visibility import check_readable
 
 router = APIRouter(dependencies=[Depends(settled_reads)])
-DatasetName = Annotated[str, Path(pattern=domain.DATASET_NAME_RE.pattern, description="dataset name")]
-RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
-DIGEST = r"^[0-9a-f]{64}$"
-REF_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_-]{0,127})(?:@v?(?P<version>\d+|latest))?$")
+DatasetName = Annotated[str, Path(pattern=DATASET_NAME_PATTERN, description="dataset name")]
+RunId = Annotated[str, Path(pattern=ID_PATTERN)]
+DIGEST = DIGEST_PATTERN
+REF_RE = anchored(rf"(?P<name>{DATASET_NAME})(?:@v?(?P<version>\d+|latest))?")
 
 
 class Strict(BaseModel):

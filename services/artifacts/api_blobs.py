@@ -19,6 +19,7 @@ from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import CairnError
 from cairn.kernel.http import command_context
 from cairn.kernel.identity import EDITOR, SIGNED_IN, VIEWER, requires
+from cairn.kernel.ids import PROJECT_NAME_PATTERN
 from cairn.kernel.service import ServiceRuntime
 from cairn.services.artifacts.blobs import BlobStore, check_digest
 from cairn.services.artifacts.possession import missing_for, record_possession
@@ -36,7 +37,7 @@ async def settled_reads(request: Request) -> None:
 router = APIRouter(tags=["blobs"], dependencies=[Depends(settled_reads)])
 READ_CHUNK = 1 << 20
 Digest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="BLAKE3 digest, hex")]
-ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="project name")]
+ProjectName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="project name")]
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 

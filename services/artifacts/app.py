@@ -7,6 +7,7 @@ from typing import Literal
 
 from fastapi import FastAPI
 
+from cairn.kernel.bodylimit import MANIFEST_BODY
 from cairn.kernel.service import create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.artifacts.api import router
@@ -44,6 +45,17 @@ def make_backend(settings: ArtifactsSettings) -> BlobBackend:
     return FsBackend(root / "blobs")
 
 
+def body_limits(settings: ArtifactsSettings) -> dict[str, int | None]:
+    """Blob bodies stream to disk, so they may be as large as a blob; manifests are parsed in
+    memory (JSON), so they get room for a million or so files, not more; the rest (``.../blobs/missing``
+    is a JSON query too) the default."""
+    return {"/projects/*/blobs": settings.artifacts_max_blob_bytes,
+            "/projects/*/blobs/missing": None,
+            "/projects/*/runs/*/files": settings.artifacts_max_blob_bytes,
+            "/projects/*/manifests": MANIFEST_BODY,
+            "/projects/*/datasets/*/versions": MANIFEST_BODY}
+
+
 def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
     settings = settings or ArtifactsSettings()
     app = create_service_app(
@@ -54,6 +66,7 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
         routers=[blob_router, router],
         description="Content-addressed blobs, dataset versions, run artifacts and GC.",
         projection_aggregates=AGGREGATES,
+        body_limits=body_limits(settings),
     )
     app.state.settings = settings
     app.state.blobs = BlobStore(make_backend(settings), settings.data_dir / "artifacts" / "tmp",

@@ -17,7 +17,6 @@ import asyncio
 import errno
 import mmap
 import os
-import re
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,9 +27,9 @@ from typing import Any
 
 from cairn.core import blake3, fingerprint_file
 from cairn.kernel.errors import CairnError, InvalidInput, NotFound, PayloadTooLarge
+from cairn.kernel.ids import DIGEST_RE
 from cairn.services.artifacts.backends import BlobBackend
 
-DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 WRITE_BUFFER = 4 << 20  # bytes gathered before any is written; a whole body up to this is hashed from memory
 ALIGN = 4096  # O_DIRECT: buffer address, file offset and length in multiples of the block size
 O_DIRECT = getattr(os, "O_DIRECT", 0)

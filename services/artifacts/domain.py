@@ -11,24 +11,17 @@ Aggregates (all owned by this service):
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from cairn.kernel.commands import Decision
 from cairn.kernel.errors import Conflict, InvalidInput, NotFound
+from cairn.kernel.ids import anchored
 
 State = dict[str, Any] | None
 
-DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-ARTIFACT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-./ ]{0,249}$")
+# Artifact names are relative paths under a run ("model/weights.bin"): '/' yes, '..' segments no.
+ARTIFACT_NAME_RE = anchored(r"[A-Za-z0-9_][A-Za-z0-9_\-./ ]{0,249}")
 ARTIFACT_KINDS = ("file", "directory", "model")
-
-
-def check_dataset_name(name: str) -> str:
-    if not DATASET_NAME_RE.match(name):
-        raise InvalidInput(f"dataset name {name!r} is not valid: use 1-128 letters, digits, '-' and "
-                           "'_', starting with a letter or digit", details={"field": "name"})
-    return name
 
 
 def check_artifact_name(name: str) -> str:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import Forbidden, NotFound
 from cairn.kernel.identity import ACCOUNT, ADMIN, VIEWER, requires
-from cairn.kernel.ids import NAME_RE, new_id
+from cairn.kernel.ids import PROJECT_NAME_PATTERN, new_id
 from cairn.kernel.telemetry import current_traceparent
 from cairn.services.gateway import domain
 from cairn.services.gateway.audit import audit_page
@@ -34,7 +34,7 @@ def _ctx(request: Request, caller: Principal) -> CommandContext:
                           traceparent=current_traceparent())
 
 
-ProjectName = Annotated[str, Path(pattern=NAME_RE.pattern, description="project name")]
+ProjectName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="project name")]
 
 
 class Strict(BaseModel):
@@ -42,7 +42,7 @@ class Strict(BaseModel):
 
 
 class TokenCreate(Strict):
-    user: str | None = Field(default=None, description="whose token; default: yours")
+    user: str | None = Field(default=None, pattern=PROJECT_NAME_PATTERN, description="whose token; default: yours")
     kind: Literal["user", "service"] = "user"
     site_admin: bool = False
     expires_in_days: float | None = Field(
@@ -52,7 +52,7 @@ class TokenCreate(Strict):
 
 
 class MemberAdd(Strict):
-    user: str = Field(min_length=1, max_length=63)
+    user: str = Field(pattern=PROJECT_NAME_PATTERN, description="user name: 1-63 of a-z, 0-9, '-', '_'")
     role: Literal["viewer", "editor", "admin"]
 
 
@@ -135,7 +135,7 @@ async def remove_member(project: ProjectName, user: str, request: Request, calle
 
 @router.get("/audit", tags=["audit"], **requires(ADMIN))
 async def audit(request: Request, caller: Caller,
-                project: Annotated[str | None, Query(pattern=NAME_RE.pattern)] = None, actor: str | None = None,
+                project: Annotated[str | None, Query(pattern=PROJECT_NAME_PATTERN)] = None, actor: str | None = None,
                 type: str | None = Query(default=None, description="event type globs, comma-separated"),
                 since: str | None = None, cursor: Annotated[int, Query(ge=0)] = 0,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import Field, field_validator
 
 from cairn.kernel import jobtoken
+from cairn.kernel.bodylimit import BodyLimit
 from cairn.kernel.commands import CommandContext, CommandHandler
 from cairn.kernel.envelope import aggregate_subjects
 from cairn.kernel.errors import InvalidInput, NotFound
@@ -38,7 +39,7 @@ from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_request, new_token
 from cairn.services.gateway.egress import Egress
 from cairn.services.gateway.events import event_stream
-from cairn.services.gateway.limits import check_body_size, request_limits
+from cairn.services.gateway.limits import body_limits, request_limits
 from cairn.services.gateway.mlflow import router as mlflow_router
 from cairn.services.gateway.paths import PathGuard
 from cairn.services.gateway.proxy import ServiceProxy
@@ -165,6 +166,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(PathGuard)  # outside the router: paths are checked before any routing
+    app.add_middleware(BodyLimit, limits=body_limits(settings), service="gateway")
     app.add_middleware(RequestId)
     app.state.buckets = request_limits(settings.rate_limit, settings.rate_burst, settings.rate_limit_user,
                                        settings.rate_burst_user)
@@ -228,7 +230,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def route(service: str, path: str, request: Request, principal: Caller) -> Response:
         """Forward to the service as the signed caller; the service checks the role its route needs."""
         request.app.state.proxy.url_of(service)  # 404 for an unknown service before anything else
-        check_body_size(service, request.headers.get("content-length"))
         response = await request.app.state.proxy.forward(
             service, path, request, caller=principal, request_id=request.state.request_id)
         if service == "registry" and path == "projects" and request.method == "POST" and response.status_code == 201:

@@ -8,17 +8,19 @@ Aggregates: ``user`` (project ``_site``, id = user name), ``membership`` (id = p
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from cairn.kernel.commands import Decision
 from cairn.kernel.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from cairn.kernel.identity import ROLES
+from cairn.kernel.ids import NAME_RE, anchored
 
 State = dict[str, Any] | None
 SITE = "_site"
-USER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+USER_RE = NAME_RE  # user names are subject tokens too, like project names
+# Event type globs for webhooks (fnmatch: "run.*", "model_version.alias_*").
+EVENT_GLOB_RE = anchored(r"[A-Za-z0-9_.*?!\[\]-]{1,100}")
 
 
 def check_user(name: str) -> str:
@@ -118,9 +120,9 @@ def evolve_membership(state: State, event_type: str, data: dict[str, Any]) -> di
 def create_webhook(state: State, *, webhook_id: str, url: str, types: list[str], secret: str) -> Decision:
     if state is not None:
         raise AlreadyExists(f"webhook {webhook_id!r} already exists")
-    if not types or any(not t or len(t) > 100 for t in types):
-        raise InvalidInput("types must be a non-empty list of event type globs such as 'run.*'",
-                           details={"field": "types"})
+    if not types or any(not isinstance(t, str) or not EVENT_GLOB_RE.match(t) for t in types):
+        raise InvalidInput("types must be a non-empty list of event type globs such as 'run.*' "
+                           "(letters, digits and '_.-*?![]', up to 100 each)", details={"field": "types"})
     return "webhook.created", {"webhook_id": webhook_id, "url": url, "types": types, "secret": secret}
 
 

@@ -1,4 +1,4 @@
-"""Bounds: request rates per token and per user (429 with Retry-After) and body sizes per service (413)."""
+"""Bounds: request rates per token and per user (429 with Retry-After) and body sizes by route (413)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,22 @@ import math
 import time
 from collections.abc import Callable
 
-from cairn.kernel.errors import CairnError, PayloadTooLarge
+from cairn.kernel.bodylimit import LARGE_BODY, MANIFEST_BODY, BodyLimits
+from cairn.kernel.errors import CairnError
+from cairn.kernel.settings import ServiceSettings
 
-DEFAULT_MAX_BODY = 16 << 20
-MAX_BODY = {"artifacts": 1 << 40}
 SWEEP_AT = 10_000  # buckets kept before full ones are dropped (see TokenBuckets.spend)
+# The routes whose bodies may pass the default (CAIRN_MAX_BODY_BYTES, 16 MiB), enforced while the
+# body streams in (cairn.kernel.bodylimit); each service enforces its own limits again.
+BODY_LIMITS: dict[str, int | None] = {
+    "/api/v1/artifacts/projects/*/blobs": LARGE_BODY,
+    "/api/v1/artifacts/projects/*/blobs/missing": None,  # a JSON query: the default
+    "/api/v1/artifacts/projects/*/runs/*/files": LARGE_BODY,
+    "/api/v1/artifacts/projects/*/manifests": MANIFEST_BODY,
+    "/api/v1/artifacts/projects/*/datasets/*/versions": MANIFEST_BODY,
+    "/api/2.0/mlflow-artifacts/artifacts": LARGE_BODY,
+    "/mlflow/*/api/2.0/mlflow-artifacts/artifacts": LARGE_BODY,
+}
 
 
 class RateLimited(CairnError):
@@ -108,8 +119,6 @@ def request_limits(rate: float, burst: float, rate_user: float | None, burst_use
     return RequestLimits(TokenBuckets(rate, burst), TokenBuckets(user_rate, user_burst))
 
 
-def check_body_size(service: str, content_length: str | None) -> None:
-    limit = MAX_BODY.get(service, DEFAULT_MAX_BODY)
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-        raise PayloadTooLarge(f"the body is {int(content_length)} bytes; {service} accepts at most {limit}",
-                              details={"limit": limit})
+def body_limits(settings: ServiceSettings) -> BodyLimits:
+    """The gateway's body limits: :data:`BODY_LIMITS` under CAIRN_MAX_BODY_BYTES and CAIRN_BODY_LIMITS."""
+    return BodyLimits.from_settings(settings, BODY_LIMITS)

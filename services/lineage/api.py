@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.errors import Forbidden, InvalidInput
 from cairn.kernel.identity import SIGNED_IN, SITE_ADMIN, VIEWER, caller_of, requires
+from cairn.kernel.ids import ID_PATTERN, PROJECT_NAME_PATTERN
 from cairn.services.lineage.queries import IMPACT_KINDS, AsOf, LineageQueries, node_json
 from cairn.services.lineage.refs import EXAMPLES
 from cairn.services.lineage.render import openlineage_events, to_dot, to_mermaid
@@ -19,7 +20,7 @@ from cairn.services.lineage.sql import MAX_ROWS, MAX_SECONDS, run_sql
 from cairn.services.lineage.store import LineageStore
 
 router = APIRouter()
-ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="project name")]
+ProjectName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="project name")]
 NodeParam = Annotated[str, Query(min_length=3, max_length=300, description=f"a node reference: {EXAMPLES}")]
 DepthParam = Annotated[int | None, Query(ge=1, le=1000, description="stop after this many hops (default: all)")]
 AsOfParam = Annotated[str | None, Query(max_length=64, description="a stream sequence or an ISO time (UTC)")]
@@ -116,7 +117,7 @@ def _run_events(q: LineageQueries, project: str, projects: list[str] | None, nid
 
 
 @router.get("/projects/{project}/runs/{run_id}/openlineage", tags=["lineage"], **requires(VIEWER))
-def run_openlineage(project: ProjectName, run_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")],
+def run_openlineage(project: ProjectName, run_id: Annotated[str, Path(pattern=ID_PATTERN)],
                     q: Queries, projects: Projects) -> dict[str, Any]:
     """The run's lineage as OpenLineage run events (START, then COMPLETE / FAIL / ABORT once it ended)."""
     nid, _ = q.resolve(f"run:{run_id}", project, projects)

@@ -7,17 +7,17 @@ existed then."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from cairn.kernel.errors import InvalidInput, NotFound
+from cairn.kernel.ids import NAME_RE
 from cairn.services.lineage.domain import kind_of, node_id
 from cairn.services.lineage.refs import NodeRef, display_ref, parse_ref
 from cairn.services.lineage.store import LineageStore
 
-PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+PROJECT_RE = NAME_RE
 IMPACT_KINDS = ("run", "model_version", "alias", "deployment", "dataset_version", "job")
 
 

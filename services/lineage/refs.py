@@ -11,17 +11,17 @@ project explicitly (blobs, commits and environments belong to no project).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from cairn.kernel.errors import InvalidInput
+from cairn.kernel.ids import PROJECT_NAME, anchored
 
 KINDS = ("dataset", "run", "model", "blob", "commit", "environment", "job", "sweep", "deployment")
 GLOBAL_KINDS = ("blob", "commit", "environment")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
-REF_RE = re.compile(rf"^(?P<kind>[a-z_]+):(?:(?P<project>[a-z0-9][a-z0-9_-]{{0,62}})/)?(?P<name>{_NAME})"
-                    r"(?:@(?P<at>[A-Za-z0-9][A-Za-z0-9_-]{0,63}))?$")
-VERSION_RE = re.compile(r"^v?(\d+)$")
+REF_RE = anchored(rf"(?P<kind>[a-z_]+):(?:(?P<project>{PROJECT_NAME})/)?(?P<name>{_NAME})"
+                  r"(?:@(?P<at>[A-Za-z0-9][A-Za-z0-9_-]{0,63}))?")
+VERSION_RE = anchored(r"v?(\d+)")
 EXAMPLES = "dataset:reviews@v3, run:<id>, model:churn@2, model:churn@production, blob:<digest>"
 
 

@@ -14,14 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge, Unavailable
 from cairn.kernel.identity import EDITOR, VIEWER, requires
+from cairn.kernel.ids import ID_PATTERN, KEY_PATTERN, PROJECT_NAME_PATTERN
 from cairn.services.metrics.batches import ARROW_STREAM, parse_arrow, parse_json, to_ipc
 from cairn.services.metrics.queries import cross_run_aggregate, downsample, json_float, load_series
 from cairn.services.metrics.runtime import MetricsRuntime
 from cairn.services.metrics.writer import SUBJECT_PREFIX, summarize
 
 router = APIRouter()
-ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="project name")]
-RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$", description="run id")]
+ProjectName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="project name")]
+RunId = Annotated[str, Path(pattern=ID_PATTERN, description="run id")]
 Method = Literal["minmax", "lttb"]
 
 
@@ -36,8 +37,8 @@ class MetricsSearch(BaseModel):
     """Query for one key across many runs."""
 
     model_config = ConfigDict(extra="forbid")
-    key: str = Field(min_length=1, max_length=250)
-    run_ids: list[str] = Field(min_length=1, max_length=1000)
+    key: str = Field(pattern=KEY_PATTERN)
+    run_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(min_length=1, max_length=1000)
     points: int | None = Field(default=1000, ge=3, le=100_000, description="downsample each run to this")
     method: Method = "minmax"
     aggregate: bool = True
@@ -82,7 +83,7 @@ async def log_batch(project: ProjectName, run_id: RunId, request: Request, rt: R
 
 @router.get("/projects/{project}/runs/{run_id}/metrics", tags=["metrics"], response_model=None, **requires(VIEWER))
 async def metric_history(project: ProjectName, run_id: RunId, rt: Runtime, request: Request,
-                         key: Annotated[str, Query(min_length=1, max_length=250)],
+                         key: Annotated[str, Query(pattern=KEY_PATTERN)],
                          points: Annotated[int | None, Query(ge=3, le=1_000_000, description="downsample to N")] = None,
                          method: Method = "minmax") -> dict[str, Any] | Response:
     """One key's history: every point, or ``points`` of them chosen by ``method``. JSON, or an Arrow
@@ -106,7 +107,7 @@ async def run_summary(project: ProjectName, run_id: RunId, rt: Runtime) -> dict[
 
 class RunsSummaryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    run_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]] = Field(min_length=1, max_length=1000)
+    run_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(min_length=1, max_length=1000)
 
 
 @router.post("/projects/{project}/metrics/summaries/runs", tags=["metrics"], response_model=None, **requires(VIEWER))
@@ -145,7 +146,7 @@ def _json(body: dict[str, Any]) -> Response:
 
 
 @router.get("/projects/{project}/metrics/summaries", tags=["metrics"], response_model=None, **requires(VIEWER))
-async def key_summaries(project: ProjectName, rt: Runtime, key: Annotated[str, Query(min_length=1, max_length=250)],
+async def key_summaries(project: ProjectName, rt: Runtime, key: Annotated[str, Query(pattern=KEY_PATTERN)],
                         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                         after: Annotated[str, Query(max_length=128, description="last run id of the previous page")] = ""
                         ) -> Response:

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
+from cairn.kernel.bodylimit import BodyLimit, BodyLimits
 from cairn.kernel.eventlog import connect
 from cairn.kernel.http import install_error_handlers
 from cairn.kernel.service import accept_only_services
@@ -49,6 +50,9 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
                      description="Metric points: batched ingest, Parquet storage, downsampled and "
                                  "cross-run queries.")
     install_error_handlers(app)
+    # a batch is read whole before it is parsed: cut it off at the batch limit while it streams in
+    batches = {"/projects/*/runs/*/metrics": settings.max_batch_bytes}
+    app.add_middleware(BodyLimit, limits=BodyLimits.from_settings(settings, batches), service="metrics")
     accept_only_services(app, "metrics", settings)
 
     @app.get("/healthz", tags=["ops"])

@@ -8,7 +8,6 @@ point. Batches above ``max_points`` are a 413.
 from __future__ import annotations
 
 import math
-import re
 import time
 from typing import Any
 
@@ -16,12 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge
+from cairn.kernel.ids import KEY_RE, anchored
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 SCHEMA = pa.schema([("key", pa.string()), ("value", pa.float64()), ("step", pa.int64()),
                     ("timestamp", pa.float64())])
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_./:\- ]{1,250}$")
-BATCH_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+KEY_PATTERN = KEY_RE  # metric keys follow the shared key rule (params, tags, metrics)
+BATCH_ID_PATTERN = anchored(r"[A-Za-z0-9_.:-]{1,128}")
 SPECIAL = {"NaN": math.nan, "nan": math.nan, "Infinity": math.inf, "inf": math.inf,
            "-Infinity": -math.inf, "-inf": -math.inf}
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from cairn.kernel.commands import CommandContext, Decide, Decision, Outcome
 from cairn.kernel.errors import NotFound
@@ -23,7 +23,14 @@ from cairn.kernel.identity import (
     check_requirement,
     requires,
 )
-from cairn.kernel.ids import check_project_name, new_id
+from cairn.kernel.ids import (
+    DIGEST_PATTERN,
+    FREE_NAME_PATTERN,
+    KEY_PATTERN,
+    PROJECT_NAME_PATTERN,
+    check_project_name,
+    new_id,
+)
 from cairn.kernel.service import ServiceRuntime
 from cairn.services.registry import domain, run_record
 from cairn.services.registry.run_record_body import RunRecordPut
@@ -32,8 +39,18 @@ from cairn.services.registry.store import RegistryStore
 
 router = APIRouter()
 Ctx = Annotated[CommandContext, Depends(command_context)]
-ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="project name")]
-ParamValue = str | int | float | bool
+ProjectName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="project name")]
+# Params and tags travel in one event, which must fit one NATS message (8 MB on servers we start):
+# at most MAX_ENTRIES keys of up to 250 characters with values of up to 8,000 per request, so a
+# request too large for the event log fails here, naming the field, in all but the extreme case
+# (which the event log refuses with a 413 naming its limit).
+MAX_ENTRIES = 1000
+Key = Annotated[str, StringConstraints(min_length=1, max_length=250, pattern=KEY_PATTERN)]
+ParamValue = Annotated[str, StringConstraints(max_length=8000)] | int | float | bool
+TagMap = Annotated[dict[Key, Annotated[str, StringConstraints(max_length=8000)]],
+                   Field(max_length=MAX_ENTRIES, description=f"at most {MAX_ENTRIES} tags")]
+ParamMap = Annotated[dict[Key, ParamValue], Field(max_length=MAX_ENTRIES, description=f"at most {MAX_ENTRIES} params")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=FREE_NAME_PATTERN)]
 
 
 async def _runtime(request: Request) -> ServiceRuntime:
@@ -56,7 +73,7 @@ class Strict(BaseModel):
 # --- request models ----------------------------------------------------------------------------
 
 class ProjectCreate(Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", examples=["vision"])
+    name: str = Field(pattern=PROJECT_NAME_PATTERN, examples=["vision"])
     description: str = Field(default="", max_length=8000)
 
 
@@ -65,12 +82,12 @@ class DescriptionUpdate(Strict):
 
 
 class NamedCreate(Strict):
-    name: str = Field(min_length=1, max_length=256)
+    name: Name
     description: str = Field(default="", max_length=8000)
 
 
 class NamedUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=256)
+    name: Name | None = None
     description: str | None = Field(default=None, max_length=8000)
 
 
@@ -80,10 +97,10 @@ class TagValue(Strict):
 
 class RunCreate(Strict):
     experiment_id: str | None = Field(default=None, max_length=128)
-    experiment: str | None = Field(default=None, max_length=256, description="experiment name")
-    name: str | None = Field(default=None, min_length=1, max_length=256)
-    params: dict[str, ParamValue] = Field(default_factory=dict)
-    tags: dict[str, str] = Field(default_factory=dict)
+    experiment: Name | None = Field(default=None, description="experiment name")
+    name: Name | None = None
+    params: ParamMap = Field(default_factory=dict)
+    tags: TagMap = Field(default_factory=dict)
     description: str = Field(default="", max_length=8000)
     start: bool = True
     record: RunRecordPut | None = Field(default=None, description=(
@@ -96,7 +113,7 @@ class RunFinish(Strict):
 
 
 class ParamsLog(Strict):
-    params: dict[str, ParamValue]
+    params: ParamMap
 
 
 class RunSearch(Strict):
@@ -110,7 +127,7 @@ class RunSearch(Strict):
 
 class VersionCreate(Strict):
     run_id: str = Field(min_length=1, max_length=128)
-    artifact_digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="BLAKE3 digest, hex")
+    artifact_digest: str = Field(pattern=DIGEST_PATTERN, description="BLAKE3 digest, hex")
     description: str = Field(default="", max_length=8000)
 
 

@@ -10,40 +10,23 @@ Aggregates:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from cairn.kernel.commands import Decision
 from cairn.kernel.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from cairn.kernel.ids import (
+    ALIAS_RE,
+    DIGEST_RE,
+    check_key,
+    check_model_name,
+    check_name,
+    check_text,
+)
 from cairn.services.registry.run_record import evolve_record
 
 State = dict[str, Any] | None
 
 RUN_STATUSES_FINAL = ("finished", "failed", "killed")
-KEY_RE = re.compile(r"^[A-Za-z0-9_\-./ :]{1,250}$")
-ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
-MAX_VALUE = 8000
-
-
-def _check_key(key: str, what: str) -> None:
-    if not isinstance(key, str) or not KEY_RE.match(key):
-        raise InvalidInput(
-            f"{what} {key!r} is not valid: use 1-250 letters, digits, spaces and '_-./:'",
-            details={"field": what},
-        )
-
-
-def _check_value(value: str, what: str) -> str:
-    if len(value) > MAX_VALUE:
-        raise InvalidInput(f"{what} is longer than {MAX_VALUE} characters", details={"field": what})
-    return value
-
-
-def _check_name(name: str, what: str) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > 256:
-        raise InvalidInput(f"{what} must be 1-256 characters", details={"field": what})
-    return name
 
 
 # --- project aggregate -------------------------------------------------------------------------
@@ -59,7 +42,7 @@ def create_project(state: State, *, name: str, description: str, default_experim
         raise AlreadyExists(f"project {name!r} already exists")
     return "project.created", {
         "name": name,
-        "description": _check_value(description, "description"),
+        "description": check_text(description, "description"),
         "default_experiment_id": default_experiment_id,
     }
 
@@ -68,7 +51,7 @@ def update_project(state: State, *, project: str, description: str) -> Decision:
     current = _project(state, project)
     if current["description"] == description:
         return None
-    return "project.updated", {"description": _check_value(description, "description")}
+    return "project.updated", {"description": check_text(description, "description")}
 
 
 def set_project_archived(state: State, *, project: str, archived: bool) -> Decision:
@@ -80,11 +63,11 @@ def set_project_archived(state: State, *, project: str, archived: bool) -> Decis
 
 def create_experiment(state: State, *, project: str, experiment_id: str, name: str, description: str) -> Decision:
     current = _project(state, project)
-    _check_name(name, "name")
+    check_name(name, "name")
     if name in current["experiment_names"]:
         raise AlreadyExists(f"experiment {name!r} already exists in project {project!r}")
     return "experiment.created", {
-        "experiment_id": experiment_id, "name": name, "description": _check_value(description, "description"),
+        "experiment_id": experiment_id, "name": name, "description": check_text(description, "description"),
     }
 
 
@@ -101,12 +84,12 @@ def update_experiment(state: State, *, project: str, experiment_id: str, name: s
     experiment = _experiment(current, experiment_id)
     data: dict[str, Any] = {"experiment_id": experiment_id}
     if name is not None and name != experiment["name"]:
-        _check_name(name, "name")
+        check_name(name, "name")
         if name in current["experiment_names"]:
             raise AlreadyExists(f"experiment {name!r} already exists in project {project!r}")
         data["name"] = name
     if description is not None:
-        data["description"] = _check_value(description, "description")
+        data["description"] = check_text(description, "description")
     if len(data) == 1:
         return None
     return "experiment.updated", data
@@ -121,25 +104,18 @@ def set_experiment_archived(state: State, *, project: str, experiment_id: str, a
 
 def set_experiment_tag(state: State, *, project: str, experiment_id: str, key: str, value: str) -> Decision:
     _experiment(_project(state, project), experiment_id)
-    _check_key(key, "key")
+    check_key(key, "key")
     return "experiment.tag_set", {"experiment_id": experiment_id, "key": key,
-                                  "value": _check_value(value, "value")}
+                                  "value": check_text(value, "value")}
 
 
 def create_model(state: State, *, project: str, model_id: str, name: str, description: str) -> Decision:
     current = _project(state, project)
-    _check_model_name(name)
+    check_model_name(name)
     if name in current["model_names"]:
         raise AlreadyExists(f"model {name!r} already exists in project {project!r}")
     return "model.created", {"model_id": model_id, "name": name,
-                             "description": _check_value(description, "description")}
-
-
-def _check_model_name(name: str) -> None:
-    if not isinstance(name, str) or not KEY_RE.match(name):
-        raise InvalidInput(
-            f"model name {name!r} is not valid: use 1-250 letters, digits, spaces and '_-./:'",
-            details={"field": "name"})
+                             "description": check_text(description, "description")}
 
 
 def _model_entry(current: dict[str, Any], model_id: str) -> dict[str, Any]:
@@ -155,12 +131,12 @@ def update_model(state: State, *, project: str, model_id: str, name: str | None,
     model = _model_entry(current, model_id)
     data: dict[str, Any] = {"model_id": model_id}
     if name is not None and name != model["name"]:
-        _check_model_name(name)
+        check_model_name(name)
         if name in current["model_names"]:
             raise AlreadyExists(f"model {name!r} already exists in project {project!r}")
         data["name"] = name
     if description is not None:
-        data["description"] = _check_value(description, "description")
+        data["description"] = check_text(description, "description")
     if len(data) == 1:
         return None
     return "model.updated", data
@@ -175,8 +151,8 @@ def set_model_archived(state: State, *, project: str, model_id: str, archived: b
 
 def set_model_tag(state: State, *, project: str, model_id: str, key: str, value: str) -> Decision:
     _model_entry(_project(state, project), model_id)
-    _check_key(key, "key")
-    return "model.tag_set", {"model_id": model_id, "key": key, "value": _check_value(value, "value")}
+    check_key(key, "key")
+    return "model.tag_set", {"model_id": model_id, "key": key, "value": check_text(value, "value")}
 
 
 def evolve_project(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -218,20 +194,20 @@ def evolve_project(state: State, event_type: str, data: dict[str, Any]) -> dict[
 def _normalise_params(params: dict[str, Any]) -> dict[str, str]:
     out = {}
     for key, value in params.items():
-        _check_key(key, "param key")
+        check_key(key, "param key")
         if isinstance(value, bool):
             value = str(value).lower()
         elif value is None:
             raise InvalidInput(f"param {key!r} has no value", details={"field": f"params.{key}"})
-        out[key] = _check_value(str(value), f"params.{key}")
+        out[key] = check_text(str(value), f"params.{key}")
     return out
 
 
 def _normalise_tags(tags: dict[str, Any]) -> dict[str, str]:
     out = {}
     for key, value in tags.items():
-        _check_key(key, "tag key")
-        out[key] = _check_value(str(value), f"tags.{key}")
+        check_key(key, "tag key")
+        out[key] = check_text(str(value), f"tags.{key}")
     return out
 
 
@@ -241,10 +217,10 @@ def create_run(state: State, *, run_id: str, experiment_id: str, name: str, para
         raise AlreadyExists(f"run {run_id!r} already exists")
     return "run.created", {
         "experiment_id": experiment_id,
-        "name": _check_name(name, "name"),
+        "name": check_name(name, "name"),
         "params": _normalise_params(params),
         "tags": _normalise_tags(tags),
-        "description": _check_value(description, "description"),
+        "description": check_text(description, "description"),
         "status": "running" if start else "scheduled",
     }
 
@@ -273,7 +249,7 @@ def finish_run(state: State, *, run_id: str, status: str, message: str) -> Decis
         return None
     if run["status"] in RUN_STATUSES_FINAL:
         raise Conflict(f"run {run_id!r} already ended as {run['status']}")
-    return "run.finished", {"status": status, "message": _check_value(message, "message")}
+    return "run.finished", {"status": status, "message": check_text(message, "message")}
 
 
 def log_params(state: State, *, run_id: str, params: dict[str, Any]) -> Decision:
@@ -313,9 +289,9 @@ def update_run(state: State, *, run_id: str, name: str | None, description: str 
     run = _run(state, run_id)
     data: dict[str, Any] = {}
     if name is not None and name != run["name"]:
-        data["name"] = _check_name(name, "name")
+        data["name"] = check_name(name, "name")
     if description is not None and description != run["description"]:
-        data["description"] = _check_value(description, "description")
+        data["description"] = check_text(description, "description")
     if not data:
         return None
     return "run.updated", data
@@ -364,7 +340,7 @@ def create_model_version(state: State, *, run_id: str, artifact_digest: str, des
     version = (state or {}).get("latest_version", 0) + 1
     return "model_version.created", {"version": version, "run_id": run_id,
                                      "artifact_digest": artifact_digest,
-                                     "description": _check_value(description, "description")}
+                                     "description": check_text(description, "description")}
 
 
 def _version(state: State, model: str, version: int) -> dict[str, Any]:
@@ -378,7 +354,7 @@ def _version(state: State, model: str, version: int) -> dict[str, Any]:
 
 def update_model_version(state: State, *, model: str, version: int, description: str) -> Decision:
     _version(state, model, version)
-    return "model_version.updated", {"version": version, "description": _check_value(description, "description")}
+    return "model_version.updated", {"version": version, "description": check_text(description, "description")}
 
 
 def set_model_version_archived(state: State, *, model: str, version: int, archived: bool) -> Decision:
@@ -390,8 +366,8 @@ def set_model_version_archived(state: State, *, model: str, version: int, archiv
 
 def set_model_version_tag(state: State, *, model: str, version: int, key: str, value: str) -> Decision:
     _version(state, model, version)
-    _check_key(key, "key")
-    return "model_version.tag_set", {"version": version, "key": key, "value": _check_value(value, "value")}
+    check_key(key, "key")
+    return "model_version.tag_set", {"version": version, "key": key, "value": check_text(value, "value")}
 
 
 def set_alias(state: State, *, model: str, alias: str, version: int) -> Decision:

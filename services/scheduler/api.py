@@ -13,7 +13,7 @@ from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.http import command_context
 from cairn.kernel.identity import AGENT, EDITOR, SIGNED_IN, VIEWER, requires
-from cairn.kernel.ids import check_project_name, check_token
+from cairn.kernel.ids import FREE_NAME_PATTERN, check_project_name, check_token
 from cairn.services.scheduler import domain
 from cairn.services.scheduler.core import (
     HEARTBEAT_SUBJECT,
@@ -115,9 +115,9 @@ class AgentRegister(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent_id: str = Field(min_length=1, max_length=128)
-    name: str = Field(min_length=1, max_length=256)
+    name: str = Field(pattern=FREE_NAME_PATTERN)
     queue: str = Field(default="default", max_length=63)
-    host: str = Field(min_length=1, max_length=256)
+    host: str = Field(pattern=FREE_NAME_PATTERN)
     capacity: Capacity
 
 

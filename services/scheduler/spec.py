@@ -10,11 +10,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cairn.kernel.errors import InvalidInput
-from cairn.kernel.ids import NAME_RE
+from cairn.kernel.ids import DATASET_NAME, DIGEST_RE, FREE_NAME_PATTERN, NAME_RE, anchored
 
-DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
-DATASET_REF_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}(@[A-Za-z0-9_.-]{1,64})?$")
-PARAM_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+DATASET_REF_RE = anchored(rf"{DATASET_NAME}(@[A-Za-z0-9_.-]{{1,64}})?")
+PARAM_KEY_RE = anchored(r"[A-Za-z0-9_.-]{1,250}")
+ENV_NAME_RE = anchored(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 UNITS_MIB = {"": 1.0, "B": 1 / (1 << 20), "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0 * 1024}
 MAX_NODES = 64
@@ -69,15 +69,15 @@ class JobSpec(BaseModel):
     requirements: list[str] = Field(default_factory=list, max_length=500)
     resources: Resources = Field(default_factory=Resources)
     datasets: list[str] = Field(default_factory=list, max_length=100)
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict, max_length=1000)
     seed: int | None = None
     queue: str = "default"
     priority: int = Field(default=0, ge=-1000, le=1000)
     timeout: float | None = Field(default=None, gt=0)
     max_retries: int = Field(default=0, ge=0, le=100)
     nodes: int = Field(default=1, ge=1, le=MAX_NODES)
-    experiment: str = Field(default="default", min_length=1, max_length=256)
-    name: str | None = Field(default=None, min_length=1, max_length=256)
+    experiment: str = Field(default="default", pattern=FREE_NAME_PATTERN)
+    name: str | None = Field(default=None, pattern=FREE_NAME_PATTERN)
     env: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("command", mode="before")
@@ -114,7 +114,7 @@ class JobSpec(BaseModel):
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", key) or key.startswith("CAIRN_"):
+            if not ENV_NAME_RE.match(key) or key.startswith("CAIRN_"):
                 raise ValueError(f"env name {key!r} is not allowed (letters, digits, '_'; not CAIRN_*)")
         return value
 

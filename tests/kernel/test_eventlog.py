@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cairn.kernel.envelope import Event
-from cairn.kernel.errors import ConcurrencyConflict
-from cairn.kernel.eventlog import EventLog
+from cairn.kernel.envelope import H_MSG_ID, Event
+from cairn.kernel.errors import ConcurrencyConflict, PayloadTooLarge
+from cairn.kernel.eventlog import EventLog, message_header_bytes
 from cairn.natsserver import start_nats_server
 
 
@@ -62,6 +63,37 @@ def test_atomic_batches_append_in_order(nats_url: str) -> None:
         sequences = await log.append_batch([_tag(f"b{i % 7}", f"k{i}") for i in range(2500)])
         assert sequences == list(range(before + 1, before + 2501))
         assert await log.last_sequence() == before + 2500
+        await log.close()
+
+    asyncio.run(scenario())
+
+
+def _sized(run: str, total: int, msg_id: str) -> Event:
+    """A tag event whose message (payload and the headers ``append`` sends) is ``total`` bytes."""
+    event = _tag(run, "big")
+    headers = {**event.headers(), H_MSG_ID: msg_id}
+    overhead = len(event.to_json()) - 1 + message_header_bytes(headers)
+    return dataclasses.replace(event, data={"key": "big", "value": "v" * (total - overhead)})
+
+
+def test_an_event_over_max_payload_is_413_naming_the_limit_and_nothing_is_sent(nats_url: str) -> None:
+    """The server's max_payload counts headers too: a message of exactly the limit is stored, one
+    byte more is refused here (a 413 naming the limit and the largest part) instead of a
+    MaxPayloadError or a server that drops the connection."""
+    async def scenario() -> None:
+        log = await EventLog.open(nats_url)
+        limit = log.nc.max_payload
+        assert limit == 8 << 20  # max_payload: 8MB in the servers we start
+        before = await log.last_sequence()
+        with pytest.raises(PayloadTooLarge) as refused:
+            await log.append(_sized("max", limit + 1, "over"), expected_last_subject_seq=None, msg_id="over")
+        assert refused.value.details["limit"] == limit and str(limit) in refused.value.message
+        assert "value" in refused.value.details["largest"]
+        with pytest.raises(PayloadTooLarge):
+            await log.append_batch([_tag("max", "small"), _sized("max", limit + 1, "x")])
+        assert await log.last_sequence() == before
+        stored = await log.append(_sized("max", limit, "exact"), expected_last_subject_seq=None, msg_id="exact")
+        assert stored.sequence == before + 1 and log.nc.is_connected
         await log.close()
 
     asyncio.run(scenario())

@@ -14,7 +14,7 @@ from cairn.kernel.envelope import utc_now
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.http import command_context
 from cairn.kernel.identity import EDITOR, VIEWER, requires
-from cairn.kernel.ids import new_id
+from cairn.kernel.ids import ID_PATTERN, PROJECT_NAME_PATTERN, new_id
 from cairn.kernel.service import ServiceRuntime
 from cairn.services.scheduler.sweeps import domain
 from cairn.services.scheduler.sweeps.projection import SweepQueries
@@ -22,8 +22,8 @@ from cairn.services.scheduler.sweeps.spec import SweepSpec, parse_sweep_spec, tr
 
 router = APIRouter()
 Ctx = Annotated[CommandContext, Depends(command_context)]
-ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="project name")]
-SweepId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$", description="sweep id")]
+ProjectName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="project name")]
+SweepId = Annotated[str, Path(pattern=ID_PATTERN, description="sweep id")]
 EXAMPLE = {"name": "lr-search", "method": "bayes", "seed": 1,
            "metric": {"name": "val_loss", "goal": "minimize"},
            "parameters": {"lr": {"type": "log_uniform", "min": 1e-5, "max": 1e-1},

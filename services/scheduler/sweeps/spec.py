@@ -14,15 +14,16 @@ range with a ``step``.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cairn.kernel.errors import InvalidInput
+from cairn.kernel.ids import FREE_NAME_PATTERN, PROJECT_NAME_PATTERN, anchored, field_pattern
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-PARAM_RE = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+SWEEP_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
+PARAM = r"[A-Za-z0-9_.-]{1,250}"  # trial params become job params (cairn.services.scheduler.spec)
+PARAM_RE = anchored(PARAM)
 MAX_GRID = 10_000
 MAX_TRIALS = 10_000
 ParamValue = str | int | float | bool
@@ -35,7 +36,7 @@ class Strict(BaseModel):
 
 
 class Metric(Strict):
-    name: str = Field(pattern=PARAM_RE.pattern, description="the metric key the trial's run logs")
+    name: str = Field(pattern=field_pattern(PARAM), description="the metric key the trial's run logs")
     goal: Literal["minimize", "maximize"] = "minimize"
 
 
@@ -173,9 +174,9 @@ class JobTemplate(BaseModel):
 
 
 class SweepSpec(Strict):
-    name: str = Field(pattern=NAME_RE.pattern)
-    project: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-    experiment: str = Field(default="default", min_length=1, max_length=256)
+    name: str = Field(pattern=field_pattern(SWEEP_NAME))
+    project: str | None = Field(default=None, pattern=PROJECT_NAME_PATTERN)
+    experiment: str = Field(default="default", pattern=FREE_NAME_PATTERN)
     description: str = Field(default="", max_length=8000)
     method: Literal["grid", "random", "bayes"]
     seed: int = Field(default=0, ge=0, lt=2**31)

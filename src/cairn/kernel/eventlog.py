@@ -23,7 +23,7 @@ from nats.js import api as js_api
 from nats.js.errors import BadRequestError, NotFoundError
 
 from cairn.kernel.envelope import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, SUBJECT_PREFIX, Event
-from cairn.kernel.errors import ConcurrencyConflict, Unavailable
+from cairn.kernel.errors import ConcurrencyConflict, PayloadTooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,12 @@ STREAM_NAME_IN_USE = 10058
 MAX_ATOMIC_BATCH = 1000  # the server's default limit on messages in one atomic batch
 # How long the server remembers idempotency keys. Projections remember applied keys for good.
 DUPLICATE_WINDOW_S = 3600.0
+
+
+def message_header_bytes(headers: dict[str, str]) -> int:
+    """The size of NATS message headers on the wire (``NATS/1.0``, ``key: value`` lines, blank
+    line), which the server counts against ``max_payload`` with the payload."""
+    return len(b"NATS/1.0\r\n\r\n") + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
 
 
 @dataclass(frozen=True)
@@ -124,8 +130,9 @@ class EventLog:
         if expected_last_subject_seq is not None:
             headers[H_EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last_subject_seq)
         headers[H_MSG_ID] = msg_id or event.id
+        payload = self.encode(event, headers)
         try:
-            ack = await self.js.publish(event.subject, event.to_json(), headers=headers)
+            ack = await self.js.publish(event.subject, payload, headers=headers)
         except BadRequestError as err:
             if err.err_code == WRONG_LAST_SEQUENCE:
                 raise ConcurrencyConflict(
@@ -138,27 +145,50 @@ class EventLog:
     async def append_batch(self, events: list[Event]) -> list[int]:
         """Append events as JetStream atomic batches (all of a batch or none, one disk sync per
         batch instead of one per event); returns the events' stream sequences in order."""
-        sequences: list[int] = []
-        for start in range(0, len(events), MAX_ATOMIC_BATCH):
+        chunks: list[list[tuple[str, bytes, dict[str, str]]]] = []
+        for start in range(0, len(events), MAX_ATOMIC_BATCH):  # every event is checked before any is sent
             chunk = events[start:start + MAX_ATOMIC_BATCH]
-            batch_id = chunk[0].id
+            messages = []
             for number, event in enumerate(chunk, 1):
-                headers = {**event.headers(), "Nats-Batch-Id": batch_id,
-                           "Nats-Batch-Sequence": str(number)}
-                if number < len(chunk):
-                    await self.nc.publish(event.subject, event.to_json(), headers=headers)
-                    continue
-                headers["Nats-Batch-Commit"] = "1"
-                reply = await self.nc.request(event.subject, event.to_json(), headers=headers, timeout=10)
-                answer = json.loads(reply.data)
-                if "error" in answer:
-                    error = answer["error"]
-                    if error.get("err_code") == WRONG_LAST_SEQUENCE:
-                        raise ConcurrencyConflict("an aggregate in the batch was changed by another request; retry")
-                    raise Unavailable(f"atomic append failed: {error.get('description')}")
-                last = int(answer["seq"])
-                sequences.extend(range(last - len(chunk) + 1, last + 1))
+                headers = {**event.headers(), "Nats-Batch-Id": chunk[0].id, "Nats-Batch-Sequence": str(number)}
+                if number == len(chunk):
+                    headers["Nats-Batch-Commit"] = "1"
+                messages.append((event.subject, self.encode(event, headers), headers))
+            chunks.append(messages)
+        sequences: list[int] = []
+        for messages in chunks:
+            *leading, (subject, payload, headers) = messages
+            for lead_subject, lead_payload, lead_headers in leading:
+                await self.nc.publish(lead_subject, lead_payload, headers=lead_headers)
+            reply = await self.nc.request(subject, payload, headers=headers, timeout=10)
+            answer = json.loads(reply.data)
+            if "error" in answer:
+                error = answer["error"]
+                if error.get("err_code") == WRONG_LAST_SEQUENCE:
+                    raise ConcurrencyConflict("an aggregate in the batch was changed by another request; retry")
+                raise Unavailable(f"atomic append failed: {error.get('description')}")
+            last = int(answer["seq"])
+            sequences.extend(range(last - len(messages) + 1, last + 1))
         return sequences
+
+    def encode(self, event: Event, headers: dict[str, str]) -> bytes:
+        """The event as it is published, checked against the server's ``max_payload`` (from the
+        connection's INFO; headers count too): an event that cannot be stored is a 413 naming the
+        limit and the event's largest parts, before anything is sent, instead of a
+        ``MaxPayloadError`` (a 500) from the client or a refusal from the server."""
+        payload = event.to_json()
+        limit = self.nc.max_payload
+        size = len(payload) + message_header_bytes(headers)
+        if limit and size > limit:
+            parts = sorted(((len(json.dumps(value)), name) for name, value in event.data.items()), reverse=True)
+            largest = {name: length for length, name in parts[:3]}
+            named = ", ".join(f"{name} ({length} bytes)" for name, length in largest.items())
+            raise PayloadTooLarge(
+                f"the {event.type} event would be {size} bytes, over the event log's limit of {limit} bytes "
+                f"per event (the NATS server's max_payload); its largest parts: {named}: send fewer or "
+                "shorter values, or spread them over several requests",
+                details={"limit": limit, "size": size, "largest": largest})
+        return payload
 
     async def last_sequence(self) -> int:
         info = await self.js.stream_info(self.stream)

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import CairnError
 from cairn.kernel.identity import current_caller
-from cairn.kernel.ids import new_id
+from cairn.kernel.ids import PATTERN_RULES, new_id
 from cairn.kernel.telemetry import current_traceparent
 
 log = logging.getLogger(__name__)
@@ -24,13 +24,22 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "[key]")]
     return ".".join(parts) or "(body)"
+
+
+def _message(error: Any) -> str:
+    """pydantic's message, but a shared name rule in words rather than as its regex."""
+    rule = PATTERN_RULES.get((error.get("ctx") or {}).get("pattern", ""))
+    what = "the key " if tuple(error.get("loc", ()))[-1:] == ("[key]",) else ""  # a dict's key, not its value
+    if error.get("type") == "string_pattern_mismatch" and rule is not None:
+        return f"{what}{str(error.get('input'))[:80]!r} is not valid: use {rule}"
+    return what + str(error.get("msg", ""))
 
 
 def validation_error_body(errors: Sequence[Any]) -> dict[str, Any]:
     """pydantic's complaints as our 422 body: the first one in the message, every one in details."""
-    problems = [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in errors]
+    problems = [{"field": _field(tuple(e.get("loc", ()))), "message": _message(e)} for e in errors]
     first = problems[0] if problems else {"field": "(body)", "message": "invalid"}
     message = f"{first['field']}: {first['message']}"
     if len(problems) > 1:

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 
 from cairn.kernel.allocator import tune_allocator
+from cairn.kernel.bodylimit import BodyLimit, BodyLimits
 from cairn.kernel.commands import CommandHandler
 from cairn.kernel.envelope import aggregate_subjects
 from cairn.kernel.eventlog import EventLog
@@ -58,10 +59,12 @@ def create_service_app(
     projection_batch: int | None = None,
     projection_interval_s: float = 0.0,
     projection_aggregates: Sequence[str] = (),
+    body_limits: Mapping[str, int | None] | None = None,
 ) -> FastAPI:
     """A FastAPI app for one service with its projection running in the background; one that
     reads only some aggregates' events names them (``projection_aggregates``), so the event log
-    delivers only those."""
+    delivers only those. Request bodies are bounded while they stream in: 16 MiB by default,
+    ``body_limits`` (path prefix -> bytes) for routes that take more or less."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,6 +86,7 @@ def create_service_app(
     app = traced_app(name, title=f"cairn {name}", description=description, version="0.1.0",
                      lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limits=BodyLimits.from_settings(settings, body_limits), service=name)
     accept_only_services(app, name, settings)
 
     @app.get("/healthz", tags=["ops"])

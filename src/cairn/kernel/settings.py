@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cairn.kernel.bodylimit import DEFAULT_MAX_BODY
+
 DEFAULT_DATA_DIR = Path.home() / ".cairn"
 
 
@@ -21,8 +23,12 @@ class CommonSettings(BaseSettings):
 
 
 class ServiceSettings(CommonSettings):
-    """A service: the common settings plus its own loopback address."""
+    """A service: the common settings plus its own loopback address and its request body limits:
+    CAIRN_MAX_BODY_BYTES (16 MiB) for every route, CAIRN_BODY_LIMITS (JSON, path prefix -> bytes,
+    ``*`` for one segment) for the routes that need another (see cairn.kernel.bodylimit)."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, ge=0)
+    body_limits: dict[str, int] = Field(default_factory=dict)
     service_key_file: Path | None = None  # default: <data dir>/secrets/service.key
