@@ -9,6 +9,7 @@ from urllib.parse import unquote
 import pytest
 
 from cairn.kernel.errors import BadRequest
+from cairn.kernel.ids import ALIAS_RE, KEY_RE
 from cairn.services.gateway.mlflow.errors import MlflowError
 from cairn.services.gateway.mlflow.identifiers import (
     ALIAS,
@@ -20,7 +21,6 @@ from cairn.services.gateway.mlflow.identifiers import (
     escape,
 )
 from cairn.services.gateway.paths import check_path, encode_path
-from cairn.services.registry.domain import ALIAS_RE, KEY_RE
 
 REFUSED = {
     b"/api/v1/registry/projects/a/%2e%2e/b/runs/r": "dot segment",

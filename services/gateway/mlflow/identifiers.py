@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from cairn.kernel.ids import NAME_RE, TOKEN_RE
+from cairn.kernel.ids import ALIAS_RE, MODEL_NAME_RE, NAME_RE, TOKEN_RE
 from cairn.services.gateway.mlflow.errors import invalid
 
-# The services' own patterns, minus '/' where the service addresses the value by one path segment:
-# registry KEY_RE (tag keys, model names) and ALIAS_RE (cairn.services.registry.domain), run ids
-# as the metrics and artifacts services' RunId, project names as kernel NAME_RE.
+# The services' own rules (cairn.kernel.ids); tag keys without the '/' that KEY_RE allows, since a
+# service addresses a tag key by one path segment.
 _KEY = re.compile(r"[A-Za-z0-9_\-. :]{1,250}")
-_ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _LOGGED_MODEL_ID = re.compile(r"m-[0-9a-f]{32}-[0-9a-f]{8}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -52,10 +50,10 @@ PROJECT = Identifier("a project name", NAME_RE,
                      "1-63 lowercase letters, digits, '-' and '_', starting with a letter or digit")
 RUN_ID = Identifier("a run id", TOKEN_RE, "1-128 letters, digits, '-' or '_'")
 EXPERIMENT_ID = Identifier("an experiment id", TOKEN_RE, "1-128 letters, digits, '-' or '_' ('0' for the default)")
-MODEL_NAME = Identifier("a registered model name", _KEY,
-                        "1-250 letters, digits, spaces and '_-.:' (no '/'), and not '.' or '..'")
+MODEL_NAME = Identifier("a registered model name", MODEL_NAME_RE,
+                        "1-250 letters, digits, spaces and '_-.:', not starting with '.', '-', ':' or a space")
 TAG_KEY = Identifier("a tag key", _KEY, "1-250 letters, digits, spaces and '_-.:' (no '/'), and not '.' or '..'")
-ALIAS = Identifier("an alias", _ALIAS, "a letter, then up to 63 letters, digits, '-' or '_'")
+ALIAS = Identifier("an alias", ALIAS_RE, "a letter, then up to 63 letters, digits, '-' or '_'")
 LOGGED_MODEL_ID = Identifier("a logged model id", _LOGGED_MODEL_ID, "m-<run id: 32 hex>-<8 hex>")
 
 
