@@ -17,6 +17,7 @@ from cairn.kernel.ids import (
     DATASET_NAME,
     DATASET_NAME_PATTERN,
     DIGEST_PATTERN,
+    FREE_TEXT_PATTERN,
     ID_PATTERN,
     anchored,
     check_token,
@@ -50,7 +51,7 @@ class Strict(BaseModel):
 
 class VersionCreate(Strict):
     manifest: dict[str, Any] = Field(description="Manifest.as_dict(): digest, entries, skipped")
-    description: str = Field(default="", max_length=8000)
+    description: str = Field(default="", max_length=8000, pattern=FREE_TEXT_PATTERN)
 
 
 class ManifestPut(Strict):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import Forbidden, NotFound
 from cairn.kernel.identity import ACCOUNT, ADMIN, VIEWER, requires
-from cairn.kernel.ids import PROJECT_NAME_PATTERN, new_id
+from cairn.kernel.ids import FREE_TEXT_PATTERN, PROJECT_NAME_PATTERN, URL_PATTERN, new_id
 from cairn.kernel.telemetry import current_traceparent
 from cairn.services.gateway import domain
 from cairn.services.gateway.audit import audit_page
@@ -48,7 +48,7 @@ class TokenCreate(Strict):
     expires_in_days: float | None = Field(
         default=None, gt=0, le=3650,
         description="default: never; at most until the token you use expires")
-    description: str = Field(default="", max_length=500)
+    description: str = Field(default="", max_length=500, pattern=FREE_TEXT_PATTERN)
 
 
 class MemberAdd(Strict):
@@ -57,7 +57,7 @@ class MemberAdd(Strict):
 
 
 class WebhookCreate(Strict):
-    url: str = Field(min_length=8, max_length=2000)
+    url: str = Field(min_length=8, max_length=2000, pattern=URL_PATTERN)
     types: list[str] = Field(min_length=1, max_length=50)
 
 

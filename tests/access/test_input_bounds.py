@@ -96,3 +96,15 @@ def test_metric_keys_and_dataset_names_are_checked_to_the_end_of_the_text(platfo
     manifest = {"digest": "0" * 64, "entries": [], "skipped": []}
     _refused(gw.post(f"/artifacts/projects/{project}/datasets/.x/versions", json={"manifest": manifest}), 422,
              "name")
+
+
+def test_free_text_outside_the_registry_refuses_nul_and_urls_refuse_control_characters(
+        platform: Platform, gw: httpx.Client, project: str) -> None:
+    before = stream_last_seq(platform)
+    _refused(gw.post("/tokens", json={"description": "ci\x00bot"}), 422, "description")
+    for url in ("http://example.com/a\nb", "http://example.com/a b", "http://exa\x00mple.com/"):
+        _refused(gw.post(f"/projects/{project}/webhooks", json={"url": url, "types": ["run.*"]}), 422, "url")
+    manifest = {"entries": []}
+    _refused(gw.post(f"/artifacts/projects/{project}/datasets/d/versions",
+                     json={"manifest": manifest, "description": "x\x00"}), 422, "description")
+    assert stream_last_seq(platform) == before

@@ -174,6 +174,50 @@ def test_every_route_declares_a_role_and_enforces_it(platform: Platform, callers
     assert not failures, f"{len(failures)} wrong answers:\n" + "\n".join(failures)
 
 
+PATH_VARIANTS = {  # what replaces the project segment (or, without one, the last segment)
+    "dot segments": lambda seg: f"{MINE}/%2e%2e/{OTHER}",
+    "upper-case dots": lambda seg: f"{MINE}/%2E%2E/{OTHER}",
+    "encoded slash": lambda seg: f"{MINE}/..%2f{OTHER}",
+    "double encoding": lambda seg: f"{MINE}/%252e%252e/{OTHER}",
+    "encoded question mark": lambda seg: f"{seg}%3f",
+    "encoded hash": lambda seg: f"{seg}%23",
+    "backslash": lambda seg: f"{seg}%5c..",
+    "NUL": lambda seg: f"{seg}%00",
+}
+
+
+def test_every_route_refuses_path_variants_before_routing(platform: Platform, callers: dict[str, Who]) -> None:
+    """Each route, its path bent the ways that walked around the roles (``..`` into another
+    project, an encoded ``?`` that hid the last segment), is a 400 for any caller, and a trailing
+    slash is the route itself (the same answer)."""
+    routes = _service_routes(platform) + _gateway_routes(platform)
+    editor = {"Authorization": f"Bearer {callers['editor'].token}"}
+    failures: list[str] = []
+    before = stream_last_seq(platform)
+
+    def variant_answers(route: tuple[str, str, str]) -> None:
+        method, template, requirement = route
+        path = _concrete(template, MINE)
+        segments = path.split("/")
+        at = segments.index(MINE) if "{project}" in template else len(segments) - 1
+        body = {} if method in ("POST", "PUT", "PATCH") else None
+        for name, bend in PATH_VARIANTS.items():
+            bent = "/".join([*segments[:at], bend(segments[at]), *segments[at + 1:]])
+            resp = httpx.request(method, f"{platform.gateway}{bent}", headers=editor, json=body, timeout=30)
+            if resp.status_code != 400:
+                failures.append(f"{name:22} {method:6} {bent}: {resp.status_code} {resp.text[:100]}")
+        if method == "GET" and not template.endswith("/events/stream"):
+            plain = httpx.get(f"{platform.gateway}{path}", headers=editor, timeout=30)
+            slashed = httpx.get(f"{platform.gateway}{path}/", headers=editor, timeout=30)
+            if slashed.status_code != plain.status_code:
+                failures.append(f"trailing slash GET {path}/: {slashed.status_code}, without {plain.status_code}")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(variant_answers, routes))
+    assert stream_last_seq(platform) == before, "a bent path changed something"
+    assert not failures, f"{len(failures)} wrong answers:\n" + "\n".join(failures)
+
+
 def test_a_service_refuses_requests_that_do_not_come_from_the_gateway(platform: Platform) -> None:
     url = f"{platform.service_url('registry')}/projects"
     assert httpx.get(url, timeout=10).status_code == 401

@@ -19,7 +19,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cairn.kernel.errors import InvalidInput
-from cairn.kernel.ids import FREE_NAME_PATTERN, PROJECT_NAME_PATTERN, anchored, field_pattern
+from cairn.kernel.ids import (
+    FREE_NAME_PATTERN,
+    FREE_TEXT_PATTERN,
+    PROJECT_NAME_PATTERN,
+    anchored,
+    field_pattern,
+)
 
 SWEEP_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
 PARAM = r"[A-Za-z0-9_.-]{1,250}"  # trial params become job params (cairn.services.scheduler.spec)
@@ -177,7 +183,7 @@ class SweepSpec(Strict):
     name: str = Field(pattern=field_pattern(SWEEP_NAME))
     project: str | None = Field(default=None, pattern=PROJECT_NAME_PATTERN)
     experiment: str = Field(default="default", pattern=FREE_NAME_PATTERN)
-    description: str = Field(default="", max_length=8000)
+    description: str = Field(default="", max_length=8000, pattern=FREE_TEXT_PATTERN)
     method: Literal["grid", "random", "bayes"]
     seed: int = Field(default=0, ge=0, lt=2**31)
     metric: Metric

@@ -62,6 +62,7 @@ DATASET_NAME_PATTERN = field_pattern(DATASET_NAME)
 DIGEST_PATTERN = field_pattern(DIGEST)
 FREE_NAME_PATTERN = field_pattern(FREE_NAME)
 FREE_TEXT_PATTERN = r"^[^\x00]*$"  # descriptions, tag values, messages: newlines yes, NUL no
+URL_PATTERN = rf"^[^\s{CONTROL_CHARS}]+$"  # no spaces or control characters anywhere in a URL
 
 # What each field pattern asks for, in words: a 422 says this instead of the regex.
 PATTERN_RULES = {
@@ -73,6 +74,7 @@ PATTERN_RULES = {
     DIGEST_PATTERN: "64 lowercase hex digits (a BLAKE3 digest)",
     FREE_NAME_PATTERN: "1-256 characters on one line, without control characters (newline, tab, NUL)",
     FREE_TEXT_PATTERN: "text without NUL characters",
+    URL_PATTERN: "a URL without spaces or control characters",
 }
 
 
