@@ -7,9 +7,9 @@ import os
 import signal
 from pathlib import Path
 
-import cairn
-
 from up_driver import alive, healthy, start_up, wait
+
+import cairn
 
 
 def test_cairn_up_end_to_end(tmp_path: Path) -> None:

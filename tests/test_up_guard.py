@@ -11,13 +11,14 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
+from up_driver import Up, alive, healthy, run_up, start_up, wait
 
 from cairn.kernel.natsauth import NatsCredentials
 from cairn.natsserver import free_ports
-
-from up_driver import Up, alive, healthy, run_up, start_up, wait
+from cairn.up import start_private_nats
 
 
 def _listener(port: int) -> socket.socket:
@@ -137,3 +138,27 @@ def test_a_nats_server_whose_port_was_taken_while_it_was_down_stops_the_platform
     assert up.proc.returncode == 1, out
     assert f"nats-server could not come back on port {nats_port}, so the platform stops" in out
     wait(lambda: not any(alive(pid) for pid in children), 30, "every service to stop")
+
+
+def test_cairn_up_on_an_external_nats_connects_with_the_credentials_files_given(tmp_path: Path) -> None:
+    """--nats-url with --nats-creds/--nats-agent-creds: the services get in as the given user, and
+    agents are handed the agents' user (here a server like ours, with its files)."""
+    nats, url, files = start_private_nats(tmp_path / "nats", tmp_path / "secrets")
+    try:
+        up = start_up(tmp_path / "data", "--nats-url", url, "--nats-creds", str(files["gateway"]),
+                      "--nats-agent-creds", str(files["agent"])).wait_healthy()
+        try:
+            token = (tmp_path / "data" / "admin.token").read_text().strip()
+            answer = httpx.post(f"{up.url}/api/v1/scheduler/agents", headers={"Authorization": f"Bearer {token}"},
+                                json={"agent_id": "ext-1", "name": "ext", "queue": "ext", "host": "127.0.0.1",
+                                      "capacity": {"cpus": 1, "memory_mib": 64}}, timeout=30)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["nats_url"] == url
+            assert answer.json()["nats_credentials"] == NatsCredentials.read(files["agent"]).to_dict()
+            assert up.state()["nats_pid"] is None and not (tmp_path / "data" / "secrets").exists()
+        finally:
+            out = up.stop()
+        assert up.proc.returncode == 0, out
+    finally:
+        nats.terminate()
+        nats.wait()

@@ -121,14 +121,15 @@ def test_the_agent_user_cannot_append_events_of_record_or_call_service_commands(
 
     async def scenario() -> None:
         async with agent:
-            assert agent.nc is not None
-            js = agent.nc.jetstream(timeout=2)
+            nc = agent.nc
+            assert nc is not None
+            js = nc.jetstream(timeout=2)
             await agent.refused("publish", forged.subject, lambda: js.publish(
                 forged.subject, forged.to_json(), headers=forged.headers()))
-            await agent.refused("publish", forged.subject, lambda: agent.nc.request(  # type: ignore[union-attr]
+            await agent.refused("publish", forged.subject, lambda: nc.request(
                 forged.subject, forged.to_json(), headers={H_TYPE: forged.type}, timeout=2))
-            await agent.refused("publish", "cairn.cmd.registry.start_run", lambda: agent.nc.request(  # type: ignore[union-attr]
-                "cairn.cmd.registry.start_run", b"{}", timeout=2))
+            command = "cairn.cmd.registry.start_run"
+            await agent.refused("publish", command, lambda: nc.request(command, b"{}", timeout=2))
 
     asyncio.run(scenario())
     assert not _forged_in_log(platform, forged)
