@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,19 @@ def _listener(port: int) -> socket.socket:
     sock.bind(("127.0.0.1", port))
     sock.listen()
     return sock
+
+
+def _take_port_soon(port: int, timeout: float = 10.0) -> socket.socket:
+    """Listen on a port that was just freed; another process's outgoing connection may use it as
+    its local port for a moment (it is in the ephemeral range), so try until a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _listener(port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _nothing_started(data_dir: Path) -> None:
@@ -130,7 +144,7 @@ def test_a_nats_server_whose_port_was_taken_while_it_was_down_stops_the_platform
     try:
         os.kill(state["nats_pid"], signal.SIGKILL)
         wait(lambda: not alive(state["nats_pid"]), 10, "nats-server to die")
-        squatter = _listener(nats_port)
+        squatter = _take_port_soon(nats_port)
     finally:
         os.kill(state["pid"], signal.SIGCONT)
     with squatter:

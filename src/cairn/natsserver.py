@@ -134,11 +134,12 @@ def start_nats_server(directory: Path, port: int | None = None, host: str = "127
         listening = _wait_listening(proc, ports_dir / f"{Path(binary).name}_{proc.pid}.ports", timeout)
     except ConfigurationError as err:
         raise ConfigurationError(f"{err.message}; see {log_path}") from None
-    return proc, listening
+    address = f"[{host}]" if ":" in host else host
+    return proc, f"nats://{address}:{listening.rsplit(':', 1)[1]}"
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], ports_file: Path, timeout: float) -> str:
-    """The client URL that ``proc`` itself reports listening on."""
+    """A client URL that ``proc`` itself reports listening on (one per address for 0.0.0.0)."""
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:

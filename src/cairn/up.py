@@ -282,16 +282,24 @@ class Supervisor:
                 self._restart_nats()
             time.sleep(0.2)
 
-    def _restart_nats(self) -> None:
+    def _restart_nats(self, grace_s: float = 5.0) -> None:
         """Bring nats-server back on its port, or stop: on any other port the services would not
-        find it, and whatever holds the port now is not ours."""
+        find it, and whatever holds the port now is not ours. A port in the ephemeral range may
+        be some outgoing connection's local port for a moment, hence a few tries first."""
         assert self.nats is not None
         self.say(f"nats-server exited with {self.nats.returncode}; restarting it on port {self.nats_port}")
-        try:
-            self._start_nats(self.nats_port)
-        except ConfigurationError as err:
-            raise ConfigurationError(f"nats-server could not come back on port {self.nats_port}, so the platform "
-                                     f"stops (its services must not attach to another server): {err.message}") from None
+        deadline = time.monotonic() + grace_s
+        while True:
+            try:
+                self._start_nats(self.nats_port)
+                break
+            except ConfigurationError as err:
+                if time.monotonic() < deadline and not self.stopping:
+                    time.sleep(0.5)
+                    continue
+                raise ConfigurationError(
+                    f"nats-server could not come back on port {self.nats_port}, so the platform stops "
+                    f"(its services must not attach to another server): {err.message}") from None
         self.write_state()
 
     def stop(self) -> None:
