@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 
 from cairn.kernel.identity import IDENTITY_HEADER, Caller, Signer, load_service_key
-from cairn.natsserver import free_ports, start_nats_server, wait_for_tcp
-from cairn.up import SERVICES, service_wiring
+from cairn.kernel.natsauth import ADMIN_USER, AGENT_USER, NatsCredentials
+from cairn.natsserver import free_ports, wait_for_tcp
+from cairn.up import PROCESSES, SERVICES, nats_wiring, service_wiring, start_private_nats
 
 SITE_ADMIN = Caller("admin", "test", "user", True)
 
@@ -43,10 +44,16 @@ class SignedAsGateway:
 @dataclass
 class Platform:
     """NATS + registry + artifacts + metrics + gateway, each its own process, data under ``root``.
-    ``extra_env`` adds environment for every service (e.g. the artifact backend)."""
+    ``extra_env`` adds environment for every service (e.g. the artifact backend).
+
+    NATS takes only Cairn's users, as under ``cairn up``: each service connects with its own
+    credentials file. ``nats_url`` carries the admin user's name and password (nats-py reads them
+    from the URL) for tests that read the log; ``nats_server_url`` has none."""
 
     root: Path
     nats_url: str = ""
+    nats_server_url: str = ""
+    nats_creds: dict[str, Path] = field(default_factory=dict)
     nats: subprocess.Popen[bytes] | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
@@ -69,11 +76,18 @@ class Platform:
     @property
     def service_headers(self) -> dict[str, str]:
         """A site admin's identity as the gateway signs it, for calling a service directly."""
-        return signed_headers(self.root / "data")
+        return signed_headers(self.data_dir)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
 
     def start(self) -> "Platform":
         self.root.mkdir(parents=True, exist_ok=True)
-        self.nats, self.nats_url = start_nats_server(self.root / "nats")
+        self.nats, self.nats_server_url, self.nats_creds = start_private_nats(
+            self.root / "nats", self.data_dir / "secrets" / "nats")
+        admin = NatsCredentials.read(self.nats_creds[ADMIN_USER])
+        self.nats_url = self.nats_server_url.replace("nats://", f"nats://{admin.user}:{admin.password}@", 1)
         names = (*SERVICES, "gateway")
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         for name in (*SERVICES, "gateway"):
@@ -82,7 +96,7 @@ class Platform:
         exited = [name for name, proc in self.procs.items() if proc.poll() is not None]
         if exited:  # e.g. its port was taken: something else answered the TCP check
             raise RuntimeError(f"services exited at start: {exited}; logs in {self.root}")
-        token_file = self.root / "data" / "admin.token"
+        token_file = self.data_dir / "admin.token"
         deadline = time.monotonic() + 30
         while not token_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -90,12 +104,14 @@ class Platform:
         return self
 
     def _env(self, name: str) -> dict[str, str]:
-        env = {**os.environ, "CAIRN_NATS_URL": self.nats_url, "CAIRN_DATA_DIR": str(self.root / "data"),
+        env = {**os.environ, "CAIRN_NATS_URL": self.nats_server_url, "CAIRN_DATA_DIR": str(self.data_dir),
                "CAIRN_PORT": str(self.ports[name]), "CAIRN_HOST": "127.0.0.1", "CAIRN_LOG_LEVEL": "warning",
                "CAIRN_RATE_LIMIT": "0", "CAIRN_WEBHOOKS_ALLOW_PRIVATE": "true", "CAIRN_WEBHOOK_BACKOFF_S": "0.05",
                "CAIRN_WEBHOOK_ATTEMPTS": "4", **self.env, **self.extra_env}
         wiring = service_wiring({service: self.service_url(service) for service in SERVICES})
         env.update(wiring.get(name, {}))
+        env.update(nats_wiring({process: self.nats_creds[process] for process in PROCESSES},
+                               self.nats_creds[AGENT_USER]).get(name, {}))
         return env
 
     def start_service(self, name: str) -> None:

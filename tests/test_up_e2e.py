@@ -1,64 +1,28 @@
-"""``cairn up`` end to end in a subprocess: health, SDK, a crashed service comes back, Ctrl-C
-stops everything."""
+"""``cairn up`` end to end in a subprocess: health, SDK, a crashed service comes back, a killed
+nats-server comes back on its port, Ctrl-C stops everything."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
+from up_driver import alive, healthy, start_up, wait
 
 import cairn
-from cairn.natsserver import free_port
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is not a running process
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_cairn_up_end_to_end(tmp_path: Path) -> None:
-    data_dir, port, nats_port = tmp_path / "data", free_port(), free_port()
-    url = f"http://127.0.0.1:{port}"
-    cli = [sys.executable, "-c", "from cairn.cli.main import cli; cli()"]
-    up = subprocess.Popen([*cli, "up", "--data-dir", str(data_dir), "--port", str(port),
-                           "--nats-port", str(nats_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    data_dir = tmp_path / "data"
+    up = start_up(data_dir)
     try:
-        _wait(lambda: _healthy(url), 60, "cairn up to be healthy")
-        state = json.loads((data_dir / "run" / "state.json").read_text())
+        up.wait_healthy()
+        state = up.state()
         pids = [state["nats_pid"]] + [s["pid"] for s in state["services"].values()]
 
         token_file = data_dir / "admin.token"
         assert token_file.stat().st_mode & 0o777 == 0o600, "the first admin token is private to its owner"
-        client = cairn.Client(url, token=token_file.read_text().strip())
+        client = cairn.Client(up.url, token=token_file.read_text().strip())
         with cairn.start_run(project="e2e", experiment="smoke", params={"lr": 0.1}, client=client) as run:
             run.set_tag("stage", "test")
         assert client.get_run("e2e", run.id)["status"] == "finished"
@@ -67,19 +31,24 @@ def test_cairn_up_end_to_end(tmp_path: Path) -> None:
         os.kill(registry_pid, signal.SIGKILL)
 
         def restarted() -> bool:
-            current = json.loads((data_dir / "run" / "state.json").read_text())
-            return current["services"]["registry"]["pid"] != registry_pid and _healthy(url)
+            return up.state()["services"]["registry"]["pid"] != registry_pid and healthy(up.url)
 
-        _wait(restarted, 30, "the registry to be restarted")
+        wait(restarted, 30, "the registry to be restarted")
         record = client.get_run("e2e", run.id)
         assert (record["status"], record["params"], record["tags"]) == ("finished", {"lr": "0.1"}, {"stage": "test"})
-        new_pids = json.loads((data_dir / "run" / "state.json").read_text())
-        pids += [s["pid"] for s in new_pids["services"].values()]
+
+        os.kill(state["nats_pid"], signal.SIGKILL)
+        wait(lambda: up.state()["nats_pid"] != state["nats_pid"], 30, "nats-server to be restarted")
+        assert up.state()["nats_url"] == state["nats_url"], "nats-server came back on its own port"
+        wait(lambda: healthy(up.url), 60, "every service to be connected to NATS again")
+        with cairn.start_run(project="e2e", experiment="smoke", client=client) as after:
+            pass
+        assert client.get_run("e2e", after.id)["status"] == "finished"
+        pids += [s["pid"] for s in up.state()["services"].values()] + [up.state()["nats_pid"]]
         client.close()
     finally:
-        up.send_signal(signal.SIGINT)
-        out, _ = up.communicate(timeout=30)
-    assert up.returncode == 0, out.decode()
-    assert b"Cairn is up" in out and b"Cairn stopped" in out
-    _wait(lambda: not any(_alive(pid) for pid in pids), 10, "every child process to exit")
+        out = up.stop()
+    assert up.proc.returncode == 0, out
+    assert "Cairn is up" in out and "Cairn stopped" in out
+    wait(lambda: not any(alive(pid) for pid in pids), 10, "every child process to exit")
     assert not (data_dir / "run" / "state.json").exists()

@@ -29,7 +29,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nc = await connect(settings.nats_url, name="cairn-metrics")
+        nc = await connect(settings.nats_url, name="cairn-metrics", credentials=settings.nats_credentials())
         await ensure_stream(nc)
         store = MetricsStore(root / "metrics.sqlite3")
         tail = Tail()

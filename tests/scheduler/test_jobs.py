@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from cairn.kernel.natsauth import NatsCredentials
 from cairn.sdk.client import ApiError, Client
+
+from platform_harness import Platform
 
 JOB_SCRIPT = textwrap.dedent('''
     import os, pathlib, cairn
@@ -88,11 +91,12 @@ TOKEN_SCRIPT = textwrap.dedent('''
     print("new project", status("POST", "/registry/projects", json={"name": "made-by-a-job"}))
     print("members", status("POST", f"/projects/{project}/members", json={"user": "x", "role": "admin"}))
     print("tampered", status("GET", f"/registry/projects/{project}/runs", token=token[:-1] + ("0" if token[-1] != "0" else "1")))
+    print("environment", json.dumps(dict(os.environ)))
 ''')
 
 
 def test_a_job_gets_a_token_of_its_own_scoped_to_its_project(
-        client: Client, agents, project: str, queue: str, tmp_path: Path) -> None:
+        client: Client, agents, project: str, queue: str, tmp_path: Path, platform: Platform) -> None:
     other = client.create_project(f"{project}-other")["name"]
     agents.start(queue)
     code = write_code(tmp_path / "code", TOKEN_SCRIPT)
@@ -108,6 +112,10 @@ def test_a_job_gets_a_token_of_its_own_scoped_to_its_project(
     for line in ("other project 404", "new token 403", "list tokens 403", "new project 403", "members 403",
                  "tampered 401"):
         assert line in logs, logs
+    environment = json.loads(next(line for line in logs.splitlines() if line.startswith("environment "))[12:])
+    agent_password = NatsCredentials.read(platform.nats_creds["agent"]).password
+    assert not [name for name, value in environment.items() if agent_password in value or "NATS" in name], \
+        "a job inherits none of its agent's NATS credentials"
     run = client.get_run(project, job["run_id"])
     assert run["tags"]["from-job"] == "yes"
     assert "made-by-a-job" not in {p["name"] for p in client.list_projects()}

@@ -21,8 +21,9 @@ from nats.errors import TimeoutError as NatsTimeout
 from cairn.agent.attempt import AGENT_STOPPING, Attempt
 from cairn.agent.workspace import Workspace
 from cairn.kernel.eventlog import connect
+from cairn.kernel.natsauth import AGENT_INBOX_PREFIX, NatsCredentials
 from cairn.sdk.client import ApiError, Client
-from cairn.services.scheduler.logs import END_HEADER, ensure_logs_stream
+from cairn.services.scheduler.logs import END_HEADER
 
 log = logging.getLogger("cairn.agent")
 
@@ -67,8 +68,12 @@ class Agent:
         self.loop = asyncio.get_running_loop()
         self._logs: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
         self.config = await asyncio.to_thread(self.register)
-        self.nc = await connect(self.nats_url or self.config["nats_url"], name=f"cairn-agent-{self.agent_id}")
-        await ensure_logs_stream(self.nc)
+        # the NATS user comes from the registration answer and stays in this process's memory: never
+        # in a file, argv or the environment that jobs inherit (the scheduler makes the log stream)
+        creds = self.config.get("nats_credentials")
+        self.nc = await connect(self.nats_url or self.config["nats_url"], name=f"cairn-agent-{self.agent_id}",
+                                credentials=NatsCredentials.from_dict(creds, source="the registration answer")
+                                if creds else None, inbox_prefix=AGENT_INBOX_PREFIX)
         await self.nc.subscribe(self.config["subject"], cb=self._on_message)
         await self.nc.flush()
         await asyncio.to_thread(self.register)  # again, now that we listen: the scheduler may resend

@@ -37,19 +37,40 @@ def cli(click_ctx: click.Context, url: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR, show_default=True,
-              envvar="CAIRN_DATA_DIR", help="Where the event log and projections live.")
+              envvar="CAIRN_DATA_DIR", help="Where the event log and projections live (one cairn up at a time).")
 @click.option("--port", default=8080, show_default=True, help="Gateway port (the one public port).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address the gateway listens on.")
-@click.option("--nats-url", help="Use this NATS server instead of starting one.")
-@click.option("--nats-port", default=4222, show_default=True, help="Port for the NATS server we start.")
-def up(data_dir: Path, port: int, host: str, nats_url: str | None, nats_port: int) -> None:
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address the gateway listens on; the services and NATS always listen on 127.0.0.1.")
+@click.option("--nats-port", default=4222, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (on 127.0.0.1) for the NATS server we start; in use: an error before anything "
+                   "starts. 0: a free port, chosen and printed.")
+@click.option("--nats-url", help="Use this NATS server instead of starting one (no user or password in the URL).")
+@click.option("--nats-creds", type=click.Path(path_type=Path, dir_okay=False),
+              help='With --nats-url: a file (mode 0600) {"user": ..., "password": ...} the services and '
+                   "the gateway connect with.")
+@click.option("--nats-agent-creds", type=click.Path(path_type=Path, dir_okay=False),
+              help="With --nats-url: a file like --nats-creds with the user the scheduler hands to agents.")
+def up(data_dir: Path, port: int, host: str, nats_port: int, nats_url: str | None, nats_creds: Path | None,
+       nats_agent_creds: Path | None) -> None:
     """Start the whole platform on this machine and supervise it until Ctrl-C.
 
-    Example: cairn up --data-dir ./cairn-data --port 8080
+    NATS takes only Cairn's users: credentials are made on first start under
+    DATA_DIR/secrets/nats (mode 0600). A second cairn up on the same data dir, or a port in use,
+    stops with an error before anything starts.
+
+    Example: cairn up --data-dir ./cairn-data --port 8080 --nats-port 0
     """
     from cairn import up as supervisor
+    from cairn.kernel.errors import ConfigurationError
 
-    supervisor.run(data_dir.expanduser().resolve(), port, host, nats_url, nats_port)
+    if nats_url is None and (nats_creds or nats_agent_creds):
+        raise click.UsageError("--nats-creds and --nats-agent-creds go with --nats-url (the NATS server we "
+                               "start has users of its own)")
+    try:
+        supervisor.run(data_dir.expanduser().resolve(), port, host, nats_url, nats_port, nats_creds,
+                       nats_agent_creds)
+    except ConfigurationError as err:
+        raise click.ClickException(err.message) from None
 
 
 @cli.command()

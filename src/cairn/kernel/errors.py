@@ -81,3 +81,11 @@ class Unavailable(CairnError):
 class UpstreamError(CairnError):
     status = 502
     code = "bad_gateway"
+
+
+class ConfigurationError(CairnError):
+    """A process was started with settings it cannot run with (a missing or unreadable file, a
+    port in use); the message names the setting and what to change. Raised at start, never for a
+    request."""
+
+    code = "configuration"

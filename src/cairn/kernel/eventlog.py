@@ -14,16 +14,24 @@ import json
 import logging
 import socket
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 import nats
+from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import BadRequestError, NotFoundError
 
 from cairn.kernel.envelope import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, SUBJECT_PREFIX, Event
-from cairn.kernel.errors import ConcurrencyConflict, PayloadTooLarge, Unavailable
+from cairn.kernel.errors import (
+    ConcurrencyConflict,
+    ConfigurationError,
+    PayloadTooLarge,
+    Unavailable,
+)
+from cairn.kernel.natsauth import NatsCredentials
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +69,22 @@ async def wait_for_port(url: str, timeout: float = 30.0) -> None:
                 return
         except OSError:
             if loop.time() > deadline:
-                raise Unavailable(f"no NATS server answers at {url}") from None
+                raise Unavailable(f"no NATS server answers at {_without_userinfo(url)}") from None
             await asyncio.sleep(0.05)
 
 
-async def connect(url: str, *, name: str = "cairn", timeout: float = 30.0) -> NATS:
-    """Connect to NATS, waiting for the port first; reconnect forever once connected."""
+async def connect(url: str, *, name: str = "cairn", timeout: float = 30.0,
+                  credentials: NatsCredentials | None = None, inbox_prefix: str | None = None) -> NATS:
+    """Connect to NATS, waiting for the port first; reconnect forever once connected.
+
+    Credentials that the server refuses are an error at once: nats-py would otherwise retry the
+    first connection forever (it reconnects on any error while ``max_reconnect_attempts`` is -1).
+    """
     await wait_for_port(url, timeout)
+    auth: dict[str, Any] = credentials.connect_options() if credentials else {}
+    if inbox_prefix:
+        auth["inbox_prefix"] = inbox_prefix
+    await _check_credentials(url, name, auth)
     return await nats.connect(
         url,
         name=name,
@@ -75,7 +92,36 @@ async def connect(url: str, *, name: str = "cairn", timeout: float = 30.0) -> NA
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.2,
         allow_reconnect=True,
+        **auth,
     )
+
+
+async def _check_credentials(url: str, name: str, auth: dict[str, Any]) -> None:
+    """One connection without retries, to tell refused credentials from a server that is down."""
+
+    async def quiet(_: Exception) -> None:
+        pass
+
+    try:
+        probe = await nats.connect(url, name=f"{name}-probe", connect_timeout=5, allow_reconnect=False,
+                                   max_reconnect_attempts=0, error_cb=quiet, **auth)
+    except nats_errors.Error as err:
+        if "authorization violation" in str(err).lower() or "authentication" in str(err).lower():
+            user = auth.get("user") or urlparse(url).username
+            who = f"user {user!r}" if user else "a connection without credentials"
+            raise ConfigurationError(
+                f"the NATS server at {_without_userinfo(url)} refused {who}: check the NATS credentials "
+                "(CAIRN_NATS_CREDS for a service, CAIRN_SCHEDULER_AGENT_NATS_CREDS for the agents)") from None
+        return  # anything else: the retrying connection below reports or outlasts it
+    except (OSError, asyncio.TimeoutError):
+        return
+    await probe.close()
+
+
+def _without_userinfo(url: str) -> str:
+    """The URL as it may be printed: without a ``user:password@`` part."""
+    parsed = urlparse(url)
+    return url if "@" not in parsed.netloc else parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[1]).geturl()
 
 
 class EventLog:
@@ -88,8 +134,9 @@ class EventLog:
         self.replicas = replicas
 
     @classmethod
-    async def open(cls, url: str, *, name: str = "cairn", replicas: int = 1) -> "EventLog":
-        nc = await connect(url, name=name)
+    async def open(cls, url: str, *, name: str = "cairn", replicas: int = 1,
+                   credentials: NatsCredentials | None = None) -> "EventLog":
+        nc = await connect(url, name=name, credentials=credentials)
         event_log = cls(nc, replicas=replicas)
         await event_log.ensure_stream()
         return event_log

@@ -5,8 +5,8 @@ editor role in the job's project and nothing else (no other project, no token, m
 audit routes, no site admin), until it expires. A job token is ``cairnjob_<claims>.<signature>``:
 the claims are base64url JSON (user, project, job, run, attempt, expiry), the signature their
 HMAC-SHA256 under a key both hold. The key is made once, by whichever of them starts first, in the
-NATS key-value bucket ``cairn-keys`` (NATS is the trusted private network the assignments travel
-on already). Tokens are not stored, so one cannot be revoked before it expires: a job's token
+NATS key-value bucket ``cairn-keys``, which only the services' NATS users may read (agents' may
+not; see cairn.kernel.natsauth). Tokens are not stored, so one cannot be revoked before it expires: a job's token
 lives for the job's timeout plus an hour, or a week for jobs without a timeout.
 """
 

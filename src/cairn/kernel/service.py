@@ -68,7 +68,8 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        event_log = await EventLog.open(settings.nats_url, name=f"cairn-{name}")
+        event_log = await EventLog.open(settings.nats_url, name=f"cairn-{name}",
+                                       credentials=settings.nats_credentials())
         store = make_store(settings)
         runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}",
                                   batch=projection_batch or PROJECTION_BATCH,

@@ -8,18 +8,28 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cairn.kernel.bodylimit import DEFAULT_MAX_BODY
+from cairn.kernel.natsauth import NatsCredentials
 
 DEFAULT_DATA_DIR = Path.home() / ".cairn"
 
 
 class CommonSettings(BaseSettings):
-    """What every process needs: where the event log is and where its files go."""
+    """What every process needs: where the event log is and where its files go.
+
+    ``CAIRN_NATS_CREDS`` names a file of mode 0600 with this process's NATS user and password
+    (``{"user": ..., "password": ...}``); the URL itself carries no password. Without it the
+    process connects without credentials (a NATS server started for a kernel test)."""
 
     model_config = SettingsConfigDict(env_prefix="CAIRN_", extra="ignore")
 
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_creds: Path | None = None
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: str = "info"
+
+    def nats_credentials(self) -> NatsCredentials | None:
+        """This process's NATS credentials, read from ``nats_creds`` (None: connect without)."""
+        return NatsCredentials.read(self.nats_creds) if self.nats_creds else None
 
 
 class ServiceSettings(CommonSettings):

@@ -1,0 +1,168 @@
+"""NATS users: who may connect, and what each may publish and subscribe to.
+
+Every connection to a NATS server that Cairn starts needs a user and password. Each service and
+the gateway has a user of its own with the service tier's permissions (the event log, the other
+streams, key buckets, service commands); agents share one user that may only publish reports,
+heartbeats and job logs and hear their assignments, so a job's code that reaches the agent's
+connection still cannot append events of record, call a service's commands, read the event
+stream or read a key bucket; the admin user (operator tools, tests) may do anything.
+
+Credentials are JSON files (``{"user": ..., "password": ...}``) of mode 0600, made once under
+``<data dir>/secrets/nats/`` and reused on every start. Passwords never travel in URLs, argv or
+environment variables: a process is told the file (``CAIRN_NATS_CREDS``), an agent gets its
+credentials in the scheduler's answer to its (token-authenticated) registration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cairn.kernel.errors import ConfigurationError
+
+ADMIN_USER = "admin"
+AGENT_USER = "agent"
+# Agents' reply subjects start here (not with the default ``_INBOX.<random>``), so the agent user
+# may subscribe to its own replies without being able to subscribe to the replies that services
+# get on ``_INBOX.>``: those carry event-stream messages and key-bucket values.
+AGENT_INBOX_PREFIX = "_INBOX.agents"
+_USER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}\Z")
+
+
+@dataclass(frozen=True)
+class NatsCredentials:
+    """One NATS user's name and password."""
+
+    user: str
+    password: str
+
+    def __repr__(self) -> str:  # never print the password by accident
+        return f"NatsCredentials(user={self.user!r})"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"user": self.user, "password": self.password}
+
+    def connect_options(self) -> dict[str, str]:
+        """Keyword arguments for ``nats.connect``."""
+        return {"user": self.user, "password": self.password}
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str) -> "NatsCredentials":
+        if (not isinstance(data, dict) or not isinstance(data.get("user"), str)
+                or not isinstance(data.get("password"), str) or not data["user"] or not data["password"]):
+            raise ConfigurationError(f"NATS credentials in {source} need a JSON object "
+                                     '{"user": "...", "password": "..."}')
+        return cls(data["user"], data["password"])
+
+    @classmethod
+    def read(cls, path: Path) -> "NatsCredentials":
+        """Read a credentials file; refuses one that other users may read."""
+        try:
+            mode = path.stat().st_mode
+            text = path.read_text()
+        except OSError as err:
+            raise ConfigurationError(f"cannot read the NATS credentials file {path}: {err.strerror}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigurationError(f"the NATS credentials file {path} may be read by other users "
+                                     f"(mode {stat.S_IMODE(mode):04o}); chmod 600 it")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ConfigurationError(f"the NATS credentials file {path} is not JSON") from None
+        return cls.from_dict(data, source=str(path))
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """Subjects a user may publish and subscribe to; ``None`` means no limit. Deny wins over allow."""
+
+    publish_allow: tuple[str, ...] | None
+    subscribe_allow: tuple[str, ...] | None
+    publish_deny: tuple[str, ...] = ()
+    subscribe_deny: tuple[str, ...] = ()
+
+
+# Services and the gateway: their own subjects, the JetStream API and acks/flow control for their
+# consumers, key-value puts, and replies on the default inbox (which covers agents' inboxes too).
+SERVICE_PERMISSIONS = Permissions(
+    publish_allow=("cairn.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "_INBOX.>"),
+    subscribe_allow=("cairn.>", "_INBOX.>"),
+)
+# Agents: exactly what cairn.agent.agent does (plain publishes and request/reply; no JetStream
+# API at all: the scheduler makes the job-log stream). The denies repeat what the allow-lists
+# leave out, so that a broader allow added later cannot open these by accident.
+AGENT_PERMISSIONS = Permissions(
+    publish_allow=("cairn.sched.report", "cairn.sched.heartbeat", "cairn.logs.>"),
+    subscribe_allow=("cairn.sched.agent.>", f"{AGENT_INBOX_PREFIX}.>"),
+    publish_deny=("cairn.evt.>", "cairn.cmd.>", "$JS.>", "$KV.>"),
+    subscribe_deny=("cairn.evt.>", "cairn.cmd.>", "$JS.>", "$KV.>"),
+)
+ADMIN_PERMISSIONS = Permissions(publish_allow=None, subscribe_allow=None)
+
+
+def permissions_for(user: str) -> Permissions:
+    """The admin may do anything, agents what agents do, every other user is a service."""
+    if user == ADMIN_USER:
+        return ADMIN_PERMISSIONS
+    if user == AGENT_USER:
+        return AGENT_PERMISSIONS
+    return SERVICE_PERMISSIONS
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read: made 0600 before any byte is in it, fsynced, renamed."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # an old tmp file may have had another mode
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def ensure_credentials(directory: Path, users: Iterable[str]) -> dict[str, Path]:
+    """A credentials file per user under ``directory`` (mode 0700), made with a random password
+    the first time and kept after that; returns each user's file."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory, 0o700)
+    files: dict[str, Path] = {}
+    for user in users:
+        if not _USER_NAME.match(user):
+            raise ConfigurationError(f"{user!r} is not a NATS user name (lowercase letters, digits, - and _)")
+        path = directory / f"{user}.json"
+        if not path.exists():
+            _write_private(path, json.dumps(NatsCredentials(user, secrets.token_urlsafe(32)).to_dict()) + "\n")
+        NatsCredentials.read(path)  # a damaged or too-open file fails here, at start, with its name
+        files[user] = path
+    return files
+
+
+def authorization_block(credentials: Iterable[NatsCredentials]) -> str:
+    """The nats-server ``authorization`` section for these users (JSON strings are valid there)."""
+    lines = ["authorization {", "  users = ["]
+    for creds in credentials:
+        entry: dict[str, Any] = {"user": creds.user, "password": creds.password}
+        perms = permissions_for(creds.user)
+        rules: dict[str, Any] = {}
+        for direction, allow, deny in (("publish", perms.publish_allow, perms.publish_deny),
+                                       ("subscribe", perms.subscribe_allow, perms.subscribe_deny)):
+            rule: dict[str, list[str]] = {}
+            if allow is not None:
+                rule["allow"] = list(allow)
+            if deny:
+                rule["deny"] = list(deny)
+            if rule:
+                rules[direction] = rule
+        if rules:
+            entry["permissions"] = rules
+        lines.append(f"    {json.dumps(entry)}")
+    lines += ["  ]", "}"]
+    return "\n".join(lines) + "\n"
