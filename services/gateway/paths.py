@@ -14,10 +14,10 @@ redirect leaks a service's address.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
+from cairn.kernel.asgi import send_json
 from cairn.kernel.errors import BadRequest
 
 MAX_DECODES = 4  # more layers of percent-encoding than this is not a path anyone means
@@ -109,7 +109,4 @@ class PathGuard:
 
 async def _refuse(err: BadRequest, mlflow: bool, send: Any) -> None:
     body = {"error_code": "BAD_REQUEST", "message": err.message} if mlflow else err.to_body()
-    payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": err.status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
-    await send({"type": "http.response.body", "body": payload})
+    await send_json(send, err.status, body)

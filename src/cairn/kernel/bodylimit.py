@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import orjson
-
+from cairn.kernel.asgi import send_json
 from cairn.kernel.errors import PayloadTooLarge
 
 DEFAULT_MAX_BODY = 16 << 20
@@ -77,11 +76,7 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 async def _answer_413(send: Send, error: PayloadTooLarge) -> None:
-    body = orjson.dumps(error.to_body())
-    await send({"type": "http.response.start", "status": error.status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send_json(send, error.status, error.to_body())
 
 
 class BodyLimit:

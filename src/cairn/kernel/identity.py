@@ -28,6 +28,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Request
 
+from cairn.kernel.asgi import send_json
 from cairn.kernel.errors import Forbidden, NotFound, Unauthorized
 
 IDENTITY_HEADER = "X-Cairn-Identity"
@@ -210,11 +211,7 @@ class ServiceAuth:
         try:
             caller = self.verifier.verify(header)
         except Unauthorized as err:
-            body = orjson.dumps(err.to_body())
-            await send({"type": "http.response.start", "status": 401,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await send_json(send, err.status, err.to_body())
             return
         scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)
