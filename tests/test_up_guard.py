@@ -169,7 +169,7 @@ def test_cairn_up_on_an_external_nats_connects_with_the_credentials_files_given(
             assert answer.status_code == 200, answer.text
             assert answer.json()["nats_url"] == url
             assert answer.json()["nats_credentials"] == NatsCredentials.read(files["agent"]).to_dict()
-            assert up.state()["nats_pid"] is None and not (tmp_path / "data" / "secrets").exists()
+            assert up.state()["nats_pid"] is None and not (tmp_path / "data" / "secrets" / "nats").exists()
         finally:
             out = up.stop()
         assert up.proc.returncode == 0, out

@@ -30,6 +30,7 @@ from fastapi import Depends, Request
 
 from cairn.kernel.asgi import send_json
 from cairn.kernel.errors import Forbidden, NotFound, Unauthorized
+from cairn.kernel.private_files import private_folder, write_private
 
 IDENTITY_HEADER = "X-Cairn-Identity"
 SERVICE_KEY_FILE = Path("secrets") / "service.key"
@@ -96,25 +97,12 @@ class Caller:
 
 
 def load_service_key(data_dir: Path, path: Path | None = None) -> bytes:
-    """The site's service key, made once (mode 0600) by whichever process comes first."""
-    path = path or data_dir / SERVICE_KEY_FILE
-    try:
-        return _read_key(path)
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(os.urandom(32).hex() + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    try:
-        os.link(tmp, path)  # atomic: fails if another process made the key meanwhile
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
+    """The site's service key, made once (mode 0600, in the data dir's 0700 ``secrets`` folder)
+    by whichever process comes first; the others read that one."""
+    if path is None:
+        path = private_folder(data_dir / SERVICE_KEY_FILE.parent) / SERVICE_KEY_FILE.name
+    if not path.exists():
+        write_private(path, os.urandom(32).hex() + "\n", keep_existing=True)
     return _read_key(path)
 
 

@@ -16,7 +16,6 @@ credentials in the scheduler's answer to its (token-authenticated) registration.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import stat
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.kernel.errors import ConfigurationError
+from cairn.kernel.private_files import private_folder, write_private
 
 ADMIN_USER = "admin"
 AGENT_USER = "agent"
@@ -116,30 +116,17 @@ def permissions_for(user: str) -> Permissions:
     return SERVICE_PERMISSIONS
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner may read: made 0600 before any byte is in it, fsynced, renamed."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        os.fchmod(out.fileno(), 0o600)  # an old tmp file may have had another mode
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-
-
 def ensure_credentials(directory: Path, users: Iterable[str]) -> dict[str, Path]:
     """A credentials file per user under ``directory`` (mode 0700), made with a random password
     the first time and kept after that; returns each user's file."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(directory, 0o700)
+    private_folder(directory)
     files: dict[str, Path] = {}
     for user in users:
         if not _USER_NAME.match(user):
             raise ConfigurationError(f"{user!r} is not a NATS user name (lowercase letters, digits, - and _)")
         path = directory / f"{user}.json"
         if not path.exists():
-            _write_private(path, json.dumps(NatsCredentials(user, secrets.token_urlsafe(32)).to_dict()) + "\n")
+            write_private(path, json.dumps(NatsCredentials(user, secrets.token_urlsafe(32)).to_dict()) + "\n")
         NatsCredentials.read(path)  # a damaged or too-open file fails here, at start, with its name
         files[user] = path
     return files
