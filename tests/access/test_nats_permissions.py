@@ -27,6 +27,9 @@ from cairn.services.scheduler.logs import LOGS_STREAM, log_subject
 from platform_harness import Platform, read_all_events
 
 DEADLINE_S = 10.0
+# A refused request never gets an answer: how long to wait for one (the server's permission
+# error, which the test also requires, arrives at once; a slow success could not pass for it).
+REFUSAL_WAIT_S = 0.5
 
 
 def forged_member_added(project: str) -> Event:
@@ -123,13 +126,13 @@ def test_the_agent_user_cannot_append_events_of_record_or_call_service_commands(
         async with agent:
             nc = agent.nc
             assert nc is not None
-            js = nc.jetstream(timeout=2)
+            js = nc.jetstream(timeout=REFUSAL_WAIT_S)
             await agent.refused("publish", forged.subject, lambda: js.publish(
                 forged.subject, forged.to_json(), headers=forged.headers()))
             await agent.refused("publish", forged.subject, lambda: nc.request(
-                forged.subject, forged.to_json(), headers={H_TYPE: forged.type}, timeout=2))
+                forged.subject, forged.to_json(), headers={H_TYPE: forged.type}, timeout=REFUSAL_WAIT_S))
             command = "cairn.cmd.registry.start_run"
-            await agent.refused("publish", command, lambda: nc.request(command, b"{}", timeout=2))
+            await agent.refused("publish", command, lambda: nc.request(command, b"{}", timeout=REFUSAL_WAIT_S))
 
     asyncio.run(scenario())
     assert not _forged_in_log(platform, forged)
@@ -143,7 +146,7 @@ def test_the_agent_user_cannot_read_the_event_stream_or_key_buckets(platform: Pl
         async with agent:
             nc = agent.nc
             assert nc is not None
-            js = nc.jetstream(timeout=2)
+            js = nc.jetstream(timeout=REFUSAL_WAIT_S)
             await agent.refused("publish", f"$JS.API.CONSUMER.CREATE.{EVENTS_STREAM}",
                                 lambda: js.add_consumer(EVENTS_STREAM))
             await agent.refused("publish", f"$JS.API.STREAM.MSG.GET.{EVENTS_STREAM}",
@@ -153,7 +156,7 @@ def test_the_agent_user_cannot_read_the_event_stream_or_key_buckets(platform: Pl
             await agent.refused("publish", f"$JS.API.STREAM.INFO.KV_{KEY_BUCKET}", lambda: js.key_value(KEY_BUCKET))
             await agent.refused("publish", f"$JS.API.DIRECT.GET.KV_{KEY_BUCKET}.$KV.{KEY_BUCKET}.job-token",
                                 lambda: nc.request(f"$JS.API.DIRECT.GET.KV_{KEY_BUCKET}.$KV.{KEY_BUCKET}.job-token",
-                                                   b"", timeout=2))
+                                                   b"", timeout=REFUSAL_WAIT_S))
             # live traffic: events as services append them, and the replies services get
             for subject in ("cairn.evt.>", "_INBOX.>", f"$KV.{KEY_BUCKET}.>"):
                 await agent.refused("subscription", subject, lambda s=subject: _subscribe_and_wait(nc, s))
@@ -166,7 +169,7 @@ async def _subscribe_and_wait(nc: NATS, subject: str) -> None:
     cannot come, so ``refused`` sees a timeout and then the server's error."""
     sub = await nc.subscribe(subject)
     await nc.flush()
-    await sub.next_msg(timeout=2)
+    await sub.next_msg(timeout=REFUSAL_WAIT_S)
 
 
 def test_the_agent_user_sends_heartbeats_reports_and_job_logs(platform: Platform, project: str) -> None:

@@ -165,24 +165,25 @@ def test_every_route_declares_a_role_and_enforces_it(platform: Platform, callers
         list(pool.map(lambda call: check(*call), [call for call in calls if not call[4]]))
     if stream_last_seq(platform) != before:
         failures.append("refused calls appended events to the log")
-    for who, method, path, requirement, want in calls:  # then one at a time: these may change things
-        if want:
-            resp = check(who, method, path, requirement, True)
-            if path.endswith("/archive") and resp.status_code < 300:
-                httpx.post(f"{platform.gateway}{path.removesuffix('archive')}restore",
-                           headers=platform.headers, timeout=30).raise_for_status()
+    allowed_calls = [call for call in calls if call[4]]
+    archiving = [call for call in allowed_calls if call[2].endswith(("/archive", "/restore"))]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # then the allowed ones (dummy ids: most are 404/422)
+        list(pool.map(lambda call: check(*call), [call for call in allowed_calls if call not in archiving]))
+    for who, method, path, requirement, want in archiving:  # one at a time, each archive undone
+        resp = check(who, method, path, requirement, True)
+        if path.endswith("/archive") and resp.status_code < 300:
+            httpx.post(f"{platform.gateway}{path.removesuffix('archive')}restore",
+                       headers=platform.headers, timeout=30).raise_for_status()
     assert not failures, f"{len(failures)} wrong answers:\n" + "\n".join(failures)
 
 
-PATH_VARIANTS = {  # what replaces the project segment (or, without one, the last segment)
+PATH_VARIANTS = {  # what replaces the project segment (or, without one, the last segment); more
+    # spellings of each (upper case, backslash, NUL...) are in test_paths.py and test_path_attacks.py
     "dot segments": lambda seg: f"{MINE}/%2e%2e/{OTHER}",
-    "upper-case dots": lambda seg: f"{MINE}/%2E%2E/{OTHER}",
     "encoded slash": lambda seg: f"{MINE}/..%2f{OTHER}",
     "double encoding": lambda seg: f"{MINE}/%252e%252e/{OTHER}",
     "encoded question mark": lambda seg: f"{seg}%3f",
     "encoded hash": lambda seg: f"{seg}%23",
-    "backslash": lambda seg: f"{seg}%5c..",
-    "NUL": lambda seg: f"{seg}%00",
 }
 
 
