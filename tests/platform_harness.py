@@ -90,8 +90,10 @@ class Platform:
         self.nats_url = self.nats_server_url.replace("nats://", f"nats://{admin.user}:{admin.password}@", 1)
         names = (*SERVICES, "gateway")
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
-        for name in (*SERVICES, "gateway"):
-            self.start_service(name)
+        for name in names:  # all at once: their start-up (mostly imports) overlaps
+            self.start_service(name, wait=False)
+        for name in names:
+            wait_for_tcp("127.0.0.1", self.ports[name], timeout=30)
         self.wait_healthy()
         exited = [name for name, proc in self.procs.items() if proc.poll() is not None]
         if exited:  # e.g. its port was taken: something else answered the TCP check
@@ -114,12 +116,13 @@ class Platform:
                                self.nats_creds[AGENT_USER]).get(name, {}))
         return env
 
-    def start_service(self, name: str) -> None:
+    def start_service(self, name: str, *, wait: bool = True) -> None:
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         self.procs[name] = subprocess.Popen([sys.executable, "-m", f"cairn.services.{name}"],
                                             env=self._env(name), stdout=log, stderr=log)
         log.close()
-        wait_for_tcp("127.0.0.1", self.ports[name], timeout=30)
+        if wait:
+            wait_for_tcp("127.0.0.1", self.ports[name], timeout=30)
 
     def kill(self, name: str) -> None:
         proc = self.procs[name]
