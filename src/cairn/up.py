@@ -228,13 +228,13 @@ class Supervisor:
                                    {**env, **wiring["gateway"], "CAIRN_HOST": self.host,
                                     "CAIRN_PORT": str(self.port)},
                                    url=self.gateway_url, log_path=self.data_dir / "logs" / "gateway.log"))
-        for child in self.children:
+        for child in self.children:  # all at once: their start-up (mostly imports) overlaps
             child.start()
-            self.write_state()
+        self.write_state()
+        for child in self.children:
             if child.url:
                 host, port_text = child.url.removeprefix("http://").rsplit(":", 1)
                 wait_for_tcp(host.strip("[]"), int(port_text), timeout=60)
-        self.write_state()
         self._wait_healthy()
         self.say(f"Cairn is up: http://{self.host}:{self.port}  (data: {self.data_dir}; Ctrl-C stops)")
         token_file = self.data_dir / "admin.token"
