@@ -31,6 +31,19 @@ def test_health_is_503_while_a_service_is_down(platform: Platform) -> None:
     assert set(status["services"]["registry"]) >= {"applied_seq", "lag"}
 
 
+def test_openapi_marks_a_stopped_service_unavailable_and_still_serves_the_rest(platform: Platform) -> None:
+    platform.kill("lineage")
+    try:
+        spec = httpx.get(f"{platform.gateway}/openapi.json", timeout=30).json()
+        assert spec["x-cairn-unavailable"] == ["lineage"]
+        assert "/api/v1/registry/projects/{project}/runs" in spec["paths"]
+        assert not any(path.startswith("/api/v1/lineage/") for path in spec["paths"])
+        assert httpx.get(f"{platform.gateway}/healthz", timeout=30).status_code == 503
+    finally:
+        platform.start_service("lineage")
+        platform.wait_healthy()
+
+
 def test_openapi_merges_service_routes(platform: Platform) -> None:
     spec = httpx.get(f"{platform.gateway}/openapi.json").json()
     assert "/api/v1/registry/projects/{project}/runs" in spec["paths"]

@@ -237,7 +237,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             return await _creator_becomes_admin(request, principal, response)
         return response
 
-    _merge_openapi(app, settings, signer)
+    _serve_openapi(app, settings, signer)
     return app
 
 
@@ -322,22 +322,40 @@ async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
     return report
 
 
-def _merge_openapi(app: FastAPI, settings: GatewaySettings, signer: Signer) -> None:
-    """Serve one OpenAPI document: the gateway's routes plus every service's, prefixed."""
-    base_openapi = app.openapi
+class OpenApiDocument:
+    """One OpenAPI document: the gateway's routes plus every service's, prefixed. Each service's
+    part is fetched asynchronously (all at once, 2 s each) and kept once fetched; a service that
+    does not answer is listed under ``x-cairn-unavailable`` and asked again at most every
+    ``retry_s``, so a stopped service slows no request, not even this one for long."""
 
-    def merged() -> dict[str, Any]:
-        if app.openapi_schema and app.state.__dict__.get("openapi_complete"):
-            return app.openapi_schema
-        schema = json.loads(json.dumps(base_openapi()))
-        complete = True
-        for name, url in settings.services.items():
+    def __init__(self, app: FastAPI, settings: GatewaySettings, signer: Signer, retry_s: float = 10.0) -> None:
+        self.base = app.openapi()  # the gateway's own routes: computed once, they do not change
+        self.settings = settings
+        self.signer = signer
+        self.retry_s = retry_s
+        self.parts: dict[str, dict[str, Any]] = {}
+        self.failed_at: dict[str, float] = {}
+
+    async def fetch(self, http: httpx.AsyncClient) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        due = [(name, url) for name, url in self.settings.services.items() if name not in self.parts
+               and loop.time() - self.failed_at.get(name, -self.retry_s) >= self.retry_s]
+
+        async def one(name: str, url: str) -> None:
             try:
-                sub = httpx.get(f"{url}/openapi.json", timeout=2.0, headers=signer.internal()).json()
+                resp = await http.get(f"{url}/openapi.json", timeout=2.0, headers=self.signer.internal())
+                resp.raise_for_status()
+                self.parts[name] = resp.json()
             except (httpx.HTTPError, ValueError):
-                complete = False
-                continue
-            for path, item in sub.get("paths", {}).items():
+                self.failed_at[name] = loop.time()
+
+        await asyncio.gather(*(one(name, url) for name, url in due))
+        return self.merged()
+
+    def merged(self) -> dict[str, Any]:
+        schema = json.loads(json.dumps(self.base))
+        for name, sub in self.parts.items():
+            for path, item in json.loads(json.dumps(sub.get("paths", {}))).items():
                 if path in ("/healthz",) or path.startswith("/admin"):
                     continue
                 for op in item.values():
@@ -349,11 +367,23 @@ def _merge_openapi(app: FastAPI, settings: GatewaySettings, signer: Signer) -> N
         schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
             "type": "http", "scheme": "bearer"}
         schema["security"] = [{"bearer": []}]
-        app.openapi_schema = schema
-        app.state.openapi_complete = complete
+        missing = sorted(set(self.settings.services) - set(self.parts))
+        if missing:
+            schema["x-cairn-unavailable"] = missing
         return schema
 
-    app.openapi = merged  # type: ignore[method-assign]
+
+def _serve_openapi(app: FastAPI, settings: GatewaySettings, signer: Signer) -> None:
+    """Replace FastAPI's synchronous /openapi.json (it would fetch the services' documents on the
+    event loop) with an asynchronous one over :class:`OpenApiDocument`; /docs reads it as before."""
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != app.openapi_url]
+    document: list[OpenApiDocument] = []
+
+    @app.get(app.openapi_url or "/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        if not document:
+            document.append(OpenApiDocument(app, settings, signer))
+        return JSONResponse(await document[0].fetch(request.app.state.http))
 
 
 __all__ = ["GatewaySettings", "NotFound", "create_app"]
