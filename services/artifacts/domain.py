@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from cairn.kernel.commands import Decision
-from cairn.kernel.errors import Conflict, InvalidInput, NotFound
+from cairn.kernel.errors import Conflict, InvalidInput
 from cairn.kernel.ids import anchored
 
 State = dict[str, Any] | None
@@ -43,19 +43,6 @@ def create_dataset_version(state: State, *, manifest_digest: str, files: int, to
         "version": len(versions) + 1, "manifest_digest": manifest_digest, "files": files,
         "total_size": total_size, "description": description,
     }
-
-
-def resolve_version(state: State, name: str, version: int | None) -> tuple[int, str]:
-    """(version, manifest digest) of ``name@v<version>`` (latest when None)."""
-    versions = state["versions"] if state else []
-    if not versions:
-        raise NotFound(f"dataset {name!r} does not exist; push it with: cairn datasets push DIR "
-                       f"--name {name}")
-    if version is None:
-        version = len(versions)
-    if not 1 <= version <= len(versions):
-        raise NotFound(f"dataset {name!r} has no version {version}; latest is {len(versions)}")
-    return version, versions[version - 1]
 
 
 def evolve_dataset(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -264,7 +264,7 @@ def _environment_recorded(g: GraphChanges, e: Event) -> None:
         g.edge(g.node(environment(env), e), target, RAN_WITH, e)
 
 
-@maps("job.submitted", "job.started", "job.run_created")
+@maps("job.submitted", "job.started")
 def _job(g: GraphChanges, e: Event) -> None:
     nid = g.node(job(e.project, e.aggregate_id, _get(e.data, "name", "spec.name")), e)
     run_id = _get(e.data, "run_id")
@@ -280,7 +280,7 @@ def _sweep_created(g: GraphChanges, e: Event) -> None:
     g.node(sweep(e.project, e.aggregate_id, _get(e.data, "name")), e)
 
 
-@maps("sweep.trial_added", "sweep.trial_started", "sweep.trial_created")
+@maps("sweep.trial_started")
 def _sweep_trial(g: GraphChanges, e: Event) -> None:
     """A trial's job and run are part of the sweep; the run is the job's execution."""
     nid = g.node(sweep(e.project, e.aggregate_id), e)
@@ -292,12 +292,3 @@ def _sweep_trial(g: GraphChanges, e: Event) -> None:
             g.edge(nid, member, PART_OF, e)
     if job_nid is not None and run_nid is not None:
         g.edge(job_nid, run_nid, RAN_IN, e)
-
-
-@maps("deployment.created", "deployment.updated")
-def _deployment(g: GraphChanges, e: Event) -> None:
-    target = g.node(deployment(e.project, e.aggregate_id, _get(e.data, "name")), e)
-    model_id, version = _get(e.data, "model_id"), _get(e.data, "version")
-    if isinstance(model_id, str) and isinstance(version, int):
-        g.close_edges_into(target, DEPLOYED_AS, e)
-        g.edge(g.node(model_version(e.project, model_id, version), e), target, DEPLOYED_AS, e)

@@ -346,11 +346,3 @@ def run(data_dir: Path, port: int, host: str, nats_url: str | None, nats_port: i
         supervisor.supervise()
     finally:
         supervisor.stop()
-
-
-def read_state(data_dir: Path) -> dict[str, Any] | None:
-    path = data_dir / "run" / "state.json"
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None

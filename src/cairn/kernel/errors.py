@@ -78,11 +78,6 @@ class Unavailable(CairnError):
     code = "unavailable"
 
 
-class UpstreamError(CairnError):
-    status = 502
-    code = "bad_gateway"
-
-
 class ConfigurationError(CairnError):
     """A process was started with settings it cannot run with (a missing or unreadable file, a
     port in use); the message names the setting and what to change. Raised at start, never for a
