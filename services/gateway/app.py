@@ -133,7 +133,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        event_log = await EventLog.open(settings.nats_url, name="cairn-gateway",
+        event_log = await EventLog.open(settings.nats_url, name="cairn-gateway", replicas=settings.replicas,
                                        credentials=settings.nats_credentials())
         store = GatewayStore(settings.data_dir / "gateway" / "gateway.sqlite3")
         runner = ProjectionRunner(event_log, store, traced(projection(), "gateway"), durable="projection-gateway",

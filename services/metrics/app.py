@@ -30,7 +30,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = await connect(settings.nats_url, name="cairn-metrics", credentials=settings.nats_credentials())
-        await ensure_stream(nc)
+        await ensure_stream(nc, settings.replicas)
         store = MetricsStore(root / "metrics.sqlite3")
         tail = Tail()
         writer = MetricsWriter(nc, store, root, tail, compact_after=settings.compact_after,

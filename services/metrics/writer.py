@@ -11,7 +11,6 @@ point is stored exactly once.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections import defaultdict
@@ -27,17 +26,20 @@ from nats.aio.client import Client as NATS
 from nats.js import api as js_api
 from nats.js.errors import NotFoundError
 
-from cairn.kernel.errors import Unavailable
+from cairn.protocol import (
+    METRICS_STREAM,
+    METRICS_SUBJECT_PREFIX,
+    create_stream,
+    metrics_stream_config,
+)
 from cairn.services.metrics.batches import from_ipc
 from cairn.services.metrics.store import MetricsStore
 
 log = logging.getLogger(__name__)
 
-METRICS_STREAM = "CAIRN_METRICS"
-SUBJECT_PREFIX = "cairn.metrics"
+SUBJECT_PREFIX = METRICS_SUBJECT_PREFIX
 DURABLE = "metrics-writer"
 FETCH_BATCHES = 500
-STREAM_NAME_IN_USE = 10058
 
 
 async def ensure_stream(nc: NATS, replicas: int = 1) -> None:
@@ -57,21 +59,10 @@ async def ensure_stream(nc: NATS, replicas: int = 1) -> None:
         if info.config.retention == js_api.RetentionPolicy.LIMITS:
             config = info.config.as_dict()
             config["retention"] = js_api.RetentionPolicy.INTEREST.value
-            await _stream_request(nc, "UPDATE", config)
+            await create_stream(nc, config, "UPDATE")
             log.warning("metrics stream %s switched from limits to interest retention", METRICS_STREAM)
         return
-    config = js_api.StreamConfig(
-        name=METRICS_STREAM, subjects=[f"{SUBJECT_PREFIX}.>"], storage=js_api.StorageType.FILE,
-        retention=js_api.RetentionPolicy.WORK_QUEUE, duplicate_window=3600.0, num_replicas=replicas,
-    ).as_dict()
-    await _stream_request(nc, "CREATE", config)
-
-
-async def _stream_request(nc: NATS, verb: str, config: dict[str, Any]) -> None:
-    reply = await nc.request(f"$JS.API.STREAM.{verb}.{METRICS_STREAM}", json.dumps(config).encode(), timeout=10)
-    error = json.loads(reply.data).get("error")
-    if error and error.get("err_code") != STREAM_NAME_IN_USE:
-        raise Unavailable(f"cannot {verb.lower()} stream {METRICS_STREAM}: {error.get('description')}")
+    await create_stream(nc, metrics_stream_config(replicas))
 
 
 @dataclass

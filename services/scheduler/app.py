@@ -62,7 +62,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_lifespan(app):
             runtime = app.state.runtime
-            await ensure_logs_stream(runtime.log.nc)
+            await ensure_logs_stream(runtime.log.nc, runtime.log.replicas)
             registry = RegistryClient(runtime.log.nc)
             core = SchedulerCore(runtime, registry, lease_s=settings.scheduler_lease_s)
             app.state.core = core

@@ -21,6 +21,7 @@ from cairn.kernel.envelope import Event, subject_for
 from cairn.kernel.errors import CairnError
 from cairn.kernel.ids import new_id
 from cairn.kernel.service import ServiceRuntime
+from cairn.protocol import HEARTBEAT_SUBJECT, REPORT_SUBJECT, agent_subject  # noqa: F401
 from cairn.services.scheduler import domain
 from cairn.services.scheduler.dispatch import AgentSlot, free_slots, plan
 from cairn.services.scheduler.registry_client import RUN_STATUS, RegistryClient
@@ -29,15 +30,9 @@ from cairn.services.scheduler.store import SchedulerStore
 
 log = logging.getLogger(__name__)
 
-REPORT_SUBJECT = "cairn.sched.report"
-HEARTBEAT_SUBJECT = "cairn.sched.heartbeat"
 WAKE_TYPES = {"job.submitted", "job.retried", "job.succeeded", "job.failed", "job.cancelled", "agent.registered",
               "job.lost"}
 SCHEDULER = CommandContext(actor="scheduler")
-
-
-def agent_subject(agent_id: str) -> str:
-    return f"cairn.sched.agent.{agent_id}"
 
 
 class SchedulerCore:

@@ -5,30 +5,17 @@ attempt's log. The scheduler serves them (whole or followed live)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
-LOGS_STREAM = "CAIRN_JOBLOGS"
-LOGS_PREFIX = "cairn.logs"
-END_HEADER = "Cairn-Log-End"
-MAX_AGE_S = 30 * 86400  # the full log is also kept as a run artifact
+from cairn.protocol import LOG_END_HEADER as END_HEADER
+from cairn.protocol import LOGS_STREAM, create_stream, log_subject, logs_stream_config  # noqa: F401
 
 
-def log_subject(project: str, job_id: str, attempt: int | str) -> str:
-    return f"{LOGS_PREFIX}.{project}.{job_id}.{attempt}"
-
-
-async def ensure_logs_stream(nc: NATS) -> None:
-    config = {"name": LOGS_STREAM, "subjects": [f"{LOGS_PREFIX}.>"], "storage": "file", "retention": "limits",
-              "max_age": int(MAX_AGE_S * 1e9), "discard": "old", "num_replicas": 1,
-              "allow_direct": True}
-    reply = await nc.request(f"$JS.API.STREAM.CREATE.{LOGS_STREAM}", json.dumps(config).encode(), timeout=10)
-    error = json.loads(reply.data).get("error")
-    if error and error.get("err_code") != 10058:  # 10058: exists already
-        raise RuntimeError(f"cannot create stream {LOGS_STREAM}: {error.get('description')}")
+async def ensure_logs_stream(nc: NATS, replicas: int = 1) -> None:
+    await create_stream(nc, logs_stream_config(replicas))
 
 
 async def log_chunks(nc: NATS, subject: str, *, follow: bool, writers: int = 1,

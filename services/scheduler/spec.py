@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 from typing import Any
 
@@ -11,28 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.ids import DATASET_NAME, DIGEST_RE, FREE_NAME_PATTERN, NAME_RE, anchored
+from cairn.protocol import memory_mib
 
 DATASET_REF_RE = anchored(rf"{DATASET_NAME}(@[A-Za-z0-9_.-]{{1,64}})?")
 PARAM_KEY_RE = anchored(r"[A-Za-z0-9_.-]{1,250}")
 ENV_NAME_RE = anchored(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
-UNITS_MIB = {"": 1.0, "B": 1 / (1 << 20), "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0 * 1024}
 MAX_NODES = 64
-
-
-def memory_mib(value: Any) -> int:
-    """``4096`` (MiB), ``"4Gi"``, ``"512MiB"``, ``"2GB"`` -> MiB (decimal units are read as binary)."""
-    if isinstance(value, bool):
-        raise ValueError("memory must be a number of MiB or a size like '4Gi'")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("memory cannot be negative")
-        return int(value)
-    match = MEMORY_RE.match(str(value))
-    if not match:
-        raise ValueError(f"memory {value!r} is not a size: use MiB as a number or e.g. '4Gi', '512Mi'")
-    unit = (match.group(2) or "").upper()[:1]
-    return int(float(match.group(1)) * UNITS_MIB[unit])
 
 
 class Resources(BaseModel):

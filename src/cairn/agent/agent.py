@@ -22,8 +22,8 @@ from cairn.agent.attempt import AGENT_STOPPING, Attempt
 from cairn.agent.workspace import Workspace
 from cairn.kernel.eventlog import connect
 from cairn.kernel.natsauth import AGENT_INBOX_PREFIX, NatsCredentials
+from cairn.protocol import LOG_END_HEADER as END_HEADER
 from cairn.sdk.client import ApiError, Client
-from cairn.services.scheduler.logs import END_HEADER
 
 log = logging.getLogger("cairn.agent")
 

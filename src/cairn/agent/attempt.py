@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cairn.services.scheduler.logs import log_subject
+from cairn.protocol import log_subject
 
 if TYPE_CHECKING:
     from cairn.agent.agent import Agent

@@ -122,8 +122,8 @@ def agent(ctx: Ctx, queue: str, cpus: float | None, memory: str | None, gpus: in
     """
     from cairn.agent.agent import Agent, run_agent
     from cairn.agent.capacity import detect_capacity
+    from cairn.protocol import memory_mib
     from cairn.sdk.client import Client
-    from cairn.services.scheduler.spec import memory_mib
 
     try:
         memory_value = memory_mib(memory) if memory is not None else None

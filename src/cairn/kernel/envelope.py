@@ -10,18 +10,19 @@ from typing import Any
 
 from cairn.kernel.ids import event_id
 
-SUBJECT_PREFIX = "cairn.evt"
-
-# Headers that carry envelope fields, so consumers can filter without parsing bodies.
-H_TYPE = "Cairn-Type"
-H_VERSION = "Cairn-Version"
-H_EVENT_ID = "Cairn-Event-Id"
-H_ACTOR = "Cairn-Actor"
-H_CORRELATION = "Cairn-Correlation-Id"
-H_CAUSATION = "Cairn-Causation-Id"
-H_TRACEPARENT = "traceparent"
-H_MSG_ID = "Nats-Msg-Id"
-H_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+# Subject prefix and headers are defined in cairn.protocol; re-exported here for the envelope's users.
+from cairn.protocol import EVENT_SUBJECT_PREFIX as SUBJECT_PREFIX  # noqa: F401
+from cairn.protocol import (  # noqa: F401
+    H_ACTOR,
+    H_CAUSATION,
+    H_CORRELATION,
+    H_EVENT_ID,
+    H_EXPECTED_LAST_SUBJECT_SEQ,
+    H_MSG_ID,
+    H_TRACEPARENT,
+    H_TYPE,
+    H_VERSION,
+)
 
 
 def subject_for(project: str, aggregate: str, aggregate_id: str) -> str:

@@ -21,10 +21,9 @@ import nats
 from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js import api as js_api
 from nats.js.errors import BadRequestError, NotFoundError
 
-from cairn.kernel.envelope import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, SUBJECT_PREFIX, Event
+from cairn.kernel.envelope import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, Event
 from cairn.kernel.errors import (
     ConcurrencyConflict,
     ConfigurationError,
@@ -32,15 +31,16 @@ from cairn.kernel.errors import (
     Unavailable,
 )
 from cairn.kernel.natsauth import NatsCredentials
+from cairn.protocol import (  # noqa: F401 - EVENTS_STREAM is read from here by tests and tools
+    EVENTS_STREAM,
+    WRONG_LAST_SEQUENCE,
+    create_stream,
+    events_stream_config,
+)
 
 log = logging.getLogger(__name__)
 
-EVENTS_STREAM = "CAIRN_EVENTS"
-WRONG_LAST_SEQUENCE = 10071
-STREAM_NAME_IN_USE = 10058
 MAX_ATOMIC_BATCH = 1000  # the server's default limit on messages in one atomic batch
-# How long the server remembers idempotency keys. Projections remember applied keys for good.
-DUPLICATE_WINDOW_S = 3600.0
 
 
 def message_header_bytes(headers: dict[str, str]) -> int:
@@ -152,22 +152,7 @@ class EventLog:
             return
         except NotFoundError:
             pass
-        config = js_api.StreamConfig(
-            name=self.stream,
-            subjects=[f"{SUBJECT_PREFIX}.>"],
-            storage=js_api.StorageType.FILE,
-            retention=js_api.RetentionPolicy.LIMITS,
-            duplicate_window=DUPLICATE_WINDOW_S,
-            num_replicas=self.replicas,
-            allow_direct=True,
-        ).as_dict()
-        config["allow_atomic"] = True  # not in nats-py's StreamConfig yet
-        reply = await self.nc.request(f"$JS.API.STREAM.CREATE.{self.stream}",
-                                      json.dumps(config).encode(), timeout=10)
-        answer = json.loads(reply.data)
-        error = answer.get("error")
-        if error and error.get("err_code") != STREAM_NAME_IN_USE:
-            raise Unavailable(f"cannot create stream {self.stream}: {error.get('description')}")
+        await create_stream(self.nc, {**events_stream_config(self.replicas), "name": self.stream})
 
     async def append(
         self, event: Event, *, expected_last_subject_seq: int | None, msg_id: str | None = None

@@ -21,8 +21,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from cairn.protocol import KEY_BUCKET
+
 PREFIX = "cairnjob_"
-KEY_BUCKET = "cairn-keys"
 KEY_NAME = "job-token"
 _DOMAIN = b"cairn job token v1\n"
 NO_TIMEOUT_TTL_S = 7 * 86400

@@ -68,7 +68,7 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        event_log = await EventLog.open(settings.nats_url, name=f"cairn-{name}",
+        event_log = await EventLog.open(settings.nats_url, name=f"cairn-{name}", replicas=settings.replicas,
                                        credentials=settings.nats_credentials())
         store = make_store(settings)
         runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}",

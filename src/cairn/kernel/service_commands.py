@@ -29,10 +29,11 @@ from cairn.kernel.errors import CairnError, InvalidInput, Unavailable
 from cairn.kernel.http import validation_error_body
 from cairn.kernel.ids import new_id
 from cairn.kernel.telemetry import inject, span_from
+from cairn.protocol import COMMAND_SUBJECT_PREFIX
 
 log = logging.getLogger(__name__)
 
-SUBJECT_PREFIX = "cairn.cmd"
+SUBJECT_PREFIX = COMMAND_SUBJECT_PREFIX
 H_KEY = "Idempotency-Key"  # as on HTTP requests (events carry the key as Nats-Msg-Id)
 
 ServiceCommand = Callable[[dict[str, Any], CommandContext], Awaitable[Any]]

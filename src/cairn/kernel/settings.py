@@ -24,6 +24,7 @@ class CommonSettings(BaseSettings):
 
     nats_url: str = "nats://127.0.0.1:4222"
     nats_creds: Path | None = None
+    replicas: int = Field(default=1, ge=1, le=5)  # of every stream and bucket (a NATS cluster: 3)
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: str = "info"
 

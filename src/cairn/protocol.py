@@ -1,0 +1,121 @@
+"""Names that cross process boundaries, in one place: NATS subjects and headers, the streams and
+key bucket with their configurations (replicas from settings), the server's error codes, and the
+sizes a job spec may name. Services, the SDK, the CLI and the agent all read them here; nothing in
+this module imports a service. Name rules live in :mod:`cairn.kernel.ids` (re-exported below).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from cairn.kernel.ids import (  # noqa: F401 - re-exported: the name rules are part of the protocol
+    ALIAS_RE,
+    DATASET_NAME_RE,
+    DIGEST_RE,
+    KEY_RE,
+    MODEL_NAME_RE,
+    NAME_RE,
+    TOKEN_RE,
+)
+
+# --- events of record ----------------------------------------------------------------------------
+EVENTS_STREAM = "CAIRN_EVENTS"
+EVENT_SUBJECT_PREFIX = "cairn.evt"  # cairn.evt.<project>.<aggregate>.<id>
+DUPLICATE_WINDOW_S = 3600.0  # how long the server remembers idempotency keys
+# Headers that carry envelope fields, so consumers can filter without parsing bodies.
+H_TYPE = "Cairn-Type"
+H_VERSION = "Cairn-Version"
+H_EVENT_ID = "Cairn-Event-Id"
+H_ACTOR = "Cairn-Actor"
+H_CORRELATION = "Cairn-Correlation-Id"
+H_CAUSATION = "Cairn-Causation-Id"
+H_TRACEPARENT = "traceparent"
+H_MSG_ID = "Nats-Msg-Id"
+H_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+
+# --- service commands (request/reply between services) --------------------------------------------
+COMMAND_SUBJECT_PREFIX = "cairn.cmd"  # cairn.cmd.<service>.<command>
+
+# --- metrics ---------------------------------------------------------------------------------------
+METRICS_STREAM = "CAIRN_METRICS"
+METRICS_SUBJECT_PREFIX = "cairn.metrics"
+
+# --- scheduler and agents --------------------------------------------------------------------------
+REPORT_SUBJECT = "cairn.sched.report"
+HEARTBEAT_SUBJECT = "cairn.sched.heartbeat"
+AGENT_SUBJECT_PREFIX = "cairn.sched.agent"
+LOGS_STREAM = "CAIRN_JOBLOGS"
+LOGS_SUBJECT_PREFIX = "cairn.logs"  # cairn.logs.<project>.<job>.<attempt>
+LOG_END_HEADER = "Cairn-Log-End"  # a chunk with it closes an attempt's log
+LOGS_MAX_AGE_S = 30 * 86400  # the full log is also kept as a run artifact
+
+
+def agent_subject(agent_id: str) -> str:
+    return f"{AGENT_SUBJECT_PREFIX}.{agent_id}"
+
+
+def log_subject(project: str, job_id: str, attempt: int | str) -> str:
+    return f"{LOGS_SUBJECT_PREFIX}.{project}.{job_id}.{attempt}"
+
+
+# --- key-value bucket shared by services -----------------------------------------------------------
+KEY_BUCKET = "cairn-keys"
+
+# --- JetStream's error codes -----------------------------------------------------------------------
+STREAM_NAME_IN_USE = 10058  # creating a stream that exists (with another configuration)
+WRONG_LAST_SEQUENCE = 10071  # Nats-Expected-Last-Subject-Sequence was stale
+
+
+# --- stream configurations: one function each, replicas from settings ------------------------------
+def events_stream_config(replicas: int = 1) -> dict[str, Any]:
+    """File storage, idempotency window, direct gets, atomic batches allowed."""
+    return {"name": EVENTS_STREAM, "subjects": [f"{EVENT_SUBJECT_PREFIX}.>"], "storage": "file",
+            "retention": "limits", "duplicate_window": int(DUPLICATE_WINDOW_S * 1e9),
+            "num_replicas": replicas, "allow_direct": True, "allow_atomic": True}
+
+
+def metrics_stream_config(replicas: int = 1) -> dict[str, Any]:
+    """Work-queue retention: a batch stays until the writer acks it (after its Parquet write is
+    durable) and is deleted then: durable until written, never growing without bound."""
+    return {"name": METRICS_STREAM, "subjects": [f"{METRICS_SUBJECT_PREFIX}.>"], "storage": "file",
+            "retention": "workqueue", "duplicate_window": int(DUPLICATE_WINDOW_S * 1e9),
+            "num_replicas": replicas}
+
+
+def logs_stream_config(replicas: int = 1) -> dict[str, Any]:
+    return {"name": LOGS_STREAM, "subjects": [f"{LOGS_SUBJECT_PREFIX}.>"], "storage": "file",
+            "retention": "limits", "max_age": int(LOGS_MAX_AGE_S * 1e9), "discard": "old",
+            "num_replicas": replicas, "allow_direct": True}
+
+
+async def create_stream(nc: Any, config: dict[str, Any], verb: str = "CREATE") -> None:
+    """Create (or, with ``verb="UPDATE"``, change) a stream; one that exists already is left as
+    it is. The one way every stream is made, so a cluster's replicas apply to all of them."""
+    from cairn.kernel.errors import Unavailable
+
+    reply = await nc.request(f"$JS.API.STREAM.{verb}.{config['name']}", json.dumps(config).encode(), timeout=10)
+    error = json.loads(reply.data).get("error")
+    if error and error.get("err_code") != STREAM_NAME_IN_USE:
+        raise Unavailable(f"cannot {verb.lower()} stream {config['name']}: {error.get('description')}")
+
+
+# --- job specs -------------------------------------------------------------------------------------
+MEMORY_RE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*\Z", re.IGNORECASE)
+UNITS_MIB = {"": 1.0, "B": 1 / (1 << 20), "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0 * 1024}
+
+
+def memory_mib(value: Any) -> int:
+    """``4096`` (MiB), ``"4Gi"``, ``"512MiB"``, ``"2GB"`` -> MiB (decimal units are read as binary)."""
+    if isinstance(value, bool):
+        raise ValueError("memory must be a number of MiB or a size like '4Gi'")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("memory cannot be negative")
+        return int(value)
+    match = MEMORY_RE.match(str(value))
+    if not match:
+        raise ValueError(f"memory {value!r} is not a size: use MiB as a number or e.g. '4Gi', '512Mi'")
+    unit = (match.group(2) or "").upper()[:1]
+    return int(float(match.group(1)) * UNITS_MIB[unit])
