@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from cairn.kernel.errors import ConfigurationError
 from cairn.kernel.natsauth import NatsCredentials, authorization_block
@@ -111,7 +112,7 @@ def _ports_dir(directory: Path) -> Path:
 
 def start_nats_server(directory: Path, port: int | None = None, host: str = "127.0.0.1",
                       log_file: Path | None = None, *, users: Iterable[NatsCredentials] = (),
-                      timeout: float = 20.0, **popen: object) -> tuple[subprocess.Popen[bytes], str]:
+                      timeout: float = 20.0, **popen: Any) -> tuple[subprocess.Popen[bytes], str]:
     """Start nats-server with its store under ``directory``; returns the process and its URL.
 
     ``port`` None lets the server pick a free one. A port in use, or a server that exits before

@@ -61,7 +61,7 @@ def nats_wiring(own: dict[str, Path | None], agents: Path | None) -> dict[str, d
 
 def start_private_nats(nats_dir: Path, secrets_dir: Path, port: int | None = None, *,
                        log_file: Path | None = None,
-                       **popen: object) -> tuple[subprocess.Popen[bytes], str, dict[str, Path]]:
+                       **popen: Any) -> tuple[subprocess.Popen[bytes], str, dict[str, Path]]:
     """A nats-server on loopback that takes only Cairn's users (credentials made once under
     ``secrets_dir``, kept after that); returns it, its URL and each user's credentials file."""
     files = ensure_credentials(secrets_dir, NATS_USERS)
@@ -200,7 +200,8 @@ class Supervisor:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         if self.nats_url is None:
             files = self._start_nats(self.nats_port or None)
-            self.nats_port = int(self.nats_url.rsplit(":", 1)[1])  # type: ignore[union-attr] - just set
+            assert self.nats_url is not None  # _start_nats set it
+            self.nats_port = int(self.nats_url.rsplit(":", 1)[1])
             self.say(f"nats: {self.nats_url} (JetStream store in {self.data_dir / 'nats'}; "
                      f"credentials in {self.data_dir / 'secrets' / 'nats'})")
             wiring = nats_wiring({name: files[name] for name in PROCESSES}, files[AGENT_USER])
