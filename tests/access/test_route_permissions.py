@@ -29,7 +29,7 @@ RANK = {"viewer": 1, "editor": 2, "admin": 3}
 GATEWAY_OWN = ("/api/v1/tokens", "/api/v1/projects", "/api/v1/audit", "/api/v1/status", "/api/v1/whoami",
                "/api/v1/events")
 PARAM_VALUES = {"digest": "0" * 64, "version": "1", "name": "none.txt", "token_id": "000000000000",
-                "user": "nobody", "alias": "staging", "key": "k"}
+                "user": "nobody", "alias": "staging", "key": "k", "sequence": "999999999"}
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def test_every_route_declares_a_role_and_enforces_it(platform: Platform, callers
     archiving = [call for call in allowed_calls if call[2].endswith(("/archive", "/restore"))]
     with ThreadPoolExecutor(max_workers=4) as pool:  # then the allowed ones (dummy ids: most are 404/422)
         list(pool.map(lambda call: check(*call), [call for call in allowed_calls if call not in archiving]))
-    for who, method, path, requirement, want in archiving:  # one at a time, each archive undone
+    for who, method, path, requirement, _want in archiving:  # one at a time, each archive undone
         resp = check(who, method, path, requirement, True)
         if path.endswith("/archive") and resp.status_code < 300:
             httpx.post(f"{platform.gateway}{path.removesuffix('archive')}restore",
