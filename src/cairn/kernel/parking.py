@@ -114,12 +114,10 @@ def stored_event(conn: sqlite3.Connection, sequence: int) -> Event | None:
 
 
 def apply_control(conn: sqlite3.Connection, handler: Handler, event: Event, service: str) -> bool:
-    """Act on a control event addressed to ``service``; True for every control event (none of
-    them is a view's business, and none may be parked: parking one would announce it, and so on)."""
-    if not is_control(event):
+    """Act on a retry or skip addressed to ``service`` and return True; False for any other event,
+    which goes to the handler (notices too: a webhook may forward them to an alerting system)."""
+    if not is_control(event) or event.aggregate_id != service or event.type not in (RETRIED, SKIPPED):
         return False
-    if event.aggregate_id != service or event.type not in (RETRIED, SKIPPED):
-        return True
     sequence = event.data.get("sequence")
     if not isinstance(sequence, int):
         return True  # not a decision this version understands: nothing to do

@@ -31,7 +31,14 @@ from nats.js.errors import NotFoundError
 from cairn.kernel.envelope import SUBJECT_PREFIX, Event
 from cairn.kernel.errors import Unavailable
 from cairn.kernel.eventlog import EventLog
-from cairn.kernel.parking import ParkedEvent, control_subject, describe, is_poison, notice
+from cairn.kernel.parking import (
+    CONTROL_AGGREGATE,
+    ParkedEvent,
+    control_subject,
+    describe,
+    is_poison,
+    notice,
+)
 from cairn.kernel.schemas import validate_event
 from cairn.kernel.store import EventHandler, SqliteStore
 
@@ -250,6 +257,8 @@ class ProjectionRunner:
         for item in parked:
             log.error("projection=%s parked seq=%d type=%s error=%r", self.durable, item.sequence,
                       item.type, item.error)
+            if item.type.startswith(f"{CONTROL_AGGREGATE}."):
+                continue  # a notice that could not be applied announces nothing: no loop of notices
             event = notice(self.service, item)
             try:
                 validate_event(event)
