@@ -76,7 +76,7 @@ def test_a_poison_event_inside_a_batch_is_parked_and_the_rest_applied(nats_url: 
             run_event("run.created", "a"), run_event("run.tag_set", "a", key="k", value="1"),
             run_event("run.tag_set", "ghost", key="k", value="x"), run_event("run.tag_set", "a", key="j", value="2")])
         poison = sequences[2]
-        runner = ProjectionRunner(log, store, projection(), durable="projection-parktest")
+        runner = ProjectionRunner(log, store, projection(), durable="projection-parktest", parking=True)
         await runner.start()
         last = await log.last_sequence()
         await runner.wait_for(last)
@@ -147,7 +147,7 @@ def test_an_infrastructure_error_is_retried_not_parked(nats_url: str, tmp_path: 
         log = await EventLog.open(nats_url)
         await log.ensure_stream()
         store = SqliteStore(tmp_path / "p.sqlite3", SCHEMA)
-        runner = ProjectionRunner(log, store, handler, durable="projection-transient")
+        runner = ProjectionRunner(log, store, handler, durable="projection-transient", parking=True)
         await runner.start()
         appended = await log.append(run_event("run.tag_set", "t", key="k", value="v"), expected_last_subject_seq=None)
         await runner.wait_for(appended.sequence)

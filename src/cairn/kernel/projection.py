@@ -66,13 +66,16 @@ class ProjectionRunner:
         min_interval_s: float = 0.0,
         inline_batch: int = INLINE_BATCH,
         service: str | None = None,
+        parking: bool = False,
     ) -> None:
         self.log = event_log
         self.store = store
         self.handler = handler
         self.durable = durable
         self.service = service or durable.removeprefix("projection-")
-        self.parking = isinstance(store, SqliteStore)  # other stores retry a failing batch
+        # read models park poison events (a SQLite store only); a consumer that acts on events
+        # (the webhooks' outbox) and other stores retry a failing batch
+        self.parking = parking and isinstance(store, SqliteStore)
         self.filter_subjects = list(filter_subjects or [])  # none: every event
         if self.filter_subjects and self.parking:
             self.filter_subjects.append(control_subject(self.service))  # admins' retry/skip

@@ -75,7 +75,8 @@ def create_service_app(
         runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}",
                                   batch=projection_batch or PROJECTION_BATCH,
                                   min_interval_s=projection_interval_s,
-                                  filter_subjects=aggregate_subjects(projection_aggregates), service=name)
+                                  filter_subjects=aggregate_subjects(projection_aggregates), service=name,
+                                  parking=True)
         await runner.start()
         app.state.runtime = ServiceRuntime(name, event_log, store, runner)
         try:
