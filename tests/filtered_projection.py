@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from cairn.kernel.envelope import Event, aggregate_subjects
 from cairn.kernel.eventlog import EventLog
+from cairn.kernel.parking import control_subject
 
 T = TypeVar("T")
 
@@ -17,7 +18,7 @@ async def follow(nats_url: str, app: FastAPI, durable: str, aggregates: Sequence
                  before: Sequence[Event], during: Sequence[Event], read: Callable[[Any], T]) -> tuple[T, int]:
     """Appends ``before`` (the service replays them at start), starts the app, appends ``during``
     (it follows them), waits until its projection is at the log's end and checks that its consumer
-    filters on exactly ``aggregates``. Returns (``read`` of the running service's store, the number
+    filters on exactly ``aggregates`` (and its control subject). Returns (``read`` of the running service's store, the number
     of events its consumer was delivered)."""
     log = await EventLog.open(nats_url)
     try:
@@ -29,7 +30,9 @@ async def follow(nats_url: str, app: FastAPI, durable: str, aggregates: Sequence
                 await log.append(event, expected_last_subject_seq=None)
             await runtime.runner.wait_for(await log.last_sequence(), timeout=10)
             info = await log.js.consumer_info(log.stream, durable)
-            assert sorted(info.config.filter_subjects or []) == sorted(aggregate_subjects(aggregates))
+            # ... and its own control subject, where admins' retry/skip of parked events arrive
+            control = control_subject(durable.removeprefix("projection-"))
+            assert sorted(info.config.filter_subjects or []) == sorted([*aggregate_subjects(aggregates), control])
             return read(runtime.store), info.delivered.consumer_seq
     finally:
         await log.close()

@@ -301,7 +301,8 @@ async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
     runner = app.state.rt.runner
     report["services"]["gateway"] = {"ready": runner.last_error is None, "applied_seq": runner.applied,
                                      "lag": (last - runner.applied) if last is not None else None,
-                                     "url": None, "error": runner.last_error}
+                                     "url": None, "error": runner.last_error,
+                                     "parked": runner.parked_count()}
 
     async def probe(name: str, url: str) -> tuple[str, dict[str, Any]]:
         try:
@@ -311,7 +312,7 @@ async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
             applied = body.get("applied_seq")
             lag = (last - applied) if (last is not None and applied is not None) else None
             return name, {"ready": ready, "url": url, "applied_seq": applied, "lag": lag,
-                          "error": body.get("error")}
+                          "error": body.get("error"), "parked": body.get("parked")}
         except (httpx.HTTPError, ValueError) as err:
             return name, {"ready": False, "url": url, "error": f"{type(err).__name__}: {err}"}
 

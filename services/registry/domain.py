@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from cairn.kernel.commands import Decision
-from cairn.kernel.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from cairn.kernel.errors import AlreadyExists, Conflict, EventOutOfOrder, InvalidInput, NotFound
 from cairn.kernel.ids import (
     ALIAS_RE,
     DIGEST_RE,
@@ -161,7 +161,8 @@ def evolve_project(state: State, event_type: str, data: dict[str, Any]) -> dict[
                 "experiments": {data["default_experiment_id"]: {"name": "default", "archived": False}},
                 "experiment_names": {"default": data["default_experiment_id"]},
                 "models": {}, "model_names": {}}
-    assert state is not None, f"{event_type} before project.created"
+    if state is None:
+        raise EventOutOfOrder(f"{event_type} for a project that does not exist: no project.created came before it")
     if event_type == "project.updated":
         state["description"] = data["description"]
     elif event_type in ("project.archived", "project.restored"):
@@ -311,7 +312,8 @@ def evolve_run(state: State, event_type: str, data: dict[str, Any]) -> dict[str,
         if data.get("record"):  # v2: created with its first record
             evolve_record(created, data["record"])
         return created
-    assert state is not None, f"{event_type} before run.created"
+    if state is None:
+        raise EventOutOfOrder(f"{event_type} for a run that does not exist: no run.created came before it")
     if event_type == "run.started":
         state["status"] = "running"
     elif event_type == "run.finished":

@@ -29,7 +29,7 @@ RANK = {"viewer": 1, "editor": 2, "admin": 3}
 GATEWAY_OWN = ("/api/v1/tokens", "/api/v1/projects", "/api/v1/audit", "/api/v1/status", "/api/v1/whoami",
                "/api/v1/events")
 PARAM_VALUES = {"digest": "0" * 64, "version": "1", "name": "none.txt", "token_id": "000000000000",
-                "user": "nobody", "alias": "staging", "key": "k"}
+                "user": "nobody", "alias": "staging", "key": "k", "sequence": "999999999"}
 
 
 @dataclass(frozen=True)

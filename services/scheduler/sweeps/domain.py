@@ -22,7 +22,7 @@ import math
 from typing import Any
 
 from cairn.kernel.commands import Decision
-from cairn.kernel.errors import Conflict, NotFound
+from cairn.kernel.errors import Conflict, EventOutOfOrder, NotFound
 from cairn.services.scheduler.sweeps.spec import SweepSpec
 
 State = dict[str, Any] | None
@@ -58,7 +58,8 @@ def evolve_sweep(state: State, event_type: str, data: dict[str, Any]) -> dict[st
         return {"sweep_id": data["sweep_id"], "name": data["name"], "created_at": data["created_at"],
                 "spec": spec, "status": "running", "reason": None, "trials": {},
                 "best_trial": None}
-    assert state is not None, f"{event_type} before sweep.created"
+    if state is None:
+        raise EventOutOfOrder(f"{event_type} for a sweep that does not exist: no sweep.created came before it")
     trials = state["trials"]
     if event_type == "sweep.trial_started":
         trials[str(data["number"])] = {
@@ -86,7 +87,8 @@ def evolve_sweep_record(state: State, event_type: str, data: dict[str, Any]) -> 
     kept small so the snapshot is not rewritten with every trial's details."""
     if event_type == "sweep.created":
         return {"sweep_id": data["sweep_id"], "status": "running", "reason": None}
-    assert state is not None, f"{event_type} before sweep.created"
+    if state is None:
+        raise EventOutOfOrder(f"{event_type} for a sweep that does not exist: no sweep.created came before it")
     if event_type in ("sweep.completed", "sweep.stopped"):
         state = {**state, "status": "completed" if event_type == "sweep.completed" else "stopped",
                  "reason": data["reason"]}

@@ -85,14 +85,14 @@ def status(ctx: Ctx) -> None:
     log = report["event_log"]
     click.echo(f"event log: {'connected' if log.get('connected') else 'DOWN'}  last_seq={log.get('last_seq')}")
     rows = [{"service": name, **item} for name, item in report["services"].items()]
-    emit(ctx, rows, columns=["service", "ready", "applied_seq", "lag", "url", "error"])
+    emit(ctx, rows, columns=["service", "ready", "applied_seq", "lag", "parked", "url", "error"])
     if not report["ready"]:
         sys.exit(1)
 
 
 @cli.group()
 def admin() -> None:
-    """Operations: rebuild projections. Example: cairn admin rebuild registry"""
+    """Operations: rebuild projections, parked events. Example: cairn admin rebuild registry"""
 
 
 @admin.command("rebuild")
@@ -105,6 +105,29 @@ def admin_rebuild(ctx: Ctx, service: str) -> None:
     result = ctx.client.rebuild(service)
     result["wall_seconds"] = round(time.monotonic() - started, 3)
     emit(ctx, result)
+
+
+@admin.command("parked")
+@click.argument("action", type=click.Choice(["list", "retry", "skip"]))
+@click.argument("service")
+@click.argument("sequence", type=int, required=False)
+@pass_ctx
+@api_errors
+def admin_parked(ctx: Ctx, action: str, service: str, sequence: int | None) -> None:
+    """Events a service's projection could not apply: list them, retry one (after fixing its
+    cause), or skip one for good. Example: cairn admin parked retry registry 1234"""
+    if action == "list":
+        result = ctx.client.parked(service)
+        if ctx.as_json:
+            emit(ctx, result)
+        else:
+            emit(ctx, result["parked"], columns=["sequence", "type", "subject", "error"])
+        return
+    if sequence is None:
+        raise click.UsageError(f"cairn admin parked {action} needs the event's sequence "
+                               f"(see: cairn admin parked list {service})")
+    emit(ctx, ctx.client.retry_parked(service, sequence) if action == "retry"
+         else ctx.client.skip_parked(service, sequence))
 
 
 @cli.group()

@@ -84,3 +84,12 @@ class ConfigurationError(CairnError):
     request."""
 
     code = "configuration"
+
+
+class EventOutOfOrder(CairnError):
+    """An event for an aggregate whose creating event the log does not have before it (written
+    straight onto the log, or by a buggy writer). Raised by evolve functions; a projection parks
+    the event (``cairn.kernel.parking``) and an admin retries it once the aggregate exists."""
+
+    status = 409
+    code = "event_out_of_order"

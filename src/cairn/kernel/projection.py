@@ -8,6 +8,11 @@ A projection that reads only some aggregates names their subjects (``filter_subj
 server then delivers only those events, instead of every service decoding every event to drop
 most. Its ``applied`` position jumps over the others once the consumer has nothing pending.
 A ``before_apply`` callback may change the filter mid-batch with ``refilter``.
+
+An event the handler cannot apply is parked (``cairn.kernel.parking``): a batch that fails is
+applied again event by event, the failing events set aside with their errors, the good ones
+applied, and each parking announced with a ``projection.event_parked`` event. Errors of the
+machine (``TRANSIENT_ERRORS``) and of ``before_apply`` still retry the batch from the position.
 """
 
 from __future__ import annotations
@@ -26,6 +31,15 @@ from nats.js.errors import NotFoundError
 from cairn.kernel.envelope import SUBJECT_PREFIX, Event
 from cairn.kernel.errors import Unavailable
 from cairn.kernel.eventlog import EventLog
+from cairn.kernel.parking import (
+    CONTROL_AGGREGATE,
+    ParkedEvent,
+    control_subject,
+    describe,
+    is_poison,
+    notice,
+)
+from cairn.kernel.schemas import validate_event
 from cairn.kernel.store import EventHandler, SqliteStore
 
 log = logging.getLogger(__name__)
@@ -51,12 +65,21 @@ class ProjectionRunner:
         batch: int = BATCH,
         min_interval_s: float = 0.0,
         inline_batch: int = INLINE_BATCH,
+        service: str | None = None,
+        parking: bool = False,
     ) -> None:
         self.log = event_log
         self.store = store
         self.handler = handler
         self.durable = durable
+        self.service = service or durable.removeprefix("projection-")
+        # read models park poison events (a SQLite store only); a consumer that acts on events
+        # (the webhooks' outbox) and other stores retry a failing batch
+        self.parking = parking and isinstance(store, SqliteStore)
         self.filter_subjects = list(filter_subjects or [])  # none: every event
+        if self.filter_subjects and self.parking:
+            self.filter_subjects.append(control_subject(self.service))  # admins' retry/skip
+        self.parked: list[ParkedEvent] = []  # parked by the last batch, to announce
         self.after_batch = after_batch
         self.before_apply = before_apply  # side effects that must happen before the position moves
         self.batch = min(batch, MAX_IN_FLIGHT)  # events per apply, at most what may be in flight
@@ -97,6 +120,8 @@ class ProjectionRunner:
         ``upto``: those events are committed, then the consumer is bound again from there, so all
         that follows (the rest of the batch included) is read under the new filter."""
         self.filter_subjects = list(subjects)
+        if self.filter_subjects and self.parking:
+            self.filter_subjects.append(control_subject(self.service))
         self._cut = upto
 
     async def _bind(self) -> None:
@@ -190,21 +215,65 @@ class ProjectionRunner:
                 await msgs[-1].ack()
             self.applied = max(self.applied, applied)  # a caught-up check may have moved it further
             self._wake(self.applied)
+            if self.parked:
+                await self._announce(self.parked)
             if self.after_batch is not None:
                 await self.after_batch(events)
 
     async def _apply(self, events: list[Event]) -> int:
-        """Apply a batch: a small one right here (a worker thread's hand-off costs more than its
+        """Apply a batch whole; when an event in it is poison, again event by event, parking
+        what fails (``self.parked``)."""
+        self.parked = []
+        try:
+            return await self._apply_in_store(events, park=False)
+        except Exception as error:
+            if not self.parking or not is_poison(error):
+                raise
+            log.warning("projection=%s batch_failed at=%d error=%r; applying event by event",
+                        self.durable, events[0].sequence, describe(error))
+            return await self._apply_in_store(events, park=True)
+
+    def _store_apply(self, events: list[Event], park: bool) -> int:
+        if not self.parking:
+            return self.store.apply(events, self.handler)
+        applied, self.parked = self.store.apply_parking(events, self.handler, service=self.service, park=park)
+        return applied
+
+    async def _apply_in_store(self, events: list[Event], *, park: bool) -> int:
+        """A small batch is applied right here (a worker thread's hand-off costs more than its
         transaction), a larger one in a worker thread. Cancelling (stop, rebuild) waits for the
         thread to finish its transaction: the store must not be reset or closed under it."""
         if len(events) <= self.inline_batch:
-            return self.store.apply(events, self.handler)
-        applying = asyncio.ensure_future(asyncio.to_thread(self.store.apply, events, self.handler))
+            return self._store_apply(events, park)
+        applying = asyncio.ensure_future(asyncio.to_thread(self._store_apply, events, park))
         try:
             return await asyncio.shield(applying)
         except asyncio.CancelledError:
             await asyncio.wait([applying])
             raise
+
+    async def _announce(self, parked: list[ParkedEvent]) -> None:
+        """Append a ``projection.event_parked`` per parked event, for alerts. Its id is the
+        parking's (service, sequence), so a retried batch announces once; a rebuild that parks
+        the event again announces it again once the log's duplicate window has passed. A notice
+        that cannot be appended is logged: the parking itself is committed already."""
+        for item in parked:
+            log.error("projection=%s parked seq=%d type=%s error=%r", self.durable, item.sequence,
+                      item.type, item.error)
+            if item.type.startswith(f"{CONTROL_AGGREGATE}."):
+                continue  # a notice that could not be applied announces nothing: no loop of notices
+            event = notice(self.service, item)
+            try:
+                validate_event(event)
+                await self.log.append(event, expected_last_subject_seq=None,
+                                      msg_id=f"parked:{self.service}:{item.sequence}")
+            except Exception as err:  # noqa: BLE001 - an alert lost must not stop the projection
+                log.warning("projection=%s park_notice_failed seq=%d error=%r", self.durable, item.sequence, err)
+        self.parked = []
+
+    def parked_count(self) -> int | None:
+        """How many events this projection has parked; None when its store cannot park."""
+        return self.store.parked_count() if self.parking else None
 
     def _wake(self, applied: int) -> None:
         while self._waiters and self._waiters[0][0] <= applied:

@@ -28,6 +28,7 @@ from cairn.kernel.identity import (
     load_service_key,
     requires,
 )
+from cairn.kernel.parked_routes import parked_router
 from cairn.kernel.projection import BATCH as PROJECTION_BATCH
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.settings import ServiceSettings
@@ -74,7 +75,8 @@ def create_service_app(
         runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}",
                                   batch=projection_batch or PROJECTION_BATCH,
                                   min_interval_s=projection_interval_s,
-                                  filter_subjects=aggregate_subjects(projection_aggregates))
+                                  filter_subjects=aggregate_subjects(projection_aggregates), service=name,
+                                  parking=True)
         await runner.start()
         app.state.runtime = ServiceRuntime(name, event_log, store, runner)
         try:
@@ -92,13 +94,15 @@ def create_service_app(
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:
-        """Ready when connected to the event log and the projection is running."""
+        """Ready when connected to the event log and the projection is running; ``parked``: how
+        many events the projection set aside (it goes on without them, so it stays ready)."""
         runtime: ServiceRuntime = request.app.state.runtime
         return {
             "service": name,
             "ready": runtime.log.nc.is_connected and runtime.runner.last_error is None,
             "applied_seq": runtime.runner.applied,
             "error": runtime.runner.last_error,
+            "parked": runtime.runner.parked_count(),
             "pid": os.getpid(),
         }
 
@@ -118,6 +122,7 @@ def create_service_app(
         runtime: ServiceRuntime = request.app.state.runtime
         return {"applied_seq": runtime.runner.applied, "content_hash": runtime.store.content_hash()}
 
+    app.include_router(parked_router(name))
     for router in routers:
         app.include_router(router)
     return app

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cairn.kernel.envelope import Event
+from cairn.kernel.parking import ParkedEvent, apply_control, apply_guarded, park_event, parked_count
 
 KERNEL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
@@ -22,6 +23,9 @@ CREATE TABLE IF NOT EXISTS aggregates (
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, seq INTEGER NOT NULL, subject TEXT NOT NULL, aggregate_id TEXT NOT NULL,
     type TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS parked_events (
+    seq INTEGER PRIMARY KEY, subject TEXT NOT NULL, type TEXT NOT NULL, event TEXT NOT NULL,
+    error TEXT NOT NULL);
 """
 
 EventHandler = Callable[[sqlite3.Connection, Event], None]
@@ -91,6 +95,20 @@ class SqliteStore:
 
     def apply(self, events: list[Event], handler: EventHandler, name: str = "main") -> int:
         """Apply events newer than the tracking position, and move it, in one transaction."""
+        return self.apply_parking(events, handler, name=name, park=False)[0]
+
+    def parked_count(self) -> int:
+        return parked_count(self.reader())
+
+    def apply_parking(self, events: list[Event], handler: EventHandler, *, service: str = "",
+                      name: str = "main", park: bool = True) -> tuple[int, list[ParkedEvent]]:
+        """Like :meth:`apply`, but an event the handler cannot apply is parked (rolled back to
+        before it, stored with its error in ``parked_events``) and the rest go on, all in one
+        transaction with the position. Slower (a savepoint and a snapshot flush per event): the
+        runner uses it only for a batch that failed whole. ``service``'s own control events
+        (``projection.event_retried``/``event_skipped``) act on its parked events here, so a
+        rebuild replays the admins' decisions too. Returns the position and what was parked."""
+        parked: list[ParkedEvent] = []
         with self.transaction() as conn:
             row = conn.execute("SELECT last_seq FROM tracking WHERE name=?", (name,)).fetchone()
             last = int(row[0]) if row else 0
@@ -100,7 +118,14 @@ class SqliteStore:
             for event in events:
                 if event.sequence <= last:
                     continue  # already applied before a crash: never apply twice
-                handler(conn, event)
+                if service and apply_control(conn, handler, event, service):
+                    pass
+                elif not park:
+                    handler(conn, event)
+                else:
+                    error = apply_guarded(conn, handler, event)
+                    if error is not None:
+                        parked.append(park_event(conn, event, error))
                 last = event.sequence
             end_batch = getattr(handler, "end_batch", None)
             if end_batch is not None:
@@ -110,7 +135,7 @@ class SqliteStore:
                 "ON CONFLICT(name) DO UPDATE SET last_seq=excluded.last_seq",
                 (name, last),
             )
-        return last
+        return last, parked
 
     def reset(self) -> None:
         """Drop every table and create the schema again (for a rebuild by replay)."""
@@ -195,8 +220,9 @@ class SnapshotProjection:
         evolve = self.evolvers.get(event.aggregate)
         if evolve is not None:
             cached = self._snapshots.get(event.subject)
-            state = cached[1] if cached is not None else load_state(conn, event.subject)[1]
-            self._snapshots[event.subject] = (event.sequence, evolve(state, event.type, event.data))
+            seq, state = cached if cached is not None else load_state(conn, event.subject)
+            # max: a parked event retried later is older than the subject's last event
+            self._snapshots[event.subject] = (max(seq, event.sequence), evolve(state, event.type, event.data))
             record_idempotency(conn, event)
         handler(conn, event)
 

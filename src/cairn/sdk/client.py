@@ -179,6 +179,16 @@ class Client(AccessMixin, MetricsQueries, JobsMixin):
     def rebuild(self, service: str) -> dict[str, Any]:
         return self.request("POST", f"/api/v1/{_q(service)}/admin/rebuild")
 
+    def parked(self, service: str) -> dict[str, Any]:
+        """The events a service's projection parked (it could not apply them)."""
+        return self.request("GET", f"/api/v1/{_q(service)}/admin/parked")
+
+    def retry_parked(self, service: str, sequence: int) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/{_q(service)}/admin/parked/{int(sequence)}/retry")
+
+    def skip_parked(self, service: str, sequence: int) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/{_q(service)}/admin/parked/{int(sequence)}/skip")
+
     def events(self, *, project: str | None = None, types: str | None = None,
                since: int | None = None, timeout: float | None = None) -> Iterator[dict[str, Any]]:
         """Yield events live from the gateway's event stream (server-sent events)."""
