@@ -10,8 +10,12 @@
 #include <vector>
 
 #include "cairn/blake3.hpp"
+#include "cairn/parallel.hpp"
+#include "os_error.hpp"
 
 namespace py = pybind11;
+using cairn_bindings::check_path;
+using cairn_bindings::raise_os_error;
 namespace b3 = cairn::blake3;
 
 constexpr std::size_t kDigestLen = b3::kOutLen;
@@ -38,12 +42,6 @@ py::bytes as_bytes(const std::uint8_t* p, std::size_t n) {
   return py::bytes(reinterpret_cast<const char*>(p), n);
 }
 
-// Paths arrive as file-system bytes (os.fsencode), so names that are not UTF-8 work; a NUL would
-// silently cut the path short, so it is refused as Python's open() does.
-void check_path(const std::string& path) {
-  if (path.find('\0') != std::string::npos) throw py::value_error("embedded null byte in path");
-}
-
 cairn::SimdLevel parse_level(const std::string& name) {
   for (auto level : {cairn::SimdLevel::Portable, cairn::SimdLevel::SSE41, cairn::SimdLevel::AVX2,
                      cairn::SimdLevel::AVX512}) {
@@ -56,6 +54,9 @@ cairn::SimdLevel parse_level(const std::string& name) {
 }  // namespace
 
 void register_blake3(py::module_& m) {
+  m.def("threads", &cairn::configured_threads,
+        "Threads every parallel call of the core may use (the caller's included): CAIRN_THREADS "
+        "when set to a positive integer, else the hardware threads; read once per process.");
   m.def(
       "blake3",
       [](const py::object& data, unsigned threads) {
@@ -96,9 +97,7 @@ void register_blake3(py::module_& m) {
           py::gil_scoped_release release;
           d = b3::hash_file(path, threads, &size);
         } catch (const std::system_error& e) {
-          errno = e.code().value();
-          PyErr_SetFromErrnoWithFilename(PyExc_OSError, path.c_str());
-          throw py::error_already_set();
+          raise_os_error(e.code().value(), path);
         }
         return py::make_tuple(as_bytes(d.data(), d.size()), size);
       },
@@ -116,11 +115,7 @@ void register_blake3(py::module_& m) {
         }
         py::list out(results.size());
         for (std::size_t i = 0; i < results.size(); ++i) {
-          if (results[i].error != 0) {
-            errno = results[i].error;
-            PyErr_SetFromErrnoWithFilename(PyExc_OSError, paths[i].c_str());
-            throw py::error_already_set();
-          }
+          if (results[i].error != 0) raise_os_error(results[i].error, paths[i]);
           out[i] = py::make_tuple(as_bytes(results[i].digest.data(), kDigestLen), results[i].size);
         }
         return out;

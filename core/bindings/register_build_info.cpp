@@ -1,6 +1,12 @@
 #include <pybind11/pybind11.h>
 
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
 #include "cairn/build_info.hpp"
+#include "cairn/gpu_arch.hpp"
 
 namespace py = pybind11;
 
@@ -20,6 +26,17 @@ void register_build_info(py::module_& m) {
 #else
     info["cuda_compiler"] = py::none();
 #endif
+    // CMAKE_CUDA_ARCHITECTURES entries, e.g. ["80-real", "90"]: sm_80 SASS, sm_90 SASS + PTX.
+    std::vector<std::string> archs;
+    const std::string spec = cairn::built_cuda_architectures();
+    std::size_t start = 0;
+    while (start < spec.size()) {
+      std::size_t end = spec.find(',', start);
+      if (end == std::string::npos) end = spec.size();
+      if (end > start) archs.push_back(spec.substr(start, end - start));
+      start = end + 1;
+    }
+    info["cuda_architectures"] = archs;
     cairn::GpuStatus gpu;
     {
       py::gil_scoped_release release;
@@ -29,9 +46,14 @@ void register_build_info(py::module_& m) {
     info["gpu_count"] = gpu.device_count;
     info["gpu_name"] = gpu.device_name.empty() ? py::object(py::none()) : py::str(gpu.device_name);
     info["gpu_compute_capability"] =
-        gpu.usable ? py::object(py::make_tuple(gpu.compute_capability_major, gpu.compute_capability_minor))
+        gpu.compute_capability_major > 0 ? py::object(py::make_tuple(gpu.compute_capability_major, gpu.compute_capability_minor))
                    : py::object(py::none());
     info["gpu_reason"] = gpu.reason.empty() ? py::object(py::none()) : py::str(gpu.reason);
     return info;
-  }, "Version, compiler, SIMD level, whether CUDA was compiled and whether a GPU is usable now.");
+  }, "Version, compiler, SIMD level, whether CUDA was compiled (and for which architectures) "
+     "and whether a GPU is usable now.");
+  m.def("_cuda_arch_mismatch", &cairn::cuda_arch_mismatch, py::arg("architectures"),
+        py::arg("major"), py::arg("minor"),
+        "Tests only: why a device of this compute capability cannot run kernels built for these "
+        "CMAKE_CUDA_ARCHITECTURES (',' or ';' separated), or '' when it can.");
 }

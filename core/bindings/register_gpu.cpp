@@ -5,10 +5,12 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <system_error>
 
 #include "cairn/aggregate_gpu.hpp"
 #include "cairn/blake3_gpu.hpp"
 #include "cairn/charts_gpu.hpp"
+#include "os_error.hpp"
 
 namespace py = pybind11;
 
@@ -209,14 +211,19 @@ void register_gpu(py::module_& m) {
   m.def(
       "blake3_cuda_file",
       [](const std::string& path) {
+        cairn_bindings::check_path(path);
         cairn::gpu::Digest d;
-        {
+        try {
           py::gil_scoped_release release;
           d = cairn::gpu::blake3_file(path);
+        } catch (const std::system_error& e) {
+          cairn_bindings::raise_os_error(e.code().value(), path);
         }
         return digest_bytes(d);
       },
-      py::arg("path"), "BLAKE3 digest of a file, read into pinned buffers and hashed on the GPU.");
+      py::arg("path"),
+      "BLAKE3 digest of a file, read into pinned buffers and hashed on the GPU; OSError (as on "
+      "the CPU path, before any GPU work) when it cannot be opened or read.");
   m.def(
       "blake3_cuda_device_seconds",
       [](uintptr_t ptr, uint64_t nbytes, int repeats) {

@@ -4,24 +4,19 @@
 // be reduced independently). Host data is staged in 2^15-chunk blocks whose subtree chaining
 // values are combined on the host.
 #include <cuda_runtime.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <condition_variable>
 #include <cstring>
-#include <exception>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "cairn/blake3_gpu.hpp"
 #include "cairn/blake3_gpu_tree.hpp"
+#include "cairn/file_reader.hpp"
+#include "cairn/parallel.hpp"
 #include "cuda_check.cuh"
 
 namespace cairn::gpu {
@@ -269,72 +264,6 @@ constexpr unsigned kStageLog2Chunks = 15;  // 32 MiB per staged block
 constexpr uint64_t kStageBytes = uint64_t{kChunkLen} << kStageLog2Chunks;
 constexpr int kSlots = 4;
 
-// A few threads that run one function over [0, n) parts and wait for all of them.
-class FillPool {
- public:
-  explicit FillPool(unsigned nthreads) {
-    for (unsigned i = 0; i < nthreads; ++i) threads_.emplace_back([this, i] { loop(i); });
-  }
-  ~FillPool() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
-  unsigned size() const { return static_cast<unsigned>(threads_.size()); }
-
-  // Runs fn(part) for every part in [0, size()) and rethrows the first failure.
-  void run(const std::function<void(unsigned)>& fn) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      job_ = &fn;
-      pending_ = size();
-      error_ = nullptr;
-      ++generation_;
-    }
-    cv_.notify_all();
-    std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-    job_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
-  }
-
- private:
-  void loop(unsigned index) {
-    uint64_t seen = 0;
-    for (;;) {
-      const std::function<void(unsigned)>* job = nullptr;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-        job = job_;
-      }
-      std::exception_ptr error;
-      try {
-        (*job)(index);
-      } catch (...) {
-        error = std::current_exception();
-      }
-      std::lock_guard<std::mutex> lock(mu_);
-      if (error && !error_) error_ = error;
-      if (--pending_ == 0) done_.notify_one();
-    }
-  }
-
-  std::vector<std::thread> threads_;
-  std::mutex mu_;
-  std::condition_variable cv_, done_;
-  const std::function<void(unsigned)>* job_ = nullptr;
-  unsigned pending_ = 0;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  std::exception_ptr error_;
-};
-
 struct Slot {
   uint8_t* pinned = nullptr;
   uint8_t* device = nullptr;
@@ -345,7 +274,7 @@ struct Slot {
 
 class Staging {
  public:
-  explicit Staging(int device) : device_(device), pool_(fill_threads()) {
+  explicit Staging(int device) : device_(device) {
     const ScratchSize sz = scratch_for(kStageBytes);
     for (Slot& s : slots_) {
       check_cuda(cudaHostAlloc(reinterpret_cast<void**>(&s.pinned), kStageBytes,
@@ -377,7 +306,7 @@ class Staging {
 
   // Hashes `nbytes` supplied block by block: `direct(offset)` returns a pinned host address to copy
   // from (or nullptr), else `fill(dst, offset, len)` writes the bytes into a pinned buffer; it is
-  // called from the pool's threads on disjoint parts of each block.
+  // called from the core's thread pool (cairn/parallel.hpp) on disjoint parts of each block.
   Digest hash(uint64_t nbytes, const std::function<const uint8_t*(uint64_t)>& direct,
               const std::function<void(uint8_t*, uint64_t, uint64_t)>& fill) {
     if (nbytes == 0) return empty_digest();
@@ -417,10 +346,8 @@ class Staging {
   }
 
  private:
-  static unsigned fill_threads() {
-    const unsigned hw = std::thread::hardware_concurrency();
-    return std::max(1u, std::min(8u, hw == 0 ? 4u : hw));
-  }
+  // Parts each staged block is filled in: reading a file in parallel pays up to about 8 streams.
+  static unsigned fill_parts() { return std::min(8u, cairn::configured_threads()); }
 
   void reserve_cvs(uint64_t nblocks) {
     if (nblocks <= cvs_capacity_) return;
@@ -434,10 +361,10 @@ class Staging {
 
   void fill_parallel(uint8_t* dst, uint64_t off, uint64_t len,
                      const std::function<void(uint8_t*, uint64_t, uint64_t)>& fill) {
-    const unsigned parts = pool_.size();
+    const unsigned parts = fill_parts();
     const uint64_t step = ceil_div(ceil_div(len, parts), 4096) * 4096;
-    pool_.run([&](unsigned part) {
-      const uint64_t begin = std::min(len, part * step);
+    cairn::parallel_for(parts, parts, [&](std::size_t part) {
+      const uint64_t begin = std::min<uint64_t>(len, part * step);
       const uint64_t end = std::min(len, begin + step);
       if (end > begin) fill(dst + begin, off + begin, end - begin);
     });
@@ -447,7 +374,6 @@ class Staging {
   Slot slots_[kSlots];
   uint32_t* cvs_ = nullptr;
   uint64_t cvs_capacity_ = 0;
-  FillPool pool_;
 };
 
 // Deliberately never destroyed at exit: CUDA may already be torn down by then.
@@ -468,45 +394,6 @@ Digest with_staging(Fn&& fn) {
   }
   return fn(*g_staging);
 }
-
-class File {
- public:
-  explicit File(const std::string& path) : path_(path), fd_(::open(path.c_str(), O_RDONLY)) {
-    if (fd_ < 0) throw std::runtime_error("cannot open '" + path + "': " + std::strerror(errno));
-  }
-  ~File() { ::close(fd_); }
-  File(const File&) = delete;
-  File& operator=(const File&) = delete;
-
-  uint64_t size() const {
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) {
-      throw std::runtime_error("cannot stat '" + path_ + "': " + std::strerror(errno));
-    }
-    if (!S_ISREG(st.st_mode)) throw std::runtime_error("'" + path_ + "' is not a regular file");
-    return static_cast<uint64_t>(st.st_size);
-  }
-
-  // Reads exactly len bytes at offset; a short file means it changed while it was hashed.
-  void read_exact(uint8_t* dst, uint64_t offset, uint64_t len) const {
-    while (len > 0) {
-      const ssize_t got = ::pread(fd_, dst, std::min<uint64_t>(len, 1u << 30),
-                                  static_cast<off_t>(offset));
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        throw std::runtime_error("cannot read '" + path_ + "': " + std::strerror(errno));
-      }
-      if (got == 0) throw std::runtime_error("'" + path_ + "' shrank while it was being hashed");
-      dst += got;
-      offset += static_cast<uint64_t>(got);
-      len -= static_cast<uint64_t>(got);
-    }
-  }
-
- private:
-  std::string path_;
-  int fd_;
-};
 
 }  // namespace
 
@@ -537,11 +424,16 @@ Digest blake3_host(const void* host_ptr, uint64_t nbytes) {
 }
 
 Digest blake3_file(const std::string& path) {
-  File file(path);
-  const uint64_t nbytes = file.size();
+  // Opened (and refused, as on the CPU path) before any GPU work.
+  const cairn::FileReader file(path);
+  if (!file.regular()) {  // a pipe or pseudo-file: no size up front, so read it whole first
+    std::vector<uint8_t> buf;
+    const std::size_t used = file.read_all(buf);
+    return blake3_host(buf.data(), used);
+  }
   return with_staging([&](Staging& staging) {
-    return staging.hash(nbytes, nullptr, [&file](uint8_t* dst, uint64_t off, uint64_t len) {
-      file.read_exact(dst, off, len);
+    return staging.hash(file.size(), nullptr, [&file](uint8_t* dst, uint64_t off, uint64_t len) {
+      file.read_at(dst, off, len);
     });
   });
 }

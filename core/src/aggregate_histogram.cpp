@@ -1,4 +1,5 @@
 // Per-segment histograms over given edges, with underflow, overflow and NaN counts.
+#include <mutex>
 #include <stdexcept>
 #include <string>
 

@@ -1,54 +1,32 @@
-// Building blocks shared by the aggregation kernels: a small thread pool loop, mergeable moments
-// (Chan et al.), and the exact per-block moment kernel. Private to core/src.
+// Building blocks shared by the aggregation kernels: a loop over the core's one thread pool,
+// mergeable moments (Chan et al.), and the exact per-block moment kernel. Private to core/src.
 #pragma once
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <exception>
+#include <functional>
 #include <limits>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "cairn/aggregate.hpp"
+#include "cairn/parallel.hpp"
 
 namespace cairn::agg::detail {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// Runs fn(task, worker) for task in [0, ntasks) on up to `threads` threads (the caller is worker
-// 0); tasks are handed out dynamically. The first exception thrown is rethrown here.
+// Runs fn(task, worker) for task in [0, ntasks) on up to `threads` threads of the core's one pool
+// (cairn/parallel.hpp; the caller is worker 0, every worker index is below `threads`); tasks are
+// handed out dynamically. The first exception thrown is rethrown here.
 template <class F>
 void parallel_for(int64_t ntasks, int threads, F&& fn) {
-  const int64_t nworkers = std::min<int64_t>(std::max(threads, 1), ntasks);
-  if (nworkers <= 1) {
-    for (int64_t t = 0; t < ntasks; ++t) fn(t, 0);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto work = [&](int worker) {
-    try {
-      for (;;) {
-        const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
-        if (t >= ntasks) break;
-        fn(t, worker);
-      }
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!error) error = std::current_exception();
-      next.store(ntasks);
-    }
+  if (ntasks <= 0) return;
+  const std::function<void(std::size_t, unsigned)> task = [&fn](std::size_t t, unsigned worker) {
+    fn(static_cast<int64_t>(t), static_cast<int>(worker));
   };
-  std::vector<std::thread> pool;
-  pool.reserve(static_cast<size_t>(nworkers - 1));
-  for (int w = 1; w < nworkers; ++w) pool.emplace_back(work, w);
-  work(0);
-  for (auto& th : pool) th.join();
-  if (error) std::rethrow_exception(error);
+  cairn::parallel_for(static_cast<std::size_t>(ntasks), static_cast<unsigned>(std::max(threads, 1)),
+                      task);
 }
 
 // Neumaier compensated addition. Once the sum is not finite the compensation is meaningless

@@ -9,15 +9,7 @@ namespace cairn::agg {
 
 using detail::Moments;
 
-int resolve_threads(int threads) {
-  if (threads > 0) return threads;
-  if (const char* env = std::getenv("CAIRN_THREADS")) {
-    const int from_env = std::atoi(env);
-    if (from_env > 0) return from_env;
-  }
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw > 0 ? static_cast<int>(hw) : 1;
-}
+int resolve_threads(int threads) { return static_cast<int>(cairn::resolve_threads(threads)); }
 
 void validate_offsets(const int64_t* offsets, int64_t nseg, int64_t n) {
   if (nseg < 0) throw std::invalid_argument("number of segments must be >= 0");

@@ -141,7 +141,7 @@ void subtree_output(HashManyFn hash_many, const std::uint8_t* data, std::size_t 
   reduce_cvs(hash_many, cvs, n, root, out);
 }
 
-unsigned resolve_threads(unsigned threads) { return threads != 0 ? threads : hardware_threads(); }
+unsigned resolve_threads(unsigned threads) { return threads != 0 ? threads : configured_threads(); }
 
 // Below this many bytes per thread, starting threads costs more than it saves.
 constexpr std::size_t kMinBytesPerThread = 128 * 1024;

@@ -2,6 +2,7 @@
 #include <stdexcept>
 
 #include "cairn/blake3_gpu.hpp"
+#include "cairn/file_reader.hpp"
 
 namespace cairn::gpu {
 
@@ -15,7 +16,10 @@ namespace {
 
 Digest blake3_device(const void*, uint64_t, uintptr_t) { no_cuda("blake3_device"); }
 Digest blake3_host(const void*, uint64_t) { no_cuda("blake3_host"); }
-Digest blake3_file(const std::string&) { no_cuda("blake3_file"); }
+Digest blake3_file(const std::string& path) {
+  const FileReader file(path);  // file errors first, as in the CUDA build
+  no_cuda("blake3_file");
+}
 double blake3_device_seconds(const void*, uint64_t, int) { no_cuda("blake3_device_seconds"); }
 
 }  // namespace cairn::gpu

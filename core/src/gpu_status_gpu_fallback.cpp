@@ -1,9 +1,12 @@
 // Stand-in for cuda/gpu_status.cu when the build has no CUDA.
 #include "cairn/build_info.hpp"
+#include "cairn/gpu_arch.hpp"
 
 namespace cairn {
 
 bool cuda_compiled() { return false; }
+
+const char* built_cuda_architectures() { return ""; }
 
 GpuStatus gpu_status() {
   GpuStatus status;

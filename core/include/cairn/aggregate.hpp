@@ -32,7 +32,7 @@ constexpr int64_t kPartSize = int64_t{1} << 16;
 // al.'s pairwise update.
 constexpr int64_t kBlockSize = 2048;
 
-// threads <= 0 means: the CAIRN_THREADS environment variable if set, else all hardware threads.
+// threads <= 0 means cairn::configured_threads(): CAIRN_THREADS if set, else all hardware threads.
 int resolve_threads(int threads);
 
 // Throws std::invalid_argument unless offsets describe nseg segments inside [0, n).

@@ -28,7 +28,8 @@ constexpr std::size_t kOutLen = 32;
 using Digest = std::array<std::uint8_t, kOutLen>;
 using ChainingValue = std::array<std::uint8_t, kOutLen>;  // little-endian words, as hashed
 
-// Digest of `len` bytes. `threads` = 0 means all hardware threads; small inputs use one thread.
+// Digest of `len` bytes. `threads` = 0 means cairn::configured_threads() (CAIRN_THREADS, else every
+// hardware thread); small inputs use one thread.
 Digest hash(const void* data, std::size_t len, unsigned threads = 0);
 
 // As `hash`, with the SIMD level forced (for tests and benchmarks). Throws std::invalid_argument

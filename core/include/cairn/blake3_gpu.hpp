@@ -25,7 +25,9 @@ Digest blake3_device(const void* device_ptr, uint64_t nbytes, uintptr_t stream =
 // value is combined on the host.
 Digest blake3_host(const void* host_ptr, uint64_t nbytes);
 
-// Hashes a file, read in large blocks by several threads into pinned staging buffers.
+// Hashes a file, read in large blocks by the core's thread pool into pinned staging buffers. The
+// file is opened through cairn::FileReader before any GPU work, so a file that cannot be read
+// throws the same std::system_error as on the CPU path (blake3::hash_file), GPU or no GPU.
 Digest blake3_file(const std::string& path);
 
 // Mean seconds per hash of `nbytes` of device memory over `repeats` runs after one warm-up,

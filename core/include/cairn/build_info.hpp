@@ -14,7 +14,9 @@ const char* simd_level_name(SimdLevel level);
 // Whether CUDA kernels were compiled into this build.
 bool cuda_compiled();
 
-// Whether a CUDA GPU is usable now; when it is not, `reason` says why.
+// Whether a CUDA GPU is usable now: device 0 is visible and this build has kernels for its compute
+// capability (cairn/gpu_arch.hpp). When it is not, `reason` says why; the name and compute
+// capability are filled in whenever a device was found.
 struct GpuStatus {
   bool usable = false;
   int device_count = 0;

@@ -90,12 +90,20 @@ __all__ += [
     "segment_histogram",
     "segment_quantiles",
     "segment_reduce",
+    "threads",
 ]
 
 
 def build_info() -> dict[str, Any]:
     """Facts about this build: version, compiler, SIMD level, CUDA compiled, GPU usable (and why not)."""
     return dict(_core.build_info())
+
+
+def threads() -> int:
+    """Threads every parallel core call may use, the caller's included (the size of the core's one
+    thread pool plus the caller): ``CAIRN_THREADS`` when set to a positive integer, else every
+    hardware thread. Read once per process, at the first call that needs it."""
+    return int(_core.threads())
 
 
 def fingerprint_table(table: pa.Table | pa.RecordBatch, *, device: Device = "auto") -> str:

@@ -44,7 +44,8 @@ DEFAULT_LEAF_SIZE = 1 << 20
 
 
 def _threads(threads: int | None) -> int:
-    """Maps the public `threads` argument to the core's (0 = every hardware thread)."""
+    """Maps the public `threads` argument to the core's (0 = ``cairn.core.threads()``: the
+    CAIRN_THREADS environment variable, else every hardware thread)."""
     if threads is None:
         return 0
     if threads < 1:
@@ -101,12 +102,13 @@ def fingerprint_file(path: StrPath, *, threads: int | None = None, device: Devic
     ``device="cuda"`` reads the file into pinned buffers and hashes it on the GPU (raises
     GpuUnavailableError without one); ``"auto"`` and ``"cpu"`` hash on the CPU, which was faster
     for files from the page cache (see :mod:`cairn.core.device`). The digest is the same.
-    Raises OSError (FileNotFoundError, IsADirectoryError, ...) when the file cannot be read.
+    Raises OSError (FileNotFoundError, PermissionError, IsADirectoryError, ...) when the file
+    cannot be read, the same on either device: both read through the core's one file reader.
     """
     t = _threads(threads)
     if _device.check_device(device) == "cuda":
         _device.require_gpu("fingerprint_file")
-        return _core.blake3_cuda_file(os.fspath(path)).hex()
+        return _core.blake3_cuda_file(os.fsencode(path)).hex()
     digest, _size = _core.blake3_file(os.fsencode(path), t)
     return digest.hex()
 

@@ -126,7 +126,7 @@ def device_bytes_to_host(obj: Any) -> Any:
 def blake3_gpu_file(path: str | os.PathLike[str]) -> bytes:
     """BLAKE3 digest (32 bytes) of a file's contents, read in large blocks and hashed on the GPU."""
     _require_gpu("hash on the CPU instead")
-    return _core.blake3_cuda_file(os.fspath(path))
+    return _core.blake3_cuda_file(os.fsencode(path))
 
 
 def _cupy(what: str = "segment_reduce_gpu") -> Any:

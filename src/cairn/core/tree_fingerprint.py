@@ -72,7 +72,7 @@ def fingerprint_tree(
         raise ValueError(f"on_special must be 'error' or 'skip', got {on_special!r}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be a positive number or None (all cores), got {threads}")
-    workers = threads or os.cpu_count() or 1
+    workers = threads or _core.threads()  # CAIRN_THREADS, else every core (one place: the core)
     root = os.fspath(path)
     files, links, skipped = _scan(root, on_special)
 
@@ -195,7 +195,7 @@ def _digests(
 def _gpu_file_digest(path: str) -> tuple[bytes, int]:
     """(digest, size) of a file hashed on the GPU; the size is taken after the read, so a file
     that grew or shrank meanwhile is caught by the caller's size check."""
-    digest = _core.blake3_cuda_file(path)
+    digest = _core.blake3_cuda_file(os.fsencode(path))
     return digest, os.stat(path).st_size
 
 
