@@ -169,7 +169,7 @@ def test_every_route_declares_a_role_and_enforces_it(platform: Platform, callers
     archiving = [call for call in allowed_calls if call[2].endswith(("/archive", "/restore"))]
     with ThreadPoolExecutor(max_workers=4) as pool:  # then the allowed ones (dummy ids: most are 404/422)
         list(pool.map(lambda call: check(*call), [call for call in allowed_calls if call not in archiving]))
-    for who, method, path, requirement, want in archiving:  # one at a time, each archive undone
+    for who, method, path, requirement, _want in archiving:  # one at a time, each archive undone
         resp = check(who, method, path, requirement, True)
         if path.endswith("/archive") and resp.status_code < 300:
             httpx.post(f"{platform.gateway}{path.removesuffix('archive')}restore",

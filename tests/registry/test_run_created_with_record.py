@@ -11,11 +11,14 @@ import time
 
 import httpx
 import nats
+import pytest
 
 from cairn.kernel.envelope import subject_for
 from cairn.services.registry.domain import evolve_run
 
 from platform_harness import Platform
+
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
 
 CODE = {"archive_digest": "ab" * 32, "archive_bytes": 10, "files": 1, "commit": "c0ffee", "branch": "main"}
 
