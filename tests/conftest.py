@@ -4,8 +4,10 @@ Starting a platform costs seconds, so modules that only need *a* running stack s
 session: they mark themselves ``pytestmark = pytest.mark.shared_stack`` and keep apart by project
 names of their own (the ``project`` fixture, or fixed names no other shared module uses). A module
 that kills or restarts services, sets service environment, measures a process, counts every event
-in the log, lists every project or token, or leaves background work behind (webhooks, agents)
-keeps a stack of its own: the default, ``own_platform``."""
+in the log, lists every project or token, or leaves background work behind (webhooks, agents,
+sweeps) keeps a stack of its own: the default, ``own_platform``. Shared modules may assert that a
+request appended nothing (``stream_last_seq`` unchanged) only because no shared module leaves
+anything appending in the background: keep it that way."""
 
 from __future__ import annotations
 
