@@ -1,4 +1,13 @@
-"""Shared fixtures: a real platform (nats-server, registry, gateway processes) per test module."""
+"""Shared fixtures: a real platform (nats-server and every service process).
+
+Starting a platform costs seconds, so modules that only need *a* running stack share one per test
+session: they mark themselves ``pytestmark = pytest.mark.shared_stack`` and keep apart by project
+names of their own (the ``project`` fixture, or fixed names no other shared module uses). A module
+that kills or restarts services, sets service environment, measures a process, counts every event
+in the log, lists every project or token, or leaves background work behind (webhooks, agents,
+sweeps) keeps a stack of its own: the default, ``own_platform``. Shared modules may assert that a
+request appended nothing (``stream_last_seq`` unchanged) only because no shared module leaves
+anything appending in the background: keep it that way."""
 
 from __future__ import annotations
 
@@ -13,18 +22,36 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from platform_harness import Platform  # noqa: E402
+from platform_harness import Platform, running  # noqa: E402
 
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    plat = Platform(tmp_path_factory.mktemp("platform")).start()
-    try:
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "shared_stack: the module's tests run on the session's shared platform "
+                                       "(see tests/conftest.py for what makes a module safe to share)")
+
+
+@pytest.fixture(scope="session")
+def shared_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """One platform for every ``shared_stack`` module of the session."""
+    with running(Platform(tmp_path_factory.mktemp("shared-platform"))) as plat:
         yield plat
-    finally:
-        plat.stop()
+
+
+@pytest.fixture(scope="module")
+def own_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """A fresh platform for this module alone."""
+    with running(Platform(tmp_path_factory.mktemp("platform"))) as plat:
+        yield plat
+
+
+@pytest.fixture(scope="module")
+def platform(request: pytest.FixtureRequest) -> Platform:
+    """The session's shared platform for a ``shared_stack`` module, else one of the module's own."""
+    if request.node.get_closest_marker("shared_stack") is not None:
+        return request.getfixturevalue("shared_platform")
+    return request.getfixturevalue("own_platform")
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +83,8 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
     from cairn.natsserver import start_nats_server
 
     proc, url = start_nats_server(tmp_path / "nats")
-    yield url
-    proc.terminate()
-    proc.wait()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

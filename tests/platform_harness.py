@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +85,15 @@ class Platform:
         return self.root / "data"
 
     def start(self) -> "Platform":
+        """Start NATS and every service; a start that fails part-way stops what it started (an
+        interrupted or failed start leaves no orphan processes behind)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> "Platform":
         self.root.mkdir(parents=True, exist_ok=True)
         self.nats, self.nats_server_url, self.nats_creds = start_private_nats(
             self.root / "nats", self.data_dir / "secrets" / "nats")
@@ -145,6 +156,7 @@ class Platform:
         raise TimeoutError(f"platform not healthy; logs in {self.root}")
 
     def stop(self) -> None:
+        """Stop whatever is running; safe after a partial start and when called twice."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.terminate()
@@ -153,9 +165,23 @@ class Platform:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        if self.nats is not None:
+        if self.nats is not None and self.nats.poll() is None:
             self.nats.terminate()
-            self.nats.wait(timeout=10)
+            try:
+                self.nats.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.nats.kill()
+                self.nats.wait()
+
+
+@contextmanager
+def running(plat: Platform) -> Iterator[Platform]:
+    """``plat`` started, and stopped on the way out however the block ends (a fixture's
+    ``with running(Platform(...)) as plat: yield plat`` leaves no processes behind)."""
+    try:
+        yield plat.start()
+    finally:
+        plat.stop()
 
 
 def stream_last_seq(plat: Platform) -> int:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from platform_harness import Platform
+
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
 
 
 def _read_events(platform: Platform, count: int, **params: str) -> tuple[list[dict], list[int]]:

@@ -17,6 +17,8 @@ from cairn.cli.main import cli
 
 from platform_harness import Platform
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t", *args],

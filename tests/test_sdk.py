@@ -8,6 +8,8 @@ import cairn
 
 from platform_harness import Platform, stream_last_seq
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 
 @pytest.fixture()
 def client(platform: Platform) -> cairn.Client:

@@ -21,11 +21,12 @@ from cairn.services.registry.app import RegistrySettings
 from cairn.services.registry.app import create_app as create_registry
 
 
-def _serve(app, port: int) -> uvicorn.Server:  # type: ignore[no-untyped-def]
+def _serve(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:  # type: ignore[no-untyped-def]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     wait_for_tcp("127.0.0.1", port, timeout=30)
-    return server
+    return server, thread
 
 
 def test_one_request_one_trace_across_gateway_service_and_projection(tmp_path: Path) -> None:
@@ -65,8 +66,9 @@ def test_one_request_one_trace_across_gateway_service_and_projection(tmp_path: P
         assert {"gateway POST /api/v1/registry/projects", "registry POST /projects",
                 "registry projection project.created"} <= names
     finally:
-        for server in servers:
+        for server, _ in servers:
             server.should_exit = True
-        time.sleep(0.5)
+        for _, thread in servers:  # each app's shutdown (its NATS connection) ends before NATS goes
+            thread.join(timeout=30)
         nats.terminate()
         nats.wait()

@@ -11,6 +11,8 @@ import pytest
 
 from platform_harness import Platform, stream_last_seq
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 MAX_PAYLOAD = 8 << 20  # max_payload: 8MB in the nats-server the platform starts
 
 

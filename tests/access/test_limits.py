@@ -15,7 +15,7 @@ import pytest
 from cairn.kernel import jobtoken
 from cairn.services.gateway.limits import RateLimited, RequestLimits, TokenBuckets, request_limits
 
-from platform_harness import Platform
+from platform_harness import Platform, running
 
 # Per token 2/s (bursts of 5), per user 1/s (bursts of 8): three tokens of one user could make 15
 # requests at once, their user only 8, so the user's limit is always the first to refuse them.
@@ -25,10 +25,8 @@ LIMITS = {"CAIRN_RATE_LIMIT": "2", "CAIRN_RATE_BURST": "5", "CAIRN_RATE_LIMIT_US
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    plat = Platform(tmp_path_factory.mktemp("limited"), env=LIMITS)
-    plat.start()
-    yield plat
-    plat.stop()
+    with running(Platform(tmp_path_factory.mktemp("limited"), env=LIMITS)) as plat:
+        yield plat
 
 
 class FakeClock:

@@ -17,6 +17,8 @@ import pytest
 
 from platform_harness import Platform, stream_last_seq
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 DOTS = ["%2e%2e", "%2E%2E", "%252e%252e", ".%2e", "%2e.", ".."]
 SLASHED = ["..%2f", "..%2F", "..%252f", "..%5c", "..%5C", "..%255c"]
 

@@ -20,6 +20,8 @@ from cairn.services.gateway.store import GatewayStore, projection
 
 from platform_harness import Platform
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 
 def _client(platform: Platform, token: str) -> httpx.Client:
     return httpx.Client(base_url=f"{platform.gateway}/api/v1", headers={"Authorization": f"Bearer {token}"},
@@ -36,10 +38,14 @@ def test_revoked_and_expired_tokens_are_refused(platform: Platform) -> None:
     assert resp.status_code == 401 and "revoked" in resp.json()["error"]["message"]
 
     short = admin.post("/tokens", json={"user": "sam", "expires_in_days": 1.5e-5}).json()  # ~1.3 s
-    assert _client(platform, short["token"]).get("/whoami").status_code == 200
-    time.sleep(1.6)
-    resp = _client(platform, short["token"]).get("/whoami")
+    sam = _client(platform, short["token"])
+    assert sam.get("/whoami").status_code == 200
+    deadline = time.monotonic() + 30  # refused from its expiry on, not from a fixed sleep
+    while (resp := sam.get("/whoami")).status_code == 200:
+        assert time.monotonic() < deadline, f"a token that expired at {short['expires_at']} is still accepted"
+        time.sleep(0.05)
     assert resp.status_code == 401 and "expired" in resp.json()["error"]["message"]
+    assert datetime.now(timezone.utc) >= _at(short["expires_at"])  # refused no earlier than it expired
 
 
 def test_token_store_holds_no_plaintext(platform: Platform) -> None:

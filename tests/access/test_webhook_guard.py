@@ -22,7 +22,7 @@ from cairn.kernel.errors import InvalidInput
 from cairn.services.gateway import dns
 from cairn.services.gateway.egress import Egress, parse_target, refusal
 
-from platform_harness import Platform
+from platform_harness import Platform, running
 
 REFUSED = {
     "10.0.0.1": "private", "10.255.255.254": "private", "172.16.0.1": "private", "172.31.255.1": "private",
@@ -106,11 +106,8 @@ def resolver() -> Iterator[ScriptedDns]:
 def platform(tmp_path_factory: pytest.TempPathFactory, resolver: ScriptedDns) -> Iterator[Platform]:
     env = {"CAIRN_WEBHOOKS_ALLOW_PRIVATE": "false", "CAIRN_WEBHOOK_ALLOW_NETWORKS": json.dumps(["127.0.0.3/32"]),
            "CAIRN_WEBHOOK_DNS_SERVER": f"127.0.0.1:{resolver.port}", "CAIRN_WEBHOOK_ATTEMPTS": "2"}
-    plat = Platform(Path(tmp_path_factory.mktemp("guarded")), env=env).start()
-    try:
+    with running(Platform(Path(tmp_path_factory.mktemp("guarded")), env=env)) as plat:
         yield plat
-    finally:
-        plat.stop()
 
 
 @pytest.fixture(scope="module")

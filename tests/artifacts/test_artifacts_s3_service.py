@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 from seaweed import SeaweedS3  # noqa: E402
 
-from platform_harness import Platform  # noqa: E402
+from platform_harness import Platform, running  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +27,10 @@ def s3_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Plat
     env = {"CAIRN_ARTIFACTS_BACKEND": "s3", "CAIRN_ARTIFACTS_S3_ENDPOINT": server.endpoint,
            "CAIRN_ARTIFACTS_S3_BUCKET": "svc", "CAIRN_ARTIFACTS_S3_ACCESS_KEY": "test",
            "CAIRN_ARTIFACTS_S3_SECRET_KEY": "test"}
-    plat = Platform(tmp_path_factory.mktemp("platform-s3"), extra_env=env).start()
     try:
-        yield plat, server
+        with running(Platform(tmp_path_factory.mktemp("platform-s3"), extra_env=env)) as plat:
+            yield plat, server
     finally:
-        plat.stop()
         server.stop()
 
 

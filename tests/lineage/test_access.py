@@ -15,6 +15,8 @@ from cairn.sdk.lineage import Lineage
 
 from platform_harness import Platform
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 
 @pytest.fixture(scope="module")
 def two_projects(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import pytest
 
 from platform_harness import Platform
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 
 def _run(api: httpx.Client, project: str) -> str:
     resp = api.post(f"/projects/{project}/runs", json={"experiment": "default"})

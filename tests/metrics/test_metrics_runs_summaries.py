@@ -10,6 +10,8 @@ import pytest
 
 from platform_harness import Platform
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 
 @pytest.fixture(scope="module")
 def mx(platform: Platform) -> httpx.Client:

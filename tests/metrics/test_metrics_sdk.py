@@ -35,6 +35,15 @@ def test_log_metric_batches_in_background_and_flushes_on_exit(platform: Platform
         assert run.metrics.dropped == 0 and run.refresh()["status"] == "finished"
 
 
+def _wait_samples(run: cairn.ActiveRun, count: int) -> None:
+    """Until the run's system-metrics sampler has taken ``count`` samples (a sample count, not a
+    sleep that hopes for one: a loaded machine may take longer than a few intervals)."""
+    deadline = time.monotonic() + 30
+    while run._system is None or run._system._step < count:
+        assert time.monotonic() < deadline, f"fewer than {count} system-metrics samples in 30 s"
+        time.sleep(0.02)
+
+
 def test_batches_survive_a_gateway_restart(platform: Platform) -> None:
     with cairn.Client(platform.gateway, token=platform.token) as client, \
             cairn.start_run(project="sdkm", client=client) as run:
@@ -53,7 +62,7 @@ def test_batches_survive_a_gateway_restart(platform: Platform) -> None:
 def test_system_metrics_are_sampled_and_can_be_switched_off(platform: Platform) -> None:
     with cairn.Client(platform.gateway, token=platform.token) as client:
         with cairn.start_run(project="sdkm", client=client, system_metrics_interval_s=0.1) as run:
-            time.sleep(0.35)
+            _wait_samples(run, 2)
         summary = client.metric_summary("sdkm", run.id)
         assert summary["system/cpu_percent"]["count"] >= 2
         assert "system/memory_used_bytes" in summary and "system/net_recv_bytes_per_s" in summary
@@ -84,7 +93,7 @@ def test_system_metrics_follow_the_environment(platform: Platform, monkeypatch: 
         monkeypatch.setenv("CAIRN_SYSTEM_METRICS_INTERVAL_S", "0.1")
         with cairn.start_run(project="sdkm", client=client) as sampled:
             assert sampled._system is not None and sampled._system.interval_s == 0.1
-            time.sleep(0.35)
+            _wait_samples(sampled, 2)
         summary = client.metric_summary("sdkm", sampled.id)
     assert summary["system/cpu_percent"]["count"] >= 2
     if psutil.disk_io_counters() is not None:  # containers without block devices report none
@@ -109,7 +118,7 @@ GPUS = _nvml_gpus()
 def test_gpu_utilisation_memory_and_power_are_sampled_with_nvml(platform: Platform) -> None:
     with cairn.Client(platform.gateway, token=platform.token) as client:
         with cairn.start_run(project="sdkm", client=client, system_metrics_interval_s=0.1) as run:
-            time.sleep(0.25)
+            _wait_samples(run, 1)
         summary = client.metric_summary("sdkm", run.id)
     for index in range(GPUS):
         for name in ("utilization_percent", "memory_used_bytes", "power_watts"):
@@ -120,7 +129,7 @@ def test_gpu_utilisation_memory_and_power_are_sampled_with_nvml(platform: Platfo
 def test_without_nvml_gpus_system_metrics_leave_gpu_keys_out(platform: Platform) -> None:
     with cairn.Client(platform.gateway, token=platform.token) as client:
         with cairn.start_run(project="sdkm", client=client, system_metrics_interval_s=0.1) as run:
-            time.sleep(0.15)
+            _wait_samples(run, 1)
         summary = client.metric_summary("sdkm", run.id)
     assert "system/cpu_percent" in summary and not [k for k in summary if k.startswith("system/gpu")]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import nats
 import pyarrow as pa
+import pytest
 from nats.js import api as js_api
 
 from cairn.natsserver import start_nats_server
@@ -26,6 +27,8 @@ from cairn.services.metrics.writer import (
 )
 
 from platform_harness import Platform
+
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
 
 
 def stream_messages(nats_url: str) -> int:

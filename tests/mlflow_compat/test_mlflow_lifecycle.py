@@ -4,8 +4,11 @@ restore, deleted-run search, tag deletion, dataset inputs and the bulk metric hi
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from platform_harness import Platform
+
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
 
 LIFECYCLE = """
 import json

@@ -7,6 +7,8 @@ import pytest
 
 from platform_harness import Platform
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 TRAIN_AND_REGISTER = """
 import json
 import mlflow

@@ -8,6 +8,8 @@ from mlflow_scripts import run_script
 
 from platform_harness import Platform, read_all_events
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 TRAINING_SCRIPT = """
 import json, os, tempfile
 import mlflow

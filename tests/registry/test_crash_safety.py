@@ -35,10 +35,13 @@ def test_sigkill_during_1000_commands_loses_nothing_acknowledged(platform: Platf
         limits = httpx.Limits(max_connections=100)
         async with httpx.AsyncClient(timeout=30, limits=limits, headers=platform.headers) as client:
             tasks = [asyncio.create_task(command(client, i)) for i in range(1000)]
+            deadline = time.monotonic() + 60
             while len(acked_runs) + len(acked_tags) < 150:
+                assert time.monotonic() < deadline, "150 commands were not acknowledged within 60 s"
+                assert not all(task.done() for task in tasks), "every command ended before 150 were acknowledged"
                 await asyncio.sleep(0.01)
             platform.kill("registry")
-            await asyncio.gather(*tasks)
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
 
     asyncio.run(storm())
     acknowledged = len(acked_runs) + len(acked_tags)
@@ -47,10 +50,11 @@ def test_sigkill_during_1000_commands_loses_nothing_acknowledged(platform: Platf
     platform.start_service("registry")
     platform.wait_healthy()
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{platform.gateway}/api/v1/status", headers=platform.headers).json()
+    while True:
+        status = httpx.get(f"{platform.gateway}/api/v1/status", headers=platform.headers, timeout=10).json()
         if status["services"]["registry"]["lag"] == 0:
             break
+        assert time.monotonic() < deadline, f"the restarted registry did not catch up: {status['services']['registry']}"
         time.sleep(0.1)
 
     for run_id, name in acked_runs.items():

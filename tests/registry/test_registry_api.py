@@ -7,6 +7,8 @@ import pytest
 
 from platform_harness import Platform, stream_last_seq
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 DIGEST = "ab" * 32
 
 

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sqlite3
 import time
 
 import httpx
 import nats
+import pytest
 
 from cairn.kernel.envelope import subject_for
 from cairn.services.registry.domain import evolve_run
 
 from platform_harness import Platform
+
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
 
 CODE = {"archive_digest": "ab" * 32, "archive_bytes": 10, "files": 1, "commit": "c0ffee", "branch": "main"}
 
@@ -94,7 +98,7 @@ def test_a_v2_creation_evolves_like_a_creation_and_then_its_record() -> None:
 
 def test_the_artifact_store_and_lineage_read_the_record_a_run_was_created_with(
         api: httpx.Client, project: str, platform: Platform) -> None:
-    digest = "cd" * 32
+    digest = secrets.token_hex(32)  # a blob no other test refers to: blob_refs spans every project
     code = {**CODE, "archive_digest": digest}
     run = api.post(f"/projects/{project}/runs", json={"name": "coded", "record": {"code": code}}).json()
     http = httpx.Client(base_url=f"{platform.gateway}/api/v1", headers=platform.headers, timeout=30)

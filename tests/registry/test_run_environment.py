@@ -15,6 +15,8 @@ from cairn.sdk.code_snapshot import read_snapshot
 
 from platform_harness import Platform
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t", *args],

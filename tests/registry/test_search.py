@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
+
 
 @pytest.fixture()
 def runs(api: httpx.Client, project: str) -> dict[str, dict]:

@@ -11,7 +11,7 @@ from agent_pool import Agents
 
 from cairn.sdk.client import Client
 
-from platform_harness import Platform
+from platform_harness import Platform, running
 
 LEASE_S = "3"
 HEARTBEAT_S = "0.5"
@@ -20,13 +20,9 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    plat = Platform(tmp_path_factory.mktemp("platform"),
-                    extra_env={"CAIRN_SCHEDULER_LEASE_S": LEASE_S, "CAIRN_SCHEDULER_HEARTBEAT_S": HEARTBEAT_S})
-    plat.start()
-    try:
+    with running(Platform(tmp_path_factory.mktemp("platform"), extra_env={
+            "CAIRN_SCHEDULER_LEASE_S": LEASE_S, "CAIRN_SCHEDULER_HEARTBEAT_S": HEARTBEAT_S})) as plat:
         yield plat
-    finally:
-        plat.stop()
 
 
 @pytest.fixture(scope="module")

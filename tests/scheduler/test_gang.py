@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,11 @@ def test_a_two_node_job_waits_for_two_free_agents_then_runs_every_rank_with_the_
     agents.start(queue)
     job = client.submit_job({"command": ["sh", "-c", SHOW_ENV], "code": "none", "queue": queue, "nodes": 2},
                             project)
-    time.sleep(2.0)  # one agent is live and free: a partial group must not start
+    # One agent is live and free: a partial group must not start. A one-node job submitted after it
+    # runs on that agent, so the dispatch round that placed it saw the two-node job queued too and
+    # left it waiting: a decision observed, not a sleep hoping nothing happens.
+    probe = client.submit_job({"command": ["sh", "-c", "true"], "code": "none", "queue": queue}, project)
+    assert client.wait_job(project, probe["id"], timeout=60)["status"] == "succeeded"
     waiting = client.get_job(project, job["id"])
     assert waiting["status"] == "queued"
     assert [h["type"] for h in waiting["history"]] == ["job.submitted"]
