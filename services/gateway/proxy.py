@@ -83,6 +83,9 @@ class ServiceProxy:
         if response.content_length is not None and response.content_length <= SMALL_ANSWER:
             try:  # most answers: read whole, without streaming's per-chunk machinery
                 body = await response.read()
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as err:
+                raise Unavailable(f"service {service!r} stopped while answering ({type(err).__name__}); "
+                                  "it may be restarting, retry shortly") from None
             finally:
                 response.release()
             return Response(body, status_code=response.status, headers=out_headers)

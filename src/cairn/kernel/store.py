@@ -64,6 +64,16 @@ class SqliteStore:
     def _create(self) -> None:
         self._writer.executescript(KERNEL_SCHEMA + self.schema)
 
+    def _statements(self) -> list[str]:
+        """The schema script as single statements, to run inside one transaction."""
+        statements, pending = [], ""
+        for line in (KERNEL_SCHEMA + self.schema).splitlines(keepends=True):
+            pending += line
+            if sqlite3.complete_statement(pending):
+                statements.append(pending)
+                pending = ""
+        return statements
+
     def reader(self) -> sqlite3.Connection:
         """A connection for the calling thread (readers never block the writer in WAL mode)."""
         conn = getattr(self._local, "conn", None)
@@ -138,13 +148,15 @@ class SqliteStore:
         return last, parked
 
     def reset(self) -> None:
-        """Drop every table and create the schema again (for a rebuild by replay)."""
+        """Drop every table and create the schema again (for a rebuild by replay), in one
+        transaction: a reader meanwhile sees the old tables or the new empty ones, never none."""
         with self.transaction() as conn:
             tables = [r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
             for table in tables:
                 conn.execute(f'DROP TABLE IF EXISTS "{table}"')
-        self._create()
+            for statement in self._statements():
+                conn.execute(statement)
 
     def content_hash(self) -> str:
         """A hash of every table's sorted rows: equal read models give equal hashes."""
