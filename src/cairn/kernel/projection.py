@@ -1,4 +1,4 @@
-"""Projection runner: a durable pull consumer feeding a SqliteStore, batch by batch.
+"""Projection runner: a durable push consumer feeding a read model's store, batch by batch.
 
 Each batch is applied and the tracking position moved in one SQLite transaction; the consumer is
 (re)created at start from the stored position, so the read model resumes exactly where it

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cairn.kernel.envelope import Event
 from cairn.kernel.parking import ParkedEvent, apply_control, apply_guarded, park_event, parked_count
@@ -29,14 +29,6 @@ CREATE TABLE IF NOT EXISTS parked_events (
 """
 
 EventHandler = Callable[[sqlite3.Connection, Event], None]
-
-
-class BatchAware(Protocol):
-    """A handler that also wants to write once per batch (e.g. cached aggregate snapshots)."""
-
-    def begin_batch(self) -> None: ...
-
-    def end_batch(self, conn: sqlite3.Connection) -> None: ...
 
 
 class SqliteStore:
