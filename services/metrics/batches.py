@@ -16,10 +16,9 @@ import pyarrow.compute as pc
 
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge
 from cairn.kernel.ids import KEY_RE, anchored
+from cairn.protocol import ARROW_STREAM, metric_batch_schema  # noqa: F401 - ARROW_STREAM: for the API
 
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
-SCHEMA = pa.schema([("key", pa.string()), ("value", pa.float64()), ("step", pa.int64()),
-                    ("timestamp", pa.float64())])
+SCHEMA = metric_batch_schema()
 KEY_PATTERN = KEY_RE  # metric keys follow the shared key rule (params, tags, metrics)
 BATCH_ID_PATTERN = anchored(r"[A-Za-z0-9_.:-]{1,128}")
 SPECIAL = {"NaN": math.nan, "nan": math.nan, "Infinity": math.inf, "inf": math.inf,

@@ -6,6 +6,7 @@ this module imports a service. Name rules live in :mod:`cairn.kernel.ids` (re-ex
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -41,6 +42,19 @@ COMMAND_SUBJECT_PREFIX = "cairn.cmd"  # cairn.cmd.<service>.<command>
 # --- metrics ---------------------------------------------------------------------------------------
 METRICS_STREAM = "CAIRN_METRICS"
 METRICS_SUBJECT_PREFIX = "cairn.metrics"
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"  # metric batches and histories travel as Arrow IPC
+
+
+@functools.cache
+def metric_batch_schema() -> Any:
+    """The Arrow schema of a metric batch (SDK -> metrics service, and the MLflow layer's batches);
+    pyarrow is imported only by those who need it."""
+    import pyarrow as pa
+
+    return pa.schema([("key", pa.string()), ("value", pa.float64()), ("step", pa.int64()),
+                      ("timestamp", pa.float64())])
+
 
 # --- scheduler and agents --------------------------------------------------------------------------
 REPORT_SUBJECT = "cairn.sched.report"

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from cairn.protocol import metric_batch_schema
 from cairn.services.gateway.mlflow.calls import (
     HIDDEN_TAG_PREFIX,
     Call,
@@ -28,8 +29,7 @@ STATUS_TO_MLFLOW = {"running": "RUNNING", "scheduled": "SCHEDULED", "finished": 
                     "failed": "FAILED", "killed": "KILLED"}
 LOGGED_MODEL_TAG = f"{HIDDEN_TAG_PREFIX}logged_model."
 DATASET_TAG = f"{HIDDEN_TAG_PREFIX}dataset."
-METRIC_SCHEMA = pa.schema([("key", pa.string()), ("value", pa.float64()), ("step", pa.int64()),
-                           ("timestamp", pa.float64())])
+METRIC_SCHEMA = metric_batch_schema()
 
 
 

@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import pyarrow as pa
 
+from cairn.protocol import ARROW_STREAM, metric_batch_schema
+
 log = logging.getLogger(__name__)
 
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
 RETRY_STATUSES = {429, 502, 503, 504}
-SCHEMA = pa.schema([("key", pa.string()), ("value", pa.float64()), ("step", pa.int64()),
-                    ("timestamp", pa.float64())])
+SCHEMA = metric_batch_schema()
 
 
 class MetricsLogger:
