@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import Forbidden, NotFound
-from cairn.kernel.identity import ACCOUNT, ADMIN, VIEWER, requires
+from cairn.kernel.identity import ACCOUNT, ADMIN, VIEWER, current_caller, requires
 from cairn.kernel.ids import FREE_TEXT_PATTERN, PROJECT_NAME_PATTERN, URL_PATTERN, new_id
 from cairn.kernel.telemetry import current_traceparent
 from cairn.services.gateway import domain
@@ -21,11 +21,7 @@ from cairn.services.gateway.auth import Principal, new_token
 router = APIRouter(prefix="/api/v1")
 
 
-async def principal(request: Request) -> Principal:
-    return request.state.principal
-
-
-Caller = Annotated[Principal, Depends(principal)]
+Caller = Annotated[Principal, Depends(current_caller)]
 
 
 def _ctx(request: Request, caller: Principal) -> CommandContext:

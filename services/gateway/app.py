@@ -336,6 +336,7 @@ class OpenApiDocument:
         self.retry_s = retry_s
         self.parts: dict[str, dict[str, Any]] = {}
         self.failed_at: dict[str, float] = {}
+        self._merged: dict[str, Any] | None = None  # made again only when a part arrives
 
     async def fetch(self, http: httpx.AsyncClient) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -347,11 +348,14 @@ class OpenApiDocument:
                 resp = await http.get(f"{url}/openapi.json", timeout=2.0, headers=self.signer.internal())
                 resp.raise_for_status()
                 self.parts[name] = resp.json()
+                self._merged = None
             except (httpx.HTTPError, ValueError):
                 self.failed_at[name] = loop.time()
 
         await asyncio.gather(*(one(name, url) for name, url in due))
-        return self.merged()
+        if self._merged is None:
+            self._merged = self.merged()
+        return self._merged
 
     def merged(self) -> dict[str, Any]:
         schema = json.loads(json.dumps(self.base))

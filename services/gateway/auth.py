@@ -37,13 +37,14 @@ Principal = Caller  # the gateway's name for who calls; it signs it for the serv
 
 
 def authenticate_request(request: Any, authorization: str | None) -> Principal:
-    """Who sends this request (its bearer token), counted against the token's rate; kept on
-    ``request.state.principal``. The gateway's own routes and the MLflow routes both come here."""
+    """Who sends this request (its bearer token), counted against the token's and the user's
+    rates; kept on ``request.state.caller``, where ``requires(...)`` and
+    ``cairn.kernel.identity.current_caller`` read it. The gateway's own routes and the MLflow
+    routes both come here."""
     state = request.app.state
     principal = authenticate(state.rt.store, authorization, state.job_key)
     state.buckets.take(principal.token_id, principal.user)  # and the user's: limits.RequestLimits
-    request.state.principal = principal
-    request.state.caller = principal  # what requires(...) checks on the gateway's own routes
+    request.state.caller = principal
     return principal
 
 

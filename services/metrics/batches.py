@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge
 from cairn.kernel.ids import KEY_RE, anchored
-from cairn.protocol import ARROW_STREAM, metric_batch_schema  # noqa: F401 - ARROW_STREAM: for the API
+from cairn.protocol import metric_batch_schema
 
 SCHEMA = metric_batch_schema()
 KEY_PATTERN = KEY_RE  # metric keys follow the shared key rule (params, tags, metrics)

@@ -14,6 +14,7 @@ from cairn.kernel.errors import InvalidInput
 from cairn.kernel.http import command_context
 from cairn.kernel.identity import AGENT, EDITOR, SIGNED_IN, VIEWER, requires
 from cairn.kernel.ids import FREE_NAME_PATTERN, check_project_name, check_token
+from cairn.protocol import LOGS_STREAM, log_subject
 from cairn.services.scheduler import domain
 from cairn.services.scheduler.core import (
     HEARTBEAT_SUBJECT,
@@ -21,7 +22,7 @@ from cairn.services.scheduler.core import (
     SchedulerCore,
     agent_subject,
 )
-from cairn.services.scheduler.logs import LOGS_STREAM, log_chunks, log_subject
+from cairn.services.scheduler.logs import log_chunks
 from cairn.services.scheduler.store import SchedulerStore
 
 router = APIRouter()

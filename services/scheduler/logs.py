@@ -11,7 +11,7 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
 from cairn.protocol import LOG_END_HEADER as END_HEADER
-from cairn.protocol import LOGS_STREAM, create_stream, log_subject, logs_stream_config  # noqa: F401
+from cairn.protocol import LOGS_STREAM, create_stream, logs_stream_config
 
 
 async def ensure_logs_stream(nc: NATS, replicas: int = 1) -> None:

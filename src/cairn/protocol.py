@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from cairn.kernel.errors import Unavailable
 from cairn.kernel.ids import (  # noqa: F401 - re-exported: the name rules are part of the protocol
     ALIAS_RE,
     DATASET_NAME_RE,
@@ -107,8 +108,6 @@ def logs_stream_config(replicas: int = 1) -> dict[str, Any]:
 async def create_stream(nc: Any, config: dict[str, Any], verb: str = "CREATE") -> None:
     """Create (or, with ``verb="UPDATE"``, change) a stream; one that exists already is left as
     it is. The one way every stream is made, so a cluster's replicas apply to all of them."""
-    from cairn.kernel.errors import Unavailable
-
     reply = await nc.request(f"$JS.API.STREAM.{verb}.{config['name']}", json.dumps(config).encode(), timeout=10)
     error = json.loads(reply.data).get("error")
     if error and error.get("err_code") != STREAM_NAME_IN_USE:

@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 from test_metrics_stream import wait_stream_empty
 
-from cairn.services.metrics.batches import ARROW_STREAM, to_ipc
+from cairn.protocol import ARROW_STREAM
+from cairn.services.metrics.batches import to_ipc
 
 from platform_harness import Platform
 
