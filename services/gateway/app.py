@@ -147,7 +147,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.http = httpx.AsyncClient(timeout=5.0)
         await bootstrap_admin_token(rt, settings.data_dir)
         dispatcher = WebhookDispatcher(event_log, store, rt.commands, projection=runner, data_dir=settings.data_dir,
-                                       egress=_egress(settings), attempts=settings.webhook_attempts,
+                                       egress=app.state.egress, attempts=settings.webhook_attempts,
                                        backoff_s=settings.webhook_backoff_s)
         await dispatcher.start()
         app.state.webhooks = dispatcher
@@ -171,7 +171,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(RequestId)
     app.state.buckets = request_limits(settings.rate_limit, settings.rate_burst, settings.rate_limit_user,
                                        settings.rate_burst_user)
-    app.state.egress = _egress(settings)  # checks new webhooks' URLs; the dispatcher has its own
+    app.state.egress = _egress(settings)  # checks new webhooks' URLs and sends their deliveries
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> JSONResponse:
