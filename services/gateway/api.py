@@ -68,7 +68,7 @@ async def create_token(body: TokenCreate, request: Request, caller: Caller) -> d
     user = body.user or caller.user
     if (user != caller.user or body.site_admin or body.kind != caller.kind) and not caller.site_admin:
         raise Forbidden("only a site admin can create tokens for others, service accounts or site admins")
-    rt = request.app.state.rt
+    rt = request.app.state.runtime
     minted_by = rt.store.token(caller.token_id)
     expires = domain.token_expiry(datetime.now(timezone.utc), body.expires_in_days,
                                   minted_by["expires_at"] if minted_by else None)
@@ -88,12 +88,12 @@ def list_tokens(request: Request, caller: Caller, user: str | None = None) -> di
         if user not in (None, caller.user):
             raise Forbidden("only a site admin can list other users' tokens")
         user = caller.user
-    return {"tokens": request.app.state.rt.store.tokens(user)}
+    return {"tokens": request.app.state.runtime.store.tokens(user)}
 
 
 @router.delete("/tokens/{token_id}", tags=["access"], **requires(ACCOUNT))
 async def revoke_token(token_id: str, request: Request, caller: Caller) -> dict[str, Any]:
-    rt = request.app.state.rt
+    rt = request.app.state.runtime
     record = rt.store.token(token_id)
     if record is None or (record["user"] != caller.user and not caller.site_admin):
         raise NotFound(f"no token {token_id!r}")
@@ -107,13 +107,13 @@ async def revoke_token(token_id: str, request: Request, caller: Caller) -> dict[
 
 @router.get("/projects/{project}/members", tags=["access"], **requires(VIEWER))
 def list_members(project: ProjectName, request: Request, caller: Caller) -> dict[str, Any]:
-    return {"members": request.app.state.rt.store.members(project)}
+    return {"members": request.app.state.runtime.store.members(project)}
 
 
 @router.post("/projects/{project}/members", tags=["access"], **requires(ADMIN))
 async def add_member(project: ProjectName, body: MemberAdd, request: Request, caller: Caller) -> dict[str, Any]:
     """Give a user a role in a project (project admins and site admins)."""
-    rt = request.app.state.rt
+    rt = request.app.state.runtime
     await rt.commands.execute(_ctx(request, caller), project=project, aggregate="membership", aggregate_id=project,
                               decide=lambda s: domain.add_member(s, project=project, user=body.user, role=body.role))
     return {"members": rt.store.members(project)}
@@ -121,7 +121,7 @@ async def add_member(project: ProjectName, body: MemberAdd, request: Request, ca
 
 @router.delete("/projects/{project}/members/{user}", tags=["access"], **requires(ADMIN))
 async def remove_member(project: ProjectName, user: str, request: Request, caller: Caller) -> dict[str, Any]:
-    rt = request.app.state.rt
+    rt = request.app.state.runtime
     await rt.commands.execute(_ctx(request, caller), project=project, aggregate="membership", aggregate_id=project,
                               decide=lambda s: domain.remove_member(s, project=project, user=user))
     return {"members": rt.store.members(project)}
@@ -137,7 +137,7 @@ async def audit(request: Request, caller: Caller,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     """Who did what and when, from the log: project admins for their projects, site admins for all
     (without ``project``)."""
-    return await audit_page(request.app.state.rt.log, project=project, actor=actor, types=type, since=since,
+    return await audit_page(request.app.state.runtime.log, project=project, actor=actor, types=type, since=since,
                             after=cursor, limit=limit)
 
 
@@ -146,7 +146,7 @@ async def audit(request: Request, caller: Caller,
 @router.post("/projects/{project}/webhooks", status_code=201, tags=["webhooks"], **requires(ADMIN))
 async def create_webhook(project: ProjectName, body: WebhookCreate, request: Request, caller: Caller) -> dict[str, Any]:
     """Subscribe a URL to a project's events; the response shows the signing secret once."""
-    rt = request.app.state.rt
+    rt = request.app.state.runtime
     await request.app.state.egress.check_url(body.url)  # 422 naming the address and why, if refused
     webhook_id, secret = new_id(), "whsec_" + secrets.token_urlsafe(32)
     await rt.commands.execute(_ctx(request, caller), project=project, aggregate="webhook", aggregate_id=webhook_id,
@@ -160,11 +160,11 @@ async def create_webhook(project: ProjectName, body: WebhookCreate, request: Req
 def list_webhooks(project: ProjectName, request: Request, caller: Caller) -> dict[str, Any]:
     dispatcher = request.app.state.webhooks
     return {"webhooks": [{**hook, "pending": dispatcher.pending(hook["id"])}
-                         for hook in request.app.state.rt.store.webhooks(project)]}
+                         for hook in request.app.state.runtime.store.webhooks(project)]}
 
 
 def _hook(request: Request, project: str, webhook_id: str) -> dict[str, Any]:
-    hook = request.app.state.rt.store.webhook(webhook_id)
+    hook = request.app.state.runtime.store.webhook(webhook_id)
     if hook is None or hook["project"] != project or hook["deleted"]:
         raise NotFound(f"webhook {webhook_id!r} does not exist in project {project!r}")
     return hook
@@ -173,7 +173,7 @@ def _hook(request: Request, project: str, webhook_id: str) -> dict[str, Any]:
 @router.delete("/projects/{project}/webhooks/{webhook_id}", status_code=204, tags=["webhooks"], **requires(ADMIN))
 async def delete_webhook(project: ProjectName, webhook_id: str, request: Request, caller: Caller) -> Response:
     _hook(request, project, webhook_id)
-    await request.app.state.rt.commands.execute(
+    await request.app.state.runtime.commands.execute(
         _ctx(request, caller), project=project, aggregate="webhook", aggregate_id=webhook_id,
         decide=lambda s: domain.delete_webhook(s, webhook_id=webhook_id))
     return Response(status_code=204)
@@ -182,15 +182,15 @@ async def delete_webhook(project: ProjectName, webhook_id: str, request: Request
 @router.get("/projects/{project}/webhooks/{webhook_id}/dead-letters", tags=["webhooks"], **requires(ADMIN))
 def dead_letters(project: ProjectName, webhook_id: str, request: Request, caller: Caller) -> dict[str, Any]:
     _hook(request, project, webhook_id)
-    return {"dead_letters": request.app.state.rt.store.dead_letters(webhook_id)}
+    return {"dead_letters": request.app.state.runtime.store.dead_letters(webhook_id)}
 
 
 @router.post("/projects/{project}/webhooks/{webhook_id}/replay", tags=["webhooks"], **requires(ADMIN))
 async def replay(project: ProjectName, webhook_id: str, request: Request, caller: Caller) -> dict[str, Any]:
     """Deliver the dead-lettered events again (in order)."""
     _hook(request, project, webhook_id)
-    pending = request.app.state.rt.store.dead_letters(webhook_id)
-    await request.app.state.rt.commands.execute(
+    pending = request.app.state.runtime.store.dead_letters(webhook_id)
+    await request.app.state.runtime.commands.execute(
         _ctx(request, caller), project=project, aggregate="webhook", aggregate_id=webhook_id,
         decide=lambda s: domain.replay_dead_letters(s, webhook_id=webhook_id))
     return {"replaying": [d["sequence"] for d in pending]}

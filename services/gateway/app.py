@@ -12,8 +12,7 @@ import ipaddress
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,17 +22,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import Field, field_validator
 
 from cairn.kernel import jobtoken
-from cairn.kernel.bodylimit import BodyLimit
-from cairn.kernel.commands import CommandContext, CommandHandler
-from cairn.kernel.envelope import aggregate_subjects
+from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import InvalidInput, NotFound
 from cairn.kernel.eventlog import EventLog
-from cairn.kernel.http import install_error_handlers
-from cairn.kernel.identity import SIGNED_IN, Signer, load_service_key
+from cairn.kernel.identity import SIGNED_IN, Signer
 from cairn.kernel.ids import NAME_RE, new_id
-from cairn.kernel.projection import ProjectionRunner
+from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
-from cairn.kernel.telemetry import traced, traced_app
 from cairn.services.gateway import dns, domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_request, new_token
@@ -43,7 +38,7 @@ from cairn.services.gateway.limits import body_limits, request_limits
 from cairn.services.gateway.mlflow import router as mlflow_router
 from cairn.services.gateway.paths import PathGuard
 from cairn.services.gateway.proxy import ServiceProxy
-from cairn.services.gateway.store import GatewayStore, projection
+from cairn.services.gateway.store import AGGREGATES, GatewayStore, projection
 from cairn.services.gateway.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -88,19 +83,12 @@ class GatewaySettings(ServiceSettings):
         return value
 
 
-class GatewayRuntime:
-    def __init__(self, event_log: EventLog, store: GatewayStore, runner: ProjectionRunner) -> None:
-        self.log = event_log
-        self.store = store
-        self.runner = runner
-        self.commands = CommandHandler(event_log, store, runner)
-
-
-async def bootstrap_admin_token(rt: GatewayRuntime, data_dir: Path) -> None:
+async def bootstrap_admin_token(rt: ServiceRuntime, data_dir: Path) -> None:
     """On first start (no token anywhere), create a site-admin token for user ``admin`` and write
     it to ``<data dir>/admin.token``, readable only by its owner. No default passwords."""
     await rt.runner.wait_for(await rt.log.last_sequence(), timeout=120)
-    if rt.store.any_token():
+    store: GatewayStore = rt.store  # type: ignore[assignment]
+    if store.any_token():
         return
     token_id, token, secret_hash = new_token()
     await rt.commands.execute(CommandContext(actor="cairn-up"), project=domain.SITE, aggregate="user",
@@ -127,47 +115,43 @@ async def caller(request: Request, authorization: Annotated[str | None, Header()
 Caller = Annotated[Principal, Depends(caller)]
 
 
+async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """The gateway's parts next to its projection: the job-token key, the proxy to the services,
+    the first site-admin token, and the webhooks' dispatcher."""
+    settings: GatewaySettings = app.state.settings
+    app.state.job_key = await jobtoken.shared_key(runtime.log.js, replicas=runtime.log.replicas)
+    app.state.proxy = ServiceProxy(settings.services, runtime.signer)
+    runtime.defer(app.state.proxy.close)
+    app.state.http = httpx.AsyncClient(timeout=5.0)
+    runtime.defer(app.state.http.aclose)
+    await bootstrap_admin_token(runtime, settings.data_dir)
+    dispatcher = WebhookDispatcher(runtime.log, runtime.store, runtime.commands, projection=runtime.runner,
+                                   data_dir=settings.data_dir, egress=app.state.egress,
+                                   attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s)
+    await dispatcher.start()
+    runtime.defer(dispatcher.stop)
+    app.state.webhooks = dispatcher
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
-    signer = Signer(load_service_key(settings.data_dir, settings.service_key_file), "gateway")
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        event_log = await EventLog.open(settings.nats_url, name="cairn-gateway", replicas=settings.replicas,
-                                       credentials=settings.nats_credentials())
-        store = GatewayStore(settings.data_dir / "gateway" / "gateway.sqlite3")
-        runner = ProjectionRunner(event_log, store, traced(projection(), "gateway"), durable="projection-gateway",
-                                  filter_subjects=aggregate_subjects(("user", "membership", "webhook")))
-        await runner.start()
-        rt = GatewayRuntime(event_log, store, runner)
-        app.state.rt = rt
-        app.state.log = event_log
-        app.state.job_key = await jobtoken.shared_key(event_log.js, replicas=event_log.replicas)
-        app.state.proxy = ServiceProxy(settings.services, signer)
-        app.state.http = httpx.AsyncClient(timeout=5.0)
-        await bootstrap_admin_token(rt, settings.data_dir)
-        dispatcher = WebhookDispatcher(event_log, store, rt.commands, projection=runner, data_dir=settings.data_dir,
-                                       egress=app.state.egress, attempts=settings.webhook_attempts,
-                                       backoff_s=settings.webhook_backoff_s)
-        await dispatcher.start()
-        app.state.webhooks = dispatcher
-        try:
-            yield
-        finally:
-            await dispatcher.stop()
-            await runner.stop()
-            await app.state.proxy.close()
-            await app.state.http.aclose()
-            await event_log.close()
-            store.close()
-
-    app = traced_app("gateway", title="cairn", version="0.1.0", lifespan=lifespan,
-                     description="Cairn API: /api/v1/<service>/... routes to the services. "
-                                 "Send 'Authorization: Bearer cairn_...' with every request.")
+    app = create_service_app(
+        "gateway",
+        settings,
+        make_store=lambda s: GatewayStore(s.data_dir / "gateway" / "gateway.sqlite3"),
+        handler=projection(),
+        routers=[],
+        description="Cairn API: /api/v1/<service>/... routes to the services. "
+                    "Send 'Authorization: Bearer cairn_...' with every request.",
+        projection_aggregates=AGGREGATES,
+        body_limits=body_limits(settings),
+        on_start=[start_gateway],
+        public=True,  # it authenticates bearer tokens itself, route by route
+        admin_prefix="/api/v1/gateway",
+        admin_dependencies=[Depends(caller)],
+    )
     app.state.settings = settings
-    install_error_handlers(app)
-    app.add_middleware(PathGuard)  # outside the router: paths are checked before any routing
-    app.add_middleware(BodyLimit, limits=body_limits(settings), service="gateway")
+    app.add_middleware(PathGuard)  # paths are checked before any routing
     app.add_middleware(RequestId)
     app.state.buckets = request_limits(settings.rate_limit, settings.rate_burst, settings.rate_limit_user,
                                        settings.rate_burst_user)
@@ -209,7 +193,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 raise InvalidInput("Last-Event-ID must be a stream sequence number",
                                    details={"field": "Last-Event-ID"})
             after = int(last_event_id)
-        store = request.app.state.rt.store
+        store = request.app.state.runtime.store
 
         def member_now(p: str) -> bool:  # memberships as they are now, for as long as the stream lasts
             return p in store.roles_of(principal.user)
@@ -219,7 +203,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             visible = principal.roles.__contains__  # its one project
         elif not principal.site_admin:
             visible = member_now
-        frames = event_stream(request.app.state.log, project=project, types=types, after=after, visible=visible)
+        frames = event_stream(request.app.state.runtime.log, project=project, types=types, after=after, visible=visible)
         return StreamingResponse(frames, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
@@ -237,7 +221,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             return await _creator_becomes_admin(request, principal, response)
         return response
 
-    _serve_openapi(app, settings, signer)
+    _serve_openapi(app, settings, app.state.signer)
     return app
 
 
@@ -280,7 +264,7 @@ async def _creator_becomes_admin(request: Request, principal: Principal, respons
     headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
     created = json.loads(body)
     if not principal.site_admin:
-        rt = request.app.state.rt
+        rt = request.app.state.runtime
         await rt.commands.execute(
             CommandContext(actor=principal.actor, correlation_id=request.state.request_id),
             project=created["name"], aggregate="membership", aggregate_id=created["name"],
@@ -289,7 +273,7 @@ async def _creator_becomes_admin(request: Request, principal: Principal, respons
 
 
 async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
-    event_log: EventLog = app.state.log
+    event_log: EventLog = app.state.runtime.log
     report: dict[str, Any] = {"ready": True, "event_log": {}, "services": {}}
     try:
         last = await event_log.last_sequence()
@@ -298,7 +282,7 @@ async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
         report["ready"] = False
         report["event_log"] = {"connected": False, "error": str(err)}
         last = None
-    runner = app.state.rt.runner
+    runner = app.state.runtime.runner
     report["services"]["gateway"] = {"ready": runner.last_error is None, "applied_seq": runner.applied,
                                      "lag": (last - runner.applied) if last is not None else None,
                                      "url": None, "error": runner.last_error,

@@ -42,7 +42,7 @@ def authenticate_request(request: Any, authorization: str | None) -> Principal:
     ``cairn.kernel.identity.current_caller`` read it. The gateway's own routes and the MLflow
     routes both come here."""
     state = request.app.state
-    principal = authenticate(state.rt.store, authorization, state.job_key)
+    principal = authenticate(state.runtime.store, authorization, state.job_key)
     state.buckets.take(principal.token_id, principal.user)  # and the user's: limits.RequestLimits
     request.state.caller = principal
     return principal

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     time TEXT NOT NULL, PRIMARY KEY (webhook_id, sequence));
 """
 
+AGGREGATES = ("user", "membership", "webhook")  # the events the gateway's projection reads
 HANDLERS = EventHandlers()
 handles = HANDLERS.handles
 

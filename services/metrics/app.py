@@ -1,67 +1,65 @@
-"""Metrics service wiring: NATS, the metrics stream, the Parquet writer, routes and health."""
+"""Metrics service wiring: the service runtime (its projection knows which runs exist), the
+metrics stream, the Parquet writer, routes and health."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
-from cairn.kernel.bodylimit import BodyLimit, BodyLimits
-from cairn.kernel.eventlog import connect
-from cairn.kernel.http import install_error_handlers
-from cairn.kernel.service import accept_only_services
-from cairn.kernel.telemetry import traced_app
+from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.services.metrics.api import router
+from cairn.services.metrics.projection import AGGREGATES, projection
 from cairn.services.metrics.runtime import MetricsRuntime, MetricsSettings
-from cairn.services.metrics.store import MetricsStore
+from cairn.services.metrics.store import KnownRuns, MetricsStore
 from cairn.services.metrics.writer import MetricsWriter, Tail, ensure_stream
 
 __all__ = ["MetricsSettings", "create_app"]
 
 
+async def start_writer(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """The metrics stream, its SQLite bookkeeping and the writer that turns batches into Parquet."""
+    settings: MetricsSettings = app.state.settings
+    root = settings.data_dir / "metrics"
+    await ensure_stream(runtime.log.nc, settings.replicas)
+    store = MetricsStore(root / "metrics.sqlite3")
+
+    async def close_store() -> None:
+        store.close()
+
+    runtime.defer(close_store)
+    tail = Tail()
+    writer = MetricsWriter(runtime.log.nc, store, root, tail, compact_after=settings.compact_after,
+                           write_interval_s=settings.write_interval_s)
+    await writer.start()
+    runtime.defer(writer.stop)
+    app.state.metrics = MetricsRuntime(settings, runtime, store, writer, tail, root)
+
+
+def writer_health(app: FastAPI) -> dict[str, Any]:
+    """Ready only while the writer is not failing; how far it has written in the metrics stream,
+    and the points still only in the tail."""
+    metrics: MetricsRuntime = app.state.metrics
+    return {"ready": metrics.writer.last_error is None, "written_seq": metrics.writer.written_seq,
+            "tail_points": metrics.tail.rows,
+            "error": metrics.runtime.runner.last_error or metrics.writer.last_error}
+
+
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     """The metrics service: ingest into the CAIRN_METRICS stream, Parquet under data_dir/metrics."""
     settings = settings or MetricsSettings()
-    root = settings.data_dir / "metrics"
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nc = await connect(settings.nats_url, name="cairn-metrics", credentials=settings.nats_credentials())
-        await ensure_stream(nc, settings.replicas)
-        store = MetricsStore(root / "metrics.sqlite3")
-        tail = Tail()
-        writer = MetricsWriter(nc, store, root, tail, compact_after=settings.compact_after,
-                              write_interval_s=settings.write_interval_s)
-        await writer.start()
-        app.state.metrics = MetricsRuntime(settings, nc, store, writer, tail, root, app.state.signer)
-        try:
-            yield
-        finally:
-            await writer.stop()
-            await app.state.metrics.http.aclose()
-            if not nc.is_closed:
-                await nc.close()  # not drain: a pending pull would hold shutdown for seconds
-            store.close()
-
-    app = traced_app("metrics", title="cairn metrics", version="0.1.0", lifespan=lifespan,
-                     description="Metric points: batched ingest, Parquet storage, downsampled and "
-                                 "cross-run queries.")
-    install_error_handlers(app)
     # a batch is read whole before it is parsed: cut it off at the batch limit while it streams in
-    batches = {"/projects/*/runs/*/metrics": settings.max_batch_bytes}
-    app.add_middleware(BodyLimit, limits=BodyLimits.from_settings(settings, batches), service="metrics")
-    accept_only_services(app, "metrics", settings)
-
-    @app.get("/healthz", tags=["ops"])
-    async def healthz(request: Request) -> dict[str, Any]:
-        """Ready when connected to NATS and the writer is not failing."""
-        rt: MetricsRuntime = request.app.state.metrics
-        return {"service": "metrics", "ready": rt.nc.is_connected and rt.writer.last_error is None,
-                "applied_seq": None, "written_seq": rt.writer.written_seq, "tail_points": rt.tail.rows,
-                "error": rt.writer.last_error, "pid": os.getpid()}
-
-    app.include_router(router)
+    app = create_service_app(
+        "metrics",
+        settings,
+        make_store=lambda s: KnownRuns(s.data_dir / "metrics" / "runs.sqlite3"),
+        handler=projection(),
+        routers=[router],
+        description="Metric points: batched ingest, Parquet storage, downsampled and cross-run queries.",
+        projection_aggregates=AGGREGATES,
+        body_limits={"/projects/*/runs/*/metrics": settings.max_batch_bytes},
+        on_start=[start_writer],
+        health=writer_health,
+    )
+    app.state.settings = settings
     return app

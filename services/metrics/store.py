@@ -8,10 +8,14 @@ listed here is an orphan and is deleted on start (its messages were never acked,
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+from cairn.kernel.store import SqliteStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS applied (msg_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
@@ -23,6 +27,22 @@ CREATE TABLE IF NOT EXISTS summaries (
   min REAL, max REAL, last REAL, last_step INTEGER NOT NULL, last_seq INTEGER NOT NULL,
   last_time REAL, PRIMARY KEY (project, run_id, key));
 """
+
+
+RUNS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (project TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (project, run_id));
+"""
+
+
+class KnownRuns(SqliteStore):
+    """The projection's read model (``runs.sqlite3``, apart from the Parquet bookkeeping, so a
+    rebuild of the projection never touches written points)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, RUNS_SCHEMA)
+
+    def has(self, project: str, run_id: str) -> bool:
+        return self.query_one("SELECT 1 FROM runs WHERE project=? AND run_id=?", (project, run_id)) is not None
 
 
 def _num(value: float | None) -> float | None | str:
@@ -55,6 +75,21 @@ class MetricsStore:
 
     def close(self) -> None:
         self.db.close()
+
+    # the ReadModel protocol: this read model's stream is the metrics stream, and its position
+    # the last metrics message written
+    def last_sequence(self, name: str = "main") -> int:
+        row = self.db.execute("SELECT MAX(seq) FROM applied").fetchone()
+        return int(row[0] or 0)
+
+    def content_hash(self) -> str:
+        """A hash of the parts and summaries (equal bookkeeping hashes equal)."""
+        digest = hashlib.sha256()
+        for table, order in (("parts", "project, run_id, file"), ("summaries", "project, run_id, key")):
+            digest.update(table.encode())
+            for row in self.db.execute(f"SELECT * FROM {table} ORDER BY {order}"):
+                digest.update(json.dumps(list(row), default=str).encode())
+        return digest.hexdigest()
 
     def applied_ids(self, msg_ids: list[str]) -> set[str]:
         """Which of these message ids were already written."""

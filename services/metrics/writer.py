@@ -32,7 +32,7 @@ from cairn.protocol import (
     create_stream,
     metrics_stream_config,
 )
-from cairn.services.metrics.batches import from_ipc
+from cairn.services.metrics.domain import from_ipc
 from cairn.services.metrics.store import MetricsStore
 
 log = logging.getLogger(__name__)

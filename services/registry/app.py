@@ -1,13 +1,10 @@
-"""Registry service wiring: settings, projection, routes."""
+"""Registry service wiring: settings, projection, routes, and the NATS command handlers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
-from cairn.kernel.service import create_service_app
+from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.service_commands import CommandServer
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.registry.api import router
@@ -25,6 +22,13 @@ class RegistrySettings(ServiceSettings):
     metrics_url: str = ""
 
 
+async def serve_nats_commands(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Agents and jobs reach a few registry commands over NATS (``cairn.cmd.registry.*``)."""
+    commands = CommandServer(runtime.log.nc, "registry", registry_commands(runtime))
+    await commands.start()
+    runtime.defer(commands.stop)
+
+
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     settings = settings or RegistrySettings()
     app = create_service_app(
@@ -35,20 +39,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         routers=[router, run_record_router],
         description="Projects, experiments, runs, models, model versions and aliases.",
         projection_aggregates=AGGREGATES,
+        on_start=[serve_nats_commands],
     )
     app.state.metric_summaries = MetricSummaries(settings.metrics_url, app.state.signer)
-    service_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_lifespan(app):
-            runtime = app.state.runtime
-            commands = CommandServer(runtime.log.nc, "registry", registry_commands(runtime))
-            await commands.start()
-            try:
-                yield
-            finally:
-                await commands.stop()
-
-    app.router.lifespan_context = lifespan
     return app

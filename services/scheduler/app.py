@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from pydantic import Field
 
 from cairn.kernel.natsauth import NatsCredentials
-from cairn.kernel.service import create_service_app
+from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.scheduler.api import router
 from cairn.services.scheduler.core import SchedulerCore
@@ -41,6 +39,29 @@ class SchedulerSettings(ServiceSettings):
     scheduler_agent_nats_creds: Path | None = None
 
 
+async def start_scheduling(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """The live scheduler next to the projection: the logs stream, the dispatcher with its
+    leases and reports (``app.state.core``), and the sweep driver."""
+    settings: SchedulerSettings = app.state.settings
+    await ensure_logs_stream(runtime.log.nc, runtime.log.replicas)
+    registry = RegistryClient(runtime.log.nc)
+    runtime.defer(registry.close)
+    core = SchedulerCore(runtime, registry, lease_s=settings.scheduler_lease_s)
+    app.state.core = core
+    await core.start()
+    runtime.defer(core.stop)
+    driver = SweepDriver(SweepQueries(runtime.store), jobs=SchedulerJobs(core),
+                         metrics=HttpMetricReader(settings.metrics_url, runtime.signer),
+                         sink=EventLogSink(runtime.log))
+    core.on_job_final.append(driver.on_job_finished)
+    sweeps = asyncio.create_task(driver.run(interval_s=1.0), name="sweeps")
+
+    async def stop_sweeps() -> None:
+        sweeps.cancel()
+
+    runtime.defer(stop_sweeps)
+
+
 def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     settings = settings or SchedulerSettings()
     app = create_service_app(
@@ -51,32 +72,10 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         routers=[router, sweeps_router],
         description="Queues, jobs, attempts and agents.",
         projection_aggregates=AGGREGATES,
+        on_start=[start_scheduling],
     )
     app.state.settings = settings
     # read at start, so a missing or too-open file stops the scheduler instead of each registration
     app.state.agent_nats_credentials = (NatsCredentials.read(settings.scheduler_agent_nats_creds)
                                         if settings.scheduler_agent_nats_creds else None)
-    service_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_lifespan(app):
-            runtime = app.state.runtime
-            await ensure_logs_stream(runtime.log.nc, runtime.log.replicas)
-            registry = RegistryClient(runtime.log.nc)
-            core = SchedulerCore(runtime, registry, lease_s=settings.scheduler_lease_s)
-            app.state.core = core
-            await core.start()
-            driver = SweepDriver(SweepQueries(runtime.store), jobs=SchedulerJobs(core),
-                                 metrics=HttpMetricReader(settings.metrics_url, app.state.signer), sink=EventLogSink(runtime.log))
-            core.on_job_final.append(driver.on_job_finished)
-            sweeps = asyncio.create_task(driver.run(interval_s=1.0), name="sweeps")
-            try:
-                yield
-            finally:
-                sweeps.cancel()
-                await core.stop()
-                await registry.close()
-
-    app.router.lifespan_context = lifespan
     return app

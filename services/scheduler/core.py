@@ -110,7 +110,7 @@ class SchedulerCore:
                                               aggregate_id=aggregate_id, decide=decide)
 
     def job_state(self, project: str, job_id: str) -> dict[str, Any] | None:
-        row = self.rt.store.query_one("SELECT state FROM aggregates WHERE subject=?",
+        row = self.store.query_one("SELECT state FROM aggregates WHERE subject=?",
                                       (subject_for(project, "job", job_id),))
         return json.loads(row["state"]) if row else None
 

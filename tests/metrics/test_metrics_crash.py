@@ -13,7 +13,7 @@ import pyarrow as pa
 from test_metrics_stream import wait_stream_empty
 
 from cairn.protocol import ARROW_STREAM
-from cairn.services.metrics.batches import to_ipc
+from cairn.services.metrics.domain import to_ipc
 
 from platform_harness import Platform
 

@@ -16,7 +16,7 @@ import pytest
 from nats.js import api as js_api
 
 from cairn.natsserver import start_nats_server
-from cairn.services.metrics.batches import to_ipc
+from cairn.services.metrics.domain import to_ipc
 from cairn.services.metrics.store import MetricsStore
 from cairn.services.metrics.writer import (
     DURABLE,

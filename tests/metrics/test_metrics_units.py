@@ -14,7 +14,7 @@ import pytest
 
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge
 from cairn.services.metrics import writer as writer_module
-from cairn.services.metrics.batches import SCHEMA, parse_arrow, parse_json, to_ipc
+from cairn.services.metrics.domain import SCHEMA, parse_arrow, parse_json, to_ipc
 from cairn.services.metrics.queries import Series, cross_run_aggregate, load_series, read_key
 from cairn.services.metrics.store import MetricsStore
 from cairn.services.metrics.writer import MetricsWriter, Tail, summarize, write_part

@@ -8,7 +8,7 @@ the decision (see ``cairn.kernel.parking``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Query, Request
 
@@ -17,6 +17,7 @@ from cairn.kernel.identity import SITE_ADMIN, caller_of, requires
 from cairn.kernel.parking import RETRIED, SKIPPED, decision, list_parked
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.schemas import validate_event
+from cairn.kernel.store import ParkingStore
 
 
 def parked_router(name: str) -> APIRouter:
@@ -29,7 +30,7 @@ def parked_router(name: str) -> APIRouter:
         return runner
 
     def parked_one(runner: ProjectionRunner, sequence: int) -> dict[str, Any] | None:
-        found = list_parked(runner.store.reader(), after=sequence - 1, limit=1)
+        found = list_parked(cast(ParkingStore, runner.store).reader(), after=sequence - 1, limit=1)
         return found[0].to_dict() if found and found[0].sequence == sequence else None
 
     async def decide(request: Request, kind: str, sequence: int) -> tuple[ProjectionRunner, str]:
@@ -49,7 +50,7 @@ def parked_router(name: str) -> APIRouter:
                                  limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
         """The events this service's projection parked, oldest first, with their errors."""
         runner = runner_of(request)
-        parked = list_parked(runner.store.reader(), after=after, limit=limit)
+        parked = list_parked(cast(ParkingStore, runner.store).reader(), after=after, limit=limit)
         return {"service": name, "parked": [p.to_dict() for p in parked], "count": runner.parked_count()}
 
     @router.post("/{sequence}/retry", **requires(SITE_ADMIN))

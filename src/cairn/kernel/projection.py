@@ -22,7 +22,7 @@ import heapq
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from nats.aio.msg import Msg
 from nats.js import api as js_api
@@ -40,7 +40,7 @@ from cairn.kernel.parking import (
     notice,
 )
 from cairn.kernel.schemas import validate_event
-from cairn.kernel.store import EventHandler, SqliteStore
+from cairn.kernel.store import EventHandler, ParkingStore, ProjectionStore
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class ProjectionRunner:
     def __init__(
         self,
         event_log: EventLog,
-        store: SqliteStore,
+        store: ProjectionStore,
         handler: EventHandler,
         *,
         durable: str,
@@ -73,9 +73,9 @@ class ProjectionRunner:
         self.handler = handler
         self.durable = durable
         self.service = service or durable.removeprefix("projection-")
-        # read models park poison events (a SQLite store only); a consumer that acts on events
-        # (the webhooks' outbox) and other stores retry a failing batch
-        self.parking = parking and isinstance(store, SqliteStore)
+        # read models park poison events (a store that can: SQLite); a consumer that acts on
+        # events (the webhooks' outbox) and other stores retry a failing batch
+        self.parking = parking and isinstance(store, ParkingStore)
         self.filter_subjects = list(filter_subjects or [])  # none: every event
         if self.filter_subjects and self.parking:
             self.filter_subjects.append(control_subject(self.service))  # admins' retry/skip
@@ -236,7 +236,8 @@ class ProjectionRunner:
     def _store_apply(self, events: list[Event], park: bool) -> int:
         if not self.parking:
             return self.store.apply(events, self.handler)
-        applied, self.parked = self.store.apply_parking(events, self.handler, service=self.service, park=park)
+        applied, self.parked = cast(ParkingStore, self.store).apply_parking(
+            events, self.handler, service=self.service, park=park)
         return applied
 
     async def _apply_in_store(self, events: list[Event], *, park: bool) -> int:
@@ -273,7 +274,7 @@ class ProjectionRunner:
 
     def parked_count(self) -> int | None:
         """How many events this projection has parked; None when its store cannot park."""
-        return self.store.parked_count() if self.parking else None
+        return cast(ParkingStore, self.store).parked_count() if self.parking else None
 
     def _wake(self, applied: int) -> None:
         while self._waiters and self._waiters[0][0] <= applied:

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -32,40 +32,98 @@ from cairn.kernel.parked_routes import parked_router
 from cairn.kernel.projection import BATCH as PROJECTION_BATCH
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.settings import ServiceSettings
-from cairn.kernel.store import EventHandler, SqliteStore
+from cairn.kernel.store import EventHandler, ProjectionStore, SqliteStore
 from cairn.kernel.telemetry import TraceIdFilter, traced, traced_app
 
 log = logging.getLogger(__name__)
 
 
-class ServiceRuntime:
-    """A service's live parts, kept on ``app.state.runtime``."""
+Hook = Callable[[FastAPI, "ServiceRuntime"], Awaitable[None]]
+Health = Callable[[FastAPI], dict[str, Any]]
 
-    def __init__(self, name: str, event_log: EventLog, store: SqliteStore, runner: ProjectionRunner) -> None:
+
+class ServiceRuntime:
+    """A service's live parts, kept on ``app.state.runtime``: its settings, the event log, its
+    read model, the projection runner that keeps it, the command handler, the signer for calls
+    to other services, and the service's own parts that its start hooks add (``defer`` their
+    stops: they run in reverse order when the service stops)."""
+
+    def __init__(self, name: str, settings: ServiceSettings, event_log: EventLog, store: ProjectionStore,
+                 runner: ProjectionRunner, signer: Signer) -> None:
         self.name = name
+        self.settings = settings
         self.log = event_log
         self.store = store
         self.runner = runner
-        self.commands = CommandHandler(event_log, store, runner)
+        self.signer = signer
+        # commands decide from aggregate snapshots, which only SQLite read models keep
+        self._commands = CommandHandler(event_log, store, runner) if isinstance(store, SqliteStore) else None
+        self._stops: list[Callable[[], Awaitable[Any]]] = []
+
+    @property
+    def commands(self) -> CommandHandler:
+        if self._commands is None:
+            raise RuntimeError(f"the {self.name} service keeps no aggregates: it cannot run commands")
+        return self._commands
+
+    def defer(self, stop: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``stop`` when the service stops (after the parts started later have stopped)."""
+        self._stops.append(stop)
+
+    async def stop(self) -> None:
+        while self._stops:
+            stop = self._stops.pop()
+            try:
+                await stop()
+            except Exception:  # noqa: BLE001 - one part failing to stop must not keep the others running
+                log.exception("service=%s stopping a part failed", self.name)
+
+    def health(self) -> dict[str, Any]:
+        """Ready when connected to the event log and the projection is running; ``parked``: how
+        many events the projection set aside (it goes on without them, so it stays ready)."""
+        return {
+            "service": self.name,
+            "ready": self.log.nc.is_connected and self.runner.last_error is None,
+            "applied_seq": self.runner.applied,
+            "error": self.runner.last_error,
+            "parked": self.runner.parked_count(),
+            "pid": os.getpid(),
+        }
 
 
 def create_service_app(
     name: str,
     settings: ServiceSettings,
     *,
-    make_store: Callable[[ServiceSettings], SqliteStore],
+    make_store: Callable[[ServiceSettings], ProjectionStore],
     handler: EventHandler,
-    routers: list[APIRouter],
+    routers: Sequence[APIRouter],
     description: str,
     projection_batch: int | None = None,
     projection_interval_s: float = 0.0,
     projection_aggregates: Sequence[str] = (),
-    body_limits: Mapping[str, int | None] | None = None,
+    body_limits: Mapping[str, int | None] | BodyLimits | None = None,
+    on_start: Sequence[Hook] = (),
+    health: Health | None = None,
+    public: bool = False,
+    admin_prefix: str = "",
+    admin_dependencies: Sequence[Any] = (),
 ) -> FastAPI:
-    """A FastAPI app for one service with its projection running in the background; one that
-    reads only some aggregates' events names them (``projection_aggregates``), so the event log
-    delivers only those. Request bodies are bounded while they stream in: 16 MiB by default,
-    ``body_limits`` (path prefix -> bytes) for routes that take more or less."""
+    """The one way to make a service: a FastAPI app whose start opens the event log and the read
+    model, starts the projection (parking poison events), then runs ``on_start`` hooks in order
+    (each gets the app and the :class:`ServiceRuntime`, adds its parts and defers their
+    stops); stopping undoes it all in reverse.
+
+    - A projection that reads only some aggregates' events names them (``projection_aggregates``),
+      so the event log delivers only those.
+    - Request bodies are bounded while they stream in: 16 MiB by default, ``body_limits`` (path
+      prefix -> bytes) for routes that take more or less.
+    - ``/healthz`` answers :meth:`ServiceRuntime.health`, merged with the service's ``health``
+      (its ``ready`` and the runtime's must both hold).
+    - Callers must be signed by the gateway or another service, except for a ``public`` app (the
+      gateway), which authenticates its callers itself; its kernel routes (rebuild, content hash,
+      parked events) sit under ``admin_prefix`` behind ``admin_dependencies``.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,36 +135,62 @@ def create_service_app(
                                   min_interval_s=projection_interval_s,
                                   filter_subjects=aggregate_subjects(projection_aggregates), service=name,
                                   parking=True)
-        await runner.start()
-        app.state.runtime = ServiceRuntime(name, event_log, store, runner)
+        runtime = ServiceRuntime(name, settings, event_log, store, runner, app.state.signer)
+        runtime.defer(_closing(event_log, store))
+        app.state.runtime = runtime
+        try:
+            await runner.start()
+            runtime.defer(runner.stop)
+            for hook in on_start:
+                await hook(app, runtime)
+        except BaseException:
+            await runtime.stop()
+            raise
         try:
             yield
         finally:
-            await runner.stop()
-            await event_log.close()
-            store.close()
+            await runtime.stop()
 
-    app = traced_app(name, title=f"cairn {name}", description=description, version="0.1.0",
-                     lifespan=lifespan)
+    app = traced_app(name, title="cairn" if public else f"cairn {name}", description=description,
+                     version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, limits=BodyLimits.from_settings(settings, body_limits), service=name)
-    accept_only_services(app, name, settings)
+    limits = body_limits if isinstance(body_limits, BodyLimits) else BodyLimits.from_settings(settings, body_limits)
+    app.add_middleware(BodyLimit, limits=limits, service=name)
+    key = load_service_key(settings.data_dir, settings.service_key_file)
+    app.state.signer = Signer(key, name)  # signs this service's own calls to the others
+    if not public:
+        app.add_middleware(ServiceAuth, verifier=Verifier(key))
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz(request: Request) -> dict[str, Any]:
-        """Ready when connected to the event log and the projection is running; ``parked``: how
-        many events the projection set aside (it goes on without them, so it stays ready)."""
-        runtime: ServiceRuntime = request.app.state.runtime
-        return {
-            "service": name,
-            "ready": runtime.log.nc.is_connected and runtime.runner.last_error is None,
-            "applied_seq": runtime.runner.applied,
-            "error": runtime.runner.last_error,
-            "parked": runtime.runner.parked_count(),
-            "pid": os.getpid(),
-        }
+        @app.get("/healthz", tags=["ops"])
+        async def healthz(request: Request) -> dict[str, Any]:
+            """Ready when connected to the event log, the projection is running and the service's
+            own parts are well; ``parked``: events the projection set aside."""
+            runtime: ServiceRuntime = request.app.state.runtime
+            report = runtime.health()
+            if health is not None:
+                own = health(request.app)
+                report = {**report, **own, "ready": report["ready"] and own.get("ready", True)}
+            return report
 
-    @app.post("/admin/rebuild", tags=["ops"], **requires(SITE_ADMIN))
+    app.include_router(_admin_router(name), prefix=admin_prefix, dependencies=list(admin_dependencies))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def _closing(event_log: EventLog, store: ProjectionStore) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        await event_log.close()
+        store.close()
+
+    return close
+
+
+def _admin_router(name: str) -> APIRouter:
+    """Site admins' operations on the read model: rebuild, content hash, parked events."""
+    router = APIRouter(tags=["ops"])
+
+    @router.post("/admin/rebuild", **requires(SITE_ADMIN))
     async def rebuild(request: Request) -> dict[str, Any]:
         """Drop the projection and replay the whole event log into it."""
         runtime: ServiceRuntime = request.app.state.runtime
@@ -116,24 +200,14 @@ def create_service_app(
         return {"service": name, "applied_seq": reached, "seconds": round(loop.time() - started, 3),
                 "content_hash": runtime.store.content_hash()}
 
-    @app.get("/admin/content-hash", tags=["ops"], **requires(SITE_ADMIN))
+    @router.get("/admin/content-hash", **requires(SITE_ADMIN))
     async def content_hash(request: Request) -> dict[str, Any]:
         """A hash of the whole read model (equal read models hash equal)."""
         runtime: ServiceRuntime = request.app.state.runtime
         return {"applied_seq": runtime.runner.applied, "content_hash": runtime.store.content_hash()}
 
-    app.include_router(parked_router(name))
-    for router in routers:
-        app.include_router(router)
-    return app
-
-
-def accept_only_services(app: FastAPI, name: str, settings: ServiceSettings) -> None:
-    """Answer only callers signed by the gateway or another service (401 otherwise, loopback
-    too); ``app.state.signer`` signs this service's own calls to the others."""
-    key = load_service_key(settings.data_dir, settings.service_key_file)
-    app.add_middleware(ServiceAuth, verifier=Verifier(key))
-    app.state.signer = Signer(key, name)
+    router.include_router(parked_router(name))
+    return router
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

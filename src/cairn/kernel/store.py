@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from cairn.kernel.envelope import Event
 from cairn.kernel.parking import ParkedEvent, apply_control, apply_guarded, park_event, parked_count
@@ -29,6 +29,41 @@ CREATE TABLE IF NOT EXISTS parked_events (
 """
 
 EventHandler = Callable[[sqlite3.Connection, Event], None]
+
+
+@runtime_checkable
+class ReadModel(Protocol):
+    """What the kernel asks of any read model, whatever holds it (SQLite, DuckDB, Parquet files):
+    how far into its stream it is, a hash to compare two copies, and closing it."""
+
+    def last_sequence(self, name: str = "main") -> int: ...
+
+    def content_hash(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ProjectionStore(ReadModel, Protocol):
+    """A read model of the event log that a :class:`~cairn.kernel.projection.ProjectionRunner`
+    keeps: it applies a batch and its position in one transaction, and drops everything for a
+    rebuild by replay (SQLite's :class:`SqliteStore`, the lineage service's DuckDB store)."""
+
+    def apply(self, events: list[Event], handler: Any, name: str = "main") -> int: ...
+
+    def reset(self) -> None: ...
+
+
+@runtime_checkable
+class ParkingStore(ProjectionStore, Protocol):
+    """A projection store that can set a poison event aside and go on (``parked_events``)."""
+
+    def apply_parking(self, events: list[Event], handler: EventHandler, *, service: str = "",
+                      name: str = "main", park: bool = True) -> tuple[int, list[ParkedEvent]]: ...
+
+    def parked_count(self) -> int: ...
+
+    def reader(self) -> sqlite3.Connection: ...
 
 
 class SqliteStore:
