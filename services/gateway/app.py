@@ -29,6 +29,7 @@ from cairn.kernel.identity import SIGNED_IN, Signer
 from cairn.kernel.ids import NAME_RE, new_id
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
+from cairn.protocol import ACCESS_SEQUENCE_HEADER
 from cairn.services.gateway import dns, domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_request, new_token
@@ -217,8 +218,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         request.app.state.proxy.url_of(service)  # 404 for an unknown service before anything else
         response = await request.app.state.proxy.forward(
             service, path, request, caller=principal, request_id=request.state.request_id)
-        if service == "registry" and path == "projects" and request.method == "POST" and response.status_code == 201:
-            return await _creator_becomes_admin(request, principal, response)
+        access_seq = response.headers.get(ACCESS_SEQUENCE_HEADER, "")
+        if access_seq.isdigit():  # the caller's access changed: answer once our authorization shows it
+            await request.app.state.runtime.runner.wait_for(int(access_seq))
         return response
 
     _serve_openapi(app, settings, app.state.signer)
@@ -250,26 +252,6 @@ class RequestId:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
-
-
-async def _creator_becomes_admin(request: Request, principal: Principal, response: Response) -> Response:
-    """A project made by someone who is not a site admin gets its creator as its first admin."""
-    if isinstance(response, StreamingResponse):
-        body = b"".join([bytes(chunk) if not isinstance(chunk, str) else chunk.encode()
-                         async for chunk in response.body_iterator])
-        if response.background is not None:
-            await response.background()
-    else:
-        body = bytes(response.body)
-    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
-    created = json.loads(body)
-    if not principal.site_admin:
-        rt = request.app.state.runtime
-        await rt.commands.execute(
-            CommandContext(actor=principal.actor, correlation_id=request.state.request_id),
-            project=created["name"], aggregate="membership", aggregate_id=created["name"],
-            decide=lambda s: domain.add_member(s, project=created["name"], user=principal.user, role="admin"))
-    return Response(body, status_code=response.status_code, headers=headers, media_type="application/json")
 
 
 async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:

@@ -107,8 +107,13 @@ def remove_member(state: State, *, project: str, user: str) -> Decision:
 
 
 def evolve_membership(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Fold a membership event, or the registry's ``project.created``, whose ``first_admin`` (v2;
+    absent in v1, where a ``member.added`` followed) is the project's first member."""
     state = state or {"members": {}}
-    if event_type == "member.added":
+    if event_type == "project.created":
+        if data.get("first_admin"):
+            state["members"][data["first_admin"]] = "admin"
+    elif event_type == "member.added":
         state["members"][data["user"]] = data["role"]
     elif event_type == "member.removed":
         state["members"].pop(data["user"], None)

@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from cairn.kernel.envelope import Event
-from cairn.kernel.store import EventHandlers, SnapshotProjection, SqliteStore
-from cairn.services.gateway.domain import EVOLVERS
+from cairn.kernel.envelope import Event, subject_for
+from cairn.kernel.store import EventHandlers, SnapshotProjection, SqliteStore, load_state
+from cairn.services.gateway.domain import EVOLVERS, evolve_membership
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -30,14 +30,32 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     time TEXT NOT NULL, PRIMARY KEY (webhook_id, sequence));
 """
 
-AGGREGATES = ("user", "membership", "webhook")  # the events the gateway's projection reads
+# the events the gateway's projection reads; ``project`` for the first admin in project.created v2
+AGGREGATES = ("user", "membership", "webhook", "project")
 HANDLERS = EventHandlers()
 handles = HANDLERS.handles
 
 
+class GatewayProjection(SnapshotProjection):
+    """The gateway's snapshots and views, plus one event of another service's aggregate: the
+    registry's ``project.created`` names the project's first admin, which the gateway's
+    ``membership`` aggregate must know (so that, say, the last admin cannot leave). Its snapshot
+    is seeded with that member, keeping the membership subject's own last sequence (0 when nothing
+    is on it yet): the snapshot's sequence is what the next ``member.*`` append expects on that
+    subject, and the ``project.created`` is on the project's subject, not that one."""
+
+    def __call__(self, conn: sqlite3.Connection, event: Event) -> None:
+        if event.type == "project.created" and event.data.get("first_admin"):
+            subject = subject_for(event.project, "membership", event.project)
+            cached = self._snapshots.get(subject)
+            seq, state = cached if cached is not None else load_state(conn, subject)
+            self._snapshots[subject] = (seq, evolve_membership(state, event.type, event.data))
+        super().__call__(conn, event)
+
+
 def projection() -> SnapshotProjection:
     """A fresh entry point for one gateway instance (its batch cache is its own)."""
-    return SnapshotProjection(EVOLVERS, HANDLERS)
+    return GatewayProjection(EVOLVERS, HANDLERS)
 
 
 @handles("token.created")
@@ -54,10 +72,21 @@ def _token_revoked(conn: sqlite3.Connection, e: Event) -> None:
     conn.execute("UPDATE tokens SET revoked=1 WHERE token_id=?", (e.data["token_id"],))
 
 
+def _set_member(conn: sqlite3.Connection, project: str, user: str, role: str, time: str) -> None:
+    conn.execute("INSERT INTO members VALUES(?, ?, ?, ?) ON CONFLICT(project, user) DO UPDATE SET "
+                 "role=excluded.role, updated_at=excluded.updated_at", (project, user, role, time))
+
+
 @handles("member.added")
 def _member_added(conn: sqlite3.Connection, e: Event) -> None:
-    conn.execute("INSERT INTO members VALUES(?, ?, ?, ?) ON CONFLICT(project, user) DO UPDATE SET "
-                 "role=excluded.role, updated_at=excluded.updated_at", (e.project, e.data["user"], e.data["role"], e.time))
+    _set_member(conn, e.project, e.data["user"], e.data["role"], e.time)
+
+
+@handles("project.created")
+def _project_created(conn: sqlite3.Connection, e: Event) -> None:
+    """v2 names the creator, the project's first admin; v1's creator came in a ``member.added``."""
+    if e.data.get("first_admin"):
+        _set_member(conn, e.project, e.data["first_admin"], "admin", e.time)
 
 
 @handles("member.removed")

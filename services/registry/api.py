@@ -32,6 +32,7 @@ from cairn.kernel.ids import (
     new_id,
 )
 from cairn.kernel.service import ServiceRuntime
+from cairn.protocol import ACCESS_SEQUENCE_HEADER
 from cairn.services.registry import domain, run_record
 from cairn.services.registry.run_record_body import RunRecordPut
 from cairn.services.registry.search import compile_search, encode_token
@@ -157,13 +158,31 @@ def _model_id(rt: ServiceRuntime, project: str, name: str) -> str:
 
 # --- projects ----------------------------------------------------------------------------------
 
+def first_admin(request: Request) -> str | None:
+    """Who becomes a new project's first admin: the creating user; nobody for a site admin or a
+    service (they see every project without being members, as before)."""
+    caller = caller_of(request)
+    return None if caller.site_admin else caller.user
+
+
+def tell_access_changed(response: Response, outcome: Outcome) -> None:
+    """Name the sequence of an event that made the caller a member, so that the gateway answers
+    only once its own projection (which authorizes the next request) has applied it."""
+    if outcome.type == "project.created":
+        response.headers[ACCESS_SEQUENCE_HEADER] = str(outcome.sequence)
+
+
 @router.post("/projects", status_code=201, tags=["projects"], **requires(PERSON))
-async def create_project(body: ProjectCreate, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
-    """Create a project (with an experiment named ``default``)."""
+async def create_project(body: ProjectCreate, rt: Runtime, ctx: Ctx, request: Request,
+                         response: Response) -> dict[str, Any]:
+    """Create a project (with an experiment named ``default``); its creator is its first admin."""
     check_project_name(body.name)
     default_experiment = new_id()
-    await _project_cmd(rt, ctx, body.name, lambda s: domain.create_project(
-        s, name=body.name, description=body.description, default_experiment_id=default_experiment))
+    admin = first_admin(request)
+    outcome = await _project_cmd(rt, ctx, body.name, lambda s: domain.create_project(
+        s, name=body.name, description=body.description, default_experiment_id=default_experiment,
+        first_admin=admin))
+    tell_access_changed(response, outcome)
     return _store(rt).project(body.name)
 
 
@@ -265,6 +284,12 @@ async def create_run(project: ProjectName, body: RunCreate, rt: Runtime, ctx: Ct
         if found is None:
             raise NotFound(f"experiment {name!r} does not exist in project {project!r}; create it first")
         experiment_id = found["id"]
+    return await _new_run(rt, ctx, project, experiment_id, body)
+
+
+async def _new_run(rt: ServiceRuntime, ctx: CommandContext, project: str, experiment_id: str,
+                   body: RunCreate) -> dict[str, Any]:
+    store = _store(rt)
     run_id = new_id()
     name = body.name or f"run-{run_id[-8:]}"
 

@@ -9,6 +9,7 @@ from cairn.kernel.service_commands import CommandServer
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.registry.api import router
 from cairn.services.registry.api_run_record import router as run_record_router
+from cairn.services.registry.api_run_start import router as run_start_router
 from cairn.services.registry.commands_nats import registry_commands
 from cairn.services.registry.metric_summaries import MetricSummaries
 from cairn.services.registry.projection import AGGREGATES, projection
@@ -36,7 +37,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: RegistryStore(s.data_dir / "registry" / "registry.sqlite3"),
         handler=projection(),
-        routers=[router, run_record_router],
+        routers=[run_start_router, router, run_record_router],
         description="Projects, experiments, runs, models, model versions and aliases.",
         projection_aggregates=AGGREGATES,
         on_start=[serve_nats_commands],

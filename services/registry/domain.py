@@ -37,14 +37,34 @@ def _project(state: State, project: str) -> dict[str, Any]:
     return state
 
 
-def create_project(state: State, *, name: str, description: str, default_experiment_id: str) -> Decision:
+def create_project(state: State, *, name: str, description: str, default_experiment_id: str,
+                   first_admin: str | None = None) -> Decision:
+    """``first_admin`` is the creating user, made the project's admin by this same event (so the
+    project never exists without someone who may see it); None for a site admin or a service."""
     if state is not None:
         raise AlreadyExists(f"project {name!r} already exists")
     return "project.created", {
         "name": name,
         "description": check_text(description, "description"),
         "default_experiment_id": default_experiment_id,
+        "first_admin": first_admin,
     }
+
+
+def ensure_project(state: State, *, name: str, default_experiment_id: str,
+                   first_admin: str | None) -> Decision:
+    """Create the project unless it exists (a run started in it creates it on first use)."""
+    if state is not None:
+        return None
+    return create_project(state, name=name, description="", default_experiment_id=default_experiment_id,
+                          first_admin=first_admin)
+
+
+def ensure_experiment(state: State, *, project: str, experiment_id: str, name: str) -> Decision:
+    """Create the experiment by name unless the project has one of that name already."""
+    if name in _project(state, project)["experiment_names"]:
+        return None
+    return create_experiment(state, project=project, experiment_id=experiment_id, name=name, description="")
 
 
 def update_project(state: State, *, project: str, description: str) -> Decision:

@@ -37,6 +37,11 @@ H_TRACEPARENT = "traceparent"
 H_MSG_ID = "Nats-Msg-Id"
 H_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 
+# A service's answer to a write that changed who may see a project (a project created with its first
+# admin) names the event's stream sequence here; the gateway, whose authorization reads its own
+# projection, answers only once that projection has applied it (read-your-writes for the creator).
+ACCESS_SEQUENCE_HEADER = "X-Cairn-Access-Seq"
+
 # --- service commands (request/reply between services) --------------------------------------------
 COMMAND_SUBJECT_PREFIX = "cairn.cmd"  # cairn.cmd.<service>.<command>
 

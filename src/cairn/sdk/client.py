@@ -262,6 +262,18 @@ class Client(AccessMixin, MetricsQueries, JobsMixin):
                 "params": params or {}, "tags": tags or {}, "description": description, "start": start}
         return self._reg("POST", f"/projects/{_q(project)}/runs", json={k: v for k, v in body.items() if v is not None})
 
+    def start_new_run(self, project: str, *, experiment: str = "default", name: str | None = None,
+                      params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
+                      description: str = "", record: dict[str, Any] | None = None,
+                      idempotency_key: str | None = None) -> dict[str, Any]:
+        """One request: create ``project`` (you become its admin) and ``experiment`` when absent,
+        then the run with its reproducibility ``record`` (``environment``, ``code``, ``command``,
+        ``seeds``) in one event. A retry (same Idempotency-Key) answers the same run."""
+        body = {"experiment": experiment, "name": name, "params": params or {}, "tags": tags or {},
+                "description": description, "record": record or None}
+        return self._reg("POST", f"/projects/{_q(project)}/runs/start",
+                         json={k: v for k, v in body.items() if v is not None}, idempotency_key=idempotency_key)
+
     def get_run(self, project: str, run_id: str) -> dict[str, Any]:
         return self._reg("GET", f"/projects/{_q(project)}/runs/{_q(run_id)}")
 

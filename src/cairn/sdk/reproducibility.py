@@ -116,6 +116,41 @@ def record_run_environment(run: ActiveRun, *, seeds: dict[str, Any] | None = Non
         return None
 
 
+def first_record(*, record: bool | None = None, seed: int | None = None) -> dict[str, Any]:
+    """What a new run is created with (``start_run``): apply ``seed``, then its environment,
+    command and seeds, captured here before any request. The code snapshot is not in it: its
+    archive goes into the project, which the same request may create (see :func:`record_code`).
+    Never fails the run: what cannot be captured becomes a warning."""
+    seeds = {"seed": seed} if seed is not None else {}
+    if seed is not None:
+        seed_everything(seed)
+    body: dict[str, Any] = {"seeds": seeds}
+    if recording_enabled(record):
+        command = current_command()
+        body["command"] = command
+        try:
+            body["environment"] = capture_environment(command, seeds)
+        except Exception as err:  # recording must never fail the run
+            warnings.warn(f"cairn: could not capture the environment: {err}", stacklevel=3)
+    return {k: v for k, v in body.items() if v}
+
+
+def record_code(run: ActiveRun, *, code_dir: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """Snapshot and upload the run's code and add it to the run's record (only inside a git work
+    tree; elsewhere this sends nothing). Returns the record, or None (with a warning on failure)."""
+    start = Path(code_dir or os.getcwd()).resolve()
+    if _git_root(start) is None:
+        warnings.warn(f"cairn: {start} is not in a git work tree, so the run has no code snapshot "
+                      "(run from your repository to record commit, diff and code)", stacklevel=3)
+        return None
+    try:
+        code = code_record(run.client, run.project, start)
+        return None if code is None else run.client.record_run_environment(run.project, run.id, code=code)
+    except Exception as err:  # recording must never fail the run
+        warnings.warn(f"cairn: no code snapshot for run {run.id}: {err}", stacklevel=2)
+        return None
+
+
 def setup_reproducibility(run: ActiveRun, *, record: bool | None = None, seed: int | None = None) -> None:
     """What ``start_run`` does for reproducibility: apply ``seed``, then record the environment,
     code, command and seeds (unless turned off; seeds are recorded either way)."""

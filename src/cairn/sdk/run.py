@@ -8,7 +8,13 @@ from typing import Any
 
 from cairn.sdk.client import Client
 from cairn.sdk.metrics import MetricsLogger
-from cairn.sdk.reproducibility import seed_everything, setup_reproducibility
+from cairn.sdk.reproducibility import (
+    first_record,
+    record_code,
+    recording_enabled,
+    seed_everything,
+    setup_reproducibility,
+)
 from cairn.sdk.system_metrics import SystemMetricsSampler, enabled_by_default
 
 
@@ -124,7 +130,8 @@ def start_run(project: str | None = None, experiment: str = "default", *, name: 
               description: str = "", client: Client | None = None, url: str | None = None,
               system_metrics: bool | None = None, system_metrics_interval_s: float | None = None,
               record_environment: bool | None = None, seed: int | None = None) -> ActiveRun:
-    """Start a run (creating the project and experiment if they do not exist yet). System metrics
+    """Start a run (creating the project, which makes you its admin, and the experiment if they do
+    not exist yet), with its record, in one request and one event. System metrics
     are sampled unless ``system_metrics=False`` or ``CAIRN_SYSTEM_METRICS=0``. The environment, code
     snapshot, command and seeds are recorded unless ``record_environment=False`` or
     ``CAIRN_RECORD_ENVIRONMENT=0``; ``seed`` seeds random/numpy/torch and is recorded.
@@ -152,12 +159,11 @@ def start_run(project: str | None = None, experiment: str = "default", *, name: 
         return run
     if project is None:
         raise ValueError("start_run needs a project (or run inside a Cairn job)")
-    client.ensure_project(project)
-    client.ensure_experiment(project, experiment)
-    record = client.create_run(project, experiment=experiment, name=name, params=params, tags=tags,
-                               description=description)
+    record = client.start_new_run(project, experiment=experiment, name=name, params=params, tags=tags,
+                                  description=description, record=first_record(record=record_environment, seed=seed))
     run = ActiveRun(client, project, record, owns_client=owns)
-    setup_reproducibility(run, record=record_environment, seed=seed)
+    if recording_enabled(record_environment):
+        record_code(run)  # the archive goes into the project, which exists from the request above
     if enabled_by_default() if system_metrics is None else system_metrics:
         run.start_system_metrics(system_metrics_interval_s)
     return run
