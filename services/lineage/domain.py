@@ -200,7 +200,9 @@ def _run_status(g: GraphChanges, e: Event) -> None:
 
 @maps("model.created")
 def _model_created(g: GraphChanges, e: Event) -> None:
-    g.node(model(e.project, e.data["model_id"], e.data["name"]), e)  # a project-aggregate event
+    # data.model_id, not aggregate_id: logs written before models had their own subjects carry
+    # model.* on the project's subject
+    g.node(model(e.project, e.data["model_id"], e.data["name"]), e)
 
 
 @maps("model.updated")

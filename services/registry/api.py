@@ -9,7 +9,8 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from cairn.kernel.commands import CommandContext, Decide, Decision, Outcome
+from cairn.kernel.commands import CommandContext, Decide, Decision, Guard, GuardedDecide, Outcome
+from cairn.kernel.envelope import subject_for
 from cairn.kernel.errors import NotFound
 from cairn.kernel.http import command_context
 from cairn.kernel.identity import (
@@ -36,7 +37,7 @@ from cairn.protocol import ACCESS_SEQUENCE_HEADER
 from cairn.services.registry import domain, run_record
 from cairn.services.registry.run_record_body import RunRecordPut
 from cairn.services.registry.search import compile_search, encode_token
-from cairn.services.registry.store import RegistryStore
+from cairn.services.registry.store import RegistryStore, model_names
 
 router = APIRouter()
 Ctx = Annotated[CommandContext, Depends(command_context)]
@@ -146,6 +147,15 @@ async def _run_command(rt: ServiceRuntime, ctx: CommandContext, project: str, ag
 
 def _project_cmd(rt: ServiceRuntime, ctx: CommandContext, project: str, decide: Decide) -> Any:
     return _run_command(rt, ctx, project, "project", project, decide)
+
+
+def _model_naming_cmd(rt: ServiceRuntime, ctx: CommandContext, project: str, model_id: str,
+                      decide: GuardedDecide) -> Any:
+    """A command that gives a model a name: it decides on the project's model names too, guarded
+    by every model subject of the project, so two requests cannot both take one name."""
+    guard = Guard(subject_for(project, "model", "*"), lambda conn: model_names(conn, project))
+    return rt.commands.execute_guarded(ctx, project=project, aggregate="model", aggregate_id=model_id,
+                                       guard=guard, decide=decide)
 
 
 def _archiving(request: Request) -> bool:
@@ -427,8 +437,8 @@ async def archive_run(project: ProjectName, run_id: str, request: Request, rt: R
 @router.post("/projects/{project}/models", status_code=201, tags=["models"], **requires(EDITOR))
 async def create_model(project: ProjectName, body: NamedCreate, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     model_id = new_id()
-    outcome = await _project_cmd(rt, ctx, project, lambda s: domain.create_model(
-        s, project=project, model_id=model_id, name=body.name, description=body.description))
+    outcome = await _model_naming_cmd(rt, ctx, project, model_id, lambda s, names: domain.create_model(
+        s, names, project=project, model_id=model_id, name=body.name, description=body.description))
     store = _store(rt)
     return store.model(project, store.created_by_event("models", outcome.sequence)["name"])
 
@@ -447,8 +457,8 @@ def get_model(project: ProjectName, model: str, rt: Runtime) -> dict[str, Any]:
 @router.patch("/projects/{project}/models/{model}", tags=["models"], **requires(EDITOR))
 async def update_model(project: ProjectName, model: str, body: NamedUpdate, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     model_id = _model_id(rt, project, model)
-    await _project_cmd(rt, ctx, project, lambda s: domain.update_model(
-        s, project=project, model_id=model_id, name=body.name, description=body.description))
+    await _model_naming_cmd(rt, ctx, project, model_id, lambda s, names: domain.update_model(
+        s, names, project=project, model_id=model_id, name=body.name, description=body.description))
     return _store(rt).model(project, body.name or model)
 
 
@@ -457,7 +467,7 @@ async def update_model(project: ProjectName, model: str, body: NamedUpdate, rt: 
 async def archive_model(project: ProjectName, model: str, request: Request, rt: Runtime,
                         ctx: Ctx) -> dict[str, Any]:
     model_id = _model_id(rt, project, model)
-    await _project_cmd(rt, ctx, project, lambda s: domain.set_model_archived(
+    await _run_command(rt, ctx, project, "model", model_id, lambda s: domain.set_model_archived(
         s, project=project, model_id=model_id, archived=_archiving(request)))
     return _store(rt).model(project, model)
 
@@ -466,7 +476,7 @@ async def archive_model(project: ProjectName, model: str, request: Request, rt: 
 async def set_model_tag(project: ProjectName, model: str, key: str, body: TagValue, rt: Runtime,
                         ctx: Ctx) -> dict[str, Any]:
     model_id = _model_id(rt, project, model)
-    await _project_cmd(rt, ctx, project, lambda s: domain.set_model_tag(
+    await _run_command(rt, ctx, project, "model", model_id, lambda s: domain.set_model_tag(
         s, project=project, model_id=model_id, key=key, value=body.value))
     return _store(rt).model(project, model)
 

@@ -2,14 +2,17 @@
 ``evolve`` folds an event into state. No I/O here.
 
 Aggregates:
-- project (id = project name): the project, its experiments and its models' names (so names stay
-  unique within a project);
+- project (id = project name): the project and its experiments;
 - run (id = run id): status, params (immutable once set), tags, notes;
-- model (id = model id): versions, aliases with history.
+- model (id = model id): name, description, archived, tags, versions, aliases with history. A
+  model's name is unique in its project, which no one model's state can tell: creating or renaming
+  decides on the project's model names too (``ModelNames``, the registry's read model) under a
+  guard on every model subject of the project (kernel/commands.py ``Guard``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from cairn.kernel.commands import Decision
@@ -129,58 +132,11 @@ def set_experiment_tag(state: State, *, project: str, experiment_id: str, key: s
                                   "value": check_text(value, "value")}
 
 
-def create_model(state: State, *, project: str, model_id: str, name: str, description: str) -> Decision:
-    current = _project(state, project)
-    check_model_name(name)
-    if name in current["model_names"]:
-        raise AlreadyExists(f"model {name!r} already exists in project {project!r}")
-    return "model.created", {"model_id": model_id, "name": name,
-                             "description": check_text(description, "description")}
-
-
-def _model_entry(current: dict[str, Any], model_id: str) -> dict[str, Any]:
-    model = current["models"].get(model_id)
-    if model is None:
-        raise NotFound(f"model {model_id!r} does not exist in project {current['name']!r}")
-    return model
-
-
-def update_model(state: State, *, project: str, model_id: str, name: str | None,
-                 description: str | None) -> Decision:
-    current = _project(state, project)
-    model = _model_entry(current, model_id)
-    data: dict[str, Any] = {"model_id": model_id}
-    if name is not None and name != model["name"]:
-        check_model_name(name)
-        if name in current["model_names"]:
-            raise AlreadyExists(f"model {name!r} already exists in project {project!r}")
-        data["name"] = name
-    if description is not None:
-        data["description"] = check_text(description, "description")
-    if len(data) == 1:
-        return None
-    return "model.updated", data
-
-
-def set_model_archived(state: State, *, project: str, model_id: str, archived: bool) -> Decision:
-    model = _model_entry(_project(state, project), model_id)
-    if model["archived"] == archived:
-        return None
-    return ("model.archived" if archived else "model.restored"), {"model_id": model_id}
-
-
-def set_model_tag(state: State, *, project: str, model_id: str, key: str, value: str) -> Decision:
-    _model_entry(_project(state, project), model_id)
-    check_key(key, "key")
-    return "model.tag_set", {"model_id": model_id, "key": key, "value": check_text(value, "value")}
-
-
 def evolve_project(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     if event_type == "project.created":
         return {"name": data["name"], "description": data["description"], "archived": False,
                 "experiments": {data["default_experiment_id"]: {"name": "default", "archived": False}},
-                "experiment_names": {"default": data["default_experiment_id"]},
-                "models": {}, "model_names": {}}
+                "experiment_names": {"default": data["default_experiment_id"]}}
     if state is None:
         raise EventOutOfOrder(f"{event_type} for a project that does not exist: no project.created came before it")
     if event_type == "project.updated":
@@ -197,17 +153,7 @@ def evolve_project(state: State, event_type: str, data: dict[str, Any]) -> dict[
         state["experiment_names"][data["name"]] = data["experiment_id"]
     elif event_type in ("experiment.archived", "experiment.restored"):
         state["experiments"][data["experiment_id"]]["archived"] = event_type == "experiment.archived"
-    elif event_type == "model.created":
-        state["models"][data["model_id"]] = {"name": data["name"], "archived": False}
-        state["model_names"][data["name"]] = data["model_id"]
-    elif event_type == "model.updated" and "name" in data:
-        model = state["models"][data["model_id"]]
-        state["model_names"].pop(model["name"], None)
-        model["name"] = data["name"]
-        state["model_names"][data["name"]] = data["model_id"]
-    elif event_type in ("model.archived", "model.restored"):
-        state["models"][data["model_id"]]["archived"] = event_type == "model.archived"
-    return state
+    return state  # model.* of logs written before models had subjects of their own: see projection.py
 
 
 # --- run aggregate -----------------------------------------------------------------------------
@@ -355,6 +301,65 @@ def evolve_run(state: State, event_type: str, data: dict[str, Any]) -> dict[str,
 
 # --- model aggregate ---------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class ModelNames:
+    """What a model's creation or rename reads beyond the model: whether the project exists and
+    the names its models have (name -> model id)."""
+
+    project_exists: bool
+    names: dict[str, str]
+
+
+def _check_free(names: ModelNames, project: str, name: str) -> None:
+    check_model_name(name)
+    if name in names.names:
+        raise AlreadyExists(f"model {name!r} already exists in project {project!r}; choose another name")
+
+
+def create_model(state: State, names: ModelNames, *, project: str, model_id: str, name: str,
+                 description: str) -> Decision:
+    if not names.project_exists:
+        raise NotFound(f"project {project!r} does not exist; create it first")
+    if state is not None and "name" in state:
+        raise AlreadyExists(f"model {model_id!r} already exists")
+    _check_free(names, project, name)
+    return "model.created", {"model_id": model_id, "name": name,
+                             "description": check_text(description, "description")}
+
+
+def _model(state: State, project: str, model_id: str) -> dict[str, Any]:
+    if state is None or "name" not in state:  # versions alone never make a model
+        raise NotFound(f"model {model_id!r} does not exist in project {project!r}")
+    return state
+
+
+def update_model(state: State, names: ModelNames, *, project: str, model_id: str, name: str | None,
+                 description: str | None) -> Decision:
+    model = _model(state, project, model_id)
+    data: dict[str, Any] = {"model_id": model_id}
+    if name is not None and name != model["name"]:
+        _check_free(names, project, name)
+        data["name"] = name
+    if description is not None:
+        data["description"] = check_text(description, "description")
+    if len(data) == 1:
+        return None
+    return "model.updated", data
+
+
+def set_model_archived(state: State, *, project: str, model_id: str, archived: bool) -> Decision:
+    model = _model(state, project, model_id)
+    if model["archived"] == archived:
+        return None
+    return ("model.archived" if archived else "model.restored"), {"model_id": model_id}
+
+
+def set_model_tag(state: State, *, project: str, model_id: str, key: str, value: str) -> Decision:
+    _model(state, project, model_id)
+    check_key(key, "key")
+    return "model.tag_set", {"model_id": model_id, "key": key, "value": check_text(value, "value")}
+
+
 def create_model_version(state: State, *, run_id: str, artifact_digest: str, description: str) -> Decision:
     if not isinstance(artifact_digest, str) or not DIGEST_RE.match(artifact_digest):
         raise InvalidInput("artifact_digest must be a BLAKE3 digest: 64 lowercase hex characters",
@@ -414,7 +419,15 @@ def remove_alias(state: State, *, model: str, alias: str) -> Decision:
 
 def evolve_model(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     state = state or {"latest_version": 0, "versions": {}, "aliases": {}}
-    if event_type == "model_version.created":
+    if event_type == "model.created":
+        state.update(name=data["name"], description=data["description"], archived=False, tags={})
+    elif event_type == "model.updated":
+        state.update({k: data[k] for k in ("name", "description") if k in data})
+    elif event_type in ("model.archived", "model.restored"):
+        state["archived"] = event_type == "model.archived"
+    elif event_type == "model.tag_set":
+        state.setdefault("tags", {})[data["key"]] = data["value"]
+    elif event_type == "model_version.created":
         state["latest_version"] = data["version"]
         state["versions"][str(data["version"])] = {"archived": False}
     elif event_type in ("model_version.archived", "model_version.restored"):

@@ -5,24 +5,39 @@ from __future__ import annotations
 
 import sqlite3
 
-from cairn.kernel.envelope import Event, embedded_record
+from cairn.kernel.envelope import Event, embedded_record, subject_for
 from cairn.kernel.store import EventHandlers, SnapshotProjection
-from cairn.services.registry.domain import EVOLVERS
+from cairn.services.registry.domain import EVOLVERS, evolve_model
 from cairn.services.registry.run_record_view import RECORD_HANDLERS
 
 HANDLERS = EventHandlers()
 handles = HANDLERS.handles
 
 # The aggregates whose events this read model is made of (the only ones the log delivers to it):
-# project (project.*, experiment.*, model.*), run (run.* but run.artifact_logged, which is the
-# artifact store's artifact_set), model (model_version.*) and dataset_use (the artifact store's
-# run.dataset_used, which the registry serves as a run's datasets).
+# project (project.*, experiment.*; model.* in logs written before models had their own subjects),
+# run (run.* but run.artifact_logged, which is the artifact store's artifact_set), model (model.*,
+# model_version.*) and dataset_use (the artifact store's run.dataset_used, which the registry
+# serves as a run's datasets).
 AGGREGATES = ("project", "run", "model", "dataset_use")
 
 
-def projection() -> SnapshotProjection:
+class RegistryProjection(SnapshotProjection):
+    """The snapshot projection plus one upcaster: ``model.*`` events appended on the project's
+    subject (before models had subjects of their own) fold into the model's snapshot as if they
+    were on ``cairn.evt.<project>.model.<id>``, without moving that snapshot's position: the event
+    is not on that subject, and appends to it expect its real last sequence. The views read
+    ``data.model_id``, which both shapes carry, so they need no upcasting."""
+
+    def __call__(self, conn: sqlite3.Connection, event: Event) -> None:
+        if event.aggregate == "project" and event.type.startswith("model.") and event.type in self.handlers:
+            model_subject = subject_for(event.project, "model", event.data["model_id"])
+            self.fold(conn, model_subject, evolve_model, event, advance=False)
+        super().__call__(conn, event)
+
+
+def projection() -> RegistryProjection:
     """A fresh entry point for one service instance (its batch cache is its own)."""
-    return SnapshotProjection(EVOLVERS, HANDLERS)
+    return RegistryProjection(EVOLVERS, HANDLERS)
 
 
 # --- projects and experiments ------------------------------------------------------------------

@@ -6,8 +6,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from cairn.kernel.envelope import subject_for
 from cairn.kernel.errors import NotFound
-from cairn.kernel.store import SqliteStore
+from cairn.kernel.store import SqliteStore, load_state, save_state
+from cairn.services.registry.domain import ModelNames
 from cairn.services.registry.run_record_view import RECORD_SCHEMA
 
 SCHEMA = """
@@ -70,6 +72,26 @@ class RegistryStore(SqliteStore):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path, SCHEMA + RECORD_SCHEMA)
+        self._give_models_their_state()
+
+    def _give_models_their_state(self) -> None:
+        """Upgrade a read model built before models had subjects of their own: their name,
+        description, archived flag and tags were in the project's snapshot, and the model's
+        snapshot had only versions and aliases. Copy them from the views into the model's
+        snapshot, keeping its position (the model subject's real last sequence; 0 when empty),
+        which appends expect. Idempotent; a rebuild by replay makes the same snapshots."""
+        with self.transaction() as conn:
+            for row in conn.execute("SELECT id, project, name, description, archived FROM models").fetchall():
+                subject = subject_for(row["project"], "model", row["id"])
+                seq, state = load_state(conn, subject)
+                if state is not None and "name" in state:
+                    continue
+                tags = {t["key"]: t["value"] for t in conn.execute(
+                    "SELECT key, value FROM model_tags WHERE model_id=?", (row["id"],))}
+                state = {"latest_version": 0, "versions": {}, "aliases": {}, **(state or {}),
+                         "name": row["name"], "description": row["description"],
+                         "archived": bool(row["archived"]), "tags": tags}
+                save_state(conn, subject, seq, state)
 
     # projects
     def project(self, name: str) -> dict[str, Any]:
@@ -179,3 +201,10 @@ class RegistryStore(SqliteStore):
     def _tags(self, table: str, column: str, owner: str) -> dict[str, str]:
         return {r["key"]: r["value"] for r in self.query(
             f"SELECT key, value FROM {table} WHERE {column}=? ORDER BY key", (owner,))}
+
+
+def model_names(conn: sqlite3.Connection, project: str) -> ModelNames:
+    """The guard's view for creating or renaming a model of ``project`` (see domain.ModelNames)."""
+    exists = conn.execute("SELECT 1 FROM projects WHERE name=?", (project,)).fetchone() is not None
+    names = {r["name"]: r["id"] for r in conn.execute("SELECT name, id FROM models WHERE project=?", (project,))}
+    return ModelNames(project_exists=exists, names=names)

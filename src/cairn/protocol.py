@@ -36,6 +36,9 @@ H_CAUSATION = "Cairn-Causation-Id"
 H_TRACEPARENT = "traceparent"
 H_MSG_ID = "Nats-Msg-Id"
 H_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+# The subject (wildcards allowed) that the expected sequence above is checked against instead of the
+# message's own (nats-server 2.12+): a decision over many aggregates (unique names) guards them all.
+H_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 
 # A service's answer to a write that changed who may see a project (a project created with its first
 # admin) names the event's stream sequence here; the gateway, whose authorization reads its own

@@ -163,3 +163,16 @@ def test_sweep_trials_link_the_sweep_to_their_jobs_and_runs(tmp_path: Path) -> N
     assert ("job:p/j3", "ran_in", "run:p/r3") in set(store.query("SELECT src, type, dst FROM lineage_edges"))
     counts = {t: m for t, m, _ in store.query("SELECT * FROM lineage_event_types")}
     assert counts == {"sweep.created": True, "sweep.trial_started": True, "sweep.trial_finished": False}
+
+
+def test_model_events_on_the_models_own_subject_give_the_same_graph(tmp_path: Path) -> None:
+    """model.* moved from the project's subject to ``...model.<id>``: old logs have the first
+    shape, new ones the second; lineage reads ``data.model_id`` and builds the same graph."""
+    moved = [Event(e.type, e.project, "model", e.data["model_id"], e.data, sequence=e.sequence, time=e.time)
+             if e.type.startswith("model.") else e for e in events()]
+    assert sum(e.aggregate == "project" for e in moved) == 1  # only project.created stays there
+    old, new = build(tmp_path / "old.duckdb", [events()]), build(tmp_path / "new.duckdb", [moved])
+    graph = "SELECT src, type, dst, seq, until_seq FROM lineage_edges ORDER BY ALL"
+    assert new.query(graph) == old.query(graph)
+    nid, _ = LineageQueries(new).resolve("model:churn-v2@production", "p", None)
+    assert _refs(LineageQueries(new).walk(nid, "upstream", depth=1, projects=None, as_of=None)) == {"model:churn-v2@v2"}

@@ -20,7 +20,7 @@ DIGEST = "ab" * 32
 APPENDED_ON = {
     **{f"project.{v}": "project" for v in ("created", "updated", "archived", "restored")},
     **{f"experiment.{v}": "project" for v in ("created", "updated", "archived", "restored", "tag_set")},
-    **{f"model.{v}": "project" for v in ("created", "updated", "archived", "restored", "tag_set")},
+    **{f"model.{v}": "model" for v in ("created", "updated", "archived", "restored", "tag_set")},
     **{f"run.{v}": "run" for v in ("created", "started", "finished", "params_logged", "tag_set", "tag_deleted",
                                    "updated", "archived", "restored", "environment_recorded")},
     **{f"model_version.{v}": "model" for v in ("created", "updated", "archived", "restored", "tag_set",

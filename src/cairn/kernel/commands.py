@@ -1,21 +1,24 @@
 """Command handling: load an aggregate's state, decide events, append with optimistic
-concurrency and idempotency, and answer once the projection shows the result."""
+concurrency and idempotency, and answer once the projection shows the result.
+
+A decision that reads other aggregates too (a model name must be unique among the project's
+models, each its own aggregate) is guarded: see :class:`Guard` and :meth:`CommandHandler.execute_guarded`."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import sqlite3
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cairn.kernel.envelope import Event, subject_for
+from cairn.kernel.envelope import Event, subject_for, subject_matches
 from cairn.kernel.errors import ConcurrencyConflict
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.schemas import current_version, validate_event
-from cairn.kernel.store import SqliteStore
+from cairn.kernel.store import SqliteStore, load_state
 
 MAX_ATTEMPTS = 5
 
@@ -45,6 +48,21 @@ class Outcome:
 # of several costs nats-server a temporary file store per append.
 Decision = tuple[str, dict[str, Any]] | None
 Decide = Callable[[dict[str, Any] | None], Decision]
+# decide(state, view): the same, for a guarded command, with the guard's view of the other aggregates.
+GuardedDecide = Callable[[dict[str, Any] | None, Any], Decision]
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a decision reads beyond its own aggregate: ``subjects`` (a wildcard, e.g. every model
+    of a project) and ``load``, which reads the read model's view of them. The event is appended
+    expecting the last sequence of ALL those subjects, so two commands that decided on the same
+    view (two creates of one name) cannot both land: the loser catches up and decides again.
+    The view must be made only of events on ``subjects`` that this service projects: the expected
+    sequence is the newest ``aggregates.last_seq`` among them."""
+
+    subjects: str
+    load: Callable[[sqlite3.Connection], Any]
 
 
 class CommandHandler:
@@ -94,6 +112,45 @@ class CommandHandler:
         projection shows it: reads that must see it call :meth:`settled` first (and so does the
         next command, before it decides)."""
         subject = subject_for(project, aggregate, aggregate_id)
+
+        def decision() -> tuple[int, Decision]:
+            last_seq, state = self._state(subject)
+            return last_seq, decide(state)
+
+        return await self._run(ctx, project, aggregate, aggregate_id, decision, subject, wait)
+
+    async def execute_guarded(
+        self,
+        ctx: CommandContext,
+        *,
+        project: str,
+        aggregate: str,
+        aggregate_id: str,
+        guard: Guard,
+        decide: GuardedDecide,
+        wait: bool = True,
+    ) -> Outcome:
+        """Like :meth:`execute`, for a decision that also reads ``guard``'s view: the aggregate's
+        state, the view and the guard's position are read in one read transaction, and the append
+        expects that position on ``guard.subjects`` (which must include the aggregate's own)."""
+        subject = subject_for(project, aggregate, aggregate_id)
+        if not subject_matches(guard.subjects, subject):
+            raise ValueError(f"guard {guard.subjects!r} does not cover the aggregate's subject {subject!r}")
+
+        def decision() -> tuple[int, Decision]:
+            with self.store.snapshot() as conn:
+                _, state = load_state(conn, subject)
+                position = _last_seq_matching(conn, guard.subjects)
+                view = guard.load(conn)
+            return position, decide(state, view)
+
+        return await self._run(ctx, project, aggregate, aggregate_id, decision, guard.subjects, wait)
+
+    async def _run(self, ctx: CommandContext, project: str, aggregate: str, aggregate_id: str,
+                   decision: Callable[[], tuple[int, Decision]], expected_on: str, wait: bool) -> Outcome:
+        """The retry loop: ``decision`` returns the sequence last seen on ``expected_on`` (the
+        aggregate's subject, or a guard's wildcard) and what to append."""
+        subject = subject_for(project, aggregate, aggregate_id)
         key = self._scoped_key(ctx, project)
         async with self._lock(key or subject), self._lock(subject) if key else _nullcontext():
             await self.settled()
@@ -101,11 +158,10 @@ class CommandHandler:
                 remembered = self._remembered(key)
                 if remembered is not None:
                     return remembered
-                last_seq, state = self._state(subject)
-                decision = decide(state)
-                if decision is None:
+                last_seq, decided = decision()
+                if decided is None:
                     return Outcome(last_seq, aggregate_id, "noop")
-                event_type, data = decision
+                event_type, data = decided
                 event = Event(
                     type=event_type,
                     version=current_version(event_type),
@@ -120,11 +176,12 @@ class CommandHandler:
                 validate_event(event)
                 try:
                     appended = await self.log.append(
-                        event, expected_last_subject_seq=last_seq, msg_id=key
+                        event, expected_last_subject_seq=last_seq, msg_id=key,
+                        expected_subject=None if expected_on == subject else expected_on,
                     )
                 except ConcurrencyConflict:
                     # Someone else wrote first: catch up with the log, then decide again.
-                    target = await self.log.last_subject_sequence(subject)
+                    target = await self.log.last_subject_sequence(expected_on)
                     await self.runner.wait_for(target)
                     continue
                 if not wait and not appended.duplicate:
@@ -147,10 +204,16 @@ class CommandHandler:
         await self.runner.wait_for(self.appended)
 
     def _state(self, subject: str) -> tuple[int, dict[str, Any] | None]:
-        row = self.store.query_one("SELECT last_seq, state FROM aggregates WHERE subject=?", (subject,))
-        if row is None:
-            return 0, None
-        return int(row["last_seq"]), json.loads(row["state"])
+        return load_state(self.store.reader(), subject)
+
+
+def _last_seq_matching(conn: sqlite3.Connection, pattern: str) -> int:
+    """The newest event on any subject matching ``pattern``, as far as the projection has seen
+    (the rows share the pattern's literal prefix, so the primary key narrows the scan)."""
+    prefix = pattern.split("*", 1)[0].split(">", 1)[0]
+    rows = conn.execute("SELECT subject, last_seq FROM aggregates WHERE subject >= ? AND subject < ?",
+                        (prefix, prefix + "\U0010ffff"))
+    return max((int(seq) for subject, seq in rows if subject_matches(pattern, subject)), default=0)
 
 
 class _nullcontext:

@@ -29,6 +29,17 @@ def subject_for(project: str, aggregate: str, aggregate_id: str) -> str:
     return f"{SUBJECT_PREFIX}.{project}.{aggregate}.{aggregate_id}"
 
 
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Whether a NATS subject matches a subject pattern (``*`` one token, ``>`` the rest)."""
+    wanted, tokens = pattern.split("."), subject.split(".")
+    for i, token in enumerate(wanted):
+        if token == ">":
+            return len(tokens) > i
+        if i >= len(tokens) or (token != "*" and token != tokens[i]):
+            return False
+    return len(tokens) == len(wanted)
+
+
 def aggregate_subjects(aggregates: Iterable[str]) -> list[str]:
     """Subjects matching every event of these aggregates, in any project."""
     return [f"{SUBJECT_PREFIX}.*.{aggregate}.>" for aggregate in aggregates]

@@ -4,7 +4,9 @@ and idempotency keys.
 Subjects are ``cairn.evt.<project>.<aggregate>.<id>``; each append names the sequence the writer
 last saw on that subject (``Nats-Expected-Last-Subject-Sequence``, 0 for a new aggregate) and an
 idempotency key (``Nats-Msg-Id``), so a stale writer gets a conflict and a retried command appends
-once.
+once. A decision that read other aggregates too (a name unique among a project's models) names
+their subjects (a wildcard) as ``expected_subject``: the expected sequence is then checked against
+the last event on any of them (``Nats-Expected-Last-Subject-Sequence-Subject``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from cairn.kernel.errors import (
 from cairn.kernel.natsauth import NatsCredentials
 from cairn.protocol import (  # noqa: F401 - EVENTS_STREAM is read from here by tests and tools
     EVENTS_STREAM,
+    H_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT,
     WRONG_LAST_SEQUENCE,
     create_stream,
     events_stream_config,
@@ -155,12 +158,16 @@ class EventLog:
         await create_stream(self.nc, {**events_stream_config(self.replicas), "name": self.stream})
 
     async def append(
-        self, event: Event, *, expected_last_subject_seq: int | None, msg_id: str | None = None
+        self, event: Event, *, expected_last_subject_seq: int | None, msg_id: str | None = None,
+        expected_subject: str | None = None,
     ) -> Appended:
-        """Append one event. Raises ConcurrencyConflict when the subject moved on."""
+        """Append one event. Raises ConcurrencyConflict when the subject moved on: the event's own
+        subject, or ``expected_subject`` (wildcards allowed) when given."""
         headers = event.headers()
         if expected_last_subject_seq is not None:
             headers[H_EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last_subject_seq)
+            if expected_subject is not None:
+                headers[H_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT] = expected_subject
         headers[H_MSG_ID] = msg_id or event.id
         payload = self.encode(event, headers)
         try:
@@ -227,7 +234,8 @@ class EventLog:
         return int(info.state.last_seq)
 
     async def last_subject_sequence(self, subject: str) -> int:
-        """The stream sequence of the last event on ``subject`` (0 when there is none)."""
+        """The stream sequence of the last event on ``subject`` (0 when there is none); a wildcard
+        subject gives the last event on any subject it matches."""
         try:
             msg = await self.js.get_last_msg(self.stream, subject, direct=True)
         except NotFoundError:

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS parked_events (
 """
 
 EventHandler = Callable[[sqlite3.Connection, Event], None]
+Evolve = Callable[[dict[str, Any] | None, str, dict[str, Any]], dict[str, Any]]
 
 
 @runtime_checkable
@@ -114,6 +115,17 @@ class SqliteStore:
 
     def query_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         return self.reader().execute(sql, tuple(params)).fetchone()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """The calling thread's reader inside one read transaction: every query in it sees the
+        same committed state (a decision and the position it was made at must agree)."""
+        conn = self.reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
     def last_sequence(self, name: str = "main") -> int:
         row = self._writer.execute("SELECT last_seq FROM tracking WHERE name=?", (name,)).fetchone()
@@ -246,8 +258,7 @@ class SnapshotProjection:
     update the views. Snapshots are cached for the length of a batch and written once at its
     end, in the same transaction; events without a handler belong to other services."""
 
-    def __init__(self, evolvers: dict[str, Callable[[dict[str, Any] | None, str, dict[str, Any]], dict[str, Any]]],
-                 handlers: EventHandlers) -> None:
+    def __init__(self, evolvers: dict[str, Evolve], handlers: EventHandlers) -> None:
         self.evolvers = evolvers
         self.handlers = handlers
         self._snapshots: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -258,12 +269,20 @@ class SnapshotProjection:
             return
         evolve = self.evolvers.get(event.aggregate)
         if evolve is not None:
-            cached = self._snapshots.get(event.subject)
-            seq, state = cached if cached is not None else load_state(conn, event.subject)
-            # max: a parked event retried later is older than the subject's last event
-            self._snapshots[event.subject] = (max(seq, event.sequence), evolve(state, event.type, event.data))
+            self.fold(conn, event.subject, evolve, event)
             record_idempotency(conn, event)
         handler(conn, event)
+
+    def fold(self, conn: sqlite3.Connection, subject: str, evolve: Evolve, event: Event, *,
+             advance: bool = True) -> None:
+        """Fold ``event`` into ``subject``'s snapshot. ``advance=False`` folds an event that is
+        not on that subject (an upcaster moving an old event to the aggregate that owns it now):
+        the snapshot's position stays the subject's real last sequence, which appends expect."""
+        cached = self._snapshots.get(subject)
+        seq, state = cached if cached is not None else load_state(conn, subject)
+        # max: a parked event retried later is older than the subject's last event
+        position = max(seq, event.sequence) if advance else seq
+        self._snapshots[subject] = (position, evolve(state, event.type, event.data))
 
     def begin_batch(self) -> None:
         self._snapshots.clear()
