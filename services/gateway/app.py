@@ -38,8 +38,9 @@ from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import body_limits, request_limits
 from cairn.services.gateway.mlflow import router as mlflow_router
 from cairn.services.gateway.paths import PathGuard
+from cairn.services.gateway.projection import AGGREGATES, projection
 from cairn.services.gateway.proxy import ServiceProxy
-from cairn.services.gateway.store import AGGREGATES, GatewayStore, projection
+from cairn.services.gateway.store import GatewayStore
 from cairn.services.gateway.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ import pytest
 from cairn.kernel.envelope import Event, aggregate_subjects, subject_for
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.projection import ProjectionRunner
-from cairn.services.gateway.store import GatewayStore, projection
+from cairn.services.gateway.projection import projection
+from cairn.services.gateway.store import GatewayStore
 
 from platform_harness import Platform, read_all_events
 

@@ -12,7 +12,8 @@ from cairn.kernel.envelope import Event, subject_for
 from cairn.kernel.errors import AlreadyExists
 from cairn.kernel.schemas import validate_event
 from cairn.services.gateway import domain as gateway
-from cairn.services.gateway.store import GatewayStore, projection
+from cairn.services.gateway.projection import projection
+from cairn.services.gateway.store import GatewayStore
 from cairn.services.registry import domain as registry
 
 

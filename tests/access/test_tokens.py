@@ -16,7 +16,8 @@ from cairn.kernel.envelope import Event
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.schemas import current_version, known_schemas
 from cairn.services.gateway import domain
-from cairn.services.gateway.store import GatewayStore, projection
+from cairn.services.gateway.projection import projection
+from cairn.services.gateway.store import GatewayStore
 
 from platform_harness import Platform
 
