@@ -118,6 +118,35 @@ def test_unknown_parked_sequences_are_404(platform: Platform) -> None:
         assert resp.status_code == 404 and "no parked event" in resp.json()["error"]["message"]
 
 
+def test_the_gateway_parks_its_own_poison_events_and_keeps_authenticating(platform: Platform) -> None:
+    """The gateway's projection is made by the same factory: a revocation of a token that never
+    existed is parked, the gateway keeps answering, and site admins see and skip it under
+    /api/v1/gateway/admin/parked like any service's."""
+    ghost = f"ghost-{new_id()[:8]}"
+    seq = publish(platform, Event(type="token.revoked", project="_site", aggregate="user", aggregate_id=ghost,
+                                  data={"user": ghost, "token_id": "never-made"}, actor="test"))
+    deadline = time.monotonic() + 20
+
+    def gateway_status() -> dict[str, Any]:
+        resp = httpx.get(f"{platform.gateway}/api/v1/status", headers=platform.headers, timeout=10)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["services"]["gateway"]
+
+    while gateway_status().get("parked") != 1:
+        assert time.monotonic() < deadline, f"the gateway never reported its parked event: {gateway_status()}"
+        time.sleep(0.05)
+    assert gateway_status()["ready"] is True
+    assert httpx.get(f"{platform.gateway}/api/v1/whoami", headers=platform.headers, timeout=10).status_code == 200
+    parked = cairn(platform, "admin", "parked", "list", "gateway")["parked"]
+    assert [(p["sequence"], p["type"]) for p in parked] == [(seq, "token.revoked")]
+    # a caller who is not a site admin gets nothing from these routes
+    assert httpx.get(f"{platform.gateway}/api/v1/gateway/admin/parked", timeout=10).status_code == 401
+    assert cairn(platform, "admin", "parked", "skip", "gateway", str(seq))["skipped"] is True
+    assert cairn(platform, "admin", "parked", "list", "gateway")["parked"] == []
+    rebuilt = cairn(platform, "admin", "rebuild", "gateway")
+    assert rebuilt["service"] == "gateway" and cairn(platform, "admin", "parked", "list", "gateway")["parked"] == []
+
+
 def _internal(platform: Platform) -> dict[str, str]:
     from cairn.kernel.identity import Signer, load_service_key
 
