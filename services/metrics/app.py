@@ -10,10 +10,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from cairn.kernel.bodylimit import BodyLimit, BodyLimits
-from cairn.kernel.eventlog import connect
+from cairn.kernel.eventlog import EventLog, connect
 from cairn.kernel.http import install_error_handlers
 from cairn.kernel.service import accept_only_services
 from cairn.kernel.telemetry import traced_app
+from cairn.services.metrics.announce import SummaryAnnouncer
 from cairn.services.metrics.api import router
 from cairn.services.metrics.runtime import MetricsRuntime, MetricsSettings
 from cairn.services.metrics.store import MetricsStore
@@ -33,10 +34,13 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         await ensure_stream(nc, settings.replicas)
         store = MetricsStore(root / "metrics.sqlite3")
         tail = Tail()
+        events = EventLog(nc, replicas=settings.replicas)  # for metric.summarized (announce.py)
+        await events.ensure_stream()
         writer = MetricsWriter(nc, store, root, tail, compact_after=settings.compact_after,
-                              write_interval_s=settings.write_interval_s)
+                              write_interval_s=settings.write_interval_s,
+                              announcer=SummaryAnnouncer(store, events))
         await writer.start()
-        app.state.metrics = MetricsRuntime(settings, nc, store, writer, tail, root, app.state.signer)
+        app.state.metrics = MetricsRuntime(settings, nc, store, writer, tail, root, app.state.signer, events)
         try:
             yield
         finally:

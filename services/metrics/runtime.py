@@ -8,6 +8,7 @@ import httpx
 from nats.aio.client import Client as NATS
 
 from cairn.kernel.errors import NotFound, Unavailable
+from cairn.kernel.eventlog import EventLog
 from cairn.kernel.identity import Signer
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.metrics.store import MetricsStore
@@ -31,10 +32,11 @@ class MetricsSettings(ServiceSettings):
 
 
 class MetricsRuntime:
-    """NATS, the SQLite bookkeeping, the tail of unwritten points, the writer, the run check."""
+    """NATS, the SQLite bookkeeping, the tail of unwritten points, the writer, the run check, and the
+    event log that summaries are announced on."""
 
     def __init__(self, settings: MetricsSettings, nc: NATS, store: MetricsStore, writer: MetricsWriter,
-                 tail: Tail, root: Path, signer: Signer) -> None:
+                 tail: Tail, root: Path, signer: Signer, events: EventLog | None = None) -> None:
         self.settings = settings
         self.signer = signer
         self.nc = nc
@@ -43,6 +45,7 @@ class MetricsRuntime:
         self.writer = writer
         self.tail = tail
         self.root = root
+        self.events = events
         self.http = httpx.AsyncClient(timeout=10)
         self.known_runs: set[tuple[str, str]] = set()
 

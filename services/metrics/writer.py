@@ -6,6 +6,10 @@ Order of a write: Parquet part to a temp file, fsync, rename, fsync the folder -
 A crash before the commit leaves an orphan part (deleted on start) and unacked messages (redelivered);
 a crash after it leaves acked-or-not messages that are skipped by message id. So every acknowledged
 point is stored exactly once.
+
+After a write, the summaries it changed are announced as ``metric.summarized`` events (announce.py);
+a failed announcement is retried while the writer idles, and on start whatever an older build or a
+crash left unannounced goes out once.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from cairn.protocol import (
     create_stream,
     metrics_stream_config,
 )
+from cairn.services.metrics.announce import SummaryAnnouncer
 from cairn.services.metrics.batches import from_ipc
 from cairn.services.metrics.store import MetricsStore
 
@@ -158,7 +163,8 @@ class MetricsWriter:
     """Pulls metric batches from the stream and writes them down (see the module docstring)."""
 
     def __init__(self, nc: NATS, store: MetricsStore, root: Path, tail: Tail, *,
-                 compact_after: int = 8, compact_max_rows: int = 2_000_000, write_interval_s: float = 0.0) -> None:
+                 compact_after: int = 8, compact_max_rows: int = 2_000_000, write_interval_s: float = 0.0,
+                 announcer: SummaryAnnouncer | None = None) -> None:
         self.nc = nc
         self.js = nc.jetstream(timeout=10)
         self.store = store
@@ -169,6 +175,8 @@ class MetricsWriter:
         self.write_interval_s = write_interval_s
         self.last_error: str | None = None
         self.written_seq = 0
+        self.announcer = announcer
+        self.unannounced = announcer is not None  # on start: the backfill of summaries never announced
         self._task: asyncio.Task[None] | None = None
 
     def run_dir(self, project: str, run_id: str) -> Path:
@@ -225,6 +233,8 @@ class MetricsWriter:
             try:
                 msgs = await self.sub.fetch(batch=FETCH_BATCHES, timeout=0.2)
             except (TimeoutError, asyncio.TimeoutError):
+                if self.unannounced:
+                    await self._announce_or_note()
                 continue
             except asyncio.CancelledError:
                 raise
@@ -235,6 +245,7 @@ class MetricsWriter:
             try:
                 await self.write(msgs)
                 self.last_error = None
+                await self._announce_or_note()
                 if len(msgs) < FETCH_BATCHES and self.write_interval_s:
                     # not behind: let batches gather, so that several share one part and its disk syncs
                     await asyncio.sleep(self.write_interval_s)
@@ -244,6 +255,24 @@ class MetricsWriter:
                 log.exception("writing metric batches failed")
                 self.last_error = f"write: {err}"
                 await asyncio.sleep(0.5)
+
+    async def _announce_or_note(self) -> None:
+        """Announce what the writes changed; on failure keep it for the next idle turn and say so
+        in health (the points are written; only run search by metrics lags)."""
+        if self.announcer is None:
+            return
+        self.unannounced = True
+        try:
+            await self.announcer.announce()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a NATS hiccup: retried while idle
+            log.warning("announcing metric summaries failed: %s", err)
+            self.last_error = f"announce: {err}"
+            return
+        self.unannounced = False
+        if self.last_error and self.last_error.startswith("announce:"):
+            self.last_error = None
 
     async def write(self, msgs: list[Any]) -> None:
         groups: dict[tuple[str, str], list[Any]] = defaultdict(list)

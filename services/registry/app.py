@@ -13,16 +13,13 @@ from cairn.kernel.settings import ServiceSettings
 from cairn.services.registry.api import router
 from cairn.services.registry.api_run_record import router as run_record_router
 from cairn.services.registry.commands_nats import registry_commands
-from cairn.services.registry.metric_summaries import MetricSummaries
 from cairn.services.registry.projection import AGGREGATES, projection
 from cairn.services.registry.store import RegistryStore
 
 
 class RegistrySettings(ServiceSettings):
-    """Environment: CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT, CAIRN_METRICS_URL (run
-    search by ``metrics.<key>``; empty turns it off)."""
-
-    metrics_url: str = ""
+    """Environment: CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT. Run search by
+    ``metrics.<key>`` reads summaries projected from ``metric.summarized`` events: no metrics URL."""
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
@@ -36,7 +33,6 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         description="Projects, experiments, runs, models, model versions and aliases.",
         projection_aggregates=AGGREGATES,
     )
-    app.state.metric_summaries = MetricSummaries(settings.metrics_url, app.state.signer)
     service_lifespan = app.router.lifespan_context
 
     @asynccontextmanager

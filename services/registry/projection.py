@@ -8,6 +8,7 @@ import sqlite3
 from cairn.kernel.envelope import Event, embedded_record
 from cairn.kernel.store import EventHandlers, SnapshotProjection
 from cairn.services.registry.domain import EVOLVERS
+from cairn.services.registry.run_metrics import METRIC_HANDLERS
 from cairn.services.registry.run_record_view import RECORD_HANDLERS
 
 HANDLERS = EventHandlers()
@@ -231,3 +232,4 @@ def _alias_changed(conn: sqlite3.Connection, e: Event) -> None:
 
 
 HANDLERS.update(RECORD_HANDLERS)  # reproducibility records and dataset uses (run_record_view.py)
+HANDLERS.update(METRIC_HANDLERS)  # runs' metric summaries (run_metrics.py)

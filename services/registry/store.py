@@ -8,6 +8,7 @@ from typing import Any
 
 from cairn.kernel.errors import NotFound
 from cairn.kernel.store import SqliteStore
+from cairn.services.registry.run_metrics import RUN_METRICS_SCHEMA
 from cairn.services.registry.run_record_view import RECORD_SCHEMA
 
 SCHEMA = """
@@ -69,7 +70,7 @@ class RegistryStore(SqliteStore):
     """The registry's read model."""
 
     def __init__(self, path: str | Path) -> None:
-        super().__init__(path, SCHEMA + RECORD_SCHEMA)
+        super().__init__(path, SCHEMA + RECORD_SCHEMA + RUN_METRICS_SCHEMA)
 
     # projects
     def project(self, name: str) -> dict[str, Any]:

@@ -44,7 +44,6 @@ def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:
     this, so a new service is wired in one place.
     """
     return {"metrics": {"CAIRN_REGISTRY_URL": services["registry"]},
-            "registry": {"CAIRN_METRICS_URL": services["metrics"]},
             "scheduler": {"CAIRN_METRICS_URL": services["metrics"]},
             "gateway": {"CAIRN_SERVICES": json.dumps(services)}}
 
