@@ -17,8 +17,9 @@ handles = HANDLERS.handles
 # The aggregates whose events this read model is made of (the only ones the log delivers to it):
 # project (project.*, experiment.*, model.*), run (run.* but run.artifact_logged, which is the
 # artifact store's artifact_set), model (model_version.*) and dataset_use (the artifact store's
-# run.dataset_used, which the registry serves as a run's datasets).
-AGGREGATES = ("project", "run", "model", "dataset_use")
+# run.dataset_used, which the registry serves as a run's datasets) and metrics (the metrics service's
+# metric.summarized, which run search and the run diff read: run_metrics.py).
+AGGREGATES = ("project", "run", "model", "dataset_use", "metrics")
 
 
 def projection() -> SnapshotProjection:
