@@ -259,3 +259,20 @@ def wait_metric_summaries(plat: Platform, project: str, counts: dict[str, dict[s
             raise TimeoutError(f"the registry did not apply metric.summarized at {target}")
         time.sleep(0.05)
     return target
+
+
+def wait_metrics_settled(plat: Platform, timeout: float = 30.0) -> None:
+    """Until the metrics service has written every point it acknowledged and announced every
+    summary (``tail_points`` 0, ``announcing`` false), so that nothing it does afterwards appends
+    to the event log: what a shared platform needs between modules (tests/conftest.py)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            health = httpx.get(f"{plat.service_url('metrics')}/healthz", timeout=10).json()
+            if not health["tail_points"] and health.get("announcing") is False:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("the metrics service did not write and announce what it was sent")
+        time.sleep(0.05)

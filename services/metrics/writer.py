@@ -301,6 +301,7 @@ class MetricsWriter:
             await asyncio.to_thread(write_part, self.run_dir(project, run_id) / name, table)
             self.store.commit_part(project, run_id, name, lo, hi, table.num_rows,
                                    [(i, s) for i, s, _ in fresh], summarize(table, seqs))
+            self.unannounced = self.announcer is not None  # before the tail drops them: health never shows a gap
         self.tail.drop(all_seqs)  # no await between commit and drop: reads never see a point twice
         for msg in msgs:
             await msg.ack()
