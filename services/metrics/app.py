@@ -62,11 +62,12 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:
         """Ready when connected to NATS and the writer is not failing. ``announcing``: summaries are
-        written but not yet announced as metric.summarized (true until the first pass after a start)."""
+        written but not yet announced as metric.summarized (true until the first pass after a start);
+        ``announce_error``: why the last announcement failed (it is retried; ingest and reads go on)."""
         rt: MetricsRuntime = request.app.state.metrics
         return {"service": "metrics", "ready": rt.nc.is_connected and rt.writer.last_error is None,
                 "applied_seq": None, "written_seq": rt.writer.written_seq, "tail_points": rt.tail.rows,
-                "announcing": rt.writer.unannounced,
+                "announcing": rt.writer.unannounced, "announce_error": rt.writer.announce_error,
                 "error": rt.writer.last_error, "pid": os.getpid()}
 
     app.include_router(router)

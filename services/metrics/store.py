@@ -136,12 +136,18 @@ class MetricsStore:
     def mark_announced(self, project: str, rows: list[dict[str, Any]]) -> int:
         """Flag these summaries as announced, unless a later write changed them meanwhile (their
         count grew: that value is still to announce). Returns how many were flagged."""
-        with self._tx():
-            flagged = 0
-            for row in rows:
-                flagged += self.db.execute(
-                    "UPDATE summaries SET announced = 1 WHERE project=? AND run_id=? AND key=? AND count=?",
-                    (project, row["run_id"], row["key"], row["count"])).rowcount
+        # Without a disk sync (WAL, synchronous=NORMAL for this commit): a flag lost to a power cut
+        # only announces the same absolute values again, which readers ignore.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._tx():
+                flagged = 0
+                for row in rows:
+                    flagged += self.db.execute(
+                        "UPDATE summaries SET announced = 1 WHERE project=? AND run_id=? AND key=? AND count=?",
+                        (project, row["run_id"], row["key"], row["count"])).rowcount
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
         return flagged
 
     def _merge_summary(self, project: str, run_id: str, s: dict[str, Any]) -> None:

@@ -7,9 +7,10 @@ A crash before the commit leaves an orphan part (deleted on start) and unacked m
 a crash after it leaves acked-or-not messages that are skipped by message id. So every acknowledged
 point is stored exactly once.
 
-After a write, the summaries it changed are announced as ``metric.summarized`` events (announce.py);
-a failed announcement is retried while the writer idles, and on start whatever an older build or a
-crash left unannounced goes out once.
+After a write, the summaries it changed are announced as ``metric.summarized`` events (announce.py)
+by a task of their own, so the append's round trip never holds up the next write (and writes that
+come faster than appends share one event per project); a failed announcement is retried, and on
+start whatever an older build or a crash left unannounced goes out once.
 """
 
 from __future__ import annotations
@@ -177,7 +178,10 @@ class MetricsWriter:
         self.written_seq = 0
         self.announcer = announcer
         self.unannounced = announcer is not None  # on start: the backfill of summaries never announced
+        self.announce_error: str | None = None
+        self._announce_wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._announce_task: asyncio.Task[None] | None = None
 
     def run_dir(self, project: str, run_id: str) -> Path:
         return self.root / project / run_id
@@ -199,6 +203,9 @@ class MetricsWriter:
                                                 config=config)
         await self.reload_tail()
         self._task = asyncio.create_task(self._loop())
+        if self.announcer is not None:
+            self._announce_wanted.set()
+            self._announce_task = asyncio.create_task(self._announce_loop(self.announcer))
 
     async def reload_tail(self) -> None:
         """Put acked-by-the-stream but unwritten batches back in the tail, so reads after a restart
@@ -221,20 +228,19 @@ class MetricsWriter:
                 self.tail.add(found, project, run_id, from_ipc(msg.data))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        for task in (self._task, self._announce_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
 
     async def _loop(self) -> None:
         while True:
             try:
                 msgs = await self.sub.fetch(batch=FETCH_BATCHES, timeout=0.2)
             except (TimeoutError, asyncio.TimeoutError):
-                if self.unannounced:
-                    await self._announce_or_note()
                 continue
             except asyncio.CancelledError:
                 raise
@@ -245,7 +251,6 @@ class MetricsWriter:
             try:
                 await self.write(msgs)
                 self.last_error = None
-                await self._announce_or_note()
                 if len(msgs) < FETCH_BATCHES and self.write_interval_s:
                     # not behind: let batches gather, so that several share one part and its disk syncs
                     await asyncio.sleep(self.write_interval_s)
@@ -256,23 +261,24 @@ class MetricsWriter:
                 self.last_error = f"write: {err}"
                 await asyncio.sleep(0.5)
 
-    async def _announce_or_note(self) -> None:
-        """Announce what the writes changed; on failure keep it for the next idle turn and say so
-        in health (the points are written; only run search by metrics lags)."""
-        if self.announcer is None:
-            return
-        self.unannounced = True
-        try:
-            await self.announcer.announce()
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # noqa: BLE001 - a NATS hiccup: retried while idle
-            log.warning("announcing metric summaries failed: %s", err)
-            self.last_error = f"announce: {err}"
-            return
-        self.unannounced = False
-        if self.last_error and self.last_error.startswith("announce:"):
-            self.last_error = None
+    async def _announce_loop(self, announcer: SummaryAnnouncer) -> None:
+        """Announce whenever a write changed summaries; after a failure (NATS away) retry every
+        half second and say so in health (the points are written: only run search by metrics lags)."""
+        while True:
+            await self._announce_wanted.wait()
+            self._announce_wanted.clear()
+            try:
+                await announcer.announce()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - retried below
+                log.warning("announcing metric summaries failed: %s", err)
+                self.announce_error = str(err)
+                self._announce_wanted.set()
+                await asyncio.sleep(0.5)
+                continue
+            self.announce_error = None
+            self.unannounced = self._announce_wanted.is_set()  # a write during the pass: more to do
 
     async def write(self, msgs: list[Any]) -> None:
         groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
@@ -301,7 +307,9 @@ class MetricsWriter:
             await asyncio.to_thread(write_part, self.run_dir(project, run_id) / name, table)
             self.store.commit_part(project, run_id, name, lo, hi, table.num_rows,
                                    [(i, s) for i, s, _ in fresh], summarize(table, seqs))
-            self.unannounced = self.announcer is not None  # before the tail drops them: health never shows a gap
+            if self.announcer is not None:  # flagged before the tail drops the points: health shows no gap
+                self.unannounced = True
+                self._announce_wanted.set()
         self.tail.drop(all_seqs)  # no await between commit and drop: reads never see a point twice
         for msg in msgs:
             await msg.ack()
