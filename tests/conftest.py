@@ -7,7 +7,8 @@ that kills or restarts services, sets service environment, measures a process, c
 in the log, lists every project or token, or leaves background work behind (webhooks, agents,
 sweeps) keeps a stack of its own: the default, ``own_platform``. Shared modules may assert that a
 request appended nothing (``stream_last_seq`` unchanged) only because no shared module leaves
-anything appending in the background: keep it that way."""
+anything appending in the background (the metrics service's ``metric.summarized`` after a module's
+last log is waited for when the module ends): keep it that way."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from platform_harness import Platform, running  # noqa: E402
+from platform_harness import Platform, running, wait_metrics_settled  # noqa: E402
 
 _names = itertools.count()
 
@@ -48,9 +49,13 @@ def own_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]
 
 @pytest.fixture(scope="module")
 def platform(request: pytest.FixtureRequest) -> Platform:
-    """The session's shared platform for a ``shared_stack`` module, else one of the module's own."""
+    """The session's shared platform for a ``shared_stack`` module, else one of the module's own.
+    A shared module ends when the metrics service has announced the summaries of what it logged
+    (``metric.summarized`` follows a write by a moment), so it leaves no append behind."""
     if request.node.get_closest_marker("shared_stack") is not None:
-        return request.getfixturevalue("shared_platform")
+        plat: Platform = request.getfixturevalue("shared_platform")
+        request.addfinalizer(lambda: wait_metrics_settled(plat))
+        return plat
     return request.getfixturevalue("own_platform")
 
 

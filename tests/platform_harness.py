@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -212,3 +213,66 @@ def read_all_events(nats_url: str) -> list[dict]:
         return out
 
     return asyncio.run(collect())
+
+
+def registry_applied_seq(plat: Platform) -> int:
+    status = httpx.get(f"{plat.gateway}/api/v1/status", headers=plat.headers, timeout=10).json()
+    return int(status["services"]["registry"].get("applied_seq") or 0)
+
+
+def wait_metric_summaries(plat: Platform, project: str, counts: dict[str, dict[str, int]],
+                          timeout: float = 30.0) -> int:
+    """Until ``metric.summarized`` events of ``project`` announce at least ``counts`` points
+    (``{run_id: {key: points}}``) and the registry has applied them, so that a run search on
+    metrics sees them; returns the sequence of the event that completed them. Waits on the events
+    and the registry's applied position, with a deadline; never a fixed sleep."""
+    import asyncio
+
+    import nats
+
+    async def announced() -> int:
+        nc = await nats.connect(plat.nats_url)
+        seen: dict[tuple[str, str], int] = {}
+        try:
+            sub = await nc.jetstream().subscribe(f"cairn.evt.{project}.metrics.{project}", ordered_consumer=True)
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"metric.summarized never announced {counts} in {project} (saw {seen})")
+                try:
+                    msg = await sub.next_msg(timeout=min(left, 1.0))
+                except nats.errors.TimeoutError:
+                    continue
+                for row in json.loads(msg.data)["data"]["summaries"]:
+                    key = (row["run_id"], row["key"])
+                    seen[key] = max(seen.get(key, 0), row["count"])
+                if all(seen.get((run, key), 0) >= n for run, keys in counts.items() for key, n in keys.items()):
+                    return int(msg.metadata.sequence.stream)
+        finally:
+            await nc.close()
+
+    target = asyncio.run(announced())
+    deadline = time.monotonic() + timeout
+    while registry_applied_seq(plat) < target:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the registry did not apply metric.summarized at {target}")
+        time.sleep(0.05)
+    return target
+
+
+def wait_metrics_settled(plat: Platform, timeout: float = 30.0) -> None:
+    """Until the metrics service has written every point it acknowledged and announced every
+    summary (``tail_points`` 0, ``announcing`` false), so that nothing it does afterwards appends
+    to the event log: what a shared platform needs between modules (tests/conftest.py)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            health = httpx.get(f"{plat.service_url('metrics')}/healthz", timeout=10).json()
+            if not health["tail_points"] and health.get("announcing") is False:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("the metrics service did not write and announce what it was sent")
+        time.sleep(0.05)

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import cairn
 from cairn.cli.main import cli
 
-from platform_harness import Platform
+from platform_harness import Platform, wait_metric_summaries
 
 pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
 
@@ -55,6 +55,10 @@ def world(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> dict:
                 run.log_metric("loss", loss, step=1)
                 assert run.flush()
         runs[side] = run.id
+    # the diff reads final metrics from the registry: once their metric.summarized reached it (after
+    # both runs: a wait between them would import modules that run B's environment record would show)
+    for project, side in (("diff-a", "a"), ("diff-b", "b")):
+        wait_metric_summaries(platform, project, {runs[side]: {"loss": 2}})
     tokens = {user: admin.create_token(user)["token"] for user in ("both-u", "only-a-u", "outsider-u")}
     admin.add_member("diff-a", "both-u", "viewer")
     admin.add_member("diff-b", "both-u", "viewer")

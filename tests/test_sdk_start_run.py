@@ -5,6 +5,7 @@ the same Idempotency-Key is the same run."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 import cairn
+from cairn.sdk.code_snapshot import read_snapshot
 
 from platform_harness import Platform, read_all_events
 
@@ -48,6 +50,33 @@ def test_start_run_is_one_request_and_one_event_for_the_run(user_client: cairn.C
     # the creator sees and administers the project at once
     assert user_client.get_run_environment(project, run.id)["seeds"] == {"seed": 3}
     assert [m["user"] for m in user_client.list_members(project)] == [f"{TAG}-user"]
+    run.finish()
+
+
+def test_in_a_git_work_tree_the_code_snapshot_is_in_the_one_event_and_the_archive_follows(
+        user_client: cairn.Client, platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["add", "train.py"], ["commit", "-q", "-m", "first"]):
+        if args[0] == "add":
+            (repo / "train.py").write_text("lr = 0.1\n")
+        subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+                       check=True, capture_output=True)
+    monkeypatch.chdir(repo)
+    project = f"{TAG}-git"
+    run = cairn.start_run(project=project, system_metrics=False, client=user_client)
+    # the start, then the archive: is it missing from the project (yes, a new project), upload it
+    events = read_all_events(platform.nats_url)
+    run_events = [e for e in events if (e["project"], e["aggregate"], e["aggregate_id"]) == (project, "run", run.id)]
+    assert [e["type"] for e in run_events] == ["run.created"]
+    code = run_events[0]["data"]["record"]["code"]
+    assert code["branch"] == "main" and code["dirty"] is False
+    assert user_client.sent == [  # type: ignore[attr-defined]
+        ("POST", f"/api/v1/registry/projects/{project}/runs/start"),
+        ("POST", f"/api/v1/artifacts/projects/{project}/blobs/missing"),
+        ("PUT", f"/api/v1/artifacts/projects/{project}/blobs/{code['archive_digest']}")]
+    archive = user_client.artifacts.download_blob(code["archive_digest"], tmp_path / "code.tar.gz")
+    assert read_snapshot(archive) == {"train.py": b"lr = 0.1\n"}
     run.finish()
 
 

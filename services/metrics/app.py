@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from cairn.kernel.service import ServiceRuntime, create_service_app
+from cairn.services.metrics.announce import SummaryAnnouncer
 from cairn.services.metrics.api import router
 from cairn.services.metrics.projection import AGGREGATES, projection
 from cairn.services.metrics.runtime import MetricsRuntime, MetricsSettings
@@ -30,7 +31,8 @@ async def start_writer(app: FastAPI, runtime: ServiceRuntime) -> None:
     runtime.defer(close_store)
     tail = Tail()
     writer = MetricsWriter(runtime.log.nc, store, root, tail, compact_after=settings.compact_after,
-                           write_interval_s=settings.write_interval_s)
+                           write_interval_s=settings.write_interval_s,
+                           announcer=SummaryAnnouncer(store, runtime.log))  # metric.summarized events
     await writer.start()
     runtime.defer(writer.stop)
     app.state.metrics = MetricsRuntime(settings, runtime, store, writer, tail, root)
@@ -38,10 +40,13 @@ async def start_writer(app: FastAPI, runtime: ServiceRuntime) -> None:
 
 def writer_health(app: FastAPI) -> dict[str, Any]:
     """Ready only while the writer is not failing; how far it has written in the metrics stream,
-    and the points still only in the tail."""
+    the points still only in the tail; ``announcing``: summaries are written but not yet announced
+    as metric.summarized (true until the first pass after a start); ``announce_error``: why the
+    last announcement failed (it is retried; ingest and reads go on)."""
     metrics: MetricsRuntime = app.state.metrics
     return {"ready": metrics.writer.last_error is None, "written_seq": metrics.writer.written_seq,
-            "tail_points": metrics.tail.rows,
+            "tail_points": metrics.tail.rows, "announcing": metrics.writer.unannounced,
+            "announce_error": metrics.writer.announce_error,
             "error": metrics.runtime.runner.last_error or metrics.writer.last_error}
 
 

@@ -1,6 +1,7 @@
 """The metrics read model's bookkeeping in SQLite: which stream messages were written (by message
 id, so a redelivered or retried batch is written once), which Parquet parts make up each run, and
-summaries (last value with its step and time, min, max, count) per run and key.
+summaries (last value with its step and time, min, max, count) per run and key, each flagged until it has been announced as a ``metric.summarized`` event (see
+``announce.py``).
 
 The SQLite commit is the commit point of a write: a Parquet part renamed into place but not yet
 listed here is an orphan and is deleted on start (its messages were never acked, so they come back).
@@ -25,8 +26,10 @@ CREATE TABLE IF NOT EXISTS parts (
 CREATE TABLE IF NOT EXISTS summaries (
   project TEXT NOT NULL, run_id TEXT NOT NULL, key TEXT NOT NULL, count INTEGER NOT NULL,
   min REAL, max REAL, last REAL, last_step INTEGER NOT NULL, last_seq INTEGER NOT NULL,
-  last_time REAL, PRIMARY KEY (project, run_id, key));
+  last_time REAL, announced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (project, run_id, key));
 """
+# Only the few rows a write changed are unannounced at any time: a partial index finds them without a scan.
+UNANNOUNCED_INDEX = "CREATE INDEX IF NOT EXISTS summaries_unannounced ON summaries(project) WHERE announced = 0"
 
 
 RUNS_SCHEMA = """
@@ -72,6 +75,9 @@ class MetricsStore:
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(summaries)")}
         if "last_time" not in columns:  # a store made before summaries kept the last point's time
             self.db.execute("ALTER TABLE summaries ADD COLUMN last_time REAL")
+        if "announced" not in columns:  # a store made before summaries were events: all of it is announced on start
+            self.db.execute("ALTER TABLE summaries ADD COLUMN announced INTEGER NOT NULL DEFAULT 0")
+        self.db.execute(UNANNOUNCED_INDEX)
 
     def close(self) -> None:
         self.db.close()
@@ -152,6 +158,32 @@ class MetricsStore:
                                (project, key, after, limit)).fetchall()
         return [{"run_id": r, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last), "last_step": step,
                  "last_time": at} for r, c, lo, hi, last, step, at in rows]
+
+    def unannounced(self, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """Up to ``limit`` summaries changed since they were last announced, as ``(project, row)``
+        by project, run and key; NaN and infinities as floats (the announcer words them for JSON)."""
+        rows = self.db.execute("SELECT project, run_id, key, count, min, max, last, last_step, last_time FROM summaries "
+                               "WHERE announced = 0 ORDER BY project, run_id, key LIMIT ?", (limit,)).fetchall()
+        return [(project, {"run_id": r, "key": k, "count": c, "min": _back(lo), "max": _back(hi), "last": _back(last),
+                           "last_step": step, "last_time": at})
+                for project, r, k, c, lo, hi, last, step, at in rows]
+
+    def mark_announced(self, project: str, rows: list[dict[str, Any]]) -> int:
+        """Flag these summaries as announced, unless a later write changed them meanwhile (their
+        count grew: that value is still to announce). Returns how many were flagged."""
+        # Without a disk sync (WAL, synchronous=NORMAL for this commit): a flag lost to a power cut
+        # only announces the same absolute values again, which readers ignore.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._tx():
+                flagged = 0
+                for row in rows:
+                    flagged += self.db.execute(
+                        "UPDATE summaries SET announced = 1 WHERE project=? AND run_id=? AND key=? AND count=?",
+                        (project, row["run_id"], row["key"], row["count"])).rowcount
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
+        return flagged
 
     def _merge_summary(self, project: str, run_id: str, s: dict[str, Any]) -> None:
         row = self.db.execute("SELECT count, min, max, last, last_step, last_seq, last_time FROM summaries "

@@ -6,6 +6,11 @@ Order of a write: Parquet part to a temp file, fsync, rename, fsync the folder -
 A crash before the commit leaves an orphan part (deleted on start) and unacked messages (redelivered);
 a crash after it leaves acked-or-not messages that are skipped by message id. So every acknowledged
 point is stored exactly once.
+
+After a write, the summaries it changed are announced as ``metric.summarized`` events (announce.py)
+by a task of their own, so the append's round trip never holds up the next write (and writes that
+come faster than appends share one event per project); a failed announcement is retried, and on
+start whatever an older build or a crash left unannounced goes out once.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from cairn.protocol import (
     create_stream,
     metrics_stream_config,
 )
+from cairn.services.metrics.announce import SummaryAnnouncer
 from cairn.services.metrics.domain import from_ipc
 from cairn.services.metrics.store import MetricsStore
 
@@ -158,7 +164,8 @@ class MetricsWriter:
     """Pulls metric batches from the stream and writes them down (see the module docstring)."""
 
     def __init__(self, nc: NATS, store: MetricsStore, root: Path, tail: Tail, *,
-                 compact_after: int = 8, compact_max_rows: int = 2_000_000, write_interval_s: float = 0.0) -> None:
+                 compact_after: int = 8, compact_max_rows: int = 2_000_000, write_interval_s: float = 0.0,
+                 announcer: SummaryAnnouncer | None = None) -> None:
         self.nc = nc
         self.js = nc.jetstream(timeout=10)
         self.store = store
@@ -169,7 +176,12 @@ class MetricsWriter:
         self.write_interval_s = write_interval_s
         self.last_error: str | None = None
         self.written_seq = 0
+        self.announcer = announcer
+        self.unannounced = announcer is not None  # on start: the backfill of summaries never announced
+        self.announce_error: str | None = None
+        self._announce_wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._announce_task: asyncio.Task[None] | None = None
 
     def run_dir(self, project: str, run_id: str) -> Path:
         return self.root / project / run_id
@@ -191,6 +203,9 @@ class MetricsWriter:
                                                 config=config)
         await self.reload_tail()
         self._task = asyncio.create_task(self._loop())
+        if self.announcer is not None:
+            self._announce_wanted.set()
+            self._announce_task = asyncio.create_task(self._announce_loop(self.announcer))
 
     async def reload_tail(self) -> None:
         """Put acked-by-the-stream but unwritten batches back in the tail, so reads after a restart
@@ -213,12 +228,13 @@ class MetricsWriter:
                 self.tail.add(found, project, run_id, from_ipc(msg.data))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        for task in (self._task, self._announce_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
 
     async def _loop(self) -> None:
         while True:
@@ -244,6 +260,25 @@ class MetricsWriter:
                 log.exception("writing metric batches failed")
                 self.last_error = f"write: {err}"
                 await asyncio.sleep(0.5)
+
+    async def _announce_loop(self, announcer: SummaryAnnouncer) -> None:
+        """Announce whenever a write changed summaries; after a failure (NATS away) retry every
+        half second and say so in health (the points are written: only run search by metrics lags)."""
+        while True:
+            await self._announce_wanted.wait()
+            self._announce_wanted.clear()
+            try:
+                await announcer.announce()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - retried below
+                log.warning("announcing metric summaries failed: %s", err)
+                self.announce_error = str(err)
+                self._announce_wanted.set()
+                await asyncio.sleep(0.5)
+                continue
+            self.announce_error = None
+            self.unannounced = self._announce_wanted.is_set()  # a write during the pass: more to do
 
     async def write(self, msgs: list[Any]) -> None:
         groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
@@ -272,6 +307,9 @@ class MetricsWriter:
             await asyncio.to_thread(write_part, self.run_dir(project, run_id) / name, table)
             self.store.commit_part(project, run_id, name, lo, hi, table.num_rows,
                                    [(i, s) for i, s, _ in fresh], summarize(table, seqs))
+            if self.announcer is not None:  # flagged before the tail drops the points: health shows no gap
+                self.unannounced = True
+                self._announce_wanted.set()
         self.tail.drop(all_seqs)  # no await between commit and drop: reads never see a point twice
         for msg in msgs:
             await msg.ack()

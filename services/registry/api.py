@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -350,20 +349,9 @@ def _search(rt: ServiceRuntime, request: Request, project: str, q: RunSearch) ->
     store = _store(rt)
     store.project(project)
 
-    def compile(metric_values: Callable[[str], dict[str, float]]) -> tuple[str, list[Any], int]:
-        return compile_search(project, experiment_ids=q.experiment_ids, filter_text=q.filter,
-                              include_archived=q.include_archived, order_by=q.order_by,
-                              page_size=q.page_size, page_token=q.page_token, metric_values=metric_values)
-
-    keys: list[str] = []
-
-    def note_key(key: str) -> dict[str, float]:
-        keys.append(key)
-        return {}
-
-    compile(note_key)  # which metrics the search needs (and a 4xx for bad input)
-    values = request.app.state.metric_summaries.many_last_values(project, keys)
-    sql, args, offset = compile(values.__getitem__)
+    sql, args, offset = compile_search(project, experiment_ids=q.experiment_ids, filter_text=q.filter,
+                                       include_archived=q.include_archived, order_by=q.order_by,
+                                       page_size=q.page_size, page_token=q.page_token)
     ids = [r["id"] for r in store.query(sql, args)]
     more = len(ids) > q.page_size
     ids = ids[: q.page_size]

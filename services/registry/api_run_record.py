@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,6 +11,7 @@ from cairn.kernel.identity import EDITOR, SIGNED_IN, VIEWER, caller_of, requires
 from cairn.sdk.run_diff import diff_runs
 from cairn.services.registry import run_record
 from cairn.services.registry.api import Ctx, ProjectName, Runtime, _run_cmd, _store
+from cairn.services.registry.run_metrics import run_last_values
 from cairn.services.registry.run_record_body import RunRecordPut
 from cairn.services.registry.run_record_view import project_of_run, run_datasets
 from cairn.services.registry.run_record_view import run_record as read_record
@@ -58,11 +58,10 @@ async def diff(request: Request, rt: Runtime, a: RunRef, b: RunRef,
     with ``system_metrics=true``), seeds, command. ``tolerance`` is absolute, or relative to a's value."""
     store = _store(rt)
     visible = caller_of(request).projects
-    summaries = request.app.state.metric_summaries
     bundles = []
     for run_id in (a, b):
         project = project_of_run(store, run_id, visible)
-        metrics = await asyncio.to_thread(summaries.run_last_values, project, run_id)
+        metrics = run_last_values(store, project, run_id)  # projected from metric.summarized
         bundles.append({"run": store.run(project, run_id), "record": read_record(store, project, run_id),
                         "datasets": run_datasets(store, project, run_id), "metrics": metrics})
     return diff_runs(bundles[0], bundles[1], tolerance=tolerance, relative=relative,

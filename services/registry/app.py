@@ -11,16 +11,13 @@ from cairn.services.registry.api import router
 from cairn.services.registry.api_run_record import router as run_record_router
 from cairn.services.registry.api_run_start import router as run_start_router
 from cairn.services.registry.commands_nats import registry_commands
-from cairn.services.registry.metric_summaries import MetricSummaries
 from cairn.services.registry.projection import AGGREGATES, projection
 from cairn.services.registry.store import RegistryStore
 
 
 class RegistrySettings(ServiceSettings):
-    """Environment: CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT, CAIRN_METRICS_URL (run
-    search by ``metrics.<key>``; empty turns it off)."""
-
-    metrics_url: str = ""
+    """Environment: CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT. Run search by
+    ``metrics.<key>`` reads summaries projected from ``metric.summarized`` events: no metrics URL."""
 
 
 async def serve_nats_commands(app: FastAPI, runtime: ServiceRuntime) -> None:
@@ -42,5 +39,4 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         projection_aggregates=AGGREGATES,
         on_start=[serve_nats_commands],
     )
-    app.state.metric_summaries = MetricSummaries(settings.metrics_url, app.state.signer)
     return app

@@ -8,6 +8,7 @@ import sqlite3
 from cairn.kernel.envelope import Event, embedded_record, subject_for
 from cairn.kernel.store import EventHandlers, SnapshotProjection
 from cairn.services.registry.domain import EVOLVERS, evolve_model
+from cairn.services.registry.run_metrics import METRIC_HANDLERS
 from cairn.services.registry.run_record_view import RECORD_HANDLERS
 
 HANDLERS = EventHandlers()
@@ -16,9 +17,10 @@ handles = HANDLERS.handles
 # The aggregates whose events this read model is made of (the only ones the log delivers to it):
 # project (project.*, experiment.*; model.* in logs written before models had their own subjects),
 # run (run.* but run.artifact_logged, which is the artifact store's artifact_set), model (model.*,
-# model_version.*) and dataset_use (the artifact store's run.dataset_used, which the registry
-# serves as a run's datasets).
-AGGREGATES = ("project", "run", "model", "dataset_use")
+# model_version.*), dataset_use (the artifact store's run.dataset_used, which the registry
+# serves as a run's datasets) and metrics (the metrics service's metric.summarized, which run
+# search and the run diff read: run_metrics.py).
+AGGREGATES = ("project", "run", "model", "dataset_use", "metrics")
 
 
 class RegistryProjection(SnapshotProjection):
@@ -246,3 +248,4 @@ def _alias_changed(conn: sqlite3.Connection, e: Event) -> None:
 
 
 HANDLERS.update(RECORD_HANDLERS)  # reproducibility records and dataset uses (run_record_view.py)
+HANDLERS.update(METRIC_HANDLERS)  # runs' metric summaries (run_metrics.py)

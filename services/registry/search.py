@@ -4,7 +4,7 @@
     name LIKE 'bert-%' and params.epochs >= 10
 
 Identifiers: ``params.<key>``, ``tags.<key>``, ``metrics.<key>`` (the run's last value, from the
-metrics service), ``attributes.<name>`` or a bare attribute
+registry's run_metrics table), ``attributes.<name>`` or a bare attribute
 (status, name, experiment_id, run_id, created_at, started_at, ended_at, created_by). Keys with
 spaces or dots go in backquotes. Comparisons are on strings, except ``< <= > >=`` with a number,
 which compare numerically. ``!=`` on a param or tag needs the key to be present (as in MLflow).
@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,17 +147,9 @@ def _compare(column: str, op: str, value: Any, args: list[Any]) -> str:
 
 def compile_search(project: str, *, experiment_ids: list[str] | None, filter_text: str | None,
                    include_archived: bool, order_by: list[str] | None, page_size: int,
-                   page_token: str | None,
-                   metric_values: Callable[[str], dict[str, float]] | None = None) -> tuple[str, list[Any], int]:
+                   page_token: str | None) -> tuple[str, list[Any], int]:
     """SQL selecting matching run ids, its arguments, and the offset it starts at. ``metrics.<key>``
-    is the run's last value of that metric, given by ``metric_values(key)`` as ``{run_id: value}``
-    and passed to SQLite as one JSON argument."""
-
-    def metric_json(key: str) -> str:
-        if metric_values is None:
-            raise InvalidInput("filtering runs by metrics needs the metrics service; use params, tags or "
-                               "attributes", details={"field": "filter"})
-        return json.dumps(metric_values(key))
+    is the run's last value of that metric (``run_metrics.last_num``: finite values only)."""
 
     if not 1 <= page_size <= MAX_PAGE:
         raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE}", details={"field": "page_size"})
@@ -176,9 +167,10 @@ def compile_search(project: str, *, experiment_ids: list[str] | None, filter_tex
             if clause.op not in OPS or isinstance(clause.value, (str, list)):
                 raise InvalidInput(f"metrics.{clause.key} compares with = != < <= > >= and a number",
                                    details={"field": "filter"})
-            args.extend([metric_json(clause.key), float(clause.value)])
-            # uncorrelated: SQLite evaluates it once (a correlated EXISTS rescanned the JSON per run)
-            where.append(f"runs.id IN (SELECT m.key FROM json_each(?) m WHERE m.value {clause.op} ?)")
+            args.extend([project, clause.key, float(clause.value)])
+            # uncorrelated: SQLite evaluates it once, on the (project, key, last_num) index
+            where.append("runs.id IN (SELECT m.run_id FROM run_metrics m WHERE m.project = ? AND m.key = ? "
+                         f"AND m.last_num {clause.op} ?)")
         else:
             table = "run_params" if clause.kind == "param" else "run_tags"
             args.append(clause.key)
@@ -195,9 +187,10 @@ def compile_search(project: str, *, experiment_ids: list[str] | None, filter_tex
         if kind == "attr":
             order.append(f"runs.{key} {direction}")
         elif kind == "metric":
-            joins.append(f"LEFT JOIN (SELECT key, value FROM json_each(?)) o{n} ON o{n}.key = runs.id")  # auto-indexed
-            args.insert(len(joins) - 1, metric_json(key))
-            order.append(f"(o{n}.value IS NULL), o{n}.value {direction}")
+            joins.append(f"LEFT JOIN run_metrics o{n} ON o{n}.project = runs.project AND o{n}.run_id = runs.id "
+                         f"AND o{n}.key = ?")
+            args.insert(len(joins) - 1, key)  # join args precede WHERE args
+            order.append(f"(o{n}.last_num IS NULL), o{n}.last_num {direction}")
         else:
             table = "run_params" if kind == "param" else "run_tags"
             joins.append(f"LEFT JOIN {table} o{n} ON o{n}.run_id = runs.id AND o{n}.key = ?")

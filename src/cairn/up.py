@@ -43,8 +43,7 @@ def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:
     ``services`` maps every name in SERVICES to its URL. ``cairn up`` and the test harness both use
     this, so a new service is wired in one place.
     """
-    return {"registry": {"CAIRN_METRICS_URL": services["metrics"]},
-            "scheduler": {"CAIRN_METRICS_URL": services["metrics"]},
+    return {"scheduler": {"CAIRN_METRICS_URL": services["metrics"]},
             "gateway": {"CAIRN_SERVICES": json.dumps(services)}}
 
 

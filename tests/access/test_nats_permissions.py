@@ -213,3 +213,52 @@ def test_nats_credentials_are_private_and_no_process_environment_holds_a_passwor
             environ = env.read().decode(errors="replace")
         assert not [p for p in passwords if p in environ], f"{name}'s environment holds a NATS password"
         assert f"CAIRN_NATS_CREDS={platform.nats_creds[name]}" in environ.split("\0")
+
+
+def test_the_metrics_user_appends_only_on_its_own_aggregate(platform: Platform, project: str) -> None:
+    """The metrics service announces summaries on ``cairn.evt.<project>.metrics.<project>``; with
+    its credentials nothing else in the event log, and no service command, can be published."""
+    credentials = NatsCredentials.read(platform.nats_creds["metrics"])
+    forged = forged_member_added(project)
+    summary = Event(type="metric.summarized", project=project, aggregate="metrics", aggregate_id=project,
+                    data={"summaries": [{"run_id": "perm-run", "key": "loss", "count": 1, "min": 1.0, "max": 1.0,
+                                         "last": 1.0, "last_step": 0, "last_time": 0.0}]}, actor="metrics:writer")
+    errors: list[str] = []
+
+    async def collect(err: Exception) -> None:
+        errors.append(str(err).lower())
+
+    async def refused(nc: NATS, subject: str, action: Callable[[], Awaitable[object]]) -> None:
+        expected = f'permissions violation for publish to "{subject.lower()}"'
+        try:
+            await asyncio.wait_for(action(), timeout=3)
+        except (NatsError, asyncio.TimeoutError):
+            pass
+        else:
+            raise AssertionError(f"publish to {subject} succeeded with the metrics service's credentials")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE_S
+        while not any(expected in err for err in errors):
+            assert loop.time() < deadline, f"no permission error for {subject}; errors: {errors}"
+            await asyncio.sleep(0.02)
+
+    async def scenario() -> int:
+        nc = await nats.connect(platform.nats_server_url, error_cb=collect, max_reconnect_attempts=0,
+                                **credentials.connect_options())
+        try:
+            js = nc.jetstream(timeout=REFUSAL_WAIT_S)
+            await refused(nc, forged.subject, lambda: js.publish(forged.subject, forged.to_json(),
+                                                                 headers=forged.headers()))
+            run_event = f"cairn.evt.{project}.run.perm-run"
+            await refused(nc, run_event, lambda: js.publish(run_event, b"{}"))
+            command = "cairn.cmd.registry.start_run"
+            await refused(nc, command, lambda: nc.request(command, b"{}", timeout=REFUSAL_WAIT_S))
+            ack = await nc.jetstream(timeout=DEADLINE_S).publish(summary.subject, summary.to_json(),
+                                                                 headers=summary.headers())
+            return int(ack.seq)
+        finally:
+            await nc.close()
+
+    assert asyncio.run(scenario()) > 0
+    assert not _forged_in_log(platform, forged)
+    assert [e["type"] for e in read_all_events(platform.nats_url) if e["id"] == summary.id] == ["metric.summarized"]

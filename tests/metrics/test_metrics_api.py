@@ -11,7 +11,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from platform_harness import Platform
+from platform_harness import Platform, wait_metric_summaries
 
 pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
 
@@ -159,7 +159,8 @@ def test_registry_run_search_filters_and_sorts_by_metric_summaries(platform: Pla
     for run, last in zip(runs[:3], [0.1, 0.5, 0.2]):
         pts = [{"key": "val_loss", "value": 9.0, "step": 0}, {"key": "val_loss", "value": last, "step": 5}]
         assert _post(mx, project, run, pts).status_code == 202
-    _wait_written(platform)
+    # the registry answers from its own read model: once metric.summarized has reached it
+    wait_metric_summaries(platform, project, {run: {"val_loss": 2} for run in runs[:3]})
     hits = api.get(f"/projects/{project}/runs", params={"filter": "metrics.val_loss < 0.3"}).json()["runs"]
     assert sorted(r["id"] for r in hits) == sorted([runs[0], runs[2]])
     ordered = api.post(f"/projects/{project}/runs/search", json={"order_by": ["metrics.val_loss DESC"]}).json()

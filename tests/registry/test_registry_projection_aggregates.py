@@ -26,6 +26,7 @@ APPENDED_ON = {
     **{f"model_version.{v}": "model" for v in ("created", "updated", "archived", "restored", "tag_set",
                                                "alias_set", "alias_removed")},
     "run.dataset_used": "dataset_use",  # the artifact store's
+    "metric.summarized": "metrics",  # the metrics service's
 }
 
 

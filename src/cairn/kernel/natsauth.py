@@ -105,15 +105,26 @@ AGENT_PERMISSIONS = Permissions(
     subscribe_deny=("cairn.evt.>", "cairn.cmd.>", "$JS.>", "$KV.>"),
 )
 ADMIN_PERMISSIONS = Permissions(publish_allow=None, subscribe_allow=None)
+# The metrics service: its own stream of metric batches, and events of record only on its own
+# aggregate (``metric.summarized`` on ``cairn.evt.<project>.metrics.<project>``) and its own
+# projection's notices (``projection.event_parked``): it cannot append another service's events
+# or call service commands.
+METRICS_USER = "metrics"
+METRICS_PERMISSIONS = Permissions(
+    publish_allow=("cairn.metrics.>", "cairn.evt.*.metrics.*", "cairn.evt._site.projection.metrics", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"),
+    subscribe_allow=SERVICE_PERMISSIONS.subscribe_allow,
+)
+NARROWED = {METRICS_USER: METRICS_PERMISSIONS}  # services whose rights are narrower than the service tier's
 
 
 def permissions_for(user: str) -> Permissions:
-    """The admin may do anything, agents what agents do, every other user is a service."""
+    """The admin may do anything, agents what agents do, a service in ``NARROWED`` what it needs,
+    every other user is a service."""
     if user == ADMIN_USER:
         return ADMIN_PERMISSIONS
     if user == AGENT_USER:
         return AGENT_PERMISSIONS
-    return SERVICE_PERMISSIONS
+    return NARROWED.get(user, SERVICE_PERMISSIONS)
 
 
 def ensure_credentials(directory: Path, users: Iterable[str]) -> dict[str, Path]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cairn.sdk.client import ApiError
-from cairn.sdk.code_snapshot import CodeSnapshotError, snapshot_code, upload_snapshot
+from cairn.sdk.code_snapshot import CodeSnapshot, CodeSnapshotError, snapshot_code, upload_snapshot
 from cairn.sdk.environment import capture_environment
 
 if TYPE_CHECKING:
@@ -116,11 +116,11 @@ def record_run_environment(run: ActiveRun, *, seeds: dict[str, Any] | None = Non
         return None
 
 
-def first_record(*, record: bool | None = None, seed: int | None = None) -> dict[str, Any]:
+def first_record(*, record: bool | None = None, seed: int | None = None,
+                 code: CodeSnapshot | None = None) -> dict[str, Any]:
     """What a new run is created with (``start_run``): apply ``seed``, then its environment,
-    command and seeds, captured here before any request. The code snapshot is not in it: its
-    archive goes into the project, which the same request may create (see :func:`record_code`).
-    Never fails the run: what cannot be captured becomes a warning."""
+    command, seeds and code snapshot (:func:`snapshot_for_start`), captured here before any
+    request. Never fails the run: what cannot be captured becomes a warning."""
     seeds = {"seed": seed} if seed is not None else {}
     if seed is not None:
         seed_everything(seed)
@@ -132,23 +132,40 @@ def first_record(*, record: bool | None = None, seed: int | None = None) -> dict
             body["environment"] = capture_environment(command, seeds)
         except Exception as err:  # recording must never fail the run
             warnings.warn(f"cairn: could not capture the environment: {err}", stacklevel=3)
+        if code is not None:
+            body["code"] = code.record()
     return {k: v for k, v in body.items() if v}
 
 
-def record_code(run: ActiveRun, *, code_dir: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
-    """Snapshot and upload the run's code and add it to the run's record (only inside a git work
-    tree; elsewhere this sends nothing). Returns the record, or None (with a warning on failure)."""
+def snapshot_for_start(tmp: str | os.PathLike[str], *, record: bool | None = None,
+                       code_dir: str | os.PathLike[str] | None = None) -> CodeSnapshot | None:
+    """The code snapshot a new run is created with (``start_run``), made into ``tmp`` before any
+    request so that its record travels in the one start request; the archive is uploaded after
+    (:func:`upload_code`), once the project surely exists. None outside a git work tree (with a
+    warning), when recording is off, or when the snapshot fails (with a warning)."""
+    if not recording_enabled(record):
+        return None
     start = Path(code_dir or os.getcwd()).resolve()
     if _git_root(start) is None:
         warnings.warn(f"cairn: {start} is not in a git work tree, so the run has no code snapshot "
                       "(run from your repository to record commit, diff and code)", stacklevel=3)
         return None
     try:
-        code = code_record(run.client, run.project, start)
-        return None if code is None else run.client.record_run_environment(run.project, run.id, code=code)
-    except Exception as err:  # recording must never fail the run
-        warnings.warn(f"cairn: no code snapshot for run {run.id}: {err}", stacklevel=2)
+        return snapshot_code(start, tmp)
+    except (CodeSnapshotError, OSError) as err:
+        warnings.warn(f"cairn: no code snapshot for the new run: {err}", stacklevel=3)
         return None
+
+
+def upload_code(client: Client, project: str, run_id: str, snap: CodeSnapshot) -> None:
+    """Upload a started run's code archive into its project (skipped when the project holds it
+    already). The run's record names the archive from its first event; an upload that fails is
+    a warning, and the record says which archive to upload again."""
+    try:
+        upload_snapshot(client, project, snap)
+    except Exception as err:  # recording must never fail the run
+        warnings.warn(f"cairn: the code archive of run {run_id} ({snap.digest}) was not uploaded: {err}",
+                      stacklevel=3)
 
 
 def setup_reproducibility(run: ActiveRun, *, record: bool | None = None, seed: int | None = None) -> None:

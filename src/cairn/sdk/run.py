@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from types import TracebackType
 from typing import Any
 
@@ -10,10 +11,10 @@ from cairn.sdk.client import Client
 from cairn.sdk.metrics import MetricsLogger
 from cairn.sdk.reproducibility import (
     first_record,
-    record_code,
-    recording_enabled,
     seed_everything,
     setup_reproducibility,
+    snapshot_for_start,
+    upload_code,
 )
 from cairn.sdk.system_metrics import SystemMetricsSampler, enabled_by_default
 
@@ -159,11 +160,14 @@ def start_run(project: str | None = None, experiment: str = "default", *, name: 
         return run
     if project is None:
         raise ValueError("start_run needs a project (or run inside a Cairn job)")
-    record = client.start_new_run(project, experiment=experiment, name=name, params=params, tags=tags,
-                                  description=description, record=first_record(record=record_environment, seed=seed))
+    with tempfile.TemporaryDirectory(prefix="cairn-code-") as tmp:
+        code = snapshot_for_start(tmp, record=record_environment)
+        first = first_record(record=record_environment, seed=seed, code=code)
+        record = client.start_new_run(project, experiment=experiment, name=name, params=params, tags=tags,
+                                      description=description, record=first)
+        if code is not None:  # the archive goes into the project, which exists from the request above
+            upload_code(client, project, record["id"], code)
     run = ActiveRun(client, project, record, owns_client=owns)
-    if recording_enabled(record_environment):
-        record_code(run)  # the archive goes into the project, which exists from the request above
     if enabled_by_default() if system_metrics is None else system_metrics:
         run.start_system_metrics(system_metrics_interval_s)
     return run
