@@ -1,0 +1,1 @@
+"""Model serving: the runtime behind ``cairn serve`` and a deployment's replicas."""
