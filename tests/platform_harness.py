@@ -68,6 +68,8 @@ class Platform:
         """The site admin's bearer token (created by the gateway on first start)."""
         return {"Authorization": f"Bearer {self.token}"}
     extra_env: dict[str, str] = field(default_factory=dict)
+    # environment for one service, over everything else (e.g. the deployments service's scheduler URL)
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def gateway(self) -> str:
@@ -126,6 +128,7 @@ class Platform:
         env.update(wiring.get(name, {}))
         env.update(nats_wiring({process: self.nats_creds[process] for process in PROCESSES},
                                self.nats_creds[AGENT_USER]).get(name, {}))
+        env.update(self.service_env.get(name, {}))
         return env
 
     def start_service(self, name: str, *, wait: bool = True) -> None:

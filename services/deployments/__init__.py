@@ -1,0 +1,1 @@
+"""The deployments service: environments, which model version serves where, replicas, splits."""

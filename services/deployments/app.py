@@ -1,0 +1,70 @@
+"""Deployments service wiring: settings, projection, routes, the alias follower and the
+replica-set reconciler."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from contextlib import suppress
+
+from fastapi import APIRouter, FastAPI
+
+from cairn.kernel.service import ServiceRuntime, create_service_app
+from cairn.kernel.settings import ServiceSettings
+from cairn.services.deployments.api import router
+from cairn.services.deployments.projection import AGGREGATES, projection
+from cairn.services.deployments.replicas import AliasFollower, Reconciler, ReplicaSetClient, watch
+from cairn.services.deployments.store import DeploymentsStore
+
+
+class DeploymentsSettings(ServiceSettings):
+    """Environment: CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_HOST, CAIRN_PORT, and CAIRN_SCHEDULER_URL
+    (the scheduler whose replica sets run the deployments' replicas; empty: none are started)."""
+
+    scheduler_url: str = ""
+
+
+async def start_background(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Follow aliases and keep the replica sets in line, whenever the projection moves."""
+    store = runtime.store
+    assert isinstance(store, DeploymentsStore)
+    settings = runtime.settings
+    assert isinstance(settings, DeploymentsSettings)
+    follower = AliasFollower(store, runtime.commands.execute)
+    passes = [follower.follow]
+    if settings.scheduler_url:
+        client = ReplicaSetClient(settings.scheduler_url, runtime.signer.internal)
+        runtime.defer(client.close)
+        reconciler = Reconciler(store, client)
+        passes.append(reconciler.reconcile)
+    task = asyncio.create_task(watch(lambda: runtime.runner.applied, passes))
+
+    async def stop() -> None:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+    runtime.defer(stop)
+
+
+def _routers() -> list[APIRouter]:
+    """This service's routes, and the inference log's (issue 19 part L) where that module exists."""
+    routers = [router]
+    if importlib.util.find_spec("cairn.services.deployments.inference_api") is not None:
+        from cairn.services.deployments.inference_api import router as inference_router
+        routers.append(inference_router)
+    return routers
+
+
+def create_app(settings: DeploymentsSettings | None = None) -> FastAPI:
+    settings = settings or DeploymentsSettings()
+    return create_service_app(
+        "deployments",
+        settings,
+        make_store=lambda s: DeploymentsStore(s.data_dir / "deployments" / "deployments.sqlite3"),
+        handler=projection(),
+        routers=_routers(),
+        description="Environments, which model version serves where, replicas, traffic splits, rollbacks.",
+        projection_aggregates=AGGREGATES,
+        on_start=[start_background],
+    )
