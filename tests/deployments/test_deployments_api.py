@@ -11,10 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from replica_set_recorder import ReplicaSetRecorder
 
 from platform_harness import Platform, read_all_events, running, stream_last_seq
-
-from replica_set_recorder import ReplicaSetRecorder
 
 DIGEST = "ab" * 32
 
