@@ -82,6 +82,10 @@ def test_every_command_has_help() -> None:
     groups += [["datasets"], ["artifacts"]]
     groups += [["datasets", c] for c in ("push", "pull", "list", "show", "diff")]
     groups += [["artifacts", c] for c in ("log", "list", "get", "gc")]
+    groups += [["deployments"], ["deployments", "envs"]]
+    groups += [["deployments", c] for c in ("create", "list", "show", "rollback", "set-version", "scale", "split",
+                                            "delete")]
+    groups += [["deployments", "envs", c] for c in ("list", "protect", "unprotect")]
     for group in groups:
         result = runner.invoke(cli, [*group, "--help"])
         assert result.exit_code == 0 and "Example" in result.output, group

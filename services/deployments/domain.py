@@ -126,7 +126,8 @@ def change_version(state: State, *, name: str, model: ModelRef, version: int) ->
     _check_version(model, version, "version")
     if current["version"] == version:
         return None
-    return "deployment.version_changed", {"from": current["version"], "to": version, "why": "manual"}
+    return "deployment.version_changed", {"from": current["version"], "to": version, "why": "manual",
+                                          "model_id": current["model_id"]}
 
 
 def rollback(state: State, *, name: str) -> Decision:
@@ -136,7 +137,8 @@ def rollback(state: State, *, name: str) -> Decision:
     previous = current["previous_version"]
     if previous is None:
         raise Conflict(f"deployment {name!r} has run only version {current['version']}: there is nothing to roll back to")
-    return "deployment.version_changed", {"from": current["version"], "to": previous, "why": "rollback"}
+    return "deployment.version_changed", {"from": current["version"], "to": previous, "why": "rollback",
+                                          "model_id": current["model_id"]}
 
 
 def follow_alias(state: State, *, name: str, alias_version: int | None) -> Decision:
@@ -147,7 +149,8 @@ def follow_alias(state: State, *, name: str, alias_version: int | None) -> Decis
         return None
     if alias_version == state["alias_version"] or alias_version == state["version"]:
         return None
-    return "deployment.version_changed", {"from": state["version"], "to": alias_version, "why": "alias_moved"}
+    return "deployment.version_changed", {"from": state["version"], "to": alias_version, "why": "alias_moved",
+                                          "model_id": state["model_id"]}
 
 
 def scale(state: State, *, name: str, replicas: int) -> Decision:

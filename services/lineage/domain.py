@@ -294,3 +294,24 @@ def _sweep_trial(g: GraphChanges, e: Event) -> None:
             g.edge(nid, member, PART_OF, e)
     if job_nid is not None and run_nid is not None:
         g.edge(job_nid, run_nid, RAN_IN, e)
+
+
+# --- deployments ---------------------------------------------------------------------------------
+
+@maps("deployment.created", "deployment.version_changed")
+def _deployment_version(g: GraphChanges, e: Event) -> None:
+    """model@version -> deployment while that version serves it; a version change closes the
+    previous edge (the graph as of an earlier time shows the version that served then)."""
+    target = g.node(deployment(e.project, e.aggregate_id, _get(e.data, "environment")), e)
+    model_id, version = _get(e.data, "model_id"), _get(e.data, "version", "to")
+    if not isinstance(model_id, str) or not isinstance(version, int):
+        return
+    g.close_edges_into(target, DEPLOYED_AS, e)
+    g.edge(g.node(model_version(e.project, model_id, version), e), target, DEPLOYED_AS, e)
+
+
+@maps("deployment.deleted")
+def _deployment_deleted(g: GraphChanges, e: Event) -> None:
+    target = g.node(deployment(e.project, e.aggregate_id), e)
+    g.close_edges_into(target, DEPLOYED_AS, e)
+    g.set_status(target, "deleted", e)

@@ -4,6 +4,7 @@ reconciler's calls). Its own platform: it restarts the deployments service."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -11,7 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from replica_set_recorder import ReplicaSetRecorder
+
+from cairn.cli.main import cli
 
 from platform_harness import Platform, read_all_events, running, stream_last_seq
 
@@ -199,3 +203,30 @@ def test_scale_split_and_delete_reach_the_replica_set_api(admin: httpx.Client, p
     recorder.wait_for("DELETE", f"/projects/{project}/replica-sets/deploy-scaled")
     assert admin.get(base).json()["deleted"] is True
     assert admin.post(f"{base}/scale", json={"replicas": 1}).status_code == 404
+
+
+def test_the_cli_deploys_lists_splits_rolls_back_and_deletes(platform: Platform, project: str) -> None:
+    runner = CliRunner(env={"CAIRN_TOKEN": platform.token})
+
+    def run(*args: str) -> object:
+        result = runner.invoke(cli, ["--url", platform.gateway, "--json", "deployments", *args],
+                               catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output) if result.output.strip().startswith(("{", "[")) else result.output
+
+    made = run("create", "-p", project, "cli-fraud", "--env", "staging", "--model", "fraud-model@2",
+               "--replicas", "2", "--max-batch", "32")
+    assert made["version"] == 2 and made["follows"] is None and made["batching"]["max_batch"] == 32  # type: ignore[index]
+    listed = run("list", "-p", project)
+    assert "cli-fraud" in [d["name"] for d in listed["environments"]["staging"]]  # type: ignore[index]
+    assert run("split", "-p", project, "cli-fraud", "--canary", "3", "--percent", "10")["traffic"][  # type: ignore[index]
+        "canary"] == {"version": 3, "percent": 10.0}
+    assert run("split", "-p", project, "cli-fraud", "--clear")["traffic"] == {"canary": None, "shadow": None}  # type: ignore[index]
+    assert run("set-version", "-p", project, "cli-fraud", "1")["version"] == 1  # type: ignore[index]
+    assert run("rollback", "-p", project, "cli-fraud")["version"] == 2  # type: ignore[index]
+    assert run("scale", "-p", project, "cli-fraud", "4")["replicas"] == 4  # type: ignore[index]
+    assert run("show", "-p", project, "cli-fraud")["replica_reports"] == []  # type: ignore[index]
+    assert run("envs", "protect", "-p", project, "staging") == {"name": "staging", "protected": True}
+    assert {"name": "staging", "protected": True} in run("envs", "list", "-p", project)  # type: ignore[operator]
+    run("delete", "-p", project, "cli-fraud")
+    assert "cli-fraud" not in [d["name"] for d in run("list", "-p", project)["deployments"]]  # type: ignore[index]

@@ -75,7 +75,7 @@ def test_a_deleted_name_can_be_deployed_again() -> None:
 def test_alias_move_changes_the_version_once() -> None:
     state = created()
     decision = domain.follow_alias(state, name="fraud", alias_version=3)
-    assert decision == ("deployment.version_changed", {"from": 2, "to": 3, "why": "alias_moved"})
+    assert decision == ("deployment.version_changed", {"from": 2, "to": 3, "why": "alias_moved", "model_id": "m1"})
     state = fold(decision, state=state)
     assert domain.follow_alias(state, name="fraud", alias_version=3) is None  # already there
     assert domain.follow_alias(state, name="fraud", alias_version=None) is None  # alias removed: keep serving
@@ -87,7 +87,7 @@ def test_a_rollback_holds_until_the_alias_moves_again() -> None:
     assert state is not None and state["version"] == 2 and state["previous_version"] == 3
     assert domain.follow_alias(state, name="fraud", alias_version=3) is None
     assert domain.follow_alias(state, name="fraud", alias_version=1) == (
-        "deployment.version_changed", {"from": 2, "to": 1, "why": "alias_moved"})
+        "deployment.version_changed", {"from": 2, "to": 1, "why": "alias_moved", "model_id": "m1"})
 
 
 def test_a_pinned_deployment_does_not_follow() -> None:
@@ -103,7 +103,7 @@ def test_manual_change_scale_and_split() -> None:
     state = created()
     assert domain.change_version(state, name="fraud", model=MODEL, version=2) is None
     assert domain.change_version(state, name="fraud", model=MODEL, version=1) == (
-        "deployment.version_changed", {"from": 2, "to": 1, "why": "manual"})
+        "deployment.version_changed", {"from": 2, "to": 1, "why": "manual", "model_id": "m1"})
     with pytest.raises(NotFound, match="no version 9; latest is 3"):
         domain.change_version(state, name="fraud", model=MODEL, version=9)
     assert domain.scale(state, name="fraud", replicas=2) is None

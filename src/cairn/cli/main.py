@@ -11,6 +11,7 @@ import click
 
 from cairn.cli.access import audit, members, tokens, webhooks, whoami
 from cairn.cli.datasets import artifacts, datasets
+from cairn.cli.deployments import deployments
 from cairn.cli.fingerprint import fingerprint
 from cairn.cli.jobs import agent, jobs
 from cairn.cli.lineage import lineage
@@ -159,6 +160,7 @@ for group in (projects, experiments, runs, models, tokens, members, audit, webho
               artifacts, fingerprint, sweeps, jobs, agent):
     cli.add_command(group)
 cli.add_command(lineage)
+cli.add_command(deployments)
 runs.add_command(runs_diff)
 runs.add_command(runs_environment)
 runs.add_command(runs_reproduce)
