@@ -200,8 +200,8 @@ def test_the_agent_user_sends_heartbeats_reports_and_job_logs(platform: Platform
 def test_nats_credentials_are_private_and_no_process_environment_holds_a_password(platform: Platform) -> None:
     secrets_dir = platform.data_dir / "secrets" / "nats"
     assert secrets_dir.stat().st_mode & 0o777 == 0o700
-    assert sorted(platform.nats_creds) == ["admin", "agent", "artifacts", "gateway", "lineage", "metrics",
-                                           "registry", "scheduler"]
+    assert sorted(platform.nats_creds) == ["admin", "agent", "artifacts", "deployments", "gateway", "lineage",
+                                           "metrics", "registry", "scheduler"]
     passwords = set()
     for path in platform.nats_creds.values():
         assert path.parent == secrets_dir and path.stat().st_mode & 0o777 == 0o600, path

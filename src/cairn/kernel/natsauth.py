@@ -114,7 +114,16 @@ METRICS_PERMISSIONS = Permissions(
     publish_allow=("cairn.metrics.>", "cairn.evt.*.metrics.*", "cairn.evt._site.projection.metrics", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"),
     subscribe_allow=SERVICE_PERMISSIONS.subscribe_allow,
 )
-NARROWED = {METRICS_USER: METRICS_PERMISSIONS}  # services whose rights are narrower than the service tier's
+# The deployments service: events of record only on its own aggregates (deployment, environment)
+# and its projection's notices; the inference log's subjects (issue 19: its feedback routes run in
+# this service). It cannot append the registry's events, whose model aliases it follows.
+DEPLOYMENTS_USER = "deployments"
+DEPLOYMENTS_PERMISSIONS = Permissions(
+    publish_allow=("cairn.evt.*.deployment.*", "cairn.evt.*.environment.*", "cairn.evt._site.projection.deployments",
+                   "cairn.inference.>", "cairn.feedback.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"),
+    subscribe_allow=SERVICE_PERMISSIONS.subscribe_allow,
+)
+NARROWED = {METRICS_USER: METRICS_PERMISSIONS, DEPLOYMENTS_USER: DEPLOYMENTS_PERMISSIONS}  # services whose rights are narrower than the service tier's
 
 
 def permissions_for(user: str) -> Permissions:
