@@ -99,7 +99,7 @@ class ReplicaReconciler:
             waits = [b.not_before - now for b in self.backoff.values() if b.not_before > now]
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=min([SAFETY_PASS_S, *waits]))
-            except TimeoutError:
+            except asyncio.TimeoutError:  # the same as TimeoutError from Python 3.11 on
                 pass
             self.wake.clear()
             try:
