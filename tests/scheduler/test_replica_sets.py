@@ -1,6 +1,7 @@
 """Replica sets on real agents: a set of 2 is spread over 2 agents; a replica killed with
 SIGKILL is replaced by a new job; scaling down stops the newest; delete stops all; a command
-that exits at once is restarted with a doubling back-off; a viewer cannot change a set."""
+that exits at once is restarted with a doubling back-off; a lost agent's replica runs again
+on the agent left; a viewer cannot change a set."""
 
 from __future__ import annotations
 
@@ -101,6 +102,24 @@ def test_a_set_is_spread_replaced_after_sigkill_scaled_down_and_deleted(
     gone = http.get(f"/projects/{project}/replica-sets/web")
     assert gone.status_code == 404 and "replica set 'web' does not exist" in gone.text
     assert http.delete(f"/projects/{project}/replica-sets/web").status_code == 404
+
+
+def test_a_lost_agents_replica_runs_again_on_the_agent_left_doubling_up(
+        http: httpx.Client, agents: Agents, project: str, queue: str, tmp_path: Path) -> None:
+    doomed, survivor = agents.start(queue), agents.start(queue)
+    body = {"command": ["python", "-c", REPLICA], "env": {"REPLICA_DIR": str(tmp_path)}, "replicas": 2,
+            "resources": {"cpus": 0.5}, "queue": queue}
+    assert http.put(f"/projects/{project}/replica-sets/api", json=body).status_code == 200
+    reps = wait_until(lambda: running(http, project, "api", 2), what="two running replicas")
+    lost = next(r for r in reps if r["agent"] == doomed.agent_id)
+    doomed.kill()  # SIGKILL: its lease runs out, the attempt is lost and runs again elsewhere
+    after = wait_until(lambda: (now := running(http, project, "api", 2)) and
+                       all(r["agent"] == survivor.agent_id for r in now) and now, what="both on the survivor")
+    again = next(r for r in after if r["job_id"] == lost["job_id"])
+    assert again["attempt"] == 2  # the same replica (job), a new attempt: fewer agents than replicas
+    assert http.delete(f"/projects/{project}/replica-sets/api").status_code == 200
+    wait_until(lambda: not http.get(f"/projects/{project}/jobs", params={"status": "running"}).json()["jobs"],
+               what="every replica stopped")
 
 
 def test_a_replica_that_exits_at_once_is_restarted_with_a_doubling_back_off(
