@@ -16,6 +16,8 @@ from cairn.services.scheduler.core import SchedulerCore
 from cairn.services.scheduler.logs import ensure_logs_stream
 from cairn.services.scheduler.projection import AGGREGATES, projection
 from cairn.services.scheduler.registry_client import RegistryClient
+from cairn.services.scheduler.replica_api import router as replica_router
+from cairn.services.scheduler.replica_core import ReplicaReconciler
 from cairn.services.scheduler.store import SchedulerStore
 from cairn.services.scheduler.sweep_jobs import SchedulerJobs
 from cairn.services.scheduler.sweeps.api import router as sweeps_router
@@ -41,7 +43,8 @@ class SchedulerSettings(ServiceSettings):
 
 async def start_scheduling(app: FastAPI, runtime: ServiceRuntime) -> None:
     """The live scheduler next to the projection: the logs stream, the dispatcher with its
-    leases and reports (``app.state.core``), and the sweep driver."""
+    leases and reports (``app.state.core``), the replica sets' reconciler
+    (``app.state.replicas``) and the sweep driver."""
     settings: SchedulerSettings = app.state.settings
     await ensure_logs_stream(runtime.log.nc, runtime.log.replicas)
     registry = RegistryClient(runtime.log.nc)
@@ -50,6 +53,10 @@ async def start_scheduling(app: FastAPI, runtime: ServiceRuntime) -> None:
     app.state.core = core
     await core.start()
     runtime.defer(core.stop)
+    replicas = ReplicaReconciler(core)
+    app.state.replicas = replicas
+    replicas.start()
+    runtime.defer(replicas.stop)
     driver = SweepDriver(SweepQueries(runtime.store), jobs=SchedulerJobs(core),
                          metrics=HttpMetricReader(settings.metrics_url, runtime.signer),
                          sink=EventLogSink(runtime.log))
@@ -69,8 +76,8 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: SchedulerStore(s.data_dir / "scheduler" / "scheduler.sqlite3"),
         handler=projection(),
-        routers=[router, sweeps_router],
-        description="Queues, jobs, attempts and agents.",
+        routers=[router, replica_router, sweeps_router],
+        description="Queues, jobs, attempts, agents and replica sets.",
         projection_aggregates=AGGREGATES,
         on_start=[start_scheduling],
     )

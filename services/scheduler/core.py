@@ -23,8 +23,9 @@ from cairn.kernel.ids import new_id
 from cairn.kernel.service import ServiceRuntime
 from cairn.protocol import HEARTBEAT_SUBJECT, REPORT_SUBJECT, agent_subject  # noqa: F401
 from cairn.services.scheduler import domain
-from cairn.services.scheduler.dispatch import AgentSlot, free_slots, plan
+from cairn.services.scheduler.dispatch import AgentSlot, free_slots, plan, replica_holders
 from cairn.services.scheduler.registry_client import RUN_STATUS, RegistryClient
+from cairn.services.scheduler.replica_sets import replica_env
 from cairn.services.scheduler.spec import parse_spec
 from cairn.services.scheduler.store import SchedulerStore
 
@@ -49,6 +50,7 @@ class SchedulerCore:
         self._subs: list[Any] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self.on_job_final: list[Any] = []  # async callbacks (job_id, status, message), e.g. sweeps
+        self.on_events: list[Any] = []  # sync callbacks (events) after each projected batch, e.g. replica sets
         self.job_key: bytes | None = None  # signs each assignment's job token (cairn.kernel.jobtoken)
 
     @property
@@ -96,6 +98,8 @@ class SchedulerCore:
                 self.sent_at.pop((e.aggregate_id, int(e.data.get("previous_attempt") or 0)), None)
         if any(e.type in WAKE_TYPES for e in events):
             self.wake.set()
+        for observer in self.on_events:
+            observer(events)
         for e in events:  # in tasks: a callback may append and wait for this very projection
             if e.type in ("job.succeeded", "job.failed", "job.cancelled"):
                 for callback in self.on_job_final:
@@ -115,11 +119,15 @@ class SchedulerCore:
         return json.loads(row["state"]) if row else None
 
     async def submit(self, ctx: CommandContext, project: str, spec: dict[str, Any], *,
-                     tags: dict[str, str] | None = None) -> str:
+                     tags: dict[str, str] | None = None, replica_set: str | None = None) -> str:
         """Create the job's run (scheduled, with its code, command and seed recorded in the same
         event), then append ``job.submitted``; returns the job id. The
-        idempotency key (if any) makes a repeated submit return the first job and run."""
+        idempotency key (if any) makes a repeated submit return the first job and run.
+        ``replica_set`` marks the job as a replica of that set (``spec.replica_set``: only the
+        scheduler sets it, never a submitted spec)."""
         normalised = parse_spec(spec)
+        if replica_set is not None:
+            normalised["replica_set"] = replica_set
         job_id = new_id()
         key = ctx.idempotency_key or new_id()
         run_tags = {**(tags or {}), "cairn.job_id": job_id, "cairn.queue": normalised["queue"]}
@@ -153,6 +161,9 @@ class SchedulerCore:
         for rank in job["ranks"]:
             if only_agent is not None and rank["agent_id"] != only_agent:
                 continue
+            if spec.get("replica_set"):  # who the replica is and where it is reached: known only now
+                spec = {**spec, "env": replica_env(spec.get("env") or {}, set_name=spec["replica_set"],
+                                                   job_id=job["id"], host=rank["host"])}
             await self.send(rank["agent_id"], {
                 "type": "assign", "job_id": job["id"], "project": job["project"], "run_id": job["run_id"],
                 "attempt": job["attempt"], "rank": rank["rank"], "world_size": len(job["ranks"]),
@@ -187,7 +198,7 @@ class SchedulerCore:
             return
         active = store.active_jobs()
         slots = free_slots(store.agents(), active, self.live_agents())
-        decisions = plan(queued, slots, Counter(j["project"] for j in active))
+        decisions = plan(queued, slots, Counter(j["project"] for j in active), replica_holders(active))
         if decisions:
             await asyncio.gather(*(self.assign(job, chosen) for job, chosen in decisions))
 

@@ -4,12 +4,16 @@ Order (per queue): the highest priority first; among equal priorities, the proje
 fewest active (assigned or running) jobs first (fair share when a queue is contended); then
 first come, first served. A job that does not fit now is skipped for this round (smaller jobs
 behind it may run: backfill). A job with ``nodes: N`` gets N distinct agents or nothing.
+A replica of a spread replica set goes to an agent holding no replica of its set while the
+queue has enough agents (``replica_sets.spread_choice``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from cairn.services.scheduler.replica_sets import spread_choice
 
 
 @dataclass
@@ -49,9 +53,21 @@ def free_slots(agents: list[dict[str, Any]], active_jobs: list[dict[str, Any]],
     return slots
 
 
+def replica_holders(active_jobs: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Replica set key -> the agents that hold one of its active replicas."""
+    holders: dict[str, set[str]] = {}
+    for job in active_jobs:
+        if job.get("replica_set"):
+            holders.setdefault(job["replica_set"], set()).update(r["agent_id"] for r in job["ranks"])
+    return holders
+
+
 def plan(queued: list[dict[str, Any]], slots: dict[str, AgentSlot],
-         active_by_project: dict[str, int]) -> list[tuple[dict[str, Any], list[AgentSlot]]]:
-    """Which queued jobs go where this round: [(job, [slot per rank])]."""
+         active_by_project: dict[str, int],
+         holders: dict[str, set[str]] | None = None) -> list[tuple[dict[str, Any], list[AgentSlot]]]:
+    """Which queued jobs go where this round: [(job, [slot per rank])]. ``holders``: where each
+    replica set's active replicas are (``replica_holders``); updated as replicas are placed."""
+    holders = {k: set(v) for k, v in (holders or {}).items()}
     by_queue: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for job in queued:  # already sorted by (priority desc, submitted_seq)
         by_queue.setdefault(job["queue"], {}).setdefault(job["project"], []).append(job)
@@ -66,10 +82,12 @@ def plan(queued: list[dict[str, Any]], slots: dict[str, AgentSlot],
             project = min(heads, key=lambda p: (-projects[p][heads[p]]["priority"], active.get(p, 0),
                                                 projects[p][heads[p]]["submitted_seq"]))
             job = projects[project][heads[project]]
-            chosen = _place(job, candidates)
+            chosen = _place(job, candidates, holders)
             if chosen is not None:
                 for slot in chosen:
                     slot.take(job)
+                if job.get("replica_set"):
+                    holders.setdefault(job["replica_set"], set()).update(s.agent_id for s in chosen)
                 decisions.append((job, chosen))
                 active[project] = active.get(project, 0) + 1
             heads[project] += 1
@@ -78,11 +96,19 @@ def plan(queued: list[dict[str, Any]], slots: dict[str, AgentSlot],
     return decisions
 
 
-def _place(job: dict[str, Any], candidates: list[AgentSlot]) -> list[AgentSlot] | None:
+def _place(job: dict[str, Any], candidates: list[AgentSlot],
+           holders: dict[str, set[str]]) -> list[AgentSlot] | None:
     """N distinct agents that fit, or None. CPU-only jobs prefer agents without GPUs; then the
     agent with the most free CPUs (spreads load, so processes do not queue up on one machine)."""
     fitting = [s for s in candidates if s.fits(job)]
     if len(fitting) < job["nodes"]:
         return None
     fitting.sort(key=lambda s: (s.gpus if not job["gpus"] else 0, -s.cpus, -s.memory_mib, s.agent_id))
+    if job.get("replica_set") and job.get("spread"):
+        by_id = {s.agent_id: s for s in fitting}
+        order = spread_choice([s.agent_id for s in fitting], holders.get(job["replica_set"], set()),
+                              agents_in_queue=len(candidates), replicas=job.get("replicas") or 1)
+        if order is None:
+            return None
+        fitting = [by_id[a] for a in order]
     return fitting[: job["nodes"]]

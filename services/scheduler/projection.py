@@ -9,6 +9,7 @@ import sqlite3
 from cairn.kernel.envelope import Event
 from cairn.kernel.store import EventHandlers, SnapshotProjection
 from cairn.services.scheduler.domain import EVOLVERS
+from cairn.services.scheduler.replica_sets import EVOLVERS as REPLICA_EVOLVERS
 from cairn.services.scheduler.sweeps.projection import SWEEP_EVOLVERS, SWEEP_HANDLERS
 
 HANDLERS = EventHandlers()
@@ -16,12 +17,13 @@ handles = HANDLERS.handles
 
 
 # The aggregates whose events this read model is made of (the only ones the log delivers to it).
-AGGREGATES = ("job", "agent", "sweep")
+AGGREGATES = ("job", "agent", "sweep", "replica_set")
 
 
 def projection() -> SnapshotProjection:
-    """Job and agent events, and the sweeps' (they live in the same read model)."""
-    return SnapshotProjection({**EVOLVERS, **SWEEP_EVOLVERS}, EventHandlers({**HANDLERS, **SWEEP_HANDLERS}))
+    """Job, agent and replica set events, and the sweeps' (they live in the same read model)."""
+    return SnapshotProjection({**EVOLVERS, **REPLICA_EVOLVERS, **SWEEP_EVOLVERS},
+                              EventHandlers({**HANDLERS, **SWEEP_HANDLERS}))
 
 
 def _history(conn: sqlite3.Connection, e: Event) -> None:
@@ -47,6 +49,9 @@ def _submitted(conn: sqlite3.Connection, e: Event) -> None:
         (e.aggregate_id, e.project, e.data["run_id"], spec.get("name"), spec["queue"], spec["priority"],
          json.dumps(spec), spec["nodes"], res["cpus"], res["memory_mib"], res["gpus"], res["gpu_type"],
          e.sequence, e.time, e.actor, e.sequence))
+    if spec.get("replica_set"):
+        conn.execute("INSERT OR IGNORE INTO replica_jobs(job_id, project, set_name) VALUES(?, ?, ?)",
+                     (e.aggregate_id, e.project, spec["replica_set"]))
     _history(conn, e)
 
 
@@ -106,3 +111,22 @@ def _agent_registered(conn: sqlite3.Connection, e: Event) -> None:
 def _agent_lost(conn: sqlite3.Connection, e: Event) -> None:
     conn.execute("UPDATE agents SET status='lost', lost_at=?, message=? WHERE id=?",
                  (e.time, e.data["message"], e.data["agent_id"]))
+
+
+@handles("replica_set.updated")
+def _replica_set_updated(conn: sqlite3.Connection, e: Event) -> None:
+    d = e.data
+    conn.execute(
+        "INSERT INTO replica_sets(project, name, command, env, replicas, resources, spread, queue, deleted, "
+        "updated_at, updated_by, updated_seq) VALUES(?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) "
+        "ON CONFLICT(project, name) DO UPDATE SET command=excluded.command, env=excluded.env, "
+        "replicas=excluded.replicas, resources=excluded.resources, spread=excluded.spread, queue=excluded.queue, "
+        "deleted=0, updated_at=excluded.updated_at, updated_by=excluded.updated_by, updated_seq=excluded.updated_seq",
+        (e.project, e.aggregate_id, json.dumps(d["command"]), json.dumps(d["env"]), d["replicas"],
+         json.dumps(d["resources"]), int(d["spread"]), d["queue"], e.time, e.actor, e.sequence))
+
+
+@handles("replica_set.deleted")
+def _replica_set_deleted(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE replica_sets SET deleted=1, updated_at=?, updated_by=?, updated_seq=? "
+                 "WHERE project=? AND name=?", (e.time, e.actor, e.sequence, e.project, e.aggregate_id))

@@ -30,7 +30,21 @@ CREATE TABLE IF NOT EXISTS agents (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, queue TEXT NOT NULL, host TEXT NOT NULL,
     cpus REAL NOT NULL, memory_mib INTEGER NOT NULL, gpus INTEGER NOT NULL, gpu_types TEXT NOT NULL,
     status TEXT NOT NULL, registered_at TEXT NOT NULL, lost_at TEXT, message TEXT);
+CREATE TABLE IF NOT EXISTS replica_sets (
+    project TEXT NOT NULL, name TEXT NOT NULL, command TEXT NOT NULL, env TEXT NOT NULL,
+    replicas INTEGER NOT NULL, resources TEXT NOT NULL, spread INTEGER NOT NULL, queue TEXT NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL, updated_by TEXT NOT NULL,
+    updated_seq INTEGER NOT NULL, PRIMARY KEY (project, name));
+CREATE TABLE IF NOT EXISTS replica_jobs (
+    job_id TEXT PRIMARY KEY, project TEXT NOT NULL, set_name TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS replica_jobs_by_set ON replica_jobs(project, set_name);
 """
+
+# A job's replica set as one key ("project/name"), with what placing it needs (spread, replicas).
+REPLICA_JOIN = ("LEFT JOIN replica_jobs rj ON rj.job_id=jobs.id "
+                "LEFT JOIN replica_sets rs ON rs.project=rj.project AND rs.name=rj.set_name")
+REPLICA_COLUMNS = ("CASE WHEN rj.job_id IS NULL THEN NULL ELSE rj.project || '/' || rj.set_name END AS replica_set, "
+                   "COALESCE(rs.spread, 0) AS spread, COALESCE(rs.replicas, 0) AS replicas")
 
 ACTIVE = ("assigned", "running")
 JOB_COLUMNS = ("id, project, run_id, name, queue, priority, status, attempt, nodes, cpus, memory_mib, gpus, "
@@ -82,13 +96,15 @@ class SchedulerStore(SqliteStore):
     # --- what the dispatcher reads -------------------------------------------------------------
 
     def queued_jobs(self) -> list[dict[str, Any]]:
-        rows = self.query("SELECT id, project, queue, priority, attempt, nodes, cpus, memory_mib, gpus, gpu_type, "
-                          "submitted_seq FROM jobs WHERE status='queued' ORDER BY priority DESC, submitted_seq")
+        rows = self.query("SELECT id, jobs.project, jobs.queue, priority, attempt, nodes, cpus, memory_mib, gpus, "
+                          f"gpu_type, submitted_seq, {REPLICA_COLUMNS} FROM jobs {REPLICA_JOIN} "
+                          "WHERE status='queued' ORDER BY priority DESC, submitted_seq")
         return [dict(r) for r in rows]
 
     def active_jobs(self) -> list[dict[str, Any]]:
-        rows = self.query("SELECT id, project, status, attempt, cpus, memory_mib, gpus, ranks, run_id, spec, "
-                          "master_addr, master_port, cancel_requested FROM jobs WHERE status IN ('assigned', 'running')")
+        rows = self.query("SELECT id, jobs.project, status, attempt, cpus, memory_mib, gpus, ranks, run_id, spec, "
+                          f"master_addr, master_port, cancel_requested, {REPLICA_COLUMNS} FROM jobs {REPLICA_JOIN} "
+                          "WHERE status IN ('assigned', 'running')")
         out = []
         for r in rows:
             job = dict(r)
@@ -115,3 +131,44 @@ class SchedulerStore(SqliteStore):
         agent = dict(row)
         agent["gpu_types"] = json.loads(row["gpu_types"])
         return agent
+
+    # --- replica sets ----------------------------------------------------------------------------
+
+    def replica_set(self, project: str, name: str) -> dict[str, Any]:
+        row = self.query_one("SELECT * FROM replica_sets WHERE project=? AND name=? AND deleted=0", (project, name))
+        if row is None:
+            raise NotFound(f"replica set {name!r} does not exist in project {project!r}")
+        return _replica_set(row)
+
+    def replica_sets_to_reconcile(self) -> list[dict[str, Any]]:
+        """Every live set, and deleted ones that still have replicas to stop."""
+        rows = self.query("SELECT * FROM replica_sets rs WHERE deleted=0 OR EXISTS (SELECT 1 FROM replica_jobs rj "
+                          "JOIN jobs ON jobs.id=rj.job_id WHERE rj.project=rs.project AND rj.set_name=rs.name "
+                          "AND jobs.status NOT IN ('succeeded', 'failed', 'cancelled') AND jobs.cancel_requested=0)")
+        return [_replica_set(r) for r in rows]
+
+    def replica_members(self, project: str, name: str, *, include_ended: bool = False) -> list[dict[str, Any]]:
+        """The set's jobs that have not ended (oldest first), with where they run."""
+        sql = ("SELECT jobs.id, status, attempt, ranks, submitted_seq, started_at, ended_at, cancel_requested, "
+               "reason, exit_code FROM replica_jobs rj JOIN jobs ON jobs.id=rj.job_id "
+               "WHERE rj.project=? AND rj.set_name=?")
+        if not include_ended:
+            sql += " AND jobs.status NOT IN ('succeeded', 'failed', 'cancelled')"
+        out = []
+        for r in self.query(sql + " ORDER BY submitted_seq", (project, name)):
+            job = dict(r)
+            job["ranks"] = json.loads(r["ranks"])
+            job["cancel_requested"] = bool(r["cancel_requested"])
+            out.append(job)
+        return out
+
+    def replica_of(self, job_id: str) -> tuple[str, str] | None:
+        row = self.query_one("SELECT project, set_name FROM replica_jobs WHERE job_id=?", (job_id,))
+        return (row["project"], row["set_name"]) if row else None
+
+
+def _replica_set(row: Any) -> dict[str, Any]:
+    return {"project": row["project"], "name": row["name"], "command": json.loads(row["command"]),
+            "env": json.loads(row["env"]), "replicas": row["replicas"], "resources": json.loads(row["resources"]),
+            "spread": bool(row["spread"]), "queue": row["queue"], "deleted": bool(row["deleted"]),
+            "updated_at": row["updated_at"], "updated_by": row["updated_by"], "seq": row["updated_seq"]}

@@ -103,8 +103,9 @@ def jobs_cancel(ctx: Ctx, job_id: str, project: str) -> None:
 @click.option("--memory", help="Memory to offer, e.g. 16Gi (default: all of it).")
 @click.option("--gpus", type=int, help="GPUs to offer (default: what nvidia-smi lists).")
 @click.option("--name", help="A name for this agent (default: the host name).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="The address other ranks reach this machine at (MASTER_ADDR for rank 0).")
+@click.option("--host", envvar="CAIRN_HOST_ADDRESS", default="127.0.0.1", show_default=True,
+              help="The address other machines reach this one at (MASTER_ADDR for rank 0, a serving "
+                   "replica's CAIRN_HOST_ADDRESS), or $CAIRN_HOST_ADDRESS.")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=Path.home() / ".cairn" / "agent",
               show_default=True, help="Caches (code, datasets, envs) and job folders.")
 @click.option("--token", envvar="CAIRN_TOKEN", help="A site-admin or service-account token (or $CAIRN_TOKEN).")
