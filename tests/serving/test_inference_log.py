@@ -171,14 +171,37 @@ async def test_samples_read_back_newest_first_with_features_and_predictions(nc: 
         sink.offer(sample(i, rows=2, deployment=None))
     odd = InferenceSample(request_id="odd", project="shop", model="m", version=4,
                           features=[[1, 2, 3]], prediction=[[0.2, 0.8]], latency_ms=2.0, status=200,
-                          time=1_700_000_100.0, role="shadow")  # other columns: a message of its own
+                          time=1_700_000_100.0, role="shadow")  # other columns than the rest
     sink.offer(odd)
     await sink.close(timeout_s=DEADLINE_S)
     # the samples' times are in 2023: the reader filters by when the stream stored them
     got = await read_samples(nc, "shop", None, since=3600, limit=4)
     assert [r["request_id"] for r in got] == ["odd", "r4", "r3", "r2"]
-    assert got[0]["features"] == [{"0": 1, "1": 2, "2": 3}] and got[0]["prediction"] == [[0.2, 0.8]]
+    # one struct per message: a column a request did not send is null in its rows
+    assert got[0]["features"] == [{"amount": None, "country": None, "0": 1, "1": 2, "2": 3}]
+    assert got[0]["prediction"] == [[0.2, 0.8]]
     assert got[0]["role"] == "shadow" and got[0]["label"] is None
-    assert got[1]["features"] == [{"amount": 4.0, "country": "de"}, {"amount": 5.0, "country": "de"}]
+    assert [{k: v for k, v in row.items() if k in ("amount", "country")} for row in got[1]["features"]] == [
+        {"amount": 4.0, "country": "de"}, {"amount": 5.0, "country": "de"}]
     assert got[1]["prediction"] == [0, 0] and got[1]["version"] == 3 and got[1]["replica"] == "rep-1"
     assert await read_samples(nc, "shop", "fraud", since=3600, limit=10) == []
+
+
+async def test_features_arrow_cannot_hold_lose_only_their_own_sample(nc: nats.NATS) -> None:
+    sink = NatsInferenceSink(nc, "shop", "fraud", flush_samples=10)
+    await sink.start()
+    for i in range(3):
+        sink.offer(sample(i))
+    # a column of another type cannot share the struct: a message of its own
+    sink.offer(InferenceSample(request_id="text", project="shop", model="fraud-model", version=3,
+                               features=pd.DataFrame({"amount": ["12 EUR"], "country": ["de"]}), prediction=[1],
+                               latency_ms=1.0, status=200, time=1.7e9))
+    sink.offer(InferenceSample(request_id="bad", project="shop", model="fraud-model", version=3,
+                               features=pd.DataFrame({"amount": [object()]}), prediction=[0],
+                               latency_ms=1.0, status=200, time=1.7e9))
+    await sink.close(timeout_s=DEADLINE_S)
+    assert (sink.stats()["published"], sink.stats()["unencodable"], sink.stats()["dropped"]) == (4, 1, 0)
+    assert await stored_request_ids(nc) == Counter({"r0": 1, "r1": 1, "r2": 1, "text": 1})
+    got = {r["request_id"]: r for r in await read_samples(nc, "shop", "fraud", since=3600, limit=10)}
+    assert got["text"]["features"] == [{"amount": "12 EUR", "country": "de"}]
+    assert got["r2"]["features"] == [{"amount": 2.0, "country": "de"}]

@@ -167,7 +167,8 @@ class NatsInferenceSink:
                 taken, self._buffer = self._buffer[:self.flush_samples], self._buffer[self.flush_samples:]
             if not taken:
                 return
-            for data, count in self._messages(taken):
+            # encoding is CPU work: off the event loop, so requests are answered meanwhile
+            for data, count in await asyncio.to_thread(self._messages, taken):
                 self._batches += 1
                 await self._publish(data, count, f"inf.{self._sink_id}.{self._batches}")
 

@@ -5,10 +5,10 @@ One input row is one Arrow row (``request_id`` and ``row`` say which request and
 rows). Features are a **struct column** whose fields are the request's columns, not JSON text:
 the monitor computes drift and windows per feature, and a struct's child arrays are read per
 column, typed and zero-copy (``batch.column("features").field("amount")``), where JSON text would
-have to be parsed row by row on every read. Requests whose columns differ (another model version,
-a malformed request) go in a message of their own, so every message has one schema.
+have to be parsed row by row on every read. Requests whose columns cannot share a struct (a
+column's type differs) go in messages of their own, so every message has one schema.
 Predictions keep the type Arrow infers (numbers, classes, probability vectors), or JSON text
-when the rows of one message cannot share a type.
+(field metadata ``cairn.encoding: json``) when the rows of one message cannot share a type.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from cairn.serving.sink import InferenceSample
 
 SCAN_BATCH = 256  # messages fetched per round trip when reading back
 MAX_SCAN_MESSAGES = 200_000  # a read never walks more than this many messages
+JSON_ENCODING_KEY = b"cairn.encoding"  # field metadata: b"json" on a prediction column of JSON text
 
 
 def _frame(features: Any) -> Any:
-    """The sample's features as a DataFrame with string column names (None: no features)."""
+    """The sample's features as a DataFrame (None: no features)."""
     import numpy as np
     import pandas as pd
 
@@ -46,9 +47,7 @@ def _frame(features: Any) -> Any:
         if array.ndim == 1:
             array = array.reshape(1, -1)
         frame = pd.DataFrame(array.reshape(array.shape[0], -1))
-    if not all(isinstance(c, str) for c in frame.columns):
-        frame = frame.rename(columns=str)
-    return frame
+    return frame  # column names become text once per message (in _encode_group), not per sample
 
 
 def _predictions(prediction: Any, rows: int) -> list[Any]:
@@ -72,12 +71,25 @@ def _signature(frame: Any) -> tuple[tuple[str, str], ...]:
 
 
 def encode_samples(samples: Sequence[InferenceSample]) -> list[tuple[bytes, list[InferenceSample]]]:
-    """Arrow IPC stream bytes (one record batch each) and the samples each holds: one message
-    per distinct set of feature columns, in the samples' order of first appearance."""
+    """Arrow IPC stream bytes (one record batch each) and the samples each holds.
+
+    The common case is one message: all features concatenated into one struct column (a field
+    a request lacks is null there). Only when that fails (one column with conflicting types) are
+    the samples grouped by their exact columns and types, one message per group: comparing
+    every sample's columns costs more than the concatenation, so it is not done up front."""
+    import pyarrow as pa
+
+    framed = [(sample, _frame(sample.features)) for sample in samples]
+    try:
+        return [(_encode_group(framed), list(samples))]
+    except (pa.ArrowException, ValueError, TypeError):
+        if len(framed) == 1:
+            raise
     groups: dict[tuple[tuple[str, str], ...], list[tuple[InferenceSample, Any]]] = {}
-    for sample in samples:
-        frame = _frame(sample.features)
+    for sample, frame in framed:
         groups.setdefault(_signature(frame), []).append((sample, frame))
+    if len(groups) == 1:  # the same columns and types, and still not encodable: the caller splits
+        raise ValueError("samples with these features cannot be encoded together")
     return [(_encode_group(group), [sample for sample, _ in group]) for group in groups.values()]
 
 
@@ -104,23 +116,30 @@ def _encode_group(group: list[tuple[InferenceSample, Any]]) -> bytes:
             frames.append(frame)
     total = len(columns["request_id"])
     if frames:
-        table = pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False).combine_chunks()
+        merged = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        merged = merged.set_axis([str(c) for c in merged.columns], axis=1)
+        table = pa.Table.from_pandas(merged, preserve_index=False).combine_chunks()
         features: pa.Array = pa.StructArray.from_arrays([col.chunk(0) if col.num_chunks else pa.array([], col.type)
                                                          for col in table.columns], names=table.column_names)
     else:
         features = pa.nulls(total, pa.struct([]))
+    prediction_field = pa.field("prediction", pa.null())
     try:
         prediction = pa.array(predictions)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # rows of mixed types: keep them as JSON text
         prediction = pa.array([json.dumps(p, default=str) for p in predictions], pa.string())
-    batch = pa.record_batch({
+        prediction_field = pa.field("prediction", pa.string(), metadata={JSON_ENCODING_KEY: b"json"})
+    columns_out = {
         "request_id": pa.array(columns["request_id"], pa.string()), "row": pa.array(columns["row"], pa.int32()),
         "time": pa.array(columns["time"], pa.float64()), "model": pa.array(columns["model"], pa.string()),
         "version": pa.array(columns["version"], pa.int64()), "deployment": pa.array(columns["deployment"], pa.string()),
         "replica": pa.array(columns["replica"], pa.string()), "role": pa.array(columns["role"], pa.string()),
         "status": pa.array(columns["status"], pa.int32()), "latency_ms": pa.array(columns["latency_ms"], pa.float64()),
-        "features": features, "prediction": prediction,
-    })
+        "features": features,
+    }
+    schema = pa.schema([*(pa.field(name, array.type) for name, array in columns_out.items()),
+                        prediction_field.with_type(prediction.type)])
+    batch = pa.record_batch([*columns_out.values(), prediction], schema=schema)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
@@ -143,6 +162,8 @@ def decode_batch(data: bytes) -> Any:
 
 def requests_of(table: Any) -> list[dict[str, Any]]:
     """A decoded message's rows grouped back into requests: features and prediction per row."""
+    metadata = table.schema.field("prediction").metadata or {}
+    as_json = metadata.get(JSON_ENCODING_KEY) == b"json"
     out: dict[str, dict[str, Any]] = {}
     for row in table.to_pylist():
         record = out.get(row["request_id"])
@@ -152,7 +173,8 @@ def requests_of(table: Any) -> list[dict[str, Any]]:
             record["features"], record["prediction"] = [], []
             out[row["request_id"]] = record
         record["features"].append(row["features"])
-        record["prediction"].append(row["prediction"])
+        prediction = row["prediction"]
+        record["prediction"].append(json.loads(prediction) if as_json and prediction is not None else prediction)
     return list(out.values())
 
 
