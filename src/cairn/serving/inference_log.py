@@ -74,6 +74,7 @@ class NatsInferenceSink:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._failing = False
         self._sink_id = uuid.uuid4().hex[:16]
         self._batches = 0
         self._counts = {"offered": 0, "sampled": 0, "published": 0, "dropped": 0, "messages": 0,
@@ -213,11 +214,17 @@ class NatsInferenceSink:
             except Exception as err:  # noqa: BLE001 - NATS down, no stream yet, a timeout: retry
                 with self._lock:
                     self._counts["publish_errors"] += 1
-                log.warning("inference sink: publish to %s failed (%s); retrying", self.subject, err)
+                if not self._failing:  # once per outage, not once per retry
+                    log.warning("inference sink: publish to %s failed (%r); retrying until it is stored",
+                                self.subject, err)
+                self._failing = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
             with self._lock:
                 self._counts["published"] += count
                 self._counts["messages"] += 1
+            if self._failing:
+                log.info("inference sink: publishing to %s again", self.subject)
+                self._failing = False
             return

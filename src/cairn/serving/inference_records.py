@@ -19,6 +19,7 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from cairn.protocol import INFERENCE_STREAM, feedback_subject, inference_subject
@@ -184,10 +185,10 @@ async def stream_messages(nc: Any, subject: str, since_s: float) -> AsyncIterato
     from nats.js import api as js_api
 
     js = nc.jetstream()
-    start = time.time() - since_s
+    start = datetime.fromtimestamp(time.time() - since_s, tz=timezone.utc)
     config = js_api.ConsumerConfig(
         deliver_policy=js_api.DeliverPolicy.BY_START_TIME, ack_policy=js_api.AckPolicy.NONE,
-        opt_start_time=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start)) + f".{int(start % 1 * 1e6):06d}Z",  # type: ignore[arg-type]
+        opt_start_time=start.isoformat(),  # type: ignore[arg-type]  # the server takes RFC 3339 text
         inactive_threshold=60.0, filter_subject=subject)
     psub = await js.pull_subscribe(subject, stream=INFERENCE_STREAM, config=config)
     try:
