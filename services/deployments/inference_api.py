@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, StringConstraints, TypeAdapter, ValidationError
 
 from cairn.kernel.errors import InvalidInput, Unavailable
-from cairn.kernel.identity import EDITOR, VIEWER, requires
+from cairn.kernel.identity import EDITOR, VIEWER, caller_of, requires
 from cairn.kernel.ids import PROJECT_NAME_PATTERN
 from cairn.kernel.service import ServiceRuntime
 from cairn.protocol import H_MSG_ID, feedback_subject
@@ -39,6 +39,7 @@ PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "app
 _DURATION = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*\Z")
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
+ProjectName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="project name")]
 DeploymentName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="deployment name")]
 RequestId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Label = Annotated[str, StringConstraints(max_length=1000)] | bool | int | float
@@ -131,11 +132,11 @@ async def _labels(request: Request) -> list[LabelIn]:
 
 
 @router.post("/feedback", **requires(EDITOR))
-async def post_feedback(project: str, name: DeploymentName, request: Request) -> FeedbackResult:
+async def post_feedback(project: ProjectName, name: DeploymentName, request: Request) -> FeedbackResult:
     """Ground-truth labels of sampled requests, joined by request id; the first label of a
     request id counts, a repeated one is reported as a duplicate and changes nothing."""
     labels = await _labels(request)  # everything is checked before anything is published
-    caller = request.scope["state"]["caller"]
+    caller = caller_of(request)
     nc = await _nc(request)
     js = nc.jetstream()
     subject = feedback_subject(project, name)
@@ -165,7 +166,7 @@ async def post_feedback(project: str, name: DeploymentName, request: Request) ->
 
 
 @router.get("/requests", **requires(VIEWER))
-async def list_requests(project: str, name: DeploymentName, request: Request, since: str = "1h",
+async def list_requests(project: ProjectName, name: DeploymentName, request: Request, since: str = "1h",
                         limit: Annotated[int, Query(ge=1, le=MAX_REQUESTS)] = 100) -> dict[str, Any]:
     """Sampled requests of the last ``since`` (30s, 15m, 1h, 7d), newest first: features and
     prediction per input row, status, latency, model version, and the label when one arrived."""
