@@ -1,1 +1,2 @@
-"""The deployments service: environments, which model version serves where, replicas, splits."""
+"""Deployments service: environments, which model version serves where, replicas, traffic splits,
+rollbacks; and the inference log's feedback and request queries."""

@@ -83,6 +83,23 @@ def log_subject(project: str, job_id: str, attempt: int | str) -> str:
     return f"{LOGS_SUBJECT_PREFIX}.{project}.{job_id}.{attempt}"
 
 
+# --- inference log (sampled requests of serving replicas, and ground-truth labels) -------------------
+INFERENCE_STREAM = "CAIRN_INFERENCE"
+INFERENCE_SUBJECT_PREFIX = "cairn.inference"  # cairn.inference.<project>.<deployment or _serve>
+FEEDBACK_SUBJECT_PREFIX = "cairn.feedback"  # cairn.feedback.<project>.<deployment>
+SERVE_SUBJECT_TOKEN = "_serve"  # a plain ``cairn serve`` (no deployment) logs under this name
+INFERENCE_MAX_AGE_S = 7 * 86400
+INFERENCE_MAX_BYTES = 10 * (1 << 30)
+
+
+def inference_subject(project: str, deployment: str | None) -> str:
+    return f"{INFERENCE_SUBJECT_PREFIX}.{project}.{deployment or SERVE_SUBJECT_TOKEN}"
+
+
+def feedback_subject(project: str, deployment: str) -> str:
+    return f"{FEEDBACK_SUBJECT_PREFIX}.{project}.{deployment}"
+
+
 # --- key-value bucket shared by services -----------------------------------------------------------
 KEY_BUCKET = "cairn-keys"
 
@@ -111,6 +128,17 @@ def logs_stream_config(replicas: int = 1) -> dict[str, Any]:
     return {"name": LOGS_STREAM, "subjects": [f"{LOGS_SUBJECT_PREFIX}.>"], "storage": "file",
             "retention": "limits", "max_age": int(LOGS_MAX_AGE_S * 1e9), "discard": "old",
             "num_replicas": replicas, "allow_direct": True}
+
+
+def inference_stream_config(replicas: int = 1, max_age_s: float = INFERENCE_MAX_AGE_S,
+                            max_bytes: int = INFERENCE_MAX_BYTES) -> dict[str, Any]:
+    """Sampled requests and labels: not events of record, so limits retention (oldest dropped
+    first, by age and by size); the idempotency window makes a retried batch or label count once."""
+    window = min(DUPLICATE_WINDOW_S, max_age_s)
+    return {"name": INFERENCE_STREAM, "storage": "file", "retention": "limits", "discard": "old",
+            "subjects": [f"{INFERENCE_SUBJECT_PREFIX}.>", f"{FEEDBACK_SUBJECT_PREFIX}.>"],
+            "max_age": int(max_age_s * 1e9), "max_bytes": int(max_bytes),
+            "duplicate_window": int(window * 1e9), "num_replicas": replicas, "allow_direct": True}
 
 
 async def create_stream(nc: Any, config: dict[str, Any], verb: str = "CREATE") -> None:

@@ -3,7 +3,7 @@
 Every connection to a NATS server that Cairn starts needs a user and password. Each service and
 the gateway has a user of its own with the service tier's permissions (the event log, the other
 streams, key buckets, service commands); agents share one user that may only publish reports,
-heartbeats and job logs and hear their assignments, so a job's code that reaches the agent's
+heartbeats, job logs and serving replicas' sampled requests and hear their assignments, so a job's code that reaches the agent's
 connection still cannot append events of record, call a service's commands, read the event
 stream or read a key bucket; the admin user (operator tools, tests) may do anything.
 
@@ -98,11 +98,14 @@ SERVICE_PERMISSIONS = Permissions(
 # Agents: exactly what cairn.agent.agent does (plain publishes and request/reply; no JetStream
 # API at all: the scheduler makes the job-log stream). The denies repeat what the allow-lists
 # leave out, so that a broader allow added later cannot open these by accident.
+# Serving replicas run as jobs and publish their sampled requests with the agent's user: publish
+# on ``cairn.inference.>`` only (acks come back on the agent inbox); reading the inference stream
+# and posting labels (``cairn.feedback.>``) are the deployments service's.
 AGENT_PERMISSIONS = Permissions(
-    publish_allow=("cairn.sched.report", "cairn.sched.heartbeat", "cairn.logs.>"),
+    publish_allow=("cairn.sched.report", "cairn.sched.heartbeat", "cairn.logs.>", "cairn.inference.>"),
     subscribe_allow=("cairn.sched.agent.>", f"{AGENT_INBOX_PREFIX}.>"),
-    publish_deny=("cairn.evt.>", "cairn.cmd.>", "$JS.>", "$KV.>"),
-    subscribe_deny=("cairn.evt.>", "cairn.cmd.>", "$JS.>", "$KV.>"),
+    publish_deny=("cairn.evt.>", "cairn.cmd.>", "cairn.feedback.>", "$JS.>", "$KV.>"),
+    subscribe_deny=("cairn.evt.>", "cairn.cmd.>", "cairn.inference.>", "cairn.feedback.>", "$JS.>", "$KV.>"),
 )
 ADMIN_PERMISSIONS = Permissions(publish_allow=None, subscribe_allow=None)
 # The metrics service: its own stream of metric batches, and events of record only on its own
