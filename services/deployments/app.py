@@ -1,17 +1,18 @@
-"""Deployments service wiring: settings, projection, routes, the alias follower and the
-replica-set reconciler."""
+"""Deployments service wiring: settings, projection, routes (the inference log's too), the alias
+follower and the replica-set reconciler."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from contextlib import suppress
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.deployments.api import router
+from cairn.services.deployments.inference_api import router as inference_router
+from cairn.services.deployments.inference_api import start_inference_log
 from cairn.services.deployments.projection import AGGREGATES, projection
 from cairn.services.deployments.replicas import AliasFollower, Reconciler, ReplicaSetClient, watch
 from cairn.services.deployments.store import DeploymentsStore
@@ -47,15 +48,6 @@ async def start_background(app: FastAPI, runtime: ServiceRuntime) -> None:
     runtime.defer(stop)
 
 
-def _routers() -> list[APIRouter]:
-    """This service's routes, and the inference log's (issue 19 part L) where that module exists."""
-    routers = [router]
-    if importlib.util.find_spec("cairn.services.deployments.inference_api") is not None:
-        from cairn.services.deployments.inference_api import router as inference_router
-        routers.append(inference_router)
-    return routers
-
-
 def create_app(settings: DeploymentsSettings | None = None) -> FastAPI:
     settings = settings or DeploymentsSettings()
     return create_service_app(
@@ -63,8 +55,8 @@ def create_app(settings: DeploymentsSettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: DeploymentsStore(s.data_dir / "deployments" / "deployments.sqlite3"),
         handler=projection(),
-        routers=_routers(),
+        routers=[router, inference_router],
         description="Environments, which model version serves where, replicas, traffic splits, rollbacks.",
         projection_aggregates=AGGREGATES,
-        on_start=[start_background],
+        on_start=[start_inference_log, start_background],
     )

@@ -3,6 +3,7 @@ model="fraud-model", follows="production", replicas=2)``."""
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 from urllib.parse import quote
 
@@ -47,7 +48,7 @@ class Deployments:
     def get(self, project: str, name: str) -> dict[str, Any]:
         return self._call("GET", self._base(project, name))
 
-    def replicas(self, project: str, name: str) -> list[dict[str, Any]]:
+    def replicas(self, project: str, name: str) -> builtins.list[dict[str, Any]]:
         return self._call("GET", self._base(project, name) + "/replicas")["replicas"]
 
     def set_version(self, project: str, name: str, version: int) -> dict[str, Any]:
@@ -66,7 +67,7 @@ class Deployments:
     def delete(self, project: str, name: str) -> None:
         self._call("DELETE", self._base(project, name))
 
-    def environments(self, project: str) -> list[dict[str, Any]]:
+    def environments(self, project: str) -> builtins.list[dict[str, Any]]:
         return self._call("GET", f"/projects/{_q(project)}/environments")["environments"]
 
     def protect(self, project: str, environment: str, protected: bool = True) -> dict[str, Any]:
