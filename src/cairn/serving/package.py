@@ -128,7 +128,7 @@ def log_model(client: Client, project: str, run_id: str, model: Any, name: str, 
         digest = client.request("POST", f"/api/v1/artifacts/projects/{project}/manifests",
                                 json={"manifest": manifest.as_dict()})["digest"]
     client.request("POST", f"/api/v1/artifacts/projects/{project}/runs/{run_id}/artifacts",
-                   json={"name": f"model-{name}", "digest": digest, "kind": "directory"})
+                   json={"name": f"model-{name}-{digest[:16]}", "digest": digest, "kind": "directory"})
     try:
         client.get_model(project, name)
     except ApiError as err:
