@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serving_proc import Served, serving, wait_until
+from serving_proc import serving, wait_until
 
 from cairn.sdk.client import Client
 from cairn.sdk.run import start_run

@@ -150,22 +150,28 @@ class Runtime:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    async def _slot(self, version: int, current: Slot | None) -> Slot:
-        for slot in (self.primary, self.canary, self.shadow):
+    async def _slot(self, version: int, fresh: list[Slot]) -> Slot:
+        """A live slot of ``version`` if there is one (no reload), else a newly loaded one."""
+        for slot in (self.primary, self.canary, self.shadow, *fresh):
             if slot is not None and slot.version == version:
                 return slot
-        return await self._load(version)
+        slot = await self._load(version)
+        fresh.append(slot)
+        return slot
 
     async def set_versions(self, primary: int, canary: tuple[int, float] | None = None,
                            shadow: int | None = None) -> bool:
         """Make the given versions live; True when all loaded. On a failure nothing changes: the
         current slots keep serving and ``last_error`` says why (also reported as "failed")."""
         async with self._lock:
+            fresh: list[Slot] = []
             try:
-                new_primary = await self._slot(primary, self.primary)
-                new_canary = await self._slot(canary[0], self.canary) if canary else None
-                new_shadow = await self._slot(shadow, self.shadow) if shadow is not None else None
+                new_primary = await self._slot(primary, fresh)
+                new_canary = await self._slot(canary[0], fresh) if canary else None
+                new_shadow = await self._slot(shadow, fresh) if shadow is not None else None
             except Exception as err:  # noqa: BLE001 - any load failure keeps the old version serving
+                for slot in fresh:  # loaded before the failure: never served, stopped now
+                    await slot.retire()
                 self.last_error = f"version {primary} failed to load: {getattr(err, 'message', None) or err}"
                 log.warning("%s", self.last_error)
                 if self.report is not None:
