@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serving_proc import serving, wait_until
+from serving_proc import run_serve_cli, serving, wait_until
 
 from cairn.sdk.client import Client
 from cairn.sdk.run import start_run
@@ -108,3 +108,10 @@ def test_shadow_gets_a_copy_and_its_answer_is_discarded(platform: Any, client: C
         wait_until(lambda: served.metric("cairn_serve_requests_total", role="shadow", status="200") == 50,
                    what="50 shadow copies")
         assert served.metric("cairn_serve_requests_total", role="primary", status="200") == 50
+
+
+def test_a_version_that_cannot_load_stops_serve_with_the_reason(platform: Any, client: Client, tmp_path: Path) -> None:
+    proc = run_serve_cli(platform, tmp_path, "-p", PROJECT, "answer/3")
+    assert proc.returncode != 0
+    assert "answer version 3 cannot be served" in proc.stderr and "broken on purpose" in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]

@@ -21,7 +21,6 @@ from typing import Any
 
 import click
 
-from cairn.kernel.errors import CairnError
 from cairn.serving.app import ServeOptions, create_app
 from cairn.serving.flavours import LoadedModel
 from cairn.serving.metrics import Metrics
@@ -141,19 +140,25 @@ def run_serve(*, ref: str | None, project: str | None, deployment: str | None, h
             canary_plan = (int(version_text), float(percent))
         plan = (int(record["version"]), canary_plan, shadow)
     source = Source(client, project, model_name, cache_dir)
-    try:  # load before listening: a model that cannot load is a clear error, never a traceback
-        source.preloaded[plan[0]] = source(plan[0])
-    except CairnError as err:
-        raise click.ClickException(err.message) from None
-
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
     replica = os.environ.get("CAIRN_REPLICA_ID") or uuid.uuid4().hex[:12]
+    url = f"http://{os.environ.get('CAIRN_HOST_ADDRESS') or host}:{bound}"
+    try:  # load before listening: a model that cannot load is a clear error, never a traceback
+        source.preloaded[plan[0]] = source(plan[0])
+    except Exception as err:  # noqa: BLE001 - any load failure: one clear line, never a traceback
+        message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
+        if deployment:  # the deployment records replica_failed with the reason (the scheduler restarts us)
+            try:
+                client.request("PUT", f"{dep_path}/replicas/{replica}", json={
+                    "url": url, "version": plan[0], "state": "failed", "reason": message[:2000]})
+            except Exception as report_err:  # noqa: BLE001 - the load failure is what matters here
+                log.warning("cannot report the failure: %s", report_err)
+        raise click.ClickException(f"{model_name} version {plan[0]} cannot be served: {message}") from None
     options = ServeOptions(project=project, gateway=client.url, public=public, max_body_bytes=max_body_bytes,
                            deployment=deployment.partition("/")[2] if deployment else None,
                            replica=replica if deployment else None,
                            sample_rate=float(config.get("sample_rate", 1.0)) if config else 1.0)
-    url = f"http://{os.environ.get('CAIRN_HOST_ADDRESS') or host}:{bound}"
 
     async def report(state: str, version: int, reason: str) -> None:
         if not deployment:
