@@ -171,3 +171,40 @@ def test_sdk_load_model_uses_a_digest_cache(logged: dict[str, Any], model: Logis
     frame = pd.DataFrame(ROWS, columns=COLUMNS)
     assert loaded.predict(frame) == model.predict(frame).tolist()
     assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 1
+
+
+def test_token_answers_are_cached_until_the_ttl(platform: Any, logged: dict[str, Any]) -> None:
+    """Against the real gateway, with time mocked: a revoked token works until its cached answer
+    expires (30 s), then gets a 401."""
+    import asyncio
+
+    from cairn.kernel.errors import Unauthorized
+    from cairn.serving.app import Authenticator
+
+    admin = Client(platform.gateway, platform.token)
+    admin.add_member(logged["project"], "serve-cache-user", "viewer")
+    minted = admin.create_token("serve-cache-user")
+    now = [1000.0]
+    auth = Authenticator(platform.gateway, logged["project"], 30.0, clock=lambda: now[0])
+
+    async def scenario() -> None:
+        header = f"Bearer {minted['token']}"
+        await auth.check(header)
+        admin.revoke_token(minted["token_id"])
+        now[0] += 29.0
+        await auth.check(header)  # still cached
+        now[0] += 2.0
+        with pytest.raises(Unauthorized):
+            await auth.check(header)
+        await auth.http.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_request_ids_are_echoed_only_when_sane(served: Served) -> None:
+    body = {"dataframe_split": {"columns": COLUMNS, "data": ROWS}}
+    with served.client() as http:
+        assert http.post("/invocations", json=body, headers={"X-Request-Id": "a" * 129}).headers["X-Request-Id"] \
+            != "a" * 129
+        assert http.post("/invocations", json=body, headers={"X-Request-Id": "ok-1.2:3"}).headers[
+            "X-Request-Id"] == "ok-1.2:3"

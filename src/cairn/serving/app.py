@@ -10,6 +10,7 @@ authenticates in front of the endpoint.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,6 +38,14 @@ from cairn.serving.runtime import Runtime
 from cairn.serving.sink import InferenceSample, InferenceSink, NoSink
 
 V2_OUT = {"f": "FP64", "i": "INT64", "u": "INT64", "b": "BOOL"}
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id_of(given: Any) -> str:
+    """The caller's request id when it is a sane token (it is echoed and logged), else a new one."""
+    if isinstance(given, (str, int)) and REQUEST_ID.fullmatch(str(given)):
+        return str(given)
+    return uuid.uuid4().hex
 
 
 @dataclass
@@ -144,7 +153,7 @@ def create_app(runtime: Runtime, options: ServeOptions, sink: InferenceSink | No
 
     async def infer(request: Request, protocol: str) -> Response:
         started, wall = time.perf_counter(), time.time()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request_id_of(request.headers.get("x-request-id"))
         v2 = protocol == "v2"
         slot = runtime.primary
         version, role = (slot.version if slot else 0), "primary"
@@ -159,7 +168,7 @@ def create_app(runtime: Runtime, options: ServeOptions, sink: InferenceSink | No
             names = [c["name"] for c in slot.model.signature]
             if v2:
                 frame, given_id = parse_v2(body, names)
-                request_id = str(given_id) if given_id else request_id
+                request_id = request_id_of(given_id) if given_id is not None else request_id
             else:
                 frame = parse_invocation(body, request.headers.get("content-type", ""), names)
             slot, role = runtime.choose()
@@ -198,7 +207,7 @@ def create_app(runtime: Runtime, options: ServeOptions, sink: InferenceSink | No
 
     async def v2_model(request: Request) -> Response:
         slot = runtime.primary
-        headers = {"X-Request-Id": request.headers.get("x-request-id") or uuid.uuid4().hex,
+        headers = {"X-Request-Id": request_id_of(request.headers.get("x-request-id")),
                    "X-Model-Version": str(slot.version if slot else 0)}
         try:
             if auth is not None:

@@ -183,6 +183,8 @@ def fetch_package(client: Client, digest: str, cache: Path | None = None) -> Pat
     if (target / ".complete").exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
+    if target.exists():  # left half-written by a process that died: never used, start over
+        shutil.rmtree(target, ignore_errors=True)
     manifest = Manifest.from_dict(client.request("GET", f"/api/v1/artifacts/manifests/{digest}"))
     staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=cache))
     try:
