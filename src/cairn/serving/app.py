@@ -38,6 +38,7 @@ from cairn.serving.runtime import Runtime
 from cairn.serving.sink import InferenceSample, InferenceSink, NoSink
 
 V2_OUT = {"f": "FP64", "i": "INT64", "u": "INT64", "b": "BOOL"}
+SHADOW_MAX_INFLIGHT = 64
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -188,8 +189,11 @@ def create_app(runtime: Runtime, options: ServeOptions, sink: InferenceSink | No
             body = {"error": message} if v2 else {"error": {"code": "model_error", "message": message, "details": {}}}
             return JSONResponse(body, status_code=500, headers={"X-Request-Id": request_id,
                                                                 "X-Model-Version": str(version)})
-        if runtime.shadow is not None:
-            runtime.spawn(shadow_copy(request_id, frame, started, wall))
+        if runtime.shadow is not None:  # a copy, bounded: a slow shadow loses copies, never slows answers
+            if runtime.shadow.inflight < SHADOW_MAX_INFLIGHT:
+                runtime.spawn(shadow_copy(request_id, frame, started, wall))
+            else:
+                metrics.shadow_dropped += 1
         metrics.observe(protocol=protocol, status=200, role=role, version=version,
                         seconds=time.perf_counter() - started)
         sample(request_id, version, role, frame, out, 200, started, wall)

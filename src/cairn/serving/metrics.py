@@ -27,6 +27,7 @@ class Metrics:
         self.latency_total = 0
         self.batch_sizes: dict[int, int] = defaultdict(int)
         self.versions: dict[str, int] = {}
+        self.shadow_dropped = 0
 
     def observe(self, *, protocol: str, status: int, role: str, version: int, seconds: float) -> None:
         key = (("protocol", protocol), ("status", str(status)), ("role", role), ("version", str(version)))
@@ -61,7 +62,10 @@ class Metrics:
                   "# TYPE cairn_serve_batch_calls_total counter"]
         for size, count in sorted(self.batch_sizes.items()):
             lines.append(f'cairn_serve_batch_calls_total{{model="{m}",requests="{size}"}} {count}')
-        lines += ["# HELP cairn_serve_loaded_version The model version loaded in each role (1 = loaded).",
+        lines += ["# HELP cairn_serve_shadow_dropped_total Shadow copies not made: the shadow was too far behind.",
+                  "# TYPE cairn_serve_shadow_dropped_total counter",
+                  f'cairn_serve_shadow_dropped_total{{model="{m}"}} {self.shadow_dropped}',
+                  "# HELP cairn_serve_loaded_version The model version loaded in each role (1 = loaded).",
                   "# TYPE cairn_serve_loaded_version gauge"]
         for role, version in sorted(self.versions.items()):
             lines.append(f'cairn_serve_loaded_version{{model="{m}",role="{role}",version="{version}"}} 1')
