@@ -21,6 +21,7 @@ from cairn.cli.reproduce import runs_reproduce
 from cairn.cli.reproducibility import runs_diff, runs_environment
 from cairn.cli.sweeps import sweeps
 from cairn.kernel.settings import DEFAULT_DATA_DIR
+from cairn.serving.serve import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -161,6 +162,7 @@ for group in (projects, experiments, runs, models, tokens, members, audit, webho
     cli.add_command(group)
 cli.add_command(lineage)
 cli.add_command(deployments)
+cli.add_command(serve)
 runs.add_command(runs_diff)
 runs.add_command(runs_environment)
 runs.add_command(runs_reproduce)

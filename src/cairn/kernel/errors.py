@@ -93,3 +93,16 @@ class EventOutOfOrder(CairnError):
 
     status = 409
     code = "event_out_of_order"
+
+
+class MissingPackage(ConfigurationError):
+    """A model's flavour needs a Python package this machine does not have; the message names the
+    package to install (``pip install onnxruntime``), so the fix is one command, not a traceback."""
+
+    status = 422
+    code = "missing_package"
+
+    def __init__(self, flavour: str, package: str) -> None:
+        super().__init__(f"the {flavour} flavour needs the {package!r} package: pip install {package}",
+                         details={"flavour": flavour, "package": package})
+        self.package = package

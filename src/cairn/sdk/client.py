@@ -348,3 +348,18 @@ class Client(AccessMixin, MetricsQueries, JobsMixin):
     def alias_history(self, project: str, model: str, alias: str) -> list[dict[str, Any]]:
         return self._reg("GET", f"/projects/{_q(project)}/models/{_q(model)}/aliases/{_q(alias)}/history")["history"]
 
+    def log_model(self, project: str, run_id: str, model: Any, name: str, *, flavour: str | None = None,
+                  signature: list[dict[str, str]] | None = None, input_example: Any = None,
+                  batchable: bool = True) -> dict[str, Any]:
+        """Package, upload and register a model version from run ``run_id`` (see cairn.serving.package)."""
+        from cairn.serving.package import log_model
+
+        return log_model(self, project, run_id, model, name, flavour=flavour, signature=signature,
+                         input_example=input_example, batchable=batchable)
+
+    def load_model(self, project: str, ref: str, cache_dir: str | os.PathLike[str] | None = None) -> Any:
+        """A registered model ready to ``predict(DataFrame)``: ``"name@alias"`` or ``"name/3"``,
+        downloaded once into a cache keyed by the package digest."""
+        from cairn.serving.package import load_model
+
+        return load_model(self, project, ref, Path(cache_dir) if cache_dir else None)[0]

@@ -87,6 +87,15 @@ class ActiveRun:
         under ``name`` (default: the base name); ``kind`` is file, directory or model."""
         return self.client.artifacts.log_artifact(self.project, self.id, path, name, kind)
 
+    def log_model(self, model: Any, name: str, flavour: str | None = None,
+                  signature: list[dict[str, str]] | None = None, input_example: Any = None,
+                  batchable: bool = True) -> dict[str, Any]:
+        """Package ``model`` (an object or a model file/MLflow dir) with a ``cairn-model.json``
+        descriptor, upload it and register it as a new version of model ``name`` from this run;
+        returns the version record (servable with ``cairn serve -p P name/VERSION``)."""
+        return self.client.log_model(self.project, self.id, model, name, flavour=flavour, signature=signature,
+                                     input_example=input_example, batchable=batchable)
+
     def set_seed(self, seed: int, name: str = "seed", *, apply: bool = True) -> list[str]:
         """Record a seed on the run (immutable once recorded, like params) and, with ``apply``, seed
         random, numpy and torch (when imported) with it. Returns what was seeded."""

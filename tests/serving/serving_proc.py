@@ -1,0 +1,95 @@
+"""``cairn serve`` as a real subprocess for tests: started against the test platform, its URL read
+from the line it prints once it listens (every wait has a deadline)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+LISTENING = re.compile(r"serving \S+ version \d+ on (http://\S+)")
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    url: str
+    headers: dict[str, str]
+    output: list[str] = field(default_factory=list)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=self.headers, timeout=30, **kwargs)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of a Prometheus series' samples whose labels include ``labels``."""
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+def serve_env(platform: Any, cache: Path) -> dict[str, str]:
+    return {**os.environ, "CAIRN_URL": platform.gateway, "CAIRN_TOKEN": platform.token,
+            "CAIRN_MODEL_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+
+
+def run_serve_cli(platform: Any, cache: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``cairn serve`` expecting it to stop by itself (a model that cannot load)."""
+    return subprocess.run([sys.executable, "-m", "cairn.cli.main", "serve", "--port", "0", *args],
+                          env=serve_env(platform, cache), capture_output=True, text=True, timeout=timeout)
+
+
+@contextmanager
+def serving(platform: Any, cache: Path, *args: str, deadline_s: float = 120) -> Iterator[Served]:
+    proc = subprocess.Popen([sys.executable, "-m", "cairn.cli.main", "serve", "--port", "0", *args],
+                            env=serve_env(platform, cache), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    lines: list[str] = []
+    found = threading.Event()
+    url: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            match = LISTENING.search(line)
+            if match and not url:
+                url.append(match.group(1))
+                found.set()
+        found.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        if not found.wait(deadline_s) or not url:
+            raise AssertionError("cairn serve did not start:\n" + "".join(lines))
+        yield Served(proc, url[0], {"Authorization": f"Bearer {platform.token}"}, lines)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def wait_until(check: Callable[[], Any], deadline_s: float = 60, what: str = "condition") -> Any:
+    end = time.monotonic() + deadline_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
