@@ -19,16 +19,17 @@ import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, StringConstraints, TypeAdapter, ValidationError
 
-from cairn.kernel.errors import InvalidInput, Unavailable
+from cairn.kernel.errors import InvalidInput, PayloadTooLarge, Unavailable
 from cairn.kernel.identity import EDITOR, VIEWER, caller_of, requires
 from cairn.kernel.ids import PROJECT_NAME_PATTERN
 from cairn.kernel.service import ServiceRuntime
-from cairn.protocol import H_MSG_ID, feedback_subject
+from cairn.protocol import ARROW_STREAM, H_MSG_ID, feedback_subject, inference_subject
 from cairn.serving.inference_log import InferenceLogSettings, ensure_inference_stream, read_samples
+from cairn.serving.inference_records import decode_batch
 
 router = APIRouter(prefix="/projects/{project}/deployments/{name}", tags=["inference log"])
 
@@ -60,6 +61,7 @@ class FeedbackResult(BaseModel):
 
 
 _BODY = TypeAdapter(FeedbackBody)
+SAMPLE_COLUMNS = ("request_id", "time", "version", "status", "latency_ms")  # what a sample batch must hold
 
 
 async def start_inference_log(app: FastAPI, runtime: ServiceRuntime) -> None:
@@ -163,6 +165,41 @@ async def post_feedback(project: ProjectName, name: DeploymentName, request: Req
         accepted += sum(1 for ack in acks if not getattr(ack, "duplicate", False))
         duplicates += sum(1 for ack in acks if getattr(ack, "duplicate", False))
     return FeedbackResult(accepted=accepted, duplicates=duplicates)
+
+
+@router.post("/samples", status_code=202, **requires(EDITOR))
+async def post_samples(project: ProjectName, name: DeploymentName, request: Request,
+                       batch_id: Annotated[str, Header(alias="X-Cairn-Batch-Id", pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+                       ) -> dict[str, Any]:
+    """A replica's batch of sampled requests (Arrow IPC, as the sink encodes it): published to the
+    deployment's inference subject with the batch id as message id, so a batch posted again after
+    a lost answer is stored once. Replicas are jobs: they hold a Cairn token, not NATS credentials."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != ARROW_STREAM:
+        raise InvalidInput(f"send the batch as {ARROW_STREAM} (it was {media or 'no content type'!r})",
+                           details={"field": "content-type"})
+    data = await request.body()
+    nc = await _nc(request)
+    limit = int(nc.max_payload) - 1024
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the batch is {len(data)} bytes; the inference log takes at most {limit} "
+                              "per message: flush fewer samples at a time", details={"limit": limit})
+    try:
+        table = decode_batch(data)
+    except Exception as err:  # noqa: BLE001 - anything unreadable is the sender's mistake
+        raise InvalidInput(f"the body is not an Arrow stream ({type(err).__name__}: {err})") from None
+    missing = [c for c in SAMPLE_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InvalidInput(f"the batch has no column {missing[0]!r}: send what the serving runtime's "
+                           "inference sink encodes", details={"field": missing[0]})
+    rows = table.num_rows
+    try:
+        ack = await nc.jetstream().publish(inference_subject(project, name), data, timeout=10,
+                                           headers={H_MSG_ID: f"relay.{project}.{name}.{batch_id}"})
+    except Exception as err:  # noqa: BLE001 - not stored: the replica posts it again with the same id
+        raise Unavailable(f"the inference log did not take the batch ({type(err).__name__}); post it again "
+                          "with the same X-Cairn-Batch-Id", details={"retry_after": 1}) from None
+    return {"samples": rows, "duplicate": bool(ack.duplicate)}
 
 
 @router.get("/requests", **requires(VIEWER))

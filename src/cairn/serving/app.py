@@ -186,8 +186,9 @@ def create_app(runtime: Runtime, options: ServeOptions, sink: InferenceSink | No
             metrics.observe(protocol=protocol, status=500, role=role, version=version,
                             seconds=time.perf_counter() - started)
             message = f"the model failed on this input: {type(err).__name__}: {err}"
-            body = {"error": message} if v2 else {"error": {"code": "model_error", "message": message, "details": {}}}
-            return JSONResponse(body, status_code=500, headers={"X-Request-Id": request_id,
+            failure: dict[str, Any] = ({"error": message} if v2 else
+                                       {"error": {"code": "model_error", "message": message, "details": {}}})
+            return JSONResponse(failure, status_code=500, headers={"X-Request-Id": request_id,
                                                                 "X-Model-Version": str(version)})
         if runtime.shadow is not None:  # a copy, bounded: a slow shadow loses copies, never slows answers
             if runtime.shadow.inflight < SHADOW_MAX_INFLIGHT:

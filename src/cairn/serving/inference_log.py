@@ -6,8 +6,10 @@ a request never waits on NATS: when the buffer is full (NATS slow or gone), the 
 and counted. A background task flushes every ``flush_interval_ms`` or ``flush_samples`` samples,
 one Arrow IPC record batch per message (see :mod:`cairn.serving.inference_records`), each with a
 ``Nats-Msg-Id`` made once per batch: a publish retried after a lost acknowledgement (a server
-restart, a broken connection) is stored once. Replicas publish with the agents' NATS user, which
-may publish on ``cairn.inference.>`` and nothing there else; the deployments service reads.
+restart, a broken connection) is stored once. A process with NATS credentials publishes directly;
+a serving replica (a job: it holds a Cairn token, never NATS credentials) hands each batch to
+:class:`HttpRelay`, which posts it to the deployments service, which publishes it with the same
+message id. The deployments service reads the stream back.
 """
 
 from __future__ import annotations
@@ -17,16 +19,24 @@ import logging
 import random
 import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from pydantic import Field
 
 from cairn.kernel.settings import CommonSettings
-from cairn.protocol import H_MSG_ID, create_stream, inference_stream_config, inference_subject
+from cairn.protocol import (
+    ARROW_STREAM,
+    H_MSG_ID,
+    create_stream,
+    inference_stream_config,
+    inference_subject,
+)
 from cairn.serving.inference_records import encode_samples, read_labels, read_samples
 from cairn.serving.sink import InferenceSample
 
-__all__ = ["InferenceLogSettings", "NatsInferenceSink", "ensure_inference_stream", "read_labels", "read_samples"]
+__all__ = ["HttpRelay", "InferenceLogSettings", "NatsInferenceSink", "Publisher", "ensure_inference_stream", "read_labels", "read_samples"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,31 @@ async def ensure_inference_stream(nc: Any, settings: InferenceLogSettings | None
     await create_stream(nc, config, "UPDATE")
 
 
+# stores one encoded batch under its message id, or raises (the sink retries with the same id)
+Publisher = Callable[[bytes, str], Awaitable[None]]
+
+
+class HttpRelay:
+    """A :data:`Publisher` for serving replicas: jobs hold a Cairn token, not NATS credentials,
+    so a replica posts each batch to its deployment's ``.../samples`` route through the gateway,
+    and the deployments service publishes it with the same message id (stored once)."""
+
+    def __init__(self, gateway_url: str, token: str | None, project: str, deployment: str,
+                 timeout_s: float = 10.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.AsyncClient(base_url=gateway_url.rstrip("/"), headers=headers, timeout=timeout_s)
+        self.path = f"/api/v1/deployments/projects/{project}/deployments/{deployment}/samples"
+
+    async def __call__(self, data: bytes, msg_id: str) -> None:
+        resp = await self.http.post(self.path, content=data, headers={
+            "Content-Type": ARROW_STREAM, "X-Cairn-Batch-Id": msg_id})
+        if resp.status_code >= 300:
+            raise RuntimeError(f"the deployments service answered {resp.status_code}: {resp.text[:200]}")
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
 class NatsInferenceSink:
     """Samples requests at ``sample_rate`` (0..1) and publishes them in batches; never blocks or
     raises in :meth:`offer`. Start it (:meth:`start`) on the event loop that will publish."""
@@ -54,12 +89,15 @@ class NatsInferenceSink:
     def __init__(self, nc: Any, project: str, deployment: str | None = None, *, replica: str | None = None,
                  sample_rate: float = 1.0, max_buffer: int = 10_000, flush_interval_ms: float = 200.0,
                  flush_samples: int = 500, publish_timeout_s: float = 5.0,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, publisher: Publisher | None = None,
+                 max_message_bytes: int | None = None) -> None:
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError(f"sample_rate must be between 0 and 1, not {sample_rate}")
         if max_buffer < 1 or flush_samples < 1 or flush_interval_ms <= 0:
             raise ValueError("max_buffer and flush_samples must be at least 1, flush_interval_ms above 0")
         self.nc = nc
+        self.publisher = publisher  # None: publish to JetStream on ``nc`` directly
+        self.max_message_bytes = max_message_bytes or int(getattr(nc, "max_payload", 0) or 1 << 20)
         self.subject = inference_subject(project, deployment)
         self.replica = replica
         self.sample_rate = sample_rate
@@ -186,7 +224,7 @@ class NatsInferenceSink:
             with self._lock:
                 self._counts["unencodable"] += 1
             return []
-        limit = int(getattr(self.nc, "max_payload", 0) or 1 << 20) - 1024  # headers travel too
+        limit = self.max_message_bytes - 1024  # headers travel too
         out: list[tuple[bytes, int]] = []
         for data, group in encoded:
             if len(data) <= limit:
@@ -202,11 +240,14 @@ class NatsInferenceSink:
     async def _publish(self, data: bytes, count: int, msg_id: str) -> None:
         """Publish one batch until the stream acknowledges it, always with the same message id
         (so a retry after a lost acknowledgement is stored once). Gives up only when closing."""
-        js = self.nc.jetstream()
         delay = 0.05
         while True:
             try:
-                await js.publish(self.subject, data, timeout=self.publish_timeout_s, headers={H_MSG_ID: msg_id})
+                if self.publisher is not None:
+                    await self.publisher(data, msg_id)
+                else:
+                    await self.nc.jetstream().publish(self.subject, data, timeout=self.publish_timeout_s,
+                                                      headers={H_MSG_ID: msg_id})
             except asyncio.CancelledError:
                 with self._lock:
                     self._counts["dropped"] += count

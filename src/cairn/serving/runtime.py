@@ -181,8 +181,8 @@ class Runtime:
             self.primary, self.canary, self.shadow = new_primary, new_canary, new_shadow
             self.canary_percent = canary[1] if canary else 0.0
             self.last_error = None
-            for slot in old:
-                self._retire(slot, (self.primary, self.canary, self.shadow))
+            for retired in old:
+                self._retire(retired, (self.primary, self.canary, self.shadow))
             self.metrics.versions = {"primary": primary}
             if new_canary is not None:
                 self.metrics.versions["canary"] = new_canary.version

@@ -23,6 +23,7 @@ import click
 
 from cairn.serving.app import ServeOptions, create_app
 from cairn.serving.flavours import LoadedModel
+from cairn.serving.inference_log import HttpRelay, NatsInferenceSink
 from cairn.serving.metrics import Metrics
 from cairn.serving.package import ModelRef, fetch_package, open_package, resolve
 from cairn.serving.runtime import Runtime
@@ -194,7 +195,33 @@ def run_serve(*, ref: str | None, project: str | None, deployment: str | None, h
         if deployment and runtime.primary is not None:
             await report("stopped", runtime.primary.version, "shutdown")
 
-    app = create_app(runtime, options, sink, on_startup=startup, on_shutdown=shutdown)
+    if sink is None and deployment:  # sampled requests go to the inference log through the deployment
+        relay = HttpRelay(client.url, client.token, project or "", options.deployment or "")
+        # the app samples at the deployment's rate (it follows changes): the sink keeps every sample offered
+        log_sink = NatsInferenceSink(None, project or "", options.deployment, replica=replica,
+                                     publisher=relay, max_message_bytes=1 << 20)
+        sink = log_sink
+
+        async def start_sink() -> None:
+            await log_sink.start()
+
+        async def close_sink() -> None:
+            await log_sink.close()
+            await relay.close()
+
+        startups, shutdowns = [start_sink, startup], [shutdown, close_sink]
+    else:
+        startups, shutdowns = [startup], [shutdown]
+
+    async def on_startup() -> None:
+        for step in startups:
+            await step()
+
+    async def on_shutdown() -> None:
+        for step in shutdowns:
+            await step()
+
+    app = create_app(runtime, options, sink, on_startup=on_startup, on_shutdown=on_shutdown)
     server = uvicorn.Server(uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning",
                                            access_log=False, lifespan="on"))
     try:

@@ -1,0 +1,96 @@
+"""``cairn serve --deployment P/NAME``: a replica that follows its deployment. It reports itself
+started, answers with the deployment's version, switches with no failed request when the alias
+it follows moves and when the deployment is rolled back, and its sampled requests reach the
+inference log through the deployments service, where feedback labels join them."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from serving_proc import serving, wait_until
+
+from cairn.sdk.client import Client
+from cairn.sdk.deployments import Deployments
+from cairn.sdk.run import start_run
+
+pytestmark = pytest.mark.shared_stack
+
+PROJECT = "serve-deployment"
+SIGNATURE = [{"name": "x", "type": "double"}]
+BODY = {"dataframe_split": {"columns": ["x"], "data": [[1.0], [2.0]]}}
+
+
+@pytest.fixture(scope="module")
+def client(platform: Any, tmp_path_factory: pytest.TempPathFactory) -> Client:
+    """Model ``answer``: versions 1 and 2 answer their number; alias ``production`` on 1."""
+    client = Client(platform.gateway, platform.token)
+    src = tmp_path_factory.mktemp("models")
+    with start_run(PROJECT, client=client, system_metrics=False, record_environment=False) as run:
+        for number in (1, 2):
+            module = src / f"v{number}" / "predict.py"
+            module.parent.mkdir()
+            module.write_text(f"def predict(batch):\n    return [{number}] * len(batch)\n")
+            assert run.log_model(module, "answer", signature=SIGNATURE)["version"] == number
+    client.set_alias(PROJECT, "answer", "production", 1)
+    return client
+
+
+def test_a_replica_follows_its_deployment_and_logs_its_requests(platform: Any, client: Client,
+                                                                 tmp_path: Path) -> None:
+    deployments = Deployments(client)
+    # no replica set (0 replicas): this test runs the one replica itself
+    deployments.create(PROJECT, "answers", environment="dev", model="answer", follows="production",
+                       replicas=0, sample_rate=1.0)
+    with serving(platform, tmp_path, "--deployment", f"{PROJECT}/answers", "--poll-s", "0.2") as served:
+        reported = wait_until(lambda: [r for r in deployments.replicas(PROJECT, "answers")
+                                       if r.get("state") == "started"], what="the replica's report")
+        assert reported[0]["url"] == served.url and reported[0]["version"] == 1
+
+        seen: list[tuple[int, str, str]] = []
+        stop = threading.Event()
+
+        def loop() -> None:
+            with served.client() as http:
+                while not stop.is_set():
+                    resp = http.post("/invocations", json=BODY)
+                    seen.append((resp.status_code, resp.headers.get("X-Model-Version", ""),
+                                 resp.headers.get("X-Request-Id", "")))
+
+        worker = threading.Thread(target=loop)
+        worker.start()
+        try:
+            wait_until(lambda: len(seen) > 10, what="requests on version 1")
+            client.set_alias(PROJECT, "answer", "production", 2)  # the deployment follows, the replica too
+            wait_until(lambda: any(v == "2" for _, v, _ in seen), what="the switch to version 2")
+            assert deployments.get(PROJECT, "answers")["version"] == 2
+            deployments.rollback(PROJECT, "answers")
+            count = len(seen)
+            wait_until(lambda: any(v == "1" for _, v, _ in seen[count:]), what="the rollback to version 1")
+        finally:
+            stop.set()
+            worker.join(timeout=60)
+        assert all(status == 200 for status, _, _ in seen), [s for s in seen if s[0] != 200][:3]
+        versions = [v for _, v, _ in seen]
+        first_two = versions.index("2")
+        assert set(versions[:first_two]) == {"1"}
+
+        # every answered request was sampled (rate 1.0) and reached the log through the service
+        gateway = httpx.Client(base_url=f"{platform.gateway}/api/v1/deployments/projects/{PROJECT}/deployments/answers",
+                               headers=platform.headers, timeout=30)
+        logged = wait_until(lambda: (body := gateway.get("/requests", params={"limit": 1000}).json())["count"]
+                            >= len(seen) and body, what="the sampled requests in the inference log")
+        ids = {r["request_id"] for r in logged["requests"]}
+        assert {rid for _, _, rid in seen} <= ids
+        labelled = seen[0][2]
+        assert gateway.post("/feedback", json={"labels": [{"request_id": labelled, "label": 1}]}).json()["accepted"] == 1
+        joined = wait_until(lambda: [r for r in gateway.get("/requests", params={"limit": 1000}).json()["requests"]
+                                     if r["request_id"] == labelled and r.get("label") is not None],
+                            what="the label joined to its request")
+        assert joined[0]["label"] == 1
+    stopped = wait_until(lambda: [r for r in deployments.replicas(PROJECT, "answers") if r.get("state") == "stopped"],
+                         what="the replica's stop report")
+    assert stopped[0]["url"] == served.url
