@@ -50,7 +50,8 @@ class ReplicaSetClient:
         self._http = httpx.AsyncClient(timeout=timeout)
 
     async def put(self, project: str, deployment: str, replicas: int) -> None:
-        body = {"command": serve_command(project, deployment), "env": {"CAIRN_DEPLOYMENT": deployment},
+        # the command names the deployment; CAIRN_* variables are the scheduler's to set
+        body = {"command": serve_command(project, deployment), "env": {},
                 "replicas": replicas, "resources": {}, "spread": True}
         resp = await self._http.put(f"{self.url}/projects/{project}/replica-sets/{replica_set_name(deployment)}",
                                     json=body, headers=self.headers())
