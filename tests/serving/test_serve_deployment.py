@@ -5,14 +5,17 @@ inference log through the deployments service, where feedback labels join them."
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from serving_proc import serving, wait_until
 
+from cairn.cli.main import cli
 from cairn.sdk.client import Client
 from cairn.sdk.deployments import Deployments
 from cairn.sdk.run import start_run
@@ -91,6 +94,10 @@ def test_a_replica_follows_its_deployment_and_logs_its_requests(platform: Any, c
                                      if r["request_id"] == labelled and r.get("label") is not None],
                             what="the label joined to its request")
         assert joined[0]["label"] == 1
+        shown = CliRunner(env={"CAIRN_TOKEN": platform.token}).invoke(cli, [
+            "--url", platform.gateway, "--json", "deployments", "requests", "-p", PROJECT, "answers", "--limit", "3"])
+        assert shown.exit_code == 0, shown.output
+        assert len(json.loads(shown.output)) == 3
     stopped = wait_until(lambda: [r for r in deployments.replicas(PROJECT, "answers") if r.get("state") == "stopped"],
                          what="the replica's stop report")
     assert stopped[0]["url"] == served.url

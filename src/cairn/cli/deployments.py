@@ -90,6 +90,22 @@ def show(ctx: Ctx, name: str, project: str) -> None:
     emit(ctx, {**api.get(project, name), "replica_reports": api.replicas(project, name)})
 
 
+@deployments.command("requests")
+@click.argument("name")
+@project_option
+@click.option("--since", default="1h", show_default=True, help="how far back: 30s, 15m, 1h, 7d")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
+@pass_ctx
+@api_errors
+def requests(ctx: Ctx, name: str, project: str, since: str, limit: int) -> None:
+    """Sampled requests from the inference log, newest first (with their labels when feedback came).
+
+    Example: cairn deployments requests -p shop fraud --since 1h --limit 100
+    """
+    found = Deployments(ctx.client).requests(project, name, since=since, limit=limit)["requests"]
+    emit(ctx, found, columns=["request_id", "time", "version", "role", "status", "latency_ms", "prediction", "label"])
+
+
 @deployments.command("rollback")
 @click.argument("name")
 @project_option

@@ -67,6 +67,15 @@ class Deployments:
     def delete(self, project: str, name: str) -> None:
         self._call("DELETE", self._base(project, name))
 
+    def requests(self, project: str, name: str, *, since: str = "1h", limit: int = 100) -> dict[str, Any]:
+        """Sampled requests from the inference log, newest first, with feedback labels joined."""
+        return self._call("GET", self._base(project, name) + "/requests", params={"since": since, "limit": limit})
+
+    def feedback(self, project: str, name: str, labels: dict[str, Any]) -> dict[str, Any]:
+        """Ground truth for sampled requests: ``{request_id: label}``; the first label of a request counts."""
+        body = {"labels": [{"request_id": rid, "label": label} for rid, label in labels.items()]}
+        return self._call("POST", self._base(project, name) + "/feedback", json=body)
+
     def environments(self, project: str) -> builtins.list[dict[str, Any]]:
         return self._call("GET", f"/projects/{_q(project)}/environments")["environments"]
 
