@@ -8,6 +8,7 @@ need only EDITOR (a job token of the project): replicas report, people deploy.""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -20,6 +21,9 @@ from cairn.kernel.ids import ALIAS, ID_PATTERN, PROJECT_NAME_PATTERN, field_patt
 from cairn.kernel.service import ServiceRuntime
 from cairn.services.deployments import domain
 from cairn.services.deployments.store import DeploymentsStore
+from cairn.serving.inference_records import traffic
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["deployments"])
 Ctx = Annotated[CommandContext, Depends(command_context)]
@@ -29,6 +33,7 @@ DeploymentName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="
 EnvName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="environment name")]
 ReplicaId = Annotated[str, Path(pattern=ID_PATTERN, description="the replica's job id")]
 BASE = "/projects/{project}/deployments"
+WINDOW_S = 60.0  # the list's traffic figures cover the last minute of the inference log
 
 
 async def _runtime(request: Request) -> ServiceRuntime:
@@ -136,10 +141,25 @@ async def create_deployment(project: ProjectName, body: DeploymentCreate, reques
         public=body.public))
 
 
+async def _last_minute(rt: ServiceRuntime, project: str, name: str, sample_rate: float) -> dict[str, Any]:
+    if sample_rate <= 0:
+        return {"requests_per_s": None, "error_rate": None}
+    try:
+        seen = await traffic(rt.log.nc, project, name, WINDOW_S)
+    except Exception as err:  # noqa: BLE001 - the list answers without its traffic figures
+        log.warning("deployment=%s/%s no traffic figures: %r", project, name, err)
+        return {"requests_per_s": None, "error_rate": None}
+    if not seen["requests"]:
+        return {"requests_per_s": 0.0, "error_rate": None}
+    return {"requests_per_s": round(seen["requests"] / sample_rate / WINDOW_S, 3),
+            "error_rate": round(seen["errors"] / seen["requests"], 4)}
+
+
 @router.get(BASE, **requires(VIEWER))
 async def list_deployments(project: ProjectName, rt: Runtime) -> dict[str, Any]:
     """Deployments by environment: version, the run and datasets it came from, replicas healthy
-    and total. ``requests_per_s`` and ``error_rate`` come from the inference log later (null)."""
+    and total, and from the inference log's last minute ``requests_per_s`` (sampled requests
+    scaled by the sample rate) and ``error_rate`` (null when nothing was sampled)."""
     store = _store(rt)
     rows = []
     for name in await asyncio.to_thread(store.names, project):
@@ -151,7 +171,8 @@ async def list_deployments(project: ProjectName, rt: Runtime) -> dict[str, Any]:
                      "follows": state["follows"], "version": state["version"],
                      **store.provenance(state["model_id"], state["version"]),
                      "replicas": {"healthy": healthy, "total": state["replicas"]},
-                     "traffic": state["traffic"], "requests_per_s": None, "error_rate": None, "seq": seq})
+                     "traffic": state["traffic"], **await _last_minute(rt, project, name, state["sample_rate"]),
+                     "seq": seq})
     by_env: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_env.setdefault(row["environment"], []).append(row)

@@ -104,7 +104,7 @@ def test_create_show_list_and_the_replica_set_is_put(admin: httpx.Client, projec
     listing = editor.get(f"/deployments/projects/{project}/deployments").json()
     row = listing["environments"]["dev"][0]
     assert row["name"] == "fraud" and row["version"] == 1 and row["run_id"]
-    assert row["replicas"] == {"healthy": 0, "total": 2} and row["requests_per_s"] is None
+    assert row["replicas"] == {"healthy": 0, "total": 2} and row["requests_per_s"] == 0.0  # nothing answered yet
     call = recorder.wait_for("PUT", f"/projects/{project}/replica-sets/deploy-fraud", replicas=2)
     assert call["signed"]
     assert call["body"]["command"] == ["cairn", "serve", "--deployment", f"{project}/fraud", "--port", "0",

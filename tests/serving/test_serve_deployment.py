@@ -98,6 +98,8 @@ def test_a_replica_follows_its_deployment_and_logs_its_requests(platform: Any, c
             "--url", platform.gateway, "--json", "deployments", "requests", "-p", PROJECT, "answers", "--limit", "3"])
         assert shown.exit_code == 0, shown.output
         assert len(json.loads(shown.output)) == 3
+        [listed] = deployments.list(PROJECT)["deployments"]
+        assert listed["requests_per_s"] > 0 and listed["error_rate"] == 0
     stopped = wait_until(lambda: [r for r in deployments.replicas(PROJECT, "answers") if r.get("state") == "stopped"],
                          what="the replica's stop report")
     assert stopped[0]["url"] == served.url

@@ -227,6 +227,22 @@ async def read_samples(nc: Any, project: str, deployment: str | None, since: flo
     return records
 
 
+async def traffic(nc: Any, project: str, deployment: str, window_s: float = 60.0) -> dict[str, int]:
+    """Sampled requests answered in the last ``window_s`` seconds (shadow copies left out: they
+    are not traffic) and how many of them were errors (status >= 500)."""
+    requests: dict[str, int] = {}
+    async for msg in stream_messages(nc, inference_subject(project, deployment), window_s):
+        try:
+            table = decode_batch(msg.data).select(["request_id", "role", "status", "time"])
+        except Exception:  # noqa: BLE001 - a damaged message is skipped, never fails the read
+            continue
+        floor = time.time() - window_s
+        for row in table.to_pylist():
+            if row["role"] != "shadow" and (row["time"] or 0) >= floor:
+                requests[row["request_id"]] = int(row["status"] or 0)
+    return {"requests": len(requests), "errors": sum(1 for status in requests.values() if status >= 500)}
+
+
 async def read_labels(nc: Any, project: str, deployment: str, since: float,
                       wanted: Iterable[str] | None = None) -> dict[str, Any]:
     """Labels posted in the last ``since`` seconds by request id (the first label of a request
