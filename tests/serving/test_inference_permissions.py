@@ -1,6 +1,6 @@
-"""A serving replica publishes its samples with the agents' NATS user, which may publish on
-``cairn.inference.>`` and nothing else there: it cannot read the log back, post labels, or reach
-the stream's API. Checked on a real nats-server with Cairn's users."""
+"""Only the deployments service reaches the inference log over NATS: the agents' user (which
+serving replicas never see: they relay samples over HTTP) can neither publish samples, read them
+back, post labels, nor reach the stream's API. Checked on a real nats-server with Cairn's users."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ async def _refused(errors: list[str], subject: str, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_the_agent_user_publishes_samples_and_cannot_read_them_or_post_labels(
+async def test_only_the_deployments_service_reaches_the_inference_log(
         users: tuple[str, dict[str, NatsCredentials]]) -> None:
     url, creds = users
     service = await nats.connect(url, **creds["deployments"].connect_options())
@@ -61,15 +61,17 @@ async def test_the_agent_user_publishes_samples_and_cannot_read_them_or_post_lab
     agent = await nats.connect(url, inbox_prefix=AGENT_INBOX_PREFIX, error_cb=collect, max_reconnect_attempts=0,
                                **creds[AGENT_USER].connect_options())
     try:
-        sink = NatsInferenceSink(agent, "shop", "fraud")
+        sink = NatsInferenceSink(service, "shop", "fraud")  # the service's user may publish
         await sink.start()
         sink.offer(InferenceSample(request_id="r1", project="shop", model="m", version=1,
                                    features=pd.DataFrame({"x": [1.0]}), prediction=[0], latency_ms=1.0,
                                    status=200, time=1.7e9, deployment="fraud"))
         await sink.close(timeout_s=DEADLINE_S)
-        assert sink.stats()["published"] == 1  # acknowledged by the stream through the agent inbox
+        assert sink.stats()["published"] == 1
         assert [r["request_id"] for r in await read_samples(service, "shop", "fraud", 3600, 10)] == ["r1"]
 
+        await agent.publish(inference_subject("shop", "fraud"), b"forged")
+        await _refused(errors, inference_subject("shop", "fraud"), "publish")
         await agent.subscribe("cairn.inference.>")
         await _refused(errors, "cairn.inference.>", "subscription")
         await agent.publish(feedback_subject("shop", "fraud"), b'{"request_id": "r1", "label": 1}')

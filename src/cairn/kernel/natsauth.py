@@ -98,13 +98,13 @@ SERVICE_PERMISSIONS = Permissions(
 # Agents: exactly what cairn.agent.agent does (plain publishes and request/reply; no JetStream
 # API at all: the scheduler makes the job-log stream). The denies repeat what the allow-lists
 # leave out, so that a broader allow added later cannot open these by accident.
-# Serving replicas run as jobs and publish their sampled requests with the agent's user: publish
-# on ``cairn.inference.>`` only (acks come back on the agent inbox); reading the inference stream
-# and posting labels (``cairn.feedback.>``) are the deployments service's.
+# Serving replicas are jobs: they never see the agent's credentials, and hand their sampled
+# requests to the deployments service over HTTP (cairn.serving.inference_log.HttpRelay), so the
+# inference log's subjects are denied here too.
 AGENT_PERMISSIONS = Permissions(
-    publish_allow=("cairn.sched.report", "cairn.sched.heartbeat", "cairn.logs.>", "cairn.inference.>"),
+    publish_allow=("cairn.sched.report", "cairn.sched.heartbeat", "cairn.logs.>"),
     subscribe_allow=("cairn.sched.agent.>", f"{AGENT_INBOX_PREFIX}.>"),
-    publish_deny=("cairn.evt.>", "cairn.cmd.>", "cairn.feedback.>", "$JS.>", "$KV.>"),
+    publish_deny=("cairn.evt.>", "cairn.cmd.>", "cairn.inference.>", "cairn.feedback.>", "$JS.>", "$KV.>"),
     subscribe_deny=("cairn.evt.>", "cairn.cmd.>", "cairn.inference.>", "cairn.feedback.>", "$JS.>", "$KV.>"),
 )
 ADMIN_PERMISSIONS = Permissions(publish_allow=None, subscribe_allow=None)
