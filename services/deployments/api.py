@@ -97,6 +97,7 @@ class ReplicaReport(Strict):
     version: int = Field(ge=0)
     state: str = Field(pattern="^(started|stopped|failed)$")
     reason: str = Field(default="", max_length=8000)
+    managed: bool = False  # a job of the deployment's replica set (CAIRN_REPLICA_SET was set)
 
 
 async def _caught_up(rt: ServiceRuntime) -> None:
@@ -249,7 +250,7 @@ async def report_replica(project: ProjectName, name: DeploymentName, replica_id:
     await rt.commands.execute(ctx, project=project, aggregate="deployment", aggregate_id=name,
                               decide=lambda s: domain.report_replica(
                                   s, name=name, replica_id=replica_id, url=body.url, version=body.version,
-                                  status=body.state, reason=body.reason))
+                                  status=body.state, reason=body.reason, managed=body.managed))
     return {"replica_id": replica_id, "url": body.url, "version": body.version, "state": body.state}
 
 

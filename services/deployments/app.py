@@ -14,7 +14,13 @@ from cairn.services.deployments.api import router
 from cairn.services.deployments.inference_api import router as inference_router
 from cairn.services.deployments.inference_api import start_inference_log
 from cairn.services.deployments.projection import AGGREGATES, projection
-from cairn.services.deployments.replicas import AliasFollower, Reconciler, ReplicaSetClient, watch
+from cairn.services.deployments.replicas import (
+    AliasFollower,
+    Reconciler,
+    ReplicaSetClient,
+    ReplicaSweeper,
+    watch,
+)
 from cairn.services.deployments.store import DeploymentsStore
 
 
@@ -37,7 +43,8 @@ async def start_background(app: FastAPI, runtime: ServiceRuntime) -> None:
         client = ReplicaSetClient(settings.scheduler_url, runtime.signer.internal)
         runtime.defer(client.close)
         reconciler = Reconciler(store, client)
-        passes.append(reconciler.reconcile)
+        sweeper = ReplicaSweeper(store, client, runtime.commands.execute)
+        passes += [reconciler.reconcile, sweeper.sweep]
     task = asyncio.create_task(watch(lambda: runtime.runner.applied, passes))
 
     async def stop() -> None:

@@ -187,18 +187,22 @@ def split_traffic(state: State, *, name: str, model: ModelRef, canary: dict[str,
 
 
 def report_replica(state: State, *, name: str, replica_id: str, url: str, version: int, status: str,
-                   reason: str) -> Decision:
+                   reason: str, managed: bool = False) -> Decision:
     """A replica says it started (serving ``version`` at ``url``), stopped or failed; a report
-    that repeats the replica's last one appends nothing."""
+    that repeats the replica's last one appends nothing. ``managed``: the replica is a job of the
+    deployment's replica set (so the service can tell when its job ended without a word)."""
     current = live(state, name)
     if status not in REPLICA_STATES:
         raise InvalidInput(f"state must be one of {', '.join(REPLICA_STATES)}, not {status!r}",
                            details={"field": "state"})
     report = {"url": url, "version": version, "state": status}
-    if current["replicas_seen"].get(replica_id) == report:
+    seen = current["replicas_seen"].get(replica_id)
+    if seen is not None and {k: seen.get(k) for k in report} == report:
         return None
-    return f"deployment.replica_{status}", {"replica_id": replica_id, "url": url, "version": version,
-                                            "reason": reason}
+    data: dict[str, Any] = {"replica_id": replica_id, "url": url, "version": version, "reason": reason}
+    if managed:
+        data["managed"] = True
+    return f"deployment.replica_{status}", data
 
 
 def delete(state: State, *, name: str) -> Decision:
@@ -227,8 +231,11 @@ def evolve_deployment(state: State, event_type: str, data: dict[str, Any]) -> di
     elif event_type == "deployment.traffic_split":
         state["traffic"] = {"canary": data["canary"], "shadow": data["shadow"]}
     elif event_type.startswith("deployment.replica_"):
-        state["replicas_seen"][data["replica_id"]] = {"url": data["url"], "version": data["version"],
-                                                      "state": event_type.removeprefix("deployment.replica_")}
+        seen = {"url": data["url"], "version": data["version"],
+                "state": event_type.removeprefix("deployment.replica_")}
+        if data.get("managed"):
+            seen["managed"] = True
+        state["replicas_seen"][data["replica_id"]] = seen
     elif event_type == "deployment.deleted":
         state["deleted"] = True
     return state

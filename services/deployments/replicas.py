@@ -57,6 +57,15 @@ class ReplicaSetClient:
                                     json=body, headers=self.headers())
         resp.raise_for_status()
 
+    async def running(self, project: str, deployment: str) -> set[str] | None:
+        """The job ids of the replica set's live replicas; None when the set does not exist."""
+        resp = await self._http.get(f"{self.url}/projects/{project}/replica-sets/{replica_set_name(deployment)}",
+                                    headers=self.headers())
+        if resp.status_code == 404:
+            return None
+        resp.raise_for_status()
+        return {r["job_id"] for r in resp.json().get("running", [])}
+
     async def delete(self, project: str, deployment: str) -> None:
         resp = await self._http.delete(f"{self.url}/projects/{project}/replica-sets/{replica_set_name(deployment)}",
                                        headers=self.headers())
@@ -91,6 +100,47 @@ class Reconciler:
                 continue
             self.pushed[(project, name)] = want
         return failed
+
+
+class ReplicaSweeper:
+    """A replica killed (SIGKILL, a lost machine) cannot say it stopped: its job ending is what
+    the scheduler sees. Each pass compares the managed replicas that last said ``started`` with
+    the replica set's live jobs (replica id = job id) and records ``deployment.replica_stopped``
+    for those whose job is gone. Returns True while there are managed replicas to watch (so the
+    background loop runs it again after a second)."""
+
+    def __init__(self, store: DeploymentsStore, client: ReplicaSetClient, execute: Callable[..., Any]) -> None:
+        self.store = store
+        self.client = client
+        self.execute = execute
+
+    async def sweep(self) -> bool:
+        watching = False
+        for project, name, _seq, state in await asyncio.to_thread(self.store.every_deployment):
+            started = {rid: r for rid, r in state["replicas_seen"].items()
+                       if r.get("managed") and r["state"] == "started"}
+            if state["deleted"] or not started:
+                continue
+            watching = True
+            try:
+                live = await self.client.running(project, name)
+            except httpx.HTTPError as err:
+                log.warning("deployment=%s/%s cannot list its replicas: %s", project, name, err)
+                continue
+            for rid, report in started.items():
+                if live is not None and rid in live:
+                    continue
+                try:
+                    await self.execute(CommandContext(actor="service:deployments"), project=project,
+                                       aggregate="deployment", aggregate_id=name,
+                                       decide=lambda s, n=name, r=rid, u=report["url"], v=report["version"]:
+                                       domain.report_replica(s, name=n, replica_id=r, url=u, version=v,
+                                                             status="stopped", managed=True,
+                                                             reason="its job ended without a report "
+                                                                    "(killed, crashed or its agent lost)"))
+                except CairnError as err:
+                    log.warning("deployment=%s/%s replica %s: %s", project, name, rid, err)
+        return watching
 
 
 class AliasFollower:

@@ -1,10 +1,13 @@
 """A deployment's replicas, end to end on a real agent: the deployments service puts its replica
 set, the scheduler runs ``cairn serve --deployment`` as long-lived jobs on the agent, each replica
-reports itself and answers with the deployment's version; scaling adds a replica, deleting the
+reports itself and answers with the deployment's version; a replica killed with SIGKILL is
+replaced and recorded as stopped; scaling adds a replica, deleting the
 deployment removes the replica set and stops them."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import httpx
@@ -46,6 +49,21 @@ def test_replicas_run_on_agents_report_and_answer(platform: Platform, agents: Ag
     answer = httpx.post(f"{replica['url']}/invocations", json=BODY, headers=platform.headers, timeout=30)
     assert answer.status_code == 200 and answer.json()["predictions"] == [7]
     assert answer.headers["X-Model-Version"] == "1"
+
+    # SIGKILL: the replica cannot say it stopped; its job ends, the scheduler starts another,
+    # and the deployment records the old one stopped and counts the new one
+    pid = httpx.get(f"{replica['url']}/healthz", timeout=10).json()["pid"]
+    os.kill(pid, signal.SIGKILL)
+
+    def replaced() -> list[dict] | None:
+        reports = {r["replica_id"]: r for r in deployments.replicas(PROJECT, "web")}
+        if reports[replica["replica_id"]]["state"] != "stopped":
+            return None
+        return started(deployments, 1)
+
+    [again] = wait_until(replaced, timeout=120, what="the killed replica replaced")
+    assert again["replica_id"] != replica["replica_id"]
+    assert deployments.list(PROJECT)["deployments"][0]["replicas"] == {"healthy": 1, "total": 1}
 
     deployments.scale(PROJECT, "web", 2)  # one agent: the two replicas share it
     both = wait_until(lambda: started(deployments, 2), timeout=120, what="a second replica")

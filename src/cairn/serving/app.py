@@ -10,6 +10,7 @@ authenticates in front of the endpoint.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 import uuid
@@ -232,7 +233,7 @@ def create_app(runtime: Runtime, options: ServeOptions, sink: InferenceSink | No
                             headers=headers)
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "pid": os.getpid()})
 
     async def readyz(request: Request) -> Response:
         slot = runtime.primary

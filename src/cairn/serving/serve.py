@@ -144,6 +144,7 @@ def run_serve(*, ref: str | None, project: str | None, deployment: str | None, h
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
     replica = os.environ.get("CAIRN_REPLICA_ID") or uuid.uuid4().hex[:12]
+    managed = bool(os.environ.get("CAIRN_REPLICA_SET"))  # a job of the deployment's replica set
     url = f"http://{os.environ.get('CAIRN_HOST_ADDRESS') or host}:{bound}"
     try:  # load before listening: a model that cannot load is a clear error, never a traceback
         source.preloaded[plan[0]] = source(plan[0])
@@ -152,7 +153,8 @@ def run_serve(*, ref: str | None, project: str | None, deployment: str | None, h
         if deployment:  # the deployment records replica_failed with the reason (the scheduler restarts us)
             try:
                 client.request("PUT", f"{dep_path}/replicas/{replica}", json={
-                    "url": url, "version": plan[0], "state": "failed", "reason": message[:2000]})
+                    "url": url, "version": plan[0], "state": "failed", "reason": message[:2000],
+                    "managed": managed})
             except Exception as report_err:  # noqa: BLE001 - the load failure is what matters here
                 log.warning("cannot report the failure: %s", report_err)
         raise click.ClickException(f"{model_name} version {plan[0]} cannot be served: {message}") from None
@@ -166,7 +168,8 @@ def run_serve(*, ref: str | None, project: str | None, deployment: str | None, h
             return
         try:
             await asyncio.to_thread(client.request, "PUT", f"{dep_path}/replicas/{replica}",
-                                    json={"url": url, "version": version, "state": state, "reason": reason})
+                                    json={"url": url, "version": version, "state": state, "reason": reason,
+                                          "managed": managed})
         except Exception as err:  # noqa: BLE001 - reporting must not stop serving
             log.warning("cannot report replica state %s: %s", state, err)
 
