@@ -4,7 +4,7 @@ Workload (issue 19): one scikit-learn RandomForestClassifier (100 trees, 20 feat
 serving_model.py builds it identically in both venvs) served on loopback and loaded by an asyncio +
 aiohttp generator in this process: N keep-alive clients each POST ``/invocations`` back to back
 (``dataframe_split`` bodies of 1 or 100 rows) for ``--duration`` seconds after a ``--warmup``.
-Reported per side and level: requests/s, rows/s, p50/p99 latency, non-200 answers.
+Reported per side and level: requests/s, rows/s, p50/p99 latency, failed requests (not 200, or no answer).
 
 - MLflow (side venv, see mlflow_side.py): ``mlflow.sklearn.save_model``, then
   ``mlflow models serve -m DIR --env-manager local`` (its default: 1 uvicorn worker).
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform as pyplatform
@@ -76,6 +77,21 @@ mlflow.sklearn.save_model(model, sys.argv[2], input_example=frame.head(5),
 
 
 # --- servers -----------------------------------------------------------------------------------------
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the processes of group ``pgid`` (Linux /proc):
+    a server and any workers it forked, since each is started in a session of its own."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = text[text.rfind(")") + 2:].split()
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _stop(proc: subprocess.Popen[Any]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -102,8 +118,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[Any], log: Path, timeout: float
 
 
 @contextmanager
-def mlflow_serving(workdir: Path, timeout: float = 180.0) -> Iterator[tuple[str, str]]:
-    """Save the model with MLflow (side venv) and serve it; yields (url, mlflow version)."""
+def mlflow_serving(workdir: Path, timeout: float = 180.0) -> Iterator[tuple[str, int, str]]:
+    """Save the model with MLflow (side venv) and serve it; yields (url, process group, mlflow version)."""
     python = side_venv()
     model_dir = workdir / "mlflow-model"
     subprocess.run([str(python), "-c", MLFLOW_SAVE, str(HERE), str(model_dir)], check=True)
@@ -118,14 +134,15 @@ def mlflow_serving(workdir: Path, timeout: float = 180.0) -> Iterator[tuple[str,
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_ready(f"{url}/ping", proc, log, timeout)
-        yield url, mlflow_version(python)
+        yield url, proc.pid, mlflow_version(python)
     finally:
         _stop(proc)
 
 
 @contextmanager
-def cairn_serving(plat: Platform, workdir: Path, *args: str, timeout: float = 120.0) -> Iterator[str]:
-    """``cairn serve --port 0 ARGS`` against ``plat``; yields the URL it prints once listening."""
+def cairn_serving(plat: Platform, workdir: Path, *args: str, timeout: float = 120.0) -> Iterator[tuple[str, int]]:
+    """``cairn serve --port 0 ARGS`` against ``plat``; yields (the URL it prints once listening,
+    its process group)."""
     env = {**os.environ, "CAIRN_URL": plat.gateway, "CAIRN_TOKEN": plat.token,
            "CAIRN_MODEL_CACHE": str(workdir / "model-cache"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "cairn.cli.main", "serve", "--port", "0", *args], env=env,
@@ -148,20 +165,24 @@ def cairn_serving(plat: Platform, workdir: Path, *args: str, timeout: float = 12
     try:
         if not found.wait(timeout) or not url:
             raise RuntimeError("cairn serve did not start:\n" + "".join(lines[-40:]))
-        yield url[0]
+        yield url[0], proc.pid
     finally:
         _stop(proc)
 
 
 # --- load --------------------------------------------------------------------------------------------
-async def _load(url: str, body: bytes, clients: int, duration: float, warmup: float) -> dict[str, Any]:
+async def _load(url: str, pgid: int, body: bytes, clients: int, duration: float, warmup: float) -> dict[str, Any]:
     """``clients`` keep-alive clients posting ``body`` back to back; counts what starts and ends
-    inside the measured window (after the warm-up)."""
+    inside the measured window (after the warm-up), and the CPU the server's process group and
+    this generator used in it (100 = one core busy)."""
     latencies: list[float] = []
     errors = [0]
     loop = asyncio.get_running_loop()
     begin = loop.time() + warmup
     end = begin + duration
+    cpu: list[tuple[float, float]] = []
+    for at in (begin, end):
+        loop.call_at(at, lambda: cpu.append((group_cpu_s(pgid), time.process_time())))
     headers = {"Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=clients, limit_per_host=clients)
     timeout = aiohttp.ClientTimeout(total=60)
@@ -172,9 +193,12 @@ async def _load(url: str, body: bytes, clients: int, duration: float, warmup: fl
                 started = loop.time()
                 if started >= end:
                     return
-                async with session.post(url, data=body, headers=headers) as resp:
-                    await resp.read()
-                    status = resp.status
+                try:
+                    async with session.post(url, data=body, headers=headers) as resp:
+                        await resp.read()
+                        status = resp.status
+                except (aiohttp.ClientError, asyncio.TimeoutError):  # counted, and the client goes on
+                    status = 0
                 finished = loop.time()
                 if started >= begin and finished <= end:
                     latencies.append(finished - started)
@@ -188,16 +212,17 @@ async def _load(url: str, body: bytes, clients: int, duration: float, warmup: fl
     def pct(p: float) -> float:
         return latencies[min(count - 1, int(p * count))] * 1e3 if count else float("nan")
 
+    (srv0, gen0), (srv1, gen1) = cpu
     return {"requests": count, "rps": count / duration, "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-            "errors": errors[0]}
+            "errors": errors[0], "srv_cpu": 100 * (srv1 - srv0) / duration, "gen_cpu": 100 * (gen1 - gen0) / duration}
 
 
-def measure(url: str, bodies: dict[int, bytes], clients: list[int], duration: float,
+def measure(url: str, pgid: int, bodies: dict[int, bytes], clients: list[int], duration: float,
             warmup: float) -> dict[tuple[int, int], dict[str, Any]]:
     out = {}
     for rows, body in bodies.items():
         for n in clients:
-            result = asyncio.run(_load(f"{url}/invocations", body, n, duration, warmup))
+            result = asyncio.run(_load(f"{url}/invocations", pgid, body, n, duration, warmup))
             result["rows_s"] = result["rps"] * rows
             out[(n, rows)] = result
     return out
@@ -228,11 +253,11 @@ def bare_predict(model: Any, frame: Any, rows: list[int], budget_s: float = 2.0)
 # --- report ------------------------------------------------------------------------------------------
 def print_table(results: dict[str, dict[tuple[int, int], dict[str, Any]]]) -> None:
     print(f"\n{'side':<22}{'clients':>8}{'rows':>6}{'req/s':>10}{'rows/s':>11}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'non-200':>9}")
+          f"{'failed':>8}{'srv cpu%':>10}{'gen cpu%':>10}")
     for side, cells in results.items():
         for (n, rows), r in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             print(f"{side:<22}{n:>8}{rows:>6}{r['rps']:>10,.0f}{r['rows_s']:>11,.0f}{r['p50_ms']:>9.2f}"
-                  f"{r['p99_ms']:>9.2f}{r['errors']:>9}")
+                  f"{r['p99_ms']:>9.2f}{r['errors']:>8}{r['srv_cpu']:>10.0f}{r['gen_cpu']:>10.0f}")
 
 
 def print_ratios(results: dict[str, dict[tuple[int, int], dict[str, Any]]], bare: dict[int, float]) -> None:
@@ -249,15 +274,15 @@ def print_ratios(results: dict[str, dict[tuple[int, int], dict[str, Any]]], bare
     for rows, ms in sorted(bare.items()):
         parts = [f"{side} {cells[(1, rows)]['p50_ms'] - ms:.2f} ms" for side, cells in results.items()
                  if (1, rows) in cells]
-        print(f"  {rows:>4} rows: bare predict {ms:.2f} ms; " + ", ".join(parts))
+        print(f"  {rows:>4} rows: bare predict {ms:.2f} ms" + ("; " + ", ".join(parts) if parts else ""))
 
 
 # --- sides -------------------------------------------------------------------------------------------
 def run_mlflow(workdir: Path, bodies: dict[int, bytes], clients: list[int], duration: float,
                warmup: float) -> tuple[dict[tuple[int, int], dict[str, Any]], str, list[Any]]:
-    with mlflow_serving(workdir) as (url, version):
+    with mlflow_serving(workdir) as (url, pgid, version):
         check = answers(url, bodies[max(bodies)])
-        return measure(url, bodies, clients, duration, warmup), version, check
+        return measure(url, pgid, bodies, clients, duration, warmup), version, check
 
 
 def run_cairn(workdir: Path, frame: Any, model: Any, bodies: dict[int, bytes], clients: list[int],
@@ -268,19 +293,33 @@ def run_cairn(workdir: Path, frame: Any, model: Any, bodies: dict[int, bytes], c
             version = int(run.log_model(model, MODEL, input_example=frame.head(5))["version"])
         out["check"] = []
         for side, extra in (("cairn", ()), ("cairn batched", ("--max-batch", "64", "--max-wait-ms", "2"))):
-            with cairn_serving(plat, workdir, "-p", PROJECT, f"{MODEL}/{version}", "--public", *extra) as url:
+            with cairn_serving(plat, workdir, "-p", PROJECT, f"{MODEL}/{version}", "--public", *extra) as (url, pgid):
                 out["check"].append(answers(url, bodies[max(bodies)]))
-                out["results"][side] = measure(url, bodies, clients, duration, warmup)
+                out["results"][side] = measure(url, pgid, bodies, clients, duration, warmup)
         if logging:
-            deployments = Deployments(client)
-            top = max(clients)
-            for name, rate in (("logging-off", 0.0), ("logging-on", 1.0)):
-                deployments.create(PROJECT, name, environment="dev", model=MODEL, version=version, replicas=0,
-                                   sample_rate=rate, batching={"max_batch": 64, "max_wait_ms": 2}, public=True)
-                with cairn_serving(plat, workdir, "--deployment", f"{PROJECT}/{name}") as url:
-                    out[name] = measure(url, {1: bodies[1]}, [top], duration, warmup)[(top, 1)]
-                out[f"{name}-logged"] = len(deployments.requests(PROJECT, name, since="1h", limit=100)
-                                            .get("requests", []))
+            out.update(run_logging(plat, client, workdir, version, bodies[1], max(clients), duration, warmup))
+    return out
+
+
+def run_logging(plat: Platform, client: Client, workdir: Path, version: int, body: bytes, clients: int,
+                duration: float, warmup: float) -> dict[str, Any]:
+    """Two replicas of two deployments of one version, sampling 0% and 100%, both up at once and
+    measured in the order off, on, on, off so that a drift in the machine's load hits both alike."""
+    deployments = Deployments(client)
+    servers = {}
+    with contextlib.ExitStack() as stack:
+        for name, rate in (("logging-off", 0.0), ("logging-on", 1.0)):
+            deployments.create(PROJECT, name, environment="dev", model=MODEL, version=version, replicas=0,
+                               sample_rate=rate, batching={"max_batch": 64, "max_wait_ms": 2}, public=True)
+            servers[name] = stack.enter_context(cairn_serving(plat, workdir, "--deployment", f"{PROJECT}/{name}"))
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+        for name in ("logging-off", "logging-on", "logging-on", "logging-off"):
+            url, pgid = servers[name]
+            runs[name].append(measure(url, pgid, {1: body}, [clients], duration, warmup)[(clients, 1)])
+    out: dict[str, Any] = {}
+    for name, cells in runs.items():
+        out[name] = {key: statistics.fmean(cell[key] for cell in cells) for key in ("rps", "p99_ms", "srv_cpu")}
+        out[f"{name}-logged"] = deployments.requests(PROJECT, name, since="1h", limit=1000)["count"]
     return out
 
 
@@ -324,11 +363,12 @@ def main() -> None:
     if not args.no_logging:
         on, off = c["logging-on"], c["logging-off"]
         top = max(clients)
-        print(f"\ninference logging ({top} clients, 1 row, deployment mode, batching 64/2): "
-              f"sample 100% {on['rps']:,.0f} req/s (p99 {on['p99_ms']:.2f} ms), "
-              f"0% {off['rps']:,.0f} req/s (p99 {off['p99_ms']:.2f} ms); on/off {on['rps'] / off['rps']:.2f} "
-              f"(target >= 0.90); requests in the log after: on {c['logging-on-logged']}, "
-              f"off {c['logging-off-logged']} (query limit 100)")
+        print(f"\ninference logging ({top} clients, 1 row, deployment mode, batching 64/2, mean of 2 runs each, "
+              f"order off-on-on-off):\n  sample 100%: {on['rps']:,.0f} req/s, p99 {on['p99_ms']:.2f} ms, "
+              f"server cpu {on['srv_cpu']:.0f}%\n  sample   0%: {off['rps']:,.0f} req/s, p99 {off['p99_ms']:.2f} ms, "
+              f"server cpu {off['srv_cpu']:.0f}%\n  throughput on/off {on['rps'] / off['rps']:.2f} (target >= 0.90); "
+              f"sampled requests readable from the log: on {c['logging-on-logged']}, off {c['logging-off-logged']} "
+              f"(a page holds at most 1000)")
 
 
 if __name__ == "__main__":
