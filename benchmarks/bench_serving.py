@@ -4,7 +4,8 @@ Workload (issue 19): one scikit-learn RandomForestClassifier (100 trees, 20 feat
 serving_model.py builds it identically in both venvs) served on loopback and loaded by an asyncio +
 aiohttp generator in this process: N keep-alive clients each POST ``/invocations`` back to back
 (``dataframe_split`` bodies of 1 or 100 rows) for ``--duration`` seconds after a ``--warmup``.
-Reported per side and level: requests/s, rows/s, p50/p99 latency, failed requests (not 200, or no answer).
+Reported per side and level: requests/s, rows/s, p50/p99 latency, failed requests (not 200, or no
+answer), and the CPU the server's process group and the generator used in the window (100 = a core).
 
 - MLflow (side venv, see mlflow_side.py): ``mlflow.sklearn.save_model``, then
   ``mlflow models serve -m DIR --env-manager local`` (its default: 1 uvicorn worker).
@@ -13,8 +14,9 @@ Reported per side and level: requests/s, rows/s, p50/p99 latency, failed request
   with ``run.log_model`` and served ``--public``, without batching and with ``--max-batch 64
   --max-wait-ms 2``. Both servers are one process.
 - Inference logging: two deployments of the same version (replicas 0, batching 64/2, public),
-  sample_rate 1.0 and 0.0, each served by ``cairn serve --deployment`` started here; the samples
-  travel through the gateway and the deployments service to the ``CAIRN_INFERENCE`` stream.
+  sample_rate 1.0 and 0.0, each served by ``cairn serve --deployment`` started here (both up, measured
+  off, on, on, off); the samples travel through the gateway and the deployments service to the
+  ``CAIRN_INFERENCE`` stream, and the sampled requests readable back are counted.
 - Bare ``model.predict`` on 1 and 100 rows (DataFrame in, median of many calls): serving
   overhead = p50 at 1 client - bare predict.
 
