@@ -11,9 +11,9 @@ answer), and the CPU the server's process group and the generator used in the wi
   ``mlflow models serve -m DIR --env-manager local`` (its default: 1 uvicorn worker).
 - Cairn: ``cairn serve`` loads models through a platform's registry (it has no local-directory
   mode), so a platform is started as the tests do (tests/platform_harness.py), the model is logged
-  with ``run.log_model`` and served ``--public``, without batching and with ``--max-batch 64
-  --max-wait-ms 2``. Both servers are one process.
-- Inference logging: two deployments of the same version (replicas 0, batching 64/2, public),
+  with ``run.log_model`` and served ``--public``, without batching and with ``--max-batch 512
+  --max-wait-ms 2`` (rows per model call). Both servers are one process.
+- Inference logging: two deployments of the same version (replicas 0, batching 512/2, public),
   sample_rate 1.0 and 0.0, each served by ``cairn serve --deployment`` started here (both up, measured
   off, on, on, off); the samples travel through the gateway and the deployments service to the
   ``CAIRN_INFERENCE`` stream, and the sampled requests readable back are counted.
@@ -64,6 +64,7 @@ from cairn.sdk.run import start_run  # noqa: E402
 from platform_harness import Platform, running  # noqa: E402
 
 PROJECT, MODEL = "bench-serving", "forest"
+MAX_BATCH = 512  # rows per model call when batching: five 100-row requests, or 512 single rows
 LISTENING = re.compile(r"serving \S+ version \d+ on (http://\S+)")
 
 MLFLOW_SAVE = r'''
@@ -294,7 +295,7 @@ def run_cairn(workdir: Path, frame: Any, model: Any, bodies: dict[int, bytes], c
         with start_run(PROJECT, client=client, system_metrics=False, record_environment=False) as run:
             version = int(run.log_model(model, MODEL, input_example=frame.head(5))["version"])
         out["check"] = []
-        for side, extra in (("cairn", ()), ("cairn batched", ("--max-batch", "64", "--max-wait-ms", "2"))):
+        for side, extra in (("cairn", ()), ("cairn batched", ("--max-batch", str(MAX_BATCH), "--max-wait-ms", "2"))):
             with cairn_serving(plat, workdir, "-p", PROJECT, f"{MODEL}/{version}", "--public", *extra) as (url, pgid):
                 out["check"].append(answers(url, bodies[max(bodies)]))
                 out["results"][side] = measure(url, pgid, bodies, clients, duration, warmup)
@@ -312,7 +313,7 @@ def run_logging(plat: Platform, client: Client, workdir: Path, version: int, bod
     with contextlib.ExitStack() as stack:
         for name, rate in (("logging-off", 0.0), ("logging-on", 1.0)):
             deployments.create(PROJECT, name, environment="dev", model=MODEL, version=version, replicas=0,
-                               sample_rate=rate, batching={"max_batch": 64, "max_wait_ms": 2}, public=True)
+                               sample_rate=rate, batching={"max_batch": MAX_BATCH, "max_wait_ms": 2}, public=True)
             servers[name] = stack.enter_context(cairn_serving(plat, workdir, "--deployment", f"{PROJECT}/{name}"))
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
         for name in ("logging-off", "logging-on", "logging-on", "logging-off"):
