@@ -366,7 +366,7 @@ def main() -> None:
     if not args.no_logging:
         on, off = c["logging-on"], c["logging-off"]
         top = max(clients)
-        print(f"\ninference logging ({top} clients, 1 row, deployment mode, batching 64/2, mean of 2 runs each, "
+        print(f"\ninference logging ({top} clients, 1 row, deployment mode, batching {MAX_BATCH}/2, mean of 2 runs each, "
               f"order off-on-on-off):\n  sample 100%: {on['rps']:,.0f} req/s, p99 {on['p99_ms']:.2f} ms, "
               f"server cpu {on['srv_cpu']:.0f}%\n  sample   0%: {off['rps']:,.0f} req/s, p99 {off['p99_ms']:.2f} ms, "
               f"server cpu {off['srv_cpu']:.0f}%\n  throughput on/off {on['rps'] / off['rps']:.2f} (target >= 0.90); "
