@@ -27,12 +27,15 @@ Loader = Callable[[int], tuple[LoadedModel, dict[str, Any]]]  # version -> (mode
 
 
 class Batcher:
-    """Groups concurrent requests into one model call: the first request waits up to
-    ``max_wait_s`` for others until ``max_batch`` rows are queued; answers are split back by row."""
+    """Groups concurrent requests into one model call: everything queued while the model was busy
+    goes in the next call, up to ``max_batch`` rows, and while calls are being shared (the last one
+    served more than one request) the first request also waits up to ``max_wait_s`` for others.
+    A lone client never waits: its calls serve one request each. Answers are split back by row."""
 
     def __init__(self, model: LoadedModel, max_batch: int, max_wait_s: float, metrics: Metrics) -> None:
         self.model, self.max_batch, self.max_wait_s, self.metrics = model, max_batch, max_wait_s, metrics
         self.queue: asyncio.Queue[tuple[pd.DataFrame, asyncio.Future[list[Any]]]] = asyncio.Queue()
+        self.last_requests = 1  # requests the last model call served
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def submit(self, frame: pd.DataFrame) -> list[Any]:
@@ -45,7 +48,7 @@ class Batcher:
         while True:
             items = [await self.queue.get()]
             rows = len(items[0][0])
-            deadline = loop.time() + self.max_wait_s
+            deadline = loop.time() + (self.max_wait_s if self.last_requests > 1 else 0.0)
             while rows < self.max_batch:
                 try:
                     item = self.queue.get_nowait()
@@ -59,6 +62,7 @@ class Batcher:
                         break
                 items.append(item)
                 rows += len(item[0])
+            self.last_requests = len(items)
             await self._call(items)
 
     async def _call(self, items: list[tuple[pd.DataFrame, asyncio.Future[list[Any]]]]) -> None:
