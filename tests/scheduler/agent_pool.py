@@ -86,3 +86,12 @@ def wait_until(check: Callable[[], object], timeout: float = 60.0, what: str = "
             return value
         time.sleep(0.1)
     raise TimeoutError(f"timed out waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"

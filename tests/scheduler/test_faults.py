@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from agent_pool import wait_until
+from agent_pool import alive, wait_until
 
 from cairn.sdk.client import Client
 
@@ -25,14 +25,6 @@ FAMILY = textwrap.dedent('''
     print("family started", flush=True)
     time.sleep(600)
 ''')
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
 
 
 def family_job(tmp_path: Path, queue: str, **extra: object) -> tuple[dict, Path]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agent_pool import Agents, wait_until
+from agent_pool import Agents, alive, wait_until
 
 from cairn.sdk.client import Client
 
@@ -36,14 +36,6 @@ def http(platform: Platform) -> httpx.Client:
     with httpx.Client(base_url=f"{platform.gateway}/api/v1/scheduler", headers=platform.headers,
                       timeout=30) as c:
         yield c
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
 
 
 def running(http: httpx.Client, project: str, name: str, count: int) -> list[dict] | None:

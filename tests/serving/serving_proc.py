@@ -93,3 +93,24 @@ def wait_until(check: Callable[[], Any], deadline_s: float = 60, what: str = "co
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+ANSWER_SIGNATURE = [{"name": "x", "type": "double"}]
+
+
+def log_answer_versions(client: Any, project: str, src: Path, *, broken: bool = False) -> None:
+    """Model ``answer`` in ``project``: versions 1 and 2 are Python ``predict(batch)`` modules that
+    answer their own number (every answer says which version made it); with ``broken``, version 3
+    cannot be imported."""
+    from cairn.sdk.run import start_run
+
+    bodies = {1: "def predict(batch):\n    return [1] * len(batch)\n",
+              2: "def predict(batch):\n    return [2] * len(batch)\n"}
+    if broken:
+        bodies[3] = "raise RuntimeError('broken on purpose')\n"
+    with start_run(project, client=client, system_metrics=False, record_environment=False) as run:
+        for number, text in bodies.items():
+            module = src / f"v{number}" / "predict.py"
+            module.parent.mkdir()
+            module.write_text(text)
+            assert run.log_model(module, "answer", signature=ANSWER_SIGNATURE)["version"] == number

@@ -13,17 +13,15 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from serving_proc import serving, wait_until
+from serving_proc import log_answer_versions, serving, wait_until
 
 from cairn.cli.main import cli
 from cairn.sdk.client import Client
 from cairn.sdk.deployments import Deployments
-from cairn.sdk.run import start_run
 
 pytestmark = pytest.mark.shared_stack
 
 PROJECT = "serve-deployment"
-SIGNATURE = [{"name": "x", "type": "double"}]
 BODY = {"dataframe_split": {"columns": ["x"], "data": [[1.0], [2.0]]}}
 
 
@@ -31,13 +29,7 @@ BODY = {"dataframe_split": {"columns": ["x"], "data": [[1.0], [2.0]]}}
 def client(platform: Any, tmp_path_factory: pytest.TempPathFactory) -> Client:
     """Model ``answer``: versions 1 and 2 answer their number; alias ``production`` on 1."""
     client = Client(platform.gateway, platform.token)
-    src = tmp_path_factory.mktemp("models")
-    with start_run(PROJECT, client=client, system_metrics=False, record_environment=False) as run:
-        for number in (1, 2):
-            module = src / f"v{number}" / "predict.py"
-            module.parent.mkdir()
-            module.write_text(f"def predict(batch):\n    return [{number}] * len(batch)\n")
-            assert run.log_model(module, "answer", signature=SIGNATURE)["version"] == number
+    log_answer_versions(client, PROJECT, tmp_path_factory.mktemp("models"))
     client.set_alias(PROJECT, "answer", "production", 1)
     return client
 

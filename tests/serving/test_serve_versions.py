@@ -11,15 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from serving_proc import run_serve_cli, serving, wait_until
+from serving_proc import log_answer_versions, run_serve_cli, serving, wait_until
 
 from cairn.sdk.client import Client
-from cairn.sdk.run import start_run
 
 pytestmark = pytest.mark.shared_stack
 
 PROJECT = "serve-versions"
-SIGNATURE = [{"name": "x", "type": "double"}]
 BODY = {"dataframe_split": {"columns": ["x"], "data": [[1.0], [2.0]]}}
 
 
@@ -27,17 +25,7 @@ BODY = {"dataframe_split": {"columns": ["x"], "data": [[1.0], [2.0]]}}
 def client(platform: Any, tmp_path_factory: pytest.TempPathFactory) -> Client:
     """Model ``answer``: versions 1 and 2 answer their number; version 3 cannot be imported."""
     client = Client(platform.gateway, platform.token)
-    src = tmp_path_factory.mktemp("models")
-    with start_run(PROJECT, client=client, system_metrics=False, record_environment=False) as run:
-        for number in (1, 2):
-            module = src / f"v{number}" / "predict.py"
-            module.parent.mkdir()
-            module.write_text(f"def predict(batch):\n    return [{number}] * len(batch)\n")
-            assert run.log_model(module, "answer", signature=SIGNATURE)["version"] == number
-        broken = src / "v3" / "predict.py"
-        broken.parent.mkdir()
-        broken.write_text("raise RuntimeError('broken on purpose')\n")
-        assert run.log_model(broken, "answer", signature=SIGNATURE)["version"] == 3
+    log_answer_versions(client, PROJECT, tmp_path_factory.mktemp("models"), broken=True)
     client.set_alias(PROJECT, "answer", "production", 1)
     return client
 
