@@ -235,6 +235,13 @@ class MetricsWriter:
                     await task
                 except asyncio.CancelledError:
                     pass
+        # a pull subscription left open holds the connection's drain (at stop) for its whole timeout
+        sub = getattr(self, "sub", None)
+        if sub is not None:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - stopping anyway; the server drops it with the connection
+                log.debug("metrics writer: unsubscribe at stop failed", exc_info=True)
 
     async def _loop(self) -> None:
         while True:

@@ -1,0 +1,44 @@
+"""Every service stops by itself on SIGTERM, with exit code 0, well before anything would kill
+it: a part left running (a pull subscription that holds the NATS connection's drain, a task that
+is never cancelled) shows as a service that only a SIGKILL stops. The harness kills after 10 s;
+this waits up to 8 s for each, a deadline, not a measurement."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from platform_harness import Platform
+
+DEADLINE_S = 8.0
+
+
+@pytest.fixture()
+def plat(tmp_path: Path) -> Iterator[Platform]:
+    platform = Platform(tmp_path / "platform")
+    try:
+        yield platform.start()
+    finally:
+        platform.stop()
+
+
+def test_every_service_exits_on_sigterm_by_itself(plat: Platform) -> None:
+    # some work first, so that every service has live parts (consumers, writers, loops)
+    with httpx.Client(base_url=f"{plat.gateway}/api/v1", headers=plat.headers, timeout=30) as http:
+        assert http.post("/registry/projects", json={"name": "shutdown"}).status_code == 201
+        run = http.post("/registry/projects/shutdown/runs", json={"name": "r"}).json()
+        assert http.post(f"/metrics/projects/shutdown/runs/{run['id']}/metrics",
+                         json={"batch_id": "b1", "points": [{"key": "loss", "value": 0.5, "step": 1}]}).status_code == 202
+    for proc in plat.procs.values():
+        proc.terminate()
+    codes = {}
+    for name, proc in plat.procs.items():
+        try:
+            codes[name] = proc.wait(timeout=DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            codes[name] = "still running"
+    assert codes == {name: 0 for name in plat.procs}, codes
