@@ -35,13 +35,11 @@ import contextlib
 import json
 import os
 import platform as pyplatform
-import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,9 +51,11 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent / "tests" / "serving"))
 sys.path.insert(0, str(HERE))
 from mlflow_side import _free_port, mlflow_version, side_venv  # noqa: E402
 from serving_model import body_rows, make_model  # noqa: E402
+from serving_proc import listening_url  # noqa: E402
 
 from cairn.sdk.client import Client  # noqa: E402
 from cairn.sdk.deployments import Deployments  # noqa: E402
@@ -65,7 +65,6 @@ from platform_harness import Platform, running  # noqa: E402
 
 PROJECT, MODEL = "bench-serving", "forest"
 MAX_BATCH = 512  # rows per model call when batching: five 100-row requests, or 512 single rows
-LISTENING = re.compile(r"serving \S+ version \d+ on (http://\S+)")
 
 MLFLOW_SAVE = r'''
 import sys
@@ -150,25 +149,9 @@ def cairn_serving(plat: Platform, workdir: Path, *args: str, timeout: float = 12
            "CAIRN_MODEL_CACHE": str(workdir / "model-cache"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "cairn.cli.main", "serve", "--port", "0", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines: list[str] = []
-    found = threading.Event()
-    url: list[str] = []
-
-    def pump() -> None:  # keeps reading after the first line, so the pipe never fills
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            match = LISTENING.search(line)
-            if match and not url:
-                url.append(match.group(1))
-                found.set()
-        found.set()
-
-    threading.Thread(target=pump, daemon=True).start()
     try:
-        if not found.wait(timeout) or not url:
-            raise RuntimeError("cairn serve did not start:\n" + "".join(lines[-40:]))
-        yield url[0], proc.pid
+        url = listening_url(proc, [], timeout)
+        yield url, proc.pid
     finally:
         _stop(proc)
 

@@ -20,7 +20,7 @@ from cairn.kernel.errors import CairnError
 from cairn.kernel.http import command_context
 from cairn.kernel.identity import EDITOR, SIGNED_IN, VIEWER, requires
 from cairn.kernel.ids import PROJECT_NAME_PATTERN
-from cairn.kernel.service import ServiceRuntime
+from cairn.kernel.service import Runtime
 from cairn.services.artifacts.blobs import BlobStore, check_digest
 from cairn.services.artifacts.possession import missing_for, record_possession
 from cairn.services.artifacts.store import ArtifactsStore
@@ -50,10 +50,6 @@ async def blob_store(request: Request) -> BlobStore:
     return request.app.state.blobs
 
 
-async def _runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
-
-
 async def _store(request: Request) -> ArtifactsStore:
     store = request.app.state.runtime.store
     assert isinstance(store, ArtifactsStore)
@@ -61,7 +57,6 @@ async def _store(request: Request) -> ArtifactsStore:
 
 
 Blobs = Annotated[BlobStore, Depends(blob_store)]
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 Store = Annotated[ArtifactsStore, Depends(_store)]
 Ctx = Annotated[CommandContext, Depends(command_context)]
 
@@ -163,6 +158,5 @@ async def get_blob(digest: Digest, blobs: Blobs, request: Request, store: Store,
     headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     return StreamingResponse(_file_chunks(path, start, end, stack), status_code=206,
                              headers=headers, media_type="application/octet-stream")
-
 
 

@@ -18,7 +18,7 @@ from cairn.kernel.commands import CommandContext, Decide
 from cairn.kernel.http import command_context
 from cairn.kernel.identity import ADMIN, EDITOR, VIEWER, caller_of, check_requirement, requires
 from cairn.kernel.ids import ALIAS, ID_PATTERN, PROJECT_NAME_PATTERN, field_pattern
-from cairn.kernel.service import ServiceRuntime
+from cairn.kernel.service import Runtime, ServiceRuntime
 from cairn.services.deployments import domain
 from cairn.services.deployments.store import DeploymentsStore
 from cairn.serving.inference_records import traffic
@@ -34,13 +34,6 @@ EnvName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="environ
 ReplicaId = Annotated[str, Path(pattern=ID_PATTERN, description="the replica's job id")]
 BASE = "/projects/{project}/deployments"
 WINDOW_S = 60.0  # the list's traffic figures cover the last minute of the inference log
-
-
-async def _runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
-
-
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 
 
 def _store(rt: ServiceRuntime) -> DeploymentsStore:

@@ -31,7 +31,7 @@ from cairn.kernel.ids import (
     check_project_name,
     new_id,
 )
-from cairn.kernel.service import ServiceRuntime
+from cairn.kernel.service import Runtime, ServiceRuntime
 from cairn.protocol import ACCESS_SEQUENCE_HEADER
 from cairn.services.registry import domain, run_record
 from cairn.services.registry.run_record_body import RunRecordPut
@@ -52,13 +52,6 @@ TagMap = Annotated[dict[Key, Annotated[str, StringConstraints(max_length=8000)]]
                    Field(max_length=MAX_ENTRIES, description=f"at most {MAX_ENTRIES} tags")]
 ParamMap = Annotated[dict[Key, ParamValue], Field(max_length=MAX_ENTRIES, description=f"at most {MAX_ENTRIES} params")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=FREE_NAME_PATTERN)]
-
-
-async def _runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
-
-
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 
 
 def _store(rt: ServiceRuntime) -> RegistryStore:

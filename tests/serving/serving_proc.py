@@ -51,12 +51,10 @@ def run_serve_cli(platform: Any, cache: Path, *args: str, timeout: float = 120) 
                           env=serve_env(platform, cache), capture_output=True, text=True, timeout=timeout)
 
 
-@contextmanager
-def serving(platform: Any, cache: Path, *args: str, deadline_s: float = 120) -> Iterator[Served]:
-    proc = subprocess.Popen([sys.executable, "-m", "cairn.cli.main", "serve", "--port", "0", *args],
-                            env=serve_env(platform, cache), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    lines: list[str] = []
+def listening_url(proc: subprocess.Popen[str], lines: list[str], deadline_s: float) -> str:
+    """The URL ``cairn serve`` prints once it listens (AssertionError with its output if it does
+    not within ``deadline_s``). Its output keeps being read into ``lines`` afterwards, so the pipe
+    never fills."""
     found = threading.Event()
     url: list[str] = []
 
@@ -71,10 +69,20 @@ def serving(platform: Any, cache: Path, *args: str, deadline_s: float = 120) -> 
         found.set()
 
     threading.Thread(target=pump, daemon=True).start()
+    if not found.wait(deadline_s) or not url:
+        raise AssertionError("cairn serve did not start:\n" + "".join(lines[-40:]))
+    return url[0]
+
+
+@contextmanager
+def serving(platform: Any, cache: Path, *args: str, deadline_s: float = 120) -> Iterator[Served]:
+    proc = subprocess.Popen([sys.executable, "-m", "cairn.cli.main", "serve", "--port", "0", *args],
+                            env=serve_env(platform, cache), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    lines: list[str] = []
     try:
-        if not found.wait(deadline_s) or not url:
-            raise AssertionError("cairn serve did not start:\n" + "".join(lines))
-        yield Served(proc, url[0], {"Authorization": f"Bearer {platform.token}"}, lines)
+        url = listening_url(proc, lines, deadline_s)
+        yield Served(proc, url, {"Authorization": f"Bearer {platform.token}"}, lines)
     finally:
         proc.terminate()
         try:

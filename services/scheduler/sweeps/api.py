@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.commands import CommandContext
@@ -15,7 +15,7 @@ from cairn.kernel.errors import InvalidInput
 from cairn.kernel.http import command_context
 from cairn.kernel.identity import EDITOR, VIEWER, requires
 from cairn.kernel.ids import ID_PATTERN, PROJECT_NAME_PATTERN, new_id
-from cairn.kernel.service import ServiceRuntime
+from cairn.kernel.service import Runtime, ServiceRuntime
 from cairn.services.scheduler.sweeps import domain
 from cairn.services.scheduler.sweeps.projection import SweepQueries
 from cairn.services.scheduler.sweeps.spec import SweepSpec, parse_sweep_spec, trial_job_spec
@@ -31,13 +31,6 @@ EXAMPLE = {"name": "lr-search", "method": "bayes", "seed": 1,
            "max_parallel": 4, "budget": {"max_trials": 40},
            "early_stopping": {"type": "median", "warmup_trials": 5, "min_steps": 3},
            "job": {"command": "python train.py", "params": {"epochs": 20}}}
-
-
-async def _runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
-
-
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 
 
 def _queries(rt: ServiceRuntime) -> SweepQueries:

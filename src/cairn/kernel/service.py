@@ -9,10 +9,10 @@ import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from cairn.kernel.allocator import tune_allocator
 from cairn.kernel.bodylimit import BodyLimit, BodyLimits
@@ -89,6 +89,15 @@ class ServiceRuntime:
             "parked": self.runner.parked_count(),
             "pid": os.getpid(),
         }
+
+
+async def current_runtime(request: Request) -> ServiceRuntime:
+    """The service's :class:`ServiceRuntime`, as a FastAPI dependency (``Runtime`` below)."""
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+Runtime = Annotated[ServiceRuntime, Depends(current_runtime)]
 
 
 def create_service_app(
