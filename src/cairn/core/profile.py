@@ -109,15 +109,21 @@ def _column_spec(column: Any, index: int) -> tuple[str, list[tuple[Any, Any, int
     if isinstance(column, pa.ChunkedArray | pa.Array):
         name = _ARROW_TYPES.get(column.type)
         if name is None:
-            raise TypeError(f"column {index}: Arrow type {column.type} is not numeric; expected {_ACCEPTED}")
+            raise TypeError(
+                f"column {index}: Arrow type {column.type} is not numeric; expected {_ACCEPTED}"
+            )
         chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
         return name, _arrow_pieces(chunks, index)
     if isinstance(column, np.ndarray):
         if column.ndim != 1:
-            raise ValueError(f"column {index}: a numpy column must be 1-D, got shape {column.shape}")
+            raise ValueError(
+                f"column {index}: a numpy column must be 1-D, got shape {column.shape}"
+            )
         name = _NUMPY_TYPES.get(column.dtype.newbyteorder("="))
         if name is None:
-            raise TypeError(f"column {index}: dtype {column.dtype} is not numeric; expected {_ACCEPTED}")
+            raise TypeError(
+                f"column {index}: dtype {column.dtype} is not numeric; expected {_ACCEPTED}"
+            )
         if not column.dtype.isnative or not column.flags.c_contiguous:
             column = np.ascontiguousarray(column, dtype=column.dtype.newbyteorder("="))
         return name, [(column, None, 0, len(column))]
