@@ -4,13 +4,38 @@
 #include <string>
 
 #include "aggregate_internal.hpp"
-#include "bin_finder.hpp"
 
 namespace cairn::agg {
 
 namespace {
 
-using cairn::detail::BinFinder;
+// Finds the bin of a value inside [edges[0], edges[nedges-1]). When the edges are (nearly) evenly
+// spaced, the bin is guessed arithmetically and then corrected against the edges themselves, so
+// the answer is exactly the binary search's; otherwise it is a binary search.
+struct BinFinder {
+  const double* edges;
+  int64_t nedges;
+  bool uniform;
+  double lo, scale;
+
+  BinFinder(const double* e, int64_t n) : edges(e), nedges(n), lo(e[0]) {
+    const double width = (e[n - 1] - e[0]) / static_cast<double>(n - 1);
+    scale = 1.0 / width;
+    uniform = true;
+    for (int64_t k = 0; k < n && uniform; ++k) {
+      uniform = std::fabs(e[k] - (lo + static_cast<double>(k) * width)) <= 1e-6 * width;
+    }
+  }
+
+  int64_t operator()(double v) const {  // lo <= v < edges[nedges-1]
+    if (!uniform) return (std::upper_bound(edges, edges + nedges, v) - edges) - 1;
+    int64_t b = static_cast<int64_t>((v - lo) * scale);
+    b = std::min(std::max(b, int64_t{0}), nedges - 2);
+    while (v < edges[b]) --b;
+    while (v >= edges[b + 1]) ++b;
+    return b;
+  }
+};
 
 // Counts for one segment's (piece of) values, written into the given row.
 template <class T>

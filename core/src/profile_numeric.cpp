@@ -12,7 +12,6 @@
 #include <type_traits>
 
 #include "aggregate_internal.hpp"
-#include "bin_finder.hpp"
 #include "cairn/profile.hpp"
 
 namespace cairn::profile {
@@ -38,12 +37,18 @@ struct Counts {
   std::vector<int64_t> pos, neg, hist;
 };
 
-// Per-thread dense bucket counts (index k - min_index), zeroed again after each task.
+// Per-thread scratch: dense sketch counts laid out [neg buckets | zero | pos buckets] (bucket k of
+// a sign at k - min_index inside its block), zeroed again after each task; the histogram; a block's
+// compacted values.
 struct Scratch {
-  std::vector<int64_t> pos, neg;
+  std::vector<int64_t> sketch;
   std::vector<int64_t> hist;
   double buf[kBlock];
 };
+
+// Copies of the histogram that consecutive values count into, so that runs of values in the same
+// bin do not wait on each other's increments.
+constexpr int64_t kHistLanes = 4;
 
 // Adds src (buckets src_offset ..) into the sparse run dst (buckets dst_offset ..), growing it.
 void add_run(std::vector<int64_t>& dst, int64_t& dst_offset, int64_t src_offset, const int64_t* src, int64_t len) {
@@ -64,13 +69,15 @@ void add_run(std::vector<int64_t>& dst, int64_t& dst_offset, int64_t src_offset,
   for (int64_t i = 0; i < len; ++i) dst[static_cast<size_t>(src_offset - dst_offset + i)] += src[i];
 }
 
-// Moves the non-empty range of a dense bucket array into `into` and zeroes it for the next task.
-void drain(std::vector<int64_t>& dense, int32_t min_index, std::vector<int64_t>& into, int64_t& into_offset) {
+// Moves the non-empty range of dense bucket counts into `into` and zeroes it for the next task.
+void drain(int64_t* dense, int64_t len, int32_t min_index, std::vector<int64_t>& into, int64_t& into_offset) {
   const auto nonzero = [](int64_t c) { return c != 0; };
-  const auto first = std::find_if(dense.begin(), dense.end(), nonzero);
-  if (first == dense.end()) return;
-  const auto last = std::find_if(dense.rbegin(), dense.rend(), nonzero).base();
-  add_run(into, into_offset, (first - dense.begin()) + min_index, &*first, last - first);
+  int64_t* const end = dense + len;
+  int64_t* first = std::find_if(dense, end, nonzero);
+  if (first == end) return;
+  int64_t* last = end;
+  while (last[-1] == 0) --last;
+  add_run(into, into_offset, (first - dense) + min_index, first, last - first);
   std::fill(first, last, int64_t{0});
 }
 
@@ -115,34 +122,73 @@ int64_t compact_any(ValueType type, const Piece& p, int64_t a, int64_t len, doub
   throw std::logic_error("unknown value type");
 }
 
-// Number of edges <= v, with the arithmetic guess of BinFinder for evenly spaced edges.
-struct EdgeCounter {
-  const double* edges;
-  int64_t n;
-  detail::BinFinder finder;
-
-  EdgeCounter(const double* e, int64_t count) : edges(e), n(count), finder(e, count) {}
-
-  int64_t operator()(double v) const {
-    if (n == 0 || v < edges[0]) return 0;
-    if (v >= edges[n - 1]) return n;
-    return 1 + finder(v);
+// Number of edges <= v. The idea of agg's BinFinder (guess arithmetically, then correct against the
+// edges themselves, so the answer is exactly a binary search's) made to work for uneven edges such
+// as quantiles: a grid of kCellsPerEdge cells per edge over [e0, e_last) remembers how many edges
+// lie at or below each cell's lower end; the guess for v is its cell's entry, and the correction
+// steps are almost always a single comparison each way, without mispredicted branches.
+class EdgeCounter {
+ public:
+  EdgeCounter(const double* e, int64_t n) : e_(e), n_(n) {
+    if (n < 2 || !std::isfinite(e[0]) || !std::isfinite(e[n - 1]) || !(e[n - 1] > e[0])) return;
+    lo_ = e[0];
+    const int64_t cells = kCellsPerEdge * n;
+    scale_ = static_cast<double>(cells) / (e[n - 1] - e[0]);
+    if (!std::isfinite(scale_)) return;
+    last_cell_ = cells - 1;
+    first_.resize(static_cast<size_t>(cells));
+    for (int64_t c = 0; c < cells; ++c) {
+      const double lower = lo_ + static_cast<double>(c) / scale_;
+      first_[static_cast<size_t>(c)] = std::upper_bound(e, e + n, lower) - e;
+    }
   }
+
+  int64_t operator()(double v) const {  // v is not NaN
+    if (n_ == 0 || v < e_[0]) return 0;
+    if (v >= e_[n_ - 1]) return n_;
+    int64_t k;
+    if (first_.empty()) {
+      k = std::upper_bound(e_, e_ + n_, v) - e_;
+    } else {
+      const int64_t c = std::min(static_cast<int64_t>((v - lo_) * scale_), last_cell_);
+      k = first_[static_cast<size_t>(c)];
+      while (e_[k - 1] > v) --k;  // k >= 1 throughout: e_[0] <= v
+      while (e_[k] <= v) ++k;     // k < n_ throughout: v < e_[n_ - 1]
+    }
+    return k;
+  }
+
+ private:
+  static constexpr int64_t kCellsPerEdge = 64;
+  const double* e_;
+  int64_t n_;
+  double lo_ = 0.0, scale_ = 0.0;
+  int64_t last_cell_ = 0;
+  std::vector<int64_t> first_;
 };
+
+// Adds the histogram bin of each of buf[0, n) into s.hist (kHistLanes interleaved copies).
+void count_bins(const Column& col, const EdgeCounter& edges, Scratch& s, int64_t n) {
+  const int64_t nhist = col.nedges + 1;
+  int64_t* hist = s.hist.data();
+  for (int64_t i = 0; i < n; ++i) ++hist[(i % kHistLanes) * nhist + edges(s.buf[i])];
+}
 
 // One task: moments (returned) and counts (merged into the column's Counts).
 Moments run_task(const Task& t, const Column& col, const LogBuckets& buckets, Scratch& s, Counts& counts) {
   Moments acc;
-  int64_t missing = 0, zero = 0;
+  int64_t missing = 0;
   const int32_t min_index = buckets.min_index();
+  const int64_t nb = buckets.max_index() - min_index + 1;
   const int64_t nhist = col.has_edges ? col.nedges + 1 : 0;
-  s.hist.assign(static_cast<size_t>(nhist), 0);
+  s.hist.assign(static_cast<size_t>(nhist * kHistLanes), 0);
   if (t.piece->data == nullptr) {
     missing = t.end - t.begin;
   } else {
     const EdgeCounter edges(col.edges, col.nedges);
-    int64_t* pos = s.pos.data() - min_index;
-    int64_t* neg = s.neg.data() - min_index;
+    int64_t* neg = s.sketch.data() - min_index;   // neg[k]: bucket k of the negative values
+    int64_t* pos = neg + nb + 1;                  // pos[k]: bucket k of the positive values
+    int64_t* zero = s.sketch.data() + nb;
     for (int64_t a = t.begin; a < t.end; a += kBlock) {
       const int64_t len = std::min(kBlock, t.end - a);
       const int64_t n = compact_any(col.type, *t.piece, a, len, s.buf);
@@ -152,25 +198,25 @@ Moments run_task(const Task& t, const Column& col, const LogBuckets& buckets, Sc
       for (int64_t i = 0; i < n; ++i) {
         const double v = s.buf[i];
         const double m = std::fabs(v);
-        if (m < kSketchMin) {
-          ++zero;
-        } else {
-          ++(v > 0.0 ? pos : neg)[buckets.index(m)];
-        }
+        const int32_t k = buckets.index(std::max(m, kSketchMin));
+        int64_t* slot = m < kSketchMin ? zero : (v > 0.0 ? pos : neg) + k;
+        ++*slot;
       }
-      if (nhist > 0) {
-        for (int64_t i = 0; i < n; ++i) ++s.hist[static_cast<size_t>(edges(s.buf[i]))];
-      }
+      if (nhist > 0) count_bins(col, edges, s, n);
     }
   }
   std::lock_guard<std::mutex> guard(counts.lock);
   counts.missing += missing;
-  counts.zero += zero;
-  drain(s.pos, min_index, counts.pos, counts.pos_offset);
-  drain(s.neg, min_index, counts.neg, counts.neg_offset);
+  int64_t* dense = s.sketch.data();
+  counts.zero += dense[nb];
+  dense[nb] = 0;
+  drain(dense, nb, min_index, counts.neg, counts.neg_offset);
+  drain(dense + nb + 1, nb, min_index, counts.pos, counts.pos_offset);
   if (nhist > 0) {
     if (counts.hist.empty()) counts.hist.assign(static_cast<size_t>(nhist), 0);
-    for (int64_t j = 0; j < nhist; ++j) counts.hist[static_cast<size_t>(j)] += s.hist[static_cast<size_t>(j)];
+    for (int64_t lane = 0; lane < kHistLanes; ++lane) {
+      for (int64_t j = 0; j < nhist; ++j) counts.hist[static_cast<size_t>(j)] += s.hist[static_cast<size_t>(lane * nhist + j)];
+    }
   }
   return acc;
 }
@@ -209,8 +255,7 @@ std::vector<NumericStats> numeric_stats(const std::vector<Column>& columns, doub
     auto& s = scratch[static_cast<size_t>(worker)];
     if (!s) {
       s = std::make_unique<Scratch>();
-      s->pos.assign(nbuckets, 0);
-      s->neg.assign(nbuckets, 0);
+      s->sketch.assign(2 * nbuckets + 1, 0);
     }
     const Task& t = tasks[static_cast<size_t>(i)];
     moments[static_cast<size_t>(i)] =

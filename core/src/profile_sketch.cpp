@@ -14,9 +14,7 @@ namespace cairn::profile {
 
 namespace {
 
-// Keys are a magnitude's exponent and top 7 mantissa bits: a key's cell spans less than 0.0113 in
-// log2, under one bucket for the default alpha (0.0144), so the walk takes at most a step or two.
-constexpr int kKeyShift = 52 - 7;
+constexpr int kKeyShift = LogBuckets::kKeyShift;
 
 uint64_t key_of(double m) {
   uint64_t bits;
@@ -75,18 +73,9 @@ LogBuckets::LogBuckets(double alpha) {
   }
 }
 
-int32_t LogBuckets::index(double m) const {
-  if (m > clamp_above_) return max_index_;
-  const size_t cell = static_cast<size_t>(key_of(m) - first_key_);
-  int32_t k = guess_[cell];
-  const int32_t last = guess_[cell + 1];  // the bucket of the next cell's lower end: an upper bound
-  if (last - k > 8) {                     // a small alpha: many buckets per cell
-    const double* b = bounds_.data() + (k - min_index_ + 1);
-    return k + static_cast<int32_t>(std::lower_bound(b, b + (last - k), m) - b);
-  }
-  const double* b = bounds_.data() + 1 - min_index_;
-  while (m > b[k]) ++k;
-  return k;
+int32_t LogBuckets::search(double m, int32_t lo, int32_t hi) const {
+  const double* b = bounds_.data() + (lo - min_index_ + 1);
+  return lo + static_cast<int32_t>(std::lower_bound(b, b + (hi - lo), m) - b);
 }
 
 void validate_edges(const double* edges, int64_t nedges, int64_t column) {

@@ -135,6 +135,27 @@ def test_values_on_and_next_to_every_boundary_land_exactly() -> None:
     assert_matches(stats_of(values), reference(values))
 
 
+@pytest.mark.parametrize(
+    "edges",
+    [
+        np.sort(np.random.default_rng(29).lognormal(0.0, 3.0, 100)),  # uneven: the grid's guess
+        np.array([-5.0, -5.0, -5.0, 0.0, 1e-9, 1e-9, 2.0, 1e6]),  # duplicates and a tiny gap
+        np.array([-np.inf, -1.0, 0.0, np.inf]),  # infinite edges: searched
+        np.array([3.0, 3.0]),
+        np.array([0.5]),
+        np.array([], dtype=np.float64),
+    ],
+)
+def test_histograms_are_exact_on_and_next_to_every_edge(edges: np.ndarray) -> None:
+    finite = edges[np.isfinite(edges)]
+    rng = np.random.default_rng(31)
+    values = np.concatenate(
+        [finite, np.nextafter(finite, -np.inf), np.nextafter(finite, np.inf)]
+        + [rng.normal(0.0, 10.0, 5000), rng.lognormal(0.0, 3.0, 5000), [-1e150, 1e150]]
+    )
+    assert_matches(stats_of(values, edges), reference(values, edges))
+
+
 @pytest.mark.parametrize("alpha", [0.0001, 0.01, 0.5])
 def test_other_alphas_match_the_reference(alpha: float) -> None:
     rng = np.random.default_rng(7)

@@ -33,6 +33,7 @@
 // Errors. Invalid arguments (alpha, edges, lengths) throw std::invalid_argument naming the column.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -92,9 +93,25 @@ class LogBuckets {
   // The bucket of a magnitude m >= kSketchMin (finite): the smallest k with m <= gamma**k,
   // clamped to max_index(). A table indexed by the top bits of m's representation gives the
   // bucket of the table cell's lower end; a short walk up the exact boundaries finishes it.
-  int32_t index(double m) const;
+  int32_t index(double m) const {
+    if (m > clamp_above_) return max_index_;
+    uint64_t bits;
+    std::memcpy(&bits, &m, sizeof bits);
+    const size_t cell = static_cast<size_t>((bits >> kKeyShift) - first_key_);
+    const int32_t k = guess_[cell];
+    // guess_[cell + 1] bounds the answer from above; for the default alpha it is at most one
+    // more than k (a cell is narrower than a bucket), and one comparison settles it.
+    if (guess_[cell + 1] - k <= 1) return k + (m > boundary(k) ? 1 : 0);
+    return search(m, k, guess_[cell + 1]);
+  }
+
+  // Keys are a magnitude's exponent and top 7 mantissa bits: a key's cell spans less than 0.0113
+  // in log2, under one bucket for the default alpha (0.0144 in log2).
+  static constexpr int kKeyShift = 52 - 7;
 
  private:
+  int32_t search(double m, int32_t lo, int32_t hi) const;  // the bucket, known in [lo, hi]
+
   double gamma_;
   int32_t min_index_, max_index_;
   double clamp_above_;           // gamma**(max_index - 1): larger magnitudes go to max_index
