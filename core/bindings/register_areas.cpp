@@ -6,9 +6,11 @@ namespace py = pybind11;
 void register_blake3(py::module_& m);
 void register_aggregate(py::module_& m);
 void register_gpu(py::module_& m);
+void register_profile(py::module_& m);
 
 void register_areas(py::module_& m) {
   register_blake3(m);
   register_aggregate(m);
   register_gpu(m);
+  register_profile(m);
 }

@@ -62,6 +62,22 @@ def segment_histogram(
 ) -> tuple[
     npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
 ]: ...
+# Profiles (core/bindings/register_profile.cpp). columns: per column (type name, pieces), a piece
+# being (data buffer or None, validity bitmap buffer or None, offset in elements, length);
+# cairn.core.profile prepares them. Returns per column (count, missing, min, max, mean, m2, zero,
+# pos_offset, pos, neg_offset, neg, hist or None).
+def profile_numeric(
+    columns: list[tuple[str, list[tuple[Any, Any, int, int]]]],
+    edges: list[npt.NDArray[np.float64] | None],
+    alpha: float,
+    threads: int,
+) -> list[
+    tuple[
+        int, int, float, float, float, float, int,
+        int, npt.NDArray[np.int64], int, npt.NDArray[np.int64], npt.NDArray[np.int64] | None,
+    ]
+]: ...
+def profile_sketch_layout(alpha: float) -> tuple[float, int, int]: ...
 def blake3_cuda_device(ptr: int, nbytes: int, stream: int = 0) -> bytes: ...
 def blake3_cuda_host(buffer: Any) -> bytes: ...
 def blake3_cuda_file(path: str | bytes) -> bytes: ...
