@@ -82,6 +82,17 @@ def test_sketch_answers_are_within_their_reported_bounds(seed: int) -> None:
         jensenshannon_exact(a, b, edges=edges), abs=TOL)
 
 
+def test_wasserstein_bound_holds_with_zeros_and_values_beyond_the_sketch_range() -> None:
+    rng = np.random.default_rng(11)
+    a = np.concatenate([rng.normal(0, 1, 1000), np.zeros(50), [1e-13, 5e12, 3e13]])
+    b = np.concatenate([rng.normal(0.3, 1, 1000), np.zeros(10), [4e13]])
+    ref = profile_table(pa.table({"x": a}))
+    cur = profile_table(pa.table({"x": b}), reference=ref)
+    w = column_drift(ref.columns["x"], cur.columns["x"], method="wasserstein")
+    exact = stats.wasserstein_distance(a, b) / np.std(a)
+    assert abs(w.score - exact) <= w.error_bound
+
+
 def _drift(reference: dict, current: dict) -> dict[str, bool]:
     ref = profile_table(pa.table(reference))
     cur = profile_table(pa.table(current), reference=ref)

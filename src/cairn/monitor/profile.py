@@ -201,7 +201,7 @@ def _profile_numeric(read: Any, names: list[str], edges: dict[str, np.ndarray | 
         given = [edges[name] for name in names]
         for name, stats, column_edges in zip(names, numeric_stats(arrays, given, threads=threads),
                                              given):
-            part = _numeric_from_stats(stats, column_edges if column_edges is not None else [])
+            part = _numeric_from_stats(stats, column_edges if column_edges is not None else np.zeros(0))
             totals[name] = totals[name].merge(part) if name in totals else part
     return totals
 
@@ -222,7 +222,8 @@ def _numeric_profiles(read: Any, names: list[str], reference: Profile | None, bi
     for name in names:  # a table with no rows: empty profiles on the agreed edges
         if name not in result:
             empty = np.zeros(0, dtype=np.int64)
-            column_edges = edges[name] if edges[name] is not None else np.zeros(0)
+            agreed = edges[name]
+            column_edges = agreed if agreed is not None else np.zeros(0)
             result[name] = NumericProfile(0, 0, np.nan, np.nan, 0.0, 0.0, 0, 0, empty, 0, empty,
                                           np.asarray(column_edges, dtype=np.float64),
                                           np.zeros(len(column_edges) + 1, dtype=np.int64))
