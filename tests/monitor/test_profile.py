@@ -136,6 +136,8 @@ def test_profile_samples_reads_features_prediction_and_label() -> None:
     assert (profile.columns["amount"].count, profile.columns["amount"].missing) == (1, 2)
     assert profile.columns["country"].missing == 1
     assert profile.columns["label"].count == 2
+    probabilities = table.set_column(2, "prediction", pa.array([[0.1, 0.9], [0.1, 0.9], None]))
+    assert profile_samples(probabilities).columns["prediction"].counts == {"[0.1,0.9]": 2}
 
 
 def test_bad_roles_and_inputs_are_value_errors() -> None:

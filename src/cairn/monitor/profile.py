@@ -162,10 +162,17 @@ def _category_key(value: Any) -> str:
 
 
 def categorical_counts(column: pa.Array | pa.ChunkedArray) -> tuple[dict[str, int], int]:
-    """(value -> count, nulls) of a non-numeric column, by pyarrow.compute.value_counts."""
+    """(value -> count, nulls) of a non-numeric column, by pyarrow.compute.value_counts; a nested
+    value (a list of class probabilities, a struct) is counted by its canonical JSON text."""
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     counts: dict[str, int] = {}
+    if pa.types.is_nested(column.type):  # lists (class probabilities), structs: no hash kernel
+        for value in column.to_pylist():
+            if value is not None:
+                key = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+                counts[key] = counts.get(key, 0) + 1
+        return counts, int(column.null_count)
     for entry in pc.value_counts(column).to_pylist():
         if entry["values"] is None:
             continue
