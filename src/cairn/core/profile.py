@@ -173,6 +173,8 @@ def numeric_stats(
     if threads is not None and threads < 1:
         raise ValueError("threads must be >= 1 (or None for CAIRN_THREADS / every core)")
     specs = [_column_spec(c, i) for i, c in enumerate(columns)]
-    es = [None] * len(columns) if edges is None else [_edges(e, i) for i, e in enumerate(edges)]
+    es: list[np.ndarray | None] = (
+        [None] * len(columns) if edges is None else [_edges(e, i) for i, e in enumerate(edges)]
+    )
     raw = _core.profile_numeric(specs, es, float(alpha), 0 if threads is None else int(threads))
     return [NumericStats(*r) for r in raw]

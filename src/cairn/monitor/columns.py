@@ -14,17 +14,13 @@ from typing import Any
 
 import numpy as np
 
-try:  # the C++ core's one-pass statistics, once part A lands; the numpy reference until then
-    from cairn.core.profile import SKETCH_ALPHA, SKETCH_MIN, sketch_gamma
-except ImportError:  # pragma: no cover - depends on the build
-    from cairn.monitor._numeric_fallback import SKETCH_ALPHA, SKETCH_MIN, sketch_gamma
+from cairn.core.profile import SKETCH_ALPHA, SKETCH_MAX_INDEX, SKETCH_MIN, sketch_gamma
 
 __all__ = ["GAMMA", "SKETCH_ALPHA", "SKETCH_MAX_INDEX", "SKETCH_MIN", "TOP_K", "CategoricalProfile",
            "NumericProfile", "representative", "upper_boundary"]
 
 TOP_K = 1000
 GAMMA = sketch_gamma(SKETCH_ALPHA)
-SKETCH_MAX_INDEX = math.ceil(math.log(1e12) / math.log(GAMMA))
 
 
 def _ints(values: Any, what: str) -> np.ndarray:

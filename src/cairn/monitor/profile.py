@@ -20,12 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cairn.core.profile import numeric_stats
 from cairn.monitor.columns import TOP_K, CategoricalProfile, NumericProfile
-
-try:
-    from cairn.core.profile import numeric_stats
-except ImportError:  # pragma: no cover - depends on the build
-    from cairn.monitor._numeric_fallback import numeric_stats
 
 __all__ = ["TOP_K", "CategoricalProfile", "NumericProfile", "Profile", "ROLES",
            "profile_samples", "profile_table"]
