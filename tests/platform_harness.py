@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import loopback
 
 from cairn.kernel.identity import IDENTITY_HEADER, Caller, Signer, load_service_key
 from cairn.kernel.natsauth import ADMIN_USER, AGENT_USER, NatsCredentials
@@ -152,7 +153,7 @@ class Platform:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.gateway}/healthz", timeout=2).status_code == 200:
+                if loopback.get(f"{self.gateway}/healthz", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -189,7 +190,7 @@ def running(plat: Platform) -> Iterator[Platform]:
 
 
 def stream_last_seq(plat: Platform) -> int:
-    return int(httpx.get(f"{plat.gateway}/api/v1/status", headers=plat.headers,
+    return int(loopback.get(f"{plat.gateway}/api/v1/status", headers=plat.headers,
                          timeout=10).json()["event_log"]["last_seq"])
 
 
@@ -219,7 +220,7 @@ def read_all_events(nats_url: str) -> list[dict]:
 
 
 def registry_applied_seq(plat: Platform) -> int:
-    status = httpx.get(f"{plat.gateway}/api/v1/status", headers=plat.headers, timeout=10).json()
+    status = loopback.get(f"{plat.gateway}/api/v1/status", headers=plat.headers, timeout=10).json()
     return int(status["services"]["registry"].get("applied_seq") or 0)
 
 
@@ -271,7 +272,7 @@ def wait_metrics_settled(plat: Platform, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            health = httpx.get(f"{plat.service_url('metrics')}/healthz", timeout=10).json()
+            health = loopback.get(f"{plat.service_url('metrics')}/healthz", timeout=10).json()
             if not health["tail_points"] and health.get("announcing") is False:
                 return
         except httpx.HTTPError:

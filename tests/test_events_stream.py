@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import loopback
 import pytest
 
 from platform_harness import Platform
@@ -17,7 +18,7 @@ def _read_events(platform: Platform, count: int, **params: str) -> tuple[list[di
     if "last_event_id" in params:
         headers["Last-Event-ID"] = params.pop("last_event_id")
     events, ids = [], []
-    with httpx.stream("GET", f"{platform.gateway}/api/v1/events/stream", params=params, headers=headers,
+    with loopback.stream("GET", f"{platform.gateway}/api/v1/events/stream", params=params, headers=headers,
                       timeout=20) as resp:
         assert resp.status_code == 200
         for line in resp.iter_lines():
@@ -48,5 +49,5 @@ def test_stream_filters_and_resumes_without_gaps(platform: Platform, api: httpx.
 
 def test_bad_stream_parameters_are_422(platform: Platform) -> None:
     base = f"{platform.gateway}/api/v1/events/stream"
-    assert httpx.get(base, params={"project": "Bad Name"}, headers=platform.headers).status_code == 422
-    assert httpx.get(base, headers={"Last-Event-ID": "abc", **platform.headers}).status_code == 422
+    assert loopback.get(base, params={"project": "Bad Name"}, headers=platform.headers).status_code == 422
+    assert loopback.get(base, headers={"Last-Event-ID": "abc", **platform.headers}).status_code == 422

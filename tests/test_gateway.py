@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
+import loopback
 
 from platform_harness import Platform
 
 
 def test_unknown_service_is_404(platform: Platform) -> None:
-    resp = httpx.get(f"{platform.gateway}/api/v1/nosuch/things", headers=platform.headers)
+    resp = loopback.get(f"{platform.gateway}/api/v1/nosuch/things", headers=platform.headers)
     assert resp.status_code == 404
     assert "nosuch" in resp.json()["error"]["message"]
 
@@ -16,17 +16,17 @@ def test_unknown_service_is_404(platform: Platform) -> None:
 def test_health_is_503_while_a_service_is_down(platform: Platform) -> None:
     platform.kill("registry")
     try:
-        resp = httpx.get(f"{platform.gateway}/healthz")
+        resp = loopback.get(f"{platform.gateway}/healthz")
         assert resp.status_code == 503
         assert resp.json()["ready"] is False
-        status = httpx.get(f"{platform.gateway}/api/v1/status", headers=platform.headers).json()
+        status = loopback.get(f"{platform.gateway}/api/v1/status", headers=platform.headers).json()
         assert status["services"]["registry"]["ready"] is False
-        down = httpx.get(f"{platform.gateway}/api/v1/registry/projects", headers=platform.headers)
+        down = loopback.get(f"{platform.gateway}/api/v1/registry/projects", headers=platform.headers)
         assert down.status_code == 503 and down.json()["error"]["code"] == "unavailable"
     finally:
         platform.start_service("registry")
         platform.wait_healthy()
-    status = httpx.get(f"{platform.gateway}/api/v1/status", headers=platform.headers).json()
+    status = loopback.get(f"{platform.gateway}/api/v1/status", headers=platform.headers).json()
     assert status["ready"] and status["event_log"]["connected"]
     assert set(status["services"]["registry"]) >= {"applied_seq", "lag"}
 
@@ -34,25 +34,25 @@ def test_health_is_503_while_a_service_is_down(platform: Platform) -> None:
 def test_openapi_marks_a_stopped_service_unavailable_and_still_serves_the_rest(platform: Platform) -> None:
     platform.kill("lineage")
     try:
-        spec = httpx.get(f"{platform.gateway}/openapi.json", timeout=30).json()
+        spec = loopback.get(f"{platform.gateway}/openapi.json", timeout=30).json()
         assert spec["x-cairn-unavailable"] == ["lineage"]
         assert "/api/v1/registry/projects/{project}/runs" in spec["paths"]
         assert not any(path.startswith("/api/v1/lineage/") for path in spec["paths"])
-        assert httpx.get(f"{platform.gateway}/healthz", timeout=30).status_code == 503
+        assert loopback.get(f"{platform.gateway}/healthz", timeout=30).status_code == 503
     finally:
         platform.start_service("lineage")
         platform.wait_healthy()
 
 
 def test_openapi_merges_service_routes(platform: Platform) -> None:
-    spec = httpx.get(f"{platform.gateway}/openapi.json").json()
+    spec = loopback.get(f"{platform.gateway}/openapi.json").json()
     assert "/api/v1/registry/projects/{project}/runs" in spec["paths"]
     assert "/healthz" in spec["paths"]
-    assert httpx.get(f"{platform.gateway}/docs").status_code == 200
+    assert loopback.get(f"{platform.gateway}/docs").status_code == 200
 
 
 def test_request_id_is_returned(platform: Platform) -> None:
-    resp = httpx.get(f"{platform.gateway}/api/v1/registry/projects",
+    resp = loopback.get(f"{platform.gateway}/api/v1/registry/projects",
                      headers={"X-Request-Id": "abc123", **platform.headers})
     assert resp.headers["x-request-id"] == "abc123"
 
@@ -61,7 +61,7 @@ def test_requests_without_a_valid_token_are_401(platform: Platform) -> None:
     url = f"{platform.gateway}/api/v1/registry/projects"
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Bearer cairn_000000000000_x"},
                     {"Authorization": "Basic abc"}):
-        resp = httpx.get(url, headers=headers)
+        resp = loopback.get(url, headers=headers)
         assert resp.status_code == 401, headers
         assert resp.json()["error"]["code"] == "unauthorized"
-    assert httpx.get(f"{platform.gateway}/healthz").status_code == 200
+    assert loopback.get(f"{platform.gateway}/healthz").status_code == 200

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import httpx
+import loopback
 from click.testing import CliRunner
 
 from cairn.cli.main import cli
@@ -39,7 +40,7 @@ def poison(platform: Platform, project: str, run_id: str) -> int:
 
 
 def healthz(platform: Platform) -> dict[str, Any]:
-    resp = httpx.get(f"{platform.gateway}/api/v1/status", headers=platform.headers, timeout=10)
+    resp = loopback.get(f"{platform.gateway}/api/v1/status", headers=platform.headers, timeout=10)
     assert resp.status_code == 200, resp.text
     return resp.json()["services"]["registry"]
 
@@ -87,7 +88,7 @@ def test_a_poison_event_is_parked_and_the_registry_stays_ready(platform: Platfor
     second = poison(platform, project, ghost)
     wait_parked(platform, 1)
     gateway = f"{platform.gateway}/api/v1/registry/admin/parked"
-    early = httpx.post(f"{gateway}/{second}/retry", headers=platform.headers, timeout=30)
+    early = loopback.post(f"{gateway}/{second}/retry", headers=platform.headers, timeout=30)
     assert early.status_code == 409 and "does not exist" in early.json()["error"]["message"]
     experiment = run.json()["experiment_id"]
     publish(platform, Event(type="run.created", project=project, aggregate="run", aggregate_id=ghost, actor="test",
@@ -104,7 +105,7 @@ def test_a_poison_event_is_parked_and_the_registry_stays_ready(platform: Platfor
     # a third stays parked; a rebuild replays every decision: same read model, same parked set
     third = poison(platform, project, new_id())
     wait_parked(platform, 1)
-    before = httpx.get(f"{platform.service_url('registry')}/admin/content-hash", timeout=10,
+    before = loopback.get(f"{platform.service_url('registry')}/admin/content-hash", timeout=10,
                        headers=_internal(platform)).json()
     rebuilt = cairn(platform, "admin", "rebuild", "registry")
     assert rebuilt["content_hash"] == before["content_hash"]
@@ -113,7 +114,7 @@ def test_a_poison_event_is_parked_and_the_registry_stays_ready(platform: Platfor
 
 def test_unknown_parked_sequences_are_404(platform: Platform) -> None:
     for action in ("retry", "skip"):
-        resp = httpx.post(f"{platform.gateway}/api/v1/registry/admin/parked/999999/{action}",
+        resp = loopback.post(f"{platform.gateway}/api/v1/registry/admin/parked/999999/{action}",
                           headers=platform.headers, timeout=10)
         assert resp.status_code == 404 and "no parked event" in resp.json()["error"]["message"]
 
@@ -128,7 +129,7 @@ def test_the_gateway_parks_its_own_poison_events_and_keeps_authenticating(platfo
     deadline = time.monotonic() + 20
 
     def gateway_status() -> dict[str, Any]:
-        resp = httpx.get(f"{platform.gateway}/api/v1/status", headers=platform.headers, timeout=10)
+        resp = loopback.get(f"{platform.gateway}/api/v1/status", headers=platform.headers, timeout=10)
         assert resp.status_code == 200, resp.text
         return resp.json()["services"]["gateway"]
 
@@ -136,11 +137,11 @@ def test_the_gateway_parks_its_own_poison_events_and_keeps_authenticating(platfo
         assert time.monotonic() < deadline, f"the gateway never reported its parked event: {gateway_status()}"
         time.sleep(0.05)
     assert gateway_status()["ready"] is True
-    assert httpx.get(f"{platform.gateway}/api/v1/whoami", headers=platform.headers, timeout=10).status_code == 200
+    assert loopback.get(f"{platform.gateway}/api/v1/whoami", headers=platform.headers, timeout=10).status_code == 200
     parked = cairn(platform, "admin", "parked", "list", "gateway")["parked"]
     assert [(p["sequence"], p["type"]) for p in parked] == [(seq, "token.revoked")]
     # a caller who is not a site admin gets nothing from these routes
-    assert httpx.get(f"{platform.gateway}/api/v1/gateway/admin/parked", timeout=10).status_code == 401
+    assert loopback.get(f"{platform.gateway}/api/v1/gateway/admin/parked", timeout=10).status_code == 401
     assert cairn(platform, "admin", "parked", "skip", "gateway", str(seq))["skipped"] is True
     assert cairn(platform, "admin", "parked", "list", "gateway")["parked"] == []
     rebuilt = cairn(platform, "admin", "rebuild", "gateway")

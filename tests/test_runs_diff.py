@@ -8,7 +8,7 @@ import math
 import subprocess
 from pathlib import Path
 
-import httpx
+import loopback
 import pytest
 from click.testing import CliRunner
 
@@ -93,11 +93,11 @@ def test_metric_tolerance_is_applied(platform: Platform, world: dict) -> None:
 def test_diff_needs_both_runs_in_my_projects(platform: Platform, world: dict) -> None:
     a, b = world["runs"]["a"], world["runs"]["b"]
     for user in ("outsider-u", "only-a-u"):
-        resp = httpx.get(f"{platform.gateway}/api/v1/registry/runs/diff", params={"a": a, "b": b},
+        resp = loopback.get(f"{platform.gateway}/api/v1/registry/runs/diff", params={"a": a, "b": b},
                          headers={"Authorization": f"Bearer {world['tokens'][user]}"})
         assert resp.status_code == 404, (user, resp.text)
         assert "does not exist in your projects" in resp.json()["error"]["message"]
-    missing = httpx.get(f"{platform.gateway}/api/v1/registry/runs/diff", params={"a": a, "b": "nope"},
+    missing = loopback.get(f"{platform.gateway}/api/v1/registry/runs/diff", params={"a": a, "b": "nope"},
                         headers=platform.headers)
     assert missing.status_code == 404
 

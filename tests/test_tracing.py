@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import loopback
 import uvicorn
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -47,7 +47,7 @@ def test_one_request_one_trace_across_gateway_service_and_projection(tmp_path: P
             assert time.monotonic() < deadline
             time.sleep(0.05)
         exporter.clear()
-        resp = httpx.post(f"http://127.0.0.1:{gw_port}/api/v1/registry/projects", json={"name": "traced"},
+        resp = loopback.post(f"http://127.0.0.1:{gw_port}/api/v1/registry/projects", json={"name": "traced"},
                           headers={"Authorization": f"Bearer {token_file.read_text().strip()}"}, timeout=30)
         assert resp.status_code == 201, resp.text
 

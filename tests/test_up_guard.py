@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import loopback
 import psutil
 import pytest
 from up_driver import Up, alive, healthy, run_up, start_up, wait
@@ -163,7 +163,7 @@ def test_cairn_up_on_an_external_nats_connects_with_the_credentials_files_given(
                       "--nats-agent-creds", str(files["agent"])).wait_healthy()
         try:
             token = (tmp_path / "data" / "admin.token").read_text().strip()
-            answer = httpx.post(f"{up.url}/api/v1/scheduler/agents", headers={"Authorization": f"Bearer {token}"},
+            answer = loopback.post(f"{up.url}/api/v1/scheduler/agents", headers={"Authorization": f"Bearer {token}"},
                                 json={"agent_id": "ext-1", "name": "ext", "queue": "ext", "host": "127.0.0.1",
                                       "capacity": {"cpus": 1, "memory_mib": 64}}, timeout=30)
             assert answer.status_code == 200, answer.text

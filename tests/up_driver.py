@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import loopback
 
 from cairn.natsserver import free_ports
 
@@ -42,7 +43,7 @@ def wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 def healthy(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        return loopback.get(f"{url}/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -73,7 +74,18 @@ class Up:
         return self
 
     def wait_exit(self, timeout: float = 60) -> str:
-        self.proc.wait(timeout=timeout)
+        """Its output once it exits; one still running after ``timeout`` is killed (with its
+        process group's services left to its death signal) and fails with what it printed and
+        its services' log tails, so that a hang says where it hung."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            logs = "".join(f"\n--- {log.name}\n" + log.read_text(errors="replace")[-2000:]
+                           for log in sorted((self.data_dir / "logs").glob("*.log")))
+            raise AssertionError(f"cairn up did not exit within {timeout:.0f}s; it printed:\n"
+                                 f"{self.output()}{logs}") from None
         return self.output()
 
     def stop(self) -> str:

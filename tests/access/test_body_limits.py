@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import loopback
 import psutil
 import pytest
 
@@ -60,11 +61,11 @@ def assert_too_large(resp: httpx.Response, limit: int) -> None:
 
 def test_chunked_200mib_body_is_cut_off_at_the_gateway(platform: Platform, project: str) -> None:
     gateway, registry = PeakMemory(platform.procs["gateway"].pid), PeakMemory(platform.procs["registry"].pid)
-    resp = httpx.post(f"{platform.gateway}/api/v1/registry/projects/{project}/runs", content=streamed(200 * MiB),
+    resp = loopback.post(f"{platform.gateway}/api/v1/registry/projects/{project}/runs", content=streamed(200 * MiB),
                       headers={**platform.headers, "content-type": "application/json"}, timeout=120)
     assert_too_large(resp, 16 * MiB)
     assert gateway.growth() < MEMORY_BOUND and registry.growth() < MEMORY_BOUND
-    runs = httpx.get(f"{platform.gateway}/api/v1/registry/projects/{project}/runs", headers=platform.headers)
+    runs = loopback.get(f"{platform.gateway}/api/v1/registry/projects/{project}/runs", headers=platform.headers)
     assert runs.json()["runs"] == []
 
 
@@ -79,10 +80,10 @@ def test_chunked_200mib_body_is_cut_off_at_a_service(platform: Platform, project
 
 def test_metrics_batch_is_cut_off_at_the_batch_limit(platform: Platform, project: str) -> None:
     """The metrics service reads a batch whole before parsing it: 40 MiB stop at its 4 MiB limit."""
-    run = httpx.post(f"{platform.gateway}/api/v1/registry/projects/{project}/runs", json={},
+    run = loopback.post(f"{platform.gateway}/api/v1/registry/projects/{project}/runs", json={},
                      headers=platform.headers).json()["id"]
     metrics = PeakMemory(platform.procs["metrics"].pid)
-    resp = httpx.post(f"{platform.gateway}/api/v1/metrics/projects/{project}/runs/{run}/metrics",
+    resp = loopback.post(f"{platform.gateway}/api/v1/metrics/projects/{project}/runs/{run}/metrics",
                       content=streamed(40 * MiB), headers={**platform.headers, "content-type": "application/json"},
                       timeout=120)
     assert_too_large(resp, 4 * MiB)
@@ -108,13 +109,13 @@ def test_content_length_over_the_limit_is_refused_before_the_body_is_sent(platfo
 def test_chunked_bodies_under_the_limit_and_large_blob_uploads_go_through(platform: Platform,
                                                                           project: str) -> None:
     params = b'{"params": {"lr": "0.1"}, "name": "chunked"}'
-    resp = httpx.post(f"{platform.gateway}/api/v1/registry/projects/{project}/runs", content=iter([params[:10], params[10:]]),
+    resp = loopback.post(f"{platform.gateway}/api/v1/registry/projects/{project}/runs", content=iter([params[:10], params[10:]]),
                       headers={**platform.headers, "content-type": "application/json"})
     assert resp.status_code == 201, resp.text
     assert resp.json()["params"] == {"lr": "0.1"}
     blob = b"b" * (20 * MiB)  # over the 16 MiB default: blob routes take large bodies
     digest = blake3(blob).hex()
-    resp = httpx.put(f"{platform.gateway}/api/v1/artifacts/projects/{project}/blobs/{digest}",
+    resp = loopback.put(f"{platform.gateway}/api/v1/artifacts/projects/{project}/blobs/{digest}",
                      content=(blob[i:i + MiB] for i in range(0, len(blob), MiB)), headers=platform.headers,
                      timeout=120)
     assert resp.status_code in (200, 201), resp.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import loopback
 
 from cairn.kernel.envelope import Event
 from cairn.services.gateway.events import public_dict
@@ -15,7 +16,7 @@ from platform_harness import Platform, read_all_events
 
 def _stream(platform: Platform, token: str, count: int, **params: str) -> list[dict]:
     events: list[dict] = []
-    with httpx.stream("GET", f"{platform.gateway}/api/v1/events/stream", params={**params, "since": "0"},
+    with loopback.stream("GET", f"{platform.gateway}/api/v1/events/stream", params={**params, "since": "0"},
                       headers={"Authorization": f"Bearer {token}"}, timeout=20) as resp:
         assert resp.status_code == 200, resp.read()
         for line in resp.iter_lines():

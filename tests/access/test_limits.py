@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import httpx
+import loopback
 import nats
 import pytest
 
@@ -64,7 +65,7 @@ def _first_refusal(gateway: str, tokens: list[str], deadline_s: float = 60) -> t
 
 
 def test_rate_limit_answers_429_with_retry_after(limited: Platform) -> None:
-    codes = [httpx.get(f"{limited.gateway}/api/v1/whoami", headers=limited.headers) for _ in range(12)]
+    codes = [loopback.get(f"{limited.gateway}/api/v1/whoami", headers=limited.headers) for _ in range(12)]
     refused = [r for r in codes if r.status_code == 429]
     assert refused, [r.status_code for r in codes]
     assert int(refused[0].headers["Retry-After"]) >= 1
@@ -147,7 +148,7 @@ def test_a_users_tokens_share_the_user_limit(limited: Platform) -> None:
     assert error["code"] == "rate_limited" and error["details"]["limits"] == ["user"]
     assert "per user" in error["message"] and "una" in error["message"]
     assert int(refused.headers["Retry-After"]) >= 1
-    resp = httpx.get(f"{limited.gateway}/api/v1/whoami", headers={"Authorization": f"Bearer {otto}"})
+    resp = loopback.get(f"{limited.gateway}/api/v1/whoami", headers={"Authorization": f"Bearer {otto}"})
     assert resp.status_code == 200 and resp.json()["user"] == "otto"
 
 
@@ -187,11 +188,11 @@ def test_event_stream_shows_only_my_projects(platform: Platform) -> None:
     admin.post("/registry/projects/unseen/runs", json={}).raise_for_status()
     admin.post("/registry/projects/seen/runs", json={}).raise_for_status()
     headers = {"Authorization": f"Bearer {token}"}
-    with httpx.stream("GET", f"{platform.gateway}/api/v1/events/stream", params={"since": 0, "types": "run.*"},
+    with loopback.stream("GET", f"{platform.gateway}/api/v1/events/stream", params={"since": 0, "types": "run.*"},
                       headers=headers, timeout=20) as resp:
         for line in resp.iter_lines():
             if line.startswith("data: "):
                 assert json.loads(line[6:])["project"] == "seen"
                 break
-    assert httpx.get(f"{platform.gateway}/api/v1/events/stream", params={"project": "unseen"},
+    assert loopback.get(f"{platform.gateway}/api/v1/events/stream", params={"project": "unseen"},
                      headers=headers).status_code == 404

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
+import loopback
 import nats
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
@@ -38,7 +38,7 @@ def forged_member_added(project: str) -> Event:
 
 
 def _members(platform: Platform, project: str) -> set[str]:
-    resp = httpx.get(f"{platform.gateway}/api/v1/projects/{project}/members", headers=platform.headers, timeout=10)
+    resp = loopback.get(f"{platform.gateway}/api/v1/projects/{project}/members", headers=platform.headers, timeout=10)
     assert resp.status_code == 200, resp.text
     return {member["user"] for member in resp.json()["members"]}
 
@@ -82,7 +82,7 @@ class AgentConnection:
         self.errors: list[str] = []
         self.nc: NATS | None = None
         self.agent_id = f"perm-{uuid.uuid4().hex[:8]}"
-        answer = httpx.post(f"{platform.gateway}/api/v1/scheduler/agents", headers=platform.headers, timeout=30,
+        answer = loopback.post(f"{platform.gateway}/api/v1/scheduler/agents", headers=platform.headers, timeout=30,
                             json={"agent_id": self.agent_id, "name": "perm", "queue": "perm",
                                   "host": "127.0.0.1", "capacity": {"cpus": 1, "memory_mib": 64}})
         assert answer.status_code == 200, answer.text

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import loopback
 import pytest
 
 from platform_harness import Platform, stream_last_seq
@@ -47,9 +48,9 @@ def world(platform: Platform) -> Iterator[dict[str, Any]]:
         admin.put(f"{models}/m/tags/k", json={"value": "v"}).raise_for_status()
         admin.put(f"{models}/m/versions/1/tags/k", json={"value": "v"}).raise_for_status()
     outsider = {"Authorization": f"Bearer {tokens['outsider']}"}
-    httpx.post(f"{platform.gateway}/api/v1/registry/projects", json={"name": "pa-own"},
+    loopback.post(f"{platform.gateway}/api/v1/registry/projects", json={"name": "pa-own"},
                headers=outsider, timeout=30).raise_for_status()
-    logged = httpx.post(f"{platform.gateway}/mlflow/pa-a/api/2.0/mlflow/logged-models", headers=platform.headers,
+    logged = loopback.post(f"{platform.gateway}/mlflow/pa-a/api/2.0/mlflow/logged-models", headers=platform.headers,
                         json={"source_run_id": runs["pa-a"], "name": "lm"}, timeout=30)
     logged.raise_for_status()
     yield {"admin": admin, "tokens": tokens, "runs": runs, "logged_model": logged.json()["model"]["info"]["model_id"]}
@@ -214,7 +215,7 @@ def test_escaped_characters_reach_the_service_as_they_were_meant(platform: Platf
 # --- item 3: MLflow arguments pasted into service paths ------------------------------------------
 
 def mlflow(platform: Platform, token: str, method: str, endpoint: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.request(method, f"{platform.gateway}/mlflow/pa-a/api/2.0/mlflow/{endpoint}", json=body,
+    return loopback.request(method, f"{platform.gateway}/mlflow/pa-a/api/2.0/mlflow/{endpoint}", json=body,
                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
@@ -259,7 +260,7 @@ def test_mlflow_aliases_are_checked(platform: Platform, world: dict[str, Any], a
 
 def test_mlflow_artifact_listing_checks_the_run_in_the_path(platform: Platform, world: dict[str, Any]) -> None:
     for path in ("pa-a/../artifacts", "pa-a/x?y/artifacts", f"pa-a/{world['runs']['pa-a']}/artifacts/a//b"):
-        resp = httpx.get(f"{platform.gateway}/api/2.0/mlflow-artifacts/artifacts", params={"path": path},
+        resp = loopback.get(f"{platform.gateway}/api/2.0/mlflow-artifacts/artifacts", params={"path": path},
                          headers={"Authorization": f"Bearer {world['tokens']['editor']}"}, timeout=30)
         assert_invalid(resp, "path")
 

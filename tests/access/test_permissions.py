@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import httpx
+import loopback
 import pytest
 
 from platform_harness import Platform, stream_last_seq
@@ -87,7 +88,7 @@ def test_permission_matrix(platform: Platform, world: dict) -> None:
             token = world["tokens"][role]
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             before = stream_last_seq(platform)
-            resp = httpx.request(method, f"{platform.gateway}/api/v1{path}", json=payload, headers=headers, timeout=30)
+            resp = loopback.request(method, f"{platform.gateway}/api/v1{path}", json=payload, headers=headers, timeout=30)
             want = _expected(role, required, path)
             got = resp.status_code if resp.status_code >= 300 else 200
             if got != want:
@@ -98,22 +99,22 @@ def test_permission_matrix(platform: Platform, world: dict) -> None:
 
 
 def test_project_list_shows_only_my_projects(platform: Platform, world: dict) -> None:
-    resp = httpx.get(f"{platform.gateway}/api/v1/registry/projects",
+    resp = loopback.get(f"{platform.gateway}/api/v1/registry/projects",
                      headers={"Authorization": f"Bearer {world['tokens']['outsider']}"})
     assert [p["name"] for p in resp.json()["projects"]] == ["perm-other"]
 
 
 def test_creator_becomes_project_admin(platform: Platform, world: dict) -> None:
     headers = {"Authorization": f"Bearer {world['tokens']['viewer']}"}
-    assert httpx.post(f"{platform.gateway}/api/v1/registry/projects", json={"name": "mine"},
+    assert loopback.post(f"{platform.gateway}/api/v1/registry/projects", json={"name": "mine"},
                       headers=headers).status_code == 201
-    members = httpx.get(f"{platform.gateway}/api/v1/projects/mine/members", headers=headers).json()["members"]
+    members = loopback.get(f"{platform.gateway}/api/v1/projects/mine/members", headers=headers).json()["members"]
     assert [(m["user"], m["role"]) for m in members] == [("viewer-u", "admin")]
 
 
 def test_actor_and_request_id_are_recorded(platform: Platform, world: dict) -> None:
     headers = {"Authorization": f"Bearer {world['tokens']['editor']}", "X-Request-Id": "req-42"}
-    httpx.put(f"{platform.gateway}/api/v1/registry/projects/perm/runs/{world['run']}/tags/who",
+    loopback.put(f"{platform.gateway}/api/v1/registry/projects/perm/runs/{world['run']}/tags/who",
               json={"value": "me"}, headers=headers).raise_for_status()
     page = world["admin"].get("/audit", params={"project": "perm", "actor": "editor-u", "type": "run.tag_set"}).json()
     last = page["events"][-1]

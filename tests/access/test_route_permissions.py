@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
+import loopback
 import pytest
 
 from cairn.kernel import jobtoken
@@ -99,7 +100,7 @@ def _service_routes(platform: Platform) -> list[tuple[str, str, str]]:
     signer = Signer(load_service_key(platform.root / "data"), "gateway")
     routes = []
     for service in SERVICES:
-        doc = httpx.get(f"{platform.service_url(service)}/openapi.json", headers=signer.internal(), timeout=10).json()
+        doc = loopback.get(f"{platform.service_url(service)}/openapi.json", headers=signer.internal(), timeout=10).json()
         for path, item in doc["paths"].items():
             for method, op in item.items():
                 if path == "/healthz":
@@ -110,7 +111,7 @@ def _service_routes(platform: Platform) -> list[tuple[str, str, str]]:
 
 
 def _gateway_routes(platform: Platform) -> list[tuple[str, str, str]]:
-    doc = httpx.get(f"{platform.gateway}/openapi.json", timeout=10).json()
+    doc = loopback.get(f"{platform.gateway}/openapi.json", timeout=10).json()
     routes = []
     for path, item in doc["paths"].items():
         if not path.startswith(GATEWAY_OWN):
@@ -134,7 +135,7 @@ def _call(platform: Platform, who: Who, method: str, path: str) -> httpx.Respons
     body = None
     if method in ("POST", "PUT", "PATCH"):
         body = {"kind": who.kind} if path == "/api/v1/tokens" else {}  # a token of one's own kind
-    return httpx.request(method, f"{platform.gateway}{path}", headers=headers, json=body, timeout=30)
+    return loopback.request(method, f"{platform.gateway}{path}", headers=headers, json=body, timeout=30)
 
 
 def test_every_route_declares_a_role_and_enforces_it(platform: Platform, callers: dict[str, Who]) -> None:
@@ -176,7 +177,7 @@ def test_every_route_declares_a_role_and_enforces_it(platform: Platform, callers
     for who, method, path, requirement, _ in archiving:  # one at a time, each archive undone
         resp = check(who, method, path, requirement, True)
         if path.endswith("/archive") and resp.status_code < 300:
-            httpx.post(f"{platform.gateway}{path.removesuffix('archive')}restore",
+            loopback.post(f"{platform.gateway}{path.removesuffix('archive')}restore",
                        headers=platform.headers, timeout=30).raise_for_status()
     for call in rebuilds:
         check(*call)
@@ -210,12 +211,12 @@ def test_every_route_refuses_path_variants_before_routing(platform: Platform, ca
         body = {} if method in ("POST", "PUT", "PATCH") else None
         for name, bend in PATH_VARIANTS.items():
             bent = "/".join([*segments[:at], bend(segments[at]), *segments[at + 1:]])
-            resp = httpx.request(method, f"{platform.gateway}{bent}", headers=editor, json=body, timeout=30)
+            resp = loopback.request(method, f"{platform.gateway}{bent}", headers=editor, json=body, timeout=30)
             if resp.status_code != 400:
                 failures.append(f"{name:22} {method:6} {bent}: {resp.status_code} {resp.text[:100]}")
         if method == "GET" and not template.endswith("/events/stream"):
-            plain = httpx.get(f"{platform.gateway}{path}", headers=editor, timeout=30)
-            slashed = httpx.get(f"{platform.gateway}{path}/", headers=editor, timeout=30)
+            plain = loopback.get(f"{platform.gateway}{path}", headers=editor, timeout=30)
+            slashed = loopback.get(f"{platform.gateway}{path}/", headers=editor, timeout=30)
             if slashed.status_code != plain.status_code:
                 failures.append(f"trailing slash GET {path}/: {slashed.status_code}, without {plain.status_code}")
 
@@ -227,15 +228,15 @@ def test_every_route_refuses_path_variants_before_routing(platform: Platform, ca
 
 def test_a_service_refuses_requests_that_do_not_come_from_the_gateway(platform: Platform) -> None:
     url = f"{platform.service_url('registry')}/projects"
-    assert httpx.get(url, timeout=10).status_code == 401
+    assert loopback.get(url, timeout=10).status_code == 401
     forged = {"X-Cairn-Actor": "admin:x", "X-Cairn-Projects": "*",
               "X-Cairn-Identity": "gateway.eyJ1IjoiYWRtaW4ifQ.AAAA"}
-    resp = httpx.post(url, json={"name": "forged"}, headers=forged, timeout=10)
+    resp = loopback.post(url, json={"name": "forged"}, headers=forged, timeout=10)
     assert resp.status_code == 401, resp.text
     other_key = Signer(b"\0" * 32, "gateway").internal()
-    assert httpx.post(url, json={"name": "forged"}, headers=other_key, timeout=10).status_code == 401
-    assert httpx.get(f"{platform.service_url('registry')}/healthz", timeout=10).status_code == 200
-    listing = httpx.get(f"{platform.gateway}/api/v1/registry/projects", headers=platform.headers, timeout=10).json()
+    assert loopback.post(url, json={"name": "forged"}, headers=other_key, timeout=10).status_code == 401
+    assert loopback.get(f"{platform.service_url('registry')}/healthz", timeout=10).status_code == 200
+    listing = loopback.get(f"{platform.gateway}/api/v1/registry/projects", headers=platform.headers, timeout=10).json()
     assert "forged" not in [p["name"] for p in listing["projects"]]
 
 
@@ -243,7 +244,7 @@ def test_an_identity_header_from_a_client_is_not_passed_on(platform: Platform, c
     """A viewer who sends a site admin's signed identity (e.g. one seen in a log) stays a viewer."""
     signed = Signer(load_service_key(platform.root / "data"), "gateway").internal()
     headers = {"Authorization": f"Bearer {callers['viewer'].token}", **signed}
-    resp = httpx.post(f"{platform.gateway}/api/v1/registry/projects/{MINE}/runs", json={}, headers=headers,
+    resp = loopback.post(f"{platform.gateway}/api/v1/registry/projects/{MINE}/runs", json={}, headers=headers,
                       timeout=10)
     assert resp.status_code == 403, resp.text
 

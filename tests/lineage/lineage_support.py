@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
+import loopback
 
 from platform_harness import Platform, stream_last_seq
 
@@ -15,7 +15,7 @@ def wait_for_lineage(platform: Platform) -> int:
     target = stream_last_seq(platform)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        status = httpx.get(f"{platform.gateway}/api/v1/status", headers=platform.headers, timeout=10).json()
+        status = loopback.get(f"{platform.gateway}/api/v1/status", headers=platform.headers, timeout=10).json()
         if (status["services"]["lineage"].get("applied_seq") or 0) >= target:
             return target
         time.sleep(0.05)

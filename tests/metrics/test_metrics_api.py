@@ -8,6 +8,7 @@ import time
 import uuid
 
 import httpx
+import loopback
 import pyarrow as pa
 import pytest
 
@@ -92,7 +93,7 @@ def test_nan_and_infinities_round_trip_and_summaries(platform: Platform, api: ht
 
 def _wait_written(platform: Platform) -> None:
     deadline = time.monotonic() + 10
-    while httpx.get(f"{platform.service_url('metrics')}/healthz").json()["tail_points"]:
+    while loopback.get(f"{platform.service_url('metrics')}/healthz").json()["tail_points"]:
         assert time.monotonic() < deadline, "the metrics writer did not catch up"
         time.sleep(0.05)
 
@@ -138,19 +139,19 @@ def test_duplicate_batch_id_counts_once(platform: Platform, api: httpx.Client, m
 def test_viewer_can_read_but_not_log(platform: Platform, api: httpx.Client, mx: httpx.Client, project: str) -> None:
     run = _run(api, project)
     user = f"viewer-{uuid.uuid4().hex[:6]}"
-    resp = httpx.post(f"{platform.gateway}/api/v1/tokens", headers=platform.headers, json={"user": user})
+    resp = loopback.post(f"{platform.gateway}/api/v1/tokens", headers=platform.headers, json={"user": user})
     assert resp.status_code in (200, 201), resp.text
     token = resp.json()["token"]
-    resp = httpx.post(f"{platform.gateway}/api/v1/projects/{project}/members", headers=platform.headers,
+    resp = loopback.post(f"{platform.gateway}/api/v1/projects/{project}/members", headers=platform.headers,
                       json={"user": user, "role": "viewer"})
     assert resp.status_code in (200, 201), resp.text
     viewer = {"Authorization": f"Bearer {token}"}
     url = f"{platform.gateway}/api/v1/metrics/projects/{project}"
-    denied = httpx.post(f"{url}/runs/{run}/metrics", headers=viewer,
+    denied = loopback.post(f"{url}/runs/{run}/metrics", headers=viewer,
                         json={"batch_id": "v1", "points": [{"key": "a", "value": 1.0, "step": 0}]})
     assert denied.status_code == 403
-    assert httpx.get(f"{url}/runs/{run}/metrics", params={"key": "a"}, headers=viewer).status_code == 200
-    assert httpx.post(f"{url}/metrics/search", headers=viewer, json={"key": "a", "run_ids": [run]}).status_code == 200
+    assert loopback.get(f"{url}/runs/{run}/metrics", params={"key": "a"}, headers=viewer).status_code == 200
+    assert loopback.post(f"{url}/metrics/search", headers=viewer, json={"key": "a", "run_ids": [run]}).status_code == 200
 
 
 def test_registry_run_search_filters_and_sorts_by_metric_summaries(platform: Platform, api: httpx.Client,

@@ -8,6 +8,7 @@ import threading
 import time
 
 import httpx
+import loopback
 import numpy as np
 import pyarrow as pa
 from test_metrics_stream import wait_stream_empty
@@ -56,7 +57,7 @@ def test_sigkill_during_1m_point_ingest_stores_every_acked_point_once(platform: 
                 killer.join()  # the kill lands while batches are still in flight
         killer.join()
         deadline = time.monotonic() + 60
-        while httpx.get(f"{platform.service_url('metrics')}/healthz").json()["tail_points"]:
+        while loopback.get(f"{platform.service_url('metrics')}/healthz").json()["tail_points"]:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         wait_stream_empty(platform.nats_url)  # written batches leave the stream after a restart too

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import loopback
 import nats
 import pyarrow as pa
 import pytest
@@ -105,7 +106,7 @@ def _post(mx: httpx.Client, project: str, run: str, start: int, count: int) -> N
 
 def _wait_written(platform: Platform) -> None:
     deadline = time.monotonic() + 30
-    while httpx.get(f"{platform.service_url('metrics')}/healthz").json()["tail_points"]:
+    while loopback.get(f"{platform.service_url('metrics')}/healthz").json()["tail_points"]:
         assert time.monotonic() < deadline, "the metrics writer did not catch up"
         time.sleep(0.02)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import loopback
 import pytest
 
 from platform_harness import Platform
@@ -39,7 +40,7 @@ def test_without_a_token_the_client_gets_unauthenticated(run_mlflow) -> None:
 
 
 def test_without_a_token_the_api_answers_401_in_mlflow_shape(platform: Platform) -> None:
-    resp = httpx.get(f"{platform.gateway}/api/2.0/mlflow/experiments/get", params={"experiment_id": "0"})
+    resp = loopback.get(f"{platform.gateway}/api/2.0/mlflow/experiments/get", params={"experiment_id": "0"})
     assert resp.status_code == 401
     assert resp.json()["error_code"] == "UNAUTHENTICATED"
 
@@ -58,6 +59,6 @@ def test_a_viewer_can_read_but_not_log(platform: Platform, viewer_token: str, ru
 def test_a_non_member_cannot_see_the_project(platform: Platform, run_mlflow) -> None:
     with httpx.Client(base_url=f"{platform.gateway}/api/v1", headers=platform.headers) as cairn:
         outsider = cairn.post("/tokens", json={"user": "otto"}).json()["token"]
-    resp = httpx.get(f"{platform.gateway}/mlflow/team/api/2.0/mlflow/experiments/search",
+    resp = loopback.get(f"{platform.gateway}/mlflow/team/api/2.0/mlflow/experiments/search",
                      headers={"Authorization": f"Bearer {outsider}"})
     assert resp.status_code == 404 and resp.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"

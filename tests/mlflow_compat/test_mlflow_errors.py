@@ -4,6 +4,7 @@ change nothing."""
 from __future__ import annotations
 
 import httpx
+import loopback
 import pytest
 
 from platform_harness import Platform
@@ -61,6 +62,6 @@ def test_unknown_endpoint_is_endpoint_not_found(ml: httpx.Client) -> None:
 
 
 def test_ajax_prefix_and_bad_filter(platform: Platform) -> None:
-    resp = httpx.post(f"{platform.gateway}/ajax-api/2.0/mlflow/runs/search", headers=platform.headers,
+    resp = loopback.post(f"{platform.gateway}/ajax-api/2.0/mlflow/runs/search", headers=platform.headers,
                       json={"experiment_ids": ["0"], "filter": "attributes.artifact_uri = 'x'"})
     assert resp.status_code == 400 and resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"

@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import httpx
+import loopback
 
 from platform_harness import Platform
 
@@ -51,7 +52,7 @@ def test_sigkill_during_1000_commands_loses_nothing_acknowledged(platform: Platf
     platform.wait_healthy()
     deadline = time.monotonic() + 30
     while True:
-        status = httpx.get(f"{platform.gateway}/api/v1/status", headers=platform.headers, timeout=10).json()
+        status = loopback.get(f"{platform.gateway}/api/v1/status", headers=platform.headers, timeout=10).json()
         if status["services"]["registry"]["lag"] == 0:
             break
         assert time.monotonic() < deadline, f"the restarted registry did not catch up: {status['services']['registry']}"

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import httpx
+import loopback
 import nats
 import pytest
 
@@ -69,7 +70,7 @@ def _summarized(platform: Platform, project: str) -> list[dict[str, Any]]:
 
 
 def _metrics_health(platform: Platform) -> dict[str, Any]:
-    return httpx.get(f"{platform.service_url('metrics')}/healthz", timeout=10).json()
+    return loopback.get(f"{platform.service_url('metrics')}/healthz", timeout=10).json()
 
 
 def _restart_metrics_and_wait_announced(platform: Platform) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import loopback
 import pytest
 
 from cairn.kernel.envelope import Event, subject_for
@@ -107,7 +108,7 @@ def test_two_concurrent_creates_of_one_name_give_one_model(platform: Platform, p
         assert sorted(r.status_code for r in responses) == [201, 409], [r.text for r in responses]
         refused = next(r for r in responses if r.status_code == 409).json()["error"]
         assert refused["code"] == "already_exists" and f"m{i}" in refused["message"]
-    listed = httpx.get(url, headers=platform.headers, timeout=30).json()["models"]
+    listed = loopback.get(url, headers=platform.headers, timeout=30).json()["models"]
     assert sorted(m["name"] for m in listed) == ["m0", "m1", "m2", "m3"]
 
 
@@ -164,8 +165,8 @@ def test_an_old_log_with_model_events_on_the_project_subject_still_works(platfor
     assert _snapshot(platform, subject)[0] == _last_on(platform, subject)
 
     admin = f"{platform.gateway}/api/v1/registry/admin"
-    live = _ok(httpx.get(f"{admin}/content-hash", headers=platform.headers, timeout=60))
-    rebuilt = _ok(httpx.post(f"{admin}/rebuild", headers=platform.headers, timeout=120))
+    live = _ok(loopback.get(f"{admin}/content-hash", headers=platform.headers, timeout=60))
+    rebuilt = _ok(loopback.post(f"{admin}/rebuild", headers=platform.headers, timeout=120))
     assert (rebuilt["applied_seq"], rebuilt["content_hash"]) == (live["applied_seq"], live["content_hash"])
     assert _snapshot(platform, subject)[0] == _last_on(platform, subject)
     # after the rebuild, commands on it still land (no conflict with a position that is not on its subject)

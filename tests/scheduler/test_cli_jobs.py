@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
-import httpx
+import loopback
 import pytest
 from click.testing import CliRunner
 
@@ -63,11 +63,11 @@ def test_only_site_admins_and_service_accounts_may_register_agents(platform, cli
     body = {"agent_id": "probe-1", "name": "probe", "queue": "default", "host": "127.0.0.1",
             "capacity": {"cpus": 1, "memory_mib": 10, "gpus": 0, "gpu_types": []}}
     url = f"{platform.gateway}/api/v1/scheduler/agents"
-    refused = httpx.post(url, json=body, headers={"Authorization": f"Bearer {user}"})
+    refused = loopback.post(url, json=body, headers={"Authorization": f"Bearer {user}"})
     assert refused.status_code == 403 and "service-account" in refused.json()["error"]["message"]
-    accepted = httpx.post(url, json=body, headers={"Authorization": f"Bearer {service}"})
+    accepted = loopback.post(url, json=body, headers={"Authorization": f"Bearer {service}"})
     assert accepted.status_code == 200 and accepted.json()["agent"]["id"] == "probe-1"
-    assert httpx.get(url, headers={"Authorization": f"Bearer {user}"}).status_code == 200
+    assert loopback.get(url, headers={"Authorization": f"Bearer {user}"}).status_code == 200
 
 
 def test_a_repeated_submit_with_the_same_idempotency_key_makes_one_job_and_one_run(
@@ -91,8 +91,8 @@ def test_a_bad_job_id_is_a_clear_4xx(client: Client, project: str, bad: str) -> 
 def test_the_scheduler_read_model_rebuilds_from_the_log_to_the_same_content(platform) -> None:
     base = f"{platform.gateway}/api/v1/scheduler/admin"
     for _ in range(5):  # an agent's lease may run out in between: compare at the same sequence
-        before = httpx.get(f"{base}/content-hash", headers=platform.headers, timeout=30).json()
-        rebuilt = httpx.post(f"{base}/rebuild", headers=platform.headers, timeout=300).json()
+        before = loopback.get(f"{base}/content-hash", headers=platform.headers, timeout=30).json()
+        rebuilt = loopback.post(f"{base}/rebuild", headers=platform.headers, timeout=300).json()
         if rebuilt["applied_seq"] == before["applied_seq"]:
             break
     assert rebuilt["applied_seq"] == before["applied_seq"]

@@ -11,6 +11,7 @@ import signal
 from pathlib import Path
 
 import httpx
+import loopback
 import pytest
 from agent_pool import Agents, wait_until
 
@@ -46,13 +47,13 @@ def test_replicas_run_on_agents_report_and_answer(platform: Platform, agents: Ag
     deployments = Deployments(client)
     deployments.create(PROJECT, "web", environment="dev", model="seven", follows="production", replicas=1)
     [replica] = wait_until(lambda: started(deployments, 1), timeout=120, what="one replica to report")
-    answer = httpx.post(f"{replica['url']}/invocations", json=BODY, headers=platform.headers, timeout=30)
+    answer = loopback.post(f"{replica['url']}/invocations", json=BODY, headers=platform.headers, timeout=30)
     assert answer.status_code == 200 and answer.json()["predictions"] == [7]
     assert answer.headers["X-Model-Version"] == "1"
 
     # SIGKILL: the replica cannot say it stopped; its job ends, the scheduler starts another,
     # and the deployment records the old one stopped and counts the new one
-    pid = httpx.get(f"{replica['url']}/healthz", timeout=10).json()["pid"]
+    pid = loopback.get(f"{replica['url']}/healthz", timeout=10).json()["pid"]
     os.kill(pid, signal.SIGKILL)
 
     def replaced() -> list[dict] | None:
@@ -72,7 +73,7 @@ def test_replicas_run_on_agents_report_and_answer(platform: Platform, agents: Ag
     deployments.delete(PROJECT, "web")
 
     def gone() -> bool:
-        scheduler = httpx.get(f"{platform.gateway}/api/v1/scheduler/projects/{PROJECT}/replica-sets/deploy-web",
+        scheduler = loopback.get(f"{platform.gateway}/api/v1/scheduler/projects/{PROJECT}/replica-sets/deploy-web",
                               headers=platform.headers, timeout=30)
         return scheduler.status_code == 404 and not any(_answers(r["url"]) for r in both)
 
@@ -81,7 +82,7 @@ def test_replicas_run_on_agents_report_and_answer(platform: Platform, agents: Ag
 
 def _answers(url: str) -> bool:
     try:
-        httpx.get(f"{url}/healthz", timeout=2)
+        loopback.get(f"{url}/healthz", timeout=2)
     except httpx.HTTPError:
         return False
     return True

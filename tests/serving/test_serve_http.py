@@ -100,9 +100,9 @@ def test_tokens_are_checked(served: Served, platform: Any) -> None:
 
 
 def httpx_post(url: str, body: Any, headers: dict[str, str]) -> Any:
-    import httpx
+    import loopback
 
-    return httpx.post(url, json=body, headers=headers, timeout=30)
+    return loopback.post(url, json=body, headers=headers, timeout=30)
 
 
 @pytest.mark.parametrize(("body", "status", "needle"), [

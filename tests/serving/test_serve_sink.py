@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import loopback
 import pytest
 from serving_proc import wait_until
 
@@ -85,10 +86,10 @@ def test_every_answered_request_is_offered_with_its_shadow(app_url: tuple[str, L
     url, sink, _ = app_url
     ids = []
     for n in range(10):
-        resp = httpx.post(f"{url}/invocations", json=BODY, headers={"X-Request-Id": f"r{n}"}, timeout=30)
+        resp = loopback.post(f"{url}/invocations", json=BODY, headers={"X-Request-Id": f"r{n}"}, timeout=30)
         assert resp.status_code == 200 and resp.json()["predictions"] == [1.0, 2.0, 3.0]
         ids.append(f"r{n}")
-    assert httpx.post(f"{url}/invocations", json={"dataframe_split": {"columns": ["y"], "data": [[1]]}},
+    assert loopback.post(f"{url}/invocations", json={"dataframe_split": {"columns": ["y"], "data": [[1]]}},
                       timeout=30).status_code == 422
     wait_until(lambda: len(sink.samples) >= 20, what="primary and shadow samples")
     primary = [s for s in sink.samples if s.role == "primary"]

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
+import loopback
 import pytest
 from serving_proc import log_answer_versions, run_serve_cli, serving, wait_until
 
@@ -62,7 +62,7 @@ def test_follow_switches_with_no_failed_request(platform: Any, client: Client, t
 
         # a version that cannot load: the old one keeps serving and says why in /readyz
         client.set_alias(PROJECT, "answer", "production", 3)
-        ready = wait_until(lambda: (r := httpx.get(f"{served.url}/readyz", timeout=10).json())["last_error"] and r,
+        ready = wait_until(lambda: (r := loopback.get(f"{served.url}/readyz", timeout=10).json())["last_error"] and r,
                            what="the failed load to show in /readyz")
         assert "version 3" in ready["last_error"] and "broken on purpose" in ready["last_error"]
         assert ready["version"] == 2

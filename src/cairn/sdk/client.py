@@ -15,6 +15,7 @@ import httpx
 
 from cairn.sdk.jobs import JobsMixin
 from cairn.sdk.metrics import MetricsQueries
+from cairn.sdk.tls import tls_context
 
 if TYPE_CHECKING:
     from cairn.sdk.artifacts import Artifacts
@@ -111,7 +112,7 @@ class Client(AccessMixin, MetricsQueries, JobsMixin):
         self.token = token or _default_token()
         self.retries = retries
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, verify=tls_context())
 
     def close(self) -> None:
         self._http.close()

@@ -22,6 +22,7 @@ import httpx
 import pyarrow as pa
 
 from cairn.protocol import ARROW_STREAM, metric_batch_schema
+from cairn.sdk.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class MetricsLogger:
                  interval_s: float = 1.0, max_buffered: int = 1_000_000, timeout: float = 30.0,
                  senders: int = 2) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout, verify=tls_context())
         self._path = f"/api/v1/metrics/projects/{project}/runs/{run_id}/metrics"
         self.batch_size = batch_size
         self.interval_s = interval_s
