@@ -106,9 +106,9 @@ def test_every_answered_request_is_offered_with_its_shadow(app_url: tuple[str, L
 def test_sample_rate_offers_a_share(app_url: tuple[str, ListSink, ServeOptions]) -> None:
     url, sink, _ = app_url
     with httpx.Client(base_url=url, timeout=30) as http:
-        for _ in range(400):
+        for _ in range(100):
             assert http.post("/invocations", json=BODY).status_code == 200
-    assert 60 <= len(sink.samples) <= 140  # 25% of 400 with a seeded RNG, well inside the band
+    assert 10 <= len(sink.samples) <= 40  # 25% of 100 (sd 4.3) with a seeded RNG, inside the band
 
 
 def test_deployment_plan_reads_contract_two() -> None:
