@@ -1,0 +1,222 @@
+"""The monitor's windows on disk (SQLite, a database of its own beside the projection's): open
+windows' running state, closed windows' rows, the decisions still to make on closed windows, and
+the position in the inference stream, all changed in one transaction per batch of messages.
+
+So a monitor killed at any moment resumes from its stored position: what was consumed before the
+kill is in the open windows exactly once, what was not is read again. A closed window's rules are
+queued (``pending``) in the transaction that closes it, and the queue entry is dropped only
+after the rules were decided, so a kill between the two decides them again (the alert aggregate
+makes that second decision a no-op).
+
+These windows are a projection of the inference stream, not of the event log: an event-log
+rebuild leaves them alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cairn.kernel.store import SqliteStore
+from cairn.services.monitor.windows import LatencySketch, OpenWindow, Request, window_start
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS position (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS open_windows (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, size TEXT NOT NULL, start REAL NOT NULL,
+    seconds INTEGER NOT NULL, requests INTEGER NOT NULL, errors INTEGER NOT NULL, latency TEXT NOT NULL,
+    PRIMARY KEY (project, deployment, size, start));
+CREATE TABLE IF NOT EXISTS windows (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, size TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
+    requests INTEGER NOT NULL, errors INTEGER NOT NULL, error_rate REAL, latency_p50_ms REAL,
+    latency_p95_ms REAL, latency_p99_ms REAL, drift TEXT, performance TEXT,
+    PRIMARY KEY (project, deployment, size, start));
+CREATE TABLE IF NOT EXISTS pending (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, size TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
+    PRIMARY KEY (project, deployment, size, start));
+CREATE TABLE IF NOT EXISTS watermarks (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, time REAL NOT NULL, PRIMARY KEY (project, deployment));
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+WINDOW_COLUMNS = ("project", "deployment", "size", "start", "end", "requests", "errors", "error_rate",
+                  "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "drift", "performance")
+Key = tuple[str, str, str, float]  # project, deployment, size, start
+
+
+class WindowStore(SqliteStore):
+    """Open and closed windows of every deployment, for the sizes given (label -> seconds)."""
+
+    def __init__(self, path: str | Path, sizes: dict[str, int], grace_s: float) -> None:
+        super().__init__(path, SCHEMA)
+        self.sizes = sizes
+        self.grace_s = grace_s
+
+    # --- writing (the consumer's task only) ---
+
+    def position(self) -> int:
+        row = self.query_one("SELECT seq FROM position WHERE name='inference'")
+        return int(row[0]) if row else 0
+
+    def ingest(self, batches: Iterable[tuple[int, str, str, list[Request]]]) -> int:
+        """Count ``(stream sequence, project, deployment, requests)`` batches into their windows
+        and move the position, in one transaction; then close the windows that samples at or
+        past their end + grace show to be over. Messages at or below the stored position are
+        skipped (read again after a kill). Returns the new position."""
+        with self.transaction() as conn:
+            position = _position(conn)
+            cache: dict[Key, OpenWindow] = {}
+            touched: dict[tuple[str, str], float] = {}
+            late = 0
+            for seq, project, deployment, requests in batches:
+                if seq <= position:
+                    continue
+                position = seq
+                for request in requests:
+                    was_late = False
+                    for size, seconds in self.sizes.items():
+                        key = (project, deployment, size, window_start(request.time, seconds))
+                        window = cache.get(key) or _load_open(conn, key, seconds)
+                        if window is None:  # its window closed already: counted as late, not in a row
+                            was_late = True
+                            continue
+                        cache[key] = window
+                        window.add(request.status, request.latency_ms)
+                    late += was_late
+                    mark = touched.get((project, deployment), float("-inf"))
+                    touched[(project, deployment)] = max(mark, request.time)
+            for window in cache.values():
+                _save_open(conn, window)
+            for (project, deployment), mark in touched.items():
+                conn.execute("INSERT INTO watermarks(project, deployment, time) VALUES(?, ?, ?) ON CONFLICT"
+                             "(project, deployment) DO UPDATE SET time=max(time, excluded.time)",
+                             (project, deployment, mark))
+                self._close(conn, "project=? AND deployment=? AND start + seconds + ? <= ?",
+                            (project, deployment, self.grace_s, mark))
+            if late:
+                conn.execute("INSERT INTO counters(name, value) VALUES('late_requests', ?) ON CONFLICT(name) "
+                             "DO UPDATE SET value=value+excluded.value", (late,))
+            conn.execute("INSERT INTO position(name, seq) VALUES('inference', ?) ON CONFLICT(name) "
+                         "DO UPDATE SET seq=excluded.seq", (position,))
+        return position
+
+    def close_due(self, now: float) -> int:
+        """Close every open window whose end + grace the wall clock has passed (a deployment that
+        went quiet still has its last windows closed); returns how many closed."""
+        with self.transaction() as conn:
+            return self._close(conn, "start + seconds + ? <= ?", (self.grace_s, now))
+
+    def _close(self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> int:
+        rows = conn.execute(f"SELECT * FROM open_windows WHERE {where}", params).fetchall()
+        for row in rows:
+            summary = _open_window(row).summary()
+            summary["drift"], summary["performance"] = (json.dumps(summary[k]) if summary[k] is not None else None
+                                                        for k in ("drift", "performance"))
+            conn.execute(f"INSERT OR REPLACE INTO windows({', '.join(WINDOW_COLUMNS)}) "
+                         f"VALUES({', '.join('?' * len(WINDOW_COLUMNS))})", [summary[c] for c in WINDOW_COLUMNS])
+            conn.execute("INSERT OR IGNORE INTO pending(project, deployment, size, start, end) VALUES(?, ?, ?, ?, ?)",
+                         (row["project"], row["deployment"], row["size"], row["start"], summary["end"]))
+            conn.execute("DELETE FROM open_windows WHERE project=? AND deployment=? AND size=? AND start=?",
+                         (row["project"], row["deployment"], row["size"], row["start"]))
+        return len(rows)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Closed windows whose rules are still to be decided, oldest first."""
+        return [dict(r) for r in self.query("SELECT * FROM pending ORDER BY end, project, deployment, size")]
+
+    def decided(self, item: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM pending WHERE project=? AND deployment=? AND size=? AND start=?",
+                         (item["project"], item["deployment"], item["size"], item["start"]))
+
+    # --- reading ---
+
+    def history(self, project: str, deployment: str, size: str, until_end: float, n: int) -> list[dict[str, Any]]:
+        """The last ``n`` closed windows ending at or before ``until_end``, oldest first."""
+        rows = self.query("SELECT * FROM windows WHERE project=? AND deployment=? AND size=? AND end <= ? "
+                          "ORDER BY start DESC LIMIT ?", (project, deployment, size, until_end, n))
+        return [window_row(r) for r in reversed(rows)]
+
+    def closed(self, project: str, deployment: str, size: str, since: float, until: float) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM windows WHERE project=? AND deployment=? AND size=? AND start >= ? "
+                          "AND start < ? ORDER BY start", (project, deployment, size, since, until))
+        return [window_row(r) for r in rows]
+
+    def latest(self, project: str, deployment: str) -> dict[str, dict[str, Any]]:
+        """The newest closed window of each size."""
+        out = {}
+        for size in self.sizes:
+            row = self.query_one("SELECT * FROM windows WHERE project=? AND deployment=? AND size=? "
+                                 "ORDER BY start DESC LIMIT 1", (project, deployment, size))
+            if row is not None:
+                out[size] = window_row(row)
+        return out
+
+    def open_windows(self, project: str, deployment: str) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM open_windows WHERE project=? AND deployment=? ORDER BY size, start",
+                          (project, deployment))
+        return [{**_open_window(r).summary(), "open": True} for r in rows]
+
+    def late_requests(self) -> int:
+        row = self.query_one("SELECT value FROM counters WHERE name='late_requests'")
+        return int(row[0]) if row else 0
+
+
+def window_row(row: sqlite3.Row) -> dict[str, Any]:
+    out = {c: row[c] for c in WINDOW_COLUMNS}
+    for name in ("drift", "performance"):
+        out[name] = json.loads(out[name]) if out[name] else None
+    return out
+
+
+def _position(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT seq FROM position WHERE name='inference'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _open_window(row: sqlite3.Row) -> OpenWindow:
+    return OpenWindow(row["project"], row["deployment"], row["size"], row["start"], row["seconds"], row["requests"],
+                      row["errors"], LatencySketch.from_json(json.loads(row["latency"])))
+
+
+def _load_open(conn: sqlite3.Connection, key: Key, seconds: int) -> OpenWindow | None:
+    """The open window for ``key``: stored, new, or None when that window has closed already."""
+    row = conn.execute("SELECT * FROM open_windows WHERE project=? AND deployment=? AND size=? AND start=?",
+                       key).fetchone()
+    if row is not None:
+        return _open_window(row)
+    if conn.execute("SELECT 1 FROM windows WHERE project=? AND deployment=? AND size=? AND start=?",
+                    key).fetchone() is not None:
+        return None
+    return OpenWindow(*key, seconds=seconds)
+
+
+def _save_open(conn: sqlite3.Connection, window: OpenWindow) -> None:
+    conn.execute("INSERT OR REPLACE INTO open_windows(project, deployment, size, start, seconds, requests, errors, "
+                 "latency) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                 (window.project, window.deployment, window.size, window.start, window.seconds, window.requests,
+                  window.errors, json.dumps(window.latency.to_json())))
+
+
+def downsample(rows: Sequence[dict[str, Any]], max_points: int,
+               merge: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """At most ``max_points`` rows: consecutive windows merged in equal groups (counts summed,
+    error rate recomputed, the worst latency quantile of the group kept: a chart must not hide
+    a spike)."""
+    if len(rows) <= max_points:
+        return list(rows)
+    group = -(-len(rows) // max_points)
+    return [(merge or _merge)(rows[i:i + group]) for i in range(0, len(rows), group)]
+
+
+def _merge(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    requests = sum(r["requests"] for r in rows)
+    errors = sum(r["errors"] for r in rows)
+    out = {**rows[0], "end": rows[-1]["end"], "requests": requests, "errors": errors,
+           "error_rate": errors / requests if requests else None, "windows": len(rows)}
+    for q in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
+        values = [r[q] for r in rows if r[q] is not None]
+        out[q] = max(values) if values else None
+    return out
