@@ -16,7 +16,7 @@ from cairn.services.monitor.alerts import RuleDecider
 from cairn.services.monitor.api import router
 from cairn.services.monitor.consumer import InferenceConsumer
 from cairn.services.monitor.domain import parse_sizes
-from cairn.services.monitor.profiles import ProfileFiles
+from cairn.services.monitor.profiles import ProfileFiles, reference_loader
 from cairn.services.monitor.projection import AGGREGATES, projection
 from cairn.services.monitor.store import MonitorStore
 from cairn.services.monitor.window_store import WindowStore
@@ -46,8 +46,10 @@ class MonitorSettings(ServiceSettings):
 async def start_windows(app: FastAPI, runtime: ServiceRuntime) -> None:
     settings = runtime.settings
     assert isinstance(settings, MonitorSettings)
+    store = runtime.store
+    assert isinstance(store, MonitorStore)
     windows = WindowStore(settings.data_dir / "monitor" / "windows.sqlite3", parse_sizes(settings.monitor_windows),
-                          settings.monitor_grace_s)
+                          settings.monitor_grace_s, reference_loader(store, app.state.profiles))
     runtime.defer(_closing(windows))
     decider = RuleDecider(runtime, windows, settings.deployments_url)
     runtime.defer(decider.close)

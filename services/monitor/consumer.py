@@ -22,7 +22,7 @@ from cairn.protocol import (
     INFERENCE_SUBJECT_PREFIX,
     SERVE_SUBJECT_TOKEN,
 )
-from cairn.services.monitor.window_store import WindowStore
+from cairn.services.monitor.window_store import Batch, WindowStore
 from cairn.services.monitor.windows import Request, requests_in
 from cairn.serving.inference_records import decode_batch
 
@@ -31,21 +31,24 @@ FETCH = 256  # messages per round trip
 DURABLE = "monitor-windows"
 
 
-def parse(messages: list[tuple[int, str, bytes]]) -> list[tuple[int, str, str, list[Request]]]:
-    """(sequence, project, deployment, requests) per message; labels and a plain ``cairn serve``'s
-    samples move the position and count in no window (a damaged message neither)."""
+def parse(messages: list[tuple[int, str, bytes]]) -> list[Batch]:
+    """(sequence, project, deployment, requests, the message's Arrow bytes) per message; labels
+    and a plain ``cairn serve``'s samples move the position and count in no window (a damaged
+    message neither)."""
     out = []
     for seq, subject, data in messages:
         parts = subject.split(".")
         requests: list[Request] = []
+        kept: bytes | None = None
         if subject.startswith(INFERENCE_SUBJECT_PREFIX + ".") and len(parts) == 4 and parts[3] != SERVE_SUBJECT_TOKEN:
             try:
                 requests = list(requests_in(decode_batch(data)))
+                kept = data
             except Exception as err:  # noqa: BLE001 - a damaged message is skipped, never stops the windows
                 log.warning("inference message seq=%d unreadable: %r", seq, err)
         elif not subject.startswith(FEEDBACK_SUBJECT_PREFIX + "."):
             log.warning("inference message seq=%d on an unknown subject %s", seq, subject)
-        out.append((seq, parts[2] if len(parts) > 2 else "", parts[3] if len(parts) > 3 else "", requests))
+        out.append((seq, parts[2] if len(parts) > 2 else "", parts[3] if len(parts) > 3 else "", requests, kept))
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import InvalidInput, NotFound, Unavailable
 from cairn.kernel.service import ServiceRuntime
 from cairn.services.monitor import domain
+from cairn.services.monitor.store import MonitorStore
+from cairn.services.monitor.windows import Reference
 
 MAX_SOURCE_NAME = 128
 
@@ -95,3 +97,24 @@ async def register(rt: ServiceRuntime, ctx: CommandContext, files: ProfileFiles,
                               decide=lambda s: domain.register_profile(s, digest=digest, rows=rows, columns=columns,
                                                                        source=clean_source))
     return {"digest": digest}
+
+
+def reference_loader(store: MonitorStore, files: ProfileFiles) -> Callable[[str, str], Reference | None]:
+    """A deployment's reference profile as the windows need it (parsed once per digest); None
+    when it has none, or without the statistics library."""
+    cache: dict[str, Reference] = {}
+
+    def reference(project: str, deployment: str) -> Reference | None:
+        digest = store.reference(project, deployment)["profile"]
+        if digest is None:
+            return None
+        found = cache.get(digest)
+        if found is None:
+            try:
+                from cairn.monitor.profile import Profile
+            except ImportError:
+                return None
+            found = cache[digest] = Reference(digest, Profile.from_json(files.read(digest)))
+        return found
+
+    return reference

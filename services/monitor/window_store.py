@@ -15,13 +15,25 @@ rebuild leaves them alone.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from cairn.kernel.store import SqliteStore
-from cairn.services.monitor.windows import LatencySketch, OpenWindow, Request, window_start
+from cairn.services.monitor.windows import (
+    LatencySketch,
+    OpenWindow,
+    Reference,
+    Request,
+    drift_summary,
+    merge_profiles,
+    profile_window,
+    window_start,
+)
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS position (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
@@ -32,8 +44,11 @@ CREATE TABLE IF NOT EXISTS open_windows (
 CREATE TABLE IF NOT EXISTS windows (
     project TEXT NOT NULL, deployment TEXT NOT NULL, size TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
     requests INTEGER NOT NULL, errors INTEGER NOT NULL, error_rate REAL, latency_p50_ms REAL,
-    latency_p95_ms REAL, latency_p99_ms REAL, drift TEXT, performance TEXT,
+    latency_p95_ms REAL, latency_p99_ms REAL, drift TEXT, performance TEXT, reference TEXT, profile BLOB,
     PRIMARY KEY (project, deployment, size, start));
+CREATE TABLE IF NOT EXISTS window_batches (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, start REAL NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (project, deployment, start, seq));
 CREATE TABLE IF NOT EXISTS pending (
     project TEXT NOT NULL, deployment TEXT NOT NULL, size TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
     PRIMARY KEY (project, deployment, size, start));
@@ -44,15 +59,20 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 WINDOW_COLUMNS = ("project", "deployment", "size", "start", "end", "requests", "errors", "error_rate",
                   "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "drift", "performance")
 Key = tuple[str, str, str, float]  # project, deployment, size, start
+# one inference message: stream sequence, project, deployment, its requests, its Arrow bytes (None: not samples)
+Batch = tuple[int, str, str, list[Request], bytes | None]
 
 
 class WindowStore(SqliteStore):
     """Open and closed windows of every deployment, for the sizes given (label -> seconds)."""
 
-    def __init__(self, path: str | Path, sizes: dict[str, int], grace_s: float) -> None:
+    def __init__(self, path: str | Path, sizes: dict[str, int], grace_s: float,
+                 references: Callable[[str, str], Reference | None] | None = None) -> None:
         super().__init__(path, SCHEMA)
         self.sizes = sizes
         self.grace_s = grace_s
+        self.smallest = next(iter(sizes))
+        self.references = references  # a deployment's reference profile, for drift (None: no drift)
 
     # --- writing (the consumer's task only) ---
 
@@ -60,9 +80,10 @@ class WindowStore(SqliteStore):
         row = self.query_one("SELECT seq FROM position WHERE name='inference'")
         return int(row[0]) if row else 0
 
-    def ingest(self, batches: Iterable[tuple[int, str, str, list[Request]]]) -> int:
-        """Count ``(stream sequence, project, deployment, requests)`` batches into their windows
-        and move the position, in one transaction; then close the windows that samples at or
+    def ingest(self, batches: Iterable[Batch]) -> int:
+        """Count messages (``Batch``) into their windows, keep each message for the smallest
+        windows it has samples in (their drift is computed when they close), and move the
+        position, in one transaction; then close the windows that samples at or
         past their end + grace show to be over. Messages at or below the stored position are
         skipped (read again after a kill). Returns the new position."""
         with self.transaction() as conn:
@@ -70,10 +91,14 @@ class WindowStore(SqliteStore):
             cache: dict[Key, OpenWindow] = {}
             touched: dict[tuple[str, str], float] = {}
             late = 0
-            for seq, project, deployment, requests in batches:
+            for seq, project, deployment, requests, data in batches:
                 if seq <= position:
                     continue
                 position = seq
+                smallest = {window_start(r.time, self.sizes[self.smallest]) for r in requests}
+                for start in smallest if data is not None else ():
+                    conn.execute("INSERT OR IGNORE INTO window_batches(project, deployment, start, seq, data) "
+                                 "VALUES(?, ?, ?, ?, ?)", (project, deployment, start, seq, data))
                 for request in requests:
                     was_late = False
                     for size, seconds in self.sizes.items():
@@ -109,18 +134,51 @@ class WindowStore(SqliteStore):
             return self._close(conn, "start + seconds + ? <= ?", (self.grace_s, now))
 
     def _close(self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> int:
-        rows = conn.execute(f"SELECT * FROM open_windows WHERE {where}", params).fetchall()
+        # smallest first: a larger window's drift merges the profiles of the smaller ones it holds
+        rows = conn.execute(f"SELECT * FROM open_windows WHERE {where} ORDER BY seconds, start", params).fetchall()
         for row in rows:
             summary = _open_window(row).summary()
+            reference, profile = self._drift(conn, row, summary)
             summary["drift"], summary["performance"] = (json.dumps(summary[k]) if summary[k] is not None else None
                                                         for k in ("drift", "performance"))
-            conn.execute(f"INSERT OR REPLACE INTO windows({', '.join(WINDOW_COLUMNS)}) "
-                         f"VALUES({', '.join('?' * len(WINDOW_COLUMNS))})", [summary[c] for c in WINDOW_COLUMNS])
+            columns = (*WINDOW_COLUMNS, "reference", "profile")
+            conn.execute(f"INSERT OR REPLACE INTO windows({', '.join(columns)}) "
+                         f"VALUES({', '.join('?' * len(columns))})",
+                         [*(summary[c] for c in WINDOW_COLUMNS), reference, profile])
+            if row["size"] == self.smallest:
+                conn.execute("DELETE FROM window_batches WHERE project=? AND deployment=? AND start=?",
+                             (row["project"], row["deployment"], row["start"]))
             conn.execute("INSERT OR IGNORE INTO pending(project, deployment, size, start, end) VALUES(?, ?, ?, ?, ?)",
                          (row["project"], row["deployment"], row["size"], row["start"], summary["end"]))
             conn.execute("DELETE FROM open_windows WHERE project=? AND deployment=? AND size=? AND start=?",
                          (row["project"], row["deployment"], row["size"], row["start"]))
         return len(rows)
+
+    def _drift(self, conn: sqlite3.Connection, row: sqlite3.Row,
+               summary: dict[str, Any]) -> tuple[str | None, bytes | None]:
+        """Fill in the closing window's drift; returns the reference digest and the window's
+        profile (kept for the larger windows). A failure costs the drift, never the window."""
+        reference = self.references(row["project"], row["deployment"]) if self.references else None
+        if reference is None:
+            return None, None
+        try:
+            if row["size"] == self.smallest:
+                messages = [r[0] for r in conn.execute(
+                    "SELECT data FROM window_batches WHERE project=? AND deployment=? AND start=? ORDER BY seq",
+                    (row["project"], row["deployment"], row["start"]))]
+                current = profile_window(messages, row["start"], summary["end"], reference)
+            else:
+                current = merge_profiles([r[0] for r in conn.execute(
+                    "SELECT profile FROM windows WHERE project=? AND deployment=? AND size=? AND start>=? AND end<=? "
+                    "AND reference=? AND profile IS NOT NULL ORDER BY start",
+                    (row["project"], row["deployment"], self.smallest, row["start"], summary["end"],
+                     reference.digest))])
+            summary["drift"] = drift_summary(current, reference)
+        except Exception as err:  # noqa: BLE001 - the window closes without its drift
+            log.warning("monitor: drift of %s/%s %s window at %s failed: %r", row["project"], row["deployment"],
+                        row["size"], row["start"], err)
+            return reference.digest, None
+        return reference.digest, current.to_json() if current is not None and row["size"] == self.smallest else None
 
     def pending(self) -> list[dict[str, Any]]:
         """Closed windows whose rules are still to be decided, oldest first."""

@@ -12,6 +12,11 @@ performance) is called from here only, so the parts that use it stay in one modu
 - An error is an answer with HTTP status >= 500 (a 4xx is the caller's mistake, not the model's).
 - Latencies go into a log-bucket sketch (relative accuracy ``LATENCY_ALPHA``): bounded memory
   whatever the window's length, mergeable, and quantiles within 1% of the exact ones.
+- Drift: a window of the smallest size keeps its sample messages while it is open; when it
+  closes they are profiled with the reference's histogram edges (``profile_samples(table,
+  reference=...)``) and compared with the reference (``dataset_drift``). A larger window merges
+  the profiles of the smallest windows it holds (the same edges, so they merge exactly) and
+  compares that. Without a reference, or without the statistics library, drift is None.
 """
 
 from __future__ import annotations
@@ -112,6 +117,85 @@ def _round(value: float | None) -> float | None:
 
 def window_start(time_s: float, seconds: int) -> float:
     return float(math.floor(time_s / seconds) * seconds)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A deployment's reference profile (``cairn.monitor.profile.Profile``) and its digest."""
+
+    digest: str
+    profile: Any
+
+
+def _library() -> Any:
+    """The statistics library's two entry points, or None where it is not installed."""
+    try:
+        from cairn.monitor.drift import dataset_drift
+        from cairn.monitor.profile import Profile, profile_samples
+    except ImportError:
+        return None
+    return profile_samples, dataset_drift, Profile
+
+
+def _window_rows(table: Any, start: float, end: float) -> Any:
+    """The table's rows of requests answered in ``[start, end)``, shadow copies left out."""
+    import pyarrow.compute as pc
+
+    keep = pc.and_(pc.greater_equal(table.column("time"), start), pc.less(table.column("time"), end))
+    if "role" in table.column_names:
+        keep = pc.and_(keep, pc.not_equal(pc.fill_null(table.column("role"), ""), "shadow"))
+    return table.filter(keep)
+
+
+def profile_window(messages: list[bytes], start: float, end: float, reference: Reference) -> Any:
+    """The profile of a window's sampled rows, on the reference's edges (None: no rows, no library)."""
+    import pyarrow as pa
+
+    from cairn.serving.inference_records import decode_batch
+
+    library = _library()
+    if library is None or not messages:
+        return None
+    tables = [_window_rows(decode_batch(data), start, end) for data in messages]
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return None
+    table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    return library[0](table, reference=reference.profile)
+
+
+def merge_profiles(profiles: list[bytes]) -> Any:
+    """One profile of several windows' profiles (canonical JSON); None when they cannot merge
+    (columns that came and went between windows) or there are none."""
+    library = _library()
+    if library is None or not profiles:
+        return None
+    merged = library[2].from_json(profiles[0])
+    for data in profiles[1:]:
+        try:
+            merged = merged.merge(library[2].from_json(data))
+        except ValueError:
+            return None
+    return merged
+
+
+def drift_summary(current: Any, reference: Reference) -> dict[str, Any] | None:
+    """The window's drift against the reference: the dataset's share of drifted columns and,
+    per column, the deciding method's score, threshold and verdict."""
+    library = _library()
+    if library is None or current is None:
+        return None
+    names = [n for n in reference.profile.columns if n in current.columns
+             and reference.profile.roles.get(n, "feature") in ("feature", "prediction")
+             and reference.profile.columns[n].kind == current.columns[n].kind]
+    if not names:
+        return None
+    drift = library[1](reference.profile, current, columns=names).to_dict()
+    return {"reference": reference.digest, "share": drift["share"], "drifted": drift["drifted"],
+            "drifted_columns": drift["drifted_columns"], "drift_share": drift["drift_share"],
+            "columns": {c["column"]: {"method": c["method"], "score": c["score"], "threshold": c["threshold"],
+                                      "drifted": c["drifted"], "p_value": c["p_value"]}
+                        for c in drift["columns"]}}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ them (counts, error rate, latency quantiles), queried by time range and downsamp
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
@@ -128,3 +129,42 @@ def test_windows_count_the_samples_a_replica_sends(admin: httpx.Client) -> None:
     one = admin.get(f"/monitor/projects/{PROJECT}/deployments/fraud/windows",
                     params={"size": "2s", "since": "1h", "max_points": 1}).json()["windows"]
     assert len(one) == 1 and one[0]["requests"] >= 100
+
+
+def test_a_registered_reference_gives_windows_their_drift(platform: Platform, admin: httpx.Client) -> None:
+    """Profiles are registered once by digest, a bad one is a 422, and the reference a
+    deployment is set to is what its windows drift against (needs cairn.monitor)."""
+    import numpy as np
+    import pandas as pd
+
+    profile = pytest.importorskip("cairn.monitor.profile")
+    reference = profile.profile_table(pd.DataFrame({"amount": np.random.default_rng(5).normal(0, 1, 300),
+                                                    "country": ["de"] * 300}))
+    body = {"profile": json.loads(reference.to_json()), "source": {"dataset": "fraud", "version": 3}}
+    before = stream_last_seq(platform)
+    bad = admin.post(f"/monitor/projects/{PROJECT}/profiles", json={**body, "profile": {"rows": -1}})
+    assert bad.status_code == 422 and "profile" in bad.text
+    assert admin.post(f"/monitor/projects/{PROJECT}/profiles", json={**body, "source": {"x": 1}}).status_code == 422
+    assert stream_last_seq(platform) == before
+    created = admin.post(f"/monitor/projects/{PROJECT}/profiles", json=body)
+    assert created.status_code == 201, created.text
+    digest = created.json()["digest"]
+    assert digest == reference.digest()
+    assert admin.post(f"/monitor/projects/{PROJECT}/profiles", json=body).json() == {"digest": digest}
+    assert [p["digest"] for p in admin.get(f"/monitor/projects/{PROJECT}/profiles").json()["profiles"]] == [digest]
+    assert admin.get(f"/monitor/projects/{PROJECT}/profiles/{digest}").content == reference.to_json()
+
+    base = f"/monitor/projects/{PROJECT}/deployments/fraud"
+    assert admin.put(f"{base}/reference", json={"profile": digest}).json()["chosen"] == "set"
+    start = next_window_start()
+    shifted = samples(PROJECT, "fraud", start + 0.1, 100)
+    for i, item in enumerate(shifted):
+        item.features["amount"] = [5.0 + i / 100]
+    send(admin, PROJECT, "fraud", shifted)
+    wait_for(lambda: [w for w in closed_windows(admin, PROJECT, "fraud") if w["start"] == start],
+             "the shifted window to close")
+    drift = admin.get(f"{base}/drift", params={"size": "2s", "since": "1h", "column": "amount"}).json()["windows"]
+    (window,) = [w for w in drift if w["start"] == start]
+    assert window["drift"]["reference"] == digest
+    assert list(window["drift"]["columns"]) == ["amount"] and window["drift"]["columns"]["amount"]["drifted"]
+    assert admin.get(f"{base}/status").json()["reference"]["profile"] == digest

@@ -109,3 +109,35 @@ def test_downsampling_merges_groups_and_keeps_the_worst_quantile() -> None:
     assert len(merged) == 3 and merged[0]["requests"] == 40 and merged[0]["end"] == 4.0
     assert merged[0]["latency_p99_ms"] == 3.0 and merged[0]["error_rate"] == 2 / 40
     assert downsample(rows, 10) == rows
+
+
+def shifted_samples(rng: np.random.Generator, start: int, when: float, shift: float, n: int) -> list[InferenceSample]:
+    return [InferenceSample(request_id=f"d{start + i}", project="shop", model="m", version=1,
+                            features=pd.DataFrame({"amount": [float(rng.normal(shift, 1.0))],
+                                                   "country": ["de" if shift == 0 else "fr"]}),
+                            prediction=[0], latency_ms=1.0, status=200, time=when, deployment="fraud")
+            for i in range(n)]
+
+
+def test_a_closed_window_carries_its_drift_against_the_reference(tmp_path: Path) -> None:
+    """The smallest window is profiled on the reference's edges and compared; the larger window
+    merges the smallest windows' profiles (needs the statistics library, cairn.monitor)."""
+    profile = pytest.importorskip("cairn.monitor.profile")
+    from cairn.services.monitor.windows import Reference
+
+    rng = np.random.default_rng(3)
+    reference_table = pd.DataFrame({"amount": rng.normal(0.0, 1.0, 500), "country": ["de"] * 500})
+    reference = profile.profile_table(reference_table)
+    ref = Reference(reference.digest(), reference)
+    store = WindowStore(tmp_path / "w.sqlite3", SIZES, grace_s=2.0, references=lambda project, deployment: ref)
+    store.ingest(parse([message(1, shifted_samples(rng, 0, BASE + 1, 0.0, 200)),
+                        message(2, shifted_samples(rng, 200, BASE + 11, 3.0, 200))]))
+    store.close_due(BASE + 60 + 2)
+    calm, shifted = store.closed("shop", "fraud", "10s", 0, 2e9)
+    assert calm["drift"]["reference"] == ref.digest
+    assert calm["drift"]["columns"]["amount"]["drifted"] is False
+    assert shifted["drift"]["columns"]["amount"]["drifted"] is True
+    assert shifted["drift"]["columns"]["country"]["drifted"] is True and shifted["drift"]["share"] == 1.0
+    (minute,) = store.closed("shop", "fraud", "1m", 0, 2e9)
+    assert minute["requests"] == 400 and minute["drift"]["columns"]["amount"]["drifted"] is True
+    assert store.query("SELECT count(*) FROM window_batches")[0][0] == 0
