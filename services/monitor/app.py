@@ -82,7 +82,8 @@ def health(app: FastAPI) -> dict[str, Any]:
     consumer: InferenceConsumer = app.state.consumer
     decider: RuleDecider = app.state.decider
     return {"inference_seq": windows.position(), "consumer_lag": consumer.lag,
-            "pending_decisions": len(windows.pending()), "late_requests": windows.late_requests(),
+            "pending_decisions": len(windows.pending()), "late_requests": windows.counter("late_requests"),
+            "unmatched_labels": windows.counter("unmatched_labels"),
             "consumer_error": consumer.error, "decision_error": decider.last_error,
             "windows": list(windows.sizes)}
 

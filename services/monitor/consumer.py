@@ -23,7 +23,7 @@ from cairn.protocol import (
     SERVE_SUBJECT_TOKEN,
 )
 from cairn.services.monitor.window_store import Batch, WindowStore
-from cairn.services.monitor.windows import Request, requests_in
+from cairn.services.monitor.windows import Label, Request, label_in, requests_in
 from cairn.serving.inference_records import decode_batch
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,14 @@ DURABLE = "monitor-windows"
 
 
 def parse(messages: list[tuple[int, str, bytes]]) -> list[Batch]:
-    """(sequence, project, deployment, requests, the message's Arrow bytes) per message; labels
-    and a plain ``cairn serve``'s samples move the position and count in no window (a damaged
+    """(sequence, project, deployment, requests, the message's Arrow bytes, labels) per message;
+    a plain ``cairn serve``'s samples move the position and count in no window (a damaged
     message neither)."""
     out = []
     for seq, subject, data in messages:
         parts = subject.split(".")
         requests: list[Request] = []
+        labels: list[Label] = []
         kept: bytes | None = None
         if subject.startswith(INFERENCE_SUBJECT_PREFIX + ".") and len(parts) == 4 and parts[3] != SERVE_SUBJECT_TOKEN:
             try:
@@ -46,9 +47,13 @@ def parse(messages: list[tuple[int, str, bytes]]) -> list[Batch]:
                 kept = data
             except Exception as err:  # noqa: BLE001 - a damaged message is skipped, never stops the windows
                 log.warning("inference message seq=%d unreadable: %r", seq, err)
-        elif not subject.startswith(FEEDBACK_SUBJECT_PREFIX + "."):
+        elif subject.startswith(FEEDBACK_SUBJECT_PREFIX + ".") and len(parts) == 4:
+            label = label_in(data)
+            labels = [label] if label is not None else []
+        else:
             log.warning("inference message seq=%d on an unknown subject %s", seq, subject)
-        out.append((seq, parts[2] if len(parts) > 2 else "", parts[3] if len(parts) > 3 else "", requests, kept))
+        out.append((seq, parts[2] if len(parts) > 2 else "", parts[3] if len(parts) > 3 else "", requests, kept,
+                    labels))
     return out
 
 

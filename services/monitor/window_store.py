@@ -23,12 +23,14 @@ from typing import Any
 
 from cairn.kernel.store import SqliteStore
 from cairn.services.monitor.windows import (
+    Label,
     LatencySketch,
     OpenWindow,
     Reference,
     Request,
     drift_summary,
     merge_profiles,
+    performance,
     profile_window,
     window_start,
 )
@@ -54,25 +56,35 @@ CREATE TABLE IF NOT EXISTS pending (
     PRIMARY KEY (project, deployment, size, start));
 CREATE TABLE IF NOT EXISTS watermarks (
     project TEXT NOT NULL, deployment TEXT NOT NULL, time REAL NOT NULL, PRIMARY KEY (project, deployment));
+CREATE TABLE IF NOT EXISTS predictions (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, request_id TEXT NOT NULL, prediction TEXT NOT NULL,
+    time REAL NOT NULL, labelled INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (project, deployment, request_id));
+CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions(time);
+CREATE TABLE IF NOT EXISTS window_labels (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, size TEXT NOT NULL, start REAL NOT NULL, request_id TEXT NOT NULL,
+    prediction TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (project, deployment, size, start, request_id));
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 WINDOW_COLUMNS = ("project", "deployment", "size", "start", "end", "requests", "errors", "error_rate",
                   "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "drift", "performance")
 Key = tuple[str, str, str, float]  # project, deployment, size, start
-# one inference message: stream sequence, project, deployment, its requests, its Arrow bytes (None: not samples)
-Batch = tuple[int, str, str, list[Request], bytes | None]
+# one inference message: stream sequence, project, deployment, its requests, its Arrow bytes (None: not
+# samples), its labels (a feedback message)
+Batch = tuple[int, str, str, list[Request], bytes | None, list[Label]]
 
 
 class WindowStore(SqliteStore):
     """Open and closed windows of every deployment, for the sizes given (label -> seconds)."""
 
     def __init__(self, path: str | Path, sizes: dict[str, int], grace_s: float,
-                 references: Callable[[str, str], Reference | None] | None = None) -> None:
+                 references: Callable[[str, str], Reference | None] | None = None,
+                 label_horizon_s: float = 86400.0) -> None:
         super().__init__(path, SCHEMA)
         self.sizes = sizes
         self.grace_s = grace_s
         self.smallest = next(iter(sizes))
         self.references = references  # a deployment's reference profile, for drift (None: no drift)
+        self.label_horizon_s = label_horizon_s  # how long a prediction waits for its label
 
     # --- writing (the consumer's task only) ---
 
@@ -91,7 +103,7 @@ class WindowStore(SqliteStore):
             cache: dict[Key, OpenWindow] = {}
             touched: dict[tuple[str, str], float] = {}
             late = 0
-            for seq, project, deployment, requests, data in batches:
+            for seq, project, deployment, requests, data, labels in batches:
                 if seq <= position:
                     continue
                 position = seq
@@ -110,8 +122,14 @@ class WindowStore(SqliteStore):
                         cache[key] = window
                         window.add(request.status, request.latency_ms)
                     late += was_late
+                    if request.prediction is not None and request.request_id:
+                        conn.execute("INSERT OR IGNORE INTO predictions(project, deployment, request_id, prediction, "
+                                     "time) VALUES(?, ?, ?, ?, ?)",
+                                     (project, deployment, request.request_id, request.prediction, request.time))
                     mark = touched.get((project, deployment), float("-inf"))
                     touched[(project, deployment)] = max(mark, request.time)
+                for label in labels:
+                    self._label(conn, cache, project, deployment, label)
             for window in cache.values():
                 _save_open(conn, window)
             for (project, deployment), mark in touched.items():
@@ -121,16 +139,41 @@ class WindowStore(SqliteStore):
                 self._close(conn, "project=? AND deployment=? AND start + seconds + ? <= ?",
                             (project, deployment, self.grace_s, mark))
             if late:
-                conn.execute("INSERT INTO counters(name, value) VALUES('late_requests', ?) ON CONFLICT(name) "
-                             "DO UPDATE SET value=value+excluded.value", (late,))
+                _count(conn, "late_requests", late)
             conn.execute("INSERT INTO position(name, seq) VALUES('inference', ?) ON CONFLICT(name) "
                          "DO UPDATE SET seq=excluded.seq", (position,))
         return position
 
+    def _label(self, conn: sqlite3.Connection, cache: dict[Key, OpenWindow], project: str, deployment: str,
+               label: Label) -> None:
+        """A label joins its request's prediction into the windows of the label's arrival time
+        (live performance is by when the truth became known); the first label of a request
+        counts, and one whose prediction is unknown (never sampled, or past the horizon) is
+        counted apart."""
+        row = conn.execute("SELECT prediction, labelled FROM predictions WHERE project=? AND deployment=? AND "
+                           "request_id=?", (project, deployment, label.request_id)).fetchone()
+        if row is None or row["labelled"]:
+            if row is None:
+                _count(conn, "unmatched_labels")
+            return
+        conn.execute("UPDATE predictions SET labelled=1 WHERE project=? AND deployment=? AND request_id=?",
+                     (project, deployment, label.request_id))
+        for size, seconds in self.sizes.items():
+            key = (project, deployment, size, window_start(label.time, seconds))
+            window = cache.get(key) or _load_open(conn, key, seconds)
+            if window is None:
+                continue  # its window closed already
+            cache[key] = window
+            conn.execute("INSERT OR IGNORE INTO window_labels(project, deployment, size, start, request_id, "
+                         "prediction, label) VALUES(?, ?, ?, ?, ?, ?, ?)", (*key, label.request_id, row["prediction"],
+                                                                            label.label))
+
     def close_due(self, now: float) -> int:
         """Close every open window whose end + grace the wall clock has passed (a deployment that
-        went quiet still has its last windows closed); returns how many closed."""
+        went quiet still has its last windows closed), and forget predictions older than the
+        label horizon; returns how many windows closed."""
         with self.transaction() as conn:
+            conn.execute("DELETE FROM predictions WHERE time < ?", (now - self.label_horizon_s,))
             return self._close(conn, "start + seconds + ? <= ?", (self.grace_s, now))
 
     def _close(self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> int:
@@ -139,6 +182,7 @@ class WindowStore(SqliteStore):
         for row in rows:
             summary = _open_window(row).summary()
             reference, profile = self._drift(conn, row, summary)
+            summary["performance"] = self._performance(conn, row)
             summary["drift"], summary["performance"] = (json.dumps(summary[k]) if summary[k] is not None else None
                                                         for k in ("drift", "performance"))
             columns = (*WINDOW_COLUMNS, "reference", "profile")
@@ -180,6 +224,17 @@ class WindowStore(SqliteStore):
             return reference.digest, None
         return reference.digest, current.to_json() if current is not None and row["size"] == self.smallest else None
 
+    def _performance(self, conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any] | None:
+        key = (row["project"], row["deployment"], row["size"], row["start"])
+        where = "project=? AND deployment=? AND size=? AND start=?"
+        pairs = [(r[0], r[1]) for r in conn.execute(f"SELECT prediction, label FROM window_labels WHERE {where}", key)]
+        conn.execute(f"DELETE FROM window_labels WHERE {where}", key)
+        try:
+            return performance(pairs)
+        except (ValueError, TypeError) as err:  # labels the metrics cannot take: the window closes without
+            log.warning("monitor: performance of %s/%s %s window at %s failed: %r", *key, err)
+            return None
+
     def pending(self) -> list[dict[str, Any]]:
         """Closed windows whose rules are still to be decided, oldest first."""
         return [dict(r) for r in self.query("SELECT * FROM pending ORDER BY end, project, deployment, size")]
@@ -217,8 +272,8 @@ class WindowStore(SqliteStore):
                           (project, deployment))
         return [{**_open_window(r).summary(), "open": True} for r in rows]
 
-    def late_requests(self) -> int:
-        row = self.query_one("SELECT value FROM counters WHERE name='late_requests'")
+    def counter(self, name: str) -> int:
+        row = self.query_one("SELECT value FROM counters WHERE name=?", (name,))
         return int(row[0]) if row else 0
 
 
@@ -227,6 +282,11 @@ def window_row(row: sqlite3.Row) -> dict[str, Any]:
     for name in ("drift", "performance"):
         out[name] = json.loads(out[name]) if out[name] else None
     return out
+
+
+def _count(conn: sqlite3.Connection, name: str, n: int = 1) -> None:
+    conn.execute("INSERT INTO counters(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET "
+                 "value=value+excluded.value", (name, n))
 
 
 def _position(conn: sqlite3.Connection) -> int:

@@ -21,6 +21,7 @@ performance) is called from here only, so the parts that use it stay in one modu
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -200,16 +201,32 @@ def drift_summary(current: Any, reference: Reference) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class Request:
-    """One sampled request as the windows count it."""
+    """One sampled request as the windows count it (``prediction``: its first row's, JSON text)."""
 
     time: float
     status: int
     latency_ms: float
+    request_id: str = ""
+    prediction: str | None = None
+
+
+@dataclass(frozen=True)
+class Label:
+    """A ground-truth label as it arrived (``time``: when it was posted; JSON text)."""
+
+    request_id: str
+    label: str
+    time: float
 
 
 def requests_in(table: Any) -> Iterator[Request]:
     """The requests of one decoded inference message (one per request id, shadows left out)."""
-    columns = [c for c in ("row", "role", "time", "status", "latency_ms") if c in table.column_names]
+    from cairn.serving.inference_records import JSON_ENCODING_KEY
+
+    columns = [c for c in ("row", "role", "time", "status", "latency_ms", "request_id", "prediction")
+               if c in table.column_names]
+    as_json = "prediction" in columns and (table.schema.field("prediction").metadata or {}).get(
+        JSON_ENCODING_KEY) == b"json"
     data = table.select(columns).to_pydict()
     rows = len(data["time"]) if "time" in data else 0
     for i in range(rows):
@@ -221,5 +238,50 @@ def requests_in(table: Any) -> Iterator[Request]:
         if when is None or not math.isfinite(when):
             continue
         latency = data["latency_ms"][i] if "latency_ms" in data else None
+        prediction = data["prediction"][i] if "prediction" in data else None
+        if prediction is not None and not as_json:
+            prediction = json.dumps(prediction)
         yield Request(float(when), int(data["status"][i] or 0) if "status" in data else 0,
-                      float(latency) if latency is not None else math.nan)
+                      float(latency) if latency is not None else math.nan,
+                      str(data["request_id"][i]) if "request_id" in data else "", prediction)
+
+
+def label_in(data: bytes) -> Label | None:
+    """A feedback message (``{"request_id", "label", "time"}``); None when it is not one."""
+    try:
+        body = json.loads(data)
+        return Label(str(body["request_id"]), json.dumps(body["label"]), float(body["time"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def performance(pairs: list[tuple[str, str]]) -> dict[str, Any] | None:
+    """Live performance of (prediction, label) pairs (JSON text each): regression metrics when
+    any value is a fraction, else classification metrics (a list of class probabilities is its
+    argmax, and for two classes the second one's probability is the ROC AUC score). None
+    without pairs or without the statistics library."""
+    try:
+        from cairn.monitor.performance import classification_metrics, regression_metrics
+    except ImportError:
+        return None
+    if not pairs:
+        return None
+    predicted, truth, scores = [], [], []
+    for prediction_text, label_text in pairs:
+        prediction, label = json.loads(prediction_text), json.loads(label_text)
+        if isinstance(prediction, list) and prediction and all(isinstance(p, int | float) for p in prediction):
+            scores.append(float(prediction[1]) if len(prediction) == 2 else math.nan)
+            prediction = int(max(range(len(prediction)), key=prediction.__getitem__))
+        else:
+            scores.append(math.nan)
+        predicted.append(prediction)
+        truth.append(label)
+    values = predicted + truth
+    if any(isinstance(v, float) and not v.is_integer() for v in values):
+        metrics = regression_metrics([float(v) for v in truth], [float(v) for v in predicted])
+    else:
+        if len({type(v) for v in values}) > 1 and not all(isinstance(v, int | float) for v in values):
+            predicted, truth = [str(v) for v in predicted], [str(v) for v in truth]
+        score = scores if not any(math.isnan(x) for x in scores) else None
+        metrics = classification_metrics(truth, predicted, score)
+    return {**{k: (v if math.isfinite(v) else None) for k, v in metrics.items()}, "labels": len(pairs)}

@@ -5,6 +5,7 @@ counts once), and downsampling."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def test_the_clock_closes_a_quiet_deployments_windows_and_late_samples_are_count
     assert store.close_due(BASE + 11.9) == 0
     assert store.close_due(BASE + 12) == 1  # the 10s window; the minute is still open
     store.ingest(parse([message(2, [sample(1, BASE + 5)])]))  # its 10s window is closed: late
-    assert store.late_requests() == 1
+    assert store.counter("late_requests") == 1
     assert store.closed("shop", "fraud", "10s", 0, 2e9)[0]["requests"] == 1
     # a late sample still counts in the windows of its time that are open (the minute)
     assert {w["size"]: w["requests"] for w in store.open_windows("shop", "fraud")} == {"1m": 2}
@@ -141,3 +142,37 @@ def test_a_closed_window_carries_its_drift_against_the_reference(tmp_path: Path)
     (minute,) = store.closed("shop", "fraud", "1m", 0, 2e9)
     assert minute["requests"] == 400 and minute["drift"]["columns"]["amount"]["drifted"] is True
     assert store.query("SELECT count(*) FROM window_batches")[0][0] == 0
+
+
+def feedback(seq: int, request_id: str, label: object, when: float) -> tuple[int, str, bytes]:
+    body = {"request_id": request_id, "label": label, "time": when, "actor": "user:x"}
+    return seq, "cairn.feedback.shop.fraud", json.dumps(body).encode()
+
+
+def test_labels_give_the_window_of_their_arrival_its_live_performance(store: WindowStore) -> None:
+    """Predictions 0,1,0,1 for r0..r3; labels 0,1,1,1 arrive in the next window: accuracy 3/4.
+    A second label for a request, and a label for a request never sampled, change nothing."""
+    pytest.importorskip("cairn.monitor.performance")
+    batch = [sample(i, BASE + 1) for i in range(4)]
+    for i, item in enumerate(batch):
+        object.__setattr__(item, "prediction", [i % 2])
+    store.ingest(parse([message(1, batch)]))
+    labels = [feedback(2 + i, f"r{i}", truth, BASE + 12) for i, truth in enumerate((0, 1, 1, 1))]
+    store.ingest(parse([*labels, feedback(6, "r0", 1, BASE + 13), feedback(7, "nobody", 1, BASE + 13)]))
+    store.close_due(BASE + 60 + 2)
+    first, second = store.closed("shop", "fraud", "10s", 0, 2e9)
+    assert first["performance"] is None and first["requests"] == 4
+    assert second["requests"] == 0 and second["performance"]["labels"] == 4
+    assert second["performance"]["accuracy"] == 0.75 and second["performance"]["precision"] == 1.0
+    assert second["performance"]["recall"] == pytest.approx(2 / 3)
+    assert store.counter("unmatched_labels") == 1
+    (minute,) = store.closed("shop", "fraud", "1m", 0, 2e9)
+    assert minute["performance"]["accuracy"] == 0.75
+
+
+def test_regression_labels_give_mae_and_rmse() -> None:
+    pytest.importorskip("cairn.monitor.performance")
+    from cairn.services.monitor.windows import performance
+
+    result = performance([("1.5", "1.0"), ("2.0", "3.0")])
+    assert result is not None and result["mae"] == 0.75 and result["rmse"] == pytest.approx((0.625) ** 0.5)
