@@ -153,9 +153,15 @@ def _rule(rt: ServiceRuntime, project: str, deployment: str, rule_id: str) -> di
 
 
 @router.get(DEPLOYMENT + "/rules", **requires(VIEWER))
-async def list_rules(project: ProjectName, name: DeploymentName, rt: Runtime) -> dict[str, Any]:
-    """The deployment's rules, each with whether it is firing now."""
-    return {"rules": _store(rt).rules(project, name)}
+async def list_rules(project: ProjectName, name: DeploymentName, request: Request, rt: Runtime) -> dict[str, Any]:
+    """The deployment's rules, each with whether it is firing now and its verdict on each of its
+    last n closed windows (``history``: start, end, value, breached)."""
+    windows = _windows(request)
+    rules = _store(rt).rules(project, name)
+    for rule in rules:
+        recent = windows.history(project, name, rule["window"], float("inf"), rule["persistence"]["n"])
+        rule["history"] = domain.evaluate(rule, recent)
+    return {"rules": rules}
 
 
 @router.patch(DEPLOYMENT + "/rules/{rule_id}", **requires(EDITOR))

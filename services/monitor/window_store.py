@@ -107,10 +107,7 @@ class WindowStore(SqliteStore):
                 if seq <= position:
                     continue
                 position = seq
-                smallest = {window_start(r.time, self.sizes[self.smallest]) for r in requests}
-                for start in smallest if data is not None else ():
-                    conn.execute("INSERT OR IGNORE INTO window_batches(project, deployment, start, seq, data) "
-                                 "VALUES(?, ?, ?, ?, ?)", (project, deployment, start, seq, data))
+                smallest: set[float] = set()  # the open smallest windows this message has samples in
                 for request in requests:
                     was_late = False
                     for size, seconds in self.sizes.items():
@@ -121,6 +118,8 @@ class WindowStore(SqliteStore):
                             continue
                         cache[key] = window
                         window.add(request.status, request.latency_ms)
+                        if size == self.smallest:
+                            smallest.add(window.start)
                     late += was_late
                     if request.prediction is not None and request.request_id:
                         conn.execute("INSERT OR IGNORE INTO predictions(project, deployment, request_id, prediction, "
@@ -128,6 +127,9 @@ class WindowStore(SqliteStore):
                                      (project, deployment, request.request_id, request.prediction, request.time))
                     mark = touched.get((project, deployment), float("-inf"))
                     touched[(project, deployment)] = max(mark, request.time)
+                for start in smallest if data is not None else ():
+                    conn.execute("INSERT OR IGNORE INTO window_batches(project, deployment, start, seq, data) "
+                                 "VALUES(?, ?, ?, ?, ?)", (project, deployment, start, seq, data))
                 for label in labels:
                     self._label(conn, cache, project, deployment, label)
             for window in cache.values():

@@ -68,6 +68,9 @@ def test_an_error_rate_rule_fires_to_a_webhook_rolls_back_and_resolves(platform:
         assert config["previous_version"] == 2
         (open_alert,) = alerts(admin, project, "open")
         assert open_alert["rule_id"] == rule["id"] and open_alert["value"] == 0.8
+        (listed,) = admin.get(f"/monitor/projects/{project}/deployments/fraud/rules").json()["rules"]
+        assert listed["firing"] and listed["last_fired_end"] == bad + 2
+        assert listed["history"] == [{"start": bad, "end": bad + 2, "value": 0.8, "breached": True}]
 
         good = ahead(1)
         send(admin, project, "fraud", samples(project, "fraud", good + 0.5, 10))

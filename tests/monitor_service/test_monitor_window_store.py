@@ -80,6 +80,7 @@ def test_the_clock_closes_a_quiet_deployments_windows_and_late_samples_are_count
     assert store.close_due(BASE + 12) == 1  # the 10s window; the minute is still open
     store.ingest(parse([message(2, [sample(1, BASE + 5)])]))  # its 10s window is closed: late
     assert store.counter("late_requests") == 1
+    assert store.query("SELECT count(*) FROM window_batches")[0][0] == 0  # nothing kept for a closed window
     assert store.closed("shop", "fraud", "10s", 0, 2e9)[0]["requests"] == 1
     # a late sample still counts in the windows of its time that are open (the minute)
     assert {w["size"]: w["requests"] for w in store.open_windows("shop", "fraud")} == {"1m": 2}
