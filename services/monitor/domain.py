@@ -22,6 +22,7 @@ from typing import Any
 
 from cairn.kernel.commands import Decision
 from cairn.kernel.errors import EventOutOfOrder, InvalidInput, NotFound
+from cairn.kernel.store import Evolve
 
 State = dict[str, Any] | None
 
@@ -243,4 +244,4 @@ def evolve_profile(state: State, event_type: str, data: dict[str, Any]) -> dict[
     return dict(data)
 
 
-EVOLVERS = {"alert_rule": evolve_rule, "alert": evolve_alert, "monitor": evolve_monitor, "profile": evolve_profile}
+EVOLVERS: dict[str, Evolve] = {"alert_rule": evolve_rule, "alert": evolve_alert, "monitor": evolve_monitor, "profile": evolve_profile}
