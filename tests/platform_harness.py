@@ -22,6 +22,9 @@ from cairn.natsserver import free_ports, wait_for_tcp
 from cairn.up import PROCESSES, SERVICES, nats_wiring, service_wiring, start_private_nats
 
 SITE_ADMIN = Caller("admin", "test", "user", True)
+# the monitor's windows in test time: 2-second windows close within a test, and a day window that
+# stays open through one (what a SIGKILL mid-window must not lose); half a second of grace
+MONITOR_TEST_ENV = {"CAIRN_MONITOR_WINDOWS": "2s,1d", "CAIRN_MONITOR_GRACE_S": "0.5", "CAIRN_MONITOR_TICK_S": "0.2"}
 
 
 def signed_headers(data_dir: Path, caller: Caller = SITE_ADMIN, signer: str = "gateway") -> dict[str, str]:
@@ -124,7 +127,7 @@ class Platform:
         env = {**os.environ, "CAIRN_NATS_URL": self.nats_server_url, "CAIRN_DATA_DIR": str(self.data_dir),
                "CAIRN_PORT": str(self.ports[name]), "CAIRN_HOST": "127.0.0.1", "CAIRN_LOG_LEVEL": "warning",
                "CAIRN_RATE_LIMIT": "0", "CAIRN_WEBHOOKS_ALLOW_PRIVATE": "true", "CAIRN_WEBHOOK_BACKOFF_S": "0.05",
-               "CAIRN_WEBHOOK_ATTEMPTS": "4", **self.env, **self.extra_env}
+               "CAIRN_WEBHOOK_ATTEMPTS": "4", **MONITOR_TEST_ENV, **self.env, **self.extra_env}
         wiring = service_wiring({service: self.service_url(service) for service in SERVICES})
         env.update(wiring.get(name, {}))
         env.update(nats_wiring({process: self.nats_creds[process] for process in PROCESSES},

@@ -19,6 +19,7 @@ BODY_LIMITS: dict[str, int | None] = {
     "/api/v1/artifacts/projects/*/runs/*/files": LARGE_BODY,
     "/api/v1/artifacts/projects/*/manifests": MANIFEST_BODY,
     "/api/v1/artifacts/projects/*/datasets/*/versions": MANIFEST_BODY,
+    "/api/v1/monitor/projects/*/profiles": 64 << 20,  # a profile of many columns (the monitor's own limit)
     "/api/2.0/mlflow-artifacts/artifacts": LARGE_BODY,
     "/mlflow/*/api/2.0/mlflow-artifacts/artifacts": LARGE_BODY,
 }

@@ -20,7 +20,7 @@ from cairn.kernel.envelope import Event, embedded_record
 
 # Node kinds and edge types (docs/lineage.md has the table).
 NODE_KINDS = ("dataset", "dataset_version", "blob", "run", "model", "model_version", "alias", "commit",
-              "environment", "job", "sweep", "deployment")
+              "environment", "job", "sweep", "deployment", "profile")  # new kinds go last: codes are stored
 USED = "used"                # dataset_version -> run, dataset_version -> job: the run read it
 PRODUCED = "produced"        # run -> blob (a logged artifact), run -> model_version (registered from it)
 CONTENT_OF = "content_of"    # blob -> dataset_version / model_version: the version's bytes (manifest)
@@ -30,7 +30,9 @@ RAN_WITH = "ran_with"        # commit -> run, environment -> run
 RAN_IN = "ran_in"            # job -> run: the run is the job's execution
 PART_OF = "part_of"          # sweep -> job / run: a trial of the sweep
 DEPLOYED_AS = "deployed_as"  # model_version / alias -> deployment
-EDGE_TYPES = (USED, PRODUCED, CONTENT_OF, VERSION_OF, PROMOTED_TO, RAN_WITH, RAN_IN, PART_OF, DEPLOYED_AS)
+SUMMARISED_AS = "summarised_as"  # dataset_version / run -> profile: the monitor's column statistics of it
+EDGE_TYPES = (USED, PRODUCED, CONTENT_OF, VERSION_OF, PROMOTED_TO, RAN_WITH, RAN_IN, PART_OF, DEPLOYED_AS,
+              SUMMARISED_AS)
 STRUCTURAL = (VERSION_OF,)
 CLOSABLE = (PROMOTED_TO, DEPLOYED_AS)  # edges that end when what they point at moves on  # shown in graphs, not followed by upstream/impact walks
 
@@ -155,6 +157,10 @@ def sweep(project: str, sweep_id: str, title: str | None = None) -> NodeSpec:
 
 def deployment(project: str, deployment_id: str, title: str | None = None) -> NodeSpec:
     return NodeSpec(f"deployment:{project}/{deployment_id}", "deployment", project, deployment_id, title=title)
+
+
+def profile(project: str, digest: str) -> NodeSpec:
+    return NodeSpec(f"profile:{project}/{digest}", "profile", project, digest)
 
 
 # --- artifacts events ----------------------------------------------------------------------------
@@ -315,3 +321,17 @@ def _deployment_deleted(g: GraphChanges, e: Event) -> None:
     target = g.node(deployment(e.project, e.aggregate_id), e)
     g.close_edges_into(target, DEPLOYED_AS, e)
     g.set_status(target, "deleted", e)
+
+
+# --- monitor -------------------------------------------------------------------------------------
+
+@maps("profile.registered")
+def _profile_registered(g: GraphChanges, e: Event) -> None:
+    """dataset@version -> profile, or run -> profile: what the registered profile summarises
+    (a profile registered without a source is a node of its own)."""
+    node = g.node(profile(e.project, e.data["digest"]), e)
+    source = e.data.get("source") or {}
+    if "dataset" in source and isinstance(source.get("version"), int):
+        g.edge(g.node(dataset_version(e.project, source["dataset"], source["version"]), e), node, SUMMARISED_AS, e)
+    elif "run" in source:
+        g.edge(g.node(run(e.project, source["run"]), e), node, SUMMARISED_AS, e)

@@ -31,7 +31,7 @@ from cairn.kernel.errors import ConfigurationError
 from cairn.kernel.natsauth import ADMIN_USER, AGENT_USER, NatsCredentials, ensure_credentials
 from cairn.natsserver import free_ports, port_in_use, start_nats_server, wait_for_tcp
 
-SERVICES = ("registry", "artifacts", "metrics", "scheduler", "lineage", "deployments")
+SERVICES = ("registry", "artifacts", "metrics", "scheduler", "lineage", "deployments", "monitor")
 PROCESSES = (*SERVICES, "gateway")  # each connects to NATS as a user of its own
 NATS_USERS = (*PROCESSES, AGENT_USER, ADMIN_USER)
 LOOPBACK = "127.0.0.1"
@@ -45,6 +45,7 @@ def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:
     """
     return {"scheduler": {"CAIRN_METRICS_URL": services["metrics"]},
             "deployments": {"CAIRN_SCHEDULER_URL": services["scheduler"]},
+            "monitor": {"CAIRN_DEPLOYMENTS_URL": services["deployments"]},
             "gateway": {"CAIRN_SERVICES": json.dumps(services)}}
 
 

@@ -126,7 +126,18 @@ DEPLOYMENTS_PERMISSIONS = Permissions(
                    "cairn.inference.>", "cairn.feedback.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"),
     subscribe_allow=SERVICE_PERMISSIONS.subscribe_allow,
 )
-NARROWED = {METRICS_USER: METRICS_PERMISSIONS, DEPLOYMENTS_USER: DEPLOYMENTS_PERMISSIONS}  # services whose rights are narrower than the service tier's
+# The monitor service: events of record only on its own aggregates (alert rules, alerts, references,
+# profiles) and its projection's notices. It reads the inference log (a pull consumer: the JetStream
+# API and replies on its inbox) but cannot publish samples or labels on it.
+MONITOR_USER = "monitor"
+MONITOR_PERMISSIONS = Permissions(
+    publish_allow=("cairn.evt.*.alert_rule.*", "cairn.evt.*.alert.*", "cairn.evt.*.monitor.*", "cairn.evt.*.profile.*",
+                   "cairn.evt._site.projection.monitor", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"),
+    subscribe_allow=SERVICE_PERMISSIONS.subscribe_allow,
+    publish_deny=("cairn.inference.>", "cairn.feedback.>"),
+)
+NARROWED = {METRICS_USER: METRICS_PERMISSIONS, DEPLOYMENTS_USER: DEPLOYMENTS_PERMISSIONS,
+            MONITOR_USER: MONITOR_PERMISSIONS}  # services whose rights are narrower than the service tier's
 
 
 def permissions_for(user: str) -> Permissions:

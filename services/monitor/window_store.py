@@ -1,0 +1,342 @@
+"""The monitor's windows on disk (SQLite, a database of its own beside the projection's): open
+windows' running state, closed windows' rows, the decisions still to make on closed windows, and
+the position in the inference stream, all changed in one transaction per batch of messages.
+
+So a monitor killed at any moment resumes from its stored position: what was consumed before the
+kill is in the open windows exactly once, what was not is read again. A closed window's rules are
+queued (``pending``) in the transaction that closes it, and the queue entry is dropped only
+after the rules were decided, so a kill between the two decides them again (the alert aggregate
+makes that second decision a no-op).
+
+These windows are a projection of the inference stream, not of the event log: an event-log
+rebuild leaves them alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cairn.kernel.store import SqliteStore
+from cairn.services.monitor.windows import (
+    Label,
+    LatencySketch,
+    OpenWindow,
+    Reference,
+    Request,
+    drift_summary,
+    merge_profiles,
+    performance,
+    profile_window,
+    window_start,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS position (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS open_windows (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, size TEXT NOT NULL, start REAL NOT NULL,
+    seconds INTEGER NOT NULL, requests INTEGER NOT NULL, errors INTEGER NOT NULL, latency TEXT NOT NULL,
+    PRIMARY KEY (project, deployment, size, start));
+CREATE TABLE IF NOT EXISTS windows (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, size TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
+    requests INTEGER NOT NULL, errors INTEGER NOT NULL, error_rate REAL, latency_p50_ms REAL,
+    latency_p95_ms REAL, latency_p99_ms REAL, drift TEXT, performance TEXT, reference TEXT, profile BLOB,
+    PRIMARY KEY (project, deployment, size, start));
+CREATE TABLE IF NOT EXISTS window_batches (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, start REAL NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (project, deployment, start, seq));
+CREATE TABLE IF NOT EXISTS pending (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, size TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
+    PRIMARY KEY (project, deployment, size, start));
+CREATE TABLE IF NOT EXISTS watermarks (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, time REAL NOT NULL, PRIMARY KEY (project, deployment));
+CREATE TABLE IF NOT EXISTS predictions (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, request_id TEXT NOT NULL, prediction TEXT NOT NULL,
+    time REAL NOT NULL, labelled INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (project, deployment, request_id));
+CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions(time);
+CREATE TABLE IF NOT EXISTS window_labels (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, size TEXT NOT NULL, start REAL NOT NULL, request_id TEXT NOT NULL,
+    prediction TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (project, deployment, size, start, request_id));
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+WINDOW_COLUMNS = ("project", "deployment", "size", "start", "end", "requests", "errors", "error_rate",
+                  "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "drift", "performance")
+Key = tuple[str, str, str, float]  # project, deployment, size, start
+# one inference message: stream sequence, project, deployment, its requests, its Arrow bytes (None: not
+# samples), its labels (a feedback message)
+Batch = tuple[int, str, str, list[Request], bytes | None, list[Label]]
+
+
+class WindowStore(SqliteStore):
+    """Open and closed windows of every deployment, for the sizes given (label -> seconds)."""
+
+    def __init__(self, path: str | Path, sizes: dict[str, int], grace_s: float,
+                 references: Callable[[str, str], Reference | None] | None = None,
+                 label_horizon_s: float = 86400.0) -> None:
+        super().__init__(path, SCHEMA)
+        self.sizes = sizes
+        self.grace_s = grace_s
+        self.smallest = next(iter(sizes))
+        self.references = references  # a deployment's reference profile, for drift (None: no drift)
+        self.label_horizon_s = label_horizon_s  # how long a prediction waits for its label
+
+    # --- writing (the consumer's task only) ---
+
+    def position(self) -> int:
+        row = self.query_one("SELECT seq FROM position WHERE name='inference'")
+        return int(row[0]) if row else 0
+
+    def ingest(self, batches: Iterable[Batch]) -> int:
+        """Count messages (``Batch``) into their windows, keep each message for the smallest
+        windows it has samples in (their drift is computed when they close), and move the
+        position, in one transaction; then close the windows that samples at or
+        past their end + grace show to be over. Messages at or below the stored position are
+        skipped (read again after a kill). Returns the new position."""
+        with self.transaction() as conn:
+            position = _position(conn)
+            cache: dict[Key, OpenWindow] = {}
+            touched: dict[tuple[str, str], float] = {}
+            late = 0
+            for seq, project, deployment, requests, data, labels in batches:
+                if seq <= position:
+                    continue
+                position = seq
+                smallest: set[float] = set()  # the open smallest windows this message has samples in
+                for request in requests:
+                    was_late = False
+                    for size, seconds in self.sizes.items():
+                        key = (project, deployment, size, window_start(request.time, seconds))
+                        window = cache.get(key) or _load_open(conn, key, seconds)
+                        if window is None:  # its window closed already: counted as late, not in a row
+                            was_late = True
+                            continue
+                        cache[key] = window
+                        window.add(request.status, request.latency_ms)
+                        if size == self.smallest:
+                            smallest.add(window.start)
+                    late += was_late
+                    if request.prediction is not None and request.request_id:
+                        conn.execute("INSERT OR IGNORE INTO predictions(project, deployment, request_id, prediction, "
+                                     "time) VALUES(?, ?, ?, ?, ?)",
+                                     (project, deployment, request.request_id, request.prediction, request.time))
+                    mark = touched.get((project, deployment), float("-inf"))
+                    touched[(project, deployment)] = max(mark, request.time)
+                for start in smallest if data is not None else ():
+                    conn.execute("INSERT OR IGNORE INTO window_batches(project, deployment, start, seq, data) "
+                                 "VALUES(?, ?, ?, ?, ?)", (project, deployment, start, seq, data))
+                for label in labels:
+                    self._label(conn, cache, project, deployment, label)
+            for window in cache.values():
+                _save_open(conn, window)
+            for (project, deployment), mark in touched.items():
+                conn.execute("INSERT INTO watermarks(project, deployment, time) VALUES(?, ?, ?) ON CONFLICT"
+                             "(project, deployment) DO UPDATE SET time=max(time, excluded.time)",
+                             (project, deployment, mark))
+                self._close(conn, "project=? AND deployment=? AND start + seconds + ? <= ?",
+                            (project, deployment, self.grace_s, mark))
+            if late:
+                _count(conn, "late_requests", late)
+            conn.execute("INSERT INTO position(name, seq) VALUES('inference', ?) ON CONFLICT(name) "
+                         "DO UPDATE SET seq=excluded.seq", (position,))
+        return position
+
+    def _label(self, conn: sqlite3.Connection, cache: dict[Key, OpenWindow], project: str, deployment: str,
+               label: Label) -> None:
+        """A label joins its request's prediction into the windows of the label's arrival time
+        (live performance is by when the truth became known); the first label of a request
+        counts, and one whose prediction is unknown (never sampled, or past the horizon) is
+        counted apart."""
+        row = conn.execute("SELECT prediction, labelled FROM predictions WHERE project=? AND deployment=? AND "
+                           "request_id=?", (project, deployment, label.request_id)).fetchone()
+        if row is None or row["labelled"]:
+            if row is None:
+                _count(conn, "unmatched_labels")
+            return
+        conn.execute("UPDATE predictions SET labelled=1 WHERE project=? AND deployment=? AND request_id=?",
+                     (project, deployment, label.request_id))
+        for size, seconds in self.sizes.items():
+            key = (project, deployment, size, window_start(label.time, seconds))
+            window = cache.get(key) or _load_open(conn, key, seconds)
+            if window is None:
+                continue  # its window closed already
+            cache[key] = window
+            conn.execute("INSERT OR IGNORE INTO window_labels(project, deployment, size, start, request_id, "
+                         "prediction, label) VALUES(?, ?, ?, ?, ?, ?, ?)", (*key, label.request_id, row["prediction"],
+                                                                            label.label))
+
+    def close_due(self, now: float) -> int:
+        """Close every open window whose end + grace the wall clock has passed (a deployment that
+        went quiet still has its last windows closed), and forget predictions older than the
+        label horizon; returns how many windows closed."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM predictions WHERE time < ?", (now - self.label_horizon_s,))
+            return self._close(conn, "start + seconds + ? <= ?", (self.grace_s, now))
+
+    def _close(self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> int:
+        # smallest first: a larger window's drift merges the profiles of the smaller ones it holds
+        rows = conn.execute(f"SELECT * FROM open_windows WHERE {where} ORDER BY seconds, start", params).fetchall()
+        for row in rows:
+            summary = _open_window(row).summary()
+            reference, profile = self._drift(conn, row, summary)
+            summary["performance"] = self._performance(conn, row)
+            summary["drift"], summary["performance"] = (json.dumps(summary[k]) if summary[k] is not None else None
+                                                        for k in ("drift", "performance"))
+            columns = (*WINDOW_COLUMNS, "reference", "profile")
+            conn.execute(f"INSERT OR REPLACE INTO windows({', '.join(columns)}) "
+                         f"VALUES({', '.join('?' * len(columns))})",
+                         [*(summary[c] for c in WINDOW_COLUMNS), reference, profile])
+            if row["size"] == self.smallest:
+                conn.execute("DELETE FROM window_batches WHERE project=? AND deployment=? AND start=?",
+                             (row["project"], row["deployment"], row["start"]))
+            conn.execute("INSERT OR IGNORE INTO pending(project, deployment, size, start, end) VALUES(?, ?, ?, ?, ?)",
+                         (row["project"], row["deployment"], row["size"], row["start"], summary["end"]))
+            conn.execute("DELETE FROM open_windows WHERE project=? AND deployment=? AND size=? AND start=?",
+                         (row["project"], row["deployment"], row["size"], row["start"]))
+        return len(rows)
+
+    def _drift(self, conn: sqlite3.Connection, row: sqlite3.Row,
+               summary: dict[str, Any]) -> tuple[str | None, bytes | None]:
+        """Fill in the closing window's drift; returns the reference digest and the window's
+        profile (kept for the larger windows). A failure costs the drift, never the window."""
+        reference = self.references(row["project"], row["deployment"]) if self.references else None
+        if reference is None:
+            return None, None
+        try:
+            if row["size"] == self.smallest:
+                messages = [r[0] for r in conn.execute(
+                    "SELECT data FROM window_batches WHERE project=? AND deployment=? AND start=? ORDER BY seq",
+                    (row["project"], row["deployment"], row["start"]))]
+                current = profile_window(messages, row["start"], summary["end"], reference)
+            else:
+                current = merge_profiles([r[0] for r in conn.execute(
+                    "SELECT profile FROM windows WHERE project=? AND deployment=? AND size=? AND start>=? AND end<=? "
+                    "AND reference=? AND profile IS NOT NULL ORDER BY start",
+                    (row["project"], row["deployment"], self.smallest, row["start"], summary["end"],
+                     reference.digest))])
+            summary["drift"] = drift_summary(current, reference)
+        except Exception as err:  # noqa: BLE001 - the window closes without its drift
+            log.warning("monitor: drift of %s/%s %s window at %s failed: %r", row["project"], row["deployment"],
+                        row["size"], row["start"], err)
+            return reference.digest, None
+        return reference.digest, current.to_json() if current is not None and row["size"] == self.smallest else None
+
+    def _performance(self, conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any] | None:
+        key = (row["project"], row["deployment"], row["size"], row["start"])
+        where = "project=? AND deployment=? AND size=? AND start=?"
+        pairs = [(r[0], r[1]) for r in conn.execute(f"SELECT prediction, label FROM window_labels WHERE {where}", key)]
+        conn.execute(f"DELETE FROM window_labels WHERE {where}", key)
+        try:
+            return performance(pairs)
+        except (ValueError, TypeError) as err:  # labels the metrics cannot take: the window closes without
+            log.warning("monitor: performance of %s/%s %s window at %s failed: %r", *key, err)
+            return None
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Closed windows whose rules are still to be decided, oldest first."""
+        return [dict(r) for r in self.query("SELECT * FROM pending ORDER BY end, project, deployment, size")]
+
+    def decided(self, item: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM pending WHERE project=? AND deployment=? AND size=? AND start=?",
+                         (item["project"], item["deployment"], item["size"], item["start"]))
+
+    # --- reading ---
+
+    def history(self, project: str, deployment: str, size: str, until_end: float, n: int) -> list[dict[str, Any]]:
+        """The last ``n`` closed windows ending at or before ``until_end``, oldest first."""
+        rows = self.query("SELECT * FROM windows WHERE project=? AND deployment=? AND size=? AND end <= ? "
+                          "ORDER BY start DESC LIMIT ?", (project, deployment, size, until_end, n))
+        return [window_row(r) for r in reversed(rows)]
+
+    def closed(self, project: str, deployment: str, size: str, since: float, until: float) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM windows WHERE project=? AND deployment=? AND size=? AND start >= ? "
+                          "AND start < ? ORDER BY start", (project, deployment, size, since, until))
+        return [window_row(r) for r in rows]
+
+    def latest(self, project: str, deployment: str) -> dict[str, dict[str, Any]]:
+        """The newest closed window of each size."""
+        out = {}
+        for size in self.sizes:
+            row = self.query_one("SELECT * FROM windows WHERE project=? AND deployment=? AND size=? "
+                                 "ORDER BY start DESC LIMIT 1", (project, deployment, size))
+            if row is not None:
+                out[size] = window_row(row)
+        return out
+
+    def open_windows(self, project: str, deployment: str) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM open_windows WHERE project=? AND deployment=? ORDER BY size, start",
+                          (project, deployment))
+        return [{**_open_window(r).summary(), "open": True} for r in rows]
+
+    def counter(self, name: str) -> int:
+        row = self.query_one("SELECT value FROM counters WHERE name=?", (name,))
+        return int(row[0]) if row else 0
+
+
+def window_row(row: sqlite3.Row) -> dict[str, Any]:
+    out = {c: row[c] for c in WINDOW_COLUMNS}
+    for name in ("drift", "performance"):
+        out[name] = json.loads(out[name]) if out[name] else None
+    return out
+
+
+def _count(conn: sqlite3.Connection, name: str, n: int = 1) -> None:
+    conn.execute("INSERT INTO counters(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET "
+                 "value=value+excluded.value", (name, n))
+
+
+def _position(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT seq FROM position WHERE name='inference'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _open_window(row: sqlite3.Row) -> OpenWindow:
+    return OpenWindow(row["project"], row["deployment"], row["size"], row["start"], row["seconds"], row["requests"],
+                      row["errors"], LatencySketch.from_json(json.loads(row["latency"])))
+
+
+def _load_open(conn: sqlite3.Connection, key: Key, seconds: int) -> OpenWindow | None:
+    """The open window for ``key``: stored, new, or None when that window has closed already."""
+    row = conn.execute("SELECT * FROM open_windows WHERE project=? AND deployment=? AND size=? AND start=?",
+                       key).fetchone()
+    if row is not None:
+        return _open_window(row)
+    if conn.execute("SELECT 1 FROM windows WHERE project=? AND deployment=? AND size=? AND start=?",
+                    key).fetchone() is not None:
+        return None
+    return OpenWindow(*key, seconds=seconds)
+
+
+def _save_open(conn: sqlite3.Connection, window: OpenWindow) -> None:
+    conn.execute("INSERT OR REPLACE INTO open_windows(project, deployment, size, start, seconds, requests, errors, "
+                 "latency) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                 (window.project, window.deployment, window.size, window.start, window.seconds, window.requests,
+                  window.errors, json.dumps(window.latency.to_json())))
+
+
+def downsample(rows: Sequence[dict[str, Any]], max_points: int,
+               merge: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """At most ``max_points`` rows: consecutive windows merged in equal groups (counts summed,
+    error rate recomputed, the worst latency quantile of the group kept: a chart must not hide
+    a spike)."""
+    if len(rows) <= max_points:
+        return list(rows)
+    group = -(-len(rows) // max_points)
+    return [(merge or _merge)(rows[i:i + group]) for i in range(0, len(rows), group)]
+
+
+def _merge(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    requests = sum(r["requests"] for r in rows)
+    errors = sum(r["errors"] for r in rows)
+    out = {**rows[0], "end": rows[-1]["end"], "requests": requests, "errors": errors,
+           "error_rate": errors / requests if requests else None, "windows": len(rows)}
+    for q in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
+        values = [r[q] for r in rows if r[q] is not None]
+        out[q] = max(values) if values else None
+    return out

@@ -1,0 +1,179 @@
+"""Windows on a real SQLite file from real encoded sample batches: counts per request (not per row,
+shadows left out), error rate, latency quantiles within the sketch's accuracy, closing by sample
+time and by the clock, late samples, the position stored with the counts (a batch read again
+counts once), and downsampling."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cairn.services.monitor.consumer import parse
+from cairn.services.monitor.window_store import WindowStore, downsample
+from cairn.services.monitor.windows import LATENCY_ALPHA, LatencySketch
+from cairn.serving.inference_records import encode_samples
+from cairn.serving.sink import InferenceSample
+
+SIZES = {"10s": 10, "1m": 60}
+BASE = 1_700_000_040.0  # a multiple of 60: the 1m window starts here
+
+
+def sample(i: int, when: float, *, status: int = 200, latency: float = 5.0, rows: int = 1,
+           role: str = "primary") -> InferenceSample:
+    features = pd.DataFrame({"amount": np.arange(rows, dtype=float) + i, "country": ["de"] * rows})
+    return InferenceSample(request_id=f"r{i}", project="shop", model="m", version=1, features=features,
+                           prediction=[0] * rows, latency_ms=latency, status=status, time=when,
+                           deployment="fraud", replica="x", role=role)
+
+
+def message(seq: int, samples: list[InferenceSample], deployment: str = "fraud") -> tuple[int, str, bytes]:
+    (data, _), = encode_samples(samples)
+    return seq, f"cairn.inference.shop.{deployment}", data
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> WindowStore:
+    return WindowStore(tmp_path / "windows.sqlite3", SIZES, grace_s=2.0)
+
+
+def test_requests_count_once_shadows_are_not_traffic_and_5xx_are_errors(store: WindowStore) -> None:
+    batch = [sample(0, BASE + 1, rows=3), sample(1, BASE + 2, status=503), sample(2, BASE + 3, status=404),
+             sample(3, BASE + 4, role="shadow", status=500)]
+    assert store.ingest(parse([message(1, batch)])) == 1
+    (ten, minute) = sorted(store.open_windows("shop", "fraud"), key=lambda w: w["size"])
+    assert ten["size"] == "10s" and ten["start"] == BASE and ten["requests"] == 3 and ten["errors"] == 1
+    assert minute["requests"] == 3
+
+
+def test_a_batch_read_again_after_a_restart_counts_once(store: WindowStore, tmp_path: Path) -> None:
+    first = message(5, [sample(0, BASE + 1)])
+    store.ingest(parse([first]))
+    store.close()
+    again = WindowStore(tmp_path / "windows.sqlite3", SIZES, grace_s=2.0)
+    assert again.position() == 5
+    again.ingest(parse([first, message(6, [sample(1, BASE + 2)])]))
+    assert {w["size"]: w["requests"] for w in again.open_windows("shop", "fraud")} == {"10s": 2, "1m": 2}
+    assert again.position() == 6
+
+
+def test_a_window_closes_when_samples_past_its_end_plus_grace_arrive(store: WindowStore) -> None:
+    store.ingest(parse([message(1, [sample(0, BASE + 1, latency=10), sample(1, BASE + 9, status=500)])]))
+    store.ingest(parse([message(2, [sample(2, BASE + 11)])]))  # past the end, within the grace
+    assert store.closed("shop", "fraud", "10s", 0, 2e9) == []
+    store.ingest(parse([message(3, [sample(3, BASE + 12)])]))  # end + grace reached
+    (closed,) = store.closed("shop", "fraud", "10s", 0, 2e9)
+    assert (closed["start"], closed["end"], closed["requests"], closed["errors"]) == (BASE, BASE + 10, 2, 1)
+    assert closed["error_rate"] == 0.5
+    assert [p["end"] for p in store.pending()] == [BASE + 10]
+    store.decided(store.pending()[0])
+    assert store.pending() == []
+
+
+def test_the_clock_closes_a_quiet_deployments_windows_and_late_samples_are_counted_apart(store: WindowStore) -> None:
+    store.ingest(parse([message(1, [sample(0, BASE + 1)])]))
+    assert store.close_due(BASE + 11.9) == 0
+    assert store.close_due(BASE + 12) == 1  # the 10s window; the minute is still open
+    store.ingest(parse([message(2, [sample(1, BASE + 5)])]))  # its 10s window is closed: late
+    assert store.counter("late_requests") == 1
+    assert store.query("SELECT count(*) FROM window_batches")[0][0] == 0  # nothing kept for a closed window
+    assert store.closed("shop", "fraud", "10s", 0, 2e9)[0]["requests"] == 1
+    # a late sample still counts in the windows of its time that are open (the minute)
+    assert {w["size"]: w["requests"] for w in store.open_windows("shop", "fraud")} == {"1m": 2}
+
+
+def test_latency_quantiles_are_within_the_sketch_accuracy() -> None:
+    rng = random.Random(7)
+    values = [rng.lognormvariate(3, 1) for _ in range(20_000)]
+    sketch = LatencySketch()
+    for value in values:
+        sketch.add(value)
+    for q in (0.5, 0.95, 0.99):
+        exact = float(np.quantile(values, q, method="lower"))
+        assert sketch.quantile(q) == pytest.approx(exact, rel=2 * LATENCY_ALPHA)
+    assert LatencySketch.from_json(sketch.to_json()) == sketch
+
+
+def test_samples_of_plain_serve_and_labels_move_the_position_only(store: WindowStore) -> None:
+    label = (3, "cairn.feedback.shop.fraud", b'{"request_id": "r0", "label": 1}')
+    store.ingest(parse([message(2, [sample(0, BASE)], deployment="_serve"), label]))
+    assert store.position() == 3 and store.open_windows("shop", "_serve") == []
+
+
+def test_downsampling_merges_groups_and_keeps_the_worst_quantile() -> None:
+    rows = [{"start": float(i), "end": float(i + 1), "requests": 10, "errors": i % 2, "error_rate": None,
+             "latency_p50_ms": 1.0, "latency_p95_ms": 2.0, "latency_p99_ms": float(i)} for i in range(10)]
+    merged = downsample(rows, 3)
+    assert len(merged) == 3 and merged[0]["requests"] == 40 and merged[0]["end"] == 4.0
+    assert merged[0]["latency_p99_ms"] == 3.0 and merged[0]["error_rate"] == 2 / 40
+    assert downsample(rows, 10) == rows
+
+
+def shifted_samples(rng: np.random.Generator, start: int, when: float, shift: float, n: int) -> list[InferenceSample]:
+    return [InferenceSample(request_id=f"d{start + i}", project="shop", model="m", version=1,
+                            features=pd.DataFrame({"amount": [float(rng.normal(shift, 1.0))],
+                                                   "country": ["de" if shift == 0 else "fr"]}),
+                            prediction=[0], latency_ms=1.0, status=200, time=when, deployment="fraud")
+            for i in range(n)]
+
+
+def test_a_closed_window_carries_its_drift_against_the_reference(tmp_path: Path) -> None:
+    """The smallest window is profiled on the reference's edges and compared; the larger window
+    merges the smallest windows' profiles (needs the statistics library, cairn.monitor)."""
+    profile = pytest.importorskip("cairn.monitor.profile")
+    from cairn.services.monitor.windows import Reference
+
+    rng = np.random.default_rng(3)
+    reference_table = pd.DataFrame({"amount": rng.normal(0.0, 1.0, 500), "country": ["de"] * 500})
+    reference = profile.profile_table(reference_table)
+    ref = Reference(reference.digest(), reference)
+    store = WindowStore(tmp_path / "w.sqlite3", SIZES, grace_s=2.0, references=lambda project, deployment: ref)
+    store.ingest(parse([message(1, shifted_samples(rng, 0, BASE + 1, 0.0, 200)),
+                        message(2, shifted_samples(rng, 200, BASE + 11, 3.0, 200))]))
+    store.close_due(BASE + 60 + 2)
+    calm, shifted = store.closed("shop", "fraud", "10s", 0, 2e9)
+    assert calm["drift"]["reference"] == ref.digest
+    assert calm["drift"]["columns"]["amount"]["drifted"] is False
+    assert shifted["drift"]["columns"]["amount"]["drifted"] is True
+    assert shifted["drift"]["columns"]["country"]["drifted"] is True and shifted["drift"]["share"] == 1.0
+    (minute,) = store.closed("shop", "fraud", "1m", 0, 2e9)
+    assert minute["requests"] == 400 and minute["drift"]["columns"]["amount"]["drifted"] is True
+    assert store.query("SELECT count(*) FROM window_batches")[0][0] == 0
+
+
+def feedback(seq: int, request_id: str, label: object, when: float) -> tuple[int, str, bytes]:
+    body = {"request_id": request_id, "label": label, "time": when, "actor": "user:x"}
+    return seq, "cairn.feedback.shop.fraud", json.dumps(body).encode()
+
+
+def test_labels_give_the_window_of_their_arrival_its_live_performance(store: WindowStore) -> None:
+    """Predictions 0,1,0,1 for r0..r3; labels 0,1,1,1 arrive in the next window: accuracy 3/4.
+    A second label for a request, and a label for a request never sampled, change nothing."""
+    pytest.importorskip("cairn.monitor.performance")
+    batch = [sample(i, BASE + 1) for i in range(4)]
+    for i, item in enumerate(batch):
+        object.__setattr__(item, "prediction", [i % 2])
+    store.ingest(parse([message(1, batch)]))
+    labels = [feedback(2 + i, f"r{i}", truth, BASE + 12) for i, truth in enumerate((0, 1, 1, 1))]
+    store.ingest(parse([*labels, feedback(6, "r0", 1, BASE + 13), feedback(7, "nobody", 1, BASE + 13)]))
+    store.close_due(BASE + 60 + 2)
+    first, second = store.closed("shop", "fraud", "10s", 0, 2e9)
+    assert first["performance"] is None and first["requests"] == 4
+    assert second["requests"] == 0 and second["performance"]["labels"] == 4
+    assert second["performance"]["accuracy"] == 0.75 and second["performance"]["precision"] == 1.0
+    assert second["performance"]["recall"] == pytest.approx(2 / 3)
+    assert store.counter("unmatched_labels") == 1
+    (minute,) = store.closed("shop", "fraud", "1m", 0, 2e9)
+    assert minute["performance"]["accuracy"] == 0.75
+
+
+def test_regression_labels_give_mae_and_rmse() -> None:
+    pytest.importorskip("cairn.monitor.performance")
+    from cairn.services.monitor.windows import performance
+
+    result = performance([("1.5", "1.0"), ("2.0", "3.0")])
+    assert result is not None and result["mae"] == 0.75 and result["rmse"] == pytest.approx((0.625) ** 0.5)
