@@ -158,11 +158,14 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
+def reference_profile(rows: int, args: argparse.Namespace) -> Profile:
+    return profile_table(build_table(rows, args.cols, args.seed + 1, shifted=False),
+                         threads=args.threads)
+
+
 def run_big(args: argparse.Namespace) -> dict[str, Any]:
     ref_rows = args.ref_rows or min(args.rows, 200_000)
-    reference_table = build_table(ref_rows, args.cols, args.seed + 1, shifted=False)
-    ref_s, ref = timed(lambda: profile_table(reference_table, threads=args.threads))
-    del reference_table
+    ref_s, ref = timed(lambda: reference_profile(ref_rows, args))  # its table is freed on return
     build_s, table = timed(lambda: build_table(args.rows, args.cols, args.seed, shifted=True))
     table_bytes = table.nbytes
     with peak_rss() as memory:
