@@ -9,6 +9,7 @@ the profile of a table is the merge of the profiles of its parts (docs/monitor.m
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,14 +110,18 @@ class NumericProfile:
     def quantile(self, q: float) -> float:
         """The q-quantile from the sketch, within relative SKETCH_ALPHA of a true order statistic
         (the lower one at rank q*(count-1)); nan when the column is empty."""
-        if not 0.0 <= q <= 1.0:
-            raise ValueError(f"quantile q must be in [0, 1], got {q}")
+        return self.quantiles([q])[0]
+
+    def quantiles(self, qs: Sequence[float]) -> list[float]:
+        """``quantile`` for several q at once (the sketch is walked once)."""
+        if any(not 0.0 <= q <= 1.0 for q in qs):
+            raise ValueError(f"quantile q must be in [0, 1], got {list(qs)}")
         if self.count == 0:
-            return math.nan
+            return [math.nan] * len(qs)
         _, reps, counts = self.buckets()
-        rank = q * (self.count - 1)
-        index = int(np.searchsorted(np.cumsum(counts), rank, side="right"))
-        return float(min(max(reps[min(index, reps.size - 1)], self.min), self.max))
+        ranks = np.asarray(qs, dtype=np.float64) * (self.count - 1)
+        index = np.minimum(np.searchsorted(np.cumsum(counts), ranks, side="right"), reps.size - 1)
+        return [float(min(max(v, self.min), self.max)) for v in reps[index]]
 
     def cdf(self, x: float) -> float:
         """Share of values <= x as the sketch sees them (each value at its bucket's representative)."""
@@ -194,12 +199,21 @@ def _offset(value: Any, what: str) -> int:
 def representative(k: np.ndarray) -> np.ndarray:
     """The value that stands for bucket k, 2*gamma**k/(gamma+1): within relative SKETCH_ALPHA
     of every value in (gamma**(k-1), gamma**k]."""
-    return 2.0 * np.array([GAMMA ** int(i) for i in k], dtype=np.float64) / (GAMMA + 1.0)
+    return 2.0 * upper_boundary(k) / (GAMMA + 1.0)
+
+
+# gamma**k for every index the core can produce, computed once with Python's pow (the buckets'
+# definition): computing it per call, per bucket, was most of a drift report's time.
+_LOWEST = -SKETCH_MAX_INDEX - 2
+_POWERS = np.array([GAMMA ** k for k in range(_LOWEST, SKETCH_MAX_INDEX + 3)], dtype=np.float64)
 
 
 def upper_boundary(k: np.ndarray) -> np.ndarray:
     """gamma**k per bucket index, as Python's pow computes it (the bucket's definition)."""
-    return np.array([GAMMA ** int(i) for i in k], dtype=np.float64)
+    index = np.asarray(k, dtype=np.int64) - _LOWEST
+    if index.size and (index.min() < 0 or index.max() >= _POWERS.size):  # not from the core
+        return np.array([GAMMA ** int(i) for i in np.asarray(k)], dtype=np.float64)
+    return _POWERS[index]
 
 
 @dataclass(eq=False)

@@ -85,12 +85,15 @@ def default_method(reference: NumericProfile | CategoricalProfile) -> str:
     return "chisquare" if small else "jensenshannon"
 
 
-def _numeric_scores(reference: NumericProfile, current: NumericProfile) -> tuple[dict, dict]:
-    statistic, p_value, ks_bound = ks_sketch(reference, current)
+def _numeric_scores(reference: NumericProfile, current: NumericProfile, method: str) -> tuple[dict, dict]:
+    """Every method's score; the KS p-value only when KS decides (it is the one slow score)."""
+    statistic, p_value, ks_bound = ks_sketch(reference, current, p_value=method == "ks")
     wasserstein, w_bound = wasserstein_sketch(reference, current)
-    scores = {"ks_statistic": statistic, "ks_p_value": p_value, "wasserstein": wasserstein,
+    scores = {"ks_statistic": statistic, "wasserstein": wasserstein,
               "psi": psi_counts(reference.hist, current.hist),
               "jensenshannon": jensenshannon_counts(reference.hist, current.hist)}
+    if method == "ks":
+        scores["ks_p_value"] = p_value
     return scores, {"ks": ks_bound, "wasserstein": w_bound}
 
 
@@ -125,7 +128,7 @@ def column_drift(reference: NumericProfile | CategoricalProfile,
     if reference.count == 0 or current.count == 0:
         return ColumnDrift(column, reference.kind, chosen, math.nan, limit, False, None, None, {})
     if isinstance(reference, NumericProfile) and isinstance(current, NumericProfile):
-        scores, bounds = _numeric_scores(reference, current)
+        scores, bounds = _numeric_scores(reference, current, chosen)
     else:
         scores, bounds = _categorical_scores(reference, current)  # type: ignore[arg-type]
     p_value: float | None = scores.get(f"{chosen}_p_value")

@@ -180,7 +180,7 @@ def categorical_counts(column: pa.Array | pa.ChunkedArray) -> tuple[dict[str, in
 def _equal_mass_edges(profile: NumericProfile, bins: int) -> np.ndarray:
     if profile.count == 0:
         return np.zeros(0, dtype=np.float64)
-    inner = [profile.quantile(i / bins) for i in range(1, bins)]
+    inner = profile.quantiles([i / bins for i in range(1, bins)])
     return np.unique(np.asarray(inner, dtype=np.float64))
 
 

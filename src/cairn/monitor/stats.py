@@ -145,15 +145,18 @@ def _aligned(reference: NumericProfile, current: NumericProfile) -> tuple[np.nda
     return keys, reps, ref, cur
 
 
-def ks_sketch(reference: NumericProfile, current: NumericProfile) -> tuple[float, float, float]:
+def ks_sketch(reference: NumericProfile, current: NumericProfile,
+              p_value: bool = True) -> tuple[float, float, float]:
     """(statistic, p-value, error bound) from two sketches. The CDFs are exact between buckets,
     so the sketch's statistic is at most the true one and the true one exceeds it by at most the
-    largest single-bucket mass of either sketch (the bound)."""
+    largest single-bucket mass of either sketch (the bound). ``p_value=False`` gives nan for the
+    p-value (scipy's Kolmogorov distribution costs ~1.6 ms a column)."""
     _, _, ref, cur = _aligned(reference, current)
     gap = np.cumsum(ref) / reference.count - np.cumsum(cur) / current.count
     statistic = float(np.max(np.abs(gap)))
     bound = float(max(ref.max() / reference.count, cur.max() / current.count))
-    return statistic, ks_p_value(statistic, reference.count, current.count), bound
+    p = ks_p_value(statistic, reference.count, current.count) if p_value else math.nan
+    return statistic, p, bound
 
 
 def _representation_error(profile: NumericProfile) -> float:
