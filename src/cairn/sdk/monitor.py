@@ -39,11 +39,13 @@ def _csv_as_parquet(source: Path, dest: Path) -> Path:
     return dest
 
 
-def profile_files(paths: Sequence[str | os.PathLike[str]], *, bins: int = 10) -> Profile:
+def profile_files(paths: Sequence[str | os.PathLike[str]], *, bins: int = 10,
+                  reference: Profile | None = None) -> Profile:
     """One profile of several Parquet/CSV files, equal to profiling their concatenation: a first
     pass merges each file's sketch (no histogram), the equal-mass edges come from the merged
     sketch, and a second pass bins every file on those edges and merges (counts, sketches and
-    histograms add exactly; mean and m2 combine by Chan's formula)."""
+    histograms add exactly; mean and m2 combine by Chan's formula). With ``reference``, numeric
+    columns are binned on the reference's edges instead (one pass)."""
     import numpy as np
 
     from cairn.monitor import NumericProfile, Profile, profile_table
@@ -63,6 +65,8 @@ def profile_files(paths: Sequence[str | os.PathLike[str]], *, bins: int = 10) ->
                 sources.append(path)
             else:
                 raise ValueError(f"{path}: profile Parquet (.parquet) or CSV (.csv) files")
+        if reference is not None:
+            return _merge_files([profile_table(s, reference=reference) for s in sources], paths)
         if len(sources) == 1:
             return profile_table(sources[0], bins=bins)
         sketches = _merge_files([profile_table(s, bins=1) for s in sources], paths)
