@@ -187,3 +187,12 @@ def test_the_cli_does_not_import_the_statistics_library_for_other_commands() -> 
             "print(sorted(m for m in sys.modules if m.startswith('cairn.monitor') or m == 'scipy'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_column_of_another_kind_in_current_is_named(files: dict[str, Path], tmp_path: Path) -> None:
+    retyped = tmp_path / "retyped.parquet"
+    table = pq.read_table(files["shifted"])
+    pq.write_table(table.set_column(0, "age", table["age"].cast(pa.string())), retyped)
+    result = run("monitor", "drift", "-r", str(files["reference"]), "-c", str(retyped))
+    assert result.exit_code == 1
+    assert "column 'age' is numeric in the reference and categorical in the current" in result.output
