@@ -62,7 +62,8 @@ class RuleCreate(Strict):
     column: str | None = Field(default=None, max_length=256, description="the column of a drift_score rule")
     comparison: str = Field(pattern=r"^(>|>=|<|<=)$")
     threshold: float
-    window: str = Field(default="1m", max_length=16, description="a window size the monitor keeps")
+    window: str | None = Field(default=None, max_length=16,
+                               description="a window size the monitor keeps (default: the smallest)")
     persistence: Persistence = Persistence()
     cooldown_s: float = Field(default=300, ge=0, le=domain.MAX_COOLDOWN_S)
     action: dict[str, Any] | None = Field(default=None, description='null, {"rollback": true} or {"pipeline": "name"}')
@@ -120,8 +121,11 @@ def _time_range(since: str, until: str | None) -> tuple[float, float]:
     return end - _seconds(since, "since"), end
 
 
-def _size(request: Request, size: str) -> str:
+def _size(request: Request, size: str | None) -> str:
+    """The window size asked for; none asked: the smallest the monitor keeps."""
     sizes = _sizes(request)
+    if size is None:
+        return sizes[0]
     if size not in sizes:
         raise InvalidInput(f"size {size!r} is not a window size the monitor keeps; use one of {', '.join(sizes)}",
                            details={"field": "size"})
@@ -195,7 +199,7 @@ async def list_alerts(project: ProjectName, rt: Runtime,
 # --- windows, drift, status ------------------------------------------------------------------------
 
 @router.get(DEPLOYMENT + "/windows", **requires(VIEWER))
-async def list_windows(project: ProjectName, name: DeploymentName, request: Request, size: str = "1m",
+async def list_windows(project: ProjectName, name: DeploymentName, request: Request, size: str | None = None,
                        since: str = "1h", until: str | None = None,
                        max_points: Annotated[int, Query(ge=1, le=MAX_POINTS)] = 200) -> dict[str, Any]:
     """Closed windows of one size that started in ``[until - since, until)``, oldest first; more
@@ -206,7 +210,7 @@ async def list_windows(project: ProjectName, name: DeploymentName, request: Requ
 
 
 @router.get(DEPLOYMENT + "/drift", **requires(VIEWER))
-async def list_drift(project: ProjectName, name: DeploymentName, request: Request, size: str = "1m",
+async def list_drift(project: ProjectName, name: DeploymentName, request: Request, size: str | None = None,
                      since: str = "1h", column: Annotated[str | None, Query(max_length=256)] = None) -> dict[str, Any]:
     """Drift of each closed window against the reference (per column, or one ``column``)."""
     start, end = _time_range(since, None)

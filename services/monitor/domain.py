@@ -78,7 +78,7 @@ def check_rule(rule: Mapping[str, Any], sizes: Sequence[str]) -> dict[str, Any]:
     threshold = rule.get("threshold")
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
         raise _bad(f"threshold must be a finite number, not {threshold!r}", "threshold")
-    window = rule.get("window")
+    window = rule.get("window") or next(iter(sizes), None)  # none given: the smallest kept
     if window not in sizes:
         raise _bad(f"window {window!r} is not one the monitor keeps; use one of {', '.join(sizes)}", "window")
     persistence = rule.get("persistence") or {"k": 1, "n": 1}

@@ -89,7 +89,7 @@ def test_reference_set_and_show_and_status(client: Client, cli_json, reference_f
     cli_json("monitor", "reference", "set", "-p", PROJECT, DEPLOYMENT, digest)
     assert digest in json.dumps(cli_json("monitor", "reference", "show", "-p", PROJECT, DEPLOYMENT))
     assert isinstance(cli_json("monitor", "status", "-p", PROJECT, DEPLOYMENT), dict)
-    assert isinstance(client.monitor_windows(PROJECT, DEPLOYMENT, size="1m", since="1h"), dict)
+    assert isinstance(client.monitor_windows(PROJECT, DEPLOYMENT, since="1h"), dict)
     failed = cli_json("monitor", "reference", "set", "-p", PROJECT, DEPLOYMENT, "0" * 64, ok=False)
     assert "error:" in failed
 

@@ -42,7 +42,7 @@ def rules() -> None:
 @click.option("--comparison", required=True, type=click.Choice(COMPARISONS), help="How the metric breaches.")
 @click.option("--threshold", required=True, type=float)
 @click.option("--column", default=None, help="The column, for per-column metrics (drift_score).")
-@click.option("--window", default="1m", show_default=True, help="Window size the rule reads: 1m, 5m, 1h.")
+@click.option("--window", default=None, help="Window size the rule reads (1m, 1h, 1d...); default: the smallest the monitor keeps.")
 @click.option("--persistence", default="1/1", show_default=True, metavar="K/N",
               help="Fire when K of the last N windows breach.")
 @click.option("--cooldown", "cooldown_s", type=click.FloatRange(0), default=300, show_default=True,

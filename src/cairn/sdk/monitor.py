@@ -176,13 +176,13 @@ class MonitorMixin:
         """The latest window per size, drift per column and open alerts."""
         return self._mon("GET", self._deployment(project, deployment) + "/status")
 
-    def monitor_windows(self, project: str, deployment: str, *, size: str = "1m", since: str = "1h",
+    def monitor_windows(self, project: str, deployment: str, *, size: str | None = None, since: str = "1h",
                         until: str | None = None, max_points: int = 200) -> dict[str, Any]:
         params = {"size": size, "since": since, "until": until, "max_points": max_points}
         return self._mon("GET", self._deployment(project, deployment) + "/windows",
                          params={k: v for k, v in params.items() if v is not None})
 
-    def monitor_drift(self, project: str, deployment: str, *, size: str = "1m", since: str = "1h",
+    def monitor_drift(self, project: str, deployment: str, *, size: str | None = None, since: str = "1h",
                       column: str | None = None) -> dict[str, Any]:
         params = {"size": size, "since": since, "column": column}
         return self._mon("GET", self._deployment(project, deployment) + "/drift",
@@ -191,7 +191,7 @@ class MonitorMixin:
     # --- alert rules and alerts ----------------------------------------------------------------
 
     def add_alert_rule(self, project: str, deployment: str, *, name: str, metric: str, comparison: str,
-                       threshold: float, column: str | None = None, window: str = "1m",
+                       threshold: float, column: str | None = None, window: str | None = None,
                        persistence: tuple[int, int] = (1, 1), cooldown_s: float = 300,
                        action: dict[str, Any] | None = None) -> dict[str, Any]:
         """An alert rule: fires when ``metric comparison threshold`` holds in ``k`` of the last
