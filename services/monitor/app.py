@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
-from cairn.services.monitor.alerts import RuleDecider
+from cairn.services.monitor.alerts import ActionTaker, RuleDecider
 from cairn.services.monitor.api import router
 from cairn.services.monitor.consumer import InferenceConsumer
 from cairn.services.monitor.domain import parse_sizes
@@ -51,11 +51,26 @@ async def start_windows(app: FastAPI, runtime: ServiceRuntime) -> None:
     windows = WindowStore(settings.data_dir / "monitor" / "windows.sqlite3", parse_sizes(settings.monitor_windows),
                           settings.monitor_grace_s, reference_loader(store, app.state.profiles))
     runtime.defer(_closing(windows))
-    decider = RuleDecider(runtime, windows, settings.deployments_url)
-    runtime.defer(decider.close)
+    decider = RuleDecider(runtime, windows)
     consumer = InferenceConsumer(runtime.log.nc, windows, decider.decide_pending, tick_s=settings.monitor_tick_s)
     app.state.windows, app.state.consumer, app.state.decider = windows, consumer, decider
-    task = asyncio.create_task(consumer.run())
+    _background(runtime, consumer.run())
+
+
+async def start_actions(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Carry out the actions alerts owe: at start (those a killed monitor left owed) and
+    whenever the projection moves."""
+    settings = runtime.settings
+    assert isinstance(settings, MonitorSettings)
+    taker = ActionTaker(runtime, settings.deployments_url)
+    app.state.actions = taker
+    runtime.defer(taker.close)
+    _background(runtime, taker.run())
+
+
+def _background(runtime: ServiceRuntime, work: Any) -> None:
+    """Run ``work`` as a task that the runtime cancels on its way down."""
+    task = asyncio.create_task(work)
 
     async def stop() -> None:
         task.cancel()
@@ -75,16 +90,21 @@ def _closing(windows: WindowStore) -> Any:
 def health(app: FastAPI) -> dict[str, Any]:
     """``inference_seq``: the inference stream position the windows hold; ``consumer_lag``:
     messages not yet counted; ``pending_decisions``: closed windows whose rules are still to
-    decide; ``late_requests``: samples that came after their window closed (not counted)."""
+    decide; ``late_requests``: samples that came after their window closed (not counted);
+    ``actions_owed``: alert actions fired and not yet carried out (``action_error``: why the last
+    try failed)."""
     windows: WindowStore | None = getattr(app.state, "windows", None)
     if windows is None:
         return {"ready": False}
     consumer: InferenceConsumer = app.state.consumer
     decider: RuleDecider = app.state.decider
+    actions: ActionTaker | None = getattr(app.state, "actions", None)
     return {"inference_seq": windows.position(), "consumer_lag": consumer.lag,
             "pending_decisions": len(windows.pending()), "late_requests": windows.counter("late_requests"),
             "unmatched_labels": windows.counter("unmatched_labels"),
             "consumer_error": consumer.error, "decision_error": decider.last_error,
+            "actions_owed": actions.store.actions_owed_count() if actions else None,
+            "action_error": actions.last_error if actions else None,
             "windows": list(windows.sizes)}
 
 
@@ -99,7 +119,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
         description="Inference windows per deployment, reference profiles, drift, live performance, alert rules.",
         projection_aggregates=AGGREGATES,
         body_limits={"/projects/*/profiles": PROFILE_BODY},
-        on_start=[start_windows],
+        on_start=[start_windows, start_actions],
         health=health,
     )
     app.state.profiles = ProfileFiles(settings.data_dir / "monitor" / "profiles")

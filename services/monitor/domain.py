@@ -3,9 +3,10 @@
 
 Aggregates (project-scoped):
 - alert_rule (id = a new id): a rule on one deployment's windows of one size;
-- alert (id = the rule's id): whether the rule is firing, when it last fired, and the window it
-  last decided on. One subject per rule, so appending a decision expects the rule's last alert
-  sequence: a monitor that restarts and decides on the same window again cannot append twice;
+- alert (id = the rule's id): whether the rule is firing, when it last fired, the window it
+  last decided on, and the actions it fired that are still owed (until ``alert.action_taken``).
+  One subject per rule, so appending a decision expects the rule's last alert sequence: a monitor
+  that restarts and decides on the same window again cannot append twice;
 - monitor (id = deployment name): the deployment's reference profile;
 - profile (id = the profile's digest): a registered profile (content-addressed: once).
 
@@ -207,14 +208,46 @@ def decide_alert(state: State, *, rule_id: str, rule: Mapping[str, Any],
     return None
 
 
+def end_ms(window_end: float) -> int:
+    """A fired window's end in whole milliseconds: with the rule id, the alert's name in keys."""
+    return int(window_end * 1000)
+
+
+def owes_action(action: Mapping[str, Any] | None) -> bool:
+    """Whether the monitor itself carries the action out: rollbacks. A pipeline action is in
+    ``alert.fired`` for the pipelines to act on; nothing here owes it."""
+    return bool(action and action.get("rollback"))
+
+
+def take_action(state: State, *, rule_id: str, window_end: float, outcome: str, detail: str) -> Decision:
+    """Record that the action owed for the alert fired on the window ending ``window_end`` was
+    carried out (``done``) or refused for good (``failed``). An action no longer owed (recorded
+    already, e.g. by a monitor killed before it saw its own event) records nothing."""
+    if outcome not in ("done", "failed"):
+        raise InvalidInput(f"outcome must be done or failed, not {outcome!r}", details={"field": "outcome"})
+    owed = (state or {}).get("owed") or {}
+    entry = owed.get(str(end_ms(window_end)))
+    if entry is None:
+        return None
+    return "alert.action_taken", {"rule_id": rule_id, "deployment": entry["deployment"], "window_end": window_end,
+                                  "action": entry["action"], "outcome": outcome, "detail": detail[:2000]}
+
+
 def evolve_alert(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``owed``: the actions fired and not yet recorded as taken, by fired window end (ms)."""
     state = dict(state or {"firing": False, "last_fired_end": None, "last_window_end": 0.0})
+    owed = dict(state.get("owed") or {})
+    if event_type == "alert.action_taken":
+        owed.pop(str(end_ms(data["window_end"])), None)
+        return {**state, "owed": owed}
     state["last_window_end"] = data["window"]["end"]
     if event_type == "alert.fired":
         state["firing"], state["last_fired_end"] = True, data["window"]["end"]
+        if owes_action(data["action"]):
+            owed[str(end_ms(data["window"]["end"]))] = {"deployment": data["deployment"], "action": data["action"]}
     else:
         state["firing"] = False
-    return state
+    return {**state, "owed": owed}
 
 
 # --- reference (monitor aggregate) and profiles -----------------------------------------------

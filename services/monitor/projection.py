@@ -1,6 +1,7 @@
 """Monitor read model: events -> SQLite. Rule and alert events fold into their snapshots (which
-commands decide from) and into the rule and alert tables the API lists; profiles and references
-into their tables."""
+commands decide from) and into the rule and alert tables the API lists; an alert that fired a
+rollback adds an owed row to ``alert_actions``, which ``alert.action_taken`` settles; profiles and
+references into their tables."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sqlite3
 
 from cairn.kernel.envelope import Event
 from cairn.kernel.store import EventHandlers, SnapshotProjection
-from cairn.services.monitor.domain import EVOLVERS
+from cairn.services.monitor.domain import EVOLVERS, end_ms, owes_action
 
 HANDLERS = EventHandlers()
 handles = HANDLERS.handles
@@ -45,6 +46,17 @@ def _fired(conn: sqlite3.Connection, e: Event) -> None:
     conn.execute("INSERT OR REPLACE INTO alerts(project, rule_id, fired_seq, deployment, state, fired, fired_at) "
                  "VALUES(?, ?, ?, ?, 'open', ?, ?)",
                  (e.project, e.aggregate_id, e.sequence, e.data["deployment"], json.dumps(e.data), e.time))
+    if owes_action(e.data["action"]):  # owed from here until alert.action_taken
+        end = e.data["window"]["end"]
+        conn.execute("INSERT OR IGNORE INTO alert_actions(project, rule_id, end_ms, window_end, fired_seq, deployment, "
+                     "action) VALUES(?, ?, ?, ?, ?, ?, ?)", (e.project, e.aggregate_id, end_ms(end), end, e.sequence,
+                                                             e.data["deployment"], json.dumps(e.data["action"])))
+
+
+@handles("alert.action_taken")
+def _action_taken(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE alert_actions SET outcome=?, detail=?, taken_at=? WHERE project=? AND rule_id=? AND end_ms=?",
+                 (e.data["outcome"], e.data["detail"], e.time, e.project, e.aggregate_id, end_ms(e.data["window_end"])))
 
 
 @handles("alert.resolved")

@@ -1,5 +1,6 @@
-"""Monitor read model (SQLite): alert rules, the alerts they fired, registered profiles and each
-deployment's reference. Rules and alert state are also kept as aggregate snapshots (the kernel's
+"""Monitor read model (SQLite): alert rules, the alerts they fired and the actions those owe (an
+``alert_actions`` row without an outcome is owed), registered profiles and each deployment's
+reference. Rules and alert state are also kept as aggregate snapshots (the kernel's
 ``aggregates`` table), which commands decide from."""
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ CREATE TABLE IF NOT EXISTS alerts (
     state TEXT NOT NULL, fired TEXT NOT NULL, resolved TEXT, fired_at TEXT NOT NULL, resolved_at TEXT,
     PRIMARY KEY (project, fired_seq));
 CREATE INDEX IF NOT EXISTS alerts_by_rule ON alerts(project, rule_id, state);
+CREATE TABLE IF NOT EXISTS alert_actions (
+    project TEXT NOT NULL, rule_id TEXT NOT NULL, end_ms INTEGER NOT NULL, window_end REAL NOT NULL,
+    fired_seq INTEGER NOT NULL, deployment TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT, detail TEXT,
+    taken_at TEXT, PRIMARY KEY (project, rule_id, end_ms));
+CREATE INDEX IF NOT EXISTS alert_actions_owed ON alert_actions(outcome, fired_seq);
 CREATE TABLE IF NOT EXISTS profiles (
     project TEXT NOT NULL, digest TEXT NOT NULL, rows INTEGER NOT NULL, columns INTEGER NOT NULL,
     source TEXT NOT NULL, registered_at TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (project, digest));
@@ -61,15 +67,29 @@ class MonitorStore(SqliteStore):
                         "last_fired_end": alert["last_fired_end"] if alert else None})
         return out
 
+    def actions_owed(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Actions fired and not yet recorded as taken, oldest first (every project)."""
+        rows = self.query("SELECT project, rule_id, window_end, deployment, action FROM alert_actions "
+                          "WHERE outcome IS NULL ORDER BY fired_seq LIMIT ?", (limit,))
+        return [{"project": r["project"], "rule_id": r["rule_id"], "window_end": r["window_end"],
+                 "deployment": r["deployment"], "action": json.loads(r["action"])} for r in rows]
+
+    def actions_owed_count(self) -> int:
+        row = self.query_one("SELECT count(*) FROM alert_actions WHERE outcome IS NULL", ())
+        return int(row[0]) if row else 0
+
     def alerts(self, project: str, *, open_only: bool, deployment: str | None, limit: int) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM alerts WHERE project=?"
+        sql = ("SELECT a.*, x.outcome AS action_outcome, x.detail AS action_detail, x.taken_at AS action_taken_at, "
+               "x.end_ms AS action_end_ms "
+               "FROM alerts a LEFT JOIN alert_actions x ON x.project=a.project AND x.fired_seq=a.fired_seq "
+               "WHERE a.project=?")
         params: list[Any] = [project]
         if open_only:
-            sql += " AND state='open'"
+            sql += " AND a.state='open'"
         if deployment is not None:
-            sql += " AND deployment=?"
+            sql += " AND a.deployment=?"
             params.append(deployment)
-        rows = self.query(sql + " ORDER BY fired_seq DESC LIMIT ?", [*params, limit])
+        rows = self.query(sql + " ORDER BY a.fired_seq DESC LIMIT ?", [*params, limit])
         return [alert_row(r) for r in rows]
 
     def profile(self, project: str, digest: str) -> dict[str, Any] | None:
@@ -108,7 +128,18 @@ def alert_row(row: Any) -> dict[str, Any]:
             "value": fired["value"], "threshold": fired["threshold"], "comparison": fired["comparison"],
             "window": fired["window"], "history": fired["history"], "action": fired["action"],
             "fired_at": row["fired_at"], "fired_seq": row["fired_seq"], "resolved_at": row["resolved_at"],
-            "resolved": json.loads(row["resolved"]) if row["resolved"] else None}
+            "resolved": json.loads(row["resolved"]) if row["resolved"] else None,
+            "action_taken": action_taken(row)}
+
+
+def action_taken(row: Any) -> dict[str, Any] | None:
+    """What became of the alert's action: None (none the monitor carries out), ``owed`` (not yet
+    carried out), or ``done`` / ``failed`` with the detail."""
+    if row["action_end_ms"] is None:
+        return None
+    if row["action_outcome"] is None:
+        return {"outcome": "owed"}
+    return {"outcome": row["action_outcome"], "detail": row["action_detail"], "at": row["action_taken_at"]}
 
 
 def profile_row(row: Any) -> dict[str, Any]:

@@ -132,3 +132,33 @@ def test_window_sizes_parse_and_refuse_nonsense() -> None:
     for bad in ("", "1w", "0s", "m"):
         with pytest.raises(ValueError):
             domain.parse_sizes(bad)
+
+
+def test_a_rollback_is_owed_from_the_firing_until_action_taken_records_it() -> None:
+    fired = decide(None, [window(0, 150), window(2, 150)], action={"rollback": True})
+    assert fired is not None and fired[0] == "alert.fired"
+    state = domain.evolve_alert(None, *fired)
+    assert state["owed"] == {"4000": {"deployment": "fraud", "action": {"rollback": True}}}
+
+    taken = domain.take_action(state, rule_id="r1", window_end=4.0, outcome="failed", detail="409: nothing")
+    assert taken == ("alert.action_taken", {"rule_id": "r1", "deployment": "fraud", "window_end": 4.0,
+                                            "action": {"rollback": True}, "outcome": "failed",
+                                            "detail": "409: nothing"})
+    state = domain.evolve_alert(state, *taken)
+    assert state["owed"] == {} and state["firing"] and state["last_window_end"] == 4.0
+    # recorded once: a monitor that repeats the action after a kill records nothing more
+    assert domain.take_action(state, rule_id="r1", window_end=4.0, outcome="done", detail="") is None
+
+
+def test_pipeline_actions_and_no_action_are_not_owed_by_the_monitor() -> None:
+    for action in (None, {"pipeline": "retrain"}):
+        fired = decide(None, [window(0, 150), window(2, 150)], action=action)
+        assert fired is not None
+        state = domain.evolve_alert(None, *fired)
+        assert state["owed"] == {}
+        assert domain.take_action(state, rule_id="r1", window_end=4.0, outcome="done", detail="") is None
+
+
+def test_an_outcome_other_than_done_or_failed_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="done or failed"):
+        domain.take_action(None, rule_id="r1", window_end=4.0, outcome="pending", detail="")
