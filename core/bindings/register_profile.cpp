@@ -59,6 +59,16 @@ py::array_t<int64_t> int64_array(const std::vector<int64_t>& v) {
   return a;
 }
 
+py::list stats_tuples(const std::vector<prof::NumericStats>& stats) {
+  py::list out;
+  for (const auto& s : stats) {
+    py::object hist = s.has_hist ? py::object(int64_array(s.hist)) : py::object(py::none());
+    out.append(py::make_tuple(s.count, s.missing, s.min, s.max, s.mean, s.m2, s.zero, s.pos_offset,
+                              int64_array(s.pos), s.neg_offset, int64_array(s.neg), hist));
+  }
+  return out;
+}
+
 py::list profile_numeric(const py::list& columns, const py::list& edges, double alpha, int threads) {
   if (edges.size() != columns.size()) {
     throw py::value_error("edges has " + std::to_string(edges.size()) + " entries for " +
@@ -116,13 +126,7 @@ py::list profile_numeric(const py::list& columns, const py::list& edges, double 
     py::gil_scoped_release release;
     stats = prof::numeric_stats(cols, alpha, threads);
   }
-  py::list out;
-  for (const auto& s : stats) {
-    py::object hist = s.has_hist ? py::object(int64_array(s.hist)) : py::object(py::none());
-    out.append(py::make_tuple(s.count, s.missing, s.min, s.max, s.mean, s.m2, s.zero, s.pos_offset,
-                              int64_array(s.pos), s.neg_offset, int64_array(s.neg), hist));
-  }
-  return out;
+  return stats_tuples(stats);
 }
 
 // The sketch's boundary table for the GPU path, computed by LogBuckets (std::pow) on the host.
@@ -139,16 +143,6 @@ struct HostTable {
     table.bounds = bounds.data();
   }
 };
-
-py::list stats_tuples(const std::vector<prof::NumericStats>& stats) {
-  py::list out;
-  for (const auto& s : stats) {
-    py::object hist = s.has_hist ? py::object(int64_array(s.hist)) : py::object(py::none());
-    out.append(py::make_tuple(s.count, s.missing, s.min, s.max, s.mean, s.m2, s.zero, s.pos_offset,
-                              int64_array(s.pos), s.neg_offset, int64_array(s.neg), hist));
-  }
-  return out;
-}
 
 // Device columns from (data pointer, "float32"|"float64", length, edges pointer, nedges or -1 for
 // no histogram); the Python face has validated them (cairn.core.profile_gpu).
