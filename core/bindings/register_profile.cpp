@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -13,9 +14,11 @@
 #include <vector>
 
 #include "cairn/profile.hpp"
+#include "cairn/profile_gpu.hpp"
 
 namespace py = pybind11;
 namespace prof = cairn::profile;
+namespace gprof = cairn::gpu::prof;
 
 namespace {
 
@@ -54,6 +57,16 @@ py::array_t<int64_t> int64_array(const std::vector<int64_t>& v) {
   py::array_t<int64_t> a(static_cast<py::ssize_t>(v.size()));
   std::copy(v.begin(), v.end(), a.mutable_data());
   return a;
+}
+
+py::list stats_tuples(const std::vector<prof::NumericStats>& stats) {
+  py::list out;
+  for (const auto& s : stats) {
+    py::object hist = s.has_hist ? py::object(int64_array(s.hist)) : py::object(py::none());
+    out.append(py::make_tuple(s.count, s.missing, s.min, s.max, s.mean, s.m2, s.zero, s.pos_offset,
+                              int64_array(s.pos), s.neg_offset, int64_array(s.neg), hist));
+  }
+  return out;
 }
 
 py::list profile_numeric(const py::list& columns, const py::list& edges, double alpha, int threads) {
@@ -113,13 +126,98 @@ py::list profile_numeric(const py::list& columns, const py::list& edges, double 
     py::gil_scoped_release release;
     stats = prof::numeric_stats(cols, alpha, threads);
   }
-  py::list out;
-  for (const auto& s : stats) {
-    py::object hist = s.has_hist ? py::object(int64_array(s.hist)) : py::object(py::none());
-    out.append(py::make_tuple(s.count, s.missing, s.min, s.max, s.mean, s.m2, s.zero, s.pos_offset,
-                              int64_array(s.pos), s.neg_offset, int64_array(s.neg), hist));
+  return stats_tuples(stats);
+}
+
+// The sketch's boundary table for the GPU path, computed by LogBuckets (std::pow) on the host.
+struct HostTable {
+  std::vector<double> bounds;
+  gprof::SketchTable table;
+  explicit HostTable(double alpha) {
+    const prof::LogBuckets b(alpha);
+    for (int32_t k = b.min_index() - 1; k <= b.max_index(); ++k) bounds.push_back(b.boundary(k));
+    table.inv_log_gamma = 1.0 / std::log(b.gamma());
+    table.min_index = b.min_index();
+    table.max_index = b.max_index();
+    table.clamp_above = b.boundary(b.max_index() - 1);
+    table.bounds = bounds.data();
   }
-  return out;
+};
+
+// Device columns from (data pointer, "float32"|"float64", length, edges pointer, nedges or -1 for
+// no histogram); the Python face has validated them (cairn.core.profile_gpu).
+std::vector<gprof::DeviceColumn> device_columns(const py::list& columns) {
+  std::vector<gprof::DeviceColumn> cols;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    const auto spec = columns[c].cast<py::tuple>();
+    if (spec.size() != 5) throw py::value_error(where(c) + "expected (data, dtype, length, edges, nedges)");
+    gprof::DeviceColumn col;
+    col.data = reinterpret_cast<const void*>(spec[0].cast<uintptr_t>());
+    const auto dtype = spec[1].cast<std::string>();
+    if (dtype != "float32" && dtype != "float64") {
+      throw py::type_error(where(c) + "device columns must be float32 or float64, not " + dtype);
+    }
+    col.float32 = dtype == "float32";
+    col.length = spec[2].cast<int64_t>();
+    col.edges = reinterpret_cast<const double*>(spec[3].cast<uintptr_t>());
+    col.nedges = spec[4].cast<int64_t>();
+    col.has_edges = col.nedges >= 0;
+    if (!col.has_edges) col.nedges = 0;
+    if (col.length < 0) throw py::value_error(where(c) + "length must be >= 0");
+    cols.push_back(col);
+  }
+  return cols;
+}
+
+py::list profile_numeric_cuda(const py::list& columns, double alpha, uintptr_t stream) {
+  const HostTable t(alpha);
+  const auto cols = device_columns(columns);
+  std::vector<prof::NumericStats> stats;
+  {
+    py::gil_scoped_release release;
+    stats = gprof::numeric_stats_device(cols, t.table, stream);
+  }
+  return stats_tuples(stats);
+}
+
+double profile_numeric_cuda_seconds(const py::list& columns, double alpha, int repeats) {
+  const HostTable t(alpha);
+  const auto cols = device_columns(columns);
+  py::gil_scoped_release release;
+  return gprof::numeric_stats_device_seconds(cols, t.table, repeats);
+}
+
+// Tests only: the kernel's decomposition on the CPU, over 1-D contiguous float32/float64 arrays.
+py::list profile_numeric_emulation(const py::list& columns, const py::list& edges, double alpha) {
+  if (edges.size() != columns.size()) throw py::value_error("give one edges entry per column");
+  const HostTable t(alpha);
+  std::vector<gprof::DeviceColumn> cols(columns.size());
+  std::vector<py::array> keep;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    const auto a = columns[c].cast<py::array>();
+    const bool f32 = a.dtype().is(py::dtype::of<float>());
+    if ((!f32 && !a.dtype().is(py::dtype::of<double>())) || a.ndim() != 1 || !(a.flags() & py::array::c_style)) {
+      throw py::type_error(where(c) + "a 1-D contiguous float32 or float64 array");
+    }
+    keep.push_back(a);
+    cols[c].data = a.data();
+    cols[c].float32 = f32;
+    cols[c].length = a.shape(0);
+    if (!edges[c].is_none()) {
+      const auto e = edges[c].cast<py::array_t<double, py::array::c_style | py::array::forcecast>>();
+      keep.push_back(e);
+      prof::validate_edges(e.data(), e.shape(0), static_cast<int64_t>(c));
+      cols[c].edges = e.data();
+      cols[c].nedges = e.shape(0);
+      cols[c].has_edges = true;
+    }
+  }
+  std::vector<prof::NumericStats> stats;
+  {
+    py::gil_scoped_release release;
+    stats = gprof::numeric_stats_host_emulation(cols, t.table);
+  }
+  return stats_tuples(stats);
 }
 
 py::tuple sketch_layout(double alpha) {
@@ -136,4 +234,14 @@ void register_profile(py::module_& m) {
         "zero, pos_offset, pos, neg_offset, neg, hist or None).");
   m.def("profile_sketch_layout", &sketch_layout, py::arg("alpha"),
         "(gamma, min_index, max_index) of the log-bucket sketch for alpha.");
+  m.def("profile_numeric_cuda", &profile_numeric_cuda, py::arg("columns"), py::arg("alpha"),
+        py::arg("stream") = 0,
+        "Numeric column statistics on the GPU over device columns (data pointer, dtype, length, edges "
+        "pointer, nedges or -1); the same tuples as profile_numeric.");
+  m.def("profile_numeric_cuda_seconds", &profile_numeric_cuda_seconds, py::arg("columns"),
+        py::arg("alpha"), py::arg("repeats") = 3,
+        "Benchmark helper: mean seconds of the GPU profile of device columns (CUDA events).");
+  m.def("_profile_numeric_gpu_host_emulation", &profile_numeric_emulation, py::arg("columns"),
+        py::arg("edges"), py::arg("alpha"),
+        "Tests only: the GPU profile kernel's decomposition run on the CPU over numpy columns.");
 }
