@@ -172,6 +172,25 @@ class ProjectionRunner:
         return taken
 
     async def _run(self) -> None:
+        """The fetch-and-apply loop, started again from the committed position when anything in
+        it fails unexpectedly (an acknowledgement on a broken connection, an after-batch hook): a
+        projection must never stop silently while callers wait for it to move."""
+        while True:
+            try:
+                await self._fetch_and_apply()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - logged, then the loop starts again
+                self.last_error = f"projection loop failed: {err!r}"
+                log.exception("projection=%s loop_error; starting again", self.durable)
+                await asyncio.sleep(1.0)
+                try:
+                    await self._bind()
+                except Exception as bind_error:  # noqa: BLE001 - NATS away: the stall check retries
+                    log.warning("projection=%s rebind_failed=%r", self.durable, bind_error)
+
+    async def _fetch_and_apply(self) -> None:
         idle = 0
         loop = asyncio.get_running_loop()
         next_apply = 0.0
