@@ -52,6 +52,7 @@ import datetime
 import json
 import os
 import platform
+import sys
 import threading
 import time
 import warnings
@@ -65,10 +66,8 @@ import pyarrow as pa
 from cairn.monitor import Profile, profile_table
 from cairn.monitor.drift import DatasetDrift, dataset_drift
 
-try:
-    from monitor_ingest import add_arguments, run_ingest  # run as a script: benchmarks/ is on the path
-except ImportError:
-    from benchmarks.monitor_ingest import add_arguments, run_ingest
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from monitor_ingest import add_arguments, run_ingest  # noqa: E402
 
 EVIDENTLY_METHODS = {"ks": "K-S p_value", "wasserstein": "Wasserstein distance (normed)"}
 

@@ -12,20 +12,26 @@ performance) is called from here only, so the parts that use it stay in one modu
 - An error is an answer with HTTP status >= 500 (a 4xx is the caller's mistake, not the model's).
 - Latencies go into a log-bucket sketch (relative accuracy ``LATENCY_ALPHA``): bounded memory
   whatever the window's length, mergeable, and quantiles within 1% of the exact ones.
-- Drift: a window of the smallest size keeps its sample messages while it is open; when it
-  closes they are profiled with the reference's histogram edges (``profile_samples(table,
-  reference=...)``) and compared with the reference (``dataset_drift``). A larger window merges
-  the profiles of the smallest windows it holds (the same edges, so they merge exactly) and
-  compares that. Without a reference, or without the statistics library, drift is None.
+- Drift: a window of the smallest size keeps a running profile of its sampled rows on the
+  reference's histogram edges: each batch of messages is profiled once (``profile_samples(table,
+  reference=...)``) and merged in (profiles are mergeable), so no raw message is kept; when the
+  window closes that profile is compared with the reference (``dataset_drift``). A larger window
+  merges the profiles of the smallest windows it holds (the same edges, so they merge exactly)
+  and compares that. Without a reference, or without the statistics library, drift is None; a
+  window whose reference changed while it was open has no drift (its rows were binned on the
+  old reference's edges).
+- A message's requests are read as columns (``Requests``: numpy arrays and two lists), never
+  as one Python object per request: the monitor ingests hundreds of thousands a second.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 LATENCY_ALPHA = 0.01  # a quantile is within 1% (relative) of a value at that rank
 _GAMMA = (1 + LATENCY_ALPHA) / (1 - LATENCY_ALPHA)
@@ -49,6 +55,17 @@ class LatencySketch:
             return
         k = math.ceil(math.log(latency_ms) / _LOG_GAMMA)
         self.buckets[k] = self.buckets.get(k, 0) + 1
+
+    def add_many(self, latencies_ms: np.ndarray) -> None:
+        """``add`` of every value, bucketed with numpy (the same buckets)."""
+        values = latencies_ms[np.isfinite(latencies_ms) & (latencies_ms >= 0)]
+        positive = values[values > LATENCY_FLOOR_MS]
+        self.zero += int(values.size - positive.size)
+        if positive.size:
+            keys, counts = np.unique(np.ceil(np.log(positive) / _LOG_GAMMA).astype(np.int64), return_counts=True)
+            buckets = self.buckets
+            for k, n in zip(keys.tolist(), counts.tolist(), strict=True):
+                buckets[k] = buckets.get(k, 0) + n
 
     @property
     def count(self) -> int:
@@ -100,6 +117,11 @@ class OpenWindow:
             self.errors += 1
         self.latency.add(latency_ms)
 
+    def add_many(self, statuses: np.ndarray, latencies_ms: np.ndarray) -> None:
+        self.requests += int(statuses.size)
+        self.errors += int(np.count_nonzero(statuses >= ERROR_STATUS))
+        self.latency.add_many(latencies_ms)
+
     def summary(self) -> dict[str, Any]:
         """The closed window's row: counts, error rate, latency quantiles; drift and performance
         (None until the statistics library fills them in)."""
@@ -148,21 +170,60 @@ def _window_rows(table: Any, start: float, end: float) -> Any:
     return table.filter(keep)
 
 
-def profile_window(messages: list[bytes], start: float, end: float, reference: Reference) -> Any:
-    """The profile of a window's sampled rows, on the reference's edges (None: no rows, no library)."""
+def sampled_rows(table: Any) -> Any:
+    """A decoded message's rows that windows count and profile: shadow copies and rows without
+    a finite time left out (the table itself when there are none of those)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if "time" not in table.column_names:
+        return table.slice(0, 0)
+    when = pc.fill_null(table.column("time").cast(pa.float64()), math.nan).to_numpy()
+    keep = np.isfinite(when)
+    if "role" in table.column_names:
+        keep &= pc.fill_null(pc.not_equal(table.column("role"), "shadow"), True).to_numpy(zero_copy_only=False)
+    return table if keep.all() else table.filter(pa.array(keep))
+
+
+def window_table(table: Any, start: float, end: float) -> Any:
+    """Sampled rows (``sampled_rows``) answered in ``[start, end)``: the table itself when all are."""
+    import pyarrow.compute as pc
+
+    bounds = pc.min_max(table.column("time")).as_py()
+    if bounds["min"] is not None and start <= bounds["min"] and bounds["max"] < end:
+        return table
+    return _window_rows(table, start, end)
+
+
+def profile_tables(tables: list[Any], reference: Reference) -> Any:
+    """The profile of some messages' window rows, on the reference's edges (None: no rows, no library)."""
     import pyarrow as pa
 
-    from cairn.serving.inference_records import decode_batch
-
     library = _library()
-    if library is None or not messages:
-        return None
-    tables = [_window_rows(decode_batch(data), start, end) for data in messages]
-    tables = [t for t in tables if t.num_rows]
-    if not tables:
+    tables = [t for t in tables if t is not None and t.num_rows]
+    if library is None or not tables:
         return None
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     return library[0](table, reference=reference.profile)
+
+
+def profile_window(messages: list[bytes], start: float, end: float, reference: Reference) -> Any:
+    """The profile of a window's sampled messages (Arrow bytes), on the reference's edges: the
+    windows kept raw messages before they kept running profiles, and a window opened then
+    still closes with them."""
+    from cairn.serving.inference_records import decode_batch
+
+    return profile_tables([window_table(decode_batch(data), start, end) for data in messages], reference)
+
+
+def merge_two(first: Any, second: Any) -> Any:
+    """``first`` merged with ``second`` (either may be None); a ValueError when they cannot merge."""
+    return second if first is None else first if second is None else first.merge(second)
+
+
+def profile_from_json(data: bytes) -> Any:
+    library = _library()
+    return None if library is None else library[2].from_json(data)
 
 
 def merge_profiles(profiles: list[bytes]) -> Any:
@@ -200,14 +261,27 @@ def drift_summary(current: Any, reference: Reference) -> dict[str, Any] | None:
 
 
 @dataclass(frozen=True)
-class Request:
-    """One sampled request as the windows count it (``prediction``: its first row's, JSON text)."""
+class Requests:
+    """The sampled requests of one message as columns (a request is its ``row == 0`` row; shadow
+    copies and rows without a finite time left out): ``prediction`` is the first row's
+    prediction as JSON text (None: none), ``request_id`` is text."""
 
-    time: float
-    status: int
-    latency_ms: float
-    request_id: str = ""
-    prediction: str | None = None
+    time: np.ndarray  # float64 unix seconds
+    status: np.ndarray  # int64 (a missing status is 0)
+    latency_ms: np.ndarray  # float64 (a missing latency is NaN)
+    request_id: list[str]
+    prediction: list[str | None]
+
+    def __len__(self) -> int:
+        return int(self.time.size)
+
+    def take(self, mask: np.ndarray) -> Requests:
+        index = np.flatnonzero(mask).tolist()
+        return Requests(self.time[mask], self.status[mask], self.latency_ms[mask],
+                        [self.request_id[i] for i in index], [self.prediction[i] for i in index])
+
+
+NO_REQUESTS = Requests(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0), [], [])
 
 
 @dataclass(frozen=True)
@@ -219,31 +293,46 @@ class Label:
     time: float
 
 
-def requests_in(table: Any) -> Iterator[Request]:
+def requests_in(table: Any) -> Requests:
     """The requests of one decoded inference message (one per request id, shadows left out)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from cairn.serving.inference_records import JSON_ENCODING_KEY
 
-    columns = [c for c in ("row", "role", "time", "status", "latency_ms", "request_id", "prediction")
-               if c in table.column_names]
-    as_json = "prediction" in columns and (table.schema.field("prediction").metadata or {}).get(
-        JSON_ENCODING_KEY) == b"json"
-    data = table.select(columns).to_pydict()
-    rows = len(data["time"]) if "time" in data else 0
-    for i in range(rows):
-        if "row" in data and (data["row"][i] or 0) != 0:
-            continue
-        if "role" in data and data["role"][i] == "shadow":
-            continue
-        when = data["time"][i]
-        if when is None or not math.isfinite(when):
-            continue
-        latency = data["latency_ms"][i] if "latency_ms" in data else None
-        prediction = data["prediction"][i] if "prediction" in data else None
-        if prediction is not None and not as_json:
-            prediction = json.dumps(prediction)
-        yield Request(float(when), int(data["status"][i] or 0) if "status" in data else 0,
-                      float(latency) if latency is not None else math.nan,
-                      str(data["request_id"][i]) if "request_id" in data else "", prediction)
+    table = sampled_rows(table)
+    names = table.column_names
+    if "time" not in names or table.num_rows == 0:
+        return NO_REQUESTS
+    when = table.column("time").cast(pa.float64()).to_numpy()
+    keep = pc.fill_null(table.column("row"), 0).to_numpy() == 0 if "row" in names else np.ones(when.size, bool)
+    rows = table.filter(pa.array(keep)) if not keep.all() else table
+    status = (pc.fill_null(rows.column("status"), 0).cast(pa.int64()).to_numpy() if "status" in names
+              else np.zeros(rows.num_rows, dtype=np.int64))
+    latency = (pc.fill_null(rows.column("latency_ms").cast(pa.float64()), math.nan).to_numpy()
+               if "latency_ms" in names else np.full(rows.num_rows, math.nan))
+    request_id = [str(r) for r in rows.column("request_id").to_pylist()] if "request_id" in names \
+        else [""] * rows.num_rows
+    if "prediction" in names:
+        column = rows.column("prediction")
+        as_json = (table.schema.field("prediction").metadata or {}).get(JSON_ENCODING_KEY) == b"json"
+        prediction = column.to_pylist() if as_json else _json_texts(column)
+    else:
+        prediction = [None] * rows.num_rows
+    return Requests(when[keep], status, latency, request_id, prediction)
+
+
+def _json_texts(column: Any) -> list[str | None]:
+    """Each value as ``json.dumps`` writes it (None stays None); numbers without a call per value."""
+    import pyarrow as pa
+
+    values = column.to_pylist()
+    kind = column.type
+    if pa.types.is_floating(kind):
+        return [None if v is None else float.__repr__(v) if math.isfinite(v) else json.dumps(v) for v in values]
+    if pa.types.is_integer(kind):
+        return [None if v is None else int.__repr__(v) for v in values]
+    return [None if v is None else json.dumps(v) for v in values]
 
 
 def label_in(data: bytes) -> Label | None:
