@@ -204,7 +204,9 @@ def profile_tables(tables: list[Any], reference: Reference) -> Any:
     if library is None or not tables:
         return None
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-    return library[0](table, reference=reference.profile)
+    # one chunk: the profile makes one pass of the core per chunk, and a chunk per message costs
+    # a pass (and a merge) per message and column
+    return library[0](table.combine_chunks(), reference=reference.profile)
 
 
 def profile_window(messages: list[bytes], start: float, end: float, reference: Reference) -> Any:
@@ -326,13 +328,12 @@ def _json_texts(column: Any) -> list[str | None]:
     """Each value as ``json.dumps`` writes it (None stays None); numbers without a call per value."""
     import pyarrow as pa
 
-    values = column.to_pylist()
     kind = column.type
-    if pa.types.is_floating(kind):
-        return [None if v is None else float.__repr__(v) if math.isfinite(v) else json.dumps(v) for v in values]
-    if pa.types.is_integer(kind):
-        return [None if v is None else int.__repr__(v) for v in values]
-    return [None if v is None else json.dumps(v) for v in values]
+    if (pa.types.is_floating(kind) or pa.types.is_integer(kind)) and column.null_count == 0:
+        values = column.to_numpy()
+        if pa.types.is_integer(kind) or np.isfinite(values).all():  # json.dumps of a number is its repr
+            return list(map(repr, values.tolist()))
+    return [None if v is None else json.dumps(v) for v in column.to_pylist()]
 
 
 def label_in(data: bytes) -> Label | None:
