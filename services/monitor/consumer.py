@@ -45,7 +45,7 @@ def parse(messages: list[tuple[int, str, bytes]]) -> list[Batch]:
         if subject.startswith(INFERENCE_SUBJECT_PREFIX + ".") and len(parts) == 4 and parts[3] != SERVE_SUBJECT_TOKEN:
             try:
                 kept = sampled_rows(decode_batch(data))
-                requests = requests_in(kept)
+                requests = requests_in(kept, sampled=True)
             except Exception as err:  # noqa: BLE001 - a damaged message is skipped, never stops the windows
                 log.warning("inference message seq=%d unreadable: %r", seq, err)
         elif subject.startswith(FEEDBACK_SUBJECT_PREFIX + ".") and len(parts) == 4:

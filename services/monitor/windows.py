@@ -62,9 +62,12 @@ class LatencySketch:
         positive = values[values > LATENCY_FLOOR_MS]
         self.zero += int(values.size - positive.size)
         if positive.size:
-            keys, counts = np.unique(np.ceil(np.log(positive) / _LOG_GAMMA).astype(np.int64), return_counts=True)
+            keys = np.ceil(np.log(positive) / _LOG_GAMMA).astype(np.int64)
+            low = int(keys.min())
+            counts = np.bincount(keys - low)
+            used = np.flatnonzero(counts)
             buckets = self.buckets
-            for k, n in zip(keys.tolist(), counts.tolist(), strict=True):
+            for k, n in zip((used + low).tolist(), counts[used].tolist(), strict=True):
                 buckets[k] = buckets.get(k, 0) + n
 
     @property
@@ -178,11 +181,20 @@ def sampled_rows(table: Any) -> Any:
 
     if "time" not in table.column_names:
         return table.slice(0, 0)
-    when = pc.fill_null(table.column("time").cast(pa.float64()), math.nan).to_numpy()
-    keep = np.isfinite(when)
+    keep = np.isfinite(_numbers(table.column("time"), pa.float64(), math.nan))
     if "role" in table.column_names:
-        keep &= pc.fill_null(pc.not_equal(table.column("role"), "shadow"), True).to_numpy(zero_copy_only=False)
+        shadow = pc.equal(table.column("role"), "shadow")
+        if pc.any(shadow).as_py():
+            keep &= ~pc.fill_null(shadow, False).to_numpy(zero_copy_only=False)
     return table if keep.all() else table.filter(pa.array(keep))
+
+
+def _numbers(column: Any, kind: Any, missing: float) -> np.ndarray:
+    """A numeric column as numpy of ``kind``, nulls as ``missing`` (no copy when it has none)."""
+    import pyarrow.compute as pc
+
+    column = column.cast(kind) if column.type != kind else column
+    return (pc.fill_null(column, missing) if column.null_count else column).to_numpy()
 
 
 def window_table(table: Any, start: float, end: float) -> Any:
@@ -295,24 +307,24 @@ class Label:
     time: float
 
 
-def requests_in(table: Any) -> Requests:
-    """The requests of one decoded inference message (one per request id, shadows left out)."""
+def requests_in(table: Any, *, sampled: bool = False) -> Requests:
+    """The requests of one decoded inference message (one per request id, shadows left out);
+    ``sampled``: the table is ``sampled_rows``' answer already."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from cairn.serving.inference_records import JSON_ENCODING_KEY
 
-    table = sampled_rows(table)
+    table = table if sampled else sampled_rows(table)
     names = table.column_names
     if "time" not in names or table.num_rows == 0:
         return NO_REQUESTS
-    when = table.column("time").cast(pa.float64()).to_numpy()
-    keep = pc.fill_null(table.column("row"), 0).to_numpy() == 0 if "row" in names else np.ones(when.size, bool)
+    when = _numbers(table.column("time"), pa.float64(), math.nan)
+    keep = _numbers(table.column("row"), pa.int64(), 0) == 0 if "row" in names else np.ones(when.size, bool)
     rows = table.filter(pa.array(keep)) if not keep.all() else table
-    status = (pc.fill_null(rows.column("status"), 0).cast(pa.int64()).to_numpy() if "status" in names
+    status = (_numbers(rows.column("status"), pa.int64(), 0) if "status" in names
               else np.zeros(rows.num_rows, dtype=np.int64))
-    latency = (pc.fill_null(rows.column("latency_ms").cast(pa.float64()), math.nan).to_numpy()
-               if "latency_ms" in names else np.full(rows.num_rows, math.nan))
+    latency = (_numbers(rows.column("latency_ms"), pa.float64(), math.nan) if "latency_ms" in names
+               else np.full(rows.num_rows, math.nan))
     request_id = [str(r) for r in rows.column("request_id").to_pylist()] if "request_id" in names \
         else [""] * rows.num_rows
     if "prediction" in names:
