@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS watermarks (
 CREATE TABLE IF NOT EXISTS predictions (
     project TEXT NOT NULL, deployment TEXT NOT NULL, request_id TEXT NOT NULL, prediction TEXT NOT NULL,
     time REAL NOT NULL, labelled INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (project, deployment, request_id));
-CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions(time);
+DROP INDEX IF EXISTS predictions_by_time;
+CREATE TABLE IF NOT EXISTS prediction_marks (time REAL NOT NULL, last_rowid INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS window_labels (
     project TEXT NOT NULL, deployment TEXT NOT NULL, size TEXT NOT NULL, start REAL NOT NULL, request_id TEXT NOT NULL,
     prediction TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (project, deployment, size, start, request_id));
@@ -96,6 +97,9 @@ class WindowStore(SqliteStore):
         self.smallest = next(iter(sizes))
         self.references = references  # a deployment's reference profile, for drift (None: no drift)
         self.label_horizon_s = label_horizon_s  # how long a prediction waits for its label
+        with self.transaction() as conn:  # predictions kept before marks existed: one mark covers them
+            conn.execute("INSERT INTO prediction_marks(time, last_rowid) SELECT max(time), max(rowid) FROM predictions "
+                         "WHERE NOT EXISTS (SELECT 1 FROM prediction_marks) HAVING count(*) > 0")
 
     # --- writing (the consumer's task only) ---
 
@@ -115,17 +119,21 @@ class WindowStore(SqliteStore):
             cache: dict[Key, OpenWindow] = {}
             touched: dict[tuple[str, str], float] = {}
             rows: dict[Key, list[Any]] = {}  # smallest open windows -> this batch's rows of them
+            marks: list[float] = []  # the newest time of each message's kept predictions
             late = 0
             for seq, project, deployment, requests, table, labels in batches:
                 if seq <= position:
                     continue
                 position = seq
                 if requests is not None and len(requests):
-                    late += self._count(conn, cache, rows, touched, project, deployment, requests, table)
+                    late += self._count(conn, cache, rows, touched, marks, project, deployment, requests, table)
                 for label in labels:
                     self._label(conn, cache, project, deployment, label)
             for window in cache.values():
                 _save_open(conn, window)
+            if marks:
+                conn.execute("INSERT INTO prediction_marks(time, last_rowid) SELECT ?, max(rowid) FROM predictions",
+                             (max(marks),))
             self._profile(conn, rows)
             for (project, deployment), mark in touched.items():
                 conn.execute("INSERT INTO watermarks(project, deployment, time) VALUES(?, ?, ?) ON CONFLICT"
@@ -140,8 +148,8 @@ class WindowStore(SqliteStore):
         return position
 
     def _count(self, conn: sqlite3.Connection, cache: dict[Key, OpenWindow], rows: dict[Key, list[Any]],
-               touched: dict[tuple[str, str], float], project: str, deployment: str, requests: Requests,
-               table: Any) -> int:
+               touched: dict[tuple[str, str], float], marks: list[float], project: str, deployment: str,
+               requests: Requests, table: Any) -> int:
         """One message's requests into their open windows (a window per size and start), its rows
         noted for the smallest windows' profiles, its predictions kept; returns how many of its
         requests were late (a window of theirs had closed already)."""
@@ -164,11 +172,12 @@ class WindowStore(SqliteStore):
                     rows.setdefault(key, []).append(window_table(table, window.start, window.end))
         mark = touched.get((project, deployment), -math.inf)
         touched[(project, deployment)] = max(mark, float(requests.time.max()))
-        conn.executemany("INSERT OR IGNORE INTO predictions(project, deployment, request_id, prediction, time) "
-                         "VALUES(?, ?, ?, ?, ?)",
-                         [(project, deployment, rid, p, t) for rid, p, t in
-                          zip(requests.request_id, requests.prediction, requests.time.tolist(), strict=True)
-                          if p is not None and rid])
+        kept = [(project, deployment, rid, p, t) for rid, p, t in
+                zip(requests.request_id, requests.prediction, requests.time.tolist(), strict=True) if p is not None and rid]
+        if kept:
+            conn.executemany("INSERT OR IGNORE INTO predictions(project, deployment, request_id, prediction, time) "
+                             "VALUES(?, ?, ?, ?, ?)", kept)
+            marks.append(max(row[4] for row in kept))
         return int(np.count_nonzero(was_late))
 
     def _profile(self, conn: sqlite3.Connection, rows: dict[Key, list[Any]]) -> None:
@@ -224,7 +233,7 @@ class WindowStore(SqliteStore):
         went quiet still has its last windows closed), and forget predictions older than the
         label horizon; returns how many windows closed."""
         with self.transaction() as conn:
-            conn.execute("DELETE FROM predictions WHERE time < ?", (now - self.label_horizon_s,))
+            _forget_predictions(conn, now - self.label_horizon_s)
             return self._close(conn, "start + seconds + ? <= ?", (self.grace_s, now))
 
     def _close(self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> int:
@@ -344,6 +353,26 @@ def window_row(row: sqlite3.Row) -> dict[str, Any]:
 def _count(conn: sqlite3.Connection, name: str, n: int = 1) -> None:
     conn.execute("INSERT INTO counters(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET "
                  "value=value+excluded.value", (name, n))
+
+
+def _forget_predictions(conn: sqlite3.Connection, before: float) -> None:
+    """Delete the predictions older than ``before`` without an index on time (one more B-tree
+    per sampled request was a fifth of the ingest's cost): each ingest batch notes the newest
+    time of the predictions it kept and the largest rowid after it (``prediction_marks``; rowids
+    grow as rows are added), so the marks that are all older than ``before``, oldest first,
+    bound a rowid range of old rows. Within it only rows older than ``before`` go, so nothing is
+    forgotten early; a row may stay past the horizon while an earlier batch's mark is younger."""
+    expired = conn.execute("SELECT rowid, time, last_rowid FROM prediction_marks ORDER BY rowid LIMIT 10000").fetchall()
+    upto, last = None, None
+    for mark in expired:
+        if mark["time"] >= before:
+            break
+        upto, last = mark["rowid"], mark["last_rowid"] if last is None else max(last, mark["last_rowid"] or 0)
+    if upto is None:
+        return
+    if last is not None:
+        conn.execute("DELETE FROM predictions WHERE rowid <= ? AND time < ?", (last, before))
+    conn.execute("DELETE FROM prediction_marks WHERE rowid <= ?", (upto,))
 
 
 def _position(conn: sqlite3.Connection) -> int:
