@@ -20,6 +20,7 @@ import logging
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,14 @@ import numpy as np
 
 from cairn.kernel.store import SqliteStore
 from cairn.services.monitor.windows import (
+    ERROR_STATUS,
     Label,
     LatencySketch,
     OpenWindow,
     Reference,
     Requests,
     drift_summary,
+    latency_keys,
     merge_profiles,
     merge_two,
     performance,
@@ -154,6 +157,7 @@ class WindowStore(SqliteStore):
         noted for the smallest windows' profiles, its predictions kept; returns how many of its
         requests were late (a window of theirs had closed already)."""
         was_late = np.zeros(len(requests), dtype=bool)
+        errors, keys = requests.status >= ERROR_STATUS, latency_keys(requests.latency_ms)
         for size, seconds in self.sizes.items():
             starts = np.floor(requests.time / seconds) * seconds
             first = float(starts[0])
@@ -166,18 +170,19 @@ class WindowStore(SqliteStore):
                     was_late |= mask if mask is not None else True
                     continue
                 cache[key] = window
-                window.add_many(requests.status if mask is None else requests.status[mask],
-                                requests.latency_ms if mask is None else requests.latency_ms[mask])
+                window.add_many(errors if mask is None else errors[mask], keys if mask is None else keys[mask])
                 if size == self.smallest and table is not None:
                     rows.setdefault(key, []).append(window_table(table, window.start, window.end))
-        mark = touched.get((project, deployment), -math.inf)
-        touched[(project, deployment)] = max(mark, float(requests.time.max()))
-        kept = [(project, deployment, rid, p, t) for rid, p, t in
-                zip(requests.request_id, requests.prediction, requests.time.tolist(), strict=True) if p is not None and rid]
+        newest = float(requests.time.max())
+        touched[(project, deployment)] = max(touched.get((project, deployment), -math.inf), newest)
+        kept = list(zip(repeat(project), repeat(deployment), requests.request_id, requests.prediction,
+                        requests.time.tolist()))
+        if None in requests.prediction or "" in requests.request_id:  # nothing to join a label to
+            kept = [row for row in kept if row[3] is not None and row[2]]
         if kept:
             conn.executemany("INSERT OR IGNORE INTO predictions(project, deployment, request_id, prediction, time) "
                              "VALUES(?, ?, ?, ?, ?)", kept)
-            marks.append(max(row[4] for row in kept))
+            marks.append(newest)  # at least the newest kept: a mark never expires early
         return int(np.count_nonzero(was_late))
 
     def _profile(self, conn: sqlite3.Connection, rows: dict[Key, list[Any]]) -> None:

@@ -40,6 +40,22 @@ LATENCY_FLOOR_MS = 1e-6  # latencies at or below this count as zero
 ERROR_STATUS = 500
 
 
+LATENCY_NONE = int(np.iinfo(np.int64).min)  # a bucket key for "not a latency" (NaN, negative): not counted
+LATENCY_ZERO = LATENCY_NONE + 1  # the key of a latency at or below LATENCY_FLOOR_MS
+
+
+def latency_keys(latencies_ms: np.ndarray) -> np.ndarray:
+    """Each latency's sketch bucket as ``LatencySketch.add`` finds it (``LATENCY_ZERO`` /
+    ``LATENCY_NONE`` for the zeros and the values it skips): computed once per message and
+    shared by the windows of every size."""
+    keys = np.full(latencies_ms.size, LATENCY_NONE, dtype=np.int64)
+    valid = np.isfinite(latencies_ms) & (latencies_ms >= 0)
+    positive = valid & (latencies_ms > LATENCY_FLOOR_MS)
+    keys[valid & ~positive] = LATENCY_ZERO
+    keys[positive] = np.ceil(np.log(latencies_ms[positive]) / _LOG_GAMMA)
+    return keys
+
+
 @dataclass
 class LatencySketch:
     """Counts of latencies by bucket ``k`` (``gamma**(k-1) < x <= gamma**k``), plus zeros."""
@@ -58,11 +74,13 @@ class LatencySketch:
 
     def add_many(self, latencies_ms: np.ndarray) -> None:
         """``add`` of every value, bucketed with numpy (the same buckets)."""
-        values = latencies_ms[np.isfinite(latencies_ms) & (latencies_ms >= 0)]
-        positive = values[values > LATENCY_FLOOR_MS]
-        self.zero += int(values.size - positive.size)
-        if positive.size:
-            keys = np.ceil(np.log(positive) / _LOG_GAMMA).astype(np.int64)
+        self.add_keys(latency_keys(latencies_ms))
+
+    def add_keys(self, keys: np.ndarray) -> None:
+        """Count latencies already bucketed by ``latency_keys``."""
+        self.zero += int(np.count_nonzero(keys == LATENCY_ZERO))
+        keys = keys[keys > LATENCY_ZERO]
+        if keys.size:
             low = int(keys.min())
             counts = np.bincount(keys - low)
             used = np.flatnonzero(counts)
@@ -120,10 +138,11 @@ class OpenWindow:
             self.errors += 1
         self.latency.add(latency_ms)
 
-    def add_many(self, statuses: np.ndarray, latencies_ms: np.ndarray) -> None:
-        self.requests += int(statuses.size)
-        self.errors += int(np.count_nonzero(statuses >= ERROR_STATUS))
-        self.latency.add_many(latencies_ms)
+    def add_many(self, errors: np.ndarray, latency_keys: np.ndarray) -> None:
+        """Count requests: ``errors`` (status >= ERROR_STATUS) and their ``latency_keys``."""
+        self.requests += int(errors.size)
+        self.errors += int(np.count_nonzero(errors))
+        self.latency.add_keys(latency_keys)
 
     def summary(self) -> dict[str, Any]:
         """The closed window's row: counts, error rate, latency quantiles; drift and performance
