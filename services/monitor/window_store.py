@@ -403,6 +403,7 @@ def _load_open(conn: sqlite3.Connection, key: Key, seconds: int) -> OpenWindow |
 
 
 def _save_open(conn: sqlite3.Connection, window: OpenWindow) -> None:
+    window.flush()
     conn.execute("INSERT OR REPLACE INTO open_windows(project, deployment, size, start, seconds, requests, errors, "
                  "latency) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                  (window.project, window.deployment, window.size, window.start, window.seconds, window.requests,

@@ -127,6 +127,9 @@ class OpenWindow:
     requests: int = 0
     errors: int = 0
     latency: LatencySketch = field(default_factory=LatencySketch)
+    # latency keys counted but not yet in the sketch: added once per batch (``flush``), since
+    # the sketch's buckets are a dict walked in Python
+    unsketched: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def end(self) -> float:
@@ -142,11 +145,17 @@ class OpenWindow:
         """Count requests: ``errors`` (status >= ERROR_STATUS) and their ``latency_keys``."""
         self.requests += int(errors.size)
         self.errors += int(np.count_nonzero(errors))
-        self.latency.add_keys(latency_keys)
+        self.unsketched.append(latency_keys)
+
+    def flush(self) -> None:
+        if self.unsketched:
+            self.latency.add_keys(np.concatenate(self.unsketched))
+            self.unsketched.clear()
 
     def summary(self) -> dict[str, Any]:
         """The closed window's row: counts, error rate, latency quantiles; drift and performance
         (None until the statistics library fills them in)."""
+        self.flush()
         return {"project": self.project, "deployment": self.deployment, "size": self.size, "start": self.start,
                 "end": self.end, "requests": self.requests, "errors": self.errors,
                 "error_rate": self.errors / self.requests if self.requests else None,
