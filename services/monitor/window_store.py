@@ -100,6 +100,9 @@ class WindowStore(SqliteStore):
         self.smallest = next(iter(sizes))
         self.references = references  # a deployment's reference profile, for drift (None: no drift)
         self.label_horizon_s = label_horizon_s  # how long a prediction waits for its label
+        # running profiles as last written and parsed, by window: used only while the stored bytes
+        # are these (a rolled back batch left others), so parsing costs nothing per batch
+        self._parsed: dict[tuple[str, str, float], tuple[bytes, Any]] = {}
         with self.transaction() as conn:  # predictions kept before marks existed: one mark covers them
             conn.execute("INSERT INTO prediction_marks(time, last_rowid) SELECT max(time), max(rowid) FROM predictions "
                          "WHERE NOT EXISTS (SELECT 1 FROM prediction_marks) HAVING count(*) > 0")
@@ -196,18 +199,22 @@ class WindowStore(SqliteStore):
             where = (project, deployment, start)
             row = conn.execute("SELECT reference, profile FROM window_profiles WHERE project=? AND deployment=? AND "
                                "start=?", where).fetchone()
-            if row is not None and row["reference"] != reference.digest:
-                continue  # the reference changed while the window was open: it closes without drift
+            if row is not None and (row["reference"] != reference.digest or not row["profile"]):
+                continue  # the reference changed while the window was open, or a profile failed: no drift
             try:
-                current = profile_from_json(row["profile"]) if row is not None and row["profile"] else None
+                stored = row["profile"] if row is not None else None
+                parsed = self._parsed.get(where)  # what this process last wrote, parsed
+                current = parsed[1] if parsed is not None and parsed[0] == stored else \
+                    profile_from_json(stored) if stored else None
                 merged = merge_two(current, profile_tables(tables, reference))
                 data = merged.to_json() if merged is not None else None
             except Exception as err:  # noqa: BLE001 - the window closes without its drift
                 log.warning("monitor: profile of %s/%s window at %s failed: %r", project, deployment, start, err)
-                data = b""
+                data, merged = b"", None
             if data is not None:
                 conn.execute("INSERT OR REPLACE INTO window_profiles(project, deployment, start, reference, profile) "
                              "VALUES(?, ?, ?, ?, ?)", (*where, reference.digest, data))
+                self._parsed[where] = (data, merged)
 
     def _label(self, conn: sqlite3.Connection, cache: dict[Key, OpenWindow], project: str, deployment: str,
                label: Label) -> None:
@@ -255,6 +262,7 @@ class WindowStore(SqliteStore):
                          f"VALUES({', '.join('?' * len(columns))})",
                          [*(summary[c] for c in WINDOW_COLUMNS), reference, profile])
             if row["size"] == self.smallest:
+                self._parsed.pop((row["project"], row["deployment"], row["start"]), None)
                 for table in ("window_batches", "window_profiles"):
                     conn.execute(f"DELETE FROM {table} WHERE project=? AND deployment=? AND start=?",
                                  (row["project"], row["deployment"], row["start"]))

@@ -256,3 +256,24 @@ def test_requests_are_read_as_columns_with_shadows_extra_rows_and_missing_values
     assert requests.request_id == ["r0", "r2"] and requests.prediction == ["0", "0"]
     assert requests.status.tolist() == [200, 503] and requests.latency_ms.tolist() == [2.0, 7.0]
     assert table.num_rows == 4  # r0's three rows and r2's: what the window's profile reads
+
+
+def test_a_window_whose_profile_failed_closes_without_drift_not_with_part_of_it(tmp_path: Path) -> None:
+    """A feature named like the prediction column cannot be profiled: that window keeps no
+    drift even when later batches of it profile well (a drift of part of its rows would mislead)."""
+    profile = pytest.importorskip("cairn.monitor.profile")
+    from cairn.services.monitor.windows import Reference
+
+    rng = np.random.default_rng(8)
+    reference = profile.profile_table(pd.DataFrame({"amount": rng.normal(0.0, 1.0, 300)}))
+    ref = Reference(reference.digest(), reference)
+    store = WindowStore(tmp_path / "w.sqlite3", SIZES, grace_s=2.0, references=lambda p, d: ref)
+    bad = sample(0, BASE + 1)
+    object.__setattr__(bad, "features", pd.DataFrame({"amount": [0.1], "prediction": [1.0]}))
+    store.ingest(parse([message(1, [bad])]))
+    store.ingest(parse([message(2, shifted_samples(rng, 0, BASE + 2, 0.0, 50)),
+                        message(3, shifted_samples(rng, 50, BASE + 11, 0.0, 50))]))
+    store.close_due(BASE + 60 + 2)
+    failed, fine = store.closed("shop", "fraud", "10s", 0, 2e9)
+    assert failed["requests"] == 51 and failed["drift"] is None
+    assert fine["drift"]["columns"]["amount"]["drifted"] is False
