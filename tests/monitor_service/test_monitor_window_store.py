@@ -277,3 +277,22 @@ def test_a_window_whose_profile_failed_closes_without_drift_not_with_part_of_it(
     failed, fine = store.closed("shop", "fraud", "10s", 0, 2e9)
     assert failed["requests"] == 51 and failed["drift"] is None
     assert fine["drift"]["columns"]["amount"]["drifted"] is False
+
+
+def test_float_predictions_are_kept_as_json_dumps_writes_them() -> None:
+    """The fast path for float predictions gives json.dumps' text at every magnitude: the
+    boundaries where repr switches to an exponent, float32 values, signed zeros, subnormals."""
+    import pyarrow as pa
+
+    from cairn.services.monitor.windows import _json_texts
+
+    rng = np.random.default_rng(11)
+    edges = [s * f * 10.0 ** e for e in range(-8, 20) for f in (1.0, 0.9999999999999999, 1.0000000000000002)
+             for s in (1, -1)]
+    values = np.concatenate([edges, rng.standard_normal(20_000) * 10.0 ** rng.integers(-12, 22, 20_000),
+                             [0.0, -0.0, 5e-324, 1.7976931348623157e308, 0.1, 100.0, 1e15, 123456.789]])
+    assert _json_texts(pa.chunked_array([values])) == [json.dumps(v) for v in values.tolist()]
+    small = rng.standard_normal(1000).astype(np.float32)
+    assert _json_texts(pa.chunked_array([small])) == [json.dumps(v) for v in small.tolist()]
+    assert _json_texts(pa.chunked_array([[1.5, None, float("nan")]])) == ["1.5", None, "NaN"]
+    assert _json_texts(pa.chunked_array([[3, -4]])) == ["3", "-4"]
