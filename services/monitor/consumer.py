@@ -22,8 +22,8 @@ from cairn.protocol import (
     INFERENCE_SUBJECT_PREFIX,
     SERVE_SUBJECT_TOKEN,
 )
+from cairn.services.monitor.samples import Label, Requests, label_in, requests_in, sampled_rows
 from cairn.services.monitor.window_store import Batch, WindowStore
-from cairn.services.monitor.windows import Label, Requests, label_in, requests_in, sampled_rows
 from cairn.serving.inference_records import decode_batch
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,12 @@ from typing import Any
 import numpy as np
 
 from cairn.kernel.store import SqliteStore
+from cairn.services.monitor.samples import Label, Requests
 from cairn.services.monitor.windows import (
     ERROR_STATUS,
-    Label,
     LatencySketch,
     OpenWindow,
     Reference,
-    Requests,
     drift_summary,
     latency_keys,
     merge_profiles,
@@ -416,25 +415,3 @@ def _save_open(conn: sqlite3.Connection, window: OpenWindow) -> None:
                  "latency) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                  (window.project, window.deployment, window.size, window.start, window.seconds, window.requests,
                   window.errors, json.dumps(window.latency.to_json())))
-
-
-def downsample(rows: Sequence[dict[str, Any]], max_points: int,
-               merge: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """At most ``max_points`` rows: consecutive windows merged in equal groups (counts summed,
-    error rate recomputed, the worst latency quantile of the group kept: a chart must not hide
-    a spike)."""
-    if len(rows) <= max_points:
-        return list(rows)
-    group = -(-len(rows) // max_points)
-    return [(merge or _merge)(rows[i:i + group]) for i in range(0, len(rows), group)]
-
-
-def _merge(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    requests = sum(r["requests"] for r in rows)
-    errors = sum(r["errors"] for r in rows)
-    out = {**rows[0], "end": rows[-1]["end"], "requests": requests, "errors": errors,
-           "error_rate": errors / requests if requests else None, "windows": len(rows)}
-    for q in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
-        values = [r[q] for r in rows if r[q] is not None]
-        out[q] = max(values) if values else None
-    return out

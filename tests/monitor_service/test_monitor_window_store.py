@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from cairn.services.monitor.consumer import parse
-from cairn.services.monitor.window_store import WindowStore, downsample
-from cairn.services.monitor.windows import LATENCY_ALPHA, LatencySketch
+from cairn.services.monitor.window_store import WindowStore
+from cairn.services.monitor.windows import LATENCY_ALPHA, LatencySketch, downsample
 from cairn.serving.inference_records import encode_samples
 from cairn.serving.sink import InferenceSample
 
@@ -284,7 +284,7 @@ def test_float_predictions_are_kept_as_json_dumps_writes_them() -> None:
     boundaries where repr switches to an exponent, float32 values, signed zeros, subnormals."""
     import pyarrow as pa
 
-    from cairn.services.monitor.windows import _json_texts
+    from cairn.services.monitor.samples import _json_texts
 
     rng = np.random.default_rng(11)
     edges = [s * f * 10.0 ** e for e in range(-8, 20) for f in (1.0, 0.9999999999999999, 1.0000000000000002)
