@@ -21,7 +21,8 @@ from cairn.kernel.service import Runtime, ServiceRuntime
 from cairn.services.monitor import domain
 from cairn.services.monitor.profiles import ProfileFiles, register
 from cairn.services.monitor.store import MonitorStore
-from cairn.services.monitor.window_store import WindowStore, downsample
+from cairn.services.monitor.window_store import WindowStore
+from cairn.services.monitor.windows import downsample
 
 router = APIRouter(prefix="/projects/{project}", tags=["monitor"])
 Ctx = Annotated[CommandContext, Depends(command_context)]

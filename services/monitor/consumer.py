@@ -22,8 +22,8 @@ from cairn.protocol import (
     INFERENCE_SUBJECT_PREFIX,
     SERVE_SUBJECT_TOKEN,
 )
+from cairn.services.monitor.samples import Label, Requests, label_in, requests_in, sampled_rows
 from cairn.services.monitor.window_store import Batch, WindowStore
-from cairn.services.monitor.windows import Label, Request, label_in, requests_in
 from cairn.serving.inference_records import decode_batch
 
 log = logging.getLogger(__name__)
@@ -32,19 +32,20 @@ DURABLE = "monitor-windows"
 
 
 def parse(messages: list[tuple[int, str, bytes]]) -> list[Batch]:
-    """(sequence, project, deployment, requests, the message's Arrow bytes, labels) per message;
-    a plain ``cairn serve``'s samples move the position and count in no window (a damaged
-    message neither)."""
+    """(sequence, project, deployment, requests, the message's sampled rows as Arrow, labels) per
+    message; a plain ``cairn serve``'s samples move the position and count in no window (a
+    damaged message neither). The rows stay Arrow: the windows profile them without Python
+    objects per value."""
     out = []
     for seq, subject, data in messages:
         parts = subject.split(".")
-        requests: list[Request] = []
+        requests: Requests | None = None
         labels: list[Label] = []
-        kept: bytes | None = None
+        kept: Any = None
         if subject.startswith(INFERENCE_SUBJECT_PREFIX + ".") and len(parts) == 4 and parts[3] != SERVE_SUBJECT_TOKEN:
             try:
-                requests = list(requests_in(decode_batch(data)))
-                kept = data
+                kept = sampled_rows(decode_batch(data))
+                requests = requests_in(kept, sampled=True)
             except Exception as err:  # noqa: BLE001 - a damaged message is skipped, never stops the windows
                 log.warning("inference message seq=%d unreadable: %r", seq, err)
         elif subject.startswith(FEEDBACK_SUBJECT_PREFIX + ".") and len(parts) == 4:

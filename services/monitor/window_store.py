@@ -1,6 +1,7 @@
 """The monitor's windows on disk (SQLite, a database of its own beside the projection's): open
-windows' running state, closed windows' rows, the decisions still to make on closed windows, and
-the position in the inference stream, all changed in one transaction per batch of messages.
+windows' running state (counts, latency sketch, the smallest windows' running profiles), closed
+windows' rows, the decisions still to make on closed windows, and the position in the inference
+stream, all changed in one transaction per batch of messages (a fetch of the consumer's).
 
 So a monitor killed at any moment resumes from its stored position: what was consumed before the
 kill is in the open windows exactly once, what was not is read again. A closed window's rules are
@@ -16,23 +17,32 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cairn.kernel.store import SqliteStore
+from cairn.services.monitor.samples import Label, Requests
 from cairn.services.monitor.windows import (
-    Label,
+    ERROR_STATUS,
     LatencySketch,
     OpenWindow,
     Reference,
-    Request,
     drift_summary,
+    latency_keys,
     merge_profiles,
+    merge_two,
     performance,
+    profile_from_json,
+    profile_tables,
     profile_window,
     window_start,
+    window_table,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +58,9 @@ CREATE TABLE IF NOT EXISTS windows (
     requests INTEGER NOT NULL, errors INTEGER NOT NULL, error_rate REAL, latency_p50_ms REAL,
     latency_p95_ms REAL, latency_p99_ms REAL, drift TEXT, performance TEXT, reference TEXT, profile BLOB,
     PRIMARY KEY (project, deployment, size, start));
+CREATE TABLE IF NOT EXISTS window_profiles (
+    project TEXT NOT NULL, deployment TEXT NOT NULL, start REAL NOT NULL, reference TEXT NOT NULL, profile BLOB NOT NULL,
+    PRIMARY KEY (project, deployment, start));
 CREATE TABLE IF NOT EXISTS window_batches (
     project TEXT NOT NULL, deployment TEXT NOT NULL, start REAL NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (project, deployment, start, seq));
@@ -59,7 +72,8 @@ CREATE TABLE IF NOT EXISTS watermarks (
 CREATE TABLE IF NOT EXISTS predictions (
     project TEXT NOT NULL, deployment TEXT NOT NULL, request_id TEXT NOT NULL, prediction TEXT NOT NULL,
     time REAL NOT NULL, labelled INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (project, deployment, request_id));
-CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions(time);
+DROP INDEX IF EXISTS predictions_by_time;
+CREATE TABLE IF NOT EXISTS prediction_marks (time REAL NOT NULL, last_rowid INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS window_labels (
     project TEXT NOT NULL, deployment TEXT NOT NULL, size TEXT NOT NULL, start REAL NOT NULL, request_id TEXT NOT NULL,
     prediction TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (project, deployment, size, start, request_id));
@@ -68,9 +82,9 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 WINDOW_COLUMNS = ("project", "deployment", "size", "start", "end", "requests", "errors", "error_rate",
                   "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "drift", "performance")
 Key = tuple[str, str, str, float]  # project, deployment, size, start
-# one inference message: stream sequence, project, deployment, its requests, its Arrow bytes (None: not
-# samples), its labels (a feedback message)
-Batch = tuple[int, str, str, list[Request], bytes | None, list[Label]]
+# one inference message: stream sequence, project, deployment, its requests, its decoded Arrow table
+# (None: not samples), its labels (a feedback message)
+Batch = tuple[int, str, str, Requests | None, Any, list[Label]]
 
 
 class WindowStore(SqliteStore):
@@ -85,6 +99,12 @@ class WindowStore(SqliteStore):
         self.smallest = next(iter(sizes))
         self.references = references  # a deployment's reference profile, for drift (None: no drift)
         self.label_horizon_s = label_horizon_s  # how long a prediction waits for its label
+        # running profiles as last written and parsed, by window: used only while the stored bytes
+        # are these (a rolled back batch left others), so parsing costs nothing per batch
+        self._parsed: dict[tuple[str, str, float], tuple[bytes, Any]] = {}
+        with self.transaction() as conn:  # predictions kept before marks existed: one mark covers them
+            conn.execute("INSERT INTO prediction_marks(time, last_rowid) SELECT max(time), max(rowid) FROM predictions "
+                         "WHERE NOT EXISTS (SELECT 1 FROM prediction_marks) HAVING count(*) > 0")
 
     # --- writing (the consumer's task only) ---
 
@@ -93,47 +113,33 @@ class WindowStore(SqliteStore):
         return int(row[0]) if row else 0
 
     def ingest(self, batches: Iterable[Batch]) -> int:
-        """Count messages (``Batch``) into their windows, keep each message for the smallest
-        windows it has samples in (their drift is computed when they close), and move the
-        position, in one transaction; then close the windows that samples at or
-        past their end + grace show to be over. Messages at or below the stored position are
-        skipped (read again after a kill). Returns the new position."""
+        """Count messages (``Batch``) into their windows, profile each smallest window's new rows
+        on its deployment's reference edges (once per batch and window, merged into its running
+        profile), keep predictions for their labels and move the position, in one transaction;
+        then close the windows that samples at or past their end + grace show to be over.
+        Messages at or below the stored position are skipped (read again after a kill). Returns
+        the new position."""
         with self.transaction() as conn:
             position = _position(conn)
             cache: dict[Key, OpenWindow] = {}
             touched: dict[tuple[str, str], float] = {}
+            rows: dict[Key, list[Any]] = {}  # smallest open windows -> this batch's rows of them
+            marks: list[float] = []  # the newest time of each message's kept predictions
             late = 0
-            for seq, project, deployment, requests, data, labels in batches:
+            for seq, project, deployment, requests, table, labels in batches:
                 if seq <= position:
                     continue
                 position = seq
-                smallest: set[float] = set()  # the open smallest windows this message has samples in
-                for request in requests:
-                    was_late = False
-                    for size, seconds in self.sizes.items():
-                        key = (project, deployment, size, window_start(request.time, seconds))
-                        window = cache.get(key) or _load_open(conn, key, seconds)
-                        if window is None:  # its window closed already: counted as late, not in a row
-                            was_late = True
-                            continue
-                        cache[key] = window
-                        window.add(request.status, request.latency_ms)
-                        if size == self.smallest:
-                            smallest.add(window.start)
-                    late += was_late
-                    if request.prediction is not None and request.request_id:
-                        conn.execute("INSERT OR IGNORE INTO predictions(project, deployment, request_id, prediction, "
-                                     "time) VALUES(?, ?, ?, ?, ?)",
-                                     (project, deployment, request.request_id, request.prediction, request.time))
-                    mark = touched.get((project, deployment), float("-inf"))
-                    touched[(project, deployment)] = max(mark, request.time)
-                for start in smallest if data is not None else ():
-                    conn.execute("INSERT OR IGNORE INTO window_batches(project, deployment, start, seq, data) "
-                                 "VALUES(?, ?, ?, ?, ?)", (project, deployment, start, seq, data))
+                if requests is not None and len(requests):
+                    late += self._count(conn, cache, rows, touched, marks, project, deployment, requests, table)
                 for label in labels:
                     self._label(conn, cache, project, deployment, label)
             for window in cache.values():
                 _save_open(conn, window)
+            if marks:
+                conn.execute("INSERT INTO prediction_marks(time, last_rowid) SELECT ?, max(rowid) FROM predictions",
+                             (max(marks),))
+            self._profile(conn, rows)
             for (project, deployment), mark in touched.items():
                 conn.execute("INSERT INTO watermarks(project, deployment, time) VALUES(?, ?, ?) ON CONFLICT"
                              "(project, deployment) DO UPDATE SET time=max(time, excluded.time)",
@@ -145,6 +151,69 @@ class WindowStore(SqliteStore):
             conn.execute("INSERT INTO position(name, seq) VALUES('inference', ?) ON CONFLICT(name) "
                          "DO UPDATE SET seq=excluded.seq", (position,))
         return position
+
+    def _count(self, conn: sqlite3.Connection, cache: dict[Key, OpenWindow], rows: dict[Key, list[Any]],
+               touched: dict[tuple[str, str], float], marks: list[float], project: str, deployment: str,
+               requests: Requests, table: Any) -> int:
+        """One message's requests into their open windows (a window per size and start), its rows
+        noted for the smallest windows' profiles, its predictions kept; returns how many of its
+        requests were late (a window of theirs had closed already)."""
+        was_late = np.zeros(len(requests), dtype=bool)
+        errors, keys = requests.status >= ERROR_STATUS, latency_keys(requests.latency_ms)
+        for size, seconds in self.sizes.items():
+            starts = np.floor(requests.time / seconds) * seconds
+            first = float(starts[0])
+            groups = [first] if bool((starts == first).all()) else np.unique(starts).tolist()
+            for start in groups:
+                key = (project, deployment, size, float(start))
+                window = cache.get(key) or _load_open(conn, key, seconds)
+                mask = starts == start if len(groups) > 1 else None
+                if window is None:  # its window closed already: counted as late, not in a row
+                    was_late |= mask if mask is not None else True
+                    continue
+                cache[key] = window
+                window.add_many(errors if mask is None else errors[mask], keys if mask is None else keys[mask])
+                if size == self.smallest and table is not None:
+                    rows.setdefault(key, []).append(window_table(table, window.start, window.end))
+        newest = float(requests.time.max())
+        touched[(project, deployment)] = max(touched.get((project, deployment), -math.inf), newest)
+        kept = list(zip(repeat(project), repeat(deployment), requests.request_id, requests.prediction,
+                        requests.time.tolist()))
+        if None in requests.prediction or "" in requests.request_id:  # nothing to join a label to
+            kept = [row for row in kept if row[3] is not None and row[2]]
+        if kept:
+            conn.executemany("INSERT OR IGNORE INTO predictions(project, deployment, request_id, prediction, time) "
+                             "VALUES(?, ?, ?, ?, ?)", kept)
+            marks.append(newest)  # at least the newest kept: a mark never expires early
+        return int(np.count_nonzero(was_late))
+
+    def _profile(self, conn: sqlite3.Connection, rows: dict[Key, list[Any]]) -> None:
+        """Merge this batch's rows of each smallest open window into its running profile, on the
+        deployment's reference edges (no reference: nothing to profile). A failure costs that
+        window's drift (its profile is dropped and marked), never the batch."""
+        for (project, deployment, _, start), tables in rows.items():
+            reference = self.references(project, deployment) if self.references else None
+            if reference is None:
+                continue
+            where = (project, deployment, start)
+            row = conn.execute("SELECT reference, profile FROM window_profiles WHERE project=? AND deployment=? AND "
+                               "start=?", where).fetchone()
+            if row is not None and (row["reference"] != reference.digest or not row["profile"]):
+                continue  # the reference changed while the window was open, or a profile failed: no drift
+            try:
+                stored = row["profile"] if row is not None else None
+                parsed = self._parsed.get(where)  # what this process last wrote, parsed
+                current = parsed[1] if parsed is not None and parsed[0] == stored else \
+                    profile_from_json(stored) if stored else None
+                merged = merge_two(current, profile_tables(tables, reference))
+                data = merged.to_json() if merged is not None else None
+            except Exception as err:  # noqa: BLE001 - the window closes without its drift
+                log.warning("monitor: profile of %s/%s window at %s failed: %r", project, deployment, start, err)
+                data, merged = b"", None
+            if data is not None:
+                conn.execute("INSERT OR REPLACE INTO window_profiles(project, deployment, start, reference, profile) "
+                             "VALUES(?, ?, ?, ?, ?)", (*where, reference.digest, data))
+                self._parsed[where] = (data, merged)
 
     def _label(self, conn: sqlite3.Connection, cache: dict[Key, OpenWindow], project: str, deployment: str,
                label: Label) -> None:
@@ -175,7 +244,7 @@ class WindowStore(SqliteStore):
         went quiet still has its last windows closed), and forget predictions older than the
         label horizon; returns how many windows closed."""
         with self.transaction() as conn:
-            conn.execute("DELETE FROM predictions WHERE time < ?", (now - self.label_horizon_s,))
+            _forget_predictions(conn, now - self.label_horizon_s)
             return self._close(conn, "start + seconds + ? <= ?", (self.grace_s, now))
 
     def _close(self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> int:
@@ -192,8 +261,10 @@ class WindowStore(SqliteStore):
                          f"VALUES({', '.join('?' * len(columns))})",
                          [*(summary[c] for c in WINDOW_COLUMNS), reference, profile])
             if row["size"] == self.smallest:
-                conn.execute("DELETE FROM window_batches WHERE project=? AND deployment=? AND start=?",
-                             (row["project"], row["deployment"], row["start"]))
+                self._parsed.pop((row["project"], row["deployment"], row["start"]), None)
+                for table in ("window_batches", "window_profiles"):
+                    conn.execute(f"DELETE FROM {table} WHERE project=? AND deployment=? AND start=?",
+                                 (row["project"], row["deployment"], row["start"]))
             conn.execute("INSERT OR IGNORE INTO pending(project, deployment, size, start, end) VALUES(?, ?, ?, ?, ?)",
                          (row["project"], row["deployment"], row["size"], row["start"], summary["end"]))
             conn.execute("DELETE FROM open_windows WHERE project=? AND deployment=? AND size=? AND start=?",
@@ -209,10 +280,15 @@ class WindowStore(SqliteStore):
             return None, None
         try:
             if row["size"] == self.smallest:
-                messages = [r[0] for r in conn.execute(
-                    "SELECT data FROM window_batches WHERE project=? AND deployment=? AND start=? ORDER BY seq",
-                    (row["project"], row["deployment"], row["start"]))]
-                current = profile_window(messages, row["start"], summary["end"], reference)
+                where = (row["project"], row["deployment"], row["start"])
+                kept = conn.execute("SELECT reference, profile FROM window_profiles WHERE project=? AND deployment=? "
+                                    "AND start=?", where).fetchone()
+                if kept is not None and (kept["reference"] != reference.digest or not kept["profile"]):
+                    return reference.digest, None  # profiled on another reference's edges, or failed
+                messages = [r[0] for r in conn.execute(  # kept raw by a monitor from before running profiles
+                    "SELECT data FROM window_batches WHERE project=? AND deployment=? AND start=? ORDER BY seq", where)]
+                current = merge_two(profile_from_json(kept["profile"]) if kept is not None else None,
+                                    profile_window(messages, row["start"], summary["end"], reference))
             else:
                 current = merge_profiles([r[0] for r in conn.execute(
                     "SELECT profile FROM windows WHERE project=? AND deployment=? AND size=? AND start>=? AND end<=? "
@@ -291,6 +367,26 @@ def _count(conn: sqlite3.Connection, name: str, n: int = 1) -> None:
                  "value=value+excluded.value", (name, n))
 
 
+def _forget_predictions(conn: sqlite3.Connection, before: float) -> None:
+    """Delete the predictions older than ``before`` without an index on time (one more B-tree
+    per sampled request was a fifth of the ingest's cost): each ingest batch notes the newest
+    time of the predictions it kept and the largest rowid after it (``prediction_marks``; rowids
+    grow as rows are added), so the marks that are all older than ``before``, oldest first,
+    bound a rowid range of old rows. Within it only rows older than ``before`` go, so nothing is
+    forgotten early; a row may stay past the horizon while an earlier batch's mark is younger."""
+    expired = conn.execute("SELECT rowid, time, last_rowid FROM prediction_marks ORDER BY rowid LIMIT 10000").fetchall()
+    upto, last = None, None
+    for mark in expired:
+        if mark["time"] >= before:
+            break
+        upto, last = mark["rowid"], mark["last_rowid"] if last is None else max(last, mark["last_rowid"] or 0)
+    if upto is None:
+        return
+    if last is not None:
+        conn.execute("DELETE FROM predictions WHERE rowid <= ? AND time < ?", (last, before))
+    conn.execute("DELETE FROM prediction_marks WHERE rowid <= ?", (upto,))
+
+
 def _position(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT seq FROM position WHERE name='inference'").fetchone()
     return int(row[0]) if row else 0
@@ -314,29 +410,8 @@ def _load_open(conn: sqlite3.Connection, key: Key, seconds: int) -> OpenWindow |
 
 
 def _save_open(conn: sqlite3.Connection, window: OpenWindow) -> None:
+    window.flush()
     conn.execute("INSERT OR REPLACE INTO open_windows(project, deployment, size, start, seconds, requests, errors, "
                  "latency) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                  (window.project, window.deployment, window.size, window.start, window.seconds, window.requests,
                   window.errors, json.dumps(window.latency.to_json())))
-
-
-def downsample(rows: Sequence[dict[str, Any]], max_points: int,
-               merge: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """At most ``max_points`` rows: consecutive windows merged in equal groups (counts summed,
-    error rate recomputed, the worst latency quantile of the group kept: a chart must not hide
-    a spike)."""
-    if len(rows) <= max_points:
-        return list(rows)
-    group = -(-len(rows) // max_points)
-    return [(merge or _merge)(rows[i:i + group]) for i in range(0, len(rows), group)]
-
-
-def _merge(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    requests = sum(r["requests"] for r in rows)
-    errors = sum(r["errors"] for r in rows)
-    out = {**rows[0], "end": rows[-1]["end"], "requests": requests, "errors": errors,
-           "error_rate": errors / requests if requests else None, "windows": len(rows)}
-    for q in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
-        values = [r[q] for r in rows if r[q] is not None]
-        out[q] = max(values) if values else None
-    return out

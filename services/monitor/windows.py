@@ -12,26 +12,49 @@ performance) is called from here only, so the parts that use it stay in one modu
 - An error is an answer with HTTP status >= 500 (a 4xx is the caller's mistake, not the model's).
 - Latencies go into a log-bucket sketch (relative accuracy ``LATENCY_ALPHA``): bounded memory
   whatever the window's length, mergeable, and quantiles within 1% of the exact ones.
-- Drift: a window of the smallest size keeps its sample messages while it is open; when it
-  closes they are profiled with the reference's histogram edges (``profile_samples(table,
-  reference=...)``) and compared with the reference (``dataset_drift``). A larger window merges
-  the profiles of the smallest windows it holds (the same edges, so they merge exactly) and
-  compares that. Without a reference, or without the statistics library, drift is None.
+- Drift: a window of the smallest size keeps a running profile of its sampled rows on the
+  reference's histogram edges: each batch of messages is profiled once (``profile_samples(table,
+  reference=...)``) and merged in (profiles are mergeable), so no raw message is kept; when the
+  window closes that profile is compared with the reference (``dataset_drift``). A larger window
+  merges the profiles of the smallest windows it holds (the same edges, so they merge exactly)
+  and compares that. Without a reference, or without the statistics library, drift is None; a
+  window whose reference changed while it was open has no drift (its rows were binned on the
+  old reference's edges).
+- A message's requests come as columns (``samples.Requests``), never one Python object per
+  request: the monitor ingests hundreds of thousands a second.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 LATENCY_ALPHA = 0.01  # a quantile is within 1% (relative) of a value at that rank
 _GAMMA = (1 + LATENCY_ALPHA) / (1 - LATENCY_ALPHA)
 _LOG_GAMMA = math.log(_GAMMA)
 LATENCY_FLOOR_MS = 1e-6  # latencies at or below this count as zero
 ERROR_STATUS = 500
+
+
+LATENCY_NONE = int(np.iinfo(np.int64).min)  # a bucket key for "not a latency" (NaN, negative): not counted
+LATENCY_ZERO = LATENCY_NONE + 1  # the key of a latency at or below LATENCY_FLOOR_MS
+
+
+def latency_keys(latencies_ms: np.ndarray) -> np.ndarray:
+    """Each latency's sketch bucket as ``LatencySketch.add`` finds it (``LATENCY_ZERO`` /
+    ``LATENCY_NONE`` for the zeros and the values it skips): computed once per message and
+    shared by the windows of every size."""
+    keys = np.full(latencies_ms.size, LATENCY_NONE, dtype=np.int64)
+    valid = np.isfinite(latencies_ms) & (latencies_ms >= 0)
+    positive = valid & (latencies_ms > LATENCY_FLOOR_MS)
+    keys[valid & ~positive] = LATENCY_ZERO
+    keys[positive] = np.ceil(np.log(latencies_ms[positive]) / _LOG_GAMMA)
+    return keys
 
 
 @dataclass
@@ -49,6 +72,22 @@ class LatencySketch:
             return
         k = math.ceil(math.log(latency_ms) / _LOG_GAMMA)
         self.buckets[k] = self.buckets.get(k, 0) + 1
+
+    def add_many(self, latencies_ms: np.ndarray) -> None:
+        """``add`` of every value, bucketed with numpy (the same buckets)."""
+        self.add_keys(latency_keys(latencies_ms))
+
+    def add_keys(self, keys: np.ndarray) -> None:
+        """Count latencies already bucketed by ``latency_keys``."""
+        self.zero += int(np.count_nonzero(keys == LATENCY_ZERO))
+        keys = keys[keys > LATENCY_ZERO]
+        if keys.size:
+            low = int(keys.min())
+            counts = np.bincount(keys - low)
+            used = np.flatnonzero(counts)
+            buckets = self.buckets
+            for k, n in zip((used + low).tolist(), counts[used].tolist(), strict=True):
+                buckets[k] = buckets.get(k, 0) + n
 
     @property
     def count(self) -> int:
@@ -89,6 +128,9 @@ class OpenWindow:
     requests: int = 0
     errors: int = 0
     latency: LatencySketch = field(default_factory=LatencySketch)
+    # latency keys counted but not yet in the sketch: added once per batch (``flush``), since
+    # the sketch's buckets are a dict walked in Python
+    unsketched: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def end(self) -> float:
@@ -100,9 +142,21 @@ class OpenWindow:
             self.errors += 1
         self.latency.add(latency_ms)
 
+    def add_many(self, errors: np.ndarray, latency_keys: np.ndarray) -> None:
+        """Count requests: ``errors`` (status >= ERROR_STATUS) and their ``latency_keys``."""
+        self.requests += int(errors.size)
+        self.errors += int(np.count_nonzero(errors))
+        self.unsketched.append(latency_keys)
+
+    def flush(self) -> None:
+        if self.unsketched:
+            self.latency.add_keys(np.concatenate(self.unsketched))
+            self.unsketched.clear()
+
     def summary(self) -> dict[str, Any]:
         """The closed window's row: counts, error rate, latency quantiles; drift and performance
         (None until the statistics library fills them in)."""
+        self.flush()
         return {"project": self.project, "deployment": self.deployment, "size": self.size, "start": self.start,
                 "end": self.end, "requests": self.requests, "errors": self.errors,
                 "error_rate": self.errors / self.requests if self.requests else None,
@@ -148,21 +202,47 @@ def _window_rows(table: Any, start: float, end: float) -> Any:
     return table.filter(keep)
 
 
-def profile_window(messages: list[bytes], start: float, end: float, reference: Reference) -> Any:
-    """The profile of a window's sampled rows, on the reference's edges (None: no rows, no library)."""
+def window_table(table: Any, start: float, end: float) -> Any:
+    """Sampled rows (``sampled_rows``) answered in ``[start, end)``: the table itself when all are."""
+    import pyarrow.compute as pc
+
+    bounds = pc.min_max(table.column("time")).as_py()
+    if bounds["min"] is not None and start <= bounds["min"] and bounds["max"] < end:
+        return table
+    return _window_rows(table, start, end)
+
+
+def profile_tables(tables: list[Any], reference: Reference) -> Any:
+    """The profile of some messages' window rows, on the reference's edges (None: no rows, no library)."""
     import pyarrow as pa
 
-    from cairn.serving.inference_records import decode_batch
-
     library = _library()
-    if library is None or not messages:
-        return None
-    tables = [_window_rows(decode_batch(data), start, end) for data in messages]
-    tables = [t for t in tables if t.num_rows]
-    if not tables:
+    tables = [t for t in tables if t is not None and t.num_rows]
+    if library is None or not tables:
         return None
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-    return library[0](table, reference=reference.profile)
+    # one chunk: the profile makes one pass of the core per chunk, and a chunk per message costs
+    # a pass (and a merge) per message and column
+    return library[0](table.combine_chunks(), reference=reference.profile)
+
+
+def profile_window(messages: list[bytes], start: float, end: float, reference: Reference) -> Any:
+    """The profile of a window's sampled messages (Arrow bytes), on the reference's edges: the
+    windows kept raw messages before they kept running profiles, and a window opened then
+    still closes with them."""
+    from cairn.serving.inference_records import decode_batch
+
+    return profile_tables([window_table(decode_batch(data), start, end) for data in messages], reference)
+
+
+def merge_two(first: Any, second: Any) -> Any:
+    """``first`` merged with ``second`` (either may be None); a ValueError when they cannot merge."""
+    return second if first is None else first if second is None else first.merge(second)
+
+
+def profile_from_json(data: bytes) -> Any:
+    library = _library()
+    return None if library is None else library[2].from_json(data)
 
 
 def merge_profiles(profiles: list[bytes]) -> Any:
@@ -199,62 +279,6 @@ def drift_summary(current: Any, reference: Reference) -> dict[str, Any] | None:
                         for c in drift["columns"]}}
 
 
-@dataclass(frozen=True)
-class Request:
-    """One sampled request as the windows count it (``prediction``: its first row's, JSON text)."""
-
-    time: float
-    status: int
-    latency_ms: float
-    request_id: str = ""
-    prediction: str | None = None
-
-
-@dataclass(frozen=True)
-class Label:
-    """A ground-truth label as it arrived (``time``: when it was posted; JSON text)."""
-
-    request_id: str
-    label: str
-    time: float
-
-
-def requests_in(table: Any) -> Iterator[Request]:
-    """The requests of one decoded inference message (one per request id, shadows left out)."""
-    from cairn.serving.inference_records import JSON_ENCODING_KEY
-
-    columns = [c for c in ("row", "role", "time", "status", "latency_ms", "request_id", "prediction")
-               if c in table.column_names]
-    as_json = "prediction" in columns and (table.schema.field("prediction").metadata or {}).get(
-        JSON_ENCODING_KEY) == b"json"
-    data = table.select(columns).to_pydict()
-    rows = len(data["time"]) if "time" in data else 0
-    for i in range(rows):
-        if "row" in data and (data["row"][i] or 0) != 0:
-            continue
-        if "role" in data and data["role"][i] == "shadow":
-            continue
-        when = data["time"][i]
-        if when is None or not math.isfinite(when):
-            continue
-        latency = data["latency_ms"][i] if "latency_ms" in data else None
-        prediction = data["prediction"][i] if "prediction" in data else None
-        if prediction is not None and not as_json:
-            prediction = json.dumps(prediction)
-        yield Request(float(when), int(data["status"][i] or 0) if "status" in data else 0,
-                      float(latency) if latency is not None else math.nan,
-                      str(data["request_id"][i]) if "request_id" in data else "", prediction)
-
-
-def label_in(data: bytes) -> Label | None:
-    """A feedback message (``{"request_id", "label", "time"}``); None when it is not one."""
-    try:
-        body = json.loads(data)
-        return Label(str(body["request_id"]), json.dumps(body["label"]), float(body["time"]))
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
 def performance(pairs: list[tuple[str, str]]) -> dict[str, Any] | None:
     """Live performance of (prediction, label) pairs (JSON text each): regression metrics when
     any value is a fraction, else classification metrics (a list of class probabilities is its
@@ -285,3 +309,25 @@ def performance(pairs: list[tuple[str, str]]) -> dict[str, Any] | None:
         score = scores if not any(math.isnan(x) for x in scores) else None
         metrics = classification_metrics(truth, predicted, score)
     return {**{k: (v if math.isfinite(v) else None) for k, v in metrics.items()}, "labels": len(pairs)}
+
+
+def downsample(rows: Sequence[dict[str, Any]], max_points: int,
+               merge: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """At most ``max_points`` rows: consecutive windows merged in equal groups (counts summed,
+    error rate recomputed, the worst latency quantile of the group kept: a chart must not hide
+    a spike)."""
+    if len(rows) <= max_points:
+        return list(rows)
+    group = -(-len(rows) // max_points)
+    return [(merge or _merge)(rows[i:i + group]) for i in range(0, len(rows), group)]
+
+
+def _merge(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    requests = sum(r["requests"] for r in rows)
+    errors = sum(r["errors"] for r in rows)
+    out = {**rows[0], "end": rows[-1]["end"], "requests": requests, "errors": errors,
+           "error_rate": errors / requests if requests else None, "windows": len(rows)}
+    for q in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
+        values = [r[q] for r in rows if r[q] is not None]
+        out[q] = max(values) if values else None
+    return out

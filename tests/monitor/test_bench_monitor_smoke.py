@@ -1,4 +1,4 @@
-"""benchmarks/bench_monitor.py keeps working: both modes run end to end on a tiny table (speed is
+"""benchmarks/bench_monitor.py keeps working: every mode runs end to end on tiny sizes (speed is
 never asserted; the figures are in benchmarks/README.md)."""
 
 from __future__ import annotations
@@ -45,3 +45,12 @@ def test_bad_sizes_are_refused_with_a_message() -> None:
     done = _run("--big", "--rows", "0")
     assert done.returncode == 2
     assert "--rows must be at least 1" in done.stderr
+
+
+def test_ingest_mode_counts_every_sample_and_closes_windows_with_drift() -> None:
+    done = _run("--ingest", "--samples", "2000", "--batch-samples", "100", "--event-rate", "200", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["samples"] == 2000 and result["counted"] == 2000 and result["position"] == 20
+    assert result["smallest_closed"] >= 1 and result["smallest_closed_with_drift"] == result["smallest_closed"]
+    assert result["samples_per_cpu_s"] > 0 and result["samples_per_wall_s"] > 0

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from cairn.services.monitor.consumer import parse
-from cairn.services.monitor.window_store import WindowStore, downsample
-from cairn.services.monitor.windows import LATENCY_ALPHA, LatencySketch
+from cairn.services.monitor.window_store import WindowStore
+from cairn.services.monitor.windows import LATENCY_ALPHA, LatencySketch, downsample
 from cairn.serving.inference_records import encode_samples
 from cairn.serving.sink import InferenceSample
 
@@ -177,3 +177,122 @@ def test_regression_labels_give_mae_and_rmse() -> None:
 
     result = performance([("1.5", "1.0"), ("2.0", "3.0")])
     assert result is not None and result["mae"] == 0.75 and result["rmse"] == pytest.approx((0.625) ** 0.5)
+
+
+def test_a_window_profiled_batch_by_batch_drifts_as_one_profiled_at_once(tmp_path: Path) -> None:
+    """The smallest window keeps a running profile merged batch by batch (no raw message kept):
+    the same messages in one batch or in three give the same drift, and nothing is left after
+    the close."""
+    profile = pytest.importorskip("cairn.monitor.profile")
+    from cairn.services.monitor.windows import Reference
+
+    rng = np.random.default_rng(5)
+    reference = profile.profile_table(pd.DataFrame({"amount": rng.normal(0.0, 1.0, 500), "country": ["de"] * 500}))
+    ref = Reference(reference.digest(), reference)
+    messages = [message(1 + i, shifted_samples(rng, 100 * i, BASE + 1 + i, 0.3 * i, 100)) for i in range(3)]
+    results = []
+    for name, batches in (("one", [messages]), ("three", [[m] for m in messages])):
+        store = WindowStore(tmp_path / f"{name}.sqlite3", SIZES, grace_s=2.0, references=lambda p, d: ref)
+        for batch in batches:
+            store.ingest(parse(batch))
+        assert store.query("SELECT count(*) FROM window_batches")[0][0] == 0  # no raw message kept
+        assert store.query("SELECT count(*) FROM window_profiles")[0][0] == 1
+        store.close_due(BASE + 60 + 2)
+        assert store.query("SELECT count(*) FROM window_profiles")[0][0] == 0
+        (closed,) = store.closed("shop", "fraud", "10s", 0, 2e9)
+        assert closed["requests"] == 300
+        results.append(closed["drift"])
+    assert results[0]["columns"]["amount"]["drifted"] is True
+    assert results[0]["columns"]["amount"]["score"] == pytest.approx(results[1]["columns"]["amount"]["score"])
+    assert {k: v for k, v in results[0].items() if k != "columns"} == {k: v for k, v in results[1].items()
+                                                                      if k != "columns"}
+
+
+def test_a_window_whose_reference_changed_while_open_closes_without_drift(tmp_path: Path) -> None:
+    profile = pytest.importorskip("cairn.monitor.profile")
+    from cairn.services.monitor.windows import Reference
+
+    rng = np.random.default_rng(6)
+    refs = [profile.profile_table(pd.DataFrame({"amount": rng.normal(shift, 1.0, 300)})) for shift in (0.0, 1.0)]
+    current = [Reference(refs[0].digest(), refs[0])]
+    store = WindowStore(tmp_path / "w.sqlite3", SIZES, grace_s=2.0, references=lambda p, d: current[0])
+    store.ingest(parse([message(1, shifted_samples(rng, 0, BASE + 1, 0.0, 50))]))
+    current[0] = Reference(refs[1].digest(), refs[1])
+    store.ingest(parse([message(2, shifted_samples(rng, 50, BASE + 2, 0.0, 50)),
+                        message(3, shifted_samples(rng, 100, BASE + 11, 0.0, 50))]))
+    store.close_due(BASE + 60 + 2)
+    straddling, after = store.closed("shop", "fraud", "10s", 0, 2e9)
+    assert straddling["requests"] == 100 and straddling["drift"] is None
+    assert after["drift"]["reference"] == refs[1].digest()
+
+
+def test_predictions_past_the_label_horizon_are_forgotten_and_younger_ones_kept(tmp_path: Path) -> None:
+    pytest.importorskip("cairn.monitor.performance")
+    store = WindowStore(tmp_path / "w.sqlite3", SIZES, grace_s=2.0, label_horizon_s=100.0)
+    store.ingest(parse([message(1, [sample(0, BASE + 1)])]))
+    store.ingest(parse([message(2, [sample(1, BASE + 50)])]))
+    store.close_due(BASE + 120)  # r0 is 119 s old (forgotten), r1 70 s (kept)
+    assert [r[0] for r in store.query("SELECT request_id FROM predictions")] == ["r1"]
+    store.ingest(parse([feedback(3, "r0", 0, BASE + 121), feedback(4, "r1", 0, BASE + 121)]))
+    assert store.counter("unmatched_labels") == 1
+    store.close_due(BASE + 1000)
+    assert store.query("SELECT count(*) FROM predictions")[0][0] == 0
+    assert store.query("SELECT count(*) FROM prediction_marks")[0][0] == 0
+
+
+def test_latencies_added_in_bulk_fill_the_same_buckets_as_one_by_one() -> None:
+    values = np.array([0.0, 1e-7, 0.5, 1.0, 5.0, 5.0, 1234.5, -1.0, np.nan, np.inf, 0.01])
+    one, bulk = LatencySketch(), LatencySketch()
+    for value in values:
+        one.add(float(value))
+    bulk.add_many(values)
+    assert bulk == one and bulk.count == 8
+
+
+def test_requests_are_read_as_columns_with_shadows_extra_rows_and_missing_values_left_out(store: WindowStore) -> None:
+    batch = [sample(0, BASE + 1, rows=3, latency=2.0), sample(1, BASE + 2, role="shadow"),
+             sample(2, BASE + 3, status=503, latency=7.0)]
+    ((_, _, _, requests, table, _),) = parse([message(1, batch)])
+    assert requests.request_id == ["r0", "r2"] and requests.prediction == ["0", "0"]
+    assert requests.status.tolist() == [200, 503] and requests.latency_ms.tolist() == [2.0, 7.0]
+    assert table.num_rows == 4  # r0's three rows and r2's: what the window's profile reads
+
+
+def test_a_window_whose_profile_failed_closes_without_drift_not_with_part_of_it(tmp_path: Path) -> None:
+    """A feature named like the prediction column cannot be profiled: that window keeps no
+    drift even when later batches of it profile well (a drift of part of its rows would mislead)."""
+    profile = pytest.importorskip("cairn.monitor.profile")
+    from cairn.services.monitor.windows import Reference
+
+    rng = np.random.default_rng(8)
+    reference = profile.profile_table(pd.DataFrame({"amount": rng.normal(0.0, 1.0, 300)}))
+    ref = Reference(reference.digest(), reference)
+    store = WindowStore(tmp_path / "w.sqlite3", SIZES, grace_s=2.0, references=lambda p, d: ref)
+    bad = sample(0, BASE + 1)
+    object.__setattr__(bad, "features", pd.DataFrame({"amount": [0.1], "prediction": [1.0]}))
+    store.ingest(parse([message(1, [bad])]))
+    store.ingest(parse([message(2, shifted_samples(rng, 0, BASE + 2, 0.0, 50)),
+                        message(3, shifted_samples(rng, 50, BASE + 11, 0.0, 50))]))
+    store.close_due(BASE + 60 + 2)
+    failed, fine = store.closed("shop", "fraud", "10s", 0, 2e9)
+    assert failed["requests"] == 51 and failed["drift"] is None
+    assert fine["drift"]["columns"]["amount"]["drifted"] is False
+
+
+def test_float_predictions_are_kept_as_json_dumps_writes_them() -> None:
+    """The fast path for float predictions gives json.dumps' text at every magnitude: the
+    boundaries where repr switches to an exponent, float32 values, signed zeros, subnormals."""
+    import pyarrow as pa
+
+    from cairn.services.monitor.samples import _json_texts
+
+    rng = np.random.default_rng(11)
+    edges = [s * f * 10.0 ** e for e in range(-8, 20) for f in (1.0, 0.9999999999999999, 1.0000000000000002)
+             for s in (1, -1)]
+    values = np.concatenate([edges, rng.standard_normal(20_000) * 10.0 ** rng.integers(-12, 22, 20_000),
+                             [0.0, -0.0, 5e-324, 1.7976931348623157e308, 0.1, 100.0, 1e15, 123456.789]])
+    assert _json_texts(pa.chunked_array([values])) == [json.dumps(v) for v in values.tolist()]
+    small = rng.standard_normal(1000).astype(np.float32)
+    assert _json_texts(pa.chunked_array([small])) == [json.dumps(v) for v in small.tolist()]
+    assert _json_texts(pa.chunked_array([[1.5, None, float("nan")]])) == ["1.5", None, "NaN"]
+    assert _json_texts(pa.chunked_array([[3, -4]])) == ["3", "-4"]
