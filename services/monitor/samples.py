@@ -113,7 +113,8 @@ def _json_texts(column: Any) -> list[str | None]:
     if pa.types.is_floating(kind) and column.null_count == 0 and len(column):
         values = column.to_numpy().astype(np.float64, copy=False)
         if np.isfinite(values).all():
-            return _float_texts(values)
+            texts: list[str | None] = list(_float_texts(values))
+            return texts
     return [None if v is None else json.dumps(v) for v in column.to_pylist()]
 
 
