@@ -1,7 +1,7 @@
 """Shared fixtures: a real platform (nats-server and every service process).
 
 Starting a platform costs seconds, so modules that only need *a* running stack share one per test
-session: they mark themselves ``pytestmark = pytest.mark.shared_stack`` and keep apart by project
+session (per pytest-xdist worker: each worker is a session of its own): they mark themselves ``pytestmark = pytest.mark.shared_stack`` and keep apart by project
 names of their own (the ``project`` fixture, or fixed names no other shared module uses). A module
 that kills or restarts services, sets service environment, measures a process, counts every event
 in the log, lists every project or token, or leaves background work behind (webhooks, agents,
