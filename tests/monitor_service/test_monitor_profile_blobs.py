@@ -1,7 +1,7 @@
 """Registered profiles are blobs of their project in the artifacts service: the monitor uploads
 the canonical bytes with its own identity on the project's behalf before it appends
 ``profile.registered``, so the project's members download the same bytes through the artifacts
-API and other projects cannot; with the artifacts service down, registering is a 503 that appends
+API, other projects cannot, and garbage collection keeps them; with the artifacts service down, registering is a 503 that appends
 nothing, and a profile stored by an older monitor as a local file is still read.
 
 A module of its own platform (not the shared one): it kills the artifacts service and restarts
@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 import cairn
+from cairn.core import blake3
 from cairn.sdk.client import ApiError
 
 from platform_harness import Platform, read_all_events, stream_last_seq
@@ -83,6 +84,18 @@ def test_a_registered_profile_is_a_blob_its_project_can_download(platform: Platf
     with cairn.Client(platform.gateway, token=tokens["oz"]) as oz, pytest.raises(ApiError) as denied:
         oz.artifacts.download_blob(digest, tmp_path / "not-mine.json")
     assert denied.value.status == 404
+
+    # garbage collection keeps it (profile.registered is a reference), and collects a blob nothing names
+    with _as(platform, tokens["ann"]) as ann, httpx.Client(base_url=f"{platform.gateway}/api/v1",
+                                                           headers=platform.headers, timeout=30) as admin:
+        loose = b"bytes nothing refers to"
+        loose_digest = blake3(loose).hex()
+        assert ann.put(f"/artifacts/projects/{TEAM}/blobs/{loose_digest}", content=loose).status_code == 201
+        swept = admin.post("/artifacts/admin/gc", params={"grace_seconds": 0})
+        assert swept.status_code == 200, swept.text
+        assert loose_digest in swept.json()["removed"] and digest not in swept.json()["removed"]
+    with cairn.Client(platform.gateway, token=tokens["vic"]) as vic:
+        assert vic.artifacts.download_blob(digest, tmp_path / "again.json").read_bytes() == profile.to_json()
 
     events = [e for e in read_all_events(platform.nats_url) if e["aggregate_id"] == digest]
     assert [(e["type"], e["project"]) for e in events] == [("blob.possessed", TEAM), ("profile.registered", TEAM)]
