@@ -1,6 +1,7 @@
 """Artifact-store read model: events -> SQLite tables, one handler per event type, plus the
 aggregate snapshots the command side reads, folded in the same transaction. Model versions
-(registry events) are read too, only to keep the blobs they point at from being collected.
+(registry events) and registered profiles (the monitor's ``profile.registered``, stored here as
+blobs) are read too, only to keep the blobs they point at from being collected.
 
 Which projects hold which blobs (``blob_possessions``, what blob reads are checked against) comes
 from the events that prove it: ``blob.possessed``, ``dataset.version_created`` (its manifest) and
@@ -19,10 +20,10 @@ HANDLERS = EventHandlers()
 handles = HANDLERS.handles
 
 # The aggregates whose events this read model is made of (the only ones the log delivers to it):
-# its own (dataset, artifact_set, dataset_use, blob) and two of the registry's, model
+# its own (dataset, artifact_set, dataset_use, blob), two of the registry's, model
 # (model_version.created) and run (run.environment_recorded, or the record run.created carries),
-# whose blobs it keeps.
-AGGREGATES = ("dataset", "artifact_set", "dataset_use", "blob", "model", "run")
+# and the monitor's profile (profile.registered), whose blobs it keeps.
+AGGREGATES = ("dataset", "artifact_set", "dataset_use", "blob", "model", "run", "profile")
 
 
 def projection() -> SnapshotProjection:
@@ -88,6 +89,12 @@ def _model_version_created(conn: sqlite3.Connection, e: Event) -> None:
     # GC root: naming a digest gives the project no right to read it (blob_possessions does).
     _ref(conn, e.data["artifact_digest"],
          f"model_version:{e.project}/{e.aggregate_id}@v{e.data['version']}", True)
+
+
+@handles("profile.registered")
+def _profile_registered(conn: sqlite3.Connection, e: Event) -> None:
+    # The monitor uploaded the profile into the project first (blob.possessed); this keeps it from GC.
+    _ref(conn, e.data["digest"], f"profile:{e.project}/{e.aggregate_id}", False)
 
 
 @handles("run.environment_recorded", "run.created")

@@ -19,7 +19,7 @@ from cairn.kernel.identity import EDITOR, VIEWER, requires
 from cairn.kernel.ids import DIGEST_PATTERN, ID_PATTERN, PROJECT_NAME_PATTERN, new_id
 from cairn.kernel.service import Runtime, ServiceRuntime
 from cairn.services.monitor import domain
-from cairn.services.monitor.profiles import ProfileFiles, register
+from cairn.services.monitor.profiles import ProfileBlobs, register
 from cairn.services.monitor.store import MonitorStore
 from cairn.services.monitor.window_store import WindowStore
 from cairn.services.monitor.windows import downsample
@@ -262,9 +262,11 @@ async def get_reference(project: ProjectName, name: DeploymentName, rt: Runtime)
 @router.post("/profiles", status_code=201, **requires(EDITOR))
 async def post_profile(project: ProjectName, body: ProfileIn, request: Request, rt: Runtime,
                        ctx: Ctx) -> dict[str, Any]:
-    """Register a profile (stored by its digest; registering the same one again changes nothing)."""
-    files: ProfileFiles = request.app.state.profiles
-    return await register(rt, ctx, files, project, body.profile, body.source)
+    """Register a profile: stored by its digest as a blob of the project in the artifacts service
+    (its members can download it there), then announced; registering the same one again changes
+    nothing. 503 when the artifacts service does not answer (nothing is registered)."""
+    blobs: ProfileBlobs = request.app.state.profiles
+    return await register(rt, ctx, blobs, project, body.profile, body.source)
 
 
 @router.get("/profiles", **requires(VIEWER))
@@ -278,5 +280,5 @@ async def get_profile(project: ProjectName, digest: Digest, request: Request, rt
     """The profile as registered (``Profile.to_json()``)."""
     if _store(rt).profile(project, digest) is None:
         raise NotFound(f"profile {digest} is not registered in project {project!r}")
-    files: ProfileFiles = request.app.state.profiles
-    return Response(files.read(digest), media_type="application/json")
+    blobs: ProfileBlobs = request.app.state.profiles
+    return Response(await asyncio.to_thread(blobs.read, digest), media_type="application/json")

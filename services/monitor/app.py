@@ -16,7 +16,7 @@ from cairn.services.monitor.alerts import ActionTaker, RuleDecider
 from cairn.services.monitor.api import router
 from cairn.services.monitor.consumer import InferenceConsumer
 from cairn.services.monitor.domain import parse_sizes
-from cairn.services.monitor.profiles import ProfileFiles, reference_loader
+from cairn.services.monitor.profiles import ProfileBlobs, reference_loader
 from cairn.services.monitor.projection import AGGREGATES, projection
 from cairn.services.monitor.store import MonitorStore
 from cairn.services.monitor.window_store import WindowStore
@@ -29,18 +29,29 @@ class MonitorSettings(ServiceSettings):
     (window sizes, default ``1m,1h,1d``; tests use seconds, e.g. ``2s,1d``), CAIRN_MONITOR_GRACE_S
     (how long past its end a window waits for late samples, default 5), CAIRN_MONITOR_TICK_S (how
     often quiet windows are closed by the clock, default 1) and CAIRN_DEPLOYMENTS_URL (the
-    deployments service, for rollback actions; empty: none are carried out)."""
+    deployments service, for rollback actions; empty: none are carried out) and CAIRN_ARTIFACTS_URL
+    (the artifacts service, where registered profiles are stored; empty: registering is a 503)."""
 
     monitor_windows: str = "1m,1h,1d"
     monitor_grace_s: float = Field(default=5.0, ge=0, le=3600)
     monitor_tick_s: float = Field(default=1.0, gt=0, le=60)
     deployments_url: str = ""
+    artifacts_url: str = ""
 
     @field_validator("monitor_windows")
     @classmethod
     def _windows(cls, value: str) -> str:
         parse_sizes(value)  # ValueError names the bad size
         return value
+
+
+async def start_profiles(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Profiles live in the artifacts service, called with this monitor's own identity."""
+    settings = runtime.settings
+    assert isinstance(settings, MonitorSettings)
+    blobs = ProfileBlobs(settings.artifacts_url, runtime.signer.internal, settings.data_dir / "monitor" / "profiles")
+    app.state.profiles = blobs
+    runtime.defer(blobs.close)
 
 
 async def start_windows(app: FastAPI, runtime: ServiceRuntime) -> None:
@@ -119,8 +130,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
         description="Inference windows per deployment, reference profiles, drift, live performance, alert rules.",
         projection_aggregates=AGGREGATES,
         body_limits={"/projects/*/profiles": PROFILE_BODY},
-        on_start=[start_windows, start_actions],
+        on_start=[start_profiles, start_windows, start_actions],
         health=health,
     )
-    app.state.profiles = ProfileFiles(settings.data_dir / "monitor" / "profiles")
     return app

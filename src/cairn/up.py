@@ -45,7 +45,8 @@ def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:
     """
     return {"scheduler": {"CAIRN_METRICS_URL": services["metrics"]},
             "deployments": {"CAIRN_SCHEDULER_URL": services["scheduler"]},
-            "monitor": {"CAIRN_DEPLOYMENTS_URL": services["deployments"]},
+            "monitor": {"CAIRN_DEPLOYMENTS_URL": services["deployments"],
+                        "CAIRN_ARTIFACTS_URL": services["artifacts"]},
             "gateway": {"CAIRN_SERVICES": json.dumps(services)}}
 
 

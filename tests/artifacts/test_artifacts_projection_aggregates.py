@@ -1,6 +1,7 @@
 """The artifact store's projection reads only the aggregates it applies (its dataset, artifact_set
-and dataset_use, the registry's model and run): the event log never delivers it the others'
-events (a project's, an experiment's), and the blobs it keeps are referenced as before."""
+and dataset_use, the registry's model and run, the monitor's profile): the event log never delivers
+it the others' events (a project's, an experiment's), and the blobs it keeps are referenced as before
+(a registered profile, stored here by the monitor, included)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from cairn.kernel.envelope import Event
 from cairn.services.artifacts.app import ArtifactsSettings, create_app
 from cairn.services.artifacts.projection import AGGREGATES
 
-MANIFEST, WEIGHTS, CODE = "aa" * 32, "bb" * 32, "cc" * 32
+MANIFEST, WEIGHTS, CODE, PROFILE = "aa" * 32, "bb" * 32, "cc" * 32, "dd" * 32
 
 
 def _foreign(n: int) -> list[Event]:
@@ -38,6 +39,8 @@ def test_the_artifacts_projection_never_reads_other_aggregates(nats_url: str, tm
                     data={"version": 1, "run_id": "r", "artifact_digest": WEIGHTS, "description": ""}),
               Event(type="run.environment_recorded", project="p", aggregate="run", aggregate_id="r",
                     data={"code": {"archive_digest": CODE}}),
+              Event(type="profile.registered", project="p", aggregate="profile", aggregate_id=PROFILE,
+                    data={"digest": PROFILE, "rows": 10, "columns": 2, "source": {}}),
               *_foreign(3)]
     app = create_app(ArtifactsSettings(nats_url=nats_url, data_dir=tmp_path / "data"))
 
@@ -46,5 +49,6 @@ def test_the_artifacts_projection_never_reads_other_aggregates(nats_url: str, tm
         return [(r["digest"], r["source"]) for r in refs]
 
     refs, delivered = asyncio.run(follow(nats_url, app, "projection-artifacts", AGGREGATES, before, during, read))
-    assert delivered == 3  # its three; none of the six project events
-    assert refs == [(CODE, "code:p/r"), (MANIFEST, "dataset:p/d@v1"), (WEIGHTS, "model_version:p/m@v1")]
+    assert delivered == 4  # its four; none of the six project events
+    assert refs == [(CODE, "code:p/r"), (MANIFEST, "dataset:p/d@v1"), (WEIGHTS, "model_version:p/m@v1"),
+                    (PROFILE, f"profile:p/{PROFILE}")]
