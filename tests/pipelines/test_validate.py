@@ -340,3 +340,11 @@ def test_cli_validate_reports_a_missing_file(tmp_path: Path) -> None:
 def test_cli_help_shows_an_example() -> None:
     result = CliRunner().invoke(cli, ["pipelines", "validate", "--help"])
     assert result.exit_code == 0 and "Example: cairn pipelines validate" in result.output
+
+
+def test_a_step_with_a_bad_id_is_still_read_for_its_other_problems() -> None:
+    assert problems("name: p\nsteps:\n  - just text\n  - id: 5\n    command: 3\n    needs: 5\n") == [
+        (3, "step 1 must be a mapping of keys to values, not the text 'just text'"),
+        (4, "step '5': id must be text, not the int 5"),
+        (5, "step '5': command must be text, not the int 3"),
+        (6, "step '5': needs must be text, not the int 5")]

@@ -92,9 +92,7 @@ def _read_step(c: Checker, node: yaml.Node, index: int, params: dict[str, Any]) 
     draft.fields["line"] = node.start_mark.line + 1
     step_id = c.string(entries["id"][1], f"{where}: id", spec.STEP_ID,
                        "a letter or '_' then letters, digits, '_' or '-' (at most 64)") if "id" in entries else None
-    if step_id is None:
-        return None
-    draft.fields["id"] = step_id
+    draft.fields["id"] = step_id if step_id is not None else f"#{index + 1}"  # read on: report the rest too
     if "needs" in entries:
         value = entries["needs"][1]
         items = [value] if isinstance(value, yaml.ScalarNode) else c.sequence(value, f"{where}: needs") or []
@@ -120,7 +118,7 @@ def _read_step(c: Checker, node: yaml.Node, index: int, params: dict[str, Any]) 
     else:
         kind = draft.fields["kind"]
         _read_special(c, kind, entries[kind][1], f"{where}: {kind}", draft)
-    return draft
+    return draft if step_id is not None else None
 
 
 def _read_job(c: Checker, entries: dict[str, tuple[yaml.Node, yaml.Node]], where: str, draft: _Draft) -> None:
