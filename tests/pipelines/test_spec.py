@@ -165,3 +165,8 @@ def test_expressions_are_canonical_in_the_dict() -> None:
     pipeline = load_pipeline("name: p\nparams: {x: 1}\nsteps:\n  - id: a\n    command: run\n"
                              "    when: ( params.x==1 )and(not params.x>2)\n")
     assert pipeline.to_dict()["steps"][0]["when"] == "params.x == 1 and not (params.x > 2)"
+
+
+def test_asking_for_an_unknown_step_names_the_known_ones() -> None:
+    with pytest.raises(KeyError, match="no step 'nope' in pipeline 'fraud-ml'"):
+        load_pipeline(EXAMPLE).step("nope")

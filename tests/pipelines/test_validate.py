@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -348,3 +350,10 @@ def test_a_step_with_a_bad_id_is_still_read_for_its_other_problems() -> None:
         (4, "step '5': id must be text, not the int 5"),
         (5, "step '5': command must be text, not the int 3"),
         (6, "step '5': needs must be text, not the int 5")]
+
+
+def test_the_benchmark_script_runs_on_a_small_dag() -> None:
+    done = subprocess.run([sys.executable, str(BENCH), "--validate", "--steps", "60", "--repeat", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "steps 60" in done.stdout and "validate_s_median" in done.stdout

@@ -41,16 +41,17 @@ def validate(click_ctx: click.Context, file: Path, as_json: bool) -> None:
         problems = err.problems
     else:
         kinds = Counter(step.kind for step in pipeline.steps)
+        jobs = kinds.pop("job", 0)
         summary = {"file": str(file), "valid": True, "name": pipeline.name, "digest": pipeline.digest(),
                    "steps": len(pipeline.steps), "levels": len(pipeline.levels),
-                   "jobs": kinds.pop("job", 0), "special_steps": dict(sorted(kinds.items())),
+                   "jobs": jobs, "special_steps": dict(sorted(kinds.items())),
                    "order": list(pipeline.order)}
         if as_json:
             click.echo(json.dumps(summary, indent=2))
         else:
-            special = ", ".join(f"{n} {k}" for k, n in summary["special_steps"].items()) or "none"
-            click.echo(f"{file}: pipeline {pipeline.name!r} is valid: {summary['steps']} steps "
-                       f"({summary['jobs']} jobs; special: {special}) in {summary['levels']} levels")
+            special = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "none"
+            click.echo(f"{file}: pipeline {pipeline.name!r} is valid: {len(pipeline.steps)} steps "
+                       f"({jobs} jobs; special: {special}) in {len(pipeline.levels)} levels")
             click.echo(f"order: {' -> '.join(pipeline.order)}")
         return
     if as_json:

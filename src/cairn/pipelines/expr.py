@@ -18,13 +18,14 @@ reading of them is as good as another, so none is offered.
 from __future__ import annotations
 
 import json
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any, Union
 
 COMPARE_OPS = ("==", "!=", "<=", ">=", "<", ">")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-KEYWORDS = {"and", "or", "not", "true", "false", "null"}
+_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<number>-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)
@@ -299,7 +300,7 @@ def evaluate(node: Expr, params: dict[str, Any], steps: dict[str, dict[str, dict
     if not (isinstance(left, numeric) and isinstance(right, numeric)) and not (
             isinstance(left, str) and isinstance(right, str)):
         raise ExpressionError(f"cannot compare {left!r} {node.op} {right!r}", 0)
-    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[node.op]
+    return _ORDER[node.op](left, right)
 
 
 def _truth(value: Any) -> bool:

@@ -35,7 +35,7 @@ class _Draft:
     index: int
     fields: dict[str, Any] = field(default_factory=dict)
     needs: list[tuple[str, yaml.Node]] = field(default_factory=list)
-    refs: list[tuple[str | None, str, yaml.Node]] = field(default_factory=list)  # (step, output|None, node)
+    refs: list[tuple[str | None, str | None, yaml.Node]] = field(default_factory=list)  # (step, output|None, node)
     exprs: list[tuple[Expr, yaml.Node]] = field(default_factory=list)
 
 
@@ -216,12 +216,13 @@ def _read_special(c: Checker, kind: str, node: yaml.Node, where: str, draft: _Dr
         message = c.string(e["message"][1], f"{where}.message") if "message" in e else ""
         f["special"] = spec.Approval(role or "admin", message or "")
     elif kind == "register":
-        model = c.string(e["model"][1], f"{where}.model", MODEL_NAME_RE, "a model name") if "model" in e else None
+        model_name = c.string(e["model"][1], f"{where}.model", MODEL_NAME_RE, "a model name") \
+            if "model" in e else None
         artifact = c.ref(e["artifact"][1], f"{where}.artifact", ("artifact",)) if "artifact" in e else None
         if artifact is not None:
             draft.refs.append((artifact.step, artifact.name, e["artifact"][1]))
-        if model and artifact:
-            f["special"] = spec.Register(model, artifact)
+        if model_name and artifact:
+            f["special"] = spec.Register(model_name, artifact)
         f["outputs"] = ("version",)
     elif kind == "promote":
         source = c.string(e["from"][1], f"{where}.from") if "from" in e else None

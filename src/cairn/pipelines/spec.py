@@ -169,7 +169,11 @@ class Pipeline:
     levels: tuple[tuple[str, ...], ...] = ()  # level k: steps whose longest path from a root is k
 
     def step(self, step_id: str) -> Step:
-        return next(s for s in self.steps if s.id == step_id)
+        """The step with id ``step_id``; KeyError names the known ids when there is none."""
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(f"no step {step_id!r} in pipeline {self.name!r}: {', '.join(self.order)}")
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical form: defaults spelled out, expressions re-printed, maps sorted."""
