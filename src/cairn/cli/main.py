@@ -17,6 +17,7 @@ from cairn.cli.jobs import agent, jobs
 from cairn.cli.lineage import lineage
 from cairn.cli.monitor import monitor
 from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
+from cairn.cli.pipelines import pipelines
 from cairn.cli.registry import experiments, models, projects, runs
 from cairn.cli.reproduce import runs_reproduce
 from cairn.cli.reproducibility import runs_diff, runs_environment
@@ -164,6 +165,7 @@ for group in (projects, experiments, runs, models, tokens, members, audit, webho
 cli.add_command(lineage)
 cli.add_command(deployments)
 cli.add_command(monitor)
+cli.add_command(pipelines)
 cli.add_command(serve)
 runs.add_command(runs_diff)
 runs.add_command(runs_environment)
