@@ -29,7 +29,7 @@ def fires(expression: str, start: datetime, count: int, tz: str = PARIS) -> list
 
 
 def local(tz: str, *args: int, fold: int = 0) -> datetime:
-    return datetime(*args, tzinfo=ZoneInfo(tz), fold=fold)  # type: ignore[misc]
+    return datetime(*args, tzinfo=ZoneInfo(tz), fold=fold)  # type: ignore[misc,arg-type]
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -201,9 +201,9 @@ def expressions(draw: st.DrawFn) -> tuple[str, list[set[int]], bool, bool]:
     dom = field_text(draw, 1, 31)
     month = field_text(draw, 1, 12)
     dow = field_text(draw, 0, 6)
-    texts, sets = zip(minute, hour, dom, month, dow)
-    fields = list(sets)
-    return " ".join(texts), fields, texts[2].startswith("*"), texts[4].startswith("*")
+    parts = [minute, hour, dom, month, dow]
+    texts = [text for text, _ in parts]
+    return " ".join(texts), [values for _, values in parts], texts[2].startswith("*"), texts[4].startswith("*")
 
 
 def transitions(tz: str) -> list[int]:

@@ -21,8 +21,9 @@ from cairn.kernel.errors import InvalidInput
 MONTH_NAMES = {name.upper(): i for i, name in enumerate(calendar.month_abbr) if name}
 DAY_NAMES = {"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
 # (name, lowest, highest, names): the five fields in the order cron writes them.
-FIELDS = (("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day-of-month", 1, 31, {}),
-          ("month", 1, 12, MONTH_NAMES), ("day-of-week", 0, 7, DAY_NAMES))
+FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day-of-month", 1, 31, {}), ("month", 1, 12, MONTH_NAMES),
+    ("day-of-week", 0, 7, DAY_NAMES))
 MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
           "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
           "@hourly": "0 * * * *"}
