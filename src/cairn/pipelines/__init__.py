@@ -1,4 +1,5 @@
-"""Pipelines (CI/CD for ML): the pipeline file's format, its validation and its DAG. Pure code, no
+"""Pipelines (CI/CD for ML): the pipeline file's format, its validation and its DAG, and the
+trigger primitives (git pushes, events of record, schedules: ``triggers``, ``cron``). Pure code, no
 I/O beyond reading a file: the engine, the CLI and the API all parse a pipeline with
 :func:`load_pipeline` and get the same :class:`Pipeline` (docs/pipelines.md)."""
 
