@@ -4,6 +4,7 @@ the ad hoc report is computed on this machine (docs/monitor.md, "Command line an
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -118,6 +119,9 @@ def test_html_report_is_written_and_marks_the_drifted_column(files: dict[str, Pa
     assert drifted == {"amount"}, parser.rows
     assert "<script" not in page.lower() and page.count("<svg") >= 3
     assert [p.name for p in tmp_path.iterdir()] == ["drift.html"]  # no temp file left beside it
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain open() makes it, not 0600
 
 
 def test_reference_may_be_a_saved_profile_json(files: dict[str, Path], tmp_path: Path) -> None:

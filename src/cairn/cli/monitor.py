@@ -40,10 +40,14 @@ def monitor() -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file + fsync + rename: a report or profile is whole or absent."""
+    """Temp file + fsync + rename: a report or profile is whole or absent. The file gets the
+    mode a plain ``open`` would give it (the umask's), not the temp file's 0600."""
     path = path.expanduser()
     fd, name = tempfile.mkstemp(prefix=".cairn-", dir=path.parent if str(path.parent) else ".")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
