@@ -69,7 +69,11 @@ class Up:
         return self.out_path.read_text(errors="replace")
 
     def wait_healthy(self, timeout: float = 90) -> "Up":
-        wait(lambda: healthy(self.url) or self.proc.poll() is not None, timeout, "cairn up to be healthy")
+        """Healthy through the gateway AND the supervisor past its own start: it prints "Cairn
+        is up" when its health wait is over. A test that stops the supervisor or kills NATS
+        before that line caught it still waiting for health, which then never came."""
+        wait(lambda: (healthy(self.url) and "Cairn is up" in self.output()) or self.proc.poll() is not None,
+             timeout, "cairn up to be healthy")
         assert self.proc.poll() is None, self.output()
         return self
 
