@@ -103,7 +103,7 @@ def record_success(state: State, *, step: str, attempt: int, outputs: Mapping[st
     """A step's job (or the engine's own work for a special step) succeeded with these outputs
     (name -> digest) and metrics; every output the step declares must be there."""
     _running(state, step, attempt)
-    declared = state["definition_steps"][step]["outputs"]  # type: ignore[index]
+    declared = _run(state)["definition_steps"][step]["outputs"]
     missing = [name for name in declared if name not in outputs]
     if missing:
         raise InvalidInput(f"step {step!r} declares output {missing[0]!r} but did not produce it",
