@@ -236,7 +236,7 @@ def test_a_generated_thousand_step_dag_draws_in_every_format() -> None:
 
 
 def test_cli_show_draws_the_file_in_each_format() -> None:
-    runner = CliRunner()
+    runner = CliRunner(env={"COLUMNS": "80"})  # rich reads the width from COLUMNS when not a terminal
     text = runner.invoke(cli, ["pipelines", "show", str(EXAMPLE)])
     assert text.exit_code == 0, text.output
     assert text.output == render_text(load_pipeline(EXAMPLE), width=80)  # not a terminal: no colour codes
@@ -246,6 +246,12 @@ def test_cli_show_draws_the_file_in_each_format() -> None:
     assert check_mermaid(mermaid.output)[1] == named(EDGES)
     dot = runner.invoke(cli, ["pipelines", "show", str(EXAMPLE), "--format", "dot"])
     assert check_dot(dot.output)[1] == named(EDGES)
+
+
+def test_cli_show_falls_back_to_ascii_where_the_output_cannot_encode_the_symbols() -> None:
+    result = CliRunner(charset="ascii", env={"COLUMNS": "80"}).invoke(cli, ["pipelines", "show", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert result.output == render_text(load_pipeline(EXAMPLE), width=80, ascii_only=True)
 
 
 def test_cli_show_json_gives_steps_levels_and_the_drawing() -> None:

@@ -122,6 +122,7 @@ def show(click_ctx: click.Context, file: Path, fmt: str, ascii_only: bool, as_js
 
 
 def _can_encode(encoding: str, text: str) -> bool:
+    """Whether an output in ``encoding`` can print ``text`` (a C-locale pipe or an old console cannot)."""
     try:
         text.encode(encoding or "ascii")
     except (LookupError, UnicodeEncodeError):
