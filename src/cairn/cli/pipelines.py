@@ -61,3 +61,70 @@ def validate(click_ctx: click.Context, file: Path, as_json: bool) -> None:
         for problem in problems:
             click.echo(f"{file}:{problem.line}:{problem.column}: {problem.message}")
     sys.exit(1)
+
+
+@pipelines.command("show")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), default=Path("cairn/pipeline.yaml"))
+@click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot"]), default="text", show_default=True,
+              help="text for a terminal; mermaid (a flowchart for Markdown) or dot (Graphviz) to paste elsewhere.")
+@click.option("--ascii", "ascii_only", is_flag=True, help="Draw text with ASCII characters only, without colour.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output (the steps and the drawing).")
+@click.pass_context
+def show(click_ctx: click.Context, file: Path, fmt: str, ascii_only: bool, as_json: bool) -> None:
+    """Draw a pipeline's DAG: its steps by level, each with its kind and the steps it needs.
+
+    FILE is a pipeline file for now; a pipeline run id (drawing each step's state) comes with the
+    pipeline engine. An invalid file prints FILE:LINE:COL: message per problem and exits 1.
+
+    Example: cairn pipelines show cairn/pipeline.yaml --format mermaid
+    """
+    from rich.console import Console
+
+    from cairn.pipelines.render import (
+        levels_of,
+        render_dot,
+        render_mermaid,
+        render_rich,
+        render_text,
+    )
+    from cairn.pipelines.validate import PipelineError, load_pipeline
+
+    as_json = as_json or bool(getattr(click_ctx.obj, "as_json", False))
+    try:
+        pipeline = load_pipeline(file)
+    except OSError as err:
+        click.echo(f"{file}:1:1: cannot read the file: {err.strerror or err}", err=True)
+        sys.exit(1)
+    except PipelineError as err:
+        for problem in err.problems:
+            click.echo(f"{file}:{problem.line}:{problem.column}: {problem.message}", err=True)
+        sys.exit(1)
+    console = Console(soft_wrap=True, highlight=False)
+    # a terminal that cannot print the box-drawing characters gets the ASCII drawing
+    ascii_only = ascii_only or not _can_encode(console.encoding, "─←✓○●✗⊘↺⏸")
+    if fmt == "mermaid":
+        drawing = render_mermaid(pipeline)
+    elif fmt == "dot":
+        drawing = render_dot(pipeline)
+    else:
+        drawing = render_text(pipeline, width=console.width, ascii_only=ascii_only)
+    if as_json:
+        level = {step_id: k for k, ids in enumerate(levels_of(pipeline)) for step_id in ids}
+        steps = [{"id": s.id, "kind": s.kind, "needs": list(s.needs), "level": level[s.id], "state": None}
+                 for s in pipeline.steps]
+        click.echo(json.dumps({"file": str(file), "name": pipeline.name, "digest": pipeline.digest(),
+                               "levels": levels_of(pipeline), "steps": steps, "format": fmt,
+                               "drawing": drawing}, indent=2))
+    elif fmt == "text" and not ascii_only:
+        console.print(render_rich(pipeline, width=console.width), end="")
+    else:
+        click.echo(drawing, nl=False)
+
+
+def _can_encode(encoding: str, text: str) -> bool:
+    """Whether an output in ``encoding`` can print ``text`` (a C-locale pipe or an old console cannot)."""
+    try:
+        text.encode(encoding or "ascii")
+    except (LookupError, UnicodeEncodeError):
+        return False
+    return True
