@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import operator
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -276,7 +277,7 @@ def references(node: Expr) -> list[Ref]:
     return []
 
 
-def evaluate(node: Expr, params: dict[str, Any], steps: dict[str, dict[str, dict[str, Any]]]) -> Any:
+def evaluate(node: Expr, params: Mapping[str, Any], steps: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Any:
     """The value of ``node`` given the run's params and earlier steps' ``metrics``/``outputs``.
     A missing value or a comparison of unlike types raises :class:`ExpressionError` (offset 0):
     a condition that cannot be decided must not be read as false."""
