@@ -217,10 +217,18 @@ class Egress:
         the name up exactly once; on a connection failure tries the lookup's other addresses.
         InvalidInput: refused or unresolvable; aiohttp.ClientError or asyncio.TimeoutError: the call
         failed. The whole call (lookup included) takes at most ``timeout_s``."""
-        target = parse_target(url)
-        return await asyncio.wait_for(self._post(target, body, headers), self.timeout_s)
+        status, _ = await self.post_for_reply(url, body, headers, reply_limit=0)
+        return status
 
-    async def _post(self, target: Target, body: bytes, headers: Mapping[str, str]) -> int:
+    async def post_for_reply(self, url: str, body: bytes, headers: Mapping[str, str], *,
+                             reply_limit: int = 65536) -> tuple[int, bytes]:
+        """As :meth:`post`, and also the first ``reply_limit`` bytes of the reply's body (for
+        callers that report the receiver's own error message, such as commit statuses)."""
+        target = parse_target(url)
+        return await asyncio.wait_for(self._post(target, body, headers, reply_limit), self.timeout_s)
+
+    async def _post(self, target: Target, body: bytes, headers: Mapping[str, str],
+                    reply_limit: int) -> tuple[int, bytes]:
         session = self._client()
         failure: Exception | None = None
         for address in await self.resolve(target):
@@ -228,7 +236,8 @@ class Egress:
                 async with session.post(target.at(address), data=body, allow_redirects=False,
                                         headers={**headers, "Host": target.host_header},
                                         server_hostname=target.tls_name) as resp:
-                    return resp.status
+                    reply = await resp.content.read(reply_limit) if reply_limit > 0 else b""
+                    return resp.status, reply
             except aiohttp.ClientConnectorError as err:
                 failure = err  # this address does not answer: the next one from the same lookup
         assert failure is not None  # resolve never returns an empty list
