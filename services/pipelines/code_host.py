@@ -6,9 +6,9 @@ The body follows GitHub's commit-status API (``POST /repos/{owner}/{repo}/status
 140 characters) and ``context`` (``cairn/<pipeline>``, so each pipeline has its own check line).
 GitLab and Gitea accept the same shape on compatible endpoints.
 
-The call is an outgoing call to a URL a site admin configures, so it goes through the gateway's
-egress guard (globally routable addresses only, checked on the address actually connected to).
-Why import the gateway's module rather than keep a copy: one guard means one place where the
+The call is an outgoing call to a URL a site admin configures, so it goes through the egress guard
+the gateway's webhooks use (``cairn.kernel.egress``: globally routable addresses only, checked on
+the address actually connected to). One guard for every outgoing call means one place where the
 rules can be wrong. The token is sent only in the ``Authorization`` header and never appears in a
 log line, a ``repr`` or a message.
 """
@@ -25,8 +25,8 @@ from typing import Any
 
 import aiohttp
 
+from cairn.kernel.egress import Egress
 from cairn.kernel.errors import InvalidInput
-from cairn.services.gateway.egress import Egress
 
 log = logging.getLogger(__name__)
 

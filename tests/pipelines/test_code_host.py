@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from test_engine_domain import Run, seeds
 
+from cairn.kernel.egress import Egress
 from cairn.kernel.errors import InvalidInput
-from cairn.services.gateway.egress import Egress
 from cairn.services.pipelines import domain
 from cairn.services.pipelines.code_host import DESCRIPTION_LIMIT, StatusReporter, commit_status, cut
 
