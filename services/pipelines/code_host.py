@@ -76,7 +76,7 @@ def _describe(run: Mapping[str, Any]) -> str:
         step = steps[failed[0]]
         why = _gate_numbers(step, failed_only=True) if step.get("comparisons") else (step.get("message") or "")
         reason = f" ({step['reason']})" if step.get("reason") and step.get("reason") != "gate" else ""
-        return f"step {failed[0]} failed{reason}: {why}".rstrip(": ")
+        return f"step {failed[0]} failed{reason}" + (f": {why}" if why else "")
     cached = sum(1 for s in steps.values() if s["state"] == "cached")
     skipped = sum(1 for s in steps.values() if s["state"] == "skipped")
     gates = [_gate_numbers(s, champion_only=True) for s in steps.values() if s.get("comparisons")]
