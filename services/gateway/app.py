@@ -21,8 +21,9 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import Field, field_validator
 
-from cairn.kernel import jobtoken
+from cairn.kernel import dns, jobtoken
 from cairn.kernel.commands import CommandContext
+from cairn.kernel.egress import Egress
 from cairn.kernel.errors import InvalidInput, NotFound
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.identity import SIGNED_IN, Signer
@@ -30,10 +31,9 @@ from cairn.kernel.ids import NAME_RE, new_id
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.protocol import ACCESS_SEQUENCE_HEADER
-from cairn.services.gateway import dns, domain
+from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_request, new_token
-from cairn.services.gateway.egress import Egress
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import body_limits, request_limits
 from cairn.services.gateway.mlflow import router as mlflow_router

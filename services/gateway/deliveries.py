@@ -26,10 +26,10 @@ from typing import Any
 import aiohttp
 
 from cairn.kernel.commands import CommandContext, CommandHandler
+from cairn.kernel.egress import Egress
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.store import SqliteStore
 from cairn.services.gateway import domain
-from cairn.services.gateway.egress import Egress
 from cairn.services.gateway.signing import sign
 from cairn.services.gateway.store import GatewayStore
 

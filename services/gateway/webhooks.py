@@ -23,12 +23,12 @@ from typing import Any
 from nats.js.errors import NotFoundError
 
 from cairn.kernel.commands import CommandHandler
+from cairn.kernel.egress import Egress
 from cairn.kernel.envelope import SUBJECT_PREFIX, Event, aggregate_subjects
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.projection import BATCH, ProjectionRunner
 from cairn.kernel.store import SqliteStore
 from cairn.services.gateway.deliveries import OUTBOX_SCHEMA, Delivery, DeliveryQueues, drop, enqueue
-from cairn.services.gateway.egress import Egress
 from cairn.services.gateway.events import public_dict
 from cairn.services.gateway.signing import sign, verify
 from cairn.services.gateway.store import GatewayStore
