@@ -24,8 +24,8 @@ from cairn.kernel.envelope import Event
 from cairn.kernel.errors import Conflict, EventOutOfOrder, Forbidden, InvalidInput, NotFound
 from cairn.pipelines.expr import ExpressionError, evaluate
 from cairn.pipelines.spec import ROLES, Pipeline, Step
-from services.pipelines.cache import CacheEntry, cache_key
-from services.pipelines.gates import GateDecision
+from cairn.services.pipelines.cache import CacheEntry, cache_key
+from cairn.services.pipelines.gates import GateDecision
 
 State = dict[str, Any] | None
 TRIGGERS = ("push", "event", "schedule", "manual")
