@@ -55,7 +55,6 @@ import platform
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -67,6 +66,7 @@ from cairn.monitor import Profile, profile_table
 from cairn.monitor.drift import DatasetDrift, dataset_drift
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from evidently_peer import evidently_decisions, import_evidently  # noqa: E402
 from monitor_ingest import add_arguments, run_ingest  # noqa: E402
 
 EVIDENTLY_METHODS = {"ks": "K-S p_value", "wasserstein": "Wasserstein distance (normed)"}
@@ -201,43 +201,6 @@ def run_big(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def import_evidently() -> Any:
-    """Evidently 0.7.23 imports ``infer_dtype_from_object`` (removed in pandas 3) for a check
-    this benchmark never runs; give it a stand-in that refuses to be called, then import."""
-    import pandas.core.dtypes.common as pandas_common
-    if not hasattr(pandas_common, "infer_dtype_from_object"):
-        def _removed_in_pandas_3(_: object) -> None:
-            raise NotImplementedError("infer_dtype_from_object was removed in pandas 3")
-        pandas_common.infer_dtype_from_object = _removed_in_pandas_3  # type: ignore[attr-defined]
-    import evidently
-    return evidently
-
-
-def evidently_decisions(reference: Any, current: Any, api: str) -> dict[str, tuple[str, bool]]:
-    """Evidently's per-column (method, drifted), from the snapshot of one report run."""
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset
-
-    columns = list(reference.columns)
-    definition = DataDefinition(numerical_columns=columns)
-    metrics = [DataDriftPreset()] if api == "preset" else [ValueDrift(column=c) for c in columns]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        snapshot = Report(metrics).run(
-            current_data=Dataset.from_pandas(current, data_definition=definition),
-            reference_data=Dataset.from_pandas(reference, data_definition=definition))
-    decisions = {}
-    for metric in snapshot.dict()["metrics"]:
-        config, value = metric["config"], metric["value"]
-        if "column" not in config or "method" not in config:
-            continue  # DriftedColumnsCount: the share, derived from the per-column results
-        drifted = value < config["threshold"] if "p_value" in config["method"] \
-            else value >= config["threshold"]
-        decisions[config["column"]] = (config["method"], bool(drifted))
-    return decisions
-
-
 def cairn_decisions(drift: DatasetDrift) -> dict[str, tuple[str, bool]]:
     return {c.column: (EVIDENTLY_METHODS.get(c.method, c.method), c.drifted) for c in drift.columns}
 
@@ -259,7 +222,7 @@ def run_versus(args: argparse.Namespace) -> dict[str, Any]:
     cairn_window_s, window_drift = best_of(args.repeat, lambda: dataset_drift(
         ref, profile_table(current_table, reference=ref, threads=args.threads)))
     evidently_s, theirs = best_of(args.evidently_repeat, lambda: evidently_decisions(
-        reference_frame, current_frame, args.evidently_api))
+        reference_frame, current_frame, numerical=list(reference_frame.columns), api=args.evidently_api))
     ref_s, _ = timed(lambda: profile_table(reference_table, threads=args.threads))
     cur_s, cur = timed(lambda: profile_table(current_table, reference=ref, threads=args.threads))
     drift_s, _ = timed(lambda: dataset_drift(ref, cur))

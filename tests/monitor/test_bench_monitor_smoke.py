@@ -3,14 +3,11 @@ never asserted; the figures are in benchmarks/README.md)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_monitor.py"
 
@@ -21,8 +18,6 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_versus_evidently_agrees_on_every_column_of_a_tiny_table() -> None:
-    if importlib.util.find_spec("evidently") is None:  # not imported here: it needs the script's
-        pytest.skip("the test extra evidently==0.7.23")  # pandas 3 stand-in first
     done = _run("--versus-evidently", "--rows", "2000", "--cols", "5", "--repeat", "1")
     assert done.returncode == 0, done.stderr
     assert "decisions agree: 5/5" in done.stdout

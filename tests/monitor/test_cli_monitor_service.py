@@ -1,6 +1,5 @@
 """The monitor CLI and SDK against the monitor service (part C of issue 20): registered profiles,
-a deployment's reference, status, alert rules and alerts. Skipped until ``services/monitor``
-exists on the branch (the lead removes the skip when merging it)."""
+a deployment's reference, status, alert rules and alerts."""
 
 from __future__ import annotations
 
@@ -13,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from cairn.cli.main import cli  # noqa: E402
-from cairn.monitor import Profile, profile_table  # noqa: E402
-from cairn.sdk.client import ApiError, Client  # noqa: E402
-from cairn.sdk.deployments import Deployments  # noqa: E402
+from cairn.cli.main import cli
+from cairn.monitor import Profile, profile_table
+from cairn.sdk.client import ApiError, Client
+from cairn.sdk.deployments import Deployments
 
-from platform_harness import Platform  # noqa: E402
+from platform_harness import Platform
 
 pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
 

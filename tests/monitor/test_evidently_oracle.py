@@ -5,28 +5,19 @@ normed / Jensen-Shannon above)."""
 
 from __future__ import annotations
 
-import warnings
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pandas.core.dtypes.common as pandas_common
 import pyarrow as pa
 import pytest
 
 from cairn.monitor import profile_table
 from cairn.monitor.drift import dataset_drift
 
-if not hasattr(pandas_common, "infer_dtype_from_object"):
-    # Evidently 0.7.23 imports this name (removed in pandas 3) for a data-integrity test that
-    # these tests never run; without it `import evidently` fails. It must never be called.
-    def _removed_in_pandas_3(_: object) -> None:
-        raise NotImplementedError("infer_dtype_from_object was removed in pandas 3")
-
-    pandas_common.infer_dtype_from_object = _removed_in_pandas_3  # type: ignore[attr-defined]
-
-evidently = pytest.importorskip("evidently", reason="the test extra evidently==0.7.23")
-from evidently import DataDefinition, Dataset, Report  # noqa: E402
-from evidently.metrics import ValueDrift  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from evidently_peer import evidently_decisions  # noqa: E402
 
 NUMERIC = ["same", "mean_shift", "variance", "skewed_same"]
 CATEGORICAL = ["new_category", "stable", "reweighted"]
@@ -49,31 +40,13 @@ def _tables(seed: int, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return draw(False), draw(True)
 
 
-def _evidently_decisions(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, tuple[str, bool]]:
-    definition = DataDefinition(numerical_columns=NUMERIC, categorical_columns=CATEGORICAL)
-    report = Report([ValueDrift(column=c) for c in NUMERIC + CATEGORICAL])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        snapshot = report.run(current_data=Dataset.from_pandas(current, data_definition=definition),
-                              reference_data=Dataset.from_pandas(reference, data_definition=definition))
-    decisions = {}
-    for metric in snapshot.dict()["metrics"]:
-        config, value = metric["config"], metric["value"]
-        if "p_value" in config["method"]:
-            drifted = value < config["threshold"]
-        else:
-            drifted = value >= config["threshold"]
-        decisions[config["column"]] = (config["method"], bool(drifted))
-    return decisions
-
-
 @pytest.mark.parametrize(("seed", "n"), [(1, 600), (5, 900), (3, 3000), (4, 5000)])
 def test_per_column_drift_decisions_agree_with_evidently(seed: int, n: int) -> None:
     reference, current = _tables(seed, n)
     ref = profile_table(pa.Table.from_pandas(reference, preserve_index=False))
     cur = profile_table(pa.Table.from_pandas(current, preserve_index=False), reference=ref)
     ours = {c.column: (c.method, c.drifted) for c in dataset_drift(ref, cur).columns}
-    theirs = _evidently_decisions(reference, current)
+    theirs = evidently_decisions(reference, current, numerical=NUMERIC, categorical=CATEGORICAL)
     expected_methods = {"ks": "K-S p_value", "chisquare": "chi-square p_value",
                         "wasserstein": "Wasserstein distance (normed)",
                         "jensenshannon": "Jensen-Shannon distance"}

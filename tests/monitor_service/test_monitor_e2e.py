@@ -38,7 +38,7 @@ from platform_harness import Platform, read_all_events
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 from serving_proc import serving  # noqa: E402
 
-profile_table = pytest.importorskip("cairn.monitor.profile").profile_table
+from cairn.monitor import profile_table  # noqa: E402
 
 PROJECT = f"mone2e{os.getpid()}"
 DEPLOYMENT = "scorer"

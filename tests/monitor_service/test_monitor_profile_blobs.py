@@ -22,11 +22,10 @@ import pytest
 
 import cairn
 from cairn.core import blake3
+from cairn.monitor import profile as profile_lib
 from cairn.sdk.client import ApiError
 
 from platform_harness import Platform, read_all_events, stream_last_seq
-
-profile_lib = pytest.importorskip("cairn.monitor.profile")
 
 TEAM, OTHER = "prof-team", "prof-other"
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from cairn.monitor import profile
+
 from monitor_helpers import (
     closed_windows,
     deployed_project,
@@ -137,7 +139,6 @@ def test_a_registered_reference_gives_windows_their_drift(platform: Platform, ad
     import numpy as np
     import pandas as pd
 
-    profile = pytest.importorskip("cairn.monitor.profile")
     reference = profile.profile_table(pd.DataFrame({"amount": np.random.default_rng(5).normal(0, 1, 300),
                                                     "country": ["de"] * 300}))
     body = {"profile": json.loads(reference.to_json()), "source": {"dataset": "fraud", "version": 3}}

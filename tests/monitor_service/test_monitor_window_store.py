@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cairn.monitor import profile
 from cairn.services.monitor.consumer import parse
 from cairn.services.monitor.window_store import WindowStore
 from cairn.services.monitor.windows import LATENCY_ALPHA, LatencySketch, downsample
@@ -124,7 +125,6 @@ def shifted_samples(rng: np.random.Generator, start: int, when: float, shift: fl
 def test_a_closed_window_carries_its_drift_against_the_reference(tmp_path: Path) -> None:
     """The smallest window is profiled on the reference's edges and compared; the larger window
     merges the smallest windows' profiles (needs the statistics library, cairn.monitor)."""
-    profile = pytest.importorskip("cairn.monitor.profile")
     from cairn.services.monitor.windows import Reference
 
     rng = np.random.default_rng(3)
@@ -153,7 +153,6 @@ def feedback(seq: int, request_id: str, label: object, when: float) -> tuple[int
 def test_labels_give_the_window_of_their_arrival_its_live_performance(store: WindowStore) -> None:
     """Predictions 0,1,0,1 for r0..r3; labels 0,1,1,1 arrive in the next window: accuracy 3/4.
     A second label for a request, and a label for a request never sampled, change nothing."""
-    pytest.importorskip("cairn.monitor.performance")
     batch = [sample(i, BASE + 1) for i in range(4)]
     for i, item in enumerate(batch):
         object.__setattr__(item, "prediction", [i % 2])
@@ -172,7 +171,6 @@ def test_labels_give_the_window_of_their_arrival_its_live_performance(store: Win
 
 
 def test_regression_labels_give_mae_and_rmse() -> None:
-    pytest.importorskip("cairn.monitor.performance")
     from cairn.services.monitor.windows import performance
 
     result = performance([("1.5", "1.0"), ("2.0", "3.0")])
@@ -183,7 +181,6 @@ def test_a_window_profiled_batch_by_batch_drifts_as_one_profiled_at_once(tmp_pat
     """The smallest window keeps a running profile merged batch by batch (no raw message kept):
     the same messages in one batch or in three give the same drift, and nothing is left after
     the close."""
-    profile = pytest.importorskip("cairn.monitor.profile")
     from cairn.services.monitor.windows import Reference
 
     rng = np.random.default_rng(5)
@@ -209,7 +206,6 @@ def test_a_window_profiled_batch_by_batch_drifts_as_one_profiled_at_once(tmp_pat
 
 
 def test_a_window_whose_reference_changed_while_open_closes_without_drift(tmp_path: Path) -> None:
-    profile = pytest.importorskip("cairn.monitor.profile")
     from cairn.services.monitor.windows import Reference
 
     rng = np.random.default_rng(6)
@@ -227,7 +223,6 @@ def test_a_window_whose_reference_changed_while_open_closes_without_drift(tmp_pa
 
 
 def test_predictions_past_the_label_horizon_are_forgotten_and_younger_ones_kept(tmp_path: Path) -> None:
-    pytest.importorskip("cairn.monitor.performance")
     store = WindowStore(tmp_path / "w.sqlite3", SIZES, grace_s=2.0, label_horizon_s=100.0)
     store.ingest(parse([message(1, [sample(0, BASE + 1)])]))
     store.ingest(parse([message(2, [sample(1, BASE + 50)])]))
@@ -261,7 +256,6 @@ def test_requests_are_read_as_columns_with_shadows_extra_rows_and_missing_values
 def test_a_window_whose_profile_failed_closes_without_drift_not_with_part_of_it(tmp_path: Path) -> None:
     """A feature named like the prediction column cannot be profiled: that window keeps no
     drift even when later batches of it profile well (a drift of part of its rows would mislead)."""
-    profile = pytest.importorskip("cairn.monitor.profile")
     from cairn.services.monitor.windows import Reference
 
     rng = np.random.default_rng(8)
