@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from test_engine_domain import Run, seeds
+from run_replay import Run, seeds
 
 from cairn.kernel.egress import Egress
 from cairn.kernel.errors import InvalidInput
@@ -104,13 +104,7 @@ def test_a_run_reports_pending_then_success_with_path_headers_and_body(code_host
     pending = commit_status(run.state, run_url=RUN_URL)  # type: ignore[arg-type]
     assert pending["state"] == "pending" and "running gate" in pending["description"]
     run.gate(seeds(0.999, 0.998, 0.999), champion=None)
-    run.advance()
-    run.succeed("register", {"version": 1})
-    run.advance()
-    run.succeed("promote")
-    run.advance()
-    run.succeed("deploy")
-    run.advance()
+    run.deploy_after_gate()
     success = commit_status(run.state, run_url=RUN_URL)  # type: ignore[arg-type]
     assert success == {"state": "success", "target_url": RUN_URL, "context": "cairn/fraud-ml",
                        "description": success["description"]}
