@@ -6,7 +6,7 @@ import pytest
 
 import cairn
 
-from platform_harness import Platform, stream_last_seq
+from platform_harness import Platform, stream_last_seq, wait_metrics_settled
 
 pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
 
@@ -51,6 +51,7 @@ def test_changing_a_param_raises_api_error(client: cairn.Client) -> None:
 
 def test_explicit_idempotency_key_appends_once(client: cairn.Client, platform: Platform) -> None:
     client.ensure_project("sdk")
+    wait_metrics_settled(platform)  # the earlier tests' runs: their metric.summarized follows a moment later
     before = stream_last_seq(platform)
     first = client.request("POST", "/api/v1/registry/projects/sdk/runs", json={}, idempotency_key="k-1")
     again = client.request("POST", "/api/v1/registry/projects/sdk/runs", json={}, idempotency_key="k-1")
