@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from cairn.pipelines.expr import Expr, to_source
@@ -168,12 +169,16 @@ class Pipeline:
     order: tuple[str, ...] = ()  # topological, ties by file order
     levels: tuple[tuple[str, ...], ...] = ()  # level k: steps whose longest path from a root is k
 
+    @cached_property
+    def _by_id(self) -> dict[str, Step]:
+        return {step.id: step for step in reversed(self.steps)}  # the first of a duplicated id wins
+
     def step(self, step_id: str) -> Step:
         """The step with id ``step_id``; KeyError names the known ids when there is none."""
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(f"no step {step_id!r} in pipeline {self.name!r}: {', '.join(self.order)}")
+        try:
+            return self._by_id[step_id]
+        except KeyError:
+            raise KeyError(f"no step {step_id!r} in pipeline {self.name!r}: {', '.join(self.order)}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical form: defaults spelled out, expressions re-printed, maps sorted."""
