@@ -20,15 +20,16 @@ from cairn.kernel.envelope import Event, embedded_record
 
 # Node kinds and edge types (docs/lineage.md has the table).
 NODE_KINDS = ("dataset", "dataset_version", "blob", "run", "model", "model_version", "alias", "commit",
-              "environment", "job", "sweep", "deployment", "profile")  # new kinds go last: codes are stored
+              "environment", "job", "sweep", "deployment", "profile",
+              "pipeline_run")  # new kinds go last: codes are stored
 USED = "used"                # dataset_version -> run, dataset_version -> job: the run read it
 PRODUCED = "produced"        # run -> blob (a logged artifact), run -> model_version (registered from it)
 CONTENT_OF = "content_of"    # blob -> dataset_version / model_version: the version's bytes (manifest)
 VERSION_OF = "version_of"    # dataset_version -> dataset, model_version -> model (not walked)
 PROMOTED_TO = "promoted_to"  # model_version -> alias, while the alias points at it
-RAN_WITH = "ran_with"        # commit -> run, environment -> run
+RAN_WITH = "ran_with"        # commit -> run, environment -> run, commit -> pipeline_run
 RAN_IN = "ran_in"            # job -> run: the run is the job's execution
-PART_OF = "part_of"          # sweep -> job / run: a trial of the sweep
+PART_OF = "part_of"          # sweep -> job / run: a trial of the sweep; pipeline_run -> job / run: a step
 DEPLOYED_AS = "deployed_as"  # model_version / alias -> deployment
 SUMMARISED_AS = "summarised_as"  # dataset_version / run -> profile: the monitor's column statistics of it
 EDGE_TYPES = (USED, PRODUCED, CONTENT_OF, VERSION_OF, PROMOTED_TO, RAN_WITH, RAN_IN, PART_OF, DEPLOYED_AS,
@@ -163,6 +164,10 @@ def profile(project: str, digest: str) -> NodeSpec:
     return NodeSpec(f"profile:{project}/{digest}", "profile", project, digest)
 
 
+def pipeline_run(project: str, run_id: str, title: str | None = None) -> NodeSpec:
+    return NodeSpec(f"pipeline_run:{project}/{run_id}", "pipeline_run", project, run_id, title=title)
+
+
 # --- artifacts events ----------------------------------------------------------------------------
 
 @maps("dataset.version_created")
@@ -276,11 +281,21 @@ def _environment_recorded(g: GraphChanges, e: Event) -> None:
 def _job(g: GraphChanges, e: Event) -> None:
     nid = g.node(job(e.project, e.aggregate_id, _get(e.data, "name", "spec.name")), e)
     run_id = _get(e.data, "run_id")
-    if isinstance(run_id, str):
-        g.edge(nid, g.node(run(e.project, run_id), e), RAN_IN, e)
+    run_nid = g.node(run(e.project, run_id), e) if isinstance(run_id, str) else None
+    if run_nid is not None:
+        g.edge(nid, run_nid, RAN_IN, e)
     sweep_id = _get(e.data, "sweep_id")
     if isinstance(sweep_id, str):
         g.edge(g.node(sweep(e.project, sweep_id), e), nid, PART_OF, e)
+    # a pipeline's job step: the pipelines service names its run in the job's environment
+    pipeline_run_id = _get(e.data, "spec.env.CAIRN_PIPELINE_RUN")
+    if isinstance(pipeline_run_id, str):
+        parent = g.node(pipeline_run(e.project, pipeline_run_id), e)
+        step = _get(e.data, "spec.env.CAIRN_PIPELINE_STEP")
+        label = step if isinstance(step, str) else None
+        g.edge(parent, nid, PART_OF, e, label=label)
+        if run_nid is not None:
+            g.edge(parent, run_nid, PART_OF, e, label=label)
 
 
 @maps("sweep.created")
@@ -335,3 +350,25 @@ def _profile_registered(g: GraphChanges, e: Event) -> None:
         g.edge(g.node(dataset_version(e.project, source["dataset"], source["version"]), e), node, SUMMARISED_AS, e)
     elif "run" in source:
         g.edge(g.node(run(e.project, source["run"]), e), node, SUMMARISED_AS, e)
+
+
+# --- pipelines -----------------------------------------------------------------------------------
+
+@maps("pipeline_run.started")
+def _pipeline_run_started(g: GraphChanges, e: Event) -> None:
+    """commit -> pipeline run (the code it ran: the pushed commit, or the code snapshot's commit);
+    the run's steps link in through their jobs (``_job``)."""
+    nid = g.node(pipeline_run(e.project, e.aggregate_id, _get(e.data, "pipeline")), e)
+    g.set_status(nid, "running", e)
+    sha = _get(e.data, "trigger.commit", "code.commit")
+    if isinstance(sha, str):
+        repo = _get(e.data, "trigger.repo.full_name", "trigger.repo", "code.repo")
+        g.edge(g.node(commit(sha, repo if isinstance(repo, str) else None), e), nid, RAN_WITH, e)
+    archive = _get(e.data, "code.archive_digest")
+    if isinstance(archive, str):
+        g.edge(g.node(blob(archive), e), nid, RAN_WITH, e, label="code")
+
+
+@maps("pipeline_run.finished")
+def _pipeline_run_finished(g: GraphChanges, e: Event) -> None:
+    g.set_status(g.node(pipeline_run(e.project, e.aggregate_id), e), str(e.data.get("outcome") or "finished"), e)

@@ -18,7 +18,7 @@ from cairn.services.lineage.refs import NodeRef, display_ref, parse_ref
 from cairn.services.lineage.store import LineageStore
 
 PROJECT_RE = NAME_RE
-IMPACT_KINDS = ("run", "model_version", "alias", "deployment", "dataset_version", "job")
+IMPACT_KINDS = ("run", "model_version", "alias", "deployment", "dataset_version", "job", "pipeline_run")
 
 
 @dataclass(frozen=True)
