@@ -41,7 +41,7 @@ class PipelinesProjection(SnapshotProjection):
     def fold(self, conn: sqlite3.Connection, subject: str, evolve: Evolve, event: Event, *,
              advance: bool = True) -> None:
         if evolve in WHOLE_EVENT_EVOLVERS:
-            whole = evolve
+            whole: Any = evolve  # domain.evolve takes the whole event, not (type, data)
             super().fold(conn, subject, lambda state, _type, _data: whole(state, event), event, advance=advance)
         else:
             super().fold(conn, subject, evolve, event, advance=advance)
