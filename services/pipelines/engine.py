@@ -29,8 +29,8 @@ from cairn.kernel.service import ServiceRuntime
 from cairn.pipelines.spec import Pipeline, Step
 from cairn.services.pipelines import domain
 from cairn.services.pipelines.clients import Clients, Refused, Unreachable
-from cairn.services.pipelines.definition import pipeline_of
 from cairn.services.pipelines.special_steps import SpecialSteps
+from cairn.services.pipelines.store import pipeline_of
 
 log = logging.getLogger(__name__)
 ACTOR = "service:pipelines"
@@ -56,7 +56,6 @@ class Engine:
         self.special = SpecialSteps(self)
         self.submitted: dict[str, float] = {}  # job key -> when this process last submitted it
         self.failures: dict[tuple[str, str], tuple[int, float]] = {}  # run -> (failures, next try at)
-        self.pipelines: dict[str, Pipeline] = {}
         self.submitted_cancels: set[str] = set()  # scheduler job ids this process asked to cancel
         self.last_error: str | None = None
 
@@ -104,10 +103,7 @@ class Engine:
             self.last_error = None
 
     def pipeline(self, state: dict[str, Any]) -> Pipeline:
-        digest = state["digest"]
-        if digest not in self.pipelines:
-            self.pipelines[digest] = pipeline_of(state["definition"])
-        return self.pipelines[digest]
+        return pipeline_of(state)  # cached by definition in the store module
 
     def state(self, project: str, run_id: str) -> dict[str, Any] | None:
         return self.store.run_state(project, run_id)[1]

@@ -16,7 +16,7 @@ DATASET_REF_RE = anchored(rf"{DATASET_NAME}(@[A-Za-z0-9_.-]{{1,64}})?")
 PARAM_KEY_RE = anchored(r"[A-Za-z0-9_.-]{1,250}")
 ENV_NAME_RE = anchored(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 MAX_NODES = 64
-PIPELINE_ENV_PREFIX = "CAIRN_PIPELINE_"  # set by the pipelines engine on its steps' jobs (docs/pipelines.md)
+PIPELINE_ENV_PREFIX = "CAIRN_PIPELINE"  # set by the pipelines engine on its steps' jobs (docs/pipelines.md)
 
 
 class Resources(BaseModel):
