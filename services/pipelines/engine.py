@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from cairn.kernel.errors import Conflict
 from cairn.kernel.ids import new_id
 from cairn.kernel.service import ServiceRuntime
 from cairn.pipelines.spec import Pipeline, Step
+from cairn.protocol import EVENT_SUBJECT_PREFIX
 from cairn.services.pipelines import domain
 from cairn.services.pipelines.clients import Clients, Refused, Unreachable
 from cairn.services.pipelines.special_steps import SpecialSteps
@@ -48,8 +50,6 @@ class Engine:
 
     def __init__(self, runtime: ServiceRuntime, clients: Clients, *, clock: Callable[[], float] | None = None,
                  backoff_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
-        import time
-
         self.runtime, self.clients = runtime, clients
         self.clock = clock or time.time
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
@@ -65,7 +65,21 @@ class Engine:
 
     # --- the loop ------------------------------------------------------------------------------
 
+    async def caught_up(self) -> None:
+        """Wait until the projection holds every pipeline run and job event in the log, so that a
+        restarted engine sees the jobs it submitted before it was killed."""
+        while True:
+            try:
+                target = max([await self.runtime.log.last_subject_sequence(f"{EVENT_SUBJECT_PREFIX}.*.{aggregate}.*")
+                              for aggregate in ("pipeline_run", "job")])
+                await self.runtime.runner.wait_for(target)
+                return
+            except Exception as err:  # noqa: BLE001 - the log is not reachable yet: wait for it
+                self.last_error = f"catching up with the log: {err!r}"
+                await asyncio.sleep(self.backoff_s)
+
     async def run(self) -> None:
+        await self.caught_up()
         tick = float(getattr(self.runtime.settings, "pipelines_tick_s", 1.0) or 1.0)
         loop = asyncio.get_running_loop()
         seen, next_tick = -1, 0.0
@@ -215,7 +229,7 @@ class Engine:
         key, attempt, run_id = current["job_id"], current["attempt"], state["run_id"]
         job = self.store.job_for_key(key)
         if job is None:
-            if state["cancel_requested"]:  # never submitted, and now never will be
+            if state["cancel_requested"] and key not in self.submitted:  # never submitted, and now never will be
                 await self.append(project, run_id, step_key(run_id, step.id, attempt, "step.failed"),
                                   lambda s: domain.record_failure(s, step=step.id, attempt=attempt, reason="cancelled",
                                                                   message=state["cancel_reason"] or "run cancelled"))

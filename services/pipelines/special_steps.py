@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from cairn.kernel.errors import NotFound
+from cairn.kernel.errors import InvalidInput, NotFound
 from cairn.pipelines.spec import Pipeline, Step
 from cairn.services.pipelines import domain
 from cairn.services.pipelines.clients import Refused
@@ -54,8 +54,8 @@ class SpecialSteps:
             return
         try:
             result = await handler(project, state, pipeline, step, current)
-        except (StepFailed, Refused, NotFound) as err:
-            message = f"{step.kind}: {err.message if isinstance(err, Refused | NotFound) else err}"
+        except (StepFailed, Refused, NotFound, InvalidInput) as err:  # InvalidInput: a gate it cannot decide
+            message = f"{step.kind}: {err if isinstance(err, StepFailed) else err.message}"
             await self.engine.append(project, run_id, step_key(run_id, step.id, attempt, "step.failed"),
                                      lambda s: domain.record_failure(s, step=step.id, attempt=attempt, reason="error",
                                                                      message=message))
@@ -86,9 +86,10 @@ class SpecialSteps:
         by_seed = await self._run_metrics(project, seeds) if len(seeds) > 1 else None
         champion = None
         if gate.champion is not None:
-            version = await self.engine.clients.registry.alias(project, gate.champion.model, gate.champion.alias)
+            registry = self.engine.clients.registry  # the registry itself: the facts may lag a promote
+            version = await registry.alias(project, gate.champion.model, gate.champion.alias)
             if version is not None:
-                champ_run = self.store.model_version_run(project, gate.champion.model, version)
+                champ_run = (await registry.version(project, gate.champion.model, version))["run_id"]
                 champion = await self._run_metrics(project, self.siblings(project, champ_run))
         steps = {sid: {"metrics": s["metrics"], "outputs": s["outputs"]} for sid, s in state["steps"].items()
                  if s["state"] in domain.DONE}
