@@ -215,7 +215,9 @@ async def _fire_alert(nats_url: str, project: str, deployment: str) -> None:
 def test_an_alert_during_the_bake_rolls_the_deployment_and_the_alias_back(
         http: httpx.Client, agents, platform: Platform) -> None:
     project = new_project(http, "eng-bake")
-    seed = http.post(f"/registry/projects/{project}/runs", json={"experiment": "seed", "name": "v1"}).json()
+    seed = http.post(f"/registry/projects/{project}/runs", json={"name": "v1"})
+    assert seed.status_code == 201, seed.text
+    seed = seed.json()
     assert http.post(f"/registry/projects/{project}/models", json={"name": "fraud"}).status_code == 201
     made = http.post(f"/registry/projects/{project}/models/fraud/versions",
                      json={"run_id": seed["id"], "artifact_digest": "a" * 64})
