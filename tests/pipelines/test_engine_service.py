@@ -196,6 +196,31 @@ def test_a_killed_pipelines_service_resumes_the_run_and_submits_the_job_once(
         ("step.started", "train"), ("step.succeeded", "train")]
 
 
+def test_a_queued_run_waits_for_the_older_one_and_a_cancel_stops_its_running_job(
+        http: httpx.Client, agents, tmp_path: Path) -> None:
+    project = new_project(http, "eng-queue")
+    gate_file = tmp_path / "go"
+    pipeline = {"name": "ml", "steps": [job_step("train", WAIT_FOR=str(gate_file))]}  # concurrency: queue
+    older = start(http, project, pipeline)
+    wait_until(lambda: [j for j in jobs(http, project) if j["status"] == "running"], "the older run's job to run")
+    newer = start(http, project, pipeline)
+    assert run_view(http, project, newer["id"])["trigger"]["queued_behind"] == [older["id"]]
+    resp = http.post(f"/pipelines/projects/{project}/runs/{older['id']}/cancel", json={"reason": "not this one"})
+    assert resp.status_code == 200, resp.text
+    view = finished(http, project, older["id"])
+    assert view["status"] == "cancelled"
+    train = view["steps"][0]
+    assert (train["state"], train["reason"]) == ("failed", "cancelled")
+    cancelled = [j for j in jobs(http, project) if j["run_id"] == train["run_id"]]
+    assert [j["status"] for j in cancelled] == ["cancelled"]
+    wait_until(lambda: len(jobs(http, project)) == 2, "the queued run to submit its job")
+    gate_file.write_text("go")
+    assert finished(http, project, newer["id"])["status"] == "succeeded"
+    older_end = events(http, project, older["id"])[-1]
+    newer_start = [e for e in events(http, project, newer["id"]) if e["type"] == "step.started"][0]
+    assert older_end["type"] == "pipeline_run.finished" and older_end["sequence"] < newer_start["sequence"]
+
+
 async def _fire_alert(nats_url: str, project: str, deployment: str) -> None:
     log = await EventLog.open(nats_url)
     try:
