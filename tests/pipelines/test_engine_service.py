@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -276,3 +277,14 @@ def test_an_alert_during_the_bake_rolls_the_deployment_and_the_alias_back(
     assert http.get(f"/registry/projects/{project}/models/fraud/aliases/production").json()["version"] == 1
     promote = {s["id"]: s for s in view["steps"]}["promote"]
     assert promote["outputs"]["previous_version"] == 1
+
+    # with no alert, the step succeeds once the bake time has passed (a deploy of a model reference)
+    quiet = start(http, project, {"name": "redeploy", "steps": [{"id": "deploy", "deploy": {
+        "deployment": "fraud", "environment": "staging", "model": "model:fraud@v2", "bake_s": 1}}]})
+    view = finished(http, project, quiet["id"])
+    assert view["status"] == "succeeded", view
+    deploy = view["steps"][0]
+    assert deploy["outputs"]["version"] == 2
+    baked = datetime.fromisoformat(deploy["finished_at"]) - datetime.fromisoformat(deploy["started_at"])
+    assert baked.total_seconds() >= 1
+    assert http.get(f"/deployments/projects/{project}/deployments/fraud").json()["version"] == 2
