@@ -44,7 +44,7 @@ JOB = textwrap.dedent('''
     with cairn.start_run() as run:
         run.log_metric("auc", float(os.environ["AUC"]))
         pathlib.Path("model.bin").write_text("weights of " + os.environ["CAIRN_PIPELINE_RUN"])
-        run.log_artifact("model.bin", name="model")
+        run.log_artifact("model.bin", name=os.environ.get("ARTIFACT_NAME", "model"))
         run.flush()
 ''')
 
@@ -164,18 +164,24 @@ def test_a_job_gate_register_promote_pipeline_runs_in_order_and_moves_the_alias(
 def test_a_failing_job_is_retried_then_fails_and_what_needs_it_is_skipped(http: httpx.Client, agents) -> None:
     project = new_project(http, "eng-fail")
     bad = {**job_step("bad", FAIL="1"), "retries": 1}
-    pipeline = {"name": "ml", "steps": [bad, job_step("after", needs=["bad"])]}
+    forgetful = job_step("forgetful", ARTIFACT_NAME="weights")  # succeeds, but logs no artifact "model"
+    pipeline = {"name": "ml", "steps": [bad, job_step("after", needs=["bad"]), forgetful]}
     run = start(http, project, pipeline)
     view = finished(http, project, run["id"])
     assert view["status"] == "failed"
     evts = events(http, project, run["id"])
-    assert trail(evts) == [
-        ("pipeline_run.started", None), ("step.started", "bad"), ("step.failed", "bad"), ("step.started", "bad"),
-        ("step.failed", "bad"), ("step.skipped", "after"), ("pipeline_run.finished", None)]
-    failures = [e["data"] for e in evts if e["type"] == "step.failed"]
+    bad_trail = [t for t in trail(evts) if t[1] in ("bad", "after")]
+    assert bad_trail == [("step.started", "bad"), ("step.failed", "bad"), ("step.started", "bad"),
+                         ("step.failed", "bad"), ("step.skipped", "after")]
+    failures = [e["data"] for e in evts if e["type"] == "step.failed" and e["data"]["step"] == "bad"]
     assert [(f["attempt"], f["reason"]) for f in failures] == [(1, "exit"), (2, "exit")]
     assert [e["data"]["reason"] for e in evts if e["type"] == "step.skipped"] == ["upstream_failed"]
-    assert len(jobs(http, project)) == 2  # one job per attempt, none for the skipped step
+    steps = {s["id"]: s for s in view["steps"]}
+    assert (steps["forgetful"]["state"], steps["forgetful"]["reason"]) == ("failed", "error")
+    assert "'model'" in steps["forgetful"]["message"] and "weights" in steps["forgetful"]["message"]
+    assert evts[-1]["type"] == "pipeline_run.finished"
+    assert sorted(evts[-1]["data"]["failed_steps"]) == ["bad", "forgetful"]
+    assert len(jobs(http, project)) == 3  # one job per attempt, none for the skipped step
 
 
 def test_a_killed_pipelines_service_resumes_the_run_and_submits_the_job_once(
