@@ -60,6 +60,30 @@ class ServiceClient:
             raise Unreachable(f"{self.name}: {method} {path}: {resp.status_code} {_message(resp)}")
         return resp.json() if resp.content else None
 
+    async def raw(self, path: str, *, limit: int) -> bytes:
+        """A GET whose answer is bytes, not JSON (at most ``limit`` of them: more is refused)."""
+        if not self.base:
+            raise Unreachable(f"the {self.name} service's address is not configured")
+        try:
+            async with self.http.stream("GET", f"{self.base}{path}", headers=self.identity()) as resp:
+                if 400 <= resp.status_code < 500:
+                    await resp.aread()
+                    raise Refused(resp.status_code, _message(resp))
+                if resp.status_code >= 300:
+                    raise Unreachable(f"{self.name}: GET {path}: {resp.status_code}")
+                declared = int(resp.headers.get("content-length") or 0)
+                if declared > limit:
+                    raise Refused(413, f"{path} is {declared} bytes, over the {limit}-byte limit")
+                chunks, size = [], 0
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise Refused(413, f"{path} is over the {limit}-byte limit")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as err:
+            raise Unreachable(f"{self.name}: GET {path}: {type(err).__name__}: {err}") from err
+
 
 class Scheduler(ServiceClient):
     async def submit(self, project: str, spec: Mapping[str, Any], *, key: str) -> dict[str, Any]:
@@ -134,6 +158,25 @@ class Metrics(ServiceClient):
         return {row["key"]: row["last"] for row in found["summaries"]}
 
 
+class Artifacts(ServiceClient):
+    async def blob(self, digest: str, *, limit: int) -> bytes:
+        """A blob's bytes (the artifacts service verifies them against the digest before sending)."""
+        return await self.raw(f"/blobs/{digest}", limit=limit)
+
+    async def manifest(self, digest: str) -> dict[str, Any]:
+        return await self.call("GET", f"/manifests/{digest}")
+
+
+class Monitor(ServiceClient):
+    async def profile(self, project: str, digest: str, *, limit: int) -> bytes:
+        """A registered profile as JSON bytes (``Profile.to_json()``)."""
+        return await self.raw(f"/projects/{project}/profiles/{digest}", limit=limit)
+
+    async def reference(self, project: str, deployment: str) -> dict[str, Any]:
+        """A deployment's reference profile: ``{"profile": digest or None, "chosen": ...}``."""
+        return await self.call("GET", f"/projects/{project}/deployments/{deployment}/reference")
+
+
 class Clients:
     """The engine's clients, sharing one connection pool; ``close`` when the engine stops."""
 
@@ -144,6 +187,8 @@ class Clients:
         self.registry = Registry(self.http, getattr(settings, "registry_url", ""), identity, "registry")
         self.deployments = Deployments(self.http, getattr(settings, "deployments_url", ""), identity, "deployments")
         self.metrics = Metrics(self.http, getattr(settings, "metrics_url", ""), identity, "metrics")
+        self.artifacts = Artifacts(self.http, getattr(settings, "artifacts_url", ""), identity, "artifacts")
+        self.monitor = Monitor(self.http, getattr(settings, "monitor_url", ""), identity, "monitor")
 
     async def close(self) -> None:
         await self.http.aclose()

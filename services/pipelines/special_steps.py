@@ -16,16 +16,25 @@ naming the alert.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cairn.kernel.errors import InvalidInput, NotFound
-from cairn.pipelines.spec import Pipeline, Step
-from cairn.services.pipelines import domain
+from cairn.pipelines.spec import DataCheck, Deploy, Gate, Pipeline, Promote, Register, Step
+from cairn.services.pipelines import data_check, domain
 from cairn.services.pipelines.clients import Refused
 from cairn.services.pipelines.gates import decide_gate
 
 if TYPE_CHECKING:
     from cairn.services.pipelines.engine import Engine
+
+S = TypeVar("S")
+
+
+def special(step: Step, kind: type[S]) -> S:
+    """The step's special spec, typed (the engine calls each handler for its own kind only)."""
+    spec = step.special
+    assert isinstance(spec, kind), f"step {step.id!r} is a {step.kind} step"
+    return spec
 
 
 def _epoch(iso: str) -> float:
@@ -80,7 +89,7 @@ class SpecialSteps:
 
     async def _gate(self, project: str, state: dict[str, Any], pipeline: Pipeline, step: Step,
                     current: dict[str, Any]) -> tuple[Any, ...]:
-        gate = step.special
+        gate = special(step, Gate)
         candidate = state["steps"][gate.step]
         seeds = self.seed_runs(project, state, gate.step)
         by_seed = await self._run_metrics(project, seeds) if len(seeds) > 1 else None
@@ -117,8 +126,29 @@ class SpecialSteps:
 
     async def _data_check(self, project: str, state: dict[str, Any], pipeline: Pipeline, step: Step,
                           current: dict[str, Any]) -> tuple[Any, ...]:
-        raise StepFailed("not supported yet: profiling a dataset version against the monitor's reference "
-                         f"profile {step.special.reference!r} is not built; the step fails rather than pass unchecked")
+        """Profile the data and compare it with the reference (data_check.py); drift fails the step."""
+        clients, store = self.engine.clients, self.store
+        monitor = clients.monitor
+
+        async def deployment_reference(name: str) -> str | None:
+            return (await monitor.reference(project, name)).get("profile")
+
+        def output_digest(step_id: str, name: str) -> str | None:
+            found = state["steps"].get(step_id, {}).get("outputs", {}).get(name)
+            return str(found) if found else None
+
+        sources = data_check.Sources(
+            blob=lambda digest, limit: clients.artifacts.blob(digest, limit=limit),
+            manifest=clients.artifacts.manifest,
+            profile=lambda digest: monitor.profile(project, digest, limit=data_check.MAX_BYTES),
+            deployment_reference=deployment_reference,
+            dataset_digest=lambda name, version: store.dataset_digest(project, name, version),
+            output_digest=output_digest)
+        try:
+            metrics = await data_check.run_check(special(step, DataCheck), sources)
+        except data_check.CheckFailed as err:
+            raise StepFailed(str(err)) from err
+        return ("succeeded", {}, metrics)
 
     # --- register, promote -----------------------------------------------------------------------
 
@@ -141,8 +171,9 @@ class SpecialSteps:
                         current: dict[str, Any]) -> tuple[Any, ...]:
         from cairn.services.pipelines.engine import step_key
 
-        spec, run_id = step.special, state["run_id"]
+        spec, run_id = special(step, Register), state["run_id"]
         ref = spec.artifact
+        assert ref.step is not None, "validation makes a register's artifact an artifact:STEP/NAME reference"
         digest = state["steps"][ref.step]["outputs"].get(ref.name)
         if not digest:
             raise StepFailed(f"step {ref.step!r} has no output {ref.name!r} to register")
@@ -159,9 +190,9 @@ class SpecialSteps:
                        current: dict[str, Any]) -> tuple[Any, ...]:
         from cairn.services.pipelines.engine import step_key
 
-        spec, run_id = step.special, state["run_id"]
+        spec, run_id = special(step, Promote), state["run_id"]
         source = state["steps"][spec.source]["outputs"]
-        model = pipeline.step(spec.source).special.model
+        model = special(pipeline.step(spec.source), Register).model
         version = int(source["version"])
         registry = self.engine.clients.registry
         await registry.set_alias(project, model, spec.alias, version,
@@ -188,10 +219,11 @@ class SpecialSteps:
                       current: dict[str, Any]) -> tuple[Any, ...] | None:
         from cairn.services.pipelines.engine import step_key
 
-        spec, run_id, attempt = step.special, state["run_id"], current["attempt"]
+        spec, run_id, attempt = special(step, Deploy), state["run_id"], current["attempt"]
         if spec.source is not None:
             version = int(state["steps"][spec.source]["outputs"]["version"])
         else:
+            assert spec.model is not None, "validation gives a deploy either from or model"
             version, _ = self.store.model_digest(project, spec.model.name, spec.model.version, spec.model.alias)
         deployments = self.engine.clients.deployments
         found = await deployments.get(project, spec.deployment)
@@ -216,7 +248,7 @@ class SpecialSteps:
                         current: dict[str, Any], alert: dict[str, Any]) -> None:
         from cairn.services.pipelines.engine import step_key
 
-        spec, run_id, attempt = step.special, state["run_id"], current["attempt"]
+        spec, run_id, attempt = special(step, Deploy), state["run_id"], current["attempt"]
         name = alert.get("name") or alert.get("data", {}).get("name") or alert.get("rule_id") or "an alert"
         message = f"alert {name!r} fired for deployment {spec.deployment!r} during the bake"
         try:

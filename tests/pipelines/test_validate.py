@@ -265,6 +265,8 @@ def test_bad_special_step_fields() -> None:
              "behind it"),
         (10, "step 'gate': gate.champion.direction 'up' is not one of max, min"),
         (10, "step 'gate': gate.champion.min_seeds must be >= 1 and <= 1000, not 0"),
+        (12, "step 'check': data_check.reference 'ref' is not valid: write profile:<digest>, deployment:NAME or "
+             "dataset:NAME@vN"),
         (12, "step 'check': data_check.methods.age 'kss' is not one of ks, wasserstein, psi, jensenshannon, "
              "chisquare; did you mean 'ks'?"),
         (12, "step 'check': data_check.drift_share must be > 0 and <= 1, not 2"),

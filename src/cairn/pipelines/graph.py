@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import difflib
 import heapq
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from cairn.kernel.ids import ALIAS_RE, DATASET_NAME_RE, MODEL_NAME_RE
+from cairn.kernel.ids import ALIAS_RE, DATASET_NAME, DATASET_NAME_RE, MODEL_NAME_RE, PROJECT_NAME
 from cairn.pipelines import spec
 from cairn.pipelines.expr import Expr, references
 from cairn.pipelines.validate import (
@@ -25,6 +26,11 @@ from cairn.pipelines.validate import (
     Checker,
 )
 from cairn.protocol import memory_mib
+
+# what a data_check compares with: a registered profile, a deployment's reference profile, or a
+# dataset version (profiled when the step runs)
+REFERENCE_RE = re.compile(rf"\A(?:profile:[0-9a-f]{{64}}|deployment:{PROJECT_NAME}|dataset:{DATASET_NAME}@v[1-9][0-9]*)\Z")
+REFERENCE_RULE = "write profile:<digest>, deployment:NAME or dataset:NAME@vN"
 
 
 @dataclass
@@ -197,7 +203,8 @@ def _read_special(c: Checker, kind: str, node: yaml.Node, where: str, draft: _Dr
         dataset = c.ref(e["dataset"][1], f"{where}.dataset", ("dataset", "artifact")) if "dataset" in e else None
         if dataset is not None and dataset.kind == "artifact":
             draft.refs.append((dataset.step, dataset.name, e["dataset"][1]))
-        reference = c.string(e["reference"][1], f"{where}.reference") if "reference" in e else None
+        reference = c.string(e["reference"][1], f"{where}.reference", REFERENCE_RE, REFERENCE_RULE) \
+            if "reference" in e else None
         methods: dict[str, str] = {}
         if "methods" in e and (ms := c.mapping(e["methods"][1], f"{where}.methods", ())) is not None:
             methods = {k: m for k, (_, n) in ms.items()
