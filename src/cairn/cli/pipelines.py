@@ -78,12 +78,11 @@ def show(click_ctx: click.Context, target: str, fmt: str, ascii_only: bool, proj
          as_json: bool) -> None:
     """Draw a pipeline's DAG: its steps by level, each with its kind and the steps it needs.
 
-    TARGET is a pipeline file (default cairn/pipeline.yaml), or a pipeline run's id with -p, drawn
-    with each step's live state. An invalid file prints FILE:LINE:COL: message per problem and
-    exits 1.
+    TARGET is a pipeline file (default cairn/pipeline.yaml), or a pipeline run id with -p PROJECT,
+    drawn with each step's live state (cairn pipelines show -p vision RUN_ID). An invalid file
+    prints FILE:LINE:COL: message per problem and exits 1.
 
     Example: cairn pipelines show cairn/pipeline.yaml --format mermaid
-    (or: cairn pipelines show -p vision RUN_ID --format mermaid)
     """
     if is_run_id(target):
         from cairn.cli.pipeline_runs import show_run

@@ -1,0 +1,150 @@
+"""``cairn pipelines run|list|show RUN_ID|logs|cancel|approve|reject`` on a real platform (the
+pipelines service behind the gateway), through click's CliRunner; and the parsing of ``--param``
+and of ``show``'s argument, which need no platform.
+
+An approval-only pipeline needs no agent: its run exists at once with its one step."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from cairn.cli.main import cli
+from cairn.cli.pipeline_runs import parse_params, parse_value
+from cairn.cli.pipelines import is_run_id
+from cairn.sdk.client import Client
+
+RELEASE = """\
+name: release
+params: {lr: 0.01, epochs: 3, tag: "stable"}
+steps:
+  - id: sign-off
+    approval: {role: editor, message: "ship it?"}
+"""
+
+
+# --- no platform -----------------------------------------------------------------------------------
+
+def test_param_values_read_numbers_bools_and_null_like_json_and_anything_else_as_text() -> None:
+    assert [parse_value(v) for v in ("5", "0.02", "1e-3", "-2", "true", "False", "null", "[1, 2]")] == [
+        5, 0.02, 0.001, -2, True, False, None, [1, 2]]
+    assert [parse_value(v) for v in ("adam", "", "1.2.3", "v2", "a=b")] == ["adam", "", "1.2.3", "v2", "a=b"]
+
+
+def test_params_split_at_the_first_equals_and_keep_a_declared_string_a_string() -> None:
+    declared = {"lr": 0.01, "tag": "stable", "flags": "x"}
+    assert parse_params(("lr=0.5", "tag=007", "flags=a=b"), declared) == {"lr": 0.5, "tag": "007", "flags": "a=b"}
+    assert parse_params(("epochs=4", "name=x"), None) == {"epochs": 4, "name": "x"}
+
+
+def test_a_param_the_pipeline_lacks_or_without_equals_is_an_error_saying_what_to_fix() -> None:
+    with pytest.raises(click.BadParameter, match="no param 'lrr'; its params: lr, tag"):
+        parse_params(("lrr=1",), {"lr": 0.01, "tag": "x"})
+    with pytest.raises(click.BadParameter, match="key=value, got 'lr'"):
+        parse_params(("lr",), {"lr": 0.01})
+
+
+def test_show_reads_a_bare_word_that_is_no_file_as_a_run_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pipe").write_text(RELEASE)
+    assert is_run_id("0190ab12cd") and not is_run_id("pipe") and not is_run_id("cairn/pipeline.yaml")
+    assert not is_run_id("missing.yaml")
+    result = CliRunner().invoke(cli, ["pipelines", "show", "0190ab12cd"], env={"CAIRN_PROJECT": ""})
+    assert result.exit_code == 2 and "give its project with -p PROJECT" in result.output
+
+
+def test_every_pipelines_command_has_help_with_an_example() -> None:
+    runner = CliRunner()
+    commands = ["run", "list", "show", "logs", "cancel", "approve", "reject", "register", "definitions",
+                "validate"]
+    for args in (["pipelines"], *[["pipelines", c] for c in commands],
+                 *[["pipelines", "definitions", c] for c in ("list", "show", "delete")]):
+        result = runner.invoke(cli, [*args, "--help"])
+        assert result.exit_code == 0 and "Example" in result.output, args
+
+
+# --- on the platform ---------------------------------------------------------------------------------
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    """A git work tree holding the pipeline file and an uncommitted change."""
+    root = tmp_path / "repo"
+    (root / "cairn").mkdir(parents=True)
+    git(root, "init", "-q")
+    (root / "train.py").write_text("print('v1')\n")
+    git(root, "add", "train.py")
+    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "first")
+    (root / "train.py").write_text("print('v2, not committed')\n")
+    (root / "cairn" / "pipeline.yaml").write_text(RELEASE)
+    return root
+
+
+def cairn(platform, *args: str, token: str | None = None) -> Result:  # noqa: ANN001
+    runner = CliRunner(env={"CAIRN_TOKEN": token or platform.token, "CAIRN_PROJECT": ""})
+    return runner.invoke(cli, ["--url", platform.gateway, *args])
+
+
+def ok(result: Result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_run_uploads_the_work_tree_then_list_show_logs_and_cancel(platform, project: str, repo: Path) -> None:
+    pipeline_file = str(repo / "cairn" / "pipeline.yaml")
+    started = json.loads(ok(cairn(platform, "pipelines", "run", pipeline_file, "-p", project,
+                                  "--param", "lr=0.5", "--param", "tag=007", "--json")))
+    assert started["pipeline"] == "release" and started["status"] == "running"
+    assert started["params"] == {"lr": 0.5, "epochs": 3, "tag": "007"}
+    assert started["trigger"]["kind"] == "manual"
+    assert started["code"]["archive_digest"] and started["code"]["dirty"] is True
+    assert [s["id"] for s in started["steps"]] == ["sign-off"]
+    run_id = started["id"]
+
+    listed = json.loads(ok(cairn(platform, "--json", "pipelines", "list", "-p", project)))
+    assert [r["id"] for r in listed] == [run_id]
+    assert json.loads(ok(cairn(platform, "pipelines", "list", "-p", project, "--status", "failed", "--json"))) == []
+    assert run_id[:8] in ok(cairn(platform, "pipelines", "list", "-p", project, "--pipeline", "release"))
+
+    mermaid = ok(cairn(platform, "pipelines", "show", run_id, "-p", project, "--format", "mermaid"))
+    assert mermaid.startswith("flowchart TD") and "sign-off" in mermaid
+    shown = json.loads(ok(cairn(platform, "--json", "pipelines", "show", run_id, "-p", project, "--format", "dot")))
+    assert shown["id"] == run_id and shown["drawing"].startswith("digraph")
+    assert "sign-off" in ok(cairn(platform, "pipelines", "show", run_id, "-p", project))
+    assert ok(cairn(platform, "pipelines", "logs", run_id, "-p", project)).strip() == ""
+
+    ok(cairn(platform, "pipelines", "cancel", run_id, "-p", project, "--reason", "wrong data"))
+    with Client(platform.gateway, platform.token) as client:
+        events = client.pipeline_run_events(project, run_id)
+        assert "pipeline_run.cancel_requested" in [e["type"] for e in events]
+        assert client.wait_pipeline_run(project, run_id, timeout=60)["status"] == "cancelled"
+
+
+def test_run_of_an_invalid_file_prints_file_line_col_and_sends_nothing(platform, project: str,
+                                                                       tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: release\nsteps:\n  - id: a\n    comand: python a.py\n")
+    result = cairn(platform, "pipelines", "run", str(bad), "-p", project)
+    assert result.exit_code == 1
+    assert f"{bad}:4:5: step 'a': unknown key 'comand'; did you mean 'command'?" in result.output
+    unknown = cairn(platform, "pipelines", "run", str(tmp_path / "none.yaml"), "-p", project)
+    assert unknown.exit_code == 1 and "none.yaml:1:1: cannot read the file" in unknown.output
+    (tmp_path / "ok.yaml").write_text(RELEASE)
+    wrong = cairn(platform, "pipelines", "run", str(tmp_path / "ok.yaml"), "-p", project, "--no-code",
+                  "--param", "lrr=1")
+    assert wrong.exit_code == 2 and "no param 'lrr'; its params: epochs, lr, tag" in wrong.output
+    assert json.loads(ok(cairn(platform, "--json", "pipelines", "list", "-p", project))) == []
+
+
+def test_an_api_refusal_is_one_line_with_the_service_message_and_no_traceback(platform, project: str) -> None:
+    result = cairn(platform, "pipelines", "show", "0190nosuchrun", "-p", project)
+    assert result.exit_code == 1 and result.output.startswith("error: ") and "404" in result.output
+    assert "Traceback" not in result.output
