@@ -4,15 +4,16 @@ host token) are read from files so they stay out of shell history and process li
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 import click
 
 from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
-from cairn.cli.pipeline_runs import json_option, project_option
+from cairn.cli.pipeline_runs import json_option, parse_params, project_option
 
-DEFINITION_COLUMNS = ["name", "repo", "path", "digest", "triggers", "registered_at"]
+DEFINITION_COLUMNS = ["name", "repo", "path", "digest", "registered_at"]
 
 
 def _secret(path: Path | None, what: str) -> str | None:
@@ -27,12 +28,27 @@ def _secret(path: Path | None, what: str) -> str | None:
     return value
 
 
+def _path_in_repo(file: Path) -> str | None:
+    """FILE's path from the top of its git work tree (what a push's commit holds), or None."""
+    folder = file.resolve().parent
+    try:
+        top = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if top.returncode != 0 or not top.stdout.strip():
+        return None
+    return file.resolve().relative_to(Path(top.stdout.strip()).resolve()).as_posix()
+
+
 @click.command("register")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), default=Path("cairn/pipeline.yaml"))
 @project_option
-@click.option("--repo", required=True, help="The repository's full name on the code host, e.g. acme/fraud.")
-@click.option("--clone-url", required=True, help="Where the platform fetches a pushed commit from.")
-@click.option("--path", "repo_path", help="The file's path in the repository (default: FILE as given).")
+@click.option("--repo", help="The repository's full name on the code host, e.g. acme/fraud (with --clone-url).")
+@click.option("--clone-url", help="Where the platform fetches a pushed commit from (https://, file:// or a path).")
+@click.option("--path", "repo_path", help="The file's path in the repository (default: FILE's path from the top "
+              "of its git work tree, else cairn/pipeline.yaml).")
+@click.option("--param", "params", multiple=True, help="key=value over the file's params for every run it starts.")
 @click.option("--hook", type=click.Choice(["github", "gitlab"]), help="Which code host's push webhooks to accept.")
 @click.option("--secret-file", type=click.Path(dir_okay=False, path_type=Path),
               help="File holding the webhook secret (GitHub) or token (GitLab).")
@@ -42,8 +58,8 @@ def _secret(path: Path | None, what: str) -> str | None:
 @json_option
 @pass_ctx
 @api_errors
-def register(ctx: Ctx, file: Path, project: str, repo: str, clone_url: str, repo_path: str | None,
-             hook: str | None, secret_file: Path | None, status_url: str | None,
+def register(ctx: Ctx, file: Path, project: str, repo: str | None, clone_url: str | None, repo_path: str | None,
+             params: tuple[str, ...], hook: str | None, secret_file: Path | None, status_url: str | None,
              status_token_file: Path | None) -> None:
     """Register (or replace) a pipeline so pushes to REPO, events and schedules start it. The
     file is checked here first: problems print as FILE:LINE:COL: message and nothing is sent.
@@ -53,12 +69,16 @@ def register(ctx: Ctx, file: Path, project: str, repo: str, clone_url: str, repo
     """
     from cairn.pipelines.validate import PipelineError, load_pipeline
 
+    if bool(repo) != bool(clone_url):
+        raise click.UsageError("--repo and --clone-url go together (the repository's name and where to fetch it)")
+    if hook and not repo:
+        raise click.UsageError(f"--hook {hook} needs --repo and --clone-url: a push names its repository")
     if hook and secret_file is None:
         raise click.UsageError(f"--hook {hook} needs --secret-file (the secret the code host signs pushes with)")
     if bool(status_url) != bool(status_token_file):
         raise click.UsageError("--status-url and --status-token-file go together")
     try:
-        load_pipeline(file)
+        pipeline = load_pipeline(file)
     except OSError as err:
         click.echo(f"{file}:1:1: cannot read the file: {err.strerror or err}", err=True)
         sys.exit(1)
@@ -69,7 +89,7 @@ def register(ctx: Ctx, file: Path, project: str, repo: str, clone_url: str, repo
     definition = ctx.client.register_pipeline(
         project, file, repo=repo, clone_url=clone_url, hook=hook, secret=_secret(secret_file, "--secret-file"),
         status_url=status_url, status_token=_secret(status_token_file, "--status-token-file"),
-        path=repo_path or file.as_posix())
+        path=repo_path or _path_in_repo(file), params=parse_params(params, pipeline.params))
     emit(ctx, definition)
 
 

@@ -142,15 +142,22 @@ class PipelinesMixin:
 
     # --- registered pipelines ----------------------------------------------------------------------
 
-    def register_pipeline(self, project: str, file_or_text: str | Path, *, repo: str, clone_url: str,
-                          hook: str | None = None, secret: str | None = None, status_url: str | None = None,
-                          status_token: str | None = None, path: str | None = None) -> dict[str, Any]:
-        """Register (or replace) a pipeline so pushes to ``repo``, events and schedules start it.
-        ``hook`` (github|gitlab) with ``secret`` checks the push webhooks; ``status_url`` with
-        ``status_token`` reports each run's status back to the code host."""
-        text, file = pipeline_text(file_or_text)
-        body: dict[str, Any] = {"definition": text, "path": path or (file.as_posix() if file else None),
-                                "repo": repo, "clone_url": clone_url, "hook": None, "status": None}
+    def register_pipeline(self, project: str, file_or_text: str | Path, *, repo: str | None = None,
+                          clone_url: str | None = None, hook: str | None = None, secret: str | None = None,
+                          status_url: str | None = None, status_token: str | None = None,
+                          path: str | None = None, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Register (or replace) a pipeline under its file's name so pushes to ``repo`` (its full
+        name, fetched from ``clone_url``), its event triggers and schedules start it. ``hook``
+        (github|gitlab) with ``secret`` verifies the push webhooks; ``status_url`` with
+        ``status_token`` reports each run's status on the commit; ``path`` is the file's place in
+        the repository (the service's default: cairn/pipeline.yaml); ``params`` override the
+        file's. The answer never holds the secret or the token, only whether each is set."""
+        text, _ = pipeline_text(file_or_text)
+        body: dict[str, Any] = {"definition": text, "params": dict(params or {})}
+        if path:
+            body["path"] = path
+        if repo or clone_url:
+            body["repo"] = {"full_name": repo, "clone_url": clone_url}
         if hook:
             body["hook"] = {"kind": hook, "secret": secret}
         if status_url:
