@@ -105,7 +105,7 @@ def test_run_uploads_the_work_tree_then_list_show_logs_and_cancel(platform, proj
     assert started["pipeline"] == "release" and started["status"] == "running"
     assert started["params"] == {"lr": 0.5, "epochs": 3, "tag": "007"}
     assert started["trigger"]["kind"] == "manual"
-    assert started["code"]["archive_digest"] and started["code"]["dirty"] is True
+    assert len(started["code"]["archive_digest"]) == 64 and len(started["code"]["commit"]) == 40
     assert [s["id"] for s in started["steps"]] == ["sign-off"]
     run_id = started["id"]
 
@@ -123,9 +123,10 @@ def test_run_uploads_the_work_tree_then_list_show_logs_and_cancel(platform, proj
 
     ok(cairn(platform, "pipelines", "cancel", run_id, "-p", project, "--reason", "wrong data"))
     with Client(platform.gateway, platform.token) as client:
+        assert client.artifacts.missing(project, [started["code"]["archive_digest"]]) == []
         events = client.pipeline_run_events(project, run_id)
-        assert "pipeline_run.cancel_requested" in [e["type"] for e in events]
-        assert client.wait_pipeline_run(project, run_id, timeout=60)["status"] == "cancelled"
+    assert [(e["type"], e["data"].get("reason")) for e in events if e["type"] == "pipeline_run.cancel_requested"] \
+        == [("pipeline_run.cancel_requested", "wrong data")]
 
 
 def test_run_of_an_invalid_file_prints_file_line_col_and_sends_nothing(platform, project: str,
@@ -142,6 +143,20 @@ def test_run_of_an_invalid_file_prints_file_line_col_and_sends_nothing(platform,
                   "--param", "lrr=1")
     assert wrong.exit_code == 2 and "no param 'lrr'; its params: epochs, lr, tag" in wrong.output
     assert json.loads(ok(cairn(platform, "--json", "pipelines", "list", "-p", project))) == []
+
+
+def test_approving_a_step_that_is_not_waiting_is_refused_with_the_services_message(platform, project: str,
+                                                                                   tmp_path: Path) -> None:
+    (tmp_path / "release.yaml").write_text(RELEASE.replace("sign-off\n", "sign-off\n    needs: [build]\n")
+                                           + "  - id: build\n    command: python build.py\n")
+    started = json.loads(ok(cairn(platform, "--json", "pipelines", "run", str(tmp_path / "release.yaml"),
+                                  "-p", project, "--no-code")))
+    assert started["code"] is None and {s["id"]: s["state"] for s in started["steps"]}["sign-off"] == "pending"
+    refused = cairn(platform, "pipelines", "approve", started["id"], "sign-off", "-p", project, "--comment", "ok")
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert refused.output == "error: step 'sign-off' is pending, not waiting for approval (409 conflict)\n"
+    unknown = cairn(platform, "pipelines", "reject", started["id"], "nostep", "-p", project)
+    assert unknown.exit_code == 1 and unknown.output.startswith("error: ") and "nostep" in unknown.output
 
 
 def test_an_api_refusal_is_one_line_with_the_service_message_and_no_traceback(platform, project: str) -> None:

@@ -57,7 +57,8 @@ class PipelinesMixin:
     # --- runs ------------------------------------------------------------------------------------
 
     def pipeline_code(self, project: str, code: Any, base_dir: Path) -> dict[str, Any] | None:
-        """The code record a run carries: ``None``/``True`` snapshots the git work tree around
+        """The code record a run carries (``archive_digest``, ``commit``, ``branch``, ``repo``):
+        ``None``/``True`` snapshots the git work tree around
         ``base_dir`` (uncommitted changes included) and uploads it into ``project``; ``False`` or
         ``"none"`` is no code; a folder (str or Path) is snapshotted; a mapping is used as given."""
         if code is False or (isinstance(code, str) and code.lower() == "none"):
@@ -69,7 +70,11 @@ class PipelinesMixin:
         if not folder.is_dir():
             raise ValueError(f"code: {folder} is not a folder (give a folder, or False for no code)")
         with tempfile.TemporaryDirectory(prefix="cairn-code-") as tmp:
-            return upload_snapshot(self, project, snapshot_code(folder, tmp))  # type: ignore[arg-type]
+            record = upload_snapshot(self, project, snapshot_code(folder, tmp))  # type: ignore[arg-type]
+        # a run's code record is the archive and where it came from; the diff and file list stay
+        # with the archive (an agent unpacks it), the run only names it
+        return {"archive_digest": record["archive_digest"], "commit": record.get("commit"),
+                "branch": record.get("branch"), "repo": record.get("remote")}
 
     def start_pipeline(self, project: str, file_or_text: str | Path, *, params: Mapping[str, Any] | None = None,
                        no_cache: bool = False, code: Any = None) -> dict[str, Any]:
