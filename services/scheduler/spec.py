@@ -16,6 +16,7 @@ DATASET_REF_RE = anchored(rf"{DATASET_NAME}(@[A-Za-z0-9_.-]{{1,64}})?")
 PARAM_KEY_RE = anchored(r"[A-Za-z0-9_.-]{1,250}")
 ENV_NAME_RE = anchored(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 MAX_NODES = 64
+PIPELINE_ENV_PREFIX = "CAIRN_PIPELINE"  # set by the pipelines engine on its steps' jobs (docs/pipelines.md)
 
 
 class Resources(BaseModel):
@@ -97,8 +98,10 @@ class JobSpec(BaseModel):
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not ENV_NAME_RE.match(key) or key.startswith("CAIRN_"):
-                raise ValueError(f"env name {key!r} is not allowed (letters, digits, '_'; not CAIRN_*)")
+            reserved = key.startswith("CAIRN_") and not key.startswith(PIPELINE_ENV_PREFIX)
+            if not ENV_NAME_RE.match(key) or reserved:
+                raise ValueError(f"env name {key!r} is not allowed (letters, digits, '_'; not CAIRN_*, "
+                                 f"except the pipelines' {PIPELINE_ENV_PREFIX}*)")
         return value
 
 

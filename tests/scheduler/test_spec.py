@@ -38,6 +38,13 @@ def test_bad_fields_are_named(raw: dict, field: str) -> None:
     assert err.value.message.startswith(field)
 
 
+def test_a_pipeline_step_may_set_its_cairn_pipeline_variables_but_no_other_cairn_name() -> None:
+    spec = parse_spec({"command": "x", "env": {"CAIRN_PIPELINE": "ml", "CAIRN_PIPELINE_RUN": "r1", "A": "1"}})
+    assert spec["env"] == {"CAIRN_PIPELINE": "ml", "CAIRN_PIPELINE_RUN": "r1", "A": "1"}
+    with pytest.raises(InvalidInput, match="CAIRN_RUN_ID"):
+        parse_spec({"command": "x", "env": {"CAIRN_RUN_ID": "forged"}})
+
+
 def test_the_sdk_reads_a_requirements_file_and_code_none(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("numpy>=1.26  # arrays\n\n# comment\n./local-pkg\n")
     prepared = prepare_spec(None, {"command": "x", "code": "none", "requirements": "requirements.txt",
