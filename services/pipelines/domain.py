@@ -63,9 +63,12 @@ def _step_state(state: dict[str, Any], step: str) -> dict[str, Any]:
 
 def start_run(state: State, *, pipeline: Pipeline, params: Mapping[str, Any], trigger: Mapping[str, Any],
               inputs: Mapping[str, str], code_digest: str | None = None, environment_digest: str | None = None,
-              no_cache: bool = False) -> Decision:
+              no_cache: bool = False, code: Mapping[str, Any] | None = None,
+              status: Mapping[str, Any] | None = None) -> Decision:
     """Start a run of ``pipeline`` with ``params`` over its defaults. ``inputs`` maps each dataset
-    and model reference of the pipeline to the digest it resolved to when the run started."""
+    and model reference of the pipeline to the digest it resolved to when the run started;
+    ``code`` is the code snapshot's record (digests, commit, branch, repo) and ``status`` where the
+    run reports its state on the code host (``{url, repo, sha}``; the token is never in an event)."""
     if state is not None:
         raise Conflict("this pipeline run has started already")
     unknown = sorted(set(params) - set(pipeline.params))
@@ -87,7 +90,8 @@ def start_run(state: State, *, pipeline: Pipeline, params: Mapping[str, Any], tr
     return "pipeline_run.started", {
         "pipeline": pipeline.name, "digest": pipeline.digest(), "definition": pipeline.to_dict(),
         "params": {**pipeline.params, **params}, "trigger": dict(trigger), "inputs": dict(inputs),
-        "code_digest": code_digest, "environment_digest": environment_digest, "no_cache": bool(no_cache)}
+        "code_digest": code_digest, "environment_digest": environment_digest, "no_cache": bool(no_cache),
+        "code": dict(code) if code is not None else None, "status": dict(status) if status is not None else None}
 
 
 def _running(state: State, step: str, attempt: int) -> dict[str, Any]:
@@ -183,7 +187,8 @@ def evolve(state: State, event: Event) -> dict[str, Any]:
                 "definition": definition, "definition_steps": {s["id"]: s for s in definition["steps"]},
                 "params": data["params"], "trigger": data["trigger"], "inputs": data["inputs"],
                 "code_digest": data["code_digest"], "environment_digest": data["environment_digest"],
-                "no_cache": data["no_cache"], "started_at": time, "finished_at": None, "outcome": None,
+                "no_cache": data["no_cache"], "code": data.get("code"), "status_target": data.get("status"),
+                "started_at": time, "finished_at": None, "outcome": None,
                 "cancel_requested": False, "cancel_reason": None,
                 "steps": {s["id"]: _new_step(s) for s in definition["steps"]}}
     if state is None:
