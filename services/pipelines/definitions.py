@@ -139,6 +139,7 @@ def _registered(conn: sqlite3.Connection, e: Event) -> None:
 @handles("pipeline.deleted")
 def _deleted(conn: sqlite3.Connection, e: Event) -> None:
     conn.execute("DELETE FROM pipeline_definitions WHERE project=? AND name=?", (e.project, e.aggregate_id))
+    conn.execute("DELETE FROM pipeline_event_triggers WHERE project=? AND name=?", (e.project, e.aggregate_id))
 
 
 def _owed(conn: sqlite3.Connection, e: Event) -> None:
