@@ -65,6 +65,9 @@ def projection() -> PipelinesProjection:
 
 
 def _run_view(conn: sqlite3.Connection, e: Event, state: dict[str, Any]) -> None:
+    conn.execute("INSERT OR REPLACE INTO pipeline_run_events(project, run_id, seq, type, time, actor, data) "
+                 "VALUES(?, ?, ?, ?, ?, ?, ?)", (e.project, e.aggregate_id, e.sequence, e.type, e.time, e.actor,
+                                                 json.dumps(e.data, separators=(",", ":"))))
     if e.type == "pipeline_run.started":
         trigger = e.data["trigger"]
         conn.execute(

@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS step_cache (
     project TEXT NOT NULL, pipeline TEXT NOT NULL, cache_key TEXT NOT NULL, outputs TEXT NOT NULL,
     metrics TEXT NOT NULL, run_id TEXT NOT NULL, step TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (project, pipeline, cache_key));
+CREATE TABLE IF NOT EXISTS pipeline_run_events (
+    project TEXT NOT NULL, run_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, time TEXT NOT NULL,
+    actor TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, run_id, seq));
 """
 RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
 _SUMMARY = "run_id, pipeline, status, trigger_kind, commit_sha, started_at, finished_at, seq"
@@ -96,6 +99,16 @@ class PipelinesStore(DefinitionsReader, FactsReader, SqliteStore):  # Definition
             job = self.job_for_key(step["job_id"]) if step["job_id"] else None
             step["run_id"] = job["run_id"] if job else None
         return view
+
+    def run_events(self, project: str, run_id: str) -> list[dict[str, Any]]:
+        """The run's events in log order (NotFound for an unknown run)."""
+        rows = self.query("SELECT seq, type, time, actor, data FROM pipeline_run_events WHERE project=? AND "
+                          "run_id=? ORDER BY seq", (project, run_id))
+        if not rows:
+            raise NotFound(f"pipeline run {run_id!r} does not exist in project {project!r}",
+                           details={"field": "run"})
+        return [{"sequence": r[0], "type": r[1], "time": r[2], "actor": r[3], "data": json.loads(r[4])}
+                for r in rows]
 
     def runs(self, project: str, *, pipeline: str | None = None, status: str | None = None,
              limit: int = 100) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from cairn.kernel.errors import ConfigurationError
 from cairn.kernel.natsauth import ADMIN_USER, AGENT_USER, NatsCredentials, ensure_credentials
 from cairn.natsserver import free_ports, port_in_use, start_nats_server, wait_for_tcp
 
-SERVICES = ("registry", "artifacts", "metrics", "scheduler", "lineage", "deployments", "monitor")
+SERVICES = ("registry", "artifacts", "metrics", "scheduler", "lineage", "deployments", "monitor", "pipelines")
 PROCESSES = (*SERVICES, "gateway")  # each connects to NATS as a user of its own
 NATS_USERS = (*PROCESSES, AGENT_USER, ADMIN_USER)
 LOOPBACK = "127.0.0.1"
@@ -47,6 +47,8 @@ def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:
             "deployments": {"CAIRN_SCHEDULER_URL": services["scheduler"]},
             "monitor": {"CAIRN_DEPLOYMENTS_URL": services["deployments"],
                         "CAIRN_ARTIFACTS_URL": services["artifacts"]},
+            "pipelines": {f"CAIRN_{name.upper()}_URL": services[name]
+                          for name in ("scheduler", "registry", "artifacts", "metrics", "deployments", "monitor")},
             "gateway": {"CAIRN_SERVICES": json.dumps(services)}}
 
 

@@ -201,7 +201,7 @@ def test_nats_credentials_are_private_and_no_process_environment_holds_a_passwor
     secrets_dir = platform.data_dir / "secrets" / "nats"
     assert secrets_dir.stat().st_mode & 0o777 == 0o700
     assert sorted(platform.nats_creds) == ["admin", "agent", "artifacts", "deployments", "gateway", "lineage",
-                                           "metrics", "monitor", "registry", "scheduler"]
+                                           "metrics", "monitor", "pipelines", "registry", "scheduler"]
     passwords = set()
     for path in platform.nats_creds.values():
         assert path.parent == secrets_dir and path.stat().st_mode & 0o777 == 0o600, path

@@ -174,8 +174,13 @@ def test_run_view_list_cache_and_rebuild(tmp_path: Path) -> None:
     done = {s["cache_key"]: s["id"] for s in view["steps"] if s["state"] == "succeeded"}
     assert {k: e.step for k, e in cache.items()} == done
     assert cache[next(k for k, sid in done.items() if sid == "train")].outputs == {"model": "a" * 64}
+    events = store.run_events("acme", "r2")
+    assert [e["type"] for e in events] == [e.type for e in second.events]
+    assert events[1]["data"] == {"reason": "not now"}
     with pytest.raises(NotFound, match="'r9'"):
         store.run_view("acme", "r9")
+    with pytest.raises(NotFound, match="'r9'"):
+        store.run_events("acme", "r9")
 
     before = store.content_hash()
     store.reset()

@@ -136,8 +136,18 @@ MONITOR_PERMISSIONS = Permissions(
     subscribe_allow=SERVICE_PERMISSIONS.subscribe_allow,
     publish_deny=("cairn.inference.>", "cairn.feedback.>"),
 )
+# The pipelines service: events of record only on its own aggregates (pipeline runs, registered
+# pipelines) and its projection's notices. It changes other services' state over their HTTP APIs
+# (jobs, model versions, aliases, deployments), never by appending their events.
+PIPELINES_USER = "pipelines"
+PIPELINES_PERMISSIONS = Permissions(
+    publish_allow=("cairn.evt.*.pipeline_run.*", "cairn.evt.*.pipeline.*", "cairn.evt._site.projection.pipelines",
+                   "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"),
+    subscribe_allow=SERVICE_PERMISSIONS.subscribe_allow,
+    publish_deny=("cairn.inference.>", "cairn.feedback.>"),
+)
 NARROWED = {METRICS_USER: METRICS_PERMISSIONS, DEPLOYMENTS_USER: DEPLOYMENTS_PERMISSIONS,
-            MONITOR_USER: MONITOR_PERMISSIONS}  # services whose rights are narrower than the service tier's
+            MONITOR_USER: MONITOR_PERMISSIONS, PIPELINES_USER: PIPELINES_PERMISSIONS}  # services whose rights are narrower than the service tier's
 
 
 def permissions_for(user: str) -> Permissions:

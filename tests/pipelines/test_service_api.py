@@ -1,0 +1,232 @@
+"""The pipelines service's API on the real platform (nats-server and every service process), through
+the gateway. The engine is not part of this module: pipelines here are approval steps only, and
+where a step must be waiting for approval the test plays the engine's one move (it appends the
+``approval.requested`` that ``domain.next_actions`` says is next, as the engine would)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from itertools import count
+from typing import Any
+
+import httpx
+import pytest
+
+from cairn.kernel.envelope import Event
+from cairn.kernel.eventlog import EventLog
+from cairn.services.pipelines import domain
+from cairn.services.pipelines.store import pipeline_of
+
+from platform_harness import Platform
+
+DIGEST = "cd" * 32
+_names = count()
+APPROVAL = """\
+name: release
+params: {threshold: 0.5}
+steps:
+  - id: approve
+    inputs: {model: "model:fraud@production"}
+    approval: {role: admin, message: ship it?}
+"""
+SOLO = """\
+name: solo
+concurrency: {policy}
+steps:
+  - {{id: approve, approval: {{role: editor}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def admin(platform: Platform) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{platform.gateway}/api/v1", headers=platform.headers, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def project(admin: httpx.Client) -> str:
+    """A project with model ``fraud`` whose ``production`` alias is version 1."""
+    name = f"pl{os.getpid()}"
+    admin.post("/registry/projects", json={"name": name}).raise_for_status()
+    run_id = admin.post(f"/registry/projects/{name}/runs", json={}).json()["id"]
+    admin.post(f"/registry/projects/{name}/models", json={"name": "fraud"}).raise_for_status()
+    admin.post(f"/registry/projects/{name}/models/fraud/versions",
+               json={"run_id": run_id, "artifact_digest": DIGEST}).raise_for_status()
+    admin.put(f"/registry/projects/{name}/models/fraud/aliases/production", json={"version": 1}).raise_for_status()
+    return name
+
+
+def member(admin: httpx.Client, project: str, role: str) -> httpx.Client:
+    user = f"pl-{role}-{next(_names)}"
+    token = admin.post("/tokens", json={"user": user}).json()["token"]
+    admin.post(f"/projects/{project}/members", json={"user": user, "role": role}).raise_for_status()
+    return httpx.Client(base_url=str(admin.base_url), headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def start(client: httpx.Client, project: str, text: str = APPROVAL, **body: Any) -> httpx.Response:
+    return client.post(f"/pipelines/projects/{project}/runs", json={"pipeline": text, **body})
+
+
+def started(client: httpx.Client, project: str, text: str = APPROVAL, **body: Any) -> dict[str, Any]:
+    """Start a run, waiting for the model facts to reach the pipelines service's projection."""
+    deadline = time.monotonic() + 20
+    while True:
+        resp = start(client, project, text, **body)
+        if resp.status_code != 422 or time.monotonic() > deadline or "cannot be resolved" not in resp.text:
+            assert resp.status_code in (200, 201), resp.text
+            return resp.json()
+        time.sleep(0.1)
+
+
+def play_engine(platform: Platform, admin: httpx.Client, project: str, run_id: str) -> None:
+    """Append what ``next_actions`` says comes next (here: the approval request), as the engine
+    does, then wait for the service to show the step waiting."""
+    raw = admin.get(f"/pipelines/projects/{project}/runs/{run_id}/events").json()["events"]
+    state = None
+    for e in raw:
+        state = domain.evolve(state, Event(type=e["type"], project=project, aggregate="pipeline_run",
+                                           aggregate_id=run_id, data=e["data"], time=e["time"],
+                                           sequence=e["sequence"]))
+    assert state is not None
+    actions = domain.next_actions(state, pipeline_of(state))
+    assert [a.kind for a in actions] == ["request_approval"]
+    kind, data = actions[0].event  # type: ignore[misc]
+
+    async def append() -> None:
+        log = await EventLog.open(platform.nats_url)
+        try:
+            await log.append(Event(type=kind, project=project, aggregate="pipeline_run", aggregate_id=run_id,
+                                   data=data, actor="service:pipelines"), expected_last_subject_seq=raw[-1]["sequence"])
+        finally:
+            await log.close()
+
+    asyncio.run(append())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        view = admin.get(f"/pipelines/projects/{project}/runs/{run_id}").json()
+        if view["steps"][0]["state"] == "waiting_approval":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"step never showed waiting_approval: {view}")
+
+
+def test_start_show_list_and_draw(admin: httpx.Client, project: str) -> None:
+    run = started(admin, project, params={"threshold": 0.7})
+    assert run["pipeline"] == "release" and run["status"] == "running"
+    assert run["trigger"]["kind"] == "manual" and run["trigger"]["actor"]
+    assert run["params"] == {"threshold": 0.7}
+    assert run["inputs"] == {"model:fraud@production": DIGEST}  # resolved at the start
+    assert [(s["id"], s["kind"], s["state"]) for s in run["steps"]] == [("approve", "approval", "pending")]
+    shown = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}").json()
+    assert shown == run
+    listed = admin.get(f"/pipelines/projects/{project}/runs", params={"pipeline": "release"}).json()["runs"]
+    assert run["id"] in [r["id"] for r in listed]
+    assert admin.get(f"/pipelines/projects/{project}/runs", params={"status": "failed"}).json()["runs"] == []
+    mermaid = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}", params={"format": "mermaid"})
+    assert mermaid.status_code == 200 and mermaid.text.startswith("flowchart TD")
+    assert "approve" in mermaid.text and "pending" in mermaid.text
+    text = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}", params={"format": "text"}).text
+    assert "pipeline release" in text
+    events = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}/events").json()["events"]
+    assert [e["type"] for e in events] == ["pipeline_run.started"]
+    assert events[0]["data"]["code"] is None and events[0]["data"]["status"] is None
+
+
+def test_code_record_is_kept_and_its_digest_caches(admin: httpx.Client, project: str) -> None:
+    code = {"archive_digest": "a" * 64, "tree_digest": "b" * 64, "commit": "c" * 40, "branch": "main"}
+    run = started(admin, project, code=code)
+    assert run["code"] == {**code, "repo": None} and run["code_digest"] == "b" * 64
+    bad = start(admin, project, code={"commit": "c" * 40})
+    assert bad.status_code == 422 and "archive_digest or tree_digest" in bad.json()["error"]["message"]
+
+
+def test_bad_requests_change_nothing(admin: httpx.Client, project: str) -> None:
+    before = admin.get(f"/pipelines/projects/{project}/runs").json()["runs"]
+    bad_yaml = start(admin, project, "name: x\nsteps:\n  - id: a\n    approval: {role: boss}\n")
+    assert bad_yaml.status_code == 422
+    problems = bad_yaml.json()["error"]["details"]["problems"]
+    assert problems and problems[0]["line"] == 4 and "boss" in problems[0]["message"]
+    unknown_param = start(admin, project, params={"epochs": 3})
+    assert unknown_param.status_code == 422 and "'epochs'" in unknown_param.json()["error"]["message"]
+    unknown_ref = start(admin, project, APPROVAL.replace("model:fraud@production", "model:churn@production"))
+    assert unknown_ref.status_code == 422 and "model:churn@production" in unknown_ref.json()["error"]["message"]
+    neither = admin.post(f"/pipelines/projects/{project}/runs", json={"params": {}})
+    assert neither.status_code == 422 and "either pipeline" in neither.json()["error"]["message"]
+    missing = admin.get(f"/pipelines/projects/{project}/runs/{'0' * 32}")
+    assert missing.status_code == 404 and "0" * 32 in missing.json()["error"]["message"]
+    bad_status = admin.get(f"/pipelines/projects/{project}/runs", params={"status": "done"})
+    assert bad_status.status_code == 422 and "running" in bad_status.json()["error"]["message"]
+    assert admin.get(f"/pipelines/projects/{project}/runs").json()["runs"] == before
+
+
+def test_cancel_appends_a_request_once(admin: httpx.Client, project: str) -> None:
+    run = started(admin, project)
+    editor = member(admin, project, "editor")
+    viewer = member(admin, project, "viewer")
+    url = f"/pipelines/projects/{project}/runs/{run['id']}/cancel"
+    assert viewer.post(url, json={"reason": "no"}).status_code == 403
+    cancelled = editor.post(url, json={"reason": "wrong data"})
+    assert cancelled.status_code == 200 and cancelled.json()["cancel_requested"] is True
+    assert editor.post(url, json={"reason": "again"}).status_code == 200  # a no-op
+    events = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}/events").json()["events"]
+    assert [(e["type"], e["data"].get("reason")) for e in events][1:] == [
+        ("pipeline_run.cancel_requested", "wrong data")]
+    assert admin.post(f"/pipelines/projects/{project}/runs/{'0' * 32}/cancel", json={}).status_code == 404
+
+
+def test_approval_roles(platform: Platform, admin: httpx.Client, project: str) -> None:
+    run = started(admin, project)
+    base = f"/pipelines/projects/{project}/runs/{run['id']}/steps/approve"
+    early = admin.post(f"{base}/approve", json={})
+    assert early.status_code == 409 and "not waiting" in early.json()["error"]["message"]
+    play_engine(platform, admin, project, run["id"])
+    viewer, editor = member(admin, project, "viewer"), member(admin, project, "editor")
+    for client, role in ((viewer, "viewer"), (editor, "editor")):
+        refused = client.post(f"{base}/approve", json={"comment": "lgtm"})
+        assert refused.status_code == 403, refused.text
+        message = refused.json()["error"]["message"]
+        assert "admin" in message and role in message  # both roles named
+        assert client.post(f"{base}/reject", json={}).status_code == 403
+    assert admin.post(f"/pipelines/projects/{project}/runs/{run['id']}/steps/nope/approve").status_code == 404
+    granted = admin.post(f"{base}/approve", json={"comment": "ship"})
+    assert granted.status_code == 200, granted.text
+    step = granted.json()["steps"][0]
+    assert step["state"] == "succeeded" and step["decided_by"]["role"] == "admin" and step["message"] == "ship"
+    assert admin.post(f"{base}/reject", json={}).status_code == 409  # decided already
+
+
+def test_concurrency_skip_and_queue(admin: httpx.Client, project: str) -> None:
+    first = started(admin, project, SOLO.format(policy="skip"))
+    skipped = start(admin, project, SOLO.format(policy="skip"))
+    assert skipped.status_code == 200 and skipped.json()["skipped"] is True
+    assert first["id"] in skipped.json()["reason"]
+    assert [r["id"] for r in admin.get(f"/pipelines/projects/{project}/runs",
+                                       params={"pipeline": "solo"}).json()["runs"]] == [first["id"]]
+    queued = started(admin, project, SOLO.format(policy="queue"))
+    assert queued["trigger"]["queued_behind"] == [first["id"]]
+    newest = started(admin, project, SOLO.format(policy="cancel-older"))
+    assert "queued_behind" not in newest["trigger"]
+    for older in (first, queued):
+        view = admin.get(f"/pipelines/projects/{project}/runs/{older['id']}").json()
+        assert view["cancel_requested"] is True, view
+
+
+def test_logs_of_a_run_without_jobs(admin: httpx.Client, project: str) -> None:
+    run = started(admin, project)
+    logs = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}/logs")
+    assert logs.status_code == 200 and logs.text == ""
+    not_job = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}/logs", params={"step": "approve"})
+    assert not_job.status_code == 422 and "only job steps" in not_job.json()["error"]["message"]
+
+
+def test_rebuild_gives_the_same_view(admin: httpx.Client, project: str) -> None:
+    run = started(admin, project)
+    before = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}").json()
+    listed = admin.get(f"/pipelines/projects/{project}/runs").json()
+    rebuilt = admin.post("/pipelines/admin/rebuild")
+    assert rebuilt.status_code == 200, rebuilt.text
+    assert admin.get(f"/pipelines/projects/{project}/runs/{run['id']}").json() == before
+    assert admin.get(f"/pipelines/projects/{project}/runs").json() == listed
