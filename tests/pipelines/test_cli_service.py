@@ -127,6 +127,10 @@ def test_run_uploads_the_work_tree_then_list_show_logs_and_cancel(platform, proj
     assert shown["id"] == run_id and shown["drawing"].startswith("digraph")
     assert "sign-off" in ok(cairn(platform, "pipelines", "show", run_id, "-p", project))
     assert ok(cairn(platform, "pipelines", "logs", run_id, "-p", project)).strip() == ""
+    assert json.loads(ok(cairn(platform, "pipelines", "logs", run_id, "-p", project, "--json"))) == {
+        "run": run_id, "step": None, "logs": ""}
+    no_logs = cairn(platform, "pipelines", "logs", run_id, "-p", project, "--step", "sign-off")
+    assert no_logs.exit_code == 1 and "only job steps have logs" in no_logs.output
 
     ok(cairn(platform, "pipelines", "cancel", run_id, "-p", project, "--reason", "wrong data"))
     with Client(platform.gateway, platform.token) as client:
@@ -210,10 +214,21 @@ def test_a_viewer_cannot_approve_an_editor_can_and_the_run_succeeds(platform, pr
     wait_for_state(admin, project, second, "sign-off", "waiting_approval")
     ok(cairn(platform, "pipelines", "reject", second, "sign-off", "-p", project, "--comment", "not today"))
     assert admin.wait_pipeline_run(project, second, timeout=60)["status"] == "failed"
+    # unchanged: the approval granted for exactly this run's inputs is reused, so --wait returns at once
+    again = cairn(platform, "--json", "pipelines", "run", str(tmp_path / "release.yaml"), "-p", project, "--no-code",
+                  "--wait")
+    assert again.exit_code == 0, again.output
+    assert [s["state"] for s in json.loads(again.output)["steps"]] == ["cached"]
+    # --no-cache asks again
+    forced = json.loads(ok(cairn(platform, "--json", "pipelines", "run", str(tmp_path / "release.yaml"), "-p",
+                                 project, "--no-code", "--no-cache")))["id"]
+    wait_for_state(admin, project, forced, "sign-off", "waiting_approval")
+    ok(cairn(platform, "pipelines", "cancel", forced, "-p", project))
+    assert admin.wait_pipeline_run(project, forced, timeout=60)["status"] == "cancelled"
     granted_events = [e for e in admin.pipeline_run_events(project, first) if e["type"] == "approval.granted"]
     assert [e["data"]["comment"] for e in granted_events] == ["looks right"]
     listed = json.loads(ok(cairn(platform, "--json", "pipelines", "list", "-p", project, "--status", "succeeded")))
-    assert [r["id"] for r in listed] == [first]
+    assert [r["id"] for r in listed] == [json.loads(again.output)["id"], first]
     admin.close()
 
 

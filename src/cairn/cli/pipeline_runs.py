@@ -154,11 +154,15 @@ def show_run(click_ctx: click.Context, run_id: str, project: str | None, fmt: st
 @click.argument("run_id")
 @project_option
 @click.option("--step", help="Only this step's output (default: every job step's, in pipeline order).")
+@json_option
 @pass_ctx
 @api_errors
 def logs(ctx: Ctx, run_id: str, project: str, step: str | None) -> None:
     """Print the output of a run's job steps. Example: cairn pipelines logs -p vision RUN_ID --step train"""
     text = ctx.client.pipeline_logs(project, run_id, step)
+    if ctx.as_json:
+        emit(ctx, {"run": run_id, "step": step, "logs": text})
+        return
     click.echo(text, nl=bool(text) and not text.endswith("\n"))
 
 
