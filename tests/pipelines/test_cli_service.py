@@ -7,6 +7,7 @@ An approval-only pipeline needs no agent: its run exists at once with its one st
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -125,7 +126,11 @@ def test_run_uploads_the_work_tree_then_list_show_logs_and_cancel(platform, proj
     assert mermaid.startswith("flowchart TD") and "sign-off" in mermaid
     shown = json.loads(ok(cairn(platform, "--json", "pipelines", "show", run_id, "-p", project, "--format", "dot")))
     assert shown["id"] == run_id and shown["drawing"].startswith("digraph")
-    assert "sign-off" in ok(cairn(platform, "pipelines", "show", run_id, "-p", project))
+    text = ok(cairn(platform, "pipelines", "show", run_id, "-p", project))
+    assert text.startswith(f"run {run_id}\npipeline release: 1 step in 1 level\n") and "sign-off" in text
+    ascii_text = ok(cairn(platform, "pipelines", "show", run_id, "-p", project, "--ascii"))
+    assert ascii_text.isascii() and "-- level 0 --" in ascii_text
+    assert re.search(r"^  [.?] sign-off +approval +(pending|waiting_approval)$", ascii_text, re.M), ascii_text
     assert ok(cairn(platform, "pipelines", "logs", run_id, "-p", project)).strip() == ""
     assert json.loads(ok(cairn(platform, "pipelines", "logs", run_id, "-p", project, "--json"))) == {
         "run": run_id, "step": None, "logs": ""}
@@ -225,6 +230,7 @@ def test_a_viewer_cannot_approve_an_editor_can_and_the_run_succeeds(platform, pr
     wait_for_state(admin, project, forced, "sign-off", "waiting_approval")
     ok(cairn(platform, "pipelines", "cancel", forced, "-p", project))
     assert admin.wait_pipeline_run(project, forced, timeout=60)["status"] == "cancelled"
+    assert "sign-off" in ok(cairn(platform, "pipelines", "show", forced, "-p", project, "--format", "dot"))
     granted_events = [e for e in admin.pipeline_run_events(project, first) if e["type"] == "approval.granted"]
     assert [e["data"]["comment"] for e in granted_events] == ["looks right"]
     listed = json.loads(ok(cairn(platform, "--json", "pipelines", "list", "-p", project, "--status", "succeeded")))

@@ -133,14 +133,23 @@ def runs_list(ctx: Ctx, project: str, pipeline: str | None, status: str | None, 
          columns=RUN_COLUMNS)
 
 
+# the text drawing's symbols and rules as ``render_text(..., ascii_only=True)`` draws them
+ASCII_DRAWING = str.maketrans({"─": "-", "←": "<-", "○": ".", "●": ">", "✓": "+", "✗": "x", "⊘": "-", "↺": "=",
+                               "⏸": "?"})
+
+
 @api_errors
-def show_run(click_ctx: click.Context, run_id: str, project: str | None, fmt: str, as_json: bool) -> None:
-    """``cairn pipelines show RUN_ID``: the run's DAG drawn by the service with each step's state."""
+def show_run(click_ctx: click.Context, run_id: str, project: str | None, fmt: str, as_json: bool,
+             ascii_only: bool = False) -> None:
+    """``cairn pipelines show RUN_ID``: the run's DAG drawn by the service with each step's state
+    (the text drawing in ASCII with ``--ascii`` or where the terminal cannot print its symbols)."""
     ctx = click_ctx.find_object(Ctx) or Ctx(None, as_json)
     if not project:
         raise click.UsageError(f"{run_id!r} is no file here, so it is read as a pipeline run id: give its "
                                "project with -p PROJECT (or $CAIRN_PROJECT)")
     drawing = ctx.client.pipeline_run_drawing(project, run_id, fmt)
+    if fmt == "text" and ascii_only:
+        drawing = drawing.translate(ASCII_DRAWING)
     if as_json or ctx.as_json:
         view = ctx.client.pipeline_run(project, run_id)
         click.echo(json.dumps({**view, "format": fmt, "drawing": drawing}, indent=2, default=str))

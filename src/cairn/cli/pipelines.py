@@ -84,14 +84,15 @@ def show(click_ctx: click.Context, target: str, fmt: str, ascii_only: bool, proj
 
     Example: cairn pipelines show cairn/pipeline.yaml --format mermaid
     """
+    from rich.console import Console
+
     if is_run_id(target):
         from cairn.cli.pipeline_runs import show_run
 
-        show_run(click_ctx, target, project, fmt, as_json)
+        encoding = Console().encoding
+        show_run(click_ctx, target, project, fmt, as_json, ascii_only or not _can_encode(encoding, "─←✓○●✗⊘↺⏸"))
         return
     file = Path(target)
-    from rich.console import Console
-
     from cairn.pipelines.render import (
         levels_of,
         render_dot,
