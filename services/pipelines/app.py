@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from cairn.kernel.service import Hook, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.pipelines.api import router
+from cairn.services.pipelines.engine import start_engine
 from cairn.services.pipelines.projection import AGGREGATES, projection
 from cairn.services.pipelines.store import PipelinesStore
 
@@ -36,7 +37,7 @@ class PipelinesSettings(ServiceSettings):
 #   - the engine: ``from cairn.services.pipelines.engine import start_engine``
 #   - triggers:   ``from cairn.services.pipelines.triggers_runtime import start_triggers``
 BACKGROUND: list[Hook] = [
-    # start_engine,
+    start_engine,
     # start_triggers,
 ]
 

@@ -200,13 +200,12 @@ class Engine:
             if ref.kind == "artifact":
                 producer = state["steps"][ref.step]
                 inputs[name] = {"ref": str(ref), "digest": producer["outputs"].get(ref.name),
-                                "run_id": self.store.step_run_id(project, state["run_id"], ref.step),
-                                "name": ref.name}
+                                "run_id": self.special.step_run(project, state, ref.step), "name": ref.name}
             else:
-                inputs[name] = {"ref": str(ref), "digest": state["inputs"][str(ref)]}
+                digest = state["inputs"][str(ref)]
+                inputs[name] = {"ref": str(ref), "digest": digest}
                 if ref.kind == "dataset":
-                    version, _ = self.store.dataset_digest(project, ref.name, ref.version)
-                    datasets.append(f"{ref.name}@v{version}")
+                    datasets.append(f"{ref.name}@v{self.dataset_version(project, ref.name, ref.version, digest)}")
         r = step.resources
         env = {**step.env, "CAIRN_PIPELINE": state["name"], "CAIRN_PIPELINE_RUN": state["run_id"],
                "CAIRN_PIPELINE_STEP": step.id, "CAIRN_PIPELINE_ATTEMPT": str(attempt), "CAIRN_PIPELINE_JOB": key,
@@ -224,6 +223,15 @@ class Engine:
         if code and code.get("archive_digest"):
             spec["code"] = dict(code)
         return spec
+
+    def dataset_version(self, project: str, name: str, version: int | None, digest: str) -> int:
+        """The version the run resolved ``dataset:NAME`` to when it started (the one whose digest
+        is in its cache keys), not a newer one pushed since."""
+        if version is not None:
+            return version
+        row = self.store.query_one("SELECT version FROM fact_dataset_versions WHERE project=? AND name=? AND "
+                                   "manifest_digest=? ORDER BY version DESC LIMIT 1", (project, name, digest))
+        return int(row[0]) if row else self.store.dataset_digest(project, name, None)[0]
 
     async def watch_job(self, project: str, state: dict[str, Any], step: Step, current: dict[str, Any]) -> None:
         key, attempt, run_id = current["job_id"], current["attempt"], state["run_id"]

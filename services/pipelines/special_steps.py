@@ -122,13 +122,17 @@ class SpecialSteps:
 
     # --- register, promote -----------------------------------------------------------------------
 
-    def producing_run(self, project: str, state: dict[str, Any], step_id: str) -> str:
+    def step_run(self, project: str, state: dict[str, Any], step_id: str) -> str | None:
+        """The registry run of a job step: its current attempt's, or for a cached step the run of
+        the pipeline run that did the work."""
         current = state["steps"][step_id]
         if current["state"] == "cached":
             runs = self.store.seed_runs(project, current["source_run"], step_id)
-            run = runs[0] if runs else None
-        else:
-            run = self.store.step_run_id(project, state["run_id"], step_id)
+            return runs[0] if runs else None
+        return self.store.step_run_id(project, state["run_id"], step_id)
+
+    def producing_run(self, project: str, state: dict[str, Any], step_id: str) -> str:
+        run = self.step_run(project, state, step_id)
         if run is None:
             raise StepFailed(f"the run of step {step_id!r} is not known")
         return run
@@ -213,10 +217,14 @@ class SpecialSteps:
         from cairn.services.pipelines.engine import step_key
 
         spec, run_id, attempt = step.special, state["run_id"], current["attempt"]
-        await self.engine.clients.deployments.rollback(project, spec.deployment,
-                                                       key=step_key(run_id, step.id, attempt, "rollback"))
         name = alert.get("name") or alert.get("data", {}).get("name") or alert.get("rule_id") or "an alert"
-        message = f"alert {name!r} fired for deployment {spec.deployment!r} during the bake: rolled back"
+        message = f"alert {name!r} fired for deployment {spec.deployment!r} during the bake"
+        try:
+            await self.engine.clients.deployments.rollback(project, spec.deployment,
+                                                           key=step_key(run_id, step.id, attempt, "rollback"))
+            message += ": rolled back"
+        except Refused as err:  # e.g. no earlier version on record: said, and the step still fails
+            message += f"; the rollback was refused ({err.message})"
         source = pipeline.step(spec.source) if spec.source is not None else None
         if source is not None and source.kind == "promote":
             outputs = state["steps"][source.id]["outputs"]

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ JOB = textwrap.dedent('''
     with cairn.start_run() as run:
         run.log_metric("auc", float(os.environ["AUC"]))
         pathlib.Path("model.bin").write_text("weights of " + os.environ["CAIRN_PIPELINE_RUN"])
-        run.log_artifact("model.bin", name="model")
+        run.log_artifact("model.bin", name=os.environ.get("ARTIFACT_NAME", "model"))
         run.flush()
 ''')
 
@@ -163,18 +164,24 @@ def test_a_job_gate_register_promote_pipeline_runs_in_order_and_moves_the_alias(
 def test_a_failing_job_is_retried_then_fails_and_what_needs_it_is_skipped(http: httpx.Client, agents) -> None:
     project = new_project(http, "eng-fail")
     bad = {**job_step("bad", FAIL="1"), "retries": 1}
-    pipeline = {"name": "ml", "steps": [bad, job_step("after", needs=["bad"])]}
+    forgetful = job_step("forgetful", ARTIFACT_NAME="weights")  # succeeds, but logs no artifact "model"
+    pipeline = {"name": "ml", "steps": [bad, job_step("after", needs=["bad"]), forgetful]}
     run = start(http, project, pipeline)
     view = finished(http, project, run["id"])
     assert view["status"] == "failed"
     evts = events(http, project, run["id"])
-    assert trail(evts) == [
-        ("pipeline_run.started", None), ("step.started", "bad"), ("step.failed", "bad"), ("step.started", "bad"),
-        ("step.failed", "bad"), ("step.skipped", "after"), ("pipeline_run.finished", None)]
-    failures = [e["data"] for e in evts if e["type"] == "step.failed"]
+    bad_trail = [t for t in trail(evts) if t[1] in ("bad", "after")]
+    assert bad_trail == [("step.started", "bad"), ("step.failed", "bad"), ("step.started", "bad"),
+                         ("step.failed", "bad"), ("step.skipped", "after")]
+    failures = [e["data"] for e in evts if e["type"] == "step.failed" and e["data"]["step"] == "bad"]
     assert [(f["attempt"], f["reason"]) for f in failures] == [(1, "exit"), (2, "exit")]
     assert [e["data"]["reason"] for e in evts if e["type"] == "step.skipped"] == ["upstream_failed"]
-    assert len(jobs(http, project)) == 2  # one job per attempt, none for the skipped step
+    steps = {s["id"]: s for s in view["steps"]}
+    assert (steps["forgetful"]["state"], steps["forgetful"]["reason"]) == ("failed", "error")
+    assert "'model'" in steps["forgetful"]["message"] and "weights" in steps["forgetful"]["message"]
+    assert evts[-1]["type"] == "pipeline_run.finished"
+    assert sorted(evts[-1]["data"]["failed_steps"]) == ["bad", "forgetful"]
+    assert len(jobs(http, project)) == 3  # one job per attempt, none for the skipped step
 
 
 def test_a_killed_pipelines_service_resumes_the_run_and_submits_the_job_once(
@@ -196,6 +203,31 @@ def test_a_killed_pipelines_service_resumes_the_run_and_submits_the_job_once(
         ("step.started", "train"), ("step.succeeded", "train")]
 
 
+def test_a_queued_run_waits_for_the_older_one_and_a_cancel_stops_its_running_job(
+        http: httpx.Client, agents, tmp_path: Path) -> None:
+    project = new_project(http, "eng-queue")
+    gate_file = tmp_path / "go"
+    pipeline = {"name": "ml", "steps": [job_step("train", WAIT_FOR=str(gate_file))]}  # concurrency: queue
+    older = start(http, project, pipeline)
+    wait_until(lambda: [j for j in jobs(http, project) if j["status"] == "running"], "the older run's job to run")
+    newer = start(http, project, pipeline)
+    assert run_view(http, project, newer["id"])["trigger"]["queued_behind"] == [older["id"]]
+    resp = http.post(f"/pipelines/projects/{project}/runs/{older['id']}/cancel", json={"reason": "not this one"})
+    assert resp.status_code == 200, resp.text
+    view = finished(http, project, older["id"])
+    assert view["status"] == "cancelled"
+    train = view["steps"][0]
+    assert (train["state"], train["reason"]) == ("failed", "cancelled")
+    cancelled = [j for j in jobs(http, project) if j["run_id"] == train["run_id"]]
+    assert [j["status"] for j in cancelled] == ["cancelled"]
+    wait_until(lambda: len(jobs(http, project)) == 2, "the queued run to submit its job")
+    gate_file.write_text("go")
+    assert finished(http, project, newer["id"])["status"] == "succeeded"
+    older_end = events(http, project, older["id"])[-1]
+    newer_start = [e for e in events(http, project, newer["id"]) if e["type"] == "step.started"][0]
+    assert older_end["type"] == "pipeline_run.finished" and older_end["sequence"] < newer_start["sequence"]
+
+
 async def _fire_alert(nats_url: str, project: str, deployment: str) -> None:
     log = await EventLog.open(nats_url)
     try:
@@ -215,7 +247,9 @@ async def _fire_alert(nats_url: str, project: str, deployment: str) -> None:
 def test_an_alert_during_the_bake_rolls_the_deployment_and_the_alias_back(
         http: httpx.Client, agents, platform: Platform) -> None:
     project = new_project(http, "eng-bake")
-    seed = http.post(f"/registry/projects/{project}/runs", json={"experiment": "seed", "name": "v1"}).json()
+    seed = http.post(f"/registry/projects/{project}/runs", json={"name": "v1"})
+    assert seed.status_code == 201, seed.text
+    seed = seed.json()
     assert http.post(f"/registry/projects/{project}/models", json={"name": "fraud"}).status_code == 201
     made = http.post(f"/registry/projects/{project}/models/fraud/versions",
                      json={"run_id": seed["id"], "artifact_digest": "a" * 64})
@@ -249,3 +283,14 @@ def test_an_alert_during_the_bake_rolls_the_deployment_and_the_alias_back(
     assert http.get(f"/registry/projects/{project}/models/fraud/aliases/production").json()["version"] == 1
     promote = {s["id"]: s for s in view["steps"]}["promote"]
     assert promote["outputs"]["previous_version"] == 1
+
+    # with no alert, the step succeeds once the bake time has passed (a deploy of a model reference)
+    quiet = start(http, project, {"name": "redeploy", "steps": [{"id": "deploy", "deploy": {
+        "deployment": "fraud", "environment": "staging", "model": "model:fraud@v2", "bake_s": 1}}]})
+    view = finished(http, project, quiet["id"])
+    assert view["status"] == "succeeded", view
+    deploy = view["steps"][0]
+    assert deploy["outputs"]["version"] == 2
+    baked = datetime.fromisoformat(deploy["finished_at"]) - datetime.fromisoformat(deploy["started_at"])
+    assert baked.total_seconds() >= 1
+    assert http.get(f"/deployments/projects/{project}/deployments/fraud").json()["version"] == 2
