@@ -260,6 +260,20 @@ def test_a_bad_signature_is_401_and_starts_nothing(admin: httpx.Client, repo: di
     assert len(runs(admin, "ci")) == before
 
 
+def test_a_signed_ping_is_answered_and_starts_nothing(admin: httpx.Client, ci: dict[str, Any],
+                                                     platform: Platform) -> None:
+    before = len(runs(admin, "ci"))
+    body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 7,
+                       "repository": {"full_name": "acme/ml"}}).encode()
+    url = f"{platform.gateway}/api/v1/pipelines/hooks/git"
+    resp = httpx.post(url, content=body, timeout=30, headers={"X-GitHub-Event": "ping", "X-Hub-Signature-256": sign(body)})
+    assert resp.status_code == 200 and resp.json() == {"ping": True, "pipelines": [f"{PROJECT}/ci"]}, resp.text
+    unsigned = httpx.post(url, content=body, timeout=30, headers={"X-GitHub-Event": "ping"})
+    assert unsigned.status_code == 401
+    assert httpx.post(url, content=b"not json", timeout=30, headers={"X-GitHub-Event": "push"}).status_code == 400
+    assert len(runs(admin, "ci")) == before
+
+
 def test_filtered_pushes_start_nothing_and_say_why(admin: httpx.Client, repo: dict[str, Path],
                                                    ci: dict[str, Any]) -> None:
     before = len(runs(admin, "ci"))
