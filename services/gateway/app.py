@@ -345,6 +345,8 @@ class OpenApiDocument:
             for path, item in json.loads(json.dumps(sub.get("paths", {}))).items():
                 if path in ("/healthz",) or path.startswith("/admin"):
                     continue
+                if f"/api/v1/{name}{path}" in schema["paths"]:
+                    continue  # the gateway answers that path itself (the open git hook): its document wins
                 for op in item.values():
                     if isinstance(op, dict) and "operationId" in op:
                         op["operationId"] = f"{name}_{op['operationId']}"

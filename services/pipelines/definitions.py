@@ -43,7 +43,7 @@ ACTOR = "service:pipelines"  # the identity the service's own commands and calls
 DEFAULT_PATH = "cairn/pipeline.yaml"
 REPO_NAME = re.compile(r"\A[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+\Z")
 # the aggregates whose events ``on.event`` can select (the projection must receive them)
-TRIGGER_AGGREGATES = tuple(sorted(set(AGGREGATE_OF_TYPE.values()) | {"run"}))
+TRIGGER_AGGREGATES = tuple(sorted(set(AGGREGATE_OF_TYPE.values()) | {"run", "job", "pipeline_run"}))
 DEFINITIONS_AGGREGATES = ("pipeline", *TRIGGER_AGGREGATES)
 
 DEFINITIONS_SCHEMA = """
@@ -106,6 +106,10 @@ def register(state: dict[str, Any] | None, *, text: str, path: str, repo: dict[s
     if pipeline.on.push is not None and hook is None:
         raise InvalidInput(f"pipeline {pipeline.name!r} has on.push: register it with hook {{kind, secret}} "
                            "so pushes can be verified", details={"field": "hook"})
+    for event in pipeline.on.events:
+        if event.type.split(".", 1)[0] not in TRIGGER_TYPE_PREFIXES:
+            raise InvalidInput(f"on.event type {event.type!r} cannot start a pipeline: the service reads the events "
+                               f"of {', '.join(sorted(TRIGGER_TYPE_PREFIXES))}", details={"field": "definition"})
     if status is not None and not status["url"].startswith(("https://", "http://")):
         raise InvalidInput("status.url must be the code host's API root (https://...)", details={"field": "status.url"})
     return "pipeline.registered", {"definition": text, "digest": pipeline.digest(), "path": path, "repo": repo,
@@ -158,6 +162,8 @@ def _owed(conn: sqlite3.Connection, e: Event) -> None:
 for _type in sorted({stem.rsplit(".v", 1)[0] for stem in known_schemas()}):
     if _type.split(".", 1)[0] in TRIGGER_AGGREGATES or AGGREGATE_OF_TYPE.get(_type.split(".", 1)[0]):
         DEFINITIONS_HANDLERS[_type] = _owed
+# the event type prefixes ``on.event`` may name (others never reach the projection)
+TRIGGER_TYPE_PREFIXES = frozenset(t.split(".", 1)[0] for t, h in DEFINITIONS_HANDLERS.items() if h is _owed)
 
 
 def merge_handlers(*tables: dict[str, EventHandler]) -> EventHandlers:

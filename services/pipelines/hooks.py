@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -69,6 +71,14 @@ class TriggerSettings(BaseSettings):
     pipelines_tick_s: float = Field(default=1.0, gt=0)
     pipelines_public_url: str = ""
     artifacts_url: str = ""
+    # tests only: the schedule clock reads epoch seconds from this file (time is the one thing
+    # tests replace; the service runs in its own process, so the replacement is a file)
+    pipelines_clock_file: Path | None = None
+
+    def clock(self) -> float:
+        if self.pipelines_clock_file is not None and self.pipelines_clock_file.exists():
+            return float(self.pipelines_clock_file.read_text().strip())
+        return time.time()
 
 
 def trigger_parts(app: FastAPI) -> tuple[TriggerSettings, Egress, gitcode.GitMirrors]:

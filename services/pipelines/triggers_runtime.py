@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -69,11 +68,11 @@ def due_firing(schedule: CronSchedule, last: datetime, now: datetime) -> datetim
 
 
 class Triggers:
-    def __init__(self, app: FastAPI, runtime: ServiceRuntime, *, clock: Callable[[], float] = time.time,
+    def __init__(self, app: FastAPI, runtime: ServiceRuntime, *, clock: Callable[[], float] | None = None,
                  tick_s: float | None = None, backoff_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
         self.app, self.runtime = app, runtime
         self.settings, self.egress, _ = trigger_parts(app)
-        self.clock = clock
+        self.clock = clock or self.settings.clock
         self.tick_s = tick_s if tick_s is not None else self.settings.pipelines_tick_s
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.failures: dict[str, tuple[int, float]] = {}  # key -> (failures, next try at, loop time)

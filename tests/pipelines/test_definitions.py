@@ -103,3 +103,11 @@ def test_merged_handlers_run_both_for_a_shared_type() -> None:
     merged = d.merge_handlers(other, {"dataset.version_created": lambda conn, e: seen.append("triggers")})
     merged["dataset.version_created"](None, None)  # type: ignore[arg-type]
     assert seen == ["facts", "triggers"]
+
+
+def test_an_event_type_the_service_never_reads_is_refused_at_registration() -> None:
+    text = "name: t\non: {event: {type: token.created}}\nsteps:\n  - {id: a, command: echo}\n"
+    with pytest.raises(InvalidInput, match="token.created' cannot start a pipeline"):
+        registered(text=text, hook=None, repo=None)
+    ok = "name: t\non: {event: [{type: pipeline_run.finished}, {type: model_version.*}]}\nsteps:\n  - {id: a, command: echo}\n"
+    assert registered(text=ok, hook=None, repo=None)[0] == "pipeline.registered"
