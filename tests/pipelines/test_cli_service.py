@@ -252,6 +252,12 @@ def test_register_list_show_and_delete_a_definition_without_echoing_its_secret(p
     assert [d["name"] for d in listed] == ["release"]
     shown = ok(cairn(platform, "pipelines", "definitions", "show", "release", "-p", project))
     assert "sign-off" in shown and "s3cret" not in shown
+    by_name = json.loads(ok(cairn(platform, "--json", "pipelines", "run", "--definition", "release", "-p", project,
+                                  "--no-code", "--param", "lr=0.3")))
+    assert (by_name["pipeline"], by_name["code"], by_name["trigger"]["kind"]) == ("release", None, "manual")
+    assert by_name["params"]["lr"] == 0.3
+    both = cairn(platform, "pipelines", "run", pipeline_file, "--definition", "release", "-p", project)
+    assert both.exit_code == 2 and "FILE or --definition NAME, not both" in both.output
     ok(cairn(platform, "pipelines", "definitions", "delete", "release", "-p", project))
     assert json.loads(ok(cairn(platform, "--json", "pipelines", "definitions", "list", "-p", project))) == []
     gone = cairn(platform, "pipelines", "definitions", "show", "release", "-p", project)

@@ -76,8 +76,9 @@ def _print_run(ctx: Ctx, view: dict[str, Any]) -> None:
 
 
 @click.command("run")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), default=Path("cairn/pipeline.yaml"))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @project_option
+@click.option("--definition", help="Run this registered pipeline (cairn pipelines definitions list) instead of FILE.")
 @click.option("--param", "params", multiple=True, help="key=value over the pipeline's params (repeatable; "
               "numbers and true/false are read as such).")
 @click.option("--no-cache", is_flag=True, help="Run every step, even one an earlier run did with the same inputs.")
@@ -86,28 +87,36 @@ def _print_run(ctx: Ctx, view: dict[str, Any]) -> None:
 @json_option
 @pass_ctx
 @api_errors
-def run(ctx: Ctx, file: Path, project: str, params: tuple[str, ...], no_cache: bool, no_code: bool,
-        wait: bool) -> None:
-    """Start a run of a pipeline file with the code of the git work tree around it (uncommitted
-    changes included). The file is checked here first: problems print as FILE:LINE:COL: message,
-    exit 1, and nothing is sent.
+def run(ctx: Ctx, file: Path | None, project: str, definition: str | None, params: tuple[str, ...],
+        no_cache: bool, no_code: bool, wait: bool) -> None:
+    """Start a run of a pipeline file (default cairn/pipeline.yaml) with the code of the git work
+    tree around it (uncommitted changes included). The file is checked here first: problems print
+    as FILE:LINE:COL: message, exit 1, and nothing is sent. --definition NAME runs a registered
+    pipeline instead, with the code of the work tree around the current directory.
 
     Example: cairn pipelines run cairn/pipeline.yaml -p vision --param lr=0.02 --wait
     """
     from cairn.pipelines.validate import PipelineError, load_pipeline
 
-    try:
-        pipeline = load_pipeline(file)
-    except OSError as err:
-        click.echo(f"{file}:1:1: cannot read the file: {err.strerror or err}", err=True)
-        sys.exit(1)
-    except PipelineError as err:
-        for problem in err.problems:
-            click.echo(f"{file}:{problem.line}:{problem.column}: {problem.message}", err=True)
-        sys.exit(1)
-    values = parse_params(params, pipeline.params)
-    view = ctx.client.start_pipeline(project, file, params=values, no_cache=no_cache,
-                                     code=False if no_code else None)
+    if definition is not None:
+        if file is not None:
+            raise click.UsageError("give FILE or --definition NAME, not both")
+        registered = load_pipeline(ctx.client.pipeline_definition(project, definition)["definition"])
+        view = ctx.client.start_registered_pipeline(project, definition, params=parse_params(params, registered.params),
+                                                    no_cache=no_cache, code=False if no_code else None)
+    else:
+        file = file or Path("cairn/pipeline.yaml")
+        try:
+            pipeline = load_pipeline(file)
+        except OSError as err:
+            click.echo(f"{file}:1:1: cannot read the file: {err.strerror or err}", err=True)
+            sys.exit(1)
+        except PipelineError as err:
+            for problem in err.problems:
+                click.echo(f"{file}:{problem.line}:{problem.column}: {problem.message}", err=True)
+            sys.exit(1)
+        view = ctx.client.start_pipeline(project, file, params=parse_params(params, pipeline.params),
+                                         no_cache=no_cache, code=False if no_code else None)
     if view.get("skipped"):
         emit(ctx, view)
         return

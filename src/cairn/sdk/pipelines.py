@@ -89,10 +89,11 @@ class PipelinesMixin:
         return self._pipe("POST", f"/projects/{_q(project)}/runs", json=body)
 
     def start_registered_pipeline(self, project: str, name: str, *, params: Mapping[str, Any] | None = None,
-                                  no_cache: bool = False, code: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Start a manual run of a registered pipeline by its name."""
-        body = {"definition": name, "params": dict(params or {}), "no_cache": bool(no_cache),
-                "code": dict(code) if code else None}
+                                  no_cache: bool = False, code: Any = None) -> dict[str, Any]:
+        """Start a manual run of a registered pipeline by its name; ``code`` as for
+        :meth:`start_pipeline`, the default being the work tree around the current directory."""
+        record = self.pipeline_code(project, code, Path.cwd())
+        body = {"definition": name, "params": dict(params or {}), "no_cache": bool(no_cache), "code": record}
         return self._pipe("POST", f"/projects/{_q(project)}/runs", json=body)
 
     def pipeline_runs(self, project: str, *, pipeline: str | None = None, status: str | None = None,
