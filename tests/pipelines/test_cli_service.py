@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -133,12 +134,15 @@ def test_run_uploads_the_work_tree_then_list_show_logs_and_cancel(platform, proj
 
     ok(cairn(platform, "pipelines", "cancel", run_id, "-p", project, "--reason", "wrong data"))
     with Client(platform.gateway, platform.token) as client:
-        assert client.artifacts.missing(project, [started["code"]["archive_digest"]]) == []
+        archive = client.artifacts.download_blob(started["code"]["archive_digest"], repo.parent / "code.tar.gz")
+    with tarfile.open(archive) as tar:  # the work tree as it is now, not as committed
+        member = tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith("train.py")))
+        assert member is not None and member.read() == b"print('v2, not committed')\n"
+    with Client(platform.gateway, platform.token) as client:
+        assert client.wait_pipeline_run(project, run_id, timeout=60)["status"] == "cancelled"
         events = client.pipeline_run_events(project, run_id)
     assert [(e["type"], e["data"].get("reason")) for e in events if e["type"] == "pipeline_run.cancel_requested"] \
         == [("pipeline_run.cancel_requested", "wrong data")]
-    with Client(platform.gateway, platform.token) as client:
-        assert client.wait_pipeline_run(project, run_id, timeout=60)["status"] == "cancelled"
 
 
 def test_run_of_an_invalid_file_prints_file_line_col_and_sends_nothing(platform, project: str,
