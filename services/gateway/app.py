@@ -26,7 +26,8 @@ from cairn.kernel.commands import CommandContext
 from cairn.kernel.egress import Egress
 from cairn.kernel.errors import InvalidInput, NotFound
 from cairn.kernel.eventlog import EventLog
-from cairn.kernel.identity import SIGNED_IN, Signer
+from cairn.kernel.identity import INTERNAL_KIND, SIGNED_IN, Signer
+from cairn.kernel.identity import Caller as Identity
 from cairn.kernel.ids import NAME_RE, new_id
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
@@ -46,6 +47,9 @@ from cairn.services.gateway.webhooks import WebhookDispatcher
 log = logging.getLogger(__name__)
 ADMIN_TOKEN_FILE = "admin.token"
 SIGNED_IN_ROUTE = {"x-cairn-role": SIGNED_IN}  # routes that authenticate through their Caller parameter
+# a route without a token: the request proves itself (a code host's push hook: its signature or token)
+OPEN_ROUTE = {"x-cairn-role": "open"}
+GIT_HOOK_PATH = "/api/v1/pipelines/hooks/git"
 
 
 class GatewaySettings(ServiceSettings):
@@ -212,6 +216,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(access_router, dependencies=[Depends(caller)])
     app.include_router(mlflow_router)  # MLflow-compatible API: /api/2.0/mlflow/..., /mlflow/<project>/...
 
+    @app.post(GIT_HOOK_PATH, tags=["pipelines"], openapi_extra=OPEN_ROUTE)
+    async def git_hook(request: Request) -> Response:
+        """Code hosts' push webhooks (GitHub, GitLab). A code host sends no Cairn token, so this
+        route takes none; it forwards the raw body and the host's headers to the pipelines
+        service as the gateway itself, and that service verifies the hook's signature (or GitLab
+        token) with each registered definition's secret: a request that no secret verifies is a
+        401 and starts nothing (docs/pipelines.md, "In the service")."""
+        gateway = Identity("service:gateway", "gateway", INTERNAL_KIND, True, {}, "gateway")
+        return await request.app.state.proxy.forward("pipelines", "hooks/git", request, caller=gateway,
+                                                     request_id=request.state.request_id)
+
     @app.api_route("/api/v1/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
                    include_in_schema=False)
     async def route(service: str, path: str, request: Request, principal: Caller) -> Response:
@@ -330,6 +345,8 @@ class OpenApiDocument:
             for path, item in json.loads(json.dumps(sub.get("paths", {}))).items():
                 if path in ("/healthz",) or path.startswith("/admin"):
                     continue
+                if f"/api/v1/{name}{path}" in schema["paths"]:
+                    continue  # the gateway answers that path itself (the open git hook): its document wins
                 for op in item.values():
                     if isinstance(op, dict) and "operationId" in op:
                         op["operationId"] = f"{name}_{op['operationId']}"

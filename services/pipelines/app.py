@@ -8,9 +8,12 @@ from fastapi import FastAPI
 from cairn.kernel.service import Hook, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.pipelines.api import router
+from cairn.services.pipelines.definitions import router as definitions_router  # part C
 from cairn.services.pipelines.engine import start_engine
+from cairn.services.pipelines.hooks import router as hooks_router  # part C
 from cairn.services.pipelines.projection import AGGREGATES, projection
 from cairn.services.pipelines.store import PipelinesStore
+from cairn.services.pipelines.triggers_runtime import start_triggers  # part C
 
 
 class PipelinesSettings(ServiceSettings):
@@ -38,7 +41,7 @@ class PipelinesSettings(ServiceSettings):
 #   - triggers:   ``from cairn.services.pipelines.triggers_runtime import start_triggers``
 BACKGROUND: list[Hook] = [
     start_engine,
-    # start_triggers,
+    start_triggers,
 ]
 
 
@@ -49,7 +52,7 @@ def create_app(settings: PipelinesSettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: PipelinesStore(s.data_dir / "pipelines" / "pipelines.sqlite3"),
         handler=projection(),
-        routers=[router],
+        routers=[router, definitions_router, hooks_router],
         description="Pipelines: CI/CD for models; runs of a pipeline's steps, gates, approvals and their cache.",
         projection_aggregates=AGGREGATES,
         on_start=BACKGROUND,

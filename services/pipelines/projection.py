@@ -13,6 +13,12 @@ from cairn.kernel.envelope import Event
 from cairn.kernel.store import EventHandlers, Evolve, SnapshotProjection
 from cairn.services.pipelines import domain
 from cairn.services.pipelines.cache import cache_entries
+from cairn.services.pipelines.definitions import (  # part C
+    DEFINITIONS_AGGREGATES,
+    DEFINITIONS_EVOLVERS,
+    DEFINITIONS_HANDLERS,
+    merge_handlers,
+)
 from cairn.services.pipelines.facts import FACTS_AGGREGATES, FACTS_HANDLERS
 
 RUN_EVENTS = ("pipeline_run.started", "pipeline_run.cancel_requested", "pipeline_run.finished",
@@ -26,6 +32,12 @@ AGGREGATES = ("pipeline_run", *FACTS_AGGREGATES)
 HANDLERS = EventHandlers(FACTS_HANDLERS)
 for _event_type in RUN_EVENTS:
     HANDLERS[_event_type] = lambda conn, e: None  # the run's view is kept by PipelinesProjection
+
+# --- part C: registered definitions and owed event triggers (definitions.py) ---
+EVOLVERS.update(DEFINITIONS_EVOLVERS)
+AGGREGATES = tuple(dict.fromkeys((*AGGREGATES, *DEFINITIONS_AGGREGATES)))
+HANDLERS = merge_handlers(HANDLERS, DEFINITIONS_HANDLERS)
+# --- end part C ---
 
 
 class PipelinesProjection(SnapshotProjection):

@@ -17,6 +17,7 @@ from cairn.kernel.store import SqliteStore, load_state
 from cairn.pipelines.spec import Pipeline
 from cairn.pipelines.validate import load_pipeline
 from cairn.services.pipelines.cache import CacheEntry
+from cairn.services.pipelines.definitions import DEFINITIONS_SCHEMA, DefinitionsReader  # part C
 from cairn.services.pipelines.facts import FACTS_SCHEMA, FactsReader
 
 SCHEMA = """
@@ -79,9 +80,9 @@ def pipeline_of(state: dict[str, Any]) -> Pipeline:
     return _pipeline_from_json(json.dumps(state["definition"], sort_keys=True))
 
 
-class PipelinesStore(FactsReader, SqliteStore):
+class PipelinesStore(DefinitionsReader, FactsReader, SqliteStore):  # DefinitionsReader: part C
     def __init__(self, path: str | Path, extra_schema: str = "") -> None:
-        super().__init__(path, SCHEMA + FACTS_SCHEMA + extra_schema)
+        super().__init__(path, SCHEMA + FACTS_SCHEMA + DEFINITIONS_SCHEMA + extra_schema)
 
     # --- runs ------------------------------------------------------------------------------------
 

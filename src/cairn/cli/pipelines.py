@@ -1,5 +1,8 @@
-"""``cairn pipelines``: pipelines (CI/CD for ML). ``validate`` checks a pipeline file here, without
-a platform: every problem with its line and column, before anything runs."""
+"""``cairn pipelines``: pipelines (CI/CD for ML). ``validate`` and ``show FILE`` check and draw a
+pipeline file here, without a platform: every problem with its line and column, before anything
+runs. ``run``, ``list``, ``show RUN_ID``, ``logs``, ``cancel``, ``approve`` and ``reject`` talk to
+the pipelines service (cairn.cli.pipeline_runs); ``register`` and ``definitions`` manage registered
+pipelines (cairn.cli.pipeline_definitions)."""
 
 from __future__ import annotations
 
@@ -64,22 +67,32 @@ def validate(click_ctx: click.Context, file: Path, as_json: bool) -> None:
 
 
 @pipelines.command("show")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), default=Path("cairn/pipeline.yaml"))
+@click.argument("target", default="cairn/pipeline.yaml")
 @click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot"]), default="text", show_default=True,
               help="text for a terminal; mermaid (a flowchart for Markdown) or dot (Graphviz) to paste elsewhere.")
 @click.option("--ascii", "ascii_only", is_flag=True, help="Draw text with ASCII characters only, without colour.")
+@click.option("--project", "-p", envvar="CAIRN_PROJECT", help="Project of a RUN_ID (or $CAIRN_PROJECT).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output (the steps and the drawing).")
 @click.pass_context
-def show(click_ctx: click.Context, file: Path, fmt: str, ascii_only: bool, as_json: bool) -> None:
+def show(click_ctx: click.Context, target: str, fmt: str, ascii_only: bool, project: str | None,
+         as_json: bool) -> None:
     """Draw a pipeline's DAG: its steps by level, each with its kind and the steps it needs.
 
-    FILE is a pipeline file for now; a pipeline run id (drawing each step's state) comes with the
-    pipeline engine. An invalid file prints FILE:LINE:COL: message per problem and exits 1.
+    TARGET is a pipeline file (default cairn/pipeline.yaml), or a pipeline run id with -p PROJECT,
+    drawn with each step's live state (cairn pipelines show -p vision RUN_ID). An invalid file
+    prints FILE:LINE:COL: message per problem and exits 1.
 
     Example: cairn pipelines show cairn/pipeline.yaml --format mermaid
     """
     from rich.console import Console
 
+    if is_run_id(target):
+        from cairn.cli.pipeline_runs import show_run
+
+        encoding = Console().encoding
+        show_run(click_ctx, target, project, fmt, as_json, ascii_only or not _can_encode(encoding, "─←✓○●✗⊘↺⏸"))
+        return
+    file = Path(target)
     from cairn.pipelines.render import (
         levels_of,
         render_dot,
@@ -121,6 +134,13 @@ def show(click_ctx: click.Context, file: Path, fmt: str, ascii_only: bool, as_js
         click.echo(drawing, nl=False)
 
 
+def is_run_id(target: str) -> bool:
+    """Whether ``show``'s argument names a run rather than a file: no such file, no path
+    separator and no YAML suffix (run ids are bare hex/uuid strings)."""
+    return (not Path(target).exists() and "/" not in target and "\\" not in target
+            and not target.endswith((".yaml", ".yml", ".json")))
+
+
 def _can_encode(encoding: str, text: str) -> bool:
     """Whether an output in ``encoding`` can print ``text`` (a C-locale pipe or an old console cannot)."""
     try:
@@ -128,3 +148,16 @@ def _can_encode(encoding: str, text: str) -> bool:
     except (LookupError, UnicodeEncodeError):
         return False
     return True
+
+
+def _add_platform_commands() -> None:
+    """The commands that talk to the platform live in sibling modules (this one stays readable)."""
+    from cairn.cli.pipeline_definitions import definitions, register
+    from cairn.cli.pipeline_runs import approve, cancel, logs, run, runs_list
+    from cairn.cli.pipeline_runs import reject as reject_step
+
+    for command in (run, runs_list, logs, cancel, approve, reject_step, register, definitions):
+        pipelines.add_command(command)
+
+
+_add_platform_commands()

@@ -24,6 +24,7 @@ from cairn.pipelines.validate import (
     SPECIAL_KEYS,
     TOP_KEYS,
     Checker,
+    read_on,
 )
 from cairn.protocol import memory_mib
 
@@ -54,6 +55,7 @@ def build(c: Checker, root: yaml.Node) -> spec.Pipeline | None:
     params: dict[str, Any] = {}
     if "params" in top and (entries := c.mapping(top["params"][1], "params", ())) is not None:
         params = {k: c.scalar(v, f"params.{k}") for k, (_, v) in entries.items()}
+    on = read_on(c, top["on"][1]) if "on" in top else spec.Triggers()
     drafts: dict[str, _Draft] = {}
     step_nodes = c.sequence(top["steps"][1], "steps") if "steps" in top else None
     if step_nodes is not None and not step_nodes:
@@ -70,10 +72,11 @@ def build(c: Checker, root: yaml.Node) -> spec.Pipeline | None:
     order, levels, ancestors = _dag(c, drafts)
     for draft in drafts.values():
         _check_refs(c, draft, drafts, ancestors, params)
-    if c.problems or name is None or concurrency is None:
+    if c.problems or name is None or concurrency is None or on is None:
         return None
     steps = tuple(_step(d) for d in drafts.values())
-    return spec.Pipeline(name, steps, params, concurrency, tuple(order), tuple(tuple(level) for level in levels))
+    return spec.Pipeline(name, steps, params, concurrency, tuple(order), tuple(tuple(level) for level in levels),
+                         on=on)
 
 
 def _read_step(c: Checker, node: yaml.Node, index: int, params: dict[str, Any]) -> _Draft | None:

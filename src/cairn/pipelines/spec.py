@@ -126,6 +126,51 @@ Special = Gate | DataCheck | Approval | Register | Promote | Deploy
 
 
 @dataclass(frozen=True)
+class PushTrigger:
+    """``on.push``: which pushes start the pipeline (glob lists; empty means any), as
+    :class:`cairn.pipelines.triggers.PushFilter` reads them."""
+
+    branches: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventTrigger:
+    """``on.event``: an event type (or ``aggregate.*``) and ``where`` (dotted path -> value or
+    tuple of allowed values), as :class:`cairn.pipelines.triggers.EventFilter` reads them."""
+
+    type: str
+    where: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ScheduleTrigger:
+    """``on.schedule``: a five-field cron expression (or macro) in an IANA time zone."""
+
+    cron: str
+    tz: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Triggers:
+    """What starts the pipeline besides a person (``manual``, true unless the file says false).
+    ``declared``: whether the file had ``on:`` at all (a file without one keeps its digest)."""
+
+    push: PushTrigger | None = None
+    events: tuple[EventTrigger, ...] = ()
+    schedules: tuple[ScheduleTrigger, ...] = ()
+    manual: bool = True
+    declared: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"push": _plain(self.push),
+                "event": [{"type": e.type, "where": {k: list(v) if isinstance(v, tuple) else v
+                                                     for k, v in sorted(e.where)}} for e in self.events],
+                "schedule": [{"cron": s.cron, "tz": s.tz} for s in self.schedules], "manual": self.manual}
+
+
+@dataclass(frozen=True)
 class Step:
     """One step: a job an agent runs (``kind == "job"``) or a special step the engine decides."""
 
@@ -168,6 +213,7 @@ class Pipeline:
     concurrency: str = "queue"
     order: tuple[str, ...] = ()  # topological, ties by file order
     levels: tuple[tuple[str, ...], ...] = ()  # level k: steps whose longest path from a root is k
+    on: Triggers = field(default_factory=Triggers)
 
     @cached_property
     def _by_id(self) -> dict[str, Step]:
@@ -181,9 +227,14 @@ class Pipeline:
             raise KeyError(f"no step {step_id!r} in pipeline {self.name!r}: {', '.join(self.order)}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        """The canonical form: defaults spelled out, expressions re-printed, maps sorted."""
-        return {"name": self.name, "concurrency": self.concurrency, "params": dict(sorted(self.params.items())),
-                "steps": [s.to_dict() for s in self.steps]}
+        """The canonical form: defaults spelled out, expressions re-printed, maps sorted. ``on``
+        is part of it when the file declares one (changing a trigger is changing the pipeline);
+        a file without ``on:`` has the digest it had before triggers existed."""
+        out = {"name": self.name, "concurrency": self.concurrency, "params": dict(sorted(self.params.items())),
+               "steps": [s.to_dict() for s in self.steps]}
+        if self.on.declared:
+            out["on"] = self.on.to_dict()
+        return out
 
     def digest(self) -> str:
         """BLAKE3 (the platform's fingerprint) of the canonical JSON of :meth:`to_dict`."""

@@ -20,7 +20,8 @@ from cairn.kernel.errors import InvalidInput
 from cairn.pipelines import spec
 from cairn.pipelines.expr import Expr, ExpressionError, parse_expression
 
-TOP_KEYS = ("name", "params", "concurrency", "steps")
+TOP_KEYS = ("name", "params", "concurrency", "on", "steps")
+ON_KEYS = ("push", "event", "schedule", "manual")
 COMMON_KEYS = ("id", "needs", "when", "inputs", "outputs")
 JOB_KEYS = ("command", "params", "resources", "queue", "retries", "timeout_s", "env")
 SPECIAL_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # kind -> (allowed, required)
@@ -81,6 +82,7 @@ def load_pipeline(source: str | Path) -> spec.Pipeline:
         raise PipelineError([Problem(1, 1, "the file is empty: a pipeline needs name and steps")], name)
     from cairn.pipelines.graph import build
 
+    _on_key_as_text(root)
     pipeline = build(checker, root)
     if checker.problems or pipeline is None:
         raise PipelineError(checker.problems, name)
@@ -199,6 +201,93 @@ class Checker:
             self.problem(node, f"{what} {text!r} is not {' or '.join(forms[k] for k in kinds)}")
             return None
         return ref
+
+
+def _on_key_as_text(root: yaml.Node) -> None:
+    """YAML 1.1 reads a bare ``on`` key as the boolean true (GitHub Actions files meet the same
+    trap); at the top of a pipeline it can only mean the trigger key, so it is read as text."""
+    if isinstance(root, yaml.MappingNode):
+        for key, _ in root.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag == _TAG + "bool" and key.value in ("on", "On", "ON"):
+                key.tag = _TAG + "str"
+                key.value = "on"
+
+
+def read_on(c: Checker, node: yaml.Node) -> spec.Triggers | None:
+    """``on: {push: {branches, tags, paths}, event: {type, where} | [..], schedule: {cron, tz} |
+    [..], manual: bool}``; each filter is checked by the code that will apply it (push and event
+    filters from :mod:`cairn.pipelines.triggers`, cron from :mod:`cairn.pipelines.cron`)."""
+    from cairn.pipelines.cron import CronSchedule
+    from cairn.pipelines.triggers import EventFilter, PushFilter
+
+    entries = c.mapping(node, "on", ON_KEYS)
+    if entries is None:
+        return None
+    before = len(c.problems)
+    push = None
+    if "push" in entries:
+        value = entries["push"][1]
+        raw = _python(value) if not (isinstance(value, yaml.ScalarNode) and value.tag == _TAG + "null") else {}
+        if not isinstance(raw, dict):
+            c.problem(value, f"on.push must be a mapping of branches, tags and paths, not {_kind(value)}")
+        else:
+            try:
+                flt = PushFilter.from_spec(raw)
+                push = spec.PushTrigger(flt.branches, flt.tags, flt.paths)
+            except InvalidInput as err:
+                c.problem(value, f"on.push: {err.message}")
+    events: list[spec.EventTrigger] = []
+    for item in _one_or_many(c, entries.get("event"), "on.event"):
+        raw = _python(item)
+        if not isinstance(raw, dict):
+            c.problem(item, f"on.event must be a mapping with type and where, not {_kind(item)}")
+            continue
+        try:
+            flt = EventFilter.from_spec(raw)
+            events.append(spec.EventTrigger(flt.type, flt.where))
+        except InvalidInput as err:
+            c.problem(item, f"on.event: {err.message}")
+    schedules: list[spec.ScheduleTrigger] = []
+    for item in _one_or_many(c, entries.get("schedule"), "on.schedule"):
+        fields = c.mapping(item, "on.schedule", ("cron", "tz"), ("cron",))
+        if fields is None or "cron" not in fields:
+            continue
+        cron = c.string(fields["cron"][1], "on.schedule: cron")
+        tz = c.string(fields["tz"][1], "on.schedule: tz") if "tz" in fields else "UTC"
+        if cron is None or tz is None:
+            continue
+        try:
+            CronSchedule.parse(cron, tz)
+            schedules.append(spec.ScheduleTrigger(cron, tz))
+        except InvalidInput as err:
+            c.problem(fields["tz" if (err.details or {}).get("field") == "tz" else "cron"][1],
+                      f"on.schedule: {err.message}")
+    manual = True
+    if "manual" in entries:
+        value = entries["manual"][1]
+        if not isinstance(value, yaml.ScalarNode) or value.tag != _TAG + "bool":
+            c.problem(value, f"on.manual must be true or false, not {_kind(value)}")
+        else:
+            manual = bool(c.scalar(value, "on.manual"))
+    if len(c.problems) != before:
+        return None
+    return spec.Triggers(push, tuple(events), tuple(schedules), manual, declared=True)
+
+
+def _one_or_many(c: Checker, entry: tuple[yaml.Node, yaml.Node] | None, what: str) -> list[yaml.Node]:
+    if entry is None:
+        return []
+    node = entry[1]
+    if isinstance(node, yaml.SequenceNode):
+        if not node.value:
+            c.problem(node, f"{what} is an empty list: remove it or give at least one")
+        return list(node.value)
+    return [node]
+
+
+def _python(node: yaml.Node) -> Any:
+    """A node as plain data (the trigger filters read dicts and lists)."""
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def _kind(node: yaml.Node) -> str:

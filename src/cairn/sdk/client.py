@@ -16,6 +16,7 @@ import httpx
 from cairn.sdk.jobs import JobsMixin
 from cairn.sdk.metrics import MetricsQueries
 from cairn.sdk.monitor import MonitorMixin
+from cairn.sdk.pipelines import PipelinesMixin
 from cairn.sdk.tls import tls_context
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class AccessMixin:
         return self.request("POST", f"/api/v1/projects/{_q(project)}/webhooks/{_q(webhook_id)}/replay")
 
 
-class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin):
+class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixin):
     """``Client(url, token=None)``: talk to a Cairn gateway (default ``$CAIRN_URL`` or :8080)."""
 
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
