@@ -36,7 +36,7 @@ from cairn.services.pipelines.store import pipeline_of
 
 log = logging.getLogger(__name__)
 ACTOR = "service:pipelines"
-POLL_S = 0.1  # how often the task looks whether the projection moved
+POLL_S = 0.1  # the shortest wait between passes when the clock, not the projection, wakes the task
 RESUBMIT_S = 10.0  # a submitted job the facts do not show yet is submitted again (same key) after this
 
 
@@ -92,7 +92,7 @@ class Engine:
                 except Exception as err:  # noqa: BLE001 - the task must outlive one bad pass
                     self.last_error = repr(err)
                     log.exception("pipelines: an engine pass failed")
-            await asyncio.sleep(POLL_S)
+            await self.runtime.runner.wait_past(seen, min(tick, max(POLL_S, next_tick - loop.time())))
 
     async def pass_once(self) -> None:
         """One pass over every run in progress, oldest first."""

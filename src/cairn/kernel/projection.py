@@ -345,6 +345,19 @@ class ProjectionRunner:
                 f"(at {self.applied}); the write is in the log and will appear shortly"
             ) from None
 
+    async def wait_past(self, seen: int, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the projection to apply anything after sequence
+        ``seen``; True when it has. For a background task that acts whenever the read model moves
+        (it wakes at once instead of polling ``applied``)."""
+        if self.applied > seen:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (seen + 1, next(self._waiter_ids), future))
+        done, _ = await asyncio.wait({future}, timeout=max(0.0, timeout))
+        if not done:
+            future.cancel()  # popped (and skipped) when the projection gets there
+        return self.applied > seen
+
     async def _wait_filtered(self, future: asyncio.Future[None], timeout: float) -> None:
         """The sequence may be another aggregate's event, never delivered here: ask the server
         every 0.2 s whether anything is pending."""
