@@ -228,6 +228,11 @@ class DefinitionsReader:
             (ACTOR, limit))
         return [dict(r) for r in rows]
 
+    def remembered_run(self, project: str, key: str) -> str | None:
+        """The run the service's own command under ``key`` started in ``project``, if it did."""
+        rows = self.query("SELECT aggregate_id FROM idempotency WHERE key=?", (f"{ACTOR}:{project}:{key}",))
+        return str(rows[0]["aggregate_id"]) if rows else None
+
     def remembered_keys(self, project: str, prefix: str) -> list[str]:
         """Idempotency keys the service's own commands used in ``project`` that start with
         ``prefix`` (the schedule clock's firings), without the actor and project."""

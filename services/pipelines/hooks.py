@@ -160,11 +160,8 @@ async def start_for_push(app: FastAPI, rt: ServiceRuntime, definition: dict[str,
     commit = event.head_commit or event.after
     name, project = definition["name"], definition["project"]
     key = f"trigger.push.{event.ref}.{commit}.{name}"
-    remembered = _reader(rt).remembered_keys(project, key)
-    if key in remembered:
-        row = rt.store.query_one("SELECT aggregate_id FROM idempotency WHERE key=?",  # type: ignore[attr-defined]
-                                 (f"{ACTOR}:{project}:{key}",))
-        return {"run": row["aggregate_id"] if row else None, "duplicate": True}
+    if (run := _reader(rt).remembered_run(project, key)) is not None:
+        return {"run": run, "duplicate": True}
     settings, _, mirrors = trigger_parts(app)
     repo_dir = await mirrors.fetch(definition["repo"]["clone_url"], commit)
     text = await gitcode.read_file(repo_dir, commit, definition["path"])
