@@ -71,6 +71,9 @@ async def start_pipeline_run(runtime: ServiceRuntime, ctx: CommandContext, *, pr
     engine starts none of its steps until they finish. ``cancel-older``: those runs get
     ``pipeline_run.cancel_requested`` once the new run is known to be valid."""
     store = _store(runtime)
+    earlier = runtime.commands.remembered(ctx, project)
+    if earlier is not None and earlier.type == "pipeline_run.started":
+        return store.run_view(project, earlier.aggregate_id)  # a retried request: nothing again
     inputs = resolve_inputs(store, project, pipeline)
     code_digest = code_digest_of(code)
     args: dict[str, Any] = {"pipeline": pipeline, "params": dict(params), "inputs": inputs,

@@ -152,6 +152,7 @@ def test_run_view_list_cache_and_rebuild(tmp_path: Path) -> None:
     first = Run(run_id="r1")
     first.play_to_gate(model="a" * 64, auc=0.95)
     _run_events(log, first)
+    _job(log, "job-9", domain.job_id_for("r1", "train", 1), "run-t")  # the scheduler's job for train
     second = Run(run_id="r2")
     second.append(domain.request_cancel(second.state, reason="not now"))
     second.advance()
@@ -164,6 +165,9 @@ def test_run_view_list_cache_and_rebuild(tmp_path: Path) -> None:
     assert [s["id"] for s in view["steps"]] == list(ML.order)
     assert {s["id"]: s["state"] for s in view["steps"]}["train"] == "succeeded"
     assert view["trigger"] == {"kind": "push", "commit": "c" * 40}
+    assert {s["id"]: s["run_id"] for s in view["steps"]}["train"] == "run-t"
+    assert store.step_run_id("acme", "r1", "train") == "run-t"
+    assert store.step_run_id("acme", "r1", "gate") is None
     assert store.run_view("acme", "r2")["status"] == "cancelled"
     assert [r["id"] for r in store.runs("acme")] == ["r2", "r1"]
     assert [r["id"] for r in store.runs("acme", status="running")] == ["r1"]

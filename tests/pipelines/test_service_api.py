@@ -207,11 +207,17 @@ def test_concurrency_skip_and_queue(admin: httpx.Client, project: str) -> None:
                                        params={"pipeline": "solo"}).json()["runs"]] == [first["id"]]
     queued = started(admin, project, SOLO.format(policy="queue"))
     assert queued["trigger"]["queued_behind"] == [first["id"]]
-    newest = started(admin, project, SOLO.format(policy="cancel-older"))
+    key = {"Idempotency-Key": f"solo-{os.getpid()}"}
+    newest = admin.post(f"/pipelines/projects/{project}/runs", headers=key,
+                        json={"pipeline": SOLO.format(policy="cancel-older")}).json()
     assert "queued_behind" not in newest["trigger"]
     for older in (first, queued):
         view = admin.get(f"/pipelines/projects/{project}/runs/{older['id']}").json()
         assert view["cancel_requested"] is True, view
+    again = admin.post(f"/pipelines/projects/{project}/runs", headers=key,
+                       json={"pipeline": SOLO.format(policy="cancel-older")})
+    assert again.status_code == 201 and again.json()["id"] == newest["id"]  # the retry cancels nothing
+    assert admin.get(f"/pipelines/projects/{project}/runs/{newest['id']}").json()["cancel_requested"] is False
 
 
 def test_logs_of_a_run_without_jobs(admin: httpx.Client, project: str) -> None:

@@ -87,6 +87,12 @@ class CommandHandler:
             return None
         return f"{ctx.actor}:{project}:{ctx.idempotency_key}"
 
+    def remembered(self, ctx: CommandContext, project: str) -> Outcome | None:
+        """What a command under ``ctx``'s idempotency key already did in ``project`` (None: nothing
+        yet, or no key). For a command with side effects before its own append (starting a
+        pipeline run cancels older runs first), so a retried request repeats none of them."""
+        return self._remembered(self._scoped_key(ctx, project))
+
     def _remembered(self, key: str | None) -> Outcome | None:
         if key is None:
             return None
