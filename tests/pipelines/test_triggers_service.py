@@ -108,7 +108,8 @@ def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory, clock_file: Path) -> Iterator[Platform]:
-    env = {"CAIRN_PIPELINES_CLOCK_FILE": str(clock_file), "CAIRN_PIPELINES_TICK_S": "0.2"}
+    env = {"CAIRN_PIPELINES_CLOCK_FILE": str(clock_file), "CAIRN_PIPELINES_TICK_S": "0.2",
+           "CAIRN_PIPELINES_ALLOW_LOCAL_REPOS": "true"}
     with running(Platform(tmp_path_factory.mktemp("platform"), service_env={"pipelines": env})) as plat:
         yield plat
 
