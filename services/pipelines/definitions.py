@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.commands import CommandContext
@@ -72,18 +72,25 @@ def evolve(state: dict[str, Any] | None, event_type: str, data: dict[str, Any]) 
 DEFINITIONS_EVOLVERS = {"pipeline": evolve}
 
 
-def clone_url_problem(url: str) -> str | None:
-    """Why a clone URL cannot be fetched from, or None: local paths, ``file://`` and ``https://``
-    only (https goes through the egress guard when it is fetched; ssh needs keys the service
-    does not hold, and plain http or git:// would run unauthenticated code)."""
-    if url.startswith(("https://", "file://", "/")):
-        return None if "\n" not in url and not url.startswith("-") else "it has a line break"
-    return "use an https:// URL, a file:// URL or an absolute local path"
+def clone_url_problem(url: str, *, allow_local: bool = True) -> str | None:
+    """Why a clone URL cannot be fetched from, or None: ``https://`` (through the egress guard
+    when it is fetched), and local paths or ``file://`` where the site allows them
+    (``CAIRN_PIPELINES_ALLOW_LOCAL_REPOS``: off by default, since a local path would let an
+    editor archive any repository the service can read into their project). ssh needs keys the
+    service does not hold; plain http and git:// fetch code unauthenticated."""
+    if "\n" in url or "\r" in url:
+        return "it has a line break"
+    if url.startswith("https://"):
+        return None
+    if url.startswith(("file://", "/")):
+        return None if allow_local else ("local repositories are off on this site: use an https:// URL, or set "
+                                         "CAIRN_PIPELINES_ALLOW_LOCAL_REPOS=true")
+    return "use an https:// URL" + (", a file:// URL or an absolute local path" if allow_local else "")
 
 
 def register(state: dict[str, Any] | None, *, text: str, path: str, repo: dict[str, str] | None,
              hook: dict[str, str] | None, status: dict[str, str] | None,
-             params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+             params: dict[str, Any], allow_local: bool = True) -> tuple[str, dict[str, Any]]:
     """Validate the file (every problem with its line: 422) and the rest; register or replace."""
     pipeline = load_pipeline(text)
     unknown = sorted(set(params) - set(pipeline.params))
@@ -97,7 +104,7 @@ def register(state: dict[str, Any] | None, *, text: str, path: str, repo: dict[s
         if not REPO_NAME.match(repo["full_name"]):
             raise InvalidInput(f"repo.full_name {repo['full_name']!r} must be owner/name",
                                details={"field": "repo.full_name"})
-        if (why := clone_url_problem(repo["clone_url"])) is not None:
+        if (why := clone_url_problem(repo["clone_url"], allow_local=allow_local)) is not None:
             raise InvalidInput(f"repo.clone_url {repo['clone_url']!r} cannot be fetched from: {why}",
                                details={"field": "repo.clone_url"})
     if hook is not None and repo is None:
@@ -228,6 +235,11 @@ class DefinitionsReader:
             (ACTOR, limit))
         return [dict(r) for r in rows]
 
+    def remembered_run(self, project: str, key: str) -> str | None:
+        """The run the service's own command under ``key`` started in ``project``, if it did."""
+        rows = self.query("SELECT aggregate_id FROM idempotency WHERE key=?", (f"{ACTOR}:{project}:{key}",))
+        return str(rows[0]["aggregate_id"]) if rows else None
+
     def remembered_keys(self, project: str, prefix: str) -> list[str]:
         """Idempotency keys the service's own commands used in ``project`` that start with
         ``prefix`` (the schedule clock's firings), without the actor and project."""
@@ -304,13 +316,18 @@ def _reader(rt: ServiceRuntime) -> DefinitionsReader:
 
 
 @router.post("", status_code=201, **requires(EDITOR))
-async def register_definition(project: ProjectName, body: DefinitionCreate, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
+async def register_definition(project: ProjectName, body: DefinitionCreate, request: Request, rt: Runtime,
+                              ctx: Ctx) -> dict[str, Any]:
     """Register (or replace) a pipeline under its file's name; 422 lists the file's problems."""
+    from cairn.services.pipelines.hooks import trigger_parts  # hooks imports this module
+
     name = load_pipeline(body.definition).name
     dump = body.model_dump()
+    allow_local = trigger_parts(request.app)[0].pipelines_allow_local_repos
     await rt.commands.execute(ctx, project=project, aggregate="pipeline", aggregate_id=name,
                               decide=lambda s: register(s, text=body.definition, path=body.path, repo=dump["repo"],
-                                                        hook=dump["hook"], status=dump["status"], params=body.params))
+                                                        hook=dump["hook"], status=dump["status"], params=body.params,
+                                                        allow_local=allow_local))
     found = _reader(rt).definition(project, name)
     assert found is not None
     return public(found)

@@ -51,9 +51,10 @@ class CodeArchive:
 class GitMirrors:
     """Bare mirrors of the repositories definitions name, one per clone URL."""
 
-    def __init__(self, root: Path, egress: Egress) -> None:
+    def __init__(self, root: Path, egress: Egress, *, allow_local: bool = False) -> None:
         self.root = root
         self.egress = egress
+        self.allow_local = allow_local
         self._locks: dict[str, asyncio.Lock] = {}
 
     def path_for(self, clone_url: str) -> Path:
@@ -81,7 +82,13 @@ class GitMirrors:
 
     async def _pinning(self, clone_url: str) -> list[str]:
         if clone_url.startswith("/") or clone_url.startswith("file://"):
+            if not self.allow_local:
+                raise InvalidInput("local repositories are off on this site (CAIRN_PIPELINES_ALLOW_LOCAL_REPOS)",
+                                   details={"field": "repo.clone_url"})
             return ["-c", "protocol.file.allow=always"]
+        if not clone_url.startswith("https://"):
+            raise InvalidInput("clone URLs are https://, or local where the site allows them",
+                               details={"field": "repo.clone_url"})
         target = parse_target(clone_url)
         addresses = await self.egress.resolve(target)  # InvalidInput naming the refused address
         host = urlsplit(clone_url).hostname or target.host

@@ -71,6 +71,7 @@ class TriggerSettings(BaseSettings):
     pipelines_tick_s: float = Field(default=1.0, gt=0)
     pipelines_public_url: str = ""
     artifacts_url: str = ""
+    pipelines_allow_local_repos: bool = False  # clone URLs that are local paths or file:// (docs: "In the service")
     # tests only: the schedule clock reads epoch seconds from this file (time is the one thing
     # tests replace; the service runs in its own process, so the replacement is a file)
     pipelines_clock_file: Path | None = None
@@ -89,7 +90,8 @@ def trigger_parts(app: FastAPI) -> tuple[TriggerSettings, Egress, gitcode.GitMir
         egress = Egress(allow_private=settings.webhooks_allow_private, allow_networks=settings.webhook_allow_networks,
                         dns_server=settings.webhook_dns_server, timeout_s=settings.webhook_timeout_s)
         runtime: ServiceRuntime = app.state.runtime
-        mirrors = gitcode.GitMirrors(runtime.settings.data_dir / "pipelines" / "git", egress)
+        mirrors = gitcode.GitMirrors(runtime.settings.data_dir / "pipelines" / "git", egress,
+                                     allow_local=settings.pipelines_allow_local_repos)
         parts = app.state.trigger_parts = (settings, egress, mirrors)
     return parts  # type: ignore[no-any-return]
 
@@ -160,11 +162,8 @@ async def start_for_push(app: FastAPI, rt: ServiceRuntime, definition: dict[str,
     commit = event.head_commit or event.after
     name, project = definition["name"], definition["project"]
     key = f"trigger.push.{event.ref}.{commit}.{name}"
-    remembered = _reader(rt).remembered_keys(project, key)
-    if key in remembered:
-        row = rt.store.query_one("SELECT aggregate_id FROM idempotency WHERE key=?",  # type: ignore[attr-defined]
-                                 (f"{ACTOR}:{project}:{key}",))
-        return {"run": row["aggregate_id"] if row else None, "duplicate": True}
+    if (run := _reader(rt).remembered_run(project, key)) is not None:
+        return {"run": run, "duplicate": True}
     settings, _, mirrors = trigger_parts(app)
     repo_dir = await mirrors.fetch(definition["repo"]["clone_url"], commit)
     text = await gitcode.read_file(repo_dir, commit, definition["path"])

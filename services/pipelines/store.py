@@ -71,6 +71,8 @@ def _pipeline_from_json(definition: str) -> Pipeline:
     canonical = json.loads(definition)
     source = {"name": canonical["name"], "concurrency": canonical["concurrency"], "params": canonical["params"],
               "steps": [_source_step(step) for step in canonical["steps"]]}
+    if "on" in canonical:  # part C: on: is in the canonical form (and the digest) when declared
+        source["on"] = canonical["on"]
     return load_pipeline(yaml.safe_dump(source, sort_keys=False))
 
 

@@ -54,6 +54,9 @@ def test_register_validates_the_file_and_the_rest() -> None:
         with pytest.raises(InvalidInput) as err:
             registered(**overrides)
         assert err.value.details["field"] == field, overrides
+    with pytest.raises(InvalidInput, match="local repositories are off"):
+        registered(allow_local=False)
+    assert registered(allow_local=False, repo={**REPO, "clone_url": "https://git.example.com/acme/ml.git"})
     with pytest.raises(NotFound):
         d.delete(None, name="train")
     assert d.delete(d.evolve(None, kind, data), name="train") == ("pipeline.deleted", {})

@@ -49,7 +49,7 @@ def test_archive_is_the_agents_format_and_depends_only_on_the_tree(origin: tuple
     changed = commit(work, {"train.py": "print(2)\n"}, "two")
 
     async def run() -> tuple[gitcode.CodeArchive, ...]:
-        mirrors = gitcode.GitMirrors(tmp_path / "mirrors", Egress())
+        mirrors = gitcode.GitMirrors(tmp_path / "mirrors", Egress(), allow_local=True)
         repo = await mirrors.fetch(str(bare), first)
         assert await gitcode.read_file(repo, first, "cairn/pipeline.yaml") == "name: p\n"
         assert await gitcode.read_file(repo, first, "missing.yaml") is None
@@ -68,10 +68,12 @@ def test_archive_is_the_agents_format_and_depends_only_on_the_tree(origin: tuple
 
 def test_fetch_refuses_unknown_commits_bad_ids_and_guarded_hosts(origin: tuple[Path, Path], tmp_path: Path) -> None:
     bare, _ = origin
-    mirrors = gitcode.GitMirrors(tmp_path / "mirrors", Egress())
+    mirrors = gitcode.GitMirrors(tmp_path / "mirrors", Egress(), allow_local=True)
     with pytest.raises(InvalidInput, match="is not in"):
         asyncio.run(mirrors.fetch(str(bare), "a" * 40))
     with pytest.raises(InvalidInput, match="full hexadecimal"):
         asyncio.run(mirrors.fetch(str(bare), "HEAD"))
     with pytest.raises(InvalidInput, match="127.0.0.1"):  # loopback is not globally routable
         asyncio.run(mirrors.fetch("https://127.0.0.1:9/x.git", "a" * 40))
+    with pytest.raises(InvalidInput, match="local repositories are off"):
+        asyncio.run(gitcode.GitMirrors(tmp_path / "m2", Egress()).fetch(str(bare), "a" * 40))

@@ -108,7 +108,8 @@ def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory, clock_file: Path) -> Iterator[Platform]:
-    env = {"CAIRN_PIPELINES_CLOCK_FILE": str(clock_file), "CAIRN_PIPELINES_TICK_S": "0.2"}
+    env = {"CAIRN_PIPELINES_CLOCK_FILE": str(clock_file), "CAIRN_PIPELINES_TICK_S": "0.2",
+           "CAIRN_PIPELINES_ALLOW_LOCAL_REPOS": "true"}
     with running(Platform(tmp_path_factory.mktemp("platform"), service_env={"pipelines": env})) as plat:
         yield plat
 
@@ -297,6 +298,12 @@ def test_a_gitlab_push_with_its_token_starts_a_run(admin: httpx.Client, repo: di
         configure(repo, platform, fmt="gitlab", secret="wrong-token-0123456789", full_name="group/ml")
         _, status, _ = push(repo, {"train.py": "print('gl2')\n"})
         assert status == 401
+        # a deleted definition is started by nothing, even with the right token
+        assert admin.delete(f"/pipelines/projects/{PROJECT}/definitions/gl").status_code == 204
+        assert admin.get(f"/pipelines/projects/{PROJECT}/definitions/gl").status_code == 404
+        configure(repo, platform, fmt="gitlab", secret="gitlab-token-0123456789", full_name="group/ml")
+        _, status, _ = push(repo, {"train.py": "print('gl3')\n"})
+        assert status == 401 and len(runs(admin, "gl")) == 1
     finally:
         configure(repo, platform)
 

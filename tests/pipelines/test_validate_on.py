@@ -94,3 +94,17 @@ def test_schedule_and_event_shape_problems() -> None:
     ]
     assert problems("on: [push]\n") == [(2, "on must be a mapping of keys to values, not a list")]
     assert problems("on: {schedule: []}\n") == [(2, "on.schedule is an empty list: remove it or give at least one")]
+
+
+@pytest.mark.parametrize("on", [
+    "on: {event: {type: dataset.version_created, where: {data.name: [a, b]}}}\n",
+    "on: {push: {tags: ['v*']}, schedule: [{cron: '@daily', tz: Europe/Paris}], manual: false}\n",
+    "on: {manual: true}\n",
+])
+def test_the_canonical_form_reads_back_as_the_same_pipeline(on: str) -> None:
+    """A run keeps ``to_dict()``; the pipeline read back from it must be the same (same digest)."""
+    from cairn.services.pipelines.store import pipeline_of
+
+    first = pipeline_with(on)
+    again = pipeline_of({"definition": first.to_dict()})
+    assert again.on == first.on and again.digest() == first.digest()

@@ -164,10 +164,17 @@ class Triggers:
     declared: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"push": _plain(self.push),
-                "event": [{"type": e.type, "where": {k: list(v) if isinstance(v, tuple) else v
-                                                     for k, v in sorted(e.where)}} for e in self.events],
-                "schedule": [{"cron": s.cron, "tz": s.tz} for s in self.schedules], "manual": self.manual}
+        """The canonical ``on:``: only the kinds declared (so it reads back as the same triggers)."""
+        out: dict[str, Any] = {}
+        if self.push is not None:
+            out["push"] = _plain(self.push)
+        if self.events:
+            out["event"] = [{"type": e.type, "where": {k: list(v) if isinstance(v, tuple) else v
+                                                       for k, v in sorted(e.where)}} for e in self.events]
+        if self.schedules:
+            out["schedule"] = [{"cron": s.cron, "tz": s.tz} for s in self.schedules]
+        out["manual"] = self.manual
+        return out
 
 
 @dataclass(frozen=True)
