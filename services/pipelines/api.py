@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.commands import CommandContext
-from cairn.kernel.errors import BadRequest, InvalidInput, NotFound, Unavailable
+from cairn.kernel.errors import Conflict, InvalidInput, NotFound, Unavailable
 from cairn.kernel.http import command_context
 from cairn.kernel.identity import EDITOR, VIEWER, caller_of, requires
 from cairn.kernel.ids import ID_PATTERN, PROJECT_NAME_PATTERN
@@ -64,18 +64,24 @@ class Comment(Strict):
 _CODE_FIELDS = ("archive_digest", "tree_digest", "commit", "branch", "repo")
 
 
-def _pipeline_for(store: PipelinesStore, project: str, body: RunStart) -> Pipeline:
+def _pipeline_for(store: PipelinesStore, project: str, body: RunStart) -> tuple[Pipeline, dict[str, Any]]:
+    """The pipeline to run by hand and its params: the text sent, or a registered definition
+    (its registered param overrides under the request's own)."""
     if (body.pipeline is None) == (body.definition is None):
         raise InvalidInput("give either pipeline (the YAML text) or definition (a registered pipeline's name)",
                            details={"field": "pipeline"})
     if body.pipeline is not None:
-        return load_pipeline(body.pipeline)  # PipelineError: 422 with details.problems
-    definition = getattr(store, "definition", None)  # registered pipelines (definitions.py), when built in
-    if definition is None:
-        raise BadRequest("this service keeps no registered pipelines yet; send the pipeline text instead",
-                         details={"field": "definition"})
-    registered = definition(project, body.definition)
-    return load_pipeline(registered["definition"])
+        return load_pipeline(body.pipeline), dict(body.params)  # PipelineError: 422 with details.problems
+    assert body.definition is not None
+    registered = store.definition(project, body.definition)
+    if registered is None:
+        raise NotFound(f"no pipeline {body.definition!r} is registered in project {project!r} "
+                       "(cairn pipelines definitions list)", details={"field": "definition"})
+    pipeline = load_pipeline(registered["definition"])
+    if not pipeline.on.manual:
+        raise Conflict(f"pipeline {pipeline.name!r} says on.manual: false; it starts only on its triggers",
+                       details={"field": "definition"})
+    return pipeline, {**(registered.get("params") or {}), **body.params}
 
 
 def _code(code: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -98,8 +104,8 @@ async def start_run(project: ProjectName, body: RunStart, rt: Runtime, ctx: Ctx,
     """Start a run by hand. 201 with the run's view; 200 ``{"skipped": true}`` when the pipeline's
     ``skip`` concurrency keeps it from starting."""
     store = _store(rt)
-    pipeline = _pipeline_for(store, project, body)
-    started = await start_pipeline_run(rt, ctx, project=project, pipeline=pipeline, params=body.params,
+    pipeline, params = _pipeline_for(store, project, body)
+    started = await start_pipeline_run(rt, ctx, project=project, pipeline=pipeline, params=params,
                                        trigger={"kind": "manual", "actor": ctx.actor}, code=_code(body.code),
                                        no_cache=body.no_cache)
     if started.get("skipped"):

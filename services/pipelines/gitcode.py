@@ -114,14 +114,14 @@ async def archive(repo: Path, commit: str) -> CodeArchive:
 def _archive(repo: Path, commit: str) -> CodeArchive:
     listing = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "-z", "--full-tree", commit],
                              capture_output=True, timeout=GIT_TIMEOUT_S, check=True).stdout
-    entries = []
+    entries: list[tuple[str, bool, str]] = []
     for line in listing.split(b"\0"):
         if not line:
             continue
-        meta, name = line.split(b"\t", 1)
-        mode, kind, oid = meta.split(b" ")
+        meta, raw_name = line.split(b"\t", 1)
+        mode, kind, raw_oid = meta.split(b" ")
         if kind == b"blob" and mode in (b"100644", b"100755"):  # no symlinks, no submodules
-            entries.append((name.decode("utf-8", errors="surrogateescape"), mode == b"100755", oid.decode()))
+            entries.append((raw_name.decode("utf-8", errors="surrogateescape"), mode == b"100755", raw_oid.decode()))
     entries.sort()
     raw = io.BytesIO()
     total = 0

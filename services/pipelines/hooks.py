@@ -129,7 +129,9 @@ async def git_hook(request: Request, rt: Runtime) -> JSONResponse:
                            f"{event.source} delivery: check the hook's secret and the definition's repo.full_name")
     if isinstance(event, Ping):
         return JSONResponse({"ping": True, "pipelines": [f"{d['project']}/{d['name']}" for d in verified]})
-    started, skipped, failed = [], [], []
+    started: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
     for definition in verified:
         where = {"project": definition["project"], "pipeline": definition["name"]}
         try:

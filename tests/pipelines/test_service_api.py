@@ -5,7 +5,6 @@ where a step must be waiting for approval the test plays the engine's one move (
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -14,11 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-
-from cairn.kernel.envelope import Event
-from cairn.kernel.eventlog import EventLog
-from cairn.services.pipelines import domain
-from cairn.services.pipelines.store import pipeline_of
 
 from platform_harness import Platform
 
@@ -46,10 +40,11 @@ def admin(platform: Platform) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def project(admin: httpx.Client) -> str:
-    """A project with model ``fraud`` whose ``production`` alias is version 1."""
-    name = f"pl{os.getpid()}"
+    """A project of the test's own (its runs queue behind nobody else's) with model ``fraud``
+    whose ``production`` alias is version 1."""
+    name = f"pl{os.getpid()}-{next(_names)}"
     admin.post("/registry/projects", json={"name": name}).raise_for_status()
     run_id = admin.post(f"/registry/projects/{name}/runs", json={}).json()["id"]
     admin.post(f"/registry/projects/{name}/models", json={"name": "fraud"}).raise_for_status()
@@ -81,34 +76,13 @@ def started(client: httpx.Client, project: str, text: str = APPROVAL, **body: An
         time.sleep(0.1)
 
 
-def play_engine(platform: Platform, admin: httpx.Client, project: str, run_id: str) -> None:
-    """Append what ``next_actions`` says comes next (here: the approval request), as the engine
-    does, then wait for the service to show the step waiting."""
-    raw = admin.get(f"/pipelines/projects/{project}/runs/{run_id}/events").json()["events"]
-    state = None
-    for e in raw:
-        state = domain.evolve(state, Event(type=e["type"], project=project, aggregate="pipeline_run",
-                                           aggregate_id=run_id, data=e["data"], time=e["time"],
-                                           sequence=e["sequence"]))
-    assert state is not None
-    actions = domain.next_actions(state, pipeline_of(state))
-    assert [a.kind for a in actions] == ["request_approval"]
-    kind, data = actions[0].event  # type: ignore[misc]
-
-    async def append() -> None:
-        log = await EventLog.open(platform.nats_url)
-        try:
-            await log.append(Event(type=kind, project=project, aggregate="pipeline_run", aggregate_id=run_id,
-                                   data=data, actor="service:pipelines"), expected_last_subject_seq=raw[-1]["sequence"])
-        finally:
-            await log.close()
-
-    asyncio.run(append())
+def waiting(admin: httpx.Client, project: str, run_id: str) -> dict[str, Any]:
+    """Wait for the engine to ask for the run's approval (its only step), and return the view."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         view = admin.get(f"/pipelines/projects/{project}/runs/{run_id}").json()
         if view["steps"][0]["state"] == "waiting_approval":
-            return
+            return view
         time.sleep(0.05)
     raise AssertionError(f"step never showed waiting_approval: {view}")
 
@@ -119,19 +93,20 @@ def test_start_show_list_and_draw(admin: httpx.Client, project: str) -> None:
     assert run["trigger"]["kind"] == "manual" and run["trigger"]["actor"]
     assert run["params"] == {"threshold": 0.7}
     assert run["inputs"] == {"model:fraud@production": DIGEST}  # resolved at the start
-    assert [(s["id"], s["kind"], s["state"]) for s in run["steps"]] == [("approve", "approval", "pending")]
-    shown = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}").json()
-    assert shown == run
+    assert [(s["id"], s["kind"]) for s in run["steps"]] == [("approve", "approval")]
+    shown = waiting(admin, project, run["id"])  # the engine asked for the approval
+    assert {k: v for k, v in shown.items() if k not in ("steps", "seq")} == \
+        {k: v for k, v in run.items() if k not in ("steps", "seq")}
     listed = admin.get(f"/pipelines/projects/{project}/runs", params={"pipeline": "release"}).json()["runs"]
     assert run["id"] in [r["id"] for r in listed]
     assert admin.get(f"/pipelines/projects/{project}/runs", params={"status": "failed"}).json()["runs"] == []
     mermaid = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}", params={"format": "mermaid"})
     assert mermaid.status_code == 200 and mermaid.text.startswith("flowchart TD")
-    assert "approve" in mermaid.text and "pending" in mermaid.text
+    assert "approve" in mermaid.text and "waiting_approval" in mermaid.text
     text = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}", params={"format": "text"}).text
     assert "pipeline release" in text
     events = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}/events").json()["events"]
-    assert [e["type"] for e in events] == ["pipeline_run.started"]
+    assert [e["type"] for e in events] == ["pipeline_run.started", "approval.requested"]
     assert events[0]["data"]["code"] is None and events[0]["data"]["status"] is None
 
 
@@ -164,6 +139,7 @@ def test_bad_requests_change_nothing(admin: httpx.Client, project: str) -> None:
 
 def test_cancel_appends_a_request_once(admin: httpx.Client, project: str) -> None:
     run = started(admin, project)
+    waiting(admin, project, run["id"])
     editor = member(admin, project, "editor")
     viewer = member(admin, project, "viewer")
     url = f"/pipelines/projects/{project}/runs/{run['id']}/cancel"
@@ -171,18 +147,21 @@ def test_cancel_appends_a_request_once(admin: httpx.Client, project: str) -> Non
     cancelled = editor.post(url, json={"reason": "wrong data"})
     assert cancelled.status_code == 200 and cancelled.json()["cancel_requested"] is True
     assert editor.post(url, json={"reason": "again"}).status_code == 200  # a no-op
+    deadline = time.monotonic() + 20
+    while admin.get(f"/pipelines/projects/{project}/runs/{run['id']}").json()["status"] != "cancelled":
+        assert time.monotonic() < deadline, "the engine never finished the cancelled run"
+        time.sleep(0.05)
     events = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}/events").json()["events"]
-    assert [(e["type"], e["data"].get("reason")) for e in events][1:] == [
-        ("pipeline_run.cancel_requested", "wrong data")]
+    assert [(e["type"], e["data"].get("reason")) for e in events] == [
+        ("pipeline_run.started", None), ("approval.requested", None), ("pipeline_run.cancel_requested", "wrong data"),
+        ("step.skipped", "cancelled"), ("pipeline_run.finished", None)]
     assert admin.post(f"/pipelines/projects/{project}/runs/{'0' * 32}/cancel", json={}).status_code == 404
 
 
 def test_approval_roles(platform: Platform, admin: httpx.Client, project: str) -> None:
     run = started(admin, project)
     base = f"/pipelines/projects/{project}/runs/{run['id']}/steps/approve"
-    early = admin.post(f"{base}/approve", json={})
-    assert early.status_code == 409 and "not waiting" in early.json()["error"]["message"]
-    play_engine(platform, admin, project, run["id"])
+    waiting(admin, project, run["id"])
     viewer, editor = member(admin, project, "viewer"), member(admin, project, "editor")
     for client, role in ((viewer, "viewer"), (editor, "editor")):
         refused = client.post(f"{base}/approve", json={"comment": "lgtm"})
@@ -230,9 +209,27 @@ def test_logs_of_a_run_without_jobs(admin: httpx.Client, project: str) -> None:
 
 def test_rebuild_gives_the_same_view(admin: httpx.Client, project: str) -> None:
     run = started(admin, project)
-    before = admin.get(f"/pipelines/projects/{project}/runs/{run['id']}").json()
+    before = waiting(admin, project, run["id"])
     listed = admin.get(f"/pipelines/projects/{project}/runs").json()
     rebuilt = admin.post("/pipelines/admin/rebuild")
     assert rebuilt.status_code == 200, rebuilt.text
     assert admin.get(f"/pipelines/projects/{project}/runs/{run['id']}").json() == before
     assert admin.get(f"/pipelines/projects/{project}/runs").json() == listed
+
+
+def test_a_registered_definition_starts_by_name_with_its_params(admin: httpx.Client, project: str) -> None:
+    missing = admin.post(f"/pipelines/projects/{project}/runs", json={"definition": "release"})
+    assert missing.status_code == 404 and "no pipeline 'release' is registered" in missing.json()["error"]["message"]
+    registered = admin.post(f"/pipelines/projects/{project}/definitions",
+                            json={"definition": APPROVAL, "params": {"threshold": 0.8}})
+    assert registered.status_code == 201, registered.text
+    run = admin.post(f"/pipelines/projects/{project}/runs", json={"definition": "release"})
+    assert run.status_code == 201 and run.json()["params"] == {"threshold": 0.8}  # the registered override
+    admin.post(f"/pipelines/projects/{project}/runs/{run.json()['id']}/cancel", json={}).raise_for_status()
+    mine = admin.post(f"/pipelines/projects/{project}/runs", json={"definition": "release", "params": {"threshold": 0.9}})
+    assert mine.status_code == 201 and mine.json()["params"] == {"threshold": 0.9}  # the request's wins
+    admin.post(f"/pipelines/projects/{project}/runs/{mine.json()['id']}/cancel", json={}).raise_for_status()
+    triggers_only = APPROVAL.replace("steps:", "on: {manual: false, schedule: {cron: '@daily'}}\nsteps:")
+    assert admin.post(f"/pipelines/projects/{project}/definitions", json={"definition": triggers_only}).status_code == 201
+    refused = admin.post(f"/pipelines/projects/{project}/runs", json={"definition": "release"})
+    assert refused.status_code == 409 and "on.manual: false" in refused.json()["error"]["message"]

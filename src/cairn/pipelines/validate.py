@@ -243,8 +243,8 @@ def read_on(c: Checker, node: yaml.Node) -> spec.Triggers | None:
             c.problem(item, f"on.event must be a mapping with type and where, not {_kind(item)}")
             continue
         try:
-            flt = EventFilter.from_spec(raw)
-            events.append(spec.EventTrigger(flt.type, flt.where))
+            event_filter = EventFilter.from_spec(raw)
+            events.append(spec.EventTrigger(event_filter.type, event_filter.where))
         except InvalidInput as err:
             c.problem(item, f"on.event: {err.message}")
     schedules: list[spec.ScheduleTrigger] = []
