@@ -11,6 +11,7 @@ import re
 import subprocess
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -21,6 +22,8 @@ from cairn.cli.main import cli
 from cairn.cli.pipeline_runs import parse_params, parse_value
 from cairn.cli.pipelines import is_run_id
 from cairn.sdk.client import Client
+
+from platform_harness import Platform, running
 
 RELEASE = """\
 name: release
@@ -72,6 +75,15 @@ def test_every_pipelines_command_has_help_with_an_example() -> None:
 
 
 # --- on the platform ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """A stack of the module's own whose pipelines service may fetch local repositories (the
+    register test's clone URL is a path)."""
+    env = {"CAIRN_PIPELINES_ALLOW_LOCAL_REPOS": "true"}
+    with running(Platform(tmp_path_factory.mktemp("platform"), service_env={"pipelines": env})) as plat:
+        yield plat
+
 
 def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
