@@ -15,6 +15,10 @@
     python benchmarks/bench_pipelines_runtime.py --metaflow-python /path/to/side-venv/bin/python
     python benchmarks/bench_pipelines_runtime.py --steps 20 --repeat 3 --pushes 10 --json
 
+The push measurement times ``git push`` itself too (the hook runs inside it): the clock starts
+before the push command and stops at the first step's ``step.started`` (the event's time, this
+machine's clock).
+
 Make the side venv with ``python -m venv mf && mf/bin/pip install metaflow``.
 """
 
@@ -41,6 +45,21 @@ from bench_dispatch import start_agents  # noqa: E402
 from platform_harness import Platform  # noqa: E402
 
 PROJECT, QUEUE = "bench", "bench"
+SECRET = "bench-hook-secret-0123456789"
+HOOK = """#!{python}
+import hashlib, hmac, json, sys, urllib.request
+for line in sys.stdin:
+    old, new, ref = line.split()
+    body = json.dumps({{"ref": ref, "before": old, "after": new, "head_commit": {{"id": new}},
+                       "repository": {{"full_name": "bench/ml", "clone_url": {bare!r}}}, "pusher": {{"name": "bench"}},
+                       "commits": [{{"id": new, "added": [], "modified": ["train.py"], "removed": []}}]}}).encode()
+    signature = "sha256=" + hmac.new({secret!r}.encode(), body, hashlib.sha256).hexdigest()
+    request = urllib.request.Request({url!r}, data=body, method="POST", headers={{
+        "X-GitHub-Event": "push", "X-GitHub-Delivery": new, "X-Hub-Signature-256": signature,
+        "Content-Type": "application/json"}})
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        print("HOOK", resp.status)
+"""
 
 
 def cairn_pipeline(steps: int, name: str = "noop") -> str:
@@ -94,17 +113,69 @@ def run_cairn(http: httpx.Client, text: str, *, no_cache: bool) -> tuple[float, 
     raise RuntimeError(f"run {run_id} did not finish in 600 s")
 
 
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@cairn.invalid", *args], cwd=cwd,
+                          check=True, capture_output=True, text=True).stdout
+
+
+def push_to_first_step(http: httpx.Client, gateway: str, root: Path, pushes: int) -> list[float]:
+    """Seconds from ``git push`` to the first step's ``step.started``, one per push."""
+    bare, work = root / "ml.git", root / "work"
+    git(root, "init", "--bare", "-q", str(bare))
+    git(root, "clone", "-q", str(bare), str(work))
+    hook = bare / "hooks" / "post-receive"
+    hook.write_text(HOOK.format(python=sys.executable, bare=str(bare), secret=SECRET,
+                                url=f"{gateway}/api/v1/pipelines/hooks/git"))
+    hook.chmod(0o755)
+    text = cairn_pipeline(1, "pushed").replace("steps:", "on: {push: {branches: [main]}}\nsteps:")
+    (work / "cairn").mkdir()
+    (work / "cairn" / "pipeline.yaml").write_text(text)
+    http.post(f"/api/v1/pipelines/projects/{PROJECT}/definitions", json={
+        "definition": text, "repo": {"full_name": "bench/ml", "clone_url": str(bare)},
+        "hook": {"kind": "github", "secret": SECRET}}).raise_for_status()
+    latencies = []
+    for i in range(pushes + 1):  # the first push warms the mirror (a clone) and is not counted
+        (work / "train.py").write_text(f"print({i})\n")
+        git(work, "add", "-A")
+        git(work, "commit", "-q", "-m", f"change {i}")
+        sha = git(work, "rev-parse", "HEAD").strip()
+        began = time.time()
+        git(work, "push", "-q", "origin", "HEAD:refs/heads/main")
+        deadline = time.monotonic() + 60
+        started = None
+        while started is None and time.monotonic() < deadline:
+            runs = http.get(f"/api/v1/pipelines/projects/{PROJECT}/runs", params={"pipeline": "pushed"}).json()["runs"]
+            for run in runs:
+                view = http.get(f"/api/v1/pipelines/projects/{PROJECT}/runs/{run['id']}").json()
+                if view["trigger"].get("commit") == sha and view["steps"][0]["started_at"]:
+                    started = view["steps"][0]["started_at"]
+            time.sleep(0.005)
+        if started is None:
+            raise RuntimeError(f"push {i} ({sha}) started no step in 60 s")
+        if i:
+            latencies.append(_epoch(started) - began)
+    return latencies
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--metaflow-python", default="", help="python of a venv with metaflow (empty: Cairn only)")
+    parser.add_argument("--pushes", type=int, default=10, help="pushes timed to their first step (0: none)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result: dict[str, Any] = {"machine": f"{pyplatform.machine()} {os.cpu_count()} cpus", "steps": args.steps}
     with tempfile.TemporaryDirectory(prefix="cairn-bench-pipelines-") as tmp:
         root = Path(tmp)
-        plat = Platform(root / "platform", env={"CAIRN_RATE_LIMIT": "0"}).start()
+        plat = Platform(root / "platform", env={"CAIRN_RATE_LIMIT": "0"},
+                        service_env={"pipelines": {"CAIRN_PIPELINES_ALLOW_LOCAL_REPOS": "true"}}).start()
         agents: list[subprocess.Popen[bytes]] = []
         try:
             with httpx.Client(base_url=plat.gateway, headers=plat.headers, timeout=60) as http:
@@ -123,10 +194,14 @@ def main() -> None:
                     if states != {"cached"}:
                         raise RuntimeError(f"an unchanged re-run was not all cached: {sorted(states)}")
                     cached_s.append(seconds)
+                pushed = push_to_first_step(http, plat.gateway, root, args.pushes) if args.pushes else []
             result["load"] = round(os.getloadavg()[0], 1)
             result["cairn_run_s"] = [round(s, 3) for s in cairn_s]
             result["cairn_per_step_ms"] = round(statistics.median(cairn_s) / args.steps * 1000, 1)
             result["cached_run_s"] = [round(s, 3) for s in cached_s]
+            if pushed:
+                result["push_to_first_step_ms"] = {"p50": round(statistics.median(pushed) * 1000, 1),
+                                                   "max": round(max(pushed) * 1000, 1), "pushes": len(pushed)}
             if metaflow_s:
                 result["metaflow_run_s"] = [round(s, 3) for s in metaflow_s]
                 result["metaflow_per_step_ms"] = round(statistics.median(metaflow_s) / args.steps * 1000, 1)
@@ -149,6 +224,10 @@ def main() -> None:
         print(f"  metaflow: {result['metaflow_run_s']} s per run, {result['metaflow_per_step_ms']} ms per step")
         print(f"  ratio (metaflow / cairn overhead per step): {result['ratio_metaflow_over_cairn']} (target >= 3)")
     print(f"  unchanged re-run, every step cached: {result['cached_run_s']} s (target < 2 s)")
+    if "push_to_first_step_ms" in result:
+        pushed = result["push_to_first_step_ms"]
+        print(f"  git push -> first step started: p50 {pushed['p50']} ms, max {pushed['max']} ms over "
+              f"{pushed['pushes']} pushes (target p50 < 1 s)")
 
 
 if __name__ == "__main__":
