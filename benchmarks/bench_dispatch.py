@@ -54,6 +54,17 @@ def start_agents(plat: Platform, root: Path, count: int, queue: str) -> list[sub
     raise RuntimeError("agents did not register")
 
 
+def stop_agents(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every agent, then wait (SIGKILL one that is still up after 20 s)."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 async def submit_jobs(url: str, headers: dict[str, str], spec: dict[str, Any],
                       args: argparse.Namespace) -> tuple[list[tuple[str, float]], dict[str, float]]:
     """Submit ``args.jobs`` jobs; returns (job id, when its submit began) and when each was answered.
@@ -152,13 +163,7 @@ def main() -> None:
                                                   "p99": round(percentile(after_answer, 0.99), 1)},
             }
         finally:
-            for proc in agents:
-                proc.terminate()
-            for proc in agents:
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_agents(agents)
             plat.stop()
     if args.json:
         print(json.dumps(result, indent=2))

@@ -40,7 +40,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from bench_dispatch import start_agents  # noqa: E402
+from bench_dispatch import start_agents, stop_agents  # noqa: E402
 
 from platform_harness import Platform  # noqa: E402
 
@@ -207,13 +207,7 @@ def main() -> None:
                 result["metaflow_per_step_ms"] = round(statistics.median(metaflow_s) / args.steps * 1000, 1)
                 result["ratio_metaflow_over_cairn"] = round(statistics.median(metaflow_s) / statistics.median(cairn_s), 2)
         finally:
-            for proc in agents:
-                proc.terminate()
-            for proc in agents:
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_agents(agents)
             plat.stop()
     if args.json:
         print(json.dumps(result, indent=2))

@@ -5,13 +5,12 @@ host token) are read from files so they stay out of shell history and process li
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import click
 
 from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
-from cairn.cli.pipeline_runs import json_option, parse_params, project_option
+from cairn.cli.pipeline_runs import json_option, load_or_exit, parse_params, project_option
 
 DEFINITION_COLUMNS = ["name", "repo", "path", "digest", "registered_at"]
 
@@ -67,7 +66,6 @@ def register(ctx: Ctx, file: Path, project: str, repo: str | None, clone_url: st
     Example: cairn pipelines register cairn/pipeline.yaml -p vision --repo acme/fraud
     --clone-url https://github.com/acme/fraud.git --hook github --secret-file hook.secret
     """
-    from cairn.pipelines.validate import PipelineError, load_pipeline
 
     if bool(repo) != bool(clone_url):
         raise click.UsageError("--repo and --clone-url go together (the repository's name and where to fetch it)")
@@ -77,15 +75,7 @@ def register(ctx: Ctx, file: Path, project: str, repo: str | None, clone_url: st
         raise click.UsageError(f"--hook {hook} needs --secret-file (the secret the code host signs pushes with)")
     if bool(status_url) != bool(status_token_file):
         raise click.UsageError("--status-url and --status-token-file go together")
-    try:
-        pipeline = load_pipeline(file)
-    except OSError as err:
-        click.echo(f"{file}:1:1: cannot read the file: {err.strerror or err}", err=True)
-        sys.exit(1)
-    except PipelineError as err:
-        for problem in err.problems:
-            click.echo(f"{file}:{problem.line}:{problem.column}: {problem.message}", err=True)
-        sys.exit(1)
+    pipeline = load_or_exit(file)
     definition = ctx.client.register_pipeline(
         project, file, repo=repo, clone_url=clone_url, hook=hook, secret=_secret(secret_file, "--secret-file"),
         status_url=status_url, status_token=_secret(status_token_file, "--status-token-file"),

@@ -9,11 +9,30 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
+
+if TYPE_CHECKING:
+    from cairn.pipelines.spec import Pipeline
+
+
+def load_or_exit(file: Path) -> Pipeline:
+    """The pipeline in ``file``; an unreadable or invalid file prints ``FILE:LINE:COL: message``
+    per problem on stderr and exits 1 (nothing is sent)."""
+    from cairn.pipelines.validate import PipelineError, load_pipeline
+
+    try:
+        return load_pipeline(file)
+    except OSError as err:
+        click.echo(f"{file}:1:1: cannot read the file: {err.strerror or err}", err=True)
+        sys.exit(1)
+    except PipelineError as err:
+        for problem in err.problems:
+            click.echo(f"{file}:{problem.line}:{problem.column}: {problem.message}", err=True)
+        sys.exit(1)
 
 RUN_COLUMNS = ["id", "pipeline", "status", "trigger_kind", "commit", "started_at", "finished_at"]
 STEP_COLUMNS = ["id", "kind", "state", "attempt", "job_id", "reason"]
@@ -96,7 +115,7 @@ def run(ctx: Ctx, file: Path | None, project: str, definition: str | None, param
 
     Example: cairn pipelines run cairn/pipeline.yaml -p vision --param lr=0.02 --wait
     """
-    from cairn.pipelines.validate import PipelineError, load_pipeline
+    from cairn.pipelines.validate import load_pipeline
 
     if definition is not None:
         if file is not None:
@@ -106,15 +125,7 @@ def run(ctx: Ctx, file: Path | None, project: str, definition: str | None, param
                                                     no_cache=no_cache, code=False if no_code else None)
     else:
         file = file or Path("cairn/pipeline.yaml")
-        try:
-            pipeline = load_pipeline(file)
-        except OSError as err:
-            click.echo(f"{file}:1:1: cannot read the file: {err.strerror or err}", err=True)
-            sys.exit(1)
-        except PipelineError as err:
-            for problem in err.problems:
-                click.echo(f"{file}:{problem.line}:{problem.column}: {problem.message}", err=True)
-            sys.exit(1)
+        pipeline = load_or_exit(file)
         view = ctx.client.start_pipeline(project, file, params=parse_params(params, pipeline.params),
                                          no_cache=no_cache, code=False if no_code else None)
     if view.get("skipped"):

@@ -93,6 +93,7 @@ def show(click_ctx: click.Context, target: str, fmt: str, ascii_only: bool, proj
         show_run(click_ctx, target, project, fmt, as_json, ascii_only or not _can_encode(encoding, "─←✓○●✗⊘↺⏸"))
         return
     file = Path(target)
+    from cairn.cli.pipeline_runs import load_or_exit
     from cairn.pipelines.render import (
         levels_of,
         render_dot,
@@ -100,18 +101,9 @@ def show(click_ctx: click.Context, target: str, fmt: str, ascii_only: bool, proj
         render_rich,
         render_text,
     )
-    from cairn.pipelines.validate import PipelineError, load_pipeline
 
     as_json = as_json or bool(getattr(click_ctx.obj, "as_json", False))
-    try:
-        pipeline = load_pipeline(file)
-    except OSError as err:
-        click.echo(f"{file}:1:1: cannot read the file: {err.strerror or err}", err=True)
-        sys.exit(1)
-    except PipelineError as err:
-        for problem in err.problems:
-            click.echo(f"{file}:{problem.line}:{problem.column}: {problem.message}", err=True)
-        sys.exit(1)
+    pipeline = load_or_exit(file)
     console = Console(soft_wrap=True, highlight=False)
     # a terminal that cannot print the box-drawing characters gets the ASCII drawing
     ascii_only = ascii_only or not _can_encode(console.encoding, "─←✓○●✗⊘↺⏸")
