@@ -321,7 +321,9 @@ def test_a_better_model_waits_for_an_admin_and_a_real_alert_rolls_it_back(
         return deploy["state"] == "running" and deployed(admin) == 3
     wait_for("the deploy step to switch the deployment to version 3 and bake", baking)
     assert alias(admin) == 3
-    # the new version answers 503s: sampled requests reach the monitor as a replica's relay sends them
+    # the new version answers 503s: sampled requests reach the monitor as a replica's relay sends them.
+    # Stamped now, they close a 2 s window within 2.5 s (grace 0.5 s); the alert comes 2.5-4 s after
+    # the deploy step starts on the shared 2-core VM, well inside its 15 s bake.
     now = time.time()
     send(admin, PROJECT, "fraud", [
         InferenceSample(request_id=f"bad-{i}", project=PROJECT, model="fraud", version=3,
