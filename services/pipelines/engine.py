@@ -38,6 +38,19 @@ log = logging.getLogger(__name__)
 ACTOR = "service:pipelines"
 POLL_S = 0.1  # the shortest wait between passes when the clock, not the projection, wakes the task
 RESUBMIT_S = 10.0  # a submitted job the facts do not show yet is submitted again (same key) after this
+# the fields of a code snapshot's record (cairn.sdk.code_snapshot), the only ones the job's run takes
+JOB_CODE_FIELDS = ("archive_digest", "archive_bytes", "files", "commit", "branch", "remote", "dirty", "diff",
+                   "diff_truncated", "untracked")
+
+
+def job_code(code: dict[str, Any]) -> dict[str, Any]:
+    """A run's code record as a job's ``code``. Why: a push trigger's record also holds
+    ``tree_digest`` (the cache key's part) and ``repo``, which the job's run record (the registry's
+    ``CodeRecord``) refuses as unknown fields; the repository's name goes in as its ``remote``."""
+    out = {name: code[name] for name in JOB_CODE_FIELDS if code.get(name) is not None}
+    if "remote" not in out and code.get("repo"):
+        out["remote"] = str(code["repo"])
+    return out
 
 
 def step_key(run_id: str, step: str | None, attempt: int, what: str) -> str:
@@ -221,7 +234,7 @@ class Engine:
                          "cairn.pipeline_step": step.id, "cairn.pipeline_job": key}}
         code = (state.get("code") or None) if isinstance(state.get("code"), dict) else None
         if code and code.get("archive_digest"):
-            spec["code"] = dict(code)
+            spec["code"] = job_code(code)
         return spec
 
     def dataset_version(self, project: str, name: str, version: int | None, digest: str) -> int:
