@@ -17,7 +17,7 @@ from cairn.kernel.identity import EDITOR, VIEWER, requires
 from cairn.kernel.ids import ID_PATTERN, KEY_PATTERN, PROJECT_NAME_PATTERN
 from cairn.protocol import ARROW_STREAM
 from cairn.services.metrics.domain import parse_arrow, parse_json, to_ipc
-from cairn.services.metrics.queries import cross_run_aggregate, downsample, json_float, load_series
+from cairn.services.metrics.queries import cross_run_aggregate, downsample, json_float, load_series, step_range
 from cairn.services.metrics.runtime import MetricsRuntime
 from cairn.services.metrics.writer import SUBJECT_PREFIX, summarize
 
@@ -86,11 +86,19 @@ async def log_batch(project: ProjectName, run_id: RunId, request: Request, rt: R
 async def metric_history(project: ProjectName, run_id: RunId, rt: Runtime, request: Request,
                          key: Annotated[str, Query(pattern=KEY_PATTERN)],
                          points: Annotated[int | None, Query(ge=3, le=1_000_000, description="downsample to N")] = None,
-                         method: Method = "minmax") -> dict[str, Any] | Response:
+                         method: Method = "minmax",
+                         step_min: Annotated[int | None, Query(description="only steps >= this")] = None,
+                         step_max: Annotated[int | None, Query(description="only steps <= this")] = None,
+                         ) -> dict[str, Any] | Response:
     """One key's history: every point, or ``points`` of them chosen by ``method``. JSON, or an Arrow
     IPC stream (columns step, value, timestamp; total and method in the schema metadata) when the
-    request accepts ``application/vnd.apache.arrow.stream``."""
-    series = load_series(rt.store, rt.root, rt.tail, project, run_id, key)
+    request accepts ``application/vnd.apache.arrow.stream``. ``step_min``/``step_max`` (inclusive,
+    either optional) cut the range first and ``points`` applies within it, so a chart's zoom gets
+    every spike of the zoomed range; ``total`` counts the points in the range."""
+    if step_min is not None and step_max is not None and step_min > step_max:
+        raise InvalidInput(f"step_min ({step_min}) is above step_max ({step_max}); swap them",
+                           details={"field": "step_min"})
+    series = step_range(load_series(rt.store, rt.root, rt.tail, project, run_id, key), step_min, step_max)
     shown = downsample(series, points, method)
     used = method if points is not None and series.steps.size > points else "full"
     if ARROW_STREAM in request.headers.get("accept", ""):

@@ -97,6 +97,16 @@ def _concat(tables: list[pa.Table], name: str, dtype: type) -> np.ndarray:
     return np.concatenate(chunks).astype(dtype, copy=False)
 
 
+def step_range(series: Series, step_min: int | None, step_max: int | None) -> Series:
+    """The points with ``step_min <= step <= step_max`` (either bound optional). Steps are sorted,
+    so two binary searches cut the range without a pass over the series."""
+    if step_min is None and step_max is None:
+        return series
+    lo = 0 if step_min is None else int(np.searchsorted(series.steps, step_min, side="left"))
+    hi = series.steps.size if step_max is None else int(np.searchsorted(series.steps, step_max, side="right"))
+    return series.take(np.arange(lo, max(lo, hi)))
+
+
 def downsample(series: Series, points: int | None, method: str) -> Series:
     """Deterministic downsampling to at most ``points``: minmax (no spike hidden) or LTTB."""
     if points is None or series.steps.size <= points:

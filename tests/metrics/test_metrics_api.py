@@ -166,3 +166,28 @@ def test_registry_run_search_filters_and_sorts_by_metric_summaries(platform: Pla
     assert sorted(r["id"] for r in hits) == sorted([runs[0], runs[2]])
     ordered = api.post(f"/projects/{project}/runs/search", json={"order_by": ["metrics.val_loss DESC"]}).json()
     assert [r["id"] for r in ordered["runs"]] == [runs[1], runs[2], runs[0], runs[3]]  # no value: last
+
+
+def test_zoomed_history_cuts_the_step_range_then_downsamples_within_it(api: httpx.Client, mx: httpx.Client,
+                                                                       project: str) -> None:
+    """A chart's zoom: step_min/step_max keep the range (inclusive), ``points`` applies inside it,
+    so a one-point spike invisible in the whole run's downsample is in the zoomed one."""
+    run = _run(api, project)
+    n = 20_000
+    values = [0.0] * n
+    values[12_345] = 9.0  # in the zoomed range
+    values[500] = -9.0  # outside it
+    points = [{"key": "z", "value": v, "step": i, "timestamp": float(i)} for i, v in enumerate(values)]
+    for start in range(0, n, 5000):
+        assert _post(mx, project, run, points[start:start + 5000]).status_code == 202
+    zoom = _history(mx, project, run, "z", points=100, step_min=12_000, step_max=12_999)
+    assert zoom["total"] == 1000 and zoom["method"] == "minmax" and len(zoom["steps"]) <= 100
+    assert min(zoom["steps"]) >= 12_000 and max(zoom["steps"]) <= 12_999
+    assert 9.0 in zoom["values"] and -9.0 not in zoom["values"]
+    full = _history(mx, project, run, "z", step_min=12_340, step_max=12_349)
+    assert full["method"] == "full" and full["steps"] == list(range(12_340, 12_350))
+    assert _history(mx, project, run, "z", step_min=19_990)["steps"] == list(range(19_990, 20_000))
+    assert _history(mx, project, run, "z", step_max=2)["total"] == 3
+    assert _history(mx, project, run, "z", step_min=30_000)["total"] == 0
+    bad = mx.get(f"/projects/{project}/runs/{run}/metrics", params={"key": "z", "step_min": 5, "step_max": 4})
+    assert bad.status_code == 422 and "step_min" in bad.json()["error"]["message"]
