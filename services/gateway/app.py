@@ -1,8 +1,8 @@
 """Gateway wiring: the one public port in front of every service.
 
-Authenticates every request (bearer tokens), authorizes it by project role, routes
+Authenticates every request (bearer tokens, or the web UI's session cookie), authorizes it by project role, routes
 ``/api/v1/<service>/...`` to the services, and serves tokens, members, audit, webhooks, health,
-status and the event stream.
+status, the event stream and the web UI's files.
 """
 
 from __future__ import annotations
@@ -41,8 +41,11 @@ from cairn.services.gateway.mlflow import router as mlflow_router
 from cairn.services.gateway.paths import PathGuard
 from cairn.services.gateway.projection import AGGREGATES, projection
 from cairn.services.gateway.proxy import ServiceProxy
+from cairn.services.gateway.sessions import SESSION_COOKIE, SessionStore, session_principal
+from cairn.services.gateway.sessions import router as sessions_router
 from cairn.services.gateway.store import GatewayStore
 from cairn.services.gateway.webhooks import WebhookDispatcher
+from cairn.services.gateway.webui import serve_web_app
 
 log = logging.getLogger(__name__)
 ADMIN_TOKEN_FILE = "admin.token"
@@ -59,7 +62,9 @@ class GatewaySettings(ServiceSettings):
     CAIRN_WEBHOOKS_ALLOW_PRIVATE,
     CAIRN_WEBHOOK_ALLOW_NETWORKS (JSON list of CIDRs allowed besides globally routable addresses),
     CAIRN_WEBHOOK_DNS_SERVER (address[:port] of a DNS server for webhook hosts; default: the system's),
-    CAIRN_WEBHOOK_ATTEMPTS, CAIRN_WEBHOOK_BACKOFF_S, CAIRN_WEBHOOK_TIMEOUT_S (per attempt, lookup included)."""
+    CAIRN_WEBHOOK_ATTEMPTS, CAIRN_WEBHOOK_BACKOFF_S, CAIRN_WEBHOOK_TIMEOUT_S (per attempt, lookup included),
+    CAIRN_SESSION_IDLE_S and CAIRN_SESSION_MAX_S (web sessions' idle and absolute expiry: 12 h, 7 days),
+    CAIRN_UI_DIST (the web UI's build to serve; default: the package's ``cairn/ui/dist``)."""
 
     port: int = Field(default=8080, ge=0, le=65535)
     services: dict[str, str] = Field(default_factory=dict)
@@ -73,6 +78,9 @@ class GatewaySettings(ServiceSettings):
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_allow_networks: list[str] = Field(default_factory=list)
     webhook_dns_server: str = ""
+    session_idle_s: float = Field(default=43200.0, gt=0)
+    session_max_s: float = Field(default=604800.0, gt=0)
+    ui_dist: Path | None = None
 
     @field_validator("webhook_allow_networks")
     @classmethod
@@ -114,7 +122,10 @@ async def bootstrap_admin_token(rt: ServiceRuntime, data_dir: Path) -> None:
 
 
 async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    """Authenticate the bearer token and count the request against the token's rate."""
+    """Authenticate the bearer token (or, without one, the web session's cookie, CSRF-checked on
+    writes) and count the request against the token's rate."""
+    if authorization is None and (session_id := request.cookies.get(SESSION_COOKIE)):
+        return session_principal(request, session_id)
     return authenticate_request(request, authorization)
 
 
@@ -130,6 +141,9 @@ async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
     runtime.defer(app.state.proxy.close)
     app.state.http = httpx.AsyncClient(timeout=5.0)
     runtime.defer(app.state.http.aclose)
+    app.state.sessions = SessionStore(settings.data_dir / "gateway" / "sessions.sqlite3",
+                                      idle_s=settings.session_idle_s, max_s=settings.session_max_s)
+    runtime.defer(app.state.sessions.close)
     await bootstrap_admin_token(runtime, settings.data_dir)
     dispatcher = WebhookDispatcher(runtime.log, runtime.store, runtime.commands, projection=runtime.runner,
                                    data_dir=settings.data_dir, egress=app.state.egress,
@@ -214,6 +228,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     app.include_router(access_router, dependencies=[Depends(caller)])
+    app.include_router(sessions_router)  # sign in / out of the web UI: docs/ui.md
     app.include_router(mlflow_router)  # MLflow-compatible API: /api/2.0/mlflow/..., /mlflow/<project>/...
 
     @app.post(GIT_HOOK_PATH, tags=["pipelines"], openapi_extra=OPEN_ROUTE)
@@ -240,6 +255,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return response
 
     _serve_openapi(app, settings, app.state.signer)
+    serve_web_app(app, settings.ui_dist)  # last: its fallback takes any GET path left over
     return app
 
 

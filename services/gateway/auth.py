@@ -60,6 +60,12 @@ def authenticate(store: GatewayStore, authorization: str | None, job_key: bytes)
     record = store.token(parts[1])
     if record is None or not hmac.compare_digest(record["secret_hash"], hash_secret(parts[2])):
         raise Unauthorized("the token is not valid")
+    return token_principal(store, record)
+
+
+def token_principal(store: GatewayStore, record: dict[str, Any]) -> Principal:
+    """The identity of a stored token, with its user's roles as they are now; 401 when it was
+    revoked or has expired. Bearer requests and web sessions (made from a token) both end here."""
     if record["revoked"]:
         raise Unauthorized("the token was revoked")
     expires = record["expires_at"]

@@ -17,7 +17,13 @@ from cairn.kernel.identity import EDITOR, VIEWER, requires
 from cairn.kernel.ids import ID_PATTERN, KEY_PATTERN, PROJECT_NAME_PATTERN
 from cairn.protocol import ARROW_STREAM
 from cairn.services.metrics.domain import parse_arrow, parse_json, to_ipc
-from cairn.services.metrics.queries import cross_run_aggregate, downsample, json_float, load_series, step_range
+from cairn.services.metrics.queries import (
+    cross_run_aggregate,
+    downsample,
+    json_float,
+    load_series,
+    step_range,
+)
 from cairn.services.metrics.runtime import MetricsRuntime
 from cairn.services.metrics.writer import SUBJECT_PREFIX, summarize
 

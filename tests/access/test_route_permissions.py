@@ -31,7 +31,10 @@ GATEWAY_OWN = ("/api/v1/tokens", "/api/v1/projects", "/api/v1/audit", "/api/v1/s
                "/api/v1/events", "/api/v1/gateway/",  # the gateway's own rebuild, hash, parked events
                # open: code hosts send no token; the pipelines service verifies the hook's signature or
                # token on the body (an unsigned call is a 400 for no event header, a 401 for a bad one)
-               "/api/v1/pipelines/hooks/git")
+               "/api/v1/pipelines/hooks/git",
+               # the web UI's sign-in (open: the body's token proves who signs in) and its session
+               # (the cookie only: a bearer caller gets 401; tests/access/test_sessions.py)
+               "/api/v1/session")
 SHADOWED = {"/api/v1/pipelines/hooks/git"}  # service routes the gateway answers itself (above)
 PARAM_VALUES = {"digest": "0" * 64, "version": "1", "name": "none.txt", "token_id": "000000000000",
                 "user": "nobody", "alias": "staging", "key": "k", "sequence": "999999999"}
@@ -61,7 +64,8 @@ def allowed(who: Who, requirement: str, project: str | None) -> bool:
             return False  # a project role over every project: site admins only
         return RANK.get(who.roles.get(project, ""), 0) >= RANK[requirement]
     return {"signed-in": True, "person": who.kind == "user", "account": who.kind != "job",
-            "agent": who.kind == "service", "site-admin": False}[requirement]
+            "agent": who.kind == "service", "site-admin": False,
+            "session": False}[requirement]  # these callers send bearer tokens, never a session cookie
 
 
 def refused(status: int, body: str) -> bool:
