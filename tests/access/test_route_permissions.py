@@ -55,8 +55,8 @@ def allowed(who: Who, requirement: str, project: str | None) -> bool:
     """What a declared requirement means, for a caller through the gateway."""
     if requirement == "open":
         return True
-    if who.token is None or requirement == "internal":
-        return False
+    if who.token is None or requirement in ("internal", "session"):
+        return False  # "session": the web UI's cookie only; these callers send bearer tokens
     if who.site_admin:
         return True
     if requirement in RANK:
@@ -64,8 +64,7 @@ def allowed(who: Who, requirement: str, project: str | None) -> bool:
             return False  # a project role over every project: site admins only
         return RANK.get(who.roles.get(project, ""), 0) >= RANK[requirement]
     return {"signed-in": True, "person": who.kind == "user", "account": who.kind != "job",
-            "agent": who.kind == "service", "site-admin": False,
-            "session": False}[requirement]  # these callers send bearer tokens, never a session cookie
+            "agent": who.kind == "service", "site-admin": False}[requirement]
 
 
 def refused(status: int, body: str) -> bool:
