@@ -86,6 +86,9 @@ def test_admin_and_user_sign_in_and_the_cookie_is_the_caller(plat: Platform) -> 
     assert runs.status_code == 200, runs.text  # a forwarded write, signed as the session's caller
     listing = loopback.get(f"{plat.gateway}/api/v1/registry/projects", headers=_with(user_sid), timeout=10)
     assert listing.status_code == 200 and PROJECT in [p["name"] for p in listing.json()["projects"]]
+    write = loopback.post(f"{plat.gateway}/api/v1/registry/projects/{PROJECT}/runs", json={},
+                          headers=_with(user_sid, **{"X-CSRF-Token": user["csrf"]}), timeout=10)
+    assert write.status_code == 403 and "editor" in write.json()["error"]["message"]  # still a viewer
 
 
 def test_the_event_stream_takes_the_cookie(plat: Platform) -> None:
