@@ -1,8 +1,9 @@
 // Builds the app into the Python package (src/cairn/ui/dist/), which the gateway serves and the
 // wheel ships, so `pip install .` + `cairn up` needs no Node.js. The output is committed and CI
 // rebuilds it and diffs: the build must be deterministic (no timestamps, stable hashed names).
-import { defineConfig } from "vite";
+import { defineConfig } from "vitest/config";
 
+declare const process: { env: Record<string, string | undefined> };
 const target = process.env.CAIRN_URL ?? "http://127.0.0.1:8080";
 
 export default defineConfig({
