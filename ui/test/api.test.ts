@@ -72,6 +72,13 @@ describe("Api", () => {
     expect(header(calls[2]!, "X-CSRF-Token")).toBeUndefined();
   });
 
+  it("does not follow redirects: a redirected route counts as missing", async () => {
+    const { calls, fetchFn } = recorder([new Response(null, { status: 307, headers: { Location: "/api/v1/session/" } })]);
+    const api = new Api(fetchFn);
+    await expect(api.get("/api/v1/session")).rejects.toMatchObject({ status: 404 });
+    expect(calls[0]!.init.redirect).toBe("manual");
+  });
+
   it("errorMessage falls back to the status", () => {
     expect(errorMessage(502, null)).toBe("request failed (HTTP 502)");
     expect(errorMessage(400, { detail: "bad" })).toBe("bad");

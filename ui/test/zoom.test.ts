@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { historyUrl, pointsFor, stepRange, stepsInTimeRange, toNumber } from "../src/lib/zoom";
+import { historyUrl, pointsFor, stepRange, stepsInTimeRange, toNumber, xBounds } from "../src/lib/zoom";
 
 describe("zoom", () => {
   it("asks for the whole series at first", () => {
@@ -27,6 +27,13 @@ describe("zoom", () => {
   it("maps a time zoom to the steps in it", () => {
     expect(stepsInTimeRange([0, 10, 20, 30], [100, 101, 102, 103], 100.5, 102.5)).toEqual({ min: 10, max: 20 });
     expect(stepsInTimeRange([0, 10], [100, 101], 200, 300)).toBeNull();
+  });
+
+  it("the zoomed x scale spans the range's points on either axis", () => {
+    const steps = [0, 10, 20, 30];
+    expect(xBounds(steps, steps, { min: 5, max: 25 })).toEqual([10, 20]);
+    expect(xBounds(steps, [100, 101, 102, 103], { min: 10, max: 30 })).toEqual([101, 103]);
+    expect(xBounds(steps, steps, { min: 11, max: 19 })).toBeNull();
   });
 
   it("reads JSON's NaN and infinities", () => {

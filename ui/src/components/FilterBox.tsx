@@ -70,8 +70,11 @@ export function FilterBox({ value, vocab, onChange, onSubmit }: Props) {
         )}
       </div>
       <button type="submit">Search</button>
-      <p id="filter-help" class="help">Conditions joined by <code>and</code>: <code>status = 'finished'</code>,
-        <code>params.epochs &gt;= 10</code>, <code>tags.team != 'vision'</code>, <code>name LIKE 'bert-%'</code>.</p>
+      <p id="filter-help" class="help">
+        Conditions joined by <code>and</code>, e.g. <code>status = 'finished'</code>,{" "}
+        <code>params.epochs &gt;= 10</code>, <code>tags.team != 'vision'</code>,{" "}
+        <code>name LIKE 'bert-%'</code>. Tab or Enter takes a completion.
+      </p>
     </form>
   );
 }

@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 import { api } from "../client";
 import type { History } from "../lib/types";
-import { historyUrl, pointsFor, stepRange, stepsInTimeRange, toNumber, type StepRange } from "../lib/zoom";
+import { historyUrl, pointsFor, stepRange, stepsInTimeRange, toNumber, xBounds, type StepRange } from "../lib/zoom";
 
 export type XAxis = "step" | "time";
 
@@ -34,10 +34,12 @@ export function MetricChart({ project, runId, metricKey, xAxis }: Props) {
       setInfo(`${h.steps.length.toLocaleString("en")} of ${h.total.toLocaleString("en")} points` +
         (h.method === "full" ? "" : ` (${h.method})`) + (range ? `, steps ${range.min}–${range.max}` : ""));
       setError(null);
+      const bounds = range ? xBounds(h.steps, xs, range) : null;
       plot.current?.destroy();
       plot.current = new uPlot({
         width: WIDTH, height: HEIGHT,
-        scales: { x: { time: xAxis === "time" } },
+        // Zoomed: the x scale is the zoomed range (the answer holds only that range's points).
+        scales: { x: { time: xAxis === "time", ...(bounds ? { range: (): uPlot.Range.MinMax => bounds } : {}) } },
         axes: [{ label: xAxis }, {}],
         series: [{ label: xAxis }, { label: metricKey, stroke: "#1f5fbf", width: 1.5, points: { show: false } }],
         cursor: { drag: { x: true, y: false, setScale: false } },

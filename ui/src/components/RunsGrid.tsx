@@ -69,7 +69,7 @@ export function RunsGrid({ runs, metrics, columns, sort, onSort, onOpen, runHref
           );
         })}
       </div>
-      <div class="body" ref={body} tabIndex={0} style={{ height: `${VIEWPORT}px` }}
+      <div class="body" ref={body} tabIndex={0} style={{ height: `${Math.min(VIEWPORT, Math.max(w.total, ROW_HEIGHT)) + 2}px` }}
            aria-activedescendant={runs[active] ? `run-row-${active}` : undefined}
            onScroll={(e) => setScrollTop((e.target as HTMLDivElement).scrollTop)} onKeyDown={onKeyDown}>
         <div style={{ height: `${w.total}px`, position: "relative" }}>

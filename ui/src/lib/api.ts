@@ -45,10 +45,16 @@ export class Api {
     const init: RequestInit = {
       method,
       credentials: "same-origin",
+      // The API never redirects a page: a redirect means the route is not there (a gateway
+      // without a route answers FastAPI's trailing-slash 307), so it is not followed.
+      redirect: "manual",
       headers: this.headers(method, body !== undefined),
     };
     if (body !== undefined) init.body = JSON.stringify(body);
     const res = await this.fetchFn(path, init);
+    if (res.type === "opaqueredirect" || (res.status >= 300 && res.status < 400)) {
+      throw new ApiError(404, `no API route ${method} ${path} (the server answered a redirect)`);
+    }
     if (res.status === 204) return undefined as T;
     const text = await res.text();
     let parsed: unknown = null;

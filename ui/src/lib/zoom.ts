@@ -52,3 +52,18 @@ export function stepsInTimeRange(steps: number[], times: number[], t0: number, t
   }
   return lo <= hi ? { min: lo, max: hi } : null;
 }
+
+/** The x bounds of the loaded points whose step is in `range` (the chart's x scale when zoomed,
+ * on either axis), or null when none is. */
+export function xBounds(steps: number[], xs: number[], range: StepRange): [number, number] | null {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i]!;
+    if (s >= range.min && s <= range.max) {
+      lo = Math.min(lo, xs[i]!);
+      hi = Math.max(hi, xs[i]!);
+    }
+  }
+  return lo < hi ? [lo, hi] : null;
+}

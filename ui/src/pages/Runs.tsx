@@ -117,9 +117,15 @@ export function Runs({ project, session, navigate }: Props) {
       <div class="toolbar">
         <p role="status" class="count">
           {runs ? `${runs.length.toLocaleString("en")} runs${capped ? ` (the first ${MAX_RUNS.toLocaleString("en")}; narrow the filter)` : ""}` : "Loading…"}
-          {" · "}<span class={`live ${live}`}>{live === "live" ? "live" : live === "connecting" ? "connecting…" : "not live"}</span>
+          {" · "}<span class={`live-state state-${live}`}>{live === "live" ? "live" : live === "connecting" ? "connecting…" : "not live"}</span>
         </p>
-        <details class="picker">
+        <details class="picker" onKeyDown={(e) => {
+          if (e.key === "Escape") {
+            const d = e.currentTarget as HTMLDetailsElement;
+            d.open = false;
+            d.querySelector("summary")?.focus();
+          }
+        }}>
           <summary>Columns</summary>
           <fieldset>
             <legend>Columns to show</legend>
