@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyEvent, parseEvent, streamUrl } from "../src/lib/live";
+import { appendPage, applyEvent, parseEvent, streamUrl } from "../src/lib/live";
 import type { Run, StreamEvent } from "../src/lib/types";
 
 const ev = (type: string, id: string, data: Record<string, unknown>, project = "vision"): StreamEvent => ({
@@ -42,6 +42,12 @@ describe("live runs reducer", () => {
   it("an event for a run not loaded changes nothing", () => {
     const runs = applyEvent([], created, "vision").runs;
     expect(applyEvent(runs, ev("run.finished", "zz", { status: "finished", message: "" }), "vision").runs).toBe(runs);
+  });
+
+  it("a later search page does not duplicate a run the stream already added", () => {
+    const live = applyEvent([], created, "vision").runs;
+    const page = [{ ...live[0]!, name: "from server" }, { ...live[0]!, id: "r3" }];
+    expect(appendPage(live, page).map((r) => [r.id, r.name])).toEqual([["r2", "bert"], ["r3", "bert"]]);
   });
 
   it("parses stream payloads and builds the stream URL", () => {

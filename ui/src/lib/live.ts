@@ -80,6 +80,13 @@ export function applyEvent(runs: Run[], e: StreamEvent, project: string): LiveRe
   }
 }
 
+/** Append a search page to the rows, skipping runs already there (a live `run.created` may have
+ * added one while the pages were loading). */
+export function appendPage(rows: Run[], page: Run[]): Run[] {
+  const have = new Set(rows.map((r) => r.id));
+  return [...rows, ...page.filter((r) => !have.has(r.id))];
+}
+
 /** Parse one SSE `data:` payload; null when it is not an event. */
 export function parseEvent(data: string): StreamEvent | null {
   try {

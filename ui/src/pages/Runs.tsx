@@ -7,7 +7,7 @@ import { RunsGrid } from "../components/RunsGrid";
 import { seg } from "../lib/api";
 import { columnId, DEFAULT_COLUMNS, nextSort, sortRuns, toggleColumn, type Column, type Sort } from "../lib/columns";
 import { vocabulary } from "../lib/completion";
-import { applyEvent, parseEvent, streamUrl } from "../lib/live";
+import { appendPage, applyEvent, parseEvent, streamUrl } from "../lib/live";
 import { roleIn } from "../lib/roles";
 import type { MetricSummary, Run, RunMetrics, Session } from "../lib/types";
 
@@ -18,12 +18,16 @@ const RUN_EVENTS = ["run.created", "run.started", "run.finished", "run.params_lo
 
 interface SearchPage { runs: Run[]; next_page_token: string | null }
 
-async function loadRuns(project: string, filter: string): Promise<{ runs: Run[]; capped: boolean }> {
+/** Load the matching runs page by page, handing each page over as it comes (the first page shows
+ * at once; the rest of up to 10,000 fill in behind it). */
+async function loadRuns(project: string, filter: string, onPage: (runs: Run[], first: boolean) => boolean):
+    Promise<{ runs: Run[]; capped: boolean }> {
   const runs: Run[] = [];
   let token: string | null = null;
   do {
     const page: SearchPage = await api.post<SearchPage>(`/api/v1/registry/projects/${seg(project)}/runs/search`,
       { filter: filter || null, page_size: 1000, page_token: token });
+    if (!onPage(page.runs, runs.length === 0)) break;
     runs.push(...page.runs);
     token = page.next_page_token;
   } while (token && runs.length < MAX_RUNS);
@@ -61,11 +65,17 @@ export function Runs({ project, session, navigate }: Props) {
     const g = ++generation.current;
     setError(null);
     try {
-      const loaded = await loadRuns(project, f);
+      const loaded = await loadRuns(project, f, (page, first) => {
+        if (g !== generation.current) return false;
+        if (first) {
+          setFilter(f);
+          setMetrics({});
+        }
+        setRuns((rows) => (first || !rows ? page : appendPage(rows, page)));
+        return true;
+      });
       if (g !== generation.current) return;
-      setRuns(loaded.runs);
       setCapped(loaded.capped);
-      setFilter(f);
       const m = await loadMetrics(project, loaded.runs);
       if (g === generation.current) setMetrics(m);
     } catch (e) {
