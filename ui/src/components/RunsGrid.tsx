@@ -7,6 +7,7 @@ import { revealRow, visibleWindow } from "../lib/virtual";
 
 export const ROW_HEIGHT = 32;
 const VIEWPORT = 560;
+const HEADER_HEIGHT = 36;
 
 interface Props {
   runs: Run[];
@@ -25,10 +26,12 @@ function show(v: string | number | null): string {
 }
 
 export function RunsGrid({ runs, metrics, columns, sort, onSort, onOpen, runHref }: Props) {
-  const body = useRef<HTMLDivElement>(null);
+  // The grid itself scrolls (one focusable, keyboard-scrollable region) under a sticky header.
+  const scroller = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
   const [active, setActive] = useState(0);
-  const w = visibleWindow(scrollTop, VIEWPORT, ROW_HEIGHT, runs.length);
+  const rowsViewport = VIEWPORT - HEADER_HEIGHT;
+  const w = visibleWindow(scrollTop, rowsViewport, ROW_HEIGHT, runs.length);
   const template = { gridTemplateColumns: columns.map(() => "minmax(9rem, 1fr)").join(" ") };
 
   useEffect(() => {
@@ -38,12 +41,13 @@ export function RunsGrid({ runs, metrics, columns, sort, onSort, onOpen, runHref
   const move = (to: number) => {
     const i = Math.max(0, Math.min(runs.length - 1, to));
     setActive(i);
-    const el = body.current;
-    if (el) el.scrollTop = revealRow(i, el.scrollTop, el.clientHeight, ROW_HEIGHT);
+    const el = scroller.current;
+    if (el) el.scrollTop = revealRow(i, el.scrollTop, el.clientHeight - HEADER_HEIGHT, ROW_HEIGHT);
   };
 
   const onKeyDown = (e: KeyboardEvent) => {
-    const page = Math.floor(VIEWPORT / ROW_HEIGHT);
+    if ((e.target as HTMLElement).tagName === "BUTTON") return; // a header's own Enter/Space sorts
+    const page = Math.floor(rowsViewport / ROW_HEIGHT);
     const moves: Record<string, number> = { ArrowDown: 1, ArrowUp: -1, PageDown: page, PageUp: -page };
     if (e.key in moves) move(active + moves[e.key]!);
     else if (e.key === "Home") move(0);
@@ -54,44 +58,45 @@ export function RunsGrid({ runs, metrics, columns, sort, onSort, onOpen, runHref
   };
 
   return (
-    <div class="grid" role="grid" aria-rowcount={runs.length + 1} aria-colcount={columns.length}
-         aria-label="Runs (arrow keys move, Enter opens)">
-      <div class="row head" role="row" aria-rowindex={1} style={template}>
-        {columns.map((c) => {
-          const sorted = sort && columnId(sort.column) === columnId(c) ? sort.dir : null;
-          return (
-            <div role="columnheader" key={columnId(c)}
-                 aria-sort={sorted === "asc" ? "ascending" : sorted === "desc" ? "descending" : "none"}>
-              <button type="button" class="sort" onClick={() => onSort(c)}>
-                {columnLabel(c)} <span aria-hidden="true">{sorted === "asc" ? "▲" : sorted === "desc" ? "▼" : ""}</span>
-              </button>
-            </div>
-          );
-        })}
+    <div class="grid" role="grid" ref={scroller} tabIndex={0} aria-label="Runs (arrow keys move, Enter opens)"
+         aria-rowcount={runs.length + 1} aria-colcount={columns.length}
+         aria-activedescendant={runs[active] ? `run-row-${active}` : undefined}
+         style={{ height: `${Math.min(VIEWPORT, HEADER_HEIGHT + Math.max(w.total, ROW_HEIGHT)) + 2}px` }}
+         onKeyDown={onKeyDown} onScroll={(e) => setScrollTop((e.target as HTMLDivElement).scrollTop)}>
+      <div role="rowgroup" class="head">
+        <div class="row" role="row" aria-rowindex={1} style={{ ...template, height: `${HEADER_HEIGHT}px` }}>
+          {columns.map((c) => {
+            const sorted = sort && columnId(sort.column) === columnId(c) ? sort.dir : null;
+            return (
+              <div role="columnheader" key={columnId(c)}
+                   aria-sort={sorted === "asc" ? "ascending" : sorted === "desc" ? "descending" : "none"}>
+                <button type="button" class="sort" onClick={() => onSort(c)}>
+                  {columnLabel(c)} <span aria-hidden="true">{sorted === "asc" ? "▲" : sorted === "desc" ? "▼" : ""}</span>
+                </button>
+              </div>
+            );
+          })}
+        </div>
       </div>
-      <div class="body" ref={body} tabIndex={0} style={{ height: `${Math.min(VIEWPORT, Math.max(w.total, ROW_HEIGHT)) + 2}px` }}
-           aria-activedescendant={runs[active] ? `run-row-${active}` : undefined}
-           onScroll={(e) => setScrollTop((e.target as HTMLDivElement).scrollTop)} onKeyDown={onKeyDown}>
-        <div style={{ height: `${w.total}px`, position: "relative" }}>
-          <div style={{ transform: `translateY(${w.offset}px)` }}>
-            {runs.slice(w.start, w.end).map((r, j) => {
-              const i = w.start + j;
-              return (
-                <div role="row" id={`run-row-${i}`} key={r.id} aria-rowindex={i + 2} aria-selected={i === active}
-                     class={i === active ? "row active" : "row"} style={{ ...template, height: `${ROW_HEIGHT}px` }}
-                     onClick={() => setActive(i)} onDblClick={() => onOpen(r)}>
-                  {columns.map((c, k) => (
-                    <div role="gridcell" key={columnId(c)} class={`cell status-${c.key === "status" ? r.status : ""}`}>
-                      {k === 0
-                        ? <a href={runHref(r)} tabIndex={-1} onClick={(e) => { e.preventDefault(); onOpen(r); }}>
-                            {show(cellValue(r, c, metrics)) || r.id}</a>
-                        : show(cellValue(r, c, metrics))}
-                    </div>
-                  ))}
-                </div>
-              );
-            })}
-          </div>
+      <div role="rowgroup" style={{ height: `${w.total}px`, position: "relative" }}>
+        <div style={{ transform: `translateY(${w.offset}px)` }}>
+          {runs.slice(w.start, w.end).map((r, j) => {
+            const i = w.start + j;
+            return (
+              <div role="row" id={`run-row-${i}`} key={r.id} aria-rowindex={i + 2} aria-selected={i === active}
+                   class={i === active ? "row active" : "row"} style={{ ...template, height: `${ROW_HEIGHT}px` }}
+                   onClick={() => setActive(i)} onDblClick={() => onOpen(r)}>
+                {columns.map((c, k) => (
+                  <div role="gridcell" key={columnId(c)} class={`cell status-${c.key === "status" ? r.status : ""}`}>
+                    {k === 0
+                      ? <a href={runHref(r)} tabIndex={-1} onClick={(e) => { e.preventDefault(); onOpen(r); }}>
+                          {show(cellValue(r, c, metrics)) || r.id}</a>
+                      : show(cellValue(r, c, metrics))}
+                  </div>
+                ))}
+              </div>
+            );
+          })}
         </div>
       </div>
     </div>
