@@ -23,6 +23,10 @@ export function App() {
   useEffect(() => {
     const onPop = () => setRoute(parseRoute(location.pathname));
     addEventListener("popstate", onPop);
+    api.onUnauthorized = () => {
+      setError("Your session ended: sign in again.");
+      setSession(null);
+    };
     api.current().then(setSession, (e: Error) => {
       setError(e.message);
       setSession(null);
@@ -41,7 +45,7 @@ export function App() {
       <main class="page narrow">
         <h1 class="brand">Cairn</h1>
         {error && <p class="error" role="alert">{error}</p>}
-        <SignIn onSignedIn={setSession} />
+        <SignIn onSignedIn={(s) => { setError(null); setSession(s); }} />
       </main>
     );
   }

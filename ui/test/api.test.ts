@@ -79,6 +79,18 @@ describe("Api", () => {
     expect(calls[0]!.init.redirect).toBe("manual");
   });
 
+  it("a 401 outside the session routes reports the session ended", async () => {
+    const { fetchFn } = recorder([json(401, { error: { message: "no session" } }),
+      json(401, { error: { message: "session expired" } })]);
+    const api = new Api(fetchFn);
+    let ended = 0;
+    api.onUnauthorized = () => { ended++; };
+    await expect(api.current()).resolves.toBeNull();
+    expect(ended).toBe(0);
+    await expect(api.get("/api/v1/registry/projects")).rejects.toThrow("session expired");
+    expect(ended).toBe(1);
+  });
+
   it("errorMessage falls back to the status", () => {
     expect(errorMessage(502, null)).toBe("request failed (HTTP 502)");
     expect(errorMessage(400, { detail: "bad" })).toBe("bad");

@@ -31,6 +31,10 @@ export class Api {
   /** Development only: a bearer token used when the gateway has no session routes (404). */
   devBearer: string | null = null;
 
+  /** Called when a request outside the session routes answers 401: the session ended (expired,
+   * signed out elsewhere, token revoked), so the app goes back to sign-in. */
+  onUnauthorized: (() => void) | null = null;
+
   constructor(private readonly fetchFn: FetchLike = (i, init) => globalThis.fetch(i, init)) {}
 
   headers(method: string, hasBody: boolean): Record<string, string> {
@@ -65,7 +69,10 @@ export class Api {
         parsed = null;
       }
     }
-    if (!res.ok) throw new ApiError(res.status, errorMessage(res.status, parsed));
+    if (!res.ok) {
+      if (res.status === 401 && !path.startsWith("/api/v1/session")) this.onUnauthorized?.();
+      throw new ApiError(res.status, errorMessage(res.status, parsed));
+    }
     return parsed as T;
   }
 
