@@ -1,0 +1,80 @@
+// The shell: the session, the route, the header with sign-out. Pages get the API client and the
+// session; a navigation is a History API push, and the back button re-reads the route.
+import { useEffect, useState } from "preact/hooks";
+import { api, type Navigate } from "./client";
+import { parseRoute, routePath, type Route } from "./lib/router";
+import type { Session } from "./lib/types";
+import { SignIn } from "./pages/SignIn";
+import { Projects } from "./pages/Projects";
+import { Runs } from "./pages/Runs";
+import { RunPage } from "./pages/RunPage";
+
+export function App() {
+  const [route, setRoute] = useState<Route>(() => parseRoute(location.pathname));
+  const [session, setSession] = useState<Session | null | undefined>(undefined);
+  const [error, setError] = useState<string | null>(null);
+
+  const navigate: Navigate = (r) => {
+    const path = routePath(r);
+    if (path !== location.pathname) history.pushState(null, "", path);
+    setRoute(r);
+  };
+
+  useEffect(() => {
+    const onPop = () => setRoute(parseRoute(location.pathname));
+    addEventListener("popstate", onPop);
+    api.onUnauthorized = () => {
+      setError("Your session ended: sign in again.");
+      setSession(null);
+    };
+    api.current().then(setSession, (e: Error) => {
+      setError(e.message);
+      setSession(null);
+    });
+    return () => removeEventListener("popstate", onPop);
+  }, []);
+
+  useEffect(() => {
+    if (session && route.page === "signin") navigate({ page: "projects" });
+  }, [session, route.page]);
+
+  if (session === undefined) return <main class="page"><p role="status">Loading…</p></main>;
+
+  if (!session) {
+    return (
+      <main class="page narrow">
+        <h1 class="brand">Cairn</h1>
+        {error && <p class="error" role="alert">{error}</p>}
+        <SignIn onSignedIn={(s) => { setError(null); setSession(s); }} />
+      </main>
+    );
+  }
+
+  const signOut = async () => {
+    try {
+      await api.signOut();
+    } catch (e) {
+      setError((e as Error).message);
+      return;
+    }
+    setSession(null);
+    navigate({ page: "signin" });
+  };
+
+  return (
+    <>
+      <header class="top">
+        <a class="brand" href="/projects" onClick={(e) => { e.preventDefault(); navigate({ page: "projects" }); }}>Cairn</a>
+        <span class="who">Signed in as <strong>{session.user}</strong>{session.site_admin ? " (site admin)" : ""}</span>
+        <button type="button" onClick={signOut}>Sign out</button>
+      </header>
+      <main class="page">
+        {error && <p class="error" role="alert">{error}</p>}
+        {route.page === "signin" || route.page === "projects" ? <Projects session={session} navigate={navigate} />
+          : route.page === "runs" ? <Runs key={route.project} project={route.project} session={session} navigate={navigate} />
+          : route.page === "run" ? <RunPage key={route.runId} project={route.project} runId={route.runId} navigate={navigate} />
+          : <p>No page at <code>{route.path}</code>. <a href="/projects">Projects</a></p>}
+      </main>
+    </>
+  );
+}

@@ -1,0 +1,27 @@
+// What a role may do in the app. Buttons a caller may not use are not rendered at all; the
+// gateway enforces the same rules, this only keeps the page honest about them.
+import type { Role, Session } from "./types";
+
+const RANK: Record<Role, number> = { viewer: 1, editor: 2, admin: 3 };
+
+/** The least role each action needs (later pages add theirs here). */
+export const NEEDS = {
+  view: "viewer",
+  "run.edit": "editor",
+  "run.tag": "editor",
+  "alias.move": "admin",
+  "members.manage": "admin",
+} as const satisfies Record<string, Role>;
+
+export type Action = keyof typeof NEEDS;
+
+export function can(role: Role | null | undefined, action: Action): boolean {
+  if (!role || !(role in RANK)) return false;
+  return RANK[role] >= RANK[NEEDS[action]];
+}
+
+/** The caller's role in a project; site admins are admins everywhere. */
+export function roleIn(session: Session, project: string): Role | null {
+  if (session.site_admin) return "admin";
+  return session.projects[project] ?? null;
+}
