@@ -32,6 +32,9 @@ def test_log_metric_batches_in_background_and_flushes_on_exit(platform: Platform
         assert summary["late"]["count"] == 1 and summary["acc"]["count"] == 12_000
         small = client.metric_history("sdkm", run.id, "loss", points=100)
         assert len(small["steps"]) <= 100 and small["values"][0] == 1.0
+        zoom = client.metric_history("sdkm", run.id, "loss", points=100, step_min=5_000, step_max=5_999)
+        assert zoom["total"] == 1_000 and min(zoom["steps"]) >= 5_000 and max(zoom["steps"]) <= 5_999
+        assert client.metric_table("sdkm", run.id, "acc", step_min=11_998).column("step").to_pylist() == [11_998, 11_999]
         assert run.metrics.dropped == 0 and run.refresh()["status"] == "finished"
 
 

@@ -186,12 +186,17 @@ class MetricsQueries:
     _answer: Any
 
     def metric_table(self, project: str, run_id: str, key: str, *, points: int | None = None,
-                     method: str = "minmax") -> pa.Table:
+                     method: str = "minmax", step_min: int | None = None, step_max: int | None = None) -> pa.Table:
         """One key's history as an Arrow table (step, value, timestamp; ``total`` and ``method`` in
-        the schema metadata), fetched as Arrow IPC: the fast path for long series."""
+        the schema metadata), fetched as Arrow IPC: the fast path for long series. ``step_min`` and
+        ``step_max`` (inclusive) cut a range first; ``points`` then downsamples within it (a zoom)."""
         params: dict[str, Any] = {"key": key, "method": method}
         if points is not None:
             params["points"] = points
+        if step_min is not None:
+            params["step_min"] = step_min
+        if step_max is not None:
+            params["step_max"] = step_max
         path = f"/api/v1/metrics/projects/{project}/runs/{run_id}/metrics"
         for attempt in range(4):
             try:
@@ -209,10 +214,13 @@ class MetricsQueries:
         return pa.ipc.open_stream(resp.content).read_all()
 
     def metric_history(self, project: str, run_id: str, key: str, *, points: int | None = None,
-                       method: str = "minmax") -> dict[str, Any]:
-        """One key's history; ``points`` downsamples (``method`` minmax or lttb). Values are floats
+                       method: str = "minmax", step_min: int | None = None,
+                       step_max: int | None = None) -> dict[str, Any]:
+        """One key's history; ``points`` downsamples (``method`` minmax or lttb), within
+        ``step_min``..``step_max`` when given (``total`` counts that range). Values are floats
         (NaN and infinities included)."""
-        table = self.metric_table(project, run_id, key, points=points, method=method)
+        table = self.metric_table(project, run_id, key, points=points, method=method, step_min=step_min,
+                                  step_max=step_max)
         meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
         return {"run_id": run_id, "key": key, "total": int(meta.get("total", table.num_rows)),
                 "method": meta.get("method", "full"), "steps": table.column("step").to_pylist(),
