@@ -37,7 +37,7 @@ from cairn.services.monitor.window_store import WindowStore
 
 log = logging.getLogger(__name__)
 ACTOR = "service:monitor"
-POLL_S = 0.1  # how often the action task looks whether the projection moved
+POLL_S = 0.1  # the longest the action task waits for the projection to move (a retry may come due)
 
 
 class RuleDecider:
@@ -130,7 +130,7 @@ class ActionTaker:
                 except Exception as err:  # noqa: BLE001 - the task must outlive one bad pass
                     self.last_error = repr(err)
                     log.exception("monitor: taking alert actions failed")
-            await asyncio.sleep(POLL_S)
+            await self.runtime.runner.wait_past(seen, POLL_S)  # wakes at once when an event is applied
 
     async def take_owed(self) -> None:
         now = asyncio.get_running_loop().time()
