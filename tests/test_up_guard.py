@@ -18,7 +18,7 @@ import pytest
 from up_driver import Up, alive, healthy, run_up, start_up, wait
 
 from cairn.kernel.natsauth import NatsCredentials
-from cairn.natsserver import free_ports
+from cairn.natsserver import free_ports, port_in_use
 from cairn.up import start_private_nats
 
 
@@ -176,3 +176,16 @@ def test_cairn_up_on_an_external_nats_connects_with_the_credentials_files_given(
     finally:
         nats.terminate()
         nats.wait()
+
+
+def test_with_port_0_the_gateway_gets_a_free_port_before_anything_starts(tmp_path: Path) -> None:
+    from cairn.up import Supervisor
+
+    sup = Supervisor(data_dir=tmp_path / "data", port=0, quiet=True)
+    sup.claim()
+    try:
+        assert sup.port > 0 and sup.gateway_url.endswith(f":{sup.port}")
+        assert not port_in_use("127.0.0.1", sup.port)  # chosen, not held: the gateway binds it
+    finally:
+        assert sup.lock_fd is not None
+        os.close(sup.lock_fd)

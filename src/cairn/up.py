@@ -183,6 +183,8 @@ class Supervisor:
         gateway's port, the NATS port (or the given NATS's credentials files)."""
         (self.data_dir / "run").mkdir(parents=True, exist_ok=True)
         self.lock_fd = hold_data_dir(self.data_dir)
+        if self.port == 0:  # a free one, chosen now and printed with the URL
+            self.port = free_ports(1, "127.0.0.1" if self.host == "0.0.0.0" else self.host)[0]
         if port_in_use(self.host, self.port):
             raise ConfigurationError(f"the gateway port {self.host}:{self.port} is in use by another process; "
                                      "stop it or choose another --port")

@@ -42,7 +42,8 @@ def cli(click_ctx: click.Context, url: str | None, as_json: bool) -> None:
 @cli.command()
 @click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR, show_default=True,
               envvar="CAIRN_DATA_DIR", help="Where the event log and projections live (one cairn up at a time).")
-@click.option("--port", default=8080, show_default=True, help="Gateway port (the one public port).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Gateway port (the one public port); 0 for a free one (printed with the URL).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address the gateway listens on; the services and NATS always listen on 127.0.0.1.")
 @click.option("--nats-port", default=4222, show_default=True, type=click.IntRange(0, 65535),
