@@ -35,8 +35,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def shared_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """One platform for every ``shared_stack`` module of the session."""
-    with running(Platform(tmp_path_factory.mktemp("shared-platform"))) as plat:
+    """One platform for every ``shared_stack`` module of the session (its pipelines service may
+    fetch local git repositories: the pipelines CLI tests register one by path)."""
+    with running(Platform(tmp_path_factory.mktemp("shared-platform"),
+                          service_env={"pipelines": {"CAIRN_PIPELINES_ALLOW_LOCAL_REPOS": "true"}})) as plat:
         yield plat
 
 

@@ -11,7 +11,6 @@ import re
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -23,8 +22,6 @@ from cairn.cli.pipeline_runs import parse_params, parse_value
 from cairn.cli.pipelines import is_run_id
 from cairn.sdk.client import Client
 
-from platform_harness import Platform, running
-
 RELEASE = """\
 name: release
 params: {lr: 0.01, epochs: 3, tag: "stable"}
@@ -32,6 +29,8 @@ steps:
   - id: sign-off
     approval: {role: editor, message: "ship it?"}
 """
+
+pytestmark = pytest.mark.shared_stack
 
 
 # --- no platform -----------------------------------------------------------------------------------
@@ -74,16 +73,7 @@ def test_every_pipelines_command_has_help_with_an_example() -> None:
         assert result.exit_code == 0 and "Example" in result.output, args
 
 
-# --- on the platform ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """A stack of the module's own whose pipelines service may fetch local repositories (the
-    register test's clone URL is a path)."""
-    env = {"CAIRN_PIPELINES_ALLOW_LOCAL_REPOS": "true"}
-    with running(Platform(tmp_path_factory.mktemp("platform"), service_env={"pipelines": env})) as plat:
-        yield plat
-
+# --- on the platform (the session's shared one: see tests/conftest.py) ---------------------------------
 
 def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
