@@ -41,6 +41,9 @@ pytestmark = [
 
 PROJECT = "vision"
 SHOTS = ROOT / "docs" / "ui"
+# The focused element's outline width in CSS pixels (0 when it has no visible outline).
+FOCUS_RING = ("(() => { const s = getComputedStyle(document.activeElement);"
+              " return s.outlineStyle === 'none' ? 0 : parseFloat(s.outlineWidth); })()")
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +129,22 @@ def test_the_app_in_a_browser(up: Up, pw: Any, tmp_path: Path) -> None:
             if page.evaluate("document.activeElement.id") == "run-filter":
                 break
         assert page.evaluate("document.activeElement.id") == "run-filter", "Tab never reached the filter"
+        assert page.evaluate(FOCUS_RING) >= 3, "the focused filter shows a focus ring"
+        page.keyboard.type("params.lr >> 0.01")  # a mistake: the registry's message shows, rows stay
+        page.keyboard.press("Escape")
+        page.keyboard.press("Enter")
+        alert = page.locator("section [role=alert]")
+        alert.wait_for()
+        assert "expected a quoted string or a number" in alert.inner_text(), alert.inner_text()
+        wait_count(page, 4)
+        page.keyboard.press("Control+A")
         page.keyboard.type("params.lr > 0.01")
         page.keyboard.press("Escape")  # close a completion list, if one is open
         t0 = time.perf_counter()
         page.keyboard.press("Enter")
         wait_count(page, 3)
         filter_s = time.perf_counter() - t0
+        assert alert.count() == 0, "the error went with the mistake"
         names = {r.split("\n")[0] for r in rows(page).all_inner_texts()}
         assert names == {"lr-0.05", "lr-0.3", "live-one"}, names
 
@@ -141,6 +154,7 @@ def test_the_app_in_a_browser(up: Up, pw: Any, tmp_path: Path) -> None:
             if page.evaluate("document.activeElement.getAttribute('role')") == "grid":
                 break
         assert page.evaluate("document.activeElement.getAttribute('role')") == "grid", "Tab never reached the grid"
+        assert page.evaluate(FOCUS_RING) >= 3, "the focused grid shows a focus ring"
         assert grid.get_attribute("aria-activedescendant") == "run-row-0"
         page.keyboard.press("ArrowDown")
         assert grid.get_attribute("aria-activedescendant") == "run-row-1"
