@@ -1,0 +1,227 @@
+"""The web app in a real browser (Debian's Chromium through Playwright) against a real ``cairn up``.
+
+One ``cairn up`` (own data dir, free ports) and two people, each in a browser profile of their
+own: the admin (the ``admin.token`` that ``cairn up`` writes) and a viewer (a user token made
+through the SDK). The admin signs in, watches a run made through the SDK arrive in the open runs
+table, filters, walks the table with the keyboard, opens a run, zooms a chart and signs out; the
+viewer signs in and sees the same runs with the viewer role. axe-core checks every page (no
+serious or critical violations), and the main pages are photographed (written to docs/ui/ only
+with ``CAIRN_UI_SCREENSHOTS=1``). Speed is printed, never asserted (benchmarks/bench_ui.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_driver import (
+    AXE,
+    ROOT,
+    axe_violations,
+    bundle_gzip_bytes,
+    chromium_path,
+    describe,
+    open_context,
+    sign_in,
+)
+from up_driver import Up, start_up, wait
+
+import cairn
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = [
+    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
+    pytest.mark.skipif(not AXE.exists(), reason="ui/node_modules is missing: cd ui && npm ci"),
+]
+
+PROJECT = "vision"
+SHOTS = ROOT / "docs" / "ui"
+# The focused element's outline width in CSS pixels (0 when it has no visible outline).
+FOCUS_RING = ("(() => { const s = getComputedStyle(document.activeElement);"
+              " return s.outlineStyle === 'none' ? 0 : parseFloat(s.outlineWidth); })()")
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    running = start_up(tmp_path_factory.mktemp("ui") / "data")
+    try:
+        yield running.wait_healthy()
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def pw() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        yield p
+
+
+def shot(page: Any, name: str, tmp_path: Path) -> None:
+    """Every run takes the picture; only CAIRN_UI_SCREENSHOTS=1 replaces the committed one."""
+    out = tmp_path / f"{name}.png"
+    page.screenshot(path=str(out))
+    assert out.stat().st_size > 1000
+    if os.environ.get("CAIRN_UI_SCREENSHOTS") == "1":
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out, SHOTS / f"{name}.png")
+
+
+def no_violations(page: Any, where: str) -> None:
+    found = axe_violations(page)
+    assert not found, f"axe-core on {where}:\n{describe(found)}"
+
+
+def rows(page: Any) -> Any:
+    return page.locator("[role=grid] [role=row][id^=run-row-]")
+
+
+def wait_count(page: Any, n: int) -> None:
+    page.locator("p.count", has_text=f"{n:,} runs").wait_for(timeout=15_000)
+
+
+def test_the_app_in_a_browser(up: Up, pw: Any, tmp_path: Path) -> None:
+    admin_token = (up.data_dir / "admin.token").read_text().strip()
+    client = cairn.Client(up.url, token=admin_token)
+    for lr in ("0.001", "0.05", "0.3"):
+        client.start_new_run(PROJECT, experiment="resnet", name=f"lr-{lr}", params={"lr": lr, "epochs": "10"})
+    viewer_token = client.create_token("vera")["token"]
+    client.add_member(PROJECT, "vera", "viewer")
+
+    admin = open_context(pw, tmp_path / "admin-profile")
+    try:
+        page = admin.new_page()
+        page.goto(f"{up.url}/")
+        page.get_by_label("Cairn token").wait_for()
+        no_violations(page, "the sign-in page")
+        shot(page, "sign-in", tmp_path)
+
+        sign_in(page, up.url, admin_token)
+        page.get_by_role("link", name=PROJECT).wait_for()
+        no_violations(page, "the projects page")
+        shot(page, "projects", tmp_path)
+
+        # The first page shown: navigation to the runs table's first rows (printed, not asserted).
+        t0 = time.perf_counter()
+        page.goto(f"{up.url}/projects/{PROJECT}/runs")
+        rows(page).first.wait_for()
+        first_page_s = time.perf_counter() - t0
+        wait_count(page, 3)
+        page.locator(".live-state.state-live").wait_for()
+
+        # Live: a run made through the SDK shows without a reload.
+        with cairn.start_run(project=PROJECT, experiment="resnet", name="live-one",
+                             params={"lr": "0.02"}, client=client) as live:
+            live.log_metric("loss", 1.0, step=0)
+        page.get_by_role("row").filter(has_text="live-one").wait_for(timeout=15_000)
+        wait_count(page, 4)
+        no_violations(page, "the runs table")
+        shot(page, "runs", tmp_path)
+
+        # Keyboard: Tab reaches the filter, then the grid; arrows move the active row.
+        page.get_by_role("button", name="Sign out").focus()
+        for _ in range(20):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "run-filter":
+                break
+        assert page.evaluate("document.activeElement.id") == "run-filter", "Tab never reached the filter"
+        assert page.evaluate(FOCUS_RING) >= 3, "the focused filter shows a focus ring"
+        page.keyboard.type("params.lr >> 0.01")  # a mistake: the registry's message shows, rows stay
+        page.keyboard.press("Escape")
+        page.keyboard.press("Enter")
+        alert = page.locator("section [role=alert]")
+        alert.wait_for()
+        assert "expected a quoted string or a number" in alert.inner_text(), alert.inner_text()
+        wait_count(page, 4)
+        page.keyboard.press("Control+A")
+        page.keyboard.type("params.lr > 0.01")
+        page.keyboard.press("Escape")  # close a completion list, if one is open
+        t0 = time.perf_counter()
+        page.keyboard.press("Enter")
+        wait_count(page, 3)
+        filter_s = time.perf_counter() - t0
+        assert alert.count() == 0, "the error went with the mistake"
+        names = {r.split("\n")[0] for r in rows(page).all_inner_texts()}
+        assert names == {"lr-0.05", "lr-0.3", "live-one"}, names
+
+        grid = page.get_by_role("grid")
+        for _ in range(20):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.getAttribute('role')") == "grid":
+                break
+        assert page.evaluate("document.activeElement.getAttribute('role')") == "grid", "Tab never reached the grid"
+        assert page.evaluate(FOCUS_RING) >= 3, "the focused grid shows a focus ring"
+        assert grid.get_attribute("aria-activedescendant") == "run-row-0"
+        page.keyboard.press("ArrowDown")
+        assert grid.get_attribute("aria-activedescendant") == "run-row-1"
+        page.keyboard.press("End")
+        assert grid.get_attribute("aria-activedescendant") == "run-row-2"
+        page.keyboard.press("Home")
+        page.keyboard.press("Enter")  # the newest first: the live run
+        page.wait_for_url(f"**/projects/{PROJECT}/runs/{live.id}")
+
+        # The run page: params and a chart (the live run has a loss metric).
+        page.get_by_role("rowheader", name="lr").wait_for()
+        assert page.locator(".kv", has_text="Params").get_by_role("cell", name="0.02").count() == 1
+        page.locator("figure.chart canvas").first.wait_for()
+        page.goto(f"{up.url}/projects/{PROJECT}/runs")
+        wait_count(page, 4)
+
+        # A chart of 1,000 points: a drag zooms, and the request carries the step range.
+        with cairn.start_run(project=PROJECT, experiment="resnet", name="long", params={"lr": "0.1"},
+                             client=client) as long_run:
+            for step in range(1000):
+                long_run.log_metric("loss", 1.0 / (step + 1), step=step)
+        t0 = time.perf_counter()
+        page.goto(f"{up.url}/projects/{PROJECT}/runs/{long_run.id}")
+        page.locator("figure.chart", has_text="1,000 of 1,000 points").wait_for(timeout=15_000)
+        chart_s = time.perf_counter() - t0
+        no_violations(page, "the run page")
+        shot(page, "run", tmp_path)
+        over = page.locator("figure.chart .u-over").first.bounding_box()
+        assert over is not None
+        y = over["y"] + over["height"] / 2
+        with page.expect_request(lambda r: "step_min=" in r.url and "step_max=" in r.url) as zoomed:
+            page.mouse.move(over["x"] + over["width"] * 0.25, y)
+            page.mouse.down()
+            page.mouse.move(over["x"] + over["width"] * 0.5, y, steps=5)
+            page.mouse.up()
+        query = dict(p.split("=", 1) for p in zoomed.value.url.split("?", 1)[1].split("&"))
+        lo, hi = int(query["step_min"]), int(query["step_max"])
+        assert 150 < lo < hi < 600, (lo, hi)
+        page.get_by_role("button", name="Reset zoom").wait_for()
+
+        # The viewer: their own profile, the same runs, their role shown.
+        viewer = open_context(pw, tmp_path / "viewer-profile")
+        try:
+            vpage = viewer.new_page()
+            sign_in(vpage, up.url, viewer_token)
+            vpage.get_by_role("link", name=PROJECT).click()
+            vpage.get_by_text("your role: viewer").wait_for()
+            wait_count(vpage, 5)
+            assert vpage.evaluate("async () => (await fetch('/api/v1/session')).status") == 200
+        finally:
+            viewer.close()
+
+        # Sign out: the cookie the session had no longer works, even when sent again.
+        cookies = [c for c in admin.cookies() if c["name"] == "cairn_session"]
+        assert len(cookies) == 1
+        page.get_by_role("button", name="Sign out").click()
+        page.get_by_label("Cairn token").wait_for()
+        assert not [c for c in admin.cookies() if c["name"] == "cairn_session"], "the cookie was cleared"
+        admin.add_cookies(cookies)
+        status = page.evaluate("async () => (await fetch('/api/v1/session')).status")
+        assert status == 401
+        wait(lambda: client.whoami()["user"] is not None, 5, "the admin's token to still work")
+    finally:
+        admin.close()
+        client.close()
+
+    bundle = bundle_gzip_bytes()
+    print(f"\nUI speed on loopback: first page shown {first_page_s * 1000:.0f} ms; "
+          f"filter (5 runs) {filter_s * 1000:.0f} ms; 1,000-point chart {chart_s * 1000:.0f} ms; "
+          f"bundle {sum(bundle.values()) / 1024:.1f} KiB gzip")
