@@ -8,11 +8,18 @@ interface MappingDiff { added: Record<string, Json>; removed: Record<string, Jso
 
 function show(v: Json): string {
   if (v === null || v === undefined) return "—";
+  if (typeof v === "number" && !Number.isInteger(v)) return String(Number(v.toPrecision(6)));
   return typeof v === "object" ? JSON.stringify(v) : String(v);
 }
 
 function isMappingDiff(v: Json): v is MappingDiff {
   return !!v && typeof v === "object" && "added" in v && "removed" in v && "changed" in v;
+}
+
+const ENV_SECTIONS = ["packages", "hardware", "drivers", "python", "os", "host", "frameworks", "env"];
+
+function differs(v: Json): boolean {
+  return isMappingDiff(v) && Object.keys(v.added).length + Object.keys(v.removed).length + Object.keys(v.changed).length > 0;
 }
 
 /** One mapping difference as a table: a row per key, A and B side by side. */
@@ -92,8 +99,11 @@ export function RunDiff({ diff }: { diff: Record<string, Json> }) {
         <h3>Environment</h3>
         <p>{!rec.a || !rec.b ? `Recorded for ${rec.a ? "A only" : rec.b ? "B only" : "neither run"}.`
           : env.identical ? "Identical." : "Differs:"}</p>
-        {["packages", "hardware", "drivers", "python", "os", "host", "frameworks", "env"].map((s) =>
-          isMappingDiff(env[s]) ? <MappingDiffTable key={s} title={s} diff={env[s] as MappingDiff} /> : null)}
+        {ENV_SECTIONS.filter((s) => differs(env[s])).map((s) =>
+          <MappingDiffTable key={s} title={s} diff={env[s] as MappingDiff} />)}
+        {ENV_SECTIONS.some((s) => isMappingDiff(env[s]) && !differs(env[s])) && (
+          <p class="help">No differences in: {ENV_SECTIONS.filter((s) => isMappingDiff(env[s]) && !differs(env[s])).join(", ")}.</p>
+        )}
       </div>,
     );
   }
