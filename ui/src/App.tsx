@@ -8,20 +8,23 @@ import { SignIn } from "./pages/SignIn";
 import { Projects } from "./pages/Projects";
 import { Runs } from "./pages/Runs";
 import { RunPage } from "./pages/RunPage";
+import { ModelPage, Models } from "./pages/Models";
+import { Compare } from "./pages/Compare";
+import { JobPage, Jobs } from "./pages/Jobs";
 
 export function App() {
-  const [route, setRoute] = useState<Route>(() => parseRoute(location.pathname));
+  const [route, setRoute] = useState<Route>(() => parseRoute(location.pathname, location.search));
   const [session, setSession] = useState<Session | null | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
 
   const navigate: Navigate = (r) => {
     const path = routePath(r);
-    if (path !== location.pathname) history.pushState(null, "", path);
+    if (path !== location.pathname + location.search) history.pushState(null, "", path);
     setRoute(r);
   };
 
   useEffect(() => {
-    const onPop = () => setRoute(parseRoute(location.pathname));
+    const onPop = () => setRoute(parseRoute(location.pathname, location.search));
     addEventListener("popstate", onPop);
     api.onUnauthorized = () => {
       setError("Your session ended: sign in again.");
@@ -73,6 +76,11 @@ export function App() {
         {route.page === "signin" || route.page === "projects" ? <Projects session={session} navigate={navigate} />
           : route.page === "runs" ? <Runs key={route.project} project={route.project} session={session} navigate={navigate} />
           : route.page === "run" ? <RunPage key={route.runId} project={route.project} runId={route.runId} navigate={navigate} />
+          : route.page === "models" ? <Models key={route.project} project={route.project} session={session} navigate={navigate} />
+          : route.page === "model" ? <ModelPage key={`${route.project}/${route.model}`} project={route.project} model={route.model} session={session} navigate={navigate} />
+          : route.page === "compare" ? <Compare key={route.project} project={route.project} runIds={route.runs} navigate={navigate} />
+          : route.page === "jobs" ? <Jobs key={route.project} project={route.project} session={session} navigate={navigate} />
+          : route.page === "job" ? <JobPage key={route.jobId} project={route.project} jobId={route.jobId} session={session} navigate={navigate} />
           : <p>No page at <code>{route.path}</code>. <a href="/projects">Projects</a></p>}
       </main>
     </>

@@ -17,6 +17,9 @@ interface Props {
   onSort: (c: Column) => void;
   onOpen: (r: Run) => void;
   runHref: (r: Run) => string;
+  /** Row selection (for Compare): the selected run ids and the toggle; Space toggles the active row. */
+  selected?: Set<string>;
+  onToggle?: (r: Run) => void;
 }
 
 function show(v: string | number | null): string {
@@ -25,14 +28,15 @@ function show(v: string | number | null): string {
   return v;
 }
 
-export function RunsGrid({ runs, metrics, columns, sort, onSort, onOpen, runHref }: Props) {
+export function RunsGrid({ runs, metrics, columns, sort, onSort, onOpen, runHref, selected, onToggle }: Props) {
   // The grid itself scrolls (one focusable, keyboard-scrollable region) under a sticky header.
   const scroller = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
   const [active, setActive] = useState(0);
   const rowsViewport = VIEWPORT - HEADER_HEIGHT;
   const w = visibleWindow(scrollTop, rowsViewport, ROW_HEIGHT, runs.length);
-  const template = { gridTemplateColumns: columns.map(() => "minmax(9rem, 1fr)").join(" ") };
+  const picking = !!(selected && onToggle);
+  const template = { gridTemplateColumns: (picking ? "2.5rem " : "") + columns.map(() => "minmax(9rem, 1fr)").join(" ") };
 
   useEffect(() => {
     if (active >= runs.length) setActive(Math.max(0, runs.length - 1));
@@ -53,18 +57,20 @@ export function RunsGrid({ runs, metrics, columns, sort, onSort, onOpen, runHref
     else if (e.key === "Home") move(0);
     else if (e.key === "End") move(runs.length - 1);
     else if (e.key === "Enter" && runs[active]) onOpen(runs[active]!);
+    else if (e.key === " " && picking && runs[active]) onToggle!(runs[active]!);
     else return;
     e.preventDefault();
   };
 
   return (
     <div class="grid" role="grid" ref={scroller} tabIndex={0} aria-label="Runs (arrow keys move, Enter opens)"
-         aria-rowcount={runs.length + 1} aria-colcount={columns.length}
+         aria-rowcount={runs.length + 1} aria-colcount={columns.length + (picking ? 1 : 0)}
          aria-activedescendant={runs[active] ? `run-row-${active}` : undefined}
          style={{ height: `${Math.min(VIEWPORT, HEADER_HEIGHT + Math.max(w.total, ROW_HEIGHT)) + 2}px` }}
          onKeyDown={onKeyDown} onScroll={(e) => setScrollTop((e.target as HTMLDivElement).scrollTop)}>
       <div role="rowgroup" class="head">
         <div class="row" role="row" aria-rowindex={1} style={{ ...template, height: `${HEADER_HEIGHT}px` }}>
+          {picking && <div role="columnheader" class="pick"><span class="visually-hidden">Select</span></div>}
           {columns.map((c) => {
             const sorted = sort && columnId(sort.column) === columnId(c) ? sort.dir : null;
             return (
@@ -86,6 +92,12 @@ export function RunsGrid({ runs, metrics, columns, sort, onSort, onOpen, runHref
               <div role="row" id={`run-row-${i}`} key={r.id} aria-rowindex={i + 2} aria-selected={i === active}
                    class={i === active ? "row active" : "row"} style={{ ...template, height: `${ROW_HEIGHT}px` }}
                    onClick={() => setActive(i)} onDblClick={() => onOpen(r)}>
+                {picking && (
+                  <div role="gridcell" class="cell pick">
+                    <input type="checkbox" tabIndex={-1} checked={selected!.has(r.id)} aria-label={`Select ${r.name || r.id} to compare`}
+                           onChange={() => onToggle!(r)} onClick={(e) => e.stopPropagation()} />
+                  </div>
+                )}
                 {columns.map((c, k) => (
                   <div role="gridcell" key={columnId(c)} class={`cell status-${c.key === "status" ? r.status : ""}`}>
                     {k === 0

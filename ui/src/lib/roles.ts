@@ -9,7 +9,10 @@ export const NEEDS = {
   view: "viewer",
   "run.edit": "editor",
   "run.tag": "editor",
-  "alias.move": "admin",
+  "alias.move": "admin", // pointing `production` (docs/access.md)
+  "alias.set": "editor", // pointing any other alias
+  "alias.remove": "admin", // deleting needs admin
+  "job.cancel": "editor",
   "members.manage": "admin",
 } as const satisfies Record<string, Role>;
 

@@ -6,9 +6,20 @@ export type Route =
   | { page: "projects" }
   | { page: "runs"; project: string }
   | { page: "run"; project: string; runId: string }
+  | { page: "models"; project: string }
+  | { page: "model"; project: string; model: string }
+  | { page: "compare"; project: string; runs: string[] }
+  | { page: "jobs"; project: string }
+  | { page: "job"; project: string; jobId: string }
   | { page: "notfound"; path: string };
 
-export function parseRoute(path: string): Route {
+/** The run ids of a compare link's `?runs=a,b,c` (empty and repeated ids dropped). */
+export function compareRuns(search: string): string[] {
+  const raw = new URLSearchParams(search).get("runs") ?? "";
+  return [...new Set(raw.split(",").map((s) => s.trim()).filter(Boolean))];
+}
+
+export function parseRoute(path: string, search = ""): Route {
   const parts = path.split("/").filter(Boolean).map((p) => {
     try {
       return decodeURIComponent(p);
@@ -21,6 +32,12 @@ export function parseRoute(path: string): Route {
     if (parts.length === 1) return { page: "projects" };
     if (parts.length === 3 && parts[2] === "runs") return { page: "runs", project: parts[1]! };
     if (parts.length === 4 && parts[2] === "runs") return { page: "run", project: parts[1]!, runId: parts[3]! };
+    const p = parts[1]!;
+    if (parts.length === 3 && parts[2] === "models") return { page: "models", project: p };
+    if (parts.length === 4 && parts[2] === "models") return { page: "model", project: p, model: parts[3]! };
+    if (parts.length === 3 && parts[2] === "compare") return { page: "compare", project: p, runs: compareRuns(search) };
+    if (parts.length === 3 && parts[2] === "jobs") return { page: "jobs", project: p };
+    if (parts.length === 4 && parts[2] === "jobs") return { page: "job", project: p, jobId: parts[3]! };
   }
   return { page: "notfound", path };
 }
@@ -32,6 +49,11 @@ export function routePath(r: Route): string {
     case "projects": return "/projects";
     case "runs": return `/projects/${e(r.project)}/runs`;
     case "run": return `/projects/${e(r.project)}/runs/${e(r.runId)}`;
+    case "models": return `/projects/${e(r.project)}/models`;
+    case "model": return `/projects/${e(r.project)}/models/${e(r.model)}`;
+    case "compare": return `/projects/${e(r.project)}/compare?runs=${r.runs.map(e).join(",")}`;
+    case "jobs": return `/projects/${e(r.project)}/jobs`;
+    case "job": return `/projects/${e(r.project)}/jobs/${e(r.jobId)}`;
     case "notfound": return r.path;
   }
 }

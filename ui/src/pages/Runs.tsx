@@ -9,6 +9,8 @@ import { columnId, DEFAULT_COLUMNS, nextSort, sortRuns, toggleColumn, type Colum
 import { vocabulary } from "../lib/completion";
 import { appendPage, applyEvent, parseEvent, streamUrl } from "../lib/live";
 import { roleIn } from "../lib/roles";
+import { routePath } from "../lib/router";
+import { ProjectNav } from "../components/ProjectNav";
 import type { MetricSummary, Run, RunMetrics, Session } from "../lib/types";
 
 /** The table holds at most this many runs (pages of 1,000 from the registry). */
@@ -57,6 +59,7 @@ export function Runs({ project, session, navigate }: Props) {
   const [sort, setSort] = useState<Sort | null>(null);
   const [columns, setColumns] = useState<Column[]>(DEFAULT_COLUMNS);
   const [live, setLive] = useState<"connecting" | "live" | "off">("connecting");
+  const [picked, setPicked] = useState<Set<string>>(() => new Set());
   const generation = useRef(0);
   const filterRef = useRef(filter);
   filterRef.current = filter;
@@ -121,6 +124,7 @@ export function Runs({ project, session, navigate }: Props) {
         <a href="/projects" onClick={(e) => { e.preventDefault(); navigate({ page: "projects" }); }}>Projects</a>
         <span aria-hidden="true"> / </span><span>{project}</span>
       </nav>
+      <ProjectNav project={project} current="runs" navigate={navigate} />
       <h1>Runs of {project} <span class="role">your role: {roleIn(session, project) ?? "none"}</span></h1>
       <FilterBox value={text} vocab={vocab} onChange={setText} onSubmit={(f) => void search(f.trim())} />
       {error && <p class="error" role="alert">{error}</p>}
@@ -129,6 +133,20 @@ export function Runs({ project, session, navigate }: Props) {
           {runs ? `${runs.length.toLocaleString("en")} runs${capped ? ` (the first ${MAX_RUNS.toLocaleString("en")}; narrow the filter)` : ""}` : "Loading…"}
           {" · "}<span class={`live-state state-${live}`}>{live === "live" ? "live" : live === "connecting" ? "connecting…" : "not live"}</span>
         </p>
+        {(() => {
+          const ids = (runs ?? []).filter((r) => picked.has(r.id)).map((r) => r.id);
+          const to = { page: "compare" as const, project, runs: ids };
+          return (
+            <span class="compare-bar">
+              <span class="help" id="picked-count">{ids.length} selected (Space or the checkbox selects a row)</span>
+              {ids.length >= 2
+                ? <a class="button" href={routePath(to)} aria-describedby="picked-count"
+                     onClick={(e) => { e.preventDefault(); navigate(to); }}>Compare {ids.length} runs</a>
+                : <button type="button" disabled aria-describedby="picked-count">Compare (select 2 or more)</button>}
+              {ids.length > 0 && <button type="button" onClick={() => setPicked(new Set())}>Clear selection</button>}
+            </span>
+          );
+        })()}
         <details class="picker" onKeyDown={(e) => {
           if (e.key === "Escape") {
             const d = e.currentTarget as HTMLDetailsElement;
@@ -161,7 +179,12 @@ export function Runs({ project, session, navigate }: Props) {
       </div>
       {runs && <RunsGrid runs={shown} metrics={metrics} columns={columns} sort={sort}
                          onSort={(c) => setSort((s) => nextSort(s, c))} onOpen={open}
-                         runHref={(r) => `/projects/${seg(project)}/runs/${seg(r.id)}`} />}
+                         runHref={(r) => `/projects/${seg(project)}/runs/${seg(r.id)}`}
+                         selected={picked} onToggle={(r) => setPicked((cur) => {
+                           const next = new Set(cur);
+                           if (!next.delete(r.id)) next.add(r.id);
+                           return next;
+                         })} />}
     </section>
   );
 }

@@ -1,0 +1,38 @@
+// The project's page links (runs, models, jobs) under the breadcrumb: plain links that navigate
+// in the page, with the current one marked for assistive technology.
+import type { Navigate } from "../client";
+import type { Route } from "../lib/router";
+import { routePath } from "../lib/router";
+
+type Section = "runs" | "models" | "jobs";
+
+export function ProjectNav({ project, current, navigate }: { project: string; current: Section | null; navigate: Navigate }) {
+  const links: [Section, string, Route][] = [
+    ["runs", "Runs", { page: "runs", project }],
+    ["models", "Models", { page: "models", project }],
+    ["jobs", "Jobs", { page: "jobs", project }],
+  ];
+  return (
+    <nav aria-label={`Project ${project}`} class="subnav">
+      {links.map(([id, label, r]) => (
+        <a key={id} href={routePath(r)} aria-current={current === id ? "page" : undefined}
+           onClick={(e) => { e.preventDefault(); navigate(r); }}>{label}</a>
+      ))}
+    </nav>
+  );
+}
+
+/** The breadcrumb every project page starts with: Projects / <project> / <here>. */
+export function Crumbs({ project, here, navigate }: { project: string; here?: string; navigate: Navigate }) {
+  return (
+    <nav aria-label="Breadcrumb" class="crumbs">
+      <a href="/projects" onClick={(e) => { e.preventDefault(); navigate({ page: "projects" }); }}>Projects</a>
+      <span aria-hidden="true"> / </span>
+      {here
+        ? <a href={routePath({ page: "runs", project })}
+             onClick={(e) => { e.preventDefault(); navigate({ page: "runs", project }); }}>{project}</a>
+        : <span>{project}</span>}
+      {here && <><span aria-hidden="true"> / </span><span>{here}</span></>}
+    </nav>
+  );
+}

@@ -1,0 +1,104 @@
+// Compare N runs: an overlaid chart per metric key they all have, a side-by-side table of params,
+// metrics and tags with the differing rows marked (and an "only differences" toggle), and for
+// exactly two runs the registry's full `runs diff`.
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { api, type Navigate } from "../client";
+import { CompareChart, RUN_COLOURS } from "../components/CompareChart";
+import { Crumbs, ProjectNav } from "../components/ProjectNav";
+import { RunDiff } from "../components/RunDiff";
+import { seg } from "../lib/api";
+import { commonKeys, compareRows, visibleRows, type Cell } from "../lib/compare";
+import { routePath } from "../lib/router";
+import type { MetricSummary, Run } from "../lib/types";
+
+/** More runs than this make unreadable charts and tables: the page says so. */
+export const MAX_COMPARE = 20;
+
+interface Props { project: string; runIds: string[]; navigate: Navigate }
+
+export function Compare({ project, runIds, navigate }: Props) {
+  const ids = runIds.slice(0, MAX_COMPARE);
+  const [runs, setRuns] = useState<Run[] | null>(null);
+  const [metrics, setMetrics] = useState<Record<string, Record<string, Cell>>>({});
+  const [keys, setKeys] = useState<string[]>([]);
+  const [diff, setDiff] = useState<Record<string, unknown> | null>(null);
+  const [onlyDiff, setOnlyDiff] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    let gone = false;
+    const reg = `/api/v1/registry/projects/${seg(project)}/runs`;
+    const met = `/api/v1/metrics/projects/${seg(project)}/runs`;
+    Promise.all(ids.map(async (id) => {
+      const [run, sums] = await Promise.all([api.get<Run>(`${reg}/${seg(id)}`),
+        api.get<{ summaries: MetricSummary[] }>(`${met}/${seg(id)}/metrics/summary`)]);
+      return { run, sums: sums.summaries };
+    })).then((loaded) => {
+      if (gone) return;
+      setRuns(loaded.map((l) => l.run));
+      setMetrics(Object.fromEntries(loaded.map((l) => [l.run.id, Object.fromEntries(l.sums.map((s) => [s.key, s.last]))])));
+      setKeys(commonKeys(loaded.map((l) => l.sums.map((s) => s.key))));
+    }, (e: Error) => { if (!gone) setError(e.message); });
+    if (ids.length === 2) {
+      api.get<Record<string, unknown>>(`/api/v1/registry/runs/diff?${new URLSearchParams({ a: ids[0]!, b: ids[1]! })}`)
+        .then((d) => { if (!gone) setDiff(d); }, (e: Error) => { if (!gone) setError(e.message); });
+    }
+    return () => { gone = true; };
+  }, [project, ids.join(",")]);
+
+  const rows = useMemo(() => compareRows(runs ?? [], metrics), [runs, metrics]);
+  const shown = visibleRows(rows, onlyDiff);
+  const labels = (runs ?? []).map((r) => r.name || r.id);
+
+  return (
+    <section>
+      <Crumbs project={project} here="compare" navigate={navigate} />
+      <ProjectNav project={project} current={null} navigate={navigate} />
+      <h1>Compare {ids.length} runs</h1>
+      {ids.length < 2 && <p class="error" role="alert">Pick at least two runs: select them in the runs table, then Compare.</p>}
+      {runIds.length > MAX_COMPARE && <p class="help">Showing the first {MAX_COMPARE} of {runIds.length} runs.</p>}
+      {error && <p class="error" role="alert">{error}</p>}
+      {!runs && !error && <p role="status">Loading…</p>}
+      {runs && (
+        <>
+          <ul class="legend" aria-label="Runs compared">
+            {runs.map((r, i) => {
+              const to = { page: "run" as const, project, runId: r.id };
+              return (
+                <li key={r.id}><span class="swatch" aria-hidden="true" style={{ background: RUN_COLOURS[i % RUN_COLOURS.length] }} />
+                  <a href={routePath(to)} onClick={(e) => { e.preventDefault(); navigate(to); }}>{labels[i]}</a>
+                  <span class="help"> {r.status}</span></li>
+              );
+            })}
+          </ul>
+
+          <h2>Params, metrics and tags</h2>
+          <div class="toolbar">
+            <input type="checkbox" id="only-diff" checked={onlyDiff} onChange={() => setOnlyDiff((v) => !v)} />
+            <label for="only-diff">Only differences</label>
+            <span class="help">{rows.filter((r) => r.differs).length} of {rows.length} rows differ</span>
+          </div>
+          <div class="scroll-x">
+            <table class="list compare">
+              <thead><tr><th scope="col">Key</th>{labels.map((l, i) => <th scope="col" key={runs[i]!.id}>{l}</th>)}</tr></thead>
+              <tbody>
+                {shown.map((r) => (
+                  <tr key={`${r.section}.${r.key}`} class={r.differs ? "differs" : ""}>
+                    <th scope="row">{r.section}.{r.key}{r.differs && <span class="visually-hidden"> (differs)</span>}</th>
+                    {r.values.map((v, i) => <td key={i}>{v === null ? "—" : String(v)}</td>)}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {shown.length === 0 && <p class="help">{onlyDiff ? "No differences." : "Nothing recorded."}</p>}
+
+          <h2>Metrics</h2>
+          {keys.length === 0 ? <p class="help">No metric key that every run has.</p>
+            : keys.map((k) => <CompareChart key={k} project={project} metricKey={k} runIds={runs.map((r) => r.id)} labels={labels} />)}
+        </>
+      )}
+      {diff && <RunDiff diff={diff} />}
+    </section>
+  );
+}

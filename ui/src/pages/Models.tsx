@@ -1,0 +1,218 @@
+// A project's models and one model: its versions (each with the run it came from) and aliases
+// with their history. Pointing an alias and removing one are controls only for roles allowed to
+// (editor: any alias but `production`; admin: `production` and removal); others do not see them.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, type Navigate } from "../client";
+import { Crumbs, ProjectNav } from "../components/ProjectNav";
+import { seg } from "../lib/api";
+import { aliasProblem, canRemoveAlias, canSetAlias, describeChange, hasAliasControls, type AliasChange } from "../lib/models";
+import { parseEvent } from "../lib/live";
+import { roleIn } from "../lib/roles";
+import { routePath } from "../lib/router";
+import type { Session } from "../lib/types";
+
+interface Model {
+  id: string;
+  name: string;
+  description: string;
+  latest_version: number | null;
+  aliases: Record<string, number>;
+  tags: Record<string, string>;
+}
+
+interface Version {
+  version: number;
+  run_id: string | null;
+  artifact_digest: string;
+  description: string;
+  created_at: string;
+  created_by: string;
+  aliases: string[];
+}
+
+const base = (project: string) => `/api/v1/registry/projects/${seg(project)}/models`;
+
+interface ListProps { project: string; session: Session; navigate: Navigate }
+
+export function Models({ project, session, navigate }: ListProps) {
+  const [models, setModels] = useState<Model[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    api.get<{ models: Model[] }>(base(project)).then((b) => setModels(b.models), (e: Error) => setError(e.message));
+  }, [project]);
+  return (
+    <section>
+      <Crumbs project={project} navigate={navigate} />
+      <ProjectNav project={project} current="models" navigate={navigate} />
+      <h1>Models of {project} <span class="role">your role: {roleIn(session, project) ?? "none"}</span></h1>
+      {error && <p class="error" role="alert">{error}</p>}
+      {!models ? <p role="status">Loading…</p> : models.length === 0 ? <p>No models yet.</p> : (
+        <table class="list">
+          <thead><tr><th scope="col">Model</th><th scope="col">Latest version</th><th scope="col">Aliases</th><th scope="col">Description</th></tr></thead>
+          <tbody>
+            {models.map((m) => {
+              const r = { page: "model" as const, project, model: m.name };
+              return (
+                <tr key={m.name}>
+                  <th scope="row"><a href={routePath(r)} onClick={(e) => { e.preventDefault(); navigate(r); }}>{m.name}</a></th>
+                  <td>{m.latest_version != null ? `v${m.latest_version}` : "none"}</td>
+                  <td>{Object.entries(m.aliases).map(([a, v]) => `${a} → v${v}`).join(", ") || "none"}</td>
+                  <td>{m.description}</td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+interface ModelProps { project: string; model: string; session: Session; navigate: Navigate }
+
+export function ModelPage({ project, model, session, navigate }: ModelProps) {
+  const role = roleIn(session, project);
+  const [info, setInfo] = useState<Model | null>(null);
+  const [versions, setVersions] = useState<Version[] | null>(null);
+  const [history, setHistory] = useState<Record<string, AliasChange[]>>({});
+  const [error, setError] = useState<string | null>(null);
+  const [formError, setFormError] = useState<string | null>(null);
+  const [alias, setAlias] = useState("staging");
+  const [version, setVersion] = useState("");
+  const [busy, setBusy] = useState(false);
+  const url = `${base(project)}/${seg(model)}`;
+
+  const load = async () => {
+    try {
+      const [m, vs] = await Promise.all([api.get<Model>(url), api.get<{ versions: Version[] }>(`${url}/versions`)]);
+      const hist: Record<string, AliasChange[]> = {};
+      await Promise.all(Object.keys(m.aliases).map(async (a) => {
+        hist[a] = (await api.get<{ history: AliasChange[] }>(`${url}/aliases/${seg(a)}/history`)).history;
+      }));
+      setInfo(m);
+      setVersions(vs.versions);
+      setHistory(hist);
+      setVersion((cur) => cur || String(m.latest_version ?? ""));
+      setError(null);
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+
+  useEffect(() => { void load(); }, [project, model]);
+
+  // Live: another person's alias move (or a new version) shows without a reload.
+  const modelId = useRef<string | null>(null);
+  modelId.current = info?.id ?? null;
+  useEffect(() => {
+    if (api.devBearer) return; // EventSource cannot send a bearer header (dev mode only)
+    const es = new EventSource(`/api/v1/events/stream?${new URLSearchParams({ project, types: "model_version.*" })}`,
+      { withCredentials: true });
+    const on = (m: MessageEvent) => {
+      const e = parseEvent(String(m.data));
+      if (e && e.aggregate_id === modelId.current) void load();
+    };
+    for (const t of ["model_version.created", "model_version.alias_set", "model_version.alias_removed"]) {
+      es.addEventListener(t, on as EventListener);
+    }
+    return () => es.close();
+  }, [project, model]);
+
+  const point = async (e: Event) => {
+    e.preventDefault();
+    const problem = aliasProblem(role, alias);
+    if (problem) { setFormError(problem); return; }
+    setBusy(true);
+    try {
+      await api.request("PUT", `${url}/aliases/${seg(alias)}`, { version: Number(version) });
+      setFormError(null);
+      await load();
+    } catch (err) {
+      setFormError((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const remove = async (a: string) => {
+    setBusy(true);
+    try {
+      await api.request("DELETE", `${url}/aliases/${seg(a)}`);
+      setFormError(null);
+      await load();
+    } catch (err) {
+      setFormError((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section>
+      <Crumbs project={project} here={`model ${model}`} navigate={navigate} />
+      <ProjectNav project={project} current="models" navigate={navigate} />
+      <h1>Model {model} <span class="role">your role: {role ?? "none"}</span></h1>
+      {error && <p class="error" role="alert">{error}</p>}
+      {info?.description && <p>{info.description}</p>}
+
+      <h2>Aliases</h2>
+      {info && Object.keys(info.aliases).length === 0 && <p>No aliases.</p>}
+      {info && Object.entries(info.aliases).map(([a, v]) => (
+        <div class="alias" key={a}>
+          <h3 class="alias-name"><code>{a}</code> → v{v}
+            {canRemoveAlias(role) && (
+              <button type="button" disabled={busy} aria-label={`Remove alias ${a}`} onClick={() => void remove(a)}>Remove</button>
+            )}
+          </h3>
+          <ol class="history" aria-label={`History of ${a}`}>
+            {(history[a] ?? []).map((c) => (
+              <li key={c.seq}>{describeChange(c)} <span class="help">by {c.actor} at {c.time}</span></li>
+            ))}
+          </ol>
+        </div>
+      ))}
+
+      {hasAliasControls(role) && versions && versions.length > 0 && (
+        <form class="card alias-form" onSubmit={(e) => void point(e)} aria-label="Point an alias at a version">
+          <h3>Point an alias</h3>
+          <label for="alias-name">Alias</label>
+          <input id="alias-name" type="text" value={alias} aria-describedby="alias-help"
+                 onInput={(e) => setAlias((e.target as HTMLInputElement).value.trim())} />
+          <p id="alias-help" class="help">
+            {canSetAlias(role, "production") ? "Any alias, production included." : "Any alias but production (that needs an admin)."}
+          </p>
+          <label for="alias-version">Version</label>
+          <select id="alias-version" value={version} onChange={(e) => setVersion((e.target as HTMLSelectElement).value)}>
+            {versions.map((v) => <option key={v.version} value={String(v.version)}>v{v.version}</option>)}
+          </select>
+          <button type="submit" class="primary" disabled={busy}>Point {alias || "alias"} at v{version}</button>
+          {formError && <p class="error" role="alert">{formError}</p>}
+        </form>
+      )}
+      {!hasAliasControls(role) && formError && <p class="error" role="alert">{formError}</p>}
+
+      <h2>Versions</h2>
+      {!versions ? <p role="status">Loading…</p> : versions.length === 0 ? <p>No versions yet.</p> : (
+        <table class="list">
+          <thead><tr><th scope="col">Version</th><th scope="col">Run</th><th scope="col">Aliases</th>
+            <th scope="col">Created</th><th scope="col">Artifact</th><th scope="col">Description</th></tr></thead>
+          <tbody>
+            {versions.map((v) => {
+              const r = v.run_id ? { page: "run" as const, project, runId: v.run_id } : null;
+              return (
+                <tr key={v.version}>
+                  <th scope="row">v{v.version}</th>
+                  <td>{r ? <a href={routePath(r)} onClick={(e) => { e.preventDefault(); navigate(r); }}>{v.run_id}</a> : "none"}</td>
+                  <td>{v.aliases.join(", ")}</td>
+                  <td>{v.created_at} <span class="help">by {v.created_by}</span></td>
+                  <td><code title={v.artifact_digest}>{v.artifact_digest.slice(0, 12)}</code></td>
+                  <td>{v.description}</td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
