@@ -27,10 +27,8 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
+from code_host import POST_RECEIVE, StatusReceiver
 
 from cairn.cli.main import cli
 from cairn.sdk.client import Client
@@ -60,47 +59,6 @@ STEPS = ["prepare", "train", "evaluate", "gate", "register", "review", "promote"
 JOB_STEPS = ["prepare", "train", "evaluate"]
 SOURCE = Path(__file__).resolve().parent / "e2e_repo"
 GIT = ["git", "-c", "user.name=dev", "-c", "user.email=dev@cairn.invalid", "-c", "init.defaultBranch=main"]
-# a minimal GitHub: the post-receive hook posts each updated ref as a signed push event
-HOOK = """#!{python}
-import hashlib, hmac, json, sys, urllib.error, urllib.request
-conf = json.load(open({conf!r}))
-for line in sys.stdin:
-    old, new, ref = line.split()
-    body = json.dumps({{"ref": ref, "before": old, "after": new, "head_commit": {{"id": new}},
-                       "repository": {{"full_name": conf["repo"], "clone_url": conf["clone_url"]}},
-                       "pusher": {{"name": "dev"}}, "commits": [{{"id": new, "modified": []}}]}}).encode()
-    signature = "sha256=" + hmac.new(conf["secret"].encode(), body, hashlib.sha256).hexdigest()
-    request = urllib.request.Request(conf["url"], data=body, method="POST", headers={{
-        "Content-Type": "application/json", "X-GitHub-Event": "push", "X-Hub-Signature-256": signature}})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as resp:
-            status, text = resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        status, text = err.code, err.read().decode()
-    print("HOOK", status, text.replace("\\n", " "))
-"""
-
-
-class StatusReceiver:
-    """The code host's commit-status API on 127.0.0.1: keeps every status body by commit."""
-
-    def __init__(self) -> None:
-        self.statuses: dict[str, list[dict[str, Any]]] = {}
-        statuses = self.statuses
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-                statuses.setdefault(self.path.rsplit("/", 1)[-1], []).append(body)
-                self.send_response(201)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
@@ -152,7 +110,7 @@ def world(platform: Platform, admin: httpx.Client, agents: Agents,
     git(root, "init", "--bare", "-q", str(bare))
     git(root, "clone", "-q", str(bare), str(work))
     hook = bare / "hooks" / "post-receive"
-    hook.write_text(HOOK.format(python=sys.executable, conf=str(root / "hook.json")))
+    hook.write_text(POST_RECEIVE.format(python=sys.executable, conf=str(root / "hook.json")))
     hook.chmod(0o755)
     shutil.copytree(SOURCE, work, dirs_exist_ok=True)
     text = (SOURCE / "cairn" / "pipeline.yaml").read_text().replace("@HOLD@", str(hold))
@@ -187,8 +145,8 @@ def world(platform: Platform, admin: httpx.Client, agents: Agents,
 
 def configure(world: dict[str, Any], platform: Platform, secret: str) -> None:
     (world["root"] / "hook.json").write_text(json.dumps({
-        "url": f"{platform.gateway}/api/v1/pipelines/hooks/git", "secret": secret, "repo": REPO,
-        "clone_url": str(world["bare"])}))
+        "url": f"{platform.gateway}/api/v1/pipelines/hooks/git", "format": "github", "secret": secret,
+        "full_name": REPO, "clone_url": str(world["bare"])}))
 
 
 def push(world: dict[str, Any], quality: str) -> tuple[str, int, dict[str, Any]]:
@@ -250,7 +208,7 @@ def cairn(platform: Platform, *args: str, token: str) -> Result:
 
 def final_status(world: dict[str, Any], sha: str) -> dict[str, Any]:
     return wait_for(f"the final commit status of {sha}", lambda: next(
-        (s for s in world["receiver"].statuses.get(sha, []) if s["state"] != "pending"), None))
+        (s for s in world["receiver"].statuses(sha) if s["state"] != "pending"), None))
 
 
 def test_the_first_push_promotes_and_deploys_through_a_scheduler_kill(

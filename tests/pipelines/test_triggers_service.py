@@ -12,16 +12,15 @@ import hmac
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from code_host import POST_RECEIVE, StatusReceiver
 
 from cairn.sdk.client import Client
 
@@ -38,62 +37,6 @@ steps:
   - id: approve
     approval: {{role: editor}}
 """
-HOOK = """#!{python}
-import hashlib, hmac, json, subprocess, sys, urllib.request
-conf = json.load(open({conf!r}))
-for line in sys.stdin:
-    old, new, ref = line.split()
-    if old == "0" * 40:
-        names = subprocess.run(["git", "ls-tree", "-r", "--name-only", new], capture_output=True, text=True).stdout
-    else:
-        names = subprocess.run(["git", "diff", "--name-only", old, new], capture_output=True, text=True).stdout
-    paths = names.split()
-    if conf["format"] == "github":
-        payload = {{"ref": ref, "before": old, "after": new, "head_commit": {{"id": new}},
-                   "repository": {{"full_name": conf["full_name"], "clone_url": conf["clone_url"]}},
-                   "pusher": {{"name": "dev"}}, "commits": [{{"id": new, "added": [], "modified": paths,
-                                                             "removed": []}}]}}
-        body = json.dumps(payload).encode()
-        key = conf["secret"].encode()
-        headers = {{"X-GitHub-Event": "push", "X-GitHub-Delivery": new,
-                   "X-Hub-Signature-256": "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()}}
-    else:
-        payload = {{"ref": ref, "before": old, "after": new, "checkout_sha": new, "user_username": "dev",
-                   "project": {{"path_with_namespace": conf["full_name"], "git_http_url": conf["clone_url"]}},
-                   "commits": [{{"id": new, "added": [], "modified": paths, "removed": []}}]}}
-        body = json.dumps(payload).encode()
-        headers = {{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": conf["secret"]}}
-    request = urllib.request.Request(conf["url"], data=body, method="POST",
-                                     headers={{**headers, "Content-Type": "application/json"}})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as resp:
-            status, text = resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        status, text = err.code, err.read().decode()
-    print("HOOK", status, text.replace("\\n", " "))
-"""
-
-
-class Receiver:
-    """A code host's status API on 127.0.0.1: records every POST (path, headers, body)."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-        calls = self.calls
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                calls.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-                self.send_response(201)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +60,8 @@ def admin(platform: Platform) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Receiver:
-    return Receiver()
+def receiver() -> StatusReceiver:
+    return StatusReceiver()
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +71,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -> dict[s
     git(root, "init", "--bare", "-q", str(bare))
     git(root, "clone", "-q", str(bare), str(work))
     hook = bare / "hooks" / "post-receive"
-    hook.write_text(HOOK.format(python=sys.executable, conf=str(root / "hook.json")))
+    hook.write_text(POST_RECEIVE.format(python=sys.executable, conf=str(root / "hook.json")))
     hook.chmod(0o755)
     return {"root": root, "bare": bare, "work": work, "conf": root / "hook.json"}
 
@@ -191,7 +134,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
 
 
 @pytest.fixture(scope="module")
-def ci(admin: httpx.Client, repo: dict[str, Path], platform: Platform, receiver: Receiver) -> dict[str, Any]:
+def ci(admin: httpx.Client, repo: dict[str, Path], platform: Platform, receiver: StatusReceiver) -> dict[str, Any]:
     """Pipeline ``ci`` registered for acme/ml with a GitHub hook and a status target."""
     text = PIPELINE.format(name="ci")
     shown = register(admin, text, repo={"full_name": "acme/ml", "clone_url": str(repo["bare"])},
@@ -303,7 +246,7 @@ def test_a_gitlab_push_with_its_token_starts_a_run(admin: httpx.Client, repo: di
         configure(repo, platform)
 
 
-def test_commit_statuses_reach_the_code_host(admin: httpx.Client, receiver: Receiver, ci: dict[str, Any]) -> None:
+def test_commit_statuses_reach_the_code_host(admin: httpx.Client, receiver: StatusReceiver, ci: dict[str, Any]) -> None:
     [first, *_] = sorted(runs(admin, "ci"), key=lambda r: r["seq"])
     sha = run_view(admin, first["id"])["trigger"]["commit"]
     call = wait_for("a pending status", lambda: next((c for c in receiver.calls if sha in c["path"]), None))
@@ -312,7 +255,7 @@ def test_commit_statuses_reach_the_code_host(admin: httpx.Client, receiver: Rece
     assert call["headers"]["Authorization"] == "Bearer status-token-1"
 
 
-def test_a_finished_run_reports_its_final_state(admin: httpx.Client, platform: Platform, receiver: Receiver,
+def test_a_finished_run_reports_its_final_state(admin: httpx.Client, platform: Platform, receiver: StatusReceiver,
                                                 ci: dict[str, Any]) -> None:
     [*_, last] = sorted(runs(admin, "ci"), key=lambda r: r["seq"])
     sha = run_view(admin, last["id"])["trigger"]["commit"]
