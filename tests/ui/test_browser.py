@@ -367,7 +367,8 @@ def test_compare_models_and_jobs(up: Up, pw: Any, tmp_path: Path) -> None:
         log = page.locator("pre.log")
         log.filter(has_text="step 2 of 3: training").wait_for(timeout=30_000)
         assert "step 3 of 3" not in log.inner_text(), "the job was still running"
-        assert page.locator("h1 .badge").inner_text() == "running"
+        page.locator("h1 .badge", has_text="running").wait_for(timeout=10_000)
+        assert "step 3 of 3" not in log.inner_text(), "the job waits for the gate: still running"
         no_violations(page, "the job page")
         gate.write_text("seen")
         log.filter(has_text="step 3 of 3: done").wait_for(timeout=30_000)
