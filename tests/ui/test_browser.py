@@ -4,7 +4,10 @@ One ``cairn up`` (own data dir, free ports) and two people, each in a browser pr
 own: the admin (the ``admin.token`` that ``cairn up`` writes) and a viewer (a user token made
 through the SDK). The admin signs in, watches a run made through the SDK arrive in the open runs
 table, filters, walks the table with the keyboard, opens a run, zooms a chart and signs out; the
-viewer signs in and sees the same runs with the viewer role. axe-core checks every page (no
+viewer signs in and sees the same runs with the viewer role. A second test (same ``cairn up``,
+its own project) compares two runs picked with Space, points ``production`` at v1 as the admin
+(the viewer's page has no alias controls at all), and follows a real ``cairn agent``'s job log
+as it grows. axe-core checks every page (no
 serious or critical violations), and the main pages are photographed (written to docs/ui/ only
 with ``CAIRN_UI_SCREENSHOTS=1``). Speed is printed, never asserted (benchmarks/bench_ui.py).
 """
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,3 +230,154 @@ def test_the_app_in_a_browser(up: Up, pw: Any, tmp_path: Path) -> None:
     print(f"\nUI speed on loopback: first page shown {first_page_s * 1000:.0f} ms; "
           f"filter (5 runs) {filter_s * 1000:.0f} ms; 1,000-point chart {chart_s * 1000:.0f} ms; "
           f"bundle {sum(bundle.values()) / 1024:.1f} KiB gzip")
+
+
+def start_agent(up: Up, token: str, queue: str, root: Path) -> subprocess.Popen[bytes]:
+    """One real ``cairn agent`` on a queue of its own, ready when the scheduler lists it live."""
+    log = root / "agent.log"
+    argv = [sys.executable, "-m", "cairn.cli.main", "--url", up.url, "agent", "--queue", queue, "--cpus", "1",
+            "--memory", "1Gi", "--gpus", "0", "--name", "ui-agent", "--work-dir", str(root / "work"),
+            "--token", token, "--grace", "2"]
+    env = {**os.environ, "CAIRN_LOG_LEVEL": "warning"}
+    env.pop("CAIRN_TOKEN", None)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=out, env=env, start_new_session=True)
+    with cairn.Client(up.url, token=token) as client:
+        def live() -> bool:
+            assert proc.poll() is None, f"the agent exited: {log.read_text()[-3000:]}"
+            agents = client.request("GET", "/api/v1/scheduler/agents")["agents"]
+            return any(a["name"] == "ui-agent" and a["live"] for a in agents) and "ready" in log.read_text()
+        wait(live, 60, "the agent to register")
+    return proc
+
+
+def stop_agent(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# The job prints, then waits (with a deadline of its own) for the test to have seen its first lines
+# in the browser, then prints its last line: the log is seen growing while the job runs, and no
+# fixed pause decides it.
+JOB_SCRIPT = """
+import os, sys, time
+print("step 1 of 3: loading", flush=True)
+time.sleep(0.5)
+print("step 2 of 3: training", flush=True)
+deadline = time.monotonic() + 30
+while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(0.5)
+print("step 3 of 3: done", flush=True)
+"""
+
+
+def test_compare_models_and_jobs(up: Up, pw: Any, tmp_path: Path) -> None:
+    project = "atlas"
+    admin_token = (up.data_dir / "admin.token").read_text().strip()
+    client = cairn.Client(up.url, token=admin_token)
+    made = []
+    for lr in ("0.01", "0.1"):
+        with cairn.start_run(project=project, experiment="cmp", name=f"lr-{lr}",
+                             params={"lr": lr, "epochs": "5"}, client=client) as run:
+            for step in range(20):
+                run.log_metric("loss", float(lr) * 10 / (step + 1), step=step)
+        made.append(run)
+    client.create_model(project, "classifier", description="two versions, one per run")
+    for run in made:
+        client.create_model_version(project, "classifier", run_id=run.id, artifact_digest=run.id.ljust(64, "0")[:64])
+    viewer_token = client.create_token("walt")["token"]
+    client.add_member(project, "walt", "viewer")
+    agent = start_agent(up, admin_token, "ui-queue", tmp_path)
+    admin = open_context(pw, tmp_path / "admin-profile")
+    try:
+        page = admin.new_page()
+        sign_in(page, up.url, admin_token)
+
+        # Compare: Space selects rows in the grid; the link opens the compare page.
+        page.goto(f"{up.url}/projects/{project}/runs")
+        wait_count(page, 2)
+        page.get_by_role("grid").focus()
+        page.keyboard.press("Space")
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Space")
+        page.get_by_text("2 selected").wait_for()
+        page.get_by_role("link", name="Compare 2 runs").click()
+        page.wait_for_url(f"**/projects/{project}/compare?runs=*")
+        page.get_by_role("heading", name="Compare 2 runs").wait_for()
+        table = page.locator("table.compare")
+        lr_row = table.locator("tr", has=page.get_by_role("rowheader", name="params.lr"))
+        lr_row.wait_for()
+        assert "differs" in (lr_row.get_attribute("class") or ""), "the differing param is highlighted"
+        epochs_row = table.locator("tr", has=page.get_by_role("rowheader", name="params.epochs"))
+        assert "differs" not in (epochs_row.get_attribute("class") or "")
+        all_rows = table.locator("tbody tr").count()
+        page.get_by_label("Only differences").check()
+        epochs_row.wait_for(state="detached")
+        assert 0 < table.locator("tbody tr").count() < all_rows
+        assert lr_row.count() == 1
+        page.locator("figure.chart canvas").first.wait_for()  # the overlaid loss chart
+        page.locator(".diff-section h3", has_text="Metrics (last values)").wait_for()  # the runs diff
+        no_violations(page, "the compare page")
+        shot(page, "compare", tmp_path)
+
+        # Models: the admin points production at v1; it and its history show without a reload.
+        page.goto(f"{up.url}/projects/{project}/models/classifier")
+        form = page.get_by_role("form", name="Point an alias at a version")
+        form.wait_for()
+        form.get_by_label("Alias", exact=True).fill("production")
+        form.get_by_label("Version", exact=True).select_option("1")
+        form.get_by_role("button", name="Point production at v1").click()
+        page.locator("h3.alias-name", has_text="production").get_by_text("v1").wait_for()
+        history = page.get_by_role("list", name="History of production")
+        history.get_by_role("listitem").first.wait_for()
+        assert history.get_by_role("listitem").count() == 1
+        assert page.get_by_role("button", name="Remove alias production").is_visible()
+        no_violations(page, "the model page")
+        shot(page, "models", tmp_path)
+        page.get_by_role("navigation", name=f"Project {project}").get_by_role("link", name="Models").click()
+        page.get_by_role("row").filter(has_text="classifier").filter(has_text="production → v1").wait_for()
+        no_violations(page, "the models page")
+
+        # The viewer: the alias is shown, the controls are not in the page at all.
+        viewer = open_context(pw, tmp_path / "viewer-profile")
+        try:
+            vpage = viewer.new_page()
+            sign_in(vpage, up.url, viewer_token)
+            vpage.goto(f"{up.url}/projects/{project}/models/classifier")
+            vpage.get_by_text("your role: viewer").wait_for()
+            vpage.get_by_role("list", name="History of production").get_by_role("listitem").first.wait_for()
+            assert vpage.locator("form.alias-form").count() == 0
+            assert vpage.locator("#alias-name, #alias-version").count() == 0
+            assert vpage.get_by_role("button", name="Remove alias production").count() == 0
+            assert vpage.locator("button", has_text="Remove").count() == 0
+        finally:
+            viewer.close()
+
+        # Jobs: the log of a running job grows in the page, then the job succeeds.
+        gate = tmp_path / "seen-first-lines"
+        job = client.submit_job({"command": [sys.executable, "-c", JOB_SCRIPT, str(gate)], "code": "none",
+                                 "queue": "ui-queue", "name": "printer"}, project)
+        page.goto(f"{up.url}/projects/{project}/jobs/{job['id']}")
+        log = page.locator("pre.log")
+        log.filter(has_text="step 2 of 3: training").wait_for(timeout=30_000)
+        assert "step 3 of 3" not in log.inner_text(), "the job was still running"
+        page.locator("h1 .badge", has_text="running").wait_for(timeout=10_000)
+        assert "step 3 of 3" not in log.inner_text(), "the job waits for the gate: still running"
+        no_violations(page, "the job page")
+        gate.write_text("seen")
+        log.filter(has_text="step 3 of 3: done").wait_for(timeout=30_000)
+        page.locator("h1 .badge", has_text="succeeded").wait_for(timeout=30_000)
+        shot(page, "job", tmp_path)
+        page.goto(f"{up.url}/projects/{project}/jobs")
+        page.get_by_role("row").filter(has_text="printer").filter(has_text="succeeded").wait_for()
+        no_violations(page, "the jobs page")
+    finally:
+        admin.close()
+        client.close()
+        stop_agent(agent)
