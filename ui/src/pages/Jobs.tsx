@@ -46,9 +46,10 @@ export function Jobs({ project, session, navigate }: ListProps) {
   const [error, setError] = useState<string | null>(null);
   const live = useJobStream(project, (e) => setJobs((cur) => (cur ? applyJobEvent(cur, e, project) : cur)));
 
+  // loaded at first and again once the stream is live (events between the two are not replayed)
   useEffect(() => {
     api.get<{ jobs: Job[] }>(`${jobsUrl(project)}?limit=1000`).then((b) => setJobs(b.jobs), (e: Error) => setError(e.message));
-  }, [project]);
+  }, [project, live === "live"]);
 
   return (
     <section>
@@ -102,6 +103,9 @@ export function JobPage({ project, jobId, session, navigate }: JobProps) {
   });
 
   useEffect(() => { void reload(); }, [project, jobId]);
+  // An event published between the first load and the stream's connection is not replayed:
+  // read the job again once the stream is live.
+  useEffect(() => { if (live === "live") void reload(); }, [live]);
 
   // Follow the log of the current attempt; a new attempt (a retry) starts a new follow.
   const attempt = job?.attempt;
@@ -120,7 +124,11 @@ export function JobPage({ project, jobId, session, navigate }: JobProps) {
         await followStream(res.body, (s) => setLog((cur) => appendChunk(cur, s)), ctl.signal);
       })
       .catch((e: Error) => { if (!ctl.signal.aborted) setError(e.message); })
-      .finally(() => { if (!ctl.signal.aborted) setFollowing(false); });
+      .finally(() => {
+        if (ctl.signal.aborted) return;
+        setFollowing(false);
+        void reload(); // the attempt ended: its final state, even if its event came before the stream did
+      });
     return () => ctl.abort();
   }, [project, jobId, attempt]);
 
