@@ -204,7 +204,9 @@ class SchedulerCore:
 
     async def assign(self, job: dict[str, Any], chosen: list[AgentSlot]) -> None:
         ranks = [{"rank": i, "agent_id": s.agent_id, "host": s.host} for i, s in enumerate(chosen)]
-        port = self.rng.randrange(29500, 60000)
+        # below Linux's default ephemeral range (32768-60999): a port the kernel handed to some
+        # connection or to a bind(0) on the master's host can never be the one chosen here
+        port = self.rng.randrange(20000, 32768)
         try:
             outcome = await self.execute(SCHEDULER, job["project"], "job", job["id"], lambda s: domain.assign_job(
                 s, job_id=job["id"], attempt=job["attempt"], ranks=ranks, master_addr=chosen[0].host,

@@ -92,7 +92,7 @@ def test_two_agents_run_a_torch_distributed_job_that_all_reduces_gradients(
     code.mkdir()
     (code / "ddp.py").write_text(TORCH_JOB)
     job = client.submit_job({"command": "python ddp.py", "code": str(code), "queue": queue, "nodes": 2, "seed": 3,
-                             "timeout": 240}, project)
+                             "timeout": 240, "max_retries": 1}, project)  # a master-port clash retries (docs)
     done = client.wait_job(project, job["id"], timeout=300)
     logs = client.job_logs(project, job["id"])
     assert done["status"] == "succeeded", logs
