@@ -11,6 +11,7 @@ import { RunPage } from "./pages/RunPage";
 import { ModelPage, Models } from "./pages/Models";
 import { Compare } from "./pages/Compare";
 import { JobPage, Jobs } from "./pages/Jobs";
+import { PipelineRunPage, Pipelines } from "./pages/Pipelines";
 
 export function App() {
   const [route, setRoute] = useState<Route>(() => parseRoute(location.pathname, location.search));
@@ -81,6 +82,8 @@ export function App() {
           : route.page === "compare" ? <Compare key={route.project} project={route.project} runIds={route.runs} navigate={navigate} />
           : route.page === "jobs" ? <Jobs key={route.project} project={route.project} session={session} navigate={navigate} />
           : route.page === "job" ? <JobPage key={route.jobId} project={route.project} jobId={route.jobId} session={session} navigate={navigate} />
+          : route.page === "pipelines" ? <Pipelines key={route.project} project={route.project} navigate={navigate} />
+          : route.page === "pipeline" ? <PipelineRunPage key={route.runId} project={route.project} runId={route.runId} session={session} navigate={navigate} />
           : <p>No page at <code>{route.path}</code>. <a href="/projects">Projects</a></p>}
       </main>
     </>

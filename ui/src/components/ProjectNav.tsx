@@ -1,16 +1,17 @@
-// The project's page links (runs, models, jobs) under the breadcrumb: plain links that navigate
+// The project's page links (runs, models, jobs, pipelines) under the breadcrumb: plain links that navigate
 // in the page, with the current one marked for assistive technology.
 import type { Navigate } from "../client";
 import type { Route } from "../lib/router";
 import { routePath } from "../lib/router";
 
-type Section = "runs" | "models" | "jobs";
+type Section = "runs" | "models" | "jobs" | "pipelines";
 
 export function ProjectNav({ project, current, navigate }: { project: string; current: Section | null; navigate: Navigate }) {
   const links: [Section, string, Route][] = [
     ["runs", "Runs", { page: "runs", project }],
     ["models", "Models", { page: "models", project }],
     ["jobs", "Jobs", { page: "jobs", project }],
+    ["pipelines", "Pipelines", { page: "pipelines", project }],
   ];
   return (
     <nav aria-label={`Project ${project}`} class="subnav">

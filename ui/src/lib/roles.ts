@@ -14,6 +14,7 @@ export const NEEDS = {
   "alias.remove": "admin", // deleting needs admin
   "job.cancel": "editor",
   "members.manage": "admin",
+  "pipeline.cancel": "editor",
 } as const satisfies Record<string, Role>;
 
 export type Action = keyof typeof NEEDS;
@@ -21,6 +22,12 @@ export type Action = keyof typeof NEEDS;
 export function can(role: Role | null | undefined, action: Action): boolean {
   if (!role || !(role in RANK)) return false;
   return RANK[role] >= RANK[NEEDS[action]];
+}
+
+/** Whether `role` is at least `needed` (an unknown role on either side: no). */
+export function atLeast(role: Role | null | undefined, needed: Role): boolean {
+  if (!role || !(role in RANK) || !(needed in RANK)) return false;
+  return RANK[role] >= RANK[needed];
 }
 
 /** The caller's role in a project; site admins are admins everywhere. */

@@ -11,6 +11,8 @@ export type Route =
   | { page: "compare"; project: string; runs: string[] }
   | { page: "jobs"; project: string }
   | { page: "job"; project: string; jobId: string }
+  | { page: "pipelines"; project: string }
+  | { page: "pipeline"; project: string; runId: string }
   | { page: "notfound"; path: string };
 
 /** The run ids of a compare link's `?runs=a,b,c` (empty and repeated ids dropped). */
@@ -38,6 +40,8 @@ export function parseRoute(path: string, search = ""): Route {
     if (parts.length === 3 && parts[2] === "compare") return { page: "compare", project: p, runs: compareRuns(search) };
     if (parts.length === 3 && parts[2] === "jobs") return { page: "jobs", project: p };
     if (parts.length === 4 && parts[2] === "jobs") return { page: "job", project: p, jobId: parts[3]! };
+    if (parts.length === 3 && parts[2] === "pipelines") return { page: "pipelines", project: p };
+    if (parts.length === 4 && parts[2] === "pipelines") return { page: "pipeline", project: p, runId: parts[3]! };
   }
   return { page: "notfound", path };
 }
@@ -54,6 +58,8 @@ export function routePath(r: Route): string {
     case "compare": return `/projects/${e(r.project)}/compare?runs=${r.runs.map(e).join(",")}`;
     case "jobs": return `/projects/${e(r.project)}/jobs`;
     case "job": return `/projects/${e(r.project)}/jobs/${e(r.jobId)}`;
+    case "pipelines": return `/projects/${e(r.project)}/pipelines`;
+    case "pipeline": return `/projects/${e(r.project)}/pipelines/${e(r.runId)}`;
     case "notfound": return r.path;
   }
 }
