@@ -31,7 +31,8 @@ export interface PipelineStep {
   started_at: string | null;
   finished_at: string | null;
   required_role: string | null;
-  decided_by: string | null;
+  /** Who granted or rejected an approval: `{actor, role}` (the actor's role then). */
+  decided_by: { actor?: string; role?: string } | null;
   source_run: string | null;
   [more: string]: unknown;
 }

@@ -227,7 +227,7 @@ export function PipelineRunPage({ project, runId, session, navigate }: RunProps)
                   {reg && <><dt>Run</dt><dd><Link to={reg} navigate={navigate}>{s.run_id}</Link></dd></>}
                   {s.source_run && <><dt>Cached from</dt><dd><Link to={{ page: "pipeline", project, runId: s.source_run }} navigate={navigate}>{s.source_run}</Link></dd></>}
                   {s.required_role && <><dt>Needs role</dt><dd>{s.required_role}</dd></>}
-                  {s.decided_by && <><dt>Decided by</dt><dd>{s.decided_by}</dd></>}
+                  {s.decided_by && <><dt>Decided by</dt><dd>{s.decided_by.actor ?? ""}{s.decided_by.role ? ` (${s.decided_by.role})` : ""}</dd></>}
                   <KeyValues label="Outputs" values={s.outputs} />
                   <KeyValues label="Metrics" values={s.metrics} />
                 </dl>
