@@ -129,10 +129,11 @@ function Decide({ step, url, onDone }: DecideProps) {
     }
   };
   return (
-    <form class="decide" onSubmit={(e) => { e.preventDefault(); void send("approve"); }}>
+    // Enter in the comment decides nothing: approving and rejecting are each an explicit button.
+    <form class="decide" onSubmit={(e) => e.preventDefault()}>
       <label for={id}>Comment on step {step.id}</label>
       <input id={id} type="text" value={comment} onInput={(e) => setComment((e.target as HTMLInputElement).value)} />
-      <button type="submit" disabled={busy}>Approve {step.id}</button>
+      <button type="button" disabled={busy} onClick={() => void send("approve")}>Approve {step.id}</button>
       <button type="button" disabled={busy} onClick={() => void send("reject")}>Reject {step.id}</button>
     </form>
   );
