@@ -27,6 +27,7 @@ from platform_harness import Platform, running
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scheduler"))
 from agent_pool import Agents  # noqa: E402 - the scheduler tests' real agent processes
+from agent_pool import wait_until as poll_until  # noqa: E402
 
 QUEUE = "pipes"
 JOB = textwrap.dedent('''
@@ -74,14 +75,7 @@ def http(platform: Platform) -> Iterator[httpx.Client]:
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    return poll_until(check, timeout, what)
 
 
 def job_step(sid: str, *, needs: list[str] | None = None, **env: str) -> dict[str, Any]:

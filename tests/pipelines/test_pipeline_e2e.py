@@ -48,6 +48,7 @@ from platform_harness import Platform, read_all_events, running
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scheduler"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "monitor_service"))
 from agent_pool import Agents  # noqa: E402 - the scheduler tests' real agent processes
+from agent_pool import wait_until as poll_until  # noqa: E402
 
 from monitor_helpers import send  # noqa: E402 - samples posted to the relay as a replica posts them
 
@@ -62,14 +63,7 @@ GIT = ["git", "-c", "user.name=dev", "-c", "user.email=dev@cairn.invalid", "-c",
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    return poll_until(check, timeout, what)
 
 
 def git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,6 @@ import hmac
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,9 @@ from code_host import POST_RECEIVE, StatusReceiver
 from cairn.sdk.client import Client
 
 from platform_harness import Platform, running
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scheduler"))
+from agent_pool import wait_until as poll_until  # noqa: E402 - one polling loop for the tests
 
 SECRET = "hook-secret-0123456789"
 GIT = ["git", "-c", "user.name=dev", "-c", "user.email=dev@cairn.invalid", "-c", "init.defaultBranch=main"]
@@ -124,13 +126,7 @@ def run_view(admin: httpx.Client, run_id: str) -> dict[str, Any]:
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return poll_until(check, timeout, what)
 
 
 @pytest.fixture(scope="module")
