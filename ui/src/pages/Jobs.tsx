@@ -4,10 +4,10 @@
 // scrolled up).
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { LiveState, useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { seg } from "../lib/api";
 import { applyJobEvent, FINAL_STATES, JOB_EVENTS, jobStreamUrl, type Job } from "../lib/jobs";
-import { parseEvent } from "../lib/live";
 import { appendChunk, atBottom, EMPTY_LOG, followStream, logsUrl, type LogState } from "../lib/logs";
 import { can, roleIn } from "../lib/roles";
 import { routePath } from "../lib/router";
@@ -15,36 +15,12 @@ import type { Session } from "../lib/types";
 
 const jobsUrl = (project: string) => `/api/v1/scheduler/projects/${seg(project)}/jobs`;
 
-/** Follow the project's job events; `onJobEvent` gets each. Returns the stream's state. */
-function useJobStream(project: string, onJobEvent: (e: NonNullable<ReturnType<typeof parseEvent>>) => void) {
-  const [live, setLive] = useState<"connecting" | "live" | "off">("connecting");
-  const handler = useRef(onJobEvent);
-  handler.current = onJobEvent;
-  useEffect(() => {
-    if (api.devBearer) { setLive("off"); return; } // EventSource cannot send a bearer header (dev mode only)
-    const es = new EventSource(jobStreamUrl(project), { withCredentials: true });
-    const on = (m: MessageEvent) => {
-      const e = parseEvent(String(m.data));
-      if (e) handler.current(e);
-    };
-    for (const t of JOB_EVENTS) es.addEventListener(t, on as EventListener);
-    es.onopen = () => setLive("live");
-    es.onerror = () => setLive(es.readyState === EventSource.CLOSED ? "off" : "connecting");
-    return () => es.close();
-  }, [project]);
-  return live;
-}
-
-function LiveState({ live }: { live: "connecting" | "live" | "off" }) {
-  return <span class={`live-state state-${live}`}>{live === "live" ? "live" : live === "connecting" ? "connecting…" : "not live"}</span>;
-}
-
 interface ListProps { project: string; session: Session; navigate: Navigate }
 
 export function Jobs({ project, session, navigate }: ListProps) {
   const [jobs, setJobs] = useState<Job[] | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const live = useJobStream(project, (e) => setJobs((cur) => (cur ? applyJobEvent(cur, e, project) : cur)));
+  const live = useEventStream(jobStreamUrl(project), JOB_EVENTS, (e) => setJobs((cur) => (cur ? applyJobEvent(cur, e, project) : cur)));
 
   // loaded at first and again once the stream is live (events between the two are not replayed)
   useEffect(() => {
@@ -97,7 +73,7 @@ export function JobPage({ project, jobId, session, navigate }: JobProps) {
   const url = `${jobsUrl(project)}/${seg(jobId)}`;
   const reload = () => api.get<Job>(url).then(setJob, (e: Error) => setError(e.message));
 
-  const live = useJobStream(project, (e) => {
+  const live = useEventStream(jobStreamUrl(project), JOB_EVENTS, (e) => {
     if (e.aggregate_id !== jobId) return;
     setJob((cur) => (cur ? applyJobEvent([cur], e, project)[0]! : cur));
   });

@@ -3,10 +3,10 @@
 // (editor: any alias but `production`; admin: `production` and removal); others do not see them.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { seg } from "../lib/api";
 import { aliasProblem, canRemoveAlias, canSetAlias, describeChange, hasAliasControls, type AliasChange } from "../lib/models";
-import { parseEvent } from "../lib/live";
 import { roleIn } from "../lib/roles";
 import { routePath } from "../lib/router";
 import type { Session } from "../lib/types";
@@ -31,6 +31,7 @@ interface Version {
 }
 
 const base = (project: string) => `/api/v1/registry/projects/${seg(project)}/models`;
+const MODEL_EVENTS = ["model_version.created", "model_version.alias_set", "model_version.alias_removed"] as const;
 
 interface ListProps { project: string; session: Session; navigate: Navigate }
 
@@ -104,19 +105,8 @@ export function ModelPage({ project, model, session, navigate }: ModelProps) {
   // Live: another person's alias move (or a new version) shows without a reload.
   const modelId = useRef<string | null>(null);
   modelId.current = info?.id ?? null;
-  useEffect(() => {
-    if (api.devBearer) return; // EventSource cannot send a bearer header (dev mode only)
-    const es = new EventSource(`/api/v1/events/stream?${new URLSearchParams({ project, types: "model_version.*" })}`,
-      { withCredentials: true });
-    const on = (m: MessageEvent) => {
-      const e = parseEvent(String(m.data));
-      if (e && e.aggregate_id === modelId.current) void load();
-    };
-    for (const t of ["model_version.created", "model_version.alias_set", "model_version.alias_removed"]) {
-      es.addEventListener(t, on as EventListener);
-    }
-    return () => es.close();
-  }, [project, model]);
+  useEventStream(`/api/v1/events/stream?${new URLSearchParams({ project, types: "model_version.*" })}`, MODEL_EVENTS,
+    (e) => { if (e.aggregate_id === modelId.current) void load(); });
 
   const point = async (e: Event) => {
     e.preventDefault();

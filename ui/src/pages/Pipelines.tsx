@@ -2,45 +2,20 @@
 // AND a word), each step's details, gate comparisons, Approve/Reject for a caller whose role is at
 // least the step's, and Cancel run for editors. An event of a run only makes the page read the
 // run's view again (lib/pipelines.ts shouldRefresh): the service's view is the truth.
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { LiveState, useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { seg } from "../lib/api";
-import { parseEvent } from "../lib/live";
 import {
   canDecide, levels, needsFromEvents, PIPELINE_EVENTS, pipelineStreamUrl, shouldRefresh, STATE_SYMBOL,
   type PipelineRunSummary, type PipelineRunView, type PipelineStep,
 } from "../lib/pipelines";
 import { can, roleIn } from "../lib/roles";
 import { routePath, type Route } from "../lib/router";
-import type { Session, StreamEvent } from "../lib/types";
+import type { Session } from "../lib/types";
 
 const runsUrl = (project: string) => `/api/v1/pipelines/projects/${seg(project)}/runs`;
-type Live = "connecting" | "live" | "off";
-
-/** Follow the project's pipeline events; `onEvent` gets each. Returns the stream's state. */
-function usePipelineStream(project: string, onEvent: (e: StreamEvent) => void): Live {
-  const [live, setLive] = useState<Live>("connecting");
-  const handler = useRef(onEvent);
-  handler.current = onEvent;
-  useEffect(() => {
-    if (api.devBearer) { setLive("off"); return; } // EventSource cannot send a bearer header (dev mode only)
-    const es = new EventSource(pipelineStreamUrl(project), { withCredentials: true });
-    const on = (m: MessageEvent) => {
-      const e = parseEvent(String(m.data));
-      if (e) handler.current(e);
-    };
-    for (const t of PIPELINE_EVENTS) es.addEventListener(t, on as EventListener);
-    es.onopen = () => setLive("live");
-    es.onerror = () => setLive(es.readyState === EventSource.CLOSED ? "off" : "connecting");
-    return () => es.close();
-  }, [project]);
-  return live;
-}
-
-function LiveState({ live }: { live: Live }) {
-  return <span class={`live-state state-${live}`}>{live === "live" ? "live" : live === "connecting" ? "connecting…" : "not live"}</span>;
-}
 
 function Link({ to, navigate, children }: { to: Route; navigate: Navigate; children: preact.ComponentChildren }) {
   return <a href={routePath(to)} onClick={(e) => { e.preventDefault(); navigate(to); }}>{children}</a>;
@@ -51,7 +26,7 @@ export function Pipelines({ project, navigate }: { project: string; navigate: Na
   const [error, setError] = useState<string | null>(null);
   const reload = () => api.get<{ runs: PipelineRunSummary[] }>(`${runsUrl(project)}?limit=1000`)
     .then((b) => { setRuns(b.runs); setError(null); }, (e: Error) => setError(e.message));
-  const live = usePipelineStream(project, (e) => { if (shouldRefresh(e, project, null)) void reload(); });
+  const live = useEventStream(pipelineStreamUrl(project), PIPELINE_EVENTS, (e) => { if (shouldRefresh(e, project, null)) void reload(); });
   // loaded at first and again once the stream is live (events between the two are not replayed)
   useEffect(() => { void reload(); }, [project, live === "live"]);
 
@@ -148,7 +123,7 @@ export function PipelineRunPage({ project, runId, session, navigate }: RunProps)
   const [busy, setBusy] = useState(false);
   const url = `${runsUrl(project)}/${seg(runId)}`;
   const reload = () => api.get<PipelineRunView>(url).then((v) => { setRun(v); }, (e: Error) => setError(e.message));
-  const live = usePipelineStream(project, (e) => { if (shouldRefresh(e, project, runId)) void reload(); });
+  const live = useEventStream(pipelineStreamUrl(project), PIPELINE_EVENTS, (e) => { if (shouldRefresh(e, project, runId)) void reload(); });
 
   useEffect(() => {
     void reload();

@@ -2,12 +2,13 @@
 // scroll in the page; new and changed runs arrive over the event stream without a reload.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { LiveState, useEventStream } from "../components/EventStream";
 import { FilterBox } from "../components/FilterBox";
 import { RunsGrid } from "../components/RunsGrid";
 import { seg } from "../lib/api";
 import { columnId, DEFAULT_COLUMNS, nextSort, sortRuns, toggleColumn, type Column, type Sort } from "../lib/columns";
 import { vocabulary } from "../lib/completion";
-import { appendPage, applyEvent, parseEvent, streamUrl } from "../lib/live";
+import { appendPage, applyEvent, streamUrl } from "../lib/live";
 import { roleIn } from "../lib/roles";
 import { routePath } from "../lib/router";
 import { ProjectNav } from "../components/ProjectNav";
@@ -58,7 +59,6 @@ export function Runs({ project, session, navigate }: Props) {
   const [error, setError] = useState<string | null>(null);
   const [sort, setSort] = useState<Sort | null>(null);
   const [columns, setColumns] = useState<Column[]>(DEFAULT_COLUMNS);
-  const [live, setLive] = useState<"connecting" | "live" | "off">("connecting");
   const [picked, setPicked] = useState<Set<string>>(() => new Set());
   const generation = useRef(0);
   const filterRef = useRef(filter);
@@ -88,30 +88,22 @@ export function Runs({ project, session, navigate }: Props) {
 
   useEffect(() => { void search(""); }, [project]);
 
-  useEffect(() => {
-    if (api.devBearer) { setLive("off"); return; } // EventSource cannot send a bearer header (dev mode only)
-    const es = new EventSource(streamUrl(project), { withCredentials: true });
-    let refetch: ReturnType<typeof setTimeout> | undefined;
-    const onEvent = (m: MessageEvent) => {
-      const e = parseEvent(String(m.data));
-      if (!e) return;
-      setRuns((cur) => {
-        if (!cur) return cur;
-        const r = applyEvent(cur, e, project);
-        // With a filter, a new run may not match: ask the server (the one that knows the syntax).
-        if (r.added && filterRef.current) {
-          clearTimeout(refetch);
-          refetch = setTimeout(() => void search(filterRef.current), 300);
-          return cur;
-        }
-        return r.runs;
-      });
-    };
-    for (const t of RUN_EVENTS) es.addEventListener(t, onEvent as EventListener);
-    es.onopen = () => setLive("live");
-    es.onerror = () => setLive(es.readyState === EventSource.CLOSED ? "off" : "connecting");
-    return () => { clearTimeout(refetch); es.close(); };
-  }, [project]);
+  // With a filter, a new run may not match: ask the server (the one that knows the syntax), once
+  // for a burst of new runs.
+  const refetch = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  useEffect(() => () => clearTimeout(refetch.current), [project]);
+  const live = useEventStream(streamUrl(project), RUN_EVENTS, (e) => {
+    setRuns((cur) => {
+      if (!cur) return cur;
+      const r = applyEvent(cur, e, project);
+      if (r.added && filterRef.current) {
+        clearTimeout(refetch.current);
+        refetch.current = setTimeout(() => void search(filterRef.current), 300);
+        return cur;
+      }
+      return r.runs;
+    });
+  });
 
   const vocab = useMemo(() => vocabulary(runs ?? [], metrics), [runs, metrics]);
   const shown = useMemo(() => sortRuns(runs ?? [], sort, metrics), [runs, sort, metrics]);
@@ -131,7 +123,7 @@ export function Runs({ project, session, navigate }: Props) {
       <div class="toolbar">
         <p role="status" class="count">
           {runs ? `${runs.length.toLocaleString("en")} runs${capped ? ` (the first ${MAX_RUNS.toLocaleString("en")}; narrow the filter)` : ""}` : "Loading…"}
-          {" · "}<span class={`live-state state-${live}`}>{live === "live" ? "live" : live === "connecting" ? "connecting…" : "not live"}</span>
+          {" · "}<LiveState live={live} />
         </p>
         {(() => {
           const ids = (runs ?? []).filter((r) => picked.has(r.id)).map((r) => r.id);
