@@ -46,7 +46,7 @@ from cairn.services.pipelines.definitions import (
 from cairn.services.pipelines.hooks import trigger_parts
 
 log = logging.getLogger(__name__)
-POLL_S = 0.1
+POLL_S = 0.1  # the shortest wait between clock-driven passes; an applied event wakes the task at once
 MAX_CATCH_UP_SLOTS = 1_000_000  # firings walked past after a downtime (a minutely cron: ~2 years)
 RECENT_RUNS = 20  # runs per definition whose status is kept in step
 
@@ -95,7 +95,8 @@ class Triggers:
             if applied != seen or loop.time() >= next_tick:
                 seen, next_tick = applied, loop.time() + self.tick_s
                 await self.one_pass()
-            await asyncio.sleep(POLL_S)
+            # wakes at once when an event is applied (an owed event trigger), else at the tick
+            await self.runtime.runner.wait_past(seen, min(self.tick_s, max(POLL_S, next_tick - loop.time())))
 
     async def one_pass(self) -> None:
         for part in (self.start_event_triggers, self.start_schedules, self.send_statuses):
