@@ -10,6 +10,7 @@ the gateway's Content-Security-Policy either way (the policy is checked in tests
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -81,3 +82,22 @@ def bundle_gzip_bytes() -> dict[str, int]:
         if path.is_file():
             sizes[str(path.relative_to(DIST))] = len(gzip.compress(path.read_bytes(), 9))
     return sizes
+
+
+SHOTS = ROOT / "docs" / "ui"
+
+
+def shot(page: Page, name: str, tmp_path: Path) -> None:
+    """Every run takes the picture; only CAIRN_UI_SCREENSHOTS=1 replaces the committed one."""
+    out = tmp_path / f"{name}.png"
+    page.screenshot(path=str(out))
+    assert out.stat().st_size > 1000
+    if os.environ.get("CAIRN_UI_SCREENSHOTS") == "1":
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out, SHOTS / f"{name}.png")
+
+
+def no_violations(page: Page, where: str) -> None:
+    """axe-core finds no serious or critical violation on the page."""
+    found = axe_violations(page)
+    assert not found, f"axe-core on {where}:\n{describe(found)}"

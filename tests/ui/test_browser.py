@@ -15,26 +15,23 @@ with ``CAIRN_UI_SCREENSHOTS=1``). Speed is printed, never asserted (benchmarks/b
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from browser_driver import (
     AXE,
-    ROOT,
-    axe_violations,
     bundle_gzip_bytes,
     chromium_path,
-    describe,
+    no_violations,
     open_context,
+    shot,
     sign_in,
 )
-from up_driver import Up, start_up, wait
+from up_driver import Up, wait
 
 import cairn
 
@@ -45,40 +42,9 @@ pytestmark = [
 ]
 
 PROJECT = "vision"
-SHOTS = ROOT / "docs" / "ui"
 # The focused element's outline width in CSS pixels (0 when it has no visible outline).
 FOCUS_RING = ("(() => { const s = getComputedStyle(document.activeElement);"
               " return s.outlineStyle === 'none' ? 0 : parseFloat(s.outlineWidth); })()")
-
-
-@pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    running = start_up(tmp_path_factory.mktemp("ui") / "data")
-    try:
-        yield running.wait_healthy()
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def pw() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        yield p
-
-
-def shot(page: Any, name: str, tmp_path: Path) -> None:
-    """Every run takes the picture; only CAIRN_UI_SCREENSHOTS=1 replaces the committed one."""
-    out = tmp_path / f"{name}.png"
-    page.screenshot(path=str(out))
-    assert out.stat().st_size > 1000
-    if os.environ.get("CAIRN_UI_SCREENSHOTS") == "1":
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out, SHOTS / f"{name}.png")
-
-
-def no_violations(page: Any, where: str) -> None:
-    found = axe_violations(page)
-    assert not found, f"axe-core on {where}:\n{describe(found)}"
 
 
 def rows(page: Any) -> Any:

@@ -12,6 +12,15 @@ import { ModelPage, Models } from "./pages/Models";
 import { Compare } from "./pages/Compare";
 import { JobPage, Jobs } from "./pages/Jobs";
 import { PipelineRunPage, Pipelines } from "./pages/Pipelines";
+import { Experiments } from "./pages/Experiments";
+import { Members } from "./pages/Members";
+import { DatasetPage, Datasets } from "./pages/Datasets";
+import { SweepPage, Sweeps } from "./pages/Sweeps";
+import { DeploymentPage, Deployments } from "./pages/Deployments";
+import { Webhooks } from "./pages/Webhooks";
+import { Agents } from "./pages/Agents";
+import { Audit } from "./pages/Audit";
+import { Tokens } from "./pages/Tokens";
 
 export function App() {
   const [route, setRoute] = useState<Route>(() => parseRoute(location.pathname, location.search));
@@ -69,6 +78,11 @@ export function App() {
     <>
       <header class="top">
         <a class="brand" href="/projects" onClick={(e) => { e.preventDefault(); navigate({ page: "projects" }); }}>Cairn</a>
+        <nav aria-label="Site" class="sitenav">
+          <a href="/agents" onClick={(e) => { e.preventDefault(); navigate({ page: "agents" }); }}>Agents</a>
+          <a href="/tokens" onClick={(e) => { e.preventDefault(); navigate({ page: "tokens" }); }}>Tokens</a>
+          {session.site_admin && <a href="/audit" onClick={(e) => { e.preventDefault(); navigate({ page: "audit" }); }}>Audit log</a>}
+        </nav>
         <span class="who">Signed in as <strong>{session.user}</strong>{session.site_admin ? " (site admin)" : ""}</span>
         <button type="button" onClick={signOut}>Sign out</button>
       </header>
@@ -84,6 +98,18 @@ export function App() {
           : route.page === "job" ? <JobPage key={route.jobId} project={route.project} jobId={route.jobId} session={session} navigate={navigate} />
           : route.page === "pipelines" ? <Pipelines key={route.project} project={route.project} navigate={navigate} />
           : route.page === "pipeline" ? <PipelineRunPage key={route.runId} project={route.project} runId={route.runId} session={session} navigate={navigate} />
+          : route.page === "experiments" ? <Experiments key={route.project} project={route.project} session={session} navigate={navigate} />
+          : route.page === "members" ? <Members key={route.project} project={route.project} session={session} navigate={navigate} />
+          : route.page === "datasets" ? <Datasets key={route.project} project={route.project} session={session} navigate={navigate} />
+          : route.page === "dataset" ? <DatasetPage key={`${route.project}/${route.name}`} project={route.project} name={route.name} session={session} navigate={navigate} />
+          : route.page === "sweeps" ? <Sweeps key={route.project} project={route.project} session={session} navigate={navigate} />
+          : route.page === "sweep" ? <SweepPage key={route.sweepId} project={route.project} sweepId={route.sweepId} session={session} navigate={navigate} />
+          : route.page === "deployments" ? <Deployments key={route.project} project={route.project} session={session} navigate={navigate} />
+          : route.page === "deployment" ? <DeploymentPage key={`${route.project}/${route.name}`} project={route.project} name={route.name} session={session} navigate={navigate} />
+          : route.page === "webhooks" ? <Webhooks key={route.project} project={route.project} session={session} navigate={navigate} />
+          : route.page === "agents" ? <Agents session={session} navigate={navigate} />
+          : route.page === "audit" ? <Audit session={session} navigate={navigate} />
+          : route.page === "tokens" ? <Tokens session={session} navigate={navigate} />
           : <p>No page at <code>{route.path}</code>. <a href="/projects">Projects</a></p>}
       </main>
     </>

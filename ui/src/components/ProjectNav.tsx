@@ -1,17 +1,24 @@
-// The project's page links (runs, models, jobs, pipelines) under the breadcrumb: plain links that navigate
+// The project's page links (runs, experiments, models, datasets, jobs, sweeps, pipelines,
+// deployments, members, webhooks) under the breadcrumb: plain links that navigate
 // in the page, with the current one marked for assistive technology.
 import type { Navigate } from "../client";
 import type { Route } from "../lib/router";
 import { routePath } from "../lib/router";
 
-type Section = "runs" | "models" | "jobs" | "pipelines";
+type Section = "runs" | "experiments" | "models" | "datasets" | "jobs" | "sweeps" | "pipelines" | "deployments" | "members" | "webhooks";
 
 export function ProjectNav({ project, current, navigate }: { project: string; current: Section | null; navigate: Navigate }) {
   const links: [Section, string, Route][] = [
     ["runs", "Runs", { page: "runs", project }],
+    ["experiments", "Experiments", { page: "experiments", project }],
     ["models", "Models", { page: "models", project }],
+    ["datasets", "Datasets", { page: "datasets", project }],
     ["jobs", "Jobs", { page: "jobs", project }],
+    ["sweeps", "Sweeps", { page: "sweeps", project }],
     ["pipelines", "Pipelines", { page: "pipelines", project }],
+    ["deployments", "Deployments", { page: "deployments", project }],
+    ["members", "Members", { page: "members", project }],
+    ["webhooks", "Webhooks", { page: "webhooks", project }],
   ];
   return (
     <nav aria-label={`Project ${project}`} class="subnav">

@@ -13,6 +13,18 @@ export type Route =
   | { page: "job"; project: string; jobId: string }
   | { page: "pipelines"; project: string }
   | { page: "pipeline"; project: string; runId: string }
+  | { page: "experiments"; project: string }
+  | { page: "members"; project: string }
+  | { page: "datasets"; project: string }
+  | { page: "dataset"; project: string; name: string }
+  | { page: "sweeps"; project: string }
+  | { page: "sweep"; project: string; sweepId: string }
+  | { page: "deployments"; project: string }
+  | { page: "deployment"; project: string; name: string }
+  | { page: "webhooks"; project: string }
+  | { page: "agents" }
+  | { page: "audit" }
+  | { page: "tokens" }
   | { page: "notfound"; path: string };
 
 /** The run ids of a compare link's `?runs=a,b,c` (empty and repeated ids dropped). */
@@ -30,6 +42,9 @@ export function parseRoute(path: string, search = ""): Route {
     }
   });
   if (parts.length === 0) return { page: "signin" };
+  if (parts.length === 1 && parts[0] === "agents") return { page: "agents" };
+  if (parts.length === 1 && parts[0] === "audit") return { page: "audit" };
+  if (parts.length === 1 && parts[0] === "tokens") return { page: "tokens" };
   if (parts[0] === "projects") {
     if (parts.length === 1) return { page: "projects" };
     if (parts.length === 3 && parts[2] === "runs") return { page: "runs", project: parts[1]! };
@@ -42,6 +57,15 @@ export function parseRoute(path: string, search = ""): Route {
     if (parts.length === 4 && parts[2] === "jobs") return { page: "job", project: p, jobId: parts[3]! };
     if (parts.length === 3 && parts[2] === "pipelines") return { page: "pipelines", project: p };
     if (parts.length === 4 && parts[2] === "pipelines") return { page: "pipeline", project: p, runId: parts[3]! };
+    if (parts.length === 3 && parts[2] === "experiments") return { page: "experiments", project: p };
+    if (parts.length === 3 && parts[2] === "members") return { page: "members", project: p };
+    if (parts.length === 3 && parts[2] === "datasets") return { page: "datasets", project: p };
+    if (parts.length === 4 && parts[2] === "datasets") return { page: "dataset", project: p, name: parts[3]! };
+    if (parts.length === 3 && parts[2] === "sweeps") return { page: "sweeps", project: p };
+    if (parts.length === 4 && parts[2] === "sweeps") return { page: "sweep", project: p, sweepId: parts[3]! };
+    if (parts.length === 3 && parts[2] === "deployments") return { page: "deployments", project: p };
+    if (parts.length === 4 && parts[2] === "deployments") return { page: "deployment", project: p, name: parts[3]! };
+    if (parts.length === 3 && parts[2] === "webhooks") return { page: "webhooks", project: p };
   }
   return { page: "notfound", path };
 }
@@ -60,6 +84,18 @@ export function routePath(r: Route): string {
     case "job": return `/projects/${e(r.project)}/jobs/${e(r.jobId)}`;
     case "pipelines": return `/projects/${e(r.project)}/pipelines`;
     case "pipeline": return `/projects/${e(r.project)}/pipelines/${e(r.runId)}`;
+    case "experiments": return `/projects/${e(r.project)}/experiments`;
+    case "members": return `/projects/${e(r.project)}/members`;
+    case "datasets": return `/projects/${e(r.project)}/datasets`;
+    case "dataset": return `/projects/${e(r.project)}/datasets/${e(r.name)}`;
+    case "sweeps": return `/projects/${e(r.project)}/sweeps`;
+    case "sweep": return `/projects/${e(r.project)}/sweeps/${e(r.sweepId)}`;
+    case "deployments": return `/projects/${e(r.project)}/deployments`;
+    case "deployment": return `/projects/${e(r.project)}/deployments/${e(r.name)}`;
+    case "webhooks": return `/projects/${e(r.project)}/webhooks`;
+    case "agents": return "/agents";
+    case "audit": return "/audit";
+    case "tokens": return "/tokens";
     case "notfound": return r.path;
   }
 }

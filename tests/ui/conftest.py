@@ -1,0 +1,30 @@
+"""One ``cairn up`` and one Playwright per test process, shared by every browser test module.
+
+Each module works in a project of its own, so modules that land on the same worker share the
+stack without seeing each other's runs; with ``--dist loadfile`` there are at most as many
+stacks as workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from up_driver import Up, start_up
+
+
+@pytest.fixture(scope="session")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    running = start_up(tmp_path_factory.mktemp("ui") / "data")
+    try:
+        yield running.wait_healthy()
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def pw() -> Iterator[Any]:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as p:
+        yield p
