@@ -2,6 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
 import { MetricChart, type XAxis } from "../components/MetricChart";
+import { RunFiles } from "../components/RunFiles";
 import { seg } from "../lib/api";
 import type { MetricSummary, Run } from "../lib/types";
 
@@ -75,6 +76,7 @@ export function RunPage({ project, runId, navigate }: Props) {
         {keys && keys.length === 0 && <p>No metrics logged.</p>}
         {keys?.map((k) => <MetricChart key={`${k}-${xAxis}`} project={project} runId={runId} metricKey={k} xAxis={xAxis} />)}
       </section>
+      <RunFiles project={project} runId={runId} />
     </section>
   );
 }
