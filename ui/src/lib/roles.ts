@@ -15,6 +15,9 @@ export const NEEDS = {
   "job.cancel": "editor",
   "members.manage": "admin",
   "pipeline.cancel": "editor",
+  "experiment.edit": "editor", // create, rename, describe
+  "experiment.archive": "admin", // archive and restore
+  "run.archive": "admin", // archive and restore runs (bulk, runs table)
 } as const satisfies Record<string, Role>;
 
 export type Action = keyof typeof NEEDS;
