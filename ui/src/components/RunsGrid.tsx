@@ -102,7 +102,7 @@ export function RunsGrid({ runs, metrics, columns, sort, onSort, onOpen, runHref
                   <div role="gridcell" key={columnId(c)} class={`cell status-${c.key === "status" ? r.status : ""}`}>
                     {k === 0
                       ? <a href={runHref(r)} tabIndex={-1} onClick={(e) => { e.preventDefault(); onOpen(r); }}>
-                          {show(cellValue(r, c, metrics)) || r.id}</a>
+                          {show(cellValue(r, c, metrics)) || r.id}{r.archived ? <span class="badge"> archived</span> : null}</a>
                       : show(cellValue(r, c, metrics))}
                   </div>
                 ))}

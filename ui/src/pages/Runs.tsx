@@ -4,10 +4,12 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
 import { LiveState, useEventStream } from "../components/EventStream";
 import { FilterBox } from "../components/FilterBox";
+import { BulkActions, type BulkDone } from "../components/BulkActions";
 import { RunsGrid } from "../components/RunsGrid";
 import { seg } from "../lib/api";
 import { columnId, DEFAULT_COLUMNS, nextSort, sortRuns, toggleColumn, type Column, type Sort } from "../lib/columns";
 import { vocabulary } from "../lib/completion";
+import { initialFilter } from "../lib/experiments";
 import { appendPage, applyEvent, streamUrl } from "../lib/live";
 import { roleIn } from "../lib/roles";
 import { routePath } from "../lib/router";
@@ -17,19 +19,19 @@ import type { MetricSummary, Run, RunMetrics, Session } from "../lib/types";
 /** The table holds at most this many runs (pages of 1,000 from the registry). */
 export const MAX_RUNS = 10_000;
 const RUN_EVENTS = ["run.created", "run.started", "run.finished", "run.params_logged", "run.tag_set",
-  "run.tag_deleted", "run.updated", "run.archived"];
+  "run.tag_deleted", "run.updated", "run.archived", "run.restored"];
 
 interface SearchPage { runs: Run[]; next_page_token: string | null }
 
 /** Load the matching runs page by page, handing each page over as it comes (the first page shows
  * at once; the rest of up to 10,000 fill in behind it). */
-async function loadRuns(project: string, filter: string, onPage: (runs: Run[], first: boolean) => boolean):
-    Promise<{ runs: Run[]; capped: boolean }> {
+async function loadRuns(project: string, filter: string, onPage: (runs: Run[], first: boolean) => boolean,
+                        includeArchived = false): Promise<{ runs: Run[]; capped: boolean }> {
   const runs: Run[] = [];
   let token: string | null = null;
   do {
     const page: SearchPage = await api.post<SearchPage>(`/api/v1/registry/projects/${seg(project)}/runs/search`,
-      { filter: filter || null, page_size: 1000, page_token: token });
+      { filter: filter || null, page_size: 1000, page_token: token, include_archived: includeArchived });
     if (!onPage(page.runs, runs.length === 0)) break;
     runs.push(...page.runs);
     token = page.next_page_token;
@@ -51,7 +53,12 @@ async function loadMetrics(project: string, runs: Run[]): Promise<RunMetrics> {
 interface Props { project: string; session: Session; navigate: Navigate }
 
 export function Runs({ project, session, navigate }: Props) {
-  const [text, setText] = useState("");
+  // A link may open the table filtered (`?filter=`, e.g. an experiment's runs).
+  const [start] = useState(() => initialFilter(location.search));
+  const [text, setText] = useState(start);
+  const [showArchived, setShowArchived] = useState(false);
+  const archivedRef = useRef(showArchived);
+  archivedRef.current = showArchived;
   const [filter, setFilter] = useState("");
   const [runs, setRuns] = useState<Run[] | null>(null);
   const [capped, setCapped] = useState(false);
@@ -64,7 +71,7 @@ export function Runs({ project, session, navigate }: Props) {
   const filterRef = useRef(filter);
   filterRef.current = filter;
 
-  const search = async (f: string) => {
+  const search = async (f: string, withArchived = archivedRef.current) => {
     const g = ++generation.current;
     setError(null);
     try {
@@ -76,7 +83,7 @@ export function Runs({ project, session, navigate }: Props) {
         }
         setRuns((rows) => (first || !rows ? page : appendPage(rows, page)));
         return true;
-      });
+      }, withArchived);
       if (g !== generation.current) return;
       setCapped(loaded.capped);
       const m = await loadMetrics(project, loaded.runs);
@@ -86,7 +93,7 @@ export function Runs({ project, session, navigate }: Props) {
     }
   };
 
-  useEffect(() => { void search(""); }, [project]);
+  useEffect(() => { void search(start); }, [project]);
 
   // With a filter, a new run may not match: ask the server (the one that knows the syntax), once
   // for a burst of new runs.
@@ -95,6 +102,12 @@ export function Runs({ project, session, navigate }: Props) {
   const live = useEventStream(streamUrl(project), RUN_EVENTS, (e) => {
     setRuns((cur) => {
       if (!cur) return cur;
+      if (e.project === project && (e.type === "run.archived" || e.type === "run.restored")) {
+        // With archived runs shown, archiving marks the row; without, it leaves the table.
+        const archived = e.type === "run.archived";
+        if (archivedRef.current) return cur.map((r) => (r.id === e.aggregate_id ? { ...r, archived } : r));
+        if (!archived) return cur;
+      }
       const r = applyEvent(cur, e, project);
       if (r.added && filterRef.current) {
         clearTimeout(refetch.current);
@@ -109,6 +122,22 @@ export function Runs({ project, session, navigate }: Props) {
   const shown = useMemo(() => sortRuns(runs ?? [], sort, metrics), [runs, sort, metrics]);
   const chosen = new Set(columns.map(columnId));
   const open = (r: Run) => navigate({ page: "run", project, runId: r.id });
+
+  // A bulk action's successes change the rows at once (the events that follow agree).
+  const bulkDone = (d: BulkDone) => {
+    const ok = new Set(d.outcomes.filter((o) => o.ok).map((o) => o.id));
+    if (d.kind === "tag") {
+      setRuns((cur) => cur && cur.map((r) => (ok.has(r.id) ? { ...r, tags: { ...r.tags, [d.key]: d.value } } : r)));
+      const c: Column = { kind: "tags", key: d.key };
+      setColumns((cols) => (cols.some((x) => columnId(x) === columnId(c)) ? cols : toggleColumn(cols, c)));
+    } else if (d.kind === "archive" && !showArchived) {
+      setRuns((cur) => cur && cur.filter((r) => !ok.has(r.id)));
+      setPicked((cur) => new Set([...cur].filter((id) => !ok.has(id))));
+    } else {
+      const archived = d.kind === "archive";
+      setRuns((cur) => cur && cur.map((r) => (ok.has(r.id) ? { ...r, archived } : r)));
+    }
+  };
 
   return (
     <section>
@@ -136,9 +165,20 @@ export function Runs({ project, session, navigate }: Props) {
                      onClick={(e) => { e.preventDefault(); navigate(to); }}>Compare {ids.length} runs</a>
                 : <button type="button" disabled aria-describedby="picked-count">Compare (select 2 or more)</button>}
               {ids.length > 0 && <button type="button" onClick={() => setPicked(new Set())}>Clear selection</button>}
+              <BulkActions project={project} role={roleIn(session, project)} ids={ids} showArchived={showArchived}
+                           names={Object.fromEntries((runs ?? []).filter((r) => picked.has(r.id)).map((r) => [r.id, r.name]))}
+                           onDone={bulkDone} />
             </span>
           );
         })()}
+        <span>
+          <input id="runs-archived" type="checkbox" checked={showArchived} onChange={(e) => {
+            const on = (e.target as HTMLInputElement).checked;
+            setShowArchived(on);
+            void search(filterRef.current, on);
+          }} />
+          <label for="runs-archived">Show archived runs</label>
+        </span>
         <details class="picker" onKeyDown={(e) => {
           if (e.key === "Escape") {
             const d = e.currentTarget as HTMLDetailsElement;
