@@ -85,7 +85,7 @@ export function Experiments({ project = "", session, navigate }: Props) {
                     dispatchEvent(new PopStateEvent("popstate"));
                   }}>Runs of {x.name}</a></td>
                   {(can(role, "experiment.edit") || can(role, "experiment.archive")) && (
-                    <td class="exp-actions">
+                    <td><div class="exp-actions">
                       {can(role, "experiment.edit") && (editing === x.id
                         ? <ExperimentForm title={`Edit ${x.name}`} submit="Save" idPrefix={`edit-${x.id}`} busy={busy}
                                           name={x.name} description={x.description} onCancel={() => setEditing(null)}
@@ -101,7 +101,7 @@ export function Experiments({ project = "", session, navigate }: Props) {
                           {x.archived ? "Restore" : "Archive"}<span class="visually-hidden"> {x.name}</span>
                         </button>
                       )}
-                    </td>
+                    </div></td>
                   )}
                 </tr>
               );
