@@ -5,7 +5,8 @@ live): the datasets page lists it, the dataset page shows both versions, a versi
 runs that used v1 (lineage) and the v1 → v2 diff (an added and a changed file). The admin creates
 and renames an experiment in the page and follows its runs link (the runs table opens filtered by
 ``?filter=``), tags two runs at once and sees the tag column, then archives one with the confirm
-step and sees it leave the table. A viewer gets none of these write controls (absent from the DOM).
+step and sees it leave the table, shows archived runs and restores it (and archives and restores
+the experiment). A viewer gets none of these write controls (absent from the DOM).
 axe-core checks each page; screenshots "datasets", "dataset", "experiments".
 """
 
@@ -112,6 +113,14 @@ def test_datasets_experiments_and_bulk_actions(up: Up, pw: Any, tmp_path: Path) 
         assert client.get_experiment_by_name(PROJECT, "trial-renamed")["description"] == "a first try"
         no_violations(page, "the experiments page")
         shot(page, "experiments", tmp_path)
+        # Archive (it leaves the list), then show archived ones and restore it.
+        page.get_by_role("button", name="Archive trial-renamed").click()
+        wait(lambda: page.get_by_role("rowheader", name="trial-renamed").count() == 0, 15, "the experiment left the list")
+        page.get_by_label("Show archived experiments").check()
+        page.get_by_role("rowheader", name="trial-renamed archived").wait_for(timeout=T)
+        page.get_by_role("button", name="Restore trial-renamed").click()
+        page.get_by_role("button", name="Archive trial-renamed").wait_for(timeout=T)
+        assert not client.get_experiment_by_name(PROJECT, "trial-renamed")["archived"]
 
         # Its runs link: the runs table filtered to the experiment.
         page.get_by_role("link", name="Runs of base").click()
@@ -139,6 +148,17 @@ def test_datasets_experiments_and_bulk_actions(up: Up, pw: Any, tmp_path: Path) 
         page.locator("p.count", has_text="1 runs").wait_for(timeout=T)
         assert [r.split("\n")[0] for r in grid_rows(page).all_inner_texts()] == ["run-a"]
         wait(lambda: bool(client.get_run(PROJECT, rb["id"])["archived"]), 10, "run-b archived")
+
+        # Show archived runs: run-b is back, marked; Restore brings it back for good.
+        page.get_by_label("Show archived runs").check()
+        page.locator("p.count", has_text="2 runs").wait_for(timeout=T)
+        archived_row = grid_rows(page).filter(has_text="run-b")
+        assert "archived" in archived_row.inner_text()
+        page.get_by_label("Select run-b to compare").check()
+        page.get_by_role("button", name="Restore 1 run").click()
+        page.get_by_text("Restored 1 run.").wait_for(timeout=T)
+        wait(lambda: "archived" not in archived_row.inner_text(), 15, "run-b no longer marked archived")
+        assert not client.get_run(PROJECT, rb["id"])["archived"]
     finally:
         admin.close()
 
@@ -156,7 +176,7 @@ def test_datasets_experiments_and_bulk_actions(up: Up, pw: Any, tmp_path: Path) 
         assert vpage.get_by_role("button").filter(has_text="Archive").count() == 0
 
         vpage.goto(f"{up.url}/projects/{PROJECT}/runs")
-        vpage.locator("p.count", has_text="2 runs").wait_for(timeout=T)
+        vpage.locator("p.count", has_text="3 runs").wait_for(timeout=T)
         vpage.get_by_label("Select run-a to compare").check()
         vpage.get_by_text("1 selected").wait_for()
         assert vpage.locator(".bulk").count() == 0
