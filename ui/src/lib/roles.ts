@@ -15,6 +15,8 @@ export const NEEDS = {
   "job.cancel": "editor",
   "members.manage": "admin",
   "pipeline.cancel": "editor",
+  "deployment.scale": "editor", // protected environments also need admin: the API says so
+  "deployment.rollback": "editor",
 } as const satisfies Record<string, Role>;
 
 export type Action = keyof typeof NEEDS;
