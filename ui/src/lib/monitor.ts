@@ -66,19 +66,20 @@ export function driftLevel(c: ColumnDrift): number | null {
 }
 
 /** The heatmap's colour steps, calm to strong drift; text colours keep AA contrast on each. */
-export const DRIFT_STEPS = [
+export interface Swatch { upTo?: number; fill: string; text: string; label: string }
+export const DRIFT_STEPS: readonly Swatch[] = [
   { upTo: 0.25, fill: "#e8f1fb", text: "#1b1f24", label: "far from the threshold" },
   { upTo: 0.5, fill: "#b9d3ee", text: "#1b1f24", label: "near the threshold" },
   { upTo: 0.75, fill: "#f3b27a", text: "#1b1f24", label: "drift" },
   { upTo: 1.0, fill: "#a4161a", text: "#ffffff", label: "strong drift" },
-] as const;
-export const NO_DRIFT_FILL = { fill: "#f4f6f8", text: "#4b5563", label: "no drift figure" };
+];
+export const NO_DRIFT_FILL: Swatch = { fill: "#f4f6f8", text: "#4b5563", label: "no drift figure" };
 
-export function driftColour(level: number | null): { fill: string; text: string; label: string } {
+export function driftColour(level: number | null): Swatch {
   if (level == null) return NO_DRIFT_FILL;
   // the threshold (0.5) itself is drift for distances, so it belongs to the upper half
-  const step = DRIFT_STEPS.find((s, i) => (i === 1 ? level < s.upTo : level <= s.upTo)) ?? DRIFT_STEPS[DRIFT_STEPS.length - 1];
-  return step;
+  const step = DRIFT_STEPS.find((s, i) => (i === 1 ? level < s.upTo! : level <= s.upTo!));
+  return step ?? DRIFT_STEPS[DRIFT_STEPS.length - 1]!;
 }
 
 export interface HeatCell { column: string; start: number; end: number; cell: ColumnDrift | null; level: number | null }
