@@ -18,7 +18,7 @@ export function DriftHeatmap({ map }: { map: Heatmap }) {
             const colour = driftColour(c.level);
             const text = `${describeCell(c)}, window ${windowTime(c.start)}`;
             return (
-              <div key={`${c.column}-${c.start}`} class="drift-cell" tabIndex={0} title={text} aria-label={text}
+              <div key={`${c.column}-${c.start}`} class="drift-cell" role="img" tabIndex={0} title={text} aria-label={text}
                    style={{ background: colour.fill, color: colour.text }}
                    onMouseEnter={() => setReadout(text)} onFocus={() => setReadout(text)}>
                 {c.cell?.drifted ? "!" : ""}

@@ -166,6 +166,7 @@ export function DeploymentPage({ project = "", name = "", session, navigate }: P
 
 function DeployActions({ url, config, protectedEnv, onDone }: { url: string; config: Config; protectedEnv: boolean; onDone: () => Promise<void> }) {
   const [count, setCount] = useState(String(config.replicas));
+  useEffect(() => setCount(String(config.replicas)), [config.replicas]); // scaled elsewhere: follow it
   const [confirming, setConfirming] = useState(false);
   const [busy, setBusy] = useState(false);
   const [message, setMessage] = useState<string | null>(null);
@@ -191,7 +192,7 @@ function DeployActions({ url, config, protectedEnv, onDone }: { url: string; con
   return (
     <div class="card deploy-actions">
       {protectedEnv && <p class="help">{config.environment} is protected: scaling and rolling back need an admin.</p>}
-      <form class="toolbar" onSubmit={scale} aria-label="Scale replicas">
+      <form class="toolbar" onSubmit={scale} aria-label="Scale replicas" noValidate>
         <label for="deploy-replicas">Replicas</label>
         <input id="deploy-replicas" type="number" min={0} step={1} value={count} onInput={(e) => setCount((e.target as HTMLInputElement).value)} />
         <button type="submit" disabled={busy}>Scale</button>
