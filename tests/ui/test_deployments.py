@@ -8,7 +8,7 @@ stamped in minute windows a few minutes back (``cairn up`` keeps 1-minute window
 monitor closes a window whose end is past by the clock, so they close within a tick; the last two
 windows are shifted so the heatmap shows drift). The admin sees it in its environment, opens it
 (replicas, charts, heatmap cells, the fired alert), scales it to 2 and sees the desired count
-change live; a viewer sees no action buttons; axe-core checks both pages.
+change live, and rolls it back after a confirm step; a viewer sees no action buttons; axe-core checks both pages.
 """
 
 from __future__ import annotations
@@ -61,10 +61,12 @@ def _seed(up: Up, token: str, client: cairn.Client) -> None:
     with httpx.Client(base_url=f"{up.url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
         run_id = http.post(f"/registry/projects/{PROJECT}/runs", json={}).raise_for_status().json()["id"]
         http.post(f"/registry/projects/{PROJECT}/models", json={"name": "scorer"}).raise_for_status()
-        http.post(f"/registry/projects/{PROJECT}/models/scorer/versions",
-                  json={"run_id": run_id, "artifact_digest": "ab" * 32}).raise_for_status()
+        for _ in range(2):
+            http.post(f"/registry/projects/{PROJECT}/models/scorer/versions",
+                      json={"run_id": run_id, "artifact_digest": "ab" * 32}).raise_for_status()
         Deployments(client).create(PROJECT, DEPLOYMENT, environment="staging", model="scorer", version=1, replicas=0,
                                    sample_rate=1.0)
+        Deployments(client).set_version(PROJECT, DEPLOYMENT, 2)  # v1 is then the version to roll back to
         client.set_reference(PROJECT, DEPLOYMENT, client.register_profile(PROJECT, profile_table(train), {"run": run_id}))
         client.add_alert_rule(PROJECT, DEPLOYMENT, name="any traffic", metric="requests", comparison=">=",
                               threshold=1, window="1m", persistence=(1, 1), cooldown_s=0)
@@ -106,7 +108,7 @@ def test_deployments_pages(up: Up, pw: Any, tmp_path: Path) -> None:
         staging = page.locator("section.deploy-env", has=page.get_by_role("heading", name="staging"))
         row = staging.locator(f"tr[data-deployment={DEPLOYMENT}]")
         row.wait_for(timeout=15_000)
-        assert "v1 (pinned)" in row.inner_text() and "1 of 0 ready" in row.inner_text()
+        assert "v2 (pinned)" in row.inner_text() and "1 of 0 ready" in row.inner_text()
         page.locator(".live-state.state-live").wait_for(timeout=10_000)
         no_violations(page, "deployments")
         shot(page, "deployments", tmp_path)
@@ -138,6 +140,14 @@ def test_deployments_pages(up: Up, pw: Any, tmp_path: Path) -> None:
         page.get_by_label("Replicas", exact=True).fill("-1")
         page.get_by_role("button", name="Scale").click()
         page.get_by_role("alert").filter(has_text="whole number").wait_for()
+
+        # roll back: a confirm step first, then the version the deployment ran before
+        page.get_by_role("button", name="Roll back to v1…").click()
+        confirm = page.get_by_role("group", name="Confirm the rollback")
+        assert "from v2 to v1" in confirm.inner_text()
+        confirm.get_by_role("button", name="Roll back", exact=True).click()
+        page.locator("dl.facts dd", has_text="v1 (pinned) (before: v2)").wait_for(timeout=10_000)
+        assert client.request("GET", f"/api/v1/deployments/projects/{PROJECT}/deployments/{DEPLOYMENT}")["version"] == 1
     finally:
         admin.close()
 
@@ -152,4 +162,5 @@ def test_deployments_pages(up: Up, pw: Any, tmp_path: Path) -> None:
         assert vpage.get_by_role("button", name="Roll back").count() == 0
     finally:
         viewer.close()
+        Deployments(client).delete(PROJECT, DEPLOYMENT)  # its replica set leaves the shared stack's scheduler
         client.close()
