@@ -18,6 +18,8 @@ export const NEEDS = {
   "experiment.edit": "editor", // create, rename, describe
   "experiment.archive": "admin", // archive and restore
   "run.archive": "admin", // archive and restore runs (bulk, runs table)
+  "deployment.scale": "editor", // protected environments also need admin: the API says so
+  "deployment.rollback": "editor",
 } as const satisfies Record<string, Role>;
 
 export type Action = keyof typeof NEEDS;
