@@ -128,3 +128,17 @@ export function nodeRoute(node: LineageNode, project: string): Route | null {
   if (kind === "model") return { page: "model", project: p, model: name };
   return null;
 }
+
+/** Files and lines an uncommitted `git diff` touches: the record's dirty-diff summary. */
+export function diffSummary(diff: string | null | undefined): { files: string[]; added: number; removed: number } {
+  const files: string[] = [];
+  let added = 0;
+  let removed = 0;
+  for (const line of (diff ?? "").split("\n")) {
+    const m = /^diff --git a\/(.+?) b\//.exec(line);
+    if (m) files.push(m[1]!);
+    else if (line.startsWith("+") && !line.startsWith("+++")) added++;
+    else if (line.startsWith("-") && !line.startsWith("---")) removed++;
+  }
+  return { files, added, removed };
+}
