@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  filterPackages, humanBytes, layoutLineage, nodeRoute, NOTE_TAG, splitMetricKeys, splitPackage, tailLines,
+  diffSummary, filterPackages, humanBytes, layoutLineage, nodeRoute, NOTE_TAG, splitMetricKeys, splitPackage, tailLines,
   visibleTags, type LineageGraph,
 } from "../src/lib/runpage";
 import { clampWeight, ema, firstTime, relativeSeconds } from "../src/lib/smooth";
@@ -80,6 +80,13 @@ describe("run page", () => {
   it("keeps the log's last lines and says how many were cut", () => {
     expect(tailLines("a\nb\nc\n", 2)).toEqual({ lines: ["b", "c"], cut: 1 });
     expect(tailLines("a", 5)).toEqual({ lines: ["a"], cut: 0 });
+  });
+
+  it("summarises an uncommitted diff", () => {
+    const diff = "diff --git a/train.py b/train.py\n--- a/train.py\n+++ b/train.py\n@@ -1 +1,2 @@\n-a\n+b\n+c\n" +
+      "diff --git a/x y.txt b/x y.txt\n+++ b/x y.txt\n+z\n";
+    expect(diffSummary(diff)).toEqual({ files: ["train.py", "x y.txt"], added: 3, removed: 1 });
+    expect(diffSummary(null)).toEqual({ files: [], added: 0, removed: 0 });
   });
 
   it("prints bytes", () => {
