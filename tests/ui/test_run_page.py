@@ -5,7 +5,8 @@ A run made through the SDK with params, notes (the MLflow tag ``mlflow.note.cont
 record. The admin edits the notes (a reload shows them), smooths the chart, switches the x axis
 to relative time, filters the packages of the record, follows the dataset link and sees the
 dataset in the lineage graph; a viewer gets the same page without the notes' edit button.
-axe-core checks the page; the record is photographed as ``run-record``.
+axe-core checks the page; the charts, the record and the lineage are photographed (``run-charts``,
+``run-record``, ``run-lineage``).
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def test_the_run_page(up: Up, pw: Any, tmp_path: Path) -> None:
         page.get_by_label("X axis").select_option("relative")
         loss.get_by_role("img", name="Chart of loss by seconds since first point, smoothed 0.90; drag to zoom").wait_for()
         loss.get_by_text("seconds since first point").first.wait_for()
+        page.evaluate("document.querySelector('figure.chart').scrollIntoView()")
+        shot(page, "run-charts", tmp_path)
 
         # The record: collapsible groups, the packages filter, the GPU and the dirty diff summary.
         record = page.locator(".run-record")
@@ -149,7 +152,9 @@ def test_the_run_page(up: Up, pw: Any, tmp_path: Path) -> None:
         assert svg.locator(".run-here[data-ref='run:%s']" % run_id).count() == 1
 
         no_violations(page, "the run page (admin)")
-        record.scroll_into_view_if_needed()
+        page.evaluate("document.getElementById('run-datasets-h').scrollIntoView()")
+        shot(page, "run-lineage", tmp_path)
+        page.evaluate("document.getElementById('run-record-h').scrollIntoView()")
         shot(page, "run-record", tmp_path)
 
         # Datasets used: the dataset links to its page.

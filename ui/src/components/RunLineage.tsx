@@ -14,7 +14,7 @@ const BOX_H = 30;
 const PAD = 8;
 
 function short(ref: string): string {
-  return ref.length > 26 ? `${ref.slice(0, 25)}…` : ref;
+  return ref.length > 23 ? `${ref.slice(0, 22)}…` : ref;
 }
 
 function side(col: number, center: number): string {
