@@ -4,7 +4,8 @@ A run made through the SDK with params, notes (the MLflow tag ``mlflow.note.cont
 300-point metric, a couple of ``system/...`` samples, a dataset input and a reproducibility
 record. The admin edits the notes (a reload shows them), smooths the chart, switches the x axis
 to relative time, filters the packages of the record, follows the dataset link and sees the
-dataset in the lineage graph; a viewer gets the same page without the notes' edit button.
+dataset in the lineage graph, and a job's run links its job; a viewer gets the same page without
+the notes' edit button.
 axe-core checks the page; the charts, the record and the lineage are photographed (``run-charts``,
 ``run-record``, ``run-lineage``).
 """
@@ -160,6 +161,16 @@ def test_the_run_page(up: Up, pw: Any, tmp_path: Path) -> None:
         # Datasets used: the dataset links to its page.
         page.get_by_role("region", name="Datasets used").get_by_role("link", name="digits", exact=True).click()
         page.wait_for_url(f"**/projects/{PROJECT}/datasets/digits")
+
+        # A job's run (no agent serves the queue, so it stays queued): the page links the job.
+        job = client.submit_job({"command": ["python", "-c", "pass"], "code": "none",
+                                 "queue": "runrec-nobody", "name": "waiting"}, PROJECT)
+        page.goto(f"{up.url}/projects/{PROJECT}/runs/{job['run_id']}")
+        section = page.get_by_role("region", name="Job")
+        section.locator(".badge", has_text="queued").wait_for()
+        section.get_by_role("link", name=job["id"]).click()
+        page.wait_for_url(f"**/projects/{PROJECT}/jobs/{job['id']}")
+        client.cancel_job(PROJECT, job["id"])  # leave no queued job in the shared stack
         assert not errors, errors
     finally:
         admin.close()
