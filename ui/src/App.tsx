@@ -90,7 +90,7 @@ export function App() {
         {error && <p class="error" role="alert">{error}</p>}
         {route.page === "signin" || route.page === "projects" ? <Projects session={session} navigate={navigate} />
           : route.page === "runs" ? <Runs key={route.project} project={route.project} session={session} navigate={navigate} />
-          : route.page === "run" ? <RunPage key={route.runId} project={route.project} runId={route.runId} navigate={navigate} />
+          : route.page === "run" ? <RunPage key={route.runId} project={route.project} runId={route.runId} session={session} navigate={navigate} />
           : route.page === "models" ? <Models key={route.project} project={route.project} session={session} navigate={navigate} />
           : route.page === "model" ? <ModelPage key={`${route.project}/${route.model}`} project={route.project} model={route.model} session={session} navigate={navigate} />
           : route.page === "compare" ? <Compare key={route.project} project={route.project} runIds={route.runs} navigate={navigate} />

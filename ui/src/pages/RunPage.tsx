@@ -1,10 +1,21 @@
-// One run: status, times, params, tags and a chart for every metric key.
+// One run: status, times, notes, params and tags, charts for every metric key (training metrics,
+// then the SDK's system metrics), the code and artifact browsers, the reproducibility record,
+// the datasets it used, the lineage around it and, for a job's run, the job and its log tail.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
 import { MetricChart, type XAxis } from "../components/MetricChart";
+import { RunDatasets } from "../components/RunDatasets";
 import { RunFiles } from "../components/RunFiles";
+import { RunJob } from "../components/RunJob";
+import { RunLineage } from "../components/RunLineage";
+import { RunNotes } from "../components/RunNotes";
+import { RunRecord } from "../components/RunRecord";
 import { seg } from "../lib/api";
-import type { MetricSummary, Run } from "../lib/types";
+import { can, roleIn } from "../lib/roles";
+import { JOB_TAG, splitMetricKeys, visibleTags } from "../lib/runpage";
+import { clampWeight, SMOOTH_MAX } from "../lib/smooth";
+import type { MetricSummary, Run, Session } from "../lib/types";
+import "./runpage.css";
 
 function KeyValues({ title, values }: { title: string; values: Record<string, string> }) {
   const keys = Object.keys(values).sort();
@@ -21,20 +32,38 @@ function KeyValues({ title, values }: { title: string; values: Record<string, st
   );
 }
 
-interface Props { project: string; runId: string; navigate: Navigate }
+interface ChartsProps { project: string; runId: string; keys: string[]; xAxis: XAxis; smoothing: number }
 
-export function RunPage({ project, runId, navigate }: Props) {
+function Charts({ project, runId, keys, xAxis, smoothing }: ChartsProps) {
+  return <>{keys.map((k) => <MetricChart key={k} project={project} runId={runId} metricKey={k} xAxis={xAxis} smoothing={smoothing} />)}</>;
+}
+
+interface Props { project: string; runId: string; session?: Session; navigate: Navigate }
+
+export function RunPage({ project, runId, session, navigate }: Props) {
   const [run, setRun] = useState<Run | null>(null);
   const [keys, setKeys] = useState<string[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [xAxis, setXAxis] = useState<XAxis>("step");
+  const [smoothing, setSmoothing] = useState(0);
+  // The shell passes the session to the pages; until it passes it here too, ask for it.
+  const [me, setMe] = useState<Session | null>(session ?? null);
+
+  useEffect(() => {
+    if (!session) api.current().then(setMe, () => setMe(null));
+  }, [session]);
 
   useEffect(() => {
     api.get<Run>(`/api/v1/registry/projects/${seg(project)}/runs/${seg(runId)}`).then(setRun,
       (e: Error) => setError(e.message));
     api.get<{ summaries: MetricSummary[] }>(`/api/v1/metrics/projects/${seg(project)}/runs/${seg(runId)}/metrics/summary`)
-      .then((b) => setKeys(b.summaries.map((s) => s.key).sort()), (e: Error) => setError(e.message));
+      .then((b) => setKeys(b.summaries.map((s) => s.key)), (e: Error) => setError(e.message));
   }, [project, runId]);
+
+  const split = keys ? splitMetricKeys(keys) : null;
+  const canEdit = me ? can(roleIn(me, project), "run.edit") : false;
+  const jobId = run?.tags[JOB_TAG];
+  const chartProps = { project, runId, xAxis, smoothing };
 
   return (
     <section>
@@ -56,9 +85,10 @@ export function RunPage({ project, runId, navigate }: Props) {
             <dt>Ended</dt><dd>{run.ended_at ?? "—"}{run.status_message ? ` (${run.status_message})` : ""}</dd>
             {run.description && <><dt>Description</dt><dd>{run.description}</dd></>}
           </dl>
+          <RunNotes project={project} run={run} canEdit={canEdit} onSaved={setRun} />
           <div class="columns">
             <KeyValues title="Params" values={run.params} />
-            <KeyValues title="Tags" values={run.tags} />
+            <KeyValues title="Tags" values={visibleTags(run.tags)} />
           </div>
         </>
       )}
@@ -69,14 +99,35 @@ export function RunPage({ project, runId, navigate }: Props) {
           <select id="x-axis" value={xAxis} onChange={(e) => setXAxis((e.target as HTMLSelectElement).value as XAxis)}>
             <option value="step">step</option>
             <option value="time">time</option>
+            <option value="relative">relative (seconds)</option>
           </select>
+          <span class="run-smooth">
+            <label for="run-smoothing">Smoothing</label>{" "}
+            <input id="run-smoothing" type="range" min="0" max={SMOOTH_MAX} step="0.01" value={smoothing}
+                   aria-valuetext={smoothing === 0 ? "off" : smoothing.toFixed(2)}
+                   onInput={(e) => setSmoothing(clampWeight(Number((e.target as HTMLInputElement).value)))} />{" "}
+            <output for="run-smoothing" id="run-smoothing-value">{smoothing === 0 ? "off" : smoothing.toFixed(2)}</output>
+          </span>
           <span class="help">Drag across a chart to zoom: the range is fetched again at full detail.</span>
         </div>
         {keys === null && !error && <p role="status">Loading…</p>}
-        {keys && keys.length === 0 && <p>No metrics logged.</p>}
-        {keys?.map((k) => <MetricChart key={`${k}-${xAxis}`} project={project} runId={runId} metricKey={k} xAxis={xAxis} />)}
+        {split && split.training.length === 0 && <p>No metrics logged.</p>}
+        {split && <Charts keys={split.training} {...chartProps} />}
       </section>
+      {split && split.system.length > 0 && (
+        <section aria-labelledby="run-system-h">
+          <h2 id="run-system-h">System metrics</h2>
+          <p class="help">CPU, memory, disk, network and GPU use sampled while the run ran (<code>system/…</code>).</p>
+          <Charts keys={split.system} {...chartProps} />
+        </section>
+      )}
       <RunFiles project={project} runId={runId} />
+      <RunRecord project={project} runId={runId} />
+      <div class="columns">
+        <RunDatasets project={project} runId={runId} navigate={navigate} />
+        {jobId && <RunJob project={project} jobId={jobId} navigate={navigate} />}
+      </div>
+      <RunLineage project={project} runId={runId} navigate={navigate} />
     </section>
   );
 }
