@@ -81,7 +81,7 @@ export function Members({ project, session, navigate }: { project?: string; name
                 {admin && <td>
                   <button type="button" class={confirm.armed === m.user ? "member-danger" : undefined} disabled={busy}
                           aria-label={confirm.armed === m.user ? `Confirm removing ${m.user}` : `Remove ${m.user}`}
-                          onClick={() => remove(m.user)} onBlur={() => setConfirm(IDLE)}>{removeLabel(confirm, m.user)}</button>
+                          onClick={() => remove(m.user)}>{removeLabel(confirm, m.user)}</button>
                 </td>}
               </tr>
             ))}
@@ -91,12 +91,13 @@ export function Members({ project, session, navigate }: { project?: string; name
       {admin && (
         <form class="toolbar member-add" onSubmit={add}>
           <h2>Add a member</h2>
-          <label>User <input name="user" value={user} required pattern="[a-z0-9][a-z0-9_-]{0,62}"
+          <label>User <input name="user" value={user} required aria-describedby="member-user-help"
                              onInput={(e) => setUser((e.target as HTMLInputElement).value)} /></label>
           <label>Role <select name="role" value={newRole} onChange={(e) => setNewRole((e.target as HTMLSelectElement).value as Role)}>
             {ROLES.map((r) => <option key={r} value={r}>{r}</option>)}
           </select></label>
-          <button type="submit" disabled={busy || !user.trim()}>Add member</button>
+          <button type="submit" class="primary" disabled={busy || !user.trim()}>Add member</button>
+          <p class="help" id="member-user-help">A user name (lowercase letters, digits, - and _). Adding someone already listed changes their role.</p>
           {formError && <p class="error" role="alert">{formError}</p>}
         </form>
       )}

@@ -116,7 +116,7 @@ export function Tokens({ session }: { project?: string; name?: string; sweepId?:
                   <td>{state === "active" && (
                     <button type="button" class={confirm.armed === t.token_id ? "member-danger" : undefined} disabled={busy}
                             aria-label={confirm.armed === t.token_id ? `Confirm revoking ${t.token_id}` : `Revoke ${t.token_id}`}
-                            onClick={() => void revoke(t.token_id)} onBlur={() => setConfirm(IDLE)}>
+                            onClick={() => void revoke(t.token_id)}>
                       {confirm.armed === t.token_id ? "Confirm revoke" : "Revoke"}</button>)}</td>
                 </tr>
               );

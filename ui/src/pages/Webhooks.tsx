@@ -98,7 +98,7 @@ function WebhookAdmin({ project }: { project: string }) {
                             onClick={() => setOpen(open === h.id ? null : h.id)}>{open === h.id ? "Hide" : "Show"} dead letters</button></td>
                 <td><button type="button" class={confirm.armed === h.id ? "member-danger" : undefined}
                             aria-label={confirm.armed === h.id ? `Confirm deleting webhook ${h.url}` : `Delete webhook ${h.url}`}
-                            onClick={() => void remove(h.id)} onBlur={() => setConfirm(IDLE)}>
+                            onClick={() => void remove(h.id)}>
                   {confirm.armed === h.id ? "Confirm delete" : "Delete"}</button></td>
               </tr>
             ))}
