@@ -88,13 +88,13 @@ def test_admin_pages(up: Up, pw: Any, tmp_path: Path) -> None:
         page.get_by_role("button", name="Filter").click()
         page.wait_for_url("**type=member.removed**", timeout=T)
         wait(lambda: table.locator("th").all_inner_texts() == ["member.removed"], 10, "only the removal")
-        assert PROJECT in table.first.inner_text()
+        assert PROJECT in table.first.inner_text() and "user=keep-olga" in table.first.inner_text()
         page.reload()
         wait(lambda: table.locator("th").all_inner_texts() == ["member.removed"], 10, "the filter kept on reload")
         page.get_by_label("Event types").fill("")
         page.get_by_role("button", name="Filter").click()
         wait(lambda: table.count() > 3, 10, "the unfiltered log")
-        seqs = [int(t.split("#")[1].rstrip(")")) for t in table.locator("td:nth-child(6)").all_inner_texts()]
+        seqs = [int(t.split("#")[1].rstrip(")")) for t in table.locator("td:nth-child(7)").all_inner_texts()]
         assert seqs == sorted(seqs, reverse=True), "newest first"
         no_violations(page, "the audit page")
         shot(page, "audit", tmp_path)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { auditPageQuery, auditUrl, EMPTY_FILTER, newestFirst, parseAuditQuery, type AuditEvent } from "../src/lib/audit";
+import { auditPageQuery, auditUrl, dataSummary, EMPTY_FILTER, newestFirst, parseAuditQuery, type AuditEvent } from "../src/lib/audit";
 
 const ev = (sequence: number): AuditEvent => ({ id: `e${sequence}`, type: "member.added", project: "p", aggregate: "membership",
   aggregate_id: "p", sequence, time: "", actor: "admin:t", correlation_id: "r", data: {} });
@@ -22,5 +22,12 @@ describe("audit filters", () => {
   it("shows loaded pages newest first, each event once", () => {
     const merged = newestFirst([ev(1), ev(2)], [ev(2), ev(3)]);
     expect(merged.map((e) => e.sequence)).toEqual([3, 2, 1]);
+  });
+});
+
+describe("the details column", () => {
+  it("shows the first scalar fields only", () => {
+    expect(dataSummary({ user: "olga", role: "admin", types: ["a"], n: 3, more: "x" })).toBe("user=olga role=admin n=3");
+    expect(dataSummary({})).toBe("");
   });
 });

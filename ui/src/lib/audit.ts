@@ -66,3 +66,13 @@ export function newestFirst(loaded: AuditEvent[], page: AuditEvent[]): AuditEven
   const merged = [...loaded, ...page.filter((e) => !seen.has(e.sequence))];
   return merged.sort((a, b) => b.sequence - a.sequence);
 }
+
+/** A short `key=value` line of an event's scalar data fields (the first `max`), for the table. */
+export function dataSummary(data: Record<string, unknown>, max = 3): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(data ?? {})) {
+    if (parts.length >= max) break;
+    if (v === null || ["string", "number", "boolean"].includes(typeof v)) parts.push(`${k}=${String(v).slice(0, 40)}`);
+  }
+  return parts.join(" ");
+}

@@ -5,7 +5,7 @@
 // every loaded event newest first.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
-import { auditPageQuery, auditUrl, localToIso, newestFirst, parseAuditQuery, type AuditEvent, type AuditFilter } from "../lib/audit";
+import { auditPageQuery, dataSummary, auditUrl, localToIso, newestFirst, parseAuditQuery, type AuditEvent, type AuditFilter } from "../lib/audit";
 import type { Session } from "../lib/types";
 import "./members.css";
 
@@ -67,7 +67,7 @@ export function Audit({ session }: { project?: string; name?: string; sweepId?: 
       {events && events.length > 0 && (
         <table class="list audit-table">
           <thead><tr><th scope="col">Time</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Project</th>
-            <th scope="col">Target</th><th scope="col">Result</th><th scope="col">Request id</th></tr></thead>
+            <th scope="col">Target</th><th scope="col">Details</th><th scope="col">Result</th><th scope="col">Request id</th></tr></thead>
           <tbody>
             {events.map((e) => (
               <tr key={e.sequence}>
@@ -76,6 +76,7 @@ export function Audit({ session }: { project?: string; name?: string; sweepId?: 
                 <th scope="row">{e.type}</th>
                 <td>{e.project}</td>
                 <td>{e.aggregate}/{e.aggregate_id}</td>
+                <td>{dataSummary(e.data)}</td>
                 <td>recorded (#{e.sequence})</td>
                 <td><code>{e.correlation_id}</code></td>
               </tr>
