@@ -72,9 +72,10 @@ def test_admin_pages(up: Up, pw: Any, tmp_path: Path) -> None:
         page.get_by_role("button", name="Confirm removing keep-olga").click()
         page.get_by_label("Role of keep-olga").wait_for(state="detached", timeout=T)
         assert [m["user"] for m in client.list_members(PROJECT)] == ["keep-viewer"]
-        client.add_member(PROJECT, "keep-olga", "editor")
-        page.reload()
+        page.get_by_text("live", exact=True).wait_for(timeout=T)
+        client.add_member(PROJECT, "keep-olga", "editor")  # through the SDK: the open page shows it live
         page.get_by_label("Role of keep-olga").wait_for(timeout=T)
+        assert page.get_by_label("Role of keep-olga").input_value() == "editor"
         no_violations(page, "the members page")
         shot(page, "members", tmp_path)
 

@@ -17,3 +17,18 @@ export function removeLabel(state: Confirm, id: string, verb = "Remove"): string
 }
 
 export const ROLES = ["viewer", "editor", "admin"] as const;
+
+export interface Member { user: string; role: "viewer" | "editor" | "admin"; updated_at: string }
+
+/** A `member.added` / `member.removed` event of the stream applied to the list (sorted by user),
+ * as the gateway's projection does. The list is not read again on an event: the event can reach
+ * the page before the gateway's read model has it, and a re-read could then undo a newer answer. */
+export function applyMemberEvent(list: Member[], e: { type: string; data: Record<string, unknown>; time: string }): Member[] {
+  const user = typeof e.data.user === "string" ? e.data.user : null;
+  if (!user) return list;
+  const rest = list.filter((m) => m.user !== user);
+  if (e.type === "member.removed") return rest;
+  const role = e.data.role;
+  if (e.type !== "member.added" || (role !== "viewer" && role !== "editor" && role !== "admin")) return list;
+  return [...rest, { user, role: role as Member["role"], updated_at: e.time }].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
+}

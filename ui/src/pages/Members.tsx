@@ -3,14 +3,16 @@
 // role) and remove one after a confirm step. Non-admins get no controls at all.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { LiveState, useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { seg } from "../lib/api";
-import { clickRemove, IDLE, removeLabel, ROLES, type Confirm } from "../lib/members";
+import { applyMemberEvent, clickRemove, IDLE, removeLabel, ROLES, type Confirm, type Member } from "../lib/members";
 import { can, roleIn } from "../lib/roles";
 import type { Role, Session } from "../lib/types";
 import "./members.css";
 
-interface Member { user: string; role: Role; updated_at: string }
+const MEMBER_EVENTS = ["member.added", "member.removed"] as const;
+
 
 export function Members({ project, session, navigate }: { project?: string; name?: string; sweepId?: string; session: Session; navigate: Navigate }) {
   const p = project ?? "";
@@ -25,9 +27,12 @@ export function Members({ project, session, navigate }: { project?: string; name
   const [confirm, setConfirm] = useState<Confirm>(IDLE);
   const [busy, setBusy] = useState(false);
 
-  useEffect(() => {
-    api.get<{ members: Member[] }>(url).then((b) => setMembers(b.members), (e: Error) => setError(e.message));
-  }, [url]);
+  const load = () => api.get<{ members: Member[] }>(url).then((b) => setMembers(b.members), (e: Error) => setError(e.message));
+  // a member added, changed or removed elsewhere shows without a reload (each event applied in
+  // place; the list is read again once the stream is live, as events before it are not replayed)
+  const live = useEventStream(`/api/v1/events/stream?${new URLSearchParams({ project: p, types: "member.*" })}`,
+                              MEMBER_EVENTS, (e) => setMembers((cur) => (cur ? applyMemberEvent(cur, e) : cur)));
+  useEffect(() => { void load(); }, [url, live === "live"]);
 
   const write = async (doIt: () => Promise<{ members: Member[] }>, onError: (m: string) => void) => {
     setBusy(true);
@@ -62,10 +67,10 @@ export function Members({ project, session, navigate }: { project?: string; name
       <ProjectNav project={p} current="members" navigate={navigate} role={role} />
       <h1>Members of {p} <span class="role">your role: {role ?? "none"}</span></h1>
       {error && <p class="error" role="alert">{error}</p>}
-      {!members && !error && <p role="status">Loading…</p>}
+      <p role="status" class="count">{members ? `${members.length} members` : "Loading…"} · <LiveState live={live} /></p>
       {members && (
         <table class="list member-table">
-          <caption class="help">{members.length} members. A site admin is an admin in every project without being listed.</caption>
+          <caption class="help">A site admin is an admin in every project without being listed.</caption>
           <thead><tr><th scope="col">User</th><th scope="col">Role</th><th scope="col">Since</th>{admin && <th scope="col">Remove</th>}</tr></thead>
           <tbody>
             {members.map((m) => (
