@@ -81,7 +81,7 @@ export function App() {
         <nav aria-label="Site" class="sitenav">
           <a href="/agents" onClick={(e) => { e.preventDefault(); navigate({ page: "agents" }); }}>Agents</a>
           <a href="/tokens" onClick={(e) => { e.preventDefault(); navigate({ page: "tokens" }); }}>Tokens</a>
-          {session.site_admin && <a href="/audit" onClick={(e) => { e.preventDefault(); navigate({ page: "audit" }); }}>Audit log</a>}
+          {(session.site_admin || Object.values(session.projects).includes("admin")) && <a href="/audit" onClick={(e) => { e.preventDefault(); navigate({ page: "audit" }); }}>Audit log</a>}
         </nav>
         <span class="who">Signed in as <strong>{session.user}</strong>{session.site_admin ? " (site admin)" : ""}</span>
         <button type="button" onClick={signOut}>Sign out</button>

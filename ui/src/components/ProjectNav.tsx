@@ -4,10 +4,13 @@
 import type { Navigate } from "../client";
 import type { Route } from "../lib/router";
 import { routePath } from "../lib/router";
+import type { Role } from "../lib/types";
 
 type Section = "runs" | "experiments" | "models" | "datasets" | "jobs" | "sweeps" | "pipelines" | "deployments" | "members" | "webhooks";
 
-export function ProjectNav({ project, current, navigate }: { project: string; current: Section | null; navigate: Navigate }) {
+/** `role`, when given, hides the admin-only Webhooks link from non-admins (pages that do not pass
+ * it show every link; the gateway refuses what the role may not do either way). */
+export function ProjectNav({ project, current, navigate, role }: { project: string; current: Section | null; navigate: Navigate; role?: Role | null }) {
   const links: [Section, string, Route][] = [
     ["runs", "Runs", { page: "runs", project }],
     ["experiments", "Experiments", { page: "experiments", project }],
@@ -19,7 +22,7 @@ export function ProjectNav({ project, current, navigate }: { project: string; cu
     ["deployments", "Deployments", { page: "deployments", project }],
     ["members", "Members", { page: "members", project }],
     ["webhooks", "Webhooks", { page: "webhooks", project }],
-  ];
+  ].filter(([id]) => id !== "webhooks" || role === undefined || role === "admin") as [Section, string, Route][];
   return (
     <nav aria-label={`Project ${project}`} class="subnav">
       {links.map(([id, label, r]) => (

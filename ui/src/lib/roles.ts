@@ -14,6 +14,8 @@ export const NEEDS = {
   "alias.remove": "admin", // deleting needs admin
   "job.cancel": "editor",
   "members.manage": "admin",
+  "webhooks.manage": "admin", // the gateway's webhook routes are admin-only
+  "audit.read": "admin", // a project's audit log: project admins (docs/access.md)
   "pipeline.cancel": "editor",
   "experiment.edit": "editor", // create, rename, describe
   "experiment.archive": "admin", // archive and restore
