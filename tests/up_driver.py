@@ -98,8 +98,9 @@ class Up:
         return self.wait_exit(30)
 
 
-def start_up(data_dir: Path, *args: str, port: int | None = None) -> Up:
-    """``cairn up`` on free ports (gateway and NATS) unless ``args`` say otherwise."""
+def start_up(data_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> Up:
+    """``cairn up`` on free ports (gateway and NATS) unless ``args`` say otherwise; ``env`` is
+    added to this process's environment for the stack only."""
     gateway_port, nats_port = free_ports(2)
     port = port or gateway_port
     argv = [*CLI, "up", "--data-dir", str(data_dir), "--port", str(port)]
@@ -108,7 +109,8 @@ def start_up(data_dir: Path, *args: str, port: int | None = None) -> Up:
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     out_path = data_dir.parent / f"cairn-up-{port}.out"
     with open(out_path, "wb") as out:
-        proc = subprocess.Popen([*argv, *args], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*argv, *args], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, **env} if env else None)
     return Up(data_dir, port, proc, out_path)
 
 

@@ -13,10 +13,14 @@ from typing import Any
 import pytest
 from up_driver import Up, start_up
 
+# The webhooks page's test delivers to a receiver on loopback, quickly given up on.
+STACK_ENV = {"CAIRN_WEBHOOKS_ALLOW_PRIVATE": "true", "CAIRN_WEBHOOK_ATTEMPTS": "2",
+             "CAIRN_WEBHOOK_BACKOFF_S": "0.05"}
+
 
 @pytest.fixture(scope="session")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    running = start_up(tmp_path_factory.mktemp("ui") / "data")
+    running = start_up(tmp_path_factory.mktemp("ui") / "data", env=STACK_ENV)
     try:
         yield running.wait_healthy()
     finally:

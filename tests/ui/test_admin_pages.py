@@ -9,7 +9,6 @@ no webhooks link or controls. axe-core checks every page; the four pages are pho
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,8 @@ from webhook_receivers import Receiver
 
 import cairn
 
-# The shared `cairn up` (tests/ui/conftest.py) starts after collection, so it inherits these:
-# loopback receivers allowed and two quick attempts, so a failing delivery dead-letters at once.
-os.environ.setdefault("CAIRN_WEBHOOKS_ALLOW_PRIVATE", "true")
-os.environ.setdefault("CAIRN_WEBHOOK_ATTEMPTS", "2")
-os.environ.setdefault("CAIRN_WEBHOOK_BACKOFF_S", "0.05")
-
+# The shared `cairn up` (tests/ui/conftest.py, STACK_ENV) allows loopback receivers and makes two
+# quick attempts, so a failing delivery dead-letters at once.
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
