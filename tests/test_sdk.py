@@ -27,8 +27,7 @@ def test_start_run_finishes_and_records(client: cairn.Client) -> None:
     record = client.get_run("sdk", run.id)
     assert record["status"] == "finished"
     assert record["params"] == {"lr": "0.01", "epochs": "3"}
-    assert record["tags"] == {"a": "b", "stage": "train"}
-    assert record["description"] == "first try"
+    assert record["tags"] == {"a": "b", "stage": "train", "mlflow.note.content": "first try"}
     exp = client.get_experiment_by_name("sdk", "exp")
     assert exp is not None and record["experiment_id"] == exp["id"]
 

@@ -19,6 +19,10 @@ from cairn.sdk.reproducibility import (
 from cairn.sdk.system_metrics import SystemMetricsSampler, enabled_by_default
 
 
+# Where MLflow (and so the web UI) keeps a run's notes.
+NOTES_TAG = "mlflow.note.content"
+
+
 class ActiveRun:
     """A run in progress. Leaving the ``with`` block finishes it (``failed`` on an exception)."""
 
@@ -74,7 +78,9 @@ class ActiveRun:
         self.record = self.client.set_run_tag(self.project, self.id, key, str(value))
 
     def set_notes(self, text: str) -> None:
-        self.record = self.client.update_run(self.project, self.id, description=text)
+        """The run's notes: the tag MLflow keeps them in, so MLflow clients and the web UI's run
+        page show the same text (the run's ``description`` is a separate field)."""
+        self.set_tag(NOTES_TAG, text)
 
     def use_dataset(self, ref: str) -> dict[str, Any]:
         """Declare a dataset version (``"mnist@v3"``, or ``"mnist"`` for the latest) as an input;
