@@ -49,7 +49,7 @@ export function FileTree({ label, entries, selected, onSelect, downloads = false
                 </button>
               )}
             </th>
-            <td class="files-num">{formatSize(node.size)}{node.children !== null && ` (${node.files} files)`}</td>
+            <td class="files-num">{formatSize(node.size)}{node.children !== null && ` (${node.files} file${node.files === 1 ? "" : "s"})`}</td>
             {downloads && <td>{node.digest ? <code title={node.digest}>{node.digest.slice(0, 12)}…</code> : ""}</td>}
             {downloads && (
               <td>
