@@ -46,8 +46,27 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _arrow_table(path: FsPath, fmt: str, rows: int) -> tuple[Any, int]:
-    """(a pyarrow table of at most ``rows`` rows, the file's total row count)."""
+def _head(batches: Any, rows: int) -> tuple[list[Any], int | None]:
+    """The batches holding the first ``rows`` rows, and the row count of all of them (None when
+    a later batch cannot be read, e.g. a CSV column whose type changes past the first block)."""
+    import pyarrow as pa
+
+    head, total = [], 0
+    try:
+        for batch in batches:
+            if total < rows:
+                head.append(batch)
+            total += batch.num_rows
+    except pa.ArrowInvalid:
+        if not head:
+            raise
+        return head, None
+    return head, total
+
+
+def _arrow_table(path: FsPath, fmt: str, rows: int) -> tuple[Any, int | None]:
+    """(a pyarrow table of at most ``rows`` rows, the file's total row count). Arrow files are
+    memory-mapped, so counting their rows reads no data."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.ipc as ipc
@@ -55,29 +74,28 @@ def _arrow_table(path: FsPath, fmt: str, rows: int) -> tuple[Any, int]:
 
     if fmt == "parquet":
         parquet = pq.ParquetFile(path)
-        head = next(parquet.iter_batches(batch_size=rows), None)
-        table = pa.Table.from_batches([head]) if head is not None else parquet.schema_arrow.empty_table()
+        first = next(parquet.iter_batches(batch_size=rows), None)
+        table = pa.Table.from_batches([first]) if first is not None else parquet.schema_arrow.empty_table()
         return table, parquet.metadata.num_rows
     if fmt == "arrow":
+        source = pa.memory_map(str(path))
         try:
-            reader: Any = ipc.open_file(path)
-            total = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-            return reader.read_all().slice(0, rows), total
+            reader: Any = ipc.open_file(source)
+            batches: Any = (reader.get_batch(i) for i in range(reader.num_record_batches))
         except pa.ArrowInvalid:
-            table = ipc.open_stream(path).read_all()
-            return table.slice(0, rows), table.num_rows
+            source.seek(0)
+            reader = ipc.open_stream(source)
+            batches = reader
+        head, total = _head(batches, rows)
+        return pa.Table.from_batches(head, schema=reader.schema).slice(0, rows), total
     reader = pacsv.open_csv(path)
-    batches, total = [], 0
-    for batch in reader:
-        if total < rows:
-            batches.append(batch)
-        total += batch.num_rows
-    table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, rows)
-    return table, total
+    head, total = _head(reader, rows)
+    return pa.Table.from_batches(head, schema=reader.schema).slice(0, rows), total
 
 
 def read_table(path: FsPath, fmt: str, rows: int) -> dict[str, Any]:
-    """``{columns: [{name, type}], rows: [[...]], total}`` for the first ``rows`` rows."""
+    """``{columns: [{name, type}], rows: [[...]], total}`` for the first ``rows`` rows (``total``
+    null when the rest of the file could not be counted)."""
     import pyarrow as pa
 
     try:

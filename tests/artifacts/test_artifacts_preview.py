@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pyarrow as pa
+import pyarrow.ipc  # noqa: F401 (pa.ipc)
 import pyarrow.parquet as pq
 import pytest
 
@@ -56,6 +57,16 @@ def test_csv_and_parquet_tables_give_the_first_rows_and_the_count(blobs: httpx.C
     assert body["columns"] == [{"name": "x", "type": "double"}, {"name": "label", "type": "string"}]
     assert body["rows"] == [[1.5, "a"], ["nan", None], [3.0, "c"]]
     assert body["total"] == 3
+
+    for write in (pa.ipc.new_file, pa.ipc.new_stream):  # Arrow IPC file and stream, two batches
+        out = io.BytesIO()
+        with write(out, table.schema) as writer:
+            writer.write_table(table)
+            writer.write_table(table)
+        digest = _put(blobs, project, out.getvalue())
+        body = blobs.get(f"/blobs/{digest}/table", params={"format": "arrow", "rows": 4}).json()
+        assert body["rows"] == [[1.5, "a"], ["nan", None], [3.0, "c"], [1.5, "a"]]
+        assert body["total"] == 6
 
 
 def test_a_blob_that_is_not_a_table_or_archive_is_a_422_and_others_404(platform: Platform, blobs: httpx.Client,

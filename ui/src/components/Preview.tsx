@@ -42,7 +42,7 @@ type Loaded =
   | { kind: "text"; text: string; truncated: boolean; binary: boolean }
   | { kind: "json"; text: string; truncated: boolean; error?: string }
   | { kind: "image"; url: string }
-  | { kind: "table"; columns: { name: string; type: string }[]; rows: unknown[][]; total: number }
+  | { kind: "table"; columns: { name: string; type: string }[]; rows: unknown[][]; total: number | null }
   | { kind: "signature"; signature: Signature | null }
   | { kind: "none" };
 
@@ -61,7 +61,7 @@ async function load(file: FileEntry & { digest: string }): Promise<Loaded> {
     return { kind: "image", url: URL.createObjectURL(new Blob([bytes as BlobPart], { type: imageMime(file.path) })) };
   }
   if (kind === "table") {
-    const t = await api.get<{ columns: { name: string; type: string }[]; rows: unknown[][]; total: number }>(
+    const t = await api.get<{ columns: { name: string; type: string }[]; rows: unknown[][]; total: number | null }>(
       tableUrl(file.digest, tableFormat(file.path)!));
     return { kind: "table", ...t };
   }
@@ -134,7 +134,8 @@ export function Preview({ file }: { file: FileEntry & { digest: string } }) {
       {loaded?.kind === "image" && <img class="files-image" src={loaded.url} alt={`Image artifact ${file.path}`} />}
       {loaded?.kind === "table" && (
         <>
-          <p class="help">The first {loaded.rows.length} of {loaded.total} rows.</p>
+          <p class="help">{loaded.total === null ? `The first ${loaded.rows.length} rows (the rest of the file could not be counted).`
+            : `The first ${loaded.rows.length} of ${loaded.total} rows.`}</p>
           <div class="files-scroll">
             <table class="list files-table">
               <thead><tr>{loaded.columns.map((c) => <th key={c.name} scope="col">{c.name} <span class="files-type">{c.type}</span></th>)}</tr></thead>

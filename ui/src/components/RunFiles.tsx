@@ -10,6 +10,7 @@ import {
   archiveFileUrl, archiveUrl, artifactEntries, artifactsUrl, environmentUrl, formatSize, manifestUrl,
   type Artifact, type FileEntry, type ManifestEntry,
 } from "../lib/files";
+import { TEXT_LIMIT } from "../lib/preview";
 import { LiveState, useEventStream } from "./EventStream";
 import { FileTree } from "./FileTree";
 import { NumberedText, Preview, Truncated } from "./Preview";
@@ -70,7 +71,7 @@ function CodeBrowser({ project, runId }: { project: string; runId: string }) {
                     : (
                       <>
                         <NumberedText text={file.text} label={`Source of ${file.path}`} />
-                        {file.truncated && <Truncated shown={file.text.length} size={file.size} />}
+                        {file.truncated && <Truncated shown={TEXT_LIMIT} size={file.size} />}
                       </>
                     )}
                 </section>
