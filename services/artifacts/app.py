@@ -12,6 +12,7 @@ from cairn.kernel.service import create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.artifacts.api import router
 from cairn.services.artifacts.api_blobs import router as blob_router
+from cairn.services.artifacts.api_preview import router as preview_router
 from cairn.services.artifacts.backends import BlobBackend, FsBackend, S3Backend
 from cairn.services.artifacts.blobs import BlobStore
 from cairn.services.artifacts.projection import AGGREGATES, projection
@@ -63,7 +64,7 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: ArtifactsStore(s.data_dir / "artifacts" / "artifacts.sqlite3"),
         handler=projection(),
-        routers=[blob_router, router],
+        routers=[blob_router, preview_router, router],
         description="Content-addressed blobs, dataset versions, run artifacts and GC.",
         projection_aggregates=AGGREGATES,
         body_limits=body_limits(settings),
