@@ -15,6 +15,7 @@ from cairn.kernel.http import command_context
 from cairn.kernel.identity import AGENT, EDITOR, SIGNED_IN, VIEWER, requires
 from cairn.kernel.ids import FREE_NAME_PATTERN, check_project_name, check_token
 from cairn.protocol import LOGS_STREAM, log_subject
+from cairn.services.registry.project_check import project_exists_on_writes
 from cairn.services.scheduler import domain
 from cairn.services.scheduler.core import (
     HEARTBEAT_SUBJECT,
@@ -25,7 +26,7 @@ from cairn.services.scheduler.core import (
 from cairn.services.scheduler.logs import log_chunks
 from cairn.services.scheduler.store import SchedulerStore
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(project_exists_on_writes)])
 Ctx = Annotated[CommandContext, Depends(command_context)]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from agent_pool import wait_until
 from click.testing import CliRunner
 
@@ -97,3 +98,16 @@ def test_a_job_on_a_busy_agent_says_it_waits_for_resources(client: Client, agent
     assert shown["reason"].startswith(f"all agents on queue {queue} that fit (1) are busy")
     client.cancel_job(project, blocker["id"])
     assert client.wait_job(project, waiting["id"], timeout=120)["status"] == "succeeded"
+
+
+def test_jobs_sweeps_and_replica_sets_in_a_project_that_does_not_exist_are_404(
+        platform, client: Client, queue: str) -> None:
+    spec = {"command": ["python", "-c", "pass"], "code": None, "queue": queue}
+    with httpx.Client(base_url=f"{platform.gateway}/api/v1/scheduler", headers=platform.headers, timeout=30) as api:
+        writes = [api.post("/projects/nosuch/jobs", json=spec),
+                  api.post("/projects/nosuch/sweeps", json={"job": spec, "parameters": {"lr": [1, 2]}}),
+                  api.put("/projects/nosuch/replica-sets/r", json={"command": ["true"], "replicas": 1})]
+        for resp in writes:
+            assert resp.status_code == 404, resp.text
+            assert resp.json()["error"]["message"].startswith("project 'nosuch' does not exist"), resp.text
+        assert api.get("/projects/nosuch/jobs").json()["jobs"] == []
