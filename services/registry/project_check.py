@@ -13,6 +13,8 @@ since the project may be created meanwhile.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import Request
 
 from cairn.kernel.commands import CommandContext
@@ -26,8 +28,10 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class ProjectCheck:
     """The registry's answer to "does project P exist", a yes remembered."""
 
-    def __init__(self) -> None:
-        self.known: set[str] = set()
+    def __init__(self, known: Iterable[str] = ()) -> None:
+        """``known``: projects taken as existing without asking (a service tested without a
+        registry sets ``app.state.project_check = ProjectCheck(known=...)``)."""
+        self.known: set[str] = set(known)
 
     async def require(self, request: Request, project: str) -> None:
         if project in self.known:

@@ -25,8 +25,7 @@ async def _scenario(nats_url: str, data_dir: Path, *, collect: bool) -> tuple[ht
     async with app.router.lifespan_context(app):
         blobs, lock = app.state.blobs, app.state.gc_lock
         # no registry runs here to say the project exists (services/artifacts/projects.py): known
-        app.state.project_check = ProjectCheck()
-        app.state.project_check.known.add(project)
+        app.state.project_check = ProjectCheck(known=[project])
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://artifacts",
                                      headers=signed_headers(data_dir)) as client:
