@@ -37,8 +37,9 @@ from cairn.services.artifacts.manifests import decode_manifest, manifest_from_re
 from cairn.services.artifacts.possession import record_possession, require_possessed
 from cairn.services.artifacts.store import ArtifactsStore
 from cairn.services.artifacts.visibility import check_readable
+from cairn.services.registry.project_check import project_exists_on_writes
 
-router = APIRouter(dependencies=[Depends(settled_reads)])
+router = APIRouter(dependencies=[Depends(settled_reads), Depends(project_exists_on_writes)])
 DatasetName = Annotated[str, Path(pattern=DATASET_NAME_PATTERN, description="dataset name")]
 RunId = Annotated[str, Path(pattern=ID_PATTERN)]
 DIGEST = DIGEST_PATTERN

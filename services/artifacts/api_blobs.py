@@ -25,6 +25,7 @@ from cairn.services.artifacts.blobs import BlobStore, check_digest
 from cairn.services.artifacts.possession import missing_for, record_possession
 from cairn.services.artifacts.store import ArtifactsStore
 from cairn.services.artifacts.visibility import check_readable, may_read
+from cairn.services.registry.project_check import project_exists_on_writes
 
 
 async def settled_reads(request: Request) -> None:
@@ -34,7 +35,7 @@ async def settled_reads(request: Request) -> None:
         await request.app.state.runtime.commands.settled()
 
 
-router = APIRouter(tags=["blobs"], dependencies=[Depends(settled_reads)])
+router = APIRouter(tags=["blobs"], dependencies=[Depends(settled_reads), Depends(project_exists_on_writes)])
 READ_CHUNK = 1 << 20
 Digest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="BLAKE3 digest, hex")]
 ProjectName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="project name")]

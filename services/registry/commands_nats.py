@@ -1,13 +1,14 @@
 """The registry's commands over NATS (``cairn.cmd.registry.<name>``) for the scheduler, which
 creates, starts and finishes a run for every job: the same route functions as the HTTP API, so the
-answers are the same, without an HTTP request on either side (see cairn.kernel.service_commands)."""
+answers are the same, without an HTTP request on either side (see cairn.kernel.service_commands);
+and ``project_exists``, which the artifact store asks before a write names a project."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from cairn.kernel.commands import CommandContext
-from cairn.kernel.errors import InvalidInput
+from cairn.kernel.errors import InvalidInput, NotFound
 from cairn.kernel.ids import check_project_name
 from cairn.kernel.service import ServiceRuntime
 from cairn.kernel.service_commands import ServiceCommand
@@ -45,5 +46,14 @@ def registry_commands(rt: ServiceRuntime) -> dict[str, ServiceCommand]:
         return await api.finish_run(_project(payload), _run_id(payload), api.RunFinish.model_validate(payload.get("body", {})),
                                     rt, ctx)
 
+    async def project_exists(payload: dict[str, Any], ctx: CommandContext) -> Any:
+        """For the other services' writes: a write into a project that does not exist is a 404
+        for everyone, site admins included (they pass every membership check)."""
+        try:
+            rt.store.project(_project(payload))
+        except NotFound:
+            return {"exists": False}
+        return {"exists": True}
+
     return {"create_experiment": create_experiment, "create_run": create_run, "start_run": start_run,
-            "finish_run": finish_run}
+            "finish_run": finish_run, "project_exists": project_exists}

@@ -362,7 +362,9 @@ def set_model_tag(state: State, *, project: str, model_id: str, key: str, value:
 
 def create_model_version(state: State, *, run_id: str, artifact_digest: str, description: str) -> Decision:
     if not isinstance(artifact_digest, str) or not DIGEST_RE.match(artifact_digest):
-        raise InvalidInput("artifact_digest must be a BLAKE3 digest: 64 lowercase hex characters",
+        raise InvalidInput("artifact_digest must be a BLAKE3 digest, 64 lowercase hex characters: the model "
+                           "folder's manifest digest, which run.log_model(...) uploads and registers for you "
+                           "(or the 'digest' that POST /api/v1/artifacts/projects/<p>/manifests answers)",
                            details={"field": "artifact_digest"})
     version = (state or {}).get("latest_version", 0) + 1
     return "model_version.created", {"version": version, "run_id": run_id,

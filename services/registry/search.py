@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cairn.kernel.errors import InvalidInput
@@ -41,33 +41,46 @@ class Clause:
     key: str
     op: str
     value: Any
+    pos: int = field(default=0, compare=False)  # where the condition starts, for the compiler's errors
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class _Token:
+    kind: str   # str | num | op | lp | rp | comma | ident
+    raw: str
+    pos: int    # where it starts in the filter as given (0-based)
+
+
+def _bad(message: str, pos: int, hint: str = "") -> InvalidInput:
+    """A filter error that says where: people fix filters by position, as in a compiler."""
+    return InvalidInput(f"{message} at position {pos}{hint}", details={"field": "filter", "position": pos})
+
+
+def _tokens(text: str) -> list[_Token]:
     out, pos = [], 0
-    text = text.strip()
     while pos < len(text):
+        if text[pos].isspace():
+            pos += 1
+            continue
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            raise InvalidInput(f"cannot read the filter at position {pos}: {text[pos:pos + 20]!r}",
-                               details={"field": "filter"})
+            raise _bad(f"cannot read {text[pos:pos + 20]!r}", pos)
         kind = match.lastgroup or ""
-        out.append((kind, match.group(kind)))
+        out.append(_Token(kind, match.group(kind), match.start(kind)))
         pos = match.end()
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
     return out
 
 
-def _literal(kind: str, raw: str) -> Any:
-    if kind == "str":
-        return bytes(raw[1:-1], "utf-8").decode("unicode_escape")
-    if kind == "num":
-        return float(raw) if any(c in raw for c in ".eE") else int(raw)
-    raise InvalidInput(f"expected a quoted string or a number, got {raw!r}", details={"field": "filter"})
+def _literal(token: _Token) -> Any:
+    if token.kind == "str":
+        return bytes(token.raw[1:-1], "utf-8").decode("unicode_escape")
+    if token.kind == "num":
+        return float(token.raw) if any(c in token.raw for c in ".eE") else int(token.raw)
+    raise _bad(f"expected a quoted string or a number, got {token.raw!r}", token.pos)
 
 
-def _identifier(raw: str) -> tuple[str, str]:
+def _identifier(raw: str) -> tuple[str, str] | None:
+    """(kind, key) of a field name; None for an unknown attribute."""
     prefix, _, key = raw.partition(".") if "." in raw and not raw.startswith("`") else ("", "", raw)
     key = key.strip("`")
     if prefix in ("params", "param"):
@@ -78,57 +91,82 @@ def _identifier(raw: str) -> tuple[str, str]:
         return "metric", key
     name = key if prefix in ("attributes", "attribute", "attr", "") else raw
     if name not in ATTRIBUTES:
-        raise InvalidInput(f"unknown run attribute {name!r}; use one of {', '.join(sorted(ATTRIBUTES))}, "
-                           "params.<key> or tags.<key>", details={"field": "filter"})
+        return None
     return "attr", "id" if name == "run_id" else name
 
 
+_FIELDS_HINT = f"; use one of {', '.join(sorted(ATTRIBUTES))}, params.<key>, tags.<key> or metrics.<key>"
+
+
+class _Cursor:
+    """The tokens and where the parser is; ``end`` is the position just past the filter, where
+    an incomplete filter is reported."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens, self.i, self.end = _tokens(text), 0, len(text.rstrip())
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self, expected: str) -> _Token:
+        """The next token; an incomplete filter says what was ``expected`` after the last one."""
+        token = self.peek()
+        if token is None:
+            last = self.tokens[self.i - 1].raw if self.i else ""
+            raise _bad(f"expected {expected} after {last!r}" if last else f"expected {expected}", self.end)
+        self.i += 1
+        return token
+
+
+def _values(cur: _Cursor, op: str) -> list[Any]:
+    """``( value [, value]... )`` after IN / NOT IN."""
+    if cur.take("a parenthesised list").kind != "lp":
+        raise _bad(f"{op} needs a parenthesised list, e.g. ('a', 'b')", cur.tokens[cur.i - 1].pos)
+    first = cur.take("a value")
+    if first.kind == "rp":
+        raise _bad(f"{op} needs at least one value", first.pos)
+    values = [_literal(first)]
+    while True:
+        token = cur.take("',' or ')'")
+        if token.kind == "rp":
+            return values
+        if token.kind != "comma":
+            raise _bad(f"expected ',' or ')' in the {op} list, got {token.raw!r}", token.pos)
+        values.append(_literal(cur.take("a value")))
+
+
 def parse_filter(text: str | None) -> list[Clause]:
-    """Parse a filter string into clauses joined by AND."""
+    """Parse a filter string into clauses joined by AND; every error names its position."""
     if not text or not text.strip():
         return []
-    tokens = _tokens(text)
-    clauses, i = [], 0
-    while i < len(tokens):
-        kind, raw = tokens[i]
-        if kind != "ident":
-            raise InvalidInput(f"expected a field name, got {raw!r}", details={"field": "filter"})
-        field_kind, key = _identifier(raw)
-        i += 1
-        if i >= len(tokens):
-            raise InvalidInput(f"filter ends after {raw!r}; expected an operator", details={"field": "filter"})
-        kind, raw_op = tokens[i]
-        op = raw_op.upper()
-        if kind == "ident" and op == "NOT" and i + 1 < len(tokens) and tokens[i + 1][1].upper() == "IN":
-            op, i = "NOT IN", i + 1
-        elif not (kind == "op" or op in ("LIKE", "ILIKE", "IN")):
-            raise InvalidInput(f"unknown operator {raw_op!r}; use = != < <= > >= LIKE ILIKE IN NOT IN",
-                               details={"field": "filter"})
-        i += 1
-        if op in ("IN", "NOT IN"):
-            if i >= len(tokens) or tokens[i][0] != "lp":
-                raise InvalidInput(f"{op} needs a parenthesised list", details={"field": "filter"})
-            values, i = [], i + 1
-            while i < len(tokens) and tokens[i][0] != "rp":
-                if tokens[i][0] != "comma":
-                    values.append(_literal(*tokens[i]))
-                i += 1
-            if i >= len(tokens):
-                raise InvalidInput("unclosed '(' in filter", details={"field": "filter"})
-            value: Any = values
-            i += 1
-        else:
-            if i >= len(tokens):
-                raise InvalidInput(f"filter ends after {raw_op!r}; expected a value", details={"field": "filter"})
-            value = _literal(*tokens[i])
-            i += 1
-        clauses.append(Clause(field_kind, key, op, value))
-        if i < len(tokens):
-            if tokens[i][1].upper() != "AND":
-                raise InvalidInput(f"expected AND between conditions, got {tokens[i][1]!r}",
-                                   details={"field": "filter"})
-            i += 1
-    return clauses
+    cur = _Cursor(text)
+    clauses = []
+    while True:
+        name = cur.take("a condition")
+        if name.kind != "ident" or name.raw.upper() in ("AND", "OR"):
+            raise _bad(f"expected a field name, got {name.raw!r}", name.pos)
+        known = _identifier(name.raw)
+        if known is None:
+            raise _bad(f"unknown run attribute {name.raw!r}", name.pos, _FIELDS_HINT)
+        field_kind, key = known
+        token = cur.take("an operator")
+        op = token.raw.upper()
+        following = cur.peek()
+        if token.kind == "ident" and op == "NOT" and following is not None and following.raw.upper() == "IN":
+            op, cur.i = "NOT IN", cur.i + 1
+        elif not (token.kind == "op" or op in ("LIKE", "ILIKE", "IN")):
+            raise _bad(f"unknown operator {token.raw!r}; use = != < <= > >= LIKE ILIKE IN NOT IN", token.pos)
+        value: Any = _values(cur, op) if op in ("IN", "NOT IN") else _literal(cur.take("a value"))
+        clauses.append(Clause(field_kind, key, op, value, name.pos))
+        joiner = cur.peek()
+        if joiner is None:
+            return clauses
+        if joiner.raw.upper() != "AND":
+            hint = "; OR is not supported, search twice instead" if joiner.raw.upper() == "OR" else ""
+            raise _bad(f"expected AND between conditions, got {joiner.raw!r}", joiner.pos, hint)
+        cur.i += 1
+        if cur.peek() is None:
+            raise _bad(f"expected a condition after {joiner.raw!r}", cur.end)
 
 
 def _compare(column: str, op: str, value: Any, args: list[Any]) -> str:
@@ -165,8 +203,7 @@ def compile_search(project: str, *, experiment_ids: list[str] | None, filter_tex
             where.append(_compare(f"runs.{clause.key}", clause.op, clause.value, args))
         elif clause.kind == "metric":
             if clause.op not in OPS or isinstance(clause.value, (str, list)):
-                raise InvalidInput(f"metrics.{clause.key} compares with = != < <= > >= and a number",
-                                   details={"field": "filter"})
+                raise _bad(f"metrics.{clause.key} compares with = != < <= > >= and a number", clause.pos)
             args.extend([project, clause.key, float(clause.value)])
             # uncorrelated: SQLite evaluates it once, on the (project, key, last_num) index
             where.append("runs.id IN (SELECT m.run_id FROM run_metrics m WHERE m.project = ? AND m.key = ? "
@@ -183,7 +220,10 @@ def compile_search(project: str, *, experiment_ids: list[str] | None, filter_tex
             raise InvalidInput(f"cannot read order_by {item!r}; use '<field> [ASC|DESC]'",
                                details={"field": "order_by"})
         direction = parts[1].upper() if len(parts) == 2 else "ASC"
-        kind, key = _identifier(parts[0])
+        known = _identifier(parts[0])
+        if known is None:
+            raise InvalidInput(f"cannot order by {parts[0]!r}{_FIELDS_HINT}", details={"field": "order_by"})
+        kind, key = known
         if kind == "attr":
             order.append(f"runs.{key} {direction}")
         elif kind == "metric":

@@ -15,6 +15,7 @@ from cairn.kernel.http import command_context
 from cairn.kernel.identity import AGENT, EDITOR, SIGNED_IN, VIEWER, requires
 from cairn.kernel.ids import FREE_NAME_PATTERN, check_project_name, check_token
 from cairn.protocol import LOGS_STREAM, log_subject
+from cairn.services.registry.project_check import project_exists_on_writes
 from cairn.services.scheduler import domain
 from cairn.services.scheduler.core import (
     HEARTBEAT_SUBJECT,
@@ -25,7 +26,7 @@ from cairn.services.scheduler.core import (
 from cairn.services.scheduler.logs import log_chunks
 from cairn.services.scheduler.store import SchedulerStore
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(project_exists_on_writes)])
 Ctx = Annotated[CommandContext, Depends(command_context)]
 
 
@@ -56,21 +57,24 @@ async def submit_job(project: ProjectName, core: Core, store: Store, ctx: Ctx,
     tags = spec.pop("run_tags", None) or {}
     if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
         raise InvalidInput("run_tags must map tag names to strings, e.g. {'team': 'vision'}")
-    return store.job(project, await core.submit(ctx, project, spec, tags=tags))
+    job = store.job(project, await core.submit(ctx, project, spec, tags=tags))
+    return core.explain_waiting([job])[0]
 
 
 @router.get("/projects/{project}/jobs", tags=["jobs"], **requires(VIEWER))
-def list_jobs(project: ProjectName, store: Store,
+def list_jobs(project: ProjectName, store: Store, core: Core,
               status: Annotated[str | None, Query(max_length=32)] = None,
               queue: Annotated[str | None, Query(max_length=64)] = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    return {"jobs": store.jobs(project, status=status, queue=queue, limit=limit)}
+    """A project's jobs, newest first; a queued job's ``reason`` says why it waits."""
+    return {"jobs": core.explain_waiting(store.jobs(project, status=status, queue=queue, limit=limit))}
 
 
 @router.get("/projects/{project}/jobs/{job_id}", tags=["jobs"], **requires(VIEWER))
-def get_job(project: ProjectName, job_id: str, store: Store) -> dict[str, Any]:
-    """A job with its spec, current attempt, ranks and event history."""
-    return store.job(project, check_token(job_id, "job id"))
+def get_job(project: ProjectName, job_id: str, store: Store, core: Core) -> dict[str, Any]:
+    """A job with its spec, current attempt, ranks and event history; while it is queued,
+    ``reason`` says why it waits and ``unschedulable`` whether any registered agent could run it."""
+    return core.explain_waiting([store.job(project, check_token(job_id, "job id"))])[0]
 
 
 @router.post("/projects/{project}/jobs/{job_id}/cancel", tags=["jobs"], **requires(EDITOR))

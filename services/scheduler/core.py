@@ -28,6 +28,7 @@ from cairn.services.scheduler.registry_client import RUN_STATUS, RegistryClient
 from cairn.services.scheduler.replica_sets import replica_env
 from cairn.services.scheduler.spec import parse_spec
 from cairn.services.scheduler.store import SchedulerStore
+from cairn.services.scheduler.waiting import waiting_reason
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,20 @@ class SchedulerCore:
     def live_agents(self) -> set[str]:
         now = time.monotonic()
         return {agent_id for agent_id, deadline in self.leases.items() if deadline > now}
+
+    def explain_waiting(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Set ``reason`` and ``unschedulable`` on the queued jobs among ``jobs`` (docs/scheduler.md
+        "Why a job waits"): computed now from the registered agents, so it clears by itself."""
+        queued = [j for j in jobs if j["status"] == "queued"]
+        for job in jobs:
+            job.setdefault("unschedulable", False)
+        if not queued:
+            return jobs
+        agents, live = self.store.agents(), self.live_agents()
+        free = free_slots(agents, self.store.active_jobs(), live)
+        for job in queued:
+            job["reason"], job["unschedulable"] = waiting_reason(job, agents, live, free)
+        return jobs
 
     async def _dispatch_loop(self) -> None:
         while True:

@@ -13,13 +13,14 @@ from cairn.kernel.commands import CommandContext
 from cairn.kernel.http import command_context
 from cairn.kernel.identity import EDITOR, VIEWER, requires
 from cairn.kernel.ids import check_project_name, check_token
+from cairn.services.registry.project_check import project_exists_on_writes
 from cairn.services.scheduler.core import SchedulerCore
 from cairn.services.scheduler.replica_core import ReplicaReconciler
 from cairn.services.scheduler.replica_sets import delete_replica_set, update_replica_set
 from cairn.services.scheduler.spec import parse_spec
 from cairn.services.scheduler.store import SchedulerStore
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(project_exists_on_writes)])
 Ctx = Annotated[CommandContext, Depends(command_context)]
 MAX_REPLICAS = 1000
 

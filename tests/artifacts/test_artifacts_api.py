@@ -328,3 +328,34 @@ def test_rebuild_gives_the_same_read_model(client: Client, project: str, tmp_pat
     client.artifacts.push_dataset(project, "rb", _tree(tmp_path / "r", {"a": b"a"}))
     before = client.request("GET", "/api/v1/artifacts/admin/content-hash")["content_hash"]
     assert client.rebuild("artifacts")["content_hash"] == before
+
+
+def test_a_site_admin_writing_into_a_project_that_does_not_exist_gets_404_and_nothing_is_stored(
+        platform: Platform, blobs: httpx.Client, client: Client, tmp_path: Path) -> None:
+    data = b"orphan bytes " + os.urandom(8)
+    digest = blake3(data).hex()
+    before = len(read_all_events(platform.nats_url))
+    writes = [blobs.put(f"/projects/nosuch/blobs/{digest}", content=data),
+              blobs.post("/projects/nosuch/manifests", json={"files": []}),
+              blobs.post("/projects/nosuch/datasets/d/versions", json={"files": []}),
+              blobs.put("/projects/nosuch/runs/r1/files/model.bin", content=data)]
+    for resp in writes:
+        assert resp.status_code == 404, resp.text
+        assert resp.json()["error"]["message"].startswith("project 'nosuch' does not exist; create it first")
+    with pytest.raises(ApiError) as raised:  # the SDK's (and so `cairn datasets push`'s) path
+        client.artifacts.push_dataset("nosuch", "d", _tree(tmp_path / "d", {"a.txt": b"a"}))
+    assert raised.value.status == 404 and "project 'nosuch' does not exist" in str(raised.value)
+    assert not _blob_path(platform, digest).exists()
+    assert [e for e in read_all_events(platform.nats_url)[before:] if e["project"] == "nosuch"] == []
+    assert blobs.get("/projects/nosuch/datasets").json()["datasets"] == []
+
+
+def test_a_project_created_after_a_refused_write_takes_the_write(platform: Platform, blobs: httpx.Client) -> None:
+    name = f"late{os.getpid()}"
+    data = os.urandom(64)
+    digest = blake3(data).hex()
+    assert blobs.put(f"/projects/{name}/blobs/{digest}", content=data).status_code == 404
+    created = httpx.post(f"{platform.gateway}/api/v1/registry/projects", json={"name": name},
+                         headers=platform.headers, timeout=30)
+    assert created.status_code == 201, created.text
+    assert blobs.put(f"/projects/{name}/blobs/{digest}", content=data).status_code in (200, 201)

@@ -12,6 +12,7 @@ import httpx
 
 from cairn.core import blake3
 from cairn.services.artifacts.app import ArtifactsSettings, create_app
+from cairn.services.registry.project_check import ProjectCheck
 
 from platform_harness import signed_headers
 
@@ -23,6 +24,8 @@ async def _scenario(nats_url: str, data_dir: Path, *, collect: bool) -> tuple[ht
     digest = blake3(body).hex()
     async with app.router.lifespan_context(app):
         blobs, lock = app.state.blobs, app.state.gc_lock
+        # no registry runs here to say the project exists (services/artifacts/projects.py): known
+        app.state.project_check = ProjectCheck(known=[project])
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://artifacts",
                                      headers=signed_headers(data_dir)) as client:

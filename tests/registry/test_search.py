@@ -60,6 +60,13 @@ def test_bad_filters_are_422(api: httpx.Client, project: str, bad: str) -> None:
     resp = api.post(f"/projects/{project}/runs/search", json={"filter": bad})
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"]["details"]["field"] == "filter"
+    assert "at position" in resp.json()["error"]["message"]
+
+
+def test_a_dangling_and_is_refused_with_its_position(api: httpx.Client, project: str) -> None:
+    resp = api.post(f"/projects/{project}/runs/search", json={"filter": "params.lr = 0.01 and"})
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["message"] == "expected a condition after 'and' at position 20"
 
 
 def test_bad_page_token_and_order_are_422(api: httpx.Client, project: str) -> None:

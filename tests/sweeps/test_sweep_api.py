@@ -19,6 +19,7 @@ from simulated_scheduler import SimulatedScheduler, base_doc, objective
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.kernel.store import SnapshotProjection, SqliteStore
+from cairn.services.registry.project_check import ProjectCheck
 from cairn.services.scheduler.sweeps.api import router
 from cairn.services.scheduler.sweeps.driver import SweepDriver
 from cairn.services.scheduler.sweeps.ports import EventLogSink
@@ -34,11 +35,14 @@ from platform_harness import signed_headers
 
 def _app(nats_url: str, data_dir: Path) -> FastAPI:
     settings = ServiceSettings(nats_url=nats_url, data_dir=data_dir)
-    return create_service_app(
+    app = create_service_app(
         "scheduler", settings,
         make_store=lambda s: SqliteStore(s.data_dir / "sweeps.sqlite3", SWEEP_SCHEMA),
         handler=SnapshotProjection(SWEEP_EVOLVERS, SWEEP_HANDLERS), routers=[router],
         description="the sweep routes alone, as the scheduler includes them")
+    # no registry runs here to say which projects exist (services/registry/project_check.py)
+    app.state.project_check = ProjectCheck(known=["demo", "stops", "bad", "idem"])
+    return app
 
 
 @pytest.fixture()

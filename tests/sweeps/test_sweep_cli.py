@@ -21,6 +21,7 @@ from cairn.kernel.service import create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.kernel.store import SnapshotProjection, SqliteStore
 from cairn.natsserver import free_port, start_nats_server
+from cairn.services.registry.project_check import ProjectCheck
 from cairn.services.scheduler.sweeps.api import router
 from cairn.services.scheduler.sweeps.projection import SWEEP_EVOLVERS, SWEEP_HANDLERS, SWEEP_SCHEMA
 
@@ -39,6 +40,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "scheduler", ServiceSettings(nats_url=nats_url, data_dir=data),
         make_store=lambda s: SqliteStore(s.data_dir / "sweeps.sqlite3", SWEEP_SCHEMA),
         handler=SnapshotProjection(SWEEP_EVOLVERS, SWEEP_HANDLERS), routers=[prefixed], description="test")
+    app.state.project_check = ProjectCheck(known=["vision"])  # no registry here (services/registry/project_check.py)
     port = free_port("127.0.0.1")
     server = uvicorn.Server(uvicorn.Config(SignedAsGateway(app, data), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -16,11 +16,12 @@ from cairn.kernel.http import command_context
 from cairn.kernel.identity import EDITOR, VIEWER, requires
 from cairn.kernel.ids import ID_PATTERN, PROJECT_NAME_PATTERN, new_id
 from cairn.kernel.service import Runtime, ServiceRuntime
+from cairn.services.registry.project_check import project_exists_on_writes
 from cairn.services.scheduler.sweeps import domain
 from cairn.services.scheduler.sweeps.projection import SweepQueries
 from cairn.services.scheduler.sweeps.spec import SweepSpec, parse_sweep_spec, trial_job_spec
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(project_exists_on_writes)])
 Ctx = Annotated[CommandContext, Depends(command_context)]
 ProjectName = Annotated[str, Path(pattern=PROJECT_NAME_PATTERN, description="project name")]
 SweepId = Annotated[str, Path(pattern=ID_PATTERN, description="sweep id")]
