@@ -5,7 +5,7 @@ and ``project_exists``, which the artifact store asks before a write names a pro
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import InvalidInput, NotFound
@@ -13,6 +13,7 @@ from cairn.kernel.ids import check_project_name
 from cairn.kernel.service import ServiceRuntime
 from cairn.kernel.service_commands import ServiceCommand
 from cairn.services.registry import api
+from cairn.services.registry.store import RegistryStore
 
 
 def _project(payload: dict[str, Any]) -> str:
@@ -50,7 +51,7 @@ def registry_commands(rt: ServiceRuntime) -> dict[str, ServiceCommand]:
         """For the other services' writes: a write into a project that does not exist is a 404
         for everyone, site admins included (they pass every membership check)."""
         try:
-            rt.store.project(_project(payload))
+            cast(RegistryStore, rt.store).project(_project(payload))
         except NotFound:
             return {"exists": False}
         return {"exists": True}

@@ -18,7 +18,6 @@ from cairn.sdk.reproducibility import (
 )
 from cairn.sdk.system_metrics import SystemMetricsSampler, enabled_by_default
 
-
 # Where MLflow (and so the web UI) keeps a run's notes.
 NOTES_TAG = "mlflow.note.content"
 
