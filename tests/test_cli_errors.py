@@ -20,6 +20,8 @@ from cairn.sdk.client import ApiError, CannotReach, Client
 
 from platform_harness import Platform
 
+pytestmark = pytest.mark.shared_stack  # projects of its own (clierr-*); stops nothing
+
 CANNOT_REACH = "is `cairn up` running? try `cairn status`"
 
 
@@ -94,7 +96,7 @@ def test_usage_errors_exit_2() -> None:
 def test_broken_pipe_exits_quietly(platform: Platform) -> None:
     client = Client(platform.gateway, token=platform.token)
     for i in range(30):
-        client.create_project(f"pipe-{i:02d}", description="x" * 200)
+        client.create_project(f"clierr-pipe-{i:02d}", description="x" * 200)
     env = {**os.environ, "CAIRN_TOKEN": platform.token, "CAIRN_DEBUG": ""}
     proc = subprocess.Popen([sys.executable, "-m", "cairn.cli.main", "--url", platform.gateway, "--json", "projects",
                              "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -126,9 +128,9 @@ def test_api_refusal_is_the_message_and_status(platform: Platform) -> None:
 def test_json_before_or_after_the_subcommand(platform: Platform) -> None:
     runner = CliRunner(env={"CAIRN_TOKEN": platform.token})
     client = Client(platform.gateway, token=platform.token)
-    run = client.start_new_run("flags", experiment="base", name="r")
-    for args in (["projects", "list"], ["runs", "list", "-p", "flags"], ["status"], ["tokens", "list"],
-                 ["runs", "show", "-p", "flags", run["id"]]):
+    run = client.start_new_run("clierr-flags", experiment="base", name="r")
+    for args in (["projects", "list"], ["runs", "list", "-p", "clierr-flags"], ["status"], ["tokens", "list"],
+                 ["runs", "show", "-p", "clierr-flags", run["id"]]):
         before = runner.invoke(cli, ["--url", platform.gateway, "--json", *args])
         after = runner.invoke(cli, ["--url", platform.gateway, *args, "--json"])
         assert before.exit_code == 0 and after.exit_code == 0, (args, before.output, after.output)
@@ -137,10 +139,10 @@ def test_json_before_or_after_the_subcommand(platform: Platform) -> None:
 
 def test_piped_tables_print_whole_ids(platform: Platform) -> None:
     client = Client(platform.gateway, token=platform.token)
-    ids = [client.start_new_run("wide", experiment="a-rather-long-experiment-name", name=f"run-{i}-" + "n" * 30,
+    ids = [client.start_new_run("clierr-wide", experiment="a-rather-long-experiment-name", name=f"run-{i}-" + "n" * 30,
                              params={"lr": 0.1})["id"] for i in range(3)]
     env = {"CAIRN_TOKEN": platform.token, "COLUMNS": "80"}
-    done = cairn("--url", platform.gateway, "runs", "list", "-p", "wide", env=env)
+    done = cairn("--url", platform.gateway, "runs", "list", "-p", "clierr-wide", env=env)
     out = done.stdout.decode()
     assert done.returncode == 0, done.stderr.decode()
     for run_id in ids:
