@@ -78,6 +78,14 @@ def test_sdk_raises_cannot_reach_at_once_without_a_transport_chain(dead_url: str
     assert caught.value.__suppress_context__ and caught.value.__cause__ is None
 
 
+def test_start_run_with_the_server_down_raises_cannot_reach(dead_url: str) -> None:
+    from cairn.sdk import start_run
+
+    with pytest.raises(CannotReach) as caught:
+        start_run("vision", url=dead_url, record_environment=False, system_metrics=False)
+    assert CANNOT_REACH in str(caught.value) and "httpx" not in str(caught.value)
+
+
 def test_bad_yaml_names_file_and_line_without_traceback(tmp_path: Path, dead_url: str) -> None:
     spec = tmp_path / "job.yaml"
     spec.write_text("name: train\ncommand: [python, train.py\nresources: {cpus: 1}\n")

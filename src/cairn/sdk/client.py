@@ -243,14 +243,17 @@ class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixi
         import json as jsonlib
 
         params = {k: v for k, v in {"project": project, "types": types, "since": since}.items() if v is not None}
-        with self._http.stream("GET", "/api/v1/events/stream", params=params,
-                               timeout=httpx.Timeout(timeout or 30.0, read=timeout)) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                self._answer(resp)
-            for line in resp.iter_lines():
-                if line.startswith("data: "):
-                    yield jsonlib.loads(line[6:])
+        try:
+            with self._http.stream("GET", "/api/v1/events/stream", params=params,
+                                   timeout=httpx.Timeout(timeout or 30.0, read=timeout)) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    self._answer(resp)
+                for line in resp.iter_lines():
+                    if line.startswith("data: "):
+                        yield jsonlib.loads(line[6:])
+        except httpx.TransportError as err:
+            raise CannotReach(self.url, _reason(err)) from None
 
     # --- projects and experiments ----------------------------------------------------------------
 
