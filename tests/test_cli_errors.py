@@ -155,3 +155,21 @@ def test_piped_tables_print_whole_ids(platform: Platform) -> None:
     assert done.returncode == 0, done.stderr.decode()
     for run_id in ids:
         assert run_id in out, out
+
+
+def test_a_narrow_terminal_keeps_id_columns_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from cairn.cli import output
+
+    screen = io.StringIO()
+    monkeypatch.setattr(output, "console", Console(file=screen, force_terminal=True, width=70, color_system=None))
+    rows = [{"id": f"01JF{i}" + "X" * 22, "name": "a long run name that will have to wrap " * 2, "status": "running",
+             "run_id": f"01JG{i}" + "Y" * 22} for i in range(3)]
+    output.emit(output.Ctx(None, False), rows, columns=["id", "name", "status", "run_id"])
+    text = screen.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 70
+    for row in rows:
+        assert row["id"] in text and row["run_id"] in text, text
