@@ -19,11 +19,12 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from cairn.agent.attempt import AGENT_STOPPING, Attempt
+from cairn.agent.link import NatsRetriesFilter, PlatformLink
 from cairn.agent.workspace import Workspace
 from cairn.kernel.eventlog import connect
 from cairn.kernel.natsauth import AGENT_INBOX_PREFIX, NatsCredentials
 from cairn.protocol import LOG_END_HEADER as END_HEADER
-from cairn.sdk.client import ApiError, Client
+from cairn.sdk.client import ApiError, CannotReach, Client
 
 log = logging.getLogger("cairn.agent")
 
@@ -49,6 +50,7 @@ class Agent:
         self.nc: Any = None
         self.config: dict[str, Any] = {}
         self._stopping = asyncio.Event()
+        self.link = PlatformLink()  # one log line per lost/back, not one per retry
         self._tasks: set[asyncio.Task[None]] = set()
 
     @staticmethod
@@ -59,15 +61,35 @@ class Agent:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def register(self) -> dict[str, Any]:
-        return self.client.request("POST", "/api/v1/scheduler/agents", json={
+        answer = self.client.request("POST", "/api/v1/scheduler/agents", json={
             "agent_id": self.agent_id, "name": self.name, "queue": self.queue, "host": self.host,
             "capacity": self.capacity})
+        self.link.back("gateway")
+        return answer
+
+    async def _register_until_answered(self) -> dict[str, Any] | None:
+        """Register, waiting for a gateway that is not up yet (an agent may start first, or
+        outlive a restart of ``cairn up``); None when asked to stop meanwhile."""
+        delay = 0.2
+        while True:
+            try:
+                return await asyncio.to_thread(self.register)
+            except CannotReach as err:
+                self.link.lost("gateway", err.reason)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), delay)
+                return None
+            except asyncio.TimeoutError:
+                delay = min(delay * 2, 2.0)
 
     async def run(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.loop = asyncio.get_running_loop()
         self._logs: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
-        self.config = await asyncio.to_thread(self.register)
+        config = await self._register_until_answered()
+        if config is None:
+            return
+        self.config = config
         # the NATS user comes from the registration answer and stays in this process's memory: never
         # in a file, argv or the environment that jobs inherit (the scheduler makes the log stream)
         creds = self.config.get("nats_credentials")
@@ -112,7 +134,13 @@ class Agent:
             try:
                 await self.nc.publish(self.config["heartbeat_subject"], json.dumps(beat).encode())
             except Exception as err:  # noqa: BLE001 - NATS reconnects; the next beat goes through
-                log.warning("heartbeat failed: %r", err)
+                self.link.lost("nats", err)
+            else:
+                # a publish while reconnecting is buffered, not refused: the connection's state says
+                if self.nc.is_connected:
+                    self.link.back("nats")
+                else:
+                    self.link.lost("nats", "disconnected")
             await asyncio.sleep(float(self.config["heartbeat_s"]))
 
     # --- messages from the scheduler -------------------------------------------------------------
@@ -158,7 +186,7 @@ class Agent:
             try:
                 await self.nc.publish(subject, data, headers={END_HEADER: "1"} if end else None)
             except Exception as err:  # noqa: BLE001 - the log file (kept as an artifact) has it all
-                log.warning("log publish failed: %r", err)
+                self.link.lost("nats", err)
 
     async def _run_attempt(self, attempt: Attempt) -> None:
         sampler = None
@@ -224,7 +252,7 @@ class Agent:
             except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
                 pass
             except Exception as err:  # noqa: BLE001 - keep trying while NATS reconnects
-                log.warning("report %s failed: %r", attempt.key, err)
+                self.link.lost("nats", err)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
@@ -252,6 +280,7 @@ def _watch_children_with_pidfds(loop: asyncio.AbstractEventLoop) -> None:
 def run_agent(agent: Agent) -> None:
     logging.basicConfig(level=os.environ.get("CAIRN_LOG_LEVEL", "info").upper(),
                         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    logging.getLogger("nats.aio.client").addFilter(NatsRetriesFilter(agent.link))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

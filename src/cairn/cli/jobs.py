@@ -130,7 +130,7 @@ def agent(ctx: Ctx, queue: str, cpus: float | None, memory: str | None, gpus: in
         memory_value = memory_mib(memory) if memory is not None else None
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--memory") from None
-    client = Client(ctx.url, token)
+    client = Client(ctx.url, token or ctx.token)
     capacity = detect_capacity(cpus, memory_value, gpus)
     run_agent(Agent(client, queue=queue, capacity=capacity, name=name, work_dir=work_dir.expanduser().resolve(),
                     host=host, nats_url=nats_url, grace_s=grace, system_metrics_s=system_metrics_interval))

@@ -16,7 +16,7 @@ from cairn.cli.fingerprint import fingerprint
 from cairn.cli.jobs import agent, jobs
 from cairn.cli.lineage import lineage
 from cairn.cli.monitor import monitor
-from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
+from cairn.cli.output import Ctx, api_errors, emit, fail, pass_ctx
 from cairn.cli.pipelines import pipelines
 from cairn.cli.registry import experiments, models, projects, runs
 from cairn.cli.reproduce import runs_reproduce
@@ -25,18 +25,58 @@ from cairn.cli.sweeps import sweeps
 from cairn.kernel.settings import DEFAULT_DATA_DIR
 from cairn.serving.serve import serve
 
+GLOBAL_FLAGS = ("--json", "--debug")
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+def lift_global_flags(args: list[str]) -> list[str]:
+    """Move ``--json`` and ``--debug`` to the front wherever the user put them (before ``--``), so
+    ``cairn runs list -p x --json`` is ``cairn --json runs list -p x``: one option on the root
+    group rather than a copy on every command."""
+    end = args.index("--") if "--" in args else len(args)
+    lifted = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    return lifted + [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+
+
+class CairnGroup(click.Group):
+    """The root group: global flags anywhere on the line, and every failure down one path
+    (:func:`cairn.cli.output.fail`): a one-line message and an exit code, no traceback without
+    ``--debug``. A closed pipe (``cairn --json runs list | head``) is left to click, which exits
+    quietly."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, lift_global_flags(list(args)))
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
+                BrokenPipeError, KeyboardInterrupt):
+            raise
+        except Exception as err:  # noqa: BLE001 - the one place a failure becomes a message
+            if isinstance(err, OSError | ValueError) or type(err).__module__.startswith(("cairn", "httpx")):
+                fail(err)
+            fail(RuntimeError(f"unexpected {type(err).__name__}: {err} (run again with --debug for the "
+                              "traceback, and report it)"))
+
+
+@click.group(cls=CairnGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--url", envvar="CAIRN_URL", help="Gateway URL (default $CAIRN_URL or http://127.0.0.1:8080).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.option("--token", envvar="CAIRN_TOKEN",
+              help="API token (default $CAIRN_TOKEN, else $CAIRN_DATA_DIR/admin.token or ~/.cairn/admin.token).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output (also after the subcommand).")
+@click.option("--debug", is_flag=True, envvar="CAIRN_DEBUG",
+              help="Show the traceback of a failure (also $CAIRN_DEBUG=1; anywhere on the line).")
 @click.version_option(package_name="cairn-mlops")
 @click.pass_context
-def cli(click_ctx: click.Context, url: str | None, as_json: bool) -> None:
+def cli(click_ctx: click.Context, url: str | None, token: str | None, as_json: bool, debug: bool) -> None:
     """Cairn: reproducible runs, a shared hub, scalable jobs, continuous delivery.
 
-    Example: cairn up   (then, in another shell)   cairn runs list -p demo
+    --json and --debug may go anywhere on the line. Exit codes: 0 ok, 1 refused (by the API, or a
+    bad file or value), 2 usage, 3 cannot reach the gateway (see docs/cli.md).
+
+    Example: cairn up   (then, in another shell)   cairn runs list -p demo --json
     """
-    click_ctx.obj = Ctx(url, as_json)
+    click_ctx.obj = Ctx(url, as_json, debug=debug, token=token)
 
 
 @cli.command()

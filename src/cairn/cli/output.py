@@ -1,35 +1,81 @@
-"""Printing for the CLI: rich tables for people, JSON for scripts (``--json``)."""
+"""Printing for the CLI: rich tables for people, JSON for scripts (``--json``), and the one error
+path every command's failure goes through (:func:`fail`), with the exit codes docs/cli.md lists."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import Any
+from typing import Any, NoReturn
 
 import click
+import httpx
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
-from cairn.sdk.client import ApiError, Client
+from cairn.sdk.client import ApiError, CannotReach, Client
 
 console = Console()
 
+EXIT_REFUSED = 1  # the API said no, or a file or value given is wrong
+EXIT_USAGE = 2  # click's own: unknown option, missing argument
+EXIT_UNREACHABLE = 3  # no answer from the gateway at all
+
 
 class Ctx:
-    """What every command gets: the client and the output mode."""
+    """What every command gets: the client, the output mode and whether to show tracebacks."""
 
-    def __init__(self, url: str | None, as_json: bool) -> None:
+    def __init__(self, url: str | None, as_json: bool, *, debug: bool = False, token: str | None = None) -> None:
         self.url = url
         self.as_json = as_json
+        self.debug = debug
+        self.token = token
         self._client: Client | None = None
 
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.url)
+            self._client = Client(self.url, self.token)
         return self._client
+
+
+def debugging() -> bool:
+    """``--debug`` (anywhere on the line) or ``CAIRN_DEBUG=1``: let tracebacks through."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(Ctx) if ctx is not None else None
+    return bool(obj and obj.debug) or os.environ.get("CAIRN_DEBUG", "") not in ("", "0", "false", "no")
+
+
+def _token_hint(err: ApiError) -> str:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(Ctx) if ctx is not None else None
+    if err.status != 401 or obj is None or obj._client is None or obj._client.token:
+        return ""
+    return "; no token was found, looked in: " + ", ".join(obj._client.token_looked)
+
+
+def fail(err: BaseException) -> NoReturn:
+    """The CLI's one error path: a one-line message on stderr and an exit code, or, debugging,
+    the exception itself (with its traceback)."""
+    if debugging():
+        raise err
+    if isinstance(err, CannotReach):
+        click.echo(f"error: {err.message}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    if isinstance(err, httpx.TransportError):  # a module that talks to httpx without Client.request
+        ctx = click.get_current_context(silent=True)
+        obj = ctx.find_object(Ctx) if ctx is not None else None
+        url = obj.client.url if obj is not None else "its URL"
+        click.echo(f"error: {CannotReach(url, str(err) or type(err).__name__).message}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    if isinstance(err, ApiError):
+        click.echo(f"error: {err.message} ({err.status} {err.code}){_token_hint(err)}", err=True)
+        sys.exit(EXIT_REFUSED)
+    click.echo(f"error: {err}", err=True)
+    sys.exit(EXIT_REFUSED)
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -44,15 +90,33 @@ def emit(ctx: Ctx, data: Any, *, columns: Iterable[str] | None = None, title: st
         table = Table(title=title)
         cols = list(columns)
         for col in cols:
-            table.add_column(col)
+            cells = [_cell(row.get(col)) for row in data]
+            if is_id_column(col):  # printed whole, never "01a24…": other columns give up the room
+                table.add_column(col, no_wrap=True, overflow="fold", min_width=max(map(len, cells), default=0))
+            else:
+                table.add_column(col)
         for row in data:
             table.add_row(*[_cell(row.get(c)) for c in cols])
-        console.print(table)
+        print_table(table)
     elif isinstance(data, dict):
         for key, value in data.items():
             console.print(f"[bold]{key}[/bold]: {_cell(value)}")
     else:
         console.print(data)
+
+
+def is_id_column(name: str) -> bool:
+    return name == "id" or name.endswith(("_id", "digest")) or name == "agent"
+
+
+def print_table(table: Table) -> None:
+    """A table at its natural width when stdout is no terminal (a pipe, a file), so nothing is cut
+    at 80 columns; in a terminal, rich fits it to the window (ID columns keep their width)."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = Measurement.get(console, console.options.update(width=100_000), table).maximum
+    console.print(table, width=max(console.width, natural))
 
 
 def _cell(value: Any) -> str:
@@ -64,21 +128,20 @@ def _cell(value: Any) -> str:
 
 
 def api_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn API errors into a one-line message and exit code 1."""
+    """Send a command's API, transport and input errors down :func:`fail` (the root group does the
+    same for commands without this decorator). A broken pipe is not ours to report: it goes on to
+    the root group, which exits quietly."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except ApiError as err:
-            click.echo(f"error: {err.message} ({err.status} {err.code})", err=True)
-            sys.exit(1)
+        except (ApiError, httpx.TransportError, ValueError) as err:  # ValueError: bad references, files
+            fail(err)
         except OSError as err:
-            click.echo(f"error: cannot reach Cairn: {err}", err=True)
-            sys.exit(1)
-        except ValueError as err:  # bad references, unsafe manifests, failed verification
-            click.echo(f"error: {err}", err=True)
-            sys.exit(1)
+            if isinstance(err, BrokenPipeError):
+                raise
+            fail(err)
 
     return wrapper
 

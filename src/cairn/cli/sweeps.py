@@ -9,6 +9,7 @@ import click
 import yaml
 
 from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
+from cairn.sdk.jobs import yaml_problem
 
 project_option = click.option("--project", "-p", envvar="CAIRN_PROJECT",
                               help="Project name (or $CAIRN_PROJECT; create takes it from the file too).")
@@ -29,7 +30,7 @@ def load_spec(file: Path) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(file.read_text())
     except yaml.YAMLError as err:
-        raise click.BadParameter(f"{file} is not valid YAML: {err}") from None
+        raise click.BadParameter(yaml_problem(file, err)) from None
     if not isinstance(doc, dict):
         raise click.BadParameter(f"{file} must hold a mapping (name, method, metric, parameters, job, ...)")
     return doc

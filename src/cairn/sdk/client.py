@@ -1,5 +1,10 @@
 """HTTP client for the gateway. Mutations carry an Idempotency-Key and are retried on transient
-failures (connection errors, 502, 503) with the same key, so a retry never applies twice."""
+failures (connection errors, 502, 503, 504) with the same key, so a retry never applies twice.
+
+A gateway that was never reached (connection refused, unknown host) fails at once with
+:class:`CannotReach`: retrying a ``cairn up`` that is not running only hides the cause for seconds.
+Once the client has had an answer, connection errors are retried about 3 s (5 tries, 0.1 s doubling),
+which outlasts a gateway restart, then raise :class:`CannotReach` too."""
 
 from __future__ import annotations
 
@@ -37,16 +42,46 @@ class ApiError(Exception):
         self.details = details or {}
 
 
-def _default_token() -> str | None:
+class CannotReach(ApiError):
+    """No answer from the gateway at all (refused, unknown host, timed out): status 0, and one line
+    that says what to do, without the transport's exception chain."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        message = f"cannot reach Cairn at {url}: {reason}; is `cairn up` running? try `cairn status`"
+        super().__init__(0, "unreachable", message)
+        self.args = (message,)
+        self.url = url
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _reason(err: httpx.TransportError) -> str:
+    """The innermost cause in words ("[Errno 111] Connection refused"), not httpx's class name."""
+    cause: BaseException = err
+    while cause.__context__ is not None and isinstance(cause.__context__, OSError):
+        cause = cause.__context__
+    text = str(cause) or str(err) or type(err).__name__
+    if isinstance(err, httpx.TimeoutException):
+        return f"timed out ({text})" if "timed out" not in text.lower() else text
+    return text
+
+
+def _default_token() -> tuple[str | None, list[str]]:
+    """The token from ``$CAIRN_TOKEN`` or the data dir's ``admin.token``, and where we looked (so a
+    401 can say which places were empty, e.g. after ``cairn up --data-dir X``)."""
     token = os.environ.get("CAIRN_TOKEN")
     if token:
-        return token
+        return token, ["$CAIRN_TOKEN"]
     data_dir = Path(os.environ.get("CAIRN_DATA_DIR", Path.home() / ".cairn"))
     token_file = data_dir / "admin.token"
+    looked = ["$CAIRN_TOKEN (unset)"]
     try:
-        return token_file.read_text().strip() or None
-    except OSError:
-        return None
+        return token_file.read_text().strip() or None, [*looked, f"{token_file} (empty)"]
+    except OSError as err:
+        return None, [*looked, f"{token_file} ({err.strerror or 'unreadable'}; set $CAIRN_DATA_DIR "
+                                 "to the directory `cairn up --data-dir` used)"]
 
 
 def _q(part: str) -> str:
@@ -111,8 +146,13 @@ class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixi
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
                  retries: int = 5) -> None:
         self.url = (url or os.environ.get("CAIRN_URL") or DEFAULT_URL).rstrip("/")
-        self.token = token or _default_token()
+        self.token_looked = ["the token argument (--token)"]
+        if token is None:
+            token, looked = _default_token()
+            self.token_looked = ["--token (not given)", *looked]
+        self.token = token
         self.retries = retries
+        self._answered = False  # any answer yet? until then a refused connection fails at once
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, verify=tls_context())
 
@@ -137,10 +177,12 @@ class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixi
         for attempt in range(self.retries + 1):
             try:
                 resp = self._http.request(method, path, json=json, params=params, headers=headers)
-            except httpx.TransportError:
-                if attempt == self.retries:
-                    raise
+            except httpx.TransportError as err:
+                never_answered = not self._answered and isinstance(err, httpx.ConnectError)
+                if attempt == self.retries or never_answered:
+                    raise CannotReach(self.url, _reason(err)) from None
             else:
+                self._answered = True
                 if resp.status_code not in RETRY_STATUSES or attempt == self.retries:
                     return self._answer(resp)
             time.sleep(delay)
@@ -173,7 +215,10 @@ class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixi
     # --- platform ------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        resp = self._http.get("/healthz")
+        try:
+            resp = self._http.get("/healthz")
+        except httpx.TransportError as err:
+            raise CannotReach(self.url, _reason(err)) from None
         return resp.json()
 
     def status(self) -> dict[str, Any]:
@@ -198,14 +243,17 @@ class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixi
         import json as jsonlib
 
         params = {k: v for k, v in {"project": project, "types": types, "since": since}.items() if v is not None}
-        with self._http.stream("GET", "/api/v1/events/stream", params=params,
-                               timeout=httpx.Timeout(timeout or 30.0, read=timeout)) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                self._answer(resp)
-            for line in resp.iter_lines():
-                if line.startswith("data: "):
-                    yield jsonlib.loads(line[6:])
+        try:
+            with self._http.stream("GET", "/api/v1/events/stream", params=params,
+                                   timeout=httpx.Timeout(timeout or 30.0, read=timeout)) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    self._answer(resp)
+                for line in resp.iter_lines():
+                    if line.startswith("data: "):
+                        yield jsonlib.loads(line[6:])
+        except httpx.TransportError as err:
+            raise CannotReach(self.url, _reason(err)) from None
 
     # --- projects and experiments ----------------------------------------------------------------
 

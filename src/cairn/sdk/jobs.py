@@ -22,9 +22,22 @@ def _q(part: str) -> str:
     return quote(part, safe="")
 
 
+def yaml_problem(path: str | Path, err: yaml.YAMLError) -> str:
+    """``file:line:col: what is wrong`` for a YAML error (PyYAML's own text spans three lines and
+    names ``<unicode string>`` instead of the file)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    return f"{where}: {problem}" + (f" ({context})" if context else "") + ": not valid YAML"
+
+
 def load_spec(path: str | Path) -> dict[str, Any]:
-    """Read a job spec from a YAML (or JSON) file."""
-    loaded = yaml.safe_load(Path(path).read_text())
+    """Read a job spec from a YAML (or JSON) file; a syntax error is a ValueError saying where."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(yaml_problem(path, err)) from None
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: a job spec is a mapping (command:, resources:, ...)")
     return loaded
