@@ -21,6 +21,9 @@ from cairn.kernel.natsauth import ADMIN_USER, AGENT_USER, NatsCredentials
 from cairn.natsserver import free_ports, wait_for_tcp
 from cairn.up import PROCESSES, SERVICES, nats_wiring, service_wiring, start_private_nats
 
+# How long a stack may take to start (imports dominate): 30 s on a quiet machine; raise it with
+# CAIRN_TEST_START_TIMEOUT_S on a machine shared with other heavy work.
+START_TIMEOUT_S = float(os.environ.get("CAIRN_TEST_START_TIMEOUT_S", "30"))
 SITE_ADMIN = Caller("admin", "test", "user", True)
 # the monitor's windows in test time: 2-second windows close within a test, and a day window that
 # stays open through one (what a SIGKILL mid-window must not lose); half a second of grace
@@ -111,13 +114,13 @@ class Platform:
         for name in names:  # all at once: their start-up (mostly imports) overlaps
             self.start_service(name, wait=False)
         for name in names:
-            wait_for_tcp("127.0.0.1", self.ports[name], timeout=30)
+            wait_for_tcp("127.0.0.1", self.ports[name], timeout=START_TIMEOUT_S)
         self.wait_healthy()
         exited = [name for name, proc in self.procs.items() if proc.poll() is not None]
         if exited:  # e.g. its port was taken: something else answered the TCP check
             raise RuntimeError(f"services exited at start: {exited}; logs in {self.root}")
         token_file = self.data_dir / "admin.token"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_TIMEOUT_S
         while not token_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.token = token_file.read_text().strip()
@@ -141,7 +144,7 @@ class Platform:
                                             env=self._env(name), stdout=log, stderr=log)
         log.close()
         if wait:
-            wait_for_tcp("127.0.0.1", self.ports[name], timeout=30)
+            wait_for_tcp("127.0.0.1", self.ports[name], timeout=START_TIMEOUT_S)
 
     def kill(self, name: str) -> None:
         proc = self.procs[name]
@@ -152,8 +155,8 @@ class Platform:
         self.kill(name)
         self.start_service(name)
 
-    def wait_healthy(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
+    def wait_healthy(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout or START_TIMEOUT_S)
         while time.monotonic() < deadline:
             try:
                 if loopback.get(f"{self.gateway}/healthz", timeout=2).status_code == 200:
