@@ -5,9 +5,11 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
 import { CompareChart, RUN_COLOURS } from "../components/CompareChart";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
+import { ParallelCoords } from "../components/ParallelCoords";
 import { RunDiff } from "../components/RunDiff";
 import { seg } from "../lib/api";
 import { commonKeys, compareRows, visibleRows, type Cell } from "../lib/compare";
+import { makeAxis } from "../lib/parcoords";
 import { routePath } from "../lib/router";
 import type { MetricSummary, Run } from "../lib/types";
 
@@ -23,6 +25,7 @@ export function Compare({ project, runIds, navigate }: Props) {
   const [keys, setKeys] = useState<string[]>([]);
   const [diff, setDiff] = useState<Record<string, unknown> | null>(null);
   const [onlyDiff, setOnlyDiff] = useState(false);
+  const [pcMetric, setPcMetric] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
@@ -49,6 +52,18 @@ export function Compare({ project, runIds, navigate }: Props) {
   const rows = useMemo(() => compareRows(runs ?? [], metrics), [runs, metrics]);
   const shown = visibleRows(rows, onlyDiff);
   const labels = (runs ?? []).map((r) => r.name || r.id);
+  const metric = pcMetric && keys.includes(pcMetric) ? pcMetric : keys[0] ?? null;
+  // one axis per param whose values differ, then the chosen metric (last values)
+  const pc = useMemo(() => {
+    if (!runs || !metric) return null;
+    const params = rows.filter((r) => r.section === "params" && r.differs).map((r) => r.key);
+    const pcRows = runs.map((r, i) => ({
+      id: r.id, label: labels[i]!, href: routePath({ page: "run", project, runId: r.id }),
+      values: { ...Object.fromEntries(params.map((k) => [k, r.params[k] ?? null])), [metric]: metrics[r.id]?.[metric] ?? null },
+    }));
+    const axes = [...params, metric].map((k) => makeAxis(k, pcRows.map((r) => r.values[k])));
+    return { axes, rows: pcRows, params };
+  }, [runs, metrics, rows, metric]);
 
   return (
     <section>
@@ -92,6 +107,23 @@ export function Compare({ project, runIds, navigate }: Props) {
             </table>
           </div>
           {shown.length === 0 && <p class="help">{onlyDiff ? "No differences." : "Nothing recorded."}</p>}
+
+          <h2>Parallel coordinates</h2>
+          {!pc ? <p class="help">No metric key that every run has: nothing to colour the lines by.</p> : (
+            <>
+              <div class="toolbar">
+                <label for="pc-metric">Metric</label>
+                <select id="pc-metric" value={metric!} onChange={(e) => setPcMetric((e.target as HTMLSelectElement).value)}>
+                  {keys.map((k) => <option key={k} value={k}>{k}</option>)}
+                </select>
+                <span class="help">{pc.params.length === 0 ? "The runs have the same params: only the metric has an axis."
+                  : `${pc.params.length} differing param${pc.params.length === 1 ? "" : "s"}`}</span>
+              </div>
+              <ParallelCoords axes={pc.axes} rows={pc.rows} metric={metric!}
+                caption={`Params that differ vs ${metric}, one line per run`}
+                onOpen={(r) => navigate({ page: "run", project, runId: r.id })} />
+            </>
+          )}
 
           <h2>Metrics</h2>
           {keys.length === 0 ? <p class="help">No metric key that every run has.</p>
