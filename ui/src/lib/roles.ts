@@ -15,6 +15,7 @@ export const NEEDS = {
   "job.cancel": "editor",
   "members.manage": "admin",
   "pipeline.cancel": "editor",
+  "sweep.stop": "editor",
 } as const satisfies Record<string, Role>;
 
 export type Action = keyof typeof NEEDS;
