@@ -158,7 +158,7 @@ export function SweepPage({ project = "", sweepId = "", session, navigate }: Pro
                     <td class={`trial-${t.state}`}>{t.state}{t.error ? `: ${t.error}` : ""}</td>
                     <td>{num(t.value)}</td>
                     <td>{t.step ?? "—"}</td>
-                    {paramNames.map((p) => <td key={p}>{t.params[p] === undefined ? "—" : String(t.params[p])}</td>)}
+                    {paramNames.map((p) => { const v = t.params[p]; return <td key={p}>{v === undefined ? "—" : typeof v === "number" ? formatNumber(v) : String(v)}</td>; })}
                     <td>{t.run_id ? <Link to={{ page: "run", project, runId: t.run_id }} navigate={navigate}>{t.run_id}</Link> : "—"}</td>
                     <td>{t.job_id ? <Link to={{ page: "job", project, jobId: t.job_id }} navigate={navigate}>{t.job_id}</Link> : "—"}</td>
                   </tr>
