@@ -42,6 +42,6 @@ def test_agents_status_counts_running_and_queued_jobs_and_ages_heartbeats(
     with httpx.Client(base_url=platform.gateway, headers=platform.headers, timeout=10) as http:
         def gone() -> dict | None:
             found = [a for a in http.get("/api/v1/scheduler/agents/status").json()["agents"] if a["id"] == agent.agent_id]
-            return found[0] if found and not found[0]["live"] else None
-        lost = wait_until(gone, 60, "the killed agent's lease to run out")
-    assert lost["running_jobs"] == 0
+            return found[0] if found and not found[0]["live"] and found[0]["status"] == "lost" else None
+        lost = wait_until(gone, 60, "the scheduler to call the killed agent lost")
+    assert lost["lost_at"] and "no heartbeat" in lost["message"]

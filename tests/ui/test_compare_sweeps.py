@@ -21,6 +21,7 @@ from browser_driver import AXE, chromium_path, no_violations, open_context, shot
 from up_driver import Up, wait
 
 import cairn
+from cairn.sdk.code_snapshot import snapshot_code, upload_snapshot
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
@@ -37,17 +38,27 @@ def env(numpy: str, extra: dict[str, str]) -> dict[str, Any]:
             "cpu": {"model": "test cpu", "count": 2}, "hostname": "u9-host"}
 
 
-def seed_runs(client: cairn.Client) -> list[str]:
+def code_record(client: cairn.Client, root: Path, lr: str) -> dict[str, Any]:
+    """A real code snapshot (a folder outside git), uploaded into the project: its record."""
+    folder = root / f"code-{lr}"
+    folder.mkdir(parents=True)
+    (folder / "train.py").write_text(f"import cairn\n\nLR = {lr}\nEPOCHS = 5\n")
+    if lr == "0.1":
+        (folder / "README.txt").write_text("the second run's notes\n")
+    return upload_snapshot(client, PROJECT, snapshot_code(folder, root / f"archive-{lr}"))
+
+
+def seed_runs(client: cairn.Client, root: Path) -> list[str]:
     ids = []
-    for lr, opt, numpy, extra, commit in (("0.01", "adam", "2.1.0", {"scipy": "1.14.0"}, "a" * 40),
-                                          ("0.1", "sgd", "2.2.0", {"pandas": "2.2.3"}, "b" * 40)):
+    for lr, opt, numpy, extra in (("0.01", "adam", "2.1.0", {"scipy": "1.14.0"}),
+                                  ("0.1", "sgd", "2.2.0", {"pandas": "2.2.3"})):
         with cairn.start_run(project=PROJECT, experiment="cmp", name=f"lr-{lr}", client=client,
                              params={"lr": lr, "opt": opt, "epochs": "5"}, record_environment=False,
                              system_metrics=False) as run:
             for step in range(10):
                 run.log_metric("loss", float(lr) * 10 / (step + 1), step=step)
         client.record_run_environment(PROJECT, run.id, environment=env(numpy, extra),
-                                      code={"commit": commit, "branch": "main", "dirty": False},
+                                      code=code_record(client, root, lr),
                                       command=["python", "train.py", f"--lr={lr}"])
         ids.append(run.id)
     return ids
@@ -75,7 +86,7 @@ def start_agent(up: Up, token: str, root: Path) -> subprocess.Popen[bytes]:
 def test_compare_sweeps_and_agents(up: Up, pw: Any, tmp_path: Path) -> None:
     admin_token = (up.data_dir / "admin.token").read_text().strip()
     client = cairn.Client(up.url, token=admin_token)
-    a, b = seed_runs(client)
+    a, b = seed_runs(client, tmp_path)
     base = f"/api/v1/scheduler/projects/{PROJECT}/sweeps"
     doc = {"name": "lr-search", "method": "random", "seed": 3, "metric": {"name": "loss", "goal": "minimize"},
            "parameters": {"lr": {"type": "float", "min": 1e-4, "max": 0.1, "log": True},
@@ -124,7 +135,14 @@ def browse(up: Up, pw: Any, tmp_path: Path, client: cairn.Client, admin_token: s
         for name, change in (("numpy", "version changed"), ("scipy", "removed"), ("pandas", "added")):
             assert change in packages.locator("tr", has=page.get_by_role("rowheader", name=name)).inner_text()
         code = page.locator(".diff-section", has=page.locator("h3", has_text="Code"))
-        assert "differs" in (code.locator("tr", has=page.get_by_role("rowheader", name="commit")).get_attribute("class") or "")
+        archive_row = code.locator("tr", has=page.get_by_role("rowheader", name="archive_digest"))
+        assert "differs" in (archive_row.get_attribute("class") or "")
+        # the file-by-file diff, made in the browser from the two archives, with line numbers
+        udiff = code.get_by_role("region", name="Code: unified diff")
+        udiff.locator("tr.compare-udiff-add", has_text="+LR = 0.1").wait_for()
+        assert udiff.locator("tr.compare-udiff-del", has_text="-LR = 0.01").locator("td").first.inner_text() == "3"
+        assert udiff.locator("tr.compare-udiff-add", has_text="+LR = 0.1").locator("td").nth(1).inner_text() == "3"
+        udiff.locator("tr.compare-udiff-file", has_text="+++ b/README.txt").wait_for()
         no_violations(page, "the compare page")
         page.locator("figure.parcoords").scroll_into_view_if_needed()
         shot(page, "compare-parallel", tmp_path)

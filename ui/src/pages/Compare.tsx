@@ -9,9 +9,38 @@ import { ParallelCoords } from "../components/ParallelCoords";
 import { RunDiff } from "../components/RunDiff";
 import { seg } from "../lib/api";
 import { commonKeys, compareRows, visibleRows, type Cell } from "../lib/compare";
+import { archiveFiles, diffSnapshots } from "../lib/compareCode";
 import { makeAxis } from "../lib/parcoords";
 import { routePath } from "../lib/router";
 import type { MetricSummary, Run } from "../lib/types";
+
+type CodeSection = Record<string, unknown> & { a?: Record<string, unknown> | null; b?: Record<string, unknown> | null };
+
+/** Archives past this are left to `cairn runs diff` (the browser holds both, unpacked, in memory). */
+const MAX_ARCHIVE_BYTES = 20 * 1024 * 1024;
+
+/** The diff's code section with `unified_diff` made here from the two archives (as `cairn runs diff`
+ * does), or `unified_diff_error` saying why not; null when there is nothing to do. */
+async function withCodeDiff(code: CodeSection | undefined): Promise<CodeSection | null> {
+  if (!code || typeof code.unified_diff === "string") return null;
+  const digests = [code.a?.archive_digest, code.b?.archive_digest];
+  if (!digests.every((d) => typeof d === "string")) return { ...code, unified_diff_error: "A run has no code archive: no file-by-file diff." };
+  if (code.same_archive) return { ...code, unified_diff: "" };
+  const sizes = [code.a?.archive_bytes, code.b?.archive_bytes].map((n) => (typeof n === "number" ? n : 0));
+  if (sizes.some((n) => n > MAX_ARCHIVE_BYTES)) {
+    return { ...code, unified_diff_error: "The code archives are too large to diff in the browser: `cairn runs diff A B`." };
+  }
+  try {
+    const [fa, fb] = await Promise.all(digests.map(async (d) => {
+      const resp = await fetch(`/api/v1/artifacts/blobs/${seg(String(d))}`, { credentials: "same-origin" });
+      if (!resp.ok) throw new Error(`the code archive ${String(d).slice(0, 12)} could not be read (HTTP ${resp.status})`);
+      return archiveFiles(await resp.arrayBuffer());
+    }));
+    return { ...code, unified_diff: diffSnapshots(fa!, fb!) };
+  } catch (e) {
+    return { ...code, unified_diff_error: `No file-by-file diff: ${(e as Error).message}.` };
+  }
+}
 
 /** More runs than this make unreadable charts and tables: the page says so. */
 export const MAX_COMPARE = 20;
@@ -44,7 +73,12 @@ export function Compare({ project, runIds, navigate }: Props) {
     }, (e: Error) => { if (!gone) setError(e.message); });
     if (ids.length === 2) {
       api.get<Record<string, unknown>>(`/api/v1/registry/runs/diff?${new URLSearchParams({ a: ids[0]!, b: ids[1]! })}`)
-        .then((d) => { if (!gone) setDiff(d); }, (e: Error) => { if (!gone) setError(e.message); });
+        .then(async (d) => {
+          if (gone) return;
+          setDiff(d);
+          const code = await withCodeDiff(d.code as CodeSection | undefined);
+          if (!gone && code) setDiff({ ...d, code });
+        }, (e: Error) => { if (!gone) setError(e.message); });
     }
     return () => { gone = true; };
   }, [project, ids.join(",")]);
