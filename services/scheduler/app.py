@@ -11,6 +11,7 @@ from pydantic import Field
 from cairn.kernel.natsauth import NatsCredentials
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
+from cairn.services.scheduler.agent_status import router as agent_status_router
 from cairn.services.scheduler.api import router
 from cairn.services.scheduler.core import SchedulerCore
 from cairn.services.scheduler.logs import ensure_logs_stream
@@ -76,7 +77,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: SchedulerStore(s.data_dir / "scheduler" / "scheduler.sqlite3"),
         handler=projection(),
-        routers=[router, replica_router, sweeps_router],
+        routers=[router, replica_router, sweeps_router, agent_status_router],
         description="Queues, jobs, attempts, agents and replica sets.",
         projection_aggregates=AGGREGATES,
         on_start=[start_scheduling],

@@ -57,3 +57,15 @@ describe("compare charts", () => {
     }
   });
 });
+
+describe("unified diff line numbers", () => {
+  it("numbers old and new lines from each hunk header", async () => {
+    const { numberedDiff } = await import("../src/lib/compare");
+    const text = "--- a/train.py\n+++ b/train.py\n@@ -3,3 +3,4 @@\n ctx\n-old\n+new\n+more\n tail\n"
+      + "Binary files a/x.bin and b/x.bin differ\n";
+    const got = numberedDiff(text).map((l) => [l.kind, l.old, l.new]);
+    expect(got).toEqual([["file", null, null], ["file", null, null], ["hunk", null, null], ["ctx", 3, 3],
+      ["del", 4, null], ["add", null, 4], ["add", null, 5], ["ctx", 5, 6], ["note", null, null]]);
+    expect(numberedDiff("")).toEqual([]);
+  });
+});

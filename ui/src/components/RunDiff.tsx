@@ -2,6 +2,8 @@
 // params, code, environment section by section (packages, hardware, drivers, ...), datasets,
 // metrics and seeds. Every mapping difference has one shape: {added, removed, changed: {k: {a, b}}}.
 import type { JSX } from "preact";
+import { numberedDiff } from "../lib/compare";
+import "./compare-diff.css";
 
 type Json = unknown;
 interface MappingDiff { added: Record<string, Json>; removed: Record<string, Json>; changed: Record<string, { a: Json; b: Json }> }
@@ -22,12 +24,16 @@ function differs(v: Json): boolean {
   return isMappingDiff(v) && Object.keys(v.added).length + Object.keys(v.removed).length + Object.keys(v.changed).length > 0;
 }
 
+const WORDS = { changed: "changed", removed: "only in A", added: "only in B" };
+/** Packages read better as what B did to A's environment. */
+const PACKAGE_WORDS = { changed: "version changed", removed: "removed", added: "added" };
+
 /** One mapping difference as a table: a row per key, A and B side by side. */
-export function MappingDiffTable({ title, diff }: { title: string; diff: MappingDiff }) {
+export function MappingDiffTable({ title, diff, words = WORDS }: { title: string; diff: MappingDiff; words?: typeof WORDS }) {
   const rows: [string, string, Json, Json][] = [
-    ...Object.entries(diff.changed).map(([k, v]) => [k, "changed", v.a, v.b] as [string, string, Json, Json]),
-    ...Object.entries(diff.removed).map(([k, v]) => [k, "only in A", v, null] as [string, string, Json, Json]),
-    ...Object.entries(diff.added).map(([k, v]) => [k, "only in B", null, v] as [string, string, Json, Json]),
+    ...Object.entries(diff.changed).map(([k, v]) => [k, words.changed, v.a, v.b] as [string, string, Json, Json]),
+    ...Object.entries(diff.removed).map(([k, v]) => [k, words.removed, v, null] as [string, string, Json, Json]),
+    ...Object.entries(diff.added).map(([k, v]) => [k, words.added, null, v] as [string, string, Json, Json]),
   ];
   return (
     <div class="diff-section">
@@ -44,16 +50,24 @@ export function MappingDiffTable({ title, diff }: { title: string; diff: Mapping
   );
 }
 
-/** A unified diff with added and removed lines marked (by a class and by their +/- sign). */
+/** A unified diff as a table: old and new line numbers, then the line; added and removed lines
+ * coloured and also marked by their +/- sign and a hidden word, so colour is not the only cue. */
 function UnifiedDiff({ text }: { text: string }) {
+  const lines = numberedDiff(text);
+  if (lines.length === 0) return <p class="help">The code archives hold the same files.</p>;
   return (
-    <pre class="unified" tabIndex={0} aria-label="Code: unified diff">
-      {text.split("\n").map((line, i) => {
-        const cls = line.startsWith("+") && !line.startsWith("+++") ? "add"
-          : line.startsWith("-") && !line.startsWith("---") ? "del" : line.startsWith("@@") ? "hunk" : "";
-        return <span key={i} class={cls}>{line}{"\n"}</span>;
-      })}
-    </pre>
+    <div class="compare-udiff" tabIndex={0} role="region" aria-label="Code: unified diff">
+      <table>
+        <thead><tr><th scope="col">Old</th><th scope="col">New</th><th scope="col">Line</th></tr></thead>
+        <tbody>{lines.map((l, i) => (
+          <tr key={i} class={`compare-udiff-${l.kind}`}>
+            <td class="compare-udiff-no">{l.old ?? ""}</td><td class="compare-udiff-no">{l.new ?? ""}</td>
+            <td><code>{l.kind === "add" && <span class="visually-hidden">added: </span>}
+              {l.kind === "del" && <span class="visually-hidden">removed: </span>}{l.text}</code></td>
+          </tr>
+        ))}</tbody>
+      </table>
+    </div>
   );
 }
 
@@ -100,7 +114,7 @@ export function RunDiff({ diff }: { diff: Record<string, Json> }) {
         <p>{!rec.a || !rec.b ? `Recorded for ${rec.a ? "A only" : rec.b ? "B only" : "neither run"}.`
           : env.identical ? "Identical." : "Differs:"}</p>
         {ENV_SECTIONS.filter((s) => differs(env[s])).map((s) =>
-          <MappingDiffTable key={s} title={s} diff={env[s] as MappingDiff} />)}
+          <MappingDiffTable key={s} title={s} diff={env[s] as MappingDiff} words={s === "packages" ? PACKAGE_WORDS : WORDS} />)}
         {ENV_SECTIONS.some((s) => isMappingDiff(env[s]) && !differs(env[s])) && (
           <p class="help">No differences in: {ENV_SECTIONS.filter((s) => isMappingDiff(env[s]) && !differs(env[s])).join(", ")}.</p>
         )}

@@ -75,3 +75,45 @@ export function alignSeries(series: { steps: number[]; values: (number | string)
   });
   return [xs, ...ys];
 }
+
+export type DiffLineKind = "file" | "hunk" | "add" | "del" | "ctx" | "note";
+export interface DiffLine { kind: DiffLineKind; text: string; old: number | null; new: number | null }
+
+const HUNK = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/;
+
+/** A unified diff's lines with their kind and line numbers (in the old and the new file), read from
+ * each hunk's `@@ -a,b +c,d @@` header: a removed line has only an old number, an added one only a
+ * new one, a context line both. File headers and "\ No newline" / "Binary files" notes have none. */
+export function numberedDiff(text: string): DiffLine[] {
+  const out: DiffLine[] = [];
+  let oldNo = 0;
+  let newNo = 0;
+  let inHunk = false;
+  const lines = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n");
+  if (text === "") return out;
+  for (const line of lines) {
+    const h = HUNK.exec(line);
+    if (h) {
+      oldNo = Number(h[1]);
+      newNo = Number(h[2]);
+      inHunk = true;
+      out.push({ kind: "hunk", text: line, old: null, new: null });
+    } else if (!inHunk || line.startsWith("--- ") || line.startsWith("+++ ")) {
+      // a file header ends the previous file's hunks
+      if (line.startsWith("--- ") || line.startsWith("+++ ")) inHunk = false;
+      out.push({ kind: line.startsWith("--- ") || line.startsWith("+++ ") ? "file" : "note", text: line, old: null, new: null });
+    } else if (line.startsWith("+")) {
+      out.push({ kind: "add", text: line, old: null, new: newNo++ });
+    } else if (line.startsWith("-")) {
+      out.push({ kind: "del", text: line, old: oldNo++, new: null });
+    } else if (line.startsWith("\\")) {
+      out.push({ kind: "note", text: line, old: null, new: null });
+    } else if (line.startsWith("Binary files ")) {
+      inHunk = false;
+      out.push({ kind: "note", text: line, old: null, new: null });
+    } else {
+      out.push({ kind: "ctx", text: line, old: oldNo++, new: newNo++ });
+    }
+  }
+  return out;
+}

@@ -22,6 +22,7 @@ export const NEEDS = {
   "run.archive": "admin", // archive and restore runs (bulk, runs table)
   "deployment.scale": "editor", // protected environments also need admin: the API says so
   "deployment.rollback": "editor",
+  "sweep.stop": "editor",
 } as const satisfies Record<string, Role>;
 
 export type Action = keyof typeof NEEDS;
