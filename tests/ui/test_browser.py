@@ -34,6 +34,8 @@ from browser_driver import (
 from up_driver import Up, wait
 
 import cairn
+from cairn.sdk.client import ApiError
+from cairn.sdk.lineage import Lineage
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
@@ -257,6 +259,18 @@ def test_compare_models_and_jobs(up: Up, pw: Any, tmp_path: Path) -> None:
     client.create_model(project, "classifier", description="two versions, one per run")
     for run in made:
         client.create_model_version(project, "classifier", run_id=run.id, artifact_digest=run.id.ljust(64, "0")[:64])
+    lineage = Lineage(client)
+
+    def v1_has_its_run() -> bool:
+        try:
+            graph = lineage.graph(project, "model:classifier@v1", direction="both", depth=2)
+        except ApiError as err:  # 404 until the lineage projection has the version
+            if err.status != 404:
+                raise
+            return False
+        return any(n["ref"] == f"run:{made[0].id}" for n in graph["nodes"])
+
+    wait(v1_has_its_run, 30, "the lineage graph has v1's run")
     viewer_token = client.create_token("walt")["token"]
     client.add_member(project, "walt", "viewer")
     agent = start_agent(up, admin_token, "ui-queue", tmp_path)
@@ -304,6 +318,9 @@ def test_compare_models_and_jobs(up: Up, pw: Any, tmp_path: Path) -> None:
         history.get_by_role("listitem").first.wait_for()
         assert history.get_by_role("listitem").count() == 1
         assert page.get_by_role("button", name="Remove alias production").is_visible()
+        # The chosen version's lineage: the run it was registered from, drawn as a linked node.
+        page.get_by_label("Lineage of version").select_option("1")
+        page.locator(f".model-lineage svg [data-ref='run:{made[0].id}']").wait_for()
         no_violations(page, "the model page")
         shot(page, "models", tmp_path)
         page.get_by_role("navigation", name=f"Project {project}").get_by_role("link", name="Models").click()

@@ -1,9 +1,10 @@
-// The lineage around a run (the lineage service's graph of `run:<id>`, both ways, two hops):
-// drawn left to right, what went in, the run, what came out; nodes with a page (datasets,
-// models, runs) are links. The same nodes follow as a table, for screen readers and for copying.
+// The lineage around a node (the lineage service's graph of a run `run:<id>` or a model version
+// `model:<name>@v<n>`, both ways, two hops): drawn left to right, what went in, the node, what
+// came out; nodes with a page (datasets, models, runs) are links. The same nodes follow as a
+// table, for screen readers and for copying.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
-import { seg } from "../lib/api";
+import { ApiError, seg } from "../lib/api";
 import { routePath, type Route } from "../lib/router";
 import { layoutLineage, nodeRoute, type Layout, type LineageGraph, type LineageNode } from "../lib/runpage";
 
@@ -17,18 +18,51 @@ function short(ref: string): string {
   return ref.length > 23 ? `${ref.slice(0, 22)}…` : ref;
 }
 
-function side(col: number, center: number): string {
-  return col < center ? "input" : col > center ? "output" : "this run";
+/** A link's accessible name holds its visible (maybe shortened) text, then the whole ref. */
+function linkName(n: { ref: string; title?: string | null }): string {
+  const full = n.title && n.title !== n.ref ? `${n.ref} (${n.title})` : n.ref;
+  return short(n.ref) === n.ref ? full : `${short(n.ref)}: ${full}`;
+}
+
+function side(col: number, center: number, here: string): string {
+  return col < center ? "input" : col > center ? "output" : here;
 }
 
 export function RunLineage({ project, runId, navigate }: { project: string; runId: string; navigate: Navigate }) {
+  return <LineageView project={project} nodeRef={`run:${runId}`} here="this run" navigate={navigate}
+                      unseen="The lineage service has not seen this run yet." />;
+}
+
+interface ViewProps {
+  project: string;
+  /** The node in the lineage service's syntax (docs/lineage.md), also the drawn centre's ref. */
+  nodeRef: string;
+  /** What the centre column is called in the table ("this run", "this version"). */
+  here: string;
+  unseen: string;
+  navigate: Navigate;
+}
+
+export function LineageView({ project, nodeRef, here: hereLabel, unseen, navigate }: ViewProps) {
   const [layout, setLayout] = useState<Layout | null | undefined>(undefined);
+  const [centerRef, setCenterRef] = useState(nodeRef);
   const [error, setError] = useState<string | null>(null);
+  const headId = `lineage-h-${nodeRef.replace(/[^A-Za-z0-9_-]/g, "_")}`;
   useEffect(() => {
-    const q = new URLSearchParams({ node: `run:${runId}`, direction: "both", depth: "2", format: "json" });
+    setLayout(undefined);
+    setError(null);
+    const q = new URLSearchParams({ node: nodeRef, direction: "both", depth: "2", format: "json" });
     api.get<LineageGraph>(`/api/v1/lineage/projects/${seg(project)}/graph?${q}`)
-      .then((g) => setLayout(layoutLineage(g, `run:${runId}`)), (e: Error) => setError(e.message));
-  }, [project, runId]);
+      .then((g) => {
+        const c = g.node?.ref ?? nodeRef;
+        setCenterRef(c);
+        setLayout(layoutLineage(g, c));
+      }, (e: Error) => {
+        // A node the lineage service has not seen yet is a 404: say so, it is not an error.
+        if (e instanceof ApiError && e.status === 404) setLayout(null);
+        else setError(e.message);
+      });
+  }, [project, nodeRef]);
 
   const go = (to: Route) => (e: Event) => { e.preventDefault(); navigate(to); };
   const pos = new Map(layout?.placed.map((p) => [p.node.id, p]) ?? []);
@@ -37,16 +71,16 @@ export function RunLineage({ project, runId, navigate }: { project: string; runI
   const label = (n: LineageNode) => n.title && n.title !== n.ref ? `${n.ref} (${n.title})` : n.ref;
 
   return (
-    <section aria-labelledby="run-lineage-h">
-      <h2 id="run-lineage-h">Lineage</h2>
+    <section aria-labelledby={headId}>
+      <h2 id={headId}>Lineage</h2>
       {error && <p class="error" role="alert">{error}</p>}
       {layout === undefined && !error && <p role="status">Loading…</p>}
-      {layout === null && <p class="help">The lineage service has not seen this run yet.</p>}
+      {layout === null && <p class="help">{unseen}</p>}
       {layout && (
         <>
           <div class="run-scroll">
             <svg class="run-lineage" width={width} height={height} viewBox={`0 0 ${width} ${height}`}
-                 role="group" aria-labelledby="run-lineage-h">
+                 role="group" aria-labelledby={headId}>
               <defs>
                 <marker id="run-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto">
                   <path d="M0,0 L10,5 L0,10 z" class="run-arrow" />
@@ -65,7 +99,7 @@ export function RunLineage({ project, runId, navigate }: { project: string; runI
               })}
               {layout.placed.map(({ node, col, row }) => {
                 const to = nodeRoute(node, project);
-                const here = col === layout.center && node.ref === `run:${runId}`;
+                const here = col === layout.center && node.ref === centerRef;
                 const box = (
                   <g transform={`translate(${PAD + col * COL_W},${PAD / 2 + row * ROW_H})`}
                      class={`run-node run-kind-${node.kind}${here ? " run-here" : ""}`} data-ref={node.ref}>
@@ -75,7 +109,7 @@ export function RunLineage({ project, runId, navigate }: { project: string; runI
                   </g>
                 );
                 return to && !here
-                  ? <a key={node.id} href={routePath(to)} onClick={go(to)} aria-label={label(node)}>{box}</a>
+                  ? <a key={node.id} href={routePath(to)} onClick={go(to)} aria-label={linkName(node)}>{box}</a>
                   : <g key={node.id}>{box}</g>;
               })}
             </svg>
@@ -89,7 +123,7 @@ export function RunLineage({ project, runId, navigate }: { project: string; runI
                 return (
                   <tr key={node.id}>
                     <th scope="row">{to ? <a href={routePath(to)} onClick={go(to)}>{label(node)}</a> : label(node)}</th>
-                    <td>{node.kind}</td><td>{side(col, layout.center)}</td>
+                    <td>{node.kind}</td><td>{side(col, layout.center, hereLabel)}</td>
                   </tr>
                 );
               })}</tbody>

@@ -59,7 +59,7 @@ export function humanBytes(n: number | null | undefined): string | null {
 
 export interface LineageNode { id: string; ref: string; kind: string; project?: string | null; title?: string | null }
 export interface LineageEdge { src: string; dst: string; type: string; label?: string | null }
-export interface LineageGraph { nodes: LineageNode[]; edges: LineageEdge[] }
+export interface LineageGraph { node?: LineageNode; nodes: LineageNode[]; edges: LineageEdge[] }
 
 export interface Placed { node: LineageNode; col: number; row: number }
 export interface Layout { placed: Placed[]; edges: LineageEdge[]; cols: number; rows: number; center: number }

@@ -1,10 +1,12 @@
 // A project's models and one model: its versions (each with the run it came from) and aliases
 // with their history. Pointing an alias and removing one are controls only for roles allowed to
 // (editor: any alias but `production`; admin: `production` and removal); others do not see them.
+// Each version's lineage (what it was made from, where it went) is drawn for the chosen version.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
 import { useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
+import { LineageView } from "../components/RunLineage";
 import { seg } from "../lib/api";
 import { aliasProblem, canRemoveAlias, canSetAlias, describeChange, hasAliasControls, type AliasChange } from "../lib/models";
 import { roleIn } from "../lib/roles";
@@ -81,6 +83,7 @@ export function ModelPage({ project, model, session, navigate }: ModelProps) {
   const [alias, setAlias] = useState("staging");
   const [version, setVersion] = useState("");
   const [busy, setBusy] = useState(false);
+  const [lineageOf, setLineageOf] = useState("");
   const url = `${base(project)}/${seg(model)}`;
 
   const load = async () => {
@@ -94,6 +97,7 @@ export function ModelPage({ project, model, session, navigate }: ModelProps) {
       setVersions(vs.versions);
       setHistory(hist);
       setVersion((cur) => cur || String(m.latest_version ?? ""));
+      setLineageOf((cur) => cur || String(m.latest_version ?? ""));
       setError(null);
     } catch (e) {
       setError((e as Error).message);
@@ -202,6 +206,20 @@ export function ModelPage({ project, model, session, navigate }: ModelProps) {
             })}
           </tbody>
         </table>
+      )}
+      {versions && versions.length > 0 && lineageOf && (
+        <section class="model-lineage">
+          <div class="toolbar">
+            <label for="lineage-version">Lineage of version</label>
+            <select id="lineage-version" value={lineageOf}
+                    onChange={(e) => setLineageOf((e.target as HTMLSelectElement).value)}>
+              {versions.map((v) => <option key={v.version} value={String(v.version)}>v{v.version}</option>)}
+            </select>
+          </div>
+          <LineageView key={lineageOf} project={project} nodeRef={`model:${info?.name ?? model}@v${lineageOf}`}
+                       here="this version" navigate={navigate}
+                       unseen="The lineage service has not seen this version yet." />
+        </section>
       )}
     </section>
   );
