@@ -182,3 +182,12 @@ def test_column_bands_keep_each_columns_min_and_max_and_skip_nan() -> None:
     low, high = column_bands(steps, values, 5)
     assert low[:3].tolist() == [1.0, 4.0, -3.0] and high[:3].tolist() == [2.0, 4.0, 5.0]
     assert math.isnan(low[3]) and math.isnan(high[3]) and low[4] == high[4] == 10.0
+
+
+def test_export_fetches_pages_of_bounded_size(logged: dict[str, str]) -> None:
+    from cairn.cli.metrics import export_pages
+    from cairn.cli.output import Ctx
+
+    ctx = Ctx(logged["url"], False, token=logged["token"])
+    sizes = [page.num_rows for page in export_pages(ctx, PROJECT, logged["run_id"], "loss", 7000)]
+    assert sum(sizes) == N and len(sizes) >= N // 14_000 and max(sizes) <= 14_000

@@ -223,7 +223,7 @@ def metrics_export(ctx: Ctx, project: str, run_id: str, keys: tuple[str, ...], o
     if output == "-" and fmt != "csv":
         raise InvalidInput("Parquet cannot go to stdout: give a file with -o, or --format csv")
     chosen = _chosen_keys(_summaries(ctx, project, run_id), run_id, keys)
-    pages = (page for key in chosen for page in _pages(ctx, project, run_id, key, page_points))
+    pages = (page for key in chosen for page in export_pages(ctx, project, run_id, key, page_points))
     if output == "-":
         sys.stdout.flush()
         _write(pages, sys.stdout.buffer, fmt)
@@ -249,7 +249,7 @@ def export_schema() -> pa.Schema:
                       ("key", pa.string())])
 
 
-def _pages(ctx: Ctx, project: str, run_id: str, key: str, page_points: int) -> Any:
+def export_pages(ctx: Ctx, project: str, run_id: str, key: str, page_points: int) -> Any:
     """One key's every point as tables of about ``page_points`` rows, by step ranges: LTTB keeps a
     series' first and last point, so a 3-point read gives the bounds and the count; the step window
     then adapts to how densely the steps are filled."""
