@@ -15,6 +15,7 @@ from cairn.cli.deployments import deployments
 from cairn.cli.fingerprint import fingerprint
 from cairn.cli.jobs import agent, jobs
 from cairn.cli.lineage import lineage
+from cairn.cli.metrics import metrics
 from cairn.cli.monitor import monitor
 from cairn.cli.output import Ctx, api_errors, emit, fail, pass_ctx
 from cairn.cli.pipelines import pipelines
@@ -204,6 +205,7 @@ for group in (projects, experiments, runs, models, tokens, members, audit, webho
               artifacts, fingerprint, sweeps, jobs, agent):
     cli.add_command(group)
 cli.add_command(lineage)
+cli.add_command(metrics)
 cli.add_command(deployments)
 cli.add_command(monitor)
 cli.add_command(pipelines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cairn.cli.metrics import format_number
 from cairn.cli.output import Ctx, api_errors, emit, parse_pairs, pass_ctx
 
 project_option = click.option("--project", "-p", required=True, envvar="CAIRN_PROJECT",
@@ -135,8 +136,21 @@ def runs_list(ctx: Ctx, project: str, filter_text: str | None, experiment_ids: t
 @pass_ctx
 @api_errors
 def runs_show(ctx: Ctx, project: str, run_id: str) -> None:
-    """Show a run. Example: cairn runs show -p vision 0190ab..."""
-    emit(ctx, ctx.client.get_run(project, run_id))
+    """Show a run, its params and tags, and its metric summaries (key, last, min, max, steps).
+    Example: cairn runs show -p vision 0190ab..."""
+    run = ctx.client.get_run(project, run_id)
+    # from the metrics service itself, not the registry's projection: a point logged a moment ago counts
+    summaries = list(ctx.client.metric_summary(project, run_id).values())
+    if ctx.as_json:
+        emit(ctx, {**run, "metrics": summaries})
+        return
+    emit(ctx, run)
+    if summaries:
+        emit(ctx, [{"key": s["key"], "last": format_number(s.get("last")), "min": format_number(s.get("min")),
+                    "max": format_number(s.get("max")), "steps": s.get("count"), "last_step": s.get("last_step")}
+                   for s in summaries], columns=["key", "last", "min", "max", "steps", "last_step"], title="metrics")
+    else:
+        click.echo("metrics: none logged")
 
 
 @runs.command("tag")
