@@ -108,3 +108,17 @@ def test_access_commands(run_cli) -> None:  # type: ignore[no-untyped-def]
     assert run_cli("members", "remove", "-p", "acl", "cli-user") == []
     assert run_cli("tokens", "revoke", made["token_id"])["revoked"] is True
     assert run_cli("whoami")["site_admin"] is True
+
+
+def test_runs_show_without_the_metrics_service_still_shows_the_run(platform: Platform, run_cli) -> None:  # type: ignore[no-untyped-def]
+    run_cli("projects", "create", "nometrics")
+    run = run_cli("runs", "create", "-p", "nometrics", "--param", "lr=0.1")
+    platform.kill("metrics")
+    try:
+        result = CliRunner(env={"CAIRN_TOKEN": platform.token}).invoke(
+            cli, ["--url", platform.gateway, "runs", "show", "-p", "nometrics", run["id"]], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert run["id"] in result.stdout and "lr" in result.stdout
+        assert "warning: metrics unavailable" in result.stderr
+    finally:
+        platform.start_service("metrics")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cairn.cli.metrics import format_number
 from cairn.cli.output import Ctx, api_errors, emit, parse_pairs, pass_ctx
+from cairn.sdk.client import ApiError, CannotReach
 
 project_option = click.option("--project", "-p", required=True, envvar="CAIRN_PROJECT",
                               help="Project name (or $CAIRN_PROJECT).")
@@ -140,11 +143,20 @@ def runs_show(ctx: Ctx, project: str, run_id: str) -> None:
     Example: cairn runs show -p vision 0190ab..."""
     run = ctx.client.get_run(project, run_id)
     # from the metrics service itself, not the registry's projection: a point logged a moment ago counts
-    summaries = list(ctx.client.metric_summary(project, run_id).values())
+    # (the run is still shown when the metrics service cannot answer; the reason goes to stderr)
+    summaries: list[dict[str, Any]] | None = None
+    try:
+        summaries = list(ctx.client.metric_summary(project, run_id).values())
+    except ApiError as err:
+        if err.status < 500 and not isinstance(err, CannotReach):
+            raise
+        click.echo(f"warning: metrics unavailable: {err}", err=True)
     if ctx.as_json:
         emit(ctx, {**run, "metrics": summaries})
         return
     emit(ctx, run)
+    if summaries is None:
+        return
     if summaries:
         emit(ctx, [{"key": s["key"], "last": format_number(s.get("last")), "min": format_number(s.get("min")),
                     "max": format_number(s.get("max")), "steps": s.get("count"), "last_step": s.get("last_step")}
