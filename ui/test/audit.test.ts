@@ -5,10 +5,10 @@ const ev = (sequence: number): AuditEvent => ({ id: `e${sequence}`, type: "membe
   aggregate_id: "p", sequence, time: "", actor: "admin:t", correlation_id: "r", data: {} });
 
 describe("audit filters", () => {
-  it("sends only the filters set, with the cursor and a limit", () => {
-    expect(auditUrl(EMPTY_FILTER)).toBe("/api/v1/audit?limit=100");
+  it("asks for the newest first, with only the filters set, the older-page cursor and a limit", () => {
+    expect(auditUrl(EMPTY_FILTER)).toBe("/api/v1/audit?order=desc&limit=100");
     expect(auditUrl({ project: "atlas", actor: " ana ", type: "member.*,token.*", since: "" }, 42, 50))
-      .toBe("/api/v1/audit?project=atlas&actor=ana&type=member.*%2Ctoken.*&cursor=42&limit=50");
+      .toBe("/api/v1/audit?project=atlas&actor=ana&type=member.*%2Ctoken.*&order=desc&before=42&limit=50");
   });
 
   it("round-trips through the page URL's query", () => {
@@ -22,6 +22,8 @@ describe("audit filters", () => {
   it("shows loaded pages newest first, each event once", () => {
     const merged = newestFirst([ev(1), ev(2)], [ev(2), ev(3)]);
     expect(merged.map((e) => e.sequence)).toEqual([3, 2, 1]);
+    const older = newestFirst([ev(9), ev(8)], [ev(7), ev(6)]);
+    expect(older.map((e) => e.sequence)).toEqual([9, 8, 7, 6]);
   });
 });
 

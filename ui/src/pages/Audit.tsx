@@ -1,8 +1,8 @@
 // The audit log: who did what and when, read from the event log by `GET /api/v1/audit` (site
 // admins: every project; project admins: their projects). Filters (project, actor, event type
 // globs, since) live in the page's URL query, so a filtered view reloads and can be shared. The
-// route pages oldest first with a cursor; "Load more" fetches the next page and the table shows
-// every loaded event newest first.
+// route pages backwards from the newest event (`order=desc`); "Older" fetches the next page back
+// and appends it below.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
 import { auditPageQuery, dataSummary, auditUrl, localToIso, newestFirst, parseAuditQuery, type AuditEvent, type AuditFilter } from "../lib/audit";
@@ -63,7 +63,7 @@ export function Audit({ session }: { project?: string; name?: string; sweepId?: 
         <button type="submit" class="primary" disabled={busy}>Filter</button>
       </form>
       {error && <p class="error" role="alert">{error}</p>}
-      <p role="status" class="count">{events ? `${events.length} events${cursor !== null ? " (more available)" : ""}` : "Loading…"}</p>
+      <p role="status" class="count">{events ? `${events.length} events, newest first${cursor !== null ? " (older available)" : ""}` : "Loading…"}</p>
       {events && events.length > 0 && (
         <table class="list audit-table">
           <thead><tr><th scope="col">Time</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Project</th>
@@ -85,7 +85,7 @@ export function Audit({ session }: { project?: string; name?: string; sweepId?: 
         </table>
       )}
       {cursor !== null && events && (
-        <button type="button" disabled={busy} onClick={() => void fetchPage(filter, cursor, events)}>Load more</button>
+        <button type="button" disabled={busy} onClick={() => void fetchPage(filter, cursor, events)}>Older</button>
       )}
     </section>
   );
