@@ -1,5 +1,6 @@
 """Webhooks: signed deliveries, retries, dead letters and replay; per-webhook queues (a silent
-receiver delays only itself); exactly one delivery per event per attempt; names looked up once
+receiver delays only itself); exactly one delivery per event per attempt, each attempt in the
+bounded deliveries log; names looked up once
 per attempt. The address guard has its own module (test_webhook_guard.py)."""
 
 from __future__ import annotations

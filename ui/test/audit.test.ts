@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { auditPageQuery, auditUrl, dataSummary, EMPTY_FILTER, newestFirst, parseAuditQuery, type AuditEvent } from "../src/lib/audit";
+import { auditPageQuery, auditPageSize, auditUrl, dataSummary, EMPTY_FILTER, newestFirst, parseAuditQuery, type AuditEvent } from "../src/lib/audit";
 
 const ev = (sequence: number): AuditEvent => ({ id: `e${sequence}`, type: "member.added", project: "p", aggregate: "membership",
   aggregate_id: "p", sequence, time: "", actor: "admin:t", correlation_id: "r", data: {} });
@@ -17,6 +17,11 @@ describe("audit filters", () => {
     expect(parseAuditQuery(auditPageQuery(f))).toEqual(f);
     expect(auditPageQuery(EMPTY_FILTER)).toBe("");
     expect(parseAuditQuery("?nosuch=1&actor=%20bo%20")).toEqual({ ...EMPTY_FILTER, actor: "bo" });
+  });
+
+  it("takes a page size from the page URL, 1 to 1000", () => {
+    expect(auditPageSize("?limit=3&project=p")).toBe(3);
+    for (const bad of ["", "?limit=0", "?limit=1001", "?limit=2.5", "?limit=x"]) expect(auditPageSize(bad)).toBe(100);
   });
 
   it("shows loaded pages newest first, each event once", () => {

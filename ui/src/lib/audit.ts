@@ -24,6 +24,13 @@ export function parseAuditQuery(search: string): AuditFilter {
   return out;
 }
 
+/** The page size a page URL asks for (`?limit=`, 1-1000; default 100): a short page to read a
+ * busy log a few events at a time. */
+export function auditPageSize(search: string): number {
+  const n = Number(new URLSearchParams(search).get("limit"));
+  return Number.isInteger(n) && n >= 1 && n <= 1000 ? n : 100;
+}
+
 /** The query string (with `?`, or "" when empty) for the page URL: only the filters set. */
 export function auditPageQuery(f: AuditFilter): string {
   const q = new URLSearchParams();

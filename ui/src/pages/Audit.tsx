@@ -5,13 +5,14 @@
 // and appends it below.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
-import { auditPageQuery, dataSummary, auditUrl, localToIso, newestFirst, parseAuditQuery, type AuditEvent, type AuditFilter } from "../lib/audit";
+import { auditPageQuery, auditPageSize, dataSummary, auditUrl, localToIso, newestFirst, parseAuditQuery, type AuditEvent, type AuditFilter } from "../lib/audit";
 import type { Session } from "../lib/types";
 import "./members.css";
 
 export function Audit({ session }: { project?: string; name?: string; sweepId?: string; session: Session; navigate: Navigate }) {
   const adminOf = Object.entries(session.projects).filter(([, r]) => r === "admin").map(([p]) => p).sort();
   const initial = parseAuditQuery(location.search);
+  const [size] = useState(() => auditPageSize(location.search));
   if (!session.site_admin && !initial.project && adminOf.length) initial.project = adminOf[0]!;
   const [filter, setFilter] = useState<AuditFilter>(initial);
   const [draft, setDraft] = useState<AuditFilter>(initial);
@@ -23,7 +24,7 @@ export function Audit({ session }: { project?: string; name?: string; sweepId?: 
   const fetchPage = async (f: AuditFilter, from: number, loaded: AuditEvent[]) => {
     setBusy(true);
     try {
-      const b = await api.get<{ events: AuditEvent[]; next_cursor: number | null }>(auditUrl(f, from));
+      const b = await api.get<{ events: AuditEvent[]; next_cursor: number | null }>(auditUrl(f, from, size));
       setEvents(newestFirst(loaded, b.events));
       setCursor(b.next_cursor);
       setError(null);
@@ -42,7 +43,9 @@ export function Audit({ session }: { project?: string; name?: string; sweepId?: 
   const apply = (e: Event) => {
     e.preventDefault();
     const next = { ...draft, since: draft.since.includes("T") && !draft.since.endsWith("Z") ? localToIso(draft.since) || draft.since : draft.since };
-    history.replaceState(null, "", `/audit${auditPageQuery(next)}`);
+    const query = auditPageQuery(next);
+    const sized = size === 100 ? query : `${query}${query ? "&" : "?"}limit=${size}`;
+    history.replaceState(null, "", `/audit${sized}`);
     setFilter(next);
   };
   const field = (k: keyof AuditFilter) => (e: Event) => setDraft({ ...draft, [k]: (e.target as HTMLInputElement).value });
