@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.commands import CommandContext
-from cairn.kernel.errors import Forbidden, NotFound
+from cairn.kernel.errors import Forbidden, InvalidInput, NotFound
 from cairn.kernel.identity import ACCOUNT, ADMIN, VIEWER, current_caller, requires
 from cairn.kernel.ids import FREE_TEXT_PATTERN, PROJECT_NAME_PATTERN, URL_PATTERN, new_id
 from cairn.kernel.telemetry import current_traceparent
 from cairn.services.gateway import domain
-from cairn.services.gateway.audit import audit_page
+from cairn.services.gateway.audit import audit_page, audit_page_desc
 from cairn.services.gateway.auth import Principal, new_token
 
 router = APIRouter(prefix="/api/v1")
@@ -134,9 +134,22 @@ async def audit(request: Request, caller: Caller,
                 project: Annotated[str | None, Query(pattern=PROJECT_NAME_PATTERN)] = None, actor: str | None = None,
                 type: str | None = Query(default=None, description="event type globs, comma-separated"),
                 since: str | None = None, cursor: Annotated[int, Query(ge=0)] = 0,
-                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first after cursor; "
+                                                                         "desc: newest first before before")] = "asc",
+                before: Annotated[int | None, Query(ge=1, description="desc: the previous page's next_cursor")] = None,
+                ) -> dict[str, Any]:
     """Who did what and when, from the log: project admins for their projects, site admins for all
-    (without ``project``)."""
+    (without ``project``). Oldest first by default (``cursor``: after that sequence); ``order=desc``
+    pages backwards from the newest (``before``: below that sequence)."""
+    if order == "desc":
+        if cursor:
+            raise InvalidInput("cursor pages forward (order=asc); with order=desc pass next_cursor as before",
+                               details={"field": "cursor"})
+        return await audit_page_desc(request.app.state.runtime.log, project=project, actor=actor, types=type,
+                                     since=since, before=before, limit=limit)
+    if before is not None:
+        raise InvalidInput("before pages backwards: use it with order=desc", details={"field": "before"})
     return await audit_page(request.app.state.runtime.log, project=project, actor=actor, types=type, since=since,
                             after=cursor, limit=limit)
 
@@ -183,6 +196,16 @@ async def delete_webhook(project: ProjectName, webhook_id: str, request: Request
 def dead_letters(project: ProjectName, webhook_id: str, request: Request, caller: Caller) -> dict[str, Any]:
     _hook(request, project, webhook_id)
     return {"dead_letters": request.app.state.runtime.store.dead_letters(webhook_id)}
+
+
+@router.get("/projects/{project}/webhooks/{webhook_id}/deliveries", tags=["webhooks"], **requires(ADMIN))
+def deliveries(project: ProjectName, webhook_id: str, request: Request, caller: Caller,
+               limit: Annotated[int, Query(ge=1, le=200, description="attempts per page")] = 50,
+               before: Annotated[int | None, Query(ge=1, description="the previous page's next_before")] = None,
+               ) -> dict[str, Any]:
+    """The webhook's recent delivery attempts, newest first (the newest 200 are kept)."""
+    _hook(request, project, webhook_id)
+    return request.app.state.webhooks.queues.attempts_page(webhook_id, limit=limit, before=before)
 
 
 @router.post("/projects/{project}/webhooks/{webhook_id}/replay", tags=["webhooks"], **requires(ADMIN))

@@ -11,6 +11,12 @@ delivered or dead-lettered. One task per webhook means one attempt in flight per
 never two copies of the same delivery at once. A crash after a receiver answered but before its
 row was removed sends that delivery again after the restart (at least once): receivers dedupe on
 ``Cairn-Delivery``; ``Cairn-Delivery-Attempt`` numbers the tries of one delivery.
+
+Every attempt is written down in a ``deliveries`` table next to the outbox (event, attempt, time,
+HTTP status or error, duration, when the next try is due), the newest ``KEEP_ATTEMPTS`` per webhook.
+Attempts are not events of record: a row per try per webhook per event would outgrow the log it
+reports on, and the outcome that matters (a dead letter) is an event already. They are operational
+state, like the outbox itself: bounded, kept across restarts, gone with the webhook.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
@@ -40,7 +47,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, webhook_id TEXT NOT NULL, sequence INTEGER NOT NULL,
     event_type TEXT NOT NULL, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_by_webhook ON outbox(webhook_id, id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, webhook_id TEXT NOT NULL, sequence INTEGER NOT NULL,
+    event_type TEXT NOT NULL, attempt INTEGER NOT NULL, time TEXT NOT NULL, status INTEGER,
+    error TEXT NOT NULL, duration_ms REAL NOT NULL, outcome TEXT NOT NULL, next_retry_at TEXT);
+CREATE INDEX IF NOT EXISTS deliveries_by_webhook ON deliveries(webhook_id, id);
 """
+KEEP_ATTEMPTS = 200  # per webhook: the page shows the recent ones, the log keeps what happened
 DEAD_LETTER_RETRY_S = 5.0
 
 
@@ -68,6 +81,36 @@ def enqueue(conn: sqlite3.Connection, deliveries: Iterable[Delivery]) -> None:
 def drop(conn: sqlite3.Connection, webhook_id: str) -> None:
     """A deleted webhook's queue goes with it."""
     conn.execute("DELETE FROM outbox WHERE webhook_id=?", (webhook_id,))
+    conn.execute("DELETE FROM deliveries WHERE webhook_id=?", (webhook_id,))
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one delivery, as the deliveries log keeps it."""
+
+    delivery: Delivery
+    attempt: int
+    time: str
+    status: int | None
+    error: str
+    duration_ms: float
+    outcome: str  # delivered | retrying | dead_lettered
+    next_retry_at: str | None = None
+
+
+def record(conn: sqlite3.Connection, a: Attempt, keep: int = KEEP_ATTEMPTS) -> None:
+    """Append an attempt and forget the webhook's attempts older than its newest ``keep``."""
+    d = a.delivery
+    conn.execute("INSERT INTO deliveries(webhook_id, sequence, event_type, attempt, time, status, error, "
+                 "duration_ms, outcome, next_retry_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (d.webhook_id, d.sequence, d.event_type, a.attempt, a.time, a.status, a.error,
+                  round(a.duration_ms, 1), a.outcome, a.next_retry_at))
+    conn.execute("DELETE FROM deliveries WHERE webhook_id=? AND id <= (SELECT id FROM deliveries "
+                 "WHERE webhook_id=? ORDER BY id DESC LIMIT 1 OFFSET ?)", (d.webhook_id, d.webhook_id, keep))
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class DeliveryQueues:
@@ -91,6 +134,15 @@ class DeliveryQueues:
         """Deliveries queued for a webhook, the one in flight included."""
         row = self.outbox.query_one("SELECT COUNT(*) FROM outbox WHERE webhook_id=?", (webhook_id,))
         return int(row[0]) if row else 0
+
+    def attempts_page(self, webhook_id: str, *, limit: int, before: int | None) -> dict[str, Any]:
+        """A webhook's recorded attempts, newest first, older than row ``before`` when given."""
+        rows = self.outbox.query(
+            "SELECT id, sequence, event_type, attempt, time, status, error, duration_ms, outcome, next_retry_at "
+            "FROM deliveries WHERE webhook_id=? AND id < ? ORDER BY id DESC LIMIT ?",
+            (webhook_id, before if before is not None else 2**62, limit + 1))
+        items = [dict(r) for r in rows[:limit]]
+        return {"deliveries": items, "next_before": items[-1]["id"] if len(rows) > limit else None}
 
     def wake(self, webhook_ids: Iterable[str]) -> None:
         """Start a worker for each of these webhooks that has none (called after rows are committed)."""
@@ -116,6 +168,10 @@ class DeliveryQueues:
     def _done(self, delivery: Delivery) -> None:
         with self.outbox.transaction() as conn:
             conn.execute("DELETE FROM outbox WHERE id=?", (delivery.row,))
+
+    def _record(self, attempt: Attempt) -> None:
+        with self.outbox.transaction() as conn:
+            record(conn, attempt)
 
     def _live_hook(self, webhook_id: str) -> dict[str, Any] | None:
         hook = self.store.webhook(webhook_id)
@@ -156,6 +212,8 @@ class DeliveryQueues:
             headers = {"Content-Type": "application/json", "Cairn-Event-Type": delivery.event_type,
                        "Cairn-Delivery": delivery.delivery_id, "Cairn-Delivery-Attempt": str(attempt),
                        "Cairn-Signature": sign(hook["secret"], delivery.body, int(time.time()))}
+            started, clock = time.time(), time.monotonic()
+            status: int | None = None
             try:
                 status = await self.egress.post(hook["url"], delivery.body, headers)
             except InvalidInput as err:
@@ -163,10 +221,15 @@ class DeliveryQueues:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
                 error = f"{type(err).__name__}: {err}"
             else:
-                if 200 <= status < 300:
-                    self._done(delivery)
-                    return
-                error = f"HTTP {status}"
+                error = "" if 200 <= status < 300 else f"HTTP {status}"
+            took = (time.monotonic() - clock) * 1000
+            last = attempt == self.attempts
+            outcome = "delivered" if not error else "dead_lettered" if last else "retrying"
+            self._record(Attempt(delivery, attempt, _iso(started), status, error, took, outcome,
+                                 None if last or not error else _iso(time.time() + delay)))
+            if not error:
+                self._done(delivery)
+                return
             log.info("webhook=%s delivery=%s attempt=%d failed error=%s", hook["id"], delivery.delivery_id,
                      attempt, error)
         log.warning("webhook=%s seq=%d dead_lettered error=%s", hook["id"], delivery.sequence, error)

@@ -1,15 +1,19 @@
 """Webhooks: signed deliveries, retries, dead letters and replay; per-webhook queues (a silent
-receiver delays only itself); exactly one delivery per event per attempt; names looked up once
+receiver delays only itself); exactly one delivery per event per attempt, each attempt in the
+bounded deliveries log; names looked up once
 per attempt. The address guard has its own module (test_webhook_guard.py)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from webhook_receivers import Receiver, Silent, wait_until
 
+from cairn.kernel.store import SqliteStore
+from cairn.services.gateway.deliveries import OUTBOX_SCHEMA, Attempt, Delivery, drop, record
 from cairn.services.gateway.webhooks import verify
 
 from platform_harness import Platform
@@ -62,6 +66,53 @@ def test_always_failing_receiver_ends_in_dead_letters_and_replay_delivers(platfo
         assert admin.get(letters).json()["dead_letters"] == []
     finally:
         receiver.close()
+
+
+def test_every_attempt_is_in_the_deliveries_log_newest_first(platform: Platform, admin: httpx.Client) -> None:
+    receiver = Receiver(fail=2)
+    try:
+        admin.post("/registry/projects", json={"name": "hook-log"}).raise_for_status()
+        hook = admin.post("/projects/hook-log/webhooks", json={"url": receiver.url, "types": ["run.*"]}).json()
+        run = admin.post("/registry/projects/hook-log/runs", json={"name": "r"}).json()
+        url = f"/projects/hook-log/webhooks/{hook['id']}/deliveries"
+        wait_until(lambda: len(admin.get(url).json()["deliveries"]) == 3, what="three recorded attempts")
+        rows = admin.get(url).json()["deliveries"]
+        assert [(r["attempt"], r["status"], r["outcome"]) for r in rows] == [
+            (3, 204, "delivered"), (2, 500, "retrying"), (1, 500, "retrying")]
+        assert {(r["event_type"], r["sequence"]) for r in rows} == {("run.created", receiver.received[0][0]["sequence"])}
+        assert receiver.received[0][0]["aggregate_id"] == run["id"]
+        assert rows[0]["error"] == "" and rows[0]["next_retry_at"] is None
+        assert rows[1]["error"] == "HTTP 500" and rows[1]["next_retry_at"] > rows[1]["time"]
+        assert all(r["duration_ms"] >= 0 and r["time"].endswith("Z") for r in rows)
+        first = admin.get(url, params={"limit": 2}).json()
+        assert [r["attempt"] for r in first["deliveries"]] == [3, 2]
+        rest = admin.get(url, params={"limit": 2, "before": first["next_before"]}).json()
+        assert [r["attempt"] for r in rest["deliveries"]] == [1] and rest["next_before"] is None
+        for bad in ({"limit": 0}, {"limit": 201}, {"before": 0}, {"before": "x"}):
+            assert admin.get(url, params=bad).status_code == 422, bad
+        missing = admin.get("/projects/hook-log/webhooks/zz0none/deliveries")
+        assert missing.status_code == 404 and "zz0none" in missing.json()["error"]["message"]
+        admin.delete(f"/projects/hook-log/webhooks/{hook['id']}").raise_for_status()
+        assert admin.get(url).status_code == 404
+    finally:
+        receiver.close()
+
+
+def test_the_deliveries_log_keeps_the_newest_attempts_per_webhook(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "outbox.sqlite3", OUTBOX_SCHEMA)
+    try:
+        for webhook, count in (("a", 7), ("b", 2)):
+            for n in range(1, count + 1):
+                with store.transaction() as conn:
+                    record(conn, Attempt(Delivery(webhook, n, "run.created", b"{}"), 1, f"t{n}", 204, "", 1.0,
+                                         "delivered"), keep=3)
+        rows = store.query("SELECT webhook_id, sequence FROM deliveries ORDER BY id")
+        assert [(r["webhook_id"], r["sequence"]) for r in rows] == [("a", 5), ("a", 6), ("a", 7), ("b", 1), ("b", 2)]
+        with store.transaction() as conn:
+            drop(conn, "a")
+        assert [r["webhook_id"] for r in store.query("SELECT webhook_id FROM deliveries")] == ["b", "b"]
+    finally:
+        store.close()
 
 
 def test_a_name_is_looked_up_and_the_request_goes_to_its_address(platform: Platform, admin: httpx.Client) -> None:

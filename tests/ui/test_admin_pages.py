@@ -2,8 +2,9 @@
 
 The admin adds a member and changes the role (and sees the API's message for a bad name), finds
 that in the audit log and narrows it with a filter, creates a token whose secret shows once and
-revokes it, and creates a webhook to a loopback receiver that fails, sees the dead letter and
-replays it once the receiver recovers. A viewer of the same project sees the members read-only and
+revokes it, and creates a webhook to a loopback receiver that fails, sees the failed attempts in
+the webhook's deliveries and the dead letter, and replays it once the receiver recovers (a
+delivered attempt on top). The audit page shows the newest action first and "Older" pages back. A viewer of the same project sees the members read-only and
 no webhooks link or controls. axe-core checks every page; the four pages are photographed.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from browser_driver import AXE, chromium_path, no_violations, open_context, shot, sign_in
 from up_driver import Up, wait
@@ -94,6 +96,18 @@ def test_admin_pages(up: Up, pw: Any, tmp_path: Path) -> None:
         assert seqs == sorted(seqs, reverse=True), "newest first"
         no_violations(page, "the audit page")
         shot(page, "audit", tmp_path)
+        # Newest first from the log itself: the first row is the last action (keep-olga added back
+        # through the SDK above); pages of 3 (?limit=3), and "Older" loads the next page back.
+        newest = httpx.get(f"{up.url}/api/v1/audit", params={"project": PROJECT, "order": "desc", "limit": 1},
+                           headers={"Authorization": f"Bearer {admin_token}"}).json()["events"][0]
+        page.goto(f"{up.url}/audit?project={PROJECT}&limit=3")
+        wait(lambda: table.count() == 3, 10, "the newest page of 3")
+        assert newest["type"] == "member.added" and table.first.locator("th").inner_text() == "member.added"
+        assert f"#{newest['sequence']})" in table.first.inner_text()
+        page.get_by_role("button", name="Older").click()
+        wait(lambda: table.count() == 6, 10, "the next page back")
+        seqs = [int(t.split("#")[1].rstrip(")")) for t in table.locator("td:nth-child(7)").all_inner_texts()]
+        assert seqs == sorted(seqs, reverse=True) and seqs[0] == newest["sequence"]
 
         # Tokens: the secret shows once, is gone after dismissing and after a reload; revoke.
         page.goto(f"{up.url}/tokens")
@@ -134,6 +148,15 @@ def test_admin_pages(up: Up, pw: Any, tmp_path: Path) -> None:
         letters = page.locator("table.webhook-dead tbody tr")
         letters.first.wait_for(timeout=T)
         assert "HTTP 500" in letters.first.inner_text()
+        # The webhook's row: its delivery attempts, newest first, after a refresh.
+        deliveries = page.locator(f"#deliveries-{hook['id']}")
+        deliveries.get_by_text("No delivery attempts yet.").wait_for(timeout=T)
+        page.get_by_role("button", name=f"Refresh deliveries of webhook {receiver.url}").click()
+        attempts = deliveries.locator("table.webhook-attempts tbody tr")
+        attempts.first.wait_for(timeout=T)
+        rows = attempts.all_inner_texts()
+        assert len(rows) == 2 and "dead lettered" in rows[0] and "retrying" in rows[1]
+        assert "experiment.created" in rows[0] and "HTTP 500" in rows[0]
         no_violations(page, "the webhooks page")
         shot(page, "webhooks", tmp_path)
         failing["on"] = False
@@ -141,8 +164,11 @@ def test_admin_pages(up: Up, pw: Any, tmp_path: Path) -> None:
         page.get_by_text("Replaying 1 events.").wait_for(timeout=T)
         wait(lambda: len(receiver.received) == 1, 20, "the replayed delivery")
         assert receiver.received[0][0]["type"] == "experiment.created"
-        page.get_by_role("button", name="Refresh").click()
+        page.get_by_role("button", name="Refresh", exact=True).click()
         page.get_by_text("No dead letters.").wait_for(timeout=T)
+        page.get_by_role("button", name=f"Refresh deliveries of webhook {receiver.url}").click()
+        wait(lambda: "delivered" in attempts.first.inner_text(), 10, "the replayed delivery's row")
+        assert attempts.count() == 3
         page.get_by_role("button", name=f"Delete webhook {receiver.url}").click()
         page.get_by_role("button", name=f"Confirm deleting webhook {receiver.url}").click()
         page.locator(f"#webhook-{hook['id']}").wait_for(state="detached", timeout=T)

@@ -1,6 +1,7 @@
 // The audit page's filters and their two spellings: the page's own URL query (so a filtered view
 // can be reloaded or shared) and the gateway's `GET /api/v1/audit` query (docs/access.md#audit).
-// The route reads the event log oldest first and pages forward with `next_cursor`.
+// The page asks for `order=desc`: the newest events first, and each "Older" page is the next one
+// back (`before` = the previous page's `next_cursor`).
 
 export interface AuditFilter {
   project: string;
@@ -23,6 +24,13 @@ export function parseAuditQuery(search: string): AuditFilter {
   return out;
 }
 
+/** The page size a page URL asks for (`?limit=`, 1-1000; default 100): a short page to read a
+ * busy log a few events at a time. */
+export function auditPageSize(search: string): number {
+  const n = Number(new URLSearchParams(search).get("limit"));
+  return Number.isInteger(n) && n >= 1 && n <= 1000 ? n : 100;
+}
+
 /** The query string (with `?`, or "" when empty) for the page URL: only the filters set. */
 export function auditPageQuery(f: AuditFilter): string {
   const q = new URLSearchParams();
@@ -38,11 +46,13 @@ export function localToIso(value: string): string {
   return Number.isNaN(d.getTime()) ? "" : d.toISOString();
 }
 
-/** The API URL for one page of the audit log: the filters, the cursor (0: from the start), a limit. */
-export function auditUrl(f: AuditFilter, cursor = 0, limit = 100): string {
+/** The API URL for one page of the audit log, newest first: the filters, `before` (0: from the
+ * newest event; else the previous page's `next_cursor`), a limit. */
+export function auditUrl(f: AuditFilter, before = 0, limit = 100): string {
   const q = new URLSearchParams();
   for (const k of KEYS) if (f[k].trim()) q.set(k, f[k].trim());
-  if (cursor > 0) q.set("cursor", String(cursor));
+  q.set("order", "desc");
+  if (before > 0) q.set("before", String(before));
   q.set("limit", String(limit));
   return `/api/v1/audit?${q.toString()}`;
 }
@@ -60,7 +70,8 @@ export interface AuditEvent {
   data: Record<string, unknown>;
 }
 
-/** Pages arrive oldest first; the table shows the loaded events newest first, each once. */
+/** The loaded events newest first, each once: an older page goes below, and a page fetched again
+ * after new events (a refresh) merges without repeats. */
 export function newestFirst(loaded: AuditEvent[], page: AuditEvent[]): AuditEvent[] {
   const seen = new Set(loaded.map((e) => e.sequence));
   const merged = [...loaded, ...page.filter((e) => !seen.has(e.sequence))];

@@ -1,17 +1,18 @@
 // The audit log: who did what and when, read from the event log by `GET /api/v1/audit` (site
 // admins: every project; project admins: their projects). Filters (project, actor, event type
 // globs, since) live in the page's URL query, so a filtered view reloads and can be shared. The
-// route pages oldest first with a cursor; "Load more" fetches the next page and the table shows
-// every loaded event newest first.
+// route pages backwards from the newest event (`order=desc`); "Older" fetches the next page back
+// and appends it below.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
-import { auditPageQuery, dataSummary, auditUrl, localToIso, newestFirst, parseAuditQuery, type AuditEvent, type AuditFilter } from "../lib/audit";
+import { auditPageQuery, auditPageSize, dataSummary, auditUrl, localToIso, newestFirst, parseAuditQuery, type AuditEvent, type AuditFilter } from "../lib/audit";
 import type { Session } from "../lib/types";
 import "./members.css";
 
 export function Audit({ session }: { project?: string; name?: string; sweepId?: string; session: Session; navigate: Navigate }) {
   const adminOf = Object.entries(session.projects).filter(([, r]) => r === "admin").map(([p]) => p).sort();
   const initial = parseAuditQuery(location.search);
+  const [size] = useState(() => auditPageSize(location.search));
   if (!session.site_admin && !initial.project && adminOf.length) initial.project = adminOf[0]!;
   const [filter, setFilter] = useState<AuditFilter>(initial);
   const [draft, setDraft] = useState<AuditFilter>(initial);
@@ -23,7 +24,7 @@ export function Audit({ session }: { project?: string; name?: string; sweepId?: 
   const fetchPage = async (f: AuditFilter, from: number, loaded: AuditEvent[]) => {
     setBusy(true);
     try {
-      const b = await api.get<{ events: AuditEvent[]; next_cursor: number | null }>(auditUrl(f, from));
+      const b = await api.get<{ events: AuditEvent[]; next_cursor: number | null }>(auditUrl(f, from, size));
       setEvents(newestFirst(loaded, b.events));
       setCursor(b.next_cursor);
       setError(null);
@@ -42,7 +43,9 @@ export function Audit({ session }: { project?: string; name?: string; sweepId?: 
   const apply = (e: Event) => {
     e.preventDefault();
     const next = { ...draft, since: draft.since.includes("T") && !draft.since.endsWith("Z") ? localToIso(draft.since) || draft.since : draft.since };
-    history.replaceState(null, "", `/audit${auditPageQuery(next)}`);
+    const query = auditPageQuery(next);
+    const sized = size === 100 ? query : `${query}${query ? "&" : "?"}limit=${size}`;
+    history.replaceState(null, "", `/audit${sized}`);
     setFilter(next);
   };
   const field = (k: keyof AuditFilter) => (e: Event) => setDraft({ ...draft, [k]: (e.target as HTMLInputElement).value });
@@ -63,7 +66,7 @@ export function Audit({ session }: { project?: string; name?: string; sweepId?: 
         <button type="submit" class="primary" disabled={busy}>Filter</button>
       </form>
       {error && <p class="error" role="alert">{error}</p>}
-      <p role="status" class="count">{events ? `${events.length} events${cursor !== null ? " (more available)" : ""}` : "Loading…"}</p>
+      <p role="status" class="count">{events ? `${events.length} events, newest first${cursor !== null ? " (older available)" : ""}` : "Loading…"}</p>
       {events && events.length > 0 && (
         <table class="list audit-table">
           <thead><tr><th scope="col">Time</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Project</th>
@@ -85,7 +88,7 @@ export function Audit({ session }: { project?: string; name?: string; sweepId?: 
         </table>
       )}
       {cursor !== null && events && (
-        <button type="button" disabled={busy} onClick={() => void fetchPage(filter, cursor, events)}>Load more</button>
+        <button type="button" disabled={busy} onClick={() => void fetchPage(filter, cursor, events)}>Older</button>
       )}
     </section>
   );

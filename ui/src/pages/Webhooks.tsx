@@ -1,6 +1,8 @@
 // A project's webhooks (admins only, as in the API): the list with each one's pending deliveries,
 // create (URL + event types; the signing secret shown once), delete after a confirm step, and per
-// webhook its dead letters (events that failed every attempt) with Replay, which queues them again.
+// webhook its dead letters (events that failed every attempt) with Replay, which queues them again,
+// and under each webhook's row its recent delivery attempts (outcome, time, attempt, result) with a
+// Refresh and "Older" (the gateway keeps the newest 200 attempts per webhook).
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
@@ -8,8 +10,9 @@ import { seg } from "../lib/api";
 import { clickRemove, IDLE, type Confirm } from "../lib/members";
 import { can, roleIn } from "../lib/roles";
 import type { Session } from "../lib/types";
-import { parseTypes, type DeadLetter, type Webhook } from "../lib/webhooks";
+import { attemptResult, deliveriesUrl, outcomeClass, parseTypes, type DeadLetter, type DeliveryAttempt, type Webhook } from "../lib/webhooks";
 import "./members.css";
+import "./webhooks.css";
 
 export function Webhooks({ project, session, navigate }: { project?: string; name?: string; sweepId?: string; session: Session; navigate: Navigate }) {
   const p = project ?? "";
@@ -88,7 +91,7 @@ function WebhookAdmin({ project }: { project: string }) {
           <thead><tr><th scope="col">URL</th><th scope="col">Event types</th><th scope="col">Pending deliveries</th>
             <th scope="col">Created</th><th scope="col">Dead letters</th><th scope="col">Delete</th></tr></thead>
           <tbody>
-            {hooks.map((h) => (
+            {hooks.flatMap((h) => [
               <tr key={h.id} id={`webhook-${h.id}`}>
                 <th scope="row">{h.url}</th>
                 <td>{h.types.join(", ")}</td>
@@ -100,8 +103,11 @@ function WebhookAdmin({ project }: { project: string }) {
                             aria-label={confirm.armed === h.id ? `Confirm deleting webhook ${h.url}` : `Delete webhook ${h.url}`}
                             onClick={() => void remove(h.id)}>
                   {confirm.armed === h.id ? "Confirm delete" : "Delete"}</button></td>
-              </tr>
-            ))}
+              </tr>,
+              <tr key={`${h.id}-deliveries`} class="webhook-deliveries-row">
+                <td colSpan={6}><Deliveries id={h.id} url={h.url} base={`${url}/${seg(h.id)}`} /></td>
+              </tr>,
+            ])}
           </tbody>
         </table>
       )}
@@ -158,6 +164,50 @@ function DeadLetters({ id, base, onReplayed }: { id: string; base: string; onRep
         </>
       )}
       <button type="button" onClick={() => void load()}>Refresh</button>
+    </section>
+  );
+}
+
+function Deliveries({ id, url, base }: { id: string; url: string; base: string }) {
+  const [rows, setRows] = useState<DeliveryAttempt[] | null>(null);
+  const [older, setOlder] = useState<number | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = async (before?: number) => {
+    try {
+      const b = await api.get<{ deliveries: DeliveryAttempt[]; next_before: number | null }>(deliveriesUrl(base, 5, before));
+      setRows((now) => (before && now ? [...now, ...b.deliveries] : b.deliveries));
+      setOlder(b.next_before);
+      setError(null);
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  useEffect(() => { void load(); }, [base]);
+
+  return (
+    <section class="webhook-deliveries" id={`deliveries-${id}`} aria-label={`Recent deliveries of webhook ${url}`}>
+      <h3>Recent deliveries</h3>
+      {error && <p class="error" role="alert">{error}</p>}
+      {!rows && !error && <p role="status">Loading…</p>}
+      {rows && rows.length === 0 && <p>No delivery attempts yet.</p>}
+      {rows && rows.length > 0 && (
+        <table class="list webhook-attempts">
+          <thead><tr><th scope="col">Outcome</th><th scope="col">Time</th><th scope="col">Event (sequence)</th>
+            <th scope="col">Attempt</th><th scope="col">Result</th><th scope="col">Took</th></tr></thead>
+          <tbody>{rows.map((d) => (
+            <tr key={d.id}>
+              <th scope="row"><span class={outcomeClass(d.outcome)}>{d.outcome.replace("_", " ")}</span></th>
+              <td>{d.time}</td>
+              <td>{d.event_type} (#{d.sequence})</td>
+              <td>{d.attempt}</td>
+              <td>{attemptResult(d)}</td>
+              <td>{Math.round(d.duration_ms)} ms</td>
+            </tr>
+          ))}</tbody>
+        </table>
+      )}
+      <button type="button" aria-label={`Refresh deliveries of webhook ${url}`} onClick={() => void load()}>Refresh</button>{" "}
+      {older !== null && <button type="button" aria-label={`Older deliveries of webhook ${url}`} onClick={() => void load(older)}>Older</button>}
     </section>
   );
 }
