@@ -4,9 +4,10 @@ The other browser modules open their contexts with ``bypass_csp`` (they inject a
 only this one shows the app itself keeps to the policy: scripts, styles and connections from its
 own origin only, no inline script or style. A context that keeps the policy signs in and loads
 each page route of ui/src/lib/router.ts afresh for one seeded project (two runs with a metric, a
-model with a version, a dataset, a pipeline run waiting for approval); an init script records
-every ``securitypolicyviolation`` event on ``window``, and the page's console errors and uncaught
-errors are collected. Any of them fails the test, naming the page.
+model with a version, a dataset, a sweep with one queued trial job, a pipeline run waiting for
+approval); an init script records every ``securitypolicyviolation`` event on ``window``, and the
+page's console errors, uncaught errors and failed requests are collected. Any of them fails the
+test, naming the page.
 """
 
 from __future__ import annotations
@@ -64,11 +65,19 @@ def _seed(client: cairn.Client, http: httpx.Client, tmp_path: Path) -> dict[str,
     http.post(f"/registry/projects/{PROJECT}/models", json={"name": "scorer"}).raise_for_status()
     http.post(f"/registry/projects/{PROJECT}/models/scorer/versions",
               json={"run_id": runs[0], "artifact_digest": "ab" * 32}).raise_for_status()
+    # a sweep whose one trial waits on a queue no agent serves: a sweep page and a (queued) job page
+    sweep = http.post(f"/scheduler/projects/{PROJECT}/sweeps", json={
+        "name": "lr", "method": "random", "seed": 1, "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"lr": {"type": "float", "min": 1e-4, "max": 0.1}}, "max_parallel": 1,
+        "budget": {"max_trials": 1}, "job": {"command": "python train.py", "queue": "csp-nobody"}}).raise_for_status().json()
+    sweep_url = f"/scheduler/projects/{PROJECT}/sweeps/{sweep['id']}"
+    wait(lambda: bool([t for t in http.get(sweep_url).json()["trials"] if t.get("job_id")]), 30, "the sweep's trial job")
+    job_id = next(t["job_id"] for t in http.get(sweep_url).json()["trials"] if t.get("job_id"))
     pipeline_run = http.post(f"/pipelines/projects/{PROJECT}/runs", json={"pipeline": PIPELINE}).raise_for_status().json()["id"]
     summary = f"/metrics/projects/{PROJECT}/runs/{runs[1]}/metrics/summary"
     wait(lambda: any(s["key"] == "loss" and s["count"] == 20 for s in http.get(summary).json()["summaries"]),
          30, "the second run's metrics summarised")
-    return {"run": runs[0], "other": runs[1], "pipeline_run": pipeline_run}
+    return {"run": runs[0], "other": runs[1], "pipeline_run": pipeline_run, "sweep": sweep["id"], "job": job_id}
 
 
 def test_every_page_keeps_to_the_csp(up: Up, pw: Any, tmp_path: Path) -> None:
@@ -80,16 +89,18 @@ def test_every_page_keeps_to_the_csp(up: Up, pw: Any, tmp_path: Path) -> None:
     p = f"/projects/{PROJECT}"
     # each route with what shows once its data has loaded
     routes = [
-        (f"{p}/runs", "main >> text=second"),
+        (f"{p}/runs", 'main >> text="second"'),
         (f"{p}/runs/{seeded['run']}", "canvas"),
         (f"{p}/compare?runs={seeded['run']},{seeded['other']}", "canvas"),
-        (f"{p}/models", "text=scorer"),
+        (f"{p}/models", 'main >> text="scorer"'),
         (f"{p}/models/scorer", "table >> text=1"),
-        (f"{p}/datasets", "text=rows"),
+        (f"{p}/datasets", 'main >> text="rows"'),
         (f"{p}/datasets/rows", "text=train.csv"),
-        (f"{p}/experiments", "text=default"),
+        (f"{p}/experiments", 'main >> text="default"'),
         (f"{p}/jobs", "p.count"),
-        (f"{p}/sweeps", "p.count"),
+        (f"{p}/jobs/{seeded['job']}", "text=queued"),
+        (f"{p}/sweeps", 'main >> text="lr"'),
+        (f"{p}/sweeps/{seeded['sweep']}", f"text={seeded['job']}"),
         (f"{p}/pipelines", f"text={seeded['pipeline_run']}"),
         (f"{p}/pipelines/{seeded['pipeline_run']}", "li.dag-step"),
         (f"{p}/deployments", "main h1"),
@@ -136,5 +147,6 @@ def test_every_page_keeps_to_the_csp(up: Up, pw: Any, tmp_path: Path) -> None:
         assert not problems, "\n".join(problems)
     finally:
         context.close()
+        http.post(f"/scheduler/projects/{PROJECT}/sweeps/{seeded['sweep']}/stop", json={})  # its job leaves the queue
         http.close()
         client.close()
