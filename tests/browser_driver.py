@@ -3,8 +3,9 @@
 The browser is the system one (``shutil.which("chromium")``): Playwright's own download is not
 possible here. Each person gets a persistent context of their own (its own user-data dir, so
 its own cookie jar), launched with the background services that would reach off the machine
-switched off. ``bypass_csp`` lets the tests add axe-core to a page; the app itself runs under
-the gateway's Content-Security-Policy either way (the policy is checked in tests/access).
+switched off. By default the context bypasses the page's Content-Security-Policy so the tests can
+add axe-core to a page; ``bypass_csp=False`` keeps the gateway's policy in force, as a real
+browser does (tests/ui/test_csp.py shows every page works under it).
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ def chromium_path() -> str | None:
     return shutil.which("chromium")
 
 
-def open_context(pw: Playwright, user_data_dir: Path) -> BrowserContext:
+def open_context(pw: Playwright, user_data_dir: Path, *, bypass_csp: bool = True) -> BrowserContext:
     """A headless Chromium with its own profile (cookies): one per signed-in person."""
     exe = chromium_path()
     assert exe, "Debian's chromium is not installed (apt-get install chromium)"
     user_data_dir.mkdir(parents=True, exist_ok=True)
     # Playwright takes the profile as user_data_dir (it refuses --user-data-dir in args).
     return pw.chromium.launch_persistent_context(
-        str(user_data_dir), executable_path=exe, headless=True, viewport=VIEWPORT, bypass_csp=True,
+        str(user_data_dir), executable_path=exe, headless=True, viewport=VIEWPORT, bypass_csp=bypass_csp,
         args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
 
 
