@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
-from collections.abc import Callable, Iterator
 
 import httpx
 import loopback
 import nats
 import pytest
 
-from cairn.kernel import jobtoken
 import cairn
+from cairn.kernel import jobtoken
 from cairn.kernel.identity import JOB_KIND, Caller
 from cairn.sdk import client as sdk_client
 from cairn.services.gateway.limits import (
