@@ -26,7 +26,7 @@ from cairn.sdk.retry import MAX_WAIT_S, wait_for
 from cairn.sdk.tls import tls_context
 
 if TYPE_CHECKING:
-    import numpy as np  # to_numpy imports it when a history is read
+    import numpy as np  # imported where used: `import cairn` and the CLI's start stay light
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +314,8 @@ def _numpy(column: pa.ChunkedArray) -> np.ndarray:
     import numpy as np
 
     array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    dtype = np.dtype(array.type.to_pandas_dtype()) if pa.types.is_primitive(array.type) else None
-    if array.null_count or dtype is None or pa.types.is_boolean(array.type):
-        return array.to_numpy(zero_copy_only=False)
+    kind = array.type
+    if array.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        return array.to_numpy(zero_copy_only=False)  # nulls, dates, ...: pyarrow's own conversion
+    dtype = np.dtype(kind.to_pandas_dtype())
     return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
