@@ -36,7 +36,7 @@ from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_request, new_token
 from cairn.services.gateway.events import event_stream
-from cairn.services.gateway.limits import body_limits, request_limits
+from cairn.services.gateway.limits import body_limits, tiered_limits
 from cairn.services.gateway.mlflow import router as mlflow_router
 from cairn.services.gateway.paths import PathGuard
 from cairn.services.gateway.projection import AGGREGATES, projection
@@ -59,6 +59,8 @@ class GatewaySettings(ServiceSettings):
     """CAIRN_PORT (8080), CAIRN_HOST, CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_SERVICES (JSON name -> URL),
     CAIRN_RATE_LIMIT (requests/s per token, 0 = off), CAIRN_RATE_BURST, CAIRN_RATE_LIMIT_USER and
     CAIRN_RATE_BURST_USER (per user, over all their tokens and jobs; default twice the token's, 0 = off),
+    CAIRN_RATE_LIMIT_SERVICE / CAIRN_RATE_BURST_SERVICE (service accounts) and CAIRN_RATE_LIMIT_ADMIN /
+    CAIRN_RATE_BURST_ADMIN (site admins), each per token, default five times the users' (limits.tiered_limits),
     CAIRN_WEBHOOKS_ALLOW_PRIVATE,
     CAIRN_WEBHOOK_ALLOW_NETWORKS (JSON list of CIDRs allowed besides globally routable addresses),
     CAIRN_WEBHOOK_DNS_SERVER (address[:port] of a DNS server for webhook hosts; default: the system's),
@@ -68,10 +70,14 @@ class GatewaySettings(ServiceSettings):
 
     port: int = Field(default=8080, ge=0, le=65535)
     services: dict[str, str] = Field(default_factory=dict)
-    rate_limit: float = 200.0
-    rate_burst: float = 400.0
+    rate_limit: float = Field(default=1000.0, ge=0)
+    rate_burst: float = Field(default=2000.0, ge=0)
     rate_limit_user: float | None = Field(default=None, ge=0)
     rate_burst_user: float | None = Field(default=None, ge=0)
+    rate_limit_service: float | None = Field(default=None, ge=0)
+    rate_burst_service: float | None = Field(default=None, ge=0)
+    rate_limit_admin: float | None = Field(default=None, ge=0)
+    rate_burst_admin: float | None = Field(default=None, ge=0)
     webhooks_allow_private: bool = False
     webhook_attempts: int = Field(default=6, ge=1, le=20)
     webhook_backoff_s: float = Field(default=1.0, ge=0.0)
@@ -173,8 +179,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(PathGuard)  # paths are checked before any routing
     app.add_middleware(RequestId)
-    app.state.buckets = request_limits(settings.rate_limit, settings.rate_burst, settings.rate_limit_user,
-                                       settings.rate_burst_user)
+    app.state.buckets = tiered_limits(settings)  # limits.TieredLimits: users, service accounts, site admins
     app.state.egress = _egress(settings)  # checks new webhooks' URLs and sends their deliveries
 
     @app.get("/healthz", tags=["ops"])

@@ -43,7 +43,7 @@ def authenticate_request(request: Any, authorization: str | None) -> Principal:
     routes both come here."""
     state = request.app.state
     principal = authenticate(state.runtime.store, authorization, state.job_key)
-    state.buckets.take(principal.token_id, principal.user)  # and the user's: limits.RequestLimits
+    state.buckets.take_for(principal)  # and the user's: limits.RequestLimits
     request.state.caller = principal
     return principal
 

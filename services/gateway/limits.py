@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 from cairn.kernel.bodylimit import LARGE_BODY, MANIFEST_BODY, BodyLimits
 from cairn.kernel.errors import CairnError
+from cairn.kernel.identity import SERVICE_ACCOUNT_KIND, Caller
 from cairn.kernel.settings import ServiceSettings
 
+PRIVILEGED_FACTOR = 5  # service accounts' and site admins' default limits, times the users'
 SWEEP_AT = 10_000  # buckets kept before full ones are dropped (see TokenBuckets.spend)
 # The routes whose bodies may pass the default (CAIRN_MAX_BODY_BYTES, 16 MiB), enforced while the
 # body streams in (cairn.kernel.bodylimit); each service enforces its own limits again.
@@ -83,9 +86,10 @@ class TokenBuckets:
 
 
 class RequestLimits:
-    """The gateway's rate limits: every request takes one from its token's bucket and one from its
-    user's bucket (job tokens count against their submitter), so minting more tokens does not buy
-    a user more requests. Both are checked before either is spent: a refused request costs nothing."""
+    """The gateway's rate limits for one tier of callers: every request takes one from its token's
+    bucket and one from its user's bucket (job tokens count against their submitter), so minting
+    more tokens does not buy a user more requests. Both are checked before either is spent: a
+    refused request costs nothing."""
 
     def __init__(self, per_token: TokenBuckets, per_user: TokenBuckets) -> None:
         self.per_token = per_token
@@ -100,10 +104,12 @@ class RequestLimits:
         empty = [(buckets, level) for buckets, _, level in checks if level < 1]
         if empty:
             wait = max(buckets.retry_after(level) for buckets, level in empty)
+            precise = max((1 - level) / buckets.rate for buckets, level in empty)
             names = ["token" if buckets is self.per_token else "user" for buckets, _ in empty]
             said = " and ".join(self._describe(name, user) for name in names)
             raise RateLimited(f"too many requests: {said} {'is' if len(names) == 1 else 'are'} used up; "
-                              f"retry in {wait}s", details={"retry_after": wait, "limits": names})
+                              f"retry in {wait}s", details={"retry_after": wait, "retry_after_s": round(precise, 3),
+                                                            "limits": names})
         for buckets, key, level in checks:
             buckets.spend(key, level, now)
 
@@ -113,11 +119,58 @@ class RequestLimits:
         return f"the limit per {name} ({b.rate:g} requests/s, bursts of {b.burst:g}{shared})"
 
 
+TIERS = ("user", "service", "admin")  # people and their jobs; service accounts; site admins
+
+
+def tier_of(caller: Caller) -> str:
+    """The tier whose limits a caller's requests count against: site admins', service accounts'
+    (``kind == "service"``), or everyone else's (users, and jobs as their submitter)."""
+    if caller.site_admin:
+        return "admin"
+    return "service" if caller.kind == SERVICE_ACCOUNT_KIND else "user"
+
+
+class TieredLimits:
+    """One :class:`RequestLimits` per tier, so automation (service accounts) and site admins can
+    have budgets of their own. A tier's buckets are its own: a user's site-admin token and their
+    plain token do not share a per-user bucket."""
+
+    def __init__(self, tiers: dict[str, RequestLimits]) -> None:
+        self.tiers = tiers
+
+    def __getitem__(self, tier: str) -> RequestLimits:
+        return self.tiers[tier]
+
+    def take(self, token_id: str, user: str, tier: str = "user") -> None:
+        self.tiers[tier].take(token_id, user)
+
+    def take_for(self, caller: Caller) -> None:
+        """Count one request of ``caller`` in its tier (see :func:`tier_of`)."""
+        self.take(caller.token_id, caller.user, tier_of(caller))
+
+
 def request_limits(rate: float, burst: float, rate_user: float | None, burst_user: float | None) -> RequestLimits:
     """Limits from the gateway's settings; the user's default to twice the token's."""
     user_rate = 2 * rate if rate_user is None else rate_user
     user_burst = 2 * burst if burst_user is None else burst_user
     return RequestLimits(TokenBuckets(rate, burst), TokenBuckets(user_rate, user_burst))
+
+
+def tiered_limits(settings: Any) -> TieredLimits:
+    """Every tier's limits from the gateway's settings (``CAIRN_RATE_*``): users' from
+    CAIRN_RATE_LIMIT/_BURST (per user: _USER, twice those by default); service accounts' and site
+    admins' from CAIRN_RATE_LIMIT_SERVICE/_ADMIN and their _BURST_, which default to
+    :data:`PRIVILEGED_FACTOR` times the users' (per user, again twice their token's)."""
+    def scaled(value: float | None, base: float) -> float:
+        return PRIVILEGED_FACTOR * base if value is None else value
+
+    tiers = {"user": request_limits(settings.rate_limit, settings.rate_burst, settings.rate_limit_user,
+                                    settings.rate_burst_user)}
+    for tier in ("service", "admin"):
+        rate = scaled(getattr(settings, f"rate_limit_{tier}"), settings.rate_limit)
+        burst = scaled(getattr(settings, f"rate_burst_{tier}"), settings.rate_burst)
+        tiers[tier] = request_limits(rate, burst, None, None)
+    return TieredLimits(tiers)
 
 
 def body_limits(settings: ServiceSettings) -> BodyLimits:

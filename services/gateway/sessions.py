@@ -140,7 +140,7 @@ def session_principal(request: Request, session_id: str) -> Principal:
         if not hmac.compare_digest(sent.encode(), csrf_of(session_id).encode()):
             raise Forbidden(f"missing or wrong {CSRF_HEADER}: send the csrf value from the sign-in "
                             "(POST or GET /api/v1/session) with every write made with the session cookie")
-    state.buckets.take(principal.token_id, principal.user)
+    state.buckets.take_for(principal)
     request.state.caller = principal
     return principal
 
@@ -178,7 +178,7 @@ async def sign_in(body: SessionCreate, request: Request) -> JSONResponse:
         raise
     if principal.kind == JOB_KIND:
         raise Forbidden("a job's token cannot sign in to the web UI; use a user or service account token")
-    state.buckets.take(principal.token_id, principal.user)
+    state.buckets.take_for(principal)
     session_id = state.sessions.create(principal.token_id, principal.user)
     response = JSONResponse(_body(principal, session_id))
     response.set_cookie(SESSION_COOKIE, session_id, max_age=int(state.sessions.max_s), path="/", httponly=True,

@@ -7,21 +7,35 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import loopback
 import nats
 import pytest
 
+import cairn
 from cairn.kernel import jobtoken
-from cairn.services.gateway.limits import RateLimited, RequestLimits, TokenBuckets, request_limits
+from cairn.kernel.identity import JOB_KIND, Caller
+from cairn.sdk import client as sdk_client
+from cairn.services.gateway.limits import (
+    RateLimited,
+    RequestLimits,
+    TokenBuckets,
+    request_limits,
+    tier_of,
+    tiered_limits,
+)
 
 from platform_harness import Platform, running
 
 # Per token 2/s (bursts of 5), per user 1/s (bursts of 8): three tokens of one user could make 15
 # requests at once, their user only 8, so the user's limit is always the first to refuse them.
+# The site admin (the harness's token) gets the same per token, set explicitly: admins have a tier
+# of their own (five times the users' unless set).
 LIMITS = {"CAIRN_RATE_LIMIT": "2", "CAIRN_RATE_BURST": "5", "CAIRN_RATE_LIMIT_USER": "1",
-          "CAIRN_RATE_BURST_USER": "8"}
+          "CAIRN_RATE_BURST_USER": "8", "CAIRN_RATE_LIMIT_ADMIN": "2", "CAIRN_RATE_BURST_ADMIN": "5"}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +128,7 @@ def test_a_request_takes_from_its_token_and_its_user() -> None:
         limits.take(token, "alice")
     with pytest.raises(RateLimited) as err:
         limits.take("t3", "alice")  # a fresh token: its bucket is full, alice's is empty
-    assert err.value.details == {"retry_after": 1, "limits": ["user"]}
+    assert err.value.details == {"retry_after": 1, "retry_after_s": 1.0, "limits": ["user"]}
     assert "per user" in err.value.message and "alice" in err.value.message
     limits.take("job-7", "bob")  # another user (here through a job token) is unaffected
     for _ in range(3):
@@ -136,6 +150,60 @@ def test_the_user_limit_defaults_to_twice_the_token_limit() -> None:
     assert not off.per_token.enabled and not off.per_user.enabled
     only_users = request_limits(0, 0, 5, 10)
     assert not only_users.per_token.enabled and only_users.per_user.rate == 5
+
+
+def test_service_accounts_and_site_admins_have_tiers_of_their_own() -> None:
+    settings = SimpleNamespace(rate_limit=100.0, rate_burst=200.0, rate_limit_user=None, rate_burst_user=None,
+                               rate_limit_service=None, rate_burst_service=None, rate_limit_admin=3.0,
+                               rate_burst_admin=2.0)
+    limits = tiered_limits(settings)
+    assert (limits["user"].per_token.rate, limits["user"].per_user.rate) == (100, 200)
+    assert (limits["service"].per_token.rate, limits["service"].per_token.burst) == (500, 1000)  # 5x by default
+    assert (limits["admin"].per_token.rate, limits["admin"].per_token.burst) == (3, 2)  # as set
+    root = Caller("root", "adm1", "user", True)
+    assert tier_of(root) == "admin" and tier_of(Caller("ci", "svc1", "service", False)) == "service"
+    assert tier_of(Caller("jo", "job-1", JOB_KIND, False)) == "user"
+    limits.take_for(root)
+    limits.take_for(root)
+    with pytest.raises(RateLimited, match="bursts of 2"):  # the admin tier's burst is its own
+        limits.take_for(root)
+    limits.take("t1", "root", "user")  # the same user through a plain token: the user tier's buckets
+    off = tiered_limits(SimpleNamespace(**{**vars(settings), "rate_limit": 0.0, "rate_burst": 0.0,
+                                           "rate_limit_admin": None, "rate_burst_admin": None}))
+    assert not off["service"].per_token.enabled and not off["admin"].per_user.enabled  # 0 = off follows
+
+
+def test_the_sdk_waits_out_a_429_for_as_long_as_retry_after_says(limited: Platform,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token's burst is 5 at 2/s: the 6th and later calls are refused once each and the SDK
+    sleeps what the answer asks (plus jitter) before trying again, so every call succeeds."""
+    admin = httpx.Client(base_url=f"{limited.gateway}/api/v1", headers=limited.headers, timeout=30)
+    token = _patient(lambda: admin.post("/tokens", json={"user": "sam"})).json()["token"]
+    sleeps: list[float] = []
+    asked: list[float] = []
+
+    class RecordingTime:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        def sleep(self, seconds: float) -> None:
+            sleeps.append(seconds)
+            time.sleep(seconds)
+
+    def record(resp: httpx.Response) -> None:
+        if resp.status_code == 429:
+            resp.read()
+            asked.append(float(resp.json()["error"]["details"]["retry_after_s"]))
+            assert int(resp.headers["Retry-After"]) >= 1
+
+    monkeypatch.setattr(sdk_client, "time", RecordingTime())
+    with cairn.Client(limited.gateway, token) as client:
+        client._http.event_hooks["response"].append(record)
+        users = [client.whoami()["user"] for _ in range(8)]
+    assert users == ["sam"] * 8
+    assert asked, "no call was refused: the limits were not reached"
+    assert len(sleeps) == len(asked)
+    assert all(slept >= want for slept, want in zip(sleeps, asked, strict=True)), (sleeps, asked)
 
 
 def test_a_users_tokens_share_the_user_limit(limited: Platform) -> None:

@@ -1,4 +1,5 @@
-"""The SDK's metric logging: background batches, flush on exit, read back through the client."""
+"""The SDK's metric logging: background batches, flush on exit, read back through the client
+(as NumPy arrays, or lists on request)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import psutil
 import pytest
 
 import cairn
+from cairn.sdk.metrics import MetricHistory, MetricsLogger
 
 from platform_harness import Platform
 
@@ -26,8 +28,8 @@ def test_log_metric_batches_in_background_and_flushes_on_exit(platform: Platform
             assert client.metric_history("sdkm", run.id, "loss")["total"] == 12_000
             run.log_metric("late", 3.0)  # sent by the with block's exit
         history = client.metric_history("sdkm", run.id, "odd")
-        assert history["steps"] == [0, 1, 2]
-        assert math.isnan(history["values"][0]) and history["values"][1:] == [math.inf, 1.5]
+        assert history["steps"].tolist() == [0, 1, 2]
+        assert math.isnan(history["values"][0]) and history["values"][1:].tolist() == [math.inf, 1.5]
         summary = client.metric_summary("sdkm", run.id)
         assert summary["late"]["count"] == 1 and summary["acc"]["count"] == 12_000
         small = client.metric_history("sdkm", run.id, "loss", points=100)
@@ -59,7 +61,7 @@ def test_batches_survive_a_gateway_restart(platform: Platform) -> None:
         platform.wait_healthy()
         assert run.flush(30)
         history = client.metric_history("sdkm", run.id, "x")
-        assert history["total"] == 3000 and history["steps"] == list(range(3000))
+        assert history["total"] == 3000 and history["steps"].tolist() == list(range(3000))
 
 
 def test_system_metrics_are_sampled_and_can_be_switched_off(platform: Platform) -> None:
@@ -83,7 +85,7 @@ def test_logged_points_are_readable_without_a_flush(platform: Platform) -> None:
         while client.metric_history("sdkm", run.id, "live")["total"] < 10:
             assert time.monotonic() < deadline, "points logged without flush never became readable"
             time.sleep(0.05)
-        assert client.metric_history("sdkm", run.id, "live")["steps"] == list(range(10))
+        assert client.metric_history("sdkm", run.id, "live", as_lists=True)["steps"] == list(range(10))
 
 
 def test_system_metrics_follow_the_environment(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -159,3 +161,41 @@ def test_numpy_scalars_are_numbers_and_strings_are_refused(platform: Platform) -
         summary = client.metric_summary("sdkm", run.id)
     assert sorted(summary) == ["f32", "i64"]
     assert summary["f32"]["last"] == 0.5 and summary["i64"]["last"] == 3.0 and summary["i64"]["last_step"] == 7
+
+
+def test_flush_returns_on_the_acknowledgement_without_waiting_out_the_linger(platform: Platform) -> None:
+    """A sender that lingers ``interval_s / 10`` for more points (here 360 s) or sleeps out its
+    interval (an hour) would miss flush's 30 s deadline: flush must send at once and return on the ack."""
+    with cairn.Client(platform.gateway, token=platform.token) as client, \
+            cairn.start_run(project="sdkm", client=client, system_metrics=False) as run:
+        logger = MetricsLogger(client.url, client.token, "sdkm", run.id, interval_s=3600)
+        try:
+            for step in range(2_000):
+                logger.log("end", float(step), step=step)
+            assert logger.flush(30), logger.last_error
+            assert logger.sent_points == 2_000
+            logger.log("end", 2_000.0)  # a second flush, with one point pending, is as quick
+            assert logger.flush(30) and logger.sent_points == 2_001
+        finally:
+            logger.close(30)
+        assert client.metric_history("sdkm", run.id, "end")["total"] == 2_001
+
+
+def test_history_is_numpy_arrays_equal_to_what_was_logged(platform: Platform) -> None:
+    steps = np.arange(0, 30_000, 3)
+    values = np.sin(steps / 100.0)
+    with cairn.Client(platform.gateway, token=platform.token) as client, \
+            cairn.start_run(project="sdkm", client=client, system_metrics=False) as run:
+        for step, value in zip(steps.tolist(), values.tolist()):
+            run.log_metric("wave", value, step=step, timestamp=1_700_000_000.0 + step)
+        assert run.flush()
+        history = client.metric_history("sdkm", run.id, "wave")
+        lists = client.metric_history("sdkm", run.id, "wave", as_lists=True)
+    assert isinstance(history, MetricHistory) and history.total == len(steps) and history.method == "full"
+    assert history.steps.dtype == np.int64 and history.values.dtype == np.float64
+    np.testing.assert_array_equal(history.steps, steps)
+    np.testing.assert_array_equal(history.values, values)
+    np.testing.assert_array_equal(history.timestamps, 1_700_000_000.0 + steps)
+    assert history["values"] is history.values and sorted(history) == sorted(lists)
+    assert type(lists) is dict and type(lists["steps"]) is list and lists["steps"] == steps.tolist()
+    assert lists == history.to_dict() and lists["values"] == values.tolist()

@@ -1,5 +1,7 @@
 """HTTP client for the gateway. Mutations carry an Idempotency-Key and are retried on transient
 failures (connection errors, 502, 503, 504) with the same key, so a retry never applies twice.
+A 429 (rate limit) is retried after the wait the gateway names (``Retry-After``, plus jitter; see
+:mod:`cairn.sdk.retry`), within the same bounded number of tries.
 
 A gateway that was never reached (connection refused, unknown host) fails at once with
 :class:`CannotReach`: retrying a ``cairn up`` that is not running only hides the cause for seconds.
@@ -22,13 +24,14 @@ from cairn.sdk.jobs import JobsMixin
 from cairn.sdk.metrics import MetricsQueries
 from cairn.sdk.monitor import MonitorMixin
 from cairn.sdk.pipelines import PipelinesMixin
+from cairn.sdk.retry import wait_for
 from cairn.sdk.tls import tls_context
 
 if TYPE_CHECKING:
     from cairn.sdk.artifacts import Artifacts
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-RETRY_STATUSES = {502, 503, 504}
+RETRY_STATUSES = {429, 502, 503, 504}
 
 
 class ApiError(Exception):
@@ -175,6 +178,7 @@ class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixi
             headers["Idempotency-Key"] = idempotency_key or uuid.uuid4().hex
         delay = 0.1
         for attempt in range(self.retries + 1):
+            resp: httpx.Response | None = None
             try:
                 resp = self._http.request(method, path, json=json, params=params, headers=headers)
             except httpx.TransportError as err:
@@ -185,7 +189,10 @@ class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixi
                 self._answered = True
                 if resp.status_code not in RETRY_STATUSES or attempt == self.retries:
                     return self._answer(resp)
-            time.sleep(delay)
+            wait = wait_for(resp, delay)
+            if wait is None:  # a 429 asking for longer than we wait: the caller decides
+                return self._answer(resp)
+            time.sleep(wait)
             delay = min(delay * 2, 2.0)
         raise AssertionError("unreachable")
 

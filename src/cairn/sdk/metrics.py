@@ -14,15 +14,19 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from numbers import Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pyarrow as pa
 
 from cairn.protocol import ARROW_STREAM, metric_batch_schema
+from cairn.sdk.retry import MAX_WAIT_S, wait_for
 from cairn.sdk.tls import tls_context
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: `import cairn` and the CLI's start stay light
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ class MetricsLogger:
         self._steps: dict[str, int] = {}
         self._lock = threading.Condition()
         self._inflight = 0
+        self._flushing = 0  # flush() calls waiting: send what is there at once
         self._closed = False
         self.dropped = 0
         self.sent_points = 0
@@ -84,15 +89,23 @@ class MetricsLogger:
                 self._lock.notify_all()
 
     def flush(self, timeout: float | None = 60.0) -> bool:
-        """Wait until every queued point was accepted; False if ``timeout`` passed first."""
+        """Wait until every queued point was accepted; False if ``timeout`` passed first.
+
+        Returns as soon as the last batch is acknowledged: a pending flush makes the senders skip
+        their linger (the short wait that lets a few more points join a batch), and the wait here
+        ends on the acknowledgement's notification, not on a poll."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            self._lock.notify_all()
-            while self._buffer or self._inflight:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._lock.wait(0.05 if left is None else min(left, 0.05))
+            self._flushing += 1
+            try:
+                self._lock.notify_all()
+                while self._buffer or self._inflight:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self._lock.wait(left)
+            finally:
+                self._flushing -= 1
         return True
 
     def close(self, timeout: float | None = 60.0) -> None:
@@ -112,7 +125,7 @@ class MetricsLogger:
                     self._lock.wait(self.interval_s)
                 if not self._buffer:
                     return None
-                if len(self._buffer) < self.batch_size and not self._closed:
+                if len(self._buffer) < self.batch_size and not self._closed and not self._flushing:
                     self._lock.wait(self.interval_s / 10)  # let a few more points join the batch
                 if not self._buffer:
                     return []  # another sender took them meanwhile
@@ -146,6 +159,7 @@ class MetricsLogger:
         batch_id = uuid.uuid4().hex
         delay = 0.1
         while True:
+            resp = None
             try:
                 resp = self._http.post(self._path, content=body, params={"batch_id": batch_id},
                                        headers={"Content-Type": ARROW_STREAM})
@@ -165,16 +179,29 @@ class MetricsLogger:
                 self.last_error = f"{resp.status_code} (retrying)"
             except httpx.TransportError as err:
                 self.last_error = f"{type(err).__name__} (retrying)"
-            time.sleep(delay)
+            wait = wait_for(resp, delay)
+            time.sleep(MAX_WAIT_S if wait is None else wait)  # points are never given up on
             delay = min(delay * 2, 2.0)
 
 
 def _encode(batch: list[tuple[str, float, int, float]]) -> bytes:
+    """The batch as an Arrow IPC stream (LZ4). The columns are built from raw buffers: ``pa.array``
+    and ``pa.table`` import pandas on their first call (~0.5 s, most of a short run's end)."""
+    import numpy as np
+
     keys, values, steps, stamps = zip(*batch)
-    table = pa.table([list(keys), list(values), list(steps), list(stamps)], schema=SCHEMA)
+    encoded = [key.encode() for key in keys]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(key) for key in encoded], out=offsets[1:])
+    columns = [pa.Array.from_buffers(pa.string(), len(batch),
+                                     [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]),
+               *(pa.Array.from_buffers(kind, len(batch), [None, pa.py_buffer(np.array(column, dtype=dtype))])
+                 for kind, column, dtype in ((pa.float64(), values, np.float64), (pa.int64(), steps, np.int64),
+                                             (pa.float64(), stamps, np.float64)))]
+    record = pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, SCHEMA, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
-        writer.write_table(table)
+        writer.write_batch(record)
     return sink.getvalue().to_pybytes()
 
 
@@ -199,15 +226,19 @@ class MetricsQueries:
             params["step_max"] = step_max
         path = f"/api/v1/metrics/projects/{project}/runs/{run_id}/metrics"
         for attempt in range(4):
+            got: httpx.Response | None = None
             try:
-                resp = self._http.get(path, params=params, headers={"Accept": ARROW_STREAM})
+                resp = got = self._http.get(path, params=params, headers={"Accept": ARROW_STREAM})
             except httpx.TransportError:
                 if attempt == 3:
                     raise
             else:
                 if resp.status_code not in RETRY_STATUSES or attempt == 3:
                     break
-            time.sleep(0.1 * 2 ** attempt)
+            wait = wait_for(got, 0.1 * 2 ** attempt)
+            if wait is None:
+                break
+            time.sleep(wait)
         if resp.status_code != 200 or resp.headers.get("content-type", "").split(";")[0] != ARROW_STREAM:
             self._answer(resp)  # raises ApiError with the service's message
             raise ValueError(f"expected an Arrow stream, got {resp.headers.get('content-type')!r}")
@@ -215,16 +246,15 @@ class MetricsQueries:
 
     def metric_history(self, project: str, run_id: str, key: str, *, points: int | None = None,
                        method: str = "minmax", step_min: int | None = None,
-                       step_max: int | None = None) -> dict[str, Any]:
+                       step_max: int | None = None, as_lists: bool = False) -> "MetricHistory | dict[str, Any]":
         """One key's history; ``points`` downsamples (``method`` minmax or lttb), within
         ``step_min``..``step_max`` when given (``total`` counts that range). Values are floats
-        (NaN and infinities included)."""
+        (NaN and infinities included). A :class:`MetricHistory` of NumPy arrays, taken from the
+        Arrow answer without a copy; ``as_lists=True`` gives the plain dict of lists instead."""
         table = self.metric_table(project, run_id, key, points=points, method=method, step_min=step_min,
                                   step_max=step_max)
-        meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
-        return {"run_id": run_id, "key": key, "total": int(meta.get("total", table.num_rows)),
-                "method": meta.get("method", "full"), "steps": table.column("step").to_pylist(),
-                "values": table.column("value").to_pylist(), "timestamps": table.column("timestamp").to_pylist()}
+        history = MetricHistory.from_table(run_id, key, table)
+        return history.to_dict() if as_lists else history
 
     def metric_summary(self, project: str, run_id: str) -> dict[str, dict[str, Any]]:
         """Per key: count, last, last_step, min, max."""
@@ -237,3 +267,55 @@ class MetricsQueries:
         return self.request("POST", f"/api/v1/metrics/projects/{project}/metrics/search",
                             json={"key": key, "run_ids": run_ids, "points": points, "method": method,
                                   "aggregate": aggregate})
+
+
+class MetricHistory(Mapping[str, Any]):
+    """One key's history as NumPy arrays (``steps`` int64, ``values`` and ``timestamps`` float64),
+    read-only views of the Arrow answer: a million points cost no Python objects. Reads like the
+    old dict too (``h["values"]``, ``h["total"]``); :meth:`to_dict` gives lists."""
+
+    __slots__ = ("run_id", "key", "total", "method", "steps", "values", "timestamps")
+
+    def __init__(self, run_id: str, key: str, total: int, method: str, steps: np.ndarray, values: np.ndarray,
+                 timestamps: np.ndarray) -> None:
+        self.run_id, self.key, self.total, self.method = run_id, key, total, method
+        self.steps, self.values, self.timestamps = steps, values, timestamps
+
+    @classmethod
+    def from_table(cls, run_id: str, key: str, table: pa.Table) -> "MetricHistory":
+        meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+        columns = [_numpy(table.column(name)) for name in ("step", "value", "timestamp")]
+        return cls(run_id, key, int(meta.get("total", table.num_rows)), meta.get("method", "full"), *columns)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.__slots__:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__slots__)
+
+    def __len__(self) -> int:
+        return len(self.__slots__)
+
+    def __repr__(self) -> str:
+        return f"MetricHistory(run_id={self.run_id!r}, key={self.key!r}, points={len(self.steps)}, total={self.total})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The history as plain Python (lists of ints and floats), e.g. for JSON."""
+        return {"run_id": self.run_id, "key": self.key, "total": self.total, "method": self.method,
+                "steps": self.steps.tolist(), "values": self.values.tolist(), "timestamps": self.timestamps.tolist()}
+
+
+def _numpy(column: pa.ChunkedArray) -> np.ndarray:
+    """A column as a NumPy array: a read-only view of the Arrow buffer when it is one chunk without
+    nulls (the usual answer), one copy otherwise. Read through ``np.frombuffer`` because
+    ``Array.to_numpy`` imports pandas on its first call (~0.5 s of a fresh process's first read)."""
+    import numpy as np
+
+    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    kind = array.type
+    if array.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        return array.to_numpy(zero_copy_only=False)  # nulls, dates, ...: pyarrow's own conversion
+    dtype = np.dtype(kind.to_pandas_dtype())
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
