@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ from cairn.kernel.errors import InvalidInput, NotFound
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
+
+    from cairn.sdk.metrics import MetricHistory
 
 project_option = click.option("--project", "-p", required=True, envvar="CAIRN_PROJECT",
                               help="Project name (or $CAIRN_PROJECT).")
@@ -118,8 +121,8 @@ def metrics_show(ctx: Ctx, project: str, run_id: str, keys: tuple[str, ...], poi
     shown = []
     for key in chosen:
         history = ctx.client.metric_history(project, run_id, key, points=asked, step_min=step_min,
-                                            step_max=step_max)
-        if ctx.as_json:
+                                            step_max=step_max, as_lists=ctx.as_json)
+        if isinstance(history, dict):  # --json: plain lists
             history["values"] = [_json_float(v) for v in history["values"]]
             shown.append(history)
         else:
@@ -128,7 +131,7 @@ def metrics_show(ctx: Ctx, project: str, run_id: str, keys: tuple[str, ...], poi
         emit(ctx, {"run_id": run_id, "metrics": shown})
 
 
-def chart(key: str, history: dict[str, Any], width: int, height: int, plain: bool) -> list[str]:
+def chart(key: str, history: Mapping[str, Any] | MetricHistory, width: int, height: int, plain: bool) -> list[str]:
     """A header line (last, min, max, count, steps) and the curve below it."""
     import numpy as np
 

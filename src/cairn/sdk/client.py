@@ -191,6 +191,7 @@ class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixi
                     return self._answer(resp)
             wait = wait_for(resp, delay)
             if wait is None:  # a 429 asking for longer than we wait: the caller decides
+                assert resp is not None  # only an answer can ask for a wait
                 return self._answer(resp)
             time.sleep(wait)
             delay = min(delay * 2, 2.0)

@@ -269,10 +269,11 @@ class MetricsQueries:
                                   "aggregate": aggregate})
 
 
-class MetricHistory(Mapping[str, Any]):
+class MetricHistory:
     """One key's history as NumPy arrays (``steps`` int64, ``values`` and ``timestamps`` float64),
     read-only views of the Arrow answer: a million points cost no Python objects. Reads like the
-    old dict too (``h["values"]``, ``h["total"]``); :meth:`to_dict` gives lists."""
+    old dict too (``h["values"]``, ``h["total"]``, ``dict(h)``); :meth:`to_dict` gives lists. Not a
+    ``Mapping`` subclass: its ``values`` attribute is the array, not ``Mapping.values()``."""
 
     __slots__ = ("run_id", "key", "total", "method", "steps", "values", "timestamps")
 
@@ -294,6 +295,12 @@ class MetricHistory(Mapping[str, Any]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.__slots__)
+
+    def keys(self) -> tuple[str, ...]:
+        return self.__slots__
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.__slots__
 
     def __len__(self) -> int:
         return len(self.__slots__)

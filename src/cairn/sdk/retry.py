@@ -42,10 +42,10 @@ def wait_for(resp: httpx.Response | None, backoff: float, rng: random.Random | N
     """How long to sleep before the next try after ``resp`` (None: a transport error), given the
     caller's current exponential ``backoff``; None when the answer should not be retried (a 429
     asking for more than :data:`MAX_WAIT_S`)."""
-    rng = rng or random
+    draw = (rng or random).random
     asked = retry_after(resp) if resp is not None and resp.status_code in (429, 503) else None
     if asked is None:
-        return backoff * (1 + JITTER * rng.random())
+        return backoff * (1 + JITTER * draw())
     if asked > MAX_WAIT_S:
         return None
-    return asked * (1 + JITTER * rng.random()) + 0.001
+    return asked * (1 + JITTER * draw()) + 0.001
