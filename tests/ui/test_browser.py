@@ -35,6 +35,8 @@ from up_driver import Up, wait
 
 import cairn
 
+from model_helpers import push_model_folder
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
@@ -256,7 +258,8 @@ def test_compare_models_and_jobs(up: Up, pw: Any, tmp_path: Path) -> None:
         made.append(run)
     client.create_model(project, "classifier", description="two versions, one per run")
     for run in made:
-        client.create_model_version(project, "classifier", run_id=run.id, artifact_digest=run.id.ljust(64, "0")[:64])
+        digest = push_model_folder(up.url, {"Authorization": f"Bearer {admin_token}"}, project, label=run.id)
+        client.create_model_version(project, "classifier", run_id=run.id, artifact_digest=digest)
     viewer_token = client.create_token("walt")["token"]
     client.add_member(project, "walt", "viewer")
     agent = start_agent(up, admin_token, "ui-queue", tmp_path)
