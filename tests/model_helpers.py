@@ -1,7 +1,7 @@
 """A real model folder pushed into a project, for tests that register model versions.
 
 The registry refuses a version whose digest the model's project does not hold (docs/registry.md),
-so tests store a small folder the way ``cairn artifacts push`` does (each file's bytes, then the
+so tests store a small folder the way ``cairn artifacts log DIR --kind model`` does (each file's bytes, then the
 manifest) and register the manifest digest the artifact store answers. The folder's content is
 fixed by its ``label``, so its digest is known before it is pushed (:func:`model_digest`)."""
 

@@ -122,7 +122,7 @@ class RunSearch(Strict):
 
 class VersionCreate(Strict):
     run_id: str = Field(min_length=1, max_length=128)
-    artifact_digest: str = Field(pattern=DIGEST_PATTERN, description="the manifest digest of a model folder the project stored (printed by cairn artifacts push / run.log_model)")
+    artifact_digest: str = Field(pattern=DIGEST_PATTERN, description="the manifest digest of a model folder the project stored (printed by cairn artifacts log DIR --kind model / run.log_model)")
     description: str = Field(default="", max_length=8000)
 
 
@@ -467,7 +467,7 @@ async def set_model_tag(project: ProjectName, model: str, key: str, body: TagVal
 async def create_model_version(project: ProjectName, model: str, body: VersionCreate, rt: Runtime,
                                ctx: Ctx) -> dict[str, Any]:
     """Register a version: it points at a run and at the manifest digest of a model folder that the
-    project stored (``cairn artifacts push`` / ``run.log_model`` print it; a digest stored nowhere in
+    project stored (``cairn artifacts log DIR --kind model`` / ``run.log_model`` print it; a digest stored nowhere in
     the project is a 422, nothing appended); numbers count up from 1."""
     store = _store(rt)
     model_id = _model_id(rt, project, model)

@@ -2,7 +2,7 @@
 event is appended (``cairn.cmd.artifacts.digest_held``, services/artifacts/commands_nats.py).
 
 The digest must be held by the model's project: a blob it uploaded, a manifest it pushed (what
-``cairn artifacts push`` and ``run.log_model`` print), a run file or dataset version it logged.
+``cairn artifacts log DIR --kind model`` and ``run.log_model`` print), a run file or dataset version it logged.
 Otherwise a version, and then an alias or a deployment, could point at nothing, or at bytes only
 another project may read. When the artifact store does not answer, the version is refused with a
 503 (retry later), never accepted unchecked."""
@@ -23,7 +23,8 @@ ATTEMPTS = 5
 def not_stored(digest: str, project: str) -> InvalidInput:
     return InvalidInput(
         f"digest {digest} is not stored in project {project}: push the model folder first "
-        f"(cairn artifacts push / run.log_model) and register the manifest digest it prints",
+        f"(cairn artifacts log DIR -p {project} --run RUN --kind model, or run.log_model) "
+        "and register the manifest digest it prints",
         details={"field": "artifact_digest", "digest": digest, "project": project})
 
 

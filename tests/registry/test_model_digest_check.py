@@ -4,10 +4,15 @@ artifacts service."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
+
+from cairn.cli.main import cli
 
 from model_helpers import push_model_folder
 from platform_harness import Platform, stream_last_seq
@@ -42,7 +47,8 @@ def _refused(http: httpx.Client, platform: Platform, project: str, run_id: str, 
     assert error["code"] == "invalid_input"
     assert error["message"] == (
         f"digest {digest} is not stored in project {project}: push the model folder first "
-        "(cairn artifacts push / run.log_model) and register the manifest digest it prints")
+        f"(cairn artifacts log DIR -p {project} --run RUN --kind model, or run.log_model) "
+        "and register the manifest digest it prints")
     assert stream_last_seq(platform) == before
     assert _versions(http, project) == []
 
@@ -69,6 +75,21 @@ def test_a_pushed_model_folder_is_accepted(http: httpx.Client, platform: Platfor
     assert (resp.json()["version"], resp.json()["artifact_digest"]) == (1, digest)
     alias = http.put("/projects/dg-ok/models/m/aliases/production", json={"version": 1})
     assert alias.status_code == 200, alias.text
+
+
+def test_the_digest_cairn_artifacts_log_prints_is_accepted(http: httpx.Client, platform: Platform,
+                                                           tmp_path: Path) -> None:
+    """What the refusal tells the user to do works: log the folder, register the digest printed."""
+    run_id = _made(http, "dg-cli")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(b"cli weights")
+    result = CliRunner(env={"CAIRN_TOKEN": platform.token}).invoke(cli, [
+        "--url", platform.gateway, "--json", "artifacts", "log", str(tmp_path / "model"), "-p", "dg-cli",
+        "--run", run_id, "--kind", "model"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    digest = json.loads(result.output)["digest"]
+    resp = http.post("/projects/dg-cli/models/m/versions", json={"run_id": run_id, "artifact_digest": digest})
+    assert resp.status_code == 201, resp.text
 
 
 def test_artifacts_down_is_503_and_creates_nothing(http: httpx.Client, platform: Platform) -> None:
