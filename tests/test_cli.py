@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from cairn.cli.main import cli
 
+from model_helpers import push_model_folder
 from platform_harness import Platform
 
 
@@ -30,7 +31,7 @@ def run_cli(platform: Platform):  # type: ignore[no-untyped-def]
     return invoke
 
 
-def test_registry_round_trip(run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_registry_round_trip(run_cli, platform: Platform) -> None:  # type: ignore[no-untyped-def]
     assert run_cli("projects", "create", "clip", "--description", "demo")["name"] == "clip"
     assert "clip" in [p["name"] for p in run_cli("projects", "list")]
     assert run_cli("experiments", "create", "-p", "clip", "base")["name"] == "base"
@@ -43,7 +44,8 @@ def test_registry_round_trip(run_cli) -> None:  # type: ignore[no-untyped-def]
     assert [r["id"] for r in found["runs"]] == [run["id"]]
     assert run_cli("runs", "show", "-p", "clip", run["id"])["status"] == "finished"
     assert run_cli("models", "create", "-p", "clip", "enc")["name"] == "enc"
-    version = run_cli("models", "register", "-p", "clip", "enc", "--run", run["id"], "--digest", "f" * 64)
+    digest = push_model_folder(platform.gateway, platform.headers, "clip")  # the manifest digest a push prints
+    version = run_cli("models", "register", "-p", "clip", "enc", "--run", run["id"], "--digest", digest)
     assert version["version"] == 1
     assert run_cli("models", "alias", "-p", "clip", "enc", "production", "1")["aliases"] == ["production"]
     assert run_cli("models", "alias", "-p", "clip", "enc", "production")["version"] == 1

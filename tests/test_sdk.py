@@ -6,6 +6,7 @@ import pytest
 
 import cairn
 
+from model_helpers import push_model_folder
 from platform_harness import Platform, stream_last_seq, wait_metrics_settled
 
 pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
@@ -58,11 +59,11 @@ def test_explicit_idempotency_key_appends_once(client: cairn.Client, platform: P
     assert stream_last_seq(platform) == before + 1
 
 
-def test_models_through_the_sdk(client: cairn.Client) -> None:
+def test_models_through_the_sdk(client: cairn.Client, platform: Platform) -> None:
     client.ensure_project("sdk-models")
     run = client.create_run("sdk-models")
     client.create_model("sdk-models", "clf")
-    version = client.create_model_version("sdk-models", "clf", run_id=run["id"], artifact_digest="1" * 64)
+    version = client.create_model_version("sdk-models", "clf", run_id=run["id"], artifact_digest=push_model_folder(platform.gateway, platform.headers, "sdk-models"))
     client.set_alias("sdk-models", "clf", "production", version["version"])
     assert client.get_alias("sdk-models", "clf", "production")["version"] == 1
     assert [h["action"] for h in client.alias_history("sdk-models", "clf", "production")] == ["set"]

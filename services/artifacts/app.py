@@ -15,6 +15,7 @@ from cairn.services.artifacts.api_blobs import router as blob_router
 from cairn.services.artifacts.api_preview import router as preview_router
 from cairn.services.artifacts.backends import BlobBackend, FsBackend, S3Backend
 from cairn.services.artifacts.blobs import BlobStore
+from cairn.services.artifacts.commands_nats import serve_nats_commands
 from cairn.services.artifacts.projection import AGGREGATES, projection
 from cairn.services.artifacts.store import ArtifactsStore
 
@@ -68,6 +69,7 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
         description="Content-addressed blobs, dataset versions, run artifacts and GC.",
         projection_aggregates=AGGREGATES,
         body_limits=body_limits(settings),
+        on_start=[serve_nats_commands],
     )
     app.state.settings = settings
     app.state.blobs = BlobStore(make_backend(settings), settings.data_dir / "artifacts" / "tmp",

@@ -34,6 +34,7 @@ from cairn.kernel.ids import (
 from cairn.kernel.service import Runtime, ServiceRuntime
 from cairn.protocol import ACCESS_SEQUENCE_HEADER
 from cairn.services.registry import domain, run_record
+from cairn.services.registry.digest_check import require_stored
 from cairn.services.registry.run_record_body import RunRecordPut
 from cairn.services.registry.search import compile_search, encode_token
 from cairn.services.registry.store import RegistryStore, model_names
@@ -121,7 +122,7 @@ class RunSearch(Strict):
 
 class VersionCreate(Strict):
     run_id: str = Field(min_length=1, max_length=128)
-    artifact_digest: str = Field(pattern=DIGEST_PATTERN, description="BLAKE3 digest, hex")
+    artifact_digest: str = Field(pattern=DIGEST_PATTERN, description="the manifest digest of a model folder the project stored (printed by cairn artifacts log DIR --kind model / run.log_model)")
     description: str = Field(default="", max_length=8000)
 
 
@@ -465,10 +466,13 @@ async def set_model_tag(project: ProjectName, model: str, key: str, body: TagVal
 @router.post("/projects/{project}/models/{model}/versions", status_code=201, tags=["models"], **requires(EDITOR))
 async def create_model_version(project: ProjectName, model: str, body: VersionCreate, rt: Runtime,
                                ctx: Ctx) -> dict[str, Any]:
-    """Register a version: it points at a run and an artifact digest; numbers count up from 1."""
+    """Register a version: it points at a run and at the manifest digest of a model folder that the
+    project stored (``cairn artifacts log DIR --kind model`` / ``run.log_model`` print it; a digest stored nowhere in
+    the project is a 422, nothing appended); numbers count up from 1."""
     store = _store(rt)
     model_id = _model_id(rt, project, model)
     store.run(project, body.run_id)
+    await require_stored(rt, ctx, project, body.artifact_digest)
     outcome = await _run_command(rt, ctx, project, "model", model_id, lambda s: domain.create_model_version(
         s, run_id=body.run_id, artifact_digest=body.artifact_digest, description=body.description))
     version = store.created_by_event("model_versions", outcome.sequence)["version"]

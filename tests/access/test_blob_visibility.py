@@ -129,11 +129,17 @@ def test_an_outsider_who_knows_a_digest_cannot_record_it_nor_read_it(world: Worl
         resp = oz.post("/projects/vis-o/runs/r1/artifacts",
                        json={"name": "dir", "digest": world.manifest_digest, "kind": "directory"})
         assert resp.status_code == 422
-    # a model version naming the digest (the registry does not look into blobs) grants nothing
+    # a model version naming the digest is refused as one never stored (nothing confirmed), and grants nothing
     with cairn.Client(world.platform.gateway, token=world.tokens["oz"]) as oz_sdk:
         run = oz_sdk.create_run("vis-o")
         oz_sdk.create_model("vis-o", "m")
-        oz_sdk.create_model_version("vis-o", "m", run_id=run["id"], artifact_digest=secret)
+        refusals = {}
+        for digest in (secret, NEVER_STORED):
+            with pytest.raises(cairn.ApiError) as refused:
+                oz_sdk.create_model_version("vis-o", "m", run_id=run["id"], artifact_digest=digest)
+            refusals[digest] = (refused.value.status, refused.value.message.replace(digest, "D"))
+        assert refusals[secret] == refusals[NEVER_STORED] and refusals[secret][0] == 422
+        assert oz_sdk.request("GET", "/api/v1/registry/projects/vis-o/models/m/versions")["versions"] == []
     for method in ("GET", "HEAD"):
         assert world.status("oz", method, f"/blobs/{secret}") == 404
     assert world.status("oz", "GET", f"/manifests/{world.manifest_digest}") == 404

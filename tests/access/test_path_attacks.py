@@ -16,6 +16,7 @@ import httpx
 import loopback
 import pytest
 
+from model_helpers import push_model_folder
 from platform_harness import Platform, stream_last_seq
 
 pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
@@ -41,8 +42,9 @@ def world(platform: Platform) -> Iterator[dict[str, Any]]:
         runs[project] = run
         models = f"/registry/projects/{project}/models"
         admin.post(models, json={"name": "m"}).raise_for_status()
+        digest = push_model_folder(platform.gateway, platform.headers, project)
         for _ in (1, 2):
-            admin.post(f"{models}/m/versions", json={"run_id": run, "artifact_digest": "a" * 64}).raise_for_status()
+            admin.post(f"{models}/m/versions", json={"run_id": run, "artifact_digest": digest}).raise_for_status()
         for alias in ("production", "staging"):
             admin.put(f"{models}/m/aliases/{alias}", json={"version": 1}).raise_for_status()
         admin.put(f"{models}/m/tags/k", json={"value": "v"}).raise_for_status()

@@ -9,6 +9,7 @@ import httpx
 import loopback
 import pytest
 
+from model_helpers import push_model_folder
 from platform_harness import Platform, stream_last_seq
 
 ROLES = ["anonymous", "viewer", "editor", "admin", "outsider"]
@@ -31,7 +32,8 @@ def world(platform: Platform) -> dict:
     run = admin.post("/registry/projects/perm/runs", json={}).json()
     admin.post("/registry/projects/perm/models", json={"name": "m"}).raise_for_status()
     admin.post("/registry/projects/perm/models/m/versions",
-               json={"run_id": run["id"], "artifact_digest": "a" * 64}).raise_for_status()
+               json={"run_id": run["id"], "artifact_digest": push_model_folder(platform.gateway, platform.headers, "perm")},
+               ).raise_for_status()
     return {"tokens": tokens, "run": run["id"], "admin": admin}
 
 

@@ -17,9 +17,10 @@ from replica_set_recorder import ReplicaSetRecorder
 
 from cairn.cli.main import cli
 
+from model_helpers import model_digest, push_model
 from platform_harness import Platform, read_all_events, running, stream_last_seq
 
-DIGEST = "ab" * 32
+DIGEST = model_digest()
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,7 @@ def project(admin: httpx.Client) -> str:
     admin.post("/registry/projects", json={"name": name}).raise_for_status()
     run_id = admin.post(f"/registry/projects/{name}/runs", json={}).json()["id"]
     admin.post(f"/registry/projects/{name}/models", json={"name": "fraud-model"}).raise_for_status()
+    push_model(admin, name)
     for _ in range(3):
         admin.post(f"/registry/projects/{name}/models/fraud-model/versions",
                    json={"run_id": run_id, "artifact_digest": DIGEST}).raise_for_status()

@@ -17,6 +17,7 @@ from cairn.monitor import Profile, profile_table
 from cairn.sdk.client import ApiError, Client
 from cairn.sdk.deployments import Deployments
 
+from model_helpers import push_model_folder
 from platform_harness import Platform
 
 pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
@@ -31,7 +32,7 @@ def client(platform: Platform) -> Client:
         c.ensure_project(PROJECT)
         run_id = c.create_run(PROJECT)["id"]
         c.create_model(PROJECT, "fraud-model")
-        c.create_model_version(PROJECT, "fraud-model", run_id=run_id, artifact_digest="ab" * 32)
+        c.create_model_version(PROJECT, "fraud-model", run_id=run_id, artifact_digest=push_model_folder(platform.gateway, platform.headers, PROJECT))
         Deployments(c).create(PROJECT, DEPLOYMENT, environment="dev", model="fraud-model", version=1, replicas=0)
         yield c
 

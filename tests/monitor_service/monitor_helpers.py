@@ -17,9 +17,10 @@ from cairn.protocol import ARROW_STREAM
 from cairn.serving.inference_records import encode_samples
 from cairn.serving.sink import InferenceSample
 
+from model_helpers import model_digest, push_model
 from platform_harness import Platform
 
-DIGEST = "ab" * 32
+DIGEST = model_digest()
 _batches = itertools.count()
 
 
@@ -30,6 +31,7 @@ def deployed_project(admin: httpx.Client, project: str, deployments: tuple[str, 
     admin.post("/registry/projects", json={"name": project}).raise_for_status()
     run_id = admin.post(f"/registry/projects/{project}/runs", json={}).json()["id"]
     admin.post(f"/registry/projects/{project}/models", json={"name": "fraud-model"}).raise_for_status()
+    push_model(admin, project)
     for _ in range(versions):
         admin.post(f"/registry/projects/{project}/models/fraud-model/versions",
                    json={"run_id": run_id, "artifact_digest": DIGEST}).raise_for_status()

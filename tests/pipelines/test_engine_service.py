@@ -23,6 +23,7 @@ import pytest
 from cairn.kernel.envelope import Event
 from cairn.kernel.eventlog import EventLog
 
+from model_helpers import push_model
 from platform_harness import Platform, running
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scheduler"))
@@ -246,7 +247,7 @@ def test_an_alert_during_the_bake_rolls_the_deployment_and_the_alias_back(
     seed = seed.json()
     assert http.post(f"/registry/projects/{project}/models", json={"name": "fraud"}).status_code == 201
     made = http.post(f"/registry/projects/{project}/models/fraud/versions",
-                     json={"run_id": seed["id"], "artifact_digest": "a" * 64})
+                     json={"run_id": seed["id"], "artifact_digest": push_model(http, project)})
     assert made.status_code == 201, made.text
     assert http.put(f"/registry/projects/{project}/models/fraud/aliases/production",
                     json={"version": 1}).status_code == 200

@@ -43,6 +43,7 @@ from cairn.cli.main import cli
 from cairn.sdk.client import Client
 from cairn.serving.sink import InferenceSample
 
+from model_helpers import push_model
 from platform_harness import Platform, read_all_events, running
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scheduler"))
@@ -114,7 +115,7 @@ def world(platform: Platform, admin: httpx.Client, agents: Agents,
     seed = admin.post(f"/registry/projects/{PROJECT}/runs", json={"name": "before-pipelines"}).json()
     admin.post(f"/registry/projects/{PROJECT}/models", json={"name": "fraud"}).raise_for_status()
     admin.post(f"/registry/projects/{PROJECT}/models/fraud/versions",
-               json={"run_id": seed["id"], "artifact_digest": "ab" * 32}).raise_for_status()
+               json={"run_id": seed["id"], "artifact_digest": push_model(admin, PROJECT)}).raise_for_status()
     admin.post(f"/deployments/projects/{PROJECT}/deployments", json={
         "name": "fraud", "environment": "staging", "model": "fraud", "version": 1, "replicas": 0,
         "sample_rate": 1.0}).raise_for_status()

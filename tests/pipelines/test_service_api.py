@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from model_helpers import model_digest, push_model
 from platform_harness import Platform
 
-DIGEST = "cd" * 32
+DIGEST = model_digest()
 _names = count()
 APPROVAL = """\
 name: release
@@ -48,6 +49,7 @@ def project(admin: httpx.Client) -> str:
     admin.post("/registry/projects", json={"name": name}).raise_for_status()
     run_id = admin.post(f"/registry/projects/{name}/runs", json={}).json()["id"]
     admin.post(f"/registry/projects/{name}/models", json={"name": "fraud"}).raise_for_status()
+    push_model(admin, name)
     admin.post(f"/registry/projects/{name}/models/fraud/versions",
                json={"run_id": run_id, "artifact_digest": DIGEST}).raise_for_status()
     admin.put(f"/registry/projects/{name}/models/fraud/aliases/production", json={"version": 1}).raise_for_status()

@@ -10,6 +10,7 @@ import jsonschema
 from cairn.kernel.schemas import current_version, known_schemas
 from cairn.services.artifacts.domain import EVENT_SCHEMAS as ARTIFACT_EVENT_SCHEMAS
 
+from model_helpers import push_model_folder
 from platform_harness import Platform, read_all_events, stream_last_seq
 
 
@@ -67,6 +68,7 @@ def test_every_event_in_the_log_matches_its_schema(platform: Platform, project: 
     run = api.post(f"/projects/{project}/runs", json={"params": {"a": 1}, "start": False}).json()
     base = f"/projects/{project}/runs/{run['id']}"
     exp = api.post(f"/projects/{project}/experiments", json={"name": "e"}).json()
+    model_digest = push_model_folder(platform.gateway, platform.headers, project)
     steps = [
         ("patch", f"/projects/{project}", {"description": "x"}),
         ("post", f"/projects/{project}/archive", None), ("post", f"/projects/{project}/restore", None),
@@ -82,7 +84,7 @@ def test_every_event_in_the_log_matches_its_schema(platform: Platform, project: 
         ("post", f"/projects/{project}/models", {"name": "m"}),
         ("patch", f"/projects/{project}/models/m", {"description": "d"}),
         ("put", f"/projects/{project}/models/m/tags/k", {"value": "v"}),
-        ("post", f"/projects/{project}/models/m/versions", {"run_id": run["id"], "artifact_digest": "0" * 64}),
+        ("post", f"/projects/{project}/models/m/versions", {"run_id": run["id"], "artifact_digest": model_digest}),
         ("patch", f"/projects/{project}/models/m/versions/1", {"description": "d"}),
         ("put", f"/projects/{project}/models/m/versions/1/tags/k", {"value": "v"}),
         ("put", f"/projects/{project}/models/m/aliases/prod", {"version": 1}),

@@ -20,9 +20,8 @@ import pytest
 from cairn.kernel.envelope import Event, subject_for
 from cairn.kernel.eventlog import EventLog
 
+from model_helpers import push_model_folder
 from platform_harness import Platform, stream_last_seq
-
-DIGEST = "ab" * 32
 
 
 def _ok(resp: httpx.Response, status: int = 200) -> Any:
@@ -159,7 +158,8 @@ def test_an_old_log_with_model_events_on_the_project_subject_still_works(platfor
     assert _ok(api.patch(base, json={"name": "legacy-2"}))["name"] == "legacy-2"
     base = f"/projects/{project}/models/legacy-2"
     run = _ok(api.post(f"/projects/{project}/runs", json={}), 201)
-    assert _ok(api.post(f"{base}/versions", json={"run_id": run["id"], "artifact_digest": DIGEST}), 201)["version"] == 1
+    digest = push_model_folder(platform.gateway, platform.headers, project)
+    assert _ok(api.post(f"{base}/versions", json={"run_id": run["id"], "artifact_digest": digest}), 201)["version"] == 1
     assert _ok(api.put(f"{base}/aliases/production", json={"version": 1}))["version"] == 1
     assert _ok(api.put(f"{base}/tags/k", json={"value": "w"}))["tags"] == {"k": "w"}
     assert _snapshot(platform, subject)[0] == _last_on(platform, subject)

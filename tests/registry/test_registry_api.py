@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from model_helpers import push_model_folder
 from platform_harness import Platform, stream_last_seq
 
 pytestmark = pytest.mark.shared_stack  # see tests/conftest.py
 
-DIGEST = "ab" * 32
 
 
 def _ok(resp: httpx.Response, status: int = 200) -> dict:
@@ -76,14 +76,15 @@ def test_run_in_named_experiment(api: httpx.Client, project: str) -> None:
     _error(api.post(f"/projects/{project}/runs", json={"experiment_id": "nope"}), 404, "not_found")
 
 
-def test_model_versions_and_aliases(api: httpx.Client, project: str) -> None:
+def test_model_versions_and_aliases(api: httpx.Client, project: str, platform: Platform) -> None:
     run = _ok(api.post(f"/projects/{project}/runs", json={}), 201)
     model = _ok(api.post(f"/projects/{project}/models", json={"name": "resnet"}), 201)
     assert model["latest_version"] is None
     _error(api.post(f"/projects/{project}/models", json={"name": "resnet"}), 409, "already_exists")
     base = f"/projects/{project}/models/resnet"
-    v1 = _ok(api.post(f"{base}/versions", json={"run_id": run["id"], "artifact_digest": DIGEST}), 201)
-    v2 = _ok(api.post(f"{base}/versions", json={"run_id": run["id"], "artifact_digest": "cd" * 32}), 201)
+    first, second = (push_model_folder(platform.gateway, platform.headers, project, label) for label in ("v1", "v2"))
+    v1 = _ok(api.post(f"{base}/versions", json={"run_id": run["id"], "artifact_digest": first}), 201)
+    v2 = _ok(api.post(f"{base}/versions", json={"run_id": run["id"], "artifact_digest": second}), 201)
     assert (v1["version"], v2["version"]) == (1, 2)
     assert _ok(api.put(f"{base}/aliases/staging", json={"version": 1}))["aliases"] == ["staging"]
     assert _ok(api.put(f"{base}/aliases/staging", json={"version": 2}))["version"] == 2

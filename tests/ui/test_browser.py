@@ -37,6 +37,8 @@ import cairn
 from cairn.sdk.client import ApiError
 from cairn.sdk.lineage import Lineage
 
+from model_helpers import push_model_folder
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
@@ -258,7 +260,8 @@ def test_compare_models_and_jobs(up: Up, pw: Any, tmp_path: Path) -> None:
         made.append(run)
     client.create_model(project, "classifier", description="two versions, one per run")
     for run in made:
-        client.create_model_version(project, "classifier", run_id=run.id, artifact_digest=run.id.ljust(64, "0")[:64])
+        digest = push_model_folder(up.url, {"Authorization": f"Bearer {admin_token}"}, project, label=run.id)
+        client.create_model_version(project, "classifier", run_id=run.id, artifact_digest=digest)
     lineage = Lineage(client)
 
     def v1_has_its_run() -> bool:

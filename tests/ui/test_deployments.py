@@ -34,6 +34,8 @@ from cairn.sdk.deployments import Deployments
 from cairn.serving.inference_records import encode_samples
 from cairn.serving.sink import InferenceSample
 
+from model_helpers import push_model
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
@@ -61,9 +63,10 @@ def _seed(up: Up, token: str, client: cairn.Client) -> None:
     with httpx.Client(base_url=f"{up.url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
         run_id = http.post(f"/registry/projects/{PROJECT}/runs", json={}).raise_for_status().json()["id"]
         http.post(f"/registry/projects/{PROJECT}/models", json={"name": "scorer"}).raise_for_status()
+        digest = push_model(http, PROJECT)
         for _ in range(2):
             http.post(f"/registry/projects/{PROJECT}/models/scorer/versions",
-                      json={"run_id": run_id, "artifact_digest": "ab" * 32}).raise_for_status()
+                      json={"run_id": run_id, "artifact_digest": digest}).raise_for_status()
         Deployments(client).create(PROJECT, DEPLOYMENT, environment="staging", model="scorer", version=1, replicas=0,
                                    sample_rate=1.0)
         Deployments(client).set_version(PROJECT, DEPLOYMENT, 2)  # v1 is then the version to roll back to

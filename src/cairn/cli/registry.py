@@ -241,7 +241,9 @@ def models_show(ctx: Ctx, project: str, name: str) -> None:
 @project_option
 @click.argument("name")
 @click.option("--run", "run_id", required=True, help="The run that produced the model.")
-@click.option("--digest", required=True, help="BLAKE3 digest of the model artifact (64 hex).")
+@click.option("--digest", required=True,
+              help="Manifest digest of the model folder, as printed by `cairn artifacts log DIR --kind model` "
+                   "or returned by run.log_model (64 hex); the folder must be stored in the project.")
 @click.option("--description", default="")
 @pass_ctx
 @api_errors
