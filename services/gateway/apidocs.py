@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from cairn.kernel.errors import InvalidInput, NotFound
 from cairn.kernel.ids import NAME_RE
-from cairn.services.gateway.webui import NO_CACHE, SECURITY_HEADERS
+from cairn.services.gateway.webui import CSP, NO_CACHE, SECURITY_HEADERS
 
 STATIC = Path(__file__).parent / "static"
 # name under /docs/assets/ -> file: a fixed list, so no request names a path of its own
@@ -30,6 +30,14 @@ ASSETS = {
     "swagger-init.js": STATIC / "swagger-init.js",
     "mlflow-view-run.js": STATIC / "mlflow-view-run.js",
 }
+# ReDoc (styled-components, and its bundled stylesheets) can only style itself with <style>
+# elements it writes at run time, whose content no hash or nonce of ours can cover, and runs its
+# search in a worker made from a blob: URL by its own (same-origin) script: its page alone allows
+# inline styles and blob: workers. Scripts stay this origin's files only, which is what keeps a
+# document's text from running as code. Its side menu's "Redocly" badge is an image on
+# Redocly's CDN: the policy blocks it (no request leaves) and ReDoc hides it when it fails.
+REDOC_CSP = (CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+             + "; worker-src 'self' blob:")
 # the vendored files change only with a new release of the package, which changes their content
 ASSET_CACHE = "public, max-age=86400"
 
@@ -58,8 +66,9 @@ MLFLOW_LINK_PAGE = """<!doctype html>
 """
 
 
-def _page(html: str) -> HTMLResponse:
-    return HTMLResponse(html, headers={**SECURITY_HEADERS, "Cache-Control": NO_CACHE})
+def _page(html: str, csp: str = CSP) -> HTMLResponse:
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": csp, "Cache-Control": NO_CACHE}
+    return HTMLResponse(html, headers=headers)
 
 
 def asset(name: str) -> Response:
@@ -85,7 +94,7 @@ def serve_api_docs(app: FastAPI) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return _page(REDOC_PAGE)
+        return _page(REDOC_PAGE, REDOC_CSP)
 
     @app.get("/docs/assets/{name}", include_in_schema=False)
     async def docs_asset(name: str) -> Response:
