@@ -10,7 +10,8 @@ const char* built_cuda_architectures() { return ""; }
 
 GpuStatus gpu_status() {
   GpuStatus status;
-  status.reason = "this build of cairn has no CUDA kernels (no CUDA compiler at build time, or CAIRN_CUDA=OFF)";
+  status.reason = "this build of cairn has no CUDA kernels (no CUDA compiler or no GPU visible at build time, or "
+                  "CAIRN_CUDA=OFF; rebuild with -C cmake.define.CAIRN_CUDA=ON)";
   return status;
 }
 

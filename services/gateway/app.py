@@ -34,6 +34,7 @@ from cairn.kernel.settings import ServiceSettings
 from cairn.protocol import ACCESS_SEQUENCE_HEADER
 from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
+from cairn.services.gateway.apidocs import serve_api_docs
 from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_request, new_token
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import body_limits, tiered_limits
@@ -260,6 +261,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return response
 
     _serve_openapi(app, settings, app.state.signer)
+    serve_api_docs(app)  # /docs and /redoc from local files, the MLflow link page
     serve_web_app(app, settings.ui_dist)  # last: its fallback takes any GET path left over
     return app
 
