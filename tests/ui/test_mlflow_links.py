@@ -68,6 +68,13 @@ def test_mlflow_view_run_links_land_on_the_run_in_the_web_ui(up: Up, pw: Any, tm
         page.goto(experiment_url)
         page.wait_for_url(re.compile(rf"/projects/{PROJECT}/runs\?filter=experiment_id"))
         page.get_by_role("link", name="linked-run").first.wait_for()
+
+        # With the plain tracking URI (the gateway: project `default`) the link is the app's front
+        # page with MLflow's fragment; the app takes it to the run in `default`.
+        plain = cairn.Client(up.url, token=token).start_new_run("default", name="plain-uri-run")
+        page.goto(f"{up.url}/#/experiments/0/runs/{plain['id']}")
+        page.wait_for_url(f"{up.url}/projects/default/runs/{plain['id']}")
+        page.get_by_text("plain-uri-run").first.wait_for()
     finally:
         context.close()
 

@@ -2,7 +2,7 @@
 // session; a navigation is a History API push, and the back button re-reads the route.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "./client";
-import { parseRoute, routePath, type Route } from "./lib/router";
+import { mlflowLinkPath, parseRoute, routePath, type Route } from "./lib/router";
 import type { Session } from "./lib/types";
 import { SignIn } from "./pages/SignIn";
 import { Projects } from "./pages/Projects";
@@ -23,7 +23,11 @@ import { Audit } from "./pages/Audit";
 import { Tokens } from "./pages/Tokens";
 
 export function App() {
-  const [route, setRoute] = useState<Route>(() => parseRoute(location.pathname, location.search));
+  const [route, setRoute] = useState<Route>(() => {
+    const fromMlflow = location.pathname === "/" ? mlflowLinkPath(location.hash) : null;
+    if (fromMlflow) history.replaceState(null, "", fromMlflow);
+    return parseRoute(location.pathname, location.search);
+  });
   const [session, setSession] = useState<Session | null | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
 

@@ -99,3 +99,25 @@ export function routePath(r: Route): string {
     case "notfound": return r.path;
   }
 }
+
+/**
+ * Where an MLflow "View run" link lands: MLflow prints `<tracking URI>/#/experiments/<exp>/runs/
+ * <run>` (or `#/experiments/<exp>`), so with the plain tracking URI (the gateway, project
+ * `default`) the browser opens `/` with that fragment. The path in Cairn's app, or null when the
+ * fragment is not one of MLflow's. (`/mlflow/<project>/` links are answered by the gateway.)
+ */
+export function mlflowLinkPath(hash: string, project = "default"): string | null {
+  const route = hash.replace(/^#\/?/, "").split("?")[0]!.split("/").map((p) => {
+    try {
+      return decodeURIComponent(p);
+    } catch {
+      return p;
+    }
+  });
+  if (route[0] !== "experiments" || !route[1]) return null;
+  const base = `/projects/${encodeURIComponent(project)}`;
+  if (route[2] === "runs" && route[3]) return `${base}/runs/${encodeURIComponent(route[3])}`;
+  if (route[1] === "0") return `${base}/runs`; // MLflow's default experiment; Cairn's has an id of its own
+  const filter = `experiment_id = '${route[1].replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+  return `${base}/runs?${new URLSearchParams({ filter })}`;
+}
