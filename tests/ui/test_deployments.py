@@ -133,6 +133,11 @@ def test_deployments_pages(up: Up, pw: Any, tmp_path: Path) -> None:
         shot(page, "deployment", tmp_path)
         cells.first.focus()  # a cell says its figures on focus (and on hover)
         assert page.locator(".drift-readout").inner_text().startswith("x1: no drift, ks p-value")
+        # one tab stop for the grid; arrows move between cells (down: x2 in the same window)
+        assert page.locator(".drift-cell[tabindex='0']").count() == 1
+        page.keyboard.press("ArrowDown")
+        assert page.evaluate("document.activeElement.dataset.cell") == "1-0"
+        assert page.locator(".drift-readout").inner_text().startswith("x2:")
 
         # scale to 2 through the page; then a change made elsewhere (the SDK) shows live too
         page.get_by_label("Replicas", exact=True).fill("2")
