@@ -121,6 +121,9 @@ def test_datasets_experiments_and_bulk_actions(up: Up, pw: Any, tmp_path: Path) 
         page.get_by_role("button", name="Restore trial-renamed").click()
         page.get_by_role("button", name="Archive trial-renamed").wait_for(timeout=T)
         assert not client.get_experiment_by_name(PROJECT, "trial-renamed")["archived"]
+        # One made elsewhere (the SDK) appears without a reload.
+        client.create_experiment(PROJECT, "from-sdk")
+        page.get_by_role("rowheader", name="from-sdk").wait_for(timeout=T)
 
         # Its runs link: the runs table filtered to the experiment.
         page.get_by_role("link", name="Runs of base").click()

@@ -1,8 +1,10 @@
 // A project's experiments: name, description, tags, created, and a link to the runs table filtered
 // to each. Editors create, rename and describe; admins archive and restore. A control the
-// caller's role may not use is not rendered (the registry enforces the same rule).
+// caller's role may not use is not rendered (the registry enforces the same rule). Live: an
+// experiment made, renamed, tagged, archived or restored elsewhere shows without a reload.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { LiveState, useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { seg } from "../lib/api";
 import { experimentFilter, nameProblem, runsHref, type Experiment } from "../lib/experiments";
@@ -11,6 +13,10 @@ import type { Session } from "../lib/types";
 import "./experiments.css";
 
 interface Props { project?: string; name?: string; sweepId?: string; session: Session; navigate: Navigate }
+
+const EXPERIMENT_EVENTS = ["experiment.created", "experiment.updated", "experiment.archived",
+  "experiment.restored", "experiment.tag_set"] as const;
+const streamOf = (project: string) => `/api/v1/events/stream?${new URLSearchParams({ project, types: "experiment.*" })}`;
 
 const base = (project: string) => `/api/v1/registry/projects/${seg(project)}/experiments`;
 
@@ -32,6 +38,7 @@ export function Experiments({ project = "", session, navigate }: Props) {
     }
   };
   useEffect(() => { void load(); }, [project, showArchived]);
+  const live = useEventStream(streamOf(project), EXPERIMENT_EVENTS, () => void load());
 
   const act = async (what: () => Promise<unknown>): Promise<boolean> => {
     setBusy(true);
@@ -53,6 +60,7 @@ export function Experiments({ project = "", session, navigate }: Props) {
       <Crumbs project={project} navigate={navigate} />
       <ProjectNav project={project} current="experiments" navigate={navigate} />
       <h1>Experiments of {project} <span class="role">your role: {role ?? "none"}</span></h1>
+      <p class="help"><LiveState live={live} /></p>
       {can(role, "experiment.edit") && (
         <ExperimentForm title="New experiment" submit="Create experiment" idPrefix="new-exp" busy={busy}
                         onSave={(name, description) => act(() => api.post(base(project), { name, description }))} />
