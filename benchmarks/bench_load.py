@@ -4,7 +4,8 @@ Why: single-client benchmarks hide what breaks under concurrency (503s from a co
 service closed while the gateway reused it, disconnects, memory that grows with traffic). This
 starts ``cairn up`` on loopback (own data dir, free ports, rate limit off through
 ``CAIRN_RATE_LIMIT=0`` and the site-admin token it writes), then runs ``--clients`` virtual users
-(asyncio + httpx, one connection pool each) for ``--seconds``. Each user repeats a mix of get_run,
+(asyncio + httpx, one connection pool each) for ``--seconds``, each pausing up to ``--think-s``
+between requests (0: none; pauses leave pooled connections idle, which is where closing races are). Each user repeats a mix of get_run,
 search_runs, a 500-point metric batch, set tag, a small artifact upload (16 KiB, new bytes) and
 download. It prints errors by kind (HTTP status or exception class) per operation, latency
 percentiles per operation and overall, and each process's VmRSS (from /proc/<pid>/status) every
@@ -77,9 +78,11 @@ def start_cairn(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes]
 class Load:
     """The virtual users and what they saw."""
 
-    def __init__(self, url: str, token: str, project: str) -> None:
-        self.url, self.token, self.project = url, token, project
+    def __init__(self, url: str, token: str, project: str, think_s: float = 0.0) -> None:
+        self.url, self.token, self.project, self.think_s = url, token, project, think_s
         self.latency: dict[str, list[float]] = defaultdict(list)
+        self.warm_after = 0.0  # monotonic time after which latencies also count as "warm"
+        self.warm: list[float] = []
         self.errors: dict[str, Counter[str]] = defaultdict(Counter)
         self.runs: list[str] = []
         self.blobs: list[str] = []
@@ -143,7 +146,12 @@ class Load:
                         self.errors[op][f"{kind} {resp.text[:120]}"] += 1
                 except httpx.HTTPError as err:
                     self.errors[op][type(err).__name__] += 1
-                self.latency[op].append(time.perf_counter() - started)
+                took = time.perf_counter() - started
+                self.latency[op].append(took)
+                if time.monotonic() >= self.warm_after:
+                    self.warm.append(took)
+                if self.think_s:  # a person or a training loop between calls: connections sit idle
+                    await asyncio.sleep(rng.uniform(0, self.think_s))
 
 
 async def sample_rss(pids: dict[str, int], every: float, until: float, out: list[dict]) -> None:
@@ -156,9 +164,10 @@ async def sample_rss(pids: dict[str, int], every: float, until: float, out: list
 
 
 async def drive(args: argparse.Namespace, url: str, token: str, pids: dict[str, int]) -> dict:
-    load = Load(url, token, f"load{uuid.uuid4().hex[:6]}")
+    load = Load(url, token, f"load{uuid.uuid4().hex[:6]}", args.think_s)
     await load.setup(args.runs)
     until = time.monotonic() + args.seconds
+    load.warm_after = time.monotonic() + min(30.0, args.seconds / 10)  # past 64 cold starts at once
     rss: list[dict] = []
     started = time.monotonic()
     await asyncio.gather(sample_rss(pids, args.sample_s, until, rss),
@@ -171,7 +180,8 @@ async def drive(args: argparse.Namespace, url: str, token: str, pids: dict[str, 
             "error_count": sum(sum(c.values()) for c in load.errors.values()),
             "latency_ms": {op: {"n": len(v), "p50": round(percentile(v, 0.5) * 1e3, 1),
                                 "p99": round(percentile(v, 0.99) * 1e3, 1)}
-                           for op, v in [("all", every), *sorted(load.latency.items())]},
+                           for op, v in [("all", every), ("all, warm", load.warm),
+                                         *sorted(load.latency.items())]},
             "rss_kib": rss}
 
 
@@ -198,6 +208,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--sample-s", type=float, default=15)
     parser.add_argument("--runs", type=int, default=50, help="runs made first, that the users read and write")
+    parser.add_argument("--think-s", type=float, default=0.0,
+                        help="each user pauses up to this long (uniform) between requests")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cairn-load-") as tmp:
