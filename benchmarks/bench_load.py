@@ -47,10 +47,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def rss_kib(pid: int) -> int | None:
+def proc_status(pid: int, field: str) -> int | None:
+    """One number from /proc/<pid>/status (``VmRSS`` in KiB, ``Threads``); None once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except OSError:
         return None
@@ -154,10 +155,12 @@ class Load:
                     await asyncio.sleep(rng.uniform(0, self.think_s))
 
 
-async def sample_rss(pids: dict[str, int], every: float, until: float, out: list[dict]) -> None:
+async def sample_rss(pids: dict[str, int], every: float, until: float, out: list[dict],
+                     threads: list[dict]) -> None:
     started = time.monotonic()
     while True:
-        out.append({"t": round(time.monotonic() - started), **{n: rss_kib(pid) for n, pid in pids.items()}})
+        out.append({"t": round(time.monotonic() - started), **{n: proc_status(pid, "VmRSS") for n, pid in pids.items()}})
+        threads.append({"t": out[-1]["t"], **{n: proc_status(pid, "Threads") for n, pid in pids.items()}})
         if time.monotonic() >= until:
             return
         await asyncio.sleep(min(every, max(0.0, until - time.monotonic())))
@@ -169,8 +172,9 @@ async def drive(args: argparse.Namespace, url: str, token: str, pids: dict[str, 
     until = time.monotonic() + args.seconds
     load.warm_after = time.monotonic() + min(30.0, args.seconds / 10)  # past 64 cold starts at once
     rss: list[dict] = []
+    threads: list[dict] = []
     started = time.monotonic()
-    await asyncio.gather(sample_rss(pids, args.sample_s, until, rss),
+    await asyncio.gather(sample_rss(pids, args.sample_s, until, rss, threads),
                          *(load.user(seed, until) for seed in range(args.clients)))
     elapsed = time.monotonic() - started
     every = [x for values in load.latency.values() for x in values]
@@ -182,7 +186,7 @@ async def drive(args: argparse.Namespace, url: str, token: str, pids: dict[str, 
                                 "p99": round(percentile(v, 0.99) * 1e3, 1)}
                            for op, v in [("all", every), ("all, warm", load.warm),
                                          *sorted(load.latency.items())]},
-            "rss_kib": rss}
+            "rss_kib": rss, "threads": threads}
 
 
 def report(result: dict) -> None:
@@ -200,6 +204,8 @@ def report(result: dict) -> None:
     for row in result["rss_kib"]:
         cells = "  ".join(f"{(row[n] or 0) / 1024:>8.1f}" for n in names)
         print(f"  t={row['t']:>4}s          {cells}")
+    for label, row in (("threads first", result["threads"][0]), ("threads last", result["threads"][-1])):
+        print(f"  {label:<17} " + "  ".join(f"{row[n] or 0:>8}" for n in names))
 
 
 def main() -> None:
