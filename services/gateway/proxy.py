@@ -24,6 +24,11 @@ SMALL_ANSWER = 1 << 16
 CHUNK = 1 << 16
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailers", "transfer-encoding", "upgrade", "host"}
+# A request sent on a pooled connection that the service closed unanswered (its idle timeout or a
+# restart racing the reuse) is sent once more. aiohttp does that itself for these methods
+# (RFC 9112 9.3.1.1; never for a body already streamed); forward adds requests of other methods
+# that carry an Idempotency-Key, which the services apply once (DESIGN.md "Idempotency").
+RETRIED_BY_AIOHTTP = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # never passed on from a client: the services believe only the identity the gateway signs
 NOT_FORWARDED = HOP_BY_HOP | {IDENTITY_HEADER.lower(), "authorization", "cookie", "traceparent"}
 
@@ -36,6 +41,7 @@ class ServiceProxy:
         self.signer = signer
         self.timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self.retried = 0  # keyed requests sent twice here (aiohttp's own retries are not counted)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -56,6 +62,11 @@ class ServiceProxy:
             raise NotFound(f"no service named {service!r}; services: {known}")
         return base
 
+    @staticmethod
+    def _unreachable(service: str, err: Exception) -> Unavailable:
+        return Unavailable(f"service {service!r} is not reachable ({type(err).__name__}); "
+                           "it may be restarting, retry shortly")
+
     def identity(self, caller: Caller) -> dict[str, str]:
         """The header that tells a service who calls, signed by the gateway."""
         return {IDENTITY_HEADER: self.signer.sign(caller)}
@@ -73,12 +84,23 @@ class ServiceProxy:
             else:
                 data = request.stream()
                 headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
-        try:
-            response = await self.session.request(request.method, url, params=list(request.query_params.multi_items()),
-                                                  headers=headers, data=data, allow_redirects=False)
-        except (aiohttp.ClientConnectionError, TimeoutError) as err:
-            raise Unavailable(f"service {service!r} is not reachable ({type(err).__name__}); "
-                              "it may be restarting, retry shortly") from None
+        params = list(request.query_params.multi_items())
+        replay = (request.method not in RETRIED_BY_AIOHTTP and "idempotency-key" in request.headers
+                  and isinstance(data, bytes))  # a streamed body is gone once sent
+        for attempt in (1, 2):
+            try:
+                response = await self.session.request(request.method, url, params=params, headers=headers,
+                                                      data=data, allow_redirects=False)
+                break
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as err:
+                # the service closed the connection as we sent on it: unanswered, so an
+                # idempotent request goes once more, on another connection
+                if attempt == 1 and replay and not isinstance(err, aiohttp.ClientConnectorError):
+                    self.retried += 1
+                    continue
+                raise self._unreachable(service, err) from None
+            except (aiohttp.ClientConnectionError, TimeoutError) as err:
+                raise self._unreachable(service, err) from None
         out_headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
         if response.content_length is not None and response.content_length <= SMALL_ANSWER:
             try:  # most answers: read whole, without streaming's per-chunk machinery
