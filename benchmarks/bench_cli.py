@@ -7,11 +7,12 @@ re-run vs `dvc status`, each a command-line subprocess, side by side in one run,
 2. A tree of --files files of log-normal sizes totalling --total-gb (the generator of
    bench_fingerprint_tree.py, old mtimes), page cache warm: `cairn fingerprint data` (no cache)
    against Debian's `b3sum` over the same files (one process, files one after another, its own
-   threads per file), best of --repeat each; and in-process `fingerprint_tree` for where the time
-   goes (interpreter + imports, walk + hashing).
+   threads per file) and `python -c` calling `fingerprint_tree` (no CLI), interleaved (one run of
+   each in turn, --repeat rounds: a change of load hits all alike), plus `fingerprint_tree` in
+   this warm process, for where the time goes.
 3. With --dvc BINARY (or --dvc-venv DIR): in a `git init` + `dvc init` repository holding that tree
    under data/, `dvc add data` once, then `dvc status` on the unchanged tree against `cairn
-   fingerprint data --cache X` with every file already in the cache.
+   fingerprint data --cache X` with every file already in the cache, interleaved likewise.
 
 Usage:
     python benchmarks/bench_cli.py [--files 3000] [--total-gb 2] [--dvc-venv /work/dvcvenv]
@@ -50,6 +51,19 @@ def best(argv: list[str], repeat: int, **kw: object) -> tuple[float, float]:
     wall(argv, **kw)  # type: ignore[arg-type]
     times = [wall(argv, **kw) for _ in range(repeat)]  # type: ignore[arg-type]
     return min(times), statistics.median(times)
+
+
+def interleaved(commands: dict[str, list[str]], repeat: int, env: dict[str, str],
+                cwd: str | None = None) -> dict[str, list[float]]:
+    """Seconds of each command, ``repeat`` rounds of one run each in turn (after a warm-up round),
+    so that a change of load on a shared machine hits every command alike."""
+    for argv in commands.values():
+        wall(argv, cwd=cwd, env=env)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, argv in commands.items():
+            times[name].append(wall(argv, cwd=cwd, env=env))
+    return times
 
 
 def startup(commands: dict[str, str], env: dict[str, str], runs: int) -> dict[str, tuple[float, float]]:
@@ -110,16 +124,19 @@ def main() -> None:
         paths = all_files(data)
         total = sum(os.path.getsize(p) for p in paths)
         print(f"\ntree: {len(paths)} files, {total / 1e9:.2f} GB under {data}")
-        ours, ours_med = best([*cli, "fingerprint", data], args.repeat, env=env)
-        fresh, fresh_med = best([py, "-c", f"from cairn.core import fingerprint_tree; fingerprint_tree({data!r})"],
-                                args.repeat, env=env)
-        in_proc = min(_timed(lambda: core.fingerprint_tree(data)) for _ in range(args.repeat))
-        rows = [("cairn fingerprint DIR (CLI)", ours, ours_med), ("python -c fingerprint_tree (no CLI)", fresh, fresh_med),
-                ("fingerprint_tree (warm process)", in_proc, in_proc)]
         b3sum = shutil.which("b3sum")
+        commands = {"cairn fingerprint DIR (CLI)": [*cli, "fingerprint", data],
+                    "python -c fingerprint_tree (no CLI)": [py, "-c", "from cairn.core import fingerprint_tree; "
+                                                            f"fingerprint_tree({data!r})"]}
         if b3sum:
-            theirs, theirs_med = best([b3sum, *paths], args.repeat)
-            rows.append((f"b3sum ({_version([b3sum, '--version'])})", theirs, theirs_med))
+            commands[f"b3sum ({_version([b3sum, '--version'])})"] = [b3sum, *paths]
+        times = interleaved(commands, args.repeat, env)
+        in_proc = min(_timed(lambda: core.fingerprint_tree(data)) for _ in range(args.repeat))
+        rows = [(name, min(t), statistics.median(t)) for name, t in times.items()]
+        rows.append(("fingerprint_tree (warm process)", in_proc, in_proc))
+        ours, ours_med = rows[0][1:]
+        if b3sum:
+            theirs, theirs_med = rows[2][1:]
         print(f"{'warm, no cache':36} {'best s':>7} {'median':>7} {'GB/s':>6}")
         for name, t, med in rows:
             print(f"{name:36} {t:7.3f} {med:7.3f} {total / t / 1e9:6.2f}")
@@ -130,18 +147,21 @@ def main() -> None:
 
         cache = os.path.join(work, "fingerprints.sqlite")
         wall([*cli, "fingerprint", data, "--cache", cache], env=env)  # fills the cache
-        cached, cached_med = best([*cli, "fingerprint", data, "--cache", cache], args.repeat, env=env)
-        print(f"\ncairn fingerprint DIR --cache X, every file a hit: best {cached:.3f} s, median {cached_med:.3f} s")
-        if dvc:
-            if not os.path.isdir(os.path.join(work, ".dvc")):
-                for argv in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
-                    wall(argv, cwd=work, env=env)
-                print(f"dvc add data (once): {wall([dvc, 'add', '-q', 'data'], cwd=work, env=env):.3f} s")
-            status, status_med = best([dvc, "status", "-q"], args.repeat, cwd=work, env=env)
-            print(f"dvc status ({_version([dvc, '--version'])}), unchanged: best {status:.3f} s, "
-                  f"median {status_med:.3f} s")
-            print(f"dvc status / cairn cached: {status / cached:.2f}x (>= 5x wanted; median "
-                  f"{status_med / cached_med:.2f}x)")
+        hits = [*cli, "fingerprint", data, "--cache", cache]
+        if not dvc:
+            cached, cached_med = best(hits, args.repeat, env=env)
+            print(f"\ncairn fingerprint DIR --cache X, every file a hit: best {cached:.3f} s, median {cached_med:.3f} s")
+            return
+        if not os.path.isdir(os.path.join(work, ".dvc")):
+            for argv in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
+                wall(argv, cwd=work, env=env)
+            print(f"\ndvc add data (once): {wall([dvc, 'add', '-q', 'data'], cwd=work, env=env):.3f} s")
+        both = interleaved({"cairn": hits, "dvc": [dvc, "status", "-q"]}, args.repeat, env, cwd=work)
+        cached, cached_med = min(both["cairn"]), statistics.median(both["cairn"])
+        status, status_med = min(both["dvc"]), statistics.median(both["dvc"])
+        print(f"cairn fingerprint DIR --cache X, every file a hit: best {cached:.3f} s, median {cached_med:.3f} s")
+        print(f"dvc status ({_version([dvc, '--version'])}), unchanged: best {status:.3f} s, median {status_med:.3f} s")
+        print(f"dvc status / cairn cached: {status / cached:.2f}x (>= 5x wanted; median {status_med / cached_med:.2f}x)")
     finally:
         shutil.rmtree(pycache, ignore_errors=True)
         if not args.workdir:
