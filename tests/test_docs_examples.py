@@ -56,8 +56,11 @@ def help_lines() -> Iterator[tuple[str, str]]:
                 continue  # prose that mentions a command ("a second cairn up on the same data dir")
             for found in _commands_in(line):
                 yield " ".join(path), found
-        if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
+        if isinstance(cmd, click.Group):  # get_command: the root group imports its commands lazily
+            ctx = click.Context(cmd, info_name=path[-1])
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                assert sub is not None, f"{' '.join(path)} lists {name} but has no such command"
                 yield from walk(sub, [*path, name])
 
     yield from walk(cli, ["cairn"])

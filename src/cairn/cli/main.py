@@ -9,22 +9,46 @@ from pathlib import Path
 
 import click
 
-from cairn.cli.access import audit, members, tokens, webhooks, whoami
-from cairn.cli.datasets import artifacts, datasets
-from cairn.cli.deployments import deployments
-from cairn.cli.fingerprint import fingerprint
-from cairn.cli.jobs import agent, jobs
-from cairn.cli.lineage import lineage
-from cairn.cli.metrics import metrics
-from cairn.cli.monitor import monitor
+from cairn.cli.lazy import LazyCommand, LazyGroup
 from cairn.cli.output import Ctx, api_errors, emit, fail, pass_ctx
-from cairn.cli.pipelines import pipelines
-from cairn.cli.registry import experiments, models, projects, runs
-from cairn.cli.reproduce import runs_reproduce
-from cairn.cli.reproducibility import runs_diff, runs_environment
-from cairn.cli.sweeps import sweeps
-from cairn.kernel.settings import DEFAULT_DATA_DIR
-from cairn.serving.serve import serve
+
+# Where ~/.cairn is: the same default as cairn.kernel.settings.DEFAULT_DATA_DIR, without importing
+# pydantic-settings for every command (tests/test_cli_startup.py checks they agree).
+DEFAULT_DATA_DIR = Path.home() / ".cairn"
+
+# Every command that lives in another module, imported only when it runs; the short help is what
+# `cairn --help` prints (tests/test_cli_startup.py checks it against each command's own help).
+COMMANDS: dict[str, LazyCommand] = {
+    "agent": LazyCommand("cairn.cli.jobs:agent", "Run jobs from a queue on this machine until Ctrl-C or SIGTERM."),
+    "artifacts": LazyCommand("cairn.cli.datasets:artifacts", "Run artifacts and the blob store: log, list, get, gc."),
+    "audit": LazyCommand("cairn.cli.access:audit", "Who did what and when, from the event log."),
+    "datasets": LazyCommand("cairn.cli.datasets:datasets", "Versioned datasets: push, pull, list, show, diff."),
+    "deployments": LazyCommand("cairn.cli.deployments:deployments",
+                               "Deployments: which model version serves in which environment."),
+    "experiments": LazyCommand("cairn.cli.registry:experiments", "Experiments in a project."),
+    "fingerprint": LazyCommand("cairn.cli.fingerprint:fingerprint",
+                               "Print the dataset digest, file count and total size of PATH (a directory or a file)."),
+    "jobs": LazyCommand("cairn.cli.jobs:jobs", "Jobs: submit a spec, follow it, cancel it."),
+    "lineage": LazyCommand("cairn.cli.lineage:lineage",
+                           "Lineage: what produced what, across datasets, runs, blobs, models and aliases."),
+    "members": LazyCommand("cairn.cli.access:members", "Project members and roles (viewer < editor < admin)."),
+    "metrics": LazyCommand("cairn.cli.metrics:metrics",
+                           "A run's metrics: list the keys, draw the curves, export every point."),
+    "models": LazyCommand("cairn.cli.registry:models", "Models, versions and aliases."),
+    "monitor": LazyCommand("cairn.cli.monitor:monitor",
+                           "Monitoring: profiles, drift, references, alert rules and alerts."),
+    "pipelines": LazyCommand("cairn.cli.pipelines:pipelines", "Pipelines: steps from data to a deployed model, "
+                             "triggered by a push, new data or an alert."),
+    "projects": LazyCommand("cairn.cli.registry:projects", "Projects: create, list, show, archive."),
+    "runs": LazyCommand("cairn.cli.runs:runs", "Runs: create, list/search, show, tag, params, finish."),
+    "serve": LazyCommand("cairn.serving.serve:serve",
+                         "Serve a registered model over HTTP (MLflow /invocations and KServe v2)."),
+    "sweeps": LazyCommand("cairn.cli.sweeps:sweeps",
+                          "Hyperparameter sweeps: grid, random or Bayesian search with early stopping."),
+    "tokens": LazyCommand("cairn.cli.access:tokens", "Bearer tokens (shown once, stored as hashes)."),
+    "webhooks": LazyCommand("cairn.cli.access:webhooks", "Signed webhooks for a project's events."),
+    "whoami": LazyCommand("cairn.cli.access:whoami", "Who this token belongs to and its roles."),
+}
 
 GLOBAL_FLAGS = ("--json", "--debug")
 
@@ -38,8 +62,9 @@ def lift_global_flags(args: list[str]) -> list[str]:
     return lifted + [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
 
 
-class CairnGroup(click.Group):
-    """The root group: global flags anywhere on the line, and every failure down one path
+class CairnGroup(LazyGroup):
+    """The root group: commands imported only when they run (:class:`LazyGroup`), global flags
+    anywhere on the line, and every failure down one path
     (:func:`cairn.cli.output.fail`): a one-line message and an exit code, no traceback without
     ``--debug``. A closed pipe (``cairn --json runs list | head``) is left to click, which exits
     quietly."""
@@ -60,7 +85,7 @@ class CairnGroup(click.Group):
                               "traceback, and report it)"))
 
 
-@click.group(cls=CairnGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CairnGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--url", envvar="CAIRN_URL", help="Gateway URL (default $CAIRN_URL or http://127.0.0.1:8080).")
 @click.option("--token", envvar="CAIRN_TOKEN",
               help="API token (default $CAIRN_TOKEN, else $CAIRN_DATA_DIR/admin.token or ~/.cairn/admin.token).")
@@ -200,19 +225,6 @@ def events_tail(ctx: Ctx, project: str | None, types: tuple[str, ...], since: in
     except KeyboardInterrupt:
         pass
 
-
-for group in (projects, experiments, runs, models, tokens, members, audit, webhooks, whoami, datasets,
-              artifacts, fingerprint, sweeps, jobs, agent):
-    cli.add_command(group)
-cli.add_command(lineage)
-cli.add_command(metrics)
-cli.add_command(deployments)
-cli.add_command(monitor)
-cli.add_command(pipelines)
-cli.add_command(serve)
-runs.add_command(runs_diff)
-runs.add_command(runs_environment)
-runs.add_command(runs_reproduce)
 
 if __name__ == "__main__":
     cli()

@@ -1,5 +1,11 @@
 """Printing for the CLI: rich tables for people, JSON for scripts (``--json``), and the one error
-path every command's failure goes through (:func:`fail`), with the exit codes docs/cli.md lists."""
+path every command's failure goes through (:func:`fail`), with the exit codes docs/cli.md lists.
+
+Every command imports this module, so it imports nothing heavy itself: rich when something is
+printed, the SDK client (and httpx) when a command first uses ``ctx.client``. An error of the SDK
+or of httpx can only exist once its module was imported, so :func:`fail` recognises them by
+looking in ``sys.modules`` rather than by importing them.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +14,39 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import httpx
-from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
 
-from cairn.sdk.client import ApiError, CannotReach, Client
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-console = Console()
+    from cairn.sdk.client import ApiError, Client
+
+
+def get_console() -> Console:
+    """The one rich console (stdout), made on first use (importing rich costs tens of ms) and kept
+    as this module's ``console`` (which a test may replace)."""
+    made = globals().get("console")
+    if made is None:
+        from rich.console import Console
+
+        made = globals()["console"] = Console()
+    return made
+
+
+def __getattr__(name: str) -> Any:
+    if name == "console":  # `from cairn.cli.output import console`, as commands have always done
+        return get_console()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _is(err: BaseException, module: str, name: str) -> bool:
+    """``isinstance(err, module.name)`` without importing ``module``: an instance of a class from
+    a module that was never imported cannot exist."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(err, getattr(loaded, name))
 
 EXIT_REFUSED = 1  # the API said no, or a file or value given is wrong
 EXIT_USAGE = 2  # click's own: unknown option, missing argument
@@ -38,6 +66,8 @@ class Ctx:
     @property
     def client(self) -> Client:
         if self._client is None:
+            from cairn.sdk.client import Client
+
             self._client = Client(self.url, self.token)
         return self._client
 
@@ -62,16 +92,18 @@ def fail(err: BaseException) -> NoReturn:
     the exception itself (with its traceback)."""
     if debugging():
         raise err
-    if isinstance(err, CannotReach):
+    if _is(err, "cairn.sdk.client", "CannotReach"):
         click.echo(f"error: {err.message}", err=True)
         sys.exit(EXIT_UNREACHABLE)
-    if isinstance(err, httpx.TransportError):  # a module that talks to httpx without Client.request
+    if _is(err, "httpx", "TransportError"):  # a module that talks to httpx without Client.request
+        from cairn.sdk.client import CannotReach
+
         ctx = click.get_current_context(silent=True)
         obj = ctx.find_object(Ctx) if ctx is not None else None
         url = obj.client.url if obj is not None else "its URL"
         click.echo(f"error: {CannotReach(url, str(err) or type(err).__name__).message}", err=True)
         sys.exit(EXIT_UNREACHABLE)
-    if isinstance(err, ApiError):
+    if _is(err, "cairn.sdk.client", "ApiError"):
         click.echo(f"error: {err.message} ({err.status} {err.code}){_token_hint(err)}", err=True)
         sys.exit(EXIT_REFUSED)
     click.echo(f"error: {err}", err=True)
@@ -87,6 +119,8 @@ def emit(ctx: Ctx, data: Any, *, columns: Iterable[str] | None = None, title: st
         click.echo(json.dumps(data, indent=2, default=str))
         return
     if isinstance(data, list) and columns is not None:
+        from rich.table import Table
+
         table = Table(title=title)
         cols = list(columns)
         for col in cols:
@@ -99,10 +133,11 @@ def emit(ctx: Ctx, data: Any, *, columns: Iterable[str] | None = None, title: st
             table.add_row(*[_cell(row.get(c)) for c in cols])
         print_table(table)
     elif isinstance(data, dict):
+        console = get_console()
         for key, value in data.items():
             console.print(f"[bold]{key}[/bold]: {_cell(value)}")
     else:
-        console.print(data)
+        get_console().print(data)
 
 
 def is_id_column(name: str) -> bool:
@@ -112,6 +147,9 @@ def is_id_column(name: str) -> bool:
 def print_table(table: Table) -> None:
     """A table at its natural width when stdout is no terminal (a pipe, a file), so nothing is cut
     at 80 columns; in a terminal, rich fits it to the window (ID columns keep their width)."""
+    from rich.measure import Measurement
+
+    console = get_console()
     if console.is_terminal:
         console.print(table)
         return
@@ -136,12 +174,13 @@ def api_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ApiError, httpx.TransportError, ValueError) as err:  # ValueError: bad references, files
-            fail(err)
-        except OSError as err:
-            if isinstance(err, BrokenPipeError):
-                raise
-            fail(err)
+        except Exception as err:
+            if (isinstance(err, ValueError)  # bad references, files
+                    or _is(err, "cairn.sdk.client", "ApiError") or _is(err, "httpx", "TransportError")):
+                fail(err)
+            if isinstance(err, OSError) and not isinstance(err, BrokenPipeError):
+                fail(err)
+            raise
 
     return wrapper
 

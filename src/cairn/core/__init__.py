@@ -42,6 +42,16 @@ from cairn.core.tree_fingerprint import fingerprint_tree
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from cairn.core.aggregate import (
+        SegmentHistogram,
+        downsample_minmax,
+        lttb,
+        rolling,
+        segment_histogram,
+        segment_quantiles,
+        segment_reduce,
+    )
+
 __all__ = [
     "DEFAULT_LEAF_SIZE",
     "DEVICES",
@@ -66,15 +76,10 @@ __all__ = [
     "subtree_cvs",
 ]
 
-from cairn.core.aggregate import (  # noqa: E402
-    SegmentHistogram,
-    downsample_minmax,
-    lttb,
-    rolling,
-    segment_histogram,
-    segment_quantiles,
-    segment_reduce,
-)
+# The aggregation kernels' module imports numpy and pandas (a quarter second): loaded on first use
+# (module __getattr__ below), so that fingerprinting (`cairn fingerprint`) does not pay for them.
+_AGGREGATE = {"SegmentHistogram", "downsample_minmax", "lttb", "rolling", "segment_histogram",
+              "segment_quantiles", "segment_reduce"}
 
 __all__ += [
     "GpuUnavailableError",
@@ -115,3 +120,11 @@ def fingerprint_table(table: pa.Table | pa.RecordBatch, *, device: Device = "aut
     from cairn.core.table_fingerprint import fingerprint_table as _fingerprint_table
 
     return _fingerprint_table(table, device=device)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _AGGREGATE:
+        from cairn.core import aggregate
+
+        return getattr(aggregate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
