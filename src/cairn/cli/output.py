@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from cairn.sdk.client import ApiError, Client
+    from cairn.sdk.client import ApiError, CannotReach, Client
 
 
 def get_console() -> Console:
@@ -93,7 +93,7 @@ def fail(err: BaseException) -> NoReturn:
     if debugging():
         raise err
     if _is(err, "cairn.sdk.client", "CannotReach"):
-        click.echo(f"error: {err.message}", err=True)
+        click.echo(f"error: {cast('CannotReach', err).message}", err=True)
         sys.exit(EXIT_UNREACHABLE)
     if _is(err, "httpx", "TransportError"):  # a module that talks to httpx without Client.request
         from cairn.sdk.client import CannotReach
@@ -104,7 +104,8 @@ def fail(err: BaseException) -> NoReturn:
         click.echo(f"error: {CannotReach(url, str(err) or type(err).__name__).message}", err=True)
         sys.exit(EXIT_UNREACHABLE)
     if _is(err, "cairn.sdk.client", "ApiError"):
-        click.echo(f"error: {err.message} ({err.status} {err.code}){_token_hint(err)}", err=True)
+        api_err = cast("ApiError", err)
+        click.echo(f"error: {api_err.message} ({api_err.status} {api_err.code}){_token_hint(api_err)}", err=True)
         sys.exit(EXIT_REFUSED)
     click.echo(f"error: {err}", err=True)
     sys.exit(EXIT_REFUSED)
