@@ -26,7 +26,7 @@ class ArtifactsSettings(ServiceSettings):
     ARTIFACTS_S3_BUCKET, ARTIFACTS_S3_ACCESS_KEY, ARTIFACTS_S3_SECRET_KEY, ARTIFACTS_S3_REGION,
     ARTIFACTS_S3_PREFIX, ARTIFACTS_S3_PUBLIC_ENDPOINT, ARTIFACTS_S3_PRESIGN,
     ARTIFACTS_S3_PRESIGN_SECONDS, ARTIFACTS_S3_STAGING_PREFIX, ARTIFACTS_S3_PART_BYTES,
-    ARTIFACTS_MAX_BLOB_BYTES,
+    ARTIFACTS_MAX_BLOB_BYTES, ARTIFACTS_VERIFY_READS,
     ARTIFACTS_GC_GRACE_SECONDS, plus the common ones."""
 
     artifacts_backend: Literal["fs", "s3"] = "fs"
@@ -42,6 +42,7 @@ class ArtifactsSettings(ServiceSettings):
     artifacts_s3_staging_prefix: str = "uploads/"
     artifacts_s3_part_bytes: int = 64 << 20  # presigned multipart uploads: part size (>= 5 MiB)
     artifacts_max_blob_bytes: int = 1 << 40
+    artifacts_verify_reads: bool = True  # hash a blob before each download (False: trust the storage)
     artifacts_gc_grace_seconds: float = 86400.0
 
 
@@ -96,7 +97,7 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
     app.state.settings = settings
     backend = make_backend(settings)
     app.state.blobs = BlobStore(backend, settings.data_dir / "artifacts" / "tmp",
-                                settings.artifacts_max_blob_bytes)
+                                settings.artifacts_max_blob_bytes, settings.artifacts_verify_reads)
     app.state.presigner = make_presigner(settings, backend)
     app.state.gc_lock = asyncio.Lock()
     return app

@@ -15,6 +15,7 @@ import pytest
 
 from cairn.core import blake3
 from cairn.sdk import Client
+from cairn.sdk.artifacts import IntegrityError
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
@@ -30,7 +31,8 @@ def s3_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Plat
     server = SeaweedS3(tmp_path_factory.mktemp("seaweed"), bucket="pre").start()
     env = {"CAIRN_ARTIFACTS_BACKEND": "s3", "CAIRN_ARTIFACTS_S3_ENDPOINT": server.endpoint,
            "CAIRN_ARTIFACTS_S3_BUCKET": "pre", "CAIRN_ARTIFACTS_S3_ACCESS_KEY": "test",
-           "CAIRN_ARTIFACTS_S3_SECRET_KEY": "test", "CAIRN_ARTIFACTS_S3_PART_BYTES": str(PART)}
+           "CAIRN_ARTIFACTS_S3_SECRET_KEY": "test", "CAIRN_ARTIFACTS_S3_PART_BYTES": str(PART),
+           "CAIRN_ARTIFACTS_VERIFY_READS": "false"}
     try:
         with running(Platform(tmp_path_factory.mktemp("platform-presign"), extra_env=env)) as plat:
             admin = httpx.Client(base_url=f"{plat.gateway}/api/v1", headers=plat.headers, timeout=30)
@@ -119,6 +121,33 @@ def test_plans_keep_the_access_rules(s3_platform: tuple[Platform, SeaweedS3], tm
     with Client(plat.gateway, token=outsider) as oz_client:  # oz's own upload grants pre-b, only then
         oz_client.artifacts.upload_blob("pre-b", src)
         assert oz_client.artifacts._call("GET", f"/blobs/{digest}/download-plan")["mode"] == "presigned"
+
+
+def test_unverified_reads_serve_and_on_demand_verify_finds_corruption(
+        s3_platform: tuple[Platform, SeaweedS3], tmp_path: Path) -> None:
+    """With CAIRN_ARTIFACTS_VERIFY_READS=false a download is not hashed by the service: bytes
+    corrupted at rest are served (the SDK's own check still refuses them) until the on-demand
+    verify finds them and a re-upload repairs them."""
+    plat, server = s3_platform
+    data = os.urandom(300_000)
+    digest = blake3(data).hex()
+    src = tmp_path / "kept.bin"
+    src.write_bytes(data)
+    with Client(plat.gateway, token=plat.token) as client, \
+            httpx.Client(base_url=f"{plat.gateway}/api/v1/artifacts", headers=plat.headers, timeout=30) as http:
+        client.artifacts.upload_blob("pre-a", src)
+        assert client.artifacts.verify([digest]) == {"checked": 1, "bytes": len(data), "corrupt": [],
+                                                     "missing": []}
+        server.client().put_object(Bucket="pre", Key=f"blobs/{digest}", Body=b"rot" + data[3:])
+        served = http.get(f"/blobs/{digest}")
+        assert served.status_code == 200 and served.content[:3] == b"rot"  # the documented trade-off
+        with pytest.raises(IntegrityError):
+            client.artifacts.download_blob(digest, tmp_path / "out.bin")
+        assert not (tmp_path / "out.bin").exists()
+        assert digest in client.artifacts.verify()["corrupt"]
+        client.artifacts.upload_blob("pre-a", src)  # the original bytes repair it
+        assert client.artifacts.verify([digest])["corrupt"] == []
+        assert http.get(f"/blobs/{digest}").content == data
 
 
 def _tree(root: Path, count: int) -> None:

@@ -270,6 +270,10 @@ class Artifacts:
             params["grace_seconds"] = grace_seconds
         return self._call("POST", "/admin/gc", params=params)
 
+    def verify(self, digests: list[str] | None = None) -> dict[str, Any]:
+        """Site admins: hash stored blobs (all, or these) and list the ``corrupt`` and ``missing``."""
+        return self._call("POST", "/admin/verify", params={"digest": digests} if digests else None)
+
 
 def _inside(root: Path, path: Path) -> bool:
     return os.path.realpath(path).startswith(os.path.realpath(root) + os.sep)
