@@ -75,7 +75,8 @@ async def commit_upload(project: ProjectName, digest: Digest, query: CommitQuery
         raise Conflict("this store has no presigned uploads (file system backend); "
                        f"PUT the bytes to /projects/{project}/blobs/{digest}")
     parts = [StagedPart(p.number, p.etag) for p in query.parts]
-    size = await asyncio.to_thread(presigner.commit, project, digest, query.token, query.upload_id, parts)
+    size = await asyncio.to_thread(presigner.commit, project, digest, query.token, query.upload_id, parts,
+                                   blobs.max_blob_bytes)
     new = await record_possession(rt, ctx, store, project, digest, size, "upload")
     return {"digest": digest, "size": size, "created": new}
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import blake3 as blake3_stream
 
-from cairn.kernel.errors import InvalidInput, NotFound
+from cairn.kernel.errors import InvalidInput, NotFound, PayloadTooLarge
 from cairn.services.artifacts.backends import MULTIPART_CHUNK, S3Backend
 from cairn.services.artifacts.blobs import DigestMismatch
 
@@ -99,7 +99,7 @@ class S3Presigner:
         return plan
 
     def commit(self, project: str, digest: str, token: str, upload_id: str | None,
-               parts: list[StagedPart]) -> int:
+               parts: list[StagedPart], max_bytes: int) -> int:
         """Verify a staged upload and store it under ``digest``; returns its size. DigestMismatch
         (nothing stored) if the staged bytes hash to anything else; NotFound if nothing was staged."""
         from botocore.exceptions import ClientError
@@ -115,7 +115,8 @@ class S3Presigner:
                     Bucket=bucket, Key=key, UploadId=upload_id,
                     MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag}
                                                for p in sorted(parts, key=lambda p: p.number)]})
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+            staged = s3.get_object(Bucket=bucket, Key=key)
+            body = staged["Body"]
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code")
             if code in ("404", "NoSuchKey", "NotFound", "NoSuchUpload"):
@@ -126,6 +127,10 @@ class S3Presigner:
                                    "and list each with the ETag its PUT answered", details={"code": code}) from None
             raise
         try:
+            if int(staged.get("ContentLength", 0)) > max_bytes:  # a presigned PUT's size is not signed
+                body.close()
+                raise PayloadTooLarge(f"blob is larger than the limit of {max_bytes} bytes; nothing was "
+                                      "stored. Raise CAIRN_ARTIFACTS_MAX_BLOB_BYTES or split the file")
             hasher = blake3_stream.blake3(max_threads=blake3_stream.blake3.AUTO)
             size = 0
             with body:

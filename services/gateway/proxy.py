@@ -21,7 +21,6 @@ from cairn.services.gateway.paths import encode_path
 
 SMALL_BODY = 1 << 20
 SMALL_ANSWER = 1 << 16
-CHUNK = 1 << 16
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailers", "transfer-encoding", "upgrade", "host"}
 # never passed on from a client: the services believe only the identity the gateway signs
