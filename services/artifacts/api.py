@@ -283,3 +283,10 @@ async def verify(blobs: Blobs, digest: Annotated[list[str] | None, Query(max_len
     (``corrupt``; re-upload the originals to repair) or are gone (``missing``). Run it on a schedule
     when downloads are not verified (``CAIRN_ARTIFACTS_VERIFY_READS=false``)."""
     return await asyncio.to_thread(blobs.verify_stored, digest)
+
+
+@router.get("/admin/verify", tags=["ops"], **requires(SITE_ADMIN))
+async def last_verify(request: Request) -> dict[str, Any]:
+    """The last scheduled verification (``CAIRN_ARTIFACTS_VERIFY_EVERY_SECONDS``): ``{checked,
+    bytes, corrupt, missing, started_at, finished_at}``; ``{"finished_at": null}`` before the first."""
+    return request.app.state.last_verify or {"finished_at": None}

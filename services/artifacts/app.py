@@ -19,6 +19,7 @@ from cairn.services.artifacts.blobs import BlobStore
 from cairn.services.artifacts.presign import S3Presigner
 from cairn.services.artifacts.projection import AGGREGATES, projection
 from cairn.services.artifacts.store import ArtifactsStore
+from cairn.services.artifacts.verify import start_verifier
 
 
 class ArtifactsSettings(ServiceSettings):
@@ -27,6 +28,7 @@ class ArtifactsSettings(ServiceSettings):
     ARTIFACTS_S3_PREFIX, ARTIFACTS_S3_PUBLIC_ENDPOINT, ARTIFACTS_S3_PRESIGN,
     ARTIFACTS_S3_PRESIGN_SECONDS, ARTIFACTS_S3_STAGING_PREFIX, ARTIFACTS_S3_PART_BYTES,
     ARTIFACTS_MAX_BLOB_BYTES, ARTIFACTS_VERIFY_READS,
+    ARTIFACTS_VERIFY_EVERY_SECONDS,
     ARTIFACTS_GC_GRACE_SECONDS, plus the common ones."""
 
     artifacts_backend: Literal["fs", "s3"] = "fs"
@@ -43,6 +45,7 @@ class ArtifactsSettings(ServiceSettings):
     artifacts_s3_part_bytes: int = 64 << 20  # presigned multipart uploads: part size (>= 5 MiB)
     artifacts_max_blob_bytes: int = 1 << 40
     artifacts_verify_reads: bool = True  # hash a blob before each download (False: trust the storage)
+    artifacts_verify_every_seconds: float = 0.0  # hash every stored blob this often (0: never)
     artifacts_gc_grace_seconds: float = 86400.0
 
 
@@ -93,6 +96,7 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
         description="Content-addressed blobs, dataset versions, run artifacts and GC.",
         projection_aggregates=AGGREGATES,
         body_limits=body_limits(settings),
+        on_start=[start_verifier],
     )
     app.state.settings = settings
     backend = make_backend(settings)

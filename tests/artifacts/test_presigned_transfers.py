@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def s3_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Plat
     env = {"CAIRN_ARTIFACTS_BACKEND": "s3", "CAIRN_ARTIFACTS_S3_ENDPOINT": server.endpoint,
            "CAIRN_ARTIFACTS_S3_BUCKET": "pre", "CAIRN_ARTIFACTS_S3_ACCESS_KEY": "test",
            "CAIRN_ARTIFACTS_S3_SECRET_KEY": "test", "CAIRN_ARTIFACTS_S3_PART_BYTES": str(PART),
-           "CAIRN_ARTIFACTS_VERIFY_READS": "false"}
+           "CAIRN_ARTIFACTS_VERIFY_READS": "false", "CAIRN_ARTIFACTS_VERIFY_EVERY_SECONDS": "1"}
     try:
         with running(Platform(tmp_path_factory.mktemp("platform-presign"), extra_env=env)) as plat:
             admin = httpx.Client(base_url=f"{plat.gateway}/api/v1", headers=plat.headers, timeout=30)
@@ -145,6 +146,10 @@ def test_unverified_reads_serve_and_on_demand_verify_finds_corruption(
             client.artifacts.download_blob(digest, tmp_path / "out.bin")
         assert not (tmp_path / "out.bin").exists()
         assert digest in client.artifacts.verify()["corrupt"]
+        deadline = time.monotonic() + 60  # the scheduled pass (every second here) finds it too
+        while digest not in (http.get("/admin/verify").json().get("corrupt") or []):
+            assert time.monotonic() < deadline, "the scheduled verification did not report the corrupt blob"
+            time.sleep(0.2)
         client.artifacts.upload_blob("pre-a", src)  # the original bytes repair it
         assert client.artifacts.verify([digest])["corrupt"] == []
         assert http.get(f"/blobs/{digest}").content == data
