@@ -10,6 +10,10 @@ moves ``--files`` blobs of ``--mb`` MiB each (random bytes, page cache warm):
 Every upload is hashed by the service before it is stored and every download is hashed by the
 service before it is served. MB/s = 10^6 bytes/s, best of ``--repeat``.
 Usage: python benchmarks/bench_artifacts.py [--files 3] [--mb 128] [--concurrency 2] [--repeat 3]
+
+``--vs-mlflow`` instead runs the side-by-side comparison with MLflow's artifact proxy
+(benchmarks/bench_artifacts_peer.py): 256 MiB and 200 x 1 MiB, up and down, on the file system and
+on S3 (SeaweedFS, presigned transfers), interleaved rounds, medians and ratios.
 """
 
 from __future__ import annotations
@@ -93,6 +97,12 @@ async def raw_round(base: str, headers: dict[str, str], files: list[tuple[Path, 
 
 
 def main() -> None:
+    if "--vs-mlflow" in sys.argv:
+        from bench_artifacts_peer import main as peer_main
+
+        sys.argv.remove("--vs-mlflow")
+        peer_main()
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=3)
     parser.add_argument("--mb", type=int, default=128, help="MiB per file")

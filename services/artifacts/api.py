@@ -275,3 +275,18 @@ async def gc(request: Request, rt: Runtime, blobs: Blobs,
     """Delete blobs no event references, older than ``grace_seconds`` (default from settings)."""
     grace = request.app.state.settings.artifacts_gc_grace_seconds if grace_seconds is None else grace_seconds
     return await collect_garbage(rt, blobs, _gc_lock(request), grace_seconds=grace, dry_run=dry_run)
+
+
+@router.post("/admin/verify", tags=["ops"], **requires(SITE_ADMIN))
+async def verify(blobs: Blobs, digest: Annotated[list[str] | None, Query(max_length=1000)] = None) -> dict[str, Any]:
+    """Hash stored blobs (every one, or ``?digest=``...) and list those whose bytes no longer match
+    (``corrupt``; re-upload the originals to repair) or are gone (``missing``). Run it on a schedule
+    when downloads are not verified (``CAIRN_ARTIFACTS_VERIFY_READS=false``)."""
+    return await asyncio.to_thread(blobs.verify_stored, digest)
+
+
+@router.get("/admin/verify", tags=["ops"], **requires(SITE_ADMIN))
+async def last_verify(request: Request) -> dict[str, Any]:
+    """The last scheduled verification (``CAIRN_ARTIFACTS_VERIFY_EVERY_SECONDS``): ``{checked,
+    bytes, corrupt, missing, started_at, finished_at}``; ``{"finished_at": null}`` before the first."""
+    return request.app.state.last_verify or {"finished_at": None}

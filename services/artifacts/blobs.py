@@ -144,8 +144,12 @@ def check_digest(digest: str) -> str:
 class BlobStore:
     """Verified writes and reads of content-addressed blobs."""
 
-    def __init__(self, backend: BlobBackend, tmp_dir: Path, max_blob_bytes: int) -> None:
+    def __init__(self, backend: BlobBackend, tmp_dir: Path, max_blob_bytes: int,
+                 verify_reads: bool = True) -> None:
         self.backend = backend
+        # False: blobs were hashed when written and the storage is trusted to keep them (checked
+        # on demand by ``verify_stored``); a read then serves without hashing (docs/artifacts.md)
+        self.verify_reads = verify_reads
         self.tmp_dir = Path(tmp_dir)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.max_blob_bytes = max_blob_bytes
@@ -248,12 +252,13 @@ class BlobStore:
         return digest
 
     @contextmanager
-    def open_verified(self, digest: str) -> Iterator[Path]:
-        """A local path to the blob's bytes, hashed in full first; BlobCorrupt if they differ."""
+    def open_verified(self, digest: str, *, always: bool = True) -> Iterator[Path]:
+        """A local path to the blob's bytes, hashed in full first; BlobCorrupt if they differ.
+        ``always=False`` (blob downloads) skips the hash when reads are not verified."""
         check_digest(digest)
         try:
             with self.backend.fetch(digest) as path:
-                actual = fingerprint_file(path)
+                actual = fingerprint_file(path) if always or self.verify_reads else digest
                 if actual != digest:
                     raise BlobCorrupt(
                         f"blob {digest} is corrupted in storage (its bytes hash to {actual}); "
@@ -263,6 +268,21 @@ class BlobStore:
         except FileNotFoundError:
             raise NotFound(f"blob {digest} is not stored; upload it again (PUT /projects/PROJECT/blobs/{digest})",
                            details={"digest": digest}) from None
+
+    def verify_stored(self, digests: list[str] | None = None) -> dict[str, object]:
+        """Hash stored blobs (all, or these) against their names: the on-demand (or scheduled)
+        check that stands in for hashing on every read when reads are not verified."""
+        names = digests if digests is not None else [b.digest for b in self.backend.list()]
+        corrupt, missing, size = [], [], 0
+        for digest in names:
+            try:
+                with self.backend.fetch(check_digest(digest)) as path:
+                    size += path.stat().st_size
+                    if fingerprint_file(path) != digest:
+                        corrupt.append(digest)
+            except FileNotFoundError:
+                missing.append(digest)
+        return {"checked": len(names) - len(missing), "bytes": size, "corrupt": corrupt, "missing": missing}
 
     def read_verified(self, digest: str) -> bytes:
         """A small blob's bytes (manifests), verified."""

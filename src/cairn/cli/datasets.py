@@ -22,8 +22,9 @@ from cairn.cli.registry import project_option
 
 @contextmanager
 def transfer_bar(ctx: Ctx, label: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar fed by ``advance(bytes, total)`` (silent with --json)."""
-    if ctx.as_json:
+    """A rich progress bar fed by ``advance(bytes, total)`` from the SDK's transfer threads (rich
+    locks its updates); silent with --json and when the output is not a terminal (piped)."""
+    if ctx.as_json or not console.is_terminal:
         yield lambda n, total: None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
