@@ -4,6 +4,7 @@
 // the page shows its message); viewers see no buttons.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { useAction } from "../lib/action";
 import { AlertRules, AlertTable, type Rule } from "../components/AlertTable";
 import { DeployChart } from "../components/DeployChart";
 import { DriftHeatmap } from "../components/DriftHeatmap";
@@ -168,20 +169,14 @@ function DeployActions({ url, config, protectedEnv, onDone }: { url: string; con
   const [count, setCount] = useState(String(config.replicas));
   useEffect(() => setCount(String(config.replicas)), [config.replicas]); // scaled elsewhere: follow it
   const [confirming, setConfirming] = useState(false);
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useAction();
   const [message, setMessage] = useState<string | null>(null);
   const act = async (what: () => Promise<unknown>) => {
-    setBusy(true);
-    try {
+    await run(async () => {
       await what();
-      setMessage(null);
       await onDone();
-    } catch (err) {
-      setMessage((err as Error).message);
-    } finally {
-      setBusy(false);
-      setConfirming(false);
-    }
+    }, setMessage);
+    setConfirming(false);
   };
   const scale = (e: Event) => {
     e.preventDefault();

@@ -4,6 +4,7 @@
 // experiment made, renamed, tagged, archived or restored elsewhere shows without a reload.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { useAction } from "../lib/action";
 import { LiveState, useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { seg } from "../lib/api";
@@ -26,7 +27,7 @@ export function Experiments({ project = "", session, navigate }: Props) {
   const [error, setError] = useState<string | null>(null);
   const [showArchived, setShowArchived] = useState(false);
   const [editing, setEditing] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useAction();
 
   const load = async (archived = showArchived) => {
     try {
@@ -40,20 +41,10 @@ export function Experiments({ project = "", session, navigate }: Props) {
   useEffect(() => { void load(); }, [project, showArchived]);
   const live = useEventStream(streamOf(project), EXPERIMENT_EVENTS, () => void load());
 
-  const act = async (what: () => Promise<unknown>): Promise<boolean> => {
-    setBusy(true);
-    try {
-      await what();
-      await load();
-      setError(null);
-      return true;
-    } catch (e) {
-      setError((e as Error).message);
-      return false;
-    } finally {
-      setBusy(false);
-    }
-  };
+  const act = (what: () => Promise<unknown>): Promise<boolean> => run(async () => {
+    await what();
+    await load();
+  }, setError);
 
   return (
     <section>

@@ -3,6 +3,7 @@
 // role) and remove one after a confirm step. Non-admins get no controls at all.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { useAction } from "../lib/action";
 import { LiveState, useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { seg } from "../lib/api";
@@ -25,7 +26,7 @@ export function Members({ project, session, navigate }: { project?: string; name
   const [user, setUser] = useState("");
   const [newRole, setNewRole] = useState<Role>("viewer");
   const [confirm, setConfirm] = useState<Confirm>(IDLE);
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useAction();
 
   const load = () => api.get<{ members: Member[] }>(url).then((b) => setMembers(b.members), (e: Error) => setError(e.message));
   // a member added, changed or removed elsewhere shows without a reload (each event applied in
@@ -34,21 +35,13 @@ export function Members({ project, session, navigate }: { project?: string; name
                               MEMBER_EVENTS, (e) => setMembers((cur) => (cur ? applyMemberEvent(cur, e) : cur)));
   useEffect(() => { void load(); }, [url, live === "live"]);
 
-  const write = async (doIt: () => Promise<{ members: Member[] }>, onError: (m: string) => void) => {
-    setBusy(true);
-    try {
-      const b = await doIt();
-      setMembers(b.members);
-      setFormError(null);
-      setError(null);
-      return true;
-    } catch (e) {
-      onError((e as Error).message);
-      return false;
-    } finally {
-      setBusy(false);
-    }
-  };
+  const write = (doIt: () => Promise<{ members: Member[] }>, onError: (m: string) => void) => run(async () => {
+    const b = await doIt();
+    setMembers(b.members);
+  }, (m) => {
+    if (m !== null) onError(m);
+    else { setFormError(null); setError(null); }
+  });
 
   const add = async (e: Event) => {
     e.preventDefault();

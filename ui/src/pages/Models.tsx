@@ -4,6 +4,7 @@
 // Each version's lineage (what it was made from, where it went) is drawn for the chosen version.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { useAction } from "../lib/action";
 import { useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { LineageView } from "../components/RunLineage";
@@ -82,7 +83,7 @@ export function ModelPage({ project, model, session, navigate }: ModelProps) {
   const [formError, setFormError] = useState<string | null>(null);
   const [alias, setAlias] = useState("staging");
   const [version, setVersion] = useState("");
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useAction();
   const [lineageOf, setLineageOf] = useState("");
   const url = `${base(project)}/${seg(model)}`;
 
@@ -116,29 +117,17 @@ export function ModelPage({ project, model, session, navigate }: ModelProps) {
     e.preventDefault();
     const problem = aliasProblem(role, alias);
     if (problem) { setFormError(problem); return; }
-    setBusy(true);
-    try {
+    await run(async () => {
       await api.request("PUT", `${url}/aliases/${seg(alias)}`, { version: Number(version) });
-      setFormError(null);
       await load();
-    } catch (err) {
-      setFormError((err as Error).message);
-    } finally {
-      setBusy(false);
-    }
+    }, setFormError);
   };
 
   const remove = async (a: string) => {
-    setBusy(true);
-    try {
+    await run(async () => {
       await api.request("DELETE", `${url}/aliases/${seg(a)}`);
-      setFormError(null);
       await load();
-    } catch (err) {
-      setFormError((err as Error).message);
-    } finally {
-      setBusy(false);
-    }
+    }, setFormError);
   };
 
   return (

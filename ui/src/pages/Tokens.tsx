@@ -3,6 +3,7 @@
 // on dismiss or reload), revoke one after a confirm step. Secrets are never listed by the API.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { useAction } from "../lib/action";
 import { seg } from "../lib/api";
 import { clickRemove, IDLE, type Confirm } from "../lib/members";
 import { expiryText, parseExpiryDays, tokenState, type TokenRecord } from "../lib/tokens";
@@ -18,7 +19,7 @@ export function Tokens({ session }: { project?: string; name?: string; sweepId?:
   const [secret, setSecret] = useState<{ id: string; token: string } | null>(null);
   const [copied, setCopied] = useState(false);
   const [confirm, setConfirm] = useState<Confirm>(IDLE);
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useAction();
   const now = Date.now();
 
   const load = () => api.get<{ tokens: TokenRecord[] }>("/api/v1/tokens").then(
@@ -29,37 +30,25 @@ export function Tokens({ session }: { project?: string; name?: string; sweepId?:
     e.preventDefault();
     const expiry = parseExpiryDays(days);
     if ("error" in expiry) { setFormError(expiry.error); return; }
-    setBusy(true);
-    try {
+    await run(async () => {
       const made = await api.post<TokenRecord & { token: string }>("/api/v1/tokens", {
         description: description.trim(), ...(expiry.days !== null ? { expires_in_days: expiry.days } : {}) });
       setSecret({ id: made.token_id, token: made.token });
       setCopied(false);
       setDescription("");
       setDays("");
-      setFormError(null);
       await load();
-    } catch (err) {
-      setFormError((err as Error).message);
-    } finally {
-      setBusy(false);
-    }
+    }, setFormError);
   };
 
   const revoke = async (id: string) => {
     const next = clickRemove(confirm, id);
     setConfirm(next.state);
     if (!next.go) return;
-    setBusy(true);
-    try {
+    await run(async () => {
       await api.request("DELETE", `/api/v1/tokens/${seg(id)}`);
-      setError(null);
       await load();
-    } catch (err) {
-      setError((err as Error).message);
-    } finally {
-      setBusy(false);
-    }
+    }, setError);
   };
 
   const copy = async () => {

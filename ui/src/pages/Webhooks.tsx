@@ -5,6 +5,7 @@
 // Refresh and "Older" (the gateway keeps the newest 200 attempts per webhook).
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { useAction } from "../lib/action";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { seg } from "../lib/api";
 import { clickRemove, IDLE, type Confirm } from "../lib/members";
@@ -38,7 +39,7 @@ function WebhookAdmin({ project }: { project: string }) {
   const [secret, setSecret] = useState<{ id: string; secret: string } | null>(null);
   const [confirm, setConfirm] = useState<Confirm>(IDLE);
   const [open, setOpen] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useAction();
 
   const load = () => api.get<{ webhooks: Webhook[] }>(url).then((b) => setHooks(b.webhooks), (e: Error) => setError(e.message));
   useEffect(() => { void load(); }, [url]);
@@ -47,18 +48,12 @@ function WebhookAdmin({ project }: { project: string }) {
     e.preventDefault();
     const list = parseTypes(types);
     if (!list.length) { setFormError("event types: at least one, e.g. run.* or model_version.alias_set"); return; }
-    setBusy(true);
-    try {
+    await run(async () => {
       const made = await api.post<Webhook & { secret: string }>(url, { url: target.trim(), types: list });
       setSecret({ id: made.id, secret: made.secret });
       setTarget("");
-      setFormError(null);
       await load();
-    } catch (err) {
-      setFormError((err as Error).message);
-    } finally {
-      setBusy(false);
-    }
+    }, setFormError);
   };
 
   const remove = async (id: string) => {
