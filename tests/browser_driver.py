@@ -14,10 +14,12 @@ import gzip
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +49,19 @@ def sign_in(page: Page, url: str, token: str) -> None:
     page.get_by_label("Cairn token").fill(token)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Projects").wait_for()
+
+
+@contextmanager
+def signed_in(pw: Playwright, user_data_dir: Path, url: str, token: str, **context: Any) -> Iterator[Page]:
+    """A page in a browser profile of its own, signed in with ``token``; the profile is closed
+    when the block ends, however it ends."""
+    ctx = open_context(pw, user_data_dir, **context)
+    try:
+        page = ctx.new_page()
+        sign_in(page, url, token)
+        yield page
+    finally:
+        ctx.close()
 
 
 def axe_violations(page: Page) -> list[dict[str, Any]]:
@@ -102,3 +117,11 @@ def no_violations(page: Page, where: str) -> None:
     """axe-core finds no serious or critical violation on the page."""
     found = axe_violations(page)
     assert not found, f"axe-core on {where}:\n{describe(found)}"
+
+
+# Every browser test module's marks (``pytestmark = BROWSER_TEST``): skipped, saying why, where
+# the system Chromium or ui/node_modules (axe-core) is missing.
+BROWSER_TEST = [
+    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
+    pytest.mark.skipif(not AXE.exists(), reason="ui/node_modules is missing: cd ui && npm ci"),
+]

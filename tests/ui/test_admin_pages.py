@@ -15,7 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_driver import AXE, chromium_path, no_violations, open_context, shot, sign_in
+from browser_driver import (
+    BROWSER_TEST,
+    no_violations,
+    open_context,
+    shot,
+    sign_in,
+)
 from up_driver import Up, wait
 from webhook_receivers import Receiver
 
@@ -24,13 +30,10 @@ import cairn
 # The shared `cairn up` (tests/ui/conftest.py, STACK_ENV) allows loopback receivers and makes two
 # quick attempts, so a failing delivery dead-letters at once.
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
-    pytest.mark.skipif(not AXE.exists(), reason="ui/node_modules is missing: cd ui && npm ci"),
-]
+pytestmark = BROWSER_TEST
 
 PROJECT = "keepers"
-T = 15_000
+T = 30_000
 
 
 def test_admin_pages(up: Up, pw: Any, tmp_path: Path) -> None:

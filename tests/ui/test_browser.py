@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 from browser_driver import (
-    AXE,
+    BROWSER_TEST,
     bundle_gzip_bytes,
-    chromium_path,
     no_violations,
     open_context,
     shot,
     sign_in,
+    signed_in,
 )
 from up_driver import Up, wait
 
@@ -40,10 +40,7 @@ from cairn.sdk.lineage import Lineage
 from model_helpers import push_model_folder
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
-    pytest.mark.skipif(not AXE.exists(), reason="ui/node_modules is missing: cd ui && npm ci"),
-]
+pytestmark = BROWSER_TEST
 
 PROJECT = "vision"
 # The focused element's outline width in CSS pixels (0 when it has no visible outline).
@@ -56,7 +53,7 @@ def rows(page: Any) -> Any:
 
 
 def wait_count(page: Any, n: int) -> None:
-    page.locator("p.count", has_text=f"{n:,} runs").wait_for(timeout=15_000)
+    page.locator("p.count", has_text=f"{n:,} runs").wait_for(timeout=30_000)
 
 
 def test_the_app_in_a_browser(up: Up, pw: Any, tmp_path: Path) -> None:
@@ -92,7 +89,7 @@ def test_the_app_in_a_browser(up: Up, pw: Any, tmp_path: Path) -> None:
         with cairn.start_run(project=PROJECT, experiment="resnet", name="live-one",
                              params={"lr": "0.02"}, client=client) as live:
             live.log_metric("loss", 1.0, step=0)
-        page.get_by_role("row").filter(has_text="live-one").wait_for(timeout=15_000)
+        page.get_by_role("row").filter(has_text="live-one").wait_for(timeout=30_000)
         wait_count(page, 4)
         no_violations(page, "the runs table")
         shot(page, "runs", tmp_path)
@@ -153,7 +150,7 @@ def test_the_app_in_a_browser(up: Up, pw: Any, tmp_path: Path) -> None:
                 long_run.log_metric("loss", 1.0 / (step + 1), step=step)
         t0 = time.perf_counter()
         page.goto(f"{up.url}/projects/{PROJECT}/runs/{long_run.id}")
-        page.locator("figure.chart", has_text="1,000 of 1,000 points").wait_for(timeout=15_000)
+        page.locator("figure.chart", has_text="1,000 of 1,000 points").wait_for(timeout=30_000)
         chart_s = time.perf_counter() - t0
         no_violations(page, "the run page")
         shot(page, "run", tmp_path)
@@ -171,16 +168,11 @@ def test_the_app_in_a_browser(up: Up, pw: Any, tmp_path: Path) -> None:
         page.get_by_role("button", name="Reset zoom").wait_for()
 
         # The viewer: their own profile, the same runs, their role shown.
-        viewer = open_context(pw, tmp_path / "viewer-profile")
-        try:
-            vpage = viewer.new_page()
-            sign_in(vpage, up.url, viewer_token)
+        with signed_in(pw, tmp_path / "viewer-profile", up.url, viewer_token) as vpage:
             vpage.get_by_role("link", name=PROJECT).click()
             vpage.get_by_text("your role: viewer").wait_for()
             wait_count(vpage, 5)
             assert vpage.evaluate("async () => (await fetch('/api/v1/session')).status") == 200
-        finally:
-            viewer.close()
 
         # Sign out: the cookie the session had no longer works, even when sent again.
         cookies = [c for c in admin.cookies() if c["name"] == "cairn_session"]
@@ -331,10 +323,7 @@ def test_compare_models_and_jobs(up: Up, pw: Any, tmp_path: Path) -> None:
         no_violations(page, "the models page")
 
         # The viewer: the alias is shown, the controls are not in the page at all.
-        viewer = open_context(pw, tmp_path / "viewer-profile")
-        try:
-            vpage = viewer.new_page()
-            sign_in(vpage, up.url, viewer_token)
+        with signed_in(pw, tmp_path / "viewer-profile", up.url, viewer_token) as vpage:
             vpage.goto(f"{up.url}/projects/{project}/models/classifier")
             vpage.get_by_text("your role: viewer").wait_for()
             vpage.get_by_role("list", name="History of production").get_by_role("listitem").first.wait_for()
@@ -342,8 +331,6 @@ def test_compare_models_and_jobs(up: Up, pw: Any, tmp_path: Path) -> None:
             assert vpage.locator("#alias-name, #alias-version").count() == 0
             assert vpage.get_by_role("button", name="Remove alias production").count() == 0
             assert vpage.locator("button", has_text="Remove").count() == 0
-        finally:
-            viewer.close()
 
         # Jobs: the log of a running job grows in the page, then the job succeeds.
         gate = tmp_path / "seen-first-lines"
@@ -353,7 +340,7 @@ def test_compare_models_and_jobs(up: Up, pw: Any, tmp_path: Path) -> None:
         log = page.locator("pre.log")
         log.filter(has_text="step 2 of 3: training").wait_for(timeout=30_000)
         assert "step 3 of 3" not in log.inner_text(), "the job was still running"
-        page.locator("h1 .badge", has_text="running").wait_for(timeout=10_000)
+        page.locator("h1 .badge", has_text="running").wait_for(timeout=20_000)
         assert "step 3 of 3" not in log.inner_text(), "the job waits for the gate: still running"
         no_violations(page, "the job page")
         gate.write_text("seen")

@@ -17,17 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_driver import AXE, chromium_path, no_violations, open_context, shot, sign_in
+from browser_driver import (
+    BROWSER_TEST,
+    no_violations,
+    open_context,
+    shot,
+    sign_in,
+    signed_in,
+)
 from up_driver import Up, wait
 
 import cairn
 from cairn.sdk.code_snapshot import snapshot_code, upload_snapshot
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
-    pytest.mark.skipif(not AXE.exists(), reason="ui/node_modules is missing: cd ui && npm ci"),
-]
+pytestmark = BROWSER_TEST
 
 PROJECT = "u9"
 AGENT = "u9-agent"
@@ -115,10 +119,7 @@ def browse(up: Up, pw: Any, tmp_path: Path, client: cairn.Client, admin_token: s
     a, b = runs
     base = f"/api/v1/scheduler/projects/{PROJECT}/sweeps"
     sweep_url = f"{base}/{sweep['id']}"
-    admin = open_context(pw, tmp_path / "admin-profile")
-    try:
-        page = admin.new_page()
-        sign_in(page, up.url, admin_token)
+    with signed_in(pw, tmp_path / "admin-profile", up.url, admin_token) as page:
 
         # Compare: two polylines over the differing params (lr, opt) and the metric; the full diff.
         page.goto(f"{up.url}/projects/{PROJECT}/compare?runs={a},{b}")
@@ -168,7 +169,7 @@ def browse(up: Up, pw: Any, tmp_path: Path, client: cairn.Client, admin_token: s
         no_violations(page, "the sweep page")
         shot(page, "sweep", tmp_path)
         client.request("POST", f"{sweep_url}/stop", json={"reason": "stopped by the test"})
-        page.locator(".facts dd", has_text="stopped (stopped by the test)").wait_for(timeout=15_000)
+        page.locator(".facts dd", has_text="stopped (stopped by the test)").wait_for(timeout=30_000)
         assert page.get_by_role("button", name="Stop sweep").count() == 0
 
         # Agents: the real agent, its queue and state; a second sweep's trials wait on a queue no agent serves.
@@ -184,8 +185,6 @@ def browse(up: Up, pw: Any, tmp_path: Path, client: cairn.Client, admin_token: s
         assert "2 (no agent serves it)" in starved.inner_text()
         no_violations(page, "the agents page")
         shot(page, "agents", tmp_path)
-    finally:
-        admin.close()
 
     # A viewer sees the sweep but gets no Stop button (a fresh sweep, still running).
     viewer = open_context(pw, tmp_path / "viewer-profile")

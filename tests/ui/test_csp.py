@@ -17,19 +17,18 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_driver import AXE, chromium_path, open_context, sign_in
+from browser_driver import BROWSER_TEST, open_context, sign_in
 from up_driver import Up, wait
 
 import cairn
 
+from model_helpers import push_model
+
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
-    pytest.mark.skipif(not AXE.exists(), reason="ui/node_modules is missing: cd ui && npm ci"),
-]
+pytestmark = BROWSER_TEST
 
 PROJECT = "csp-check"
-T = 15_000
+T = 30_000
 RECORD_VIOLATIONS = """
 window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation", (e) => {
@@ -64,7 +63,7 @@ def _seed(client: cairn.Client, http: httpx.Client, tmp_path: Path) -> dict[str,
     client.artifacts.push_dataset(PROJECT, "rows", data)
     http.post(f"/registry/projects/{PROJECT}/models", json={"name": "scorer"}).raise_for_status()
     http.post(f"/registry/projects/{PROJECT}/models/scorer/versions",
-              json={"run_id": runs[0], "artifact_digest": "ab" * 32}).raise_for_status()
+              json={"run_id": runs[0], "artifact_digest": push_model(http, PROJECT)}).raise_for_status()
     # a sweep whose one trial waits on a queue no agent serves: a sweep page and a (queued) job page
     sweep = http.post(f"/scheduler/projects/{PROJECT}/sweeps", json={
         "name": "lr", "method": "random", "seed": 1, "metric": {"name": "loss", "goal": "minimize"},

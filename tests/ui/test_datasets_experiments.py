@@ -16,19 +16,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_driver import AXE, chromium_path, no_violations, open_context, shot, sign_in
+from browser_driver import (
+    BROWSER_TEST,
+    no_violations,
+    open_context,
+    shot,
+    sign_in,
+    signed_in,
+)
 from up_driver import Up, wait
 
 import cairn
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
-    pytest.mark.skipif(not AXE.exists(), reason="ui/node_modules is missing: cd ui && npm ci"),
-]
+pytestmark = BROWSER_TEST
 
 PROJECT = "granary"
-T = 15_000
+T = 30_000
 
 
 def grid_rows(page: Any) -> Any:
@@ -55,10 +59,7 @@ def test_datasets_experiments_and_bulk_actions(up: Up, pw: Any, tmp_path: Path) 
     viewer_token = client.create_token("dora")["token"]
     client.add_member(PROJECT, "dora", "viewer")
 
-    admin = open_context(pw, tmp_path / "admin-profile")
-    try:
-        page = admin.new_page()
-        sign_in(page, up.url, admin_token)
+    with signed_in(pw, tmp_path / "admin-profile", up.url, admin_token) as page:
 
         # The dataset page with one version; the second, pushed now, shows without a reload.
         page.goto(f"{up.url}/projects/{PROJECT}/datasets/corpus")
@@ -162,8 +163,6 @@ def test_datasets_experiments_and_bulk_actions(up: Up, pw: Any, tmp_path: Path) 
         page.get_by_text("Restored 1 run.").wait_for(timeout=T)
         wait(lambda: "archived" not in archived_row.inner_text(), 15, "run-b no longer marked archived")
         assert not client.get_run(PROJECT, rb["id"])["archived"]
-    finally:
-        admin.close()
 
     # The viewer: the same pages, no write controls at all.
     viewer = open_context(pw, tmp_path / "viewer-profile")

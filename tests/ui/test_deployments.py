@@ -23,7 +23,14 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from browser_driver import AXE, chromium_path, no_violations, open_context, shot, sign_in
+from browser_driver import (
+    BROWSER_TEST,
+    no_violations,
+    open_context,
+    shot,
+    sign_in,
+    signed_in,
+)
 from up_driver import Up, wait
 
 import cairn
@@ -37,10 +44,7 @@ from cairn.serving.sink import InferenceSample
 from model_helpers import push_model
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
-    pytest.mark.skipif(not AXE.exists(), reason="ui/node_modules is missing: cd ui && npm ci"),
-]
+pytestmark = BROWSER_TEST
 
 PROJECT = "deploy-ui"
 DEPLOYMENT = "scorer"
@@ -103,32 +107,29 @@ def test_deployments_pages(up: Up, pw: Any, tmp_path: Path) -> None:
     _seed(up, admin_token, client)
     print(f"seeded in {time.monotonic() - began:.1f} s")  # speed is printed, never asserted
 
-    admin = open_context(pw, tmp_path / "admin-profile")
-    try:
-        page = admin.new_page()
-        sign_in(page, up.url, admin_token)
+    with signed_in(pw, tmp_path / "admin-profile", up.url, admin_token) as page:
         page.goto(f"{up.url}/projects/{PROJECT}/deployments")
         staging = page.locator("section.deploy-env", has=page.get_by_role("heading", name="staging"))
         row = staging.locator(f"tr[data-deployment={DEPLOYMENT}]")
-        row.wait_for(timeout=15_000)
+        row.wait_for(timeout=30_000)
         assert "v2 (pinned)" in row.inner_text() and "1 of 0 ready" in row.inner_text()
-        page.locator(".live-state.state-live").wait_for(timeout=10_000)
+        page.locator(".live-state.state-live").wait_for(timeout=20_000)
         no_violations(page, "deployments")
         shot(page, "deployments", tmp_path)
 
         row.get_by_role("link", name=DEPLOYMENT).click()
         page.get_by_role("heading", name=f"Deployment {DEPLOYMENT}").wait_for()
         replicas = page.locator("table.deploy-replica-table tbody tr")
-        replicas.first.wait_for(timeout=10_000)
+        replicas.first.wait_for(timeout=20_000)
         assert "127.0.0.1:8931" in replicas.first.inner_text() and "started" in replicas.first.inner_text()
-        page.locator("figure.deploy-chart canvas").nth(2).wait_for(timeout=10_000)  # requests, errors, latency
+        page.locator("figure.deploy-chart canvas").nth(2).wait_for(timeout=20_000)  # requests, errors, latency
         assert page.locator("figure.deploy-chart").count() == 3
         cells = page.locator(".drift-cell")
         assert cells.count() == 2 * WINDOWS  # x1 and x2 by five windows
         assert page.locator(".drift-cell", has_text="!").count() >= 1  # x1 drifted in the shifted windows
         alert = page.locator("table.alert-table tbody tr").first
         assert "any traffic" in alert.inner_text() and "firing" in alert.inner_text()
-        page.locator(".live-state.state-live").wait_for(timeout=10_000)
+        page.locator(".live-state.state-live").wait_for(timeout=20_000)
         no_violations(page, "deployment")
         shot(page, "deployment", tmp_path)
         cells.first.focus()  # a cell says its figures on focus (and on hover)
@@ -142,9 +143,9 @@ def test_deployments_pages(up: Up, pw: Any, tmp_path: Path) -> None:
         # scale to 2 through the page; then a change made elsewhere (the SDK) shows live too
         page.get_by_label("Replicas", exact=True).fill("2")
         page.get_by_role("button", name="Scale").click()
-        page.locator(".deploy-desired", has_text="1 of 2 ready").wait_for(timeout=10_000)
+        page.locator(".deploy-desired", has_text="1 of 2 ready").wait_for(timeout=20_000)
         Deployments(client).scale(PROJECT, DEPLOYMENT, 3)
-        page.locator(".deploy-desired", has_text="1 of 3 ready").wait_for(timeout=10_000)
+        page.locator(".deploy-desired", has_text="1 of 3 ready").wait_for(timeout=20_000)
         page.get_by_label("Replicas", exact=True).fill("-1")
         page.get_by_role("button", name="Scale").click()
         page.get_by_role("alert").filter(has_text="whole number").wait_for()
@@ -154,17 +155,15 @@ def test_deployments_pages(up: Up, pw: Any, tmp_path: Path) -> None:
         confirm = page.get_by_role("group", name="Confirm the rollback")
         assert "from v2 to v1" in confirm.inner_text()
         confirm.get_by_role("button", name="Roll back", exact=True).click()
-        page.locator("dl.facts dd", has_text="v1 (pinned) (before: v2)").wait_for(timeout=10_000)
+        page.locator("dl.facts dd", has_text="v1 (pinned) (before: v2)").wait_for(timeout=20_000)
         assert client.request("GET", f"/api/v1/deployments/projects/{PROJECT}/deployments/{DEPLOYMENT}")["version"] == 1
-    finally:
-        admin.close()
 
     viewer = open_context(pw, tmp_path / "viewer-profile")
     try:
         vpage = viewer.new_page()
         sign_in(vpage, up.url, viewer_token)
         vpage.goto(f"{up.url}/projects/{PROJECT}/deployments/{DEPLOYMENT}")
-        vpage.locator("table.deploy-replica-table tbody tr").first.wait_for(timeout=10_000)
+        vpage.locator("table.deploy-replica-table tbody tr").first.wait_for(timeout=20_000)
         assert vpage.locator(".deploy-actions").count() == 0
         assert vpage.get_by_role("button", name="Scale").count() == 0
         assert vpage.get_by_role("button", name="Roll back").count() == 0

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_driver import chromium_path, open_context, sign_in
+from browser_driver import chromium_path, signed_in
 from up_driver import Up
 
 import cairn
@@ -57,10 +57,7 @@ def test_mlflow_view_run_links_land_on_the_run_in_the_web_ui(up: Up, pw: Any, tm
     assert run_url.startswith(f"{up.url}/mlflow/{PROJECT}/#/experiments/")
     run_id = run_url.rsplit("/", 1)[1]
 
-    context = open_context(pw, tmp_path / "profile")
-    try:
-        page = context.new_page()
-        sign_in(page, up.url, token)
+    with signed_in(pw, tmp_path / "profile", up.url, token) as page:
         page.goto(run_url)
         page.wait_for_url(f"{up.url}/projects/{PROJECT}/runs/{run_id}")
         page.get_by_text("linked-run").first.wait_for()
@@ -75,8 +72,6 @@ def test_mlflow_view_run_links_land_on_the_run_in_the_web_ui(up: Up, pw: Any, tm
         page.goto(f"{up.url}/#/experiments/0/runs/{plain['id']}")
         page.wait_for_url(f"{up.url}/projects/default/runs/{plain['id']}")
         page.get_by_text("plain-uri-run").first.wait_for()
-    finally:
-        context.close()
 
 
 def test_api_documents_render_offline_under_the_content_security_policy(up: Up, pw: Any) -> None:

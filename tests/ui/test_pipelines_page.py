@@ -16,19 +16,23 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_driver import AXE, chromium_path, no_violations, open_context, shot, sign_in
+from browser_driver import (
+    BROWSER_TEST,
+    no_violations,
+    open_context,
+    shot,
+    sign_in,
+    signed_in,
+)
 from up_driver import Up, wait
 
 import cairn
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
-    pytest.mark.skipif(not AXE.exists(), reason="ui/node_modules is missing: cd ui && npm ci"),
-]
+pytestmark = BROWSER_TEST
 
 PROJECT = "pipes-ui"
-T = 15_000
+T = 30_000
 DEFINITION = """\
 name: release
 params: {threshold: 0.5}
@@ -72,10 +76,7 @@ def test_pipeline_run_page(up: Up, pw: Any, tmp_path: Path) -> None:
         finally:
             viewer.close()
 
-        admin = open_context(pw, tmp_path / "admin-profile")
-        try:
-            page = admin.new_page()
-            sign_in(page, up.url, admin_token)
+        with signed_in(pw, tmp_path / "admin-profile", up.url, admin_token) as page:
             page.goto(f"{up.url}/projects/{PROJECT}/pipelines")
             row = page.get_by_role("row", name=run_id)
             row.wait_for(timeout=T)
@@ -112,8 +113,6 @@ def test_pipeline_run_page(up: Up, pw: Any, tmp_path: Path) -> None:
             events = http.get(f"/pipelines/projects/{PROJECT}/runs/{run_id}/events").json()["events"]
             granted = [e["data"] for e in events if e["type"] == "approval.granted"]
             assert [(g["step"], g["comment"]) for g in granted] == [("check", "numbers checked"), ("release", "ship")]
-        finally:
-            admin.close()
     finally:
         http.close()
         client.close()

@@ -22,17 +22,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from browser_driver import AXE, chromium_path, no_violations, open_context, shot, sign_in
+from browser_driver import (
+    BROWSER_TEST,
+    no_violations,
+    open_context,
+    shot,
+    sign_in,
+    signed_in,
+)
 from up_driver import Up
 
 import cairn
 from cairn.sdk.code_snapshot import snapshot_code, upload_snapshot
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
-    pytest.mark.skipif(not AXE.exists(), reason="ui/node_modules is missing: cd ui && npm ci"),
-]
+pytestmark = BROWSER_TEST
 
 PROJECT = "files-ui"
 MLMODEL = """artifact_path: model
@@ -132,7 +136,7 @@ def test_code_and_artifact_browsers(up: Up, pw: Any, tmp_path: Path) -> None:
         image = open_artifact(page, "plot.png").get_by_role("img", name="Image artifact plot.png")
         image.wait_for()
         page.wait_for_function("() => { const i = document.querySelector('img.files-image');"
-                               " return i && i.complete && i.naturalWidth === 48; }", timeout=10_000)
+                               " return i && i.complete && i.naturalWidth === 48; }", timeout=20_000)
         csv = open_artifact(page, "metrics.csv")
         csv.get_by_text("The first 3 of 3 rows.").wait_for()
         assert csv.locator("tbody tr").nth(1).inner_text().split() == ["1", "0.4"]
@@ -153,11 +157,11 @@ def test_code_and_artifact_browsers(up: Up, pw: Any, tmp_path: Path) -> None:
         assert answer.status == 200 and answer.body() == files["notes.txt"]
 
         # Live: an artifact logged now appears without a reload.
-        page.locator(".files-browser .live-state.state-live").wait_for(timeout=15_000)
+        page.locator(".files-browser .live-state.state-live").wait_for(timeout=30_000)
         late = tmp_path / "late.txt"
         late.write_text("logged while the page was open\n")
         client.artifacts.log_artifact(PROJECT, run_id, late, "late.txt")
-        open_artifact(page, "late.txt").get_by_text("logged while the page was open").wait_for(timeout=15_000)
+        open_artifact(page, "late.txt").get_by_text("logged while the page was open").wait_for(timeout=30_000)
 
         open_artifact(page, "plot.png").get_by_role("img").wait_for()
         no_violations(page, "the run page's file browsers")
@@ -166,14 +170,9 @@ def test_code_and_artifact_browsers(up: Up, pw: Any, tmp_path: Path) -> None:
     finally:
         admin.close()
 
-    viewer = open_context(pw, tmp_path / "viewer-profile")
-    try:
-        vpage = viewer.new_page()
-        sign_in(vpage, up.url, viewer_token)
+    with signed_in(pw, tmp_path / "viewer-profile", up.url, viewer_token) as vpage:
         vpage.goto(run_url)
         open_artifact(vpage, "notes.txt").get_by_text("second line").wait_for()
         files_part = vpage.locator(".files")
         assert files_part.locator("form, input, textarea, select").count() == 0  # nothing to write with
         assert files_part.get_by_role("button", name="Delete").count() == 0
-    finally:
-        viewer.close()

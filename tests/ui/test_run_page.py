@@ -17,17 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_driver import AXE, chromium_path, no_violations, open_context, shot, sign_in
+from browser_driver import (
+    BROWSER_TEST,
+    no_violations,
+    open_context,
+    shot,
+    sign_in,
+)
 from up_driver import Up, wait
 
 import cairn
 from cairn.sdk.lineage import Lineage
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
-    pytest.mark.skipif(not AXE.exists(), reason="ui/node_modules is missing: cd ui && npm ci"),
-]
+pytestmark = BROWSER_TEST
 
 PROJECT = "runrec"
 NOTE_TAG = "mlflow.note.content"
