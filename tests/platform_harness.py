@@ -109,6 +109,26 @@ class Platform:
             self.root / "nats", self.data_dir / "secrets" / "nats")
         admin = NatsCredentials.read(self.nats_creds[ADMIN_USER])
         self.nats_url = self.nats_server_url.replace("nats://", f"nats://{admin.user}:{admin.password}@", 1)
+        for attempt in range(3):
+            exited = self._start_services()
+            if not exited:
+                break
+            # A free port picked for a service can be taken by another process before the service
+            # binds it (other stacks start on this machine too): every service again, on new ports.
+            taken = [name for name in exited if "address already in use" in self._log_tail(name)]
+            if len(taken) < len(exited) or attempt == 2:
+                raise RuntimeError(f"services exited at start: {exited}; logs in {self.root}")
+            for name in list(self.procs):
+                self.kill(name)
+        token_file = self.data_dir / "admin.token"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not token_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.token = token_file.read_text().strip()
+        return self
+
+    def _start_services(self) -> list[str]:
+        """Every service and the gateway on fresh free ports; the names of those that exited."""
         names = (*SERVICES, "gateway")
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         for name in names:  # all at once: their start-up (mostly imports) overlaps
@@ -116,15 +136,12 @@ class Platform:
         for name in names:
             wait_for_tcp("127.0.0.1", self.ports[name], timeout=START_TIMEOUT_S)
         self.wait_healthy()
-        exited = [name for name, proc in self.procs.items() if proc.poll() is not None]
-        if exited:  # e.g. its port was taken: something else answered the TCP check
-            raise RuntimeError(f"services exited at start: {exited}; logs in {self.root}")
-        token_file = self.data_dir / "admin.token"
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not token_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.token = token_file.read_text().strip()
-        return self
+        # e.g. its port was taken: something else answered the TCP check
+        return [name for name, proc in self.procs.items() if proc.poll() is not None]
+
+    def _log_tail(self, name: str) -> str:
+        log = self.root / f"{name}.log"
+        return log.read_text(errors="replace")[-4000:] if log.exists() else ""
 
     def _env(self, name: str) -> dict[str, str]:
         env = {**os.environ, "CAIRN_NATS_URL": self.nats_server_url, "CAIRN_DATA_DIR": str(self.data_dir),

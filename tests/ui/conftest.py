@@ -1,4 +1,4 @@
-"""One ``cairn up`` and one Playwright per test process, shared by every browser test module.
+"""One ``cairn up`` per test process, shared by every browser test module (Playwright: one per module).
 
 Each module works in a project of its own, so modules that land on the same worker share the
 stack without seeing each other's runs; with ``--dist loadfile`` there are at most as many
@@ -27,8 +27,10 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pw() -> Iterator[Any]:
+    """Per module, not per session: Playwright's sync API keeps an asyncio loop running in this
+    thread while it is open, and a later module's ``asyncio.run`` on the same worker would fail."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     with playwright_api.sync_playwright() as p:
         yield p
