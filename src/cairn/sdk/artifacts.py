@@ -25,6 +25,7 @@ import httpx
 
 from cairn.core import Manifest, fingerprint_file, fingerprint_tree
 from cairn.core.manifest import check_relative_path
+from cairn.sdk.client import reaching
 from cairn.sdk.transfers import WORKERS, Direct, file_chunks, in_pool, locked, retrying
 
 if TYPE_CHECKING:
@@ -106,7 +107,8 @@ class Artifacts:
 
     def exists(self, digest: str) -> bool:
         """Whether you may read the blob: one of your projects uploaded it and it is stored."""
-        return self.http.head(f"{BASE}/blobs/{digest}").status_code == 200
+        with reaching(self.client.url):
+            return self.http.head(f"{BASE}/blobs/{digest}").status_code == 200
 
     def upload_blob(self, project: str, path: str | os.PathLike[str], digest: str | None = None,
                     progress: Progress = None) -> dict[str, Any]:
@@ -127,7 +129,8 @@ class Artifacts:
                                  headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
                                  timeout=httpx.Timeout(60.0, write=None))
 
-        return self.client._answer(retrying(self.client.retries, send))
+        with reaching(self.client.url):
+            return self.client._answer(retrying(self.client.retries, send))
 
     def download_blob(self, digest: str, dest: str | os.PathLike[str], progress: Progress = None) -> Path:
         """Download a blob to ``dest`` (temp file + verify + rename); IntegrityError on mismatch."""
@@ -151,7 +154,8 @@ class Artifacts:
             tmp.unlink(missing_ok=True)
 
     def _download_proxied(self, digest: str, out: Any, progress: Progress) -> None:
-        with self.http.stream("GET", f"{BASE}/blobs/{digest}", timeout=httpx.Timeout(60.0)) as resp:
+        with reaching(self.client.url), self.http.stream("GET", f"{BASE}/blobs/{digest}",
+                                                          timeout=httpx.Timeout(60.0)) as resp:
             if resp.status_code >= 400:
                 resp.read()
                 self.client._answer(resp)
@@ -162,7 +166,8 @@ class Artifacts:
 
     def read_range(self, digest: str, start: int, end: int) -> bytes:
         """Bytes ``start..end`` (inclusive) of a blob, verified server-side before serving."""
-        resp = self.http.get(f"{BASE}/blobs/{digest}", headers={"Range": f"bytes={start}-{end}"})
+        with reaching(self.client.url):
+            resp = self.http.get(f"{BASE}/blobs/{digest}", headers={"Range": f"bytes={start}-{end}"})
         if resp.status_code >= 400:
             self.client._answer(resp)
         return resp.content

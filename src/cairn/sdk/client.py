@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -58,6 +59,16 @@ class CannotReach(ApiError):
 
     def __str__(self) -> str:
         return self.message
+
+
+@contextmanager
+def reaching(url: str) -> Iterator[None]:
+    """Around a call that talks to httpx without :meth:`Client.request` (streams, text answers,
+    blob bytes): a transport error is the same one-line :class:`CannotReach`."""
+    try:
+        yield
+    except httpx.TransportError as err:
+        raise CannotReach(url, _reason(err)) from None
 
 
 def _reason(err: httpx.TransportError) -> str:

@@ -111,8 +111,11 @@ class JobsMixin:
             params["attempt"] = attempt
         import httpx
 
-        with self._http.stream("GET", f"/api/v1/scheduler/projects/{_q(project)}/jobs/{_q(job_id)}/logs",
-                               params=params, timeout=httpx.Timeout(30.0, read=None)) as resp:
+        from cairn.sdk.client import reaching
+
+        with reaching(self.url), self._http.stream(  # type: ignore[attr-defined]
+                "GET", f"/api/v1/scheduler/projects/{_q(project)}/jobs/{_q(job_id)}/logs",
+                params=params, timeout=httpx.Timeout(30.0, read=None)) as resp:
             if resp.status_code >= 400:
                 resp.read()
                 self._answer(resp)  # type: ignore[attr-defined]

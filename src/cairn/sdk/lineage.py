@@ -44,8 +44,11 @@ class Lineage:
         params = {"node": node, "direction": direction, "format": format, "depth": depth, "as_of": as_of}
         if format == "json":
             return self._get(f"/projects/{_q(project)}/graph", **params)
-        resp = self.client._http.get(f"/api/v1/lineage/projects/{_q(project)}/graph",
-                                     params={k: v for k, v in params.items() if v is not None})
+        from cairn.sdk.client import reaching
+
+        with reaching(self.client.url):
+            resp = self.client._http.get(f"/api/v1/lineage/projects/{_q(project)}/graph",
+                                         params={k: v for k, v in params.items() if v is not None})
         if resp.status_code >= 400:
             self.client._answer(resp)
         return resp.text

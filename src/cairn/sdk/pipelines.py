@@ -45,7 +45,10 @@ class PipelinesMixin:
 
     def _pipe_text(self, path: str, params: Mapping[str, Any] | None = None) -> str:
         """A GET whose answer is text (logs, drawings); errors are the usual ApiError."""
-        resp = self._http.get(f"{BASE}{path}", params=dict(params or {}))
+        from cairn.sdk.client import reaching
+
+        with reaching(self.url):  # type: ignore[attr-defined]
+            resp = self._http.get(f"{BASE}{path}", params=dict(params or {}))
         if resp.status_code >= 400:
             self._answer(resp)  # type: ignore[attr-defined]
         return resp.text
