@@ -28,6 +28,21 @@ from platform_harness import Platform, running, wait_metrics_settled  # noqa: E4
 _names = itertools.count()
 
 
+# Modules that take longest run first: with ``--dist loadfile`` a long module scheduled last keeps
+# one worker busy while the other idles; scheduled first, the short ones fill in around it.
+SLOW_FIRST = ("tests/ui/", "tests/test_up_e2e.py", "tests/test_fuzz_api.py", "tests/pipelines/test_pipeline_e2e.py",
+              "tests/scheduler/test_inputs.py", "tests/serving/test_serve_versions.py",
+              "tests/mlflow_compat/test_mlflow_registry.py", "tests/scheduler/test_faults.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def slow(item: pytest.Item) -> bool:
+        path = item.nodeid.split("::", 1)[0]
+        return any(path.startswith(prefix) for prefix in SLOW_FIRST)
+
+    items.sort(key=lambda item: not slow(item))  # stable: the order within each group is kept
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "shared_stack: the module's tests run on the session's shared platform "
                                        "(see tests/conftest.py for what makes a module safe to share)")

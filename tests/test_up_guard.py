@@ -189,3 +189,37 @@ def test_with_port_0_the_gateway_gets_a_free_port_before_anything_starts(tmp_pat
     finally:
         assert sup.lock_fd is not None
         os.close(sup.lock_fd)
+
+
+def test_a_service_whose_port_was_taken_before_it_bound_it_starts_again_on_a_new_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another process takes a port between `cairn up` choosing it and the service binding it (a
+    race with other stacks on the machine): the services start again on new ports."""
+    from cairn import up as up_module
+    from cairn.up import SERVICES, Supervisor
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    rigged: list[int] = []
+
+    def first_service_port_taken(n: int, host: str = "127.0.0.1") -> list[int]:
+        ports = free_ports(n, host)
+        if n == len(SERVICES) and not rigged:
+            rigged.append(squatter.getsockname()[1])
+            ports[0] = rigged[0]
+        return ports
+
+    monkeypatch.setattr(up_module, "free_ports", first_service_port_taken)
+    sup = Supervisor(data_dir=tmp_path / "data", port=0, nats_port=0)
+    sup.claim()
+    try:
+        sup.start()
+        assert healthy(sup.gateway_url)
+        assert rigged and all(not (c.url or "").endswith(f":{rigged[0]}") for c in sup.children)
+        assert f"{SERVICES[0]} lost its port to another process" in capsys.readouterr().out
+    finally:
+        sup.stop()
+        squatter.close()
+        if sup.lock_fd is not None:
+            os.close(sup.lock_fd)

@@ -150,7 +150,12 @@ async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
     runtime.defer(app.state.http.aclose)
     app.state.sessions = SessionStore(settings.data_dir / "gateway" / "sessions.sqlite3",
                                       idle_s=settings.session_idle_s, max_s=settings.session_max_s)
-    runtime.defer(app.state.sessions.close)
+    sessions = app.state.sessions
+
+    async def close_sessions() -> None:  # the store is sync (SQLite); defer wants an awaitable
+        sessions.close()
+
+    runtime.defer(close_sessions)
     await bootstrap_admin_token(runtime, settings.data_dir)
     dispatcher = WebhookDispatcher(runtime.log, runtime.store, runtime.commands, projection=runtime.runner,
                                    data_dir=settings.data_dir, egress=app.state.egress,

@@ -219,6 +219,27 @@ class Supervisor:
                "PYTHONUNBUFFERED": "1"}
         for name in ("CAIRN_NATS_CREDS", "CAIRN_SCHEDULER_AGENT_NATS_CREDS"):
             env.pop(name, None)  # each process gets its own below, not whatever this shell had
+        for attempt in range(3):
+            try:
+                self._start_children(env, wiring)
+                break
+            except PortTaken as taken:
+                # A free port picked for a service can be taken by another process before the
+                # service binds it (other stacks may start on this machine at the same moment).
+                if attempt == 2:
+                    raise RuntimeError(f"{taken.name} could not bind a port three times; see the logs in "
+                                       f"{self.data_dir / 'logs'}") from None
+                self.say(f"{taken.name} lost its port to another process: starting the services again on new ports")
+                self._stop_children()
+        self.say(f"Cairn is up: http://{self.host}:{self.port}  (data: {self.data_dir}; Ctrl-C stops)")
+        token_file = self.data_dir / "admin.token"
+        if token_file.exists():
+            self.say(f"site-admin token: {token_file} (readable only by you; the CLI and SDK use it)")
+
+    def _start_children(self, env: dict[str, str], base_wiring: dict[str, dict[str, str]]) -> None:
+        """Every service on fresh free loopback ports, and the gateway; raises PortTaken when a
+        service's port went to another process before it could bind it."""
+        wiring = {name: dict(extra) for name, extra in base_wiring.items()}
         services = {name: f"http://{LOOPBACK}:{port}"
                     for name, port in zip(SERVICES, free_ports(len(SERVICES), LOOPBACK), strict=True)}
         for name, extra in service_wiring(services).items():
@@ -241,11 +262,23 @@ class Supervisor:
             if child.url:
                 host, port_text = child.url.removeprefix("http://").rsplit(":", 1)
                 wait_for_tcp(host.strip("[]"), int(port_text), timeout=60)
-        self._wait_healthy()
-        self.say(f"Cairn is up: http://{self.host}:{self.port}  (data: {self.data_dir}; Ctrl-C stops)")
-        token_file = self.data_dir / "admin.token"
-        if token_file.exists():
-            self.say(f"site-admin token: {token_file} (readable only by you; the CLI and SDK use it)")
+        self._wait_healthy(children=True)
+
+    def _stop_children(self) -> None:
+        procs = [c.proc for c in self.children if c.proc and c.proc.poll() is None]
+        for proc in procs:
+            proc.kill()
+        _wait_all(procs, 10.0)
+        self.children = []
+
+    def _port_taken(self) -> str | None:
+        """The name of a child that exited because its port was in use, if any."""
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is not None and child.log_path is not None:
+                tail = child.log_path.read_text(errors="replace")[-4000:] if child.log_path.exists() else ""
+                if "address already in use" in tail:
+                    return child.name
+        return None
 
     def _start_nats(self, port: int | None) -> dict[str, Path]:
         self.nats, self.nats_url, files = start_private_nats(
@@ -253,10 +286,13 @@ class Supervisor:
             log_file=self.data_dir / "logs" / "nats.log", preexec_fn=_die_with_parent)
         return files
 
-    def _wait_healthy(self, timeout: float = 60.0) -> None:
+    def _wait_healthy(self, timeout: float = 60.0, children: bool = False) -> None:
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2) as client:  # one client: each new one loads a CA bundle (~20 ms)
             while time.monotonic() < deadline:
+                taken = self._port_taken() if children else None
+                if taken is not None:
+                    raise PortTaken(taken)
                 try:
                     if client.get(f"{self.gateway_url}/healthz").status_code == 200:
                         return
@@ -323,6 +359,14 @@ class Supervisor:
         except FileNotFoundError:
             pass
         self.say("Cairn stopped")
+
+
+class PortTaken(Exception):
+    """A service exited at start because another process had taken its port."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
 
 
 def _wait_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:

@@ -6,6 +6,7 @@ their own version number, so every answer says which version made it."""
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +75,18 @@ def test_follow_switches_with_no_failed_request(platform: Any, client: Client, t
 def test_canary_share_is_within_five_points(platform: Any, client: Client, tmp_path: Path) -> None:
     with serving(platform, tmp_path, "-p", PROJECT, "answer/1", "--canary", "2:20", "--seed", "1234") as served:
         versions: dict[str, int] = {"1": 0, "2": 0}
-        with served.client() as http:
-            for _ in range(2000):
+        with served.client() as http:  # httpx.Client is thread-safe: 8 callers share its pool
+
+            def call(_: int) -> str:
                 resp = http.post("/invocations", json=BODY)
                 assert resp.status_code == 200
                 version = resp.headers["X-Model-Version"]
                 assert resp.json()["predictions"] == [int(version)] * 2
-                versions[version] += 1
+                return str(version)
+
+            with ThreadPoolExecutor(8) as pool:
+                for version in pool.map(call, range(2000)):
+                    versions[version] += 1
         share = versions["2"] / 2000 * 100
         assert 15.0 <= share <= 25.0, versions
         assert served.metric("cairn_serve_loaded_version", role="canary", version="2") == 1

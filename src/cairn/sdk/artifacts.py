@@ -117,7 +117,7 @@ class Artifacts:
         digest = digest or fingerprint_file(path)
         size = path.stat().st_size
         where = f"{BASE}/projects/{_q(project)}/blobs/{digest}"
-        if self._presigns() and (size >= DIRECT_UPLOAD_MIN or self._direct() is None):
+        if size >= DIRECT_UPLOAD_MIN and self._presigns():  # small files: one PUT through the gateway
             plan = self._call("POST", f"/projects/{_q(project)}/blobs/{digest}/upload-plan", json={"size": size})
             direct = self._learn_mode(plan)
             if direct is not None:
