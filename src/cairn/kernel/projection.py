@@ -318,7 +318,10 @@ class ProjectionRunner:
         last = await self.log.last_sequence()  # read first: all the consumer reads up to it ...
         if last <= self.applied:
             return None
-        info = await self.log.js.consumer_info(self.log.stream, self.durable)
+        try:
+            info = await self.log.js.consumer_info(self.log.stream, self.durable)
+        except NotFoundError:  # being bound again (a refilter, a rebind): nothing to decide yet
+            return None
         if info.num_pending > 0:
             return False
         if not self.filter_subjects or info.num_ack_pending > 0:
