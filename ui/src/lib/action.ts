@@ -31,3 +31,16 @@ export function useAction(): [boolean, (what: () => Promise<unknown>, report: Re
   };
   return [busy, run];
 }
+
+/** After a live event, read again until the read shows it: a service answers a write before its
+ * read model has applied the event (docs/architecture.md), so the first read after the event can
+ * still miss it. `done` says whether a read has it; at most `tries` reads, `delayMs` apart. */
+export async function reloadUntil<T>(load: () => Promise<T>, done: (value: T) => boolean,
+                                     tries = 10, delayMs = 150): Promise<T> {
+  let value = await load();
+  for (let i = 1; i < tries && !done(value); i++) {
+    await new Promise((r) => setTimeout(r, delayMs));
+    value = await load();
+  }
+  return value;
+}

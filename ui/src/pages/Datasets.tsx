@@ -4,6 +4,7 @@
 // without a reload (the `dataset.version_created` event).
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { reloadUntil } from "../lib/action";
 import { LiveState, useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { DatasetDiffView } from "../components/DatasetDiff";
@@ -37,12 +38,18 @@ export function Datasets({ project = "", session, navigate }: Props) {
       }));
       setRows(full);
       setError(null);
+      return full;
     } catch (e) {
       setError((e as Error).message);
+      return null;
     }
   };
   useEffect(() => { void load(); }, [project]);
-  const live = useEventStream(streamOf(project), DATASET_EVENTS, () => void load());
+  const live = useEventStream(streamOf(project), DATASET_EVENTS, (e) => {
+    const made = Number((e.data as { version?: unknown }).version);
+    void reloadUntil(load, (rows) => rows === null || !Number.isFinite(made)
+      || rows.some((r) => r.name === e.aggregate_id && (r.latest?.version ?? 0) >= made));
+  });
   return (
     <section>
       <Crumbs project={project} navigate={navigate} />
@@ -80,18 +87,24 @@ export function DatasetPage({ project = "", name = "", session, navigate }: Prop
   const [error, setError] = useState<string | null>(null);
   const [chosen, setChosen] = useState<number | null>(null);
   const url = `${base(project)}/${seg(name)}`;
-  const load = async () => {
+  const load = async (): Promise<DatasetVersion[] | null> => {
     try {
       const b = await api.get<{ versions: DatasetVersion[] }>(url);
       setVersions(b.versions);
       setChosen((c) => c ?? b.versions[b.versions.length - 1]?.version ?? null);
       setError(null);
+      return b.versions;
     } catch (e) {
       setError((e as Error).message);
+      return null;
     }
   };
   useEffect(() => { void load(); }, [project, name]);
-  const live = useEventStream(streamOf(project), DATASET_EVENTS, (e) => { if (e.aggregate_id === name) void load(); });
+  const live = useEventStream(streamOf(project), DATASET_EVENTS, (e) => {
+    if (e.aggregate_id !== name) return;
+    const made = Number((e.data as { version?: unknown }).version);
+    void reloadUntil(load, (vs) => vs === null || !Number.isFinite(made) || vs.some((v) => v.version === made));
+  });
 
   return (
     <section>

@@ -4,7 +4,7 @@
 // experiment made, renamed, tagged, archived or restored elsewhere shows without a reload.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
-import { useAction } from "../lib/action";
+import { reloadUntil, useAction } from "../lib/action";
 import { LiveState, useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { seg } from "../lib/api";
@@ -29,17 +29,23 @@ export function Experiments({ project = "", session, navigate }: Props) {
   const [editing, setEditing] = useState<string | null>(null);
   const [busy, run] = useAction();
 
-  const load = async (archived = showArchived) => {
+  const load = async (archived = showArchived): Promise<string | null> => {
     try {
       const b = await api.get<{ experiments: Experiment[] }>(`${base(project)}?include_archived=${archived}`);
       setItems(b.experiments);
       setError(null);
+      return JSON.stringify(b.experiments);
     } catch (e) {
       setError((e as Error).message);
+      return null;
     }
   };
   useEffect(() => { void load(); }, [project, showArchived]);
-  const live = useEventStream(streamOf(project), EXPERIMENT_EVENTS, () => void load());
+  // an event means the list changed: read until it shows a change (the read model may lag it)
+  const live = useEventStream(streamOf(project), EXPERIMENT_EVENTS, () => {
+    const before = JSON.stringify(items);
+    void reloadUntil(() => load(), (now) => now === null || now !== before);
+  });
 
   const act = (what: () => Promise<unknown>): Promise<boolean> => run(async () => {
     await what();
