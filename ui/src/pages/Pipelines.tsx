@@ -4,6 +4,7 @@
 // run's view again (lib/pipelines.ts shouldRefresh): the service's view is the truth.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
+import { reloadUntil } from "../lib/action";
 import { LiveState, useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { seg } from "../lib/api";
@@ -122,8 +123,14 @@ export function PipelineRunPage({ project, runId, session, navigate }: RunProps)
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const url = `${runsUrl(project)}/${seg(runId)}`;
-  const reload = () => api.get<PipelineRunView>(url).then((v) => { setRun(v); }, (e: Error) => setError(e.message));
-  const live = useEventStream(pipelineStreamUrl(project), PIPELINE_EVENTS, (e) => { if (shouldRefresh(e, project, runId)) void reload(); });
+  const reload = () => api.get<PipelineRunView>(url)
+    .then((v) => { setRun(v); return JSON.stringify(v); }, (e: Error) => { setError(e.message); return null; });
+  // after an event, read until the run shows a change (the service's read model may lag the event)
+  const live = useEventStream(pipelineStreamUrl(project), PIPELINE_EVENTS, (e) => {
+    if (!shouldRefresh(e, project, runId)) return;
+    const before = JSON.stringify(run);
+    void reloadUntil(reload, (now) => now === null || now !== before);
+  });
 
   useEffect(() => {
     void reload();
