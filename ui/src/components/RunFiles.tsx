@@ -5,6 +5,7 @@
 // Artifacts logged while the page is open appear (run.artifact_logged over SSE).
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../client";
+import { reloadUntil } from "../lib/action";
 import { ApiError } from "../lib/api";
 import {
   archiveFileUrl, archiveUrl, artifactEntries, artifactsUrl, environmentUrl, formatSize, manifestUrl,
@@ -100,12 +101,19 @@ function ArtifactBrowser({ project, runId }: { project: string; runId: string })
       setManifests(found);
       setArtifacts(list);
       setError(null);
+      return list.length;
     } catch (e) {
       setError((e as Error).message);
+      return null;
     }
   };
   const live = useEventStream(`/api/v1/events/stream?${new URLSearchParams({ project, types: "run.artifact_logged" })}`,
-    ARTIFACT_EVENTS, (e) => { if (e.aggregate_id === runId) void load(); });
+    ARTIFACT_EVENTS, (e) => {
+      if (e.aggregate_id !== runId) return;
+      // read until the list shows the new artifact (the read model may lag the event)
+      const before = artifacts?.length ?? 0;
+      void reloadUntil(load, (n) => n === null || n > before);
+    });
   // loaded at first and again once the stream is live (an artifact logged in between shows)
   useEffect(() => { void load(); }, [project, runId, live === "live"]);
 
