@@ -4,7 +4,7 @@
 // the page shows its message); viewers see no buttons.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
-import { useAction } from "../lib/action";
+import { reloadUntil, useAction } from "../lib/action";
 import { AlertRules, AlertTable, type Rule } from "../components/AlertTable";
 import { DeployChart } from "../components/DeployChart";
 import { DriftHeatmap } from "../components/DriftHeatmap";
@@ -36,20 +36,26 @@ export function Deployments({ project = "", session, navigate }: Props) {
   const [rows, setRows] = useState<DeploymentRow[] | null>(null);
   const [envs, setEnvs] = useState<Environment[]>([]);
   const [error, setError] = useState<string | null>(null);
-  const load = async () => {
+  const load = async (): Promise<string | null> => {
     try {
       const [d, e] = await Promise.all([api.get<{ deployments: DeploymentRow[] }>(`${base(project)}/deployments`),
         api.get<{ environments: Environment[] }>(`${base(project)}/environments`)]);
       setRows(d.deployments);
       setEnvs(e.environments);
       setError(null);
+      return JSON.stringify([d.deployments, e.environments]);
     } catch (err) {
       setError((err as Error).message);
+      return null;
     }
   };
   useEffect(() => { void load(); }, [project]);
   const live = useEventStream(`/api/v1/events/stream?${new URLSearchParams({ project, types: "deployment.*,environment.*" })}`,
-    DEPLOYMENT_EVENTS, () => void load());
+    DEPLOYMENT_EVENTS, () => {
+      // read until the read shows a change: the deployments service's read model may lag the event
+      const before = JSON.stringify([rows, envs]);
+      void reloadUntil(load, (now) => now === null || now !== before);
+    });
   const groups = rows ? byEnvironment(rows, envs) : null;
   return (
     <section>
@@ -103,7 +109,7 @@ export function DeploymentPage({ project = "", name = "", session, navigate }: P
   const [error, setError] = useState<string | null>(null);
   const url = `${base(project)}/deployments/${seg(name)}`;
 
-  const loadDeployment = async () => {
+  const loadDeployment = async (): Promise<string | null> => {
     try {
       const [c, r, e] = await Promise.all([api.get<Config>(url), api.get<{ replicas: Replica[] }>(`${url}/replicas`),
         api.get<{ environments: Environment[] }>(`${base(project)}/environments`)]);
@@ -111,14 +117,19 @@ export function DeploymentPage({ project = "", name = "", session, navigate }: P
       setReplicas(r.replicas);
       setProtectedEnv(e.environments.some((x) => x.name === c.environment && x.protected));
       setError(null);
+      return JSON.stringify([c, r.replicas]);
     } catch (err) {
       setError((err as Error).message);
+      return null;
     }
   };
   useEffect(() => { void loadDeployment(); }, [project, name]);
   const live = useEventStream(`/api/v1/events/stream?${new URLSearchParams({ project, types: "deployment.*,alert.*,alert_rule.*" })}`,
     [...DEPLOYMENT_EVENTS, ...ALERT_EVENTS], (e) => {
-      if (e.aggregate === "deployment" && e.aggregate_id === name) void loadDeployment();
+      if (e.aggregate === "deployment" && e.aggregate_id === name) {
+        const before = JSON.stringify([config, replicas]);  // read until the read shows the change
+        void reloadUntil(loadDeployment, (now) => now === null || now !== before);
+      }
       if (e.aggregate === "alert" || e.aggregate === "alert_rule") monitorRef.current?.();
     });
   const monitorRef = useRef<(() => void) | null>(null);
@@ -140,7 +151,7 @@ export function DeploymentPage({ project = "", name = "", session, navigate }: P
             <dt>Traffic split</dt><dd>{describeTraffic(config.traffic)}</dd>
             <dt>Requests logged</dt><dd>{Math.round(config.sample_rate * 100)}%</dd>
           </dl>
-          {can(role, "deployment.scale") && <DeployActions url={url} config={config} protectedEnv={protectedEnv} onDone={loadDeployment} />}
+          {can(role, "deployment.scale") && <DeployActions url={url} config={config} protectedEnv={protectedEnv} onDone={async () => { await loadDeployment(); }} />}
           <h2>Replicas</h2>
           {!replicas ? <p role="status">Loading…</p> : replicas.length === 0 ? <p>No replica has reported yet.</p> : (
             <table class="list deploy-replica-table">

@@ -4,7 +4,7 @@
 // Each version's lineage (what it was made from, where it went) is drawn for the chosen version.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
-import { useAction } from "../lib/action";
+import { reloadUntil, useAction } from "../lib/action";
 import { useEventStream } from "../components/EventStream";
 import { Crumbs, ProjectNav } from "../components/ProjectNav";
 import { LineageView } from "../components/RunLineage";
@@ -37,6 +37,11 @@ const base = (project: string) => `/api/v1/registry/projects/${seg(project)}/mod
 const MODEL_EVENTS = ["model_version.created", "model_version.alias_set", "model_version.alias_removed"] as const;
 
 interface ListProps { project: string; session: Session; navigate: Navigate }
+
+/** A read of the model page as text (alias histories in name order), to tell a new read from the last. */
+function readKey(model: unknown, versions: unknown, history: Record<string, unknown>): string {
+  return JSON.stringify([model, versions, Object.entries(history).sort(([a], [b]) => (a < b ? -1 : 1))]);
+}
 
 export function Models({ project, session, navigate }: ListProps) {
   const [models, setModels] = useState<Model[] | null>(null);
@@ -87,7 +92,8 @@ export function ModelPage({ project, model, session, navigate }: ModelProps) {
   const [lineageOf, setLineageOf] = useState("");
   const url = `${base(project)}/${seg(model)}`;
 
-  const load = async () => {
+  // resolves to what was read (as text, to compare a read with the one before it), null on failure
+  const load = async (): Promise<string | null> => {
     try {
       const [m, vs] = await Promise.all([api.get<Model>(url), api.get<{ versions: Version[] }>(`${url}/versions`)]);
       const hist: Record<string, AliasChange[]> = {};
@@ -100,8 +106,10 @@ export function ModelPage({ project, model, session, navigate }: ModelProps) {
       setVersion((cur) => cur || String(m.latest_version ?? ""));
       setLineageOf((cur) => cur || String(m.latest_version ?? ""));
       setError(null);
+      return readKey(m, vs.versions, hist);
     } catch (e) {
       setError((e as Error).message);
+      return null;
     }
   };
 
@@ -111,7 +119,12 @@ export function ModelPage({ project, model, session, navigate }: ModelProps) {
   const modelId = useRef<string | null>(null);
   modelId.current = info?.id ?? null;
   useEventStream(`/api/v1/events/stream?${new URLSearchParams({ project, types: "model_version.*" })}`, MODEL_EVENTS,
-    (e) => { if (e.aggregate_id === modelId.current) void load(); });
+    (e) => {
+      if (e.aggregate_id !== modelId.current) return;
+      // read until the read shows a change: the registry's read model may lag the event
+      const before = readKey(info, versions, history);
+      void reloadUntil(load, (now) => now === null || now !== before);
+    });
 
   const point = async (e: Event) => {
     e.preventDefault();
