@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import loopback
+from service_fork import ServiceProcess
 
 from cairn.kernel.identity import IDENTITY_HEADER, Caller, Signer, load_service_key
 from cairn.kernel.natsauth import ADMIN_USER, AGENT_USER, NatsCredentials
@@ -65,7 +66,7 @@ class Platform:
     nats_server_url: str = ""
     nats_creds: dict[str, Path] = field(default_factory=dict)
     nats: subprocess.Popen[bytes] | None = None
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes] | ServiceProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     token: str = ""
@@ -77,6 +78,10 @@ class Platform:
     extra_env: dict[str, str] = field(default_factory=dict)
     # environment for one service, over everything else (e.g. the deployments service's scheduler URL)
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # services forked from a process that has imported them all (tests/service_fork.py: a stack
+    # starts in a fraction of the time); False (or CAIRN_TEST_FORK=0 for a whole run): each
+    # started with exec, as ``cairn up`` does
+    forked: bool = field(default_factory=lambda: os.environ.get("CAIRN_TEST_FORK", "1") != "0")
 
     @property
     def gateway(self) -> str:
@@ -156,10 +161,13 @@ class Platform:
         return env
 
     def start_service(self, name: str, *, wait: bool = True) -> None:
-        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", f"cairn.services.{name}"],
-                                            env=self._env(name), stdout=log, stderr=log)
-        log.close()
+        if self.forked:
+            self.procs[name] = ServiceProcess(name, self._env(name), self.root / f"{name}.log")
+        else:
+            log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", f"cairn.services.{name}"],
+                                                env=self._env(name), stdout=log, stderr=log)
+            log.close()
         if wait:
             wait_for_tcp("127.0.0.1", self.ports[name], timeout=START_TIMEOUT_S)
 

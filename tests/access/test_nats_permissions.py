@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import loopback
 import nats
+import pytest
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 
@@ -24,7 +25,16 @@ from cairn.kernel.jobtoken import KEY_BUCKET
 from cairn.kernel.natsauth import AGENT_INBOX_PREFIX, NatsCredentials
 from cairn.protocol import LOGS_STREAM, log_subject
 
-from platform_harness import Platform, read_all_events
+from platform_harness import Platform, read_all_events, running
+
+
+@pytest.fixture(scope="module")
+def own_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """Services started with exec, not forked (tests/service_fork.py): the test below reads each
+    process's environment from /proc, which shows a forked child's parent's environment."""
+    with running(Platform(tmp_path_factory.mktemp("platform"), forked=False)) as plat:
+        yield plat
+
 
 DEADLINE_S = 10.0
 # A refused request never gets an answer: how long to wait for one (the server's permission
