@@ -3,19 +3,32 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import zipfile
 from pathlib import Path
 
 from cairn.sdk.client import Client
 
 
 def tiny_package(root: Path) -> Path:
-    pkg = root / "tinypkg"
-    (pkg / "tinypkg").mkdir(parents=True)
-    (pkg / "tinypkg" / "__init__.py").write_text("VALUE = 42\n")
-    (pkg / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
-        '[project]\nname = "tinypkg"\nversion = "0.1"\n')
-    return pkg
+    """A wheel of a one-module package, written directly (a wheel is a zip with metadata): pip
+    installs it without building anything or reaching a package index."""
+    wheel = root / "tinypkg-0.1-py3-none-any.whl"
+    files = {"tinypkg/__init__.py": "VALUE = 42\n",
+             "tinypkg-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinypkg\nVersion: 0.1\n",
+             "tinypkg-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: cairn-tests\nRoot-Is-Purelib: true\n"
+                                           "Tag: py3-none-any\n"}
+    record = [f"{name},sha256={_digest(text)},{len(text.encode())}" for name, text in files.items()]
+    files["tinypkg-0.1.dist-info/RECORD"] = "\n".join([*record, "tinypkg-0.1.dist-info/RECORD,,"]) + "\n"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return wheel
+
+
+def _digest(text: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
 
 
 def test_requirements_get_a_cached_env_and_datasets_are_pulled_into_the_job(

@@ -84,13 +84,14 @@ class Workspace:
                 return env_dir
             shutil.rmtree(env_dir, ignore_errors=True)
             log(f"[cairn-agent] creating python env {key} for {len(requirements)} requirement(s)\n".encode())
-            done = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)],
-                                  capture_output=True, timeout=600)
+            # no pip of its own (ensurepip takes seconds): the agent's pip installs into it (--python)
+            done = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                                   str(env_dir)], capture_output=True, timeout=600)
             if done.returncode != 0:
                 raise RuntimeError(f"creating the venv failed: {done.stderr.decode(errors='replace')[-2000:]}")
             _share_agent_packages(env_dir)
-            steps = [[str(env_dir / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
-                      *requirements]]
+            steps = [[sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"), "install",
+                      "--disable-pip-version-check", *requirements]]
             for argv in steps:
                 done = subprocess.run(argv, cwd=cwd, capture_output=True, timeout=3600)
                 log(done.stdout + done.stderr)
