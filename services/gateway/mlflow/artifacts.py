@@ -6,13 +6,16 @@ SDK (manifests) are listed and downloaded file by file."""
 
 from __future__ import annotations
 
+import mimetypes
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from cairn.core import Manifest
+from cairn.kernel.ids import artifact_name_problem
 from cairn.services.gateway.mlflow.calls import Call, endpoint
 from cairn.services.gateway.mlflow.errors import invalid, not_found
 from cairn.services.gateway.mlflow.identifiers import (
@@ -56,9 +59,11 @@ async def run_files(call: Call, run_id: str) -> dict[str, dict[str, Any]]:
 
 
 def children(files: dict[str, dict[str, Any]], rel: str) -> list[dict[str, Any]]:
-    """Immediate children of directory ``rel`` (relative names), or the file ``rel`` itself."""
+    """Immediate children of directory ``rel`` (relative names); nothing for a file, as MLflow's
+    stores answer (its client then knows ``rel`` is a file and downloads it: ``load_text``,
+    ``load_dict`` and single-file ``download_artifacts`` rely on it)."""
     if rel in files:
-        return [{"path": rel.rsplit("/", 1)[-1], "is_dir": False, "file_size": files[rel]["size"]}]
+        return []
     prefix = f"{rel}/" if rel else ""
     seen: dict[str, dict[str, Any]] = {}
     for name, info in files.items():
@@ -99,13 +104,36 @@ async def _check_run(call: Call, run_id: str) -> None:
 
 
 async def download(call: Call, run_id: str, rel: str) -> Response:
+    """The file's bytes as an attachment with a guessed type and ``nosniff``, as MLflow's server
+    sends artifacts (a browser never renders one as a page of the gateway's origin)."""
     files = await run_files(call, run_id)
     info = files.get(rel)
     if info is None:
         raise not_found(f"run {run_id!r} has no artifact {rel!r}")
     resp, chunks = await call.services.stream("artifacts", f"/blobs/{escape(info['digest'])}")
-    return StreamingResponse(chunks, media_type="application/octet-stream",
-                             headers={"Content-Length": str(info["size"])})
+    return StreamingResponse(chunks, media_type=guess_type(rel), headers=attachment_headers(rel, info["size"]))
+
+
+def guess_type(name: str) -> str:
+    """MLflow's choice: by extension, ``text/plain`` for its text-like artifacts (MLmodel, logs)
+    and for HTML (never rendered), else ``application/octet-stream``."""
+    base = name.rsplit("/", 1)[-1]
+    if base in _TEXT_NAMES or base.endswith((".log", ".yaml", ".yml", ".txt", ".md")):
+        return "text/plain"
+    guessed, _ = mimetypes.guess_type(base)
+    if guessed is None or guessed in ("text/html", "application/xhtml+xml", "image/svg+xml", "text/javascript",
+                                      "application/javascript"):
+        return "text/plain" if guessed else "application/octet-stream"
+    return guessed
+
+
+_TEXT_NAMES = {"MLmodel", "MLproject", "conda.yaml", "requirements.txt", "python_env.yaml"}
+
+
+def attachment_headers(rel: str, size: int) -> dict[str, str]:
+    base = rel.rsplit("/", 1)[-1]
+    return {"Content-Length": str(size), "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(base, safe='')}"}
 
 
 async def list_path(call: Call, run_id: str, rel: str) -> dict[str, Any]:
@@ -116,11 +144,21 @@ async def list_path(call: Call, run_id: str, rel: str) -> dict[str, Any]:
 async def list_run_artifacts(call: Call) -> dict[str, Any]:
     """The tracking API's listing: paths relative to the run's artifact root."""
     run_id = RUN_ID.check(call.arg("run_id") or call.arg("run_uuid") or call.arg("run_id", required=True), "run_id")
+    rel = safe_relative(call.arg("path", ""))
     await call.registry("GET", f"/runs/{escape(run_id)}")
-    rel = str(call.arg("path", "")).strip("/")
     files = await run_files(call, run_id)
-    if rel in files:
-        listed = [{"path": rel, "is_dir": False, "file_size": files[rel]["size"]}]
-    else:
-        listed = [{**c, "path": f"{rel}/{c['path']}" if rel else c["path"]} for c in children(files, rel)]
+    listed = [{**c, "path": f"{rel}/{c['path']}" if rel else c["path"]} for c in children(files, rel)]
     return {"root_uri": call.artifact_root(run_id), "files": listed}
+
+
+def safe_relative(value: Any) -> str:
+    """A relative path argument (``path=`` of a listing, ``get-artifact``, ``upload-artifact``),
+    refused with MLflow's own message, ``Invalid path`` (its clients and tests match it), when it
+    could leave the run's folder: ``..``, an absolute path, a backslash, a control character.
+    ``""`` and ``"."`` are the run's root."""
+    rel = str(value or "")
+    if rel in ("", ".", "/"):
+        return ""
+    if rel.startswith("/") or "\\" in rel or "#" in rel or artifact_name_problem(rel.rstrip("/")) is not None:
+        raise invalid("Invalid path")
+    return rel.rstrip("/")
