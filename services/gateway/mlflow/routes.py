@@ -30,8 +30,10 @@ from cairn.services.gateway.mlflow.errors import (
     mlflow_error_response,
 )
 from cairn.services.gateway.mlflow.identifiers import PROJECT
+from cairn.services.gateway.mlflow.ui_routes import router as ui_router
 
 router = APIRouter(include_in_schema=False)
+router.include_router(ui_router)  # get-artifact, upload-artifact, graphql: before the catch-all below
 METHODS = ["GET", "POST", "PATCH", "DELETE", "PUT"]
 _known_projects: set[str] = set()
 
