@@ -116,3 +116,11 @@ def test_proxy_download_is_an_attachment_and_lists_a_file_as_nothing(http: httpx
     assert got.headers["X-Content-Type-Options"] == "nosniff"
     assert http.get("/api/2.0/mlflow-artifacts/artifacts", params={"path": f"{project}/{run}/artifacts/page.html"}
                     ).json() == {"files": []}
+
+
+def test_server_info_says_single_transfers(platform: Platform, http: httpx.Client, project: str) -> None:
+    for url in ("/api/3.0/mlflow/server-info", f"/mlflow/{project}/api/3.0/mlflow/server-info"):
+        info = http.get(url).json()
+        assert info["multipart_uploads_enabled"] is False and info["artifacts_presigned_only"] is False
+    with httpx.Client(base_url=platform.gateway, timeout=30) as anonymous:
+        assert anonymous.get("/api/3.0/mlflow/server-info").status_code == 401

@@ -101,7 +101,7 @@ def test_search_datasets_summarizes_the_runs_inputs(http: httpx.Client, project:
                               '{ datasetSummaries { experimentId name digest context } } }')
     summaries = got["data"]["mlflowSearchDatasets"]["datasetSummaries"]
     assert sorted(summaries, key=lambda s: s["name"]) == [
-        {"experimentId": exp, "name": "plain", "digest": "12345", "context": None},
+        {"experimentId": exp, "name": "plain", "digest": "12345", "context": ""},
         {"experimentId": exp, "name": "train-set", "digest": "12346", "context": "training"}]
 
 

@@ -7,6 +7,7 @@ SDK (manifests) are listed and downloaded file by file."""
 from __future__ import annotations
 
 import mimetypes
+import re
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote
@@ -111,29 +112,43 @@ async def download(call: Call, run_id: str, rel: str) -> Response:
     if info is None:
         raise not_found(f"run {run_id!r} has no artifact {rel!r}")
     resp, chunks = await call.services.stream("artifacts", f"/blobs/{escape(info['digest'])}")
-    return StreamingResponse(chunks, media_type=guess_type(rel), headers=attachment_headers(rel, info["size"]))
+    return StreamingResponse(chunks, headers=attachment_headers(rel, info["size"]))
 
 
 def guess_type(name: str) -> str:
-    """MLflow's choice: by extension, ``text/plain`` for its text-like artifacts (MLmodel, logs)
-    and for HTML (never rendered), else ``application/octet-stream``."""
+    """MLflow's choice: ``text/plain`` for its text extensions (and the extension-less ``MLmodel``,
+    ``mlproject``), else by extension, else ``application/octet-stream``. Never a type a browser
+    would render as a page or run (HTML, SVG, scripts): those go as ``text/plain``."""
     base = name.rsplit("/", 1)[-1]
-    if base in _TEXT_NAMES or base.endswith((".log", ".yaml", ".yml", ".txt", ".md")):
+    extension = base.rsplit(".", 1)[-1] if "." in base.lstrip(".") else base
+    if extension in _TEXT_EXTENSIONS:
         return "text/plain"
     guessed, _ = mimetypes.guess_type(base)
-    if guessed is None or guessed in ("text/html", "application/xhtml+xml", "image/svg+xml", "text/javascript",
-                                      "application/javascript"):
-        return "text/plain" if guessed else "application/octet-stream"
-    return guessed
+    if guessed in _ACTIVE_TYPES:
+        return "text/plain"
+    return guessed or "application/octet-stream"
 
 
-_TEXT_NAMES = {"MLmodel", "MLproject", "conda.yaml", "requirements.txt", "python_env.yaml"}
+_TEXT_EXTENSIONS = {"txt", "log", "err", "cfg", "conf", "cnf", "cf", "ini", "properties", "prop", "hocon", "toml",
+                    "yaml", "yml", "xml", "json", "js", "py", "py3", "csv", "tsv", "md", "rst", "ipynb", "MLmodel",
+                    "mlproject"}
+_ACTIVE_TYPES = {"text/html", "application/xhtml+xml", "image/svg+xml", "text/javascript", "application/javascript",
+                 "text/xml", "application/xml"}
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def attachment_headers(rel: str, size: int) -> dict[str, str]:
+    """Headers of a download: the exact type (no charset added), ``nosniff``, and an attachment
+    named like MLflow's server names it (``filename=<name>``; a quoted ASCII fallback plus
+    ``filename*`` for other names)."""
     base = rel.rsplit("/", 1)[-1]
-    return {"Content-Length": str(size), "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(base, safe='')}"}
+    if _TOKEN.fullmatch(base):
+        disposition = f"attachment; filename={base}"
+    else:
+        fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in base)
+        disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(base, safe='')}"
+    return {"Content-Type": guess_type(rel), "Content-Length": str(size), "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": disposition}
 
 
 async def list_path(call: Call, run_id: str, rel: str) -> dict[str, Any]:

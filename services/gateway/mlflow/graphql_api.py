@@ -128,7 +128,7 @@ async def _search_datasets(_: Any, info: GraphQLResolveInfo, input: dict[str, An
         token = page.get("next_page_token")
         if not token:
             break
-    return {"dataset_summaries": [{"experiment_id": e, "name": n, "digest": d, **({"context": c} if c else {})}
+    return {"dataset_summaries": [{"experiment_id": e, "name": n, "digest": d, "context": c}  # "": no context
                                   for e, n, d, c in seen]}
 
 

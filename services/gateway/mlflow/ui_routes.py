@@ -1,6 +1,7 @@
 """MLflow's handlers outside its REST API: ``/get-artifact`` (the UI's and some clients' file
-download), ``/ajax-api/2.0/mlflow/upload-artifact`` (the UI's upload: raw body, query arguments)
-and ``/graphql`` (also under ``/ajax-api/``). They have no JSON body to route by, so they are
+download), ``/ajax-api/2.0/mlflow/upload-artifact`` (the UI's upload: raw body, query arguments),
+``/graphql`` (also under ``/ajax-api/``) and ``/api/3.0/mlflow/server-info`` (what newer clients
+ask before an artifact transfer). They have no JSON body to route by, so they are
 routes of their own, matched before the tracking API's catch-all (``routes.py`` includes this
 router first). Each authenticates like every MLflow call and acts as the caller, in the project
 of the tracking URI (``/mlflow/<project>/...``) or the default one.
@@ -128,3 +129,30 @@ async def graphql(request: Request) -> Response:
 @router.api_route("/mlflow/{project}/ajax-api/graphql", methods=["GET", "POST"])
 async def graphql_in_project(project: str, request: Request) -> Response:
     return await _graphql(request, project)
+
+
+# What Cairn's MLflow layer offers a client that asks (MLflow 3.7+ asks before each artifact
+# transfer): artifacts through the proxy by single PUT/GET (no multipart, no presigned URLs), no
+# workspaces, no trace archival; the store type is not one of MLflow's.
+SERVER_INFO = {"store_type": None, "artifact_serving_enabled": True, "multipart_uploads_enabled": False,
+               "multipart_downloads_enabled": False, "artifacts_presigned_only": False,
+               "workspaces_enabled": False, "trace_archival_enabled": False}
+
+
+async def _server_info(request: Request) -> Response:
+    """Any valid token may ask (MLflow answers without login; Cairn denies by default)."""
+    try:
+        authenticate_request(request, request.headers.get("authorization"))
+        return JSONResponse(SERVER_INFO)
+    except CairnError as err:
+        return mlflow_error_response(err)
+
+
+@router.get("/api/3.0/mlflow/server-info")
+async def server_info(request: Request) -> Response:
+    return await _server_info(request)
+
+
+@router.get("/mlflow/{project}/api/3.0/mlflow/server-info")
+async def server_info_in_project(project: str, request: Request) -> Response:
+    return await _server_info(request)
