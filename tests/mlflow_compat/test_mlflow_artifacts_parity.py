@@ -124,3 +124,26 @@ def test_server_info_says_single_transfers(platform: Platform, http: httpx.Clien
         assert info["multipart_uploads_enabled"] is False and info["artifacts_presigned_only"] is False
     with httpx.Client(base_url=platform.gateway, timeout=30) as anonymous:
         assert anonymous.get("/api/3.0/mlflow/server-info").status_code == 401
+
+
+def test_files_at_the_proxy_root_are_the_projects_own(platform: Platform, http: httpx.Client, project: str,
+                                                      api: httpx.Client) -> None:
+    """MLflow clients may write at the proxy's root (no run): kept per project, as immutable as a
+    run's files, recorded by an event, and invisible from another project."""
+    root = f"/mlflow/{project}/api/2.0/mlflow-artifacts/artifacts"
+    before = stream_last_seq(platform)
+    assert http.put(f"{root}/a.txt", content=b"0").status_code == 200
+    assert http.put(f"{root}/dir/MLmodel", content=b"").status_code == 200
+    assert stream_last_seq(platform) > before
+    got = http.get(f"{root}/dir/MLmodel")
+    assert got.status_code == 200 and got.content == b""
+    assert got.headers["Content-Type"] == "text/plain" and got.headers["Content-Disposition"] == "attachment; filename=MLmodel"
+    assert http.get(root).json() == {"files": [{"path": "a.txt", "is_dir": False, "file_size": 1},
+                                               {"path": "dir", "is_dir": True}]}
+    assert http.get(root, params={"path": "dir"}).json() == {"files": [{"path": "MLmodel", "is_dir": False,
+                                                                        "file_size": 0}]}
+    assert http.put(f"{root}/a.txt", content=b"other").json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    other = api.post("/projects", json={"name": f"{project}-other"})
+    assert other.status_code == 201, other.text
+    assert http.get(f"/mlflow/{project}-other/api/2.0/mlflow-artifacts/artifacts").json() == {"files": []}
+    assert http.get(f"/mlflow/{project}-other/api/2.0/mlflow-artifacts/artifacts/a.txt").status_code == 404

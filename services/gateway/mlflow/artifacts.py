@@ -38,6 +38,24 @@ def split_artifact_path(path: str) -> tuple[str, str, str]:
     return PROJECT.check(parts[0], "path"), RUN_ID.check(parts[1], "path"), check_relative(rel.strip("/"), "path")
 
 
+# Files that MLflow clients put at the artifact proxy's root, outside any run (MLflow's
+# ``--artifacts-destination`` root: ``PUT .../mlflow-artifacts/artifacts/dir/a.txt``), are kept as
+# the project's artifact set of this id: content-addressed, recorded by ``run.artifact_logged``
+# like a run's files, immutable. Run ids are the registry's 32 hex characters, so it names no run.
+ROOT_SET = "mlflow-artifacts-root"
+
+
+def locate(path: str, project: str) -> tuple[str, str, str]:
+    """(project, artifact set, rel) of a proxy path: a run's files for
+    ``<project>/<run id>/artifacts[/<rel>]`` (the URIs Cairn issues), else the proxy root of
+    ``project`` (the tracking URI's) with ``path`` as the name."""
+    parts = path.strip("/").split("/", 3)
+    if len(parts) >= 3 and parts[2] == "artifacts" and PROJECT.pattern.fullmatch(parts[0]) \
+            and RUN_ID.pattern.fullmatch(parts[1]) and parts[1] != ROOT_SET:
+        return split_artifact_path(path)
+    return PROJECT.check(project, "project"), ROOT_SET, check_relative(path.strip("/"), "path")
+
+
 def run_artifacts_path(call: Call, run_id: str, rest: str) -> str:
     """``/projects/<p>/runs/<run id><rest>`` on the artifacts service, the run id checked and escaped."""
     return f"{call.project_path}/runs/{RUN_ID.segment(run_id, 'run_id')}{rest}"
@@ -94,9 +112,10 @@ _KNOWN_RUNS: OrderedDict[tuple[str, str], None] = OrderedDict()
 
 
 async def _check_run(call: Call, run_id: str) -> None:
-    """The run must exist in the call's project (runs are never removed, so a hit is cached)."""
+    """The run must exist in the call's project (runs are never removed, so a hit is cached);
+    the proxy root is the project's own."""
     key = (call.project, run_id)
-    if key in _KNOWN_RUNS:
+    if key in _KNOWN_RUNS or run_id == ROOT_SET:
         return
     await call.registry("GET", f"/runs/{RUN_ID.segment(run_id, 'run_id')}")
     _KNOWN_RUNS[key] = None
