@@ -47,11 +47,11 @@ ROOT_SET = "mlflow-artifacts-root"
 
 def locate(path: str, project: str) -> tuple[str, str, str]:
     """(project, artifact set, rel) of a proxy path: a run's files for
-    ``<project>/<run id>/artifacts[/<rel>]`` (the URIs Cairn issues), else the proxy root of
+    ``<project>/<run id>/artifacts[/<rel>]`` (the URIs Cairn issues; a path of that shape with a
+    bad project or run id is refused, not taken for a root file), else the proxy root of
     ``project`` (the tracking URI's) with ``path`` as the name."""
     parts = path.strip("/").split("/", 3)
-    if len(parts) >= 3 and parts[2] == "artifacts" and PROJECT.pattern.fullmatch(parts[0]) \
-            and RUN_ID.pattern.fullmatch(parts[1]) and parts[1] != ROOT_SET:
+    if len(parts) >= 3 and parts[2] == "artifacts":  # a run's path: checked strictly, as Cairn issued it
         return split_artifact_path(path)
     return PROJECT.check(project, "project"), ROOT_SET, check_relative(path.strip("/"), "path")
 
