@@ -15,19 +15,20 @@ from typing import Any
 
 from cairn.kernel.commands import Decision
 from cairn.kernel.errors import Conflict, InvalidInput
-from cairn.kernel.ids import anchored
+from cairn.kernel.ids import ARTIFACT_NAME_RULE, artifact_name_problem
 
 State = dict[str, Any] | None
 
-# Artifact names are relative paths under a run ("model/weights.bin"): '/' yes, '..' segments no.
-ARTIFACT_NAME_RE = anchored(r"[A-Za-z0-9_][A-Za-z0-9_\-./ ]{0,249}")
+# Artifact names: any printable Unicode in '/'-separated segments (cairn.kernel.ids, where the
+# rule and its reasons live; the gateway's MLflow layer applies the same one).
 ARTIFACT_KINDS = ("file", "directory", "model")
 
 
 def check_artifact_name(name: str) -> str:
-    if not ARTIFACT_NAME_RE.match(name) or ".." in name.split("/"):
-        raise InvalidInput(f"artifact name {name!r} is not valid: use 1-250 letters, digits, spaces "
-                           "and '_-./', no '..'", details={"field": "name"})
+    problem = artifact_name_problem(name)
+    if problem is not None:
+        raise InvalidInput(f"artifact name {name!r} is not valid ({problem}): use {ARTIFACT_NAME_RULE}",
+                           details={"field": "name"})
     return name
 
 

@@ -14,6 +14,7 @@ redirect leaks a service's address.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
@@ -23,6 +24,14 @@ from cairn.kernel.errors import BadRequest
 MAX_DECODES = 4  # more layers of percent-encoding than this is not a path anyone means
 MLFLOW_PREFIXES = (b"/api/2.0/", b"/ajax-api/2.0/", b"/mlflow/")
 FORWARD_SAFE = "!$&'()*+,;=:@"  # sub-delims, ':' and '@' stay as they are in a path segment
+# MLflow's artifact proxy: what follows is <project>/<run id>/artifacts/<name>, and the name is
+# data (any printable Unicode, "%" included: MLflow 3.6's log_image names its files
+# "dog%step%1%timestamp%17..."). Its route never forwards this raw path: it takes the router's
+# once-decoded path apart, checks project and run id against their patterns, and sends the name to
+# the artifacts service escaped segment by segment ("%" as "%25", encoded=True), which decodes it
+# exactly once. No hop decodes these segments twice, so they are checked decoded once: a literal
+# "%17" in a name is three characters, not a control character.
+NAME_TAIL = re.compile(rb"^(?:/mlflow/[^/]+)?/(?:api|ajax-api)/2\.0/mlflow-artifacts/artifacts/")
 _FORBIDDEN = {"/": "an encoded slash", "\\": "a backslash", "?": "an encoded '?'", "#": "an encoded '#'"}
 
 
@@ -35,8 +44,10 @@ def check_path(raw: bytes) -> None:
         raise BadRequest("the request path must start with '/'")
     if raw == b"/":
         return
+    tail = NAME_TAIL.match(raw)
+    literal_from = raw[:tail.end()].count(b"/") if tail else None  # first segment of the name tail
     for number, segment in enumerate(raw[1:].split(b"/"), start=1):
-        _check_segment(segment, number)
+        _check_segment(segment, number, 1 if literal_from is not None and number >= literal_from else MAX_DECODES)
 
 
 def encode_path(path: str) -> str:
@@ -48,9 +59,9 @@ def encode_path(path: str) -> str:
     return encoded
 
 
-def _check_segment(segment: bytes, number: int) -> None:
+def _check_segment(segment: bytes, number: int, decodes: int = MAX_DECODES) -> None:
     shown = segment.decode("latin-1")[:80]
-    decoded = _fully_decoded(segment, number, shown)
+    decoded = _fully_decoded(segment, number, shown, decodes)
     if decoded == "":
         raise BadRequest(f"the request path has an empty segment (segment {number}, '//'); remove the extra '/'",
                          details={"segment": number})
@@ -66,14 +77,14 @@ def _check_segment(segment: bytes, number: int) -> None:
                              "even percent-encoded", details={"segment": number})
 
 
-def _fully_decoded(segment: bytes, number: int, shown: str) -> str:
-    for _ in range(MAX_DECODES):
+def _fully_decoded(segment: bytes, number: int, shown: str, decodes: int = MAX_DECODES) -> str:
+    for _ in range(decodes):
         once = unquote_to_bytes(segment)
         if once == segment:
             break
         segment = once
     else:
-        if unquote_to_bytes(segment) != segment:
+        if decodes == MAX_DECODES and unquote_to_bytes(segment) != segment:
             raise BadRequest(f"segment {number} of the request path ({shown!r}) is percent-encoded more than "
                              f"{MAX_DECODES} times", details={"segment": number})
     try:

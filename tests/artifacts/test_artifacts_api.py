@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -274,9 +275,21 @@ def test_file_upload_with_wrong_digest_logs_nothing(platform: Platform, blobs: h
     assert resp.status_code == 422 and resp.json()["error"]["code"] == "digest_mismatch"
     assert blobs.head(f"/blobs/{blake3(b'actual').hex()}").status_code == 404
     assert blobs.get(f"/projects/{project}/runs/r2/artifacts").json() == {"artifacts": []}
-    bad = blobs.put(f"/projects/{project}/runs/r2/files/bad*name.txt", content=b"x")
+    bad = blobs.put(f"/projects/{project}/runs/r2/files/bad%E2%80%8Bname.txt", content=b"x")  # zero-width space
     assert bad.status_code == 422 and "artifact name" in bad.json()["error"]["message"]
+    for bad_name in ("bad%5Cname.txt", "bad%01name.txt", "a/%2E%2E/b.txt"):  # refused at the gateway's door
+        assert blobs.put(f"/projects/{project}/runs/r2/files/{bad_name}", content=b"x").status_code == 400
     assert not [e for e in read_all_events(platform.nats_url) if e["project"] == project and e["aggregate"] != "project"]
+
+
+def test_file_names_with_any_printable_unicode_are_accepted(blobs: httpx.Client, project: str) -> None:
+    names = ["model(1).txt", "k=v.txt", "a,b.csv", "v1+2.txt", "résumé.txt", "report@2.txt", ".hidden",
+             "日本/データ.txt", "dog+step+1.png"]
+    for name in names:
+        resp = blobs.put(f"/projects/{project}/runs/r3/files/{quote(name)}", content=name.encode())
+        assert resp.status_code == 201 and resp.json()["name"] == name, resp.text
+    listed = blobs.get(f"/projects/{project}/runs/r3/artifacts").json()["artifacts"]
+    assert sorted(a["name"] for a in listed) == sorted(names)
 
 
 def test_every_artifact_event_matches_its_schema(platform: Platform) -> None:

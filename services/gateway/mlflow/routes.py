@@ -30,8 +30,10 @@ from cairn.services.gateway.mlflow.errors import (
     mlflow_error_response,
 )
 from cairn.services.gateway.mlflow.identifiers import PROJECT
+from cairn.services.gateway.mlflow.ui_routes import router as ui_router
 
 router = APIRouter(include_in_schema=False)
+router.include_router(ui_router)  # get-artifact, upload-artifact, graphql: before the catch-all below
 METHODS = ["GET", "POST", "PATCH", "DELETE", "PUT"]
 _known_projects: set[str] = set()
 
@@ -149,11 +151,11 @@ async def tracking_in_project(project: str, path: str, request: Request) -> Resp
     return await _tracking(request, project, path)
 
 
-async def _artifact_route(request: Request, path: str) -> Response:
+async def _artifact_route(request: Request, path: str, url_project: str | None = None) -> Response:
     try:
         if request.method == "GET" and not path.strip("/"):
             path = request.query_params.get("path", "")
-        project, run_id, rel = artifacts.split_artifact_path(path)
+        project, run_id, rel = artifacts.locate(path, url_project or default_project())
         principal = _principal(request)
         services = Services(request.app.state.proxy, principal, request.state.request_id)
         call = Call(request, principal, project, services, {}, {})
@@ -161,7 +163,7 @@ async def _artifact_route(request: Request, path: str) -> Response:
             call.require("editor")
             return JSONResponse(await artifacts.upload(call, run_id, rel, request))
         call.require("viewer")
-        if request.method == "GET" and "path" in request.query_params:
+        if request.method == "GET" and ("path" in request.query_params or not rel):
             return JSONResponse(await artifacts.list_path(call, run_id, rel))
         if request.method == "GET":
             return await artifacts.download(call, run_id, rel)
@@ -180,4 +182,4 @@ async def artifact_proxy(request: Request, path: str = "") -> Response:
 @router.api_route("/mlflow/{project}/api/2.0/mlflow-artifacts/artifacts", methods=["GET"])
 @router.api_route("/mlflow/{project}/api/2.0/mlflow-artifacts/artifacts/{path:path}", methods=["GET", "PUT", "DELETE"])
 async def artifact_proxy_in_project(project: str, request: Request, path: str = "") -> Response:
-    return await _artifact_route(request, path)
+    return await _artifact_route(request, path, project)

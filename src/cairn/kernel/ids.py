@@ -145,3 +145,30 @@ def check_model_name(name: str) -> str:
                            "starting with a letter, digit or '_' (no '/' or '\\')", details={"field": "name"})
     return name
 
+
+
+# Artifact names are relative paths under a run ("model/weights.bin"), as MLflow clients send them:
+# any printable Unicode ("model(1).txt", "k=v.txt", "résumé.txt", "日本.txt", ".hidden", log_image's
+# "dog%step%1..." and "dog+step+1..."), so that existing MLflow code logs what it logs. What keeps a
+# name safe wherever it is written out (a client's download joins it to a local folder): '/'
+# separates segments, none empty, '.' or '..' (no traversal, no absolute path); no backslash (a
+# separator on Windows); no control, format or other non-printable character (NUL included); at
+# most 250 characters (the event schema's bound).
+ARTIFACT_NAME_MAX = 250
+ARTIFACT_NAME_RULE = ("1-250 printable characters in '/'-separated segments (none empty, '.' or '..'), "
+                      "no backslash and no control characters")
+
+
+def artifact_name_problem(name: object) -> str | None:
+    """Why ``name`` is not a valid artifact name, or None when it is one."""
+    if not isinstance(name, str) or not name:
+        return "it is empty"
+    if len(name) > ARTIFACT_NAME_MAX:
+        return f"it is longer than {ARTIFACT_NAME_MAX} characters"
+    if "\\" in name:
+        return "it holds a backslash"
+    if any(not (char.isprintable() or char == " ") for char in name):
+        return "it holds a control or non-printable character"
+    if any(segment in ("", ".", "..") for segment in name.split("/")):
+        return "a segment is empty, '.' or '..' (no absolute path, no '//', no traversal)"
+    return None
