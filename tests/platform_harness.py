@@ -82,6 +82,8 @@ class Platform:
     # starts in a fraction of the time); False (or CAIRN_TEST_FORK=0 for a whole run): each
     # started with exec, as ``cairn up`` does
     forked: bool = field(default_factory=lambda: os.environ.get("CAIRN_TEST_FORK", "1") != "0")
+    # the artifacts service hands out direct transfer URLs of its own (as under ``cairn up`` on loopback)
+    direct_artifacts: bool = False
 
     @property
     def gateway(self) -> str:
@@ -153,7 +155,8 @@ class Platform:
                "CAIRN_PORT": str(self.ports[name]), "CAIRN_HOST": "127.0.0.1", "CAIRN_LOG_LEVEL": "warning",
                "CAIRN_RATE_LIMIT": "0", "CAIRN_WEBHOOKS_ALLOW_PRIVATE": "true", "CAIRN_WEBHOOK_BACKOFF_S": "0.05",
                "CAIRN_WEBHOOK_ATTEMPTS": "4", **MONITOR_TEST_ENV, **self.env, **self.extra_env}
-        wiring = service_wiring({service: self.service_url(service) for service in SERVICES})
+        wiring = service_wiring({service: self.service_url(service) for service in SERVICES},
+                                direct_artifacts=self.direct_artifacts)
         env.update(wiring.get(name, {}))
         env.update(nats_wiring({process: self.nats_creds[process] for process in PROCESSES},
                                self.nats_creds[AGENT_USER]).get(name, {}))

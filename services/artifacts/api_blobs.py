@@ -116,7 +116,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _file_chunks(path: FsPath, start: int, end: int, stack: ExitStack) -> Iterator[bytes]:
+def file_chunks(path: FsPath, start: int, end: int, stack: ExitStack) -> Iterator[bytes]:
     """A plain generator: Starlette runs it in its thread pool, so reads never block the loop."""
     try:
         with open(path, "rb") as f:
@@ -153,12 +153,12 @@ async def get_blob(digest: Digest, blobs: Blobs, request: Request, store: Store,
                "Cache-Control": "public, max-age=31536000, immutable"}
     if span is None:
         headers["Content-Length"] = str(size)
-        return StreamingResponse(_file_chunks(path, 0, size, stack), headers=headers,
+        return StreamingResponse(file_chunks(path, 0, size, stack), headers=headers,
                                  media_type="application/octet-stream")
     start, end = span
     headers["Content-Length"] = str(end - start)
     headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    return StreamingResponse(_file_chunks(path, start, end, stack), status_code=206,
+    return StreamingResponse(file_chunks(path, start, end, stack), status_code=206,
                              headers=headers, media_type="application/octet-stream")
 
 

@@ -18,6 +18,7 @@ from cairn.kernel.errors import Conflict, PayloadTooLarge
 from cairn.kernel.identity import EDITOR, SIGNED_IN, requires
 from cairn.kernel.service import Runtime
 from cairn.services.artifacts.api_blobs import Blobs, Ctx, Digest, ProjectName, Store, settled_reads
+from cairn.services.artifacts.direct import FsDirect
 from cairn.services.artifacts.possession import record_possession
 from cairn.services.artifacts.presign import S3Presigner, StagedPart
 from cairn.services.artifacts.visibility import check_readable
@@ -27,11 +28,11 @@ router = APIRouter(tags=["blobs"], dependencies=[Depends(settled_reads), Depends
 PROXY = {"mode": "proxy"}
 
 
-async def _presigner(request: Request) -> S3Presigner | None:
+async def _presigner(request: Request) -> S3Presigner | FsDirect | None:
     return request.app.state.presigner
 
 
-Presigner = Annotated[S3Presigner | None, Depends(_presigner)]
+Presigner = Annotated[S3Presigner | FsDirect | None, Depends(_presigner)]
 
 
 class UploadPlanQuery(BaseModel):

@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import FastAPI
 
 from cairn.kernel.bodylimit import MANIFEST_BODY
+from cairn.kernel.identity import load_service_key
 from cairn.kernel.service import create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.artifacts.api import router
@@ -17,6 +18,8 @@ from cairn.services.artifacts.api_preview import router as preview_router
 from cairn.services.artifacts.backends import BlobBackend, FsBackend, S3Backend
 from cairn.services.artifacts.blobs import BlobStore
 from cairn.services.artifacts.commands_nats import serve_nats_commands
+from cairn.services.artifacts.direct import DIRECT_PREFIX, FsDirect
+from cairn.services.artifacts.direct import router as direct_router
 from cairn.services.artifacts.presign import S3Presigner
 from cairn.services.artifacts.projection import AGGREGATES, projection
 from cairn.services.artifacts.store import ArtifactsStore
@@ -41,6 +44,10 @@ class ArtifactsSettings(ServiceSettings):
     artifacts_s3_prefix: str = "blobs/"
     artifacts_s3_public_endpoint: str | None = None  # the bucket's address as clients reach it
     artifacts_s3_presign: bool = True  # transfer plans with presigned URLs (S3 only)
+    # file system: this service's address as clients reach it; set, transfer plans hand out signed
+    # URLs of this service (direct.py) so the bytes skip the gateway; empty: through the gateway
+    artifacts_direct_url: str = ""
+    artifacts_direct_seconds: int = 900  # how long a direct transfer URL is good for
     artifacts_s3_presign_seconds: int = 900
     artifacts_s3_staging_prefix: str = "uploads/"
     artifacts_s3_part_bytes: int = 64 << 20  # presigned multipart uploads: part size (>= 5 MiB)
@@ -61,9 +68,15 @@ def make_backend(settings: ArtifactsSettings) -> BlobBackend:
     return FsBackend(root / "blobs")
 
 
-def make_presigner(settings: ArtifactsSettings, backend: BlobBackend) -> S3Presigner | None:
-    """Presigned transfer plans on S3 (unless turned off); None: bytes go through the gateway."""
-    if not isinstance(backend, S3Backend) or not settings.artifacts_s3_presign:
+def make_presigner(settings: ArtifactsSettings, backend: BlobBackend) -> S3Presigner | FsDirect | None:
+    """Presigned transfer plans on S3 (unless turned off), signed URLs of this service on the
+    file system (when it has a direct address); None: bytes go through the gateway."""
+    if not isinstance(backend, S3Backend):
+        if not settings.artifacts_direct_url:
+            return None
+        return FsDirect(settings.artifacts_direct_url, load_service_key(settings.data_dir, settings.service_key_file),
+                        settings.artifacts_direct_seconds)
+    if not settings.artifacts_s3_presign:
         return None
     return S3Presigner(backend, public_endpoint=settings.artifacts_s3_public_endpoint,
                        region=settings.artifacts_s3_region, access_key=settings.artifacts_s3_access_key,
@@ -83,7 +96,8 @@ def body_limits(settings: ArtifactsSettings) -> dict[str, int | None]:
             "/projects/*/blobs/*/commit": MANIFEST_BODY,
             "/projects/*/runs/*/files": settings.artifacts_max_blob_bytes,
             "/projects/*/manifests": MANIFEST_BODY,
-            "/projects/*/datasets/*/versions": MANIFEST_BODY}
+            "/projects/*/datasets/*/versions": MANIFEST_BODY,
+            "/direct/projects/*/blobs": settings.artifacts_max_blob_bytes}
 
 
 def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
@@ -93,11 +107,12 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: ArtifactsStore(s.data_dir / "artifacts" / "artifacts.sqlite3"),
         handler=projection(),
-        routers=[blob_router, presigned_router, preview_router, router],
+        routers=[blob_router, presigned_router, preview_router, direct_router, router],
         description="Content-addressed blobs, dataset versions, run artifacts and GC.",
         projection_aggregates=AGGREGATES,
         body_limits=body_limits(settings),
         on_start=[serve_nats_commands, start_verifier],
+        open_prefixes=(DIRECT_PREFIX,),
     )
     app.state.settings = settings
     backend = make_backend(settings)

@@ -37,13 +37,15 @@ NATS_USERS = (*PROCESSES, AGENT_USER, ADMIN_USER)
 LOOPBACK = "127.0.0.1"
 
 
-def service_wiring(services: dict[str, str]) -> dict[str, dict[str, str]]:
+def service_wiring(services: dict[str, str], *, direct_artifacts: bool = False) -> dict[str, dict[str, str]]:
     """Extra environment per service: the URLs of the other services it calls over HTTP.
 
     ``services`` maps every name in SERVICES to its URL. ``cairn up`` and the test harness both use
-    this, so a new service is wired in one place.
+    this, so a new service is wired in one place. ``direct_artifacts``: clients reach the artifacts
+    service at its URL, so it hands out direct transfer URLs (services/artifacts/direct.py).
     """
-    return {"scheduler": {"CAIRN_METRICS_URL": services["metrics"]},
+    direct = {"artifacts": {"CAIRN_ARTIFACTS_DIRECT_URL": services["artifacts"]}} if direct_artifacts else {}
+    return {**direct,"scheduler": {"CAIRN_METRICS_URL": services["metrics"]},
             "deployments": {"CAIRN_SCHEDULER_URL": services["scheduler"]},
             "monitor": {"CAIRN_DEPLOYMENTS_URL": services["deployments"],
                         "CAIRN_ARTIFACTS_URL": services["artifacts"]},
@@ -242,7 +244,10 @@ class Supervisor:
         wiring = {name: dict(extra) for name, extra in base_wiring.items()}
         services = {name: f"http://{LOOPBACK}:{port}"
                     for name, port in zip(SERVICES, free_ports(len(SERVICES), LOOPBACK), strict=True)}
-        for name, extra in service_wiring(services).items():
+        # a gateway on loopback has every client on this machine, and they reach the artifacts
+        # service too: blob bytes skip the gateway (services/artifacts/direct.py)
+        direct = self.host in (LOOPBACK, "localhost", "::1") and "CAIRN_ARTIFACTS_DIRECT_URL" not in env
+        for name, extra in service_wiring(services, direct_artifacts=direct).items():
             wiring.setdefault(name, {}).update(extra)
         for name in SERVICES:
             url = services[name]

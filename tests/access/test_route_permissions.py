@@ -55,7 +55,7 @@ def allowed(who: Who, requirement: str, project: str | None) -> bool:
     """What a declared requirement means, for a caller through the gateway."""
     if requirement == "open":
         return True
-    if who.token is None or requirement in ("internal", "session"):
+    if who.token is None or requirement in ("internal", "session", "signed-url"):
         return False  # "session": the web UI's cookie only; these callers send bearer tokens
     if who.site_admin:
         return True

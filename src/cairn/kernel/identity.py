@@ -179,16 +179,20 @@ class Verifier:
 
 
 class ServiceAuth:
-    """Pure ASGI middleware: every request but ``open_paths`` carries a valid signed caller, kept in
-    ``scope["state"]["caller"]``; anything else is a 401 before routing."""
+    """Pure ASGI middleware: every request but ``open_paths`` (and paths under ``open_prefixes``,
+    whose routes check an authorization of their own, such as a signed URL) carries a valid signed
+    caller, kept in ``scope["state"]["caller"]``; anything else is a 401 before routing."""
 
-    def __init__(self, app: Any, verifier: Verifier, open_paths: frozenset[str] = frozenset({"/healthz"})) -> None:
+    def __init__(self, app: Any, verifier: Verifier, open_paths: frozenset[str] = frozenset({"/healthz"}),
+                 open_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.verifier = verifier
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
+        if scope["type"] != "http" or scope["path"] in self.open_paths or (
+                self.open_prefixes and scope["path"].startswith(self.open_prefixes)):
             await self.app(scope, receive, send)
             return
         header = None

@@ -118,6 +118,7 @@ def create_service_app(
     public: bool = False,
     admin_prefix: str = "",
     admin_dependencies: Sequence[Any] = (),
+    open_prefixes: Sequence[str] = (),
 ) -> FastAPI:
     """The one way to make a service: a FastAPI app whose start opens the event log and the read
     model, starts the projection (parking poison events), then runs ``on_start`` hooks in order
@@ -132,7 +133,9 @@ def create_service_app(
       (its ``ready`` and the runtime's must both hold).
     - Callers must be signed by the gateway or another service, except for a ``public`` app (the
       gateway), which authenticates its callers itself; its kernel routes (rebuild, content hash,
-      parked events) sit under ``admin_prefix`` behind ``admin_dependencies``.
+      parked events) sit under ``admin_prefix`` behind ``admin_dependencies``. Paths under
+      ``open_prefixes`` need no signed caller: their routes check an authorization of their own
+      (the artifacts service's signed transfer URLs).
     """
 
     @asynccontextmanager
@@ -169,7 +172,7 @@ def create_service_app(
     key = load_service_key(settings.data_dir, settings.service_key_file)
     app.state.signer = Signer(key, name)  # signs this service's own calls to the others
     if not public:
-        app.add_middleware(ServiceAuth, verifier=Verifier(key))
+        app.add_middleware(ServiceAuth, verifier=Verifier(key), open_prefixes=tuple(open_prefixes))
 
         @app.get("/healthz", tags=["ops"])
         async def healthz(request: Request) -> dict[str, Any]:
