@@ -217,3 +217,10 @@ def test_unknown_v3_endpoint_is_mlflow_shaped(platform: Platform, project: str) 
     resp = httpx.post(f"{platform.gateway}/mlflow/{project}/api/3.0/mlflow/teleport", json={},
                       headers=platform.headers)
     assert resp.status_code == 404 and resp.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+def test_artifact_listing_refuses_dot_segments(ml: httpx.Client) -> None:
+    run_id = _run(ml, "0")["info"]["run_id"]
+    resp = ml.get("/artifacts/list", params={"run_id": run_id, "path": "../path"})
+    assert resp.status_code == 400
+    assert resp.json() == {"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid path"}

@@ -118,6 +118,8 @@ async def list_run_artifacts(call: Call) -> dict[str, Any]:
     run_id = RUN_ID.check(call.arg("run_id") or call.arg("run_uuid") or call.arg("run_id", required=True), "run_id")
     await call.registry("GET", f"/runs/{escape(run_id)}")
     rel = str(call.arg("path", "")).strip("/")
+    if any(part in (".", "..") for part in rel.split("/")):
+        raise invalid("Invalid path")  # MLflow's message, exactly: no dot segments in a listing path
     files = await run_files(call, run_id)
     if rel in files:
         listed = [{"path": rel, "is_dir": False, "file_size": files[rel]["size"]}]
