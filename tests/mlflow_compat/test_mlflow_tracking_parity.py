@@ -52,6 +52,7 @@ def test_default_experiment_is_mlflows_default(ml: httpx.Client) -> None:
     assert _ok(ml.get("/experiments/get-by-name", params={"experiment_name": "Default"}))["experiment"][
         "experiment_id"] == "0"
     assert _run(ml, "0")["info"]["experiment_id"] == "0"
+    assert _ok(ml.post("/runs/create", json={"experiment_id": 0}))["run"]["info"]["experiment_id"] == "0"
     resp = ml.post("/experiments/create", json={"name": "Default"})
     assert resp.status_code == 400 and resp.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
 
@@ -95,6 +96,7 @@ def test_experiment_tags_can_be_deleted(ml: httpx.Client) -> None:
      "Invalid value \"foo\" for parameter 'step' supplied"),
     ("/runs/log-metric", {"run_id": "RUN", "key": None, "value": 1, "timestamp": 59},
      "Missing value for required parameter 'key'"),
+    ("/runs/log-metric", {"run_id": "RUN", "key": "m", "value": 1}, "Missing value for required parameter 'timestamp'"),
     ("/runs/log-parameter", {"run_id": "RUN", "key": 31, "value": "v"}, "Invalid value 31 for parameter 'key' supplied"),
     ("/runs/set-tag", {"run_id": "RUN", "key": "k", "value": 41}, "Invalid value 41 for parameter 'value' supplied"),
     ("/runs/log-batch", {"run_id": "RUN", "params": "foo"}, "Invalid value \"foo\" for parameter 'params' supplied"),

@@ -162,7 +162,9 @@ def _run_id(call: Call) -> str:
 
 @endpoint("POST", "runs/create", role="editor")
 async def create(call: Call) -> dict[str, Any]:
-    experiment_arg = string(call, "experiment_id", default="0")
+    raw_experiment = call.args.get("experiment_id")  # some clients send the default experiment as 0
+    experiment_arg = raw_experiment if isinstance(raw_experiment, int) and not isinstance(raw_experiment, bool) \
+        else string(call, "experiment_id", default="0")
     start_time = integer(call, "start_time")
     run_name = string(call, "run_name")
     user_id = string(call, "user_id")
@@ -268,7 +270,7 @@ async def log_metric(call: Call) -> dict[str, Any]:
         _number(value)
     except ValueError:
         raise invalid_value("value", value) from None
-    timestamp, step = integer(call, "timestamp"), integer(call, "step", default=0)
+    timestamp, step = integer(call, "timestamp", required=True), integer(call, "step", default=0)
     await log_metrics(call, run_id, [{"key": key, "value": value, "timestamp": timestamp, "step": step}])
     return {}
 
