@@ -213,6 +213,9 @@ def test_delete_tag_says_what_is_wrong(ml: httpx.Client) -> None:
     _ok(ml.post("/runs/delete", json={"run_id": run_id}))
     resp = ml.post("/runs/delete-tag", json={"run_id": run_id, "key": "t"})
     assert f"The run {run_id} must be in the 'active' state" in resp.json()["message"]
+    for view in ("DELETED_ONLY", 2):  # the enum's name or number
+        deleted = _ok(ml.post("/runs/search", json={"experiment_ids": ["0"], "run_view_type": view}))["runs"]
+        assert [r["info"]["run_id"] for r in deleted] == [run_id]
 
 
 def test_unknown_v3_endpoint_is_mlflow_shaped(platform: Platform, project: str) -> None:

@@ -372,6 +372,7 @@ async def search(call: Call) -> dict[str, Any]:
     experiment_ids = [await experiment_id_of(call, e) for e in call.list_arg("experiment_ids")]
     await default_experiment_id(call)
     view = str(call.arg("run_view_type", "ACTIVE_ONLY"))
+    view = {"1": "ACTIVE_ONLY", "2": "DELETED_ONLY", "3": "ALL"}.get(view, view)  # the enum's numbers
     order = translate_order_by(call.list_arg("order_by")) or [f"{k} DESC" for k in START_TIME_ORDER]
     runs: list[dict[str, Any]] = []
     token = call.arg("page_token")
@@ -385,7 +386,7 @@ async def search(call: Call) -> dict[str, Any]:
         token = found.get("next_page_token")
         if not token or len(runs) >= size:
             break
-    if view in ("DELETED_ONLY", "2"):
+    if view == "DELETED_ONLY":
         runs = [r for r in runs if r["archived"]]
     summaries: dict[str, list[dict[str, Any]]] = {}
     if runs:
