@@ -28,7 +28,7 @@ def test_filters_translate(mlflow: str, cairn: str | None) -> None:
 
 def test_order_by_translates_attributes_and_keeps_direction() -> None:
     assert translate_order_by(["metrics.acc DESC", "attributes.start_time", 'params."a b" ASC']) == [
-        "metrics.acc DESC", "attributes.started_at", "params.`a b` ASC"]
+        "metrics.acc DESC", "attributes.client_start_time", "params.`a b` ASC"]
 
 
 @pytest.mark.parametrize("bad", ["attributes.artifact_uri = 'x'", "attributes.nope = 1", "metrics.acc ~ 1",

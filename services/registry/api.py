@@ -272,6 +272,16 @@ async def set_experiment_tag(project: ProjectName, experiment_id: str, key: str,
     return _store(rt).experiment(project, experiment_id)
 
 
+@router.delete("/projects/{project}/experiments/{experiment_id}/tags/{key}", tags=["experiments"], **requires(ADMIN))
+async def delete_experiment_tag(project: ProjectName, experiment_id: str, key: str, rt: Runtime,
+                                ctx: Ctx) -> dict[str, Any]:
+    """Remove an experiment tag (deletions: admin, as for run tags); a missing tag is a 404."""
+    present = key in _store(rt).experiment(project, experiment_id)["tags"]
+    await _project_cmd(rt, ctx, project, lambda s: domain.delete_experiment_tag(
+        s, project=project, experiment_id=experiment_id, key=key, present=present))
+    return _store(rt).experiment(project, experiment_id)
+
+
 # --- runs --------------------------------------------------------------------------------------
 
 @router.post("/projects/{project}/runs", status_code=201, tags=["runs"], **requires(EDITOR))

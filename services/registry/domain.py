@@ -132,6 +132,16 @@ def set_experiment_tag(state: State, *, project: str, experiment_id: str, key: s
                                   "value": check_text(value, "value")}
 
 
+def delete_experiment_tag(state: State, *, project: str, experiment_id: str, key: str, present: bool) -> Decision:
+    """``present``: whether the read model holds the tag (the project aggregate does not keep
+    experiment tags); deleting a tag that is not there is a 404 naming it."""
+    _experiment(_project(state, project), experiment_id)
+    check_key(key, "key")
+    if not present:
+        raise NotFound(f"No tag with name: {key} in experiment {experiment_id!r}")
+    return "experiment.tag_deleted", {"experiment_id": experiment_id, "key": key}
+
+
 def evolve_project(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     if event_type == "project.created":
         return {"name": data["name"], "description": data["description"], "archived": False,

@@ -146,6 +146,12 @@ def _run_tag_set(conn: sqlite3.Connection, e: Event) -> None:
     conn.execute("UPDATE runs SET updated_at=? WHERE id=?", (e.time, e.aggregate_id))
 
 
+@handles("experiment.tag_deleted")
+def _experiment_tag_deleted(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("DELETE FROM experiment_tags WHERE experiment_id=? AND key=?",
+                 (e.data["experiment_id"], e.data["key"]))
+
+
 @handles("run.tag_deleted")
 def _run_tag_deleted(conn: sqlite3.Connection, e: Event) -> None:
     conn.execute("DELETE FROM run_tags WHERE run_id=? AND key=?", (e.aggregate_id, e.data["key"]))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cairn.kernel.errors import InvalidInput
+from cairn.protocol import CLIENT_START_TIME_TAG
 
 ATTRIBUTES = {"status", "name", "experiment_id", "run_id", "id", "created_at", "started_at",
               "ended_at", "created_by", "updated_at"}
@@ -94,6 +95,13 @@ def _identifier(raw: str) -> tuple[str, str] | None:
         return None
     return "attr", "id" if name == "run_id" else name
 
+
+# Order only: a run's start in epoch ms as its client gave it (the MLflow layer keeps an MLflow
+# client's start_time in the CLIENT_START_TIME_TAG tag), else when Cairn started (or created) it;
+# so runs made through MLflow and by Cairn's SDK sort together, and equal start times fall to the
+# run_id ASC that every order ends with (MLflow's tie-break).
+CLIENT_START_ORDER = ("client_start_time", "attributes.client_start_time")
+_EPOCH_MS = "CAST((julianday(COALESCE(runs.started_at, runs.created_at)) - 2440587.5) * 86400000.0 AS INTEGER)"
 
 _FIELDS_HINT = f"; use one of {', '.join(sorted(ATTRIBUTES))}, params.<key>, tags.<key> or metrics.<key>"
 
@@ -220,6 +228,11 @@ def compile_search(project: str, *, experiment_ids: list[str] | None, filter_tex
             raise InvalidInput(f"cannot read order_by {item!r}; use '<field> [ASC|DESC]'",
                                details={"field": "order_by"})
         direction = parts[1].upper() if len(parts) == 2 else "ASC"
+        if parts[0] in CLIENT_START_ORDER:
+            joins.append(f"LEFT JOIN run_tags o{n} ON o{n}.run_id = runs.id AND o{n}.key = ?")
+            args.insert(len(joins) - 1, CLIENT_START_TIME_TAG)
+            order.append(f"COALESCE(CAST(o{n}.value AS INTEGER), {_EPOCH_MS}) {direction}")
+            continue
         known = _identifier(parts[0])
         if known is None:
             raise InvalidInput(f"cannot order by {parts[0]!r}{_FIELDS_HINT}", details={"field": "order_by"})

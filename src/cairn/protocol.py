@@ -55,6 +55,11 @@ METRICS_SUBJECT_PREFIX = "cairn.metrics"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"  # metric batches and histories travel as Arrow IPC
 
 
+# The run tag in which the MLflow layer keeps the start time (epoch ms) an MLflow client gave a
+# run; the registry orders by it (``client_start_time``).
+CLIENT_START_TIME_TAG = "mlflow.cairn.start_time"
+
+
 @functools.cache
 def metric_batch_schema() -> Any:
     """The Arrow schema of a metric batch (SDK -> metrics service, and the MLflow layer's batches);

@@ -11,7 +11,14 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+from cairn.protocol import CLIENT_START_TIME_TAG
 from cairn.services.gateway.mlflow.errors import invalid
+
+# A run's start time as its MLflow client gave it (epoch ms, a hidden tag set by runs/create);
+# MLflow's start_time order is the registry's client_start_time (that tag, else when Cairn started
+# the run), and the registry ends every order with run_id ASC, MLflow's tie-break.
+START_TIME_TAG = CLIENT_START_TIME_TAG
+START_TIME_ORDER = ["attributes.client_start_time"]
 
 ATTRIBUTES = {"run_id": "run_id", "run_name": "name", "status": "status", "start_time": "started_at",
               "end_time": "ended_at", "user_id": "created_by", "created": "created_at",
@@ -89,6 +96,7 @@ def translate_order_by(items: list[str]) -> list[str]:
         m = _ORDER.match(str(item))
         if m is None:
             raise invalid(f"cannot read order_by {item!r}; use '<field> [ASC|DESC]'")
-        ident, _ = _identifier(m["ident"])
-        out.append(f"{ident} {m['direction'].upper()}" if m["direction"] else ident)
+        ident, attribute = _identifier(m["ident"])
+        for key in (START_TIME_ORDER if attribute == "started_at" else [ident]):
+            out.append(f"{key} {m['direction'].upper()}" if m["direction"] else key)
     return out
