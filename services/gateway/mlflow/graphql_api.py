@@ -109,27 +109,11 @@ async def _model_versions_of_run(run: dict[str, Any], info: GraphQLResolveInfo) 
 
 
 async def _search_datasets(_: Any, info: GraphQLResolveInfo, input: dict[str, Any] | None = None) -> dict[str, Any]:
-    """MLflow's dataset summaries (experiment, name, digest, context) of the experiments' runs,
-    each once, from the runs' dataset inputs (``runs/search``, page by page)."""
-    args = _arguments(input or {})
-    if ("POST", "experiments/search-datasets") in ENDPOINTS:
-        return await _rest(info, "POST", "experiments/search-datasets", args)
-    seen: dict[tuple[str, str, str, str], None] = {}
-    token: str | None = None
-    while True:
-        page = await _rest(info, "POST", "runs/search", {"experiment_ids": args.get("experiment_ids") or [],
-                                                         "max_results": 1000, "page_token": token})
-        for run in page.get("runs", []):
-            for item in run.get("inputs", {}).get("dataset_inputs", []):
-                tags = {t.get("key"): t.get("value") for t in item.get("tags", [])}
-                dataset = item.get("dataset", {})
-                seen.setdefault((run["info"]["experiment_id"], dataset.get("name", ""), dataset.get("digest", ""),
-                                 tags.get("mlflow.data.context") or ""), None)
-        token = page.get("next_page_token")
-        if not token:
-            break
-    return {"dataset_summaries": [{"experiment_id": e, "name": n, "digest": d, "context": c}  # "": no context
-                                  for e, n, d, c in seen]}
+    """MLflow's dataset summaries (experiment, name, digest, context) of the experiments' runs, from
+    the REST handler; as in MLflow's GraphQL, a summary without a context answers ``""``."""
+    answer = await _rest(info, "POST", "experiments/search-datasets", _arguments(input or {}))
+    return {"dataset_summaries": [{**summary, "context": summary.get("context") or ""}
+                                  for summary in answer.get("dataset_summaries", [])]}
 
 
 def _echo(_: Any, __: GraphQLResolveInfo, inputString: str | None = None) -> dict[str, Any]:  # noqa: N803
