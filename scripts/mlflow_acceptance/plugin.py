@@ -81,7 +81,7 @@ def _send_token_to_gateway(gateway: str, token: str) -> None:
     def request(self: requests.Session, method: str, url: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(url, str) and (url == gateway or url.startswith(gateway + "/")):
             headers = dict(kwargs.get("headers") or {})
-            if not any(k.lower() == "authorization" for k in headers) and "auth" not in kwargs:
+            if not any(k.lower() == "authorization" for k in headers) and kwargs.get("auth") is None:
                 headers["Authorization"] = f"Bearer {token}"
                 kwargs["headers"] = headers
         return original(self, method, url, *args, **kwargs)
@@ -116,16 +116,23 @@ def cached_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cairn_no_db") / "unused.db"
 
 
-def mlflow_client(store_type: str, tmp_path: Path, cached_db: Path) -> Iterator[Any]:
-    from mlflow import MlflowClient
+def _project_client() -> Any:
+    """A client of a fresh project, which is also the process's tracking URI: MLflow's in-process
+    server fixture leaves the global tracking URI on the server's own backend store, and tests
+    rely on that (the CLI commands they invoke in-process, the fluent API)."""
+    import mlflow
 
-    yield MlflowClient(_current().new_project())
+    uri = _current().new_project()
+    mlflow.set_tracking_uri(uri)  # MLflow's autouse tracking_uri_mock restores it after the test
+    return mlflow.MlflowClient(uri)
+
+
+def mlflow_client(store_type: str, tmp_path: Path, cached_db: Path) -> Iterator[Any]:
+    yield _project_client()
 
 
 def registry_client(request: pytest.FixtureRequest, tmp_path: Path, cached_db: Path) -> Iterator[Any]:
-    from mlflow import MlflowClient
-
-    yield MlflowClient(_current().new_project())
+    yield _project_client()
 
 
 def cli_env(mlflow_client: Any) -> dict[str, str]:
