@@ -52,7 +52,10 @@ def cli_env(mlflow_client):
 
 
 def test_same_name_a(mlflow_client):
+    import mlflow
+
     assert "/mlflow/acc-" in mlflow_client.tracking_uri
+    assert mlflow.get_tracking_uri() == mlflow_client.tracking_uri  # as MLflow's fixture leaves it
     mlflow_client.create_experiment("same name")
 
 
@@ -63,6 +66,9 @@ def test_same_name_b(mlflow_client):
 def test_bare_requests(mlflow_client):
     response = requests.get(f"{mlflow_client.tracking_uri}/api/2.0/mlflow/experiments/search",
                             params={"max_results": 10})
+    assert response.status_code == 200, response.text
+    response = requests.post(f"{mlflow_client.tracking_uri}/api/2.0/mlflow/experiments/search",
+                             json={"max_results": 10}, auth=None)  # as MLflow's helpers call it
     assert response.status_code == 200, response.text
 
 
