@@ -20,6 +20,7 @@ from cairn.services.gateway.mlflow import (  # noqa: F401
     metric_history,
     models,
     runs,
+    traces,
 )
 from cairn.services.gateway.mlflow.backend import Services
 from cairn.services.gateway.mlflow.calls import ENDPOINTS, Call, Endpoint, default_project
