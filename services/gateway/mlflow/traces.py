@@ -4,6 +4,7 @@ data JSON) and assessments. Identifiers are checked here before they go into a s
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import datetime, timezone
@@ -237,6 +238,17 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def _expectation_stored(assessment: dict[str, Any]) -> dict[str, Any]:
+    """MLflow keeps an expectation whose value is not a scalar (a dict, a list) as
+    ``serialized_value`` (JSON text, ``JSON_FORMAT``), as its proto requires; scalars stay ``value``."""
+    expectation = assessment.get("expectation")
+    if isinstance(expectation, dict) and "value" in expectation and \
+            isinstance(expectation["value"], (dict, list)):
+        return {**assessment, "expectation": {"serialized_value": {
+            "serialization_format": "JSON_FORMAT", "value": json.dumps(expectation["value"])}}}
+    return assessment
+
+
 @endpoint_v3("POST", "traces/{trace_id}/assessments", role="editor")
 async def create_assessment(call: Call) -> dict[str, Any]:
     assessment = call.arg("assessment", required=True)
@@ -244,7 +256,8 @@ async def create_assessment(call: Call) -> dict[str, Any]:
         raise invalid("'assessment' must be an object")
     trace_id = trace_id_of(call.arg("trace_id", required=True))
     now = _now()
-    body = {**assessment, "create_time": assessment.get("create_time") or now, "last_update_time": now}
+    body = {**_expectation_stored(assessment), "create_time": assessment.get("create_time") or now,
+            "last_update_time": now}
     body.setdefault("source", {"source_type": "HUMAN", "source_id": call.principal.actor})
     return await call.metrics("POST", _path(trace_id, "/assessments"), body={"assessment": body, "create": True})
 
@@ -284,6 +297,7 @@ async def update_assessment(call: Call) -> dict[str, Any]:
             current[field] = given[field]
         else:
             current.pop(field, None)
+    current = _expectation_stored(current)
     current["last_update_time"] = _now()
     return await call.metrics("POST", _path(trace_id, "/assessments"), body={"assessment": current, "create": False})
 
