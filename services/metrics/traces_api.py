@@ -31,6 +31,7 @@ TraceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$", description="tr
 Ctx = Annotated[CommandContext, Depends(command_context)]
 Token = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 MAX_SCAN = 50_000  # traces read for one search or correlation
+MAX_ASSESSMENT_BYTES = 64 << 10  # one assessment travels in one event of record
 
 
 async def _runtime(request: Request) -> MetricsRuntime:
@@ -178,6 +179,9 @@ async def link_runs(project: ProjectName, trace_id: TraceId, body: LinksIn, rt: 
 async def set_assessment(project: ProjectName, trace_id: TraceId, body: AssessmentIn, rt: Runtime, ctx: Ctx) -> dict[str, Any]:
     """Create (a new id is given) or replace an assessment; answers it as stored."""
     assessment = dict(body.assessment)
+    if len(json.dumps(assessment)) > MAX_ASSESSMENT_BYTES:
+        raise InvalidInput(f"the assessment is over {MAX_ASSESSMENT_BYTES} bytes as JSON; keep values and "
+                           "rationale shorter", details={"field": "assessment"})
     if body.create:
         assessment["assessment_id"] = f"a-{uuid.uuid4().hex}"
     if not isinstance(assessment.get("assessment_name"), str) or not assessment["assessment_name"]:
