@@ -39,6 +39,8 @@ from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_reques
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import body_limits, tiered_limits
 from cairn.services.gateway.mlflow import router as mlflow_router
+from cairn.services.gateway.mlflow.traces_routes import router as mlflow_traces_router
+from cairn.services.gateway.otlp import router as otlp_router
 from cairn.services.gateway.paths import PathGuard
 from cairn.services.gateway.projection import AGGREGATES, projection
 from cairn.services.gateway.proxy import ServiceProxy
@@ -240,6 +242,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.include_router(access_router, dependencies=[Depends(caller)])
     app.include_router(sessions_router)  # sign in / out of the web UI: docs/ui.md
+    app.include_router(mlflow_traces_router)  # MLflow's trace API (v3, trace artifacts): docs/traces.md
+    app.include_router(otlp_router)  # OTLP/HTTP spans at /v1/traces, MLflow's /version: docs/traces.md
     app.include_router(mlflow_router)  # MLflow-compatible API: /api/2.0/mlflow/..., /mlflow/<project>/...
 
     @app.post(GIT_HOOK_PATH, tags=["pipelines"], openapi_extra=OPEN_ROUTE)

@@ -21,9 +21,9 @@ from cairn.kernel.envelope import Event, embedded_record
 # Node kinds and edge types (docs/lineage.md has the table).
 NODE_KINDS = ("dataset", "dataset_version", "blob", "run", "model", "model_version", "alias", "commit",
               "environment", "job", "sweep", "deployment", "profile",
-              "pipeline_run")  # new kinds go last: codes are stored
+              "pipeline_run", "trace")  # new kinds go last: codes are stored
 USED = "used"                # dataset_version -> run, dataset_version -> job: the run read it
-PRODUCED = "produced"        # run -> blob (a logged artifact), run -> model_version (registered from it)
+PRODUCED = "produced"        # run -> blob (a logged artifact), run -> model_version (registered from it), run -> trace
 CONTENT_OF = "content_of"    # blob -> dataset_version / model_version: the version's bytes (manifest)
 VERSION_OF = "version_of"    # dataset_version -> dataset, model_version -> model (not walked)
 PROMOTED_TO = "promoted_to"  # model_version -> alias, while the alias points at it

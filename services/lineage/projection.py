@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cairn.kernel.envelope import Event
+from cairn.services.lineage import trace_facts  # noqa: F401 - registers the trace.* handlers
 from cairn.services.lineage.domain import (
     CLOSABLE,
     MAPPING,

@@ -4,7 +4,7 @@
     run:<run id>
     model:churn@v2   model:churn@2   model:churn@production (an alias)   model:churn (every version)
     blob:<digest>   commit:<sha>   environment:<digest>   job:<id>   sweep:<id>   deployment:<id>
-    pipeline_run:<id>
+    pipeline_run:<id>   trace:<trace id>
 
 A project-scoped route resolves names in its project; ``kind:<project>/<rest>`` names another
 project explicitly (blobs, commits and environments belong to no project).
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.ids import PROJECT_NAME, anchored
 
-KINDS = ("dataset", "run", "model", "blob", "commit", "environment", "job", "sweep", "deployment", "pipeline_run")
+KINDS = ("dataset", "run", "model", "blob", "commit", "environment", "job", "sweep", "deployment", "pipeline_run", "trace")
 GLOBAL_KINDS = ("blob", "commit", "environment")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
 REF_RE = anchored(rf"(?P<kind>[a-z_]+):(?:(?P<project>{PROJECT_NAME})/)?(?P<name>{_NAME})"

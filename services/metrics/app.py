@@ -13,6 +13,7 @@ from cairn.services.metrics.api import router
 from cairn.services.metrics.projection import AGGREGATES, projection
 from cairn.services.metrics.runtime import MetricsRuntime, MetricsSettings
 from cairn.services.metrics.store import KnownRuns, MetricsStore
+from cairn.services.metrics.traces_api import router as traces_router
 from cairn.services.metrics.writer import MetricsWriter, Tail, ensure_stream
 
 __all__ = ["MetricsSettings", "create_app"]
@@ -59,7 +60,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: KnownRuns(s.data_dir / "metrics" / "runs.sqlite3"),
         handler=projection(),
-        routers=[router],
+        routers=[router, traces_router],
         description="Metric points: batched ingest, Parquet storage, downsampled and cross-run queries.",
         projection_aggregates=AGGREGATES,
         body_limits={"/projects/*/runs/*/metrics": settings.max_batch_bytes},

@@ -42,7 +42,9 @@ class KnownRuns(SqliteStore):
     rebuild of the projection never touches written points)."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, RUNS_SCHEMA)
+        from cairn.services.metrics.traces_view import TRACES_SCHEMA
+
+        super().__init__(path, RUNS_SCHEMA + TRACES_SCHEMA)
 
     def has(self, project: str, run_id: str) -> bool:
         return self.query_one("SELECT 1 FROM runs WHERE project=? AND run_id=?", (project, run_id)) is not None

@@ -20,6 +20,7 @@ from cairn.services.gateway.mlflow import (  # noqa: F401
     metric_history,
     models,
     runs,
+    traces,
     tracking_ui,
 )
 from cairn.services.gateway.mlflow.backend import Services

@@ -110,11 +110,12 @@ AGENT_PERMISSIONS = Permissions(
 ADMIN_PERMISSIONS = Permissions(publish_allow=None, subscribe_allow=None)
 # The metrics service: its own stream of metric batches, and events of record only on its own
 # aggregate (``metric.summarized`` on ``cairn.evt.<project>.metrics.<project>``) and its own
-# projection's notices (``projection.event_parked``): it cannot append another service's events
+# projection's notices (``projection.event_parked``), and the traces it owns
+# (``cairn.evt.<project>.trace.<id>``: docs/traces.md): it cannot append another service's events
 # or call service commands.
 METRICS_USER = "metrics"
 METRICS_PERMISSIONS = Permissions(
-    publish_allow=("cairn.metrics.>", "cairn.evt.*.metrics.*", "cairn.evt._site.projection.metrics", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"),
+    publish_allow=("cairn.metrics.>", "cairn.evt.*.metrics.*", "cairn.evt.*.trace.*", "cairn.evt._site.projection.metrics", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"),
     subscribe_allow=SERVICE_PERMISSIONS.subscribe_allow,
 )
 # The deployments service: events of record only on its own aggregates (deployment, environment)
