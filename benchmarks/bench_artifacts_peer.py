@@ -2,7 +2,8 @@
 
 Starts MLflow's tracking server (side venv, benchmarks/mlflow_side.py; artifacts proxied from a
 local folder, `--artifacts-destination`) and Cairn (nats-server + every service, as the tests do)
-once per backend: ``fs`` and ``s3`` (a real SeaweedFS, ``weed mini``; the SDK then moves bytes with
+once per backend: ``fs`` (bytes through the gateway), ``fs-direct`` (the file system with direct
+transfer URLs of the artifacts service, as ``cairn up`` on loopback runs it) and ``s3`` (a real SeaweedFS, ``weed mini``; the SDK then moves bytes with
 presigned URLs straight to the bucket). Each round, for each case, Cairn and MLflow run one after
 the other, the order alternating by round, so load from other jobs falls on both:
 
@@ -125,7 +126,8 @@ def run_backend(backend: str, args: argparse.Namespace, work: Path, mlflow: Mlfl
         env = {"CAIRN_ARTIFACTS_BACKEND": "s3", "CAIRN_ARTIFACTS_S3_ENDPOINT": server.endpoint,
                "CAIRN_ARTIFACTS_S3_BUCKET": "bench", "CAIRN_ARTIFACTS_S3_ACCESS_KEY": "bench",
                "CAIRN_ARTIFACTS_S3_SECRET_KEY": "bench"}
-    plat = Platform(work / f"platform-{backend}", extra_env=env).start()
+    # fs-direct: the file system backend with direct transfer URLs (what `cairn up` on loopback runs)
+    plat = Platform(work / f"platform-{backend}", extra_env=env, direct_artifacts=backend == "fs-direct").start()
     try:
         with Client(plat.gateway, token=plat.token) as client:
             art = client.artifacts
@@ -166,7 +168,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--big-mib", type=int, default=256)
     parser.add_argument("--small", type=int, default=200, help="number of 1 MiB files")
-    parser.add_argument("--backends", default="fs,s3")
+    parser.add_argument("--backends", default="fs,fs-direct,s3")
     parser.add_argument("--hop", action="store_true")
     args = parser.parse_args()
     load_before = os.getloadavg()
