@@ -245,6 +245,13 @@ def _version_updated(conn: sqlite3.Connection, e: Event) -> None:
 def _version_archived(conn: sqlite3.Connection, e: Event) -> None:
     conn.execute("UPDATE model_versions SET archived=?, updated_at=? WHERE model_id=? AND version=?",
                  (int(e.type == "model_version.archived"), e.time, e.aggregate_id, e.data["version"]))
+    _model_touched(conn, e)
+
+
+def _model_touched(conn: sqlite3.Connection, e: Event) -> None:
+    """A version's lifecycle (created, archived, restored, given or losing an alias) changes its
+    model's ``updated_at``, as MLflow's last_updated_timestamp does; a description edit does not."""
+    conn.execute("UPDATE models SET updated_at=? WHERE id=?", (e.time, e.aggregate_id))
 
 
 @handles("model_version.tag_set")
@@ -265,6 +272,9 @@ def _alias_changed(conn: sqlite3.Connection, e: Event) -> None:
             "updated_at=excluded.updated_at", (e.aggregate_id, d["alias"], d["version"], e.time))
     else:
         conn.execute("DELETE FROM model_aliases WHERE model_id=? AND alias=?", (e.aggregate_id, d["alias"]))
+    conn.execute("UPDATE model_versions SET updated_at=? WHERE model_id=? AND version=?",
+                 (e.time, e.aggregate_id, d["version"]))
+    _model_touched(conn, e)
     conn.execute(
         "INSERT INTO alias_history(seq, model_id, alias, action, version, previous_version, time, actor) "
         "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",

@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 from cairn.core import Manifest, ManifestEntry
-from cairn.kernel.errors import NotFound
 from cairn.kernel.identity import ADMIN_ONLY_ALIASES
 from cairn.services.gateway.mlflow import model_search, model_sources
 from cairn.services.gateway.mlflow.artifacts import run_files
@@ -333,8 +332,10 @@ async def search_versions(call: Call) -> dict[str, Any]:
     for name in names:
         try:
             model = await call.registry("GET", f"/models/{escape(name)}")
-        except NotFound:
-            continue
+        except ServiceError as err:
+            if err.status == 404:
+                continue  # the filter names a model that does not exist: no versions
+            raise
         for v in await listed_versions(call, name):
             item = version_json(call, model, v)
             fields = {"name": item["name"], "run_id": item["run_id"], "source_path": item["source"],
