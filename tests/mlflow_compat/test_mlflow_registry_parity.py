@@ -119,16 +119,17 @@ def test_unresolvable_source_is_a_version_without_files(mlflow: httpx.Client, ca
         held_digest(record)  # serving refuses it instead of fetching nothing
 
 
-def test_local_paths_are_never_read(mlflow: httpx.Client, cairn: httpx.Client, tmp_path) -> None:
+def test_local_paths_are_refused_and_never_read(mlflow: httpx.Client, cairn: httpx.Client, tmp_path) -> None:
     secret = tmp_path / "model"
     secret.mkdir()
     (secret / "MLmodel").write_text("flavors: {}")
     _ok(mlflow.post("/registered-models/create", json={"name": "local"}))
-    for source in (str(secret), secret.as_uri()):
-        v = _version(mlflow, "local", source, "r1")
-        record = cairn.get(f"/models/local/versions/{v['version']}").json()
-        assert record["artifact_digest"] is None
-        assert "never reads" in record["files_unavailable"]["reason"]
+    for source in (str(secret), secret.as_uri(), "model", "C:\\models\\m"):
+        resp = mlflow.post("/model-versions/create", json={"name": "local", "source": source, "run_id": "r1"})
+        assert resp.status_code == 400, source
+        assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert "To use a local path as a model version source" in resp.json()["message"]
+    assert cairn.get("/models/local").json()["latest_version"] is None
 
 
 @pytest.mark.parametrize("source", ["mlflow-artifacts://host:9000/models/../../../", "runs:/x/a/../../b",
@@ -192,3 +193,20 @@ def test_copy_model_version_keeps_the_models_uri_and_resolves_the_download(mlflo
     assert copy["source"] == "models:/src/1"
     uri = _ok(mlflow.get("/model-versions/get-download-uri", params={"name": "src", "version": copy["version"]}))
     assert uri["artifact_uri"] == "runs:/run_id/model"
+
+
+def test_a_stage_change_updates_the_version_and_its_model_but_a_description_edit_only_the_version(
+        mlflow: httpx.Client) -> None:
+    _ok(mlflow.post("/registered-models/create", json={"name": "staged"}))
+    created = _version(mlflow, "staged", "runs:/run_id/model", "run_id")
+
+    def state() -> tuple[int, int]:
+        model = _ok(mlflow.get("/registered-models/get", params={"name": "staged"}))["registered_model"]
+        version = _ok(mlflow.get("/model-versions/get", params={"name": "staged", "version": "1"}))["model_version"]
+        return int(model["last_updated_timestamp"]), int(version["last_updated_timestamp"])
+
+    _ok(mlflow.post("/model-versions/transition-stage", json={"name": "staged", "version": "1", "stage": "Staging"}))
+    model_time, version_time = state()
+    assert model_time == version_time >= int(created["last_updated_timestamp"])
+    _ok(mlflow.patch("/model-versions/update", json={"name": "staged", "version": "1", "description": "d"}))
+    assert state()[0] == model_time

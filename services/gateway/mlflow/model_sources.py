@@ -4,11 +4,13 @@ A source that names files Cairn stores (``runs:/<run>/<path>``, ``mlflow-artifac
 artifacts/<path>``, ``models:/m-<logged model id>``, or ``models:/<name>/<version>`` of a version that
 has files) becomes a version with the digest of a manifest of those files, so its bytes never change.
 Any other source is what MLflow accepts and Cairn cannot make reproducible: a run that does not exist
-(MLflow's own tests register ``runs:/run_id/model``), a run with no files there, an ``s3://`` URI or a
-path on the client's disk. Such a version is registered *without files*: its source and the reason are
-recorded, MLflow sees the version it expects, and Cairn's serving and deployments refuse it. The
-gateway never reads a local path or ``file://`` URI: it runs on another machine than the client in
-general, and reading server files named by a caller would let any editor copy them into a project.
+(MLflow's own tests register ``runs:/run_id/model``), a run with no files there, an ``s3://`` URI. Such
+a version is registered *without files*: its source and the reason are recorded, MLflow sees the
+version it expects, and Cairn's serving and deployments refuse it. A local path or ``file://`` URI is
+refused (400) with MLflow's own rule for them (a local source must lie in the run's artifact
+directory, and no Cairn run's artifacts are on a local disk): the gateway never reads one, since it
+runs on another machine than the client in general, and reading server files named by a caller would
+let any editor copy them into a project.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from cairn.services.gateway.mlflow.errors import MlflowError, ServiceError
 from cairn.services.gateway.mlflow.identifiers import MODEL_NAME, RUN_ID, check_relative, escape
 from cairn.services.gateway.mlflow.logged_models import load as load_logged_model
 
+LOCAL_PATH_REFUSED = (
+    "To use a local path as a model version source, the run_id request parameter has to be specified and the "
+    "local path has to be contained within the artifact directory of the run specified by the run_id. A Cairn "
+    "run's artifacts are not on a local disk (mlflow-artifacts:/<project>/<run>/artifacts), so no local path is; "
+    "log the model to a run (mlflow.<flavor>.log_model) and register runs:/<run id>/<path>.")
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))/?$")
 
 
@@ -79,7 +86,7 @@ async def resolve(call: Call, source: str, run_id: Any, model_id: Any) -> Held |
                           "local file path, ftp, objectstore, or mlflow-artifacts uri, give the folder itself.")
     if model_id or source.startswith("models:/m-"):
         record, run = await load_logged_model(call, model_id or source.removeprefix("models:/").split("/")[0])
-        return Held(run["id"], record["name"])
+        return await _run_folder(call, given_run, run["id"], record["name"])
     models = _MODELS_URI.match(source)
     if models:
         return await _model_version(call, source, models["name"], models["version"], models["alias"])
@@ -101,6 +108,8 @@ async def resolve(call: Call, source: str, run_id: Any, model_id: Any) -> Held |
             return Unheld(given_run or run, f"the files are in project {project!r}; register the version there "
                           "to pin them")
         return await _run_folder(call, given_run, run, rel)
-    scheme = source.split(":", 1)[0] if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", source) else "a local path"
+    scheme = m[1] if (m := re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", source)) else ""
+    if len(scheme) <= 1 or scheme.lower() == "file":  # no scheme, a drive letter, or file://
+        raise MlflowError("INVALID_PARAMETER_VALUE", LOCAL_PATH_REFUSED)
     return Unheld(given_run, f"Cairn copies files only from artifacts it stores (runs:/, mlflow-artifacts:/, "
-                  f"models:/), not from {scheme!r}; the gateway never reads client or server paths")
+                  f"models:/), not from {scheme!r} URIs")
