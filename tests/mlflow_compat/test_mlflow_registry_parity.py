@@ -210,3 +210,14 @@ def test_a_stage_change_updates_the_version_and_its_model_but_a_description_edit
     assert model_time == version_time >= int(created["last_updated_timestamp"])
     _ok(mlflow.patch("/model-versions/update", json={"name": "staged", "version": "1", "description": "d"}))
     assert state()[0] == model_time
+
+
+def test_versions_from_a_logged_model_are_listed_in_its_model_versions_tag(mlflow: httpx.Client) -> None:
+    run = _ok(mlflow.post("/runs/create", json={"experiment_id": "0"}))["run"]["info"]["run_id"]
+    model = _ok(mlflow.post("/logged-models", json={"experiment_id": "0", "source_run_id": run}))["model"]["info"]
+    _ok(mlflow.post("/registered-models/create", json={"name": "from-logged"}))
+    for _ in range(2):
+        _version(mlflow, "from-logged", model["artifact_uri"], model_id=model["model_id"])
+    tags = _ok(mlflow.get(f"/logged-models/{model['model_id']}"))["model"]["info"]["tags"]
+    assert {t["key"]: t["value"] for t in tags}["mlflow.modelVersions"] == (
+        '[{"name": "from-logged", "version": 1}, {"name": "from-logged", "version": 2}]')

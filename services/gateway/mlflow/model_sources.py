@@ -15,6 +15,7 @@ let any editor copy them into a project.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from cairn.services.gateway.mlflow.calls import ARTIFACT_SCHEME, Call
 from cairn.services.gateway.mlflow.errors import MlflowError, ServiceError
 from cairn.services.gateway.mlflow.identifiers import MODEL_NAME, RUN_ID, check_relative, escape
 from cairn.services.gateway.mlflow.logged_models import load as load_logged_model
+from cairn.services.gateway.mlflow.logged_models import save as save_logged_model
 
 LOCAL_PATH_REFUSED = (
     "To use a local path as a model version source, the run_id request parameter has to be specified and the "
@@ -113,3 +115,19 @@ async def resolve(call: Call, source: str, run_id: Any, model_id: Any) -> Held |
         raise MlflowError("INVALID_PARAMETER_VALUE", LOCAL_PATH_REFUSED)
     return Unheld(given_run, f"Cairn copies files only from artifacts it stores (runs:/, mlflow-artifacts:/, "
                   f"models:/), not from {scheme!r} URIs")
+
+
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
+
+
+async def note_on_logged_model(call: Call, model_id: Any, name: str, version: int) -> None:
+    """MLflow's server lists the versions registered from a logged model in its tag
+    ``mlflow.modelVersions`` (a JSON list of ``{"name", "version"}``); so does Cairn."""
+    if not model_id:
+        return
+    record, _ = await load_logged_model(call, str(model_id))
+    tags = record.setdefault("tags", {})
+    listed = json.loads(tags.get(MODEL_VERSIONS_TAG, "[]"))
+    listed.append({"name": name, "version": int(version)})
+    tags[MODEL_VERSIONS_TAG] = json.dumps(listed)
+    await save_logged_model(call, str(model_id), record)

@@ -260,6 +260,7 @@ async def create_version(call: Call) -> dict[str, Any]:
             "run_id": found.run_id, "source": source, "reason": found.reason, "description": description})
         for key, value in tags.items():
             await call.registry("PUT", version_path(name, created["version"], f"/tags/{key}"), body={"value": value})
+        await model_sources.note_on_logged_model(call, call.arg("model_id"), name, created["version"])
         return {"model_version": await get_version(call, name, created["version"])}
     run_id, rel, digest = found.run_id, found.rel, found.digest
     if digest is None:
@@ -276,6 +277,7 @@ async def create_version(call: Call) -> dict[str, Any]:
     download = f"{call.artifact_root(run_id)}/{rel}" if rel else call.artifact_root(run_id)
     for key, value in {escape(SOURCE_TAG): download, **tags}.items():
         await call.registry("PUT", version_path(name, number, f"/tags/{key}"), body={"value": value})
+    await model_sources.note_on_logged_model(call, call.arg("model_id"), name, number)
     return {"model_version": await get_version(call, name, number)}
 
 
