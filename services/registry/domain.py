@@ -439,7 +439,9 @@ def evolve_model(state: State, event_type: str, data: dict[str, Any]) -> dict[st
         state["archived"] = event_type == "model.archived"
     elif event_type == "model.tag_set":
         state.setdefault("tags", {})[data["key"]] = data["value"]
-    elif event_type == "model_version.created":
+    elif event_type == "model.tag_deleted":
+        state.setdefault("tags", {}).pop(data["key"], None)
+    elif event_type in ("model_version.created", "model_version.created_without_files"):
         state["latest_version"] = data["version"]
         state["versions"][str(data["version"])] = {"archived": False}
     elif event_type in ("model_version.archived", "model_version.restored"):

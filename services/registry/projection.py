@@ -216,6 +216,31 @@ def _version_created(conn: sqlite3.Connection, e: Event) -> None:
     conn.execute("UPDATE models SET updated_at=? WHERE id=?", (e.time, e.aggregate_id))
 
 
+@handles("model_version.created_without_files")
+def _version_created_without_files(conn: sqlite3.Connection, e: Event) -> None:
+    """An empty artifact_digest in the view stands for none (the column predates such versions);
+    the source and reason are in model_version_sources, and the store answers ``null``."""
+    d = e.data
+    conn.execute(
+        "INSERT INTO model_versions(model_id, version, run_id, artifact_digest, description, "
+        "archived, created_at, updated_at, created_by, created_seq) VALUES(?, ?, ?, '', ?, 0, ?, ?, ?, ?)",
+        (e.aggregate_id, d["version"], d["run_id"], d["description"], e.time, e.time, e.actor, e.sequence))
+    conn.execute("INSERT OR REPLACE INTO model_version_sources(model_id, version, source, reason) VALUES(?, ?, ?, ?)",
+                 (e.aggregate_id, d["version"], d["source"], d["reason"]))
+    conn.execute("UPDATE models SET updated_at=? WHERE id=?", (e.time, e.aggregate_id))
+
+
+@handles("model.tag_deleted")
+def _model_tag_deleted(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("DELETE FROM model_tags WHERE model_id=? AND key=?", (e.data["model_id"], e.data["key"]))
+
+
+@handles("model_version.tag_deleted")
+def _version_tag_deleted(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("DELETE FROM model_version_tags WHERE model_id=? AND version=? AND key=?",
+                 (e.aggregate_id, e.data["version"], e.data["key"]))
+
+
 @handles("model_version.updated")
 def _version_updated(conn: sqlite3.Connection, e: Event) -> None:
     conn.execute("UPDATE model_versions SET description=?, updated_at=? WHERE model_id=? AND version=?",
@@ -226,6 +251,13 @@ def _version_updated(conn: sqlite3.Connection, e: Event) -> None:
 def _version_archived(conn: sqlite3.Connection, e: Event) -> None:
     conn.execute("UPDATE model_versions SET archived=?, updated_at=? WHERE model_id=? AND version=?",
                  (int(e.type == "model_version.archived"), e.time, e.aggregate_id, e.data["version"]))
+    _model_touched(conn, e)
+
+
+def _model_touched(conn: sqlite3.Connection, e: Event) -> None:
+    """A version's lifecycle (created, archived, restored, given or losing an alias) changes its
+    model's ``updated_at``, as MLflow's last_updated_timestamp does; a description edit does not."""
+    conn.execute("UPDATE models SET updated_at=? WHERE id=?", (e.time, e.aggregate_id))
 
 
 @handles("model_version.tag_set")
@@ -246,6 +278,9 @@ def _alias_changed(conn: sqlite3.Connection, e: Event) -> None:
             "updated_at=excluded.updated_at", (e.aggregate_id, d["alias"], d["version"], e.time))
     else:
         conn.execute("DELETE FROM model_aliases WHERE model_id=? AND alias=?", (e.aggregate_id, d["alias"]))
+    conn.execute("UPDATE model_versions SET updated_at=? WHERE model_id=? AND version=?",
+                 (e.time, e.aggregate_id, d["version"]))
+    _model_touched(conn, e)
     conn.execute(
         "INSERT INTO alias_history(seq, model_id, alias, action, version, previous_version, time, actor) "
         "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",

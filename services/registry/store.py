@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS model_versions (
 CREATE TABLE IF NOT EXISTS model_version_tags (
     model_id TEXT NOT NULL, version INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (model_id, version, key));
+CREATE TABLE IF NOT EXISTS model_version_sources (
+    model_id TEXT NOT NULL, version INTEGER NOT NULL, source TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (model_id, version));
 CREATE TABLE IF NOT EXISTS model_aliases (
     model_id TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, updated_at TEXT NOT NULL,
     PRIMARY KEY (model_id, alias));
@@ -178,6 +181,11 @@ class RegistryStore(SqliteStore):
         out["tags"] = {r["key"]: r["value"] for r in self.query(
             "SELECT key, value FROM model_version_tags WHERE model_id=? AND version=? ORDER BY key",
             (model["id"], out["version"]))}
+        if not out["artifact_digest"]:  # registered without files (model_commands.py)
+            held = self.query_one("SELECT source, reason FROM model_version_sources WHERE model_id=? AND version=?",
+                                  (model["id"], out["version"]))
+            out["artifact_digest"] = None
+            out["files_unavailable"] = {"source": held["source"], "reason": held["reason"]} if held else None
         return out
 
     def model_versions(self, project: str, model_name: str, include_archived: bool = False) -> list[dict[str, Any]]:

@@ -91,11 +91,14 @@ def test_missing_model_raises_resource_does_not_exist(run_mlflow) -> None:
     assert out["code"] == "RESOURCE_DOES_NOT_EXIST"
 
 
-@pytest.mark.parametrize("source", ["s3://bucket/model"])
-def test_external_sources_are_refused_with_a_reason(platform: Platform, source: str) -> None:
+def test_external_sources_are_registered_without_files(platform: Platform) -> None:
+    """MLflow accepts an s3:// source; Cairn records it, with no digest and the reason (see
+    test_mlflow_registry_parity.py for the rest of that behaviour)."""
     with httpx.Client(base_url=platform.gateway, headers=platform.headers) as http:
         http.post("/api/2.0/mlflow/registered-models/create", json={"name": "ext"})
-        resp = http.post("/api/2.0/mlflow/model-versions/create", json={"name": "ext", "source": source})
-    assert resp.status_code == 400
-    assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
-    assert "mlflow-artifacts" in resp.json()["message"]
+        resp = http.post("/api/2.0/mlflow/model-versions/create", json={"name": "ext", "source": "s3://bucket/model"})
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["model_version"]["source"] == "s3://bucket/model"
+        record = http.get(f"/api/v1/registry/projects/default/models/ext/versions/{resp.json()['model_version']['version']}")
+    assert record.json()["artifact_digest"] is None
+    assert "mlflow-artifacts" in record.json()["files_unavailable"]["reason"]

@@ -20,11 +20,12 @@ DIGEST = "ab" * 32
 APPENDED_ON = {
     **{f"project.{v}": "project" for v in ("created", "updated", "archived", "restored")},
     **{f"experiment.{v}": "project" for v in ("created", "updated", "archived", "restored", "tag_set")},
-    **{f"model.{v}": "model" for v in ("created", "updated", "archived", "restored", "tag_set")},
+    **{f"model.{v}": "model" for v in ("created", "updated", "archived", "restored", "tag_set", "tag_deleted")},
     **{f"run.{v}": "run" for v in ("created", "started", "finished", "params_logged", "tag_set", "tag_deleted",
                                    "updated", "archived", "restored", "environment_recorded")},
     **{f"model_version.{v}": "model" for v in ("created", "updated", "archived", "restored", "tag_set",
-                                               "alias_set", "alias_removed")},
+                                               "alias_set", "alias_removed", "created_without_files",
+                                               "tag_deleted")},
     "run.dataset_used": "dataset_use",  # the artifact store's
     "metric.summarized": "metrics",  # the metrics service's
 }

@@ -218,7 +218,20 @@ def open_package(root: Path) -> LoadedModel:
     return LoadedModel(flavour, call, signature, bool(descriptor.get("batchable", True)), example)
 
 
+def held_digest(record: dict[str, Any]) -> str:
+    """The version's package digest; a version registered without files (an MLflow source Cairn
+    could not resolve) cannot be served, and says so instead of failing on a missing digest."""
+    digest = record.get("artifact_digest")
+    if not digest:
+        unheld = record.get("files_unavailable") or {}
+        raise InvalidInput(f"version {record.get('version')} of model {record.get('model')!r} was registered from "
+                           f"{unheld.get('source', 'a source')!r}, whose files Cairn does not hold "
+                           f"({unheld.get('reason', 'unknown')}); register a version from logged files to serve it",
+                           details={"field": "version"})
+    return str(digest)
+
+
 def load_model(client: Client, project: str, ref: str, cache: Path | None = None) -> tuple[LoadedModel, dict[str, Any]]:
     """Load ``name@alias`` or ``name/3``: (the model, its version record)."""
     record = resolve(client, project, ModelRef.parse(ref))
-    return open_package(fetch_package(client, record["artifact_digest"], cache)), record
+    return open_package(fetch_package(client, held_digest(record), cache)), record

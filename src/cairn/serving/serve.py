@@ -25,7 +25,7 @@ from cairn.serving.app import ServeOptions, create_app
 from cairn.serving.flavours import LoadedModel
 from cairn.serving.inference_log import HttpRelay, NatsInferenceSink
 from cairn.serving.metrics import Metrics
-from cairn.serving.package import ModelRef, fetch_package, open_package, resolve
+from cairn.serving.package import ModelRef, fetch_package, held_digest, open_package, resolve
 from cairn.serving.runtime import Runtime
 from cairn.serving.sink import InferenceSink
 
@@ -43,7 +43,7 @@ class Source:
         if version in self.preloaded:
             return self.preloaded.pop(version)
         record = resolve(self.client, self.project, ModelRef(self.model, version=version))
-        return open_package(fetch_package(self.client, record["artifact_digest"], self.cache)), record
+        return open_package(fetch_package(self.client, held_digest(record), self.cache)), record
 
 
 async def follow_alias(runtime: Runtime, source: Source, alias: str, poll_s: float) -> None:

@@ -26,7 +26,8 @@ interface Model {
 interface Version {
   version: number;
   run_id: string | null;
-  artifact_digest: string;
+  artifact_digest: string | null; // null: registered through MLflow from a source Cairn does not hold
+  files_unavailable?: { source: string; reason: string } | null;
   description: string;
   created_at: string;
   created_by: string;
@@ -201,7 +202,9 @@ export function ModelPage({ project, model, session, navigate }: ModelProps) {
                   <td>{r ? <a href={routePath(r)} onClick={(e) => { e.preventDefault(); navigate(r); }}>{v.run_id}</a> : "none"}</td>
                   <td>{v.aliases.join(", ")}</td>
                   <td>{v.created_at} <span class="help">by {v.created_by}</span></td>
-                  <td><code title={v.artifact_digest}>{v.artifact_digest.slice(0, 12)}</code></td>
+                  <td>{v.artifact_digest
+                    ? <code title={v.artifact_digest}>{v.artifact_digest.slice(0, 12)}</code>
+                    : <span class="help" title={v.files_unavailable?.reason ?? ""}>no files: {v.files_unavailable?.source ?? "unknown source"}</span>}</td>
                   <td>{v.description}</td>
                 </tr>
               );
