@@ -45,6 +45,12 @@ NOT_APPLICABLE: dict[str, str] = {
         "asserts the run's artifact URI is file:// (the MLflow server's own disk as artifact root)",
     "test_logging_model_with_local_artifact_uri":
         "asserts the run's artifact URI is file:// (the MLflow server's own disk as artifact root)",
+    "test_create_model_version_with_path_source":
+        "registers the run's artifact URI with its file:// cut off, a local path only where the "
+        "artifact root is the MLflow server's own disk",
+    "test_create_get_search_experiment":
+        "asserts that a relative artifact_location resolves against the server process's working "
+        "directory, the test's own only for MLflow's in-process server",
     # test_mlflow_artifacts.py
     "test_mlflow_artifacts_rest_apis": "reads the uploaded files from the MLflow server's "
                                        "--artifacts-destination directory",
