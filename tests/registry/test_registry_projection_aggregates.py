@@ -27,6 +27,8 @@ APPENDED_ON = {
                                                "alias_set", "alias_removed")},
     "run.dataset_used": "dataset_use",  # the artifact store's
     "metric.summarized": "metrics",  # the metrics service's
+    **{f"logged_model.{v}": "logged_model" for v in ("created", "params_logged", "tags_set", "tag_deleted",
+                                                     "finalized", "deleted", "metrics_logged")},
 }
 
 

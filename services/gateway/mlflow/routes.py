@@ -16,6 +16,7 @@ from cairn.services.gateway.auth import Principal, authenticate_request
 from cairn.services.gateway.mlflow import (  # noqa: F401
     artifacts,
     experiments,
+    logged_model_artifacts,
     logged_models,
     metric_history,
     models,
@@ -115,7 +116,8 @@ async def _tracking(request: Request, project: str, path: str) -> Response:
         if principal_needs_project(call):
             await _ensure_project(call)
         call.require(handler.role)
-        return json_response(await handler.handler(call))
+        answer = await handler.handler(call)
+        return answer if isinstance(answer, Response) else json_response(answer)  # a file is a Response
     except CairnError as err:
         return mlflow_error_response(_explain(err, project))
 

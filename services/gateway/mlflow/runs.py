@@ -23,6 +23,11 @@ from cairn.services.gateway.mlflow.calls import (
 from cairn.services.gateway.mlflow.errors import invalid
 from cairn.services.gateway.mlflow.experiments import experiment_id_of
 from cairn.services.gateway.mlflow.identifiers import RUN_ID, TAG_KEY
+from cairn.services.gateway.mlflow.logged_model_links import (
+    link_models,
+    linked_models,
+    record_model_metrics,
+)
 from cairn.services.gateway.mlflow.search import translate_filter, translate_order_by
 
 STATUS_TO_MLFLOW = {"running": "RUNNING", "scheduled": "SCHEDULED", "finished": "FINISHED",
@@ -74,10 +79,12 @@ def run_json(call: Call, run: dict[str, Any], summaries: list[dict[str, Any]]) -
     hidden.sort()
     datasets = [json.loads(run["tags"][k]) for k in hidden if k.startswith(DATASET_TAG)]
     models = [{"model_id": k[len(LOGGED_MODEL_TAG):], "step": 0} for k in hidden if k.startswith(LOGGED_MODEL_TAG)]
+    model_inputs, model_outputs = linked_models(run["tags"])  # MLflow 3 logged models (logged_model_links.py)
+    models += model_outputs
     return {"info": info,
             "data": {"metrics": metrics, "params": [{"key": k, "value": v} for k, v in sorted(run["params"].items())],
                      "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())]},
-            "inputs": {"dataset_inputs": datasets},
+            "inputs": {"dataset_inputs": datasets, "model_inputs": model_inputs},
             "outputs": {"model_outputs": models}}
 
 
@@ -192,6 +199,7 @@ async def set_tags(call: Call, run_id: str, tags: dict[str, str]) -> None:
 async def log_metric(call: Call) -> dict[str, Any]:
     await log_metrics(call, _run_id(call), [{"key": call.arg("key", required=True), "value": call.args.get("value"),
                                              "timestamp": call.arg("timestamp"), "step": call.arg("step", 0)}])
+    await record_model_metrics(call, _run_id(call), [call.args])  # with a model_id: on the logged model too
     return {}
 
 
@@ -225,6 +233,7 @@ async def log_batch(call: Call) -> dict[str, Any]:
         await call.registry("POST", run_path(run_id, "/params"), body={"params": params})
     await set_tags(call, run_id, tags)
     await log_metrics(call, run_id, call.arg("metrics", []))
+    await record_model_metrics(call, run_id, call.arg("metrics", []))  # with a model_id: on the logged model too
     return {}
 
 
@@ -250,13 +259,16 @@ async def log_inputs(call: Call) -> dict[str, Any]:
             text = json.dumps(record)
         safe = "".join(c if c.isalnum() or c in "_-." else "_" for c in f"{name}.{digest}")[:200]
         await call.registry("PUT", tag_path(run_id, f"{DATASET_TAG}{safe}"), body={"value": text})
+    await link_models(call, run_id, call.arg("models", []), outputs=False)
     return {}
 
 
 @endpoint("POST", "runs/outputs", role="editor")
 async def log_outputs(call: Call) -> dict[str, Any]:
-    """Logged models are recorded on their run when created; nothing more to keep here."""
+    """Models kept on their run (older ids) are outputs already; MLflow 3's logged models are
+    linked here (logged_model_links.py)."""
     await load_run(call, _run_id(call))
+    await link_models(call, _run_id(call), call.arg("models", []), outputs=True)
     return {}
 
 
