@@ -86,7 +86,7 @@ def latest_metric(model: dict[str, Any], key: str, dataset: dict[str, Any] | Non
     return max(found, key=lambda m: (m["step"], m["timestamp"]))["value"] if found else None
 
 
-def _value_of(field: str) -> Callable[[dict[str, Any]], Any]:
+def _value_of(field: str, attributes: dict[str, str] = ATTRIBUTES) -> Callable[[dict[str, Any]], Any]:
     kind, _, key = field.partition(".")
     kind = kind.lower().rstrip("s")
     if key:
@@ -96,15 +96,16 @@ def _value_of(field: str) -> Callable[[dict[str, Any]], Any]:
         if kind == "param":
             return lambda m: m["params"].get(key)
         return lambda m: m["tags"].get(key)
-    attribute = ATTRIBUTES.get(field.lower())
+    attribute = attributes.get(field.lower())
     if attribute is None:
-        raise InvalidInput(f"cannot filter logged models by {field!r}: use one of {', '.join(sorted(ATTRIBUTES))}, "
+        raise InvalidInput(f"cannot filter by {field!r}: use one of {', '.join(sorted(attributes))}, "
                            "params.<key>, tags.<key> or metrics.<key>")
     return lambda m: m[attribute]
 
 
-def compile_filter(text: str | None) -> list[Predicate]:
-    """MLflow's logged-model filter as predicates over a model dict (all must hold)."""
+def compile_filter(text: str | None, attributes: dict[str, str] = ATTRIBUTES) -> list[Predicate]:
+    """MLflow's filter syntax as predicates over a model (or, with other ``attributes``, an
+    evaluation dataset) dict: all must hold."""
     predicates: list[Predicate] = []
     for clause in _split(text or ""):
         m = _CLAUSE.fullmatch(clause)
@@ -116,7 +117,7 @@ def compile_filter(text: str | None) -> list[Predicate]:
         if field.lower() == "status":
             want = [MLFLOW_STATUS.get(str(w).removeprefix("LOGGED_MODEL_"), str(w)) for w in want] \
                 if isinstance(want, list) else MLFLOW_STATUS.get(str(want).removeprefix("LOGGED_MODEL_"), want)
-        predicates.append(_predicate(_value_of(field), op, want))
+        predicates.append(_predicate(_value_of(field, attributes), op, want))
     return predicates
 
 

@@ -18,6 +18,7 @@ State = dict[str, Any] | None
 STATUSES = ("pending", "ready", "failed")
 MAX_VALUE = 8000
 MAX_METRICS = 1000
+BAD_NAME_CHARACTERS = ("/", ":", ".", "%", '"', "'", "\\")  # MLflow's, and a backslash
 
 
 def _values(items: dict[str, Any], what: str) -> dict[str, str]:
@@ -42,9 +43,10 @@ def create_logged_model(state: State, *, model_id: str, experiment_id: str, name
                         source_run_id: str | None, params: dict[str, Any], tags: dict[str, Any]) -> Decision:
     if state is not None:
         return None  # the same create again (a retried request with a client-made id)
-    if not name or len(name) > 256 or any(c in name for c in "/:\\") or not name.isprintable():
-        raise InvalidInput(f"logged model name {name!r} is not valid: use 1-256 printable characters "
-                           "without '/', ':' or '\\'", details={"field": "name"})
+    if not name or len(name) > 256 or any(c in name for c in BAD_NAME_CHARACTERS) or not name.isprintable():
+        raise InvalidInput(f"Invalid model name ({name!r}) provided. Model name must be a non-empty string of at "
+                           "most 256 printable characters and cannot contain the following characters: "
+                           f"{BAD_NAME_CHARACTERS}", details={"field": "name"})
     return "logged_model.created", {
         "experiment_id": experiment_id, "name": name, "model_type": model_type[:256],
         "source_run_id": source_run_id, "params": _values(params, "param"), "tags": _values(tags, "tag"),

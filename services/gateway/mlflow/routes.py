@@ -15,12 +15,14 @@ from cairn.services.gateway.auth import Principal, authenticate_request
 # Import the endpoint modules so that they register their handlers.
 from cairn.services.gateway.mlflow import (  # noqa: F401
     artifacts,
+    eval_datasets,
     experiments,
     logged_model_artifacts,
     logged_models,
     metric_history,
     models,
     runs,
+    scorers,
 )
 from cairn.services.gateway.mlflow.backend import Services
 from cairn.services.gateway.mlflow.calls import ENDPOINTS, Call, Endpoint, default_project
@@ -141,12 +143,16 @@ def _explain(err: CairnError, project: str) -> CairnError:
 
 @router.api_route("/api/2.0/mlflow/{path:path}", methods=METHODS)
 @router.api_route("/ajax-api/2.0/mlflow/{path:path}", methods=METHODS)
+@router.api_route("/api/3.0/mlflow/{path:path}", methods=METHODS)  # MLflow 3's endpoints share the table
+@router.api_route("/ajax-api/3.0/mlflow/{path:path}", methods=METHODS)
 async def tracking(path: str, request: Request) -> Response:
     return await _tracking(request, default_project(), path)
 
 
 @router.api_route("/mlflow/{project}/api/2.0/mlflow/{path:path}", methods=METHODS)
 @router.api_route("/mlflow/{project}/ajax-api/2.0/mlflow/{path:path}", methods=METHODS)
+@router.api_route("/mlflow/{project}/api/3.0/mlflow/{path:path}", methods=METHODS)
+@router.api_route("/mlflow/{project}/ajax-api/3.0/mlflow/{path:path}", methods=METHODS)
 async def tracking_in_project(project: str, path: str, request: Request) -> Response:
     return await _tracking(request, project, path)
 
