@@ -32,6 +32,9 @@ first = records([{"inputs": {"q": "a"}, "expectations": {"x": 1}}, {"inputs": {"
 second = records([{"inputs": {"q": "a"}, "expectations": {"y": 2}, "tags": {"t": "1"}}, {"inputs": {"q": "c"}}])
 rows = json.loads(requests.get(f"{uri}/api/3.0/mlflow/datasets/{one.dataset_id}/records", headers=headers).json()["records"])
 bad = requests.post(f"{uri}/api/3.0/mlflow/datasets/not-an-id/records", headers=headers, json={"records": "[]"})
+exp2_names = names(client.search_datasets(experiment_ids=[exp2]))
+by_tag = names(client.search_datasets(filter_string="tags.team = 'ml'"))
+ordered = [d.name for d in client.search_datasets(order_by=["name DESC"]) if d.name.startswith("gd_")]
 client.delete_dataset(two.dataset_id)
 try:
     client.get_dataset(two.dataset_id)
@@ -41,9 +44,7 @@ except MlflowException as err:
 print(json.dumps({
     "tags": {k: v for k, v in got.tags.items() if not k.startswith("mlflow.")},
     "experiments": [got.experiment_ids == [exp1], sorted(two.experiment_ids) == sorted([exp1, exp2])],
-    "exp2": names(client.search_datasets(experiment_ids=[exp2])),
-    "by_tag": names(client.search_datasets(filter_string="tags.team = 'ml'")),
-    "ordered": [d.name for d in client.search_datasets(order_by=["name DESC"]) if d.name.startswith("gd_")],
+    "exp2": exp2_names, "by_tag": by_tag, "ordered": ordered,
     "first": first, "second": second,
     "rows": {r["inputs"]["q"]: [r["expectations"], r["tags"]] for r in rows},
     "bad": [bad.status_code, bad.json()["error_code"]], "gone": gone,
