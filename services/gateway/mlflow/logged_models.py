@@ -77,11 +77,15 @@ async def load(call: Call, model_id: str) -> dict[str, Any]:
 
 @endpoint("POST", "logged-models", role="editor")
 async def create(call: Call) -> dict[str, Any]:
-    experiment_id = await experiment_id_of(call, call.arg("experiment_id", required=True))
+    run_id = call.arg("source_run_id")
+    if call.arg("experiment_id") is None and await source_run_held(call, run_id):
+        # older clients (and Cairn's own callers) name only the run: the model goes to its experiment
+        experiment_id = (await call.registry("GET", f"/runs/{escape(str(run_id))}"))["experiment_id"]
+    else:
+        experiment_id = await experiment_id_of(call, call.arg("experiment_id", required=True))
     name = call.arg("name")
     if name is not None and not isinstance(name, str):
         raise invalid(f"Invalid value {name!r} for parameter 'name' supplied: a string is expected")
-    run_id = call.arg("source_run_id")
     body = {"experiment_id": experiment_id, "name": name, "model_type": str(call.arg("model_type", "")),
             "source_run_id": None if run_id is None else str(run_id),
             "params": key_values(call.arg("params", []), "param"), "tags": key_values(call.arg("tags", []), "tag")}
