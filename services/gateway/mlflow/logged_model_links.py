@@ -6,6 +6,7 @@ run's JSON turns back into ``inputs.model_inputs`` and ``outputs.model_outputs``
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from cairn.services.gateway.mlflow.calls import HIDDEN_TAG_PREFIX, Call
@@ -30,7 +31,7 @@ async def record_model_metrics(call: Call, run_id: str, metrics: list[dict[str, 
         if metric.get("model_id"):
             per_model.setdefault(_model_id(metric["model_id"]), []).append({
                 "key": str(metric["key"]), "value": metric["value"], "run_id": run_id,
-                "timestamp": int(metric.get("timestamp") or 0), "step": int(metric.get("step") or 0),
+                "timestamp": int(metric.get("timestamp") or time.time() * 1000), "step": int(metric.get("step") or 0),
                 "dataset_name": metric.get("dataset_name") or None,
                 "dataset_digest": metric.get("dataset_digest") or None})
     for model_id, points in per_model.items():
