@@ -15,7 +15,7 @@ from cairn.services.gateway.mlflow.errors import not_found
 from cairn.services.gateway.mlflow.identifiers import check_relative, escape
 from cairn.services.gateway.mlflow.logged_models import (
     artifact_uri,
-    load,
+    load_record,
     model_path,
     source_run_held,
 )
@@ -25,7 +25,7 @@ async def _files(call: Call) -> tuple[dict[str, Any], dict[str, dict[str, Any]],
     """(model, its files by path relative to its artifact root, that root)."""
     model_id = str(call.args["id"])
     model_path(model_id)
-    model = await load(call, model_id)
+    model = await load_record(call, model_id)
     held = await source_run_held(call, model.get("source_run_id"))
     if not held:
         return model, await run_files(call, model_id), artifact_uri(call, model, held)

@@ -71,8 +71,22 @@ async def _answer(call: Call, model: dict[str, Any]) -> dict[str, Any]:
     return {"model": model_json(call, model, await source_run_held(call, model.get("source_run_id")))}
 
 
-async def load(call: Call, model_id: str) -> dict[str, Any]:
+async def load_record(call: Call, model_id: str) -> dict[str, Any]:
+    """The registry's record of a logged model (``m-<32 hex>``)."""
     return await call.registry("GET", model_path(model_id))  # type: ignore[no-any-return]
+
+
+async def load(call: Call, model_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(record, owner) of a logged model as models.py reads it, the shape it had when every logged
+    model lived on a run: ``owner["id"]`` holds the files (the source run, or for a model without
+    one the model's own id in the artifact store) and ``record["name"]`` is their folder there
+    (empty: the root of the model's own files)."""
+    if is_legacy(model_id):
+        return await on_runs.load(call, model_id)
+    model = await load_record(call, model_id)
+    if await source_run_held(call, model.get("source_run_id")):
+        return model, await call.registry("GET", f"/runs/{escape(model['source_run_id'])}")
+    return {**model, "name": ""}, {"id": model["id"]}
 
 
 @endpoint("POST", "logged-models", role="editor")
@@ -97,7 +111,7 @@ async def get(call: Call) -> dict[str, Any]:
     model_id = str(call.args["id"])
     if is_legacy(model_id):
         return await on_runs.get(call)
-    return await _answer(call, await load(call, model_id))
+    return await _answer(call, await load_record(call, model_id))
 
 
 @endpoint("PATCH", "logged-models/{id}", role="editor")
