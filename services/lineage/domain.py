@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,9 +22,10 @@ from cairn.kernel.envelope import Event, embedded_record
 # Node kinds and edge types (docs/lineage.md has the table).
 NODE_KINDS = ("dataset", "dataset_version", "blob", "run", "model", "model_version", "alias", "commit",
               "environment", "job", "sweep", "deployment", "profile",
-              "pipeline_run", "trace")  # new kinds go last: codes are stored
+              "pipeline_run", "trace", "logged_model")  # new kinds go last: codes are stored
 USED = "used"                # dataset_version -> run, dataset_version -> job: the run read it
-PRODUCED = "produced"        # run -> blob (a logged artifact), run -> model_version (registered from it), run -> trace
+PRODUCED = "produced"        # run -> blob (a logged artifact), run -> model_version (registered from it),
+#                              run -> trace, run -> logged_model (its source run), logged_model -> blob (its own files)
 CONTENT_OF = "content_of"    # blob -> dataset_version / model_version: the version's bytes (manifest)
 VERSION_OF = "version_of"    # dataset_version -> dataset, model_version -> model (not walked)
 PROMOTED_TO = "promoted_to"  # model_version -> alias, while the alias points at it
@@ -104,6 +106,8 @@ class EventMapping:
 
 
 MAPPING = EventMapping()
+_LOGGED_MODEL_ID = re.compile(r"m-[0-9a-f]{32}")
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 maps = MAPPING.maps
 
 
@@ -128,6 +132,11 @@ def run(project: str, run_id: str, title: str | None = None) -> NodeSpec:
 
 def model(project: str, model_id: str, name: str | None = None) -> NodeSpec:
     return NodeSpec(f"model:{project}/{model_id}", "model", project, name or model_id)
+
+
+def logged_model(project: str, model_id: str, name: str | None = None) -> NodeSpec:
+    """An MLflow 3 logged model (the registry's ``logged_model`` record, id ``m-<32 hex>``)."""
+    return NodeSpec(f"logged_model:{project}/{model_id}", "logged_model", project, model_id, title=name)
 
 
 def model_version(project: str, model_id: str, version: int) -> NodeSpec:
@@ -188,8 +197,10 @@ def _dataset_used(g: GraphChanges, e: Event) -> None:
 def _artifact_logged(g: GraphChanges, e: Event) -> None:
     # A run's output is linked by content: a dataset version or model version whose manifest or
     # file has this digest is downstream of the run through the blob (a derived dataset).
-    g.edge(g.node(run(e.project, e.aggregate_id), e), g.node(blob(e.data["digest"]), e), PRODUCED, e,
-           label=e.data["name"])
+    # A logged model without a run keeps its files under its own id (an MLflow 3 logged model).
+    owner = logged_model(e.project, e.aggregate_id) if _LOGGED_MODEL_ID.fullmatch(e.aggregate_id) \
+        else run(e.project, e.aggregate_id)
+    g.edge(g.node(owner, e), g.node(blob(e.data["digest"]), e), PRODUCED, e, label=e.data["name"])
 
 
 # --- registry events -----------------------------------------------------------------------------
@@ -207,6 +218,15 @@ def _run_created(g: GraphChanges, e: Event) -> None:
 def _run_status(g: GraphChanges, e: Event) -> None:
     status = e.data.get("status") or ("running" if e.type == "run.started" else "finished")
     g.set_status(g.node(run(e.project, e.aggregate_id), e), status, e)
+
+
+@maps("logged_model.created")
+def _logged_model_created(g: GraphChanges, e: Event) -> None:
+    # MLflow accepts any source_run_id; only a run id (32 hex) names a run that can be in the graph
+    nid = g.node(logged_model(e.project, e.aggregate_id, e.data["name"]), e)
+    source = e.data.get("source_run_id")
+    if source and _RUN_ID.fullmatch(source):
+        g.edge(g.node(run(e.project, source), e), nid, PRODUCED, e)
 
 
 @maps("model.created")

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from cairn.kernel.errors import InvalidInput
 from cairn.kernel.ids import PROJECT_NAME, anchored
 
-KINDS = ("dataset", "run", "model", "blob", "commit", "environment", "job", "sweep", "deployment", "pipeline_run", "trace")
+KINDS = ("dataset", "run", "model", "blob", "commit", "environment", "job", "sweep", "deployment", "pipeline_run",
+         "trace", "logged_model")
 GLOBAL_KINDS = ("blob", "commit", "environment")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
 REF_RE = anchored(rf"(?P<kind>[a-z_]+):(?:(?P<project>{PROJECT_NAME})/)?(?P<name>{_NAME})"

@@ -8,6 +8,8 @@ from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.service_commands import CommandServer
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.registry.api import router
+from cairn.services.registry.api_genai import router as genai_router
+from cairn.services.registry.api_logged_models import router as logged_models_router
 from cairn.services.registry.api_model_extras import router as model_extras_router
 from cairn.services.registry.api_run_record import router as run_record_router
 from cairn.services.registry.api_run_start import router as run_start_router
@@ -35,7 +37,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: RegistryStore(s.data_dir / "registry" / "registry.sqlite3"),
         handler=projection(),
-        routers=[run_start_router, model_extras_router, router, run_record_router],
+        routers=[run_start_router, model_extras_router, router, run_record_router, logged_models_router, genai_router],
         description="Projects, experiments, runs, models, model versions and aliases.",
         projection_aggregates=AGGREGATES,
         on_start=[serve_nats_commands],

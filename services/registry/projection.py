@@ -8,8 +8,13 @@ import sqlite3
 from cairn.kernel.envelope import Event, embedded_record, subject_for
 from cairn.kernel.store import EventHandlers, SnapshotProjection
 from cairn.services.registry.domain import EVOLVERS, evolve_model
+from cairn.services.registry.eval_dataset_view import EVAL_DATASET_HANDLERS
+from cairn.services.registry.eval_datasets import evolve_eval_dataset
+from cairn.services.registry.logged_model_view import LOGGED_MODEL_HANDLERS
+from cairn.services.registry.logged_models import evolve_logged_model
 from cairn.services.registry.run_metrics import METRIC_HANDLERS
 from cairn.services.registry.run_record_view import RECORD_HANDLERS
+from cairn.services.registry.scorers import SCORER_HANDLERS, evolve_scorer
 
 HANDLERS = EventHandlers()
 handles = HANDLERS.handles
@@ -18,9 +23,9 @@ handles = HANDLERS.handles
 # project (project.*, experiment.*; model.* in logs written before models had their own subjects),
 # run (run.* but run.artifact_logged, which is the artifact store's artifact_set), model (model.*,
 # model_version.*), dataset_use (the artifact store's run.dataset_used, which the registry
-# serves as a run's datasets) and metrics (the metrics service's metric.summarized, which run
-# search and the run diff read: run_metrics.py).
-AGGREGATES = ("project", "run", "model", "dataset_use", "metrics")
+# serves as a run's datasets), metrics (the metrics service's metric.summarized, which run
+# search and the run diff read: run_metrics.py) and MLflow 3's records: logged_model, eval_dataset and scorer.
+AGGREGATES = ("project", "run", "model", "dataset_use", "metrics", "logged_model", "eval_dataset", "scorer")
 
 
 class RegistryProjection(SnapshotProjection):
@@ -39,7 +44,8 @@ class RegistryProjection(SnapshotProjection):
 
 def projection() -> RegistryProjection:
     """A fresh entry point for one service instance (its batch cache is its own)."""
-    return RegistryProjection(EVOLVERS, HANDLERS)
+    return RegistryProjection(EVOLVERS | {"logged_model": evolve_logged_model, "eval_dataset": evolve_eval_dataset,
+                                          "scorer": evolve_scorer}, HANDLERS)
 
 
 # --- projects and experiments ------------------------------------------------------------------
@@ -290,3 +296,6 @@ def _alias_changed(conn: sqlite3.Connection, e: Event) -> None:
 
 HANDLERS.update(RECORD_HANDLERS)  # reproducibility records and dataset uses (run_record_view.py)
 HANDLERS.update(METRIC_HANDLERS)  # runs' metric summaries (run_metrics.py)
+HANDLERS.update(LOGGED_MODEL_HANDLERS)  # MLflow 3's logged models (logged_model_view.py)
+HANDLERS.update(EVAL_DATASET_HANDLERS)  # MLflow 3's evaluation datasets (eval_dataset_view.py)
+HANDLERS.update(SCORER_HANDLERS)  # MLflow 3's scorers (scorers.py)

@@ -10,8 +10,11 @@ from cairn.kernel.envelope import subject_for
 from cairn.kernel.errors import NotFound
 from cairn.kernel.store import SqliteStore, load_state, save_state
 from cairn.services.registry.domain import ModelNames
+from cairn.services.registry.eval_dataset_view import EVAL_DATASET_SCHEMA
+from cairn.services.registry.logged_model_view import LOGGED_MODEL_SCHEMA
 from cairn.services.registry.run_metrics import RUN_METRICS_SCHEMA
 from cairn.services.registry.run_record_view import RECORD_SCHEMA
+from cairn.services.registry.scorers import SCORER_SCHEMA
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -75,7 +78,8 @@ class RegistryStore(SqliteStore):
     """The registry's read model."""
 
     def __init__(self, path: str | Path) -> None:
-        super().__init__(path, SCHEMA + RECORD_SCHEMA + RUN_METRICS_SCHEMA)
+        super().__init__(path, SCHEMA + RECORD_SCHEMA + RUN_METRICS_SCHEMA + LOGGED_MODEL_SCHEMA
+                         + EVAL_DATASET_SCHEMA + SCORER_SCHEMA)
         self._give_models_their_state()
 
     def _give_models_their_state(self) -> None:

@@ -28,6 +28,11 @@ APPENDED_ON = {
                                                "tag_deleted")},
     "run.dataset_used": "dataset_use",  # the artifact store's
     "metric.summarized": "metrics",  # the metrics service's
+    **{f"logged_model.{v}": "logged_model" for v in ("created", "params_logged", "tags_set", "tag_deleted",
+                                                     "finalized", "deleted", "metrics_logged")},
+    **{f"eval_dataset.{v}": "eval_dataset" for v in ("created", "tags_set", "tag_deleted", "deleted",
+                                                     "records_upserted")},
+    **{f"scorer.{v}": "scorer" for v in ("registered", "deleted")},
 }
 
 

@@ -109,6 +109,7 @@ async def upload(call: Call, run_id: str, rel: str, request: Request) -> dict[st
 
 
 _KNOWN_RUNS: OrderedDict[tuple[str, str], None] = OrderedDict()
+_LOGGED_MODEL = re.compile(r"m-[0-9a-f]{32}")
 
 
 async def _check_run(call: Call, run_id: str) -> None:
@@ -117,7 +118,10 @@ async def _check_run(call: Call, run_id: str) -> None:
     key = (call.project, run_id)
     if key in _KNOWN_RUNS or run_id == ROOT_SET:
         return
-    await call.registry("GET", f"/runs/{RUN_ID.segment(run_id, 'run_id')}")
+    if _LOGGED_MODEL.fullmatch(run_id):  # an MLflow 3 logged model without a run keeps its files under its id
+        await call.registry("GET", f"/logged-models/{run_id}")
+    else:
+        await call.registry("GET", f"/runs/{RUN_ID.segment(run_id, 'run_id')}")
     _KNOWN_RUNS[key] = None
     if len(_KNOWN_RUNS) > 10_000:
         _KNOWN_RUNS.popitem(last=False)

@@ -1,153 +1,191 @@
-"""MLflow 3 logged models, kept on their source run: the record is a hidden run tag and the
-files are the run's artifacts under the model's name, the layout MLflow 2 used
-(``runs:/<run>/<name>``). A logged model therefore needs a run (``mlflow.<flavor>.log_model``
-inside ``mlflow.start_run`` or with autolog, the usual case). Ids are ``m-<run id>-<8 hex>``."""
+"""MLflow 3 logged models, each a record of its own in the registry (``logged_model.*`` events):
+an experiment, a name, a type, an optional source run, params, tags, status and the metrics runs
+logged for it. A model whose source run is in the project keeps its files under that run's
+artifacts (``runs:/<run>/<name>``, the MLflow 2 layout, so older clients find them); one without a
+run gets an artifact location of its own (``mlflow-artifacts:/<project>/<model id>/artifacts``),
+whose files the artifact store keeps content-addressed under the model's id.
+
+Models logged before they had their own record (ids ``m-<run id>-<8 hex>``, kept as hidden tags on
+their run) are still served, by logged_models_on_runs.py."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import time
-from collections.abc import Callable
 from typing import Any
 
-from cairn.services.gateway.mlflow.calls import Call, endpoint, key_values
-from cairn.services.gateway.mlflow.errors import invalid, not_found
+from cairn.services.gateway.mlflow import logged_models_on_runs as on_runs
+from cairn.services.gateway.mlflow.calls import Call, endpoint, key_values, millis
+from cairn.services.gateway.mlflow.errors import MlflowError, ServiceError, invalid, not_found
 from cairn.services.gateway.mlflow.experiments import experiment_id_of
-from cairn.services.gateway.mlflow.identifiers import LOGGED_MODEL_ID, escape
-from cairn.services.gateway.mlflow.runs import LOGGED_MODEL_TAG, load_run, tag_path
+from cairn.services.gateway.mlflow.identifiers import escape
 
-STATUSES = {"LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"}
+MODEL_ID = re.compile(r"m-[0-9a-f]{32}")
+TO_MLFLOW = {"pending": "LOGGED_MODEL_PENDING", "ready": "LOGGED_MODEL_READY", "failed": "LOGGED_MODEL_UPLOAD_FAILED"}
+FROM_MLFLOW = {v: k for k, v in TO_MLFLOW.items()} | {"PENDING": "pending", "READY": "ready",
+                                                        "FAILED": "failed", "UPLOAD_FAILED": "failed"}
 
 
-def run_of(model_id: str) -> str:
-    """The run a logged model id (``m-<run id>-<8 hex>``, checked) belongs to."""
-    return LOGGED_MODEL_ID.check(model_id, "model_id")[2:34]
+def model_path(model_id: str, rest: str = "") -> str:
+    """``/logged-models/<id><rest>`` with the id checked (a bad one is a 404, as MLflow answers)."""
+    if not MODEL_ID.fullmatch(model_id):
+        raise not_found(f"Logged model with ID '{model_id}' not found.")
+    return f"/logged-models/{model_id}{rest}"
+
+
+def is_legacy(model_id: str) -> bool:
+    return on_runs.LOGGED_MODEL_ID.pattern.fullmatch(model_id) is not None
+
+
+async def source_run_held(call: Call, run_id: str | None) -> bool:
+    if not run_id or not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", run_id):
+        return False
+    try:
+        await call.registry("GET", f"/runs/{escape(run_id)}")
+    except ServiceError as err:
+        if err.status == 404:
+            return False
+        raise
+    return True
+
+
+def artifact_uri(call: Call, model: dict[str, Any], run_held: bool) -> str:
+    if run_held:
+        return f"{call.artifact_root(model['source_run_id'])}/{model['name']}"
+    return call.artifact_root(model["id"])
+
+
+def model_json(call: Call, model: dict[str, Any], run_held: bool) -> dict[str, Any]:
+    info = {"model_id": model["id"], "experiment_id": model["experiment_id"], "name": model["name"],
+            "artifact_uri": artifact_uri(call, model, run_held), "status": TO_MLFLOW[model["status"]],
+            "creation_timestamp_ms": millis(model["created_at"]),
+            "last_updated_timestamp_ms": millis(model["updated_at"]), "model_type": model["model_type"],
+            "tags": [{"key": k, "value": v} for k, v in sorted(model["tags"].items())]}
+    if model.get("source_run_id"):
+        info["source_run_id"] = model["source_run_id"]
+    metrics = [{k: v for k, v in {**m, "model_id": model["id"]}.items() if v is not None} for m in model["metrics"]]
+    return {"info": info, "data": {"params": [{"key": k, "value": v} for k, v in sorted(model["params"].items())],
+                                   "metrics": metrics}}
+
+
+async def _answer(call: Call, model: dict[str, Any]) -> dict[str, Any]:
+    return {"model": model_json(call, model, await source_run_held(call, model.get("source_run_id")))}
+
+
+async def load_record(call: Call, model_id: str) -> dict[str, Any]:
+    """The registry's record of a logged model (``m-<32 hex>``)."""
+    return await call.registry("GET", model_path(model_id))  # type: ignore[no-any-return]
 
 
 async def load(call: Call, model_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(record, run) of a logged model."""
-    run = await call.registry("GET", f"/runs/{escape(run_of(model_id))}")
-    raw = run["tags"].get(LOGGED_MODEL_TAG + model_id)
-    if raw is None:
-        raise not_found(f"Logged model with ID '{model_id}' not found")
-    return json.loads(raw), run
-
-
-async def save(call: Call, model_id: str, record: dict[str, Any]) -> None:
-    record["last_updated_timestamp_ms"] = int(time.time() * 1000)
-    text = json.dumps(record, sort_keys=True)
-    if len(text) > 8000:
-        raise invalid("the logged model's params and tags are too large for Cairn (8,000 characters in all)")
-    await call.registry("PUT", tag_path(run_of(model_id), f"{LOGGED_MODEL_TAG}{model_id}"), body={"value": text})
-
-
-def model_json(call: Call, model_id: str, record: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    info = {"model_id": model_id, "experiment_id": run["experiment_id"], "name": record["name"],
-            "artifact_uri": f"{call.artifact_root(run['id'])}/{record['name']}",
-            "status": record["status"], "creation_timestamp_ms": record["creation_timestamp_ms"],
-            "last_updated_timestamp_ms": record["last_updated_timestamp_ms"],
-            "source_run_id": run["id"], "model_type": record.get("model_type", ""),
-            "tags": [{"key": k, "value": v} for k, v in sorted(record["tags"].items())]}
-    return {"info": info, "data": {"params": [{"key": k, "value": v} for k, v in sorted(record["params"].items())],
-                                   "metrics": []}}
+    """(record, owner) of a logged model as models.py reads it, the shape it had when every logged
+    model lived on a run: ``owner["id"]`` holds the files (the source run, or for a model without
+    one the model's own id in the artifact store) and ``record["name"]`` is their folder there
+    (empty: the root of the model's own files)."""
+    if is_legacy(model_id):
+        return await on_runs.load(call, model_id)
+    model = await load_record(call, model_id)
+    if await source_run_held(call, model.get("source_run_id")):
+        return model, await call.registry("GET", f"/runs/{escape(model['source_run_id'])}")
+    return {**model, "name": ""}, {"id": model["id"]}
 
 
 @endpoint("POST", "logged-models", role="editor")
 async def create(call: Call) -> dict[str, Any]:
     run_id = call.arg("source_run_id")
-    if not run_id:
-        raise invalid("Cairn keeps logged models on a run: log the model inside mlflow.start_run() "
-                      "(source_run_id is required)")
-    run = await load_run(call, run_id, parameter="source_run_id")  # checks the id, which the model id embeds
-    if call.arg("experiment_id") is not None and await experiment_id_of(call, call.arg("experiment_id")) != run["experiment_id"]:
-        raise invalid(f"run {run_id!r} is not in experiment {call.arg('experiment_id')!r}")
-    name = str(call.arg("name") or "model")
-    model_id = f"m-{run_id}-{os.urandom(4).hex()}"
-    now = int(time.time() * 1000)
-    record = {"name": name, "model_type": str(call.arg("model_type", "")), "status": "LOGGED_MODEL_PENDING",
-              "creation_timestamp_ms": now, "tags": key_values(call.arg("tags", []), "tag"),
-              "params": key_values(call.arg("params", []), "param")}
-    await save(call, model_id, record)
-    return {"model": model_json(call, model_id, record, run)}
+    if call.arg("experiment_id") is None and await source_run_held(call, run_id):
+        # older clients (and Cairn's own callers) name only the run: the model goes to its experiment
+        experiment_id = (await call.registry("GET", f"/runs/{escape(str(run_id))}"))["experiment_id"]
+    else:
+        experiment_id = await experiment_id_of(call, call.arg("experiment_id", required=True))
+    name = call.arg("name")
+    if name is not None and not isinstance(name, str):
+        raise invalid(f"Invalid value {name!r} for parameter 'name' supplied: a string is expected")
+    body = {"experiment_id": experiment_id, "name": name, "model_type": str(call.arg("model_type", "")),
+            "source_run_id": None if run_id is None else str(run_id),
+            "params": key_values(call.arg("params", []), "param"), "tags": key_values(call.arg("tags", []), "tag")}
+    return await _answer(call, await call.registry("POST", "/logged-models", body=body))
 
 
 @endpoint("GET", "logged-models/{id}")
 async def get(call: Call) -> dict[str, Any]:
     model_id = str(call.args["id"])
-    record, run = await load(call, model_id)
-    if record["status"] == "deleted":
-        raise not_found(f"Logged model with ID '{model_id}' not found")
-    return {"model": model_json(call, model_id, record, run)}
+    if is_legacy(model_id):
+        return await on_runs.get(call)
+    return await _answer(call, await load_record(call, model_id))
 
 
 @endpoint("PATCH", "logged-models/{id}", role="editor")
 async def finalize(call: Call) -> dict[str, Any]:
     model_id = str(call.args["id"])
-    record, run = await load(call, model_id)
+    if is_legacy(model_id):
+        return await on_runs.finalize(call)
     status = str(call.arg("status", required=True))
-    if status not in STATUSES:
-        raise invalid(f"status must be one of {sorted(STATUSES)}")
-    record["status"] = status
-    await save(call, model_id, record)
-    return {"model": model_json(call, model_id, record, run)}
-
-
-async def _edit(call: Call, change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
-    """Load the logged model named in the path, apply ``change`` to its record, save it."""
-    model_id = str(call.args["id"])
-    record, _ = await load(call, model_id)
-    change(record)
-    await save(call, model_id, record)
-    return {}
+    if status not in FROM_MLFLOW:
+        raise invalid(f"status must be one of {sorted(TO_MLFLOW.values())}")
+    return await _answer(call, await call.registry("POST", model_path(model_id, "/finalize"),
+                                                   body={"status": FROM_MLFLOW[status]}))
 
 
 @endpoint("PATCH", "logged-models/{id}/tags", role="editor")
 async def set_tags(call: Call) -> dict[str, Any]:
-    return await _edit(call, lambda record: record["tags"].update(key_values(call.arg("tags", []), "tag")))
+    model_id = str(call.args["id"])
+    if is_legacy(model_id):
+        return await on_runs.set_tags(call)
+    await call.registry("PATCH", model_path(model_id, "/tags"), body={"tags": key_values(call.arg("tags", []), "tag")})
+    return {}
 
 
 @endpoint("DELETE", "logged-models/{id}/tags/{key}", role="admin")  # deletions: admin, as on the services
 async def delete_tag(call: Call) -> dict[str, Any]:
-    return await _edit(call, lambda record: record["tags"].pop(str(call.args["key"]), None))
+    model_id = str(call.args["id"])
+    if is_legacy(model_id):
+        return await on_runs.delete_tag(call)
+    try:
+        await call.registry("DELETE", model_path(model_id, f"/tags/{escape(str(call.args['key']))}"))
+    except ServiceError as err:
+        if err.status == 404 and err.message.startswith("No tag with key"):
+            raise MlflowError("RESOURCE_DOES_NOT_EXIST", err.message, 404) from None
+        raise
+    return {}
 
 
 @endpoint("POST", "logged-models/{id}/params", role="editor")
 async def log_params(call: Call) -> dict[str, Any]:
-    return await _edit(call, lambda record: record["params"].update(key_values(call.arg("params", []), "param")))
+    model_id = str(call.args["id"])
+    if is_legacy(model_id):
+        return await on_runs.log_params(call)
+    await call.registry("POST", model_path(model_id, "/params"),
+                        body={"params": key_values(call.arg("params", []), "param")})
+    return {}
 
 
 @endpoint("DELETE", "logged-models/{id}", role="admin")
 async def delete(call: Call) -> dict[str, Any]:
     model_id = str(call.args["id"])
-    record, _ = await load(call, model_id)
-    record["status"] = "deleted"
-    await save(call, model_id, record)
+    if is_legacy(model_id):
+        return await on_runs.delete(call)
+    await call.registry("DELETE", model_path(model_id))
     return {}
-
-
-_NAME_FILTER = re.compile(r"^\s*name\s*=\s*'(?P<name>[^']*)'\s*$")
 
 
 @endpoint("POST", "logged-models/search")
 async def search(call: Call) -> dict[str, Any]:
-    """Logged models of the runs in the given experiments; the filter may be ``name = '<name>'``."""
-    text = call.arg("filter")
-    wanted = None
-    if text:
-        m = _NAME_FILTER.match(str(text))
-        if m is None:
-            raise invalid("Cairn searches logged models by name only: filter_string=\"name = '<name>'\"")
-        wanted = m["name"]
+    """MLflow's filter syntax, datasets, order_by and pages; models kept on runs (older ids) follow
+    on the first page when no filter beyond a name is given."""
     experiment_ids = [await experiment_id_of(call, e) for e in call.list_arg("experiment_ids")]
-    found = await call.registry("POST", "/runs/search", body={"experiment_ids": experiment_ids or None,
-                                                              "page_size": 1000})
-    models = []
-    for run in found["runs"]:
-        for key, raw in run["tags"].items():
-            if key.startswith(LOGGED_MODEL_TAG):
-                record = json.loads(raw)
-                if record["status"] != "deleted" and (wanted is None or record["name"] == wanted):
-                    models.append(model_json(call, key[len(LOGGED_MODEL_TAG):], record, run))
-    return {"models": models}
+    if not experiment_ids:
+        raise invalid("Missing value for required parameter 'experiment_ids'. "
+                      "See the API docs for more information about request parameters.")
+    max_results = call.int_arg("max_results", 100) or 100
+    if not 1 <= max_results <= 1000:
+        raise invalid(f"Invalid value {max_results} for parameter 'max_results': it must be between 1 and 1000")
+    body = {"experiment_ids": experiment_ids, "filter": call.arg("filter"), "datasets": call.arg("datasets"),
+            "order_by": call.arg("order_by"), "page_size": max_results, "page_token": call.arg("page_token")}
+    found = await call.registry("POST", "/logged-models/search", body=body)
+    held = {run_id: await source_run_held(call, run_id) for run_id in {m.get("source_run_id") for m in found["models"]}}
+    out: dict[str, Any] = {"models": [model_json(call, m, held[m.get("source_run_id")]) for m in found["models"]]}
+    if found.get("next_page_token"):
+        out["next_page_token"] = found["next_page_token"]
+    elif not call.arg("page_token") and not call.arg("datasets") and on_runs.simple_filter(call.arg("filter")):
+        out["models"] += (await on_runs.search(call))["models"]
+    return out

@@ -15,11 +15,14 @@ from cairn.services.gateway.auth import Principal, authenticate_request
 # Import the endpoint modules so that they register their handlers.
 from cairn.services.gateway.mlflow import (  # noqa: F401
     artifacts,
+    eval_datasets,
     experiments,
+    logged_model_artifacts,
     logged_models,
     metric_history,
     models,
     runs,
+    scorers,
     traces,
     tracking_ui,
 )
@@ -119,7 +122,8 @@ async def _tracking(request: Request, project: str, path: str) -> Response:
         if principal_needs_project(call):
             await _ensure_project(call)
         call.require(handler.role)
-        return json_response(await handler.handler(call))
+        answer = await handler.handler(call)
+        return answer if isinstance(answer, Response) else json_response(answer)  # a file is a Response
     except CairnError as err:
         return mlflow_error_response(_explain(err, project))
 
@@ -143,6 +147,8 @@ def _explain(err: CairnError, project: str) -> CairnError:
 
 @router.api_route("/api/2.0/mlflow/{path:path}", methods=METHODS)
 @router.api_route("/ajax-api/2.0/mlflow/{path:path}", methods=METHODS)
+@router.api_route("/api/3.0/mlflow/{path:path}", methods=METHODS)  # MLflow 3's endpoints share the table
+@router.api_route("/ajax-api/3.0/mlflow/{path:path}", methods=METHODS)
 async def tracking(path: str, request: Request) -> Response:
     return await _tracking(request, default_project(), path)
 
@@ -163,6 +169,8 @@ async def tracking_v3_in_project(project: str, path: str, request: Request) -> R
 
 @router.api_route("/mlflow/{project}/api/2.0/mlflow/{path:path}", methods=METHODS)
 @router.api_route("/mlflow/{project}/ajax-api/2.0/mlflow/{path:path}", methods=METHODS)
+@router.api_route("/mlflow/{project}/api/3.0/mlflow/{path:path}", methods=METHODS)
+@router.api_route("/mlflow/{project}/ajax-api/3.0/mlflow/{path:path}", methods=METHODS)
 async def tracking_in_project(project: str, path: str, request: Request) -> Response:
     return await _tracking(request, project, path)
 

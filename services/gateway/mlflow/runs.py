@@ -32,6 +32,11 @@ from cairn.services.gateway.mlflow.experiments import (
     public_experiment_id,
 )
 from cairn.services.gateway.mlflow.identifiers import RUN_ID, TAG_KEY
+from cairn.services.gateway.mlflow.logged_model_links import (
+    link_models,
+    linked_models,
+    record_model_metrics,
+)
 from cairn.services.gateway.mlflow.search import (
     START_TIME_ORDER,
     START_TIME_TAG,
@@ -53,7 +58,6 @@ STATUS_TO_MLFLOW = {"running": "RUNNING", "scheduled": "SCHEDULED", "finished": 
                     "failed": "FAILED", "killed": "KILLED"}
 LOGGED_MODEL_TAG = f"{HIDDEN_TAG_PREFIX}logged_model."
 DATASET_TAG = f"{HIDDEN_TAG_PREFIX}dataset."
-MODEL_INPUT_TAG = f"{HIDDEN_TAG_PREFIX}model_input."
 END_TIME_TAG = f"{HIDDEN_TAG_PREFIX}end_time"
 USER_TAG = "mlflow.user"
 METRIC_SCHEMA = metric_batch_schema()
@@ -101,7 +105,8 @@ def run_json(call: Call, run: dict[str, Any], summaries: list[dict[str, Any]]) -
     hidden.sort()
     datasets = [json.loads(run["tags"][k]) for k in hidden if k.startswith(DATASET_TAG)]
     models = [{"model_id": k[len(LOGGED_MODEL_TAG):], "step": 0} for k in hidden if k.startswith(LOGGED_MODEL_TAG)]
-    model_inputs = [{"model_id": run["tags"][k]} for k in hidden if k.startswith(MODEL_INPUT_TAG)]
+    model_inputs, model_outputs = linked_models(run["tags"])  # MLflow 3 logged models (logged_model_links.py)
+    models += model_outputs
     return {"info": info,
             "data": {"metrics": metrics, "params": [{"key": k, "value": v} for k, v in sorted(run["params"].items())],
                      "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())]},
@@ -272,6 +277,7 @@ async def log_metric(call: Call) -> dict[str, Any]:
         raise invalid_value("value", value) from None
     timestamp, step = integer(call, "timestamp", required=True), integer(call, "step", default=0)
     await log_metrics(call, run_id, [{"key": key, "value": value, "timestamp": timestamp, "step": step}])
+    await record_model_metrics(call, run_id, [call.args])  # with a model_id: on the logged model too
     return {}
 
 
@@ -323,6 +329,7 @@ async def log_batch(call: Call) -> dict[str, Any]:
         await call.registry("POST", run_path(run_id, "/params"), body={"params": params})
     await set_tags(call, run_id, tags)
     await log_metrics(call, run_id, metrics)
+    await record_model_metrics(call, run_id, metrics)  # with a model_id: on the logged model too
     return {}
 
 
@@ -348,19 +355,16 @@ async def log_inputs(call: Call) -> dict[str, Any]:
             text = json.dumps(record)
         safe = "".join(c if c.isalnum() or c in "_-." else "_" for c in f"{name}.{digest}")[:200]
         await call.registry("PUT", tag_path(run_id, f"{DATASET_TAG}{safe}"), body={"value": text})
-    for item in call.arg("models", []) or []:
-        model_id = str((item or {}).get("model_id", "")) if isinstance(item, dict) else ""
-        if not model_id:
-            raise invalid("each model input needs a model_id")
-        safe = "".join(c if c.isalnum() or c in "_-." else "_" for c in model_id)[:200]
-        await call.registry("PUT", tag_path(run_id, f"{MODEL_INPUT_TAG}{safe}"), body={"value": model_id})
+    await link_models(call, run_id, call.arg("models", []), outputs=False)
     return {}
 
 
 @endpoint("POST", "runs/outputs", role="editor")
 async def log_outputs(call: Call) -> dict[str, Any]:
-    """Logged models are recorded on their run when created; nothing more to keep here."""
+    """Models kept on their run (older ids) are outputs already; MLflow 3's logged models are
+    linked here (logged_model_links.py)."""
     await load_run(call, _run_id(call))
+    await link_models(call, _run_id(call), call.arg("models", []), outputs=True)
     return {}
 
 
