@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from cairn.services.gateway.mlflow import logged_models_on_runs as on_runs
 from cairn.services.gateway.mlflow.artifacts import run_files, split_artifact_path
 from cairn.services.gateway.mlflow.calls import ARTIFACT_SCHEME, Call
 from cairn.services.gateway.mlflow.errors import MlflowError, ServiceError
 from cairn.services.gateway.mlflow.identifiers import MODEL_NAME, RUN_ID, check_relative, escape
+from cairn.services.gateway.mlflow.logged_models import is_legacy, load_record, model_path
 from cairn.services.gateway.mlflow.logged_models import load as load_logged_model
-from cairn.services.gateway.mlflow.logged_models import save as save_logged_model
 
 LOCAL_PATH_REFUSED = (
     "To use a local path as a model version source, the run_id request parameter has to be specified and the "
@@ -125,9 +126,14 @@ async def note_on_logged_model(call: Call, model_id: Any, name: str, version: in
     ``mlflow.modelVersions`` (a JSON list of ``{"name", "version"}``); so does Cairn."""
     if not model_id:
         return
-    record, _ = await load_logged_model(call, str(model_id))
-    tags = record.setdefault("tags", {})
-    listed = json.loads(tags.get(MODEL_VERSIONS_TAG, "[]"))
-    listed.append({"name": name, "version": int(version)})
-    tags[MODEL_VERSIONS_TAG] = json.dumps(listed)
-    await save_logged_model(call, str(model_id), record)
+    model_id = str(model_id)
+    entry = {"name": name, "version": int(version)}
+    if is_legacy(model_id):  # a logged model kept on its run (logged_models_on_runs.py)
+        record, _ = await on_runs.load(call, model_id)
+        tags = record.setdefault("tags", {})
+        tags[MODEL_VERSIONS_TAG] = json.dumps([*json.loads(tags.get(MODEL_VERSIONS_TAG, "[]")), entry])
+        await on_runs.save(call, model_id, record)
+        return
+    record = await load_record(call, model_id)
+    listed = [*json.loads(record.get("tags", {}).get(MODEL_VERSIONS_TAG, "[]")), entry]
+    await call.registry("PATCH", model_path(model_id, "/tags"), body={"tags": {MODEL_VERSIONS_TAG: json.dumps(listed)}})
