@@ -19,7 +19,8 @@ DIGEST = "ab" * 32
 # Where each event the registry applies is appended (the command that appends it names the aggregate).
 APPENDED_ON = {
     **{f"project.{v}": "project" for v in ("created", "updated", "archived", "restored")},
-    **{f"experiment.{v}": "project" for v in ("created", "updated", "archived", "restored", "tag_set")},
+    **{f"experiment.{v}": "project" for v in ("created", "updated", "archived", "restored", "tag_set",
+                                              "tag_deleted")},
     **{f"model.{v}": "model" for v in ("created", "updated", "archived", "restored", "tag_set", "tag_deleted")},
     **{f"run.{v}": "run" for v in ("created", "started", "finished", "params_logged", "tag_set", "tag_deleted",
                                    "updated", "archived", "restored", "environment_recorded")},

@@ -24,6 +24,7 @@ from cairn.services.gateway.mlflow import (  # noqa: F401
     runs,
     scorers,
     traces,
+    traces_routes,
     tracking_ui,
 )
 from cairn.services.gateway.mlflow.backend import Services
@@ -112,6 +113,8 @@ async def _call(request: Request, project: str) -> Call:
 
 
 async def _tracking(request: Request, project: str, path: str) -> Response:
+    if "/3.0/mlflow/" in request.url.path and traces_routes.match(request.method, path) is not None:
+        return await traces_routes.dispatch(request, project, path)  # MLflow 3's trace API
     try:
         matched = _match(request.method, path)
         call = await _call(request, project)
@@ -151,20 +154,6 @@ def _explain(err: CairnError, project: str) -> CairnError:
 @router.api_route("/ajax-api/3.0/mlflow/{path:path}", methods=METHODS)
 async def tracking(path: str, request: Request) -> Response:
     return await _tracking(request, default_project(), path)
-
-
-@router.api_route("/api/3.0/mlflow/{path:path}", methods=METHODS)
-@router.api_route("/ajax-api/3.0/mlflow/{path:path}", methods=METHODS)
-async def tracking_v3(path: str, request: Request) -> Response:
-    """MLflow 3's ``/api/3.0/`` calls go through the same table; one Cairn lacks is answered as
-    MLflow answers it (``ENDPOINT_NOT_FOUND``, 404), so clients report that, not an internal error."""
-    return await _tracking(request, default_project(), path)
-
-
-@router.api_route("/mlflow/{project}/api/3.0/mlflow/{path:path}", methods=METHODS)
-@router.api_route("/mlflow/{project}/ajax-api/3.0/mlflow/{path:path}", methods=METHODS)
-async def tracking_v3_in_project(project: str, path: str, request: Request) -> Response:
-    return await _tracking(request, project, path)
 
 
 @router.api_route("/mlflow/{project}/api/2.0/mlflow/{path:path}", methods=METHODS)

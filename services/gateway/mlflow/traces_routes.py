@@ -1,5 +1,6 @@
-"""Routes for MLflow's ``/api/3.0/mlflow/...`` trace API (and ``ajax-api``, and both under
-``/mlflow/<project>/``), dispatched through the v3 endpoint table of :mod:`traces`; the trace
+"""MLflow's ``/api/3.0/mlflow/...`` trace API (and ``ajax-api``, and both under ``/mlflow/<project>/``),
+dispatched through the v3 endpoint table of :mod:`traces`: routes.py hands a v3 call here when this
+table has it (its routes serve every v3 path, so the other MLflow 3 endpoints share them); the trace
 artifact answers as a ``traces.json`` attachment on both API versions."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ router = APIRouter(include_in_schema=False)
 METHODS = ["GET", "POST", "PATCH", "DELETE"]
 
 
-def _match(method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
+def match(method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
     path = path.strip("/")
     found = traces.ENDPOINTS_V3.get((method, path))
     if found is not None:
@@ -37,13 +38,13 @@ def _match(method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
     return None
 
 
-async def _v3(request: Request, project: str, path: str) -> Response:
+async def dispatch(request: Request, project: str, path: str) -> Response:
     from cairn.services.gateway.mlflow import (
         routes,  # the shared caller, project and answer helpers
     )
 
     try:
-        matched = _match(request.method, path)
+        matched = match(request.method, path)
         call = await routes._call(request, project)
         if matched is None:
             raise MlflowError("ENDPOINT_NOT_FOUND", f"no MLflow endpoint {request.method} /api/3.0/mlflow/{path} in Cairn", 404)
@@ -60,25 +61,13 @@ async def _v3(request: Request, project: str, path: str) -> Response:
         return mlflow_error_response(err)
 
 
-@router.api_route("/api/3.0/mlflow/{path:path}", methods=METHODS)
-@router.api_route("/ajax-api/3.0/mlflow/{path:path}", methods=METHODS)
-async def v3(path: str, request: Request) -> Response:
-    return await _v3(request, default_project(), path)
-
-
-@router.api_route("/mlflow/{project}/api/3.0/mlflow/{path:path}", methods=METHODS)
-@router.api_route("/mlflow/{project}/ajax-api/3.0/mlflow/{path:path}", methods=METHODS)
-async def v3_in_project(project: str, path: str, request: Request) -> Response:
-    return await _v3(request, project, path)
-
-
 @router.get("/api/2.0/mlflow/get-trace-artifact")
 @router.get("/ajax-api/2.0/mlflow/get-trace-artifact")
 async def trace_artifact_v2(request: Request) -> Response:
-    return await _v3(request, default_project(), "get-trace-artifact")
+    return await dispatch(request, default_project(), "get-trace-artifact")
 
 
 @router.get("/mlflow/{project}/api/2.0/mlflow/get-trace-artifact")
 @router.get("/mlflow/{project}/ajax-api/2.0/mlflow/get-trace-artifact")
 async def trace_artifact_v2_in_project(project: str, request: Request) -> Response:
-    return await _v3(request, project, "get-trace-artifact")
+    return await dispatch(request, project, "get-trace-artifact")
