@@ -129,6 +129,11 @@ def test_local_paths_are_refused_and_never_read(mlflow: httpx.Client, cairn: htt
         assert resp.status_code == 400, source
         assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
         assert "To use a local path as a model version source" in resp.json()["message"]
+    # naming a logged model does not make a local source acceptable (MLflow refuses it too)
+    model = _ok(mlflow.post("/logged-models", json={"experiment_id": "0", "name": "lm"}))["model"]["info"]
+    resp = mlflow.post("/model-versions/create", json={"name": "local", "source": secret.as_uri(),
+                                                       "model_id": model["model_id"]})
+    assert resp.status_code == 400 and "To use a local path" in resp.json()["message"]
     assert cairn.get("/models/local").json()["latest_version"] is None
 
 

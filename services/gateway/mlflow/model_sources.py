@@ -87,6 +87,9 @@ async def resolve(call: Call, source: str, run_id: Any, model_id: Any) -> Held |
         raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid model version source {source!r}: a source cannot "
                           "hold '..' segments or control characters. If supplying a source as an http, https, "
                           "local file path, ftp, objectstore, or mlflow-artifacts uri, give the folder itself.")
+    scheme = m[1] if (m := re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", source)) else ""
+    if len(scheme) <= 1 or scheme.lower() == "file":  # no scheme, a drive letter, or file://: even with a model_id
+        raise MlflowError("INVALID_PARAMETER_VALUE", LOCAL_PATH_REFUSED)
     if model_id or source.startswith("models:/m-"):
         record, run = await load_logged_model(call, model_id or source.removeprefix("models:/").split("/")[0])
         return await _run_folder(call, given_run, run["id"], record["name"])
@@ -111,9 +114,6 @@ async def resolve(call: Call, source: str, run_id: Any, model_id: Any) -> Held |
             return Unheld(given_run or run, f"the files are in project {project!r}; register the version there "
                           "to pin them")
         return await _run_folder(call, given_run, run, rel)
-    scheme = m[1] if (m := re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", source)) else ""
-    if len(scheme) <= 1 or scheme.lower() == "file":  # no scheme, a drive letter, or file://
-        raise MlflowError("INVALID_PARAMETER_VALUE", LOCAL_PATH_REFUSED)
     return Unheld(given_run, f"Cairn copies files only from artifacts it stores (runs:/, mlflow-artifacts:/, "
                   f"models:/), not from {scheme!r} URIs")
 
