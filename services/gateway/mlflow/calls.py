@@ -91,6 +91,30 @@ class Endpoint:
 ENDPOINTS: dict[tuple[str, str], Endpoint] = {}
 
 
+def match_endpoint(table: dict[tuple[str, str], Endpoint], method: str,
+                   path: str) -> tuple[Endpoint, dict[str, str]] | None:
+    """The endpoint of ``table`` for ``method`` and ``path`` and the values of its ``{name}``
+    segments: an exact path first, then the first template of as many segments that fits."""
+    path = path.strip("/")
+    found = table.get((method, path))
+    if found is not None:
+        return found, {}
+    parts = path.split("/")
+    for (m, pattern), candidate in table.items():
+        template = pattern.split("/")
+        if m != method or len(template) != len(parts) or "{" not in pattern:
+            continue
+        captured = {}
+        for want, got in zip(template, parts):
+            if want.startswith("{"):
+                captured[want[1:-1]] = got
+            elif want != got:
+                break
+        else:
+            return candidate, captured
+    return None
+
+
 def endpoint(method: str, path: str, role: str = "viewer") -> Callable[[Handler], Handler]:
     """Register a handler for ``<method> /api/2.0/mlflow/<path>``."""
 

@@ -28,7 +28,13 @@ from cairn.services.gateway.mlflow import (  # noqa: F401
     tracking_ui,
 )
 from cairn.services.gateway.mlflow.backend import Services
-from cairn.services.gateway.mlflow.calls import ENDPOINTS, Call, Endpoint, default_project
+from cairn.services.gateway.mlflow.calls import (
+    ENDPOINTS,
+    Call,
+    Endpoint,
+    default_project,
+    match_endpoint,
+)
 from cairn.services.gateway.mlflow.errors import (
     MlflowError,
     ServiceError,
@@ -67,24 +73,7 @@ async def _arguments(request: Request) -> tuple[dict[str, Any], dict[str, list[s
 
 
 def _match(method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
-    path = path.strip("/")
-    found = ENDPOINTS.get((method, path))
-    if found is not None:
-        return found, {}
-    parts = path.split("/")
-    for (m, pattern), candidate in ENDPOINTS.items():
-        template = pattern.split("/")
-        if m != method or len(template) != len(parts) or "{" not in pattern:
-            continue
-        captured = {}
-        for want, got in zip(template, parts):
-            if want.startswith("{"):
-                captured[want[1:-1]] = got
-            elif want != got:
-                break
-        else:
-            return candidate, captured
-    return None
+    return match_endpoint(ENDPOINTS, method, path)
 
 
 async def _ensure_project(call: Call) -> None:

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from cairn.kernel.errors import CairnError
 from cairn.services.gateway.mlflow import traces
-from cairn.services.gateway.mlflow.calls import Endpoint, default_project
+from cairn.services.gateway.mlflow.calls import Endpoint, default_project, match_endpoint
 from cairn.services.gateway.mlflow.errors import MlflowError, mlflow_error_response
 
 router = APIRouter(include_in_schema=False)
@@ -18,24 +18,7 @@ METHODS = ["GET", "POST", "PATCH", "DELETE"]
 
 
 def match(method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
-    path = path.strip("/")
-    found = traces.ENDPOINTS_V3.get((method, path))
-    if found is not None:
-        return found, {}
-    parts = path.split("/")
-    for (m, pattern), candidate in traces.ENDPOINTS_V3.items():
-        template = pattern.split("/")
-        if m != method or len(template) != len(parts) or "{" not in pattern:
-            continue
-        captured = {}
-        for want, got in zip(template, parts):
-            if want.startswith("{"):
-                captured[want[1:-1]] = got
-            elif want != got:
-                break
-        else:
-            return candidate, captured
-    return None
+    return match_endpoint(traces.ENDPOINTS_V3, method, path)
 
 
 async def dispatch(request: Request, project: str, path: str) -> Response:
