@@ -18,10 +18,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from cairn.services.gateway.mlflow import logged_models_on_runs as on_runs
+from cairn.services.gateway.mlflow import model_local
 from cairn.services.gateway.mlflow.artifacts import run_files, split_artifact_path
 from cairn.services.gateway.mlflow.calls import ARTIFACT_SCHEME, Call
 from cairn.services.gateway.mlflow.errors import MlflowError, ServiceError
@@ -33,7 +35,8 @@ LOCAL_PATH_REFUSED = (
     "To use a local path as a model version source, the run_id request parameter has to be specified and the "
     "local path has to be contained within the artifact directory of the run specified by the run_id. A Cairn "
     "run's artifacts are not on a local disk (mlflow-artifacts:/<project>/<run>/artifacts), so no local path is; "
-    "log the model to a run (mlflow.<flavor>.log_model) and register runs:/<run id>/<path>.")
+    "log the model to a run (mlflow.<flavor>.log_model) and register runs:/<run id>/<path>, or have the site allow "
+    "copying from the folder (CAIRN_MLFLOW_LOCAL_SOURCES) and give a run_id.")
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))/?$")
 
 
@@ -44,6 +47,14 @@ class Held:
     run_id: str
     rel: str
     digest: str | None = None
+
+
+@dataclass(frozen=True)
+class Local:
+    """A folder on the gateway's machine that the site allows versions to be copied from."""
+
+    run_id: str
+    folder: Path
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ async def _model_version(call: Call, source: str, name: str, version: str | None
     return Unheld(v["run_id"], f"it copies version {number} of model {name!r}, whose files Cairn does not hold")
 
 
-async def resolve(call: Call, source: str, run_id: Any, model_id: Any) -> Held | Unheld:
+async def resolve(call: Call, source: str, run_id: Any, model_id: Any) -> Held | Local | Unheld:
     """What ``source`` names: files Cairn holds, or the reason it holds none. Refused outright
     (400) only where the source holds ``..`` segments or control characters."""
     given_run = str(run_id) if run_id else ""
@@ -89,7 +100,10 @@ async def resolve(call: Call, source: str, run_id: Any, model_id: Any) -> Held |
                           "local file path, ftp, objectstore, or mlflow-artifacts uri, give the folder itself.")
     scheme = m[1] if (m := re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", source)) else ""
     if len(scheme) <= 1 or scheme.lower() == "file":  # no scheme, a drive letter, or file://: even with a model_id
-        raise MlflowError("INVALID_PARAMETER_VALUE", LOCAL_PATH_REFUSED)
+        folder = None if model_id else model_local.local_folder(source, given_run)
+        if folder is None:  # read only in folders the site allows, with a run (model_local.py)
+            raise MlflowError("INVALID_PARAMETER_VALUE", LOCAL_PATH_REFUSED)
+        return Local(given_run, folder)
     if model_id or source.startswith("models:/m-"):
         record, run = await load_logged_model(call, model_id or source.removeprefix("models:/").split("/")[0])
         return await _run_folder(call, given_run, run["id"], record["name"])

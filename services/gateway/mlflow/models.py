@@ -15,7 +15,7 @@ from typing import Any
 
 from cairn.core import Manifest, ManifestEntry
 from cairn.kernel.identity import ADMIN_ONLY_ALIASES
-from cairn.services.gateway.mlflow import model_search, model_sources
+from cairn.services.gateway.mlflow import model_local, model_search, model_sources
 from cairn.services.gateway.mlflow.artifacts import run_files
 from cairn.services.gateway.mlflow.calls import Call, endpoint, key_values, millis
 from cairn.services.gateway.mlflow.errors import MlflowError, ServiceError, invalid, not_found
@@ -262,7 +262,11 @@ async def create_version(call: Call) -> dict[str, Any]:
             await call.registry("PUT", version_path(name, created["version"], f"/tags/{key}"), body={"value": value})
         await model_sources.note_on_logged_model(call, call.arg("model_id"), name, created["version"])
         return {"model_version": await get_version(call, name, created["version"])}
-    run_id, rel, digest = found.run_id, found.rel, found.digest
+    if isinstance(found, model_sources.Local):  # copied from a folder the site allows (model_local.py)
+        await call.registry("GET", f"/runs/{escape(found.run_id)}")  # the project's run (404 before any copy)
+        run_id, rel, digest = found.run_id, "", await model_local.copy_folder(call, found.folder)
+    else:
+        run_id, rel, digest = found.run_id, found.rel, found.digest
     if digest is None:
         files = await run_files(call, run_id)
         prefix = f"{rel}/" if rel else ""
@@ -275,6 +279,8 @@ async def create_version(call: Call) -> dict[str, Any]:
         "run_id": run_id, "artifact_digest": digest, "description": description})
     number = created["version"]
     download = f"{call.artifact_root(run_id)}/{rel}" if rel else call.artifact_root(run_id)
+    if isinstance(found, model_sources.Local):
+        download = source  # the files are pinned by the version's digest, not under the run
     for key, value in {escape(SOURCE_TAG): download, **tags}.items():
         await call.registry("PUT", version_path(name, number, f"/tags/{key}"), body={"value": value})
     await model_sources.note_on_logged_model(call, call.arg("model_id"), name, number)
