@@ -79,9 +79,11 @@ class Platform:
     # environment for one service, over everything else (e.g. the deployments service's scheduler URL)
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     # services forked from a process that has imported them all (tests/service_fork.py: a stack
-    # starts in a fraction of the time); False (or CAIRN_TEST_FORK=0 for a whole run): each
-    # started with exec, as ``cairn up`` does
-    forked: bool = field(default_factory=lambda: os.environ.get("CAIRN_TEST_FORK", "1") != "0")
+    # starts in a fraction of the time), under pytest; False (or CAIRN_TEST_FORK=0 for a whole
+    # run): each started with exec, as ``cairn up`` does. Benchmarks and other scripts exec (a fork
+    # server re-imports the script's main module, which must then guard its top level).
+    forked: bool = field(default_factory=lambda: "pytest" in sys.modules
+                         and os.environ.get("CAIRN_TEST_FORK", "1") != "0")
     # the artifacts service hands out direct transfer URLs of its own (as under ``cairn up`` on loopback)
     direct_artifacts: bool = False
 
