@@ -21,6 +21,8 @@ def test_traces_recorded_in_or_linked_to_a_run_are_downstream_of_it(tmp_path: Pa
         ("trace.recorded", "trace", "tr-b", {"trace_id": "tr-b", "experiment_id": "e"}),
         ("trace.recorded", "trace", "tr-c", {"trace_id": "tr-c", "experiment_id": "e"}),
         ("trace.linked", "trace", "tr-b", {"trace_id": "tr-b", "run_ids": ["r1"]}),
+        ("trace.recorded", "trace", "tr-d", {"trace_id": "tr-d", "experiment_id": "e",
+                                             "metadata": {"mlflow.modelId": "m-" + "a" * 32}}),
     ]
     events = [Event(t, "p", a, i, d, sequence=n + 1, time=f"2026-01-01T00:00:0{n}.000000Z")
               for n, (t, a, i, d) in enumerate(made)]
@@ -32,3 +34,6 @@ def test_traces_recorded_in_or_linked_to_a_run_are_downstream_of_it(tmp_path: Pa
     assert down == {"trace:tr-a", "trace:tr-b"}
     edges = set(store.query("SELECT src, type, dst FROM lineage_edges"))
     assert ("run:p/r1", "produced", "trace:p/tr-a") in edges and not any("tr-c" in e[2] for e in edges)
+    # a trace of a logged model (MLflow's mlflow.modelId) is downstream of the model
+    model = q.resolve("logged_model:m-" + "a" * 32, "p", None)[0]
+    assert {i["ref"] for i in q.walk(model, "downstream", depth=None, projects=None, as_of=None)} == {"trace:tr-d"}
