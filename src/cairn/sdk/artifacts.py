@@ -38,7 +38,7 @@ _DIRECT_LOCK = threading.Lock()
 # Smaller uploads go through the gateway even when the store presigns: a presigned upload costs
 # three requests and, on the server, a read-back and a copy; for a small file those cost more
 # than the gateway's hop saves (measured on SeaweedFS: benchmarks/README.md, "Artifacts vs MLflow").
-DIRECT_UPLOAD_MIN = 8 << 20
+DIRECT_UPLOAD_MIN = 8 << 20  # smaller files go through the gateway: a plan would cost a round trip more
 
 
 class IntegrityError(ValueError):
@@ -132,13 +132,17 @@ class Artifacts:
         with reaching(self.client.url):
             return self.client._answer(retrying(self.client.retries, send))
 
-    def download_blob(self, digest: str, dest: str | os.PathLike[str], progress: Progress = None) -> Path:
-        """Download a blob to ``dest`` (temp file + verify + rename); IntegrityError on mismatch."""
+    def download_blob(self, digest: str, dest: str | os.PathLike[str], progress: Progress = None,
+                      size: int | None = None) -> Path:
+        """Download a blob to ``dest`` (temp file + verify + rename); IntegrityError on mismatch.
+        A blob known to be small (``size``) is read through the gateway in one request instead of
+        asking for a transfer plan first."""
         dest = Path(dest)
         fd, name = tempfile.mkstemp(prefix=".cairn-", dir=dest.parent)
         tmp = Path(name)
         try:
-            plan = self._call("GET", f"/blobs/{digest}/download-plan") if self._presigns() else {}
+            small = size is not None and size < DIRECT_UPLOAD_MIN
+            plan = self._call("GET", f"/blobs/{digest}/download-plan") if not small and self._presigns() else {}
             direct = self._learn_mode(plan) if plan else None
             with os.fdopen(fd, "wb") as out:
                 if direct is not None:
@@ -314,7 +318,7 @@ def restore_tree(api: Artifacts, manifest: Manifest, dest: Path,
     sizes = {e.digest: e.size for e in manifest.entries if e.kind == "file"}
     advance = locked(progress, sum(sizes[d] for d in wanted if d not in present))
     fetch = [(d, t) for d, t in wanted.items() if d not in present]
-    in_pool(fetch, lambda item: api.download_blob(item[0], item[1], advance), workers)
+    in_pool(fetch, lambda item: api.download_blob(item[0], item[1], advance, size=sizes[item[0]]), workers)
     for digest, target in [(d, t) for d, t in wanted.items() if d in present] + copies:
         shutil.copyfile(present.get(digest) or wanted[digest], target)
     for entry in manifest.entries:
