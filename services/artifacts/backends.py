@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from cairn.kernel.durable import fsync_dir
+
 MULTIPART_THRESHOLD = 64 << 20
 MULTIPART_CHUNK = 64 << 20
 
@@ -48,13 +50,6 @@ class BlobBackend(Protocol):
     def list(self) -> Iterator[StoredBlob]: ...
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 class FsBackend:
     """Blobs as files: ``<root>/ab/cd/<digest>``, written by rename so a reader never sees half."""
@@ -71,7 +66,7 @@ class FsBackend:
             except FileExistsError:
                 pass
         if made:
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
 
     def path_of(self, digest: str) -> Path:
         return self.root / digest[:2] / digest[2:4] / digest
@@ -92,14 +87,14 @@ class FsBackend:
                 folder.mkdir()
             except FileExistsError:  # made at the same time by another upload
                 pass
-            _fsync_dir(folder.parent)
+            fsync_dir(folder.parent)
 
     def put_file(self, digest: str, path: Path) -> None:
         target = self.path_of(digest)
         self.prepare(digest)
         # The caller fsynced the file; the rename is made durable by syncing the directory.
         os.replace(path, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
 
     @contextmanager
     def fetch(self, digest: str) -> Iterator[Path]:

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cairn.kernel.durable import fsync_dir
 from cairn.kernel.errors import InvalidInput
 
 SPAN_SCHEMA = pa.schema([
@@ -26,13 +27,6 @@ SPAN_SCHEMA = pa.schema([
 ])
 MAX_SPANS_PER_BATCH = 10_000
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SpanFiles:
@@ -79,7 +73,7 @@ class SpanFiles:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, folder / name)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return table.num_rows
 
     def read(self, project: str, trace_id: str) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from nats.aio.client import Client as NATS
 from nats.js import api as js_api
 from nats.js.errors import NotFoundError
 
+from cairn.kernel.durable import fsync_dir
 from cairn.protocol import (
     METRICS_STREAM,
     METRICS_SUBJECT_PREFIX,
@@ -101,13 +102,6 @@ class Tail:
         return out
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 ROW_GROUP_ROWS = 128 * 1024
 # Measured on 1M points (benchmarks/README.md): Parquet's default dictionary encoding of every
@@ -131,7 +125,7 @@ def write_part(path: Path, table: pa.Table) -> None:
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def summarize(table: pa.Table, seqs: np.ndarray) -> list[dict[str, Any]]:
