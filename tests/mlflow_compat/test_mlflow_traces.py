@@ -56,12 +56,17 @@ def test_start_span_is_stored_with_its_spans_and_reads_back(run_mlflow: RunMlflo
 
 def test_search_tags_links_and_deletes(run_mlflow: RunMlflow, platform: Platform, project: str) -> None:
     result = run_mlflow("""
-        import json, mlflow
+        import json, time, mlflow
         from mlflow import MlflowClient
         from mlflow.entities.trace_status import TraceStatus
         client = MlflowClient()
         exp = client.create_experiment("search")
         def make(name, status, tags=None):
+            # each trace starts in a millisecond of its own: the order asserted below is by start
+            # time, and two traces of the same millisecond tie (wait for the clock, not a sleep)
+            started = time.time_ns() // 1_000_000
+            while time.time_ns() // 1_000_000 <= started:
+                pass
             span = client.start_trace(name=name, experiment_id=exp, tags=tags or {})
             client.end_trace(request_id=span.trace_id, status=status)
             return span.trace_id
