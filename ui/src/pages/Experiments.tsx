@@ -2,7 +2,7 @@
 // to each. Editors create, rename and describe; admins archive and restore. A control the
 // caller's role may not use is not rendered (the registry enforces the same rule). Live: an
 // experiment made, renamed, tagged, archived or restored elsewhere shows without a reload.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
 import { reloadUntil, useAction } from "../lib/action";
 import { LiveState, useEventStream } from "../components/EventStream";
@@ -29,14 +29,23 @@ export function Experiments({ project = "", session, navigate }: Props) {
   const [editing, setEditing] = useState<string | null>(null);
   const [busy, run] = useAction();
 
-  const load = async (archived = showArchived): Promise<string | null> => {
+  // Only the newest read may set the list: a read that an event started before "Show archived"
+  // was ticked must not put the unticked list back. A superseded read answers null, which also
+  // ends the reloadUntil loop that started it (the newer read owns the list).
+  const archivedNow = useRef(showArchived);
+  archivedNow.current = showArchived;
+  const latest = useRef(0);
+  const load = async (): Promise<string | null> => {
+    const archived = archivedNow.current;
+    const mine = ++latest.current;
     try {
       const b = await api.get<{ experiments: Experiment[] }>(`${base(project)}?include_archived=${archived}`);
+      if (mine !== latest.current || archived !== archivedNow.current) return null;
       setItems(b.experiments);
       setError(null);
       return JSON.stringify(b.experiments);
     } catch (e) {
-      setError((e as Error).message);
+      if (mine === latest.current) setError((e as Error).message);
       return null;
     }
   };
@@ -44,7 +53,7 @@ export function Experiments({ project = "", session, navigate }: Props) {
   // an event means the list changed: read until it shows a change (the read model may lag it)
   const live = useEventStream(streamOf(project), EXPERIMENT_EVENTS, () => {
     const before = JSON.stringify(items);
-    void reloadUntil(() => load(), (now) => now === null || now !== before);
+    void reloadUntil(load, (now) => now === null || now !== before);
   });
 
   const act = (what: () => Promise<unknown>): Promise<boolean> => run(async () => {
