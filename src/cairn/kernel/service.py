@@ -143,7 +143,7 @@ def create_service_app(
         event_log = await EventLog.open(settings.nats_url, name=f"cairn-{name}", replicas=settings.replicas,
                                        credentials=settings.nats_credentials())
         store = make_store(settings)
-        runner = ProjectionRunner(event_log, store, traced(handler, name), durable=f"projection-{name}",
+        runner = ProjectionRunner(event_log, store, traced(handler, name), durable=projection_durable(name, settings.replica),
                                   batch=projection_batch or PROJECTION_BATCH,
                                   min_interval_s=projection_interval_s,
                                   filter_subjects=aggregate_subjects(projection_aggregates), service=name,
@@ -189,6 +189,12 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def projection_durable(service: str, replica: str = "") -> str:
+    """The durable consumer of a service's projection: one per replica, so each replica's read
+    model sees every event (replicas sharing one consumer would split the events between them)."""
+    return f"projection-{service}-{replica}" if replica else f"projection-{service}"
 
 
 def _closing(event_log: EventLog, store: ProjectionStore) -> Callable[[], Awaitable[None]]:

@@ -25,6 +25,9 @@ class CommonSettings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     nats_creds: Path | None = None
     replicas: int = Field(default=1, ge=1, le=5)  # of every stream and bucket (a NATS cluster: 3)
+    # this process's name among the replicas of its service ("" for the only one): it names the
+    # replica's own durable consumer, so each replica keeps a read model of its own
+    replica: str = Field(default="", pattern=r"^([a-z0-9][a-z0-9_-]{0,30})?$")
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: str = "info"
 
