@@ -207,7 +207,7 @@ async def upload_run_file(project: ProjectName, run_id: RunId, name: str, reques
     domain.check_artifact_name(name)
     check_token(run_id, "run id")
     removals = blobs.removals
-    digest, size, _ = await blobs.receive_any(request.stream(), expected=digest)
+    digest, size = await blobs.receive_any(request.stream(), expected=digest)
     async with _gc_lock(request):
         if blobs.removals != removals and not await asyncio.to_thread(blobs.exists, digest):  # collected since
             raise InvalidInput(f"blob {digest} was removed while it was being logged; upload it again",

@@ -76,7 +76,7 @@ async def put_blob(project: ProjectName, digest: Digest, request: Request, rt: R
     (``blob.possessed``, the first time), which is what lets it read the blob. 201 when the
     project did not hold the blob before, 200 when it did: whether another project stored the
     same bytes is not told (storage is shared, the answer is the project's own)."""
-    size, _ = await blobs.receive(digest, request.stream())
+    size = await blobs.receive(digest, request.stream())
     new = await record_possession(rt, ctx, store, project, digest, size, "upload")
     return JSONResponse({"digest": digest, "size": size, "created": new}, status_code=201 if new else 200)
 

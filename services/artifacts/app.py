@@ -13,6 +13,8 @@ from cairn.kernel.service import create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.artifacts.api import router
 from cairn.services.artifacts.api_blobs import router as blob_router
+from cairn.services.artifacts.api_bundles import BUNDLE_BODY
+from cairn.services.artifacts.api_bundles import router as bundle_router
 from cairn.services.artifacts.api_presigned import router as presigned_router
 from cairn.services.artifacts.api_preview import router as preview_router
 from cairn.services.artifacts.backends import BlobBackend, FsBackend, S3Backend
@@ -92,6 +94,7 @@ def body_limits(settings: ArtifactsSettings) -> dict[str, int | None]:
     is a JSON query too) the default."""
     return {"/projects/*/blobs": settings.artifacts_max_blob_bytes,
             "/projects/*/blobs/missing": None,
+            "/projects/*/blobs/bundle": BUNDLE_BODY,
             "/projects/*/blobs/*/upload-plan": None,
             "/projects/*/blobs/*/commit": MANIFEST_BODY,
             "/projects/*/runs/*/files": settings.artifacts_max_blob_bytes,
@@ -107,7 +110,7 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: ArtifactsStore(s.data_dir / "artifacts" / "artifacts.sqlite3"),
         handler=projection(),
-        routers=[blob_router, presigned_router, preview_router, direct_router, router],
+        routers=[blob_router, bundle_router, presigned_router, preview_router, direct_router, router],
         description="Content-addressed blobs, dataset versions, run artifacts and GC.",
         projection_aggregates=AGGREGATES,
         body_limits=body_limits(settings),

@@ -2,7 +2,9 @@
 
 A backend only stores and returns bytes under a digest; checking that the bytes match the digest
 is the service's job (:mod:`cairn.services.artifacts.blobs`), before ``put_file`` and after
-``fetch``, so every backend gets the same guarantees.
+``fetch``, so every backend gets the same guarantees. A backend whose store is durable by itself
+(an object store) may also have ``put_bytes(digest, data)``: small verified bodies then go
+straight from memory, without a local file.
 """
 
 from __future__ import annotations
@@ -155,6 +157,11 @@ class S3Backend:
     def prepare(self, digest: str) -> None:
         pass  # a bucket has no folders to make
 
+    def put_bytes(self, digest: str, data: bytes) -> None:
+        """A body that fit the upload buffer: one PUT from memory (no spool file, no transfer
+        manager and its threads, which cost more than the request for a small blob)."""
+        self.s3.put_object(Bucket=self.bucket, Key=self._key(digest), Body=data)
+
     def put_file(self, digest: str, path: Path) -> None:
         try:
             self.s3.upload_file(str(path), self.bucket, self._key(digest), Config=self.transfer)
@@ -172,7 +179,15 @@ class S3Backend:
         path = Path(name)
         try:
             try:
-                self.s3.download_file(self.bucket, self._key(digest), name, Config=self.transfer)
+                # one GET; a large object is read again by the transfer manager, in parallel parts
+                got = self.s3.get_object(Bucket=self.bucket, Key=self._key(digest))
+                if got["ContentLength"] >= MULTIPART_THRESHOLD:
+                    got["Body"].close()
+                    self.s3.download_file(self.bucket, self._key(digest), name, Config=self.transfer)
+                else:
+                    with open(path, "wb") as out:
+                        for chunk in got["Body"].iter_chunks(1 << 20):
+                            out.write(chunk)
             except ClientError as err:
                 if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                     raise FileNotFoundError(digest) from None

@@ -175,17 +175,18 @@ class BlobStore:
                     out.append(digest)
         return out
 
-    async def receive(self, digest: str, chunks: AsyncIterator[bytes]) -> tuple[int, bool]:
-        """Store a streamed upload under ``digest`` if its bytes hash to it; returns (size,
-        created). Raises DigestMismatch (nothing stored) or PayloadTooLarge."""
-        _, size, created = await self.receive_any(chunks, expected=check_digest(digest))
-        return size, created
+    async def receive(self, digest: str, chunks: AsyncIterator[bytes]) -> int:
+        """Store a streamed upload under ``digest`` if its bytes hash to it; returns its size.
+        Raises DigestMismatch (nothing stored) or PayloadTooLarge."""
+        _, size = await self.receive_any(chunks, expected=check_digest(digest))
+        return size
 
     async def receive_any(self, chunks: AsyncIterator[bytes], *,
-                          expected: str | None = None) -> tuple[str, int, bool]:
+                          expected: str | None = None) -> tuple[str, int]:
         """Store a streamed upload under the digest of its bytes, hashed here once; returns
-        (digest, size, created). With ``expected``, bytes that hash to anything else are a
-        DigestMismatch and nothing is stored. The bytes are fsynced before they are stored."""
+        (digest, size). With ``expected``, bytes that hash to anything else are a DigestMismatch
+        and nothing is stored. The bytes are fsynced before they are stored (a body that fits the
+        buffer goes to an object store straight from memory: the bucket is its durable copy)."""
         fd, tmp, direct = _open_upload(self.tmp_dir)
         buffer = self.buffers.take()
         try:
@@ -211,16 +212,20 @@ class BlobStore:
                         await _in_thread(write_all, fd, memoryview(buffer)[:held])
                         held = 0
             # The rest of the bytes, fsync, hash and store: one trip to a worker thread.
-            digest, created = await _in_thread(self._finish, fd, buffer, held, spilled, direct, tmp,
-                                               expected, size)
-            return digest, size, created
+            digest = await _in_thread(self._finish, fd, buffer, held, spilled, direct, tmp, expected, size)
+            return digest, size
         finally:
             os.close(fd)
             self.buffers.give(buffer)
             tmp.unlink(missing_ok=True)
 
     def _finish(self, fd: int, buffer: mmap.mmap, held: int, spilled: bool, direct: bool, tmp: Path,
-                expected: str | None, size: int) -> tuple[str, bool]:
+                expected: str | None, size: int) -> str:
+        if not spilled and hasattr(self.backend, "put_bytes"):
+            actual = self._hash_and_prepare(memoryview(buffer)[:held], expected)
+            self._check(expected, actual, size)
+            self.backend.put_bytes(actual, bytes(memoryview(buffer)[:held]))
+            return actual
         if spilled:
             write_all(fd, memoryview(buffer)[:held])
             os.fsync(fd)
@@ -235,15 +240,18 @@ class BlobStore:
                 os.fsync(fd)
             finally:
                 actual = hashing.result()  # the buffer is reused once this returns
+        self._check(expected, actual, size)
+        # Verified bytes replace whatever is stored: that is how a corrupted blob is repaired.
+        self.backend.put_file(actual, tmp)
+        return actual
+
+    @staticmethod
+    def _check(expected: str | None, actual: str, size: int) -> None:
         if expected is not None and actual != expected:
             raise DigestMismatch(
                 f"uploaded bytes hash to {actual}, not {expected}; nothing was stored. "
                 "Re-hash the file (it may have changed while uploading) and retry",
                 details={"expected": expected, "actual": actual, "size": size})
-        # Verified bytes replace whatever is stored: that is how a corrupted blob is repaired.
-        existed = self.backend.exists(actual)
-        self.backend.put_file(actual, tmp)
-        return actual, not existed
 
     def _hash_and_prepare(self, body: memoryview, expected: str | None) -> str:
         digest = blake3(body).hex()

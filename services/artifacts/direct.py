@@ -106,7 +106,7 @@ async def direct_put(project: ProjectName, digest: Digest, request: Request, blo
     direct = _direct(request)
     direct.check(sig, exp, "PUT", project, digest, size)
     assert sig is not None and exp is not None and size is not None
-    got, _ = await blobs.receive(digest, request.stream())
+    got = await blobs.receive(digest, request.stream())
     if got != size:
         raise InvalidInput(f"the plan was for {size} bytes; {got} arrived", details={"size": got})
     direct.upload_received(sig, project, digest, size, exp)

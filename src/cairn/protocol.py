@@ -70,6 +70,29 @@ def metric_batch_schema() -> Any:
                       ("timestamp", pa.float64())])
 
 
+# --- blob bundles: many small blobs in one request -------------------------------------------------
+# A bundle is a body of frames, each ``<digest hex> <size>\n`` then ``size`` bytes; uploads and
+# downloads of many small files travel this way (one request per bundle instead of per file).
+BUNDLE_MEDIA_TYPE = "application/vnd.cairn.blob-bundle"
+BUNDLE_MEMBER_MAX = 8 << 20  # bigger files travel alone (and take presigned/direct routes)
+BUNDLE_MAX_BYTES = 64 << 20  # the bytes of one bundle's members together
+BUNDLE_MAX_FILES = 4096
+_BUNDLE_HEADER = re.compile(rb"\A([0-9a-f]{64}) (0|[1-9][0-9]{0,9})\n\Z")
+
+
+def bundle_header(digest: str, size: int) -> bytes:
+    """The frame header that precedes a member's bytes in a bundle."""
+    return f"{digest} {size}\n".encode()
+
+
+def parse_bundle_header(line: bytes) -> tuple[str, int]:
+    """(digest, size) of a frame header line (newline included); ValueError says what is wrong."""
+    match = _BUNDLE_HEADER.match(line)
+    if match is None:
+        raise ValueError(f"a bundle frame starts with '<64 hex digits> <size>\\n', not {line[:80]!r}")
+    return match.group(1).decode(), int(match.group(2))
+
+
 # --- scheduler and agents --------------------------------------------------------------------------
 REPORT_SUBJECT = "cairn.sched.report"
 HEARTBEAT_SUBJECT = "cairn.sched.heartbeat"

@@ -61,19 +61,20 @@ async def test_stored_blob_reads_back_identical(store: BlobStore) -> None:
     data = os.urandom(300_000)
     digest = blake3(data).hex()
     assert store.missing([digest, digest]) == [digest]
-    size, created = await store.receive(digest, _chunks(data))
-    assert (size, created) == (len(data), True)
+    assert await store.receive(digest, _chunks(data)) == len(data)
     assert store.exists(digest) and store.missing([digest]) == []
     assert store.read_verified(digest) == data
     assert [b.digest for b in store.backend.list()] == [digest]
     assert list(store.tmp_dir.iterdir()) == []
 
 
-async def test_same_blob_twice_is_not_stored_again(store: BlobStore) -> None:
+async def test_same_blob_twice_is_stored_once(store: BlobStore) -> None:
     data = b"dedup me"
     digest = blake3(data).hex()
-    assert (await store.receive(digest, _chunks(data)))[1] is True
-    assert (await store.receive(digest, _chunks(data)))[1] is False
+    for _ in range(2):
+        assert await store.receive(digest, _chunks(data)) == len(data)
+    assert [(b.digest, b.size) for b in store.backend.list()] == [(digest, len(data))]
+    assert store.read_verified(digest) == data
 
 
 async def test_wrong_digest_stores_nothing(store: BlobStore) -> None:
@@ -133,7 +134,7 @@ async def test_sizes_around_block_and_buffer_edges_round_trip(store: BlobStore, 
     for size in (edge + 1, edge, edge - 1, 8193, 4097, 4096, 4095, 1, 0):
         data = os.urandom(size)
         digest = blake3(data).hex()
-        assert await store.receive(digest, _chunks(data, 100_000)) == (size, True)
+        assert await store.receive(digest, _chunks(data, 100_000)) == size
         assert store.read_verified(digest) == data
     sizes = sorted(b.size for b in store.backend.list())
     assert sizes == [0, 1, 4095, 4096, 4097, 8193, edge - 1, edge, edge + 1]
@@ -150,7 +151,7 @@ async def test_uploads_at_the_same_time_each_get_their_own_buffer(store: BlobSto
             yield data[start:start + 50_000]
 
     results = await asyncio.gather(*(store.receive(blake3(b).hex(), slow_chunks(b)) for b in bodies))
-    assert [size for size, _ in results] == [len(b) for b in bodies]
+    assert results == [len(b) for b in bodies]
     for body in bodies:
         assert store.read_verified(blake3(body).hex()) == body
 
@@ -162,5 +163,5 @@ async def test_prepare_is_idempotent_and_precedes_a_store(store: BlobStore) -> N
         store.backend.prepare(digest)
     if isinstance(store.backend, FsBackend):
         assert store.backend.path_of(digest).parent.is_dir()
-    assert await store.receive(digest, _chunks(data)) == (len(data), True)
+    assert await store.receive(digest, _chunks(data)) == len(data)
     assert store.read_verified(digest) == data

@@ -25,6 +25,7 @@ import httpx
 
 from cairn.core import Manifest, fingerprint_file, fingerprint_tree
 from cairn.core.manifest import check_relative_path
+from cairn.sdk import bundles
 from cairn.sdk.client import reaching
 from cairn.sdk.transfers import WORKERS, Direct, file_chunks, in_pool, locked, retrying
 
@@ -185,18 +186,20 @@ class Artifacts:
         missing = self.missing(project, sorted(by_digest))
         total = sum(by_digest[d].size for d in missing)
         advance = locked(progress, total)
-        if missing and self._presigns() and self._direct() is None:
+
+        def source(digest: str) -> Path:
+            return root / by_digest[digest].path if root.is_dir() else root
+
+        # small files in bundles (a request per bundle, not per file), the rest one by one
+        small = [(d, source(d), by_digest[d].size) for d in missing if bundles.bundled(by_digest[d].size)]
+        in_pool(bundles.groups(small, lambda m: m[2]), lambda b: bundles.send(self, project, b, advance),
+                min(workers, bundles.BUNDLE_WORKERS))
+        large = [d for d in missing if not bundles.bundled(by_digest[d].size)]
+        if large and self._presigns() and self._direct() is None:
             # the first upload learns whether the store presigns, before the pool starts
-            first, missing_rest = missing[0], missing[1:]
-            self.upload_blob(project, root / by_digest[first].path if root.is_dir() else root, first, advance)
-        else:
-            missing_rest = missing
-
-        def one(digest: str) -> None:
-            source = root / by_digest[digest].path if root.is_dir() else root
-            self.upload_blob(project, source, digest, advance)
-
-        in_pool(missing_rest, one, workers)
+            first, large = large[0], large[1:]
+            self.upload_blob(project, source(first), first, advance)
+        in_pool(large, lambda digest: self.upload_blob(project, source(digest), digest, advance), workers)
         return len(missing), sum(by_digest[d].size for d in missing)
 
     # --- datasets ------------------------------------------------------------------------------
@@ -318,7 +321,16 @@ def restore_tree(api: Artifacts, manifest: Manifest, dest: Path,
     sizes = {e.digest: e.size for e in manifest.entries if e.kind == "file"}
     advance = locked(progress, sum(sizes[d] for d in wanted if d not in present))
     fetch = [(d, t) for d, t in wanted.items() if d not in present]
-    in_pool(fetch, lambda item: api.download_blob(item[0], item[1], advance, size=sizes[item[0]]), workers)
+    small = [(d, t) for d, t in fetch if bundles.bundled(sizes[d])]
+    alone = [(d, t) for d, t in fetch if not bundles.bundled(sizes[d])]
+
+    def one_bundle(members: list[tuple[str, Path]]) -> None:
+        short = bundles.fetch(api, members, advance)
+        for i in short:  # an answer cut short: the rest one by one (each with its own error)
+            api.download_blob(members[i][0], members[i][1], advance, size=sizes[members[i][0]])
+
+    in_pool(bundles.groups(small, lambda m: sizes[m[0]]), one_bundle, min(workers, bundles.BUNDLE_WORKERS))
+    in_pool(alone, lambda item: api.download_blob(item[0], item[1], advance, size=sizes[item[0]]), workers)
     for digest, target in [(d, t) for d, t in wanted.items() if d in present] + copies:
         shutil.copyfile(present.get(digest) or wanted[digest], target)
     for entry in manifest.entries:

@@ -1,0 +1,179 @@
+"""Blob bundles: many small blobs in one request each way.
+
+A tree of small files costs one request per file through the gateway, and on two cores the
+requests, not the bytes, bound the transfer. A bundle carries up to ``BUNDLE_MAX_FILES`` blobs of
+at most ``BUNDLE_MEMBER_MAX`` bytes (frames: ``<digest> <size>\\n`` then the bytes, see
+cairn.protocol); larger files travel alone.
+
+- ``POST /projects/{p}/blobs/bundle`` (editor): every member is hashed and stored exactly as a
+  ``PUT /projects/{p}/blobs/{digest}`` would store it; possession is recorded only once every
+  member has been verified, so a bundle with one bad member (422 naming it) gives the project
+  nothing. Members already stored are received and hashed all the same: sending the bytes is what
+  proves possession.
+- ``POST /blobs/bundle`` with ``{"digests": [...]}`` (signed in): the blobs' frames in that order,
+  each read as ``GET /blobs/{digest}`` reads it; every digest must be readable by one of the
+  caller's projects (404 otherwise, before any byte is sent). A blob that cannot be read once the
+  answer has started ends the answer early: the client sees a short bundle and fetches the rest
+  one by one (which answers with the blob's own error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from cairn.kernel.errors import InvalidInput, NotFound
+from cairn.kernel.identity import EDITOR, SIGNED_IN, requires
+from cairn.kernel.service import Runtime
+from cairn.protocol import (
+    BUNDLE_MAX_BYTES,
+    BUNDLE_MAX_FILES,
+    BUNDLE_MEDIA_TYPE,
+    BUNDLE_MEMBER_MAX,
+    bundle_header,
+    parse_bundle_header,
+)
+from cairn.services.artifacts.api_blobs import Blobs, Ctx, ProjectName, Store
+from cairn.services.artifacts.blobs import BlobCorrupt, BlobStore
+from cairn.services.artifacts.possession import record_possession
+from cairn.services.artifacts.visibility import check_readable
+from cairn.services.registry.project_check import project_exists_on_writes
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["blobs"], dependencies=[Depends(project_exists_on_writes)])
+HEADER_MAX = 64 + 1 + 10 + 1  # digest, space, size, newline
+BUNDLE_BODY = BUNDLE_MAX_BYTES + BUNDLE_MAX_FILES * HEADER_MAX  # the body limit of an upload
+IN_FLIGHT = 4  # members hashed and written at once (each in a worker thread)
+
+
+class BundleFrames:
+    """Reads a bundle body frame by frame: ``next()`` gives (digest, bytes) or None at the end."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks.__aiter__()
+        self._buf = bytearray()
+        self.members = 0
+        self.total = 0
+
+    async def _more(self) -> bool:
+        try:
+            self._buf += await self._chunks.__anext__()
+            return True
+        except StopAsyncIteration:
+            return False
+
+    async def next(self) -> tuple[str, bytes] | None:
+        while (end := self._buf.find(b"\n", 0, HEADER_MAX)) < 0:
+            if len(self._buf) >= HEADER_MAX:
+                raise self._bad(f"frame {self.members + 1} has no header line")
+            if not await self._more():
+                if self._buf:
+                    raise self._bad(f"the bundle ends inside frame {self.members + 1}'s header")
+                return None
+        try:
+            digest, size = parse_bundle_header(bytes(self._buf[:end + 1]))
+        except ValueError as err:
+            raise self._bad(f"frame {self.members + 1}: {err}") from None
+        if size > BUNDLE_MEMBER_MAX:
+            raise self._bad(f"frame {self.members + 1} ({digest}) has {size} bytes; members may have at most "
+                            f"{BUNDLE_MEMBER_MAX}: upload that file alone (PUT /projects/P/blobs/DIGEST)")
+        self.members += 1
+        self.total += size
+        if self.members > BUNDLE_MAX_FILES or self.total > BUNDLE_MAX_BYTES:
+            raise self._bad(f"a bundle holds at most {BUNDLE_MAX_FILES} files and {BUNDLE_MAX_BYTES} bytes; "
+                            "split it into several bundles")
+        del self._buf[:end + 1]
+        while len(self._buf) < size:
+            if not await self._more():
+                raise self._bad(f"the bundle ends inside frame {self.members} ({digest}): "
+                                f"{len(self._buf)} of its {size} bytes arrived")
+        data = bytes(self._buf[:size])
+        del self._buf[:size]
+        return digest, data
+
+    @staticmethod
+    def _bad(message: str) -> InvalidInput:
+        return InvalidInput(f"{message}; nothing was recorded", details={"media_type": BUNDLE_MEDIA_TYPE})
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _reap(running: set[asyncio.Task[int]], when: str) -> None:
+    """Wait for some (or all) running members; the first failure among them is raised."""
+    done, _ = await asyncio.wait(running, return_when=when)
+    running -= done
+    for task in done:
+        task.result()
+
+
+async def store_members(blobs: BlobStore, frames: BundleFrames) -> dict[str, int]:
+    """Hash and store every member (``IN_FLIGHT`` at a time, in order of arrival); digest -> size.
+    The first failure cancels the rest and is raised."""
+    stored: dict[str, int] = {}
+    running: set[asyncio.Task[int]] = set()
+    try:
+        while (frame := await frames.next()) is not None:
+            digest, data = frame
+            stored[digest] = len(data)
+            running.add(asyncio.create_task(blobs.receive(digest, _one(data))))
+            if len(running) >= IN_FLIGHT:
+                await _reap(running, asyncio.FIRST_COMPLETED)
+        if running:
+            await _reap(running, asyncio.ALL_COMPLETED)
+        return stored
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+
+@router.post("/projects/{project}/blobs/bundle", **requires(EDITOR))
+async def put_bundle(project: ProjectName, request: Request, rt: Runtime, blobs: Blobs, store: Store,
+                     ctx: Ctx) -> dict[str, Any]:
+    """Upload many small blobs into a project in one body of frames (see the module's docstring);
+    ``created`` says, per blob, whether the project did not hold it before."""
+    stored = await store_members(blobs, BundleFrames(request.stream()))
+    created = await asyncio.gather(*(record_possession(rt, ctx, store, project, digest, size, "upload")
+                                     for digest, size in stored.items()))
+    return {"blobs": [{"digest": digest, "size": size, "created": new}
+                      for (digest, size), new in zip(stored.items(), created, strict=True)]}
+
+
+class BundleQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    digests: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(min_length=1, max_length=BUNDLE_MAX_FILES)
+
+
+def _frames(blobs: BlobStore, digests: list[str]) -> Iterator[bytes]:
+    """A plain generator: Starlette runs it in its thread pool, so reads never block the loop."""
+    for digest in digests:
+        try:
+            with blobs.open_verified(digest, always=False) as path:
+                if path.stat().st_size > BUNDLE_MEMBER_MAX:
+                    return  # a short bundle: the client fetches this one alone
+                data = path.read_bytes()
+        except (NotFound, BlobCorrupt) as err:  # a short bundle: alone, the blob answers with this error
+            log.warning("bundle ends before blob %s: %s", digest, err)
+            return
+        yield bundle_header(digest, len(data))
+        yield data
+
+
+@router.post("/blobs/bundle", **requires(SIGNED_IN))
+async def get_bundle(query: BundleQuery, request: Request, rt: Runtime, blobs: Blobs,
+                     store: Store) -> StreamingResponse:
+    """Download many small blobs in one answer of frames, in the order asked (see the module's
+    docstring); each must be readable by one of your projects (404 otherwise)."""
+    await rt.commands.settled()  # a read: it sees every upload this service answered for
+    for digest in query.digests:
+        check_readable(request, store, digest)
+    return StreamingResponse(_frames(blobs, query.digests), media_type=BUNDLE_MEDIA_TYPE)
