@@ -1,7 +1,7 @@
 """Artifacts side by side with MLflow's artifact proxy, in one run (issue 24's targets).
 
 Starts MLflow's tracking server (side venv, benchmarks/mlflow_side.py; artifacts proxied from a
-local folder, `--artifacts-destination`) and Cairn (nats-server + every service, as the tests do)
+local folder, `--artifacts-destination`; for ``s3``, from a bucket of the same SeaweedFS) and Cairn (nats-server + every service, as the tests do)
 once per backend: ``fs`` (bytes through the gateway), ``fs-direct`` (the file system with direct
 transfer URLs of the artifacts service, as ``cairn up`` on loopback runs it) and ``s3`` (a real SeaweedFS, ``weed mini``; the SDK then moves bytes with
 presigned URLs straight to the bucket). Each round, for each case, Cairn and MLflow run one after
@@ -11,8 +11,8 @@ the other, the order alternating by round, so load from other jobs falls on both
   ``download_blob`` (the SDK hashes a download before keeping it); MLflow: one PUT / streamed GET
   of ``/api/2.0/mlflow-artifacts/artifacts/<path>`` (what its client sends), written to disk.
 - ``small up``/``small down``: 200 files of 1 MiB (``--small``). Cairn: ``upload_tree`` /
-  ``restore_tree`` (a pool of 8; the manifest made before the clock starts); MLflow: the same
-  requests from a pool of 8 threads.
+  ``restore_tree`` (bundles of 16 MiB, 4 in flight; the manifest made before the clock starts);
+  MLflow: one request per file from a pool of 8 threads.
 
 Cairn uploads go into a fresh project each round, so every byte is sent again. MB/s = 10^6
 bytes/s; the median of ``--rounds``; ratio = Cairn / MLflow; the load average is printed before
@@ -32,6 +32,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -111,7 +112,7 @@ def round_cases(args: argparse.Namespace, art: Artifacts, mlflow: MlflowSide, pr
                              small_files), small_bytes)]
 
 
-def run_backend(backend: str, args: argparse.Namespace, work: Path, mlflow: MlflowSide,
+def run_backend(backend: str, args: argparse.Namespace, work: Path, mlflow_local: MlflowSide,
                 results: dict[tuple[str, str, str], list[float]]) -> None:
     big = work / "big.bin"
     small_root = work / "small"
@@ -121,11 +122,21 @@ def run_backend(backend: str, args: argparse.Namespace, work: Path, mlflow: Mlfl
     manifest: Manifest = fingerprint_tree(small_root)
     env: dict[str, str] = {}
     server = None
+    stack = ExitStack()
+    mlflow = mlflow_local
     if backend == "s3":
         server = SeaweedS3(work / f"seaweed-{backend}", bucket="bench").start()
         env = {"CAIRN_ARTIFACTS_BACKEND": "s3", "CAIRN_ARTIFACTS_S3_ENDPOINT": server.endpoint,
                "CAIRN_ARTIFACTS_S3_BUCKET": "bench", "CAIRN_ARTIFACTS_S3_ACCESS_KEY": "bench",
                "CAIRN_ARTIFACTS_S3_SECRET_KEY": "bench"}
+        # MLflow's proxy stores into the same SeaweedFS (a bucket of its own), so both sides pay
+        # the same object store
+        server.client().create_bucket(Bucket="bench-mlflow")
+        on_s3 = stack.enter_context(mlflow_server(
+            work / "mlflow-s3", artifacts_destination="s3://bench-mlflow/artifacts",
+            env={"MLFLOW_S3_ENDPOINT_URL": server.endpoint, "AWS_ACCESS_KEY_ID": "bench",
+                 "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}))
+        mlflow = MlflowSide(on_s3.url)
     # fs-direct: the file system backend with direct transfer URLs (what `cairn up` on loopback runs)
     plat = Platform(work / f"platform-{backend}", extra_env=env, direct_artifacts=backend == "fs-direct").start()
     try:
@@ -152,6 +163,7 @@ def run_backend(backend: str, args: argparse.Namespace, work: Path, mlflow: Mlfl
                 print(f"  {backend} round {r + 1}/{args.rounds} done; load {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         plat.stop()
+        stack.close()
         if server is not None:
             server.stop()
 

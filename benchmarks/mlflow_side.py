@@ -64,16 +64,25 @@ def _free_port() -> int:
 
 
 @contextmanager
-def mlflow_server(workdir: Path, workers: int = 2, timeout: float = 120.0) -> Iterator[MlflowServer]:
-    """Start ``mlflow server`` (SQLite store, artifacts proxied from a local folder) and stop it after."""
+def mlflow_server(workdir: Path, workers: int = 2, timeout: float = 120.0, *,
+                  artifacts_destination: str | None = None,
+                  env: dict[str, str] | None = None) -> Iterator[MlflowServer]:
+    """Start ``mlflow server`` (SQLite store, artifacts proxied from a local folder, or from
+    ``artifacts_destination``, e.g. ``s3://bucket/prefix`` with ``MLFLOW_S3_ENDPOINT_URL`` and AWS
+    keys in ``env``) and stop it after."""
     python = side_venv()
+    if artifacts_destination and artifacts_destination.startswith("s3://"):
+        if subprocess.run([str(python), "-c", "import boto3"], capture_output=True).returncode != 0:
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "boto3"], check=True)
     workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     argv = [str(python), "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
             "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-            "--artifacts-destination", str(workdir / "artifacts"), "--workers", str(workers)]
+            "--artifacts-destination", artifacts_destination or str(workdir / "artifacts"),
+            "--workers", str(workers)]
     log = open(workdir / "mlflow-server.log", "ab")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+    proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True,
+                            env={**os.environ, **(env or {})})
     log.close()
     url = f"http://127.0.0.1:{port}"
     try:

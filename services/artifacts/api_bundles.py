@@ -15,6 +15,10 @@ cairn.protocol); larger files travel alone.
   caller's projects (404 otherwise, before any byte is sent). A blob that cannot be read once the
   answer has started ends the answer early: the client sees a short bundle and fetches the rest
   one by one (which answers with the blob's own error).
+- With direct transfers on the file system (services/artifacts/direct.py), plans hand out URLs of
+  this service for both ways, so bundle bytes skip the gateway: ``POST /projects/{p}/blobs/
+  bundle-plan`` (a URL for any number of bundles, then ``.../bundle-commit`` with its token) and
+  ``POST /blobs/bundle-plan`` (a URL per group of digests).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import InvalidInput, NotFound
 from cairn.kernel.identity import EDITOR, SIGNED_IN, requires
 from cairn.kernel.service import Runtime
@@ -41,14 +46,18 @@ from cairn.protocol import (
 )
 from cairn.services.artifacts.api_blobs import Blobs, Ctx, ProjectName, Store
 from cairn.services.artifacts.blobs import BlobCorrupt, BlobStore
+from cairn.services.artifacts.direct import DIRECT_ROUTE, FsDirect, digest_list, direct_of
 from cairn.services.artifacts.possession import record_possession
+from cairn.services.artifacts.store import ArtifactsStore
 from cairn.services.artifacts.visibility import check_readable
 from cairn.services.registry.project_check import project_exists_on_writes
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["blobs"], dependencies=[Depends(project_exists_on_writes)])
+direct_router = APIRouter(tags=["blobs"])  # signed URLs: no caller, the signature is the authorization
 HEADER_MAX = 64 + 1 + 10 + 1  # digest, space, size, newline
 BUNDLE_BODY = BUNDLE_MAX_BYTES + BUNDLE_MAX_FILES * HEADER_MAX  # the body limit of an upload
+PROXY = {"mode": "proxy"}
 IN_FLIGHT = 4  # members hashed and written at once (each in a worker thread)
 
 
@@ -141,11 +150,15 @@ async def put_bundle(project: ProjectName, request: Request, rt: Runtime, blobs:
                      ctx: Ctx) -> dict[str, Any]:
     """Upload many small blobs into a project in one body of frames (see the module's docstring);
     ``created`` says, per blob, whether the project did not hold it before."""
-    stored = await store_members(blobs, BundleFrames(request.stream()))
+    return await _possess(rt, ctx, store, project, await store_members(blobs, BundleFrames(request.stream())))
+
+
+async def _possess(rt: Any, ctx: CommandContext, store: ArtifactsStore, project: str,
+                   members: dict[str, int]) -> dict[str, Any]:
     created = await asyncio.gather(*(record_possession(rt, ctx, store, project, digest, size, "upload")
-                                     for digest, size in stored.items()))
+                                     for digest, size in members.items()))
     return {"blobs": [{"digest": digest, "size": size, "created": new}
-                      for (digest, size), new in zip(stored.items(), created, strict=True)]}
+                      for (digest, size), new in zip(members.items(), created, strict=True)]}
 
 
 class BundleQuery(BaseModel):
@@ -166,6 +179,71 @@ def _frames(blobs: BlobStore, digests: list[str]) -> Iterator[bytes]:
             return
         yield bundle_header(digest, len(data))
         yield data
+
+
+class BundlePlanQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bundles: list[Annotated[list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]],
+                            Field(min_length=1, max_length=BUNDLE_MAX_FILES)]] = Field(max_length=10_000)
+
+
+class CommitQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=64)
+
+
+@router.post("/projects/{project}/blobs/bundle-plan", **requires(EDITOR))
+async def bundle_upload_plan(project: ProjectName, request: Request) -> dict[str, Any]:
+    """Where to send bundles into ``project``: ``{"mode": "direct", "url", "token"}`` (the file
+    system with direct transfers: POST any number of bundles to the URL, then commit them with
+    the token) or ``{"mode": "proxy"}`` (POST them to ``/projects/{p}/blobs/bundle``)."""
+    presigner = request.app.state.presigner
+    return presigner.bundle_upload_plan(project) if isinstance(presigner, FsDirect) else PROXY
+
+
+@router.post("/projects/{project}/blobs/bundle-commit", **requires(EDITOR))
+async def bundle_commit(project: ProjectName, query: CommitQuery, request: Request, rt: Runtime,
+                        store: Store, ctx: Ctx) -> dict[str, Any]:
+    """Make ``project`` hold every blob received with a bundle plan's URL (409 if none was)."""
+    members = direct_of(request).bundle_commit(project, query.token)
+    return await _possess(rt, ctx, store, project, members)
+
+
+@router.post("/blobs/bundle-plan", **requires(SIGNED_IN))
+async def bundle_download_plan(query: BundlePlanQuery, request: Request, rt: Runtime,
+                               store: Store) -> dict[str, Any]:
+    """Where to read these groups of blobs: a direct URL per group (POST the group's
+    ``{"digests": [...]}`` to it), or ``{"mode": "proxy"}``. Every blob must be readable by one
+    of your projects (404 otherwise)."""
+    await rt.commands.settled()
+    for group in query.bundles:
+        for digest in group:
+            check_readable(request, store, digest)
+    presigner = request.app.state.presigner
+    if not isinstance(presigner, FsDirect):
+        return PROXY
+    return {"mode": "direct", "urls": presigner.bundle_download_urls(query.bundles)}
+
+
+@direct_router.post("/direct/projects/{project}/blobs/bundle", openapi_extra=DIRECT_ROUTE)
+async def direct_put_bundle(project: ProjectName, request: Request, blobs: Blobs, nonce: str | None = None,
+                            exp: int | None = None, sig: str | None = None) -> dict[str, Any]:
+    """Store a bundle sent to a plan's URL (members verified as by ``POST .../blobs/bundle``);
+    the project holds them once the plan is committed."""
+    direct = direct_of(request)
+    direct.check(sig, exp, "POST-BUNDLE", project, nonce)
+    assert sig is not None and exp is not None
+    stored = await store_members(blobs, BundleFrames(request.stream()))
+    direct.bundle_received(sig, project, stored, exp)
+    return {"blobs": [{"digest": digest, "size": size} for digest, size in stored.items()]}
+
+
+@direct_router.post("/direct/blobs/bundle", openapi_extra=DIRECT_ROUTE)
+async def direct_get_bundle(query: BundleQuery, request: Request, blobs: Blobs, exp: int | None = None,
+                            sig: str | None = None) -> StreamingResponse:
+    """The bundle of a plan's URL: exactly the digests it was signed for, in that order."""
+    direct_of(request).check(sig, exp, "GET-BUNDLE", digest_list(query.digests))
+    return StreamingResponse(_frames(blobs, query.digests), media_type=BUNDLE_MEDIA_TYPE)
 
 
 @router.post("/blobs/bundle", **requires(SIGNED_IN))

@@ -14,6 +14,7 @@ from cairn.kernel.settings import ServiceSettings
 from cairn.services.artifacts.api import router
 from cairn.services.artifacts.api_blobs import router as blob_router
 from cairn.services.artifacts.api_bundles import BUNDLE_BODY
+from cairn.services.artifacts.api_bundles import direct_router as direct_bundle_router
 from cairn.services.artifacts.api_bundles import router as bundle_router
 from cairn.services.artifacts.api_presigned import router as presigned_router
 from cairn.services.artifacts.api_preview import router as preview_router
@@ -100,7 +101,8 @@ def body_limits(settings: ArtifactsSettings) -> dict[str, int | None]:
             "/projects/*/runs/*/files": settings.artifacts_max_blob_bytes,
             "/projects/*/manifests": MANIFEST_BODY,
             "/projects/*/datasets/*/versions": MANIFEST_BODY,
-            "/direct/projects/*/blobs": settings.artifacts_max_blob_bytes}
+            "/direct/projects/*/blobs": settings.artifacts_max_blob_bytes,
+            "/direct/projects/*/blobs/bundle": BUNDLE_BODY}
 
 
 def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
@@ -110,7 +112,7 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: ArtifactsStore(s.data_dir / "artifacts" / "artifacts.sqlite3"),
         handler=projection(),
-        routers=[blob_router, bundle_router, presigned_router, preview_router, direct_router, router],
+        routers=[blob_router, bundle_router, presigned_router, preview_router, direct_router, direct_bundle_router, router],
         description="Content-addressed blobs, dataset versions, run artifacts and GC.",
         projection_aggregates=AGGREGATES,
         body_limits=body_limits(settings),

@@ -16,6 +16,10 @@ there without the gateway.
 - ``GET /direct/blobs/{digest}?exp&sig``: the blob, read as ``GET /blobs/{digest}`` reads it
   (verified first unless ``CAIRN_ARTIFACTS_VERIFY_READS=false``); the plan route has already
   checked that one of the caller's projects holds it.
+- Bundles of small blobs (api_bundles.py) the same way: an upload URL takes any number of bundles
+  into one project until it expires (a leaked URL can fill storage until then, never give a
+  project a blob: possession needs the commit, through the gateway, with the plan's token); a
+  download URL reads exactly the list of digests it was signed for.
 
 A URL without a valid signature, or past its expiry, is a 403 and touches nothing."""
 
@@ -25,6 +29,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import secrets
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -38,6 +43,7 @@ from cairn.services.artifacts.api_blobs import Blobs, Digest, ProjectName, file_
 
 DIRECT_PREFIX = "/direct/"
 DIRECT_ROUTE = {"x-cairn-role": "signed-url"}  # the URL's signature is the authorization
+BUNDLE_PLAN_MEMBERS = 1_000_000  # files one bundle plan may take before its commit
 router = APIRouter(tags=["blobs"])
 
 
@@ -50,6 +56,7 @@ class FsDirect:
         self.key = hmac.new(service_key, b"cairn artifacts direct transfers v1", hashlib.sha256).digest()
         self.expires = expires
         self.received: dict[str, tuple[str, str, int, float]] = {}  # token -> project, digest, size, expiry
+        self.bundles: dict[str, tuple[str, dict[str, int], float]] = {}  # token -> project, members, expiry
 
     def sign(self, *parts: object) -> str:
         text = "\n".join(str(p) for p in parts).encode()
@@ -84,6 +91,41 @@ class FsDirect:
         del self.received[token]
         return got[2]
 
+    # --- bundles (services/artifacts/api_bundles.py) ---------------------------------------------
+
+    def bundle_upload_plan(self, project: str) -> dict[str, Any]:
+        """One URL for any number of bundle uploads into ``project`` until it expires; the
+        members it received are committed together with the plan's token."""
+        exp = int(time.time()) + self.expires
+        nonce = secrets.token_urlsafe(12)
+        sig = self.sign(exp, "POST-BUNDLE", project, nonce)
+        return {"mode": "direct", "token": sig, "expires_in": self.expires,
+                "url": f"{self.base_url}/direct/projects/{project}/blobs/bundle?nonce={nonce}&exp={exp}&sig={sig}"}
+
+    def bundle_received(self, token: str, project: str, members: dict[str, int], exp: int) -> None:
+        now = time.time()
+        for old in [t for t, (_, _, until) in self.bundles.items() if until < now]:
+            del self.bundles[old]
+        held = self.bundles.setdefault(token, (project, {}, exp))[1]
+        if len(held) + len(members) > BUNDLE_PLAN_MEMBERS:
+            raise InvalidInput(f"one plan takes at most {BUNDLE_PLAN_MEMBERS} files: commit, then ask for a new plan")
+        held.update(members)
+
+    def bundle_commit(self, project: str, token: str) -> dict[str, int]:
+        """The members received with ``token``'s URL for this project (409 if none: nothing is recorded)."""
+        got = self.bundles.get(token)
+        if got is None or got[0] != project:
+            raise Conflict("no bundle was received for this plan (or the service restarted since): "
+                           "ask for a new plan and send the bundles again")
+        del self.bundles[token]
+        return got[1]
+
+    def bundle_download_urls(self, groups: list[list[str]]) -> list[str]:
+        """A URL per group of digests; each URL reads exactly its group (sent as the body)."""
+        exp = int(time.time()) + self.expires
+        return [f"{self.base_url}/direct/blobs/bundle?exp={exp}&sig={self.sign(exp, 'GET-BUNDLE', digest_list(g))}"
+                for g in groups]
+
     def download_url(self, digest: str) -> dict[str, Any]:
         exp = int(time.time()) + self.expires
         sig = self.sign(exp, "GET", digest)
@@ -91,7 +133,12 @@ class FsDirect:
                 "expires_in": self.expires}
 
 
-def _direct(request: Request) -> FsDirect:
+def digest_list(digests: list[str]) -> str:
+    """What a bundle download URL signs: the exact list of digests, in order."""
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def direct_of(request: Request) -> FsDirect:
     direct = request.app.state.presigner
     if not isinstance(direct, FsDirect):
         raise Forbidden("direct transfers are off here (CAIRN_ARTIFACTS_DIRECT_URL): go through the gateway")
@@ -103,7 +150,7 @@ async def direct_put(project: ProjectName, digest: Digest, request: Request, blo
                      size: int | None = None, exp: int | None = None, sig: str | None = None) -> JSONResponse:
     """Store an upload made with a plan's URL (see the module's docstring); 422 if the bytes do
     not hash to ``digest`` or differ from the planned size."""
-    direct = _direct(request)
+    direct = direct_of(request)
     direct.check(sig, exp, "PUT", project, digest, size)
     assert sig is not None and exp is not None and size is not None
     got = await blobs.receive(digest, request.stream())
@@ -117,7 +164,7 @@ async def direct_put(project: ProjectName, digest: Digest, request: Request, blo
 async def direct_get(digest: Digest, request: Request, blobs: Blobs, exp: int | None = None,
                      sig: str | None = None) -> Response:
     """The blob's bytes for a plan's URL (see the module's docstring)."""
-    _direct(request).check(sig, exp, "GET", digest)
+    direct_of(request).check(sig, exp, "GET", digest)
     stack = ExitStack()
     try:
         path: Path = await asyncio.to_thread(stack.enter_context, blobs.open_verified(digest, always=False))

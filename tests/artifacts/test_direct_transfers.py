@@ -1,7 +1,8 @@
 """Direct transfers on the file system backend (services/artifacts/direct.py): the SDK's bytes go
 between it and the artifacts service without the gateway, under a signed URL; a forged, altered
 or expired URL is refused and stores nothing; a commit needs an upload made with its plan; and
-the plans keep the access rules of the proxied routes."""
+the plans keep the access rules of the proxied routes. Bundles of small files take the same
+direct route, under URLs that allow only what they were signed for."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cairn.core import blake3
+from cairn.core import blake3, fingerprint_tree
 from cairn.kernel.errors import Forbidden
+from cairn.protocol import bundle_header
 from cairn.sdk import Client
+from cairn.sdk.artifacts import restore_tree
 from cairn.services.artifacts.direct import FsDirect
 
 from platform_harness import Platform, running
@@ -131,3 +134,56 @@ def test_a_url_past_its_expiry_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
         direct.check(plan["token"], exp, "PUT", "p", "0" * 64, 5)
     with pytest.raises(Forbidden, match="signature"):
         FsDirect("http://127.0.0.1:1", b"j" * 32, expires=60).check(plan["token"], exp, "PUT", "p", "0" * 64, 5)
+
+
+def _bundle(*members: bytes) -> bytes:
+    return b"".join(bundle_header(blake3(b).hex(), len(b)) + b for b in members)
+
+
+def test_bundles_skip_the_gateway_both_ways(plat: Platform, tmp_path: Path) -> None:
+    files = {f"d/f{i}.bin": os.urandom(10_000 + i) for i in range(30)}
+    for rel, data in files.items():
+        (tmp_path / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / rel).write_bytes(data)
+    manifest = fingerprint_tree(tmp_path / "src")
+    service = httpx.URL(plat.service_url("artifacts"))
+    with Client(plat.gateway, token=plat.token) as client:
+        bytes_to: dict[str, int] = {"service": 0, "gateway": 0}
+
+        def saw(request: httpx.Request) -> None:
+            side = "service" if request.url.port == service.port else "gateway"
+            bytes_to[side] += int(request.headers.get("content-length", 0) or 0)
+
+        client.artifacts._plain_http().event_hooks["request"].append(saw)
+        client._http.event_hooks["request"].append(saw)
+        assert client.artifacts.upload_tree("direct-b", manifest, tmp_path / "src") == (30, sum(map(len, files.values())))
+        assert client.artifacts.missing("direct-b", [blake3(b).hex() for b in files.values()]) == []
+        restore_tree(client.artifacts, manifest, tmp_path / "out", None)
+    assert all((tmp_path / "out" / rel).read_bytes() == data for rel, data in files.items())
+    assert bytes_to["gateway"] < 20_000  # plans, the commit and the missing query: no file's bytes
+
+
+def test_bundle_urls_allow_only_what_they_were_signed_for(plat: Platform) -> None:
+    data, other = os.urandom(2000), os.urandom(2000)
+    digest = blake3(data).hex()
+    with httpx.Client(base_url=f"{plat.gateway}/api/v1/artifacts", headers=plat.headers, timeout=30) as http:
+        plan = http.post("/projects/direct-a/blobs/bundle-plan", json={}).json()
+        assert plan["mode"] == "direct" and plan["url"].startswith(plat.service_url("artifacts") + "/direct/")
+        for bad in (plan["url"].replace("direct-a", "direct-b"), plan["url"].split("&sig=")[0] + "&sig=AAAA",
+                    plan["url"].replace("nonce=", "nonce=x")):
+            assert httpx.post(bad, content=_bundle(data)).status_code == 403
+        assert not _blob_stored(plat, digest)
+        # sent, but not committed: the project does not hold it
+        assert httpx.post(plan["url"], content=_bundle(data)).status_code == 200
+        assert http.post("/projects/direct-a/blobs/missing", json={"digests": [digest]}).json()["missing"] == [digest]
+        assert http.post("/projects/direct-b/blobs/bundle-commit", json={"token": plan["token"]}).status_code == 409
+        done = http.post("/projects/direct-a/blobs/bundle-commit", json={"token": plan["token"]})
+        assert done.status_code == 200 and done.json()["blobs"] == [{"digest": digest, "size": 2000, "created": True}]
+        assert http.post("/projects/direct-a/blobs/bundle-commit", json={"token": plan["token"]}).status_code == 409
+        # a download URL reads exactly the list it was signed for
+        other_digest = blake3(other).hex()
+        http.put(f"/projects/direct-a/blobs/{other_digest}", content=other).raise_for_status()
+        urls = http.post("/blobs/bundle-plan", json={"bundles": [[digest]]}).json()["urls"]
+    assert httpx.post(urls[0], json={"digests": [digest]}).content == _bundle(data)
+    assert httpx.post(urls[0], json={"digests": [other_digest]}).status_code == 403
+    assert httpx.post(urls[0], json={"digests": [digest, other_digest]}).status_code == 403

@@ -86,12 +86,19 @@ class Artifacts:
         if plan.get("mode") != "presigned":
             self.client.__dict__["_cairn_presigns"] = False
             return None
+        return self._direct_client()
+
+    def _direct_client(self) -> Direct:
         with _DIRECT_LOCK:  # pool threads may learn it at the same time: make one
             direct = self._direct()
             if direct is None:
                 direct = self.client.__dict__["_cairn_direct"] = Direct(self.client.retries)
                 weakref.finalize(self.client, direct.close)
         return direct
+
+    def _plain_http(self) -> httpx.Client:
+        """An HTTP client without Cairn's headers, for signed URLs (their signature authorizes)."""
+        return self._direct_client().http
 
     def _presigns(self) -> bool:
         return self.client.__dict__.get("_cairn_presigns", True)
@@ -192,8 +199,7 @@ class Artifacts:
 
         # small files in bundles (a request per bundle, not per file), the rest one by one
         small = [(d, source(d), by_digest[d].size) for d in missing if bundles.bundled(by_digest[d].size)]
-        in_pool(bundles.groups(small, lambda m: m[2]), lambda b: bundles.send(self, project, b, advance),
-                min(workers, bundles.BUNDLE_WORKERS))
+        bundles.upload(self, project, small, advance, min(workers, bundles.BUNDLE_WORKERS))
         large = [d for d in missing if not bundles.bundled(by_digest[d].size)]
         if large and self._presigns() and self._direct() is None:
             # the first upload learns whether the store presigns, before the pool starts
@@ -321,15 +327,11 @@ def restore_tree(api: Artifacts, manifest: Manifest, dest: Path,
     sizes = {e.digest: e.size for e in manifest.entries if e.kind == "file"}
     advance = locked(progress, sum(sizes[d] for d in wanted if d not in present))
     fetch = [(d, t) for d, t in wanted.items() if d not in present]
-    small = [(d, t) for d, t in fetch if bundles.bundled(sizes[d])]
+    small = [(d, t, sizes[d]) for d, t in fetch if bundles.bundled(sizes[d])]
+    # small files in bundles; the rest, and what a short bundle left out, one by one (each
+    # download then answers with its own error)
     alone = [(d, t) for d, t in fetch if not bundles.bundled(sizes[d])]
-
-    def one_bundle(members: list[tuple[str, Path]]) -> None:
-        short = bundles.fetch(api, members, advance)
-        for i in short:  # an answer cut short: the rest one by one (each with its own error)
-            api.download_blob(members[i][0], members[i][1], advance, size=sizes[members[i][0]])
-
-    in_pool(bundles.groups(small, lambda m: sizes[m[0]]), one_bundle, min(workers, bundles.BUNDLE_WORKERS))
+    alone += [(d, t) for d, t, _ in bundles.download(api, small, advance, min(workers, bundles.BUNDLE_WORKERS))]
     in_pool(alone, lambda item: api.download_blob(item[0], item[1], advance, size=sizes[item[0]]), workers)
     for digest, target in [(d, t) for d, t in wanted.items() if d in present] + copies:
         shutil.copyfile(present.get(digest) or wanted[digest], target)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -23,7 +23,7 @@ from cairn.protocol import (
     parse_bundle_header,
 )
 from cairn.sdk.client import reaching
-from cairn.sdk.transfers import retrying
+from cairn.sdk.transfers import in_pool, retrying
 
 if TYPE_CHECKING:
     from cairn.sdk.artifacts import Artifacts
@@ -62,9 +62,52 @@ def bundled(size: int) -> bool:
     return size < BUNDLE_MEMBER_MAX
 
 
-def send(api: Artifacts, project: str, members: list[tuple[str, Path, int]],
-         progress: Callable[[int], None] | None) -> None:
-    """Upload one bundle of (digest, path, size) into ``project``."""
+def upload(api: Artifacts, project: str, members: list[tuple[str, Path, int]],
+           progress: Callable[[int], None] | None, workers: int = BUNDLE_WORKERS) -> None:
+    """Upload (digest, path, size) members into ``project`` in bundles, ``workers`` at a time:
+    straight to the artifacts service when it offers direct transfers (then one commit makes the
+    project hold them all), else through the gateway."""
+    if not members:
+        return
+    plan = _plan(api, "POST", f"/projects/{_q(project)}/blobs/bundle-plan", json={})
+    url = plan.get("url")
+    in_pool(groups(members, lambda m: m[2]), lambda g: _send(api, project, g, progress, url), workers)
+    if url is not None:
+        api._call("POST", f"/projects/{_q(project)}/blobs/bundle-commit", json={"token": plan["token"]})
+
+
+def download(api: Artifacts, members: list[tuple[str, Path, int]], progress: Callable[[int], None] | None,
+             workers: int = BUNDLE_WORKERS) -> list[tuple[str, Path, int]]:
+    """Download (digest, target, size) members in bundles, ``workers`` at a time (see
+    :func:`fetch`); returns the members that did not arrive (short answers)."""
+    cut = groups(members, lambda m: m[2])
+    if not cut:
+        return []
+    plan = _plan(api, "POST", "/blobs/bundle-plan", json={"bundles": [[m[0] for m in g] for g in cut]})
+    urls: list[str | None] = plan.get("urls") or [None] * len(cut)
+    left: list[tuple[str, Path, int]] = []
+
+    def one(item: tuple[list[tuple[str, Path, int]], str | None]) -> None:
+        group, url = item
+        left.extend(group[i] for i in fetch(api, [(d, t) for d, t, _ in group], progress, url))
+
+    in_pool(list(zip(cut, urls, strict=True)), one, workers)
+    return left
+
+
+def _plan(api: Artifacts, method: str, path: str, json: dict[str, Any]) -> dict[str, Any]:
+    """A bundle plan, or ``{"mode": "proxy"}`` without asking once the store is known to answer that."""
+    if api.client.__dict__.get("_cairn_bundle_proxy"):
+        return {"mode": "proxy"}
+    plan: dict[str, Any] = api._call(method, path, json=json)
+    if plan.get("mode") != "direct":
+        api.client.__dict__["_cairn_bundle_proxy"] = True
+    return plan
+
+
+def _send(api: Artifacts, project: str, members: list[tuple[str, Path, int]],
+          progress: Callable[[int], None] | None, url: str | None) -> None:
+    """Upload one bundle: to a plan's ``url``, or through the gateway."""
     def body() -> Iterator[bytes]:
         for digest, path, size in members:
             data = path.read_bytes()
@@ -75,41 +118,49 @@ def send(api: Artifacts, project: str, members: list[tuple[str, Path, int]],
             if progress is not None:
                 progress(size)
 
+    headers = {"Content-Type": BUNDLE_MEDIA_TYPE}
+    timeout = httpx.Timeout(60.0, write=None)
+
     def post() -> httpx.Response:
+        if url is not None:
+            return api._plain_http().post(url, content=body(), headers=headers, timeout=timeout)
         return api.http.post(f"/api/v1/artifacts/projects/{_q(project)}/blobs/bundle", content=body(),
-                             headers={"Content-Type": BUNDLE_MEDIA_TYPE}, timeout=httpx.Timeout(60.0, write=None))
+                             headers=headers, timeout=timeout)
 
     with reaching(api.client.url):
         resp = retrying(api.client.retries, post)
     api.client._answer(resp)
 
 
-def fetch(api: Artifacts, members: list[tuple[str, Path]], progress: Callable[[int], None] | None) -> list[int]:
-    """Download one bundle: each (digest, target) is written to a temporary file beside its
-    target, checked against its digest and renamed into place. Returns the indexes of the members
-    that did not arrive (a short answer: the caller fetches them one by one)."""
-    wanted = {digest: i for i, (digest, _) in reversed(list(enumerate(members)))}
-    got: set[int] = set()
-    with reaching(api.client.url), api.http.stream(
-            "POST", "/api/v1/artifacts/blobs/bundle", json={"digests": list(wanted)},
-            timeout=httpx.Timeout(60.0)) as resp:
+def fetch(api: Artifacts, members: list[tuple[str, Path]], progress: Callable[[int], None] | None,
+          url: str | None = None) -> list[int]:
+    """Download one bundle (from a plan's ``url``, or through the gateway): each (digest, target)
+    is written to a temporary file beside its target, checked against its digest and renamed into
+    place. Returns the indexes of the members that did not arrive (a short answer: the caller
+    fetches them one by one)."""
+    query = {"digests": [digest for digest, _ in members]}
+    timeout = httpx.Timeout(60.0)
+    stream = (api._plain_http().stream("POST", url, json=query, timeout=timeout) if url is not None
+              else api.http.stream("POST", "/api/v1/artifacts/blobs/bundle", json=query, timeout=timeout))
+    got = 0  # frames come in the order asked
+    with reaching(api.client.url), stream as resp:
         if resp.status_code >= 400:
             resp.read()
             api.client._answer(resp)
         reader = _Reader(resp.iter_raw(1 << 20))
-        while (frame := reader.frame()) is not None:
+        while got < len(members) and (frame := reader.frame()) is not None:
             digest, data = frame
-            index = wanted.get(digest)
-            if index is None or index in got:
-                raise BundleError(f"the server sent blob {digest}, which was not asked for")
+            expected, target = members[got]
+            if digest != expected:
+                raise BundleError(f"the server sent blob {digest} where {expected} was asked for")
             actual = blake3(data, threads=1).hex()
             if actual != digest:
-                raise BundleError(f"downloaded bytes for {members[index][1]} hash to {actual}, not {digest}")
-            _write(members[index][1], data)
-            got.add(index)
+                raise BundleError(f"downloaded bytes for {target} hash to {actual}, not {digest}")
+            _write(target, data)
+            got += 1
             if progress is not None:
                 progress(len(data))
-    return [i for i, (digest, _) in enumerate(members) if wanted[digest] not in got]
+    return list(range(got, len(members)))
 
 
 def _write(target: Path, data: bytes) -> None:
