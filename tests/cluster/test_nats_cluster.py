@@ -24,6 +24,9 @@ from typing import Any
 import nats
 import pytest
 from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -52,6 +55,7 @@ class Cluster:
     root: Path
     configs: dict[str, Path]
     urls: dict[str, str]  # node -> its client URL
+    node_args: list[str]  # the --node options that cairn cluster config was given
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -95,7 +99,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                      str(root / "tls"), *nodes, f"--site=lab=127.0.0.1:{ports[-1]}")
     configs = {name: Path(path) for name, path in written["nodes"].items()}
     configs["leaf-lab"] = Path(written["leaves"]["lab"])
-    state = Cluster(root, configs, {name: f"tls://127.0.0.1:{ports[3 * i]}" for i, name in enumerate(NODES)})
+    state = Cluster(root, configs, {name: f"tls://127.0.0.1:{ports[3 * i]}" for i, name in enumerate(NODES)}, nodes)
     try:
         for name in (*NODES, "leaf-lab"):
             state.start(name)
@@ -153,6 +157,17 @@ def test_the_written_files_say_what_every_process_needs(cluster: Cluster) -> Non
     assert os.stat(cluster.root / "tls" / "ca-key.pem").st_mode & 0o077 == 0
     again = invoke("cluster", "certs", "--out", str(cluster.root / "tls"), "--name", "test", "--host=n1=127.0.0.1")
     assert again["made"] == [] and len(again["kept"]) == 4  # the CA and n1's pair are kept
+    cert = x509.load_pem_x509_certificate((cluster.root / "tls" / "n1.pem").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["n1"]
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(usages) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}  # routes dial too
+    assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+    password = cluster.creds("gateway").password
+    invoke("cluster", "config", "--out", str(cluster.out), "--name", "test", "--tls-dir", str(cluster.root / "tls"),
+           *cluster.node_args)
+    assert cluster.creds("gateway").password == password  # a re-run keeps every role's credentials
 
 
 async def test_a_client_without_tls_or_without_the_cluster_ca_is_refused(cluster: Cluster) -> None:
