@@ -16,11 +16,15 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+import loopback
 import nats
 import pytest
 from click.testing import CliRunner
@@ -32,17 +36,20 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from cairn.cli.main import cli
-from cairn.cluster.config import read_env_file
+from cairn.cluster.certs import CA_CERT, Host, make_certs
+from cairn.cluster.config import Node, node_config, read_env_file
 from cairn.kernel import jobtoken
 from cairn.kernel.envelope import Event
 from cairn.kernel.errors import ConfigurationError
 from cairn.kernel.eventlog import EventLog, connect
 from cairn.kernel.natsauth import AGENT_INBOX_PREFIX, NatsCredentials
 from cairn.kernel.natstls import client_tls_context
-from cairn.natsserver import free_ports, start_configured_server
+from cairn.natsserver import free_port, free_ports, start_configured_server
 from cairn.protocol import EVENTS_STREAM, KEY_BUCKET, LOGS_STREAM, METRICS_STREAM, NATS_TLS_CA_ENV
 from cairn.services.metrics.writer import ensure_stream as ensure_metrics_stream
 from cairn.services.scheduler.logs import ensure_logs_stream
+
+from platform_harness import signed_headers
 
 NODES = ("n1", "n2", "n3")
 DEADLINE_S = 60.0
@@ -359,4 +366,61 @@ async def test_killing_the_stream_leader_loses_no_acknowledged_event(cluster: Cl
         print(f"appended {len(acked)} events, {retried} attempts retried while {leader} was down")
     finally:
         await log.close()
+        await admin.close()
+
+
+def test_a_server_with_a_certificate_from_another_ca_cannot_join(cluster: Cluster, tmp_path: Path) -> None:
+    """Routes verify each other: a server that trusts the cluster's CA but holds a certificate of
+    another CA is refused by every node it dials."""
+    rogue_tls = tmp_path / "tls"
+    make_certs(rogue_tls, "rogue", [Host("rogue", "127.0.0.1")])
+    (rogue_tls / CA_CERT).write_bytes((cluster.root / "tls" / CA_CERT).read_bytes())
+    ports = free_ports(3)
+    rogue = Node("rogue", "127.0.0.1", *ports)
+    members = [Node.parse(arg.removeprefix("--node=")) for arg in cluster.node_args]
+    config = tmp_path / "rogue.conf"
+    config.write_text(node_config("test", rogue, [rogue, *members], tmp_path / "store", rogue_tls))
+    logs = {name: cluster.root / f"{name}.log" for name in NODES}
+    before = {name: log.stat().st_size for name, log in logs.items()}
+    proc, _ = start_configured_server(config, tmp_path / "store", tmp_path / "rogue.log")
+    try:
+        def refused_by(name: str) -> bool:  # Go's TLS sends no certificate that the node's CA did not sign
+            with open(logs[name], "rb") as log:
+                log.seek(before[name])
+                return b"TLS route handshake error: tls: client didn't provide a certificate" in log.read()
+
+        deadline = time.monotonic() + DEADLINE_S
+        while not all(refused_by(name) for name in NODES):
+            assert time.monotonic() < deadline, f"not every node refused the rogue's route; logs in {cluster.root}"
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+async def test_a_service_started_with_its_env_file_runs_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    """The registry service, with nothing but its env file (every node's URL, the CA, its
+    credentials, 3 replicas), connects over TLS and keeps its projection's consumer at 3 replicas."""
+    port = free_port()
+    env = {**os.environ, **cluster.env("registry"), "CAIRN_DATA_DIR": str(tmp_path / "data"),
+           "CAIRN_PORT": str(port), "CAIRN_HOST": "127.0.0.1", "CAIRN_REPLICA": "c1", "CAIRN_LOG_LEVEL": "warning"}
+    with open(tmp_path / "registry.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "cairn.services.registry"], env=env, stdout=log, stderr=log)
+    admin = await admin_connection(cluster)
+    try:
+        async def ready() -> bool:
+            assert proc.poll() is None, (tmp_path / "registry.log").read_text()[-3000:]
+            try:
+                answer = await asyncio.to_thread(loopback.get, f"http://127.0.0.1:{port}/healthz", timeout=2,
+                                                 headers=signed_headers(tmp_path / "data"))
+            except httpx.HTTPError:
+                return False
+            return answer.status_code == 200 and answer.json()["ready"] is True
+
+        await eventually(ready, "the registry service is ready")
+        consumer = await admin.jetstream(timeout=5).consumer_info(EVENTS_STREAM, "projection-registry-c1")
+        assert consumer.cluster is not None and len(consumer.cluster.replicas or []) == 2  # and its leader: 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
         await admin.close()
