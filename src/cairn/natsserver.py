@@ -143,7 +143,7 @@ def start_configured_server(config: Path, ports_dir: Path, log_path: Path, *, ti
                             **popen: Any) -> tuple[subprocess.Popen[bytes], dict[str, list[str]]]:
     """Start nats-server from a config written elsewhere (``cairn cluster config``) whose
     ``ports_file_dir`` is ``ports_dir``; returns the process once it says it listens, and what it
-    listens on (``{"nats": [...], "cluster": [...], "leafnode": [...]}``)."""
+    listens on (``{"nats": [...], "cluster": [...]}``, as its ports file says)."""
     ports_dir.mkdir(parents=True, exist_ok=True)
     for stale in ports_dir.glob("*.ports"):  # left by a server that was killed
         stale.unlink(missing_ok=True)
