@@ -150,7 +150,7 @@ async def eventually(check: object, what: str) -> None:
         await asyncio.sleep(0.1)
 
 
-def test_the_written_files_say_what_every_process_needs(cluster: Cluster) -> None:
+def test_the_written_files_say_what_every_process_needs(cluster: Cluster, tmp_path: Path) -> None:
     registry = cluster.env("registry")
     assert registry["CAIRN_NATS_URL"].split(",") == list(cluster.urls.values())
     assert registry["CAIRN_REPLICAS"] == "3" and registry[NATS_TLS_CA_ENV].endswith("ca.pem")
@@ -171,6 +171,9 @@ def test_the_written_files_say_what_every_process_needs(cluster: Cluster) -> Non
     usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert set(usages) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}  # routes dial too
     assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+    invoke("cluster", "certs", "--out", str(tmp_path / "tls"), "--name", "other", "--host=n1=127.0.0.1")
+    moved = invoke("cluster", "certs", "--out", str(tmp_path / "tls"), "--name", "other", "--host=n1=127.0.0.2")
+    assert [Path(p).name for p in moved["made"]] == ["n1.pem", "n1-key.pem"]  # a host at a new address
     password = cluster.creds("gateway").password
     invoke("cluster", "config", "--out", str(cluster.out), "--name", "test", "--tls-dir", str(cluster.root / "tls"),
            *cluster.node_args)

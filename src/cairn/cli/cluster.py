@@ -31,8 +31,8 @@ def certs(ctx: Ctx, out: Path, name: str, hosts: tuple[str, ...], force: bool) -
 
     The CA (ca.pem, ca-key.pem: keep the key off the servers) is valid 10 years, host certificates
     (NAME.pem, NAME-key.pem) 2 years, for the host's name and address, on client, route and leaf
-    listeners. Re-running keeps the CA and every existing certificate (a new host gets one from
-    the same CA); --force makes them all again.
+    listeners. Re-running keeps the CA and every certificate that still names its host (a new or moved
+    host gets one from the same CA); --force makes them all again.
 
     Example: cairn cluster certs --out tls --name prod --host nats1=10.0.0.11 --host nats2=10.0.0.12
     """

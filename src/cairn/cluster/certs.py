@@ -15,8 +15,9 @@ certificates from a CA made here, so a cluster needs no public CA and nothing se
 - Clients authenticate with a NATS user and password over TLS (cairn.kernel.natsauth), not with
   certificates of their own: one secret per role, already managed, and nothing to renew.
 
-Re-running keeps the CA and every existing host certificate (a host added later gets one signed by
-the same CA); ``force`` makes them all again (the CA too, so every host must get the new files).
+Re-running keeps the CA and every existing host certificate that still names its host's name and
+address (a host added or moved gets one signed by the same CA); ``force`` makes them all again (the
+CA too, so every host must get the new files).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def make_certs(directory: Path, cluster: str, hosts: list[Host], *, force: bool 
         kept += [ca_cert_path, ca_key_path]
     for host in hosts:
         files = host_files(directory, host.name)
-        if not force and files.cert.exists() and files.key.exists():
+        if not force and files.key.exists() and _names_host(files.cert, host):
             kept += [files.cert, files.key]
             continue
         key = ec.generate_private_key(ec.SECP256R1())
@@ -102,6 +103,18 @@ def make_certs(directory: Path, cluster: str, hosts: list[Host], *, force: bool 
         files.cert.chmod(0o644)
         made += [files.cert, files.key]
     return {"made": made, "kept": kept}
+
+
+def _names_host(cert_path: Path, host: Host) -> bool:
+    """Whether the certificate there is for exactly this host's name and address (a host that
+    moved to another address gets a new one on the next run)."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    return (names.get_values_for_type(x509.DNSName) == [host.name]
+            and names.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address(host.address)])
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
