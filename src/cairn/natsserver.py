@@ -139,6 +139,25 @@ def start_nats_server(directory: Path, port: int | None = None, host: str = "127
     return proc, f"nats://{address}:{listening.rsplit(':', 1)[1]}"
 
 
+def start_configured_server(config: Path, ports_dir: Path, log_path: Path, *, timeout: float = 20.0,
+                            **popen: Any) -> tuple[subprocess.Popen[bytes], dict[str, list[str]]]:
+    """Start nats-server from a config written elsewhere (``cairn cluster config``) whose
+    ``ports_file_dir`` is ``ports_dir``; returns the process once it says it listens, and what it
+    listens on (``{"nats": [...], "cluster": [...]}``, as its ports file says)."""
+    ports_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ports_dir.glob("*.ports"):  # left by a server that was killed
+        stale.unlink(missing_ok=True)
+    binary = nats_server_binary()
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log, **popen)
+    ports_file = ports_dir / f"{Path(binary).name}_{proc.pid}.ports"
+    try:
+        _wait_listening(proc, ports_file, timeout)
+    except ConfigurationError as err:
+        raise ConfigurationError(f"{err.message}; see {log_path}") from None
+    return proc, json.loads(ports_file.read_text())
+
+
 def _wait_listening(proc: subprocess.Popen[bytes], ports_file: Path, timeout: float) -> str:
     """A client URL that ``proc`` itself reports listening on (one per address for 0.0.0.0)."""
     deadline = time.monotonic() + timeout

@@ -131,6 +131,15 @@ def feedback_subject(project: str, deployment: str) -> str:
 # --- key-value bucket shared by services -----------------------------------------------------------
 KEY_BUCKET = "cairn-keys"
 
+# --- connecting to NATS (cairn.kernel.natstls) -----------------------------------------------------
+# CAIRN_NATS_URL may list several servers of a cluster, comma-separated; a client reconnects to
+# another when one dies. TLS: the cluster's CA file (cairn cluster certs), and a client certificate
+# and key only where a server asks for one (mutual TLS; Cairn's own clusters use passwords).
+NATS_URL_ENV = "CAIRN_NATS_URL"
+NATS_TLS_CA_ENV = "CAIRN_NATS_TLS_CA"
+NATS_TLS_CERT_ENV = "CAIRN_NATS_TLS_CERT"
+NATS_TLS_KEY_ENV = "CAIRN_NATS_TLS_KEY"
+
 # --- JetStream's error codes -----------------------------------------------------------------------
 STREAM_NAME_IN_USE = 10058  # creating a stream that exists (with another configuration)
 WRONG_LAST_SEQUENCE = 10071  # Nats-Expected-Last-Subject-Sequence was stale

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -33,6 +34,7 @@ from cairn.kernel.errors import (
     Unavailable,
 )
 from cairn.kernel.natsauth import NatsCredentials
+from cairn.kernel.natstls import client_tls_context, server_urls
 from cairn.protocol import (  # noqa: F401 - EVENTS_STREAM is read from here by tests and tools
     EVENTS_STREAM,
     H_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT,
@@ -60,36 +62,47 @@ class Appended:
     duplicate: bool
 
 
-async def wait_for_port(url: str, timeout: float = 30.0) -> None:
-    """Wait until something listens at the NATS URL (nats.connect would retry for minutes)."""
-    parsed = urlparse(url)
-    host, port = parsed.hostname or "127.0.0.1", parsed.port or 4222
+async def wait_for_port(url: str, timeout: float = 30.0) -> str:
+    """Wait until something listens at the NATS URL (nats.connect would retry for minutes); of a
+    list of servers (comma-separated), any one will do. Returns the server that answered."""
+    servers = server_urls(url)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        try:
-            with socket.create_connection((host, port), timeout=1.0):
-                return
-        except OSError:
-            if loop.time() > deadline:
-                raise Unavailable(f"no NATS server answers at {_without_userinfo(url)}") from None
-            await asyncio.sleep(0.05)
+        for server in servers:
+            parsed = urlparse(server if "://" in server else f"nats://{server}")
+            try:
+                with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout=1.0):
+                    return server
+            except OSError:
+                pass
+        if loop.time() > deadline:
+            shown = ",".join(_without_userinfo(server) for server in servers)
+            raise Unavailable(f"no NATS server answers at {shown}")
+        await asyncio.sleep(0.05)
 
 
 async def connect(url: str, *, name: str = "cairn", timeout: float = 30.0,
-                  credentials: NatsCredentials | None = None, inbox_prefix: str | None = None) -> NATS:
+                  credentials: NatsCredentials | None = None, inbox_prefix: str | None = None,
+                  tls: ssl.SSLContext | None = None) -> NATS:
     """Connect to NATS, waiting for the port first; reconnect forever once connected.
 
+    ``url`` may list a cluster's servers, comma-separated: the client reconnects to another when
+    one dies. ``tls`` defaults to what the environment asks for (cairn.kernel.natstls).
     Credentials that the server refuses are an error at once: nats-py would otherwise retry the
     first connection forever (it reconnects on any error while ``max_reconnect_attempts`` is -1).
     """
-    await wait_for_port(url, timeout)
+    servers = server_urls(url)
+    answering = await wait_for_port(url, timeout)
     auth: dict[str, Any] = credentials.connect_options() if credentials else {}
     if inbox_prefix:
         auth["inbox_prefix"] = inbox_prefix
-    await _check_credentials(url, name, auth)
+    tls = tls or client_tls_context()
+    if tls is not None:
+        auth["tls"] = tls
+    await _check_credentials(answering, name, auth)
     return await nats.connect(
-        url,
+        servers if len(servers) > 1 else servers[0],
         name=name,
         connect_timeout=5,
         max_reconnect_attempts=-1,
@@ -116,6 +129,10 @@ async def _check_credentials(url: str, name: str, auth: dict[str, Any]) -> None:
                 f"the NATS server at {_without_userinfo(url)} refused {who}: check the NATS credentials "
                 "(CAIRN_NATS_CREDS for a service, CAIRN_SCHEDULER_AGENT_NATS_CREDS for the agents)") from None
         return  # anything else: the retrying connection below reports or outlasts it
+    except ssl.SSLError as err:  # before OSError, of which it is one: retrying would not help
+        raise ConfigurationError(
+            f"TLS with the NATS server at {_without_userinfo(url)} failed: {err}; check CAIRN_NATS_TLS_CA "
+            "(the cluster's ca.pem) and that the server's certificate names the address used") from None
     except (OSError, asyncio.TimeoutError):
         return
     await probe.close()
