@@ -69,6 +69,7 @@ class GatewaySettings(ServiceSettings):
     CAIRN_WEBHOOK_DNS_SERVER (address[:port] of a DNS server for webhook hosts; default: the system's),
     CAIRN_WEBHOOK_ATTEMPTS, CAIRN_WEBHOOK_BACKOFF_S, CAIRN_WEBHOOK_TIMEOUT_S (per attempt, lookup included),
     CAIRN_SESSION_IDLE_S and CAIRN_SESSION_MAX_S (web sessions' idle and absolute expiry: 12 h, 7 days),
+    CAIRN_GATEWAY_REPLICAS (how many gateways share the rate limits: each enforces its share, limits.py),
     CAIRN_UI_DIST (the web UI's build to serve; default: the package's ``cairn/ui/dist``)."""
 
     port: int = Field(default=8080, ge=0, le=65535)
@@ -89,6 +90,7 @@ class GatewaySettings(ServiceSettings):
     webhook_dns_server: str = ""
     session_idle_s: float = Field(default=43200.0, gt=0)
     session_max_s: float = Field(default=604800.0, gt=0)
+    gateway_replicas: int = Field(default=1, ge=1)
     ui_dist: Path | None = None
 
     @field_validator("webhook_allow_networks")
@@ -134,7 +136,7 @@ async def caller(request: Request, authorization: Annotated[str | None, Header()
     """Authenticate the bearer token (or, without one, the web session's cookie, CSRF-checked on
     writes) and count the request against the token's rate."""
     if authorization is None and (session_id := request.cookies.get(SESSION_COOKIE)):
-        return session_principal(request, session_id)
+        return await session_principal(request, session_id)
     return authenticate_request(request, authorization)
 
 
@@ -150,14 +152,8 @@ async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
     runtime.defer(app.state.proxy.close)
     app.state.http = httpx.AsyncClient(timeout=5.0)
     runtime.defer(app.state.http.aclose)
-    app.state.sessions = SessionStore(settings.data_dir / "gateway" / "sessions.sqlite3",
-                                      idle_s=settings.session_idle_s, max_s=settings.session_max_s)
-    sessions = app.state.sessions
-
-    async def close_sessions() -> None:  # the store is sync (SQLite); defer wants an awaitable
-        sessions.close()
-
-    runtime.defer(close_sessions)
+    app.state.sessions = await SessionStore.open(runtime.log.js, replicas=runtime.log.replicas,
+                                                 idle_s=settings.session_idle_s, max_s=settings.session_max_s)
     await bootstrap_admin_token(runtime, settings.data_dir)
     dispatcher = WebhookDispatcher(runtime.log, runtime.store, runtime.commands, projection=runtime.runner,
                                    data_dir=settings.data_dir, egress=app.state.egress,

@@ -107,6 +107,10 @@ def feedback_subject(project: str, deployment: str) -> str:
 
 # --- key-value bucket shared by services -----------------------------------------------------------
 KEY_BUCKET = "cairn-keys"
+# the gateway's web sessions (hashes of session ids), shared by all gateway replicas (issue 26)
+SESSIONS_BUCKET = "cairn-sessions"
+# singletons' leases (key: the singleton's name, value: holder, term, expires_at); `cairn status` reads it
+LEASES_BUCKET = "cairn-leases"
 
 # --- JetStream's error codes -----------------------------------------------------------------------
 STREAM_NAME_IN_USE = 10058  # creating a stream that exists (with another configuration)
