@@ -36,6 +36,7 @@ from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.apidocs import serve_api_docs
 from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_request, new_token
+from cairn.services.gateway.cluster import router as cluster_router
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import body_limits, tiered_limits
 from cairn.services.gateway.mlflow import router as mlflow_router
@@ -237,6 +238,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     app.include_router(access_router, dependencies=[Depends(caller)])
+    app.include_router(cluster_router, dependencies=[Depends(caller)])  # cairn status: docs/cluster.md
     app.include_router(sessions_router)  # sign in / out of the web UI: docs/ui.md
     app.include_router(mlflow_traces_router)  # MLflow's trace API (v3, trace artifacts): docs/traces.md
     app.include_router(otlp_router)  # OTLP/HTTP spans at /v1/traces, MLflow's /version: docs/traces.md
