@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import loopback
@@ -221,12 +224,14 @@ def test_cairn_status_reports_nodes_streams_service_replicas_and_leaders(platfor
     ``cairn-leases`` (written here as the scheduler's leader election writes it) is listed."""
     lease_key = "gwrep.test-singleton"
     created = asyncio.run(put_lease(platform.nats_url, lease_key))
+    runner = CliRunner(env={"CAIRN_TOKEN": platform.token, "COLUMNS": "200"})  # tables uncut
     try:
-        result = CliRunner(env={"CAIRN_TOKEN": platform.token}).invoke(
-            cli, ["--url", platform.gateway, "status", "--json"], catch_exceptions=False)
+        result = runner.invoke(cli, ["--url", platform.gateway, "status", "--json"], catch_exceptions=False)
+        table = runner.invoke(cli, ["--url", platform.gateway, "status"], catch_exceptions=False)
     finally:
         asyncio.run(drop_lease(platform.nats_url, lease_key, created))
     assert result.exit_code == 0, result.output
+    assert table.exit_code == 0 and all(word in table.output for word in ("CAIRN_EVENTS", "registry", lease_key))
     report = json.loads(result.output)
     assert report["ready"] is True
     last = report["event_log"]["last_seq"]
@@ -285,3 +290,37 @@ async def test_a_service_with_a_replica_down_is_not_ready_and_lists_both(platfor
     assert [r["url"] for r in registry["replicas"]] == [platform.service_url("registry"), closed]
     assert registry["replicas"][0]["ready"] is True and registry["replicas"][1]["ready"] is False
     assert registry["ready"] is False and "ConnectError" in registry["error"]
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "cluster"
+
+
+def load_balancer(name: str) -> str:
+    """The ``nginx`` or ``haproxy`` binary (CAIRN_TEST_NGINX / CAIRN_TEST_HAPROXY name one that is
+    not on PATH); skip without one: `apt-get install nginx haproxy` (Debian) makes these run."""
+    found = os.environ.get(f"CAIRN_TEST_{name.upper()}") or shutil.which(name) or shutil.which(name, path="/usr/sbin")
+    if not found:
+        pytest.skip(f"{name} is not installed (apt-get install {name}): its example config is not checked")
+    return found
+
+
+def test_the_nginx_example_config_is_valid(tmp_path: Path) -> None:
+    """docs/cluster/nginx.conf passes `nginx -t`, with its log, pid and temp paths moved under
+    tmp_path (the test neither needs nor touches /var)."""
+    nginx = load_balancer("nginx")
+    text = (DOCS / "nginx.conf").read_text()
+    temp = " ".join(f"{kind}_temp_path {tmp_path / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    text = (text.replace("/var/log/nginx/", f"{tmp_path}/").replace("/run/cairn-nginx.pid", f"{tmp_path}/nginx.pid")
+            .replace("\nhttp {\n", f"\nhttp {{\n    {temp}\n", 1))
+    assert "upstream cairn_gateways" in text and "proxy_buffering off" in text
+    (tmp_path / "nginx.conf").write_text(text)
+    checked = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-e", "stderr", "-c", str(tmp_path / "nginx.conf")],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0 and "test is successful" in checked.stderr, checked.stderr
+
+
+def test_the_haproxy_example_config_is_valid() -> None:
+    haproxy = load_balancer("haproxy")
+    checked = subprocess.run([haproxy, "-c", "-f", str(DOCS / "haproxy.cfg")], capture_output=True, text=True,
+                             timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -47,12 +47,13 @@ def status(ctx: Ctx) -> None:
         click.echo(f"event log: {'connected' if log.get('connected') else 'DOWN'}  "
                    f"last_seq={log.get('last_seq')}  {log.get('error') or ''}".rstrip())
         if report["nodes"]:  # none for a caller who is not a site admin
-            emit(ctx, report["nodes"], title="NATS nodes",
-                 columns=["name", "connected", "leads", "follows", "current", "lag", "offline", "version"])
+            nodes = [{**node, "leads": len(node["leads"]), "follows": len(node["follows"])} for node in report["nodes"]]
+            emit(ctx, nodes, title="NATS nodes (streams led and followed)",
+                 columns=["name", "connected", "leads", "follows", "current", "lag", "offline"])
             emit(ctx, report["streams"], title="streams",
-                 columns=["name", "replicas", "leader", "current", "lag", "messages", "last_seq", "error"])
-        emit(ctx, replica_rows(report), title="services",
-             columns=["service", "url", "replica", "ready", "applied_seq", "lag", "parked", "error"])
+                 columns=["name", "replicas", "leader", "current", "lag", "last_seq", "error"])
+        emit(ctx, replica_rows(report), title="services (one line per replica)",
+             columns=["service", "url", "ready", "applied_seq", "lag", "parked", "error"])
         if report["leaders"]:
             emit(ctx, report["leaders"], title="leaders",
                  columns=["singleton", "holder", "term", "live", "expires_in_s"])
