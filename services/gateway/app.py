@@ -71,6 +71,7 @@ class GatewaySettings(ServiceSettings):
     CAIRN_WEBHOOK_ATTEMPTS, CAIRN_WEBHOOK_BACKOFF_S, CAIRN_WEBHOOK_TIMEOUT_S (per attempt, lookup included),
     CAIRN_SESSION_IDLE_S and CAIRN_SESSION_MAX_S (web sessions' idle and absolute expiry: 12 h, 7 days),
     CAIRN_GATEWAY_REPLICAS (how many gateways share the rate limits: each enforces its share, limits.py),
+    CAIRN_NATS_MONITOR_URLS (JSON list of the NATS servers' monitoring URLs, for ``cairn status``; optional),
     CAIRN_UI_DIST (the web UI's build to serve; default: the package's ``cairn/ui/dist``)."""
 
     port: int = Field(default=8080, ge=0, le=65535)
@@ -92,6 +93,7 @@ class GatewaySettings(ServiceSettings):
     session_idle_s: float = Field(default=43200.0, gt=0)
     session_max_s: float = Field(default=604800.0, gt=0)
     gateway_replicas: int = Field(default=1, ge=1)
+    nats_monitor_urls: list[str] = Field(default_factory=list)  # for cairn status (gateway/cluster.py)
     ui_dist: Path | None = None
 
     @field_validator("webhook_allow_networks")

@@ -76,9 +76,39 @@ async def streams_report(nc: Any) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(one(name) for name in sorted(names))))
 
 
-def nodes_report(server_info: dict[str, Any], streams: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def monitoring_report(http: httpx.AsyncClient, urls: list[str]) -> dict[str, Any]:
+    """What the servers' monitoring endpoints (CAIRN_NATS_MONITOR_URLS, e.g. ``http://nats1:8222``)
+    add: each server's ``/varz`` (name, version, connections, memory) and ``/jsz`` (the JetStream
+    meta group: its leader and each member's current/lag/active, servers holding no stream too)."""
+    async def one(url: str) -> dict[str, Any]:
+        try:
+            varz, jsz = await asyncio.gather(http.get(f"{url}/varz", timeout=PROBE_TIMEOUT_S),
+                                             http.get(f"{url}/jsz", timeout=PROBE_TIMEOUT_S))
+            server, js = varz.json(), jsz.json()
+        except (httpx.HTTPError, ValueError) as err:
+            return {"url": url, "error": f"{type(err).__name__}: {err}"}
+        return {"url": url, "name": server.get("server_name"), "version": server.get("version"),
+                "connections": server.get("connections"), "mem_bytes": server.get("mem"),
+                "jetstream_bytes": js.get("storage"), "meta": js.get("meta_cluster") or {}}
+
+    servers = list(await asyncio.gather(*(one(url) for url in urls)))
+    # the meta leader's own view first (a follower's may be stale), else any server's
+    views = sorted((s for s in servers if s.get("meta")), key=lambda s: s["meta"].get("leader") != s["name"])
+    meta: dict[str, Any] = views[0]["meta"] if views else {}
+    return {"servers": servers, "meta": {"cluster": meta.get("name"), "leader": meta.get("leader"),
+                                         "size": meta.get("cluster_size"),
+                                         "members": [{"name": r.get("name"), "current": bool(r.get("current")),
+                                                      "lag": r.get("lag", 0), "offline": bool(r.get("offline")),
+                                                      "active_s": round(r.get("active", 0) / NS, 3)}
+                                                     for r in meta.get("replicas") or []]}}
+
+
+def nodes_report(server_info: dict[str, Any], streams: list[dict[str, Any]],
+                 monitoring: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The NATS servers that hold streams (from their RAFT groups) and the one the gateway is
-    connected to: which streams each leads and follows, whether it is current, its largest lag."""
+    connected to: which streams each leads and follows, whether it is current, its largest lag.
+    With ``monitoring`` (:func:`monitoring_report`), also every member of the JetStream meta
+    group, which is the meta leader, and what each monitored server says of itself."""
     nodes: dict[str, dict[str, Any]] = {}
 
     def node(name: str) -> dict[str, Any]:
@@ -97,6 +127,18 @@ def nodes_report(server_info: dict[str, Any], streams: list[dict[str, Any]]) -> 
             item["current"] = item["current"] and replica["current"]
             item["offline"] = item["offline"] or replica["offline"]
             item["lag"] = max(item["lag"], replica["lag"])
+    if monitoring:
+        meta = monitoring["meta"]
+        if meta.get("leader"):
+            node(meta["leader"])["meta_leader"] = True
+        for member in meta["members"]:
+            item = node(member["name"])
+            item["meta_leader"] = item.get("meta_leader", False)
+            item["current"] = item["current"] and member["current"]
+            item["offline"] = item["offline"] or member["offline"]
+        for server in monitoring["servers"]:
+            if server.get("name"):
+                node(server["name"])["monitor"] = {k: v for k, v in server.items() if k not in ("name", "meta")}
     return sorted(nodes.values(), key=lambda n: n["name"])
 
 
@@ -170,7 +212,13 @@ async def cluster_report(app: Any) -> dict[str, Any]:
     except Exception as err:  # noqa: BLE001 - the report shows the failure instead of failing
         report["ready"] = False
         report["event_log"] = {"connected": nc.is_connected, "error": f"{type(err).__name__}: {err}"}
-    report["nodes"] = nodes_report(getattr(nc, "_server_info", {}) or {}, report["streams"])
+    monitoring = None
+    if settings.nats_monitor_urls:
+        monitoring = await monitoring_report(app.state.http, settings.nats_monitor_urls)
+        report["meta"] = monitoring["meta"]
+        report["monitor_errors"] = [s for s in monitoring["servers"] if s.get("error")]
+    # nats-py keeps the INFO of the server it is connected to only here
+    report["nodes"] = nodes_report(getattr(nc, "_server_info", {}) or {}, report["streams"], monitoring)
     runner = runtime.runner
     here = {"url": None, "replica": settings.replica or "main", "ready": runner.last_error is None,
             "applied_seq": runner.applied, "lag": (last - runner.applied) if last is not None else None,

@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import nats
 import pytest
 
 from cairn.natsserver import free_ports, nats_server_binary, wait_for_tcp
-from cairn.services.gateway.cluster import nodes_report, streams_report
+from cairn.services.gateway.cluster import monitoring_report, nodes_report, streams_report
 
 STREAM = "STATUS_R3"
 DEADLINE_S = 60.0
@@ -30,15 +31,16 @@ class Node:
     name: str
     port: int
     proc: subprocess.Popen[bytes]
+    monitor: str  # its monitoring endpoint's URL
 
 
-def node_config(root: Path, name: str, port: int, cluster_port: int, routes: list[int]) -> Path:
+def node_config(root: Path, name: str, port: int, cluster_port: int, routes: list[int], http_port: int) -> Path:
     """One cluster member: file storage with fsync on every write, as Cairn's servers run."""
     directory = root / name
     directory.mkdir(parents=True)
     config = directory / "nats.conf"
     route_urls = ", ".join(f'"nats://127.0.0.1:{p}"' for p in routes)
-    config.write_text(f'server_name: "{name}"\nlisten: "127.0.0.1:{port}"\n'
+    config.write_text(f'server_name: "{name}"\nlisten: "127.0.0.1:{port}"\nhttp: "127.0.0.1:{http_port}"\n'
                       f'jetstream {{ store_dir: "{directory / "js"}", sync_interval: always }}\n'
                       f'cluster {{ name: "status-test", listen: "127.0.0.1:{cluster_port}", routes: [{route_urls}] }}\n')
     return config
@@ -47,16 +49,17 @@ def node_config(root: Path, name: str, port: int, cluster_port: int, routes: lis
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
     root = tmp_path_factory.mktemp("nats-cluster")
-    ports = free_ports(6)
-    client, routes = ports[:3], ports[3:]
+    ports = free_ports(9)
+    client, routes, http = ports[:3], ports[3:6], ports[6:]
     nodes: list[Node] = []
     try:
         for i in range(3):
             name = f"n{i + 1}"
-            config = node_config(root, name, client[i], routes[i], routes)
+            config = node_config(root, name, client[i], routes[i], routes, http[i])
             log = open(root / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
             nodes.append(Node(name, client[i], subprocess.Popen([nats_server_binary(), "-c", str(config)],
-                                                                 stdout=log, stderr=log)))
+                                                                 stdout=log, stderr=log),
+                              f"http://127.0.0.1:{http[i]}"))
             log.close()
         for node in nodes:
             wait_for_tcp("127.0.0.1", node.port, timeout=DEADLINE_S)
@@ -120,6 +123,16 @@ async def test_status_lists_every_node_and_a_killed_follower_as_not_current(
     assert nodes[mine["leader"]]["leads"] == [STREAM]
     assert all(n["current"] and not n["offline"] for n in nodes.values())
 
+    async with httpx.AsyncClient() as http:  # the servers' monitoring endpoints add the meta group
+        monitoring = await monitoring_report(http, [n.monitor for n in cluster])
+    meta = monitoring["meta"]
+    assert meta["cluster"] == "status-test" and meta["size"] == 3 and meta["leader"] in {"n1", "n2", "n3"}
+    assert {m["name"] for m in meta["members"]} | {meta["leader"]} == {"n1", "n2", "n3"}
+    assert [s["name"] for s in monitoring["servers"]] == ["n1", "n2", "n3"]
+    nodes = {n["name"]: n for n in nodes_report(nc._server_info, streams, monitoring)}
+    assert [name for name, n in nodes.items() if n.get("meta_leader")] == [meta["leader"]]
+    assert all(n["monitor"]["connections"] is not None for n in nodes.values())
+
     follower = next(f["name"] for f in mine["followers"] if f["name"] != nc._server_info.get("server_name"))
     victim = next(n for n in cluster if n.name == follower)
     victim.proc.send_signal(signal.SIGKILL)
@@ -135,3 +148,7 @@ async def test_status_lists_every_node_and_a_killed_follower_as_not_current(
     streams = await eventually(follower_down, f"{follower} reported not current after SIGKILL")
     nodes = {n["name"]: n for n in nodes_report(nc._server_info, streams)}
     assert nodes[follower]["current"] is False or nodes[follower]["offline"] is True
+    async with httpx.AsyncClient() as http:  # the dead server's endpoint is an error in the report
+        monitoring = await monitoring_report(http, [n.monitor for n in cluster])
+    [dead] = [s for s in monitoring["servers"] if s.get("error")]
+    assert dead["url"] == victim.monitor

@@ -46,6 +46,12 @@ def status(ctx: Ctx) -> None:
         log = report["event_log"]
         click.echo(f"event log: {'connected' if log.get('connected') else 'DOWN'}  "
                    f"last_seq={log.get('last_seq')}  {log.get('error') or ''}".rstrip())
+        meta = report.get("meta")  # only with the servers' monitoring endpoints (CAIRN_NATS_MONITOR_URLS)
+        if meta:
+            click.echo(f"JetStream meta group: cluster={meta.get('cluster')} size={meta.get('size')} "
+                       f"leader={meta.get('leader')}")
+        for failed in report.get("monitor_errors") or []:
+            click.echo(f"NATS monitoring endpoint {failed['url']}: {failed['error']}")
         if report["nodes"]:  # none for a caller who is not a site admin
             nodes = [{**node, "leads": len(node["leads"]), "follows": len(node["follows"])} for node in report["nodes"]]
             emit(ctx, nodes, title="NATS nodes (streams led and followed)",
