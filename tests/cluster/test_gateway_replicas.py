@@ -50,6 +50,7 @@ def second_gateway(platform: Platform, tmp_path_factory: pytest.TempPathFactory)
     root = tmp_path_factory.mktemp("gateway-2")
     for _ in range(3):  # a free port may be taken before the gateway binds it: again on another
         port = free_ports(1)[0]
+        # the platform gateway's environment (NATS URL and credentials, service URLs), then its own
         env = {**platform._env("gateway"), "CAIRN_PORT": str(port), "CAIRN_DATA_DIR": str(root / "data"),
                "CAIRN_SERVICE_KEY_FILE": str(platform.data_dir / "secrets" / "service.key"),
                "CAIRN_REPLICA": "g2", "CAIRN_GATEWAY_REPLICAS": "2", "CAIRN_RATE_LIMIT": "0.001",
@@ -66,18 +67,26 @@ def second_gateway(platform: Platform, tmp_path_factory: pytest.TempPathFactory)
         try:
             wait_until_healthy(url, proc)
             break
-        except RuntimeError:
+        except (RuntimeError, TimeoutError):
+            stop(proc)
             if "address already in use" not in log.read_text(errors="replace"):
                 raise
+    else:
+        raise RuntimeError(f"the second gateway found no free port; log in {root}")
     try:
         yield url
     finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes] | ServiceProcess) -> None:
+    if proc.poll() is None:
         proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def wait_until_healthy(url: str, proc: subprocess.Popen[bytes] | ServiceProcess) -> None:
