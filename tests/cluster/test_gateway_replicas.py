@@ -259,6 +259,20 @@ def test_cairn_status_reports_nodes_streams_service_replicas_and_leaders(platfor
     assert lease["holder"] == "scheduler/main" and lease["term"] == 3 and lease["live"] is True
 
 
+def test_cairn_status_for_a_caller_who_is_not_a_site_admin_shows_the_services_only(platform: Platform) -> None:
+    token = loopback.post(f"{platform.gateway}/api/v1/tokens", json={"user": "gwrep-cy"},
+                          headers=platform.headers, timeout=10).json()["token"]
+    refused = loopback.get(f"{platform.gateway}/api/v1/status/cluster", headers={"Authorization": f"Bearer {token}"},
+                           timeout=10)
+    assert refused.status_code == 403
+    result = CliRunner(env={"CAIRN_TOKEN": token}).invoke(cli, ["--url", platform.gateway, "--json", "status"],
+                                                          catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["services"]["registry"]["ready"] is True
+    assert (report["nodes"], report["streams"], report["leaders"]) == ([], [], [])
+
+
 async def put_lease(nats_url: str, key: str) -> bool:
     """A live lease under ``key``; whether the bucket was made here (then the test removes it)."""
     nc = await nats.connect(nats_url)
