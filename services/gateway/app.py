@@ -36,6 +36,7 @@ from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.apidocs import serve_api_docs
 from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_request, new_token
+from cairn.services.gateway.cluster import router as cluster_router
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import body_limits, tiered_limits
 from cairn.services.gateway.mlflow import router as mlflow_router
@@ -69,6 +70,8 @@ class GatewaySettings(ServiceSettings):
     CAIRN_WEBHOOK_DNS_SERVER (address[:port] of a DNS server for webhook hosts; default: the system's),
     CAIRN_WEBHOOK_ATTEMPTS, CAIRN_WEBHOOK_BACKOFF_S, CAIRN_WEBHOOK_TIMEOUT_S (per attempt, lookup included),
     CAIRN_SESSION_IDLE_S and CAIRN_SESSION_MAX_S (web sessions' idle and absolute expiry: 12 h, 7 days),
+    CAIRN_GATEWAY_REPLICAS (how many gateways share the rate limits: each enforces its share, limits.py),
+    CAIRN_NATS_MONITOR_URLS (JSON list of the NATS servers' monitoring URLs, for ``cairn status``; optional),
     CAIRN_UI_DIST (the web UI's build to serve; default: the package's ``cairn/ui/dist``)."""
 
     port: int = Field(default=8080, ge=0, le=65535)
@@ -89,6 +92,8 @@ class GatewaySettings(ServiceSettings):
     webhook_dns_server: str = ""
     session_idle_s: float = Field(default=43200.0, gt=0)
     session_max_s: float = Field(default=604800.0, gt=0)
+    gateway_replicas: int = Field(default=1, ge=1)
+    nats_monitor_urls: list[str] = Field(default_factory=list)  # for cairn status (gateway/cluster.py)
     ui_dist: Path | None = None
 
     @field_validator("webhook_allow_networks")
@@ -134,7 +139,7 @@ async def caller(request: Request, authorization: Annotated[str | None, Header()
     """Authenticate the bearer token (or, without one, the web session's cookie, CSRF-checked on
     writes) and count the request against the token's rate."""
     if authorization is None and (session_id := request.cookies.get(SESSION_COOKIE)):
-        return session_principal(request, session_id)
+        return await session_principal(request, session_id)
     return authenticate_request(request, authorization)
 
 
@@ -150,14 +155,8 @@ async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
     runtime.defer(app.state.proxy.close)
     app.state.http = httpx.AsyncClient(timeout=5.0)
     runtime.defer(app.state.http.aclose)
-    app.state.sessions = SessionStore(settings.data_dir / "gateway" / "sessions.sqlite3",
-                                      idle_s=settings.session_idle_s, max_s=settings.session_max_s)
-    sessions = app.state.sessions
-
-    async def close_sessions() -> None:  # the store is sync (SQLite); defer wants an awaitable
-        sessions.close()
-
-    runtime.defer(close_sessions)
+    app.state.sessions = await SessionStore.open(runtime.log.js, replicas=runtime.log.replicas,
+                                                 idle_s=settings.session_idle_s, max_s=settings.session_max_s)
     await bootstrap_admin_token(runtime, settings.data_dir)
     dispatcher = WebhookDispatcher(runtime.log, runtime.store, runtime.commands, projection=runtime.runner,
                                    data_dir=settings.data_dir, egress=app.state.egress,
@@ -241,6 +240,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     app.include_router(access_router, dependencies=[Depends(caller)])
+    app.include_router(cluster_router, dependencies=[Depends(caller)])  # cairn status: docs/cluster.md
     app.include_router(sessions_router)  # sign in / out of the web UI: docs/ui.md
     app.include_router(mlflow_traces_router)  # MLflow's trace API (v3, trace artifacts): docs/traces.md
     app.include_router(otlp_router)  # OTLP/HTTP spans at /v1/traces, MLflow's /version: docs/traces.md

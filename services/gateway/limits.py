@@ -1,4 +1,13 @@
-"""Bounds: request rates per token and per user (429 with Retry-After) and body sizes by route (413)."""
+"""Bounds: request rates per token and per user (429 with Retry-After) and body sizes by route (413).
+
+Gateway replicas (issue 26) keep their buckets in process, each with its share of the limits:
+the configured rate and burst divided by CAIRN_GATEWAY_REPLICAS. A load balancer that spreads a
+caller's requests over the replicas (round robin, least connections) adds the shares up to about
+the configured limit. Why not one bucket shared in a key-value bucket: every request would become
+a replicated, fsynced JetStream write plus a read (benchmarks/bench_rate_limit_shared.py measured
+about 1.7 ms per request against 2 us in process, and the writes would load the whole NATS
+cluster), to make exact a limit that is a guard against floods, not a quota.
+"""
 
 from __future__ import annotations
 
@@ -156,20 +165,37 @@ def request_limits(rate: float, burst: float, rate_user: float | None, burst_use
     return RequestLimits(TokenBuckets(rate, burst), TokenBuckets(user_rate, user_burst))
 
 
+def replica_share(value: float | None, replicas: int) -> float | None:
+    """One gateway replica's share of a configured rate or burst (None and 0 pass as they are)."""
+    if not value or replicas <= 1:
+        return value
+    return value / replicas
+
+
 def tiered_limits(settings: Any) -> TieredLimits:
     """Every tier's limits from the gateway's settings (``CAIRN_RATE_*``): users' from
     CAIRN_RATE_LIMIT/_BURST (per user: _USER, twice those by default); service accounts' and site
     admins' from CAIRN_RATE_LIMIT_SERVICE/_ADMIN and their _BURST_, which default to
-    :data:`PRIVILEGED_FACTOR` times the users' (per user, again twice their token's)."""
+    :data:`PRIVILEGED_FACTOR` times the users' (per user, again twice their token's). Each limit
+    is this replica's share: divided by CAIRN_GATEWAY_REPLICAS (see the module's docstring)."""
+    replicas = int(getattr(settings, "gateway_replicas", 1) or 1)
+
     def scaled(value: float | None, base: float) -> float:
         return PRIVILEGED_FACTOR * base if value is None else value
 
-    tiers = {"user": request_limits(settings.rate_limit, settings.rate_burst, settings.rate_limit_user,
-                                    settings.rate_burst_user)}
+    def share(value: float | None) -> float | None:
+        return replica_share(value, replicas)
+
+    def burst_share(value: float | None) -> float | None:  # a bucket that cannot hold one request refuses all
+        cut = replica_share(value, replicas)
+        return cut if not cut else max(1.0, cut)
+
+    tiers = {"user": request_limits(share(settings.rate_limit) or 0.0, burst_share(settings.rate_burst) or 0.0,
+                                    share(settings.rate_limit_user), burst_share(settings.rate_burst_user))}
     for tier in ("service", "admin"):
         rate = scaled(getattr(settings, f"rate_limit_{tier}"), settings.rate_limit)
         burst = scaled(getattr(settings, f"rate_burst_{tier}"), settings.rate_burst)
-        tiers[tier] = request_limits(rate, burst, None, None)
+        tiers[tier] = request_limits(share(rate) or 0.0, burst_share(burst) or 0.0, None, None)
     return TieredLimits(tiers)
 
 

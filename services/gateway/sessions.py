@@ -1,11 +1,13 @@
 """Web sessions: a browser signs in once with a Cairn token and then sends an HttpOnly cookie.
 
 Why server-side: signing out, revoking the token behind a session, and the idle and absolute
-expiries must end a session at once, which a self-contained signed cookie cannot do. The sessions
-live in a SQLite file of their own next to the gateway's read model (not in it: a rebuild of the
-read model replays the log, and sessions are not events), so a gateway restart keeps them. Only a
-hash of the session id is stored, and never the token: a session names the token id it was made
-from and borrows that token's identity, so a revoked or expired token ends its sessions.
+expiries must end a session at once, which a self-contained signed cookie cannot do. Sessions live
+in the JetStream key-value bucket ``cairn-sessions`` (replicated like every bucket), not in the
+gateway's read model (a rebuild replays the log, and sessions are not events) and not on the
+gateway's disk: any gateway replica finds a session another one made, a sign-out on one ends it on
+all at once, and a gateway restart keeps them. Only a hash of the session id is stored, and never
+the token: a session names the token id it was made from and borrows that token's identity, so a
+revoked or expired token ends its sessions.
 
 A cookie is an ambient credential (the browser sends it with any request to the site), so every
 request made with one that is not GET/HEAD/OPTIONS needs ``X-CSRF-Token``: a value derived from
@@ -14,23 +16,31 @@ the session id that the sign-in answer hands to the app's script and no other si
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import secrets
-import sqlite3
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from nats.js import JetStreamContext
+from nats.js.errors import (
+    BadRequestError,
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
+from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.errors import Forbidden, Unauthorized
 from cairn.kernel.identity import JOB_KIND
+from cairn.protocol import SESSIONS_BUCKET
 from cairn.services.gateway.auth import Principal, authenticate, token_principal
 
 log = logging.getLogger(__name__)
@@ -40,91 +50,155 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOUCH_EVERY_S = 30.0  # last use is written at most this often: idle expiry is judged to within it
 SESSION_ROUTE = {"x-cairn-role": "session"}  # needs the cookie: a bearer token is not a session
 OPEN_ROUTE = {"x-cairn-role": "open"}  # the body's token proves who signs in
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    id_hash TEXT PRIMARY KEY, token_id TEXT NOT NULL, user TEXT NOT NULL,
-    created_at REAL NOT NULL, last_used REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS sessions_by_token ON sessions(token_id);
-"""
+LIST_TIMEOUT_S = 5.0  # listing a token's sessions (a watch over its index keys) gives up after this
 
 
 def _hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
+def _session_key(id_hash: str) -> str:
+    return f"s.{id_hash}"
+
+
+def _index_prefix(token_id: str) -> str:
+    """Where a token's sessions are listed: ``t.<hash of token id>.<session id hash>`` (hashed so
+    that any token id is a valid key, and so that a revoked token's sessions are found without
+    reading every session)."""
+    return f"t.{hashlib.sha256(token_id.encode()).hexdigest()[:32]}"
+
+
 def csrf_of(session_id: str) -> str:
     """The session's CSRF value: derived from the secret id (so nothing more is stored), and by a
-    different function than the stored hash, so the database does not hold it either."""
+    different function than the stored hash, so the bucket does not hold it either."""
     return hmac.new(session_id.encode(), b"cairn-csrf", hashlib.sha256).hexdigest()
 
 
-class SessionStore:
-    """Sessions by the hash of their id, with idle and absolute expiry on ``clock`` (seconds)."""
+async def sessions_bucket(js: JetStreamContext, *, replicas: int, max_s: float) -> KeyValue:
+    """The ``cairn-sessions`` bucket, made on first use: one value per key (no history), and a
+    TTL of the sessions' absolute lifetime, so a session nobody ended is gone by then anyway (a
+    live one is rewritten at least every ``TOUCH_EVERY_S`` of use; ``find`` enforces both expiries
+    to the second). Two gateways starting at once may both try to make it: the loser opens it."""
+    try:
+        return await js.key_value(SESSIONS_BUCKET)
+    except BucketNotFoundError:
+        pass
+    try:
+        return await js.create_key_value(bucket=SESSIONS_BUCKET, history=1, ttl=max_s, replicas=replicas,
+                                         description="web sessions of the gateway (hashes of session ids)")
+    except BadRequestError:  # made meanwhile by another replica (perhaps with another lifetime)
+        return await js.key_value(SESSIONS_BUCKET)
 
-    def __init__(self, path: str | Path, *, idle_s: float, max_s: float,
+
+class SessionStore:
+    """Sessions by the hash of their id, with idle and absolute expiry on ``clock`` (seconds).
+
+    Every method is one or two key-value round trips, shared by all gateway replicas. The last use
+    is rewritten with an optimistic update (expected revision), so a touch that races a sign-out
+    on another replica fails instead of bringing the ended session back."""
+
+    def __init__(self, kv: KeyValue, *, idle_s: float, max_s: float,
                  clock: Callable[[], float] = time.time) -> None:
+        self.kv = kv
         self.idle_s = idle_s
         self.max_s = max_s
         self.clock = clock
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
 
-    def close(self) -> None:
-        self._db.close()
+    @classmethod
+    async def open(cls, js: JetStreamContext, *, replicas: int = 1, idle_s: float, max_s: float,
+                   clock: Callable[[], float] = time.time) -> "SessionStore":
+        return cls(await sessions_bucket(js, replicas=replicas, max_s=max_s), idle_s=idle_s, max_s=max_s, clock=clock)
 
-    def create(self, token_id: str, user: str) -> str:
-        """A new session for ``token_id``; returns its id (shown once, in the cookie)."""
+    async def create(self, token_id: str, user: str) -> str:
+        """A new session for ``token_id``; returns its id (shown once, in the cookie). The token's
+        index entry is written first, so that ending the token's sessions never misses it."""
         session_id = secrets.token_urlsafe(32)
+        id_hash = _hash(session_id)
         now = self.clock()
-        with self._lock:
-            self._db.execute("DELETE FROM sessions WHERE last_used <= ? OR created_at <= ?",
-                             (now - self.idle_s, now - self.max_s))  # the expired ones, now and then
-            self._db.execute("INSERT INTO sessions VALUES(?, ?, ?, ?, ?)",
-                             (_hash(session_id), token_id, user, now, now))
+        await self.kv.put(f"{_index_prefix(token_id)}.{id_hash}", b"1")
+        record = {"token_id": token_id, "user": user, "created_at": now, "last_used": now}
+        await self.kv.put(_session_key(id_hash), json.dumps(record).encode())
         return session_id
 
-    def find(self, session_id: str) -> dict[str, Any] | None:
+    async def find(self, session_id: str) -> dict[str, Any] | None:
         """The live session with this id (its use recorded), or None: unknown, ended or expired
         (an expired one is deleted here)."""
-        key = _hash(session_id)
+        id_hash = _hash(session_id)
+        try:
+            entry = await self.kv.get(_session_key(id_hash))
+        except KeyNotFoundError:  # never made, ended (deleted) or gone with the bucket's TTL
+            return None
+        record: dict[str, Any] = json.loads(entry.value or b"{}")
         now = self.clock()
-        with self._lock:
-            row = self._db.execute("SELECT * FROM sessions WHERE id_hash=?", (key,)).fetchone()
-            if row is None:
-                return None
-            if now - row["last_used"] >= self.idle_s or now - row["created_at"] >= self.max_s:
-                self._db.execute("DELETE FROM sessions WHERE id_hash=?", (key,))
-                return None
-            if now - row["last_used"] >= TOUCH_EVERY_S:
-                self._db.execute("UPDATE sessions SET last_used=? WHERE id_hash=?", (now, key))
-        return dict(row)
+        if now - record["last_used"] >= self.idle_s or now - record["created_at"] >= self.max_s:
+            await self._delete(id_hash, record["token_id"])
+            return None
+        if now - record["last_used"] >= TOUCH_EVERY_S:
+            touched = {**record, "last_used": now}
+            try:
+                await self.kv.update(_session_key(id_hash), json.dumps(touched).encode(), last=entry.revision)
+            except KeyWrongLastSequenceError:  # touched by another replica, or ended meanwhile
+                pass
+        return {"id_hash": id_hash, **record}
 
-    def end(self, session_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM sessions WHERE id_hash=?", (_hash(session_id),))
+    async def end(self, session_id: str) -> None:
+        id_hash = _hash(session_id)
+        try:
+            entry = await self.kv.get(_session_key(id_hash))
+        except KeyNotFoundError:
+            return
+        await self._delete(id_hash, json.loads(entry.value or b"{}").get("token_id", ""))
 
-    def end_token(self, token_id: str) -> int:
-        """End every session made from ``token_id``; how many there were."""
-        with self._lock:
-            return self._db.execute("DELETE FROM sessions WHERE token_id=?", (token_id,)).rowcount
+    async def end_token(self, token_id: str) -> int:
+        """End every session made from ``token_id``; how many were live."""
+        ended = 0
+        for index_key in await self._index_keys(token_id):
+            id_hash = index_key.rsplit(".", 1)[1]
+            try:
+                await self.kv.get(_session_key(id_hash))
+                ended += 1
+            except KeyNotFoundError:
+                pass
+            await self._delete(id_hash, token_id)
+        return ended
 
-    def count(self, token_id: str) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM sessions WHERE token_id=?", (token_id,)).fetchone()[0])
+    async def count(self, token_id: str) -> int:
+        """How many of ``token_id``'s sessions are stored (not yet ended or expired by TTL)."""
+        live = 0
+        for index_key in await self._index_keys(token_id):
+            try:
+                await self.kv.get(_session_key(index_key.rsplit(".", 1)[1]))
+                live += 1
+            except KeyNotFoundError:
+                pass
+        return live
+
+    async def _delete(self, id_hash: str, token_id: str) -> None:
+        await self.kv.delete(_session_key(id_hash))
+        if token_id:
+            await self.kv.delete(f"{_index_prefix(token_id)}.{id_hash}")
+
+    async def _index_keys(self, token_id: str) -> list[str]:
+        """The token's index keys, read with a watch filtered on the server to the token's
+        prefix (nats-py's ``keys()`` would read every key of the bucket)."""
+        watcher = await self.kv.watch(f"{_index_prefix(token_id)}.*", ignore_deletes=True, meta_only=True)
+        keys: list[str] = []
+        try:
+            async with asyncio.timeout(LIST_TIMEOUT_S):
+                while (entry := await watcher.updates(timeout=LIST_TIMEOUT_S)) is not None:
+                    keys.append(entry.key)
+        finally:
+            await watcher.stop()
+        return keys
 
 
-def session_principal(request: Request, session_id: str) -> Principal:
+async def session_principal(request: Request, session_id: str) -> Principal:
     """Who sends this cookie: the identity of the session's token as it is now (roles read
     fresh), counted against the token's and the user's rates like a bearer request. A write
     needs the CSRF header (compared in constant time)."""
     state = request.app.state
     sessions: SessionStore = state.sessions
-    found = sessions.find(session_id)
+    found = await sessions.find(session_id)
     if found is None:
         raise Unauthorized("your session has ended or expired; sign in again (POST /api/v1/session)")
     record = state.runtime.store.token(found["token_id"])
@@ -133,7 +207,7 @@ def session_principal(request: Request, session_id: str) -> Principal:
     try:
         principal = token_principal(state.runtime.store, record)
     except Unauthorized as err:  # revoked or expired: its sessions end with it
-        sessions.end_token(found["token_id"])
+        await sessions.end_token(found["token_id"])
         raise Unauthorized(f"{err.message}; your session has ended") from None
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
@@ -179,7 +253,7 @@ async def sign_in(body: SessionCreate, request: Request) -> JSONResponse:
     if principal.kind == JOB_KIND:
         raise Forbidden("a job's token cannot sign in to the web UI; use a user or service account token")
     state.buckets.take_for(principal)
-    session_id = state.sessions.create(principal.token_id, principal.user)
+    session_id = await state.sessions.create(principal.token_id, principal.user)
     response = JSONResponse(_body(principal, session_id))
     response.set_cookie(SESSION_COOKIE, session_id, max_age=int(state.sessions.max_s), path="/", httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
@@ -190,15 +264,15 @@ async def sign_in(body: SessionCreate, request: Request) -> JSONResponse:
 async def current_session(request: Request) -> dict[str, Any]:
     """The signed-in caller with their projects and roles as they are now, and the CSRF value."""
     session_id = _cookie_session(request)
-    return _body(session_principal(request, session_id), session_id)
+    return _body(await session_principal(request, session_id), session_id)
 
 
 @router.delete("", status_code=204, openapi_extra=SESSION_ROUTE)
 async def sign_out(request: Request) -> Response:
     """End the session on the server (the CSRF header is needed) and clear the cookie."""
     session_id = _cookie_session(request)
-    session_principal(request, session_id)
-    request.app.state.sessions.end(session_id)
+    await session_principal(request, session_id)
+    await request.app.state.sessions.end(session_id)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
                            secure=request.url.scheme == "https")

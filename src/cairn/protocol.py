@@ -130,6 +130,10 @@ def feedback_subject(project: str, deployment: str) -> str:
 
 # --- key-value bucket shared by services -----------------------------------------------------------
 KEY_BUCKET = "cairn-keys"
+# the gateway's web sessions (hashes of session ids), shared by all gateway replicas (issue 26)
+SESSIONS_BUCKET = "cairn-sessions"
+# singletons' leases (key: the singleton's name, value: holder, term, expires_at); `cairn status` reads it
+LEASES_BUCKET = "cairn-leases"
 
 # --- connecting to NATS (cairn.kernel.natstls) -----------------------------------------------------
 # CAIRN_NATS_URL may list several servers of a cluster, comma-separated; a client reconnects to

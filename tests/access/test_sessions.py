@@ -235,28 +235,37 @@ class Clock:
         return self.now
 
 
-def test_sessions_expire_when_idle_and_after_their_lifetime(tmp_path: Path) -> None:
+async def test_sessions_expire_when_idle_and_after_their_lifetime(nats_url: str, tmp_path: Path) -> None:
     clock = Clock()
-    store = SessionStore(tmp_path / "sessions.sqlite3", idle_s=3600, max_s=4 * 3600, clock=clock)
-    sid = store.create("tok1", "ann")
-    assert store.find(sid) is not None
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("sessions.sqlite3*"))
-    assert sid.encode() not in raw  # only its hash is stored
-    for _ in range(5):  # used every 50 minutes: never idle for an hour...
-        clock.now += 3000
-        if clock.now - 1_000_000.0 >= 4 * 3600:
-            break
-        assert store.find(sid) is not None
-    assert store.find(sid) is None  # ...but 4 hours after sign-in it ends all the same
-    idle = store.create("tok1", "ann")
-    clock.now += 3599
-    assert store.find(idle) is not None
-    clock.now += 3600  # an hour without a use
-    assert store.find(idle) is None
-    assert store.find("never-made") is None
-    a, b, other = store.create("tok2", "bo"), store.create("tok2", "bo"), store.create("tok3", "bo")
-    assert store.end_token("tok2") == 2 and store.find(a) is None and store.find(b) is None
-    assert store.find(other) is not None
-    store.close()
-    reopened = SessionStore(tmp_path / "sessions.sqlite3", idle_s=3600, max_s=4 * 3600, clock=clock)
-    assert reopened.find(other) is not None  # kept on disk
+    event_log = await EventLog.open(nats_url, name="sessions-test")
+    try:
+        store = await SessionStore.open(event_log.js, idle_s=3600, max_s=4 * 3600, clock=clock)
+        sid = await store.create("tok1", "ann")
+        assert await store.find(sid) is not None
+        raw = b"".join(p.read_bytes() for p in (tmp_path / "nats").rglob("*") if p.is_file())
+        assert sid.encode() not in raw  # only its hash is stored
+        for _ in range(5):  # used every 50 minutes: never idle for an hour...
+            clock.now += 3000
+            if clock.now - 1_000_000.0 >= 4 * 3600:
+                break
+            assert await store.find(sid) is not None
+        assert await store.find(sid) is None  # ...but 4 hours after sign-in it ends all the same
+        idle = await store.create("tok1", "ann")
+        clock.now += 3599
+        assert await store.find(idle) is not None
+        clock.now += 3600  # an hour without a use
+        assert await store.find(idle) is None
+        assert await store.find("never-made") is None
+        a, b, other = (await store.create("tok2", "bo"), await store.create("tok2", "bo"),
+                       await store.create("tok3", "bo"))
+        assert await store.count("tok2") == 2
+        assert await store.end_token("tok2") == 2 and await store.find(a) is None and await store.find(b) is None
+        assert await store.count("tok2") == 0 and await store.end_token("tok2") == 0
+        assert await store.find(other) is not None
+        await store.end(other)
+        assert await store.find(other) is None
+        kept = await store.create("tok3", "bo")
+        reopened = await SessionStore.open(event_log.js, idle_s=3600, max_s=4 * 3600, clock=clock)
+        assert await reopened.find(kept) is not None  # kept in the bucket, not in the process
+    finally:
+        await event_log.close()

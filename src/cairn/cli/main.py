@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -45,6 +44,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "runs": LazyCommand("cairn.cli.runs:runs", "Runs: create, list/search, show, tag, params, finish."),
     "serve": LazyCommand("cairn.serving.serve:serve",
                          "Serve a registered model over HTTP (MLflow /invocations and KServe v2)."),
+    "status": LazyCommand("cairn.cli.status:status",
+                          "NATS nodes, streams, every service replica's projection lag, and leaders."),
     "sweeps": LazyCommand("cairn.cli.sweeps:sweeps",
                           "Hyperparameter sweeps: grid, random or Bayesian search with early stopping."),
     "tokens": LazyCommand("cairn.cli.access:tokens", "Bearer tokens (shown once, stored as hashes)."),
@@ -144,23 +145,6 @@ def up(data_dir: Path, port: int, host: str, nats_port: int, nats_url: str | Non
                        nats_agent_creds)
     except ConfigurationError as err:
         raise click.ClickException(err.message) from None
-
-
-@cli.command()
-@pass_ctx
-@api_errors
-def status(ctx: Ctx) -> None:
-    """Each service's health, the stream sequence and projection lag. Example: cairn status --json"""
-    report = ctx.client.status()
-    if ctx.as_json:
-        emit(ctx, report)
-        return
-    log = report["event_log"]
-    click.echo(f"event log: {'connected' if log.get('connected') else 'DOWN'}  last_seq={log.get('last_seq')}")
-    rows = [{"service": name, **item} for name, item in report["services"].items()]
-    emit(ctx, rows, columns=["service", "ready", "applied_seq", "lag", "parked", "url", "error"])
-    if not report["ready"]:
-        sys.exit(1)
 
 
 @cli.group()
