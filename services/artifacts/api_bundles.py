@@ -30,7 +30,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import InvalidInput, NotFound
@@ -239,10 +239,18 @@ async def direct_put_bundle(project: ProjectName, request: Request, blobs: Blobs
 
 
 @direct_router.post("/direct/blobs/bundle", openapi_extra=DIRECT_ROUTE)
-async def direct_get_bundle(query: BundleQuery, request: Request, blobs: Blobs, exp: int | None = None,
+async def direct_get_bundle(request: Request, blobs: Blobs, exp: int | None = None,
                             sig: str | None = None) -> StreamingResponse:
-    """The bundle of a plan's URL: exactly the digests it was signed for, in that order."""
-    direct_of(request).check(sig, exp, "GET-BUNDLE", digest_list(query.digests))
+    """The bundle of a plan's URL: exactly the digests it was signed for (the body
+    ``{"digests": [...]}``), in that order. The signature is checked before the body is read."""
+    direct = direct_of(request)
+    if sig is None or exp is None:  # not a plan's URL: refused before the body is looked at
+        direct.check(sig, exp)
+    try:
+        query = BundleQuery.model_validate_json(await request.body())
+    except ValidationError as err:
+        raise InvalidInput(f"the body must be {{\"digests\": [...]}}: {err.errors()[0]['msg']}") from None
+    direct.check(sig, exp, "GET-BUNDLE", digest_list(query.digests))
     return StreamingResponse(_frames(blobs, query.digests), media_type=BUNDLE_MEDIA_TYPE)
 
 
