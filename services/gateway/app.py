@@ -263,7 +263,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                    include_in_schema=False)
     async def route(service: str, path: str, request: Request, principal: Caller) -> Response:
         """Forward to the service as the signed caller; the service checks the role its route needs."""
-        request.app.state.proxy.url_of(service)  # 404 for an unknown service before anything else
+        request.app.state.proxy.replicas_of(service)  # 404 for an unknown service before anything else
         response = await request.app.state.proxy.forward(
             service, path, request, caller=principal, request_id=request.state.request_id)
         access_seq = response.headers.get(ACCESS_SEQUENCE_HEADER, "")

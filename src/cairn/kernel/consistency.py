@@ -24,7 +24,6 @@ from cairn.protocol import H_CAIRN_MIN_SEQ, H_CAIRN_SEQ
 
 log = logging.getLogger(__name__)
 
-MIN_SEQ_WAIT_S = 5.0  # how long a request naming a sequence may wait for this replica to apply it
 RETRY_AFTER_S = 1
 _MIN_SEQ_HEADER = H_CAIRN_MIN_SEQ.lower().encode("latin-1")
 _SEQ_HEADER = H_CAIRN_SEQ.lower().encode("latin-1")
@@ -63,12 +62,12 @@ def min_sequence(headers: list[tuple[bytes, bytes]]) -> int | None:
 class ReadYourWrites:
     """ASGI middleware of every service: waits for ``Cairn-Min-Seq`` (when ``wait``), and adds
     ``Cairn-Seq`` to the answer of a request that appended events. The gateway sets ``wait`` off:
-    it passes the header on to the service that answers, whose read model is the one that counts."""
+    it passes the header on to the service that answers, whose read model is the one that counts.
+    The wait is bounded by the service's ``min_seq_wait_s`` (CAIRN_MIN_SEQ_WAIT_S, 5 s)."""
 
-    def __init__(self, app: Any, *, wait: bool = True, timeout_s: float = MIN_SEQ_WAIT_S) -> None:
+    def __init__(self, app: Any, *, wait: bool = True) -> None:
         self.app = app
         self.wait = wait
-        self.timeout_s = timeout_s
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -104,12 +103,13 @@ class ReadYourWrites:
         runtime = getattr(scope["app"].state, "runtime", None)
         if runtime is None:  # not started yet: nothing to read from either
             raise Unavailable("the service is starting; retry shortly")
+        timeout_s = runtime.settings.min_seq_wait_s
         try:
-            await runtime.runner.wait_for(wanted, timeout=self.timeout_s, check_first=True)
+            await runtime.runner.wait_for(wanted, timeout=timeout_s, check_first=True)
         except Unavailable:
             raise Unavailable(
                 f"this {runtime.name} replica has applied the event log up to {runtime.runner.applied}, "
-                f"not yet up to {wanted} ({H_CAIRN_MIN_SEQ}) after {self.timeout_s:.0f}s; the write is "
+                f"not yet up to {wanted} ({H_CAIRN_MIN_SEQ}) after {timeout_s:g}s; the write is "
                 "in the log and this replica will show it shortly: retry",
                 details={"applied_seq": runtime.runner.applied, "min_seq": wanted,
                          "retry_after": RETRY_AFTER_S}) from None

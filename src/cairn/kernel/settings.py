@@ -54,3 +54,5 @@ class ServiceSettings(CommonSettings):
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, ge=0)
     body_limits: dict[str, int] = Field(default_factory=dict)
     service_key_file: Path | None = None  # default: <data dir>/secrets/service.key
+    # how long a request naming Cairn-Min-Seq may wait for this replica's read model (then a 503)
+    min_seq_wait_s: float = Field(default=5.0, gt=0, le=60)
