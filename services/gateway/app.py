@@ -31,7 +31,7 @@ from cairn.kernel.identity import Caller as Identity
 from cairn.kernel.ids import NAME_RE, new_id
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
-from cairn.protocol import ACCESS_SEQUENCE_HEADER
+from cairn.protocol import ACCESS_SEQUENCE_HEADER, H_CAIRN_MIN_SEQ, H_CAIRN_SEQ
 from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.apidocs import serve_api_docs
@@ -45,6 +45,7 @@ from cairn.services.gateway.paths import PathGuard
 from cairn.services.gateway.projection import AGGREGATES, projection
 from cairn.services.gateway.proxy import ServiceProxy
 from cairn.services.gateway.replicas import service_urls
+from cairn.services.gateway.sequences import CallerSequences
 from cairn.services.gateway.sessions import SESSION_COOKIE, SessionStore, session_principal
 from cairn.services.gateway.sessions import router as sessions_router
 from cairn.services.gateway.store import GatewayStore
@@ -149,6 +150,7 @@ async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
     settings: GatewaySettings = app.state.settings
     app.state.job_key = await jobtoken.shared_key(runtime.log.js, replicas=runtime.log.replicas)
     app.state.proxy = ServiceProxy(settings.services, runtime.signer)
+    app.state.sequences = CallerSequences()
     runtime.defer(app.state.proxy.close)
     app.state.http = httpx.AsyncClient(timeout=5.0)
     runtime.defer(app.state.http.aclose)
@@ -264,8 +266,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def route(service: str, path: str, request: Request, principal: Caller) -> Response:
         """Forward to the service as the signed caller; the service checks the role its route needs."""
         request.app.state.proxy.replicas_of(service)  # 404 for an unknown service before anything else
+        sequences: CallerSequences = request.app.state.sequences
         response = await request.app.state.proxy.forward(
-            service, path, request, caller=principal, request_id=request.state.request_id)
+            service, path, request, caller=principal, request_id=request.state.request_id,
+            min_seq=sequences.floor(principal, request.headers.get(H_CAIRN_MIN_SEQ)))
+        sequences.saw(principal, response.headers.get(H_CAIRN_SEQ))
         access_seq = response.headers.get(ACCESS_SEQUENCE_HEADER, "")
         if access_seq.isdigit():  # the caller's access changed: answer once our authorization shows it
             await request.app.state.runtime.runner.wait_for(int(access_seq))

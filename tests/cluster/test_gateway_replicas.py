@@ -26,6 +26,7 @@ from test_gateway_forward_retry import CALLER, make_request  # noqa: E402
 from cairn.kernel.errors import Unavailable  # noqa: E402
 from cairn.kernel.identity import Signer  # noqa: E402
 from cairn.services.gateway.proxy import ServiceProxy  # noqa: E402
+from cairn.services.gateway.sequences import CallerSequences  # noqa: E402
 
 
 class Upstream:
@@ -138,3 +139,16 @@ async def test_an_unanswered_post_without_a_key_is_not_sent_again(upstreams: dic
         assert proxy.retried == 0
     finally:
         await proxy.close()
+
+
+def test_the_gateway_remembers_each_tokens_last_write_within_a_bound() -> None:
+    sequences = CallerSequences(limit=2)
+    ada, bob, cy = (CALLER.__class__(name, f"t-{name}", "user", False) for name in ("ada", "bob", "cy"))
+    sequences.saw(ada, "7")
+    sequences.saw(ada, "5")  # an older answer arriving late lowers nothing
+    assert sequences.floor(ada, None) == 7
+    assert sequences.floor(ada, "9") == 9  # the client's own, when it is further
+    assert sequences.floor(bob, "x") == 0  # no sequence: the service answers that header with a 400
+    sequences.saw(bob, 3)
+    sequences.saw(cy, 4)  # over the bound: the least recently seen token (ada) is forgotten
+    assert (sequences.floor(ada, None), sequences.floor(bob, None), sequences.floor(cy, None)) == (0, 3, 4)

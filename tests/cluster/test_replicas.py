@@ -141,6 +141,35 @@ def test_reads_through_the_sdk_see_each_write_whichever_replica_answers(cluster:
     assert len(reads) == 50 and all(seq is not None and int(seq) > 0 for seq in reads)
 
 
+def test_a_plain_http_client_reads_its_writes_through_the_gateways_memory(cluster: Replicated, project: str) -> None:
+    with httpx.Client(base_url=f"{cluster.plat.gateway}/api/v1/registry", headers=cluster.plat.headers,
+                      timeout=30) as http:
+        for i in range(10):
+            created = http.post(f"/projects/{project}/runs", json={"tags": {"i": str(i)}})
+            assert created.status_code == 201, created.text
+            got = http.get(f"/projects/{project}/runs/{created.json()['id']}")
+            assert got.status_code == 200 and got.json()["tags"]["i"] == str(i), got.text
+
+
+def test_an_mlflow_client_that_sends_no_header_reads_its_writes_too(cluster: Replicated, project: str) -> None:
+    # MLflow clients know nothing of Cairn-Min-Seq: the gateway remembers the token's last write
+    base = f"{cluster.plat.gateway}/mlflow/{project}/api/2.0/mlflow"
+    with httpx.Client(base_url=base, headers=cluster.plat.headers, timeout=30) as http:
+        experiment = http.get("/experiments/get-by-name", params={"experiment_name": "default"})
+        assert experiment.status_code == 200, experiment.text
+        experiment_id = experiment.json()["experiment"]["experiment_id"]
+        for i in range(10):
+            created = http.post("/runs/create", json={"experiment_id": experiment_id, "run_name": f"m{i}"})
+            assert created.status_code == 200, created.text
+            assert int(created.headers[H_CAIRN_SEQ]) > 0  # the MLflow layer's answer names the write
+            run_id = created.json()["run"]["info"]["run_id"]
+            logged = http.post("/runs/log-parameter", json={"run_id": run_id, "key": "i", "value": str(i)})
+            assert logged.status_code == 200, logged.text
+            got = http.get("/runs/get", params={"run_id": run_id})
+            assert got.status_code == 200, got.text
+            assert {"key": "i", "value": str(i)} in got.json()["run"]["data"]["params"]
+
+
 def test_a_sequence_the_replica_has_not_reached_is_a_503_with_retry_after(cluster: Replicated, project: str) -> None:
     ahead = stream_last_seq(cluster.plat) + 1000  # no write has made it: the wait must end
     resp = loopback.get(f"{cluster.urls[1]}/projects/{project}", timeout=30,
