@@ -110,8 +110,9 @@ class ServiceProxy:
                     request.method, URL(f"{base}/{path_part}", encoded=True), params=params, headers=headers,
                     data=data, allow_redirects=False)
                 break
-            except aiohttp.ClientConnectorError as err:
-                # no connection, so nothing was sent: any request may go to the next replica
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as err:
+                # no connection (refused, or a machine that does not answer within the connect
+                # timeout), so nothing was sent: any request may go to the next replica
                 replicas.refused(base)
                 if len(bases) > 1 and not isinstance(data, AsyncIterator):
                     bases = bases[1:]
