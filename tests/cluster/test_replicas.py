@@ -139,6 +139,12 @@ def test_reads_through_the_sdk_see_each_write_whichever_replica_answers(cluster:
             assert named[-1] == ("POST", str(client.last_seq))  # the search, after the tag's write
     reads = [seq for method, seq in named if method == "GET"]
     assert len(reads) == 50 and all(seq is not None and int(seq) > 0 for seq in reads)
+    unnamed: list[str | None] = []
+    with cluster.client(read_your_writes=False) as client:  # turned off: remembers, never sends
+        client._http.event_hooks["request"].append(lambda r: unnamed.append(r.headers.get(H_CAIRN_MIN_SEQ)))
+        client.create_run(project)
+        client.search_runs(project)
+    assert client.last_seq > 0 and unnamed == [None, None]
 
 
 def test_a_plain_http_client_reads_its_writes_through_the_gateways_memory(cluster: Replicated, project: str) -> None:
