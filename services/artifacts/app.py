@@ -110,7 +110,7 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
     app = create_service_app(
         "artifacts",
         settings,
-        make_store=lambda s: ArtifactsStore(s.data_dir / "artifacts" / "artifacts.sqlite3"),
+        make_store=lambda s: ArtifactsStore(s.read_model_dir("artifacts") / "artifacts.sqlite3"),
         handler=projection(),
         routers=[blob_router, bundle_router, presigned_router, preview_router, direct_router, direct_bundle_router, router],
         description="Content-addressed blobs, dataset versions, run artifacts and GC.",

@@ -60,7 +60,7 @@ def create_app(settings: DeploymentsSettings | None = None) -> FastAPI:
     return create_service_app(
         "deployments",
         settings,
-        make_store=lambda s: DeploymentsStore(s.data_dir / "deployments" / "deployments.sqlite3"),
+        make_store=lambda s: DeploymentsStore(s.read_model_dir("deployments") / "deployments.sqlite3"),
         handler=projection(),
         routers=[router, inference_router],
         description="Environments, which model version serves where, replicas, traffic splits, rollbacks.",

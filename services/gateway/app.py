@@ -31,7 +31,7 @@ from cairn.kernel.identity import Caller as Identity
 from cairn.kernel.ids import NAME_RE, new_id
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
-from cairn.protocol import ACCESS_SEQUENCE_HEADER
+from cairn.protocol import ACCESS_SEQUENCE_HEADER, H_CAIRN_MIN_SEQ, H_CAIRN_SEQ
 from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.apidocs import serve_api_docs
@@ -45,6 +45,8 @@ from cairn.services.gateway.otlp import router as otlp_router
 from cairn.services.gateway.paths import PathGuard
 from cairn.services.gateway.projection import AGGREGATES, projection
 from cairn.services.gateway.proxy import ServiceProxy
+from cairn.services.gateway.replicas import service_urls
+from cairn.services.gateway.sequences import CallerSequences
 from cairn.services.gateway.sessions import SESSION_COOKIE, SessionStore, session_principal
 from cairn.services.gateway.sessions import router as sessions_router
 from cairn.services.gateway.store import GatewayStore
@@ -60,7 +62,8 @@ GIT_HOOK_PATH = "/api/v1/pipelines/hooks/git"
 
 
 class GatewaySettings(ServiceSettings):
-    """CAIRN_PORT (8080), CAIRN_HOST, CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_SERVICES (JSON name -> URL),
+    """CAIRN_PORT (8080), CAIRN_HOST, CAIRN_NATS_URL, CAIRN_DATA_DIR, CAIRN_SERVICES (JSON name -> URL, or
+    name -> list of URLs: the service's replicas, round robin; services/gateway/replicas.py),
     CAIRN_RATE_LIMIT (requests/s per token, 0 = off), CAIRN_RATE_BURST, CAIRN_RATE_LIMIT_USER and
     CAIRN_RATE_BURST_USER (per user, over all their tokens and jobs; default twice the token's, 0 = off),
     CAIRN_RATE_LIMIT_SERVICE / CAIRN_RATE_BURST_SERVICE (service accounts) and CAIRN_RATE_LIMIT_ADMIN /
@@ -75,7 +78,7 @@ class GatewaySettings(ServiceSettings):
     CAIRN_UI_DIST (the web UI's build to serve; default: the package's ``cairn/ui/dist``)."""
 
     port: int = Field(default=8080, ge=0, le=65535)
-    services: dict[str, str] = Field(default_factory=dict)
+    services: dict[str, str | list[str]] = Field(default_factory=dict)
     rate_limit: float = Field(default=1000.0, ge=0)
     rate_burst: float = Field(default=2000.0, ge=0)
     rate_limit_user: float | None = Field(default=None, ge=0)
@@ -152,6 +155,7 @@ async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
     settings: GatewaySettings = app.state.settings
     app.state.job_key = await jobtoken.shared_key(runtime.log.js, replicas=runtime.log.replicas)
     app.state.proxy = ServiceProxy(settings.services, runtime.signer)
+    app.state.sequences = CallerSequences()
     runtime.defer(app.state.proxy.close)
     app.state.http = httpx.AsyncClient(timeout=5.0)
     runtime.defer(app.state.http.aclose)
@@ -171,7 +175,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app = create_service_app(
         "gateway",
         settings,
-        make_store=lambda s: GatewayStore(s.data_dir / "gateway" / "gateway.sqlite3"),
+        make_store=lambda s: GatewayStore(s.read_model_dir("gateway") / "gateway.sqlite3"),
         handler=projection(),
         routers=[],
         description="Cairn API: /api/v1/<service>/... routes to the services. "
@@ -261,9 +265,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                    include_in_schema=False)
     async def route(service: str, path: str, request: Request, principal: Caller) -> Response:
         """Forward to the service as the signed caller; the service checks the role its route needs."""
-        request.app.state.proxy.url_of(service)  # 404 for an unknown service before anything else
+        request.app.state.proxy.replicas_of(service)  # 404 for an unknown service before anything else
+        sequences: CallerSequences = request.app.state.sequences
         response = await request.app.state.proxy.forward(
-            service, path, request, caller=principal, request_id=request.state.request_id)
+            service, path, request, caller=principal, request_id=request.state.request_id,
+            min_seq=sequences.floor(principal, request.headers.get(H_CAIRN_MIN_SEQ)))
+        sequences.saw(principal, response.headers.get(H_CAIRN_SEQ))
         access_seq = response.headers.get(ACCESS_SEQUENCE_HEADER, "")
         if access_seq.isdigit():  # the caller's access changed: answer once our authorization shows it
             await request.app.state.runtime.runner.wait_for(int(access_seq))
@@ -330,9 +337,17 @@ async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
         except (httpx.HTTPError, ValueError) as err:
             return name, {"ready": False, "url": url, "error": f"{type(err).__name__}: {err}"}
 
-    results = await asyncio.gather(*(probe(n, u) for n, u in settings.services.items()))
+    urls = service_urls(settings.services)
+    results = await asyncio.gather(*(probe(n, u) for n, listed in urls.items() for u in listed))
     for name, item in results:
-        report["services"][name] = item
+        if len(urls[name]) == 1:
+            report["services"][name] = item
+            continue
+        # replicas: the service is ready while one of them is (the proxy skips the others)
+        entry = report["services"].setdefault(name, {"replicas": []})
+        entry["replicas"].append(item)
+        best = next((r for r in entry["replicas"] if r["ready"]), entry["replicas"][0])
+        entry.update({k: v for k, v in best.items() if k != "replicas"})
     report["ready"] = report["ready"] and all(s["ready"] for s in report["services"].values())
     return report
 
@@ -354,7 +369,7 @@ class OpenApiDocument:
 
     async def fetch(self, http: httpx.AsyncClient) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        due = [(name, url) for name, url in self.settings.services.items() if name not in self.parts
+        due = [(name, urls[0]) for name, urls in service_urls(self.settings.services).items() if name not in self.parts
                and loop.time() - self.failed_at.get(name, -self.retry_s) >= self.retry_s]
 
         async def one(name: str, url: str) -> None:

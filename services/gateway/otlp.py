@@ -72,7 +72,7 @@ def _caller(request: Request, project: str) -> Call:
     """The MLflow layer's call for this request (the body is the export, not MLflow arguments)."""
     principal = authenticate_request(request, request.headers.get("authorization"))
     PROJECT.check(project, "project")
-    services = Services(request.app.state.proxy, principal, request.state.request_id)
+    services = Services.for_request(request, principal)
     return Call(request, principal, project, services, {}, {})
 
 

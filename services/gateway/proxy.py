@@ -6,7 +6,7 @@ per request once dozens of connections are open, which made the gateway the bott
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import aiohttp
 from fastapi import Request
@@ -17,7 +17,9 @@ from yarl import URL
 from cairn.kernel.errors import NotFound, Unavailable
 from cairn.kernel.identity import IDENTITY_HEADER, Caller, Signer
 from cairn.kernel.telemetry import inject
+from cairn.protocol import H_CAIRN_MIN_SEQ
 from cairn.services.gateway.paths import encode_path
+from cairn.services.gateway.replicas import Replicas, service_urls
 
 SMALL_BODY = 1 << 20
 SMALL_ANSWER = 1 << 16
@@ -33,14 +35,16 @@ NOT_FORWARDED = HOP_BY_HOP | {IDENTITY_HEADER.lower(), "authorization", "cookie"
 
 
 class ServiceProxy:
-    """Routes ``/api/v1/<service>/<path>`` to ``<service url>/<path>``."""
+    """Routes ``/api/v1/<service>/<path>`` to ``<service url>/<path>``; a service with several
+    replicas (a list of URLs) gets its requests round robin (services/gateway/replicas.py)."""
 
-    def __init__(self, services: dict[str, str], signer: Signer, timeout: float = 60.0) -> None:
+    def __init__(self, services: Mapping[str, str | Sequence[str]], signer: Signer, timeout: float = 60.0) -> None:
         self.services = services
+        self.replicas = {name: Replicas(urls) for name, urls in service_urls(services).items()}
         self.signer = signer
         self.timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
-        self.retried = 0  # keyed requests sent twice here (aiohttp's own retries are not counted)
+        self.retried = 0  # requests sent once more here, keyed or to another replica (aiohttp's own retries are not counted)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -54,12 +58,16 @@ class ServiceProxy:
         if self._session is not None:
             await self._session.close()
 
-    def url_of(self, service: str) -> str:
-        base = self.services.get(service)
-        if base is None:
-            known = ", ".join(sorted(self.services)) or "none"
+    def replicas_of(self, service: str) -> Replicas:
+        replicas = self.replicas.get(service)
+        if replicas is None:
+            known = ", ".join(sorted(self.replicas)) or "none"
             raise NotFound(f"no service named {service!r}; services: {known}")
-        return base
+        return replicas
+
+    def url_of(self, service: str) -> str:
+        """The base URL of the replica that the next call to ``service`` goes to."""
+        return self.replicas_of(service).first()
 
     @staticmethod
     def _unreachable(service: str, err: Exception) -> Unavailable:
@@ -71,9 +79,14 @@ class ServiceProxy:
         return {IDENTITY_HEADER: self.signer.sign(caller)}
 
     async def forward(self, service: str, path: str, request: Request, *, caller: Caller,
-                      request_id: str) -> Response:
-        url = URL(f"{self.url_of(service)}/{encode_path(path)}", encoded=True)  # exactly the checked path
+                      request_id: str, min_seq: int = 0) -> Response:
+        """``min_seq``: the ``Cairn-Min-Seq`` to send (0: the client's own, if any)."""
+        replicas = self.replicas_of(service)
+        bases = replicas.order()
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
+        if min_seq:
+            headers = [(k, v) for k, v in headers if k.lower() != H_CAIRN_MIN_SEQ.lower()]
+            headers.append((H_CAIRN_MIN_SEQ, str(min_seq)))
         headers += [*self.identity(caller).items(), ("X-Request-Id", request_id), *inject().items()]
         data: bytes | AsyncIterator[bytes] | None = None
         if request.method not in ("GET", "HEAD"):
@@ -84,18 +97,34 @@ class ServiceProxy:
                 data = request.stream()
                 headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         params = list(request.query_params.multi_items())
-        replay = (request.method not in RETRIED_BY_AIOHTTP and "idempotency-key" in request.headers
-                  and isinstance(data, bytes))  # a streamed body is gone once sent
-        for attempt in (1, 2):
+        keyed = "idempotency-key" in request.headers and isinstance(data, bytes)  # a streamed body is gone once sent
+        replay = request.method not in RETRIED_BY_AIOHTTP and keyed
+        # with replicas, a GET that aiohttp already sent twice to one replica goes once to another
+        replay_elsewhere = len(bases) > 1 and (request.method in ("GET", "HEAD") or keyed)
+        path_part = encode_path(path)  # exactly the checked path
+        replayed = False
+        while True:
+            base = bases[0]
             try:
-                response = await self.session.request(request.method, url, params=params, headers=headers,
-                                                      data=data, allow_redirects=False)
+                response = await self.session.request(
+                    request.method, URL(f"{base}/{path_part}", encoded=True), params=params, headers=headers,
+                    data=data, allow_redirects=False)
                 break
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as err:
+                # no connection (refused, or a machine that does not answer within the connect
+                # timeout), so nothing was sent: any request may go to the next replica
+                replicas.refused(base)
+                if len(bases) > 1 and not isinstance(data, AsyncIterator):
+                    bases = bases[1:]
+                    continue
+                raise self._unreachable(service, err) from None
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as err:
                 # the service closed the connection as we sent on it: unanswered, so an
-                # idempotent request goes once more, on another connection
-                if attempt == 1 and replay and not isinstance(err, aiohttp.ClientConnectorError):
+                # idempotent request goes once more, on another connection (another replica if any)
+                if not replayed and (replay or replay_elsewhere):
+                    replayed = True
                     self.retried += 1
+                    bases = bases[1:] or bases
                     continue
                 raise self._unreachable(service, err) from None
             except (aiohttp.ClientConnectionError, TimeoutError) as err:

@@ -29,7 +29,7 @@ def create_app(settings: LineageSettings | None = None) -> FastAPI:
     settings = settings or LineageSettings()
 
     def make_store(s: Any) -> Any:
-        return LineageStore(s.data_dir / "lineage" / "lineage.duckdb", threads=settings.lineage_threads,
+        return LineageStore(s.read_model_dir("lineage") / "lineage.duckdb", threads=settings.lineage_threads,
                             memory_limit=settings.lineage_memory_limit)
 
     return create_service_app(

@@ -58,7 +58,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     app = create_service_app(
         "metrics",
         settings,
-        make_store=lambda s: KnownRuns(s.data_dir / "metrics" / "runs.sqlite3"),
+        make_store=lambda s: KnownRuns(s.read_model_dir("metrics") / "runs.sqlite3"),
         handler=projection(),
         routers=[router, traces_router],
         description="Metric points: batched ingest, Parquet storage, downsampled and cross-run queries.",

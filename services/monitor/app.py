@@ -124,7 +124,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
     app = create_service_app(
         "monitor",
         settings,
-        make_store=lambda s: MonitorStore(s.data_dir / "monitor" / "monitor.sqlite3"),
+        make_store=lambda s: MonitorStore(s.read_model_dir("monitor") / "monitor.sqlite3"),
         handler=projection(),
         routers=[router],
         description="Inference windows per deployment, reference profiles, drift, live performance, alert rules.",

@@ -50,7 +50,7 @@ def create_app(settings: PipelinesSettings | None = None) -> FastAPI:
     return create_service_app(
         "pipelines",
         settings,
-        make_store=lambda s: PipelinesStore(s.data_dir / "pipelines" / "pipelines.sqlite3"),
+        make_store=lambda s: PipelinesStore(s.read_model_dir("pipelines") / "pipelines.sqlite3"),
         handler=projection(),
         routers=[router, definitions_router, hooks_router],
         description="Pipelines: CI/CD for models; runs of a pipeline's steps, gates, approvals and their cache.",

@@ -35,7 +35,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     app = create_service_app(
         "registry",
         settings,
-        make_store=lambda s: RegistryStore(s.data_dir / "registry" / "registry.sqlite3"),
+        make_store=lambda s: RegistryStore(s.read_model_dir("registry") / "registry.sqlite3"),
         handler=projection(),
         routers=[run_start_router, model_extras_router, router, run_record_router, logged_models_router, genai_router],
         description="Projects, experiments, runs, models, model versions and aliases.",

@@ -75,7 +75,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     app = create_service_app(
         "scheduler",
         settings,
-        make_store=lambda s: SchedulerStore(s.data_dir / "scheduler" / "scheduler.sqlite3"),
+        make_store=lambda s: SchedulerStore(s.read_model_dir("scheduler") / "scheduler.sqlite3"),
         handler=projection(),
         routers=[router, replica_router, sweeps_router, agent_status_router],
         description="Queues, jobs, attempts, agents and replica sets.",

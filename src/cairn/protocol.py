@@ -39,6 +39,10 @@ H_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 # The subject (wildcards allowed) that the expected sequence above is checked against instead of the
 # message's own (nats-server 2.12+): a decision over many aggregates (unique names) guards them all.
 H_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
+# read-your-writes across service replicas (docs/cluster.md): a write's answer names the event-log
+# sequence of its last event; a request naming a sequence waits until the replica applied it
+H_CAIRN_SEQ = "Cairn-Seq"
+H_CAIRN_MIN_SEQ = "Cairn-Min-Seq"
 
 # A service's answer to a write that changed who may see a project (a project created with its first
 # admin) names the event's stream sequence here; the gateway, whose authorization reads its own

@@ -35,6 +35,13 @@ SERVICES = ("registry", "artifacts", "metrics", "scheduler", "lineage", "deploym
 PROCESSES = (*SERVICES, "gateway")  # each connects to NATS as a user of its own
 NATS_USERS = (*PROCESSES, AGENT_USER, ADMIN_USER)
 LOOPBACK = "127.0.0.1"
+# Services that ``--service-replicas N`` starts N of (docs/cluster.md "Service replicas and
+# read-your-writes"): each replica only projects the log into a read model of its own, answers
+# reads, and runs commands that the event log keeps safe (expected sequences, idempotency keys).
+# The others run loops that must run once (the scheduler's dispatcher, the pipelines engine, the
+# deployments reconciler, the monitor's windows, the metrics writer and its summaries) or keep
+# state outside the log in-process (the artifacts GC lock): one each until they elect a leader.
+REPLICABLE = ("registry", "lineage")
 
 
 def service_wiring(services: dict[str, str], *, direct_artifacts: bool = False) -> dict[str, dict[str, str]]:
@@ -52,6 +59,18 @@ def service_wiring(services: dict[str, str], *, direct_artifacts: bool = False) 
             "pipelines": {f"CAIRN_{name.upper()}_URL": services[name]
                           for name in ("scheduler", "registry", "artifacts", "metrics", "deployments", "monitor")},
             "gateway": {"CAIRN_SERVICES": json.dumps(services)}}
+
+
+def gateway_services(services: dict[str, str], replicas: list["Child"]) -> dict[str, str | list[str]]:
+    """The gateway's CAIRN_SERVICES: each service's URL, or the list of its replicas' URLs (the
+    first replica first; other services keep calling that one at its single URL)."""
+    listed: dict[str, str | list[str]] = {**services}
+    for child in replicas:
+        name = child.name.rsplit("-", 1)[0]
+        if child.url:
+            current = listed[name]
+            listed[name] = [*([current] if isinstance(current, str) else current), child.url]
+    return listed
 
 
 def nats_wiring(own: dict[str, Path | None], agents: Path | None) -> dict[str, dict[str, str]]:
@@ -148,6 +167,7 @@ class Supervisor:
     nats_creds: Path | None = None
     nats_agent_creds: Path | None = None
     quiet: bool = False
+    service_replicas: int = 1  # of each REPLICABLE service (CAIRN_SERVICE_REPLICAS)
     children: list[Child] = field(default_factory=list)
     nats: subprocess.Popen[bytes] | None = None
     stopping: bool = False
@@ -256,6 +276,9 @@ class Supervisor:
                                        {**env, **wiring.get(name, {}), "CAIRN_HOST": LOOPBACK,
                                         "CAIRN_PORT": str(port)}, url=url,
                                        log_path=self.data_dir / "logs" / f"{name}.log"))
+        replicas = self._replica_children(env, wiring, services)
+        if replicas:  # the gateway spreads requests over every replica (services/gateway/replicas.py)
+            wiring["gateway"]["CAIRN_SERVICES"] = json.dumps(gateway_services(services, replicas))
         self.children.append(Child("gateway", [sys.executable, "-m", "cairn.services.gateway"],
                                    {**env, **wiring["gateway"], "CAIRN_HOST": self.host,
                                     "CAIRN_PORT": str(self.port)},
@@ -268,6 +291,22 @@ class Supervisor:
                 host, port_text = child.url.removeprefix("http://").rsplit(":", 1)
                 wait_for_tcp(host.strip("[]"), int(port_text), timeout=60)
         self._wait_healthy(children=True)
+
+    def _replica_children(self, env: dict[str, str], wiring: dict[str, dict[str, str]],
+                          services: dict[str, str]) -> list[Child]:
+        """Replicas 2..N of each REPLICABLE service, added to the children: the first keeps the
+        unnamed replica's read model and consumer (a data dir from before replicas goes on as it
+        was), the others are named ``r2``, ``r3``... with read models of their own."""
+        extra = [(name, number) for name in REPLICABLE for number in range(2, self.service_replicas + 1)]
+        added: list[Child] = []
+        for (name, number), port in zip(extra, free_ports(len(extra), LOOPBACK) if extra else [], strict=True):
+            url = f"http://{LOOPBACK}:{port}"
+            added.append(Child(f"{name}-{number}", [sys.executable, "-m", f"cairn.services.{name}"],
+                               {**env, **wiring.get(name, {}), "CAIRN_HOST": LOOPBACK, "CAIRN_PORT": str(port),
+                                "CAIRN_REPLICA": f"r{number}"}, url=url,
+                               log_path=self.data_dir / "logs" / f"{name}-{number}.log"))
+        self.children.extend(added)
+        return added
 
     def _stop_children(self) -> None:
         procs = [c.proc for c in self.children if c.proc and c.proc.poll() is None]
@@ -385,11 +424,12 @@ def _wait_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
 
 
 def run(data_dir: Path, port: int, host: str, nats_url: str | None, nats_port: int,
-        nats_creds: Path | None = None, nats_agent_creds: Path | None = None) -> None:
+        nats_creds: Path | None = None, nats_agent_creds: Path | None = None, service_replicas: int = 1) -> None:
     """Run the platform until SIGTERM/SIGINT. A ConfigurationError before anything started (the
     data dir in use, a port taken) leaves everything as it was, the other instance's files too."""
     supervisor = Supervisor(data_dir=data_dir, port=port, host=host, nats_url=nats_url, nats_port=nats_port,
-                            nats_creds=nats_creds, nats_agent_creds=nats_agent_creds)
+                            nats_creds=nats_creds, nats_agent_creds=nats_agent_creds,
+                            service_replicas=service_replicas)
     supervisor.claim()
 
     def request_stop(*_: Any) -> None:

@@ -8,26 +8,57 @@ from typing import Any
 
 import aiohttp
 import orjson
+from fastapi import Request
 from yarl import URL
 
+from cairn.kernel.consistency import note_appended
 from cairn.kernel.errors import Unavailable
 from cairn.kernel.telemetry import inject
+from cairn.protocol import H_CAIRN_MIN_SEQ, H_CAIRN_SEQ
 from cairn.services.gateway.auth import Principal
 from cairn.services.gateway.mlflow.errors import ServiceError
 from cairn.services.gateway.proxy import ServiceProxy
+from cairn.services.gateway.sequences import CallerSequences, named_sequence
 
 
 class Services:
-    """One caller's view of the registry, metrics and artifacts services."""
+    """One caller's view of the registry, metrics and artifacts services.
 
-    def __init__(self, proxy: ServiceProxy, principal: Principal, request_id: str) -> None:
+    Read-your-writes across service replicas: every call names the highest event-log sequence this
+    request has seen (``Cairn-Min-Seq``: the client's own, then each answer's ``Cairn-Seq``), so a
+    read after a write in one MLflow call sees the write whichever replica answers; the sequences
+    are noted for the gateway's answer too (cairn.kernel.consistency)."""
+
+    def __init__(self, proxy: ServiceProxy, principal: Principal, request_id: str, *, min_seq: int = 0,
+                 sequences: CallerSequences | None = None) -> None:
         self.proxy = proxy
         self.principal = principal
         self.request_id = request_id
+        self.min_seq = min_seq
+        self.sequences = sequences
+
+    @classmethod
+    def for_request(cls, request: Request, principal: Principal) -> "Services":
+        """The services as ``request``'s caller, from the sequence the client named or the last
+        one the gateway answered this token with (services/gateway/sequences.py)."""
+        sequences: CallerSequences | None = getattr(request.app.state, "sequences", None)
+        named = request.headers.get(H_CAIRN_MIN_SEQ)
+        min_seq = sequences.floor(principal, named) if sequences else named_sequence(named)
+        return cls(request.app.state.proxy, principal, request.state.request_id, min_seq=min_seq,
+                   sequences=sequences)
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        seq = {H_CAIRN_MIN_SEQ: str(self.min_seq)} if self.min_seq else {}
         return {**self.proxy.identity(self.principal), "X-Request-Id": self.request_id,
-                **inject(), **(extra or {})}
+                **inject(), **seq, **(extra or {})}
+
+    def _saw(self, resp: aiohttp.ClientResponse) -> None:
+        written = resp.headers.get(H_CAIRN_SEQ, "")
+        if written.isdigit():
+            self.min_seq = max(self.min_seq, int(written))
+            note_appended(int(written))
+            if self.sequences is not None:
+                self.sequences.saw(self.principal, written)
 
     async def call(self, service: str, method: str, path: str, *, body: Any = None,
                    params: Any = None, data: Any = None, headers: dict[str, str] | None = None) -> Any:
@@ -41,6 +72,7 @@ class Services:
                     headers=self.headers(headers)) as resp:
                 raw = await resp.read()
                 status = resp.status
+                self._saw(resp)
         except (aiohttp.ClientConnectionError, TimeoutError) as err:
             raise Unavailable(f"service {service!r} is not reachable ({type(err).__name__}); retry shortly") from None
         if status >= 400:

@@ -97,7 +97,7 @@ async def _call(request: Request, project: str) -> Call:
     principal = _principal(request)
     PROJECT.check(project, "project")  # from the tracking URI (or CAIRN_MLFLOW_DEFAULT_PROJECT)
     args, multi = await _arguments(request)
-    services = Services(request.app.state.proxy, principal, request.state.request_id)
+    services = Services.for_request(request, principal)
     return Call(request, principal, project, services, args, multi)
 
 
@@ -159,7 +159,7 @@ async def _artifact_route(request: Request, path: str, url_project: str | None =
             path = request.query_params.get("path", "")
         project, run_id, rel = artifacts.locate(path, url_project or default_project())
         principal = _principal(request)
-        services = Services(request.app.state.proxy, principal, request.state.request_id)
+        services = Services.for_request(request, principal)
         call = Call(request, principal, project, services, {}, {})
         if request.method == "PUT":
             call.require("editor")

@@ -30,7 +30,7 @@ def make_call(request: Request, project: str, args: dict[str, Any] | None = None
     """A :class:`Call` for ``project`` as the request's caller (401 without a valid token)."""
     principal = authenticate_request(request, request.headers.get("authorization"))
     PROJECT.check(project, "project")
-    services = Services(request.app.state.proxy, principal, request.state.request_id)
+    services = Services.for_request(request, principal)
     return Call(request, principal, project, services, args or {}, {})
 
 

@@ -124,8 +124,12 @@ def cli(click_ctx: click.Context, url: str | None, token: str | None, as_json: b
                    "the gateway connect with.")
 @click.option("--nats-agent-creds", type=click.Path(path_type=Path, dir_okay=False),
               help="With --nats-url: a file like --nats-creds with the user the scheduler hands to agents.")
+@click.option("--service-replicas", default=1, show_default=True, type=click.IntRange(1, 8),
+              envvar="CAIRN_SERVICE_REPLICAS",
+              help="Replicas of each service that can have several (registry, lineage), each with a "
+                   "read model of its own; the gateway spreads requests over them.")
 def up(data_dir: Path, port: int, host: str, nats_port: int, nats_url: str | None, nats_creds: Path | None,
-       nats_agent_creds: Path | None) -> None:
+       nats_agent_creds: Path | None, service_replicas: int) -> None:
     """Start the whole platform on this machine and supervise it until Ctrl-C.
 
     NATS takes only Cairn's users: credentials are made on first start under
@@ -142,7 +146,7 @@ def up(data_dir: Path, port: int, host: str, nats_port: int, nats_url: str | Non
                                "start has users of its own)")
     try:
         supervisor.run(data_dir.expanduser().resolve(), port, host, nats_url, nats_port, nats_creds,
-                       nats_agent_creds)
+                       nats_agent_creds, service_replicas)
     except ConfigurationError as err:
         raise click.ClickException(err.message) from None
 

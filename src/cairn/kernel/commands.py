@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cairn.kernel.consistency import note_appended
 from cairn.kernel.envelope import Event, subject_for, subject_matches
 from cairn.kernel.errors import ConcurrencyConflict
 from cairn.kernel.eventlog import EventLog
@@ -101,6 +102,7 @@ class CommandHandler:
         )
         if row is None:
             return None
+        note_appended(row["seq"])  # a repeated request answers with its first event's sequence too
         return Outcome(row["seq"], row["aggregate_id"], row["type"], duplicate=True)
 
     async def execute(

@@ -26,6 +26,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
+from cairn.kernel.consistency import note_appended
 from cairn.kernel.envelope import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, Event
 from cairn.kernel.errors import (
     ConcurrencyConflict,
@@ -196,6 +197,8 @@ class EventLog:
                     details={"aggregate": event.aggregate, "id": event.aggregate_id},
                 ) from None
             raise
+        if self.stream == EVENTS_STREAM:  # the sequence a reader on another replica may wait for
+            note_appended(ack.seq)
         return Appended(sequence=ack.seq, duplicate=bool(ack.duplicate))
 
     async def append_batch(self, events: list[Event]) -> list[int]:
@@ -225,6 +228,8 @@ class EventLog:
                 raise Unavailable(f"atomic append failed: {error.get('description')}")
             last = int(answer["seq"])
             sequences.extend(range(last - len(messages) + 1, last + 1))
+        if sequences and self.stream == EVENTS_STREAM:
+            note_appended(sequences[-1])
         return sequences
 
     def encode(self, event: Event, headers: dict[str, str]) -> bytes:

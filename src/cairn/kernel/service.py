@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from cairn.kernel.allocator import tune_allocator
 from cairn.kernel.bodylimit import BodyLimit, BodyLimits
 from cairn.kernel.commands import CommandHandler
+from cairn.kernel.consistency import ReadYourWrites
 from cairn.kernel.envelope import aggregate_subjects
 from cairn.kernel.eventlog import EventLog
 from cairn.kernel.http import install_error_handlers
@@ -167,6 +168,8 @@ def create_service_app(
     app = traced_app(name, title="cairn" if public else f"cairn {name}", description=description,
                      version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    # innermost of the middlewares: callers are verified before a request may wait for a sequence
+    app.add_middleware(ReadYourWrites, wait=not public)
     limits = body_limits if isinstance(body_limits, BodyLimits) else BodyLimits.from_settings(settings, body_limits)
     app.add_middleware(BodyLimit, limits=limits, service=name)
     key = load_service_key(settings.data_dir, settings.service_key_file)

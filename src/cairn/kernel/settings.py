@@ -31,6 +31,14 @@ class CommonSettings(BaseSettings):
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: str = "info"
 
+    def read_model_dir(self, service: str) -> Path:
+        """The folder of a service's read model: ``<data dir>/<service>``, and for a named replica
+        ``<data dir>/<service>/replicas/<replica>``, so that two replicas on one machine never share a
+        SQLite or DuckDB file (each applies every event to a read model of its own). What is not a
+        read model stays in the shared folders: secrets, the service key, artifact blobs."""
+        base = self.data_dir / service
+        return base / "replicas" / self.replica if self.replica else base
+
     def nats_credentials(self) -> NatsCredentials | None:
         """This process's NATS credentials, read from ``nats_creds`` (None: connect without)."""
         return NatsCredentials.read(self.nats_creds) if self.nats_creds else None
@@ -46,3 +54,5 @@ class ServiceSettings(CommonSettings):
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, ge=0)
     body_limits: dict[str, int] = Field(default_factory=dict)
     service_key_file: Path | None = None  # default: <data dir>/secrets/service.key
+    # how long a request naming Cairn-Min-Seq may wait for this replica's read model (then a 503)
+    min_seq_wait_s: float = Field(default=5.0, gt=0, le=60)

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from cairn.protocol import H_CAIRN_MIN_SEQ, H_CAIRN_SEQ
 from cairn.sdk.jobs import JobsMixin
 from cairn.sdk.metrics import MetricsQueries
 from cairn.sdk.monitor import MonitorMixin
@@ -155,10 +156,15 @@ class AccessMixin:
 
 
 class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixin):
-    """``Client(url, token=None)``: talk to a Cairn gateway (default ``$CAIRN_URL`` or :8080)."""
+    """``Client(url, token=None)``: talk to a Cairn gateway (default ``$CAIRN_URL`` or :8080).
+
+    Read-your-writes (``read_your_writes=True``, the default): the client remembers the highest
+    ``Cairn-Seq`` a write's answer named (``last_seq``) and sends it as ``Cairn-Min-Seq`` on every
+    later request, so whichever replica of a service answers has applied the client's own writes
+    first. Turn it off for a client that only reads and would rather not wait."""
 
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
-                 retries: int = 5) -> None:
+                 retries: int = 5, read_your_writes: bool = True) -> None:
         self.url = (url or os.environ.get("CAIRN_URL") or DEFAULT_URL).rstrip("/")
         self.token_looked = ["the token argument (--token)"]
         if token is None:
@@ -168,7 +174,20 @@ class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixi
         self.retries = retries
         self._answered = False  # any answer yet? until then a refused connection fails at once
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, verify=tls_context())
+        self.read_your_writes = read_your_writes
+        self.last_seq = 0  # the highest event-log sequence a write's answer named
+        # hooks, not code in request(): streams, uploads and the mixins' own calls go through them too
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, verify=tls_context(),
+                                  event_hooks={"request": [self._name_last_seq], "response": [self._note_seq]})
+
+    def _name_last_seq(self, request: httpx.Request) -> None:
+        if self.read_your_writes and self.last_seq:
+            request.headers[H_CAIRN_MIN_SEQ] = str(self.last_seq)
+
+    def _note_seq(self, response: httpx.Response) -> None:
+        written = response.headers.get(H_CAIRN_SEQ, "")
+        if written.isdigit():
+            self.last_seq = max(self.last_seq, int(written))
 
     def close(self) -> None:
         self._http.close()
