@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import Field, field_validator
 
+from cairn.kernel.leader import Lease, run_singleton
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.monitor.alerts import ActionTaker, RuleDecider
@@ -76,7 +77,12 @@ async def start_actions(app: FastAPI, runtime: ServiceRuntime) -> None:
     taker = ActionTaker(runtime, settings.deployments_url)
     app.state.actions = taker
     runtime.defer(taker.close)
-    _background(runtime, taker.run())
+
+    async def lead(_: Lease) -> None:
+        await taker.run()
+
+    # a singleton: an owed action (a rollback, a webhook) is carried out by one replica
+    await run_singleton(runtime, "monitor.actions", lead)
 
 
 def _background(runtime: ServiceRuntime, work: Any) -> None:

@@ -107,6 +107,11 @@ def feedback_subject(project: str, deployment: str) -> str:
 
 # --- key-value bucket shared by services -----------------------------------------------------------
 KEY_BUCKET = "cairn-keys"
+# leases of singletons (cairn.kernel.leader): key = the singleton's name, value JSON
+# {"holder": "<service>/<replica or 'main'>", "term": <int>, "expires_at": <unix seconds>}
+LEASE_BUCKET = "cairn-leases"
+# on an event a singleton appended: "<singleton>:<term>", the leader's fencing token
+H_LEADER_TERM = "Cairn-Leader-Term"
 
 # --- JetStream's error codes -----------------------------------------------------------------------
 STREAM_NAME_IN_USE = 10058  # creating a stream that exists (with another configuration)
