@@ -66,6 +66,8 @@ async def start_windows(app: FastAPI, runtime: ServiceRuntime) -> None:
     decider = RuleDecider(runtime, windows)
     consumer = InferenceConsumer(runtime.log.nc, windows, decider.decide_pending, tick_s=settings.monitor_tick_s)
     app.state.windows, app.state.consumer, app.state.decider = windows, consumer, decider
+    # not a singleton yet (docs/cluster.md): the inference stream's one shared durable splits the
+    # samples between replicas, each closing windows of its own part
     _background(runtime, consumer.run())
 
 
