@@ -279,10 +279,7 @@ class Elector:
         try:
             if was_leading:
                 left = self.lease.deadline - self.lease.monotonic()
-                held = False
-                if left > 0:
-                    async with asyncio.timeout(left):
-                        held = await self.lease.renew()
+                held = left > 0 and await _within(left, self.lease.renew())
             else:
                 held = await self.lease.campaign()
         except Exception as err:  # noqa: BLE001 - NATS unreachable: retried next tick
@@ -311,6 +308,19 @@ class Elector:
         if work is not None and not work.done():
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
+
+
+async def _within(seconds: float, renewal: Coroutine[Any, Any, bool]) -> bool:
+    """``renewal``'s answer, or False once ``seconds`` have passed (the renewal is then cancelled).
+    Not ``asyncio.wait_for``, which on Python 3.11 could keep a cancelled elector waiting."""
+    task = asyncio.ensure_future(renewal)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return bool(task.result()) if done else False
 
 
 def holder_name(service: str, replica: str) -> str:
