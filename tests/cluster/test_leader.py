@@ -18,9 +18,13 @@ import pytest
 from scheduler.agent_pool import Agents, wait_until
 from service_fork import ServiceProcess
 
+from cairn.kernel.commands import CommandContext, CommandHandler
+from cairn.kernel.envelope import subject_for
 from cairn.kernel.errors import NotLeader
-from cairn.kernel.eventlog import connect
+from cairn.kernel.eventlog import EventLog, connect
 from cairn.kernel.leader import Elector, JetStreamLeases, Lease, LeaseRecord, LeaseTiming
+from cairn.kernel.projection import ProjectionRunner
+from cairn.kernel.store import EventHandlers, SnapshotProjection, SqliteStore
 from cairn.natsserver import free_ports, start_nats_server
 from cairn.protocol import EVENTS_STREAM, H_LEADER_TERM, LEASE_BUCKET
 
@@ -193,6 +197,41 @@ def test_the_bucket_is_made_once_and_opened_after(nats_url: str) -> None:
             await nc.close()
 
     asyncio.run(main())
+
+
+
+def test_a_fenced_command_appends_with_the_term_and_a_lost_lease_appends_nothing(
+        nats_url: str, tmp_path: Path) -> None:
+    def evolve(state: dict | None, _type: str, data: dict) -> dict:
+        return {**(state or {}), data["key"]: data["value"]}
+
+    async def scenario(leases: JetStreamLeases, key: str) -> None:
+        event_log = await EventLog.open(nats_url, name="test-leader-fence")
+        store = SqliteStore(tmp_path / "fence.sqlite3", "")
+        runner = ProjectionRunner(event_log, store, SnapshotProjection({"run": evolve}, EventHandlers()),
+                                  durable=f"fence-{key.replace('.', '-')}")
+        await runner.start()
+        try:
+            clock = FakeClock()
+            held = lease(leases, key, "scheduler/a", clock)
+            await held.campaign()
+            commands = CommandHandler(event_log, store, runner)
+            ctx = CommandContext(actor="scheduler", fence=held)
+            tag = lambda _state: ("run.tag_set", {"key": "k", "value": "v"})  # noqa: E731
+            run_id = f"r{next(_keys)}"
+            done = await commands.execute(ctx, project="p", aggregate="run", aggregate_id=run_id, decide=tag)
+            msg = await event_log.js.get_msg(EVENTS_STREAM, done.sequence)
+            assert (msg.headers or {})[H_LEADER_TERM] == f"{key}:1"
+            clock.advance(TIMING.lease_s)  # paused past the lease
+            with pytest.raises(NotLeader):
+                await commands.execute(ctx, project="p", aggregate="run", aggregate_id=run_id, decide=tag)
+            assert await event_log.last_subject_sequence(subject_for("p", "run", run_id)) == done.sequence
+        finally:
+            await runner.stop()
+            store.close()
+            await event_log.close()
+
+    with_leases(nats_url, scenario)
 
 
 # --- two scheduler replicas, one agent -------------------------------------------------------------
