@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 import cairn
+from tests.terraform.client_loop import ClientLoop
 from tests.terraform.machines import Machines, missing_tools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +120,15 @@ def workload(client: cairn.Client, tmp_path: Path) -> str:
     return run.id
 
 
-def test_apply_workload_scale_and_destroy(machines: Machines, tmp_path: Path) -> None:
+def keepers(roots: Path) -> dict[str, int]:
+    """machine/unit -> the pid of the process that keeps the unit running (cairn-supervise)."""
+    return {f"{pid_file.parts[-3]}/{pid_file.stem}": int(pid_file.read_text().split()[0])
+            for pid_file in roots.glob("*/run/*.pid")}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # about 2 min on a quiet 2-core machine, 5 min on a loaded one
+def test_apply_workload_scale_restart_and_destroy(machines: Machines, tmp_path: Path) -> None:
     roots = tmp_path / "roots"
     terraform = Terraform(tmp_path, {
         "addresses": machines.addresses, "ssh_private_key_file": str(machines.key_file),
@@ -147,6 +156,23 @@ def test_apply_workload_scale_and_destroy(machines: Machines, tmp_path: Path) ->
         wait_until(registry_replicas(gateway, token), 240, "two ready registry replicas behind the gateway")
         with cairn.Client(gateway, token=token) as client:  # reads go round robin over both replicas
             assert [client.get_run("tf", run_id)["status"] for _ in range(4)] == ["finished"] * 4
+
+        # a rolling restart of what serves the client loop: a setting of the registry's and the
+        # gateways' changes, so their units restart, one machine at a time (-parallelism=1) and
+        # one unit at a time, each waited for; a client writes and reads all along
+        before = keepers(roots)
+        terraform.variables["service_environment"] = {"registry": {"CAIRN_TEST_RELEASE": "2"},
+                                                      "gateway": {"CAIRN_TEST_RELEASE": "2"}}
+        with ClientLoop(out["gateway_urls"], token, "tf", run_id) as loop:
+            terraform.run("apply", "-input=false", "-auto-approve", "-parallelism=1")
+            done = loop.done
+            wait_until(lambda: loop.done > done + 3 or bool(loop.failures), 60, "client rounds after the restart")
+        after = keepers(roots)
+        assert loop.failures == [], loop.failures[:5]
+        assert loop.done > 10
+        restarted = {unit for unit, pid in before.items() if after.get(unit) != pid}
+        assert restarted == {"cairn-1/cairn-registry", "cairn-2/cairn-registry-r2", "cairn-1/cairn-gateway",
+                             "cairn-2/cairn-gateway"}, (before, after)
     finally:
         if applied:
             terraform.run("destroy", "-input=false", "-auto-approve")

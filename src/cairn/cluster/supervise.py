@@ -149,6 +149,18 @@ def stop(state: Path, name: str, timeout_s: float = 30.0) -> None:
     (state / f"{name}.pid").unlink(missing_ok=True)
 
 
+def stop_all(state: Path, names: list[str], timeout_s: float = 30.0) -> None:
+    """Stop every unit at once (terraform destroy): SIGTERM to each keeper, then wait for all."""
+    keepers = {name: found[0] for name in names if (found := read_pid(state, name)) and alive(found[0])}
+    for pid in keepers.values():
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while any(alive(pid) for pid in keepers.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for name in names:
+        stop(state, name, timeout_s=0.0)  # SIGKILLs the group of any keeper still there
+
+
 def wait_ready(url: str, timeout_s: float = 180.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -241,8 +253,7 @@ def main(argv: list[str]) -> int:
     elif command == "apply":
         print(json.dumps({"restarted": apply(first, second)}))
     elif command == "stop":
-        for name in sorted(status(first, second)):
-            stop(second, name)
+        stop_all(second, sorted(status(first, second)))
     else:
         print(json.dumps(status(first, second), indent=2))
     return 0

@@ -16,6 +16,7 @@ module "cairn" {
   local_dir              = var.local_dir
   local_cairn            = var.local_cairn
   extra_environment      = var.extra_environment
+  service_environment    = var.service_environment
   remove_data_on_destroy = var.remove_data_on_destroy
   machines = [for i, roles in [["nats", "services", "gateway"], ["nats", "services", "gateway"], ["nats", "agent"]] : {
     name     = "cairn-${i + 1}"

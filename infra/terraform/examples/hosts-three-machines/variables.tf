@@ -71,6 +71,12 @@ variable "extra_environment" {
   default     = {}
 }
 
+variable "service_environment" {
+  description = "Environment for one kind of process (service name, \"gateway\" or \"agent\")."
+  type        = map(map(string))
+  default     = {}
+}
+
 variable "agent_queues" {
   description = "The queues the third machine's agents serve (one agent each)."
   type        = list(string)

@@ -31,7 +31,7 @@ locals {
   }
   # the gateways' CAIRN_SERVICES: each service's list of replica URLs (services/gateway/replicas.py)
   gateway_services = { for service in local.services : service => [for p in local.replicas : p.url if p.service == service] }
-  gateway_urls = [for m in local.gw_hosts : "http://${m.address}:${var.gateway_port}"]
+  gateway_urls     = [for m in local.gw_hosts : "http://${m.address}:${var.gateway_port}"]
 
   # A release marker in every process's environment: a new wheel or pin restarts the processes.
   release = can(regex("\\.whl$", var.install_source)) ? basename(var.install_source) : (
@@ -56,7 +56,7 @@ locals {
       role  = p.service
       exec  = "$VENV/bin/python -m cairn.services.${p.service}"
       ready = "${p.url}/healthz"
-      env = merge(lookup(local.wiring, p.service, {}), {
+      env = merge(lookup(local.wiring, p.service, {}), lookup(var.service_environment, p.service, {}), {
         CAIRN_HOST = m.address, CAIRN_PORT = tostring(p.port), CAIRN_REPLICA = p.replica
       })
     } if p.host == name],
@@ -65,20 +65,20 @@ locals {
       role  = "gateway"
       exec  = "$VENV/bin/python -m cairn.services.gateway"
       ready = "http://${m.address}:${var.gateway_port}/healthz"
-      env = {
+      env = merge(lookup(var.service_environment, "gateway", {}), {
         CAIRN_HOST             = m.address
         CAIRN_PORT             = tostring(var.gateway_port)
         CAIRN_SERVICES         = jsonencode(local.gateway_services)
         CAIRN_GATEWAY_REPLICAS = tostring(length(local.gw_hosts))
         CAIRN_REPLICA          = length(local.gw_hosts) > 1 ? name : ""
-      }
+      })
     }] : [],
     contains(m.roles, "agent") ? [for q in m.agent.queues : {
       name  = "agent-${q}"
       role  = "agent"
       exec  = "$VENV/bin/cairn agent --queue ${q} --name ${name}-${q} --host ${m.address} --work-dir ${m.root}/data/agent-${q}${m.agent.gpus == null ? "" : " --gpus ${m.agent.gpus}"}"
       ready = ""
-      env   = { CAIRN_URL = local.gateway_urls[0] }
+      env   = merge(lookup(var.service_environment, "agent", {}), { CAIRN_URL = local.gateway_urls[0] })
     }] : [],
   ) }
 }

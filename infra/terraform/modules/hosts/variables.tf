@@ -180,3 +180,15 @@ variable "extra_environment" {
     error_message = "extra_environment: NAMES_LIKE_THIS, values without single quotes or newlines."
   }
 }
+
+variable "service_environment" {
+  description = "Environment for the processes of one kind only: keys are service names, \"gateway\" or \"agent\" (e.g. { registry = { CAIRN_LOG_LEVEL = \"debug\" } }). A change restarts just those, one at a time."
+  type        = map(map(string))
+  default     = {}
+  validation {
+    condition = alltrue([for name, env in var.service_environment : contains(
+      ["registry", "artifacts", "metrics", "scheduler", "lineage", "deployments", "monitor", "pipelines", "gateway", "agent"], name) && alltrue([
+    for k, v in env : can(regex("^[A-Z_][A-Z0-9_]*$", k)) && !can(regex("['\\n]", v))])])
+    error_message = "service_environment: keys are service names, \"gateway\" or \"agent\"; NAMES_LIKE_THIS; values without single quotes or newlines."
+  }
+}
