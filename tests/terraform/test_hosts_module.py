@@ -127,7 +127,7 @@ def keepers(roots: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # about 2 min on a quiet 2-core machine, 5 min on a loaded one
+@pytest.mark.timeout(900)  # 4.6-4.8 min on a 2-core machine at load average 30-45 (docs/deploy.md)
 def test_apply_workload_scale_restart_and_destroy(machines: Machines, tmp_path: Path) -> None:
     roots = tmp_path / "roots"
     terraform = Terraform(tmp_path, {
