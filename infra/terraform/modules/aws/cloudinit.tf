@@ -139,26 +139,33 @@ locals {
 
 locals {
   # cloud-config: the files, the list of secrets, then the bootstrap script.
-  cloud_config = {
-    for key, spec in merge(
-      { for node in local.nats : "nats/${node.name}" => { role = "nats", node = node.name, files = local.nats_files[node.name], secrets = local.nats_secrets[node.name], volume = aws_ebs_volume.nats[node.name].id } },
-      { for host in local.service_hosts : "services/${host.name}" => { role = "services", node = host.name, files = local.service_host_files[host.name], secrets = local.service_host_secrets[host.name], volume = "" } },
-      { "gateway/all" = { role = "gateway", node = "", files = local.gateway_files, secrets = local.gateway_secrets, volume = "" } },
-      { for pool_name, pool in var.agent_pools : "agents/${pool_name}" => { role = "agents", node = "", files = local.agent_files[pool_name], secrets = local.agent_secrets, volume = "" } },
-      ) : key => "#cloud-config\n${yamlencode({
-        write_files = concat(spec.files, [
-          { path = "/etc/cairn/secrets.json", permissions = "0600", content = jsonencode({
-            region   = data.aws_region.current.name, path = local.parameter_path, kms_key = aws_kms_key.this.arn,
-            name     = var.name, node = spec.node, nodes = [for node in local.nats : { name = node.name, ip = node.ip }],
-            replicas = min(3, var.nats_nodes), sites = keys(var.leaf_sites), files = spec.secrets,
-            ports    = { client = local.nats_client_port, cluster = local.nats_cluster_port, leaf = local.nats_leaf_port }
-          }) },
-          { path = "/usr/local/sbin/cairn-secrets", permissions = "0700", content = file("${path.module}/templates/cairn_secrets.py") },
-          { path = "/usr/local/sbin/cairn-bootstrap", permissions = "0700", content = templatefile("${path.module}/templates/bootstrap.sh.tftpl", merge(local.bootstrap[spec.role], {
-            node = spec.node, volume_serial = replace(spec.volume, "-", ""), generator = spec.node == local.nats[0].name
-          })) },
-        ])
-        runcmd = [["/usr/local/sbin/cairn-bootstrap"]]
-    })}"
+  machines = merge(
+    { for node in local.nats : "nats/${node.name}" => { role = "nats", node = node.name, files = local.nats_files[node.name], secrets = local.nats_secrets[node.name], volume = aws_ebs_volume.nats[node.name].id } },
+    { for host in local.service_hosts : "services/${host.name}" => { role = "services", node = host.name, files = local.service_host_files[host.name], secrets = local.service_host_secrets[host.name], volume = "" } },
+    { "gateway/all" = { role = "gateway", node = "", files = local.gateway_files, secrets = local.gateway_secrets, volume = "" } },
+    { for pool_name, pool in var.agent_pools : "agents/${pool_name}" => { role = "agents", node = "", files = local.agent_files[pool_name], secrets = local.agent_secrets, volume = "" } },
+  )
+  secrets_helper     = file(format("%s/templates/cairn_secrets.py", path.module))
+  bootstrap_template = format("%s/templates/bootstrap.sh.tftpl", path.module)
+  secrets_spec = {
+    region   = data.aws_region.current.name
+    path     = local.parameter_path
+    kms_key  = aws_kms_key.this.arn
+    name     = var.name
+    nodes    = [for node in local.nats : { name = node.name, ip = node.ip }]
+    replicas = min(3, var.nats_nodes)
+    sites    = keys(var.leaf_sites)
+    ports    = { client = local.nats_client_port, cluster = local.nats_cluster_port, leaf = local.nats_leaf_port }
   }
+  machine_files = { for key, spec in local.machines : key => concat(spec.files, [
+    { path = "/etc/cairn/secrets.json", permissions = "0600", content = jsonencode(merge(local.secrets_spec, { node = spec.node, files = spec.secrets })) },
+    { path = "/usr/local/sbin/cairn-secrets", permissions = "0700", content = local.secrets_helper },
+    { path = "/usr/local/sbin/cairn-bootstrap", permissions = "0700", content = templatefile(local.bootstrap_template, merge(local.bootstrap[spec.role], {
+      node = spec.node, volume_serial = replace(spec.volume, "-", ""), generator = spec.node == local.nats[0].name
+    })) },
+  ]) }
+  cloud_config = { for key, files in local.machine_files : key => join("\n", ["#cloud-config", yamlencode({
+    write_files = files
+    runcmd      = [["/usr/local/sbin/cairn-bootstrap"]]
+  })]) }
 }

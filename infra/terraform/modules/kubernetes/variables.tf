@@ -222,12 +222,12 @@ variable "leaf" {
 variable "resources" {
   description = "CPU and memory requests and limits of each service, gateway and NATS container."
   type = object({
-    cpu_request    = optional(string, "250m")
-    memory_request = optional(string, "512Mi")
-    cpu_limit      = optional(string, "2")
-    memory_limit   = optional(string, "2Gi")
+    cpu_request    = string
+    memory_request = string
+    cpu_limit      = string
+    memory_limit   = string
   })
-  default = {}
+  default = { cpu_request = "250m", memory_request = "512Mi", cpu_limit = "2", memory_limit = "2Gi" }
 
   validation {
     condition     = alltrue([for value in values(var.resources) : can(regex("^[0-9.]+(m|Mi|Gi|Ki)?$", value))])
