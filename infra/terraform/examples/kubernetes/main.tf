@@ -44,5 +44,4 @@ module "cairn" {
 output "gateway_url" {
   description = "Where Cairn answers."
   value       = module.cairn.gateway_url
-  sensitive   = true
 }

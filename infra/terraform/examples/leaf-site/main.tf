@@ -91,15 +91,13 @@ data "aws_ssm_parameter" "ca" {
 module "site" {
   source = "../../modules/kubernetes"
 
-  name      = "cairn-lab"
-  namespace = "cairn-lab"
-  image     = var.image
-  leaf = {
-    config      = data.aws_ssm_parameter.leaf_config.value
-    ca_pem      = data.aws_ssm_parameter.ca.value
-    gateway_url = module.cloud.gateway_url
-  }
-  agent_token = var.site_agent_token
+  name             = "cairn-lab"
+  namespace        = "cairn-lab"
+  image            = var.image
+  leaf_gateway_url = module.cloud.gateway_url
+  leaf_config      = data.aws_ssm_parameter.leaf_config.value
+  leaf_ca_pem      = nonsensitive(data.aws_ssm_parameter.ca.value) # a certificate, public by nature
+  agent_token      = var.site_agent_token
   agent_pools = {
     gpu = {
       queue         = "lab-gpu"

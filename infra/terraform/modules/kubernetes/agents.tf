@@ -2,7 +2,8 @@
 # jobs from one queue; GPU pools request nvidia.com/gpu (the NVIDIA device plugin gives each pod
 # its GPUs) and say how many to `cairn agent --gpus`. Agents reach the gateway (CAIRN_URL) and
 # NATS (the cluster over TLS, or the leaf site's server), and get their NATS user from the
-# scheduler. With no agent_token there are no agent pods yet.
+# scheduler. With no agent_token the pools have no pods yet (their count, not their existence,
+# depends on the token: Terraform lets no for_each depend on a secret).
 
 locals {
   agent_env = local.cluster_mode ? {
@@ -11,25 +12,24 @@ locals {
     CAIRN_NATS_TLS_CA    = "/etc/cairn/tls/ca.pem"
     HOME                 = "/tmp"
     } : {
-    CAIRN_URL            = var.leaf.gateway_url
+    CAIRN_URL            = var.leaf_gateway_url
     CAIRN_AGENT_NATS_URL = "nats://nats-leaf.${local.ns}.svc.${var.cluster_domain}:4222"
     HOME                 = "/tmp"
   }
-  agent_pools = var.agent_token == "" ? {} : var.agent_pools
 }
 
 resource "kubernetes_deployment_v1" "agents" {
   #checkov:skip=CKV_K8S_14:the image comes from var.image, whose validation refuses latest and a missing tag
   #checkov:skip=CKV_K8S_43:a pinned tag is accepted as well as a digest (var.image validation); pin a digest for immutable deploys
   #checkov:skip=CKV_K8S_35:cairn agent reads its token from CAIRN_TOKEN or --token only; a file would end up in its environment the same way
-  for_each = local.agent_pools
+  for_each = var.agent_pools
   metadata {
     name      = "agents-${each.key}"
     namespace = kubernetes_namespace_v1.this.metadata[0].name
     labels    = merge(local.labels, { "app.kubernetes.io/name" = "agents-${each.key}" })
   }
   spec {
-    replicas = each.value.replicas
+    replicas = var.agent_token == "" ? 0 : each.value.replicas
     selector {
       match_labels = { "app.kubernetes.io/name" = "agents-${each.key}" }
     }
@@ -93,7 +93,7 @@ resource "kubernetes_deployment_v1" "agents" {
           }
           env_from {
             secret_ref {
-              name = kubernetes_secret_v1.agent_token[0].metadata[0].name
+              name = kubernetes_secret_v1.agent_token.metadata[0].name
             }
           }
           resources {

@@ -1,4 +1,4 @@
-# Leaf mode (var.leaf set): this namespace is a remote site of a cluster elsewhere. One
+# Leaf mode (var.leaf_gateway_url set): this namespace is a remote site of a cluster elsewhere. One
 # nats-server with the config the cluster made for this site (`cairn cluster config --site`:
 # it dials the cluster's leaf ports as the agent user over TLS, and lets the site's agents connect
 # locally with that user), and the agent pools. Assignments, reports, heartbeats and job logs
@@ -12,8 +12,8 @@ resource "kubernetes_secret_v1" "leaf" {
     labels    = local.labels
   }
   data = {
-    "leaf.conf" = var.leaf.config
-    "ca.pem"    = var.leaf.ca_pem
+    "leaf.conf" = var.leaf_config
+    "ca.pem"    = var.leaf_ca_pem
   }
 }
 

@@ -1,5 +1,6 @@
 locals {
-  cluster_mode = var.leaf == null
+  # Leaf mode is told by a setting that is not secret (for_each may not depend on a secret).
+  cluster_mode = var.leaf_gateway_url == ""
   ns           = var.namespace
   labels       = merge({ "app.kubernetes.io/part-of" = "cairn", "cairn/installation" = var.name, "app.kubernetes.io/managed-by" = "terraform" }, var.labels)
 

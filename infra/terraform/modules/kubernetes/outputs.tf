@@ -5,9 +5,8 @@ output "namespace" {
 
 output "gateway_url" {
   description = "Where users reach Cairn: the Ingress's host (https with ingress.tls_secret), or the in-cluster gateway Service without an Ingress; in leaf mode, the cluster's gateway the agents use."
-  value = !local.cluster_mode ? var.leaf.gateway_url : (var.ingress == null ? "http://gateway.${local.ns}.svc.${var.cluster_domain}" :
+  value = !local.cluster_mode ? var.leaf_gateway_url : (var.ingress == null ? "http://gateway.${local.ns}.svc.${var.cluster_domain}" :
   "${var.ingress.tls_secret == null ? "http" : "https"}://${var.ingress.host}")
-  sensitive = true
 }
 
 output "nats_urls" {
@@ -37,6 +36,6 @@ output "services" {
 }
 
 output "agent_pools" {
-  description = "The agent pools' Deployments (empty until agent_token is set)."
+  description = "The agent pools' Deployments (scaled to 0 until agent_token is set)."
   value       = { for pool_name, deployment in kubernetes_deployment_v1.agents : pool_name => deployment.metadata[0].name }
 }

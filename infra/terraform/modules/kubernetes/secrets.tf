@@ -96,7 +96,6 @@ resource "kubernetes_secret_v1" "service_key" {
 }
 
 resource "kubernetes_secret_v1" "agent_token" {
-  count = var.agent_token != "" ? 1 : 0
   metadata {
     name      = "cairn-agent-token"
     namespace = kubernetes_namespace_v1.this.metadata[0].name

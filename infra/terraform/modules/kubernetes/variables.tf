@@ -192,7 +192,7 @@ variable "agent_pools" {
 }
 
 variable "agent_token" {
-  description = "The token agents use (a service account's, made after the first apply: see the README). Empty: no agent pods yet."
+  description = "The token agents use (a service account's, made after the first apply: see the README). Empty: the agent pools have no pods yet."
   type        = string
   default     = ""
   sensitive   = true
@@ -203,19 +203,37 @@ variable "agent_token" {
   }
 }
 
-variable "leaf" {
-  description = "Run as a leaf site of a Cairn cluster elsewhere instead of a cluster: only a leaf nats-server (the config the cluster made for this site, e.g. the aws module's SSM parameter /<name>/leaf/<site>.conf, and the cluster's CA certificate) and the agent pools, whose gateway is gateway_url. Null: a whole Cairn cluster here."
-  type = object({
-    config      = string
-    ca_pem      = string
-    gateway_url = string
-  })
-  default   = null
-  sensitive = true
+variable "leaf_gateway_url" {
+  description = "Run as a leaf site of a Cairn cluster elsewhere instead of a cluster: the cluster's gateway URL, which this site's agents use. Set, the module deploys only a leaf nats-server (leaf_config, leaf_ca_pem) and the agent pools. Empty: a whole Cairn cluster here."
+  type        = string
+  default     = ""
 
   validation {
-    condition     = var.leaf == null || (can(regex("leafnodes", var.leaf.config)) && can(regex("BEGIN CERTIFICATE", var.leaf.ca_pem)) && can(regex("^https?://", var.leaf.gateway_url)))
-    error_message = "leaf: config must be a leaf nats-server config (it has a leafnodes block), ca_pem a PEM certificate, gateway_url an http(s) URL."
+    condition     = var.leaf_gateway_url == "" || can(regex("^https?://", var.leaf_gateway_url))
+    error_message = "leaf_gateway_url must be empty or an http(s) URL."
+  }
+}
+
+variable "leaf_config" {
+  description = "Leaf mode: the nats-server config the cluster made for this site (`cairn cluster config --site NAME=0.0.0.0:4222`, e.g. the aws module's SSM parameter /<name>/leaf/<site>.conf). It holds the agent user's password."
+  type        = string
+  default     = ""
+  sensitive   = true
+
+  validation {
+    condition     = var.leaf_config == "" || can(regex("leafnodes", var.leaf_config))
+    error_message = "leaf_config must be empty or a leaf nats-server config (with a leafnodes block)."
+  }
+}
+
+variable "leaf_ca_pem" {
+  description = "Leaf mode: the cluster's CA certificate (PEM), which the leaf server verifies the cluster's nodes with."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.leaf_ca_pem == "" || can(regex("BEGIN CERTIFICATE", var.leaf_ca_pem))
+    error_message = "leaf_ca_pem must be empty or a PEM certificate."
   }
 }
 
