@@ -30,10 +30,12 @@ module "cairn" {
   }
   agent_token = var.agent_token
   agent_pools = {
-    cpu = { queue = "default", replicas = 2 }
+    cpu = { queue = "default", replicas = 2, cpu = "4", memory = "16Gi" }
     gpu = {
       queue         = "gpu"
       replicas      = 1
+      cpu           = "8"
+      memory        = "64Gi"
       gpus          = 1
       node_selector = { "nvidia.com/gpu.present" = "true" }
       tolerations   = [{ key = "nvidia.com/gpu" }]

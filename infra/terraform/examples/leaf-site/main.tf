@@ -102,6 +102,8 @@ module "site" {
     gpu = {
       queue         = "lab-gpu"
       replicas      = var.site_gpu_agents
+      cpu           = "8"
+      memory        = "64Gi"
       gpus          = 1
       node_selector = { "nvidia.com/gpu.present" = "true" }
       tolerations   = [{ key = "nvidia.com/gpu" }]
