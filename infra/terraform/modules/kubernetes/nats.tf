@@ -119,7 +119,8 @@ resource "kubernetes_stateful_set_v1" "nats" {
           name              = "nats"
           image             = var.nats_image
           image_pull_policy = "Always"
-          command           = ["/bin/sh", "-c", "exec nats-server -c /etc/cairn/nats/nodes/$${POD_NAME}.conf"]
+          # The config keeps the ports file in the node's store folder: nats-server does not make it.
+          command = ["/bin/sh", "-c", "mkdir -p /data/$${POD_NAME} && exec nats-server -c /etc/cairn/nats/nodes/$${POD_NAME}.conf"]
           env {
             name = "POD_NAME"
             value_from {
