@@ -27,7 +27,8 @@ locals {
     lineage  = 7005, deployments = 7006, monitor = 7007, pipelines = 7008,
   }
   # docs/cluster.md "Service replicas": only these may run more than once until the singletons
-  # elect leaders; every other service runs on the first service host.
+  # are replicable in cairn.up.REPLICABLE (a test keeps this list in step); every other service
+  # runs on the first service host.
   replicable = ["registry", "lineage"]
   placement = { for host_index, host in local.service_hosts : host.name => [
     for service in keys(local.service_ports) : service

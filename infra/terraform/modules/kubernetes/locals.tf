@@ -15,7 +15,7 @@ locals {
   }
   # docs/cluster.md "Service replicas": registry and lineage may run several replicas (a
   # StatefulSet each, so every replica keeps its name: its durable consumer and read model); the
-  # others run once (a Deployment of one pod, replaced not rolled) until singletons elect leaders.
+  # others run once (a Deployment of one pod, replaced not rolled) as cairn up runs them (cairn.up.REPLICABLE).
   replicable = ["registry", "lineage"]
   singletons = local.cluster_mode ? [for service in keys(local.service_ports) : service if !contains(local.replicable, service)] : []
   replicated = local.cluster_mode ? local.replicable : []
