@@ -26,9 +26,8 @@ locals {
     registry = 7001, artifacts = 7002, metrics = 7003, scheduler = 7004,
     lineage  = 7005, deployments = 7006, monitor = 7007, pipelines = 7008,
   }
-  # docs/cluster.md "Service replicas": only these may run more than once until the singletons
-  # are replicable in cairn.up.REPLICABLE (a test keeps this list in step); every other service
-  # runs on the first service host.
+  # docs/cluster.md "Service replicas": the services cairn.up.REPLICABLE runs more than once (a
+  # test keeps this list in step) run on every service host; the others on the first one.
   replicable = ["registry", "lineage"]
   placement = { for host_index, host in local.service_hosts : host.name => [
     for service in keys(local.service_ports) : service
