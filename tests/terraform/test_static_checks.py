@@ -203,13 +203,15 @@ def _mirrored(directory: Path) -> bool:
     return all((MIRROR / "registry.terraform.io" / source).is_dir() for source in needed)
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
+# Only the examples whose providers this machine's mirror holds (here: aws); the others are
+# validated by .github/workflows/terraform.yml, on a runner that reaches the registry.
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if _mirrored(TERRAFORM / "examples" / e)] or ["(none)"])
 def test_terraform_validate_with_the_local_provider_mirror(example: str, tmp_path: Path) -> None:
     """An example's validation covers the modules it calls (examples/aws: modules/aws)."""
     terraform = _terraform()
+    if example == "(none)":
+        pytest.skip(f"{MIRROR} holds no provider an example needs (CAIRN_TF_PLUGIN_MIRROR names another mirror)")
     directory = TERRAFORM / "examples" / example
-    if not _mirrored(directory):
-        pytest.skip(f"{MIRROR} lacks a provider {directory.name} needs; CI validates it (.github/workflows/terraform.yml)")
     copy = tmp_path / "terraform"
     shutil.copytree(TERRAFORM, copy, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
     work = copy / directory.relative_to(TERRAFORM)
@@ -238,17 +240,3 @@ def test_every_checkov_skip_carries_its_reason() -> None:
                 assert match.group(2) and len(match.group(2).strip()) >= 20, \
                     f"{path.relative_to(ROOT)}:{number}: checkov skip {match.group(1)} without a reason"
     assert skips > 0  # the modules do skip checks, each with its reason: this test must see them
-
-
-def test_checkov_finds_no_failed_check() -> None:
-    checkov = os.environ.get("CAIRN_CHECKOV") or shutil.which("checkov")
-    if checkov is None:
-        pytest.skip("checkov is not installed (pip install checkov, or CAIRN_CHECKOV=/path/to/checkov); "
-                    "the last recorded run is in docs/deploy.md")
-    result = _run([checkov, "--directory", str(TERRAFORM), "--framework", "terraform", "--output", "json",
-                   "--quiet", "--compact", "--skip-download"], cwd=ROOT, timeout=300)
-    reports = json.loads(result.stdout or "[]")
-    reports = reports if isinstance(reports, list) else [reports]
-    failed = [f"{check['check_id']} {check['resource']} {check['file_path']}:{check['file_line_range']}"
-              for report in reports for check in report.get("results", {}).get("failed_checks", [])]
-    assert not failed, "checkov failed checks (fix them, or skip inline with the reason):\n" + "\n".join(failed)
