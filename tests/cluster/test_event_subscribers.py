@@ -282,3 +282,34 @@ def test_the_users_file_is_private(plat: Platform) -> None:
     users = Path(plat.root / "nats" / "users.conf")
     assert users.stat().st_mode & 0o077 == 0
     assert "sub-" in users.read_text() or "authorization" in users.read_text()
+
+
+def test_the_cli_writes_a_creds_file_that_connects(plat: Platform, admin: httpx.Client, tmp_path: Path) -> None:
+    """``cairn events credentials issue --out`` (0600), then the docs' nats-py recipe with that file."""
+    from click.testing import CliRunner
+
+    from cairn.cli.main import cli
+
+    runner = CliRunner(env={"CAIRN_TOKEN": plat.token})
+    out = tmp_path / "feed.json"
+    result = runner.invoke(cli, ["--url", plat.gateway, "--json", "events", "credentials", "issue", "-p", A,
+                                 "--name", "cli-feed", "--out", str(out), "--server", plat.nats_server_url],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_mode & 0o777 == 0o600
+    creds = json.loads(out.read_text())
+    assert creds["user"] == "sub-cli-feed" and creds["servers"] == [plat.nats_server_url]
+
+    async def scenario() -> dict[str, Any]:
+        sub = await connected(creds, creds["servers"][0])
+        got = await sub.consume(A, "cli-feed-1")
+        first = await next_data(got)
+        assert sub.nc is not None
+        await sub.nc.close()
+        return first
+
+    assert asyncio.run(scenario())["project"] == A
+    listed = runner.invoke(cli, ["--url", plat.gateway, "--json", "events", "credentials", "list"])
+    assert "cli-feed" in listed.output and creds["password"] not in listed.output
+    revoked = runner.invoke(cli, ["--url", plat.gateway, "--json", "events", "credentials", "revoke", "cli-feed"])
+    assert revoked.exit_code == 0 and json.loads(revoked.output)["revoked"] is True

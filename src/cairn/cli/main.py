@@ -26,6 +26,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "datasets": LazyCommand("cairn.cli.datasets:datasets", "Versioned datasets: push, pull, list, show, diff."),
     "deployments": LazyCommand("cairn.cli.deployments:deployments",
                                "Deployments: which model version serves in which environment."),
+    "events": LazyCommand("cairn.cli.events_credentials:events", "Events of record for other systems."),
     "experiments": LazyCommand("cairn.cli.registry:experiments", "Experiments in a project."),
     "fingerprint": LazyCommand("cairn.cli.fingerprint:fingerprint",
                                "Print the dataset digest, file count and total size of PATH (a directory or a file)."),
