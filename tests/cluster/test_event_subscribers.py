@@ -22,6 +22,7 @@ import httpx
 import nats
 import pytest
 from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from cairn.kernel.subscriber_sync import local_argv
 from cairn.protocol import EVENTS_STREAM
@@ -78,15 +79,16 @@ class Subscriber:
                                      allow_reconnect=False, connect_timeout=5)
         return self.nc
 
-    async def consume(self, project: str, name: str) -> asyncio.Queue[Any]:
-        """A push consumer of the project's events, as docs/cluster.md shows; the deliveries."""
+    async def consume(self, project: str, name: str, start_seq: int = 1) -> asyncio.Queue[Any]:
+        """A push consumer of the project's events made as docs/cluster.md shows; the deliveries."""
         assert self.nc is not None
         box = f"{self.creds['inbox_prefix']}.{name}"
         got: asyncio.Queue[Any] = asyncio.Queue()
         await self.nc.subscribe(box, cb=got.put)
-        reply = await self.api(f"$JS.API.CONSUMER.CREATE.{EVENTS_STREAM}.{name}.cairn.evt.{project}.>",
-                               {"filter_subject": f"cairn.evt.{project}.>", "deliver_subject": box, "name": name})
-        assert "error" not in reply, reply
+        await self.nc.jsm().add_consumer(self.creds["stream"], ConsumerConfig(
+            name=name, filter_subject=f"cairn.evt.{project}.>", deliver_subject=box, ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq, inactive_threshold=300.0),
+            timeout=15)
         return got
 
     async def api(self, subject: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -166,9 +168,19 @@ def test_a_subscriber_reads_its_projects_events_and_nothing_else(plat: Platform,
         first = await next_data(got)
         assert (first["type"], first["project"]) == ("project.created", A)
         admin.post(f"/registry/projects/{A}/experiments", json={"name": "live-one"}).raise_for_status()
-        while (event := await next_data(got))["type"] != "experiment.created":
-            assert event["project"] == A
-        assert event["data"]["name"] == "live-one"
+        while (msg := await asyncio.wait_for(got.get(), DEADLINE_S)) and json.loads(msg.data)["type"] != "experiment.created":
+            assert json.loads(msg.data)["project"] == A
+        assert json.loads(msg.data)["data"]["name"] == "live-one"
+        seen = msg.metadata.sequence.stream
+
+        # resume: a new connection and consumer from the sequence after the last one processed
+        assert sub.nc is not None
+        await sub.nc.close()
+        admin.post(f"/registry/projects/{A}/experiments", json={"name": "while-away"}).raise_for_status()
+        sub = await connected(creds, plat.nats_server_url)
+        again = await sub.consume(A, "wh-a2", start_seq=seen + 1)
+        missed = await next_data(again)
+        assert (missed["type"], missed["data"]["name"]) == ("experiment.created", "while-away")
 
         nc = sub.nc
         assert nc is not None

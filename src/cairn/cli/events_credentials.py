@@ -18,13 +18,8 @@ PATH = "/events/subscribers"
 
 
 @click.group()
-def events() -> None:
-    """Events of record for other systems. Example: cairn events credentials issue -p vision --name warehouse"""
-
-
-@events.group()
 def credentials() -> None:
-    """Read-only NATS credentials per project (password shown once). Example: cairn events credentials list"""
+    """Read-only NATS credentials per project for other systems (password shown once). Example: cairn events credentials list"""
 
 
 def creds_file(issued: dict[str, Any], servers: str, tls_ca: str | None) -> dict[str, Any]:

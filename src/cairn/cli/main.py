@@ -26,7 +26,6 @@ COMMANDS: dict[str, LazyCommand] = {
     "datasets": LazyCommand("cairn.cli.datasets:datasets", "Versioned datasets: push, pull, list, show, diff."),
     "deployments": LazyCommand("cairn.cli.deployments:deployments",
                                "Deployments: which model version serves in which environment."),
-    "events": LazyCommand("cairn.cli.events_credentials:events", "Events of record for other systems."),
     "experiments": LazyCommand("cairn.cli.registry:experiments", "Experiments in a project."),
     "fingerprint": LazyCommand("cairn.cli.fingerprint:fingerprint",
                                "Print the dataset digest, file count and total size of PATH (a directory or a file)."),
@@ -192,7 +191,9 @@ def admin_parked(ctx: Ctx, action: str, service: str, sequence: int | None) -> N
          else ctx.client.skip_parked(service, sequence))
 
 
-@cli.group()
+@cli.group(cls=LazyGroup, lazy={"credentials": LazyCommand(
+    "cairn.cli.events_credentials:credentials",
+    "Read-only NATS credentials per project for other systems (password shown once).")})
 def events() -> None:
     """The event log. Example: cairn events tail --project vision --type 'run.*'"""
 
