@@ -211,10 +211,15 @@ def test_a_subscriber_reads_its_projects_events_and_nothing_else(plat: Platform,
 
 
 def test_a_subscriber_never_sees_secret_material(plat: Platform, admin: httpx.Client) -> None:
-    """A webhook's signing secret travels sealed; tokens and subscribers' hashes are not on project subjects."""
+    """A webhook's signing secret and a pipeline's status token travel sealed; tokens' and
+    subscribers' hashes are not on project subjects."""
     creds = issue(admin, "auditor", [A])
     hook = admin.post(f"/projects/{A}/webhooks", json={"url": "http://127.0.0.1:9/closed", "types": ["run.*"]}).json()
     token = admin.post("/tokens", json={"user": "vera-subs"}).json()
+    status_token = "ghp_" + "s3cr3t" * 6
+    admin.post(f"/pipelines/projects/{A}/definitions", json={
+        "definition": "name: feed\nsteps:\n  - {id: a, command: echo}\n",
+        "status": {"url": "https://api.github.com", "token": status_token}}).raise_for_status()
     admin.post(f"/projects/{A}/members", json={"user": "vera-subs", "role": "viewer"}).raise_for_status()
     issue(admin, "other", [A])  # its password hash is an event too
 
@@ -235,6 +240,7 @@ def test_a_subscriber_never_sees_secret_material(plat: Platform, admin: httpx.Cl
     assert hook["id"] in seen and "webhook.created" in seen
     secret_part = hook["secret"].removeprefix("whsec_")
     assert secret_part not in seen and "sealed:v1:" in seen
+    assert "pipeline.registered" in seen and status_token not in seen
     assert token["token"].split("_")[-1] not in seen and "secret_hash" not in seen and "password_hash" not in seen
 
 

@@ -14,7 +14,7 @@ import click
 from cairn.cli.output import Ctx, api_errors, emit, pass_ctx
 from cairn.protocol import NATS_TLS_CA_ENV
 
-PATH = "/events/subscribers"
+PATH = "/api/v1/events/subscribers"
 
 
 @click.group()

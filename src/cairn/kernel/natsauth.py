@@ -143,7 +143,8 @@ MONITOR_PERMISSIONS = Permissions(
 PIPELINES_USER = "pipelines"
 PIPELINES_PERMISSIONS = Permissions(
     publish_allow=("cairn.evt.*.pipeline_run.*", "cairn.evt.*.pipeline.*", "cairn.evt._site.projection.pipelines",
-                   "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"),
+                   "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>",
+                   "$KV.cairn-keys.event-seal"),  # makes the sealing key if first (cairn.kernel.sealing)
     subscribe_allow=SERVICE_PERMISSIONS.subscribe_allow,
     publish_deny=("cairn.inference.>", "cairn.feedback.>"),
 )
