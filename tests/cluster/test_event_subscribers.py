@@ -331,3 +331,23 @@ def test_the_cli_writes_a_creds_file_that_connects(plat: Platform, admin: httpx.
     assert "cli-feed" in listed.output and creds["password"] not in listed.output
     revoked = runner.invoke(cli, ["--url", plat.gateway, "--json", "events", "credentials", "revoke", "cli-feed"])
     assert revoked.exit_code == 0 and json.loads(revoked.output)["revoked"] is True
+
+
+def test_the_users_file_is_rewritten_when_a_restarted_server_overwrote_it(tmp_path: Path) -> None:
+    """A restarted server's start writes the static users only: the sync puts the subscribers back."""
+    from cairn.kernel.natsauth import ensure_credentials
+    from cairn.kernel.subscriber_sync import UsersFile
+    from cairn.kernel.subscribers import Subscriber, hash_password
+
+    ensure_credentials(tmp_path / "creds", ["registry", "admin"])
+    (tmp_path / "ports").mkdir()
+    users = UsersFile(tmp_path / "users.conf", tmp_path / "creds", tmp_path / "ports")
+    live = {"feed": Subscriber("feed", (A,), hash_password("pw", 4), None),
+            "gone": Subscriber("gone", (A,), hash_password("pw", 4), time.time() - 1)}
+    assert users.update(live, time.time())
+    text = users.path.read_text()
+    assert '"user": "sub-feed"' in text and "sub-gone" not in text and '"user": "registry"' in text
+    assert f"$JS.API.CONSUMER.CREATE.{EVENTS_STREAM}.*.cairn.evt.{A}.>" in text
+    assert not users.update(live, time.time())  # nothing changed: no rewrite, no reload
+    users.path.write_text("authorization { users = [] }\n")  # what a restart leaves
+    assert users.update(live, time.time()) and users.path.read_text() == text

@@ -74,14 +74,20 @@ class UsersFile:
         self.path, self.creds_dir, self.ports_dir = path, creds_dir, ports_dir
         self.written: str | None = None
 
+    def _on_disk(self) -> str | None:
+        try:
+            return self.path.read_text()
+        except OSError:
+            return None
+
     def render(self, subscribers: dict[str, Subscriber], now: float) -> str:
         return authorization_block(static_users(self.creds_dir), live_entries(subscribers.values(), now))
 
     def update(self, subscribers: dict[str, Subscriber], now: float) -> bool:
         """Rewrite and reload if what the server should know changed; whether it did."""
         text = self.render(subscribers, now)
-        if text == self.written:
-            return False
+        if text == self.written and self._on_disk() == text:
+            return False  # (a restarted server's start rewrites the file with the static users only)
         write_private_atomic(self.path, text)
         pid = server_pid(self.ports_dir)
         if pid is None:
