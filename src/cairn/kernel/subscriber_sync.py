@@ -73,6 +73,7 @@ class UsersFile:
     def __init__(self, path: Path, creds_dir: Path, ports_dir: Path) -> None:
         self.path, self.creds_dir, self.ports_dir = path, creds_dir, ports_dir
         self.written: str | None = None
+        self.reloaded_pid: int | None = None  # the server that last reloaded what we wrote
 
     def _on_disk(self) -> str | None:
         try:
@@ -84,17 +85,20 @@ class UsersFile:
         return authorization_block(static_users(self.creds_dir), live_entries(subscribers.values(), now))
 
     def update(self, subscribers: dict[str, Subscriber], now: float) -> bool:
-        """Rewrite and reload if what the server should know changed; whether it did."""
+        """Rewrite and reload if what the server should know changed, or the server is a new one
+        (restarted: its start rewrote the file with the static users only, or it may have read the
+        file before our last write); whether it did."""
         text = self.render(subscribers, now)
-        if text == self.written and self._on_disk() == text:
-            return False  # (a restarted server's start rewrites the file with the static users only)
-        write_private_atomic(self.path, text)
         pid = server_pid(self.ports_dir)
+        if text == self.written and self._on_disk() == text and pid == self.reloaded_pid:
+            return False
+        if self._on_disk() != text:
+            write_private_atomic(self.path, text)
         if pid is None:
-            log.warning("no running nats-server wrote a ports file in %s: not reloaded", self.ports_dir)
+            log.warning("no running nats-server wrote a ports file in %s yet: not reloaded", self.ports_dir)
         else:
             os.kill(pid, signal.SIGHUP)
-        self.written = text
+        self.written, self.reloaded_pid = text, pid
         return True
 
 
