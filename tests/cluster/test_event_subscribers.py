@@ -188,6 +188,7 @@ def test_a_subscriber_reads_its_projects_events_and_nothing_else(plat: Platform,
         for subject in (f"{evt}.x1.cairn.evt.{B}.>", f"{evt}.x2.cairn.evt.>", f"{evt}.x3",
                         "$JS.API.CONSUMER.CREATE.CAIRN_METRICS.x4.cairn.metrics.>",
                         f"$JS.API.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.registry",
+                        f"$JS.API.CONSUMER.INFO.{EVENTS_STREAM}.registry", f"$JS.ACK.{EVENTS_STREAM}.registry.1.1.1.1.0",
                         "$JS.API.STREAM.INFO.KV_cairn-keys", "$JS.API.DIRECT.GET.KV_cairn-keys.$KV.cairn-keys.job-token",
                         "cairn.cmd.registry.create_project"):
             await sub.refused(subject, json.dumps({"stream_name": EVENTS_STREAM,

@@ -54,17 +54,18 @@ def subscriber_permissions(name: str, projects: Iterable[str], stream: str = EVE
     """Consumers on ``stream`` filtered to the granted projects' events, delivered to its inbox.
 
     Allowed: creating a consumer (any name, filter pinned to ``cairn.evt.<project>.>`` or below
-    it) and reading its info, answering the flow-control requests of its deliveries, listening
-    on its own inbox. Acks and pull requests are not allowed: their subjects name a consumer and
+    it), answering the flow-control requests of its deliveries, listening on its own inbox. Not
+    even consumer info: its subject names a consumer, and would show the services' consumers. Acks and pull requests are not allowed: their subjects name a consumer and
     not a filter, so granting them would let a subscriber ack or drain a service's consumer;
     subscribers use push consumers with ``ack_policy: none`` and resume from the last stream
     sequence they processed (docs/cluster.md)."""
     creates = tuple(f"$JS.API.CONSUMER.CREATE.{stream}.*.{project_filter(p)}" for p in sorted(set(projects)))
     return Permissions(
-        publish_allow=creates + (f"$JS.API.CONSUMER.INFO.{stream}.*", f"$JS.FC.{stream}.>"),
+        publish_allow=creates + (f"$JS.FC.{stream}.>",),
         subscribe_allow=(f"{inbox_prefix(name)}.>",),
         publish_deny=(f"{EVENT_SUBJECT_PREFIX}.>", "cairn.cmd.>", "$KV.>", "$JS.ACK.>",
-                      "$JS.API.CONSUMER.MSG.NEXT.>", "$JS.API.STREAM.>", "$JS.API.CONSUMER.DELETE.>"),
+                      "$JS.API.CONSUMER.MSG.NEXT.>", "$JS.API.STREAM.>", "$JS.API.CONSUMER.DELETE.>",
+                      "$JS.API.CONSUMER.INFO.>"),
         subscribe_deny=(f"{EVENT_SUBJECT_PREFIX}.>", "cairn.>", "$KV.>", "_INBOX.>"),
     )
 
