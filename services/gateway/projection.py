@@ -105,10 +105,11 @@ def _replay_requested(conn: sqlite3.Connection, e: Event) -> None:
 
 @handles("event_subscriber.issued")
 def _subscriber_issued(conn: sqlite3.Connection, e: Event) -> None:
-    """Outside event subscribers (services/gateway/subscribers.py); the password hash stays in the log."""
+    """Outside event subscribers (services/gateway/subscribers.py); the password hash tells the
+    issuing request whether its own attempt was recorded (never shown)."""
     d = e.data
-    conn.execute("INSERT OR REPLACE INTO event_subscribers VALUES(?, ?, ?, 0, ?, ?, NULL, NULL)",
-                 (d["name"], json.dumps(d["projects"]), d["expires_at"], e.time, e.actor))
+    conn.execute("INSERT OR REPLACE INTO event_subscribers VALUES(?, ?, ?, 0, ?, ?, NULL, NULL, ?)",
+                 (d["name"], json.dumps(d["projects"]), d["expires_at"], e.time, e.actor, d["password_hash"]))
 
 
 @handles("event_subscriber.revoked")

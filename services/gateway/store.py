@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     time TEXT NOT NULL, PRIMARY KEY (webhook_id, sequence));
 CREATE TABLE IF NOT EXISTS event_subscribers (
     name TEXT PRIMARY KEY, projects TEXT NOT NULL, expires_at REAL, revoked INTEGER NOT NULL,
-    issued_at TEXT NOT NULL, issued_by TEXT NOT NULL, revoked_at TEXT, revoked_by TEXT);
+    issued_at TEXT NOT NULL, issued_by TEXT NOT NULL, revoked_at TEXT, revoked_by TEXT, password_hash TEXT NOT NULL);
 """
 
 class GatewayStore(SqliteStore):

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.kernel.commands import CommandContext, Decision
-from cairn.kernel.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
+from cairn.kernel.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound
 from cairn.kernel.identity import ACCOUNT, current_caller, requires
 from cairn.kernel.ids import NAME_RE, PROJECT_NAME_PATTERN
 from cairn.kernel.subscribers import (
@@ -117,7 +117,13 @@ async def issue_credentials(body: SubscriberIssue, request: Request, caller: Cal
                               aggregate_id=body.name,
                               decide=lambda s: issue(s, name=body.name, projects=body.projects,
                                                      password_hash=password_hash, expires_at=expires_at))
-    return {**_described(rt.store.event_subscriber(body.name)), "password": password,
+    recorded = rt.store.event_subscriber(body.name)
+    if recorded is None or recorded["password_hash"] != password_hash:
+        # a retry of a request whose first attempt was recorded (same Idempotency-Key): that
+        # attempt's password is the one NATS knows, and it is not ours to show
+        raise Conflict(f"event subscriber {body.name!r} was issued by an earlier attempt of this request, whose "
+                       "answer was lost; revoke it and issue it again")
+    return {**_described(recorded), "password": password,
             "servers": request.app.state.settings.nats_url}
 
 
@@ -143,5 +149,6 @@ async def revoke_credentials(name: SubscriberName, request: Request, caller: Cal
 def _described(record: dict[str, Any] | None) -> dict[str, Any]:
     if record is None:  # the projection applies an append before the command returns
         raise NotFound("the event subscriber is not in the read model yet")
+    record = {k: v for k, v in record.items() if k != "password_hash"}
     return {**record, "user": nats_user(record["name"]), "inbox_prefix": inbox_prefix(record["name"]),
             "stream": EVENTS_STREAM, "filters": [project_filter(p) for p in record["projects"]]}

@@ -295,6 +295,13 @@ def test_who_may_issue_list_and_revoke(plat: Platform, admin: httpx.Client) -> N
         assert ada.delete("/events/subscribers/site-both").status_code == 404  # not admin of B
         assert ada.delete("/events/subscribers/ada-feed").status_code == 200
     assert httpx.get(f"{plat.gateway}/api/v1/events/subscribers", timeout=10).status_code == 401
+    # a retried request (same Idempotency-Key) whose first answer was lost cannot hand out a
+    # password that NATS does not know: the first attempt's is the recorded one
+    once = {"name": "retried", "projects": [A]}
+    first = admin.post("/events/subscribers", json=once, headers={"Idempotency-Key": "subs-retry-1"})
+    assert first.status_code == 201, first.text
+    again = admin.post("/events/subscribers", json=once, headers={"Idempotency-Key": "subs-retry-1"})
+    assert again.status_code == 409 and "earlier attempt" in again.text
 
 
 def test_the_users_file_is_private(plat: Platform) -> None:
