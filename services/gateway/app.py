@@ -29,6 +29,7 @@ from cairn.kernel.eventlog import EventLog
 from cairn.kernel.identity import INTERNAL_KIND, SIGNED_IN, Signer
 from cairn.kernel.identity import Caller as Identity
 from cairn.kernel.ids import NAME_RE, new_id
+from cairn.kernel.sealing import seal_key
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.protocol import ACCESS_SEQUENCE_HEADER, H_CAIRN_MIN_SEQ, H_CAIRN_SEQ
@@ -57,6 +58,7 @@ from cairn.services.gateway.sequences import CallerSequences
 from cairn.services.gateway.sessions import SESSION_COOKIE, SessionStore, session_principal
 from cairn.services.gateway.sessions import router as sessions_router
 from cairn.services.gateway.store import GatewayStore
+from cairn.services.gateway.subscribers import router as subscribers_router
 from cairn.services.gateway.webhooks import WebhookDispatcher
 from cairn.services.gateway.webui import serve_web_app
 
@@ -180,6 +182,7 @@ async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
     the first site-admin token, and the webhooks' dispatcher."""
     settings: GatewaySettings = app.state.settings
     app.state.job_key = await jobtoken.shared_key(runtime.log.js, replicas=runtime.log.replicas)
+    app.state.seal_key = await seal_key(runtime.log.js, replicas=runtime.log.replicas)  # webhook secrets
     app.state.proxy = ServiceProxy(settings.services, runtime.signer)
     app.state.sequences = CallerSequences()
     runtime.defer(app.state.proxy.close)
@@ -191,6 +194,7 @@ async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
     dispatcher = WebhookDispatcher(runtime.log, runtime.store, runtime.commands, projection=runtime.runner,
                                    data_dir=settings.data_dir, egress=app.state.egress,
                                    attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s)
+    dispatcher.queues.seal_key = app.state.seal_key
     await dispatcher.start()
     runtime.defer(dispatcher.stop)
     app.state.webhooks = dispatcher
@@ -271,6 +275,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.include_router(access_router, dependencies=[Depends(caller)])
     app.include_router(cluster_router, dependencies=[Depends(caller)])  # cairn status: docs/cluster.md
+    app.include_router(subscribers_router, dependencies=[Depends(caller)])  # NATS event subscribers: docs/cluster.md
     app.include_router(sessions_router)  # sign in / out of the web UI: docs/ui.md
     app.include_router(mlflow_traces_router)  # MLflow's trace API (v3, trace artifacts): docs/traces.md
     app.include_router(otlp_router)  # OTLP/HTTP spans at /v1/traces, MLflow's /version: docs/traces.md

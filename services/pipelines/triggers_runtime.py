@@ -45,6 +45,7 @@ from cairn.services.pipelines.definitions import (
     pipeline_of,
 )
 from cairn.services.pipelines.hooks import trigger_parts
+from cairn.services.pipelines.sealed import key_of, status_token
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1  # the shortest wait between clock-driven passes; an applied event wakes the task at once
@@ -198,7 +199,8 @@ class Triggers:
                 key = (project, summary["id"])
                 if self.sent.get(key) == body["state"] or not self._due(f"status.{project}.{summary['id']}"):
                     continue
-                reporter = StatusReporter(target["url"], target["token"], self.egress, attempts=1)
+                token = status_token(await key_of(self.app, self.runtime), definition)  # sealed.py
+                reporter = StatusReporter(target["url"], token, self.egress, attempts=1)
                 delivery = await reporter.report(where["repo"], where["sha"], body)
                 self.deliveries = [*self.deliveries[-49:], {"project": project, "run": summary["id"],
                                                             "state": body["state"], "delivered": delivery.delivered,

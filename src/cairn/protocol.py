@@ -216,3 +216,11 @@ def memory_mib(value: Any) -> int:
         raise ValueError(f"memory {value!r} is not a size: use MiB as a number or e.g. '4Gi', '512Mi'")
     unit = (match.group(2) or "").upper()[:1]
     return int(float(match.group(1)) * UNITS_MIB[unit])
+
+
+# --- event subscriptions from other systems (issue 26-E: docs/cluster.md) ----------------------------
+SUBSCRIBER_USER_PREFIX = "sub-"  # an outside subscriber's NATS user is sub-<name>
+SUBSCRIBER_INBOX_PREFIX = "_INBOX_sub"  # its deliveries and API replies: _INBOX_sub.<nats user>.<...>
+SUBSCRIBER_AGGREGATE = "event_subscriber"  # events of record on cairn.evt._site.event_subscriber.<name>
+NATS_AUTH_FILE_ENV = "CAIRN_NATS_AUTH_FILE"  # the users file a NATS node includes (subscriber_sync writes it)
+SEAL_KEY_NAME = "event-seal"  # cairn-keys entry: AES-256-GCM key for secret fields inside events

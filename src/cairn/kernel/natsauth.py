@@ -144,7 +144,8 @@ MONITOR_PERMISSIONS = Permissions(
 PIPELINES_USER = "pipelines"
 PIPELINES_PERMISSIONS = Permissions(
     publish_allow=("cairn.evt.*.pipeline_run.*", "cairn.evt.*.pipeline.*", "cairn.evt._site.projection.pipelines",
-                   "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"),
+                   "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>",
+                   "$KV.cairn-keys.event-seal"),  # makes the sealing key if first (cairn.kernel.sealing)
     subscribe_allow=SERVICE_PERMISSIONS.subscribe_allow,
     publish_deny=("cairn.inference.>", "cairn.feedback.>"),
 )
@@ -191,24 +192,30 @@ def ensure_credentials(directory: Path, users: Iterable[str]) -> dict[str, Path]
     return files
 
 
-def authorization_block(credentials: Iterable[NatsCredentials]) -> str:
-    """The nats-server ``authorization`` section for these users (JSON strings are valid there)."""
+def user_entry(user: str, password: str, perms: Permissions) -> dict[str, Any]:
+    """One user of the nats-server ``authorization`` section (``password`` may be a bcrypt hash)."""
+    entry: dict[str, Any] = {"user": user, "password": password}
+    rules: dict[str, Any] = {}
+    for direction, allow, deny in (("publish", perms.publish_allow, perms.publish_deny),
+                                   ("subscribe", perms.subscribe_allow, perms.subscribe_deny)):
+        rule: dict[str, list[str]] = {}
+        if allow is not None:
+            rule["allow"] = list(allow)
+        if deny:
+            rule["deny"] = list(deny)
+        if rule:
+            rules[direction] = rule
+    if rules:
+        entry["permissions"] = rules
+    return entry
+
+
+def authorization_block(credentials: Iterable[NatsCredentials], extra: Iterable[dict[str, Any]] = ()) -> str:
+    """The nats-server ``authorization`` section for these users (JSON strings are valid there),
+    plus ``extra`` entries (outside subscribers: cairn.kernel.subscribers)."""
     lines = ["authorization {", "  users = ["]
     for creds in credentials:
-        entry: dict[str, Any] = {"user": creds.user, "password": creds.password}
-        perms = permissions_for(creds.user)
-        rules: dict[str, Any] = {}
-        for direction, allow, deny in (("publish", perms.publish_allow, perms.publish_deny),
-                                       ("subscribe", perms.subscribe_allow, perms.subscribe_deny)):
-            rule: dict[str, list[str]] = {}
-            if allow is not None:
-                rule["allow"] = list(allow)
-            if deny:
-                rule["deny"] = list(deny)
-            if rule:
-                rules[direction] = rule
-        if rules:
-            entry["permissions"] = rules
-        lines.append(f"    {json.dumps(entry)}")
+        lines.append(f"    {json.dumps(user_entry(creds.user, creds.password, permissions_for(creds.user)))}")
+    lines += [f"    {json.dumps(entry)}" for entry in extra]
     lines += ["  ]", "}"]
     return "\n".join(lines) + "\n"
