@@ -151,10 +151,24 @@ class NatsCluster:
                 proc.kill()
 
 
-def start_cairn(data_dir: Path, args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict]:
-    """``cairn up`` with free ports and ``args``; returns it and its state.json once healthy."""
+def start_cairn(data_dir: Path, args: list[str], env: dict[str, str], tries: int = 3) -> tuple[subprocess.Popen[bytes], dict]:
+    """``cairn up`` with free ports and ``args``; returns it and its state.json once healthy.
+    ``cairn up`` gives each process 60 s to listen: on a machine shared with other heavy work a
+    stack of 15 processes can take longer, so a start that gave up is tried again."""
+    for attempt in range(1, tries + 1):
+        try:
+            return _start_cairn(data_dir, args, env)
+        except SystemExit:
+            if attempt == tries:
+                raise
+            print(f"cairn up did not start (try {attempt} of {tries}); trying again", file=sys.stderr, flush=True)
+    raise AssertionError("unreachable")
+
+
+def _start_cairn(data_dir: Path, args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict]:
     log_path = data_dir.parent / f"{data_dir.name}-up.log"
-    with log_path.open("wb") as log:
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with log_path.open("ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "cairn.cli.main", "up", "--data-dir", str(data_dir),
                                  "--port", "0", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -162,10 +176,10 @@ def start_cairn(data_dir: Path, args: list[str], env: dict[str, str]) -> tuple[s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"cairn up exited ({proc.returncode}); see {log_path}")
-        if b"Cairn is up" in log_path.read_bytes() and state_file.exists():
+        if b"Cairn is up" in log_path.read_bytes()[offset:] and state_file.exists():
             return proc, json.loads(state_file.read_text())
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    stop_cairn(proc)
     raise SystemExit(f"cairn up did not become healthy in time; see {log_path}")
 
 
@@ -439,15 +453,28 @@ def run_config(nodes: int, replicas: int, root: Path, args: argparse.Namespace, 
     return result
 
 
+def bottleneck(result: dict[str, Any]) -> tuple[str, float]:
+    """The process that spent the most CPU per command, and the commands/s at which it would fill
+    one core of its own (a service's event loop runs on one core; nats-server can use several)."""
+    per_command = {name: ms for name, ms in result["cpu_ms_per_command"].items() if name != "load generator"}
+    name = max(per_command, key=lambda n: per_command[n])
+    return name, round(1000 / per_command[name]) if per_command[name] else float("inf")
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    """The figures of each configuration as a Markdown table, and the three busiest processes."""
-    lines = ["| config | commands/s | command p50 / p99 ms | search p50 / p99 ms | busiest processes (CPU s) "
-             "| load before / after |", "| --- | ---: | ---: | ---: | --- | --- |"]
+    """The figures of each configuration as a Markdown table: the busiest processes (CPU ms per
+    command) and the first bottleneck's one-core ceiling."""
+    lines = ["| config | commands/s | command p50 / p99 ms | search p50 / p99 ms | CPU ms per command: busiest "
+             "| first bottleneck: one-core ceiling | cores we got | load before / after |",
+             "| --- | ---: | ---: | ---: | --- | --- | ---: | --- |"]
     for r in results:
         c, s = r["commands"], r["search"]
-        busiest = ", ".join(f"{name} {sec}" for name, sec in list(r["cpu_s"].items())[:3])
+        total = round(sum(r["cpu_ms_per_command"].values()), 1)
+        busiest = ", ".join(f"{name} {ms}" for name, ms in list(r["cpu_ms_per_command"].items())[:3])
+        name, ceiling = bottleneck(r)
         lines.append(f"| {r['config']} | {c['commands_per_s']} | {c['p50_ms']} / {c['p99_ms']} | "
-                     f"{s['p50_ms']} / {s['p99_ms']} | {busiest} | {r['loadavg_before']} / {r['loadavg_after']} |")
+                     f"{s['p50_ms']} / {s['p99_ms']} | {total} in all; {busiest} | {name}: {ceiling}/s | "
+                     f"{r.get('cores_busy', '-')} | {r['loadavg_before']} / {r['loadavg_after']} |")
     return "\n".join(lines)
 
 
@@ -462,7 +489,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--failover", action="store_true", help="failover on the last 3-node configuration")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", type=Path, help="run under this folder and keep it (logs, data)")
+    parser.add_argument("--table", type=Path, help="only print the table of a --json file written earlier")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(json.loads(args.table.read_text())["results"]))
+        return
     last_cluster = max((i for i, (n, _) in enumerate(args.configs) if n == 3), default=-1)
     results = []
     for i, (nodes, replicas) in enumerate(args.configs):

@@ -49,13 +49,17 @@ def test_cpu_seconds_come_from_proc_and_a_gone_process_has_none(bench: ModuleTyp
 
 
 def test_the_table_has_a_row_per_configuration_with_the_busiest_processes(bench: ModuleType) -> None:
-    def result(config: str, rate: float) -> dict:
+    def result(config: str, rate: float, first: str) -> dict:
         return {"config": config, "commands": {"commands_per_s": rate, "p50_ms": 50.0, "p99_ms": 90.0},
                 "search": {"p50_ms": 5.0, "p99_ms": 20.0}, "loadavg_before": "1.0 1.0 1.0",
-                "loadavg_after": "2.0 1.5 1.0", "cpu_s": {"registry": 3.0, "gateway": 2.5, "nats": 1.0, "lineage": 0.5}}
+                "loadavg_after": "2.0 1.5 1.0", "cores_busy": 1.5,
+                "cpu_ms_per_command": {"load generator": 4.0, first: 2.0, "gateway": 1.25, "nats": 1.0, "lineage": 0.55}}
 
-    lines = bench.table([result("1x1", 500.0), result("3x3", 250.0)]).splitlines()
+    results = [result("1x1", 500.0, "registry"), result("3x3", 250.0, "nats-n1")]
+    assert bench.bottleneck(results[1]) == ("nats-n1", 500)  # the load generator is not the platform
+    lines = bench.table(results).splitlines()
     assert len(lines) == 4 and lines[0].startswith("| config | commands/s")
-    assert lines[2].startswith("| 1x1 | 500.0 | 50.0 / 90.0 | 5.0 / 20.0 |")
-    assert "registry 3.0, gateway 2.5, nats 1.0 |" in lines[3] and "lineage" not in lines[3]
+    assert lines[2].startswith("| 1x1 | 500.0 | 50.0 / 90.0 | 5.0 / 20.0 | 8.8 in all; load generator 4.0, registry 2.0, "
+                               "gateway 1.25 | registry: 500/s | 1.5 |")
+    assert "nats-n1: 500/s" in lines[3] and "lineage" not in lines[3]
     assert bench.percentile([3.0, 1.0, 2.0], 0.5) == 2.0 and bench.percentile([], 0.5) != bench.percentile([], 0.5)
