@@ -28,28 +28,19 @@ import asyncio
 import json
 import os
 import platform as pyplatform
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from cluster_failover import nats_failover, scheduler_failover
+from cluster_stack import NatsCluster, start_cairn, stop_cairn
 
-from cairn.kernel.envelope import Event
-from cairn.kernel.eventlog import EventLog, connect
-from cairn.kernel.natsauth import NatsCredentials
-from cairn.natsserver import free_ports, start_configured_server
-from cairn.protocol import EVENTS_STREAM, NATS_TLS_CA_ENV
+from cairn.protocol import NATS_TLS_CA_ENV
 
-NODES = ("n1", "n2", "n3")
-START_TIMEOUT_S = float(os.environ.get("CAIRN_TEST_START_TIMEOUT_S", "180"))
-DEADLINE_S = 90.0
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -87,113 +78,11 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def cli(*args: str) -> dict[str, Any]:
-    """``cairn --json ARGS`` as an operator runs it."""
-    out = subprocess.run([sys.executable, "-m", "cairn.cli.main", "--json", *args], check=True,
-                         capture_output=True, text=True)
-    return dict(json.loads(out.stdout))
-
-
-@dataclass
-class NatsCluster:
-    """Three nats-servers from ``cairn cluster config`` (TLS, Cairn's users), on free ports."""
-
-    root: Path
-    configs: dict[str, Path] = field(default_factory=dict)
-    ports: dict[str, int] = field(default_factory=dict)
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def make(self) -> "NatsCluster":
-        ports = free_ports(3 * len(NODES))
-        cli("cluster", "certs", "--out", str(self.root / "tls"), "--name", "bench",
-            *(f"--host={n}=127.0.0.1" for n in NODES))
-        nodes = [f"--node={n}=127.0.0.1:{ports[3 * i]}:{ports[3 * i + 1]}:{ports[3 * i + 2]}"
-                 for i, n in enumerate(NODES)]
-        written = cli("cluster", "config", "--out", str(self.out), "--name", "bench",
-                      "--tls-dir", str(self.root / "tls"), *nodes)
-        self.configs = {name: Path(path) for name, path in written["nodes"].items()}
-        self.ports = {n: ports[3 * i] for i, n in enumerate(NODES)}
-        for name in NODES:
-            self.start(name)
-        return self
-
-    @property
-    def out(self) -> Path:
-        return self.root / "nats"
-
-    @property
-    def url(self) -> str:
-        return ",".join(f"tls://127.0.0.1:{port}" for port in self.ports.values())
-
-    @property
-    def ca(self) -> str:
-        return str(self.root / "tls" / "ca.pem")
-
-    def creds(self, role: str) -> Path:
-        return self.out / "creds" / f"{role}.json"
-
-    def start(self, name: str) -> None:
-        self.procs[name], _ = start_configured_server(self.configs[name], self.out / "store" / name,
-                                                      self.root / f"{name}.log")
-
-    def kill(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def start_cairn(data_dir: Path, args: list[str], env: dict[str, str], tries: int = 3) -> tuple[subprocess.Popen[bytes], dict]:
-    """``cairn up`` with free ports and ``args``; returns it and its state.json once healthy.
-    ``cairn up`` gives each process 60 s to listen: on a machine shared with other heavy work a
-    stack of 15 processes can take longer, so a start that gave up is tried again."""
-    for attempt in range(1, tries + 1):
-        try:
-            return _start_cairn(data_dir, args, env)
-        except SystemExit:
-            if attempt == tries:
-                raise
-            print(f"cairn up did not start (try {attempt} of {tries}); trying again", file=sys.stderr, flush=True)
-    raise AssertionError("unreachable")
-
-
-def _start_cairn(data_dir: Path, args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict]:
-    log_path = data_dir.parent / f"{data_dir.name}-up.log"
-    offset = log_path.stat().st_size if log_path.exists() else 0
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "cairn.cli.main", "up", "--data-dir", str(data_dir),
-                                 "--port", "0", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    state_file = data_dir / "run" / "state.json"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"cairn up exited ({proc.returncode}); see {log_path}")
-        if b"Cairn is up" in log_path.read_bytes()[offset:] and state_file.exists():
-            return proc, json.loads(state_file.read_text())
-        time.sleep(0.2)
-    stop_cairn(proc)
-    raise SystemExit(f"cairn up did not become healthy in time; see {log_path}")
-
-
-def stop_cairn(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-async def command_load(session: aiohttp.ClientSession, base: str, n: int, concurrency: int) -> dict[str, Any]:
-    """``n`` create-run-with-params commands, ``concurrency`` at a time."""
+async def command_load(session: aiohttp.ClientSession, base: str, n: int, concurrency: int,
+                       tokens: list[str]) -> dict[str, Any]:
+    """``n`` create-run-with-params commands, ``concurrency`` at a time, command i with token
+    i mod len(tokens) (the gateway keeps read-your-writes per token: one token for all is one
+    client whose every request waits for its latest write; several are independent clients)."""
     sem = asyncio.Semaphore(concurrency)
     took: list[float] = []
     errors: Counter[str] = Counter()
@@ -202,7 +91,8 @@ async def command_load(session: aiohttp.ClientSession, base: str, n: int, concur
         async with sem:
             started = time.perf_counter()
             async with session.post(f"{base}/runs", json={"params": {"lr": i % 1000, "bs": 32}},
-                                    headers={"Idempotency-Key": uuid.uuid4().hex}) as resp:
+                                    headers={"Idempotency-Key": uuid.uuid4().hex,
+                                             "Authorization": f"Bearer {tokens[i % len(tokens)]}"}) as resp:
                 body = await resp.read()
                 if resp.status != 201:
                     errors[f"{resp.status} {body[:100].decode(errors='replace')}"] += 1
@@ -216,7 +106,8 @@ async def command_load(session: aiohttp.ClientSession, base: str, n: int, concur
             "errors": dict(errors)}
 
 
-async def search_load(session: aiohttp.ClientSession, base: str, n: int, concurrency: int) -> dict[str, Any]:
+async def search_load(session: aiohttp.ClientSession, base: str, n: int, concurrency: int,
+                      tokens: list[str]) -> dict[str, Any]:
     """``n`` run searches (a filter on a param, a page of 20), ``concurrency`` at a time."""
     sem = asyncio.Semaphore(concurrency)
     took: list[float] = []
@@ -226,7 +117,8 @@ async def search_load(session: aiohttp.ClientSession, base: str, n: int, concurr
         async with sem:
             started = time.perf_counter()
             async with session.post(f"{base}/runs/search",
-                                    json={"filter": f"params.lr < {10 + i % 90}", "page_size": 20}) as resp:
+                                    json={"filter": f"params.lr < {10 + i % 90}", "page_size": 20},
+                                    headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"}) as resp:
                 await resp.read()
                 if resp.status != 200:
                     errors[str(resp.status)] += 1
@@ -254,170 +146,30 @@ async def measure(gateway: str, token: str, pids: dict[str, int], args: argparse
     headers = {"Authorization": f"Bearer {token}"}
     project = f"bench{uuid.uuid4().hex[:6]}"
     connector = aiohttp.TCPConnector(limit=max(args.concurrency, args.search_concurrency))
-    async with aiohttp.ClientSession(connector=connector, headers=headers,
-                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
-        async with session.post(f"{gateway}/api/v1/registry/projects", json={"name": project}) as resp:
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+        tokens = [token]
+        for _ in range(args.tokens - 1):  # site admins of their own: no project membership to set up
+            async with session.post(f"{gateway}/api/v1/tokens", headers=headers,
+                                    json={"site_admin": True, "description": "bench_cluster"}) as resp:
+                assert resp.status == 201, await resp.text()
+                tokens.append((await resp.json())["token"])
+        async with session.post(f"{gateway}/api/v1/registry/projects", json={"name": project},
+                                headers=headers) as resp:
             assert resp.status in (200, 201), await resp.text()
         base = f"{gateway}/api/v1/registry/projects/{project}"
-        await command_load(session, base, min(200, args.commands), args.concurrency)  # warm-up
+        await command_load(session, base, min(200, args.commands), args.concurrency, tokens)  # warm-up
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         me, started = time.process_time(), time.perf_counter()
-        commands = await command_load(session, base, args.commands, args.concurrency)
+        commands = await command_load(session, base, args.commands, args.concurrency, tokens)
         wall = time.perf_counter() - started
         cpu = {name: round((cpu_seconds(pid) or 0.0) - (before[name] or 0.0), 2) for name, pid in pids.items()}
         cpu["load generator"] = round(time.process_time() - me, 2)
-        searches = await search_load(session, base, args.searches, args.search_concurrency)
+        searches = await search_load(session, base, args.searches, args.search_concurrency, tokens)
     busiest = sorted(cpu.items(), key=lambda item: -item[1])
-    return {"commands": commands, "search": searches, "cpu_wall_s": round(wall, 2),
+    return {"tokens": len(tokens), "commands": commands, "search": searches, "cpu_wall_s": round(wall, 2),
             "cpu_s": dict(busiest), "cpu_s_total": round(sum(cpu.values()), 2),
             "cores_busy": round(sum(cpu.values()) / wall, 2),  # of os.cpu_count(): what we were given
             "cpu_ms_per_command": {name: round(s * 1e3 / args.commands, 2) for name, s in busiest}}
-
-
-async def gateway_status(session: aiohttp.ClientSession, gateway: str) -> dict[str, Any]:
-    try:
-        async with session.get(f"{gateway}/api/v1/status", timeout=aiohttp.ClientTimeout(total=5)) as resp:
-            return dict(await resp.json()) if resp.status in (200, 503) else {}
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-        return {}
-
-
-async def lead_from_writers_node(cluster: NatsCluster, admin: Any, log: EventLog) -> str:
-    """Make the node the raw writer is connected to the event stream's leader (the worst case:
-    the writer must reconnect and wait out an election) and name it."""
-    port = log.nc.connected_url.port  # type: ignore[union-attr]
-    node = next(name for name, p in cluster.ports.items() if p == port)
-    js = admin.jetstream(timeout=5)
-    deadline = time.monotonic() + DEADLINE_S
-    while (await js.stream_info(EVENTS_STREAM)).cluster.leader != node:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{node} never became the event stream's leader")
-        try:
-            await admin.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{EVENTS_STREAM}",
-                                json.dumps({"placement": {"preferred": node}}).encode(), timeout=5)
-        except Exception:  # noqa: BLE001 - an election under way: ask again
-            pass
-        await asyncio.sleep(0.2)
-    return node
-
-
-async def nats_failover(cluster: NatsCluster, gateway: str, token: str) -> dict[str, Any]:
-    """SIGKILL the event stream's leader node while a raw appender (one append at a time, 1 s
-    publish timeout, retried) and 8 gateway clients write; how long until each succeeds again."""
-    admin = await connect(cluster.url, name="bench-admin", credentials=NatsCredentials.read(cluster.creds("admin")))
-    log = await EventLog.open(cluster.url, name="bench-writer", replicas=3,
-                              credentials=NatsCredentials.read(cluster.creds("admin")))
-    log.js = log.nc.jetstream(timeout=1)
-    leader = await lead_from_writers_node(cluster, admin, log)
-    acked: list[tuple[float, float]] = []  # acknowledged appends: sent, acknowledged (monotonic)
-    done: list[tuple[float, float, int]] = []  # gateway commands: start, end, status (0: no answer)
-    killed = asyncio.Event()
-    kill_at = 0.0
-    project = f"fail{uuid.uuid4().hex[:6]}"
-    loop = asyncio.get_running_loop()
-    stop_at = loop.time() + DEADLINE_S
-
-    def after_kill(times: list[float]) -> int:
-        return sum(t > kill_at for t in times) if killed.is_set() else 0
-
-    def enough() -> bool:
-        return (after_kill([a for _, a in acked]) >= 20 and after_kill([e for _, e, s in done if s == 201]) >= 20) \
-            or loop.time() > stop_at
-
-    async def appender() -> None:
-        n = 0
-        while not enough():
-            event = Event(type="run.created", project=project, aggregate="run", aggregate_id=f"a{n}",
-                          data={"experiment_id": "e", "name": f"a{n}", "params": {}, "tags": {},
-                                "description": "", "status": "running"})
-            try:
-                sent = loop.time()
-                await log.append(event, expected_last_subject_seq=None)
-                acked.append((sent, loop.time()))
-                n += 1
-            except Exception:  # noqa: BLE001 - a dead leader: timeouts, no responders; retried
-                await asyncio.sleep(0.01)
-
-    async def client(session: aiohttp.ClientSession) -> None:
-        while not enough():
-            started = loop.time()
-            try:
-                async with session.post(f"{gateway}/api/v1/registry/projects/{project}/runs",
-                                        json={"params": {"x": 1}},
-                                        headers={"Idempotency-Key": uuid.uuid4().hex}) as resp:
-                    await resp.read()
-                    status = resp.status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                status = 0
-            done.append((started, loop.time(), status))
-            if status != 201:
-                await asyncio.sleep(0.05)
-
-    async def killer() -> None:
-        nonlocal kill_at
-        while len(acked) < 50 or sum(s == 201 for *_, s in done) < 50:
-            await asyncio.sleep(0.05)
-            if loop.time() > stop_at:
-                return
-        cluster.kill(leader)  # returns once the process is gone
-        kill_at = loop.time()
-        killed.set()
-
-    headers = {"Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=60)) as session:
-        async with session.post(f"{gateway}/api/v1/registry/projects", json={"name": project}) as resp:
-            assert resp.status in (200, 201), await resp.text()
-        await asyncio.gather(appender(), killer(), *(client(session) for _ in range(8)))
-        new_leader = (await admin.jetstream(timeout=5).stream_info(EVENTS_STREAM)).cluster.leader  # type: ignore[union-attr]
-    await log.close()
-    await admin.close()
-    await asyncio.to_thread(cluster.start, leader)  # whole again for what follows
-    ok = sorted(e for _, e, s in done if s == 201)
-    raw_after = [a for s, a in acked if s > kill_at]
-    sent_after = [e for s, e, st in done if st == 201 and s > kill_at]
-    gaps = [b - a for a, b in zip(ok, ok[1:], strict=False) if b > kill_at]
-    return {"killed": leader, "new_leader": new_leader, "appended_before_and_after": len(acked),
-            "raw_append_s_until_one_sent_after_the_kill_acked": round(raw_after[0] - kill_at, 2) if raw_after else None,
-            "gateway_s_until_a_command_sent_after_the_kill_acked": round(sent_after[0] - kill_at, 2)
-            if sent_after else None,
-            "gateway_longest_gap_between_acks_s": round(max(gaps), 2) if gaps else None,
-            "gateway_slowest_command_s": round(max(e - s for s, e, _ in done), 2) if done else None,
-            "gateway_answers": dict(Counter(str(s) for *_, s in done))}
-
-
-async def scheduler_failover(state: dict, gateway: str, token: str, cluster: NatsCluster | None) -> dict[str, Any]:
-    """SIGKILL the scheduler; until the gateway reports it ready again. With part B's leases the
-    holder and term of ``scheduler.dispatcher`` before and after (None: no ``cairn-leases``)."""
-    async def lease() -> dict | None:
-        if cluster is None:
-            return None
-        nc = await connect(cluster.url, name="bench-lease", credentials=NatsCredentials.read(cluster.creds("admin")))
-        try:
-            kv = await nc.jetstream(timeout=5).key_value("cairn-leases")
-            entry = await kv.get("scheduler.dispatcher")
-            return dict(json.loads(entry.value or b"{}"))
-        except Exception:  # noqa: BLE001 - no bucket or no key: part B is not here
-            return None
-        finally:
-            await nc.close()
-
-    held = await lease()
-    pid = state["services"]["scheduler"]["pid"]
-    headers = {"Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession(headers=headers) as session:
-        killed = time.monotonic()
-        os.kill(pid, signal.SIGKILL)
-        seen_down, ready_s = False, None
-        while time.monotonic() - killed < DEADLINE_S:
-            line = (await gateway_status(session, gateway)).get("services", {}).get("scheduler", {})
-            if not line.get("ready"):
-                seen_down = True
-            elif seen_down:
-                ready_s = round(time.monotonic() - killed, 2)
-                break
-            await asyncio.sleep(0.05)
-    return {"scheduler_s_until_ready": ready_s, "lease_before": held, "lease_after": await lease(),
-            "how": "restarted by cairn up's supervisor (0.5 s backoff, then start-up)"}
 
 
 def run_config(nodes: int, replicas: int, root: Path, args: argparse.Namespace, failover: bool) -> dict[str, Any]:
@@ -472,7 +224,8 @@ def table(results: list[dict[str, Any]]) -> str:
         total = round(sum(r["cpu_ms_per_command"].values()), 1)
         busiest = ", ".join(f"{name} {ms}" for name, ms in list(r["cpu_ms_per_command"].items())[:3])
         name, ceiling = bottleneck(r)
-        lines.append(f"| {r['config']} | {c['commands_per_s']} | {c['p50_ms']} / {c['p99_ms']} | "
+        config = r["config"] + (f", {r['tokens']} tokens" if r.get("tokens", 1) > 1 else "")
+        lines.append(f"| {config} | {c['commands_per_s']} | {c['p50_ms']} / {c['p99_ms']} | "
                      f"{s['p50_ms']} / {s['p99_ms']} | {total} in all; {busiest} | {name}: {ceiling}/s | "
                      f"{r.get('cores_busy', '-')} | {r['loadavg_before']} / {r['loadavg_after']} |")
     return "\n".join(lines)
@@ -486,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--searches", type=int, default=300)
     parser.add_argument("--search-concurrency", type=int, default=4)
+    parser.add_argument("--tokens", type=int, default=1,
+                        help="clients' tokens (1: one client with --concurrency requests in flight)")
     parser.add_argument("--failover", action="store_true", help="failover on the last 3-node configuration")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", type=Path, help="run under this folder and keep it (logs, data)")

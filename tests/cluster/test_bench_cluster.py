@@ -19,6 +19,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_cluster.py"
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
+    if str(SCRIPT.parent) not in sys.path:  # its helper modules sit next to it, as for a script
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("bench_cluster", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -55,11 +57,12 @@ def test_the_table_has_a_row_per_configuration_with_the_busiest_processes(bench:
                 "loadavg_after": "2.0 1.5 1.0", "cores_busy": 1.5,
                 "cpu_ms_per_command": {"load generator": 4.0, first: 2.0, "gateway": 1.25, "nats": 1.0, "lineage": 0.55}}
 
-    results = [result("1x1", 500.0, "registry"), result("3x3", 250.0, "nats-n1")]
+    results = [result("1x1", 500.0, "registry"), {**result("3x3", 250.0, "nats-n1"), "tokens": 8}]
     assert bench.bottleneck(results[1]) == ("nats-n1", 500)  # the load generator is not the platform
     lines = bench.table(results).splitlines()
     assert len(lines) == 4 and lines[0].startswith("| config | commands/s")
     assert lines[2].startswith("| 1x1 | 500.0 | 50.0 / 90.0 | 5.0 / 20.0 | 8.8 in all; load generator 4.0, registry 2.0, "
                                "gateway 1.25 | registry: 500/s | 1.5 |")
+    assert lines[3].startswith("| 3x3, 8 tokens | 250.0 |")
     assert "nats-n1: 500/s" in lines[3] and "lineage" not in lines[3]
     assert bench.percentile([3.0, 1.0, 2.0], 0.5) == 2.0 and bench.percentile([], 0.5) != bench.percentile([], 0.5)
