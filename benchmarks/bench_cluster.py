@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from cluster_failover import nats_failover, scheduler_failover
+from cluster_failover import nats_failover, scheduler_failover, standby_takeover
 from cluster_stack import NatsCluster, start_cairn, stop_cairn
 
 from cairn.protocol import NATS_TLS_CA_ENV
@@ -195,6 +195,8 @@ def run_config(nodes: int, replicas: int, root: Path, args: argparse.Namespace, 
                 result["nats_failover"] = asyncio.run(nats_failover(cluster, gateway, token))
             state = json.loads((root / "data" / "run" / "state.json").read_text())
             result["scheduler_failover"] = asyncio.run(scheduler_failover(state, gateway, token, cluster))
+            if cluster is not None and args.standby_scheduler:
+                result["scheduler_standby"] = asyncio.run(standby_takeover(state, cluster, root / "data" / "logs"))
     finally:
         if proc is not None:
             stop_cairn(proc)
@@ -242,6 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", type=int, default=1,
                         help="clients' tokens (1: one client with --concurrency requests in flight)")
     parser.add_argument("--failover", action="store_true", help="failover on the last 3-node configuration")
+    parser.add_argument("--standby-scheduler", action="store_true",
+                        help="with --failover: a second scheduler replica, and its takeover of the lease (part B)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", type=Path, help="run under this folder and keep it (logs, data)")
     parser.add_argument("--table", type=Path, help="only print the table of a --json file written earlier")

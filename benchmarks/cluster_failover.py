@@ -7,9 +7,12 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,7 +21,10 @@ from cluster_stack import NatsCluster
 from cairn.kernel.envelope import Event
 from cairn.kernel.eventlog import EventLog, connect
 from cairn.kernel.natsauth import NatsCredentials
+from cairn.natsserver import free_port, wait_for_tcp
 from cairn.protocol import EVENTS_STREAM
+
+LEASE_BUCKET = "cairn-leases"  # cairn.protocol.LEASE_BUCKET once part B is on this branch
 
 DEADLINE_S = 90.0
 
@@ -167,3 +173,64 @@ async def scheduler_failover(state: dict, gateway: str, token: str, cluster: Nat
             await asyncio.sleep(0.05)
     return {"scheduler_s_until_ready": ready_s, "lease_before": held, "lease_after": await lease(),
             "how": "restarted by cairn up's supervisor (0.5 s backoff, then start-up)"}
+
+
+async def read_lease(cluster: NatsCluster, key: str = "scheduler.dispatcher") -> dict | None:
+    """A singleton's lease from ``cairn-leases`` (part B); None when there is no bucket or key."""
+    nc = await connect(cluster.url, name="bench-lease", credentials=NatsCredentials.read(cluster.creds("admin")))
+    try:
+        kv = await nc.jetstream(timeout=5).key_value(LEASE_BUCKET)
+        entry = await kv.get(key)
+        return dict(json.loads(entry.value or b"{}"))
+    except Exception:  # noqa: BLE001 - no bucket or no key
+        return None
+    finally:
+        await nc.close()
+
+
+def start_standby_scheduler(state: dict, log_dir: Path) -> subprocess.Popen[bytes]:
+    """A second scheduler replica (``CAIRN_REPLICA=r2``) with the first one's environment and a
+    port of its own: ``cairn up`` starts one scheduler only."""
+    first = Path(f"/proc/{state['services']['scheduler']['pid']}/environ").read_bytes()
+    env = dict(item.split("=", 1) for item in first.decode().split("\0") if "=" in item)
+    port = free_port()
+    env.update({"CAIRN_PORT": str(port), "CAIRN_REPLICA": "r2"})
+    with open(log_dir / "scheduler-r2.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "cairn.services.scheduler"], env=env, stdout=log, stderr=log)
+    wait_for_tcp("127.0.0.1", port, timeout=DEADLINE_S)
+    return proc
+
+
+async def standby_takeover(state: dict, cluster: NatsCluster, log_dir: Path) -> dict[str, Any]:
+    """Part B's leader election: two scheduler replicas; SIGKILL the holder of
+    ``scheduler.dispatcher`` twice and time each new term. A killed ``main`` is restarted by
+    ``cairn up`` and takes its own lease back at start, so it races the standby (lease + renew at
+    most); a killed ``r2`` is not restarted: that round is a standby's takeover alone."""
+    standby = await asyncio.to_thread(start_standby_scheduler, state, log_dir)
+    rounds: list[dict[str, Any]] = []
+    try:
+        for _ in range(2):
+            deadline = time.monotonic() + DEADLINE_S
+            while (held := await read_lease(cluster)) is None or held["expires_at"] < time.time():
+                if time.monotonic() > deadline:
+                    return {"error": "no live scheduler.dispatcher lease in cairn-leases", "rounds": rounds}
+                await asyncio.sleep(0.1)
+            pid = standby.pid if held["holder"].endswith("/r2") else \
+                json.loads((log_dir.parent / "run" / "state.json").read_text())["services"]["scheduler"]["pid"]
+            killed = time.monotonic()
+            os.kill(pid, signal.SIGKILL)
+            while (now := await read_lease(cluster)) is None or now["term"] <= held["term"]:
+                if time.monotonic() - killed > DEADLINE_S:
+                    now = None
+                    break
+                await asyncio.sleep(0.05)
+            rounds.append({"killed": held["holder"], "term": held["term"],
+                           "new_holder": now and now["holder"], "new_term": now and now["term"],
+                           "s_until_new_term": round(time.monotonic() - killed, 2) if now else None})
+            if held["holder"].endswith("/r2"):
+                break  # the standby is gone: nothing left to fail over to but main's restart
+    finally:
+        if standby.poll() is None:
+            standby.kill()
+        standby.wait()
+    return {"rounds": rounds}
