@@ -34,6 +34,7 @@ from fastapi import FastAPI
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import CairnError
 from cairn.kernel.ids import new_id
+from cairn.kernel.leader import Lease, run_singleton
 from cairn.kernel.service import ServiceRuntime
 from cairn.pipelines.cron import CronSchedule
 from cairn.services.pipelines.code_host import StatusReporter, commit_status
@@ -79,6 +80,13 @@ class Triggers:
         self.sent: dict[tuple[str, str], str] = {}  # (project, run) -> status state delivered
         self.deliveries: list[dict[str, Any]] = []  # the last 50 status calls, for health()
         self.last_error: str | None = None
+        self.lease: Lease | None = None  # the pipelines.triggers lease while this replica leads
+
+    async def lead(self, lease: Lease) -> None:
+        """The loop on the replica holding the ``pipelines.triggers`` lease: one replica starts
+        each cron/push/event run and posts each commit status (cancelled when the lease is lost)."""
+        self.lease = lease
+        await self.run()
 
     @property
     def store(self) -> Any:
@@ -129,7 +137,7 @@ class Triggers:
     async def _start(self, project: str, definition: dict[str, Any], key: str, trigger: dict[str, Any]) -> None:
         from cairn.services.pipelines.starting import start_pipeline_run  # Part A's
 
-        ctx = CommandContext(actor=ACTOR, idempotency_key=key, correlation_id=new_id())
+        ctx = CommandContext(actor=ACTOR, idempotency_key=key, correlation_id=new_id(), fence=self.lease)
         view = await start_pipeline_run(self.runtime, ctx, project=project, pipeline=pipeline_of(definition),
                                         params=definition["params"], trigger=trigger)
         log.info("pipelines: %s started %s/%s run %s", trigger["kind"], project, definition["name"],
@@ -211,14 +219,9 @@ async def start_triggers(app: FastAPI, runtime: ServiceRuntime) -> None:
     """Start the trigger task; its stop cancels it and closes the egress guard's client."""
     triggers = Triggers(app, runtime)
     app.state.triggers = triggers
-    task = asyncio.create_task(triggers.run(), name="pipelines-triggers")
 
     async def stop() -> None:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
         await triggers.egress.close()
 
-    runtime.defer(stop)
+    runtime.defer(stop)  # after the elector's stop (deferred next), which cancels the loop
+    await run_singleton(runtime, "pipelines.triggers", triggers.lead)

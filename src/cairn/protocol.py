@@ -136,8 +136,6 @@ def feedback_subject(project: str, deployment: str) -> str:
 KEY_BUCKET = "cairn-keys"
 # the gateway's web sessions (hashes of session ids), shared by all gateway replicas (issue 26)
 SESSIONS_BUCKET = "cairn-sessions"
-# singletons' leases (key: the singleton's name, value: holder, term, expires_at); `cairn status` reads it
-LEASES_BUCKET = "cairn-leases"
 
 # --- connecting to NATS (cairn.kernel.natstls) -----------------------------------------------------
 # CAIRN_NATS_URL may list several servers of a cluster, comma-separated; a client reconnects to
@@ -147,6 +145,11 @@ NATS_URL_ENV = "CAIRN_NATS_URL"
 NATS_TLS_CA_ENV = "CAIRN_NATS_TLS_CA"
 NATS_TLS_CERT_ENV = "CAIRN_NATS_TLS_CERT"
 NATS_TLS_KEY_ENV = "CAIRN_NATS_TLS_KEY"
+# leases of singletons (cairn.kernel.leader): key = the singleton's name, value JSON
+# {"holder": "<service>/<replica or 'main'>", "term": <int>, "expires_at": <unix seconds>}
+LEASE_BUCKET = "cairn-leases"
+# on an event a singleton appended: "<singleton>:<term>", the leader's fencing token
+H_LEADER_TERM = "Cairn-Leader-Term"
 
 # --- JetStream's error codes -----------------------------------------------------------------------
 STREAM_NAME_IN_USE = 10058  # creating a stream that exists (with another configuration)

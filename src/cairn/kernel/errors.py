@@ -78,6 +78,13 @@ class Unavailable(CairnError):
     code = "unavailable"
 
 
+class NotLeader(Unavailable):
+    """A singleton's action refused because this process no longer holds the singleton's lease
+    (another replica took it, or this one was paused past it): the current leader acts instead."""
+
+    code = "not_leader"
+
+
 class ConfigurationError(CairnError):
     """A process was started with settings it cannot run with (a missing or unreadable file, a
     port in use); the message names the setting and what to change. Raised at start, never for a

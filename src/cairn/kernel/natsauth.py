@@ -20,12 +20,13 @@ import re
 import secrets
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from cairn.kernel.errors import ConfigurationError
 from cairn.kernel.private_files import private_folder, write_private
+from cairn.protocol import LEASE_BUCKET
 
 ADMIN_USER = "admin"
 AGENT_USER = "agent"
@@ -147,6 +148,19 @@ PIPELINES_PERMISSIONS = Permissions(
     subscribe_allow=SERVICE_PERMISSIONS.subscribe_allow,
     publish_deny=("cairn.inference.>", "cairn.feedback.>"),
 )
+# Leases of singletons (cairn.kernel.leader): the narrowed services that run one (pipelines'
+# engine and triggers, the deployments controller, the monitor's actions) write their keys
+# (reads are direct gets, under $JS.API.>).
+LEASE_PUBLISH = f"$KV.{LEASE_BUCKET}.>"
+
+
+def _with_leases(perms: Permissions) -> Permissions:
+    return replace(perms, publish_allow=(*(perms.publish_allow or ()), LEASE_PUBLISH))
+
+
+PIPELINES_PERMISSIONS = _with_leases(PIPELINES_PERMISSIONS)
+DEPLOYMENTS_PERMISSIONS = _with_leases(DEPLOYMENTS_PERMISSIONS)
+MONITOR_PERMISSIONS = _with_leases(MONITOR_PERMISSIONS)
 NARROWED = {METRICS_USER: METRICS_PERMISSIONS, DEPLOYMENTS_USER: DEPLOYMENTS_PERMISSIONS,
             MONITOR_USER: MONITOR_PERMISSIONS, PIPELINES_USER: PIPELINES_PERMISSIONS}  # services whose rights are narrower than the service tier's
 
