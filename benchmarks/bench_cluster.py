@@ -195,7 +195,8 @@ def run_config(nodes: int, replicas: int, root: Path, args: argparse.Namespace, 
                 result["nats_failover"] = asyncio.run(nats_failover(cluster, gateway, token))
             state = json.loads((root / "data" / "run" / "state.json").read_text())
             result["scheduler_failover"] = asyncio.run(scheduler_failover(state, gateway, token, cluster))
-            if cluster is not None and args.standby_scheduler:
+            if cluster is not None and args.standby_scheduler:  # the scheduler restarted: its pid anew
+                state = json.loads((root / "data" / "run" / "state.json").read_text())
                 result["scheduler_standby"] = asyncio.run(standby_takeover(state, cluster, root / "data" / "logs"))
     finally:
         if proc is not None:

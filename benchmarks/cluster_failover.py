@@ -22,9 +22,7 @@ from cairn.kernel.envelope import Event
 from cairn.kernel.eventlog import EventLog, connect
 from cairn.kernel.natsauth import NatsCredentials
 from cairn.natsserver import free_port, wait_for_tcp
-from cairn.protocol import EVENTS_STREAM
-
-LEASE_BUCKET = "cairn-leases"  # cairn.protocol.LEASE_BUCKET once part B is on this branch
+from cairn.protocol import EVENTS_STREAM, LEASE_BUCKET
 
 DEADLINE_S = 90.0
 
@@ -148,7 +146,7 @@ async def scheduler_failover(state: dict, gateway: str, token: str, cluster: Nat
             return None
         nc = await connect(cluster.url, name="bench-lease", credentials=NatsCredentials.read(cluster.creds("admin")))
         try:
-            kv = await nc.jetstream(timeout=5).key_value("cairn-leases")
+            kv = await nc.jetstream(timeout=5).key_value(LEASE_BUCKET)
             entry = await kv.get("scheduler.dispatcher")
             return dict(json.loads(entry.value or b"{}"))
         except Exception:  # noqa: BLE001 - no bucket or no key: part B is not here
@@ -201,36 +199,61 @@ def start_standby_scheduler(state: dict, log_dir: Path) -> subprocess.Popen[byte
     return proc
 
 
+async def _until_new_term(cluster: NatsCluster, term: int, since: float) -> dict[str, Any]:
+    """Poll the dispatcher lease until its term passes ``term``: the new holder and how long."""
+    while (now := await read_lease(cluster)) is None or now["term"] <= term:
+        if time.monotonic() - since > DEADLINE_S:
+            return {"new_holder": None, "s_until_new_term": None}
+        await asyncio.sleep(0.05)
+    return {"new_holder": now["holder"], "new_term": now["term"], "s_until_new_term": round(time.monotonic() - since, 2)}
+
+
 async def standby_takeover(state: dict, cluster: NatsCluster, log_dir: Path) -> dict[str, Any]:
-    """Part B's leader election: two scheduler replicas; SIGKILL the holder of
-    ``scheduler.dispatcher`` twice and time each new term. A killed ``main`` is restarted by
-    ``cairn up`` and takes its own lease back at start, so it races the standby (lease + renew at
-    most); a killed ``r2`` is not restarted: that round is a standby's takeover alone."""
+    """Part B's leader election with two scheduler replicas, ``main`` (cairn up's, supervised)
+    and ``r2`` (started here, not supervised), in three steps, each timed until the
+    ``scheduler.dispatcher`` lease has a new term:
+
+    1. SIGKILL ``main`` holding the lease: cairn up restarts it and it takes its own lease back at
+       start, racing ``r2``, which may take it only after the lease runs out (lease + renew);
+    2. SIGSTOP ``main`` holding it (a frozen process): ``r2`` takes over when the lease runs out;
+       then SIGCONT, and ``main`` finds itself no longer leader;
+    3. SIGKILL ``r2`` holding it: ``main``, now the standby, takes over (a crash, no restart)."""
     standby = await asyncio.to_thread(start_standby_scheduler, state, log_dir)
-    rounds: list[dict[str, Any]] = []
+    steps: dict[str, Any] = {}
+
+    def main_pid() -> int:
+        return int(json.loads((log_dir.parent / "run" / "state.json").read_text())["services"]["scheduler"]["pid"])
+
+    async def live_lease(holder_suffix: str) -> dict:
+        deadline = time.monotonic() + DEADLINE_S
+        while (held := await read_lease(cluster)) is None or held["expires_at"] < time.time() \
+                or not held["holder"].endswith(holder_suffix):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no live scheduler.dispatcher lease held by *{holder_suffix} (last: {held})")
+            await asyncio.sleep(0.1)
+        return held
+
     try:
-        for _ in range(2):
-            deadline = time.monotonic() + DEADLINE_S
-            while (held := await read_lease(cluster)) is None or held["expires_at"] < time.time():
-                if time.monotonic() > deadline:
-                    return {"error": "no live scheduler.dispatcher lease in cairn-leases", "rounds": rounds}
-                await asyncio.sleep(0.1)
-            pid = standby.pid if held["holder"].endswith("/r2") else \
-                json.loads((log_dir.parent / "run" / "state.json").read_text())["services"]["scheduler"]["pid"]
-            killed = time.monotonic()
-            os.kill(pid, signal.SIGKILL)
-            while (now := await read_lease(cluster)) is None or now["term"] <= held["term"]:
-                if time.monotonic() - killed > DEADLINE_S:
-                    now = None
-                    break
-                await asyncio.sleep(0.05)
-            rounds.append({"killed": held["holder"], "term": held["term"],
-                           "new_holder": now and now["holder"], "new_term": now and now["term"],
-                           "s_until_new_term": round(time.monotonic() - killed, 2) if now else None})
-            if held["holder"].endswith("/r2"):
-                break  # the standby is gone: nothing left to fail over to but main's restart
+        held = await live_lease("/main")
+        killed = time.monotonic()
+        os.kill(main_pid(), signal.SIGKILL)
+        steps["main_killed_and_restarted"] = {"term": held["term"], **await _until_new_term(cluster, held["term"], killed)}
+        held = await live_lease("/main")
+        pid = main_pid()
+        stopped = time.monotonic()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            steps["main_frozen"] = {"term": held["term"], **await _until_new_term(cluster, held["term"], stopped)}
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        held = await live_lease("/r2")
+        killed = time.monotonic()
+        standby.kill()
+        steps["standby_holder_killed"] = {"term": held["term"], **await _until_new_term(cluster, held["term"], killed)}
+    except TimeoutError as err:
+        steps["error"] = str(err)
     finally:
         if standby.poll() is None:
             standby.kill()
         standby.wait()
-    return {"rounds": rounds}
+    return steps
