@@ -15,10 +15,12 @@ replicable service, ``cairn up --service-replicas R``) starts a real ``cairn up`
 - with ``--failover``, on the last cluster configuration: SIGKILL of the event stream's leader
   node while a raw appender and gateway clients write (time until appends succeed again, the
   longest gap in acknowledged commands), then SIGKILL of the scheduler (time until it is ready
-  again; the lease holder and term when the ``cairn-leases`` bucket exists).
+  again; the lease holder and term when the ``cairn-leases`` bucket exists); with
+  ``--standby-scheduler`` also a second scheduler replica and the dispatcher lease's handover.
 
 Usage: python benchmarks/bench_cluster.py [--configs 1x1,1x3,3x1,3x3] [--commands 1500]
-       [--concurrency 32] [--searches 300] [--failover] [--json out.json]
+       [--concurrency 32] [--searches 300] [--tokens 1] [--failover [--standby-scheduler]]
+       [--json out.json] [--keep DIR] | --table out.json
 """
 
 from __future__ import annotations
