@@ -17,7 +17,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cairn.protocol import KEY_BUCKET, SEAL_KEY_NAME
+from cairn.kernel.keybucket import bucket_key
+from cairn.protocol import SEAL_KEY_NAME
 
 PREFIX = "sealed:v1:"
 
@@ -42,19 +43,5 @@ def unseal(key: bytes, value: str, context: str) -> str:
 
 
 async def seal_key(js: Any, *, replicas: int = 1) -> bytes:
-    """The sealing key from ``cairn-keys`` (made here if it is not there yet; concurrent makers agree)."""
-    from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
-
-    try:
-        kv = await js.key_value(KEY_BUCKET)
-    except BucketNotFoundError:
-        kv = await js.create_key_value(bucket=KEY_BUCKET, history=1, replicas=replicas,
-                                       description="keys shared by Cairn's services (job tokens)")
-    try:
-        await kv.create(SEAL_KEY_NAME, secrets.token_bytes(32))
-    except KeyWrongLastSequenceError:
-        pass  # made before (or by a concurrent start): use that one
-    entry = await kv.get(SEAL_KEY_NAME)
-    if not entry.value or len(entry.value) != 32:
-        raise RuntimeError(f"NATS key-value {KEY_BUCKET}/{SEAL_KEY_NAME} holds no usable key")
-    return bytes(entry.value)
+    """The sealing key from ``cairn-keys`` (made on first use)."""
+    return await bucket_key(js, SEAL_KEY_NAME, replicas=replicas)
