@@ -18,7 +18,8 @@ def test_cairn_up_end_to_end(tmp_path: Path) -> None:
     try:
         up.wait_healthy()
         state = up.state()
-        pids = [state["nats_pid"]] + [s["pid"] for s in state["services"].values()]
+        pids = [state["nats_pid"]] + [s["pid"] for s in [*state["services"].values(), *state["helpers"].values()]]
+        assert set(state["helpers"]) == {"subscriber-sync"}
 
         token_file = data_dir / "admin.token"
         assert token_file.stat().st_mode & 0o777 == 0o600, "the first admin token is private to its owner"

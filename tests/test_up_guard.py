@@ -139,7 +139,7 @@ def test_a_nats_server_whose_port_was_taken_while_it_was_down_stops_the_platform
     up = start_up(tmp_path / "data").wait_healthy()
     state = up.state()
     nats_port = int(state["nats_url"].rsplit(":", 1)[1])
-    children = [state["nats_pid"], *(s["pid"] for s in state["services"].values())]
+    children = [state["nats_pid"], *(s["pid"] for s in [*state["services"].values(), *state["helpers"].values()])]
     os.kill(state["pid"], signal.SIGSTOP)  # the supervisor cannot restart NATS before the port is taken
     try:
         os.kill(state["nats_pid"], signal.SIGKILL)

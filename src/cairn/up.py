@@ -196,7 +196,10 @@ class Supervisor:
             "nats_url": self.nats_url,
             "nats_pid": self.nats.pid if self.nats else None,
             "services": {c.name: {"url": c.url, "pid": c.proc.pid if c.proc else None,
-                                  "restarts": c.restarts} for c in self.children},
+                                  "restarts": c.restarts} for c in self.children if c.url is not None},
+            # processes that serve no HTTP (the outside subscribers' users-file sync)
+            "helpers": {c.name: {"pid": c.proc.pid if c.proc else None, "restarts": c.restarts}
+                        for c in self.children if c.url is None},
         }
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
