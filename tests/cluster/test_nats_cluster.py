@@ -40,7 +40,7 @@ from cairn.cluster.certs import CA_CERT, Host, make_certs
 from cairn.cluster.config import Node, node_config, read_env_file
 from cairn.kernel import jobtoken
 from cairn.kernel.envelope import Event
-from cairn.kernel.errors import ConfigurationError
+from cairn.kernel.errors import ConfigurationError, Unavailable
 from cairn.kernel.eventlog import EventLog, connect
 from cairn.kernel.natsauth import AGENT_INBOX_PREFIX, NatsCredentials
 from cairn.kernel.natstls import client_tls_context
@@ -312,7 +312,7 @@ async def test_killing_the_stream_leader_loses_no_acknowledged_event(cluster: Cl
                 try:
                     acked[event.id] = (await log.append(event, expected_last_subject_seq=None)).sequence
                     break
-                except (nats_errors.Error, asyncio.TimeoutError):
+                except (nats_errors.Error, asyncio.TimeoutError, Unavailable):  # Unavailable: no stream leader answered
                     retried += 1
                     assert loop.time() < deadline, "no node took the append"
                     await asyncio.sleep(0.05)
