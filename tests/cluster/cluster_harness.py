@@ -43,8 +43,8 @@ from cairn.kernel.natstls import client_tls_context
 from cairn.natsserver import nats_server_binary
 from cairn.protocol import NATS_TLS_CA_ENV
 from cairn.up import SERVICES, service_wiring
-
 from cluster.netns import Network, enter
+
 from platform_harness import START_TIMEOUT_S, signed_headers
 
 CORE = ("h1", "h2", "h3")
@@ -223,12 +223,33 @@ class Cluster:
         self.token = token_file.read_text().strip()
         for host in CORE[1:]:
             self.start_service(host, "gateway")
-        self.start_site()
+        if "nats" not in self.procs.get(SITE, {}):
+            self.start_site()
         self.wait_ready()
+
+    def start_agent(self, queue: str) -> None:
+        """``cairn agent`` at the site: NATS through the site's leaf server only, HTTP to h1's
+        gateway (to register and report, as any client does)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+        env["CAIRN_LOG_LEVEL"] = "warning"
+        argv = [sys.executable, "-m", "cairn.cli.main", "--url", self.url(SINGLETON_HOST, "gateway"), "agent",
+                "--queue", queue, "--cpus", "2", "--memory", "2Gi", "--gpus", "0", "--name", "lab-agent",
+                "--work-dir", str(self.root / "agent"), "--token", self.token, "--grace", "2",
+                "--nats-url", f"nats://127.0.0.1:{SITE_PORT}"]
+        self._popen(SITE, "agent", argv, env)
+        log = self._log(SITE, "agent")
+        self.wait(lambda: "ready" in log.read_text(errors="replace"), "the site's agent is ready", check_alive=True)
 
     def kill_host(self, host: str) -> None:
         for proc in self.procs.pop(host, {}).values():
             kill_group(proc)
+
+    def kill_cluster(self) -> None:
+        """SIGKILL every process of the cluster: the core hosts' and the site's nats-server (the
+        site's agent is a worker machine, a client: it stays and reconnects)."""
+        for host in CORE:
+            self.kill_host(host)
+        kill_group(self.procs[SITE].pop("nats"))
 
     def kill_all(self) -> None:
         for host in list(self.procs):

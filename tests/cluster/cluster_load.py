@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from cairn.core.fingerprint import blake3
+from cairn.protocol import H_CAIRN_MIN_SEQ, H_CAIRN_SEQ
 from cairn.sdk.tls import tls_context
 
 RETRY_STATUSES = (502, 503, 504)
@@ -55,11 +56,14 @@ class Load:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._rounds = 0
+        self.last_seq = 0  # the highest Cairn-Seq answered: sent as Cairn-Min-Seq
 
     def call(self, method: str, path: str, *, start: int = 0, key: str | None = None,
              **kwargs: Any) -> dict[str, Any]:
         """One write (or read) through any gateway, retried on the next until answered."""
         headers = {"Authorization": f"Bearer {self.token}", "Idempotency-Key": key or uuid.uuid4().hex}
+        if self.last_seq:  # read-your-writes across gateways, as the SDK does (docs/cluster.md)
+            headers[H_CAIRN_MIN_SEQ] = str(self.last_seq)
         first_failure: float | None = None
         deadline = time.monotonic() + REQUEST_DEADLINE_S
         attempt = start
@@ -84,6 +88,9 @@ class Load:
         if first_failure is not None:
             with self._lock:
                 self.spans.append((first_failure, time.monotonic()))
+        if H_CAIRN_SEQ in answer.headers:
+            with self._lock:
+                self.last_seq = max(self.last_seq, int(answer.headers[H_CAIRN_SEQ]))
         if answer.status_code >= 400:
             raise AssertionError(f"{method} {path}: {answer.status_code} {answer.text[:500]}")
         return dict(answer.json()) if answer.content else {}

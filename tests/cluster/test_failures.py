@@ -18,20 +18,14 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import loopback
 import pytest
+from nats import errors as nats_errors
 
-from cairn.kernel.eventlog import connect
-from cairn.kernel.natsauth import NatsCredentials
-from cairn.kernel.natstls import client_tls_context
-from cairn.protocol import EVENTS_STREAM, H_CAIRN_MIN_SEQ, NATS_TLS_CA_ENV
-
-from cluster.cluster_harness import CORE, DEADLINE_S, REPLICATED, SITE, Cluster
+from cairn.protocol import EVENTS_STREAM
+from cluster.cluster_checks import check_everything
+from cluster.cluster_harness import CORE, SITE, Cluster
 from cluster.cluster_load import JOB_QUEUE, Load
 from cluster.netns import Network, netns_possible
 
@@ -53,6 +47,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         state.configure()
         started = time.monotonic()
         state.start()
+        state.start_agent(JOB_QUEUE)
         print(f"\ncluster of {len(CORE)} hosts and a leaf site ready in {time.monotonic() - started:.1f}s")
         yield state
     finally:
@@ -69,7 +64,84 @@ def load(cluster: Cluster) -> Load:
     return load
 
 
+def report(name: str, load: Load, since: float) -> None:
+    windows[name] = load.window(since)
+    print(f"\n{name}: writes failed for {windows[name]:.1f}s; {load.rounds} rounds, {load.retried} tries retried")
+
+
+async def lead_events_stream(cluster: Cluster, node: str, deadline_s: float = 15.0) -> bool:
+    """Ask the event stream's leader to step down in favour of ``node`` (so that killing that host
+    kills the leader the writers use); best effort within a deadline: whether it leads."""
+    nc = await cluster.admin()
+    try:
+        js = nc.jetstream(timeout=5)
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            try:
+                if (await js.stream_info(EVENTS_STREAM)).cluster.leader == node:  # type: ignore[union-attr]
+                    return True
+                await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{EVENTS_STREAM}",
+                                 json.dumps({"placement": {"preferred": node}}).encode(), timeout=5)
+            except (nats_errors.Error, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(0.5)
+        return False
+    finally:
+        await nc.close()
+
+
 def test_the_cluster_takes_writes_through_every_gateway(cluster: Cluster, load: Load) -> None:
     for writer in range(len(CORE)):
         load.round(0, writer)
-    assert len(load.acked.runs) == len(CORE)
+    check_everything(cluster, load, rebuild_on="h1")
+
+
+def test_1_sigkill_of_every_process_of_a_host_and_its_restart(cluster: Cluster, load: Load) -> None:
+    """h3 (the event stream's leader, a registry and a lineage replica, a gateway) dies at once
+    under load; the site's agent completes a job meanwhile; h3 comes back and catches up."""
+    leads = asyncio.run(lead_events_stream(cluster, "n3"))
+    with load.running():
+        load.wait_rounds(3)
+        since = time.monotonic()
+        cluster.kill_host("h3")
+        load.wait_rounds(3)
+        job = load.call("POST", f"/scheduler/projects/{PROJECT}/jobs",
+                        json={"command": ["sh", "-c", "echo from the site"], "code": None, "queue": JOB_QUEUE})
+        load.acked.jobs.append(job["id"])
+        cluster.wait(lambda: load.call("GET", f"/scheduler/projects/{PROJECT}/jobs/{job['id']}")["status"]
+                     == "succeeded", "the site's agent completes a job while h3 is down")
+        cluster.start_host("h3")
+        cluster.wait_ready(("h3",))
+        load.wait_rounds(2)
+    report(f"host killed (n3 {'led' if leads else 'did not lead'} the event stream)", load, since)
+    check_everything(cluster, load, rebuild_on="h3")
+
+
+def test_2_a_host_cut_off_the_network_and_healed(cluster: Cluster, load: Load) -> None:
+    """h2's link goes down for CUT_OFF_S while the load runs (its processes keep running, cut off
+    from every peer), then comes back; h2's replicas catch up."""
+    with load.running():
+        load.wait_rounds(2)
+        since = time.monotonic()
+        cluster.net.cut("h2")
+        try:
+            while time.monotonic() - since < CUT_OFF_S:  # the load goes on through h1 and h3
+                load.wait_rounds(1)
+        finally:
+            cluster.net.heal("h2")
+        cluster.wait_ready(("h2",))
+        load.wait_rounds(2)
+    report(f"host cut off for {CUT_OFF_S:.0f}s", load, since)
+    check_everything(cluster, load, rebuild_on="h2")
+
+
+def test_4_the_whole_cluster_restarted(cluster: Cluster, load: Load) -> None:
+    """Every process of the cluster SIGKILLed under load and started again; the load resumes."""
+    with load.running():
+        load.wait_rounds(2)
+        since = time.monotonic()
+        cluster.kill_cluster()
+        cluster.start()
+        load.wait_rounds(2)
+    report("whole cluster restarted", load, since)
+    check_everything(cluster, load, rebuild_on="h1")

@@ -24,7 +24,7 @@ import nats
 from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
 
 from cairn.kernel.consistency import note_appended
 from cairn.kernel.envelope import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, Event
@@ -102,6 +102,8 @@ async def connect(url: str, *, name: str = "cairn", timeout: float = 30.0,
     if tls is not None:
         auth["tls"] = tls
     await _check_credentials(answering, name, auth)
+    if len(servers) > 1:  # a cluster: notice a node cut off the network (see CLUSTER_PING_INTERVAL_S)
+        auth.update(ping_interval=CLUSTER_PING_INTERVAL_S, max_outstanding_pings=2)
     return await nats.connect(
         servers if len(servers) > 1 else servers[0],
         name=name,
@@ -112,6 +114,13 @@ async def connect(url: str, *, name: str = "cairn", timeout: float = 30.0,
         **auth,
     )
 
+
+
+# A node cut off the network leaves its clients' TCP connections open but dead: nothing is refused,
+# publishes just go unanswered. nats-py notices only by its pings (default every 120 s, two
+# unanswered), so a service stayed on a cut-off node for about four minutes, failing every write
+# (tests/cluster/test_failures.py). Every 5 s, it moves to another node within about 15 s.
+CLUSTER_PING_INTERVAL_S = 5
 
 async def _check_credentials(url: str, name: str, auth: dict[str, Any]) -> None:
     """One connection without retries, to tell refused credentials from a server that is down."""
@@ -197,6 +206,11 @@ class EventLog:
                     details={"aggregate": event.aggregate, "id": event.aggregate_id},
                 ) from None
             raise
+        except (NoStreamResponseError, nats_errors.NoRespondersError, nats_errors.TimeoutError) as err:
+            # no stream leader for a moment (its node died, an election runs): not acknowledged, so
+            # a 503 for the client to send again; the same Idempotency-Key (Nats-Msg-Id) appends once
+            raise Unavailable(f"the event log did not acknowledge the {event.type} event ({type(err).__name__}): "
+                              "it is electing a leader or reconnecting; retry", details={"retry_after": 1}) from None
         if self.stream == EVENTS_STREAM:  # the sequence a reader on another replica may wait for
             note_appended(ack.seq)
         return Appended(sequence=ack.seq, duplicate=bool(ack.duplicate))

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
+from nats import errors as nats_errors
 from nats.aio.msg import Msg
 from nats.js import api as js_api
 from nats.js.errors import NotFoundError
@@ -338,7 +339,7 @@ class ProjectionRunner:
         if self.applied >= sequence:
             return
         if check_first and self.filter_subjects:
-            await self._skip_unread()
+            await self._ask_pending()
             if self.applied >= sequence:
                 return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -378,7 +379,16 @@ class ProjectionRunner:
                 raise asyncio.TimeoutError
             await asyncio.wait({future}, timeout=min(0.2, left))
             if not future.done():
-                await self._skip_unread()
+                await self._ask_pending()
+
+    async def _ask_pending(self) -> None:
+        """``_skip_unread`` for a waiting reader: a server that does not answer (the stream has no
+        leader for a moment: a node died) decides nothing, and the wait goes on to its deadline
+        (a 503 then, not a 500 now)."""
+        try:
+            await self._skip_unread()
+        except (nats_errors.Error, asyncio.TimeoutError) as err:
+            log.debug("projection=%s pending_check_error=%r", self.durable, err)
 
     async def rebuild(self) -> int:
         """Drop the read model and replay the whole log into it; returns the sequence reached."""
