@@ -56,9 +56,10 @@ class Load:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._rounds = 0
+        self._calls = 0
         self.last_seq = 0  # the highest Cairn-Seq answered: sent as Cairn-Min-Seq
 
-    def call(self, method: str, path: str, *, start: int = 0, key: str | None = None,
+    def call(self, method: str, path: str, *, start: int | None = None, key: str | None = None,
              **kwargs: Any) -> dict[str, Any]:
         """One write (or read) through any gateway, retried on the next until answered."""
         headers = {"Authorization": f"Bearer {self.token}", "Idempotency-Key": key or uuid.uuid4().hex}
@@ -66,7 +67,9 @@ class Load:
             headers[H_CAIRN_MIN_SEQ] = str(self.last_seq)
         first_failure: float | None = None
         deadline = time.monotonic() + REQUEST_DEADLINE_S
-        attempt = start
+        with self._lock:  # spread over the gateways, as a balancer would
+            self._calls += 1
+            attempt = self._calls if start is None else start
         with httpx.Client(timeout=TIMEOUT, verify=tls_context()) as http:
             while True:
                 gateway = self.gateways[attempt % len(self.gateways)]
@@ -98,26 +101,26 @@ class Load:
     def round(self, number: int, writer: int) -> None:
         """One round of writes; each acknowledged write recorded."""
         p = self.project
-        run = self.call("POST", f"/registry/projects/{p}/runs", json={"name": f"w{writer}-{number}"}, start=writer)
+        run = self.call("POST", f"/registry/projects/{p}/runs", json={"name": f"w{writer}-{number}"})
         run_id = run["id"]
         with self._lock:
             self.acked.runs.append(run_id)
         params = {"lr": str(number), "writer": str(writer)}
-        self.call("POST", f"/registry/projects/{p}/runs/{run_id}/params", json={"params": params}, start=writer)
+        self.call("POST", f"/registry/projects/{p}/runs/{run_id}/params", json={"params": params})
         with self._lock:
             self.acked.params[run_id] = params
         points = [{"key": "loss", "value": 1.0 / (step + 1), "step": step} for step in range(5)]
         self.call("POST", f"/metrics/projects/{p}/runs/{run_id}/metrics",
-                  json={"batch_id": uuid.uuid4().hex, "points": points}, start=writer)
+                  json={"batch_id": uuid.uuid4().hex, "points": points})
         with self._lock:
             self.acked.points[run_id] = len(points)
         body = f"{p} {run_id} {uuid.uuid4().hex}".encode()
         digest = blake3(body).hex()
-        self.call("PUT", f"/artifacts/projects/{p}/blobs/{digest}", content=body, start=writer)
+        self.call("PUT", f"/artifacts/projects/{p}/blobs/{digest}", content=body)
         with self._lock:
             self.acked.blobs.append(digest)
         if number % 3 == 0:
-            job = self.call("POST", f"/scheduler/projects/{p}/jobs", start=writer,
+            job = self.call("POST", f"/scheduler/projects/{p}/jobs",
                             json={"command": ["sh", "-c", "echo attempt $CAIRN_ATTEMPT"], "code": None,
                                   "queue": JOB_QUEUE})
             with self._lock:
