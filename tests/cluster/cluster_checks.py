@@ -99,8 +99,8 @@ def check_read_models(cluster: Cluster, load: Load) -> None:
             got = {k: str(v) for k, v in (runs[run_id].get("params") or {}).items()}
             assert got == params, f"registry on {host}: run {run_id} params {got} != {params}"
     for run_id, points in load.acked.points.items():
-        answer = load.call("GET", f"/metrics/projects/{load.project}/runs/{run_id}/metrics", params={"key": "loss"})
-        assert answer["total"] == points, f"run {run_id}: {answer['total']} points of loss, {points} acknowledged"
+        history = load.call("GET", f"/metrics/projects/{load.project}/runs/{run_id}/metrics", params={"key": "loss"})
+        assert history["total"] == points, f"run {run_id}: {history['total']} points of loss, {points} acknowledged"
     for job_id in load.acked.jobs:
         cluster.wait(lambda j=job_id: load.call("GET", f"/scheduler/projects/{load.project}/jobs/{j}")["status"]
                      in FINAL_JOB_STATES, f"job {job_id} finishes")

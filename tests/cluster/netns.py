@@ -91,7 +91,7 @@ def free_subnet() -> ipaddress.IPv4Network:
     used = [ipaddress.ip_network(m, strict=False) for m in re.findall(r"(\d+\.\d+\.\d+\.\d+/\d+)", text)]
     rng = random.Random()
     for _ in range(200):
-        candidate = ipaddress.ip_network(f"10.{rng.randrange(64, 250)}.{rng.randrange(1, 255)}.0/24")
+        candidate = ipaddress.IPv4Network(f"10.{rng.randrange(64, 250)}.{rng.randrange(1, 255)}.0/24")
         if not any(candidate.overlaps(net) for net in used):
             return candidate
     raise RuntimeError("no free private /24 found for the test network")
