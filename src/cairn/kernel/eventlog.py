@@ -24,7 +24,7 @@ import nats
 from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from cairn.kernel.consistency import note_appended
 from cairn.kernel.envelope import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, Event
@@ -206,11 +206,6 @@ class EventLog:
                     details={"aggregate": event.aggregate, "id": event.aggregate_id},
                 ) from None
             raise
-        except (NoStreamResponseError, nats_errors.NoRespondersError, nats_errors.TimeoutError) as err:
-            # no stream leader for a moment (its node died, an election runs): not acknowledged, so
-            # a 503 for the client to send again; the same Idempotency-Key (Nats-Msg-Id) appends once
-            raise Unavailable(f"the event log did not acknowledge the {event.type} event ({type(err).__name__}): "
-                              "it is electing a leader or reconnecting; retry", details={"retry_after": 1}) from None
         if self.stream == EVENTS_STREAM:  # the sequence a reader on another replica may wait for
             note_appended(ack.seq)
         return Appended(sequence=ack.seq, duplicate=bool(ack.duplicate))

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.envelope import H_ACTOR, H_CORRELATION, H_TRACEPARENT
-from cairn.kernel.errors import CairnError, InvalidInput, Unavailable
+from cairn.kernel.errors import CairnError, InvalidInput, Unavailable, nats_unavailable
 from cairn.kernel.http import validation_error_body
 from cairn.kernel.ids import new_id
 from cairn.kernel.telemetry import inject, span_from
@@ -95,6 +95,10 @@ class CommandServer:
                 answer: dict[str, Any] = {"result": await self.commands[name](payload, ctx)}
             except CairnError as err:
                 answer = {**err.to_body(), "status": err.status}
+            except nats_unavailable() as err:  # the event log for a moment: the caller may retry
+                unavailable = Unavailable(f"the event log did not answer ({type(err).__name__}); retry",
+                                          details={"retry_after": 1})
+                answer = {**unavailable.to_body(), "status": unavailable.status}
             except ValidationError as err:
                 answer = {**validation_error_body(err.errors()), "status": 422}
             except orjson.JSONDecodeError:
