@@ -17,7 +17,9 @@ the other, the order alternating by round, so load from other jobs falls on both
 Cairn uploads go into a fresh project each round, so every byte is sent again. MB/s = 10^6
 bytes/s; the median of ``--rounds``; ratio = Cairn / MLflow; the load average is printed before
 and after. ``--hop`` also times a 256 MiB download through the gateway and straight from the
-artifacts service (fs), the cost of the gateway's hop.
+artifacts service (fs), the cost of the gateway's hop. For ``s3`` the small files are also moved
+with boto3 alone (8 threads, straight to SeaweedFS, ``[boto3 only]``): the store's own ceiling,
+which neither server can pass.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -153,6 +156,10 @@ def run_backend(backend: str, args: argparse.Namespace, work: Path, mlflow_local
                     order = [("cairn", cairn_fn), ("mlflow", mlflow_fn)]
                     for side, fn in order if r % 2 == 0 else order[::-1]:
                         results[(backend, case, side)].append(timed(fn, nbytes))
+                if server is not None:  # the store's own ceiling for the small files, no server between
+                    raw_s3_round(server.client(), f"raw{r}", small_files,
+                                 results.setdefault((backend, f"{args.small} x 1 MiB up [boto3 only]", "cairn"), []),
+                                 results.setdefault((backend, f"{args.small} x 1 MiB down [boto3 only]", "cairn"), []))
                 if args.hop and backend == "fs":
                     via = timed(lambda: _raw_get(f"{plat.gateway}/api/v1/artifacts", plat.headers, big_digest), big_bytes)
                     direct = timed(lambda: _raw_get(plat.service_url("artifacts"), plat.service_headers, big_digest),
@@ -166,6 +173,20 @@ def run_backend(backend: str, args: argparse.Namespace, work: Path, mlflow_local
         stack.close()
         if server is not None:
             server.stop()
+
+
+def raw_s3_round(s3: Any, prefix: str, files: list[Path], up: list[float], down: list[float]) -> None:
+    """The small files into and out of the bucket with boto3 alone, 8 threads (MB/s each way)."""
+    nbytes = sum(p.stat().st_size for p in files)
+    up.append(timed(lambda: _pool(lambda p: s3.put_object(Bucket="bench", Key=f"{prefix}/{p.name}",
+                                                          Body=p.read_bytes()), files), nbytes))
+    down.append(timed(lambda: _pool(lambda p: s3.get_object(Bucket="bench", Key=f"{prefix}/{p.name}")["Body"].read(),
+                                    files), nbytes))
+
+
+def _pool(work: Callable[[Path], object], files: list[Path]) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, files))
 
 
 def _raw_get(base: str, headers: dict[str, str], digest: str) -> None:

@@ -39,6 +39,7 @@ async def start_verifier(app: FastAPI, runtime: Any) -> None:
             if result["corrupt"]:
                 log.warning("corrupt blobs found (re-upload the originals to repair): %s", result["corrupt"])
 
+    # safe on every replica, no lease (cairn.kernel.leader): the check only reads blobs and reports
     task = asyncio.create_task(loop(), name="artifacts-verify")
 
     async def stop() -> None:

@@ -3,11 +3,9 @@ follower and the replica-set reconciler."""
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import suppress
-
 from fastapi import FastAPI
 
+from cairn.kernel.leader import Lease, run_singleton
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.deployments.api import router
@@ -45,14 +43,13 @@ async def start_background(app: FastAPI, runtime: ServiceRuntime) -> None:
         reconciler = Reconciler(store, client)
         sweeper = ReplicaSweeper(store, client, runtime.commands.execute)
         passes += [reconciler.reconcile, sweeper.sweep]
-    task = asyncio.create_task(watch(lambda: runtime.runner.applied, passes))
 
-    async def stop() -> None:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
 
-    runtime.defer(stop)
+    async def lead(_: Lease) -> None:
+        # a singleton: two replicas reconciling one replica set would both start the missing replica
+        await watch(lambda: runtime.runner.applied, passes)
+
+    await run_singleton(runtime, "deployments.controller", lead)
 
 
 def create_app(settings: DeploymentsSettings | None = None) -> FastAPI:

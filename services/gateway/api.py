@@ -13,6 +13,7 @@ from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import Forbidden, InvalidInput, NotFound
 from cairn.kernel.identity import ACCOUNT, ADMIN, VIEWER, current_caller, requires
 from cairn.kernel.ids import FREE_TEXT_PATTERN, PROJECT_NAME_PATTERN, URL_PATTERN, new_id
+from cairn.kernel.sealing import seal
 from cairn.kernel.telemetry import current_traceparent
 from cairn.services.gateway import domain
 from cairn.services.gateway.audit import audit_page, audit_page_desc
@@ -162,9 +163,10 @@ async def create_webhook(project: ProjectName, body: WebhookCreate, request: Req
     rt = request.app.state.runtime
     await request.app.state.egress.check_url(body.url)  # 422 naming the address and why, if refused
     webhook_id, secret = new_id(), "whsec_" + secrets.token_urlsafe(32)
+    sealed = seal(request.app.state.seal_key, secret, webhook_id)  # project subscribers read the event
     await rt.commands.execute(_ctx(request, caller), project=project, aggregate="webhook", aggregate_id=webhook_id,
                               decide=lambda s: domain.create_webhook(
-                                  s, webhook_id=webhook_id, url=body.url, types=body.types, secret=secret))
+                                  s, webhook_id=webhook_id, url=body.url, types=body.types, secret=sealed))
     created = next(h for h in rt.store.webhooks(project) if h["id"] == webhook_id)
     return {**created, "secret": secret}
 

@@ -29,13 +29,21 @@ from cairn.kernel.eventlog import EventLog
 from cairn.kernel.identity import INTERNAL_KIND, SIGNED_IN, Signer
 from cairn.kernel.identity import Caller as Identity
 from cairn.kernel.ids import NAME_RE, new_id
+from cairn.kernel.sealing import seal_key
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.protocol import ACCESS_SEQUENCE_HEADER, H_CAIRN_MIN_SEQ, H_CAIRN_SEQ
 from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.apidocs import serve_api_docs
-from cairn.services.gateway.auth import JOB_KIND, Principal, authenticate_request, new_token
+from cairn.services.gateway.auth import (
+    JOB_KIND,
+    TOKEN_PREFIX,
+    Principal,
+    authenticate_request,
+    hash_secret,
+    new_token,
+)
 from cairn.services.gateway.cluster import router as cluster_router
 from cairn.services.gateway.events import event_stream
 from cairn.services.gateway.limits import body_limits, tiered_limits
@@ -50,6 +58,7 @@ from cairn.services.gateway.sequences import CallerSequences
 from cairn.services.gateway.sessions import SESSION_COOKIE, SessionStore, session_principal
 from cairn.services.gateway.sessions import router as sessions_router
 from cairn.services.gateway.store import GatewayStore
+from cairn.services.gateway.subscribers import router as subscribers_router
 from cairn.services.gateway.webhooks import WebhookDispatcher
 from cairn.services.gateway.webui import serve_web_app
 
@@ -114,6 +123,19 @@ class GatewaySettings(ServiceSettings):
         return value
 
 
+def preset_admin_token(path: Path) -> tuple[str, str, str] | None:
+    """(token id, token, secret hash) of a site-admin token that a deployment put in
+    ``<data dir>/admin.token`` before the platform's first start (so that agents on other machines
+    can be given it without fetching anything back), or None when there is none."""
+    if not path.exists():
+        return None
+    token = path.read_text().strip()
+    token_id, sep, secret = token.removeprefix(TOKEN_PREFIX).partition("_")
+    if not token.startswith(TOKEN_PREFIX) or not sep or not token_id or len(secret) < 32:
+        return None  # not a token: made anew and written over, as before
+    return token_id, token, hash_secret(secret)
+
+
 async def bootstrap_admin_token(rt: ServiceRuntime, data_dir: Path) -> None:
     """On first start (no token anywhere), create a site-admin token for user ``admin`` and write
     it to ``<data dir>/admin.token``, readable only by its owner. No default passwords."""
@@ -121,12 +143,18 @@ async def bootstrap_admin_token(rt: ServiceRuntime, data_dir: Path) -> None:
     store: GatewayStore = rt.store  # type: ignore[assignment]
     if store.any_token():
         return
-    token_id, token, secret_hash = new_token()
-    await rt.commands.execute(CommandContext(actor="cairn-up"), project=domain.SITE, aggregate="user",
+    path = data_dir / ADMIN_TOKEN_FILE
+    preset = preset_admin_token(path)
+    token_id, token, secret_hash = preset or new_token()
+    # a token written by the deployment (infra/terraform/modules/hosts) before the first start: every
+    # gateway registers the same one, so the same idempotency key makes it one event
+    key = f"admin-bootstrap-{token_id}" if preset else None
+    await rt.commands.execute(CommandContext(actor="cairn-up", idempotency_key=key), project=domain.SITE, aggregate="user",
                               aggregate_id="admin", decide=lambda s: domain.create_token(
                                   s, user="admin", token_id=token_id, secret_hash=secret_hash, kind="user",
                                   site_admin=True, expires_at=None, description="first site admin (cairn up)"))
-    path = data_dir / ADMIN_TOKEN_FILE
+    if preset:
+        return
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -154,6 +182,7 @@ async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
     the first site-admin token, and the webhooks' dispatcher."""
     settings: GatewaySettings = app.state.settings
     app.state.job_key = await jobtoken.shared_key(runtime.log.js, replicas=runtime.log.replicas)
+    app.state.seal_key = await seal_key(runtime.log.js, replicas=runtime.log.replicas)  # webhook secrets
     app.state.proxy = ServiceProxy(settings.services, runtime.signer)
     app.state.sequences = CallerSequences()
     runtime.defer(app.state.proxy.close)
@@ -165,6 +194,7 @@ async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
     dispatcher = WebhookDispatcher(runtime.log, runtime.store, runtime.commands, projection=runtime.runner,
                                    data_dir=settings.data_dir, egress=app.state.egress,
                                    attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s)
+    dispatcher.queues.seal_key = app.state.seal_key
     await dispatcher.start()
     runtime.defer(dispatcher.stop)
     app.state.webhooks = dispatcher
@@ -245,6 +275,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.include_router(access_router, dependencies=[Depends(caller)])
     app.include_router(cluster_router, dependencies=[Depends(caller)])  # cairn status: docs/cluster.md
+    app.include_router(subscribers_router, dependencies=[Depends(caller)])  # NATS event subscribers: docs/cluster.md
     app.include_router(sessions_router)  # sign in / out of the web UI: docs/ui.md
     app.include_router(mlflow_traces_router)  # MLflow's trace API (v3, trace artifacts): docs/traces.md
     app.include_router(otlp_router)  # OTLP/HTTP spans at /v1/traces, MLflow's /version: docs/traces.md

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from nats.js.errors import BucketNotFoundError, NoKeysError
 
 from cairn.kernel.identity import SITE_ADMIN, requires
-from cairn.protocol import LEASES_BUCKET
+from cairn.protocol import LEASE_BUCKET
 
 router = APIRouter(prefix="/api/v1/status", tags=["ops"])
 PROBE_TIMEOUT_S = 2.0  # per service replica's /healthz and per JetStream API request
@@ -145,7 +145,7 @@ def nodes_report(server_info: dict[str, Any], streams: list[dict[str, Any]],
 async def leaders_report(js: Any, now: float) -> list[dict[str, Any]]:
     """Each singleton's lease in ``cairn-leases``; none when the bucket does not exist."""
     try:
-        kv = await js.key_value(LEASES_BUCKET)
+        kv = await js.key_value(LEASE_BUCKET)
         keys = await kv.keys()
     except (BucketNotFoundError, NoKeysError):
         return []

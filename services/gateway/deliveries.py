@@ -35,6 +35,7 @@ import aiohttp
 from cairn.kernel.commands import CommandContext, CommandHandler
 from cairn.kernel.egress import Egress
 from cairn.kernel.errors import InvalidInput
+from cairn.kernel.sealing import is_sealed, unseal
 from cairn.kernel.store import SqliteStore
 from cairn.services.gateway import domain
 from cairn.services.gateway.signing import sign
@@ -125,6 +126,7 @@ class DeliveryQueues:
         self.attempts = attempts
         self.backoff_s = backoff_s
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self.seal_key: bytes | None = None  # opens sealed signing secrets (cairn.kernel.sealing)
 
     def waiting(self) -> set[str]:
         """Webhooks with queued deliveries (at start: what a stop or crash left queued)."""
@@ -199,6 +201,12 @@ class DeliveryQueues:
                 log.exception("webhook=%s seq=%d delivery_error", webhook_id, delivery.sequence)
                 await asyncio.sleep(DEAD_LETTER_RETRY_S)
 
+    def _secret(self, hook: dict[str, Any]) -> str:
+        """The signing secret; the event of record keeps it sealed (docs/cluster.md)."""
+        if self.seal_key is None or not is_sealed(hook["secret"]):
+            return str(hook["secret"])
+        return unseal(self.seal_key, hook["secret"], hook["id"])
+
     async def _deliver(self, hook: dict[str, Any], delivery: Delivery) -> None:
         """Try a delivery up to ``attempts`` times, then dead-letter it; the row goes either way."""
         error = ""
@@ -211,7 +219,7 @@ class DeliveryQueues:
                     return  # deleted while we waited: the next _drain turn drops its queue
             headers = {"Content-Type": "application/json", "Cairn-Event-Type": delivery.event_type,
                        "Cairn-Delivery": delivery.delivery_id, "Cairn-Delivery-Attempt": str(attempt),
-                       "Cairn-Signature": sign(hook["secret"], delivery.body, int(time.time()))}
+                       "Cairn-Signature": sign(self._secret(hook), delivery.body, int(time.time()))}
             started, clock = time.time(), time.monotonic()
             status: int | None = None
             try:

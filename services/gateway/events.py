@@ -20,6 +20,7 @@ HEARTBEAT_S = 15.0
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "webhook.created": ("secret",),  # the webhook's signing secret, shown once to its creator
     "token.created": ("secret_hash",),  # the hash the gateway checks tokens against
+    "event_subscriber.issued": ("password_hash",),  # the bcrypt hash NATS checks a subscriber against
 }
 
 

@@ -9,10 +9,12 @@ import sqlite3
 
 from cairn.kernel.envelope import Event, subject_for
 from cairn.kernel.store import EventHandlers, SnapshotProjection, load_state
+from cairn.protocol import SUBSCRIBER_AGGREGATE
+from cairn.services.gateway import subscribers
 from cairn.services.gateway.domain import EVOLVERS, evolve_membership
 
 # the events the gateway's projection reads; ``project`` for the first admin in project.created v2
-AGGREGATES = ("user", "membership", "webhook", "project")
+AGGREGATES = ("user", "membership", "webhook", "project", SUBSCRIBER_AGGREGATE)
 HANDLERS = EventHandlers()
 handles = HANDLERS.handles
 
@@ -36,7 +38,7 @@ class GatewayProjection(SnapshotProjection):
 
 def projection() -> SnapshotProjection:
     """A fresh entry point for one gateway instance (its batch cache is its own)."""
-    return GatewayProjection(EVOLVERS, HANDLERS)
+    return GatewayProjection({**EVOLVERS, SUBSCRIBER_AGGREGATE: subscribers.evolve}, HANDLERS)
 
 
 @handles("token.created")
@@ -99,3 +101,18 @@ def _delivery_failed(conn: sqlite3.Connection, e: Event) -> None:
 def _replay_requested(conn: sqlite3.Connection, e: Event) -> None:
     conn.executemany("DELETE FROM dead_letters WHERE webhook_id=? AND sequence=?",
                      [(e.data["webhook_id"], s) for s in e.data["sequences"]])
+
+
+@handles("event_subscriber.issued")
+def _subscriber_issued(conn: sqlite3.Connection, e: Event) -> None:
+    """Outside event subscribers (services/gateway/subscribers.py); the password hash tells the
+    issuing request whether its own attempt was recorded (never shown)."""
+    d = e.data
+    conn.execute("INSERT OR REPLACE INTO event_subscribers VALUES(?, ?, ?, 0, ?, ?, NULL, NULL, ?)",
+                 (d["name"], json.dumps(d["projects"]), d["expires_at"], e.time, e.actor, d["password_hash"]))
+
+
+@handles("event_subscriber.revoked")
+def _subscriber_revoked(conn: sqlite3.Connection, e: Event) -> None:
+    conn.execute("UPDATE event_subscribers SET revoked=1, revoked_at=?, revoked_by=? WHERE name=?",
+                 (e.time, e.actor, e.data["name"]))

@@ -25,6 +25,9 @@ CREATE TABLE IF NOT EXISTS webhooks (
 CREATE TABLE IF NOT EXISTS dead_letters (
     webhook_id TEXT NOT NULL, sequence INTEGER NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL,
     time TEXT NOT NULL, PRIMARY KEY (webhook_id, sequence));
+CREATE TABLE IF NOT EXISTS event_subscribers (
+    name TEXT PRIMARY KEY, projects TEXT NOT NULL, expires_at REAL, revoked INTEGER NOT NULL,
+    issued_at TEXT NOT NULL, issued_by TEXT NOT NULL, revoked_at TEXT, revoked_by TEXT, password_hash TEXT NOT NULL);
 """
 
 class GatewayStore(SqliteStore):
@@ -80,3 +83,14 @@ class GatewayStore(SqliteStore):
         return [dict(r) for r in self.query(
             "SELECT sequence, error, attempts, time FROM dead_letters WHERE webhook_id=? ORDER BY sequence",
             (webhook_id,))]
+
+    def event_subscriber(self, name: str) -> dict[str, Any] | None:
+        row = self.query_one("SELECT * FROM event_subscribers WHERE name=?", (name,))
+        return _subscriber(dict(row)) if row else None
+
+    def event_subscribers(self) -> list[dict[str, Any]]:
+        return [_subscriber(dict(r)) for r in self.query("SELECT * FROM event_subscribers ORDER BY name")]
+
+
+def _subscriber(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "projects": json.loads(row["projects"]), "revoked": bool(row["revoked"])}

@@ -34,6 +34,9 @@ async def start_writer(app: FastAPI, runtime: ServiceRuntime) -> None:
     writer = MetricsWriter(runtime.log.nc, store, root, tail, compact_after=settings.compact_after,
                            write_interval_s=settings.write_interval_s,
                            announcer=SummaryAnnouncer(store, runtime.log))  # metric.summarized events
+    # not a singleton (cairn.kernel.leader): the metrics stream is a work queue read through one
+    # shared durable, so each batch is written by exactly one replica, into that replica's own files
+    # (compaction included); a cluster's replicas thus each hold part of the points (docs/cluster.md)
     await writer.start()
     runtime.defer(writer.stop)
     app.state.metrics = MetricsRuntime(settings, runtime, store, writer, tail, root)

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import Field, field_validator
 
+from cairn.kernel.leader import Lease, run_singleton
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.monitor.alerts import ActionTaker, RuleDecider
@@ -65,6 +66,8 @@ async def start_windows(app: FastAPI, runtime: ServiceRuntime) -> None:
     decider = RuleDecider(runtime, windows)
     consumer = InferenceConsumer(runtime.log.nc, windows, decider.decide_pending, tick_s=settings.monitor_tick_s)
     app.state.windows, app.state.consumer, app.state.decider = windows, consumer, decider
+    # not a singleton yet (docs/cluster.md): the inference stream's one shared durable splits the
+    # samples between replicas, each closing windows of its own part
     _background(runtime, consumer.run())
 
 
@@ -76,7 +79,12 @@ async def start_actions(app: FastAPI, runtime: ServiceRuntime) -> None:
     taker = ActionTaker(runtime, settings.deployments_url)
     app.state.actions = taker
     runtime.defer(taker.close)
-    _background(runtime, taker.run())
+
+    async def lead(_: Lease) -> None:
+        await taker.run()
+
+    # a singleton: an owed action (a rollback, a webhook) is carried out by one replica
+    await run_singleton(runtime, "monitor.actions", lead)
 
 
 def _background(runtime: ServiceRuntime, work: Any) -> None:

@@ -38,6 +38,7 @@ from cairn.kernel.store import EventHandler, EventHandlers
 from cairn.pipelines import load_pipeline
 from cairn.pipelines.spec import STEP_ID, Pipeline
 from cairn.pipelines.triggers import AGGREGATE_OF_TYPE, EventFilter, event_matches
+from cairn.services.pipelines.sealed import key_of, sealed_parts
 
 ACTOR = "service:pipelines"  # the identity the service's own commands and calls carry
 DEFAULT_PATH = "cairn/pipeline.yaml"
@@ -324,9 +325,11 @@ async def register_definition(project: ProjectName, body: DefinitionCreate, requ
     name = load_pipeline(body.definition).name
     dump = body.model_dump()
     allow_local = trigger_parts(request.app)[0].pipelines_allow_local_repos
+    # the event is on the project's subject, which outside subscribers may read: secrets go sealed
+    hook, status = sealed_parts(await key_of(request.app, rt), project, name, dump["hook"], dump["status"])
     await rt.commands.execute(ctx, project=project, aggregate="pipeline", aggregate_id=name,
                               decide=lambda s: register(s, text=body.definition, path=body.path, repo=dump["repo"],
-                                                        hook=dump["hook"], status=dump["status"], params=body.params,
+                                                        hook=hook, status=status, params=body.params,
                                                         allow_local=allow_local))
     found = _reader(rt).definition(project, name)
     assert found is not None

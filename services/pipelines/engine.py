@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import Conflict
 from cairn.kernel.ids import new_id
+from cairn.kernel.leader import Lease, run_singleton
 from cairn.kernel.service import ServiceRuntime
 from cairn.pipelines.spec import Pipeline, Step
 from cairn.protocol import EVENT_SUBJECT_PREFIX
@@ -71,10 +72,17 @@ class Engine:
         self.failures: dict[tuple[str, str], tuple[int, float]] = {}  # run -> (failures, next try at)
         self.submitted_cancels: set[str] = set()  # scheduler job ids this process asked to cancel
         self.last_error: str | None = None
+        self.lease: Lease | None = None  # the pipelines.engine lease while this replica leads
 
     @property
     def store(self) -> Any:
         return self.runtime.store
+
+    async def lead(self, lease: Lease) -> None:
+        """The loop on the replica holding the ``pipelines.engine`` lease (cancelled when it is
+        lost): one engine submits each step's job and decides each gate, its appends fenced."""
+        self.lease = lease
+        await self.run()
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -194,7 +202,7 @@ class Engine:
 
     async def append(self, project: str, run_id: str, key: str, decide: Callable[[domain.State], domain.Decision]
                      ) -> bool:
-        ctx = CommandContext(actor=ACTOR, idempotency_key=key, correlation_id=new_id())
+        ctx = CommandContext(actor=ACTOR, idempotency_key=key, correlation_id=new_id(), fence=self.lease)
         try:
             outcome = await self.runtime.commands.execute(ctx, project=project, aggregate="pipeline_run",
                                                           aggregate_id=run_id, decide=decide)
@@ -340,14 +348,9 @@ async def start_engine(app: FastAPI, runtime: ServiceRuntime) -> None:
     clients = Clients(runtime.settings, runtime.signer.internal)
     engine = Engine(runtime, clients)
     app.state.engine = engine
-    task = asyncio.create_task(engine.run())
 
     async def stop() -> None:
-        task.cancel()
-        try:
-            await task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
-            pass
         await clients.close()
 
-    runtime.defer(stop)
+    runtime.defer(stop)  # after the elector's stop (deferred next), which cancels the engine
+    await run_singleton(runtime, "pipelines.engine", engine.lead)

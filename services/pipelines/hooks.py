@@ -52,6 +52,7 @@ from cairn.pipelines.triggers import (
 )
 from cairn.services.pipelines import gitcode
 from cairn.services.pipelines.definitions import ACTOR, DefinitionsReader, pipeline_of
+from cairn.services.pipelines.sealed import hook_secret, key_of
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["pipelines"])
@@ -102,15 +103,16 @@ def _reader(rt: ServiceRuntime) -> DefinitionsReader:
     return store
 
 
-def _verifies(definition: dict[str, Any], source: str, headers: Any, body: bytes) -> bool:
+def _verifies(definition: dict[str, Any], source: str, headers: Any, body: bytes, key: bytes) -> bool:
     hook = definition["hook"]
     if not hook or hook["kind"] != source:
         return False
+    secret = hook_secret(key, definition)  # sealed in the event and the read model (sealed.py)
     try:
         if source == "github":
-            verify_github(hook["secret"], body, headers.get("x-hub-signature-256"))
+            verify_github(secret, body, headers.get("x-hub-signature-256"))
         else:
-            verify_gitlab(hook["secret"], headers.get("x-gitlab-token"))
+            verify_gitlab(secret, headers.get("x-gitlab-token"))
     except Unauthorized:
         return False
     return True
@@ -123,7 +125,8 @@ async def git_hook(request: Request, rt: Runtime) -> JSONResponse:
     event = parse_push(request.headers, body)
     repository = event.repository if isinstance(event, PushEvent) else _ping_repository(body)
     candidates = _reader(rt).definitions_for_repo(repository) if repository else []
-    verified = [d for d in candidates if _verifies(d, event.source, request.headers, body)]
+    key = await key_of(request.app, rt)
+    verified = [d for d in candidates if _verifies(d, event.source, request.headers, body, key)]
     if not verified:
         raise Unauthorized(f"no pipeline registered for repository {repository or '(none named)'} accepts this "
                            f"{event.source} delivery: check the hook's secret and the definition's repo.full_name")

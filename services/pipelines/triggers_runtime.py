@@ -34,6 +34,7 @@ from fastapi import FastAPI
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.errors import CairnError
 from cairn.kernel.ids import new_id
+from cairn.kernel.leader import Lease, run_singleton
 from cairn.kernel.service import ServiceRuntime
 from cairn.pipelines.cron import CronSchedule
 from cairn.services.pipelines.code_host import StatusReporter, commit_status
@@ -44,6 +45,7 @@ from cairn.services.pipelines.definitions import (
     pipeline_of,
 )
 from cairn.services.pipelines.hooks import trigger_parts
+from cairn.services.pipelines.sealed import key_of, status_token
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1  # the shortest wait between clock-driven passes; an applied event wakes the task at once
@@ -79,6 +81,13 @@ class Triggers:
         self.sent: dict[tuple[str, str], str] = {}  # (project, run) -> status state delivered
         self.deliveries: list[dict[str, Any]] = []  # the last 50 status calls, for health()
         self.last_error: str | None = None
+        self.lease: Lease | None = None  # the pipelines.triggers lease while this replica leads
+
+    async def lead(self, lease: Lease) -> None:
+        """The loop on the replica holding the ``pipelines.triggers`` lease: one replica starts
+        each cron/push/event run and posts each commit status (cancelled when the lease is lost)."""
+        self.lease = lease
+        await self.run()
 
     @property
     def store(self) -> Any:
@@ -129,7 +138,7 @@ class Triggers:
     async def _start(self, project: str, definition: dict[str, Any], key: str, trigger: dict[str, Any]) -> None:
         from cairn.services.pipelines.starting import start_pipeline_run  # Part A's
 
-        ctx = CommandContext(actor=ACTOR, idempotency_key=key, correlation_id=new_id())
+        ctx = CommandContext(actor=ACTOR, idempotency_key=key, correlation_id=new_id(), fence=self.lease)
         view = await start_pipeline_run(self.runtime, ctx, project=project, pipeline=pipeline_of(definition),
                                         params=definition["params"], trigger=trigger)
         log.info("pipelines: %s started %s/%s run %s", trigger["kind"], project, definition["name"],
@@ -190,7 +199,8 @@ class Triggers:
                 key = (project, summary["id"])
                 if self.sent.get(key) == body["state"] or not self._due(f"status.{project}.{summary['id']}"):
                     continue
-                reporter = StatusReporter(target["url"], target["token"], self.egress, attempts=1)
+                token = status_token(await key_of(self.app, self.runtime), definition)  # sealed.py
+                reporter = StatusReporter(target["url"], token, self.egress, attempts=1)
                 delivery = await reporter.report(where["repo"], where["sha"], body)
                 self.deliveries = [*self.deliveries[-49:], {"project": project, "run": summary["id"],
                                                             "state": body["state"], "delivered": delivery.delivered,
@@ -211,14 +221,9 @@ async def start_triggers(app: FastAPI, runtime: ServiceRuntime) -> None:
     """Start the trigger task; its stop cancels it and closes the egress guard's client."""
     triggers = Triggers(app, runtime)
     app.state.triggers = triggers
-    task = asyncio.create_task(triggers.run(), name="pipelines-triggers")
 
     async def stop() -> None:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
         await triggers.egress.close()
 
-    runtime.defer(stop)
+    runtime.defer(stop)  # after the elector's stop (deferred next), which cancels the loop
+    await run_singleton(runtime, "pipelines.triggers", triggers.lead)

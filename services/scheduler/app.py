@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
 from pydantic import Field
 
+from cairn.kernel.leader import Lease, run_singleton
 from cairn.kernel.natsauth import NatsCredentials
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
@@ -45,7 +45,8 @@ class SchedulerSettings(ServiceSettings):
 async def start_scheduling(app: FastAPI, runtime: ServiceRuntime) -> None:
     """The live scheduler next to the projection: the logs stream, the dispatcher with its
     leases and reports (``app.state.core``), the replica sets' reconciler
-    (``app.state.replicas``) and the sweep driver."""
+    (``app.state.replicas``) and the sweep driver. The dispatcher, the reconciler and the sweep
+    driver are singletons: each runs on the replica that holds its lease (cairn.kernel.leader)."""
     settings: SchedulerSettings = app.state.settings
     await ensure_logs_stream(runtime.log.nc, runtime.log.replicas)
     registry = RegistryClient(runtime.log.nc)
@@ -58,16 +59,22 @@ async def start_scheduling(app: FastAPI, runtime: ServiceRuntime) -> None:
     app.state.replicas = replicas
     replicas.start()
     runtime.defer(replicas.stop)
+    await run_singleton(runtime, "scheduler.replica_sets", replicas.lead)
     driver = SweepDriver(SweepQueries(runtime.store), jobs=SchedulerJobs(core),
                          metrics=HttpMetricReader(settings.metrics_url, runtime.signer),
                          sink=EventLogSink(runtime.log))
-    core.on_job_final.append(driver.on_job_finished)
-    sweeps = asyncio.create_task(driver.run(interval_s=1.0), name="sweeps")
 
-    async def stop_sweeps() -> None:
-        sweeps.cancel()
 
-    runtime.defer(stop_sweeps)
+    async def drive_sweeps(_: Lease) -> None:
+        await driver.run(interval_s=1.0)
+
+    sweeps = await run_singleton(runtime, "scheduler.sweeps", drive_sweeps)
+
+    async def on_job_finished(job_id: str, status: str, message: str | None = None) -> None:
+        if sweeps.leading:  # a standby's driver does not step sweeps: the leader's does
+            await driver.on_job_finished(job_id, status, message)
+
+    core.on_job_final.append(on_job_finished)
 
 
 def create_app(settings: SchedulerSettings | None = None) -> FastAPI:

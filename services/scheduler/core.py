@@ -1,7 +1,15 @@
 """The scheduler's live side: agent leases (heartbeats over plain NATS, not events of record),
 the dispatcher (assignments pushed to ``cairn.sched.agent.<id>``), and agents' reports
 (``cairn.sched.report``, request/reply), all turned into events through the command handler,
-so every decision is appended with optimistic concurrency on the job's subject."""
+so every decision is appended with optimistic concurrency on the job's subject.
+
+With several scheduler replicas, the dispatcher, the agent-lease checks and what heartbeats
+trigger (re-sends, stale-attempt stops, re-registration) are one singleton, ``scheduler.dispatcher``
+(cairn.kernel.leader): only the replica holding its lease runs them, and each of its appends is
+fenced (checked against the lease, and tagged with its term). Safe on every replica: agents'
+reports (a queue group: one replica answers each, deciding with optimistic concurrency on the job),
+submit and cancel (commands from the API), and hearing heartbeats (every replica keeps the agents'
+leases fresh, so a standby that takes over knows who is alive)."""
 
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ from cairn.kernel.commands import CommandContext, Outcome
 from cairn.kernel.envelope import Event, subject_for
 from cairn.kernel.errors import CairnError, Unavailable
 from cairn.kernel.ids import new_id
+from cairn.kernel.leader import Elector, Lease, run_singleton
 from cairn.kernel.service import ServiceRuntime
 from cairn.protocol import HEARTBEAT_SUBJECT, REPORT_SUBJECT, agent_subject  # noqa: F401
 from cairn.services.scheduler import domain
@@ -35,6 +44,7 @@ log = logging.getLogger(__name__)
 WAKE_TYPES = {"job.submitted", "job.retried", "job.succeeded", "job.failed", "job.cancelled", "agent.registered",
               "job.lost"}
 SCHEDULER = CommandContext(actor="scheduler")
+DISPATCHER = "scheduler.dispatcher"  # the singleton's lease (cairn-leases key)
 
 
 class SchedulerCore:
@@ -53,6 +63,8 @@ class SchedulerCore:
         self.on_job_final: list[Any] = []  # async callbacks (job_id, status, message), e.g. sweeps
         self.on_events: list[Any] = []  # sync callbacks (events) after each projected batch, e.g. replica sets
         self.job_key: bytes | None = None  # signs each assignment's job token (cairn.kernel.jobtoken)
+        self.lease: Lease | None = None  # the dispatcher's lease, once this replica has led
+        self.elector: Elector | None = None
 
     @property
     def store(self) -> SchedulerStore:
@@ -72,10 +84,32 @@ class SchedulerCore:
         self._subs.append(await self.nc.subscribe(REPORT_SUBJECT, queue="scheduler", cb=self._on_report))
         self._subs.append(await self.nc.subscribe(HEARTBEAT_SUBJECT, cb=self._on_heartbeat))
         self.rt.runner.after_batch = self._after_batch
+        self.elector = await run_singleton(self.rt, DISPATCHER, self._lead)
+
+    @property
+    def leading(self) -> bool:
+        """Whether this replica runs the dispatcher now (holds its lease by its own clock)."""
+        return self.lease is not None and self.lease.holds()
+
+    @property
+    def as_leader(self) -> CommandContext:
+        """The context of the dispatcher's own commands: fenced by its lease."""
+        return CommandContext(actor=SCHEDULER.actor, fence=self.lease)
+
+    async def _lead(self, lease: Lease) -> None:
+        """The dispatcher's work while this replica holds its lease (cancelled when it is lost):
+        catch up with the log, give agents not heard yet a fresh lease, settle what a dead
+        leader left (re-sends, lost attempts), then dispatch and check agents' leases."""
+        self.lease = lease
+        await self.rt.runner.wait_for(await self.rt.log.last_sequence(), timeout=300)
+        now = time.monotonic()
+        for agent in self.store.agents():
+            self.leases.setdefault(agent["id"], now + self.lease_s)
+        if not await lease.confirm():
+            return
         await self.reconcile()
-        self._tasks = [asyncio.create_task(self._dispatch_loop(), name="dispatch"),
-                       asyncio.create_task(self._lease_loop(), name="leases")]
         self.wake.set()
+        await asyncio.gather(self._dispatch_loop(lease), self._lease_loop(lease))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -195,11 +229,13 @@ class SchedulerCore:
             job["reason"], job["unschedulable"] = waiting_reason(job, agents, live, free)
         return jobs
 
-    async def _dispatch_loop(self) -> None:
+    async def _dispatch_loop(self, lease: Lease) -> None:
         while True:
             await self.wake.wait()
             self.wake.clear()
             try:
+                if not await lease.confirm():  # another replica leads: stop (the elector steps down)
+                    return
                 await self.dispatch_round()
             except Exception:  # noqa: BLE001 - the next wake-up tries again
                 log.exception("dispatch round failed")
@@ -223,7 +259,7 @@ class SchedulerCore:
         # connection or to a bind(0) on the master's host can never be the one chosen here
         port = self.rng.randrange(20000, 32768)
         try:
-            outcome = await self.execute(SCHEDULER, job["project"], "job", job["id"], lambda s: domain.assign_job(
+            outcome = await self.execute(self.as_leader, job["project"], "job", job["id"], lambda s: domain.assign_job(
                 s, job_id=job["id"], attempt=job["attempt"], ranks=ranks, master_addr=chosen[0].host,
                 master_port=port))
         except CairnError as err:
@@ -324,12 +360,15 @@ class SchedulerCore:
             return
         agent = self.store.agent(agent_id)
         if agent is None or agent["status"] != "active":
-            await self.send(agent_id, {"type": "reregister"})
+            if self.leading:  # a standby's read model may not show a new agent yet
+                await self.send(agent_id, {"type": "reregister"})
             return
         was_live = self.leases.get(agent_id, 0.0) > time.monotonic()
         self.leases[agent_id] = time.monotonic() + self.lease_s
         if not was_live:
             self.wake.set()
+        if not self.leading:  # re-sends and stops are the dispatcher's
+            return
         await self.resend_missing(agent_id, beat.get("running", []))
         for item in beat.get("running", []):  # fence: stop whatever is no longer current
             state = self.job_state(item["project"], item["job_id"])
@@ -352,7 +391,7 @@ class SchedulerCore:
             if all(rank in state.get("ranks_done", []) for rank in mine):
                 continue
             if state.get("cancel_requested"):  # cancelled before this agent ever ran it: done
-                await self._finish_with(SCHEDULER, job["project"], job["id"], state, lambda s, j=job, r=mine[0]:
+                await self._finish_with(self.as_leader, job["project"], job["id"], state, lambda s, j=job, r=mine[0]:
                                         domain.finish_rank(s, job_id=j["id"], attempt=j["attempt"], agent_id=agent_id,
                                                            rank=r, exit_code=None, reason="exit",
                                                            message="cancelled before it started"))
@@ -361,10 +400,14 @@ class SchedulerCore:
             if full is not None:
                 await self.send_assignment(full, only_agent=agent_id)
 
-    async def _lease_loop(self) -> None:
+    async def _lease_loop(self, lease: Lease) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.lease_s / 4))
             try:
+                # a leader paused past its lease (SIGSTOP) finds every agent's lease expired when it
+                # resumes: it must not call them lost, so it checks its own first
+                if not await lease.confirm():
+                    return
                 await self.expire_leases()
                 await self.reconcile_lost()
             except Exception:  # noqa: BLE001 - retried on the next tick
@@ -378,20 +421,20 @@ class SchedulerCore:
         for agent_id, deadline in list(self.leases.items()):
             if deadline > now:
                 continue
-            await self.execute(SCHEDULER, domain.SITE, "agent", agent_id, lambda s, a=agent_id: domain.lose_agent(
+            await self.execute(self.as_leader, domain.SITE, "agent", agent_id, lambda s, a=agent_id: domain.lose_agent(
                 s, agent_id=a, message=f"no heartbeat for {self.lease_s:g}s"))
             del self.leases[agent_id]
         active_agents = {a["id"] for a in self.store.agents()}
         for job in self.store.active_jobs():
             gone = [r["agent_id"] for r in job["ranks"] if r["agent_id"] not in active_agents]
             if gone:
-                await self.execute(SCHEDULER, job["project"], "job", job["id"], lambda s, j=job, a=gone[0]:
+                await self.execute(self.as_leader, job["project"], "job", job["id"], lambda s, j=job, a=gone[0]:
                                    domain.lose_attempt(s, job_id=j["id"], attempt=j["attempt"], agent_id=a))
 
     async def reconcile_lost(self) -> None:
         for job in self.store.lost_jobs():
             state = self.job_state(job["project"], job["id"])
-            await self._finish_with(SCHEDULER, job["project"], job["id"], state,
+            await self._finish_with(self.as_leader, job["project"], job["id"], state,
                                     lambda s, j=job: domain.requeue_lost(s, job_id=j["id"]))
 
     async def reconcile(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.envelope import Event
 from cairn.kernel.errors import CairnError
+from cairn.kernel.leader import Lease
 from cairn.services.scheduler.core import SchedulerCore
 from cairn.services.scheduler.replica_sets import Backoff, after_replica_ended, reconcile_plan
 from cairn.services.scheduler.store import SchedulerStore
@@ -53,15 +54,23 @@ class ReplicaReconciler:
         self.backoff: dict[tuple[str, str], Backoff] = {}
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.lease: Lease | None = None
 
     @property
     def store(self) -> SchedulerStore:
         return self.core.store
 
     def start(self) -> None:
+        """Follow the projection's batches (on every replica: the back-off is kept in memory, so a
+        standby that takes over knows it); the loop itself runs on the lease holder (:meth:`lead`)."""
         self.core.on_events.append(self.on_events)
-        self._task = asyncio.create_task(self._loop(), name="replica-sets")
+
+    async def lead(self, lease: Lease) -> None:
+        """The reconcile loop while this replica holds the ``scheduler.replica_sets`` lease: its
+        commands are fenced by it (cancelled with it when it is lost)."""
+        self.lease = lease
         self.wake.set()
+        await self._loop()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -119,7 +128,7 @@ class ReplicaReconciler:
 
     async def reconcile_set(self, replica_set: dict[str, Any]) -> None:
         project, name = replica_set["project"], replica_set["name"]
-        ctx = CommandContext(actor=replica_set["updated_by"])
+        ctx = CommandContext(actor=replica_set["updated_by"], fence=self.lease)
         live = [j for j in self.store.replica_members(project, name) if not j["cancel_requested"]]
         desired = 0 if replica_set["deleted"] else replica_set["replicas"]
         todo = reconcile_plan(desired, live)

@@ -79,10 +79,13 @@ def wait_for_tcp(host: str, port: int, timeout: float = 20.0) -> None:
 
 
 def write_config(directory: Path, port: int, host: str = "127.0.0.1",
-                 users: Iterable[NatsCredentials] = ()) -> Path:
+                 users: Iterable[NatsCredentials] = (), *, auth_file: Path | None = None) -> Path:
     """A config with file storage and fsync on every write (``sync_interval: always``); with
     ``users``, every connection needs one of them (see cairn.kernel.natsauth for what each may
-    do). The file holds passwords, so only its owner may read it. Port -1: the server picks."""
+    do). The file holds passwords, so only its owner may read it. Port -1: the server picks.
+    With ``auth_file``, the users go there and the config includes it, so that outside event
+    subscribers can be added and removed by rewriting that file and reloading the server
+    (cairn.kernel.subscriber_sync) without a restart."""
     directory.mkdir(parents=True, exist_ok=True)
     store = directory / "jetstream"
     config = directory / "nats.conf"
@@ -96,14 +99,24 @@ def write_config(directory: Path, port: int, host: str = "127.0.0.1",
         f'  store_dir: "{store}"\n'
         "  sync_interval: always\n"
         "}\n"
-    ) + (authorization_block(users) if users else "")
-    tmp = config.with_name(".nats.conf.tmp")
+    )
+    if users and auth_file is not None:
+        write_private_atomic(auth_file, authorization_block(users))
+        text += f"include {json.dumps(os.path.relpath(auth_file, directory))}\n"
+    elif users:
+        text += authorization_block(users)
+    write_private_atomic(config, text)
+    return config
+
+
+def write_private_atomic(path: Path, text: str) -> None:
+    """Write ``path`` (mode 0600) by a rename, so a server reloading it never reads half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         os.fchmod(out.fileno(), 0o600)
         out.write(text)
-    os.replace(tmp, config)
-    return config
+    os.replace(tmp, path)
 
 
 def _ports_dir(directory: Path) -> Path:
@@ -112,7 +125,7 @@ def _ports_dir(directory: Path) -> Path:
 
 def start_nats_server(directory: Path, port: int | None = None, host: str = "127.0.0.1",
                       log_file: Path | None = None, *, users: Iterable[NatsCredentials] = (),
-                      timeout: float = 20.0, **popen: Any) -> tuple[subprocess.Popen[bytes], str]:
+                      auth_file: Path | None = None, timeout: float = 20.0, **popen: Any) -> tuple[subprocess.Popen[bytes], str]:
     """Start nats-server with its store under ``directory``; returns the process and its URL.
 
     ``port`` None lets the server pick a free one. A port in use, or a server that exits before
@@ -120,7 +133,7 @@ def start_nats_server(directory: Path, port: int | None = None, host: str = "127
     if port and port_in_use(host, port):
         raise ConfigurationError(f"NATS port {host}:{port} is in use by another process (another Cairn?); "
                                  "stop it or choose another port")
-    config = write_config(directory, port or -1, host, users)
+    config = write_config(directory, port or -1, host, users, auth_file=auth_file)
     ports_dir = _ports_dir(directory)
     ports_dir.mkdir(exist_ok=True)
     for stale in ports_dir.glob("*.ports"):  # left by a server that was killed

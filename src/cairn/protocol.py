@@ -136,8 +136,6 @@ def feedback_subject(project: str, deployment: str) -> str:
 KEY_BUCKET = "cairn-keys"
 # the gateway's web sessions (hashes of session ids), shared by all gateway replicas (issue 26)
 SESSIONS_BUCKET = "cairn-sessions"
-# singletons' leases (key: the singleton's name, value: holder, term, expires_at); `cairn status` reads it
-LEASES_BUCKET = "cairn-leases"
 
 # --- connecting to NATS (cairn.kernel.natstls) -----------------------------------------------------
 # CAIRN_NATS_URL may list several servers of a cluster, comma-separated; a client reconnects to
@@ -147,6 +145,11 @@ NATS_URL_ENV = "CAIRN_NATS_URL"
 NATS_TLS_CA_ENV = "CAIRN_NATS_TLS_CA"
 NATS_TLS_CERT_ENV = "CAIRN_NATS_TLS_CERT"
 NATS_TLS_KEY_ENV = "CAIRN_NATS_TLS_KEY"
+# leases of singletons (cairn.kernel.leader): key = the singleton's name, value JSON
+# {"holder": "<service>/<replica or 'main'>", "term": <int>, "expires_at": <unix seconds>}
+LEASE_BUCKET = "cairn-leases"
+# on an event a singleton appended: "<singleton>:<term>", the leader's fencing token
+H_LEADER_TERM = "Cairn-Leader-Term"
 
 # --- JetStream's error codes -----------------------------------------------------------------------
 STREAM_NAME_IN_USE = 10058  # creating a stream that exists (with another configuration)
@@ -213,3 +216,11 @@ def memory_mib(value: Any) -> int:
         raise ValueError(f"memory {value!r} is not a size: use MiB as a number or e.g. '4Gi', '512Mi'")
     unit = (match.group(2) or "").upper()[:1]
     return int(float(match.group(1)) * UNITS_MIB[unit])
+
+
+# --- event subscriptions from other systems (issue 26-E: docs/cluster.md) ----------------------------
+SUBSCRIBER_USER_PREFIX = "sub-"  # an outside subscriber's NATS user is sub-<name>
+SUBSCRIBER_INBOX_PREFIX = "_INBOX_sub"  # its deliveries and API replies: _INBOX_sub.<nats user>.<...>
+SUBSCRIBER_AGGREGATE = "event_subscriber"  # events of record on cairn.evt._site.event_subscriber.<name>
+NATS_AUTH_FILE_ENV = "CAIRN_NATS_AUTH_FILE"  # the users file a NATS node includes (subscriber_sync writes it)
+SEAL_KEY_NAME = "event-seal"  # cairn-keys entry: AES-256-GCM key for secret fields inside events

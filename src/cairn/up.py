@@ -29,6 +29,7 @@ import httpx
 
 from cairn.kernel.errors import ConfigurationError
 from cairn.kernel.natsauth import ADMIN_USER, AGENT_USER, NatsCredentials, ensure_credentials
+from cairn.kernel.subscriber_sync import USERS_FILE, local_argv
 from cairn.natsserver import free_ports, port_in_use, start_nats_server, wait_for_tcp
 
 SERVICES = ("registry", "artifacts", "metrics", "scheduler", "lineage", "deployments", "monitor", "pipelines")
@@ -90,7 +91,8 @@ def start_private_nats(nats_dir: Path, secrets_dir: Path, port: int | None = Non
     ``secrets_dir``, kept after that); returns it, its URL and each user's credentials file."""
     files = ensure_credentials(secrets_dir, NATS_USERS)
     proc, url = start_nats_server(nats_dir, port, LOOPBACK, log_file,
-                                  users=[NatsCredentials.read(path) for path in files.values()], **popen)
+                                  users=[NatsCredentials.read(path) for path in files.values()],
+                                  auth_file=nats_dir / USERS_FILE, **popen)  # outside subscribers: docs/cluster.md
     return proc, url, files
 
 
@@ -279,6 +281,10 @@ class Supervisor:
         replicas = self._replica_children(env, wiring, services)
         if replicas:  # the gateway spreads requests over every replica (services/gateway/replicas.py)
             wiring["gateway"]["CAIRN_SERVICES"] = json.dumps(gateway_services(services, replicas))
+        if self.nats is not None:  # the NATS we started learns outside subscribers from the log
+            self.children.append(Child("subscriber-sync", local_argv(self.data_dir / "nats",
+                                                                     self.data_dir / "secrets" / "nats"),
+                                       env, log_path=self.data_dir / "logs" / "subscriber-sync.log"))
         self.children.append(Child("gateway", [sys.executable, "-m", "cairn.services.gateway"],
                                    {**env, **wiring["gateway"], "CAIRN_HOST": self.host,
                                     "CAIRN_PORT": str(self.port)},

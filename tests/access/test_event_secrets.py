@@ -3,12 +3,15 @@ a webhook's signing secret and a token's secret hash removed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
 import loopback
 
 from cairn.kernel.envelope import Event
+from cairn.kernel.eventlog import EventLog
+from cairn.kernel.sealing import seal_key, unseal
 from cairn.services.gateway.events import public_dict
 
 from platform_harness import Platform, read_all_events
@@ -52,9 +55,21 @@ def test_stream_and_audit_leave_out_webhook_and_token_secrets(platform: Platform
     audit = admin.get("/audit", params={"type": "token.created"}).json()["events"]
     assert audit and all("secret_hash" not in e["data"] for e in audit)
 
-    # the log itself keeps them: the gateway's projection is rebuilt from it
+    # the log itself keeps them (the gateway's projection is rebuilt from it), the webhook's secret
+    # sealed with the key in cairn-keys: readers of the project's events cannot use it
     logged = [e for e in read_all_events(platform.nats_url) if e["type"] == "webhook.created"]
-    assert [e["data"]["secret"] for e in logged if e["data"]["webhook_id"] == hook["id"]] == [hook["secret"]]
+    [sealed] = [e["data"]["secret"] for e in logged if e["data"]["webhook_id"] == hook["id"]]
+    assert sealed.startswith("sealed:v1:") and hook["secret"] not in sealed
+    key = asyncio.run(_seal_key(platform.nats_url))
+    assert unseal(key, sealed, hook["id"]) == hook["secret"]
+
+
+async def _seal_key(nats_url: str) -> bytes:
+    log = await EventLog.open(nats_url, name="test-seal-key")
+    try:
+        return await seal_key(log.js)
+    finally:
+        await log.close()
 
 
 def test_public_dict_removes_only_the_secret_fields() -> None:

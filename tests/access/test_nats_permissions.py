@@ -21,9 +21,8 @@ from nats.errors import Error as NatsError
 
 from cairn.kernel.envelope import H_TYPE, Event
 from cairn.kernel.eventlog import EVENTS_STREAM
-from cairn.kernel.jobtoken import KEY_BUCKET
 from cairn.kernel.natsauth import AGENT_INBOX_PREFIX, NatsCredentials
-from cairn.protocol import LOGS_STREAM, log_subject
+from cairn.protocol import KEY_BUCKET, LOGS_STREAM, log_subject
 
 from platform_harness import Platform, read_all_events, running
 

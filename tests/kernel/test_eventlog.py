@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cairn.kernel.envelope import H_MSG_ID, Event
-from cairn.kernel.errors import ConcurrencyConflict, PayloadTooLarge
+from cairn.kernel.errors import ConcurrencyConflict, PayloadTooLarge, Unavailable
 from cairn.kernel.eventlog import EventLog, message_header_bytes
 from cairn.natsserver import start_nats_server
 
@@ -97,3 +97,26 @@ def test_an_event_over_max_payload_is_413_naming_the_limit_and_nothing_is_sent(n
         await log.close()
 
     asyncio.run(scenario())
+
+
+def test_an_append_nobody_answers_is_503_with_retry_after(tmp_path: Path) -> None:
+    """No stream leader answers (here: the stream is gone; on a cluster, while a dead node's
+    streams elect a new leader): the append is Unavailable, which services answer as a 503
+    with Retry-After, not an internal error."""
+    proc, url = start_nats_server(tmp_path / "nats")
+
+    async def scenario() -> None:
+        log = await EventLog.open(url)
+        await log.append(_tag("gone", "a"), expected_last_subject_seq=None)
+        await log.js.delete_stream(log.stream)
+        with pytest.raises(Unavailable) as err:
+            await log.append(_tag("gone", "b"), expected_last_subject_seq=None)
+        assert err.value.status == 503 and err.value.details == {"retry_after": 1}
+        assert "Idempotency-Key" in str(err.value)
+        await log.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait()

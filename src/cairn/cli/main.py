@@ -191,7 +191,9 @@ def admin_parked(ctx: Ctx, action: str, service: str, sequence: int | None) -> N
          else ctx.client.skip_parked(service, sequence))
 
 
-@cli.group()
+@cli.group(cls=LazyGroup, lazy={"credentials": LazyCommand(
+    "cairn.cli.events_credentials:credentials",
+    "Read-only NATS credentials per project for other systems (password shown once).")})
 def events() -> None:
     """The event log. Example: cairn events tail --project vision --type 'run.*'"""
 

@@ -11,7 +11,7 @@ import sqlite3
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cairn.kernel.consistency import note_appended
 from cairn.kernel.envelope import Event, subject_for, subject_matches
@@ -24,14 +24,24 @@ from cairn.kernel.store import SqliteStore, load_state
 MAX_ATTEMPTS = 5
 
 
+class Fence(Protocol):
+    """A singleton's lease (cairn.kernel.leader.Lease): ``fence()`` raises NotLeader unless this
+    process still holds it, else returns the fencing token that the event carries."""
+
+    def fence(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class CommandContext:
-    """Who asked, and how to tie the resulting events to the request."""
+    """Who asked, and how to tie the resulting events to the request. ``fence``: the command is a
+    singleton leader's, checked right before each append (a leader that lost its lease appends
+    nothing) and its token carried in the event's ``Cairn-Leader-Term`` header."""
 
     actor: str = "anonymous"
     correlation_id: str | None = None
     idempotency_key: str | None = None
     traceparent: str | None = None
+    fence: Fence | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,7 @@ class CommandHandler:
                     actor=ctx.actor,
                     correlation_id=ctx.correlation_id,
                     traceparent=ctx.traceparent,
+                    leader_term=ctx.fence.fence() if ctx.fence is not None else None,
                 )
                 validate_event(event)
                 try:

@@ -18,6 +18,7 @@ from cairn.protocol import (  # noqa: F401
     H_CORRELATION,
     H_EVENT_ID,
     H_EXPECTED_LAST_SUBJECT_SEQ,
+    H_LEADER_TERM,
     H_MSG_ID,
     H_TRACEPARENT,
     H_TYPE,
@@ -68,6 +69,9 @@ class Event:
     # Transport-only fields: they travel as headers, not in the stored body.
     traceparent: str | None = None
     idempotency_key: str | None = None
+    # "<singleton>:<term>" on an event a singleton's leader appended (cairn.kernel.leader): a stale
+    # leader's append is told apart by its lower term
+    leader_term: str | None = None
 
     @property
     def subject(self) -> str:
@@ -77,6 +81,7 @@ class Event:
         body = asdict(self)
         body.pop("traceparent")
         body.pop("idempotency_key")
+        body.pop("leader_term")
         return body
 
     def to_json(self) -> bytes:
@@ -97,6 +102,8 @@ class Event:
             headers[H_CAUSATION] = self.causation_id
         if self.traceparent:
             headers[H_TRACEPARENT] = self.traceparent
+        if self.leader_term:
+            headers[H_LEADER_TERM] = self.leader_term
         return headers
 
     @classmethod
@@ -106,6 +113,7 @@ class Event:
         headers = headers or {}
         body["traceparent"] = headers.get(H_TRACEPARENT)
         body["idempotency_key"] = headers.get(H_MSG_ID)
+        body["leader_term"] = headers.get(H_LEADER_TERM)
         return cls(**body)
 
 

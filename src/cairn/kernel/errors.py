@@ -78,6 +78,13 @@ class Unavailable(CairnError):
     code = "unavailable"
 
 
+class NotLeader(Unavailable):
+    """A singleton's action refused because this process no longer holds the singleton's lease
+    (another replica took it, or this one was paused past it): the current leader acts instead."""
+
+    code = "not_leader"
+
+
 def nats_unavailable() -> tuple[type[Exception], ...]:
     """NATS errors that mean "not now" rather than "wrong": no stream leader for a moment (its node
     died, an election runs), no responder, no answer in time. A request that meets one is a 503

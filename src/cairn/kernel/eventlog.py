@@ -24,7 +24,12 @@ import nats
 from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import (
+    BadRequestError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
 from cairn.kernel.consistency import note_appended
 from cairn.kernel.envelope import H_EXPECTED_LAST_SUBJECT_SEQ, H_MSG_ID, Event
@@ -206,6 +211,13 @@ class EventLog:
                     details={"aggregate": event.aggregate, "id": event.aggregate_id},
                 ) from None
             raise
+        except (nats_errors.NoRespondersError, nats_errors.TimeoutError, ServiceUnavailableError,
+                NoStreamResponseError) as err:
+            # No stream leader answered (a NATS node died and the cluster is electing one, or
+            # the server is gone): a 503, not a 500. The append may have been stored all the
+            # same: a retry with the same Idempotency-Key appends once.
+            raise Unavailable(f"the event log did not answer ({type(err).__name__}); retry shortly "
+                              "with the same Idempotency-Key", details={"retry_after": 1}) from None
         if self.stream == EVENTS_STREAM:  # the sequence a reader on another replica may wait for
             note_appended(ack.seq)
         return Appended(sequence=ack.seq, duplicate=bool(ack.duplicate))

@@ -16,12 +16,11 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from cairn.protocol import KEY_BUCKET
+from cairn.kernel.keybucket import bucket_key
 
 PREFIX = "cairnjob_"
 KEY_NAME = "job-token"
@@ -78,20 +77,5 @@ def verify(key: bytes, token: str, *, now: float | None = None) -> JobClaims:
 
 
 async def shared_key(js: Any, *, replicas: int = 1) -> bytes:
-    """The signing key from NATS (made here if it is not there yet; concurrent makers agree).
-    ``replicas``: as many as the event stream has, so the key is as available as the log."""
-    from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
-
-    try:
-        kv = await js.key_value(KEY_BUCKET)
-    except BucketNotFoundError:
-        kv = await js.create_key_value(bucket=KEY_BUCKET, history=1, replicas=replicas,
-                                       description="keys shared by Cairn's services (job tokens)")
-    try:
-        await kv.create(KEY_NAME, secrets.token_bytes(32))
-    except KeyWrongLastSequenceError:
-        pass  # made before (or by a concurrent start): use that one
-    entry = await kv.get(KEY_NAME)
-    if not entry.value or len(entry.value) < 32:
-        raise RuntimeError(f"NATS key-value {KEY_BUCKET}/{KEY_NAME} holds no usable key")
-    return bytes(entry.value)
+    """The signing key from NATS (``cairn-keys``, made on first use)."""
+    return await bucket_key(js, KEY_NAME, replicas=replicas)

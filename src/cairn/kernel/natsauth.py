@@ -20,12 +20,13 @@ import re
 import secrets
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from cairn.kernel.errors import ConfigurationError
 from cairn.kernel.private_files import private_folder, write_private
+from cairn.protocol import LEASE_BUCKET
 
 ADMIN_USER = "admin"
 AGENT_USER = "agent"
@@ -143,10 +144,24 @@ MONITOR_PERMISSIONS = Permissions(
 PIPELINES_USER = "pipelines"
 PIPELINES_PERMISSIONS = Permissions(
     publish_allow=("cairn.evt.*.pipeline_run.*", "cairn.evt.*.pipeline.*", "cairn.evt._site.projection.pipelines",
-                   "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"),
+                   "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>",
+                   "$KV.cairn-keys.event-seal"),  # makes the sealing key if first (cairn.kernel.sealing)
     subscribe_allow=SERVICE_PERMISSIONS.subscribe_allow,
     publish_deny=("cairn.inference.>", "cairn.feedback.>"),
 )
+# Leases of singletons (cairn.kernel.leader): the narrowed services that run one (pipelines'
+# engine and triggers, the deployments controller, the monitor's actions) write their keys
+# (reads are direct gets, under $JS.API.>).
+LEASE_PUBLISH = f"$KV.{LEASE_BUCKET}.>"
+
+
+def _with_leases(perms: Permissions) -> Permissions:
+    return replace(perms, publish_allow=(*(perms.publish_allow or ()), LEASE_PUBLISH))
+
+
+PIPELINES_PERMISSIONS = _with_leases(PIPELINES_PERMISSIONS)
+DEPLOYMENTS_PERMISSIONS = _with_leases(DEPLOYMENTS_PERMISSIONS)
+MONITOR_PERMISSIONS = _with_leases(MONITOR_PERMISSIONS)
 NARROWED = {METRICS_USER: METRICS_PERMISSIONS, DEPLOYMENTS_USER: DEPLOYMENTS_PERMISSIONS,
             MONITOR_USER: MONITOR_PERMISSIONS, PIPELINES_USER: PIPELINES_PERMISSIONS}  # services whose rights are narrower than the service tier's
 
@@ -177,24 +192,30 @@ def ensure_credentials(directory: Path, users: Iterable[str]) -> dict[str, Path]
     return files
 
 
-def authorization_block(credentials: Iterable[NatsCredentials]) -> str:
-    """The nats-server ``authorization`` section for these users (JSON strings are valid there)."""
+def user_entry(user: str, password: str, perms: Permissions) -> dict[str, Any]:
+    """One user of the nats-server ``authorization`` section (``password`` may be a bcrypt hash)."""
+    entry: dict[str, Any] = {"user": user, "password": password}
+    rules: dict[str, Any] = {}
+    for direction, allow, deny in (("publish", perms.publish_allow, perms.publish_deny),
+                                   ("subscribe", perms.subscribe_allow, perms.subscribe_deny)):
+        rule: dict[str, list[str]] = {}
+        if allow is not None:
+            rule["allow"] = list(allow)
+        if deny:
+            rule["deny"] = list(deny)
+        if rule:
+            rules[direction] = rule
+    if rules:
+        entry["permissions"] = rules
+    return entry
+
+
+def authorization_block(credentials: Iterable[NatsCredentials], extra: Iterable[dict[str, Any]] = ()) -> str:
+    """The nats-server ``authorization`` section for these users (JSON strings are valid there),
+    plus ``extra`` entries (outside subscribers: cairn.kernel.subscribers)."""
     lines = ["authorization {", "  users = ["]
     for creds in credentials:
-        entry: dict[str, Any] = {"user": creds.user, "password": creds.password}
-        perms = permissions_for(creds.user)
-        rules: dict[str, Any] = {}
-        for direction, allow, deny in (("publish", perms.publish_allow, perms.publish_deny),
-                                       ("subscribe", perms.subscribe_allow, perms.subscribe_deny)):
-            rule: dict[str, list[str]] = {}
-            if allow is not None:
-                rule["allow"] = list(allow)
-            if deny:
-                rule["deny"] = list(deny)
-            if rule:
-                rules[direction] = rule
-        if rules:
-            entry["permissions"] = rules
-        lines.append(f"    {json.dumps(entry)}")
+        lines.append(f"    {json.dumps(user_entry(creds.user, creds.password, permissions_for(creds.user)))}")
+    lines += [f"    {json.dumps(entry)}" for entry in extra]
     lines += ["  ]", "}"]
     return "\n".join(lines) + "\n"

@@ -333,23 +333,40 @@ class ProjectionRunner:
             log.warning("projection=%s stall_check_error=%r", self.durable, err)
 
     async def _skip_unread(self) -> bool | None:
-        """Move ``applied`` to the stream's end when the consumer has nothing pending and nothing
-        unacknowledged (acks follow applies): every event it reads up to there is applied, the
-        rest are other aggregates'. False: events are pending; None: nothing to decide yet."""
-        last = await self.log.last_sequence()  # read first: all the consumer reads up to it ...
+        """Move ``applied`` to the stream's end when no event this projection reads lies between
+        it and there: every such event is applied, the rest are other aggregates'. False: one is
+        waiting to be applied; None: nothing to decide yet (an unfiltered projection is never
+        moved: it applies every event).
+
+        The question goes to the stream's leader (a message get by filter), not to the consumer:
+        on a NATS cluster the consumer's leader may be a replica that has not stored an
+        acknowledged append yet, and its "nothing pending" would let a read miss a write."""
+        last = await self.log.last_sequence()
         if last <= self.applied:
             return None
-        try:
-            info = await self.log.js.consumer_info(self.log.stream, self.durable)
-        except NotFoundError:  # being bound again (a refilter, a rebind): nothing to decide yet
-            return None
-        if info.num_pending > 0:
+        if not self.filter_subjects:  # it reads every event: one is waiting unless the consumer is busy
+            try:
+                info = await self.log.js.consumer_info(self.log.stream, self.durable)
+            except NotFoundError:  # being bound again (a refilter, a rebind): nothing to decide yet
+                return None
+            return False if info.num_pending > 0 else None
+        first = await self._next_read(self.applied + 1)
+        if first is not None and first <= last:
             return False
-        if not self.filter_subjects or info.num_ack_pending > 0:
-            return None
-        self.applied = max(self.applied, last)  # ... was delivered and applied by now
+        self.applied = max(self.applied, last)
         self._wake(self.applied)
         return True
+
+    async def _next_read(self, start: int) -> int | None:
+        """The stream sequence of the first event from ``start`` on that this projection reads."""
+        found: list[int] = []
+        for subject in self.filter_subjects:
+            try:
+                msg = await self.log.js.get_msg(self.log.stream, seq=start, subject=subject, next=True)
+            except NotFoundError:
+                continue
+            found.append(int(msg.seq or 0))
+        return min(found) if found else None
 
     async def wait_for(self, sequence: int, timeout: float = 10.0, *, check_first: bool = False) -> None:
         """Return once the projection has applied ``sequence`` (for a filtered projection: or

@@ -48,7 +48,7 @@ def current_version(event_type: str) -> int:
 
 
 # The envelope's stored fields (``Event.to_dict`` without the deep copy): what its schema checks.
-ENVELOPE_FIELDS = tuple(f.name for f in fields(Event) if f.name not in ("traceparent", "idempotency_key"))
+ENVELOPE_FIELDS = tuple(f.name for f in fields(Event) if f.name not in ("traceparent", "idempotency_key", "leader_term"))
 
 
 def _schema(stem: str) -> dict[str, Any]:

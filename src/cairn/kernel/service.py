@@ -61,6 +61,8 @@ class ServiceRuntime:
         # commands decide from aggregate snapshots, which only SQLite read models keep
         self._commands = CommandHandler(event_log, store, runner) if isinstance(store, SqliteStore) else None
         self._stops: list[Callable[[], Awaitable[Any]]] = []
+        self.leases: list[Any] = []  # singletons' leases this replica campaigns for (cairn.kernel.leader)
+        self.lease_store: Any = None
 
     @property
     def commands(self) -> CommandHandler:
@@ -90,6 +92,7 @@ class ServiceRuntime:
             "error": self.runner.last_error,
             "parked": self.runner.parked_count(),
             "pid": os.getpid(),
+            "leases": [{"name": lease.name, "term": lease.term} for lease in self.leases if lease.holds()],
         }
 
 

@@ -1,0 +1,68 @@
+locals {
+  # Leaf mode is told by a setting that is not secret (for_each may not depend on a secret).
+  cluster_mode = var.leaf_gateway_url == ""
+  ns           = var.namespace
+  labels       = merge({ "app.kubernetes.io/part-of" = "cairn", "cairn/installation" = var.name, "app.kubernetes.io/managed-by" = "terraform" }, var.labels)
+
+  # The ports of docs/cluster.md and the services' ports (the same as the aws module's).
+  nats_client_port  = 4222
+  nats_cluster_port = 6222
+  nats_leaf_port    = 7422
+  gateway_port      = 8080
+  service_ports = {
+    registry = 7001, artifacts = 7002, metrics = 7003, scheduler = 7004,
+    lineage  = 7005, deployments = 7006, monitor = 7007, pipelines = 7008,
+  }
+  # docs/cluster.md "Service replicas": registry and lineage may run several replicas (a
+  # StatefulSet each, so every replica keeps its name: its durable consumer and read model); the
+  # others run once (a Deployment of one pod, replaced not rolled) as cairn up runs them (cairn.up.REPLICABLE).
+  replicable = ["registry", "lineage"]
+  singletons = local.cluster_mode ? [for service in keys(local.service_ports) : service if !contains(local.replicable, service)] : []
+  replicated = local.cluster_mode ? local.replicable : []
+
+  nats_nodes = [for index in range(var.nats_replicas) : {
+    name = "nats-${index}"
+    host = "nats-${index}.nats.${local.ns}.svc.${var.cluster_domain}"
+  }]
+  nats_urls = join(",", [for node in local.nats_nodes : "tls://${node.host}:${local.nats_client_port}"])
+  replicas  = min(3, var.nats_replicas)
+
+  service_host = { for service, port in local.service_ports : service => "${service}.${local.ns}.svc.${var.cluster_domain}" }
+  # The gateway's CAIRN_SERVICES: a replicated service as the list of its pods (the gateway
+  # spreads requests and moves on from a dead one itself), the others by their Service.
+  gateway_services = jsonencode(merge(
+    { for service in local.singletons : service => "http://${local.service_host[service]}:${local.service_ports[service]}" },
+    { for service in local.replicated : service => [for index in range(var.service_replicas) :
+    "http://${service}-${index}.${local.service_host[service]}:${local.service_ports[service]}"] },
+  ))
+  single_url = { for service, port in local.service_ports : service => "http://${local.service_host[service]}:${port}" }
+  # What each service calls over HTTP (cairn.up.service_wiring, kept in step by hand).
+  service_wiring = {
+    scheduler   = { CAIRN_METRICS_URL = local.single_url.metrics }
+    deployments = { CAIRN_SCHEDULER_URL = local.single_url.scheduler }
+    monitor     = { CAIRN_DEPLOYMENTS_URL = local.single_url.deployments, CAIRN_ARTIFACTS_URL = local.single_url.artifacts }
+    pipelines = { for service in ["scheduler", "registry", "artifacts", "metrics", "deployments", "monitor"] :
+    "CAIRN_${upper(service)}_URL" => local.single_url[service] }
+    artifacts = var.artifacts_s3 == null ? {} : merge({
+      CAIRN_ARTIFACTS_BACKEND   = "s3"
+      CAIRN_ARTIFACTS_S3_BUCKET = var.artifacts_s3.bucket
+      CAIRN_ARTIFACTS_S3_REGION = var.artifacts_s3.region
+    }, var.artifacts_s3.endpoint == null ? {} : { CAIRN_ARTIFACTS_S3_ENDPOINT = var.artifacts_s3.endpoint })
+  }
+
+  # env/ROLE.env of `cairn cluster config`, as environment variables of each role's pods.
+  nats_env = {
+    CAIRN_NATS_URL         = local.nats_urls
+    CAIRN_REPLICAS         = tostring(local.replicas)
+    CAIRN_NATS_TLS_CA      = "/etc/cairn/tls/ca.pem"
+    CAIRN_DATA_DIR         = "/var/lib/cairn"
+    CAIRN_SERVICE_KEY_FILE = "/etc/cairn/secrets/service.key"
+    CAIRN_HOST             = "0.0.0.0"
+  }
+
+  # Every NATS user of cairn.up.NATS_USERS: each process, the agents' user, the operator's admin.
+  nats_roles = concat(keys(local.service_ports), ["gateway", "agent", "admin"])
+
+  # The hardening every pod and container of this module gets.
+  pod_user = 10001
+}
