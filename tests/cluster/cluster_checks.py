@@ -123,10 +123,10 @@ def _rebuild(cluster: Cluster, url: str) -> str:
 def check_projections(cluster: Cluster, rebuild_on: str) -> None:
     """Replicas of a replicated service hash equal, and equal to a rebuild (on ``rebuild_on``);
     each singleton service hashes equal to its own rebuild. Taken again when the log moved."""
-    targets = {s: cluster.replica_urls(s) for s in REPLICATED}
+    targets = {s: cluster.replica_urls(s) for s in (*REPLICATED, "scheduler")}
     targets.update({s: [cluster.url(SINGLETON_HOST, s)] for s in SERVICES if s not in REPLICATED})
     for service, urls in targets.items():
-        rebuilt_url = urls[CORE.index(rebuild_on)] if len(urls) > 1 else urls[0]
+        rebuilt_url = next((url for url in urls if url.startswith(f"http://{cluster.ip(rebuild_on)}:")), urls[0])
         deadline = time.monotonic() + DEADLINE_S
         while True:
             before = last_seq(cluster)

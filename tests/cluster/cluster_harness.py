@@ -54,6 +54,8 @@ SITE_PORT = 4222
 PORTS = {"registry": 7001, "lineage": 7002, "artifacts": 7003, "metrics": 7004, "scheduler": 7005,
          "deployments": 7006, "monitor": 7007, "pipelines": 7008, "gateway": 8080}
 REPLICATED = ("registry", "lineage")
+# the scheduler, a singleton by leader election (part B): a standby on h2, to kill its leader
+SCHEDULER_HOSTS = ("h1", "h2")
 SINGLETON_HOST = "h1"
 DEADLINE_S = max(60.0, START_TIMEOUT_S)
 
@@ -135,10 +137,12 @@ class Cluster:
 
     def services_of(self, host: str) -> list[str]:
         singles = [s for s in SERVICES if s not in REPLICATED] if host == SINGLETON_HOST else []
-        return [*REPLICATED, *singles, "gateway"]
+        standby = ["scheduler"] if host in SCHEDULER_HOSTS and host != SINGLETON_HOST else []
+        return [*REPLICATED, *singles, *standby, "gateway"]
 
     def replica_urls(self, service: str) -> list[str]:
-        return [self.url(host, service) for host in CORE]
+        hosts = SCHEDULER_HOSTS if service == "scheduler" else CORE
+        return [self.url(host, service) for host in hosts]
 
     @property
     def service_headers(self) -> dict[str, str]:
@@ -169,7 +173,7 @@ class Cluster:
         env.update(service_wiring(singles).get(name, {}))
         if name == "gateway":
             listed: dict[str, str | list[str]] = {**singles}
-            for service in REPLICATED:
+            for service in (*REPLICATED, "scheduler"):
                 listed[service] = self.replica_urls(service)
             env["CAIRN_SERVICES"] = json.dumps(listed)
             env["CAIRN_GATEWAY_REPLICAS"] = str(len(CORE))
@@ -240,6 +244,9 @@ class Cluster:
         self._popen(SITE, "agent", argv, env)
         log = self._log(SITE, "agent")
         self.wait(lambda: "ready" in log.read_text(errors="replace"), "the site's agent is ready", check_alive=True)
+
+    def kill(self, host: str, name: str) -> None:
+        kill_group(self.procs[host].pop(name))
 
     def kill_host(self, host: str) -> None:
         for proc in self.procs.pop(host, {}).values():

@@ -8,7 +8,7 @@ checks (``check_everything``): every acknowledged write is in the event log exac
 the read models, the registry and lineage replicas hash equal to a rebuild, no job ran twice at
 one attempt. The time during which writes failed is printed, never asserted.
 
-Not here: killing the scheduler leader (leader election, part B of issue 26, has not landed).
+The scheduler runs on h1 and h2 (leader election: the dispatcher's lease in ``cairn-leases``).
 Skipped only where network namespaces cannot be made (not root)."""
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from nats import errors as nats_errors
 
-from cairn.protocol import EVENTS_STREAM
+from cairn.protocol import EVENTS_STREAM, LEASE_BUCKET
 from cluster.cluster_checks import check_everything
-from cluster.cluster_harness import CORE, SITE, Cluster
+from cluster.cluster_harness import CORE, SCHEDULER_HOSTS, SITE, Cluster
 from cluster.cluster_load import JOB_QUEUE, Load
 from cluster.netns import Network, netns_possible
 
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"failure tests need
 # how long scenario 2 keeps a host cut off (the issue says 20 s; shorter keeps the suite's time)
 CUT_OFF_S = float(os.environ.get("CAIRN_TEST_CUT_OFF_S", "10"))
 PROJECT = "failures"
+DISPATCHER_LEASE = "scheduler.dispatcher"
 windows: dict[str, float] = {}
 
 
@@ -133,6 +135,44 @@ def test_2_a_host_cut_off_the_network_and_healed(cluster: Cluster, load: Load) -
         load.wait_rounds(2)
     report(f"host cut off for {CUT_OFF_S:.0f}s", load, since)
     check_everything(cluster, load, rebuild_on="h2")
+
+
+async def dispatcher_lease(cluster: Cluster) -> dict[str, Any]:
+    """The scheduler dispatcher's lease (``{"holder", "term", "expires_at"}``), {} when none."""
+    nc = await cluster.admin()
+    try:
+        kv = await nc.jetstream(timeout=5).key_value(LEASE_BUCKET)
+        entry = await kv.get(DISPATCHER_LEASE)
+        return dict(json.loads(entry.value or b"{}"))
+    except (nats_errors.Error, asyncio.TimeoutError):
+        return {}
+    finally:
+        await nc.close()
+
+
+def test_3_the_scheduler_leader_killed(cluster: Cluster, load: Load) -> None:
+    """The scheduler replica holding the dispatcher's lease is SIGKILLed under load; the standby
+    takes the lease (a higher term) and dispatches: a job submitted then completes."""
+    lease = cluster.wait(lambda: asyncio.run(dispatcher_lease(cluster)), "a scheduler holds the dispatcher lease")
+    replica = lease["holder"].split("/", 1)[1]
+    host = SCHEDULER_HOSTS[0] if replica == "main" else replica
+    with load.running():
+        load.wait_rounds(2)
+        since = time.monotonic()
+        cluster.kill(host, "scheduler")
+        after = cluster.wait(lambda: (lambda now: now if now.get("term", 0) > lease["term"] else None)(
+            asyncio.run(dispatcher_lease(cluster))), "the standby scheduler takes the dispatcher lease")
+        assert after["holder"] != lease["holder"]
+        job = load.call("POST", f"/scheduler/projects/{PROJECT}/jobs",
+                        json={"command": ["sh", "-c", "echo after the failover"], "code": None, "queue": JOB_QUEUE})
+        load.acked.jobs.append(job["id"])
+        cluster.wait(lambda: load.call("GET", f"/scheduler/projects/{PROJECT}/jobs/{job['id']}")["status"]
+                     == "succeeded", "the new leader dispatches a job that completes")
+        cluster.start_service(host, "scheduler")
+        cluster.wait(lambda: cluster.service_ready(host, "scheduler"), f"the scheduler on {host} is back")
+        load.wait_rounds(2)
+    report(f"scheduler leader ({lease['holder']}, term {lease['term']}) killed", load, since)
+    check_everything(cluster, load, rebuild_on=host)
 
 
 def test_4_the_whole_cluster_restarted(cluster: Cluster, load: Load) -> None:
