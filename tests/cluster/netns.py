@@ -38,7 +38,10 @@ def netns_possible() -> str | None:
     if os.geteuid() != 0:
         return "network namespaces need root (ip netns add); run the failure tests as root"
     probe = f"{PREFIX}-probe-{os.getpid()}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
+    try:
+        made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return "the ip command (iproute2) is not installed"
     if made.returncode != 0:
         return f"ip netns add failed: {made.stderr.strip() or made.returncode}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
