@@ -226,8 +226,10 @@ class Cluster:
         token_file = self.data_dir / "admin.token"
         self.wait(lambda: token_file.exists(), "the first gateway writes the admin token", check_alive=True)
         self.token = token_file.read_text().strip()
-        for host in CORE[1:]:
-            self.start_service(host, "gateway")
+        for host in CORE[1:]:  # one at a time: every gateway binds the webhook dispatcher's one durable
+            self.start_service(host, "gateway")  # consumer, deleting it first (docs/cluster.md, Failure tests)
+            self.wait(lambda h=host: self.ready(self.url(h, "gateway")), f"the gateway on {host} is healthy",
+                      check_alive=True)
         if "nats" not in self.procs.get(SITE, {}):
             self.start_site()
         self.wait_ready()
@@ -312,13 +314,13 @@ class Cluster:
     # -- waiting -----------------------------------------------------------------------------
 
     def revive(self, what: str) -> None:
-        """Start again a service that exited while starting, at most twice each: on a machine
+        """Start again a service that exited while starting, at most four times each: on a machine
         loaded by other work a JetStream request at start can time out (the service exits, as
         under systemd, which would restart it too). Anything else that exited is an error."""
         for name in self.exited():
             host, process = name.split("/")
             self.restarts[name] = self.restarts.get(name, 0) + 1
-            if process in ("nats", "agent") or self.restarts[name] > 2:
+            if process in ("nats", "agent") or self.restarts[name] > 4:
                 raise RuntimeError(f"{name} exited while waiting for {what}; logs in {self.root / 'logs'}")
             print(f"{name} exited at start; starting it again")
             self.start_service(host, process)
