@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from cairn.kernel.service import ServiceRuntime, create_service_app
-from cairn.kernel.service_commands import CommandServer
+from cairn.kernel.service_commands import CommandServer, caught_up_with_log
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.registry.api import router
 from cairn.services.registry.api_genai import router as genai_router
@@ -25,7 +25,8 @@ class RegistrySettings(ServiceSettings):
 
 async def serve_nats_commands(app: FastAPI, runtime: ServiceRuntime) -> None:
     """Agents and jobs reach a few registry commands over NATS (``cairn.cmd.registry.*``)."""
-    commands = CommandServer(runtime.log.nc, "registry", registry_commands(runtime))
+    commands = CommandServer(runtime.log.nc, "registry", registry_commands(runtime),
+                             caught_up=caught_up_with_log(runtime))  # replicas: any one may answer
     await commands.start()
     runtime.defer(commands.stop)
 

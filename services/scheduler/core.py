@@ -26,7 +26,7 @@ from nats.aio.msg import Msg
 from cairn.kernel import jobtoken
 from cairn.kernel.commands import CommandContext, Outcome
 from cairn.kernel.envelope import Event, subject_for
-from cairn.kernel.errors import CairnError
+from cairn.kernel.errors import CairnError, Unavailable
 from cairn.kernel.ids import new_id
 from cairn.kernel.leader import Elector, Lease, run_singleton
 from cairn.kernel.service import ServiceRuntime
@@ -283,6 +283,8 @@ class SchedulerCore:
         try:
             report = json.loads(msg.data)
             answer = await self.handle_report(report)
+        except Unavailable as err:  # the event log or the registry, for a moment: the agent sends it again
+            answer = {"ok": False, "code": err.code, "message": err.message, "retry": True}
         except CairnError as err:
             answer = {"ok": False, "code": err.code, "message": err.message}
         except Exception as err:  # noqa: BLE001 - the agent retries

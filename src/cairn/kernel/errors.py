@@ -85,6 +85,16 @@ class NotLeader(Unavailable):
     code = "not_leader"
 
 
+def nats_unavailable() -> tuple[type[Exception], ...]:
+    """NATS errors that mean "not now" rather than "wrong": no stream leader for a moment (its node
+    died, an election runs), no responder, no answer in time. A request that meets one is a 503
+    with ``Retry-After`` (sent again with its Idempotency-Key, it appends at most once), not a 500."""
+    from nats import errors as nats_errors
+    from nats.js.errors import NoStreamResponseError
+
+    return (NoStreamResponseError, nats_errors.NoRespondersError, nats_errors.TimeoutError)
+
+
 class ConfigurationError(CairnError):
     """A process was started with settings it cannot run with (a missing or unreadable file, a
     port in use); the message names the setting and what to change. Raised at start, never for a

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cairn.kernel.commands import CommandContext
-from cairn.kernel.errors import CairnError
+from cairn.kernel.errors import CairnError, Unavailable, nats_unavailable
 from cairn.kernel.identity import current_caller
 from cairn.kernel.ids import PATTERN_RULES, new_id
 from cairn.kernel.telemetry import current_traceparent
@@ -56,6 +56,13 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("error code=%s message=%s", err.code, err.message)
         headers = {"Retry-After": str(err.details["retry_after"])} if "retry_after" in err.details else None
         return JSONResponse(err.to_body(), status_code=err.status, headers=headers)
+
+    for nats_error in nats_unavailable():  # the event log for a moment (tests/cluster/test_failures.py)
+        @app.exception_handler(nats_error)
+        async def _nats_unavailable(request: Request, err: Exception) -> JSONResponse:
+            return await _cairn_error(request, Unavailable(
+                f"the event log did not answer ({type(err).__name__}): it is electing a leader or "
+                "reconnecting; retry", details={"retry_after": 1}))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, err: RequestValidationError) -> JSONResponse:

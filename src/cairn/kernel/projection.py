@@ -24,6 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
+from nats import errors as nats_errors
 from nats.aio.msg import Msg
 from nats.js import api as js_api
 from nats.js.errors import NotFoundError
@@ -95,6 +96,7 @@ class ProjectionRunner:
         self._cut: int | None = None  # set by refilter: the batch ends at this sequence
         self._sub: Any = None
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._next_delivery = 1  # the consumer sequence the next message must carry
 
     async def start(self) -> None:
         await self._bind()
@@ -133,6 +135,7 @@ class ProjectionRunner:
             except Exception:  # noqa: BLE001 - the old subscription may be gone already
                 pass
         self._queue = asyncio.Queue()
+        self._next_delivery = 1  # a consumer made afresh numbers its deliveries from 1
         start = self.store.last_sequence()
         self.applied = start
         try:
@@ -209,6 +212,9 @@ class ProjectionRunner:
                     await asyncio.sleep(wait)  # let more of the trickle arrive, then take it all
                     msgs.extend(self._take_waiting(self.batch - len(msgs)))
                 next_apply = loop.time() + self.min_interval_s
+            if self._lost_delivery(msgs):
+                await self._bind()  # from the committed position: what was lost comes again
+                continue
             events = [Event.from_message(m.data, m.metadata.sequence.stream, m.headers) for m in msgs]
             try:
                 if self.before_apply is not None:
@@ -238,6 +244,21 @@ class ProjectionRunner:
                 await self._announce(self.parked)
             if self.after_batch is not None:
                 await self.after_batch(events)
+
+    def _lost_delivery(self, msgs: list[Msg]) -> bool:
+        """Whether a delivery never arrived (its consumer sequence was skipped). A push consumer's
+        messages travel as plain NATS messages: those sent while the connection moves to another
+        server (a node died or was cut off) are lost, yet counted delivered, and acknowledging a
+        later one (AckAll) would acknowledge them unapplied: the read model would silently miss
+        them (tests/cluster/test_failures.py saw a lineage replica miss a ``job.succeeded``)."""
+        for msg in msgs:
+            delivery = msg.metadata.sequence.consumer
+            if delivery != self._next_delivery:
+                log.warning("projection=%s delivery_gap expected=%d got=%d; binding again",
+                            self.durable, self._next_delivery, delivery)
+                return True
+            self._next_delivery = delivery + 1
+        return False
 
     async def _apply(self, events: list[Event]) -> int:
         """Apply a batch whole; when an event in it is poison, again event by event, parking
@@ -355,7 +376,7 @@ class ProjectionRunner:
         if self.applied >= sequence:
             return
         if check_first and self.filter_subjects:
-            await self._skip_unread()
+            await self._ask_pending()
             if self.applied >= sequence:
                 return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -395,7 +416,16 @@ class ProjectionRunner:
                 raise asyncio.TimeoutError
             await asyncio.wait({future}, timeout=min(0.2, left))
             if not future.done():
-                await self._skip_unread()
+                await self._ask_pending()
+
+    async def _ask_pending(self) -> None:
+        """``_skip_unread`` for a waiting reader: a server that does not answer (the stream has no
+        leader for a moment: a node died) decides nothing, and the wait goes on to its deadline
+        (a 503 then, not a 500 now)."""
+        try:
+            await self._skip_unread()
+        except (nats_errors.Error, asyncio.TimeoutError) as err:
+            log.debug("projection=%s pending_check_error=%r", self.durable, err)
 
     async def rebuild(self) -> int:
         """Drop the read model and replay the whole log into it; returns the sequence reached."""

@@ -19,13 +19,14 @@ from typing import Any
 import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
 from cairn.kernel.commands import CommandContext
 from cairn.kernel.envelope import H_ACTOR, H_CORRELATION, H_TRACEPARENT
-from cairn.kernel.errors import CairnError, InvalidInput, Unavailable
+from cairn.kernel.errors import CairnError, InvalidInput, Unavailable, nats_unavailable
 from cairn.kernel.http import validation_error_body
 from cairn.kernel.ids import new_id
 from cairn.kernel.telemetry import inject, span_from
@@ -46,10 +47,14 @@ def command_subject(service: str, name: str) -> str:
 class CommandServer:
     """Answers ``cairn.cmd.<service>.<name>`` requests (queue group: one replica answers each)."""
 
-    def __init__(self, nc: NATS, service: str, commands: dict[str, ServiceCommand]) -> None:
+    def __init__(self, nc: NATS, service: str, commands: dict[str, ServiceCommand], *,
+                 caught_up: Callable[[], Awaitable[None]] | None = None) -> None:
         self.nc = nc
         self.service = service
         self.commands = commands
+        # awaited before each command: a replica's read model has everything appended before the
+        # request arrived (see caught_up_with_log)
+        self.caught_up = caught_up
         self._subs: list[Any] = []
         self._inflight: set[asyncio.Task[None]] = set()
 
@@ -85,9 +90,15 @@ class CommandServer:
                 payload = orjson.loads(msg.data)
                 if not isinstance(payload, dict):
                     raise InvalidInput("a command's body must be a JSON object")
+                if self.caught_up is not None:
+                    await self.caught_up()
                 answer: dict[str, Any] = {"result": await self.commands[name](payload, ctx)}
             except CairnError as err:
                 answer = {**err.to_body(), "status": err.status}
+            except nats_unavailable() as err:  # the event log for a moment: the caller may retry
+                unavailable = Unavailable(f"the event log did not answer ({type(err).__name__}); retry",
+                                          details={"retry_after": 1})
+                answer = {**unavailable.to_body(), "status": unavailable.status}
             except ValidationError as err:
                 answer = {**validation_error_body(err.errors()), "status": 422}
             except orjson.JSONDecodeError:
@@ -98,6 +109,25 @@ class CommandServer:
                 answer = {"error": {"code": "internal", "message": repr(err), "details": {}}, "status": 500}
         if msg.reply:
             await self.nc.publish(msg.reply, orjson.dumps(answer, default=str))
+
+
+def caught_up_with_log(runtime: Any) -> Callable[[], Awaitable[None]]:
+    """For a service with replicas (a ``ServiceRuntime``): wait until this replica's projection
+    has applied the event log up to its end as of now, at most ``min_seq_wait_s`` (then a 503).
+    One replica of a queue group answers each command, and the caller may have written through
+    another a moment ago (the scheduler creates a job's run, then starts and finishes it): a
+    replica behind would answer "run does not exist" (tests/cluster/test_failures.py saw an
+    agent's report refused so, after a registry replica restarted)."""
+
+    async def wait() -> None:
+        try:
+            last = await runtime.log.last_sequence()
+        except (NatsError, asyncio.TimeoutError) as err:
+            raise Unavailable(f"the event log did not answer ({type(err).__name__}); retry",
+                              details={"retry_after": 1}) from None
+        await runtime.runner.wait_for(last, timeout=runtime.settings.min_seq_wait_s, check_first=True)
+
+    return wait
 
 
 def _error_classes() -> dict[str, type[CairnError]]:
