@@ -26,7 +26,6 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.errors import (
     BadRequestError,
-    NoStreamResponseError,
     NotFoundError,
     ServiceUnavailableError,
 )
@@ -38,6 +37,7 @@ from cairn.kernel.errors import (
     ConfigurationError,
     PayloadTooLarge,
     Unavailable,
+    nats_unavailable,
 )
 from cairn.kernel.natsauth import NatsCredentials
 from cairn.kernel.natstls import client_tls_context, server_urls
@@ -50,6 +50,8 @@ from cairn.protocol import (  # noqa: F401 - EVENTS_STREAM is read from here by 
 )
 
 log = logging.getLogger(__name__)
+# an append nobody answered in time: a 503 (kernel/errors.py nats_unavailable), not a 500
+_NOT_ANSWERED: tuple[type[Exception], ...] = (*nats_unavailable(), ServiceUnavailableError)
 
 MAX_ATOMIC_BATCH = 1000  # the server's default limit on messages in one atomic batch
 
@@ -211,8 +213,7 @@ class EventLog:
                     details={"aggregate": event.aggregate, "id": event.aggregate_id},
                 ) from None
             raise
-        except (nats_errors.NoRespondersError, nats_errors.TimeoutError, ServiceUnavailableError,
-                NoStreamResponseError) as err:
+        except _NOT_ANSWERED as err:
             # No stream leader answered (a NATS node died and the cluster is electing one, or
             # the server is gone): a 503, not a 500. The append may have been stored all the
             # same: a retry with the same Idempotency-Key appends once.
