@@ -31,7 +31,8 @@ from cluster.cluster_load import JOB_QUEUE, Load
 from cluster.netns import Network, netns_possible
 
 WHY_NOT = netns_possible() if sys.platform == "linux" else "network namespaces are Linux only"
-pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"failure tests need network namespaces: {WHY_NOT}")
+pytestmark = [pytest.mark.system,  # apart from the default run: `pytest -m system` (README "Development")
+              pytest.mark.skipif(WHY_NOT is not None, reason=f"failure tests need network namespaces: {WHY_NOT}")]
 
 # how long scenario 2 keeps a host cut off (the issue says 20 s; shorter keeps the suite's time)
 CUT_OFF_S = float(os.environ.get("CAIRN_TEST_CUT_OFF_S", "10"))

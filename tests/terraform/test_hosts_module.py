@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "infra" / "terraform" / "examples" / "hosts-three-machines"
 T = TypeVar("T")
 
-pytestmark = pytest.mark.skipif((why := missing_tools()) is not None, reason=why or "")
+pytestmark = [pytest.mark.system,  # apart from the default run: `pytest -m system` (README "Development")
+              pytest.mark.skipif((why := missing_tools()) is not None, reason=why or "")]
 
 
 def wait_until(check: Callable[[], T | None], timeout_s: float, what: str) -> T:
