@@ -120,7 +120,6 @@ def run_backend(backend: str, args: argparse.Namespace, work: Path, mlflow_local
     big = work / "big.bin"
     small_root = work / "small"
     small_files = sorted(small_root.rglob("*.bin"))
-    big_bytes = big.stat().st_size
     big_digest = fingerprint_file(big)
     manifest: Manifest = fingerprint_tree(small_root)
     env: dict[str, str] = {}
@@ -129,6 +128,7 @@ def run_backend(backend: str, args: argparse.Namespace, work: Path, mlflow_local
     mlflow = mlflow_local
     if backend == "s3":
         server = SeaweedS3(work / f"seaweed-{backend}", bucket="bench").start()
+        stack.callback(server.stop)  # also when MLflow's or Cairn's start fails below
         env = {"CAIRN_ARTIFACTS_BACKEND": "s3", "CAIRN_ARTIFACTS_S3_ENDPOINT": server.endpoint,
                "CAIRN_ARTIFACTS_S3_BUCKET": "bench", "CAIRN_ARTIFACTS_S3_ACCESS_KEY": "bench",
                "CAIRN_ARTIFACTS_S3_SECRET_KEY": "bench"}
@@ -141,7 +141,17 @@ def run_backend(backend: str, args: argparse.Namespace, work: Path, mlflow_local
                  "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}))
         mlflow = MlflowSide(on_s3.url)
     # fs-direct: the file system backend with direct transfer URLs (what `cairn up` on loopback runs)
-    plat = Platform(work / f"platform-{backend}", extra_env=env, direct_artifacts=backend == "fs-direct").start()
+    with stack:
+        plat = Platform(work / f"platform-{backend}", extra_env=env,
+                        direct_artifacts=backend == "fs-direct").start()
+        _rounds(args, plat, mlflow, server, work, big, big_digest, manifest, small_root, small_files, results,
+                backend)
+
+
+def _rounds(args: argparse.Namespace, plat: Platform, mlflow: MlflowSide, server: SeaweedS3 | None, work: Path,
+            big: Path, big_digest: str, manifest: Manifest, small_root: Path, small_files: list[Path],
+            results: dict[tuple[str, str, str], list[float]], backend: str) -> None:
+    big_bytes = big.stat().st_size
     try:
         with Client(plat.gateway, token=plat.token) as client:
             art = client.artifacts
@@ -170,9 +180,6 @@ def run_backend(backend: str, args: argparse.Namespace, work: Path, mlflow_local
                 print(f"  {backend} round {r + 1}/{args.rounds} done; load {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         plat.stop()
-        stack.close()
-        if server is not None:
-            server.stop()
 
 
 def raw_s3_round(s3: Any, prefix: str, files: list[Path], up: list[float], down: list[float]) -> None:
