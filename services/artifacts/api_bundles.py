@@ -45,6 +45,7 @@ from cairn.protocol import (
     parse_bundle_header,
 )
 from cairn.services.artifacts.api_blobs import Blobs, Ctx, ProjectName, Store
+from cairn.services.artifacts.api_presigned import PROXY
 from cairn.services.artifacts.blobs import BlobCorrupt, BlobStore
 from cairn.services.artifacts.direct import DIRECT_ROUTE, FsDirect, digest_list, direct_of
 from cairn.services.artifacts.possession import record_possession
@@ -57,7 +58,6 @@ router = APIRouter(tags=["blobs"], dependencies=[Depends(project_exists_on_write
 direct_router = APIRouter(tags=["blobs"])  # signed URLs: no caller, the signature is the authorization
 HEADER_MAX = 64 + 1 + 10 + 1  # digest, space, size, newline
 BUNDLE_BODY = BUNDLE_MAX_BYTES + BUNDLE_MAX_FILES * HEADER_MAX  # the body limit of an upload
-PROXY = {"mode": "proxy"}
 IN_FLIGHT = 4  # members hashed and written at once (each in a worker thread)
 
 
