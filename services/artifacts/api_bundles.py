@@ -19,6 +19,10 @@ cairn.protocol); larger files travel alone.
   this service for both ways, so bundle bytes skip the gateway: ``POST /projects/{p}/blobs/
   bundle-plan`` (a URL for any number of bundles, then ``.../bundle-commit`` with its token) and
   ``POST /blobs/bundle-plan`` (a URL per group of digests).
+- On S3 with presigning, the download plan is a presigned GET per blob instead: the client reads
+  them from the bucket many at once, which beats any bundle that goes through this service
+  (benchmarks/README.md). Uploads stay bundles through the gateway: a presigned PUT per small file
+  costs a staging copy and a commit each.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from cairn.services.artifacts.api_presigned import PROXY
 from cairn.services.artifacts.blobs import BlobCorrupt, BlobStore
 from cairn.services.artifacts.direct import DIRECT_ROUTE, FsDirect, digest_list, direct_of
 from cairn.services.artifacts.possession import record_possession
+from cairn.services.artifacts.presign import S3Presigner
 from cairn.services.artifacts.store import ArtifactsStore
 from cairn.services.artifacts.visibility import check_readable
 from cairn.services.registry.project_check import project_exists_on_writes
@@ -213,13 +218,16 @@ async def bundle_commit(project: ProjectName, query: CommitQuery, request: Reque
 async def bundle_download_plan(query: BundlePlanQuery, request: Request, rt: Runtime,
                                store: Store) -> dict[str, Any]:
     """Where to read these groups of blobs: a direct URL per group (POST the group's
-    ``{"digests": [...]}`` to it), or ``{"mode": "proxy"}``. Every blob must be readable by one
+    ``{"digests": [...]}`` to it), a presigned GET per blob (S3: ``{"mode": "presigned", "urls":
+    [[url, ...], ...]}``, in the groups' shape), or ``{"mode": "proxy"}``. Every blob must be readable by one
     of your projects (404 otherwise)."""
     await rt.commands.settled()
     for group in query.bundles:
         for digest in group:
             check_readable(request, store, digest)
     presigner = request.app.state.presigner
+    if isinstance(presigner, S3Presigner):  # each blob straight from the bucket, many at once
+        return await asyncio.to_thread(presigner.download_urls, query.bundles)
     if not isinstance(presigner, FsDirect):
         return PROXY
     return {"mode": "direct", "urls": presigner.bundle_download_urls(query.bundles)}

@@ -204,3 +204,37 @@ def test_parallel_push_of_200_files_equals_sequential_on_fs(platform: Platform, 
                                           json={"size": 1})
             assert plan == {"mode": "proxy"}  # the file system store takes the bytes through the gateway
     _parallel_equals_sequential(platform.gateway, platform.token, "pool-seq", "pool-par", tmp_path)
+
+
+def test_small_files_come_straight_from_the_bucket_with_presigned_gets(
+        s3_platform: tuple[Platform, SeaweedS3], tmp_path: Path) -> None:
+    """On S3 the download plan of many small blobs is a presigned GET per blob (in the groups'
+    shape), read many at once and verified by the client; a blob the bucket does not give is
+    left for a request of its own, which answers with Cairn's error."""
+    plat, server = s3_platform
+    from cairn.sdk import bundles
+
+    datas = [os.urandom(20_000 + i) for i in range(5)]
+    digests = [blake3(d).hex() for d in datas]
+    outsider = _user(plat, "pre-gus", "pre-b", "editor")
+    with Client(plat.gateway, token=plat.token) as client:
+        for i, data in enumerate(datas):
+            (tmp_path / f"s{i}.bin").write_bytes(data)
+        bundles.upload(client.artifacts, "pre-a", [(d, tmp_path / f"s{i}.bin", len(datas[i]))
+                                                   for i, d in enumerate(digests)], None)
+        plan = client.artifacts._call("POST", "/blobs/bundle-plan", json={"bundles": [digests[:3], digests[3:]]})
+        assert plan["mode"] == "presigned" and [len(g) for g in plan["urls"]] == [3, 2]
+        assert all(url.startswith(server.endpoint) for group in plan["urls"] for url in group)
+        members = [(d, tmp_path / f"out{i}.bin", len(datas[i])) for i, d in enumerate(digests)]
+        assert bundles.download(client.artifacts, members, None) == []
+        assert [(tmp_path / f"out{i}.bin").read_bytes() for i in range(5)] == datas
+        server.client().delete_object(Bucket="pre", Key=f"blobs/{digests[4]}")
+        gone = [(d, tmp_path / f"again{i}.bin", len(datas[i])) for i, d in enumerate(digests)]
+        assert bundles.download(client.artifacts, gone, None) == [gone[4]]
+        assert not (tmp_path / "again4.bin").exists()
+        with pytest.raises(Exception, match="not stored"):
+            client.artifacts.download_blob(digests[4], tmp_path / "again4.bin", size=len(datas[4]))
+    with httpx.Client(base_url=f"{plat.gateway}/api/v1/artifacts", headers={"Authorization": f"Bearer {outsider}"},
+                      timeout=30) as oz:
+        hidden = oz.post("/blobs/bundle-plan", json={"bundles": [digests[:1]]})
+        assert hidden.status_code == 404 and "http" not in hidden.text

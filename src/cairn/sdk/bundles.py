@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 BUNDLE_BYTES = 16 << 20  # per request: big enough to spread the request's cost, small enough to pipeline
 BUNDLE_WORKERS = 4  # bundles in flight at once
+GET_WORKERS = 8  # presigned GETs of small blobs in flight at once (S3)
 T = TypeVar("T")
 
 
@@ -69,7 +70,7 @@ def upload(api: Artifacts, project: str, members: list[tuple[str, Path, int]],
     project hold them all), else through the gateway."""
     if not members:
         return
-    plan = _plan(api, "POST", f"/projects/{_q(project)}/blobs/bundle-plan", json={})
+    plan = _plan(api, "upload", f"/projects/{_q(project)}/blobs/bundle-plan", json={})
     url = plan.get("url")
     in_pool(groups(members, lambda m: m[2]), lambda g: _send(api, project, g, progress, url), workers)
     if url is not None:
@@ -79,13 +80,24 @@ def upload(api: Artifacts, project: str, members: list[tuple[str, Path, int]],
 def download(api: Artifacts, members: list[tuple[str, Path, int]], progress: Callable[[int], None] | None,
              workers: int = BUNDLE_WORKERS) -> list[tuple[str, Path, int]]:
     """Download (digest, target, size) members in bundles, ``workers`` at a time (see
-    :func:`fetch`); returns the members that did not arrive (short answers)."""
+    :func:`fetch`), or each from the bucket with its presigned GET, ``GET_WORKERS`` at a time,
+    when the store hands those out (S3); returns the members that did not arrive."""
     cut = groups(members, lambda m: m[2])
     if not cut:
         return []
-    plan = _plan(api, "POST", "/blobs/bundle-plan", json={"bundles": [[m[0] for m in g] for g in cut]})
-    urls: list[str | None] = plan.get("urls") or [None] * len(cut)
+    plan = _plan(api, "download", "/blobs/bundle-plan", json={"bundles": [[m[0] for m in g] for g in cut]})
+    urls: list[Any] = plan.get("urls") or [None] * len(cut)
     left: list[tuple[str, Path, int]] = []
+    if plan.get("mode") == "presigned":
+        singles = [(m, url) for group, group_urls in zip(cut, urls, strict=True)
+                   for m, url in zip(group, group_urls, strict=True)]
+
+        def get(item: tuple[tuple[str, Path, int], str]) -> None:
+            if not _get_presigned(api, item[0], item[1], progress):
+                left.append(item[0])
+
+        in_pool(singles, get, GET_WORKERS)
+        return left
 
     def one(item: tuple[list[tuple[str, Path, int]], str | None]) -> None:
         group, url = item
@@ -95,13 +107,33 @@ def download(api: Artifacts, members: list[tuple[str, Path, int]], progress: Cal
     return left
 
 
-def _plan(api: Artifacts, method: str, path: str, json: dict[str, Any]) -> dict[str, Any]:
-    """A bundle plan, or ``{"mode": "proxy"}`` without asking once the store is known to answer that."""
-    if api.client.__dict__.get("_cairn_bundle_proxy"):
+def _get_presigned(api: Artifacts, member: tuple[str, Path, int], url: str,
+                   progress: Callable[[int], None] | None) -> bool:
+    """One small blob from its presigned GET, verified and written; False when the bucket did
+    not give it (the caller then asks Cairn for it alone, which says why)."""
+    digest, target, size = member
+    resp = retrying(api.client.retries, lambda: api._plain_http().get(url))
+    if resp.status_code != 200:
+        return False
+    data = resp.content
+    actual = blake3(data, threads=1).hex()
+    if actual != digest:
+        raise BundleError(f"downloaded bytes for {target} hash to {actual}, not {digest}")
+    _write(target, data)
+    if progress is not None:
+        progress(size)
+    return True
+
+
+def _plan(api: Artifacts, way: str, path: str, json: dict[str, Any]) -> dict[str, Any]:
+    """A bundle plan for ``way`` ("upload" or "download"), or ``{"mode": "proxy"}`` without
+    asking once the store is known to answer that for that way."""
+    known = f"_cairn_bundle_{way}_proxy"
+    if api.client.__dict__.get(known):
         return {"mode": "proxy"}
-    plan: dict[str, Any] = api._call(method, path, json=json)
-    if plan.get("mode") != "direct":
-        api.client.__dict__["_cairn_bundle_proxy"] = True
+    plan: dict[str, Any] = api._call("POST", path, json=json)
+    if plan.get("mode") not in ("direct", "presigned"):
+        api.client.__dict__[known] = True
     return plan
 
 
