@@ -18,8 +18,9 @@ Cairn uploads go into a fresh project each round, so every byte is sent again. M
 bytes/s; the median of ``--rounds``; ratio = Cairn / MLflow; the load average is printed before
 and after. ``--hop`` also times a 256 MiB download through the gateway and straight from the
 artifacts service (fs), the cost of the gateway's hop. For ``s3`` the small files are also moved
-with boto3 alone (8 threads, straight to SeaweedFS, ``[boto3 only]``): the store's own ceiling,
-which neither server can pass.
+with boto3 alone (8 threads, straight to SeaweedFS, ``[boto3 only]``), and so is the big file
+(boto3's transfer manager, its default parts and threads): the store's own ceiling, which neither
+server can pass.
 """
 
 from __future__ import annotations
@@ -166,10 +167,13 @@ def _rounds(args: argparse.Namespace, plat: Platform, mlflow: MlflowSide, server
                     order = [("cairn", cairn_fn), ("mlflow", mlflow_fn)]
                     for side, fn in order if r % 2 == 0 else order[::-1]:
                         results[(backend, case, side)].append(timed(fn, nbytes))
-                if server is not None:  # the store's own ceiling for the small files, no server between
+                if server is not None:  # the store's own ceiling, no server between
                     raw_s3_round(server.client(), f"raw{r}", small_files,
                                  results.setdefault((backend, f"{args.small} x 1 MiB up [boto3 only]", "cairn"), []),
                                  results.setdefault((backend, f"{args.small} x 1 MiB down [boto3 only]", "cairn"), []))
+                    raw_s3_big(server.client(), f"raw{r}", big, work / "raw-big.bin",
+                               results.setdefault((backend, f"{args.big_mib} MiB up [boto3 only]", "cairn"), []),
+                               results.setdefault((backend, f"{args.big_mib} MiB down [boto3 only]", "cairn"), []))
                 if args.hop and backend == "fs":
                     via = timed(lambda: _raw_get(f"{plat.gateway}/api/v1/artifacts", plat.headers, big_digest), big_bytes)
                     direct = timed(lambda: _raw_get(plat.service_url("artifacts"), plat.service_headers, big_digest),
@@ -189,6 +193,15 @@ def raw_s3_round(s3: Any, prefix: str, files: list[Path], up: list[float], down:
                                                           Body=p.read_bytes()), files), nbytes))
     down.append(timed(lambda: _pool(lambda p: s3.get_object(Bucket="bench", Key=f"{prefix}/{p.name}")["Body"].read(),
                                     files), nbytes))
+
+
+def raw_s3_big(s3: Any, prefix: str, big: Path, out: Path, up: list[float], down: list[float]) -> None:
+    """The big file into and out of the bucket with boto3's transfer manager alone (its default
+    parts and threads): the ceiling for Cairn's presigned multipart transfer."""
+    nbytes = big.stat().st_size
+    up.append(timed(lambda: s3.upload_file(str(big), "bench", f"{prefix}/big"), nbytes))
+    down.append(timed(lambda: s3.download_file("bench", f"{prefix}/big", str(out)), nbytes))
+    out.unlink(missing_ok=True)
 
 
 def _pool(work: Callable[[Path], object], files: list[Path]) -> None:
