@@ -427,3 +427,53 @@ async def test_a_service_started_with_its_env_file_runs_on_the_cluster(cluster: 
         proc.terminate()
         proc.wait(timeout=30)
         await admin.close()
+
+
+async def test_a_node_running_its_subscriber_sync_lets_an_issued_subscriber_in(cluster: Cluster) -> None:
+    """Each node's config includes its users file (``nodes/<node>.users.conf``), so the node's
+    subscriber sync can add an outside subscriber issued in the log, with no edit of the config:
+    the node with a sync lets the subscriber in, a node without one does not."""
+    from cairn.kernel.subscribers import hash_password, nats_user, new_password
+
+    config = cluster.configs["n1"].read_text()
+    assert 'include "n1.users.conf"' in config and "authorization" not in config
+    users_file = cluster.out / "nodes" / "n1.users.conf"
+    assert os.stat(users_file).st_mode & 0o077 == 0  # it holds the passwords
+    admin = await admin_connection(cluster)
+    event_log = EventLog(admin, replicas=3)
+    await event_log.ensure_stream()
+    password = new_password()
+    await event_log.append(Event(type="event_subscriber.issued", project="_site", aggregate="event_subscriber",
+                                 aggregate_id="outside-1",
+                                 data={"name": "outside-1", "projects": ["alpha"], "expires_at": None,
+                                       "password_hash": hash_password(password, rounds=4)}),
+                           expected_last_subject_seq=None)
+    await admin.close()
+    env = {**os.environ, **cluster.env("admin")}
+    sync = subprocess.Popen([sys.executable, "-m", "cairn.kernel.subscriber_sync", "--creds",
+                             str(cluster.out / "creds" / "admin.json"), "--users-file", str(users_file),
+                             "--static-creds-dir", str(cluster.out / "creds"),
+                             "--ports-dir", str(cluster.out / "store" / "n1")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    async def connects(node: str) -> bool:
+        try:
+            nc = await nats.connect(cluster.urls[node], user=nats_user("outside-1"), password=password,
+                                    tls=cluster.tls(), allow_reconnect=False, max_reconnect_attempts=0,
+                                    connect_timeout=2)
+        except (nats_errors.Error, OSError):
+            return False
+        await nc.close()
+        return True
+
+    try:
+        async def admitted() -> bool:
+            assert sync.poll() is None, sync.stderr.read().decode()[-3000:] if sync.stderr else ""
+            return await connects("n1")
+
+        await eventually(admitted, "n1 lets the issued subscriber in")
+        assert nats_user("outside-1") in users_file.read_text()
+        assert not await connects("n2")  # no sync next to n2: it keeps the users it had
+    finally:
+        sync.terminate()
+        sync.wait(timeout=30)

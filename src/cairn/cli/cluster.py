@@ -79,4 +79,5 @@ def config(ctx: Ctx, out: Path, name: str, nodes: tuple[str, ...], leaf_port: in
     emit(ctx, {"nodes": {k: str(v) for k, v in written.nodes.items()},
                "env": {k: str(v) for k, v in written.env.items()},
                "credentials": {k: str(v) for k, v in written.credentials.items()},
-               "leaves": {k: str(v) for k, v in written.leaves.items()}})
+               "leaves": {k: str(v) for k, v in written.leaves.items()},
+               "users": {k: str(v) for k, v in written.users.items()}})

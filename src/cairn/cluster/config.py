@@ -6,9 +6,13 @@
   with ``sync_interval: always`` (acknowledged means on disk on a majority of the replicas), the
   ``cluster`` block with routes to every other node, a ``leafnodes`` listener for remote sites, TLS
   on client, route and leaf listeners (with ``--tls-dir``; routes verify each other's certificate,
-  so only a holder of a certificate from the cluster's CA may join), and the ``authorization``
-  block with Cairn's per-role users and permissions (cairn.kernel.natsauth, the same table that
-  ``cairn up`` uses). Mode 0600: it holds the passwords.
+  so only a holder of a certificate from the cluster's CA may join), and ``include
+  "<node>.users.conf"``.
+- ``nodes/<node>.users.conf``: the ``authorization`` block with Cairn's per-role users and
+  permissions (cairn.kernel.natsauth, the same table that ``cairn up`` uses). Mode 0600: it holds
+  the passwords. A file of its own so that the node's subscriber sync
+  (cairn.kernel.subscriber_sync) can rewrite it with the outside event subscribers and reload the
+  node, with no edit of the node's config.
 - ``creds/<role>.json``: each role's NATS user and password (made once, kept on every re-run, so
   re-writing the configs never locks out a running service).
 - ``env/<role>.env``: what a process of that role needs (``CAIRN_NATS_URL`` naming every node,
@@ -41,6 +45,7 @@ from cairn.protocol import NATS_TLS_CA_ENV, NATS_URL_ENV
 DEFAULT_LEAF_PORT = 7422
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 _PORT_RANGE = range(1, 65536)
+USERS_SUFFIX = "users.conf"  # nodes/<node>.users.conf: the users file a node's config includes
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class ClusterFiles:
     env: dict[str, Path]
     leaves: dict[str, Path]
     store_dirs: dict[str, Path]
+    users: dict[str, Path]  # node -> the users file its config includes
 
 
 def write_cluster(out: Path, cluster: str, nodes: list[Node], *, users: tuple[str, ...],
@@ -125,10 +131,16 @@ def write_cluster(out: Path, cluster: str, nodes: list[Node], *, users: tuple[st
     users_block = authorization_block([NatsCredentials.read(path) for path in credentials.values()])
     private_folder(out / "nodes")
     node_files: dict[str, Path] = {}
+    users_files: dict[str, Path] = {}
     store_dirs: dict[str, Path] = {}
     for node in nodes:
         store_dirs[node.name] = store_root / node.name
-        text = node_config(cluster, node, nodes, store_dirs[node.name], tls_dir) + users_block
+        users_files[node.name] = out / "nodes" / f"{node.name}.{USERS_SUFFIX}"
+        # the per-role users only: a node's subscriber sync puts the live subscribers back within
+        # a tick (it compares the file with what it should hold)
+        write_private(users_files[node.name], users_block)
+        text = node_config(cluster, node, nodes, store_dirs[node.name], tls_dir)
+        text += f"include {_quote(users_files[node.name].name)}\n"
         node_files[node.name] = out / "nodes" / f"{node.name}.conf"
         write_private(node_files[node.name], text)
     urls = ",".join(node.url(tls_dir is not None) for node in nodes)
@@ -140,7 +152,7 @@ def write_cluster(out: Path, cluster: str, nodes: list[Node], *, users: tuple[st
         for site in sites:
             leaves[site.name] = out / "leaf" / f"{site.name}.conf"
             write_private(leaves[site.name], leaf_config(site, nodes, agent, tls_dir, store_root / f"leaf-{site.name}"))
-    return ClusterFiles(node_files, credentials, env_files, leaves, store_dirs)
+    return ClusterFiles(node_files, credentials, env_files, leaves, store_dirs, users_files)
 
 
 def _check(cluster: str, nodes: list[Node], replicas: int, sites: list[Site] | tuple[Site, ...]) -> None:
