@@ -91,7 +91,8 @@ def test_kubernetes_config_step_listens_on_every_address_with_the_shared_certifi
     match = re.search(r"\"sed -i -E '(.*?)' /etc/cairn/nats/nodes/\*\.conf\"", source)
     assert match, "nats.tf no longer rewrites the listen addresses with sed"
     expression = match.group(1).replace('\\"', '"').replace("\\\\", "\\")
-    configs = sorted((tmp_path / "nats" / "nodes").glob("*.conf"))
+    configs = sorted(c for c in (tmp_path / "nats" / "nodes").glob("*.conf") if not c.name.endswith(".users.conf"))
+    assert len(configs) == len(pods)
     subprocess.run(["sed", "-i", "-E", expression, *map(str, configs)], check=True, timeout=30)
 
     for config in configs:
