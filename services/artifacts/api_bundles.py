@@ -10,9 +10,10 @@ cairn.protocol); larger files travel alone.
   member has been verified, so a bundle with one bad member (422 naming it) gives the project
   nothing. Members already stored are received and hashed all the same: sending the bytes is what
   proves possession.
-- ``POST /blobs/bundle`` with ``{"digests": [...]}`` (signed in): the blobs' frames in that order,
-  each read as ``GET /blobs/{digest}`` reads it; every digest must be readable by one of the
-  caller's projects (404 otherwise, before any byte is sent). A blob that cannot be read once the
+- ``POST /blobs/bundle`` with ``{"digests": [...]}`` (signed in): the blobs' frames in that order;
+  every digest must be readable by one of the caller's projects (404 otherwise, before any byte is
+  sent). Members are not hashed by the service: the reader checks each against the digest its
+  frame names, and reads a member that does not match alone, which the service verifies. A blob that cannot be read once the
   answer has started ends the answer early: the client sees a short bundle and fetches the rest
   one by one (which answers with the blob's own error).
 - With direct transfers on the file system (services/artifacts/direct.py), plans hand out URLs of
@@ -107,7 +108,8 @@ class BundleFrames:
             if not await self._more():
                 raise self._bad(f"the bundle ends inside frame {self.members} ({digest}): "
                                 f"{len(self._buf)} of its {size} bytes arrived")
-        data = bytes(self._buf[:size])
+        with memoryview(self._buf) as view:
+            data = bytes(view[:size])  # one copy (a bytearray slice would copy twice)
         del self._buf[:size]
         return digest, data
 
@@ -172,10 +174,14 @@ class BundleQuery(BaseModel):
 
 
 def _frames(blobs: BlobStore, digests: list[str]) -> Iterator[bytes]:
-    """A plain generator: Starlette runs it in its thread pool, so reads never block the loop."""
+    """A plain generator: Starlette runs it in its thread pool, so reads never block the loop.
+    Members are sent as stored, not hashed here: a bundle's reader checks every member against its
+    digest (the frame names it; the SDK does), so hashing here too would hash each byte twice. A
+    member whose bytes do not match is corrupt in storage; read alone (``GET /blobs/{digest}``),
+    it answers ``blob_corrupt`` and is never served."""
     for digest in digests:
         try:
-            with blobs.open_verified(digest, always=False) as path:
+            with blobs.open_verified(digest, always=False, reader_checks=True) as path:
                 if path.stat().st_size > BUNDLE_MEMBER_MAX:
                     return  # a short bundle: the client fetches this one alone
                 data = path.read_bytes()

@@ -260,13 +260,15 @@ class BlobStore:
         return digest
 
     @contextmanager
-    def open_verified(self, digest: str, *, always: bool = True) -> Iterator[Path]:
+    def open_verified(self, digest: str, *, always: bool = True, reader_checks: bool = False) -> Iterator[Path]:
         """A local path to the blob's bytes, hashed in full first; BlobCorrupt if they differ.
-        ``always=False`` (blob downloads) skips the hash when reads are not verified."""
+        ``always=False`` (blob downloads) skips the hash when reads are not verified;
+        ``reader_checks=True`` (bundle members, whose reader hashes each) skips it too."""
         check_digest(digest)
+        hashed = always or (self.verify_reads and not reader_checks)
         try:
             with self.backend.fetch(digest) as path:
-                actual = fingerprint_file(path) if always or self.verify_reads else digest
+                actual = fingerprint_file(path) if hashed else digest
                 if actual != digest:
                     raise BlobCorrupt(
                         f"blob {digest} is corrupted in storage (its bytes hash to {actual}); "

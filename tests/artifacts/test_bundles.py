@@ -157,3 +157,22 @@ def test_groups_cut_by_bytes_and_count() -> None:
     assert groups([5, 5, 5, 20, 1], lambda n: n, max_bytes=10, max_files=10) == [[5, 5], [5], [20], [1]]
     assert groups(list(range(5)), lambda n: 0, max_bytes=10, max_files=2) == [[0, 1], [2, 3], [4]]
     assert groups([], lambda n: n) == []
+
+
+def test_a_blob_corrupt_in_storage_is_never_written_and_is_reported_alone(platform: Platform, project: str,
+                                                                          tmp_path: Path) -> None:
+    """The service sends bundle members as stored (their reader hashes each): a member whose bytes
+    changed in storage is not written; the SDK reads it alone, and the service's own check says
+    it is corrupt. Members before it in the bundle arrived whole."""
+    files = _tree(tmp_path / "src", 4, 1000)
+    manifest = fingerprint_tree(tmp_path / "src")
+    with Client(platform.gateway, token=platform.token) as client:
+        client.artifacts.upload_tree(project, manifest, tmp_path / "src")
+        bad = blake3(files["d1/f001.bin"]).hex()
+        stored = platform.data_dir / "artifacts" / "blobs" / bad[:2] / bad[2:4] / bad
+        stored.write_bytes(b"rotten" + stored.read_bytes()[6:])
+        with pytest.raises(ApiError) as err:
+            restore_tree(client.artifacts, manifest, tmp_path / "out", None)
+    assert err.value.status == 500 and err.value.code == "blob_corrupt" and bad in str(err.value)
+    assert not (tmp_path / "out" / "d1" / "f001.bin").exists()
+    assert (tmp_path / "out" / "d0" / "f003.bin").read_bytes() == files["d0/f003.bin"]
