@@ -34,6 +34,7 @@ class ActiveRun:
         self._owns_client = owns_client
         self._metrics: MetricsLogger | None = None
         self._system: SystemMetricsSampler | None = None
+        self._view: Any = None  # run.display()'s live view (cairn.sdk.notebook_display)
 
     def start_system_metrics(self, interval_s: float | None = None) -> None:
         """Sample CPU, memory, I/O and GPUs as ``system/*`` metrics (no-op without psutil)."""
@@ -64,10 +65,14 @@ class ActiveRun:
     def log_metric(self, key: str, value: float, step: int | None = None, timestamp: float | None = None) -> None:
         """Queue a point; returns at once (sent in the background, see cairn.sdk.metrics)."""
         self.metrics.log(key, value, step, timestamp)
+        if self._view is not None:
+            self._view.observe({key: value}, step)
 
     def log_metrics(self, values: dict[str, float], step: int | None = None, timestamp: float | None = None) -> None:
         """Queue one point per key at ``step``; returns at once."""
         self.metrics.log_many(values, step, timestamp)
+        if self._view is not None:
+            self._view.observe(values, step)
 
     def flush(self, timeout: float | None = 60.0) -> bool:
         """Wait until every logged point was accepted by the platform."""
@@ -108,12 +113,22 @@ class ActiveRun:
         self.client.record_run_environment(self.project, self.id, seeds={name: seed})
         return seeded
 
+    def display(self, total: int | None = None, every_s: float = 0.5) -> Any:
+        """A live view of this run's progress (of ``total`` steps) and latest metrics: updated in
+        place in a notebook, a text line per refresh elsewhere (docs/notebooks.md)."""
+        from cairn.sdk.notebook_display import RunDisplay
+
+        self._view = RunDisplay(self.id, self.record.get("name"), total=total, every_s=every_s)
+        return self._view
+
     def refresh(self) -> dict[str, Any]:
         self.record = self.client.get_run(self.project, self.id)
         return self.record
 
     def finish(self, status: str = "finished", message: str = "") -> None:
         self.record = self.client.finish_run(self.project, self.id, status, message)
+        if self._view is not None:
+            self._view.finish(status)
 
     def __enter__(self) -> "ActiveRun":
         return self
@@ -144,12 +159,14 @@ def start_run(project: str | None = None, experiment: str = "default", *, name: 
               params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
               description: str = "", client: Client | None = None, url: str | None = None,
               system_metrics: bool | None = None, system_metrics_interval_s: float | None = None,
-              record_environment: bool | None = None, seed: int | None = None) -> ActiveRun:
+              record_environment: bool | None = None, seed: int | None = None,
+              notebook_outputs: bool | None = None) -> ActiveRun:
     """Start a run (creating the project, which makes you its admin, and the experiment if they do
     not exist yet), with its record, in one request and one event. System metrics
     are sampled unless ``system_metrics=False`` or ``CAIRN_SYSTEM_METRICS=0``. The environment, code
     snapshot, command and seeds are recorded unless ``record_environment=False`` or
-    ``CAIRN_RECORD_ENVIRONMENT=0``; ``seed`` seeds random/numpy/torch and is recorded.
+    ``CAIRN_RECORD_ENVIRONMENT=0``; ``seed`` seeds random/numpy/torch and is recorded. In Jupyter
+    or IPython the code is the notebook, outputs stripped unless ``notebook_outputs`` (docs/notebooks.md).
 
     Inside a job (``CAIRN_RUN_ID`` and ``CAIRN_PROJECT`` set by the agent, and ``project`` is the
     job's project or omitted) this attaches to the job's run instead of creating one: params and
@@ -175,7 +192,7 @@ def start_run(project: str | None = None, experiment: str = "default", *, name: 
     if project is None:
         raise ValueError("start_run needs a project (or run inside a Cairn job)")
     with tempfile.TemporaryDirectory(prefix="cairn-code-") as tmp:
-        code = snapshot_for_start(tmp, record=record_environment)
+        code = snapshot_for_start(tmp, record=record_environment, notebook_outputs=notebook_outputs)
         first = first_record(record=record_environment, seed=seed, code=code)
         record = client.start_new_run(project, experiment=experiment, name=name, params=params, tags=tags,
                                       description=description, record=first)
