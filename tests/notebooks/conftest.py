@@ -21,7 +21,6 @@ from agent_pool import Agents  # noqa: E402 - the scheduler tests' real agent pr
 from notebook_kernel import SECRET, Kernel  # noqa: E402
 
 
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with running(Platform(tmp_path_factory.mktemp("platform"))) as plat:

@@ -1,8 +1,8 @@
 """Two notebooks compared cell by cell, for ``cairn runs diff``: a line diff of ``.ipynb`` JSON is
 noise (escaped sources, ids, metadata), so each cell is compared by its source and shown as a
 unified diff headed with its cell numbers (``cell 3 -> cell 4 (code)``). Cells are paired by
-matching their sources (difflib over the cell list), so an inserted cell shows as one added cell and
-not as every following cell changed. Outputs are compared only when both notebooks kept them.
+matching their sources (difflib over the cell list, then edited cells by similarity), so an
+inserted cell shows as one added cell and not as every following cell changed. Outputs are compared only when both notebooks kept them.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import difflib
 import io
 import json
 from typing import Any
+
+PAIR_RATIO = 0.5  # an old and a new cell this alike (difflib's ratio) are one edited cell
 
 
 def _text(value: Any) -> str:
@@ -86,12 +88,35 @@ def diff_notebooks(a_cells: list[dict[str, Any]], b_cells: list[dict[str, Any]],
                 for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
                     _cell_diff(out, a_cells[i], b_cells[j], i + 1, j + 1, outputs)
             continue
-        # replaced cells pair up in order (an edited cell is a change, not a removal and an addition)
-        for k in range(max(i2 - i1, j2 - j1)):
-            i, j = i1 + k, j1 + k
-            _cell_diff(out, a_cells[i] if i < i2 else None, b_cells[j] if j < j2 else None,
-                       i + 1 if i < i2 else None, j + 1 if j < j2 else None, outputs)
+        for i, j in _pair(a_cells, b_cells, range(i1, i2), range(j1, j2)):
+            _cell_diff(out, a_cells[i] if i is not None else None, b_cells[j] if j is not None else None,
+                       None if i is None else i + 1, None if j is None else j + 1, outputs)
     return out.getvalue()
+
+
+def _similar(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    if a["type"] != b["type"]:
+        return False
+    matcher = difflib.SequenceMatcher(a=a["source"], b=b["source"])
+    return matcher.real_quick_ratio() >= PAIR_RATIO and matcher.quick_ratio() >= PAIR_RATIO and \
+        matcher.ratio() >= PAIR_RATIO
+
+
+def _pair(a_cells: list[dict[str, Any]], b_cells: list[dict[str, Any]], a_range: range,
+          b_range: range) -> list[tuple[int | None, int | None]]:
+    """Within a run of differing cells, pair each old cell with the next new cell that looks like
+    it (an edited cell is one change); the rest are removed or added cells, in order."""
+    pairs: list[tuple[int | None, int | None]] = []
+    b_left = list(b_range)
+    for i in a_range:
+        match = next((k for k, j in enumerate(b_left) if _similar(a_cells[i], b_cells[j])), None)
+        if match is None:
+            pairs.append((i, None))
+            continue
+        pairs += [(None, j) for j in b_left[:match]]
+        pairs.append((i, b_left[match]))
+        b_left = b_left[match + 1:]
+    return pairs + [(None, j) for j in b_left]
 
 
 def diff_notebook_files(a: bytes | None, b: bytes | None, label_a: str, label_b: str) -> str:
