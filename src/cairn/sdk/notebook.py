@@ -184,8 +184,8 @@ def write_notebook(nb: dict[str, Any], name: str, dest_dir: Path) -> CodeSnapsho
 
 
 def notebook_snapshot(dest_dir: str | os.PathLike[str], *, outputs: bool | None = None) -> CodeSnapshot | None:
-    """The running notebook as a code snapshot in ``dest_dir``; None outside IPython (the caller then
-    snapshots the work tree as usual)."""
+    """The running notebook as a code snapshot in ``dest_dir``; None outside IPython, or in an
+    IPython that ran no cells (``ipython script.py``): the caller then snapshots the work tree."""
     shell = ipython_shell()
     if shell is None:
         return None
@@ -195,6 +195,8 @@ def notebook_snapshot(dest_dir: str | os.PathLike[str], *, outputs: bool | None 
         nb, name = strip_notebook(json.loads(path.read_text(encoding="utf-8")), outputs=kept), path.name
     else:
         nb, name = history_notebook(shell, outputs=kept), HISTORY_NAME
+        if not nb["cells"]:
+            return None  # `ipython script.py`: no cells ran, the script's work tree is the code
     snap = write_notebook(nb, name, Path(dest_dir))
     snap.kind = "notebook"
     snap.notebook = {"found_by": found_by, "name": name, "cells": len(nb.get("cells") or []), "outputs_kept": kept}

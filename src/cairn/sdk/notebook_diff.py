@@ -85,8 +85,8 @@ def diff_notebooks(a_cells: list[dict[str, Any]], b_cells: list[dict[str, Any]],
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             if outputs:
-                for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
-                    _cell_diff(out, a_cells[i], b_cells[j], i + 1, j + 1, outputs)
+                for same_a, same_b in zip(range(i1, i2), range(j1, j2), strict=True):
+                    _cell_diff(out, a_cells[same_a], b_cells[same_b], same_a + 1, same_b + 1, outputs)
             continue
         for i, j in _pair(a_cells, b_cells, range(i1, i2), range(j1, j2)):
             _cell_diff(out, a_cells[i] if i is not None else None, b_cells[j] if j is not None else None,
