@@ -144,8 +144,8 @@ def test_display_updates_one_output_in_place(kernel: Kernel) -> None:
 def test_display_outside_a_notebook_prints_text_lines(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
     with start_run(PROJECT, name="terminal", client=client, record_environment=False, system_metrics=False) as run:
         run.display(total=2, every_s=0)
-        run.log_metric("loss", 0.5, step=0)
-        run.log_metric("loss", 0.25, step=1)
+        run.log_metric("loss", 0.5)  # steps numbered as the metrics logger numbers them: 0, 1
+        run.log_metric("loss", 0.25)
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "run terminal (finished) | step 2/2 (100%) | loss=0.25"
     assert "step 1/2 (50%) | loss=0.5" in lines[1]

@@ -85,10 +85,12 @@ class RunDisplay:
         """Remember the latest values (called for every logged point); refresh when due."""
         with self._lock:
             for key, value in values.items():
-                self.latest.pop(key, None)  # most recent last
-                self.latest[key] = (step, float(value))
-            if step is not None and (self.step is None or step > self.step):
-                self.step = step
+                previous = self.latest.pop(key, None)  # most recent last
+                # no step: the key's previous step + 1, as the metrics logger numbers it
+                at = step if step is not None else (previous[0] + 1 if previous and previous[0] is not None else 0)
+                self.latest[key] = (at, float(value))
+                if self.step is None or at > self.step:
+                    self.step = at
         if time.monotonic() - self._last >= self.every_s:
             self.refresh()
 
