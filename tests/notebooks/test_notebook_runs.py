@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from notebook_kernel import SECRET, Kernel
 
 from cairn.cli.main import cli
-from cairn.sdk.client import Client
+from cairn.sdk.client import ApiError, Client
 from cairn.sdk.code_snapshot import read_snapshot
 from cairn.sdk.reproduce import REPRODUCES_TAG, report, reproduce
 from cairn.sdk.reproducibility import diff_runs_with_code
@@ -149,6 +149,19 @@ def test_display_outside_a_notebook_prints_text_lines(client: Client, capsys: py
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "run terminal (finished) | step 2/2 (100%) | loss=0.25"
     assert "step 1/2 (50%) | loss=0.5" in lines[1]
+
+
+def test_a_notebook_record_with_an_unknown_way_of_finding_it_is_refused_and_changes_nothing(
+        client: Client) -> None:
+    with start_run(PROJECT, name="refused", client=client, record_environment=False, system_metrics=False) as run:
+        code = {"archive_digest": "0" * 64, "kind": "notebook",
+                "notebook": {"found_by": "guessed", "name": "x.ipynb", "cells": 1}}
+        with pytest.raises(ApiError) as err:
+            client.record_run_environment(PROJECT, run.id, code=code)
+        assert err.value.status == 422 and "found_by" in str(err.value)
+        with pytest.raises(ApiError) as missing:
+            client.get_run_environment(PROJECT, run.id)
+        assert missing.value.status == 404
 
 
 def test_a_notebook_run_is_reproduced_by_executing_its_notebook_on_an_agent(
