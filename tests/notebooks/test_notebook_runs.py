@@ -125,6 +125,18 @@ def test_without_a_session_hint_the_executed_cells_come_from_the_kernel_history(
     assert "lr = 0.5\nprint('training with', os.environ.get('NB_SERVICE_TOKEN', ''))" in cells
 
 
+def test_vs_code_names_its_notebook_in_a_global_of_its_own(client: Client, kernel: Kernel, tmp_path: Path) -> None:
+    kernel.run("_hint = __session__\ndel __session__\nos.environ.pop('JPY_SESSION_NAME')\n"
+               "__vsc_ipynb_file__ = _hint")
+    try:
+        kernel.run("with cairn.start_run(PROJECT, name='vscode') as run:\n    pass")
+        run_id = kernel.stdout("print(run.id)").strip()
+    finally:
+        kernel.run("__session__ = _hint\nos.environ['JPY_SESSION_NAME'] = _hint\ndel __vsc_ipynb_file__")
+    code, files = _archive(client, run_id, tmp_path)
+    assert code["notebook"]["found_by"] == "session_hint" and list(files) == ["train.ipynb"]
+
+
 def test_display_updates_one_output_in_place(kernel: Kernel) -> None:
     messages = kernel.run(
         "with cairn.start_run(PROJECT, name='live', record_environment=False) as run:\n"

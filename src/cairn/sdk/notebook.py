@@ -5,7 +5,8 @@ A run started from a notebook has no script and often no git work tree; its code
 The kernel looks for the ``.ipynb`` file in this order:
 
 1. ``session_hint``: the ``__session__`` global or ``$JPY_SESSION_NAME`` that Jupyter Server gives
-   a kernel it starts for a notebook (the notebook's path, as last saved);
+   a kernel it starts for a notebook, or VS Code's ``__vsc_ipynb_file__`` (the notebook's path;
+   the file as last saved);
 2. ``jupyter_server``: the sessions API of a Jupyter server on loopback (found through its runtime
    files), matched by this kernel's id;
 3. ``history``: otherwise, the cells this kernel executed, in order, from IPython's history (the
@@ -57,11 +58,17 @@ def keep_outputs(flag: bool | None = None) -> bool:
 
 
 def _session_hint(shell: Any) -> Path | None:
-    for hint in (shell.user_ns.get("__session__"), os.environ.get("JPY_SESSION_NAME")):
+    """The notebook named by the kernel's hints: Jupyter Server's ``__session__``/``$JPY_SESSION_NAME``
+    (an absolute path, or one relative to the server's root: then the kernel's folder holds its
+    file) or VS Code's ``__vsc_ipynb_file__``."""
+    hints = (shell.user_ns.get("__session__"), os.environ.get("JPY_SESSION_NAME"),
+             shell.user_ns.get("__vsc_ipynb_file__"))
+    for hint in hints:
         if isinstance(hint, str) and hint.endswith(".ipynb"):
             path = Path(hint).expanduser()
-            if path.is_file():
-                return path.resolve()
+            for candidate in (path, Path.cwd() / path.name):
+                if candidate.is_file():
+                    return candidate.resolve()
     return None
 
 
