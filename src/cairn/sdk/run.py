@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn.sdk.client import Client
 from cairn.sdk.metrics import MetricsLogger
@@ -17,6 +17,9 @@ from cairn.sdk.reproducibility import (
     upload_code,
 )
 from cairn.sdk.system_metrics import SystemMetricsSampler, enabled_by_default
+
+if TYPE_CHECKING:
+    from cairn.sdk.notebook_display import RunDisplay
 
 # Where MLflow (and so the web UI) keeps a run's notes.
 NOTES_TAG = "mlflow.note.content"
@@ -34,7 +37,7 @@ class ActiveRun:
         self._owns_client = owns_client
         self._metrics: MetricsLogger | None = None
         self._system: SystemMetricsSampler | None = None
-        self._view: Any = None  # run.display()'s live view (cairn.sdk.notebook_display)
+        self._view: RunDisplay | None = None  # run.display()'s live view
 
     def start_system_metrics(self, interval_s: float | None = None) -> None:
         """Sample CPU, memory, I/O and GPUs as ``system/*`` metrics (no-op without psutil)."""
@@ -113,7 +116,7 @@ class ActiveRun:
         self.client.record_run_environment(self.project, self.id, seeds={name: seed})
         return seeded
 
-    def display(self, total: int | None = None, every_s: float = 0.5) -> Any:
+    def display(self, total: int | None = None, every_s: float = 0.5) -> RunDisplay:
         """A live view of this run's progress (of ``total`` steps) and latest metrics: updated in
         place in a notebook, a text line per refresh elsewhere (docs/notebooks.md)."""
         from cairn.sdk.notebook_display import RunDisplay
