@@ -104,6 +104,9 @@ def test_two_notebook_runs_diff_cell_by_cell(platform: Any, client: Client, kern
     out = CliRunner(env={"CAIRN_TOKEN": platform.token}).invoke(
         cli, ["--url", platform.gateway, "runs", "diff", first_runs["stripped"], edited], catch_exceptions=False)
     assert out.exit_code == 0 and "cell 3 -> cell 4 (code)" in out.output and "+lr = 0.25" in out.output
+    shown = CliRunner(env={"CAIRN_TOKEN": platform.token}).invoke(
+        cli, ["--url", platform.gateway, "runs", "environment", "-p", PROJECT, edited], catch_exceptions=False)
+    assert "train.ipynb (session_hint, 5 cells, outputs stripped)" in shown.output
 
 
 def test_without_a_session_hint_the_executed_cells_come_from_the_kernel_history(
