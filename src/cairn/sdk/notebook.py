@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cairn.core import fingerprint_file
-from cairn.protocol import NOTEBOOK_OUTPUTS_ENV
+from cairn.protocol import NOTEBOOK_CODE_KIND, NOTEBOOK_OUTPUTS_ENV
 from cairn.sdk.code_snapshot import CodeSnapshot, _write_archive
 from cairn.sdk.notebook_secrets import scrub_output
 
@@ -205,6 +205,6 @@ def notebook_snapshot(dest_dir: str | os.PathLike[str], *, outputs: bool | None 
         if not nb["cells"]:
             return None  # `ipython script.py`: no cells ran, the script's work tree is the code
     snap = write_notebook(nb, name, Path(dest_dir))
-    snap.kind = "notebook"
+    snap.kind = NOTEBOOK_CODE_KIND
     snap.notebook = {"found_by": found_by, "name": name, "cells": len(nb.get("cells") or []), "outputs_kept": kept}
     return snap
