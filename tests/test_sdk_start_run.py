@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 import cairn
+from cairn.kernel.schemas import current_version
 from cairn.sdk.code_snapshot import read_snapshot
 
 from platform_harness import Platform, read_all_events
@@ -43,7 +44,7 @@ def test_start_run_is_one_request_and_one_event_for_the_run(user_client: cairn.C
     assert user_client.sent == [("POST", f"/api/v1/registry/projects/{project}/runs/start")]  # type: ignore[attr-defined]
     events = read_all_events(platform.nats_url)
     run_events = [e for e in events if (e["project"], e["aggregate"], e["aggregate_id"]) == (project, "run", run.id)]
-    assert [(e["type"], e["version"]) for e in run_events] == [("run.created", 2)]
+    assert [(e["type"], e["version"]) for e in run_events] == [("run.created", current_version("run.created"))]
     record = run_events[0]["data"]["record"]
     assert record["seeds"] == {"seed": 3} and record["environment"]["python"] and record["command"]
     assert [e["type"] for e in events if e["project"] == project and e["type"].startswith("member.")] == []

@@ -323,7 +323,7 @@ def _with_record(created: tuple[str, dict[str, Any]], run_id: str, record: RunRe
     batch in a temporary file store, which cost a job's dispatch more than anything else."""
     recorded = run_record.record_environment(
         domain.evolve_run(None, *created), run_id=run_id, environment=record.environment,
-        code=record.code.model_dump() if record.code is not None else None, command=record.command,
+        code=record.code.event_data() if record.code is not None else None, command=record.command,
         seeds=record.seeds)
     if recorded is None:
         return created

@@ -26,7 +26,7 @@ async def record_environment(project: ProjectName, run_id: str, body: RunRecordP
                              ctx: Ctx) -> dict[str, Any]:
     """Record a run's environment, code snapshot, command and seeds (each once; the same again is a
     no-op, a different one 409; seeds add key by key)."""
-    code = body.code.model_dump() if body.code is not None else None
+    code = body.code.event_data() if body.code is not None else None
     await _run_cmd(rt, ctx, project, run_id, lambda s: run_record.record_environment(
         s, run_id=run_id, environment=body.environment, code=code, command=body.command, seeds=body.seeds))
     return _record_or_404(rt, project, run_id)

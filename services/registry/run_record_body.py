@@ -3,9 +3,19 @@ run created together with it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class NotebookCodeRecord(BaseModel):
+    """How a notebook run's code was found (cairn.sdk.notebook; run.created v3, run.environment_recorded v2)."""
+
+    model_config = ConfigDict(extra="forbid")
+    found_by: Literal["session_hint", "jupyter_server", "history"]
+    name: str = Field(max_length=1000)
+    cells: int = Field(ge=0)
+    outputs_kept: bool = False
 
 
 class CodeRecord(BaseModel):
@@ -22,6 +32,17 @@ class CodeRecord(BaseModel):
     diff: str = ""
     diff_truncated: bool = False
     untracked: list[str] = Field(default_factory=list, max_length=100_000)
+    kind: Literal["notebook"] | None = None  # None: a folder of files (a work tree)
+    notebook: NotebookCodeRecord | None = None
+
+    def event_data(self) -> dict[str, Any]:
+        """The record as events carry it: ``kind`` and ``notebook`` only when set, so a work tree's
+        record stays exactly what it was before notebooks (same hash, same event data)."""
+        data = self.model_dump()
+        for optional in ("kind", "notebook"):
+            if data[optional] is None:
+                del data[optional]
+        return data
 
 
 class RunRecordPut(BaseModel):

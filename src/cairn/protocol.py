@@ -224,3 +224,8 @@ SUBSCRIBER_INBOX_PREFIX = "_INBOX_sub"  # its deliveries and API replies: _INBOX
 SUBSCRIBER_AGGREGATE = "event_subscriber"  # events of record on cairn.evt._site.event_subscriber.<name>
 NATS_AUTH_FILE_ENV = "CAIRN_NATS_AUTH_FILE"  # the users file a NATS node includes (subscriber_sync writes it)
 SEAL_KEY_NAME = "event-seal"  # cairn-keys entry: AES-256-GCM key for secret fields inside events
+
+
+# --- notebooks (issue 28-A: docs/notebooks.md) ------------------------------------------------------
+NOTEBOOK_OUTPUTS_ENV = "CAIRN_NOTEBOOK_OUTPUTS"  # 1: a notebook run's code keeps its outputs (secrets scrubbed)
+NOTEBOOK_CODE_KIND = "notebook"  # a code record's ``kind`` when its archive holds a notebook

@@ -114,6 +114,12 @@ def runs_diff(ctx: Ctx, run_a: str, run_b: str, tolerance: float, relative: bool
         print_diff(diff, max_diff_lines)
 
 
+def _notebook_line(notebook: dict[str, Any]) -> str:
+    """``train.ipynb (session_hint, 12 cells, outputs stripped)``: a notebook run's code (docs/notebooks.md)."""
+    kept = "outputs kept, secrets scrubbed" if notebook.get("outputs_kept") else "outputs stripped"
+    return f"{notebook.get('name')} ({notebook.get('found_by')}, {notebook.get('cells')} cells, {kept})"
+
+
 @click.command("environment")
 @project_option
 @click.argument("run_id")
@@ -135,6 +141,7 @@ def runs_environment(ctx: Ctx, project: str, run_id: str, show_packages: bool) -
     rows = [
         ("commit", code.get("commit")), ("branch", code.get("branch")), ("remote", code.get("remote")),
         ("dirty", code.get("dirty")), ("code archive", code.get("archive_digest")),
+        *([("notebook", _notebook_line(code["notebook"]))] if code.get("notebook") else []),
         ("command", " ".join(record.get("command") or [])), ("seeds", record.get("seeds")),
         ("datasets", [f"{d['dataset']}@v{d['version']}" for d in record.get("datasets", [])]),
         ("python", (env.get("python") or {}).get("version")), ("os", (env.get("os") or {}).get("distro")),

@@ -48,10 +48,13 @@ class CodeSnapshot:
     dirty: bool = False
     diff: str = ""
     untracked: list[str] = field(default_factory=list)
+    kind: str | None = None  # "notebook" for a Jupyter notebook (cairn.sdk.notebook); None: files
+    notebook: dict[str, Any] | None = None  # how the notebook was found, its name and cell count
 
     def record(self) -> dict[str, Any]:
         inline = len(self.diff.encode()) <= MAX_INLINE_DIFF
-        return {"archive_digest": self.digest, "archive_bytes": self.size, "files": self.files,
+        extra = {"kind": self.kind, "notebook": self.notebook} if self.kind else {}
+        return {**extra, "archive_digest": self.digest, "archive_bytes": self.size, "files": self.files,
                 "commit": self.commit, "branch": self.branch, "remote": self.remote, "dirty": self.dirty,
                 "diff": self.diff if inline else "", "diff_truncated": not inline,
                 "untracked": self.untracked}
@@ -187,6 +190,12 @@ def diff_snapshots(old: dict[str, bytes], new: dict[str, bytes], *, label_old: s
     for name in sorted(set(old) | set(new)):
         a, b = old.get(name), new.get(name)
         if a == b:
+            continue
+        if name.endswith(".ipynb"):  # cell by cell, not JSON noise
+            from cairn.sdk.notebook_diff import diff_notebook_files
+
+            out.write(diff_notebook_files(a, b, f"{label_old}/{name}" if a is not None else "/dev/null",
+                                          f"{label_new}/{name}" if b is not None else "/dev/null"))
             continue
         try:
             a_lines = (a or b"").decode().splitlines(keepends=True)

@@ -3,7 +3,8 @@
 A run made by a job is re-queued with its job's spec as stored in ``job.submitted``: the same code
 archive (by digest), requirements, datasets (by version), params, seed, resources and command. A run
 started with ``cairn.start_run`` elsewhere (a laptop) is re-queued from its reproducibility record:
-the code snapshot, the command line, the seeds, the params and the dataset versions it used. The new
+the code snapshot, the command line, the seeds, the params and the dataset versions it used (a
+notebook run executes its notebook: :mod:`cairn.sdk.notebook_run`). The new
 run carries the tag ``cairn.reproduces=<original run id>``; when it ends, the diff against the
 original says what differed in the environment and which final metrics moved beyond the tolerance.
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from cairn.protocol import NOTEBOOK_CODE_KIND
 from cairn.sdk.client import ApiError, Client
+from cairn.sdk.notebook_run import notebook_command
 
 REPRODUCES_TAG = "cairn.reproduces"
 
@@ -46,6 +49,8 @@ def spec_from_record(run: dict[str, Any], record: dict[str, Any], *,
     seeds = record.get("seeds") or {}
     seed = seeds.get("seed", next(iter(seeds.values()), None)) if seeds else None
     datasets = [f"{d['dataset']}@{d['version']}" for d in record.get("datasets") or []]
+    if code.get("kind") == NOTEBOOK_CODE_KIND and not command:  # run the notebook, not its kernel's argv
+        command = notebook_command(code)
     spec: dict[str, Any] = {"command": _laptop_command(record.get("command"), command),
                             "code": code, "params": dict(run.get("params") or {}), "datasets": datasets}
     if isinstance(seed, int):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cairn.sdk.client import ApiError
 from cairn.sdk.code_snapshot import CodeSnapshot, CodeSnapshotError, snapshot_code, upload_snapshot
 from cairn.sdk.environment import capture_environment
+from cairn.sdk.notebook import notebook_snapshot
 
 if TYPE_CHECKING:
     from cairn.sdk.client import Client
@@ -71,11 +72,14 @@ def code_record(client: Client, project: str,
     """Snapshot the git work tree around ``code_dir`` (default: the working directory), upload the
     archive into ``project``, and return its record; None with a warning when that is not possible."""
     start = Path(code_dir or os.getcwd()).resolve()
-    if _git_root(start) is None:
-        warnings.warn(f"cairn: {start} is not in a git work tree, so the run has no code snapshot "
-                      "(run from your repository to record commit, diff and code)", stacklevel=3)
-        return None
     with tempfile.TemporaryDirectory(prefix="cairn-code-") as tmp:
+        notebook = notebook_snapshot(tmp)  # in Jupyter or IPython the notebook is the code
+        if notebook is not None:
+            return upload_snapshot(client, project, notebook)
+        if _git_root(start) is None:
+            warnings.warn(f"cairn: {start} is not in a git work tree, so the run has no code snapshot "
+                          "(run from your repository to record commit, diff and code)", stacklevel=3)
+            return None
         snap = snapshot_code(start, tmp)
         return upload_snapshot(client, project, snap)
 
@@ -138,13 +142,23 @@ def first_record(*, record: bool | None = None, seed: int | None = None,
 
 
 def snapshot_for_start(tmp: str | os.PathLike[str], *, record: bool | None = None,
-                       code_dir: str | os.PathLike[str] | None = None) -> CodeSnapshot | None:
+                       code_dir: str | os.PathLike[str] | None = None,
+                       notebook_outputs: bool | None = None) -> CodeSnapshot | None:
     """The code snapshot a new run is created with (``start_run``), made into ``tmp`` before any
     request so that its record travels in the one start request; the archive is uploaded after
-    (:func:`upload_code`), once the project surely exists. None outside a git work tree (with a
-    warning), when recording is off, or when the snapshot fails (with a warning)."""
+    (:func:`upload_code`), once the project surely exists. Inside Jupyter or IPython it is the
+    notebook (:mod:`cairn.sdk.notebook`, outputs kept with ``notebook_outputs``). None outside a
+    git work tree (with a warning), when recording is off, or when the snapshot fails (with a warning)."""
     if not recording_enabled(record):
         return None
+    try:  # in Jupyter or IPython the notebook is the code (docs/notebooks.md)
+        notebook = notebook_snapshot(tmp, outputs=notebook_outputs)
+    except (CodeSnapshotError, OSError, ValueError) as err:
+        warnings.warn(f"cairn: the notebook could not be recorded, so the run has no code snapshot: {err}",
+                      stacklevel=3)
+        return None
+    if notebook is not None:
+        return notebook
     start = Path(code_dir or os.getcwd()).resolve()
     if _git_root(start) is None:
         warnings.warn(f"cairn: {start} is not in a git work tree, so the run has no code snapshot "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn.sdk.client import Client
 from cairn.sdk.metrics import MetricsLogger
@@ -17,6 +17,9 @@ from cairn.sdk.reproducibility import (
     upload_code,
 )
 from cairn.sdk.system_metrics import SystemMetricsSampler, enabled_by_default
+
+if TYPE_CHECKING:
+    from cairn.sdk.notebook_display import RunDisplay
 
 # Where MLflow (and so the web UI) keeps a run's notes.
 NOTES_TAG = "mlflow.note.content"
@@ -34,6 +37,7 @@ class ActiveRun:
         self._owns_client = owns_client
         self._metrics: MetricsLogger | None = None
         self._system: SystemMetricsSampler | None = None
+        self._view: RunDisplay | None = None  # run.display()'s live view
 
     def start_system_metrics(self, interval_s: float | None = None) -> None:
         """Sample CPU, memory, I/O and GPUs as ``system/*`` metrics (no-op without psutil)."""
@@ -64,10 +68,14 @@ class ActiveRun:
     def log_metric(self, key: str, value: float, step: int | None = None, timestamp: float | None = None) -> None:
         """Queue a point; returns at once (sent in the background, see cairn.sdk.metrics)."""
         self.metrics.log(key, value, step, timestamp)
+        if self._view is not None:
+            self._view.observe({key: value}, step)
 
     def log_metrics(self, values: dict[str, float], step: int | None = None, timestamp: float | None = None) -> None:
         """Queue one point per key at ``step``; returns at once."""
         self.metrics.log_many(values, step, timestamp)
+        if self._view is not None:
+            self._view.observe(values, step)
 
     def flush(self, timeout: float | None = 60.0) -> bool:
         """Wait until every logged point was accepted by the platform."""
@@ -108,12 +116,22 @@ class ActiveRun:
         self.client.record_run_environment(self.project, self.id, seeds={name: seed})
         return seeded
 
+    def display(self, total: int | None = None, every_s: float = 0.5) -> RunDisplay:
+        """A live view of this run's progress (of ``total`` steps) and latest metrics: updated in
+        place in a notebook, a text line per refresh elsewhere (docs/notebooks.md)."""
+        from cairn.sdk.notebook_display import RunDisplay
+
+        self._view = RunDisplay(self.id, self.record.get("name"), total=total, every_s=every_s)
+        return self._view
+
     def refresh(self) -> dict[str, Any]:
         self.record = self.client.get_run(self.project, self.id)
         return self.record
 
     def finish(self, status: str = "finished", message: str = "") -> None:
         self.record = self.client.finish_run(self.project, self.id, status, message)
+        if self._view is not None:
+            self._view.finish(status)
 
     def __enter__(self) -> "ActiveRun":
         return self
@@ -144,12 +162,14 @@ def start_run(project: str | None = None, experiment: str = "default", *, name: 
               params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
               description: str = "", client: Client | None = None, url: str | None = None,
               system_metrics: bool | None = None, system_metrics_interval_s: float | None = None,
-              record_environment: bool | None = None, seed: int | None = None) -> ActiveRun:
+              record_environment: bool | None = None, seed: int | None = None,
+              notebook_outputs: bool | None = None) -> ActiveRun:
     """Start a run (creating the project, which makes you its admin, and the experiment if they do
     not exist yet), with its record, in one request and one event. System metrics
     are sampled unless ``system_metrics=False`` or ``CAIRN_SYSTEM_METRICS=0``. The environment, code
     snapshot, command and seeds are recorded unless ``record_environment=False`` or
-    ``CAIRN_RECORD_ENVIRONMENT=0``; ``seed`` seeds random/numpy/torch and is recorded.
+    ``CAIRN_RECORD_ENVIRONMENT=0``; ``seed`` seeds random/numpy/torch and is recorded. In Jupyter
+    or IPython the code is the notebook, outputs stripped unless ``notebook_outputs`` (docs/notebooks.md).
 
     Inside a job (``CAIRN_RUN_ID`` and ``CAIRN_PROJECT`` set by the agent, and ``project`` is the
     job's project or omitted) this attaches to the job's run instead of creating one: params and
@@ -175,7 +195,7 @@ def start_run(project: str | None = None, experiment: str = "default", *, name: 
     if project is None:
         raise ValueError("start_run needs a project (or run inside a Cairn job)")
     with tempfile.TemporaryDirectory(prefix="cairn-code-") as tmp:
-        code = snapshot_for_start(tmp, record=record_environment)
+        code = snapshot_for_start(tmp, record=record_environment, notebook_outputs=notebook_outputs)
         first = first_record(record=record_environment, seed=seed, code=code)
         record = client.start_new_run(project, experiment=experiment, name=name, params=params, tags=tags,
                                       description=description, record=first)
