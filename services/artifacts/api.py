@@ -218,7 +218,7 @@ async def upload_run_file(project: ProjectName, run_id: RunId, name: str, reques
         await record_possession(rt, ctx, store, project, digest, size, "upload")
     media = await index_mlflow_file(rt, ctx, project, run_id, name, digest, size, blobs)  # docs/media.md
     return {"project": project, "run_id": run_id, "name": name, "digest": digest, "kind": "file",
-            "size": size, "files": 1, "logged": outcome.type != "noop", "media": media}
+            "size": size, "files": 1, "logged": outcome.type != "noop", **({"media": media} if media else {})}
 
 
 async def _record(rt: Any, ctx: CommandContext, project: str, run_id: str, name: str, digest: str,

@@ -28,6 +28,7 @@ from cairn.services.artifacts.api_blobs import (
     Store,
     settled_reads,
 )
+from cairn.services.artifacts.blobs import check_digest
 from cairn.services.artifacts.possession import require_possessed
 from cairn.services.registry.project_check import project_exists_on_writes
 
@@ -50,9 +51,13 @@ class MediaLog(BaseModel):
 
 
 def _head(blobs: Any, digest: str) -> tuple[int, bytes]:
-    """(size, first bytes) of a stored blob."""
-    with blobs.open_verified(digest, always=False) as path, path.open("rb") as fh:
-        return path.stat().st_size, fh.read(HEAD_BYTES)
+    """(size, first bytes) of a stored blob, unverified: it was hashed when it was received, and
+    only its header is read here (downloads are verified as usual)."""
+    try:
+        with blobs.backend.fetch(check_digest(digest)) as path, path.open("rb") as fh:
+            return path.stat().st_size, fh.read(HEAD_BYTES)
+    except FileNotFoundError:
+        raise InvalidInput(f"blob {digest} is not stored; upload it again", details={"missing": [digest]}) from None
 
 
 async def _append(rt: Any, ctx: CommandContext, project: str, run_id: str, decide: Any) -> Outcome:
@@ -114,6 +119,8 @@ async def index_mlflow_file(rt: Any, ctx: CommandContext, project: str, run_id: 
     is logged as a run artifact, which is also the project's proof that it holds the bytes. A
     file that cannot be indexed (its key holds another kind) is still a logged artifact: the
     upload succeeds and the reason is logged and answered, rather than failing an MLflow call."""
+    if not media_domain.may_be_media(name):  # most run files: no read at all
+        return None
     _, head = await asyncio.to_thread(_head, blobs, digest)
     found = media_domain.mlflow_media(name, head)
     if found is None:

@@ -97,6 +97,12 @@ FIGURE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"
                 ".svg": "image/svg+xml", ".html": "text/html", ".htm": "text/html"}
 
 
+def may_be_media(name: str) -> bool:
+    """Whether an MLflow run file's name alone leaves it possibly media (then its first bytes decide)."""
+    ext = name.rpartition(".")[2].lower()
+    return f".{ext}" in FIGURE_TYPES or ext in ("json", "parquet", "webp")
+
+
 def mlflow_media(name: str, head: bytes) -> dict[str, Any] | None:
     """What an MLflow client's run file is as media (None: not media). ``head`` is the start of
     the file: a table (log_table) is a JSON file in pandas' ``split`` layout, recognised by its

@@ -11,6 +11,7 @@ from cairn.services.artifacts.media_domain import (
     evolve_media_set,
     log_media,
     log_thumbnail,
+    may_be_media,
     mlflow_media,
     png_size,
 )
@@ -91,6 +92,9 @@ def test_mlflow_figures_and_tables_are_recognised_other_files_are_not() -> None:
     assert mlflow_media("config.json", b'{"lr": 0.1}') is None
     assert mlflow_media("model/model.pkl", b"") is None
     assert mlflow_media("table_images/eval/1234.png", b"") is None  # part of a table
+    # only these names are read at all (most run files are not media)
+    assert [n for n in ("a.PNG", "t.json", "x.webp", "m.pkl", "MLmodel", "w.bin") if may_be_media(n)] == \
+        ["a.PNG", "t.json", "x.webp"]
 
 
 def test_png_size_reads_the_header() -> None:
