@@ -92,10 +92,10 @@ async def log_media(project: ProjectName, run_id: RunId, body: MediaLog, request
 async def list_media(project: ProjectName, run_id: RunId, store: Store,
                      key: Annotated[str | None, Query(max_length=400)] = None,
                      kind: Annotated[str | None, Query(max_length=40)] = None,
-                     step_min: Annotated[int | None, Query(ge=0)] = None,
-                     step_max: Annotated[int | None, Query(ge=0)] = None,
+                     step_min: Annotated[int | None, Query(ge=0, le=media_domain.MAX_STEP)] = None,
+                     step_max: Annotated[int | None, Query(ge=0, le=media_domain.MAX_STEP)] = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                     offset: Annotated[int, Query(ge=0, le=media_domain.MAX_STEP)] = 0) -> dict[str, Any]:
     """A page of the run's media in (key, step) order, filtered by key, kind and step range;
     ``next_offset`` asks for the next page (null at the end). Bytes: ``GET /blobs/{digest}``
     (``thumbnail_digest`` for the small one)."""
