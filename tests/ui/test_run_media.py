@@ -94,7 +94,9 @@ def test_media_section_slider_full_size_table_text_and_sandboxed_html(up: Up, pw
         samples.locator("output").get_by_text("step 3").wait_for()
 
         no_violations(page, "the run page's media section")
-        page.get_by_role("heading", name="Media").scroll_into_view_if_needed()
+        samples.get_by_role("button", name="Show samples at step 3 at full size").click()
+        natural_width(page, "samples at step 3, full size")
+        samples.scroll_into_view_if_needed()
         shot(page, "media", tmp_path)
     finally:
         context.close()
