@@ -266,3 +266,9 @@ def test_media_events_match_their_schemas(logged: dict[str, Any], platform: Plat
             jsonschema.validate(event["data"], schemas[f"{event['type']}.v{event['version']}"])
             seen.add(f"{event['type']}.v{event['version']}")
     assert seen == set(MEDIA_EVENT_SCHEMAS)
+
+
+def test_gc_keeps_media_and_their_thumbnails(logged: dict[str, Any], client: cairn.Client) -> None:
+    kept = {logged["rgb"]["digest"], logged["rgb"]["thumbnail_digest"], logged["df"]["digest"]}
+    removed = set(client.artifacts.gc(grace_seconds=0, dry_run=True)["removed"])
+    assert not kept & removed
