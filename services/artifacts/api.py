@@ -31,6 +31,7 @@ from cairn.services.artifacts.api_blobs import (
     Store,
     settled_reads,
 )
+from cairn.services.artifacts.api_media import index_mlflow_file
 from cairn.services.artifacts.diff import diff_manifests
 from cairn.services.artifacts.gc import collect_garbage
 from cairn.services.artifacts.manifests import decode_manifest, manifest_from_request
@@ -215,8 +216,9 @@ async def upload_run_file(project: ProjectName, run_id: RunId, name: str, reques
         outcome = await _record(rt, ctx, project, run_id, name, digest, "file", size, 1, wait=False)
     if outcome.type == "noop":  # logged before (by a v1 event, the project may not hold it yet)
         await record_possession(rt, ctx, store, project, digest, size, "upload")
+    media = await index_mlflow_file(rt, ctx, project, run_id, name, digest, size, blobs)  # docs/media.md
     return {"project": project, "run_id": run_id, "name": name, "digest": digest, "kind": "file",
-            "size": size, "files": 1, "logged": outcome.type != "noop"}
+            "size": size, "files": 1, "logged": outcome.type != "noop", **({"media": media} if media else {})}
 
 
 async def _record(rt: Any, ctx: CommandContext, project: str, run_id: str, name: str, digest: str,

@@ -16,6 +16,7 @@ from cairn.services.artifacts.api_blobs import router as blob_router
 from cairn.services.artifacts.api_bundles import BUNDLE_BODY
 from cairn.services.artifacts.api_bundles import direct_router as direct_bundle_router
 from cairn.services.artifacts.api_bundles import router as bundle_router
+from cairn.services.artifacts.api_media import router as media_router
 from cairn.services.artifacts.api_presigned import router as presigned_router
 from cairn.services.artifacts.api_preview import router as preview_router
 from cairn.services.artifacts.backends import BlobBackend, FsBackend, S3Backend
@@ -112,7 +113,8 @@ def create_app(settings: ArtifactsSettings | None = None) -> FastAPI:
         settings,
         make_store=lambda s: ArtifactsStore(s.read_model_dir("artifacts") / "artifacts.sqlite3"),
         handler=projection(),
-        routers=[blob_router, bundle_router, presigned_router, preview_router, direct_router, direct_bundle_router, router],
+        routers=[blob_router, bundle_router, presigned_router, preview_router, direct_router, direct_bundle_router, media_router,
+                 router],
         description="Content-addressed blobs, dataset versions, run artifacts and GC.",
         projection_aggregates=AGGREGATES,
         body_limits=body_limits(settings),

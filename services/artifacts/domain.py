@@ -16,6 +16,7 @@ from typing import Any
 from cairn.kernel.commands import Decision
 from cairn.kernel.errors import Conflict, InvalidInput
 from cairn.kernel.ids import ARTIFACT_NAME_RULE, artifact_name_problem
+from cairn.services.artifacts.media_domain import evolve_media_set
 
 State = dict[str, Any] | None
 
@@ -124,4 +125,4 @@ EVENT_SCHEMAS = ("dataset.version_created.v1", "run.artifact_logged.v2", "run.da
                  "blob.possessed.v1")
 
 EVOLVERS = {"dataset": evolve_dataset, "artifact_set": evolve_artifact_set,
-            "dataset_use": evolve_dataset_use, "blob": evolve_blob}
+            "dataset_use": evolve_dataset_use, "blob": evolve_blob, "media_set": evolve_media_set}

@@ -15,6 +15,7 @@ import sqlite3
 from cairn.kernel.envelope import Event, embedded_record
 from cairn.kernel.store import EventHandlers, SnapshotProjection
 from cairn.services.artifacts.domain import EVOLVERS
+from cairn.services.artifacts.media_store import register_media_handlers
 
 HANDLERS = EventHandlers()
 handles = HANDLERS.handles
@@ -23,7 +24,8 @@ handles = HANDLERS.handles
 # its own (dataset, artifact_set, dataset_use, blob), two of the registry's, model
 # (model_version.created) and run (run.environment_recorded, or the record run.created carries),
 # and the monitor's profile (profile.registered), whose blobs it keeps.
-AGGREGATES = ("dataset", "artifact_set", "dataset_use", "blob", "model", "run", "profile")
+# media_set: a run's media index (media_store.py).
+AGGREGATES = ("dataset", "artifact_set", "dataset_use", "blob", "model", "run", "profile", "media_set")
 
 
 def projection() -> SnapshotProjection:
@@ -35,6 +37,9 @@ def _ref(conn: sqlite3.Connection, digest: str, source: str, may_be_manifest: bo
     project = source.split(":", 1)[1].split("/", 1)[0]  # sources are "<kind>:<project>/..."
     conn.execute("INSERT OR IGNORE INTO blob_refs(digest, source, may_be_manifest, project) VALUES(?, ?, ?, ?)",
                  (digest, source, int(may_be_manifest), project))
+
+
+register_media_handlers(HANDLERS, _ref)
 
 
 @handles("dataset.version_created")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.kernel.errors import NotFound
-from cairn.kernel.store import SqliteStore
+from cairn.services.artifacts.media_store import MEDIA_SCHEMA, MediaQueries
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dataset_versions (
@@ -42,11 +42,11 @@ def _row(row: sqlite3.Row | None) -> dict[str, Any]:
     return dict(row)
 
 
-class ArtifactsStore(SqliteStore):
-    """The artifact store's read model."""
+class ArtifactsStore(MediaQueries):
+    """The artifact store's read model (a run's media index: media_store.py)."""
 
     def __init__(self, path: str | Path) -> None:
-        super().__init__(path, SCHEMA)
+        super().__init__(path, SCHEMA + MEDIA_SCHEMA)
 
     def datasets(self, project: str) -> list[dict[str, Any]]:
         rows = self.query(

@@ -229,3 +229,30 @@ SEAL_KEY_NAME = "event-seal"  # cairn-keys entry: AES-256-GCM key for secret fie
 # --- notebooks (issue 28-A: docs/notebooks.md) ------------------------------------------------------
 NOTEBOOK_OUTPUTS_ENV = "CAIRN_NOTEBOOK_OUTPUTS"  # 1: a notebook run's code keeps its outputs (secrets scrubbed)
 NOTEBOOK_CODE_KIND = "notebook"  # a code record's ``kind`` when its archive holds a notebook
+
+# --- rich media of runs (issue 28-M: docs/media.md) ----------------------------------------------------
+# A run's media index lives in the artifact store: aggregate media_set (id = run id), events below.
+MEDIA_AGGREGATE = "media_set"
+# (types named media.*, not run.*: run.* events are the registry's, apart from the artifact store's
+# run.artifact_logged / run.dataset_used)
+MEDIA_LOGGED = "media.logged"  # one entry: key, step, kind, digest (+ thumbnail), media type, size
+MEDIA_THUMBNAIL_LOGGED = "media.thumbnail_logged"  # a thumbnail that arrived apart (MLflow's +compressed)
+MEDIA_KINDS = ("image", "figure", "table", "text", "html")
+# Keys: what MLflow allows in log_image keys (letters, digits, _ - . space /), no empty segment, '.' or '..'.
+MEDIA_KEY_CHARS = r"[A-Za-z0-9_\-. /]"
+MEDIA_KEY_MAX = 200
+MEDIA_THUMBNAIL_PX = 256  # the longer side of a thumbnail the SDK makes
+
+
+def media_key_problem(key: object) -> str | None:
+    """What is wrong with a media key (None: nothing); shared by the SDK and the artifact store."""
+    if not isinstance(key, str) or not key:
+        return "it is empty"
+    if len(key) > MEDIA_KEY_MAX:
+        return f"it is longer than {MEDIA_KEY_MAX} characters"
+    bad = sorted({c for c in key if not re.fullmatch(MEDIA_KEY_CHARS, c)})
+    if bad:
+        return f"it contains {''.join(bad)!r}; use letters, digits, '_', '-', '.', ' ' and '/'"
+    if any(part.strip() in ("", ".", "..") for part in key.split("/")):
+        return "a '/'-separated part is empty, '.' or '..'"
+    return None

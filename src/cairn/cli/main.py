@@ -32,6 +32,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "jobs": LazyCommand("cairn.cli.jobs:jobs", "Jobs: submit a spec, follow it, cancel it."),
     "lineage": LazyCommand("cairn.cli.lineage:lineage",
                            "Lineage: what produced what, across datasets, runs, blobs, models and aliases."),
+    "media": LazyCommand("cairn.cli.media:media",
+                         "A run's media: images, figures, tables, text and HTML by key and step."),
     "members": LazyCommand("cairn.cli.access:members", "Project members and roles (viewer < editor < admin)."),
     "metrics": LazyCommand("cairn.cli.metrics:metrics",
                            "A run's metrics: list the keys, draw the curves, export every point."),

@@ -109,6 +109,33 @@ class ActiveRun:
         return self.client.log_model(self.project, self.id, model, name, flavour=flavour, signature=signature,
                                      input_example=input_example, batchable=batchable)
 
+    # --- rich media (cairn.sdk.media, docs/media.md): PNG / Parquet / HTML / text blobs by key and step
+
+    def _media(self) -> Any:
+        from cairn.sdk.media import Media
+
+        return Media(self.client, self.project, self.id)
+
+    def log_image(self, key: str, image: Any, step: int | None = None) -> dict[str, Any]:
+        """A numpy array (HxW, HxWx3/4; uint8, or float 0..1), PIL image or image file, as PNG
+        with a thumbnail; ``step`` omitted: the key's next step."""
+        return self._media().log_image(key, image, step)
+
+    def log_figure(self, key: str, fig: Any, step: int | None = None) -> dict[str, Any]:
+        """A matplotlib figure (PNG) or plotly figure (HTML; a PNG thumbnail only with kaleido)."""
+        return self._media().log_figure(key, fig, step)
+
+    def log_table(self, key: str, table: Any, step: int | None = None) -> dict[str, Any]:
+        """A pandas DataFrame or pyarrow Table, stored as Parquet."""
+        return self._media().log_table(key, table, step)
+
+    def log_text(self, key: str, text: str, step: int | None = None) -> dict[str, Any]:
+        return self._media().log_text(key, text, step)
+
+    def log_html(self, key: str, html: str, step: int | None = None) -> dict[str, Any]:
+        """HTML, shown by the web UI only inside a sandboxed frame."""
+        return self._media().log_html(key, html, step)
+
     def set_seed(self, seed: int, name: str = "seed", *, apply: bool = True) -> list[str]:
         """Record a seed on the run (immutable once recorded, like params) and, with ``apply``, seed
         random, numpy and torch (when imported) with it. Returns what was seeded."""

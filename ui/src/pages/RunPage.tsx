@@ -1,6 +1,7 @@
 // One run: status, times, notes, params and tags, charts for every metric key (training metrics,
-// then the SDK's system metrics), the code and artifact browsers, the reproducibility record,
-// the datasets it used, the lineage around it and, for a job's run, the job and its log tail.
+// then the SDK's system metrics), the run's media (by key, with a step slider), the code and
+// artifact browsers, the reproducibility record, the datasets it used, the lineage around it and,
+// for a job's run, the job and its log tail.
 import { useEffect, useState } from "preact/hooks";
 import { api, type Navigate } from "../client";
 import { MetricChart, type XAxis } from "../components/MetricChart";
@@ -8,6 +9,7 @@ import { RunDatasets } from "../components/RunDatasets";
 import { RunFiles } from "../components/RunFiles";
 import { RunJob } from "../components/RunJob";
 import { RunLineage } from "../components/RunLineage";
+import { RunMedia } from "../components/RunMedia";
 import { RunNotes } from "../components/RunNotes";
 import { RunRecord } from "../components/RunRecord";
 import { seg } from "../lib/api";
@@ -121,6 +123,7 @@ export function RunPage({ project, runId, session, navigate }: Props) {
           <Charts keys={split.system} {...chartProps} />
         </section>
       )}
+      <RunMedia project={project} runId={runId} />
       <RunFiles project={project} runId={runId} />
       <RunRecord project={project} runId={runId} />
       <div class="columns">
