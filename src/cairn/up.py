@@ -37,12 +37,12 @@ PROCESSES = (*SERVICES, "gateway")  # each connects to NATS as a user of its own
 NATS_USERS = (*PROCESSES, AGENT_USER, ADMIN_USER)
 LOOPBACK = "127.0.0.1"
 # Services that ``--service-replicas N`` starts N of (docs/cluster.md "Service replicas and
-# read-your-writes"): each replica only projects the log into a read model of its own, answers
-# reads, and runs commands that the event log keeps safe (expected sequences, idempotency keys).
-# The others run loops that must run once (the scheduler's dispatcher, the pipelines engine, the
-# deployments reconciler, the monitor's windows, the metrics writer and its summaries) or keep
-# state outside the log in-process (the artifacts GC lock): one each until they elect a leader.
-REPLICABLE = ("registry", "lineage")
+# read-your-writes"): each replica projects the log into a read model of its own, answers reads,
+# and runs commands that the event log keeps safe (expected sequences, idempotency keys); loops
+# that must run once run on the holder of their lease (cairn.kernel.leader). The others stay
+# single: the metrics writer (a work queue into one Parquet folder) and the artifacts service
+# (until its GC runs under a lease).
+REPLICABLE = ("registry", "lineage", "scheduler", "deployments", "monitor", "pipelines")
 
 
 def service_wiring(services: dict[str, str], *, direct_artifacts: bool = False) -> dict[str, dict[str, str]]:

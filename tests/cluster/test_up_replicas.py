@@ -22,7 +22,7 @@ def test_each_extra_replica_has_a_name_port_and_log_of_its_own(tmp_path: Path) -
     assert all(c.env["CAIRN_PORT"] == str(c.url).rsplit(":", 1)[1] for c in replicas)
     listed = gateway_services(services, replicas)
     assert listed["registry"] == [services["registry"], *(c.url for c in replicas if c.name.startswith("registry-"))]
-    assert listed["scheduler"] == services["scheduler"]  # a singleton's loops must run once
+    assert listed["metrics"] == services["metrics"]  # its writer splits points between replicas: one
 
 
 def test_one_replica_plans_no_extra_process(tmp_path: Path) -> None:
