@@ -62,7 +62,8 @@ variable "replicas" {
   description = <<-EOT
     Replicas per service, e.g. { registry = 2 }; 1 for a service not named. Replica 1 runs on
     the first "services" machine, replica N on the N-th (round robin). Only the replicable
-    services (cairn.up.REPLICABLE: all but artifacts and metrics) may have more than one
+    services but artifacts (cairn.up.REPLICABLE; artifacts keep blobs on the first machine's disk
+    here) may have more than one
     (docs/cluster.md).
   EOT
   type        = map(number)
@@ -74,7 +75,7 @@ variable "replicas" {
   }
   validation {
     condition     = alltrue([for name, n in var.replicas : n >= 1 && n <= 9 && (n == 1 || contains(["registry", "lineage", "scheduler", "deployments", "monitor", "pipelines"], name))])
-    error_message = "replicas: 1 to 9, and more than 1 only for registry, lineage, scheduler, deployments, monitor and pipelines (artifacts and metrics run once)."
+    error_message = "replicas: 1 to 9, and more than 1 only for registry, lineage, scheduler, deployments, monitor and pipelines (artifacts, on one machine's disk here, and metrics run once)."
   }
 }
 
