@@ -90,7 +90,9 @@ class Gateways:
 
 @pytest.fixture(scope="module")
 def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
-    plat = Platform(tmp_path_factory.mktemp("replicas-webhooks"))
+    # a short lease: the takeover after the kill comes within lease + renew (4 s)
+    plat = Platform(tmp_path_factory.mktemp("replicas-webhooks"),
+                    extra_env={"CAIRN_LEADER_LEASE_S": "3", "CAIRN_LEADER_RENEW_S": "1"})
     with running(plat):
         both = Gateways(plat)
         plat.kill("gateway")
@@ -168,12 +170,12 @@ def test_each_event_is_delivered_once_whichever_gateway_took_the_write(gateways:
 
 
 def test_the_delivering_gateway_killed_with_a_queue_the_other_delivers_it(gateways: Gateways) -> None:
-    receiver = Receiver(delay_s=0.25)  # slow: the queue is long when the holder dies
+    receiver = Receiver(delay_s=0.2)  # slow: the queue is long when the holder dies
     holder = wait_until(gateways.holder, "a holder of gateway.webhooks")
     other = "gateway-b" if holder == "gateway" else "gateway"
     try:
         project = hooked_project(gateways, other, receiver)
-        runs = create_runs(gateways, project, 20, (other,))
+        runs = create_runs(gateways, project, 12, (other,))
         wait_until(lambda: len(delivered(receiver)) >= 3, "the first deliveries")
         gateways.plat.kill(holder)  # SIGKILL, deliveries queued
         assert len(delivered(receiver)) < len(runs), "every delivery was made before the kill; the test needs a queue"
