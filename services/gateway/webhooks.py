@@ -46,6 +46,7 @@ from cairn.services.gateway.webhook_progress import LEASE, WebhookProgress, webh
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 1.0  # a standby drops the deliveries the holder finished this often
+NOTE_IDLE_EVERY = 10  # rounds: the holder notes webhooks with nothing queued as finished
 
 
 class WebhookDispatcher:
@@ -86,6 +87,7 @@ class WebhookDispatcher:
         self._touched: set[str] = set()  # webhooks given rows by the batch just applied
         self._finished: dict[str, int] = {}  # at this holder's takeover: what the last holder finished
         self._tidying: asyncio.Task[None] | None = None
+        self._noted: dict[str, int] = {}  # idle webhooks' notes written by this holder
 
     async def start(self) -> None:
         # Every webhook created up to our position must be in the store: their projects are read.
@@ -104,14 +106,34 @@ class WebhookDispatcher:
 
     async def _tidy(self) -> None:
         """On a standby: drop what the holder finished since the rows were queued (a webhook's
-        rows are otherwise looked at only when new ones come), so the queue shown stays true."""
+        rows are otherwise looked at only when new ones come), so the queue shown stays true.
+        On the holder, every ``NOTE_IDLE_EVERY`` rounds: note each webhook with nothing queued as
+        finished up to this replica's position, so a webhook that had no delivery since a gateway
+        joined (or since before notes existed) has a note too, and a new replica replaying the log
+        into an empty outbox drops what was delivered long ago instead of sending it again."""
+        rounds = 0
         while True:
             await asyncio.sleep(PRUNE_EVERY_S)
-            if not self.queues.delivering:
-                try:
+            rounds += 1
+            try:
+                if not self.queues.delivering:
                     await self.queues.prune(self.queues.waiting())
-                except Exception as err:  # noqa: BLE001 - NATS away: next round
-                    log.warning("webhooks: standby prune failed: %r", err)
+                elif rounds % NOTE_IDLE_EVERY == 0:
+                    await self._note_idle()
+            except Exception as err:  # noqa: BLE001 - NATS away: next round
+                log.warning("webhooks: tidying failed: %r", err)
+
+    async def _note_idle(self) -> None:
+        # read together, with no await between: a batch (applied on this event loop) moves the
+        # position and queues its rows at once, so a webhook with no rows at ``position`` has
+        # finished everything queued up to it
+        position = self.position.last_sequence()
+        idle = {h["id"] for p in self.store.webhook_projects() for h in self.store.webhooks(p)} - self.queues.waiting()
+        progress = self.queues.progress
+        for webhook_id in sorted(idle):
+            if progress is not None and self._noted.get(webhook_id, 0) < position:
+                await progress.mark(webhook_id, position)
+                self._noted[webhook_id] = position
 
     async def _lead(self, lease: Lease) -> None:
         """On the holder: drop what the last holder finished, deliver what is queued, and from
