@@ -193,10 +193,12 @@ async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
     await bootstrap_admin_token(runtime, settings.data_dir)
     dispatcher = WebhookDispatcher(runtime.log, runtime.store, runtime.commands, projection=runtime.runner,
                                    data_dir=settings.data_dir, egress=app.state.egress,
-                                   attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s)
+                                   attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s,
+                                   replica=settings.replica)
     dispatcher.queues.seal_key = app.state.seal_key
     await dispatcher.start()
     runtime.defer(dispatcher.stop)
+    await dispatcher.elect(runtime)  # every gateway queues; the gateway.webhooks lease holder delivers
     app.state.webhooks = dispatcher
 
 

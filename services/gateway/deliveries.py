@@ -35,18 +35,20 @@ import aiohttp
 from cairn.kernel.commands import CommandContext, CommandHandler
 from cairn.kernel.egress import Egress
 from cairn.kernel.errors import InvalidInput
+from cairn.kernel.leader import Lease
 from cairn.kernel.sealing import is_sealed, unseal
 from cairn.kernel.store import SqliteStore
 from cairn.services.gateway import domain
 from cairn.services.gateway.signing import sign
 from cairn.services.gateway.store import GatewayStore
+from cairn.services.gateway.webhook_progress import WebhookProgress
 
 log = logging.getLogger(__name__)
 
 OUTBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, webhook_id TEXT NOT NULL, sequence INTEGER NOT NULL,
-    event_type TEXT NOT NULL, body BLOB NOT NULL);
+    event_type TEXT NOT NULL, body BLOB NOT NULL, queued_seq INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_by_webhook ON outbox(webhook_id, id);
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT, webhook_id TEXT NOT NULL, sequence INTEGER NOT NULL,
@@ -58,6 +60,15 @@ KEEP_ATTEMPTS = 200  # per webhook: the page shows the recent ones, the log keep
 DEAD_LETTER_RETRY_S = 5.0
 
 
+def migrate(outbox: SqliteStore) -> None:
+    """An outbox from before ``queued_seq`` (services/gateway/webhook_progress.py) gets the column;
+    its rows keep 0, so no progress note drops them."""
+    columns = {r["name"] for r in outbox.query("PRAGMA table_info(outbox)")}
+    if "queued_seq" not in columns:
+        with outbox.transaction() as conn:
+            conn.execute("ALTER TABLE outbox ADD COLUMN queued_seq INTEGER NOT NULL DEFAULT 0")
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One event for one webhook: the body is the event as it leaves the gateway (no secrets)."""
@@ -67,16 +78,24 @@ class Delivery:
     event_type: str
     body: bytes
     row: int = 0  # the outbox row, once queued
+    queued_seq: int = 0  # the log sequence of the event that queued it (a replay's: the request's)
 
     @property
     def delivery_id(self) -> str:
         return f"{self.webhook_id}:{self.sequence}"
 
 
-def enqueue(conn: sqlite3.Connection, deliveries: Iterable[Delivery]) -> None:
-    """Queue deliveries inside the caller's transaction (the one that moves the log position)."""
-    conn.executemany("INSERT INTO outbox(webhook_id, sequence, event_type, body) VALUES(?, ?, ?, ?)",
-                     [(d.webhook_id, d.sequence, d.event_type, d.body) for d in deliveries])
+def enqueue(conn: sqlite3.Connection, deliveries: Iterable[Delivery], queued_seq: int = 0) -> None:
+    """Queue deliveries inside the caller's transaction (the one that moves the log position to
+    ``queued_seq``, the event that queues them)."""
+    conn.executemany("INSERT INTO outbox(webhook_id, sequence, event_type, body, queued_seq) VALUES(?, ?, ?, ?, ?)",
+                     [(d.webhook_id, d.sequence, d.event_type, d.body, queued_seq) for d in deliveries])
+
+
+def prune(conn: sqlite3.Connection, finished: dict[str, int]) -> None:
+    """Drop what the delivering gateway finished: each webhook's rows queued at or before its note."""
+    conn.executemany("DELETE FROM outbox WHERE webhook_id=? AND queued_seq>0 AND queued_seq<=?",
+                     list(finished.items()))
 
 
 def drop(conn: sqlite3.Connection, webhook_id: str) -> None:
@@ -127,7 +146,15 @@ class DeliveryQueues:
         self.backoff_s = backoff_s
         self._workers: dict[str, asyncio.Task[None]] = {}
         self.seal_key: bytes | None = None  # opens sealed signing secrets (cairn.kernel.sealing)
+        # with several gateways (services/gateway/webhook_progress.py): only the holder of the
+        # gateway.webhooks lease delivers, and notes what it finished; None: this one always does
+        self.elected = False  # True: deliver only while holding ``lease`` (set by the elector)
+        self.lease: Lease | None = None
+        self.progress: WebhookProgress | None = None
 
+    @property
+    def delivering(self) -> bool:
+        return not self.elected or (self.lease is not None and self.lease.holds())
     def waiting(self) -> set[str]:
         """Webhooks with queued deliveries (at start: what a stop or crash left queued)."""
         return {r["webhook_id"] for r in self.outbox.query("SELECT DISTINCT webhook_id FROM outbox")}
@@ -148,6 +175,8 @@ class DeliveryQueues:
 
     def wake(self, webhook_ids: Iterable[str]) -> None:
         """Start a worker for each of these webhooks that has none (called after rows are committed)."""
+        if not self.delivering:
+            return
         for webhook_id in webhook_ids:
             task = self._workers.get(webhook_id)
             if task is None or task.done():
@@ -160,16 +189,28 @@ class DeliveryQueues:
         await asyncio.gather(*workers, return_exceptions=True)
         self._workers.clear()
 
+    async def prune(self, webhook_ids: Iterable[str]) -> None:
+        """Drop these webhooks' rows that the delivering gateway has finished."""
+        if self.progress is None:
+            return
+        finished = await self.progress.read(set(webhook_ids))
+        if finished:
+            with self.outbox.transaction() as conn:
+                prune(conn, finished)
+
     def _next(self, webhook_id: str) -> Delivery | None:
-        row = self.outbox.query_one("SELECT id, sequence, event_type, body FROM outbox WHERE webhook_id=? "
-                                    "ORDER BY id LIMIT 1", (webhook_id,))
+        row = self.outbox.query_one("SELECT id, sequence, event_type, body, queued_seq FROM outbox "
+                                    "WHERE webhook_id=? ORDER BY id LIMIT 1", (webhook_id,))
         if row is None:
             return None
-        return Delivery(webhook_id, row["sequence"], row["event_type"], bytes(row["body"]), row=row["id"])
+        return Delivery(webhook_id, row["sequence"], row["event_type"], bytes(row["body"]), row=row["id"],
+                        queued_seq=row["queued_seq"])
 
-    def _done(self, delivery: Delivery) -> None:
+    async def _done(self, delivery: Delivery) -> None:
         with self.outbox.transaction() as conn:
             conn.execute("DELETE FROM outbox WHERE id=?", (delivery.row,))
+        if self.progress is not None and delivery.queued_seq:
+            await self.progress.mark(delivery.webhook_id, delivery.queued_seq)
 
     def _record(self, attempt: Attempt) -> None:
         with self.outbox.transaction() as conn:
@@ -184,7 +225,7 @@ class DeliveryQueues:
         Nothing awaits between finding the queue empty and leaving ``_workers``, so a wake after
         new rows were committed always finds either this task still draining or no task."""
         while True:
-            delivery = self._next(webhook_id)
+            delivery = self._next(webhook_id) if self.delivering else None  # lease lost: leave it queued
             hook = self._live_hook(webhook_id) if delivery is not None else None
             if delivery is None or hook is None:
                 if delivery is not None:
@@ -217,6 +258,8 @@ class DeliveryQueues:
                 delay *= 2
                 if self._live_hook(hook["id"]) is None:
                     return  # deleted while we waited: the next _drain turn drops its queue
+            if not self.delivering:
+                return  # the lease is lost: the row stays queued for the gateway that holds it
             headers = {"Content-Type": "application/json", "Cairn-Event-Type": delivery.event_type,
                        "Cairn-Delivery": delivery.delivery_id, "Cairn-Delivery-Attempt": str(attempt),
                        "Cairn-Signature": sign(self._secret(hook), delivery.body, int(time.time()))}
@@ -236,13 +279,13 @@ class DeliveryQueues:
             self._record(Attempt(delivery, attempt, _iso(started), status, error, took, outcome,
                                  None if last or not error else _iso(time.time() + delay)))
             if not error:
-                self._done(delivery)
+                await self._done(delivery)
                 return
             log.info("webhook=%s delivery=%s attempt=%d failed error=%s", hook["id"], delivery.delivery_id,
                      attempt, error)
         log.warning("webhook=%s seq=%d dead_lettered error=%s", hook["id"], delivery.sequence, error)
         await self._dead_letter(hook, delivery, error)
-        self._done(delivery)
+        await self._done(delivery)
 
     async def _dead_letter(self, hook: dict[str, Any], delivery: Delivery, error: str) -> None:
         """Record the failure in the log; while the log is unreachable the delivery stays queued

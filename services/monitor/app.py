@@ -15,7 +15,7 @@ from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
 from cairn.services.monitor.alerts import ActionTaker, RuleDecider
 from cairn.services.monitor.api import router
-from cairn.services.monitor.consumer import InferenceConsumer
+from cairn.services.monitor.consumer import InferenceConsumer, windows_durable
 from cairn.services.monitor.domain import parse_sizes
 from cairn.services.monitor.profiles import ProfileBlobs, reference_loader
 from cairn.services.monitor.projection import AGGREGATES, projection
@@ -60,14 +60,15 @@ async def start_windows(app: FastAPI, runtime: ServiceRuntime) -> None:
     assert isinstance(settings, MonitorSettings)
     store = runtime.store
     assert isinstance(store, MonitorStore)
-    windows = WindowStore(settings.data_dir / "monitor" / "windows.sqlite3", parse_sizes(settings.monitor_windows),
+    windows = WindowStore(settings.read_model_dir("monitor") / "windows.sqlite3", parse_sizes(settings.monitor_windows),
                           settings.monitor_grace_s, reference_loader(store, app.state.profiles))
     runtime.defer(_closing(windows))
     decider = RuleDecider(runtime, windows)
-    consumer = InferenceConsumer(runtime.log.nc, windows, decider.decide_pending, tick_s=settings.monitor_tick_s)
+    consumer = InferenceConsumer(runtime.log.nc, windows, decider.decide_pending, tick_s=settings.monitor_tick_s,
+                                 durable=windows_durable(settings.replica))
     app.state.windows, app.state.consumer, app.state.decider = windows, consumer, decider
-    # not a singleton yet (docs/cluster.md): the inference stream's one shared durable splits the
-    # samples between replicas, each closing windows of its own part
+    # on every replica, each with a durable and windows of its own (consumer.py): each answers
+    # window reads; deciding twice is a no-op (a window at or before the alert's last decides nothing)
     _background(runtime, consumer.run())
 
 

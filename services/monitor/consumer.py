@@ -6,6 +6,12 @@ rules decided on each closed window.
 The consumer is made again from the stored position at every start and after a broken
 connection: the stored position moves only in the transaction that counts the messages, so no
 sample is lost or counted twice whatever is killed when.
+
+Each replica of the monitor (``CAIRN_REPLICA``) reads every message through a durable consumer of
+its own (``windows_durable``) into windows of its own: replicas that shared one would split the
+samples between them, and each start deletes and makes its durable again, which would pull the
+other replica's from under it. Deciding rules on every replica is safe: ``decide_alert`` ignores a
+window at or before the one the alert last decided, under the alert's expected sequence.
 """
 
 from __future__ import annotations
@@ -29,6 +35,11 @@ from cairn.serving.inference_records import decode_batch
 log = logging.getLogger(__name__)
 FETCH = 256  # messages per round trip
 DURABLE = "monitor-windows"
+
+
+def windows_durable(replica: str = "") -> str:
+    """The inference consumer's durable name: one per replica (the unnamed one keeps the name it had)."""
+    return f"{DURABLE}-{replica}" if replica else DURABLE
 
 
 def parse(messages: list[tuple[int, str, bytes]]) -> list[Batch]:
@@ -63,8 +74,9 @@ class InferenceConsumer:
     ``clock`` is the wall clock that closes quiet windows (tests pass their own)."""
 
     def __init__(self, nc: Any, windows: WindowStore, decide: Callable[[], Awaitable[None]], *,
-                 tick_s: float, clock: Callable[[], float] = time.time) -> None:
+                 tick_s: float, clock: Callable[[], float] = time.time, durable: str = DURABLE) -> None:
         self.nc = nc
+        self.durable = durable
         self.windows = windows
         self.decide = decide
         self.tick_s = tick_s
@@ -95,14 +107,14 @@ class InferenceConsumer:
             except Exception:  # noqa: BLE001 - not there yet
                 await asyncio.sleep(self.tick_s)
         try:  # the server's position may be past ours (nothing is acked): start over from ours
-            await js.delete_consumer(INFERENCE_STREAM, DURABLE)
+            await js.delete_consumer(INFERENCE_STREAM, self.durable)
         except Exception:  # noqa: BLE001 - there was none
             pass
         start = self.windows.position() + 1
         config = js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
                                        ack_policy=js_api.AckPolicy.NONE,
                                        filter_subjects=[f"{INFERENCE_SUBJECT_PREFIX}.>", f"{FEEDBACK_SUBJECT_PREFIX}.>"])
-        return await js.pull_subscribe("", durable=DURABLE, stream=INFERENCE_STREAM, config=config)
+        return await js.pull_subscribe("", durable=self.durable, stream=INFERENCE_STREAM, config=config)
 
     async def _consume(self) -> None:
         psub = await self._subscribe()

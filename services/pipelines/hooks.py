@@ -91,7 +91,7 @@ def trigger_parts(app: FastAPI) -> tuple[TriggerSettings, Egress, gitcode.GitMir
         egress = Egress(allow_private=settings.webhooks_allow_private, allow_networks=settings.webhook_allow_networks,
                         dns_server=settings.webhook_dns_server, timeout_s=settings.webhook_timeout_s)
         runtime: ServiceRuntime = app.state.runtime
-        mirrors = gitcode.GitMirrors(runtime.settings.data_dir / "pipelines" / "git", egress,
+        mirrors = gitcode.GitMirrors(runtime.settings.read_model_dir("pipelines") / "git", egress,
                                      allow_local=settings.pipelines_allow_local_repos)
         parts = app.state.trigger_parts = (settings, egress, mirrors)
     return parts  # type: ignore[no-any-return]

@@ -224,6 +224,9 @@ SUBSCRIBER_INBOX_PREFIX = "_INBOX_sub"  # its deliveries and API replies: _INBOX
 SUBSCRIBER_AGGREGATE = "event_subscriber"  # events of record on cairn.evt._site.event_subscriber.<name>
 NATS_AUTH_FILE_ENV = "CAIRN_NATS_AUTH_FILE"  # the users file a NATS node includes (subscriber_sync writes it)
 SEAL_KEY_NAME = "event-seal"  # cairn-keys entry: AES-256-GCM key for secret fields inside events
+# webhook deliveries the gateway holding the gateway.webhooks lease finished: key = webhook id,
+# value = the log sequence of the event that queued its last finished one (services/gateway/webhook_progress.py)
+WEBHOOK_PROGRESS_BUCKET = "cairn-webhook-progress"
 
 
 # --- notebooks (issue 28-A: docs/notebooks.md) ------------------------------------------------------

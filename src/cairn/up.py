@@ -37,12 +37,13 @@ PROCESSES = (*SERVICES, "gateway")  # each connects to NATS as a user of its own
 NATS_USERS = (*PROCESSES, AGENT_USER, ADMIN_USER)
 LOOPBACK = "127.0.0.1"
 # Services that ``--service-replicas N`` starts N of (docs/cluster.md "Service replicas and
-# read-your-writes"): each replica only projects the log into a read model of its own, answers
-# reads, and runs commands that the event log keeps safe (expected sequences, idempotency keys).
-# The others run loops that must run once (the scheduler's dispatcher, the pipelines engine, the
-# deployments reconciler, the monitor's windows, the metrics writer and its summaries) or keep
-# state outside the log in-process (the artifacts GC lock): one each until they elect a leader.
-REPLICABLE = ("registry", "lineage")
+# read-your-writes"): each replica projects the log into a read model of its own, answers reads,
+# and runs commands that the event log keeps safe (expected sequences, idempotency keys); loops
+# that must run once run on the holder of their lease (cairn.kernel.leader). Artifacts replicas
+# share the blobs (one folder on one machine, or the S3 bucket) and collect garbage under the
+# ``artifacts.gc`` lease. The metrics service stays single: its writer takes points from a work
+# queue into one Parquet folder, so a second replica would split them.
+REPLICABLE = ("registry", "lineage", "scheduler", "artifacts", "deployments", "monitor", "pipelines")
 
 
 def service_wiring(services: dict[str, str], *, direct_artifacts: bool = False) -> dict[str, dict[str, str]]:
@@ -310,8 +311,11 @@ class Supervisor:
         added: list[Child] = []
         for (name, number), port in zip(extra, free_ports(len(extra), LOOPBACK) if extra else [], strict=True):
             url = f"http://{LOOPBACK}:{port}"
+            own = dict(wiring.get(name, {}))
+            if "CAIRN_ARTIFACTS_DIRECT_URL" in own:  # direct transfers to this replica itself
+                own["CAIRN_ARTIFACTS_DIRECT_URL"] = url
             added.append(Child(f"{name}-{number}", [sys.executable, "-m", f"cairn.services.{name}"],
-                               {**env, **wiring.get(name, {}), "CAIRN_HOST": LOOPBACK, "CAIRN_PORT": str(port),
+                               {**env, **own, "CAIRN_HOST": LOOPBACK, "CAIRN_PORT": str(port),
                                 "CAIRN_REPLICA": f"r{number}"}, url=url,
                                log_path=self.data_dir / "logs" / f"{name}-{number}.log"))
         self.children.extend(added)

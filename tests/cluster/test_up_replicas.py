@@ -14,15 +14,18 @@ from cairn.up import REPLICABLE, SERVICES, Supervisor, gateway_services
 def test_each_extra_replica_has_a_name_port_and_log_of_its_own(tmp_path: Path) -> None:
     supervisor = Supervisor(data_dir=tmp_path, service_replicas=3, quiet=True)
     services = {name: f"http://127.0.0.1:{9000 + i}" for i, name in enumerate(SERVICES)}
-    replicas = supervisor._replica_children({"CAIRN_DATA_DIR": str(tmp_path)}, {}, services)
+    wiring = {"artifacts": {"CAIRN_ARTIFACTS_DIRECT_URL": services["artifacts"]}}
+    replicas = supervisor._replica_children({"CAIRN_DATA_DIR": str(tmp_path)}, wiring, services)
     assert sorted(c.name for c in replicas) == sorted(f"{n}-{k}" for n in REPLICABLE for k in (2, 3))
     assert {c.env["CAIRN_REPLICA"] for c in replicas if c.name.startswith("registry-")} == {"r2", "r3"}
     urls = [c.url for c in replicas]
     assert len(set(urls)) == len(urls) and not set(urls) & set(services.values())
     assert all(c.env["CAIRN_PORT"] == str(c.url).rsplit(":", 1)[1] for c in replicas)
+    # an artifacts replica hands out direct transfer URLs of its own, not the first replica's
+    assert all(c.env["CAIRN_ARTIFACTS_DIRECT_URL"] == c.url for c in replicas if c.name.startswith("artifacts-"))
     listed = gateway_services(services, replicas)
     assert listed["registry"] == [services["registry"], *(c.url for c in replicas if c.name.startswith("registry-"))]
-    assert listed["scheduler"] == services["scheduler"]  # a singleton's loops must run once
+    assert listed["metrics"] == services["metrics"]  # its writer splits points between replicas: one
 
 
 def test_one_replica_plans_no_extra_process(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ locals {
   }
   # docs/cluster.md "Service replicas": the services cairn.up.REPLICABLE runs more than once (a
   # test keeps this list in step) run on every service host; the others on the first one.
-  replicable = ["registry", "lineage"]
+  replicable = ["registry", "lineage", "scheduler", "artifacts", "deployments", "monitor", "pipelines"]
   placement = { for host_index, host in local.service_hosts : host.name => [
     for service in keys(local.service_ports) : service
     if contains(local.replicable, service) || host_index == 0

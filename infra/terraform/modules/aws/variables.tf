@@ -139,7 +139,7 @@ variable "nats_volume_gb" {
 }
 
 variable "service_hosts" {
-  description = "Machines running the Cairn services. Each runs a replica of the replicable services (registry, lineage); the first also runs the services that run once (artifacts, metrics, scheduler, deployments, monitor, pipelines)."
+  description = "Machines running the Cairn services. Each runs a replica of the replicable services (registry, lineage, scheduler, artifacts, deployments, monitor, pipelines: artifacts over the S3 bucket); the first also runs the metrics service, which runs once."
   type        = number
   default     = 2
 

@@ -13,12 +13,13 @@ locals {
     registry = 7001, artifacts = 7002, metrics = 7003, scheduler = 7004,
     lineage  = 7005, deployments = 7006, monitor = 7007, pipelines = 7008,
   }
-  # docs/cluster.md "Service replicas": registry and lineage may run several replicas (a
-  # StatefulSet each, so every replica keeps its name: its durable consumer and read model); the
-  # others run once (a Deployment of one pod, replaced not rolled) as cairn up runs them (cairn.up.REPLICABLE).
-  replicable = ["registry", "lineage"]
-  singletons = local.cluster_mode ? [for service in keys(local.service_ports) : service if !contains(local.replicable, service)] : []
-  replicated = local.cluster_mode ? local.replicable : []
+  # docs/cluster.md "Service replicas": the replicable services may run several replicas (a
+  # StatefulSet each, so every replica keeps its name: its durable consumer and read model); artifacts
+  # only with artifacts_s3; the others run once (a Deployment of one pod, replaced not rolled) as cairn up runs them (cairn.up.REPLICABLE).
+  replicable = ["registry", "lineage", "scheduler", "artifacts", "deployments", "monitor", "pipelines"]
+  # artifacts replicas share blobs only through S3: with a volume of its own it runs once
+  replicated = local.cluster_mode ? [for service in local.replicable : service if service != "artifacts" || var.artifacts_s3 != null] : []
+  singletons = local.cluster_mode ? [for service in keys(local.service_ports) : service if !contains(local.replicated, service)] : []
 
   nats_nodes = [for index in range(var.nats_replicas) : {
     name = "nats-${index}"

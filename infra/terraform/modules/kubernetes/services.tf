@@ -1,4 +1,4 @@
-# The Cairn services and the gateway. Registry and lineage (replicable) and the gateway (each
+# The Cairn services and the gateway. The replicable services (local.replicable) and the gateway (each
 # replica's projection has a durable consumer named after the replica) are StatefulSets, so a
 # replica keeps its name, consumer and read model across restarts; the services that must run
 # once are Deployments of one pod with the Recreate strategy (two never overlap). Each pod copies
