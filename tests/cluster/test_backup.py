@@ -10,15 +10,18 @@ two nats-servers, two sets of service processes, the CLI in-process through clic
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -30,6 +33,7 @@ from cairn.protocol import EVENTS_STREAM
 from platform_harness import Platform, running, stream_last_seq, wait_metrics_settled
 
 PROJECT = "bk"
+WRITER_PROJECT = "bkw"
 CHUNK = 4096  # small chunks: the snapshot and the restore go through many of them, with flow control
 
 
@@ -68,6 +72,45 @@ def workload(plat: Platform) -> None:
     wait_metrics_settled(plat)  # every metric.summarized appended before the backup
 
 
+class Writer:
+    """Tags written one after another on a run of a project of their own while the backup is
+    taken: each acknowledged write with its event's sequence (``Cairn-Seq``). The snapshot is one
+    point of the log: the restore must hold exactly the acknowledged writes up to its last
+    sequence, whichever moment that was."""
+
+    def __init__(self, plat: Platform) -> None:
+        with cairn.Client(plat.gateway, token=plat.token) as client:
+            self.run_id = client.start_new_run(WRITER_PROJECT, name="writer")["id"]
+        self.url = f"{plat.gateway}/api/v1/registry/projects/{WRITER_PROJECT}/runs/{self.run_id}/tags"
+        self.headers = plat.headers
+        self.acked: dict[str, int] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(headers=self.headers, timeout=30) as http:
+            for index in itertools.count():
+                if self.stop.is_set():
+                    return
+                resp = http.put(f"{self.url}/w{index}", json={"value": str(index)})
+                if resp.status_code == 200:
+                    self.acked[f"w{index}"] = int(resp.headers["Cairn-Seq"])
+
+    def __enter__(self) -> "Writer":
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while len(self.acked) < 3 and time.monotonic() < deadline:  # writing before the snapshot starts
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        done, deadline = len(self.acked), time.monotonic() + 60
+        while len(self.acked) < done + 2 and time.monotonic() < deadline:  # writing after the backup too
+            time.sleep(0.02)
+        self.stop.set()
+        self.thread.join(timeout=60)
+
+
 @dataclass
 class RestoredPlatform(Platform):
     """A platform whose new, empty nats-server gets ``backup`` restored after it starts and
@@ -92,8 +135,11 @@ def restored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[st
     with running(Platform(root / "before")) as before:
         workload(before)
         models = read_models(before)
-        result = backup_cli(before, "create", "--out", str(root / "bk"), "--chunk-size", str(CHUNK))
+        writer = Writer(before)
+        with writer:  # the backup is taken under writes
+            result = backup_cli(before, "create", "--out", str(root / "bk"), "--chunk-size", str(CHUNK))
         assert result.exit_code == 0, result.output
+        models["writer"] = (writer.run_id, dict(writer.acked))
     target = RestoredPlatform(root / "after", backup=root / "bk")
     (target.data_dir).mkdir(parents=True)
     shutil.copytree(before.data_dir / "secrets", target.data_dir / "secrets")
@@ -107,6 +153,7 @@ def test_restore_into_an_empty_server_rebuilds_the_same_read_models(
     models, target, backup = restored
     manifest = (backup / "manifest.json").read_text()
     assert "KV_cairn-keys" in manifest and "KV_cairn-leases" not in manifest.split('"skipped"')[0]
+    run_id, acked = models.pop("writer")
     deadline = time.monotonic() + 60
     while (now := read_models(target)) != models and time.monotonic() < deadline:
         time.sleep(0.2)  # the services rebuild their read models from the restored log
@@ -115,6 +162,14 @@ def test_restore_into_an_empty_server_rebuilds_the_same_read_models(
     assert len(named) == 3 and all(run["params"]["layers"] in ("0", "1", "2") for run in named)
     assert "loss" in json.dumps(models["diff"])  # the metrics' summaries, announced as events
     assert now == models
+
+    # the writes during the backup: exactly the acknowledged ones up to the snapshot's last sequence
+    snapshot_seq = next(stream["state"]["last_seq"] for stream in json.loads(manifest)["streams"]
+                        if stream["name"] == EVENTS_STREAM)
+    with cairn.Client(target.gateway, token=target.token) as client:
+        tags = client.get_run(WRITER_PROJECT, run_id)["tags"]
+    assert {key: str(int(key[1:])) for key, seq in acked.items() if seq <= snapshot_seq} == tags
+    assert any(seq > snapshot_seq for seq in acked.values())  # some landed after the snapshot's point
 
 
 def test_a_restore_refuses_a_stream_the_server_has(restored: tuple[dict[str, Any], RestoredPlatform, Path]) -> None:
