@@ -168,7 +168,7 @@ def keepers(roots: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # 9.4 min on a 2-core machine at load average about 20 (docs/deploy.md)
+@pytest.mark.timeout(1200)  # 7.1-9.4 min on a 2-core machine at load average 11-20 (docs/deploy.md)
 def test_apply_workload_scale_restart_and_destroy(machines: Machines, tmp_path: Path) -> None:
     roots = tmp_path / "roots"
     v1, v2 = build_wheel(V1, tmp_path / "v1"), build_wheel(V2, tmp_path / "v2")
