@@ -21,6 +21,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "agent": LazyCommand("cairn.cli.jobs:agent", "Run jobs from a queue on this machine until Ctrl-C or SIGTERM."),
     "artifacts": LazyCommand("cairn.cli.datasets:artifacts", "Run artifacts and the blob store: log, list, get, gc."),
     "audit": LazyCommand("cairn.cli.access:audit", "Who did what and when, from the event log."),
+    "backup": LazyCommand("cairn.cli.backup:backup", "Back up the event log and the other JetStream state, and restore it."),
     "cluster": LazyCommand("cairn.cli.cluster:cluster",
                            "Cluster mode: certificates and NATS configs for a cluster of machines."),
     "datasets": LazyCommand("cairn.cli.datasets:datasets", "Versioned datasets: push, pull, list, show, diff."),

@@ -123,3 +123,11 @@ class MissingPackage(ConfigurationError):
         super().__init__(f"the {flavour} flavour needs the {package!r} package: pip install {package}",
                          details={"flavour": flavour, "package": package})
         self.package = package
+
+
+class BackupError(CairnError):
+    """A backup that cannot be taken or restored (cairn.cluster.backup): a corrupted or missing
+    file, a stream the server already has, a server that refused; the message names which. Raised
+    by ``cairn backup``, never for a request."""
+
+    code = "backup"

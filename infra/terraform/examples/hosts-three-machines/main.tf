@@ -1,5 +1,6 @@
 # Cairn on three machines: a NATS node on each; the services and a gateway on the first two; an
-# agent on the third. `terraform apply`, then use output.gateway_urls with output.admin_token_file.
+# agent on the third; each address after the first three is an agent-only machine (queues
+# extra_agent_queues). `terraform apply`, then use output.gateway_urls with output.admin_token_file.
 terraform {
   required_version = ">= 1.4"
 }
@@ -18,13 +19,15 @@ module "cairn" {
   extra_environment      = var.extra_environment
   service_environment    = var.service_environment
   remove_data_on_destroy = var.remove_data_on_destroy
-  machines = [for i, roles in [["nats", "services", "gateway"], ["nats", "services", "gateway"], ["nats", "agent"]] : {
+  backup                 = var.backup
+  machines = [for i, roles in concat([["nats", "services", "gateway"], ["nats", "services", "gateway"], ["nats", "agent"]],
+    [for extra in slice(var.addresses, 3, length(var.addresses)) : ["agent"]]) : {
     name     = "cairn-${i + 1}"
     address  = var.addresses[i]
     roles    = roles
     ssh_port = var.ssh_port
     root_dir = var.separate_roots ? "${var.root_dir}/cairn-${i + 1}" : null
-    agent    = { queues = var.agent_queues, gpus = var.agent_gpus }
+    agent    = { queues = i < 3 ? var.agent_queues : var.extra_agent_queues, gpus = var.agent_gpus }
   }]
 }
 

@@ -1,9 +1,9 @@
 variable "addresses" {
-  description = "The three machines' addresses (private network)."
+  description = "The three machines' addresses (private network), then any number of agent-only machines' (cairn-4, cairn-5, ...)."
   type        = list(string)
   validation {
-    condition     = length(var.addresses) == 3
-    error_message = "addresses: exactly three."
+    condition     = length(var.addresses) >= 3
+    error_message = "addresses: three or more."
   }
 }
 
@@ -93,4 +93,29 @@ variable "remove_data_on_destroy" {
   description = "Whether terraform destroy removes the data (the event log) too."
   type        = bool
   default     = false
+}
+
+variable "backup" {
+  description = "Scheduled backups of the event log on the first machine (the hosts module's backup variable); null: none."
+  type = object({
+    host     = optional(string)
+    dir      = optional(string)
+    schedule = optional(string, "daily")
+    keep     = optional(number, 7)
+  })
+  default = null
+  validation {
+    condition     = var.backup == null ? true : var.backup.keep >= 1
+    error_message = "backup.keep: at least 1."
+  }
+}
+
+variable "extra_agent_queues" {
+  description = "The queues of the agents on the agent-only machines (addresses after the first three)."
+  type        = list(string)
+  default     = ["default"]
+  validation {
+    condition     = length(var.extra_agent_queues) > 0
+    error_message = "extra_agent_queues: at least one queue."
+  }
 }

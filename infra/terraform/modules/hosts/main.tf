@@ -31,7 +31,10 @@ locals {
     package = var.package, python = var.python, wheel_name = basename(var.install_source),
     cluster = var.cluster_name, js_replicas = local.js_replicas, nats_nodes = local.nats_nodes,
     units   = local.units[name], manager = var.service_manager, extra_env = var.extra_environment,
-    release = local.release, gateway = contains(m.roles, "gateway")
+    release = local.release, gateway = contains(m.roles, "gateway"),
+    backup = name != local.backup_host ? null : {
+      dir = coalesce(var.backup.dir, "${m.root}/backups"), schedule = var.backup.schedule, keep = var.backup.keep
+    }
   }) }
   teardown = { for name, m in local.hosts : name => templatefile("${path.module}/templates/teardown.sh.tftpl", {
     host = name, root = m.root, manager = var.service_manager, extra_env = var.extra_environment

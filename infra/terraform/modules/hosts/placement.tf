@@ -7,6 +7,8 @@ locals {
   gw_hosts    = [for m in var.machines : m if contains(m.roles, "gateway")]
   nats_nodes  = [for m in local.nats_hosts : "${m.name}=${m.address}:${var.nats_ports.client}:${var.nats_ports.cluster}:${var.nats_ports.leaf}"]
   js_replicas = length(local.nats_hosts) >= 3 ? 3 : 1
+  # where scheduled backups run (var.backup): one machine, by default the first NATS node
+  backup_host = var.backup == null ? "" : coalesce(var.backup.host, local.nats_hosts[0].name)
 
   # replica r (0-based) of a service runs on the r-th services machine (round robin); replica 0
   # is the unnamed one (its read model stays in DATA/SERVICE), the others are r2, r3...

@@ -194,3 +194,30 @@ variable "service_environment" {
     error_message = "service_environment: keys are service names, \"gateway\" or \"agent\"; NAMES_LIKE_THIS; values without single quotes or newlines."
   }
 }
+
+variable "backup" {
+  description = <<-EOT
+    Scheduled backups of the event log and the other JetStream state (cairn backup create;
+    docs/deploy.md, "Backups and restore"), taken on one machine: null (the default) for none, or
+    { host (a machine's name; default the first "nats" machine), dir (default ROOT/backups),
+    schedule (a systemd OnCalendar expression, default "daily"), keep (backups kept, default 7) }.
+    That machine gets ROOT/etc/backup.sh; under systemd the cairn-backup.timer runs it, under
+    cairn-supervise (no timers) run it from cron. Backups hold the services' keys: keep them safe.
+  EOT
+  type = object({
+    host     = optional(string)
+    dir      = optional(string)
+    schedule = optional(string, "daily")
+    keep     = optional(number, 7)
+  })
+  default = null
+  validation {
+    condition = var.backup == null ? true : (
+      var.backup.keep >= 1 && floor(var.backup.keep) == var.backup.keep &&
+      can(regex("^[A-Za-z0-9 *:/,.~-]+$", var.backup.schedule)) &&
+      (var.backup.dir == null ? true : can(regex("^/[^ ']+$", var.backup.dir))) &&
+      (var.backup.host == null ? true : contains([for m in var.machines : m.name], var.backup.host))
+    )
+    error_message = "backup: keep a whole number >= 1, schedule an OnCalendar expression, dir an absolute path without spaces or quotes, host one of the machines' names."
+  }
+}
