@@ -301,12 +301,13 @@ class SchedulerCore:
             self.leases.pop(agent_id, None)
             return {"ok": True}
         subject = subject_for(report["project"], "job", report["job_id"])
+        decided_at = freshness.view_position(self.rt, subject)  # what _job_report decides on, at least
         try:
             return await self._job_report(report)
         except (domain.StaleReport, NotFound):
             # refused on this replica's view: only final once the view has every event on the job
             # (a lagging replica would refuse a current attempt; services/scheduler/freshness.py)
-            if not await freshness.catch_up(self.rt, subject):
+            if not await freshness.catch_up(self.rt, subject, decided_at):
                 raise
         return await self._job_report(report)
 

@@ -52,11 +52,14 @@ async def is_current(rt: ServiceRuntime, subject: str) -> bool:
     return view_position(rt, subject) >= await log_position(rt, subject)
 
 
-async def catch_up(rt: ServiceRuntime, subject: str, timeout: float = CATCH_UP_S) -> bool:
-    """Wait until this replica has applied every event on ``subject`` the log holds; False when it
-    had already (the view was current), True when it had to wait. Unavailable past ``timeout``."""
+async def catch_up(rt: ServiceRuntime, subject: str, decided_at: int, timeout: float = CATCH_UP_S) -> bool:
+    """After a refusal decided on a view that held ``subject`` up to sequence ``decided_at``: wait
+    until this replica has applied every event on it the log holds. False when that view was
+    already current (the refusal stands), True when the log held more (decide again now: the view
+    may have moved meanwhile, so its present position says nothing about the refusal's).
+    Unavailable past ``timeout``."""
     position = await log_position(rt, subject)
-    if view_position(rt, subject) >= position:
+    if decided_at >= position:
         return False
     await rt.runner.wait_for(position, timeout=timeout)
     return True
