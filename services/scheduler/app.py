@@ -33,13 +33,18 @@ class SchedulerSettings(ServiceSettings):
     NATS URL agents on other machines should use; default: CAIRN_NATS_URL),
     CAIRN_SCHEDULER_AGENT_NATS_CREDS (a 0600 file with the NATS user agents connect as, handed to
     each agent in its registration answer; none: agents connect without credentials),
-    CAIRN_METRICS_URL (sweeps read their trials' metrics there), plus the common ones."""
+    CAIRN_METRICS_URL (sweeps read their trials' metrics there),
+    CAIRN_SCHEDULER_PROJECTION_INTERVAL_S (apply the read model at most this often; default 0),
+    plus the common ones."""
 
     metrics_url: str = ""
     scheduler_lease_s: float = Field(default=15.0, gt=0)
     scheduler_heartbeat_s: float = Field(default=3.0, gt=0)
     scheduler_agent_nats_url: str = ""
     scheduler_agent_nats_creds: Path | None = None
+    # apply the read model at most this often (0: as events arrive): a replica that takes few
+    # commands may batch; it is also how tests make a replica lag behind the log on purpose
+    scheduler_projection_interval_s: float = Field(default=0.0, ge=0)
 
 
 async def start_scheduling(app: FastAPI, runtime: ServiceRuntime) -> None:
@@ -87,6 +92,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         routers=[router, replica_router, sweeps_router, agent_status_router],
         description="Queues, jobs, attempts, agents and replica sets.",
         projection_aggregates=AGGREGATES,
+        projection_interval_s=settings.scheduler_projection_interval_s,
         on_start=[start_scheduling],
     )
     app.state.settings = settings

@@ -26,12 +26,12 @@ from nats.aio.msg import Msg
 from cairn.kernel import jobtoken
 from cairn.kernel.commands import CommandContext, Outcome
 from cairn.kernel.envelope import Event, subject_for
-from cairn.kernel.errors import CairnError, Unavailable
+from cairn.kernel.errors import CairnError, NotFound, Unavailable
 from cairn.kernel.ids import new_id
 from cairn.kernel.leader import Elector, Lease, run_singleton
 from cairn.kernel.service import ServiceRuntime
 from cairn.protocol import HEARTBEAT_SUBJECT, REPORT_SUBJECT, agent_subject  # noqa: F401
-from cairn.services.scheduler import domain
+from cairn.services.scheduler import domain, freshness
 from cairn.services.scheduler.dispatch import AgentSlot, free_slots, plan, replica_holders
 from cairn.services.scheduler.registry_client import RUN_STATUS, RegistryClient
 from cairn.services.scheduler.replica_sets import replica_env
@@ -300,6 +300,19 @@ class SchedulerCore:
                                lambda s: domain.lose_agent(s, agent_id=agent_id, message="the agent stopped"))
             self.leases.pop(agent_id, None)
             return {"ok": True}
+        subject = subject_for(report["project"], "job", report["job_id"])
+        decided_at = freshness.view_position(self.rt, subject)  # what _job_report decides on, at least
+        try:
+            return await self._job_report(report)
+        except (domain.StaleReport, NotFound):
+            # refused on this replica's view: only final once the view has every event on the job
+            # (a lagging replica would refuse a current attempt; services/scheduler/freshness.py)
+            if not await freshness.catch_up(self.rt, subject, decided_at):
+                raise
+        return await self._job_report(report)
+
+    async def _job_report(self, report: dict[str, Any]) -> dict[str, Any]:
+        """A started or exited report, decided on this replica's view of the job."""
         project, job_id = report["project"], report["job_id"]
         attempt, agent_id, rank = int(report["attempt"]), report["agent_id"], int(report["rank"])
         ctx = CommandContext(actor=f"agent:{agent_id}")
@@ -371,11 +384,27 @@ class SchedulerCore:
             return
         await self.resend_missing(agent_id, beat.get("running", []))
         for item in beat.get("running", []):  # fence: stop whatever is no longer current
-            state = self.job_state(item["project"], item["job_id"])
-            current = state is not None and state["attempt"] == item["attempt"] and state["status"] in domain.ACTIVE \
-                and any(r["agent_id"] == agent_id and r["rank"] == item["rank"] for r in state["ranks"])
-            if not current:
-                await self.send_stop(item["job_id"], item["attempt"], [agent_id], "stale attempt")
+            if not self._runs_current(item, agent_id):
+                task = asyncio.create_task(self._stop_stale(item, agent_id))  # asks the log: not in
+                self._inflight.add(task)  # the heartbeat's callback, which keeps agents' leases fresh
+                task.add_done_callback(self._inflight.discard)
+
+    def _runs_current(self, item: dict[str, Any], agent_id: str) -> bool:
+        """Whether an attempt an agent says it runs is the job's current one, in this view."""
+        state = self.job_state(item["project"], item["job_id"])
+        return state is not None and state["attempt"] == item["attempt"] and state["status"] in domain.ACTIVE \
+            and any(r["agent_id"] == agent_id and r["rank"] == item["rank"] for r in state["ranks"])
+
+    async def _stop_stale(self, item: dict[str, Any], agent_id: str) -> None:
+        """Stop an attempt that is not current, once this view is known to hold every event on the
+        job (a lagging view would stop a current attempt); otherwise the next heartbeat asks again."""
+        try:
+            if not await freshness.is_current(self.rt, subject_for(item["project"], "job", item["job_id"])):
+                return
+        except Unavailable:
+            return
+        if self.leading and not self._runs_current(item, agent_id):
+            await self.send_stop(item["job_id"], item["attempt"], [agent_id], "stale attempt")
 
     async def resend_missing(self, agent_id: str, running: list[dict[str, Any]], min_age_s: float = 2.0) -> None:
         """Push again an assignment the agent does not run (it may have missed the message, e.g.

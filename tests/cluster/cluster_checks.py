@@ -144,7 +144,9 @@ def check_projections(cluster: Cluster, rebuild_on: str) -> None:
 
 
 def check_everything(cluster: Cluster, load: Load, rebuild_on: str) -> None:
+    started = time.monotonic()
     assert not load.errors, load.errors
     check_read_models(cluster, load)
     check_log(cluster, load)
     check_projections(cluster, rebuild_on)
+    print(f"checks took {time.monotonic() - started:.1f}s")  # where the module's time goes (-s shows it)

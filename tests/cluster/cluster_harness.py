@@ -266,21 +266,9 @@ class Cluster:
             self.kill_host(host)
 
     def stop(self) -> None:
-        """SIGTERM every process, then SIGKILL what is left (the data is thrown away anyway)."""
-        for procs in self.procs.values():
-            for proc in procs.values():
-                if proc.poll() is None:
-                    try:
-                        os.killpg(proc.pid, signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
-        deadline = time.monotonic() + 10
-        for procs in self.procs.values():
-            for proc in procs.values():
-                try:
-                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
+        """SIGKILL every process at once: the data is thrown away. (A SIGTERM first cost every
+        run 10 s: the agent asked the dying cluster for a goodbye it could not answer, then the
+        processes' grace deadline ran out.)"""
         self.kill_all()
 
     # -- NATS ------------------------------------------------------------------------------

@@ -47,6 +47,8 @@ class Agent:
         self.attempts: dict[tuple[str, int, int], Attempt] = {}
         self.seen: dict[tuple[str, int, int], None] = {}  # assignments taken (bounded, oldest dropped)
         self.stopped: dict[tuple[str, int], None] = {}  # attempts stopped before their assignment came
+        self.finished: dict[tuple[str, int, int], Any] = {}  # ended attempts: (describe(), exit report)
+        self._reporting: set[tuple[str, int, int]] = set()  # ends being reported again
         self.nc: Any = None
         self.config: dict[str, Any] = {}
         self._stopping = asyncio.Event()
@@ -156,6 +158,7 @@ class Agent:
         if kind == "assign":
             key = (message["job_id"], int(message["attempt"]), int(message["rank"]))
             if key in self.seen or key[:2] in self.stopped:
+                self._report_again(key)  # a resent assignment we already ran: its end again, if known
                 return  # a resent assignment we already run (or ran), or one stopped already
             _remember(self.seen, key)
             attempt = Attempt(self, message)
@@ -206,8 +209,27 @@ class Agent:
                 await asyncio.to_thread(self._keep_log, attempt)
         except Exception as err:  # noqa: BLE001 - a log upload failure must not lose the result
             log.warning("keeping the log of %s failed: %r", attempt.key, err)
-        await self.report(attempt, {"kind": "exited", **result})
+        final = {"kind": "exited", **result}
+        _remember(self.finished, attempt.key, (attempt.describe(), final), limit=10_000)
+        await self.report(attempt, final)
         self.attempts.pop(attempt.key, None)
+
+    def _report_again(self, key: tuple[str, int, int]) -> None:
+        """The scheduler sent an attempt that ended here again: it has not taken in how it ended
+        (the report was lost, or refused by a replica that had not seen the attempt yet), so
+        report the end again; without this the job would stay assigned to an attempt nobody runs."""
+        final = self.finished.get(key)
+        if final is None or key in self.attempts or key in self._reporting:
+            return
+        self._reporting.add(key)
+
+        async def again() -> None:
+            await self._send_report(*final)
+
+        task = asyncio.create_task(again())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._reporting.discard(key))
 
     def _start_system_metrics(self, attempt: Attempt) -> Any:
         from cairn.sdk.metrics import MetricsLogger
@@ -239,7 +261,11 @@ class Agent:
     async def report(self, attempt: Attempt, body: dict[str, Any]) -> dict[str, Any]:
         """Send a report until the scheduler answers (it may be restarting); a refusal (a stale
         attempt) is an answer too."""
-        payload = json.dumps({**attempt.describe(), "agent_id": self.agent_id, **body}).encode()
+        return await self._send_report(attempt.describe(), body)
+
+    async def _send_report(self, described: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        key = (described["job_id"], described["attempt"], described["rank"])
+        payload = json.dumps({**described, "agent_id": self.agent_id, **body}).encode()
         delay = 0.1
         while True:
             try:
@@ -247,7 +273,7 @@ class Agent:
                 answer = json.loads(reply.data)
                 if not answer.get("retry"):
                     if not answer.get("ok"):
-                        log.warning("report %s refused: %s", attempt.key, answer.get("message"))
+                        log.warning("report %s refused: %s", key, answer.get("message"))
                     return answer
             except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
                 pass
@@ -257,8 +283,8 @@ class Agent:
             delay = min(delay * 2, 2.0)
 
 
-def _remember(seen: dict[Any, None], key: Any, limit: int = 100_000) -> None:
-    seen[key] = None
+def _remember(seen: dict[Any, Any], key: Any, value: Any = None, limit: int = 100_000) -> None:
+    seen[key] = value
     if len(seen) > limit:
         del seen[next(iter(seen))]
 
