@@ -123,3 +123,14 @@ class MissingPackage(ConfigurationError):
         super().__init__(f"the {flavour} flavour needs the {package!r} package: pip install {package}",
                          details={"flavour": flavour, "package": package})
         self.package = package
+
+
+class MissingFramework(MissingPackage):
+    """A framework integration (``cairn.integrations``) was used without its framework installed;
+    the message names the package to install, like :class:`MissingPackage` does for flavours."""
+
+    def __init__(self, integration: str, package: str) -> None:
+        ConfigurationError.__init__(self, f"the {integration} integration needs the {package!r} package: "
+                                          f"pip install {package}",
+                                    details={"integration": integration, "package": package})
+        self.package = package
