@@ -1,5 +1,5 @@
 """PyTorch Lightning: a ``Logger`` that records hyperparams and every logged metric with its step,
-plus a callback that logs the trained module as a TorchScript model ``cairn serve`` loads.
+plus a callback that logs the trained module as a model ``cairn serve`` loads (``torch.export``).
 
     logger = CairnLogger(run, input_example=torch.randn(4, 16))
     trainer = lightning.Trainer(logger=logger, callbacks=[logger.model_callback()])
@@ -28,9 +28,10 @@ _loggers = require(INTEGRATION, "lightning.pytorch.loggers", "lightning")
 _utilities = require(INTEGRATION, "lightning.pytorch.utilities", "lightning")
 
 
-def save_torchscript(module: Any, path: Path, input_example: Any = None) -> Path:
-    """The module as TorchScript at ``path``: traced with ``input_example`` when given (works for
-    any forward), else scripted."""
+def save_module(module: Any, directory: Path, input_example: Any = None) -> tuple[Path, str]:
+    """The module as a file ``cairn serve`` loads: ``torch.export`` with a dynamic batch size
+    when there is an input example (TorchScript is deprecated in torch 2.13), else TorchScript
+    by ``torch.jit.script``. Returns (path, flavour)."""
     import torch
 
     was_training = module.training
@@ -38,14 +39,17 @@ def save_torchscript(module: Any, path: Path, input_example: Any = None) -> Path
     try:
         with torch.no_grad():
             if input_example is not None:
-                example = input_example.to(module.device) if hasattr(input_example, "to") else input_example
-                compiled = torch.jit.trace(module, example)
-            else:
-                compiled = torch.jit.script(module)
-        torch.jit.save(compiled, str(path))
+                example = input_example.to(module.device)
+                batch = {0: torch.export.Dim.DYNAMIC}
+                program = torch.export.export(module, (example,), dynamic_shapes=(batch,))
+                path = directory / "model.pt2"
+                torch.export.save(program, str(path))
+                return path, "torch_export"
+            path = directory / "model.pt"
+            torch.jit.save(torch.jit.script(module), str(path))
+            return path, "torchscript"
     finally:
         module.train(was_training)
-    return path
 
 
 class CairnLogger(_loggers.Logger):  # type: ignore[misc]
@@ -99,7 +103,7 @@ class CairnLogger(_loggers.Logger):  # type: ignore[misc]
 
 
 class LogModel(_pl.Callback):  # type: ignore[misc]
-    """Logs the LightningModule as TorchScript (the ``torchscript`` flavour) when training ends."""
+    """Logs the LightningModule (``torch.export``, the ``torch_export`` flavour) when training ends."""
 
     def __init__(self, recorder: Recorder, input_example: Any = None) -> None:
         self.recorder = recorder
@@ -110,7 +114,7 @@ class LogModel(_pl.Callback):  # type: ignore[misc]
         if not self.recorder.log_models:
             return
         with tempfile.TemporaryDirectory(prefix="cairn-lightning-") as tmp:
-            path = save_torchscript(pl_module, Path(tmp) / "model.pt", self.input_example)
+            path, flavour = save_module(pl_module, Path(tmp), self.input_example)
             example = self.input_example
             example = example.detach().cpu().numpy() if hasattr(example, "detach") else example
-            self.recorder.log_model(str(path), flavour="torchscript", input_example=example)
+            self.recorder.log_model(str(path), flavour=flavour, input_example=example)
