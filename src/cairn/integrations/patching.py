@@ -58,14 +58,18 @@ _patches: dict[str, list[tuple[Any, str, Any]]] = {}  # integration -> (owner, a
 _depth = threading.local()  # nested patched calls (a Pipeline's steps) log only at the outermost
 
 
+_INHERITED = object()  # the class had no attribute of its own: undoing deletes ours
+
+
 def _patch(integration: str, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-    original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+    original = getattr(owner, name)
     if getattr(original, "__cairn_original__", None) is not None:
         return  # already ours (patched through another name)
     wrapper = make(original)
     wrapper.__cairn_original__ = original
+    own = owner.__dict__.get(name, _INHERITED) if isinstance(owner, type) else original
     setattr(owner, name, wrapper)
-    _patches.setdefault(integration, []).append((owner, name, original))
+    _patches.setdefault(integration, []).append((owner, name, own))
 
 
 @contextmanager
@@ -234,7 +238,10 @@ _INSTALLERS: dict[str, Callable[[], None]] = {
 
 def _unpatch(integration: str) -> None:
     for owner, name, original in reversed(_patches.pop(integration, [])):
-        setattr(owner, name, original)
+        if original is _INHERITED:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, original)
 
 
 def autolog(frameworks: Iterable[str] | None = None, *, disable: bool = False, run: ActiveRun | None = None,
