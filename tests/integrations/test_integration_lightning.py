@@ -24,7 +24,10 @@ pytestmark = pytest.mark.shared_stack
 PROJECT = "integ-lightning"
 
 
-class Regressor(pl.LightningModule):  # type: ignore[misc]
+LightningModule: Any = pl.LightningModule
+
+
+class Regressor(LightningModule):  # type: ignore[misc]
     def __init__(self, width: int = 4, lr: float = 0.05) -> None:
         super().__init__()
         self.save_hyperparameters()

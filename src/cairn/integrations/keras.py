@@ -21,9 +21,10 @@ if TYPE_CHECKING:
 
 INTEGRATION = "keras"
 _keras = require(INTEGRATION, "keras")
+_Callback: Any = _keras.callbacks.Callback
 
 
-class CairnCallback(_keras.callbacks.Callback):  # type: ignore[misc]
+class CairnCallback(_Callback):  # type: ignore[misc]
     """Logs a ``Model.fit`` into Cairn (``run``, or one started in ``project``)."""
 
     def __init__(self, run: ActiveRun | None = None, *, project: str | None = None, experiment: str = "default",

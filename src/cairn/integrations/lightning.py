@@ -26,6 +26,8 @@ INTEGRATION = "lightning"
 _pl = require(INTEGRATION, "lightning.pytorch", "lightning")
 _loggers = require(INTEGRATION, "lightning.pytorch.loggers", "lightning")
 _utilities = require(INTEGRATION, "lightning.pytorch.utilities", "lightning")
+_Logger: Any = _loggers.Logger
+_Callback: Any = _pl.Callback
 
 
 def save_module(module: Any, directory: Path, input_example: Any = None) -> tuple[Path, str]:
@@ -52,7 +54,7 @@ def save_module(module: Any, directory: Path, input_example: Any = None) -> tupl
         module.train(was_training)
 
 
-class CairnLogger(_loggers.Logger):  # type: ignore[misc]
+class CairnLogger(_Logger):  # type: ignore[misc]
     """Lightning ``Logger`` writing into a Cairn run (``run``, or one started in ``project``)."""
 
     def __init__(self, run: ActiveRun | None = None, *, project: str | None = None, experiment: str = "default",
@@ -102,7 +104,7 @@ class CairnLogger(_loggers.Logger):  # type: ignore[misc]
         return LogModel(self.recorder, self.input_example)
 
 
-class LogModel(_pl.Callback):  # type: ignore[misc]
+class LogModel(_Callback):  # type: ignore[misc]
     """Logs the LightningModule (``torch.export``, the ``torch_export`` flavour) when training ends."""
 
     def __init__(self, recorder: Recorder, input_example: Any = None) -> None:

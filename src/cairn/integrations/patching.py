@@ -84,7 +84,7 @@ def _outermost() -> Iterator[bool]:
 
 def _logged_call(integration: str, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                  before: Callable[[Recorder, tuple[Any, ...], dict[str, Any]], Any],
-                 after: Callable[[Recorder, Any, Any], None] | None = None) -> Any:
+                 after: Callable[[Recorder, Any, Any], Any] | None = None) -> Any:
     """Run ``original`` with a recorder: ``before`` may change the arguments (adds a callback)
     and returns a token for ``after``, which sees the result; the recorder is closed either way."""
     with _outermost() as outermost:
@@ -174,7 +174,7 @@ def _keras() -> None:
     from cairn.integrations.keras import CairnCallback
 
     def before(rec: Recorder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        x = args[1] if len(args) > 1 else kwargs.get("x")
+        x: Any = args[1] if len(args) > 1 else kwargs.get("x")
         example = x[:5] if hasattr(x, "shape") else None
         kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), CairnCallback(recorder=rec, input_example=example)]
 
@@ -194,7 +194,7 @@ def _xgboost() -> None:
     from cairn.integrations.xgboost import CairnCallback
 
     def before(rec: Recorder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        params = args[0] if args else kwargs.get("params", {})
+        params = args[0] if args else kwargs.get("params") or {}
         kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), CairnCallback(recorder=rec, params=dict(params))]
 
     def make(original: Any) -> Any:

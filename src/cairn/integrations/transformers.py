@@ -18,13 +18,14 @@ if TYPE_CHECKING:
 
 INTEGRATION = "transformers"
 _tf = require(INTEGRATION, "transformers")
+_TrainerCallback: Any = _tf.TrainerCallback
 
 # Training-argument fields that say how training ran; the rest (paths, hub tokens, logging knobs)
 # would crowd the run's params without telling anyone why one run differs from another.
 _SKIP_ARGS = ("hub_", "logging_", "output_dir", "push_to_hub", "report_to", "run_name", "_n_gpu")
 
 
-class CairnCallback(_tf.TrainerCallback):  # type: ignore[misc]
+class CairnCallback(_TrainerCallback):  # type: ignore[misc]
     """Logs a ``transformers.Trainer``'s run into Cairn (``run``, or one started in ``project``)."""
 
     def __init__(self, run: ActiveRun | None = None, *, project: str | None = None, experiment: str = "default",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 INTEGRATION = "xgboost"
 _xgb = require(INTEGRATION, "xgboost")
+_TrainingCallback: Any = _xgb.callback.TrainingCallback
 
 
 def booster_params(booster: Any) -> dict[str, Any]:
@@ -33,7 +34,7 @@ def booster_params(booster: Any) -> dict[str, Any]:
     return params
 
 
-class CairnCallback(_xgb.callback.TrainingCallback):  # type: ignore[misc]
+class CairnCallback(_TrainingCallback):  # type: ignore[misc]
     """Logs an ``xgboost.train`` (or a scikit-learn API ``fit``) into Cairn."""
 
     def __init__(self, run: ActiveRun | None = None, *, params: dict[str, Any] | None = None,
