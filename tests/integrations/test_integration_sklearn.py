@@ -5,6 +5,8 @@ and an integration whose framework is missing names the package to install."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +82,12 @@ def test_an_integration_without_its_framework_names_the_package() -> None:
         require("nosuch", "cairn_no_such_framework", "no-such-framework")
     with pytest.raises(ValueError, match="one of sklearn"):
         cairn.autolog(["tensorflow"])
+
+
+def test_import_cairn_and_its_autolog_import_no_framework() -> None:
+    probe = ("import sys, cairn; cairn.autolog; import cairn.integrations; "
+             "print(sorted(m for m in ('sklearn', 'torch', 'lightning', 'transformers', 'keras', 'xgboost', "
+             "'lightgbm') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
