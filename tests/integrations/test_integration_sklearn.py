@@ -77,6 +77,21 @@ def test_autolog_logs_a_pipeline_once_and_disable_restores_fit(client: Client, t
     np.testing.assert_allclose(served, pipeline.predict(X[:5]))
 
 
+def test_autolog_without_a_run_gives_each_fit_a_finished_run_of_its_own(client: Client, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAIRN_RECORD_ENVIRONMENT", "0")
+    cairn.autolog(["sklearn"], project=PROJECT, experiment="auto", client=client)
+    try:
+        LogisticRegression(C=1.0).fit(X, Y)
+        LogisticRegression(C=3.0).fit(X, Y)
+    finally:
+        cairn.autolog(disable=True)
+    versions = model_versions(client, PROJECT, "sklearn-model")
+    runs = [client.get_run(PROJECT, v["run_id"]) for v in versions[-2:]]
+    assert [r["params"]["C"] for r in runs] == ["1.0", "3.0"]
+    assert [r["status"] for r in runs] == ["finished", "finished"]
+
+
 def test_an_integration_without_its_framework_names_the_package() -> None:
     with pytest.raises(MissingFramework, match=r"pip install no-such-framework"):
         require("nosuch", "cairn_no_such_framework", "no-such-framework")

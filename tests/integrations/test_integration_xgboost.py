@@ -58,3 +58,19 @@ def test_autolog_logs_the_sklearn_api_fit(client: Client, tmp_path: Path) -> Non
     [version] = model_versions(client, PROJECT, "xgboost-model")
     served = served_answers(client, PROJECT, "xgboost-model", version, X[:5], tmp_path)
     np.testing.assert_allclose(served, model.predict_proba(X[:5])[:, 1], rtol=1e-6)
+
+
+def test_a_callback_without_a_run_starts_its_own_samples_the_machine_and_finishes_it(
+        client: Client, platform: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAIRN_URL", platform.gateway)
+    monkeypatch.setenv("CAIRN_TOKEN", platform.token)
+    monkeypatch.setenv("CAIRN_RECORD_ENVIRONMENT", "0")
+    dtrain = xgb.DMatrix(X, label=Y)
+    callback = CairnCallback(project=PROJECT, model_name="xgb-own", system_metrics=True)
+    xgb.train({"max_depth": 2}, dtrain, 3, evals=[(dtrain, "train")], callbacks=[callback], verbose_eval=False)
+    assert callback.recorder.model_version is not None
+    run_id = callback.recorder.model_version["run_id"]
+    assert client.get_run(PROJECT, run_id)["status"] == "finished"
+    assert client.get_run(PROJECT, run_id)["params"]["max_depth"] == "2"  # read from the booster's config
+    assert steps_and_values(client, PROJECT, run_id, "train-rmse")[0] == [0, 1, 2]
+    assert len(steps_and_values(client, PROJECT, run_id, "system/cpu_percent")[0]) >= 1  # opted in

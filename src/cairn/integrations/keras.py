@@ -31,6 +31,7 @@ class CairnCallback(_Callback):  # type: ignore[misc]
                  model_name: str | None = None, input_example: Any = None, log_models: bool = True,
                  system_metrics: bool = False, recorder: Recorder | None = None) -> None:
         super().__init__()
+        self._closes = recorder is None  # a run it started on its own is finished by it
         self.recorder = recorder or Recorder(INTEGRATION, run, project=project, experiment=experiment,
                                              model_name=model_name, log_models=log_models,
                                              system_metrics=system_metrics)
@@ -55,9 +56,10 @@ class CairnCallback(_Callback):  # type: ignore[misc]
             self.recorder.log_metrics(logs, epoch, prefix="epoch/")
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        if not self.recorder.log_models:
-            return
-        with tempfile.TemporaryDirectory(prefix="cairn-keras-") as tmp:
-            path = Path(tmp) / "model.keras"
-            self.model.save(path)
-            self.recorder.log_model(str(path), flavour="keras", input_example=self.input_example)
+        if self.recorder.log_models:
+            with tempfile.TemporaryDirectory(prefix="cairn-keras-") as tmp:
+                path = Path(tmp) / "model.keras"
+                self.model.save(path)
+                self.recorder.log_model(str(path), flavour="keras", input_example=self.input_example)
+        if self._closes:
+            self.recorder.close()

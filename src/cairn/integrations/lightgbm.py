@@ -34,6 +34,7 @@ class CairnCallback:
                  model_name: str | None = None, input_example: Any = None, log_models: bool = True,
                  log_model_at_end: bool = True, system_metrics: bool = False,
                  recorder: Recorder | None = None) -> None:
+        self._closes = recorder is None  # a run it started on its own is finished by it
         self.recorder = recorder or Recorder(INTEGRATION, run, project=project, experiment=experiment,
                                              model_name=model_name, log_models=log_models,
                                              system_metrics=system_metrics)
@@ -49,14 +50,16 @@ class CairnCallback:
         values = {f"{item[0]}-{item[1]}": item[2] for item in env.evaluation_result_list or ()}
         self.recorder.log_metrics(values, env.iteration)
         if self.log_model_at_end and env.iteration == env.end_iteration - 1:
-            self.log_model(env.model)
+            self.log_model(env.model)  # and finishes a run of its own
 
     def log_model(self, booster: Any) -> None:
-        """Register the booster (its best iteration when early stopping set one), once."""
-        if self.model_logged or not self.recorder.log_models:
-            return
-        with tempfile.TemporaryDirectory(prefix="cairn-lightgbm-") as tmp:
-            path = Path(tmp) / "model.lgb"
-            booster.save_model(str(path))
-            self.recorder.log_model(str(path), flavour="lightgbm", input_example=self.input_example)
-        self.model_logged = True
+        """Register the booster (its best iteration when early stopping set one), once; then
+        finish the run if this callback started it."""
+        if not self.model_logged and self.recorder.log_models:
+            with tempfile.TemporaryDirectory(prefix="cairn-lightgbm-") as tmp:
+                path = Path(tmp) / "model.lgb"
+                booster.save_model(str(path))
+                self.recorder.log_model(str(path), flavour="lightgbm", input_example=self.input_example)
+            self.model_logged = True
+        if self._closes:
+            self.recorder.close()

@@ -62,6 +62,7 @@ class CairnLogger(_Logger):  # type: ignore[misc]
                  log_checkpoints: bool = False, system_metrics: bool = False,
                  recorder: Recorder | None = None) -> None:
         super().__init__()
+        self._closes = recorder is None  # a run it started on its own is finished by it
         self.recorder = recorder or Recorder(INTEGRATION, run, project=project, experiment=experiment,
                                              model_name=model_name, log_models=log_models,
                                              system_metrics=system_metrics)
@@ -98,6 +99,8 @@ class CairnLogger(_Logger):  # type: ignore[misc]
             if os.path.exists(path):
                 self.recorder.log_artifact(path, f"checkpoints/{os.path.basename(path)}")
         self._checkpoints.clear()
+        if self._closes:
+            self.recorder.close(None if status == "success" else RuntimeError(f"training ended: {status}"))
 
     def model_callback(self) -> Any:
         """The callback that logs the trained module when ``fit`` ends (pass it to the Trainer)."""

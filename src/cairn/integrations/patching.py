@@ -31,6 +31,7 @@ from cairn.integrations.recorder import Recorder
 from cairn.kernel.errors import MissingFramework
 
 if TYPE_CHECKING:
+    from cairn.sdk.client import Client
     from cairn.sdk.run import ActiveRun
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,11 @@ class Settings:
     experiment: str = "default"
     log_models: bool = True
     system_metrics: bool = False
+    client: Client | None = None
 
     def recorder(self, integration: str) -> Recorder:
         return Recorder(integration, self.run, project=self.project, experiment=self.experiment,
-                        log_models=self.log_models, system_metrics=self.system_metrics)
+                        log_models=self.log_models, system_metrics=self.system_metrics, client=self.client)
 
 
 _settings = Settings()
@@ -246,9 +248,10 @@ def _unpatch(integration: str) -> None:
 
 def autolog(frameworks: Iterable[str] | None = None, *, disable: bool = False, run: ActiveRun | None = None,
             project: str | None = None, experiment: str = "default", log_models: bool = True,
-            system_metrics: bool = False) -> list[str]:
+            system_metrics: bool = False, client: Client | None = None) -> list[str]:
     """Log every training call of ``frameworks`` (default: every supported one that is installed)
-    into ``run``, or into a run per call in ``project``. ``disable=True`` undoes the patches.
+    into ``run``, or into a run per call in ``project`` (through ``client``, default: ``CAIRN_URL``
+    and your token). ``disable=True`` undoes the patches.
     Returns the frameworks now patched (or, with ``disable``, unpatched). A framework named in
     ``frameworks`` that is missing raises :class:`~cairn.kernel.errors.MissingFramework`."""
     from cairn.integrations.recorder import require
@@ -263,7 +266,7 @@ def autolog(frameworks: Iterable[str] | None = None, *, disable: bool = False, r
             _unpatch(name)
         return chosen
     global _settings
-    _settings = Settings(run, project, experiment, log_models, system_metrics)
+    _settings = Settings(run, project, experiment, log_models, system_metrics, client)
     done: list[str] = []
     for name in names if names is not None else list(FRAMEWORKS):
         if name in _patches:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from cairn.kernel.errors import MissingFramework
 
 if TYPE_CHECKING:
+    from cairn.sdk.client import Client
+    from cairn.sdk.metrics import MetricsLogger
     from cairn.sdk.run import ActiveRun
 
 log = logging.getLogger(__name__)
@@ -96,8 +98,9 @@ class Recorder:
 
     def __init__(self, integration: str, run: ActiveRun | None = None, *, project: str | None = None,
                  experiment: str = "default", run_name: str | None = None, model_name: str | None = None,
-                 log_models: bool = True, system_metrics: bool = False) -> None:
+                 log_models: bool = True, system_metrics: bool = False, client: Client | None = None) -> None:
         self.integration = integration
+        self.client = client
         self._run = run
         self._owns_run = run is None
         self.project = project or os.environ.get("CAIRN_PROJECT")
@@ -108,6 +111,8 @@ class Recorder:
         self.system_metrics = system_metrics
         self.model_version: dict[str, Any] | None = None
         self._keys: dict[str, str] = {}  # framework name -> registry key, so a step does no regex work
+        self._metrics: MetricsLogger | None = None
+        self._sampling = False
 
     @property
     def run(self) -> ActiveRun:
@@ -117,9 +122,11 @@ class Recorder:
 
             if self.project is None and not os.environ.get("CAIRN_RUN_ID"):
                 raise ValueError(f"the {self.integration} integration needs run= or project= (or a Cairn job)")
-            self._run = start_run(self.project, self.experiment, name=self.run_name, system_metrics=False)
-        if self.system_metrics:
-            self._run.start_system_metrics()  # idempotent: one sampler per run
+            self._run = start_run(self.project, self.experiment, name=self.run_name, system_metrics=False,
+                                  client=self.client)
+        if self.system_metrics and not self._sampling:
+            self._run.start_system_metrics()  # the run's one sampler (a no-op if it samples already)
+            self._sampling = True
         return self._run
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -151,7 +158,9 @@ class Recorder:
                 key = keys[full] = key_of(full)
             points[key] = number
         if points:
-            self.run.metrics.log_many(points, int(step))
+            if self._metrics is None:
+                self._metrics = self.run.metrics
+            self._metrics.log_many(points, int(step))
 
     def log_model(self, model: Any, *, flavour: str | None = None, input_example: Any = None) -> dict[str, Any] | None:
         """Register ``model`` (an object or a model file/dir) as a new version of ``model_name``
@@ -170,5 +179,5 @@ class Recorder:
         if self._run is None:
             return
         if self._owns_run:
-            run, self._run = self._run, None
+            run, self._run, self._metrics, self._sampling = self._run, None, None, False
             run.__exit__(type(error) if error else None, error, None)

@@ -72,4 +72,6 @@ def log_fit(run: ActiveRun | None, estimator: Any, X: Any, y: Any = None, *, sam
     rec.log_params(params)
     rec.log_metrics(training_metrics(estimator, X, y, sample_weight), 0)
     rec.log_model(estimator, flavour="sklearn", input_example=_example(X))
+    if recorder is None:
+        rec.close()  # finishes a run it started (run=None); a run passed in is left open
     return rec

@@ -31,6 +31,7 @@ class CairnCallback(_TrainerCallback):  # type: ignore[misc]
     def __init__(self, run: ActiveRun | None = None, *, project: str | None = None, experiment: str = "default",
                  model_name: str | None = None, input_example: Any = None, log_models: bool = True,
                  system_metrics: bool = False, recorder: Recorder | None = None) -> None:
+        self._closes = recorder is None  # a run it started on its own is finished by it
         self.recorder = recorder or Recorder(INTEGRATION, run, project=project, experiment=experiment,
                                              model_name=model_name, log_models=log_models,
                                              system_metrics=system_metrics)
@@ -52,8 +53,14 @@ class CairnCallback(_TrainerCallback):  # type: ignore[misc]
             self.recorder.log_metrics(logs, state.global_step)
 
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if not state.is_world_process_zero or model is None or not self.recorder.log_models:
+        if not state.is_world_process_zero:
             return
+        if model is not None and self.recorder.log_models:
+            self._log_model(model, kwargs)
+        if self._closes:
+            self.recorder.close()
+
+    def _log_model(self, model: Any, kwargs: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory(prefix="cairn-transformers-") as tmp:
             model.save_pretrained(tmp)
             processor = kwargs.get("processing_class") or kwargs.get("tokenizer")

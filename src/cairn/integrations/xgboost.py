@@ -42,6 +42,7 @@ class CairnCallback(_TrainingCallback):  # type: ignore[misc]
                  input_example: Any = None, log_models: bool = True, system_metrics: bool = False,
                  recorder: Recorder | None = None) -> None:
         super().__init__()
+        self._closes = recorder is None  # a run it started on its own is finished by it
         self.recorder = recorder or Recorder(INTEGRATION, run, project=project, experiment=experiment,
                                              model_name=model_name, log_models=log_models,
                                              system_metrics=system_metrics)
@@ -64,4 +65,6 @@ class CairnCallback(_TrainingCallback):  # type: ignore[misc]
                 path = Path(tmp) / "model.ubj"
                 model.save_model(str(path))
                 self.recorder.log_model(str(path), flavour="xgboost", input_example=self.input_example)
+        if self._closes:
+            self.recorder.close()
         return model
