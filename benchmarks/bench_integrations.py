@@ -104,7 +104,7 @@ def _keras(steps: int) -> dict[str, Callable[[Any], Timing]]:
     x = np.random.default_rng(0).normal(size=(steps * 32, 64)).astype(np.float32)
     y = x[:, :1].copy()
     stamps: list[float] = []
-    stamp = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda *_: stamps.append(time.perf_counter()))
+    stamp = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda *_, **__: stamps.append(time.perf_counter()))
 
     def fit(callbacks: list[Any]) -> Timing:
         model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(1)])
