@@ -193,6 +193,7 @@ def worker(framework: str, url: str, token: str, rounds: int, steps: int) -> dic
     modes = loops(steps) if loops else _boosting(framework, steps)
     store = tempfile.mkdtemp(prefix="bench-mlflow-")
     mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
+    mlflow.create_experiment(f"bench-{framework}", artifact_location=f"{store}/artifacts")  # not ./mlruns
     mlflow.set_experiment(f"bench-{framework}")
     client = Client(url, token)
     times: dict[str, list[Timing]] = {mode: [] for mode in MODES}
