@@ -131,3 +131,14 @@ class BackupError(CairnError):
     by ``cairn backup``, never for a request."""
 
     code = "backup"
+
+
+class MissingFramework(MissingPackage):
+    """A framework integration (``cairn.integrations``) was used without its framework installed;
+    the message names the package to install, like :class:`MissingPackage` does for flavours."""
+
+    def __init__(self, integration: str, package: str) -> None:
+        ConfigurationError.__init__(self, f"the {integration} integration needs the {package!r} package: "
+                                          f"pip install {package}",
+                                    details={"integration": integration, "package": package})
+        self.package = package

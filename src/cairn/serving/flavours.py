@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ import pandas as pd
 
 from cairn.kernel.errors import InvalidInput, MissingPackage
 
-FLAVOURS = ("sklearn", "onnx", "torchscript", "torch_export", "xgboost", "lightgbm", "mlflow", "python")
+FLAVOURS = ("sklearn", "onnx", "torchscript", "torch_export", "xgboost", "lightgbm", "mlflow", "python",
+            "keras", "transformers")
 
 
 @dataclass
@@ -118,6 +120,38 @@ def _mlflow(path: Path) -> Callable[[pd.DataFrame], Any]:
     return lambda f: model.predict(f)
 
 
+def _keras(path: Path) -> Callable[[pd.DataFrame], Any]:
+    """A Keras 3 ``.keras`` file. Keras picks its backend at import: without ``KERAS_BACKEND`` and
+    without TensorFlow, torch (which serves the other torch flavours) is the one chosen."""
+    if "keras" not in sys.modules and "KERAS_BACKEND" not in os.environ \
+            and importlib.util.find_spec("tensorflow") is None and importlib.util.find_spec("torch") is not None:
+        os.environ["KERAS_BACKEND"] = "torch"
+    keras = _require("keras", "keras")
+    model = keras.saving.load_model(str(path))
+    return lambda f: np.asarray(model.predict(_matrix(f), verbose=0))
+
+
+def _transformers(path: Path) -> Callable[[pd.DataFrame], Any]:
+    """A ``save_pretrained`` directory; the class comes from its config's ``architectures``. Each
+    row is a sequence of token ids (the columns, in order); the answer is the model's logits
+    (per row; for a language model, the next-token logits after the row's last token)."""
+    transformers = _require("transformers", "transformers")
+    torch = _require("transformers", "torch")
+    config = transformers.AutoConfig.from_pretrained(str(path))
+    architecture = (config.architectures or [None])[0]
+    model_class = getattr(transformers, architecture, None) if architecture else None
+    if model_class is None:
+        raise InvalidInput(f"{path.name}: config.json names no architecture transformers has ({architecture!r})")
+    model = model_class.from_pretrained(str(path)).eval()
+
+    def call(frame: pd.DataFrame) -> Any:
+        ids = torch.from_numpy(frame.to_numpy(dtype=np.int64))
+        with torch.inference_mode():
+            logits = model(input_ids=ids).logits
+        return (logits[:, -1, :] if logits.ndim == 3 else logits).numpy()
+    return call
+
+
 def _python(path: Path) -> Callable[[pd.DataFrame], Any]:
     """A module file with ``predict(batch: DataFrame)``; loaded under a name of its own so two
     versions of one model can be held at once during a switch."""
@@ -137,6 +171,7 @@ def _python(path: Path) -> Callable[[pd.DataFrame], Any]:
 LOADERS: dict[str, Callable[[Path], Callable[[pd.DataFrame], Any]]] = {
     "sklearn": _sklearn, "onnx": _onnx, "torchscript": _torchscript, "torch_export": _torch_export,
     "xgboost": _xgboost, "lightgbm": _lightgbm, "mlflow": _mlflow, "python": _python,
+    "keras": _keras, "transformers": _transformers,
 }
 
 
@@ -155,7 +190,7 @@ def flavour_of_path(path: Path) -> str:
         raise InvalidInput(f"{path} is a directory without an MLmodel file; name a model file")
     by_suffix = {".pkl": "sklearn", ".joblib": "sklearn", ".skops": "sklearn", ".onnx": "onnx",
                  ".pt": "torchscript", ".pt2": "torch_export", ".ubj": "xgboost", ".xgb": "xgboost",
-                 ".lgb": "lightgbm", ".py": "python"}
+                 ".lgb": "lightgbm", ".py": "python", ".keras": "keras"}
     if path.suffix in by_suffix:
         return by_suffix[path.suffix]
     raise InvalidInput(f"cannot tell the flavour of {path.name}; pass flavour= ({', '.join(FLAVOURS)})")
