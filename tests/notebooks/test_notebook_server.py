@@ -137,6 +137,10 @@ def _notebook() -> dict[str, Any]:
 
 
 START = "with cairn.start_run({project!r}, name={name!r}) as run:\n    pass\nprint(run.id)"
+PROXIED = ("import urllib.request\nfrom cairn.sdk.notebook import _server_notebook\n"
+           "os.environ['http_proxy'] = 'http://127.0.0.1:9'  # nothing listens there\n"
+           "urllib.request.install_opener(None)  # as in a kernel started with $http_proxy set\n"
+           "try:\n    print(_server_notebook())\nfinally:\n    del os.environ['http_proxy']")
 STALE = "jpserver-0.json"  # sorted before the live server's file: a server that is gone
 WRONG_TOKEN = "jpserver-00.json"  # the live server's URL with a token it refuses
 
@@ -157,6 +161,8 @@ def runs(server: Server) -> dict[str, Any]:
         found["session_hint"] = _run(kc, START.format(project=PROJECT, name="hinted")).strip()
         _run(kc, "del __session__\nos.environ.pop('JPY_SESSION_NAME')")
         found["jupyter_server"] = _run(kc, START.format(project=PROJECT, name="served")).strip()
+        # A proxy of the user's environment is never given the server's token (nor asked).
+        found["proxied"] = _run(kc, PROXIED).strip()
         # A gone server's file and one with a wrong token come first; the lookup goes past both.
         (server.runtime / STALE).write_text(json.dumps({**server.info, "url": "http://127.0.0.1:9/jp/", "pid": 0}))
         (server.runtime / WRONG_TOKEN).write_text(json.dumps({**server.info, "token": "not-" + TOKEN}))
@@ -214,6 +220,7 @@ def test_the_server_requires_the_token_that_its_runtime_file_carries(server: Ser
     assert wrong.value.code == 403
     kernel_ids = [s["kernel"]["id"] for s in server.api("GET", "/api/sessions")]
     assert runs["session"]["kernel"]["id"] in kernel_ids
+    assert Path(runs["proxied"]) == (server.root / "work" / "train.ipynb").resolve()
     code, _ = _code(client, runs["past_stale"], tmp_path)  # a gone server and a refused token are skipped
     assert code["notebook"]["found_by"] == "jupyter_server" and code["notebook"]["name"] == "train.ipynb"
 
