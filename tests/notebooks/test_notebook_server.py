@@ -59,18 +59,23 @@ class Server:
                                  f"{self.info}\n{self.log.read_text()}") from err
 
 
-def _wait_for_runtime_file(process: subprocess.Popen[bytes], runtime: Path, log: Path) -> dict[str, Any]:
-    """The server's ``jpserver-<pid>.json``, once it is written (the server listens by then)."""
+def _wait_until_serving(process: subprocess.Popen[bytes], runtime: Path, log: Path) -> dict[str, Any]:
+    """The server's ``jpserver-<pid>.json`` once the server answers at its URL. Jupyter Server 2.x
+    writes that file before its event loop binds the port, so the file alone does not mean ready."""
     info_file = runtime / f"jpserver-{process.pid}.json"
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"jupyter server exited {process.returncode}:\n{log.read_text()}")
         try:
-            return dict(json.loads(info_file.read_text()))
-        except (OSError, ValueError):
+            info = dict(json.loads(info_file.read_text()))
+            status = urllib.request.Request(info["url"].rstrip("/") + "/api/status",
+                                            headers={"Authorization": f"token {TOKEN}"})
+            with urllib.request.urlopen(status, timeout=10):  # noqa: S310 (the test's loopback server)
+                return info
+        except (OSError, ValueError, KeyError):
             time.sleep(0.1)  # polled under a deadline
-    raise AssertionError(f"no {info_file.name} within {START_TIMEOUT_S} s:\n{log.read_text()}")
+    raise AssertionError(f"{info_file.name} not written or not served within {START_TIMEOUT_S} s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +100,7 @@ def server(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iter
              "--ServerApp.terminals_enabled=False", "--allow-root"],  # root in CI containers
             env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT)
     try:
-        yield Server(process, _wait_for_runtime_file(process, runtime, log), runtime, root, log)
+        yield Server(process, _wait_until_serving(process, runtime, log), runtime, root, log)
     finally:
         process.terminate()
         try:
