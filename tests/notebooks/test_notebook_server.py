@@ -8,14 +8,17 @@ that no session of the server lists."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +151,46 @@ PROXIED = ("import urllib.request\nfrom cairn.sdk.notebook import _server_notebo
            "try:\n    print(_server_notebook())\nfinally:\n    del os.environ['http_proxy']")
 STALE = "jpserver-0.json"  # sorted before the live server's file: a server that is gone
 WRONG_TOKEN = "jpserver-00.json"  # the live server's URL with a token it refuses
+REDIRECTING = "jpserver-000.json"  # a loopback server that redirects the lookup elsewhere
+
+
+class _Listener(http.server.ThreadingHTTPServer):
+    """A loopback HTTP server that notes the Authorization header of each request and answers 302
+    to ``redirect_to`` (or 404)."""
+
+    def __init__(self, redirect_to: str | None) -> None:
+        self.redirect_to = redirect_to
+        self.seen: list[str | None] = []
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Listener
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.server.seen.append(self.headers.get("Authorization"))
+        self.send_response(302 if self.server.redirect_to else 404)
+        if self.server.redirect_to:
+            self.send_header("Location", self.server.redirect_to + "api/sessions")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def _listener(redirect_to: str | None = None) -> Iterator[_Listener]:
+    listener = _Listener(redirect_to)
+    thread = threading.Thread(target=listener.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield listener
+    finally:
+        listener.shutdown()
+        listener.server_close()
+        thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -171,11 +214,14 @@ def runs(server: Server) -> dict[str, Any]:
         # A gone server's file and one with a wrong token come first; the lookup goes past both.
         (server.runtime / STALE).write_text(json.dumps({**server.info, "url": "http://127.0.0.1:9/jp/", "pid": 0}))
         (server.runtime / WRONG_TOKEN).write_text(json.dumps({**server.info, "token": "not-" + TOKEN}))
-        try:
-            found["past_stale"] = _run(kc, START.format(project=PROJECT, name="past-stale")).strip()
-        finally:
-            (server.runtime / STALE).unlink()
-            (server.runtime / WRONG_TOKEN).unlink()
+        with _listener() as elsewhere, _listener(redirect_to=elsewhere.url) as redirecting:
+            (server.runtime / REDIRECTING).write_text(json.dumps({**server.info, "url": redirecting.url}))
+            try:
+                found["past_stale"] = _run(kc, START.format(project=PROJECT, name="past-stale")).strip()
+            finally:
+                for name in (STALE, WRONG_TOKEN, REDIRECTING):
+                    (server.runtime / name).unlink()
+            found["redirected"], found["followed"] = redirecting.seen, elsewhere.seen
     finally:
         kc.stop_channels()
     lone = server.api("POST", "/api/kernels", {"name": "python3"})  # running on the server, in no session
@@ -226,6 +272,7 @@ def test_the_server_requires_the_token_that_its_runtime_file_carries(server: Ser
     kernel_ids = [s["kernel"]["id"] for s in server.api("GET", "/api/sessions")]
     assert runs["session"]["kernel"]["id"] in kernel_ids
     assert Path(runs["proxied"]) == (server.root / "work" / "train.ipynb").resolve()
+    assert runs["redirected"] == [f"token {TOKEN}"] and runs["followed"] == []  # a redirect is not followed
     code, _ = _code(client, runs["past_stale"], tmp_path)  # a gone server and a refused token are skipped
     assert code["notebook"]["found_by"] == "jupyter_server" and code["notebook"]["name"] == "train.ipynb"
 
