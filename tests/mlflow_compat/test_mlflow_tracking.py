@@ -188,11 +188,10 @@ def test_a_notebook_run_has_mlflows_notebook_source_tags(platform: Platform, run
     import cairn as cairn_sdk
     from cairn.protocol import NOTEBOOK_CODE_KIND
     from cairn.sdk.code_snapshot import upload_snapshot
-    from cairn.sdk.notebook import history_notebook, write_notebook
+    from cairn.sdk.notebook import strip_notebook, write_notebook
 
-    class Shell:  # the two things history_notebook reads of an IPython shell
-        history_manager = None
-        user_ns = {"In": ["", "lr = 0.5"], "Out": {}}
+    notebook = {"cells": [{"cell_type": "code", "execution_count": 1, "metadata": {}, "outputs": [], "source": "lr = 0.5"}],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 
     with cairn_sdk.Client(platform.gateway, token=platform.token) as client:
         ids = {}
@@ -200,7 +199,7 @@ def test_a_notebook_run_has_mlflows_notebook_source_tags(platform: Platform, run
             with cairn_sdk.start_run(project="default", experiment="sdk-made", name=name, client=client,
                                      record_environment=False, system_metrics=False) as run:
                 ids[name] = run.id
-        snap = write_notebook(history_notebook(Shell(), outputs=False), "train.ipynb", tmp_path)
+        snap = write_notebook(strip_notebook(notebook, outputs=False), "train.ipynb", tmp_path)
         snap.kind = NOTEBOOK_CODE_KIND
         snap.notebook = {"found_by": "jupyter_server", "name": "train.ipynb", "cells": 1, "outputs_kept": False}
         client.record_run_environment("default", ids["from-notebook"], code=upload_snapshot(client, "default", snap))
