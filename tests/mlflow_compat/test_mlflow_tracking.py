@@ -179,3 +179,36 @@ def test_project_scoped_tracking_uri(platform: Platform, run_mlflow, cairn: http
     names = [a["name"] for a in cairn.get(f"/artifacts/projects/vision/runs/{out['run_id']}/artifacts").json()["artifacts"]]
     assert names == ["hello.txt"]
     assert cairn.get(f"/registry/projects/default/runs/{out['run_id']}").status_code == 404
+
+
+def test_a_notebook_run_has_mlflows_notebook_source_tags(platform: Platform, run_mlflow, tmp_path) -> None:
+    """A run whose code record is a notebook (what start_run records in Jupyter: the archive made
+    and uploaded by cairn.sdk.notebook) reads through MLflow as source NOTEBOOK named after it;
+    a run without that record gets no source tags of ours."""
+    import cairn as cairn_sdk
+    from cairn.protocol import NOTEBOOK_CODE_KIND
+    from cairn.sdk.code_snapshot import upload_snapshot
+    from cairn.sdk.notebook import strip_notebook, write_notebook
+
+    notebook = {"cells": [{"cell_type": "code", "execution_count": 1, "metadata": {}, "outputs": [], "source": "lr = 0.5"}],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+    with cairn_sdk.Client(platform.gateway, token=platform.token) as client:
+        ids = {}
+        for name in ("from-notebook", "from-script"):
+            with cairn_sdk.start_run(project="default", experiment="sdk-made", name=name, client=client,
+                                     record_environment=False, system_metrics=False) as run:
+                ids[name] = run.id
+        snap = write_notebook(strip_notebook(notebook, outputs=False), "train.ipynb", tmp_path)
+        snap.kind = NOTEBOOK_CODE_KIND
+        snap.notebook = {"found_by": "jupyter_server", "name": "train.ipynb", "cells": 1, "outputs_kept": False}
+        client.record_run_environment("default", ids["from-notebook"], code=upload_snapshot(client, "default", snap))
+    out = run_mlflow(f"""
+        import json
+        from mlflow import MlflowClient
+        client = MlflowClient()
+        print(json.dumps({{name: client.get_run(run_id).data.tags for name, run_id in {ids!r}.items()}}))
+    """).result
+    assert out["from-notebook"]["mlflow.source.type"] == "NOTEBOOK"
+    assert out["from-notebook"]["mlflow.source.name"] == "train.ipynb"
+    assert "mlflow.source.type" not in out["from-script"] and "mlflow.source.name" not in out["from-script"]

@@ -37,6 +37,7 @@ from cairn.services.gateway.mlflow.logged_model_links import (
     linked_models,
     record_model_metrics,
 )
+from cairn.services.gateway.mlflow.run_source import source_tags
 from cairn.services.gateway.mlflow.search import (
     START_TIME_ORDER,
     START_TIME_TAG,
@@ -82,8 +83,10 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-def run_json(call: Call, run: dict[str, Any], summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """A Cairn run (and its metric summaries) as MLflow's Run message."""
+def run_json(call: Call, run: dict[str, Any], summaries: list[dict[str, Any]],
+             source: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Cairn run (and its metric summaries) as MLflow's Run message; ``source``: tags implied by
+    its code record (run_source.py), which the run's own tags override."""
     user = run["tags"].get(USER_TAG) or run["created_by"].split(":")[0]
     tags, hidden = {}, []
     for k, v in run["tags"].items():
@@ -93,6 +96,8 @@ def run_json(call: Call, run: dict[str, Any], summaries: list[dict[str, Any]]) -
             tags[k] = v
     tags.setdefault("mlflow.runName", run["name"])
     tags.setdefault("mlflow.user", user)
+    for key, value in (source or {}).items():
+        tags.setdefault(key, value)
     info = {
         "run_id": run["id"], "run_uuid": run["id"], "run_name": run["name"],
         "experiment_id": public_experiment_id(call, run["experiment_id"]), "user_id": user,
@@ -194,8 +199,9 @@ async def create(call: Call) -> dict[str, Any]:
 async def get(call: Call) -> dict[str, Any]:
     run_id = _run_id(call)
     await default_experiment_id(call)
-    run, summaries = await asyncio.gather(load_run(call, run_id), summaries_of(call, run_id))
-    return {"run": run_json(call, run, summaries)}
+    run, summaries, source = await asyncio.gather(load_run(call, run_id), summaries_of(call, run_id),
+                                                  source_tags(call, run_path(run_id, "/environment")))
+    return {"run": run_json(call, run, summaries, source)}
 
 
 @endpoint("POST", "runs/update", role="editor")

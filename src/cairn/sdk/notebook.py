@@ -106,15 +106,21 @@ def _server_notebook() -> Path | None:
     kernel_id, runtime = _kernel_id(), _runtime_dir()
     if kernel_id is None or runtime is None or not runtime.is_dir():
         return None
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # urllib would carry the token to wherever a redirect points: an error instead
+
+    # No proxy, whatever $http_proxy says: urllib would send a loopback request (and its token) there.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
     for info_file in sorted([*runtime.glob("jpserver-*.json"), *runtime.glob("nbserver-*.json")]):
         try:
             info = json.loads(info_file.read_text())
             url = str(info["url"])
-            if urlsplit(url).hostname not in LOOPBACK_HOSTS:
+            if urlsplit(url).scheme not in ("http", "https") or urlsplit(url).hostname not in LOOPBACK_HOSTS:
                 continue  # the token is never sent off this machine
             request = urllib.request.Request(url.rstrip("/") + "/api/sessions",
                                              headers={"Authorization": f"token {info.get('token', '')}"})
-            with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT_S) as answer:  # noqa: S310 (loopback)
+            with opener.open(request, timeout=SERVER_TIMEOUT_S) as answer:
                 sessions = json.loads(answer.read())
         except (OSError, ValueError, KeyError):
             continue
