@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,45 +26,28 @@ from typing import Any
 import httpx
 import loopback
 import pytest
-from service_fork import ServiceProcess
 
-from cairn.natsserver import free_ports, wait_for_tcp
 from cairn.protocol import H_CAIRN_MIN_SEQ, H_CAIRN_SEQ
-from cairn.sdk.client import Client
 from cairn.up import SERVICES
+from cluster.replica_harness import REPLICA_B, ReplicaSet
 
 from platform_harness import Platform, read_all_events, running, stream_last_seq
 
-REPLICA_B = "b"
 WAIT_S = 1  # CAIRN_MIN_SEQ_WAIT_S here: the bounded wait's 503 comes quickly
 
 
-class Replicated:
+class Replicated(ReplicaSet):
     """The platform plus the registry's second replica (``registry-b`` among its processes)."""
 
     def __init__(self, plat: Platform) -> None:
-        self.plat = plat
-        self.port_b = free_ports(1)[0]
+        super().__init__(plat, ("registry",))
 
     @property
     def urls(self) -> list[str]:
-        return [self.plat.service_url("registry"), f"http://127.0.0.1:{self.port_b}"]
+        return self.urls_of("registry")
 
     def start_b(self) -> None:
-        """Replica ``b``: the registry's environment with a port and a replica name of its own."""
-        env = {**self.plat._env("registry"), "CAIRN_PORT": str(self.port_b), "CAIRN_REPLICA": REPLICA_B}
-        log = self.plat.root / "registry-b.log"
-        if self.plat.forked:
-            proc: Any = ServiceProcess("registry", env, log)
-        else:
-            with open(log, "ab") as out:
-                proc = subprocess.Popen([sys.executable, "-m", "cairn.services.registry"], env=env,
-                                        stdout=out, stderr=out)
-        self.plat.procs["registry-b"] = proc
-        wait_for_tcp("127.0.0.1", self.port_b, timeout=60)
-
-    def client(self, **options: Any) -> Client:
-        return Client(self.plat.gateway, token=self.plat.token, **options)
+        self.start_replica("registry")
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +73,7 @@ def project(cluster: Replicated) -> str:
 
 
 def caught_up(cluster: Replicated) -> dict[str, str]:
-    """Headers for a direct call to a replica: the gateway's signed site admin, and the stream's
-    end as Cairn-Min-Seq (so the replica has applied everything written so far)."""
-    return {**cluster.plat.service_headers, H_CAIRN_MIN_SEQ: str(stream_last_seq(cluster.plat))}
+    return cluster.caught_up()
 
 
 def events_of(cluster: Replicated, project: str, event_type: str) -> list[dict[str, Any]]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,47 +21,30 @@ from typing import Any
 import loopback
 import pytest
 from artifacts.seaweed import SeaweedS3
-from service_fork import ServiceProcess
 
 from cairn.core import blake3
 from cairn.kernel.eventlog import connect
 from cairn.kernel.leader import JetStreamLeases, LeaseRecord
-from cairn.natsserver import free_ports, wait_for_tcp
-from cairn.protocol import H_CAIRN_MIN_SEQ
-from cairn.sdk.client import Client
 from cairn.up import SERVICES
+from cluster.replica_harness import ReplicaSet
 
-from platform_harness import Platform, running, stream_last_seq
+from platform_harness import Platform, running
 
 BUCKET = "replicas"
 
 
-class Replicated:
+class Replicated(ReplicaSet):
+    """The platform plus the artifacts service's second replica (``artifacts-b``)."""
+
     def __init__(self, plat: Platform) -> None:
-        self.plat = plat
-        self.port_b = free_ports(1)[0]
+        super().__init__(plat, ("artifacts",))
 
     @property
     def urls(self) -> list[str]:
-        return [self.plat.service_url("artifacts"), f"http://127.0.0.1:{self.port_b}"]
+        return self.urls_of("artifacts")
 
     def start_b(self) -> None:
-        env = {**self.plat._env("artifacts"), "CAIRN_PORT": str(self.port_b), "CAIRN_REPLICA": "b"}
-        log = self.plat.root / "artifacts-b.log"
-        if self.plat.forked:
-            proc: Any = ServiceProcess("artifacts", env, log)
-        else:
-            with open(log, "ab") as out:
-                proc = subprocess.Popen([sys.executable, "-m", "cairn.services.artifacts"], env=env,
-                                        stdout=out, stderr=out)
-        self.plat.procs["artifacts-b"] = proc
-        wait_for_tcp("127.0.0.1", self.port_b, timeout=120)
-
-    def client(self) -> Client:
-        return Client(self.plat.gateway, token=self.plat.token)
-
-    def caught_up(self) -> dict[str, str]:
-        return {**self.plat.service_headers, H_CAIRN_MIN_SEQ: str(stream_last_seq(self.plat))}
+        self.start_replica("artifacts")
 
 
 @pytest.fixture(scope="module")

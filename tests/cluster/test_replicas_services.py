@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,12 +26,10 @@ import httpx
 import loopback
 import pytest
 from monitor_service.monitor_helpers import deployed_project, samples, send, wait_for
-from service_fork import ServiceProcess
 
-from cairn.natsserver import free_ports, wait_for_tcp
 from cairn.protocol import H_CAIRN_MIN_SEQ
-from cairn.sdk.client import Client
 from cairn.up import REPLICABLE, SERVICES
+from cluster.replica_harness import ReplicaSet
 
 from platform_harness import Platform, read_all_events, running, stream_last_seq
 
@@ -45,41 +41,20 @@ RULE = {"name": "errors", "metric": "error_rate", "comparison": ">", "threshold"
         "persistence": {"k": 1, "n": 1}, "cooldown_s": 0}
 
 
-class Replicated:
+class Replicated(ReplicaSet):
     """The platform plus a second replica (``<service>-b``) of each service in REPLICATED."""
 
     def __init__(self, plat: Platform) -> None:
-        self.plat = plat
-        self.ports_b = dict(zip(REPLICATED, free_ports(len(REPLICATED)), strict=True))
+        super().__init__(plat, REPLICATED)
 
     def urls(self, service: str) -> list[str]:
-        return [self.plat.service_url(service), f"http://127.0.0.1:{self.ports_b[service]}"]
+        return self.urls_of(service)
 
     def start_b(self, service: str) -> None:
-        env = {**self.plat._env(service), "CAIRN_PORT": str(self.ports_b[service]), "CAIRN_REPLICA": "b"}
-        log = self.plat.root / f"{service}-b.log"
-        if self.plat.forked:
-            proc: Any = ServiceProcess(service, env, log)
-        else:
-            with open(log, "ab") as out:
-                proc = subprocess.Popen([sys.executable, "-m", f"cairn.services.{service}"], env=env,
-                                        stdout=out, stderr=out)
-        self.plat.procs[f"{service}-b"] = proc
-
-    def wait_b(self) -> None:
-        for service in REPLICATED:
-            wait_for_tcp("127.0.0.1", self.ports_b[service], timeout=120)
-
-    def client(self, **options: Any) -> Client:
-        return Client(self.plat.gateway, token=self.plat.token, **options)
+        self.start_replica(service, wait=False)
 
     def admin(self) -> httpx.Client:
         return httpx.Client(base_url=f"{self.plat.gateway}/api/v1", headers=self.plat.headers, timeout=30)
-
-    def caught_up(self) -> dict[str, str]:
-        """Headers for a direct call to a replica: the signed site admin, and the log's end as
-        Cairn-Min-Seq (the replica has applied everything written so far)."""
-        return {**self.plat.service_headers, H_CAIRN_MIN_SEQ: str(stream_last_seq(self.plat))}
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cairn.integrations.recorder import Recorder, require
+from cairn.integrations.recorder import Recorder, given_or_own, require
 
 if TYPE_CHECKING:
     from cairn.sdk.run import ActiveRun
@@ -31,10 +31,10 @@ class CairnCallback(_Callback):  # type: ignore[misc]
                  model_name: str | None = None, input_example: Any = None, log_models: bool = True,
                  system_metrics: bool = False, recorder: Recorder | None = None) -> None:
         super().__init__()
-        self._closes = recorder is None  # a run it started on its own is finished by it
-        self.recorder = recorder or Recorder(INTEGRATION, run, project=project, experiment=experiment,
-                                             model_name=model_name, log_models=log_models,
-                                             system_metrics=system_metrics)
+        # a recorder of its own (a run it starts) is closed by it; a given one is not
+        self.recorder, self._closes = given_or_own(INTEGRATION, recorder, run, project=project, experiment=experiment,
+                                                   model_name=model_name, log_models=log_models,
+                                                   system_metrics=system_metrics)
         self.input_example = input_example
         self.step = 0  # batches seen over all epochs: Keras numbers batches per epoch
 

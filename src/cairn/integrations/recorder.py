@@ -181,3 +181,11 @@ class Recorder:
         if self._owns_run:
             run, self._run, self._metrics, self._sampling = self._run, None, None, False
             run.__exit__(type(error) if error else None, error, None)
+
+
+def given_or_own(integration: str, recorder: Recorder | None, run: ActiveRun | None, **options: Any) -> tuple[Recorder, bool]:
+    """A callback's recorder: the one it was given, or one of its own over ``run`` (``options`` as
+    :class:`Recorder` takes them); and whether the callback closes it (only one of its own)."""
+    if recorder is not None:
+        return recorder, False
+    return Recorder(integration, run, **options), True
