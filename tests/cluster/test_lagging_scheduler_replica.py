@@ -23,49 +23,23 @@ from pathlib import Path
 import httpx
 import pytest
 from scheduler.agent_pool import Agents, wait_until
-from service_fork import ServiceProcess
 
 from cairn.kernel.eventlog import connect
-from cairn.natsserver import free_ports
 from cairn.protocol import EVENTS_STREAM
+from cluster.scheduler_pair import Replica
 
 from platform_harness import Platform, running
 
 LAG_S = 3.0  # replica b's read model is up to this far behind (its apply interval)
-DISPATCHER = "scheduler.dispatcher"
 ENV = {"CAIRN_LEADER_LEASE_S": "3", "CAIRN_LEADER_RENEW_S": "1",  # a standby leads 3-4 s after a death
        "CAIRN_SCHEDULER_LEASE_S": "15", "CAIRN_SCHEDULER_HEARTBEAT_S": "0.5"}  # a paused agent is not lost
 
 
-class Scheduler:
+class Scheduler(Replica):
     """Replica "a" (the platform's, behind the gateway) or "b" (its own port and data directory)."""
 
-    def __init__(self, plat: Platform, name: str) -> None:
-        self.plat, self.name = plat, name
-        self.port = plat.ports["scheduler"] if name == "a" else free_ports(1)[0]
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    @property
-    def proc(self) -> ServiceProcess:
-        return self.plat.procs["scheduler" if self.name == "a" else "scheduler-b"]  # type: ignore[return-value]
-
     def start_lagging(self) -> None:
-        env = {**self.plat._env("scheduler"), "CAIRN_REPLICA": "b", "CAIRN_PORT": str(self.port),
-               "CAIRN_DATA_DIR": str(self.plat.root / "replica-b"),
-               "CAIRN_SERVICE_KEY_FILE": str(self.plat.data_dir / "secrets" / "service.key"),
-               "CAIRN_SCHEDULER_PROJECTION_INTERVAL_S": str(LAG_S)}
-        self.plat.procs["scheduler-b"] = ServiceProcess("scheduler", env, self.plat.root / "scheduler-b.log")
-
-    def health(self) -> dict | None:
-        try:
-            resp = httpx.get(f"{self.url}/healthz", headers=self.plat.service_headers, timeout=2)
-        except httpx.HTTPError:
-            return None
-        return resp.json() if resp.status_code == 200 else None
-
-    def leads(self) -> bool:
-        report = self.health()
-        return bool(report and any(lease["name"] == DISPATCHER for lease in report["leases"]))
+        self.start(CAIRN_SCHEDULER_PROJECTION_INTERVAL_S=str(LAG_S))
 
     def job(self, project: str, job_id: str) -> dict:
         """The job as this replica's read model has it ({"status": "unknown"} before it has the job)."""

@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 from scheduler.agent_pool import Agents, wait_until
-from service_fork import ServiceProcess
 
 from cairn.kernel.commands import CommandContext, CommandHandler
 from cairn.kernel.envelope import subject_for
@@ -25,8 +24,9 @@ from cairn.kernel.eventlog import EventLog, connect
 from cairn.kernel.leader import Elector, JetStreamLeases, Lease, LeaseRecord, LeaseTiming
 from cairn.kernel.projection import ProjectionRunner
 from cairn.kernel.store import EventHandlers, SnapshotProjection, SqliteStore
-from cairn.natsserver import free_ports, start_nats_server
+from cairn.natsserver import start_nats_server
 from cairn.protocol import EVENTS_STREAM, H_LEADER_TERM, LEASE_BUCKET
+from cluster.scheduler_pair import Replica
 
 from platform_harness import Platform, running
 
@@ -235,68 +235,12 @@ def test_a_fenced_command_appends_with_the_term_and_a_lost_lease_appends_nothing
 
 
 # --- two scheduler replicas, one agent -------------------------------------------------------------
-DISPATCHER = "scheduler.dispatcher"
 # short leases keep the test fast; the defaults (6 s, renewed every 2 s) are what the docs promise
 # The leader's lease at its defaults (6 s, renewed every 2 s). With 3 s / 1 s a fresh-clone CI run
 # (2026-12-05) saw the new leader requeue a job it had just dispatched and never dispatch it again;
 # the likely cause is a missed renewal under the suite's load (a step-down and a second takeover,
 # whose settling requeues in-flight jobs). Agents' leases stay short, so a pause outlasts them.
 CLUSTER_ENV = {"CAIRN_SCHEDULER_LEASE_S": "3", "CAIRN_SCHEDULER_HEARTBEAT_S": "0.5"}
-
-
-class Replica:
-    """One scheduler process of the pair: the platform's own (replica "a", behind the gateway)
-    or a second one (replica "b", its own port and data directory, the same NATS and keys)."""
-
-    def __init__(self, plat: Platform, name: str) -> None:
-        self.plat = plat
-        self.name = name
-        self.port = plat.ports["scheduler"] if name == "a" else free_ports(1)[0]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def proc(self):  # type: ignore[no-untyped-def]
-        return self.plat.procs["scheduler" if self.name == "a" else "scheduler-b"]
-
-    def start(self) -> None:
-        if self.name == "a":
-            self.plat.start_service("scheduler")
-            return
-        env = {**self.plat._env("scheduler"), "CAIRN_REPLICA": "b", "CAIRN_PORT": str(self.port),
-               "CAIRN_DATA_DIR": str(self.plat.root / "replica-b"),
-               "CAIRN_SERVICE_KEY_FILE": str(self.plat.data_dir / "secrets" / "service.key")}
-        self.plat.procs["scheduler-b"] = ServiceProcess("scheduler", env, self.plat.root / "scheduler-b.log")
-
-    def health(self) -> dict | None:
-        try:
-            resp = httpx.get(f"{self.url}/healthz", headers=self.plat.service_headers, timeout=2)
-        except httpx.HTTPError:
-            return None
-        return resp.json() if resp.status_code == 200 else None
-
-    def leads(self) -> bool:
-        report = self.health()
-        return bool(report and any(lease["name"] == DISPATCHER for lease in report["leases"]))
-
-    def submit(self, project: str, queue: str, tmp: Path) -> str:
-        marker = tmp / f"ran-{time.monotonic_ns()}"
-        resp = httpx.post(f"{self.url}/projects/{project}/jobs", headers=self.plat.service_headers, timeout=30,
-                          json={"command": ["sh", "-c", f"echo $CAIRN_ATTEMPT >> {marker}"],
-                                "queue": queue})
-        assert resp.status_code == 201, resp.text
-        return str(resp.json()["id"])
-
-    def wait_succeeded(self, project: str, job_id: str) -> None:
-        def done() -> bool:
-            job = httpx.get(f"{self.url}/projects/{project}/jobs/{job_id}", headers=self.plat.service_headers,
-                            timeout=10).json()
-            assert job["status"] not in ("failed", "cancelled"), job
-            return bool(job["status"] == "succeeded")
-
-        wait_until(done, timeout=60, what=f"job {job_id} to succeed")
 
 
 def wait_leader(replica: Replica, since: float, what: str) -> float:
