@@ -5,7 +5,9 @@ all three alike; printed as time per step and added time per step against the pl
 
 - Lightning: an MLP sized so a step takes ~10 ms on a 2-core VM (about 100 steps/s, the issue's
   target: under 2% added per step); ``self.log`` every step, ``log_every_n_steps=1``; MLflow with
-  ``mlflow.pytorch.autolog(log_every_n_step=1)``.
+  ``mlflow.pytorch.autolog(log_every_n_step=1)``. A fourth mode, ``null``, attaches a ``Logger``
+  that does nothing: what Lightning itself spends on each step once any logger is attached (its
+  logger connector gathers and converts the logged values), apart from what Cairn's logger adds.
 - Keras 3 (torch backend): a dense net, per-batch logs; MLflow ``mlflow.keras.autolog(log_every_n_steps=1)``.
 - XGBoost and LightGBM: boosting rounds with a training-set evaluation each round; MLflow's
   ``mlflow.xgboost.autolog`` / ``mlflow.lightgbm.autolog``.
@@ -36,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-MODES = ("plain", "cairn", "mlflow")
 Timing = tuple[float, float]  # (seconds per step in the steady state, seconds per step over the whole fit)
 
 
@@ -84,6 +85,15 @@ def _lightning(steps: int) -> dict[str, Callable[[Any], Timing]]:
         trainer.fit(Net(), data)
         return timing(stamps, start, time.perf_counter())
 
+    class NullLogger(pl.loggers.Logger):  # type: ignore[misc]
+        name, version = "null", "0"
+
+        def log_hyperparams(self, *_: Any, **__: Any) -> None:
+            pass
+
+        def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+            pass
+
     def mlflow_fit(_: Any) -> Timing:
         mlflow.pytorch.autolog(log_models=False, log_every_n_step=1, silent=True)
         try:
@@ -91,7 +101,7 @@ def _lightning(steps: int) -> dict[str, Callable[[Any], Timing]]:
         finally:
             mlflow.pytorch.autolog(disable=True)
     return {"plain": lambda _: fit(False), "cairn": lambda run: fit(CairnLogger(run, log_models=False)),
-            "mlflow": mlflow_fit}
+            "mlflow": mlflow_fit, "null": lambda _: fit(NullLogger())}
 
 
 def _keras(steps: int) -> dict[str, Callable[[Any], Timing]]:
@@ -196,7 +206,8 @@ def worker(framework: str, url: str, token: str, rounds: int, steps: int) -> dic
     mlflow.create_experiment(f"bench-{framework}", artifact_location=f"{store}/artifacts")  # not ./mlruns
     mlflow.set_experiment(f"bench-{framework}")
     client = Client(url, token)
-    times: dict[str, list[Timing]] = {mode: [] for mode in MODES}
+    order = list(modes)
+    times: dict[str, list[Timing]] = {mode: [] for mode in order}
 
     def once(mode: str) -> Timing:
         if mode == "mlflow":
@@ -205,10 +216,11 @@ def worker(framework: str, url: str, token: str, rounds: int, steps: int) -> dic
         with start_run("bench-integrations", framework, client=client, system_metrics=False,
                        record_environment=False) as run:
             return modes[mode](run)
-    for mode in MODES:
+    for mode in order:
         once(mode)  # warm-up: imports, first-call compilation, MLflow's store migrations
     for i in range(rounds):
-        for mode in MODES[i % 3:] + MODES[: i % 3]:
+        shift = i % len(order)
+        for mode in order[shift:] + order[:shift]:
             times[mode].append(once(mode))
     return {"framework": framework, "steps": steps, "times": times}
 
@@ -247,12 +259,15 @@ def main() -> None:
                 continue
             result = json.loads(done.stdout.strip().splitlines()[-1])
             for which, label in ((0, framework), (1, "  whole fit")):
-                med = {mode: statistics.median(t[which] for t in result["times"][mode]) * 1000 for mode in MODES}
-                added = {mode: (med[mode] / med["plain"] - 1) * 100 for mode in ("cairn", "mlflow")}
+                med = {mode: statistics.median(t[which] for t in runs) * 1000 for mode, runs in result["times"].items()}
+                added = {mode: (med[mode] / med["plain"] - 1) * 100 for mode in med}
                 print(f"{label:<10} {result['steps']:>5} {med['plain']:>14.3f} {med['cairn']:>14.3f} "
                       f"{med['mlflow']:>15.3f} {added['cairn']:>+11.1f}% {added['mlflow']:>+12.1f}%", flush=True)
+                if "null" in med:  # Lightning's own share: what any logger costs a step
+                    print(f"{'':<10} {'':>5} null logger {med['null']:.3f} ms/step ({added['null']:+.1f}%); "
+                          f"Cairn's logger over the null one: {(med['cairn'] / med['null'] - 1) * 100:+.1f}%")
             print("  steady, per round (ms/step): " + "; ".join(
-                f"{mode} " + ", ".join(f"{t[0] * 1000:.2f}" for t in result["times"][mode]) for mode in MODES))
+                f"{mode} " + ", ".join(f"{t[0] * 1000:.2f}" for t in runs) for mode, runs in result["times"].items()))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -5,7 +5,9 @@ this waits up to 8 s for each, a deadline, not a measurement."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,10 +37,15 @@ def test_every_service_exits_on_sigterm_by_itself(plat: Platform) -> None:
                          json={"batch_id": "b1", "points": [{"key": "loss", "value": 0.5, "step": 1}]}).status_code == 202
     for proc in plat.procs.values():
         proc.terminate()
-    codes = {}
+    codes: dict[str, object] = {}
+    stuck: list[str] = []
     for name, proc in plat.procs.items():
         try:
             codes[name] = proc.wait(timeout=DEADLINE_S)
         except subprocess.TimeoutExpired:
             codes[name] = "still running"
-    assert codes == {name: 0 for name in plat.procs}, codes
+            proc.send_signal(signal.SIGUSR1)  # its threads' stacks into its log: where it waits
+            stuck.append(name)
+    time.sleep(1 if stuck else 0)
+    where = {name: (plat.root / f"{name}.log").read_text(errors="replace")[-6000:] for name in stuck}
+    assert codes == {name: 0 for name in plat.procs}, (codes, where)

@@ -26,6 +26,13 @@ from cairn.kernel.natsauth import AGENT_INBOX_PREFIX, NatsCredentials
 from cairn.protocol import LOG_END_HEADER as END_HEADER
 from cairn.sdk.client import ApiError, CannotReach, Client
 
+# How long each try of a report waits for an answer. Any scheduler replica answers (a NATS queue
+# group), and NATS still hands a frozen one (SIGSTOP, a paused VM, a long GC) its share of the
+# requests until its connection is seen dead, minutes later: a short first wait sends the retry on
+# to another replica soon, and the longer later ones leave a slow but live replica time to answer
+# (a report is idempotent: the same one twice is decided once).
+REPORT_WAITS_S = (2.0, 5.0, 10.0)
+
 log = logging.getLogger("cairn.agent")
 
 
@@ -266,10 +273,12 @@ class Agent:
     async def _send_report(self, described: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         key = (described["job_id"], described["attempt"], described["rank"])
         payload = json.dumps({**described, "agent_id": self.agent_id, **body}).encode()
-        delay = 0.1
+        delay, tries = 0.1, 0
         while True:
+            wait = REPORT_WAITS_S[min(tries, len(REPORT_WAITS_S) - 1)]
+            tries += 1
             try:
-                reply = await self.nc.request(self.config["report_subject"], payload, timeout=10)
+                reply = await self.nc.request(self.config["report_subject"], payload, timeout=wait)
                 answer = json.loads(reply.data)
                 if not answer.get("retry"):
                     if not answer.get("ok"):

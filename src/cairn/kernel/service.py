@@ -4,6 +4,7 @@ admin routes, and how it is run (``python -m cairn.services.<name>``)."""
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -250,4 +251,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
                             access_log=False, lifespan="on", timeout_keep_alive=KEEP_ALIVE_S)
     server = uvicorn.Server(config)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+    # `kill -USR1 <pid>` writes every thread's stack to the log: where a service that does not stop
+    # (or does not answer) is waiting (docs/architecture.md "Processes")
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     server.run()
