@@ -1,7 +1,8 @@
 """Logging overhead per training step of the framework integrations (issue 28, "Benchmark"):
 the same training loop without logging, with Cairn's callback, and with MLflow's autolog for the
 same framework, in one process per framework, taking turns round by round so machine load hits
-all three alike; printed as time per step and added time per step against the plain loop.
+every mode alike; printed as time per step (the median over rounds) and added time per step
+against the plain loop (the median over rounds of each round's ratio to its own plain loop).
 
 - Lightning: an MLP sized so a step takes ~10 ms on a 2-core VM (about 100 steps/s, the issue's
   target: under 2% added per step); ``self.log`` every step, ``log_every_n_steps=1``; MLflow with
@@ -260,12 +261,18 @@ def main() -> None:
             result = json.loads(done.stdout.strip().splitlines()[-1])
             for which, label in ((0, framework), (1, "  whole fit")):
                 med = {mode: statistics.median(t[which] for t in runs) * 1000 for mode, runs in result["times"].items()}
-                added = {mode: (med[mode] / med["plain"] - 1) * 100 for mode in med}
+                # added time: the median of each round's own ratio to that round's plain loop (the
+                # modes of a round run back to back, so load that drifts between rounds cancels out)
+                plain = [t[which] for t in result["times"]["plain"]]
+                added = {mode: (statistics.median(t[which] / p for t, p in zip(runs, plain)) - 1) * 100
+                         for mode, runs in result["times"].items()}
                 print(f"{label:<10} {result['steps']:>5} {med['plain']:>14.3f} {med['cairn']:>14.3f} "
                       f"{med['mlflow']:>15.3f} {added['cairn']:>+11.1f}% {added['mlflow']:>+12.1f}%", flush=True)
                 if "null" in med:  # Lightning's own share: what any logger costs a step
+                    over_null = statistics.median(c[which] / n[which] for c, n in
+                                                  zip(result["times"]["cairn"], result["times"]["null"]))
                     print(f"{'':<10} {'':>5} null logger {med['null']:.3f} ms/step ({added['null']:+.1f}%); "
-                          f"Cairn's logger over the null one: {(med['cairn'] / med['null'] - 1) * 100:+.1f}%")
+                          f"Cairn's logger over the null one: {(over_null - 1) * 100:+.1f}%")
             print("  steady, per round (ms/step): " + "; ".join(
                 f"{mode} " + ", ".join(f"{t[0] * 1000:.2f}" for t in runs) for mode, runs in result["times"].items()))
     print(f"load average after: {os.getloadavg()[0]:.2f}")

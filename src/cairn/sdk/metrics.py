@@ -36,8 +36,11 @@ SCHEMA = metric_batch_schema()
 
 class MetricsLogger:
     """Buffers points for one run and ships them in batches from daemon threads: one sends whatever
-    is there at least every ``interval_s``; the other ``senders - 1`` send only full batches, so
-    while one batch waits for its acknowledgement (a disk sync in the stream) the next is on its way."""
+    is there once its oldest point has waited ``interval_s`` (so a loop that logs every step makes
+    one request a second, not one per step or per tenth of a second: each request costs the training
+    process and the services CPU that the loop would otherwise have); the other ``senders - 1``
+    send only full batches, so while one batch waits for its acknowledgement (a disk sync in the
+    stream) the next is on its way. ``flush`` and ``close`` send at once."""
 
     def __init__(self, url: str, token: str | None, project: str, run_id: str, *, batch_size: int = 10_000,
                  interval_s: float = 1.0, max_buffered: int = 1_000_000, timeout: float = 30.0,
@@ -48,6 +51,7 @@ class MetricsLogger:
         self.batch_size = batch_size
         self.interval_s = interval_s
         self._buffer: deque[tuple[str, float, int, float]] = deque(maxlen=max_buffered)
+        self._waiting_since = 0.0  # monotonic time the oldest buffered point arrived
         self._steps: dict[str, int] = {}
         self._lock = threading.Condition()
         self._inflight = 0
@@ -75,6 +79,8 @@ class MetricsLogger:
         stamp = time.time() if timestamp is None else float(timestamp)
         buffer, steps = self._buffer, self._steps
         with self._lock:
+            if not buffer:
+                self._waiting_since = time.monotonic()
             for key, value in values.items():
                 at = steps.get(key, -1) + 1 if step is None else int(step)
                 if at > steps.get(key, at - 1):
@@ -92,7 +98,7 @@ class MetricsLogger:
         """Wait until every queued point was accepted; False if ``timeout`` passed first.
 
         Returns as soon as the last batch is acknowledged: a pending flush makes the senders skip
-        their linger (the short wait that lets a few more points join a batch), and the wait here
+        their linger (the wait that lets a second's points share one request), and the wait here
         ends on the acknowledgement's notification, not on a poll."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
@@ -125,8 +131,12 @@ class MetricsLogger:
                     self._lock.wait(self.interval_s)
                 if not self._buffer:
                     return None
-                if len(self._buffer) < self.batch_size and not self._closed and not self._flushing:
-                    self._lock.wait(self.interval_s / 10)  # let a few more points join the batch
+                send_at = self._waiting_since + self.interval_s  # let the points of a second share a request
+                while len(self._buffer) < self.batch_size and not self._closed and not self._flushing:
+                    left = send_at - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._lock.wait(left)
                 if not self._buffer:
                     return []  # another sender took them meanwhile
             else:
@@ -136,6 +146,7 @@ class MetricsLogger:
                     return None
             batch = [self._buffer.popleft() for _ in range(min(self.batch_size, len(self._buffer)))]
             self._inflight += len(batch)
+            self._waiting_since = time.monotonic()  # what is left (or comes next) waits its own interval
             return batch
 
     def _run(self, primary: bool) -> None:
