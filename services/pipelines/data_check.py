@@ -26,7 +26,7 @@ import asyncio
 import io
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -34,9 +34,11 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from cairn.core.manifest import MANIFEST_HEADER
-from cairn.monitor.drift import DatasetDrift, dataset_drift
-from cairn.monitor.profile import Profile, profile_table
 from cairn.pipelines.spec import DataCheck, Ref
+
+if TYPE_CHECKING:  # imported where a check runs: SciPy and pandas cost the service ~0.8 s at each start
+    from cairn.monitor.drift import DatasetDrift
+    from cairn.monitor.profile import Profile
 
 MAX_BYTES = 1 << 30  # what one check reads in all: more is a failure, not a stalled service
 MAX_FILES = 10_000
@@ -149,6 +151,8 @@ async def current_table(sources: Sources, ref: Ref, budget: Budget) -> tuple[pa.
 
 
 async def reference_profile(sources: Sources, reference: str, budget: Budget) -> Profile:
+    from cairn.monitor.profile import Profile, profile_table
+
     kind, _, name = reference.partition(":")
     if kind == "deployment":
         digest = await sources.deployment_reference(name)
@@ -170,6 +174,9 @@ async def reference_profile(sources: Sources, reference: str, budget: Budget) ->
 
 async def run_check(check: DataCheck, sources: Sources) -> dict[str, Any]:
     """The step's metrics when the data did not drift; raises :class:`CheckFailed` when it did."""
+    from cairn.monitor.drift import dataset_drift
+    from cairn.monitor.profile import profile_table
+
     budget = Budget()
     reference = await reference_profile(sources, check.reference, budget)
     table, what = await current_table(sources, check.dataset, budget)

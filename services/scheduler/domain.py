@@ -85,8 +85,15 @@ def _attempt_failed(job: dict[str, Any], *, exit_code: int | None, reason: str, 
 
 def finish_rank(state: State, *, job_id: str, attempt: int, agent_id: str, rank: int, exit_code: int | None,
                 reason: str, message: str = "") -> Decision:
-    """A rank's process ended. Success needs every rank; any failure fails the whole attempt."""
+    """A rank's process ended. Success needs every rank; any failure fails the whole attempt.
+    The attempt already decided (succeeded, failed or cancelled at this attempt, this rank on this
+    agent): nothing to record, and no refusal either. It is this report again (the agent asks
+    another replica when an answer is slow, and both may get it) or a rank that ended after
+    another one's failure decided the attempt; its process has ended, so there is nothing to stop."""
     job = _job(state, job_id)
+    if job["attempt"] == attempt and job["status"] in FINAL \
+            and any(r["rank"] == rank and r["agent_id"] == agent_id for r in job.get("ranks", [])):
+        return None
     _check_current(job, job_id, attempt, agent_id, rank)
     if exit_code == 0 and reason == "exit":
         if job.get("cancel_requested"):

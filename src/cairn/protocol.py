@@ -6,6 +6,7 @@ this module imports a service. Name rules live in :mod:`cairn.kernel.ids` (re-ex
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
@@ -153,6 +154,7 @@ H_LEADER_TERM = "Cairn-Leader-Term"
 
 # --- JetStream's error codes -----------------------------------------------------------------------
 STREAM_NAME_IN_USE = 10058  # creating a stream that exists (with another configuration)
+NO_SUITABLE_PEERS = 10005  # a cluster cannot place the replicas now (too few current peers)
 WRONG_LAST_SEQUENCE = 10071  # Nats-Expected-Last-Subject-Sequence was stale
 
 
@@ -189,13 +191,25 @@ def inference_stream_config(replicas: int = 1, max_age_s: float = INFERENCE_MAX_
             "duplicate_window": int(window * 1e9), "num_replicas": replicas, "allow_direct": True}
 
 
-async def create_stream(nc: Any, config: dict[str, Any], verb: str = "CREATE") -> None:
+async def create_stream(nc: Any, config: dict[str, Any], verb: str = "CREATE", *,
+                        wait_for_peers_s: float = 30.0) -> None:
     """Create (or, with ``verb="UPDATE"``, change) a stream; one that exists already is left as
-    it is. The one way every stream is made, so a cluster's replicas apply to all of them."""
-    reply = await nc.request(f"$JS.API.STREAM.{verb}.{config['name']}", json.dumps(config).encode(), timeout=10)
-    error = json.loads(reply.data).get("error")
-    if error and error.get("err_code") != STREAM_NAME_IN_USE:
-        raise Unavailable(f"cannot {verb.lower()} stream {config['name']}: {error.get('description')}")
+    it is. The one way every stream is made, so a cluster's replicas apply to all of them.
+
+    A cluster that has elected its meta leader may not yet count enough current peers to place
+    the stream's replicas ("no suitable peers for placement": nodes still joining, one
+    restarting): that is asked again for up to ``wait_for_peers_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_for_peers_s
+    while True:
+        reply = await nc.request(f"$JS.API.STREAM.{verb}.{config['name']}", json.dumps(config).encode(), timeout=10)
+        error = json.loads(reply.data).get("error")
+        if not error or error.get("err_code") == STREAM_NAME_IN_USE:
+            return
+        no_peers = error.get("err_code") == NO_SUITABLE_PEERS or "no suitable peers" in str(error.get("description"))
+        if not no_peers or loop.time() > deadline:
+            raise Unavailable(f"cannot {verb.lower()} stream {config['name']}: {error.get('description')}")
+        await asyncio.sleep(0.5)
 
 
 # --- job specs -------------------------------------------------------------------------------------

@@ -35,9 +35,20 @@ def test_schema_violations_are_caught() -> None:
         validate_event(_event(project="Not Valid"))
 
 
-def test_every_event_schema_compiles_for_the_fast_validator() -> None:
-    from cairn.kernel.schemas import _fast_validator, known_schemas
+def test_every_event_schema_is_a_valid_schema_and_compiles() -> None:
+    from cairn.kernel import schemas
 
-    for stem in known_schemas():
-        assert _fast_validator(stem) is not None
-    assert not _fast_validator("envelope.v1").is_valid({"type": "run.tag_set"})
+    for stem in schemas.known_schemas():
+        assert schemas._validator(stem) is not None
+    assert not schemas._validator("envelope.v1").is_valid({"type": "run.tag_set"})
+    schemas.known_schemas()["broken.v1"] = {"type": "no-such-type"}  # a schema its metaschema refuses
+    try:
+        with pytest.raises(SchemaViolation, match="broken.v1.json is not a valid JSON Schema"):
+            schemas._validator("broken.v1")
+    finally:
+        del schemas.known_schemas()["broken.v1"]
+
+
+def test_the_first_error_by_position_is_named() -> None:
+    with pytest.raises(SchemaViolation, match="breaks its schema at value"):
+        validate_event(_event(data={"key": "k", "value": 5}))

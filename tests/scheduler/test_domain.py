@@ -35,6 +35,16 @@ def test_a_report_for_an_old_attempt_or_another_agent_is_refused() -> None:
         domain.start_job(state, job_id="j", attempt=1, agent_id="intruder", rank=0, started_at=0)
 
 
+def test_an_exit_report_on_an_attempt_already_decided_records_nothing_and_is_not_refused() -> None:
+    exited = ("job.succeeded", {"attempt": 1, "exit_code": 0})
+    state = fold(SUBMITTED, ASSIGNED, exited)
+    assert domain.finish_rank(state, job_id="j", attempt=1, agent_id="a", rank=0, exit_code=0, reason="exit") is None
+    with pytest.raises(domain.StaleReport):  # but not from an agent the attempt never had
+        domain.finish_rank(state, job_id="j", attempt=1, agent_id="b", rank=0, exit_code=0, reason="exit")
+    with pytest.raises(domain.StaleReport):  # nor a start: that process must stop
+        domain.start_job(state, job_id="j", attempt=1, agent_id="a", rank=0, started_at=0)
+
+
 def test_a_failure_is_retried_until_max_retries_then_the_job_fails() -> None:
     state = fold(SUBMITTED, ASSIGNED)
     decision = domain.finish_rank(state, job_id="j", attempt=1, agent_id="a", rank=0, exit_code=2, reason="exit")
