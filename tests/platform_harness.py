@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -201,11 +202,15 @@ class Platform:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.terminate()
-        for proc in self.procs.values():
+        for name, proc in self.procs.items():
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGUSR1)  # its threads' stacks into its log, then the kill
+                time.sleep(0.5)
                 proc.kill()
+                warnings.warn(f"{name} did not stop within 10 s of SIGTERM; its threads' stacks are at the "
+                              f"end of {self.root / f'{name}.log'}", stacklevel=2)
         if self.nats is not None and self.nats.poll() is None:
             self.nats.terminate()
             try:

@@ -208,15 +208,23 @@ class Lease:
         self.revision, self.deadline = revision, started + self.timing.lease_s
         return True
 
-    async def release(self) -> None:
-        """Give the lease up on a clean stop (expired at once, so a standby need not wait)."""
+    async def release(self, within_s: float = 1.0) -> None:
+        """Give the lease up on a clean stop (expired at once, so a standby need not wait). Best
+        effort, for at most ``within_s``: with NATS away the write would wait for its timeout (5 s
+        per lease) and hold up the process's stop, while the lease expires by itself anyway."""
         if self.holds():
-            assert self.term is not None
-            try:
-                await self.store.update(self.name, LeaseRecord(self.holder, self.term, 0.0), self.revision)
-            except LeaseConflict:
-                pass
-            log.info("lease=%s holder=%s term=%d released", self.name, self.holder, self.term)
+            term = self.term
+            assert term is not None
+
+            async def expire() -> bool:
+                try:
+                    await self.store.update(self.name, LeaseRecord(self.holder, term, 0.0), self.revision)
+                except LeaseConflict:
+                    pass
+                return True
+
+            if await _within(within_s, expire()):
+                log.info("lease=%s holder=%s term=%d released", self.name, self.holder, term)
         self.term = None
         self.deadline = 0.0
 
