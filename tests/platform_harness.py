@@ -206,10 +206,11 @@ class Platform:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGUSR1)  # its threads' stacks into its log, then the kill
+                proc.send_signal(signal.SIGUSR1)  # its threads' and its asyncio tasks' stacks into its
+                proc.send_signal(signal.SIGUSR2)  # log, then the kill
                 time.sleep(0.5)
                 proc.kill()
-                warnings.warn(f"{name} did not stop within 10 s of SIGTERM; its threads' stacks are at the "
+                warnings.warn(f"{name} did not stop within 10 s of SIGTERM; its threads' and tasks' stacks are at the "
                               f"end of {self.root / f'{name}.log'}", stacklevel=2)
         if self.nats is not None and self.nats.poll() is None:
             self.nats.terminate()

@@ -44,8 +44,24 @@ def test_every_service_exits_on_sigterm_by_itself(plat: Platform) -> None:
             codes[name] = proc.wait(timeout=DEADLINE_S)
         except subprocess.TimeoutExpired:
             codes[name] = "still running"
-            proc.send_signal(signal.SIGUSR1)  # its threads' stacks into its log: where it waits
+            proc.send_signal(signal.SIGUSR1)  # its threads' and asyncio tasks' stacks into its log:
+            proc.send_signal(signal.SIGUSR2)  # where it waits
             stuck.append(name)
     time.sleep(1 if stuck else 0)
     where = {name: (plat.root / f"{name}.log").read_text(errors="replace")[-6000:] for name in stuck}
     assert codes == {name: 0 for name in plat.procs}, (codes, where)
+
+
+def test_sigusr1_and_sigusr2_write_the_threads_and_the_tasks_stacks_to_the_log(plat: Platform) -> None:
+    """The diagnostics the harness takes from a service that does not stop (docs/architecture.md
+    "Processes"): the service goes on serving afterwards."""
+    proc, log = plat.procs["registry"], plat.root / "registry.log"
+    proc.send_signal(signal.SIGUSR1)
+    proc.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not ("asyncio tasks" in log.read_text() and "File " in log.read_text()):
+        time.sleep(0.1)
+    text = log.read_text()
+    assert "Current thread" in text or "Thread 0x" in text, text[-2000:]
+    assert "asyncio tasks" in text and "Stack for <Task" in text, text[-2000:]
+    assert httpx.get(f"{plat.gateway}/healthz", timeout=10).status_code == 200

@@ -8,6 +8,7 @@ import faulthandler
 import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -76,12 +77,17 @@ class ServiceRuntime:
         self._stops.append(stop)
 
     async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._stops:
             stop = self._stops.pop()
+            started = loop.time()
             try:
                 await stop()
             except Exception:  # noqa: BLE001 - one part failing to stop must not keep the others running
                 log.exception("service=%s stopping a part failed", self.name)
+            took = loop.time() - started
+            if took > 1.0:  # a stop that waits on something: say which
+                log.warning("service=%s stopping %s took %.1fs", self.name, getattr(stop, "__qualname__", stop), took)
 
     def health(self) -> dict[str, Any]:
         """Ready when connected to the event log and the projection is running; ``parked``: how
@@ -145,6 +151,7 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _dump_tasks_on_sigusr2()
         event_log = await EventLog.open(settings.nats_url, name=f"cairn-{name}", replicas=settings.replicas,
                                        credentials=settings.nats_credentials())
         store = make_store(settings)
@@ -196,6 +203,23 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def _dump_tasks_on_sigusr2() -> None:
+    """`kill -USR2 <pid>`: the stack of every asyncio task into the log (SIGUSR1 gives the
+    threads'): where a service that does not stop, or does not answer, is waiting."""
+
+    def dump() -> None:
+        tasks = asyncio.all_tasks()
+        print(f"--- {len(tasks)} asyncio tasks", file=sys.stderr)
+        for task in tasks:
+            task.print_stack(file=sys.stderr)
+        sys.stderr.flush()
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, dump)
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread (an app under test)
+        pass
 
 
 def projection_durable(service: str, replica: str = "") -> str:
@@ -251,7 +275,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
                             access_log=False, lifespan="on", timeout_keep_alive=KEEP_ALIVE_S)
     server = uvicorn.Server(config)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
-    # `kill -USR1 <pid>` writes every thread's stack to the log: where a service that does not stop
-    # (or does not answer) is waiting (docs/architecture.md "Processes")
+    # `kill -USR1 <pid>` writes every thread's stack to the log, `kill -USR2` every asyncio task's:
+    # where a service that does not stop (or does not answer) is waiting (docs/architecture.md "Processes")
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     server.run()
