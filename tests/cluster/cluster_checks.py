@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import loopback
+from blake3 import blake3
 
 from cairn.protocol import EVENTS_STREAM, H_CAIRN_MIN_SEQ
 from cairn.up import SERVICES
@@ -84,8 +85,9 @@ def check_log(cluster: Cluster, load: Load) -> list[dict[str, Any]]:
 
 
 def check_read_models(cluster: Cluster, load: Load) -> None:
-    """Each acknowledged run with its params on every registry replica; each acknowledged metrics
-    batch's points once; each acknowledged job finished."""
+    """Each acknowledged run with its params on every registry replica; each acknowledged blob
+    from every artifacts replica; each acknowledged metrics batch's points once; each acknowledged
+    job finished."""
     seq = last_seq(cluster)
     headers = {**cluster.service_headers, H_CAIRN_MIN_SEQ: str(seq)}
     for host in CORE:
@@ -98,6 +100,12 @@ def check_read_models(cluster: Cluster, load: Load) -> None:
         for run_id, params in load.acked.params.items():
             got = {k: str(v) for k, v in (runs[run_id].get("params") or {}).items()}
             assert got == params, f"registry on {host}: run {run_id} params {got} != {params}"
+    for host in CORE:  # the artifacts replicas share one S3 bucket: each serves every blob, verified
+        url = cluster.url(host, "artifacts")
+        for digest in load.acked.blobs:
+            answer = loopback.get(f"{url}/blobs/{digest}", headers=headers, timeout=30)
+            assert answer.status_code == 200, f"artifacts on {host}: blob {digest}: {answer.text}"
+            assert blake3(answer.content).hexdigest() == digest, f"artifacts on {host}: blob {digest} differs"
     for run_id, points in load.acked.points.items():
         history = load.call("GET", f"/metrics/projects/{load.project}/runs/{run_id}/metrics", params={"key": "loss"})
         assert history["total"] == points, f"run {run_id}: {history['total']} points of loss, {points} acknowledged"

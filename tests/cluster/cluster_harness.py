@@ -2,10 +2,11 @@
 
 Each core host (h1, h2, h3) runs a nats-server of one 3-node JetStream cluster (configs and TLS
 from ``cairn cluster config`` and ``cairn cluster certs``, as an operator would make them), a
-replica of each replicable service (registry, lineage) and a gateway over every replica. h1 also
-runs the singleton services (artifacts, metrics, scheduler, deployments, monitor, pipelines),
-until leader election lets them run everywhere. h4 is a remote site: a leaf nats-server and an
-agent that reaches the cluster only through it (and a gateway over HTTP, to register).
+replica of each replicable service (registry, lineage, artifacts) and a gateway over every
+replica. h1 also runs the S3 server the artifacts replicas share (SeaweedFS, ``weed mini``) and the
+singleton services (metrics, scheduler, deployments, monitor, pipelines), until leader election lets
+them run everywhere. h4 is a remote site: a leaf nats-server and an agent that reaches the cluster
+only through it (and a gateway over HTTP, to register).
 
 Ports inside a namespace are fixed (4222, 7001, ...): each host has a network stack of its own
 that nothing else on the machine can bind in, which is what a real host would look like. The
@@ -28,8 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import loopback
+from artifacts.seaweed import weed_binary
+from botocore.config import Config as BotoConfig
 from click.testing import CliRunner
 from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
@@ -53,7 +57,14 @@ NATS_PORTS = (4222, 6222, 7422)  # client, route, leaf: inside each host's own n
 SITE_PORT = 4222
 PORTS = {"registry": 7001, "lineage": 7002, "artifacts": 7003, "metrics": 7004, "scheduler": 7005,
          "deployments": 7006, "monitor": 7007, "pipelines": 7008, "gateway": 8080}
-REPLICATED = ("registry", "lineage")
+REPLICATED = ("registry", "lineage", "artifacts")  # artifacts: every replica over the one S3 bucket
+S3_HOST = "h1"
+S3_BUCKET = "cairn"
+# weed mini's ports inside S3_HOST's namespace (its defaults would take the gateway's 8080)
+S3_PORTS = {flag: 31000 + i for i, flag in enumerate(
+    ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+     "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "webdav.port", "admin.port",
+     "admin.port.grpc"))}
 # the scheduler, a singleton by leader election (part B): a standby on h2, to kill its leader
 SCHEDULER_HOSTS = ("h1", "h2")
 SINGLETON_HOST = "h1"
@@ -148,6 +159,10 @@ class Cluster:
     def service_headers(self) -> dict[str, str]:
         return signed_headers(self.data_dir)
 
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://{self.ip(S3_HOST)}:{S3_PORTS['s3.port']}"
+
     def env(self, role: str) -> dict[str, str]:
         return read_env_file(self.nats_dir / "env" / f"{role}.env")
 
@@ -171,6 +186,10 @@ class Cluster:
             env["CAIRN_REPLICA"] = host
         singles = {s: self.url(SINGLETON_HOST, s) for s in SERVICES}
         env.update(service_wiring(singles).get(name, {}))
+        if name == "artifacts":  # SeaweedFS takes any keys (no S3 identities configured)
+            env.update({"CAIRN_ARTIFACTS_BACKEND": "s3", "CAIRN_ARTIFACTS_S3_ENDPOINT": self.s3_endpoint,
+                        "CAIRN_ARTIFACTS_S3_BUCKET": S3_BUCKET, "CAIRN_ARTIFACTS_S3_ACCESS_KEY": "test",
+                        "CAIRN_ARTIFACTS_S3_SECRET_KEY": "test"})
         if name == "gateway":
             listed: dict[str, str | list[str]] = {**singles}
             for service in (*REPLICATED, "scheduler"):
@@ -196,6 +215,29 @@ class Cluster:
         config = self.nats_dir / "nodes" / f"n{host[1]}.conf"
         self._popen(host, "nats", [nats_server_binary(), "-c", str(config)])
 
+    def start_s3(self) -> None:
+        """SeaweedFS on S3_HOST, its data under the cluster's root (kept across restarts), and
+        wait until its bucket takes a write."""
+        root = self.root / "s3"
+        (root / "logs").mkdir(parents=True, exist_ok=True)
+        ip = self.ip(S3_HOST)
+        args = [weed_binary() or "weed", f"-logdir={root / 'logs'}", "mini", f"-dir={root}", f"-ip={ip}",
+                f"-ip.bind={ip}", "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
+                f"-bucket={S3_BUCKET}", f"-s3.localSocket={root / 's3.sock'}",
+                f"-filer.localSocket={root / 'filer.sock'}", *(f"-{flag}={port}" for flag, port in S3_PORTS.items())]
+        self._popen(S3_HOST, "s3", args)
+        s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+                          region_name="us-east-1", config=BotoConfig(retries={"max_attempts": 1}))
+
+        def takes_a_write() -> bool:
+            try:
+                s3.put_object(Bucket=S3_BUCKET, Key="ready-probe", Body=b"")
+            except Exception:  # noqa: BLE001 - not up yet
+                return False
+            return True
+
+        self.wait(takes_a_write, "SeaweedFS takes a write", check_alive=True)
+
     def start_site(self) -> None:
         self._popen(SITE, "nats", [nats_server_binary(), "-c", str(self.nats_dir / "leaf" / "lab.conf")])
 
@@ -209,6 +251,8 @@ class Cluster:
 
     def start_host(self, host: str, *, gateway: bool = True) -> None:
         self.start_nats(host)
+        if host == S3_HOST and "s3" not in self.procs.get(S3_HOST, {}):
+            self.start_s3()
         for name in self.services_of(host):
             if name != "gateway" or gateway:
                 self.start_service(host, name)
@@ -218,6 +262,8 @@ class Cluster:
         first gateways at once could both make one)."""
         for host in CORE:
             self.start_nats(host)
+        if "s3" not in self.procs.get(S3_HOST, {}):
+            self.start_s3()
         asyncio.run(self.wait_jetstream())
         for host in CORE:
             for name in self.services_of(host):
@@ -308,7 +354,7 @@ class Cluster:
         for name in self.exited():
             host, process = name.split("/")
             self.restarts[name] = self.restarts.get(name, 0) + 1
-            if process in ("nats", "agent") or self.restarts[name] > 4:
+            if process in ("nats", "agent", "s3") or self.restarts[name] > 4:
                 raise RuntimeError(f"{name} exited while waiting for {what}; logs in {self.root / 'logs'}")
             print(f"{name} exited at start; starting it again")
             self.start_service(host, process)
