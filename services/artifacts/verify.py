@@ -9,12 +9,13 @@ result is kept for ``GET /admin/verify`` (corrupt blobs are also logged as warni
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
 
 from fastapi import FastAPI
+
+from cairn.kernel.tasks import stop_tasks
 
 log = logging.getLogger("cairn.artifacts.verify")
 
@@ -43,8 +44,6 @@ async def start_verifier(app: FastAPI, runtime: Any) -> None:
     task = asyncio.create_task(loop(), name="artifacts-verify")
 
     async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks(task)
 
     runtime.defer(stop)

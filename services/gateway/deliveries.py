@@ -38,6 +38,7 @@ from cairn.kernel.errors import InvalidInput
 from cairn.kernel.leader import Lease
 from cairn.kernel.sealing import is_sealed, unseal
 from cairn.kernel.store import SqliteStore
+from cairn.kernel.tasks import stop_tasks
 from cairn.services.gateway import domain
 from cairn.services.gateway.signing import sign
 from cairn.services.gateway.store import GatewayStore
@@ -183,10 +184,7 @@ class DeliveryQueues:
                 self._workers[webhook_id] = asyncio.create_task(self._drain(webhook_id), name=f"webhook-{webhook_id}")
 
     async def stop(self) -> None:
-        workers = list(self._workers.values())
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await stop_tasks(*self._workers.values())
         self._workers.clear()
 
     async def prune(self, webhook_ids: Iterable[str]) -> None:

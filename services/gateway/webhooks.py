@@ -30,6 +30,7 @@ from cairn.kernel.eventlog import EventLog
 from cairn.kernel.leader import Lease, run_singleton
 from cairn.kernel.projection import BATCH, ProjectionRunner
 from cairn.kernel.store import SqliteStore
+from cairn.kernel.tasks import stop_tasks
 from cairn.services.gateway.deliveries import (
     OUTBOX_SCHEMA,
     Delivery,
@@ -151,9 +152,7 @@ class WebhookDispatcher:
             await self.queues.stop()
 
     async def stop(self) -> None:
-        if self._tidying is not None:
-            self._tidying.cancel()
-            await asyncio.gather(self._tidying, return_exceptions=True)
+        await stop_tasks(self._tidying)
         await self.runner.stop()
         await self.queues.stop()
         await self.egress.close()

@@ -32,6 +32,7 @@ from nats.js import api as js_api
 from nats.js.errors import NotFoundError
 
 from cairn.kernel.durable import fsync_dir
+from cairn.kernel.tasks import stop_tasks
 from cairn.protocol import (
     METRICS_STREAM,
     METRICS_SUBJECT_PREFIX,
@@ -222,13 +223,7 @@ class MetricsWriter:
                 self.tail.add(found, project, run_id, from_ipc(msg.data))
 
     async def stop(self) -> None:
-        for task in (self._task, self._announce_task):
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+        await stop_tasks(self._task, self._announce_task)
         # a pull subscription left open holds the connection's drain (at stop) for its whole timeout
         sub = getattr(self, "sub", None)
         if sub is not None:

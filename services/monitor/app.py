@@ -4,7 +4,6 @@ consumer that feeds them and has the rules decided."""
 from __future__ import annotations
 
 import asyncio
-from contextlib import suppress
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,6 +12,7 @@ from pydantic import Field, field_validator
 from cairn.kernel.leader import Lease, run_singleton
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
+from cairn.kernel.tasks import stop_tasks
 from cairn.services.monitor.alerts import ActionTaker, RuleDecider
 from cairn.services.monitor.api import router
 from cairn.services.monitor.consumer import InferenceConsumer, windows_durable
@@ -93,9 +93,7 @@ def _background(runtime: ServiceRuntime, work: Any) -> None:
     task = asyncio.create_task(work)
 
     async def stop() -> None:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks(task)
 
     runtime.defer(stop)
 

@@ -30,6 +30,7 @@ from cairn.kernel.errors import CairnError, NotFound, Unavailable
 from cairn.kernel.ids import new_id
 from cairn.kernel.leader import Elector, Lease, run_singleton
 from cairn.kernel.service import ServiceRuntime
+from cairn.kernel.tasks import stop_tasks
 from cairn.protocol import HEARTBEAT_SUBJECT, REPORT_SUBJECT, agent_subject  # noqa: F401
 from cairn.services.scheduler import domain, freshness
 from cairn.services.scheduler.dispatch import AgentSlot, free_slots, plan, replica_holders
@@ -112,13 +113,7 @@ class SchedulerCore:
         await asyncio.gather(self._dispatch_loop(lease), self._lease_loop(lease))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await stop_tasks(*self._tasks)
         for sub in self._subs:
             try:
                 await sub.unsubscribe()

@@ -21,6 +21,7 @@ from cairn.kernel.commands import CommandContext
 from cairn.kernel.envelope import Event
 from cairn.kernel.errors import CairnError
 from cairn.kernel.leader import Lease
+from cairn.kernel.tasks import stop_tasks
 from cairn.services.scheduler.core import SchedulerCore
 from cairn.services.scheduler.replica_sets import Backoff, after_replica_ended, reconcile_plan
 from cairn.services.scheduler.store import SchedulerStore
@@ -73,12 +74,7 @@ class ReplicaReconciler:
         await self._loop()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await stop_tasks(self._task)
 
     def on_events(self, events: list[Event]) -> None:
         """Called after each projected batch: a set changed, or one of its replicas ended."""

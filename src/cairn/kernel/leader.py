@@ -39,6 +39,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cairn.kernel.errors import NotLeader
+from cairn.kernel.tasks import stop_tasks
 from cairn.protocol import LEASE_BUCKET
 
 log = logging.getLogger(__name__)
@@ -262,9 +263,7 @@ class Elector:
         self._loop = asyncio.create_task(self._run(), name=f"elector-{self.lease.name}")
 
     async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
+        await stop_tasks(self._loop)
         await self._step_down()
         try:
             await self.lease.release()
@@ -313,9 +312,7 @@ class Elector:
 
     async def _step_down(self) -> None:
         work, self._work = self._work, None
-        if work is not None and not work.done():
-            work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
+        await stop_tasks(work)
 
 
 async def _within(seconds: float, renewal: Coroutine[Any, Any, bool]) -> bool:

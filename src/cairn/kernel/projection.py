@@ -42,6 +42,7 @@ from cairn.kernel.parking import (
 )
 from cairn.kernel.schemas import validate_event
 from cairn.kernel.store import EventHandler, ParkingStore, ProjectionStore
+from cairn.kernel.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,7 @@ class ProjectionRunner:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await stop_tasks(self._task)
             self._task = None
         if self._sub is not None:
             try:
