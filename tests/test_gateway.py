@@ -44,15 +44,6 @@ def openapi_once_fetched(platform: Platform, unavailable: list[str]) -> dict:
         time.sleep(1)
 
 
-def test_openapi_merges_service_routes(platform: Platform) -> None:
-    spec = openapi_once_fetched(platform, [])
-    assert "x-cairn-unavailable" not in spec
-    assert "/api/v1/registry/projects/{project}/runs" in spec["paths"]
-    assert "/healthz" in spec["paths"]
-    assert loopback.get(f"{platform.gateway}/docs").status_code == 200
-
-
-# after the test above: a part marked unavailable is asked for again only 10 s later
 def test_openapi_marks_a_stopped_service_unavailable_and_still_serves_the_rest(platform: Platform) -> None:
     platform.kill("lineage")
     try:
@@ -64,6 +55,14 @@ def test_openapi_marks_a_stopped_service_unavailable_and_still_serves_the_rest(p
     finally:
         platform.start_service("lineage")
         platform.wait_healthy()
+
+
+def test_openapi_merges_service_routes(platform: Platform) -> None:
+    spec = openapi_once_fetched(platform, [])
+    assert "x-cairn-unavailable" not in spec
+    assert "/api/v1/registry/projects/{project}/runs" in spec["paths"]
+    assert "/healthz" in spec["paths"]
+    assert loopback.get(f"{platform.gateway}/docs").status_code == 200
 
 
 def test_request_id_is_returned(platform: Platform) -> None:
