@@ -17,9 +17,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-async def stop_tasks(*tasks: asyncio.Task[Any] | None, every_s: float = 0.5) -> None:
-    """Cancel ``tasks`` (None and finished ones are skipped) until each is done; an exception a
-    task ended with is logged, not raised (a stop goes on)."""
+async def stop_tasks(*tasks: asyncio.Task[Any] | None, every_s: float = 1.0) -> None:
+    """Cancel ``tasks`` (None and finished ones are skipped) until each is done, again every
+    ``every_s`` (what a task's own clean-up after a cancellation gets before the next one); an
+    exception a task ended with is logged, not raised (a stop goes on)."""
     pending = {task for task in tasks if task is not None and not task.done()}
     while pending:
         for task in pending:
