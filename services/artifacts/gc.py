@@ -29,6 +29,7 @@ from typing import Any
 from cairn.kernel.errors import Conflict
 from cairn.kernel.leader import JetStreamLeases, Lease, holder_name
 from cairn.kernel.service import ServiceRuntime
+from cairn.kernel.tasks import stop_tasks
 from cairn.services.artifacts.blobs import BlobStore
 from cairn.services.artifacts.manifests import decode_manifest, is_manifest
 from cairn.services.artifacts.store import ArtifactsStore
@@ -98,9 +99,7 @@ async def collect_garbage(rt: ServiceRuntime, blobs: BlobStore, lock: asyncio.Lo
         async with lock:
             return await _collect(rt, blobs, lease, grace_seconds=grace_seconds, dry_run=dry_run)
     finally:
-        renewer.cancel()
-        with suppress(asyncio.CancelledError):
-            await renewer
+        await stop_tasks(renewer)
         with suppress(Exception):  # NATS away: the lease expires by itself
             await lease.release()
 

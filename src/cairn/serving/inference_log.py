@@ -26,6 +26,7 @@ import httpx
 from pydantic import Field
 
 from cairn.kernel.settings import CommonSettings
+from cairn.kernel.tasks import stop_tasks
 from cairn.protocol import (
     ARROW_STREAM,
     H_MSG_ID,
@@ -179,8 +180,7 @@ class NatsInferenceSink:
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
         except (asyncio.TimeoutError, asyncio.CancelledError):
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop_tasks(self._task)
         with self._lock:
             self._counts["dropped"] += len(self._buffer)
             self._buffer.clear()

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from cairn.kernel.tasks import stop_tasks
 from cairn.serving.flavours import LoadedModel
 from cairn.serving.metrics import Metrics
 
@@ -82,8 +83,7 @@ class Batcher:
             start += len(part)
 
     async def close(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        await stop_tasks(self.task)
 
 
 @dataclass
