@@ -6,9 +6,10 @@ at most ``BUNDLE_MEMBER_MAX`` bytes (frames: ``<digest> <size>\\n`` then the byt
 cairn.protocol); larger files travel alone.
 
 - ``POST /projects/{p}/blobs/bundle`` (editor): every member is hashed and stored exactly as a
-  ``PUT /projects/{p}/blobs/{digest}`` would store it; possession is recorded only once every
+  ``PUT /projects/{p}/blobs/{digest}`` would store it (on the file system ``BATCH_BYTES`` of
+  members at a time, their files synced together); possession is recorded only once every
   member has been verified, so a bundle with one bad member (422 naming it) gives the project
-  nothing. Members already stored are received and hashed all the same: sending the bytes is what
+  nothing, and for all the new members at once (``blobs.possessed``, possession.py). Members already stored are received and hashed all the same: sending the bytes is what
   proves possession.
 - ``POST /blobs/bundle`` with ``{"digests": [...]}`` (signed in): the blobs' frames in that order;
   every digest must be readable by one of the caller's projects (404 otherwise, before any byte is
@@ -53,7 +54,7 @@ from cairn.services.artifacts.api_blobs import Blobs, Ctx, ProjectName, Store
 from cairn.services.artifacts.api_presigned import PROXY
 from cairn.services.artifacts.blobs import BlobCorrupt, BlobStore
 from cairn.services.artifacts.direct import DIRECT_ROUTE, FsDirect, digest_list, direct_of
-from cairn.services.artifacts.possession import record_possession
+from cairn.services.artifacts.possession import record_possessions
 from cairn.services.artifacts.presign import S3Presigner
 from cairn.services.artifacts.store import ArtifactsStore
 from cairn.services.artifacts.visibility import check_readable
@@ -64,7 +65,8 @@ router = APIRouter(tags=["blobs"], dependencies=[Depends(project_exists_on_write
 direct_router = APIRouter(tags=["blobs"])  # signed URLs: no caller, the signature is the authorization
 HEADER_MAX = 64 + 1 + 10 + 1  # digest, space, size, newline
 BUNDLE_BODY = BUNDLE_MAX_BYTES + BUNDLE_MAX_FILES * HEADER_MAX  # the body limit of an upload
-IN_FLIGHT = 4  # members hashed and written at once (each in a worker thread)
+IN_FLIGHT = 4  # members (or batches of members) hashed and written at once, each in a worker thread
+BATCH_BYTES = 4 << 20  # on the file system, members stored together (their files synced together)
 
 
 class BundleFrames:
@@ -122,7 +124,7 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def _reap(running: set[asyncio.Task[int]], when: str) -> None:
+async def _reap(running: set[asyncio.Task[Any]], when: str) -> None:
     """Wait for some (or all) running members; the first failure among them is raised."""
     done, _ = await asyncio.wait(running, return_when=when)
     running -= done
@@ -131,17 +133,30 @@ async def _reap(running: set[asyncio.Task[int]], when: str) -> None:
 
 
 async def store_members(blobs: BlobStore, frames: BundleFrames) -> dict[str, int]:
-    """Hash and store every member (``IN_FLIGHT`` at a time, in order of arrival); digest -> size.
-    The first failure cancels the rest and is raised."""
+    """Hash and store every member (``IN_FLIGHT`` at a time, in order of arrival; on the file
+    system ``BATCH_BYTES`` of members to a task, stored together); digest -> size. The first
+    failure cancels the rest and is raised."""
     stored: dict[str, int] = {}
-    running: set[asyncio.Task[int]] = set()
+    running: set[asyncio.Task[Any]] = set()
+    batch: list[tuple[str, bytes]] = []
+    batched = 0
     try:
         while (frame := await frames.next()) is not None:
             digest, data = frame
             stored[digest] = len(data)
-            running.add(asyncio.create_task(blobs.receive(digest, _one(data))))
+            if blobs.batches:
+                batch.append(frame)
+                batched += len(data)
+                if batched < BATCH_BYTES:
+                    continue
+                running.add(asyncio.create_task(blobs.receive_batch(batch)))
+                batch, batched = [], 0
+            else:
+                running.add(asyncio.create_task(blobs.receive(digest, _one(data))))
             if len(running) >= IN_FLIGHT:
                 await _reap(running, asyncio.FIRST_COMPLETED)
+        if batch:
+            running.add(asyncio.create_task(blobs.receive_batch(batch)))
         if running:
             await _reap(running, asyncio.ALL_COMPLETED)
         return stored
@@ -162,10 +177,9 @@ async def put_bundle(project: ProjectName, request: Request, rt: Runtime, blobs:
 
 async def _possess(rt: Any, ctx: CommandContext, store: ArtifactsStore, project: str,
                    members: dict[str, int]) -> dict[str, Any]:
-    created = await asyncio.gather(*(record_possession(rt, ctx, store, project, digest, size, "upload")
-                                     for digest, size in members.items()))
-    return {"blobs": [{"digest": digest, "size": size, "created": new}
-                      for (digest, size), new in zip(members.items(), created, strict=True)]}
+    created = await record_possessions(rt, ctx, store, project, members)
+    return {"blobs": [{"digest": digest, "size": size, "created": created[digest]}
+                      for digest, size in members.items()]}
 
 
 class BundleQuery(BaseModel):

@@ -113,6 +113,26 @@ def possess_blob(state: State, *, digest: str, size: int, proof: str) -> Decisio
     return "blob.possessed", {"digest": digest, "size": size, "proof": proof}
 
 
+POSSESSIONS_PER_EVENT = 1000  # blobs in one blobs.possessed (~90 KB of event)
+POSSESSIONS, UPLOADS = "possessions", "uploads"  # a project's blobs.possessed: cairn.evt.<p>.possessions.uploads
+
+
+def possess_blobs(held: set[str], blobs: dict[str, int]) -> Decision:
+    """Record that the project proved, by uploading their bytes, that it holds ``blobs``
+    (digest -> size, at most POSSESSIONS_PER_EVENT); ``held``: those it had proved already
+    (the guard's view), which are left out. A no-op when none is left."""
+    new = [{"digest": digest, "size": size} for digest, size in blobs.items() if digest not in held]
+    if not new:
+        return None
+    return "blobs.possessed", {"blobs": new, "proof": "upload"}
+
+
+def evolve_possessions(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A project's subject of possession records: only its position matters (appends expect it)."""
+    count = (state or {}).get("records", 0)
+    return {"records": count + 1 if event_type == "blobs.possessed" else count}
+
+
 def evolve_blob(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     if event_type == "blob.possessed":
         return {"size": data["size"]}
@@ -122,7 +142,8 @@ def evolve_blob(state: State, event_type: str, data: dict[str, Any]) -> dict[str
 # The event schemas this service owns (schemas/events/<type>.v1.json).
 # run.artifact_logged v2 = v1 appended after checking that the project holds the blob.
 EVENT_SCHEMAS = ("dataset.version_created.v1", "run.artifact_logged.v2", "run.dataset_used.v1",
-                 "blob.possessed.v1")
+                 "blob.possessed.v1", "blobs.possessed.v1")
 
 EVOLVERS = {"dataset": evolve_dataset, "artifact_set": evolve_artifact_set,
-            "dataset_use": evolve_dataset_use, "blob": evolve_blob, "media_set": evolve_media_set}
+            "dataset_use": evolve_dataset_use, "blob": evolve_blob,
+            POSSESSIONS: evolve_possessions, "media_set": evolve_media_set}

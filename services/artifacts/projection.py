@@ -4,7 +4,7 @@ aggregate snapshots the command side reads, folded in the same transaction. Mode
 blobs) are read too, only to keep the blobs they point at from being collected.
 
 Which projects hold which blobs (``blob_possessions``, what blob reads are checked against) comes
-from the events that prove it: ``blob.possessed``, ``dataset.version_created`` (its manifest) and
+from the events that prove it: ``blob.possessed`` (``blobs.possessed`` for many), ``dataset.version_created`` (its manifest) and
 ``run.artifact_logged`` v2 (appended only after the check); never from events that merely name a
 digest (model versions, code records, v1 artifact records)."""
 
@@ -24,8 +24,8 @@ handles = HANDLERS.handles
 # its own (dataset, artifact_set, dataset_use, blob), two of the registry's, model
 # (model_version.created) and run (run.environment_recorded, or the record run.created carries),
 # and the monitor's profile (profile.registered), whose blobs it keeps.
-# media_set: a run's media index (media_store.py).
-AGGREGATES = ("dataset", "artifact_set", "dataset_use", "blob", "model", "run", "profile", "media_set")
+# media_set: a run's media index (media_store.py); possessions: a project's blobs.possessed.
+AGGREGATES = ("dataset", "artifact_set", "dataset_use", "blob", "possessions", "model", "run", "profile", "media_set")
 
 
 def projection() -> SnapshotProjection:
@@ -64,6 +64,12 @@ def _possess(conn: sqlite3.Connection, project: str, digest: str, seq: int) -> N
 @handles("blob.possessed")
 def _blob_possessed(conn: sqlite3.Connection, e: Event) -> None:
     _possess(conn, e.project, e.data["digest"], e.sequence)
+
+
+@handles("blobs.possessed")
+def _blobs_possessed(conn: sqlite3.Connection, e: Event) -> None:
+    for blob in e.data["blobs"]:
+        _possess(conn, e.project, blob["digest"], e.sequence)
 
 
 @handles("run.artifact_logged")

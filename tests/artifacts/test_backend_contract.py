@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cairn.core import blake3
-from cairn.kernel.errors import NotFound
+from cairn.kernel.errors import NotFound, PayloadTooLarge
 from cairn.services.artifacts import backends
 from cairn.services.artifacts import blobs as blobs_module
 from cairn.services.artifacts.backends import FsBackend, S3Backend
@@ -165,3 +165,30 @@ async def test_prepare_is_idempotent_and_precedes_a_store(store: BlobStore) -> N
         assert store.backend.path_of(digest).parent.is_dir()
     assert await store.receive(digest, _chunks(data)) == len(data)
     assert store.read_verified(digest) == data
+
+
+async def test_a_batch_on_the_file_system_is_stored_whole_until_a_bad_member(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BlobStore(FsBackend(tmp_path / "blobs"), tmp_path / "tmp", max_blob_bytes=1 << 20)
+    assert store.batches
+    synced: list[Path] = []
+    monkeypatch.setattr(backends, "fsync_dir", lambda path: synced.append(Path(path)))
+    bodies = [os.urandom(1000 + i) for i in range(5)] + [b""]
+    members = [(blake3(b).hex(), b) for b in bodies]
+    await store.receive_batch(members + [members[0]])  # a member twice: stored once, same bytes
+    for digest, body in members:
+        assert store.read_verified(digest) == body
+    # every directory the batch touched synced once: each blob's folder, and the parents of folders it made
+    folders = {store.backend.path_of(d).parent for d, _ in members}
+    assert folders <= set(synced) and len(synced) == len(set(synced))
+    assert set(synced) <= folders | {f.parent for f in folders}
+    assert list(store.tmp_dir.iterdir()) == []
+
+    late = [(blake3(b).hex(), b) for b in (os.urandom(700), os.urandom(800))]
+    with pytest.raises(DigestMismatch):
+        await store.receive_batch([late[0], (late[1][0], b"not its bytes"), members[1]])
+    assert not store.exists(late[0][0])  # files are put in place only once every member is checked
+    assert not store.exists(late[1][0])
+    assert list(store.tmp_dir.iterdir()) == []
+    with pytest.raises(PayloadTooLarge):
+        await store.receive_batch([(blake3(b"x" * (2 << 20)).hex(), b"x" * (2 << 20))])

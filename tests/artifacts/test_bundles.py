@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ from cairn.sdk.artifacts import restore_tree
 from cairn.sdk.bundles import groups
 from cairn.sdk.client import ApiError
 
-from platform_harness import Platform
+from platform_harness import Platform, read_all_events
 
 pytestmark = pytest.mark.shared_stack
 
@@ -95,6 +96,51 @@ def test_a_bundle_with_one_bad_member_gives_the_project_nothing(blobs: httpx.Cli
     assert ok.json() == {"blobs": [{"digest": digests[0], "size": 5000, "created": True}]}
     again = blobs.post(f"/projects/{project}/blobs/bundle", content=_bundle((digests[0], good)))
     assert again.json()["blobs"][0]["created"] is False
+
+
+def _possession_records(platform: Platform, project: str) -> list[tuple[str, list[str]]]:
+    """The project's possession events in log order: (type, digests)."""
+    return [(e["type"], [b["digest"] for b in e["data"]["blobs"]] if e["type"] == "blobs.possessed"
+             else [e["data"]["digest"]])
+            for e in read_all_events(platform.nats_url)
+            if e["project"] == project and e["type"] in ("blob.possessed", "blobs.possessed")]
+
+
+def test_a_bundle_is_recorded_in_one_event_and_each_blob_once(platform: Platform, blobs: httpx.Client,
+                                                              project: str) -> None:
+    bodies = [os.urandom(3000) for _ in range(7)]
+    members = [(blake3(b).hex(), b) for b in bodies]
+    first = blobs.post(f"/projects/{project}/blobs/bundle", content=_bundle(*members[:3]))
+    assert [b["created"] for b in first.json()["blobs"]] == [True, True, True], first.text
+    # two known and two new members: one record, of the new ones only
+    second = blobs.post(f"/projects/{project}/blobs/bundle", content=_bundle(*members[1:5]))
+    assert [b["created"] for b in second.json()["blobs"]] == [False, False, True, True], second.text
+    digests = [d for d, _ in members]
+    assert _possession_records(platform, project) == [("blobs.possessed", digests[:3]),
+                                                      ("blobs.possessed", digests[3:5])]
+    # the same new blobs in bundles sent at once: recorded by one of them
+    last = _bundle(members[5], members[6], members[0])
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: blobs.post(f"/projects/{project}/blobs/bundle", content=last), range(4)))
+    assert sorted(tuple(b["created"] for b in a.json()["blobs"]) for a in answers) == [
+        (False, False, False)] * 3 + [(True, True, False)]
+    records = _possession_records(platform, project)
+    assert Counter(d for _, ds in records for d in ds) == Counter(digests)
+    assert blobs.post(f"/projects/{project}/blobs/missing", json={"digests": digests}).json()["missing"] == []
+
+
+def test_a_large_bundle_is_recorded_a_thousand_blobs_to_an_event(platform: Platform, blobs: httpx.Client,
+                                                                 project: str) -> None:
+    from cairn.services.artifacts.domain import POSSESSIONS_PER_EVENT
+
+    members = [(blake3(b).hex(), b) for b in (b"blob %d" % i for i in range(POSSESSIONS_PER_EVENT + 1))]
+    resp = blobs.post(f"/projects/{project}/blobs/bundle", content=_bundle(*members))
+    assert resp.status_code == 200, resp.text
+    assert all(b["created"] for b in resp.json()["blobs"])
+    # 1,001 new blobs: an event of 1,000 and one of the last
+    digests = [d for d, _ in members]
+    assert _possession_records(platform, project) == [("blobs.possessed", digests[:POSSESSIONS_PER_EVENT]),
+                                                      ("blobs.possessed", digests[POSSESSIONS_PER_EVENT:])]
 
 
 @pytest.mark.parametrize("body, says", [
