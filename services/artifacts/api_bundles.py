@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
@@ -70,31 +71,62 @@ BATCH_BYTES = 4 << 20  # on the file system, members stored together (their file
 
 
 class BundleFrames:
-    """Reads a bundle body frame by frame: ``next()`` gives (digest, bytes) or None at the end."""
+    """Reads a bundle body frame by frame: ``next()`` gives (digest, bytes) or None at the end.
+    The body's chunks are kept as they arrive and a member's bytes are joined from them once (one
+    copy of each byte in this process; gathering into one buffer first made it two)."""
 
     def __init__(self, chunks: AsyncIterator[bytes]) -> None:
         self._chunks = chunks.__aiter__()
-        self._buf = bytearray()
+        self._pending: deque[memoryview] = deque()  # received, not yet taken
+        self._held = 0  # bytes in _pending
         self.members = 0
         self.total = 0
 
     async def _more(self) -> bool:
         try:
-            self._buf += await self._chunks.__anext__()
-            return True
+            chunk = await self._chunks.__anext__()
         except StopAsyncIteration:
             return False
+        if chunk:
+            self._pending.append(memoryview(chunk))
+            self._held += len(chunk)
+        return True
+
+    def _peek(self, limit: int) -> bytes:
+        """Up to ``limit`` of the next bytes, left in place."""
+        out = bytearray()
+        for piece in self._pending:
+            out += piece[:limit - len(out)]
+            if len(out) >= limit:
+                break
+        return bytes(out)
+
+    def _take(self, size: int) -> bytes:
+        """The next ``size`` bytes (all arrived), as one object."""
+        pieces = []
+        left = size
+        while left:
+            first = self._pending[0]
+            if len(first) <= left:
+                pieces.append(self._pending.popleft())
+                left -= len(first)
+            else:
+                pieces.append(first[:left])
+                self._pending[0] = first[left:]
+                left = 0
+        self._held -= size
+        return b"".join(pieces)
 
     async def next(self) -> tuple[str, bytes] | None:
-        while (end := self._buf.find(b"\n", 0, HEADER_MAX)) < 0:
-            if len(self._buf) >= HEADER_MAX:
+        while (end := (head := self._peek(HEADER_MAX)).find(b"\n")) < 0:
+            if len(head) >= HEADER_MAX:
                 raise self._bad(f"frame {self.members + 1} has no header line")
             if not await self._more():
-                if self._buf:
+                if self._held:
                     raise self._bad(f"the bundle ends inside frame {self.members + 1}'s header")
                 return None
         try:
-            digest, size = parse_bundle_header(bytes(self._buf[:end + 1]))
+            digest, size = parse_bundle_header(head[:end + 1])
         except ValueError as err:
             raise self._bad(f"frame {self.members + 1}: {err}") from None
         if size > BUNDLE_MEMBER_MAX:
@@ -105,15 +137,12 @@ class BundleFrames:
         if self.members > BUNDLE_MAX_FILES or self.total > BUNDLE_MAX_BYTES:
             raise self._bad(f"a bundle holds at most {BUNDLE_MAX_FILES} files and {BUNDLE_MAX_BYTES} bytes; "
                             "split it into several bundles")
-        del self._buf[:end + 1]
-        while len(self._buf) < size:
+        self._take(end + 1)
+        while self._held < size:
             if not await self._more():
                 raise self._bad(f"the bundle ends inside frame {self.members} ({digest}): "
-                                f"{len(self._buf)} of its {size} bytes arrived")
-        with memoryview(self._buf) as view:
-            data = bytes(view[:size])  # one copy (a bytearray slice would copy twice)
-        del self._buf[:size]
-        return digest, data
+                                f"{self._held} of its {size} bytes arrived")
+        return digest, self._take(size)
 
     @staticmethod
     def _bad(message: str) -> InvalidInput:
