@@ -91,3 +91,35 @@ def test_a_service_that_is_not_up_is_unavailable_after_the_retries(nats_url: str
             await nc.close()
 
     asyncio.run(check())
+
+
+def test_a_frozen_replica_costs_a_caller_one_short_wait_not_the_whole_timeout(nats_url: str) -> None:
+    """A member of the queue group that takes requests and never answers (a paused process) and a
+    healthy one: every call is answered, by asking again after the first try's short wait; the
+    frozen member did get some of the requests (NATS picks a member at random)."""
+    async def check() -> None:
+        nc = await nats.connect(nats_url, max_reconnect_attempts=1)
+        frozen: list[str] = []
+
+        async def swallow(msg: Any) -> None:
+            frozen.append(msg.subject)  # taken, never answered
+
+        async def echo(payload: dict[str, Any], ctx: CommandContext) -> Any:
+            return payload["n"]
+
+        sub = await nc.subscribe("cairn.cmd.paused.echo", queue="paused", cb=swallow)
+        server = CommandServer(nc, "paused", {"echo": echo})
+        await server.start()
+        try:
+            client = CommandClient(nc, "paused", timeout_s=600, attempts=30, waits=(0.2, 0.5, 1.0))
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(client.call("echo", {"n": n}, CommandContext(actor="a")) for n in range(20))),
+                timeout=120)  # with a single wait of timeout_s, a call asked of the frozen member waits 600 s
+            assert answers == list(range(20))
+            assert frozen, "the frozen member was never asked (1 in a million)"
+        finally:
+            await server.stop()
+            await sub.unsubscribe()
+            await nc.close()
+
+    asyncio.run(check())

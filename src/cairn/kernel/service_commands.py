@@ -148,18 +148,30 @@ class CommandError(CairnError):
         self.status, self.code = status, code
 
 
+# How long each try waits for an answer, then the last for the rest (capped by ``timeout_s``).
+# NATS hands a queue group's requests to a frozen member (SIGSTOP, a paused VM) until it sees the
+# connection dead, minutes later: a short first wait asks again, mostly of another replica, instead
+# of losing 30 s to it. Asking again is safe: the commands served are reads, carry an idempotency
+# key (creating a job's run) or answer a repeat with 409, which their callers take as done
+# (starting and finishing a run); a repeat while the first try still runs waits on its key's lock.
+TRY_WAITS_S = (2.0, 5.0, 10.0, 30.0)
+
+
 class CommandClient:
     """Asks another service's ``CommandServer``; its errors come back as the same error classes.
 
     A service that is not up (no responder) or slow is asked again with backoff, then
-    ``Unavailable``: the same retries the HTTP clients make for a restarting service.
+    ``Unavailable``: the same retries the HTTP clients make for a restarting service. A try
+    waits ``TRY_WAITS_S`` in turn (at most ``timeout_s``).
     """
 
-    def __init__(self, nc: NATS, service: str, *, timeout_s: float = 30.0, attempts: int = 8) -> None:
+    def __init__(self, nc: NATS, service: str, *, timeout_s: float = 30.0, attempts: int = 8,
+                 waits: tuple[float, ...] = TRY_WAITS_S) -> None:
         self.nc = nc
         self.service = service
         self.timeout_s = timeout_s
         self.attempts = attempts
+        self.waits = waits
         self._classes = _error_classes()
 
     async def call(self, name: str, payload: dict[str, Any], ctx: CommandContext) -> Any:
@@ -172,7 +184,8 @@ class CommandClient:
         delay = 0.1
         for attempt in range(self.attempts):
             try:
-                reply = await self.nc.request(command_subject(self.service, name), data, timeout=self.timeout_s,
+                wait = min(self.timeout_s, self.waits[min(attempt, len(self.waits) - 1)])
+                reply = await self.nc.request(command_subject(self.service, name), data, timeout=wait,
                                               headers=headers)
             except (NoRespondersError, NatsTimeout):
                 if attempt == self.attempts - 1:
