@@ -477,3 +477,35 @@ async def test_a_node_running_its_subscriber_sync_lets_an_issued_subscriber_in(c
     finally:
         sync.terminate()
         sync.wait(timeout=30)
+
+
+async def test_a_key_waits_for_its_buckets_stream_to_have_a_leader(cluster: Cluster) -> None:
+    """``bucket_key`` asked while the key bucket's stream has no leader (two of its three nodes
+    down, no quorum) answers once they are back and one is elected, instead of failing the start
+    of the service that asked (a fresh cluster's scheduler once exited so: its bucket had just
+    been made and was still electing)."""
+    from cairn.kernel.keybucket import bucket_key
+
+    nc = await connect(cluster.urls["n1"], name="test-keys", credentials=cluster.creds("admin"), tls=cluster.tls())
+    js = nc.jetstream(timeout=2)  # a service's is 10 s: short, so a try fails while no leader answers
+    try:
+        first = await bucket_key(js, "probe-made-while-led", replicas=3)
+        for name in ("n2", "n3"):
+            cluster.kill(name)
+
+        async def back() -> None:
+            await asyncio.sleep(2)
+            for name in ("n2", "n3"):
+                await asyncio.to_thread(cluster.start, name)
+
+        restart = asyncio.create_task(back())
+        made = await bucket_key(js, "probe-made-after-an-election", replicas=3, wait_for_leader_s=DEADLINE_S)
+        await restart
+        assert len(made) == 32 and made != first
+        assert await bucket_key(js, "probe-made-after-an-election", replicas=3) == made  # kept, not made again
+    finally:
+        await nc.close()
+        for name in ("n2", "n3"):
+            if name not in cluster.procs:
+                cluster.start(name)
+        await wait_for_meta_leader(cluster)
