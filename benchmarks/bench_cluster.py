@@ -14,9 +14,10 @@ replicable service, ``cairn up --service-replicas R``) starts a real ``cairn up`
   generator) over the command load: the busiest process is the first bottleneck;
 - with ``--failover``, on the last cluster configuration: SIGKILL of the event stream's leader
   node while a raw appender and gateway clients write (time until appends succeed again, the
-  longest gap in acknowledged commands), then SIGKILL of the scheduler (time until it is ready
-  again; the lease holder and term when the ``cairn-leases`` bucket exists); with
-  ``--standby-scheduler`` also a second scheduler replica and the dispatcher lease's handover.
+  longest gap in acknowledged commands), then SIGKILL of the scheduler that holds the
+  dispatcher lease (time until the lease has a new term and the scheduler is ready again); with
+  scheduler replicas (R > 1) the lease's handover when its holder is frozen and when the next
+  holder is killed; with one, ``--standby-scheduler`` starts a second scheduler for that.
 
 Usage: python benchmarks/bench_cluster.py [--configs 1x1,1x3,3x1,3x3] [--commands 1500]
        [--concurrency 32] [--searches 300] [--tokens 1] [--failover [--standby-scheduler]]
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from cluster_failover import nats_failover, scheduler_failover, standby_takeover
+from cluster_failover import nats_failover, replica_takeover, scheduler_failover, standby_takeover
 from cluster_stack import NatsCluster, start_cairn, stop_cairn
 
 from cairn.protocol import NATS_TLS_CA_ENV
@@ -197,9 +198,10 @@ def run_config(nodes: int, replicas: int, root: Path, args: argparse.Namespace, 
                 result["nats_failover"] = asyncio.run(nats_failover(cluster, gateway, token))
             state = json.loads((root / "data" / "run" / "state.json").read_text())
             result["scheduler_failover"] = asyncio.run(scheduler_failover(state, gateway, token, cluster))
-            if cluster is not None and args.standby_scheduler:  # the scheduler restarted: its pid anew
+            if cluster is not None and (args.standby_scheduler or replicas > 1):  # a restarted one: its pid anew
                 state = json.loads((root / "data" / "run" / "state.json").read_text())
-                result["scheduler_standby"] = asyncio.run(standby_takeover(state, cluster, root / "data" / "logs"))
+                result["scheduler_standby"] = asyncio.run(
+                    replica_takeover(state, cluster) if replicas > 1 else standby_takeover(state, cluster, root / "data" / "logs"))
     finally:
         if proc is not None:
             stop_cairn(proc)

@@ -138,43 +138,43 @@ async def nats_failover(cluster: NatsCluster, gateway: str, token: str) -> dict[
             "gateway_answers": dict(Counter(str(s) for *_, s in done))}
 
 
-async def scheduler_failover(state: dict, gateway: str, token: str, cluster: NatsCluster | None) -> dict[str, Any]:
-    """SIGKILL the scheduler; until the gateway reports it ready again. With part B's leases the
-    holder and term of ``scheduler.dispatcher`` before and after (None: no ``cairn-leases``)."""
-    async def lease() -> dict | None:
-        if cluster is None:
-            return None
-        nc = await connect(cluster.url, name="bench-lease", credentials=NatsCredentials.read(cluster.creds("admin")))
-        try:
-            kv = await nc.jetstream(timeout=5).key_value(LEASE_BUCKET)
-            entry = await kv.get("scheduler.dispatcher")
-            return dict(json.loads(entry.value or b"{}"))
-        except Exception:  # noqa: BLE001 - no bucket or no key: part B is not here
-            return None
-        finally:
-            await nc.close()
+def holder_service(holder: str) -> str:
+    """The ``cairn up`` process of a lease holder: ``scheduler/main`` -> ``scheduler``,
+    ``scheduler/r3`` -> ``scheduler-3`` (what ``--service-replicas`` names its replicas)."""
+    service, replica = holder.split("/", 1)
+    return service if replica in ("main", "") else f"{service}-{replica.removeprefix('r')}"
 
-    held = await lease()
-    pid = state["services"]["scheduler"]["pid"]
+
+async def scheduler_failover(state: dict, gateway: str, token: str, cluster: NatsCluster | None) -> dict[str, Any]:
+    """SIGKILL the scheduler that holds the ``scheduler.dispatcher`` lease (the only one without
+    leases); the seconds until the lease has a new term (another replica took over, or the
+    restarted one took it back), and until the gateway reports the scheduler ready again (with
+    one replica: it goes down first)."""
+    held = await read_lease(cluster) if cluster is not None else None
+    victim = holder_service(held["holder"]) if held else "scheduler"
+    pid = state["services"][victim]["pid"]
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(headers=headers) as session:
         killed = time.monotonic()
         os.kill(pid, signal.SIGKILL)
+        took_over = await _until_new_term(cluster, held["term"], killed) if held else {}
         seen_down, ready_s = False, None
         while time.monotonic() - killed < DEADLINE_S:
             line = (await gateway_status(session, gateway)).get("services", {}).get("scheduler", {})
             if not line.get("ready"):
                 seen_down = True
-            elif seen_down:
+            elif seen_down or held:  # with replicas the others stay ready: ready again = now
                 ready_s = round(time.monotonic() - killed, 2)
                 break
             await asyncio.sleep(0.05)
-    return {"scheduler_s_until_ready": ready_s, "lease_before": held, "lease_after": await lease(),
-            "how": "restarted by cairn up's supervisor (0.5 s backoff, then start-up)"}
+    return {"killed": victim, "lease_before": held, **took_over, "scheduler_s_until_ready": ready_s,
+            "how": "the lease's holder SIGKILLed; cairn up's supervisor restarts it (0.5 s backoff)"}
 
 
-async def read_lease(cluster: NatsCluster, key: str = "scheduler.dispatcher") -> dict | None:
+async def read_lease(cluster: NatsCluster | None, key: str = "scheduler.dispatcher") -> dict | None:
     """A singleton's lease from ``cairn-leases`` (part B); None when there is no bucket or key."""
+    if cluster is None:
+        return None
     nc = await connect(cluster.url, name="bench-lease", credentials=NatsCredentials.read(cluster.creds("admin")))
     try:
         kv = await nc.jetstream(timeout=5).key_value(LEASE_BUCKET)
@@ -199,13 +199,47 @@ def start_standby_scheduler(state: dict, log_dir: Path) -> subprocess.Popen[byte
     return proc
 
 
-async def _until_new_term(cluster: NatsCluster, term: int, since: float) -> dict[str, Any]:
+async def _until_new_term(cluster: NatsCluster | None, term: int, since: float) -> dict[str, Any]:
     """Poll the dispatcher lease until its term passes ``term``: the new holder and how long."""
     while (now := await read_lease(cluster)) is None or now["term"] <= term:
         if time.monotonic() - since > DEADLINE_S:
             return {"new_holder": None, "s_until_new_term": None}
         await asyncio.sleep(0.05)
     return {"new_holder": now["holder"], "new_term": now["term"], "s_until_new_term": round(time.monotonic() - since, 2)}
+
+
+async def replica_takeover(state: dict, cluster: NatsCluster) -> dict[str, Any]:
+    """With ``cairn up``'s own scheduler replicas (``--service-replicas`` 2 or more), two steps,
+    each timed until the ``scheduler.dispatcher`` lease has a new term: its holder frozen
+    (SIGSTOP: another replica takes over once the lease runs out; then SIGCONT, and the old holder
+    finds itself no longer leader), then the new holder SIGKILLed (another takes over)."""
+    async def live() -> dict:
+        deadline = time.monotonic() + DEADLINE_S
+        while (held := await read_lease(cluster)) is None or held["expires_at"] < time.time():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no live scheduler.dispatcher lease (last: {held})")
+            await asyncio.sleep(0.1)
+        return held
+
+    steps: dict[str, Any] = {}
+    try:
+        held = await live()
+        pid = state["services"][holder_service(held["holder"])]["pid"]
+        stopped = time.monotonic()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            steps["holder_frozen"] = {"holder": held["holder"], "term": held["term"],
+                                      **await _until_new_term(cluster, held["term"], stopped)}
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        held = await live()
+        killed = time.monotonic()
+        os.kill(state["services"][holder_service(held["holder"])]["pid"], signal.SIGKILL)
+        steps["holder_killed"] = {"holder": held["holder"], "term": held["term"],
+                                  **await _until_new_term(cluster, held["term"], killed)}
+    except TimeoutError as err:
+        steps["error"] = str(err)
+    return steps
 
 
 async def standby_takeover(state: dict, cluster: NatsCluster, log_dir: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +224,44 @@ def test_a_service_whose_port_was_taken_before_it_bound_it_starts_again_on_a_new
         squatter.close()
         if sup.lock_fd is not None:
             os.close(sup.lock_fd)
+
+
+FLAKY_CHILD = """
+import pathlib, socket, sys, time
+marker = pathlib.Path(sys.argv[1])
+if not marker.exists():  # the first start fails (as one waiting for a stream's leader did)
+    marker.write_text("failed once")
+    sys.exit(3)
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", int(sys.argv[2])))
+sock.listen()
+time.sleep(120)
+"""
+
+
+def test_a_child_that_fails_its_first_start_is_started_again_within_the_start_deadline(tmp_path: Path) -> None:
+    from cairn.up import Child, Supervisor
+
+    port = free_ports(1)[0]
+    flaky = Child("flaky", [sys.executable, "-c", FLAKY_CHILD, str(tmp_path / "marker"), str(port)], dict(os.environ),
+                  url=f"http://127.0.0.1:{port}", log_path=tmp_path / "flaky.log")
+    never = Child("never", [sys.executable, "-c", "raise SystemExit(4)"], dict(os.environ),
+                  url=f"http://127.0.0.1:{free_ports(1)[0]}", log_path=tmp_path / "never.log")
+    supervisor = Supervisor(tmp_path, quiet=True, children=[flaky])
+    (tmp_path / "run").mkdir()
+    try:
+        flaky.start()
+        supervisor._wait_listening(timeout=60)
+        assert flaky.restarts == 1 and flaky.proc is not None and flaky.proc.poll() is None
+
+        supervisor.children = [never]
+        never.start()
+        with pytest.raises(TimeoutError, match="nothing listens for never after 3s"):
+            supervisor._wait_listening(timeout=3)
+        assert never.restarts >= 1  # it was started again (and failed again) before the deadline
+    finally:
+        for child in (flaky, never):
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.kill()
+                child.proc.wait()

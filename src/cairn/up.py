@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,7 +31,7 @@ import httpx
 from cairn.kernel.errors import ConfigurationError
 from cairn.kernel.natsauth import ADMIN_USER, AGENT_USER, NatsCredentials, ensure_credentials
 from cairn.kernel.subscriber_sync import USERS_FILE, local_argv
-from cairn.natsserver import free_ports, port_in_use, start_nats_server, wait_for_tcp
+from cairn.natsserver import free_ports, port_in_use, start_nats_server
 
 SERVICES = ("registry", "artifacts", "metrics", "scheduler", "lineage", "deployments", "monitor", "pipelines")
 PROCESSES = (*SERVICES, "gateway")  # each connects to NATS as a user of its own
@@ -132,6 +133,14 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass
@@ -296,11 +305,38 @@ class Supervisor:
         for child in self.children:  # all at once: their start-up (mostly imports) overlaps
             child.start()
         self.write_state()
-        for child in self.children:
-            if child.url:
-                host, port_text = child.url.removeprefix("http://").rsplit(":", 1)
-                wait_for_tcp(host.strip("[]"), int(port_text), timeout=60)
+        self._wait_listening()
         self._wait_healthy(children=True)
+
+    def _wait_listening(self, timeout: float = 60.0) -> None:
+        """Until every child with a URL listens. One that exits meanwhile is started again with
+        the supervisor's backoff, within the same deadline: a start can fail for a moment that
+        passes (on a fresh NATS cluster a bucket a service needs may still be electing its
+        leader), and the whole platform used to give up after waiting 60 s for that one port.
+        A child that exited because its port was taken raises PortTaken (all start again on
+        other ports)."""
+        deadline = time.monotonic() + timeout
+        waiting = [child for child in self.children if child.url]
+        while waiting:
+            taken = self._port_taken()
+            if taken is not None:
+                raise PortTaken(taken)
+            now = time.monotonic()
+            left = []
+            for child in waiting:
+                assert child.url is not None
+                host, port_text = child.url.removeprefix("http://").rsplit(":", 1)
+                if child.proc is not None and child.proc.poll() is not None:
+                    self._revive(child, now)
+                    left.append(child)
+                elif not _listening(host.strip("[]"), int(port_text)):
+                    left.append(child)
+            waiting = left
+            if waiting and now > deadline:
+                raise TimeoutError(f"nothing listens for {', '.join(c.name for c in waiting)} after {timeout:.0f}s; "
+                                   f"see their logs in {self.data_dir / 'logs'}")
+            if waiting:
+                time.sleep(0.05)
 
     def _replica_children(self, env: dict[str, str], wiring: dict[str, dict[str, str]],
                           services: dict[str, str]) -> list[Child]:
@@ -369,18 +405,24 @@ class Supervisor:
                     if proc is not None and now - child.started_at > 60:
                         child.backoff = 0.5
                     continue
-                if child.next_start == 0.0:
-                    self.say(f"{child.name} exited with {proc.returncode}; restarting in {child.backoff:.1f}s")
-                    child.next_start = now + child.backoff
-                elif now >= child.next_start:
-                    child.restarts += 1
-                    child.backoff = min(child.backoff * 2, 30.0)
-                    child.next_start = 0.0
-                    child.start()
-                    self.write_state()
+                self._revive(child, now)
             if self.nats is not None and self.nats.poll() is not None and not self.stopping:
                 self._restart_nats()
             time.sleep(0.2)
+
+    def _revive(self, child: Child, now: float) -> None:
+        """For a child that exited: the first call says so and schedules its start after the
+        backoff, a call after that time starts it (and doubles the backoff, up to 30 s)."""
+        assert child.proc is not None
+        if child.next_start == 0.0:
+            self.say(f"{child.name} exited with {child.proc.returncode}; restarting in {child.backoff:.1f}s")
+            child.next_start = now + child.backoff
+        elif now >= child.next_start:
+            child.restarts += 1
+            child.backoff = min(child.backoff * 2, 30.0)
+            child.next_start = 0.0
+            child.start()
+            self.write_state()
 
     def _restart_nats(self, grace_s: float = 5.0) -> None:
         """Bring nats-server back on its port, or stop: on any other port the services would not

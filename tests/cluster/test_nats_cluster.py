@@ -509,3 +509,46 @@ async def test_a_key_waits_for_its_buckets_stream_to_have_a_leader(cluster: Clus
             if name not in cluster.procs:
                 cluster.start(name)
         await wait_for_meta_leader(cluster)
+
+
+async def test_a_stream_made_while_a_node_is_down_is_made_once_it_is_back(cluster: Cluster) -> None:
+    """``create_stream`` with three replicas while one of the three nodes is down: the cluster
+    has its meta leader but "no suitable peers for placement" (without the wait: refused at
+    once); with it, the request is asked again until the node is back, and the stream is made
+    with its three replicas."""
+    from cairn.protocol import create_stream
+
+    def config(name: str) -> dict[str, Any]:
+        return {"name": name, "subjects": [f"{name.lower()}.>"], "num_replicas": 3, "storage": "file"}
+
+    nc = await connect(cluster.urls["n1"], name="test-streams", credentials=cluster.creds("admin"), tls=cluster.tls())
+    js = nc.jetstream(timeout=10)
+    try:
+        cluster.kill("n3")
+        probes = iter(range(1000))
+
+        async def refused() -> bool:  # until the meta leader counts n3 out
+            name = f"PROBE_{next(probes)}"
+            try:
+                await create_stream(nc, config(name), wait_for_peers_s=0)
+            except Unavailable as err:
+                assert "no suitable peers" in str(err)
+                return True
+            await js.delete_stream(name)  # placed on n3 still counted current: ask again
+            return False
+
+        await eventually(refused, "a three-replica stream refused while n3 is down")
+
+        async def back() -> None:
+            await asyncio.sleep(2)
+            await asyncio.to_thread(cluster.start, "n3")
+
+        restart = asyncio.create_task(back())
+        await create_stream(nc, config("PLACED_LATER"), wait_for_peers_s=DEADLINE_S)
+        await restart
+        assert (await js.stream_info("PLACED_LATER")).config.num_replicas == 3
+    finally:
+        await nc.close()
+        if "n3" not in cluster.procs:
+            cluster.start("n3")
+        await wait_for_meta_leader(cluster)
