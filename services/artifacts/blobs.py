@@ -81,10 +81,17 @@ class Buffers:
             pass
 
 
+UPLOAD_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _upload_path(tmp_dir: Path) -> Path:
+    return tmp_dir / f"upload-{secrets.token_hex(8)}"
+
+
 def _open_upload(tmp_dir: Path) -> tuple[int, Path, bool]:
     """A new temp file for an upload: (fd, path, opened with O_DIRECT)."""
-    path = tmp_dir / f"upload-{secrets.token_hex(8)}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    path = _upload_path(tmp_dir)
+    flags = UPLOAD_FLAGS
     if O_DIRECT:
         try:
             return os.open(path, flags | O_DIRECT, 0o600), path, True
@@ -243,9 +250,8 @@ class BlobStore:
                     raise PayloadTooLarge(f"blob {digest} is larger than the limit of {self.max_blob_bytes} bytes; "
                                           "raise CAIRN_ARTIFACTS_MAX_BLOB_BYTES or leave the file out")
                 self._check(check_digest(digest), blake3(data).hex(), len(data))
-                tmp = self.tmp_dir / f"upload-{secrets.token_hex(8)}"
-                files.append((os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600),
-                              tmp, digest))
+                tmp = _upload_path(self.tmp_dir)
+                files.append((os.open(tmp, UPLOAD_FLAGS, 0o600), tmp, digest))
                 write_all(files[-1][0], data)
             for fd, _, _ in files:
                 os.fsync(fd)

@@ -66,16 +66,21 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def listening(host: str, port: int) -> bool:
+    """Whether something accepts connections on ``host:port`` now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for_tcp(host: str, port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s") from None
-            time.sleep(0.05)
+    while not listening(host, port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
+        time.sleep(0.05)
 
 
 def write_config(directory: Path, port: int, host: str = "127.0.0.1",

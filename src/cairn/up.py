@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ import httpx
 from cairn.kernel.errors import ConfigurationError
 from cairn.kernel.natsauth import ADMIN_USER, AGENT_USER, NatsCredentials, ensure_credentials
 from cairn.kernel.subscriber_sync import USERS_FILE, local_argv
-from cairn.natsserver import free_ports, port_in_use, start_nats_server
+from cairn.natsserver import free_ports, listening, port_in_use, start_nats_server
 
 SERVICES = ("registry", "artifacts", "metrics", "scheduler", "lineage", "deployments", "monitor", "pipelines")
 PROCESSES = (*SERVICES, "gateway")  # each connects to NATS as a user of its own
@@ -133,14 +132,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass
-
-
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -329,7 +320,7 @@ class Supervisor:
                 if child.proc is not None and child.proc.poll() is not None:
                     self._revive(child, now)
                     left.append(child)
-                elif not _listening(host.strip("[]"), int(port_text)):
+                elif not listening(host.strip("[]"), int(port_text)):
                     left.append(child)
             waiting = left
             if waiting and now > deadline:
