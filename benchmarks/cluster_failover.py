@@ -150,7 +150,7 @@ async def scheduler_failover(state: dict, gateway: str, token: str, cluster: Nat
     leases); the seconds until the lease has a new term (another replica took over, or the
     restarted one took it back), and until the gateway reports the scheduler ready again (with
     one replica: it goes down first)."""
-    held = await read_lease(cluster) if cluster is not None else None
+    held = await read_lease(cluster)
     victim = holder_service(held["holder"]) if held else "scheduler"
     pid = state["services"][victim]["pid"]
     headers = {"Authorization": f"Bearer {token}"}
@@ -208,22 +208,25 @@ async def _until_new_term(cluster: NatsCluster | None, term: int, since: float) 
     return {"new_holder": now["holder"], "new_term": now["term"], "s_until_new_term": round(time.monotonic() - since, 2)}
 
 
+async def live_lease(cluster: NatsCluster, holder_suffix: str = "") -> dict:
+    """The dispatcher lease once it is unexpired (and held by a holder ending in ``holder_suffix``)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while (held := await read_lease(cluster)) is None or held["expires_at"] < time.time() \
+            or not held["holder"].endswith(holder_suffix):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no live scheduler.dispatcher lease held by *{holder_suffix} (last: {held})")
+        await asyncio.sleep(0.1)
+    return held
+
+
 async def replica_takeover(state: dict, cluster: NatsCluster) -> dict[str, Any]:
     """With ``cairn up``'s own scheduler replicas (``--service-replicas`` 2 or more), two steps,
     each timed until the ``scheduler.dispatcher`` lease has a new term: its holder frozen
     (SIGSTOP: another replica takes over once the lease runs out; then SIGCONT, and the old holder
     finds itself no longer leader), then the new holder SIGKILLed (another takes over)."""
-    async def live() -> dict:
-        deadline = time.monotonic() + DEADLINE_S
-        while (held := await read_lease(cluster)) is None or held["expires_at"] < time.time():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no live scheduler.dispatcher lease (last: {held})")
-            await asyncio.sleep(0.1)
-        return held
-
     steps: dict[str, Any] = {}
     try:
-        held = await live()
+        held = await live_lease(cluster)
         pid = state["services"][holder_service(held["holder"])]["pid"]
         stopped = time.monotonic()
         os.kill(pid, signal.SIGSTOP)
@@ -232,7 +235,7 @@ async def replica_takeover(state: dict, cluster: NatsCluster) -> dict[str, Any]:
                                       **await _until_new_term(cluster, held["term"], stopped)}
         finally:
             os.kill(pid, signal.SIGCONT)
-        held = await live()
+        held = await live_lease(cluster)
         killed = time.monotonic()
         os.kill(state["services"][holder_service(held["holder"])]["pid"], signal.SIGKILL)
         steps["holder_killed"] = {"holder": held["holder"], "term": held["term"],
@@ -258,21 +261,12 @@ async def standby_takeover(state: dict, cluster: NatsCluster, log_dir: Path) -> 
     def main_pid() -> int:
         return int(json.loads((log_dir.parent / "run" / "state.json").read_text())["services"]["scheduler"]["pid"])
 
-    async def live_lease(holder_suffix: str) -> dict:
-        deadline = time.monotonic() + DEADLINE_S
-        while (held := await read_lease(cluster)) is None or held["expires_at"] < time.time() \
-                or not held["holder"].endswith(holder_suffix):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no live scheduler.dispatcher lease held by *{holder_suffix} (last: {held})")
-            await asyncio.sleep(0.1)
-        return held
-
     try:
-        held = await live_lease("/main")
+        held = await live_lease(cluster, "/main")
         killed = time.monotonic()
         os.kill(main_pid(), signal.SIGKILL)
         steps["main_killed_and_restarted"] = {"term": held["term"], **await _until_new_term(cluster, held["term"], killed)}
-        held = await live_lease("/main")
+        held = await live_lease(cluster, "/main")
         pid = main_pid()
         stopped = time.monotonic()
         os.kill(pid, signal.SIGSTOP)
@@ -280,7 +274,7 @@ async def standby_takeover(state: dict, cluster: NatsCluster, log_dir: Path) -> 
             steps["main_frozen"] = {"term": held["term"], **await _until_new_term(cluster, held["term"], stopped)}
         finally:
             os.kill(pid, signal.SIGCONT)
-        held = await live_lease("/r2")
+        held = await live_lease(cluster, "/r2")
         killed = time.monotonic()
         standby.kill()
         steps["standby_holder_killed"] = {"term": held["term"], **await _until_new_term(cluster, held["term"], killed)}
