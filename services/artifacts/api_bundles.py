@@ -9,8 +9,9 @@ cairn.protocol); larger files travel alone.
   ``PUT /projects/{p}/blobs/{digest}`` would store it (on the file system ``BATCH_BYTES`` of
   members at a time, their files synced together); possession is recorded only once every
   member has been verified, so a bundle with one bad member (422 naming it) gives the project
-  nothing, and for all the new members at once (``blobs.possessed``, possession.py). Members already stored are received and hashed all the same: sending the bytes is what
-  proves possession.
+  nothing, and for all the new members at once (``blobs.possessed``, possession.py). Members
+  already stored are received and hashed all the same: sending the bytes is what proves
+  possession.
 - ``POST /blobs/bundle`` with ``{"digests": [...]}`` (signed in): the blobs' frames in that order;
   every digest must be readable by one of the caller's projects (404 otherwise, before any byte is
   sent). Members are not hashed by the service: the reader checks each against the digest its

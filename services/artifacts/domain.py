@@ -120,7 +120,7 @@ POSSESSIONS, UPLOADS = "possessions", "uploads"  # a project's blobs.possessed: 
 def possess_blobs(held: set[str], blobs: dict[str, int]) -> Decision:
     """Record that the project proved, by uploading their bytes, that it holds ``blobs``
     (digest -> size, at most POSSESSIONS_PER_EVENT); ``held``: those it had proved already
-    (the guard's view), which are left out. A no-op when none is left."""
+    (the read model's view), which are left out. A no-op when none is left."""
     new = [{"digest": digest, "size": size} for digest, size in blobs.items() if digest not in held]
     if not new:
         return None
@@ -128,9 +128,9 @@ def possess_blobs(held: set[str], blobs: dict[str, int]) -> Decision:
 
 
 def evolve_possessions(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    """A project's subject of possession records: only its position matters (appends expect it)."""
-    count = (state or {}).get("records", 0)
-    return {"records": count + 1 if event_type == "blobs.possessed" else count}
+    """A project's subject of possession records keeps no state: only its position matters
+    (appends expect it), and the blobs themselves are in the read model."""
+    return {}
 
 
 def evolve_blob(state: State, event_type: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -4,9 +4,10 @@ aggregate snapshots the command side reads, folded in the same transaction. Mode
 blobs) are read too, only to keep the blobs they point at from being collected.
 
 Which projects hold which blobs (``blob_possessions``, what blob reads are checked against) comes
-from the events that prove it: ``blob.possessed`` (``blobs.possessed`` for many), ``dataset.version_created`` (its manifest) and
-``run.artifact_logged`` v2 (appended only after the check); never from events that merely name a
-digest (model versions, code records, v1 artifact records)."""
+from the events that prove it: ``blob.possessed`` (``blobs.possessed`` for many),
+``dataset.version_created`` (its manifest) and ``run.artifact_logged`` v2 (appended only after the
+check); never from events that merely name a digest (model versions, code records, v1 artifact
+records)."""
 
 from __future__ import annotations
 
