@@ -307,25 +307,27 @@ class Supervisor:
         A child that exited because its port was taken raises PortTaken (all start again on
         other ports)."""
         deadline = time.monotonic() + timeout
-        waiting = [child for child in self.children if child.url]
+        waiting = []  # (child, host, port)
+        for child in self.children:
+            if child.url:
+                host, port_text = child.url.removeprefix("http://").rsplit(":", 1)
+                waiting.append((child, host.strip("[]"), int(port_text)))
         while waiting:
             taken = self._port_taken()
             if taken is not None:
                 raise PortTaken(taken)
             now = time.monotonic()
             left = []
-            for child in waiting:
-                assert child.url is not None
-                host, port_text = child.url.removeprefix("http://").rsplit(":", 1)
+            for child, host, port in waiting:
                 if child.proc is not None and child.proc.poll() is not None:
                     self._revive(child, now)
-                    left.append(child)
-                elif not listening(host.strip("[]"), int(port_text)):
-                    left.append(child)
+                    left.append((child, host, port))
+                elif not listening(host, port):
+                    left.append((child, host, port))
             waiting = left
             if waiting and now > deadline:
-                raise TimeoutError(f"nothing listens for {', '.join(c.name for c in waiting)} after {timeout:.0f}s; "
-                                   f"see their logs in {self.data_dir / 'logs'}")
+                raise TimeoutError(f"nothing listens for {', '.join(c.name for c, _, _ in waiting)} after "
+                                   f"{timeout:.0f}s; see their logs in {self.data_dir / 'logs'}")
             if waiting:
                 time.sleep(0.05)
 
