@@ -3,6 +3,12 @@ event per project written, split only to fit the log's payload limit) with every
 changed, so that services which search by metrics (the registry) keep them in their own read model
 instead of asking this service at query time.
 
+With several replicas, each writes every point and so computes the same summaries; only the holder
+of the ``metrics.announce`` lease appends them. The others :meth:`SummaryAnnouncer.settle` their
+flags against the counts their projection saw announced, and the holder skips what the log
+already has, so a new holder announces only what its predecessor had not (two holders for a moment
+append the same absolute values: readers keep the larger count either way).
+
 A summary is flagged in SQLite until its event is in the log, so nothing is lost to a crash or a
 NATS outage between the write and the append: the next write, the writer's idle loop, or the next
 start announces it. Summaries are absolute values (count, last, min, max as of the write), so an
@@ -19,7 +25,7 @@ from typing import Any
 from cairn.kernel.envelope import Event
 from cairn.kernel.eventlog import EventLog, message_header_bytes
 from cairn.kernel.schemas import validate_event
-from cairn.services.metrics.store import MetricsStore
+from cairn.services.metrics.store import KnownRuns, MetricsStore
 
 EVENT_TYPE = "metric.summarized"
 AGGREGATE = "metrics"
@@ -63,10 +69,30 @@ def split_rows(rows: list[dict[str, Any]], budget: int) -> list[list[dict[str, A
 class SummaryAnnouncer:
     """Appends ``metric.summarized`` for every summary flagged as not yet announced."""
 
-    def __init__(self, store: MetricsStore, events: EventLog, *, rows_per_pass: int = ROWS_PER_PASS) -> None:
+    def __init__(self, store: MetricsStore, events: EventLog, *, rows_per_pass: int = ROWS_PER_PASS,
+                 known: KnownRuns | None = None) -> None:
         self.store = store
         self.events = events
         self.rows_per_pass = rows_per_pass
+        self.known = known  # the projection's announced counts (None: nothing to settle against)
+
+    def _settled(self, project: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Flag the rows the log already announced at (at least) their count; the others."""
+        if self.known is None or not rows:
+            return rows
+        counts = self.known.announced_counts(project, rows)
+        done = [r for r in rows if counts.get((r["run_id"], r["key"]), -1) >= r["count"]]
+        if done:
+            self.store.mark_announced(project, done)
+        return [r for r in rows if counts.get((r["run_id"], r["key"]), -1) < r["count"]]
+
+    def settle(self) -> bool:
+        """For a replica that does not announce: flag what the log already announced; whether
+        summaries are left that it has not (yet)."""
+        by_project: dict[str, list[dict[str, Any]]] = {}
+        for project, row in self.store.unannounced(self.rows_per_pass):
+            by_project.setdefault(project, []).append(row)
+        return any(self._settled(project, rows) for project, rows in by_project.items())
 
     def budget(self, project: str) -> int:
         """Bytes the summaries of one event may take: the server's limit less headers and envelope."""
@@ -87,7 +113,11 @@ class SummaryAnnouncer:
                 by_project.setdefault(project, []).append(row)
             flagged = 0
             for project, rows in by_project.items():
-                for chunk in split_rows([event_row(r) for r in rows], self.budget(project)):
+                left = self._settled(project, rows)
+                flagged += len(rows) - len(left)
+                if not left:
+                    continue
+                for chunk in split_rows([event_row(r) for r in left], self.budget(project)):
                     event = Event(type=EVENT_TYPE, project=project, aggregate=AGGREGATE, aggregate_id=project,
                                   data={"summaries": chunk}, actor=ACTOR)
                     validate_event(event)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cairn.kernel.errors import InvalidInput, PayloadTooLarge, Unavailable
 from cairn.kernel.identity import EDITOR, VIEWER, requires
 from cairn.kernel.ids import ID_PATTERN, KEY_PATTERN, PROJECT_NAME_PATTERN
-from cairn.protocol import ARROW_STREAM
+from cairn.protocol import ARROW_STREAM, H_CAIRN_METRICS_SEQ, H_CAIRN_MIN_METRICS_SEQ
 from cairn.services.metrics.domain import parse_arrow, parse_json, to_ipc
 from cairn.services.metrics.queries import (
     cross_run_aggregate,
@@ -34,7 +34,17 @@ Method = Literal["minmax", "lttb"]
 
 
 async def _runtime(request: Request) -> MetricsRuntime:
-    return request.app.state.metrics
+    """The metrics runtime, once this replica shows every batch up to the request's
+    ``Cairn-Min-Metrics-Seq`` (read-your-writes across replicas: a 503 after the wait)."""
+    rt: MetricsRuntime = request.app.state.metrics
+    named = request.headers.get(H_CAIRN_MIN_METRICS_SEQ)
+    if named is not None:
+        text = named.strip()
+        if not text.isdigit() or len(text) > 20:
+            raise InvalidInput(f"{H_CAIRN_MIN_METRICS_SEQ} must be a metrics-stream sequence (digits), "
+                               f"not {text[:40]!r}")
+        await rt.wait_shown(int(text))
+    return rt
 
 
 Runtime = Annotated[MetricsRuntime, Depends(_runtime)]
@@ -85,7 +95,8 @@ async def log_batch(project: ProjectName, run_id: RunId, request: Request, rt: R
     if not ack.duplicate:
         rt.tail.add(ack.seq, project, run_id, table)
     return JSONResponse({"batch_id": batch_id, "points": table.num_rows, "sequence": ack.seq,
-                         "duplicate": bool(ack.duplicate)}, status_code=202)
+                         "duplicate": bool(ack.duplicate)}, status_code=202,
+                        headers={H_CAIRN_METRICS_SEQ: str(ack.seq)})
 
 
 @router.get("/projects/{project}/runs/{run_id}/metrics", tags=["metrics"], response_model=None, **requires(VIEWER))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from cairn.kernel.envelope import subject_for
-from cairn.kernel.errors import NotFound
+from cairn.kernel.errors import NotFound, Unavailable
 from cairn.kernel.service import ServiceRuntime
 from cairn.kernel.settings import ServiceSettings
+from cairn.protocol import H_CAIRN_MIN_METRICS_SEQ
 from cairn.services.metrics.store import KnownRuns, MetricsStore
 from cairn.services.metrics.writer import MetricsWriter, Tail
 
@@ -17,13 +18,17 @@ class MetricsSettings(ServiceSettings):
     CAIRN_MAX_TAIL_POINTS (acked but unwritten points held for reads before ingest answers 503),
     CAIRN_COMPACT_AFTER (small parts per run that trigger a merge), CAIRN_WRITE_INTERVAL_S (how long
     the writer lets batches gather between Parquet writes when it is not behind; reads see the
-    batches meanwhile)."""
+    batches meanwhile), CAIRN_WRITER_REPLICAS (every metrics replica's name, ``main`` for the
+    unnamed one: docs/cluster.md "Metrics replicas")."""
 
     max_batch_points: int = 10_000
     max_batch_bytes: int = 4 << 20
     max_tail_points: int = 2_000_000
     compact_after: int = 8
     write_interval_s: float = 0.2
+    # every metrics replica's name ("main" for the unnamed one), comma-separated: each replica makes
+    # the durables of all of them up front, so none misses a batch the others wrote (stream.py)
+    writer_replicas: str = ""
 
 
 class MetricsRuntime:
@@ -41,6 +46,18 @@ class MetricsRuntime:
         self.tail = tail
         self.root = root
         self.known_runs: set[tuple[str, str]] = set()
+
+    async def wait_shown(self, seq: int) -> None:
+        """Hold a read until this replica shows every batch up to metrics-stream sequence ``seq``
+        (bounded by CAIRN_MIN_SEQ_WAIT_S, then a 503: the batch is in the stream, this replica's
+        writer is behind)."""
+        timeout_s = self.settings.min_seq_wait_s
+        if not await self.writer.wait_shown(seq, timeout_s):
+            raise Unavailable(
+                f"this metrics replica has written the metrics stream up to {self.writer.written_seq}, not yet "
+                f"up to {seq} ({H_CAIRN_MIN_METRICS_SEQ}) after {timeout_s:g}s; the points are in the stream and "
+                "this replica will show them shortly: retry",
+                details={"written_seq": self.writer.written_seq, "min_metrics_seq": seq, "retry_after": 1})
 
     async def check_run(self, project: str, run_id: str) -> None:
         """404 unless the run exists. This service projects ``run.created`` itself; a run created

@@ -34,6 +34,9 @@ UNANNOUNCED_INDEX = "CREATE INDEX IF NOT EXISTS summaries_unannounced ON summari
 
 RUNS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (project TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (project, run_id));
+CREATE TABLE IF NOT EXISTS announced (
+  project TEXT NOT NULL, run_id TEXT NOT NULL, key TEXT NOT NULL, count INTEGER NOT NULL,
+  PRIMARY KEY (project, run_id, key));
 """
 
 
@@ -48,6 +51,18 @@ class KnownRuns(SqliteStore):
 
     def has(self, project: str, run_id: str) -> bool:
         return self.query_one("SELECT 1 FROM runs WHERE project=? AND run_id=?", (project, run_id)) is not None
+
+    def announced_counts(self, project: str, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+        """The highest count the log's ``metric.summarized`` events gave each of these summaries
+        (``(run_id, key)``; absent: never announced), as this replica's projection has seen them."""
+        out: dict[tuple[str, str], int] = {}
+        conn = self.reader()
+        for row in rows:
+            found = conn.execute("SELECT count FROM announced WHERE project=? AND run_id=? AND key=?",
+                                 (project, row["run_id"], row["key"])).fetchone()
+            if found is not None:
+                out[(row["run_id"], row["key"])] = int(found[0])
+        return out
 
 
 def _num(value: float | None) -> float | None | str:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,60 +29,42 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from nats.aio.client import Client as NATS
-from nats.js import api as js_api
 from nats.js.errors import NotFoundError
 
 from cairn.kernel.durable import fsync_dir
 from cairn.kernel.tasks import stop_tasks
-from cairn.protocol import (
-    METRICS_STREAM,
-    METRICS_SUBJECT_PREFIX,
-    create_stream,
-    metrics_stream_config,
-)
+from cairn.protocol import METRICS_STREAM, METRICS_SUBJECT_PREFIX
 from cairn.services.metrics.announce import SummaryAnnouncer
 from cairn.services.metrics.domain import from_ipc
 from cairn.services.metrics.store import MetricsStore
+from cairn.services.metrics.stream import DURABLE
 
 log = logging.getLogger(__name__)
 
 SUBJECT_PREFIX = METRICS_SUBJECT_PREFIX
-DURABLE = "metrics-writer"
 FETCH_BATCHES = 500
-
-
-async def ensure_stream(nc: NATS, replicas: int = 1) -> None:
-    """Create the metrics stream unless it exists: file storage, 1 h duplicate window, and work-queue
-    retention, so a batch stays in the stream until the writer acks it (after the Parquet write is
-    durable) and is deleted then: durable until written, never growing without bound.
-
-    A stream made by an older build with limits retention cannot become a work queue in place
-    (JetStream forbids it); it is switched to interest retention, which with the writer's one
-    durable consumer deletes a batch at the same moment."""
-    js = nc.jetstream(timeout=10)
-    try:
-        info = await js.stream_info(METRICS_STREAM)
-    except NotFoundError:
-        info = None
-    if info is not None:
-        if info.config.retention == js_api.RetentionPolicy.LIMITS:
-            config = info.config.as_dict()
-            config["retention"] = js_api.RetentionPolicy.INTEREST.value
-            await create_stream(nc, config, "UPDATE")
-            log.warning("metrics stream %s switched from limits to interest retention", METRICS_STREAM)
-        return
-    await create_stream(nc, metrics_stream_config(replicas))
+# A read that names a metrics sequence looks for every batch between the written floor and it in
+# the tail (batches this replica took in itself) at most this far; beyond, it waits for the writer.
+TAIL_LOOKUP = 10_000
 
 
 @dataclass
 class Tail:
-    """Acknowledged points not yet in Parquet, by stream sequence, so reads see them at once."""
+    """Acknowledged points not yet in Parquet, by stream sequence, so reads see them at once.
+
+    The writer may write a batch before the publisher that took it in hears the stream's
+    acknowledgement (the ack comes late under load or a network fault): the batch is then already
+    dropped when the publisher adds it. The last ``forget_after`` dropped sequences are kept, and
+    such a late add is ignored, so no point is read twice (from Parquet and from the tail)."""
 
     batches: dict[int, tuple[str, str, pa.Table]] = field(default_factory=dict)
     rows: int = 0
+    forget_after: int = 100_000
+    _dropped: set[int] = field(default_factory=set)
+    _dropped_order: deque[int] = field(default_factory=deque)
 
     def add(self, seq: int, project: str, run_id: str, table: pa.Table) -> None:
-        if seq not in self.batches:
+        if seq not in self.batches and seq not in self._dropped:
             self.batches[seq] = (project, run_id, table)
             self.rows += table.num_rows
 
@@ -90,6 +73,11 @@ class Tail:
             entry = self.batches.pop(seq, None)
             if entry is not None:
                 self.rows -= entry[2].num_rows
+            if seq not in self._dropped:
+                self._dropped.add(seq)
+                self._dropped_order.append(seq)
+        while len(self._dropped_order) > self.forget_after:
+            self._dropped.discard(self._dropped_order.popleft())
 
     def of_run(self, project: str, run_id: str) -> list[pa.Table]:
         return [t for _, (p, r, t) in sorted(self.batches.items()) if p == project and r == run_id]
@@ -160,20 +148,26 @@ class MetricsWriter:
 
     def __init__(self, nc: NATS, store: MetricsStore, root: Path, tail: Tail, *,
                  compact_after: int = 8, compact_max_rows: int = 2_000_000, write_interval_s: float = 0.0,
-                 announcer: SummaryAnnouncer | None = None) -> None:
+                 announcer: SummaryAnnouncer | None = None, durable: str = DURABLE,
+                 max_reload_points: int = 2_000_000) -> None:
         self.nc = nc
         self.js = nc.jetstream(timeout=10)
         self.store = store
         self.root = root
         self.tail = tail
+        self.durable = durable
         self.compact_after = compact_after
         self.compact_max_rows = compact_max_rows
         self.write_interval_s = write_interval_s
+        self.max_reload_points = max_reload_points
         self.last_error: str | None = None
-        self.written_seq = 0
+        self.written_seq = 0  # every stream sequence up to here is written (or was skipped as written)
+        self._held_at: int | None = None  # the lowest sequence of a write that failed (to come back)
+        self._written = asyncio.Condition()
         self.announcer = announcer
         self.unannounced = announcer is not None  # on start: the backfill of summaries never announced
         self.announce_error: str | None = None
+        self.leading: Callable[[], bool] = lambda: True  # may this replica append metric.summarized?
         self._announce_wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._announce_task: asyncio.Task[None] | None = None
@@ -182,20 +176,19 @@ class MetricsWriter:
         return self.root / project / run_id
 
     def remove_orphans(self) -> None:
-        """Delete temp files and parts that SQLite does not list (a crash before the commit)."""
+        """Delete temp files and parts that SQLite does not list (a crash before the commit). Only
+        files named as parts: a named replica's folder may sit inside the unnamed one's."""
         listed = self.store.all_parts()
-        for path in self.root.glob("*/*/*"):
+        for path in self.root.glob("*/*/part-*"):
             project, run_id = path.parent.parent.name, path.parent.name
-            if path.name.endswith(".tmp") or (project, run_id, path.name) not in listed:
+            if path.is_file() and (path.name.endswith(".tmp") or (project, run_id, path.name) not in listed):
                 log.warning("removing orphan metrics file %s", path)
                 path.unlink()
 
     async def start(self) -> None:
+        """Start pulling through this replica's durable (made by ``stream.ensure_durables``)."""
         self.remove_orphans()
-        # A short ack_wait: batches a killed process had fetched come back within seconds.
-        config = js_api.ConsumerConfig(ack_policy=js_api.AckPolicy.EXPLICIT, ack_wait=5, max_ack_pending=20_000)
-        self.sub = await self.js.pull_subscribe(f"{SUBJECT_PREFIX}.>", durable=DURABLE, stream=METRICS_STREAM,
-                                                config=config)
+        self.sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=METRICS_STREAM)
         await self.reload_tail()
         self._task = asyncio.create_task(self._loop())
         if self.announcer is not None:
@@ -204,23 +197,42 @@ class MetricsWriter:
 
     async def reload_tail(self) -> None:
         """Put acked-by-the-stream but unwritten batches back in the tail, so reads after a restart
-        see them before the writer gets to them."""
-        floor = (await self.js.consumer_info(METRICS_STREAM, DURABLE)).ack_floor
+        see them before the writer gets to them (up to ``max_reload_points``: a replica further
+        behind shows the rest as its writer gets there)."""
+        floor = (await self.js.consumer_info(METRICS_STREAM, self.durable)).ack_floor
         state = (await self.js.stream_info(METRICS_STREAM)).state
-        left = state.messages  # written batches were deleted (work queue): what is left is unwritten
         seq = max((floor.stream_seq if floor else 0) + 1, state.first_seq)
-        while left > 0 and seq <= state.last_seq:
+        self.written_seq = seq - 1  # acked (so written) up to the floor; the stream holds nothing older
+        while seq <= state.last_seq and self.tail.rows < self.max_reload_points:
             try:
                 msg = await self.js.get_msg(METRICS_STREAM, seq, subject=f"{SUBJECT_PREFIX}.>", next=True)
             except NotFoundError:
                 break
             found = int(msg.seq or seq)
             seq = found + 1
-            left -= 1
             msg_id = (msg.headers or {}).get("Nats-Msg-Id") or f"seq-{found}"
             if not self.store.applied_ids([msg_id]) and msg.subject and msg.data:
                 _, _, project, run_id = msg.subject.split(".", 3)
                 self.tail.add(found, project, run_id, from_ipc(msg.data))
+
+    def shows(self, seq: int) -> bool:
+        """Whether reads here show every batch up to stream sequence ``seq``: written, or (for the
+        batches this replica took in itself) in the tail."""
+        if seq <= self.written_seq:
+            return True
+        if seq - self.written_seq > TAIL_LOOKUP:
+            return False
+        batches = self.tail.batches
+        return all(s in batches for s in range(self.written_seq + 1, seq + 1))
+
+    async def wait_shown(self, seq: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until :meth:`shows` ``seq``; whether it does."""
+        async with self._written:
+            try:
+                await asyncio.wait_for(self._written.wait_for(lambda: self.shows(seq)), timeout)
+            except (TimeoutError, asyncio.TimeoutError):
+                return self.shows(seq)
+        return True
 
     async def stop(self) -> None:
         await stop_tasks(self._task, self._announce_task)
@@ -244,6 +256,8 @@ class MetricsWriter:
                 self.last_error = f"fetch: {err}"
                 await asyncio.sleep(0.2)
                 continue
+            if not msgs:
+                continue
             try:
                 await self.write(msgs)
                 self.last_error = None
@@ -255,16 +269,34 @@ class MetricsWriter:
             except Exception as err:
                 log.exception("writing metric batches failed")
                 self.last_error = f"write: {err}"
+                # these batches come back after ack_wait: reads that name them wait until then
+                low = min(msg.metadata.sequence.stream for msg in msgs)
+                self._held_at = low if self._held_at is None else min(self._held_at, low)
                 await asyncio.sleep(0.5)
 
     async def _announce_loop(self, announcer: SummaryAnnouncer) -> None:
         """Announce whenever a write changed summaries; after a failure (NATS away) retry every
-        half second and say so in health (the points are written: only run search by metrics lags)."""
+        half second and say so in health (the points are written: only run search by metrics lags).
+
+        Only the holder of the ``metrics.announce`` lease appends (``leading``); another replica
+        settles its flags against what the log already announced (its projection keeps the counts)
+        and looks again every second while some are left, so a replica that takes the lease over
+        announces only what the log lacks."""
         while True:
-            await self._announce_wanted.wait()
+            if self.unannounced and not self.leading():
+                try:
+                    await asyncio.wait_for(self._announce_wanted.wait(), 1.0)
+                except (TimeoutError, asyncio.TimeoutError):
+                    pass
+            else:
+                await self._announce_wanted.wait()
             self._announce_wanted.clear()
             try:
-                await announcer.announce()
+                if self.leading():
+                    await announcer.announce()
+                    left = False
+                else:
+                    left = announcer.settle()
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - retried below
@@ -274,15 +306,31 @@ class MetricsWriter:
                 await asyncio.sleep(0.5)
                 continue
             self.announce_error = None
-            self.unannounced = self._announce_wanted.is_set()  # a write during the pass: more to do
+            self.unannounced = left or self._announce_wanted.is_set()  # a write during the pass: more to do
+
+    async def lead(self, _lease: Any) -> None:
+        """The ``metrics.announce`` lease's work: wake the announcing loop (it appends while
+        ``leading``) and hold until the lease is lost."""
+        self._announce_wanted.set()
+        await asyncio.Event().wait()
 
     async def write(self, msgs: list[Any]) -> None:
+        if not msgs:
+            return
         groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
         for msg in msgs:
             _, _, project, run_id = msg.subject.split(".", 3)
             groups[(project, run_id)].append(msg)
         for (project, run_id), group in groups.items():
             await self._write_run(project, run_id, group)
+        seqs = [msg.metadata.sequence.stream for msg in msgs]
+        if self._held_at is not None and self._held_at in seqs:
+            self._held_at = None
+        top = max(seqs) if self._held_at is None else min(max(seqs), self._held_at - 1)
+        if top > self.written_seq:
+            async with self._written:
+                self.written_seq = top
+                self._written.notify_all()
 
     async def _write_run(self, project: str, run_id: str, msgs: list[Any]) -> None:
         ids = [(msg.headers or {}).get("Nats-Msg-Id") or f"seq-{msg.metadata.sequence.stream}" for msg in msgs]
@@ -309,7 +357,6 @@ class MetricsWriter:
         self.tail.drop(all_seqs)  # no await between commit and drop: reads never see a point twice
         for msg in msgs:
             await msg.ack()
-        self.written_seq = max(self.written_seq, *all_seqs)
         if fresh:
             await self.compact(project, run_id)
 

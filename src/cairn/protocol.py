@@ -44,6 +44,11 @@ H_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subje
 # sequence of its last event; a request naming a sequence waits until the replica applied it
 H_CAIRN_SEQ = "Cairn-Seq"
 H_CAIRN_MIN_SEQ = "Cairn-Min-Seq"
+# the same for metric points, whose batches are in the metrics stream, not the event log: an
+# ingest's answer names the batch's metrics-stream sequence, a read naming one waits until the
+# metrics replica that answers shows every batch up to it
+H_CAIRN_METRICS_SEQ = "Cairn-Metrics-Seq"
+H_CAIRN_MIN_METRICS_SEQ = "Cairn-Min-Metrics-Seq"
 
 # A service's answer to a write that changed who may see a project (a project created with its first
 # admin) names the event's stream sequence here; the gateway, whose authorization reads its own
@@ -167,10 +172,10 @@ def events_stream_config(replicas: int = 1) -> dict[str, Any]:
 
 
 def metrics_stream_config(replicas: int = 1) -> dict[str, Any]:
-    """Work-queue retention: a batch stays until the writer acks it (after its Parquet write is
-    durable) and is deleted then: durable until written, never growing without bound."""
+    """Interest retention: a batch stays until the writer of every metrics replica acks it (after
+    its Parquet write is durable) and is deleted then (services/metrics/stream.py)."""
     return {"name": METRICS_STREAM, "subjects": [f"{METRICS_SUBJECT_PREFIX}.>"], "storage": "file",
-            "retention": "workqueue", "duplicate_window": int(DUPLICATE_WINDOW_S * 1e9),
+            "retention": "interest", "duplicate_window": int(DUPLICATE_WINDOW_S * 1e9),
             "num_replicas": replicas}
 
 

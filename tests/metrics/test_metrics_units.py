@@ -75,14 +75,20 @@ def test_summaries_merge_across_parts_and_keep_nan_and_inf(tmp_path: Path) -> No
 def test_orphan_parts_are_removed_and_listed_parts_kept(tmp_path: Path) -> None:
     store = MetricsStore(tmp_path / "m.sqlite3")
     table = pa.table({"key": ["x"], "value": [1.0], "step": [0], "timestamp": [0.0]})
-    write_part(tmp_path / "p" / "r" / "kept.parquet", table)
-    write_part(tmp_path / "p" / "r" / "orphan.parquet", table)
-    (tmp_path / "p" / "r" / "half.parquet.tmp").write_bytes(b"x")
-    store.commit_part("p", "r", "kept.parquet", 1, 1, 1, [("m", 1)], summarize(table, np.array([1])))
+    write_part(tmp_path / "p" / "r" / "part-kept.parquet", table)
+    write_part(tmp_path / "p" / "r" / "part-orphan.parquet", table)
+    (tmp_path / "p" / "r" / "part-half.parquet.tmp").write_bytes(b"x")
+    # a named replica's folder inside the unnamed one's (its read model, its own parts): not ours to touch
+    (tmp_path / "replicas" / "b").mkdir(parents=True)
+    (tmp_path / "replicas" / "b" / "runs.sqlite3").write_bytes(b"x")
+    write_part(tmp_path / "replicas" / "b" / "p" / "r" / "part-theirs.parquet", table)
+    store.commit_part("p", "r", "part-kept.parquet", 1, 1, 1, [("m", 1)], summarize(table, np.array([1])))
     writer = MetricsWriter.__new__(MetricsWriter)
     writer.store, writer.root = store, tmp_path
     writer.remove_orphans()
-    assert sorted(p.name for p in (tmp_path / "p" / "r").iterdir()) == ["kept.parquet"]
+    assert sorted(p.name for p in (tmp_path / "p" / "r").iterdir()) == ["part-kept.parquet"]
+    assert (tmp_path / "replicas" / "b" / "runs.sqlite3").exists()
+    assert (tmp_path / "replicas" / "b" / "p" / "r" / "part-theirs.parquet").exists()
     tail = Tail()
     tail.add(7, "p", "r", pa.table({"key": ["x"], "value": [2.0], "step": [1], "timestamp": [0.0]}))
     series = load_series(store, tmp_path, tail, "p", "r", "x")
@@ -130,3 +136,15 @@ def test_a_store_made_before_summaries_kept_times_gains_the_column(tmp_path: Pat
     store.commit_part("p", "r", "c", 2, 2, 1, [("m3", 2)], summarize(later, np.array([2])))
     assert store.summaries("p", "r")[0] == {"key": "x", "count": 2, "min": 1.0, "max": 2.0, "last": 2.0,
                                                  "last_step": 1, "last_time": 42.0}
+
+
+def test_a_batch_the_writer_dropped_before_its_publisher_added_it_is_not_read_twice() -> None:
+    """The stream's ack can reach the ingest after the writer wrote and dropped the batch."""
+    tail = Tail(forget_after=2)
+    table = pa.table({"key": ["x"], "value": [1.0], "step": [0], "timestamp": [0.0]})
+    tail.drop([5])  # written (it was never in this tail: another replica took it in, or the ack was late)
+    tail.add(5, "p", "r", table)
+    assert tail.batches == {} and tail.rows == 0
+    tail.drop([6, 7])  # only the last two dropped sequences are remembered
+    tail.add(5, "p", "r", table)
+    assert list(tail.batches) == [5]

@@ -150,7 +150,8 @@ PIPELINES_PERMISSIONS = Permissions(
     publish_deny=("cairn.inference.>", "cairn.feedback.>"),
 )
 # Leases of singletons (cairn.kernel.leader): the narrowed services that run one (pipelines'
-# engine and triggers, the deployments controller, the monitor's actions) write their keys
+# engine and triggers, the deployments controller, the monitor's actions, the metrics replica that
+# announces summaries) write their keys
 # (reads are direct gets, under $JS.API.>).
 LEASE_PUBLISH = f"$KV.{LEASE_BUCKET}.>"
 
@@ -162,6 +163,7 @@ def _with_leases(perms: Permissions) -> Permissions:
 PIPELINES_PERMISSIONS = _with_leases(PIPELINES_PERMISSIONS)
 DEPLOYMENTS_PERMISSIONS = _with_leases(DEPLOYMENTS_PERMISSIONS)
 MONITOR_PERMISSIONS = _with_leases(MONITOR_PERMISSIONS)
+METRICS_PERMISSIONS = _with_leases(METRICS_PERMISSIONS)
 NARROWED = {METRICS_USER: METRICS_PERMISSIONS, DEPLOYMENTS_USER: DEPLOYMENTS_PERMISSIONS,
             MONITOR_USER: MONITOR_PERMISSIONS, PIPELINES_USER: PIPELINES_PERMISSIONS}  # services whose rights are narrower than the service tier's
 
