@@ -32,7 +32,13 @@ from cairn.kernel.ids import NAME_RE, new_id
 from cairn.kernel.sealing import seal_key
 from cairn.kernel.service import ServiceRuntime, create_service_app
 from cairn.kernel.settings import ServiceSettings
-from cairn.protocol import ACCESS_SEQUENCE_HEADER, H_CAIRN_MIN_SEQ, H_CAIRN_SEQ
+from cairn.protocol import (
+    ACCESS_SEQUENCE_HEADER,
+    H_CAIRN_METRICS_SEQ,
+    H_CAIRN_MIN_METRICS_SEQ,
+    H_CAIRN_MIN_SEQ,
+    H_CAIRN_SEQ,
+)
 from cairn.services.gateway import domain
 from cairn.services.gateway.api import router as access_router
 from cairn.services.gateway.apidocs import serve_api_docs
@@ -185,6 +191,7 @@ async def start_gateway(app: FastAPI, runtime: ServiceRuntime) -> None:
     app.state.seal_key = await seal_key(runtime.log.js, replicas=runtime.log.replicas)  # webhook secrets
     app.state.proxy = ServiceProxy(settings.services, runtime.signer)
     app.state.sequences = CallerSequences()
+    app.state.metrics_sequences = CallerSequences()  # the same for the metrics stream's sequences
     runtime.defer(app.state.proxy.close)
     app.state.http = httpx.AsyncClient(timeout=5.0)
     runtime.defer(app.state.http.aclose)
@@ -300,10 +307,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         """Forward to the service as the signed caller; the service checks the role its route needs."""
         request.app.state.proxy.replicas_of(service)  # 404 for an unknown service before anything else
         sequences: CallerSequences = request.app.state.sequences
+        points: CallerSequences = request.app.state.metrics_sequences
+        metrics = service == "metrics"
         response = await request.app.state.proxy.forward(
             service, path, request, caller=principal, request_id=request.state.request_id,
-            min_seq=sequences.floor(principal, request.headers.get(H_CAIRN_MIN_SEQ)))
+            min_seq=sequences.floor(principal, request.headers.get(H_CAIRN_MIN_SEQ)),
+            min_metrics_seq=points.floor(principal, request.headers.get(H_CAIRN_MIN_METRICS_SEQ)) if metrics else 0)
         sequences.saw(principal, response.headers.get(H_CAIRN_SEQ))
+        if metrics:
+            points.saw(principal, response.headers.get(H_CAIRN_METRICS_SEQ))
         access_seq = response.headers.get(ACCESS_SEQUENCE_HEADER, "")
         if access_seq.isdigit():  # the caller's access changed: answer once our authorization shows it
             await request.app.state.runtime.runner.wait_for(int(access_seq))

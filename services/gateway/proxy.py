@@ -17,7 +17,7 @@ from yarl import URL
 from cairn.kernel.errors import NotFound, Unavailable
 from cairn.kernel.identity import IDENTITY_HEADER, Caller, Signer
 from cairn.kernel.telemetry import inject
-from cairn.protocol import H_CAIRN_MIN_SEQ
+from cairn.protocol import H_CAIRN_MIN_METRICS_SEQ, H_CAIRN_MIN_SEQ
 from cairn.services.gateway.paths import encode_path
 from cairn.services.gateway.replicas import Replicas, service_urls
 
@@ -79,14 +79,16 @@ class ServiceProxy:
         return {IDENTITY_HEADER: self.signer.sign(caller)}
 
     async def forward(self, service: str, path: str, request: Request, *, caller: Caller,
-                      request_id: str, min_seq: int = 0) -> Response:
-        """``min_seq``: the ``Cairn-Min-Seq`` to send (0: the client's own, if any)."""
+                      request_id: str, min_seq: int = 0, min_metrics_seq: int = 0) -> Response:
+        """``min_seq``, ``min_metrics_seq``: the ``Cairn-Min-Seq`` and ``Cairn-Min-Metrics-Seq`` to
+        send (0: the client's own, if any)."""
         replicas = self.replicas_of(service)
         bases = replicas.order()
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
-        if min_seq:
-            headers = [(k, v) for k, v in headers if k.lower() != H_CAIRN_MIN_SEQ.lower()]
-            headers.append((H_CAIRN_MIN_SEQ, str(min_seq)))
+        for name, floor in ((H_CAIRN_MIN_SEQ, min_seq), (H_CAIRN_MIN_METRICS_SEQ, min_metrics_seq)):
+            if floor:
+                headers = [(k, v) for k, v in headers if k.lower() != name.lower()]
+                headers.append((name, str(floor)))
         headers += [*self.identity(caller).items(), ("X-Request-Id", request_id), *inject().items()]
         data: bytes | AsyncIterator[bytes] | None = None
         if request.method not in ("GET", "HEAD"):

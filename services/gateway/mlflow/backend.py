@@ -14,7 +14,12 @@ from yarl import URL
 from cairn.kernel.consistency import note_appended
 from cairn.kernel.errors import Unavailable
 from cairn.kernel.telemetry import inject
-from cairn.protocol import H_CAIRN_MIN_SEQ, H_CAIRN_SEQ
+from cairn.protocol import (
+    H_CAIRN_METRICS_SEQ,
+    H_CAIRN_MIN_METRICS_SEQ,
+    H_CAIRN_MIN_SEQ,
+    H_CAIRN_SEQ,
+)
 from cairn.services.gateway.auth import Principal
 from cairn.services.gateway.mlflow.errors import ServiceError
 from cairn.services.gateway.proxy import ServiceProxy
@@ -27,15 +32,19 @@ class Services:
     Read-your-writes across service replicas: every call names the highest event-log sequence this
     request has seen (``Cairn-Min-Seq``: the client's own, then each answer's ``Cairn-Seq``), so a
     read after a write in one MLflow call sees the write whichever replica answers; the sequences
-    are noted for the gateway's answer too (cairn.kernel.consistency)."""
+    are noted for the gateway's answer too (cairn.kernel.consistency). The same for metric points
+    with the metrics stream's sequences (``Cairn-Min-Metrics-Seq``, on calls to metrics)."""
 
     def __init__(self, proxy: ServiceProxy, principal: Principal, request_id: str, *, min_seq: int = 0,
-                 sequences: CallerSequences | None = None) -> None:
+                 sequences: CallerSequences | None = None, min_metrics_seq: int = 0,
+                 metrics_sequences: CallerSequences | None = None) -> None:
         self.proxy = proxy
         self.principal = principal
         self.request_id = request_id
         self.min_seq = min_seq
         self.sequences = sequences
+        self.min_metrics_seq = min_metrics_seq
+        self.metrics_sequences = metrics_sequences
 
     @classmethod
     def for_request(cls, request: Request, principal: Principal) -> "Services":
@@ -44,11 +53,16 @@ class Services:
         sequences: CallerSequences | None = getattr(request.app.state, "sequences", None)
         named = request.headers.get(H_CAIRN_MIN_SEQ)
         min_seq = sequences.floor(principal, named) if sequences else named_sequence(named)
+        points: CallerSequences | None = getattr(request.app.state, "metrics_sequences", None)
+        named_points = request.headers.get(H_CAIRN_MIN_METRICS_SEQ)
+        min_points = points.floor(principal, named_points) if points else named_sequence(named_points)
         return cls(request.app.state.proxy, principal, request.state.request_id, min_seq=min_seq,
-                   sequences=sequences)
+                   sequences=sequences, min_metrics_seq=min_points, metrics_sequences=points)
 
-    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+    def headers(self, extra: dict[str, str] | None = None, service: str = "") -> dict[str, str]:
         seq = {H_CAIRN_MIN_SEQ: str(self.min_seq)} if self.min_seq else {}
+        if service == "metrics" and self.min_metrics_seq:
+            seq[H_CAIRN_MIN_METRICS_SEQ] = str(self.min_metrics_seq)
         return {**self.proxy.identity(self.principal), "X-Request-Id": self.request_id,
                 **inject(), **seq, **(extra or {})}
 
@@ -59,6 +73,11 @@ class Services:
             note_appended(int(written))
             if self.sequences is not None:
                 self.sequences.saw(self.principal, written)
+        points = resp.headers.get(H_CAIRN_METRICS_SEQ, "")
+        if points.isdigit():
+            self.min_metrics_seq = max(self.min_metrics_seq, int(points))
+            if self.metrics_sequences is not None:
+                self.metrics_sequences.saw(self.principal, points)
 
     async def call(self, service: str, method: str, path: str, *, body: Any = None,
                    params: Any = None, data: Any = None, headers: dict[str, str] | None = None) -> Any:
@@ -69,7 +88,7 @@ class Services:
         try:
             async with self.proxy.session.request(
                     method, url, json=body, params=params, data=data,
-                    headers=self.headers(headers)) as resp:
+                    headers=self.headers(headers, service)) as resp:
                 raw = await resp.read()
                 status = resp.status
                 self._saw(resp)
@@ -85,7 +104,7 @@ class Services:
         """GET a body as a stream (the caller releases the response)."""
         url = URL(f"{self.proxy.url_of(service)}{path}", encoded=True)
         try:
-            resp = await self.proxy.session.get(url, headers=self.headers())
+            resp = await self.proxy.session.get(url, headers=self.headers(service=service))
         except (aiohttp.ClientConnectionError, TimeoutError) as err:
             raise Unavailable(f"service {service!r} is not reachable ({type(err).__name__}); retry shortly") from None
         if resp.status >= 400:

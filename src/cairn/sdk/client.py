@@ -11,6 +11,7 @@ which outlasts a gateway restart, then raise :class:`CannotReach` too."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,12 @@ from urllib.parse import quote
 
 import httpx
 
-from cairn.protocol import H_CAIRN_MIN_SEQ, H_CAIRN_SEQ
+from cairn.protocol import (
+    H_CAIRN_METRICS_SEQ,
+    H_CAIRN_MIN_METRICS_SEQ,
+    H_CAIRN_MIN_SEQ,
+    H_CAIRN_SEQ,
+)
 from cairn.sdk.jobs import JobsMixin
 from cairn.sdk.metrics import MetricsQueries
 from cairn.sdk.monitor import MonitorMixin
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from cairn.sdk.artifacts import Artifacts
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+METRICS_PATH = "/api/v1/metrics/"  # requests that name Cairn-Min-Metrics-Seq
 RETRY_STATUSES = {429, 502, 503, 504}
 
 
@@ -161,7 +168,9 @@ class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixi
     Read-your-writes (``read_your_writes=True``, the default): the client remembers the highest
     ``Cairn-Seq`` a write's answer named (``last_seq``) and sends it as ``Cairn-Min-Seq`` on every
     later request, so whichever replica of a service answers has applied the client's own writes
-    first. Turn it off for a client that only reads and would rather not wait."""
+    first; the same for metric points with the metrics stream's sequence (``last_metrics_seq``,
+    ``Cairn-Metrics-Seq`` / ``Cairn-Min-Metrics-Seq``, from the batches its runs' metric loggers
+    sent). Turn it off for a client that only reads and would rather not wait."""
 
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
                  retries: int = 5, read_your_writes: bool = True) -> None:
@@ -176,6 +185,8 @@ class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixi
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self.read_your_writes = read_your_writes
         self.last_seq = 0  # the highest event-log sequence a write's answer named
+        self.last_metrics_seq = 0  # the highest metrics-stream sequence a batch's answer named
+        self._seq_lock = threading.Lock()
         # hooks, not code in request(): streams, uploads and the mixins' own calls go through them too
         self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, verify=tls_context(),
                                   event_hooks={"request": [self._name_last_seq], "response": [self._note_seq]})
@@ -183,11 +194,22 @@ class Client(AccessMixin, MetricsQueries, JobsMixin, MonitorMixin, PipelinesMixi
     def _name_last_seq(self, request: httpx.Request) -> None:
         if self.read_your_writes and self.last_seq:
             request.headers[H_CAIRN_MIN_SEQ] = str(self.last_seq)
+        if self.read_your_writes and self.last_metrics_seq and METRICS_PATH in request.url.path:
+            request.headers[H_CAIRN_MIN_METRICS_SEQ] = str(self.last_metrics_seq)
 
     def _note_seq(self, response: httpx.Response) -> None:
         written = response.headers.get(H_CAIRN_SEQ, "")
         if written.isdigit():
             self.last_seq = max(self.last_seq, int(written))
+        points = response.headers.get(H_CAIRN_METRICS_SEQ, "")
+        if points.isdigit():
+            self.saw_metrics_seq(int(points))
+
+    def saw_metrics_seq(self, sequence: int) -> None:
+        """A metric batch was accepted at ``sequence`` of the metrics stream (called by metric
+        loggers from their sending threads)."""
+        with self._seq_lock:
+            self.last_metrics_seq = max(self.last_metrics_seq, sequence)
 
     def close(self) -> None:
         self._http.close()

@@ -14,14 +14,14 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pyarrow as pa
 
-from cairn.protocol import ARROW_STREAM, metric_batch_schema
+from cairn.protocol import ARROW_STREAM, H_CAIRN_METRICS_SEQ, metric_batch_schema
 from cairn.sdk.retry import MAX_WAIT_S, wait_for
 from cairn.sdk.tls import tls_context
 
@@ -44,7 +44,7 @@ class MetricsLogger:
 
     def __init__(self, url: str, token: str | None, project: str, run_id: str, *, batch_size: int = 10_000,
                  interval_s: float = 1.0, max_buffered: int = 1_000_000, timeout: float = 30.0,
-                 senders: int = 2) -> None:
+                 senders: int = 2, on_sequence: Callable[[int], None] | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout, verify=tls_context())
         self._path = f"/api/v1/metrics/projects/{project}/runs/{run_id}/metrics"
@@ -60,6 +60,7 @@ class MetricsLogger:
         self.dropped = 0
         self.sent_points = 0
         self.last_error: str | None = None
+        self.on_sequence = on_sequence  # called with each accepted batch's metrics-stream sequence
         self._threads = [threading.Thread(target=self._run, args=(i == 0,), name=f"cairn-metrics-{run_id}-{i}",
                                           daemon=True) for i in range(max(1, senders))]
         for thread in self._threads:
@@ -177,6 +178,9 @@ class MetricsLogger:
                 if resp.status_code == 202:
                     with self._lock:
                         self.sent_points += len(batch)
+                    written = resp.headers.get(H_CAIRN_METRICS_SEQ, "")
+                    if self.on_sequence is not None and written.isdigit():
+                        self.on_sequence(int(written))  # the run's client reads its own points (any replica)
                     return
                 if resp.status_code == 413 and len(batch) > 1:  # too big for this server: nothing kept
                     half = len(batch) // 2

@@ -62,7 +62,8 @@ class ActiveRun:
     def metrics(self) -> MetricsLogger:
         """The run's background metric sender (started on first use)."""
         if self._metrics is None:
-            self._metrics = MetricsLogger(self.client.url, self.client.token, self.project, self.id)
+            self._metrics = MetricsLogger(self.client.url, self.client.token, self.project, self.id,
+                                          on_sequence=self.client.saw_metrics_seq)
         return self._metrics
 
     def log_metric(self, key: str, value: float, step: int | None = None, timestamp: float | None = None) -> None:
