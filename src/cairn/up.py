@@ -41,9 +41,10 @@ LOOPBACK = "127.0.0.1"
 # and runs commands that the event log keeps safe (expected sequences, idempotency keys); loops
 # that must run once run on the holder of their lease (cairn.kernel.leader). Artifacts replicas
 # share the blobs (one folder on one machine, or the S3 bucket) and collect garbage under the
-# ``artifacts.gc`` lease. The metrics service stays single: its writer takes points from a work
-# queue into one Parquet folder, so a second replica would split them.
-REPLICABLE = ("registry", "lineage", "scheduler", "artifacts", "deployments", "monitor", "pipelines")
+# ``artifacts.gc`` lease. Metrics replicas each write every point into a Parquet folder of their own
+# (a durable each on the metrics stream, all of them listed in CAIRN_WRITER_REPLICAS) and announce
+# summaries under the ``metrics.announce`` lease.
+REPLICABLE = ("registry", "lineage", "scheduler", "artifacts", "deployments", "monitor", "pipelines", "metrics")
 
 
 def service_wiring(services: dict[str, str], *, direct_artifacts: bool = False) -> dict[str, dict[str, str]]:
@@ -61,6 +62,13 @@ def service_wiring(services: dict[str, str], *, direct_artifacts: bool = False) 
             "pipelines": {f"CAIRN_{name.upper()}_URL": services[name]
                           for name in ("scheduler", "registry", "artifacts", "metrics", "deployments", "monitor")},
             "gateway": {"CAIRN_SERVICES": json.dumps(services)}}
+
+
+def metrics_writers(replicas: int) -> dict[str, str]:
+    """The metrics replicas' CAIRN_WRITER_REPLICAS for ``replicas`` of each service (the unnamed
+    one is ``main``, then ``r2``, ``r3``...): every replica makes all their durables up front."""
+    names = ["main", *(f"r{n}" for n in range(2, replicas + 1))]
+    return {"CAIRN_WRITER_REPLICAS": ",".join(names)} if replicas > 1 else {}
 
 
 def gateway_services(services: dict[str, str], replicas: list["Child"]) -> dict[str, str | list[str]]:
@@ -275,6 +283,7 @@ class Supervisor:
         direct = self.host in (LOOPBACK, "localhost", "::1") and "CAIRN_ARTIFACTS_DIRECT_URL" not in env
         for name, extra in service_wiring(services, direct_artifacts=direct).items():
             wiring.setdefault(name, {}).update(extra)
+        wiring.setdefault("metrics", {}).update(metrics_writers(self.service_replicas))
         for name in SERVICES:
             url = services[name]
             port = int(url.rsplit(":", 1)[1])

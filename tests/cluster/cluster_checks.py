@@ -19,7 +19,7 @@ import httpx
 import loopback
 from blake3 import blake3
 
-from cairn.protocol import EVENTS_STREAM, H_CAIRN_MIN_SEQ
+from cairn.protocol import EVENTS_STREAM, H_CAIRN_MIN_METRICS_SEQ, H_CAIRN_MIN_SEQ
 from cairn.up import SERVICES
 from cluster.cluster_harness import CORE, DEADLINE_S, REPLICATED, SINGLETON_HOST, Cluster
 from cluster.cluster_load import Load
@@ -106,13 +106,30 @@ def check_read_models(cluster: Cluster, load: Load) -> None:
             answer = loopback.get(f"{url}/blobs/{digest}", headers=headers, timeout=30)
             assert answer.status_code == 200, f"artifacts on {host}: blob {digest}: {answer.text}"
             assert blake3(answer.content).hexdigest() == digest, f"artifacts on {host}: blob {digest} differs"
-    for run_id, points in load.acked.points.items():
-        history = load.call("GET", f"/metrics/projects/{load.project}/runs/{run_id}/metrics", params={"key": "loss"})
-        assert history["total"] == points, f"run {run_id}: {history['total']} points of loss, {points} acknowledged"
+    for host in CORE:  # each metrics replica writes every point into a folder of its own
+        url = cluster.url(host, "metrics")
+        shown = {**cluster.service_headers, H_CAIRN_MIN_METRICS_SEQ: str(load.acked.metrics_seq)}
+        for run_id, points in load.acked.points.items():
+            path = f"{url}/projects/{load.project}/runs/{run_id}/metrics"
+            answer = cluster.wait(lambda p=path, h=shown: _shown(p, h), f"metrics on {host} shows run {run_id}")
+            total = answer.json()["total"]
+            assert total == points, f"metrics on {host}: run {run_id}: {total} points of loss, {points} acknowledged"
     for job_id in load.acked.jobs:
         cluster.wait(lambda j=job_id: load.call("GET", f"/scheduler/projects/{load.project}/jobs/{j}")["status"]
                      in FINAL_JOB_STATES, f"job {job_id} finishes")
         assert load.call("GET", f"/scheduler/projects/{load.project}/jobs/{job_id}")["status"] == "succeeded"
+
+
+def _shown(url: str, headers: dict[str, str]) -> httpx.Response | None:
+    """A metrics replica's answer, or None while it is still writing up to the named sequence (503)."""
+    try:
+        answer = loopback.get(url, params={"key": "loss"}, headers=headers, timeout=30)
+    except httpx.HTTPError:
+        return None
+    if answer.status_code == 503:
+        return None
+    assert answer.status_code == 200, f"{url}: {answer.status_code} {answer.text}"
+    return answer
 
 
 def _hash(cluster: Cluster, url: str, seq: int) -> str:

@@ -2,10 +2,10 @@
 
 Each core host (h1, h2, h3) runs a nats-server of one 3-node JetStream cluster (configs and TLS
 from ``cairn cluster config`` and ``cairn cluster certs``, as an operator would make them), a
-replica of each replicable service (registry, lineage, artifacts) and a gateway over every
-replica. h1 also runs the S3 server the artifacts replicas share (SeaweedFS, ``weed mini``) and the
-singleton services (metrics, scheduler, deployments, monitor, pipelines), until leader election lets
-them run everywhere. h4 is a remote site: a leaf nats-server and an agent that reaches the cluster
+replica of each replicable service (registry, lineage, artifacts, metrics: each metrics replica
+writes every point into a folder of its own) and a gateway over every replica. h1 also runs the S3
+server the artifacts replicas share (SeaweedFS, ``weed mini``) and the singleton services
+(scheduler, deployments, monitor, pipelines), until leader election lets them run everywhere. h4 is a remote site: a leaf nats-server and an agent that reaches the cluster
 only through it (and a gateway over HTTP, to register).
 
 Ports inside a namespace are fixed (4222, 7001, ...): each host has a network stack of its own
@@ -56,7 +56,7 @@ NATS_PORTS = (4222, 6222, 7422)  # client, route, leaf: inside each host's own n
 SITE_PORT = 4222
 PORTS = {"registry": 7001, "lineage": 7002, "artifacts": 7003, "metrics": 7004, "scheduler": 7005,
          "deployments": 7006, "monitor": 7007, "pipelines": 7008, "gateway": 8080}
-REPLICATED = ("registry", "lineage", "artifacts")  # artifacts: every replica over the one S3 bucket
+REPLICATED = ("registry", "lineage", "artifacts", "metrics")  # artifacts: every replica over the one S3 bucket
 S3_HOST = "h1"
 S3_BUCKET = "cairn"
 # weed mini's ports inside S3_HOST's namespace (its defaults would take the gateway's 8080)
@@ -182,6 +182,8 @@ class Cluster:
             env["CAIRN_REPLICA"] = host
         singles = {s: self.url(SINGLETON_HOST, s) for s in SERVICES}
         env.update(service_wiring(singles).get(name, {}))
+        if name == "metrics":  # every replica's durable made up front (services/metrics/stream.py)
+            env["CAIRN_WRITER_REPLICAS"] = ",".join(["main", *CORE[1:]])
         if name == "artifacts":  # SeaweedFS takes any keys (no S3 identities configured)
             env.update({"CAIRN_ARTIFACTS_BACKEND": "s3", "CAIRN_ARTIFACTS_S3_ENDPOINT": self.s3_endpoint,
                         "CAIRN_ARTIFACTS_S3_BUCKET": S3_BUCKET, "CAIRN_ARTIFACTS_S3_ACCESS_KEY": "test",

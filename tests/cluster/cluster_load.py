@@ -37,6 +37,7 @@ class Acked:
     runs: list[str] = field(default_factory=list)
     params: dict[str, dict[str, str]] = field(default_factory=dict)  # run -> params
     points: dict[str, int] = field(default_factory=dict)  # run -> acknowledged points of key "loss"
+    metrics_seq: int = 0  # the highest metrics-stream sequence an acknowledged batch was given
     blobs: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
 
@@ -110,10 +111,11 @@ class Load:
         with self._lock:
             self.acked.params[run_id] = params
         points = [{"key": "loss", "value": 1.0 / (step + 1), "step": step} for step in range(5)]
-        self.call("POST", f"/metrics/projects/{p}/runs/{run_id}/metrics",
-                  json={"batch_id": uuid.uuid4().hex, "points": points})
+        batch = self.call("POST", f"/metrics/projects/{p}/runs/{run_id}/metrics",
+                          json={"batch_id": uuid.uuid4().hex, "points": points})
         with self._lock:
             self.acked.points[run_id] = len(points)
+            self.acked.metrics_seq = max(self.acked.metrics_seq, int(batch["sequence"]))
         body = f"{p} {run_id} {uuid.uuid4().hex}".encode()
         digest = blake3(body).hex()
         self.call("PUT", f"/artifacts/projects/{p}/blobs/{digest}", content=body)

@@ -83,9 +83,9 @@ def events_of(cluster: Replicated, project: str, event_type: str) -> list[dict[s
     return [e for e in read_all_events(cluster.plat.nats_url) if e["project"] == project and e["type"] == event_type]
 
 
-def test_cairn_up_replicates_every_service_but_metrics() -> None:
-    assert set(REPLICATED) | {"registry", "lineage", "artifacts"} == set(REPLICABLE)
-    assert "metrics" not in REPLICABLE
+def test_cairn_up_replicates_every_service() -> None:
+    # metrics replicas: tests/cluster/test_replicas_metrics.py
+    assert set(REPLICATED) | {"registry", "lineage", "artifacts", "metrics"} == set(REPLICABLE) == set(SERVICES)
 
 
 def test_writes_and_reads_through_the_sdk_alternate_replicas_and_see_each_write(cluster: Replicated,
