@@ -179,7 +179,7 @@ def test_apply_workload_scale_restart_and_destroy(machines: Machines, tmp_path: 
         "install_source": str(v1), "service_manager": "cairn-supervise", "root_dir": str(roots),
         "separate_roots": True, "local_dir": str(tmp_path / "secrets"), "local_cairn": f"{sys.executable} -m cairn.cli.main",
         "extra_environment": {"PIP_DISABLE_PIP_VERSION_CHECK": "1"}, "cluster_name": f"t{os.getpid()}",
-        "backup": {"keep": 2},
+        "backup": {"keep": 2}, "replicas": {"metrics": 2},  # from the start: both write every point
     })
     terraform.run("init", "-input=false")
     applied = False
@@ -187,6 +187,7 @@ def test_apply_workload_scale_restart_and_destroy(machines: Machines, tmp_path: 
         terraform.run("apply", "-input=false", "-auto-approve")
         applied = True
         out = terraform.output()
+        assert out["services"]["metrics-r2"]["host"] == "cairn-2"
         gateway = out["gateway_urls"][0]
         wait_until(gateway_ready(gateway), 240, f"the gateway at {gateway}")
         token = Path(out["admin_token_file"]).read_text().strip()
@@ -196,7 +197,7 @@ def test_apply_workload_scale_restart_and_destroy(machines: Machines, tmp_path: 
 
         # more replicas by a variable: the second services machine gets registry-r2, the gateways
         # learn its URL; one more agent machine (queue "extra"); destroy is told to take the data too
-        terraform.variables.update(replicas={"registry": 2}, remove_data_on_destroy=True,
+        terraform.variables.update(replicas={"registry": 2, "metrics": 2}, remove_data_on_destroy=True,
                                    addresses=machines.addresses, extra_agent_queues=["extra"])
         terraform.run("apply", "-input=false", "-auto-approve")
         assert terraform.output()["services"]["registry-r2"]["host"] == "cairn-2"

@@ -135,13 +135,19 @@ def test_examples_pass_only_declared_inputs_and_every_required_one(example: Path
         assert required <= given, f"{example}: module {name} misses required inputs {required - given}"
 
 
+# Replicated by the modules whether or not cairn.up.REPLICABLE names it: each metrics replica keeps
+# points of its own and is told every replica's name (CAIRN_WRITER_REPLICAS; test_replica_wiring.py).
+MODULE_REPLICABLE = set(REPLICABLE) | {"metrics"}
+
+
 def test_modules_run_the_services_cairn_up_runs() -> None:
     """A service added to cairn.up.SERVICES (or made replicable) must be added to the modules."""
     for module in MODULES:
         local_values = {key: value for block in _parsed(TERRAFORM / "modules" / module).get("locals", []) for key, value in block.items()}
         assert set(local_values["service_ports"]) == set(SERVICES), f"modules/{module}: service_ports"
         assert len(set(local_values["service_ports"].values())) == len(SERVICES), f"modules/{module}: two services share a port"
-        assert [_unquote(item) for item in local_values["replicable"]] == list(REPLICABLE), f"modules/{module}: replicable"
+        replicable = [_unquote(item) for item in local_values["replicable"]]
+        assert len(replicable) == len(set(replicable)) and set(replicable) == MODULE_REPLICABLE, f"modules/{module}: replicable"
 
 
 def test_no_lock_file_or_state_is_committed() -> None:

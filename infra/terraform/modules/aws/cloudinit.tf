@@ -73,14 +73,14 @@ locals {
 
 locals {
   # Services per service host: env files and units. Replicas after the first are r2, r3, ...
-  # as `cairn up --service-replicas` names them.
+  # (local.replica_names) as `cairn up --service-replicas` names them.
   service_host_files = { for host_index, host in local.service_hosts : host.name => concat(
     [for service in local.placement[host.name] : {
       path        = "/etc/cairn/env/${service}.env"
       permissions = "0600"
       content = join("\n", [for key, value in merge(local.common_env, lookup(local.service_wiring, service, {}), {
         CAIRN_HOST = host.ip, CAIRN_PORT = tostring(local.service_ports[service])
-      }, host_index > 0 ? { CAIRN_REPLICA = "r${host_index + 1}" } : {}) : "${key}=${value}"])
+      }, host_index > 0 ? { CAIRN_REPLICA = local.replica_names[host_index] } : {}) : "${key}=${value}"])
     }],
     [for service in local.placement[host.name] : {
       path        = "/etc/systemd/system/cairn-${service}.service"

@@ -26,14 +26,20 @@ locals {
     registry = 7001, artifacts = 7002, metrics = 7003, scheduler = 7004,
     lineage  = 7005, deployments = 7006, monitor = 7007, pipelines = 7008,
   }
-  # docs/cluster.md "Service replicas": the services cairn.up.REPLICABLE runs more than once (a
-  # test keeps this list in step) run on every service host; the others on the first one.
-  replicable = ["registry", "lineage", "scheduler", "artifacts", "deployments", "monitor", "pipelines"]
+  # docs/cluster.md "Service replicas": the services cairn.up.REPLICABLE runs more than once, and
+  # metrics (a test keeps this list in step) run on every service host; any other on the first one.
+  replicable = ["registry", "lineage", "scheduler", "artifacts", "deployments", "monitor", "pipelines", "metrics"]
   placement = { for host_index, host in local.service_hosts : host.name => [
     for service in keys(local.service_ports) : service
     if contains(local.replicable, service) || host_index == 0
   ] }
   first_host_ip = local.service_hosts[0].ip
+  # Each host's replica name (CAIRN_REPLICA): "" on the first, then r2, r3, ... as
+  # `cairn up --service-replicas` names them. Every metrics replica keeps points of its own and
+  # makes a durable consumer of the metrics stream per metrics replica up front:
+  # CAIRN_WRITER_REPLICAS names them all, the same list on every host, the unnamed first "main".
+  replica_names   = [for host_index, host in local.service_hosts : host_index == 0 ? "" : "r${host_index + 1}"]
+  writer_replicas = join(",", [for name in local.replica_names : name == "" ? "main" : name])
 
   service_url = { for service, port in local.service_ports : service => (
     contains(local.replicable, service)
@@ -48,6 +54,7 @@ locals {
   # What each service calls over HTTP (cairn.up.service_wiring, kept in step by hand).
   single_url = { for service, urls in local.service_url : service => urls[0] }
   service_wiring = {
+    metrics     = { CAIRN_WRITER_REPLICAS = local.writer_replicas }
     scheduler   = { CAIRN_METRICS_URL = local.single_url.metrics }
     deployments = { CAIRN_SCHEDULER_URL = local.single_url.scheduler }
     monitor     = { CAIRN_DEPLOYMENTS_URL = local.single_url.deployments, CAIRN_ARTIFACTS_URL = local.single_url.artifacts }

@@ -139,7 +139,7 @@ variable "nats_volume_gb" {
 }
 
 variable "service_hosts" {
-  description = "Machines running the Cairn services. Each runs a replica of the replicable services (registry, lineage, scheduler, artifacts, deployments, monitor, pipelines: artifacts over the S3 bucket); the first also runs the metrics service, which runs once."
+  description = "Machines running the Cairn services. Each runs a replica of every service (registry, lineage, scheduler, artifacts, deployments, monitor, pipelines, metrics: artifacts over the S3 bucket; each metrics replica keeps points of its own, CAIRN_WRITER_REPLICAS naming them all)."
   type        = number
   default     = 2
 

@@ -24,7 +24,12 @@ locals {
   ]])
   # other services call a service at its first replica (cairn.up.service_wiring)
   first_url = { for p in local.replicas : p.service => p.url if p.replica == "" }
+  # every metrics replica keeps points of its own (Parquet in its data dir) and makes a durable
+  # consumer of the metrics stream for each metrics replica up front, so none misses a point:
+  # CAIRN_WRITER_REPLICAS names them all, the same list for each, the unnamed first one "main"
+  writer_replicas = join(",", [for p in local.replicas : p.replica == "" ? "main" : p.replica if p.service == "metrics"])
   wiring = {
+    metrics     = { CAIRN_WRITER_REPLICAS = local.writer_replicas }
     scheduler   = { CAIRN_METRICS_URL = local.first_url.metrics }
     deployments = { CAIRN_SCHEDULER_URL = local.first_url.scheduler }
     monitor     = { CAIRN_DEPLOYMENTS_URL = local.first_url.deployments, CAIRN_ARTIFACTS_URL = local.first_url.artifacts }

@@ -60,11 +60,11 @@ variable "ssh_private_key_file" {
 
 variable "replicas" {
   description = <<-EOT
-    Replicas per service, e.g. { registry = 2 }; 1 for a service not named. Replica 1 runs on
-    the first "services" machine, replica N on the N-th (round robin). Only the replicable
-    services but artifacts (cairn.up.REPLICABLE; artifacts keep blobs on the first machine's disk
-    here) may have more than one
-    (docs/cluster.md).
+    Replicas per service, e.g. { registry = 2, metrics = 2 }; 1 for a service not named. Replica 1
+    runs on the first "services" machine, replica N on the N-th (round robin). Every service but
+    artifacts (its blobs stay on the first machine's disk here) may have more than one
+    (docs/cluster.md); each metrics replica keeps points of its own in its data dir and gets the
+    names of all of them in CAIRN_WRITER_REPLICAS ("main" for the first: main,r2,r3...).
   EOT
   type        = map(number)
   default     = {}
@@ -74,8 +74,8 @@ variable "replicas" {
     error_message = "replicas: keys are service names (registry, artifacts, metrics, scheduler, lineage, deployments, monitor, pipelines)."
   }
   validation {
-    condition     = alltrue([for name, n in var.replicas : n >= 1 && n <= 9 && (n == 1 || contains(["registry", "lineage", "scheduler", "deployments", "monitor", "pipelines"], name))])
-    error_message = "replicas: 1 to 9, and more than 1 only for registry, lineage, scheduler, deployments, monitor and pipelines (artifacts, on one machine's disk here, and metrics run once)."
+    condition     = alltrue([for name, n in var.replicas : n >= 1 && n <= 9 && (n == 1 || contains(["registry", "metrics", "lineage", "scheduler", "deployments", "monitor", "pipelines"], name))])
+    error_message = "replicas: 1 to 9, and more than 1 only for registry, metrics, lineage, scheduler, deployments, monitor and pipelines (artifacts keep their blobs on one machine's disk here)."
   }
 }
 

@@ -13,11 +13,13 @@ locals {
     registry = 7001, artifacts = 7002, metrics = 7003, scheduler = 7004,
     lineage  = 7005, deployments = 7006, monitor = 7007, pipelines = 7008,
   }
-  # docs/cluster.md "Service replicas": the replicable services may run several replicas (a
-  # StatefulSet each, so every replica keeps its name: its durable consumer and read model); artifacts
-  # only with artifacts_s3; the others run once (a Deployment of one pod, replaced not rolled) as cairn up runs them (cairn.up.REPLICABLE).
-  replicable = ["registry", "lineage", "scheduler", "artifacts", "deployments", "monitor", "pipelines"]
-  # artifacts replicas share blobs only through S3: with a volume of its own it runs once
+  # docs/cluster.md "Service replicas": the replicable services (cairn.up.REPLICABLE) and metrics
+  # run several replicas (a StatefulSet each, so every replica keeps its name: its durable
+  # consumers and read model, for metrics its own Parquet points, on a volume of its own);
+  # artifacts only with artifacts_s3.
+  replicable = ["registry", "lineage", "scheduler", "artifacts", "deployments", "monitor", "pipelines", "metrics"]
+  # artifacts replicas share blobs only through S3: with a volume of its own it runs once (a
+  # Deployment of one pod, replaced not rolled)
   replicated = local.cluster_mode ? [for service in local.replicable : service if service != "artifacts" || var.artifacts_s3 != null] : []
   singletons = local.cluster_mode ? [for service in keys(local.service_ports) : service if !contains(local.replicated, service)] : []
 
@@ -37,13 +39,20 @@ locals {
     "http://${service}-${index}.${local.service_host[service]}:${local.service_ports[service]}"] },
   ))
   single_url = { for service, port in local.service_ports : service => "http://${local.service_host[service]}:${port}" }
+  # The metrics service is called at its first replica, the pod metrics-0 (its headless Service
+  # would answer with any pod). Each metrics pod makes a durable consumer of the metrics stream
+  # for every metrics pod up front: CAIRN_WRITER_REPLICAS lists their names, which are also
+  # their CAIRN_REPLICA (the pod's name, metrics-0 included), the same list for each.
+  metrics_url     = "http://metrics-0.${local.service_host.metrics}:${local.service_ports.metrics}"
+  writer_replicas = join(",", [for index in range(var.service_replicas) : "metrics-${index}"])
   # What each service calls over HTTP (cairn.up.service_wiring, kept in step by hand).
   service_wiring = {
-    scheduler   = { CAIRN_METRICS_URL = local.single_url.metrics }
+    metrics     = { CAIRN_WRITER_REPLICAS = local.writer_replicas }
+    scheduler   = { CAIRN_METRICS_URL = local.metrics_url }
     deployments = { CAIRN_SCHEDULER_URL = local.single_url.scheduler }
     monitor     = { CAIRN_DEPLOYMENTS_URL = local.single_url.deployments, CAIRN_ARTIFACTS_URL = local.single_url.artifacts }
-    pipelines = { for service in ["scheduler", "registry", "artifacts", "metrics", "deployments", "monitor"] :
-    "CAIRN_${upper(service)}_URL" => local.single_url[service] }
+    pipelines = merge({ for service in ["scheduler", "registry", "artifacts", "deployments", "monitor"] :
+    "CAIRN_${upper(service)}_URL" => local.single_url[service] }, { CAIRN_METRICS_URL = local.metrics_url })
     artifacts = var.artifacts_s3 == null ? {} : merge({
       CAIRN_ARTIFACTS_BACKEND   = "s3"
       CAIRN_ARTIFACTS_S3_BUCKET = var.artifacts_s3.bucket

@@ -1,7 +1,8 @@
-# The Cairn services and the gateway. The replicable services (local.replicable) and the gateway (each
-# replica's projection has a durable consumer named after the replica) are StatefulSets, so a
-# replica keeps its name, consumer and read model across restarts; the services that must run
-# once are Deployments of one pod with the Recreate strategy (two never overlap). Each pod copies
+# The Cairn services and the gateway. The replicated services (local.replicated, metrics among
+# them) and the gateway (each replica's projection has a durable consumer named after the
+# replica) are StatefulSets, so a replica keeps its name, consumers and read model across
+# restarts; a service that must run once (artifacts without artifacts_s3) is a Deployment of one
+# pod with the Recreate strategy (two never overlap). Each pod copies
 # its secrets (its NATS user, the CA, the service key) into a private in-memory folder at start:
 # Cairn refuses credentials files that other users may read, and Secret volumes are group-readable.
 

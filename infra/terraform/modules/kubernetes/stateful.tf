@@ -1,6 +1,8 @@
-# Registry and lineage replicas and the gateways: StatefulSets (see services.tf for why), each
-# replica with CAIRN_REPLICA = its pod name and a read-model volume of its own. The gateways are
-# scaled by a HorizontalPodAutoscaler and reached through the Ingress.
+# The replicated services (local.replicated: metrics among them) and the gateways: StatefulSets
+# (see services.tf for why), each replica with CAIRN_REPLICA = its pod name and a volume of its own
+# (read model; metrics: its Parquet points). The gateways are scaled by a HorizontalPodAutoscaler
+# and reached through the Ingress. The pods roll when their environment changes (the annotation):
+# the gateways' CAIRN_SERVICES and the metrics pods' CAIRN_WRITER_REPLICAS name every replica.
 
 resource "kubernetes_stateful_set_v1" "replicated" {
   #checkov:skip=CKV_K8S_14:the image comes from var.image, whose validation refuses latest and a missing tag
@@ -23,7 +25,8 @@ resource "kubernetes_stateful_set_v1" "replicated" {
     }
     template {
       metadata {
-        labels = merge(local.labels, { "app.kubernetes.io/name" = each.key, "cairn/tier" = each.key == "gateway" ? "gateway" : "services" })
+        labels      = merge(local.labels, { "app.kubernetes.io/name" = each.key, "cairn/tier" = each.key == "gateway" ? "gateway" : "services" })
+        annotations = { "cairn/env-sha256" = sha256(jsonencode(local.workload_env[each.key])) }
       }
       spec {
         automount_service_account_token  = false

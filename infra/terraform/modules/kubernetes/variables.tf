@@ -86,7 +86,7 @@ variable "nats_storage_gb" {
 }
 
 variable "service_replicas" {
-  description = "Replicas of the replicable services (registry, lineage, scheduler, deployments, monitor, pipelines; artifacts too with artifacts_s3), each with a read model of its own. The others run once, as `cairn up` runs them (cairn.up.REPLICABLE)."
+  description = "Replicas of the services (registry, lineage, scheduler, deployments, monitor, pipelines, metrics; artifacts too with artifacts_s3, else it runs once), each a StatefulSet pod with a volume of its own (read model; metrics: its own Parquet points, CAIRN_WRITER_REPLICAS naming every metrics pod)."
   type        = number
   default     = 2
 
