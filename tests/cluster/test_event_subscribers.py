@@ -359,3 +359,32 @@ def test_the_users_file_is_rewritten_when_a_restarted_server_overwrote_it(tmp_pa
     assert not users.update(live, time.time())  # nothing changed: no rewrite, no reload
     users.path.write_text("authorization { users = [] }\n")  # what a restart leaves
     assert users.update(live, time.time()) and users.path.read_text() == text
+
+
+def test_a_stale_ports_file_naming_another_process_gets_no_reload(tmp_path: Path) -> None:
+    """A server killed without cleaning up leaves ``nats-server_<pid>.ports``; once pids wrap, that
+    pid may be any process (a gateway, a service): it must not get the SIGHUP, which would end it."""
+    import subprocess
+    import sys
+
+    from cairn.kernel.subscriber_sync import runs_nats_server, server_pid
+    from cairn.natsserver import start_nats_server
+
+    ports = tmp_path / "ports"
+    ports.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (ports / f"nats-server_{other.pid}.ports").write_text("{}")
+        assert not runs_nats_server(other.pid)
+        assert server_pid(ports) is None  # alive, but no nats-server: never signalled
+        server, _ = start_nats_server(tmp_path / "nats")
+        try:
+            (ports / f"nats-server_{server.pid}.ports").write_text("{}")
+            assert runs_nats_server(server.pid) and server_pid(ports) == server.pid
+        finally:
+            server.terminate()
+            server.wait()
+    finally:
+        other.kill()
+        other.wait()
+    assert other.poll() == -9  # it was never sent a SIGHUP (that would have ended it first)

@@ -43,15 +43,39 @@ def static_users(creds_dir: Path) -> list[NatsCredentials]:
 
 
 def server_pid(ports_dir: Path) -> int | None:
-    """The live nats-server that wrote a ports file in ``ports_dir`` (``nats-server_<pid>.ports``)."""
-    for path in sorted(ports_dir.glob("*.ports")):
+    """The live nats-server that wrote a ports file in ``ports_dir`` (``nats-server_<pid>.ports``),
+    the newest first. A file left by a server that was killed names a pid that another process may
+    have since (pids wrap around): a SIGHUP to it would end that process, so where ``/proc`` says
+    what runs at a pid, only a nats-server counts."""
+    files = sorted(ports_dir.glob("*.ports"), key=_mtime, reverse=True)
+    for path in files:
         try:
             pid = int(path.stem.rsplit("_", 1)[1])
             os.kill(pid, 0)
         except (IndexError, ValueError, ProcessLookupError, PermissionError):
             continue
-        return pid
+        if runs_nats_server(pid):
+            return pid
     return None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def runs_nats_server(pid: int, proc: Path = Path("/proc")) -> bool:
+    """Whether the process ``pid`` is a nats-server (its program's name), or, on a system without
+    ``proc``, whether it is alive at all (then the ports file is all there is to go by)."""
+    if not (proc / "self").exists():
+        return True
+    try:
+        program = (proc / str(pid) / "cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    return os.path.basename(program.decode(errors="replace")).startswith("nats-server")
 
 
 USERS_FILE = "users.conf"  # next to nats.conf, which includes it (cairn.natsserver.write_config)
