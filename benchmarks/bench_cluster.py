@@ -135,6 +135,45 @@ async def search_load(session: aiohttp.ClientSession, base: str, n: int, concurr
             "errors": dict(errors)}
 
 
+async def metric_load(session: aiohttp.ClientSession, gateway: str, project: str, run_id: str, batches: int,
+                      points: int, concurrency: int, token: str) -> dict[str, Any]:
+    """``batches`` metric batches of ``points`` points each into one run, ``concurrency`` at a
+    time (with N metrics replicas every replica writes every point); then how long until a read
+    naming the last batch's sequence (Cairn-Min-Metrics-Seq) is answered with every point."""
+    sem = asyncio.Semaphore(concurrency)
+    took: list[float] = []
+    errors: Counter[str] = Counter()
+    top = 0
+    path = f"{gateway}/api/v1/metrics/projects/{project}/runs/{run_id}/metrics"
+    auth = {"Authorization": f"Bearer {token}"}
+
+    async def one(i: int) -> None:
+        nonlocal top
+        body = {"batch_id": uuid.uuid4().hex,
+                "points": [{"key": "loss", "value": 1.0 / (k + 1), "step": i * points + k} for k in range(points)]}
+        async with sem:
+            started = time.perf_counter()
+            async with session.post(path, json=body, headers=auth) as resp:
+                answer = await resp.read()
+                if resp.status != 202:
+                    errors[f"{resp.status} {answer[:100].decode(errors='replace')}"] += 1
+                else:
+                    top = max(top, int(json.loads(answer)["sequence"]))
+            took.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(batches)))
+    wall = time.perf_counter() - started
+    read_started = time.perf_counter()
+    async with session.get(path, params={"key": "loss", "points": "100"},
+                           headers={**auth, "Cairn-Min-Metrics-Seq": str(top)}) as resp:
+        total = (await resp.json()).get("total") if resp.status == 200 else f"{resp.status}"
+    return {"batches": batches, "points_per_batch": points, "points_per_s": round(batches * points / wall),
+            "p50_ms": round(percentile(took, 0.5) * 1e3, 1), "p99_ms": round(percentile(took, 0.99) * 1e3, 1),
+            "read_after_last_ms": round((time.perf_counter() - read_started) * 1e3, 1), "read_total": total,
+            "errors": dict(errors)}
+
+
 def processes(state: dict, cluster: NatsCluster | None) -> dict[str, int]:
     pids = {name: info["pid"] for name, info in state["services"].items() if info.get("pid")}
     if cluster is not None:
@@ -168,8 +207,13 @@ async def measure(gateway: str, token: str, pids: dict[str, int], args: argparse
         cpu = {name: round((cpu_seconds(pid) or 0.0) - (before[name] or 0.0), 2) for name, pid in pids.items()}
         cpu["load generator"] = round(time.process_time() - me, 2)
         searches = await search_load(session, base, args.searches, args.search_concurrency, tokens)
+        async with session.post(f"{base}/runs", json={"name": "metrics"}, headers=headers) as resp:
+            run_id = (await resp.json())["id"]
+        metrics = await metric_load(session, gateway, project, run_id, args.metric_batches, args.metric_points,
+                                    args.metric_concurrency, token)
     busiest = sorted(cpu.items(), key=lambda item: -item[1])
-    return {"tokens": len(tokens), "commands": commands, "search": searches, "cpu_wall_s": round(wall, 2),
+    return {"tokens": len(tokens), "commands": commands, "search": searches, "metrics": metrics,
+            "cpu_wall_s": round(wall, 2),
             "cpu_s": dict(busiest), "cpu_s_total": round(sum(cpu.values()), 2),
             "cores_busy": round(sum(cpu.values()) / wall, 2),  # of os.cpu_count(): what we were given
             "cpu_ms_per_command": {name: round(s * 1e3 / args.commands, 2) for name, s in busiest}}
@@ -223,17 +267,19 @@ def bottleneck(result: dict[str, Any]) -> tuple[str, float]:
 def table(results: list[dict[str, Any]]) -> str:
     """The figures of each configuration as a Markdown table: the busiest processes (CPU ms per
     command) and the first bottleneck's one-core ceiling."""
-    lines = ["| config | commands/s | command p50 / p99 ms | search p50 / p99 ms | CPU ms per command: busiest "
-             "| first bottleneck: one-core ceiling | cores we got | load before / after |",
-             "| --- | ---: | ---: | ---: | --- | --- | ---: | --- |"]
+    lines = ["| config | commands/s | command p50 / p99 ms | search p50 / p99 ms | metric points/s (batch p50 ms) "
+             "| CPU ms per command: busiest | first bottleneck: one-core ceiling | cores we got | load before / after |",
+             "| --- | ---: | ---: | ---: | ---: | --- | --- | ---: | --- |"]
     for r in results:
         c, s = r["commands"], r["search"]
         total = round(sum(r["cpu_ms_per_command"].values()), 1)
         busiest = ", ".join(f"{name} {ms}" for name, ms in list(r["cpu_ms_per_command"].items())[:3])
         name, ceiling = bottleneck(r)
         config = r["config"] + (f", {r['tokens']} tokens" if r.get("tokens", 1) > 1 else "")
+        m = r.get("metrics") or {}
+        points = f"{m['points_per_s']} ({m['p50_ms']})" if m else "-"
         lines.append(f"| {config} | {c['commands_per_s']} | {c['p50_ms']} / {c['p99_ms']} | "
-                     f"{s['p50_ms']} / {s['p99_ms']} | {total} in all; {busiest} | {name}: {ceiling}/s | "
+                     f"{s['p50_ms']} / {s['p99_ms']} | {points} | {total} in all; {busiest} | {name}: {ceiling}/s | "
                      f"{r.get('cores_busy', '-')} | {r['loadavg_before']} / {r['loadavg_after']} |")
     return "\n".join(lines)
 
@@ -246,6 +292,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--searches", type=int, default=300)
     parser.add_argument("--search-concurrency", type=int, default=4)
+    parser.add_argument("--metric-batches", type=int, default=200)
+    parser.add_argument("--metric-points", type=int, default=1000)
+    parser.add_argument("--metric-concurrency", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=1,
                         help="clients' tokens (1: one client with --concurrency requests in flight)")
     parser.add_argument("--failover", action="store_true", help="failover on the last 3-node configuration")

@@ -57,12 +57,13 @@ def test_the_table_has_a_row_per_configuration_with_the_busiest_processes(bench:
                 "loadavg_after": "2.0 1.5 1.0", "cores_busy": 1.5,
                 "cpu_ms_per_command": {"load generator": 4.0, first: 2.0, "gateway": 1.25, "nats": 1.0, "lineage": 0.55}}
 
-    results = [result("1x1", 500.0, "registry"), {**result("3x3", 250.0, "nats-n1"), "tokens": 8}]
+    results = [result("1x1", 500.0, "registry"), {**result("3x3", 250.0, "nats-n1"), "tokens": 8,
+                                                    "metrics": {"points_per_s": 90000, "p50_ms": 40.0}}]
     assert bench.bottleneck(results[1]) == ("nats-n1", 500)  # the load generator is not the platform
     lines = bench.table(results).splitlines()
     assert len(lines) == 4 and lines[0].startswith("| config | commands/s")
-    assert lines[2].startswith("| 1x1 | 500.0 | 50.0 / 90.0 | 5.0 / 20.0 | 8.8 in all; load generator 4.0, registry 2.0, "
-                               "gateway 1.25 | registry: 500/s | 1.5 |")
-    assert lines[3].startswith("| 3x3, 8 tokens | 250.0 |")
+    assert lines[2].startswith("| 1x1 | 500.0 | 50.0 / 90.0 | 5.0 / 20.0 | - | 8.8 in all; load generator 4.0, "
+                               "registry 2.0, gateway 1.25 | registry: 500/s | 1.5 |")
+    assert lines[3].startswith("| 3x3, 8 tokens | 250.0 | 50.0 / 90.0 | 5.0 / 20.0 | 90000 (40.0) |")
     assert "nats-n1: 500/s" in lines[3] and "lineage" not in lines[3]
     assert bench.percentile([3.0, 1.0, 2.0], 0.5) == 2.0 and bench.percentile([], 0.5) != bench.percentile([], 0.5)
