@@ -12,7 +12,9 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from platform_harness import Platform
 
-EXAMPLES_PER_OPERATION = 6
+# Derandomized: the same examples on every run. Three per operation keep the run short; the last
+# asserts below still hold (two calls per operation on average, accepted and refused requests).
+EXAMPLES_PER_OPERATION = 3
 
 
 def test_no_server_errors_and_responses_match_schema(platform: Platform) -> None:

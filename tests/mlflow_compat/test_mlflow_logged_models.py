@@ -145,9 +145,11 @@ class Model(mlflow.pyfunc.PythonModel):
 client = MlflowClient()
 uri = os.environ["MLFLOW_TRACKING_URI"]
 headers = {"Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]}
-alone = mlflow.pyfunc.log_model(name="model", python_model=Model())
+# requirements given, as a project pins them: not inferred by loading the model in a new Python
+# (seconds each, and all on this machine: nothing of it reaches the server)
+alone = mlflow.pyfunc.log_model(name="model", python_model=Model(), pip_requirements=["mlflow"])
 with mlflow.start_run() as run:
-    held = mlflow.pyfunc.log_model(name="held", python_model=Model())
+    held = mlflow.pyfunc.log_model(name="held", python_model=Model(), pip_requirements=["mlflow"])
 listing = {}
 for info in (alone, held):
     resp = requests.get(f"{uri}/ajax-api/2.0/mlflow/logged-models/{info.model_id}/artifacts/directories",
