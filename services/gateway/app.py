@@ -377,8 +377,11 @@ async def _health(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
             ready = resp.status_code == 200 and bool(body.get("ready"))
             applied = body.get("applied_seq")
             lag = (last - applied) if (last is not None and applied is not None) else None
-            return name, {"ready": ready, "url": url, "applied_seq": applied, "lag": lag,
-                          "error": body.get("error"), "parked": body.get("parked")}
+            item = {"ready": ready, "url": url, "applied_seq": applied, "lag": lag,
+                    "error": body.get("error"), "parked": body.get("parked")}
+            if "written_seq" in body:  # a metrics replica: how far it wrote the metrics stream
+                item["written_seq"] = body["written_seq"]
+            return name, item
         except (httpx.HTTPError, ValueError) as err:
             return name, {"ready": False, "url": url, "error": f"{type(err).__name__}: {err}"}
 

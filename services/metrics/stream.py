@@ -163,7 +163,7 @@ async def ensure_durables(js: Any, names: list[str], own: str, written_up_to: in
         if info is None:
             first = int((await js.stream_info(METRICS_STREAM)).state.first_seq)
             if name == own:
-                _refuse_gap(first, written_up_to, own, own_root)
+                await _check_gap(js, first, written_up_to, own, own_root)
             try:
                 await js.add_consumer(METRICS_STREAM, consumer_config(durable, first))
             except Exception:  # noqa: BLE001 - another replica made it a moment ago: read it below
@@ -176,17 +176,29 @@ async def ensure_durables(js: Any, names: list[str], own: str, written_up_to: in
                 continue
             info = await _consumer(js, durable)
         if name == own and info is not None:
-            _refuse_gap(int((info.config.metadata or {}).get(FROM_KEY, "1")), written_up_to, own, own_root)
+            from_seq = int((info.config.metadata or {}).get(FROM_KEY, "1"))
+            await _check_gap(js, from_seq, written_up_to, own, own_root)
 
 
-def _refuse_gap(from_seq: int, written_up_to: int, own: str, own_root: str) -> None:
-    if from_seq > 1 and written_up_to < from_seq - 1:
-        raise ConfigurationError(
-            f"metrics replica {own or MAIN!r} would start reading the metrics stream at sequence {from_seq}, but "
-            f"its folder {own_root} holds points only up to sequence {written_up_to} and the batches between "
-            "were deleted once the other replicas wrote them. Stop a running metrics replica, copy its metrics "
-            "folder here, start this replica, then the other (docs/cluster.md \"Metrics replicas\"); or list every "
-            "metrics replica in CAIRN_WRITER_REPLICAS before points are written")
+async def _check_gap(js: Any, from_seq: int, written_up_to: int, own: str, own_root: str) -> None:
+    """Refuse a start that would leave points out when another replica's durable shows that some
+    replica holds them (copy its folder); with no other replica (a stream restored from a backup
+    into an empty folder: the Parquet files are backed up as files), say what is missing and go on."""
+    if from_seq <= 1 or written_up_to >= from_seq - 1:
+        return
+    others = [c.name for c in await js.consumers_info(METRICS_STREAM)
+              if c.name.startswith(DURABLE) and c.name != durable_for(own)]
+    if not others:
+        log.error("metrics replica %r: its folder %s holds points up to metrics-stream sequence %d, the stream "
+                  "from %d on, and no other replica holds those between: restore the metrics folder from a file "
+                  "backup to show them (docs/deploy.md)", own or MAIN, own_root, written_up_to, from_seq)
+        return
+    raise ConfigurationError(
+        f"metrics replica {own or MAIN!r} would start reading the metrics stream at sequence {from_seq}, but "
+        f"its folder {own_root} holds points only up to sequence {written_up_to} and the batches between "
+        "were deleted once the other replicas wrote them. Stop a running metrics replica, copy its metrics "
+        "folder here, start this replica, then the other (docs/cluster.md \"Metrics replicas\"); or list every "
+        "metrics replica in CAIRN_WRITER_REPLICAS before points are written")
 
 
 async def _consumer(js: Any, durable: str) -> Any:

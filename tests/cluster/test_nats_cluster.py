@@ -46,7 +46,7 @@ from cairn.kernel.natsauth import AGENT_INBOX_PREFIX, NatsCredentials
 from cairn.kernel.natstls import client_tls_context
 from cairn.natsserver import free_port, free_ports, start_configured_server
 from cairn.protocol import EVENTS_STREAM, KEY_BUCKET, LOGS_STREAM, METRICS_STREAM, NATS_TLS_CA_ENV
-from cairn.services.metrics.writer import ensure_stream as ensure_metrics_stream
+from cairn.services.metrics.stream import ensure_stream as ensure_metrics_stream
 from cairn.services.scheduler.logs import ensure_logs_stream
 
 from platform_harness import signed_headers

@@ -108,6 +108,13 @@ def test_the_sdk_reads_its_own_points_through_the_gateway(metrics_pair: ReplicaS
     for url in metrics_pair.urls_of("metrics"):
         body = history(url, plat, project, run.id, {H_CAIRN_MIN_METRICS_SEQ: str(client.last_metrics_seq)}).json()
         assert body["steps"] == list(range(200))
+    # the gateway's status shows how far each metrics replica wrote the metrics stream
+    def written() -> list[int]:
+        status = loopback.get(f"{plat.gateway}/api/v1/status", headers=plat.headers, timeout=10).json()
+        return [r["written_seq"] for r in status["services"]["metrics"]["replicas"]]
+
+    wait_until(lambda: all(w >= client.last_metrics_seq for w in written()), "a replica's written_seq stayed behind")
+    assert len(written()) == 2
     own = plat.data_dir / "metrics" / project / run.id
     theirs = plat.data_dir / "metrics" / "replicas" / "b" / project / run.id
     assert list(own.glob("part-*.parquet")) and list(theirs.glob("part-*.parquet"))

@@ -59,7 +59,7 @@ def status(ctx: Ctx) -> None:
             emit(ctx, report["streams"], title="streams",
                  columns=["name", "replicas", "leader", "current", "lag", "last_seq", "error"])
         emit(ctx, replica_rows(report), title="services (one line per replica)",
-             columns=["service", "url", "ready", "applied_seq", "lag", "parked", "error"])
+             columns=["service", "url", "ready", "applied_seq", "lag", "written_seq", "parked", "error"])
         if report["leaders"]:
             emit(ctx, report["leaders"], title="leaders",
                  columns=["singleton", "holder", "term", "live", "expires_in_s"])
