@@ -178,7 +178,12 @@ def _parse(profile: Mapping[str, Any]) -> tuple[bytes, str, int, int]:
     except ImportError:
         raise Unavailable("this monitor has no statistics library (cairn.monitor): it cannot read profiles") from None
     try:
-        parsed = Profile.from_json(orjson.dumps(dict(profile)))
+        raw = orjson.dumps(dict(profile))
+    except orjson.JSONEncodeError as err:  # text JSON can carry but UTF-8 cannot: a lone surrogate (\ud83d)
+        raise InvalidInput(f"the profile is not valid: {err}; send text as whole Unicode characters",
+                           details={"field": "profile"}) from None
+    try:
+        parsed = Profile.from_json(raw)
     except ValueError as err:
         raise InvalidInput(f"the profile is not valid: {err}", details={"field": "profile"}) from None
     return parsed.to_json(), parsed.digest(), int(parsed.rows), len(parsed.columns)

@@ -146,6 +146,10 @@ def test_a_registered_reference_gives_windows_their_drift(platform: Platform, ad
     bad = admin.post(f"/monitor/projects/{PROJECT}/profiles", json={**body, "profile": {"rows": -1}})
     assert bad.status_code == 422 and "profile" in bad.text
     assert admin.post(f"/monitor/projects/{PROJECT}/profiles", json={**body, "source": {"x": 1}}).status_code == 422
+    # a lone surrogate is valid JSON text but no Unicode (found by the API fuzz): a 422, not a 500
+    lone = admin.post(f"/monitor/projects/{PROJECT}/profiles", headers={"Content-Type": "application/json"},
+                      content=b'{"profile": {"columns": {"\\ud93e": 1}}, "source": {}}')
+    assert lone.status_code == 422 and "Unicode" in lone.text, lone.text
     assert stream_last_seq(platform) == before
     created = admin.post(f"/monitor/projects/{PROJECT}/profiles", json=body)
     assert created.status_code == 201, created.text
