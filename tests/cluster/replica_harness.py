@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from typing import Any
 
 from service_fork import ServiceProcess
@@ -55,3 +56,14 @@ class ReplicaSet:
         """Headers for a direct call to a replica: the signed site admin, and the log's end as
         Cairn-Min-Seq (the replica has applied everything written so far)."""
         return {**self.plat.service_headers, H_CAIRN_MIN_SEQ: str(stream_last_seq(self.plat))}
+
+
+def wait_until(check: Any, what: str, timeout: float = 60.0) -> Any:
+    """``check()``'s first truthy value, asked every 50 ms; an assertion naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -28,7 +27,7 @@ import cairn
 from cairn.natsserver import wait_for_tcp
 from cairn.protocol import H_CAIRN_METRICS_SEQ, H_CAIRN_MIN_METRICS_SEQ
 from cairn.up import SERVICES
-from cluster.replica_harness import ReplicaSet
+from cluster.replica_harness import ReplicaSet, wait_until
 
 from platform_harness import Platform, read_all_events, running
 
@@ -127,16 +126,6 @@ def announced_counts(plat: Platform, project: str, run: str) -> list[int]:
 
 def health(url: str) -> dict[str, Any]:
     return loopback.get(f"{url}/healthz", timeout=10).json()
-
-
-def wait_until(check: Any, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def test_one_replica_announces_summaries_and_the_other_takes_over(metrics_pair: ReplicaSet) -> None:

@@ -29,6 +29,7 @@ from webhook_receivers import Receiver
 from cairn.kernel.eventlog import connect
 from cairn.kernel.leader import JetStreamLeases
 from cairn.natsserver import free_ports, wait_for_tcp
+from cluster.replica_harness import wait_until
 
 from platform_harness import START_TIMEOUT_S, Platform, running
 
@@ -100,16 +101,6 @@ def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
         both.start("gateway-b")
         both.wait_ready("gateway", "gateway-b")
         yield both
-
-
-def wait_until(check: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def hooked_project(gateways: Gateways, via: str, receiver: Receiver) -> str:
