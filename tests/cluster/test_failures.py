@@ -34,8 +34,9 @@ WHY_NOT = netns_possible() if sys.platform == "linux" else "network namespaces a
 pytestmark = [pytest.mark.system,  # apart from the default run: `pytest -m system` (README "Development")
               pytest.mark.skipif(WHY_NOT is not None, reason=f"failure tests need network namespaces: {WHY_NOT}")]
 
-# how long scenario 2 keeps a host cut off (the issue says 20 s; shorter keeps the suite's time)
-CUT_OFF_S = float(os.environ.get("CAIRN_TEST_CUT_OFF_S", "10"))
+# how long scenario 2 keeps a host cut off: the issue's 20 s (a system test, outside the suite's
+# 10 minutes); CAIRN_TEST_CUT_OFF_S for another length
+CUT_OFF_S = float(os.environ.get("CAIRN_TEST_CUT_OFF_S", "20"))
 PROJECT = "failures"
 DISPATCHER_LEASE = "scheduler.dispatcher"
 windows: dict[str, float] = {}
