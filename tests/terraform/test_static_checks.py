@@ -150,6 +150,29 @@ def test_modules_run_the_services_cairn_up_runs() -> None:
         assert len(replicable) == len(set(replicable)) and set(replicable) == MODULE_REPLICABLE, f"modules/{module}: replicable"
 
 
+def test_every_kubernetes_pod_that_may_be_the_scheduler_gets_the_agents_credentials() -> None:
+    """The scheduler's environment names the agents' NATS credentials file (it hands them to agents):
+    each pod template that projects a service's credentials (the Deployment and the StatefulSet, the
+    scheduler being either) must project ``agent.json`` for the scheduler too, or it starts without."""
+    folder = TERRAFORM / "modules" / "kubernetes"
+    text = {path.name: path.read_text() for path in folder.glob("*.tf")}
+    assert 'CAIRN_SCHEDULER_AGENT_NATS_CREDS = "/etc/cairn/nats/creds/agent.json"' in text["services.tf"]
+    for name in ("services.tf", "stateful.tf"):
+        assert 'each.key == "scheduler" ? [each.key, "agent"] : [each.key]' in text[name], name
+        assert 'path = "nats/creds/${items.value}.json"' in text[name], name
+
+
+def test_every_kubernetes_pod_that_may_be_artifacts_over_s3_gets_its_keys() -> None:
+    """Artifacts runs as a Deployment (one volume) or, with ``artifacts_s3``, as a StatefulSet: the
+    S3 keys of ``artifacts_s3.credentials_secret`` must reach it in both, or it cannot reach S3."""
+    folder = TERRAFORM / "modules" / "kubernetes"
+    for name in ("services.tf", "stateful.tf"):
+        text = (folder / name).read_text()
+        assert ('for_each = each.key == "artifacts" && local.s3_credentials != null ? '
+                '{ CAIRN_ARTIFACTS_S3_ACCESS_KEY = "access_key", CAIRN_ARTIFACTS_S3_SECRET_KEY = "secret_key" } : {}'
+                in text), name
+
+
 def test_no_lock_file_or_state_is_committed() -> None:
     tracked = _run(["git", "ls-files", str(TERRAFORM)], cwd=ROOT).stdout.split()
     leftovers = [path for path in tracked if re.search(r"(\.tfstate(\.backup)?|\.terraform\.lock\.hcl|/\.terraform/)", path)]

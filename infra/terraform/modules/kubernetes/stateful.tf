@@ -7,6 +7,7 @@
 resource "kubernetes_stateful_set_v1" "replicated" {
   #checkov:skip=CKV_K8S_14:the image comes from var.image, whose validation refuses latest and a missing tag
   #checkov:skip=CKV_K8S_43:a pinned tag is accepted as well as a digest (var.image validation); pin a digest for immutable deploys
+  #checkov:skip=CKV_K8S_35:only artifacts replicas with artifacts_s3.credentials_secret get their S3 keys as environment variables, the one way its settings read them
   for_each = { for name, spec in local.workloads : name => spec if spec.stateful }
   metadata {
     name      = each.key
@@ -85,6 +86,18 @@ resource "kubernetes_stateful_set_v1" "replicated" {
               }
             }
           }
+          dynamic "env" { # artifacts replicas over S3: their keys, as the Deployment gives them (services.tf)
+            for_each = each.key == "artifacts" && local.s3_credentials != null ? { CAIRN_ARTIFACTS_S3_ACCESS_KEY = "access_key", CAIRN_ARTIFACTS_S3_SECRET_KEY = "secret_key" } : {}
+            content {
+              name = env.key
+              value_from {
+                secret_key_ref {
+                  name = local.s3_credentials
+                  key  = env.value
+                }
+              }
+            }
+          }
           port {
             name           = "http"
             container_port = each.value.port
@@ -154,9 +167,13 @@ resource "kubernetes_stateful_set_v1" "replicated" {
             sources {
               secret {
                 name = kubernetes_secret_v1.nats_creds[0].metadata[0].name
-                items {
-                  key  = "${each.key}.json"
-                  path = "nats/creds/${each.key}.json"
+                # the scheduler also hands agents their credentials (CAIRN_SCHEDULER_AGENT_NATS_CREDS)
+                dynamic "items" {
+                  for_each = each.key == "scheduler" ? [each.key, "agent"] : [each.key]
+                  content {
+                    key  = "${items.value}.json"
+                    path = "nats/creds/${items.value}.json"
+                  }
                 }
               }
             }
