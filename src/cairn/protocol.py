@@ -161,6 +161,9 @@ H_LEADER_TERM = "Cairn-Leader-Term"
 STREAM_NAME_IN_USE = 10058  # creating a stream that exists (with another configuration)
 NO_SUITABLE_PEERS = 10005  # a cluster cannot place the replicas now (too few current peers)
 WRONG_LAST_SEQUENCE = 10071  # Nats-Expected-Last-Subject-Sequence was stale
+# a publish whose Nats-Msg-Id an earlier publish still being replicated carries (a retry of a write
+# that is not answered yet, on a clustered stream): neither stored nor refused, so "retry shortly"
+DUPLICATE_IN_PROCESS = 10158
 
 
 # --- stream configurations: one function each, replicas from settings ------------------------------

@@ -510,3 +510,34 @@ async def test_a_key_waits_for_its_buckets_stream_to_have_a_leader(cluster: Clus
                 cluster.start(name)
         await wait_for_meta_leader(cluster)
 
+
+
+async def test_a_retry_of_an_append_still_being_stored_is_a_503_not_a_500(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a replicated stream a publish is "in process" until its RAFT proposal commits; a retry
+    with the same Nats-Msg-Id meanwhile is refused with err_code 10158 (nats-server 2.11+), neither
+    stored nor a duplicate. The failure tests met it as a 500 (a client retrying through another
+    gateway while h2 was cut off): it is "retry shortly", and the event is stored once."""
+    for name, value in cluster.env("registry").items():
+        monkeypatch.setenv(name, value)
+    log = await EventLog.open(os.environ["CAIRN_NATS_URL"], name="test-retrier", replicas=3,
+                              credentials=cluster.creds("registry"))
+    seen: dict[str, int] = {}
+    try:
+        for round_ in range(30):
+            event = Event(type="item.added", project="cluster", aggregate="item", aggregate_id=f"retry-{round_}",
+                          data={}, actor="test")
+
+            async def one(event: Event = event) -> str:
+                try:
+                    appended = await log.append(event, expected_last_subject_seq=None)
+                except Unavailable:
+                    return "503"
+                return "duplicate" if appended.duplicate else "stored"
+
+            for outcome in await asyncio.gather(*(one() for _ in range(20))):  # the same write, 20 tries at once
+                seen[outcome] = seen.get(outcome, 0) + 1
+    finally:
+        await log.close()
+    assert seen.get("stored") == 30, seen  # each write stored once; every other try a duplicate or a 503
+    print("outcomes of 20 simultaneous tries of 30 writes:", seen)

@@ -25,6 +25,7 @@ from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.errors import (
+    APIError,
     BadRequestError,
     NotFoundError,
     ServiceUnavailableError,
@@ -42,6 +43,7 @@ from cairn.kernel.errors import (
 from cairn.kernel.natsauth import NatsCredentials
 from cairn.kernel.natstls import client_tls_context, server_urls
 from cairn.protocol import (  # noqa: F401 - EVENTS_STREAM is read from here by tests and tools
+    DUPLICATE_IN_PROCESS,
     EVENTS_STREAM,
     H_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT,
     WRONG_LAST_SEQUENCE,
@@ -212,6 +214,12 @@ class EventLog:
                     f"{event.aggregate} {event.aggregate_id} was changed by another request; retry",
                     details={"aggregate": event.aggregate, "id": event.aggregate_id},
                 ) from None
+            raise
+        except APIError as err:
+            if err.err_code == DUPLICATE_IN_PROCESS:  # the first try of this write is still being stored
+                raise Unavailable("the same write (its Idempotency-Key) is still being stored by an earlier "
+                                  "try; retry shortly with the same Idempotency-Key",
+                                  details={"retry_after": 1}) from None
             raise
         except _NOT_ANSWERED as err:
             # No stream leader answered (a NATS node died and the cluster is electing one, or
