@@ -137,7 +137,7 @@ def test_with_nats_port_0_a_free_port_is_chosen_and_printed(everywhere: Up) -> N
 
 
 def test_a_nats_server_whose_port_was_taken_while_it_was_down_stops_the_platform(tmp_path: Path) -> None:
-    up = start_up(tmp_path / "data").wait_healthy()
+    up = start_up(tmp_path / "data", env={"CAIRN_NATS_RESTART_GRACE_S": "1"}).wait_healthy()  # not 5 s of tries
     state = up.state()
     nats_port = int(state["nats_url"].rsplit(":", 1)[1])
     children = [state["nats_pid"], *(s["pid"] for s in [*state["services"].values(), *state["helpers"].values()])]

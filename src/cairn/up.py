@@ -179,6 +179,9 @@ class Supervisor:
     nats_agent_creds: Path | None = None
     quiet: bool = False
     service_replicas: int = 1  # of each REPLICABLE service (CAIRN_SERVICE_REPLICAS)
+    # how long a nats-server that exited is started again on its port before the platform stops
+    # (the port may be an outgoing connection's for a moment): CAIRN_NATS_RESTART_GRACE_S
+    nats_restart_grace_s: float = field(default_factory=lambda: float(os.environ.get("CAIRN_NATS_RESTART_GRACE_S", "5")))
     children: list[Child] = field(default_factory=list)
     nats: subprocess.Popen[bytes] | None = None
     stopping: bool = False
@@ -426,13 +429,13 @@ class Supervisor:
             child.start()
             self.write_state()
 
-    def _restart_nats(self, grace_s: float = 5.0) -> None:
+    def _restart_nats(self) -> None:
         """Bring nats-server back on its port, or stop: on any other port the services would not
         find it, and whatever holds the port now is not ours. A port in the ephemeral range may
         be some outgoing connection's local port for a moment, hence a few tries first."""
         assert self.nats is not None
         self.say(f"nats-server exited with {self.nats.returncode}; restarting it on port {self.nats_port}")
-        deadline = time.monotonic() + grace_s
+        deadline = time.monotonic() + self.nats_restart_grace_s
         while True:
             try:
                 self._start_nats(self.nats_port)

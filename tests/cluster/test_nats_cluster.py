@@ -520,8 +520,15 @@ async def test_a_retry_of_an_append_still_being_stored_is_a_503_not_a_500(
     gateway while h2 was cut off): it is "retry shortly", and the event is stored once."""
     for name, value in cluster.env("registry").items():
         monkeypatch.setenv(name, value)
-    log = await EventLog.open(os.environ["CAIRN_NATS_URL"], name="test-retrier", replicas=3,
-                              credentials=cluster.creds("registry"))
+    deadline = time.monotonic() + 60  # a test before may have left nodes restarting (under load: slowly)
+    while True:
+        try:
+            log = await EventLog.open(os.environ["CAIRN_NATS_URL"], name="test-retrier", replicas=3,
+                                      credentials=cluster.creds("registry"))
+            break
+        except (nats_errors.TimeoutError, Unavailable):
+            assert time.monotonic() < deadline, "the cluster's event stream did not answer within 60 s"
+            await asyncio.sleep(1)
     seen: dict[str, int] = {}
     try:
         for round_ in range(30):

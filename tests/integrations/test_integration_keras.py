@@ -5,6 +5,7 @@ same; ``cairn.autolog`` adds the callback to ``Model.fit``."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported: no TensorFlow here
@@ -14,24 +15,31 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-keras = pytest.importorskip("keras", reason="the Keras integration needs keras: pip install keras")
-
 from integration_checks import model_versions, served_answers, steps_and_values  # noqa: E402
 
 import cairn  # noqa: E402
-from cairn.integrations.keras import CairnCallback  # noqa: E402
 from cairn.sdk.client import Client  # noqa: E402
 from cairn.sdk.run import start_run  # noqa: E402
 
-pytestmark = pytest.mark.shared_stack
+# keras (with torch) is imported by the first test, not at collection: every xdist worker collects
+# every module, and importing it there cost each ~4 s
+pytestmark = [pytest.mark.shared_stack,
+              pytest.mark.skipif(importlib.util.find_spec("keras") is None,
+                                 reason="the Keras integration needs keras: pip install keras")]
 PROJECT = "integ-keras"
 RNG = np.random.default_rng(2)
 X = RNG.normal(size=(32, 4)).astype(np.float32)
 Y = X @ np.array([1.0, -2.0, 0.5, 0.0], dtype=np.float32)
 
 
-def tiny_model() -> Any:
+@pytest.fixture(scope="module")
+def keras() -> Any:
+    import keras
+
+    return keras
+
+
+def tiny_model(keras: Any) -> Any:
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6, activation="relu"), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.02), loss="mse")
@@ -43,8 +51,10 @@ def client(platform: Any) -> Client:
     return Client(platform.gateway, platform.token)
 
 
-def test_callback_logs_settings_each_batch_and_a_servable_model(client: Client, tmp_path: Path) -> None:
-    model = tiny_model()
+def test_callback_logs_settings_each_batch_and_a_servable_model(client: Client, keras: Any, tmp_path: Path) -> None:
+    from cairn.integrations.keras import CairnCallback  # imports keras
+
+    model = tiny_model(keras)
     with start_run(PROJECT, client=client, system_metrics=False, record_environment=False) as run:
         callback = CairnCallback(run, model_name="dense", input_example=X[:2])
         model.fit(X, Y, epochs=2, batch_size=8, verbose=0, callbacks=[callback])
@@ -58,8 +68,8 @@ def test_callback_logs_settings_each_batch_and_a_servable_model(client: Client, 
     np.testing.assert_allclose(served, model.predict(X[:5], verbose=0)[:, 0], rtol=1e-5, atol=1e-6)
 
 
-def test_autolog_adds_the_callback_to_fit(client: Client, tmp_path: Path) -> None:
-    model = tiny_model()
+def test_autolog_adds_the_callback_to_fit(client: Client, keras: Any, tmp_path: Path) -> None:
+    model = tiny_model(keras)
     with start_run(PROJECT, client=client, system_metrics=False, record_environment=False) as run:
         cairn.autolog(["keras"], run=run)
         try:
