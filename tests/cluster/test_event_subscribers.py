@@ -359,6 +359,18 @@ def test_the_users_file_is_rewritten_when_a_restarted_server_overwrote_it(tmp_pa
     assert not users.update(live, time.time())  # nothing changed: no rewrite, no reload
     users.path.write_text("authorization { users = [] }\n")  # what a restart leaves
     assert users.update(live, time.time()) and users.path.read_text() == text
+    # a sync started again beside a running server whose file already says this: no reload (in a
+    # rolling upgrade the syncs restart, the servers do not)
+    from cairn.natsserver import start_nats_server
+
+    server, _ = start_nats_server(tmp_path / "nats")
+    try:
+        (tmp_path / "ports" / f"nats-server_{server.pid}.ports").write_text("{}")
+        again = UsersFile(tmp_path / "users.conf", tmp_path / "creds", tmp_path / "ports")
+        assert not again.update(live, time.time()) and again.reloaded_pid == server.pid
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def test_a_stale_ports_file_naming_another_process_gets_no_reload(tmp_path: Path) -> None:

@@ -1,8 +1,7 @@
 """The Terraform ``hosts`` module, applied for real: network-namespace machines with sshd,
 ``terraform apply`` of infra/terraform/examples/hosts-three-machines against three of them with a
 Cairn wheel (v1), a small SDK workload through the gateway (a run with metrics, an artifact, a job
-on the third machine's agent), the scheduled backup's script run and its backup verified, an outside
-event subscriber let in and then refused by every NATS node (each node's subscriber sync); then the
+on the third machine's agent), the scheduled backup's script run and its backup verified; then the
 registry scaled from 1 to 2 replicas and a fourth, agent-only machine added by a re-apply (a job
 runs there); a rolling upgrade to a second wheel (v2) one machine and one unit at a time under a
 client loop with no failed request, every Cairn process then v2's; the fourth machine taken out
@@ -146,45 +145,6 @@ def scheduled_backup(machines: Machines, root: Path) -> None:
     assert streams["CAIRN_EVENTS"]["last_seq"] > 0 and "KV_cairn-keys" in streams, streams
 
 
-def outside_subscriber_on_every_node(gateway: str, token: str, ca: Path) -> None:
-    """An outside event subscriber issued through the gateway gets in at every NATS node (each
-    node's ``subscriber-sync`` unit writes it into that node's users file and reloads the node);
-    revoked, every node refuses it."""
-    import asyncio
-
-    import nats
-    from nats import errors as nats_errors
-
-    from cairn.kernel.natstls import client_tls_context, server_urls
-
-    headers = {"Authorization": f"Bearer {token}"}
-    issued = httpx.post(f"{gateway}/api/v1/events/subscribers", json={"name": "outside", "projects": ["tf"]},
-                        headers=headers, timeout=30)
-    assert issued.status_code == 201, issued.text
-    body = issued.json()
-    urls = server_urls(body["servers"])
-    assert len(urls) == 3
-    tls = client_tls_context({"CAIRN_NATS_TLS_CA": str(ca)})
-
-    async def admitted() -> list[bool]:
-        out = []
-        for url in urls:
-            try:
-                nc = await nats.connect(url, user=body["user"], password=body["password"], tls=tls,
-                                        allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=3)
-            except (nats_errors.Error, OSError):
-                out.append(False)
-                continue
-            await nc.close()
-            out.append(True)
-        return out
-
-    wait_until(lambda: asyncio.run(admitted()) == [True] * 3, 60, "every node to let the issued subscriber in")
-    revoked = httpx.delete(f"{gateway}/api/v1/events/subscribers/outside", headers=headers, timeout=30)
-    assert revoked.status_code in (200, 204), revoked.text
-    wait_until(lambda: asyncio.run(admitted()) == [False] * 3, 60, "every node to refuse the revoked subscriber")
-
-
 def running_releases(machines: Machines, numbers: range) -> set[str]:
     """The ``CAIRN_RELEASE`` of every Cairn process (services, gateways, agents; not nats-server,
     whose units leave it out) in the machines' namespaces: the wheel each was started from."""
@@ -234,7 +194,6 @@ def test_apply_workload_scale_restart_and_destroy(machines: Machines, tmp_path: 
         with cairn.Client(gateway, token=token) as client:
             run_id = workload(client, tmp_path)
         scheduled_backup(machines, roots / "cairn-1")
-        outside_subscriber_on_every_node(gateway, token, tmp_path / "secrets" / "ca" / "ca.pem")
 
         # more replicas by a variable: the second services machine gets registry-r2, the gateways
         # learn its URL; one more agent machine (queue "extra"); destroy is told to take the data too

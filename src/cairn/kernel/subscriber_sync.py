@@ -114,6 +114,11 @@ class UsersFile:
         file before our last write); whether it did."""
         text = self.render(subscribers, now)
         pid = server_pid(self.ports_dir)
+        if self.written is None and self._on_disk() == text and pid is not None:
+            # a sync (re)started beside a server whose file already says this (a rolling upgrade
+            # restarts the sync, not the server): the server has it; a reload would only disturb it
+            self.written, self.reloaded_pid = text, pid
+            return False
         if text == self.written and self._on_disk() == text and pid == self.reloaded_pid:
             return False
         if self._on_disk() != text:

@@ -57,14 +57,6 @@ locals {
       exec  = "$VENV/bin/nats-server -c ${m.root}/etc/nats/nodes/${name}.conf"
       env   = {}
       ready = ""
-      }, {
-      # keeps this node's users file in step with the outside event subscribers issued and
-      # revoked in the log, and reloads the node (docs/cluster.md "Event subscriptions")
-      name  = "subscriber-sync"
-      role  = "admin"
-      exec  = "$VENV/bin/python -m cairn.kernel.subscriber_sync --creds ${m.root}/etc/nats/creds/admin.json --users-file ${m.root}/etc/nats/nodes/${name}.users.conf --static-creds-dir ${m.root}/etc/nats/creds --ports-dir ${m.root}/data/nats/${name}"
-      env   = {}
-      ready = ""
     }] : [],
     [for p in local.replicas : {
       name  = p.unit
