@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from typing import Any
 
+from monitor_service.monitor_helpers import wait_for
 from service_fork import ServiceProcess
 
 from cairn.natsserver import free_ports, wait_for_tcp
@@ -59,11 +59,5 @@ class ReplicaSet:
 
 
 def wait_until(check: Any, what: str, timeout: float = 60.0) -> Any:
-    """``check()``'s first truthy value, asked every 50 ms; an assertion naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    """``check()``'s first truthy value (monitor_helpers.wait_for, a minute by default)."""
+    return wait_for(check, what, timeout)
