@@ -284,10 +284,12 @@ class MetricsWriter:
         announces only what the log lacks."""
         while True:
             if self.unannounced and not self.leading():
+                # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow the stop's cancel
+                wanted = asyncio.ensure_future(self._announce_wanted.wait())
                 try:
-                    await asyncio.wait_for(self._announce_wanted.wait(), 1.0)
-                except (TimeoutError, asyncio.TimeoutError):
-                    pass
+                    await asyncio.wait({wanted}, timeout=1.0)
+                finally:
+                    wanted.cancel()
             else:
                 await self._announce_wanted.wait()
             self._announce_wanted.clear()
