@@ -51,11 +51,11 @@ async def start_writer(app: FastAPI, runtime: ServiceRuntime) -> None:
     writers = writer_replicas(settings.writer_replicas, settings.replica)
     if is_work_queue(info):  # made by a build before replicas: the first listed replica migrates it
         if writers[0] != settings.replica:
-            await wait_migrated(nc.jetstream(timeout=10))
+            await wait_migrated(writer.js)
         else:
             writer.remove_orphans()
             await migrate_work_queue(nc, settings.replicas, writer.write)
-    await ensure_durables(nc.jetstream(timeout=10), writers, settings.replica, store.last_sequence(), str(root))
+    await ensure_durables(writer.js, writers, settings.replica, store.last_sequence(), str(root))
     writer.leading = lambda: False  # until the lease below is decided
     await writer.start()
     runtime.defer(writer.stop)
