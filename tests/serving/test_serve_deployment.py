@@ -95,3 +95,28 @@ def test_a_replica_follows_its_deployment_and_logs_its_requests(platform: Any, c
     stopped = wait_until(lambda: [r for r in deployments.replicas(PROJECT, "answers") if r.get("state") == "stopped"],
                          what="the replica's stop report")
     assert stopped[0]["url"] == served.url
+
+
+def test_stopped_is_a_replicas_last_word(client: Client) -> None:
+    """The config poll can still be switching versions while the server shuts down (it did under
+    load in CI): a "started" asked for after "stopped" is dropped, and reports go one at a time so
+    one in flight cannot land after "stopped" either."""
+    import asyncio
+
+    from cairn.serving.serve import ReplicaReports
+
+    deployments = Deployments(client)
+    deployments.create(PROJECT, "last-word", environment="dev", model="answer", follows="production", replicas=0)
+    path = f"/api/v1/deployments/projects/{PROJECT}/deployments/last-word/replicas/r1"
+    reports = ReplicaReports(client, path, "http://127.0.0.1:1", managed=False)
+
+    async def shut_down_while_switching() -> None:
+        switching = asyncio.ensure_future(reports.report("started", 1, ""))
+        await asyncio.sleep(0)  # the switch's report is under way when the stop comes
+        await reports.report("stopped", 1, "shutdown")
+        await switching
+        await reports.report("started", 2, "")  # a switch that finished after the stop
+
+    asyncio.run(shut_down_while_switching())
+    [replica] = deployments.replicas(PROJECT, "last-word")
+    assert (replica["state"], replica["version"]) == ("stopped", 1)

@@ -63,6 +63,30 @@ async def follow_alias(runtime: Runtime, source: Source, alias: str, poll_s: flo
             failed = None if await runtime.set_versions(version) else version
 
 
+class ReplicaReports:
+    """What a replica says to its deployment (``PUT .../replicas/ID``), one report at a time.
+    ``stopped`` is the last word: a report in flight finishes first, and one asked for later (the
+    config poll still switching versions while the server shuts down) is dropped, so the
+    deployment never hears "started" from a replica that has gone."""
+
+    def __init__(self, client: Any, path: str, url: str, managed: bool) -> None:
+        self.client, self.path, self.url, self.managed = client, path, url, managed
+        self._lock = asyncio.Lock()
+        self.stopped = False
+
+    async def report(self, state: str, version: int, reason: str) -> None:
+        async with self._lock:
+            if self.stopped:
+                return
+            self.stopped = state == "stopped"
+            try:
+                await asyncio.to_thread(self.client.request, "PUT", self.path, json={
+                    "url": self.url, "version": version, "state": state, "reason": reason,
+                    "managed": self.managed})
+            except Exception as err:  # noqa: BLE001 - reporting must not stop serving
+                log.warning("cannot report replica state %s: %s", state, err)
+
+
 def deployment_plan(config: dict[str, Any]) -> tuple[int, tuple[int, float] | None, int | None]:
     traffic = config.get("traffic") or {}
     canary = traffic.get("canary")
@@ -163,18 +187,10 @@ def run_serve(*, ref: str | None, project: str | None, deployment: str | None, h
                            replica=replica if deployment else None,
                            sample_rate=float(config.get("sample_rate", 1.0)) if config else 1.0)
 
-    async def report(state: str, version: int, reason: str) -> None:
-        if not deployment:
-            return
-        try:
-            await asyncio.to_thread(client.request, "PUT", f"{dep_path}/replicas/{replica}",
-                                    json={"url": url, "version": version, "state": state, "reason": reason,
-                                          "managed": managed})
-        except Exception as err:  # noqa: BLE001 - reporting must not stop serving
-            log.warning("cannot report replica state %s: %s", state, err)
-
+    reports = ReplicaReports(client, f"{dep_path}/replicas/{replica}", url, managed) if deployment else None
     runtime = Runtime(model_name, source, Metrics(model_name), max_batch=max_batch, max_wait_ms=max_wait_ms,
-                      rng=random.Random(seed) if seed is not None else None, report=report)
+                      rng=random.Random(seed) if seed is not None else None,
+                      report=reports.report if reports is not None else None)
     stop = asyncio.Event()
     server: uvicorn.Server | None = None
 
@@ -195,8 +211,9 @@ def run_serve(*, ref: str | None, project: str | None, deployment: str | None, h
             server.should_exit = True
 
     async def shutdown() -> None:
-        if deployment and runtime.primary is not None:
-            await report("stopped", runtime.primary.version, "shutdown")
+        stop.set()  # the config poll stops switching; a switch already under way reports nothing after this
+        if reports is not None and runtime.primary is not None:
+            await reports.report("stopped", runtime.primary.version, "shutdown")
 
     if sink is None and deployment:  # sampled requests go to the inference log through the deployment
         relay = HttpRelay(client.url, client.token, project or "", options.deployment or "")
