@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import httpx
-import jsonschema
 
 from cairn.kernel.schemas import current_version, known_schemas
 
@@ -28,6 +27,8 @@ def test_gateway_events_match_their_schemas(platform: Platform) -> None:
         time.sleep(0.05)
     admin.post(f"/projects/evs/webhooks/{hook['id']}/replay").raise_for_status()
     assert admin.delete(f"/projects/evs/webhooks/{hook['id']}").status_code == 204
+
+    import jsonschema  # here, not at collection: ~1 s on every xdist worker
 
     schemas = known_schemas()
     seen = set()

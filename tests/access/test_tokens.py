@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
-import jsonschema
 import pytest
 
 from cairn.kernel.envelope import Event
@@ -187,6 +186,8 @@ def test_token_created_v1_events_still_apply(tmp_path: Path) -> None:
     assert current_version("token.created") == 2
     v1 = {"user": "old", "token_id": "0123456789ab", "secret_hash": "f" * 64, "kind": "user",
           "site_admin": False, "expires_at": None, "description": ""}
+    import jsonschema  # here, not at collection: ~1 s on every xdist worker
+
     jsonschema.validate(v1, known_schemas()["token.created.v2"])
     store = GatewayStore(tmp_path / "gateway.sqlite3")
     try:

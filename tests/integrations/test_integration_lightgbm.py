@@ -4,22 +4,23 @@ booster, which loads back as ``cairn serve`` loads it and predicts the same; und
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from integration_checks import model_versions, served_answers, steps_and_values
 
-lgb = pytest.importorskip("lightgbm", reason="the LightGBM integration needs lightgbm: pip install lightgbm")
+import cairn
+from cairn.sdk.client import Client
+from cairn.sdk.run import start_run
 
-from integration_checks import model_versions, served_answers, steps_and_values  # noqa: E402
-
-import cairn  # noqa: E402
-from cairn.integrations.lightgbm import CairnCallback  # noqa: E402
-from cairn.sdk.client import Client  # noqa: E402
-from cairn.sdk.run import start_run  # noqa: E402
-
-pytestmark = pytest.mark.shared_stack
+# lightgbm (and sklearn) imported by the first test (``lgb``), not at collection, where every xdist
+# worker would pay ~1 s for it
+pytestmark = [pytest.mark.shared_stack,
+              pytest.mark.skipif(importlib.util.find_spec("lightgbm") is None,
+                                 reason="the LightGBM integration needs lightgbm: pip install lightgbm")]
 PROJECT = "integ-lightgbm"
 RNG = np.random.default_rng(5)
 X = RNG.normal(size=(80, 3)).astype(np.float32)
@@ -28,11 +29,21 @@ PARAMS = {"objective": "binary", "num_leaves": 4, "min_data_in_leaf": 5, "verbos
 
 
 @pytest.fixture(scope="module")
+def lgb() -> Any:
+    import lightgbm
+
+    return lightgbm
+
+
+@pytest.fixture(scope="module")
 def client(platform: Any) -> Client:
     return Client(platform.gateway, platform.token)
 
 
-def test_callback_logs_params_per_round_metrics_and_a_servable_booster(client: Client, tmp_path: Path) -> None:
+def test_callback_logs_params_per_round_metrics_and_a_servable_booster(client: Client, lgb: Any,
+                                                                       tmp_path: Path) -> None:
+    from cairn.integrations.lightgbm import CairnCallback  # imports lightgbm
+
     train = lgb.Dataset(X, Y)
     with start_run(PROJECT, client=client, system_metrics=False, record_environment=False) as run:
         callback = CairnCallback(run, model_name="lgb", input_example=X[:3])
@@ -45,7 +56,7 @@ def test_callback_logs_params_per_round_metrics_and_a_servable_booster(client: C
     np.testing.assert_allclose(served, booster.predict(X[:8]), rtol=1e-6)
 
 
-def test_autolog_logs_the_model_after_early_stopping(client: Client, tmp_path: Path) -> None:
+def test_autolog_logs_the_model_after_early_stopping(client: Client, lgb: Any, tmp_path: Path) -> None:
     train = lgb.Dataset(X[:60], Y[:60])
     valid = lgb.Dataset(X[60:], Y[60:], reference=train)
     with start_run(PROJECT, client=client, system_metrics=False, record_environment=False) as run:

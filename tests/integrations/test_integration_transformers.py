@@ -7,24 +7,27 @@ the flavour is still tested on a model logged directly."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from integration_checks import model_versions, served_answers, steps_and_values
 
-transformers = pytest.importorskip("transformers", reason="the Transformers integration needs transformers: "
-                                                          "pip install transformers")
-torch = pytest.importorskip("torch", reason="the Transformers integration needs torch: pip install torch")
+import cairn
+from cairn.sdk.client import Client
+from cairn.sdk.run import start_run
 
-from integration_checks import model_versions, served_answers, steps_and_values  # noqa: E402
-
-import cairn  # noqa: E402
-from cairn.integrations.transformers import CairnCallback  # noqa: E402
-from cairn.sdk.client import Client  # noqa: E402
-from cairn.sdk.run import start_run  # noqa: E402
-
-pytestmark = pytest.mark.shared_stack
+pytestmark = [pytest.mark.shared_stack,
+              pytest.mark.skipif(importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None,
+                                 reason="the Transformers integration needs transformers and torch: "
+                                        "pip install transformers torch")]
+# imported when the module's tests run (``frameworks``), not at collection: every xdist worker
+# collects every module, and these cost each worker ~2 s
+transformers: Any = None
+torch: Any = None
+CairnCallback: Any = None
 PROJECT = "integ-transformers"
 VOCAB, LENGTH = 30, 6
 
@@ -53,6 +56,17 @@ def logits_of(model: Any, rows: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         return model(input_ids=torch.from_numpy(rows)).logits.numpy()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def frameworks() -> None:
+    global transformers, torch, CairnCallback
+    import torch as torch_module
+    import transformers as transformers_module
+
+    from cairn.integrations.transformers import CairnCallback as callback_class
+
+    transformers, torch, CairnCallback = transformers_module, torch_module, callback_class
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import jsonschema
 
 from cairn.kernel.schemas import current_version, known_schemas
 from cairn.services.artifacts.domain import EVENT_SCHEMAS as ARTIFACT_EVENT_SCHEMAS
@@ -102,6 +101,8 @@ def test_every_event_in_the_log_matches_its_schema(platform: Platform, project: 
     for method, path, body in steps:
         resp = api.request(method.upper(), path, json=body)
         assert resp.status_code < 300, (path, resp.text)
+
+    import jsonschema  # here, not at collection: ~1 s on every xdist worker
 
     schemas = known_schemas()
     seen = set()
