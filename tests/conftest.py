@@ -79,6 +79,14 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "(see tests/conftest.py for what makes a module safe to share)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def code_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The SDK's code-snapshot cache (``cairn.sdk.code_snapshot``) in the run's temp folder, shared
+    by its workers, not in the home folder: every run started from the repository reuses the
+    repository's archive, as a user's training loop would."""
+    os.environ.setdefault("CAIRN_CODE_CACHE", str(tmp_path_factory.getbasetemp().parent / "code-cache"))
+
+
 @pytest.fixture(scope="session")
 def shared_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """One platform for every ``shared_stack`` module of the session (its pipelines service may

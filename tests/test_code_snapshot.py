@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cairn.sdk import code_snapshot
 from cairn.sdk.code_snapshot import (
     CodeSnapshotError,
     diff_snapshots,
@@ -95,3 +96,62 @@ def test_diff_between_snapshots_is_a_unified_diff_per_changed_file(repo: Path, t
     text = diff_snapshots(old, new)
     assert "--- a/pkg/model.py" in text and "-LAYERS = 2" in text and "+LAYERS = 3" in text
     assert "train.py" not in text
+
+
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A code cache of this test's own, and no wait for files to cool: HOT_S is 0 (a real
+    modification still moves the change time, which is what the signature needs)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("CAIRN_CODE_CACHE", str(folder))
+    monkeypatch.setattr(code_snapshot, "HOT_S", 0.0)
+    return folder
+
+
+def test_an_unchanged_tree_is_archived_once_and_then_taken_from_the_cache(repo: Path, tmp_path: Path,
+                                                                          cache: Path) -> None:
+    first = snapshot_code(repo, tmp_path / "a")
+    kept = cache / f"{first.digest}.tar.gz"
+    assert kept.read_bytes() == first.archive.read_bytes()
+    second = snapshot_code(repo, tmp_path / "b")
+    assert second.digest == first.digest and second.record() == first.record()
+    assert second.archive.stat().st_ino == kept.stat().st_ino  # the cache's archive, linked, not written again
+
+
+def test_a_change_of_the_same_size_or_a_new_file_misses_the_cache(repo: Path, tmp_path: Path, cache: Path) -> None:
+    first = snapshot_code(repo, tmp_path / "a")
+    (repo / "train.py").write_text("print('v9')\n")  # same size as v1
+    changed = snapshot_code(repo, tmp_path / "b")
+    assert changed.digest != first.digest
+    assert read_snapshot(changed.archive)["train.py"] == b"print('v9')\n"
+    (repo / "extra.py").write_text("")
+    added = snapshot_code(repo, tmp_path / "c")
+    assert "extra.py" in read_snapshot(added.archive) and added.files == changed.files + 1
+
+
+def test_a_tree_changed_in_the_last_seconds_is_not_cached(repo: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAIRN_CODE_CACHE", str(tmp_path / "cache"))  # HOT_S as shipped: the repo was just written
+    snapshot_code(repo, tmp_path / "a")
+    assert not list((tmp_path / "cache").glob("*.json"))
+
+
+def test_a_damaged_cached_archive_is_not_used(repo: Path, tmp_path: Path, cache: Path) -> None:
+    first = snapshot_code(repo, tmp_path / "a")
+    kept = cache / f"{first.digest}.tar.gz"
+    kept.unlink()
+    kept.write_bytes(b"not the archive")
+    second = snapshot_code(repo, tmp_path / "b")
+    assert second.digest == first.digest
+    assert second.archive.read_bytes() == first.archive.read_bytes()
+
+
+def test_the_cache_keeps_the_newest_archives_and_can_be_turned_off(repo: Path, tmp_path: Path, cache: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(code_snapshot.CACHE_KEEP + 2):
+        (repo / "train.py").write_text(f"print({i})\n")
+        snapshot_code(repo, tmp_path / f"s{i}")
+    assert len(list(cache.glob("*.tar.gz"))) == code_snapshot.CACHE_KEEP
+    monkeypatch.setenv("CAIRN_CODE_CACHE", "0")
+    off = snapshot_code(repo, tmp_path / "off")
+    assert off.archive.stat().st_nlink == 1 and len(list(cache.glob("*.tar.gz"))) == code_snapshot.CACHE_KEEP

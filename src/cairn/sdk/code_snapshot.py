@@ -5,6 +5,14 @@ tree), plus a deterministic tar.gz of the files as they are on disk: tracked fil
 files git does not ignore (or, outside git, every file under the folder but caches and venvs). The
 same tree always gives the same bytes (sorted names, zeroed times and owners), so identical code
 is stored once in the artifact store and two snapshots can be diffed file by file.
+
+Archiving a work tree of thousands of files costs most of a second, and a script that starts runs
+in a loop would pay it for each. So the last archives made are kept in a cache
+(``$CAIRN_CODE_CACHE``, default ``~/.cache/cairn/code``; ``0`` turns it off), found again by the
+tree's *signature*: every listed file's name, size, modification and change times, inode and
+executable bit, as git's index tells a clean file from a changed one. A file changed within the
+last two seconds keeps a tree out of the cache (a change in the same clock tick could leave its
+times as they were), and an archive taken from the cache is checked against its digest.
 """
 
 from __future__ import annotations
@@ -12,14 +20,17 @@ from __future__ import annotations
 import difflib
 import gzip
 import io
+import json
 import os
+import shutil
 import subprocess
 import tarfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from cairn.core import fingerprint_file
+from cairn.core import blake3, fingerprint_file
 
 if TYPE_CHECKING:
     from cairn.sdk.client import Client
@@ -28,6 +39,11 @@ MAX_BYTES = int(os.environ.get("CAIRN_CODE_MAX_BYTES", str(200 * 1024 * 1024)))
 MAX_INLINE_DIFF = 256 * 1024
 SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
              "node_modules", ".tox", "build", "dist"}
+# gzip level 6 (zlib's default): on a 14 MB tree of 1,150 files, 0.34 s of CPU against level 9's
+# 0.58 s, for an archive 0.4% larger
+COMPRESS_LEVEL = 6
+CACHE_KEEP = 8  # archives the cache keeps (the newest used)
+HOT_S = 2.0  # a file changed this recently keeps its tree out of the cache
 
 
 class CodeSnapshotError(ValueError):
@@ -92,23 +108,100 @@ def _listed_files(root: Path) -> tuple[list[str], bool]:
     return sorted(names), False
 
 
+def _too_large(root: Path) -> CodeSnapshotError:
+    return CodeSnapshotError(f"the code under {root} is over {MAX_BYTES} bytes; add large files to "
+                             ".gitignore or raise CAIRN_CODE_MAX_BYTES")
+
+
 def _write_archive(root: Path, names: list[str], dest: Path) -> int:
     total = 0
-    with open(dest, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+    with open(dest, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=COMPRESS_LEVEL) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in names:
             full = root / name
             size = full.stat().st_size
             total += size
             if total > MAX_BYTES:
-                raise CodeSnapshotError(f"the code under {root} is over {MAX_BYTES} bytes; add large files to "
-                                        ".gitignore or raise CAIRN_CODE_MAX_BYTES")
+                raise _too_large(root)
             info = tarfile.TarInfo(name)
             info.size = size
             info.mode = 0o755 if os.access(full, os.X_OK) else 0o644
             with open(full, "rb") as f:
                 tar.addfile(info, f)
     return total
+
+
+def cache_dir() -> Path | None:
+    """Where archives are kept for the next snapshot of the same tree; None when turned off."""
+    configured = os.environ.get("CAIRN_CODE_CACHE")
+    if configured is not None and configured.strip().lower() in ("", "0", "off", "false", "no"):
+        return None
+    return Path(configured) if configured else Path.home() / ".cache" / "cairn" / "code"
+
+
+def _signature(root: Path, names: list[str]) -> tuple[str, int] | None:
+    """The tree's signature and its total size; None while a file is hot (changed in the last
+    ``HOT_S``) or unreadable."""
+    lines, total = [], 0
+    hot_from = time.time_ns() - int(HOT_S * 1e9)
+    for name in names:
+        try:
+            st = os.stat(root / name)
+        except OSError:
+            return None
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= hot_from:
+            return None
+        total += st.st_size
+        lines.append(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode & 0o111}")
+    text = f"{root}\n{COMPRESS_LEVEL}\n" + "\n".join(lines)
+    return blake3(text.encode()).hex(), total
+
+
+def _place(source: Path, dest: Path) -> None:
+    """``source`` at ``dest``: a hard link where the file system allows it, else a copy."""
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
+def _from_cache(cache: Path, signature: str, dest_dir: Path) -> tuple[str, Path] | None:
+    """(digest, archive in dest_dir) of the tree with this signature, when the cache holds it whole."""
+    try:
+        digest = json.loads((cache / f"{signature}.json").read_text())["digest"]
+        kept = cache / f"{digest}.tar.gz"
+        if not isinstance(digest, str) or fingerprint_file(kept) != digest:
+            return None
+        archive = dest_dir / f"{digest}.tar.gz"
+        if not archive.exists():
+            _place(kept, archive)
+        os.utime(kept)  # used: the last to be evicted
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return digest, archive
+
+
+def _into_cache(cache: Path, signature: str, digest: str, archive: Path) -> None:
+    """Keep ``archive`` for the next snapshot of this tree, and only the newest ``CACHE_KEEP``."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        kept = cache / f"{digest}.tar.gz"
+        if not kept.exists():
+            part = cache / f".{digest}.{os.getpid()}.part"
+            _place(archive, part)
+            os.replace(part, kept)
+        entry = cache / f".{signature}.{os.getpid()}.part"
+        entry.write_text(json.dumps({"digest": digest}))
+        os.replace(entry, cache / f"{signature}.json")
+        archives = sorted(cache.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in archives[CACHE_KEEP:]:
+            old.unlink(missing_ok=True)
+        live = {p.name.removesuffix(".tar.gz") for p in archives[:CACHE_KEEP]}
+        for index in cache.glob("*.json"):
+            if index.stat().st_mtime < time.time() - 60 and json.loads(index.read_text()).get("digest") not in live:
+                index.unlink(missing_ok=True)
+    except (OSError, ValueError):  # a cache that cannot be written is only slower
+        pass
 
 
 def snapshot_code(path: str | os.PathLike[str], dest_dir: str | os.PathLike[str]) -> CodeSnapshot:
@@ -120,11 +213,21 @@ def snapshot_code(path: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
     names, in_git = _listed_files(root)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = dest_dir / f".code-{os.getpid()}.tar.gz"
-    _write_archive(root, names, tmp)
-    digest = fingerprint_file(tmp)
-    archive = dest_dir / f"{digest}.tar.gz"
-    os.replace(tmp, archive)
+    cache = cache_dir()
+    signed = _signature(root, names) if cache is not None else None
+    if signed is not None and signed[1] > MAX_BYTES:
+        raise _too_large(root)
+    found = _from_cache(cache, signed[0], dest_dir) if cache is not None and signed is not None else None
+    if found is not None:
+        digest, archive = found
+    else:
+        tmp = dest_dir / f".code-{os.getpid()}.tar.gz"
+        _write_archive(root, names, tmp)
+        digest = fingerprint_file(tmp)
+        archive = dest_dir / f"{digest}.tar.gz"
+        os.replace(tmp, archive)
+        if cache is not None and signed is not None:
+            _into_cache(cache, signed[0], digest, archive)
     snap = CodeSnapshot(archive=archive, digest=digest, size=archive.stat().st_size, files=len(names))
     if in_git:
         snap.commit = (_git(root, "rev-parse", "HEAD") or "").strip() or None
