@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from types import SimpleNamespace
+from typing import Any
 
 from cairn.sdk import environment as env
 
@@ -106,3 +107,30 @@ def test_capture_records_command_seeds_packages_and_no_machine_paths() -> None:
     assert "/" not in record["python"]["executable"]
     assert record["cpu"]["count"] >= 1 and record["memory_bytes"] > 0
     assert set(record["gpu"]) == {"devices", "driver", "cuda_driver", "cuda", "cudnn", "source"}
+
+
+def test_installed_packages_read_only_the_metadata_headers_and_agree_with_importlib() -> None:
+    """The quick header read gives what the e-mail parser of ``dist.metadata`` gives, for every
+    installed distribution."""
+    import importlib.metadata
+    import re
+
+    expected = sorted({f"{re.sub(r'[-_.]+', '-', d.metadata['Name']).lower()}=={d.version}"
+                       for d in importlib.metadata.distributions() if d.metadata and d.metadata["Name"]})
+    listed = env.installed_packages()
+    assert sorted(set(listed)) == expected and len(listed) == len(set(listed))
+    import pytest
+
+    assert f"pytest=={pytest.__version__}" in listed
+
+
+def test_a_description_that_looks_like_headers_is_not_read_as_them(tmp_path: Any) -> None:
+    import importlib.metadata
+
+    info = tmp_path / "odd_pkg-1.2.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_bytes(b"Metadata-Version: 2.1\r\nName: Odd_Pkg\r\nVersion: 1.2\r\n\r\n"
+                                    b"Name: not-this\nVersion: 9\n")
+    dist = importlib.metadata.PathDistribution(info)
+    assert env._name_and_version(dist) == ("Odd_Pkg", "1.2")
+    assert (dist.metadata["Name"], dist.version) == ("Odd_Pkg", "1.2")

@@ -163,15 +163,28 @@ def os_info() -> dict[str, Any]:
 
 # --- Python, packages, frameworks --------------------------------------------------------------
 
+_HEADER = re.compile(r"^(Name|Version):[ \t]*(.*)$", re.MULTILINE)
+
+
+def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
+    """Name and Version from the distribution's metadata headers. ``dist.metadata`` parses the
+    whole file as an e-mail message, long description included, and ``dist.version`` parses it
+    again: for 250 packages that was 0.2 s of CPU at every run start; the headers end at the
+    first empty line."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    headers = dict(_HEADER.findall(text.split("\n\n", 1)[0]))  # read_text gives universal newlines
+    return headers.get("Name") or None, headers.get("Version") or None
+
+
 def installed_packages() -> list[str]:
     """``name==version`` of every installed distribution, sorted by name (a ``pip freeze``)."""
     seen: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"] if dist.metadata else None
+        name, version = _name_and_version(dist)
         if not name:
             continue
         key = re.sub(r"[-_.]+", "-", name).lower()
-        seen.setdefault(key, f"{key}=={dist.version}")
+        seen.setdefault(key, f"{key}=={version}")
     return [seen[k] for k in sorted(seen)]
 
 
