@@ -15,6 +15,7 @@ import pytest
 
 import cairn
 from cairn.core import Manifest, blake3
+from cairn.sdk.tls import tls_context
 
 from platform_harness import Platform, read_all_events
 
@@ -35,8 +36,8 @@ class World:
     bea_pushed_files: int
 
     def as_user(self, user: str) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.platform.gateway}/api/v1/artifacts", timeout=30,
-                            headers={"Authorization": f"Bearer {self.tokens[user]}"})
+        return httpx.Client(base_url=f"{self.platform.gateway}/api/v1/artifacts", timeout=30, verify=tls_context(),
+                            headers={"Authorization": f"Bearer {self.tokens[user]}"})  # one TLS context (tests/loopback.py)
 
     def status(self, user: str, method: str, path: str) -> int:
         with self.as_user(user) as http:

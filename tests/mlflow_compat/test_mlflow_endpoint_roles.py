@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import httpx
+import loopback
 import pytest
 
 from cairn.services.gateway.mlflow import routes  # noqa: F401 - registers every endpoint module
@@ -51,9 +52,9 @@ def test_every_endpoint_refuses_callers_below_its_role(platform: Platform, token
         for user, rank in (("rolev", 1), ("rolee", 2), ("rolex", 0)):
             if rank >= RANK[role]:
                 continue
-            resp = httpx.request(method, f"{platform.gateway}/mlflow/{PROJECT}{path}", timeout=30,
-                                 headers={"Authorization": f"Bearer {tokens[user]}"},
-                                 json={} if method != "GET" else None)
+            resp = loopback.request(method, f"{platform.gateway}/mlflow/{PROJECT}{path}", timeout=30,
+                                    headers={"Authorization": f"Bearer {tokens[user]}"},
+                                    json={} if method != "GET" else None)
             code = resp.json().get("error_code") if resp.headers.get("content-type", "").startswith(
                 "application/json") else None
             expected = ("RESOURCE_DOES_NOT_EXIST", 404) if rank == 0 else ("PERMISSION_DENIED", 403)

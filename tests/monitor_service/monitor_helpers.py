@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import loopback
 import numpy as np
 import pandas as pd
 
@@ -63,7 +64,7 @@ def send(client: httpx.Client, project: str, deployment: str, batch: list[Infere
 
 
 def monitor_health(platform: Platform) -> dict[str, Any]:
-    return httpx.get(f"{platform.service_url('monitor')}/healthz", timeout=10).json()
+    return loopback.get(f"{platform.service_url('monitor')}/healthz", timeout=10).json()
 
 
 def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
