@@ -26,7 +26,9 @@ from pathlib import Path
 
 PRELOAD = ["cairn.kernel.service", "cairn.services.gateway.app",
            *(f"cairn.services.{name}.app" for name in ("registry", "artifacts", "metrics", "scheduler", "lineage",
-                                                        "deployments", "monitor", "pipelines"))]
+                                                        "deployments", "monitor", "pipelines")),
+           # the monitor imports these when it closes its first window (scipy.stats, pandas: ~1.2 s)
+           "cairn.monitor.drift", "cairn.monitor.profile", "cairn.monitor.performance"]
 _context: ForkServerContext | None = None
 
 
