@@ -60,6 +60,13 @@ def test_import_cairn_is_light_and_its_exports_still_load() -> None:
     assert "start_run Client ApiError" in str(found["printed"])
 
 
+def test_the_sdk_client_and_runs_leave_arrow_and_numpy_unimported() -> None:
+    """The client and ``start_run`` (every job process, agent and script) import pyarrow and numpy
+    only when they send or read metrics."""
+    found = modules_after("from cairn.sdk import Client, start_run\nimport cairn.sdk.run_diff")
+    assert not {"pyarrow", "numpy", "pandas"} & set(found["heavy"]), found["heavy"]
+
+
 def test_a_command_group_imports_its_module_only() -> None:
     found = modules_after(run_cli("metrics", "--help"))
     assert "cairn.cli.metrics" in found["cli"]
