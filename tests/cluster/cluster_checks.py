@@ -92,7 +92,8 @@ def check_read_models(cluster: Cluster, load: Load) -> None:
     headers = {**cluster.service_headers, H_CAIRN_MIN_SEQ: str(seq)}
     for host in CORE:
         url = f"{cluster.url(host, 'registry')}/projects/{load.project}/runs"
-        answer = loopback.get(url, headers=headers, params={"page_size": 1000}, timeout=30)
+        # a replica that was cut off may still be catching up: its 503 says so, and to retry
+        answer = cluster.wait(lambda u=url: _shown(u, headers, {"page_size": 1000}), f"registry on {host} catches up")
         assert answer.status_code == 200, answer.text
         runs = {r["id"]: r for r in answer.json()["runs"]}
         missing = [r for r in load.acked.runs if r not in runs]
@@ -111,7 +112,8 @@ def check_read_models(cluster: Cluster, load: Load) -> None:
         shown = {**cluster.service_headers, H_CAIRN_MIN_METRICS_SEQ: str(load.acked.metrics_seq)}
         for run_id, points in load.acked.points.items():
             path = f"{url}/projects/{load.project}/runs/{run_id}/metrics"
-            answer = cluster.wait(lambda p=path, h=shown: _shown(p, h), f"metrics on {host} shows run {run_id}")
+            answer = cluster.wait(lambda p=path, h=shown: _shown(p, h, {"key": "loss"}),
+                                  f"metrics on {host} shows run {run_id}")
             total = answer.json()["total"]
             assert total == points, f"metrics on {host}: run {run_id}: {total} points of loss, {points} acknowledged"
     for job_id in load.acked.jobs:
@@ -120,10 +122,11 @@ def check_read_models(cluster: Cluster, load: Load) -> None:
         assert load.call("GET", f"/scheduler/projects/{load.project}/jobs/{job_id}")["status"] == "succeeded"
 
 
-def _shown(url: str, headers: dict[str, str]) -> httpx.Response | None:
-    """A metrics replica's answer, or None while it is still writing up to the named sequence (503)."""
+def _shown(url: str, headers: dict[str, str], params: dict[str, Any]) -> httpx.Response | None:
+    """A replica's answer, or None while it has not yet applied (or written) up to the sequence the
+    headers name (503)."""
     try:
-        answer = loopback.get(url, params={"key": "loss"}, headers=headers, timeout=30)
+        answer = loopback.get(url, params=params, headers=headers, timeout=30)
     except httpx.HTTPError:
         return None
     if answer.status_code == 503:
