@@ -113,6 +113,7 @@ def test_an_unchanged_tree_is_archived_once_and_then_taken_from_the_cache(repo: 
     first = snapshot_code(repo, tmp_path / "a")
     kept = cache / f"{first.digest}.tar.gz"
     assert kept.read_bytes() == first.archive.read_bytes()
+    assert cache.stat().st_mode & 0o777 == 0o700  # it holds the code: its owner's alone
     second = snapshot_code(repo, tmp_path / "b")
     assert second.digest == first.digest and second.record() == first.record()
     assert second.archive.stat().st_ino == kept.stat().st_ino  # the cache's archive, linked, not written again

@@ -184,7 +184,7 @@ def _from_cache(cache: Path, signature: str, dest_dir: Path) -> tuple[str, Path]
 def _into_cache(cache: Path, signature: str, digest: str, archive: Path) -> None:
     """Keep ``archive`` for the next snapshot of this tree, and only the newest ``CACHE_KEEP``."""
     try:
-        cache.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)  # it holds the code: its owner's alone
         kept = cache / f"{digest}.tar.gz"
         if not kept.exists():
             part = cache / f".{digest}.{os.getpid()}.part"
