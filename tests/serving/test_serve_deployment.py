@@ -109,6 +109,9 @@ def test_stopped_is_a_replicas_last_word(client: Client) -> None:
     deployments.create(PROJECT, "last-word", environment="dev", model="answer", follows="production", replicas=0)
     path = f"/api/v1/deployments/projects/{PROJECT}/deployments/last-word/replicas/r1"
     reports = ReplicaReports(client, path, "http://127.0.0.1:1", managed=False)
+    reports.send("failed", 1, "version 1 failed to load: boom")  # as `cairn serve` says a load failure
+    [failed] = deployments.replicas(PROJECT, "last-word")
+    assert (failed["state"], failed["version"]) == ("failed", 1)
 
     async def shut_down_while_switching() -> None:
         switching = asyncio.ensure_future(reports.report("started", 1, ""))

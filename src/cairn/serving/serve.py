@@ -74,17 +74,20 @@ class ReplicaReports:
         self._lock = asyncio.Lock()
         self.stopped = False
 
+    def send(self, state: str, version: int, reason: str) -> None:
+        """One report, blocking (a failure is logged: reporting must not stop serving)."""
+        try:
+            self.client.request("PUT", self.path, json={"url": self.url, "version": version, "state": state,
+                                                        "reason": reason, "managed": self.managed})
+        except Exception as err:  # noqa: BLE001 - reporting must not stop serving
+            log.warning("cannot report replica state %s: %s", state, err)
+
     async def report(self, state: str, version: int, reason: str) -> None:
         async with self._lock:
             if self.stopped:
                 return
             self.stopped = state == "stopped"
-            try:
-                await asyncio.to_thread(self.client.request, "PUT", self.path, json={
-                    "url": self.url, "version": version, "state": state, "reason": reason,
-                    "managed": self.managed})
-            except Exception as err:  # noqa: BLE001 - reporting must not stop serving
-                log.warning("cannot report replica state %s: %s", state, err)
+            await asyncio.to_thread(self.send, state, version, reason)
 
 
 def deployment_plan(config: dict[str, Any]) -> tuple[int, tuple[int, float] | None, int | None]:
@@ -170,24 +173,19 @@ def run_serve(*, ref: str | None, project: str | None, deployment: str | None, h
     replica = os.environ.get("CAIRN_REPLICA_ID") or uuid.uuid4().hex[:12]
     managed = bool(os.environ.get("CAIRN_REPLICA_SET"))  # a job of the deployment's replica set
     url = f"http://{os.environ.get('CAIRN_HOST_ADDRESS') or host}:{bound}"
+    reports = ReplicaReports(client, f"{dep_path}/replicas/{replica}", url, managed) if deployment else None
     try:  # load before listening: a model that cannot load is a clear error, never a traceback
         source.preloaded[plan[0]] = source(plan[0])
     except Exception as err:  # noqa: BLE001 - any load failure: one clear line, never a traceback
         message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
-        if deployment:  # the deployment records replica_failed with the reason (the scheduler restarts us)
-            try:
-                client.request("PUT", f"{dep_path}/replicas/{replica}", json={
-                    "url": url, "version": plan[0], "state": "failed", "reason": message[:2000],
-                    "managed": managed})
-            except Exception as report_err:  # noqa: BLE001 - the load failure is what matters here
-                log.warning("cannot report the failure: %s", report_err)
+        if reports is not None:  # the deployment records replica_failed with the reason (the scheduler restarts us)
+            reports.send("failed", plan[0], message[:2000])
         raise click.ClickException(f"{model_name} version {plan[0]} cannot be served: {message}") from None
     options = ServeOptions(project=project, gateway=client.url, public=public, max_body_bytes=max_body_bytes,
                            deployment=deployment.partition("/")[2] if deployment else None,
                            replica=replica if deployment else None,
                            sample_rate=float(config.get("sample_rate", 1.0)) if config else 1.0)
 
-    reports = ReplicaReports(client, f"{dep_path}/replicas/{replica}", url, managed) if deployment else None
     runtime = Runtime(model_name, source, Metrics(model_name), max_batch=max_batch, max_wait_ms=max_wait_ms,
                       rng=random.Random(seed) if seed is not None else None,
                       report=reports.report if reports is not None else None)
