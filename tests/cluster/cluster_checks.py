@@ -103,9 +103,9 @@ def check_read_models(cluster: Cluster, load: Load) -> None:
             assert got == params, f"registry on {host}: run {run_id} params {got} != {params}"
     for host in CORE:  # the artifacts replicas share one S3 bucket: each serves every blob, verified
         url = cluster.url(host, "artifacts")
-        for digest in load.acked.blobs:
-            answer = loopback.get(f"{url}/blobs/{digest}", headers=headers, timeout=30)
-            assert answer.status_code == 200, f"artifacts on {host}: blob {digest}: {answer.text}"
+        for digest in load.acked.blobs:  # a replica still catching up answers 503 (retry), as above
+            answer = cluster.wait(lambda u=f"{url}/blobs/{digest}": _shown(u, headers, {}),
+                                  f"artifacts on {host} shows blob {digest}")
             assert blake3(answer.content).hexdigest() == digest, f"artifacts on {host}: blob {digest} differs"
     for host in CORE:  # each metrics replica writes every point into a folder of its own
         url = cluster.url(host, "metrics")
