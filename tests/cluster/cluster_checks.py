@@ -135,11 +135,12 @@ def _shown(url: str, headers: dict[str, str], params: dict[str, Any]) -> httpx.R
     return answer
 
 
-def _hash(cluster: Cluster, url: str, seq: int) -> str:
+def _hash(cluster: Cluster, url: str, seq: int) -> str | None:
+    """A replica's content hash; None while it is still catching up to ``seq`` (the caller's loop
+    asks again)."""
     headers = {**cluster.service_headers, H_CAIRN_MIN_SEQ: str(seq)}
-    answer = loopback.get(f"{url}/admin/content-hash", headers=headers, timeout=30)
-    assert answer.status_code == 200, f"{url}: {answer.status_code} {answer.text}"
-    return str(answer.json()["content_hash"])
+    answer = _shown(f"{url}/admin/content-hash", headers, {})
+    return None if answer is None else str(answer.json()["content_hash"])
 
 
 def _rebuild(cluster: Cluster, url: str) -> str:
